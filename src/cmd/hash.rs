@@ -1,0 +1,367 @@
+//! Hash commands.
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::seq::IteratorRandom;
+
+use super::args::{float, int, is, parse_f64, parse_i64, scan_opts};
+use super::{Ctx, OpError};
+use crate::partition::keyspace::{scan_position, take_ordered};
+use crate::partition::{HashValue, Value};
+use crate::resp::{Reply, reply, value::format_double};
+
+/// The hash under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a HashValue>, OpError> {
+    match ctx.ks.get(key, ctx.now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Hash(h) => Ok(Some(h)),
+            _ => Err(OpError::WrongType),
+        },
+    }
+}
+
+/// Runs `f` on the hash under `key`, creating it if missing. An emptied hash
+/// is deleted, as Redis never keeps empty collections.
+fn op_write<T>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    create: bool,
+    f: impl FnOnce(&mut HashValue) -> Result<T, OpError>,
+) -> Result<Option<T>, OpError> {
+    let now = ctx.now;
+    let (out, empty) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
+        let Value::Hash(h) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        let out = f(h)?;
+        (out, h.is_empty())
+    } else {
+        if !create {
+            return Ok(None);
+        }
+        let mut h = HashValue::default();
+        let out = f(&mut h)?;
+        if !h.is_empty() {
+            ctx.ks.insert(key, Value::Hash(Box::new(h)), 0, now);
+        }
+        return Ok(Some(out));
+    };
+    if empty {
+        ctx.ks.remove(key, now);
+    }
+    Ok(Some(out))
+}
+
+/// HSET and HMSET key field value [field value ...]
+pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let hmset = is(&args[0], "hmset");
+    if args.len() % 2 != 0 {
+        return Err(OpError::Arity(if hmset { "hmset" } else { "hset" }));
+    }
+    let added = op_write(ctx, &args[1], true, |h| {
+        Ok(args[2..]
+            .chunks_exact(2)
+            .filter(|p| h.insert(&p[0], &p[1]))
+            .count())
+    })?
+    .unwrap_or(0);
+    Ok(if hmset {
+        Reply::ok()
+    } else {
+        Reply::Int(added as i64)
+    })
+}
+
+pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let set = op_write(ctx, &args[1], true, |h| {
+        Ok(h.get(&args[2]).is_none() && h.insert(&args[2], &args[3]))
+    })?;
+    Ok(Reply::Int(i64::from(set == Some(true))))
+}
+
+pub fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let v = op_read(ctx, &args[1])?.and_then(|h| h.get(&args[2]));
+    Ok(v.map_or(Reply::Nil, Reply::bulk_slice))
+}
+
+pub fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let h = op_read(ctx, &args[1])?;
+    let replies = args[2..]
+        .iter()
+        .map(|f| {
+            h.and_then(|h| h.get(f))
+                .map_or(Reply::Nil, Reply::bulk_slice)
+        })
+        .collect();
+    Ok(Reply::Array(replies))
+}
+
+/// HGETALL, HKEYS, HVALS.
+pub fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let cmd = &args[0];
+    let Some(h) = op_read(ctx, &args[1])? else {
+        return Ok(if is(cmd, "hgetall") {
+            Reply::Map(Vec::new())
+        } else {
+            Reply::Array(Vec::new())
+        });
+    };
+    let len = h.len() as u64;
+    let reply = if is(cmd, "hkeys") {
+        Reply::Array(h.iter().map(|(f, _)| Reply::bulk_slice(f)).collect())
+    } else if is(cmd, "hvals") {
+        Reply::Array(h.iter().map(|(_, v)| Reply::bulk_slice(v)).collect())
+    } else {
+        Reply::Map(
+            h.iter()
+                .map(|(f, v)| (Reply::bulk_slice(f), Reply::bulk_slice(v)))
+                .collect(),
+        )
+    };
+    ctx.work += len;
+    Ok(reply)
+}
+
+pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let n = op_write(ctx, &args[1], false, |h| {
+        Ok(args[2..].iter().filter(|f| h.remove(f)).count())
+    })?;
+    Ok(Reply::Int(n.unwrap_or(0) as i64))
+}
+
+pub fn hexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let found = op_read(ctx, &args[1])?.is_some_and(|h| h.get(&args[2]).is_some());
+    Ok(Reply::Int(i64::from(found)))
+}
+
+pub fn hlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    Ok(Reply::Int(
+        op_read(ctx, &args[1])?.map_or(0, |h| h.len() as i64),
+    ))
+}
+
+pub fn hstrlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let len = op_read(ctx, &args[1])?
+        .and_then(|h| h.get(&args[2]))
+        .map_or(0, |v| v.len());
+    Ok(Reply::Int(len as i64))
+}
+
+pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let delta = int(&args[3])?;
+    let field = &args[2];
+    let new = op_write(ctx, &args[1], true, |h| {
+        let cur = match h.get(field) {
+            Some(v) => parse_i64(v).ok_or(OpError::HashNotInteger)?,
+            None => 0,
+        };
+        let new = cur.checked_add(delta).ok_or(OpError::Overflow)?;
+        h.insert(field, itoa::Buffer::new().format(new).as_bytes());
+        Ok(new)
+    })?;
+    Ok(Reply::Int(new.unwrap_or(0)))
+}
+
+pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let delta = float(&args[3])?;
+    let field = &args[2];
+    let text = op_write(ctx, &args[1], true, |h| {
+        let cur = match h.get(field) {
+            Some(v) => parse_f64(v).ok_or(OpError::HashNotFloat)?,
+            None => 0.0,
+        };
+        let new = cur + delta;
+        if !new.is_finite() {
+            return Err(OpError::NanOrInf);
+        }
+        let text = format_double(new);
+        h.insert(field, text.as_bytes());
+        Ok(text)
+    })?;
+    Ok(Reply::bulk(text.unwrap_or_default()))
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]
+pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let opts = scan_opts(&args[2..], false, true)?;
+    let Some(h) = op_read(ctx, &args[1])? else {
+        return Ok(Reply::Array(vec![
+            Reply::bulk("0"),
+            Reply::Array(Vec::new()),
+        ]));
+    };
+    let items = h.iter().map(|(f, v)| (scan_position(f), (f, v)));
+    let (batch, next) = take_ordered(items, opts.cursor, opts.count);
+    let walked = batch.len() as u64;
+    let mut out = Vec::with_capacity(batch.len() * 2);
+    for (f, v) in batch.into_iter().filter(|(f, _)| opts.matches(f)) {
+        out.push(Reply::bulk_slice(f));
+        if !opts.novalues {
+            out.push(Reply::bulk_slice(v));
+        }
+    }
+    ctx.work += walked;
+    let cursor = itoa::Buffer::new().format(next.unwrap_or(0)).to_string();
+    Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
+}
+
+/// HRANDFIELD key [count [WITHVALUES]]
+pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let count = match args.get(2) {
+        Some(c) => Some(int(c)?),
+        None => None,
+    };
+    let withvalues = match args.get(3) {
+        Some(a) if is(a, "WITHVALUES") => true,
+        Some(_) => return Err(OpError::Syntax),
+        None => false,
+    };
+    if args.len() > 4 {
+        return Err(OpError::Syntax);
+    }
+    if let Some(c) = count
+        && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c)
+    {
+        return Err(OpError::Static(reply::VALUE_OUT_OF_RANGE));
+    }
+    let resp3 = ctx.resp3;
+    let h = op_read(ctx, &args[1])?;
+    let mut rng = rand::rng();
+    let Some(count) = count else {
+        let field = h.and_then(|h| h.iter().choose(&mut rng)).map(|(f, _)| f);
+        return Ok(field.map_or(Reply::Nil, Reply::bulk_slice));
+    };
+    let Some(h) = h.filter(|h| !h.is_empty()) else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let picks: Vec<(&[u8], &[u8])> = if count >= 0 {
+        h.iter().choose_multiple(&mut rng, count as usize)
+    } else {
+        let all: Vec<_> = h.iter().collect();
+        (0..count.unsigned_abs())
+            .map(|_| all[rng.random_range(0..all.len())])
+            .collect()
+    };
+    let walked = picks.len() as u64;
+    let reply = match (withvalues, resp3) {
+        (false, _) => Reply::Array(picks.iter().map(|(f, _)| Reply::bulk_slice(f)).collect()),
+        (true, true) => Reply::Array(
+            picks
+                .iter()
+                .map(|(f, v)| Reply::Array(vec![Reply::bulk_slice(f), Reply::bulk_slice(v)]))
+                .collect(),
+        ),
+        (true, false) => Reply::Array(
+            picks
+                .iter()
+                .flat_map(|(f, v)| [Reply::bulk_slice(f), Reply::bulk_slice(v)])
+                .collect(),
+        ),
+    };
+    ctx.work += walked;
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::partition::value::{ENTRY_OVERHEAD, HASH_FIELD_OVERHEAD};
+    use crate::resp::Reply;
+
+    #[test]
+    fn hash_basics() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["hset", "h", "a", "1", "b", "2"]), Reply::Int(2));
+        assert_eq!(h.run(&["hset", "h", "a", "3"]), Reply::Int(0));
+        assert_eq!(
+            h.run(&["hset", "h", "a"]),
+            err("ERR wrong number of arguments for 'hset' command")
+        );
+        assert_eq!(h.run(&["hmset", "h", "c", "4"]), Reply::ok());
+        assert_eq!(h.run(&["hsetnx", "h", "c", "5"]), Reply::Int(0));
+        assert_eq!(h.run(&["hget", "h", "a"]), bulk("3"));
+        assert_eq!(
+            h.run(&["hmget", "h", "a", "x"]),
+            Reply::Array(vec![bulk("3"), Reply::Nil])
+        );
+        assert_eq!(h.run(&["hlen", "h"]), Reply::Int(3));
+        assert_eq!(h.run(&["hstrlen", "h", "a"]), Reply::Int(1));
+        assert_eq!(h.run(&["hexists", "h", "b"]), Reply::Int(1));
+        assert_eq!(
+            h.ks.used_bytes(),
+            1 + ENTRY_OVERHEAD + 3 * (2 + HASH_FIELD_OVERHEAD)
+        );
+        assert_eq!(h.run(&["hdel", "h", "a", "b", "zz"]), Reply::Int(2));
+        assert_eq!(h.run(&["hdel", "h", "c"]), Reply::Int(1));
+        assert_eq!(h.run(&["exists", "h"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), 0);
+        h.run(&["set", "s", "v"]);
+        assert_eq!(
+            h.run(&["hget", "s", "a"]),
+            err(crate::resp::reply::WRONGTYPE)
+        );
+        assert_eq!(h.run(&["hgetall", "nope"]), Reply::Map(vec![]));
+    }
+
+    #[test]
+    fn hash_counters() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["hincrby", "h", "n", "5"]), Reply::Int(5));
+        assert_eq!(h.run(&["hincrbyfloat", "h", "f", "1.5"]), bulk("1.5"));
+        h.run(&["hset", "h", "s", "abc"]);
+        assert_eq!(
+            h.run(&["hincrby", "h", "s", "1"]),
+            err("ERR hash value is not an integer")
+        );
+        assert_eq!(
+            h.run(&["hincrbyfloat", "h", "s", "1"]),
+            err("ERR hash value is not a float")
+        );
+        assert_eq!(
+            h.run(&["hincrby", "h", "n", "9223372036854775807"]),
+            err("ERR increment or decrement would overflow")
+        );
+    }
+
+    #[test]
+    fn hscan_and_hrandfield() {
+        let mut h = Harness::new();
+        for i in 0..100 {
+            h.run(&["hset", "h", &format!("f{i}"), "v"]);
+        }
+        let mut cursor = "0".to_string();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let Reply::Array(parts) = h.run(&["hscan", "h", &cursor, "COUNT", "7", "NOVALUES"])
+            else {
+                panic!()
+            };
+            let (Reply::Bulk(c), Reply::Array(fields)) = (&parts[0], &parts[1]) else {
+                panic!()
+            };
+            for f in fields {
+                assert!(seen.insert(format!("{f:?}")));
+            }
+            cursor = String::from_utf8(c.to_vec()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 100);
+        let Reply::Array(v) = h.run(&["hrandfield", "h", "5"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 5);
+        let Reply::Array(v) = h.run(&["hrandfield", "h", "-200", "WITHVALUES"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 400);
+        let Reply::Array(v) = h.run(&["hrandfield", "h", "500"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 100);
+        assert_eq!(h.run(&["hrandfield", "nope"]), Reply::Nil);
+        assert_eq!(h.run(&["hscan", "h", "x"]), err("ERR invalid cursor"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Generic key commands: existence, deletion, TTLs, renames, copies.
+//! (SCAN, KEYS, DBSIZE and FLUSHDB span partitions and run in the proxy.)
+
+use bytes::Bytes;
+
+use super::args::{int, is};
+use super::{Ctx, OpError};
+use crate::resp::{Reply, reply};
+
+pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let now = ctx.now;
+    let n = args[1..]
+        .iter()
+        .filter(|k| ctx.ks.remove(k, now).is_some())
+        .count();
+    Ok(Reply::Int(n as i64))
+}
+
+/// EXISTS and TOUCH: how many of the keys exist (repeats count again).
+pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let now = ctx.now;
+    let n = args[1..]
+        .iter()
+        .filter(|k| ctx.ks.get(k, now).is_some())
+        .count();
+    Ok(Reply::Int(n as i64))
+}
+
+pub fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let name = match ctx.ks.get(&args[1], ctx.now) {
+        Some(e) => e.value.value_type().name(),
+        None => "none",
+    };
+    Ok(Reply::status(name))
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time [NX|XX|GT|LT]
+pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let cmd = &args[0];
+    let (name, seconds, relative): (&'static str, bool, bool) = if is(cmd, "expire") {
+        ("expire", true, true)
+    } else if is(cmd, "pexpire") {
+        ("pexpire", false, true)
+    } else if is(cmd, "expireat") {
+        ("expireat", true, false)
+    } else {
+        ("pexpireat", false, false)
+    };
+    let when = int(&args[2])?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        if is(opt, "NX") {
+            nx = true;
+        } else if is(opt, "XX") {
+            xx = true;
+        } else if is(opt, "GT") {
+            gt = true;
+        } else if is(opt, "LT") {
+            lt = true;
+        } else {
+            return Err(OpError::Text(reply::unsupported_option(opt)));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(OpError::Static(reply::NX_XX_GT_LT));
+    }
+    if gt && lt {
+        return Err(OpError::Static(reply::GT_LT));
+    }
+    let ms = if seconds {
+        when.checked_mul(1000)
+    } else {
+        Some(when)
+    };
+    let at = ms
+        .and_then(|ms| {
+            if relative {
+                ms.checked_add(ctx.now as i64)
+            } else {
+                Some(ms)
+            }
+        })
+        .ok_or(OpError::InvalidExpire(name))?;
+    let key = &args[1];
+    let Some(current) = ctx.ks.get_mut(key, ctx.now).map(|e| e.expire_at()) else {
+        return Ok(Reply::Int(0));
+    };
+    let refused = match current {
+        Some(cur) => nx || (gt && at <= cur as i64) || (lt && at >= cur as i64),
+        None => xx || gt,
+    };
+    if refused {
+        return Ok(Reply::Int(0));
+    }
+    if at <= ctx.now as i64 {
+        ctx.ks.remove(key, ctx.now);
+    } else {
+        ctx.ks.set_expire(key, Some(at as u64), ctx.now);
+    }
+    Ok(Reply::Int(1))
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 no key, -1 no deadline.
+pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let cmd = &args[0];
+    let now = ctx.now;
+    let Some(entry) = ctx.ks.get(&args[1], now) else {
+        return Ok(Reply::Int(-2));
+    };
+    let Some(at) = entry.expire_at() else {
+        return Ok(Reply::Int(-1));
+    };
+    let left = at.saturating_sub(now) as i64;
+    let n = if is(cmd, "ttl") {
+        (left + 500) / 1000
+    } else if is(cmd, "pttl") {
+        left
+    } else if is(cmd, "expiretime") {
+        at as i64 / 1000
+    } else {
+        at as i64
+    };
+    Ok(Reply::Int(n))
+}
+
+pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let had = ctx
+        .ks
+        .get_mut(&args[1], ctx.now)
+        .and_then(|e| e.expire_at())
+        .is_some();
+    if had {
+        ctx.ks.set_expire(&args[1], None, ctx.now);
+    }
+    Ok(Reply::Int(i64::from(had)))
+}
+
+/// RENAME and RENAMENX: the value moves with its deadline.
+pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let nx = is(&args[0], "renamenx");
+    let (src, dst) = (&args[1], &args[2]);
+    let now = ctx.now;
+    if !ctx.ks.contains(src, now) {
+        return Err(OpError::NoSuchKey);
+    }
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::ok() });
+    }
+    if nx && ctx.ks.contains(dst, now) {
+        return Ok(Reply::Int(0));
+    }
+    let Some(entry) = ctx.ks.remove(src, now) else {
+        return Err(OpError::NoSuchKey);
+    };
+    let at = entry.expire_at().unwrap_or(0);
+    ctx.ks.insert(dst, entry.value, at, now);
+    Ok(if nx { Reply::Int(1) } else { Reply::ok() })
+}
+
+/// COPY source destination [DB 0] [REPLACE]
+pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (src, dst) = (&args[1], &args[2]);
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "REPLACE") {
+            replace = true;
+        } else if is(&args[i], "DB") && i + 1 < args.len() {
+            if int(&args[i + 1])? != 0 {
+                return Err(OpError::Static(reply::COPY_DB_CLUSTER));
+            }
+            i += 1;
+        } else {
+            return Err(OpError::Syntax);
+        }
+        i += 1;
+    }
+    if src == dst {
+        return Err(OpError::Static(reply::SAME_OBJECT));
+    }
+    let now = ctx.now;
+    let Some(entry) = ctx.ks.get(src, now).cloned() else {
+        return Ok(Reply::Int(0));
+    };
+    if !replace && ctx.ks.contains(dst, now) {
+        return Ok(Reply::Int(0));
+    }
+    ctx.work += entry.value.mem_bytes() as u64 / 64;
+    let at = entry.expire_at().unwrap_or(0);
+    ctx.ks.insert(dst, entry.value, at, now);
+    Ok(Reply::Int(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::resp::Reply;
+
+    #[test]
+    fn expire_options() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        assert_eq!(h.run(&["expire", "k", "100", "XX"]), Reply::Int(0));
+        assert_eq!(h.run(&["expire", "k", "100", "GT"]), Reply::Int(0));
+        assert_eq!(h.run(&["expire", "k", "100", "LT"]), Reply::Int(1));
+        assert_eq!(h.run(&["expire", "k", "50", "NX"]), Reply::Int(0));
+        assert_eq!(h.run(&["expire", "k", "50", "GT"]), Reply::Int(0));
+        assert_eq!(h.run(&["expire", "k", "200", "GT"]), Reply::Int(1));
+        assert_eq!(h.run(&["ttl", "k"]), Reply::Int(200));
+        assert_eq!(
+            h.run(&["expire", "k", "1", "NX", "XX"]),
+            err("ERR NX and XX, GT or LT options at the same time are not compatible")
+        );
+        assert_eq!(
+            h.run(&["expire", "k", "1", "GT", "LT"]),
+            err("ERR GT and LT options at the same time are not compatible")
+        );
+        assert_eq!(
+            h.run(&["expire", "k", "1", "FOO"]),
+            err("ERR Unsupported option FOO")
+        );
+        assert_eq!(
+            h.run(&["expire", "k", "9223372036854775807"]),
+            err("ERR invalid expire time in 'expire' command")
+        );
+        assert_eq!(h.run(&["expire", "missing", "10"]), Reply::Int(0));
+        let now = h.now;
+        assert_eq!(
+            h.run(&["pexpireat", "k", &(now + 5000).to_string()]),
+            Reply::Int(1)
+        );
+        assert_eq!(
+            h.run(&["pexpiretime", "k"]),
+            Reply::Int((now + 5000) as i64)
+        );
+        assert_eq!(
+            h.run(&["expiretime", "k"]),
+            Reply::Int(((now + 5000) / 1000) as i64)
+        );
+        assert_eq!(h.run(&["persist", "k"]), Reply::Int(1));
+        assert_eq!(h.run(&["persist", "k"]), Reply::Int(0));
+        assert_eq!(h.run(&["ttl", "k"]), Reply::Int(-1));
+        assert_eq!(h.run(&["ttl", "missing"]), Reply::Int(-2));
+        assert_eq!(h.run(&["expire", "k", "-1"]), Reply::Int(1));
+        assert_eq!(h.run(&["exists", "k"]), Reply::Int(0));
+    }
+
+    #[test]
+    fn time_passes() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v", "PX", "100"]);
+        h.now += 99;
+        assert_eq!(h.run(&["get", "k"]), bulk("v"));
+        h.now += 1;
+        assert_eq!(h.run(&["get", "k"]), Reply::Nil);
+        assert_eq!(h.ks.len(), 0);
+    }
+
+    #[test]
+    fn rename_copy_del() {
+        let mut h = Harness::new();
+        h.run(&["set", "{t}a", "1"]);
+        h.run(&["expire", "{t}a", "100"]);
+        assert_eq!(h.run(&["rename", "{t}a", "{t}b"]), Reply::ok());
+        assert_eq!(h.run(&["ttl", "{t}b"]), Reply::Int(100));
+        assert_eq!(h.run(&["rename", "{t}a", "{t}c"]), err("ERR no such key"));
+        h.run(&["set", "{t}c", "3"]);
+        assert_eq!(h.run(&["renamenx", "{t}b", "{t}c"]), Reply::Int(0));
+        assert_eq!(h.run(&["copy", "{t}b", "{t}c"]), Reply::Int(0));
+        assert_eq!(h.run(&["copy", "{t}b", "{t}c", "REPLACE"]), Reply::Int(1));
+        assert_eq!(h.run(&["get", "{t}c"]), bulk("1"));
+        assert_eq!(
+            h.run(&["copy", "{t}b", "{t}d", "DB", "1"]),
+            err("ERR Copying to another database is not allowed in cluster mode")
+        );
+        assert_eq!(h.run(&["type", "{t}c"]), Reply::status("string"));
+        assert_eq!(h.run(&["type", "nope"]), Reply::status("none"));
+        assert_eq!(h.run(&["exists", "{t}b", "{t}b", "nope"]), Reply::Int(2));
+        assert_eq!(h.run(&["del", "{t}b", "{t}c", "nope"]), Reply::Int(2));
+        assert_eq!(h.ks.len(), 0);
+        assert_eq!(h.ks.used_bytes(), 0);
+    }
+}

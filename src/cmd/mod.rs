@@ -1,0 +1,156 @@
+//! Commands: the one table that declares them, argument parsing, and the data
+//! handlers grouped by family (`string`, `keys`, `hash`).
+//!
+//! Adding a command = one row in [`table::COMMANDS`] + one handler in its family
+//! file. A data handler runs inside one partition with a [`Ctx`] (the keyspace,
+//! the time, a work counter), calls typed storage operations and returns a
+//! [`Reply`] or an [`OpError`]; [`OpError::reply`] is the one place errors
+//! become RESP. Connection and cache-wide commands ([`ConnOp`]) are declared
+//! here but run by the proxy, which owns connection state and the partition pool.
+//!
+//! This layer never imports the proxy, pool, metering or control layers.
+
+pub mod args;
+pub mod hash;
+pub mod keys;
+pub mod string;
+pub mod table;
+
+use bytes::Bytes;
+
+use crate::partition::Keyspace;
+use crate::resp::{Reply, reply};
+
+pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, flags, lookup};
+
+/// What a data handler works with: one partition's keyspace, frozen "now",
+/// and counters it reports back.
+pub struct Ctx<'a> {
+    pub ks: &'a mut Keyspace,
+    /// Unix milliseconds, read once per command.
+    pub now: u64,
+    /// Elements walked beyond the keys named (metered as work).
+    pub work: u64,
+    /// Whether the client speaks RESP3 (a few replies nest differently).
+    pub resp3: bool,
+    /// Largest string a write may produce (proto-max-bulk-len).
+    pub max_value_len: usize,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(ks: &'a mut Keyspace, now: u64) -> Ctx<'a> {
+        Ctx {
+            ks,
+            now,
+            work: 0,
+            resp3: false,
+            max_value_len: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// A data handler: `args[0]` is the command name, arity is already checked.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Result<Reply, OpError>;
+
+/// Why a command failed; [`OpError::reply`] turns it into the Redis error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    #[error("{}", reply::WRONGTYPE)]
+    WrongType,
+    #[error("{}", reply::NOT_INTEGER)]
+    NotInteger,
+    #[error("{}", reply::NOT_FLOAT)]
+    NotFloat,
+    #[error("{}", reply::OVERFLOW)]
+    Overflow,
+    #[error("{}", reply::NAN_OR_INF)]
+    NanOrInf,
+    #[error("{}", reply::NO_SUCH_KEY)]
+    NoSuchKey,
+    #[error("{}", reply::SYNTAX)]
+    Syntax,
+    #[error("{}", reply::STRING_TOO_LONG)]
+    StringTooLong,
+    #[error("{}", reply::OFFSET_OUT_OF_RANGE)]
+    OffsetOutOfRange,
+    #[error("{}", reply::HASH_NOT_INTEGER)]
+    HashNotInteger,
+    #[error("{}", reply::HASH_NOT_FLOAT)]
+    HashNotFloat,
+    #[error("{}", reply::INVALID_CURSOR)]
+    InvalidCursor,
+    /// `ERR invalid expire time in '<cmd>' command`
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    /// `ERR wrong number of arguments for '<cmd>' command`
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    Arity(&'static str),
+    /// Any other fixed error string from [`reply`].
+    #[error("{0}")]
+    Static(&'static str),
+    /// An error whose text is built at run time.
+    #[error("{0}")]
+    Text(String),
+}
+
+impl OpError {
+    /// The one mapping from errors to RESP.
+    pub fn reply(&self) -> Reply {
+        match self {
+            OpError::Static(s) => Reply::err(s),
+            other => Reply::err_owned(other.to_string()),
+        }
+    }
+}
+
+/// Runs a data command on `ctx` and returns its reply (errors included).
+pub fn execute(spec: &CommandSpec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match spec.exec {
+        Exec::Data(handler) => handler(ctx, args).unwrap_or_else(|e| e.reply()),
+        Exec::Conn(_) => Reply::err("ERR command must run on the connection"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! `run(&["set","k","v"])`: command semantics in-process, no network.
+    use super::*;
+
+    pub struct Harness {
+        pub ks: Keyspace,
+        pub now: u64,
+        pub resp3: bool,
+    }
+
+    impl Harness {
+        pub fn new() -> Harness {
+            Harness {
+                ks: Keyspace::whole(),
+                now: 1_700_000_000_000,
+                resp3: false,
+            }
+        }
+
+        pub fn run(&mut self, argv: &[&str]) -> Reply {
+            let args: Vec<Bytes> = argv
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let spec = lookup(&args[0]).expect("unknown command in test");
+            if !spec.arity_ok(args.len()) {
+                return Reply::err_owned(reply::wrong_arity(spec.name));
+            }
+            let mut ctx = Ctx::new(&mut self.ks, self.now);
+            ctx.resp3 = self.resp3;
+            execute(spec, &mut ctx, &args)
+        }
+    }
+
+    pub fn bulk(s: &str) -> Reply {
+        Reply::bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    pub fn err(s: &str) -> Reply {
+        Reply::err_owned(s.to_string())
+    }
+}

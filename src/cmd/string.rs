@@ -1,0 +1,502 @@
+//! String commands: GET, SET and friends, counters, ranges.
+
+use bytes::Bytes;
+
+use super::args::{float, int, is, parse_f64, parse_i64};
+use super::{Ctx, OpError};
+use crate::partition::Value;
+use crate::resp::{Reply, reply, value::format_double};
+
+/// The string under `key` (read lookup), `None` if missing, WRONGTYPE otherwise.
+pub fn op_get<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a [u8]>, OpError> {
+    match ctx.ks.get(key, ctx.now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Str(v) => Ok(Some(v)),
+            _ => Err(OpError::WrongType),
+        },
+    }
+}
+
+/// Stores a string, clearing any TTL unless `expire_at` says otherwise.
+/// A deadline already in the past deletes the key instead, as Redis does.
+fn op_set(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expire_at: u64) {
+    if expire_at != 0 && expire_at <= ctx.now {
+        ctx.ks.remove(key, ctx.now);
+    } else {
+        ctx.ks
+            .insert(key, Value::Str(value.to_vec()), expire_at, ctx.now);
+    }
+}
+
+/// Parses an expiry argument into an absolute unix-ms deadline.
+/// `unit` is EX, PX, EXAT or PXAT; the value must be positive and not overflow.
+pub fn parse_deadline(
+    cmd: &'static str,
+    unit: &[u8],
+    value: &[u8],
+    now: u64,
+) -> Result<u64, OpError> {
+    let n = int(value)?;
+    if n <= 0 {
+        return Err(OpError::InvalidExpire(cmd));
+    }
+    let seconds = is(unit, "EX") || is(unit, "EXAT");
+    let relative = is(unit, "EX") || is(unit, "PX");
+    let ms = if seconds {
+        n.checked_mul(1000)
+    } else {
+        Some(n)
+    };
+    let at = ms.and_then(|ms| {
+        if relative {
+            ms.checked_add(now as i64)
+        } else {
+            Some(ms)
+        }
+    });
+    at.map(|at| at as u64).ok_or(OpError::InvalidExpire(cmd))
+}
+
+fn is_expiry_unit(a: &[u8]) -> bool {
+    is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT")
+}
+
+pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    Ok(op_get(ctx, &args[1])?.map_or(Reply::Nil, Reply::bulk_slice))
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ts|KEEPTTL]
+pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (key, value) = (&args[1], &args[2]);
+    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+    let mut expiry: Option<(&[u8], &[u8])> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i][..];
+        if is(a, "NX") && !xx {
+            nx = true;
+        } else if is(a, "XX") && !nx {
+            xx = true;
+        } else if is(a, "GET") {
+            get = true;
+        } else if is(a, "KEEPTTL") && expiry.is_none() {
+            keepttl = true;
+        } else if is_expiry_unit(a) && expiry.is_none() && !keepttl && i + 1 < args.len() {
+            expiry = Some((a, &args[i + 1]));
+            i += 1;
+        } else {
+            return Err(OpError::Syntax);
+        }
+        i += 1;
+    }
+    let mut expire_at = match expiry {
+        Some((unit, v)) => parse_deadline("set", unit, v, ctx.now)?,
+        None => 0,
+    };
+    let old: Option<Bytes> = if get {
+        op_get(ctx, key)?.map(Bytes::copy_from_slice)
+    } else {
+        None
+    };
+    if nx || xx || keepttl {
+        let exists = ctx.ks.contains(key, ctx.now);
+        if (nx && exists) || (xx && !exists) {
+            return Ok(if get { old.into() } else { Reply::Nil });
+        }
+        if keepttl {
+            expire_at = ctx
+                .ks
+                .get_mut(key, ctx.now)
+                .and_then(|e| e.expire_at())
+                .unwrap_or(0);
+        }
+    }
+    op_set(ctx, key, value, expire_at);
+    Ok(if get { old.into() } else { Reply::ok() })
+}
+
+pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    if ctx.ks.contains(&args[1], ctx.now) {
+        return Ok(Reply::Int(0));
+    }
+    op_set(ctx, &args[1], &args[2], 0);
+    Ok(Reply::Int(1))
+}
+
+pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let at = parse_deadline("setex", b"EX", &args[2], ctx.now)?;
+    op_set(ctx, &args[1], &args[3], at);
+    Ok(Reply::ok())
+}
+
+pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let at = parse_deadline("psetex", b"PX", &args[2], ctx.now)?;
+    op_set(ctx, &args[1], &args[3], at);
+    Ok(Reply::ok())
+}
+
+pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let old = op_get(ctx, &args[1])?.map(Bytes::copy_from_slice);
+    op_set(ctx, &args[1], &args[2], 0);
+    Ok(old.into())
+}
+
+pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let old = op_get(ctx, &args[1])?.map(Bytes::copy_from_slice);
+    if old.is_some() {
+        ctx.ks.remove(&args[1], ctx.now);
+    }
+    Ok(old.into())
+}
+
+/// GETEX key [EX s|PX ms|EXAT ts|PXAT ts|PERSIST]
+pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let key = &args[1];
+    let mut change: Option<Option<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i][..];
+        if is(a, "PERSIST") && change.is_none() {
+            change = Some(None);
+        } else if is_expiry_unit(a) && change.is_none() && i + 1 < args.len() {
+            change = Some(Some(parse_deadline("getex", a, &args[i + 1], ctx.now)?));
+            i += 1;
+        } else {
+            return Err(OpError::Syntax);
+        }
+        i += 1;
+    }
+    let Some(value) = op_get(ctx, key)?.map(Bytes::copy_from_slice) else {
+        return Ok(Reply::Nil);
+    };
+    match change {
+        Some(Some(at)) if at <= ctx.now => {
+            ctx.ks.remove(key, ctx.now);
+        }
+        Some(at) => {
+            ctx.ks.set_expire(key, at, ctx.now);
+        }
+        None => {}
+    }
+    Ok(Reply::Bulk(value))
+}
+
+pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let replies = args[1..]
+        .iter()
+        .map(|k| match op_get(ctx, k) {
+            Ok(Some(v)) => Reply::bulk_slice(v),
+            _ => Reply::Nil,
+        })
+        .collect();
+    Ok(Reply::Array(replies))
+}
+
+pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    if args.len() % 2 == 0 {
+        return Err(OpError::Arity("mset"));
+    }
+    for pair in args[1..].chunks_exact(2) {
+        op_set(ctx, &pair[0], &pair[1], 0);
+    }
+    Ok(Reply::ok())
+}
+
+pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    if args.len() % 2 == 0 {
+        return Err(OpError::Arity("msetnx"));
+    }
+    let now = ctx.now;
+    if args[1..]
+        .chunks_exact(2)
+        .any(|p| ctx.ks.contains(&p[0], now))
+    {
+        return Ok(Reply::Int(0));
+    }
+    for pair in args[1..].chunks_exact(2) {
+        op_set(ctx, &pair[0], &pair[1], 0);
+    }
+    Ok(Reply::Int(1))
+}
+
+/// Adds `delta` to the integer under `key` (0 if missing), keeping its TTL.
+pub fn op_incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> Result<i64, OpError> {
+    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
+        let Value::Str(v) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        let cur = parse_i64(v).ok_or(OpError::NotInteger)?;
+        let new = cur.checked_add(delta).ok_or(OpError::Overflow)?;
+        v.clear();
+        v.extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
+        return Ok(new);
+    }
+    let text = itoa::Buffer::new().format(delta).as_bytes().to_vec();
+    ctx.ks.insert(key, Value::Str(text), 0, ctx.now);
+    Ok(delta)
+}
+
+pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    op_incr_by(ctx, &args[1], 1).map(Reply::Int)
+}
+
+pub fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    op_incr_by(ctx, &args[1], -1).map(Reply::Int)
+}
+
+pub fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let delta = int(&args[2])?;
+    op_incr_by(ctx, &args[1], delta).map(Reply::Int)
+}
+
+pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let delta = int(&args[2])?;
+    if delta == i64::MIN {
+        return Err(OpError::Static(reply::DECREMENT_OVERFLOW));
+    }
+    op_incr_by(ctx, &args[1], -delta).map(Reply::Int)
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let delta = float(&args[2])?;
+    let key = &args[1];
+    let cur = match op_get(ctx, key)? {
+        Some(v) => parse_f64(v).ok_or(OpError::NotFloat)?,
+        None => 0.0,
+    };
+    let new = cur + delta;
+    if !new.is_finite() {
+        return Err(OpError::NanOrInf);
+    }
+    let text = format_double(new);
+    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
+        *e.value_mut() = Value::Str(text.clone().into_bytes());
+    } else {
+        ctx.ks
+            .insert(key, Value::Str(text.clone().into_bytes()), 0, ctx.now);
+    }
+    Ok(Reply::bulk(text))
+}
+
+pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (key, tail) = (&args[1], &args[2]);
+    let max = ctx.max_value_len;
+    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
+        let Value::Str(v) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        if v.len() + tail.len() > max {
+            return Err(OpError::StringTooLong);
+        }
+        v.extend_from_slice(tail);
+        return Ok(Reply::Int(v.len() as i64));
+    }
+    op_set(ctx, key, tail, 0);
+    Ok(Reply::Int(tail.len() as i64))
+}
+
+pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    Ok(Reply::Int(
+        op_get(ctx, &args[1])?.map_or(0, |v| v.len() as i64),
+    ))
+}
+
+pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (mut start, mut end) = (int(&args[2])?, int(&args[3])?);
+    let v = op_get(ctx, &args[1])?.unwrap_or_default();
+    let len = v.len() as i64;
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return Ok(Reply::bulk(Bytes::new()));
+    }
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0).min(len - 1);
+    if start > end {
+        return Ok(Reply::bulk(Bytes::new()));
+    }
+    Ok(Reply::bulk_slice(&v[start as usize..=end as usize]))
+}
+
+pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (key, piece) = (&args[1], &args[3]);
+    let offset = int(&args[2])?;
+    if offset < 0 {
+        return Err(OpError::OffsetOutOfRange);
+    }
+    let offset = offset as usize;
+    let max = ctx.max_value_len;
+    let write = |v: &mut Vec<u8>| -> Result<i64, OpError> {
+        if piece.is_empty() {
+            return Ok(v.len() as i64);
+        }
+        if offset.saturating_add(piece.len()) > max {
+            return Err(OpError::StringTooLong);
+        }
+        if v.len() < offset + piece.len() {
+            v.resize(offset + piece.len(), 0);
+        }
+        v[offset..offset + piece.len()].copy_from_slice(piece);
+        Ok(v.len() as i64)
+    };
+    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
+        let Value::Str(v) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        return write(v).map(Reply::Int);
+    }
+    let mut v = Vec::new();
+    let len = write(&mut v)?;
+    if !v.is_empty() {
+        ctx.ks.insert(key, Value::Str(v), 0, ctx.now);
+    }
+    Ok(Reply::Int(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::resp::Reply;
+
+    #[test]
+    fn set_options() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["set", "k", "v"]), Reply::ok());
+        assert_eq!(h.run(&["set", "k", "w", "NX"]), Reply::Nil);
+        assert_eq!(h.run(&["set", "k", "w", "XX", "GET"]), bulk("v"));
+        assert_eq!(h.run(&["set", "n", "w", "XX"]), Reply::Nil);
+        assert_eq!(
+            h.run(&["set", "k", "w", "NX", "XX"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["set", "k", "w", "EX", "10", "PX", "5"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["set", "k", "w", "EX", "0"]),
+            err("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(
+            h.run(&["set", "k", "w", "EX", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            h.run(&["set", "k", "w", "EX", "9223372036854775807"]),
+            err("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(h.run(&["set", "k", "v", "EX", "100"]), Reply::ok());
+        assert_eq!(h.run(&["ttl", "k"]), Reply::Int(100));
+        assert_eq!(h.run(&["set", "k", "v2", "KEEPTTL"]), Reply::ok());
+        assert_eq!(h.run(&["ttl", "k"]), Reply::Int(100));
+        assert_eq!(h.run(&["set", "k", "v3"]), Reply::ok());
+        assert_eq!(h.run(&["ttl", "k"]), Reply::Int(-1));
+        assert_eq!(h.run(&["hset", "h", "f", "v"]), Reply::Int(1));
+        assert_eq!(
+            h.run(&["set", "h", "v", "GET"]),
+            err(crate::resp::reply::WRONGTYPE)
+        );
+        assert_eq!(h.run(&["set", "past", "v", "PXAT", "1"]), Reply::ok());
+        assert_eq!(h.run(&["exists", "past"]), Reply::Int(0));
+    }
+
+    #[test]
+    fn counters() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["incr", "c"]), Reply::Int(1));
+        assert_eq!(h.run(&["incrby", "c", "41"]), Reply::Int(42));
+        assert_eq!(h.run(&["decrby", "c", "2"]), Reply::Int(40));
+        assert_eq!(h.run(&["set", "c", "9223372036854775807"]), Reply::ok());
+        assert_eq!(
+            h.run(&["incr", "c"]),
+            err("ERR increment or decrement would overflow")
+        );
+        assert_eq!(h.run(&["set", "c", "01"]), Reply::ok());
+        assert_eq!(
+            h.run(&["incr", "c"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            h.run(&["decrby", "c", "-9223372036854775808"]),
+            err("ERR decrement would overflow")
+        );
+        assert_eq!(h.run(&["set", "f", "10.5"]), Reply::ok());
+        assert_eq!(h.run(&["incrbyfloat", "f", "0.1"]), bulk("10.6"));
+        assert_eq!(h.run(&["incrbyfloat", "f", "-5.6"]), bulk("5"));
+        assert_eq!(
+            h.run(&["incrbyfloat", "f", "inf"]),
+            err("ERR increment would produce NaN or Infinity")
+        );
+        assert_eq!(
+            h.run(&["incrbyfloat", "f", "x"]),
+            err("ERR value is not a valid float")
+        );
+    }
+
+    #[test]
+    fn ranges_and_append() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["append", "s", "Hello"]), Reply::Int(5));
+        assert_eq!(h.run(&["append", "s", " World"]), Reply::Int(11));
+        assert_eq!(h.run(&["getrange", "s", "0", "3"]), bulk("Hell"));
+        assert_eq!(h.run(&["getrange", "s", "-3", "-1"]), bulk("rld"));
+        assert_eq!(h.run(&["getrange", "s", "0", "-1"]), bulk("Hello World"));
+        assert_eq!(h.run(&["getrange", "s", "10", "100"]), bulk("d"));
+        assert_eq!(h.run(&["getrange", "s", "-1", "-5"]), bulk(""));
+        assert_eq!(h.run(&["setrange", "s", "6", "Redis"]), Reply::Int(11));
+        assert_eq!(h.run(&["get", "s"]), bulk("Hello Redis"));
+        assert_eq!(h.run(&["setrange", "z", "3", "ab"]), Reply::Int(5));
+        assert_eq!(h.run(&["get", "z"]), bulk("\0\0\0ab"));
+        assert_eq!(
+            h.run(&["setrange", "z", "-1", "ab"]),
+            err("ERR offset is out of range")
+        );
+        assert_eq!(
+            h.run(&["setrange", "z", "536870911", "ab"]),
+            err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        );
+        assert_eq!(h.run(&["setrange", "empty", "3", ""]), Reply::Int(0));
+        assert_eq!(h.run(&["exists", "empty"]), Reply::Int(0));
+        assert_eq!(h.run(&["strlen", "s"]), Reply::Int(11));
+    }
+
+    #[test]
+    fn multi_and_getex() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["mset", "a", "1", "b", "2"]), Reply::ok());
+        assert_eq!(
+            h.run(&["mset", "a", "1", "b"]),
+            err("ERR wrong number of arguments for 'mset' command")
+        );
+        assert_eq!(h.run(&["hset", "h", "f", "v"]), Reply::Int(1));
+        assert_eq!(
+            h.run(&["mget", "a", "nope", "b", "h"]),
+            Reply::Array(vec![bulk("1"), Reply::Nil, bulk("2"), Reply::Nil])
+        );
+        assert_eq!(h.run(&["msetnx", "a", "1", "c", "3"]), Reply::Int(0));
+        assert_eq!(h.run(&["msetnx", "c", "3", "d", "4"]), Reply::Int(1));
+        assert_eq!(h.run(&["getex", "a", "EX", "50"]), bulk("1"));
+        assert_eq!(h.run(&["ttl", "a"]), Reply::Int(50));
+        assert_eq!(h.run(&["getex", "a", "PERSIST"]), bulk("1"));
+        assert_eq!(h.run(&["ttl", "a"]), Reply::Int(-1));
+        assert_eq!(
+            h.run(&["getex", "a", "EX", "1", "PX", "1"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(h.run(&["getdel", "a"]), bulk("1"));
+        assert_eq!(h.run(&["getdel", "a"]), Reply::Nil);
+        assert_eq!(h.run(&["getset", "b", "x"]), bulk("2"));
+        assert_eq!(h.run(&["setnx", "b", "y"]), Reply::Int(0));
+        assert_eq!(
+            h.run(&["setex", "b", "0", "y"]),
+            err("ERR invalid expire time in 'setex' command")
+        );
+        assert_eq!(h.run(&["psetex", "b", "1500", "y"]), Reply::ok());
+        assert_eq!(h.run(&["pttl", "b"]), Reply::Int(1500));
+    }
+}

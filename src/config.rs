@@ -1,0 +1,210 @@
+//! Every setting of `stratus serve`: its default (a constant with its unit and
+//! reason), its flag and environment variable, and its check in
+//! [`ServeConfig::validate`], run once at start-up.
+
+use std::net::IpAddr;
+
+use clap::{Args, ValueEnum};
+
+/// RESP port: Redis's.
+pub const DEFAULT_PORT: u16 = 6379;
+/// Control API port.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Largest bulk string, bytes: Redis's proto-max-bulk-len and ElastiCache's limit.
+pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// Most arguments per request: ElastiCache Serverless's limit.
+pub const DEFAULT_MAX_ARGS: usize = 3999;
+/// Longest key, bytes: ElastiCache Serverless's limit.
+pub const DEFAULT_MAX_KEY_LEN: usize = 4096;
+/// Pending reply bytes after which a client that does not read is
+/// disconnected (Redis's client-output-buffer-limit, hard).
+pub const DEFAULT_OUTPUT_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
+/// Most simultaneous client connections (Redis's maxclients).
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// Seconds to wait for connections to finish on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
+
+/// Whether the embedded `default` cache accepts unauthenticated connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DefaultCache {
+    /// On when the RESP port listens on loopback only.
+    Auto,
+    /// Always on (an explicit operator choice, also on public addresses).
+    On,
+    Off,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of `stratus serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address the RESP port listens on.
+    #[arg(long, env = "STRATUS_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// RESP port (0 = any free port).
+    #[arg(long, env = "STRATUS_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Address the HTTP control API listens on.
+    #[arg(long, env = "STRATUS_HTTP_BIND", default_value = "127.0.0.1")]
+    pub http_bind: IpAddr,
+    /// HTTP control API port (0 = any free port).
+    #[arg(long, env = "STRATUS_HTTP_PORT", default_value_t = DEFAULT_HTTP_PORT)]
+    pub http_port: u16,
+    /// Bearer token for the control API; required when it listens off loopback.
+    #[arg(long, env = "STRATUS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The open `default` cache: auto (on for loopback), on, off.
+    #[arg(
+        long,
+        env = "STRATUS_DEFAULT_CACHE",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub default_cache: DefaultCache,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long, env = "STRATUS_THREADS")]
+    pub threads: Option<usize>,
+    /// Most simultaneous client connections.
+    #[arg(long, env = "STRATUS_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS)]
+    pub max_clients: usize,
+    /// Largest bulk string in bytes.
+    #[arg(long, env = "STRATUS_MAX_BULK_LEN", default_value_t = DEFAULT_MAX_BULK_LEN)]
+    pub max_bulk_len: usize,
+    /// Most arguments in one request.
+    #[arg(long, env = "STRATUS_MAX_ARGS", default_value_t = DEFAULT_MAX_ARGS)]
+    pub max_args: usize,
+    /// Longest key in bytes.
+    #[arg(long, env = "STRATUS_MAX_KEY_LEN", default_value_t = DEFAULT_MAX_KEY_LEN)]
+    pub max_key_len: usize,
+    /// Pending reply bytes at which a client that does not read is disconnected.
+    #[arg(long, env = "STRATUS_OUTPUT_BUFFER_LIMIT", default_value_t = DEFAULT_OUTPUT_BUFFER_LIMIT)]
+    pub output_buffer_limit: usize,
+    /// Seconds to let connections finish on shutdown.
+    #[arg(long, env = "STRATUS_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace: u64,
+    /// Log format.
+    #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Default for ServeConfig {
+    /// The defaults, on loopback with ephemeral ports (tests).
+    fn default() -> Self {
+        ServeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            http_bind: IpAddr::from([127, 0, 0, 1]),
+            http_port: 0,
+            admin_token: None,
+            default_cache: DefaultCache::Auto,
+            threads: None,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_bulk_len: DEFAULT_MAX_BULK_LEN,
+            max_args: DEFAULT_MAX_ARGS,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            output_buffer_limit: DEFAULT_OUTPUT_BUFFER_LIMIT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE_SECS,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Rejects settings that cannot work or would be unsafe.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_args < 3 || self.max_args > 1_048_576 {
+            return Err(format!(
+                "max-args must be 3..=1048576 (got {})",
+                self.max_args
+            ));
+        }
+        if self.max_bulk_len < 1024 || self.max_bulk_len > 2 * 1024 * 1024 * 1024 {
+            return Err(format!(
+                "max-bulk-len must be 1 KiB..=2 GiB (got {})",
+                self.max_bulk_len
+            ));
+        }
+        if self.max_key_len == 0 || self.max_key_len > self.max_bulk_len {
+            return Err(format!(
+                "max-key-len must be 1..=max-bulk-len (got {})",
+                self.max_key_len
+            ));
+        }
+        if self.output_buffer_limit < 64 * 1024 {
+            return Err(format!(
+                "output-buffer-limit must be at least 65536 (got {})",
+                self.output_buffer_limit
+            ));
+        }
+        if self.max_clients == 0 {
+            return Err("max-clients must be at least 1".into());
+        }
+        if let Some(t) = self.threads
+            && (t == 0 || t > 1024)
+        {
+            return Err(format!("threads must be 1..=1024 (got {t})"));
+        }
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            return Err("admin-token must be at least 16 characters".into());
+        }
+        if !self.http_bind.is_loopback() && self.admin_token.is_none() {
+            return Err(format!(
+                "the control API would listen on {} without an admin token: set --admin-token or bind to loopback",
+                self.http_bind
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the `default` cache is open (see [`DefaultCache`]).
+    pub fn default_cache_open(&self) -> bool {
+        match self.default_cache {
+            DefaultCache::Auto => self.bind.is_loopback(),
+            DefaultCache::On => true,
+            DefaultCache::Off => false,
+        }
+    }
+
+    /// The framing limits for the RESP decoder.
+    pub fn limits(&self) -> crate::resp::Limits {
+        crate::resp::Limits {
+            max_bulk_len: self.max_bulk_len,
+            max_args: self.max_args,
+            ..crate::resp::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_rejects_unsafe_settings() {
+        ServeConfig::default().validate().unwrap();
+        let public = ServeConfig {
+            http_bind: "0.0.0.0".parse().unwrap(),
+            ..ServeConfig::default()
+        };
+        assert!(public.validate().unwrap_err().contains("admin token"));
+        let bad = ServeConfig {
+            max_args: 1,
+            ..ServeConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let open = ServeConfig {
+            bind: "0.0.0.0".parse().unwrap(),
+            ..ServeConfig::default()
+        };
+        assert!(!open.default_cache_open());
+        assert!(ServeConfig::default().default_cache_open());
+    }
+}

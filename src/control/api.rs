@@ -1,0 +1,422 @@
+//! The control API's requests and replies as plain functions: a method, a
+//! path and a body in; a status and a JSON document out. No I/O here
+//! ([`super::http`] does the HTTP), so every route is testable directly.
+//!
+//! Routes, matched in this order:
+//! ```text
+//! POST   /v1/caches            create {name, description?, usage_limits?, auth?: {token?}}
+//! GET    /v1/caches            list
+//! GET    /v1/caches/{name}     describe: status, endpoint, limits, usage now
+//! PATCH  /v1/caches/{name}     change description, limits; auth: {rotate: true} or {token}
+//! DELETE /v1/caches/{name}     delete (data released, token refused)
+//! ```
+//! Every bad request gets a 4xx and `{"error": {"code", "message"}}`.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::registry::{Cache, NewCache, Registry, RegistryError, UsageLimits};
+
+/// Longest description accepted.
+const MAX_DESCRIPTION: usize = 255;
+
+/// A JSON reply with its status.
+pub struct ApiReply {
+    pub status: StatusCode,
+    pub body: Json,
+}
+
+impl ApiReply {
+    fn ok(status: StatusCode, body: Json) -> ApiReply {
+        ApiReply { status, body }
+    }
+
+    pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiReply {
+        ApiReply {
+            status,
+            body: json!({"error": {"code": code, "message": message.into()}}),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiReply {
+    fn from(e: RegistryError) -> ApiReply {
+        let (status, code) = match &e {
+            RegistryError::Exists(_) => (StatusCode::CONFLICT, "already_exists"),
+            RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            RegistryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        ApiReply::error(status, code, e.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    usage_limits: Option<UsageLimits>,
+    #[serde(default)]
+    auth: Option<CreateAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAuth {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchRequest {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    usage_limits: Option<UsageLimits>,
+    #[serde(default)]
+    auth: Option<PatchAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchAuth {
+    #[serde(default)]
+    rotate: bool,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// Where clients connect: shown in cache descriptions.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint(pub SocketAddr);
+
+/// Routes one control request.
+pub fn handle(
+    registry: &Registry,
+    endpoint: Endpoint,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> ApiReply {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["v1", "caches"]) => create(registry, endpoint, body),
+        (&Method::GET, ["v1", "caches"]) => {
+            let caches: Vec<Json> = registry
+                .list()
+                .iter()
+                .map(|c| describe(c, endpoint))
+                .collect();
+            ApiReply::ok(StatusCode::OK, json!({ "caches": caches }))
+        }
+        (&Method::GET, ["v1", "caches", name]) => match registry.get(name) {
+            Some(c) => ApiReply::ok(StatusCode::OK, describe(&c, endpoint)),
+            None => RegistryError::NotFound(name.to_string()).into(),
+        },
+        (&Method::PATCH, ["v1", "caches", name]) => patch(registry, endpoint, name, body),
+        (&Method::DELETE, ["v1", "caches", name]) => match registry.delete(name) {
+            Ok(()) => ApiReply::ok(StatusCode::OK, json!({ "deleted": name })),
+            Err(e) => e.into(),
+        },
+        (_, ["v1", "caches"] | ["v1", "caches", _]) => ApiReply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        ),
+        _ => ApiReply::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        ),
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiReply> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_request",
+            _ => "invalid_json",
+        };
+        ApiReply::error(StatusCode::BAD_REQUEST, code, e.to_string())
+    })
+}
+
+fn check_description(d: &Option<String>) -> Result<(), ApiReply> {
+    match d {
+        Some(d) if d.len() > MAX_DESCRIPTION => Err(ApiReply::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("description is longer than {MAX_DESCRIPTION} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn create(registry: &Registry, endpoint: Endpoint, body: &[u8]) -> ApiReply {
+    let req: CreateRequest = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Err(e) = check_description(&req.description) {
+        return e;
+    }
+    let new = NewCache {
+        name: req.name,
+        description: req.description.unwrap_or_default(),
+        limits: req.usage_limits.unwrap_or_default(),
+        token: req.auth.and_then(|a| a.token),
+        open: false,
+    };
+    match registry.create(new) {
+        Ok((cache, token)) => {
+            let mut body = describe(&cache, endpoint);
+            body["token"] = json!(token);
+            ApiReply::ok(StatusCode::CREATED, body)
+        }
+        Err(e) => e.into(),
+    }
+}
+
+fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> ApiReply {
+    let req: PatchRequest = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Err(e) = check_description(&req.description) {
+        return e;
+    }
+    let token = match &req.auth {
+        Some(a) if a.rotate && a.token.is_some() => {
+            return ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give auth.rotate or auth.token, not both",
+            );
+        }
+        Some(PatchAuth {
+            rotate: false,
+            token: None,
+        }) => {
+            return ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "auth needs rotate: true or a token",
+            );
+        }
+        Some(a) => match registry.rotate_token(name, a.token.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => return e.into(),
+        },
+        None => None,
+    };
+    match registry.update(name, req.description, req.usage_limits) {
+        Ok(cache) => {
+            let mut body = describe(&cache, endpoint);
+            if let Some(t) = token {
+                body["token"] = json!(t);
+            }
+            ApiReply::ok(StatusCode::OK, body)
+        }
+        Err(e) => e.into(),
+    }
+}
+
+/// The JSON description of a cache (never its tokens).
+pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
+    let settings = cache.settings.read().clone();
+    let totals = cache.pool.totals();
+    let counters = &cache.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    json!({
+        "name": cache.name,
+        "description": settings.description,
+        "status": if cache.is_deleted() { "deleting" } else { "available" },
+        "created_at": rfc3339(cache.created_at),
+        "endpoint": {"address": endpoint.0.ip().to_string(), "port": endpoint.0.port()},
+        "auth": {"required": !cache.open, "tokens": usize::from(cache.has_tokens())},
+        "usage_limits": settings.limits,
+        "usage": {
+            "items": totals.keys,
+            "data_stored_bytes": totals.used_bytes,
+            "connections": load(&counters.connected),
+            "commands_processed": load(&counters.commands_processed),
+        },
+        "partitions": cache.pool.partitions().len(),
+    })
+}
+
+/// Formats a time as RFC 3339 UTC, to the second.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn setup() -> (Registry, Endpoint) {
+        (
+            Registry::new(Arc::new(crate::metrics::Metrics::new())),
+            Endpoint("127.0.0.1:6379".parse().unwrap()),
+        )
+    }
+
+    fn call(r: &Registry, e: Endpoint, m: Method, path: &str, body: &str) -> (u16, Json) {
+        let reply = handle(r, e, &m, path, body.as_bytes());
+        (reply.status.as_u16(), reply.body)
+    }
+
+    #[test]
+    fn bad_requests_get_4xx_with_error_codes() {
+        let (r, e) = setup();
+        let cases: &[(Method, &str, &str, u16, &str)] = &[
+            (Method::POST, "/v1/caches", "{", 400, "invalid_json"),
+            (Method::POST, "/v1/caches", "[]", 400, "invalid_request"),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": 5}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "a", "colour": 1}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "Bad_Name"}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "a", "usage_limits": {"ecpu_per_second": {"maximum": -1}}}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "a", "usage_limits": {"ecpu_per_second": {"maximun": 5}}}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "a", "usage_limits": {"data_storage": {"minimum": 5, "maximum": 1}}}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "a", "usage_limits": {"data_storage": {"unit": "TB"}}}"#,
+                400,
+                "invalid_request",
+            ),
+            (
+                Method::POST,
+                "/v1/caches",
+                r#"{"name": "a", "auth": {"token": "short"}}"#,
+                400,
+                "invalid_request",
+            ),
+            (Method::GET, "/v1/caches/nope", "", 404, "not_found"),
+            (Method::DELETE, "/v1/caches/nope", "", 404, "not_found"),
+            (Method::PATCH, "/v1/caches/nope", "{}", 404, "not_found"),
+            (Method::PUT, "/v1/caches", "", 405, "method_not_allowed"),
+            (Method::GET, "/v2/whatever", "", 404, "not_found"),
+        ];
+        for (m, path, body, status, code) in cases {
+            let (s, j) = call(&r, e, m.clone(), path, body);
+            assert_eq!(
+                (s, j["error"]["code"].as_str().unwrap()),
+                (*status, *code),
+                "{m} {path} {body}: {j}"
+            );
+        }
+        assert!(r.list().is_empty());
+    }
+
+    #[test]
+    fn create_describe_patch_delete() {
+        let (r, e) = setup();
+        let (s, j) = call(
+            &r,
+            e,
+            Method::POST,
+            "/v1/caches",
+            r#"{"name": "orders", "usage_limits": {"DataStorage": {"Maximum": 10, "Unit": "GB"}, "ECPUPerSecond": {"Maximum": 15000}}}"#,
+        );
+        assert_eq!(s, 201, "{j}");
+        assert_eq!(j["token"].as_str().unwrap().len(), 40);
+        assert_eq!(j["usage_limits"]["data_storage"]["maximum"], 10);
+        assert_eq!(j["usage_limits"]["ecpu_per_second"]["maximum"], 15000);
+        let (s, j) = call(&r, e, Method::POST, "/v1/caches", r#"{"name": "orders"}"#);
+        assert_eq!(
+            (s, j["error"]["code"].as_str().unwrap()),
+            (409, "already_exists")
+        );
+        let (s, j) = call(&r, e, Method::GET, "/v1/caches/orders", "");
+        assert_eq!(s, 200);
+        assert!(j.get("token").is_none());
+        assert_eq!(j["endpoint"]["port"], 6379);
+        let (s, j) = call(
+            &r,
+            e,
+            Method::PATCH,
+            "/v1/caches/orders",
+            r#"{"description": "d", "auth": {"rotate": true}}"#,
+        );
+        assert_eq!(s, 200);
+        assert_eq!(j["description"], "d");
+        assert!(j["token"].is_string());
+        let (_, j) = call(&r, e, Method::GET, "/v1/caches", "");
+        assert_eq!(j["caches"].as_array().unwrap().len(), 1);
+        let (s, _) = call(&r, e, Method::DELETE, "/v1/caches/orders", "");
+        assert_eq!(s, 200);
+        assert!(r.get("orders").is_none());
+    }
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_651_200)),
+            "2026-11-26T00:00:00Z"
+        );
+    }
+}

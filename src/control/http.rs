@@ -1,0 +1,152 @@
+//! The HTTP server of the control plane (hyper, HTTP/1.1).
+//!
+//! Endpoints, matched in this order:
+//! ```text
+//! GET  /healthz      liveness: 200 "ok"
+//! GET  /readyz       readiness: 200 "ready"
+//! GET  /metrics      Prometheus text exposition
+//! *    /v1/...       the control API (see [`super::api`]); needs
+//!                    `Authorization: Bearer <admin token>` when one is configured
+//! ```
+//! Bodies larger than [`MAX_BODY`] get 413; nothing a client sends gets a 5xx.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::api::{self, ApiReply, Endpoint};
+use super::registry::Registry;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the HTTP handlers need.
+pub struct HttpState {
+    pub registry: Arc<Registry>,
+    pub endpoint: Endpoint,
+    pub admin_token: Option<String>,
+}
+
+/// Serves the control API on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, req, peer).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+async fn route(
+    state: &HttpState,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        (&Method::GET, "/readyz") => text(StatusCode::OK, "text/plain", "ready\n".into()),
+        (&Method::GET, "/metrics") => {
+            for cache in state.registry.list() {
+                cache.metrics.publish(&cache.pool.totals());
+            }
+            let body = state.registry.metrics.render();
+            text(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
+        _ if path.starts_with("/v1/") || path == "/v1" => {
+            if !authorized(state, &req) {
+                return json(ApiReply::error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing or wrong admin bearer token",
+                ));
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return json(ApiReply::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("request body is larger than {MAX_BODY} bytes"),
+                    ));
+                }
+            };
+            json(api::handle(
+                &state.registry,
+                state.endpoint,
+                &method,
+                &path,
+                &body,
+            ))
+        }
+        _ => json(ApiReply::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        )),
+    }
+}
+
+fn authorized(state: &HttpState, req: &Request<Incoming>) -> bool {
+    let Some(expected) = &state.admin_token else {
+        return true;
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn json(reply: ApiReply) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_string_pretty(&reply.body).unwrap_or_else(|_| "{}".into());
+    body.push('\n');
+    text(reply.status, "application/json", body)
+}

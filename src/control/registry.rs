@@ -1,0 +1,427 @@
+//! The cache registry: every cache (tenant) of this server, its usage limits,
+//! token hashes and partition pool.
+//!
+//! Tokens: generated here (shown once) or supplied; only SHA-256 hashes are
+//! kept, and a presented token is compared in constant time. A cache's name is
+//! its username: `AUTH <cache> <token>`. `AUTH <token>` alone finds the cache
+//! by the token's hash. The open default cache (dev mode) binds connections
+//! that never authenticate.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::RwLock;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::metrics::{CacheMetrics, Metrics};
+use crate::pool::CachePool;
+
+/// Name of the embedded cache that needs no password on loopback.
+pub const DEFAULT_CACHE: &str = "default";
+/// Length of generated tokens (alphanumeric: ~238 bits).
+const TOKEN_LEN: usize = 40;
+
+/// Data storage limits, ElastiCache's `DataStorage` shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataStorageLimit {
+    #[serde(default, alias = "Minimum")]
+    pub minimum: i64,
+    #[serde(default, alias = "Maximum")]
+    pub maximum: i64,
+    #[serde(default, alias = "Unit")]
+    pub unit: StorageUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum StorageUnit {
+    MB,
+    #[default]
+    GB,
+}
+
+impl StorageUnit {
+    pub fn bytes(self) -> i64 {
+        match self {
+            StorageUnit::MB => 1 << 20,
+            StorageUnit::GB => 1 << 30,
+        }
+    }
+}
+
+/// ECPU per second limits, ElastiCache's `ECPUPerSecond` shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EcpuLimit {
+    #[serde(default, alias = "Minimum")]
+    pub minimum: i64,
+    #[serde(default, alias = "Maximum")]
+    pub maximum: i64,
+}
+
+/// A cache's usage limits; 0 or absent = no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UsageLimits {
+    #[serde(default, alias = "DataStorage")]
+    pub data_storage: DataStorageLimit,
+    #[serde(default, alias = "ECPUPerSecond")]
+    pub ecpu_per_second: EcpuLimit,
+}
+
+/// Largest accepted limit figure (GB, MB or ECPU/s): keeps byte math in range.
+const MAX_LIMIT: i64 = 1 << 40;
+
+impl UsageLimits {
+    /// Checks signs and order; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = &self.data_storage;
+        let e = &self.ecpu_per_second;
+        let figures = [
+            ("data_storage.minimum", d.minimum),
+            ("data_storage.maximum", d.maximum),
+            ("ecpu_per_second.minimum", e.minimum),
+            ("ecpu_per_second.maximum", e.maximum),
+        ];
+        for (name, v) in figures {
+            if v < 0 {
+                return Err(format!("{name} must not be negative (got {v})"));
+            }
+            if v > MAX_LIMIT {
+                return Err(format!(
+                    "{name} is too large (got {v}, at most {MAX_LIMIT})"
+                ));
+            }
+        }
+        if d.maximum > 0 && d.minimum > d.maximum {
+            return Err(format!(
+                "data_storage.minimum ({}) is above data_storage.maximum ({})",
+                d.minimum, d.maximum
+            ));
+        }
+        if e.maximum > 0 && e.minimum > e.maximum {
+            return Err(format!(
+                "ecpu_per_second.minimum ({}) is above ecpu_per_second.maximum ({})",
+                e.minimum, e.maximum
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn max_storage_bytes(&self) -> u64 {
+        (self.data_storage.maximum * self.data_storage.unit.bytes()) as u64
+    }
+
+    pub fn min_storage_bytes(&self) -> u64 {
+        (self.data_storage.minimum * self.data_storage.unit.bytes()) as u64
+    }
+}
+
+/// The mutable part of a cache.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub description: String,
+    pub limits: UsageLimits,
+    token_hashes: Vec<[u8; 32]>,
+}
+
+/// Per-cache counters kept outside the partitions.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub connections_received: AtomicU64,
+    pub connected: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub net_in: AtomicU64,
+    pub net_out: AtomicU64,
+}
+
+/// One tenant.
+pub struct Cache {
+    pub name: String,
+    pub created_at: SystemTime,
+    /// Connections that never authenticate are bound here (the default cache).
+    pub open: bool,
+    pub settings: RwLock<CacheSettings>,
+    pub pool: CachePool,
+    pub metrics: CacheMetrics,
+    pub counters: CacheCounters,
+    deleted: AtomicBool,
+}
+
+impl Cache {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Whether `token` is one of this cache's tokens (constant-time compare).
+    pub fn check_token(&self, token: &[u8]) -> bool {
+        let presented = hash_token(token);
+        let settings = self.settings.read();
+        let mut ok = subtle::Choice::from(0);
+        for h in &settings.token_hashes {
+            ok |= h.ct_eq(&presented);
+        }
+        bool::from(ok)
+    }
+
+    pub fn has_tokens(&self) -> bool {
+        !self.settings.read().token_hashes.is_empty()
+    }
+}
+
+/// Errors from registry operations; the API maps them to HTTP statuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cache '{0}' already exists")]
+    Exists(String),
+    #[error("cache '{0}' not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What creating a cache asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewCache {
+    pub name: String,
+    pub description: String,
+    pub limits: UsageLimits,
+    /// A token chosen by the operator; `None` generates one.
+    pub token: Option<String>,
+    pub open: bool,
+}
+
+/// All caches of this server.
+pub struct Registry {
+    caches: RwLock<HashMap<String, Arc<Cache>>>,
+    /// SHA-256 of token → cache name, for one-argument AUTH.
+    tokens: RwLock<HashMap<[u8; 32], String>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Registry {
+    pub fn new(metrics: Arc<Metrics>) -> Registry {
+        Registry {
+            caches: RwLock::new(HashMap::new()),
+            tokens: RwLock::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// Creates a cache; returns it and its token in clear (shown once), if any.
+    pub fn create(&self, req: NewCache) -> Result<(Arc<Cache>, Option<String>), RegistryError> {
+        validate_name(&req.name)?;
+        req.limits.validate().map_err(RegistryError::Invalid)?;
+        let token = match req.token {
+            Some(t) => Some(validate_token(t)?),
+            None if req.open => None,
+            None => Some(generate_token()),
+        };
+        let mut caches = self.caches.write();
+        if caches.contains_key(&req.name) {
+            return Err(RegistryError::Exists(req.name));
+        }
+        let hashes: Vec<[u8; 32]> = token.iter().map(|t| hash_token(t.as_bytes())).collect();
+        let cache = Arc::new(Cache {
+            name: req.name.clone(),
+            created_at: SystemTime::now(),
+            open: req.open,
+            settings: RwLock::new(CacheSettings {
+                description: req.description,
+                limits: req.limits,
+                token_hashes: hashes.clone(),
+            }),
+            pool: CachePool::new(),
+            metrics: self.metrics.for_cache(&req.name),
+            counters: CacheCounters::default(),
+            deleted: AtomicBool::new(false),
+        });
+        let mut tokens = self.tokens.write();
+        for h in hashes {
+            tokens.insert(h, req.name.clone());
+        }
+        caches.insert(req.name, cache.clone());
+        self.metrics.caches.set(caches.len() as f64);
+        Ok((cache, token))
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Cache>> {
+        self.caches.read().get(name).cloned()
+    }
+
+    /// Every cache, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Cache>> {
+        let mut all: Vec<_> = self.caches.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The cache whose token this is (one-argument AUTH).
+    pub fn find_by_token(&self, token: &[u8]) -> Option<Arc<Cache>> {
+        let name = self.tokens.read().get(&hash_token(token)).cloned()?;
+        self.get(&name)
+    }
+
+    /// Changes description and/or limits.
+    pub fn update(
+        &self,
+        name: &str,
+        description: Option<String>,
+        limits: Option<UsageLimits>,
+    ) -> Result<Arc<Cache>, RegistryError> {
+        let cache = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.into()))?;
+        if let Some(l) = &limits {
+            l.validate().map_err(RegistryError::Invalid)?;
+        }
+        let mut s = cache.settings.write();
+        if let Some(d) = description {
+            s.description = d;
+        }
+        if let Some(l) = limits {
+            s.limits = l;
+        }
+        drop(s);
+        Ok(cache)
+    }
+
+    /// Replaces a cache's tokens with `token` (or a generated one); returns
+    /// the new token in clear. Old tokens stop working at once.
+    pub fn rotate_token(&self, name: &str, token: Option<String>) -> Result<String, RegistryError> {
+        let cache = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.into()))?;
+        let token = match token {
+            Some(t) => validate_token(t)?,
+            None => generate_token(),
+        };
+        let h = hash_token(token.as_bytes());
+        let mut tokens = self.tokens.write();
+        let mut s = cache.settings.write();
+        for old in s.token_hashes.drain(..) {
+            tokens.remove(&old);
+        }
+        s.token_hashes.push(h);
+        tokens.insert(h, name.to_string());
+        Ok(token)
+    }
+
+    /// Deletes a cache: its data is released now, its tokens refused, and
+    /// connections bound to it are refused on their next command.
+    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let cache = self
+            .caches
+            .write()
+            .remove(name)
+            .ok_or_else(|| RegistryError::NotFound(name.into()))?;
+        cache.deleted.store(true, Ordering::Release);
+        let mut tokens = self.tokens.write();
+        for h in cache.settings.write().token_hashes.drain(..) {
+            tokens.remove(&h);
+        }
+        cache.pool.flush();
+        self.metrics.caches.set(self.caches.read().len() as f64);
+        Ok(())
+    }
+}
+
+/// Names: 1–40 chars of a-z, 0-9 and '-', starting with a letter.
+pub fn validate_name(name: &str) -> Result<(), RegistryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(format!(
+            "invalid cache name '{}': use 1-40 characters of a-z, 0-9 and '-', starting with a letter",
+            name.chars().take(64).collect::<String>()
+        )))
+    }
+}
+
+/// Supplied tokens follow ElastiCache's AUTH token rules: 16–128 printable
+/// ASCII characters, without space, '"', '/' or '@'.
+fn validate_token(t: String) -> Result<String, RegistryError> {
+    let ok = (16..=128).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'/' | b'@'));
+    if ok {
+        Ok(t)
+    } else {
+        Err(RegistryError::Invalid(
+            "token must be 16-128 printable ASCII characters without space, '\"', '/' or '@'"
+                .into(),
+        ))
+    }
+}
+
+fn generate_token() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..TOKEN_LEN)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn hash_token(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::new(Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn tokens_bind_and_rotate() {
+        let r = registry();
+        let (cache, token) = r
+            .create(NewCache {
+                name: "orders".into(),
+                ..NewCache::default()
+            })
+            .unwrap();
+        let token = token.unwrap();
+        assert_eq!(token.len(), TOKEN_LEN);
+        assert!(cache.check_token(token.as_bytes()));
+        assert!(!cache.check_token(b"nope"));
+        assert_eq!(r.find_by_token(token.as_bytes()).unwrap().name, "orders");
+        let new = r.rotate_token("orders", None).unwrap();
+        assert!(!cache.check_token(token.as_bytes()));
+        assert!(r.find_by_token(token.as_bytes()).is_none());
+        assert!(cache.check_token(new.as_bytes()));
+        r.delete("orders").unwrap();
+        assert!(r.find_by_token(new.as_bytes()).is_none());
+        assert!(cache.is_deleted());
+    }
+
+    #[test]
+    fn names_and_limits_are_validated() {
+        for bad in ["", "Orders", "1abc", "a_b", &"a".repeat(41)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        validate_name("a").unwrap();
+        validate_name("orders-2").unwrap();
+        let mut l = UsageLimits::default();
+        l.data_storage.minimum = 5;
+        l.data_storage.maximum = 2;
+        assert!(l.validate().unwrap_err().contains("above"));
+        l.data_storage.maximum = 0;
+        l.validate().unwrap();
+        l.ecpu_per_second.maximum = -1;
+        assert!(l.validate().unwrap_err().contains("negative"));
+    }
+}

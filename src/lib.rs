@@ -1,0 +1,27 @@
+//! Stratus: a Redis-compatible, multi-tenant, autoscaling serverless cache.
+//!
+//! Module map (the path of a request runs top to bottom):
+//! - [`config`]: every setting, its default, flag, environment name and check;
+//! - [`resp`]: the wire (framing, reply values, reply strings); no tenants, no storage;
+//! - [`cmd`]: the command table and data-command handlers by family;
+//! - [`proxy`]: connections and the request path (auth → admit → route →
+//!   execute → meter → reply);
+//! - [`pool`]: each cache's routing table and the `PartitionHandle` seam;
+//! - [`partition`]: one partition's storage: slot-bucketed keyspace, TTLs, accounting;
+//! - [`control`]: the cache registry and the HTTP control API;
+//! - [`metrics`]: the one list of metric names and the Prometheus exposition;
+//! - [`server`]: `stratus serve` wiring: listeners, background tasks, shutdown.
+//!
+//! `resp` and `cmd` never import the layers above them.
+
+#![forbid(unsafe_code)]
+
+pub mod cmd;
+pub mod config;
+pub mod control;
+pub mod metrics;
+pub mod partition;
+pub mod pool;
+pub mod proxy;
+pub mod resp;
+pub mod server;

@@ -1,0 +1,18 @@
+//! Storage of one partition: a contiguous slot range of one cache.
+//!
+//! - [`slot`]: key → hash slot (CRC16/XMODEM with `{hash tag}`), as Redis Cluster.
+//! - [`value`]: the value types and their memory accounting.
+//! - [`keyspace`]: entries bucketed by slot, TTLs (lazy expiry on access plus an
+//!   active cycle driven by a deadline heap), used-bytes accounting, SCAN.
+//!
+//! This layer knows no commands and builds no replies: command handlers in
+//! [`crate::cmd`] call it and turn its typed results into replies. It never reads
+//! the clock itself: callers pass `now` (unix milliseconds).
+
+pub mod keyspace;
+pub mod slot;
+pub mod value;
+
+pub use keyspace::{Entry, EntryMut, Keyspace, KeyspaceStats};
+pub use slot::{SLOTS, key_slot};
+pub use value::{HashValue, Value, ValueType};

@@ -1,0 +1,545 @@
+//! Commands the proxy answers itself: connection state (AUTH, HELLO, CLIENT,
+//! SELECT, RESET, QUIT), introspection (COMMAND, INFO, TIME) and cache-wide
+//! operations that visit every partition (DBSIZE, FLUSHDB, SCAN, KEYS).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::conn::Connection;
+use crate::cmd::args::{glob_match, int, is, scan_opts};
+use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, OpError, flags, lookup};
+use crate::control::Cache;
+use crate::partition::ValueType;
+use crate::partition::keyspace::ScanCursor;
+use crate::resp::{Protocol, Reply, reply};
+
+/// The Redis version Stratus reports (its command set and replies follow 7.2).
+pub const REDIS_VERSION: &str = "7.2.4";
+
+/// Runs a proxy-side command.
+pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Reply {
+    dispatch(conn, op, args, now).unwrap_or_else(|e| e.reply())
+}
+
+fn dispatch(
+    conn: &mut Connection<'_>,
+    op: ConnOp,
+    args: &[Bytes],
+    now: u64,
+) -> Result<Reply, OpError> {
+    match op {
+        ConnOp::Auth => auth(conn, args),
+        ConnOp::Hello => hello(conn, args),
+        ConnOp::Ping => ping(conn, args),
+        ConnOp::Echo => Ok(Reply::Bulk(args[1].clone())),
+        ConnOp::Quit => {
+            conn.session.closing = true;
+            Ok(Reply::ok())
+        }
+        ConnOp::Reset => {
+            conn.session.protocol = Protocol::Resp2;
+            conn.session.name = None;
+            conn.session.unbind();
+            if let Some(c) = conn.shared.default_cache() {
+                conn.session.bind(c);
+            }
+            Ok(Reply::status(reply::RESET))
+        }
+        ConnOp::Select => match int(&args[1])? {
+            0 => Ok(Reply::ok()),
+            _ => Err(OpError::Static(reply::SELECT_CLUSTER)),
+        },
+        ConnOp::Client => client(conn, args),
+        ConnOp::Command => command(args),
+        ConnOp::Info => Ok(info(conn, args)),
+        ConnOp::Time => {
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            Ok(Reply::Array(vec![
+                Reply::bulk((micros / 1_000_000).to_string()),
+                Reply::bulk((micros % 1_000_000).to_string()),
+            ]))
+        }
+        ConnOp::Readonly | ConnOp::Readwrite => Ok(Reply::ok()),
+        ConnOp::Dbsize => Ok(Reply::Int(bound(conn)?.pool.totals().keys as i64)),
+        ConnOp::Flushdb => {
+            match args.get(1) {
+                Some(a) if args.len() == 2 && (is(a, "ASYNC") || is(a, "SYNC")) => {}
+                None => {}
+                Some(_) => return Err(OpError::Syntax),
+            }
+            bound(conn)?.pool.flush();
+            Ok(Reply::ok())
+        }
+        ConnOp::Scan => scan(&*bound(conn)?, args, now),
+        ConnOp::Keys => Ok(keys(&*bound(conn)?, &args[1], now)),
+    }
+}
+
+fn bound(conn: &Connection<'_>) -> Result<Arc<Cache>, OpError> {
+    conn.session
+        .cache
+        .clone()
+        .ok_or(OpError::Static(reply::NOAUTH))
+}
+
+fn ping(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    match args.len() {
+        1 => Ok(Reply::status(reply::PONG)),
+        2 => Ok(Reply::Bulk(args[1].clone())),
+        _ => Err(OpError::Arity("ping")),
+    }
+    .map(|r| {
+        let _ = conn;
+        r
+    })
+}
+
+/// Finds the cache `user`/`pass` authenticate for. `user` is a cache name; an
+/// open cache takes any password (as Redis's `nopass` default user).
+fn authenticate(conn: &Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> Option<Arc<Cache>> {
+    let registry = &conn.shared.registry;
+    match user {
+        None => registry.find_by_token(pass),
+        Some(user) => {
+            let cache = registry.get(std::str::from_utf8(user).ok()?)?;
+            (cache.open || cache.check_token(pass)).then_some(cache)
+        }
+    }
+}
+
+fn auth(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let found = match args.len() {
+        2 => authenticate(conn, None, &args[1]),
+        3 => authenticate(conn, Some(&args[1]), &args[2]),
+        _ => return Err(OpError::Syntax),
+    };
+    match found {
+        Some(cache) => {
+            conn.session.bind(cache);
+            Ok(Reply::ok())
+        }
+        None => {
+            conn.shared.registry.metrics.auth_failures.increment(1);
+            Err(OpError::Static(reply::WRONGPASS))
+        }
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let mut protocol = conn.session.protocol;
+    let mut credentials = None;
+    let mut name = None;
+    if let Some(v) = args.get(1) {
+        protocol = match crate::cmd::args::parse_i64(v) {
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return Err(OpError::Static(reply::NOPROTO)),
+            None => return Err(OpError::Static(reply::PROTOVER_NOT_INTEGER)),
+        };
+        let mut i = 2;
+        while i < args.len() {
+            let more = args.len() - i - 1;
+            if is(&args[i], "AUTH") && more >= 2 {
+                credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
+                i += 3;
+            } else if is(&args[i], "SETNAME") && more >= 1 {
+                name = Some(args[i + 1].clone());
+                i += 2;
+            } else {
+                return Err(OpError::Text(reply::hello_bad_option(&args[i])));
+            }
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        match authenticate(conn, Some(&user), &pass) {
+            Some(cache) => conn.session.bind(cache),
+            None => {
+                conn.shared.registry.metrics.auth_failures.increment(1);
+                return Err(OpError::Static(reply::WRONGPASS));
+            }
+        }
+    }
+    if conn.session.cache.is_none() {
+        return Err(OpError::Static(reply::NOAUTH_HELLO));
+    }
+    if let Some(n) = name {
+        check_client_name(&n)?;
+        conn.session.name = (!n.is_empty()).then_some(n);
+    }
+    conn.session.protocol = protocol;
+    let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    Ok(Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+        (Reply::bulk("proto"), Reply::Int(proto)),
+        (Reply::bulk("id"), Reply::Int(conn.session.id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ]))
+}
+
+fn check_client_name(name: &[u8]) -> Result<(), OpError> {
+    if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
+        Ok(())
+    } else {
+        Err(OpError::Static(reply::CLIENT_NAME_SPACES))
+    }
+}
+
+/// CLIENT ID | GETNAME | SETNAME | INFO | SETINFO | NO-EVICT | NO-TOUCH | HELP
+fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let sub = &args[1];
+    let s = &mut conn.session;
+    if is(sub, "ID") && args.len() == 2 {
+        Ok(Reply::Int(s.id as i64))
+    } else if is(sub, "GETNAME") && args.len() == 2 {
+        Ok(s.name.clone().map_or(Reply::Nil, Reply::Bulk))
+    } else if is(sub, "SETNAME") && args.len() == 3 {
+        check_client_name(&args[2])?;
+        s.name = (!args[2].is_empty()).then(|| args[2].clone());
+        Ok(Reply::ok())
+    } else if is(sub, "SETINFO") && args.len() == 4 {
+        check_client_name(&args[3])?;
+        let value = (!args[3].is_empty()).then(|| args[3].clone());
+        if is(&args[2], "LIB-NAME") {
+            s.lib_name = value;
+        } else if is(&args[2], "LIB-VER") {
+            s.lib_ver = value;
+        } else {
+            return Err(OpError::Text(reply::unrecognized_option(&args[2])));
+        }
+        Ok(Reply::ok())
+    } else if is(sub, "INFO") && args.len() == 2 {
+        Ok(Reply::Verbatim(client_line(conn)))
+    } else if (is(sub, "NO-EVICT") || is(sub, "NO-TOUCH")) && args.len() == 3 {
+        if is(&args[2], "ON") || is(&args[2], "OFF") {
+            Ok(Reply::ok())
+        } else {
+            Err(OpError::Syntax)
+        }
+    } else if is(sub, "HELP") {
+        Ok(help_reply(&[
+            "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+            "ID",
+            "    Return the ID of the current connection.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <LIB-NAME|LIB-VER> <value>",
+            "    Set client library name or version.",
+            "INFO",
+            "    Return information about the current client connection.",
+        ]))
+    } else {
+        Err(OpError::Text(reply::unknown_subcommand("client", sub)))
+    }
+}
+
+/// One `CLIENT INFO` line, in Redis's field order (fields Stratus has).
+fn client_line(conn: &Connection<'_>) -> String {
+    let s = &conn.session;
+    let text = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "id={} addr={} laddr={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 obl=0 oll=0 omem={} cmd=client|info user={} resp={} lib-name={} lib-ver={}\n",
+        s.id,
+        s.peer,
+        s.local,
+        text(&s.name),
+        s.created.elapsed().as_secs(),
+        s.last_command.elapsed().as_secs(),
+        conn.wbuf.len(),
+        s.cache.as_ref().map_or("(none)", |c| c.name.as_str()),
+        if s.protocol == Protocol::Resp3 { 3 } else { 2 },
+        text(&s.lib_name),
+        text(&s.lib_ver),
+    )
+}
+
+fn help_reply(lines: &[&'static str]) -> Reply {
+    Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
+}
+
+/// COMMAND [COUNT | LIST | INFO name... | DOCS name... | GETKEYS cmd args... | HELP]
+fn command(args: &[Bytes]) -> Result<Reply, OpError> {
+    let Some(sub) = args.get(1) else {
+        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+    };
+    let names = &args[2..];
+    let selected = || -> Vec<Option<&'static CommandSpec>> {
+        if names.is_empty() {
+            COMMANDS.iter().map(Some).collect()
+        } else {
+            names.iter().map(|n| lookup(n)).collect()
+        }
+    };
+    if is(sub, "COUNT") && names.is_empty() {
+        Ok(Reply::Int(COMMANDS.len() as i64))
+    } else if is(sub, "LIST") {
+        Ok(Reply::Array(
+            COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect(),
+        ))
+    } else if is(sub, "INFO") {
+        Ok(Reply::Array(
+            selected()
+                .into_iter()
+                .map(|c| c.map_or(Reply::Nil, command_info))
+                .collect(),
+        ))
+    } else if is(sub, "DOCS") {
+        let docs = selected()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let doc = Reply::Map(vec![
+                    (Reply::bulk("summary"), Reply::bulk("")),
+                    (Reply::bulk("group"), Reply::bulk(c.family.label())),
+                ]);
+                (Reply::bulk(c.name), doc)
+            })
+            .collect();
+        Ok(Reply::Map(docs))
+    } else if is(sub, "GETKEYS") && !names.is_empty() {
+        let spec = lookup(&names[0]).ok_or(OpError::Static(reply::INVALID_COMMAND_SPECIFIED))?;
+        if !spec.arity_ok(names.len()) {
+            return Err(OpError::Static(reply::INVALID_ARGUMENTS));
+        }
+        let keys: Vec<Reply> = spec
+            .key_positions(names.len())
+            .map(|i| Reply::Bulk(names[i].clone()))
+            .collect();
+        if keys.is_empty() {
+            return Err(OpError::Static(reply::NO_KEY_ARGUMENTS));
+        }
+        Ok(Reply::Array(keys))
+    } else if is(sub, "HELP") {
+        Ok(help_reply(&[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands.",
+            "LIST",
+            "    Return a list of all commands.",
+            "INFO [<command-name> ...]",
+            "    Return details about the given commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about the given commands.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full command.",
+        ]))
+    } else {
+        Err(OpError::Text(reply::unknown_subcommand("command", sub)))
+    }
+}
+
+/// A `COMMAND INFO` entry in Redis 7's ten-field shape.
+fn command_info(c: &'static CommandSpec) -> Reply {
+    let flag_names = flags::NAMES
+        .iter()
+        .filter(|(f, _)| c.has(*f))
+        .map(|(_, n)| Reply::status(n))
+        .collect();
+    let category = match c.exec {
+        Exec::Data(_) => format!("@{}", c.family.label()),
+        Exec::Conn(_) => "@connection".to_string(),
+    };
+    Reply::Array(vec![
+        Reply::bulk(c.name),
+        Reply::Int(i64::from(c.arity)),
+        Reply::Set(flag_names),
+        Reply::Int(i64::from(c.first_key)),
+        Reply::Int(i64::from(c.last_key)),
+        Reply::Int(i64::from(c.step)),
+        Reply::Set(vec![Reply::status_owned(category)]),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+/// INFO [section ...]: server, clients, memory, stats, keyspace (this cache).
+fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
+    let all = args.len() == 1
+        || args[1..]
+            .iter()
+            .any(|a| is(a, "all") || is(a, "default") || is(a, "everything"));
+    let wants = |s: &str| all || args[1..].iter().any(|a| is(a, s));
+    let cache = conn.session.cache.as_ref();
+    let totals = cache.map(|c| c.pool.totals()).unwrap_or_default();
+    let load = |f: fn(&Cache) -> u64| cache.map_or(0, |c| f(c));
+    let mut out = String::new();
+    let mut section = |name: &str, lines: Vec<(&str, String)>| {
+        if wants(name) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            let title = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+            out.push_str(&format!("# {title}\r\n"));
+            for (k, v) in lines {
+                out.push_str(&format!("{k}:{v}\r\n"));
+            }
+        }
+    };
+    let uptime = conn.shared.started.elapsed().as_secs();
+    section(
+        "server",
+        vec![
+            ("redis_version", REDIS_VERSION.to_string()),
+            ("stratus_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("redis_mode", "standalone".into()),
+            ("os", std::env::consts::OS.into()),
+            ("arch_bits", "64".into()),
+            ("process_id", std::process::id().to_string()),
+            ("tcp_port", conn.session.local.port().to_string()),
+            ("uptime_in_seconds", uptime.to_string()),
+            ("uptime_in_days", (uptime / 86_400).to_string()),
+            (
+                "cache_name",
+                cache.map_or(String::new(), |c| c.name.clone()),
+            ),
+        ],
+    );
+    let max_bytes = cache.map_or(0, |c| c.settings.read().limits.max_storage_bytes());
+    section(
+        "clients",
+        vec![
+            (
+                "connected_clients",
+                load(|c| c.counters.connected.load(Ordering::Relaxed)).to_string(),
+            ),
+            ("maxclients", conn.shared.max_clients.to_string()),
+        ],
+    );
+    section(
+        "memory",
+        vec![
+            ("used_memory", totals.used_bytes.to_string()),
+            ("used_memory_human", human_bytes(totals.used_bytes as u64)),
+            ("maxmemory", max_bytes.to_string()),
+            ("maxmemory_human", human_bytes(max_bytes)),
+            ("maxmemory_policy", "volatile-lru".into()),
+        ],
+    );
+    section(
+        "stats",
+        vec![
+            (
+                "total_connections_received",
+                load(|c| c.counters.connections_received.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "total_commands_processed",
+                load(|c| c.counters.commands_processed.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "total_net_input_bytes",
+                load(|c| c.counters.net_in.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "total_net_output_bytes",
+                load(|c| c.counters.net_out.load(Ordering::Relaxed)).to_string(),
+            ),
+            ("expired_keys", totals.events.expired.to_string()),
+            ("evicted_keys", "0".into()),
+            ("keyspace_hits", totals.events.hits.to_string()),
+            ("keyspace_misses", totals.events.misses.to_string()),
+        ],
+    );
+    let keyspace = if totals.keys > 0 {
+        vec![(
+            "db0",
+            format!(
+                "keys={},expires={},avg_ttl=0",
+                totals.keys, totals.volatile_keys
+            ),
+        )]
+    } else {
+        Vec::new()
+    };
+    section("keyspace", keyspace);
+    Reply::Verbatim(out)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", UNITS[unit])
+    }
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: walks partitions in
+/// slot order; the cursor names a slot and a position in it.
+fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
+    let opts = scan_opts(&args[1..], true, false)?;
+    let type_filter = match &opts.type_name {
+        Some(t) => Some(
+            ValueType::from_name(t).ok_or_else(|| OpError::Text(reply::unknown_type_name(t)))?,
+        ),
+        None => None,
+    };
+    let mut cursor = Some(ScanCursor::decode(opts.cursor));
+    let mut keys = Vec::new();
+    while let Some(c) = cursor {
+        let part = cache.pool.route(c.slot);
+        let (batch, next) = part.scan(
+            c,
+            opts.count.saturating_sub(keys.len()).max(1),
+            now,
+            |k, e| opts.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t),
+        );
+        keys.extend(batch);
+        cursor = next;
+        // Go on to the next partition only if this one was exhausted.
+        let crossed = next.is_some_and(|n| cache.pool.route(n.slot).id() != part.id());
+        if keys.len() >= opts.count || !crossed {
+            break;
+        }
+    }
+    let next = cursor.map_or(0, ScanCursor::encode);
+    Ok(Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(
+            keys.into_iter()
+                .map(|k| Reply::Bulk(Bytes::from(k)))
+                .collect(),
+        ),
+    ]))
+}
+
+/// KEYS pattern: every matching key of the cache.
+fn keys(cache: &Cache, pattern: &[u8], now: u64) -> Reply {
+    let mut out = Vec::new();
+    for part in cache.pool.partitions() {
+        let first = part.stats().first_slot;
+        let (batch, _) = part.scan(
+            ScanCursor {
+                slot: first,
+                pos: 0,
+            },
+            usize::MAX / 16,
+            now,
+            |k, _| glob_match(pattern, k),
+        );
+        out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
+    }
+    Reply::Array(out)
+}

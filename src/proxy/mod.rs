@@ -1,0 +1,19 @@
+//! The proxy tier: accepts RESP connections and runs each one's request path.
+//!
+//! - [`server`]: accept loop with a connection limit, one task per connection,
+//!   a shared shutdown signal.
+//! - [`conn`]: the connection loop (read, decode every buffered frame,
+//!   execute, flush once) and the request path, top to bottom in one function:
+//!   auth → admit → route → execute → meter → reply.
+//! - [`session`]: what a connection remembers (bound cache, protocol, name).
+//! - [`conn_cmds`]: the commands the proxy answers itself (AUTH, HELLO, CLIENT,
+//!   COMMAND, INFO, SCAN, ...), declared in [`crate::cmd::table`].
+//!
+//! The proxy keeps no data: caches live in the registry, data in partitions.
+
+pub mod conn;
+pub mod conn_cmds;
+pub mod server;
+pub mod session;
+
+pub use server::{ProxyShared, serve};

@@ -1,0 +1,449 @@
+//! Request framing: RESP multibulk (`*N\r\n$len\r\n...`) and inline commands
+//! (a line of space-separated words, with Redis's quoting rules).
+//!
+//! [`Decoder::decode`] looks at the connection's read buffer and returns one of:
+//! 1. `Ok(None)`: incomplete; wait for more bytes (nothing is consumed);
+//! 2. `Err(ProtocolError)`: a framing violation; the caller replies and closes;
+//! 3. `Ok(Some(Request))`: a whole request, consumed from the buffer. Arguments
+//!    are `Bytes` slices of the read buffer: no second copy.
+//!
+//! Limits are checked on headers before any byte of the body is awaited, and
+//! nothing is reserved on a header's promise.
+
+use bytes::{Bytes, BytesMut};
+
+/// One decoded request: the command name is `args[0]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub args: Vec<Bytes>,
+    /// Bytes this request occupied on the wire (for metering).
+    pub wire_len: usize,
+}
+
+/// Framing limits (ElastiCache defaults in [`crate::config`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest bulk string accepted, in bytes.
+    pub max_bulk_len: usize,
+    /// Largest number of arguments in one request (command name included).
+    pub max_args: usize,
+    /// Longest inline command line, in bytes.
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_args: 3999,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A framing violation: the connection cannot be resynchronised and is closed
+/// after the error reply (the message follows `-ERR Protocol error: `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("invalid bulk length")]
+    InvalidBulkLength,
+    #[error("expected '$', got '{0}'")]
+    ExpectedBulk(char),
+    #[error("too big inline request")]
+    TooBigInline,
+    #[error("too big mbulk count string")]
+    TooBigMultibulkCount,
+    #[error("too big bulk count string")]
+    TooBigBulkCount,
+    #[error("unbalanced quotes in request")]
+    UnbalancedQuotes,
+}
+
+impl ProtocolError {
+    /// The full error line as Redis sends it (without CRLF).
+    pub fn reply_text(&self) -> String {
+        format!("ERR Protocol error: {self}")
+    }
+}
+
+/// Longest `*N` / `$N` header line Redis accepts before giving up on it.
+const MAX_HEADER_LINE: usize = 64 * 1024;
+
+/// Stateless request decoder configured with [`Limits`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Decoder {
+    pub limits: Limits,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder { limits }
+    }
+
+    /// Decodes one request from the front of `buf` (see the module doc).
+    /// Empty inline lines are skipped, as Redis does.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+        loop {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let parsed = if buf[0] == b'*' {
+                self.parse_multibulk(buf)?
+            } else {
+                self.parse_inline(buf)?
+            };
+            match parsed {
+                None => return Ok(None),
+                Some((consumed, spans)) => {
+                    let frame = buf.split_to(consumed).freeze();
+                    if spans.is_empty() {
+                        // `*0`, `*-1` or a blank inline line: nothing to run.
+                        continue;
+                    }
+                    let args = spans
+                        .into_iter()
+                        .map(|span| match span {
+                            Span::Slice(start, end) => frame.slice(start..end),
+                            Span::Owned(bytes) => Bytes::from(bytes),
+                        })
+                        .collect();
+                    return Ok(Some(Request {
+                        args,
+                        wire_len: consumed,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn parse_multibulk(&self, buf: &[u8]) -> Result<Option<(usize, Vec<Span>)>, ProtocolError> {
+        let Some((line, mut pos)) = read_line(buf, 1, ProtocolError::TooBigMultibulkCount)? else {
+            return Ok(None);
+        };
+        let count = parse_len(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
+        if count > self.limits.max_args as i64 {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        if count <= 0 {
+            return Ok(Some((pos, Vec::new())));
+        }
+        // Capacity bounded by max_args and by what can have arrived (4 bytes per arg minimum).
+        let mut spans = Vec::with_capacity((count as usize).min(buf.len() / 4 + 1));
+        for _ in 0..count {
+            if pos >= buf.len() {
+                return Ok(None);
+            }
+            if buf[pos] != b'$' {
+                return Err(ProtocolError::ExpectedBulk(buf[pos] as char));
+            }
+            let Some((line, body)) = read_line(buf, pos + 1, ProtocolError::TooBigBulkCount)?
+            else {
+                return Ok(None);
+            };
+            let len = parse_len(line).ok_or(ProtocolError::InvalidBulkLength)?;
+            if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
+                return Err(ProtocolError::InvalidBulkLength);
+            }
+            let end = body + len as usize;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                // Redis trusts the length and skips two bytes; a wrong terminator
+                // means the client is out of sync: treat it as a framing error.
+                return Err(ProtocolError::InvalidBulkLength);
+            }
+            spans.push(Span::Slice(body, end));
+            pos = end + 2;
+        }
+        Ok(Some((pos, spans)))
+    }
+
+    fn parse_inline(&self, buf: &[u8]) -> Result<Option<(usize, Vec<Span>)>, ProtocolError> {
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > self.limits.max_inline_len {
+                return Err(ProtocolError::TooBigInline);
+            }
+            return Ok(None);
+        };
+        if nl > self.limits.max_inline_len {
+            return Err(ProtocolError::TooBigInline);
+        }
+        let mut line = &buf[..nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        let words = split_inline(line)?;
+        if words.len() > self.limits.max_args {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        Ok(Some((nl + 1, words.into_iter().map(Span::Owned).collect())))
+    }
+}
+
+enum Span {
+    Slice(usize, usize),
+    Owned(Vec<u8>),
+}
+
+/// Finds the CRLF-terminated line starting at `start`; returns the line and the
+/// offset just past its CRLF.
+fn read_line(
+    buf: &[u8],
+    start: usize,
+    too_big: ProtocolError,
+) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+    let window = &buf[start..];
+    match window.iter().position(|&b| b == b'\r') {
+        Some(cr) if cr > MAX_HEADER_LINE => Err(too_big),
+        Some(cr) => {
+            if window.len() < cr + 2 {
+                return Ok(None);
+            }
+            Ok(Some((&window[..cr], start + cr + 2)))
+        }
+        None if window.len() > MAX_HEADER_LINE => Err(too_big),
+        None => Ok(None),
+    }
+}
+
+/// Parses a header length: optional '-', decimal digits, at most 18 of them.
+fn parse_len(line: &[u8]) -> Option<i64> {
+    let (neg, digits) = match line.first() {
+        Some(b'-') => (true, &line[1..]),
+        _ => (false, line),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    Some(if neg { -n } else { n })
+}
+
+/// Splits an inline line into words as Redis's `sdssplitargs` does: spaces
+/// separate, "double quotes" take `\n \r \t \b \a \\ \" \xHH` escapes,
+/// 'single quotes' take `\'`; a closing quote must be followed by a space.
+pub fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Ok(words);
+        }
+        let mut word = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= line.len() {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
+                    let hex = |b: u8| (b as char).to_digit(16);
+                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                        word.push((h * 16 + l) as u8);
+                        i += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && i + 1 < line.len() {
+                    word.push(match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                    i += 2;
+                } else if c == b'"' {
+                    if i + 1 < line.len() && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    word.push(c);
+                    i += 1;
+                }
+            } else if in_sq {
+                if i >= line.len() {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < line.len() && line[i + 1] == b'\'' {
+                    word.push(b'\'');
+                    i += 2;
+                } else if c == b'\'' {
+                    if i + 1 < line.len() && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    word.push(c);
+                    i += 1;
+                }
+            } else {
+                if i >= line.len() || line[i].is_ascii_whitespace() {
+                    break;
+                }
+                match line[i] {
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => word.push(c),
+                }
+                i += 1;
+            }
+        }
+        words.push(word);
+    }
+}
+
+/// Decodes every whole request in `input` (tests and tools).
+pub fn decode_all(decoder: &Decoder, input: &[u8]) -> Result<Vec<Request>, ProtocolError> {
+    let mut buf = BytesMut::from(input);
+    let mut out = Vec::new();
+    while let Some(req) = decoder.decode(&mut buf)? {
+        out.push(req);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    fn args(reqs: &[Request]) -> Vec<Vec<&[u8]>> {
+        reqs.iter()
+            .map(|r| r.args.iter().map(|a| a.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn decodes_pipelined_multibulk_in_order() {
+        let d = Decoder::default();
+        let reqs = decode_all(&d, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(args(&reqs), vec![vec![&b"GET"[..], b"k"], vec![b"PING"]]);
+        assert_eq!(reqs[0].wire_len, 20);
+    }
+
+    #[test]
+    fn incomplete_input_consumes_nothing() {
+        let d = Decoder::default();
+        let full = b"*2\r\n$3\r\nSET\r\n$5\r\nhello\r\n";
+        for cut in 1..full.len() {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert_eq!(d.decode(&mut buf).unwrap(), None, "cut at {cut}");
+            assert_eq!(buf.len(), cut);
+        }
+    }
+
+    #[test]
+    fn huge_bulk_header_reserves_nothing() {
+        let d = Decoder::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$524288000\r\nabc"[..]);
+        let cap = buf.capacity();
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn framing_violations() {
+        let d = Decoder::default();
+        let cases: &[(&[u8], ProtocolError)] = &[
+            (b"*x\r\n", ProtocolError::InvalidMultibulkLength),
+            (b"*4000\r\n", ProtocolError::InvalidMultibulkLength),
+            (b"*1\r\n+PING\r\n", ProtocolError::ExpectedBulk('+')),
+            (b"*1\r\n$-5\r\n", ProtocolError::InvalidBulkLength),
+            (b"*1\r\n$536870913\r\n", ProtocolError::InvalidBulkLength),
+            (b"*1\r\n$2\r\nabcd\r\n", ProtocolError::InvalidBulkLength),
+            (b"SET \"a\"b\r\n", ProtocolError::UnbalancedQuotes),
+            (b"SET \"ab\r\n", ProtocolError::UnbalancedQuotes),
+        ];
+        for (input, err) in cases {
+            assert_eq!(decode_all(&d, input).unwrap_err(), *err, "{input:?}");
+        }
+        let long = vec![b'a'; 70 * 1024];
+        assert_eq!(
+            decode_all(&d, &long).unwrap_err(),
+            ProtocolError::TooBigInline
+        );
+        assert_eq!(
+            ProtocolError::ExpectedBulk('+').reply_text(),
+            "ERR Protocol error: expected '$', got '+'"
+        );
+    }
+
+    #[test]
+    fn inline_commands_with_quotes() {
+        let d = Decoder::default();
+        let reqs = decode_all(&d, b"set k \"a b\\x41\\n\"\r\n\r\nget 'it\\'s'\nPING\r\n").unwrap();
+        assert_eq!(
+            args(&reqs),
+            vec![
+                vec![&b"set"[..], b"k", b"a bA\n"],
+                vec![b"get", b"it's"],
+                vec![b"PING"]
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_multibulk_is_skipped() {
+        let d = Decoder::default();
+        let reqs = decode_all(&d, b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(args(&reqs), vec![vec![&b"PING"[..]]]);
+    }
+
+    /// Seeded random bytes (and random mutations of valid frames) never panic
+    /// the decoder, and every outcome is one of the three.
+    #[test]
+    fn random_input_never_panics() {
+        let d = Decoder::new(Limits {
+            max_bulk_len: 1 << 20,
+            max_args: 100,
+            max_inline_len: 1024,
+        });
+        let mut rng = StdRng::seed_from_u64(0x5742_7475);
+        let alphabet = b"*$\r\n-0123456789abc \"'\\x";
+        let valid = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        for round in 0..200_000 {
+            let len = rng.random_range(0..64);
+            let mut input: Vec<u8> = if round % 2 == 0 {
+                (0..len).map(|_| rng.random()).collect()
+            } else {
+                (0..len)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                    .collect()
+            };
+            if round % 3 == 0 {
+                let mut v = valid.to_vec();
+                let at = rng.random_range(0..v.len());
+                v[at] = rng.random();
+                input = v;
+            }
+            let mut buf = BytesMut::from(&input[..]);
+            let before = buf.len();
+            loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(req)) => assert!(req.wire_len > 0),
+                    Ok(None) => {
+                        assert!(buf.len() <= before);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
