@@ -56,7 +56,7 @@ fn op_write<T>(
 /// HSET and HMSET key field value [field value ...]
 pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let hmset = is(&args[0], "hmset");
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(OpError::Arity(if hmset { "hmset" } else { "hset" }));
     }
     let added = op_write(ctx, &args[1], true, |h| {

@@ -194,7 +194,7 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(OpError::Arity("mset"));
     }
     for pair in args[1..].chunks_exact(2) {
@@ -204,7 +204,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(OpError::Arity("msetnx"));
     }
     let now = ctx.now;

@@ -151,8 +151,8 @@ impl CommandSpec {
         } else {
             self.last_key.min(argc - 1)
         };
-        let range = if first > 0 { first..=last } else { 1..=0 };
-        range.step_by(step as usize).map(|i| i as usize)
+        let last = if first > 0 { last } else { -1 };
+        (first.max(0)..=last).step_by(step as usize).map(|i| i as usize)
     }
 }
 

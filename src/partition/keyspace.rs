@@ -192,6 +192,9 @@ impl Keyspace {
             EntryRef::Vacant(_) => None,
             EntryRef::Occupied(o) if o.get().is_expired(now) => {
                 let (k, e) = o.remove_entry();
+                if table.is_empty() {
+                    self.tables[idx] = None;
+                }
                 self.forget(&k, &e);
                 self.stats.expired += 1;
                 None
@@ -246,7 +249,12 @@ impl Keyspace {
     /// Deletes `key`; returns the live entry removed.
     pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         self.lookup(key, now)?;
-        let (k, e) = self.table_mut(key)?.remove_entry(key)?;
+        let idx = self.index(key);
+        let table = self.tables[idx].as_deref_mut()?;
+        let (k, e) = table.remove_entry(key)?;
+        if table.is_empty() {
+            self.tables[idx] = None;
+        }
         self.forget(&k, &e);
         Some(e)
     }
@@ -346,12 +354,14 @@ impl Keyspace {
         let mut cur = cursor;
         let mut visited = 0usize;
         while self.owns(cur.slot) && out.len() < count && visited < count.saturating_mul(10) {
-            visited += 1;
             let table = self.tables[(cur.slot - self.first_slot) as usize].as_deref();
+            // Empty slots cost next to nothing: only slots holding keys use the budget.
+            visited += usize::from(table.is_some());
             let items = table
                 .into_iter()
                 .flatten()
-                .filter_map(|(k, e)| (!e.is_expired(now)).then(|| (scan_position(k), (k, e))));
+                .filter(|(_, e)| !e.is_expired(now))
+                .map(|(k, e)| (scan_position(k), (k, e)));
             let (batch, next_pos) = take_ordered(items, cur.pos, count - out.len());
             out.extend(
                 batch

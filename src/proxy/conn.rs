@@ -153,7 +153,6 @@ impl Connection<'_> {
     /// The request path, top to bottom: look up → auth → check keys → admit →
     /// route and execute → meter → reply.
     pub fn handle(&mut self, req: Request) {
-        let args = &req.args;
         let out_before = self.wbuf.len();
         self.session.last_command = Instant::now();
         let reply = self.dispatch(&req);
@@ -169,7 +168,6 @@ impl Connection<'_> {
                 .bytes_out
                 .increment((self.wbuf.len() - out_before) as u64);
         }
-        let _ = args;
     }
 
     fn dispatch(&mut self, req: &Request) -> Reply {

@@ -32,7 +32,7 @@ fn dispatch(
     match op {
         ConnOp::Auth => auth(conn, args),
         ConnOp::Hello => hello(conn, args),
-        ConnOp::Ping => ping(conn, args),
+        ConnOp::Ping => ping(args),
         ConnOp::Echo => Ok(Reply::Bulk(args[1].clone())),
         ConnOp::Quit => {
             conn.session.closing = true;
@@ -86,16 +86,12 @@ fn bound(conn: &Connection<'_>) -> Result<Arc<Cache>, OpError> {
         .ok_or(OpError::Static(reply::NOAUTH))
 }
 
-fn ping(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+fn ping(args: &[Bytes]) -> Result<Reply, OpError> {
     match args.len() {
         1 => Ok(Reply::status(reply::PONG)),
         2 => Ok(Reply::Bulk(args[1].clone())),
         _ => Err(OpError::Arity("ping")),
     }
-    .map(|r| {
-        let _ = conn;
-        r
-    })
 }
 
 /// Finds the cache `user`/`pass` authenticate for. `user` is a cache name; an
