@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 4096;
 pub const DEFAULT_OUTPUT_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
 /// Most simultaneous client connections (Redis's maxclients).
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// Longest a request waits for ECPU/s admission before it fails with
+/// THROTTLED, milliseconds: throttling shows up as latency first.
+pub const DEFAULT_THROTTLE_MAX_WAIT_MS: u64 = 100;
 /// Seconds to wait for connections to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
 
@@ -85,6 +88,9 @@ pub struct ServeConfig {
     /// Pending reply bytes at which a client that does not read is disconnected.
     #[arg(long, env = "STRATUS_OUTPUT_BUFFER_LIMIT", default_value_t = DEFAULT_OUTPUT_BUFFER_LIMIT)]
     pub output_buffer_limit: usize,
+    /// Milliseconds a request may wait for ECPU/s admission before THROTTLED.
+    #[arg(long = "throttle-max-wait", env = "STRATUS_THROTTLE_MAX_WAIT", default_value_t = DEFAULT_THROTTLE_MAX_WAIT_MS)]
+    pub throttle_max_wait_ms: u64,
     /// Seconds to let connections finish on shutdown.
     #[arg(long, env = "STRATUS_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace: u64,
@@ -109,6 +115,7 @@ impl Default for ServeConfig {
             max_args: DEFAULT_MAX_ARGS,
             max_key_len: DEFAULT_MAX_KEY_LEN,
             output_buffer_limit: DEFAULT_OUTPUT_BUFFER_LIMIT,
+            throttle_max_wait_ms: DEFAULT_THROTTLE_MAX_WAIT_MS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE_SECS,
             log_format: LogFormat::Text,
         }
@@ -140,6 +147,12 @@ impl ServeConfig {
             return Err(format!(
                 "output-buffer-limit must be at least 65536 (got {})",
                 self.output_buffer_limit
+            ));
+        }
+        if self.throttle_max_wait_ms > 60_000 {
+            return Err(format!(
+                "throttle-max-wait must be at most 60000 ms (got {})",
+                self.throttle_max_wait_ms
             ));
         }
         if self.max_clients == 0 {

@@ -6,6 +6,7 @@
 //! - [`cmd`]: the command table and data-command handlers by family;
 //! - [`proxy`]: connections and the request path (auth → admit → route →
 //!   execute → meter → reply);
+//! - [`metering`]: the ECPU cost model, per-cache ECPU/s limiter, usage figures;
 //! - [`pool`]: each cache's routing table and the `PartitionHandle` seam;
 //! - [`partition`]: one partition's storage: slot-bucketed keyspace, TTLs, accounting;
 //! - [`control`]: the cache registry and the HTTP control API;
@@ -19,6 +20,7 @@
 pub mod cmd;
 pub mod config;
 pub mod control;
+pub mod metering;
 pub mod metrics;
 pub mod partition;
 pub mod pool;

@@ -86,6 +86,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         config.max_key_len,
         config.output_buffer_limit,
         config.max_clients,
+        Duration::from_millis(config.throttle_max_wait_ms),
     ));
     tracker.spawn(proxy::serve(
         resp_listener,
@@ -100,6 +101,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     });
     tracker.spawn(http::serve(http_listener, state, shutdown.clone()));
     tracker.spawn(expire_cycle(registry.clone(), shutdown.clone()));
+    tracker.spawn(usage_cycle(registry.clone(), shutdown.clone()));
     tracing::info!(%resp_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
     Ok(Running {
         resp_addr,
@@ -121,6 +123,41 @@ impl Running {
             .is_err()
         {
             tracing::warn!("shutdown grace period over; dropping remaining connections");
+        }
+    }
+}
+
+/// How often stored bytes are integrated into byte-seconds.
+const USAGE_PERIOD: Duration = Duration::from_secs(1);
+/// Every this many usage periods, metrics are published (keeps live series
+/// from idling out between scrapes and drains histograms).
+const PUBLISH_EVERY: u64 = 5;
+
+/// The usage cycle: integrates each cache's stored bytes over time (the
+/// billing byte-seconds, with the storage minimum applied for the billed
+/// figure) and publishes metrics periodically.
+async fn usage_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(USAGE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = tokio::time::Instant::now();
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let now = tokio::time::Instant::now();
+        let dt_ms = now.duration_since(last).as_millis() as u64;
+        last = now;
+        for cache in registry.list() {
+            let minimum = cache.limits().min_storage_bytes();
+            cache
+                .usage
+                .accrue_storage(cache.pool.used_bytes(), minimum, dt_ms);
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(PUBLISH_EVERY) {
+            registry.publish_metrics(false);
         }
     }
 }

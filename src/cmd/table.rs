@@ -152,7 +152,9 @@ impl CommandSpec {
             self.last_key.min(argc - 1)
         };
         let last = if first > 0 { last } else { -1 };
-        (first.max(0)..=last).step_by(step as usize).map(|i| i as usize)
+        (first.max(0)..=last)
+            .step_by(step as usize)
+            .map(|i| i as usize)
     }
 }
 

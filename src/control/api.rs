@@ -9,6 +9,7 @@
 //! GET    /v1/caches/{name}     describe: status, endpoint, limits, usage now
 //! PATCH  /v1/caches/{name}     change description, limits; auth: {rotate: true} or {token}
 //! DELETE /v1/caches/{name}     delete (data released, token refused)
+//! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
 //! ```
 //! Every bad request gets a 4xx and `{"error": {"code", "message"}}`.
 
@@ -121,6 +122,10 @@ pub fn handle(
             None => RegistryError::NotFound(name.to_string()).into(),
         },
         (&Method::PATCH, ["v1", "caches", name]) => patch(registry, endpoint, name, body),
+        (&Method::GET, ["v1", "caches", name, "usage"]) => match registry.get(name) {
+            Some(c) => ApiReply::ok(StatusCode::OK, usage(&c)),
+            None => RegistryError::NotFound(name.to_string()).into(),
+        },
         (&Method::DELETE, ["v1", "caches", name]) => match registry.delete(name) {
             Ok(()) => ApiReply::ok(StatusCode::OK, json!({ "deleted": name })),
             Err(e) => e.into(),
@@ -232,8 +237,8 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
 pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
     let settings = cache.settings.read().clone();
     let totals = cache.pool.totals();
-    let counters = &cache.counters;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let usage = &cache.usage;
+    let load = crate::metering::Usage::load;
     json!({
         "name": cache.name,
         "description": settings.description,
@@ -245,10 +250,53 @@ pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
         "usage": {
             "items": totals.keys,
             "data_stored_bytes": totals.used_bytes,
-            "connections": load(&counters.connected),
-            "commands_processed": load(&counters.commands_processed),
+            "connections": load(&usage.connected),
+            "commands_processed": usage.commands_processed(),
         },
         "partitions": cache.pool.partitions().len(),
+    })
+}
+
+/// The billing view of a cache: the same figures `/metrics` exports.
+pub fn usage(cache: &Cache) -> Json {
+    let u = &cache.usage;
+    let load = crate::metering::Usage::load;
+    let ecpu = |milli: u64| milli as f64 / 1000.0;
+    let totals = cache.pool.totals();
+    let limits = cache.limits();
+    let by_family = |f: &dyn Fn(crate::cmd::Family) -> Json| -> serde_json::Map<String, Json> {
+        crate::cmd::Family::ALL
+            .iter()
+            .map(|fam| (fam.label().to_string(), f(*fam)))
+            .collect()
+    };
+    let rejected: serde_json::Map<String, Json> = crate::metering::Rejection::ALL
+        .iter()
+        .map(|r| (r.label().to_string(), json!(u.rejected(*r))))
+        .collect();
+    json!({
+        "name": cache.name,
+        "ecpu_total": ecpu(u.ecpu_total_milli()),
+        "ecpu_by_family": by_family(&|f| json!(ecpu(load(&u.ecpu_milli[f.index()])))),
+        "commands_total": u.commands_total(),
+        "commands_by_family": by_family(&|f| json!(load(&u.commands[f.index()]))),
+        "unmetered_commands": load(&u.unmetered),
+        "throttled_commands": u.rejected(crate::metering::Rejection::Throttled),
+        "oom_rejections": u.rejected(crate::metering::Rejection::Oom),
+        "rejected_commands": rejected,
+        "data_stored_bytes": totals.used_bytes,
+        "billed_data_stored_bytes": (totals.used_bytes as u64).max(limits.min_storage_bytes()),
+        "data_stored_byte_seconds": load(&u.byte_seconds),
+        "billed_data_stored_byte_seconds": load(&u.billed_byte_seconds),
+        "items": totals.keys,
+        "cache_hits": totals.events.hits,
+        "cache_misses": totals.events.misses,
+        "evictions": totals.events.evicted,
+        "expired_keys": totals.events.expired,
+        "network_bytes_in": load(&u.net_in),
+        "network_bytes_out": load(&u.net_out),
+        "connections": load(&u.connected),
+        "usage_limits": limits,
     })
 }
 

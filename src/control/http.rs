@@ -84,10 +84,7 @@ async fn route(
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/readyz") => text(StatusCode::OK, "text/plain", "ready\n".into()),
         (&Method::GET, "/metrics") => {
-            for cache in state.registry.list() {
-                cache.metrics.publish(&cache.pool.totals());
-            }
-            let body = state.registry.metrics.render();
+            let body = state.registry.publish_metrics(true).unwrap_or_default();
             text(StatusCode::OK, "text/plain; version=0.0.4", body)
         }
         _ if path.starts_with("/v1/") || path == "/v1" => {

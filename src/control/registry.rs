@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::metrics::{CacheMetrics, Metrics};
+use crate::metering::{EcpuLimiter, Usage};
+use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
 use crate::pool::CachePool;
 
 /// Name of the embedded cache that needs no password on loopback.
@@ -130,16 +131,6 @@ pub struct CacheSettings {
     token_hashes: Vec<[u8; 32]>,
 }
 
-/// Per-cache counters kept outside the partitions.
-#[derive(Debug, Default)]
-pub struct CacheCounters {
-    pub connections_received: AtomicU64,
-    pub connected: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub net_in: AtomicU64,
-    pub net_out: AtomicU64,
-}
-
 /// One tenant.
 pub struct Cache {
     pub name: String,
@@ -149,7 +140,9 @@ pub struct Cache {
     pub settings: RwLock<CacheSettings>,
     pub pool: CachePool,
     pub metrics: CacheMetrics,
-    pub counters: CacheCounters,
+    pub usage: Usage,
+    /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
+    limiter: RwLock<Option<Arc<EcpuLimiter>>>,
     deleted: AtomicBool,
 }
 
@@ -171,6 +164,26 @@ impl Cache {
 
     pub fn has_tokens(&self) -> bool {
         !self.settings.read().token_hashes.is_empty()
+    }
+
+    /// The current ECPU/s limiter (`None` = no limit).
+    pub fn limiter(&self) -> Option<Arc<EcpuLimiter>> {
+        self.limiter.read().clone()
+    }
+
+    pub fn limits(&self) -> UsageLimits {
+        self.settings.read().limits
+    }
+
+    /// Applies new limits: a new limiter if the ECPU/s maximum changed, and
+    /// the limit gauges. Connections see the change on their next command.
+    fn apply_limits(&self, limits: UsageLimits) {
+        let max = limits.ecpu_per_second.maximum as u64;
+        let mut limiter = self.limiter.write();
+        if limiter.as_ref().map_or(0, |l| l.max_ecpu_per_sec) != max {
+            *limiter = EcpuLimiter::new(max).map(Arc::new);
+        }
+        self.settings.write().limits = limits;
     }
 }
 
@@ -238,15 +251,16 @@ impl Registry {
             }),
             pool: CachePool::new(),
             metrics: self.metrics.for_cache(&req.name),
-            counters: CacheCounters::default(),
+            usage: Usage::default(),
+            limiter: RwLock::new(None),
             deleted: AtomicBool::new(false),
         });
+        cache.apply_limits(req.limits);
         let mut tokens = self.tokens.write();
         for h in hashes {
             tokens.insert(h, req.name.clone());
         }
         caches.insert(req.name, cache.clone());
-        self.metrics.caches.set(caches.len() as f64);
         Ok((cache, token))
     }
 
@@ -267,6 +281,28 @@ impl Registry {
         self.get(&name)
     }
 
+    /// Publishes every cache's figures to the metrics recorder; returns the
+    /// exposition when `render` is set.
+    pub fn publish_metrics(&self, render: bool) -> Option<String> {
+        let caches = self.list();
+        let figures: Vec<CacheFigures<'_>> = caches
+            .iter()
+            .map(|c| CacheFigures {
+                name: &c.name,
+                usage: &c.usage,
+                totals: c.pool.totals(),
+                partitions: c.pool.partitions().len(),
+                limits: c.limits(),
+            })
+            .collect();
+        if render {
+            Some(self.metrics.render(&figures))
+        } else {
+            self.metrics.publish(&figures);
+            None
+        }
+    }
+
     /// Changes description and/or limits.
     pub fn update(
         &self,
@@ -280,14 +316,12 @@ impl Registry {
         if let Some(l) = &limits {
             l.validate().map_err(RegistryError::Invalid)?;
         }
-        let mut s = cache.settings.write();
         if let Some(d) = description {
-            s.description = d;
+            cache.settings.write().description = d;
         }
         if let Some(l) = limits {
-            s.limits = l;
+            cache.apply_limits(l);
         }
-        drop(s);
         Ok(cache)
     }
 
@@ -326,7 +360,6 @@ impl Registry {
             tokens.remove(&h);
         }
         cache.pool.flush();
-        self.metrics.caches.set(self.caches.read().len() as f64);
         Ok(())
     }
 }

@@ -1,16 +1,33 @@
-//! Metrics: the one list of metric names ([`METRICS`]), a Prometheus recorder
-//! owned by the server (no global recorder, so several servers can run in one
-//! process), and per-cache handles resolved once, when the cache is created.
+//! Metrics: the one list of metric names ([`METRICS`]) and the Prometheus
+//! exposition, on a recorder owned by the server (no global recorder, so
+//! several servers can run in one process).
 //!
-//! Hot-path counters are pre-registered handles; figures the partitions
-//! already keep (items, bytes, hits, misses, expirations) are copied into
-//! gauges and counters when `/metrics` is rendered, so the request path pays
-//! nothing for them.
+//! Two mechanisms, one per need:
+//! 1. Counters and gauges are *published*: the request path only bumps
+//!    atomics it already keeps (a cache's [`Usage`], the partitions' stats);
+//!    [`Metrics::publish`] copies them into the recorder before each render and
+//!    every few seconds. Series not published for [`IDLE_TIMEOUT`] are dropped,
+//!    which is how a deleted cache's series disappear.
+//! 2. The latency histogram is recorded on the request path through handles
+//!    resolved once per cache ([`CacheMetrics`]).
+//!
+//! `stratus_ecpu_total` is fractional (milli-ECPU precision); the recorder's
+//! counters are integers, so that one family is rendered here from the
+//! milli-ECPU atomics, in the same text format.
 
-use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use metrics::{Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use metrics_util::MetricKindMask;
 
 use crate::cmd::Family;
+use crate::control::registry::UsageLimits;
+use crate::metering::{Rejection, Usage};
 use crate::pool::PartitionStats;
 
 /// Kind of a metric.
@@ -18,6 +35,7 @@ use crate::pool::PartitionStats;
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 /// One documented metric.
@@ -28,114 +46,119 @@ pub struct MetricDef {
     pub help: &'static str,
 }
 
+pub const ECPU_TOTAL: &str = "stratus_ecpu_total";
 pub const COMMANDS_TOTAL: &str = "stratus_commands_total";
+pub const UNMETERED_COMMANDS_TOTAL: &str = "stratus_unmetered_commands_total";
+pub const REJECTED_COMMANDS_TOTAL: &str = "stratus_rejected_commands_total";
+pub const THROTTLED_COMMANDS_TOTAL: &str = "stratus_throttled_commands_total";
+pub const DATA_STORED_BYTES: &str = "stratus_data_stored_bytes";
+pub const DATA_STORED_BYTE_SECONDS_TOTAL: &str = "stratus_data_stored_byte_seconds_total";
+pub const BILLED_DATA_STORED_BYTE_SECONDS_TOTAL: &str =
+    "stratus_billed_data_stored_byte_seconds_total";
+pub const USAGE_LIMIT_ECPU_PER_SECOND: &str = "stratus_usage_limit_ecpu_per_second";
+pub const USAGE_LIMIT_DATA_STORAGE_BYTES: &str = "stratus_usage_limit_data_storage_bytes";
+pub const CACHE_HITS_TOTAL: &str = "stratus_cache_hits_total";
+pub const CACHE_MISSES_TOTAL: &str = "stratus_cache_misses_total";
+pub const EVICTIONS_TOTAL: &str = "stratus_evictions_total";
+pub const EXPIRED_KEYS_TOTAL: &str = "stratus_expired_keys_total";
+pub const OOM_REJECTIONS_TOTAL: &str = "stratus_oom_rejections_total";
+pub const ITEMS: &str = "stratus_items";
 pub const CONNECTIONS: &str = "stratus_connections";
 pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "stratus_connections_accepted_total";
 pub const CONNECTIONS_REJECTED_TOTAL: &str = "stratus_connections_rejected_total";
-pub const ITEMS: &str = "stratus_items";
-pub const DATA_STORED_BYTES: &str = "stratus_data_stored_bytes";
-pub const CACHE_HITS_TOTAL: &str = "stratus_cache_hits_total";
-pub const CACHE_MISSES_TOTAL: &str = "stratus_cache_misses_total";
-pub const EXPIRED_KEYS_TOTAL: &str = "stratus_expired_keys_total";
 pub const NETWORK_BYTES_TOTAL: &str = "stratus_network_bytes_total";
+pub const COMMAND_DURATION_SECONDS: &str = "stratus_command_duration_seconds";
+pub const PARTITIONS: &str = "stratus_partitions";
 pub const AUTH_FAILURES_TOTAL: &str = "stratus_auth_failures_total";
+pub const NOAUTH_REJECTIONS_TOTAL: &str = "stratus_noauth_rejections_total";
 pub const PROTOCOL_ERRORS_TOTAL: &str = "stratus_protocol_errors_total";
 pub const CACHES: &str = "stratus_caches";
 
-/// Every metric Stratus exports, with its help text: the one list.
+const fn def(name: &'static str, kind: Kind, unit: Option<Unit>, help: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        kind,
+        unit,
+        help,
+    }
+}
+
+use Kind::{Counter as C, Gauge as G, Histogram as H};
+
+/// Every metric Stratus exports: the one list. Labels: `cache` (one series
+/// per cache) plus the closed sets named in each help text.
+#[rustfmt::skip]
 pub const METRICS: &[MetricDef] = &[
-    MetricDef {
-        name: COMMANDS_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Commands executed, by cache and command family.",
-    },
-    MetricDef {
-        name: CONNECTIONS,
-        kind: Kind::Gauge,
-        unit: None,
-        help: "Client connections currently bound to the cache.",
-    },
-    MetricDef {
-        name: CONNECTIONS_ACCEPTED_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Client connections accepted on the RESP port.",
-    },
-    MetricDef {
-        name: CONNECTIONS_REJECTED_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Client connections refused at the connection limit.",
-    },
-    MetricDef {
-        name: ITEMS,
-        kind: Kind::Gauge,
-        unit: None,
-        help: "Keys stored in the cache.",
-    },
-    MetricDef {
-        name: DATA_STORED_BYTES,
-        kind: Kind::Gauge,
-        unit: Some(Unit::Bytes),
-        help: "Bytes stored by the cache (keys, values and per-entry overhead).",
-    },
-    MetricDef {
-        name: CACHE_HITS_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Read lookups that found their key.",
-    },
-    MetricDef {
-        name: CACHE_MISSES_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Read lookups that did not find their key.",
-    },
-    MetricDef {
-        name: EXPIRED_KEYS_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Keys deleted because their TTL passed.",
-    },
-    MetricDef {
-        name: NETWORK_BYTES_TOTAL,
-        kind: Kind::Counter,
-        unit: Some(Unit::Bytes),
-        help: "Bytes received (in) and sent (out) on client connections.",
-    },
-    MetricDef {
-        name: AUTH_FAILURES_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "AUTH and HELLO AUTH attempts refused.",
-    },
-    MetricDef {
-        name: PROTOCOL_ERRORS_TOTAL,
-        kind: Kind::Counter,
-        unit: None,
-        help: "Connections closed on a RESP framing violation.",
-    },
-    MetricDef {
-        name: CACHES,
-        kind: Kind::Gauge,
-        unit: None,
-        help: "Caches that exist.",
-    },
+    def(ECPU_TOTAL, C, None, "ElastiCache Processing Units consumed, by cache and command family (billing)."),
+    def(COMMANDS_TOTAL, C, None, "Metered commands executed, by cache and command family."),
+    def(UNMETERED_COMMANDS_TOTAL, C, None, "AUTH, HELLO, PING and QUIT executed (not billed)."),
+    def(REJECTED_COMMANDS_TOTAL, C, None, "Requests refused before execution (not billed), by reason."),
+    def(THROTTLED_COMMANDS_TOTAL, C, None, "Requests refused for exceeding the cache's ECPU/s limit."),
+    def(DATA_STORED_BYTES, G, Some(Unit::Bytes), "Bytes stored by the cache: keys, values and per-entry overhead."),
+    def(DATA_STORED_BYTE_SECONDS_TOTAL, C, None, "Integral of bytes stored over time, in byte-seconds."),
+    def(BILLED_DATA_STORED_BYTE_SECONDS_TOTAL, C, None, "Integral of billed storage (at least the minimum), in byte-seconds."),
+    def(USAGE_LIMIT_ECPU_PER_SECOND, G, None, "The cache's ECPU/s usage limit, by bound (minimum, maximum; 0 = none)."),
+    def(USAGE_LIMIT_DATA_STORAGE_BYTES, G, Some(Unit::Bytes), "The cache's data storage limit in bytes, by bound (0 = none)."),
+    def(CACHE_HITS_TOTAL, C, None, "Read lookups that found their key."),
+    def(CACHE_MISSES_TOTAL, C, None, "Read lookups that did not find their key."),
+    def(EVICTIONS_TOTAL, C, None, "Keys evicted to stay within the storage maximum."),
+    def(EXPIRED_KEYS_TOTAL, C, None, "Keys deleted because their TTL passed."),
+    def(OOM_REJECTIONS_TOTAL, C, None, "Writes refused at the storage maximum with nothing left to evict."),
+    def(ITEMS, G, None, "Keys stored in the cache."),
+    def(CONNECTIONS, G, None, "Client connections bound to the cache."),
+    def(CONNECTIONS_ACCEPTED_TOTAL, C, None, "Client connections accepted on the RESP port."),
+    def(CONNECTIONS_REJECTED_TOTAL, C, None, "Client connections refused at the connection limit."),
+    def(NETWORK_BYTES_TOTAL, C, Some(Unit::Bytes), "Bytes received and sent on client connections, by direction (in, out)."),
+    def(COMMAND_DURATION_SECONDS, H, Some(Unit::Seconds), "Time from a request's decoding to its reply, by kind (read, write)."),
+    def(PARTITIONS, G, None, "Storage partitions of the cache."),
+    def(AUTH_FAILURES_TOTAL, C, None, "AUTH and HELLO AUTH attempts refused."),
+    def(NOAUTH_REJECTIONS_TOTAL, C, None, "Commands refused on connections that have not authenticated."),
+    def(PROTOCOL_ERRORS_TOTAL, C, None, "Connections closed on a RESP framing violation."),
+    def(CACHES, G, None, "Caches that exist."),
+];
+
+/// Series not published for this long are dropped (deleted caches).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Latency buckets, seconds: 10 µs to 2.5 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 static METADATA: Metadata<'static> =
     Metadata::new("stratus", Level::INFO, Some("stratus::metrics"));
 
+/// Server-wide counters (not per cache).
+#[derive(Debug, Default)]
+pub struct GlobalCounters {
+    pub connections_accepted: AtomicU64,
+    pub connections_rejected: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub noauth_rejections: AtomicU64,
+    pub protocol_errors: AtomicU64,
+}
+
+impl GlobalCounters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What [`Metrics::publish`] needs to know of one cache.
+pub struct CacheFigures<'a> {
+    pub name: &'a str,
+    pub usage: &'a Usage,
+    pub totals: PartitionStats,
+    pub partitions: usize,
+    pub limits: UsageLimits,
+}
+
 /// The server's metrics recorder and exposition.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    pub connections_accepted: Counter,
-    pub connections_rejected: Counter,
-    pub auth_failures: Counter,
-    pub protocol_errors: Counter,
-    pub caches: Gauge,
+    pub global: GlobalCounters,
 }
 
 impl Default for Metrics {
@@ -146,34 +169,35 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(COMMAND_DURATION_SECONDS.into()),
+                DURATION_BUCKETS,
+            )
+            .expect("static, non-empty buckets")
+            .idle_timeout(
+                MetricKindMask::COUNTER | MetricKindMask::GAUGE,
+                Some(IDLE_TIMEOUT),
+            )
+            .build_recorder();
         let handle = recorder.handle();
-        for m in METRICS {
+        for m in METRICS.iter().filter(|m| m.name != ECPU_TOTAL) {
             let key = KeyName::from_const_str(m.name);
             let help = SharedString::const_str(m.help);
             match m.kind {
                 Kind::Counter => recorder.describe_counter(key, m.unit, help),
                 Kind::Gauge => recorder.describe_gauge(key, m.unit, help),
+                Kind::Histogram => recorder.describe_histogram(key, m.unit, help),
             }
         }
-        let counter = |name| recorder.register_counter(&Key::from_static_name(name), &METADATA);
-        let connections_accepted = counter(CONNECTIONS_ACCEPTED_TOTAL);
-        let connections_rejected = counter(CONNECTIONS_REJECTED_TOTAL);
-        let auth_failures = counter(AUTH_FAILURES_TOTAL);
-        let protocol_errors = counter(PROTOCOL_ERRORS_TOTAL);
-        let caches = recorder.register_gauge(&Key::from_static_name(CACHES), &METADATA);
         Metrics {
             recorder,
             handle,
-            connections_accepted,
-            connections_rejected,
-            auth_failures,
-            protocol_errors,
-            caches,
+            global: GlobalCounters::default(),
         }
     }
 
-    fn labelled(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
         let labels: Vec<Label> = labels
             .iter()
             .map(|(k, v)| Label::new(*k, v.to_string()))
@@ -181,67 +205,163 @@ impl Metrics {
         Key::from_parts(name, labels)
     }
 
-    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+    fn counter(&self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
         self.recorder
-            .register_counter(&Self::labelled(name, labels), &METADATA)
+            .register_counter(&Self::key(name, labels), &METADATA)
+            .absolute(value);
     }
 
-    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+    fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
         self.recorder
-            .register_gauge(&Self::labelled(name, labels), &METADATA)
+            .register_gauge(&Self::key(name, labels), &METADATA)
+            .set(value);
     }
 
-    /// Handles for one cache's series.
+    /// Hot-path handles for one cache.
     pub fn for_cache(&self, cache: &str) -> CacheMetrics {
-        let c = [("cache", cache)];
+        let histogram = |kind: &str| {
+            self.recorder.register_histogram(
+                &Self::key(
+                    COMMAND_DURATION_SECONDS,
+                    &[("cache", cache), ("kind", kind)],
+                ),
+                &METADATA,
+            )
+        };
         CacheMetrics {
-            commands: Family::ALL
-                .map(|f| self.counter(COMMANDS_TOTAL, &[("cache", cache), ("family", f.label())])),
-            connections: self.gauge(CONNECTIONS, &c),
-            items: self.gauge(ITEMS, &c),
-            data_stored_bytes: self.gauge(DATA_STORED_BYTES, &c),
-            hits: self.counter(CACHE_HITS_TOTAL, &c),
-            misses: self.counter(CACHE_MISSES_TOTAL, &c),
-            expired: self.counter(EXPIRED_KEYS_TOTAL, &c),
-            bytes_in: self.counter(
-                NETWORK_BYTES_TOTAL,
-                &[("cache", cache), ("direction", "in")],
-            ),
-            bytes_out: self.counter(
-                NETWORK_BYTES_TOTAL,
-                &[("cache", cache), ("direction", "out")],
-            ),
+            read_duration: histogram("read"),
+            write_duration: histogram("write"),
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// Copies server-wide and per-cache figures into the recorder.
+    pub fn publish(&self, caches: &[CacheFigures<'_>]) {
+        let g = &self.global;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.counter(
+            CONNECTIONS_ACCEPTED_TOTAL,
+            &[],
+            load(&g.connections_accepted),
+        );
+        self.counter(
+            CONNECTIONS_REJECTED_TOTAL,
+            &[],
+            load(&g.connections_rejected),
+        );
+        self.counter(AUTH_FAILURES_TOTAL, &[], load(&g.auth_failures));
+        self.counter(NOAUTH_REJECTIONS_TOTAL, &[], load(&g.noauth_rejections));
+        self.counter(PROTOCOL_ERRORS_TOTAL, &[], load(&g.protocol_errors));
+        self.gauge(CACHES, &[], caches.len() as f64);
+        for c in caches {
+            let u = c.usage;
+            let cache = [("cache", c.name)];
+            for f in Family::ALL {
+                let labels = [("cache", c.name), ("family", f.label())];
+                self.counter(COMMANDS_TOTAL, &labels, load(&u.commands[f.index()]));
+            }
+            for r in Rejection::ALL {
+                self.counter(
+                    REJECTED_COMMANDS_TOTAL,
+                    &[("cache", c.name), ("reason", r.label())],
+                    u.rejected(r),
+                );
+            }
+            self.counter(UNMETERED_COMMANDS_TOTAL, &cache, load(&u.unmetered));
+            self.counter(
+                THROTTLED_COMMANDS_TOTAL,
+                &cache,
+                u.rejected(Rejection::Throttled),
+            );
+            self.counter(OOM_REJECTIONS_TOTAL, &cache, u.rejected(Rejection::Oom));
+            self.counter(
+                DATA_STORED_BYTE_SECONDS_TOTAL,
+                &cache,
+                load(&u.byte_seconds),
+            );
+            self.counter(
+                BILLED_DATA_STORED_BYTE_SECONDS_TOTAL,
+                &cache,
+                load(&u.billed_byte_seconds),
+            );
+            self.counter(
+                NETWORK_BYTES_TOTAL,
+                &[("cache", c.name), ("direction", "in")],
+                load(&u.net_in),
+            );
+            self.counter(
+                NETWORK_BYTES_TOTAL,
+                &[("cache", c.name), ("direction", "out")],
+                load(&u.net_out),
+            );
+            self.counter(CACHE_HITS_TOTAL, &cache, c.totals.events.hits);
+            self.counter(CACHE_MISSES_TOTAL, &cache, c.totals.events.misses);
+            self.counter(EVICTIONS_TOTAL, &cache, c.totals.events.evicted);
+            self.counter(EXPIRED_KEYS_TOTAL, &cache, c.totals.events.expired);
+            self.gauge(DATA_STORED_BYTES, &cache, c.totals.used_bytes as f64);
+            self.gauge(ITEMS, &cache, c.totals.keys as f64);
+            self.gauge(CONNECTIONS, &cache, load(&u.connected) as f64);
+            self.gauge(PARTITIONS, &cache, c.partitions as f64);
+            let l = &c.limits;
+            let bound = |b| [("cache", c.name), ("bound", b)];
+            self.gauge(
+                USAGE_LIMIT_ECPU_PER_SECOND,
+                &bound("minimum"),
+                l.ecpu_per_second.minimum as f64,
+            );
+            self.gauge(
+                USAGE_LIMIT_ECPU_PER_SECOND,
+                &bound("maximum"),
+                l.ecpu_per_second.maximum as f64,
+            );
+            self.gauge(
+                USAGE_LIMIT_DATA_STORAGE_BYTES,
+                &bound("minimum"),
+                l.min_storage_bytes() as f64,
+            );
+            self.gauge(
+                USAGE_LIMIT_DATA_STORAGE_BYTES,
+                &bound("maximum"),
+                l.max_storage_bytes() as f64,
+            );
+        }
         self.handle.run_upkeep();
-        self.handle.render()
+    }
+
+    /// The Prometheus text exposition (publish first).
+    pub fn render(&self, caches: &[CacheFigures<'_>]) -> String {
+        self.publish(caches);
+        let mut out = self.handle.render();
+        render_ecpu(&mut out, caches);
+        out
     }
 }
 
-/// One cache's metric handles.
+/// Appends the `stratus_ecpu_total` family, with milli-ECPU precision.
+fn render_ecpu(out: &mut String, caches: &[CacheFigures<'_>]) {
+    let help = METRICS
+        .iter()
+        .find(|m| m.name == ECPU_TOTAL)
+        .map_or("", |m| m.help);
+    let _ = writeln!(out, "# HELP {ECPU_TOTAL} {help}");
+    let _ = writeln!(out, "# TYPE {ECPU_TOTAL} counter");
+    for c in caches {
+        for f in Family::ALL {
+            let milli = c.usage.ecpu_milli[f.index()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{ECPU_TOTAL}{{cache=\"{}\",family=\"{}\"}} {}.{:03}",
+                c.name,
+                f.label(),
+                milli / 1000,
+                milli % 1000
+            );
+        }
+    }
+    out.push('\n');
+}
+
+/// One cache's hot-path handles.
 pub struct CacheMetrics {
-    /// Indexed by [`Family::index`].
-    pub commands: [Counter; Family::ALL.len()],
-    pub connections: Gauge,
-    pub items: Gauge,
-    pub data_stored_bytes: Gauge,
-    pub hits: Counter,
-    pub misses: Counter,
-    pub expired: Counter,
-    pub bytes_in: Counter,
-    pub bytes_out: Counter,
-}
-
-impl CacheMetrics {
-    /// Copies the partitions' figures into the exported series.
-    pub fn publish(&self, totals: &PartitionStats) {
-        self.items.set(totals.keys as f64);
-        self.data_stored_bytes.set(totals.used_bytes as f64);
-        self.hits.absolute(totals.events.hits);
-        self.misses.absolute(totals.events.misses);
-        self.expired.absolute(totals.events.expired);
-    }
+    pub read_duration: Histogram,
+    pub write_duration: Histogram,
 }

@@ -9,7 +9,10 @@
 //!   heap, so keys that are never read again are reclaimed without walking the
 //!   keyspace. Heap entries can be stale (TTL changed, key deleted); they are
 //!   checked against the entry when popped, and compacted when they outnumber
-//!   live deadlines two to one.
+//!   live deadlines two to one;
+//! - eviction ([`Keyspace::evict_one`]) only ever removes keys that have a
+//!   deadline, least recently used first among a random sample (Redis's
+//!   volatile-lru): keys without a TTL are never evicted.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,6 +20,7 @@ use std::hash::{Hash, Hasher};
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::EntryRef;
+use rand::Rng;
 
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
@@ -29,6 +33,8 @@ pub struct Entry {
     pub value: Value,
     /// Unix milliseconds; 0 = no expiry.
     expire_at: u64,
+    /// Unix seconds of the last access (the LRU clock).
+    lru: u32,
 }
 
 impl Entry {
@@ -36,6 +42,7 @@ impl Entry {
         Entry {
             value,
             expire_at: 0,
+            lru: 0,
         }
     }
 
@@ -59,6 +66,14 @@ pub struct KeyspaceStats {
     pub hits: u64,
     pub misses: u64,
     pub expired: u64,
+    pub evicted: u64,
+}
+
+/// Keys examined per eviction (Redis's `maxmemory-samples`).
+pub const EVICTION_SAMPLES: usize = 5;
+
+fn lru_clock(now: u64) -> u32 {
+    (now / 1000) as u32
 }
 
 /// A write handle on an entry: when dropped, the keyspace's byte total is
@@ -199,7 +214,10 @@ impl Keyspace {
                 self.stats.expired += 1;
                 None
             }
-            EntryRef::Occupied(o) => Some(o.get().expire_at),
+            EntryRef::Occupied(mut o) => {
+                o.get_mut().lru = lru_clock(now);
+                Some(o.get().expire_at)
+            }
         }
     }
 
@@ -224,7 +242,11 @@ impl Keyspace {
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now: u64) -> Option<Entry> {
         self.lookup(key, now);
         let idx = self.index(key);
-        let entry = Entry { value, expire_at };
+        let entry = Entry {
+            value,
+            expire_at,
+            lru: lru_clock(now),
+        };
         let added = entry.mem_bytes(key.len());
         let table = self.tables[idx].get_or_insert_with(Default::default);
         let old = match table.entry_ref(key) {
@@ -328,6 +350,47 @@ impl Keyspace {
             }
         }
         deleted
+    }
+
+    /// Evicts one key that has a deadline: the least recently used of a
+    /// random sample of [`EVICTION_SAMPLES`] live ones. Returns the bytes
+    /// freed, or `None` if no key can be evicted.
+    pub fn evict_one(&mut self, now: u64) -> Option<usize> {
+        if self.volatile == 0 {
+            return None;
+        }
+        let mut rng = rand::rng();
+        let heap = self.deadlines.as_slice();
+        let mut best: Option<(u32, &[u8])> = None;
+        let mut found = 0;
+        // Heap entries can be stale: draw more than the sample size.
+        for _ in 0..EVICTION_SAMPLES * 4 {
+            let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
+            let Some(e) = self.peek(key).filter(|e| e.expire_at == *at) else {
+                continue;
+            };
+            if best.is_none_or(|(lru, _)| e.lru < lru) {
+                best = Some((e.lru, key));
+            }
+            found += 1;
+            if found == EVICTION_SAMPLES {
+                break;
+            }
+        }
+        let key: Box<[u8]> = match best {
+            Some((_, key)) => key.into(),
+            None => {
+                // Only stale entries drawn: compact, then take the oldest live one.
+                self.compact_deadlines();
+                self.deadlines.peek()?.0.1.clone()
+            }
+        };
+        let before = self.used_bytes;
+        // An already expired key is reclaimed as expired, not counted evicted.
+        if self.remove(&key, now).is_some() {
+            self.stats.evicted += 1;
+        }
+        Some(before - self.used_bytes)
     }
 
     /// Deletes every entry.
@@ -496,6 +559,45 @@ mod tests {
         assert_eq!(ks.volatile_keys(), 0);
         assert_eq!(ks.used_bytes(), 1 + 1 + ENTRY_OVERHEAD);
         assert_eq!(ks.stats.expired, 2);
+    }
+
+    #[test]
+    fn eviction_takes_volatile_keys_least_recently_used_first() {
+        let mut ks = Keyspace::whole();
+        let t0 = 1_000_000;
+        for i in 0..50 {
+            ks.insert(format!("persistent:{i}").as_bytes(), s("v"), 0, t0);
+        }
+        for i in 0..50 {
+            ks.insert(format!("old:{i}").as_bytes(), s("v"), t0 + 3_600_000, t0);
+        }
+        // Recently used volatile keys.
+        for i in 0..50 {
+            ks.insert(
+                format!("new:{i}").as_bytes(),
+                s("v"),
+                t0 + 3_600_000,
+                t0 + 100_000,
+            );
+        }
+        let mut evicted_old = 0;
+        for _ in 0..50 {
+            let before = ks.len();
+            assert!(ks.evict_one(t0 + 100_000).unwrap() > 0);
+            assert_eq!(ks.len(), before - 1);
+            evicted_old = (0..50)
+                .filter(|i| ks.peek(format!("old:{i}").as_bytes()).is_none())
+                .count();
+        }
+        // Sampling is approximate, but old keys go first far more often.
+        assert!(
+            evicted_old >= 35,
+            "only {evicted_old} of 50 evictions took old keys"
+        );
+        while ks.evict_one(t0 + 100_000).is_some() {}
+        assert_eq!(ks.len(), 50, "keys without TTL are never evicted");
+        assert_eq!(ks.stats.evicted, 100);
+        assert!((0..50).all(|i| ks.peek(format!("persistent:{i}").as_bytes()).is_some()));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! grows; a partition's lock is held for one operation, never across `.await`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -41,6 +42,25 @@ pub struct LocalPartition {
     pub id: u64,
     pub created: Instant,
     ks: Mutex<Keyspace>,
+    /// The cache's used-bytes total, shared by its partitions.
+    cache_used: Arc<AtomicU64>,
+}
+
+impl LocalPartition {
+    /// Runs `f` on the keyspace under its lock and carries the change in
+    /// used bytes to the cache's total.
+    fn with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> R {
+        let mut ks = self.ks.lock();
+        let before = ks.used_bytes() as u64;
+        let out = f(&mut ks);
+        let after = ks.used_bytes() as u64;
+        if after > before {
+            self.cache_used.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            self.cache_used.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        out
+    }
 }
 
 /// The one way the proxy reaches a partition.
@@ -58,11 +78,13 @@ pub struct ExecOptions {
 }
 
 impl PartitionHandle {
-    fn local(id: u64, ks: Keyspace) -> PartitionHandle {
+    fn local(id: u64, ks: Keyspace, cache_used: Arc<AtomicU64>) -> PartitionHandle {
+        cache_used.fetch_add(ks.used_bytes() as u64, Ordering::Relaxed);
         PartitionHandle::Local(Arc::new(LocalPartition {
             id,
             created: Instant::now(),
             ks: Mutex::new(ks),
+            cache_used,
         }))
     }
 
@@ -75,9 +97,8 @@ impl PartitionHandle {
     /// Runs a data command on this partition.
     pub fn execute(&self, spec: &CommandSpec, args: &[Bytes], opts: ExecOptions) -> Executed {
         match self {
-            PartitionHandle::Local(p) => {
-                let mut ks = p.ks.lock();
-                let mut ctx = Ctx::new(&mut ks, opts.now);
+            PartitionHandle::Local(p) => p.with_ks(|ks| {
+                let mut ctx = Ctx::new(ks, opts.now);
                 ctx.resp3 = opts.resp3;
                 ctx.max_value_len = opts.max_value_len;
                 let reply = cmd::execute(spec, &mut ctx, args);
@@ -85,7 +106,7 @@ impl PartitionHandle {
                     reply,
                     work: ctx.work,
                 }
-            }
+            }),
         }
     }
 
@@ -107,14 +128,21 @@ impl PartitionHandle {
 
     pub fn flush(&self) {
         match self {
-            PartitionHandle::Local(p) => p.ks.lock().flush(),
+            PartitionHandle::Local(p) => p.with_ks(Keyspace::flush),
         }
     }
 
     /// One bounded step of the active expiry cycle; returns keys deleted.
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
         match self {
-            PartitionHandle::Local(p) => p.ks.lock().active_expire(now, budget),
+            PartitionHandle::Local(p) => p.with_ks(|ks| ks.active_expire(now, budget)),
+        }
+    }
+
+    /// Evicts one volatile key (see [`Keyspace::evict_one`]).
+    pub fn evict_one(&self, now: u64) -> Option<usize> {
+        match self {
+            PartitionHandle::Local(p) => p.with_ks(|ks| ks.evict_one(now)),
         }
     }
 
@@ -142,6 +170,9 @@ struct RoutingTable {
 /// The partitions of one cache.
 pub struct CachePool {
     routing: RwLock<RoutingTable>,
+    used_bytes: Arc<AtomicU64>,
+    /// Where the next eviction starts looking (spreads evictions).
+    evict_cursor: AtomicUsize,
 }
 
 impl Default for CachePool {
@@ -153,13 +184,28 @@ impl Default for CachePool {
 impl CachePool {
     /// A pool with one partition owning every slot.
     pub fn new() -> CachePool {
-        let handle = PartitionHandle::local(1, Keyspace::new(0, SLOTS - 1));
+        let used_bytes = Arc::new(AtomicU64::new(0));
+        let handle = PartitionHandle::local(1, Keyspace::new(0, SLOTS - 1), used_bytes.clone());
         CachePool {
             routing: RwLock::new(RoutingTable {
                 epoch: 1,
                 ranges: vec![(0, SLOTS - 1, handle)],
             }),
+            used_bytes,
+            evict_cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// Bytes stored by all partitions (kept exact by every operation).
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Evicts one volatile key from some partition; `None` if none can be.
+    pub fn evict_one(&self, now: u64) -> Option<usize> {
+        let parts = self.partitions();
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        (0..parts.len()).find_map(|i| parts[(start + i) % parts.len()].evict_one(now))
     }
 
     pub fn epoch(&self) -> u64 {
@@ -197,6 +243,7 @@ impl CachePool {
                 acc.events.hits += s.events.hits;
                 acc.events.misses += s.events.misses;
                 acc.events.expired += s.events.expired;
+                acc.events.evicted += s.events.evicted;
                 acc
             },
         )

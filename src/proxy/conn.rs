@@ -25,6 +25,9 @@ use super::conn_cmds;
 use super::server::ProxyShared;
 use super::session::Session;
 use crate::cmd::{self, CommandSpec, Exec, flags};
+use crate::control::Cache;
+use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
+use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
 use crate::pool::ExecOptions;
 use crate::resp::{Protocol, Reply, Request, reply};
@@ -91,10 +94,10 @@ impl Connection<'_> {
                     return "output buffer limit";
                 }
                 match self.shared.decoder.decode(&mut rbuf) {
-                    Ok(Some(req)) => self.handle(req),
+                    Ok(Some(req)) => self.handle(req).await,
                     Ok(None) => break,
                     Err(e) => {
-                        self.shared.registry.metrics.protocol_errors.increment(1);
+                        GlobalCounters::bump(&self.shared.registry.metrics.global.protocol_errors);
                         Reply::err_owned(e.reply_text())
                             .encode(self.session.protocol, &mut self.wbuf);
                         self.session.closing = true;
@@ -150,94 +153,216 @@ impl Connection<'_> {
         }
     }
 
-    /// The request path, top to bottom: look up → auth → check keys → admit →
-    /// route and execute → meter → reply.
-    pub fn handle(&mut self, req: Request) {
+    /// Runs one request and appends its reply; meters it on the bound cache.
+    pub async fn handle(&mut self, req: Request) {
+        let started = Instant::now();
         let out_before = self.wbuf.len();
-        self.session.last_command = Instant::now();
-        let reply = self.dispatch(&req);
+        let Outcome { reply, billing } = self.dispatch(&req).await;
         reply.encode(self.session.protocol, &mut self.wbuf);
-        if let Some(cache) = &self.session.cache {
-            let c = &cache.counters;
-            c.net_in.fetch_add(req.wire_len as u64, Ordering::Relaxed);
-            c.net_out
-                .fetch_add((self.wbuf.len() - out_before) as u64, Ordering::Relaxed);
-            cache.metrics.bytes_in.increment(req.wire_len as u64);
-            cache
-                .metrics
-                .bytes_out
-                .increment((self.wbuf.len() - out_before) as u64);
+        let reply_bytes = (self.wbuf.len() - out_before) as u64;
+        let wire_in = req.wire_len as u64;
+        let Some(cache) = &self.session.cache else {
+            return;
+        };
+        let usage = &cache.usage;
+        usage.net_in.fetch_add(wire_in, Ordering::Relaxed);
+        usage.net_out.fetch_add(reply_bytes, Ordering::Relaxed);
+        match billing {
+            Billing::Metered {
+                spec,
+                keys,
+                elements,
+                upfront,
+            } => {
+                let ecpu = ecpu_milli(
+                    transfer_milli(wire_in + reply_bytes),
+                    work_milli(spec, keys, elements),
+                );
+                usage.meter(spec.family, ecpu);
+                if let Some(limiter) = cache.limiter() {
+                    limiter.add_debt(upfront, ecpu);
+                }
+                let histogram = if spec.has(flags::WRITE) {
+                    &cache.metrics.write_duration
+                } else {
+                    &cache.metrics.read_duration
+                };
+                histogram.record(started.elapsed().as_secs_f64());
+            }
+            Billing::Unmetered => {
+                usage.unmetered.fetch_add(1, Ordering::Relaxed);
+            }
+            Billing::Rejected(why) => usage.reject(why),
+            Billing::Nothing => {}
         }
     }
 
-    fn dispatch(&mut self, req: &Request) -> Reply {
+    /// The request path, top to bottom: look up → auth → check keys → admit →
+    /// make room → route and execute. Metering follows in [`Self::handle`].
+    async fn dispatch(&mut self, req: &Request) -> Outcome {
         let args = &req.args;
         // Look up the command and check its arity.
         let Some(spec) = cmd::lookup(&args[0]) else {
-            return Reply::err_owned(reply::unknown_command(&args[0], &args[1..]));
+            let reply = Reply::err_owned(reply::unknown_command(&args[0], &args[1..]));
+            return Outcome::rejected(reply, Rejection::UnknownCommand);
         };
         if !spec.arity_ok(args.len()) {
-            return Reply::err_owned(reply::wrong_arity(spec.name));
+            return Outcome::rejected(
+                Reply::err_owned(reply::wrong_arity(spec.name)),
+                Rejection::Arity,
+            );
         }
         // Auth: a deleted cache unbinds its connections.
         if self.session.cache.as_ref().is_some_and(|c| c.is_deleted()) {
             self.session.unbind();
-            return Reply::err(reply::CACHE_DELETED);
+            return Outcome::nothing(Reply::err(reply::CACHE_DELETED));
         }
-        if self.session.cache.is_none() && !spec.has(flags::NO_AUTH) {
-            return Reply::err(reply::NOAUTH);
+        let cache = self.session.cache.clone();
+        if cache.is_none() && !spec.has(flags::NO_AUTH) {
+            GlobalCounters::bump(&self.shared.registry.metrics.global.noauth_rejections);
+            return Outcome::nothing(Reply::err(reply::NOAUTH));
         }
         // Keys: sizes and slots.
-        let slot = match check_keys(spec, args, self.shared.max_key_len) {
-            Ok(slot) => slot,
-            Err(r) => return r,
+        let (slot, keys) = match check_keys(spec, args, self.shared.max_key_len) {
+            Ok(k) => k,
+            Err((reply, why)) => return Outcome::rejected(reply, why),
         };
-        // Admit: the ECPU/s limit goes here (metering issue).
-        // Route and execute.
+        let metered = !spec.has(flags::UNMETERED);
+        // Admit: the cache's ECPU/s limit, charged what is known upfront.
+        let upfront = ecpu_milli(transfer_milli(req.wire_len as u64), 0);
+        if let Some(cache) = cache.as_ref().filter(|_| metered)
+            && let Some(limiter) = cache.limiter()
+            && limiter
+                .admit(upfront, self.shared.throttle_max_wait)
+                .await
+                .is_err()
+        {
+            let reply = Reply::err_owned(reply::throttled(&cache.name, limiter.max_ecpu_per_sec));
+            return Outcome::rejected(reply, Rejection::Throttled);
+        }
         let now = now_ms();
-        let reply = match spec.exec {
-            Exec::Conn(op) => conn_cmds::run(self, op, args, now),
-            Exec::Data(_) => {
-                let Some(cache) = &self.session.cache else {
-                    return Reply::err(reply::NOAUTH);
-                };
+        // Make room: writes that grow data respect the storage maximum.
+        if let Some(cache) = &cache
+            && spec.has(flags::DENY_OOM)
+            && !make_room(cache, req.wire_len as u64, now)
+        {
+            return Outcome::rejected(Reply::err(reply::OOM), Rejection::Oom);
+        }
+        // Route and execute.
+        let executed = match (spec.exec, &cache) {
+            (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now),
+            (Exec::Data(_), Some(cache)) => {
                 let opts = ExecOptions {
                     now,
                     resp3: self.session.protocol == Protocol::Resp3,
                     max_value_len: self.shared.decoder.limits.max_bulk_len,
                 };
-                cache.pool.route(slot).execute(spec, args, opts).reply
+                cache.pool.route(slot).execute(spec, args, opts)
             }
+            (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
         };
-        // Meter.
-        if let Some(cache) = &self.session.cache {
-            cache.metrics.commands[spec.family.index()].increment(1);
-            cache
-                .counters
-                .commands_processed
-                .fetch_add(1, Ordering::Relaxed);
+        let billing = if metered {
+            Billing::Metered {
+                spec,
+                keys,
+                elements: executed.work,
+                upfront,
+            }
+        } else {
+            Billing::Unmetered
+        };
+        Outcome {
+            reply: executed.reply,
+            billing,
         }
-        reply
     }
 }
 
+/// A reply and how the request is accounted.
+struct Outcome {
+    reply: Reply,
+    billing: Billing,
+}
+
+enum Billing {
+    /// Ran and is billed: ECPU from its wire bytes and work.
+    Metered {
+        spec: &'static CommandSpec,
+        keys: u64,
+        elements: u64,
+        upfront: u64,
+    },
+    /// Ran, not billed (AUTH, HELLO, PING, QUIT).
+    Unmetered,
+    /// Refused before running, not billed.
+    Rejected(Rejection),
+    /// Not attributable to a cache.
+    Nothing,
+}
+
+impl Outcome {
+    fn rejected(reply: Reply, why: Rejection) -> Outcome {
+        Outcome {
+            reply,
+            billing: Billing::Rejected(why),
+        }
+    }
+
+    fn nothing(reply: Reply) -> Outcome {
+        Outcome {
+            reply,
+            billing: Billing::Nothing,
+        }
+    }
+}
+
+/// Most keys one write may evict before it is refused.
+const MAX_EVICTIONS_PER_WRITE: usize = 4096;
+
+/// Evicts volatile keys until a write of about `incoming` bytes fits under
+/// the cache's storage maximum. If nothing more can be evicted, the write is
+/// still allowed while usage is within the maximum (it may be an overwrite;
+/// Redis checks the same way), and refused once usage is over it.
+fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
+    let max = cache.limits().max_storage_bytes();
+    if max == 0 {
+        return true;
+    }
+    for _ in 0..MAX_EVICTIONS_PER_WRITE {
+        if cache.pool.used_bytes() + incoming <= max {
+            return true;
+        }
+        if cache.pool.evict_one(now).is_none() {
+            break;
+        }
+    }
+    cache.pool.used_bytes() <= max
+}
+
 /// Checks key lengths and, for atomic multi-key commands, that every key is
-/// in one slot. Returns the slot of the first key (0 for keyless commands).
-fn check_keys(spec: &CommandSpec, args: &[bytes::Bytes], max_key_len: usize) -> Result<u16, Reply> {
+/// in one slot. Returns the slot of the first key (0 for keyless commands)
+/// and the number of keys.
+fn check_keys(
+    spec: &CommandSpec,
+    args: &[bytes::Bytes],
+    max_key_len: usize,
+) -> Result<(u16, u64), (Reply, Rejection)> {
     let mut slot = None;
+    let mut keys = 0;
     for i in spec.key_positions(args.len()) {
         let key = &args[i];
+        keys += 1;
         if key.len() > max_key_len {
-            return Err(Reply::err(reply::KEY_TOO_LONG));
+            return Err((Reply::err(reply::KEY_TOO_LONG), Rejection::KeyTooLong));
         }
         let s = key_slot(key);
         match slot {
             None => slot = Some(s),
             Some(first) if first != s && spec.has(flags::SAME_SLOT) => {
-                return Err(Reply::err(reply::CROSSSLOT));
+                return Err((Reply::err(reply::CROSSSLOT), Rejection::CrossSlot));
             }
             Some(_) => {}
         }
     }
-    Ok(slot.unwrap_or(0))
+    Ok((slot.unwrap_or(0), keys))
 }

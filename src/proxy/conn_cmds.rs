@@ -11,16 +11,28 @@ use super::conn::Connection;
 use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, OpError, flags, lookup};
 use crate::control::Cache;
+use crate::metrics::GlobalCounters;
 use crate::partition::ValueType;
 use crate::partition::keyspace::ScanCursor;
+use crate::pool::Executed;
 use crate::resp::{Protocol, Reply, reply};
 
 /// The Redis version Stratus reports (its command set and replies follow 7.2).
 pub const REDIS_VERSION: &str = "7.2.4";
 
 /// Runs a proxy-side command.
-pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Reply {
-    dispatch(conn, op, args, now).unwrap_or_else(|e| e.reply())
+pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
+    let reply = dispatch(conn, op, args, now).unwrap_or_else(|e| e.reply());
+    // SCAN and KEYS walk keys: their work is the keys returned.
+    let work = match (op, &reply) {
+        (ConnOp::Scan, Reply::Array(parts)) => match parts.get(1) {
+            Some(Reply::Array(keys)) => keys.len() as u64,
+            _ => 0,
+        },
+        (ConnOp::Keys, Reply::Array(keys)) => keys.len() as u64,
+        _ => 0,
+    };
+    Executed { reply, work }
 }
 
 fn dispatch(
@@ -119,7 +131,7 @@ fn auth(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Ok(Reply::ok())
         }
         None => {
-            conn.shared.registry.metrics.auth_failures.increment(1);
+            GlobalCounters::bump(&conn.shared.registry.metrics.global.auth_failures);
             Err(OpError::Static(reply::WRONGPASS))
         }
     }
@@ -155,7 +167,7 @@ fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         match authenticate(conn, Some(&user), &pass) {
             Some(cache) => conn.session.bind(cache),
             None => {
-                conn.shared.registry.metrics.auth_failures.increment(1);
+                GlobalCounters::bump(&conn.shared.registry.metrics.global.auth_failures);
                 return Err(OpError::Static(reply::WRONGPASS));
             }
         }
@@ -412,7 +424,7 @@ fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
         vec![
             (
                 "connected_clients",
-                load(|c| c.counters.connected.load(Ordering::Relaxed)).to_string(),
+                load(|c| c.usage.connected.load(Ordering::Relaxed)).to_string(),
             ),
             ("maxclients", conn.shared.max_clients.to_string()),
         ],
@@ -432,22 +444,22 @@ fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
         vec![
             (
                 "total_connections_received",
-                load(|c| c.counters.connections_received.load(Ordering::Relaxed)).to_string(),
+                load(|c| c.usage.connections_received.load(Ordering::Relaxed)).to_string(),
             ),
             (
                 "total_commands_processed",
-                load(|c| c.counters.commands_processed.load(Ordering::Relaxed)).to_string(),
+                load(|c| c.usage.commands_processed()).to_string(),
             ),
             (
                 "total_net_input_bytes",
-                load(|c| c.counters.net_in.load(Ordering::Relaxed)).to_string(),
+                load(|c| c.usage.net_in.load(Ordering::Relaxed)).to_string(),
             ),
             (
                 "total_net_output_bytes",
-                load(|c| c.counters.net_out.load(Ordering::Relaxed)).to_string(),
+                load(|c| c.usage.net_out.load(Ordering::Relaxed)).to_string(),
             ),
             ("expired_keys", totals.events.expired.to_string()),
-            ("evicted_keys", "0".into()),
+            ("evicted_keys", totals.events.evicted.to_string()),
             ("keyspace_hits", totals.events.hits.to_string()),
             ("keyspace_misses", totals.events.misses.to_string()),
         ],

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::conn;
 use crate::control::{Cache, Registry};
+use crate::metrics::GlobalCounters;
 use crate::resp::{Decoder, reply};
 
 /// What every connection shares.
@@ -23,6 +24,8 @@ pub struct ProxyShared {
     pub max_key_len: usize,
     pub output_buffer_limit: usize,
     pub max_clients: usize,
+    /// Longest a request waits for ECPU/s admission before THROTTLED.
+    pub throttle_max_wait: std::time::Duration,
     pub started: std::time::Instant,
     next_id: AtomicU64,
 }
@@ -35,6 +38,7 @@ impl ProxyShared {
         max_key_len: usize,
         output_buffer_limit: usize,
         max_clients: usize,
+        throttle_max_wait: std::time::Duration,
     ) -> ProxyShared {
         ProxyShared {
             registry,
@@ -43,6 +47,7 @@ impl ProxyShared {
             max_key_len,
             output_buffer_limit,
             max_clients,
+            throttle_max_wait,
             started: std::time::Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -82,7 +87,7 @@ pub async fn serve(
             () = shutdown.cancelled() => return,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics.connections_rejected.increment(1);
+            GlobalCounters::bump(&metrics.global.connections_rejected);
             tracker.spawn(async move {
                 let line = format!("-{}\r\n", reply::MAX_CLIENTS);
                 let _ =
@@ -91,7 +96,7 @@ pub async fn serve(
             });
             continue;
         };
-        metrics.connections_accepted.increment(1);
+        GlobalCounters::bump(&metrics.global.connections_accepted);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {

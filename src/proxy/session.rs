@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -44,30 +45,23 @@ impl Session {
         }
     }
 
-    /// Binds the connection to `cache`, moving the connection gauges.
+    /// Binds the connection to `cache`, moving the connection counts.
     pub fn bind(&mut self, cache: Arc<Cache>) {
         if self.cache.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cache)) {
             return;
         }
         self.unbind();
-        cache.metrics.connections.increment(1.0);
+        cache.usage.connected.fetch_add(1, Ordering::Relaxed);
         cache
-            .counters
-            .connected
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        cache
-            .counters
+            .usage
             .connections_received
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         self.cache = Some(cache);
     }
 
     pub fn unbind(&mut self) {
         if let Some(old) = self.cache.take() {
-            old.metrics.connections.decrement(1.0);
-            old.counters
-                .connected
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            old.usage.connected.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

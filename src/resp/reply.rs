@@ -39,6 +39,7 @@ pub const CLIENT_NAME_SPACES: &str =
     "ERR Client names cannot contain spaces, newlines or special characters.";
 pub const VALUE_OUT_OF_RANGE: &str = "ERR value is out of range";
 pub const KEY_TOO_LONG: &str = "ERR key exceeds the maximum key length";
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 /// `ERR wrong number of arguments for '<cmd>' command`
@@ -83,6 +84,11 @@ pub fn invalid_expire(cmd: &str) -> String {
 /// `ERR Unsupported option <opt>`
 pub fn unsupported_option(opt: &[u8]) -> String {
     format!("ERR Unsupported option {}", printable(opt, 128))
+}
+
+/// `THROTTLED cache '<name>' is over its ECPU/s limit (<max>); retry later`
+pub fn throttled(cache: &str, max: u64) -> String {
+    format!("THROTTLED cache '{cache}' is over its ECPU/s limit ({max}); retry later")
 }
 
 /// `ERR Syntax error in HELLO option '<opt>'`

@@ -1,0 +1,108 @@
+//! Usage figures of one cache: the counters billing and INFO read.
+//! Updated on the request path with relaxed atomic adds; read when
+//! `/metrics`, `/v1/caches/{name}/usage` or INFO render.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cmd::Family;
+
+/// Why a request was refused before it ran (not billed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    UnknownCommand,
+    Arity,
+    KeyTooLong,
+    CrossSlot,
+    Throttled,
+    Oom,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 6] = [
+        Rejection::UnknownCommand,
+        Rejection::Arity,
+        Rejection::KeyTooLong,
+        Rejection::CrossSlot,
+        Rejection::Throttled,
+        Rejection::Oom,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::UnknownCommand => "unknown_command",
+            Rejection::Arity => "arity",
+            Rejection::KeyTooLong => "key_too_long",
+            Rejection::CrossSlot => "crossslot",
+            Rejection::Throttled => "throttled",
+            Rejection::Oom => "oom",
+        }
+    }
+}
+
+const FAMILIES: usize = Family::ALL.len();
+
+/// Counters of one cache.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// Metered commands by family.
+    pub commands: [AtomicU64; FAMILIES],
+    /// Milli-ECPU by family.
+    pub ecpu_milli: [AtomicU64; FAMILIES],
+    /// AUTH, HELLO, PING, QUIT: executed, not metered.
+    pub unmetered: AtomicU64,
+    /// Refused before execution, by [`Rejection`].
+    pub rejected: [AtomicU64; Rejection::ALL.len()],
+    pub net_in: AtomicU64,
+    pub net_out: AtomicU64,
+    pub connections_received: AtomicU64,
+    pub connected: AtomicU64,
+    /// Integral of stored bytes over time.
+    pub byte_seconds: AtomicU64,
+    /// Same with the storage minimum applied (what is billed).
+    pub billed_byte_seconds: AtomicU64,
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl Usage {
+    /// Records one metered command.
+    pub fn meter(&self, family: Family, ecpu_milli: u64) {
+        self.commands[family.index()].fetch_add(1, Ordering::Relaxed);
+        self.ecpu_milli[family.index()].fetch_add(ecpu_milli, Ordering::Relaxed);
+    }
+
+    pub fn reject(&self, why: Rejection) {
+        self.rejected[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, why: Rejection) -> u64 {
+        get(&self.rejected[why as usize])
+    }
+
+    pub fn ecpu_total_milli(&self) -> u64 {
+        self.ecpu_milli.iter().map(get).sum()
+    }
+
+    pub fn commands_total(&self) -> u64 {
+        self.commands.iter().map(get).sum()
+    }
+
+    /// Every command that ran: metered and unmetered (INFO's total).
+    pub fn commands_processed(&self) -> u64 {
+        self.commands_total() + get(&self.unmetered)
+    }
+
+    pub fn load(a: &AtomicU64) -> u64 {
+        get(a)
+    }
+
+    /// Adds `dt_ms` of storage at `used` bytes, billed at least `minimum`.
+    pub fn accrue_storage(&self, used: u64, minimum: u64, dt_ms: u64) {
+        let bs = |bytes: u64| (u128::from(bytes) * u128::from(dt_ms) / 1000) as u64;
+        self.byte_seconds.fetch_add(bs(used), Ordering::Relaxed);
+        self.billed_byte_seconds
+            .fetch_add(bs(used.max(minimum)), Ordering::Relaxed);
+    }
+}
