@@ -24,6 +24,22 @@ pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 /// Longest a request waits for ECPU/s admission before it fails with
 /// THROTTLED, milliseconds: throttling shows up as latency first.
 pub const DEFAULT_THROTTLE_MAX_WAIT_MS: u64 = 100;
+/// A partition splits above this many bytes (1 GiB).
+pub const DEFAULT_SPLIT_BYTES: u64 = 1 << 30;
+/// A partition splits above this load, ECPU/s, sustained (TiKV's QPS split
+/// threshold is of this order for one region).
+pub const DEFAULT_SPLIT_ECPU_PER_SEC: u64 = 100_000;
+/// Seconds the load must stay over the threshold before a split (TiKV: 10 s).
+pub const DEFAULT_SPLIT_LOAD_WINDOW_SECS: u64 = 10;
+/// Two neighbours merge below this many bytes together (a quarter of split_bytes).
+pub const DEFAULT_MERGE_BYTES: u64 = 1 << 28;
+/// Seconds two neighbours must stay cold and small before they merge.
+pub const DEFAULT_MERGE_WINDOW_SECS: u64 = 60;
+/// Seconds a partition lives before it may merge: no split/merge flapping
+/// (CockroachDB waits 5 minutes after a load split).
+pub const DEFAULT_MERGE_DELAY_SECS: u64 = 300;
+/// Partitions a new cache starts with.
+pub const DEFAULT_INITIAL_PARTITIONS: usize = 1;
 /// Seconds to wait for connections to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
 
@@ -91,6 +107,27 @@ pub struct ServeConfig {
     /// Milliseconds a request may wait for ECPU/s admission before THROTTLED.
     #[arg(long = "throttle-max-wait", env = "STRATUS_THROTTLE_MAX_WAIT", default_value_t = DEFAULT_THROTTLE_MAX_WAIT_MS)]
     pub throttle_max_wait_ms: u64,
+    /// A partition splits when it holds more bytes than this.
+    #[arg(long, env = "STRATUS_SPLIT_BYTES", default_value_t = DEFAULT_SPLIT_BYTES)]
+    pub split_bytes: u64,
+    /// A partition splits when its load stays above this many ECPU/s.
+    #[arg(long, env = "STRATUS_SPLIT_ECPU_PER_SEC", default_value_t = DEFAULT_SPLIT_ECPU_PER_SEC)]
+    pub split_ecpu_per_sec: u64,
+    /// Seconds the load must stay above split-ecpu-per-sec before a split.
+    #[arg(long, env = "STRATUS_SPLIT_LOAD_WINDOW", default_value_t = DEFAULT_SPLIT_LOAD_WINDOW_SECS)]
+    pub split_load_window: u64,
+    /// Two adjacent partitions merge when together they hold fewer bytes than this.
+    #[arg(long, env = "STRATUS_MERGE_BYTES", default_value_t = DEFAULT_MERGE_BYTES)]
+    pub merge_bytes: u64,
+    /// Seconds two partitions must stay cold and small before they merge.
+    #[arg(long, env = "STRATUS_MERGE_WINDOW", default_value_t = DEFAULT_MERGE_WINDOW_SECS)]
+    pub merge_window: u64,
+    /// Seconds a partition must exist before it may merge.
+    #[arg(long, env = "STRATUS_MERGE_DELAY", default_value_t = DEFAULT_MERGE_DELAY_SECS)]
+    pub merge_delay: u64,
+    /// Partitions each new cache starts with.
+    #[arg(long, env = "STRATUS_INITIAL_PARTITIONS", default_value_t = DEFAULT_INITIAL_PARTITIONS)]
+    pub initial_partitions: usize,
     /// Seconds to let connections finish on shutdown.
     #[arg(long, env = "STRATUS_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace: u64,
@@ -116,6 +153,13 @@ impl Default for ServeConfig {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             output_buffer_limit: DEFAULT_OUTPUT_BUFFER_LIMIT,
             throttle_max_wait_ms: DEFAULT_THROTTLE_MAX_WAIT_MS,
+            split_bytes: DEFAULT_SPLIT_BYTES,
+            split_ecpu_per_sec: DEFAULT_SPLIT_ECPU_PER_SEC,
+            split_load_window: DEFAULT_SPLIT_LOAD_WINDOW_SECS,
+            merge_bytes: DEFAULT_MERGE_BYTES,
+            merge_window: DEFAULT_MERGE_WINDOW_SECS,
+            merge_delay: DEFAULT_MERGE_DELAY_SECS,
+            initial_partitions: DEFAULT_INITIAL_PARTITIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE_SECS,
             log_format: LogFormat::Text,
         }
@@ -155,6 +199,32 @@ impl ServeConfig {
                 self.throttle_max_wait_ms
             ));
         }
+        if self.split_bytes == 0 || self.split_ecpu_per_sec == 0 {
+            return Err("split-bytes and split-ecpu-per-sec must be at least 1".into());
+        }
+        if self.merge_bytes >= self.split_bytes {
+            return Err(format!(
+                "merge-bytes ({}) must be below split-bytes ({}), or partitions would flap",
+                self.merge_bytes, self.split_bytes
+            ));
+        }
+        if self.split_load_window == 0 || self.merge_window == 0 {
+            return Err("split-load-window and merge-window must be at least 1 second".into());
+        }
+        if self.split_load_window > 86_400
+            || self.merge_window > 86_400
+            || self.merge_delay > 86_400 * 30
+        {
+            return Err(
+                "autoscaling windows must be at most a day (merge-delay at most 30 days)".into(),
+            );
+        }
+        if self.initial_partitions == 0 || self.initial_partitions > 16384 {
+            return Err(format!(
+                "initial-partitions must be 1..=16384 (got {})",
+                self.initial_partitions
+            ));
+        }
         if self.max_clients == 0 {
             return Err("max-clients must be at least 1".into());
         }
@@ -183,6 +253,19 @@ impl ServeConfig {
             DefaultCache::Auto => self.bind.is_loopback(),
             DefaultCache::On => true,
             DefaultCache::Off => false,
+        }
+    }
+
+    /// The autoscaler's thresholds (`min_partitions` is set per cache).
+    pub fn thresholds(&self) -> crate::pool::autoscaler::Thresholds {
+        crate::pool::autoscaler::Thresholds {
+            split_bytes: self.split_bytes,
+            split_ecpu_per_sec: self.split_ecpu_per_sec,
+            split_load_window: self.split_load_window as u32,
+            merge_bytes: self.merge_bytes,
+            merge_window: self.merge_window as u32,
+            merge_delay_secs: self.merge_delay,
+            min_partitions: 1,
         }
     }
 

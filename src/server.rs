@@ -11,6 +11,7 @@
 //! pending replies and close, and [`Running::shutdown`] waits for them up to
 //! the grace period.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +21,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServeConfig;
-use crate::control::Registry;
 use crate::control::api::Endpoint;
 use crate::control::http::{self, HttpState};
 use crate::control::registry::{DEFAULT_CACHE, NewCache};
+use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
+use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
 use crate::resp::Decoder;
 
@@ -49,7 +51,10 @@ pub struct Running {
 pub async fn start(config: ServeConfig) -> Result<Running, String> {
     config.validate()?;
     let metrics = Arc::new(Metrics::new());
-    let registry = Arc::new(Registry::new(metrics));
+    let registry = Arc::new(Registry::with_partitions(
+        metrics,
+        config.initial_partitions,
+    ));
     let default_cache = config
         .default_cache_open()
         .then(|| DEFAULT_CACHE.to_string());
@@ -102,6 +107,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     tracker.spawn(http::serve(http_listener, state, shutdown.clone()));
     tracker.spawn(expire_cycle(registry.clone(), shutdown.clone()));
     tracker.spawn(usage_cycle(registry.clone(), shutdown.clone()));
+    tracker.spawn(autoscale_cycle(
+        registry.clone(),
+        config.thresholds(),
+        shutdown.clone(),
+    ));
     tracing::info!(%resp_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
     Ok(Running {
         resp_addr,
@@ -160,6 +170,102 @@ async fn usage_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
             registry.publish_metrics(false);
         }
     }
+}
+
+/// How often the autoscaler observes partitions (its windows count these ticks).
+const AUTOSCALE_PERIOD: Duration = Duration::from_secs(1);
+
+/// The autoscaler: once a tick, observe every cache's partitions, decide
+/// (pure functions in [`crate::pool::autoscaler`]), apply and log.
+async fn autoscale_cycle(
+    registry: Arc<Registry>,
+    thresholds: Thresholds,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(AUTOSCALE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut states: HashMap<String, autoscaler::State> = HashMap::new();
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let now = tokio::time::Instant::now();
+        let secs = now.duration_since(last).as_secs_f64().max(0.001);
+        last = now;
+        let caches = registry.list();
+        states.retain(|name, _| caches.iter().any(|c| &c.name == name));
+        for cache in caches {
+            let state = states.remove(&cache.name).unwrap_or_default();
+            let next = autoscale(&cache, &thresholds, &state, secs);
+            states.insert(cache.name.clone(), next);
+        }
+    }
+}
+
+/// One autoscaler tick for one cache.
+fn autoscale(
+    cache: &Cache,
+    thresholds: &Thresholds,
+    state: &autoscaler::State,
+    secs: f64,
+) -> autoscaler::State {
+    let load = cache.pool.take_slot_load();
+    let ranges = cache.pool.ranges();
+    let obs: Vec<autoscaler::Observation> = ranges
+        .iter()
+        .map(|(first, last, part)| {
+            let slot_load: Vec<u64> = load[usize::from(*first)..=usize::from(*last)]
+                .iter()
+                .map(|l| (*l as f64 / secs) as u64)
+                .collect();
+            let o = autoscaler::Observation {
+                id: part.id(),
+                first_slot: *first,
+                last_slot: *last,
+                bytes: part.stats().used_bytes as u64,
+                slot_bytes: part.slot_bytes(),
+                slot_load,
+                age_secs: part.age().as_secs(),
+            };
+            part.set_ecpu_per_sec(o.ecpu_per_sec());
+            o
+        })
+        .collect();
+    // Pre-scaling: the minimum ECPU/s needs this many partitions.
+    let min_ecpu = cache.limits().ecpu_per_second.minimum as u64;
+    let t = Thresholds {
+        min_partitions: min_ecpu.div_ceil(thresholds.split_ecpu_per_sec).max(1) as usize,
+        ..*thresholds
+    };
+    let (decisions, next) = autoscaler::decide(&t, state, &obs);
+    for d in decisions {
+        match d {
+            Decision::Split { id, at, reason } => match cache.pool.split(id, at, reason.label()) {
+                Ok(new) => {
+                    tracing::info!(cache = %cache.name, partition = id, new_partition = new, at, reason = reason.label(), "partition split")
+                }
+                Err(e) => {
+                    tracing::warn!(cache = %cache.name, partition = id, error = %e, "split skipped")
+                }
+            },
+            Decision::Merge { left, right } => match cache.pool.merge(left, right) {
+                Ok(()) => {
+                    tracing::info!(cache = %cache.name, partition = left, merged = right, reason = "cold", "partitions merged")
+                }
+                Err(e) => {
+                    tracing::warn!(cache = %cache.name, partition = left, error = %e, "merge skipped")
+                }
+            },
+            Decision::HotSlot { id, slot } => {
+                if cache.pool.report_hot_slot(id, slot) {
+                    tracing::warn!(cache = %cache.name, partition = id, slot, "hot slot: one slot exceeds a split threshold alone");
+                }
+            }
+        }
+    }
+    next
 }
 
 /// The active expiry cycle: every period, each partition deletes keys whose

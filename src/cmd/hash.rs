@@ -191,9 +191,10 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Reply::Array(Vec::new()),
         ]));
     };
+    // Every field's position is hashed to find the next batch: the work is the hash's size.
+    let walked = h.len() as u64;
     let items = h.iter().map(|(f, v)| (scan_position(f), (f, v)));
     let (batch, next) = take_ordered(items, opts.cursor, opts.count);
-    let walked = batch.len() as u64;
     let mut out = Vec::with_capacity(batch.len() * 2);
     for (f, v) in batch.into_iter().filter(|(f, _)| opts.matches(f)) {
         out.push(Reply::bulk_slice(f));

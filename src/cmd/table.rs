@@ -30,6 +30,11 @@ pub mod flags {
     pub const UNMETERED: u16 = 1 << 6;
     /// Administrative / connection command.
     pub const ADMIN: u16 = 1 << 7;
+    /// Naturally per-key multi-key command: keys in several partitions are
+    /// served by one sub-command per partition, replies merged in key order
+    /// (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). Any other command whose keys
+    /// span slots gets CROSSSLOT.
+    pub const FANOUT: u16 = 1 << 8;
 
     /// Flag names as `COMMAND INFO` shows them.
     pub const NAMES: &[(u16, &str)] = &[
@@ -100,6 +105,7 @@ pub enum ConnOp {
     Keys,
     Readonly,
     Readwrite,
+    Cluster,
 }
 
 /// How a command executes.
@@ -166,9 +172,16 @@ const S: u16 = flags::SAME_SLOT;
 const NA: u16 = flags::NO_AUTH;
 const UM: u16 = flags::UNMETERED;
 const AD: u16 = flags::ADMIN;
+const FO: u16 = flags::FANOUT;
 
-/// Work per element walked, in milli-units (see the README's cost table).
+/// Work per element walked, in milli-units, calibrated with
+/// `loadtest/src/bin/calibrate.rs` against a GET (see the README's cost table):
+/// a cheap step (a key visited by SCAN, a field hashed by HSCAN) ...
 const WALK: u32 = 100;
+/// ... a field or value copied into a reply (HKEYS, HVALS, HRANDFIELD) ...
+const WALK_COPY: u32 = 200;
+/// ... a field and its value copied into a reply (HGETALL).
+const WALK_PAIR: u32 = 400;
 
 macro_rules! row {
     ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $fam:ident, $elem:expr, $exec:expr) => {
@@ -212,6 +225,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("keys",         2, R,               0, 0, 0, Keys,    WALK, Conn(C::Keys)),
     row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
+    row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
     // strings
     row!("get",          2, R | F,           1, 1, 1, String, 0, Data(string::get)),
     row!("set",         -3, W | M,           1, 1, 1, String, 0, Data(string::set)),
@@ -221,8 +235,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("getset",       3, W | M | F,       1, 1, 1, String, 0, Data(string::getset)),
     row!("getdel",       2, W | F,           1, 1, 1, String, 0, Data(string::getdel)),
     row!("getex",       -2, W | F,           1, 1, 1, String, 0, Data(string::getex)),
-    row!("mget",        -2, R | F,           1,-1, 1, String, 0, Data(string::mget)),
-    row!("mset",        -3, W | M,           1,-1, 2, String, 0, Data(string::mset)),
+    row!("mget",        -2, R | F | FO,           1,-1, 1, String, 0, Data(string::mget)),
+    row!("mset",        -3, W | M | FO,           1,-1, 2, String, 0, Data(string::mset)),
     row!("msetnx",      -3, W | M | S,       1,-1, 2, String, 0, Data(string::msetnx)),
     row!("incr",         2, W | M | F,       1, 1, 1, String, 0, Data(string::incr)),
     row!("decr",         2, W | M | F,       1, 1, 1, String, 0, Data(string::decr)),
@@ -234,10 +248,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("getrange",     4, R,               1, 1, 1, String, 0, Data(string::getrange)),
     row!("setrange",     4, W | M,           1, 1, 1, String, 0, Data(string::setrange)),
     // keys
-    row!("del",         -2, W,               1,-1, 1, Keys, 0, Data(keys::del)),
-    row!("unlink",      -2, W | F,           1,-1, 1, Keys, 0, Data(keys::del)),
-    row!("exists",      -2, R | F,           1,-1, 1, Keys, 0, Data(keys::exists)),
-    row!("touch",       -2, R | F,           1,-1, 1, Keys, 0, Data(keys::exists)),
+    row!("del",         -2, W | FO,               1,-1, 1, Keys, 0, Data(keys::del)),
+    row!("unlink",      -2, W | F | FO,           1,-1, 1, Keys, 0, Data(keys::del)),
+    row!("exists",      -2, R | F | FO,           1,-1, 1, Keys, 0, Data(keys::exists)),
+    row!("touch",       -2, R | F | FO,           1,-1, 1, Keys, 0, Data(keys::exists)),
     row!("type",         2, R | F,           1, 1, 1, Keys, 0, Data(keys::type_)),
     row!("expire",      -3, W | F,           1, 1, 1, Keys, 0, Data(keys::expire)),
     row!("pexpire",     -3, W | F,           1, 1, 1, Keys, 0, Data(keys::expire)),
@@ -257,9 +271,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hsetnx",       4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hsetnx)),
     row!("hget",         3, R | F,           1, 1, 1, Hash, 0, Data(hash::hget)),
     row!("hmget",       -3, R | F,           1, 1, 1, Hash, 0, Data(hash::hmget)),
-    row!("hgetall",      2, R,               1, 1, 1, Hash, WALK, Data(hash::hgetall)),
-    row!("hkeys",        2, R,               1, 1, 1, Hash, WALK, Data(hash::hgetall)),
-    row!("hvals",        2, R,               1, 1, 1, Hash, WALK, Data(hash::hgetall)),
+    row!("hgetall",      2, R,               1, 1, 1, Hash, WALK_PAIR, Data(hash::hgetall)),
+    row!("hkeys",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
+    row!("hvals",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
     row!("hdel",        -3, W | F,           1, 1, 1, Hash, 0, Data(hash::hdel)),
     row!("hexists",      3, R | F,           1, 1, 1, Hash, 0, Data(hash::hexists)),
     row!("hlen",         2, R | F,           1, 1, 1, Hash, 0, Data(hash::hlen)),
@@ -267,7 +281,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hincrby",      4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrby)),
     row!("hincrbyfloat", 4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrbyfloat)),
     row!("hscan",       -3, R,               1, 1, 1, Hash, WALK, Data(hash::hscan)),
-    row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK, Data(hash::hrandfield)),
+    row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hrandfield)),
 ];
 
 /// Finds a command by name, case-insensitively.

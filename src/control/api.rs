@@ -9,6 +9,7 @@
 //! GET    /v1/caches/{name}     describe: status, endpoint, limits, usage now
 //! PATCH  /v1/caches/{name}     change description, limits; auth: {rotate: true} or {token}
 //! DELETE /v1/caches/{name}     delete (data released, token refused)
+//! GET    /v1/caches/{name}/partitions  partition map: slot ranges, keys, bytes, ECPU/s, age
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
 //! ```
 //! Every bad request gets a 4xx and `{"error": {"code", "message"}}`.
@@ -122,6 +123,10 @@ pub fn handle(
             None => RegistryError::NotFound(name.to_string()).into(),
         },
         (&Method::PATCH, ["v1", "caches", name]) => patch(registry, endpoint, name, body),
+        (&Method::GET, ["v1", "caches", name, "partitions"]) => match registry.get(name) {
+            Some(c) => ApiReply::ok(StatusCode::OK, partitions(&c)),
+            None => RegistryError::NotFound(name.to_string()).into(),
+        },
         (&Method::GET, ["v1", "caches", name, "usage"]) => match registry.get(name) {
             Some(c) => ApiReply::ok(StatusCode::OK, usage(&c)),
             None => RegistryError::NotFound(name.to_string()).into(),
@@ -130,7 +135,10 @@ pub fn handle(
             Ok(()) => ApiReply::ok(StatusCode::OK, json!({ "deleted": name })),
             Err(e) => e.into(),
         },
-        (_, ["v1", "caches"] | ["v1", "caches", _]) => ApiReply::error(
+        (
+            _,
+            ["v1", "caches"] | ["v1", "caches", _] | ["v1", "caches", _, "usage" | "partitions"],
+        ) => ApiReply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{method} is not allowed on {path}"),
@@ -255,6 +263,29 @@ pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
         },
         "partitions": cache.pool.partitions().len(),
     })
+}
+
+/// The partition map of a cache, in slot order.
+pub fn partitions(cache: &Cache) -> Json {
+    let parts: Vec<Json> = cache
+        .pool
+        .partitions()
+        .iter()
+        .map(|p| {
+            let v = p.view();
+            json!({
+                "id": v.id,
+                "slots": {"first": v.stats.first_slot, "last": v.stats.last_slot},
+                "keys": v.stats.keys,
+                "bytes": v.stats.used_bytes,
+                "ecpu_per_second": v.ecpu_per_sec,
+                "age_seconds": v.age.as_secs(),
+                "last_change": {"kind": v.last_event.kind, "reason": v.last_event.reason, "at": rfc3339(v.last_event.at)},
+                "hot_slot": v.hot_slot,
+            })
+        })
+        .collect();
+    json!({"name": cache.name, "epoch": cache.pool.epoch(), "partitions": parts})
 }
 
 /// The billing view of a cache: the same figures `/metrics` exports.

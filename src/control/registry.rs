@@ -215,14 +215,22 @@ pub struct Registry {
     /// SHA-256 of token → cache name, for one-argument AUTH.
     tokens: RwLock<HashMap<[u8; 32], String>>,
     pub metrics: Arc<Metrics>,
+    /// Partitions a new cache starts with.
+    initial_partitions: usize,
 }
 
 impl Registry {
     pub fn new(metrics: Arc<Metrics>) -> Registry {
+        Registry::with_partitions(metrics, 1)
+    }
+
+    /// A registry whose new caches start with `initial_partitions` partitions.
+    pub fn with_partitions(metrics: Arc<Metrics>, initial_partitions: usize) -> Registry {
         Registry {
             caches: RwLock::new(HashMap::new()),
             tokens: RwLock::new(HashMap::new()),
             metrics,
+            initial_partitions,
         }
     }
 
@@ -249,7 +257,7 @@ impl Registry {
                 limits: req.limits,
                 token_hashes: hashes.clone(),
             }),
-            pool: CachePool::new(),
+            pool: CachePool::new(self.initial_partitions),
             metrics: self.metrics.for_cache(&req.name),
             usage: Usage::default(),
             limiter: RwLock::new(None),
@@ -292,6 +300,8 @@ impl Registry {
                 usage: &c.usage,
                 totals: c.pool.totals(),
                 partitions: c.pool.partitions().len(),
+                scaling: &c.pool.scaling,
+                hot_slots: c.pool.hot_slots(),
                 limits: c.limits(),
             })
             .collect();

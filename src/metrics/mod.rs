@@ -28,7 +28,7 @@ use metrics_util::MetricKindMask;
 use crate::cmd::Family;
 use crate::control::registry::UsageLimits;
 use crate::metering::{Rejection, Usage};
-use crate::pool::PartitionStats;
+use crate::pool::{PartitionStats, ScalingCounters};
 
 /// Kind of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub const CONNECTIONS_REJECTED_TOTAL: &str = "stratus_connections_rejected_total
 pub const NETWORK_BYTES_TOTAL: &str = "stratus_network_bytes_total";
 pub const COMMAND_DURATION_SECONDS: &str = "stratus_command_duration_seconds";
 pub const PARTITIONS: &str = "stratus_partitions";
+pub const PARTITION_SPLITS_TOTAL: &str = "stratus_partition_splits_total";
+pub const PARTITION_MERGES_TOTAL: &str = "stratus_partition_merges_total";
+pub const HOT_SLOTS: &str = "stratus_hot_slots";
 pub const AUTH_FAILURES_TOTAL: &str = "stratus_auth_failures_total";
 pub const NOAUTH_REJECTIONS_TOTAL: &str = "stratus_noauth_rejections_total";
 pub const PROTOCOL_ERRORS_TOTAL: &str = "stratus_protocol_errors_total";
@@ -111,6 +114,9 @@ pub const METRICS: &[MetricDef] = &[
     def(NETWORK_BYTES_TOTAL, C, Some(Unit::Bytes), "Bytes received and sent on client connections, by direction (in, out)."),
     def(COMMAND_DURATION_SECONDS, H, Some(Unit::Seconds), "Time from a request's decoding to its reply, by kind (read, write)."),
     def(PARTITIONS, G, None, "Storage partitions of the cache."),
+    def(PARTITION_SPLITS_TOTAL, C, None, "Partition splits, by reason (size, load, min_ecpu)."),
+    def(PARTITION_MERGES_TOTAL, C, None, "Merges of two cold, small neighbouring partitions."),
+    def(HOT_SLOTS, G, None, "Single slots that alone exceed a split threshold (reported, not split)."),
     def(AUTH_FAILURES_TOTAL, C, None, "AUTH and HELLO AUTH attempts refused."),
     def(NOAUTH_REJECTIONS_TOTAL, C, None, "Commands refused on connections that have not authenticated."),
     def(PROTOCOL_ERRORS_TOTAL, C, None, "Connections closed on a RESP framing violation."),
@@ -151,6 +157,8 @@ pub struct CacheFigures<'a> {
     pub usage: &'a Usage,
     pub totals: PartitionStats,
     pub partitions: usize,
+    pub scaling: &'a ScalingCounters,
+    pub hot_slots: usize,
     pub limits: UsageLimits,
 }
 
@@ -301,6 +309,20 @@ impl Metrics {
             self.gauge(ITEMS, &cache, c.totals.keys as f64);
             self.gauge(CONNECTIONS, &cache, load(&u.connected) as f64);
             self.gauge(PARTITIONS, &cache, c.partitions as f64);
+            self.gauge(HOT_SLOTS, &cache, c.hot_slots as f64);
+            let s = c.scaling;
+            for (reason, n) in [
+                ("size", &s.splits_size),
+                ("load", &s.splits_load),
+                ("min_ecpu", &s.splits_min_ecpu),
+            ] {
+                self.counter(
+                    PARTITION_SPLITS_TOTAL,
+                    &[("cache", c.name), ("reason", reason)],
+                    load(n),
+                );
+            }
+            self.counter(PARTITION_MERGES_TOTAL, &cache, load(&s.merges));
             let l = &c.limits;
             let bound = |b| [("cache", c.name), ("bound", b)];
             self.gauge(

@@ -81,6 +81,7 @@ fn lru_clock(now: u64) -> u32 {
 pub struct EntryMut<'a> {
     entry: &'a mut Entry,
     used_bytes: &'a mut usize,
+    slot_bytes: &'a mut usize,
     before: usize,
 }
 
@@ -102,6 +103,7 @@ impl Drop for EntryMut<'_> {
     fn drop(&mut self) {
         let after = self.entry.value.mem_bytes();
         *self.used_bytes = *self.used_bytes + after - self.before;
+        *self.slot_bytes = *self.slot_bytes + after - self.before;
     }
 }
 
@@ -112,6 +114,8 @@ pub struct Keyspace {
     tables: Vec<Option<Box<Table>>>,
     keys: usize,
     used_bytes: usize,
+    /// Bytes per slot (same indexing as `tables`): split points halve bytes.
+    slot_bytes: Vec<usize>,
     volatile: usize,
     deadlines: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
     pub stats: KeyspaceStats,
@@ -126,6 +130,7 @@ impl Keyspace {
             tables: (first..=last).map(|_| None).collect(),
             keys: 0,
             used_bytes: 0,
+            slot_bytes: vec![0; usize::from(last - first) + 1],
             volatile: 0,
             deadlines: BinaryHeap::new(),
             stats: KeyspaceStats::default(),
@@ -210,7 +215,7 @@ impl Keyspace {
                 if table.is_empty() {
                     self.tables[idx] = None;
                 }
-                self.forget(&k, &e);
+                self.forget(idx, &k, &e);
                 self.stats.expired += 1;
                 None
             }
@@ -226,13 +231,17 @@ impl Keyspace {
         self.lookup(key, now)?;
         let idx = self.index(key);
         let Keyspace {
-            tables, used_bytes, ..
+            tables,
+            used_bytes,
+            slot_bytes,
+            ..
         } = self;
         let entry = tables[idx].as_deref_mut()?.get_mut(key)?;
         let before = entry.value.mem_bytes();
         Some(EntryMut {
             entry,
             used_bytes,
+            slot_bytes: &mut slot_bytes[idx],
             before,
         })
     }
@@ -257,10 +266,11 @@ impl Keyspace {
             }
         };
         if let Some(old) = &old {
-            self.forget(key, old);
+            self.forget(idx, key, old);
         }
         self.keys += 1;
         self.used_bytes += added;
+        self.slot_bytes[idx] += added;
         if expire_at != 0 {
             self.volatile += 1;
             self.push_deadline(expire_at, key);
@@ -277,7 +287,7 @@ impl Keyspace {
         if table.is_empty() {
             self.tables[idx] = None;
         }
-        self.forget(&k, &e);
+        self.forget(idx, &k, &e);
         Some(e)
     }
 
@@ -303,10 +313,12 @@ impl Keyspace {
         true
     }
 
-    /// Bookkeeping for an entry that left the table.
-    fn forget(&mut self, key: &[u8], entry: &Entry) {
+    /// Bookkeeping for an entry that left the table of slot index `idx`.
+    fn forget(&mut self, idx: usize, key: &[u8], entry: &Entry) {
+        let bytes = entry.mem_bytes(key.len());
         self.keys -= 1;
-        self.used_bytes -= entry.mem_bytes(key.len());
+        self.used_bytes -= bytes;
+        self.slot_bytes[idx] -= bytes;
         if entry.expire_at != 0 {
             self.volatile -= 1;
         }
@@ -412,7 +424,7 @@ impl Keyspace {
         count: usize,
         now: u64,
         mut keep: impl FnMut(&[u8], &Entry) -> bool,
-    ) -> (Vec<Box<[u8]>>, Option<ScanCursor>) {
+    ) -> ScanStep {
         let mut out = Vec::new();
         let mut cur = cursor;
         let mut visited = 0usize;
@@ -446,6 +458,79 @@ impl Keyspace {
         (out, Some(cur))
     }
 
+    /// Bytes stored in each slot of the range, in slot order.
+    pub fn slot_bytes(&self) -> &[usize] {
+        &self.slot_bytes
+    }
+
+    /// Keys stored in `slot`.
+    pub fn keys_in_slot_count(&self, slot: u16) -> usize {
+        if !self.owns(slot) {
+            return 0;
+        }
+        self.tables[(slot - self.first_slot) as usize]
+            .as_deref()
+            .map_or(0, |t| t.len())
+    }
+
+    /// Split: moves the slots `at..=last` into a new keyspace and returns it.
+    /// Cost: O(slots moved + deadlines held), never O(keys): slot tables
+    /// move whole; only the deadline heap is divided between the two.
+    pub fn split_off(&mut self, at: u16) -> Keyspace {
+        assert!(
+            at > self.first_slot && at <= self.last_slot(),
+            "split point outside the range"
+        );
+        let cut = usize::from(at - self.first_slot);
+        let tables = self.tables.split_off(cut);
+        let slot_bytes = self.slot_bytes.split_off(cut);
+        let (stay, go): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deadlines)
+            .into_vec()
+            .into_iter()
+            .partition(|Reverse((_, key))| key_slot(key) < at);
+        let mut right = Keyspace {
+            first_slot: at,
+            tables,
+            keys: 0,
+            used_bytes: 0,
+            slot_bytes,
+            volatile: 0,
+            deadlines: BinaryHeap::from(go),
+            stats: KeyspaceStats::default(),
+        };
+        self.deadlines = BinaryHeap::from(stay);
+        self.recount();
+        right.recount();
+        right
+    }
+
+    /// Merge: takes over every slot of `right`, which must start where this
+    /// range ends. Cost O(slots + deadlines) like [`Keyspace::split_off`].
+    pub fn absorb(&mut self, right: Keyspace) {
+        assert_eq!(
+            right.first_slot,
+            self.last_slot() + 1,
+            "merge of non-adjacent ranges"
+        );
+        self.tables.extend(right.tables);
+        self.slot_bytes.extend(right.slot_bytes);
+        self.deadlines.extend(right.deadlines.into_vec());
+        self.stats.hits += right.stats.hits;
+        self.stats.misses += right.stats.misses;
+        self.stats.expired += right.stats.expired;
+        self.stats.evicted += right.stats.evicted;
+        self.recount();
+    }
+
+    /// Recomputes keys, bytes and volatile keys from the slot tables and the
+    /// deadline heap (after a split or merge).
+    fn recount(&mut self) {
+        self.keys = self.tables.iter().flatten().map(|t| t.len()).sum();
+        self.used_bytes = self.slot_bytes.iter().sum();
+        self.compact_deadlines();
+        self.volatile = self.deadlines.len();
+    }
+
     /// Keys stored in `slot` (at most `limit`).
     pub fn keys_in_slot(&self, slot: u16, limit: usize) -> Vec<Box<[u8]>> {
         if !self.owns(slot) {
@@ -460,6 +545,11 @@ impl Keyspace {
             .collect()
     }
 }
+
+/// Key names returned by SCAN-like walks.
+pub type Keys = Vec<Box<[u8]>>;
+/// One SCAN step: the keys found and where to continue (`None` = done).
+pub type ScanStep = (Keys, Option<ScanCursor>);
 
 /// A SCAN position: a slot and, inside it, a position in the order of
 /// [`scan_position`]. Encoded in one integer as `pos << 14 | slot`, so it
@@ -598,6 +688,42 @@ mod tests {
         assert_eq!(ks.len(), 50, "keys without TTL are never evicted");
         assert_eq!(ks.stats.evicted, 100);
         assert!((0..50).all(|i| ks.peek(format!("persistent:{i}").as_bytes()).is_some()));
+    }
+
+    #[test]
+    fn split_and_merge_move_slots_and_keep_accounting_exact() {
+        let mut ks = Keyspace::whole();
+        for i in 0..3000 {
+            let ttl = if i % 3 == 0 { 1_000_000 } else { 0 };
+            ks.insert(format!("k{i}").as_bytes(), s("value"), ttl, 0);
+        }
+        let (keys, bytes, volatile) = (ks.len(), ks.used_bytes(), ks.volatile_keys());
+        let mut right = ks.split_off(8192);
+        assert_eq!((ks.first_slot(), ks.last_slot()), (0, 8191));
+        assert_eq!((right.first_slot(), right.last_slot()), (8192, 16383));
+        assert_eq!(ks.len() + right.len(), keys);
+        assert_eq!(ks.used_bytes() + right.used_bytes(), bytes);
+        assert_eq!(ks.volatile_keys() + right.volatile_keys(), volatile);
+        assert_eq!(ks.slot_bytes().iter().sum::<usize>(), ks.used_bytes());
+        // Each side answers for its own keys and expires its own deadlines.
+        for i in 0..3000 {
+            let key = format!("k{i}");
+            let side = if key_slot(key.as_bytes()) < 8192 {
+                &mut ks
+            } else {
+                &mut right
+            };
+            assert!(side.get(key.as_bytes(), 0).is_some());
+        }
+        assert_eq!(
+            ks.active_expire(2_000_000, 10_000) + right.active_expire(2_000_000, 10_000),
+            1000
+        );
+        ks.absorb(right);
+        assert_eq!((ks.first_slot(), ks.last_slot()), (0, 16383));
+        assert_eq!(ks.len(), 2000);
+        assert_eq!(ks.used_bytes(), ks.slot_bytes().iter().sum::<usize>());
+        assert_eq!(ks.volatile_keys(), 0);
     }
 
     #[test]

@@ -1,29 +1,58 @@
 //! The partition pool of one cache: its routing table (slot range →
-//! partition handle, with an epoch) and the [`PartitionHandle`] seam.
+//! partition, with an epoch), the [`PartitionHandle`] seam, request routing
+//! (with fan-out for per-key multi-key commands), and the split and merge
+//! mechanics the autoscaler ([`autoscaler`]) decides on.
 //!
-//! The proxy path talks only to [`PartitionHandle`]: today every handle is
-//! local (a keyspace behind a mutex in this process); a remote form will add a
-//! transport behind the same methods, not a rewrite. Invariants: the routing
-//! table's ranges are contiguous, cover all 16384 slots, and its epoch only
-//! grows; a partition's lock is held for one operation, never across `.await`.
+//! The proxy path talks only to [`CachePool::execute`] and
+//! [`PartitionHandle`]: today every handle is local (a keyspace behind a mutex
+//! in this process); a remote form adds a transport behind the same methods.
+//!
+//! Invariants: the routing table's ranges are contiguous, cover all 16384
+//! slots, and its epoch only grows; a partition refuses a command for a slot
+//! it no longer owns ([`Moved`], carrying the epoch of its last change) and the
+//! pool re-routes and retries; a partition's lock is held for one operation,
+//! never across `.await`. Lock order: partition (left before right), then
+//! routing table.
+//!
+//! Split, in phases ([`CachePool::split`]):
+//! 1. lock the partition and check it still owns the range the decision saw;
+//! 2. `split_off` the upper slots into a new keyspace (slot tables move
+//!    whole: O(slots), not O(keys));
+//! 3. install the new partition in the routing table under a new epoch;
+//! 4. unlock: commands queued on the old partition for moved slots get
+//!    [`Moved`] and are re-routed to the new one.
+//!
+//! Merge ([`CachePool::merge`]): lock left then right, move right's slot
+//! tables into left, retire right (it refuses everything), replace both
+//! routes with one under a new epoch, unlock.
+
+pub mod autoscaler;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::{self, CommandSpec, Ctx};
-use crate::partition::keyspace::ScanCursor;
-use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS};
-use crate::resp::Reply;
+use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
+use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::resp::{Reply, reply};
 
 /// What executing a command in a partition produced.
 pub struct Executed {
     pub reply: Reply,
     /// Elements walked (metered as work).
     pub work: u64,
+}
+
+/// A partition refused a command for a slot it no longer owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    /// The epoch of the partition's last split or merge: a routing table at
+    /// least this new routes correctly.
+    pub epoch: u64,
 }
 
 /// Figures of one partition, for INFO, metrics and the partition view.
@@ -37,23 +66,46 @@ pub struct PartitionStats {
     pub events: KeyspaceStats,
 }
 
+/// The last change of a partition's range, for the partition view.
+#[derive(Debug, Clone)]
+pub struct RangeEvent {
+    /// `created`, `split` or `merge`.
+    pub kind: &'static str,
+    /// Why (`initial`, `size`, `load`, `min_ecpu`, `cold`).
+    pub reason: &'static str,
+    pub at: SystemTime,
+}
+
+struct PartitionState {
+    ks: Keyspace,
+    /// Merged into its left neighbour: owns nothing any more.
+    retired: bool,
+    /// Routing epoch of the last change of this partition's range.
+    epoch: u64,
+}
+
 /// A partition that lives in this process.
 pub struct LocalPartition {
     pub id: u64,
     pub created: Instant,
-    ks: Mutex<Keyspace>,
+    state: Mutex<PartitionState>,
     /// The cache's used-bytes total, shared by its partitions.
     cache_used: Arc<AtomicU64>,
+    /// Milli-ECPU per second at the last autoscaler observation.
+    pub ecpu_milli_per_sec: AtomicU64,
+    pub last_event: Mutex<RangeEvent>,
+    /// A slot of this partition that alone exceeds a split threshold.
+    pub hot_slot: Mutex<Option<u16>>,
 }
 
 impl LocalPartition {
     /// Runs `f` on the keyspace under its lock and carries the change in
     /// used bytes to the cache's total.
     fn with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> R {
-        let mut ks = self.ks.lock();
-        let before = ks.used_bytes() as u64;
-        let out = f(&mut ks);
-        let after = ks.used_bytes() as u64;
+        let mut st = self.state.lock();
+        let before = st.ks.used_bytes() as u64;
+        let out = f(&mut st.ks);
+        let after = st.ks.used_bytes() as u64;
         if after > before {
             self.cache_used.fetch_add(after - before, Ordering::Relaxed);
         } else if before > after {
@@ -78,72 +130,129 @@ pub struct ExecOptions {
 }
 
 impl PartitionHandle {
-    fn local(id: u64, ks: Keyspace, cache_used: Arc<AtomicU64>) -> PartitionHandle {
-        cache_used.fetch_add(ks.used_bytes() as u64, Ordering::Relaxed);
+    fn local(
+        id: u64,
+        ks: Keyspace,
+        epoch: u64,
+        cache_used: Arc<AtomicU64>,
+        event: RangeEvent,
+    ) -> PartitionHandle {
         PartitionHandle::Local(Arc::new(LocalPartition {
             id,
             created: Instant::now(),
-            ks: Mutex::new(ks),
+            state: Mutex::new(PartitionState {
+                ks,
+                retired: false,
+                epoch,
+            }),
             cache_used,
+            ecpu_milli_per_sec: AtomicU64::new(0),
+            last_event: Mutex::new(event),
+            hot_slot: Mutex::new(None),
         }))
     }
 
-    pub fn id(&self) -> u64 {
+    fn inner(&self) -> &LocalPartition {
         match self {
-            PartitionHandle::Local(p) => p.id,
+            PartitionHandle::Local(p) => p,
         }
     }
 
-    /// Runs a data command on this partition.
-    pub fn execute(&self, spec: &CommandSpec, args: &[Bytes], opts: ExecOptions) -> Executed {
-        match self {
-            PartitionHandle::Local(p) => p.with_ks(|ks| {
-                let mut ctx = Ctx::new(ks, opts.now);
-                ctx.resp3 = opts.resp3;
-                ctx.max_value_len = opts.max_value_len;
-                let reply = cmd::execute(spec, &mut ctx, args);
-                Executed {
-                    reply,
-                    work: ctx.work,
-                }
-            }),
+    pub fn id(&self) -> u64 {
+        self.inner().id
+    }
+
+    /// Runs a data command whose keys are in `slots`, or refuses it if this
+    /// partition does not own them all.
+    pub fn execute(
+        &self,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        slots: &[u16],
+        opts: ExecOptions,
+    ) -> Result<Executed, Moved> {
+        let p = self.inner();
+        let mut st = p.state.lock();
+        if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
+            return Err(Moved { epoch: st.epoch });
         }
+        let before = st.ks.used_bytes() as u64;
+        let mut ctx = Ctx::new(&mut st.ks, opts.now);
+        ctx.resp3 = opts.resp3;
+        ctx.max_value_len = opts.max_value_len;
+        let reply = cmd::execute(spec, &mut ctx, args);
+        let work = ctx.work;
+        let after = st.ks.used_bytes() as u64;
+        drop(st);
+        if after > before {
+            p.cache_used.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            p.cache_used.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        Ok(Executed { reply, work })
     }
 
     pub fn stats(&self) -> PartitionStats {
-        match self {
-            PartitionHandle::Local(p) => {
-                let ks = p.ks.lock();
-                PartitionStats {
-                    first_slot: ks.first_slot(),
-                    last_slot: ks.last_slot(),
-                    keys: ks.len(),
-                    volatile_keys: ks.volatile_keys(),
-                    used_bytes: ks.used_bytes(),
-                    events: ks.stats,
-                }
-            }
+        let st = self.inner().state.lock();
+        let ks = &st.ks;
+        PartitionStats {
+            first_slot: ks.first_slot(),
+            last_slot: ks.last_slot(),
+            keys: if st.retired { 0 } else { ks.len() },
+            volatile_keys: ks.volatile_keys(),
+            used_bytes: ks.used_bytes(),
+            events: ks.stats,
         }
     }
 
-    pub fn flush(&self) {
-        match self {
-            PartitionHandle::Local(p) => p.with_ks(Keyspace::flush),
+    /// Time since the partition was created.
+    pub fn age(&self) -> std::time::Duration {
+        self.inner().created.elapsed()
+    }
+
+    pub fn set_ecpu_per_sec(&self, ecpu: f64) {
+        self.inner()
+            .ecpu_milli_per_sec
+            .store((ecpu * 1000.0) as u64, Ordering::Relaxed);
+    }
+
+    /// The partition's figures for the partition view.
+    pub fn view(&self) -> PartitionView {
+        let p = self.inner();
+        PartitionView {
+            id: p.id,
+            stats: self.stats(),
+            ecpu_per_sec: p.ecpu_milli_per_sec.load(Ordering::Relaxed) as f64 / 1000.0,
+            age: p.created.elapsed(),
+            last_event: p.last_event.lock().clone(),
+            hot_slot: *p.hot_slot.lock(),
         }
+    }
+
+    /// Bytes per slot of this partition's range (for split points).
+    pub fn slot_bytes(&self) -> Vec<u64> {
+        self.inner()
+            .state
+            .lock()
+            .ks
+            .slot_bytes()
+            .iter()
+            .map(|b| *b as u64)
+            .collect()
+    }
+
+    pub fn flush(&self) {
+        self.inner().with_ks(Keyspace::flush);
     }
 
     /// One bounded step of the active expiry cycle; returns keys deleted.
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
-        match self {
-            PartitionHandle::Local(p) => p.with_ks(|ks| ks.active_expire(now, budget)),
-        }
+        self.inner().with_ks(|ks| ks.active_expire(now, budget))
     }
 
     /// Evicts one volatile key (see [`Keyspace::evict_one`]).
     pub fn evict_one(&self, now: u64) -> Option<usize> {
-        match self {
-            PartitionHandle::Local(p) => p.with_ks(|ks| ks.evict_one(now)),
-        }
+        self.inner().with_ks(|ks| ks.evict_one(now))
     }
 
     /// One SCAN step inside this partition (see [`Keyspace::scan`]).
@@ -153,11 +262,36 @@ impl PartitionHandle {
         count: usize,
         now: u64,
         keep: impl FnMut(&[u8], &Entry) -> bool,
-    ) -> (Vec<Box<[u8]>>, Option<ScanCursor>) {
-        match self {
-            PartitionHandle::Local(p) => p.ks.lock().scan(cursor, count, now, keep),
+    ) -> Result<ScanStep, Moved> {
+        let st = self.inner().state.lock();
+        if st.retired || !st.ks.owns(cursor.slot) {
+            return Err(Moved { epoch: st.epoch });
         }
+        Ok(st.ks.scan(cursor, count, now, keep))
     }
+
+    /// Keys in `slot` (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT).
+    pub fn slot_keys(&self, slot: u16, limit: usize) -> Result<(usize, Keys), Moved> {
+        let st = self.inner().state.lock();
+        if st.retired || !st.ks.owns(slot) {
+            return Err(Moved { epoch: st.epoch });
+        }
+        Ok((
+            st.ks.keys_in_slot_count(slot),
+            st.ks.keys_in_slot(slot, limit),
+        ))
+    }
+}
+
+/// A partition as the control API shows it.
+#[derive(Debug, Clone)]
+pub struct PartitionView {
+    pub id: u64,
+    pub stats: PartitionStats,
+    pub ecpu_per_sec: f64,
+    pub age: std::time::Duration,
+    pub last_event: RangeEvent,
+    pub hot_slot: Option<u16>,
 }
 
 /// Slot range → partition, with the epoch of the last change.
@@ -167,45 +301,68 @@ struct RoutingTable {
     ranges: Vec<(u16, u16, PartitionHandle)>,
 }
 
+/// How many times a command is re-routed after [`Moved`] before giving up.
+const MAX_REROUTES: usize = 8;
+
+/// Split and merge counters of one cache (published as metrics).
+#[derive(Debug, Default)]
+pub struct ScalingCounters {
+    pub splits_size: AtomicU64,
+    pub splits_load: AtomicU64,
+    pub splits_min_ecpu: AtomicU64,
+    pub merges: AtomicU64,
+}
+
 /// The partitions of one cache.
 pub struct CachePool {
     routing: RwLock<RoutingTable>,
     used_bytes: Arc<AtomicU64>,
     /// Where the next eviction starts looking (spreads evictions).
     evict_cursor: AtomicUsize,
+    /// Milli-ECPU per slot since the autoscaler last looked: the load signal.
+    slot_load: Box<[AtomicU64]>,
+    next_id: AtomicU64,
+    pub scaling: ScalingCounters,
 }
 
 impl Default for CachePool {
     fn default() -> Self {
-        CachePool::new()
+        CachePool::new(1)
     }
 }
 
 impl CachePool {
-    /// A pool with one partition owning every slot.
-    pub fn new() -> CachePool {
+    /// A pool with `partitions` partitions of (nearly) equal slot ranges.
+    pub fn new(partitions: usize) -> CachePool {
+        let n = partitions.clamp(1, usize::from(SLOTS));
         let used_bytes = Arc::new(AtomicU64::new(0));
-        let handle = PartitionHandle::local(1, Keyspace::new(0, SLOTS - 1), used_bytes.clone());
+        let ranges = (0..n)
+            .map(|i| {
+                let first = (i * usize::from(SLOTS) / n) as u16;
+                let last = ((i + 1) * usize::from(SLOTS) / n - 1) as u16;
+                let event = RangeEvent {
+                    kind: "created",
+                    reason: "initial",
+                    at: SystemTime::now(),
+                };
+                let h = PartitionHandle::local(
+                    i as u64 + 1,
+                    Keyspace::new(first, last),
+                    1,
+                    used_bytes.clone(),
+                    event,
+                );
+                (first, last, h)
+            })
+            .collect();
         CachePool {
-            routing: RwLock::new(RoutingTable {
-                epoch: 1,
-                ranges: vec![(0, SLOTS - 1, handle)],
-            }),
+            routing: RwLock::new(RoutingTable { epoch: 1, ranges }),
             used_bytes,
             evict_cursor: AtomicUsize::new(0),
+            slot_load: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            next_id: AtomicU64::new(n as u64 + 1),
+            scaling: ScalingCounters::default(),
         }
-    }
-
-    /// Bytes stored by all partitions (kept exact by every operation).
-    pub fn used_bytes(&self) -> u64 {
-        self.used_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Evicts one volatile key from some partition; `None` if none can be.
-    pub fn evict_one(&self, now: u64) -> Option<usize> {
-        let parts = self.partitions();
-        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
-        (0..parts.len()).find_map(|i| parts[(start + i) % parts.len()].evict_one(now))
     }
 
     pub fn epoch(&self) -> u64 {
@@ -219,6 +376,11 @@ impl CachePool {
         table.ranges[at.min(table.ranges.len() - 1)].2.clone()
     }
 
+    /// Every partition with its range, in slot order.
+    pub fn ranges(&self) -> Vec<(u16, u16, PartitionHandle)> {
+        self.routing.read().ranges.clone()
+    }
+
     /// Every partition, in slot order.
     pub fn partitions(&self) -> Vec<PartitionHandle> {
         self.routing
@@ -227,6 +389,123 @@ impl CachePool {
             .iter()
             .map(|(_, _, h)| h.clone())
             .collect()
+    }
+
+    /// Bytes stored by all partitions (kept exact by every operation).
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Adds a metered request's ECPU to its slot's load.
+    pub fn record_load(&self, slot: u16, ecpu_milli: u64) {
+        self.slot_load[usize::from(slot)].fetch_add(ecpu_milli, Ordering::Relaxed);
+    }
+
+    /// Takes (and resets) every slot's load since the last call.
+    pub fn take_slot_load(&self) -> Vec<u64> {
+        self.slot_load
+            .iter()
+            .map(|l| l.swap(0, Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Runs a data command: routed by its slot, or — for per-key multi-key
+    /// commands (`FANOUT`) whose keys live in several partitions — split into
+    /// one command per partition whose replies are merged in key order.
+    /// Commands refused with [`Moved`] are re-routed.
+    pub fn execute(
+        &self,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        slot: u16,
+        opts: ExecOptions,
+    ) -> Executed {
+        if spec.has(cmd::flags::FANOUT) && spec.key_positions(args.len()).nth(1).is_some() {
+            return self.fan_out(spec, args, opts);
+        }
+        for _ in 0..MAX_REROUTES {
+            if let Ok(done) = self.route(slot).execute(spec, args, &[slot], opts) {
+                return done;
+            }
+        }
+        Executed {
+            reply: Reply::err(reply::TRYAGAIN),
+            work: 0,
+        }
+    }
+
+    /// Splits a FANOUT command by partition, runs each part, merges replies.
+    fn fan_out(&self, spec: &CommandSpec, args: &[Bytes], opts: ExecOptions) -> Executed {
+        let step = spec.step.max(1) as usize;
+        let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+        let mut parts: Vec<(Vec<usize>, Reply)> = Vec::new();
+        let mut pending: Vec<usize> = (0..positions.len()).collect();
+        let mut work = 0;
+        for _ in 0..MAX_REROUTES {
+            if pending.is_empty() {
+                break;
+            }
+            // Group the pending keys by the partition owning them now.
+            let mut groups: Vec<(PartitionHandle, Vec<usize>, Vec<u16>)> = Vec::new();
+            for &k in &pending {
+                let slot = key_slot(&args[positions[k]]);
+                let part = self.route(slot);
+                match groups.iter_mut().find(|(p, _, _)| p.id() == part.id()) {
+                    Some((_, keys, slots)) => {
+                        keys.push(k);
+                        slots.push(slot);
+                    }
+                    None => groups.push((part, vec![k], vec![slot])),
+                }
+            }
+            pending.clear();
+            for (part, keys, slots) in groups {
+                let mut sub = Vec::with_capacity(1 + keys.len() * step);
+                sub.push(args[0].clone());
+                for &k in &keys {
+                    sub.extend_from_slice(&args[positions[k]..positions[k] + step]);
+                }
+                match part.execute(spec, &sub, &slots, opts) {
+                    Ok(done) => {
+                        work += done.work;
+                        parts.push((keys, done.reply));
+                    }
+                    Err(Moved { .. }) => pending.extend(keys),
+                }
+            }
+        }
+        let reply = if pending.is_empty() {
+            merge(parts, positions.len())
+        } else {
+            Reply::err(reply::TRYAGAIN)
+        };
+        Executed { reply, work }
+    }
+
+    /// Records that `slot` of partition `id` is hot; true if newly reported.
+    pub fn report_hot_slot(&self, id: u64, slot: u16) -> bool {
+        let Some(part) = self.partitions().into_iter().find(|p| p.id() == id) else {
+            return false;
+        };
+        let mut hot = part.inner().hot_slot.lock();
+        let new = *hot != Some(slot);
+        *hot = Some(slot);
+        new
+    }
+
+    /// Hot slots currently reported.
+    pub fn hot_slots(&self) -> usize {
+        self.partitions()
+            .iter()
+            .filter(|p| p.inner().hot_slot.lock().is_some())
+            .count()
+    }
+
+    /// Evicts one volatile key from some partition; `None` if none can be.
+    pub fn evict_one(&self, now: u64) -> Option<usize> {
+        let parts = self.partitions();
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        (0..parts.len()).find_map(|i| parts[(start + i) % parts.len()].evict_one(now))
     }
 
     /// Sum of the partitions' figures.
@@ -254,4 +533,139 @@ impl CachePool {
             p.flush();
         }
     }
+
+    /// Splits partition `id` at slot `at` (the new partition owns `at..=last`).
+    pub fn split(&self, id: u64, at: u16, reason: &'static str) -> Result<u64, String> {
+        let Some((first, last, handle)) = self.ranges().into_iter().find(|(_, _, h)| h.id() == id)
+        else {
+            return Err(format!("partition {id} is gone"));
+        };
+        if at <= first || at > last {
+            return Err(format!("slot {at} does not split {first}..={last}"));
+        }
+        let left = handle.inner();
+        // 1. Lock, and check the range is still what the decision saw.
+        let mut st = left.state.lock();
+        if st.retired || st.ks.first_slot() != first || st.ks.last_slot() != last {
+            return Err(format!("partition {id} changed"));
+        }
+        // 2. Move the upper slot tables out.
+        let right_ks = st.ks.split_off(at);
+        let new_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // 3. Install both halves under a new epoch.
+        let mut table = self.routing.write();
+        table.epoch += 1;
+        let epoch = table.epoch;
+        let event = RangeEvent {
+            kind: "split",
+            reason,
+            at: SystemTime::now(),
+        };
+        let right = PartitionHandle::local(
+            new_id,
+            right_ks,
+            epoch,
+            self.used_bytes.clone(),
+            event.clone(),
+        );
+        let at_index = table
+            .ranges
+            .iter()
+            .position(|(_, _, h)| h.id() == id)
+            .ok_or("routing lost a partition")?;
+        table.ranges[at_index].1 = at - 1;
+        table.ranges.insert(at_index + 1, (at, last, right));
+        st.epoch = epoch;
+        *left.last_event.lock() = event;
+        *left.hot_slot.lock() = None;
+        drop(table);
+        // 4. Unlock: queued commands for moved slots get Moved and re-route.
+        drop(st);
+        let counter = match reason {
+            "size" => &self.scaling.splits_size,
+            "load" => &self.scaling.splits_load,
+            _ => &self.scaling.splits_min_ecpu,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(new_id)
+    }
+
+    /// Merges partition `right_id` into its left neighbour `left_id`.
+    pub fn merge(&self, left_id: u64, right_id: u64) -> Result<(), String> {
+        let ranges = self.ranges();
+        let find = |id| ranges.iter().position(|(_, _, h)| h.id() == id);
+        let (Some(li), Some(ri)) = (find(left_id), find(right_id)) else {
+            return Err("partition gone".into());
+        };
+        if ri != li + 1 {
+            return Err(format!(
+                "partitions {left_id} and {right_id} are not adjacent"
+            ));
+        }
+        let (left, right) = (ranges[li].2.inner(), ranges[ri].2.inner());
+        let mut lst = left.state.lock();
+        let mut rst = right.state.lock();
+        if lst.retired || rst.retired || lst.ks.last_slot() + 1 != rst.ks.first_slot() {
+            return Err("partitions changed".into());
+        }
+        let first = rst.ks.first_slot();
+        let right_ks = std::mem::replace(&mut rst.ks, Keyspace::new(first, first));
+        lst.ks.absorb(right_ks);
+        rst.retired = true;
+        let mut table = self.routing.write();
+        table.epoch += 1;
+        let epoch = table.epoch;
+        let li = table
+            .ranges
+            .iter()
+            .position(|(_, _, h)| h.id() == left_id)
+            .ok_or("routing lost a partition")?;
+        table.ranges[li].1 = table.ranges[li + 1].1;
+        table.ranges.remove(li + 1);
+        lst.epoch = epoch;
+        rst.epoch = epoch;
+        *left.last_event.lock() = RangeEvent {
+            kind: "merge",
+            reason: "cold",
+            at: SystemTime::now(),
+        };
+        drop(table);
+        drop(rst);
+        drop(lst);
+        self.scaling.merges.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Merges fanned-out replies (each with the key indexes it answers): per-key
+/// arrays are reassembled in key order (MGET), integers add up (DEL, EXISTS,
+/// TOUCH, UNLINK), anything else collapses to the first reply (MSET's OK);
+/// the first error wins.
+fn merge(parts: Vec<(Vec<usize>, Reply)>, keys: usize) -> Reply {
+    if let Some((_, e)) = parts.iter().find(|(_, r)| r.is_error()) {
+        return e.clone();
+    }
+    let per_key = parts
+        .iter()
+        .all(|(k, r)| matches!(r, Reply::Array(items) if items.len() == k.len()));
+    if per_key {
+        let mut out = vec![Reply::Nil; keys];
+        for (k, r) in parts {
+            if let Reply::Array(items) = r {
+                for (i, item) in k.into_iter().zip(items) {
+                    out[i] = item;
+                }
+            }
+        }
+        return Reply::Array(out);
+    }
+    if parts.iter().all(|(_, r)| matches!(r, Reply::Int(_))) {
+        return Reply::Int(
+            parts
+                .iter()
+                .map(|(_, r)| if let Reply::Int(n) = r { *n } else { 0 })
+                .sum(),
+        );
+    }
+    parts.into_iter().next().map_or(Reply::Nil, |(_, r)| r)
 }

@@ -170,6 +170,7 @@ impl Connection<'_> {
         match billing {
             Billing::Metered {
                 spec,
+                slot,
                 keys,
                 elements,
                 upfront,
@@ -179,6 +180,7 @@ impl Connection<'_> {
                     work_milli(spec, keys, elements),
                 );
                 usage.meter(spec.family, ecpu);
+                cache.pool.record_load(slot, ecpu);
                 if let Some(limiter) = cache.limiter() {
                     limiter.add_debt(upfront, ecpu);
                 }
@@ -257,13 +259,14 @@ impl Connection<'_> {
                     resp3: self.session.protocol == Protocol::Resp3,
                     max_value_len: self.shared.decoder.limits.max_bulk_len,
                 };
-                cache.pool.route(slot).execute(spec, args, opts)
+                cache.pool.execute(spec, args, slot, opts)
             }
             (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
         };
         let billing = if metered {
             Billing::Metered {
                 spec,
+                slot,
                 keys,
                 elements: executed.work,
                 upfront,
@@ -288,6 +291,8 @@ enum Billing {
     /// Ran and is billed: ECPU from its wire bytes and work.
     Metered {
         spec: &'static CommandSpec,
+        /// Slot of the first key: where the load is counted.
+        slot: u16,
         keys: u64,
         elements: u64,
         upfront: u64,
@@ -339,8 +344,8 @@ fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
     cache.pool.used_bytes() <= max
 }
 
-/// Checks key lengths and, for atomic multi-key commands, that every key is
-/// in one slot. Returns the slot of the first key (0 for keyless commands)
+/// Checks key lengths and that every key is in one slot, unless the command
+/// fans out per key (`FANOUT`). Returns the slot of the first key (0 for keyless commands)
 /// and the number of keys.
 fn check_keys(
     spec: &CommandSpec,
@@ -358,7 +363,7 @@ fn check_keys(
         let s = key_slot(key);
         match slot {
             None => slot = Some(s),
-            Some(first) if first != s && spec.has(flags::SAME_SLOT) => {
+            Some(first) if first != s && !spec.has(flags::FANOUT) => {
                 return Err((Reply::err(reply::CROSSSLOT), Rejection::CrossSlot));
             }
             Some(_) => {}

@@ -12,8 +12,8 @@ use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
-use crate::partition::ValueType;
-use crate::partition::keyspace::ScanCursor;
+use crate::partition::keyspace::{Keys, ScanCursor};
+use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::Executed;
 use crate::resp::{Protocol, Reply, reply};
 
@@ -76,6 +76,7 @@ fn dispatch(
             ]))
         }
         ConnOp::Readonly | ConnOp::Readwrite => Ok(Reply::ok()),
+        ConnOp::Cluster => cluster(conn, args),
         ConnOp::Dbsize => Ok(Reply::Int(bound(conn)?.pool.totals().keys as i64)),
         ConnOp::Flushdb => {
             match args.get(1) {
@@ -186,7 +187,7 @@ fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
         (Reply::bulk("proto"), Reply::Int(proto)),
         (Reply::bulk("id"), Reply::Int(conn.session.id as i64)),
-        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("mode"), Reply::bulk("cluster")),
         (Reply::bulk("role"), Reply::bulk("master")),
         (Reply::bulk("modules"), Reply::Array(Vec::new())),
     ]))
@@ -405,7 +406,7 @@ fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
         vec![
             ("redis_version", REDIS_VERSION.to_string()),
             ("stratus_version", env!("CARGO_PKG_VERSION").to_string()),
-            ("redis_mode", "standalone".into()),
+            ("redis_mode", "cluster".into()),
             ("os", std::env::consts::OS.into()),
             ("arch_bits", "64".into()),
             ("process_id", std::process::id().to_string()),
@@ -464,6 +465,7 @@ fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
             ("keyspace_misses", totals.events.misses.to_string()),
         ],
     );
+    section("cluster", vec![("cluster_enabled", "1".into())]);
     let keyspace = if totals.keys > 0 {
         vec![(
             "db0",
@@ -494,6 +496,136 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+/// The virtual node's id: 40 hex digits, stable for the endpoint.
+fn node_id(conn: &Connection<'_>) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("stratus:{}", conn.session.local).as_bytes());
+    digest.iter().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+/// CLUSTER SLOTS | SHARDS | NODES | INFO | MYID | KEYSLOT | COUNTKEYSINSLOT |
+/// GETKEYSINSLOT | HELP: one virtual node — the endpoint the client used —
+/// owns every slot, so cluster clients work and resharding stays invisible.
+fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let sub = &args[1];
+    let local = conn.session.local;
+    let (ip, port) = (local.ip().to_string(), i64::from(local.port()));
+    let id = node_id(conn);
+    let slot_arg = |a: &[u8]| -> Result<u16, OpError> {
+        match crate::cmd::args::parse_i64(a) {
+            Some(n) if (0..i64::from(SLOTS)).contains(&n) => Ok(n as u16),
+            _ => Err(OpError::Static(reply::INVALID_SLOT)),
+        }
+    };
+    if is(sub, "SLOTS") && args.len() == 2 {
+        let node = Reply::Array(vec![
+            Reply::bulk(ip),
+            Reply::Int(port),
+            Reply::bulk(id),
+            Reply::Map(Vec::new()),
+        ]);
+        Ok(Reply::Array(vec![Reply::Array(vec![
+            Reply::Int(0),
+            Reply::Int(i64::from(SLOTS) - 1),
+            node,
+        ])]))
+    } else if is(sub, "SHARDS") && args.len() == 2 {
+        let node = Reply::Map(vec![
+            (Reply::bulk("id"), Reply::bulk(id)),
+            (Reply::bulk("port"), Reply::Int(port)),
+            (Reply::bulk("ip"), Reply::bulk(ip.clone())),
+            (Reply::bulk("endpoint"), Reply::bulk(ip)),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("replication-offset"), Reply::Int(0)),
+            (Reply::bulk("health"), Reply::bulk("online")),
+        ]);
+        let shard = Reply::Map(vec![
+            (
+                Reply::bulk("slots"),
+                Reply::Array(vec![Reply::Int(0), Reply::Int(i64::from(SLOTS) - 1)]),
+            ),
+            (Reply::bulk("nodes"), Reply::Array(vec![node])),
+        ]);
+        Ok(Reply::Array(vec![shard]))
+    } else if is(sub, "NODES") && args.len() == 2 {
+        Ok(Reply::Verbatim(format!(
+            "{id} {ip}:{port}@{} myself,master - 0 0 1 connected 0-{}\n",
+            port + 10000,
+            SLOTS - 1
+        )))
+    } else if is(sub, "INFO") && args.len() == 2 {
+        let lines = [
+            ("cluster_enabled", "1"),
+            ("cluster_state", "ok"),
+            ("cluster_slots_assigned", "16384"),
+            ("cluster_slots_ok", "16384"),
+            ("cluster_slots_pfail", "0"),
+            ("cluster_slots_fail", "0"),
+            ("cluster_known_nodes", "1"),
+            ("cluster_size", "1"),
+            ("cluster_current_epoch", "1"),
+            ("cluster_my_epoch", "1"),
+        ];
+        Ok(Reply::Verbatim(
+            lines.iter().map(|(k, v)| format!("{k}:{v}\r\n")).collect(),
+        ))
+    } else if is(sub, "MYID") && args.len() == 2 {
+        Ok(Reply::bulk(id))
+    } else if is(sub, "KEYSLOT") && args.len() == 3 {
+        Ok(Reply::Int(i64::from(key_slot(&args[2]))))
+    } else if is(sub, "COUNTKEYSINSLOT") && args.len() == 3 {
+        let slot = slot_arg(&args[2])?;
+        let cache = bound(conn)?;
+        let (n, _) = slot_keys(&cache, slot, 0)?;
+        Ok(Reply::Int(n as i64))
+    } else if is(sub, "GETKEYSINSLOT") && args.len() == 4 {
+        let slot = slot_arg(&args[2])?;
+        let count = match crate::cmd::args::parse_i64(&args[3]) {
+            Some(n) if n >= 0 => n as usize,
+            _ => return Err(OpError::Static(reply::INVALID_KEY_COUNT)),
+        };
+        let cache = bound(conn)?;
+        let (_, keys) = slot_keys(&cache, slot, count)?;
+        Ok(Reply::Array(
+            keys.into_iter()
+                .map(|k| Reply::Bulk(Bytes::from(k)))
+                .collect(),
+        ))
+    } else if is(sub, "HELP") {
+        Ok(help_reply(&[
+            "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "SLOTS",
+            "    Return information about slots range mappings.",
+            "SHARDS",
+            "    Return information about slot range mappings and the nodes associated with them.",
+            "NODES",
+            "    Return cluster configuration seen by node.",
+            "INFO",
+            "    Return information about the cluster.",
+            "MYID",
+            "    Return the node id.",
+            "KEYSLOT <key>",
+            "    Return the hash slot for <key>.",
+            "COUNTKEYSINSLOT <slot>",
+            "    Return the number of keys in <slot>.",
+            "GETKEYSINSLOT <slot> <count>",
+            "    Return key names stored by current node in a slot.",
+        ]))
+    } else {
+        Err(OpError::Text(reply::unknown_subcommand("cluster", sub)))
+    }
+}
+
+/// Keys of `slot` in the partition that owns it (re-routed if it moves).
+fn slot_keys(cache: &Cache, slot: u16, limit: usize) -> Result<(usize, Keys), OpError> {
+    for _ in 0..8 {
+        if let Ok(found) = cache.pool.route(slot).slot_keys(slot, limit) {
+            return Ok(found);
+        }
+    }
+    Err(OpError::Static(reply::TRYAGAIN))
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: walks partitions in
 /// slot order; the cursor names a slot and a position in it.
 fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
@@ -506,14 +638,21 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
     };
     let mut cursor = Some(ScanCursor::decode(opts.cursor));
     let mut keys = Vec::new();
+    let mut reroutes = 0;
     while let Some(c) = cursor {
         let part = cache.pool.route(c.slot);
-        let (batch, next) = part.scan(
-            c,
-            opts.count.saturating_sub(keys.len()).max(1),
-            now,
-            |k, e| opts.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t),
-        );
+        let want = opts.count.saturating_sub(keys.len()).max(1);
+        let step = part.scan(c, want, now, |k, e| {
+            opts.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t)
+        });
+        let Ok((batch, next)) = step else {
+            // The slot moved between routing and scanning: route again.
+            reroutes += 1;
+            if reroutes > 8 {
+                return Err(OpError::Static(reply::TRYAGAIN));
+            }
+            continue;
+        };
         keys.extend(batch);
         cursor = next;
         // Go on to the next partition only if this one was exhausted.
@@ -533,21 +672,19 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
     ]))
 }
 
-/// KEYS pattern: every matching key of the cache.
+/// KEYS pattern: every matching key of the cache (a full SCAN).
 fn keys(cache: &Cache, pattern: &[u8], now: u64) -> Reply {
     let mut out = Vec::new();
-    for part in cache.pool.partitions() {
-        let first = part.stats().first_slot;
-        let (batch, _) = part.scan(
-            ScanCursor {
-                slot: first,
-                pos: 0,
-            },
-            usize::MAX / 16,
-            now,
-            |k, _| glob_match(pattern, k),
-        );
-        out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
+    let mut cursor = Some(ScanCursor::default());
+    while let Some(c) = cursor {
+        let step = cache
+            .pool
+            .route(c.slot)
+            .scan(c, usize::MAX / 16, now, |k, _| glob_match(pattern, k));
+        if let Ok((batch, next)) = step {
+            out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
+            cursor = next;
+        }
     }
     Reply::Array(out)
 }

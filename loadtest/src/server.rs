@@ -1,0 +1,149 @@
+//! Starting servers for benchmarks: the release `stratus` binary (or
+//! `redis-server`) as a child process, optionally pinned with `taskset`, and
+//! the control API over a minimal HTTP/1.1 client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process, killed on drop.
+pub struct ServerProcess {
+    pub child: Child,
+    pub resp: SocketAddr,
+    pub http: Option<SocketAddr>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pinned(cpu: Option<usize>, program: &str) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The stratus binary next to this one (`target/release/stratus`).
+pub fn stratus_binary() -> String {
+    let me = std::env::current_exe().expect("current exe");
+    let dir = me.parent().expect("exe dir");
+    dir.join("stratus").to_string_lossy().into_owned()
+}
+
+/// Starts `stratus serve` on ephemeral ports, pinned to `cpu` if given.
+pub fn start_stratus(cpu: Option<usize>, extra: &[&str]) -> ServerProcess {
+    let mut child = pinned(cpu, &stratus_binary())
+        .args(["serve", "--port", "0", "--http-port", "0"])
+        .args(extra)
+        .env("STRATUS_LOG", "warn,stratus::server=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stratus (build it with cargo build --release first)");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let (mut resp, mut http) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("read stratus log");
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| {
+                    v.trim_matches(|c| c == '"' || c == ',')
+                        .parse::<SocketAddr>()
+                        .ok()
+                })
+        };
+        if line.contains("stratus serving") {
+            resp = field("resp_addr=");
+            http = field("http_addr=");
+            break;
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    ServerProcess {
+        child,
+        resp: resp.expect("stratus did not report its RESP address"),
+        http,
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for servers that need one given).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `redis-server` without persistence on a free port, pinned to `cpu`.
+pub fn start_redis(cpu: Option<usize>) -> ServerProcess {
+    let port = free_port();
+    let child = pinned(cpu, "redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server (apt-get install redis-server)");
+    let resp: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(resp).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ServerProcess {
+        child,
+        resp,
+        http: None,
+    }
+}
+
+/// One HTTP/1.1 request to the control API; returns status and body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect control API");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Creates a cache and returns its token.
+pub fn create_cache(http_addr: SocketAddr, name: &str, usage_limits: &str) -> String {
+    let body = format!(r#"{{"name": "{name}", "usage_limits": {usage_limits}}}"#);
+    let (status, body) = http(http_addr, "POST", "/v1/caches", &body);
+    assert_eq!(status, 201, "create cache {name}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["token"].as_str().expect("token").to_string()
+}
