@@ -82,6 +82,8 @@ pub async fn run(
 impl Connection<'_> {
     async fn serve(&mut self, mut stream: TcpStream, shutdown: &CancellationToken) -> &'static str {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        // When the bytes being decoded arrived: admission waits count from here.
+        let mut arrived = Instant::now();
         loop {
             // 1. Run every whole request buffered.
             while !self.session.closing {
@@ -94,7 +96,7 @@ impl Connection<'_> {
                     return "output buffer limit";
                 }
                 match self.shared.decoder.decode(&mut rbuf) {
-                    Ok(Some(req)) => self.handle(req).await,
+                    Ok(Some(req)) => self.handle(req, arrived).await,
                     Ok(None) => break,
                     Err(e) => {
                         GlobalCounters::bump(&self.shared.registry.metrics.global.protocol_errors);
@@ -139,7 +141,7 @@ impl Connection<'_> {
                     }
                     match stream.try_read_buf(&mut rbuf) {
                         Ok(0) => return "peer closed",
-                        Ok(_) => {}
+                        Ok(_) => arrived = Instant::now(),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(_) => return "read error",
                     }
@@ -154,10 +156,10 @@ impl Connection<'_> {
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
-    pub async fn handle(&mut self, req: Request) {
+    pub async fn handle(&mut self, req: Request, arrived: Instant) {
         let started = Instant::now();
         let out_before = self.wbuf.len();
-        let Outcome { reply, billing } = self.dispatch(&req).await;
+        let Outcome { reply, billing } = self.dispatch(&req, arrived).await;
         reply.encode(self.session.protocol, &mut self.wbuf);
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
@@ -201,7 +203,7 @@ impl Connection<'_> {
 
     /// The request path, top to bottom: look up → auth → check keys → admit →
     /// make room → route and execute. Metering follows in [`Self::handle`].
-    async fn dispatch(&mut self, req: &Request) -> Outcome {
+    async fn dispatch(&mut self, req: &Request, arrived: Instant) -> Outcome {
         let args = &req.args;
         // Look up the command and check its arity.
         let Some(spec) = cmd::lookup(&args[0]) else {
@@ -230,14 +232,17 @@ impl Connection<'_> {
             Err((reply, why)) => return Outcome::rejected(reply, why),
         };
         let metered = !spec.has(flags::UNMETERED);
-        // Admit: the cache's ECPU/s limit, charged what is known upfront.
+        // Admit: the cache's ECPU/s limit, charged what is known upfront. The
+        // wait allowed counts from the request's arrival, so requests queued
+        // in a pipeline behind throttled ones do not each wait afresh.
         let upfront = ecpu_milli(transfer_milli(req.wire_len as u64), 0);
+        let max_wait = self
+            .shared
+            .throttle_max_wait
+            .saturating_sub(arrived.elapsed());
         if let Some(cache) = cache.as_ref().filter(|_| metered)
             && let Some(limiter) = cache.limiter()
-            && limiter
-                .admit(upfront, self.shared.throttle_max_wait)
-                .await
-                .is_err()
+            && limiter.admit(upfront, max_wait).await.is_err()
         {
             let reply = Reply::err_owned(reply::throttled(&cache.name, limiter.max_ecpu_per_sec));
             return Outcome::rejected(reply, Rejection::Throttled);

@@ -1,0 +1,974 @@
+//! Shared helpers for the integration tests: everything talks to real servers
+//! over real TCP on 127.0.0.1.
+//!
+//! - [`start`] / [`start_default`]: a Stratus server in this process
+//!   (`stratus::server::start`), ports 0;
+//! - [`Raw`]: a raw RESP client that writes bytes and parses every reply
+//!   (RESP2 and RESP3) into [`Resp`], for exact reply and error strings;
+//! - [`RealRedis`] and [`Pair`]: a real `redis-server` beside Stratus, to send
+//!   the same command to both and compare the replies;
+//! - [`redis_conn`]: connections of the `redis` crate (RESP2 or RESP3);
+//! - [`Http`]: a hyper-util client for the control API;
+//! - [`Binary`]: the real `stratus` binary as a child process.
+//!
+//! Each test binary uses a different subset of these.
+
+#![allow(dead_code)]
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use stratus::config::{DefaultCache, ServeConfig};
+use stratus::server::Running;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Generous deadline for anything that should happen "soon".
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// In-process servers
+// ---------------------------------------------------------------------------
+
+/// Starts a Stratus server in this process with `config`.
+pub async fn start(config: ServeConfig) -> Running {
+    stratus::server::start(config)
+        .await
+        .expect("the server starts")
+}
+
+/// Starts a server with the defaults: loopback, ports 0, open `default` cache.
+pub async fn start_default() -> Running {
+    start(ServeConfig::default()).await
+}
+
+/// A configuration without the open default cache: every connection must AUTH.
+pub fn closed_config() -> ServeConfig {
+    ServeConfig {
+        default_cache: DefaultCache::Off,
+        ..ServeConfig::default()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true or `DEADLINE` passes.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < end, "not within {DEADLINE:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Resident memory of this process (the in-process server's too), bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS line");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS value");
+    kb * 1024
+}
+
+// ---------------------------------------------------------------------------
+// RESP replies
+// ---------------------------------------------------------------------------
+
+/// One reply as it came off the wire (RESP2 and RESP3 types kept apart).
+#[derive(Clone, PartialEq)]
+pub enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    /// `$-1`
+    Nil,
+    /// `*-1`
+    NilArray,
+    /// RESP3 `_`
+    Null,
+    Array(Vec<Resp>),
+    Map(Vec<(Resp, Resp)>),
+    Set(Vec<Resp>),
+    Double(String),
+    Bool(bool),
+    /// Format (`txt`) and text.
+    Verbatim(String, Vec<u8>),
+    BigNumber(String),
+    Push(Vec<Resp>),
+}
+
+impl fmt::Debug for Resp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resp::Simple(s) => write!(f, "+{s:?}"),
+            Resp::Error(s) => write!(f, "-{s:?}"),
+            Resp::Int(n) => write!(f, ":{n}"),
+            Resp::Bulk(b) if b.len() > 200 => write!(
+                f,
+                "${:?}...({} bytes)",
+                String::from_utf8_lossy(&b[..200]),
+                b.len()
+            ),
+            Resp::Bulk(b) => write!(f, "${:?}", String::from_utf8_lossy(b)),
+            Resp::Nil => write!(f, "$-1"),
+            Resp::NilArray => write!(f, "*-1"),
+            Resp::Null => write!(f, "_"),
+            Resp::Array(items) => f.debug_list().entries(items).finish(),
+            Resp::Map(pairs) => f
+                .debug_map()
+                .entries(pairs.iter().map(|(k, v)| (k, v)))
+                .finish(),
+            Resp::Set(items) => {
+                write!(f, "~")?;
+                f.debug_set().entries(items).finish()
+            }
+            Resp::Double(d) => write!(f, ",{d}"),
+            Resp::Bool(b) => write!(f, "#{b}"),
+            Resp::Verbatim(fmt_, t) => write!(f, "={fmt_}:{:?}", String::from_utf8_lossy(t)),
+            Resp::BigNumber(n) => write!(f, "({n}"),
+            Resp::Push(items) => {
+                write!(f, ">")?;
+                f.debug_list().entries(items).finish()
+            }
+        }
+    }
+}
+
+pub fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+pub fn simple(s: &str) -> Resp {
+    Resp::Simple(s.into())
+}
+
+pub fn err(s: &str) -> Resp {
+    Resp::Error(s.into())
+}
+
+pub fn bulk(s: &str) -> Resp {
+    Resp::Bulk(s.as_bytes().to_vec())
+}
+
+pub fn int(n: i64) -> Resp {
+    Resp::Int(n)
+}
+
+pub fn arr(items: Vec<Resp>) -> Resp {
+    Resp::Array(items)
+}
+
+pub fn bulks(items: &[&str]) -> Resp {
+    Resp::Array(items.iter().map(|s| bulk(s)).collect())
+}
+
+impl Resp {
+    /// The text of a simple string, bulk string, verbatim string or error.
+    pub fn text(&self) -> String {
+        match self {
+            Resp::Simple(s) | Resp::Error(s) => s.clone(),
+            Resp::Bulk(b) | Resp::Verbatim(_, b) => String::from_utf8_lossy(b).into_owned(),
+            Resp::Double(d) | Resp::BigNumber(d) => d.clone(),
+            other => panic!("expected a string reply, got {other:?}"),
+        }
+    }
+
+    pub fn int(&self) -> i64 {
+        match self {
+            Resp::Int(n) => *n,
+            other => panic!("expected an integer reply, got {other:?}"),
+        }
+    }
+
+    /// The elements of an array, set or push reply.
+    pub fn items(&self) -> &[Resp] {
+        match self {
+            Resp::Array(v) | Resp::Set(v) | Resp::Push(v) => v,
+            other => panic!("expected an array reply, got {other:?}"),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Resp::Error(_))
+    }
+
+    /// Key/value pairs of a RESP3 map or of a RESP2 flat array of pairs.
+    pub fn pairs(&self) -> Vec<(Resp, Resp)> {
+        match self {
+            Resp::Map(p) => p.clone(),
+            Resp::Array(v) => {
+                assert!(v.len() % 2 == 0, "odd flat map {v:?}");
+                v.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()
+            }
+            other => panic!("expected a map reply, got {other:?}"),
+        }
+    }
+
+    /// The value under `key` in a map reply (RESP3 map or RESP2 flat array).
+    pub fn field(&self, key: &str) -> Option<Resp> {
+        self.pairs()
+            .into_iter()
+            .find(|(k, _)| {
+                matches!(k, Resp::Bulk(b) | Resp::Verbatim(_, b) if b == key.as_bytes())
+                    || matches!(k, Resp::Simple(s) if s == key)
+            })
+            .map(|(_, v)| v)
+    }
+
+    /// Sorts the elements of arrays, sets and maps (for unordered replies).
+    pub fn sorted(&self) -> Resp {
+        let key = |r: &Resp| format!("{r:?}");
+        match self {
+            Resp::Array(v) => {
+                let mut v = v.clone();
+                v.sort_by_key(key);
+                Resp::Array(v)
+            }
+            Resp::Set(v) => {
+                let mut v = v.clone();
+                v.sort_by_key(key);
+                Resp::Set(v)
+            }
+            Resp::Map(p) => {
+                let mut p = p.clone();
+                p.sort_by_key(|(k, _)| key(k));
+                Resp::Map(p)
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// A RESP2 flat field/value array with its pairs sorted by field.
+    pub fn sorted_pairs(&self) -> Resp {
+        let mut p = self.pairs();
+        p.sort_by_key(|(k, _)| format!("{k:?}"));
+        match self {
+            Resp::Map(_) => Resp::Map(p),
+            _ => Resp::Array(p.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| from + p)
+}
+
+/// Parses one reply at `pos`: `Ok(None)` if incomplete, `Err` if malformed.
+pub fn parse_reply(buf: &[u8], pos: usize) -> Result<Option<(Resp, usize)>, String> {
+    if pos >= buf.len() {
+        return Ok(None);
+    }
+    let Some(eol) = find_crlf(buf, pos) else {
+        return Ok(None);
+    };
+    let kind = buf[pos];
+    let line = std::str::from_utf8(&buf[pos + 1..eol]).map_err(|e| format!("bad line: {e}"))?;
+    let next = eol + 2;
+    let num = |l: &str| -> Result<i64, String> {
+        l.parse::<i64>()
+            .map_err(|_| format!("bad number {l:?} after {:?}", kind as char))
+    };
+    let blob = |n: i64| -> Result<Option<(Vec<u8>, usize)>, String> {
+        let n = usize::try_from(n).map_err(|_| format!("bad length {n}"))?;
+        if buf.len() < next + n + 2 {
+            return Ok(None);
+        }
+        if &buf[next + n..next + n + 2] != b"\r\n" {
+            return Err("blob not followed by CRLF".into());
+        }
+        Ok(Some((buf[next..next + n].to_vec(), next + n + 2)))
+    };
+    let many = |n: usize, mut at: usize| -> Result<Option<(Vec<Resp>, usize)>, String> {
+        let mut out = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            match parse_reply(buf, at)? {
+                Some((r, end)) => {
+                    out.push(r);
+                    at = end;
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(Some((out, at)))
+    };
+    Ok(match kind {
+        b'+' => Some((Resp::Simple(line.into()), next)),
+        b'-' => Some((Resp::Error(line.into()), next)),
+        b':' => Some((Resp::Int(num(line)?), next)),
+        b'_' => Some((Resp::Null, next)),
+        b',' => Some((Resp::Double(line.into()), next)),
+        b'(' => Some((Resp::BigNumber(line.into()), next)),
+        b'#' => Some((Resp::Bool(line == "t"), next)),
+        b'$' => {
+            let n = num(line)?;
+            if n < 0 {
+                Some((Resp::Nil, next))
+            } else {
+                blob(n)?.map(|(b, end)| (Resp::Bulk(b), end))
+            }
+        }
+        b'!' => blob(num(line)?)?
+            .map(|(b, end)| (Resp::Error(String::from_utf8_lossy(&b).into_owned()), end)),
+        b'=' => blob(num(line)?)?.map(|(b, end)| {
+            let (f, t) = if b.len() >= 4 && b[3] == b':' {
+                (
+                    String::from_utf8_lossy(&b[..3]).into_owned(),
+                    b[4..].to_vec(),
+                )
+            } else {
+                (String::new(), b)
+            };
+            (Resp::Verbatim(f, t), end)
+        }),
+        b'*' | b'~' | b'>' => {
+            let n = num(line)?;
+            if n < 0 {
+                Some((Resp::NilArray, next))
+            } else {
+                many(n as usize, next)?.map(|(v, end)| {
+                    let r = match kind {
+                        b'*' => Resp::Array(v),
+                        b'~' => Resp::Set(v),
+                        _ => Resp::Push(v),
+                    };
+                    (r, end)
+                })
+            }
+        }
+        b'%' | b'|' => {
+            let n = usize::try_from(num(line)?).map_err(|_| "bad map length")?;
+            match many(2 * n, next)? {
+                None => None,
+                Some((v, end)) => {
+                    let pairs: Vec<(Resp, Resp)> =
+                        v.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+                    if kind == b'%' {
+                        Some((Resp::Map(pairs), end))
+                    } else {
+                        // An attribute precedes the reply it describes: skip it.
+                        parse_reply(buf, end)?
+                    }
+                }
+            }
+        }
+        other => return Err(format!("unknown reply type byte {:?}", other as char)),
+    })
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Raw TCP client
+// ---------------------------------------------------------------------------
+
+/// What waiting for a reply produced.
+#[derive(Debug, PartialEq)]
+pub enum Read {
+    Reply(Resp),
+    /// EOF or connection reset.
+    Closed,
+    Timeout,
+}
+
+/// A raw RESP connection: writes bytes as given, parses replies exactly.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    chunk: Box<[u8]>,
+    /// Bytes received so far.
+    pub received: usize,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        let stream = tokio::time::timeout(DEADLINE, TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        Raw::from_stream(stream)
+    }
+
+    /// Wraps an already connected stream.
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        stream.set_nodelay(true).ok();
+        Raw {
+            stream,
+            buf: Vec::new(),
+            chunk: vec![0u8; 256 * 1024].into_boxed_slice(),
+            received: 0,
+        }
+    }
+
+    /// Writes `data` as is.
+    pub async fn send(&mut self, data: &[u8]) {
+        self.stream.write_all(data).await.expect("write to server");
+    }
+
+    /// Waits up to `wait` for one whole reply.
+    pub async fn read_timeout(&mut self, wait: Duration) -> Read {
+        let end = tokio::time::Instant::now() + wait;
+        loop {
+            match parse_reply(&self.buf, 0) {
+                Ok(Some((r, n))) => {
+                    self.buf.drain(..n);
+                    return Read::Reply(r);
+                }
+                Ok(None) => {}
+                Err(e) => panic!("server sent invalid RESP ({e}): {:?}", self.buf_text()),
+            }
+            match tokio::time::timeout_at(end, self.stream.read(&mut self.chunk)).await {
+                Err(_) => return Read::Timeout,
+                Ok(Ok(0)) | Ok(Err(_)) => return Read::Closed,
+                Ok(Ok(n)) => {
+                    self.received += n;
+                    self.buf.extend_from_slice(&self.chunk[..n]);
+                }
+            }
+        }
+    }
+
+    /// The next reply (panics on close or after [`DEADLINE`]).
+    pub async fn read(&mut self) -> Resp {
+        match self.read_timeout(DEADLINE).await {
+            Read::Reply(r) => r,
+            other => panic!(
+                "expected a reply, got {other:?}; unparsed: {:?}",
+                self.buf_text()
+            ),
+        }
+    }
+
+    /// Sends one command and returns its reply.
+    pub async fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Resp {
+        self.send(&encode(args)).await;
+        self.read().await
+    }
+
+    /// Asserts the server closes the connection (within [`DEADLINE`]) without
+    /// sending any other reply.
+    pub async fn assert_closed(&mut self) {
+        match self.read_timeout(DEADLINE).await {
+            Read::Closed => {}
+            other => panic!("expected the server to close the connection, got {other:?}"),
+        }
+    }
+
+    /// Asserts nothing arrives and the connection stays open for `wait`.
+    pub async fn assert_silent(&mut self, wait: Duration) {
+        match self.read_timeout(wait).await {
+            Read::Timeout => {}
+            other => panic!("expected silence on an open connection, got {other:?}"),
+        }
+    }
+
+    fn buf_text(&self) -> String {
+        String::from_utf8_lossy(&self.buf[..self.buf.len().min(300)]).into_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Real redis-server, for side-by-side comparison
+// ---------------------------------------------------------------------------
+
+/// A `redis-server` child process on a free loopback port (killed on drop).
+pub struct RealRedis {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+impl RealRedis {
+    pub async fn start() -> RealRedis {
+        RealRedis::start_with(&[]).await
+    }
+
+    /// Starts `redis-server` with extra arguments (e.g. `--requirepass x`).
+    pub async fn start_with(extra: &[&str]) -> RealRedis {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (.ci/test installs it)");
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken in the meantime: try another one
+                }
+                if let Ok(mut s) = TcpStream::connect(addr).await {
+                    let _ = s.write_all(b"PING\r\n").await;
+                    let mut b = [0u8; 16];
+                    // PONG, or NOAUTH from a server with a password: it is up.
+                    if let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_secs(1), s.read(&mut b)).await
+                        && (b[..n].starts_with(b"+PONG") || b[..n].starts_with(b"-NOAUTH"))
+                    {
+                        return RealRedis { child, addr };
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server");
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One raw connection to a real Redis and one to Stratus: the same command
+/// goes to both, and the replies are compared.
+pub struct Pair {
+    pub redis: Raw,
+    pub stratus: Raw,
+    _real: RealRedis,
+}
+
+impl Pair {
+    pub async fn new(stratus: SocketAddr) -> Pair {
+        let real = RealRedis::start().await;
+        Pair {
+            redis: Raw::connect(real.addr).await,
+            stratus: Raw::connect(stratus).await,
+            _real: real,
+        }
+    }
+
+    /// Runs `args` on both; returns (Redis's reply, Stratus's reply).
+    pub async fn both<A: AsRef<[u8]>>(&mut self, args: &[A]) -> (Resp, Resp) {
+        let r = self.redis.cmd(args).await;
+        let s = self.stratus.cmd(args).await;
+        (r, s)
+    }
+
+    /// Runs `args` on both, asserts identical replies, returns the reply.
+    pub async fn same<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Resp {
+        let (r, s) = self.both(args).await;
+        assert_eq!(s, r, "reply differs from Redis for {}", show(args));
+        s
+    }
+
+    /// As [`Pair::same`], for replies whose element order is unspecified.
+    pub async fn same_unordered<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Resp {
+        let (r, s) = self.both(args).await;
+        assert_eq!(
+            s.sorted(),
+            r.sorted(),
+            "reply differs from Redis for {}",
+            show(args)
+        );
+        s
+    }
+
+    /// As [`Pair::same`], for field/value replies in unspecified order.
+    pub async fn same_pairs<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Resp {
+        let (r, s) = self.both(args).await;
+        assert_eq!(
+            s.sorted_pairs(),
+            r.sorted_pairs(),
+            "reply differs from Redis for {}",
+            show(args)
+        );
+        s
+    }
+
+    /// Runs a script of commands, asserting each reply equals Redis's.
+    pub async fn script(&mut self, cmds: &[&[&str]]) {
+        for c in cmds {
+            self.same(c).await;
+        }
+    }
+}
+
+/// A command for messages.
+pub fn show<A: AsRef<[u8]>>(args: &[A]) -> String {
+    args.iter()
+        .map(|a| {
+            let a = a.as_ref();
+            if a.len() > 40 {
+                format!("<{} bytes>", a.len())
+            } else {
+                String::from_utf8_lossy(a).into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// The redis crate
+// ---------------------------------------------------------------------------
+
+/// Connection settings for the `redis` crate: generous timeouts (debug builds
+/// on two cores are slow).
+pub fn redis_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(DEADLINE))
+        .set_response_timeout(Some(Duration::from_secs(30)))
+}
+
+/// The URL of a Stratus (or Redis) server, optionally with credentials.
+pub fn redis_url(addr: SocketAddr, auth: Option<(&str, &str)>, resp3: bool) -> String {
+    let creds = auth.map_or(String::new(), |(u, p)| format!("{u}:{p}@"));
+    let proto = if resp3 { "?protocol=resp3" } else { "" };
+    format!("redis://{creds}{addr}/{proto}")
+}
+
+/// A multiplexed `redis` crate connection to the default cache.
+pub async fn redis_conn(addr: SocketAddr, resp3: bool) -> redis::aio::MultiplexedConnection {
+    redis_conn_url(&redis_url(addr, None, resp3))
+        .await
+        .expect("redis crate connects")
+}
+
+pub async fn redis_conn_url(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&redis_config())
+        .await
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/// A reply of the control API.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?} (status {})",
+                self.text(),
+                self.status
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A hyper-util HTTP/1 client bound to one server.
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    pub bearer: Option<String>,
+}
+
+impl Http {
+    pub fn new(addr: SocketAddr) -> Http {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            addr,
+            bearer: None,
+        }
+    }
+
+    /// Sends a request; `headers` are added as given.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> HttpReply {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(t) = &self.bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).expect("request");
+        let resp = tokio::time::timeout(DEADLINE, self.client.request(req))
+            .await
+            .expect("HTTP request timed out")
+            .expect("HTTP request");
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("HTTP body")
+            .to_bytes()
+            .to_vec();
+        HttpReply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> HttpReply {
+        self.send("GET", path, Bytes::new(), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> HttpReply {
+        self.send("DELETE", path, Bytes::new(), &[]).await
+    }
+
+    pub async fn post(&self, path: &str, json: &str) -> HttpReply {
+        self.send(
+            "POST",
+            path,
+            json.to_string(),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, json: &str) -> HttpReply {
+        self.send(
+            "PATCH",
+            path,
+            json.to_string(),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    /// Creates a cache named `name`; returns its token.
+    pub async fn create_cache(&self, name: &str) -> String {
+        let r = self
+            .post("/v1/caches", &format!(r#"{{"name": "{name}"}}"#))
+            .await;
+        assert_eq!(r.status, 201, "create {name}: {}", r.text());
+        r.json()["token"]
+            .as_str()
+            .expect("a token in the creation reply")
+            .to_string()
+    }
+}
+
+/// A raw connection authenticated to `cache` with `token`.
+pub async fn raw_auth(addr: SocketAddr, cache: &str, token: &str) -> Raw {
+    let mut c = Raw::connect(addr).await;
+    assert_eq!(c.cmd(&["AUTH", cache, token]).await, ok());
+    c
+}
+
+// ---------------------------------------------------------------------------
+// The real binary
+// ---------------------------------------------------------------------------
+
+/// A `stratus serve` child process and what it logged.
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub resp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Removes ANSI colour sequences from a log line.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The value of `key=value` in a text log line, or of `fields.key` in a JSON one.
+pub fn log_field(line: &str, key: &str) -> Option<String> {
+    let line = strip_ansi(line);
+    if line.trim_start().starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+        let f = &v["fields"][key];
+        return match f {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        };
+    }
+    let at = line.find(&format!("{key}="))? + key.len() + 1;
+    Some(
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+fn stratus_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STRATUS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd.args(args).envs(env.iter().copied());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+impl Binary {
+    /// Spawns `stratus <args>` and waits for its `stratus serving` line.
+    pub async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Binary {
+        let mut child = stratus_command(args, env).spawn().expect("spawn stratus");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let sink = log.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let serving = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = rx.recv().await {
+                if strip_ansi(&line).contains("stratus serving") {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no 'stratus serving' line; stderr: {}", log.lock().unwrap()));
+        let addr = |k: &str| -> SocketAddr {
+            log_field(&serving, k)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {serving:?}"))
+        };
+        Binary {
+            resp_addr: addr("resp_addr"),
+            http_addr: addr("http_addr"),
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("child still running")
+    }
+
+    /// Sends a signal (`TERM`, `INT`, ...) with `kill`.
+    pub fn signal(&self, sig: &str) {
+        eprintln!("DEBUGSIG {sig} -> {}", self.pid());
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (panics after `wait`); returns its status
+    /// and everything it logged.
+    pub async fn wait_exit(&mut self, wait: Duration) -> (std::process::ExitStatus, String) {
+        let status = tokio::time::timeout(wait, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("stratus did not exit within {wait:?}"))
+            .expect("wait for stratus");
+        if let Some(r) = self.reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
+        }
+        (status, self.logs())
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Runs `stratus <args>` expecting it to exit by itself; returns its status
+/// and stderr.
+pub async fn run_stratus_to_exit(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    let child = stratus_command(args, env).spawn().unwrap();
+    eprintln!("DEBUGRUN {:?} {args:?} {env:?}", child.id());
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("stratus should exit by itself")
+        .expect("run stratus");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
