@@ -303,7 +303,8 @@ async fn splits_and_merges_lose_no_acknowledged_write_and_no_read_misses() {
     assert!(reads.load(Ordering::Relaxed) > 100);
     assert_eq!(errors.load(Ordering::Relaxed), 0, "clients saw errors");
     // Every acknowledged write is readable with its last value.
-    for (key, version) in acked.lock().expect("lock").clone() {
+    let last = acked.lock().expect("lock").clone();
+    for (key, version) in last {
         let v: Option<String> = c2.get(&key).await.expect("get");
         assert_eq!(v, Some(value(&key, version)), "{key}");
     }
