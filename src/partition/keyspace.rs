@@ -1,15 +1,21 @@
 //! The keyspace of one partition: entries bucketed by hash slot.
 //!
+//! Each slot is a [`Slot`]: its entries, the deadlines of its volatile keys
+//! (a min-heap) and its byte and volatile-key totals. Everything a split or a
+//! merge moves lives inside the slots, so both cost O(slots), never O(keys).
+//!
 //! Invariants:
-//! - every key lives in the table of its slot, and the partition owns that slot;
-//! - `used_bytes` equals the sum over entries of key + value + [`ENTRY_OVERHEAD`],
+//! - every key lives in the slot table of its slot, and the partition owns it;
+//! - `used_bytes` equals the sum over entries of key + value +
+//!   [`ENTRY_OVERHEAD`], and each slot's `bytes` the same over its entries,
 //!   kept exact on every insert, remove and in-place change ([`EntryMut`]);
 //! - a key whose deadline has passed is never returned: lookups delete it
-//!   (lazy expiry), and [`Keyspace::active_expire`] pops due deadlines from a
-//!   heap, so keys that are never read again are reclaimed without walking the
-//!   keyspace. Heap entries can be stale (TTL changed, key deleted); they are
-//!   checked against the entry when popped, and compacted when they outnumber
-//!   live deadlines two to one;
+//!   (lazy expiry), and [`Keyspace::active_expire`] pops due deadlines — a
+//!   partition-level heap of (earliest deadline, slot) timers points at the
+//!   slots to visit — so keys never read again are reclaimed without walking
+//!   the keyspace. Heap entries can be stale (TTL changed, key deleted); they
+//!   are checked against the entry when popped, and a slot's heap is
+//!   compacted when stale entries outnumber live ones;
 //! - eviction ([`Keyspace::evict_one`]) only ever removes keys that have a
 //!   deadline, least recently used first among a random sample (Redis's
 //!   volatile-lru): keys without a TTL are never evicted.
@@ -24,8 +30,6 @@ use rand::Rng;
 
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
-
-type Table = HashMap<Box<[u8]>, Entry>;
 
 /// A stored value with its deadline.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,13 +75,46 @@ pub struct KeyspaceStats {
 
 /// Keys examined per eviction (Redis's `maxmemory-samples`).
 pub const EVICTION_SAMPLES: usize = 5;
+/// Stale deadline entries a heap may carry before it is compacted.
+const SLOT_HEAP_SLACK: usize = 64;
 
 fn lru_clock(now: u64) -> u32 {
     (now / 1000) as u32
 }
 
-/// A write handle on an entry: when dropped, the keyspace's byte total is
-/// adjusted by however much the value grew or shrank.
+type Deadline = Reverse<(u64, Box<[u8]>)>;
+
+/// One hash slot's data.
+#[derive(Debug, Default)]
+struct Slot {
+    map: HashMap<Box<[u8]>, Entry>,
+    /// Deadlines of volatile keys (some possibly stale).
+    deadlines: BinaryHeap<Deadline>,
+    volatile: usize,
+    bytes: usize,
+}
+
+impl Slot {
+    /// Drops deadline entries that no longer match their key's deadline.
+    fn compact(&mut self) {
+        let heap = std::mem::take(&mut self.deadlines);
+        let mut live: Vec<Deadline> = heap
+            .into_vec()
+            .into_iter()
+            .filter(|Reverse((at, key))| self.map.get(key).is_some_and(|e| e.expire_at == *at))
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        self.deadlines = BinaryHeap::from(live);
+    }
+
+    fn earliest(&self) -> Option<u64> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+}
+
+/// A write handle on an entry: when dropped, the keyspace's and the slot's
+/// byte totals are adjusted by however much the value grew or shrank.
 pub struct EntryMut<'a> {
     entry: &'a mut Entry,
     used_bytes: &'a mut usize,
@@ -111,13 +148,12 @@ impl Drop for EntryMut<'_> {
 #[derive(Debug)]
 pub struct Keyspace {
     first_slot: u16,
-    tables: Vec<Option<Box<Table>>>,
+    tables: Vec<Option<Box<Slot>>>,
     keys: usize,
     used_bytes: usize,
-    /// Bytes per slot (same indexing as `tables`): split points halve bytes.
-    slot_bytes: Vec<usize>,
     volatile: usize,
-    deadlines: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
+    /// (earliest deadline, slot): which slots the expiry cycle visits next.
+    timers: BinaryHeap<Reverse<(u64, u16)>>,
     pub stats: KeyspaceStats,
 }
 
@@ -130,9 +166,8 @@ impl Keyspace {
             tables: (first..=last).map(|_| None).collect(),
             keys: 0,
             used_bytes: 0,
-            slot_bytes: vec![0; usize::from(last - first) + 1],
             volatile: 0,
-            deadlines: BinaryHeap::new(),
+            timers: BinaryHeap::new(),
             stats: KeyspaceStats::default(),
         }
     }
@@ -172,11 +207,6 @@ impl Keyspace {
         slot >= self.first_slot && slot <= self.last_slot()
     }
 
-    fn table_mut(&mut self, key: &[u8]) -> Option<&mut Table> {
-        let idx = self.index(key);
-        self.tables[idx].as_deref_mut()
-    }
-
     fn index(&self, key: &[u8]) -> usize {
         let slot = key_slot(key);
         debug_assert!(self.owns(slot), "slot {slot} not owned");
@@ -199,22 +229,26 @@ impl Keyspace {
         self.lookup(key, now).is_some()
     }
 
+    /// Read-only lookup with no side effect (no hit or miss counted, an
+    /// expired entry is skipped, not deleted). For commands that hold several
+    /// values at once, after checking each key with [`Keyspace::get`].
+    pub fn peek_live(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.peek(key).filter(|e| !e.is_expired(now))
+    }
+
     /// The entry under `key` without any side effect: only after a lookup.
     fn peek(&self, key: &[u8]) -> Option<&Entry> {
-        self.tables[self.index(key)].as_deref()?.get(key)
+        self.tables[self.index(key)].as_deref()?.map.get(key)
     }
 
     /// Finds `key`, deleting it if it has expired; returns its deadline (0 = none).
     fn lookup(&mut self, key: &[u8], now: u64) -> Option<u64> {
         let idx = self.index(key);
-        let table = self.tables[idx].as_deref_mut()?;
-        match table.entry_ref(key) {
+        let slot = self.tables[idx].as_deref_mut()?;
+        match slot.map.entry_ref(key) {
             EntryRef::Vacant(_) => None,
             EntryRef::Occupied(o) if o.get().is_expired(now) => {
                 let (k, e) = o.remove_entry();
-                if table.is_empty() {
-                    self.tables[idx] = None;
-                }
                 self.forget(idx, &k, &e);
                 self.stats.expired += 1;
                 None
@@ -226,22 +260,20 @@ impl Keyspace {
         }
     }
 
-    /// Write lookup: a handle that keeps the byte total exact (see [`EntryMut`]).
+    /// Write lookup: a handle that keeps the byte totals exact (see [`EntryMut`]).
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         self.lookup(key, now)?;
         let idx = self.index(key);
         let Keyspace {
-            tables,
-            used_bytes,
-            slot_bytes,
-            ..
+            tables, used_bytes, ..
         } = self;
-        let entry = tables[idx].as_deref_mut()?.get_mut(key)?;
+        let slot = tables[idx].as_deref_mut()?;
+        let entry = slot.map.get_mut(key)?;
         let before = entry.value.mem_bytes();
         Some(EntryMut {
             entry,
             used_bytes,
-            slot_bytes: &mut slot_bytes[idx],
+            slot_bytes: &mut slot.bytes,
             before,
         })
     }
@@ -257,23 +289,23 @@ impl Keyspace {
             lru: lru_clock(now),
         };
         let added = entry.mem_bytes(key.len());
-        let table = self.tables[idx].get_or_insert_with(Default::default);
-        let old = match table.entry_ref(key) {
+        let slot = self.tables[idx].get_or_insert_with(Default::default);
+        let old = match slot.map.entry_ref(key) {
             EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
             EntryRef::Vacant(v) => {
                 v.insert_with_key(key.into(), entry);
                 None
             }
         };
+        slot.bytes += added;
+        self.keys += 1;
+        self.used_bytes += added;
         if let Some(old) = &old {
             self.forget(idx, key, old);
         }
-        self.keys += 1;
-        self.used_bytes += added;
-        self.slot_bytes[idx] += added;
         if expire_at != 0 {
-            self.volatile += 1;
-            self.push_deadline(expire_at, key);
+            self.add_volatile(idx, 1);
+            self.push_deadline(idx, expire_at, key);
         }
         old
     }
@@ -282,11 +314,7 @@ impl Keyspace {
     pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         self.lookup(key, now)?;
         let idx = self.index(key);
-        let table = self.tables[idx].as_deref_mut()?;
-        let (k, e) = table.remove_entry(key)?;
-        if table.is_empty() {
-            self.tables[idx] = None;
-        }
+        let (k, e) = self.tables[idx].as_deref_mut()?.map.remove_entry(key)?;
         self.forget(idx, &k, &e);
         Some(e)
     }
@@ -297,68 +325,119 @@ impl Keyspace {
         if self.lookup(key, now).is_none() {
             return false;
         }
+        let idx = self.index(key);
         let new = expire_at.unwrap_or(0);
-        let Some(entry) = self.table_mut(key).and_then(|t| t.get_mut(key)) else {
+        let Some(entry) = self.tables[idx]
+            .as_deref_mut()
+            .and_then(|s| s.map.get_mut(key))
+        else {
             return false;
         };
         let old = std::mem::replace(&mut entry.expire_at, new);
         match (old != 0, new != 0) {
-            (false, true) => self.volatile += 1,
-            (true, false) => self.volatile -= 1,
+            (false, true) => self.add_volatile(idx, 1),
+            (true, false) => self.add_volatile(idx, -1),
             _ => {}
         }
         if new != 0 && new != old {
-            self.push_deadline(new, key);
+            self.push_deadline(idx, new, key);
         }
         true
     }
 
-    /// Bookkeeping for an entry that left the table of slot index `idx`.
+    fn add_volatile(&mut self, idx: usize, delta: isize) {
+        if let Some(slot) = self.tables[idx].as_deref_mut() {
+            slot.volatile = slot.volatile.saturating_add_signed(delta);
+            self.volatile = self.volatile.saturating_add_signed(delta);
+        }
+    }
+
+    /// Bookkeeping for an entry that left the table of slot index `idx`; an
+    /// emptied slot is released (its stale deadlines with it).
     fn forget(&mut self, idx: usize, key: &[u8], entry: &Entry) {
         let bytes = entry.mem_bytes(key.len());
         self.keys -= 1;
         self.used_bytes -= bytes;
-        self.slot_bytes[idx] -= bytes;
         if entry.expire_at != 0 {
-            self.volatile -= 1;
+            self.add_volatile(idx, -1);
+        }
+        if let Some(slot) = self.tables[idx].as_deref_mut() {
+            slot.bytes -= bytes;
+            if slot.map.is_empty() {
+                self.tables[idx] = None;
+            }
         }
     }
 
-    fn push_deadline(&mut self, at: u64, key: &[u8]) {
-        self.deadlines.push(Reverse((at, key.into())));
-        if self.deadlines.len() > 2 * self.volatile + 1024 {
-            self.compact_deadlines();
+    fn push_deadline(&mut self, idx: usize, at: u64, key: &[u8]) {
+        let abs_slot = self.first_slot + idx as u16;
+        let Some(slot) = self.tables[idx].as_deref_mut() else {
+            return;
+        };
+        let earlier = slot.earliest().is_none_or(|e| at < e);
+        slot.deadlines.push(Reverse((at, key.into())));
+        if slot.deadlines.len() > 2 * slot.volatile + SLOT_HEAP_SLACK {
+            slot.compact();
+        }
+        if earlier {
+            self.timers.push(Reverse((at, abs_slot)));
+            if self.timers.len() > 2 * self.tables.len() + SLOT_HEAP_SLACK {
+                self.rebuild_timers();
+            }
         }
     }
 
-    /// Drops heap entries that no longer match their key's deadline.
-    fn compact_deadlines(&mut self) {
-        let heap = std::mem::take(&mut self.deadlines);
-        let mut live: Vec<_> = heap
-            .into_vec()
-            .into_iter()
-            .filter(|Reverse((at, key))| self.peek(key).is_some_and(|e| e.expire_at == *at))
+    /// One timer per slot holding deadlines, at its earliest one.
+    fn rebuild_timers(&mut self) {
+        let first = self.first_slot;
+        self.timers = self
+            .tables
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some(Reverse((s.as_deref()?.earliest()?, first + i as u16))))
             .collect();
-        live.sort_unstable();
-        live.dedup();
-        self.deadlines = BinaryHeap::from(live);
     }
 
-    /// The active expiry cycle: deletes keys whose deadline is due, examining at
-    /// most `budget` heap entries. Returns the number of keys deleted.
+    /// The active expiry cycle: deletes keys whose deadline is due, examining
+    /// at most `budget` deadline entries. Returns the number of keys deleted.
     pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
         let mut deleted = 0;
-        for _ in 0..budget {
-            match self.deadlines.peek() {
+        let mut examined = 0;
+        while examined < budget {
+            match self.timers.peek() {
                 Some(Reverse((at, _))) if *at <= now => {}
                 _ => break,
             }
-            let Some(Reverse((at, key))) = self.deadlines.pop() else {
+            let Some(Reverse((_, abs_slot))) = self.timers.pop() else {
                 break;
             };
-            let due = self.peek(&key).is_some_and(|e| e.expire_at == at);
-            if due && self.lookup(&key, now).is_none() {
-                deleted += 1;
+            if !self.owns(abs_slot) {
+                continue;
+            }
+            let idx = usize::from(abs_slot - self.first_slot);
+            // Pop this slot's due deadlines.
+            while examined < budget {
+                let Some(slot) = self.tables[idx].as_deref_mut() else {
+                    break;
+                };
+                let Some(Reverse((at, key))) = slot
+                    .deadlines
+                    .peek()
+                    .cloned()
+                    .filter(|Reverse((at, _))| *at <= now)
+                else {
+                    break;
+                };
+                slot.deadlines.pop();
+                examined += 1;
+                let due = slot.map.get(&key).is_some_and(|e| e.expire_at == at);
+                if due && self.lookup(&key, now).is_none() {
+                    deleted += 1;
+                }
+            }
+            // Come back for the rest of this slot's deadlines.
+            if let Some(next) = self.tables[idx].as_deref().and_then(Slot::earliest) {
+                self.timers.push(Reverse((next, abs_slot)));
             }
         }
         deleted
@@ -372,29 +451,45 @@ impl Keyspace {
             return None;
         }
         let mut rng = rand::rng();
-        let heap = self.deadlines.as_slice();
-        let mut best: Option<(u32, &[u8])> = None;
+        let n = self.tables.len();
+        let mut best: Option<(u32, Box<[u8]>)> = None;
         let mut found = 0;
-        // Heap entries can be stale: draw more than the sample size.
-        for _ in 0..EVICTION_SAMPLES * 4 {
-            let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some(e) = self.peek(key).filter(|e| e.expire_at == *at) else {
+        // Random slots first; then a walk from a random start finds the
+        // volatile slots when they are few.
+        let start = rng.random_range(0..n);
+        let random: Vec<usize> = (0..EVICTION_SAMPLES * 8)
+            .map(|_| rng.random_range(0..n))
+            .collect();
+        let probes = random.into_iter().chain((0..n).map(|i| (start + i) % n));
+        for idx in probes {
+            let Some(slot) = self.tables[idx].as_deref().filter(|s| s.volatile > 0) else {
                 continue;
             };
-            if best.is_none_or(|(lru, _)| e.lru < lru) {
-                best = Some((e.lru, key));
+            let heap = slot.deadlines.as_slice();
+            let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
+            let Some(e) = slot.map.get(key).filter(|e| e.expire_at == *at) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(lru, _)| e.lru < *lru) {
+                best = Some((e.lru, key.clone()));
             }
             found += 1;
             if found == EVICTION_SAMPLES {
                 break;
             }
         }
-        let key: Box<[u8]> = match best {
-            Some((_, key)) => key.into(),
+        let key = match best {
+            Some((_, key)) => key,
             None => {
-                // Only stale entries drawn: compact, then take the oldest live one.
-                self.compact_deadlines();
-                self.deadlines.peek()?.0.1.clone()
+                // Only stale entries drawn: compact the volatile slots, take any live one.
+                for slot in self.tables.iter_mut().flatten() {
+                    slot.compact();
+                }
+                self.tables
+                    .iter()
+                    .flatten()
+                    .find_map(|s| s.deadlines.peek())
+                    .map(|Reverse((_, k))| k.clone())?
             }
         };
         let before = self.used_bytes;
@@ -415,7 +510,7 @@ impl Keyspace {
 
     /// One step of SCAN over this partition's slots, from `cursor` (see
     /// [`ScanCursor`]). Collects at least `count` live keys that pass `keep`
-    /// unless the range ends, visiting at most `count * 10` slots.
+    /// unless the range ends, visiting at most `count * 10` non-empty slots.
     /// Returns the keys and the cursor to continue from (which may point past
     /// this partition's range; `None` after the last slot of the keyspace).
     pub fn scan(
@@ -429,12 +524,12 @@ impl Keyspace {
         let mut cur = cursor;
         let mut visited = 0usize;
         while self.owns(cur.slot) && out.len() < count && visited < count.saturating_mul(10) {
-            let table = self.tables[(cur.slot - self.first_slot) as usize].as_deref();
+            let slot = self.tables[(cur.slot - self.first_slot) as usize].as_deref();
             // Empty slots cost next to nothing: only slots holding keys use the budget.
-            visited += usize::from(table.is_some());
-            let items = table
+            visited += usize::from(slot.is_some());
+            let items = slot
                 .into_iter()
-                .flatten()
+                .flat_map(|s| s.map.iter())
                 .filter(|(_, e)| !e.is_expired(now))
                 .map(|(k, e)| (scan_position(k), (k, e)));
             let (batch, next_pos) = take_ordered(items, cur.pos, count - out.len());
@@ -459,8 +554,11 @@ impl Keyspace {
     }
 
     /// Bytes stored in each slot of the range, in slot order.
-    pub fn slot_bytes(&self) -> &[usize] {
-        &self.slot_bytes
+    pub fn slot_bytes(&self) -> Vec<usize> {
+        self.tables
+            .iter()
+            .map(|s| s.as_deref().map_or(0, |s| s.bytes))
+            .collect()
     }
 
     /// Keys stored in `slot`.
@@ -470,65 +568,7 @@ impl Keyspace {
         }
         self.tables[(slot - self.first_slot) as usize]
             .as_deref()
-            .map_or(0, |t| t.len())
-    }
-
-    /// Split: moves the slots `at..=last` into a new keyspace and returns it.
-    /// Cost: O(slots moved + deadlines held), never O(keys): slot tables
-    /// move whole; only the deadline heap is divided between the two.
-    pub fn split_off(&mut self, at: u16) -> Keyspace {
-        assert!(
-            at > self.first_slot && at <= self.last_slot(),
-            "split point outside the range"
-        );
-        let cut = usize::from(at - self.first_slot);
-        let tables = self.tables.split_off(cut);
-        let slot_bytes = self.slot_bytes.split_off(cut);
-        let (stay, go): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deadlines)
-            .into_vec()
-            .into_iter()
-            .partition(|Reverse((_, key))| key_slot(key) < at);
-        let mut right = Keyspace {
-            first_slot: at,
-            tables,
-            keys: 0,
-            used_bytes: 0,
-            slot_bytes,
-            volatile: 0,
-            deadlines: BinaryHeap::from(go),
-            stats: KeyspaceStats::default(),
-        };
-        self.deadlines = BinaryHeap::from(stay);
-        self.recount();
-        right.recount();
-        right
-    }
-
-    /// Merge: takes over every slot of `right`, which must start where this
-    /// range ends. Cost O(slots + deadlines) like [`Keyspace::split_off`].
-    pub fn absorb(&mut self, right: Keyspace) {
-        assert_eq!(
-            right.first_slot,
-            self.last_slot() + 1,
-            "merge of non-adjacent ranges"
-        );
-        self.tables.extend(right.tables);
-        self.slot_bytes.extend(right.slot_bytes);
-        self.deadlines.extend(right.deadlines.into_vec());
-        self.stats.hits += right.stats.hits;
-        self.stats.misses += right.stats.misses;
-        self.stats.expired += right.stats.expired;
-        self.stats.evicted += right.stats.evicted;
-        self.recount();
-    }
-
-    /// Recomputes keys, bytes and volatile keys from the slot tables and the
-    /// deadline heap (after a split or merge).
-    fn recount(&mut self) {
-        self.keys = self.tables.iter().flatten().map(|t| t.len()).sum();
-        self.used_bytes = self.slot_bytes.iter().sum();
-        self.compact_deadlines();
-        self.volatile = self.deadlines.len();
+            .map_or(0, |s| s.map.len())
     }
 
     /// Keys stored in `slot` (at most `limit`).
@@ -539,10 +579,58 @@ impl Keyspace {
         self.tables[(slot - self.first_slot) as usize]
             .as_deref()
             .into_iter()
-            .flat_map(|t| t.keys())
+            .flat_map(|s| s.map.keys())
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// Split: moves the slots `at..=last` into a new keyspace and returns it.
+    /// Slots move whole, with their deadlines: O(slots), never O(keys).
+    pub fn split_off(&mut self, at: u16) -> Keyspace {
+        assert!(
+            at > self.first_slot && at <= self.last_slot(),
+            "split point outside the range"
+        );
+        let cut = usize::from(at - self.first_slot);
+        let tables = self.tables.split_off(cut);
+        let mut right = Keyspace {
+            first_slot: at,
+            tables,
+            keys: 0,
+            used_bytes: 0,
+            volatile: 0,
+            timers: BinaryHeap::new(),
+            stats: KeyspaceStats::default(),
+        };
+        self.recount();
+        right.recount();
+        right
+    }
+
+    /// Merge: takes over every slot of `right`, which must start where this
+    /// range ends. O(slots), like [`Keyspace::split_off`].
+    pub fn absorb(&mut self, right: Keyspace) {
+        assert_eq!(
+            right.first_slot,
+            self.last_slot() + 1,
+            "merge of non-adjacent ranges"
+        );
+        self.tables.extend(right.tables);
+        self.stats.hits += right.stats.hits;
+        self.stats.misses += right.stats.misses;
+        self.stats.expired += right.stats.expired;
+        self.stats.evicted += right.stats.evicted;
+        self.recount();
+    }
+
+    /// Recomputes the totals and timers from the slots (after a split or merge).
+    fn recount(&mut self) {
+        let slots = self.tables.iter().flatten();
+        self.keys = slots.clone().map(|s| s.map.len()).sum();
+        self.used_bytes = slots.clone().map(|s| s.bytes).sum();
+        self.volatile = slots.map(|s| s.volatile).sum();
+        self.rebuild_timers();
     }
 }
 
@@ -733,7 +821,9 @@ mod tests {
         for t in 0..10_000 {
             ks.set_expire(b"s", Some(1_000 + t), 0);
         }
-        assert!(ks.deadlines.len() <= 2 * ks.volatile_keys() + 1025);
+        let slot = &ks.tables[usize::from(key_slot(b"s"))].as_ref().unwrap();
+        assert!(slot.deadlines.len() <= 2 * slot.volatile + SLOT_HEAP_SLACK + 1);
+        assert!(ks.timers.len() <= 2 * ks.tables.len() + SLOT_HEAP_SLACK + 1);
     }
 
     #[test]
