@@ -6,7 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod report;
 pub mod resp;
+pub mod run;
+pub mod scenario;
 pub mod server;
 
 use std::time::Duration;

@@ -21,7 +21,7 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Kinds of error replies a load run counts.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Errors {
     pub throttled: u64,
     pub oom: u64,

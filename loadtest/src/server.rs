@@ -41,9 +41,19 @@ pub fn stratus_binary() -> String {
 
 /// Starts `stratus serve` on ephemeral ports, pinned to `cpu` if given.
 pub fn start_stratus(cpu: Option<usize>, extra: &[&str]) -> ServerProcess {
+    start_stratus_with_env(cpu, extra, &[])
+}
+
+/// [`start_stratus`] with extra environment (e.g. autoscaling thresholds).
+pub fn start_stratus_with_env(
+    cpu: Option<usize>,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> ServerProcess {
     let mut child = pinned(cpu, &stratus_binary())
         .args(["serve", "--port", "0", "--http-port", "0"])
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("STRATUS_LOG", "warn,stratus::server=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -76,6 +86,20 @@ pub fn start_stratus(cpu: Option<usize>, extra: &[&str]) -> ServerProcess {
         resp: resp.expect("stratus did not report its RESP address"),
         http,
     }
+}
+
+/// Resident set size of a process, bytes (from /proc).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// A free TCP port on 127.0.0.1 (for servers that need one given).
