@@ -4,11 +4,12 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::seq::IteratorRandom;
 
-use super::args::{float, int, is, parse_f64, parse_i64, scan_opts};
+use super::args::{int, is, parse_i64, scan_opts};
+use super::float80;
 use super::{Ctx, OpError};
 use crate::partition::keyspace::{scan_position, take_ordered};
 use crate::partition::{HashValue, Value};
-use crate::resp::{Reply, reply, value::format_double};
+use crate::resp::{Reply, reply};
 
 /// The hash under `key` for reading; `None` if missing, WRONGTYPE otherwise.
 fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a HashValue>, OpError> {
@@ -163,19 +164,25 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::Int(new.unwrap_or(0)))
 }
 
+/// HINCRBYFLOAT: extended precision, as INCRBYFLOAT (see [`super::float80`]).
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let delta = float(&args[3])?;
+    match float80::parse(&args[3]) {
+        None => return Err(OpError::NotFloat),
+        Some(float80::Operand::Infinite { .. }) => {
+            return Err(OpError::Static(reply::VALUE_NAN_OR_INF));
+        }
+        Some(_) => {}
+    }
     let field = &args[2];
     let text = op_write(ctx, &args[1], true, |h| {
-        let cur = match h.get(field) {
-            Some(v) => parse_f64(v).ok_or(OpError::HashNotFloat)?,
-            None => 0.0,
-        };
-        let new = cur + delta;
-        if !new.is_finite() {
-            return Err(OpError::NanOrInf);
-        }
-        let text = format_double(new);
+        let current = h.get(field).unwrap_or(b"0").to_vec();
+        let text = float80::incr(&current, &args[3]).map_err(|bad| {
+            if bad {
+                OpError::HashNotFloat
+            } else {
+                OpError::NanOrInf
+            }
+        })?;
         h.insert(field, text.as_bytes());
         Ok(text)
     })?;

@@ -46,7 +46,6 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } else {
         ("pexpireat", false, false)
     };
-    let when = int(&args[2])?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &args[3..] {
         if is(opt, "NX") {
@@ -67,6 +66,8 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if gt && lt {
         return Err(OpError::Static(reply::GT_LT));
     }
+    // Options are checked before the time, as Redis does.
+    let when = int(&args[2])?;
     let ms = if seconds {
         when.checked_mul(1000)
     } else {
@@ -116,7 +117,7 @@ pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } else if is(cmd, "pttl") {
         left
     } else if is(cmd, "expiretime") {
-        at as i64 / 1000
+        (at as i64 + 500) / 1000
     } else {
         at as i64
     };

@@ -11,6 +11,7 @@
 //! This layer never imports the proxy, pool, metering or control layers.
 
 pub mod args;
+pub mod float80;
 pub mod hash;
 pub mod keys;
 pub mod string;

@@ -2,10 +2,11 @@
 
 use bytes::Bytes;
 
-use super::args::{float, int, is, parse_f64, parse_i64};
+use super::args::{int, is, parse_i64};
+use super::float80;
 use super::{Ctx, OpError};
 use crate::partition::Value;
-use crate::resp::{Reply, reply, value::format_double};
+use crate::resp::{Reply, reply};
 
 /// The string under `key` (read lookup), `None` if missing, WRONGTYPE otherwise.
 pub fn op_get<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a [u8]>, OpError> {
@@ -258,18 +259,19 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     op_incr_by(ctx, &args[1], -delta).map(Reply::Int)
 }
 
+/// INCRBYFLOAT: computed in extended precision and printed as Redis does
+/// (see [`super::float80`]).
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let delta = float(&args[2])?;
     let key = &args[1];
-    let cur = match op_get(ctx, key)? {
-        Some(v) => parse_f64(v).ok_or(OpError::NotFloat)?,
-        None => 0.0,
-    };
-    let new = cur + delta;
-    if !new.is_finite() {
-        return Err(OpError::NanOrInf);
-    }
-    let text = format_double(new);
+    float80::parse(&args[2]).ok_or(OpError::NotFloat)?;
+    let current = op_get(ctx, key)?.map_or_else(|| b"0".to_vec(), <[u8]>::to_vec);
+    let text = float80::incr(&current, &args[2]).map_err(|bad| {
+        if bad {
+            OpError::NotFloat
+        } else {
+            OpError::NanOrInf
+        }
+    })?;
     if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
         *e.value_mut() = Value::Str(text.clone().into_bytes());
     } else {

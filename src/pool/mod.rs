@@ -438,6 +438,13 @@ impl CachePool {
     fn fan_out(&self, spec: &CommandSpec, args: &[Bytes], opts: ExecOptions) -> Executed {
         let step = spec.step.max(1) as usize;
         let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+        // Key groups must be whole (MSET's key-value pairs): else an arity error.
+        if positions.last().is_some_and(|p| p + step > args.len()) {
+            return Executed {
+                reply: Reply::err_owned(reply::wrong_arity(spec.name)),
+                work: 0,
+            };
+        }
         let mut parts: Vec<(Vec<usize>, Reply)> = Vec::new();
         let mut pending: Vec<usize> = (0..positions.len()).collect();
         let mut work = 0;

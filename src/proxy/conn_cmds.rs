@@ -201,39 +201,96 @@ fn check_client_name(name: &[u8]) -> Result<(), OpError> {
     }
 }
 
+/// Subcommands of a container command with their arities (Redis
+/// convention, the command name counted: `n` exact, `-n` at least n).
+type Subcommands = &'static [(&'static str, i32)];
+
+const CLIENT_SUBS: Subcommands = &[
+    ("id", 2),
+    ("getname", 2),
+    ("setname", 3),
+    ("setinfo", 4),
+    ("info", 2),
+    ("no-evict", 3),
+    ("no-touch", 3),
+    ("help", 2),
+];
+const COMMAND_SUBS: Subcommands = &[
+    ("count", 2),
+    ("list", -2),
+    ("info", -2),
+    ("docs", -2),
+    ("getkeys", -3),
+    ("help", 2),
+];
+const CLUSTER_SUBS: Subcommands = &[
+    ("slots", 2),
+    ("shards", 2),
+    ("nodes", 2),
+    ("info", 2),
+    ("myid", 2),
+    ("keyslot", 3),
+    ("countkeysinslot", 3),
+    ("getkeysinslot", 4),
+    ("help", 2),
+];
+
+/// Finds `args[1]` among `subs` and checks its arity: the lower-case
+/// subcommand name, or Redis's error for an unknown one or a wrong count
+/// (`wrong number of arguments for 'client|setname' command`).
+fn subcommand(cmd: &str, subs: Subcommands, args: &[Bytes]) -> Result<&'static str, OpError> {
+    let sub = &args[1];
+    let Some((name, arity)) = subs
+        .iter()
+        .find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))
+    else {
+        return Err(OpError::Text(reply::unknown_subcommand(cmd, sub)));
+    };
+    let argc = args.len() as i32;
+    let ok = if *arity >= 0 {
+        argc == *arity
+    } else {
+        argc >= -arity
+    };
+    if !ok {
+        return Err(OpError::Text(reply::wrong_arity(&format!("{cmd}|{name}"))));
+    }
+    Ok(name)
+}
+
 /// CLIENT ID | GETNAME | SETNAME | INFO | SETINFO | NO-EVICT | NO-TOUCH | HELP
 fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let sub = &args[1];
+    let sub = subcommand("client", CLIENT_SUBS, args)?;
     let s = &mut conn.session;
-    if is(sub, "ID") && args.len() == 2 {
-        Ok(Reply::Int(s.id as i64))
-    } else if is(sub, "GETNAME") && args.len() == 2 {
-        Ok(s.name.clone().map_or(Reply::Nil, Reply::Bulk))
-    } else if is(sub, "SETNAME") && args.len() == 3 {
-        check_client_name(&args[2])?;
-        s.name = (!args[2].is_empty()).then(|| args[2].clone());
-        Ok(Reply::ok())
-    } else if is(sub, "SETINFO") && args.len() == 4 {
-        check_client_name(&args[3])?;
-        let value = (!args[3].is_empty()).then(|| args[3].clone());
-        if is(&args[2], "LIB-NAME") {
-            s.lib_name = value;
-        } else if is(&args[2], "LIB-VER") {
-            s.lib_ver = value;
-        } else {
-            return Err(OpError::Text(reply::unrecognized_option(&args[2])));
-        }
-        Ok(Reply::ok())
-    } else if is(sub, "INFO") && args.len() == 2 {
-        Ok(Reply::Verbatim(client_line(conn)))
-    } else if (is(sub, "NO-EVICT") || is(sub, "NO-TOUCH")) && args.len() == 3 {
-        if is(&args[2], "ON") || is(&args[2], "OFF") {
+    match sub {
+        "id" => Ok(Reply::Int(s.id as i64)),
+        "getname" => Ok(s.name.clone().map_or(Reply::Nil, Reply::Bulk)),
+        "setname" => {
+            check_client_name(&args[2])?;
+            s.name = (!args[2].is_empty()).then(|| args[2].clone());
             Ok(Reply::ok())
-        } else {
-            Err(OpError::Syntax)
         }
-    } else if is(sub, "HELP") {
-        Ok(help_reply(&[
+        "setinfo" => {
+            check_client_name(&args[3])?;
+            let value = (!args[3].is_empty()).then(|| args[3].clone());
+            if is(&args[2], "LIB-NAME") {
+                s.lib_name = value;
+            } else if is(&args[2], "LIB-VER") {
+                s.lib_ver = value;
+            } else {
+                return Err(OpError::Text(reply::unrecognized_option(&args[2])));
+            }
+            Ok(Reply::ok())
+        }
+        "info" => Ok(Reply::Verbatim(client_line(conn))),
+        "no-evict" | "no-touch" => {
+            if is(&args[2], "ON") || is(&args[2], "OFF") {
+                Ok(Reply::ok())
+            } else {
+                Err(OpError::Syntax)
+            }
+        }
+        _ => Ok(help_reply(&[
             "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
             "ID",
             "    Return the ID of the current connection.",
@@ -245,9 +302,7 @@ fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             "    Set client library name or version.",
             "INFO",
             "    Return information about the current client connection.",
-        ]))
-    } else {
-        Err(OpError::Text(reply::unknown_subcommand("client", sub)))
+        ])),
     }
 }
 
@@ -281,9 +336,10 @@ fn help_reply(lines: &[&'static str]) -> Reply {
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS name... | GETKEYS cmd args... | HELP]
 fn command(args: &[Bytes]) -> Result<Reply, OpError> {
-    let Some(sub) = args.get(1) else {
+    if args.len() == 1 {
         return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
-    };
+    }
+    let sub = subcommand("command", COMMAND_SUBS, args)?;
     let names = &args[2..];
     let selected = || -> Vec<Option<&'static CommandSpec>> {
         if names.is_empty() {
@@ -292,47 +348,47 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
             names.iter().map(|n| lookup(n)).collect()
         }
     };
-    if is(sub, "COUNT") && names.is_empty() {
-        Ok(Reply::Int(COMMANDS.len() as i64))
-    } else if is(sub, "LIST") {
-        Ok(Reply::Array(
+    match sub {
+        "count" => Ok(Reply::Int(COMMANDS.len() as i64)),
+        "list" => Ok(Reply::Array(
             COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect(),
-        ))
-    } else if is(sub, "INFO") {
-        Ok(Reply::Array(
+        )),
+        "info" => Ok(Reply::Array(
             selected()
                 .into_iter()
                 .map(|c| c.map_or(Reply::Nil, command_info))
                 .collect(),
-        ))
-    } else if is(sub, "DOCS") {
-        let docs = selected()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let doc = Reply::Map(vec![
-                    (Reply::bulk("summary"), Reply::bulk("")),
-                    (Reply::bulk("group"), Reply::bulk(c.family.label())),
-                ]);
-                (Reply::bulk(c.name), doc)
-            })
-            .collect();
-        Ok(Reply::Map(docs))
-    } else if is(sub, "GETKEYS") && !names.is_empty() {
-        let spec = lookup(&names[0]).ok_or(OpError::Static(reply::INVALID_COMMAND_SPECIFIED))?;
-        if !spec.arity_ok(names.len()) {
-            return Err(OpError::Static(reply::INVALID_ARGUMENTS));
+        )),
+        "docs" => {
+            let docs = selected()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let doc = Reply::Map(vec![
+                        (Reply::bulk("summary"), Reply::bulk("")),
+                        (Reply::bulk("group"), Reply::bulk(c.family.label())),
+                    ]);
+                    (Reply::bulk(c.name), doc)
+                })
+                .collect();
+            Ok(Reply::Map(docs))
         }
-        let keys: Vec<Reply> = spec
-            .key_positions(names.len())
-            .map(|i| Reply::Bulk(names[i].clone()))
-            .collect();
-        if keys.is_empty() {
-            return Err(OpError::Static(reply::NO_KEY_ARGUMENTS));
+        "getkeys" => {
+            let spec =
+                lookup(&names[0]).ok_or(OpError::Static(reply::INVALID_COMMAND_SPECIFIED))?;
+            if !spec.arity_ok(names.len()) {
+                return Err(OpError::Static(reply::INVALID_ARGUMENTS));
+            }
+            let keys: Vec<Reply> = spec
+                .key_positions(names.len())
+                .map(|i| Reply::Bulk(names[i].clone()))
+                .collect();
+            if keys.is_empty() {
+                return Err(OpError::Static(reply::NO_KEY_ARGUMENTS));
+            }
+            Ok(Reply::Array(keys))
         }
-        Ok(Reply::Array(keys))
-    } else if is(sub, "HELP") {
-        Ok(help_reply(&[
+        _ => Ok(help_reply(&[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "(no subcommand)",
             "    Return details about all commands.",
@@ -346,9 +402,7 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
             "    Return documentation details about the given commands.",
             "GETKEYS <full-command>",
             "    Return the keys from a full command.",
-        ]))
-    } else {
-        Err(OpError::Text(reply::unknown_subcommand("command", sub)))
+        ])),
     }
 }
 
@@ -507,7 +561,6 @@ fn node_id(conn: &Connection<'_>) -> String {
 /// GETKEYSINSLOT | HELP: one virtual node — the endpoint the client used —
 /// owns every slot, so cluster clients work and resharding stays invisible.
 fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let sub = &args[1];
     let local = conn.session.local;
     let (ip, port) = (local.ip().to_string(), i64::from(local.port()));
     let id = node_id(conn);
@@ -517,82 +570,84 @@ fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             _ => Err(OpError::Static(reply::INVALID_SLOT)),
         }
     };
-    if is(sub, "SLOTS") && args.len() == 2 {
-        let node = Reply::Array(vec![
-            Reply::bulk(ip),
-            Reply::Int(port),
-            Reply::bulk(id),
-            Reply::Map(Vec::new()),
-        ]);
-        Ok(Reply::Array(vec![Reply::Array(vec![
-            Reply::Int(0),
-            Reply::Int(i64::from(SLOTS) - 1),
-            node,
-        ])]))
-    } else if is(sub, "SHARDS") && args.len() == 2 {
-        let node = Reply::Map(vec![
-            (Reply::bulk("id"), Reply::bulk(id)),
-            (Reply::bulk("port"), Reply::Int(port)),
-            (Reply::bulk("ip"), Reply::bulk(ip.clone())),
-            (Reply::bulk("endpoint"), Reply::bulk(ip)),
-            (Reply::bulk("role"), Reply::bulk("master")),
-            (Reply::bulk("replication-offset"), Reply::Int(0)),
-            (Reply::bulk("health"), Reply::bulk("online")),
-        ]);
-        let shard = Reply::Map(vec![
-            (
-                Reply::bulk("slots"),
-                Reply::Array(vec![Reply::Int(0), Reply::Int(i64::from(SLOTS) - 1)]),
-            ),
-            (Reply::bulk("nodes"), Reply::Array(vec![node])),
-        ]);
-        Ok(Reply::Array(vec![shard]))
-    } else if is(sub, "NODES") && args.len() == 2 {
-        Ok(Reply::Verbatim(format!(
+    match subcommand("cluster", CLUSTER_SUBS, args)? {
+        "slots" => {
+            let node = Reply::Array(vec![
+                Reply::bulk(ip),
+                Reply::Int(port),
+                Reply::bulk(id),
+                Reply::Map(Vec::new()),
+            ]);
+            Ok(Reply::Array(vec![Reply::Array(vec![
+                Reply::Int(0),
+                Reply::Int(i64::from(SLOTS) - 1),
+                node,
+            ])]))
+        }
+        "shards" => {
+            let node = Reply::Map(vec![
+                (Reply::bulk("id"), Reply::bulk(id)),
+                (Reply::bulk("port"), Reply::Int(port)),
+                (Reply::bulk("ip"), Reply::bulk(ip.clone())),
+                (Reply::bulk("endpoint"), Reply::bulk(ip)),
+                (Reply::bulk("role"), Reply::bulk("master")),
+                (Reply::bulk("replication-offset"), Reply::Int(0)),
+                (Reply::bulk("health"), Reply::bulk("online")),
+            ]);
+            let shard = Reply::Map(vec![
+                (
+                    Reply::bulk("slots"),
+                    Reply::Array(vec![Reply::Int(0), Reply::Int(i64::from(SLOTS) - 1)]),
+                ),
+                (Reply::bulk("nodes"), Reply::Array(vec![node])),
+            ]);
+            Ok(Reply::Array(vec![shard]))
+        }
+        "nodes" => Ok(Reply::Verbatim(format!(
             "{id} {ip}:{port}@{} myself,master - 0 0 1 connected 0-{}\n",
             port + 10000,
             SLOTS - 1
-        )))
-    } else if is(sub, "INFO") && args.len() == 2 {
-        let lines = [
-            ("cluster_enabled", "1"),
-            ("cluster_state", "ok"),
-            ("cluster_slots_assigned", "16384"),
-            ("cluster_slots_ok", "16384"),
-            ("cluster_slots_pfail", "0"),
-            ("cluster_slots_fail", "0"),
-            ("cluster_known_nodes", "1"),
-            ("cluster_size", "1"),
-            ("cluster_current_epoch", "1"),
-            ("cluster_my_epoch", "1"),
-        ];
-        Ok(Reply::Verbatim(
-            lines.iter().map(|(k, v)| format!("{k}:{v}\r\n")).collect(),
-        ))
-    } else if is(sub, "MYID") && args.len() == 2 {
-        Ok(Reply::bulk(id))
-    } else if is(sub, "KEYSLOT") && args.len() == 3 {
-        Ok(Reply::Int(i64::from(key_slot(&args[2]))))
-    } else if is(sub, "COUNTKEYSINSLOT") && args.len() == 3 {
-        let slot = slot_arg(&args[2])?;
-        let cache = bound(conn)?;
-        let (n, _) = slot_keys(&cache, slot, 0)?;
-        Ok(Reply::Int(n as i64))
-    } else if is(sub, "GETKEYSINSLOT") && args.len() == 4 {
-        let slot = slot_arg(&args[2])?;
-        let count = match crate::cmd::args::parse_i64(&args[3]) {
-            Some(n) if n >= 0 => n as usize,
-            _ => return Err(OpError::Static(reply::INVALID_KEY_COUNT)),
-        };
-        let cache = bound(conn)?;
-        let (_, keys) = slot_keys(&cache, slot, count)?;
-        Ok(Reply::Array(
-            keys.into_iter()
-                .map(|k| Reply::Bulk(Bytes::from(k)))
-                .collect(),
-        ))
-    } else if is(sub, "HELP") {
-        Ok(help_reply(&[
+        ))),
+        "info" => {
+            let lines = [
+                ("cluster_enabled", "1"),
+                ("cluster_state", "ok"),
+                ("cluster_slots_assigned", "16384"),
+                ("cluster_slots_ok", "16384"),
+                ("cluster_slots_pfail", "0"),
+                ("cluster_slots_fail", "0"),
+                ("cluster_known_nodes", "1"),
+                ("cluster_size", "1"),
+                ("cluster_current_epoch", "1"),
+                ("cluster_my_epoch", "1"),
+            ];
+            Ok(Reply::Verbatim(
+                lines.iter().map(|(k, v)| format!("{k}:{v}\r\n")).collect(),
+            ))
+        }
+        "myid" => Ok(Reply::bulk(id)),
+        "keyslot" => Ok(Reply::Int(i64::from(key_slot(&args[2])))),
+        "countkeysinslot" => {
+            let slot = slot_arg(&args[2])?;
+            let cache = bound(conn)?;
+            let (n, _) = slot_keys(&cache, slot, 0)?;
+            Ok(Reply::Int(n as i64))
+        }
+        "getkeysinslot" => {
+            let slot = slot_arg(&args[2])?;
+            let count = match crate::cmd::args::parse_i64(&args[3]) {
+                Some(n) if n >= 0 => n as usize,
+                _ => return Err(OpError::Static(reply::INVALID_KEY_COUNT)),
+            };
+            let cache = bound(conn)?;
+            let (_, keys) = slot_keys(&cache, slot, count)?;
+            Ok(Reply::Array(
+                keys.into_iter()
+                    .map(|k| Reply::Bulk(Bytes::from(k)))
+                    .collect(),
+            ))
+        }
+        _ => Ok(help_reply(&[
             "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "SLOTS",
             "    Return information about slots range mappings.",
@@ -610,9 +665,7 @@ fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             "    Return the number of keys in <slot>.",
             "GETKEYSINSLOT <slot> <count>",
             "    Return key names stored by current node in a slot.",
-        ]))
-    } else {
-        Err(OpError::Text(reply::unknown_subcommand("cluster", sub)))
+        ])),
     }
 }
 

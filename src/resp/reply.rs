@@ -13,6 +13,7 @@ pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 pub const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const VALUE_NAN_OR_INF: &str = "ERR value is NaN or Infinity";
 pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
@@ -54,17 +55,23 @@ pub fn wrong_arity(name: &str) -> String {
 }
 
 /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
+/// Arguments are listed while the list is under 128 characters, each cut to
+/// what is left of those 128, as Redis does.
 pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> String {
-    let mut s = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        printable(name, 128)
-    );
+    let mut list = String::new();
     for a in args {
-        s.push('\'');
-        s.push_str(&printable(a, 128));
-        s.push_str("' ");
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        list.push('\'');
+        list.push_str(&printable(a, room));
+        list.push_str("' ");
     }
-    s
+    format!(
+        "ERR unknown command '{}', with args beginning with: {list}",
+        printable(name, 128)
+    )
 }
 
 /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`

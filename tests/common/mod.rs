@@ -75,16 +75,26 @@ where
 
 /// Resident memory of this process (the in-process server's too), bytes.
 pub fn rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS:")
+}
+
+/// Address space of this process, bytes: memory reserved ahead shows here
+/// even before it is touched.
+pub fn vm_size_bytes() -> u64 {
+    proc_status_bytes("VmSize:")
+}
+
+fn proc_status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line");
+        .find(|l| l.starts_with(field))
+        .expect("field in /proc/self/status");
     let kb: u64 = line
         .split_whitespace()
         .nth(1)
         .and_then(|v| v.parse().ok())
-        .expect("VmRSS value");
+        .expect("a value in kB");
     kb * 1024
 }
 
@@ -881,9 +891,41 @@ fn stratus_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Comma
     cmd
 }
 
+/// Signals a process has a handler for (`SigCgt` in /proc/<pid>/status).
+pub fn caught_signals(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The `SigCgt` bits of SIGINT (2) and SIGTERM (15).
+pub const SIGINT_SIGTERM: u64 = (1 << 1) | (1 << 14);
+
 impl Binary {
-    /// Spawns `stratus <args>` and waits for its `stratus serving` line.
+    /// Spawns `stratus <args>`, waits for its `stratus serving` line and then
+    /// until it handles SIGINT and SIGTERM (see `process.rs` for why the
+    /// second wait is needed).
     pub async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Binary {
+        let bin = Binary::spawn_until_serving(args, env).await;
+        let pid = bin.child.id().expect("running");
+        let end = Instant::now() + DEADLINE;
+        while caught_signals(pid) & SIGINT_SIGTERM != SIGINT_SIGTERM {
+            assert!(
+                Instant::now() < end,
+                "stratus never installed its SIGINT/SIGTERM handlers"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bin
+    }
+
+    /// Spawns `stratus <args>` and returns as soon as it logs `stratus serving`.
+    pub async fn spawn_until_serving(args: &[&str], env: &[(&str, &str)]) -> Binary {
         let mut child = stratus_command(args, env).spawn().expect("spawn stratus");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
@@ -926,9 +968,15 @@ impl Binary {
         self.child.id().expect("child still running")
     }
 
-    /// Sends a signal (`TERM`, `INT`, ...) with `kill`.
-    pub fn signal(&self, sig: &str) {
-        eprintln!("DEBUGSIG {sig} -> {}", self.pid());
+    /// Sends a signal (`TERM`, `INT`, ...) with `kill`, to our child only:
+    /// a child not yet waited for keeps its pid, so the pid cannot have been
+    /// reused by another process.
+    pub fn signal(&mut self, sig: &str) {
+        assert!(
+            matches!(self.child.try_wait(), Ok(None)),
+            "stratus exited before it was sent SIG{sig}; logs:\n{}",
+            self.logs()
+        );
         let status = std::process::Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -961,9 +1009,7 @@ pub async fn run_stratus_to_exit(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::ExitStatus, String) {
-    let child = stratus_command(args, env).spawn().unwrap();
-    eprintln!("DEBUGRUN {:?} {args:?} {env:?}", child.id());
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+    let out = tokio::time::timeout(Duration::from_secs(30), stratus_command(args, env).output())
         .await
         .expect("stratus should exit by itself")
         .expect("run stratus");
