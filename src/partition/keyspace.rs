@@ -179,6 +179,13 @@ impl Keyspace {
         self.lookup(key, now).is_some()
     }
 
+    /// Read-only lookup with no side effect (no hit or miss counted, an
+    /// expired entry is skipped, not deleted). For commands that hold several
+    /// values at once, after checking each key with [`Keyspace::get`].
+    pub fn peek_live(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.peek(key).filter(|e| !e.is_expired(now))
+    }
+
     /// The entry under `key` without any side effect: only after a lookup.
     fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.tables[self.index(key)].as_deref()?.get(key)

@@ -225,7 +225,7 @@ impl Connection<'_> {
 /// in one slot. Returns the slot of the first key (0 for keyless commands).
 fn check_keys(spec: &CommandSpec, args: &[bytes::Bytes], max_key_len: usize) -> Result<u16, Reply> {
     let mut slot = None;
-    for i in spec.key_positions(args.len()) {
+    for i in spec.key_positions(args) {
         let key = &args[i];
         if key.len() > max_key_len {
             return Err(Reply::err(reply::KEY_TOO_LONG));
