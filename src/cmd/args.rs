@@ -1,6 +1,7 @@
 //! Argument parsing with Redis's exact rules (`string2ll`, `string2ld`).
 
 use super::OpError;
+use crate::resp::reply;
 
 /// Parses a signed 64-bit integer as Redis's `string2ll`: optional '-', no
 /// '+', no leading zeros, no spaces, no overflow.
@@ -39,6 +40,38 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
 /// An integer argument, or `ERR value is not an integer or out of range`.
 pub fn int(b: &[u8]) -> Result<i64, OpError> {
     parse_i64(b).ok_or(OpError::NotInteger)
+}
+
+/// Largest number of repeated random picks (SRANDMEMBER and ZRANDMEMBER with
+/// a negative count). Redis has no such bound; a larger reply would only
+/// cost memory to build and could not reach a client within the default
+/// output-buffer limit anyway.
+pub const MAX_REPEATED_PICKS: u64 = 1 << 20;
+
+/// A count for SRANDMEMBER/ZRANDMEMBER: an integer in -i64::MAX..=i64::MAX
+/// (Redis's range), a negative one at most [`MAX_REPEATED_PICKS`] in size.
+pub fn random_count(b: &[u8]) -> Result<i64, OpError> {
+    let n = int(b)?;
+    if n == i64::MIN {
+        return Err(OpError::Text(reply::out_of_range_between(
+            -i64::MAX,
+            i64::MAX,
+        )));
+    }
+    if n < 0 && n.unsigned_abs() > MAX_REPEATED_PICKS {
+        return Err(OpError::Static(reply::TOO_MANY_PICKS));
+    }
+    Ok(n)
+}
+
+/// A non-negative count, else the given error (Redis's
+/// `getPositiveLongFromObjectOrReply` with a message: even a non-integer
+/// gets that message).
+pub fn non_negative(b: &[u8], error: &'static str) -> Result<u64, OpError> {
+    parse_i64(b)
+        .filter(|n| *n >= 0)
+        .map(|n| n as u64)
+        .ok_or(OpError::Static(error))
 }
 
 /// Parses a float as Redis's `string2ld`: no spaces, no NaN; `inf` allowed.

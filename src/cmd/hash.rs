@@ -233,6 +233,13 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     {
         return Err(OpError::Static(reply::VALUE_OUT_OF_RANGE));
     }
+    // Repeated picks build a reply as long as the count: bounded.
+    if let Some(c) = count
+        && c < 0
+        && c.unsigned_abs() > super::args::MAX_REPEATED_PICKS
+    {
+        return Err(OpError::Static(reply::TOO_MANY_PICKS));
+    }
     let resp3 = ctx.resp3;
     let h = op_read(ctx, &args[1])?;
     let mut rng = rand::rng();

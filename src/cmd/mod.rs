@@ -1,5 +1,6 @@
 //! Commands: the one table that declares them, argument parsing, and the data
-//! handlers grouped by family (`string`, `keys`, `hash`).
+//! handlers grouped by family (`string`, `keys`, `hash`, `list`, `set`,
+//! `zset`, `hll`, `bitmap`, `stream`).
 //!
 //! Adding a command = one row in [`table::COMMANDS`] + one handler in its family
 //! file. A data handler runs inside one partition with a [`Ctx`] (the keyspace,
@@ -11,18 +12,24 @@
 //! This layer never imports the proxy, pool, metering or control layers.
 
 pub mod args;
+pub mod bitmap;
 pub mod float80;
 pub mod hash;
+pub mod hll;
 pub mod keys;
+pub mod list;
+pub mod set;
+pub mod stream;
 pub mod string;
 pub mod table;
+pub mod zset;
 
 use bytes::Bytes;
 
 use crate::partition::Keyspace;
 use crate::resp::{Reply, reply};
 
-pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, flags, lookup};
+pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, KeySpec, flags, lookup};
 
 /// What a data handler works with: one partition's keyspace, frozen "now",
 /// and counters it reports back.

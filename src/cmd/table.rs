@@ -2,15 +2,19 @@
 //!
 //! A row gives the name, the arity (Redis convention: `n` exact, `-n` at least
 //! n, command name included), flags, key positions (first, last, step; last
-//! `-1` = the last argument), the family (a metric label), the work cost, and
-//! how it executes. `COMMAND INFO`, arity checks, key routing, CROSSSLOT
+//! `-1` = the last argument, plus a [`KeySpec`] for keys that move with the
+//! arguments: `numkeys` counts and `STREAMS` lists), the family (a metric
+//! label), the work cost, and how it executes. `COMMAND INFO`, arity checks, key routing, CROSSSLOT
 //! checks, auth gating and metering all read this table; nothing else lists
 //! commands.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{Handler, hash, keys, string};
+use bytes::Bytes;
+
+use super::args::{is, parse_i64};
+use super::{Handler, bitmap, hash, hll, keys, list, set, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -24,8 +28,6 @@ pub mod flags {
     pub const NO_AUTH: u16 = 1 << 3;
     /// May grow memory (refused at the storage limit).
     pub const DENY_OOM: u16 = 1 << 4;
-    /// All keys must be in one slot (atomic multi-key).
-    pub const SAME_SLOT: u16 = 1 << 5;
     /// Not metered in ECPU (AUTH, HELLO, PING, QUIT): counted separately.
     pub const UNMETERED: u16 = 1 << 6;
     /// Administrative / connection command.
@@ -56,18 +58,31 @@ pub enum Family {
     Connection,
     Server,
     Cluster,
+    List,
+    Set,
+    SortedSet,
+    HyperLogLog,
+    Bitmap,
+    Stream,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 12] = [
         Family::String,
         Family::Keys,
         Family::Hash,
         Family::Connection,
         Family::Server,
         Family::Cluster,
+        Family::List,
+        Family::Set,
+        Family::SortedSet,
+        Family::HyperLogLog,
+        Family::Bitmap,
+        Family::Stream,
     ];
 
+    /// The metric label; for data families, also Redis's ACL category name.
     pub fn label(self) -> &'static str {
         match self {
             Family::String => "string",
@@ -76,6 +91,12 @@ impl Family {
             Family::Connection => "connection",
             Family::Server => "server",
             Family::Cluster => "cluster",
+            Family::List => "list",
+            Family::Set => "set",
+            Family::SortedSet => "sortedset",
+            Family::HyperLogLog => "hyperloglog",
+            Family::Bitmap => "bitmap",
+            Family::Stream => "stream",
         }
     }
 
@@ -117,6 +138,42 @@ pub enum Exec {
     Conn(ConnOp),
 }
 
+/// Keys whose positions depend on the arguments, on top of the row's
+/// first/last/step range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// Only the first/last/step range.
+    Range,
+    /// A key count at argument `at`, the keys right after it
+    /// (`ZUNIONSTORE dest numkeys key...`, `SINTERCARD numkeys key...`).
+    NumKeys { at: usize },
+    /// The first half of the arguments after the `STREAMS` keyword, which
+    /// follows `COUNT n`, `BLOCK ms`, `GROUP g c` and `NOACK` options
+    /// (`XREAD`, `XREADGROUP`).
+    Streams,
+}
+
+/// Where the `STREAMS` keyword is in an XREAD/XREADGROUP call, scanning the
+/// options before it as Redis's `xreadGetKeys` does; `None` on anything else.
+pub fn streams_keyword(args: &[Bytes]) -> Option<usize> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "STREAMS") {
+            return Some(i);
+        } else if is(a, "COUNT") || is(a, "BLOCK") {
+            i += 2;
+        } else if is(a, "GROUP") {
+            i += 3;
+        } else if is(a, "NOACK") {
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
 /// One row of the table.
 pub struct CommandSpec {
     /// Lower-case name.
@@ -126,6 +183,8 @@ pub struct CommandSpec {
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
+    /// Keys that move with the arguments (see [`KeySpec`]).
+    pub keys: KeySpec,
     pub family: Family,
     /// Work units per key named (1 = the engine time of a simple GET).
     pub cost_per_key: u32,
@@ -148,9 +207,14 @@ impl CommandSpec {
         }
     }
 
-    /// Positions of the key arguments in `argc` arguments.
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let argc = argc as i32;
+    /// Sets where the movable keys are (used in the table).
+    const fn keys(self, keys: KeySpec) -> CommandSpec {
+        CommandSpec { keys, ..self }
+    }
+
+    /// Positions of the key arguments in `args` (the command name first).
+    pub fn key_positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> + use<> {
+        let argc = args.len() as i32;
         let (first, step) = (self.first_key, self.step.max(1));
         let last = if self.last_key < 0 {
             argc + self.last_key
@@ -158,9 +222,35 @@ impl CommandSpec {
             self.last_key.min(argc - 1)
         };
         let last = if first > 0 { last } else { -1 };
-        (first.max(0)..=last)
+        let fixed = (first.max(0)..=last)
             .step_by(step as usize)
-            .map(|i| i as usize)
+            .map(|i| i as usize);
+        fixed.chain(self.movable_keys(args))
+    }
+
+    /// The contiguous run of keys a [`KeySpec`] finds (empty when the
+    /// arguments are malformed: the handler then replies with the error).
+    fn movable_keys(&self, args: &[Bytes]) -> std::ops::Range<usize> {
+        match self.keys {
+            KeySpec::Range => 0..0,
+            KeySpec::NumKeys { at } => {
+                let n = args
+                    .get(at)
+                    .and_then(|a| parse_i64(a))
+                    .filter(|n| *n > 0)
+                    .map_or(0, |n| n as u64);
+                let start = at + 1;
+                let end = (start as u64).saturating_add(n).min(args.len() as u64) as usize;
+                start..end.max(start)
+            }
+            KeySpec::Streams => match streams_keyword(args) {
+                Some(at) => {
+                    let n = (args.len() - at - 1) / 2;
+                    at + 1..at + 1 + n
+                }
+                None => 0..0,
+            },
+        }
     }
 }
 
@@ -168,7 +258,6 @@ const W: u16 = flags::WRITE;
 const R: u16 = flags::READ;
 const F: u16 = flags::FAST;
 const M: u16 = flags::DENY_OOM;
-const S: u16 = flags::SAME_SLOT;
 const NA: u16 = flags::NO_AUTH;
 const UM: u16 = flags::UNMETERED;
 const AD: u16 = flags::ADMIN;
@@ -182,6 +271,16 @@ const WALK: u32 = 100;
 const WALK_COPY: u32 = 200;
 /// ... a field and its value copied into a reply (HGETALL).
 const WALK_PAIR: u32 = 400;
+/// Work per KiB of string scanned by bitmap commands, in milli-units
+/// (a popcount or byte-wise AND of 1 KiB is a small fraction of a GET).
+const SCAN_KIB: u32 = 100;
+/// Work per KiB of HyperLogLog registers decoded or merged, in milli-units
+/// (6-bit fields unpacked one by one: a full count is a few GETs' worth).
+const HLL_KIB: u32 = 500;
+/// `numkeys` right after the command name (SINTERCARD).
+const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
+/// `numkeys` after a destination key (ZUNIONSTORE, ZINTERSTORE).
+const NUMKEYS_2: KeySpec = KeySpec::NumKeys { at: 2 };
 
 macro_rules! row {
     ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $fam:ident, $elem:expr, $exec:expr) => {
@@ -192,6 +291,7 @@ macro_rules! row {
             first_key: $first,
             last_key: $last,
             step: $step,
+            keys: KeySpec::Range,
             family: Family::$fam,
             cost_per_key: 1,
             cost_per_element_milli: $elem,
@@ -237,7 +337,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("getex",       -2, W | F,           1, 1, 1, String, 0, Data(string::getex)),
     row!("mget",        -2, R | F | FO,           1,-1, 1, String, 0, Data(string::mget)),
     row!("mset",        -3, W | M | FO,           1,-1, 2, String, 0, Data(string::mset)),
-    row!("msetnx",      -3, W | M | S,       1,-1, 2, String, 0, Data(string::msetnx)),
+    row!("msetnx",      -3, W | M,       1,-1, 2, String, 0, Data(string::msetnx)),
     row!("incr",         2, W | M | F,       1, 1, 1, String, 0, Data(string::incr)),
     row!("decr",         2, W | M | F,       1, 1, 1, String, 0, Data(string::decr)),
     row!("incrby",       3, W | M | F,       1, 1, 1, String, 0, Data(string::incrby)),
@@ -262,9 +362,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("expiretime",   2, R | F,           1, 1, 1, Keys, 0, Data(keys::ttl)),
     row!("pexpiretime",  2, R | F,           1, 1, 1, Keys, 0, Data(keys::ttl)),
     row!("persist",      2, W | F,           1, 1, 1, Keys, 0, Data(keys::persist)),
-    row!("rename",       3, W | S,           1, 2, 1, Keys, 0, Data(keys::rename)),
-    row!("renamenx",     3, W | S | F,       1, 2, 1, Keys, 0, Data(keys::rename)),
-    row!("copy",        -3, W | M | S,       1, 2, 1, Keys, WALK, Data(keys::copy)),
+    row!("rename",       3, W,           1, 2, 1, Keys, 0, Data(keys::rename)),
+    row!("renamenx",     3, W | F,       1, 2, 1, Keys, 0, Data(keys::rename)),
+    row!("copy",        -3, W | M,       1, 2, 1, Keys, WALK, Data(keys::copy)),
     // hashes
     row!("hset",        -4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hset)),
     row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hset)),
@@ -282,6 +382,92 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hincrbyfloat", 4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrbyfloat)),
     row!("hscan",       -3, R,               1, 1, 1, Hash, WALK, Data(hash::hscan)),
     row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hrandfield)),
+    // lists
+    row!("lpush",       -3, W | M | F,       1, 1, 1, List, 0, Data(list::lpush)),
+    row!("rpush",       -3, W | M | F,       1, 1, 1, List, 0, Data(list::rpush)),
+    row!("lpushx",      -3, W | M | F,       1, 1, 1, List, 0, Data(list::lpushx)),
+    row!("rpushx",      -3, W | M | F,       1, 1, 1, List, 0, Data(list::rpushx)),
+    row!("lpop",        -2, W | F,           1, 1, 1, List, WALK, Data(list::lpop)),
+    row!("rpop",        -2, W | F,           1, 1, 1, List, WALK, Data(list::rpop)),
+    row!("llen",         2, R | F,           1, 1, 1, List, 0, Data(list::llen)),
+    row!("lrange",       4, R,               1, 1, 1, List, WALK, Data(list::lrange)),
+    row!("lindex",       3, R,               1, 1, 1, List, 0, Data(list::lindex)),
+    row!("lset",         4, W | M,           1, 1, 1, List, 0, Data(list::lset)),
+    row!("linsert",      5, W | M,           1, 1, 1, List, WALK, Data(list::linsert)),
+    row!("lrem",         4, W,               1, 1, 1, List, WALK, Data(list::lrem)),
+    row!("ltrim",        4, W,               1, 1, 1, List, WALK, Data(list::ltrim)),
+    row!("lpos",        -3, R,               1, 1, 1, List, WALK, Data(list::lpos)),
+    row!("lmove",        5, W | M,       1, 2, 1, List, 0, Data(list::lmove)),
+    row!("rpoplpush",    3, W | M,       1, 2, 1, List, 0, Data(list::rpoplpush)),
+    // sets
+    row!("sadd",        -3, W | M | F,       1, 1, 1, Set, 0, Data(set::sadd)),
+    row!("srem",        -3, W | F,           1, 1, 1, Set, 0, Data(set::srem)),
+    row!("smembers",     2, R,               1, 1, 1, Set, WALK, Data(set::smembers)),
+    row!("sismember",    3, R | F,           1, 1, 1, Set, 0, Data(set::sismember)),
+    row!("smismember",  -3, R | F,           1, 1, 1, Set, 0, Data(set::smismember)),
+    row!("scard",        2, R | F,           1, 1, 1, Set, 0, Data(set::scard)),
+    row!("spop",        -2, W | F,           1, 1, 1, Set, WALK, Data(set::spop)),
+    row!("srandmember", -2, R,               1, 1, 1, Set, WALK, Data(set::srandmember)),
+    row!("smove",        4, W | F,       1, 2, 1, Set, 0, Data(set::smove)),
+    row!("sinter",      -2, R,           1,-1, 1, Set, WALK, Data(set::sinter)),
+    row!("sunion",      -2, R,           1,-1, 1, Set, WALK, Data(set::sunion)),
+    row!("sdiff",       -2, R,           1,-1, 1, Set, WALK, Data(set::sdiff)),
+    row!("sinterstore", -3, W | M,       1,-1, 1, Set, WALK, Data(set::sinterstore)),
+    row!("sunionstore", -3, W | M,       1,-1, 1, Set, WALK, Data(set::sunionstore)),
+    row!("sdiffstore",  -3, W | M,       1,-1, 1, Set, WALK, Data(set::sdiffstore)),
+    row!("sintercard",  -3, R,           0, 0, 0, Set, WALK, Data(set::sintercard)).keys(NUMKEYS_1),
+    row!("sscan",       -3, R,               1, 1, 1, Set, WALK, Data(set::sscan)),
+    // sorted sets
+    row!("zadd",        -4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zadd)),
+    row!("zincrby",      4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zincrby)),
+    row!("zrem",        -3, W | F,           1, 1, 1, SortedSet, 0, Data(zset::zrem)),
+    row!("zscore",       3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zscore)),
+    row!("zmscore",     -3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zmscore)),
+    row!("zcard",        2, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zcard)),
+    row!("zcount",       4, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zcount)),
+    row!("zlexcount",    4, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zlexcount)),
+    row!("zrank",       -3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zrank)),
+    row!("zrevrank",    -3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zrank)),
+    row!("zrange",      -4, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
+    row!("zrevrange",   -4, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
+    row!("zrangebyscore", -4, R,             1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
+    row!("zrevrangebyscore", -4, R,          1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
+    row!("zrangebylex", -4, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
+    row!("zrevrangebylex", -4, R,            1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
+    row!("zremrangebyscore", 4, W,           1, 1, 1, SortedSet, WALK, Data(zset::zremrange)),
+    row!("zremrangebyrank", 4, W,            1, 1, 1, SortedSet, WALK, Data(zset::zremrange)),
+    row!("zremrangebylex", 4, W,             1, 1, 1, SortedSet, WALK, Data(zset::zremrange)),
+    row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK, Data(zset::zpop)),
+    row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK, Data(zset::zpop)),
+    row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrandmember)),
+    row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK, Data(zset::zunionstore)).keys(NUMKEYS_2),
+    row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK, Data(zset::zinterstore)).keys(NUMKEYS_2),
+    row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK, Data(zset::zscan)),
+    // HyperLogLogs (strings)
+    row!("pfadd",       -2, W | M | F,       1, 1, 1, HyperLogLog, HLL_KIB, Data(hll::pfadd)),
+    row!("pfcount",     -2, R,           1,-1, 1, HyperLogLog, HLL_KIB, Data(hll::pfcount)),
+    row!("pfmerge",     -2, W | M,       1,-1, 1, HyperLogLog, HLL_KIB, Data(hll::pfmerge)),
+    // bitmaps (strings)
+    row!("setbit",       4, W | M,           1, 1, 1, Bitmap, 0, Data(bitmap::setbit)),
+    row!("getbit",       3, R | F,           1, 1, 1, Bitmap, 0, Data(bitmap::getbit)),
+    row!("bitcount",    -2, R,               1, 1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitcount)),
+    row!("bitpos",      -3, R,               1, 1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitpos)),
+    row!("bitop",       -4, W | M,       2,-1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitop)),
+    // streams
+    row!("xadd",        -5, W | M | F,       1, 1, 1, Stream, WALK, Data(stream::xadd)),
+    row!("xlen",         2, R | F,           1, 1, 1, Stream, 0, Data(stream::xlen)),
+    row!("xrange",      -4, R,               1, 1, 1, Stream, WALK, Data(stream::xrange)),
+    row!("xrevrange",   -4, R,               1, 1, 1, Stream, WALK, Data(stream::xrange)),
+    row!("xdel",        -3, W | F,           1, 1, 1, Stream, 0, Data(stream::xdel)),
+    row!("xtrim",       -4, W,               1, 1, 1, Stream, WALK, Data(stream::xtrim)),
+    row!("xread",       -4, R,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
+    row!("xreadgroup",  -7, W,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
+    row!("xgroup",      -2, W | M,           2, 2, 1, Stream, WALK, Data(stream::xgroup)),
+    row!("xack",        -4, W | F,           1, 1, 1, Stream, 0, Data(stream::xack)),
+    row!("xpending",    -3, R,               1, 1, 1, Stream, WALK, Data(stream::xpending)),
+    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xclaim)),
+    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xautoclaim)),
+    row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK, Data(stream::xinfo)),
 ];
 
 /// Finds a command by name, case-insensitively.
@@ -312,14 +498,204 @@ mod tests {
         }
     }
 
+    fn argv(s: &str) -> Vec<Bytes> {
+        s.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    fn keys_of(s: &str) -> Vec<usize> {
+        let args = argv(s);
+        lookup(&args[0]).unwrap().key_positions(&args).collect()
+    }
+
     #[test]
     fn key_positions_follow_first_last_step() {
-        let mset = lookup(b"MSET").unwrap();
-        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
-        let del = lookup(b"del").unwrap();
-        assert_eq!(del.key_positions(4).collect::<Vec<_>>(), vec![1, 2, 3]);
-        let ping = lookup(b"PiNg").unwrap();
-        assert_eq!(ping.key_positions(1).count(), 0);
+        assert_eq!(keys_of("MSET a 1 b 2"), vec![1, 3]);
+        assert_eq!(keys_of("del a b c"), vec![1, 2, 3]);
+        assert_eq!(keys_of("PiNg"), Vec::<usize>::new());
         assert!(lookup(b"nosuch").is_none());
+        assert_eq!(keys_of("bitop and d a b"), vec![2, 3, 4]);
+        assert_eq!(keys_of("xgroup create s g $"), vec![2]);
+        assert_eq!(keys_of("xgroup help"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn key_positions_follow_numkeys_and_streams() {
+        assert_eq!(keys_of("zunionstore d 2 a b WEIGHTS 1 2"), vec![1, 3, 4]);
+        assert_eq!(keys_of("zinterstore d 5 a b"), vec![1, 3, 4]);
+        assert_eq!(keys_of("zinterstore d x a b"), vec![1]);
+        assert_eq!(keys_of("zinterstore d -1 a b"), vec![1]);
+        assert_eq!(keys_of("zinterstore d 9223372036854775807 a"), vec![1, 3]);
+        assert_eq!(keys_of("sintercard 2 a b LIMIT 5"), vec![2, 3]);
+        assert_eq!(keys_of("xread COUNT 5 BLOCK 0 STREAMS a b 0 0"), vec![6, 7]);
+        assert_eq!(keys_of("xread streams a 0"), vec![2]);
+        assert_eq!(
+            keys_of("xreadgroup GROUP streams c NOACK STREAMS a b c 0 0 0"),
+            vec![6, 7, 8]
+        );
+        assert_eq!(keys_of("xread COUNT 5 a 0"), Vec::<usize>::new());
+        assert_eq!(keys_of("xread STREAMS a b 0"), vec![2]);
+    }
+
+    /// Random, hostile arguments to every list, set, sorted-set,
+    /// HyperLogLog, bitmap and stream command: replies or errors, no panic.
+    #[test]
+    fn collection_commands_never_panic() {
+        use crate::cmd::test_util::Harness;
+        use rand::{Rng, SeedableRng};
+        const POOL: &[&str] = &[
+            "",
+            "0",
+            "1",
+            "2",
+            "-1",
+            "-2",
+            "3",
+            "100",
+            "-100",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "4294967296",
+            "1.5",
+            "inf",
+            "-inf",
+            "+inf",
+            "nan",
+            "(",
+            "(1",
+            "(-inf",
+            "[a",
+            "(a",
+            "[",
+            "-",
+            "+",
+            "$",
+            ">",
+            "*",
+            "0-0",
+            "1-1",
+            "0-1",
+            "5-*",
+            "18446744073709551615-18446744073709551615",
+            "(18446744073709551615-18446744073709551615",
+            "(0-0",
+            "x",
+            "COUNT",
+            "LIMIT",
+            "WITHSCORES",
+            "WITHSCORE",
+            "BYSCORE",
+            "BYLEX",
+            "REV",
+            "STREAMS",
+            "GROUP",
+            "NOACK",
+            "BLOCK",
+            "MAXLEN",
+            "MINID",
+            "~",
+            "=",
+            "FORCE",
+            "JUSTID",
+            "IDLE",
+            "TIME",
+            "RETRYCOUNT",
+            "LASTID",
+            "RANK",
+            "WEIGHTS",
+            "AGGREGATE",
+            "MIN",
+            "MAX",
+            "BIT",
+            "BYTE",
+            "AND",
+            "OR",
+            "XOR",
+            "NOT",
+            "LEFT",
+            "RIGHT",
+            "BEFORE",
+            "AFTER",
+            "NX",
+            "XX",
+            "GT",
+            "LT",
+            "CH",
+            "INCR",
+            "CREATE",
+            "SETID",
+            "DESTROY",
+            "CREATECONSUMER",
+            "DELCONSUMER",
+            "MKSTREAM",
+            "ENTRIESREAD",
+            "STREAM",
+            "GROUPS",
+            "CONSUMERS",
+            "FULL",
+            "HELP",
+            "MATCH",
+            "g",
+            "c",
+            "{t}list",
+            "{t}set",
+            "{t}zset",
+            "{t}str",
+            "{t}hll",
+            "{t}stream",
+            "{t}none",
+            "{t}hash",
+        ];
+        let families = [
+            Family::List,
+            Family::Set,
+            Family::SortedSet,
+            Family::HyperLogLog,
+            Family::Bitmap,
+            Family::Stream,
+        ];
+        let names: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| families.contains(&c.family))
+            .map(|c| c.name)
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut h = Harness::new();
+        let setup: &[&[&str]] = &[
+            &["rpush", "{t}list", "a", "b", "1", "2"],
+            &["sadd", "{t}set", "a", "b", "1"],
+            &["zadd", "{t}zset", "1", "a", "2", "b", "inf", "c"],
+            &["set", "{t}str", "foobar"],
+            &["pfadd", "{t}hll", "a", "b"],
+            &["xadd", "{t}stream", "1-1", "f", "v"],
+            &["xgroup", "CREATE", "{t}stream", "g", "0"],
+            &["hset", "{t}hash", "f", "v"],
+        ];
+        for round in 0..30_000 {
+            if round % 1000 == 0 {
+                for cmd in setup {
+                    h.run(cmd);
+                }
+            }
+            let name = names[rng.random_range(0..names.len())];
+            let mut argv = vec![name];
+            for _ in 0..rng.random_range(0..9) {
+                argv.push(POOL[rng.random_range(0..POOL.len())]);
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.run(&argv)));
+            assert!(outcome.is_ok(), "panicked on {argv:?}");
+        }
+    }
+
+    #[test]
+    fn families_are_complete() {
+        for (i, f) in Family::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
+        for c in COMMANDS {
+            assert!(Family::ALL.contains(&c.family), "{}", c.name);
+        }
     }
 }

@@ -47,7 +47,11 @@ mod tests {
 
     fn cost(args: &[&[u8]], reply_bytes: u64, elements: u64) -> u64 {
         let spec = lookup(args[0]).unwrap();
-        let keys = spec.key_positions(args.len()).count() as u64;
+        let argv: Vec<bytes::Bytes> = args
+            .iter()
+            .map(|a| bytes::Bytes::copy_from_slice(a))
+            .collect();
+        let keys = spec.key_positions(&argv).count() as u64;
         ecpu_milli(
             transfer_milli(wire(args) + reply_bytes),
             work_milli(spec, keys, elements),

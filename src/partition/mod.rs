@@ -1,7 +1,8 @@
 //! Storage of one partition: a contiguous slot range of one cache.
 //!
 //! - [`slot`]: key → hash slot (CRC16/XMODEM with `{hash tag}`), as Redis Cluster.
-//! - [`value`]: the value types and their memory accounting.
+//! - [`value`]: the value types and their memory accounting (hash, list, set
+//!   there; sorted sets in [`zset`], streams in [`stream`]).
 //! - [`keyspace`]: entries bucketed by slot, TTLs (lazy expiry on access plus an
 //!   active cycle driven by a deadline heap), used-bytes accounting, SCAN.
 //!
@@ -11,8 +12,12 @@
 
 pub mod keyspace;
 pub mod slot;
+pub mod stream;
 pub mod value;
+pub mod zset;
 
 pub use keyspace::{Entry, EntryMut, Keyspace, KeyspaceStats};
 pub use slot::{SLOTS, key_slot};
-pub use value::{HashValue, Value, ValueType};
+pub use stream::{StreamId, StreamValue};
+pub use value::{HashValue, ListValue, SetValue, Value, ValueType};
+pub use zset::ZSetValue;

@@ -420,7 +420,7 @@ impl CachePool {
         slot: u16,
         opts: ExecOptions,
     ) -> Executed {
-        if spec.has(cmd::flags::FANOUT) && spec.key_positions(args.len()).nth(1).is_some() {
+        if spec.has(cmd::flags::FANOUT) && spec.key_positions(args).nth(1).is_some() {
             return self.fan_out(spec, args, opts);
         }
         for _ in 0..MAX_REROUTES {
@@ -437,7 +437,7 @@ impl CachePool {
     /// Splits a FANOUT command by partition, runs each part, merges replies.
     fn fan_out(&self, spec: &CommandSpec, args: &[Bytes], opts: ExecOptions) -> Executed {
         let step = spec.step.max(1) as usize;
-        let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+        let positions: Vec<usize> = spec.key_positions(args).collect();
         // Key groups must be whole (MSET's key-value pairs): else an arity error.
         if positions.last().is_some_and(|p| p + step > args.len()) {
             return Executed {

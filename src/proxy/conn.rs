@@ -359,7 +359,7 @@ fn check_keys(
 ) -> Result<(u16, u64), (Reply, Rejection)> {
     let mut slot = None;
     let mut keys = 0;
-    for i in spec.key_positions(args.len()) {
+    for i in spec.key_positions(args) {
         let key = &args[i];
         keys += 1;
         if key.len() > max_key_len {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::conn::Connection;
 use crate::cmd::args::{glob_match, int, is, scan_opts};
-use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, OpError, flags, lookup};
+use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
 use crate::partition::keyspace::{Keys, ScanCursor};
@@ -380,7 +380,7 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
                 return Err(OpError::Static(reply::INVALID_ARGUMENTS));
             }
             let keys: Vec<Reply> = spec
-                .key_positions(names.len())
+                .key_positions(names)
                 .map(|i| Reply::Bulk(names[i].clone()))
                 .collect();
             if keys.is_empty() {
@@ -408,11 +408,14 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
 
 /// A `COMMAND INFO` entry in Redis 7's ten-field shape.
 fn command_info(c: &'static CommandSpec) -> Reply {
-    let flag_names = flags::NAMES
+    let mut flag_names: Vec<Reply> = flags::NAMES
         .iter()
         .filter(|(f, _)| c.has(*f))
         .map(|(_, n)| Reply::status(n))
         .collect();
+    if c.keys != KeySpec::Range {
+        flag_names.push(Reply::status("movablekeys"));
+    }
     let category = match c.exec {
         Exec::Data(_) => format!("@{}", c.family.label()),
         Exec::Conn(_) => "@connection".to_string(),

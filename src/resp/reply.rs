@@ -46,6 +46,81 @@ pub const KEY_TOO_LONG: &str = "ERR key exceeds the maximum key length";
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
+// Counts and indexes shared by the collection families.
+pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+/// Counts of repeated random picks larger than this are refused: the reply
+/// could never reach the client within the output-buffer limit.
+pub const TOO_MANY_PICKS: &str = "ERR value is out of range";
+
+// Lists.
+pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+pub const COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+pub const MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+
+// Sets.
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+
+// Sorted sets.
+pub const ZADD_NX_XX: &str = "ERR XX and NX options at the same time are not compatible";
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
+pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+pub const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
+pub const MIN_MAX_NOT_LEX: &str = "ERR min or max not valid string range item";
+pub const LIMIT_NEEDS_BY: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+pub const WITHSCORES_BYLEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+
+// HyperLogLogs.
+pub const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
+pub const HLL_CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
+
+// Bitmaps.
+pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+pub const BIT_ARG: &str = "ERR The bit argument must be 1 or 0.";
+pub const BITOP_NOT_ONE_KEY: &str = "ERR BITOP NOT must be called with a single source key.";
+
+// Streams.
+pub const STREAM_ID_INVALID: &str = "ERR Invalid stream ID specified as stream command argument";
+pub const XADD_ID_TOO_SMALL: &str =
+    "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+pub const XADD_ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
+pub const STREAM_EXHAUSTED: &str =
+    "ERR The stream has exhausted the last possible ID, unable to add more items";
+pub const MAXLEN_NOT_POSITIVE: &str = "ERR The MAXLEN argument must be >= 0.";
+pub const TRIM_LIMIT_NEGATIVE: &str = "ERR The LIMIT argument must be >= 0.";
+pub const TRIM_LIMIT_WITHOUT_TILDE: &str =
+    "ERR syntax error, LIMIT cannot be used without the special ~ option";
+pub const INVALID_START_ID: &str = "ERR invalid start ID for the interval";
+pub const INVALID_END_ID: &str = "ERR invalid end ID for the interval";
+pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+pub const TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";
+pub const XREAD_NOACK: &str =
+    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.";
+pub const XREADGROUP_DOLLAR: &str = "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
+pub const XGROUP_NO_KEY: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
+pub const BUSYGROUP: &str = "BUSYGROUP Consumer Group name already exists";
+pub const ENTRIES_READ_INVALID: &str = "ERR value for ENTRIESREAD must be positive or -1";
+pub const XAUTOCLAIM_COUNT: &str = "ERR COUNT must be > 0";
+pub const UNBALANCED_STREAMS: &str =
+    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
+pub const XREAD_GROUP: &str =
+    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
+pub const XREAD_GT: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
+pub const XREADGROUP_NO_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
+pub const MAXLEN_AND_MINID: &str =
+    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible";
+pub const TRIM_LIMIT_WITHOUT_STRATEGY: &str =
+    "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
+pub const XTRIM_NO_STRATEGY: &str =
+    "ERR syntax error, XTRIM must be called with a trimming strategy";
+
 /// `ERR wrong number of arguments for '<cmd>' command`
 pub fn wrong_arity(name: &str) -> String {
     format!(
@@ -114,6 +189,62 @@ pub fn unrecognized_option(opt: &[u8]) -> String {
 /// `ERR unknown type name '<t>'`
 pub fn unknown_type_name(t: &[u8]) -> String {
     format!("ERR unknown type name '{}'", printable(t, 128))
+}
+
+/// `ERR value is out of range, value must between <min> and <max>`
+pub fn out_of_range_between(min: i64, max: i64) -> String {
+    format!("ERR value is out of range, value must between {min} and {max}")
+}
+
+/// `ERR at least 1 input key is needed for '<cmd>' command`
+pub fn needs_input_key(cmd: &str) -> String {
+    format!("ERR at least 1 input key is needed for '{cmd}' command")
+}
+
+/// `NOGROUP No such key '<key>' or consumer group '<group>' in XREADGROUP with GROUP option`
+pub fn nogroup_xreadgroup(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+        printable(key, 128),
+        printable(group, 128)
+    )
+}
+
+/// `NOGROUP No such key '<key>' or consumer group '<group>'`
+pub fn nogroup_key(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        printable(key, 128),
+        printable(group, 128)
+    )
+}
+
+/// `NOGROUP No such consumer group '<group>' for key name '<key>'`
+pub fn nogroup_for_key(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such consumer group '{}' for key name '{}'",
+        printable(group, 128),
+        printable(key, 128)
+    )
+}
+
+/// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
+pub fn subcommand_syntax(cmd: &str, sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        printable(sub, 128),
+        cmd.to_ascii_uppercase()
+    )
+}
+
+/// `ERR Invalid <what> argument for <CMD>` (XCLAIM, XAUTOCLAIM options).
+pub fn invalid_claim_arg(what: &str, cmd: &str) -> String {
+    format!("ERR Invalid {what} argument for {cmd}")
+}
+
+/// `ERR Unrecognized XCLAIM option '<opt>'`
+pub fn unrecognized_xclaim_option(opt: &[u8]) -> String {
+    format!("ERR Unrecognized XCLAIM option '{}'", printable(opt, 128))
 }
 
 /// Error strings may not hold CR/LF; other bytes are shown lossily, at most `max`.

@@ -206,7 +206,7 @@ fn main() {
             if round > 0 {
                 per_op.push(start.elapsed().as_nanos() as f64 / ops as f64);
             }
-            let keys = spec.key_positions(inputs[0].len()).count() as u64;
+            let keys = spec.key_positions(&inputs[0]).count() as u64;
             model_milli = work_milli(spec, keys, elements / ops as u64);
         }
         let ns = median(per_op);

@@ -1,0 +1,438 @@
+//! Bitmap commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS
+//! (BYTE or BIT ranges) and BITOP AND/OR/XOR/NOT.
+//!
+//! Bit 0 is the most significant bit of byte 0, as in Redis. Offsets are
+//! bounded by the largest string a write may produce (`ctx.max_value_len`,
+//! Redis's proto-max-bulk-len), so SETBIT can never grow a string beyond it.
+//! Handlers meter work per KiB of string scanned.
+
+use bytes::Bytes;
+
+use super::args::{int, is, parse_i64};
+use super::{Ctx, OpError};
+use crate::partition::Value;
+use crate::resp::{Reply, reply};
+
+/// The string under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a [u8]>, OpError> {
+    super::string::op_get(ctx, key)
+}
+
+/// KiB scanned, rounded up (the unit bitmap work is metered in).
+fn kib(bytes: usize) -> u64 {
+    bytes.div_ceil(1024) as u64
+}
+
+/// A bit offset: 0 ..= 8 * max_value_len - 1.
+fn bit_offset(arg: &[u8], max_value_len: usize) -> Result<u64, OpError> {
+    parse_i64(arg)
+        .filter(|n| *n >= 0 && ((*n as u64) >> 3) < max_value_len as u64)
+        .map(|n| n as u64)
+        .ok_or(OpError::Static(reply::BIT_OFFSET))
+}
+
+fn get_bit(s: &[u8], bit: u64) -> bool {
+    let byte = (bit >> 3) as usize;
+    s.get(byte).is_some_and(|b| b & (0x80 >> (bit & 7)) != 0)
+}
+
+/// SETBIT key offset 0|1: the bit's previous value.
+pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let bit = bit_offset(&args[2], ctx.max_value_len)?;
+    let on = match parse_i64(&args[3]) {
+        Some(0) => false,
+        Some(1) => true,
+        _ => return Err(OpError::Static(reply::BIT_VALUE)),
+    };
+    let byte = (bit >> 3) as usize;
+    let mask = 0x80u8 >> (bit & 7);
+    let write = |s: &mut Vec<u8>| {
+        if s.len() <= byte {
+            s.resize(byte + 1, 0);
+        }
+        let old = s[byte] & mask != 0;
+        if on {
+            s[byte] |= mask;
+        } else {
+            s[byte] &= !mask;
+        }
+        old
+    };
+    let key = &args[1];
+    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
+        let Value::Str(s) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        return Ok(Reply::Int(i64::from(write(s))));
+    }
+    let mut s = Vec::new();
+    write(&mut s);
+    ctx.ks.insert(key, Value::Str(s), 0, ctx.now);
+    Ok(Reply::Int(0))
+}
+
+/// GETBIT key offset
+pub fn getbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let bit = bit_offset(&args[2], ctx.max_value_len)?;
+    let set = op_read(ctx, &args[1])?.is_some_and(|s| get_bit(s, bit));
+    Ok(Reply::Int(i64::from(set)))
+}
+
+/// `BYTE` or `BIT` as the unit of a range.
+fn unit_is_bit(arg: &[u8]) -> Result<bool, OpError> {
+    if is(arg, "BIT") {
+        Ok(true)
+    } else if is(arg, "BYTE") {
+        Ok(false)
+    } else {
+        Err(OpError::Syntax)
+    }
+}
+
+/// Resolves a Redis `start end` range over `total` units (negative counts
+/// from the end) to an inclusive span, `None` when empty.
+fn span(start: i64, end: i64, total: i64) -> Option<(i64, i64)> {
+    let start = if start < 0 { total + start } else { start }.max(0);
+    let end = if end < 0 { total + end } else { end }
+        .max(0)
+        .min(total - 1);
+    (start <= end).then_some((start, end))
+}
+
+/// Set bits in bit positions `lo..=hi` of `s`.
+fn count_bits(s: &[u8], lo: u64, hi: u64) -> u64 {
+    let (first, last) = ((lo >> 3) as usize, (hi >> 3) as usize);
+    let whole: u64 = s[first..=last]
+        .iter()
+        .map(|b| u64::from(b.count_ones()))
+        .sum();
+    // Take away the bits of the edge bytes outside the range.
+    let head = u64::from((s[first] & !(0xffu8 >> (lo & 7))).count_ones());
+    let tail = u64::from((s[last] & (0x7fu8 >> (hi & 7))).count_ones());
+    whole - head - tail
+}
+
+/// BITCOUNT key [start end [BYTE|BIT]]
+pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let range = match args.len() {
+        2 => None,
+        4 | 5 => {
+            let (start, end) = (int(&args[2])?, int(&args[3])?);
+            let bits = match args.get(4) {
+                Some(u) => unit_is_bit(u)?,
+                None => false,
+            };
+            Some((start, end, bits))
+        }
+        _ => return Err(OpError::Syntax),
+    };
+    let Some(s) = op_read(ctx, &args[1])? else {
+        return Ok(Reply::Int(0));
+    };
+    let len = s.len() as i64;
+    let (lo, hi) = match range {
+        None if len == 0 => return Ok(Reply::Int(0)),
+        None => (0, len as u64 * 8 - 1),
+        Some((start, end, _)) if start < 0 && end < 0 && start > end => {
+            return Ok(Reply::Int(0));
+        }
+        Some((start, end, true)) => match span(start, end, len * 8) {
+            Some((a, b)) => (a as u64, b as u64),
+            None => return Ok(Reply::Int(0)),
+        },
+        Some((start, end, false)) => match span(start, end, len) {
+            Some((a, b)) => (a as u64 * 8, b as u64 * 8 + 7),
+            None => return Ok(Reply::Int(0)),
+        },
+    };
+    let n = count_bits(s, lo, hi);
+    ctx.work += kib(((hi - lo) / 8 + 1) as usize);
+    Ok(Reply::Int(n as i64))
+}
+
+/// The first bit equal to `bit` in positions `lo..=hi` of `s`.
+fn find_bit(s: &[u8], bit: bool, lo: u64, hi: u64) -> Option<u64> {
+    let skip = if bit { 0x00 } else { 0xff };
+    let mut pos = lo;
+    while pos <= hi {
+        let byte = s[(pos >> 3) as usize];
+        // Whole bytes with nothing to find are skipped at once.
+        if pos & 7 == 0 && pos + 7 <= hi && byte == skip {
+            pos += 8;
+            continue;
+        }
+        if (byte & (0x80 >> (pos & 7)) != 0) == bit {
+            return Some(pos);
+        }
+        pos += 1;
+    }
+    None
+}
+
+/// BITPOS key 0|1 [start [end [BYTE|BIT]]]
+pub fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let bit = match int(&args[2])? {
+        0 => false,
+        1 => true,
+        _ => return Err(OpError::Static(reply::BIT_ARG)),
+    };
+    let Some(s) = op_read(ctx, &args[1])? else {
+        return Ok(Reply::Int(if bit { -1 } else { 0 }));
+    };
+    let len = s.len() as i64;
+    let (start, end, end_given, bits) = match args.len() {
+        3 => (0, len - 1, false, false),
+        4..=6 => {
+            let start = int(&args[3])?;
+            let bits = match args.get(5) {
+                Some(u) => unit_is_bit(u)?,
+                None => false,
+            };
+            match args.get(4) {
+                Some(e) => (start, int(e)?, true, bits),
+                None => (start, len - 1, false, bits),
+            }
+        }
+        _ => return Err(OpError::Syntax),
+    };
+    let total = if bits { len * 8 } else { len };
+    let Some((a, b)) = span(start, end, total) else {
+        return Ok(Reply::Int(-1));
+    };
+    let (lo, hi) = if bits {
+        (a as u64, b as u64)
+    } else {
+        (a as u64 * 8, b as u64 * 8 + 7)
+    };
+    let found = match find_bit(s, bit, lo, hi) {
+        Some(p) => p as i64,
+        // No clear bit: the string continues with zeros unless an end was given.
+        None if !bit && !end_given => (hi + 1) as i64,
+        None => -1,
+    };
+    ctx.work += kib(((hi - lo) / 8 + 1) as usize);
+    Ok(Reply::Int(found))
+}
+
+/// BITOP AND|OR|XOR|NOT destkey srckey [srckey ...]: the result's length.
+pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Op {
+        And,
+        Or,
+        Xor,
+        Not,
+    }
+    let op = match &args[1] {
+        a if is(a, "AND") => Op::And,
+        a if is(a, "OR") => Op::Or,
+        a if is(a, "XOR") => Op::Xor,
+        a if is(a, "NOT") => Op::Not,
+        _ => return Err(OpError::Syntax),
+    };
+    if op == Op::Not && args.len() != 4 {
+        return Err(OpError::Static(reply::BITOP_NOT_ONE_KEY));
+    }
+    let (dest, keys) = (&args[2], &args[3..]);
+    // Phase 1: every source is a string or missing.
+    for k in keys {
+        op_read(ctx, k)?;
+    }
+    // Phase 2: combine, missing keys as empty strings.
+    let now = ctx.now;
+    let sources: Vec<&[u8]> = keys
+        .iter()
+        .map(|k| match ctx.ks.peek_live(k, now).map(|e| &e.value) {
+            Some(Value::Str(s)) => &s[..],
+            _ => &[][..],
+        })
+        .collect();
+    let maxlen = sources.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![0u8; maxlen];
+    for (j, o) in out.iter_mut().enumerate() {
+        let byte = |s: &[u8]| s.get(j).copied().unwrap_or(0);
+        let mut acc = byte(sources[0]);
+        for s in &sources[1..] {
+            match op {
+                Op::And => acc &= byte(s),
+                Op::Or => acc |= byte(s),
+                Op::Xor => acc ^= byte(s),
+                Op::Not => {}
+            }
+        }
+        *o = if op == Op::Not { !acc } else { acc };
+    }
+    ctx.work += kib(maxlen) * keys.len() as u64;
+    // Phase 3: store (an empty result deletes the destination).
+    if out.is_empty() {
+        ctx.ks.remove(dest, now);
+    } else {
+        ctx.ks.insert(dest, Value::Str(out), 0, now);
+    }
+    Ok(Reply::Int(maxlen as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::resp::{Reply, reply};
+
+    #[test]
+    fn setbit_and_getbit() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["setbit", "b", "7", "1"]), Reply::Int(0));
+        assert_eq!(h.run(&["setbit", "b", "7", "1"]), Reply::Int(1));
+        assert_eq!(h.run(&["get", "b"]), bulk("\u{1}"));
+        assert_eq!(h.run(&["setbit", "b", "1", "1"]), Reply::Int(0));
+        assert_eq!(h.run(&["get", "b"]), bulk("A"));
+        assert_eq!(h.run(&["getbit", "b", "1"]), Reply::Int(1));
+        assert_eq!(h.run(&["getbit", "b", "100"]), Reply::Int(0));
+        assert_eq!(h.run(&["getbit", "nope", "0"]), Reply::Int(0));
+        assert_eq!(h.run(&["setbit", "z", "20", "0"]), Reply::Int(0));
+        assert_eq!(h.run(&["strlen", "z"]), Reply::Int(3));
+        assert_eq!(h.run(&["setbit", "b", "-1", "1"]), err(reply::BIT_OFFSET));
+        assert_eq!(h.run(&["setbit", "b", "x", "1"]), err(reply::BIT_OFFSET));
+        assert_eq!(
+            h.run(&["setbit", "b", "4294967296", "1"]),
+            err(reply::BIT_OFFSET)
+        );
+        assert_eq!(
+            h.run(&["getbit", "b", "4294967296"]),
+            err(reply::BIT_OFFSET)
+        );
+        assert_eq!(
+            h.run(&["setbit", "b", "9223372036854775807", "1"]),
+            err("ERR bit offset is not an integer or out of range")
+        );
+        assert_eq!(
+            h.run(&["setbit", "b", "1", "2"]),
+            err("ERR bit is not an integer or out of range")
+        );
+        h.run(&["hset", "h", "f", "v"]);
+        assert_eq!(h.run(&["setbit", "h", "1", "1"]), err(reply::WRONGTYPE));
+        assert_eq!(h.run(&["getbit", "h", "1"]), err(reply::WRONGTYPE));
+    }
+
+    #[test]
+    fn bitcount_ranges() {
+        let mut h = Harness::new();
+        h.run(&["set", "s", "foobar"]);
+        assert_eq!(h.run(&["bitcount", "s"]), Reply::Int(26));
+        assert_eq!(h.run(&["bitcount", "s", "0", "0"]), Reply::Int(4));
+        assert_eq!(h.run(&["bitcount", "s", "1", "1"]), Reply::Int(6));
+        assert_eq!(h.run(&["bitcount", "s", "1", "1", "BYTE"]), Reply::Int(6));
+        assert_eq!(h.run(&["bitcount", "s", "5", "30", "BIT"]), Reply::Int(17));
+        assert_eq!(h.run(&["bitcount", "s", "-2", "-1"]), Reply::Int(7));
+        assert_eq!(h.run(&["bitcount", "s", "-1", "-2"]), Reply::Int(0));
+        assert_eq!(h.run(&["bitcount", "s", "0", "-100"]), Reply::Int(4));
+        assert_eq!(
+            h.run(&[
+                "bitcount",
+                "s",
+                "-9223372036854775808",
+                "9223372036854775807"
+            ]),
+            Reply::Int(26)
+        );
+        assert_eq!(h.run(&["bitcount", "s", "0"]), err("ERR syntax error"));
+        assert_eq!(
+            h.run(&["bitcount", "s", "0", "1", "bits"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["bitcount", "s", "0", "1", "BIT", "x"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(h.run(&["bitcount", "s", "x", "1"]), err(reply::NOT_INTEGER));
+        assert_eq!(h.run(&["bitcount", "nope"]), Reply::Int(0));
+        h.run(&["set", "e", ""]);
+        assert_eq!(h.run(&["bitcount", "e"]), Reply::Int(0));
+        assert_eq!(h.run(&["bitcount", "e", "0", "-1", "BIT"]), Reply::Int(0));
+    }
+
+    #[test]
+    fn bitpos_like_redis() {
+        let mut h = Harness::new();
+        h.run(&["setbit", "b", "7", "1"]);
+        h.run(&["setbit", "b", "15", "1"]);
+        assert_eq!(h.run(&["bitpos", "b", "0"]), Reply::Int(0));
+        assert_eq!(h.run(&["bitpos", "b", "1"]), Reply::Int(7));
+        assert_eq!(h.run(&["bitpos", "b", "1", "1"]), Reply::Int(15));
+        assert_eq!(h.run(&["bitpos", "b", "0", "1", "1"]), Reply::Int(8));
+        assert_eq!(
+            h.run(&["bitpos", "b", "0", "14", "14", "BIT"]),
+            Reply::Int(14)
+        );
+        assert_eq!(
+            h.run(&["bitpos", "b", "1", "9", "15", "BIT"]),
+            Reply::Int(15)
+        );
+        assert_eq!(
+            h.run(&["bitpos", "b", "0", "15", "15", "BIT"]),
+            Reply::Int(-1)
+        );
+        assert_eq!(h.run(&["bitpos", "b", "0", "-100", "-50"]), Reply::Int(0));
+        assert_eq!(h.run(&["bitpos", "b", "1", "5"]), Reply::Int(-1));
+        assert_eq!(
+            h.run(&["bitpos", "b", "2"]),
+            err("ERR The bit argument must be 1 or 0.")
+        );
+        assert_eq!(
+            h.run(&["bitpos", "b", "1", "0", "-1", "foo"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["bitpos", "b", "1", "0", "-1", "BIT", "x"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(h.run(&["bitpos", "nope", "0", "x"]), Reply::Int(0));
+        assert_eq!(h.run(&["bitpos", "nope", "1"]), Reply::Int(-1));
+        h.run(&["set", "ones", "\u{7f}"]);
+        h.run(&["setbit", "ones", "0", "1"]);
+        assert_eq!(h.run(&["bitpos", "ones", "0"]), Reply::Int(8));
+        assert_eq!(h.run(&["bitpos", "ones", "0", "0"]), Reply::Int(8));
+        assert_eq!(h.run(&["bitpos", "ones", "0", "0", "-1"]), Reply::Int(-1));
+        h.run(&["set", "e", ""]);
+        assert_eq!(h.run(&["bitpos", "e", "0"]), Reply::Int(-1));
+    }
+
+    #[test]
+    fn bitop_combines() {
+        let mut h = Harness::new();
+        h.run(&["set", "{b}1", "foobar"]);
+        h.run(&["set", "{b}2", "abcdef"]);
+        assert_eq!(
+            h.run(&["bitop", "AND", "{b}d", "{b}1", "{b}2"]),
+            Reply::Int(6)
+        );
+        assert_eq!(h.run(&["get", "{b}d"]), bulk("`bc`ab"));
+        assert_eq!(
+            h.run(&["bitop", "or", "{b}d", "{b}1", "{b}nope"]),
+            Reply::Int(6)
+        );
+        assert_eq!(h.run(&["get", "{b}d"]), bulk("foobar"));
+        assert_eq!(
+            h.run(&["bitop", "xor", "{b}d", "{b}1", "{b}1"]),
+            Reply::Int(6)
+        );
+        assert_eq!(h.run(&["get", "{b}d"]), bulk("\0\0\0\0\0\0"));
+        h.run(&["set", "{b}a", "\u{0}"]);
+        assert_eq!(h.run(&["bitop", "not", "{b}d", "{b}a"]), Reply::Int(1));
+        assert_eq!(h.run(&["bitcount", "{b}d"]), Reply::Int(8));
+        assert_eq!(h.run(&["bitop", "and", "{b}d", "{b}nope"]), Reply::Int(0));
+        assert_eq!(h.run(&["exists", "{b}d"]), Reply::Int(0));
+        assert_eq!(
+            h.run(&["bitop", "not", "{b}d", "{b}1", "{b}2"]),
+            err("ERR BITOP NOT must be called with a single source key.")
+        );
+        assert_eq!(
+            h.run(&["bitop", "nand", "{b}d", "{b}1"]),
+            err("ERR syntax error")
+        );
+        h.run(&["hset", "{b}h", "f", "v"]);
+        assert_eq!(
+            h.run(&["bitop", "or", "{b}d", "{b}1", "{b}h"]),
+            err(reply::WRONGTYPE)
+        );
+    }
+}

@@ -1,0 +1,1274 @@
+//! Sorted-set commands: ZADD and ZINCRBY, scores and ranks, the ZRANGE
+//! family (by rank, score or lex, either direction, LIMIT, WITHSCORES),
+//! range removals, pops, random members, ZUNIONSTORE/ZINTERSTORE and ZSCAN.
+//!
+//! Storage is [`ZSetValue`] (O(log n) rank and range lookups); an emptied
+//! sorted set is deleted. Ranges are resolved to rank spans by the storage
+//! layer, so LIMIT offsets skip in O(log n) and handlers only walk (and add
+//! to `ctx.work`) the members they return or remove.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::args::{float, int, is, non_negative, parse_f64, random_count, scan_opts};
+use super::{Ctx, OpError};
+use crate::partition::keyspace::{scan_position, take_ordered};
+use crate::partition::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
+use crate::partition::{Value, ZSetValue};
+use crate::resp::value::format_double;
+use crate::resp::{Reply, reply};
+
+/// The sorted set under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a ZSetValue>, OpError> {
+    match ctx.ks.get(key, ctx.now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::ZSet(z) => Ok(Some(z)),
+            _ => Err(OpError::WrongType),
+        },
+    }
+}
+
+/// Runs `f` on the sorted set under `key`, creating it if missing and
+/// `create`. An emptied sorted set is deleted.
+fn op_write<T>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    create: bool,
+    f: impl FnOnce(&mut ZSetValue) -> Result<T, OpError>,
+) -> Result<Option<T>, OpError> {
+    let now = ctx.now;
+    let (out, empty) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
+        let Value::ZSet(z) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        let out = f(z)?;
+        (out, z.is_empty())
+    } else {
+        if !create {
+            return Ok(None);
+        }
+        let mut z = ZSetValue::default();
+        let out = f(&mut z)?;
+        if !z.is_empty() {
+            ctx.ks.insert(key, Value::ZSet(Box::new(z)), 0, now);
+        }
+        return Ok(Some(out));
+    };
+    if empty {
+        ctx.ks.remove(key, now);
+    }
+    Ok(Some(out))
+}
+
+/// A score bound: `1.5`, `(1.5`, `-inf`, `+inf`. Parsed as Redis's
+/// `strtod` call does: leading spaces pass, and nothing at all reads as 0.
+fn score_bound(arg: &[u8]) -> Result<ScoreBound, OpError> {
+    let bad = || OpError::Static(reply::MIN_MAX_NOT_FLOAT);
+    let (exclusive, text) = match arg.split_first() {
+        Some((b'(', rest)) => (true, rest),
+        _ => (false, arg),
+    };
+    let value = if text.is_empty() {
+        0.0
+    } else {
+        parse_f64(text.trim_ascii_start()).ok_or_else(bad)?
+    };
+    Ok(ScoreBound { value, exclusive })
+}
+
+fn score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, OpError> {
+    Ok(ScoreRange {
+        min: score_bound(min)?,
+        max: score_bound(max)?,
+    })
+}
+
+/// A lex bound: `-`, `+`, `[member`, `(member`.
+fn lex_bound(arg: &[u8]) -> Result<LexBound<'_>, OpError> {
+    match arg {
+        b"-" => Ok(LexBound::Min),
+        b"+" => Ok(LexBound::Max),
+        [b'[', rest @ ..] => Ok(LexBound::Inclusive(rest)),
+        [b'(', rest @ ..] => Ok(LexBound::Exclusive(rest)),
+        _ => Err(OpError::Static(reply::MIN_MAX_NOT_LEX)),
+    }
+}
+
+fn lex_range<'a>(min: &'a [u8], max: &'a [u8]) -> Result<LexRange<'a>, OpError> {
+    Ok(LexRange {
+        min: lex_bound(min)?,
+        max: lex_bound(max)?,
+    })
+}
+
+/// Resolves Redis `start stop` rank indexes to an inclusive rank span.
+fn rank_span(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let stop = if stop < 0 { len + stop } else { stop };
+    if start > stop || start >= len {
+        return None;
+    }
+    Some((start as usize, stop.min(len - 1) as usize))
+}
+
+/// Member-and-score pairs as a reply: flat in RESP2 (and always when
+/// `flat`), nested pairs in RESP3.
+fn pairs_reply(pairs: Vec<(Bytes, f64)>, resp3: bool, flat: bool) -> Reply {
+    if resp3 && !flat {
+        Reply::Array(
+            pairs
+                .into_iter()
+                .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            pairs
+                .into_iter()
+                .flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)])
+                .collect(),
+        )
+    }
+}
+
+fn members_reply(pairs: Vec<(Bytes, f64)>, withscores: bool, resp3: bool) -> Reply {
+    if withscores {
+        pairs_reply(pairs, resp3, false)
+    } else {
+        Reply::Array(pairs.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
+    }
+}
+
+fn owned<'a>(it: impl Iterator<Item = (&'a [u8], f64)>) -> Vec<(Bytes, f64)> {
+    it.map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()
+}
+
+/// ZADD's flags.
+#[derive(Debug, Clone, Copy, Default)]
+struct AddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    ch: bool,
+    incr: bool,
+}
+
+/// What adding one member did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Added {
+    New,
+    Updated,
+    Unchanged,
+    /// Refused by NX/XX/GT/LT.
+    Skipped,
+}
+
+/// Redis's `zsetAdd`: one member with the given flags; the new score.
+fn op_add(
+    z: &mut ZSetValue,
+    member: &[u8],
+    score: f64,
+    f: AddFlags,
+) -> Result<(Added, f64), OpError> {
+    match z.score(member) {
+        Some(cur) => {
+            if f.nx {
+                return Ok((Added::Skipped, cur));
+            }
+            let new = if f.incr { cur + score } else { score };
+            if new.is_nan() {
+                return Err(OpError::Static(reply::SCORE_NAN));
+            }
+            if (f.lt && new >= cur) || (f.gt && new <= cur) {
+                return Ok((Added::Skipped, cur));
+            }
+            if new == cur {
+                return Ok((Added::Unchanged, cur));
+            }
+            z.insert(member, new);
+            Ok((Added::Updated, new))
+        }
+        None if f.xx => Ok((Added::Skipped, score)),
+        None => {
+            z.insert(member, score);
+            Ok((Added::New, score))
+        }
+    }
+}
+
+/// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
+pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let mut f = AddFlags::default();
+    let mut i = 2;
+    while let Some(a) = args.get(i) {
+        match () {
+            _ if is(a, "NX") => f.nx = true,
+            _ if is(a, "XX") => f.xx = true,
+            _ if is(a, "GT") => f.gt = true,
+            _ if is(a, "LT") => f.lt = true,
+            _ if is(a, "CH") => f.ch = true,
+            _ if is(a, "INCR") => f.incr = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    let rest = &args[i..];
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
+        return Err(OpError::Syntax);
+    }
+    if f.nx && f.xx {
+        return Err(OpError::Static(reply::ZADD_NX_XX));
+    }
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
+        return Err(OpError::Static(reply::ZADD_GT_LT_NX));
+    }
+    if f.incr && rest.len() > 2 {
+        return Err(OpError::Static(reply::ZADD_INCR_PAIR));
+    }
+    // Every score is checked before anything changes.
+    let pairs: Vec<(f64, &Bytes)> = rest
+        .chunks_exact(2)
+        .map(|p| Ok((float(&p[0])?, &p[1])))
+        .collect::<Result<_, OpError>>()?;
+    let outcome = op_write(ctx, &args[1], !f.xx, |z| {
+        let (mut added, mut changed, mut last) = (0i64, 0i64, None);
+        for (score, member) in &pairs {
+            let (what, new) = op_add(z, member, *score, f)?;
+            match what {
+                Added::New => added += 1,
+                Added::Updated => changed += 1,
+                Added::Unchanged | Added::Skipped => {}
+            }
+            last = (what != Added::Skipped).then_some(new);
+        }
+        Ok((added, changed, last))
+    })?;
+    let (added, changed, last) = outcome.unwrap_or((0, 0, None));
+    Ok(if f.incr {
+        last.map_or(Reply::Nil, Reply::Double)
+    } else if f.ch {
+        Reply::Int(added + changed)
+    } else {
+        Reply::Int(added)
+    })
+}
+
+/// ZINCRBY key increment member
+pub fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let delta = float(&args[2])?;
+    let f = AddFlags {
+        incr: true,
+        ..AddFlags::default()
+    };
+    let new = op_write(ctx, &args[1], true, |z| op_add(z, &args[3], delta, f))?;
+    Ok(new.map_or(Reply::Nil, |(_, s)| Reply::Double(s)))
+}
+
+pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let n = op_write(ctx, &args[1], false, |z| {
+        Ok(args[2..].iter().filter(|m| z.remove(m).is_some()).count())
+    })?;
+    Ok(Reply::Int(n.unwrap_or(0) as i64))
+}
+
+pub fn zscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let s = op_read(ctx, &args[1])?.and_then(|z| z.score(&args[2]));
+    Ok(s.map_or(Reply::Nil, Reply::Double))
+}
+
+pub fn zmscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let z = op_read(ctx, &args[1])?;
+    Ok(Reply::Array(
+        args[2..]
+            .iter()
+            .map(|m| z.and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double))
+            .collect(),
+    ))
+}
+
+pub fn zcard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    Ok(Reply::Int(
+        op_read(ctx, &args[1])?.map_or(0, |z| z.len() as i64),
+    ))
+}
+
+/// ZCOUNT key min max: O(log n) through ranks.
+pub fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let range = score_range(&args[2], &args[3])?;
+    let n = op_read(ctx, &args[1])?
+        .and_then(|z| z.score_ranks(&range))
+        .map_or(0, |(a, b)| b - a + 1);
+    Ok(Reply::Int(n as i64))
+}
+
+/// ZLEXCOUNT key min max: O(log n) through ranks.
+pub fn zlexcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let range = lex_range(&args[2], &args[3])?;
+    let n = op_read(ctx, &args[1])?
+        .and_then(|z| z.lex_ranks(&range))
+        .map_or(0, |(a, b)| b - a + 1);
+    Ok(Reply::Int(n as i64))
+}
+
+/// ZRANK and ZREVRANK key member [WITHSCORE]
+pub fn zrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let rev = is(&args[0], "zrevrank");
+    if args.len() > 4 {
+        return Err(OpError::Arity(if rev { "zrevrank" } else { "zrank" }));
+    }
+    let withscore = match args.get(3) {
+        Some(a) if is(a, "WITHSCORE") => true,
+        Some(_) => return Err(OpError::Syntax),
+        None => false,
+    };
+    let none = if withscore {
+        Reply::NilArray
+    } else {
+        Reply::Nil
+    };
+    let Some(z) = op_read(ctx, &args[1])? else {
+        return Ok(none);
+    };
+    let (Some(rank), Some(score)) = (z.rank(&args[2]), z.score(&args[2])) else {
+        return Ok(none);
+    };
+    let rank = if rev { z.len() - 1 - rank } else { rank } as i64;
+    Ok(if withscore {
+        Reply::Array(vec![Reply::Int(rank), Reply::Double(score)])
+    } else {
+        Reply::Int(rank)
+    })
+}
+
+/// How a ZRANGE-family call selects members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeBy {
+    Rank,
+    Score,
+    Lex,
+}
+
+/// ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES],
+/// and the older forms ZREVRANGE, Z[REV]RANGEBYSCORE, Z[REV]RANGEBYLEX.
+pub fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let cmd = &args[0];
+    let (mut by, mut rev) = (None, None);
+    if is(cmd, "zrevrange") {
+        (by, rev) = (Some(RangeBy::Rank), Some(true));
+    } else if is(cmd, "zrangebyscore") {
+        (by, rev) = (Some(RangeBy::Score), Some(false));
+    } else if is(cmd, "zrevrangebyscore") {
+        (by, rev) = (Some(RangeBy::Score), Some(true));
+    } else if is(cmd, "zrangebylex") {
+        (by, rev) = (Some(RangeBy::Lex), Some(false));
+    } else if is(cmd, "zrevrangebylex") {
+        (by, rev) = (Some(RangeBy::Lex), Some(true));
+    }
+    // Phase 1: options, in Redis's order of checks.
+    let (mut withscores, mut limit) = (false, None::<(i64, i64)>);
+    let mut i = 4;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "WITHSCORES") {
+            withscores = true;
+        } else if is(a, "LIMIT") && i + 2 < args.len() {
+            limit = Some((int(&args[i + 1])?, int(&args[i + 2])?));
+            i += 2;
+        } else if rev.is_none() && is(a, "REV") {
+            rev = Some(true);
+        } else if by.is_none() && is(a, "BYLEX") {
+            by = Some(RangeBy::Lex);
+        } else if by.is_none() && is(a, "BYSCORE") {
+            by = Some(RangeBy::Score);
+        } else {
+            return Err(OpError::Syntax);
+        }
+        i += 1;
+    }
+    let (by, rev) = (by.unwrap_or(RangeBy::Rank), rev.unwrap_or(false));
+    if limit.is_some() && by == RangeBy::Rank {
+        return Err(OpError::Static(reply::LIMIT_NEEDS_BY));
+    }
+    if withscores && by == RangeBy::Lex {
+        return Err(OpError::Static(reply::WITHSCORES_BYLEX));
+    }
+    // Phase 2: the range (given max first when reversed by score or lex).
+    let (lo, hi) = if rev && by != RangeBy::Rank {
+        (&args[3], &args[2])
+    } else {
+        (&args[2], &args[3])
+    };
+    let span = match by {
+        RangeBy::Rank => Span::Rank(int(lo)?, int(hi)?),
+        RangeBy::Score => Span::Score(score_range(lo, hi)?),
+        RangeBy::Lex => Span::Lex(lex_range(lo, hi)?),
+    };
+    // Phase 3: the members.
+    let resp3 = ctx.resp3;
+    let Some(z) = op_read(ctx, &args[1])? else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let pairs = select(z, &span, rev, limit);
+    ctx.work += pairs.len() as u64;
+    Ok(members_reply(pairs, withscores, resp3))
+}
+
+/// A parsed range of any kind.
+enum Span<'a> {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(LexRange<'a>),
+}
+
+/// The members a range selects, in order (descending when `rev`), after
+/// LIMIT's offset and count (a negative count means all).
+fn select(
+    z: &ZSetValue,
+    span: &Span<'_>,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+) -> Vec<(Bytes, f64)> {
+    let len = z.len();
+    let ranks = match span {
+        Span::Rank(start, stop) => {
+            // Reversed rank indexes count from the highest score.
+            rank_span(*start, *stop, len).map(|(a, b)| {
+                if rev {
+                    (len - 1 - b, len - 1 - a)
+                } else {
+                    (a, b)
+                }
+            })
+        }
+        Span::Score(r) => z.score_ranks(r),
+        Span::Lex(r) => z.lex_ranks(r),
+    };
+    let Some((first, last)) = ranks else {
+        return Vec::new();
+    };
+    let (offset, count) = limit.unwrap_or((0, -1));
+    let Ok(offset) = usize::try_from(offset) else {
+        return Vec::new();
+    };
+    let available = (last - first + 1).saturating_sub(offset);
+    let take = usize::try_from(count).map_or(available, |c| c.min(available));
+    if take == 0 {
+        return Vec::new();
+    }
+    if rev {
+        owned(z.iter_rev_from(last - offset).take(take))
+    } else {
+        owned(z.iter_from(first + offset).take(take))
+    }
+}
+
+/// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX key min max
+pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let cmd = &args[0];
+    let span = if is(cmd, "zremrangebyrank") {
+        Span::Rank(int(&args[2])?, int(&args[3])?)
+    } else if is(cmd, "zremrangebyscore") {
+        Span::Score(score_range(&args[2], &args[3])?)
+    } else {
+        Span::Lex(lex_range(&args[2], &args[3])?)
+    };
+    let removed = op_write(ctx, &args[1], false, |z| {
+        let ranks = match &span {
+            Span::Rank(start, stop) => rank_span(*start, *stop, z.len()),
+            Span::Score(r) => z.score_ranks(r),
+            Span::Lex(r) => z.lex_ranks(r),
+        };
+        Ok(ranks.map_or(0, |(a, b)| z.remove_rank_range(a, b)))
+    })?
+    .unwrap_or(0);
+    ctx.work += removed as u64;
+    Ok(Reply::Int(removed as i64))
+}
+
+/// ZPOPMIN and ZPOPMAX key [count]
+pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let max = is(&args[0], "zpopmax");
+    if args.len() > 3 {
+        return Err(OpError::Syntax);
+    }
+    let count = match args.get(2) {
+        Some(c) => Some(non_negative(c, reply::MUST_BE_POSITIVE)?),
+        None => None,
+    };
+    let resp3 = ctx.resp3;
+    let popped = op_write(ctx, &args[1], false, |z| {
+        let n = count.unwrap_or(1).min(z.len() as u64) as usize;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let len = z.len();
+        Ok(if max {
+            let out = owned(z.iter_rev_from(len - 1).take(n));
+            z.remove_rank_range(len - n, len - 1);
+            out
+        } else {
+            let out = owned(z.iter().take(n));
+            z.remove_rank_range(0, n - 1);
+            out
+        })
+    })?
+    .unwrap_or_default();
+    ctx.work += popped.len() as u64;
+    Ok(pairs_reply(popped, resp3, count.is_none()))
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]]
+pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let count = match args.get(2) {
+        Some(c) => Some(random_count(c)?),
+        None => None,
+    };
+    let withscores = match args.get(3) {
+        Some(a) if is(a, "WITHSCORES") => true,
+        Some(_) => return Err(OpError::Syntax),
+        None => false,
+    };
+    if args.len() > 4 {
+        return Err(OpError::Syntax);
+    }
+    let resp3 = ctx.resp3;
+    let z = op_read(ctx, &args[1])?;
+    let mut rng = rand::rng();
+    let Some(count) = count else {
+        let pick = z
+            .filter(|z| !z.is_empty())
+            .and_then(|z| z.get_by_rank(rand::Rng::random_range(&mut rng, 0..z.len())));
+        return Ok(pick.map_or(Reply::Nil, |(m, _)| Reply::bulk_slice(m)));
+    };
+    let Some(z) = z.filter(|z| !z.is_empty()) else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let picks: Vec<(Bytes, f64)> = if count >= 0 && count as u64 >= z.len() as u64 {
+        owned(z.iter())
+    } else if count >= 0 {
+        let mut ranks = rand::seq::index::sample(&mut rng, z.len(), count as usize).into_vec();
+        ranks.sort_unstable();
+        owned(ranks.into_iter().filter_map(|r| z.get_by_rank(r)))
+    } else {
+        // Repeats share one copy of each member picked.
+        let mut copies: HashMap<usize, (Bytes, f64)> = HashMap::new();
+        (0..count.unsigned_abs())
+            .filter_map(|_| {
+                let r = rand::Rng::random_range(&mut rng, 0..z.len());
+                if let Some(p) = copies.get(&r) {
+                    return Some(p.clone());
+                }
+                let (m, s) = z.get_by_rank(r)?;
+                let p = (Bytes::copy_from_slice(m), s);
+                copies.insert(r, p.clone());
+                Some(p)
+            })
+            .collect()
+    };
+    ctx.work += picks.len() as u64;
+    Ok(members_reply(picks, withscores, resp3))
+}
+
+/// How ZUNIONSTORE/ZINTERSTORE combine the scores of one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn apply(self, acc: f64, v: f64) -> f64 {
+        match self {
+            // inf + -inf is NaN: Redis makes it 0.
+            Aggregate::Sum => {
+                let s = acc + v;
+                if s.is_nan() { 0.0 } else { s }
+            }
+            Aggregate::Min => acc.min(v),
+            Aggregate::Max => acc.max(v),
+        }
+    }
+}
+
+/// A source of ZUNIONSTORE/ZINTERSTORE: a sorted set, or a set (scores 1).
+enum Source<'a> {
+    ZSet(&'a ZSetValue),
+    Set(&'a crate::partition::SetValue),
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::ZSet(z) => z.len(),
+            Source::Set(s) => s.len(),
+        }
+    }
+
+    fn score(&self, m: &[u8]) -> Option<f64> {
+        match self {
+            Source::ZSet(z) => z.score(m),
+            Source::Set(s) => s.contains(m).then_some(1.0),
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&[u8], f64)) {
+        match self {
+            Source::ZSet(z) => z.iter().for_each(|(m, s)| f(m, s)),
+            Source::Set(s) => s.iter().for_each(|m| f(m, 1.0)),
+        }
+    }
+}
+
+/// ZUNIONSTORE/ZINTERSTORE destination numkeys key [key ...]
+/// [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]
+fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Reply, OpError> {
+    let name = if inter { "zinterstore" } else { "zunionstore" };
+    let numkeys = int(&args[2])?;
+    if numkeys < 1 {
+        return Err(OpError::Text(reply::needs_input_key(name)));
+    }
+    if numkeys as u64 > (args.len() - 3) as u64 {
+        return Err(OpError::Syntax);
+    }
+    let keys = &args[3..3 + numkeys as usize];
+    // Phase 1: every source is a set or a sorted set (before options, as Redis).
+    let now = ctx.now;
+    for k in keys {
+        match ctx.ks.get(k, now).map(|e| &e.value) {
+            None | Some(Value::ZSet(_)) | Some(Value::Set(_)) => {}
+            Some(_) => return Err(OpError::WrongType),
+        }
+    }
+    // Phase 2: options.
+    let mut weights = vec![1.0; keys.len()];
+    let mut aggregate = Aggregate::Sum;
+    let mut i = 3 + keys.len();
+    while i < args.len() {
+        let remaining = args.len() - i;
+        if is(&args[i], "WEIGHTS") && remaining > keys.len() {
+            for (w, a) in weights.iter_mut().zip(&args[i + 1..]) {
+                *w = parse_f64(a).ok_or(OpError::Static(reply::WEIGHT_NOT_FLOAT))?;
+            }
+            i += 1 + keys.len();
+        } else if is(&args[i], "AGGREGATE") && remaining >= 2 {
+            let a = &args[i + 1];
+            aggregate = if is(a, "SUM") {
+                Aggregate::Sum
+            } else if is(a, "MIN") {
+                Aggregate::Min
+            } else if is(a, "MAX") {
+                Aggregate::Max
+            } else {
+                return Err(OpError::Syntax);
+            };
+            i += 2;
+        } else {
+            return Err(OpError::Syntax);
+        }
+    }
+    // Phase 3: combine the sources, all borrowed at once.
+    let sources: Vec<Option<Source<'_>>> = keys
+        .iter()
+        .map(|k| match ctx.ks.peek_live(k, now).map(|e| &e.value) {
+            Some(Value::ZSet(z)) => Some(Source::ZSet(z)),
+            Some(Value::Set(s)) => Some(Source::Set(s)),
+            _ => None,
+        })
+        .collect();
+    let weighted = |s: f64, w: f64| {
+        let v = s * w;
+        if v.is_nan() { 0.0 } else { v }
+    };
+    let mut out = ZSetValue::default();
+    let mut walked = 0u64;
+    if inter {
+        let present: Option<Vec<(&Source<'_>, f64)>> = sources
+            .iter()
+            .zip(&weights)
+            .map(|(s, w)| s.as_ref().map(|s| (s, *w)))
+            .collect();
+        if let Some(mut present) = present {
+            present.sort_by_key(|(s, _)| s.len());
+            if let Some(((first, w0), rest)) = present.split_first() {
+                first.for_each(|m, s| {
+                    walked += 1;
+                    let mut acc = weighted(s, *w0);
+                    for (other, w) in rest {
+                        match other.score(m) {
+                            Some(s) => acc = aggregate.apply(acc, weighted(s, *w)),
+                            None => return,
+                        }
+                    }
+                    out.insert(m, acc);
+                });
+            }
+        }
+    } else {
+        let mut acc: HashMap<Bytes, f64> = HashMap::new();
+        for (src, w) in sources.iter().zip(&weights) {
+            if let Some(src) = src {
+                src.for_each(|m, s| {
+                    walked += 1;
+                    let v = weighted(s, *w);
+                    match acc.get_mut(m) {
+                        Some(cur) => *cur = aggregate.apply(*cur, v),
+                        None => {
+                            acc.insert(Bytes::copy_from_slice(m), v);
+                        }
+                    }
+                });
+            }
+        }
+        for (m, s) in acc {
+            out.insert(&m, s);
+        }
+    }
+    ctx.work += walked;
+    // Phase 4: store (an empty result deletes the destination).
+    let len = out.len();
+    if out.is_empty() {
+        ctx.ks.remove(&args[1], now);
+    } else {
+        ctx.ks.insert(&args[1], Value::ZSet(Box::new(out)), 0, now);
+    }
+    Ok(Reply::Int(len as i64))
+}
+
+pub fn zunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    op_union_inter(ctx, args, false)
+}
+
+pub fn zinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    op_union_inter(ctx, args, true)
+}
+
+/// ZSCAN key cursor [MATCH pattern] [COUNT count]: scores as bulk strings.
+pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let opts = scan_opts(&args[2..], false, false)?;
+    let Some(z) = op_read(ctx, &args[1])? else {
+        return Ok(Reply::Array(vec![
+            Reply::bulk("0"),
+            Reply::Array(Vec::new()),
+        ]));
+    };
+    let items = z.iter().map(|(m, s)| (scan_position(m), (m, s)));
+    let (batch, next) = take_ordered(items, opts.cursor, opts.count);
+    let walked = batch.len() as u64;
+    let mut out = Vec::with_capacity(batch.len() * 2);
+    for (m, s) in batch.into_iter().filter(|(m, _)| opts.matches(m)) {
+        out.push(Reply::bulk_slice(m));
+        out.push(Reply::bulk(format_double(s)));
+    }
+    ctx.work += walked;
+    let cursor = itoa::Buffer::new().format(next.unwrap_or(0)).to_string();
+    Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::partition::value::{ENTRY_OVERHEAD, ZSET_MEMBER_OVERHEAD};
+    use crate::resp::{Reply, reply};
+
+    fn bulks(items: &[&str]) -> Reply {
+        Reply::Array(items.iter().map(|s| bulk(s)).collect())
+    }
+
+    /// A RESP2-shaped WITHSCORES reply: member, score, member, score...
+    fn scored(items: &[(&str, f64)]) -> Reply {
+        Reply::Array(
+            items
+                .iter()
+                .flat_map(|(m, s)| [bulk(m), Reply::Double(*s)])
+                .collect(),
+        )
+    }
+
+    fn abcd(h: &mut Harness) {
+        h.run(&["zadd", "z", "1", "a", "2", "b", "3", "c", "4", "d"]);
+    }
+
+    #[test]
+    fn zadd_flags_like_redis() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["zadd", "z", "1", "a", "2", "b"]), Reply::Int(2));
+        assert_eq!(
+            h.run(&["zadd", "z", "NX", "5", "a", "3", "c"]),
+            Reply::Int(1)
+        );
+        assert_eq!(h.run(&["zscore", "z", "a"]), Reply::Double(1.0));
+        assert_eq!(
+            h.run(&["zadd", "z", "XX", "CH", "5", "a", "9", "new"]),
+            Reply::Int(1)
+        );
+        assert_eq!(h.run(&["zscore", "z", "new"]), Reply::Nil);
+        assert_eq!(
+            h.run(&["zadd", "z", "GT", "CH", "4", "a", "3", "b"]),
+            Reply::Int(1)
+        );
+        assert_eq!(h.run(&["zscore", "z", "a"]), Reply::Double(5.0));
+        assert_eq!(h.run(&["zadd", "z", "LT", "CH", "1", "a"]), Reply::Int(1));
+        assert_eq!(h.run(&["zadd", "z", "INCR", "2", "a"]), Reply::Double(3.0));
+        assert_eq!(h.run(&["zadd", "z", "XX", "INCR", "1", "zz"]), Reply::Nil);
+        assert_eq!(h.run(&["zadd", "z", "GT", "INCR", "-1", "a"]), Reply::Nil);
+        assert_eq!(h.run(&["zadd", "z", "CH", "3", "a"]), Reply::Int(0));
+        assert_eq!(h.run(&["zadd", "nokey", "XX", "1", "a"]), Reply::Int(0));
+        assert_eq!(h.run(&["exists", "nokey"]), Reply::Int(0));
+        assert_eq!(
+            h.run(&["zadd", "z", "NX", "XX", "1", "a"]),
+            err(reply::ZADD_NX_XX)
+        );
+        assert_eq!(
+            h.run(&["zadd", "z", "GT", "LT", "1", "a"]),
+            err(reply::ZADD_GT_LT_NX)
+        );
+        assert_eq!(
+            h.run(&["zadd", "z", "GT", "NX", "1", "a"]),
+            err(reply::ZADD_GT_LT_NX)
+        );
+        assert_eq!(
+            h.run(&["zadd", "z", "INCR", "1", "a", "2", "b"]),
+            err("ERR INCR option supports a single increment-element pair")
+        );
+        assert_eq!(h.run(&["zadd", "z", "NX", "1"]), err("ERR syntax error"));
+        assert_eq!(
+            h.run(&["zadd", "z", "1", "a", "2"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zadd", "z", "x", "a"]),
+            err("ERR value is not a valid float")
+        );
+        assert_eq!(
+            h.run(&["zadd", "z", "nan", "a"]),
+            err("ERR value is not a valid float")
+        );
+        // A bad score anywhere means nothing is added.
+        assert_eq!(
+            h.run(&["zadd", "z", "1", "q", "x", "r"]),
+            err(reply::NOT_FLOAT)
+        );
+        assert_eq!(h.run(&["zscore", "z", "q"]), Reply::Nil);
+        assert_eq!(
+            h.run(&["zincrby", "z", "inf", "a"]),
+            Reply::Double(f64::INFINITY)
+        );
+        assert_eq!(
+            h.run(&["zincrby", "z", "-inf", "a"]),
+            err("ERR resulting score is not a number (NaN)")
+        );
+        assert_eq!(h.run(&["zincrby", "z", "x", "a"]), err(reply::NOT_FLOAT));
+        assert_eq!(h.run(&["zincrby", "n", "2.5", "m"]), Reply::Double(2.5));
+        assert_eq!(
+            h.run(&["zmscore", "z", "a", "nope"]),
+            Reply::Array(vec![Reply::Double(f64::INFINITY), Reply::Nil])
+        );
+        assert_eq!(
+            h.run(&["zmscore", "nokey", "a"]),
+            Reply::Array(vec![Reply::Nil])
+        );
+        assert_eq!(h.run(&["type", "z"]), Reply::status("zset"));
+        h.run(&["set", "s", "x"]);
+        assert_eq!(h.run(&["zadd", "s", "1", "a"]), err(reply::WRONGTYPE));
+        assert_eq!(h.run(&["zscore", "s", "a"]), err(reply::WRONGTYPE));
+    }
+
+    #[test]
+    fn ranks_counts_and_bytes() {
+        let mut h = Harness::new();
+        abcd(&mut h);
+        assert_eq!(h.run(&["zcard", "z"]), Reply::Int(4));
+        assert_eq!(h.run(&["zrank", "z", "c"]), Reply::Int(2));
+        assert_eq!(h.run(&["zrevrank", "z", "c"]), Reply::Int(1));
+        assert_eq!(
+            h.run(&["zrank", "z", "c", "WITHSCORE"]),
+            Reply::Array(vec![Reply::Int(2), Reply::Double(3.0)])
+        );
+        assert_eq!(h.run(&["zrank", "z", "zz"]), Reply::Nil);
+        assert_eq!(h.run(&["zrank", "z", "zz", "withscore"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["zrank", "nokey", "a", "withscore"]),
+            Reply::NilArray
+        );
+        assert_eq!(h.run(&["zrank", "z", "a", "foo"]), err("ERR syntax error"));
+        assert_eq!(
+            h.run(&["zrank", "z", "a", "withscore", "x"]),
+            err("ERR wrong number of arguments for 'zrank' command")
+        );
+        assert_eq!(h.run(&["zcount", "z", "2", "3"]), Reply::Int(2));
+        assert_eq!(h.run(&["zcount", "z", "(2", "+inf"]), Reply::Int(2));
+        assert_eq!(h.run(&["zcount", "z", "-inf", "(1"]), Reply::Int(0));
+        assert_eq!(
+            h.run(&["zcount", "z", "x", "1"]),
+            err("ERR min or max is not a float")
+        );
+        assert_eq!(h.run(&["zcount", "z", "(", "1"]), Reply::Int(1));
+        assert_eq!(h.run(&["zcount", "z", " 2", "(3"]), Reply::Int(1));
+        assert_eq!(
+            h.run(&["zcount", "z", "2 ", "3"]),
+            err("ERR min or max is not a float")
+        );
+        assert_eq!(h.run(&["zlexcount", "z", "-", "+"]), Reply::Int(4));
+        assert_eq!(h.run(&["zlexcount", "z", "[b", "(d"]), Reply::Int(2));
+        assert_eq!(
+            h.run(&["zlexcount", "z", "b", "d"]),
+            err("ERR min or max not valid string range item")
+        );
+        assert_eq!(
+            h.ks.used_bytes(),
+            1 + ENTRY_OVERHEAD + 4 * (1 + ZSET_MEMBER_OVERHEAD)
+        );
+        assert_eq!(h.run(&["zrem", "z", "a", "b", "zz"]), Reply::Int(2));
+        assert_eq!(h.run(&["zrem", "z", "c", "d"]), Reply::Int(2));
+        assert_eq!(h.run(&["exists", "z"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), 0);
+    }
+
+    #[test]
+    fn zrange_forms() {
+        let mut h = Harness::new();
+        abcd(&mut h);
+        assert_eq!(
+            h.run(&["zrange", "z", "0", "-1"]),
+            bulks(&["a", "b", "c", "d"])
+        );
+        assert_eq!(h.run(&["zrange", "z", "1", "2", "REV"]), bulks(&["c", "b"]));
+        assert_eq!(h.run(&["zrevrange", "z", "0", "0"]), bulks(&["d"]));
+        assert_eq!(
+            h.run(&["zrange", "z", "-9223372036854775808", "9223372036854775807"]),
+            bulks(&["a", "b", "c", "d"])
+        );
+        assert_eq!(h.run(&["zrange", "z", "5", "9"]), bulks(&[]));
+        assert_eq!(
+            h.run(&["zrange", "z", "0", "1", "WITHSCORES"]),
+            scored(&[("a", 1.0), ("b", 2.0)])
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "(1", "3", "BYSCORE"]),
+            bulks(&["b", "c"])
+        );
+        assert_eq!(
+            h.run(&[
+                "zrange", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2"
+            ]),
+            bulks(&["c", "b"])
+        );
+        assert_eq!(
+            h.run(&["zrangebyscore", "z", "-inf", "+inf", "LIMIT", "1", "-1"]),
+            bulks(&["b", "c", "d"])
+        );
+        assert_eq!(
+            h.run(&["zrangebyscore", "z", "-inf", "+inf", "LIMIT", "-1", "2"]),
+            bulks(&[])
+        );
+        assert_eq!(
+            h.run(&[
+                "zrangebyscore",
+                "z",
+                "0",
+                "9",
+                "LIMIT",
+                "9223372036854775807",
+                "9223372036854775807"
+            ]),
+            bulks(&[])
+        );
+        assert_eq!(
+            h.run(&["zrangebyscore", "z", "0", "9", "LIMIT", "0", "0"]),
+            bulks(&[])
+        );
+        assert_eq!(
+            h.run(&["zrevrangebyscore", "z", "3", "(1", "WITHSCORES"]),
+            scored(&[("c", 3.0), ("b", 2.0)])
+        );
+        assert_eq!(h.run(&["zrevrangebyscore", "z", "1", "3"]), bulks(&[]));
+        assert_eq!(h.run(&["zrangebylex", "z", "(a", "[c"]), bulks(&["b", "c"]));
+        assert_eq!(
+            h.run(&["zrevrangebylex", "z", "+", "-", "LIMIT", "0", "2"]),
+            bulks(&["d", "c"])
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "[c", "+", "BYLEX"]),
+            bulks(&["c", "d"])
+        );
+        assert_eq!(h.run(&["zrange", "nokey", "0", "-1"]), bulks(&[]));
+        assert_eq!(
+            h.run(&["zrange", "z", "0", "-1", "LIMIT", "0", "1"]),
+            err(reply::LIMIT_NEEDS_BY)
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "-", "+", "BYLEX", "WITHSCORES"]),
+            err(reply::WITHSCORES_BYLEX)
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "x", "1", "BYSCORE"]),
+            err(reply::MIN_MAX_NOT_FLOAT)
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "a", "b", "BYLEX"]),
+            err(reply::MIN_MAX_NOT_LEX)
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "0", "-1", "foo"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zrangebyscore", "z", "0", "1", "BYLEX"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zrevrange", "z", "0", "1", "REV"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zrangebyscore", "z", "0", "1", "LIMIT", "1"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zrange", "z", "x", "1"]),
+            err("ERR value is not an integer or out of range")
+        );
+        h.resp3 = true;
+        assert_eq!(
+            h.run(&["zrange", "z", "0", "0", "WITHSCORES"]),
+            Reply::Array(vec![Reply::Array(vec![bulk("a"), Reply::Double(1.0)])])
+        );
+    }
+
+    #[test]
+    fn removals_and_pops() {
+        let mut h = Harness::new();
+        abcd(&mut h);
+        assert_eq!(h.run(&["zremrangebyrank", "z", "0", "0"]), Reply::Int(1));
+        assert_eq!(h.run(&["zremrangebyscore", "z", "(2", "3"]), Reply::Int(1));
+        assert_eq!(h.run(&["zremrangebylex", "z", "-", "[b"]), Reply::Int(1));
+        assert_eq!(h.run(&["zrange", "z", "0", "-1"]), bulks(&["d"]));
+        assert_eq!(h.run(&["zremrangebyrank", "z", "5", "9"]), Reply::Int(0));
+        assert_eq!(
+            h.run(&["zremrangebyscore", "z", "x", "9"]),
+            err(reply::MIN_MAX_NOT_FLOAT)
+        );
+        assert_eq!(h.run(&["zremrangebyrank", "z", "0", "-1"]), Reply::Int(1));
+        assert_eq!(h.run(&["exists", "z"]), Reply::Int(0));
+        abcd(&mut h);
+        assert_eq!(
+            h.run(&["zpopmin", "z"]),
+            Reply::Array(vec![bulk("a"), Reply::Double(1.0)])
+        );
+        assert_eq!(
+            h.run(&["zpopmax", "z", "2"]),
+            scored(&[("d", 4.0), ("c", 3.0)])
+        );
+        assert_eq!(h.run(&["zpopmax", "z", "0"]), Reply::Array(vec![]));
+        assert_eq!(h.run(&["zpopmin", "z", "-1"]), err(reply::MUST_BE_POSITIVE));
+        assert_eq!(h.run(&["zpopmin", "z", "1", "2"]), err("ERR syntax error"));
+        h.resp3 = true;
+        assert_eq!(
+            h.run(&["zpopmin", "z", "9223372036854775807"]),
+            Reply::Array(vec![Reply::Array(vec![bulk("b"), Reply::Double(2.0)])])
+        );
+        assert_eq!(h.run(&["zpopmin", "z"]), Reply::Array(vec![]));
+        assert_eq!(h.ks.used_bytes(), 0);
+    }
+
+    #[test]
+    fn random_members() {
+        let mut h = Harness::new();
+        for i in 0..30 {
+            h.run(&["zadd", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        let Reply::Array(v) = h.run(&["zrandmember", "z", "5", "WITHSCORES"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 10);
+        let Reply::Array(v) = h.run(&["zrandmember", "z", "-100"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 100);
+        let Reply::Array(v) = h.run(&["zrandmember", "z", "100"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 30);
+        assert!(matches!(h.run(&["zrandmember", "z"]), Reply::Bulk(_)));
+        assert_eq!(h.run(&["zrandmember", "nokey"]), Reply::Nil);
+        assert_eq!(h.run(&["zrandmember", "nokey", "1"]), Reply::Array(vec![]));
+        assert_eq!(
+            h.run(&["zrandmember", "z", "1", "foo"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zrandmember", "z", "-9223372036854775808"]),
+            err(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+            )
+        );
+    }
+
+    #[test]
+    fn union_and_intersection() {
+        let mut h = Harness::new();
+        h.run(&["zadd", "{k}a", "1", "x", "2", "y"]);
+        h.run(&["zadd", "{k}b", "10", "y", "20", "z"]);
+        h.run(&["sadd", "{k}s", "y", "w"]);
+        assert_eq!(
+            h.run(&[
+                "zunionstore",
+                "{k}d",
+                "3",
+                "{k}a",
+                "{k}b",
+                "{k}s",
+                "WEIGHTS",
+                "1",
+                "2",
+                "3"
+            ]),
+            Reply::Int(4)
+        );
+        assert_eq!(
+            h.run(&["zrange", "{k}d", "0", "-1", "WITHSCORES"]),
+            scored(&[("x", 1.0), ("w", 3.0), ("y", 25.0), ("z", 40.0)])
+        );
+        assert_eq!(
+            h.run(&[
+                "zinterstore",
+                "{k}d",
+                "2",
+                "{k}a",
+                "{k}b",
+                "AGGREGATE",
+                "MAX"
+            ]),
+            Reply::Int(1)
+        );
+        assert_eq!(
+            h.run(&["zrange", "{k}d", "0", "-1", "WITHSCORES"]),
+            scored(&[("y", 10.0)])
+        );
+        assert_eq!(
+            h.run(&[
+                "zinterstore",
+                "{k}d",
+                "3",
+                "{k}a",
+                "{k}b",
+                "{k}s",
+                "AGGREGATE",
+                "min"
+            ]),
+            Reply::Int(1)
+        );
+        assert_eq!(h.run(&["zscore", "{k}d", "y"]), Reply::Double(1.0));
+        assert_eq!(
+            h.run(&["zinterstore", "{k}d", "2", "{k}a", "{k}nope"]),
+            Reply::Int(0)
+        );
+        assert_eq!(h.run(&["exists", "{k}d"]), Reply::Int(0));
+        h.run(&["zadd", "{k}p", "inf", "m"]);
+        h.run(&["zadd", "{k}n", "-inf", "m"]);
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "2", "{k}p", "{k}n"]),
+            Reply::Int(1)
+        );
+        assert_eq!(h.run(&["zscore", "{k}d", "m"]), Reply::Double(0.0));
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "1", "{k}p", "WEIGHTS", "0"]),
+            Reply::Int(1)
+        );
+        assert_eq!(h.run(&["zscore", "{k}d", "m"]), Reply::Double(0.0));
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "0", "{k}a"]),
+            err("ERR at least 1 input key is needed for 'zunionstore' command")
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "2", "{k}a"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "x", "{k}a"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "1", "{k}a", "WEIGHTS", "x"]),
+            err("ERR weight value is not a float")
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "1", "{k}a", "WEIGHTS", "1", "2"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "1", "{k}a", "AGGREGATE", "avg"]),
+            err("ERR syntax error")
+        );
+        h.run(&["set", "{k}str", "x"]);
+        assert_eq!(
+            h.run(&["zunionstore", "{k}d", "1", "{k}str", "foo"]),
+            err(reply::WRONGTYPE)
+        );
+        // The destination may be a source, and may hold any type.
+        assert_eq!(
+            h.run(&["zunionstore", "{k}str", "2", "{k}a", "{k}str"]),
+            err(reply::WRONGTYPE)
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}a", "2", "{k}a", "{k}b"]),
+            Reply::Int(3)
+        );
+        assert_eq!(
+            h.run(&["zunionstore", "{k}str", "1", "{k}b"]),
+            Reply::Int(2)
+        );
+        assert_eq!(h.run(&["type", "{k}str"]), Reply::status("zset"));
+    }
+
+    #[test]
+    fn zscan_walks_everything() {
+        let mut h = Harness::new();
+        for i in 0..60 {
+            h.run(&["zadd", "z", &format!("{i}.5"), &format!("m{i}")]);
+        }
+        let mut cursor = "0".to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let Reply::Array(parts) = h.run(&["zscan", "z", &cursor, "COUNT", "7"]) else {
+                panic!()
+            };
+            let (Reply::Bulk(c), Reply::Array(items)) = (&parts[0], &parts[1]) else {
+                panic!()
+            };
+            for pair in items.chunks(2) {
+                assert!(matches!(pair[1], Reply::Bulk(_)));
+                assert!(seen.insert(format!("{:?}", pair[0])));
+            }
+            cursor = String::from_utf8(c.to_vec()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 60);
+        let Reply::Array(parts) = h.run(&["zscan", "z", "0", "MATCH", "m1", "COUNT", "100"]) else {
+            panic!()
+        };
+        assert_eq!(parts[1], Reply::Array(vec![bulk("m1"), bulk("1.5")]));
+    }
+
+    #[test]
+    fn copy_is_independent() {
+        let mut h = Harness::new();
+        h.run(&["zadd", "{c}a", "1", "x", "2", "y"]);
+        let one = h.ks.used_bytes();
+        assert_eq!(h.run(&["copy", "{c}a", "{c}b"]), Reply::Int(1));
+        assert_eq!(h.ks.used_bytes(), 2 * one);
+        h.run(&["zadd", "{c}b", "0", "y"]);
+        assert_eq!(h.run(&["zrange", "{c}a", "0", "-1"]), bulks(&["x", "y"]));
+        assert_eq!(h.run(&["zrange", "{c}b", "0", "-1"]), bulks(&["y", "x"]));
+        assert_eq!(h.run(&["zscore", "{c}a", "y"]), Reply::Double(2.0));
+        h.run(&["del", "{c}a", "{c}b"]);
+        assert_eq!(h.ks.used_bytes(), 0);
+    }
+}
