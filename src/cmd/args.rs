@@ -251,6 +251,38 @@ fn glob(mut p: &[u8], mut s: &[u8], depth: usize) -> bool {
     s.is_empty()
 }
 
+/// A blocking command's timeout in seconds (BLPOP and friends): a float,
+/// not negative; 0 = wait forever (`None`).
+pub fn block_timeout_secs(b: &[u8]) -> Result<Option<std::time::Duration>, OpError> {
+    let secs = parse_f64(b)
+        .filter(|s| s.is_finite())
+        .ok_or(OpError::Static(reply::TIMEOUT_NOT_FLOAT))?;
+    if secs < 0.0 {
+        return Err(OpError::Static(reply::TIMEOUT_NEGATIVE));
+    }
+    Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(1e9))))
+}
+
+/// The BLOCK option of XREAD/XREADGROUP in milliseconds: `None` if absent,
+/// `Some(None)` for 0 (forever).
+pub fn block_option_ms(
+    args: &[bytes::Bytes],
+) -> Result<Option<Option<std::time::Duration>>, OpError> {
+    let Some(at) = args.iter().position(|a| is(a, "BLOCK")) else {
+        return Ok(None);
+    };
+    let Some(v) = args.get(at + 1) else {
+        return Ok(None);
+    };
+    let ms = parse_i64(v).ok_or(OpError::Static(reply::TIMEOUT_NOT_INTEGER))?;
+    if ms < 0 {
+        return Err(OpError::Static(reply::TIMEOUT_NEGATIVE));
+    }
+    Ok(Some(
+        (ms > 0).then(|| std::time::Duration::from_millis(ms as u64)),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

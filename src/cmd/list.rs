@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use super::args::{int, is, non_negative};
+use super::args::{block_timeout_secs, int, is, non_negative};
 use super::{Ctx, OpError};
 use crate::partition::{ListValue, Value};
 use crate::resp::{Reply, reply};
@@ -385,6 +385,36 @@ fn op_move(
     Ok(moved
         .flatten()
         .map_or(Reply::Nil, |v| Reply::bulk_slice(&v)))
+}
+
+/// BLPOP/BRPOP key [key ...] timeout: one non-blocking attempt — the first
+/// non-empty list gives `[key, element]`, else a null array and the proxy
+/// waits for a push (see `flags::BLOCKING`).
+pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    block_timeout_secs(&args[args.len() - 1])?;
+    let end = if is(&args[0], "blpop") {
+        End::Left
+    } else {
+        End::Right
+    };
+    for key in &args[1..args.len() - 1] {
+        if let Some(v) = op_write(ctx, key, false, |l| Ok(pop(l, end)))?.flatten() {
+            ctx.work += 1;
+            return Ok(Reply::Array(vec![
+                Reply::Bulk(key.clone()),
+                Reply::bulk_slice(&v),
+            ]));
+        }
+    }
+    Ok(Reply::NilArray)
+}
+
+/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout: one attempt of
+/// LMOVE (null when the source is empty: the proxy waits and retries).
+pub fn blmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (from, to) = (End::parse(&args[3])?, End::parse(&args[4])?);
+    block_timeout_secs(&args[5])?;
+    op_move(ctx, &args[1], &args[2], from, to)
 }
 
 /// LMOVE source destination LEFT|RIGHT LEFT|RIGHT

@@ -111,6 +111,21 @@ impl OpError {
     }
 }
 
+/// How long a blocking command may wait: `None` if this call does not block
+/// (not a blocking command, or XREAD without BLOCK), `Some(None)` forever.
+pub fn blocking_timeout(
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Result<Option<Option<std::time::Duration>>, OpError> {
+    if !spec.has(flags::BLOCKING) {
+        return Ok(None);
+    }
+    match spec.name {
+        "xread" | "xreadgroup" => args::block_option_ms(args),
+        _ => args::block_timeout_secs(&args[args.len() - 1]).map(Some),
+    }
+}
+
 /// Runs a data command on `ctx` and returns its reply (errors included).
 pub fn execute(spec: &CommandSpec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match spec.exec {

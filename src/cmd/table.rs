@@ -37,6 +37,12 @@ pub mod flags {
     /// (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). Any other command whose keys
     /// span slots gets CROSSSLOT.
     pub const FANOUT: u16 = 1 << 8;
+    /// May block: the handler makes one non-blocking attempt and the proxy
+    /// waits for the keys to be written and retries, up to the command's
+    /// timeout (BLPOP, BRPOP, BLMOVE, XREAD/XREADGROUP with BLOCK).
+    pub const BLOCKING: u16 = 1 << 9;
+    /// Runs at once while a MULTI is open instead of being queued.
+    pub const TX_CONTROL: u16 = 1 << 10;
 
     /// Flag names as `COMMAND INFO` shows them.
     pub const NAMES: &[(u16, &str)] = &[
@@ -64,10 +70,11 @@ pub enum Family {
     HyperLogLog,
     Bitmap,
     Stream,
+    Transaction,
 }
 
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -80,6 +87,7 @@ impl Family {
         Family::HyperLogLog,
         Family::Bitmap,
         Family::Stream,
+        Family::Transaction,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -97,6 +105,7 @@ impl Family {
             Family::HyperLogLog => "hyperloglog",
             Family::Bitmap => "bitmap",
             Family::Stream => "stream",
+            Family::Transaction => "transaction",
         }
     }
 
@@ -127,6 +136,11 @@ pub enum ConnOp {
     Readonly,
     Readwrite,
     Cluster,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 /// How a command executes.
@@ -262,6 +276,8 @@ const NA: u16 = flags::NO_AUTH;
 const UM: u16 = flags::UNMETERED;
 const AD: u16 = flags::ADMIN;
 const FO: u16 = flags::FANOUT;
+const BL: u16 = flags::BLOCKING;
+const TX: u16 = flags::TX_CONTROL;
 
 /// Work per element walked, in milli-units, calibrated with
 /// `loadtest/src/bin/calibrate.rs` against a GET (see the README's cost table):
@@ -310,9 +326,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("auth",        -2, NA | UM | F,     0, 0, 0, Connection, 0, Conn(C::Auth)),
     row!("hello",       -1, NA | UM | F,     0, 0, 0, Connection, 0, Conn(C::Hello)),
     row!("ping",        -1, NA | UM | F,     0, 0, 0, Connection, 0, Conn(C::Ping)),
-    row!("quit",        -1, NA | UM | F,     0, 0, 0, Connection, 0, Conn(C::Quit)),
+    row!("quit",        -1, NA | UM | F | TX,     0, 0, 0, Connection, 0, Conn(C::Quit)),
     row!("echo",         2, F,               0, 0, 0, Connection, 0, Conn(C::Echo)),
-    row!("reset",        1, NA | F,          0, 0, 0, Connection, 0, Conn(C::Reset)),
+    row!("reset",        1, NA | F | TX,          0, 0, 0, Connection, 0, Conn(C::Reset)),
     row!("select",       2, F,               0, 0, 0, Connection, 0, Conn(C::Select)),
     row!("client",      -2, AD,              0, 0, 0, Connection, 0, Conn(C::Client)),
     row!("command",     -1, 0,               0, 0, 0, Server,     0, Conn(C::Command)),
@@ -326,6 +342,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
     row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
+    // transactions
+    row!("multi",        1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Multi)),
+    row!("exec",         1, TX,              0, 0, 0, Transaction, 1, Conn(C::Exec)),
+    row!("discard",      1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Discard)),
+    row!("watch",       -2, F | TX,          1,-1, 1, Transaction, 0, Conn(C::Watch)),
+    row!("unwatch",      1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Unwatch)),
     // strings
     row!("get",          2, R | F,           1, 1, 1, String, 0, Data(string::get)),
     row!("set",         -3, W | M,           1, 1, 1, String, 0, Data(string::set)),
@@ -399,6 +421,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("lpos",        -3, R,               1, 1, 1, List, WALK, Data(list::lpos)),
     row!("lmove",        5, W | M,       1, 2, 1, List, 0, Data(list::lmove)),
     row!("rpoplpush",    3, W | M,       1, 2, 1, List, 0, Data(list::rpoplpush)),
+    row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK, Data(list::bpop)),
+    row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK, Data(list::bpop)),
+    row!("blmove",       6, W | M | BL,      1, 2, 1, List, 0, Data(list::blmove)),
     // sets
     row!("sadd",        -3, W | M | F,       1, 1, 1, Set, 0, Data(set::sadd)),
     row!("srem",        -3, W | F,           1, 1, 1, Set, 0, Data(set::srem)),
@@ -460,8 +485,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xrevrange",   -4, R,               1, 1, 1, Stream, WALK, Data(stream::xrange)),
     row!("xdel",        -3, W | F,           1, 1, 1, Stream, 0, Data(stream::xdel)),
     row!("xtrim",       -4, W,               1, 1, 1, Stream, WALK, Data(stream::xtrim)),
-    row!("xread",       -4, R,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
-    row!("xreadgroup",  -7, W,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
+    row!("xread",       -4, R | BL,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
+    row!("xreadgroup",  -7, W | BL,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
     row!("xgroup",      -2, W | M,           2, 2, 1, Stream, WALK, Data(stream::xgroup)),
     row!("xack",        -4, W | F,           1, 1, 1, Stream, 0, Data(stream::xack)),
     row!("xpending",    -3, R,               1, 1, 1, Stream, WALK, Data(stream::xpending)),

@@ -154,6 +154,9 @@ pub struct Keyspace {
     volatile: usize,
     /// (earliest deadline, slot): which slots the expiry cycle visits next.
     timers: BinaryHeap<Reverse<(u64, u16)>>,
+    /// Counts changes (a write handed out, an insert, a removal, a deadline
+    /// set or cleared): a command that moved it changed its keys.
+    mutations: u64,
     pub stats: KeyspaceStats,
 }
 
@@ -168,8 +171,14 @@ impl Keyspace {
             used_bytes: 0,
             volatile: 0,
             timers: BinaryHeap::new(),
+            mutations: 0,
             stats: KeyspaceStats::default(),
         }
+    }
+
+    /// Changes so far (see the field): compare before and after a command.
+    pub fn mutations(&self) -> u64 {
+        self.mutations
     }
 
     /// A keyspace owning every slot.
@@ -265,10 +274,14 @@ impl Keyspace {
         self.lookup(key, now)?;
         let idx = self.index(key);
         let Keyspace {
-            tables, used_bytes, ..
+            tables,
+            used_bytes,
+            mutations,
+            ..
         } = self;
         let slot = tables[idx].as_deref_mut()?;
         let entry = slot.map.get_mut(key)?;
+        *mutations += 1;
         let before = entry.value.mem_bytes();
         Some(EntryMut {
             entry,
@@ -298,6 +311,7 @@ impl Keyspace {
             }
         };
         slot.bytes += added;
+        self.mutations += 1;
         self.keys += 1;
         self.used_bytes += added;
         if let Some(old) = &old {
@@ -334,6 +348,7 @@ impl Keyspace {
             return false;
         };
         let old = std::mem::replace(&mut entry.expire_at, new);
+        self.mutations += 1;
         match (old != 0, new != 0) {
             (false, true) => self.add_volatile(idx, 1),
             (true, false) => self.add_volatile(idx, -1),
@@ -355,6 +370,7 @@ impl Keyspace {
     /// Bookkeeping for an entry that left the table of slot index `idx`; an
     /// emptied slot is released (its stale deadlines with it).
     fn forget(&mut self, idx: usize, key: &[u8], entry: &Entry) {
+        self.mutations += 1;
         let bytes = entry.mem_bytes(key.len());
         self.keys -= 1;
         self.used_bytes -= bytes;
@@ -503,9 +519,10 @@ impl Keyspace {
     /// Deletes every entry.
     pub fn flush(&mut self) {
         let (first, last) = (self.first_slot, self.last_slot());
-        let stats = self.stats;
+        let (stats, mutations) = (self.stats, self.mutations);
         *self = Keyspace::new(first, last);
         self.stats = stats;
+        self.mutations = mutations + 1;
     }
 
     /// One step of SCAN over this partition's slots, from `cursor` (see
@@ -601,8 +618,10 @@ impl Keyspace {
             used_bytes: 0,
             volatile: 0,
             timers: BinaryHeap::new(),
+            mutations: 0,
             stats: KeyspaceStats::default(),
         };
+        self.mutations += 1;
         self.recount();
         right.recount();
         right

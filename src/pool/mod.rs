@@ -25,6 +25,11 @@
 //! Merge ([`CachePool::merge`]): lock left then right, move right's slot
 //! tables into left, retire right (it refuses everything), replace both
 //! routes with one under a new epoch, unlock.
+//!
+//! Key events ([`KeyEvents`]): keys some connection WATCHes or blocks on.
+//! A successful write bumps the key's version and wakes its waiters, under
+//! the partition lock, so EXEC's version check (also under that lock) and
+//! a blocked BLPOP's retry never miss a write.
 
 pub mod autoscaler;
 
@@ -91,6 +96,8 @@ pub struct LocalPartition {
     state: Mutex<PartitionState>,
     /// The cache's used-bytes total, shared by its partitions.
     cache_used: Arc<AtomicU64>,
+    /// The cache's watched and blocked-on keys.
+    events: Arc<KeyEvents>,
     /// Milli-ECPU per second at the last autoscaler observation.
     pub ecpu_milli_per_sec: AtomicU64,
     pub last_event: Mutex<RangeEvent>,
@@ -134,7 +141,7 @@ impl PartitionHandle {
         id: u64,
         ks: Keyspace,
         epoch: u64,
-        cache_used: Arc<AtomicU64>,
+        shared: &PoolShared,
         event: RangeEvent,
     ) -> PartitionHandle {
         PartitionHandle::Local(Arc::new(LocalPartition {
@@ -145,7 +152,8 @@ impl PartitionHandle {
                 retired: false,
                 epoch,
             }),
-            cache_used,
+            cache_used: shared.used_bytes.clone(),
+            events: shared.events.clone(),
             ecpu_milli_per_sec: AtomicU64::new(0),
             last_event: Mutex::new(event),
             hot_slot: Mutex::new(None),
@@ -171,17 +179,53 @@ impl PartitionHandle {
         slots: &[u16],
         opts: ExecOptions,
     ) -> Result<Executed, Moved> {
+        let done = self.execute_batch(&[(spec, args)], slots, &[], opts)?;
+        Ok(done.and_then(|mut v| v.pop()).unwrap_or(Executed {
+            reply: Reply::Nil,
+            work: 0,
+        }))
+    }
+
+    /// Runs commands one after another under one hold of the partition
+    /// lock (EXEC), first checking that no `watched` key's version moved:
+    /// `Ok(None)` if one did (nothing runs).
+    pub fn execute_batch(
+        &self,
+        cmds: &[(&CommandSpec, &[Bytes])],
+        slots: &[u16],
+        watched: &[(Box<[u8]>, u64)],
+        opts: ExecOptions,
+    ) -> Result<Option<Vec<Executed>>, Moved> {
         let p = self.inner();
         let mut st = p.state.lock();
         if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
             return Err(Moved { epoch: st.epoch });
         }
+        if watched.iter().any(|(k, v)| p.events.version(k) != *v) {
+            return Ok(None);
+        }
         let before = st.ks.used_bytes() as u64;
-        let mut ctx = Ctx::new(&mut st.ks, opts.now);
-        ctx.resp3 = opts.resp3;
-        ctx.max_value_len = opts.max_value_len;
-        let reply = cmd::execute(spec, &mut ctx, args);
-        let work = ctx.work;
+        let mut out = Vec::with_capacity(cmds.len());
+        for (spec, args) in cmds {
+            let changes = st.ks.mutations();
+            let mut ctx = Ctx::new(&mut st.ks, opts.now);
+            ctx.resp3 = opts.resp3;
+            ctx.max_value_len = opts.max_value_len;
+            let reply = cmd::execute(spec, &mut ctx, args);
+            let work = ctx.work;
+            // Keys of a command that changed anything (a write, a lazy
+            // expiry) move on: WATCH sees it, blocked clients wake. A
+            // blocking command that found nothing changed nothing a client
+            // can see (XREADGROUP's consumer bookkeeping): else a blocked
+            // client would wake itself forever.
+            let served_nothing =
+                spec.has(cmd::flags::BLOCKING) && matches!(reply, Reply::Nil | Reply::NilArray);
+            if st.ks.mutations() != changes && !served_nothing {
+                p.events
+                    .touched(spec.key_positions(args).map(|i| &args[i][..]));
+            }
+            out.push(Executed { reply, work });
+        }
         let after = st.ks.used_bytes() as u64;
         drop(st);
         if after > before {
@@ -189,7 +233,7 @@ impl PartitionHandle {
         } else if before > after {
             p.cache_used.fetch_sub(before - after, Ordering::Relaxed);
         }
-        Ok(Executed { reply, work })
+        Ok(Some(out))
     }
 
     pub fn stats(&self) -> PartitionStats {
@@ -242,7 +286,9 @@ impl PartitionHandle {
     }
 
     pub fn flush(&self) {
-        self.inner().with_ks(Keyspace::flush);
+        let p = self.inner();
+        p.with_ks(Keyspace::flush);
+        p.events.touched_all();
     }
 
     /// One bounded step of the active expiry cycle; returns keys deleted.
@@ -301,6 +347,93 @@ struct RoutingTable {
     ranges: Vec<(u16, u16, PartitionHandle)>,
 }
 
+/// Keys of one cache that connections WATCH or block on.
+#[derive(Default)]
+pub struct KeyEvents {
+    /// Keys with any interest: the request path skips all work when zero.
+    registered: AtomicUsize,
+    keys: Mutex<hashbrown::HashMap<Box<[u8]>, Interest>>,
+}
+
+#[derive(Default)]
+struct Interest {
+    /// Connections WATCHing the key.
+    watchers: usize,
+    /// Moves on every successful write of the key.
+    version: u64,
+    /// Connections blocked on the key; each is woken with a permit, so a
+    /// write between a blocked client's attempt and its wait is not lost.
+    waiters: Vec<Arc<tokio::sync::Notify>>,
+}
+
+impl KeyEvents {
+    fn with_key<R>(&self, key: &[u8], f: impl FnOnce(&mut Interest) -> R) -> R {
+        let mut keys = self.keys.lock();
+        if !keys.contains_key(key) {
+            keys.insert(key.into(), Interest::default());
+            self.registered.fetch_add(1, Ordering::Relaxed);
+        }
+        let i = keys.get_mut(key).expect("just inserted");
+        let out = f(i);
+        if i.watchers == 0 && i.waiters.is_empty() {
+            keys.remove(key);
+            self.registered.fetch_sub(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// WATCH: returns the key's current version.
+    pub fn watch(&self, key: &[u8]) -> u64 {
+        self.with_key(key, |i| {
+            i.watchers += 1;
+            i.version
+        })
+    }
+
+    pub fn unwatch(&self, key: &[u8]) {
+        self.with_key(key, |i| i.watchers = i.watchers.saturating_sub(1));
+    }
+
+    /// A blocked connection waits for writes of `key` on `notify`.
+    pub fn subscribe(&self, key: &[u8], notify: &Arc<tokio::sync::Notify>) {
+        self.with_key(key, |i| i.waiters.push(notify.clone()));
+    }
+
+    pub fn unsubscribe(&self, key: &[u8], notify: &Arc<tokio::sync::Notify>) {
+        self.with_key(key, |i| i.waiters.retain(|w| !Arc::ptr_eq(w, notify)));
+    }
+
+    /// The version of a watched key (0 if nobody watches it).
+    pub fn version(&self, key: &[u8]) -> u64 {
+        self.keys.lock().get(key).map_or(0, |i| i.version)
+    }
+
+    /// Marks keys as written: versions move on, blocked connections wake.
+    fn touched<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut map = self.keys.lock();
+        for k in keys {
+            if let Some(i) = map.get_mut(k) {
+                i.version += 1;
+                i.waiters.iter().for_each(|w| w.notify_one());
+            }
+        }
+    }
+
+    /// Every key changed (FLUSHDB).
+    fn touched_all(&self) {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for i in self.keys.lock().values_mut() {
+            i.version += 1;
+            i.waiters.iter().for_each(|w| w.notify_one());
+        }
+    }
+}
+
 /// How many times a command is re-routed after [`Moved`] before giving up.
 const MAX_REROUTES: usize = 8;
 
@@ -313,10 +446,16 @@ pub struct ScalingCounters {
     pub merges: AtomicU64,
 }
 
+/// What the partitions of one cache share with the pool.
+struct PoolShared {
+    used_bytes: Arc<AtomicU64>,
+    events: Arc<KeyEvents>,
+}
+
 /// The partitions of one cache.
 pub struct CachePool {
     routing: RwLock<RoutingTable>,
-    used_bytes: Arc<AtomicU64>,
+    shared: PoolShared,
     /// Where the next eviction starts looking (spreads evictions).
     evict_cursor: AtomicUsize,
     /// Milli-ECPU per slot since the autoscaler last looked: the load signal.
@@ -335,7 +474,10 @@ impl CachePool {
     /// A pool with `partitions` partitions of (nearly) equal slot ranges.
     pub fn new(partitions: usize) -> CachePool {
         let n = partitions.clamp(1, usize::from(SLOTS));
-        let used_bytes = Arc::new(AtomicU64::new(0));
+        let shared = PoolShared {
+            used_bytes: Arc::new(AtomicU64::new(0)),
+            events: Arc::new(KeyEvents::default()),
+        };
         let ranges = (0..n)
             .map(|i| {
                 let first = (i * usize::from(SLOTS) / n) as u16;
@@ -349,7 +491,7 @@ impl CachePool {
                     i as u64 + 1,
                     Keyspace::new(first, last),
                     1,
-                    used_bytes.clone(),
+                    &shared,
                     event,
                 );
                 (first, last, h)
@@ -357,12 +499,17 @@ impl CachePool {
             .collect();
         CachePool {
             routing: RwLock::new(RoutingTable { epoch: 1, ranges }),
-            used_bytes,
+            shared,
             evict_cursor: AtomicUsize::new(0),
             slot_load: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             next_id: AtomicU64::new(n as u64 + 1),
             scaling: ScalingCounters::default(),
         }
+    }
+
+    /// The cache's watched and blocked-on keys.
+    pub fn events(&self) -> &KeyEvents {
+        &self.shared.events
     }
 
     pub fn epoch(&self) -> u64 {
@@ -393,7 +540,7 @@ impl CachePool {
 
     /// Bytes stored by all partitions (kept exact by every operation).
     pub fn used_bytes(&self) -> u64 {
-        self.used_bytes.load(Ordering::Relaxed)
+        self.shared.used_bytes.load(Ordering::Relaxed)
     }
 
     /// Adds a metered request's ECPU to its slot's load.
@@ -432,6 +579,26 @@ impl CachePool {
             reply: Reply::err(reply::TRYAGAIN),
             work: 0,
         }
+    }
+
+    /// Runs a transaction: `cmds` in the partition owning `slot`, under one
+    /// hold of its lock, unless a `watched` key changed (`Ok(None)`).
+    /// `Err` only if the slot kept moving.
+    pub fn execute_batch(
+        &self,
+        cmds: &[(&CommandSpec, &[Bytes])],
+        slot: u16,
+        watched: &[(Box<[u8]>, u64)],
+        opts: ExecOptions,
+    ) -> Result<Option<Vec<Executed>>, Moved> {
+        let mut moved = Moved { epoch: 0 };
+        for _ in 0..MAX_REROUTES {
+            match self.route(slot).execute_batch(cmds, &[slot], watched, opts) {
+                Ok(done) => return Ok(done),
+                Err(m) => moved = m,
+            }
+        }
+        Err(moved)
     }
 
     /// Splits a FANOUT command by partition, runs each part, merges replies.
@@ -568,13 +735,7 @@ impl CachePool {
             reason,
             at: SystemTime::now(),
         };
-        let right = PartitionHandle::local(
-            new_id,
-            right_ks,
-            epoch,
-            self.used_bytes.clone(),
-            event.clone(),
-        );
+        let right = PartitionHandle::local(new_id, right_ks, epoch, &self.shared, event.clone());
         let at_index = table
             .ranges
             .iter()

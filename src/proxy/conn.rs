@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -24,12 +26,12 @@ use tokio_util::sync::CancellationToken;
 use super::conn_cmds;
 use super::server::ProxyShared;
 use super::session::Session;
-use crate::cmd::{self, CommandSpec, Exec, flags};
+use crate::cmd::{self, CommandSpec, ConnOp, Exec, flags};
 use crate::control::Cache;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
-use crate::pool::ExecOptions;
+use crate::pool::{ExecOptions, Executed};
 use crate::resp::{Protocol, Reply, Request, reply};
 
 /// Read-buffer headroom kept free before each read, bytes.
@@ -53,6 +55,8 @@ pub struct Connection<'a> {
     pub session: Session,
     pub shared: &'a ProxyShared,
     pub wbuf: BytesMut,
+    /// Server shutdown: ends blocked commands too.
+    pub shutdown: CancellationToken,
 }
 
 /// Runs one client connection to its end.
@@ -70,6 +74,7 @@ pub async fn run(
         session: Session::new(shared.next_client_id(), peer, local),
         shared: &shared,
         wbuf: BytesMut::with_capacity(READ_CHUNK),
+        shutdown: shutdown.clone(),
     };
     if let Some(cache) = shared.default_cache() {
         conn.session.bind(cache);
@@ -96,7 +101,7 @@ impl Connection<'_> {
                     return "output buffer limit";
                 }
                 match self.shared.decoder.decode(&mut rbuf) {
-                    Ok(Some(req)) => self.handle(req, arrived).await,
+                    Ok(Some(req)) => self.handle(req, arrived, &stream).await,
                     Ok(None) => break,
                     Err(e) => {
                         GlobalCounters::bump(&self.shared.registry.metrics.global.protocol_errors);
@@ -156,10 +161,10 @@ impl Connection<'_> {
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
-    pub async fn handle(&mut self, req: Request, arrived: Instant) {
+    pub async fn handle(&mut self, req: Request, arrived: Instant, stream: &TcpStream) {
         let started = Instant::now();
         let out_before = self.wbuf.len();
-        let Outcome { reply, billing } = self.dispatch(&req, arrived).await;
+        let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
         reply.encode(self.session.protocol, &mut self.wbuf);
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
@@ -176,9 +181,10 @@ impl Connection<'_> {
                 keys,
                 elements,
                 upfront,
+                queued_wire,
             } => {
                 let ecpu = ecpu_milli(
-                    transfer_milli(wire_in + reply_bytes),
+                    transfer_milli(wire_in + reply_bytes + queued_wire),
                     work_milli(spec, keys, elements),
                 );
                 usage.meter(spec.family, ecpu);
@@ -203,18 +209,19 @@ impl Connection<'_> {
 
     /// The request path, top to bottom: look up → auth → check keys → admit →
     /// make room → route and execute. Metering follows in [`Self::handle`].
-    async fn dispatch(&mut self, req: &Request, arrived: Instant) -> Outcome {
+    async fn dispatch(&mut self, req: &Request, arrived: Instant, stream: &TcpStream) -> Outcome {
         let args = &req.args;
-        // Look up the command and check its arity.
+        // Look up the command and check its arity (a refusal inside MULTI
+        // also dooms the transaction, as Redis does).
         let Some(spec) = cmd::lookup(&args[0]) else {
+            self.fail_transaction();
             let reply = Reply::err_owned(reply::unknown_command(&args[0], &args[1..]));
             return Outcome::rejected(reply, Rejection::UnknownCommand);
         };
         if !spec.arity_ok(args.len()) {
-            return Outcome::rejected(
-                Reply::err_owned(reply::wrong_arity(spec.name)),
-                Rejection::Arity,
-            );
+            self.fail_transaction();
+            let reply = Reply::err_owned(reply::wrong_arity(spec.name));
+            return Outcome::rejected(reply, Rejection::Arity);
         }
         // Auth: a deleted cache unbinds its connections.
         if self.session.cache.as_ref().is_some_and(|c| c.is_deleted()) {
@@ -229,13 +236,26 @@ impl Connection<'_> {
         // Keys: sizes and slots.
         let (slot, keys) = match check_keys(spec, args, self.shared.max_key_len) {
             Ok(k) => k,
-            Err((reply, why)) => return Outcome::rejected(reply, why),
+            Err((reply, why)) => {
+                self.fail_transaction();
+                return Outcome::rejected(reply, why);
+            }
         };
+        // Inside MULTI: queue (EXEC runs and meters it all).
+        if self.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
+            return self.queue(spec, req);
+        }
         let metered = !spec.has(flags::UNMETERED);
+        // Transfer billed with this request: its own bytes, and for EXEC the
+        // bytes of the commands it queued.
+        let queued_wire = match spec.exec {
+            Exec::Conn(ConnOp::Exec) => self.session.multi.as_ref().map_or(0, |t| t.wire),
+            _ => 0,
+        };
         // Admit: the cache's ECPU/s limit, charged what is known upfront. The
         // wait allowed counts from the request's arrival, so requests queued
         // in a pipeline behind throttled ones do not each wait afresh.
-        let upfront = ecpu_milli(transfer_milli(req.wire_len as u64), 0);
+        let upfront = ecpu_milli(transfer_milli(req.wire_len as u64 + queued_wire), 0);
         let max_wait = self
             .shared
             .throttle_max_wait
@@ -255,16 +275,18 @@ impl Connection<'_> {
         {
             return Outcome::rejected(Reply::err(reply::OOM), Rejection::Oom);
         }
-        // Route and execute.
+        // Route and execute (a blocking command waits for its keys).
         let executed = match (spec.exec, &cache) {
             (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now),
             (Exec::Data(_), Some(cache)) => {
-                let opts = ExecOptions {
-                    now,
-                    resp3: self.session.protocol == Protocol::Resp3,
-                    max_value_len: self.shared.decoder.limits.max_bulk_len,
-                };
-                cache.pool.execute(spec, args, slot, opts)
+                let opts = self.exec_options(now);
+                match cmd::blocking_timeout(spec, args) {
+                    Ok(Some(timeout)) => {
+                        self.block(cache, spec, args, slot, timeout, opts, stream)
+                            .await
+                    }
+                    _ => cache.pool.execute(spec, args, slot, opts),
+                }
             }
             (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
         };
@@ -275,6 +297,7 @@ impl Connection<'_> {
                 keys,
                 elements: executed.work,
                 upfront,
+                queued_wire,
             }
         } else {
             Billing::Unmetered
@@ -284,6 +307,158 @@ impl Connection<'_> {
             billing,
         }
     }
+
+    pub fn exec_options(&self, now: u64) -> ExecOptions {
+        ExecOptions {
+            now,
+            resp3: self.session.protocol == Protocol::Resp3,
+            max_value_len: self.shared.decoder.limits.max_bulk_len,
+        }
+    }
+
+    /// Inside MULTI, a refused command makes EXEC answer EXECABORT.
+    fn fail_transaction(&mut self) {
+        if let Some(tx) = &mut self.session.multi {
+            tx.failed = true;
+        }
+    }
+
+    /// Queues a command of an open MULTI. Every key of a transaction must be
+    /// in one slot: it runs atomically in the partition that owns it.
+    fn queue(&mut self, spec: &'static CommandSpec, req: &Request) -> Outcome {
+        let slots: Vec<u16> = spec
+            .key_positions(&req.args)
+            .map(|i| key_slot(&req.args[i]))
+            .collect();
+        let Some(tx) = &mut self.session.multi else {
+            return Outcome::nothing(Reply::err(reply::EXEC_WITHOUT_MULTI));
+        };
+        let mut all = tx.slot.into_iter().chain(slots.iter().copied());
+        let first = all.next();
+        if all.any(|s| Some(s) != first) {
+            tx.failed = true;
+            return Outcome::rejected(Reply::err(reply::CROSSSLOT), Rejection::CrossSlot);
+        }
+        tx.slot = first;
+        tx.keys += slots.len() as u64;
+        tx.wire += req.wire_len as u64;
+        tx.queued.push((spec, req.clone()));
+        Outcome::nothing(Reply::status(reply::QUEUED))
+    }
+
+    /// A blocking command: try it; while it finds nothing, wait for a write
+    /// of one of its keys (or the timeout, the peer closing, or shutdown)
+    /// and try again. XREAD's `$` is resolved once, before the first try.
+    #[allow(clippy::too_many_arguments)]
+    async fn block(
+        &self,
+        cache: &Arc<Cache>,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        slot: u16,
+        timeout: Option<Duration>,
+        opts: ExecOptions,
+        stream: &TcpStream,
+    ) -> Executed {
+        let args = resolve_stream_ids(cache, spec, args, slot, opts);
+        let keys: Vec<Bytes> = spec.key_positions(&args).map(|i| args[i].clone()).collect();
+        let events = cache.pool.events();
+        let notify = Arc::new(tokio::sync::Notify::new());
+        for k in &keys {
+            events.subscribe(k, &notify);
+        }
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut peer_may_close = true;
+        let mut empty_wakes = 0u32;
+        let done = loop {
+            let done = cache.pool.execute(
+                spec,
+                &args,
+                slot,
+                ExecOptions {
+                    now: now_ms(),
+                    ..opts
+                },
+            );
+            if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
+                break done;
+            }
+            // Many wakes that found nothing: pace the retries (a safety net
+            // against a writer that keeps touching the key without serving).
+            empty_wakes += 1;
+            if empty_wakes > 100 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                () = notify.notified() => continue,
+                () = expired => break Executed { reply: Reply::NilArray, work: 0 },
+                () = self.shutdown.cancelled() => break Executed { reply: Reply::NilArray, work: 0 },
+                r = stream.peek(&mut probe), if peer_may_close => match r {
+                    // Closed while blocked: stop waiting (the reply goes nowhere).
+                    Ok(0) | Err(_) => break Executed { reply: Reply::NilArray, work: 0 },
+                    // More commands pipelined behind the blocked one: they wait.
+                    Ok(_) => peer_may_close = false,
+                },
+            }
+        };
+        for k in &keys {
+            events.unsubscribe(k, &notify);
+        }
+        done
+    }
+}
+
+/// XREAD ... STREAMS k1 k2 $ $: a blocked read waits for entries after the
+/// last one at the time it blocked, so each `$` becomes that entry's ID
+/// (`0-0` for an empty or missing stream).
+fn resolve_stream_ids(
+    cache: &Cache,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    slot: u16,
+    opts: ExecOptions,
+) -> Vec<Bytes> {
+    let mut args = args.to_vec();
+    if spec.name != "xread" {
+        return args;
+    }
+    let keys: Vec<usize> = spec.key_positions(&args).collect();
+    let Some(xrevrange) = cmd::lookup(b"xrevrange") else {
+        return args;
+    };
+    for (n, &k) in keys.iter().enumerate() {
+        let id_at = k + keys.len();
+        if args.get(id_at).is_some_and(|id| &id[..] == b"$") {
+            let query = [
+                Bytes::from_static(b"XREVRANGE"),
+                args[k].clone(),
+                "+".into(),
+                "-".into(),
+                "COUNT".into(),
+                "1".into(),
+            ];
+            let last = match cache.pool.execute(xrevrange, &query, slot, opts).reply {
+                Reply::Array(entries) => match entries.first() {
+                    Some(Reply::Array(entry)) => match entry.first() {
+                        Some(Reply::Bulk(id)) => id.clone(),
+                        _ => Bytes::from_static(b"0-0"),
+                    },
+                    _ => Bytes::from_static(b"0-0"),
+                },
+                _ => Bytes::from_static(b"0-0"),
+            };
+            let _ = n;
+            args[id_at] = last;
+        }
+    }
+    args
 }
 
 /// A reply and how the request is accounted.
@@ -301,6 +476,8 @@ enum Billing {
         keys: u64,
         elements: u64,
         upfront: u64,
+        /// Wire bytes of the commands an EXEC ran (queued earlier).
+        queued_wire: u64,
     },
     /// Ran, not billed (AUTH, HELLO, PING, QUIT).
     Unmetered,

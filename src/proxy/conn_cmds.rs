@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::conn::Connection;
+use super::transaction;
 use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
@@ -22,6 +23,12 @@ pub const REDIS_VERSION: &str = "7.2.4";
 
 /// Runs a proxy-side command.
 pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
+    if op == ConnOp::Exec {
+        return transaction::exec(conn, now).unwrap_or_else(|e| Executed {
+            reply: e.reply(),
+            work: 0,
+        });
+    }
     let reply = dispatch(conn, op, args, now).unwrap_or_else(|e| e.reply());
     // SCAN and KEYS walk keys: their work is the keys returned.
     let work = match (op, &reply) {
@@ -77,6 +84,11 @@ fn dispatch(
         }
         ConnOp::Readonly | ConnOp::Readwrite => Ok(Reply::ok()),
         ConnOp::Cluster => cluster(conn, args),
+        ConnOp::Multi => transaction::multi(conn),
+        ConnOp::Discard => transaction::discard(conn),
+        ConnOp::Watch => transaction::watch(conn, args),
+        ConnOp::Unwatch => transaction::unwatch(conn),
+        ConnOp::Exec => transaction::exec(conn, now).map(|done| done.reply),
         ConnOp::Dbsize => Ok(Reply::Int(bound(conn)?.pool.totals().keys as i64)),
         ConnOp::Flushdb => {
             match args.get(1) {

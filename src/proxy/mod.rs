@@ -6,6 +6,7 @@
 //!   execute, flush once) and the request path, top to bottom in one function:
 //!   auth → admit → route → execute → meter → reply.
 //! - [`session`]: what a connection remembers (bound cache, protocol, name).
+//! - [`transaction`]: MULTI, EXEC, DISCARD, WATCH and UNWATCH;
 //! - [`conn_cmds`]: the commands the proxy answers itself (AUTH, HELLO, CLIENT,
 //!   COMMAND, INFO, SCAN, ...), declared in [`crate::cmd::table`].
 //!
@@ -15,5 +16,6 @@ pub mod conn;
 pub mod conn_cmds;
 pub mod server;
 pub mod session;
+pub mod transaction;
 
 pub use server::{ProxyShared, serve};

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::cmd::CommandSpec;
 use crate::control::Cache;
-use crate::resp::Protocol;
+use crate::resp::{Protocol, Request};
 
 /// What one client connection remembers between commands.
 pub struct Session {
@@ -25,6 +26,31 @@ pub struct Session {
     pub lib_ver: Option<Bytes>,
     /// Set by QUIT or a fatal error: close after flushing.
     pub closing: bool,
+    /// An open MULTI.
+    pub multi: Option<Transaction>,
+    /// WATCHed keys with their slot and version at WATCH time.
+    pub watched: Vec<Watched>,
+}
+
+/// A key under WATCH.
+pub struct Watched {
+    pub key: Box<[u8]>,
+    pub slot: u16,
+    pub version: u64,
+}
+
+/// Commands queued between MULTI and EXEC.
+#[derive(Default)]
+pub struct Transaction {
+    pub queued: Vec<(&'static CommandSpec, Request)>,
+    /// A queued command was refused: EXEC answers EXECABORT.
+    pub failed: bool,
+    /// The one slot every key of the transaction is in.
+    pub slot: Option<u16>,
+    /// Keys named by the queued commands (metered at EXEC).
+    pub keys: u64,
+    /// Wire bytes of the queued commands (metered at EXEC).
+    pub wire: u64,
 }
 
 impl Session {
@@ -42,6 +68,8 @@ impl Session {
             lib_name: None,
             lib_ver: None,
             closing: false,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 
@@ -59,7 +87,19 @@ impl Session {
         self.cache = Some(cache);
     }
 
+    /// Forgets every WATCHed key.
+    pub fn unwatch(&mut self) {
+        if let Some(cache) = &self.cache {
+            for w in self.watched.drain(..) {
+                cache.pool.events().unwatch(&w.key);
+            }
+        }
+        self.watched.clear();
+    }
+
     pub fn unbind(&mut self) {
+        self.unwatch();
+        self.multi = None;
         if let Some(old) = self.cache.take() {
             old.usage.connected.fetch_sub(1, Ordering::Relaxed);
         }

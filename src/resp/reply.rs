@@ -3,6 +3,12 @@
 //! one only to match Redis.
 
 pub const OK: &str = "OK";
+pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
+pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
+pub const EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
+pub const MULTI_NESTED: &str = "ERR MULTI calls can not be nested";
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
 pub const PONG: &str = "PONG";
 pub const QUEUED: &str = "QUEUED";
 pub const RESET: &str = "RESET";

@@ -594,6 +594,11 @@ impl Pair {
         }
     }
 
+    /// The real Redis's address (for a second connection to it).
+    pub fn redis_addr(&self) -> SocketAddr {
+        self._real.addr
+    }
+
     /// Runs `args` on both; returns (Redis's reply, Stratus's reply).
     pub async fn both<A: AsRef<[u8]>>(&mut self, args: &[A]) -> (Resp, Resp) {
         let r = self.redis.cmd(args).await;

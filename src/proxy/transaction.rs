@@ -1,0 +1,147 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! Between MULTI and EXEC the request path queues commands (see
+//! `Connection::queue`); every key of a transaction must be in one slot, so
+//! it runs atomically in the one partition that owns it. A refused command
+//! while queueing (unknown, wrong arity, CROSSSLOT...) dooms the
+//! transaction. WATCH registers keys with the cache's [`KeyEvents`]; every
+//! successful write of a key moves its version on.
+//!
+//! EXEC, in phases:
+//! 1. no MULTI → error; a doomed transaction → EXECABORT;
+//! 2. watched keys must be in the transaction's slot (else CROSSSLOT: the
+//!    check could not be atomic with the writes);
+//! 3. the queued data commands run in order under one hold of the
+//!    partition's lock, after checking no watched version moved (a null
+//!    reply if one did: nothing runs);
+//! 4. queued proxy commands (PING, ECHO, TIME, INFO...) run after, and the
+//!    replies come back in queue order.
+//!
+//! [`KeyEvents`]: crate::pool::KeyEvents
+
+use bytes::Bytes;
+
+use super::conn::Connection;
+use super::conn_cmds;
+use super::session::{Transaction, Watched};
+use crate::cmd::{CommandSpec, Exec, OpError};
+use crate::metering::work_milli;
+use crate::partition::key_slot;
+use crate::pool::Executed;
+use crate::resp::{Reply, reply};
+
+pub fn multi(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+    if conn.session.multi.is_some() {
+        return Err(OpError::Static(reply::MULTI_NESTED));
+    }
+    conn.session.multi = Some(Transaction::default());
+    Ok(Reply::ok())
+}
+
+pub fn discard(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+    if conn.session.multi.take().is_none() {
+        return Err(OpError::Static(reply::DISCARD_WITHOUT_MULTI));
+    }
+    conn.session.unwatch();
+    Ok(Reply::ok())
+}
+
+/// WATCH key [key ...] (the request path already checked one slot).
+pub fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    if conn.session.multi.is_some() {
+        return Err(OpError::Static(reply::WATCH_IN_MULTI));
+    }
+    let Some(cache) = conn.session.cache.clone() else {
+        return Err(OpError::Static(reply::NOAUTH));
+    };
+    for key in &args[1..] {
+        if conn.session.watched.iter().any(|w| w.key[..] == key[..]) {
+            continue;
+        }
+        let version = cache.pool.events().watch(key);
+        conn.session.watched.push(Watched {
+            key: key[..].into(),
+            slot: key_slot(key),
+            version,
+        });
+    }
+    Ok(Reply::ok())
+}
+
+pub fn unwatch(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+    conn.session.unwatch();
+    Ok(Reply::ok())
+}
+
+/// EXEC: the phases in the module doc. `work` is in milli-work units (the
+/// table's EXEC row charges 1 milli per unit), summed over what ran.
+pub fn exec(conn: &mut Connection<'_>, now: u64) -> Result<Executed, OpError> {
+    let Some(tx) = conn.session.multi.take() else {
+        return Err(OpError::Static(reply::EXEC_WITHOUT_MULTI));
+    };
+    let result = run(conn, tx, now);
+    conn.session.unwatch();
+    result
+}
+
+fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed, OpError> {
+    // 1. Doomed while queueing.
+    if tx.failed {
+        return Err(OpError::Static(reply::EXECABORT));
+    }
+    let Some(cache) = conn.session.cache.clone() else {
+        return Err(OpError::Static(reply::NOAUTH));
+    };
+    // 2. Watched keys in the transaction's slot.
+    let slot = tx
+        .slot
+        .or(conn.session.watched.first().map(|w| w.slot))
+        .unwrap_or(0);
+    if conn.session.watched.iter().any(|w| w.slot != slot) {
+        return Err(OpError::Static(reply::CROSSSLOT));
+    }
+    let versions: Vec<(Box<[u8]>, u64)> = conn
+        .session
+        .watched
+        .iter()
+        .map(|w| (w.key.clone(), w.version))
+        .collect();
+    // 3. Data commands under one lock.
+    let data: Vec<(&CommandSpec, &[Bytes])> = tx
+        .queued
+        .iter()
+        .filter(|(spec, _)| matches!(spec.exec, Exec::Data(_)))
+        .map(|(spec, req)| (*spec, &req.args[..]))
+        .collect();
+    let opts = conn.exec_options(now);
+    let ran = match cache.pool.execute_batch(&data, slot, &versions, opts) {
+        Ok(Some(ran)) => ran,
+        Ok(None) => {
+            return Ok(Executed {
+                reply: Reply::NilArray,
+                work: 0,
+            });
+        }
+        Err(_) => return Err(OpError::Static(reply::TRYAGAIN)),
+    };
+    // 4. Proxy commands, then the replies in queue order.
+    let mut ran = ran.into_iter();
+    let mut replies = Vec::with_capacity(tx.queued.len());
+    let mut work = 0;
+    for (spec, req) in &tx.queued {
+        let keys = spec.key_positions(&req.args).count() as u64;
+        let done = match spec.exec {
+            Exec::Data(_) => ran.next().unwrap_or(Executed {
+                reply: Reply::Nil,
+                work: 0,
+            }),
+            Exec::Conn(op) => conn_cmds::run(conn, op, &req.args, now),
+        };
+        work += work_milli(spec, keys, done.work);
+        replies.push(done.reply);
+    }
+    Ok(Executed {
+        reply: Reply::Array(replies),
+        work,
+    })
+}
