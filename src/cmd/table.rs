@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, hash, hll, keys, list, set, stream, string, zset};
+use super::{Handler, bitmap, hash, hll, keys, list, script, set, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -64,10 +64,11 @@ pub enum Family {
     HyperLogLog,
     Bitmap,
     Stream,
+    Scripting,
 }
 
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -80,6 +81,7 @@ impl Family {
         Family::HyperLogLog,
         Family::Bitmap,
         Family::Stream,
+        Family::Scripting,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -97,6 +99,7 @@ impl Family {
             Family::HyperLogLog => "hyperloglog",
             Family::Bitmap => "bitmap",
             Family::Stream => "stream",
+            Family::Scripting => "scripting",
         }
     }
 
@@ -127,6 +130,8 @@ pub enum ConnOp {
     Readonly,
     Readwrite,
     Cluster,
+    /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
+    Script,
 }
 
 /// How a command executes.
@@ -277,6 +282,10 @@ const SCAN_KIB: u32 = 100;
 /// Work per KiB of HyperLogLog registers decoded or merged, in milli-units
 /// (6-bit fields unpacked one by one: a full count is a few GETs' worth).
 const HLL_KIB: u32 = 500;
+/// Scripts count their work in milli-units themselves (`Ctx::work`): each
+/// `redis.call` is charged what the command would cost alone (at least 1),
+/// plus the interpreter's own time (see `cmd::script`'s metering notes).
+const SCRIPT_MILLI: u32 = 1;
 /// `numkeys` right after the command name (SINTERCARD).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
 /// `numkeys` after a destination key (ZUNIONSTORE, ZINTERSTORE).
@@ -468,6 +477,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xclaim)),
     row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xautoclaim)),
     row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK, Data(stream::xinfo)),
+    // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
+    // scripts run in slot 0's partition); EVALSHA* reach the handler with the
+    // body in place of the SHA (the proxy resolves it).
+    row!("eval",        -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("evalsha",     -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("eval_ro",     -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("evalsha_ro",  -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("script",      -2, 0,           0, 0, 0, Scripting, 0, Conn(C::Script)),
 ];
 
 /// Finds a command by name, case-insensitively.

@@ -29,7 +29,7 @@ use crate::control::Cache;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
-use crate::pool::ExecOptions;
+use crate::pool::{ExecOptions, Executed};
 use crate::resp::{Protocol, Reply, Request, reply};
 
 /// Read-buffer headroom kept free before each read, bytes.
@@ -263,8 +263,12 @@ impl Connection<'_> {
                     now,
                     resp3: self.session.protocol == Protocol::Resp3,
                     max_value_len: self.shared.decoder.limits.max_bulk_len,
+                    script_time_limit: self.shared.script_time_limit,
                 };
-                cache.pool.execute(spec, args, slot, opts)
+                match super::scripting::prepare(cache, spec, args) {
+                    Ok(args) => cache.pool.execute(spec, &args, slot, opts),
+                    Err(reply) => Executed { reply, work: 0 },
+                }
             }
             (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
         };

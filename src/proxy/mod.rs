@@ -8,11 +8,13 @@
 //! - [`session`]: what a connection remembers (bound cache, protocol, name).
 //! - [`conn_cmds`]: the commands the proxy answers itself (AUTH, HELLO, CLIENT,
 //!   COMMAND, INFO, SCAN, ...), declared in [`crate::cmd::table`].
+//! - [`scripting`]: the cache's Lua script store (SCRIPT, EVALSHA → body).
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
 pub mod conn;
 pub mod conn_cmds;
+pub mod scripting;
 pub mod server;
 pub mod session;
 
