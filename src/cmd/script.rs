@@ -279,7 +279,7 @@ struct Ran {
 /// what the sandbox needs in locals, empties the real globals, and returns
 /// `new_env` and `run`. Nothing it returns looks globals up at run time.
 const PRELUDE: &str = r#"
-local alive, fixerr, redis_base, msg, max_pattern = ...
+local alive, fixerr, pcallerr, redis_base, msg, max_pattern = ...
 local G = _G
 local error, type, tostring, setmetatable, getmetatable, pairs, setfenv =
       error, type, tostring, setmetatable, getmetatable, pairs, setfenv
@@ -300,11 +300,17 @@ local function copy(lib)
 end
 
 -- A stopped script stays stopped (alive() raises again), and errors from
--- redis.call reach the script as Redis's {err = ...} tables.
+-- redis.call reach the script as Redis's {err = ...} tables; pcall gives
+-- the err string of such tables, as Redis 7's pcall does.
 local function settle(ok, ...)
   if ok then return true, ... end
   alive()
   return false, fixerr((...))
+end
+local function settle_pcall(ok, ...)
+  if ok then return true, ... end
+  alive()
+  return false, pcallerr((...))
 end
 local function unwrap(ok, ...)
   if ok then return ... end
@@ -344,7 +350,7 @@ local base = {
   tonumber = tonumber, tostring = tostring, type = type, unpack = unpack,
   gcinfo = gcinfo, _VERSION = _VERSION,
 }
-base.pcall = function(f, ...) return settle(raw_pcall(f, ...)) end
+base.pcall = function(f, ...) return settle_pcall(raw_pcall(f, ...)) end
 base.xpcall = function(f, h)
   return settle(raw_xpcall(f, function(e) return h(fixerr(e)) end))
 end
@@ -420,6 +426,7 @@ impl Runtime {
             })?
         };
         let fixerr = lua.create_function(|lua, v: Value| error_for_script(lua, v))?;
+        let pcallerr = lua.create_function(|lua, v: Value| error_for_pcall(lua, v))?;
         let messages = lua.create_table()?;
         messages.raw_set("readonly", reply::LUA_READONLY_TABLE)?;
         messages.raw_set("global", reply::LUA_NONEXISTENT_GLOBAL)?;
@@ -429,7 +436,7 @@ impl Runtime {
             .load(PRELUDE)
             .set_name("=stratus")
             .set_mode(ChunkMode::Text)
-            .call((alive, fixerr, redis, messages, MAX_PATTERN))?;
+            .call((alive, fixerr, pcallerr, redis, messages, MAX_PATTERN))?;
         let handler = {
             let st = state.clone();
             lua.create_function(move |lua, err: Value| {
@@ -921,6 +928,18 @@ fn error_for_script(lua: &Lua, v: Value) -> mlua::Result<Value> {
     Ok(v)
 }
 
+/// What `pcall` gives a script for an error: the `err` string of an error
+/// table (Redis 7's pcall does this), other values as they are.
+fn error_for_pcall(lua: &Lua, v: Value) -> mlua::Result<Value> {
+    match error_for_script(lua, v)? {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            s @ Value::String(_) => Ok(s),
+            _ => Ok(Value::Table(t)),
+        },
+        other => Ok(other),
+    }
+}
+
 /// The error handler's view of an error: Redis's error text and the script
 /// line it happened on (the innermost frame of the script's own code).
 fn describe_error(lua: &Lua, st: &Shared, err: Value) -> (String, Option<usize>) {
@@ -1264,7 +1283,7 @@ mod tests {
         assert_eq!(
             eval(
                 &mut h,
-                "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return e.err",
+                "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return e",
                 &["s"],
                 &[]
             ),
