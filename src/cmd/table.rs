@@ -282,9 +282,10 @@ const SCAN_KIB: u32 = 100;
 /// Work per KiB of HyperLogLog registers decoded or merged, in milli-units
 /// (6-bit fields unpacked one by one: a full count is a few GETs' worth).
 const HLL_KIB: u32 = 500;
-/// Scripts count their work in milli-units themselves (`Ctx::work`): each
-/// `redis.call` is charged what the command would cost alone (at least 1),
-/// plus the interpreter's own time (see `cmd::script`'s metering notes).
+/// Scripts count their work in milli-units themselves (`Ctx::work`): a
+/// fixed cost per run (15), each `redis.call` what the command would cost
+/// alone (at least 1) plus 2 for crossing Lua, and 30 per 1000 Lua
+/// instructions (`cmd::script`'s metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
 /// `numkeys` right after the command name (SINTERCARD).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
