@@ -354,6 +354,13 @@ async fn replies_and_errors_match_real_redis() {
         &["EVAL", "error({err='X boom'})", "0"],
         &["EVAL", "return 1 +", "0"],
         &["EVAL", "return redis.setresp(4)", "0"],
+        &["EVAL", "redis.log(redis.LOG_WARNING, 'hi') return 1", "0"],
+        &["EVAL", "redis.log(1)", "0"],
+        &["EVAL", "redis.log(9, 'x')", "0"],
+        &["EVAL", "redis.log('a', 'x')", "0"],
+        &["EVAL", "return redis.sha1hex()", "0"],
+        &["EVAL", "return redis.call('ping')", "0"],
+        &["EVAL", "return redis.call('echo', 'x')", "0"],
         &[
             "EVAL",
             "redis.call('set', KEYS[1], 1e20) return redis.call('get', KEYS[1])",

@@ -1036,11 +1036,11 @@ fn redis_library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
                     reply::SCRIPT_LOG_ARGS.into(),
                 )));
             }
+            let fault = |m: &str| Err(mlua::Error::external(Fault::Reply(m.into())));
             match args.front() {
                 Some(Value::Integer(0..=3)) => Ok(()),
-                _ => Err(mlua::Error::external(Fault::Reply(
-                    reply::SCRIPT_LOG_LEVEL.into(),
-                ))),
+                Some(Value::Integer(_) | Value::Number(_)) => fault(reply::SCRIPT_LOG_LEVEL),
+                _ => fault(reply::SCRIPT_LOG_LEVEL_TYPE),
             }
         })?,
     )?;
@@ -1553,6 +1553,14 @@ mod tests {
             &[],
         );
         assert!(text(&got).contains("pattern too long"), "{got:?}");
+        // At the limit, the matcher's deepest recursion fits a thread's stack.
+        let got = eval(
+            &mut h,
+            "return string.find(string.rep('a', 2040), '^' .. string.rep('a?', 2040) .. '$')",
+            &[],
+            &[],
+        );
+        assert_eq!(got, Reply::Int(1));
         assert_eq!(
             eval(&mut h, "return string.find('hello', 'l+')", &[], &[]),
             Reply::Int(3)

@@ -143,6 +143,7 @@ pub const SCRIPT_WRONG_ARGS_OR_TYPE: &str = "ERR wrong number or type of argumen
 pub const SCRIPT_RESP_VERSION: &str = "ERR RESP version must be 2 or 3.";
 pub const SCRIPT_LOG_ARGS: &str = "ERR redis.log() requires two arguments or more.";
 pub const SCRIPT_LOG_LEVEL: &str = "ERR Invalid debug level.";
+pub const SCRIPT_LOG_LEVEL_TYPE: &str = "ERR First argument must be a number (log level).";
 pub const SCRIPT_SHA1HEX_ARGS: &str = "wrong number of arguments";
 pub const LUA_STACK_LIMIT: &str = "ERR reached lua stack limit";
 pub const SCRIPT_NO_CLUSTER: &str = "ERR Can not run script on cluster, 'no-cluster' flag is set.";
