@@ -42,6 +42,9 @@ pub const DEFAULT_MERGE_DELAY_SECS: u64 = 300;
 pub const DEFAULT_INITIAL_PARTITIONS: usize = 1;
 /// Seconds to wait for connections to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
+/// Longest a Lua script (EVAL) may run before it is stopped, milliseconds:
+/// Redis's busy-script threshold (`busy-reply-threshold`, 5 s).
+pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 = 5000;
 
 /// Whether the embedded `default` cache accepts unauthenticated connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +134,9 @@ pub struct ServeConfig {
     /// Seconds to let connections finish on shutdown.
     #[arg(long, env = "STRATUS_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace: u64,
+    /// Milliseconds a Lua script may run before it is stopped with an error.
+    #[arg(long = "script-time-limit", env = "STRATUS_SCRIPT_TIME_LIMIT", default_value_t = DEFAULT_SCRIPT_TIME_LIMIT_MS)]
+    pub script_time_limit_ms: u64,
     /// Log format.
     #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -161,6 +167,7 @@ impl Default for ServeConfig {
             merge_delay: DEFAULT_MERGE_DELAY_SECS,
             initial_partitions: DEFAULT_INITIAL_PARTITIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE_SECS,
+            script_time_limit_ms: DEFAULT_SCRIPT_TIME_LIMIT_MS,
             log_format: LogFormat::Text,
         }
     }
@@ -223,6 +230,12 @@ impl ServeConfig {
             return Err(format!(
                 "initial-partitions must be 1..=16384 (got {})",
                 self.initial_partitions
+            ));
+        }
+        if self.script_time_limit_ms == 0 || self.script_time_limit_ms > 600_000 {
+            return Err(format!(
+                "script-time-limit must be 1..=600000 ms (got {})",
+                self.script_time_limit_ms
             ));
         }
         if self.max_clients == 0 {

@@ -84,7 +84,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let shared = Arc::new(ProxyShared::new(
+    let mut shared = ProxyShared::new(
         registry.clone(),
         default_cache,
         Decoder::new(config.limits()),
@@ -92,7 +92,9 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         config.output_buffer_limit,
         config.max_clients,
         Duration::from_millis(config.throttle_max_wait_ms),
-    ));
+    );
+    shared.script_time_limit = Duration::from_millis(config.script_time_limit_ms);
+    let shared = Arc::new(shared);
     tracker.spawn(proxy::serve(
         resp_listener,
         shared,

@@ -1,6 +1,6 @@
 //! Commands: the one table that declares them, argument parsing, and the data
 //! handlers grouped by family (`string`, `keys`, `hash`, `list`, `set`,
-//! `zset`, `hll`, `bitmap`, `stream`).
+//! `zset`, `hll`, `bitmap`, `stream`, and `script`: Lua, EVAL).
 //!
 //! Adding a command = one row in [`table::COMMANDS`] + one handler in its family
 //! file. A data handler runs inside one partition with a [`Ctx`] (the keyspace,
@@ -18,6 +18,7 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod script;
 pub mod set;
 pub mod stream;
 pub mod string;
@@ -43,6 +44,8 @@ pub struct Ctx<'a> {
     pub resp3: bool,
     /// Largest string a write may produce (proto-max-bulk-len).
     pub max_value_len: usize,
+    /// Longest a Lua script may run before it is stopped.
+    pub script_time_limit: std::time::Duration,
 }
 
 impl<'a> Ctx<'a> {
@@ -53,6 +56,9 @@ impl<'a> Ctx<'a> {
             work: 0,
             resp3: false,
             max_value_len: 512 * 1024 * 1024,
+            script_time_limit: std::time::Duration::from_millis(
+                crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
+            ),
         }
     }
 }

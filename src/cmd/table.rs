@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, hash, hll, keys, list, set, stream, string, zset};
+use super::{Handler, bitmap, hash, hll, keys, list, script, set, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -71,10 +71,11 @@ pub enum Family {
     Bitmap,
     Stream,
     Transaction,
+    Scripting,
 }
 
 impl Family {
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 14] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -88,6 +89,7 @@ impl Family {
         Family::Bitmap,
         Family::Stream,
         Family::Transaction,
+        Family::Scripting,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -106,6 +108,7 @@ impl Family {
             Family::Bitmap => "bitmap",
             Family::Stream => "stream",
             Family::Transaction => "transaction",
+            Family::Scripting => "scripting",
         }
     }
 
@@ -141,6 +144,8 @@ pub enum ConnOp {
     Discard,
     Watch,
     Unwatch,
+    /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
+    Script,
 }
 
 /// How a command executes.
@@ -293,6 +298,11 @@ const SCAN_KIB: u32 = 100;
 /// Work per KiB of HyperLogLog registers decoded or merged, in milli-units
 /// (6-bit fields unpacked one by one: a full count is a few GETs' worth).
 const HLL_KIB: u32 = 500;
+/// Scripts count their work in milli-units themselves (`Ctx::work`): a
+/// fixed cost per run (15), each `redis.call` what the command would cost
+/// alone (at least 1) plus 2 for crossing Lua, and 30 per 1000 Lua
+/// instructions (`cmd::script`'s metering notes and constants).
+const SCRIPT_MILLI: u32 = 1;
 /// `numkeys` right after the command name (SINTERCARD).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
 /// `numkeys` after a destination key (ZUNIONSTORE, ZINTERSTORE).
@@ -493,6 +503,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xclaim)),
     row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xautoclaim)),
     row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK, Data(stream::xinfo)),
+    // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
+    // scripts run in slot 0's partition); EVALSHA* reach the handler with the
+    // body in place of the SHA (the proxy resolves it).
+    row!("eval",        -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("evalsha",     -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("eval_ro",     -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("evalsha_ro",  -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
+    row!("script",      -2, 0,           0, 0, 0, Scripting, 0, Conn(C::Script)),
 ];
 
 /// Finds a command by name, case-insensitively.

@@ -1,8 +1,9 @@
-//! Control plane: the cache registry (tenants, tokens, limits) and the HTTP
-//! control API that manages it.
+//! Control plane: the cache registry (tenants, tokens, limits, Lua script
+//! stores) and the HTTP control API that manages it.
 
 pub mod api;
 pub mod http;
 pub mod registry;
+pub mod scripts;
 
 pub use registry::{Cache, Registry};

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::scripts::ScriptStore;
 use crate::metering::{EcpuLimiter, Usage};
 use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
 use crate::pool::CachePool;
@@ -141,6 +142,8 @@ pub struct Cache {
     pub pool: CachePool,
     pub metrics: CacheMetrics,
     pub usage: Usage,
+    /// Lua scripts by SHA1 (EVALSHA, SCRIPT LOAD): this cache's only.
+    pub scripts: ScriptStore,
     /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
     limiter: RwLock<Option<Arc<EcpuLimiter>>>,
     deleted: AtomicBool,
@@ -260,6 +263,7 @@ impl Registry {
             pool: CachePool::new(self.initial_partitions),
             metrics: self.metrics.for_cache(&req.name),
             usage: Usage::default(),
+            scripts: ScriptStore::default(),
             limiter: RwLock::new(None),
             deleted: AtomicBool::new(false),
         });
@@ -370,6 +374,7 @@ impl Registry {
             tokens.remove(&h);
         }
         cache.pool.flush();
+        cache.scripts.flush();
         Ok(())
     }
 }

@@ -134,6 +134,8 @@ pub struct ExecOptions {
     pub now: u64,
     pub resp3: bool,
     pub max_value_len: usize,
+    /// Longest a Lua script may run.
+    pub script_time_limit: std::time::Duration,
 }
 
 impl PartitionHandle {
@@ -211,6 +213,7 @@ impl PartitionHandle {
             let mut ctx = Ctx::new(&mut st.ks, opts.now);
             ctx.resp3 = opts.resp3;
             ctx.max_value_len = opts.max_value_len;
+            ctx.script_time_limit = opts.script_time_limit;
             let reply = cmd::execute(spec, &mut ctx, args);
             let work = ctx.work;
             // Keys of a command that changed anything (a write, a lazy

@@ -280,12 +280,15 @@ impl Connection<'_> {
             (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now),
             (Exec::Data(_), Some(cache)) => {
                 let opts = self.exec_options(now);
-                match cmd::blocking_timeout(spec, args) {
-                    Ok(Some(timeout)) => {
-                        self.block(cache, spec, args, slot, timeout, opts, stream)
-                            .await
-                    }
-                    _ => cache.pool.execute(spec, args, slot, opts),
+                match super::scripting::prepare(cache, spec, args) {
+                    Err(reply) => Executed { reply, work: 0 },
+                    Ok(args) => match cmd::blocking_timeout(spec, &args) {
+                        Ok(Some(timeout)) => {
+                            self.block(cache, spec, &args, slot, timeout, opts, stream)
+                                .await
+                        }
+                        _ => cache.pool.execute(spec, &args, slot, opts),
+                    },
                 }
             }
             (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
@@ -313,6 +316,7 @@ impl Connection<'_> {
             now,
             resp3: self.session.protocol == Protocol::Resp3,
             max_value_len: self.shared.decoder.limits.max_bulk_len,
+            script_time_limit: self.shared.script_time_limit,
         }
     }
 
@@ -342,7 +346,23 @@ impl Connection<'_> {
         tx.slot = first;
         tx.keys += slots.len() as u64;
         tx.wire += req.wire_len as u64;
-        tx.queued.push((spec, req.clone()));
+        let mut queued = req.clone();
+        // EVALSHA queues the script body it names (resolved now, as EVAL).
+        if let Some(cache) = &self.session.cache {
+            match super::scripting::prepare(cache, spec, &req.args) {
+                Ok(args) => queued.args = args.into_owned(),
+                Err(reply) => {
+                    if let Some(tx) = &mut self.session.multi {
+                        tx.failed = true;
+                    }
+                    return Outcome::nothing(reply);
+                }
+            }
+        }
+        let Some(tx) = &mut self.session.multi else {
+            return Outcome::nothing(Reply::err(reply::EXEC_WITHOUT_MULTI));
+        };
+        tx.queued.push((spec, queued));
         Outcome::nothing(Reply::status(reply::QUEUED))
     }
 

@@ -101,6 +101,7 @@ fn dispatch(
         }
         ConnOp::Scan => scan(&*bound(conn)?, args, now),
         ConnOp::Keys => Ok(keys(&*bound(conn)?, &args[1], now)),
+        ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
     }
 }
 
@@ -215,7 +216,7 @@ fn check_client_name(name: &[u8]) -> Result<(), OpError> {
 
 /// Subcommands of a container command with their arities (Redis
 /// convention, the command name counted: `n` exact, `-n` at least n).
-type Subcommands = &'static [(&'static str, i32)];
+pub(crate) type Subcommands = &'static [(&'static str, i32)];
 
 const CLIENT_SUBS: Subcommands = &[
     ("id", 2),
@@ -250,7 +251,11 @@ const CLUSTER_SUBS: Subcommands = &[
 /// Finds `args[1]` among `subs` and checks its arity: the lower-case
 /// subcommand name, or Redis's error for an unknown one or a wrong count
 /// (`wrong number of arguments for 'client|setname' command`).
-fn subcommand(cmd: &str, subs: Subcommands, args: &[Bytes]) -> Result<&'static str, OpError> {
+pub(crate) fn subcommand(
+    cmd: &str,
+    subs: Subcommands,
+    args: &[Bytes],
+) -> Result<&'static str, OpError> {
     let sub = &args[1];
     let Some((name, arity)) = subs
         .iter()
@@ -342,7 +347,7 @@ fn client_line(conn: &Connection<'_>) -> String {
     )
 }
 
-fn help_reply(lines: &[&'static str]) -> Reply {
+pub(crate) fn help_reply(lines: &[&'static str]) -> Reply {
     Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
 }
 

@@ -9,11 +9,13 @@
 //! - [`transaction`]: MULTI, EXEC, DISCARD, WATCH and UNWATCH;
 //! - [`conn_cmds`]: the commands the proxy answers itself (AUTH, HELLO, CLIENT,
 //!   COMMAND, INFO, SCAN, ...), declared in [`crate::cmd::table`].
+//! - [`scripting`]: the cache's Lua script store (SCRIPT, EVALSHA → body).
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
 pub mod conn;
 pub mod conn_cmds;
+pub mod scripting;
 pub mod server;
 pub mod session;
 pub mod transaction;

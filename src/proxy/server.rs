@@ -26,6 +26,8 @@ pub struct ProxyShared {
     pub max_clients: usize,
     /// Longest a request waits for ECPU/s admission before THROTTLED.
     pub throttle_max_wait: std::time::Duration,
+    /// Longest a Lua script may run (set after `new`).
+    pub script_time_limit: std::time::Duration,
     pub started: std::time::Instant,
     next_id: AtomicU64,
 }
@@ -48,6 +50,9 @@ impl ProxyShared {
             output_buffer_limit,
             max_clients,
             throttle_max_wait,
+            script_time_limit: std::time::Duration::from_millis(
+                crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
+            ),
             started: std::time::Instant::now(),
             next_id: AtomicU64::new(1),
         }

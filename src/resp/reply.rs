@@ -127,6 +127,95 @@ pub const TRIM_LIMIT_WITHOUT_STRATEGY: &str =
 pub const XTRIM_NO_STRATEGY: &str =
     "ERR syntax error, XTRIM must be called with a trimming strategy";
 
+// Scripting (EVAL, EVALSHA, SCRIPT; Redis 7.0's texts unless noted).
+pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+pub const SCRIPT_FLUSH_OPTION: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
+/// Stratus's own: the cache's script store has no room left for `SCRIPT LOAD`.
+pub const SCRIPT_STORE_FULL: &str =
+    "ERR the script cache of this cache is full (64 MiB): use SCRIPT FLUSH or fewer scripts";
+pub const NUMKEYS_NEGATIVE: &str = "ERR Number of keys can't be negative";
+pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
+pub const SCRIPT_WRONG_ARGS: &str = "ERR Wrong number of args calling Redis command from script";
+pub const SCRIPT_NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
+pub const SCRIPT_READ_ONLY: &str = "ERR Write commands are not allowed from read-only scripts.";
+pub const SCRIPT_NO_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";
+pub const SCRIPT_BAD_ARG: &str = "ERR Lua redis lib command arguments must be strings or integers";
+pub const SCRIPT_CROSS_SLOT: &str =
+    "ERR Script attempted to access keys that do not hash to the same slot";
+pub const SCRIPT_NON_LOCAL_KEY: &str =
+    "ERR Script attempted to access a non local key in a cluster node";
+pub const SCRIPT_WRONG_ARGS_OR_TYPE: &str = "ERR wrong number or type of arguments";
+pub const SCRIPT_RESP_VERSION: &str = "ERR RESP version must be 2 or 3.";
+pub const SCRIPT_LOG_ARGS: &str = "ERR redis.log() requires two arguments or more.";
+pub const SCRIPT_LOG_LEVEL: &str = "ERR Invalid debug level.";
+pub const SCRIPT_LOG_LEVEL_TYPE: &str = "ERR First argument must be a number (log level).";
+pub const SCRIPT_SHA1HEX_ARGS: &str = "wrong number of arguments";
+pub const LUA_STACK_LIMIT: &str = "ERR reached lua stack limit";
+pub const SCRIPT_NO_CLUSTER: &str = "ERR Can not run script on cluster, 'no-cluster' flag is set.";
+/// Stratus's own: the interpreter could not be started or failed inside.
+pub const SCRIPT_NO_INTERPRETER: &str =
+    "ERR the Lua interpreter failed; the script did not complete";
+/// Raised by Lua code (the sandbox's messages, without the `ERR ` that the
+/// error handler adds).
+pub const LUA_READONLY_TABLE: &str = "Attempt to modify a readonly table";
+pub const LUA_NONEXISTENT_GLOBAL: &str = "Script attempted to access nonexistent global variable";
+/// Stratus's own: patterns longer than this would recurse too deep in C.
+pub const LUA_PATTERN_TOO_LONG: &str = "pattern too long (at most 4096 bytes in scripts)";
+
+/// `ERR Error compiling script (new function): <lua message>`
+pub fn script_compile_error(msg: &str) -> String {
+    format!(
+        "ERR Error compiling script (new function): {}",
+        printable(msg.as_bytes(), 1024)
+    )
+}
+
+/// `<error> script: <sha>, on @user_script:<line>.`: how a failing script's
+/// error reaches the client (the suffix only when the line is known).
+pub fn script_error(msg: &str, sha: &str, line: Option<usize>) -> String {
+    let msg = printable(msg.as_bytes(), 4096);
+    match line {
+        Some(line) => format!("{msg} script: {sha}, on @user_script:{line}."),
+        None => msg,
+    }
+}
+
+/// Stratus's own: a script stopped by the time limit (Redis waits for
+/// `SCRIPT KILL` instead).
+pub fn script_killed(limit_ms: u128) -> String {
+    format!("ERR Script killed after running too long (limit {limit_ms} ms)")
+}
+
+/// Stratus's own: a script stopped by the memory limit.
+pub fn script_out_of_memory(limit_bytes: usize) -> String {
+    format!(
+        "ERR Script used too much memory (limit {} MiB)",
+        limit_bytes >> 20
+    )
+}
+
+/// `ERR Unexpected engine in script shebang: <shebang>`
+pub fn shebang_engine(line: &[u8]) -> String {
+    format!(
+        "ERR Unexpected engine in script shebang: {}",
+        printable(line, 128)
+    )
+}
+
+/// `ERR Unknown lua shebang option: <option>`
+pub fn shebang_option(opt: &[u8]) -> String {
+    format!("ERR Unknown lua shebang option: {}", printable(opt, 128))
+}
+
+/// `ERR Unexpected flag in script shebang: <flag>`
+pub fn shebang_flag(flag: &[u8]) -> String {
+    format!(
+        "ERR Unexpected flag in script shebang: {}",
+        printable(flag, 128)
+    )
+}
+
 /// `ERR wrong number of arguments for '<cmd>' command`
 pub fn wrong_arity(name: &str) -> String {
     format!(

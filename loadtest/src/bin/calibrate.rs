@@ -176,6 +176,46 @@ fn cases() -> Vec<Case> {
             }),
             scale: 50,
         },
+        Case {
+            name: "EVAL return 1",
+            argv: Box::new(|_| args(&["eval".into(), "return 1".into(), "0".into()])),
+            scale: 4,
+        },
+        Case {
+            name: "EVAL 1 GET",
+            argv: Box::new(move |i| {
+                args(&[
+                    "eval".into(),
+                    "return redis.call('get', KEYS[1])".into(),
+                    "1".into(),
+                    k(i),
+                ])
+            }),
+            scale: 4,
+        },
+        Case {
+            name: "EVAL 10 INCR",
+            argv: Box::new(|i| {
+                args(&[
+                    "eval".into(),
+                    "for i = 1, 10 do redis.call('incr', KEYS[1]) end".into(),
+                    "1".into(),
+                    format!("n:{}", i % KEYS),
+                ])
+            }),
+            scale: 10,
+        },
+        Case {
+            name: "EVAL 10k-step loop",
+            argv: Box::new(|_| {
+                args(&[
+                    "eval".into(),
+                    "local x = 0 for i = 1, 5000 do x = x + i end return x".into(),
+                    "0".into(),
+                ])
+            }),
+            scale: 200,
+        },
     ]
 }
 

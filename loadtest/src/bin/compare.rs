@@ -68,8 +68,12 @@ async fn preload(addr: std::net::SocketAddr, prefix: &str, n: u64, size: usize) 
     let mut errors = Errors::default();
     let mut i = 0;
     while i < n {
-        let batch: Vec<Vec<u8>> = (i..(i + 100).min(n)).map(|k| encode(&[b"SET", format!("{prefix}:{k}").as_bytes(), &value])).collect();
-        conn.send_batch(&batch, None, &mut errors).await.expect("preload");
+        let batch: Vec<Vec<u8>> = (i..(i + 100).min(n))
+            .map(|k| encode(&[b"SET", format!("{prefix}:{k}").as_bytes(), &value]))
+            .collect();
+        conn.send_batch(&batch, None, &mut errors)
+            .await
+            .expect("preload");
         i += 100;
     }
     assert_eq!(errors.total(), 0, "preload errors");
@@ -100,12 +104,25 @@ async fn one_run(kind: Kind, a: &Args, pipeline: usize) -> Figures {
             read_ratio: a.read_ratio,
             ttl_secs: None,
             start_secs: 0,
-            schedule: vec![Phase { secs: a.seconds, rate: 0, ramp_to: None }],
+            schedule: vec![Phase {
+                secs: a.seconds,
+                rate: 0,
+                ramp_to: None,
+            }],
         }],
         duration_secs: a.seconds,
         max_requests: None,
     };
-    let report = run(&scenario, Target { resp: server.resp, http: None }, |_| {}).await.expect("run");
+    let report = run(
+        &scenario,
+        Target {
+            resp: server.resp,
+            http: None,
+        },
+        |_| {},
+    )
+    .await
+    .expect("run");
     let t = &report.totals["load"];
     assert_eq!(t.errors.other, 0, "errors during the run");
     Figures {
@@ -140,14 +157,34 @@ async fn main() {
         a.seconds,
         a.server_cpu
     );
-    println!("{:>8} {:>12} {:>12} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}", "pipeline", "stratus op/s", "redis op/s", "ratio", "s p50 µs", "r p50 µs", "ratio", "s p99 µs", "r p99 µs", "ratio");
+    println!(
+        "{:>8} {:>12} {:>12} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8}",
+        "pipeline",
+        "stratus op/s",
+        "redis op/s",
+        "ratio",
+        "s p50 µs",
+        "r p50 µs",
+        "ratio",
+        "s p99 µs",
+        "r p99 µs",
+        "ratio"
+    );
     for &pipeline in &a.pipelines {
         let (mut s, mut r) = (Vec::new(), Vec::new());
         for i in 0..a.runs {
-            let order = if i % 2 == 0 { [Kind::Redis, Kind::Stratus] } else { [Kind::Stratus, Kind::Redis] };
+            let order = if i % 2 == 0 {
+                [Kind::Redis, Kind::Stratus]
+            } else {
+                [Kind::Stratus, Kind::Redis]
+            };
             for kind in order {
                 let f = one_run(kind, &a, pipeline).await;
-                if kind == Kind::Stratus { s.push(f) } else { r.push(f) }
+                if kind == Kind::Stratus {
+                    s.push(f)
+                } else {
+                    r.push(f)
+                }
             }
         }
         let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
@@ -164,6 +201,10 @@ async fn main() {
     if a.memory_keys > 0 {
         let s = memory_per_key(Kind::Stratus, &a).await;
         let r = memory_per_key(Kind::Redis, &a).await;
-        println!("memory for {} keys of 100 B: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}", a.memory_keys, s / r);
+        println!(
+            "memory for {} keys of 100 B: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
+            a.memory_keys,
+            s / r
+        );
     }
 }

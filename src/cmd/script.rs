@@ -1,0 +1,1637 @@
+//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`. The proxy hands
+//! every one of them here with the script body (it resolves a SHA to its body
+//! in the cache's script store); the script runs inside the partition that
+//! owns its keys, holding that partition's lock, so it is atomic as in Redis.
+//!
+//! Running a script, in phases ([`eval`]):
+//! 1. **parse**: numkeys, KEYS, ARGV, the `#!lua flags=...` shebang, the slot
+//!    of the declared keys;
+//! 2. **take the interpreter**: one Lua 5.1 state per worker thread
+//!    ([`Runtime`]), made on first use and reused (a fresh state costs about
+//!    35 µs, a run on a warm one about 1 µs), with compiled bodies cached by
+//!    SHA1;
+//! 3. **build the environment**: a fresh globals table for this run only,
+//!    holding KEYS, ARGV, `redis` and read-only views of the libraries;
+//! 4. **run** under `xpcall` with the time budget armed: an instruction-count
+//!    hook stops the script once it has run longer than `Ctx::script_time_limit`
+//!    (`ERR Script killed after running too long`); `redis.call` and
+//!    `redis.pcall` run data commands on this partition's [`Ctx`];
+//! 5. **convert** the result to a reply, or the error to Redis 7's error text
+//!    (`<error> script: <sha>, on @user_script:<line>.`), and charge the work.
+//!
+//! Sandbox. The state is shared by the scripts of every cache that run on
+//! this thread, so nothing a script does may outlive its run or reach
+//! another cache: no `os`, `io`, `debug`, `package`, `require`, `dofile`,
+//! `loadfile`, `print`, `getfenv`, `setfenv` (as Redis 7); globals are
+//! read-only (`Attempt to modify a readonly table`) and unknown globals are
+//! an error (`Script attempted to access nonexistent global variable`); the
+//! libraries are seen through per-run proxies whose metatables are hidden,
+//! the string metatable is hidden, chunks from `loadstring`/`load` get this
+//! run's globals and are parsed as text only (binary chunks fail to parse, as
+//! in Redis), `collectgarbage` cannot stop the collector, patterns longer
+//! than [`MAX_PATTERN`] are refused (Lua 5.1's matcher recurses in C once
+//! per pattern item), results nest at most [`MAX_NESTING`] deep, and the
+//! state has a memory limit ([`MEMORY_LIMIT`]). A run that was stopped (time
+//! or memory) or panicked discards the state; the next run makes a new one.
+//!
+//! Keys. The proxy routes a script by the slot of its KEYS (they must share
+//! one slot, else CROSSSLOT) and runs keyless scripts in slot 0's partition.
+//! Every key a command inside the script touches must hash to that same slot
+//! (`ERR Script attempted to access keys that do not hash to the same slot`,
+//! Redis 7's error); a keyless script may run keyless commands only, any key
+//! is refused (`ERR Script attempted to access a non local key in a cluster
+//! node`): which partition serves a keyless script changes as partitions
+//! split and merge, so letting it touch keys would make it work or fail by
+//! chance. Declare every key in KEYS, as Redis Cluster asks.
+//!
+//! Commands. Data commands run as they do outside scripts; `PING`, `ECHO`
+//! and `TIME` are answered here; every other proxy-side command (AUTH,
+//! HELLO, SCAN, KEYS, INFO, DBSIZE, CLUSTER, SCRIPT, ...) and the EVAL
+//! family are refused with `ERR This Redis command is not allowed from
+//! script`. `EVAL_RO`, `EVALSHA_RO` and `#!lua flags=no-writes` scripts may
+//! not run write commands (`ERR Write commands are not allowed from read-only
+//! scripts.`).
+//!
+//! Conversions follow Redis 7 ([`to_lua`], [`to_reply`]). RESP → Lua, as
+//! RESP2 by default: integer → number, bulk → string, nil → false, array →
+//! table, status → `{ok=...}`, error → `{err=...}` (raised by `redis.call`),
+//! doubles → strings, maps → flat arrays. After `redis.setresp(3)`: nil →
+//! nil, map → `{map={...}}`, set → `{set={...}}`, double → `{double=n}`,
+//! boolean → boolean, verbatim → `{verbatim_string={format, string}}`.
+//! Lua → RESP: number → integer (truncated), string → bulk, true → 1, false
+//! → nil (booleans after `setresp(3)`), table → `err`/`ok`/`double`/`map`/
+//! `set`/`verbatim_string`/`big_number` fields as Redis, else an array up to
+//! the first nil. `big_number` becomes a bulk string (Stratus has no RESP3
+//! big-number reply).
+//!
+//! Metering (the table's `cost_per_element_milli` is 1: this handler counts
+//! milli-units in `Ctx::work`): [`RUN_WORK_MILLI`] per run, plus for each
+//! `redis.call`/`redis.pcall` what the command would be charged alone (its
+//! keys and elements walked, at least one unit) and [`CALL_WORK_MILLI`] for
+//! crossing between Lua and the command, plus [`TICK_WORK_MILLI`] per
+//! [`HOOK_EVERY`] Lua instructions; the script's declared keys add one unit
+//! each (`cost_per_key`). The three constants are calibrated against GET's
+//! engine time with `loadtest/src/bin/calibrate.rs` (release, one CPU):
+//! `EVAL "return 1" 0` takes about 3.3 µs where GET takes 0.22 µs.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use mlua::chunk::ChunkMode;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use parking_lot::Mutex;
+
+use super::args::parse_i64;
+use super::{ConnOp, Ctx, Exec, Family, OpError, execute, flags, lookup};
+use crate::partition::key_slot;
+use crate::resp::value::format_double;
+use crate::resp::{Reply, reply};
+
+/// Bytes of Lua memory one run may use (the state's limit). Redis has none;
+/// here the interpreter is shared by every cache on the thread.
+pub const MEMORY_LIMIT: usize = 64 * 1024 * 1024;
+/// Longest Lua pattern accepted by `string.find/match/gmatch/gsub`: the
+/// matcher recurses in C about once per two pattern bytes.
+pub const MAX_PATTERN: usize = 4096;
+/// Deepest nesting of a script's result (Redis stops near 8000 with
+/// `ERR reached lua stack limit`; conversion here recurses on the stack).
+pub const MAX_NESTING: usize = 1000;
+/// Lua instructions between two checks of the time budget.
+pub const HOOK_EVERY: u32 = 1000;
+/// Work per run of a script, milli-units: hashing the body, entering the
+/// interpreter, a fresh environment, the protected call, the result's
+/// conversion (measured: 15 GETs' worth).
+pub const RUN_WORK_MILLI: u64 = 15_000;
+/// Work per `redis.call`/`redis.pcall` on top of the command's own: the
+/// arguments and the reply crossing between Lua and RESP (measured: 2 GETs).
+pub const CALL_WORK_MILLI: u64 = 2_000;
+/// Work per [`HOOK_EVERY`] Lua instructions, milli-units (measured: about
+/// 6.5 µs of interpreter time, 30 GETs' worth).
+pub const TICK_WORK_MILLI: u64 = 30_000;
+/// Collect garbage after a run that leaves the state above this many bytes.
+const GC_ABOVE: usize = 4 * 1024 * 1024;
+/// Compiled bodies kept per thread (cleared when full).
+const COMPILED_CACHE: usize = 256;
+/// The Redis version scripts see in `redis.REDIS_VERSION` (as the proxy's
+/// `HELLO` and `INFO` report).
+const REDIS_VERSION: &str = "7.2.4";
+const REDIS_VERSION_NUM: i64 = 0x07_02_04;
+
+/// The lower-case hex SHA1 of a script body, as Redis names scripts.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+/// EVAL body numkeys key... arg... (and EVALSHA, EVAL_RO, EVALSHA_RO with
+/// the body put in place of the SHA by the proxy).
+pub fn eval(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    // 1. Parse.
+    let body = &args[1];
+    let numkeys = parse_i64(&args[2]).ok_or(OpError::NotInteger)?;
+    if numkeys < 0 {
+        return Err(OpError::Static(reply::NUMKEYS_NEGATIVE));
+    }
+    let rest = &args[3..];
+    if numkeys as u64 > rest.len() as u64 {
+        return Err(OpError::Static(reply::NUMKEYS_TOO_MANY));
+    }
+    let (keys, argv) = rest.split_at(numkeys as usize);
+    let (source, no_writes) = shebang(body)?;
+    let slot = keys.first().map(|k| key_slot(k));
+    if keys.iter().any(|k| Some(key_slot(k)) != slot) {
+        return Err(OpError::Static(reply::CROSSSLOT));
+    }
+    let name = &args[0];
+    let read_only = no_writes || (name.len() > 3 && name.ends_with_ignore_case(b"_ro"));
+    let script = Script {
+        sha: sha1_hex(body),
+        read_only,
+        slot,
+    };
+    // 2–5. Run on this thread's interpreter.
+    let Some(rt) = RUNTIME
+        .with(|r| r.borrow_mut().take())
+        .or_else(|| Runtime::new().ok())
+    else {
+        return Err(OpError::Static(reply::SCRIPT_NO_INTERPRETER));
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        rt.run(ctx, &script, &source, keys, argv)
+    }));
+    match outcome {
+        Ok(Ran { reply, keep }) => {
+            if keep {
+                RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
+            }
+            reply
+        }
+        Err(_) => Err(OpError::Static(reply::SCRIPT_NO_INTERPRETER)),
+    }
+}
+
+trait EndsWithIgnoreCase {
+    fn ends_with_ignore_case(&self, suffix: &[u8]) -> bool;
+}
+
+impl EndsWithIgnoreCase for [u8] {
+    fn ends_with_ignore_case(&self, suffix: &[u8]) -> bool {
+        self.len() >= suffix.len() && self[self.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    }
+}
+
+/// Strips a `#!lua [flags=...]` first line (keeping its newline, so line
+/// numbers stay right) and returns whether the script declared `no-writes`.
+fn shebang(body: &Bytes) -> Result<(Cow<'_, [u8]>, bool), OpError> {
+    if !body.starts_with(b"#!") {
+        return Ok((Cow::Borrowed(&body[..]), false));
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = &body[..end];
+    let mut parts = line[2..].split(|&b| b == b' ').filter(|p| !p.is_empty());
+    if parts.next() != Some(&b"lua"[..]) {
+        return Err(OpError::Text(reply::shebang_engine(line)));
+    }
+    let mut no_writes = false;
+    for part in parts {
+        let Some(list) = part.strip_prefix(b"flags=") else {
+            return Err(OpError::Text(reply::shebang_option(part)));
+        };
+        for flag in list.split(|&b| b == b',').filter(|f| !f.is_empty()) {
+            match flag {
+                b"no-writes" => no_writes = true,
+                b"allow-oom" | b"allow-stale" | b"allow-cross-slot-keys" => {}
+                b"no-cluster" => return Err(OpError::Static(reply::SCRIPT_NO_CLUSTER)),
+                other => return Err(OpError::Text(reply::shebang_flag(other))),
+            }
+        }
+    }
+    Ok((Cow::Borrowed(&body[end..]), no_writes))
+}
+
+/// What a run needs to know about its script.
+struct Script {
+    sha: String,
+    read_only: bool,
+    /// The slot of the declared keys (`None`: a keyless script).
+    slot: Option<u16>,
+}
+
+/// Why a script stopped, carried through Lua as an error value.
+#[derive(Debug, Clone)]
+enum Fault {
+    /// An error reply raised by `redis.call` or the `redis` library: its
+    /// full text (`ERR ...`, `WRONGTYPE ...`).
+    Reply(String),
+    /// The time budget ran out.
+    Killed,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Reply(m) => f.write_str(m),
+            Fault::Killed => f.write_str("script killed"),
+        }
+    }
+}
+
+impl std::error::Error for Fault {}
+
+/// State shared by the hook, the `redis` library and the error handler for
+/// the run in progress.
+#[derive(Default)]
+struct RunState {
+    deadline: Option<Instant>,
+    limit: Duration,
+    /// Hook calls (each [`HOOK_EVERY`] instructions) in this run.
+    ticks: u64,
+    killed: bool,
+    /// `redis.setresp(3)` was called.
+    resp3: bool,
+    /// The error that ended the run and the script line it happened on.
+    fault: Option<(String, Option<usize>)>,
+}
+
+type Shared = Arc<Mutex<RunState>>;
+
+thread_local! {
+    static RUNTIME: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+}
+
+/// One thread's interpreter.
+struct Runtime {
+    lua: Lua,
+    state: Shared,
+    /// `new_env(keys, argv, call, pcall)` → this run's globals.
+    new_env: Function,
+    /// `run(f, env, handler)` → ok, result.
+    run: Function,
+    handler: Function,
+    compiled: RefCell<HashMap<String, Function>>,
+}
+
+/// The result of a run and whether the interpreter may be reused.
+struct Ran {
+    reply: Result<Reply, OpError>,
+    keep: bool,
+}
+
+/// The trusted prelude: runs once per state with the real globals, keeps
+/// what the sandbox needs in locals, empties the real globals, and returns
+/// `new_env` and `run`. Nothing it returns looks globals up at run time.
+const PRELUDE: &str = r#"
+local alive, fixerr, pcallerr, redis_base, msg, max_pattern = ...
+local G = _G
+local error, type, tostring, setmetatable, getmetatable, pairs, setfenv =
+      error, type, tostring, setmetatable, getmetatable, pairs, setfenv
+local raw_pcall, raw_xpcall, raw_loadstring, raw_load, raw_gc =
+      pcall, xpcall, loadstring, load, collectgarbage
+local co_create, co_resume = coroutine.create, coroutine.resume
+local sub, find, match, gmatch, gsub =
+      string.sub, string.find, string.match, string.gmatch, string.gsub
+
+local function readonly() error(msg.readonly, 2) end
+local function frozen(lib)
+  return { __index = lib, __newindex = readonly, __metatable = false }
+end
+local function copy(lib)
+  local t = {}
+  for k, v in pairs(lib) do t[k] = v end
+  return t
+end
+
+-- A stopped script stays stopped (alive() raises again), and errors from
+-- redis.call reach the script as Redis's {err = ...} tables; pcall gives
+-- the err string of such tables, as Redis 7's pcall does.
+local function settle(ok, ...)
+  if ok then return true, ... end
+  alive()
+  return false, fixerr((...))
+end
+local function settle_pcall(ok, ...)
+  if ok then return true, ... end
+  alive()
+  return false, pcallerr((...))
+end
+local function unwrap(ok, ...)
+  if ok then return ... end
+  alive()
+  error(fixerr((...)), 0)
+end
+
+local function pattern(p)
+  if type(p) == 'string' and #p > max_pattern then error(msg.pattern, 3) end
+end
+local str = copy(string)
+str.find = function(s, p, init, plain)
+  if not plain then pattern(p) end
+  return find(s, p, init, plain)
+end
+str.match = function(s, p, init) pattern(p) return match(s, p, init) end
+str.gmatch = function(s, p) pattern(p) return gmatch(s, p) end
+str.gsub = function(s, p, r, n) pattern(p) return gsub(s, p, r, n) end
+local smt = getmetatable('')
+smt.__index = str
+smt.__metatable = false
+
+local co = {
+  create = co_create, yield = coroutine.yield, status = coroutine.status,
+  running = coroutine.running,
+  resume = function(c, ...) return settle(co_resume(c, ...)) end,
+  wrap = function(f)
+    local c = co_create(f)
+    return function(...) return unwrap(co_resume(c, ...)) end
+  end,
+}
+
+local base = {
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+  rawequal = rawequal, rawget = rawget, rawset = rawset, select = select,
+  setmetatable = setmetatable, getmetatable = getmetatable,
+  tonumber = tonumber, tostring = tostring, type = type, unpack = unpack,
+  gcinfo = gcinfo, _VERSION = _VERSION,
+}
+base.pcall = function(f, ...) return settle_pcall(raw_pcall(f, ...)) end
+base.xpcall = function(f, h)
+  return settle(raw_xpcall(f, function(e) return h(fixerr(e)) end))
+end
+base.loadstring = function(s, name)
+  if type(s) == 'string' and sub(s, 1, 1) == '\27' then
+    return raw_loadstring(' ' .. s, name or s)
+  end
+  return raw_loadstring(s, name)
+end
+base.load = function(f, name)
+  local first = true
+  return raw_load(function()
+    local piece = f()
+    if first and type(piece) == 'string' and piece ~= '' then
+      first = false
+      if sub(piece, 1, 1) == '\27' then return ' ' .. piece end
+    end
+    return piece
+  end, name)
+end
+base.collectgarbage = function(opt, arg)
+  if opt == nil or opt == 'collect' or opt == 'count' or opt == 'step' then
+    return raw_gc(opt, arg)
+  end
+  return 0
+end
+setmetatable(base, { __index = function(_, k)
+  error(msg.global .. " '" .. tostring(k) .. "'", 2)
+end })
+
+local string_mt, table_mt, math_mt, co_mt, redis_mt =
+  frozen(str), frozen(copy(table)), frozen(copy(math)), frozen(co), frozen(redis_base)
+local env_mt = { __index = base, __newindex = readonly, __metatable = false }
+
+local function new_env(keys, argv, call, pcall_)
+  local env = {
+    KEYS = keys, ARGV = argv,
+    redis = setmetatable({ call = call, pcall = pcall_ }, redis_mt),
+    string = setmetatable({}, string_mt), table = setmetatable({}, table_mt),
+    math = setmetatable({}, math_mt), coroutine = setmetatable({}, co_mt),
+  }
+  env._G = env
+  return setmetatable(env, env_mt)
+end
+
+local function run(f, env, handler)
+  setfenv(f, env)
+  setfenv(0, env)
+  local ok, result = raw_xpcall(f, handler)
+  setfenv(0, G)
+  return ok, result
+end
+
+for k in pairs(G) do G[k] = nil end
+return new_env, run
+"#;
+
+impl Runtime {
+    fn new() -> mlua::Result<Runtime> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let state: Shared = Arc::default();
+        let alive = {
+            let st = state.clone();
+            lua.create_function(move |_, ()| {
+                if st.lock().killed {
+                    Err(mlua::Error::external(Fault::Killed))
+                } else {
+                    Ok(())
+                }
+            })?
+        };
+        let fixerr = lua.create_function(|lua, v: Value| error_for_script(lua, v))?;
+        let pcallerr = lua.create_function(|lua, v: Value| error_for_pcall(lua, v))?;
+        let messages = lua.create_table()?;
+        messages.raw_set("readonly", reply::LUA_READONLY_TABLE)?;
+        messages.raw_set("global", reply::LUA_NONEXISTENT_GLOBAL)?;
+        messages.raw_set("pattern", reply::LUA_PATTERN_TOO_LONG)?;
+        let redis = redis_library(&lua, &state)?;
+        let (new_env, run): (Function, Function) = lua
+            .load(PRELUDE)
+            .set_name("=stratus")
+            .set_mode(ChunkMode::Text)
+            .call((alive, fixerr, pcallerr, redis, messages, MAX_PATTERN))?;
+        let handler = {
+            let st = state.clone();
+            lua.create_function(move |lua, err: Value| {
+                let fault = describe_error(lua, &st, err);
+                st.lock().fault = Some(fault);
+                Ok(())
+            })?
+        };
+        let st = state.clone();
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                let mut s = st.lock();
+                s.ticks += 1;
+                if s.killed || s.deadline.is_some_and(|d| Instant::now() >= d) {
+                    s.killed = true;
+                    return Err(mlua::Error::external(Fault::Killed));
+                }
+                Ok(VmState::Continue)
+            },
+        )?;
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        Ok(Runtime {
+            lua,
+            state,
+            new_env,
+            run,
+            handler,
+            compiled: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The compiled body, from the cache or compiled now.
+    fn compile(&self, sha: &str, source: &[u8]) -> Result<Function, Ran> {
+        if let Some(f) = self.compiled.borrow().get(sha) {
+            return Ok(f.clone());
+        }
+        let f = match self
+            .lua
+            .load(source)
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+        {
+            Ok(f) => f,
+            Err(mlua::Error::MemoryError(_)) => {
+                return Err(Ran {
+                    reply: Err(OpError::Text(reply::script_out_of_memory(MEMORY_LIMIT))),
+                    keep: false,
+                });
+            }
+            Err(mlua::Error::SyntaxError { message, .. }) => {
+                return Err(Ran {
+                    reply: Err(OpError::Text(reply::script_compile_error(&message))),
+                    keep: true,
+                });
+            }
+            Err(e) => {
+                return Err(Ran {
+                    reply: Err(OpError::Text(reply::script_compile_error(&e.to_string()))),
+                    keep: true,
+                });
+            }
+        };
+        let mut compiled = self.compiled.borrow_mut();
+        if compiled.len() >= COMPILED_CACHE {
+            compiled.clear();
+        }
+        compiled.insert(sha.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Phases 2–5 for one script.
+    fn run(
+        &self,
+        ctx: &mut Ctx<'_>,
+        script: &Script,
+        source: &[u8],
+        keys: &[Bytes],
+        argv: &[Bytes],
+    ) -> Ran {
+        let f = match self.compile(&script.sha, source) {
+            Ok(f) => f,
+            Err(ran) => return ran,
+        };
+        *self.state.lock() = RunState {
+            deadline: Some(Instant::now() + ctx.script_time_limit),
+            limit: ctx.script_time_limit,
+            ..RunState::default()
+        };
+        let caller = RefCell::new(Caller { ctx, work: 0 });
+        let state = &self.state;
+        let outcome: mlua::Result<(bool, Value)> = self.lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: MultiValue| {
+                redis_call(lua, &caller, script, state, args, true)
+            })?;
+            let pcall = scope.create_function(|lua, args: MultiValue| {
+                redis_call(lua, &caller, script, state, args, false)
+            })?;
+            let keys = string_table(&self.lua, keys)?;
+            let argv = string_table(&self.lua, argv)?;
+            let env: Table = self.new_env.call((keys, argv, call, pcall))?;
+            self.run.call((f, env, self.handler.clone()))
+        });
+        let Caller { ctx, work: calls } = caller.into_inner();
+        let mut st = self.state.lock();
+        st.deadline = None;
+        ctx.work += RUN_WORK_MILLI + calls + st.ticks * TICK_WORK_MILLI;
+        let resp3 = st.resp3;
+        let killed = st.killed;
+        let fault = st.fault.take();
+        let limit = st.limit;
+        drop(st);
+        let reply = match outcome {
+            Ok((true, value)) => Ok(to_reply(&value, resp3, 0)),
+            Ok((false, value)) => Err(match fault {
+                Some((msg, line)) => reply::script_error(&msg, &script.sha, line),
+                None if is_memory_error(&value) => reply::script_out_of_memory(MEMORY_LIMIT),
+                None => reply::script_error("ERR unknown error", &script.sha, None),
+            }),
+            Err(e) if killed || matches!(find_fault(&e), Some(Fault::Killed)) => Err(
+                reply::script_error(&reply::script_killed(limit.as_millis()), &script.sha, None),
+            ),
+            Err(e) if is_memory(&e) => Err(reply::script_out_of_memory(MEMORY_LIMIT)),
+            Err(e) => Err(reply::script_error(
+                &format!("ERR {}", innermost(&e)),
+                &script.sha,
+                None,
+            )),
+        };
+        let keep = !killed
+            && !matches!(&reply, Err(m) if m.starts_with("ERR Script used too much memory"));
+        if keep && self.lua.used_memory() > GC_ABOVE {
+            let _ = self.lua.gc_collect();
+        }
+        Ran {
+            reply: reply.map_err(OpError::Text),
+            keep,
+        }
+    }
+}
+
+/// A Lua array of byte strings.
+fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// The script's access to the partition while it runs.
+struct Caller<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    /// Milli-units charged for the commands run so far.
+    work: u64,
+}
+
+impl Caller<'_, '_> {
+    /// Runs one command for the script: the reply, or the error text when
+    /// the command may not run here.
+    fn command(&mut self, script: &Script, argv: &[Bytes], resp3: bool) -> Result<Reply, String> {
+        if NOT_IN_SCRIPTS
+            .iter()
+            .any(|n| argv[0].eq_ignore_ascii_case(n.as_bytes()))
+        {
+            return Err(reply::SCRIPT_NOT_ALLOWED.into());
+        }
+        let Some(spec) = lookup(&argv[0]) else {
+            return Err(reply::SCRIPT_UNKNOWN_COMMAND.into());
+        };
+        if !spec.arity_ok(argv.len()) {
+            return Err(reply::SCRIPT_WRONG_ARGS.into());
+        }
+        match spec.exec {
+            Exec::Conn(op) => return local_command(op, argv),
+            Exec::Data(_) if spec.family == Family::Scripting => {
+                return Err(reply::SCRIPT_NOT_ALLOWED.into());
+            }
+            Exec::Data(_) => {}
+        }
+        if script.read_only && spec.has(flags::WRITE) {
+            return Err(reply::SCRIPT_READ_ONLY.into());
+        }
+        let mut keys = 0u64;
+        for i in spec.key_positions(argv) {
+            keys += 1;
+            match script.slot {
+                None => return Err(reply::SCRIPT_NON_LOCAL_KEY.into()),
+                Some(slot) if key_slot(&argv[i]) != slot => {
+                    return Err(reply::SCRIPT_CROSS_SLOT.into());
+                }
+                Some(_) => {}
+            }
+        }
+        let ctx = &mut *self.ctx;
+        let (work, resp) = (ctx.work, ctx.resp3);
+        ctx.work = 0;
+        ctx.resp3 = resp3;
+        let out = execute(spec, ctx, argv);
+        let elements = ctx.work;
+        ctx.work = work;
+        ctx.resp3 = resp;
+        let cost = u64::from(spec.cost_per_key) * keys * 1000
+            + u64::from(spec.cost_per_element_milli) * elements;
+        self.work += cost.max(1000) + CALL_WORK_MILLI;
+        Ok(out)
+    }
+}
+
+/// Commands Redis flags `noscript` (transactions, pub/sub, replication):
+/// refused by name, whether or not this server implements them.
+const NOT_IN_SCRIPTS: &[&str] = &[
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
+    "monitor",
+    "sync",
+    "psync",
+    "replicaof",
+    "slaveof",
+    "shutdown",
+];
+
+/// PING, ECHO and TIME answered inside a script; other proxy-side commands
+/// need the connection or the whole cache and are refused.
+fn local_command(op: ConnOp, argv: &[Bytes]) -> Result<Reply, String> {
+    match (op, argv.len()) {
+        (ConnOp::Ping, 1) => Ok(Reply::status(reply::PONG)),
+        (ConnOp::Ping, 2) | (ConnOp::Echo, 2) => Ok(Reply::Bulk(argv[1].clone())),
+        (ConnOp::Ping, _) => Err(reply::SCRIPT_WRONG_ARGS.into()),
+        (ConnOp::Time, _) => {
+            let micros = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            Ok(Reply::Array(vec![
+                Reply::bulk((micros / 1_000_000).to_string()),
+                Reply::bulk((micros % 1_000_000).to_string()),
+            ]))
+        }
+        _ => Err(reply::SCRIPT_NOT_ALLOWED.into()),
+    }
+}
+
+/// `redis.call` (`raise`) and `redis.pcall`.
+fn redis_call(
+    lua: &Lua,
+    caller: &RefCell<Caller<'_, '_>>,
+    script: &Script,
+    state: &Shared,
+    args: MultiValue,
+    raise: bool,
+) -> mlua::Result<Value> {
+    let argv = match command_args(lua, args) {
+        Ok(a) => a,
+        Err(msg) => return failed(lua, raise, msg.to_string()),
+    };
+    let resp3 = state.lock().resp3;
+    let out = caller
+        .try_borrow_mut()
+        .map_err(|_| mlua::Error::RecursiveMutCallback)?
+        .command(script, &argv, resp3);
+    match out {
+        Err(msg) => failed(lua, raise, msg),
+        Ok(Reply::Error(e)) => failed(lua, raise, e.into_owned()),
+        Ok(r) => to_lua(lua, &r, resp3),
+    }
+}
+
+/// An error from `redis.call` (raised) or `redis.pcall` (returned as
+/// `{err = msg}`).
+fn failed(lua: &Lua, raise: bool, msg: String) -> mlua::Result<Value> {
+    if raise {
+        Err(mlua::Error::external(Fault::Reply(msg)))
+    } else {
+        error_table(lua, &msg)
+    }
+}
+
+fn error_table(lua: &Lua, msg: &str) -> mlua::Result<Value> {
+    let t = lua.create_table_with_capacity(0, 1)?;
+    t.raw_set("err", msg)?;
+    Ok(Value::Table(t))
+}
+
+/// The arguments of `redis.call`: strings and numbers (as Lua prints them).
+fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err(reply::SCRIPT_NO_ARGS);
+    }
+    args.into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => Ok(Bytes::from(i.to_string())),
+            n @ Value::Number(_) => match lua.coerce_string(n) {
+                Ok(Some(s)) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+                _ => Err(reply::SCRIPT_BAD_ARG),
+            },
+            _ => Err(reply::SCRIPT_BAD_ARG),
+        })
+        .collect()
+}
+
+/// A reply as the script sees it (see the module doc).
+fn to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
+    let table = |pairs: &[(&str, Value)]| -> mlua::Result<Value> {
+        let t = lua.create_table_with_capacity(0, pairs.len())?;
+        for (k, v) in pairs {
+            t.raw_set(*k, v.clone())?;
+        }
+        Ok(Value::Table(t))
+    };
+    let seq = |items: &mut dyn Iterator<Item = &Reply>| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        for (i, item) in items.enumerate() {
+            t.raw_set(i + 1, to_lua(lua, item, resp3)?)?;
+        }
+        Ok(Value::Table(t))
+    };
+    let string = |b: &[u8]| -> mlua::Result<Value> { Ok(Value::String(lua.create_string(b)?)) };
+    match r {
+        Reply::Status(s) => table(&[("ok", string(s.as_bytes())?)]),
+        Reply::Error(s) => table(&[("err", string(s.as_bytes())?)]),
+        Reply::Int(n) => Ok(Value::Integer(*n)),
+        Reply::Bulk(b) => string(b),
+        Reply::Nil | Reply::NilArray if resp3 => Ok(Value::Nil),
+        Reply::Nil | Reply::NilArray => Ok(Value::Boolean(false)),
+        Reply::Array(items) => seq(&mut items.iter()),
+        Reply::Set(items) if resp3 => {
+            let set = lua.create_table()?;
+            for item in items {
+                set.raw_set(to_lua(lua, item, resp3)?, true)?;
+            }
+            table(&[("set", Value::Table(set))])
+        }
+        Reply::Set(items) => seq(&mut items.iter()),
+        Reply::Map(pairs) if resp3 => {
+            let map = lua.create_table()?;
+            for (k, v) in pairs {
+                map.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
+            }
+            table(&[("map", Value::Table(map))])
+        }
+        Reply::Map(pairs) => seq(&mut pairs.iter().flat_map(|(k, v)| [k, v])),
+        Reply::Double(d) if resp3 => table(&[("double", Value::Number(*d))]),
+        Reply::Double(d) => string(format_double(*d).as_bytes()),
+        Reply::Bool(b) if resp3 => Ok(Value::Boolean(*b)),
+        Reply::Bool(b) => Ok(Value::Integer(i64::from(*b))),
+        Reply::Verbatim(text) if resp3 => {
+            let v = table(&[
+                ("format", string(b"txt")?),
+                ("string", string(text.as_bytes())?),
+            ])?;
+            table(&[("verbatim_string", v)])
+        }
+        Reply::Verbatim(text) => string(text.as_bytes()),
+    }
+}
+
+/// A script's result as a reply (see the module doc). Reads tables raw: no
+/// metamethod (no Lua code) runs during the conversion.
+fn to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
+    if depth > MAX_NESTING {
+        return Reply::err(reply::LUA_STACK_LIMIT);
+    }
+    match v {
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Integer(n) => Reply::Int(*n),
+        Value::Number(n) => Reply::Int(*n as i64),
+        Value::Table(t) => table_reply(t, resp3, depth),
+        _ => Reply::Nil,
+    }
+}
+
+fn one_line(s: &mlua::LuaString) -> String {
+    s.to_string_lossy().replace(['\r', '\n'], " ")
+}
+
+fn table_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
+    let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+    if let Value::String(e) = field("err") {
+        return Reply::err_owned(one_line(&e));
+    }
+    if let Value::String(s) = field("ok") {
+        return Reply::status_owned(one_line(&s));
+    }
+    match field("double") {
+        Value::Number(d) => return Reply::Double(d),
+        Value::Integer(d) => return Reply::Double(d as f64),
+        _ => {}
+    }
+    if let Value::String(s) = field("big_number") {
+        return Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes()));
+    }
+    if let Value::Table(v) = field("verbatim_string")
+        && let Ok(Value::String(s)) = v.raw_get::<Value>("string")
+    {
+        return Reply::Verbatim(s.to_string_lossy());
+    }
+    if let Value::Table(m) = field("map") {
+        let pairs = m
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, v)| {
+                (
+                    to_reply(&k, resp3, depth + 1),
+                    to_reply(&v, resp3, depth + 1),
+                )
+            })
+            .collect();
+        return Reply::Map(pairs);
+    }
+    if let Value::Table(s) = field("set") {
+        let items = s
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| to_reply(&k, resp3, depth + 1))
+            .collect();
+        return Reply::Set(items);
+    }
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(to_reply(&v, resp3, depth + 1)),
+        }
+    }
+    Reply::Array(items)
+}
+
+/// Finds a [`Fault`] among an mlua error's causes.
+fn find_fault(e: &mlua::Error) -> Option<&Fault> {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<Fault>(),
+        mlua::Error::CallbackError { cause, .. } => find_fault(cause),
+        mlua::Error::WithContext { cause, .. } => find_fault(cause),
+        _ => None,
+    }
+}
+
+fn is_memory(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            is_memory(cause)
+        }
+        _ => false,
+    }
+}
+
+/// Lua 5.1 reports running out of memory with this message and no handler.
+fn is_memory_error(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.as_bytes().starts_with(b"not enough memory"),
+        Value::Error(e) => is_memory(e),
+        _ => false,
+    }
+}
+
+/// The message of an mlua error without its traceback.
+fn innermost(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            innermost(cause)
+        }
+        mlua::Error::RuntimeError(m) | mlua::Error::MemoryError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What a script sees when it catches an error with `pcall`: errors from
+/// `redis.call` become Redis's `{err = ...}` tables.
+fn error_for_script(lua: &Lua, v: Value) -> mlua::Result<Value> {
+    if let Value::Error(e) = &v
+        && let Some(Fault::Reply(msg)) = find_fault(e)
+    {
+        return error_table(lua, msg);
+    }
+    Ok(v)
+}
+
+/// What `pcall` gives a script for an error: the `err` string of an error
+/// table (Redis 7's pcall does this), other values as they are.
+fn error_for_pcall(lua: &Lua, v: Value) -> mlua::Result<Value> {
+    match error_for_script(lua, v)? {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            s @ Value::String(_) => Ok(s),
+            _ => Ok(Value::Table(t)),
+        },
+        other => Ok(other),
+    }
+}
+
+/// The error handler's view of an error: Redis's error text and the script
+/// line it happened on (the innermost frame of the script's own code).
+fn describe_error(lua: &Lua, st: &Shared, err: Value) -> (String, Option<usize>) {
+    let msg = match &err {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            _ => "ERR unknown error".to_string(),
+        },
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        Value::Error(e) => match find_fault(e) {
+            Some(Fault::Reply(m)) => m.clone(),
+            Some(Fault::Killed) => reply::script_killed(st.lock().limit.as_millis()),
+            None if is_memory(e) => reply::script_out_of_memory(MEMORY_LIMIT),
+            None => format!("ERR {}", innermost(e)),
+        },
+        Value::Nil => "ERR nil".to_string(),
+        Value::Boolean(b) => format!("ERR {b}"),
+        Value::Integer(n) => format!("ERR {n}"),
+        n @ Value::Number(_) => match lua.coerce_string(n.clone()) {
+            Ok(Some(s)) => format!("ERR {}", s.to_string_lossy()),
+            _ => "ERR number".to_string(),
+        },
+        other => format!("ERR {}", other.type_name()),
+    };
+    let mut line = None;
+    for level in 1..200 {
+        let Some((ours, at)) = lua.inspect_stack(level, |d| {
+            (
+                d.source().source.as_deref() == Some("@user_script"),
+                d.current_line(),
+            )
+        }) else {
+            break;
+        };
+        if ours {
+            line = at;
+            break;
+        }
+    }
+    (msg, line)
+}
+
+/// Functions of the `redis` table shared by every run (`call` and `pcall`
+/// are added per run: they reach the run's partition).
+fn redis_library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
+    let r = lua.create_table()?;
+    r.raw_set(
+        "sha1hex",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::external(Fault::Reply(format!(
+                    "ERR {}",
+                    reply::SCRIPT_SHA1HEX_ARGS
+                ))));
+            }
+            let text = args
+                .into_iter()
+                .next()
+                .and_then(|v| lua.coerce_string(v).ok().flatten())
+                .map(|s| s.as_bytes().to_vec())
+                .unwrap_or_default();
+            Ok(sha1_hex(&text))
+        })?,
+    )?;
+    r.raw_set(
+        "error_reply",
+        lua.create_function(|lua, args: MultiValue| match (args.len(), args.front()) {
+            (1, Some(Value::String(s))) => error_table(lua, &error_reply_text(&s.as_bytes())),
+            _ => error_table(lua, reply::SCRIPT_WRONG_ARGS_OR_TYPE),
+        })?,
+    )?;
+    r.raw_set(
+        "status_reply",
+        lua.create_function(|lua, args: MultiValue| match (args.len(), args.front()) {
+            (1, Some(Value::String(s))) => {
+                let t = lua.create_table_with_capacity(0, 1)?;
+                t.raw_set("ok", s.clone())?;
+                Ok(Value::Table(t))
+            }
+            _ => error_table(lua, reply::SCRIPT_WRONG_ARGS_OR_TYPE),
+        })?,
+    )?;
+    r.raw_set(
+        "log",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() < 2 {
+                return Err(mlua::Error::external(Fault::Reply(
+                    reply::SCRIPT_LOG_ARGS.into(),
+                )));
+            }
+            let fault = |m: &str| Err(mlua::Error::external(Fault::Reply(m.into())));
+            match args.front() {
+                Some(Value::Integer(0..=3)) => Ok(()),
+                Some(Value::Integer(_) | Value::Number(_)) => fault(reply::SCRIPT_LOG_LEVEL),
+                _ => fault(reply::SCRIPT_LOG_LEVEL_TYPE),
+            }
+        })?,
+    )?;
+    let st = state.clone();
+    r.raw_set(
+        "setresp",
+        lua.create_function(
+            move |_, args: MultiValue| match (args.len(), args.front()) {
+                (1, Some(Value::Integer(v @ (2 | 3)))) => {
+                    st.lock().resp3 = *v == 3;
+                    Ok(())
+                }
+                _ => Err(mlua::Error::external(Fault::Reply(
+                    reply::SCRIPT_RESP_VERSION.into(),
+                ))),
+            },
+        )?,
+    )?;
+    r.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    r.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    r.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    r.raw_set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    for (name, value) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+        ("REDIS_VERSION_NUM", REDIS_VERSION_NUM),
+    ] {
+        r.raw_set(name, value)?;
+    }
+    r.raw_set("REDIS_VERSION", REDIS_VERSION)?;
+    Ok(r)
+}
+
+/// `redis.error_reply(s)`: Redis's error table text: a leading `-` dropped,
+/// `ERR ` added when the text has no code (no space), line ends trimmed.
+fn error_reply_text(s: &[u8]) -> String {
+    let s = String::from_utf8_lossy(s);
+    let rest = s.strip_prefix('-').unwrap_or(&s);
+    let (code, msg) = match rest.split_once(' ') {
+        Some((code, msg)) => (code, msg),
+        None => ("ERR", rest),
+    };
+    format!("{code} {}", msg.trim_matches(['\r', '\n']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::test_util::{Harness, bulk, err};
+
+    fn eval(h: &mut Harness, script: &str, keys: &[&str], argv: &[&str]) -> Reply {
+        let n = keys.len().to_string();
+        let mut args = vec!["eval", script, &n];
+        args.extend_from_slice(keys);
+        args.extend_from_slice(argv);
+        h.run(&args)
+    }
+
+    fn text(r: &Reply) -> String {
+        match r {
+            Reply::Error(e) | Reply::Status(e) => e.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lua_values_become_replies() {
+        let mut h = Harness::new();
+        let arr = |v: Vec<Reply>| Reply::Array(v);
+        assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+        assert_eq!(eval(&mut h, "return 3.99", &[], &[]), Reply::Int(3));
+        assert_eq!(eval(&mut h, "return -1.9", &[], &[]), Reply::Int(-1));
+        assert_eq!(eval(&mut h, "return 'x'", &[], &[]), bulk("x"));
+        assert_eq!(eval(&mut h, "return true", &[], &[]), Reply::Int(1));
+        assert_eq!(eval(&mut h, "return false", &[], &[]), Reply::Nil);
+        assert_eq!(eval(&mut h, "return nil", &[], &[]), Reply::Nil);
+        assert_eq!(eval(&mut h, "return {}", &[], &[]), arr(vec![]));
+        assert_eq!(
+            eval(&mut h, "return {1, {2, {3}}, 'a', nil, 4}", &[], &[]),
+            arr(vec![
+                Reply::Int(1),
+                arr(vec![Reply::Int(2), arr(vec![Reply::Int(3)])]),
+                bulk("a"),
+            ])
+        );
+        assert_eq!(
+            eval(&mut h, "return {true, false, 1}", &[], &[]),
+            arr(vec![Reply::Int(1), Reply::Nil, Reply::Int(1)])
+        );
+        assert_eq!(
+            eval(&mut h, "return {ok='fine'}", &[], &[]),
+            Reply::status("fine")
+        );
+        assert_eq!(
+            eval(&mut h, "return {err='bad thing'}", &[], &[]),
+            err("bad thing")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.error_reply('oops')", &[], &[]),
+            err("ERR oops")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.error_reply('-MY oops')", &[], &[]),
+            err("MY oops")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.error_reply('a b c')", &[], &[]),
+            err("a b c")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.status_reply('x')", &[], &[]),
+            Reply::status("x")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.status_reply(5)", &[], &[]),
+            err("ERR wrong number or type of arguments")
+        );
+        assert_eq!(
+            eval(&mut h, "return {double=3.5}", &[], &[]),
+            Reply::Double(3.5)
+        );
+        assert_eq!(
+            eval(&mut h, "return {map={a=1}}", &[], &[]),
+            Reply::Map(vec![(bulk("a"), Reply::Int(1))])
+        );
+        assert_eq!(
+            eval(&mut h, "return {set={a=true}}", &[], &[]),
+            Reply::Set(vec![bulk("a")])
+        );
+        assert_eq!(
+            eval(&mut h, "return {big_number='123'}", &[], &[]),
+            bulk("123")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.sha1hex('')", &[], &[]),
+            bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "return {KEYS[1], ARGV[1], #KEYS, #ARGV}",
+                &["k"],
+                &["a", "b"]
+            ),
+            arr(vec![bulk("k"), bulk("a"), Reply::Int(1), Reply::Int(2)])
+        );
+    }
+
+    #[test]
+    fn replies_become_lua_values() {
+        let mut h = Harness::new();
+        h.run(&["set", "s", "str"]);
+        h.run(&["rpush", "l", "a", "b"]);
+        h.run(&["hset", "h", "f", "v"]);
+        let arr = |v: Vec<Reply>| Reply::Array(v);
+        // nil bulk → false; status → {ok}; arrays → tables.
+        assert_eq!(
+            eval(
+                &mut h,
+                "return {redis.call('get', KEYS[1]) == false}",
+                &["nope"],
+                &[]
+            ),
+            arr(vec![Reply::Int(1)])
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('set', KEYS[1], 'x')",
+                &["s"],
+                &[]
+            ),
+            Reply::status("OK")
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('set', KEYS[1], 'x').ok",
+                &["s"],
+                &[]
+            ),
+            bulk("OK")
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('lrange', KEYS[1], 0, -1)",
+                &["l"],
+                &[]
+            ),
+            arr(vec![bulk("a"), bulk("b")])
+        );
+        // Numbers as arguments print as Lua prints them.
+        eval(
+            &mut h,
+            "return redis.call('set', KEYS[1], 1e20)",
+            &["n"],
+            &[],
+        );
+        assert_eq!(h.run(&["get", "n"]), bulk("1e+20"));
+        eval(
+            &mut h,
+            "return redis.call('set', KEYS[1], 3.0)",
+            &["n"],
+            &[],
+        );
+        assert_eq!(h.run(&["get", "n"]), bulk("3"));
+        eval(
+            &mut h,
+            "return redis.call('set', KEYS[1], 2.5)",
+            &["n"],
+            &[],
+        );
+        assert_eq!(h.run(&["get", "n"]), bulk("2.5"));
+        // RESP3 after setresp(3): maps, doubles, nulls.
+        assert_eq!(
+            eval(
+                &mut h,
+                "redis.setresp(3); local m = redis.call('hgetall', KEYS[1]).map; return m.f",
+                &["h"],
+                &[]
+            ),
+            bulk("v")
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "redis.setresp(3); return redis.call('get', KEYS[1]) == nil",
+                &["nope"],
+                &[]
+            ),
+            Reply::Bool(true)
+        );
+        // pcall gives the error table, call raises it.
+        assert_eq!(
+            eval(&mut h, "return redis.pcall('incr', KEYS[1])", &["s"], &[]),
+            err(reply::NOT_INTEGER)
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return e",
+                &["s"],
+                &[]
+            ),
+            bulk(reply::NOT_INTEGER)
+        );
+    }
+
+    #[test]
+    fn errors_follow_redis_7() {
+        let mut h = Harness::new();
+        h.run(&["set", "s", "str"]);
+        let cases: &[(&str, &str)] = &[
+            (
+                "return redis.call('incr', KEYS[1])",
+                "ERR value is not an integer or out of range script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.call('nosuch')",
+                "ERR Unknown Redis command called from script script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.call('get')",
+                "ERR Wrong number of args calling Redis command from script script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.call()",
+                "ERR Please specify at least one argument for this redis lib call script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.call('get', {})",
+                "ERR Lua redis lib command arguments must be strings or integers script: SHA, on @user_script:1.",
+            ),
+            (
+                "x = 5",
+                "ERR user_script:1: Attempt to modify a readonly table script: SHA, on @user_script:1.",
+            ),
+            (
+                "return y",
+                "ERR user_script:1: Script attempted to access nonexistent global variable 'y' script: SHA, on @user_script:1.",
+            ),
+            (
+                "\nerror('boom')",
+                "ERR user_script:2: boom script: SHA, on @user_script:2.",
+            ),
+            (
+                "error({err='X boom'})",
+                "X boom script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.call('multi')",
+                "ERR This Redis command is not allowed from script script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.call('eval', 'return 1', '0')",
+                "ERR This Redis command is not allowed from script script: SHA, on @user_script:1.",
+            ),
+            (
+                "return redis.setresp(4)",
+                "ERR RESP version must be 2 or 3. script: SHA, on @user_script:1.",
+            ),
+            (
+                "return 1 +",
+                "ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'",
+            ),
+        ];
+        for (script, want) in cases {
+            let sha = sha1_hex(script.as_bytes());
+            let got = eval(&mut h, script, &["s"], &[]);
+            assert_eq!(text(&got), want.replace("SHA", &sha), "{script}");
+        }
+        for global in [
+            "os", "io", "debug", "require", "loadfile", "dofile", "print", "getfenv",
+        ] {
+            let script = format!("return {global}");
+            let got = text(&eval(&mut h, &script, &[], &[]));
+            assert!(
+                got.contains("nonexistent global variable"),
+                "{global}: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_must_stay_in_the_scripts_slot() {
+        let mut h = Harness::new();
+        let got = eval(&mut h, "return redis.call('get', 'other')", &["{a}1"], &[]);
+        assert!(text(&got).starts_with(reply::SCRIPT_CROSS_SLOT), "{got:?}");
+        let got = eval(
+            &mut h,
+            "return redis.call('set', '{a}2', 'v')",
+            &["{a}1"],
+            &[],
+        );
+        assert_eq!(got, Reply::status("OK"));
+        let got = eval(&mut h, "return redis.call('get', 'k')", &[], &[]);
+        assert!(
+            text(&got).starts_with(reply::SCRIPT_NON_LOCAL_KEY),
+            "{got:?}"
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.call('ping')", &[], &[]),
+            Reply::status("PONG")
+        );
+        let got = eval(&mut h, "return redis.call('time')", &[], &[]);
+        assert!(
+            matches!(got, Reply::Array(ref v) if v.len() == 2),
+            "{got:?}"
+        );
+        assert_eq!(
+            eval(&mut h, "return 1", &["a", "b"], &[]),
+            err(reply::CROSSSLOT)
+        );
+        assert_eq!(
+            h.run(&["eval", "return 1", "-1"]),
+            err(reply::NUMKEYS_NEGATIVE)
+        );
+        assert_eq!(
+            h.run(&["eval", "return 1", "2", "a"]),
+            err(reply::NUMKEYS_TOO_MANY)
+        );
+        assert_eq!(h.run(&["eval", "return 1", "x"]), err(reply::NOT_INTEGER));
+    }
+
+    #[test]
+    fn read_only_scripts_refuse_writes() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "v"]);
+        let sha = sha1_hex(b"return redis.call('set', KEYS[1], 'x')");
+        let got = h.run(&[
+            "eval_ro",
+            "return redis.call('set', KEYS[1], 'x')",
+            "1",
+            "k",
+        ]);
+        assert_eq!(
+            text(&got),
+            format!(
+                "{} script: {sha}, on @user_script:1.",
+                reply::SCRIPT_READ_ONLY
+            )
+        );
+        let got = h.run(&[
+            "eval_ro",
+            "return redis.pcall('set', KEYS[1], 'x')",
+            "1",
+            "k",
+        ]);
+        assert_eq!(got, err(reply::SCRIPT_READ_ONLY));
+        let got = h.run(&["eval_ro", "return redis.call('get', KEYS[1])", "1", "k"]);
+        assert_eq!(got, bulk("v"));
+        let body = "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 'x')";
+        let got = h.run(&["eval", body, "1", "k"]);
+        assert!(text(&got).ends_with("on @user_script:2."), "{got:?}");
+        assert!(text(&got).starts_with(reply::SCRIPT_READ_ONLY), "{got:?}");
+        assert_eq!(h.run(&["eval", "#!lua\nreturn 1", "0"]), Reply::Int(1));
+        assert_eq!(
+            h.run(&["eval", "#!luax\nreturn 1", "0"]),
+            err("ERR Unexpected engine in script shebang: #!luax")
+        );
+        assert_eq!(
+            h.run(&["eval", "#!lua flags=bogus\nreturn 1", "0"]),
+            err("ERR Unexpected flag in script shebang: bogus")
+        );
+        assert_eq!(h.run(&["get", "k"]), bulk("v"));
+    }
+
+    fn with_limit(h: &mut Harness, limit: Duration, args: &[&str]) -> (Reply, u64) {
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
+        let spec = lookup(&argv[0]).unwrap();
+        let mut ctx = Ctx::new(&mut h.ks, h.now);
+        ctx.script_time_limit = limit;
+        let r = execute(spec, &mut ctx, &argv);
+        (r, ctx.work)
+    }
+
+    #[test]
+    fn busy_scripts_are_killed_at_the_time_limit() {
+        let mut h = Harness::new();
+        let limit = Duration::from_millis(100);
+        let scripts = [
+            "while true do end",
+            "while true do pcall(function() while true do end end) end",
+            "local co = coroutine.wrap(function() while true do end end) co()",
+            "while true do local ok = coroutine.resume(coroutine.create(function() while true do end end)) end",
+            "while true do xpcall(function() while true do end end, function(e) return e end) end",
+        ];
+        for script in scripts {
+            let started = Instant::now();
+            let (got, work) = with_limit(&mut h, limit, &["eval", script, "0"]);
+            let took = started.elapsed();
+            let sha = sha1_hex(script.as_bytes());
+            assert!(
+                text(&got).starts_with("ERR Script killed after running too long (limit 100 ms)"),
+                "{script}: {got:?}"
+            );
+            assert!(text(&got).contains(&sha), "{got:?}");
+            assert!(took < Duration::from_secs(2), "{script} took {took:?}");
+            assert!(work > 100 * TICK_WORK_MILLI, "{script}: work {work}");
+        }
+        // The interpreter is usable after a kill.
+        assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+    }
+
+    #[test]
+    fn memory_is_limited() {
+        let mut h = Harness::new();
+        let got = eval(
+            &mut h,
+            "local t = {} for i = 1, 1e9 do t[i] = i end",
+            &[],
+            &[],
+        );
+        assert!(text(&got).contains("memory"), "{got:?}");
+        let got = eval(&mut h, "return string.rep('x', 1e9)", &[], &[]);
+        assert!(text(&got).contains("memory"), "{got:?}");
+        assert_eq!(eval(&mut h, "return 2", &[], &[]), Reply::Int(2));
+    }
+
+    #[test]
+    fn the_sandbox_holds_across_runs() {
+        let mut h = Harness::new();
+        // Library tables and the string metatable cannot be changed for later runs.
+        for script in [
+            "string.rep = nil",
+            "rawset(string, 'rep', 5)",
+            "getmetatable('').__index.rep = nil",
+            "setmetatable(string, {})",
+            "rawset(_G, 'leak', 1)",
+            "redis.sha1hex = nil",
+            "collectgarbage('stop')",
+        ] {
+            eval(&mut h, script, &[], &[]);
+        }
+        assert_eq!(
+            eval(&mut h, "return string.rep('a', 2)", &[], &[]),
+            bulk("aa")
+        );
+        assert_eq!(eval(&mut h, "return ('a'):rep(3)", &[], &[]), bulk("aaa"));
+        assert!(text(&eval(&mut h, "return leak", &[], &[])).contains("nonexistent"));
+        assert_eq!(
+            eval(&mut h, "return type(redis.sha1hex)", &[], &[]),
+            bulk("function")
+        );
+        // Chunks from loadstring see this run's globals; binary chunks fail.
+        assert_eq!(
+            eval(&mut h, "return loadstring('return KEYS[1]')()", &["k"], &[]),
+            bulk("k")
+        );
+        let got = eval(
+            &mut h,
+            "local f, e = loadstring(string.dump(function() return 1 end)) return e",
+            &[],
+            &[],
+        );
+        assert!(text(&got).contains("unexpected symbol"), "{got:?}");
+        // Long patterns are refused instead of recursing in C.
+        let got = eval(
+            &mut h,
+            "return string.find(string.rep('a', 100000), '^' .. string.rep('a?', 100000) .. '$')",
+            &[],
+            &[],
+        );
+        assert!(text(&got).contains("pattern too long"), "{got:?}");
+        // At the limit, the matcher's deepest recursion fits a thread's stack.
+        let got = eval(
+            &mut h,
+            "return string.find(string.rep('a', 2040), '^' .. string.rep('a?', 2040) .. '$')",
+            &[],
+            &[],
+        );
+        assert_eq!(got, Reply::Int(1));
+        assert_eq!(
+            eval(&mut h, "return string.find('hello', 'l+')", &[], &[]),
+            Reply::Int(3)
+        );
+        // Deep results stop at the nesting limit instead of recursing.
+        let got = eval(
+            &mut h,
+            "local t = {} for i = 1, 100000 do t = {t} end return t",
+            &[],
+            &[],
+        );
+        let mut depth = 0;
+        let mut at = &got;
+        while let Reply::Array(v) = at {
+            depth += 1;
+            at = &v[0];
+        }
+        assert_eq!(at, &err(reply::LUA_STACK_LIMIT));
+        assert!(depth > 100, "{depth}");
+    }
+
+    #[test]
+    fn work_counts_calls_and_elements() {
+        let mut h = Harness::new();
+        let mut rpush = vec!["rpush", "l"];
+        rpush.extend(std::iter::repeat_n("x", 100));
+        h.run(&rpush);
+        let (_, one) = with_limit(
+            &mut h,
+            Duration::from_secs(5),
+            &["eval", "return redis.call('get', KEYS[1])", "1", "k"],
+        );
+        assert_eq!(one, RUN_WORK_MILLI + 1000 + CALL_WORK_MILLI);
+        let (_, walk) = with_limit(
+            &mut h,
+            Duration::from_secs(5),
+            &[
+                "eval",
+                "return redis.call('lrange', KEYS[1], 0, -1)",
+                "1",
+                "l",
+            ],
+        );
+        assert!(walk > one, "{walk} vs {one}");
+    }
+
+    /// The cost of a trivial script on a warm interpreter, printed for the
+    /// record (`cargo test --release cost_of_a_trivial_eval -- --nocapture`).
+    #[test]
+    fn cost_of_a_trivial_eval() {
+        let mut h = Harness::new();
+        eval(&mut h, "return 1", &[], &[]);
+        let n = 2000;
+        let started = Instant::now();
+        for _ in 0..n {
+            assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+        }
+        let per = started.elapsed() / n;
+        println!("EVAL \"return 1\" 0: {per:?} per call");
+        let started = Instant::now();
+        for _ in 0..n {
+            h.run(&["get", "k"]);
+        }
+        println!("GET k: {:?} per call", started.elapsed() / n);
+    }
+
+    #[test]
+    fn error_reply_text_follows_redis() {
+        assert_eq!(error_reply_text(b"oops"), "ERR oops");
+        assert_eq!(error_reply_text(b"-MY oops\r\n"), "MY oops");
+        assert_eq!(error_reply_text(b"a b c"), "a b c");
+        assert_eq!(REDIS_VERSION, crate::proxy::conn_cmds::REDIS_VERSION);
+    }
+}
