@@ -28,6 +28,7 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::EntryRef;
 use rand::Rng;
 
+use super::key::Key;
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 
@@ -87,7 +88,7 @@ type Deadline = Reverse<(u64, Box<[u8]>)>;
 /// One hash slot's data.
 #[derive(Debug, Default)]
 struct Slot {
-    map: HashMap<Box<[u8]>, Entry>,
+    map: HashMap<Key, Entry>,
     /// Deadlines of volatile keys (some possibly stale).
     deadlines: BinaryHeap<Deadline>,
     volatile: usize,
@@ -101,7 +102,7 @@ impl Slot {
         let mut live: Vec<Deadline> = heap
             .into_vec()
             .into_iter()
-            .filter(|Reverse((at, key))| self.map.get(key).is_some_and(|e| e.expire_at == *at))
+            .filter(|Reverse((at, key))| self.map.get(&key[..]).is_some_and(|e| e.expire_at == *at))
             .collect();
         live.sort_unstable();
         live.dedup();
@@ -446,7 +447,7 @@ impl Keyspace {
                 };
                 slot.deadlines.pop();
                 examined += 1;
-                let due = slot.map.get(&key).is_some_and(|e| e.expire_at == at);
+                let due = slot.map.get(&key[..]).is_some_and(|e| e.expire_at == at);
                 if due && self.lookup(&key, now).is_none() {
                     deleted += 1;
                 }
@@ -483,7 +484,7 @@ impl Keyspace {
             };
             let heap = slot.deadlines.as_slice();
             let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some(e) = slot.map.get(key).filter(|e| e.expire_at == *at) else {
+            let Some(e) = slot.map.get(&key[..]).filter(|e| e.expire_at == *at) else {
                 continue;
             };
             if best.as_ref().is_none_or(|(lru, _)| e.lru < *lru) {
@@ -554,7 +555,7 @@ impl Keyspace {
                 batch
                     .into_iter()
                     .filter(|(k, e)| keep(k, e))
-                    .map(|(k, _)| k.clone()),
+                    .map(|(k, _)| Box::from(k.as_bytes())),
             );
             match next_pos {
                 Some(pos) => cur.pos = pos,
@@ -598,7 +599,7 @@ impl Keyspace {
             .into_iter()
             .flat_map(|s| s.map.keys())
             .take(limit)
-            .cloned()
+            .map(|k| Box::from(k.as_bytes()))
             .collect()
     }
 

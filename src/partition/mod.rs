@@ -10,6 +10,7 @@
 //! [`crate::cmd`] call it and turn its typed results into replies. It never reads
 //! the clock itself: callers pass `now` (unix milliseconds).
 
+pub mod key;
 pub mod keyspace;
 pub mod slot;
 pub mod stream;
