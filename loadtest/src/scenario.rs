@@ -185,7 +185,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
-        assert!(n >= 4);
+        assert!(n >= 5);
         let typo = r#"{"name": "x", "workloads": [], "duration_secs": 1, "duraton": 2}"#;
         assert!(serde_json::from_str::<Scenario>(typo).is_err());
     }
