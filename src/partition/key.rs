@@ -33,7 +33,10 @@ impl From<&[u8]> for Key {
         if b.len() <= INLINE_MAX {
             let mut bytes = [0u8; INLINE_MAX];
             bytes[..b.len()].copy_from_slice(b);
-            Key::Inline { len: b.len() as u8, bytes }
+            Key::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
         } else {
             Key::Heap(b.into())
         }
