@@ -7,51 +7,23 @@ use rand::seq::IteratorRandom;
 use super::args::{int, is, parse_i64, scan_opts};
 use super::float80;
 use super::{Ctx, OpError};
+use crate::partition::HashValue;
 use crate::partition::keyspace::{scan_position, take_ordered};
-use crate::partition::{HashValue, Value};
 use crate::resp::{Reply, reply};
 
-/// The hash under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+/// The hash under `key` for reading (see [`super::read_as`]).
 fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a HashValue>, OpError> {
-    match ctx.ks.get(key, ctx.now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Hash(h) => Ok(Some(h)),
-            _ => Err(OpError::WrongType),
-        },
-    }
+    super::read_as(ctx, key)
 }
 
-/// Runs `f` on the hash under `key`, creating it if missing. An emptied hash
-/// is deleted, as Redis never keeps empty collections.
+/// Runs `f` on the hash under `key` (see [`super::write_as`]).
 fn op_write<T>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     create: bool,
     f: impl FnOnce(&mut HashValue) -> Result<T, OpError>,
 ) -> Result<Option<T>, OpError> {
-    let now = ctx.now;
-    let (out, empty) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
-        let Value::Hash(h) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        let out = f(h)?;
-        (out, h.is_empty())
-    } else {
-        if !create {
-            return Ok(None);
-        }
-        let mut h = HashValue::default();
-        let out = f(&mut h)?;
-        if !h.is_empty() {
-            ctx.ks.insert(key, Value::Hash(Box::new(h)), 0, now);
-        }
-        return Ok(Some(out));
-    };
-    if empty {
-        ctx.ks.remove(key, now);
-    }
-    Ok(Some(out))
+    super::write_as(ctx, key, create, f)
 }
 
 /// HSET and HMSET key field value [field value ...]

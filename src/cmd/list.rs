@@ -9,50 +9,22 @@ use bytes::Bytes;
 
 use super::args::{block_timeout_secs, int, is, non_negative};
 use super::{Ctx, OpError};
-use crate::partition::{ListValue, Value};
+use crate::partition::ListValue;
 use crate::resp::{Reply, reply};
 
-/// The list under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+/// The list under `key` for reading (see [`super::read_as`]).
 fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a ListValue>, OpError> {
-    match ctx.ks.get(key, ctx.now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(OpError::WrongType),
-        },
-    }
+    super::read_as(ctx, key)
 }
 
-/// Runs `f` on the list under `key`, creating it if missing and `create`.
-/// An emptied list is deleted.
+/// Runs `f` on the list under `key` (see [`super::write_as`]).
 fn op_write<T>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     create: bool,
     f: impl FnOnce(&mut ListValue) -> Result<T, OpError>,
 ) -> Result<Option<T>, OpError> {
-    let now = ctx.now;
-    let (out, empty) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
-        let Value::List(l) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        let out = f(l)?;
-        (out, l.is_empty())
-    } else {
-        if !create {
-            return Ok(None);
-        }
-        let mut l = ListValue::default();
-        let out = f(&mut l)?;
-        if !l.is_empty() {
-            ctx.ks.insert(key, Value::List(Box::new(l)), 0, now);
-        }
-        return Ok(Some(out));
-    };
-    if empty {
-        ctx.ks.remove(key, now);
-    }
-    Ok(Some(out))
+    super::write_as(ctx, key, create, f)
 }
 
 /// Fails with WRONGTYPE if `key` holds something other than a list.

@@ -28,6 +28,7 @@ pub mod zset;
 use bytes::Bytes;
 
 use crate::partition::Keyspace;
+use crate::partition::value::Collection;
 use crate::resp::{Reply, reply};
 
 pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, KeySpec, flags, lookup};
@@ -61,6 +62,50 @@ impl<'a> Ctx<'a> {
             ),
         }
     }
+}
+
+/// The collection of type `C` under `key` for reading (a hit or miss is
+/// counted): `None` if missing, WRONGTYPE if the key holds another type.
+pub fn read_as<'a, C: Collection>(
+    ctx: &'a mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<&'a C>, OpError> {
+    match ctx.ks.get(key, ctx.now) {
+        None => Ok(None),
+        Some(e) => C::of(&e.value).map(Some).ok_or(OpError::WrongType),
+    }
+}
+
+/// Runs `f` on the collection of type `C` under `key`; if missing and
+/// `create`, on a new one, stored when `f` succeeds (and left something, for
+/// types Redis deletes when empty). An emptied collection of those types is
+/// deleted. `None` if missing and not created.
+pub fn write_as<C: Collection, T>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    create: bool,
+    f: impl FnOnce(&mut C) -> Result<T, OpError>,
+) -> Result<Option<T>, OpError> {
+    let now = ctx.now;
+    let (out, emptied) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
+        let c = C::of_mut(e.value_mut()).ok_or(OpError::WrongType)?;
+        let out = f(c)?;
+        (out, C::DROP_WHEN_EMPTY && c.is_empty_collection())
+    } else {
+        if !create {
+            return Ok(None);
+        }
+        let mut c = C::default();
+        let out = f(&mut c)?;
+        if !C::DROP_WHEN_EMPTY || !c.is_empty_collection() {
+            ctx.ks.insert(key, c.into_value(), 0, now);
+        }
+        return Ok(Some(out));
+    };
+    if emptied {
+        ctx.ks.remove(key, now);
+    }
+    Ok(Some(out))
 }
 
 /// A data handler: `args[0]` is the command name, arity is already checked.

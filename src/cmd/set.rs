@@ -18,47 +18,19 @@ use crate::partition::keyspace::{scan_position, take_ordered};
 use crate::partition::{SetValue, Value};
 use crate::resp::{Reply, reply};
 
-/// The set under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+/// The set under `key` for reading (see [`super::read_as`]).
 fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a SetValue>, OpError> {
-    match ctx.ks.get(key, ctx.now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Set(s) => Ok(Some(s)),
-            _ => Err(OpError::WrongType),
-        },
-    }
+    super::read_as(ctx, key)
 }
 
-/// Runs `f` on the set under `key`, creating it if missing and `create`.
-/// An emptied set is deleted.
+/// Runs `f` on the set under `key` (see [`super::write_as`]).
 fn op_write<T>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     create: bool,
     f: impl FnOnce(&mut SetValue) -> Result<T, OpError>,
 ) -> Result<Option<T>, OpError> {
-    let now = ctx.now;
-    let (out, empty) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
-        let Value::Set(s) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        let out = f(s)?;
-        (out, s.is_empty())
-    } else {
-        if !create {
-            return Ok(None);
-        }
-        let mut s = SetValue::default();
-        let out = f(&mut s)?;
-        if !s.is_empty() {
-            ctx.ks.insert(key, Value::Set(Box::new(s)), 0, now);
-        }
-        return Ok(Some(out));
-    };
-    if empty {
-        ctx.ks.remove(key, now);
-    }
-    Ok(Some(out))
+    super::write_as(ctx, key, create, f)
 }
 
 /// Phase 1 of a multi-key command: every key is a set or missing.

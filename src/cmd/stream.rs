@@ -86,39 +86,19 @@ fn range_end(arg: &[u8]) -> Result<StreamId, OpError> {
     }
 }
 
-/// The stream under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+/// The stream under `key` for reading (see [`super::read_as`]).
 fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a StreamValue>, OpError> {
-    match ctx.ks.get(key, ctx.now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Stream(s) => Ok(Some(s)),
-            _ => Err(OpError::WrongType),
-        },
-    }
+    super::read_as(ctx, key)
 }
 
-/// Runs `f` on the stream under `key`; if missing and `create`, on a new
-/// stream that is stored when `f` succeeds (streams may stay empty).
+/// Runs `f` on the stream under `key` (see [`super::write_as`]).
 fn op_write<T>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     create: bool,
     f: impl FnOnce(&mut StreamValue) -> Result<T, OpError>,
 ) -> Result<Option<T>, OpError> {
-    let now = ctx.now;
-    if let Some(mut e) = ctx.ks.get_mut(key, now) {
-        let Value::Stream(s) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        return f(s).map(Some);
-    }
-    if !create {
-        return Ok(None);
-    }
-    let mut s = StreamValue::default();
-    let out = f(&mut s)?;
-    ctx.ks.insert(key, Value::Stream(Box::new(s)), 0, now);
-    Ok(Some(out))
+    super::write_as(ctx, key, create, f)
 }
 
 fn id_reply(id: StreamId) -> Reply {

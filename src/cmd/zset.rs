@@ -19,47 +19,19 @@ use crate::partition::{Value, ZSetValue};
 use crate::resp::value::format_double;
 use crate::resp::{Reply, reply};
 
-/// The sorted set under `key` for reading; `None` if missing, WRONGTYPE otherwise.
+/// The zset under `key` for reading (see [`super::read_as`]).
 fn op_read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a ZSetValue>, OpError> {
-    match ctx.ks.get(key, ctx.now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(OpError::WrongType),
-        },
-    }
+    super::read_as(ctx, key)
 }
 
-/// Runs `f` on the sorted set under `key`, creating it if missing and
-/// `create`. An emptied sorted set is deleted.
+/// Runs `f` on the zset under `key` (see [`super::write_as`]).
 fn op_write<T>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     create: bool,
     f: impl FnOnce(&mut ZSetValue) -> Result<T, OpError>,
 ) -> Result<Option<T>, OpError> {
-    let now = ctx.now;
-    let (out, empty) = if let Some(mut e) = ctx.ks.get_mut(key, now) {
-        let Value::ZSet(z) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        let out = f(z)?;
-        (out, z.is_empty())
-    } else {
-        if !create {
-            return Ok(None);
-        }
-        let mut z = ZSetValue::default();
-        let out = f(&mut z)?;
-        if !z.is_empty() {
-            ctx.ks.insert(key, Value::ZSet(Box::new(z)), 0, now);
-        }
-        return Ok(Some(out));
-    };
-    if empty {
-        ctx.ks.remove(key, now);
-    }
-    Ok(Some(out))
+    super::write_as(ctx, key, create, f)
 }
 
 /// A score bound: `1.5`, `(1.5`, `-inf`, `+inf`. Parsed as Redis's

@@ -430,3 +430,67 @@ impl SetValue {
         Some(self.take_at(i))
     }
 }
+
+/// A collection stored (boxed) in a [`Value`] variant: how the command layer
+/// finds one and stores a new one (`cmd::read_as` / `cmd::write_as`).
+pub trait Collection: Default {
+    /// Redis deletes emptied hashes, lists, sets and sorted sets; a stream
+    /// stays, empty.
+    const DROP_WHEN_EMPTY: bool = true;
+    fn of(v: &Value) -> Option<&Self>;
+    fn of_mut(v: &mut Value) -> Option<&mut Self>;
+    fn into_value(self) -> Value;
+    fn is_empty_collection(&self) -> bool;
+}
+
+macro_rules! collection {
+    ($ty:ty, $variant:ident) => {
+        impl Collection for $ty {
+            fn of(v: &Value) -> Option<&Self> {
+                match v {
+                    Value::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn of_mut(v: &mut Value) -> Option<&mut Self> {
+                match v {
+                    Value::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(Box::new(self))
+            }
+            fn is_empty_collection(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
+}
+
+collection!(HashValue, Hash);
+collection!(ListValue, List);
+collection!(SetValue, Set);
+collection!(super::zset::ZSetValue, ZSet);
+
+impl Collection for super::stream::StreamValue {
+    const DROP_WHEN_EMPTY: bool = false;
+    fn of(v: &Value) -> Option<&Self> {
+        match v {
+            Value::Stream(c) => Some(c),
+            _ => None,
+        }
+    }
+    fn of_mut(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::Stream(c) => Some(c),
+            _ => None,
+        }
+    }
+    fn into_value(self) -> Value {
+        Value::Stream(Box::new(self))
+    }
+    fn is_empty_collection(&self) -> bool {
+        false
+    }
+}
