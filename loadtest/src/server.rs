@@ -110,8 +110,49 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Installs Debian's `redis-server` if it is not on this machine.
+pub fn ensure_redis_server() {
+    let present = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return;
+    }
+    eprintln!("redis-server is missing: installing Debian's package");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
+        if !root {
+            c.arg("apt-get");
+        }
+        c.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    let _ = apt(&["update", "-q"]);
+    let ok = apt(&[
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "redis-server",
+    ])
+    .is_ok_and(|s| s.success());
+    assert!(ok, "could not install redis-server");
+}
+
 /// Starts `redis-server` without persistence on a free port, pinned to `cpu`.
 pub fn start_redis(cpu: Option<usize>) -> ServerProcess {
+    ensure_redis_server();
     let port = free_port();
     let child = pinned(cpu, "redis-server")
         .args([

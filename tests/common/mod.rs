@@ -38,7 +38,19 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------
 
 /// Starts a Stratus server in this process with `config`.
-pub async fn start(config: ServeConfig) -> Running {
+///
+/// `STRATUS_TEST_PARTITIONS=N` starts every cache with N partitions (when
+/// the test did not choose a number itself): the CI script runs the command
+/// suites once on 1 partition and once on many, so fan-out, routing and
+/// per-partition code paths answer exactly like the single partition.
+pub async fn start(mut config: ServeConfig) -> Running {
+    if config.initial_partitions == 1
+        && let Some(n) = std::env::var("STRATUS_TEST_PARTITIONS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    {
+        config.initial_partitions = n;
+    }
     stratus::server::start(config)
         .await
         .expect("the server starts")
