@@ -33,9 +33,9 @@ use crate::resp::Decoder;
 /// How often the active expiry cycle runs (Redis's `hz 10`).
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// Heap entries examined per partition per round, between lock releases.
-const EXPIRE_BUDGET: usize = 256;
+const EXPIRE_BUDGET: usize = 128;
 /// Rounds per period at most: bounds the cycle's CPU share.
-const EXPIRE_MAX_ROUNDS: usize = 64;
+const EXPIRE_MAX_ROUNDS: usize = 20;
 
 /// A running server.
 pub struct Running {
