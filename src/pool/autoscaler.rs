@@ -126,36 +126,27 @@ pub fn decide(t: &Thresholds, state: &State, obs: &[Observation]) -> (Vec<Decisi
         } else {
             0
         };
-        if o.bytes > t.split_bytes {
+        // Size first (its split point halves bytes), then sustained load
+        // (its split point halves load); one slot alone is reported instead.
+        let over = if o.bytes > t.split_bytes {
+            Some((SplitReason::Size, &o.slot_bytes))
+        } else if ticks >= t.split_load_window.max(1) {
+            Some((SplitReason::Load, &o.slot_load))
+        } else {
+            None
+        };
+        if let Some((reason, weights)) = over {
             if single {
                 out.push(Decision::HotSlot {
                     id: o.id,
                     slot: o.first_slot,
                 });
             } else {
-                let at = halving_point(o.first_slot, &o.slot_bytes);
+                let at = halving_point(o.first_slot, weights);
                 out.push(Decision::Split {
                     id: o.id,
                     at,
-                    reason: SplitReason::Size,
-                });
-                busy.push(o.id);
-                count += 1;
-                continue;
-            }
-        }
-        if ticks >= t.split_load_window.max(1) {
-            if single {
-                out.push(Decision::HotSlot {
-                    id: o.id,
-                    slot: o.first_slot,
-                });
-            } else {
-                let at = halving_point(o.first_slot, &o.slot_load);
-                out.push(Decision::Split {
-                    id: o.id,
-                    at,
-                    reason: SplitReason::Load,
+                    reason,
                 });
                 busy.push(o.id);
                 count += 1;
