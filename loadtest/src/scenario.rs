@@ -125,7 +125,51 @@ impl Workload {
     }
 }
 
+/// One closed- or open-loop workload on the default cache, for the tools
+/// that take their workload from flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Simple {
+    pub connections: usize,
+    pub pipeline: usize,
+    pub keys: u64,
+    pub distribution: Distribution,
+    pub value_size: usize,
+    pub read_ratio: f64,
+    /// Ops/s (0 = closed loop).
+    pub rate: u64,
+    pub secs: u64,
+}
+
 impl Scenario {
+    /// A scenario of one workload named `load` on the default cache.
+    pub fn simple(name: &str, w: Simple, max_requests: Option<u64>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            server_env: BTreeMap::new(),
+            caches: Vec::new(),
+            workloads: vec![Workload {
+                name: "load".into(),
+                cache: "default".into(),
+                connections: w.connections,
+                pipeline: w.pipeline,
+                keys: w.keys,
+                distribution: w.distribution,
+                value_size: w.value_size,
+                read_ratio: w.read_ratio,
+                ttl_secs: None,
+                start_secs: 0,
+                schedule: vec![Phase {
+                    secs: w.secs,
+                    rate: w.rate,
+                    ramp_to: None,
+                }],
+            }],
+            duration_secs: w.secs,
+            max_requests,
+        }
+    }
+
     /// Checks what serde cannot: positive sizes, known caches, sane ratios.
     pub fn validate(&self) -> Result<(), String> {
         if self.workloads.is_empty() {

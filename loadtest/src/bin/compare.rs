@@ -17,7 +17,7 @@ use clap::Parser;
 use stratus_loadtest::median;
 use stratus_loadtest::resp::{Conn, Errors, encode};
 use stratus_loadtest::run::{Target, run};
-use stratus_loadtest::scenario::{Distribution, Phase, Scenario, Workload};
+use stratus_loadtest::scenario::{Distribution, Scenario, Simple};
 use stratus_loadtest::server::{ServerProcess, rss_bytes, start_redis, start_stratus};
 
 #[derive(Parser)]
@@ -88,31 +88,17 @@ struct Figures {
 async fn one_run(kind: Kind, a: &Args, pipeline: usize) -> Figures {
     let server = start(kind, a.server_cpu);
     preload(server.resp, "load", a.keys, a.value_size).await;
-    let scenario = Scenario {
-        name: "compare".into(),
-        description: String::new(),
-        server_env: Default::default(),
-        caches: Vec::new(),
-        workloads: vec![Workload {
-            name: "load".into(),
-            cache: "default".into(),
-            connections: a.connections,
-            pipeline,
-            keys: a.keys,
-            distribution: Distribution::Uniform,
-            value_size: a.value_size,
-            read_ratio: a.read_ratio,
-            ttl_secs: None,
-            start_secs: 0,
-            schedule: vec![Phase {
-                secs: a.seconds,
-                rate: 0,
-                ramp_to: None,
-            }],
-        }],
-        duration_secs: a.seconds,
-        max_requests: None,
+    let w = Simple {
+        connections: a.connections,
+        pipeline,
+        keys: a.keys,
+        distribution: Distribution::Uniform,
+        value_size: a.value_size,
+        read_ratio: a.read_ratio,
+        rate: 0,
+        secs: a.seconds,
     };
+    let scenario = Scenario::simple("compare", w, None);
     let report = run(
         &scenario,
         Target {

@@ -15,7 +15,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use stratus_loadtest::report;
 use stratus_loadtest::run::{Target, run};
-use stratus_loadtest::scenario::{Distribution, Phase, Scenario, Workload};
+use stratus_loadtest::scenario::{Distribution, Scenario, Simple};
 use stratus_loadtest::server::start_stratus_with_env;
 
 #[derive(Parser)]
@@ -68,35 +68,21 @@ struct Args {
 }
 
 fn ad_hoc(a: &Args) -> Scenario {
-    Scenario {
-        name: "ad-hoc".into(),
-        description: String::new(),
-        server_env: Default::default(),
-        caches: Vec::new(),
-        workloads: vec![Workload {
-            name: "load".into(),
-            cache: "default".into(),
-            connections: a.connections,
-            pipeline: a.pipeline,
-            keys: a.keys,
-            distribution: if a.zipfian {
-                Distribution::Zipfian
-            } else {
-                Distribution::Uniform
-            },
-            value_size: a.value_size,
-            read_ratio: a.read_ratio,
-            ttl_secs: None,
-            start_secs: 0,
-            schedule: vec![Phase {
-                secs: a.seconds,
-                rate: a.rate,
-                ramp_to: None,
-            }],
-        }],
-        duration_secs: a.seconds,
-        max_requests: a.max_requests,
-    }
+    let w = Simple {
+        connections: a.connections,
+        pipeline: a.pipeline,
+        keys: a.keys,
+        distribution: if a.zipfian {
+            Distribution::Zipfian
+        } else {
+            Distribution::Uniform
+        },
+        value_size: a.value_size,
+        read_ratio: a.read_ratio,
+        rate: a.rate,
+        secs: a.seconds,
+    };
+    Scenario::simple("ad-hoc", w, a.max_requests)
 }
 
 #[tokio::main(flavor = "current_thread")]
