@@ -47,6 +47,13 @@ pub struct Ctx<'a> {
     pub max_value_len: usize,
     /// Longest a Lua script may run before it is stopped.
     pub script_time_limit: std::time::Duration,
+    /// Bytes this command may add to the cache before its storage maximum
+    /// (`u64::MAX` = no maximum): a write that would grow a value past it
+    /// (SETRANGE, SETBIT, APPEND...) is refused with OOM before allocating.
+    pub room: u64,
+    /// The controls of the script this command runs, if it is one: SCRIPT
+    /// KILL reaches a running script through them.
+    pub script: Option<std::sync::Arc<script::ScriptControl>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -60,6 +67,8 @@ impl<'a> Ctx<'a> {
             script_time_limit: std::time::Duration::from_millis(
                 crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
             ),
+            room: u64::MAX,
+            script: None,
         }
     }
 }

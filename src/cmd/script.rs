@@ -122,6 +122,16 @@ const COMPILED_CACHE: usize = 256;
 const REDIS_VERSION: &str = "7.2.4";
 const REDIS_VERSION_NUM: i64 = 0x07_02_04;
 
+/// A running script's controls, shared between the thread that runs it and
+/// the proxy: `SCRIPT KILL` sets `kill` (the script stops at its next hook
+/// or pattern-matching step); the run sets `wrote` at its first write, after
+/// which Redis refuses to kill it (`UNKILLABLE`).
+#[derive(Debug, Default)]
+pub struct ScriptControl {
+    pub kill: std::sync::atomic::AtomicBool,
+    pub wrote: std::sync::atomic::AtomicBool,
+}
+
 /// The lower-case hex SHA1 of a script body, as Redis names scripts.
 pub fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
