@@ -46,6 +46,36 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
 /// Redis's busy-script threshold (`busy-reply-threshold`, 5 s).
 pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 = 5000;
 
+/// A command reaching a partition that a script has held this long is
+/// answered BUSY, milliseconds (Redis's `busy-reply-threshold`, there 5 s;
+/// lower here because scripts are stopped at `script-time-limit` anyway and
+/// waiting clients should learn why sooner).
+pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 1000;
+/// Bytes of unparsed requests (and queued MULTI commands) one connection may
+/// buffer: Redis's `client-query-buffer-limit` (1 GiB; it must hold one
+/// request with a 512 MiB bulk string).
+pub const DEFAULT_QUERY_BUFFER_LIMIT: u64 = 1 << 30;
+/// ... all connections of one cache together (its clients' allowance: one
+/// cache's clients cannot take the memory another's need).
+pub const DEFAULT_CACHE_CLIENT_MEMORY: u64 = 1 << 30;
+/// ... all connections of the server together.
+pub const DEFAULT_CLIENT_MEMORY: u64 = 4 << 30;
+/// ... a connection not yet bound to a cache (AUTH and HELLO are small).
+pub const UNAUTHENTICATED_QUERY_BUFFER_LIMIT: u64 = 64 * 1024;
+/// Pending reply bytes above which a client that reads nothing for
+/// `output-buffer-soft-seconds` is disconnected (Redis's pubsub soft limit).
+pub const DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT: usize = 8 * 1024 * 1024;
+/// Seconds a client may sit above the soft output limit without reading.
+pub const DEFAULT_OUTPUT_BUFFER_SOFT_SECS: u64 = 60;
+/// Connections one cache may have (ElastiCache Serverless allows 65,000 per
+/// cache on a fleet; here a share of one server's `max-clients`, so one
+/// tenant cannot take every socket).
+pub const DEFAULT_MAX_CLIENTS_PER_CACHE: usize = 4_000;
+/// Connections not yet bound to a cache (before AUTH).
+pub const DEFAULT_MAX_UNAUTHENTICATED: usize = 1_000;
+/// Seconds a connection may stay unauthenticated before it is closed.
+pub const DEFAULT_AUTH_TIMEOUT_SECS: u64 = 10;
+
 /// Whether the embedded `default` cache accepts unauthenticated connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DefaultCache {
@@ -89,9 +119,31 @@ pub struct ServeConfig {
         default_value = "auto"
     )]
     pub default_cache: DefaultCache,
-    /// Worker threads (default: the CPUs this process may run on).
+    /// Reactor threads (default: the CPUs this process may run on).
     #[arg(long, env = "STRATUS_THREADS")]
     pub threads: Option<usize>,
+    /// Worker-pool threads for scripts and unbounded commands (default: the
+    /// CPUs this process may run on, at least 2).
+    #[arg(long, env = "STRATUS_WORKERS")]
+    pub workers: Option<usize>,
+    /// Connections one cache may have.
+    #[arg(long, env = "STRATUS_MAX_CLIENTS_PER_CACHE", default_value_t = DEFAULT_MAX_CLIENTS_PER_CACHE)]
+    pub max_clients_per_cache: usize,
+    /// Connections not yet authenticated.
+    #[arg(long, env = "STRATUS_MAX_UNAUTHENTICATED", default_value_t = DEFAULT_MAX_UNAUTHENTICATED)]
+    pub max_unauthenticated: usize,
+    /// Seconds a connection may stay unauthenticated.
+    #[arg(long = "auth-timeout", env = "STRATUS_AUTH_TIMEOUT", default_value_t = DEFAULT_AUTH_TIMEOUT_SECS)]
+    pub auth_timeout_secs: u64,
+    /// Bytes of buffered requests one connection may hold.
+    #[arg(long, env = "STRATUS_QUERY_BUFFER_LIMIT", default_value_t = DEFAULT_QUERY_BUFFER_LIMIT)]
+    pub query_buffer_limit: u64,
+    /// Bytes of buffered requests all connections of one cache may hold.
+    #[arg(long, env = "STRATUS_CACHE_CLIENT_MEMORY", default_value_t = DEFAULT_CACHE_CLIENT_MEMORY)]
+    pub cache_client_memory: u64,
+    /// Bytes of buffered requests all connections may hold.
+    #[arg(long, env = "STRATUS_CLIENT_MEMORY", default_value_t = DEFAULT_CLIENT_MEMORY)]
+    pub client_memory: u64,
     /// Most simultaneous client connections.
     #[arg(long, env = "STRATUS_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS)]
     pub max_clients: usize,
@@ -104,9 +156,17 @@ pub struct ServeConfig {
     /// Longest key in bytes.
     #[arg(long, env = "STRATUS_MAX_KEY_LEN", default_value_t = DEFAULT_MAX_KEY_LEN)]
     pub max_key_len: usize,
-    /// Pending reply bytes at which a client that does not read is disconnected.
+    /// Pending reply bytes above which a connection's further requests wait
+    /// until the client reads (one reply may be larger).
     #[arg(long, env = "STRATUS_OUTPUT_BUFFER_LIMIT", default_value_t = DEFAULT_OUTPUT_BUFFER_LIMIT)]
     pub output_buffer_limit: usize,
+    /// Pending reply bytes above which a client that reads nothing for
+    /// output-buffer-soft-seconds is disconnected.
+    #[arg(long, env = "STRATUS_OUTPUT_BUFFER_SOFT_LIMIT", default_value_t = DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT)]
+    pub output_buffer_soft_limit: usize,
+    /// Seconds a client may stay above the soft output limit without reading.
+    #[arg(long = "output-buffer-soft-seconds", env = "STRATUS_OUTPUT_BUFFER_SOFT_SECONDS", default_value_t = DEFAULT_OUTPUT_BUFFER_SOFT_SECS)]
+    pub output_buffer_soft_secs: u64,
     /// Milliseconds a request may wait for ECPU/s admission before THROTTLED.
     #[arg(long = "throttle-max-wait", env = "STRATUS_THROTTLE_MAX_WAIT", default_value_t = DEFAULT_THROTTLE_MAX_WAIT_MS)]
     pub throttle_max_wait_ms: u64,
@@ -137,6 +197,10 @@ pub struct ServeConfig {
     /// Milliseconds a Lua script may run before it is stopped with an error.
     #[arg(long = "script-time-limit", env = "STRATUS_SCRIPT_TIME_LIMIT", default_value_t = DEFAULT_SCRIPT_TIME_LIMIT_MS)]
     pub script_time_limit_ms: u64,
+    /// Milliseconds a script may hold a partition before other commands for
+    /// it are answered BUSY.
+    #[arg(long = "busy-reply-threshold", env = "STRATUS_BUSY_REPLY_THRESHOLD", default_value_t = DEFAULT_BUSY_THRESHOLD_MS)]
+    pub busy_threshold_ms: u64,
     /// Log format.
     #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -153,11 +217,20 @@ impl Default for ServeConfig {
             admin_token: None,
             default_cache: DefaultCache::Auto,
             threads: None,
+            workers: None,
+            max_clients_per_cache: DEFAULT_MAX_CLIENTS_PER_CACHE,
+            max_unauthenticated: DEFAULT_MAX_UNAUTHENTICATED,
+            auth_timeout_secs: DEFAULT_AUTH_TIMEOUT_SECS,
+            query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
+            cache_client_memory: DEFAULT_CACHE_CLIENT_MEMORY,
+            client_memory: DEFAULT_CLIENT_MEMORY,
             max_clients: DEFAULT_MAX_CLIENTS,
             max_bulk_len: DEFAULT_MAX_BULK_LEN,
             max_args: DEFAULT_MAX_ARGS,
             max_key_len: DEFAULT_MAX_KEY_LEN,
             output_buffer_limit: DEFAULT_OUTPUT_BUFFER_LIMIT,
+            output_buffer_soft_limit: DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT,
+            output_buffer_soft_secs: DEFAULT_OUTPUT_BUFFER_SOFT_SECS,
             throttle_max_wait_ms: DEFAULT_THROTTLE_MAX_WAIT_MS,
             split_bytes: DEFAULT_SPLIT_BYTES,
             split_ecpu_per_sec: DEFAULT_SPLIT_ECPU_PER_SEC,
@@ -168,6 +241,7 @@ impl Default for ServeConfig {
             initial_partitions: DEFAULT_INITIAL_PARTITIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE_SECS,
             script_time_limit_ms: DEFAULT_SCRIPT_TIME_LIMIT_MS,
+            busy_threshold_ms: DEFAULT_BUSY_THRESHOLD_MS,
             log_format: LogFormat::Text,
         }
     }
@@ -241,10 +315,54 @@ impl ServeConfig {
         if self.max_clients == 0 {
             return Err("max-clients must be at least 1".into());
         }
+        if self.max_clients_per_cache == 0 || self.max_unauthenticated == 0 {
+            return Err("max-clients-per-cache and max-unauthenticated must be at least 1".into());
+        }
+        if self.auth_timeout_secs == 0 || self.auth_timeout_secs > 3600 {
+            return Err(format!(
+                "auth-timeout must be 1..=3600 s (got {})",
+                self.auth_timeout_secs
+            ));
+        }
+        if self.busy_threshold_ms == 0 || self.busy_threshold_ms > 600_000 {
+            return Err(format!(
+                "busy-reply-threshold must be 1..=600000 ms (got {})",
+                self.busy_threshold_ms
+            ));
+        }
+        // One request must fit: its largest bulk string plus framing.
+        let one_request = self.max_bulk_len as u64 + 64 * 1024;
+        if self.query_buffer_limit < one_request {
+            return Err(format!(
+                "query-buffer-limit ({}) must hold one request of max-bulk-len ({}) plus framing",
+                self.query_buffer_limit, self.max_bulk_len
+            ));
+        }
+        if self.cache_client_memory < self.query_buffer_limit
+            || self.client_memory < self.cache_client_memory
+        {
+            return Err(
+                "client memory limits must grow outwards: query-buffer-limit <= cache-client-memory <= client-memory"
+                    .into(),
+            );
+        }
+        if self.output_buffer_soft_limit > self.output_buffer_limit
+            || self.output_buffer_soft_secs == 0
+        {
+            return Err(
+                "output-buffer-soft-limit must be at most output-buffer-limit, and its seconds at least 1"
+                    .into(),
+            );
+        }
         if let Some(t) = self.threads
             && (t == 0 || t > 1024)
         {
             return Err(format!("threads must be 1..=1024 (got {t})"));
+        }
+        if let Some(t) = self.workers
+            && !(2..=1024).contains(&t)
+        {
+            return Err(format!("workers must be 2..=1024 (got {t})"));
         }
         if let Some(t) = &self.admin_token
             && t.len() < 16

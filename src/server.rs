@@ -28,7 +28,6 @@ use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
 use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
-use crate::resp::Decoder;
 
 /// How often the active expiry cycle runs (Redis's `hz 10`).
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
@@ -50,6 +49,8 @@ pub struct Running {
 /// Starts every role of `stratus serve` on the current tokio runtime.
 pub async fn start(config: ServeConfig) -> Result<Running, String> {
     config.validate()?;
+    // Before the first cache: pools size their admission from it.
+    crate::pool::workers::configure(config.workers.unwrap_or(0));
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(Registry::with_partitions(
         metrics,
@@ -84,16 +85,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let mut shared = ProxyShared::new(
-        registry.clone(),
-        default_cache,
-        Decoder::new(config.limits()),
-        config.max_key_len,
-        config.output_buffer_limit,
-        config.max_clients,
-        Duration::from_millis(config.throttle_max_wait_ms),
-    );
-    shared.script_time_limit = Duration::from_millis(config.script_time_limit_ms);
+    let shared = ProxyShared::new(registry.clone(), default_cache, &config);
     let shared = Arc::new(shared);
     tracker.spawn(proxy::serve(
         resp_listener,
@@ -128,6 +120,10 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 impl Running {
     /// Stops accepting, lets connections flush and close, waits up to the grace period.
     pub async fn shutdown(self) {
+        // Running scripts stop now, so their clients get a reply in time.
+        for cache in self.registry.list() {
+            cache.pool.kill_scripts(true);
+        }
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(self.grace, self.tracker.wait())
@@ -215,26 +211,28 @@ fn autoscale(
 ) -> autoscaler::State {
     let load = cache.pool.take_slot_load();
     let ranges = cache.pool.ranges();
-    let obs: Vec<autoscaler::Observation> = ranges
-        .iter()
-        .map(|(first, last, part)| {
-            let slot_load: Vec<u64> = load[usize::from(*first)..=usize::from(*last)]
-                .iter()
-                .map(|l| (*l as f64 / secs) as u64)
-                .collect();
-            let o = autoscaler::Observation {
-                id: part.id(),
-                first_slot: *first,
-                last_slot: *last,
-                bytes: part.stats().used_bytes as u64,
-                slot_bytes: part.slot_bytes(),
-                slot_load,
-                age_secs: part.age().as_secs(),
-            };
-            part.set_ecpu_per_sec(o.ecpu_per_sec());
-            o
-        })
-        .collect();
+    let mut obs = Vec::with_capacity(ranges.len());
+    for (first, last, part) in &ranges {
+        // A partition that slow work holds is not read: skip this tick.
+        let Some(slot_bytes) = part.slot_bytes() else {
+            return state.clone();
+        };
+        let slot_load: Vec<u64> = load[usize::from(*first)..=usize::from(*last)]
+            .iter()
+            .map(|l| (*l as f64 / secs) as u64)
+            .collect();
+        let o = autoscaler::Observation {
+            id: part.id(),
+            first_slot: *first,
+            last_slot: *last,
+            bytes: slot_bytes.iter().sum(),
+            slot_bytes,
+            slot_load,
+            age_secs: part.age().as_secs(),
+        };
+        part.set_ecpu_per_sec(o.ecpu_per_sec());
+        obs.push(o);
+    }
     // Pre-scaling: the minimum ECPU/s needs this many partitions.
     let min_ecpu = cache.limits().ecpu_per_second.minimum as u64;
     let t = Thresholds {

@@ -85,14 +85,18 @@ async fn bulk_headers_promising_500_mib_allocate_nothing_ahead() {
     server.shutdown().await;
 }
 
-/// A client that pipelines `GET bigkey` without reading is disconnected once
-/// its pending replies pass `output_buffer_limit`; meanwhile another client
-/// is served, and the server's memory stays bounded.
+/// A client that pipelines `GET bigkey` without reading stops being served
+/// once its pending replies pass `output_buffer_limit`, and is disconnected
+/// when it has read nothing for `output_buffer_soft_secs` above the soft
+/// limit; meanwhile another client is served, and the server's memory stays
+/// bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_disconnected_at_the_output_buffer_limit() {
     let _mem = MEMORY.lock().await;
     let server = start(ServeConfig {
         output_buffer_limit: 1024 * 1024,
+        output_buffer_soft_limit: 512 * 1024,
+        output_buffer_soft_secs: 1,
         ..ServeConfig::default()
     })
     .await;
@@ -153,7 +157,9 @@ async fn a_client_that_never_reads_is_disconnected_at_the_output_buffer_limit() 
         requests / 4
     );
 
-    // The abuser finds its connection closed long before all replies came.
+    // Having read nothing for longer than the soft limit's time, the abuser
+    // finds its connection closed long before all replies came.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut abuser = Raw::from_stream(abuser);
     let mut replies = 0usize;
     let outcome = loop {

@@ -217,6 +217,15 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
+    /// Whether this command's cost is not bounded by its request (it walks
+    /// a collection or runs a script): it runs on the worker pool, never
+    /// inline on a reactor thread (DESIGN §12). Bounded commands are the
+    /// `FAST` ones and those that walk nothing.
+    pub fn runs_on_workers(&self) -> bool {
+        self.family == Family::Scripting
+            || (self.cost_per_element_milli > 0 && !self.has(flags::FAST))
+    }
+
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i32;
         if self.arity >= 0 {

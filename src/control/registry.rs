@@ -373,8 +373,20 @@ impl Registry {
         for h in cache.settings.write().token_hashes.drain(..) {
             tokens.remove(&h);
         }
-        cache.pool.flush();
+        // Its data is released now; a partition that slow work holds (a
+        // running script is stopped) is released off the caller's thread
+        // once that work ends.
+        cache.pool.kill_scripts(true);
         cache.scripts.flush();
+        if !cache.pool.try_flush() {
+            let released = cache.clone();
+            let spawned = std::thread::Builder::new()
+                .name("stratus-release".into())
+                .spawn(move || released.pool.flush_blocking());
+            if spawned.is_err() {
+                tracing::warn!(cache = %cache.name, "a busy partition of a deleted cache keeps its data until restart");
+            }
+        }
         Ok(())
     }
 }

@@ -15,16 +15,22 @@ pub enum Rejection {
     CrossSlot,
     Throttled,
     Oom,
+    /// A script kept the partition busy (`BUSY`).
+    Busy,
+    /// The connection's, cache's or server's client memory is full.
+    ClientMemory,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::UnknownCommand,
         Rejection::Arity,
         Rejection::KeyTooLong,
         Rejection::CrossSlot,
         Rejection::Throttled,
         Rejection::Oom,
+        Rejection::Busy,
+        Rejection::ClientMemory,
     ];
 
     pub fn label(self) -> &'static str {
@@ -35,6 +41,8 @@ impl Rejection {
             Rejection::CrossSlot => "crossslot",
             Rejection::Throttled => "throttled",
             Rejection::Oom => "oom",
+            Rejection::Busy => "busy",
+            Rejection::ClientMemory => "client_memory",
         }
     }
 }
@@ -56,6 +64,9 @@ pub struct Usage {
     pub net_out: AtomicU64,
     pub connections_received: AtomicU64,
     pub connected: AtomicU64,
+    /// Bytes of buffered requests and MULTI queues of this cache's
+    /// connections (bounded by the cache's client allowance).
+    pub client_memory: AtomicU64,
     /// Integral of stored bytes over time.
     pub byte_seconds: AtomicU64,
     /// Same with the storage minimum applied (what is billed).
@@ -70,6 +81,12 @@ impl Usage {
     /// Records one metered command.
     pub fn meter(&self, family: Family, ecpu_milli: u64) {
         self.commands[family.index()].fetch_add(1, Ordering::Relaxed);
+        self.ecpu_milli[family.index()].fetch_add(ecpu_milli, Ordering::Relaxed);
+    }
+
+    /// ECPU of a request that is not (yet) a command run: the bytes of a
+    /// command queued in MULTI (EXEC counts the command).
+    pub fn meter_transfer(&self, family: Family, ecpu_milli: u64) {
         self.ecpu_milli[family.index()].fetch_add(ecpu_milli, Ordering::Relaxed);
     }
 

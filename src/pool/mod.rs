@@ -26,20 +26,34 @@
 //! tables into left, retire right (it refuses everything), replace both
 //! routes with one under a new epoch, unlock.
 //!
+//! Execution ([`CachePool::run_in`], DESIGN §12): a batch of bounded
+//! commands (the table's [`CommandSpec::runs_on_workers`] is false for all)
+//! runs inline on the calling reactor thread when the partition lock is free
+//! or held briefly; anything else — unbounded commands, scripts, and any
+//! command that finds the partition held by such work — runs on the
+//! [`workers`] pool, admitted per cache. Reactor threads never wait for a
+//! lock that slow work holds (they see [`LocalPartition::slow`]), and
+//! maintenance (expiry, eviction, statistics, split, merge) only ever
+//! `try_lock`s from a reactor. While a script holds a partition past the
+//! busy threshold, other commands for it are answered `BUSY`; `SCRIPT KILL`
+//! reaches running scripts through [`CachePool::kill_scripts`].
+//!
 //! Key events ([`KeyEvents`]): keys some connection WATCHes or blocks on.
 //! A successful write bumps the key's version and wakes its waiters, under
 //! the partition lock, so EXEC's version check (also under that lock) and
 //! a blocked BLPOP's retry never miss a write.
 
 pub mod autoscaler;
+pub mod workers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
@@ -58,6 +72,21 @@ pub struct Moved {
     /// The epoch of the partition's last split or merge: a routing table at
     /// least this new routes correctly.
     pub epoch: u64,
+}
+
+/// Why a batch did not run in the partition it was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRun {
+    /// The slot moved: re-route.
+    Moved(Moved),
+    /// A script holds the partition past the busy threshold: `BUSY`.
+    Busy,
+}
+
+impl From<Moved> for NotRun {
+    fn from(m: Moved) -> NotRun {
+        NotRun::Moved(m)
+    }
 }
 
 /// Figures of one partition, for INFO, metrics and the partition view.
@@ -89,11 +118,26 @@ struct PartitionState {
     epoch: u64,
 }
 
+/// Longest a reactor thread waits for a partition lock that bounded work
+/// holds before it hands its command to the worker pool instead.
+const INLINE_WAIT: Duration = Duration::from_micros(200);
+/// How often a command waiting behind a script re-checks whether to answer
+/// `BUSY`.
+const BUSY_POLL: Duration = Duration::from_millis(10);
+
 /// A partition that lives in this process.
 pub struct LocalPartition {
     pub id: u64,
     pub created: Instant,
     state: Mutex<PartitionState>,
+    /// Worker-pool jobs for this partition, queued or running: while
+    /// non-zero, reactor threads do not wait for the lock.
+    slow: AtomicUsize,
+    /// When the script holding the lock started (monotonic µs since
+    /// `created`, plus one; 0 = no script).
+    script_since: AtomicU64,
+    /// Figures as of the last time the lock was free to read them.
+    last_stats: Mutex<PartitionStats>,
     /// The cache's used-bytes total, shared by its partitions.
     cache_used: Arc<AtomicU64>,
     /// The cache's watched and blocked-on keys.
@@ -106,10 +150,16 @@ pub struct LocalPartition {
 }
 
 impl LocalPartition {
-    /// Runs `f` on the keyspace under its lock and carries the change in
-    /// used bytes to the cache's total.
-    fn with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> R {
-        let mut st = self.state.lock();
+    /// Runs `f` on the keyspace if its lock is free now (maintenance from a
+    /// reactor thread never waits), carrying the change in used bytes to the
+    /// cache's total. `None` if the partition is busy.
+    fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
+        let mut st = self.state.try_lock()?;
+        Some(self.with_state(&mut st, f))
+    }
+
+    /// Runs `f` on a locked keyspace, carrying the change in used bytes.
+    fn with_state<R>(&self, st: &mut PartitionState, f: impl FnOnce(&mut Keyspace) -> R) -> R {
         let before = st.ks.used_bytes() as u64;
         let out = f(&mut st.ks);
         let after = st.ks.used_bytes() as u64;
@@ -120,6 +170,106 @@ impl LocalPartition {
         }
         out
     }
+
+    /// The lock, for a reactor thread: at once if free, after at most
+    /// [`INLINE_WAIT`] if bounded work holds it; `None` if slow work holds
+    /// or awaits it (the caller goes to the worker pool).
+    fn lock_inline(&self) -> Option<parking_lot::MutexGuard<'_, PartitionState>> {
+        if let Some(st) = self.state.try_lock() {
+            return Some(st);
+        }
+        if self.slow.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        self.state.try_lock_for(INLINE_WAIT)
+    }
+
+    /// The lock, for a worker thread: waits, but gives up with
+    /// [`NotRun::Busy`] while a script has held it longer than `busy`.
+    fn lock_waiting(
+        &self,
+        busy: Duration,
+    ) -> Result<parking_lot::MutexGuard<'_, PartitionState>, NotRun> {
+        loop {
+            if let Some(st) = self.state.try_lock_for(BUSY_POLL) {
+                return Ok(st);
+            }
+            if self.script_busy(busy) {
+                return Err(NotRun::Busy);
+            }
+        }
+    }
+
+    /// Whether a script has held the partition longer than `busy`.
+    fn script_busy(&self, busy: Duration) -> bool {
+        match self.script_since.load(Ordering::Acquire) {
+            0 => false,
+            since => {
+                let now = self.created.elapsed().as_micros() as u64 + 1;
+                now.saturating_sub(since) > busy.as_micros() as u64
+            }
+        }
+    }
+
+    /// Runs commands one after another on the locked partition, first
+    /// checking it owns `slots` and that no `watched` key's version moved
+    /// (`Ok(None)` if one did: nothing runs).
+    fn run_locked(
+        &self,
+        st: &mut PartitionState,
+        cmds: &[(&CommandSpec, &[Bytes])],
+        slots: &[u16],
+        watched: &[(Box<[u8]>, u64)],
+        opts: &ExecOptions,
+    ) -> Result<Option<Vec<Executed>>, Moved> {
+        if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
+            return Err(Moved { epoch: st.epoch });
+        }
+        if watched.iter().any(|(k, v)| self.events.version(k) != *v) {
+            return Ok(None);
+        }
+        let events = &self.events;
+        let out = self.with_state(st, |ks| {
+            let mut out = Vec::with_capacity(cmds.len());
+            for (spec, args) in cmds {
+                let changes = ks.mutations();
+                let mut ctx = Ctx::new(ks, opts.now);
+                ctx.resp3 = opts.resp3;
+                ctx.max_value_len = opts.max_value_len;
+                ctx.script_time_limit = opts.script_time_limit;
+                ctx.room = opts.room;
+                ctx.script = opts.script.clone();
+                let reply = cmd::execute(spec, &mut ctx, args);
+                let work = ctx.work;
+                // Keys of a command that changed anything (a write, a lazy
+                // expiry) move on: WATCH sees it, blocked clients wake. A
+                // blocking command that found nothing changed nothing a
+                // client can see (XREADGROUP's consumer bookkeeping): else a
+                // blocked client would wake itself forever.
+                let served_nothing =
+                    spec.has(cmd::flags::BLOCKING) && matches!(reply, Reply::Nil | Reply::NilArray);
+                if ks.mutations() != changes && !served_nothing {
+                    events.touched(spec.key_positions(args).map(|i| &args[i][..]));
+                }
+                out.push(Executed { reply, work });
+            }
+            out
+        });
+        Ok(Some(out))
+    }
+
+    /// Figures of the partition, read under its lock.
+    fn read_stats(&self, st: &PartitionState) -> PartitionStats {
+        let ks = &st.ks;
+        PartitionStats {
+            first_slot: ks.first_slot(),
+            last_slot: ks.last_slot(),
+            keys: if st.retired { 0 } else { ks.len() },
+            volatile_keys: ks.volatile_keys(),
+            used_bytes: ks.used_bytes(),
+            events: ks.stats,
+        }
+    }
 }
 
 /// The one way the proxy reaches a partition.
@@ -129,13 +279,35 @@ pub enum PartitionHandle {
 }
 
 /// Per-command execution settings the proxy passes down.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub now: u64,
     pub resp3: bool,
     pub max_value_len: usize,
     /// Longest a Lua script may run.
-    pub script_time_limit: std::time::Duration,
+    pub script_time_limit: Duration,
+    /// A command reaching a partition that a script has held this long is
+    /// answered `BUSY` (Redis's `busy-reply-threshold`).
+    pub busy_threshold: Duration,
+    /// Bytes the cache may still grow before its storage maximum.
+    pub room: u64,
+    /// Set by the pool for a batch that runs a script.
+    pub script: Option<Arc<ScriptControl>>,
+}
+
+impl ExecOptions {
+    /// Settings with the defaults of `stratus serve` (tests, maintenance).
+    pub fn new(now: u64) -> ExecOptions {
+        ExecOptions {
+            now,
+            resp3: false,
+            max_value_len: 512 * 1024 * 1024,
+            script_time_limit: Duration::from_millis(crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS),
+            busy_threshold: Duration::from_millis(crate::config::DEFAULT_BUSY_THRESHOLD_MS),
+            room: u64::MAX,
+            script: None,
+        }
+    }
 }
 
 impl PartitionHandle {
@@ -154,6 +326,9 @@ impl PartitionHandle {
                 retired: false,
                 epoch,
             }),
+            slow: AtomicUsize::new(0),
+            script_since: AtomicU64::new(0),
+            last_stats: Mutex::new(PartitionStats::default()),
             cache_used: shared.used_bytes.clone(),
             events: shared.events.clone(),
             ecpu_milli_per_sec: AtomicU64::new(0),
@@ -162,7 +337,7 @@ impl PartitionHandle {
         }))
     }
 
-    fn inner(&self) -> &LocalPartition {
+    fn inner(&self) -> &Arc<LocalPartition> {
         match self {
             PartitionHandle::Local(p) => p,
         }
@@ -172,83 +347,18 @@ impl PartitionHandle {
         self.inner().id
     }
 
-    /// Runs a data command whose keys are in `slots`, or refuses it if this
-    /// partition does not own them all.
-    pub fn execute(
-        &self,
-        spec: &CommandSpec,
-        args: &[Bytes],
-        slots: &[u16],
-        opts: ExecOptions,
-    ) -> Result<Executed, Moved> {
-        let done = self.execute_batch(&[(spec, args)], slots, &[], opts)?;
-        Ok(done.and_then(|mut v| v.pop()).unwrap_or(Executed {
-            reply: Reply::Nil,
-            work: 0,
-        }))
-    }
-
-    /// Runs commands one after another under one hold of the partition
-    /// lock (EXEC), first checking that no `watched` key's version moved:
-    /// `Ok(None)` if one did (nothing runs).
-    pub fn execute_batch(
-        &self,
-        cmds: &[(&CommandSpec, &[Bytes])],
-        slots: &[u16],
-        watched: &[(Box<[u8]>, u64)],
-        opts: ExecOptions,
-    ) -> Result<Option<Vec<Executed>>, Moved> {
-        let p = self.inner();
-        let mut st = p.state.lock();
-        if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
-            return Err(Moved { epoch: st.epoch });
-        }
-        if watched.iter().any(|(k, v)| p.events.version(k) != *v) {
-            return Ok(None);
-        }
-        let before = st.ks.used_bytes() as u64;
-        let mut out = Vec::with_capacity(cmds.len());
-        for (spec, args) in cmds {
-            let changes = st.ks.mutations();
-            let mut ctx = Ctx::new(&mut st.ks, opts.now);
-            ctx.resp3 = opts.resp3;
-            ctx.max_value_len = opts.max_value_len;
-            ctx.script_time_limit = opts.script_time_limit;
-            let reply = cmd::execute(spec, &mut ctx, args);
-            let work = ctx.work;
-            // Keys of a command that changed anything (a write, a lazy
-            // expiry) move on: WATCH sees it, blocked clients wake. A
-            // blocking command that found nothing changed nothing a client
-            // can see (XREADGROUP's consumer bookkeeping): else a blocked
-            // client would wake itself forever.
-            let served_nothing =
-                spec.has(cmd::flags::BLOCKING) && matches!(reply, Reply::Nil | Reply::NilArray);
-            if st.ks.mutations() != changes && !served_nothing {
-                p.events
-                    .touched(spec.key_positions(args).map(|i| &args[i][..]));
-            }
-            out.push(Executed { reply, work });
-        }
-        let after = st.ks.used_bytes() as u64;
-        drop(st);
-        if after > before {
-            p.cache_used.fetch_add(after - before, Ordering::Relaxed);
-        } else if before > after {
-            p.cache_used.fetch_sub(before - after, Ordering::Relaxed);
-        }
-        Ok(Some(out))
-    }
-
+    /// The partition's figures: read now if its lock is free, else as they
+    /// were the last time it was (a reader never waits for slow work).
     pub fn stats(&self) -> PartitionStats {
-        let st = self.inner().state.lock();
-        let ks = &st.ks;
-        PartitionStats {
-            first_slot: ks.first_slot(),
-            last_slot: ks.last_slot(),
-            keys: if st.retired { 0 } else { ks.len() },
-            volatile_keys: ks.volatile_keys(),
-            used_bytes: ks.used_bytes(),
-            events: ks.stats,
+        let p = self.inner();
+        match p.state.try_lock() {
+            Some(st) => {
+                let stats = p.read_stats(&st);
+                drop(st);
+                *p.last_stats.lock() = stats;
+                stats
+            }
+            None => *p.last_stats.lock(),
         }
     }
 
@@ -276,59 +386,25 @@ impl PartitionHandle {
         }
     }
 
-    /// Bytes per slot of this partition's range (for split points).
-    pub fn slot_bytes(&self) -> Vec<u64> {
-        self.inner()
-            .state
-            .lock()
-            .ks
-            .slot_bytes()
-            .iter()
-            .map(|b| *b as u64)
-            .collect()
+    /// Bytes per slot of this partition's range (for split points); `None`
+    /// while slow work holds the partition.
+    pub fn slot_bytes(&self) -> Option<Vec<u64>> {
+        let st = self.inner().state.try_lock()?;
+        Some(st.ks.slot_bytes().iter().map(|b| *b as u64).collect())
     }
 
-    pub fn flush(&self) {
-        let p = self.inner();
-        p.with_ks(Keyspace::flush);
-        p.events.touched_all();
-    }
-
-    /// One bounded step of the active expiry cycle; returns keys deleted.
+    /// One bounded step of the active expiry cycle; returns keys deleted
+    /// (0 while the partition is busy: the next round tries again).
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
-        self.inner().with_ks(|ks| ks.active_expire(now, budget))
+        self.inner()
+            .try_with_ks(|ks| ks.active_expire(now, budget))
+            .unwrap_or(0)
     }
 
-    /// Evicts one volatile key (see [`Keyspace::evict_one`]).
+    /// Evicts one volatile key (see [`Keyspace::evict_one`]); `None` if none
+    /// can be or the partition is busy.
     pub fn evict_one(&self, now: u64) -> Option<usize> {
-        self.inner().with_ks(|ks| ks.evict_one(now))
-    }
-
-    /// One SCAN step inside this partition (see [`Keyspace::scan`]).
-    pub fn scan(
-        &self,
-        cursor: ScanCursor,
-        count: usize,
-        now: u64,
-        keep: impl FnMut(&[u8], &Entry) -> bool,
-    ) -> Result<ScanStep, Moved> {
-        let st = self.inner().state.lock();
-        if st.retired || !st.ks.owns(cursor.slot) {
-            return Err(Moved { epoch: st.epoch });
-        }
-        Ok(st.ks.scan(cursor, count, now, keep))
-    }
-
-    /// Keys in `slot` (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT).
-    pub fn slot_keys(&self, slot: u16, limit: usize) -> Result<(usize, Keys), Moved> {
-        let st = self.inner().state.lock();
-        if st.retired || !st.ks.owns(slot) {
-            return Err(Moved { epoch: st.epoch });
-        }
-        Ok((
-            st.ks.keys_in_slot_count(slot),
-            st.ks.keys_in_slot(slot, limit),
-        ))
+        self.inner().try_with_ks(|ks| ks.evict_one(now)).flatten()
     }
 }
 
@@ -440,6 +516,29 @@ impl KeyEvents {
 /// How many times a command is re-routed after [`Moved`] before giving up.
 const MAX_REROUTES: usize = 8;
 
+/// The reply of a batch that ran nothing.
+const NOTHING: Executed = Executed {
+    reply: Reply::Nil,
+    work: 0,
+};
+
+/// The reply to a command for a partition a script keeps busy.
+fn busy() -> Executed {
+    Executed {
+        reply: Reply::err(reply::BUSY),
+        work: 0,
+    }
+}
+
+/// Counts a worker-pool job on its partition until the job ends.
+struct SlowGuard(Arc<LocalPartition>);
+
+impl Drop for SlowGuard {
+    fn drop(&mut self) {
+        self.0.slow.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Split and merge counters of one cache (published as metrics).
 #[derive(Debug, Default)]
 pub struct ScalingCounters {
@@ -465,6 +564,31 @@ pub struct CachePool {
     slot_load: Box<[AtomicU64]>,
     next_id: AtomicU64,
     pub scaling: ScalingCounters,
+    /// This cache's admission to the worker pool.
+    slow_permits: Arc<tokio::sync::Semaphore>,
+    /// Scripts running now, for SCRIPT KILL.
+    scripts: Arc<Mutex<Vec<Arc<ScriptControl>>>>,
+}
+
+/// What SCRIPT KILL found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillOutcome {
+    NotBusy,
+    /// A running script has written: Redis will not kill it.
+    Unkillable,
+    Killed,
+}
+
+/// Removes a script's controls from the running list when its job ends.
+struct RunningScript {
+    list: Arc<Mutex<Vec<Arc<ScriptControl>>>>,
+    control: Arc<ScriptControl>,
+}
+
+impl Drop for RunningScript {
+    fn drop(&mut self) {
+        self.list.lock().retain(|c| !Arc::ptr_eq(c, &self.control));
+    }
 }
 
 impl Default for CachePool {
@@ -507,6 +631,8 @@ impl CachePool {
             slot_load: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             next_id: AtomicU64::new(n as u64 + 1),
             scaling: ScalingCounters::default(),
+            slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
+            scripts: Arc::default(),
         }
     }
 
@@ -563,19 +689,25 @@ impl CachePool {
     /// commands (`FANOUT`) whose keys live in several partitions — split into
     /// one command per partition whose replies are merged in key order.
     /// Commands refused with [`Moved`] are re-routed.
-    pub fn execute(
+    pub async fn execute(
         &self,
-        spec: &CommandSpec,
+        spec: &'static CommandSpec,
         args: &[Bytes],
         slot: u16,
-        opts: ExecOptions,
+        opts: &ExecOptions,
     ) -> Executed {
         if spec.has(cmd::flags::FANOUT) && spec.key_positions(args).nth(1).is_some() {
-            return self.fan_out(spec, args, opts);
+            return self.fan_out(spec, args, opts).await;
         }
         for _ in 0..MAX_REROUTES {
-            if let Ok(done) = self.route(slot).execute(spec, args, &[slot], opts) {
-                return done;
+            let part = self.route(slot);
+            match self
+                .run_in(&part, &[(spec, args)], &[slot], &[], opts)
+                .await
+            {
+                Ok(done) => return done.and_then(|mut v| v.pop()).unwrap_or(NOTHING),
+                Err(NotRun::Busy) => return busy(),
+                Err(NotRun::Moved(_)) => {}
             }
         }
         Executed {
@@ -586,26 +718,121 @@ impl CachePool {
 
     /// Runs a transaction: `cmds` in the partition owning `slot`, under one
     /// hold of its lock, unless a `watched` key changed (`Ok(None)`).
-    /// `Err` only if the slot kept moving.
-    pub fn execute_batch(
+    /// `Err` if the slot kept moving or a script keeps the partition busy.
+    pub async fn execute_batch(
         &self,
-        cmds: &[(&CommandSpec, &[Bytes])],
+        cmds: &[(&'static CommandSpec, &[Bytes])],
         slot: u16,
         watched: &[(Box<[u8]>, u64)],
-        opts: ExecOptions,
-    ) -> Result<Option<Vec<Executed>>, Moved> {
-        let mut moved = Moved { epoch: 0 };
+        opts: &ExecOptions,
+    ) -> Result<Option<Vec<Executed>>, NotRun> {
+        let mut why = NotRun::Moved(Moved { epoch: 0 });
         for _ in 0..MAX_REROUTES {
-            match self.route(slot).execute_batch(cmds, &[slot], watched, opts) {
+            let part = self.route(slot);
+            match self.run_in(&part, cmds, &[slot], watched, opts).await {
                 Ok(done) => return Ok(done),
-                Err(m) => moved = m,
+                Err(NotRun::Busy) => return Err(NotRun::Busy),
+                Err(m) => why = m,
             }
         }
-        Err(moved)
+        Err(why)
+    }
+
+    /// Runs a batch in one partition (the phases in the module doc): inline
+    /// when every command is bounded and the lock is free, else as a job on
+    /// the worker pool, admitted by this cache's permits.
+    pub async fn run_in(
+        &self,
+        part: &PartitionHandle,
+        cmds: &[(&'static CommandSpec, &[Bytes])],
+        slots: &[u16],
+        watched: &[(Box<[u8]>, u64)],
+        opts: &ExecOptions,
+    ) -> Result<Option<Vec<Executed>>, NotRun> {
+        let p = part.inner();
+        if !cmds.iter().any(|(spec, _)| spec.runs_on_workers())
+            && let Some(mut st) = p.lock_inline()
+        {
+            return Ok(p.run_locked(&mut st, cmds, slots, watched, opts)?);
+        }
+        let scripted = cmds
+            .iter()
+            .any(|(spec, _)| spec.family == cmd::Family::Scripting);
+        let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> =
+            cmds.iter().map(|(s, a)| (*s, a.to_vec())).collect();
+        let slots = slots.to_vec();
+        let watched = watched.to_vec();
+        let mut opts = opts.clone();
+        let running = scripted.then(|| {
+            let control = Arc::new(ScriptControl::default());
+            self.scripts.lock().push(control.clone());
+            opts.script = Some(control.clone());
+            RunningScript {
+                list: self.scripts.clone(),
+                control,
+            }
+        });
+        let busy = opts.busy_threshold;
+        self.on_workers(
+            part,
+            move |p, st| {
+                let _running = running;
+                if scripted {
+                    let started = p.created.elapsed().as_micros() as u64 + 1;
+                    p.script_since.store(started, Ordering::Release);
+                }
+                let refs: Vec<(&CommandSpec, &[Bytes])> =
+                    cmds.iter().map(|(s, a)| (*s, &a[..])).collect();
+                let out = p.run_locked(st, &refs, &slots, &watched, &opts);
+                p.script_since.store(0, Ordering::Release);
+                Ok(out?)
+            },
+            busy,
+        )
+        .await
+    }
+
+    /// Runs `f` on the locked partition on a worker thread, once this cache
+    /// has a worker permit. Waiting (for the permit or the lock) ends with
+    /// [`NotRun::Busy`] while a script holds the partition past `busy`.
+    async fn on_workers<R: Send + 'static>(
+        &self,
+        part: &PartitionHandle,
+        f: impl FnOnce(&LocalPartition, &mut PartitionState) -> Result<R, NotRun> + Send + 'static,
+        busy: Duration,
+    ) -> Result<R, NotRun> {
+        let p = part.inner().clone();
+        p.slow.fetch_add(1, Ordering::AcqRel);
+        // Undone when the job ends, or here if it never gets to run.
+        let slow = SlowGuard(p.clone());
+        let permit = loop {
+            if p.script_busy(busy) {
+                return Err(NotRun::Busy);
+            }
+            tokio::select! {
+                permit = self.slow_permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => break permit,
+                    Err(_) => return Err(NotRun::Busy),
+                },
+                () = tokio::time::sleep(BUSY_POLL) => {}
+            }
+        };
+        let job = move || {
+            let _permit = permit;
+            let _slow = slow;
+            let mut st = p.lock_waiting(busy)?;
+            f(&p, &mut st)
+        };
+        workers::get().run(job).await.unwrap_or(Err(NotRun::Busy))
     }
 
     /// Splits a FANOUT command by partition, runs each part, merges replies.
-    fn fan_out(&self, spec: &CommandSpec, args: &[Bytes], opts: ExecOptions) -> Executed {
+    async fn fan_out(
+        &self,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        opts: &ExecOptions,
+    ) -> Executed {
         let step = spec.step.max(1) as usize;
         let positions: Vec<usize> = spec.key_positions(args).collect();
         // Key groups must be whole (MSET's key-value pairs): else an arity error.
@@ -642,12 +869,14 @@ impl CachePool {
                 for &k in &keys {
                     sub.extend_from_slice(&args[positions[k]..positions[k] + step]);
                 }
-                match part.execute(spec, &sub, &slots, opts) {
+                match self.run_in(&part, &[(spec, &sub)], &slots, &[], opts).await {
                     Ok(done) => {
+                        let done = done.and_then(|mut v| v.pop()).unwrap_or(NOTHING);
                         work += done.work;
                         parts.push((keys, done.reply));
                     }
-                    Err(Moved { .. }) => pending.extend(keys),
+                    Err(NotRun::Busy) => return busy(),
+                    Err(NotRun::Moved(_)) => pending.extend(keys),
                 }
             }
         }
@@ -657,6 +886,74 @@ impl CachePool {
             Reply::err(reply::TRYAGAIN)
         };
         Executed { reply, work }
+    }
+
+    /// One SCAN step in the partition owning `cursor.slot` (see
+    /// [`Keyspace::scan`]), on the worker pool.
+    pub async fn scan(
+        &self,
+        cursor: ScanCursor,
+        count: usize,
+        now: u64,
+        keep: impl FnMut(&[u8], &Entry) -> bool + Send + 'static,
+        busy: Duration,
+    ) -> Result<(u64, ScanStep), NotRun> {
+        let part = self.route(cursor.slot);
+        let id = part.id();
+        let step = self
+            .on_workers(
+                &part,
+                move |_, st| {
+                    if st.retired || !st.ks.owns(cursor.slot) {
+                        return Err(Moved { epoch: st.epoch }.into());
+                    }
+                    Ok(st.ks.scan(cursor, count, now, keep))
+                },
+                busy,
+            )
+            .await?;
+        Ok((id, step))
+    }
+
+    /// Keys in `slot` (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT), on the
+    /// worker pool.
+    pub async fn slot_keys(
+        &self,
+        slot: u16,
+        limit: usize,
+        busy: Duration,
+    ) -> Result<(usize, Keys), NotRun> {
+        let part = self.route(slot);
+        self.on_workers(
+            &part,
+            move |_, st| {
+                if st.retired || !st.ks.owns(slot) {
+                    return Err(Moved { epoch: st.epoch }.into());
+                }
+                Ok((
+                    st.ks.keys_in_slot_count(slot),
+                    st.ks.keys_in_slot(slot, limit),
+                ))
+            },
+            busy,
+        )
+        .await
+    }
+
+    /// SCRIPT KILL: stops every running script of this cache, unless one
+    /// has written (Redis's `UNKILLABLE`).
+    pub fn kill_scripts(&self, force: bool) -> KillOutcome {
+        let scripts = self.scripts.lock();
+        if scripts.is_empty() {
+            return KillOutcome::NotBusy;
+        }
+        if !force && scripts.iter().any(|c| c.wrote.load(Ordering::Acquire)) {
+            return KillOutcome::Unkillable;
+        }
+        for c in scripts.iter() {
+            c.kill.store(true, Ordering::Release);
+        }
+        KillOutcome::Killed
     }
 
     /// Records that `slot` of partition `id` is hot; true if newly reported.
@@ -705,9 +1002,46 @@ impl CachePool {
         )
     }
 
-    pub fn flush(&self) {
-        for p in self.partitions() {
-            p.flush();
+    /// FLUSHDB: empties every partition, each on the worker pool.
+    pub async fn flush(&self, busy: Duration) -> Result<(), NotRun> {
+        for part in self.partitions() {
+            self.on_workers(
+                &part,
+                |p, st| {
+                    p.with_state(st, Keyspace::flush);
+                    p.events.touched_all();
+                    Ok(())
+                },
+                busy,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Empties every partition whose lock is free now; false if some were
+    /// busy (then [`Self::flush_blocking`], off the reactor, finishes).
+    pub fn try_flush(&self) -> bool {
+        let mut all = true;
+        for part in self.partitions() {
+            let p = part.inner();
+            if p.try_with_ks(Keyspace::flush).is_some() {
+                p.events.touched_all();
+            } else {
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Empties every partition now, waiting for their locks (a deleted
+    /// cache; call off the reactor threads).
+    pub fn flush_blocking(&self) {
+        for part in self.partitions() {
+            let p = part.inner();
+            let mut st = p.state.lock();
+            p.with_state(&mut st, Keyspace::flush);
+            p.events.touched_all();
         }
     }
 
@@ -721,8 +1055,11 @@ impl CachePool {
             return Err(format!("slot {at} does not split {first}..={last}"));
         }
         let left = handle.inner();
-        // 1. Lock, and check the range is still what the decision saw.
-        let mut st = left.state.lock();
+        // 1. Lock (never waiting: slow work may hold it; the next tick
+        //    retries), and check the range is still what the decision saw.
+        let Some(mut st) = left.state.try_lock() else {
+            return Err(format!("partition {id} is busy"));
+        };
         if st.retired || st.ks.first_slot() != first || st.ks.last_slot() != last {
             return Err(format!("partition {id} changed"));
         }
@@ -774,8 +1111,9 @@ impl CachePool {
             ));
         }
         let (left, right) = (ranges[li].2.inner(), ranges[ri].2.inner());
-        let mut lst = left.state.lock();
-        let mut rst = right.state.lock();
+        let (Some(mut lst), Some(mut rst)) = (left.state.try_lock(), right.state.try_lock()) else {
+            return Err("partitions are busy".into());
+        };
         if lst.retired || rst.retired || lst.ks.last_slot() + 1 != rst.ks.first_slot() {
             return Err("partitions changed".into());
         }

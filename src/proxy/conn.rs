@@ -21,12 +21,13 @@ use bytes::Bytes;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
 use super::server::ProxyShared;
 use super::session::Session;
-use crate::cmd::{self, CommandSpec, ConnOp, Exec, flags};
+use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
@@ -57,14 +58,20 @@ pub struct Connection<'a> {
     pub wbuf: BytesMut,
     /// Server shutdown: ends blocked commands too.
     pub shutdown: CancellationToken,
+    /// Client memory this connection holds (read buffer and MULTI queue),
+    /// as charged to the server's and its cache's totals.
+    charged: u64,
+    charged_to: Option<Arc<Cache>>,
 }
 
-/// Runs one client connection to its end.
+/// Runs one client connection to its end. `preauth` is its place among
+/// unauthenticated sockets (released when it binds to a cache).
 pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<ProxyShared>,
     shutdown: CancellationToken,
+    preauth: Option<OwnedSemaphorePermit>,
 ) {
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(&stream);
@@ -75,12 +82,19 @@ pub async fn run(
         shared: &shared,
         wbuf: BytesMut::with_capacity(READ_CHUNK),
         shutdown: shutdown.clone(),
+        charged: 0,
+        charged_to: None,
     };
-    if let Some(cache) = shared.default_cache() {
-        conn.session.bind(cache);
+    conn.session.preauth = preauth;
+    if let Some(cache) = shared.default_cache()
+        && !conn.session.bind(cache, shared.max_clients_per_cache)
+    {
+        let _ = stream.try_write(format!("-{}\r\n", reply::MAX_CLIENTS).as_bytes());
+        return;
     }
     tracing::debug!(client = conn.session.id, %peer, "connection opened");
     let reason = conn.serve(stream, &shutdown).await;
+    let _ = conn.account(0);
     tracing::debug!(client = conn.session.id, %peer, reason, "connection closed");
 }
 
@@ -89,20 +103,22 @@ impl Connection<'_> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         // When the bytes being decoded arrived: admission waits count from here.
         let mut arrived = Instant::now();
+        // When replies above the soft limit, waiting for a client that reads
+        // nothing, end the connection.
+        let mut stall_deadline: Option<tokio::time::Instant> = None;
+        let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
         loop {
-            // 1. Run every whole request buffered.
-            while !self.session.closing {
-                if self.wbuf.len() > self.shared.output_buffer_limit {
-                    tracing::warn!(
-                        client = self.session.id,
-                        pending = self.wbuf.len(),
-                        "output buffer limit reached: closing"
-                    );
-                    return "output buffer limit";
-                }
+            // 1. Run every whole request buffered, while the replies waiting
+            //    for the client stay under the output limit (past it, the
+            //    client must read before more of its requests run).
+            let mut drained = false;
+            while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
                 match self.shared.decoder.decode(&mut rbuf) {
                     Ok(Some(req)) => self.handle(req, arrived, &stream).await,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) => {
                         GlobalCounters::bump(&self.shared.registry.metrics.global.protocol_errors);
                         Reply::err_owned(e.reply_text())
@@ -112,6 +128,7 @@ impl Connection<'_> {
                 }
             }
             // 2. Write what the socket takes now.
+            let pending = self.wbuf.len();
             while !self.wbuf.is_empty() {
                 match stream.try_write(&self.wbuf) {
                     Ok(n) => self.wbuf.advance(n),
@@ -124,23 +141,57 @@ impl Connection<'_> {
                     tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
                 return "closed by command or protocol error";
             }
+            // A client above the soft output limit must make progress.
+            let now = tokio::time::Instant::now();
+            if self.wbuf.len() <= self.shared.output_soft_limit || self.wbuf.len() < pending {
+                stall_deadline = None;
+            } else if *stall_deadline.get_or_insert(now + self.shared.output_soft_time) <= now {
+                tracing::warn!(
+                    client = self.session.id,
+                    pending = self.wbuf.len(),
+                    "output buffer soft limit: client reads nothing; closing"
+                );
+                return "output buffer limit";
+            }
             if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_BUFFER {
                 self.wbuf = BytesMut::with_capacity(READ_CHUNK);
             }
             if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
                 rbuf = BytesMut::with_capacity(READ_CHUNK);
             }
+            // Room to read into, grown with what has arrived (never on a
+            // header's promise) and charged before it is allocated.
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                rbuf.reserve(READ_CHUNK);
+                let grown = rbuf.len() + READ_CHUNK.max(rbuf.len() / 4);
+                if let Err(why) = self.account(grown as u64 + self.queued_memory()) {
+                    let _ = stream.try_write(format!("-{why}\r\n").as_bytes());
+                    return "client memory limit";
+                }
+                let mut bigger = BytesMut::with_capacity(grown);
+                bigger.extend_from_slice(&rbuf);
+                rbuf = bigger;
             }
-            // 3. Wait for input, drain, or shutdown.
+            self.account(rbuf.capacity() as u64 + self.queued_memory())
+                .ok();
+            let output_full = self.wbuf.len() >= self.shared.output_buffer_limit;
+            // Requests left buffered behind the output limit run as soon as
+            // the client has taken the replies before them.
+            if !drained && !output_full && !self.session.closing {
+                continue;
+            }
+            let unauthenticated = self.session.cache.is_none();
+            // 3. Wait for input (unless replies wait for the client), drain,
+            //    the authentication deadline, or shutdown.
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
                     let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
                     return "server shutdown";
                 }
-                r = stream.readable() => {
+                () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
+                    return "not authenticated in time";
+                }
+                r = stream.readable(), if !output_full => {
                     if r.is_err() {
                         return "read error";
                     }
@@ -156,8 +207,66 @@ impl Connection<'_> {
                         return "write error";
                     }
                 }
+                () = sleep_until_some(stall_deadline), if stall_deadline.is_some() => {}
             }
         }
+    }
+
+    /// Memory held by an open MULTI's queue.
+    fn queued_memory(&self) -> u64 {
+        self.session.multi.as_ref().map_or(0, |t| t.memory)
+    }
+
+    /// Sets the client memory this connection holds to `bytes`, charged to
+    /// the server and its cache; `Err` (nothing changes) if that would pass
+    /// the connection's, its cache's or the server's limit.
+    pub fn account(&mut self, bytes: u64) -> Result<(), &'static str> {
+        let cache = self.session.cache.clone();
+        let moved = match (&cache, &self.charged_to) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        };
+        let grows = bytes > self.charged || moved;
+        if grows && bytes > 0 {
+            let own = if cache.is_some() {
+                self.shared.query_buffer_limit
+            } else {
+                crate::config::UNAUTHENTICATED_QUERY_BUFFER_LIMIT
+            };
+            let extra = bytes.saturating_sub(self.charged);
+            let server = self.shared.client_memory.load(Ordering::Relaxed);
+            let of_cache = cache
+                .as_ref()
+                .map_or(0, |c| c.usage.client_memory.load(Ordering::Relaxed));
+            let cache_extra = if moved { bytes } else { extra };
+            if bytes > own {
+                return Err(reply::QUERY_BUFFER_LIMIT);
+            }
+            if server + extra > self.shared.client_memory_limit
+                || (cache.is_some() && of_cache + cache_extra > self.shared.cache_client_memory)
+            {
+                return Err(reply::CLIENT_MEMORY_LIMIT);
+            }
+        }
+        // Refund the old charge, take the new one.
+        self.shared
+            .client_memory
+            .fetch_sub(self.charged, Ordering::Relaxed);
+        if let Some(c) = &self.charged_to {
+            c.usage
+                .client_memory
+                .fetch_sub(self.charged, Ordering::Relaxed);
+        }
+        self.shared
+            .client_memory
+            .fetch_add(bytes, Ordering::Relaxed);
+        if let Some(c) = &cache {
+            c.usage.client_memory.fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.charged = bytes;
+        self.charged_to = cache;
+        Ok(())
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
@@ -198,6 +307,19 @@ impl Connection<'_> {
                     &cache.metrics.read_duration
                 };
                 histogram.record(started.elapsed().as_secs_f64());
+            }
+            Billing::Queued {
+                spec,
+                slot,
+                upfront,
+            } => {
+                // Queued in MULTI: its bytes now, its work at EXEC.
+                let ecpu = transfer_milli(wire_in + reply_bytes);
+                usage.meter_transfer(spec.family, ecpu);
+                cache.pool.record_load(slot, ecpu);
+                if let Some(limiter) = cache.limiter() {
+                    limiter.add_debt(upfront, ecpu);
+                }
             }
             Billing::Unmetered => {
                 usage.unmetered.fetch_add(1, Ordering::Relaxed);
@@ -241,21 +363,17 @@ impl Connection<'_> {
                 return Outcome::rejected(reply, why);
             }
         };
-        // Inside MULTI: queue (EXEC runs and meters it all).
-        if self.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
-            return self.queue(spec, req);
-        }
         let metered = !spec.has(flags::UNMETERED);
-        // Transfer billed with this request: its own bytes, and for EXEC the
-        // bytes of the commands it queued.
-        let queued_wire = match spec.exec {
-            Exec::Conn(ConnOp::Exec) => self.session.multi.as_ref().map_or(0, |t| t.wire),
-            _ => 0,
-        };
+        let queueing = self.session.multi.is_some() && !spec.has(flags::TX_CONTROL);
         // Admit: the cache's ECPU/s limit, charged what is known upfront. The
         // wait allowed counts from the request's arrival, so requests queued
-        // in a pipeline behind throttled ones do not each wait afresh.
-        let upfront = ecpu_milli(transfer_milli(req.wire_len as u64 + queued_wire), 0);
+        // in a pipeline behind throttled ones do not each wait afresh. A
+        // command queued in MULTI is admitted (and its bytes metered) now.
+        let upfront = if queueing {
+            transfer_milli(req.wire_len as u64)
+        } else {
+            ecpu_milli(transfer_milli(req.wire_len as u64), 0)
+        };
         let max_wait = self
             .shared
             .throttle_max_wait
@@ -265,7 +383,12 @@ impl Connection<'_> {
             && limiter.admit(upfront, max_wait).await.is_err()
         {
             let reply = Reply::err_owned(reply::throttled(&cache.name, limiter.max_ecpu_per_sec));
+            self.fail_transaction();
             return Outcome::rejected(reply, Rejection::Throttled);
+        }
+        // Inside MULTI: queue (EXEC runs it and meters its work).
+        if queueing {
+            return self.queue(spec, req, slot, upfront);
         }
         let now = now_ms();
         // Make room: writes that grow data respect the storage maximum.
@@ -277,22 +400,25 @@ impl Connection<'_> {
         }
         // Route and execute (a blocking command waits for its keys).
         let executed = match (spec.exec, &cache) {
-            (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now),
+            (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now).await,
             (Exec::Data(_), Some(cache)) => {
                 let opts = self.exec_options(now);
                 match super::scripting::prepare(cache, spec, args) {
                     Err(reply) => Executed { reply, work: 0 },
                     Ok(args) => match cmd::blocking_timeout(spec, &args) {
                         Ok(Some(timeout)) => {
-                            self.block(cache, spec, &args, slot, timeout, opts, stream)
+                            self.block(cache, spec, &args, slot, timeout, &opts, stream)
                                 .await
                         }
-                        _ => cache.pool.execute(spec, &args, slot, opts),
+                        _ => cache.pool.execute(spec, &args, slot, &opts).await,
                     },
                 }
             }
             (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
         };
+        if matches!(&executed.reply, Reply::Error(e) if e.starts_with("BUSY ")) {
+            return Outcome::rejected(executed.reply, Rejection::Busy);
+        }
         let billing = if metered {
             Billing::Metered {
                 spec,
@@ -300,7 +426,7 @@ impl Connection<'_> {
                 keys,
                 elements: executed.work,
                 upfront,
-                queued_wire,
+                queued_wire: 0,
             }
         } else {
             Billing::Unmetered
@@ -312,11 +438,22 @@ impl Connection<'_> {
     }
 
     pub fn exec_options(&self, now: u64) -> ExecOptions {
+        // Growth allowed before the storage maximum (checked by the writes
+        // that allocate more than their request carries).
+        let room = self.session.cache.as_ref().map_or(u64::MAX, |c| {
+            match c.limits().max_storage_bytes() {
+                0 => u64::MAX,
+                max => max.saturating_sub(c.pool.used_bytes()),
+            }
+        });
         ExecOptions {
             now,
             resp3: self.session.protocol == Protocol::Resp3,
             max_value_len: self.shared.decoder.limits.max_bulk_len,
             script_time_limit: self.shared.script_time_limit,
+            busy_threshold: self.shared.busy_threshold,
+            room,
+            script: None,
         }
     }
 
@@ -327,9 +464,44 @@ impl Connection<'_> {
         }
     }
 
-    /// Queues a command of an open MULTI. Every key of a transaction must be
-    /// in one slot: it runs atomically in the partition that owns it.
-    fn queue(&mut self, spec: &'static CommandSpec, req: &Request) -> Outcome {
+    /// Queues a command of an open MULTI (admitted already; its bytes are
+    /// metered now). Every key of a transaction must be in one slot: it runs
+    /// atomically in the partition that owns it. The queue is a compact copy
+    /// (it does not pin read buffers) counted as the connection's client
+    /// memory, so its limits cap it.
+    fn queue(
+        &mut self,
+        spec: &'static CommandSpec,
+        req: &Request,
+        slot: u16,
+        upfront: u64,
+    ) -> Outcome {
+        let queued = Billing::Queued {
+            spec,
+            slot,
+            upfront,
+        };
+        let outcome = self.enqueue(spec, req);
+        Outcome {
+            billing: match outcome.billing {
+                Billing::Nothing => queued,
+                other => other,
+            },
+            ..outcome
+        }
+    }
+
+    fn enqueue(&mut self, spec: &'static CommandSpec, req: &Request) -> Outcome {
+        let memory = QUEUED_OVERHEAD
+            + req
+                .args
+                .iter()
+                .map(|a| a.len() as u64 + ARG_OVERHEAD)
+                .sum::<u64>();
+        if let Err(why) = self.account(self.charged + memory) {
+            self.fail_transaction();
+            return Outcome::rejected(Reply::err(why), Rejection::ClientMemory);
+        }
         let slots: Vec<u16> = spec
             .key_positions(&req.args)
             .map(|i| key_slot(&req.args[i]))
@@ -346,7 +518,11 @@ impl Connection<'_> {
         tx.slot = first;
         tx.keys += slots.len() as u64;
         tx.wire += req.wire_len as u64;
-        let mut queued = req.clone();
+        tx.memory += memory;
+        let mut queued = Request {
+            args: req.args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+            ..req.clone()
+        };
         // EVALSHA queues the script body it names (resolved now, as EVAL).
         if let Some(cache) = &self.session.cache {
             match super::scripting::prepare(cache, spec, &req.args) {
@@ -373,14 +549,14 @@ impl Connection<'_> {
     async fn block(
         &self,
         cache: &Arc<Cache>,
-        spec: &CommandSpec,
+        spec: &'static CommandSpec,
         args: &[Bytes],
         slot: u16,
         timeout: Option<Duration>,
-        opts: ExecOptions,
+        opts: &ExecOptions,
         stream: &TcpStream,
     ) -> Executed {
-        let args = resolve_stream_ids(cache, spec, args, slot, opts);
+        let args = resolve_stream_ids(cache, spec, args, slot, opts).await;
         let keys: Vec<Bytes> = spec.key_positions(&args).map(|i| args[i].clone()).collect();
         let events = cache.pool.events();
         let notify = Arc::new(tokio::sync::Notify::new());
@@ -391,15 +567,11 @@ impl Connection<'_> {
         let mut peer_may_close = true;
         let mut empty_wakes = 0u32;
         let done = loop {
-            let done = cache.pool.execute(
-                spec,
-                &args,
-                slot,
-                ExecOptions {
-                    now: now_ms(),
-                    ..opts
-                },
-            );
+            let now = ExecOptions {
+                now: now_ms(),
+                ..opts.clone()
+            };
+            let done = cache.pool.execute(spec, &args, slot, &now).await;
             if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
                 break done;
             }
@@ -438,12 +610,12 @@ impl Connection<'_> {
 /// XREAD ... STREAMS k1 k2 $ $: a blocked read waits for entries after the
 /// last one at the time it blocked, so each `$` becomes that entry's ID
 /// (`0-0` for an empty or missing stream).
-fn resolve_stream_ids(
+async fn resolve_stream_ids(
     cache: &Cache,
     spec: &CommandSpec,
     args: &[Bytes],
     slot: u16,
-    opts: ExecOptions,
+    opts: &ExecOptions,
 ) -> Vec<Bytes> {
     let mut args = args.to_vec();
     if spec.name != "xread" {
@@ -464,7 +636,12 @@ fn resolve_stream_ids(
                 "COUNT".into(),
                 "1".into(),
             ];
-            let last = match cache.pool.execute(xrevrange, &query, slot, opts).reply {
+            let last = match cache
+                .pool
+                .execute(xrevrange, &query, slot, opts)
+                .await
+                .reply
+            {
                 Reply::Array(entries) => match entries.first() {
                     Some(Reply::Array(entry)) => match entry.first() {
                         Some(Reply::Bulk(id)) => id.clone(),
@@ -479,6 +656,14 @@ fn resolve_stream_ids(
         }
     }
     args
+}
+
+/// Sleeps until `deadline` (forever if `None`).
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A reply and how the request is accounted.
@@ -498,6 +683,12 @@ enum Billing {
         upfront: u64,
         /// Wire bytes of the commands an EXEC ran (queued earlier).
         queued_wire: u64,
+    },
+    /// Queued in MULTI: billed its transfer now (work at EXEC).
+    Queued {
+        spec: &'static CommandSpec,
+        slot: u16,
+        upfront: u64,
     },
     /// Ran, not billed (AUTH, HELLO, PING, QUIT).
     Unmetered,
@@ -522,6 +713,11 @@ impl Outcome {
         }
     }
 }
+
+/// Memory a queued MULTI command holds besides its arguments, bytes.
+const QUEUED_OVERHEAD: u64 = 64;
+/// Memory per queued argument besides its bytes (a `Bytes` handle).
+const ARG_OVERHEAD: u64 = 32;
 
 /// Most keys one write may evict before it is refused.
 const MAX_EVICTIONS_PER_WRITE: usize = 4096;

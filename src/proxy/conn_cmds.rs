@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -15,21 +16,25 @@ use crate::control::Cache;
 use crate::metrics::GlobalCounters;
 use crate::partition::keyspace::{Keys, ScanCursor};
 use crate::partition::{SLOTS, ValueType, key_slot};
-use crate::pool::Executed;
+use crate::pool::{Executed, NotRun};
 use crate::resp::{Protocol, Reply, reply};
 
 /// The Redis version Stratus reports (its command set and replies follow 7.2).
 pub const REDIS_VERSION: &str = "7.2.4";
 
 /// Runs a proxy-side command.
-pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
+pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
     if op == ConnOp::Exec {
-        return transaction::exec(conn, now).unwrap_or_else(|e| Executed {
-            reply: e.reply(),
-            work: 0,
-        });
+        return transaction::exec(conn, now)
+            .await
+            .unwrap_or_else(|e| Executed {
+                reply: e.reply(),
+                work: 0,
+            });
     }
-    let reply = dispatch(conn, op, args, now).unwrap_or_else(|e| e.reply());
+    let reply = dispatch(conn, op, args, now)
+        .await
+        .unwrap_or_else(|e| e.reply());
     // SCAN and KEYS walk keys: their work is the keys returned.
     let work = match (op, &reply) {
         (ConnOp::Scan, Reply::Array(parts)) => match parts.get(1) {
@@ -42,7 +47,7 @@ pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> E
     Executed { reply, work }
 }
 
-fn dispatch(
+async fn dispatch(
     conn: &mut Connection<'_>,
     op: ConnOp,
     args: &[Bytes],
@@ -62,7 +67,7 @@ fn dispatch(
             conn.session.name = None;
             conn.session.unbind();
             if let Some(c) = conn.shared.default_cache() {
-                conn.session.bind(c);
+                conn.session.bind(c, conn.shared.max_clients_per_cache);
             }
             Ok(Reply::status(reply::RESET))
         }
@@ -83,12 +88,12 @@ fn dispatch(
             ]))
         }
         ConnOp::Readonly | ConnOp::Readwrite => Ok(Reply::ok()),
-        ConnOp::Cluster => cluster(conn, args),
+        ConnOp::Cluster => cluster(conn, args).await,
         ConnOp::Multi => transaction::multi(conn),
         ConnOp::Discard => transaction::discard(conn),
         ConnOp::Watch => transaction::watch(conn, args),
         ConnOp::Unwatch => transaction::unwatch(conn),
-        ConnOp::Exec => transaction::exec(conn, now).map(|done| done.reply),
+        ConnOp::Exec => Err(OpError::Static(reply::EXEC_WITHOUT_MULTI)),
         ConnOp::Dbsize => Ok(Reply::Int(bound(conn)?.pool.totals().keys as i64)),
         ConnOp::Flushdb => {
             match args.get(1) {
@@ -96,11 +101,13 @@ fn dispatch(
                 None => {}
                 Some(_) => return Err(OpError::Syntax),
             }
-            bound(conn)?.pool.flush();
-            Ok(Reply::ok())
+            match bound(conn)?.pool.flush(conn.shared.busy_threshold).await {
+                Ok(()) => Ok(Reply::ok()),
+                Err(_) => Err(OpError::Static(reply::BUSY)),
+            }
         }
-        ConnOp::Scan => scan(&*bound(conn)?, args, now),
-        ConnOp::Keys => Ok(keys(&*bound(conn)?, &args[1], now)),
+        ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.shared.busy_threshold).await,
+        ConnOp::Keys => keys(&*bound(conn)?, &args[1], now, conn.shared.busy_threshold).await,
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
     }
 }
@@ -141,7 +148,9 @@ fn auth(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     };
     match found {
         Some(cache) => {
-            conn.session.bind(cache);
+            if !conn.session.bind(cache, conn.shared.max_clients_per_cache) {
+                return Err(OpError::Static(reply::MAX_CLIENTS));
+            }
             Ok(Reply::ok())
         }
         None => {
@@ -179,7 +188,11 @@ fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     if let Some((user, pass)) = credentials {
         match authenticate(conn, Some(&user), &pass) {
-            Some(cache) => conn.session.bind(cache),
+            Some(cache) => {
+                if !conn.session.bind(cache, conn.shared.max_clients_per_cache) {
+                    return Err(OpError::Static(reply::MAX_CLIENTS));
+                }
+            }
             None => {
                 GlobalCounters::bump(&conn.shared.registry.metrics.global.auth_failures);
                 return Err(OpError::Static(reply::WRONGPASS));
@@ -580,7 +593,7 @@ fn node_id(conn: &Connection<'_>) -> String {
 /// CLUSTER SLOTS | SHARDS | NODES | INFO | MYID | KEYSLOT | COUNTKEYSINSLOT |
 /// GETKEYSINSLOT | HELP: one virtual node — the endpoint the client used —
 /// owns every slot, so cluster clients work and resharding stays invisible.
-fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+async fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let local = conn.session.local;
     let (ip, port) = (local.ip().to_string(), i64::from(local.port()));
     let id = node_id(conn);
@@ -650,7 +663,7 @@ fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         "countkeysinslot" => {
             let slot = slot_arg(&args[2])?;
             let cache = bound(conn)?;
-            let (n, _) = slot_keys(&cache, slot, 0)?;
+            let (n, _) = slot_keys(&cache, slot, 0, conn.shared.busy_threshold).await?;
             Ok(Reply::Int(n as i64))
         }
         "getkeysinslot" => {
@@ -660,7 +673,7 @@ fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 _ => return Err(OpError::Static(reply::INVALID_KEY_COUNT)),
             };
             let cache = bound(conn)?;
-            let (_, keys) = slot_keys(&cache, slot, count)?;
+            let (_, keys) = slot_keys(&cache, slot, count, conn.shared.busy_threshold).await?;
             Ok(Reply::Array(
                 keys.into_iter()
                     .map(|k| Reply::Bulk(Bytes::from(k)))
@@ -690,19 +703,27 @@ fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 /// Keys of `slot` in the partition that owns it (re-routed if it moves).
-fn slot_keys(cache: &Cache, slot: u16, limit: usize) -> Result<(usize, Keys), OpError> {
+async fn slot_keys(
+    cache: &Cache,
+    slot: u16,
+    limit: usize,
+    busy: Duration,
+) -> Result<(usize, Keys), OpError> {
     for _ in 0..8 {
-        if let Ok(found) = cache.pool.route(slot).slot_keys(slot, limit) {
-            return Ok(found);
+        match cache.pool.slot_keys(slot, limit, busy).await {
+            Ok(found) => return Ok(found),
+            Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+            Err(NotRun::Moved(_)) => {}
         }
     }
     Err(OpError::Static(reply::TRYAGAIN))
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: walks partitions in
-/// slot order; the cursor names a slot and a position in it.
-fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
-    let opts = scan_opts(&args[1..], true, false)?;
+/// slot order; the cursor names a slot and a position in it. Each step runs
+/// on the worker pool.
+async fn scan(cache: &Cache, args: &[Bytes], now: u64, busy: Duration) -> Result<Reply, OpError> {
+    let opts = Arc::new(scan_opts(&args[1..], true, false)?);
     let type_filter = match &opts.type_name {
         Some(t) => Some(
             ValueType::from_name(t).ok_or_else(|| OpError::Text(reply::unknown_type_name(t)))?,
@@ -713,23 +734,27 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
     let mut keys = Vec::new();
     let mut reroutes = 0;
     while let Some(c) = cursor {
-        let part = cache.pool.route(c.slot);
         let want = opts.count.saturating_sub(keys.len()).max(1);
-        let step = part.scan(c, want, now, |k, e| {
-            opts.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t)
-        });
-        let Ok((batch, next)) = step else {
-            // The slot moved between routing and scanning: route again.
-            reroutes += 1;
-            if reroutes > 8 {
-                return Err(OpError::Static(reply::TRYAGAIN));
+        let filter = opts.clone();
+        let keep = move |k: &[u8], e: &crate::partition::Entry| {
+            filter.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t)
+        };
+        let (part, (batch, next)) = match cache.pool.scan(c, want, now, keep, busy).await {
+            Ok(step) => step,
+            Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+            Err(NotRun::Moved(_)) => {
+                // The slot moved between routing and scanning: route again.
+                reroutes += 1;
+                if reroutes > 8 {
+                    return Err(OpError::Static(reply::TRYAGAIN));
+                }
+                continue;
             }
-            continue;
         };
         keys.extend(batch);
         cursor = next;
         // Go on to the next partition only if this one was exhausted.
-        let crossed = next.is_some_and(|n| cache.pool.route(n.slot).id() != part.id());
+        let crossed = next.is_some_and(|n| cache.pool.route(n.slot).id() != part);
         if keys.len() >= opts.count || !crossed {
             break;
         }
@@ -745,19 +770,33 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
     ]))
 }
 
-/// KEYS pattern: every matching key of the cache (a full SCAN).
-fn keys(cache: &Cache, pattern: &[u8], now: u64) -> Reply {
+/// Keys one KEYS step visits under a partition's lock: KEYS walks the whole
+/// cache, but in pieces that release the lock between them.
+const KEYS_STEP: usize = 4096;
+
+/// KEYS pattern: every matching key of the cache (a full SCAN, in steps on
+/// the worker pool).
+async fn keys(cache: &Cache, pattern: &[u8], now: u64, busy: Duration) -> Result<Reply, OpError> {
+    let pattern: Arc<[u8]> = pattern.into();
     let mut out = Vec::new();
     let mut cursor = Some(ScanCursor::default());
+    let mut reroutes = 0;
     while let Some(c) = cursor {
-        let step = cache
-            .pool
-            .route(c.slot)
-            .scan(c, usize::MAX / 16, now, |k, _| glob_match(pattern, k));
-        if let Ok((batch, next)) = step {
-            out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
-            cursor = next;
+        let p = pattern.clone();
+        let keep = move |k: &[u8], _: &crate::partition::Entry| glob_match(&p, k);
+        match cache.pool.scan(c, KEYS_STEP, now, keep, busy).await {
+            Ok((_, (batch, next))) => {
+                out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
+                cursor = next;
+            }
+            Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+            Err(NotRun::Moved(_)) => {
+                reroutes += 1;
+                if reroutes > 64 {
+                    return Err(OpError::Static(reply::TRYAGAIN));
+                }
+            }
         }
     }
-    Reply::Array(out)
+    Ok(Reply::Array(out))
 }

@@ -6,7 +6,8 @@
 //!   replaces the SHA in the arguments, so the partition runs every script
 //!   one way (`cmd::script::eval`, which always receives a body). An unknown
 //!   SHA is answered `NOSCRIPT` without reaching a partition.
-//! - [`script`]: `SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP`.
+//! - [`script`]: `SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP`; KILL stops
+//!   the cache's running scripts (none that has written: `UNKILLABLE`).
 //!
 //! The store belongs to the cache the connection is bound to: scripts are
 //! never shared between caches.
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use crate::cmd::{CommandSpec, Family, OpError};
 use crate::control::Cache;
 use crate::control::scripts::Origin;
+use crate::pool::KillOutcome;
 use crate::resp::{Reply, reply};
 
 /// The arguments a script command runs with: `EVALSHA*` get the body in
@@ -84,8 +86,12 @@ pub fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
             cache.scripts.flush();
             Ok(Reply::ok())
         }
-        // Scripts stop themselves at the time limit; none can be killed.
-        "kill" => Err(OpError::Static(reply::NOTBUSY)),
+        // Scripts also stop themselves at the time limit.
+        "kill" => match cache.pool.kill_scripts(false) {
+            KillOutcome::NotBusy => Err(OpError::Static(reply::NOTBUSY)),
+            KillOutcome::Unkillable => Err(OpError::Static(reply::UNKILLABLE)),
+            KillOutcome::Killed => Ok(Reply::ok()),
+        },
         _ => Ok(super::conn_cmds::help_reply(&[
             "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "EXISTS <sha1> [<sha1> ...]",

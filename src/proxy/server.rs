@@ -1,4 +1,11 @@
-//! The RESP accept loop.
+//! The RESP accept loop and what connections share.
+//!
+//! Connection limits: at most `max_clients` sockets in all (more are told
+//! `-ERR max number of clients reached` and closed); of those, at most
+//! `max_unauthenticated` not yet bound to a cache (each must authenticate
+//! within `auth_timeout`), and at most `max_clients_per_cache` bound to any
+//! one cache (AUTH into a full cache gets the same error): one tenant's
+//! sockets cannot lock another out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn;
+use crate::config::ServeConfig;
 use crate::control::{Cache, Registry};
 use crate::metrics::GlobalCounters;
 use crate::resp::{Decoder, reply};
@@ -22,12 +30,28 @@ pub struct ProxyShared {
     pub default_cache: Option<String>,
     pub decoder: Decoder,
     pub max_key_len: usize,
+    /// Pending reply bytes above which a connection's requests wait.
     pub output_buffer_limit: usize,
+    /// Above this many pending bytes a client must read within `output_soft_time`.
+    pub output_soft_limit: usize,
+    pub output_soft_time: Duration,
     pub max_clients: usize,
+    pub max_clients_per_cache: usize,
+    /// Connections not yet bound to a cache.
+    pub unauthenticated: Arc<Semaphore>,
+    pub auth_timeout: Duration,
+    /// Buffered request bytes: per connection, per cache, all connections.
+    pub query_buffer_limit: u64,
+    pub cache_client_memory: u64,
+    pub client_memory_limit: u64,
+    /// Buffered request bytes of all connections now.
+    pub client_memory: AtomicU64,
     /// Longest a request waits for ECPU/s admission before THROTTLED.
-    pub throttle_max_wait: std::time::Duration,
-    /// Longest a Lua script may run (set after `new`).
-    pub script_time_limit: std::time::Duration,
+    pub throttle_max_wait: Duration,
+    /// Longest a Lua script may run.
+    pub script_time_limit: Duration,
+    /// How long a script may hold a partition before others get BUSY.
+    pub busy_threshold: Duration,
     pub started: std::time::Instant,
     next_id: AtomicU64,
 }
@@ -36,23 +60,27 @@ impl ProxyShared {
     pub fn new(
         registry: Arc<Registry>,
         default_cache: Option<String>,
-        decoder: Decoder,
-        max_key_len: usize,
-        output_buffer_limit: usize,
-        max_clients: usize,
-        throttle_max_wait: std::time::Duration,
+        config: &ServeConfig,
     ) -> ProxyShared {
         ProxyShared {
             registry,
             default_cache,
-            decoder,
-            max_key_len,
-            output_buffer_limit,
-            max_clients,
-            throttle_max_wait,
-            script_time_limit: std::time::Duration::from_millis(
-                crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
-            ),
+            decoder: Decoder::new(config.limits()),
+            max_key_len: config.max_key_len,
+            output_buffer_limit: config.output_buffer_limit,
+            output_soft_limit: config.output_buffer_soft_limit,
+            output_soft_time: Duration::from_secs(config.output_buffer_soft_secs),
+            max_clients: config.max_clients,
+            max_clients_per_cache: config.max_clients_per_cache,
+            unauthenticated: Arc::new(Semaphore::new(config.max_unauthenticated)),
+            auth_timeout: Duration::from_secs(config.auth_timeout_secs),
+            query_buffer_limit: config.query_buffer_limit,
+            cache_client_memory: config.cache_client_memory,
+            client_memory_limit: config.client_memory,
+            client_memory: AtomicU64::new(0),
+            throttle_max_wait: Duration::from_millis(config.throttle_max_wait_ms),
+            script_time_limit: Duration::from_millis(config.script_time_limit_ms),
+            busy_threshold: Duration::from_millis(config.busy_threshold_ms),
             started: std::time::Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -79,7 +107,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(shared.max_clients));
     let metrics = shared.registry.metrics.clone();
     loop {
-        let (mut stream, peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
                 Err(e) => {
@@ -93,20 +121,34 @@ pub async fn serve(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             GlobalCounters::bump(&metrics.global.connections_rejected);
-            tracker.spawn(async move {
-                let line = format!("-{}\r\n", reply::MAX_CLIENTS);
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(line.as_bytes()))
-                        .await;
-            });
+            tracker.spawn(refuse(stream));
             continue;
+        };
+        // A socket that will not be bound at once needs a pre-auth place.
+        let preauth = if shared.default_cache().is_some() {
+            None
+        } else {
+            match shared.unauthenticated.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    GlobalCounters::bump(&metrics.global.connections_rejected);
+                    tracker.spawn(refuse(stream));
+                    continue;
+                }
+            }
         };
         GlobalCounters::bump(&metrics.global.connections_accepted);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            conn::run(stream, peer, shared, shutdown).await;
+            conn::run(stream, peer, shared, shutdown, preauth).await;
             drop(permit);
         });
     }
+}
+
+/// Tells a socket over a connection limit so, and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let line = format!("-{}\r\n", reply::MAX_CLIENTS);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(line.as_bytes())).await;
 }

@@ -30,6 +30,10 @@ pub struct Session {
     pub multi: Option<Transaction>,
     /// WATCHed keys with their slot and version at WATCH time.
     pub watched: Vec<Watched>,
+    /// Keys in `watched` (WATCH is O(1) per key).
+    pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
+    /// The connection's place among unauthenticated sockets, until it binds.
+    pub preauth: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A key under WATCH.
@@ -49,8 +53,10 @@ pub struct Transaction {
     pub slot: Option<u16>,
     /// Keys named by the queued commands (metered at EXEC).
     pub keys: u64,
-    /// Wire bytes of the queued commands (metered at EXEC).
+    /// Wire bytes of the queued commands (metered as they were queued).
     pub wire: u64,
+    /// Memory the queue holds, bytes (counted with the query buffer).
+    pub memory: u64,
 }
 
 impl Session {
@@ -70,21 +76,31 @@ impl Session {
             closing: false,
             multi: None,
             watched: Vec::new(),
+            watched_keys: hashbrown::HashSet::new(),
+            preauth: None,
         }
     }
 
-    /// Binds the connection to `cache`, moving the connection counts.
-    pub fn bind(&mut self, cache: Arc<Cache>) {
+    /// Binds the connection to `cache`, moving the connection counts;
+    /// false (nothing changes) if the cache already has `max_per_cache`
+    /// connections.
+    pub fn bind(&mut self, cache: Arc<Cache>, max_per_cache: usize) -> bool {
         if self.cache.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cache)) {
-            return;
+            return true;
+        }
+        let before = cache.usage.connected.fetch_add(1, Ordering::AcqRel);
+        if before >= max_per_cache as u64 {
+            cache.usage.connected.fetch_sub(1, Ordering::AcqRel);
+            return false;
         }
         self.unbind();
-        cache.usage.connected.fetch_add(1, Ordering::Relaxed);
         cache
             .usage
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
         self.cache = Some(cache);
+        self.preauth = None;
+        true
     }
 
     /// Forgets every WATCHed key.
@@ -95,6 +111,7 @@ impl Session {
             }
         }
         self.watched.clear();
+        self.watched_keys.clear();
     }
 
     pub fn unbind(&mut self) {

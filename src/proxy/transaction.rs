@@ -27,7 +27,7 @@ use super::session::{Transaction, Watched};
 use crate::cmd::{CommandSpec, Exec, OpError};
 use crate::metering::work_milli;
 use crate::partition::key_slot;
-use crate::pool::Executed;
+use crate::pool::{Executed, NotRun};
 use crate::resp::{Reply, reply};
 
 pub fn multi(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
@@ -55,7 +55,7 @@ pub fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError
         return Err(OpError::Static(reply::NOAUTH));
     };
     for key in &args[1..] {
-        if conn.session.watched.iter().any(|w| w.key[..] == key[..]) {
+        if !conn.session.watched_keys.insert(key[..].into()) {
             continue;
         }
         let version = cache.pool.events().watch(key);
@@ -75,16 +75,16 @@ pub fn unwatch(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
 
 /// EXEC: the phases in the module doc. `work` is in milli-work units (the
 /// table's EXEC row charges 1 milli per unit), summed over what ran.
-pub fn exec(conn: &mut Connection<'_>, now: u64) -> Result<Executed, OpError> {
+pub async fn exec(conn: &mut Connection<'_>, now: u64) -> Result<Executed, OpError> {
     let Some(tx) = conn.session.multi.take() else {
         return Err(OpError::Static(reply::EXEC_WITHOUT_MULTI));
     };
-    let result = run(conn, tx, now);
+    let result = run(conn, tx, now).await;
     conn.session.unwatch();
     result
 }
 
-fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed, OpError> {
+async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed, OpError> {
     // 1. Doomed while queueing.
     if tx.failed {
         return Err(OpError::Static(reply::EXECABORT));
@@ -107,14 +107,18 @@ fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed,
         .map(|w| (w.key.clone(), w.version))
         .collect();
     // 3. Data commands under one lock.
-    let data: Vec<(&CommandSpec, &[Bytes])> = tx
+    let data: Vec<(&'static CommandSpec, &[Bytes])> = tx
         .queued
         .iter()
         .filter(|(spec, _)| matches!(spec.exec, Exec::Data(_)))
         .map(|(spec, req)| (*spec, &req.args[..]))
         .collect();
     let opts = conn.exec_options(now);
-    let ran = match cache.pool.execute_batch(&data, slot, &versions, opts) {
+    let ran = match cache
+        .pool
+        .execute_batch(&data, slot, &versions, &opts)
+        .await
+    {
         Ok(Some(ran)) => ran,
         Ok(None) => {
             return Ok(Executed {
@@ -122,7 +126,8 @@ fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed,
                 work: 0,
             });
         }
-        Err(_) => return Err(OpError::Static(reply::TRYAGAIN)),
+        Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+        Err(NotRun::Moved(_)) => return Err(OpError::Static(reply::TRYAGAIN)),
     };
     // 4. Proxy commands, then the replies in queue order.
     let mut ran = ran.into_iter();
@@ -135,7 +140,8 @@ fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed,
                 reply: Reply::Nil,
                 work: 0,
             }),
-            Exec::Conn(op) => conn_cmds::run(conn, op, &req.args, now),
+            // Boxed: EXEC reaches here through conn_cmds::run itself.
+            Exec::Conn(op) => Box::pin(conn_cmds::run(conn, op, &req.args, now)).await,
         };
         work += work_milli(spec, keys, done.work);
         replies.push(done.reply);

@@ -45,6 +45,12 @@ pub const INVALID_ARGUMENTS: &str = "ERR Invalid number of arguments specified f
 pub const NO_KEY_ARGUMENTS: &str = "ERR The command has no key arguments";
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const MAX_CLIENTS: &str = "ERR max number of clients reached";
+/// A connection's buffered requests passed its query-buffer limit (Redis
+/// closes such a client; Stratus says why first).
+pub const QUERY_BUFFER_LIMIT: &str = "ERR client query buffer limit reached";
+/// The cache's or the server's client memory is full.
+pub const CLIENT_MEMORY_LIMIT: &str =
+    "ERR client memory limit reached (the cache's or the server's buffered requests)";
 pub const CLIENT_NAME_SPACES: &str =
     "ERR Client names cannot contain spaces, newlines or special characters.";
 pub const VALUE_OUT_OF_RANGE: &str = "ERR value is out of range";
@@ -130,6 +136,9 @@ pub const XTRIM_NO_STRATEGY: &str =
 // Scripting (EVAL, EVALSHA, SCRIPT; Redis 7.0's texts unless noted).
 pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+pub const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
 pub const SCRIPT_FLUSH_OPTION: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
 /// Stratus's own: the cache's script store has no room left for `SCRIPT LOAD`.
 pub const SCRIPT_STORE_FULL: &str =
