@@ -9,10 +9,7 @@ use crate::resp::{Reply, reply};
 
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
-    let n = args[1..]
-        .iter()
-        .filter(|k| ctx.ks.remove(k, now).is_some())
-        .count();
+    let n = args[1..].iter().filter(|k| ctx.ks.remove(k, now)).count();
     Ok(Reply::Int(n as i64))
 }
 
@@ -136,7 +133,8 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::Int(i64::from(had)))
 }
 
-/// RENAME and RENAMENX: the value moves with its deadline.
+/// RENAME and RENAMENX: the value moves with its deadline (a value it
+/// replaces is freed lazily, as on any overwrite).
 pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let nx = is(&args[0], "renamenx");
     let (src, dst) = (&args[1], &args[2]);
@@ -150,7 +148,7 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if nx && ctx.ks.contains(dst, now) {
         return Ok(Reply::Int(0));
     }
-    let Some(entry) = ctx.ks.remove(src, now) else {
+    let Some(entry) = ctx.ks.take(src, now) else {
         return Err(OpError::NoSuchKey);
     };
     let at = entry.expire_at().unwrap_or(0);
