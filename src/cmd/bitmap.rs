@@ -4,11 +4,16 @@
 //! Bit 0 is the most significant bit of byte 0, as in Redis. Offsets are
 //! bounded by the largest string a write may produce (`ctx.max_value_len`,
 //! Redis's proto-max-bulk-len), so SETBIT can never grow a string beyond it.
-//! Handlers meter work per KiB of string scanned.
+//! A write's growth (SETBIT past the end, BITOP's result) is reserved
+//! against the cache's storage maximum ([`Ctx::reserve_store`]) before it
+//! is allocated. Handlers meter work per KiB of string scanned, and per KiB
+//! created (SETBIT's zero-fill, BITOP's result).
 
 use bytes::Bytes;
 
 use super::args::{int, is, parse_i64};
+use super::string::zero_filled_kib;
+use super::table::{FILL_KIB, SCAN_KIB};
 use super::{Ctx, OpError};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
@@ -46,6 +51,15 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     };
     let byte = (bit >> 3) as usize;
     let mask = 0x80u8 >> (bit & 7);
+    let key = &args[1];
+    // Reserve the growth before allocating it (nothing touched if refused).
+    let cur = match ctx.ks.peek_live(key, ctx.now).map(|e| &e.value) {
+        None => None,
+        Some(Value::Str(s)) => Some(s.len()),
+        Some(_) => return Err(OpError::WrongType),
+    };
+    ctx.reserve_store(key, (byte + 1).max(cur.unwrap_or(0)))?;
+    ctx.work += zero_filled_kib(byte.saturating_sub(cur.unwrap_or(0)));
     let write = |s: &mut Vec<u8>| {
         if s.len() <= byte {
             s.resize(byte + 1, 0);
@@ -58,7 +72,6 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         old
     };
-    let key = &args[1];
     if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
         let Value::Str(s) = e.value_mut() else {
             return Err(OpError::WrongType);
@@ -240,6 +253,17 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     // Phase 2: combine, missing keys as empty strings.
     let now = ctx.now;
+    let source = |ctx: &'_ Ctx<'_>, k: &[u8]| -> usize {
+        match ctx.ks.peek_live(k, now).map(|e| &e.value) {
+            Some(Value::Str(s)) => s.len(),
+            _ => 0,
+        }
+    };
+    let maxlen = keys.iter().map(|k| source(ctx, k)).max().unwrap_or(0);
+    // The result is as long as the longest source: reserve it first.
+    if maxlen > 0 {
+        ctx.reserve_store(dest, maxlen)?;
+    }
     let sources: Vec<&[u8]> = keys
         .iter()
         .map(|k| match ctx.ks.peek_live(k, now).map(|e| &e.value) {
@@ -247,7 +271,6 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             _ => &[][..],
         })
         .collect();
-    let maxlen = sources.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut out = vec![0u8; maxlen];
     for (j, o) in out.iter_mut().enumerate() {
         let byte = |s: &[u8]| s.get(j).copied().unwrap_or(0);
@@ -262,7 +285,10 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         *o = if op == Op::Not { !acc } else { acc };
     }
-    ctx.work += kib(maxlen) * keys.len() as u64;
+    // Each source scanned, and the result created (a KiB created costs
+    // FILL_KIB, the table charges SCAN_KIB per unit).
+    ctx.work +=
+        kib(maxlen) * keys.len() as u64 + zero_filled_kib(maxlen) * u64::from(FILL_KIB / SCAN_KIB);
     // Phase 3: store (an empty result deletes the destination).
     if out.is_empty() {
         ctx.ks.remove(dest, now);
@@ -433,6 +459,43 @@ mod tests {
         assert_eq!(
             h.run(&["bitop", "or", "{b}d", "{b}1", "{b}h"]),
             err(reply::WRONGTYPE)
+        );
+    }
+
+    #[test]
+    fn growth_past_the_room_is_refused() {
+        let mut h = Harness::new();
+        h.room = 1024 * 1024;
+        // Bit 2^32 - 1 would zero-fill 512 MiB.
+        assert_eq!(h.run(&["setbit", "b", "4294967295", "1"]), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "b"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), 0);
+        // 100 KiB zero-filled fits, and is metered per KiB.
+        assert_eq!(h.run(&["setbit", "b", "819200", "1"]), Reply::Int(0));
+        assert_eq!(h.last_work, 100);
+        assert_eq!(h.run(&["strlen", "b"]), Reply::Int(102401));
+        // Inside the string nothing grows: no room needed, no fill metered.
+        h.room = 0;
+        assert_eq!(h.run(&["setbit", "b", "8", "1"]), Reply::Int(0));
+        assert_eq!(h.last_work, 0);
+        assert_eq!(h.run(&["setbit", "b", "819208", "1"]), err(reply::OOM));
+        h.run(&["hset", "h", "f", "v"]);
+        assert_eq!(h.run(&["setbit", "h", "8", "1"]), err(reply::WRONGTYPE));
+        // BITOP's result is as long as its longest source.
+        h.room = 1024 * 1024;
+        let long = "x".repeat(4096);
+        h.run(&["set", "{b}1", &long]);
+        h.room = 4096;
+        assert_eq!(h.run(&["bitop", "not", "{b}d", "{b}1"]), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "{b}d"]), Reply::Int(0));
+        h.room = 4096 + 4 + 64;
+        assert_eq!(h.run(&["bitop", "not", "{b}d", "{b}1"]), Reply::Int(4096));
+        // 4 KiB scanned (0.1 each) and 4 KiB created (1 each).
+        assert_eq!(h.last_work, 4 + 4 * 10);
+        h.room = 0;
+        assert_eq!(
+            h.run(&["bitop", "and", "{b}d", "{b}1", "{b}1"]),
+            Reply::Int(4096)
         );
     }
 }

@@ -389,6 +389,9 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
     }
     let bytes = encode(&regs, !dense, card);
+    // The result (at most a dense HyperLogLog, ~12 KiB) is reserved before
+    // it is stored.
+    ctx.reserve_store(&args[1], bytes.len())?;
     op_store(ctx, &args[1], bytes);
     Ok(Reply::ok())
 }
@@ -501,5 +504,17 @@ mod tests {
         let bytes = encode(&raw, true, [0; 8]);
         assert_eq!(bytes.len(), DENSE_SIZE, "40 does not fit a sparse VAL");
         assert_eq!(*Hll::parse(&bytes).unwrap().registers().unwrap(), raw);
+    }
+
+    #[test]
+    fn pfmerge_reserves_its_result() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["pfadd", "{p}a", "x", "y"]), Reply::Int(1));
+        h.room = 10;
+        assert_eq!(h.run(&["pfmerge", "{p}d", "{p}a"]), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "{p}d"]), Reply::Int(0));
+        h.room = 1024;
+        assert_eq!(h.run(&["pfmerge", "{p}d", "{p}a"]), Reply::ok());
+        assert_eq!(h.run(&["pfcount", "{p}d"]), Reply::Int(2));
     }
 }

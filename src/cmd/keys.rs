@@ -9,10 +9,7 @@ use crate::resp::{Reply, reply};
 
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
-    let n = args[1..]
-        .iter()
-        .filter(|k| ctx.ks.remove(k, now).is_some())
-        .count();
+    let n = args[1..].iter().filter(|k| ctx.ks.remove(k, now)).count();
     Ok(Reply::Int(n as i64))
 }
 
@@ -136,7 +133,8 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::Int(i64::from(had)))
 }
 
-/// RENAME and RENAMENX: the value moves with its deadline.
+/// RENAME and RENAMENX: the value moves with its deadline (a value it
+/// replaces is freed lazily, as on any overwrite).
 pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let nx = is(&args[0], "renamenx");
     let (src, dst) = (&args[1], &args[2]);
@@ -150,7 +148,7 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if nx && ctx.ks.contains(dst, now) {
         return Ok(Reply::Int(0));
     }
-    let Some(entry) = ctx.ks.remove(src, now) else {
+    let Some(entry) = ctx.ks.take(src, now) else {
         return Err(OpError::NoSuchKey);
     };
     let at = entry.expire_at().unwrap_or(0);
@@ -158,7 +156,8 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
 
-/// COPY source destination [DB 0] [REPLACE]
+/// COPY source destination [DB 0] [REPLACE]: the copy's size is reserved
+/// against the storage maximum before the value is cloned.
 pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (src, dst) = (&args[1], &args[2]);
     let mut replace = false;
@@ -180,13 +179,17 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::Static(reply::SAME_OBJECT));
     }
     let now = ctx.now;
-    let Some(entry) = ctx.ks.get(src, now).cloned() else {
+    let Some(bytes) = ctx.ks.get(src, now).map(|e| e.value.mem_bytes()) else {
         return Ok(Reply::Int(0));
     };
     if !replace && ctx.ks.contains(dst, now) {
         return Ok(Reply::Int(0));
     }
-    ctx.work += entry.value.mem_bytes() as u64 / 64;
+    ctx.reserve_store(dst, bytes)?;
+    let Some(entry) = ctx.ks.peek_live(src, now).cloned() else {
+        return Ok(Reply::Int(0));
+    };
+    ctx.work += bytes as u64 / 64;
     let at = entry.expire_at().unwrap_or(0);
     ctx.ks.insert(dst, entry.value, at, now);
     Ok(Reply::Int(1))
@@ -280,5 +283,24 @@ mod tests {
         assert_eq!(h.run(&["del", "{t}b", "{t}c", "nope"]), Reply::Int(2));
         assert_eq!(h.ks.len(), 0);
         assert_eq!(h.ks.used_bytes(), 0);
+    }
+
+    #[test]
+    fn copy_reserves_the_copy() {
+        let mut h = Harness::new();
+        let value = "v".repeat(1000);
+        h.run(&["set", "{t}a", &value]);
+        h.room = (1000 + 4 + crate::partition::value::ENTRY_OVERHEAD - 1) as u64;
+        assert_eq!(
+            h.run(&["copy", "{t}a", "{t}b"]),
+            err(crate::resp::reply::OOM)
+        );
+        assert_eq!(h.run(&["exists", "{t}b"]), Reply::Int(0));
+        h.room += 1;
+        assert_eq!(h.run(&["copy", "{t}a", "{t}b"]), Reply::Int(1));
+        // Replacing a copy of the same size adds nothing.
+        h.room = 0;
+        assert_eq!(h.run(&["copy", "{t}a", "{t}b", "REPLACE"]), Reply::Int(1));
+        assert_eq!(h.run(&["get", "{t}b"]), bulk(&value));
     }
 }

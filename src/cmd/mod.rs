@@ -28,7 +28,7 @@ pub mod zset;
 use bytes::Bytes;
 
 use crate::partition::Keyspace;
-use crate::partition::value::Collection;
+use crate::partition::value::{Collection, ENTRY_OVERHEAD};
 use crate::resp::{Reply, reply};
 
 pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, KeySpec, flags, lookup};
@@ -69,6 +69,50 @@ impl<'a> Ctx<'a> {
             ),
             room: u64::MAX,
             script: None,
+        }
+    }
+
+    /// Takes `bytes` out of the room this command may still add (see
+    /// [`Ctx::room`]), or fails with OOM, taking nothing, if they do not fit.
+    /// A write calls it with the growth it is about to allocate, before
+    /// allocating; successive reservations of one command add up.
+    pub fn reserve(&mut self, bytes: u64) -> Result<(), OpError> {
+        if bytes > self.room {
+            return Err(OpError::Static(reply::OOM));
+        }
+        if self.room != u64::MAX {
+            self.room -= bytes;
+        }
+        Ok(())
+    }
+
+    /// Reserves what storing a value of `value_bytes` (as charged by
+    /// [`Value::mem_bytes`]) under `key` adds to the cache: the whole entry
+    /// if the key is new, else only what it grows by (a shrink reserves
+    /// nothing). Side-effect free on the keyspace, so a refused write leaves
+    /// no trace.
+    ///
+    /// [`Value::mem_bytes`]: crate::partition::Value::mem_bytes
+    pub fn reserve_store(&mut self, key: &[u8], value_bytes: usize) -> Result<(), OpError> {
+        let growth = match self.ks.peek_live(key, self.now) {
+            Some(e) => value_bytes.saturating_sub(e.value.mem_bytes()),
+            None => key.len() + ENTRY_OVERHEAD + value_bytes,
+        };
+        self.reserve(growth as u64)
+    }
+
+    /// The largest value (in [`Ctx::reserve_store`]'s bytes) that may be
+    /// stored under `key` within the room left: a result built element by
+    /// element checks its size against it before each addition, so a write
+    /// refused with OOM never allocated past the room.
+    pub fn room_for_store(&self, key: &[u8]) -> usize {
+        if self.room == u64::MAX {
+            return usize::MAX;
+        }
+        let room = usize::try_from(self.room).unwrap_or(usize::MAX);
+        match self.ks.peek_live(key, self.now) {
+            Some(e) => room.saturating_add(e.value.mem_bytes()),
+            None => room.saturating_sub(key.len() + ENTRY_OVERHEAD),
         }
     }
 }
@@ -203,6 +247,10 @@ pub(crate) mod test_util {
         pub ks: Keyspace,
         pub now: u64,
         pub resp3: bool,
+        /// Passed as [`Ctx::room`] (`u64::MAX` = no storage maximum).
+        pub room: u64,
+        /// [`Ctx::work`] of the last command run.
+        pub last_work: u64,
     }
 
     impl Harness {
@@ -211,6 +259,8 @@ pub(crate) mod test_util {
                 ks: Keyspace::whole(),
                 now: 1_700_000_000_000,
                 resp3: false,
+                room: u64::MAX,
+                last_work: 0,
             }
         }
 
@@ -225,7 +275,10 @@ pub(crate) mod test_util {
             }
             let mut ctx = Ctx::new(&mut self.ks, self.now);
             ctx.resp3 = self.resp3;
-            execute(spec, &mut ctx, &args)
+            ctx.room = self.room;
+            let reply = execute(spec, &mut ctx, &args);
+            self.last_work = ctx.work;
+            reply
         }
     }
 
@@ -235,5 +288,32 @@ pub(crate) mod test_util {
 
     pub fn err(s: &str) -> Reply {
         Reply::err_owned(s.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_add_up_and_no_maximum_stays_none() {
+        let mut ks = Keyspace::whole();
+        let mut ctx = Ctx::new(&mut ks, 0);
+        assert_eq!(ctx.reserve(u64::MAX / 2), Ok(()));
+        assert_eq!(ctx.room, u64::MAX);
+        assert_eq!(ctx.room_for_store(b"k"), usize::MAX);
+        ctx.room = 100;
+        assert_eq!(ctx.reserve(60), Ok(()));
+        assert_eq!(ctx.reserve(41), Err(OpError::Static(reply::OOM)));
+        assert_eq!(ctx.reserve(40), Ok(()));
+        assert_eq!(ctx.room, 0);
+        // A new key needs room for its name and the entry overhead too.
+        ctx.room = (1 + ENTRY_OVERHEAD + 10) as u64;
+        assert_eq!(ctx.room_for_store(b"k"), 10);
+        assert_eq!(
+            ctx.reserve_store(b"k", 11),
+            Err(OpError::Static(reply::OOM))
+        );
+        assert_eq!(ctx.reserve_store(b"k", 10), Ok(()));
     }
 }

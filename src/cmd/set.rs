@@ -4,7 +4,9 @@
 //! Storage is [`SetValue`]; an emptied set is deleted. Multi-key commands
 //! run in two phases: (1) check every key's type with a counted lookup,
 //! (2) borrow all the sets at once with [`Keyspace::peek_live`] and combine
-//! them; a STORE form then writes its (owned) result.
+//! them; a STORE form then writes its (owned) result. A STORE form builds
+//! its result within the room the cache has left ([`Ctx::room_for_store`]):
+//! past it, OOM before the member that would not fit is copied.
 //!
 //! [`Keyspace::peek_live`]: crate::partition::Keyspace::peek_live
 
@@ -15,6 +17,8 @@ use bytes::Bytes;
 use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
 use super::{Ctx, OpError};
 use crate::partition::keyspace::{scan_position, take_ordered};
+use crate::partition::lazyfree;
+use crate::partition::value::SET_MEMBER_OVERHEAD;
 use crate::partition::{SetValue, Value};
 use crate::resp::{Reply, reply};
 
@@ -49,15 +53,28 @@ fn peek_sets<'a>(ctx: &'a Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<&'a SetV
         .collect()
 }
 
-/// Replaces `key` with `set` (no TTL), or deletes it if `set` is empty.
-fn store(ctx: &mut Ctx<'_>, key: &[u8], set: SetValue) -> Reply {
+/// Replaces `key` with `set` (no TTL), or deletes it if `set` is empty; its
+/// growth is reserved (it was built within [`Ctx::room_for_store`]).
+fn store(ctx: &mut Ctx<'_>, key: &[u8], set: SetValue) -> Result<Reply, OpError> {
     let len = set.len();
     if set.is_empty() {
         ctx.ks.remove(key, ctx.now);
     } else {
+        ctx.reserve_store(key, set.mem_bytes())?;
         ctx.ks.insert(key, Value::Set(Box::new(set)), 0, ctx.now);
     }
-    Reply::Int(len as i64)
+    Ok(Reply::Int(len as i64))
+}
+
+/// Adds `m` to a result that may hold at most `limit` bytes: OOM, before
+/// copying it, if a new member would not fit.
+fn add_within(out: &mut SetValue, m: &[u8], limit: usize) -> Result<(), OpError> {
+    let after = out.mem_bytes() + m.len() + SET_MEMBER_OVERHEAD;
+    if after > limit && !out.contains(m) {
+        return Err(OpError::Static(reply::OOM));
+    }
+    out.insert(m);
+    Ok(())
 }
 
 fn members_reply<'a>(members: impl Iterator<Item = &'a [u8]>) -> Reply {
@@ -204,21 +221,48 @@ enum Algebra {
     Diff,
 }
 
-/// Combines the sets under `keys` into a new set; counts elements examined.
-fn op_combine(ctx: &mut Ctx<'_>, keys: &[Bytes], op: Algebra) -> Result<SetValue, OpError> {
+/// Combines the sets under `keys` into a new set of at most `limit` bytes
+/// (else OOM); counts elements examined, also when refused.
+fn op_combine(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    op: Algebra,
+    limit: usize,
+) -> Result<SetValue, OpError> {
     check_sets(ctx, keys)?;
     let sets = peek_sets(ctx, keys)?;
     let mut out = SetValue::default();
     let mut walked = 0u64;
+    let built = combine_into(&sets, op, limit, &mut out, &mut walked);
+    ctx.work += walked;
+    match built {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // A refused result may be as large as the room: not freed here.
+            let (elements, bytes) = (out.len(), out.mem_bytes());
+            lazyfree::free(out, elements, bytes);
+            Err(e)
+        }
+    }
+}
+
+/// The algebra itself, into `out` (see [`op_combine`]).
+fn combine_into(
+    sets: &[Option<&SetValue>],
+    op: Algebra,
+    limit: usize,
+    out: &mut SetValue,
+    walked: &mut u64,
+) -> Result<(), OpError> {
     match op {
         Algebra::Inter => {
             if let Some(mut present) = sets.iter().copied().collect::<Option<Vec<&SetValue>>>() {
                 present.sort_by_key(|s| s.len());
                 if let Some((smallest, rest)) = present.split_first() {
                     for m in smallest.iter() {
-                        walked += 1;
+                        *walked += 1;
                         if rest.iter().all(|s| s.contains(m)) {
-                            out.insert(m);
+                            add_within(out, m, limit)?;
                         }
                     }
                 }
@@ -226,53 +270,55 @@ fn op_combine(ctx: &mut Ctx<'_>, keys: &[Bytes], op: Algebra) -> Result<SetValue
         }
         Algebra::Union => {
             for m in sets.iter().flatten().flat_map(|s| s.iter()) {
-                walked += 1;
-                out.insert(m);
+                *walked += 1;
+                add_within(out, m, limit)?;
             }
         }
         Algebra::Diff => {
             if let Some(Some(first)) = sets.first() {
                 for m in first.iter() {
-                    walked += 1;
+                    *walked += 1;
                     if !sets[1..].iter().flatten().any(|s| s.contains(m)) {
-                        out.insert(m);
+                        add_within(out, m, limit)?;
                     }
                 }
             }
         }
     }
-    ctx.work += walked;
-    Ok(out)
+    Ok(())
 }
 
 pub fn sinter(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let s = op_combine(ctx, &args[1..], Algebra::Inter)?;
+    let s = op_combine(ctx, &args[1..], Algebra::Inter, usize::MAX)?;
     Ok(members_reply(s.iter()))
 }
 
 pub fn sunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let s = op_combine(ctx, &args[1..], Algebra::Union)?;
+    let s = op_combine(ctx, &args[1..], Algebra::Union, usize::MAX)?;
     Ok(members_reply(s.iter()))
 }
 
 pub fn sdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let s = op_combine(ctx, &args[1..], Algebra::Diff)?;
+    let s = op_combine(ctx, &args[1..], Algebra::Diff, usize::MAX)?;
     Ok(members_reply(s.iter()))
 }
 
 pub fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let s = op_combine(ctx, &args[2..], Algebra::Inter)?;
-    Ok(store(ctx, &args[1], s))
+    let limit = ctx.room_for_store(&args[1]);
+    let s = op_combine(ctx, &args[2..], Algebra::Inter, limit)?;
+    store(ctx, &args[1], s)
 }
 
 pub fn sunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let s = op_combine(ctx, &args[2..], Algebra::Union)?;
-    Ok(store(ctx, &args[1], s))
+    let limit = ctx.room_for_store(&args[1]);
+    let s = op_combine(ctx, &args[2..], Algebra::Union, limit)?;
+    store(ctx, &args[1], s)
 }
 
 pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let s = op_combine(ctx, &args[2..], Algebra::Diff)?;
-    Ok(store(ctx, &args[1], s))
+    let limit = ctx.room_for_store(&args[1]);
+    let s = op_combine(ctx, &args[2..], Algebra::Diff, limit)?;
+    store(ctx, &args[1], s)
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]
@@ -595,5 +641,44 @@ mod tests {
         assert_eq!(h.run(&["sismember", "{c}b", "2"]), Reply::Int(1));
         h.run(&["del", "{c}a", "{c}b"]);
         assert_eq!(h.ks.used_bytes(), 0);
+    }
+
+    #[test]
+    fn stored_results_stay_within_the_room() {
+        let mut h = Harness::new();
+        for i in 0..100 {
+            h.run(&["sadd", "{s}a", &format!("a{i:02}")]);
+            h.run(&["sadd", "{s}b", &format!("b{i:02}")]);
+        }
+        // 200 members of 3 bytes: 200 * (3 + 40) bytes, plus the entry.
+        let result = 200 * (3 + SET_MEMBER_OVERHEAD);
+        let entry = 4 + ENTRY_OVERHEAD;
+        h.room = (result + entry - 1) as u64;
+        let used = h.ks.used_bytes();
+        assert_eq!(
+            h.run(&["sunionstore", "{s}d", "{s}a", "{s}b"]),
+            err(reply::OOM)
+        );
+        assert_eq!(h.run(&["exists", "{s}d"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), used);
+        h.room = (result + entry) as u64;
+        assert_eq!(
+            h.run(&["sunionstore", "{s}d", "{s}a", "{s}b"]),
+            Reply::Int(200)
+        );
+        // Replacing the destination only needs room for what it grows by.
+        h.room = 0;
+        assert_eq!(h.run(&["sdiffstore", "{s}d", "{s}a"]), Reply::Int(100));
+        assert_eq!(
+            h.run(&["sinterstore", "{s}d", "{s}a", "{s}a"]),
+            Reply::Int(100)
+        );
+        assert_eq!(
+            h.run(&["sunionstore", "{s}d", "{s}a", "{s}b"]),
+            err(reply::OOM)
+        );
+        assert_eq!(h.run(&["scard", "{s}d"]), Reply::Int(100));
+        // Reads build their result without a room.
+        assert!(matches!(h.run(&["sunion", "{s}a", "{s}b"]), Reply::Set(m) if m.len() == 200));
     }
 }

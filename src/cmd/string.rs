@@ -1,4 +1,9 @@
 //! String commands: GET, SET and friends, counters, ranges.
+//!
+//! Writes that can grow a string beyond the bytes their request carries
+//! (SETRANGE past the end zero-fills; APPEND) reserve that growth against
+//! the cache's storage maximum ([`Ctx::reserve_store`]) before allocating,
+//! and SETRANGE meters each whole KiB it zero-fills as work.
 
 use bytes::Bytes;
 
@@ -281,16 +286,31 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     Ok(Reply::bulk(text))
 }
 
+/// The length of the string under `key` for a write: `None` if missing,
+/// WRONGTYPE for other types. No side effect (no hit or miss counted, an
+/// expired key is only skipped), so a write refused afterwards leaves none.
+fn op_len_for_write(ctx: &Ctx<'_>, key: &[u8]) -> Result<Option<usize>, OpError> {
+    match ctx.ks.peek_live(key, ctx.now).map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Str(v)) => Ok(Some(v.len())),
+        Some(_) => Err(OpError::WrongType),
+    }
+}
+
+/// APPEND key value: the growth (the whole entry for a new key) is
+/// reserved before the string grows.
 pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (key, tail) = (&args[1], &args[2]);
-    let max = ctx.max_value_len;
+    let cur = op_len_for_write(ctx, key)?.unwrap_or(0);
+    let new_len = cur.saturating_add(tail.len());
+    if new_len > ctx.max_value_len {
+        return Err(OpError::StringTooLong);
+    }
+    ctx.reserve_store(key, new_len)?;
     if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
         let Value::Str(v) = e.value_mut() else {
             return Err(OpError::WrongType);
         };
-        if v.len() + tail.len() > max {
-            return Err(OpError::StringTooLong);
-        }
         v.extend_from_slice(tail);
         return Ok(Reply::Int(v.len() as i64));
     }
@@ -325,6 +345,9 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::bulk_slice(&v[start as usize..=end as usize]))
 }
 
+/// SETRANGE key offset value: writing past the end zero-fills the gap, so
+/// the growth is checked (proto-max-bulk-len, then the storage room) and
+/// reserved before the string is resized, and metered per whole KiB.
 pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (key, piece) = (&args[1], &args[3]);
     let offset = int(&args[2])?;
@@ -332,32 +355,43 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::OffsetOutOfRange);
     }
     let offset = offset as usize;
-    let max = ctx.max_value_len;
-    let write = |v: &mut Vec<u8>| -> Result<i64, OpError> {
-        if piece.is_empty() {
-            return Ok(v.len() as i64);
+    // Phase 1: what is there, and what the write needs.
+    let cur = op_len_for_write(ctx, key)?;
+    if piece.is_empty() {
+        return Ok(Reply::Int(cur.unwrap_or(0) as i64));
+    }
+    let end = offset.saturating_add(piece.len());
+    if end > ctx.max_value_len {
+        return Err(OpError::StringTooLong);
+    }
+    let new_len = end.max(cur.unwrap_or(0));
+    // Phase 2: reserve the growth before allocating it.
+    ctx.reserve_store(key, new_len)?;
+    ctx.work += zero_filled_kib(offset.saturating_sub(cur.unwrap_or(0)));
+    // Phase 3: write.
+    let write = |v: &mut Vec<u8>| {
+        if v.len() < end {
+            v.resize(end, 0);
         }
-        if offset.saturating_add(piece.len()) > max {
-            return Err(OpError::StringTooLong);
-        }
-        if v.len() < offset + piece.len() {
-            v.resize(offset + piece.len(), 0);
-        }
-        v[offset..offset + piece.len()].copy_from_slice(piece);
-        Ok(v.len() as i64)
+        v[offset..end].copy_from_slice(piece);
+        v.len() as i64
     };
     if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
         let Value::Str(v) = e.value_mut() else {
             return Err(OpError::WrongType);
         };
-        return write(v).map(Reply::Int);
+        return Ok(Reply::Int(write(v)));
     }
     let mut v = Vec::new();
-    let len = write(&mut v)?;
-    if !v.is_empty() {
-        ctx.ks.insert(key, Value::Str(v), 0, ctx.now);
-    }
+    let len = write(&mut v);
+    ctx.ks.insert(key, Value::Str(v), 0, ctx.now);
     Ok(Reply::Int(len))
+}
+
+/// Whole KiB a write zero-fills: the unit its work is metered in (the
+/// table's `FILL_KIB`); a gap under 1 KiB is free, as small growth is.
+pub fn zero_filled_kib(bytes: usize) -> u64 {
+    (bytes / 1024) as u64
 }
 
 #[cfg(test)]
@@ -465,6 +499,64 @@ mod tests {
         assert_eq!(h.run(&["setrange", "empty", "3", ""]), Reply::Int(0));
         assert_eq!(h.run(&["exists", "empty"]), Reply::Int(0));
         assert_eq!(h.run(&["strlen", "s"]), Reply::Int(11));
+    }
+
+    #[test]
+    fn growth_past_the_room_is_refused_before_allocating() {
+        let oom = err(crate::resp::reply::OOM);
+        let mut h = Harness::new();
+        h.room = 1024 * 1024;
+        // 512 MiB zero-filled for a 1-byte request: refused, nothing stored.
+        assert_eq!(h.run(&["setrange", "big", "536870911", "x"]), oom);
+        assert_eq!(h.run(&["exists", "big"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), 0);
+        // Within the room it works, and the zero-fill is metered per KiB.
+        assert_eq!(
+            h.run(&["setrange", "big", "102400", "x"]),
+            Reply::Int(102401)
+        );
+        assert_eq!(h.last_work, 100);
+        let used = h.ks.used_bytes();
+        // On an existing string only the growth counts: 10 bytes of room
+        // allow 10 more, not 11; overwriting inside the string needs none.
+        h.room = 10;
+        assert_eq!(
+            h.run(&["setrange", "big", "102410", "x"]),
+            Reply::Int(102411)
+        );
+        assert_eq!(h.run(&["setrange", "big", "102421", "x"]), oom);
+        h.room = 0;
+        assert_eq!(
+            h.run(&["setrange", "big", "0", "hello"]),
+            Reply::Int(102411)
+        );
+        assert_eq!(h.ks.used_bytes(), used + 10);
+        // Errors that come first in Redis still come first.
+        h.run(&["hset", "h", "f", "v"]);
+        assert_eq!(
+            h.run(&["setrange", "h", "100", "x"]),
+            err(crate::resp::reply::WRONGTYPE)
+        );
+        assert_eq!(h.run(&["setrange", "nope", "100", ""]), Reply::Int(0));
+        // A new key needs room for the whole entry (name and overhead too).
+        h.room = 66;
+        assert_eq!(h.run(&["setrange", "n", "0", "x"]), Reply::Int(1));
+        h.room = 65;
+        assert_eq!(h.run(&["setrange", "m", "0", "x"]), oom);
+    }
+
+    #[test]
+    fn append_reserves_its_growth() {
+        let oom = err(crate::resp::reply::OOM);
+        let mut h = Harness::new();
+        h.room = 100;
+        assert_eq!(h.run(&["append", "s", "hello"]), Reply::Int(5));
+        let tail = "x".repeat(101);
+        assert_eq!(h.run(&["append", "s", &tail]), oom);
+        assert_eq!(h.run(&["strlen", "s"]), Reply::Int(5));
+        assert_eq!(h.run(&["append", "s", &tail[..100]]), Reply::Int(105));
+        assert_eq!(h.run(&["append", "new", &tail]), oom);
+        assert_eq!(h.run(&["exists", "new"]), Reply::Int(0));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use super::args::{float, int, is, non_negative, parse_f64, random_count, scan_opts};
 use super::{Ctx, OpError};
 use crate::partition::keyspace::{scan_position, take_ordered};
+use crate::partition::lazyfree;
+use crate::partition::value::ZSET_MEMBER_OVERHEAD;
 use crate::partition::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
 use crate::partition::{Value, ZSetValue};
 use crate::resp::value::format_double;
@@ -643,7 +645,9 @@ fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Repl
             return Err(OpError::Syntax);
         }
     }
-    // Phase 3: combine the sources, all borrowed at once.
+    // Phase 3: combine the sources, all borrowed at once, within the room
+    // the cache has left: OOM before a member that would not fit is copied.
+    let limit = ctx.room_for_store(&args[1]);
     let sources: Vec<Option<Source<'_>>> = keys
         .iter()
         .map(|k| match ctx.ks.peek_live(k, now).map(|e| &e.value) {
@@ -658,6 +662,10 @@ fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Repl
     };
     let mut out = ZSetValue::default();
     let mut walked = 0u64;
+    // Bytes the result will be charged (the union's scratch map holds the
+    // same members), and whether it outgrew `limit`.
+    let mut result_bytes = 0usize;
+    let mut oom = false;
     if inter {
         let present: Option<Vec<(&Source<'_>, f64)>> = sources
             .iter()
@@ -668,6 +676,9 @@ fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Repl
             present.sort_by_key(|(s, _)| s.len());
             if let Some(((first, w0), rest)) = present.split_first() {
                 first.for_each(|m, s| {
+                    if oom {
+                        return;
+                    }
                     walked += 1;
                     let mut acc = weighted(s, *w0);
                     for (other, w) in rest {
@@ -676,7 +687,11 @@ fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Repl
                             None => return,
                         }
                     }
-                    out.insert(m, acc);
+                    result_bytes += m.len() + ZSET_MEMBER_OVERHEAD;
+                    oom = result_bytes > limit;
+                    if !oom {
+                        out.insert(m, acc);
+                    }
                 });
             }
         }
@@ -685,27 +700,45 @@ fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Repl
         for (src, w) in sources.iter().zip(&weights) {
             if let Some(src) = src {
                 src.for_each(|m, s| {
+                    if oom {
+                        return;
+                    }
                     walked += 1;
                     let v = weighted(s, *w);
                     match acc.get_mut(m) {
                         Some(cur) => *cur = aggregate.apply(*cur, v),
                         None => {
-                            acc.insert(Bytes::copy_from_slice(m), v);
+                            result_bytes += m.len() + ZSET_MEMBER_OVERHEAD;
+                            oom = result_bytes > limit;
+                            if !oom {
+                                acc.insert(Bytes::copy_from_slice(m), v);
+                            }
                         }
                     }
                 });
             }
         }
-        for (m, s) in acc {
-            out.insert(&m, s);
+        if oom {
+            let members = acc.len();
+            lazyfree::free(acc, members, result_bytes);
+        } else {
+            for (m, s) in acc {
+                out.insert(&m, s);
+            }
         }
     }
     ctx.work += walked;
+    if oom {
+        let (elements, bytes) = (out.len(), out.mem_bytes());
+        lazyfree::free(out, elements, bytes);
+        return Err(OpError::Static(reply::OOM));
+    }
     // Phase 4: store (an empty result deletes the destination).
     let len = out.len();
     if out.is_empty() {
         ctx.ks.remove(&args[1], now);
     } else {
+        ctx.reserve_store(&args[1], out.mem_bytes())?;
         ctx.ks.insert(&args[1], Value::ZSet(Box::new(out)), 0, now);
     }
     Ok(Reply::Int(len as i64))
@@ -1242,5 +1275,31 @@ mod tests {
         assert_eq!(h.run(&["zscore", "{c}a", "y"]), Reply::Double(2.0));
         h.run(&["del", "{c}a", "{c}b"]);
         assert_eq!(h.ks.used_bytes(), 0);
+    }
+
+    #[test]
+    fn stored_results_stay_within_the_room() {
+        let mut h = Harness::new();
+        for i in 0..100 {
+            h.run(&["zadd", "{z}a", "1", &format!("a{i:02}")]);
+            h.run(&["zadd", "{z}b", "1", &format!("b{i:02}")]);
+        }
+        let result = 200 * (3 + ZSET_MEMBER_OVERHEAD);
+        let entry = 4 + ENTRY_OVERHEAD;
+        let used = h.ks.used_bytes();
+        h.room = (result + entry - 1) as u64;
+        let union = ["zunionstore", "{z}d", "2", "{z}a", "{z}b"];
+        assert_eq!(h.run(&union), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), used);
+        h.room = (result + entry) as u64;
+        assert_eq!(h.run(&union), Reply::Int(200));
+        h.run(&["del", "{z}d"]);
+        h.room = (100 * (3 + ZSET_MEMBER_OVERHEAD) + entry - 1) as u64;
+        let inter = ["zinterstore", "{z}d", "2", "{z}a", "{z}a"];
+        assert_eq!(h.run(&inter), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
+        h.room += 1;
+        assert_eq!(h.run(&inter), Reply::Int(100));
     }
 }

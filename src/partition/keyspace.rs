@@ -18,7 +18,12 @@
 //!   compacted when stale entries outnumber live ones;
 //! - eviction ([`Keyspace::evict_one`]) only ever removes keys that have a
 //!   deadline, least recently used first among a random sample (Redis's
-//!   volatile-lru): keys without a TTL are never evicted.
+//!   volatile-lru): keys without a TTL are never evicted;
+//! - a value the keyspace drops (delete, overwrite, expiry, eviction, an
+//!   emptied slot's table, a flushed or retired keyspace) leaves the
+//!   accounting at once but is freed through [`lazyfree`]: an expensive
+//!   destructor never runs under the partition lock. Only [`Keyspace::take`]
+//!   hands a removed value back to the caller (RENAME moves it).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,6 +34,7 @@ use hashbrown::hash_map::EntryRef;
 use rand::Rng;
 
 use super::key::Key;
+use super::lazyfree;
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 
@@ -261,6 +267,7 @@ impl Keyspace {
                 let (k, e) = o.remove_entry();
                 self.forget(idx, &k, &e);
                 self.stats.expired += 1;
+                lazyfree::free_value(e.value);
                 None
             }
             EntryRef::Occupied(mut o) => {
@@ -293,8 +300,8 @@ impl Keyspace {
     }
 
     /// Stores `value` under `key` with deadline `expire_at` (0 = none),
-    /// replacing any entry; returns the live entry replaced.
-    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now: u64) -> Option<Entry> {
+    /// replacing any entry (freed lazily); returns whether one was replaced.
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now: u64) -> bool {
         self.lookup(key, now);
         let idx = self.index(key);
         let entry = Entry {
@@ -322,11 +329,27 @@ impl Keyspace {
             self.add_volatile(idx, 1);
             self.push_deadline(idx, expire_at, key);
         }
-        old
+        let replaced = old.is_some();
+        if let Some(old) = old {
+            lazyfree::free_value(old.value);
+        }
+        replaced
     }
 
-    /// Deletes `key`; returns the live entry removed.
-    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+    /// Deletes `key` (its value freed lazily); returns whether it was live.
+    pub fn remove(&mut self, key: &[u8], now: u64) -> bool {
+        match self.take(key, now) {
+            Some(e) => {
+                lazyfree::free_value(e.value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `key` and hands its live entry to the caller, who then owns
+    /// the value and its free (RENAME moves it under another name).
+    pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         self.lookup(key, now)?;
         let idx = self.index(key);
         let (k, e) = self.tables[idx].as_deref_mut()?.map.remove_entry(key)?;
@@ -380,8 +403,15 @@ impl Keyspace {
         }
         if let Some(slot) = self.tables[idx].as_deref_mut() {
             slot.bytes -= bytes;
-            if slot.map.is_empty() {
-                self.tables[idx] = None;
+            if slot.map.is_empty()
+                && let Some(table) = self.tables[idx].take()
+            {
+                // An emptied table keeps its peak allocation (and maybe
+                // stale deadlines, each a boxed key) until dropped.
+                let elements = 1 + table.deadlines.len();
+                let bytes = table.map.allocation_size()
+                    + table.deadlines.capacity() * std::mem::size_of::<Deadline>();
+                lazyfree::free(table, elements, bytes);
             }
         }
     }
@@ -511,13 +541,14 @@ impl Keyspace {
         };
         let before = self.used_bytes;
         // An already expired key is reclaimed as expired, not counted evicted.
-        if self.remove(&key, now).is_some() {
+        if self.remove(&key, now) {
             self.stats.evicted += 1;
         }
         Some(before - self.used_bytes)
     }
 
-    /// Deletes every entry.
+    /// Deletes every entry: the old slot tables go to [`lazyfree`] whole
+    /// (when the old keyspace drops, see its `Drop`).
     pub fn flush(&mut self) {
         let (first, last) = (self.first_slot, self.last_slot());
         let (stats, mutations) = (self.stats, self.mutations);
@@ -636,7 +667,9 @@ impl Keyspace {
             self.last_slot() + 1,
             "merge of non-adjacent ranges"
         );
-        self.tables.extend(right.tables);
+        let mut right = right;
+        self.tables.extend(std::mem::take(&mut right.tables));
+        (right.keys, right.used_bytes) = (0, 0);
         self.stats.hits += right.stats.hits;
         self.stats.misses += right.stats.misses;
         self.stats.expired += right.stats.expired;
@@ -651,6 +684,16 @@ impl Keyspace {
         self.used_bytes = slots.clone().map(|s| s.bytes).sum();
         self.volatile = slots.map(|s| s.volatile).sum();
         self.rebuild_timers();
+    }
+}
+
+/// A keyspace dropped with its data (a flush, a retired partition, a deleted
+/// cache) frees its slot tables whole in the background when that is
+/// expensive (see [`lazyfree`]).
+impl Drop for Keyspace {
+    fn drop(&mut self) {
+        let tables = std::mem::take(&mut self.tables);
+        lazyfree::free(tables, self.keys, self.used_bytes);
     }
 }
 
@@ -874,5 +917,77 @@ mod tests {
             pos: 123456,
         };
         assert_eq!(ScanCursor::decode(c.encode()), c);
+    }
+
+    /// A set just big enough to be freed in the background.
+    fn big_set() -> Value {
+        let mut set = crate::partition::SetValue::default();
+        for i in 0..=lazyfree::LAZYFREE_ELEMENTS {
+            set.insert(format!("member:{i}").as_bytes());
+        }
+        Value::Set(Box::new(set))
+    }
+
+    #[test]
+    fn dropped_values_are_freed_in_the_background_with_exact_accounting() {
+        use crate::partition::lazyfree::tests::deferred_here;
+        let mut ks = Keyspace::whole();
+        let n = deferred_here();
+        // Delete.
+        ks.insert(b"a", big_set(), 0, 0);
+        assert!(ks.remove(b"a", 0));
+        assert_eq!((ks.len(), ks.used_bytes()), (0, 0));
+        assert_eq!(deferred_here(), n + 1);
+        // Overwrite (SET over a big value, RENAME over an existing key).
+        ks.insert(b"a", big_set(), 0, 0);
+        assert!(ks.insert(b"a", s("small"), 0, 0));
+        assert_eq!(ks.used_bytes(), 1 + 5 + ENTRY_OVERHEAD);
+        assert_eq!(deferred_here(), n + 2);
+        ks.insert(
+            b"big",
+            Value::Str(vec![0; lazyfree::LAZYFREE_BYTES + 1]),
+            0,
+            0,
+        );
+        ks.insert(b"big", s("x"), 0, 0);
+        assert_eq!(deferred_here(), n + 3);
+        // Lazy and active expiry, eviction.
+        ks.insert(b"e1", big_set(), 10, 0);
+        ks.insert(b"e2", big_set(), 10, 0);
+        ks.insert(b"e3", big_set(), 1_000_000, 0);
+        assert!(ks.get(b"e1", 10).is_none());
+        assert_eq!(ks.active_expire(10, 100), 1);
+        assert!(ks.evict_one(10).is_some());
+        assert_eq!(deferred_here(), n + 6);
+        assert_eq!(ks.len(), 2);
+        assert_eq!(
+            ks.used_bytes(),
+            (1 + 5 + ENTRY_OVERHEAD) + (3 + 1 + ENTRY_OVERHEAD)
+        );
+        // Small values are freed inline.
+        assert!(ks.remove(b"a", 0));
+        assert_eq!(deferred_here(), n + 6);
+        // Taking a value hands it over: nothing is freed.
+        ks.insert(b"t", big_set(), 0, 0);
+        let taken = ks.take(b"t", 0).map(|e| e.value);
+        assert_eq!(taken, Some(big_set()));
+        assert_eq!(deferred_here(), n + 6);
+        // A flush (like a retired keyspace) hands its tables over whole.
+        for i in 0..=lazyfree::LAZYFREE_ELEMENTS {
+            ks.insert(format!("k{i}").as_bytes(), s("v"), 0, 0);
+        }
+        ks.flush();
+        assert_eq!((ks.len(), ks.used_bytes()), (0, 0));
+        assert_eq!(deferred_here(), n + 7);
+    }
+
+    #[test]
+    fn deleting_a_large_set_counts_a_background_free() {
+        let mut ks = Keyspace::whole();
+        let before = lazyfree::freed_in_background();
+        ks.insert(b"s", big_set(), 0, 0);
+        ks.remove(b"s", 0);
+        lazyfree::sync();
+        assert!(lazyfree::freed_in_background() > before);
     }
 }

@@ -5,6 +5,8 @@
 //!   there; sorted sets in [`zset`], streams in [`stream`]).
 //! - [`keyspace`]: entries bucketed by slot, TTLs (lazy expiry on access plus an
 //!   active cycle driven by a deadline heap), used-bytes accounting, SCAN.
+//! - [`lazyfree`]: values whose free is expensive are dropped on a background
+//!   thread, not under the partition lock (the accounting stays at removal).
 //!
 //! This layer knows no commands and builds no replies: command handlers in
 //! [`crate::cmd`] call it and turn its typed results into replies. It never reads
@@ -12,6 +14,7 @@
 
 pub mod key;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod slot;
 pub mod stream;
 pub mod value;
