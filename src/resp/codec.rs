@@ -2,13 +2,26 @@
 //! (a line of space-separated words, with Redis's quoting rules).
 //!
 //! [`Decoder::decode`] looks at the connection's read buffer and returns one of:
-//! 1. `Ok(None)`: incomplete; wait for more bytes (nothing is consumed);
+//! 1. `Ok(None)`: incomplete; wait for more bytes (nothing is consumed but
+//!    empty requests such as `*0` or a blank line before the partial one);
 //! 2. `Err(ProtocolError)`: a framing violation; the caller replies and closes;
 //! 3. `Ok(Some(Request))`: a whole request, consumed from the buffer. Arguments
 //!    are `Bytes` slices of the read buffer: no second copy.
 //!
 //! Limits are checked on headers before any byte of the body is awaited, and
-//! nothing is reserved on a header's promise.
+//! nothing is reserved on a header's promise. The outcome never depends on how
+//! the bytes were split across reads.
+//!
+//! Headers follow Redis 7's `processMultibulkBuffer`: a `*N`/`$N` line is
+//! awaited whole (up to its CR, within 64 KiB) before it is judged, and `N`
+//! is read as `string2ll` reads it: no leading zeros, '+' or spaces, no `-0`.
+//! Deliberate differences, all on input no client sends: a bulk string not
+//! followed by CRLF is a framing error (Redis skips two bytes blindly); a NUL
+//! byte in a header is just an invalid length (Redis's `strchr` stops there
+//! and waits); a header whose CR lies past 64 KiB is "too big" however it
+//! arrives (Redis's answer depends on its read sizes); a non-ASCII byte in
+//! `expected '$', got 'c'` is sent as that Latin-1 character in UTF-8 (Redis
+//! sends the raw byte; our error replies are text).
 
 use bytes::{Bytes, BytesMut};
 
