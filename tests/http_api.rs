@@ -1,7 +1,8 @@
 //! The HTTP control API with a real HTTP client (hyper-util): caches are
 //! created, listed, described, modified and deleted; limits are stored and
 //! shown; a token is shown once; every bad request gets a 4xx with a JSON
-//! error body, never a 5xx.
+//! error body, never a 5xx; bodies must be sent as `application/json` (415
+//! otherwise); limits whose byte arithmetic would overflow are refused.
 
 mod common;
 
@@ -385,6 +386,161 @@ async fn bad_requests_get_4xx_with_a_json_error_never_5xx() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["default", "exists"]);
+    server.shutdown().await;
+}
+
+fn cache_names(list: &Value) -> Vec<String> {
+    list["caches"]
+        .as_array()
+        .expect("a list of caches")
+        .iter()
+        .map(|c| c["name"].as_str().expect("a name").to_string())
+        .collect()
+}
+
+/// POST and PATCH bodies must say they are JSON: what a web page can send
+/// cross-origin without a CORS preflight (text/plain, forms) gets 415 and
+/// changes nothing, so a page in an operator's browser cannot create or
+/// change caches on a loopback API that has no admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_without_a_json_content_type_get_415_and_change_nothing() {
+    let server = start_default().await;
+    let http = Http::new(server.http_addr);
+    let origin = ("origin", "http://evil.example");
+    let create = r#"{"name": "evil"}"#;
+    let refused: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("text/plain", vec![("content-type", "text/plain"), origin]),
+        (
+            "text/plain with charset",
+            vec![("content-type", "text/plain;charset=UTF-8"), origin],
+        ),
+        (
+            "form",
+            vec![("content-type", "application/x-www-form-urlencoded")],
+        ),
+        (
+            "multipart",
+            vec![("content-type", "multipart/form-data; boundary=x")],
+        ),
+        ("no content type", vec![]),
+        ("JSON-ish", vec![("content-type", "application/jsonp")]),
+        (
+            "two content types",
+            vec![
+                ("content-type", "application/json"),
+                ("content-type", "text/plain"),
+            ],
+        ),
+    ];
+    for (what, headers) in &refused {
+        let r = http.send("POST", "/v1/caches", create, headers).await;
+        assert_json_error(&r, 415, what);
+        assert_eq!(
+            r.json()["error"]["code"],
+            "unsupported_media_type",
+            "{what}"
+        );
+    }
+    assert_eq!(
+        cache_names(&http.get("/v1/caches").await.json()),
+        vec!["default"]
+    );
+
+    // application/json in any case, with parameters, is accepted.
+    for (name, ct) in [
+        ("a", "application/json"),
+        ("b", "Application/JSON; charset=utf-8"),
+        ("c", "application/json;charset=UTF-8"),
+    ] {
+        let body = format!(r#"{{"name": "{name}"}}"#);
+        let r = http
+            .send("POST", "/v1/caches", body, &[("content-type", ct)])
+            .await;
+        assert_eq!(r.status, 201, "{ct}: {}", r.text());
+    }
+
+    // PATCH likewise: refused without the header, and nothing changes.
+    let change = r#"{"description": "changed", "auth": {"rotate": true}}"#;
+    for headers in [&[][..], &[("content-type", "text/plain")][..]] {
+        let r = http.send("PATCH", "/v1/caches/a", change, headers).await;
+        assert_json_error(&r, 415, "PATCH");
+        assert_eq!(r.json()["error"]["code"], "unsupported_media_type");
+    }
+    let d = http.get("/v1/caches/a").await.json();
+    assert_eq!(d["description"], "");
+    assert!(d.get("token").is_none());
+    let r = http.patch("/v1/caches/a", r#"{"description": "ok"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Bodiless requests need no content type.
+    assert_eq!(http.send("GET", "/v1/caches/a", "", &[]).await.status, 200);
+    assert_eq!(
+        http.send("DELETE", "/v1/caches/c", "", &[]).await.status,
+        200
+    );
+    server.shutdown().await;
+}
+
+/// Limit figures whose byte arithmetic would overflow (GB × 2^30 past i64 or
+/// u64) or pass the documented ceilings (1 PiB, 10^9 ECPU/s) are refused with
+/// 400 `invalid_request`; the ceilings themselves are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowing_limits_are_refused() {
+    let server = start_default().await;
+    let http = Http::new(server.http_addr);
+    let too_large = [
+        r#"{"data_storage": {"maximum": 8589934592}}"#, // 2^33 GB: 2^63 bytes
+        r#"{"data_storage": {"maximum": 17179869184}}"#, // 2^34 GB: 2^64 bytes
+        r#"{"data_storage": {"maximum": 1099511627776}}"#, // 2^40 GB
+        r#"{"data_storage": {"maximum": 9223372036854775807, "unit": "MB"}}"#,
+        r#"{"data_storage": {"minimum": 9223372036854775807}}"#,
+        r#"{"data_storage": {"maximum": 1048577}}"#, // 1 PiB + 1 GB
+        r#"{"data_storage": {"maximum": 1073741825, "unit": "MB"}}"#,
+        r#"{"DataStorage": {"Maximum": 4294967296, "Unit": "GB"}}"#,
+        r#"{"ecpu_per_second": {"maximum": 1000000001}}"#,
+        r#"{"ecpu_per_second": {"minimum": 9223372036854775807}}"#,
+        r#"{"ECPUPerSecond": {"Maximum": 18446744073709551615}}"#,
+    ];
+    for limits in too_large {
+        let body = format!(r#"{{"name": "big", "usage_limits": {limits}}}"#);
+        let r = http.post("/v1/caches", &body).await;
+        assert_json_error(&r, 400, limits);
+        assert_eq!(r.json()["error"]["code"], "invalid_request", "{limits}");
+    }
+    assert_eq!(
+        cache_names(&http.get("/v1/caches").await.json()),
+        vec!["default"]
+    );
+
+    // PATCH: refused too, and the limits stay as they were.
+    http.create_cache("limited").await;
+    for limits in too_large {
+        let body = format!(r#"{{"usage_limits": {limits}}}"#);
+        let r = http.patch("/v1/caches/limited", &body).await;
+        assert_json_error(&r, 400, limits);
+        assert_eq!(r.json()["error"]["code"], "invalid_request", "{limits}");
+    }
+    let d = http.get("/v1/caches/limited").await.json();
+    assert_eq!(d["usage_limits"]["data_storage"]["maximum"], 0);
+    assert_eq!(d["usage_limits"]["ecpu_per_second"]["maximum"], 0);
+
+    // The ceilings are accepted.
+    let r = http
+        .post(
+            "/v1/caches",
+            r#"{"name": "huge", "usage_limits": {"data_storage": {"minimum": 1048576, "maximum": 1048576, "unit": "GB"}, "ecpu_per_second": {"maximum": 1000000000}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = http
+        .patch(
+            "/v1/caches/limited",
+            r#"{"usage_limits": {"data_storage": {"maximum": 1073741824, "unit": "MB"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let usage = http.get("/v1/caches/huge/usage").await.json();
+    assert_eq!(usage["billed_data_stored_bytes"], 1u64 << 50);
     server.shutdown().await;
 }
 

@@ -373,6 +373,110 @@ async fn framing_violations_answer_protocol_error_and_close_like_redis() {
     server.shutdown().await;
 }
 
+/// Every reply until the server closes (`true`) or stays quiet for a while
+/// (`false`).
+async fn replies_until_close_or_quiet(c: &mut Raw) -> (Vec<Resp>, bool) {
+    let mut replies = Vec::new();
+    loop {
+        match c.read_timeout(Duration::from_millis(250)).await {
+            Read::Reply(r) => replies.push(r),
+            Read::Closed => return (replies, true),
+            Read::Timeout => return (replies, false),
+        }
+    }
+}
+
+/// Lengths in `*N` and `$N` headers are read as Redis 7's `string2ll` reads
+/// them (`processMultibulkBuffer`): no leading zeros, no '+', no spaces, no
+/// `-0`, within i64. Each input goes to redis-server and to Stratus; the
+/// replies and whether the connection closes must be the same, and the
+/// expected reply is spelled out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_lengths_are_parsed_like_redis_string2ll() {
+    let server = start_default().await;
+    let real = RealRedis::start().await;
+    const MBULK: &str = "ERR Protocol error: invalid multibulk length";
+    const BULK: &str = "ERR Protocol error: invalid bulk length";
+    let echo = |count: &str, len: &str| -> Vec<u8> {
+        format!("*{count}\r\n$4\r\nECHO\r\n${len}\r\nhi\r\n").into_bytes()
+    };
+    let then_ping =
+        |head: &str| -> Vec<u8> { format!("{head}\r\n*1\r\n$4\r\nPING\r\n").into_bytes() };
+    let mut cases: Vec<(Vec<u8>, Vec<Resp>, bool)> = vec![
+        (echo("2", "2"), vec![bulk("hi")], false),
+        (echo("02", "2"), vec![err(MBULK)], true),
+        (echo("2", "02"), vec![err(BULK)], true),
+        (echo("+2", "2"), vec![err(MBULK)], true),
+        (echo("2", "+2"), vec![err(BULK)], true),
+        (echo(" 2", "2"), vec![err(MBULK)], true),
+        (echo("2 ", "2"), vec![err(MBULK)], true),
+        (echo("2", " 2"), vec![err(BULK)], true),
+        (echo("2", "2 "), vec![err(BULK)], true),
+        (echo("2", "-0"), vec![err(BULK)], true),
+        (echo("2", "-1"), vec![err(BULK)], true),
+        (echo("2", ""), vec![err(BULK)], true),
+        (echo("2", "0x2"), vec![err(BULK)], true),
+        (then_ping("*00"), vec![err(MBULK)], true),
+        (then_ping("*-0"), vec![err(MBULK)], true),
+        (then_ping("*-01"), vec![err(MBULK)], true),
+        (then_ping("*-"), vec![err(MBULK)], true),
+        (then_ping("*"), vec![err(MBULK)], true),
+        (then_ping("*-9223372036854775809"), vec![err(MBULK)], true),
+        (then_ping("*99999999999999999999"), vec![err(MBULK)], true),
+        // Zero and negative counts are empty requests, skipped.
+        (then_ping("*0"), vec![simple("PONG")], false),
+        (then_ping("*-1"), vec![simple("PONG")], false),
+        (
+            then_ping("*-1000000000000000000"),
+            vec![simple("PONG")],
+            false,
+        ),
+        (
+            then_ping("*-9223372036854775808"),
+            vec![simple("PONG")],
+            false,
+        ),
+        (
+            b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n".to_vec(),
+            vec![bulk("")],
+            false,
+        ),
+        // An empty element line: the CR shows as a space.
+        (
+            b"*1\r\n\r\n".to_vec(),
+            vec![err("ERR Protocol error: expected '$', got ' '")],
+            true,
+        ),
+        // The element line is awaited whole before its first byte is judged.
+        (b"*1\r\n+PI".to_vec(), vec![], false),
+    ];
+    let mut long = b"*1\r\n".to_vec();
+    long.extend(vec![b'x'; 70 * 1024]);
+    cases.push((
+        long,
+        vec![err("ERR Protocol error: too big bulk count string")],
+        true,
+    ));
+    for (input, expected, closes) in &cases {
+        let what = String::from_utf8_lossy(&input[..input.len().min(40)]).into_owned();
+        let mut r = Raw::connect(real.addr).await;
+        let mut s = Raw::connect(server.resp_addr).await;
+        r.send(input).await;
+        s.send(input).await;
+        let (redis, stratus) = tokio::join!(
+            replies_until_close_or_quiet(&mut r),
+            replies_until_close_or_quiet(&mut s)
+        );
+        assert_eq!(
+            redis,
+            (expected.clone(), *closes),
+            "redis-server on {what:?}"
+        );
+        assert_eq!(stratus, redis, "stratus vs redis-server on {what:?}");
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_limits_are_elasticache_limits() {
     let server = start_default().await;

@@ -12,7 +12,15 @@
 //! GET    /v1/caches/{name}/partitions  partition map: slot ranges, keys, bytes, ECPU/s, age
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
 //! ```
-//! Every bad request gets a 4xx and `{"error": {"code", "message"}}`.
+//! Every bad request gets a 4xx and `{"error": {"code", "message"}}`; the codes
+//! are the one list in [`ErrorCode`] (the README's table mirrors it).
+//!
+//! Requests with a body (POST, PATCH) must say `Content-Type: application/json`
+//! (parameters such as `; charset=utf-8` allowed), else 415
+//! `unsupported_media_type` and nothing changes. Why: without an admin token the
+//! API listens on loopback, and a web page in an operator's browser may send a
+//! cross-origin `text/plain` POST without a CORS preflight ("simple request");
+//! a JSON content type needs a preflight, which this API never grants.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +34,68 @@ use super::registry::{Cache, NewCache, Registry, RegistryError, UsageLimits};
 /// Longest description accepted.
 const MAX_DESCRIPTION: usize = 255;
 
+/// Every error the control API answers, with its code (the `error.code` of
+/// the JSON body) and HTTP status. This is the one list: the README's table
+/// mirrors it and a test checks that it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the body is not JSON.
+    InvalidJson,
+    /// 400: well-formed JSON with a wrong type, an unknown field, a bad name,
+    /// token or limit.
+    InvalidRequest,
+    /// 401: the admin bearer token is missing or wrong.
+    Unauthorized,
+    /// 404: no such cache, or no such route.
+    NotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 409: a cache of that name exists.
+    AlreadyExists,
+    /// 413: the body is larger than [`super::http::MAX_BODY`].
+    PayloadTooLarge,
+    /// 415: a POST or PATCH without `Content-Type: application/json`.
+    UnsupportedMediaType,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::AlreadyExists,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::AlreadyExists => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+}
+
 /// A JSON reply with its status.
 pub struct ApiReply {
     pub status: StatusCode,
@@ -37,23 +107,52 @@ impl ApiReply {
         ApiReply { status, body }
     }
 
-    pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiReply {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ApiReply {
         ApiReply {
-            status,
-            body: json!({"error": {"code": code, "message": message.into()}}),
+            status: code.status(),
+            body: json!({"error": {"code": code.as_str(), "message": message.into()}}),
         }
     }
 }
 
 impl From<RegistryError> for ApiReply {
     fn from(e: RegistryError) -> ApiReply {
-        let (status, code) = match &e {
-            RegistryError::Exists(_) => (StatusCode::CONFLICT, "already_exists"),
-            RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            RegistryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        let code = match &e {
+            RegistryError::Exists(_) => ErrorCode::AlreadyExists,
+            RegistryError::NotFound(_) => ErrorCode::NotFound,
+            RegistryError::Invalid(_) => ErrorCode::InvalidRequest,
         };
-        ApiReply::error(status, code, e.to_string())
+        ApiReply::error(code, e.to_string())
     }
+}
+
+/// The one media type a request body may have.
+const JSON_MEDIA_TYPE: &str = "application/json";
+
+/// Whether a `Content-Type` value is `application/json`, in any case, with
+/// or without parameters (`application/json; charset=utf-8`). `None` (no
+/// header, several headers, or one that is not text) is not.
+pub fn is_json_media_type(content_type: Option<&[u8]>) -> bool {
+    let Some(value) = content_type.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case(JSON_MEDIA_TYPE)
+}
+
+/// Refuses a body that does not say it is JSON (see the module doc).
+fn require_json(content_type: Option<&[u8]>) -> Result<(), ApiReply> {
+    if is_json_media_type(content_type) {
+        return Ok(());
+    }
+    let got = content_type.map_or_else(
+        || "none".to_string(),
+        |v| String::from_utf8_lossy(&v[..v.len().min(64)]).into_owned(),
+    );
+    Err(ApiReply::error(
+        ErrorCode::UnsupportedMediaType,
+        format!("request bodies must be sent with Content-Type: {JSON_MEDIA_TYPE} (got {got})"),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -99,17 +198,30 @@ struct PatchAuth {
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint(pub SocketAddr);
 
+/// One control request, as [`super::http`] hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    /// The `Content-Type` header; `None` if absent or given more than once.
+    pub content_type: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
 /// Routes one control request.
-pub fn handle(
-    registry: &Registry,
-    endpoint: Endpoint,
-    method: &Method,
-    path: &str,
-    body: &[u8],
-) -> ApiReply {
+pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> ApiReply {
+    let ApiRequest {
+        method,
+        path,
+        content_type,
+        body,
+    } = req;
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match (method, segments.as_slice()) {
-        (&Method::POST, ["v1", "caches"]) => create(registry, endpoint, body),
+        (&Method::POST, ["v1", "caches"]) => match require_json(content_type) {
+            Ok(()) => create(registry, endpoint, body),
+            Err(e) => e,
+        },
         (&Method::GET, ["v1", "caches"]) => {
             let caches: Vec<Json> = registry
                 .list()
@@ -122,7 +234,10 @@ pub fn handle(
             Some(c) => ApiReply::ok(StatusCode::OK, describe(&c, endpoint)),
             None => RegistryError::NotFound(name.to_string()).into(),
         },
-        (&Method::PATCH, ["v1", "caches", name]) => patch(registry, endpoint, name, body),
+        (&Method::PATCH, ["v1", "caches", name]) => match require_json(content_type) {
+            Ok(()) => patch(registry, endpoint, name, body),
+            Err(e) => e,
+        },
         (&Method::GET, ["v1", "caches", name, "partitions"]) => match registry.get(name) {
             Some(c) => ApiReply::ok(StatusCode::OK, partitions(&c)),
             None => RegistryError::NotFound(name.to_string()).into(),
@@ -139,33 +254,27 @@ pub fn handle(
             _,
             ["v1", "caches"] | ["v1", "caches", _] | ["v1", "caches", _, "usage" | "partitions"],
         ) => ApiReply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on {path}"),
         ),
-        _ => ApiReply::error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no route for {path}"),
-        ),
+        _ => ApiReply::error(ErrorCode::NotFound, format!("no route for {path}")),
     }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiReply> {
     serde_json::from_slice(body).map_err(|e| {
         let code = match e.classify() {
-            serde_json::error::Category::Data => "invalid_request",
-            _ => "invalid_json",
+            serde_json::error::Category::Data => ErrorCode::InvalidRequest,
+            _ => ErrorCode::InvalidJson,
         };
-        ApiReply::error(StatusCode::BAD_REQUEST, code, e.to_string())
+        ApiReply::error(code, e.to_string())
     })
 }
 
 fn check_description(d: &Option<String>) -> Result<(), ApiReply> {
     match d {
         Some(d) if d.len() > MAX_DESCRIPTION => Err(ApiReply::error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("description is longer than {MAX_DESCRIPTION} bytes"),
         )),
         _ => Ok(()),
@@ -208,8 +317,7 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
     let token = match &req.auth {
         Some(a) if a.rotate && a.token.is_some() => {
             return ApiReply::error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "give auth.rotate or auth.token, not both",
             );
         }
@@ -218,8 +326,7 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
             token: None,
         }) => {
             return ApiReply::error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "auth needs rotate: true or a token",
             );
         }
@@ -367,8 +474,115 @@ mod tests {
     }
 
     fn call(r: &Registry, e: Endpoint, m: Method, path: &str, body: &str) -> (u16, Json) {
-        let reply = handle(r, e, &m, path, body.as_bytes());
+        call_typed(r, e, m, path, Some(b"application/json"), body)
+    }
+
+    fn call_typed(
+        r: &Registry,
+        e: Endpoint,
+        m: Method,
+        path: &str,
+        content_type: Option<&[u8]>,
+        body: &str,
+    ) -> (u16, Json) {
+        let req = ApiRequest {
+            method: &m,
+            path,
+            content_type,
+            body: body.as_bytes(),
+        };
+        let reply = handle(r, e, req);
         (reply.status.as_u16(), reply.body)
+    }
+
+    #[test]
+    fn json_media_type_is_recognised() {
+        let yes: &[&[u8]] = &[
+            b"application/json",
+            b"Application/JSON",
+            b"application/json; charset=utf-8",
+            b"application/json;charset=UTF-8",
+            b"  application/json  ; charset=utf-8",
+        ];
+        for v in yes {
+            assert!(is_json_media_type(Some(v)), "{v:?}");
+        }
+        let no: &[&[u8]] = &[
+            b"",
+            b"text/plain",
+            b"text/plain; charset=utf-8",
+            b"application/x-www-form-urlencoded",
+            b"multipart/form-data; boundary=x",
+            b"application/jsonp",
+            b"application/json-patch+json",
+            b"application/ json",
+            b"\xffapplication/json",
+        ];
+        for v in no {
+            assert!(!is_json_media_type(Some(v)), "{v:?}");
+        }
+        assert!(!is_json_media_type(None));
+    }
+
+    #[test]
+    fn bodies_without_json_content_type_get_415_and_change_nothing() {
+        let (r, e) = setup();
+        let create = r#"{"name": "orders"}"#;
+        for ct in [
+            None,
+            Some(&b"text/plain"[..]),
+            Some(b"application/x-www-form-urlencoded"),
+        ] {
+            let (s, j) = call_typed(&r, e, Method::POST, "/v1/caches", ct, create);
+            assert_eq!(
+                (s, j["error"]["code"].as_str().unwrap()),
+                (415, "unsupported_media_type"),
+                "{ct:?}: {j}"
+            );
+        }
+        assert!(r.list().is_empty());
+        let (s, _) = call(&r, e, Method::POST, "/v1/caches", create);
+        assert_eq!(s, 201);
+        let (s, j) = call_typed(
+            &r,
+            e,
+            Method::PATCH,
+            "/v1/caches/orders",
+            Some(b"text/plain"),
+            r#"{"description": "changed"}"#,
+        );
+        assert_eq!(
+            (s, j["error"]["code"].as_str().unwrap()),
+            (415, "unsupported_media_type")
+        );
+        assert_eq!(r.get("orders").unwrap().settings.read().description, "");
+        // Bodiless methods need no content type.
+        let (s, _) = call_typed(&r, e, Method::GET, "/v1/caches/orders", None, "");
+        assert_eq!(s, 200);
+    }
+
+    /// The README's table of error codes lists exactly [`ErrorCode::ALL`].
+    #[test]
+    fn readme_lists_every_error_code() {
+        let readme = include_str!("../../README.md");
+        let mut listed: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` | "))
+            .filter(|(code, rest)| {
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && rest.trim_start().starts_with(|c: char| c.is_ascii_digit())
+            })
+            .map(|(code, _)| code)
+            .collect();
+        listed.sort_unstable();
+        let mut all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        all.sort_unstable();
+        assert_eq!(listed, all);
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.status().as_u16());
+            assert!(readme.contains(&row), "README row {row:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! *    /v1/...       the control API (see [`super::api`]); needs
 //!                    `Authorization: Bearer <admin token>` when one is configured
 //! ```
-//! Bodies larger than [`MAX_BODY`] get 413; nothing a client sends gets a 5xx.
+//! A `/v1/` request is checked in this order: admin token (401), body size
+//! (bodies larger than [`MAX_BODY`] get 413), then [`super::api`] routes it and
+//! checks the body's `Content-Type` (415). Nothing a client sends gets a 5xx.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,7 +27,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{self, ApiReply, Endpoint};
+use super::api::{self, ApiReply, ApiRequest, Endpoint, ErrorCode};
 use super::registry::Registry;
 
 /// Largest request body accepted, in bytes.
@@ -90,34 +92,42 @@ async fn route(
         _ if path.starts_with("/v1/") || path == "/v1" => {
             if !authorized(state, &req) {
                 return json(ApiReply::error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
+                    ErrorCode::Unauthorized,
                     "missing or wrong admin bearer token",
                 ));
             }
+            let content_type = single_content_type(&req);
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => {
                     return json(ApiReply::error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
+                        ErrorCode::PayloadTooLarge,
                         format!("request body is larger than {MAX_BODY} bytes"),
                     ));
                 }
             };
-            json(api::handle(
-                &state.registry,
-                state.endpoint,
-                &method,
-                &path,
-                &body,
-            ))
+            let request = ApiRequest {
+                method: &method,
+                path: &path,
+                content_type: content_type.as_ref().map(HeaderValue::as_bytes),
+                body: &body,
+            };
+            json(api::handle(&state.registry, state.endpoint, request))
         }
         _ => json(ApiReply::error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no route for {path}"),
         )),
+    }
+}
+
+/// The request's `Content-Type`; `None` when absent or repeated (two values
+/// are ambiguous: refused rather than guessed).
+fn single_content_type(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let mut values = req.headers().get_all(CONTENT_TYPE).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => Some(v.clone()),
+        _ => None,
     }
 }
 

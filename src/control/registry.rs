@@ -48,10 +48,17 @@ pub enum StorageUnit {
 }
 
 impl StorageUnit {
-    pub fn bytes(self) -> i64 {
+    pub fn bytes(self) -> u64 {
         match self {
             StorageUnit::MB => 1 << 20,
             StorageUnit::GB => 1 << 30,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageUnit::MB => "MB",
+            StorageUnit::GB => "GB",
         }
     }
 }
@@ -76,11 +83,27 @@ pub struct UsageLimits {
     pub ecpu_per_second: EcpuLimit,
 }
 
-/// Largest accepted limit figure (GB, MB or ECPU/s): keeps byte math in range.
-const MAX_LIMIT: i64 = 1 << 40;
+/// Largest data storage limit accepted (minimum or maximum), in bytes: 1 PiB,
+/// that is 1,048,576 GB or 1,073,741,824 MB. Far above one machine, and far
+/// enough below `i64`/`u64` that byte and byte-second sums cannot overflow.
+pub const MAX_DATA_STORAGE_BYTES: u64 = 1 << 50;
+/// Largest ECPU/s limit accepted (minimum or maximum): one billion, about
+/// 70 times ElastiCache Serverless's own ceiling (15 million ECPU/s).
+pub const MAX_ECPU_PER_SECOND: i64 = 1_000_000_000;
+
+impl DataStorageLimit {
+    /// `figure` of this limit's unit in bytes; `None` if negative or above
+    /// [`MAX_DATA_STORAGE_BYTES`] (checked: `figure × unit` never overflows).
+    fn bytes_of(&self, figure: i64) -> Option<u64> {
+        u64::try_from(figure)
+            .ok()?
+            .checked_mul(self.unit.bytes())
+            .filter(|b| *b <= MAX_DATA_STORAGE_BYTES)
+    }
+}
 
 impl UsageLimits {
-    /// Checks signs and order; the message names the offending field.
+    /// Checks signs, ceilings and order; the message names the offending field.
     pub fn validate(&self) -> Result<(), String> {
         let d = &self.data_storage;
         let e = &self.ecpu_per_second;
@@ -94,9 +117,20 @@ impl UsageLimits {
             if v < 0 {
                 return Err(format!("{name} must not be negative (got {v})"));
             }
-            if v > MAX_LIMIT {
+        }
+        let unit = d.unit.name();
+        let most = MAX_DATA_STORAGE_BYTES / d.unit.bytes();
+        for (name, v) in [figures[0], figures[1]] {
+            if d.bytes_of(v).is_none() {
                 return Err(format!(
-                    "{name} is too large (got {v}, at most {MAX_LIMIT})"
+                    "{name} is too large (got {v} {unit}, at most {most} {unit}: 1 PiB)"
+                ));
+            }
+        }
+        for (name, v) in [figures[2], figures[3]] {
+            if v > MAX_ECPU_PER_SECOND {
+                return Err(format!(
+                    "{name} is too large (got {v}, at most {MAX_ECPU_PER_SECOND})"
                 ));
             }
         }
@@ -115,13 +149,24 @@ impl UsageLimits {
         Ok(())
     }
 
+    /// The storage maximum in bytes (0 = no limit). Limits that did not pass
+    /// [`UsageLimits::validate`] saturate: negative → 0, too large → the ceiling.
     pub fn max_storage_bytes(&self) -> u64 {
-        (self.data_storage.maximum * self.data_storage.unit.bytes()) as u64
+        storage_bytes(&self.data_storage, self.data_storage.maximum)
     }
 
+    /// The storage minimum in bytes (billed even when less is stored); same
+    /// saturation as [`UsageLimits::max_storage_bytes`].
     pub fn min_storage_bytes(&self) -> u64 {
-        (self.data_storage.minimum * self.data_storage.unit.bytes()) as u64
+        storage_bytes(&self.data_storage, self.data_storage.minimum)
     }
+}
+
+fn storage_bytes(d: &DataStorageLimit, figure: i64) -> u64 {
+    if figure <= 0 {
+        return 0;
+    }
+    d.bytes_of(figure).unwrap_or(MAX_DATA_STORAGE_BYTES)
 }
 
 /// The mutable part of a cache.
@@ -181,7 +226,7 @@ impl Cache {
     /// Applies new limits: a new limiter if the ECPU/s maximum changed, and
     /// the limit gauges. Connections see the change on their next command.
     fn apply_limits(&self, limits: UsageLimits) {
-        let max = limits.ecpu_per_second.maximum as u64;
+        let max = u64::try_from(limits.ecpu_per_second.maximum).unwrap_or(0);
         let mut limiter = self.limiter.write();
         if limiter.as_ref().map_or(0, |l| l.max_ecpu_per_sec) != max {
             *limiter = EcpuLimiter::new(max).map(Arc::new);
@@ -483,5 +528,61 @@ mod tests {
         l.validate().unwrap();
         l.ecpu_per_second.maximum = -1;
         assert!(l.validate().unwrap_err().contains("negative"));
+    }
+
+    /// Storage figures × unit never overflow: anything above 1 PiB is refused,
+    /// and unvalidated limits saturate instead of wrapping.
+    #[test]
+    fn limit_arithmetic_is_checked() {
+        let storage = |minimum, maximum, unit| UsageLimits {
+            data_storage: DataStorageLimit {
+                minimum,
+                maximum,
+                unit,
+            },
+            ..UsageLimits::default()
+        };
+        let ok = [
+            storage(0, 1 << 20, StorageUnit::GB),
+            storage(1 << 20, 1 << 20, StorageUnit::GB),
+            storage(0, 1 << 30, StorageUnit::MB),
+        ];
+        for l in ok {
+            l.validate().unwrap();
+            assert_eq!(l.max_storage_bytes(), MAX_DATA_STORAGE_BYTES);
+        }
+        let too_large = [
+            storage(0, (1 << 20) + 1, StorageUnit::GB),
+            storage((1 << 20) + 1, 0, StorageUnit::GB),
+            storage(0, (1 << 30) + 1, StorageUnit::MB),
+            storage(0, 1 << 40, StorageUnit::GB),
+            storage(0, 1 << 34, StorageUnit::GB),
+            storage(0, i64::MAX, StorageUnit::GB),
+            storage(i64::MAX, i64::MAX, StorageUnit::MB),
+        ];
+        for l in too_large {
+            let e = l.validate().unwrap_err();
+            assert!(e.contains("too large"), "{l:?}: {e}");
+            assert_eq!(
+                l.max_storage_bytes().max(l.min_storage_bytes()),
+                MAX_DATA_STORAGE_BYTES
+            );
+        }
+        let negative = storage(-1, i64::MIN, StorageUnit::GB);
+        assert!(negative.validate().is_err());
+        assert_eq!(
+            (negative.min_storage_bytes(), negative.max_storage_bytes()),
+            (0, 0)
+        );
+        assert_eq!(storage(3, 10, StorageUnit::GB).min_storage_bytes(), 3 << 30);
+
+        let mut l = UsageLimits::default();
+        l.ecpu_per_second.maximum = MAX_ECPU_PER_SECOND;
+        l.validate().unwrap();
+        l.ecpu_per_second.maximum = MAX_ECPU_PER_SECOND + 1;
+        assert!(l.validate().unwrap_err().contains("too large"));
+        l.ecpu_per_second.maximum = 0;
+        l.ecpu_per_second.minimum = i64::MAX;
+        assert!(l.validate().unwrap_err().contains("too large"));
     }
 }

@@ -2,13 +2,26 @@
 //! (a line of space-separated words, with Redis's quoting rules).
 //!
 //! [`Decoder::decode`] looks at the connection's read buffer and returns one of:
-//! 1. `Ok(None)`: incomplete; wait for more bytes (nothing is consumed);
+//! 1. `Ok(None)`: incomplete; wait for more bytes (nothing is consumed but
+//!    empty requests such as `*0` or a blank line before the partial one);
 //! 2. `Err(ProtocolError)`: a framing violation; the caller replies and closes;
 //! 3. `Ok(Some(Request))`: a whole request, consumed from the buffer. Arguments
 //!    are `Bytes` slices of the read buffer: no second copy.
 //!
 //! Limits are checked on headers before any byte of the body is awaited, and
-//! nothing is reserved on a header's promise.
+//! nothing is reserved on a header's promise. The outcome never depends on how
+//! the bytes were split across reads.
+//!
+//! Headers follow Redis 7's `processMultibulkBuffer`: a `*N`/`$N` line is
+//! awaited whole (up to its CR, within 64 KiB) before it is judged, and `N`
+//! is read as `string2ll` reads it: no leading zeros, '+' or spaces, no `-0`.
+//! Deliberate differences, all on input no client sends: a bulk string not
+//! followed by CRLF is a framing error (Redis skips two bytes blindly); a NUL
+//! byte in a header is just an invalid length (Redis's `strchr` stops there
+//! and waits); a header whose CR lies past 64 KiB is "too big" however it
+//! arrives (Redis's answer depends on its read sizes); a non-ASCII byte in
+//! `expected '$', got 'c'` is sent as that Latin-1 character in UTF-8 (Redis
+//! sends the raw byte; our error replies are text).
 
 use bytes::{Bytes, BytesMut};
 
@@ -62,6 +75,16 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
+    /// `expected '$', got 'c'` for the first byte of an element line. As Redis
+    /// (`addReplyErrorFormat`), CR and LF show as a space so the reply stays
+    /// one line; an empty line shows its CR, so a space too.
+    fn expected_bulk(first: Option<u8>) -> ProtocolError {
+        match first {
+            None | Some(b'\r' | b'\n') => ProtocolError::ExpectedBulk(' '),
+            Some(b) => ProtocolError::ExpectedBulk(char::from(b)),
+        }
+    }
+
     /// The full error line as Redis sends it (without CRLF).
     pub fn reply_text(&self) -> String {
         format!("ERR Protocol error: {self}")
@@ -119,10 +142,10 @@ impl Decoder {
     }
 
     fn parse_multibulk(&self, buf: &[u8]) -> Result<Option<(usize, Vec<Span>)>, ProtocolError> {
-        let Some((line, mut pos)) = read_line(buf, 1, ProtocolError::TooBigMultibulkCount)? else {
+        let Some((line, mut pos)) = read_line(buf, 0, ProtocolError::TooBigMultibulkCount)? else {
             return Ok(None);
         };
-        let count = parse_len(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
+        let count = string2ll(&line[1..]).ok_or(ProtocolError::InvalidMultibulkLength)?;
         if count > self.limits.max_args as i64 {
             return Err(ProtocolError::InvalidMultibulkLength);
         }
@@ -132,20 +155,19 @@ impl Decoder {
         // Capacity bounded by max_args and by what can have arrived (4 bytes per arg minimum).
         let mut spans = Vec::with_capacity((count as usize).min(buf.len() / 4 + 1));
         for _ in 0..count {
-            if pos >= buf.len() {
-                return Ok(None);
-            }
-            if buf[pos] != b'$' {
-                return Err(ProtocolError::ExpectedBulk(buf[pos] as char));
-            }
-            let Some((line, body)) = read_line(buf, pos + 1, ProtocolError::TooBigBulkCount)?
-            else {
+            // As Redis: the whole `$N` line first, then its first byte.
+            let Some((line, body)) = read_line(buf, pos, ProtocolError::TooBigBulkCount)? else {
                 return Ok(None);
             };
-            let len = parse_len(line).ok_or(ProtocolError::InvalidBulkLength)?;
+            match line.first() {
+                Some(b'$') => {}
+                other => return Err(ProtocolError::expected_bulk(other.copied())),
+            }
+            let len = string2ll(&line[1..]).ok_or(ProtocolError::InvalidBulkLength)?;
             if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
                 return Err(ProtocolError::InvalidBulkLength);
             }
+            // `len` is at most max_bulk_len (a usize), so this cannot overflow.
             let end = body + len as usize;
             if buf.len() < end + 2 {
                 return Ok(None);
@@ -162,7 +184,8 @@ impl Decoder {
     }
 
     fn parse_inline(&self, buf: &[u8]) -> Result<Option<(usize, Vec<Span>)>, ProtocolError> {
-        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        let scan = &buf[..buf.len().min(self.limits.max_inline_len + 1)];
+        let Some(nl) = scan.iter().position(|&b| b == b'\n') else {
             if buf.len() > self.limits.max_inline_len {
                 return Err(ProtocolError::TooBigInline);
             }
@@ -188,16 +211,19 @@ enum Span {
     Owned(Vec<u8>),
 }
 
-/// Finds the CRLF-terminated line starting at `start`; returns the line and the
-/// offset just past its CRLF.
+/// Finds the header line starting at `start` (its `*` or `$` included) and
+/// ending at the first CR; returns the line and the offset just past its CR
+/// and the byte after it (Redis skips two bytes without looking at the second).
+/// A line that has no CR within [`MAX_HEADER_LINE`] bytes is `too_big`,
+/// however the bytes arrive; only that window is scanned.
 fn read_line(
     buf: &[u8],
     start: usize,
     too_big: ProtocolError,
 ) -> Result<Option<(&[u8], usize)>, ProtocolError> {
     let window = &buf[start..];
-    match window.iter().position(|&b| b == b'\r') {
-        Some(cr) if cr > MAX_HEADER_LINE => Err(too_big),
+    let scan = &window[..window.len().min(MAX_HEADER_LINE + 1)];
+    match scan.iter().position(|&b| b == b'\r') {
         Some(cr) => {
             if window.len() < cr + 2 {
                 return Ok(None);
@@ -209,19 +235,40 @@ fn read_line(
     }
 }
 
-/// Parses a header length: optional '-', decimal digits, at most 18 of them.
-fn parse_len(line: &[u8]) -> Option<i64> {
-    let (neg, digits) = match line.first() {
-        Some(b'-') => (true, &line[1..]),
-        _ => (false, line),
-    };
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+/// Longest number string2ll looks at (Redis's `LONG_STR_SIZE`, 21, less one).
+const MAX_NUMBER_LEN: usize = 20;
+
+/// Parses a length as Redis's `string2ll` does: an optional '-', then either
+/// a lone `0` or a digit 1-9 followed by digits; no '+', no spaces, no leading
+/// zeros (`*02`, `$-0` are refused), at most 20 characters, within `i64`.
+pub fn string2ll(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > MAX_NUMBER_LEN {
         return None;
     }
-    let n = digits
-        .iter()
-        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
-    Some(if neg { -n } else { n })
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let (first, rest) = digits.split_first()?;
+    if !(b'1'..=b'9').contains(first) {
+        return None;
+    }
+    let mut v = u64::from(first - b'0');
+    for d in rest {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    if negative {
+        // i64::MIN's magnitude is one more than i64::MAX.
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
 /// Splits an inline line into words as Redis's `sdssplitargs` does: spaces
@@ -382,6 +429,90 @@ mod tests {
             ProtocolError::ExpectedBulk('+').reply_text(),
             "ERR Protocol error: expected '$', got '+'"
         );
+    }
+
+    /// Lengths are read as Redis's `string2ll`: leading zeros, '+' signs and
+    /// spaces are framing violations, in the multibulk count and in bulk lengths
+    /// (checked against redis-server 7.0 in `tests/wire.rs`).
+    #[test]
+    fn lengths_follow_string2ll() {
+        let d = Decoder::default();
+        let mb = ProtocolError::InvalidMultibulkLength;
+        let bl = ProtocolError::InvalidBulkLength;
+        let cases: &[(&[u8], ProtocolError)] = &[
+            (b"*02\r\n$4\r\nECHO\r\n$1\r\na\r\n", mb.clone()),
+            (b"*00\r\n", mb.clone()),
+            (b"*-0\r\n", mb.clone()),
+            (b"*-01\r\n", mb.clone()),
+            (b"*+2\r\n", mb.clone()),
+            (b"* 2\r\n", mb.clone()),
+            (b"*2 \r\n", mb.clone()),
+            (b"*-\r\n", mb.clone()),
+            (b"*\r\n", mb.clone()),
+            (b"*-9223372036854775809\r\n", mb.clone()),
+            (b"*99999999999999999999\r\n", mb.clone()),
+            (b"*2\r\n$04\r\nECHO\r\n$1\r\na\r\n", bl.clone()),
+            (b"*1\r\n$00\r\n\r\n", bl.clone()),
+            (b"*1\r\n$-0\r\n", bl.clone()),
+            (b"*1\r\n$-1\r\n", bl.clone()),
+            (b"*1\r\n$+4\r\nPING\r\n", bl.clone()),
+            (b"*1\r\n$ 4\r\nPING\r\n", bl.clone()),
+            (b"*1\r\n$4 \r\nPING\r\n", bl.clone()),
+            (b"*1\r\n$\r\n", bl.clone()),
+            (b"*1\r\n\r\n", ProtocolError::ExpectedBulk(' ')),
+            (b"*1\r\n\n\r\n", ProtocolError::ExpectedBulk(' ')),
+        ];
+        for (input, err) in cases {
+            assert_eq!(
+                decode_all(&d, input).unwrap_err(),
+                *err,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // Valid, and skipped: zero and negative counts, down to i64::MIN.
+        let reqs = decode_all(
+            &d,
+            b"*0\r\n*-1\r\n*-9223372036854775808\r\n*-1000000000000000000\r\n*1\r\n$0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(args(&reqs), vec![vec![&b""[..]]]);
+        // The element line is awaited whole before its first byte is judged.
+        assert_eq!(decode_all(&d, b"*1\r\n+PI").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn string2ll_matches_redis() {
+        let ok: &[(&[u8], i64)] = &[
+            (b"0", 0),
+            (b"1", 1),
+            (b"-1", -1),
+            (b"10", 10),
+            (b"9223372036854775807", i64::MAX),
+            (b"-9223372036854775808", i64::MIN),
+        ];
+        for (s, v) in ok {
+            assert_eq!(string2ll(s), Some(*v), "{s:?}");
+        }
+        let bad: &[&[u8]] = &[
+            b"",
+            b"-",
+            b"+1",
+            b"00",
+            b"01",
+            b"-0",
+            b"-01",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"18446744073709551616",
+            b"000000000000000000001",
+        ];
+        for s in bad {
+            assert_eq!(string2ll(s), None, "{s:?}");
+        }
     }
 
     #[test]
