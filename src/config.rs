@@ -73,6 +73,9 @@ pub const DEFAULT_OUTPUT_BUFFER_SOFT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CLIENTS_PER_CACHE: usize = 4_000;
 /// Connections not yet bound to a cache (before AUTH).
 pub const DEFAULT_MAX_UNAUTHENTICATED: usize = 1_000;
+/// Connections not yet bound to a cache from one client address: a single
+/// host cannot take every unauthenticated place.
+pub const DEFAULT_MAX_UNAUTHENTICATED_PER_IP: usize = 64;
 /// Seconds a connection may stay unauthenticated before it is closed.
 pub const DEFAULT_AUTH_TIMEOUT_SECS: u64 = 10;
 
@@ -132,6 +135,9 @@ pub struct ServeConfig {
     /// Connections not yet authenticated.
     #[arg(long, env = "STRATUS_MAX_UNAUTHENTICATED", default_value_t = DEFAULT_MAX_UNAUTHENTICATED)]
     pub max_unauthenticated: usize,
+    /// Connections not yet authenticated from one client address.
+    #[arg(long, env = "STRATUS_MAX_UNAUTHENTICATED_PER_IP", default_value_t = DEFAULT_MAX_UNAUTHENTICATED_PER_IP)]
+    pub max_unauthenticated_per_ip: usize,
     /// Seconds a connection may stay unauthenticated.
     #[arg(long = "auth-timeout", env = "STRATUS_AUTH_TIMEOUT", default_value_t = DEFAULT_AUTH_TIMEOUT_SECS)]
     pub auth_timeout_secs: u64,
@@ -220,6 +226,7 @@ impl Default for ServeConfig {
             workers: None,
             max_clients_per_cache: DEFAULT_MAX_CLIENTS_PER_CACHE,
             max_unauthenticated: DEFAULT_MAX_UNAUTHENTICATED,
+            max_unauthenticated_per_ip: DEFAULT_MAX_UNAUTHENTICATED_PER_IP,
             auth_timeout_secs: DEFAULT_AUTH_TIMEOUT_SECS,
             query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
             cache_client_memory: DEFAULT_CACHE_CLIENT_MEMORY,

@@ -21,7 +21,6 @@ use bytes::Bytes;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
@@ -71,7 +70,7 @@ pub async fn run(
     peer: SocketAddr,
     shared: Arc<ProxyShared>,
     shutdown: CancellationToken,
-    preauth: Option<OwnedSemaphorePermit>,
+    preauth: Option<super::server::PreAuth>,
 ) {
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(&stream);
@@ -492,16 +491,6 @@ impl Connection<'_> {
     }
 
     fn enqueue(&mut self, spec: &'static CommandSpec, req: &Request) -> Outcome {
-        let memory = QUEUED_OVERHEAD
-            + req
-                .args
-                .iter()
-                .map(|a| a.len() as u64 + ARG_OVERHEAD)
-                .sum::<u64>();
-        if let Err(why) = self.account(self.charged + memory) {
-            self.fail_transaction();
-            return Outcome::rejected(Reply::err(why), Rejection::ClientMemory);
-        }
         let slots: Vec<u16> = spec
             .key_positions(&req.args)
             .map(|i| key_slot(&req.args[i]))
@@ -515,30 +504,54 @@ impl Connection<'_> {
             tx.failed = true;
             return Outcome::rejected(Reply::err(reply::CROSSSLOT), Rejection::CrossSlot);
         }
+        // A doomed transaction keeps answering QUEUED (as Redis) but stores
+        // nothing more: EXEC will only answer EXECABORT.
+        if tx.failed {
+            return Outcome::nothing(Reply::status(reply::QUEUED));
+        }
         tx.slot = first;
         tx.keys += slots.len() as u64;
         tx.wire += req.wire_len as u64;
-        tx.memory += memory;
-        let mut queued = Request {
-            args: req.args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
-            ..req.clone()
-        };
         // EVALSHA queues the script body it names (resolved now, as EVAL).
-        if let Some(cache) = &self.session.cache {
-            match super::scripting::prepare(cache, spec, &req.args) {
-                Ok(args) => queued.args = args.into_owned(),
+        let args = match &self.session.cache {
+            Some(cache) => match super::scripting::prepare(cache, spec, &req.args) {
+                Ok(args) => args,
                 Err(reply) => {
-                    if let Some(tx) = &mut self.session.multi {
-                        tx.failed = true;
-                    }
+                    self.fail_transaction();
                     return Outcome::nothing(reply);
                 }
+            },
+            None => std::borrow::Cow::Borrowed(&req.args[..]),
+        };
+        // A compact copy: queued arguments must not pin read buffers.
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let memory = QUEUED_OVERHEAD
+            + args
+                .iter()
+                .map(|a| a.len() as u64 + ARG_OVERHEAD)
+                .sum::<u64>();
+        if let Err(why) = self.account(self.charged + memory) {
+            // Out of client memory: the queue goes (EXEC answers EXECABORT)
+            // rather than the connection.
+            if let Some(tx) = &mut self.session.multi {
+                let freed = std::mem::take(&mut tx.memory);
+                tx.queued = Vec::new();
+                tx.failed = true;
+                let _ = self.account(self.charged.saturating_sub(freed));
             }
+            return Outcome::rejected(Reply::err(why), Rejection::ClientMemory);
         }
         let Some(tx) = &mut self.session.multi else {
             return Outcome::nothing(Reply::err(reply::EXEC_WITHOUT_MULTI));
         };
-        tx.queued.push((spec, queued));
+        tx.memory += memory;
+        tx.queued.push((
+            spec,
+            Request {
+                args,
+                wire_len: req.wire_len,
+            },
+        ));
         Outcome::nothing(Reply::status(reply::QUEUED))
     }
 

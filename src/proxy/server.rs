@@ -2,8 +2,9 @@
 //!
 //! Connection limits: at most `max_clients` sockets in all (more are told
 //! `-ERR max number of clients reached` and closed); of those, at most
-//! `max_unauthenticated` not yet bound to a cache (each must authenticate
-//! within `auth_timeout`), and at most `max_clients_per_cache` bound to any
+//! `max_unauthenticated` not yet bound to a cache (at most
+//! `max_unauthenticated_per_ip` from one client address; each must
+//! authenticate within `auth_timeout`), and at most `max_clients_per_cache` bound to any
 //! one cache (AUTH into a full cache gets the same error): one tenant's
 //! sockets cannot lock another out.
 
@@ -11,9 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,8 +42,10 @@ pub struct ProxyShared {
     pub output_soft_time: Duration,
     pub max_clients: usize,
     pub max_clients_per_cache: usize,
-    /// Connections not yet bound to a cache.
+    /// Connections not yet bound to a cache, in all and by client address.
     pub unauthenticated: Arc<Semaphore>,
+    unauthenticated_by_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_unauthenticated_per_ip: usize,
     pub auth_timeout: Duration,
     /// Buffered request bytes: per connection, per cache, all connections.
     pub query_buffer_limit: u64,
@@ -73,6 +80,8 @@ impl ProxyShared {
             max_clients: config.max_clients,
             max_clients_per_cache: config.max_clients_per_cache,
             unauthenticated: Arc::new(Semaphore::new(config.max_unauthenticated)),
+            unauthenticated_by_ip: Arc::default(),
+            max_unauthenticated_per_ip: config.max_unauthenticated_per_ip,
             auth_timeout: Duration::from_secs(config.auth_timeout_secs),
             query_buffer_limit: config.query_buffer_limit,
             cache_client_memory: config.cache_client_memory,
@@ -94,6 +103,43 @@ impl ProxyShared {
 
     pub fn next_client_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A place among unauthenticated connections for a socket from `ip`;
+    /// `None` if all places, or all of that address's, are taken.
+    pub fn preauth(&self, ip: IpAddr) -> Option<PreAuth> {
+        let permit = self.unauthenticated.clone().try_acquire_owned().ok()?;
+        let mut by_ip = self.unauthenticated_by_ip.lock();
+        let n = by_ip.entry(ip).or_insert(0);
+        if *n >= self.max_unauthenticated_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(PreAuth {
+            _permit: permit,
+            ip,
+            by_ip: self.unauthenticated_by_ip.clone(),
+        })
+    }
+}
+
+/// An unauthenticated connection's place; released when it binds to a
+/// cache or closes.
+pub struct PreAuth {
+    _permit: OwnedSemaphorePermit,
+    ip: IpAddr,
+    by_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for PreAuth {
+    fn drop(&mut self) {
+        let mut by_ip = self.by_ip.lock();
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -128,9 +174,9 @@ pub async fn serve(
         let preauth = if shared.default_cache().is_some() {
             None
         } else {
-            match shared.unauthenticated.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
+            match shared.preauth(peer.ip()) {
+                Some(p) => Some(p),
+                None => {
                     GlobalCounters::bump(&metrics.global.connections_rejected);
                     tracker.spawn(refuse(stream));
                     continue;

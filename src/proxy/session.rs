@@ -33,7 +33,7 @@ pub struct Session {
     /// Keys in `watched` (WATCH is O(1) per key).
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
-    pub preauth: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub preauth: Option<super::server::PreAuth>,
 }
 
 /// A key under WATCH.
