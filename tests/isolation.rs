@@ -392,3 +392,46 @@ async fn watching_many_keys_works_and_aborts_on_any_change() {
     assert_eq!(c.cmd(&["EXEC"]).await, Resp::NilArray);
     assert_eq!(c.cmd(&["GET", "{t}k0"]).await, Resp::Nil);
 }
+
+/// SIGTERM stops the real binary within its shutdown grace even while
+/// scripts and a long KEYS run: running scripts are stopped, and the worker
+/// pool's threads do not hold the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_completes_within_the_grace_while_scripts_run() {
+    let mut bin = Binary::spawn_until_serving(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--script-time-limit",
+            "600000",
+            "--shutdown-grace",
+            "2",
+        ],
+        &[],
+    )
+    .await;
+    let mut fill = Raw::connect(bin.resp_addr).await;
+    let mut batch = Vec::new();
+    for i in 0..20_000 {
+        batch.extend(encode(&["SET", &format!("key:{i}"), "v"]));
+    }
+    fill.send(&batch).await;
+    for _ in 0..20_000 {
+        assert_eq!(fill.read().await, ok());
+    }
+    let mut running = Vec::new();
+    for _ in 0..3 {
+        let mut c = Raw::connect(bin.resp_addr).await;
+        c.send(&encode(&["EVAL", "while true do end", "0"])).await;
+        running.push(c);
+    }
+    let mut keys = Raw::connect(bin.resp_addr).await;
+    keys.send(&encode(&["KEYS", "*"])).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bin.signal("TERM");
+    let (status, logs) = bin.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}\n{logs}");
+}

@@ -148,6 +148,40 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Sends one request and returns its whole reply, raw.
+    pub async fn roundtrip(&mut self, req: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.stream.write_all(req).await?;
+        loop {
+            if let Some((len, _)) = reply_len(&self.rbuf) {
+                let reply = self.rbuf[..len].to_vec();
+                self.rbuf.advance(len);
+                return Ok(reply);
+            }
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "server closed",
+                ));
+            }
+        }
+    }
+
+    /// Writes raw bytes without reading (for unfinished requests).
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+}
+
+/// The cursor of a SCAN-family reply (`*2\r\n$n\r\n<cursor>\r\n...`).
+pub fn scan_cursor(reply: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = reply.split(|&b| b == b'\n');
+    lines.next()?;
+    lines.next()?;
+    let cursor = lines.next()?;
+    Some(cursor.strip_suffix(b"\r").unwrap_or(cursor).to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,9 @@ struct PartitionState {
 /// Longest a reactor thread waits for a partition lock that bounded work
 /// holds before it hands its command to the worker pool instead.
 const INLINE_WAIT: Duration = Duration::from_micros(200);
+/// Most commands a batch (EXEC) may hold to run inline: a longer
+/// transaction runs on the worker pool, however cheap each command is.
+const INLINE_BATCH: usize = 64;
 /// How often a command waiting behind a script re-checks whether to answer
 /// `BUSY`.
 const BUSY_POLL: Duration = Duration::from_millis(10);
@@ -750,9 +753,8 @@ impl CachePool {
         opts: &ExecOptions,
     ) -> Result<Option<Vec<Executed>>, NotRun> {
         let p = part.inner();
-        if !cmds.iter().any(|(spec, _)| spec.runs_on_workers())
-            && let Some(mut st) = p.lock_inline()
-        {
+        let bounded = cmds.len() <= INLINE_BATCH && !cmds.iter().any(|(s, _)| s.runs_on_workers());
+        if bounded && let Some(mut st) = p.lock_inline() {
             return Ok(p.run_locked(&mut st, cmds, slots, watched, opts)?);
         }
         let scripted = cmds

@@ -371,7 +371,16 @@ impl Connection<'_> {
         let upfront = if queueing {
             transfer_milli(req.wire_len as u64)
         } else {
-            ecpu_milli(transfer_milli(req.wire_len as u64), 0)
+            // EXEC is admitted for the keys its queue names (1 work unit
+            // each): a huge transaction waits for, or is refused, its ECPU.
+            let queued_keys = match spec.exec {
+                Exec::Conn(cmd::ConnOp::Exec) => self.session.multi.as_ref().map_or(0, |t| t.keys),
+                _ => 0,
+            };
+            ecpu_milli(
+                transfer_milli(req.wire_len as u64),
+                queued_keys * crate::metering::cost::MILLI,
+            )
         };
         let max_wait = self
             .shared

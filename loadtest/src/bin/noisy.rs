@@ -1,18 +1,29 @@
 //! Noisy neighbour: cache A is driven far over its ECPU/s limit while cache B
 //! runs a steady open-loop load; reports B's latency with and without A.
 //!
+//! `--heavy` picks what A does (a comma-separated list, or `all`): `get`
+//! (pipelined GETs, the default), or one of the isolation issue's
+//! reproducers — `keys` (KEYS with a backtracking glob), `eval-pattern` and
+//! `eval-lazy` (Lua patterns that backtrack), `eval-upper` (string.upper of
+//! 8 MB in a loop), `scan` (SCAN MATCH nomatch over 300k keys in one slot),
+//! `sscan`, `hrandfield`, `setrange` (512 MB past a 64 MB storage maximum),
+//! `multi` (300k queued SETs), `bigbulk` (unfinished 512 MB bulk strings),
+//! `conns` (10,050 unauthenticated sockets), and `mix` (all at once). Next
+//! to each, B's latency, the longest `/healthz` answer and the longest new
+//! connection (connect + AUTH + PING) are reported.
+//!
 //! The server runs pinned to CPU 0, this client to CPU 1 (start it with
 //! `taskset -c 1`); phases alternate (B alone, B with A) for `--runs` rounds
 //! and medians are reported.
 //!
-//! `cargo build --release --workspace && taskset -c 1 target/release/noisy`
+//! `cargo build --release --workspace && taskset -c 1 target/release/noisy --heavy all`
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
 use stratus_loadtest::median;
-use stratus_loadtest::resp::{Conn, Errors, encode};
+use stratus_loadtest::resp::{Conn, Errors, encode, scan_cursor};
 use stratus_loadtest::server::{create_cache, http, start_stratus};
 
 #[derive(Parser)]
@@ -38,6 +49,246 @@ struct Args {
     /// CPU for the server (taskset).
     #[arg(long, default_value_t = 0)]
     server_cpu: usize,
+    /// What cache A does (comma-separated, or `all`).
+    #[arg(long, default_value = "get")]
+    heavy: String,
+}
+
+/// Every heavy-neighbour mode, in the order `all` runs them.
+const HEAVY: &[&str] = &[
+    "get",
+    "keys",
+    "eval-pattern",
+    "eval-lazy",
+    "eval-upper",
+    "scan",
+    "sscan",
+    "hrandfield",
+    "setrange",
+    "multi",
+    "bigbulk",
+    "conns",
+    "mix",
+];
+
+/// Fills cache A with what the reproducers work on (before its limit is set).
+async fn populate(addr: std::net::SocketAddr, token: &str) {
+    let mut c = Conn::connect(addr, Some(("a", token)))
+        .await
+        .expect("connect A");
+    let mut errors = Errors::default();
+    let a40 = "a".repeat(40);
+    c.send_batch(
+        &[encode(&[b"SET", a40.as_bytes(), b"1"])],
+        None,
+        &mut errors,
+    )
+    .await
+    .expect("set");
+    // 300k keys in one slot (SCAN), a 200k-member set and hash.
+    for chunk in 0..300 {
+        let batch: Vec<Vec<u8>> = (0..1000)
+            .map(|i| encode(&[b"SET", format!("{{s}}key:{chunk}:{i}").as_bytes(), b"v"]))
+            .collect();
+        c.send_batch(&batch, None, &mut errors).await.expect("set");
+    }
+    for chunk in 0..200 {
+        let mut sadd: Vec<Vec<u8>> = vec![b"SADD".to_vec(), b"bigset".to_vec()];
+        let mut hset: Vec<Vec<u8>> = vec![b"HSET".to_vec(), b"bighash".to_vec()];
+        for i in 0..1000 {
+            sadd.push(format!("m:{chunk}:{i}").into_bytes());
+            hset.push(format!("f:{chunk}:{i}").into_bytes());
+            hset.push(b"v".to_vec());
+        }
+        let sadd: Vec<&[u8]> = sadd.iter().map(Vec::as_slice).collect();
+        let hset: Vec<&[u8]> = hset.iter().map(Vec::as_slice).collect();
+        c.send_batch(&[encode(&sadd), encode(&hset)], None, &mut errors)
+            .await
+            .expect("fill");
+    }
+    assert_eq!(errors.total(), 0, "populating A: {errors:?}");
+}
+
+/// One of A's connections doing `mode` until `until`; returns requests sent.
+async fn heavy_conn(
+    addr: std::net::SocketAddr,
+    token: String,
+    mode: &'static str,
+    until: Instant,
+) -> u64 {
+    let Ok(mut c) = Conn::connect(addr, Some(("a", &token))).await else {
+        return 0;
+    };
+    let simple: Option<Vec<u8>> = match mode {
+        "keys" => Some(encode(&[b"KEYS", format!("{}b", "a*".repeat(20)).as_bytes()])),
+        "eval-pattern" => Some(encode(&[
+            b"EVAL",
+            b"local n=tonumber(ARGV[1]) return string.find(string.rep('a',n), string.rep('a*',n)..'b')",
+            b"0",
+            b"40",
+        ])),
+        "eval-lazy" => Some(encode(&[
+            b"EVAL",
+            b"return string.find(string.rep('a',ARGV[1]), '.-b')",
+            b"0",
+            b"60000",
+        ])),
+        "eval-upper" => Some(encode(&[
+            b"EVAL",
+            b"local s=string.rep('x',8388608) for i=1,1000 do s=string.upper(s) end return #s",
+            b"0",
+        ])),
+        "hrandfield" => Some(encode(&[b"HRANDFIELD", b"bighash", b"5"])),
+        "setrange" => Some(encode(&[b"SETRANGE", b"big", b"536870911", b"x"])),
+        _ => None,
+    };
+    let mut sent = 0u64;
+    let mut cursor = b"0".to_vec();
+    while Instant::now() < until {
+        let ok = match (mode, &simple) {
+            (_, Some(req)) => c.roundtrip(req).await.is_ok(),
+            ("scan" | "sscan", _) => {
+                let req = if mode == "scan" {
+                    encode(&[b"SCAN", &cursor, b"MATCH", b"nomatch", b"COUNT", b"10"])
+                } else {
+                    encode(&[
+                        b"SSCAN", b"bigset", &cursor, b"MATCH", b"nomatch", b"COUNT", b"10",
+                    ])
+                };
+                match c.roundtrip(&req).await {
+                    Ok(reply) => {
+                        cursor = scan_cursor(&reply).unwrap_or_else(|| b"0".to_vec());
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            ("multi", _) => {
+                let mut ok = c.roundtrip(&encode(&[b"MULTI"])).await.is_ok();
+                let mut errors = Errors::default();
+                for round in 0..300 {
+                    if !ok || Instant::now() >= until {
+                        break;
+                    }
+                    let batch: Vec<Vec<u8>> = (0..1000)
+                        .map(|i| encode(&[b"SET", format!("{{m}}k{round}:{i}").as_bytes(), b"v"]))
+                        .collect();
+                    ok = c.send_batch(&batch, None, &mut errors).await.is_ok();
+                }
+                ok && c.roundtrip(&encode(&[b"EXEC"])).await.is_ok()
+            }
+            ("bigbulk", _) => {
+                // MSET k <512 MiB>, never finished: held until closed.
+                let len = 512usize << 20;
+                let header = format!(
+                    "*3
+$4
+MSET
+$1
+k
+${len}
+"
+                );
+                let mut ok = c.write_raw(header.as_bytes()).await.is_ok();
+                let chunk = vec![b'x'; 1 << 20];
+                let mut written = 0;
+                while ok && written + chunk.len() < len && Instant::now() < until {
+                    ok = c.write_raw(&chunk).await.is_ok();
+                    written += chunk.len();
+                }
+                while ok && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                false
+            }
+            _ => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                true
+            }
+        };
+        sent += 1;
+        if !ok {
+            // Closed by the server (a limit): reconnect and go on.
+            match Conn::connect(addr, Some(("a", &token))).await {
+                Ok(fresh) => c = fresh,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    sent
+}
+
+/// 10,050 unauthenticated sockets from 127.0.0.2, held until `until`.
+async fn idle_sockets(addr: std::net::SocketAddr, until: Instant) -> u64 {
+    let mut held = Vec::new();
+    for _ in 0..10_050 {
+        if Instant::now() >= until {
+            break;
+        }
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+            break;
+        };
+        if socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+            .is_err()
+        {
+            break;
+        }
+        if let Ok(s) = socket.connect(addr).await {
+            held.push(s);
+        }
+    }
+    let n = held.len() as u64;
+    tokio::time::sleep_until(until.into()).await;
+    n
+}
+
+/// A's heavy load for `mode` until `until`: requests sent.
+async fn heavy(addr: std::net::SocketAddr, token: &str, mode: &'static str, until: Instant) -> u64 {
+    let modes: Vec<&'static str> = if mode == "mix" {
+        HEAVY[1..HEAVY.len() - 1].to_vec()
+    } else {
+        vec![mode]
+    };
+    let mut tasks = Vec::new();
+    for m in modes {
+        if m == "conns" {
+            tasks.push(tokio::spawn(idle_sockets(addr, until)));
+            continue;
+        }
+        let conns = if m == "bigbulk" { 3 } else { 2 };
+        for _ in 0..conns {
+            tasks.push(tokio::spawn(heavy_conn(addr, token.to_string(), m, until)));
+        }
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.unwrap_or(0);
+    }
+    sent
+}
+
+/// Probes the server every 100 ms until `until`: the longest `/healthz`
+/// answer and the longest new connection (connect, AUTH, PING), in ms.
+async fn probe(
+    resp: std::net::SocketAddr,
+    http_addr: std::net::SocketAddr,
+    token: String,
+    until: Instant,
+) -> (f64, f64) {
+    let (mut health, mut connect) = (0f64, 0f64);
+    while Instant::now() < until {
+        let t = Instant::now();
+        let _ = tokio::task::spawn_blocking(move || http(http_addr, "GET", "/healthz", "")).await;
+        health = health.max(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        if let Ok(mut c) = Conn::connect(resp, Some(("b", &token))).await {
+            let _ = c.roundtrip(&encode(&[b"PING"])).await;
+        }
+        connect = connect.max(t.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (health, connect)
 }
 
 /// B: `conns` connections, each sending one GET every `conns / rate` seconds
@@ -128,77 +379,134 @@ fn ms(us: u64) -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = Args::parse();
+    let modes: Vec<&'static str> = if a.heavy == "all" {
+        HEAVY.to_vec()
+    } else {
+        a.heavy
+            .split(',')
+            .map(|m| {
+                *HEAVY
+                    .iter()
+                    .find(|h| **h == m.trim())
+                    .unwrap_or_else(|| panic!("unknown --heavy mode {m:?}; one of {HEAVY:?}"))
+            })
+            .collect()
+    };
     let server = start_stratus(Some(a.server_cpu), &[]);
     let http_addr = server.http.expect("http address");
-    let limits_a = format!(r#"{{"ecpu_per_second": {{"maximum": {}}}}}"#, a.a_limit);
-    let token_a = create_cache(http_addr, "a", &limits_a);
+    let token_a = create_cache(http_addr, "a", "{}");
     let token_b = create_cache(http_addr, "b", "{}");
+    if modes.iter().any(|m| *m != "get") {
+        populate(server.resp, &token_a).await;
+    }
+    // A's limits, once filled: its ECPU/s, and 64 MB of storage.
+    let limits_a = format!(
+        r#"{{"usage_limits": {{"ecpu_per_second": {{"maximum": {}}}, "data_storage": {{"maximum": 64, "unit": "MB"}}}}}}"#,
+        a.a_limit
+    );
+    let (status, body) = http(http_addr, "PATCH", "/v1/caches/a", &limits_a);
+    assert_eq!(status, 200, "limit A: {body}");
     let phase = Duration::from_secs(a.seconds);
-    let (mut alone50, mut alone99, mut noisy50, mut noisy99, mut a_rate) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let mut a_throttled = 0;
-    for run in 0..a.runs {
-        let until = Instant::now() + phase;
-        let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
-        assert_eq!(e.total(), 0, "B saw errors alone: {e:?}");
-        alone50.push(ms(h.value_at_quantile(0.5)));
-        alone99.push(ms(h.value_at_quantile(0.99)));
+    let mut table = Vec::new();
+    for mode in modes {
+        let (mut alone50, mut alone99, mut noisy50, mut noisy99, mut a_rate) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut health, mut connect) = (0f64, 0f64);
+        let mut a_throttled = 0;
+        for run in 0..a.runs {
+            let until = Instant::now() + phase;
+            let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
+            assert_eq!(e.total(), 0, "B saw errors alone: {e:?}");
+            alone50.push(ms(h.value_at_quantile(0.5)));
+            alone99.push(ms(h.value_at_quantile(0.99)));
 
-        let (_, before) = http(http_addr, "GET", "/v1/caches/a/usage", "");
-        let ecpu_before =
-            serde_json::from_str::<serde_json::Value>(&before).expect("json")["ecpu_total"]
-                .as_f64()
-                .unwrap_or(0.0);
-        let until = Instant::now() + phase;
-        let started = Instant::now();
-        let noisy = tokio::spawn({
-            let token_a = token_a.clone();
-            let (conns, depth, addr) = (a.a_conns, a.a_depth, server.resp);
-            async move { hammer(addr, &token_a, conns, depth, until).await }
-        });
-        let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
-        let (a_sent, a_errors) = noisy.await.expect("A");
-        let elapsed = started.elapsed().as_secs_f64();
-        let (_, after) = http(http_addr, "GET", "/v1/caches/a/usage", "");
-        let ecpu_after =
-            serde_json::from_str::<serde_json::Value>(&after).expect("json")["ecpu_total"]
-                .as_f64()
-                .unwrap_or(0.0);
-        assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
-        noisy50.push(ms(h.value_at_quantile(0.5)));
-        noisy99.push(ms(h.value_at_quantile(0.99)));
-        a_rate.push((ecpu_after - ecpu_before) / elapsed);
-        a_throttled += a_errors.throttled;
+            let ecpu_before = ecpu_total(http_addr);
+            let until = Instant::now() + phase;
+            let started = Instant::now();
+            let (a_sent, a_errors) = if mode == "get" {
+                let noisy = tokio::spawn({
+                    let token_a = token_a.clone();
+                    let (conns, depth, addr) = (a.a_conns, a.a_depth, server.resp);
+                    async move { hammer(addr, &token_a, conns, depth, until).await }
+                });
+                let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
+                let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
+                assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
+                noisy50.push(ms(h.value_at_quantile(0.5)));
+                noisy99.push(ms(h.value_at_quantile(0.99)));
+                let (hz, cn) = probe.await.expect("probe");
+                (health, connect) = (health.max(hz), connect.max(cn));
+                noisy.await.expect("A")
+            } else {
+                let noisy = tokio::spawn({
+                    let token_a = token_a.clone();
+                    let addr = server.resp;
+                    async move { heavy(addr, &token_a, mode, until).await }
+                });
+                let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
+                let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
+                assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
+                noisy50.push(ms(h.value_at_quantile(0.5)));
+                noisy99.push(ms(h.value_at_quantile(0.99)));
+                let (hz, cn) = probe.await.expect("probe");
+                (health, connect) = (health.max(hz), connect.max(cn));
+                (noisy.await.expect("A"), Errors::default())
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            a_rate.push((ecpu_total(http_addr) - ecpu_before) / elapsed);
+            a_throttled += a_errors.throttled;
+            println!(
+                "{mode} run {}: B alone p50 {:.3} ms p99 {:.3} ms | with A p50 {:.3} ms p99 {:.3} ms | A sent {a_sent}, throttled {}, metered {:.0} ECPU/s",
+                run + 1,
+                alone50[run],
+                alone99[run],
+                noisy50[run],
+                noisy99[run],
+                a_errors.throttled,
+                a_rate[run]
+            );
+            // Let A's debt and the last heavy requests settle between rounds.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        table.push((
+            mode,
+            median(alone99.clone()),
+            median(noisy99.clone()),
+            health,
+            connect,
+            median(a_rate.clone()),
+        ));
         println!(
-            "run {}: B alone p50 {:.3} ms p99 {:.3} ms | with A p50 {:.3} ms p99 {:.3} ms | A sent {a_sent}, throttled {}, metered {:.0} ECPU/s",
-            run + 1,
-            alone50[run],
-            alone99[run],
-            noisy50[run],
-            noisy99[run],
-            a_errors.throttled,
-            a_rate[run]
+            "{mode}: B alone p50 {:.3} ms p99 {:.3} ms | B with A p50 {:.3} ms p99 {:.3} ms | /healthz max {health:.1} ms, new connection max {connect:.1} ms | A metered {:.0} ECPU/s (limit {}), {a_throttled} throttled",
+            median(alone50),
+            median(alone99),
+            median(noisy50),
+            median(noisy99),
+            median(a_rate),
+            a.a_limit,
         );
     }
     println!();
     println!(
-        "cache B at {} req/s, cache A limited to {} ECPU/s driven by {} conns × pipeline {} ({} runs of {} s, medians):",
-        a.b_rate, a.a_limit, a.a_conns, a.a_depth, a.runs, a.seconds
+        "cache B at {} req/s; cache A limited to {} ECPU/s and 64 MB ({} runs of {} s, medians; maxima for /healthz and new connections):",
+        a.b_rate, a.a_limit, a.runs, a.seconds
     );
     println!(
-        "  B alone:  p50 {:.3} ms  p99 {:.3} ms",
-        median(alone50),
-        median(alone99)
+        "| A does | B p99 alone | B p99 next to A | ratio | /healthz max | new connection max | A metered ECPU/s |"
     );
-    println!(
-        "  B with A: p50 {:.3} ms  p99 {:.3} ms",
-        median(noisy50),
-        median(noisy99)
-    );
-    println!(
-        "  A metered {:.0} ECPU/s (limit {}), {} requests throttled",
-        median(a_rate),
-        a.a_limit,
-        a_throttled
-    );
+    println!("|---|---|---|---|---|---|---|");
+    for (mode, alone, noisy, health, connect, rate) in table {
+        println!(
+            "| {mode} | {alone:.3} ms | {noisy:.3} ms | {:.2}× | {health:.1} ms | {connect:.1} ms | {rate:.0} |",
+            noisy / alone
+        );
+    }
+}
+
+/// Cache A's metered ECPU so far.
+fn ecpu_total(http_addr: std::net::SocketAddr) -> f64 {
+    let (_, body) = http(http_addr, "GET", "/v1/caches/a/usage", "");
+    serde_json::from_str::<serde_json::Value>(&body).expect("json")["ecpu_total"]
+        .as_f64()
+        .unwrap_or(0.0)
 }
