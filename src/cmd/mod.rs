@@ -18,6 +18,7 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod lua_pattern;
 pub mod script;
 pub mod set;
 pub mod stream;
