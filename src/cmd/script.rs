@@ -13,9 +13,13 @@
 //! 3. **build the environment**: a fresh globals table for this run only,
 //!    holding KEYS, ARGV, `redis` and read-only views of the libraries;
 //! 4. **run** under `xpcall` with the time budget armed: an instruction-count
-//!    hook stops the script once it has run longer than `Ctx::script_time_limit`
-//!    (`ERR Script killed after running too long`); `redis.call` and
-//!    `redis.pcall` run data commands on this partition's [`Ctx`];
+//!    hook, the pattern matcher and the string functions stop the script once
+//!    it has run longer than `Ctx::script_time_limit` (`ERR Script killed
+//!    after running too long`) or `SCRIPT KILL` set [`ScriptControl::kill`]
+//!    (Redis 7's `ERR Script killed by user with SCRIPT KILL...`, with the
+//!    script's line); `redis.call` and `redis.pcall` run data commands on
+//!    this partition's [`Ctx`], and the first write command sets
+//!    [`ScriptControl::wrote`];
 //! 5. **convert** the result to a reply, or the error to Redis 7's error text
 //!    (`<error> script: <sha>, on @user_script:<line>.`), and charge the work.
 //!
@@ -28,11 +32,17 @@
 //! libraries are seen through per-run proxies whose metatables are hidden,
 //! the string metatable is hidden, chunks from `loadstring`/`load` get this
 //! run's globals and are parsed as text only (binary chunks fail to parse, as
-//! in Redis), `collectgarbage` cannot stop the collector, patterns longer
-//! than [`MAX_PATTERN`] are refused (Lua 5.1's matcher recurses in C once
-//! per pattern item), results nest at most [`MAX_NESTING`] deep, and the
-//! state has a memory limit ([`MEMORY_LIMIT`]). A run that was stopped (time
-//! or memory) or panicked discards the state; the next run makes a new one.
+//! in Redis), `collectgarbage` cannot stop the collector, results nest at
+//! most [`MAX_NESTING`] deep, and the state has a memory limit
+//! ([`MEMORY_LIMIT`]). Lua's C functions that work in proportion to their
+//! input — pattern matching (`find`, `match`, `gmatch`, `gsub`), `upper`,
+//! `lower`, `rep`, `reverse`, `sub`, `byte`, `char`, `format` and
+//! `table.concat` — are replaced by Rust ones ([`strings`] on
+//! [`lua_pattern`](super::lua_pattern)) with Lua 5.1's results and error
+//! texts, which stop with the run and are metered: C Lua's matcher cannot be
+//! interrupted and can run for ever. A run that was stopped (time, `SCRIPT
+//! KILL` or memory) or panicked discards the state; the next run makes a new
+//! one.
 //!
 //! Keys. The proxy routes a script by the slot of its KEYS (they must share
 //! one slot, else CROSSSLOT) and runs keyless scripts in slot 0's partition.
@@ -65,14 +75,32 @@
 //! big-number reply).
 //!
 //! Metering (the table's `cost_per_element_milli` is 1: this handler counts
-//! milli-units in `Ctx::work`): [`RUN_WORK_MILLI`] per run, plus for each
-//! `redis.call`/`redis.pcall` what the command would be charged alone (its
-//! keys and elements walked, at least one unit) and [`CALL_WORK_MILLI`] for
-//! crossing between Lua and the command, plus [`TICK_WORK_MILLI`] per
-//! [`HOOK_EVERY`] Lua instructions; the script's declared keys add one unit
-//! each (`cost_per_key`). The three constants are calibrated against GET's
-//! engine time with `loadtest/src/bin/calibrate.rs` (release, one CPU):
-//! `EVAL "return 1" 0` takes about 3.3 µs where GET takes 0.22 µs.
+//! milli-units in `Ctx::work`): [`RUN_WORK_MILLI`] per run, plus what the
+//! run counted, or its measured CPU time if that is more:
+//! - counted: for each `redis.call`/`redis.pcall` what the command would be
+//!   charged alone (its keys and elements walked, at least one unit) and
+//!   [`CALL_WORK_MILLI`] for crossing between Lua and the command;
+//!   [`TICK_WORK_MILLI`] per [`HOOK_EVERY`] Lua instructions; for the Rust
+//!   string functions [`LIB_CALL_WORK_MILLI`] per call,
+//!   [`STEP_WORK_MILLI_PER_1000`] per thousand matcher steps and
+//!   [`KIB_WORK_MILLI`] per KiB read and written;
+//! - measured: what Lua does inside one instruction is invisible to the
+//!   counts — `..` copies both strings, `table.sort` and the garbage
+//!   collector run in C — so a run that reaches its first hook call (1000
+//!   instructions) reads the thread's CPU time there and at its end, and is
+//!   charged at least that time in GET-units ([`GET_NANOS`]), halved
+//!   ([`CPU_FLOOR_DIVISOR`]: CPU time swells on a busy machine, and must not
+//!   overcharge what the count covers). Two reads of the thread's CPU clock
+//!   cost about 1 µs, nothing next to a run of 1000 instructions (about
+//!   7 µs); shorter runs are not measured, so what their few instructions
+//!   do inside C is charged as instructions only. Debug builds do not
+//!   measure ([`MEASURE_CPU`]): their CPU time is no GET-unit time.
+//!
+//! The script's declared keys add one unit each (`cost_per_key`). The
+//! constants are calibrated against GET's engine time with
+//! `loadtest/src/bin/calibrate.rs` (release, one CPU): `EVAL "return 1" 0`
+//! takes about 3.3 µs where GET takes 0.22 µs; the string cases (`EVAL upper
+//! 1 MiB x4`, `EVAL find .-b 2k a`, ...) give the string constants.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -113,16 +141,33 @@ pub const CALL_WORK_MILLI: u64 = 2_000;
 /// Work per [`HOOK_EVERY`] Lua instructions, milli-units (measured: about
 /// 6.5 µs of interpreter time, 30 GETs' worth).
 pub const TICK_WORK_MILLI: u64 = 30_000;
-/// Work per 1000 pattern-matching steps, milli-units (see
-/// [`lua_pattern`](super::lua_pattern); measured: PLACEHOLDER).
-pub const STEP_WORK_MILLI_PER_1000: u64 = 10_000;
+/// Work per 1000 pattern-matching steps, milli-units (a step is one
+/// pattern item tried, one subject byte scanned, one backtrack: see
+/// [`lua_pattern`](super::lua_pattern)); measured 6.7–7.3 GETs per 1000
+/// steps for `.-b` and `a*b` over 2000 `a`s and `gsub` of `(%w+)` over
+/// 64 KiB of words.
+pub const STEP_WORK_MILLI_PER_1000: u64 = 7_000;
+/// Work per call of a string function that runs in Rust (see
+/// `script/strings.rs`), and per replacement `gsub` asks of a function or a
+/// table: crossing between Lua and Rust, converting arguments and results,
+/// milli-units (measured 1.75 GETs for `upper` of 64 bytes, 3.9 for a
+/// `match` returning two captures).
+pub const LIB_CALL_WORK_MILLI: u64 = 2_500;
 /// Work per KiB the string functions read and write (`upper`, `sub`,
 /// `rep`, `format`, `table.concat`, captures, `gsub`'s result...),
-/// milli-units (measured: PLACEHOLDER).
-pub const KIB_WORK_MILLI: u64 = 10_000;
-/// A GET's engine time, nanoseconds (release build, this machine's kind):
-/// converts a script's measured CPU time into work (see the module doc).
+/// milli-units (measured per KiB read + written: `upper` of 1 MiB 0.20
+/// GETs, `rep` to 8 MiB 0.16, `sub` of 1 MiB 0.09, `format` of 1 MiB 0.37).
+pub const KIB_WORK_MILLI: u64 = 200;
+/// A GET's engine time, nanoseconds (release build, this machine's kind;
+/// 0.22–0.25 µs): converts a script's measured CPU time into work (see the
+/// module doc).
 pub const GET_NANOS: u64 = 250;
+/// The share of its measured CPU time a run is charged at least: half, so
+/// that CPU time inflated by a busy machine (contention with neighbours,
+/// cold caches) does not overcharge work the count already covers, while
+/// work nothing counts (`..`, `table.sort`, garbage collection) is still
+/// charged at least half of what it took.
+const CPU_FLOOR_DIVISOR: u64 = 2;
 /// Collect garbage after a run that leaves the state above this many bytes.
 const GC_ABOVE: usize = 4 * 1024 * 1024;
 /// Compiled bodies kept per thread (cleared when full).
@@ -283,6 +328,8 @@ struct RunState {
     ticks: u64,
     /// Pattern-matching steps in this run.
     steps: u64,
+    /// Calls of the Rust string functions.
+    lib_calls: u64,
     /// Bytes the string functions read and wrote.
     bytes: u64,
     /// Values raised in a `gsub` replacement function, raised again by
@@ -314,12 +361,15 @@ impl RunState {
     fn lua_work(&self, calls: u64) -> u64 {
         let counted = calls
             + self.ticks * TICK_WORK_MILLI
+            + self.lib_calls * LIB_CALL_WORK_MILLI
             + self.steps * STEP_WORK_MILLI_PER_1000 / 1000
             + self.bytes * KIB_WORK_MILLI / 1024;
         let measured = self
             .cpu_start
             .zip(thread_cpu_time())
-            .map_or(0, |(start, now)| cpu_work_milli(now.saturating_sub(start)));
+            .map_or(0, |(start, now)| {
+                cpu_work_milli(now.saturating_sub(start)) / CPU_FLOOR_DIVISOR
+            });
         counted.max(measured)
     }
 
@@ -1599,6 +1649,194 @@ mod tests {
         }
         // The interpreter is usable after a kill.
         assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+    }
+
+    /// The reproducers of the isolation issue: C Lua's matcher could not be
+    /// interrupted (the first ran for ever, the second 8.4 s past a 5 s
+    /// limit). Each now stops at the time limit with the hook's error.
+    #[test]
+    fn catastrophic_patterns_stop_at_the_time_limit() {
+        let mut h = Harness::new();
+        let limit = Duration::from_millis(100);
+        let cases = [
+            (
+                "local n=tonumber(ARGV[1]) return string.find(string.rep(\"a\",n), string.rep(\"a*\",n)..\"b\")",
+                "40",
+            ),
+            (
+                "return string.find(string.rep(\"a\",ARGV[1]), \".-b\")",
+                "60000",
+            ),
+            (
+                "return string.match(string.rep('a', ARGV[1]), string.rep('a?', ARGV[1]) .. string.rep('a', ARGV[1]) .. 'b')",
+                "30",
+            ),
+            (
+                "return string.gsub(string.rep('a', ARGV[1]), '.-b', 'x')",
+                "60000",
+            ),
+            (
+                "for w in string.gmatch(string.rep('a', ARGV[1]), '.-b') do end",
+                "60000",
+            ),
+            (
+                "return string.gsub(string.rep('a', ARGV[1]), 'a*a*a*a*a*a*a*a*a*a*b', function() end)",
+                "3000",
+            ),
+        ];
+        for (script, arg) in cases {
+            let started = Instant::now();
+            let (got, work) = with_limit(&mut h, limit, &["eval", script, "0", arg]);
+            let took = started.elapsed();
+            let sha = sha1_hex(script.as_bytes());
+            assert_eq!(
+                text(&got),
+                format!(
+                    "ERR Script killed after running too long (limit 100 ms) script: {sha}, on @user_script:1."
+                ),
+                "{script}"
+            );
+            assert!(took < Duration::from_secs(3), "{script} took {took:?}");
+            // At least the steps it took to pass the limit were charged.
+            assert!(
+                work > RUN_WORK_MILLI + 10 * STEP_WORK_MILLI_PER_1000,
+                "{script}: work {work}"
+            );
+        }
+        assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+    }
+
+    /// Runs a script with `control` as its SCRIPT KILL controls.
+    fn with_control(h: &mut Harness, control: &Arc<ScriptControl>, args: &[&str]) -> (Reply, u64) {
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
+        let spec = lookup(&argv[0]).unwrap();
+        let mut ctx = Ctx::new(&mut h.ks, h.now);
+        ctx.script_time_limit = Duration::from_secs(30);
+        ctx.script = Some(control.clone());
+        let r = execute(spec, &mut ctx, &argv);
+        (r, ctx.work)
+    }
+
+    #[test]
+    fn script_kill_stops_a_running_script() {
+        let mut h = Harness::new();
+        let scripts = [
+            "local i = 0\nwhile true do i = i + 1 end",
+            "while true do pcall(function() while true do end end) end",
+            "return string.find(string.rep('a', 40), string.rep('a*', 40) .. 'b')",
+            "for i = 1, 1e9 do local s = string.rep('x', 1e6):upper() end",
+        ];
+        for script in scripts {
+            let control = Arc::new(ScriptControl::default());
+            let killer = {
+                let control = control.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    control.kill.store(true, Ordering::Relaxed);
+                })
+            };
+            let started = Instant::now();
+            let (got, _) = with_control(&mut h, &control, &["eval", script, "0"]);
+            killer.join().unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{script}: {:?}",
+                started.elapsed()
+            );
+            let sha = sha1_hex(script.as_bytes());
+            let line = if script.contains('\n') { 2 } else { 1 };
+            assert_eq!(
+                text(&got),
+                format!(
+                    "ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:{line}."
+                ),
+                "{script}"
+            );
+            assert!(!control.wrote.load(Ordering::Relaxed));
+        }
+        assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+    }
+
+    #[test]
+    fn the_first_write_marks_the_run() {
+        let mut h = Harness::new();
+        let control = Arc::new(ScriptControl::default());
+        let (got, _) = with_control(
+            &mut h,
+            &control,
+            &["eval", "return redis.call('get', KEYS[1])", "1", "k"],
+        );
+        assert_eq!(got, Reply::Nil);
+        assert!(!control.wrote.load(Ordering::Relaxed));
+        // Refused writes do not count; a write that fails still does (as
+        // Redis marks the run before the command runs).
+        let (_, _) = with_control(
+            &mut h,
+            &control,
+            &[
+                "eval_ro",
+                "return redis.pcall('set', KEYS[1], 'v')",
+                "1",
+                "k",
+            ],
+        );
+        assert!(!control.wrote.load(Ordering::Relaxed));
+        h.run(&["rpush", "l", "x"]);
+        let (got, _) = with_control(
+            &mut h,
+            &control,
+            &["eval", "return redis.pcall('incr', KEYS[1])", "1", "l"],
+        );
+        assert!(matches!(got, Reply::Error(_)), "{got:?}");
+        assert!(control.wrote.load(Ordering::Relaxed));
+        let control = Arc::new(ScriptControl::default());
+        with_control(
+            &mut h,
+            &control,
+            &["eval", "redis.call('set', KEYS[1], 'v')", "1", "k"],
+        );
+        assert!(control.wrote.load(Ordering::Relaxed));
+    }
+
+    /// The issue's `string.upper` loop: charged by the bytes it touches,
+    /// in proportion (the deterministic count; debug builds do not measure
+    /// CPU time).
+    #[test]
+    fn string_functions_are_metered_by_their_bytes() {
+        let mut h = Harness::new();
+        let body = "local s = string.rep('x', 1048576) \
+                    for i = 1, tonumber(ARGV[1]) do local r = string.upper(s) end";
+        let run = |h: &mut Harness, n: &str| {
+            let (got, work) = with_limit(h, Duration::from_secs(30), &["eval", body, "0", n]);
+            assert_eq!(got, Reply::Nil);
+            work
+        };
+        let (w4, w8) = (run(&mut h, "4"), run(&mut h, "8"));
+        // Four more calls, each reading and writing 1 MiB.
+        let per_call = (w8 - w4) / 4;
+        assert_eq!(per_call, LIB_CALL_WORK_MILLI + 2 * 1024 * KIB_WORK_MILLI);
+        // Pattern matching: by steps.
+        let (_, small) = with_limit(
+            &mut h,
+            Duration::from_secs(30),
+            &[
+                "eval",
+                "return string.find(string.rep('a', 200), '.-b')",
+                "0",
+            ],
+        );
+        let (_, large) = with_limit(
+            &mut h,
+            Duration::from_secs(30),
+            &[
+                "eval",
+                "return string.find(string.rep('a', 400), '.-b')",
+                "0",
+            ],
+        );
+        // Quadratic: twice the subject, about four times the steps.
+        let (small, large) = (small - RUN_WORK_MILLI, large - RUN_WORK_MILLI);
+        assert!(large > 3 * small && large < 5 * small, "{small} {large}");
     }
 
     #[test]

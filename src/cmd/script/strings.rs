@@ -60,6 +60,7 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let globals = lua.globals();
     let c_format: Function = globals.get::<Table>("string")?.get("format")?;
     let c_pcall: Function = globals.get("pcall")?;
+    let c_concat: Function = globals.get::<Table>("table")?.get("concat")?;
     let t = lua.create_table()?;
     let add = |name: &str, f: Function| t.raw_set(name, f);
     let st = state.clone();
@@ -85,16 +86,12 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let st = state.clone();
     add(
         "upper",
-        lua.create_function(move |lua, args: MultiValue| {
-            map_bytes(lua, &st, &args, |b| b.to_ascii_uppercase())
-        })?,
+        lua.create_function(move |lua, args: MultiValue| change_case(lua, &st, &args, true))?,
     )?;
     let st = state.clone();
     add(
         "lower",
-        lua.create_function(move |lua, args: MultiValue| {
-            map_bytes(lua, &st, &args, |b| b.to_ascii_lowercase())
-        })?,
+        lua.create_function(move |lua, args: MultiValue| change_case(lua, &st, &args, false))?,
     )?;
     let st = state.clone();
     add(
@@ -129,7 +126,7 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let st = state.clone();
     add(
         "concat",
-        lua.create_function(move |lua, args: MultiValue| concat(lua, &st, &args))?,
+        lua.create_function(move |lua, args: MultiValue| concat(lua, &st, &args, &c_concat))?,
     )?;
     Ok(t)
 }
@@ -246,14 +243,6 @@ fn check_string(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<LuaStrin
     }
 }
 
-/// `luaL_optlstring`.
-fn opt_string(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<Option<LuaString>> {
-    match args.get(i) {
-        None | Some(Value::Nil) => Ok(None),
-        _ => check_string(lua, args, i).map(Some),
-    }
-}
-
 /// `luaL_checkinteger`: a number truncated toward zero, or a string that
 /// reads as one.
 fn check_integer(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<i64> {
@@ -289,10 +278,11 @@ fn is_true(v: Option<&Value>) -> bool {
 
 // ---- Metering ----
 
-/// Adds the bytes a call read and wrote to the run's count; stops the run
-/// here if it must.
+/// Counts a call and the bytes it read and wrote; stops the run here if it
+/// must. Every function here calls it once per call that returns.
 fn charge(state: &Shared, bytes: u64) -> mlua::Result<()> {
     let mut s = state.lock();
+    s.lib_calls += 1;
     s.bytes += bytes;
     if s.should_stop() {
         return Err(mlua::Error::external(Fault::Killed));
@@ -315,10 +305,14 @@ fn string_result(lua: &Lua, bytes: &[u8]) -> Ret {
 
 // ---- upper, lower, reverse, rep, sub, byte, char ----
 
-/// `string.upper`/`string.lower`: each byte mapped (C locale: ASCII only).
-fn map_bytes(lua: &Lua, state: &Shared, args: &MultiValue, f: fn(u8) -> u8) -> Ret {
+/// `string.upper`/`string.lower` (C locale: ASCII letters only).
+fn change_case(lua: &Lua, state: &Shared, args: &MultiValue, upper: bool) -> Ret {
     let s = check_string(lua, args, 0)?;
-    let out: Vec<u8> = s.as_bytes().iter().map(|&b| f(b)).collect();
+    let out = if upper {
+        s.as_bytes().to_ascii_uppercase()
+    } else {
+        s.as_bytes().to_ascii_lowercase()
+    };
     charge(state, 2 * out.len() as u64)?;
     string_result(lua, &out)
 }
@@ -353,6 +347,7 @@ fn sub(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
     let start = relative(check_integer(lua, args, 1)?, len).max(1);
     let end = relative(opt_integer(lua, args, 2, -1)?, len).min(len as i64);
     if start > end {
+        charge(state, 0)?;
         return string_result(lua, b"");
     }
     let piece = &bytes[start as usize - 1..end as usize];
@@ -369,6 +364,7 @@ fn byte(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
     let pose = relative(opt_integer(lua, args, 2, posi)?, len).min(len as i64);
     let posi = posi.max(1);
     if posi > pose {
+        charge(state, 0)?;
         return Ok(MultiValue::new());
     }
     let n = (pose - posi + 1) as usize;
@@ -444,50 +440,31 @@ fn c_error(lua: &Lua, e: mlua::Error) -> mlua::Error {
     lua_error(lua, &msg)
 }
 
-/// `table.concat(t [, sep [, i [, j]]])`: strings and numbers only, read
-/// raw (no metamethod).
-fn concat(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
-    let Some(Value::Table(t)) = args.get(0) else {
-        return Err(type_error(lua, args, 0, "table"));
+/// `table.concat(t [, sep [, i [, j]]])`: Lua's own C function (its
+/// errors renamed and positioned as for `format`), charged for its output
+/// and for each element it visits.
+fn concat(lua: &Lua, state: &Shared, args: &MultiValue, c_concat: &Function) -> Ret {
+    let elements = match args.front() {
+        Some(Value::Table(t)) => {
+            let first = opt_integer(lua, args, 2, 1).unwrap_or(1);
+            let last = match args.get(3) {
+                None | Some(Value::Nil) => t.raw_len() as i64,
+                _ => check_integer(lua, args, 3).unwrap_or(0),
+            };
+            (last - first + 1).max(0) as u64
+        }
+        _ => 0,
     };
-    let sep = opt_string(lua, args, 1)?;
-    let sep = sep.as_ref().map(|s| s.as_bytes());
-    let sep: &[u8] = sep.as_deref().unwrap_or(b"");
-    let first = opt_integer(lua, args, 2, 1)? as i32;
-    let last = match args.get(3) {
-        None | Some(Value::Nil) => t.raw_len() as i32,
-        _ => check_integer(lua, args, 3)? as i32,
-    };
-    let limit = room(lua);
-    let mut out = Vec::new();
-    let mut i = first;
-    while i <= last {
-        let piece = match t.raw_get::<Value>(i)? {
-            Value::String(s) => s,
-            v @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(v.clone())? {
-                Some(s) => s,
-                None => return Err(invalid_concat_value(lua, &v, i)),
-            },
-            v => return Err(invalid_concat_value(lua, &v, i)),
-        };
-        out.extend_from_slice(&piece.as_bytes());
-        if i != last {
-            out.extend_from_slice(sep);
+    match c_concat.call::<LuaString>(args.clone()) {
+        Ok(out) => {
+            charge(
+                state,
+                2 * out.as_bytes().len() as u64 + elements * VALUE_BYTES,
+            )?;
+            one(Value::String(out))
         }
-        if out.len() > limit {
-            return Err(out_of_memory());
-        }
-        if i == i32::MAX {
-            break;
-        }
-        i += 1;
+        Err(e) => Err(c_error(lua, e)),
     }
-    charge(state, 2 * out.len() as u64)?;
-    string_result(lua, &out)
-}
-
-fn invalid_concat_value(lua: &Lua, v: &Value, i: i32) -> mlua::Error {
-    lua_error(lua, &reply::lua_concat_invalid_value(type_name(Some(v)), i))
 }
 
 // ---- Pattern matching ----
@@ -564,6 +541,7 @@ fn find_or_match(lua: &Lua, state: &Shared, args: &MultiValue, is_find: bool) ->
     })
     .map_err(|e| pattern_error(lua, e))?;
     let Some((start, end, caps)) = found else {
+        charge(state, 0)?;
         return one(Value::Nil);
     };
     let mut out = Vec::with_capacity(caps.len() + 2);
@@ -580,6 +558,7 @@ fn find_or_match(lua: &Lua, state: &Shared, args: &MultiValue, is_find: bool) ->
 fn gmatch_iterator(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
     let s = check_string(lua, args, 0)?;
     let p = check_string(lua, args, 1)?;
+    charge(state, 0)?;
     let st = state.clone();
     let from = Arc::new(AtomicUsize::new(0));
     let next = lua.create_function(move |lua, _: MultiValue| {
@@ -593,6 +572,7 @@ fn gmatch_iterator(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
         })
         .map_err(|e| pattern_error(lua, e))?;
         let Some((start, end, caps)) = found else {
+            charge(&st, 0)?;
             return Ok(MultiValue::new());
         };
         from.store(gmatch_resume(start, end), Ordering::Relaxed);
@@ -688,6 +668,8 @@ fn gsub_calling(
         for c in caps {
             values.push(capture_value(lua, src, c)?);
         }
+        // Each replacement crosses into Lua and back, like a library call.
+        state.lock().lib_calls += 1;
         let value = match repl {
             Repl::Function(f) => call_protected(state, c_pcall, f, values)?,
             Repl::Table(t) => t.get::<Value>(values.into_iter().next().unwrap_or(Value::Nil))?,
