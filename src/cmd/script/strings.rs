@@ -34,6 +34,7 @@
 //! bytes it read and wrote to [`RunState::bytes`]; the run turns them into
 //! work ([`super::STEP_WORK_MILLI_PER_1000`], [`super::KIB_WORK_MILLI`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,6 +53,8 @@ const MAX_C_STACK: usize = 8000;
 const VALUE_BYTES: u64 = 16;
 
 type Ret = mlua::Result<MultiValue>;
+/// A single result: pushed as it is, no list to allocate.
+type One = mlua::Result<Value>;
 
 /// The functions that replace Lua's (a `concat` for `table`, the rest for
 /// `string`). Reads Lua's own `string.format` and `pcall` from the globals:
@@ -233,11 +236,12 @@ fn out_of_memory() -> mlua::Error {
 // ---- Arguments, as lauxlib checks them (0-based `i`) ----
 
 /// `luaL_checklstring`: a string, or a number as Lua prints it.
-fn check_string(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<LuaString> {
+fn check_string<'a>(lua: &Lua, args: &'a MultiValue, i: usize) -> mlua::Result<Cow<'a, LuaString>> {
     match args.get(i) {
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
         Some(v @ (Value::Integer(_) | Value::Number(_))) => lua
             .coerce_string(v.clone())?
+            .map(Cow::Owned)
             .ok_or_else(|| type_error(lua, args, i, "string")),
         _ => Err(type_error(lua, args, i, "string")),
     }
@@ -284,29 +288,42 @@ fn charge(state: &Shared, bytes: u64) -> mlua::Result<()> {
     let mut s = state.lock();
     s.lib_calls += 1;
     s.bytes += bytes;
-    if s.should_stop() {
+    // The clock is read every CLOCK_EVERY calls or after a large call; the
+    // kill flag on each.
+    let kill = s
+        .control
+        .as_ref()
+        .is_some_and(|c| c.kill.load(Ordering::Relaxed));
+    let stop = if kill || s.lib_calls.is_multiple_of(CLOCK_EVERY) || bytes >= CLOCK_BYTES {
+        s.should_stop()
+    } else {
+        s.killed
+    };
+    if stop {
         return Err(mlua::Error::external(Fault::Killed));
     }
     Ok(())
 }
+
+/// Calls between two readings of the clock by [`charge`] (64 small calls
+/// take well under a millisecond).
+const CLOCK_EVERY: u64 = 64;
+/// Bytes after which [`charge`] reads the clock whatever the call count.
+const CLOCK_BYTES: u64 = 64 * 1024;
 
 /// Room left under the memory limit for a result.
 fn room(lua: &Lua) -> usize {
     MEMORY_LIMIT.saturating_sub(lua.used_memory())
 }
 
-fn one(v: Value) -> Ret {
-    Ok(MultiValue::from_vec(vec![v]))
-}
-
-fn string_result(lua: &Lua, bytes: &[u8]) -> Ret {
-    one(Value::String(lua.create_string(bytes)?))
+fn string_result(lua: &Lua, bytes: &[u8]) -> One {
+    Ok(Value::String(lua.create_string(bytes)?))
 }
 
 // ---- upper, lower, reverse, rep, sub, byte, char ----
 
 /// `string.upper`/`string.lower` (C locale: ASCII letters only).
-fn change_case(lua: &Lua, state: &Shared, args: &MultiValue, upper: bool) -> Ret {
+fn change_case(lua: &Lua, state: &Shared, args: &MultiValue, upper: bool) -> One {
     let s = check_string(lua, args, 0)?;
     let out = if upper {
         s.as_bytes().to_ascii_uppercase()
@@ -317,7 +334,7 @@ fn change_case(lua: &Lua, state: &Shared, args: &MultiValue, upper: bool) -> Ret
     string_result(lua, &out)
 }
 
-fn reverse(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
+fn reverse(lua: &Lua, state: &Shared, args: &MultiValue) -> One {
     let s = check_string(lua, args, 0)?;
     let mut out = s.as_bytes().to_vec();
     out.reverse();
@@ -326,7 +343,7 @@ fn reverse(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
 }
 
 /// `string.rep(s, n)` (Lua 5.1: no separator; `n` is a C int).
-fn rep(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
+fn rep(lua: &Lua, state: &Shared, args: &MultiValue) -> One {
     let s = check_string(lua, args, 0)?;
     let n = check_integer(lua, args, 1)? as i32;
     let s = s.as_bytes();
@@ -340,7 +357,7 @@ fn rep(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
 }
 
 /// `string.sub(s, i [, j])`.
-fn sub(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
+fn sub(lua: &Lua, state: &Shared, args: &MultiValue) -> One {
     let s = check_string(lua, args, 0)?;
     let bytes = s.as_bytes();
     let len = bytes.len();
@@ -379,7 +396,7 @@ fn byte(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
 }
 
 /// `string.char(...)`: each argument a byte value.
-fn char(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
+fn char(lua: &Lua, state: &Shared, args: &MultiValue) -> One {
     let mut out = Vec::with_capacity(args.len());
     for i in 0..args.len() {
         let c = check_integer(lua, args, i)? as i32;
@@ -396,7 +413,7 @@ fn char(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
 
 /// `string.format`: Lua's own C function, its errors renamed and positioned
 /// as if the script had called it.
-fn format(lua: &Lua, state: &Shared, args: &MultiValue, c_format: &Function) -> Ret {
+fn format(lua: &Lua, state: &Shared, args: &MultiValue, c_format: &Function) -> One {
     let read: usize = args
         .iter()
         .map(|v| match v {
@@ -407,7 +424,7 @@ fn format(lua: &Lua, state: &Shared, args: &MultiValue, c_format: &Function) -> 
     match c_format.call::<LuaString>(args.clone()) {
         Ok(out) => {
             charge(state, (read + out.as_bytes().len()) as u64)?;
-            one(Value::String(out))
+            Ok(Value::String(out))
         }
         Err(e) => Err(c_error(lua, e)),
     }
@@ -443,7 +460,7 @@ fn c_error(lua: &Lua, e: mlua::Error) -> mlua::Error {
 /// `table.concat(t [, sep [, i [, j]]])`: Lua's own C function (its
 /// errors renamed and positioned as for `format`), charged for its output
 /// and for each element it visits.
-fn concat(lua: &Lua, state: &Shared, args: &MultiValue, c_concat: &Function) -> Ret {
+fn concat(lua: &Lua, state: &Shared, args: &MultiValue, c_concat: &Function) -> One {
     let elements = match args.front() {
         Some(Value::Table(t)) => {
             let first = opt_integer(lua, args, 2, 1).unwrap_or(1);
@@ -461,7 +478,7 @@ fn concat(lua: &Lua, state: &Shared, args: &MultiValue, c_concat: &Function) -> 
                 state,
                 2 * out.as_bytes().len() as u64 + elements * VALUE_BYTES,
             )?;
-            one(Value::String(out))
+            Ok(Value::String(out))
         }
         Err(e) => Err(c_error(lua, e)),
     }
@@ -542,7 +559,7 @@ fn find_or_match(lua: &Lua, state: &Shared, args: &MultiValue, is_find: bool) ->
     .map_err(|e| pattern_error(lua, e))?;
     let Some((start, end, caps)) = found else {
         charge(state, 0)?;
-        return one(Value::Nil);
+        return Ok(MultiValue::from_vec(vec![Value::Nil]));
     };
     let mut out = Vec::with_capacity(caps.len() + 2);
     if is_find {
@@ -555,9 +572,9 @@ fn find_or_match(lua: &Lua, state: &Shared, args: &MultiValue, is_find: bool) ->
 
 /// `string.gmatch(s, pattern)`: an iterator over the matches (no `^`
 /// anchor in Lua 5.1's gmatch).
-fn gmatch_iterator(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
-    let s = check_string(lua, args, 0)?;
-    let p = check_string(lua, args, 1)?;
+fn gmatch_iterator(lua: &Lua, state: &Shared, args: &MultiValue) -> One {
+    let s = check_string(lua, args, 0)?.into_owned();
+    let p = check_string(lua, args, 1)?.into_owned();
     charge(state, 0)?;
     let st = state.clone();
     let from = Arc::new(AtomicUsize::new(0));
@@ -580,7 +597,7 @@ fn gmatch_iterator(lua: &Lua, state: &Shared, args: &MultiValue) -> Ret {
         push_captures(lua, &st, &src, caps, &mut out)?;
         Ok(MultiValue::from_vec(out))
     })?;
-    one(Value::Function(next))
+    Ok(Value::Function(next))
 }
 
 /// `string.gsub(s, pattern, repl [, n])` (`str_gsub`): `repl` a string (or
