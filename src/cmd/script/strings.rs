@@ -468,7 +468,7 @@ fn concat(lua: &Lua, state: &Shared, args: &MultiValue, c_concat: &Function) -> 
                 None | Some(Value::Nil) => t.raw_len() as i64,
                 _ => check_integer(lua, args, 3).unwrap_or(0),
             };
-            (last - first + 1).max(0) as u64
+            last.saturating_sub(first).saturating_add(1).max(0) as u64
         }
         _ => 0,
     };
