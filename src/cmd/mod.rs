@@ -1,6 +1,7 @@
 //! Commands: the one table that declares them, argument parsing, and the data
 //! handlers grouped by family (`string`, `keys`, `hash`, `list`, `set`,
-//! `zset`, `hll`, `bitmap`, `stream`, and `script`: Lua, EVAL).
+//! `zset`, `hll`, `bitmap`, `stream`, and `script`: Lua, EVAL, with
+//! `lua_pattern`, Lua 5.1's pattern matcher in Rust).
 //!
 //! Adding a command = one row in [`table::COMMANDS`] + one handler in its family
 //! file. A data handler runs inside one partition with a [`Ctx`] (the keyspace,
@@ -18,6 +19,7 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod lua_pattern;
 pub mod script;
 pub mod set;
 pub mod stream;

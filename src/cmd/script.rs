@@ -13,9 +13,13 @@
 //! 3. **build the environment**: a fresh globals table for this run only,
 //!    holding KEYS, ARGV, `redis` and read-only views of the libraries;
 //! 4. **run** under `xpcall` with the time budget armed: an instruction-count
-//!    hook stops the script once it has run longer than `Ctx::script_time_limit`
-//!    (`ERR Script killed after running too long`); `redis.call` and
-//!    `redis.pcall` run data commands on this partition's [`Ctx`];
+//!    hook, the pattern matcher and the string functions stop the script once
+//!    it has run longer than `Ctx::script_time_limit` (`ERR Script killed
+//!    after running too long`) or `SCRIPT KILL` set [`ScriptControl::kill`]
+//!    (Redis 7's `ERR Script killed by user with SCRIPT KILL...`, with the
+//!    script's line); `redis.call` and `redis.pcall` run data commands on
+//!    this partition's [`Ctx`], and the first write command sets
+//!    [`ScriptControl::wrote`];
 //! 5. **convert** the result to a reply, or the error to Redis 7's error text
 //!    (`<error> script: <sha>, on @user_script:<line>.`), and charge the work.
 //!
@@ -28,11 +32,17 @@
 //! libraries are seen through per-run proxies whose metatables are hidden,
 //! the string metatable is hidden, chunks from `loadstring`/`load` get this
 //! run's globals and are parsed as text only (binary chunks fail to parse, as
-//! in Redis), `collectgarbage` cannot stop the collector, patterns longer
-//! than [`MAX_PATTERN`] are refused (Lua 5.1's matcher recurses in C once
-//! per pattern item), results nest at most [`MAX_NESTING`] deep, and the
-//! state has a memory limit ([`MEMORY_LIMIT`]). A run that was stopped (time
-//! or memory) or panicked discards the state; the next run makes a new one.
+//! in Redis), `collectgarbage` cannot stop the collector, results nest at
+//! most [`MAX_NESTING`] deep, and the state has a memory limit
+//! ([`MEMORY_LIMIT`]). Lua's C functions that work in proportion to their
+//! input — pattern matching (`find`, `match`, `gmatch`, `gsub`), `upper`,
+//! `lower`, `rep`, `reverse`, `sub`, `byte`, `char`, `format` and
+//! `table.concat` — are replaced by Rust ones ([`strings`] on
+//! [`lua_pattern`](super::lua_pattern)) with Lua 5.1's results and error
+//! texts, which stop with the run and are metered: C Lua's matcher cannot be
+//! interrupted and can run for ever. A run that was stopped (time, `SCRIPT
+//! KILL` or memory) or panicked discards the state; the next run makes a new
+//! one.
 //!
 //! Keys. The proxy routes a script by the slot of its KEYS (they must share
 //! one slot, else CROSSSLOT) and runs keyless scripts in slot 0's partition.
@@ -65,26 +75,47 @@
 //! big-number reply).
 //!
 //! Metering (the table's `cost_per_element_milli` is 1: this handler counts
-//! milli-units in `Ctx::work`): [`RUN_WORK_MILLI`] per run, plus for each
-//! `redis.call`/`redis.pcall` what the command would be charged alone (its
-//! keys and elements walked, at least one unit) and [`CALL_WORK_MILLI`] for
-//! crossing between Lua and the command, plus [`TICK_WORK_MILLI`] per
-//! [`HOOK_EVERY`] Lua instructions; the script's declared keys add one unit
-//! each (`cost_per_key`). The three constants are calibrated against GET's
-//! engine time with `loadtest/src/bin/calibrate.rs` (release, one CPU):
-//! `EVAL "return 1" 0` takes about 3.3 µs where GET takes 0.22 µs.
+//! milli-units in `Ctx::work`): [`RUN_WORK_MILLI`] per run, plus what the
+//! run counted, or its measured CPU time if that is more:
+//! - counted: for each `redis.call`/`redis.pcall` what the command would be
+//!   charged alone (its keys and elements walked, at least one unit) and
+//!   [`CALL_WORK_MILLI`] for crossing between Lua and the command;
+//!   [`TICK_WORK_MILLI`] per [`HOOK_EVERY`] Lua instructions; for the Rust
+//!   string functions [`LIB_CALL_WORK_MILLI`] per call,
+//!   [`STEP_WORK_MILLI_PER_1000`] per thousand matcher steps and
+//!   [`KIB_WORK_MILLI`] per KiB read and written;
+//! - measured: what Lua does inside one instruction is invisible to the
+//!   counts — `..` copies both strings, `table.sort` and the garbage
+//!   collector run in C — so a run that reaches its first hook call (1000
+//!   instructions) reads the thread's CPU time there and at its end, and is
+//!   charged at least that time in GET-units ([`GET_NANOS`]), halved
+//!   ([`CPU_FLOOR_DIVISOR`]: CPU time swells on a busy machine, and must not
+//!   overcharge what the count covers). Two reads of the thread's CPU clock
+//!   cost about 1 µs, nothing next to a run of 1000 instructions (about
+//!   7 µs); shorter runs are not measured, so what their few instructions
+//!   do inside C is charged as instructions only. Debug builds do not
+//!   measure ([`MEASURE_CPU`]): their CPU time is no GET-unit time.
+//!
+//! The script's declared keys add one unit each (`cost_per_key`). The
+//! constants are calibrated against GET's engine time with
+//! `loadtest/src/bin/calibrate.rs` (release, one CPU): `EVAL "return 1" 0`
+//! takes about 3.3 µs where GET takes 0.22 µs; the string cases (`EVAL upper
+//! 1 MiB x4`, `EVAL find .-b 2k a`, ...) give the string constants.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
+
+mod strings;
 
 use super::args::parse_i64;
 use super::{ConnOp, Ctx, Exec, Family, OpError, execute, flags, lookup};
@@ -95,9 +126,6 @@ use crate::resp::{Reply, reply};
 /// Bytes of Lua memory one run may use (the state's limit). Redis has none;
 /// here the interpreter is shared by every cache on the thread.
 pub const MEMORY_LIMIT: usize = 64 * 1024 * 1024;
-/// Longest Lua pattern accepted by `string.find/match/gmatch/gsub`: the
-/// matcher recurses in C about once per two pattern bytes.
-pub const MAX_PATTERN: usize = 4096;
 /// Deepest nesting of a script's result (Redis stops near 8000 with
 /// `ERR reached lua stack limit`; conversion here recurses on the stack).
 pub const MAX_NESTING: usize = 1000;
@@ -113,6 +141,33 @@ pub const CALL_WORK_MILLI: u64 = 2_000;
 /// Work per [`HOOK_EVERY`] Lua instructions, milli-units (measured: about
 /// 6.5 µs of interpreter time, 30 GETs' worth).
 pub const TICK_WORK_MILLI: u64 = 30_000;
+/// Work per 1000 pattern-matching steps, milli-units (a step is one
+/// pattern item tried, one subject byte scanned, one backtrack: see
+/// [`lua_pattern`](super::lua_pattern)); measured 6.7–7.3 GETs per 1000
+/// steps for `.-b` and `a*b` over 2000 `a`s and `gsub` of `(%w+)` over
+/// 64 KiB of words.
+pub const STEP_WORK_MILLI_PER_1000: u64 = 7_000;
+/// Work per call of a string function that runs in Rust (see
+/// `script/strings.rs`), and per replacement `gsub` asks of a function or a
+/// table: crossing between Lua and Rust, converting arguments and results,
+/// milli-units (measured 1.75 GETs for `upper` of 64 bytes, 3.9 for a
+/// `match` returning two captures).
+pub const LIB_CALL_WORK_MILLI: u64 = 2_500;
+/// Work per KiB the string functions read and write (`upper`, `sub`,
+/// `rep`, `format`, `table.concat`, captures, `gsub`'s result...),
+/// milli-units (measured per KiB read + written: `upper` of 1 MiB 0.20
+/// GETs, `rep` to 8 MiB 0.16, `sub` of 1 MiB 0.09, `format` of 1 MiB 0.37).
+pub const KIB_WORK_MILLI: u64 = 200;
+/// A GET's engine time, nanoseconds (release build, this machine's kind;
+/// 0.22–0.25 µs): converts a script's measured CPU time into work (see the
+/// module doc).
+pub const GET_NANOS: u64 = 250;
+/// The share of its measured CPU time a run is charged at least: half, so
+/// that CPU time inflated by a busy machine (contention with neighbours,
+/// cold caches) does not overcharge work the count already covers, while
+/// work nothing counts (`..`, `table.sort`, garbage collection) is still
+/// charged at least half of what it took.
+const CPU_FLOOR_DIVISOR: u64 = 2;
 /// Collect garbage after a run that leaves the state above this many bytes.
 const GC_ABOVE: usize = 4 * 1024 * 1024;
 /// Compiled bodies kept per thread (cleared when full).
@@ -237,8 +292,15 @@ enum Fault {
     /// An error reply raised by `redis.call` or the `redis` library: its
     /// full text (`ERR ...`, `WRONGTYPE ...`).
     Reply(String),
-    /// The time budget ran out.
+    /// The time budget ran out, or `SCRIPT KILL` stopped the script
+    /// ([`RunState::by_user`] tells which).
     Killed,
+    /// A Lua error message raised by a Rust library function (the script
+    /// sees the string, as if Lua had raised it).
+    Lua(String),
+    /// A value raised in Lua and caught by Rust, raised again: its index in
+    /// [`RunState::thrown`].
+    Thrown(usize),
 }
 
 impl std::fmt::Display for Fault {
@@ -246,21 +308,38 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::Reply(m) => f.write_str(m),
             Fault::Killed => f.write_str("script killed"),
+            Fault::Lua(m) => f.write_str(m),
+            Fault::Thrown(_) => f.write_str("error object"),
         }
     }
 }
 
 impl std::error::Error for Fault {}
 
-/// State shared by the hook, the `redis` library and the error handler for
-/// the run in progress.
+/// State shared by the hook, the `redis` library, the string library and
+/// the error handler for the run in progress.
 #[derive(Default)]
 struct RunState {
     deadline: Option<Instant>,
     limit: Duration,
+    /// `SCRIPT KILL`'s flag and the first-write mark of this run.
+    control: Option<Arc<ScriptControl>>,
     /// Hook calls (each [`HOOK_EVERY`] instructions) in this run.
     ticks: u64,
+    /// Pattern-matching steps in this run.
+    steps: u64,
+    /// Calls of the Rust string functions.
+    lib_calls: u64,
+    /// Bytes the string functions read and wrote.
+    bytes: u64,
+    /// Values raised in a `gsub` replacement function, raised again by
+    /// `gsub` as [`Fault::Thrown`].
+    thrown: Vec<Value>,
+    /// The thread's CPU time at the first hook call.
+    cpu_start: Option<Duration>,
     killed: bool,
+    /// The stop was `SCRIPT KILL`'s, not the time limit's.
+    by_user: bool,
     /// `redis.setresp(3)` was called.
     resp3: bool,
     /// The error that ended the run and the script line it happened on.
@@ -268,6 +347,54 @@ struct RunState {
 }
 
 type Shared = Arc<Mutex<RunState>>;
+
+/// Whether runs measure their CPU time (see the module doc). Off in debug
+/// builds: they run many times slower than the release build [`GET_NANOS`]
+/// was measured on, so their CPU time says nothing about GET-units.
+const MEASURE_CPU: bool = !cfg!(debug_assertions);
+
+impl RunState {
+    /// The run's work beyond [`RUN_WORK_MILLI`], given its commands' work
+    /// `calls`: what was counted (commands, instructions, matcher steps,
+    /// string bytes) or, if more, the CPU time measured since the first hook
+    /// call in GET-units.
+    fn lua_work(&self, calls: u64) -> u64 {
+        let counted = calls
+            + self.ticks * TICK_WORK_MILLI
+            + self.lib_calls * LIB_CALL_WORK_MILLI
+            + self.steps * STEP_WORK_MILLI_PER_1000 / 1000
+            + self.bytes * KIB_WORK_MILLI / 1024;
+        let measured = self
+            .cpu_start
+            .zip(thread_cpu_time())
+            .map_or(0, |(start, now)| {
+                cpu_work_milli(now.saturating_sub(start)) / CPU_FLOOR_DIVISOR
+            });
+        counted.max(measured)
+    }
+
+    /// The error text of a stopped run: `SCRIPT KILL`'s or the time limit's.
+    fn stop_message(&self) -> String {
+        if self.by_user {
+            reply::SCRIPT_KILLED_BY_USER.to_string()
+        } else {
+            reply::script_killed(self.limit.as_millis())
+        }
+    }
+}
+
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`; a system call of
+/// about 0.4 µs here).
+fn thread_cpu_time() -> Option<Duration> {
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
+}
+
+/// CPU time as work: milli-units at [`GET_NANOS`] per unit.
+fn cpu_work_milli(cpu: Duration) -> u64 {
+    (cpu.as_nanos() * 1000 / u128::from(GET_NANOS)).min(u128::from(u64::MAX)) as u64
+}
 
 thread_local! {
     static RUNTIME: RefCell<Option<Runtime>> = const { RefCell::new(None) };
@@ -295,15 +422,14 @@ struct Ran {
 /// what the sandbox needs in locals, empties the real globals, and returns
 /// `new_env` and `run`. Nothing it returns looks globals up at run time.
 const PRELUDE: &str = r#"
-local alive, fixerr, pcallerr, redis_base, msg, max_pattern = ...
+local alive, fixerr, pcallerr, redis_base, msg, rs = ...
 local G = _G
 local error, type, tostring, setmetatable, getmetatable, pairs, setfenv =
       error, type, tostring, setmetatable, getmetatable, pairs, setfenv
 local raw_pcall, raw_xpcall, raw_loadstring, raw_load, raw_gc =
       pcall, xpcall, loadstring, load, collectgarbage
 local co_create, co_resume = coroutine.create, coroutine.resume
-local sub, find, match, gmatch, gsub =
-      string.sub, string.find, string.match, string.gmatch, string.gsub
+local sub = string.sub
 
 local function readonly() error(msg.readonly, 2) end
 local function frozen(lib)
@@ -334,17 +460,12 @@ local function unwrap(ok, ...)
   error(fixerr((...)), 0)
 end
 
-local function pattern(p)
-  if type(p) == 'string' and #p > max_pattern then error(msg.pattern, 3) end
+-- The string functions that work in proportion to their input are Rust
+-- (they stop with the run and are metered), installed as they are.
+local str, tbl = copy(string), copy(table)
+for k, f in pairs(rs) do
+  if k == 'concat' then tbl[k] = f else str[k] = f end
 end
-local str = copy(string)
-str.find = function(s, p, init, plain)
-  if not plain then pattern(p) end
-  return find(s, p, init, plain)
-end
-str.match = function(s, p, init) pattern(p) return match(s, p, init) end
-str.gmatch = function(s, p) pattern(p) return gmatch(s, p) end
-str.gsub = function(s, p, r, n) pattern(p) return gsub(s, p, r, n) end
 local smt = getmetatable('')
 smt.__index = str
 smt.__metatable = false
@@ -398,7 +519,7 @@ setmetatable(base, { __index = function(_, k)
 end })
 
 local string_mt, table_mt, math_mt, co_mt, redis_mt =
-  frozen(str), frozen(copy(table)), frozen(copy(math)), frozen(co), frozen(redis_base)
+  frozen(str), frozen(tbl), frozen(copy(math)), frozen(co), frozen(redis_base)
 local env_mt = { __index = base, __newindex = readonly, __metatable = false }
 
 local function new_env(keys, argv, call, pcall_)
@@ -441,18 +562,20 @@ impl Runtime {
                 }
             })?
         };
-        let fixerr = lua.create_function(|lua, v: Value| error_for_script(lua, v))?;
-        let pcallerr = lua.create_function(|lua, v: Value| error_for_pcall(lua, v))?;
+        let st = state.clone();
+        let fixerr = lua.create_function(move |lua, v: Value| error_for_script(lua, &st, v))?;
+        let st = state.clone();
+        let pcallerr = lua.create_function(move |lua, v: Value| error_for_pcall(lua, &st, v))?;
         let messages = lua.create_table()?;
         messages.raw_set("readonly", reply::LUA_READONLY_TABLE)?;
         messages.raw_set("global", reply::LUA_NONEXISTENT_GLOBAL)?;
-        messages.raw_set("pattern", reply::LUA_PATTERN_TOO_LONG)?;
         let redis = redis_library(&lua, &state)?;
+        let strings = strings::library(&lua, &state)?;
         let (new_env, run): (Function, Function) = lua
             .load(PRELUDE)
             .set_name("=stratus")
             .set_mode(ChunkMode::Text)
-            .call((alive, fixerr, pcallerr, redis, messages, MAX_PATTERN))?;
+            .call((alive, fixerr, pcallerr, redis, messages, strings))?;
         let handler = {
             let st = state.clone();
             lua.create_function(move |lua, err: Value| {
@@ -467,8 +590,10 @@ impl Runtime {
             move |_, _| {
                 let mut s = st.lock();
                 s.ticks += 1;
-                if s.killed || s.deadline.is_some_and(|d| Instant::now() >= d) {
-                    s.killed = true;
+                if s.ticks == 1 && MEASURE_CPU {
+                    s.cpu_start = thread_cpu_time();
+                }
+                if s.should_stop() {
                     return Err(mlua::Error::external(Fault::Killed));
                 }
                 Ok(VmState::Continue)
@@ -541,6 +666,7 @@ impl Runtime {
         *self.state.lock() = RunState {
             deadline: Some(Instant::now() + ctx.script_time_limit),
             limit: ctx.script_time_limit,
+            control: ctx.script.clone(),
             ..RunState::default()
         };
         let caller = RefCell::new(Caller { ctx, work: 0 });
@@ -560,11 +686,13 @@ impl Runtime {
         let Caller { ctx, work: calls } = caller.into_inner();
         let mut st = self.state.lock();
         st.deadline = None;
-        ctx.work += RUN_WORK_MILLI + calls + st.ticks * TICK_WORK_MILLI;
+        st.control = None;
+        st.thrown.clear();
+        ctx.work += RUN_WORK_MILLI + st.lua_work(calls);
         let resp3 = st.resp3;
         let killed = st.killed;
+        let stopped = st.stop_message();
         let fault = st.fault.take();
-        let limit = st.limit;
         drop(st);
         let reply = match outcome {
             Ok((true, value)) => Ok(to_reply(&value, resp3, 0)),
@@ -573,9 +701,9 @@ impl Runtime {
                 None if is_memory_error(&value) => reply::script_out_of_memory(MEMORY_LIMIT),
                 None => reply::script_error("ERR unknown error", &script.sha, None),
             }),
-            Err(e) if killed || matches!(find_fault(&e), Some(Fault::Killed)) => Err(
-                reply::script_error(&reply::script_killed(limit.as_millis()), &script.sha, None),
-            ),
+            Err(e) if killed || matches!(find_fault(&e), Some(Fault::Killed)) => {
+                Err(reply::script_error(&stopped, &script.sha, None))
+            }
             Err(e) if is_memory(&e) => Err(reply::script_out_of_memory(MEMORY_LIMIT)),
             Err(e) => Err(reply::script_error(
                 &format!("ERR {}", innermost(&e)),
@@ -637,6 +765,7 @@ impl Caller<'_, '_> {
         if script.read_only && spec.has(flags::WRITE) {
             return Err(reply::SCRIPT_READ_ONLY.into());
         }
+        let writes = spec.has(flags::WRITE);
         let mut keys = 0u64;
         for i in spec.key_positions(argv) {
             keys += 1;
@@ -649,6 +778,11 @@ impl Caller<'_, '_> {
             }
         }
         let ctx = &mut *self.ctx;
+        if writes && let Some(control) = &ctx.script {
+            // From here on SCRIPT KILL refuses (UNKILLABLE), as in Redis,
+            // which marks the run before the write command executes.
+            control.wrote.store(true, Ordering::Relaxed);
+        }
         let (work, resp) = (ctx.work, ctx.resp3);
         ctx.work = 0;
         ctx.resp3 = resp3;
@@ -935,19 +1069,23 @@ fn innermost(e: &mlua::Error) -> String {
 
 /// What a script sees when it catches an error with `pcall`: errors from
 /// `redis.call` become Redis's `{err = ...}` tables.
-fn error_for_script(lua: &Lua, v: Value) -> mlua::Result<Value> {
-    if let Value::Error(e) = &v
-        && let Some(Fault::Reply(msg)) = find_fault(e)
-    {
-        return error_table(lua, msg);
+/// Errors of the Rust string library become what Lua would have raised.
+fn error_for_script(lua: &Lua, st: &Shared, v: Value) -> mlua::Result<Value> {
+    let Value::Error(e) = &v else {
+        return Ok(v);
+    };
+    match find_fault(e) {
+        Some(Fault::Reply(msg)) => error_table(lua, msg),
+        Some(Fault::Lua(msg)) => Ok(Value::String(lua.create_string(msg)?)),
+        Some(Fault::Thrown(i)) => Ok(st.lock().thrown.get(*i).cloned().unwrap_or(Value::Nil)),
+        _ => Ok(v),
     }
-    Ok(v)
 }
 
 /// What `pcall` gives a script for an error: the `err` string of an error
 /// table (Redis 7's pcall does this), other values as they are.
-fn error_for_pcall(lua: &Lua, v: Value) -> mlua::Result<Value> {
-    match error_for_script(lua, v)? {
+fn error_for_pcall(lua: &Lua, st: &Shared, v: Value) -> mlua::Result<Value> {
+    match error_for_script(lua, st, v)? {
         Value::Table(t) => match t.raw_get::<Value>("err")? {
             s @ Value::String(_) => Ok(s),
             _ => Ok(Value::Table(t)),
@@ -959,27 +1097,7 @@ fn error_for_pcall(lua: &Lua, v: Value) -> mlua::Result<Value> {
 /// The error handler's view of an error: Redis's error text and the script
 /// line it happened on (the innermost frame of the script's own code).
 fn describe_error(lua: &Lua, st: &Shared, err: Value) -> (String, Option<usize>) {
-    let msg = match &err {
-        Value::Table(t) => match t.raw_get::<Value>("err") {
-            Ok(Value::String(s)) => s.to_string_lossy(),
-            _ => "ERR unknown error".to_string(),
-        },
-        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
-        Value::Error(e) => match find_fault(e) {
-            Some(Fault::Reply(m)) => m.clone(),
-            Some(Fault::Killed) => reply::script_killed(st.lock().limit.as_millis()),
-            None if is_memory(e) => reply::script_out_of_memory(MEMORY_LIMIT),
-            None => format!("ERR {}", innermost(e)),
-        },
-        Value::Nil => "ERR nil".to_string(),
-        Value::Boolean(b) => format!("ERR {b}"),
-        Value::Integer(n) => format!("ERR {n}"),
-        n @ Value::Number(_) => match lua.coerce_string(n.clone()) {
-            Ok(Some(s)) => format!("ERR {}", s.to_string_lossy()),
-            _ => "ERR number".to_string(),
-        },
-        other => format!("ERR {}", other.type_name()),
-    };
+    let msg = error_text(lua, st, &err);
     let mut line = None;
     for level in 1..200 {
         let Some((ours, at)) = lua.inspect_stack(level, |d| {
@@ -996,6 +1114,36 @@ fn describe_error(lua: &Lua, st: &Shared, err: Value) -> (String, Option<usize>)
         }
     }
     (msg, line)
+}
+
+/// Redis's error text for a raised value.
+fn error_text(lua: &Lua, st: &Shared, err: &Value) -> String {
+    match err {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            _ => "ERR unknown error".to_string(),
+        },
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        Value::Error(e) => match find_fault(e) {
+            Some(Fault::Reply(m)) => m.clone(),
+            Some(Fault::Killed) => st.lock().stop_message(),
+            Some(Fault::Lua(m)) => format!("ERR {m}"),
+            Some(Fault::Thrown(i)) => {
+                let thrown = st.lock().thrown.get(*i).cloned().unwrap_or(Value::Nil);
+                error_text(lua, st, &thrown)
+            }
+            None if is_memory(e) => reply::script_out_of_memory(MEMORY_LIMIT),
+            None => format!("ERR {}", innermost(e)),
+        },
+        Value::Nil => "ERR nil".to_string(),
+        Value::Boolean(b) => format!("ERR {b}"),
+        Value::Integer(n) => format!("ERR {n}"),
+        n @ Value::Number(_) => match lua.coerce_string(n.clone()) {
+            Ok(Some(s)) => format!("ERR {}", s.to_string_lossy()),
+            _ => "ERR number".to_string(),
+        },
+        other => format!("ERR {}", other.type_name()),
+    }
 }
 
 /// Functions of the `redis` table shared by every run (`call` and `pcall`
@@ -1503,6 +1651,194 @@ mod tests {
         assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
     }
 
+    /// The reproducers of the isolation issue: C Lua's matcher could not be
+    /// interrupted (the first ran for ever, the second 8.4 s past a 5 s
+    /// limit). Each now stops at the time limit with the hook's error.
+    #[test]
+    fn catastrophic_patterns_stop_at_the_time_limit() {
+        let mut h = Harness::new();
+        let limit = Duration::from_millis(100);
+        let cases = [
+            (
+                "local n=tonumber(ARGV[1]) return string.find(string.rep(\"a\",n), string.rep(\"a*\",n)..\"b\")",
+                "40",
+            ),
+            (
+                "return string.find(string.rep(\"a\",ARGV[1]), \".-b\")",
+                "60000",
+            ),
+            (
+                "return string.match(string.rep('a', ARGV[1]), string.rep('a?', ARGV[1]) .. string.rep('a', ARGV[1]) .. 'b')",
+                "30",
+            ),
+            (
+                "return string.gsub(string.rep('a', ARGV[1]), '.-b', 'x')",
+                "60000",
+            ),
+            (
+                "for w in string.gmatch(string.rep('a', ARGV[1]), '.-b') do end",
+                "60000",
+            ),
+            (
+                "return string.gsub(string.rep('a', ARGV[1]), 'a*a*a*a*a*a*a*a*a*a*b', function() end)",
+                "3000",
+            ),
+        ];
+        for (script, arg) in cases {
+            let started = Instant::now();
+            let (got, work) = with_limit(&mut h, limit, &["eval", script, "0", arg]);
+            let took = started.elapsed();
+            let sha = sha1_hex(script.as_bytes());
+            assert_eq!(
+                text(&got),
+                format!(
+                    "ERR Script killed after running too long (limit 100 ms) script: {sha}, on @user_script:1."
+                ),
+                "{script}"
+            );
+            assert!(took < Duration::from_secs(3), "{script} took {took:?}");
+            // At least the steps it took to pass the limit were charged.
+            assert!(
+                work > RUN_WORK_MILLI + 10 * STEP_WORK_MILLI_PER_1000,
+                "{script}: work {work}"
+            );
+        }
+        assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+    }
+
+    /// Runs a script with `control` as its SCRIPT KILL controls.
+    fn with_control(h: &mut Harness, control: &Arc<ScriptControl>, args: &[&str]) -> (Reply, u64) {
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
+        let spec = lookup(&argv[0]).unwrap();
+        let mut ctx = Ctx::new(&mut h.ks, h.now);
+        ctx.script_time_limit = Duration::from_secs(30);
+        ctx.script = Some(control.clone());
+        let r = execute(spec, &mut ctx, &argv);
+        (r, ctx.work)
+    }
+
+    #[test]
+    fn script_kill_stops_a_running_script() {
+        let mut h = Harness::new();
+        let scripts = [
+            "local i = 0\nwhile true do i = i + 1 end",
+            "while true do pcall(function() while true do end end) end",
+            "return string.find(string.rep('a', 40), string.rep('a*', 40) .. 'b')",
+            "for i = 1, 1e9 do local s = string.rep('x', 1e6):upper() end",
+        ];
+        for script in scripts {
+            let control = Arc::new(ScriptControl::default());
+            let killer = {
+                let control = control.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    control.kill.store(true, Ordering::Relaxed);
+                })
+            };
+            let started = Instant::now();
+            let (got, _) = with_control(&mut h, &control, &["eval", script, "0"]);
+            killer.join().unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{script}: {:?}",
+                started.elapsed()
+            );
+            let sha = sha1_hex(script.as_bytes());
+            let line = if script.contains('\n') { 2 } else { 1 };
+            assert_eq!(
+                text(&got),
+                format!(
+                    "ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:{line}."
+                ),
+                "{script}"
+            );
+            assert!(!control.wrote.load(Ordering::Relaxed));
+        }
+        assert_eq!(eval(&mut h, "return 1", &[], &[]), Reply::Int(1));
+    }
+
+    #[test]
+    fn the_first_write_marks_the_run() {
+        let mut h = Harness::new();
+        let control = Arc::new(ScriptControl::default());
+        let (got, _) = with_control(
+            &mut h,
+            &control,
+            &["eval", "return redis.call('get', KEYS[1])", "1", "k"],
+        );
+        assert_eq!(got, Reply::Nil);
+        assert!(!control.wrote.load(Ordering::Relaxed));
+        // Refused writes do not count; a write that fails still does (as
+        // Redis marks the run before the command runs).
+        let (_, _) = with_control(
+            &mut h,
+            &control,
+            &[
+                "eval_ro",
+                "return redis.pcall('set', KEYS[1], 'v')",
+                "1",
+                "k",
+            ],
+        );
+        assert!(!control.wrote.load(Ordering::Relaxed));
+        h.run(&["rpush", "l", "x"]);
+        let (got, _) = with_control(
+            &mut h,
+            &control,
+            &["eval", "return redis.pcall('incr', KEYS[1])", "1", "l"],
+        );
+        assert!(matches!(got, Reply::Error(_)), "{got:?}");
+        assert!(control.wrote.load(Ordering::Relaxed));
+        let control = Arc::new(ScriptControl::default());
+        with_control(
+            &mut h,
+            &control,
+            &["eval", "redis.call('set', KEYS[1], 'v')", "1", "k"],
+        );
+        assert!(control.wrote.load(Ordering::Relaxed));
+    }
+
+    /// The issue's `string.upper` loop: charged by the bytes it touches,
+    /// in proportion (the deterministic count; debug builds do not measure
+    /// CPU time).
+    #[test]
+    fn string_functions_are_metered_by_their_bytes() {
+        let mut h = Harness::new();
+        let body = "local s = string.rep('x', 1048576) \
+                    for i = 1, tonumber(ARGV[1]) do local r = string.upper(s) end";
+        let run = |h: &mut Harness, n: &str| {
+            let (got, work) = with_limit(h, Duration::from_secs(30), &["eval", body, "0", n]);
+            assert_eq!(got, Reply::Nil);
+            work
+        };
+        let (w4, w8) = (run(&mut h, "4"), run(&mut h, "8"));
+        // Four more calls, each reading and writing 1 MiB.
+        let per_call = (w8 - w4) / 4;
+        assert_eq!(per_call, LIB_CALL_WORK_MILLI + 2 * 1024 * KIB_WORK_MILLI);
+        // Pattern matching: by steps.
+        let (_, small) = with_limit(
+            &mut h,
+            Duration::from_secs(30),
+            &[
+                "eval",
+                "return string.find(string.rep('a', 200), '.-b')",
+                "0",
+            ],
+        );
+        let (_, large) = with_limit(
+            &mut h,
+            Duration::from_secs(30),
+            &[
+                "eval",
+                "return string.find(string.rep('a', 400), '.-b')",
+                "0",
+            ],
+        );
+        // Quadratic: twice the subject, about four times the steps.
+        let (small, large) = (small - RUN_WORK_MILLI, large - RUN_WORK_MILLI);
+        assert!(large > 3 * small && large < 5 * small, "{small} {large}");
+    }
+
     #[test]
     fn memory_is_limited() {
         let mut h = Harness::new();
@@ -1555,22 +1891,21 @@ mod tests {
             &[],
         );
         assert!(text(&got).contains("unexpected symbol"), "{got:?}");
-        // Long patterns are refused instead of recursing in C.
+        // Deep patterns do not recurse: as deep as C Lua goes, or an error.
         let got = eval(
             &mut h,
-            "return string.find(string.rep('a', 100000), '^' .. string.rep('a?', 100000) .. '$')",
-            &[],
-            &[],
-        );
-        assert!(text(&got).contains("pattern too long"), "{got:?}");
-        // At the limit, the matcher's deepest recursion fits a thread's stack.
-        let got = eval(
-            &mut h,
-            "return string.find(string.rep('a', 2040), '^' .. string.rep('a?', 2040) .. '$')",
+            "return string.find(string.rep('a', 50000), '^' .. string.rep('a?', 50000) .. '$')",
             &[],
             &[],
         );
         assert_eq!(got, Reply::Int(1));
+        let got = eval(
+            &mut h,
+            "return string.find(string.rep('a', 200000), '^' .. string.rep('a?', 200000) .. '$')",
+            &[],
+            &[],
+        );
+        assert!(text(&got).contains("pattern too complex"), "{got:?}");
         assert_eq!(
             eval(&mut h, "return string.find('hello', 'l+')", &[], &[]),
             Reply::Int(3)

@@ -169,8 +169,47 @@ pub const SCRIPT_NO_INTERPRETER: &str =
 /// error handler adds).
 pub const LUA_READONLY_TABLE: &str = "Attempt to modify a readonly table";
 pub const LUA_NONEXISTENT_GLOBAL: &str = "Script attempted to access nonexistent global variable";
-/// Stratus's own: patterns longer than this would recurse too deep in C.
-pub const LUA_PATTERN_TOO_LONG: &str = "pattern too long (at most 4096 bytes in scripts)";
+/// Lua 5.1's pattern-matching errors (`lstrlib.c`; raised without a
+/// position, as Lua's C functions raise them).
+pub const LUA_PATTERN_ENDS_WITH_ESC: &str = "malformed pattern (ends with '%')";
+pub const LUA_PATTERN_MISSING_BRACKET: &str = "malformed pattern (missing ']')";
+pub const LUA_PATTERN_UNBALANCED: &str = "unbalanced pattern";
+pub const LUA_FRONTIER_NO_BRACKET: &str = "missing '[' after '%f' in pattern";
+pub const LUA_INVALID_CAPTURE_INDEX: &str = "invalid capture index";
+pub const LUA_INVALID_PATTERN_CAPTURE: &str = "invalid pattern capture";
+pub const LUA_UNFINISHED_CAPTURE: &str = "unfinished capture";
+pub const LUA_TOO_MANY_CAPTURES: &str = "too many captures";
+/// Lua 5.2's: the backtracking stack is full (Lua 5.1 would overflow the C
+/// stack instead).
+pub const LUA_PATTERN_TOO_COMPLEX: &str = "pattern too complex";
+/// `gsub`'s third argument check; the replacement value error is completed
+/// with the value's type and `)` by the sandbox.
+pub const LUA_GSUB_REPL_TYPE: &str = "string/function/table expected";
+pub const LUA_INVALID_REPLACEMENT: &str = "invalid replacement value (a ";
+/// Redis 7's text for a script stopped by `SCRIPT KILL` (raised in the
+/// script, so it reaches the client as `<this> script: <sha>, on
+/// @user_script:<line>.`).
+pub const SCRIPT_KILLED_BY_USER: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// `luaL_argerror`: `bad argument #<n> to '<function>' (<problem>)`.
+pub fn lua_bad_argument(narg: usize, function: &str, problem: &str) -> String {
+    format!("bad argument #{narg} to '{function}' ({problem})")
+}
+
+/// `luaL_argerror` for the receiver of a method call.
+pub fn lua_bad_self(function: &str, problem: &str) -> String {
+    format!("calling '{function}' on bad self ({problem})")
+}
+
+/// `table.concat` met a value that is neither a string nor a number.
+pub fn lua_concat_invalid_value(type_name: &str, index: i32) -> String {
+    format!("invalid value ({type_name}) at index {index} in table for 'concat'")
+}
+
+/// `luaL_typerror`'s problem: `<expected> expected, got <type>`.
+pub fn lua_type_expected(expected: &str, got: &str) -> String {
+    format!("{expected} expected, got {got}")
+}
 
 /// `ERR Error compiling script (new function): <lua message>`
 pub fn script_compile_error(msg: &str) -> String {

@@ -216,7 +216,111 @@ fn cases() -> Vec<Case> {
             }),
             scale: 200,
         },
+        // String functions and pattern matching: few Lua instructions (no
+        // hook call, so no CPU-time floor), much work inside the library.
+        Case {
+            name: "EVAL upper 1 MiB x4",
+            argv: Box::new(|_| {
+                eval_with(
+                    "local s = ARGV[1] for i = 1, 4 do s = s:upper():lower() end return #s",
+                    "x".repeat(1 << 20),
+                )
+            }),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL upper 64 B x50",
+            argv: Box::new(|_| {
+                eval_with(
+                    "local s = ARGV[1] for i = 1, 50 do s = s:upper() end return #s",
+                    "x".repeat(64),
+                )
+            }),
+            scale: 200,
+        },
+        Case {
+            name: "EVAL sub 1 MiB x8",
+            argv: Box::new(|_| {
+                eval_with(
+                    "local s = ARGV[1] for i = 1, 8 do s = s:sub(2) end return #s",
+                    "x".repeat(1 << 20),
+                )
+            }),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL rep 8 MiB",
+            argv: Box::new(|_| eval_with("return #string.rep(ARGV[1], 1048576)", "x".repeat(8))),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL concat 100k x8B",
+            argv: Box::new(|_| {
+                eval_with(
+                    "local t = {} for i = 1, 100 do t[i] = ARGV[1] end \
+                     local u = {} for i = 1, 1000 do u[i] = table.concat(t) end return #u",
+                    "abcdefgh".into(),
+                )
+            }),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL format 1 MiB",
+            argv: Box::new(|_| {
+                eval_with(
+                    "return #string.format('%s-%s-%d', ARGV[1], ARGV[1], 7)",
+                    "x".repeat(1 << 19),
+                )
+            }),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL find .-b 2k a",
+            argv: Box::new(|_| eval_with("return string.find(ARGV[1], '.-b')", "a".repeat(2000))),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL find a*b 2k a",
+            argv: Box::new(|_| eval_with("return string.find(ARGV[1], 'a*b')", "a".repeat(2000))),
+            scale: 20_000,
+        },
+        Case {
+            name: "EVAL gsub %w+ 64 KiB",
+            argv: Box::new(|_| {
+                eval_with(
+                    "return #string.gsub(ARGV[1], '(%w+)', '<%1>')",
+                    "word ".repeat(13_000),
+                )
+            }),
+            scale: 2_000,
+        },
+        Case {
+            name: "EVAL gmatch %w+ 64 KiB",
+            argv: Box::new(|_| {
+                eval_with(
+                    "local n = 0 for w in ARGV[1]:gmatch('%a+') do n = n + 1 end return n",
+                    "word ".repeat(13_000),
+                )
+            }),
+            scale: 2_000,
+        },
+        Case {
+            name: "EVAL match key:id x20",
+            argv: Box::new(|_| {
+                eval_with(
+                    "local n = 0 for i = 1, 20 do \
+                     local k, id = string.match(ARGV[1], '^(%a+):(%d+)$') n = n + #k end return n",
+                    "user:12345".into(),
+                )
+            }),
+            scale: 20,
+        },
     ]
+}
+
+/// `EVAL body 0 arg`.
+fn eval_with(body: &str, arg: String) -> Vec<Bytes> {
+    args(&["eval".into(), body.into(), "0".into(), arg])
 }
 
 fn main() {
