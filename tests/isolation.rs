@@ -95,7 +95,7 @@ async fn a_script_that_never_ends_stalls_only_its_own_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_scripts_answer_busy_and_script_kill_stops_them() {
     let (server, _http, a, _b) = two_caches(ServeConfig {
-        script_time_limit_ms: 20_000,
+        script_time_limit_ms: 4_000,
         busy_threshold_ms: 100,
         ..ServeConfig::default()
     })
@@ -132,15 +132,21 @@ async fn busy_scripts_answer_busy_and_script_kill_stops_them() {
             "x",
         ]))
         .await;
+    // BUSY means it has run past its first statement, the write.
     eventually("the writing script holds the partition", || {
         let addr = server.resp_addr;
         let a = a.clone();
         async move {
             let mut c = raw_auth(addr, "a", &a).await;
-            c.cmd(&["SCRIPT", "KILL"]).await == err(UNKILLABLE)
+            let r = c.cmd(&["GET", "x"]).await;
+            r.is_error() && r.text().starts_with("BUSY ")
         }
     })
     .await;
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, err(UNKILLABLE));
+    let r = runner.read().await;
+    assert!(r.is_error() && r.text().contains("too long"), "{r:?}");
+    assert_eq!(other.cmd(&["GET", "x"]).await, bulk("v"));
 }
 
 /// On a cache capped at 1 MB, a write that would grow a value past the cap
