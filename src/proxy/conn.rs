@@ -2,14 +2,21 @@
 //!
 //! The loop, per wake-up:
 //! 1. decode every whole request in the read buffer and run each through
-//!    [`Connection::handle`], appending replies to the write buffer;
+//!    [`Connection::handle`], appending replies to the write buffer — while
+//!    the replies waiting for the client stay under the output-buffer limit
+//!    (past it, the client must read before more of its requests run, and
+//!    nothing more is read from it: backpressure, not buffering);
 //! 2. write what the socket takes now (one write for the whole batch);
-//! 3. wait for more input, for the socket to drain, or for shutdown.
+//! 3. grow the read buffer if needed — with the bytes that arrived, never on
+//!    a header's promise, charged to the connection's, its cache's and the
+//!    server's client memory before it is allocated;
+//! 4. wait for more input, for the socket to drain, for the authentication
+//!    deadline (unauthenticated connections), or for shutdown.
 //!
-//! Replies not yet taken by the client stay in the write buffer; the loop
-//! keeps reading (as Redis does) and disconnects a client whose pending
-//! replies exceed the output-buffer limit. Slow or half-open peers only ever
-//! block their own task; TCP keepalive reaps dead peers.
+//! A client above the soft output limit that reads nothing for the soft
+//! limit's time is disconnected; one large reply (a 500 MiB GET) to a client
+//! that reads is fine. Slow or half-open peers only ever block their own
+//! task; TCP keepalive reaps dead peers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
