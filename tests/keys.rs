@@ -1,7 +1,7 @@
 //! Generic key commands with Redis 7 semantics (compared with a real
 //! `redis-server`): DEL, UNLINK, EXISTS, TYPE, TOUCH, the EXPIRE family with
 //! NX/XX/GT/LT, TTL/PTTL/EXPIRETIME/PEXPIRETIME, PERSIST, RENAME, RENAMENX,
-//! COPY and SCAN (MATCH, COUNT, TYPE).
+//! COPY, SCAN (MATCH, COUNT, TYPE) and KEYS, with Redis's glob patterns.
 
 mod common;
 
@@ -464,5 +464,103 @@ async fn scan_skips_expired_keys() {
     let keys: BTreeSet<_> = keys.into_iter().collect();
     assert_eq!(keys.len(), 50, "{keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("long:")));
+    server.shutdown().await;
+}
+
+/// KEYS and SCAN MATCH select the same keys as Redis for the corners of its
+/// glob syntax: classes, ranges (reversed, signed bounds), escapes,
+/// unterminated classes, the empty key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_scan_match_globs_like_redis() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let keys: &[&[u8]] = &[
+        b"",
+        b"a",
+        b"b",
+        b"ab",
+        b"]",
+        b"^",
+        b"-",
+        b"\\",
+        b"*",
+        b"[",
+        b"h*llo",
+        b"hello",
+        b"\xff",
+        b"A",
+        b"user:1:name",
+        b"user:12:name",
+        b"a[b",
+    ];
+    for k in keys {
+        p.same(&[&b"SET"[..], k, b"v"]).await;
+    }
+    let patterns: &[&[u8]] = &[
+        b"*",
+        b"**",
+        b"?",
+        b"??",
+        b"[a-]",
+        b"[a-]b]",
+        b"[z-a]",
+        b"[a-\xff]",
+        b"[^",
+        b"[",
+        b"[]",
+        b"[^]",
+        b"a[",
+        b"a\\",
+        b"\\",
+        b"[\\]]",
+        b"[\\\\]",
+        b"h\\*llo",
+        b"h*llo",
+        b"*\\**",
+        b"user:*:name",
+        b"user:?:name",
+        b"[^a]",
+        b"[-a]",
+        b"a[b",
+        b"*[b",
+    ];
+    for pat in patterns {
+        p.same_unordered(&[&b"KEYS"[..], pat]).await;
+        let (r, s) = p
+            .both(&[&b"SCAN"[..], b"0", b"MATCH", pat, b"COUNT", b"1000"])
+            .await;
+        assert_eq!(
+            s.items()[1].sorted(),
+            r.items()[1].sorted(),
+            "SCAN MATCH {}",
+            String::from_utf8_lossy(pat)
+        );
+    }
+    server.shutdown().await;
+}
+
+/// The CVE-2022-36021 pattern: a backtracking matcher takes exponential time
+/// on it and stalls the partition. The server answers, and goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathological_glob_patterns_do_not_hang() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    let key = "a".repeat(40);
+    assert_eq!(c.cmd(&["SET", &key, "1"]).await, ok());
+    assert_eq!(c.cmd(&["HSET", "h", &key, "1"]).await, int(1));
+    assert_eq!(c.cmd(&["SADD", "s", &key]).await, int(1));
+    assert_eq!(c.cmd(&["ZADD", "z", "1", &key]).await, int(1));
+    let pattern = format!("{}b", "a*".repeat(20));
+    assert_eq!(c.cmd(&["KEYS", &pattern]).await, arr(vec![]));
+    let r = c
+        .cmd(&["SCAN", "0", "MATCH", &pattern, "COUNT", "1000"])
+        .await;
+    assert_eq!(r.items()[1], arr(vec![]));
+    for cmd in ["HSCAN", "SSCAN", "ZSCAN"] {
+        let key = &cmd[..1].to_lowercase();
+        let r = c.cmd(&[cmd, key, "0", "MATCH", &pattern]).await;
+        assert_eq!(r.items()[1], arr(vec![]), "{cmd}");
+    }
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
     server.shutdown().await;
 }
