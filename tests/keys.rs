@@ -564,3 +564,107 @@ async fn pathological_glob_patterns_do_not_hang() {
     assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
     server.shutdown().await;
 }
+
+/// Sends `cmds` pipelined and checks no reply is an error.
+async fn pipeline(c: &mut Raw, cmds: Vec<Vec<String>>) {
+    let mut out = Vec::new();
+    for cmd in &cmds {
+        out.extend(encode(cmd));
+    }
+    c.send(&out).await;
+    for cmd in &cmds {
+        let r = c.read().await;
+        assert!(!r.is_error(), "{cmd:?}: {r:?}");
+    }
+}
+
+/// Every key of one slot (a hash tag): SCAN with a MATCH that selects
+/// nothing visits at most COUNT * 10 keys per call, so it answers with an
+/// empty page and a cursor to go on with, and a whole scan still finds every
+/// matching key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_of_one_big_slot_goes_in_bounded_steps() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    let n = 20_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
+        let cmds = chunk
+            .iter()
+            .map(|i| vec!["SET".into(), format!("{{big}}:{i}"), "v".into()])
+            .collect();
+        pipeline(&mut c, cmds).await;
+    }
+    let r = c
+        .cmd(&["SCAN", "0", "MATCH", "nomatch", "COUNT", "10"])
+        .await;
+    assert_eq!(r.items()[1], arr(vec![]));
+    assert_ne!(r.items()[0].text(), "0", "more to come");
+    let (none, calls) = scan_all(&mut c, &["MATCH", "nomatch", "COUNT", "10"]).await;
+    assert!(none.is_empty());
+    assert!(calls >= n / 100, "{calls} calls for {n} keys");
+    let (found, _) = scan_all(&mut c, &["MATCH", "{big}:1?7*", "COUNT", "50"]).await;
+    let found: BTreeSet<String> = found.into_iter().collect();
+    let want: BTreeSet<String> = (0..n)
+        .map(|i| format!("{{big}}:{i}"))
+        .filter(|k| {
+            let d = &k.as_bytes()[6..];
+            d.len() >= 3 && d[0] == b'1' && d[2] == b'7'
+        })
+        .collect();
+    assert_eq!(found, want);
+    server.shutdown().await;
+}
+
+/// A key that exists for the whole SCAN is returned even while its slot's
+/// table grows several times over and then shrinks between calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_returns_stable_keys_while_their_slot_grows_and_shrinks() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    let mut w = Raw::connect(server.resp_addr).await;
+    let stable = 2000;
+    pipeline(
+        &mut c,
+        (0..stable)
+            .map(|i| vec!["SET".into(), format!("{{t}}stable:{i}"), "v".into()])
+            .collect(),
+    )
+    .await;
+    let mut cursor = "0".to_string();
+    let mut seen = BTreeSet::new();
+    let (mut calls, mut churn) = (0, 0usize);
+    loop {
+        // 50 new keys per call for 150 calls (the table doubles a few
+        // times), then deletions of 100 per call.
+        let cmds: Vec<Vec<String>> = if calls < 150 {
+            (churn..churn + 50)
+                .map(|i| vec!["SET".into(), format!("{{t}}churn:{i}"), "v".into()])
+                .collect()
+        } else {
+            (churn.saturating_sub(100)..churn)
+                .map(|i| vec!["DEL".into(), format!("{{t}}churn:{i}")])
+                .collect()
+        };
+        churn = if calls < 150 {
+            churn + 50
+        } else {
+            churn.saturating_sub(100)
+        };
+        pipeline(&mut w, cmds).await;
+        let r = c.cmd(&["SCAN", &cursor, "COUNT", "20"]).await;
+        seen.extend(r.items()[1].items().iter().map(Resp::text));
+        cursor = r.items()[0].text();
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 100_000);
+    }
+    for i in 0..stable {
+        assert!(
+            seen.contains(&format!("{{t}}stable:{i}")),
+            "stable:{i} missed"
+        );
+    }
+    server.shutdown().await;
+}

@@ -13,7 +13,7 @@ use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
-use crate::partition::keyspace::{Keys, ScanCursor};
+use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::Executed;
 use crate::resp::{Protocol, Reply, reply};
@@ -29,16 +29,9 @@ pub fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> E
             work: 0,
         });
     }
-    let reply = dispatch(conn, op, args, now).unwrap_or_else(|e| e.reply());
-    // SCAN and KEYS walk keys: their work is the keys returned.
-    let work = match (op, &reply) {
-        (ConnOp::Scan, Reply::Array(parts)) => match parts.get(1) {
-            Some(Reply::Array(keys)) => keys.len() as u64,
-            _ => 0,
-        },
-        (ConnOp::Keys, Reply::Array(keys)) => keys.len() as u64,
-        _ => 0,
-    };
+    // SCAN and KEYS walk keys: their work is the keys visited.
+    let mut work = 0;
+    let reply = dispatch(conn, op, args, now, &mut work).unwrap_or_else(|e| e.reply());
     Executed { reply, work }
 }
 
@@ -47,6 +40,7 @@ fn dispatch(
     op: ConnOp,
     args: &[Bytes],
     now: u64,
+    work: &mut u64,
 ) -> Result<Reply, OpError> {
     match op {
         ConnOp::Auth => auth(conn, args),
@@ -99,8 +93,8 @@ fn dispatch(
             bound(conn)?.pool.flush();
             Ok(Reply::ok())
         }
-        ConnOp::Scan => scan(&*bound(conn)?, args, now),
-        ConnOp::Keys => Ok(keys(&*bound(conn)?, &args[1], now)),
+        ConnOp::Scan => scan(&*bound(conn)?, args, now, work),
+        ConnOp::Keys => Ok(keys(&*bound(conn)?, &args[1], now, work)),
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
     }
 }
@@ -701,7 +695,7 @@ fn slot_keys(cache: &Cache, slot: u16, limit: usize) -> Result<(usize, Keys), Op
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: walks partitions in
 /// slot order; the cursor names a slot and a position in it.
-fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
+fn scan(cache: &Cache, args: &[Bytes], now: u64, work: &mut u64) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[1..], true, false)?;
     let type_filter = match &opts.type_name {
         Some(t) => Some(
@@ -718,7 +712,12 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
         let step = part.scan(c, want, now, |k, e| {
             opts.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t)
         });
-        let Ok((batch, next)) = step else {
+        let Ok(ScanStep {
+            keys: batch,
+            next,
+            visited,
+        }) = step
+        else {
             // The slot moved between routing and scanning: route again.
             reroutes += 1;
             if reroutes > 8 {
@@ -726,6 +725,7 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
             }
             continue;
         };
+        *work += visited;
         keys.extend(batch);
         cursor = next;
         // Go on to the next partition only if this one was exhausted.
@@ -746,7 +746,7 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64) -> Result<Reply, OpError> {
 }
 
 /// KEYS pattern: every matching key of the cache (a full SCAN).
-fn keys(cache: &Cache, pattern: &[u8], now: u64) -> Reply {
+fn keys(cache: &Cache, pattern: &[u8], now: u64, work: &mut u64) -> Reply {
     let mut out = Vec::new();
     let mut cursor = Some(ScanCursor::default());
     while let Some(c) = cursor {
@@ -754,7 +754,13 @@ fn keys(cache: &Cache, pattern: &[u8], now: u64) -> Reply {
             .pool
             .route(c.slot)
             .scan(c, usize::MAX / 16, now, |k, _| glob_match(pattern, k));
-        if let Ok((batch, next)) = step {
+        if let Ok(ScanStep {
+            keys: batch,
+            next,
+            visited,
+        }) = step
+        {
+            *work += visited;
             out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
             cursor = next;
         }

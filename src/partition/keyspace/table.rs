@@ -1,0 +1,235 @@
+//! [`KeyTable`]: the entries of one hash slot — a hashbrown table of
+//! `(key, entry)` for lookups, plus a *scan order* that SCAN can resume in at
+//! a position that survives the table's resizes.
+//!
+//! A hash table's bucket order cannot carry a SCAN cursor across a resize in
+//! open addressing (an entry's bucket depends on its neighbours, not only on
+//! its hash, so Redis's reverse-binary cursor does not apply), and a cursor
+//! made of hash values costs a walk of the whole table per call to find the
+//! next ones. So the table keeps, beside its buckets, `order`: a dense vector
+//! of the entries' bucket indexes. An entry's *position* is its index in
+//! `order`, and the entry stores it ([`Entry`]'s `pos`, in what was padding),
+//! so it costs 4 bytes per key.
+//!
+//! Invariants:
+//! - `order` names every entry's bucket exactly once, and the entry in
+//!   bucket `order[p]` has `pos == p`;
+//! - entries never move between buckets behind our back: hashbrown moves them
+//!   only when an insert finds no room left (`len == capacity`), and before
+//!   such an insert [`KeyTable::rebuild`] makes a new table itself and
+//!   re-reads the buckets (positions are kept);
+//! - a removal moves the *last* position into the hole (swap-remove); an
+//!   insert takes a new last position.
+//!
+//! Why a scan that walks positions downwards, from the last one to 0,
+//! returns every entry present for the whole scan (see [`Keyspace::scan`]):
+//! after visiting positions `c..len` it resumes below `c`. Between calls an
+//! insert lands at the end (already "visited": a new key need not be
+//! returned); a removal moves the last entry into the hole, so an entry only
+//! ever moves from the end to a lower position: an entry not yet visited
+//! (below `c`) stays below `c`, and a visited one may drop below `c` and be
+//! returned twice (Redis returns duplicates too). Resizes move no position.
+//!
+//! [`Keyspace::scan`]: super::Keyspace::scan
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::Entry;
+use crate::partition::key::Key;
+
+/// Entries a table of `buckets` buckets holds before it is full (hashbrown's
+/// maximum load factor of 7/8; used only to choose the size of a rebuild).
+fn full_capacity(buckets: usize) -> usize {
+    if buckets < 8 {
+        buckets.saturating_sub(1)
+    } else {
+        buckets / 8 * 7
+    }
+}
+
+/// One slot's entries and their scan order (see the module doc).
+#[derive(Debug, Default)]
+pub(super) struct KeyTable {
+    table: HashTable<(Key, Entry)>,
+    /// Bucket index of the entry at each position.
+    order: Vec<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl KeyTable {
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.table
+            .find(self.hash(key), |(k, _)| k.as_bytes() == key)
+            .map(|(_, e)| e)
+    }
+
+    pub(super) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let hash = self.hash(key);
+        self.table
+            .find_mut(hash, |(k, _)| k.as_bytes() == key)
+            .map(|(_, e)| e)
+    }
+
+    /// Stores `entry` under `key`; returns the entry it replaced (which kept
+    /// its position: the new entry takes it over).
+    pub(super) fn insert(&mut self, key: &[u8], mut entry: Entry) -> Option<Entry> {
+        let hash = self.hash(key);
+        if let Some((_, old)) = self.table.find_mut(hash, |(k, _)| k.as_bytes() == key) {
+            entry.pos = old.pos;
+            return Some(std::mem::replace(old, entry));
+        }
+        if self.table.len() == self.table.capacity() {
+            // Full (live entries, or deleted buckets eating the room): what
+            // hashbrown would do, rehash at the same size if at most half of
+            // it is live, else double. Either leaves room for at least half
+            // as many inserts as entries, so rebuilds cost O(1) per insert.
+            let full = full_capacity(self.table.num_buckets());
+            let live = self.table.len() + 1;
+            self.rebuild(if live <= full / 2 { full } else { full + 1 });
+        }
+        entry.pos = self.order.len() as u32;
+        let buckets = self.table.num_buckets();
+        let KeyTable { table, hasher, .. } = self;
+        let bucket = table
+            .insert_unique(hash, (Key::from(key), entry), |(k, _)| {
+                hasher.hash_one(k.as_bytes())
+            })
+            .bucket_index();
+        self.order.push(bucket as u32);
+        if self.table.num_buckets() != buckets {
+            // hashbrown resized after all (it must not, see the module doc):
+            // read every bucket again rather than keep stale ones.
+            debug_assert!(false, "the slot table resized during an insert");
+            self.reindex();
+        }
+        None
+    }
+
+    /// Deletes `key`; returns its name and entry.
+    pub(super) fn remove(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
+        let hash = self.hash(key);
+        let found = self
+            .table
+            .find_entry(hash, |(k, _)| k.as_bytes() == key)
+            .ok()?;
+        let ((k, e), _) = found.remove();
+        let pos = e.pos as usize;
+        self.order.swap_remove(pos);
+        if let Some(&moved) = self.order.get(pos)
+            && let Some((_, m)) = self.table.get_bucket_mut(moved as usize)
+        {
+            m.pos = pos as u32;
+        }
+        if self.order.capacity() > 64 && self.order.len() < self.order.capacity() / 4 {
+            self.order.shrink_to(self.order.len() * 2);
+        }
+        Some((k, e))
+    }
+
+    /// The entry at scan position `pos` (`pos < len`).
+    pub(super) fn at(&self, pos: usize) -> Option<(&Key, &Entry)> {
+        let bucket = *self.order.get(pos)?;
+        self.table.get_bucket(bucket as usize).map(|(k, e)| (k, e))
+    }
+
+    /// Every entry, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.table.iter().map(|(k, e)| (k, e))
+    }
+
+    /// Moves every entry into a new table with room for `capacity`, keeping
+    /// positions: what hashbrown does on a full table, done here so `order`
+    /// follows.
+    fn rebuild(&mut self, capacity: usize) {
+        let mut fresh = HashTable::with_capacity(capacity);
+        let hasher = &self.hasher;
+        for (k, e) in self.table.drain() {
+            let hash = hasher.hash_one(k.as_bytes());
+            fresh.insert_unique(hash, (k, e), |(k, _)| hasher.hash_one(k.as_bytes()));
+        }
+        self.table = fresh;
+        self.reindex();
+    }
+
+    /// Reads every entry's bucket into `order`.
+    fn reindex(&mut self) {
+        for bucket in self.table.iter_buckets() {
+            if let Some((_, e)) = self.table.get_bucket(bucket)
+                && let Some(slot) = self.order.get_mut(e.pos as usize)
+            {
+                *slot = bucket as u32;
+            }
+        }
+    }
+
+    /// Checks the invariants (tests).
+    #[cfg(test)]
+    pub(super) fn check(&self) {
+        assert_eq!(self.order.len(), self.table.len());
+        for (p, &b) in self.order.iter().enumerate() {
+            let (_, e) = self
+                .table
+                .get_bucket(b as usize)
+                .expect("order names a bucket");
+            assert_eq!(e.pos as usize, p, "position of the entry in bucket {b}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::Value;
+
+    fn entry() -> Entry {
+        Entry::new(Value::Str(b"v".to_vec()))
+    }
+
+    #[test]
+    fn positions_survive_growth_churn_and_removal() {
+        let mut t = KeyTable::default();
+        for i in 0..5000 {
+            assert!(t.insert(format!("k{i}").as_bytes(), entry()).is_none());
+            if i % 3 == 0 {
+                assert!(t.remove(format!("k{}", i / 2).as_bytes()).is_some());
+            }
+        }
+        t.check();
+        // Steady churn at a fixed size rehashes away deleted buckets.
+        for i in 5000..50_000 {
+            t.insert(format!("k{i}").as_bytes(), entry());
+            t.remove(format!("k{}", i - 3000).as_bytes());
+        }
+        t.check();
+        // A rebuild at the same size (what a table full of deleted buckets
+        // gets) keeps every position.
+        let before: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
+        t.rebuild(full_capacity(t.table.num_buckets()));
+        t.check();
+        let after: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
+        assert_eq!(before, after);
+        assert!(t.insert(b"k49999", entry()).is_some(), "replaced in place");
+        t.check();
+        let live: Vec<Vec<u8>> = t.iter().map(|(k, _)| k.to_vec()).collect();
+        for k in live {
+            assert!(t.get(&k).is_some());
+            t.remove(&k);
+        }
+        assert!(t.is_empty());
+        t.check();
+    }
+}
