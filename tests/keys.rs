@@ -668,3 +668,123 @@ async fn scan_returns_stable_keys_while_their_slot_grows_and_shrinks() {
     }
     server.shutdown().await;
 }
+
+/// Runs `cmd key cursor extra...` (HSCAN, SSCAN, ZSCAN) to its end, calling
+/// `between` with the call number before each call; returns every
+/// `stride`-th element of the pages (the names) and the calls made.
+async fn collection_scan_all(
+    c: &mut Raw,
+    w: &mut Raw,
+    cmd: &str,
+    key: &str,
+    extra: &[&str],
+    stride: usize,
+    between: impl Fn(usize) -> Vec<Vec<String>>,
+) -> (Vec<String>, usize) {
+    let mut cursor = "0".to_string();
+    let (mut names, mut calls) = (Vec::new(), 0);
+    loop {
+        let cmds = between(calls);
+        if !cmds.is_empty() {
+            pipeline(w, cmds).await;
+        }
+        let mut args = vec![cmd, key, cursor.as_str()];
+        args.extend_from_slice(extra);
+        let r = c.cmd(&args).await;
+        let items = r.items();
+        assert_eq!(items.len(), 2, "{r:?}");
+        names.extend(items[1].items().iter().step_by(stride).map(Resp::text));
+        cursor = items[0].text();
+        calls += 1;
+        assert!(calls < 100_000, "{cmd} does not end");
+        if cursor == "0" {
+            return (names, calls);
+        }
+    }
+}
+
+/// HSCAN, SSCAN and ZSCAN over big collections: a MATCH that keeps nothing
+/// answers with an empty page and a cursor to go on with, whole scans find
+/// the same members as Redis, and members present for the whole scan are
+/// returned while others come and go between calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_scans_go_in_steps_and_keep_stable_members() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let n = 3000;
+    let adds = |cmd: &str, key: &str, range: std::ops::Range<usize>, prefix: &str| {
+        range
+            .collect::<Vec<_>>()
+            .chunks(500)
+            .map(|chunk| {
+                let mut args = vec![cmd.to_string(), key.to_string()];
+                for i in chunk {
+                    match cmd {
+                        "HSET" => args.extend([format!("{prefix}:{i}"), "v".into()]),
+                        "ZADD" => {
+                            args.extend([format!("{}", (i * 7919) % n), format!("{prefix}:{i}")])
+                        }
+                        _ => args.push(format!("{prefix}:{i}")),
+                    }
+                }
+                args
+            })
+            .collect::<Vec<Vec<String>>>()
+    };
+    let cases = [
+        ("HSCAN", "HSET", "HDEL", "h", 2),
+        ("SSCAN", "SADD", "SREM", "s", 1),
+        ("ZSCAN", "ZADD", "ZREM", "z", 2),
+    ];
+    for (scan, add, del, key, stride) in cases {
+        pipeline(&mut p.redis, adds(add, key, 0..n, "m")).await;
+        pipeline(&mut p.stratus, adds(add, key, 0..n, "m")).await;
+        let r = p
+            .stratus
+            .cmd(&[scan, key, "0", "MATCH", "nomatch", "COUNT", "10"])
+            .await;
+        assert_eq!(r.items()[1], arr(vec![]), "{scan}");
+        assert_ne!(r.items()[0].text(), "0", "{scan}: more to come");
+        for extra in [&["MATCH", "m:1?3*"][..], &["COUNT", "50"]] {
+            let mut found = Vec::new();
+            for raw in [&mut p.redis, &mut p.stratus] {
+                let mut unused = Raw::connect(server.resp_addr).await;
+                let (names, _) =
+                    collection_scan_all(raw, &mut unused, scan, key, extra, stride, |_| vec![])
+                        .await;
+                found.push(names.into_iter().collect::<BTreeSet<_>>());
+            }
+            assert_eq!(found[1], found[0], "{scan} {extra:?}");
+        }
+        // Churn from another connection between calls: 40 members in per
+        // call for 40 calls, then 80 out per call.
+        let mut w = Raw::connect(server.resp_addr).await;
+        let (names, calls) = collection_scan_all(
+            &mut p.stratus,
+            &mut w,
+            scan,
+            key,
+            &["COUNT", "10"],
+            stride,
+            |call| {
+                if call < 40 {
+                    adds(add, key, call * 40..call * 40 + 40, "churn")
+                } else if call < 60 {
+                    let first = (call - 40) * 80;
+                    let mut args = vec![del.to_string(), key.to_string()];
+                    args.extend((first..first + 80).map(|i| format!("churn:{i}")));
+                    vec![args]
+                } else {
+                    vec![]
+                }
+            },
+        )
+        .await;
+        let seen: BTreeSet<String> = names.into_iter().collect();
+        for i in 0..n {
+            assert!(seen.contains(&format!("m:{i}")), "{scan}: m:{i} missed");
+        }
+        assert!(calls > 100, "{scan}: {calls} calls");
+    }
+    server.shutdown().await;
+}

@@ -25,8 +25,6 @@ mod table;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use std::hash::{Hash, Hasher};
-
 use rand::Rng;
 
 use super::slot::{SLOTS, key_slot};
@@ -715,37 +713,6 @@ impl ScanCursor {
             pos: n >> 14,
         }
     }
-}
-
-/// A key's position in scan order: 50 bits of a hash fixed across processes
-/// and table resizes, so a cursor stays meaningful between calls.
-pub fn scan_position(key: &[u8]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish() >> 14
-}
-
-/// Takes the items with position >= `from` in position order, at least `count`
-/// of them (all items sharing the last position are taken together). Returns
-/// them and the position to continue from, or `None` when nothing is left.
-pub fn take_ordered<T>(
-    items: impl Iterator<Item = (u64, T)>,
-    from: u64,
-    count: usize,
-) -> (Vec<T>, Option<u64>) {
-    let mut rest: Vec<(u64, T)> = items.filter(|(p, _)| *p >= from).collect();
-    if rest.len() <= count.max(1) {
-        return (rest.into_iter().map(|(_, t)| t).collect(), None);
-    }
-    let n = count.max(1);
-    rest.select_nth_unstable_by_key(n - 1, |(p, _)| *p);
-    let cut = rest[n - 1].0;
-    let taken: Vec<T> = rest
-        .into_iter()
-        .filter(|(p, _)| *p <= cut)
-        .map(|(_, t)| t)
-        .collect();
-    (taken, Some(cut + 1))
 }
 
 #[cfg(test)]
