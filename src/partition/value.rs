@@ -289,8 +289,8 @@ impl ListValue {
     }
 
     /// Removes up to `limit` elements equal to `v` (0 = all), scanning from
-    /// the tail when `from_tail`. Returns the number removed and the number
-    /// of elements examined.
+    /// the tail when `from_tail`. Returns the number removed and the work
+    /// done: elements examined plus elements moved to close the gaps.
     pub fn remove_matching(&mut self, v: &[u8], limit: usize, from_tail: bool) -> (usize, usize) {
         let limit = if limit == 0 { usize::MAX } else { limit };
         let len = self.items.len();
@@ -310,20 +310,42 @@ impl ListValue {
         if from_tail {
             hits.reverse();
         }
-        if hits.is_empty() {
+        let (Some(&first), Some(&last)) = (hits.first(), hits.last()) else {
             return (0, walked);
+        };
+        // Phase 2: close the gaps from the shorter side: the elements after
+        // the first hit move down, or those before the last hit move up, so
+        // removing near either end costs about as much as the walk to it.
+        let k = hits.len();
+        let mut moved = 0;
+        if len - first <= last + 1 {
+            let (mut w, mut h) = (first, 0);
+            for r in first..len {
+                if hits.get(h) == Some(&r) {
+                    h += 1;
+                } else {
+                    self.items.swap(w, r);
+                    w += 1;
+                    moved += 1;
+                }
+            }
+            self.items.truncate(w);
+        } else {
+            let (mut w, mut h) = (last, k);
+            for r in (0..=last).rev() {
+                if h > 0 && hits[h - 1] == r {
+                    h -= 1;
+                } else {
+                    self.items.swap(w, r);
+                    w = w.saturating_sub(1);
+                    moved += 1;
+                }
+            }
+            self.items.drain(..k);
         }
-        // Phase 2: one pass that drops exactly those positions.
-        let (mut pos, mut next) = (0usize, 0usize);
-        self.items.retain(|_| {
-            let drop = hits.get(next) == Some(&pos);
-            next += usize::from(drop);
-            pos += 1;
-            !drop
-        });
-        self.bytes -= hits.len() * Self::cost(v);
+        self.bytes -= k * Self::cost(v);
         shrink_if_sparse!(self.items);
-        (hits.len(), walked)
+        (k, walked + moved)
     }
 }
 
@@ -700,5 +722,58 @@ mod tests {
         assert_eq!(copy, h);
         h.insert(b"f1", b"other");
         assert_ne!(copy, h);
+    }
+
+    /// LREM's removal against a model, from either end, with limits.
+    #[test]
+    fn remove_matching_like_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let n = rng.random_range(0..40);
+            let items: Vec<Vec<u8>> = (0..n)
+                .map(|i| {
+                    if rng.random_bool(0.3) {
+                        b"x".to_vec()
+                    } else {
+                        format!("e{i}").into_bytes()
+                    }
+                })
+                .collect();
+            let mut list = ListValue::default();
+            for it in &items {
+                list.push_back(it);
+            }
+            let limit = rng.random_range(0..5);
+            let from_tail = rng.random_bool(0.5);
+            let (removed, _) = list.remove_matching(b"x", limit, from_tail);
+            // The model: drop the first `limit` (all if 0) from that end.
+            let mut keep: Vec<Option<&Vec<u8>>> = items.iter().map(Some).collect();
+            let mut left = if limit == 0 { usize::MAX } else { limit };
+            let order: Vec<usize> = if from_tail {
+                (0..n).rev().collect()
+            } else {
+                (0..n).collect()
+            };
+            for i in order {
+                if left > 0 && items[i] == b"x" {
+                    keep[i] = None;
+                    left -= 1;
+                }
+            }
+            let want: Vec<&[u8]> = keep.into_iter().flatten().map(|v| &v[..]).collect();
+            assert_eq!(list.iter().collect::<Vec<_>>(), want);
+            assert_eq!(removed, n - want.len());
+            let bytes: usize = want.iter().map(|v| ListValue::cost(v)).sum();
+            assert_eq!(list.mem_bytes(), bytes);
+        }
+        // Removing the head of a long list moves nothing.
+        let mut list = ListValue::default();
+        list.push_back(b"x");
+        for i in 0..10_000 {
+            list.push_back(format!("e{i}").as_bytes());
+        }
+        assert_eq!(list.remove_matching(b"x", 1, false), (1, 1));
+        assert_eq!(list.len(), 10_000);
     }
 }
