@@ -728,9 +728,10 @@ fn scan(cache: &Cache, args: &[Bytes], now: u64, work: &mut u64) -> Result<Reply
         *work += visited;
         keys.extend(batch);
         cursor = next;
-        // Go on to the next partition only if this one was exhausted.
+        // Go on to the next partition only if this one was exhausted, and
+        // not once the call has visited COUNT * 10 keys.
         let crossed = next.is_some_and(|n| cache.pool.route(n.slot).id() != part.id());
-        if keys.len() >= opts.count || !crossed {
+        if keys.len() >= opts.count || !crossed || *work >= opts.count.saturating_mul(10) as u64 {
             break;
         }
     }
