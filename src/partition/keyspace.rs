@@ -18,7 +18,10 @@
 //!   compacted when stale entries outnumber live ones;
 //! - eviction ([`Keyspace::evict_one`]) only ever removes keys that have a
 //!   deadline, least recently used first among a random sample (Redis's
-//!   volatile-lru): keys without a TTL are never evicted.
+//!   volatile-lru): keys without a TTL are never evicted;
+//! - each slot's table keeps its entries' scan positions (`table.rs`), which
+//!   only move downwards: [`Keyspace::scan`] resumes inside a slot in
+//!   O(COUNT) and returns every key present for the whole scan.
 
 mod table;
 
@@ -534,7 +537,7 @@ impl Keyspace {
     /// without keys are passed over without counting. Inside a slot it walks
     /// the table's scan positions downwards from where the cursor left off,
     /// which returns every key present for the whole scan at least once
-    /// whatever the table does between calls (see [`table`]), and moves to
+    /// whatever the table does between calls (see `keyspace/table.rs`), and moves to
     /// the next slot when it reaches position 0. Returns the keys kept, where
     /// to continue (possibly past this partition's range; `None` after the
     /// last slot of the keyspace) and the entries visited.

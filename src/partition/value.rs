@@ -24,7 +24,9 @@ pub use super::zset::{ZSET_MEMBER_OVERHEAD, ZSetValue};
 /// Bytes charged per key on top of key and value bytes: the table slot
 /// (key box, value, expiry), the allocator's rounding of two small blocks.
 pub const ENTRY_OVERHEAD: usize = 64;
-/// Bytes charged per hash field on top of field and value bytes.
+/// Bytes charged per hash field on top of field and value bytes: the
+/// 32-byte slot in the pair vector, the 4-byte index entry and its control
+/// byte at the table's load factor, the allocator's rounding of two blocks.
 pub const HASH_FIELD_OVERHEAD: usize = 48;
 /// Bytes charged per list element on top of its bytes: the 16-byte slot in
 /// the ring buffer and the element's own heap block (header and rounding).
@@ -113,7 +115,7 @@ impl Value {
 /// A hash field and its value.
 type Field = (Box<[u8]>, Box<[u8]>);
 
-/// A hash: field → value pairs in a [`Dense`] table (a random field is
+/// A hash: field → value pairs in a dense table (a random field is
 /// O(1), HSCAN resumes at a position), with its byte total kept as it
 /// changes.
 #[derive(Debug, Clone, Default)]
@@ -349,7 +351,7 @@ impl ListValue {
     }
 }
 
-/// A set: its members in a [`Dense`] table (a random member is O(1), SSCAN
+/// A set: its members in a dense table (a random member is O(1), SSCAN
 /// resumes at a position; each member is stored once).
 #[derive(Debug, Clone, Default)]
 pub struct SetValue {

@@ -34,7 +34,7 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 
 use super::Entry;
 use crate::partition::key::Key;
@@ -87,32 +87,44 @@ impl KeyTable {
     /// Stores `entry` under `key`; returns the entry it replaced (which kept
     /// its position: the new entry takes it over).
     pub(super) fn insert(&mut self, key: &[u8], mut entry: Entry) -> Option<Entry> {
-        let hash = self.hash(key);
-        if let Some((_, old)) = self.table.find_mut(hash, |(k, _)| k.as_bytes() == key) {
-            entry.pos = old.pos;
-            return Some(std::mem::replace(old, entry));
-        }
         if self.table.len() == self.table.capacity() {
             // Full (live entries, or deleted buckets eating the room): what
             // hashbrown would do, rehash at the same size if at most half of
             // it is live, else double. Either leaves room for at least half
             // as many inserts as entries, so rebuilds cost O(1) per insert.
+            // (Like hashbrown's own entry API, this happens before looking
+            // the key up.)
             let full = full_capacity(self.table.num_buckets());
             let live = self.table.len() + 1;
             self.rebuild(if live <= full / 2 { full } else { full + 1 });
         }
-        entry.pos = self.order.len() as u32;
+        let hash = self.hash(key);
         let buckets = self.table.num_buckets();
-        let KeyTable { table, hasher, .. } = self;
-        let bucket = table
-            .insert_unique(hash, (Key::from(key), entry), |(k, _)| {
-                hasher.hash_one(k.as_bytes())
-            })
-            .bucket_index();
-        self.order.push(bucket as u32);
+        let KeyTable {
+            table,
+            order,
+            hasher,
+        } = self;
+        let found = table.entry(
+            hash,
+            |(k, _)| k.as_bytes() == key,
+            |(k, _)| hasher.hash_one(k.as_bytes()),
+        );
+        match found {
+            hash_table::Entry::Occupied(mut o) => {
+                let old = &mut o.get_mut().1;
+                entry.pos = old.pos;
+                return Some(std::mem::replace(old, entry));
+            }
+            hash_table::Entry::Vacant(v) => {
+                entry.pos = order.len() as u32;
+                let bucket = v.insert((Key::from(key), entry)).bucket_index();
+                order.push(bucket as u32);
+            }
+        }
         if self.table.num_buckets() != buckets {
-            // hashbrown resized after all (it must not, see the module doc):
-            // read every bucket again rather than keep stale ones.
+            // hashbrown resized after all (it cannot with room left, see the
+            // module doc): read every bucket again rather than keep stale ones.
             debug_assert!(false, "the slot table resized during an insert");
             self.reindex();
         }
