@@ -14,10 +14,11 @@
 //! Invariants:
 //! - `order` names every entry's bucket exactly once, and the entry in
 //!   bucket `order[p]` has `pos == p`;
-//! - entries never move between buckets behind our back: hashbrown moves them
-//!   only when an insert finds no room left (`len == capacity`), and before
-//!   such an insert [`KeyTable::rebuild`] makes a new table itself and
-//!   re-reads the buckets (positions are kept);
+//! - entries move between buckets only when hashbrown grows or rehashes the
+//!   table, which it does only in an insert that finds no room left
+//!   (`len == capacity`, live entries or deleted buckets): after such an
+//!   insert [`KeyTable::reindex`] reads every entry's bucket again (its
+//!   position, stored in the entry, does not change);
 //! - a removal moves the *last* position into the hole (swap-remove); an
 //!   insert takes a new last position.
 //!
@@ -38,16 +39,6 @@ use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 
 use super::Entry;
 use crate::partition::key::Key;
-
-/// Entries a table of `buckets` buckets holds before it is full (hashbrown's
-/// maximum load factor of 7/8; used only to choose the size of a rebuild).
-fn full_capacity(buckets: usize) -> usize {
-    if buckets < 8 {
-        buckets.saturating_sub(1)
-    } else {
-        buckets / 8 * 7
-    }
-}
 
 /// One slot's entries and their scan order (see the module doc).
 #[derive(Debug, Default)]
@@ -87,19 +78,12 @@ impl KeyTable {
     /// Stores `entry` under `key`; returns the entry it replaced (which kept
     /// its position: the new entry takes it over).
     pub(super) fn insert(&mut self, key: &[u8], mut entry: Entry) -> Option<Entry> {
-        if self.table.len() == self.table.capacity() {
-            // Full (live entries, or deleted buckets eating the room): what
-            // hashbrown would do, rehash at the same size if at most half of
-            // it is live, else double. Either leaves room for at least half
-            // as many inserts as entries, so rebuilds cost O(1) per insert.
-            // (Like hashbrown's own entry API, this happens before looking
-            // the key up.)
-            let full = full_capacity(self.table.num_buckets());
-            let live = self.table.len() + 1;
-            self.rebuild(if live <= full / 2 { full } else { full + 1 });
-        }
-        let hash = self.hash(key);
+        // A full table (live entries, or deleted buckets eating the room) is
+        // grown or rehashed by this insert, which moves entries: their
+        // buckets are read again after it.
+        let relayout = self.table.len() == self.table.capacity();
         let buckets = self.table.num_buckets();
+        let hash = self.hash(key);
         let KeyTable {
             table,
             order,
@@ -110,25 +94,23 @@ impl KeyTable {
             |(k, _)| k.as_bytes() == key,
             |(k, _)| hasher.hash_one(k.as_bytes()),
         );
-        match found {
+        let replaced = match found {
             hash_table::Entry::Occupied(mut o) => {
                 let old = &mut o.get_mut().1;
                 entry.pos = old.pos;
-                return Some(std::mem::replace(old, entry));
+                Some(std::mem::replace(old, entry))
             }
             hash_table::Entry::Vacant(v) => {
                 entry.pos = order.len() as u32;
                 let bucket = v.insert((Key::from(key), entry)).bucket_index();
                 order.push(bucket as u32);
+                None
             }
-        }
-        if self.table.num_buckets() != buckets {
-            // hashbrown resized after all (it cannot with room left, see the
-            // module doc): read every bucket again rather than keep stale ones.
-            debug_assert!(false, "the slot table resized during an insert");
+        };
+        if relayout || self.table.num_buckets() != buckets {
             self.reindex();
         }
-        None
+        replaced
     }
 
     /// Deletes `key`; returns its name and entry.
@@ -161,20 +143,6 @@ impl KeyTable {
     /// Every entry, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
         self.table.iter().map(|(k, e)| (k, e))
-    }
-
-    /// Moves every entry into a new table with room for `capacity`, keeping
-    /// positions: what hashbrown does on a full table, done here so `order`
-    /// follows.
-    fn rebuild(&mut self, capacity: usize) {
-        let mut fresh = HashTable::with_capacity(capacity);
-        let hasher = &self.hasher;
-        for (k, e) in self.table.drain() {
-            let hash = hasher.hash_one(k.as_bytes());
-            fresh.insert_unique(hash, (k, e), |(k, _)| hasher.hash_one(k.as_bytes()));
-        }
-        self.table = fresh;
-        self.reindex();
     }
 
     /// Reads every entry's bucket into `order`.
@@ -227,10 +195,16 @@ mod tests {
             t.remove(format!("k{}", i - 3000).as_bytes());
         }
         t.check();
-        // A rebuild at the same size (what a table full of deleted buckets
-        // gets) keeps every position.
+        // Every entry moved (as in a rehash): reading the buckets again
+        // restores the order, positions unchanged.
         let before: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
-        t.rebuild(full_capacity(t.table.num_buckets()));
+        let hasher = t.hasher.clone();
+        let buckets = t.table.num_buckets();
+        let room = t.table.capacity() * 2;
+        t.table
+            .reserve(room, |(k, _)| hasher.hash_one(k.as_bytes()));
+        assert!(t.table.num_buckets() > buckets);
+        t.reindex();
         t.check();
         let after: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
         assert_eq!(before, after);
