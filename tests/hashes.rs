@@ -320,3 +320,34 @@ async fn hashes_through_the_redis_crate() {
     }
     server.shutdown().await;
 }
+
+/// HRANDFIELD on a big hash: the reply shapes and the distinct/repeated
+/// semantics of positive/negative counts, values next to their fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hrandfield_on_a_big_hash() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    for chunk in (0..20_000).collect::<Vec<_>>().chunks(1000) {
+        let mut args = vec!["HSET".to_string(), "big".into()];
+        for i in chunk {
+            args.extend([format!("f{i}"), format!("v{i}")]);
+        }
+        assert_eq!(c.cmd(&args).await, int(1000));
+    }
+    let value_of = |f: &str| format!("v{}", &f[1..]);
+    let r = c.cmd(&["HRANDFIELD", "big", "50", "WITHVALUES"]).await;
+    let pairs = r.pairs();
+    assert_eq!(pairs.len(), 50);
+    let distinct: BTreeSet<String> = pairs.iter().map(|(f, _)| f.text()).collect();
+    assert_eq!(distinct.len(), 50, "a positive count picks distinct fields");
+    for (f, v) in &pairs {
+        assert_eq!(v.text(), value_of(&f.text()));
+    }
+    let r = c.cmd(&["HRANDFIELD", "big", "-30000"]).await;
+    assert_eq!(r.items().len(), 30_000, "a negative count picks that many");
+    let r = c.cmd(&["HRANDFIELD", "big"]).await;
+    assert!(r.text().starts_with('f'));
+    let r = c.cmd(&["HRANDFIELD", "big", "30000"]).await;
+    assert_eq!(r.items().len(), 20_000, "at most the whole hash");
+    server.shutdown().await;
+}

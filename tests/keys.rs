@@ -1,7 +1,7 @@
 //! Generic key commands with Redis 7 semantics (compared with a real
 //! `redis-server`): DEL, UNLINK, EXISTS, TYPE, TOUCH, the EXPIRE family with
 //! NX/XX/GT/LT, TTL/PTTL/EXPIRETIME/PEXPIRETIME, PERSIST, RENAME, RENAMENX,
-//! COPY and SCAN (MATCH, COUNT, TYPE).
+//! COPY, SCAN (MATCH, COUNT, TYPE) and KEYS, with Redis's glob patterns.
 
 mod common;
 
@@ -464,5 +464,327 @@ async fn scan_skips_expired_keys() {
     let keys: BTreeSet<_> = keys.into_iter().collect();
     assert_eq!(keys.len(), 50, "{keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("long:")));
+    server.shutdown().await;
+}
+
+/// KEYS and SCAN MATCH select the same keys as Redis for the corners of its
+/// glob syntax: classes, ranges (reversed, signed bounds), escapes,
+/// unterminated classes, the empty key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_scan_match_globs_like_redis() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let keys: &[&[u8]] = &[
+        b"",
+        b"a",
+        b"b",
+        b"ab",
+        b"]",
+        b"^",
+        b"-",
+        b"\\",
+        b"*",
+        b"[",
+        b"h*llo",
+        b"hello",
+        b"\xff",
+        b"A",
+        b"user:1:name",
+        b"user:12:name",
+        b"a[b",
+    ];
+    for k in keys {
+        p.same(&[&b"SET"[..], k, b"v"]).await;
+    }
+    let patterns: &[&[u8]] = &[
+        b"*",
+        b"**",
+        b"?",
+        b"??",
+        b"[a-]",
+        b"[a-]b]",
+        b"[z-a]",
+        b"[a-\xff]",
+        b"[^",
+        b"[",
+        b"[]",
+        b"[^]",
+        b"a[",
+        b"a\\",
+        b"\\",
+        b"[\\]]",
+        b"[\\\\]",
+        b"h\\*llo",
+        b"h*llo",
+        b"*\\**",
+        b"user:*:name",
+        b"user:?:name",
+        b"[^a]",
+        b"[-a]",
+        b"a[b",
+        b"*[b",
+    ];
+    for pat in patterns {
+        p.same_unordered(&[&b"KEYS"[..], pat]).await;
+        let (r, s) = p
+            .both(&[&b"SCAN"[..], b"0", b"MATCH", pat, b"COUNT", b"1000"])
+            .await;
+        assert_eq!(
+            s.items()[1].sorted(),
+            r.items()[1].sorted(),
+            "SCAN MATCH {}",
+            String::from_utf8_lossy(pat)
+        );
+    }
+    server.shutdown().await;
+}
+
+/// The CVE-2022-36021 pattern: a backtracking matcher takes exponential time
+/// on it and stalls the partition. The server answers, and goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathological_glob_patterns_do_not_hang() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    let key = "a".repeat(40);
+    assert_eq!(c.cmd(&["SET", &key, "1"]).await, ok());
+    assert_eq!(c.cmd(&["HSET", "h", &key, "1"]).await, int(1));
+    assert_eq!(c.cmd(&["SADD", "s", &key]).await, int(1));
+    assert_eq!(c.cmd(&["ZADD", "z", "1", &key]).await, int(1));
+    let pattern = format!("{}b", "a*".repeat(20));
+    assert_eq!(c.cmd(&["KEYS", &pattern]).await, arr(vec![]));
+    let r = c
+        .cmd(&["SCAN", "0", "MATCH", &pattern, "COUNT", "1000"])
+        .await;
+    assert_eq!(r.items()[1], arr(vec![]));
+    for cmd in ["HSCAN", "SSCAN", "ZSCAN"] {
+        let key = &cmd[..1].to_lowercase();
+        let r = c.cmd(&[cmd, key, "0", "MATCH", &pattern]).await;
+        assert_eq!(r.items()[1], arr(vec![]), "{cmd}");
+    }
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    server.shutdown().await;
+}
+
+/// Sends `cmds` pipelined and checks no reply is an error.
+async fn pipeline(c: &mut Raw, cmds: Vec<Vec<String>>) {
+    let mut out = Vec::new();
+    for cmd in &cmds {
+        out.extend(encode(cmd));
+    }
+    c.send(&out).await;
+    for cmd in &cmds {
+        let r = c.read().await;
+        assert!(!r.is_error(), "{cmd:?}: {r:?}");
+    }
+}
+
+/// Every key of one slot (a hash tag): SCAN with a MATCH that selects
+/// nothing visits at most COUNT * 10 keys per call, so it answers with an
+/// empty page and a cursor to go on with, and a whole scan still finds every
+/// matching key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_of_one_big_slot_goes_in_bounded_steps() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    let n = 20_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
+        let cmds = chunk
+            .iter()
+            .map(|i| vec!["SET".into(), format!("{{big}}:{i}"), "v".into()])
+            .collect();
+        pipeline(&mut c, cmds).await;
+    }
+    let r = c
+        .cmd(&["SCAN", "0", "MATCH", "nomatch", "COUNT", "10"])
+        .await;
+    assert_eq!(r.items()[1], arr(vec![]));
+    assert_ne!(r.items()[0].text(), "0", "more to come");
+    let (none, calls) = scan_all(&mut c, &["MATCH", "nomatch", "COUNT", "10"]).await;
+    assert!(none.is_empty());
+    assert!(calls >= n / 100, "{calls} calls for {n} keys");
+    let (found, _) = scan_all(&mut c, &["MATCH", "{big}:1?7*", "COUNT", "50"]).await;
+    let found: BTreeSet<String> = found.into_iter().collect();
+    let want: BTreeSet<String> = (0..n)
+        .map(|i| format!("{{big}}:{i}"))
+        .filter(|k| {
+            let d = &k.as_bytes()[6..];
+            d.len() >= 3 && d[0] == b'1' && d[2] == b'7'
+        })
+        .collect();
+    assert_eq!(found, want);
+    server.shutdown().await;
+}
+
+/// A key that exists for the whole SCAN is returned even while its slot's
+/// table grows several times over and then shrinks between calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_returns_stable_keys_while_their_slot_grows_and_shrinks() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    let mut w = Raw::connect(server.resp_addr).await;
+    let stable = 2000;
+    pipeline(
+        &mut c,
+        (0..stable)
+            .map(|i| vec!["SET".into(), format!("{{t}}stable:{i}"), "v".into()])
+            .collect(),
+    )
+    .await;
+    let mut cursor = "0".to_string();
+    let mut seen = BTreeSet::new();
+    let (mut calls, mut churn) = (0, 0usize);
+    loop {
+        // 50 new keys per call for 150 calls (the table doubles a few
+        // times), then deletions of 100 per call.
+        let cmds: Vec<Vec<String>> = if calls < 150 {
+            (churn..churn + 50)
+                .map(|i| vec!["SET".into(), format!("{{t}}churn:{i}"), "v".into()])
+                .collect()
+        } else {
+            (churn.saturating_sub(100)..churn)
+                .map(|i| vec!["DEL".into(), format!("{{t}}churn:{i}")])
+                .collect()
+        };
+        churn = if calls < 150 {
+            churn + 50
+        } else {
+            churn.saturating_sub(100)
+        };
+        pipeline(&mut w, cmds).await;
+        let r = c.cmd(&["SCAN", &cursor, "COUNT", "20"]).await;
+        seen.extend(r.items()[1].items().iter().map(Resp::text));
+        cursor = r.items()[0].text();
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 100_000);
+    }
+    for i in 0..stable {
+        assert!(
+            seen.contains(&format!("{{t}}stable:{i}")),
+            "stable:{i} missed"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// Runs `cmd key cursor extra...` (HSCAN, SSCAN, ZSCAN) to its end, calling
+/// `between` with the call number before each call; returns every
+/// `stride`-th element of the pages (the names) and the calls made.
+async fn collection_scan_all(
+    c: &mut Raw,
+    w: &mut Raw,
+    cmd: &str,
+    key: &str,
+    extra: &[&str],
+    stride: usize,
+    between: impl Fn(usize) -> Vec<Vec<String>>,
+) -> (Vec<String>, usize) {
+    let mut cursor = "0".to_string();
+    let (mut names, mut calls) = (Vec::new(), 0);
+    loop {
+        let cmds = between(calls);
+        if !cmds.is_empty() {
+            pipeline(w, cmds).await;
+        }
+        let mut args = vec![cmd, key, cursor.as_str()];
+        args.extend_from_slice(extra);
+        let r = c.cmd(&args).await;
+        let items = r.items();
+        assert_eq!(items.len(), 2, "{r:?}");
+        names.extend(items[1].items().iter().step_by(stride).map(Resp::text));
+        cursor = items[0].text();
+        calls += 1;
+        assert!(calls < 100_000, "{cmd} does not end");
+        if cursor == "0" {
+            return (names, calls);
+        }
+    }
+}
+
+/// HSCAN, SSCAN and ZSCAN over big collections: a MATCH that keeps nothing
+/// answers with an empty page and a cursor to go on with, whole scans find
+/// the same members as Redis, and members present for the whole scan are
+/// returned while others come and go between calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_scans_go_in_steps_and_keep_stable_members() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let n = 3000;
+    let adds = |cmd: &str, key: &str, range: std::ops::Range<usize>, prefix: &str| {
+        range
+            .collect::<Vec<_>>()
+            .chunks(500)
+            .map(|chunk| {
+                let mut args = vec![cmd.to_string(), key.to_string()];
+                for i in chunk {
+                    match cmd {
+                        "HSET" => args.extend([format!("{prefix}:{i}"), "v".into()]),
+                        "ZADD" => {
+                            args.extend([format!("{}", (i * 7919) % n), format!("{prefix}:{i}")])
+                        }
+                        _ => args.push(format!("{prefix}:{i}")),
+                    }
+                }
+                args
+            })
+            .collect::<Vec<Vec<String>>>()
+    };
+    let cases = [
+        ("HSCAN", "HSET", "HDEL", "h", 2),
+        ("SSCAN", "SADD", "SREM", "s", 1),
+        ("ZSCAN", "ZADD", "ZREM", "z", 2),
+    ];
+    for (scan, add, del, key, stride) in cases {
+        pipeline(&mut p.redis, adds(add, key, 0..n, "m")).await;
+        pipeline(&mut p.stratus, adds(add, key, 0..n, "m")).await;
+        let r = p
+            .stratus
+            .cmd(&[scan, key, "0", "MATCH", "nomatch", "COUNT", "10"])
+            .await;
+        assert_eq!(r.items()[1], arr(vec![]), "{scan}");
+        assert_ne!(r.items()[0].text(), "0", "{scan}: more to come");
+        for extra in [&["MATCH", "m:1?3*"][..], &["COUNT", "50"]] {
+            let mut found = Vec::new();
+            for raw in [&mut p.redis, &mut p.stratus] {
+                let mut unused = Raw::connect(server.resp_addr).await;
+                let (names, _) =
+                    collection_scan_all(raw, &mut unused, scan, key, extra, stride, |_| vec![])
+                        .await;
+                found.push(names.into_iter().collect::<BTreeSet<_>>());
+            }
+            assert_eq!(found[1], found[0], "{scan} {extra:?}");
+        }
+        // Churn from another connection between calls: 40 members in per
+        // call for 40 calls, then 80 out per call.
+        let mut w = Raw::connect(server.resp_addr).await;
+        let (names, calls) = collection_scan_all(
+            &mut p.stratus,
+            &mut w,
+            scan,
+            key,
+            &["COUNT", "10"],
+            stride,
+            |call| {
+                if call < 40 {
+                    adds(add, key, call * 40..call * 40 + 40, "churn")
+                } else if call < 60 {
+                    let first = (call - 40) * 80;
+                    let mut args = vec![del.to_string(), key.to_string()];
+                    args.extend((first..first + 80).map(|i| format!("churn:{i}")));
+                    vec![args]
+                } else {
+                    vec![]
+                }
+            },
+        )
+        .await;
+        let seen: BTreeSet<String> = names.into_iter().collect();
+        for i in 0..n {
+            assert!(seen.contains(&format!("m:{i}")), "{scan}: m:{i} missed");
+        }
+        assert!(calls > 100, "{scan}: {calls} calls");
+    }
     server.shutdown().await;
 }

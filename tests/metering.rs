@@ -122,6 +122,99 @@ async fn exported_ecpu_total_equals_the_model_exactly() {
     server.shutdown().await;
 }
 
+/// SCAN and KEYS are charged for the keys they visit, not the keys they
+/// return: a MATCH that keeps nothing still pays for its walk (0.1 per key),
+/// and one SCAN call visits at most COUNT * 10 keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
+    let server = start(ServeConfig::default()).await;
+    let http = Http::new(server.http_addr);
+    let token = create(&http, r#"{"name": "walker"}"#).await;
+    let mut raw = bound(server.resp_addr, "walker", &token).await;
+    let n = 20_000;
+    let mut sets = Vec::new();
+    for i in 0..n {
+        sets.extend(encode(&["SET", &format!("{{w}}:{i}"), "v"]));
+    }
+    raw.send(&sets).await;
+    for _ in 0..n {
+        assert_eq!(raw.read().await, Resp::Simple("OK".into()));
+    }
+    let billed =
+        |u: serde_json::Value| (u["ecpu_total"].as_f64().expect("ecpu") * 1000.0).round() as u64;
+    for (cmd, visited) in [
+        (
+            &["SCAN", "0", "MATCH", "nomatch", "COUNT", "1000"][..],
+            10_000u64,
+        ),
+        (&["KEYS", "nomatch"][..], n),
+    ] {
+        let before = billed(usage(&http, "walker").await);
+        let received = raw.received;
+        let r = raw.cmd(cmd).await;
+        assert!(!r.is_error(), "{r:?}");
+        let reply = raw.received - received;
+        let after = billed(usage(&http, "walker").await);
+        assert_eq!(
+            after - before,
+            model(encode(cmd).len(), reply, 100 * visited),
+            "{cmd:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// On a cache of several partitions, one SCAN call stops going on to the
+/// next partition once it has visited COUNT * 10 keys: a MATCH that keeps
+/// nothing costs about COUNT * 10 keys per call, and the whole scan the
+/// keys there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
+    let server = start(ServeConfig {
+        initial_partitions: 8,
+        ..ServeConfig::default()
+    })
+    .await;
+    let http = Http::new(server.http_addr);
+    let token = create(&http, r#"{"name": "spread"}"#).await;
+    let mut raw = bound(server.resp_addr, "spread", &token).await;
+    // About 50 keys per partition: without the stop, one call would go
+    // through every partition.
+    let n = 400u64;
+    let mut sets = Vec::new();
+    for i in 0..n {
+        sets.extend(encode(&["SET", &format!("k:{i}"), "v"]));
+    }
+    raw.send(&sets).await;
+    for _ in 0..n {
+        assert_eq!(raw.read().await, Resp::Simple("OK".into()));
+    }
+    let billed =
+        |u: serde_json::Value| (u["ecpu_total"].as_f64().expect("ecpu") * 1000.0).round() as u64;
+    let mut cursor = "0".to_string();
+    let (mut total, mut calls) = (0u64, 0);
+    loop {
+        let before = billed(usage(&http, "spread").await);
+        let r = raw
+            .cmd(&["SCAN", &cursor, "MATCH", "nomatch", "COUNT", "10"])
+            .await;
+        let charged = billed(usage(&http, "spread").await) - before;
+        // At most COUNT * 10 in the partition it stops in, plus what the
+        // partitions before it had left (less than COUNT * 10 together).
+        assert!(charged <= 100 * 200, "call {calls} charged {charged}");
+        total += charged;
+        assert_eq!(r.items()[1], Resp::Array(vec![]));
+        cursor = r.items()[0].text();
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert!(total >= 100 * n, "the whole scan pays for every key");
+    assert!(calls >= n / 200, "{calls} calls");
+    server.shutdown().await;
+}
+
 /// Sends GETs open-loop at `rate` per second for `secs` seconds over one
 /// multiplexed connection; returns (admitted, throttled).
 async fn drive(url: &str, rate: u64, secs: u64) -> (u64, u64) {

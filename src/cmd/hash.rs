@@ -2,13 +2,12 @@
 
 use bytes::Bytes;
 use rand::Rng;
-use rand::seq::IteratorRandom;
 
 use super::args::{int, is, parse_i64, scan_opts};
 use super::float80;
 use super::{Ctx, OpError};
 use crate::partition::HashValue;
-use crate::partition::keyspace::{scan_position, take_ordered};
+use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::resp::{Reply, reply};
 
 /// The hash under `key` for reading (see [`super::read_as`]).
@@ -161,7 +160,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError>
     Ok(Reply::bulk(text.unwrap_or_default()))
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]
+/// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]: a small hash
+/// whole, a larger one in steps of at most COUNT * 10 fields visited (see
+/// [`scan_step`] for the cursor).
 pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[2..], false, true)?;
     let Some(h) = op_read(ctx, &args[1])? else {
@@ -170,23 +171,33 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Reply::Array(Vec::new()),
         ]));
     };
-    // Every field's position is hashed to find the next batch: the work is the hash's size.
-    let walked = h.len() as u64;
-    let items = h.iter().map(|(f, v)| (scan_position(f), (f, v)));
-    let (batch, next) = take_ordered(items, opts.cursor, opts.count);
-    let mut out = Vec::with_capacity(batch.len() * 2);
-    for (f, v) in batch.into_iter().filter(|(f, _)| opts.matches(f)) {
-        out.push(Reply::bulk_slice(f));
-        if !opts.novalues {
-            out.push(Reply::bulk_slice(v));
+    let mut out = Vec::new();
+    let mut keep = |(f, v): (&[u8], &[u8])| {
+        let kept = opts.matches(f);
+        if kept {
+            out.push(Reply::bulk_slice(f));
+            if !opts.novalues {
+                out.push(Reply::bulk_slice(v));
+            }
         }
-    }
+        kept
+    };
+    let (next, walked) = if opts.cursor == 0 && h.len() <= SCAN_WHOLE_UP_TO {
+        h.iter().for_each(|p| {
+            keep(p);
+        });
+        (0, h.len() as u64)
+    } else {
+        scan_step(h.len(), opts.cursor, opts.count, |i| {
+            h.get_at(i).is_some_and(&mut keep)
+        })
+    };
     ctx.work += walked;
-    let cursor = itoa::Buffer::new().format(next.unwrap_or(0)).to_string();
+    let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }
 
-/// HRANDFIELD key [count [WITHVALUES]]
+/// HRANDFIELD key [count [WITHVALUES]]: O(1) per field picked.
 pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let count = match args.get(2) {
         Some(c) => Some(int(c)?),
@@ -216,18 +227,26 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let h = op_read(ctx, &args[1])?;
     let mut rng = rand::rng();
     let Some(count) = count else {
-        let field = h.and_then(|h| h.iter().choose(&mut rng)).map(|(f, _)| f);
+        let field = h
+            .filter(|h| !h.is_empty())
+            .and_then(|h| h.get_at(rng.random_range(0..h.len())))
+            .map(|(f, _)| f);
         return Ok(field.map_or(Reply::Nil, Reply::bulk_slice));
     };
     let Some(h) = h.filter(|h| !h.is_empty()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let picks: Vec<(&[u8], &[u8])> = if count >= 0 {
-        h.iter().choose_multiple(&mut rng, count as usize)
+    let picks: Vec<(&[u8], &[u8])> = if count >= 0 && count as u64 >= h.len() as u64 {
+        h.iter().collect()
+    } else if count >= 0 {
+        // Distinct positions, in random order.
+        rand::seq::index::sample(&mut rng, h.len(), count as usize)
+            .into_iter()
+            .filter_map(|i| h.get_at(i))
+            .collect()
     } else {
-        let all: Vec<_> = h.iter().collect();
         (0..count.unsigned_abs())
-            .map(|_| all[rng.random_range(0..all.len())])
+            .filter_map(|_| h.get_at(rng.random_range(0..h.len())))
             .collect()
     };
     let walked = picks.len() as u64;
@@ -252,7 +271,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::cmd::test_util::{Harness, bulk, err, scan_to_end};
     use crate::partition::value::{ENTRY_OVERHEAD, HASH_FIELD_OVERHEAD};
     use crate::resp::Reply;
 
@@ -350,5 +369,69 @@ mod tests {
         assert_eq!(v.len(), 100);
         assert_eq!(h.run(&["hrandfield", "nope"]), Reply::Nil);
         assert_eq!(h.run(&["hscan", "h", "x"]), err("ERR invalid cursor"));
+    }
+
+    #[test]
+    fn hscan_steps_keep_stable_fields_through_changes() {
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["hset", "h", &format!("stable:{i}"), "v"]);
+        }
+        // A MATCH that keeps nothing: COUNT * 10 fields visited, no more.
+        let Reply::Array(parts) = h.run(&["hscan", "h", "0", "MATCH", "nomatch", "COUNT", "10"])
+        else {
+            panic!()
+        };
+        assert_eq!(parts, vec![bulk("900"), Reply::Array(vec![])]);
+        // Fields come and go between calls (the hash grows past its
+        // capacity, then shrinks): every stable field is returned.
+        let mut churn = 0;
+        let (names, calls) = scan_to_end(&mut h, &["hscan", "h"], &["COUNT", "5"], 2, |h, call| {
+            if call < 60 {
+                for _ in 0..40 {
+                    h.run(&["hset", "h", &format!("churn:{churn}"), "v"]);
+                    churn += 1;
+                }
+            } else {
+                for _ in 0..60.min(churn) {
+                    churn -= 1;
+                    h.run(&["hdel", "h", &format!("churn:{churn}")]);
+                }
+            }
+        });
+        let seen: std::collections::HashSet<String> = names.into_iter().collect();
+        for i in 0..1000 {
+            assert!(seen.contains(&format!("stable:{i}")), "stable:{i} missed");
+        }
+        assert!(calls > 100, "{calls} calls");
+        // Values follow their fields; NOVALUES gives fields only.
+        let (names, _) = scan_to_end(&mut h, &["hscan", "h"], &["NOVALUES"], 1, |_, _| {});
+        assert_eq!(names.len(), 1000 + churn);
+    }
+
+    #[test]
+    fn hrandfield_picks_from_a_big_hash() {
+        let mut h = Harness::new();
+        for i in 0..5000 {
+            h.run(&["hset", "h", &format!("f{i}"), &format!("v{i}")]);
+        }
+        let Reply::Array(v) = h.run(&["hrandfield", "h", "20", "WITHVALUES"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 40);
+        let fields: std::collections::HashSet<String> =
+            v.iter().step_by(2).map(|f| format!("{f:?}")).collect();
+        assert_eq!(fields.len(), 20, "distinct");
+        for pair in v.chunks(2) {
+            let (Reply::Bulk(f), Reply::Bulk(val)) = (&pair[0], &pair[1]) else {
+                panic!()
+            };
+            assert_eq!(val[..], [b"v", &f[1..]].concat()[..]);
+        }
+        let Reply::Array(v) = h.run(&["hrandfield", "h", "-30"]) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 30);
+        assert!(matches!(h.run(&["hrandfield", "h"]), Reply::Bulk(_)));
     }
 }

@@ -284,6 +284,45 @@ pub(crate) mod test_util {
         }
     }
 
+    /// Runs `cmd` (a SCAN-family command and its key, e.g. `["hscan", "h"]`)
+    /// from cursor 0 to the end with `extra` options after the cursor,
+    /// calling `between` before each call. Returns every `stride`-th element
+    /// of the pages (names, without values or scores) and the calls made.
+    pub fn scan_to_end(
+        h: &mut Harness,
+        cmd: &[&str],
+        extra: &[&str],
+        stride: usize,
+        mut between: impl FnMut(&mut Harness, usize),
+    ) -> (Vec<String>, usize) {
+        let mut cursor = "0".to_string();
+        let (mut names, mut calls) = (Vec::new(), 0);
+        loop {
+            between(h, calls);
+            let mut argv = cmd.to_vec();
+            argv.push(&cursor);
+            argv.extend_from_slice(extra);
+            let Reply::Array(parts) = h.run(&argv) else {
+                panic!("not a SCAN reply")
+            };
+            let (Reply::Bulk(c), Reply::Array(items)) = (&parts[0], &parts[1]) else {
+                panic!("not a SCAN reply: {parts:?}")
+            };
+            for item in items.iter().step_by(stride) {
+                let Reply::Bulk(b) = item else {
+                    panic!("not a bulk: {item:?}")
+                };
+                names.push(String::from_utf8_lossy(b).into_owned());
+            }
+            cursor = String::from_utf8_lossy(c).into_owned();
+            calls += 1;
+            assert!(calls < 1_000_000, "the scan does not end");
+            if cursor == "0" {
+                return (names, calls);
+            }
+        }
+    }
+
     pub fn bulk(s: &str) -> Reply {
         Reply::bulk(Bytes::copy_from_slice(s.as_bytes()))
     }

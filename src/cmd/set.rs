@@ -16,9 +16,9 @@ use bytes::Bytes;
 
 use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
 use super::{Ctx, OpError};
-use crate::partition::keyspace::{scan_position, take_ordered};
 use crate::partition::lazyfree;
 use crate::partition::value::SET_MEMBER_OVERHEAD;
+use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::partition::{SetValue, Value};
 use crate::resp::{Reply, reply};
 
@@ -361,7 +361,9 @@ pub fn sintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::Int(count as i64))
 }
 
-/// SSCAN key cursor [MATCH pattern] [COUNT count]
+/// SSCAN key cursor [MATCH pattern] [COUNT count]: a small set whole, a
+/// larger one in steps of at most COUNT * 10 members visited (see
+/// [`scan_step`] for the cursor).
 pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[2..], false, false)?;
     let Some(s) = op_read(ctx, &args[1])? else {
@@ -370,16 +372,26 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Reply::Array(Vec::new()),
         ]));
     };
-    let items = s.iter().map(|m| (scan_position(m), m));
-    let (batch, next) = take_ordered(items, opts.cursor, opts.count);
-    let walked = batch.len() as u64;
-    let out = batch
-        .into_iter()
-        .filter(|m| opts.matches(m))
-        .map(Reply::bulk_slice)
-        .collect();
+    let mut out = Vec::new();
+    let mut keep = |m: &[u8]| {
+        let kept = opts.matches(m);
+        if kept {
+            out.push(Reply::bulk_slice(m));
+        }
+        kept
+    };
+    let (next, walked) = if opts.cursor == 0 && s.len() <= SCAN_WHOLE_UP_TO {
+        s.iter().for_each(|m| {
+            keep(m);
+        });
+        (0, s.len() as u64)
+    } else {
+        scan_step(s.len(), opts.cursor, opts.count, |i| {
+            s.get(i).is_some_and(&mut keep)
+        })
+    };
     ctx.work += walked;
-    let cursor = itoa::Buffer::new().format(next.unwrap_or(0)).to_string();
+    let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }
 
@@ -387,7 +399,7 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 mod tests {
     use std::collections::BTreeSet;
 
-    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::cmd::test_util::{Harness, bulk, err, scan_to_end};
     use crate::partition::value::{ENTRY_OVERHEAD, SET_MEMBER_OVERHEAD};
     use crate::resp::{Reply, reply};
 
@@ -680,5 +692,37 @@ mod tests {
         assert_eq!(h.run(&["scard", "{s}d"]), Reply::Int(100));
         // Reads build their result without a room.
         assert!(matches!(h.run(&["sunion", "{s}a", "{s}b"]), Reply::Set(m) if m.len() == 200));
+    }
+
+    #[test]
+    fn sscan_steps_keep_stable_members_through_changes() {
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["sadd", "s", &format!("stable:{i}")]);
+        }
+        let Reply::Array(parts) = h.run(&["sscan", "s", "0", "MATCH", "nomatch", "COUNT", "10"])
+        else {
+            panic!()
+        };
+        assert_eq!(parts, vec![bulk("900"), Reply::Array(vec![])]);
+        let mut churn = 0;
+        let (names, calls) = scan_to_end(&mut h, &["sscan", "s"], &["COUNT", "5"], 1, |h, call| {
+            if call < 60 {
+                for _ in 0..40 {
+                    h.run(&["sadd", "s", &format!("churn:{churn}")]);
+                    churn += 1;
+                }
+            } else {
+                for _ in 0..60.min(churn) {
+                    churn -= 1;
+                    h.run(&["srem", "s", &format!("churn:{churn}")]);
+                }
+            }
+        });
+        let seen: BTreeSet<String> = names.into_iter().collect();
+        for i in 0..1000 {
+            assert!(seen.contains(&format!("stable:{i}")), "stable:{i} missed");
+        }
+        assert!(calls > 100, "{calls} calls");
     }
 }

@@ -13,9 +13,9 @@ use bytes::Bytes;
 
 use super::args::{float, int, is, non_negative, parse_f64, random_count, scan_opts};
 use super::{Ctx, OpError};
-use crate::partition::keyspace::{scan_position, take_ordered};
 use crate::partition::lazyfree;
 use crate::partition::value::ZSET_MEMBER_OVERHEAD;
+use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::partition::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
 use crate::partition::{Value, ZSetValue};
 use crate::resp::value::format_double;
@@ -752,7 +752,9 @@ pub fn zinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     op_union_inter(ctx, args, true)
 }
 
-/// ZSCAN key cursor [MATCH pattern] [COUNT count]: scores as bulk strings.
+/// ZSCAN key cursor [MATCH pattern] [COUNT count]: scores as bulk strings;
+/// a small sorted set whole (in order, as Redis), a larger one in steps of
+/// at most COUNT * 10 arena positions visited (see [`scan_step`]).
 pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[2..], false, false)?;
     let Some(z) = op_read(ctx, &args[1])? else {
@@ -761,22 +763,33 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Reply::Array(Vec::new()),
         ]));
     };
-    let items = z.iter().map(|(m, s)| (scan_position(m), (m, s)));
-    let (batch, next) = take_ordered(items, opts.cursor, opts.count);
-    let walked = batch.len() as u64;
-    let mut out = Vec::with_capacity(batch.len() * 2);
-    for (m, s) in batch.into_iter().filter(|(m, _)| opts.matches(m)) {
-        out.push(Reply::bulk_slice(m));
-        out.push(Reply::bulk(format_double(s)));
-    }
+    let mut out = Vec::new();
+    let mut keep = |(m, s): (&[u8], f64)| {
+        let kept = opts.matches(m);
+        if kept {
+            out.push(Reply::bulk_slice(m));
+            out.push(Reply::bulk(format_double(s)));
+        }
+        kept
+    };
+    let (next, walked) = if opts.cursor == 0 && z.len() <= SCAN_WHOLE_UP_TO {
+        z.iter().for_each(|p| {
+            keep(p);
+        });
+        (0, z.len() as u64)
+    } else {
+        scan_step(z.scan_positions(), opts.cursor, opts.count, |p| {
+            z.at_position(p).is_some_and(&mut keep)
+        })
+    };
     ctx.work += walked;
-    let cursor = itoa::Buffer::new().format(next.unwrap_or(0)).to_string();
+    let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::cmd::test_util::{Harness, bulk, err};
+    use crate::cmd::test_util::{Harness, bulk, err, scan_to_end};
     use crate::partition::value::{ENTRY_OVERHEAD, ZSET_MEMBER_OVERHEAD};
     use crate::resp::{Reply, reply};
 
@@ -1301,5 +1314,45 @@ mod tests {
         assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
         h.room += 1;
         assert_eq!(h.run(&inter), Reply::Int(100));
+    }
+
+    /// ZSCAN in steps while members come and go, including a mass removal
+    /// that compacts the arena mid-scan: every stable member is returned.
+    #[test]
+    fn zscan_steps_keep_stable_members_through_changes_and_compaction() {
+        let mut h = Harness::new();
+        // Scores out of insertion order: rank order differs from arena order.
+        for i in 0..2000 {
+            let score = (i * 7919) % 2000;
+            h.run(&["zadd", "z", &score.to_string(), &format!("stable:{i}")]);
+        }
+        let Reply::Array(parts) = h.run(&["zscan", "z", "0", "MATCH", "nomatch", "COUNT", "10"])
+        else {
+            panic!()
+        };
+        assert_eq!(parts, vec![bulk("1900"), Reply::Array(vec![])]);
+        let mut churn = 0;
+        let (names, calls) = scan_to_end(&mut h, &["zscan", "z"], &["COUNT", "5"], 2, |h, call| {
+            if call < 75 {
+                for _ in 0..40 {
+                    h.run(&["zadd", "z", "1e9", &format!("churn:{churn}")]);
+                    churn += 1;
+                }
+            } else if call == 75 {
+                // 3000 removed of 5000: the arena compacts.
+                assert_eq!(
+                    h.run(&["zremrangebyscore", "z", "1e9", "1e9"]),
+                    Reply::Int(3000)
+                );
+            } else if call % 7 == 0 {
+                // Score changes move members in the order, not in the arena.
+                h.run(&["zincrby", "z", "0.5", &format!("stable:{call}")]);
+            }
+        });
+        let seen: std::collections::HashSet<String> = names.into_iter().collect();
+        for i in 0..2000 {
+            assert!(seen.contains(&format!("stable:{i}")), "stable:{i} missed");
+        }
+        assert!(calls > 100, "{calls} calls");
     }
 }

@@ -23,29 +23,42 @@
 //!   emptied slot's table, a flushed or retired keyspace) leaves the
 //!   accounting at once but is freed through [`lazyfree`]: an expensive
 //!   destructor never runs under the partition lock. Only [`Keyspace::take`]
-//!   hands a removed value back to the caller (RENAME moves it).
+//!   hands a removed value back to the caller (RENAME moves it);
+//! - each slot's table keeps its entries' scan positions (`table.rs`), which
+//!   only move downwards: [`Keyspace::scan`] resumes inside a slot in
+//!   O(COUNT) and returns every key present for the whole scan.
+
+mod table;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::{Hash, Hasher};
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::EntryRef;
 use rand::Rng;
 
-use super::key::Key;
 use super::lazyfree;
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
+use table::KeyTable;
 
 /// A stored value with its deadline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
     /// Unix milliseconds; 0 = no expiry.
     expire_at: u64,
     /// Unix seconds of the last access (the LRU clock).
     lru: u32,
+    /// The entry's scan position in its slot's table (see [`table`]); it
+    /// fills what would be padding.
+    pos: u32,
+}
+
+/// Entries are equal when their values and deadlines are (the LRU clock and
+/// the scan position are bookkeeping).
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.value == other.value && self.expire_at == other.expire_at
+    }
 }
 
 impl Entry {
@@ -54,6 +67,7 @@ impl Entry {
             value,
             expire_at: 0,
             lru: 0,
+            pos: 0,
         }
     }
 
@@ -94,7 +108,7 @@ type Deadline = Reverse<(u64, Box<[u8]>)>;
 /// One hash slot's data.
 #[derive(Debug, Default)]
 struct Slot {
-    map: HashMap<Key, Entry>,
+    map: KeyTable,
     /// Deadlines of volatile keys (some possibly stale).
     deadlines: BinaryHeap<Deadline>,
     volatile: usize,
@@ -108,7 +122,7 @@ impl Slot {
         let mut live: Vec<Deadline> = heap
             .into_vec()
             .into_iter()
-            .filter(|Reverse((at, key))| self.map.get(&key[..]).is_some_and(|e| e.expire_at == *at))
+            .filter(|Reverse((at, key))| self.map.get(key).is_some_and(|e| e.expire_at == *at))
             .collect();
         live.sort_unstable();
         live.dedup();
@@ -261,20 +275,16 @@ impl Keyspace {
     fn lookup(&mut self, key: &[u8], now: u64) -> Option<u64> {
         let idx = self.index(key);
         let slot = self.tables[idx].as_deref_mut()?;
-        match slot.map.entry_ref(key) {
-            EntryRef::Vacant(_) => None,
-            EntryRef::Occupied(o) if o.get().is_expired(now) => {
-                let (k, e) = o.remove_entry();
-                self.forget(idx, &k, &e);
-                self.stats.expired += 1;
-                lazyfree::free_value(e.value);
-                None
-            }
-            EntryRef::Occupied(mut o) => {
-                o.get_mut().lru = lru_clock(now);
-                Some(o.get().expire_at)
-            }
+        let e = slot.map.get_mut(key)?;
+        if !e.is_expired(now) {
+            e.lru = lru_clock(now);
+            return Some(e.expire_at);
         }
+        let (k, e) = slot.map.remove(key)?;
+        self.forget(idx, &k, &e);
+        self.stats.expired += 1;
+        lazyfree::free_value(e.value);
+        None
     }
 
     /// Write lookup: a handle that keeps the byte totals exact (see [`EntryMut`]).
@@ -308,16 +318,11 @@ impl Keyspace {
             value,
             expire_at,
             lru: lru_clock(now),
+            pos: 0,
         };
         let added = entry.mem_bytes(key.len());
         let slot = self.tables[idx].get_or_insert_with(Default::default);
-        let old = match slot.map.entry_ref(key) {
-            EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
-            EntryRef::Vacant(v) => {
-                v.insert_with_key(key.into(), entry);
-                None
-            }
-        };
+        let old = slot.map.insert(key, entry);
         slot.bytes += added;
         self.mutations += 1;
         self.keys += 1;
@@ -352,7 +357,7 @@ impl Keyspace {
     pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         self.lookup(key, now)?;
         let idx = self.index(key);
-        let (k, e) = self.tables[idx].as_deref_mut()?.map.remove_entry(key)?;
+        let (k, e) = self.tables[idx].as_deref_mut()?.map.remove(key)?;
         self.forget(idx, &k, &e);
         Some(e)
     }
@@ -477,7 +482,7 @@ impl Keyspace {
                 };
                 slot.deadlines.pop();
                 examined += 1;
-                let due = slot.map.get(&key[..]).is_some_and(|e| e.expire_at == at);
+                let due = slot.map.get(&key).is_some_and(|e| e.expire_at == at);
                 if due && self.lookup(&key, now).is_none() {
                     deleted += 1;
                 }
@@ -514,7 +519,7 @@ impl Keyspace {
             };
             let heap = slot.deadlines.as_slice();
             let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some(e) = slot.map.get(&key[..]).filter(|e| e.expire_at == *at) else {
+            let Some(e) = slot.map.get(key).filter(|e| e.expire_at == *at) else {
                 continue;
             };
             if best.as_ref().is_none_or(|(lru, _)| e.lru < *lru) {
@@ -558,10 +563,15 @@ impl Keyspace {
     }
 
     /// One step of SCAN over this partition's slots, from `cursor` (see
-    /// [`ScanCursor`]). Collects at least `count` live keys that pass `keep`
-    /// unless the range ends, visiting at most `count * 10` non-empty slots.
-    /// Returns the keys and the cursor to continue from (which may point past
-    /// this partition's range; `None` after the last slot of the keyspace).
+    /// [`ScanCursor`]). Visits at most `count * 10` entries, each live one
+    /// offered to `keep`, and stops once `count` keys are kept; slots
+    /// without keys are passed over without counting. Inside a slot it walks
+    /// the table's scan positions downwards from where the cursor left off,
+    /// which returns every key present for the whole scan at least once
+    /// whatever the table does between calls (see `keyspace/table.rs`), and moves to
+    /// the next slot when it reaches position 0. Returns the keys kept, where
+    /// to continue (possibly past this partition's range; `None` after the
+    /// last slot of the keyspace) and the entries visited.
     pub fn scan(
         &self,
         cursor: ScanCursor,
@@ -569,37 +579,52 @@ impl Keyspace {
         now: u64,
         mut keep: impl FnMut(&[u8], &Entry) -> bool,
     ) -> ScanStep {
-        let mut out = Vec::new();
-        let mut cur = cursor;
+        let budget = count.max(1).saturating_mul(10);
+        let mut keys = Vec::new();
         let mut visited = 0usize;
-        while self.owns(cur.slot) && out.len() < count && visited < count.saturating_mul(10) {
-            let slot = self.tables[(cur.slot - self.first_slot) as usize].as_deref();
-            // Empty slots cost next to nothing: only slots holding keys use the budget.
-            visited += usize::from(slot.is_some());
-            let items = slot
-                .into_iter()
-                .flat_map(|s| s.map.iter())
-                .filter(|(_, e)| !e.is_expired(now))
-                .map(|(k, e)| (scan_position(k), (k, e)));
-            let (batch, next_pos) = take_ordered(items, cur.pos, count - out.len());
-            out.extend(
-                batch
-                    .into_iter()
-                    .filter(|(k, e)| keep(k, e))
-                    .map(|(k, _)| Box::from(k.as_bytes())),
-            );
-            match next_pos {
-                Some(pos) => cur.pos = pos,
-                None if cur.slot == SLOTS - 1 => return (out, None),
-                None => {
-                    cur = ScanCursor {
-                        slot: cur.slot + 1,
-                        pos: 0,
+        let mut cur = cursor;
+        while self.owns(cur.slot) && keys.len() < count && visited < budget {
+            let table = self.tables[usize::from(cur.slot - self.first_slot)]
+                .as_deref()
+                .map(|s| &s.map);
+            // Positions still to visit in this slot: 0..below.
+            let len = table.map_or(0, KeyTable::len);
+            let mut below = match cur.pos {
+                0 => len,
+                pos => usize::try_from(pos).map_or(len, |p| p.min(len)),
+            };
+            if let Some(t) = table {
+                while below > 0 && keys.len() < count && visited < budget {
+                    below -= 1;
+                    visited += 1;
+                    if let Some((k, e)) = t.at(below)
+                        && !e.is_expired(now)
+                        && keep(k, e)
+                    {
+                        keys.push(Box::from(k.as_bytes()));
                     }
                 }
             }
+            if below > 0 {
+                cur.pos = below as u64;
+            } else if cur.slot == SLOTS - 1 {
+                return ScanStep {
+                    keys,
+                    next: None,
+                    visited: visited as u64,
+                };
+            } else {
+                cur = ScanCursor {
+                    slot: cur.slot + 1,
+                    pos: 0,
+                };
+            }
         }
-        (out, Some(cur))
+        ScanStep {
+            keys,
+            next: Some(cur),
+            visited: visited as u64,
+        }
     }
 
     /// Bytes stored in each slot of the range, in slot order.
@@ -628,9 +653,9 @@ impl Keyspace {
         self.tables[(slot - self.first_slot) as usize]
             .as_deref()
             .into_iter()
-            .flat_map(|s| s.map.keys())
+            .flat_map(|s| s.map.iter())
             .take(limit)
-            .map(|k| Box::from(k.as_bytes()))
+            .map(|(k, _)| Box::from(k.as_bytes()))
             .collect()
     }
 
@@ -699,12 +724,24 @@ impl Drop for Keyspace {
 
 /// Key names returned by SCAN-like walks.
 pub type Keys = Vec<Box<[u8]>>;
-/// One SCAN step: the keys found and where to continue (`None` = done).
-pub type ScanStep = (Keys, Option<ScanCursor>);
 
-/// A SCAN position: a slot and, inside it, a position in the order of
-/// [`scan_position`]. Encoded in one integer as `pos << 14 | slot`, so it
-/// survives splits and merges (it names slots, not partitions).
+/// One SCAN step of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanStep {
+    /// The keys kept.
+    pub keys: Keys,
+    /// Where to continue; `None` when the keyspace's last slot is done.
+    pub next: Option<ScanCursor>,
+    /// Entries visited (the work done, expired and filtered-out ones too).
+    pub visited: u64,
+}
+
+/// A SCAN position: a slot and, inside it, how far the walk down its scan
+/// positions has come: `pos` 0 = the slot is not started, `pos` p > 0 =
+/// positions `0..p` are still to visit. Encoded in one integer as
+/// `pos << 14 | slot`, so it survives splits and merges (it names slots,
+/// not partitions) and table resizes (positions do not move, see
+/// [`Keyspace::scan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScanCursor {
     pub slot: u16,
@@ -722,37 +759,6 @@ impl ScanCursor {
             pos: n >> 14,
         }
     }
-}
-
-/// A key's position in scan order: 50 bits of a hash fixed across processes
-/// and table resizes, so a cursor stays meaningful between calls.
-pub fn scan_position(key: &[u8]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish() >> 14
-}
-
-/// Takes the items with position >= `from` in position order, at least `count`
-/// of them (all items sharing the last position are taken together). Returns
-/// them and the position to continue from, or `None` when nothing is left.
-pub fn take_ordered<T>(
-    items: impl Iterator<Item = (u64, T)>,
-    from: u64,
-    count: usize,
-) -> (Vec<T>, Option<u64>) {
-    let mut rest: Vec<(u64, T)> = items.filter(|(p, _)| *p >= from).collect();
-    if rest.len() <= count.max(1) {
-        return (rest.into_iter().map(|(_, t)| t).collect(), None);
-    }
-    let n = count.max(1);
-    rest.select_nth_unstable_by_key(n - 1, |(p, _)| *p);
-    let cut = rest[n - 1].0;
-    let taken: Vec<T> = rest
-        .into_iter()
-        .filter(|(p, _)| *p <= cut)
-        .map(|(_, t)| t)
-        .collect();
-    (taken, Some(cut + 1))
 }
 
 #[cfg(test)]
@@ -889,6 +895,31 @@ mod tests {
         assert!(ks.timers.len() <= 2 * ks.tables.len() + SLOT_HEAP_SLACK + 1);
     }
 
+    /// Runs a SCAN to its end with `count` per call, calling `between`
+    /// before each call; returns the keys returned (with repeats) and the
+    /// number of calls.
+    fn scan_all(
+        ks: &mut Keyspace,
+        count: usize,
+        mut between: impl FnMut(&mut Keyspace, usize),
+    ) -> (Vec<Vec<u8>>, usize) {
+        let mut out = Vec::new();
+        let mut cursor = Some(ScanCursor::default());
+        let mut calls = 0;
+        while let Some(c) = cursor {
+            between(ks, calls);
+            // Through the integer form, as a client would.
+            let c = ScanCursor::decode(c.encode());
+            let step = ks.scan(c, count, 0, |_, _| true);
+            assert!(step.visited <= 10 * count as u64);
+            out.extend(step.keys.into_iter().map(|k| k.to_vec()));
+            cursor = step.next;
+            calls += 1;
+            assert!(calls < 1_000_000, "SCAN does not end");
+        }
+        (out, calls)
+    }
+
     #[test]
     fn scan_returns_every_key_once_in_small_steps() {
         let mut ks = Keyspace::whole();
@@ -899,18 +930,9 @@ mod tests {
         for i in 0..500 {
             ks.insert(format!("{{tag}}:{i}").as_bytes(), s("v"), 0, 0);
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut cursor = Some(ScanCursor::default());
-        let mut calls = 0;
-        while let Some(c) = cursor {
-            let (keys, next) = ks.scan(c, 7, 0, |_, _| true);
-            for k in keys {
-                assert!(seen.insert(k), "duplicate");
-            }
-            cursor = next;
-            calls += 1;
-        }
-        assert_eq!(seen.len(), 2500);
+        let (keys, calls) = scan_all(&mut ks, 7, |_, _| {});
+        let seen: std::collections::HashSet<_> = keys.iter().cloned().collect();
+        assert_eq!((keys.len(), seen.len()), (2500, 2500), "each key once");
         assert!(calls > 100);
         let c = ScanCursor {
             slot: 77,
@@ -989,5 +1011,132 @@ mod tests {
         ks.remove(b"s", 0);
         lazyfree::sync();
         assert!(lazyfree::freed_in_background() > before);
+    }
+
+    /// Keys present for the whole scan are returned even while their slot's
+    /// table grows several times over, churns (rehashing away deleted
+    /// buckets) and shrinks between calls.
+    #[test]
+    fn scan_keeps_stable_keys_while_the_slot_table_changes() {
+        let mut ks = Keyspace::whole();
+        let stable = |i: usize| format!("{{t}}stable:{i}").into_bytes();
+        for i in 0..3000 {
+            ks.insert(&stable(i), s("v"), 0, 0);
+        }
+        let mut next_churn = 0usize;
+        let (keys, _) = scan_all(&mut ks, 10, |ks, call| {
+            // Grow: 100 new keys per call for a while (the table doubles
+            // several times), then churn and shrink.
+            if call < 200 {
+                for _ in 0..100 {
+                    ks.insert(format!("{{t}}churn:{next_churn}").as_bytes(), s("v"), 0, 0);
+                    next_churn += 1;
+                }
+            } else if next_churn > 0 {
+                for _ in 0..150 {
+                    if next_churn == 0 {
+                        break;
+                    }
+                    next_churn -= 1;
+                    ks.remove(format!("{{t}}churn:{next_churn}").as_bytes(), 0);
+                }
+            }
+            ks.tables[usize::from(key_slot(b"{t}"))]
+                .as_ref()
+                .unwrap()
+                .map
+                .check();
+        });
+        let seen: std::collections::HashSet<_> = keys.into_iter().collect();
+        for i in 0..3000 {
+            assert!(seen.contains(&stable(i)), "stable:{i} missed");
+        }
+    }
+
+    /// Keys deleted between calls (so the last positions move into their
+    /// holes) may come back twice; stable keys come back at least once.
+    #[test]
+    fn scan_keeps_stable_keys_while_others_are_deleted() {
+        let mut ks = Keyspace::whole();
+        for i in 0..4000 {
+            let kind = if i % 2 == 0 { "stable" } else { "doomed" };
+            ks.insert(format!("{{t}}{kind}:{i}").as_bytes(), s("v"), 0, 0);
+        }
+        let mut doomed = (1..4000).step_by(2);
+        let (keys, _) = scan_all(&mut ks, 5, |ks, _| {
+            for i in doomed.by_ref().take(7) {
+                ks.remove(format!("{{t}}doomed:{i}").as_bytes(), 0);
+            }
+        });
+        let seen: std::collections::HashSet<_> = keys.into_iter().collect();
+        for i in (0..4000).step_by(2) {
+            assert!(seen.contains(format!("{{t}}stable:{i}").as_bytes()), "{i}");
+        }
+    }
+
+    /// A cursor names a slot and a position in it, not a partition: a scan
+    /// goes on across a split and a merge between calls.
+    #[test]
+    fn scan_goes_on_across_split_and_merge() {
+        let mut left = Keyspace::whole();
+        for i in 0..3000 {
+            left.insert(format!("k{i}").as_bytes(), s("v"), 0, 0);
+            left.insert(format!("{{x}}{i}").as_bytes(), s("v"), 0, 0);
+        }
+        let mut right: Option<Keyspace> = None;
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = Some(ScanCursor::default());
+        let mut calls = 0;
+        while let Some(c) = cursor {
+            // Split in the middle at call 100, merge back at call 300.
+            if calls == 100 {
+                right = Some(left.split_off(8192));
+            }
+            if calls == 300
+                && let Some(r) = right.take()
+            {
+                left.absorb(r);
+            }
+            let part = match &right {
+                Some(r) if r.owns(c.slot) => r,
+                _ => &left,
+            };
+            let step = part.scan(c, 10, 0, |_, _| true);
+            seen.extend(step.keys);
+            cursor = step.next;
+            calls += 1;
+        }
+        assert!(calls > 300);
+        assert_eq!(seen.len(), 6000);
+    }
+
+    /// With a filter that keeps nothing, each call visits at most COUNT * 10
+    /// entries and says so: a slot of many keys costs many cheap calls, not
+    /// one expensive one per call.
+    #[test]
+    fn scan_work_per_call_is_bounded() {
+        let mut ks = Keyspace::whole();
+        for i in 0..20_000 {
+            ks.insert(format!("{{big}}{i}").as_bytes(), s("v"), 0, 0);
+        }
+        let mut cursor = Some(ScanCursor::default());
+        let (mut calls, mut visited) = (0, 0);
+        while let Some(c) = cursor {
+            let step = ks.scan(c, 10, 0, |_, _| false);
+            assert!(step.keys.is_empty());
+            assert!(step.visited <= 100);
+            visited += step.visited;
+            cursor = step.next;
+            calls += 1;
+        }
+        assert_eq!(visited, 20_000);
+        // 200 calls for the big slot, one for the empty slots after it.
+        assert_eq!(calls, 201);
+    }
+
+    #[test]
+    fn entry_stays_40_bytes() {
+        // The scan position lives in what was padding.
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
     }
 }

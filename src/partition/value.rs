@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
 pub use super::stream::{
@@ -24,7 +24,9 @@ pub use super::zset::{ZSET_MEMBER_OVERHEAD, ZSetValue};
 /// Bytes charged per key on top of key and value bytes: the table slot
 /// (key box, value, expiry), the allocator's rounding of two small blocks.
 pub const ENTRY_OVERHEAD: usize = 64;
-/// Bytes charged per hash field on top of field and value bytes.
+/// Bytes charged per hash field on top of field and value bytes: the
+/// 32-byte slot in the pair vector, the 4-byte index entry and its control
+/// byte at the table's load factor, the allocator's rounding of two blocks.
 pub const HASH_FIELD_OVERHEAD: usize = 48;
 /// Bytes charged per list element on top of its bytes: the 16-byte slot in
 /// the ring buffer and the element's own heap block (header and rounding).
@@ -110,11 +112,22 @@ impl Value {
     }
 }
 
-/// A hash: field → value, with its byte total kept as it changes.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A hash field and its value.
+type Field = (Box<[u8]>, Box<[u8]>);
+
+/// A hash: field → value pairs in a dense table (a random field is
+/// O(1), HSCAN resumes at a position), with its byte total kept as it
+/// changes.
+#[derive(Debug, Clone, Default)]
 pub struct HashValue {
-    map: HashMap<Box<[u8]>, Box<[u8]>>,
+    map: Dense<Field>,
     bytes: usize,
+}
+
+impl PartialEq for HashValue {
+    fn eq(&self, other: &HashValue) -> bool {
+        self.len() == other.len() && self.iter().all(|(f, v)| other.get(f) == Some(v))
+    }
 }
 
 impl HashValue {
@@ -131,37 +144,43 @@ impl HashValue {
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.map.get(field).map(|v| &v[..])
+        let i = self.map.find(field)?;
+        self.map.get(i).map(|(_, v)| &v[..])
     }
 
     /// Sets `field`; returns true if the field is new.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        match self.map.get_mut(field) {
-            Some(old) => {
+        if let Some(i) = self.map.find(field) {
+            if let Some((_, old)) = self.map.get_mut(i) {
                 self.bytes = self.bytes - old.len() + value.len();
                 *old = value.into();
-                false
             }
-            None => {
-                self.bytes += field.len() + value.len() + HASH_FIELD_OVERHEAD;
-                self.map.insert(field.into(), value.into());
-                true
-            }
+            return false;
         }
+        if !self.map.push((field.into(), value.into())) {
+            return false;
+        }
+        self.bytes += field.len() + value.len() + HASH_FIELD_OVERHEAD;
+        true
     }
 
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.map.remove(field) {
-            Some(v) => {
-                self.bytes -= field.len() + v.len() + HASH_FIELD_OVERHEAD;
-                true
-            }
-            None => false,
-        }
+        let Some(i) = self.map.find(field) else {
+            return false;
+        };
+        let (f, v) = self.map.take_at(i);
+        self.bytes -= f.len() + v.len() + HASH_FIELD_OVERHEAD;
+        true
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    /// Fields and values, in position order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
         self.map.iter().map(|(k, v)| (&k[..], &v[..]))
+    }
+
+    /// The field and value at position `i` (`i < len`; see [`scan_step`]).
+    pub fn get_at(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.map.get(i).map(|(k, v)| (&k[..], &v[..]))
     }
 }
 
@@ -272,8 +291,8 @@ impl ListValue {
     }
 
     /// Removes up to `limit` elements equal to `v` (0 = all), scanning from
-    /// the tail when `from_tail`. Returns the number removed and the number
-    /// of elements examined.
+    /// the tail when `from_tail`. Returns the number removed and the work
+    /// done: elements examined plus elements moved to close the gaps.
     pub fn remove_matching(&mut self, v: &[u8], limit: usize, from_tail: bool) -> (usize, usize) {
         let limit = if limit == 0 { usize::MAX } else { limit };
         let len = self.items.len();
@@ -293,30 +312,50 @@ impl ListValue {
         if from_tail {
             hits.reverse();
         }
-        if hits.is_empty() {
+        let (Some(&first), Some(&last)) = (hits.first(), hits.last()) else {
             return (0, walked);
+        };
+        // Phase 2: close the gaps from the shorter side: the elements after
+        // the first hit move down, or those before the last hit move up, so
+        // removing near either end costs about as much as the walk to it.
+        let k = hits.len();
+        let mut moved = 0;
+        if len - first <= last + 1 {
+            let (mut w, mut h) = (first, 0);
+            for r in first..len {
+                if hits.get(h) == Some(&r) {
+                    h += 1;
+                } else {
+                    self.items.swap(w, r);
+                    w += 1;
+                    moved += 1;
+                }
+            }
+            self.items.truncate(w);
+        } else {
+            let (mut w, mut h) = (last, k);
+            for r in (0..=last).rev() {
+                if h > 0 && hits[h - 1] == r {
+                    h -= 1;
+                } else {
+                    self.items.swap(w, r);
+                    w = w.saturating_sub(1);
+                    moved += 1;
+                }
+            }
+            self.items.drain(..k);
         }
-        // Phase 2: one pass that drops exactly those positions.
-        let (mut pos, mut next) = (0usize, 0usize);
-        self.items.retain(|_| {
-            let drop = hits.get(next) == Some(&pos);
-            next += usize::from(drop);
-            pos += 1;
-            !drop
-        });
-        self.bytes -= hits.len() * Self::cost(v);
+        self.bytes -= k * Self::cost(v);
         shrink_if_sparse!(self.items);
-        (hits.len(), walked)
+        (k, walked + moved)
     }
 }
 
-/// A set: members in a vector (so a random member is O(1)) indexed by a hash
-/// table of positions (so membership is O(1)); each member is stored once.
+/// A set: its members in a dense table (a random member is O(1), SSCAN
+/// resumes at a position; each member is stored once).
 #[derive(Debug, Clone, Default)]
 pub struct SetValue {
-    members: Vec<Box<[u8]>>,
-    index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+    members: Dense<Box<[u8]>>,
     bytes: usize,
 }
 
@@ -343,92 +382,194 @@ impl SetValue {
         self.bytes
     }
 
-    fn find(&self, m: &[u8]) -> Option<usize> {
-        let hash = self.hasher.hash_one(m);
-        self.index
-            .find(hash, |&i| &*self.members[i as usize] == m)
-            .map(|&i| i as usize)
-    }
-
     pub fn contains(&self, m: &[u8]) -> bool {
-        self.find(m).is_some()
+        self.members.find(m).is_some()
     }
 
     /// Adds `m`; true if it was not a member.
     pub fn insert(&mut self, m: &[u8]) -> bool {
-        // Positions are u32: a set of 2^32 members would need >100 GiB first.
-        if self.contains(m) || self.members.len() >= u32::MAX as usize {
+        if self.contains(m) || !self.members.push(m.into()) {
             return false;
         }
-        let SetValue {
-            members,
-            index,
-            hasher,
-            ..
-        } = self;
-        let hash = hasher.hash_one(m);
-        index.insert_unique(hash, members.len() as u32, |&i| {
-            hasher.hash_one(&*members[i as usize])
-        });
-        members.push(m.into());
         self.bytes += Self::cost(m);
         true
     }
 
     /// Removes `m`; true if it was a member.
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        let Some(i) = self.find(m) else {
+        let Some(i) = self.members.find(m) else {
             return false;
         };
         self.take_at(i);
         true
     }
 
-    /// Removes and returns the member at position `i` (`i < len`): the last
-    /// member moves into its place, and its index entry follows.
     fn take_at(&mut self, i: usize) -> Box<[u8]> {
-        let hash = self.hasher.hash_one(&*self.members[i]);
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
-            entry.remove();
-        }
-        let last = self.members.len() - 1;
-        let taken = self.members.swap_remove(i);
-        if i != last {
-            let moved = self.hasher.hash_one(&*self.members[i]);
-            if let Some(slot) = self.index.find_mut(moved, |&j| j as usize == last) {
-                *slot = i as u32;
-            }
-        }
+        let taken = self.members.take_at(i);
         self.bytes -= Self::cost(&taken);
-        shrink_if_sparse!(self.members);
         taken
     }
 
+    /// Members, in position order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
         self.members.iter().map(|m| &m[..])
     }
 
-    /// The member at position `i` of the (unordered) member vector.
+    /// The member at position `i` (`i < len`; see [`scan_step`]).
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         self.members.get(i).map(|m| &m[..])
     }
 
     /// A uniformly random member.
     pub fn random(&self, rng: &mut impl Rng) -> Option<&[u8]> {
-        if self.members.is_empty() {
+        if self.is_empty() {
             return None;
         }
-        self.get(rng.random_range(0..self.members.len()))
+        self.get(rng.random_range(0..self.len()))
     }
 
     /// Removes and returns a uniformly random member.
     pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<Box<[u8]>> {
-        if self.members.is_empty() {
+        if self.is_empty() {
             return None;
         }
-        let i = rng.random_range(0..self.members.len());
+        let i = rng.random_range(0..self.len());
         Some(self.take_at(i))
     }
+}
+
+/// What a [`Dense`] table is keyed by.
+trait Keyed {
+    fn key(&self) -> &[u8];
+}
+
+impl Keyed for Box<[u8]> {
+    fn key(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Keyed for Field {
+    fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Entries in a vector, indexed by a hash table of their positions (`u32`):
+/// lookups by key are O(1), and so is the entry at a given position — a
+/// random one, or where a SCAN left off. A removal moves the last entry into
+/// the hole, an insert appends: positions only ever move downwards, which is
+/// what [`scan_step`] relies on.
+#[derive(Debug, Clone, Default)]
+struct Dense<E> {
+    items: Vec<E>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<E: Keyed> Dense<E> {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The position of the entry keyed `key`.
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&i| self.items[i as usize].key() == key)
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, i: usize) -> Option<&E> {
+        self.items.get(i)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut E> {
+        self.items.get_mut(i)
+    }
+
+    /// Appends `e`, whose key must not be present; false if the table is at
+    /// its limit (positions are u32: 2^32 entries would need >100 GiB first).
+    fn push(&mut self, e: E) -> bool {
+        if self.items.len() >= u32::MAX as usize {
+            return false;
+        }
+        let Dense {
+            items,
+            index,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(e.key());
+        index.insert_unique(hash, items.len() as u32, |&i| {
+            hasher.hash_one(items[i as usize].key())
+        });
+        items.push(e);
+        true
+    }
+
+    /// Removes and returns the entry at position `i` (`i < len`): the last
+    /// entry moves into its place, and its index entry follows.
+    fn take_at(&mut self, i: usize) -> E {
+        let hash = self.hasher.hash_one(self.items[i].key());
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
+            entry.remove();
+        }
+        let last = self.items.len() - 1;
+        let taken = self.items.swap_remove(i);
+        if i != last {
+            let moved = self.hasher.hash_one(self.items[i].key());
+            if let Some(slot) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *slot = i as u32;
+            }
+        }
+        shrink_if_sparse!(self.items);
+        taken
+    }
+
+    fn iter(&self) -> impl ExactSizeIterator<Item = &E> {
+        self.items.iter()
+    }
+}
+
+/// Collections of at most this many elements are returned whole by one
+/// HSCAN/SSCAN/ZSCAN call from cursor 0, as Redis returns its small
+/// (listpack) encodings (`hash-max-listpack-entries` is 128).
+pub const SCAN_WHOLE_UP_TO: usize = 128;
+
+/// One step of a collection SCAN over positions `0..len` whose entries only
+/// ever move to lower positions between calls (a removal moves the last
+/// entry into the hole, an insert appends: [`HashValue`], [`SetValue`], and
+/// the sorted set's arena, see [`super::zset`]). The walk goes downwards:
+/// `cursor` 0 starts at the top, `c > 0` means positions `0..c` are left
+/// (clamped to `len`). An entry present for the whole scan is below the
+/// cursor until visited, so it is returned at least once; an entry moved
+/// down past the cursor may be returned twice, as in Redis.
+///
+/// `visit(pos)` says whether it kept the entry at `pos`; the walk stops after
+/// `count` kept or `count * 10` visited. Returns the cursor to continue from
+/// (0 when done) and the positions visited.
+pub fn scan_step(
+    len: usize,
+    cursor: u64,
+    count: usize,
+    mut visit: impl FnMut(usize) -> bool,
+) -> (u64, u64) {
+    let mut below = match cursor {
+        0 => len,
+        c => usize::try_from(c).map_or(len, |c| c.min(len)),
+    };
+    let budget = count.max(1).saturating_mul(10);
+    let (mut kept, mut visited) = (0usize, 0usize);
+    while below > 0 && kept < count && visited < budget {
+        below -= 1;
+        visited += 1;
+        kept += usize::from(visit(below));
+    }
+    (below as u64, visited as u64)
 }
 
 /// A collection stored (boxed) in a [`Value`] variant: how the command layer
@@ -492,5 +633,149 @@ impl Collection for super::stream::StreamValue {
     }
     fn is_empty_collection(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_step_walks_down_within_its_budget() {
+        let mut seen = Vec::new();
+        // From the top: COUNT kept, then stop.
+        let (next, visited) = scan_step(100, 0, 5, |p| {
+            seen.push(p);
+            true
+        });
+        assert_eq!((next, visited), (95, 5));
+        assert_eq!(seen, vec![99, 98, 97, 96, 95]);
+        // Nothing kept: COUNT * 10 visited.
+        assert_eq!(scan_step(100, 95, 5, |_| false), (45, 50));
+        // A cursor past the end (the collection shrank) is clamped.
+        assert_eq!(scan_step(10, 95, 5, |_| false), (0, 10));
+        assert_eq!(scan_step(0, 0, 5, |_| true), (0, 0));
+    }
+
+    /// Deleting members moves the last one into the hole: a walk down the
+    /// positions still meets every member present throughout.
+    #[test]
+    fn set_and_hash_positions_only_move_down() {
+        let mut set = SetValue::default();
+        let mut hash = HashValue::default();
+        for i in 0..500 {
+            set.insert(format!("m{i}").as_bytes());
+            hash.insert(format!("m{i}").as_bytes(), b"v");
+        }
+        let (mut seen_set, mut seen_hash) = (Vec::new(), Vec::new());
+        let (mut cs, mut ch) = (0u64, 0u64);
+        for round in 0.. {
+            let (next_s, _) = scan_step(set.len(), cs, 3, |p| {
+                seen_set.push(set.get(p).map(<[u8]>::to_vec));
+                true
+            });
+            let (next_h, _) = scan_step(hash.len(), ch, 3, |p| {
+                seen_hash.push(hash.get_at(p).map(|(f, _)| f.to_vec()));
+                true
+            });
+            (cs, ch) = (next_s, next_h);
+            if cs == 0 && ch == 0 {
+                break;
+            }
+            // Odd members leave, new ones arrive.
+            let gone = format!("m{}", 2 * round + 1);
+            set.remove(gone.as_bytes());
+            hash.remove(gone.as_bytes());
+            set.insert(format!("new{round}").as_bytes());
+            hash.insert(format!("new{round}").as_bytes(), b"v");
+        }
+        for i in (0..500).step_by(2) {
+            let m = Some(format!("m{i}").into_bytes());
+            assert!(seen_set.contains(&m), "set m{i}");
+            assert!(seen_hash.contains(&m), "hash m{i}");
+        }
+    }
+
+    #[test]
+    fn hash_values_follow_their_fields() {
+        let mut h = HashValue::default();
+        for i in 0..100 {
+            assert!(h.insert(format!("f{i}").as_bytes(), format!("v{i}").as_bytes()));
+        }
+        assert!(!h.insert(b"f7", b"seven"));
+        for i in (0..100).step_by(3) {
+            assert!(h.remove(format!("f{i}").as_bytes()));
+        }
+        assert!(!h.remove(b"f0"));
+        for i in 0..100 {
+            let want = match i {
+                7 => Some(b"seven".to_vec()),
+                i if i % 3 == 0 => None,
+                i => Some(format!("v{i}").into_bytes()),
+            };
+            assert_eq!(h.get(format!("f{i}").as_bytes()).map(<[u8]>::to_vec), want);
+        }
+        let bytes: usize = h
+            .iter()
+            .map(|(f, v)| f.len() + v.len() + HASH_FIELD_OVERHEAD)
+            .sum();
+        assert_eq!(h.mem_bytes(), bytes);
+        let copy = h.clone();
+        assert_eq!(copy, h);
+        h.insert(b"f1", b"other");
+        assert_ne!(copy, h);
+    }
+
+    /// LREM's removal against a model, from either end, with limits.
+    #[test]
+    fn remove_matching_like_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let n = rng.random_range(0..40);
+            let items: Vec<Vec<u8>> = (0..n)
+                .map(|i| {
+                    if rng.random_bool(0.3) {
+                        b"x".to_vec()
+                    } else {
+                        format!("e{i}").into_bytes()
+                    }
+                })
+                .collect();
+            let mut list = ListValue::default();
+            for it in &items {
+                list.push_back(it);
+            }
+            let limit = rng.random_range(0..5);
+            let from_tail = rng.random_bool(0.5);
+            let (removed, _) = list.remove_matching(b"x", limit, from_tail);
+            // The model: drop the first `limit` (all if 0) from that end.
+            let mut keep: Vec<Option<&Vec<u8>>> = items.iter().map(Some).collect();
+            let mut left = if limit == 0 { usize::MAX } else { limit };
+            let order: Vec<usize> = if from_tail {
+                (0..n).rev().collect()
+            } else {
+                (0..n).collect()
+            };
+            for i in order {
+                if left > 0 && items[i] == b"x" {
+                    keep[i] = None;
+                    left -= 1;
+                }
+            }
+            let want: Vec<&[u8]> = keep.into_iter().flatten().map(|v| &v[..]).collect();
+            assert_eq!(list.iter().collect::<Vec<_>>(), want);
+            assert_eq!(removed, n - want.len());
+            let bytes: usize = want.iter().map(|v| ListValue::cost(v)).sum();
+            assert_eq!(list.mem_bytes(), bytes);
+        }
+        // Removing the head of a long list moves nothing.
+        let mut list = ListValue::default();
+        list.push_back(b"x");
+        for i in 0..10_000 {
+            list.push_back(format!("e{i}").as_bytes());
+        }
+        assert_eq!(list.remove_matching(b"x", 1, false), (1, 1));
+        assert_eq!(list.len(), 10_000);
     }
 }

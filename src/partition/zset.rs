@@ -9,6 +9,11 @@
 //! - a hash table of node positions keyed by the node's member, so a member's
 //!   score is found in O(1) and each member's bytes are stored once.
 //!
+//! ZSCAN walks the arena's positions downwards ([`super::value::scan_step`]):
+//! a freed slot is reused by a new member, and compaction keeps the arena
+//! order of the live nodes, so a member never moves to a higher position
+//! and one present for the whole scan is returned.
+//!
 //! Invariants: the level-0 chain visits every member in ascending
 //! (score, member) order; the span of a link is the rank distance to its
 //! target (to the end of the list for a link to nothing); `prev` is the
@@ -345,7 +350,9 @@ impl ZSetValue {
         (member, score)
     }
 
-    /// Rebuilds the arena without its free slots once they dominate it.
+    /// Rebuilds the arena without its free slots once they dominate it. The
+    /// live nodes keep their arena order (each moves down by the free slots
+    /// below it), which ZSCAN's cursor relies on (see the module doc).
     fn maybe_compact(&mut self) {
         if self.free.len() < COMPACT_AFTER || self.free.len() < self.len() {
             return;
@@ -355,10 +362,24 @@ impl ZSetValue {
             ..ZSetValue::default()
         };
         fresh.nodes.reserve(self.len());
-        for (m, s) in self.iter() {
-            fresh.insert(m, s);
+        for p in 0..self.scan_positions() {
+            if let Some((m, s)) = self.at_position(p) {
+                fresh.insert(m, s);
+            }
         }
         *self = fresh;
+    }
+
+    /// Positions of the arena (members and free slots) for ZSCAN.
+    pub fn scan_positions(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    /// The member at arena position `p`, if that slot holds one.
+    pub fn at_position(&self, p: usize) -> Option<(&[u8], f64)> {
+        let n = self.nodes.get(p + 1)?;
+        // A free slot has no links (taken when it was unlinked).
+        (!n.links.is_empty()).then_some((&n.member[..], n.score))
     }
 
     /// Sets `member`'s score; returns the previous score if it was a member.
@@ -720,5 +741,27 @@ mod tests {
         assert_eq!(z.len(), 100);
         assert_eq!(z.rank(b"m04950"), Some(50));
         assert_eq!(z.mem_bytes(), 100 * (6 + ZSET_MEMBER_OVERHEAD));
+    }
+
+    #[test]
+    fn compaction_keeps_the_arena_order() {
+        let mut z = ZSetValue::default();
+        for i in 0..3000 {
+            z.insert(format!("m{i}").as_bytes(), f64::from(i % 17));
+        }
+        // Remove two thirds, spread out: the arena compacts.
+        for i in (0..3000).filter(|i| i % 3 != 0) {
+            z.remove(format!("m{i}").as_bytes());
+        }
+        let order: Vec<Vec<u8>> = (0..z.scan_positions())
+            .filter_map(|p| z.at_position(p).map(|(m, _)| m.to_vec()))
+            .collect();
+        let want: Vec<Vec<u8>> = (0..3000)
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("m{i}").into_bytes())
+            .collect();
+        assert_eq!(order, want, "live members in their old arena order");
+        assert_eq!(z.scan_positions(), 1000 + z.free.len());
+        assert!(z.scan_positions() < 3000);
     }
 }

@@ -14,7 +14,7 @@ use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
-use crate::partition::keyspace::{Keys, ScanCursor};
+use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::{Executed, NotRun};
 use crate::resp::{Protocol, Reply, reply};
@@ -32,18 +32,11 @@ pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64
                 work: 0,
             });
     }
-    let reply = dispatch(conn, op, args, now)
+    // SCAN and KEYS walk keys: their work is the keys visited.
+    let mut work = 0;
+    let reply = dispatch(conn, op, args, now, &mut work)
         .await
         .unwrap_or_else(|e| e.reply());
-    // SCAN and KEYS walk keys: their work is the keys returned.
-    let work = match (op, &reply) {
-        (ConnOp::Scan, Reply::Array(parts)) => match parts.get(1) {
-            Some(Reply::Array(keys)) => keys.len() as u64,
-            _ => 0,
-        },
-        (ConnOp::Keys, Reply::Array(keys)) => keys.len() as u64,
-        _ => 0,
-    };
     Executed { reply, work }
 }
 
@@ -52,6 +45,7 @@ async fn dispatch(
     op: ConnOp,
     args: &[Bytes],
     now: u64,
+    work: &mut u64,
 ) -> Result<Reply, OpError> {
     match op {
         ConnOp::Auth => auth(conn, args),
@@ -106,8 +100,17 @@ async fn dispatch(
                 Err(_) => Err(OpError::Static(reply::BUSY)),
             }
         }
-        ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.shared.busy_threshold).await,
-        ConnOp::Keys => keys(&*bound(conn)?, &args[1], now, conn.shared.busy_threshold).await,
+        ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.shared.busy_threshold, work).await,
+        ConnOp::Keys => {
+            keys(
+                &*bound(conn)?,
+                &args[1],
+                now,
+                conn.shared.busy_threshold,
+                work,
+            )
+            .await
+        }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
     }
 }
@@ -722,7 +725,13 @@ async fn slot_keys(
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: walks partitions in
 /// slot order; the cursor names a slot and a position in it. Each step runs
 /// on the worker pool.
-async fn scan(cache: &Cache, args: &[Bytes], now: u64, busy: Duration) -> Result<Reply, OpError> {
+async fn scan(
+    cache: &Cache,
+    args: &[Bytes],
+    now: u64,
+    busy: Duration,
+    work: &mut u64,
+) -> Result<Reply, OpError> {
     let opts = Arc::new(scan_opts(&args[1..], true, false)?);
     let type_filter = match &opts.type_name {
         Some(t) => Some(
@@ -739,7 +748,14 @@ async fn scan(cache: &Cache, args: &[Bytes], now: u64, busy: Duration) -> Result
         let keep = move |k: &[u8], e: &crate::partition::Entry| {
             filter.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t)
         };
-        let (part, (batch, next)) = match cache.pool.scan(c, want, now, keep, busy).await {
+        let (
+            part,
+            ScanStep {
+                keys: batch,
+                next,
+                visited,
+            },
+        ) = match cache.pool.scan(c, want, now, keep, busy).await {
             Ok(step) => step,
             Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
             Err(NotRun::Moved(_)) => {
@@ -751,11 +767,13 @@ async fn scan(cache: &Cache, args: &[Bytes], now: u64, busy: Duration) -> Result
                 continue;
             }
         };
+        *work += visited;
         keys.extend(batch);
         cursor = next;
-        // Go on to the next partition only if this one was exhausted.
+        // Go on to the next partition only if this one was exhausted, and
+        // not once the call has visited COUNT * 10 keys.
         let crossed = next.is_some_and(|n| cache.pool.route(n.slot).id() != part);
-        if keys.len() >= opts.count || !crossed {
+        if keys.len() >= opts.count || !crossed || *work >= opts.count.saturating_mul(10) as u64 {
             break;
         }
     }
@@ -776,7 +794,13 @@ const KEYS_STEP: usize = 4096;
 
 /// KEYS pattern: every matching key of the cache (a full SCAN, in steps on
 /// the worker pool).
-async fn keys(cache: &Cache, pattern: &[u8], now: u64, busy: Duration) -> Result<Reply, OpError> {
+async fn keys(
+    cache: &Cache,
+    pattern: &[u8],
+    now: u64,
+    busy: Duration,
+    work: &mut u64,
+) -> Result<Reply, OpError> {
     let pattern: Arc<[u8]> = pattern.into();
     let mut out = Vec::new();
     let mut cursor = Some(ScanCursor::default());
@@ -785,7 +809,15 @@ async fn keys(cache: &Cache, pattern: &[u8], now: u64, busy: Duration) -> Result
         let p = pattern.clone();
         let keep = move |k: &[u8], _: &crate::partition::Entry| glob_match(&p, k);
         match cache.pool.scan(c, KEYS_STEP, now, keep, busy).await {
-            Ok((_, (batch, next))) => {
+            Ok((
+                _,
+                ScanStep {
+                    keys: batch,
+                    next,
+                    visited,
+                },
+            )) => {
+                *work += visited;
                 out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
                 cursor = next;
             }
