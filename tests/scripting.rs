@@ -608,6 +608,8 @@ async fn string_functions_match_real_redis() {
         "return {string.gsub('abc', 'b', function() return {} end)}",
         "return {string.gsub('abc', 'b', setmetatable({}, {__index = function(t, k) return k .. k end}))}",
         "return {string.gsub('abc', '^a', function(x) return 'Z' end, 5)}",
+        "return {string.gsub('abc', 'b', setmetatable({}, {__index = function() error({err = 'IDX boom'}) end}))}",
+        "return {pcall(string.gsub, 'abc', 'b', setmetatable({}, {__index = function() error('idx') end}))}",
         // (Raised in a replacement function on another line, Redis names
         // that line at the end, Stratus the gsub call's: see
         // script/strings.rs.)

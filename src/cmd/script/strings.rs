@@ -63,6 +63,11 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let globals = lua.globals();
     let c_format: Function = globals.get::<Table>("string")?.get("format")?;
     let c_pcall: Function = globals.get("pcall")?;
+    // `t[k]` as Lua code (metamethods included), for gsub's table.
+    let index: Function = lua
+        .load("return function(t, k) return t[k] end")
+        .set_name("=stratus")
+        .eval()?;
     let c_concat: Function = globals.get::<Table>("table")?.get("concat")?;
     let t = lua.create_table()?;
     let add = |name: &str, f: Function| t.raw_set(name, f);
@@ -84,7 +89,17 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let st = state.clone();
     add(
         "gsub",
-        lua.create_function(move |lua, args: MultiValue| gsub_any(lua, &st, &args, &c_pcall))?,
+        lua.create_function(move |lua, args: MultiValue| {
+            gsub_any(
+                lua,
+                &st,
+                &args,
+                &Protected {
+                    c_pcall: &c_pcall,
+                    index: &index,
+                },
+            )
+        })?,
     )?;
     let st = state.clone();
     add(
@@ -602,7 +617,13 @@ fn gmatch_iterator(lua: &Lua, state: &Shared, args: &MultiValue) -> One {
 
 /// `string.gsub(s, pattern, repl [, n])` (`str_gsub`): `repl` a string (or
 /// number), a table or a function.
-fn gsub_any(lua: &Lua, state: &Shared, args: &MultiValue, c_pcall: &Function) -> Ret {
+/// Lua's `pcall`, and a Lua function indexing a table, for [`gsub_calling`].
+struct Protected<'a> {
+    c_pcall: &'a Function,
+    index: &'a Function,
+}
+
+fn gsub_any(lua: &Lua, state: &Shared, args: &MultiValue, protected: &Protected<'_>) -> Ret {
     let s = check_string(lua, args, 0)?;
     let p = check_string(lua, args, 1)?;
     let src = s.as_bytes();
@@ -628,7 +649,7 @@ fn gsub_any(lua: &Lua, state: &Shared, args: &MultiValue, c_pcall: &Function) ->
         })
         .map_err(|e| pattern_error(lua, e))?,
         other => gsub_calling(
-            lua, state, &src, pat, anchor, &other, max_n, limit, c_pcall, &mut out,
+            lua, state, &src, pat, anchor, &other, max_n, limit, protected, &mut out,
         )?,
     };
     charge(state, (src.len() + out.len()) as u64)?;
@@ -657,7 +678,7 @@ fn gsub_calling(
     repl: &Repl,
     max_n: i64,
     limit: usize,
-    c_pcall: &Function,
+    protected: &Protected<'_>,
     out: &mut Vec<u8>,
 ) -> mlua::Result<i64> {
     let mut at = 0;
@@ -688,8 +709,12 @@ fn gsub_calling(
         // Each replacement crosses into Lua and back, like a library call.
         state.lock().lib_calls += 1;
         let value = match repl {
-            Repl::Function(f) => call_protected(state, c_pcall, f, values)?,
-            Repl::Table(t) => t.get::<Value>(values.into_iter().next().unwrap_or(Value::Nil))?,
+            Repl::Function(f) => call_protected(state, protected.c_pcall, f, values)?,
+            Repl::Table(t) => {
+                let key = values.into_iter().next().unwrap_or(Value::Nil);
+                let args = vec![Value::Table(t.clone()), key];
+                call_protected(state, protected.c_pcall, protected.index, args)?
+            }
             Repl::Text(_) => Value::Nil,
         };
         match value {
