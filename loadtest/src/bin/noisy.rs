@@ -52,6 +52,9 @@ struct Args {
     /// What cache A does (comma-separated, or `all`).
     #[arg(long, default_value = "get")]
     heavy: String,
+    /// Seconds between rounds for A's last requests to finish.
+    #[arg(long, default_value_t = 6)]
+    settle: u64,
 }
 
 /// Every heavy-neighbour mode, in the order `all` runs them.
@@ -109,15 +112,16 @@ async fn populate(addr: std::net::SocketAddr, token: &str) {
     assert_eq!(errors.total(), 0, "populating A: {errors:?}");
 }
 
-/// One of A's connections doing `mode` until `until`; returns requests sent.
+/// One of A's connections doing `mode` until `until`; returns requests
+/// sent and how many were THROTTLED.
 async fn heavy_conn(
     addr: std::net::SocketAddr,
     token: String,
     mode: &'static str,
     until: Instant,
-) -> u64 {
+) -> (u64, u64) {
     let Ok(mut c) = Conn::connect(addr, Some(("a", &token))).await else {
-        return 0;
+        return (0, 0);
     };
     let simple: Option<Vec<u8>> = match mode {
         "keys" => Some(encode(&[b"KEYS", format!("{}b", "a*".repeat(20)).as_bytes()])),
@@ -143,10 +147,17 @@ async fn heavy_conn(
         _ => None,
     };
     let mut sent = 0u64;
+    let mut throttled = 0u64;
     let mut cursor = b"0".to_vec();
     while Instant::now() < until {
         let ok = match (mode, &simple) {
-            (_, Some(req)) => c.roundtrip(req).await.is_ok(),
+            (_, Some(req)) => match c.roundtrip(req).await {
+                Ok(reply) => {
+                    throttled += u64::from(reply.starts_with(b"-THROTTLED"));
+                    true
+                }
+                Err(_) => false,
+            },
             ("scan" | "sscan", _) => {
                 let req = if mode == "scan" {
                     encode(&[b"SCAN", &cursor, b"MATCH", b"nomatch", b"COUNT", b"10"])
@@ -157,6 +168,7 @@ async fn heavy_conn(
                 };
                 match c.roundtrip(&req).await {
                     Ok(reply) => {
+                        throttled += u64::from(reply.starts_with(b"-THROTTLED"));
                         cursor = scan_cursor(&reply).unwrap_or_else(|| b"0".to_vec());
                         true
                     }
@@ -215,7 +227,7 @@ ${len}
             }
         }
     }
-    sent
+    (sent, throttled)
 }
 
 /// 10,050 unauthenticated sockets from 127.0.0.2, held until `until`.
@@ -243,8 +255,13 @@ async fn idle_sockets(addr: std::net::SocketAddr, until: Instant) -> u64 {
     n
 }
 
-/// A's heavy load for `mode` until `until`: requests sent.
-async fn heavy(addr: std::net::SocketAddr, token: &str, mode: &'static str, until: Instant) -> u64 {
+/// A's heavy load for `mode` until `until`: requests sent, and THROTTLED.
+async fn heavy(
+    addr: std::net::SocketAddr,
+    token: &str,
+    mode: &'static str,
+    until: Instant,
+) -> (u64, Errors) {
     let modes: Vec<&'static str> = if mode == "mix" {
         HEAVY[1..HEAVY.len() - 1].to_vec()
     } else {
@@ -253,7 +270,9 @@ async fn heavy(addr: std::net::SocketAddr, token: &str, mode: &'static str, unti
     let mut tasks = Vec::new();
     for m in modes {
         if m == "conns" {
-            tasks.push(tokio::spawn(idle_sockets(addr, until)));
+            tasks.push(tokio::spawn(async move {
+                (idle_sockets(addr, until).await, 0u64)
+            }));
             continue;
         }
         let conns = if m == "bigbulk" { 3 } else { 2 };
@@ -261,11 +280,13 @@ async fn heavy(addr: std::net::SocketAddr, token: &str, mode: &'static str, unti
             tasks.push(tokio::spawn(heavy_conn(addr, token.to_string(), m, until)));
         }
     }
-    let mut sent = 0;
+    let (mut sent, mut errors) = (0, Errors::default());
     for t in tasks {
-        sent += t.await.unwrap_or(0);
+        let (s, throttled) = t.await.unwrap_or((0, 0));
+        sent += s;
+        errors.throttled += throttled;
     }
-    sent
+    (sent, errors)
 }
 
 /// Probes the server every 100 ms until `until`: the longest `/healthz`
@@ -404,8 +425,20 @@ async fn main() {
         r#"{{"usage_limits": {{"ecpu_per_second": {{"maximum": {}}}, "data_storage": {{"maximum": 64, "unit": "MB"}}}}}}"#,
         a.a_limit
     );
-    let (status, body) = http(http_addr, "PATCH", "/v1/caches/a", &limits_a);
-    assert_eq!(status, 200, "limit A: {body}");
+    // Each run starts A without the previous run's debt: its limits are
+    // lifted and set again, which gives it a fresh limiter.
+    let fresh_limits = || {
+        let (status, body) = http(
+            http_addr,
+            "PATCH",
+            "/v1/caches/a",
+            r#"{"usage_limits": {}}"#,
+        );
+        assert_eq!(status, 200, "unlimit A: {body}");
+        let (status, body) = http(http_addr, "PATCH", "/v1/caches/a", &limits_a);
+        assert_eq!(status, 200, "limit A: {body}");
+    };
+    fresh_limits();
     let phase = Duration::from_secs(a.seconds);
     let mut table = Vec::new();
     for mode in modes {
@@ -420,6 +453,7 @@ async fn main() {
             alone50.push(ms(h.value_at_quantile(0.5)));
             alone99.push(ms(h.value_at_quantile(0.99)));
 
+            fresh_limits();
             let ecpu_before = ecpu_total(http_addr);
             let until = Instant::now() + phase;
             let started = Instant::now();
@@ -450,7 +484,7 @@ async fn main() {
                 noisy99.push(ms(h.value_at_quantile(0.99)));
                 let (hz, cn) = probe.await.expect("probe");
                 (health, connect) = (health.max(hz), connect.max(cn));
-                (noisy.await.expect("A"), Errors::default())
+                noisy.await.expect("A")
             };
             let elapsed = started.elapsed().as_secs_f64();
             a_rate.push((ecpu_total(http_addr) - ecpu_before) / elapsed);
@@ -465,8 +499,9 @@ async fn main() {
                 a_errors.throttled,
                 a_rate[run]
             );
-            // Let A's debt and the last heavy requests settle between rounds.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Let A's last heavy requests (a script runs up to its 5 s limit)
+            // finish before B is measured alone again.
+            tokio::time::sleep(Duration::from_secs(a.settle)).await;
         }
         table.push((
             mode,
