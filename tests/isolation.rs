@@ -107,16 +107,7 @@ async fn busy_scripts_answer_busy_and_script_kill_stops_them() {
     runner
         .send(&encode(&["EVAL", "while true do end", "0"]))
         .await;
-    eventually("BUSY for the cache's other clients", || {
-        let addr = server.resp_addr;
-        let a = a.clone();
-        async move {
-            let mut c = raw_auth(addr, "a", &a).await;
-            let r = c.cmd(&["GET", "x"]).await;
-            r.is_error() && r.text().starts_with("BUSY ")
-        }
-    })
-    .await;
+    busy_for_others(server.resp_addr, &a).await;
     assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, ok());
     let r = runner.read().await;
     assert!(r.is_error(), "{r:?}");
@@ -133,20 +124,25 @@ async fn busy_scripts_answer_busy_and_script_kill_stops_them() {
         ]))
         .await;
     // BUSY means it has run past its first statement, the write.
-    eventually("the writing script holds the partition", || {
-        let addr = server.resp_addr;
-        let a = a.clone();
+    busy_for_others(server.resp_addr, &a).await;
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, err(UNKILLABLE));
+    let r = runner.read().await;
+    assert!(r.is_error() && r.text().contains("too long"), "{r:?}");
+    assert_eq!(other.cmd(&["GET", "x"]).await, bulk("v"));
+}
+
+/// Waits until cache `a`'s other clients are answered BUSY (a script has
+/// held the partition of key `x` past the busy threshold).
+async fn busy_for_others(addr: SocketAddr, token: &str) {
+    eventually("BUSY for the cache's other clients", || {
+        let token = token.to_string();
         async move {
-            let mut c = raw_auth(addr, "a", &a).await;
+            let mut c = raw_auth(addr, "a", &token).await;
             let r = c.cmd(&["GET", "x"]).await;
             r.is_error() && r.text().starts_with("BUSY ")
         }
     })
     .await;
-    assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, err(UNKILLABLE));
-    let r = runner.read().await;
-    assert!(r.is_error() && r.text().contains("too long"), "{r:?}");
-    assert_eq!(other.cmd(&["GET", "x"]).await, bulk("v"));
 }
 
 /// On a cache capped at 1 MB, a write that would grow a value past the cap

@@ -68,6 +68,9 @@ pub struct Connection<'a> {
     /// as charged to the server's and its cache's totals.
     charged: u64,
     charged_to: Option<Arc<Cache>>,
+    /// Bytes at the front of the read buffer whose transfer the cache's
+    /// limiter has admitted already (a big request admitted as it arrives).
+    prepaid: u64,
 }
 
 /// Runs one client connection to its end. `preauth` is its place among
@@ -90,6 +93,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         charged: 0,
         charged_to: None,
+        prepaid: 0,
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_cache()
@@ -179,6 +183,11 @@ impl Connection<'_> {
             }
             self.account(rbuf.capacity() as u64 + self.queued_memory())
                 .ok();
+            // A big request is admitted as its bytes arrive: a cache over its
+            // ECPU/s limit uploads no faster than the limit allows.
+            if drained && !self.session.closing && !self.prepay(rbuf.len() as u64, shutdown).await {
+                return "server shutdown";
+            }
             let output_full = self.wbuf.len() >= self.shared.output_buffer_limit;
             // Requests left buffered behind the output limit run as soon as
             // the client has taken the replies before them.
@@ -215,6 +224,35 @@ impl Connection<'_> {
                 }
                 () = sleep_until_some(stall_deadline), if stall_deadline.is_some() => {}
             }
+        }
+    }
+
+    /// Charges the cache's limiter for the transfer of buffered bytes of an
+    /// unfinished request past [`PREPAY_ABOVE`], and waits until the limit
+    /// admits them (nothing more is read meanwhile). False on shutdown.
+    async fn prepay(&mut self, buffered: u64, shutdown: &CancellationToken) -> bool {
+        if buffered == 0 {
+            self.prepaid = 0;
+        }
+        let unpaid = buffered.saturating_sub(self.prepaid);
+        if unpaid < PREPAY_ABOVE {
+            return true;
+        }
+        let Some(limiter) = self.session.cache.as_ref().and_then(|c| c.limiter()) else {
+            return true;
+        };
+        limiter.add_debt(0, transfer_milli(unpaid));
+        self.prepaid = buffered;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                r = limiter.admit(0, PREPAY_WAIT) => {
+                    if r.is_ok() {
+                        return true;
+                    }
+                }
+            }
+            tokio::time::sleep(PREPAY_WAIT).await;
         }
     }
 
@@ -317,10 +355,14 @@ impl Connection<'_> {
             Billing::Queued {
                 spec,
                 slot,
+                keys,
                 upfront,
             } => {
-                // Queued in MULTI: its bytes now, its work at EXEC.
-                let ecpu = transfer_milli(wire_in + reply_bytes);
+                // Queued in MULTI: its bytes and keys now, its walks at EXEC.
+                let ecpu = ecpu_milli(
+                    transfer_milli(wire_in + reply_bytes),
+                    work_milli(spec, keys, 0),
+                );
                 usage.meter_transfer(spec.family, ecpu);
                 cache.pool.record_load(slot, ecpu);
                 if let Some(limiter) = cache.limiter() {
@@ -374,21 +416,20 @@ impl Connection<'_> {
         // Admit: the cache's ECPU/s limit, charged what is known upfront. The
         // wait allowed counts from the request's arrival, so requests queued
         // in a pipeline behind throttled ones do not each wait afresh. A
-        // command queued in MULTI is admitted (and its bytes metered) now.
-        let upfront = if queueing {
-            transfer_milli(req.wire_len as u64)
-        } else {
-            // EXEC is admitted for the keys its queue names (1 work unit
-            // each): a huge transaction waits for, or is refused, its ECPU.
-            let queued_keys = match spec.exec {
-                Exec::Conn(cmd::ConnOp::Exec) => self.session.multi.as_ref().map_or(0, |t| t.keys),
-                _ => 0,
-            };
-            ecpu_milli(
-                transfer_milli(req.wire_len as u64),
-                queued_keys * crate::metering::cost::MILLI,
-            )
-        };
+        // command queued in MULTI pays now what it would pay alone for
+        // its bytes and keys (EXEC adds what it walks): a huge transaction
+        // is held to the limit while it is being queued.
+        // Bytes admitted while the request arrived are not admitted again.
+        let prepaid = self.prepaid.min(req.wire_len as u64);
+        self.prepaid -= prepaid;
+        let upfront = ecpu_milli(
+            transfer_milli(req.wire_len as u64 - prepaid),
+            if queueing {
+                work_milli(spec, keys, 0)
+            } else {
+                0
+            },
+        );
         let max_wait = self
             .shared
             .throttle_max_wait
@@ -396,14 +437,17 @@ impl Connection<'_> {
         if let Some(cache) = cache.as_ref().filter(|_| metered)
             && let Some(limiter) = cache.limiter()
             && limiter.admit(upfront, max_wait).await.is_err()
+            && prepaid == 0
         {
             let reply = Reply::err_owned(reply::throttled(&cache.name, limiter.max_ecpu_per_sec));
             self.fail_transaction();
             return Outcome::rejected(reply, Rejection::Throttled);
         }
+        // What the limiter has been charged for this request so far.
+        let upfront = upfront + transfer_milli(prepaid);
         // Inside MULTI: queue (EXEC runs it and meters its work).
         if queueing {
-            return self.queue(spec, req, slot, upfront);
+            return self.queue(spec, req, slot, keys, upfront);
         }
         let now = now_ms();
         // Make room: writes that grow data respect the storage maximum.
@@ -489,11 +533,13 @@ impl Connection<'_> {
         spec: &'static CommandSpec,
         req: &Request,
         slot: u16,
+        keys: u64,
         upfront: u64,
     ) -> Outcome {
         let queued = Billing::Queued {
             spec,
             slot,
+            keys,
             upfront,
         };
         let outcome = self.enqueue(spec, req);
@@ -713,10 +759,11 @@ enum Billing {
         /// Wire bytes of the commands an EXEC ran (queued earlier).
         queued_wire: u64,
     },
-    /// Queued in MULTI: billed its transfer now (work at EXEC).
+    /// Queued in MULTI: billed its transfer and keys now (walks at EXEC).
     Queued {
         spec: &'static CommandSpec,
         slot: u16,
+        keys: u64,
         upfront: u64,
     },
     /// Ran, not billed (AUTH, HELLO, PING, QUIT).
@@ -742,6 +789,12 @@ impl Outcome {
         }
     }
 }
+
+/// Buffered bytes of an unfinished request beyond which its transfer is
+/// admitted as it arrives (64 KiB: 64 ECPU).
+const PREPAY_ABOVE: u64 = 64 * 1024;
+/// How long a prepaying connection waits between admission attempts.
+const PREPAY_WAIT: Duration = Duration::from_millis(50);
 
 /// Memory a queued MULTI command holds besides its arguments, bytes.
 const QUEUED_OVERHEAD: u64 = 64;

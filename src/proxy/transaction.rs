@@ -134,7 +134,6 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
     let mut replies = Vec::with_capacity(tx.queued.len());
     let mut work = 0;
     for (spec, req) in &tx.queued {
-        let keys = spec.key_positions(&req.args).count() as u64;
         let done = match spec.exec {
             Exec::Data(_) => ran.next().unwrap_or(Executed {
                 reply: Reply::Nil,
@@ -143,7 +142,8 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
             // Boxed: EXEC reaches here through conn_cmds::run itself.
             Exec::Conn(op) => Box::pin(conn_cmds::run(conn, op, &req.args, now)).await,
         };
-        work += work_milli(spec, keys, done.work);
+        // Its keys were charged when it was queued; here what it walked.
+        work += work_milli(spec, 0, done.work);
         replies.push(done.reply);
     }
     Ok(Executed {

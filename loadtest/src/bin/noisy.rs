@@ -457,35 +457,23 @@ async fn main() {
             let ecpu_before = ecpu_total(http_addr);
             let until = Instant::now() + phase;
             let started = Instant::now();
-            let (a_sent, a_errors) = if mode == "get" {
-                let noisy = tokio::spawn({
-                    let token_a = token_a.clone();
-                    let (conns, depth, addr) = (a.a_conns, a.a_depth, server.resp);
-                    async move { hammer(addr, &token_a, conns, depth, until).await }
-                });
-                let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
-                let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
-                assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
-                noisy50.push(ms(h.value_at_quantile(0.5)));
-                noisy99.push(ms(h.value_at_quantile(0.99)));
-                let (hz, cn) = probe.await.expect("probe");
-                (health, connect) = (health.max(hz), connect.max(cn));
-                noisy.await.expect("A")
+            let noisy = if mode == "get" {
+                let token_a = token_a.clone();
+                let (conns, depth, addr) = (a.a_conns, a.a_depth, server.resp);
+                tokio::spawn(async move { hammer(addr, &token_a, conns, depth, until).await })
             } else {
-                let noisy = tokio::spawn({
-                    let token_a = token_a.clone();
-                    let addr = server.resp;
-                    async move { heavy(addr, &token_a, mode, until).await }
-                });
-                let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
-                let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
-                assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
-                noisy50.push(ms(h.value_at_quantile(0.5)));
-                noisy99.push(ms(h.value_at_quantile(0.99)));
-                let (hz, cn) = probe.await.expect("probe");
-                (health, connect) = (health.max(hz), connect.max(cn));
-                noisy.await.expect("A")
+                let token_a = token_a.clone();
+                let addr = server.resp;
+                tokio::spawn(async move { heavy(addr, &token_a, mode, until).await })
             };
+            let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
+            let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
+            assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
+            noisy50.push(ms(h.value_at_quantile(0.5)));
+            noisy99.push(ms(h.value_at_quantile(0.99)));
+            let (hz, cn) = probe.await.expect("probe");
+            (health, connect) = (health.max(hz), connect.max(cn));
+            let (a_sent, a_errors) = noisy.await.expect("A");
             let elapsed = started.elapsed().as_secs_f64();
             a_rate.push((ecpu_total(http_addr) - ecpu_before) / elapsed);
             a_throttled += a_errors.throttled;
