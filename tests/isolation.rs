@@ -437,3 +437,27 @@ async fn sigterm_completes_within_the_grace_while_scripts_run() {
     let (status, logs) = bin.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}\n{logs}");
 }
+
+/// A request bigger than its cache's ECPU/s limit allows at once is admitted
+/// as its bytes arrive (and metered by them), not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_request_to_a_limited_cache_is_admitted_as_it_arrives() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    let r = http
+        .post(
+            "/v1/caches",
+            r#"{"name": "slow", "usage_limits": {"ecpu_per_second": {"maximum": 2000}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let mut c = raw_auth(server.resp_addr, "slow", &token).await;
+    // 1 MiB: about 1024 ECPU of transfer, half a second of this limit.
+    let value = "v".repeat(1 << 20);
+    assert_eq!(c.cmd(&["SET", "big", &value]).await, ok());
+    assert_eq!(c.cmd(&["STRLEN", "big"]).await, int(1 << 20));
+    let usage = http.get("/v1/caches/slow/usage").await.json();
+    let ecpu = usage["ecpu_total"].as_f64().unwrap_or(0.0);
+    assert!(ecpu >= 1024.0, "the SET's bytes are metered: {usage}");
+}
