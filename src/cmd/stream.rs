@@ -691,7 +691,7 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         };
         let last = g
             .pending_range(StreamId::ZERO, StreamId::MAX)
-            .last()
+            .next_back()
             .map_or(first, |(id, _)| id);
         let owners: Vec<Reply> = g
             .consumers()
