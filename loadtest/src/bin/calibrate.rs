@@ -19,18 +19,21 @@
 //!
 //! Columns: `measured` = median of the rounds' GET-units; `work`, `xfer`,
 //! `ecpu` = charged per op, in ECPU; `ratio` = measured ÷ ECPU (1.0 = exact,
-//! > 1 = undercharged). Flags: `UNDER` (ratio > 2), `OVER` (ratio < 0.5 with
-//! work the charged dimension); rows under 0.5 that are charged by transfer
-//! (`bytes`: the reply's bytes, billed as ElastiCache bills them) or by the
-//! 1-ECPU minimum (`min`) are as the model means them.
+//! above 1 = undercharged). Flags: `UNDER` (ratio over 2), `OVER` (ratio
+//! under 0.5 with work the charged dimension). Rows under 0.5 are as the
+//! model means them when they are charged by bytes (`bytes`: transfer, or
+//! the bytes a write creates, `FILL_KIB`) or by a minimum (`min`: 1 ECPU a
+//! request, 1 per key named).
 //!
 //! SCAN and KEYS run in the proxy (`ConnOp`), not through `cmd::execute`; the
-//! SCAN row times `Keyspace::scan` directly and charges what the proxy
-//! charges. MULTI/EXEC are proxy-side too: EXEC is charged the sum of what its
-//! queued commands are charged (the rows here), so it has no row of its own.
+//! SCAN rows time `Keyspace::scan` directly, build the reply as the proxy
+//! does and charge what the proxy charges. MULTI/EXEC are proxy-side too:
+//! EXEC is charged the sum of what its queued commands are charged (the rows
+//! here), so it has no row of its own.
 //!
 //! Run pinned to one CPU (the rounds' median is reported):
 //! `cargo build --release -p stratus-loadtest && taskset -c 0 target/release/calibrate`
+//! (`--markdown` prints the README's table, `--filter hash` some rows only).
 
 use std::time::Duration;
 
@@ -87,8 +90,9 @@ struct Case {
     limit: Option<Duration>,
     /// The op answers an error on purpose (a script stopped at its limit).
     error_ok: bool,
-    /// Its work is the bytes it creates, charged as a SET of them would be
-    /// in transfer (`FILL_KIB`), not CPU.
+    /// Its work includes the bytes it creates, charged as a SET of them
+    /// would be in transfer (`FILL_KIB`), not as CPU: under 0.5 it is
+    /// flagged `bytes`.
     fill: bool,
 }
 
@@ -153,6 +157,16 @@ fn eval(family: &'static str, name: &str, body: &str, args: &[Bytes]) -> Case {
     Case::new(family, name, move |_| v.clone())
 }
 
+/// `cmd key` and `n` generated arguments (`item(j)` each).
+fn many(cmd: &str, key: &str, n: usize, item: impl Fn(usize) -> String) -> String {
+    let mut line = format!("{cmd} {key}");
+    for j in 0..n {
+        line.push(' ');
+        line.push_str(&item(j));
+    }
+    line
+}
+
 fn key(i: usize) -> String {
     format!("key:{}", i % KEYS)
 }
@@ -168,12 +182,22 @@ fn string_cases() -> Vec<Case> {
             vec!["set".into(), key(i).into(), a.clone()]
         }),
         Case::new(f, "SET 10 KiB", move |i| {
-            vec!["set".into(), format!("s10k:{}", i % 100).into(), v10k.clone()]
+            vec![
+                "set".into(),
+                format!("s10k:{}", i % 100).into(),
+                v10k.clone(),
+            ]
         }),
         Case::fixed(f, "GET 1 MiB", "get str:1m"),
-        Case::new(f, "INCR", |i| argv(&["incr".into(), format!("n:{}", i % KEYS)])),
+        Case::new(f, "INCR", |i| {
+            argv(&["incr".into(), format!("n:{}", i % KEYS)])
+        }),
         Case::new(f, "APPEND 10 B", |i| {
-            argv(&["append".into(), format!("app:{}", i % KEYS), "0123456789".into()])
+            argv(&[
+                "append".into(),
+                format!("app:{}", i % KEYS),
+                "0123456789".into(),
+            ])
         }),
         Case::new(f, "STRLEN", |i| argv(&["strlen".into(), key(i)])),
         Case::fixed(f, "GETRANGE 100 B of 1 MiB", "getrange str:1m 1000 1099"),
@@ -203,7 +227,9 @@ fn keys_cases() -> Vec<Case> {
         Case::new(f, "EXISTS", |i| argv(&["exists".into(), key(i)])),
         Case::new(f, "TYPE", |i| argv(&["type".into(), key(i)])),
         Case::new(f, "TTL", |i| argv(&["ttl".into(), key(i)])),
-        Case::new(f, "EXPIRE", |i| argv(&["expire".into(), key(i), "100000".into()])),
+        Case::new(f, "EXPIRE", |i| {
+            argv(&["expire".into(), key(i), "100000".into()])
+        }),
         Case::new(f, "RENAME", |i| {
             argv(&["rename", ["rn:a", "rn:b"][i % 2], ["rn:b", "rn:a"][i % 2]])
         }),
@@ -225,7 +251,12 @@ fn hash_cases() -> Vec<Case> {
     vec![
         Case::fixed(f, "HGET", "hget h100 field:7"),
         Case::new(f, "HSET", |i| {
-            argv(&["hset".into(), format!("h10:{}", i % KEYS), "g".into(), "w".into()])
+            argv(&[
+                "hset".into(),
+                format!("h10:{}", i % KEYS),
+                "g".into(),
+                "w".into(),
+            ])
         }),
         Case::fixed(
             f,
@@ -235,6 +266,26 @@ fn hash_cases() -> Vec<Case> {
         Case::fixed(f, "HINCRBY", "hincrby hn counter 1"),
         Case::fixed(f, "HLEN", "hlen h1000"),
         Case::fixed(f, "HDEL", "hdel hd f").prep(&["hset hd f v"]),
+        Case::fixed(
+            f,
+            "HSET 1000 new fields",
+            &many("hset", "hw", 1000, |j| format!("field:{j} value")),
+        )
+        .prep(&["del hw"]),
+        Case::fixed(
+            f,
+            "HDEL 1000 fields",
+            &many("hdel", "hw", 1000, |j| format!("field:{j}")),
+        )
+        .prep(&[
+            "del hw",
+            &many("hset", "hw", 1000, |j| format!("field:{j} value")),
+        ]),
+        Case::fixed(
+            f,
+            "HMGET 1000 fields",
+            &many("hmget", "h1000", 1000, |j| format!("field:{j}")),
+        ),
         Case::fixed(f, "HGETALL 10 fields", "hgetall h10"),
         Case::fixed(f, "HGETALL 100 fields", "hgetall h100"),
         Case::fixed(f, "HGETALL 1000 fields", "hgetall h1000"),
@@ -242,6 +293,11 @@ fn hash_cases() -> Vec<Case> {
         Case::fixed(f, "HKEYS 1000 fields", "hkeys h1000"),
         Case::fixed(f, "HVALS 1000 fields", "hvals h1000"),
         Case::fixed(f, "HSCAN 1000 COUNT 100", "hscan h1000 0 COUNT 100"),
+        Case::fixed(
+            f,
+            "HSCAN 1000 COUNT 100 NOVALUES",
+            "hscan h1000 0 COUNT 100 NOVALUES",
+        ),
         Case::fixed(f, "HSCAN 100k COUNT 10", "hscan h100k 0 COUNT 10"),
         Case::fixed(
             f,
@@ -269,6 +325,12 @@ fn list_cases() -> Vec<Case> {
             }
         }),
         Case::fixed(f, "LLEN", "llen l100k"),
+        Case::fixed(
+            f,
+            "RPUSH 1000 elements",
+            &many("rpush", "lw", 1000, |j| format!("element:{j}")),
+        )
+        .prep(&["del lw"]),
         Case::fixed(f, "LINDEX middle of 100k", "lindex l100k 50000"),
         Case::fixed(f, "LSET middle of 100k", "lset l100k 50000 abcdefgh"),
         Case::fixed(f, "LRANGE 0 9 of 100k", "lrange l100k 0 9"),
@@ -289,6 +351,26 @@ fn set_cases() -> Vec<Case> {
             argv(&["sadd".into(), format!("sa:{}", i % KEYS), "member".into()])
         }),
         Case::fixed(f, "SISMEMBER", "sismember s1000 m:7"),
+        Case::fixed(
+            f,
+            "SADD 1000 new members",
+            &many("sadd", "sw", 1000, |j| format!("member:{j}")),
+        )
+        .prep(&["del sw"]),
+        Case::fixed(
+            f,
+            "SREM 1000 members",
+            &many("srem", "sw", 1000, |j| format!("member:{j}")),
+        )
+        .prep(&[
+            "del sw",
+            &many("sadd", "sw", 1000, |j| format!("member:{j}")),
+        ]),
+        Case::fixed(
+            f,
+            "SMISMEMBER 1000",
+            &many("smismember", "s1000", 1000, |j| format!("m:{j}")),
+        ),
         Case::fixed(f, "SCARD", "scard s100k"),
         Case::fixed(f, "SMEMBERS 1000", "smembers s1000"),
         Case::fixed(f, "SMEMBERS 100k", "smembers s100k"),
@@ -299,6 +381,7 @@ fn set_cases() -> Vec<Case> {
         Case::fixed(f, "SINTERSTORE 100k 100k", "sinterstore sdst s100k s100kb"),
         Case::fixed(f, "SUNIONSTORE 1000 1000", "sunionstore sdst s1000 s1000b"),
         Case::fixed(f, "SINTERCARD 100k 100k", "sintercard 2 s100k s100kb"),
+        Case::fixed(f, "SSCAN 1000 COUNT 100", "sscan s1000 0 COUNT 100"),
         Case::fixed(f, "SSCAN 100k COUNT 10", "sscan s100k 0 COUNT 10"),
         Case::fixed(
             f,
@@ -306,6 +389,7 @@ fn set_cases() -> Vec<Case> {
             "sscan s100k 0 MATCH nomatch COUNT 10",
         ),
         Case::fixed(f, "SRANDMEMBER 1000 count 100", "srandmember s1000 100"),
+        Case::fixed(f, "SRANDMEMBER 1000 -100", "srandmember s1000 -100"),
         Case::fixed(f, "SRANDMEMBER 100k -100", "srandmember s100k -100"),
         Case::fixed(f, "SPOP 100 of 1000", "spop sp 100").prep(&["copy s1000 sp replace"]),
     ]
@@ -314,21 +398,80 @@ fn set_cases() -> Vec<Case> {
 fn zset_cases() -> Vec<Case> {
     let f = "sortedset";
     vec![
-        Case::new(f, "ZADD", |i| {
-            argv(&["zadd".into(), format!("za:{}", i % KEYS), "1".into(), "m".into()])
+        Case::new(f, "ZADD new score", |i| {
+            argv(&[
+                "zadd".into(),
+                "z1000".into(),
+                (i % 5000).to_string(),
+                format!("m:{}", i % 1000),
+            ])
         }),
+        Case::fixed(f, "ZADD creating the key", "zadd zn 1 m").prep(&["del zn"]),
         Case::fixed(f, "ZSCORE", "zscore z100k m:77"),
+        Case::new(f, "ZADD / ZREM in 100k", |i| {
+            if i % 2 == 0 {
+                argv(&["zadd", "z100k", "12345.5", "new"])
+            } else {
+                argv(&["zrem", "z100k", "new"])
+            }
+        }),
+        Case::fixed(
+            f,
+            "ZADD 1000 new members",
+            &many("zadd", "zw", 1000, |j| format!("{j} member:{j}")),
+        )
+        .prep(&["del zw"]),
+        Case::fixed(
+            f,
+            "ZREM 1000 members",
+            &many("zrem", "zw", 1000, |j| format!("member:{j}")),
+        )
+        .prep(&[
+            "del zw",
+            &many("zadd", "zw", 1000, |j| format!("{j} member:{j}")),
+        ]),
+        Case::fixed(
+            f,
+            "ZMSCORE 1000",
+            &many("zmscore", "z1000", 1000, |j| format!("m:{j}")),
+        ),
         Case::fixed(f, "ZRANK 100k", "zrank z100k m:50000"),
         Case::fixed(f, "ZINCRBY 100k", "zincrby z100k 0 m:777"),
         Case::fixed(f, "ZCOUNT 100k", "zcount z100k 1000 90000"),
         Case::fixed(f, "ZRANGE 0 9 of 100k", "zrange z100k 0 9"),
         Case::fixed(f, "ZRANGE 10 at rank 50k", "zrange z100k 50000 50009"),
         Case::fixed(f, "ZRANGE 0 -1 of 1000", "zrange z1000 0 -1"),
-        Case::fixed(f, "ZRANGE 0 -1 WITHSCORES 1000", "zrange z1000 0 -1 WITHSCORES"),
-        Case::fixed(f, "ZRANGEBYSCORE 100 of 100k", "zrangebyscore z100k 1000 1099"),
-        Case::fixed(f, "ZUNIONSTORE 1000 1000", "zunionstore zdst 2 z1000 z1000b"),
-        Case::fixed(f, "ZINTERSTORE 1000 1000", "zinterstore zdst 2 z1000 z1000b"),
-        Case::fixed(f, "ZUNIONSTORE 100k 1000", "zunionstore zdst 2 z100k z1000b"),
+        Case::fixed(
+            f,
+            "ZRANGE 0 -1 WITHSCORES 1000",
+            "zrange z1000 0 -1 WITHSCORES",
+        ),
+        Case::fixed(
+            f,
+            "ZRANGEBYSCORE 100 of 100k",
+            "zrangebyscore z100k 1000 1099",
+        ),
+        Case::fixed(
+            f,
+            "ZUNIONSTORE 1000 1000",
+            "zunionstore zdst 2 z1000 z1000b",
+        ),
+        Case::fixed(
+            f,
+            "ZINTERSTORE 1000 1000",
+            "zinterstore zdst 2 z1000 z1000b",
+        ),
+        Case::fixed(
+            f,
+            "ZUNIONSTORE 100k 1000",
+            "zunionstore zdst 2 z100k z1000b",
+        ),
+        Case::fixed(
+            f,
+            "ZINTERSTORE 100k 100k",
+            "zinterstore zdst 2 z100k z100kb",
+        ),
+        Case::fixed(f, "ZSCAN 1000 COUNT 100", "zscan z1000 0 COUNT 100"),
         Case::fixed(f, "ZSCAN 100k COUNT 10", "zscan z100k 0 COUNT 10"),
         Case::fixed(
             f,
@@ -336,7 +479,12 @@ fn zset_cases() -> Vec<Case> {
             "zscan z100k 0 MATCH nomatch COUNT 10",
         ),
         Case::fixed(f, "ZRANDMEMBER 1000 count 100", "zrandmember z1000 100"),
-        Case::fixed(f, "ZRANDMEMBER 100k -100", "zrandmember z100k -100 WITHSCORES"),
+        Case::fixed(f, "ZRANDMEMBER 100k count 10", "zrandmember z100k 10"),
+        Case::fixed(
+            f,
+            "ZRANDMEMBER 100k -100",
+            "zrandmember z100k -100 WITHSCORES",
+        ),
         Case::fixed(f, "ZPOPMIN 100 of 1000", "zpopmin zp 100").prep(&["copy z1000 zp replace"]),
         Case::fixed(f, "ZREMRANGEBYRANK 500 of 1000", "zremrangebyrank zp 0 499")
             .prep(&["copy z1000 zp replace"]),
@@ -353,11 +501,20 @@ fn hll_cases() -> Vec<Case> {
             argv(&["pfadd".into(), "hll:sp".into(), format!("e{i}")])
         })
         .prep(&["copy hll:sparse hll:sp replace"]),
+        Case::fixed(
+            f,
+            "PFADD dense 1000 elements",
+            &many("pfadd", "hll:2", 1000, |j| format!("x{j}")),
+        ),
         Case::fixed(f, "PFCOUNT cached", "pfcount hll:1"),
         Case::fixed(f, "PFCOUNT stale dense", "pfcount hll:st")
             .prep(&["copy hll:stale hll:st replace"]),
         Case::fixed(f, "PFCOUNT 3 dense keys", "pfcount hll:1 hll:2 hll:3"),
-        Case::fixed(f, "PFMERGE 3 dense keys", "pfmerge hll:dst hll:1 hll:2 hll:3"),
+        Case::fixed(
+            f,
+            "PFMERGE 3 dense keys",
+            "pfmerge hll:dst hll:1 hll:2 hll:3",
+        ),
     ]
 }
 
@@ -365,7 +522,12 @@ fn bitmap_cases() -> Vec<Case> {
     let f = "bitmap";
     vec![
         Case::new(f, "SETBIT", |i| {
-            argv(&["setbit".into(), "bits".into(), (i % 8192).to_string(), "1".into()])
+            argv(&[
+                "setbit".into(),
+                "bits".into(),
+                (i % 8192).to_string(),
+                "1".into(),
+            ])
         }),
         Case::fixed(f, "GETBIT", "getbit str:1m 12345"),
         Case::fixed(f, "SETBIT 8 Mbit offset (1 MiB)", "setbit sb:new 8388608 1")
@@ -374,8 +536,8 @@ fn bitmap_cases() -> Vec<Case> {
         Case::fixed(f, "BITCOUNT 1 KiB", "bitcount str:1m 0 1023"),
         Case::fixed(f, "BITCOUNT 1 MiB", "bitcount str:1m"),
         Case::fixed(f, "BITPOS 1 MiB (not found)", "bitpos zero:1m 1"),
-        Case::fixed(f, "BITOP AND 1 MiB x2", "bitop and bdst str:1m str:1mb"),
-        Case::fixed(f, "BITOP NOT 1 MiB", "bitop not bdst str:1m"),
+        Case::fixed(f, "BITOP AND 1 MiB x2", "bitop and bdst str:1m str:1mb").fill(),
+        Case::fixed(f, "BITOP NOT 1 MiB", "bitop not bdst str:1m").fill(),
     ]
 }
 
@@ -395,8 +557,45 @@ fn stream_cases() -> Vec<Case> {
             "xreadgroup GROUP g c COUNT 100 STREAMS xg 0",
         ),
         Case::fixed(f, "XPENDING 100", "xpending xg g - + 100"),
+        Case::fixed(f, "XPENDING summary of 1000", "xpending xg g"),
+        Case::new(f, "XCLAIM 100", |i| {
+            let mut v = vec!["xclaim".to_string(), "xg".into(), "g".into()];
+            v.push(["c2", "c"][i % 2].into());
+            v.push("0".into());
+            v.extend((1..=100).map(|s| format!("{}-{s}", NOW)));
+            argv(&v)
+        }),
+        Case::new(f, "XAUTOCLAIM 100", |i| {
+            argv(&[
+                "xautoclaim",
+                "xg",
+                "g",
+                ["c2", "c"][i % 2],
+                "0",
+                "0-0",
+                "COUNT",
+                "100",
+            ])
+        }),
+        Case::fixed(
+            f,
+            "XADD 20 fields",
+            &many("xadd", "xs20", 20, |j| format!("f{j} v{j}")).replacen("xs20", "xs20 *", 1),
+        ),
         Case::fixed(f, "XINFO STREAM 1000", "xinfo STREAM x1000"),
         Case::fixed(f, "XTRIM 500 of 1000", "xtrim xt MAXLEN 500").prep(&["copy x1000 xt replace"]),
+        Case::fixed(
+            f,
+            "XDEL 100",
+            &many("xdel", "xt", 100, |j| format!("{NOW}-{}", 2 * j)),
+        )
+        .prep(&["copy x1000 xt replace"]),
+        Case::fixed(
+            f,
+            "XACK 100",
+            &many("xack", "xa g", 100, |j| format!("{NOW}-{}", 2 * j)),
+        )
+        .prep(&["copy xg xa replace"]),
     ]
 }
 
@@ -429,6 +628,24 @@ fn script_cases() -> Vec<Case> {
             "EVAL HGETALL 1000",
             "eval return#redis.call('hgetall',KEYS[1]) 1 h1000",
         ),
+        Case::fixed(
+            f,
+            "EVAL HKEYS 1000 returned",
+            "eval return(redis.call('hkeys',KEYS[1])) 1 h1000",
+        ),
+        eval(
+            f,
+            "EVAL 5k function calls",
+            "local function f(a) return a + 1 end local x = 0 \
+             for i = 1, 5000 do x = f(x) end return x",
+            &[],
+        ),
+        eval(
+            f,
+            "EVAL return 10k-element table",
+            "local t = {} for i = 1, 10000 do t[i] = i end return t",
+            &[],
+        ),
         eval(
             f,
             "EVAL 5k-iteration loop",
@@ -453,7 +670,7 @@ fn script_cases() -> Vec<Case> {
             f,
             "EVAL upper 1 MiB x4",
             "local s = ARGV[1] for i = 1, 4 do s = s:upper():lower() end return #s",
-            &[mib.clone()],
+            std::slice::from_ref(&mib),
         ),
         eval(
             f,
@@ -465,7 +682,7 @@ fn script_cases() -> Vec<Case> {
             f,
             "EVAL sub 1 MiB x8",
             "local s = ARGV[1] for i = 1, 8 do s = s:sub(2) end return #s",
-            &[mib.clone()],
+            std::slice::from_ref(&mib),
         ),
         eval(
             f,
@@ -490,7 +707,7 @@ fn script_cases() -> Vec<Case> {
             f,
             "EVAL find .-b 2k a",
             "return string.find(ARGV[1], '.-b')",
-            &[a2k.clone()],
+            std::slice::from_ref(&a2k),
         ),
         eval(
             f,
@@ -502,7 +719,7 @@ fn script_cases() -> Vec<Case> {
             f,
             "EVAL gsub %w+ 64 KiB",
             "return #string.gsub(ARGV[1], '(%w+)', '<%1>')",
-            &[words64k.clone()],
+            std::slice::from_ref(&words64k),
         ),
         eval(
             f,
@@ -588,24 +805,53 @@ fn populate(ks: &mut Keyspace) {
     let v100 = "v".repeat(100);
     for i in 0..KEYS {
         run(ks, &argv(&["set".into(), key(i), v100.clone()]));
-        run(ks, &argv(&["hset".into(), format!("h10:{i}"), "f".into(), "v".into()]));
+        run(
+            ks,
+            &argv(&["hset".into(), format!("h10:{i}"), "f".into(), "v".into()]),
+        );
     }
     for (name, n) in [("h10", 10), ("h100", 100), ("h1000", 1000)] {
         let fields = (0..n).flat_map(|f| [format!("field:{f}"), v100.clone()]);
         fill(ks, "hset", name, fields);
     }
-    fill(ks, "hset", "hs1000", (0..1000).flat_map(|f| [format!("f{f}"), "v".into()]));
-    fill(ks, "hset", "h100k", (0..100_000).flat_map(|f| [format!("field:{f}"), "value".into()]));
-    fill(ks, "rpush", "l1000", (0..1000).map(|i| format!("element:{i}")));
-    fill(ks, "rpush", "l100k", (0..100_000).map(|i| format!("element:{i}")));
+    fill(
+        ks,
+        "hset",
+        "hs1000",
+        (0..1000).flat_map(|f| [format!("f{f}"), "v".into()]),
+    );
+    fill(
+        ks,
+        "hset",
+        "h100k",
+        (0..100_000).flat_map(|f| [format!("field:{f}"), "value".into()]),
+    );
+    fill(
+        ks,
+        "rpush",
+        "l1000",
+        (0..1000).map(|i| format!("element:{i}")),
+    );
+    fill(
+        ks,
+        "rpush",
+        "l100k",
+        (0..100_000).map(|i| format!("element:{i}")),
+    );
     fill(ks, "sadd", "s1000", (0..1000).map(|i| format!("m:{i}")));
     fill(ks, "sadd", "s1000b", (500..1500).map(|i| format!("m:{i}")));
     fill(ks, "sadd", "s100k", (0..100_000).map(|i| format!("m:{i}")));
-    fill(ks, "sadd", "s100kb", (50_000..150_000).map(|i| format!("m:{i}")));
+    fill(
+        ks,
+        "sadd",
+        "s100kb",
+        (50_000..150_000).map(|i| format!("m:{i}")),
+    );
     let zmembers = |r: std::ops::Range<usize>| r.flat_map(|i| [i.to_string(), format!("m:{i}")]);
     fill(ks, "zadd", "z1000", zmembers(0..1000));
     fill(ks, "zadd", "z1000b", zmembers(500..1500));
     fill(ks, "zadd", "z100k", zmembers(0..100_000));
+    fill(ks, "zadd", "z100kb", zmembers(50_000..150_000));
     fill(ks, "pfadd", "hll:sparse", (0..100).map(|i| format!("s{i}")));
     for (k, seed) in [("hll:1", 1), ("hll:2", 2), ("hll:3", 3), ("hll:stale", 4)] {
         fill(ks, "pfadd", k, (0..100_000).map(|i| format!("{seed}:{i}")));
@@ -613,18 +859,60 @@ fn populate(ks: &mut Keyspace) {
     }
     // A new element that changes a register leaves the cached count stale.
     let mut i = 0;
-    while run(ks, &argv(&["pfadd".into(), "hll:stale".into(), format!("x{i}")])) == Reply::Int(0)
+    while run(
+        ks,
+        &argv(&["pfadd".into(), "hll:stale".into(), format!("x{i}")]),
+    ) == Reply::Int(0)
     {
         i += 1;
     }
-    let mib: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mib: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let mibb: Vec<u8> = mib.iter().map(|b| b.rotate_left(3)).collect();
-    run(ks, &[Bytes::from("set"), Bytes::from("str:1m"), Bytes::from(mib)]);
-    run(ks, &[Bytes::from("set"), Bytes::from("str:1mb"), Bytes::from(mibb)]);
-    run(ks, &[Bytes::from("set"), Bytes::from("zero:1m"), Bytes::from(vec![0u8; 1 << 20])]);
+    run(
+        ks,
+        &[Bytes::from("set"), Bytes::from("str:1m"), Bytes::from(mib)],
+    );
+    run(
+        ks,
+        &[
+            Bytes::from("set"),
+            Bytes::from("str:1mb"),
+            Bytes::from(mibb),
+        ],
+    );
+    run(
+        ks,
+        &[
+            Bytes::from("set"),
+            Bytes::from("zero:1m"),
+            Bytes::from(vec![0u8; 1 << 20]),
+        ],
+    );
     for i in 0..1000 {
-        run(ks, &argv(&["xadd".into(), "x1000".into(), "*".into(), "field".into(), format!("value:{i}"), "n".into(), i.to_string()]));
-        run(ks, &argv(&["xadd".into(), "xg".into(), "*".into(), "f".into(), format!("v{i}")]));
+        run(
+            ks,
+            &argv(&[
+                "xadd".into(),
+                "x1000".into(),
+                "*".into(),
+                "field".into(),
+                format!("value:{i}"),
+                "n".into(),
+                i.to_string(),
+            ]),
+        );
+        run(
+            ks,
+            &argv(&[
+                "xadd".into(),
+                "xg".into(),
+                "*".into(),
+                "f".into(),
+                format!("v{i}"),
+            ]),
+        );
     }
     run(ks, &words("xgroup CREATE xg g 0"));
     run(ks, &words("xreadgroup GROUP g c STREAMS xg >"));
@@ -657,8 +945,10 @@ fn wire_len(argv: &[Bytes]) -> u64 {
     n as u64
 }
 
-/// One prepared op: its arguments and what the proxy knows before running it.
+/// One prepared op: its row, its arguments and what the proxy knows before
+/// running it.
 struct Op {
+    spec: &'static CommandSpec,
     argv: Argv,
     keys: u64,
     request: u64,
@@ -672,7 +962,8 @@ struct Bench {
 
 impl Bench {
     /// Executes and encodes one op; returns its charge and its reply's kind.
-    fn exec(&mut self, spec: &CommandSpec, op: &Op) -> (Charge, bool) {
+    fn exec(&mut self, op: &Op) -> (Charge, bool) {
+        let spec = op.spec;
         let mut ctx = Ctx::new(&mut self.ks, NOW);
         ctx.script_time_limit = self.limit;
         let reply = execute(spec, &mut ctx, &op.argv);
@@ -702,7 +993,7 @@ impl Bench {
     }
 
     /// CPU ns per op over `ops`, with the summed charge.
-    fn time(&mut self, case: &Case, spec: &CommandSpec, ops: &[Op], clock: u64) -> (f64, Charge) {
+    fn time(&mut self, case: &Case, ops: &[Op], clock: u64) -> (f64, Charge) {
         let mut sum = Charge::default();
         let mut add = |c: Charge| {
             sum.work += c.work;
@@ -713,7 +1004,7 @@ impl Bench {
         let ns = if case.prep.is_none() {
             let start = cpu_ns();
             for op in ops {
-                add(self.exec(spec, op).0);
+                add(self.exec(op).0);
             }
             cpu_ns() - start
         } else {
@@ -721,7 +1012,7 @@ impl Bench {
             for (i, op) in ops.iter().enumerate() {
                 self.prep(case, i);
                 let start = cpu_ns();
-                add(self.exec(spec, op).0);
+                add(self.exec(op).0);
                 total += (cpu_ns() - start).saturating_sub(clock);
             }
             total
@@ -741,11 +1032,13 @@ fn clock_cost() -> u64 {
     median(samples) as u64
 }
 
-fn prepare(case: &Case, spec: &CommandSpec, n: usize) -> Vec<Op> {
+fn prepare(case: &Case, n: usize) -> Vec<Op> {
     (0..n)
         .map(|i| {
             let argv = (case.argv)(i);
+            let spec = lookup(&argv[0]).expect("command in table");
             Op {
+                spec,
                 keys: spec.key_positions(&argv).count() as u64,
                 request: wire_len(&argv),
                 argv,
@@ -759,6 +1052,8 @@ struct Row {
     family: &'static str,
     name: String,
     ns: f64,
+    /// The GET baseline of its rounds (median), ns.
+    get_ns: f64,
     measured: f64,
     charge: Charge,
     fill: bool,
@@ -783,7 +1078,9 @@ impl Row {
             ""
         } else if (c.transfer >= c.work && c.transfer > 1000) || self.fill {
             "bytes"
-        } else if c.transfer <= 1000 && c.work.saturating_sub(c.keys) * 10 <= c.work.max(1000) {
+        } else if c.ecpu <= c.work.max(1000)
+            && c.work.saturating_sub(c.keys) * 10 <= c.work.max(1000)
+        {
             "min"
         } else {
             "OVER"
@@ -791,48 +1088,127 @@ impl Row {
     }
 }
 
-/// The SCAN row: `SCAN 0 MATCH nomatch COUNT 10` over `SCAN_KEYS` keys in
-/// one slot, timed through `Keyspace::scan` as the proxy calls it, charged
-/// as the proxy charges it (the table's per-element cost per key returned).
-fn scan_row(a: &Args, bench: &mut Bench, get_ops: &[Op], get: &CommandSpec, clock: u64) -> Row {
+/// The SCAN rows: `SCAN` over `SCAN_KEYS` keys in one slot, each step
+/// timed through `Keyspace::scan` as the proxy calls it, its reply built
+/// and encoded as the proxy does, and charged as the proxy charges it (the
+/// table's per-element cost per key visited).
+fn scan_rows(a: &Args, bench: &mut Bench, get_ops: &[Op], clock: u64) -> Vec<Row> {
     let mut ks = Keyspace::whole();
     for i in 0..SCAN_KEYS {
-        run(&mut ks, &argv(&["set".into(), format!("{{scan}}:{i}"), "v".into()]));
+        run(
+            &mut ks,
+            &argv(&["set".into(), format!("{{scan}}:{i}"), "v".into()]),
+        );
     }
     let slot = key_slot(b"{scan}");
     assert_eq!(ks.keys_in_slot_count(slot), SCAN_KEYS);
+    let k = SCAN_KEYS / 1000;
+    let at_slot = ScanCursor { slot, pos: 0 };
+    [
+        (
+            format!("SCAN 0 MATCH nomatch COUNT 10, {k}k keys in slot {slot}"),
+            ScanCursor::default(),
+            Some(&b"nomatch"[..]),
+            10,
+        ),
+        (
+            "SCAN in that slot MATCH nomatch COUNT 10".to_string(),
+            at_slot,
+            Some(&b"nomatch"[..]),
+            10,
+        ),
+        (
+            "SCAN in that slot COUNT 100".to_string(),
+            at_slot,
+            None,
+            100,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, cursor, pattern, count)| {
+        let scan = Scan {
+            ks: &ks,
+            cursor,
+            pattern,
+            count,
+        };
+        scan_row(a, bench, get_ops, clock, &scan, name)
+    })
+    .collect()
+}
+
+/// One SCAN call to time.
+struct Scan<'a> {
+    ks: &'a Keyspace,
+    cursor: ScanCursor,
+    pattern: Option<&'static [u8]>,
+    count: usize,
+}
+
+impl Scan<'_> {
+    /// Runs the step and encodes its reply into `out`; returns the keys
+    /// visited.
+    fn step(&self, out: &mut BytesMut) -> u64 {
+        let step = self.ks.scan(self.cursor, self.count, NOW, |k, _| {
+            self.pattern.is_none_or(|p| glob_match(p, k))
+        });
+        let next = step.next.map_or(0, ScanCursor::encode);
+        let reply = Reply::Array(vec![
+            Reply::bulk(next.to_string()),
+            Reply::Array(
+                step.keys
+                    .into_iter()
+                    .map(|k| Reply::Bulk(Bytes::from(k)))
+                    .collect(),
+            ),
+        ]);
+        reply.encode(Protocol::Resp2, out);
+        step.visited
+    }
+}
+
+fn scan_row(
+    a: &Args,
+    bench: &mut Bench,
+    get_ops: &[Op],
+    clock: u64,
+    scan: &Scan<'_>,
+    name: String,
+) -> Row {
     let spec = lookup(b"scan").expect("scan");
-    let step = || {
-        let (keys, next) = ks.scan(ScanCursor::default(), 10, NOW, |k, _| glob_match(b"nomatch", k));
-        std::hint::black_box((keys.len(), next));
-        keys.len() as u64
-    };
+    let mut out = BytesMut::new();
     let once = {
         let start = cpu_ns();
-        step();
+        scan.step(&mut out);
         (cpu_ns() - start).saturating_sub(clock).max(1)
     };
     let ops = ((a.round_ms * 1_000_000 / once) as usize).clamp(1, MAX_OPS);
-    let mut ratios = Vec::new();
-    let mut times = Vec::new();
-    let mut returned = 0;
+    let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut visited, mut reply_len) = (0, 0);
     for _ in 0..a.rounds {
-        let (get_ns, _) = bench.time_gets(get, get_ops);
+        let (get_ns, _) = bench.time_gets(get_ops);
         let start = cpu_ns();
         for _ in 0..ops {
-            returned = step();
+            out.clear();
+            visited = scan.step(&mut out);
+            reply_len = out.len();
         }
         let ns = (cpu_ns() - start) as f64 / ops as f64;
         times.push(ns);
         ratios.push(ns / get_ns);
+        gets.push(get_ns);
     }
-    let request = wire_len(&words("scan 0 MATCH nomatch COUNT 10"));
-    let work = work_milli(spec, 0, returned);
-    let transfer = transfer_milli(request + 20);
+    let mut line = format!("scan {} COUNT {}", scan.cursor.encode(), scan.count);
+    if let Some(p) = scan.pattern {
+        line += &format!(" MATCH {}", String::from_utf8_lossy(p));
+    }
+    let transfer = transfer_milli(wire_len(&words(&line)) + reply_len as u64);
+    let work = work_milli(spec, 0, visited);
     Row {
         family: "keys",
-        name: format!("SCAN MATCH nomatch COUNT 10, {}k keys in 1 slot", SCAN_KEYS / 1000),
+        name,
         ns: median(times),
+        get_ns: median(gets),
         measured: median(ratios),
         charge: Charge {
             work,
@@ -847,32 +1223,30 @@ fn scan_row(a: &Args, bench: &mut Bench, get_ops: &[Op], get: &CommandSpec, cloc
 impl Bench {
     /// The GET baseline of a round: CPU ns per GET, after an untimed pass
     /// over the keys (a case that walked megabytes leaves the caches cold).
-    fn time_gets(&mut self, get: &CommandSpec, ops: &[Op]) -> (f64, Charge) {
+    fn time_gets(&mut self, ops: &[Op]) -> (f64, Charge) {
         for op in &ops[..KEYS.min(ops.len())] {
-            self.exec(get, op);
+            self.exec(op);
         }
         let start = cpu_ns();
         let mut c = Charge::default();
         for op in ops {
-            c = self.exec(get, op).0;
+            c = self.exec(op).0;
         }
         ((cpu_ns() - start) as f64 / ops.len() as f64, c)
     }
 }
 
-fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], get: &CommandSpec, clock: u64) -> Row {
-    let first = (case.argv)(0);
-    let spec = lookup(&first[0]).expect("command in table");
+fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], clock: u64) -> Row {
     bench.limit = case.limit.unwrap_or(Duration::from_millis(
         stratus::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
     ));
     // 1. Estimate (and warm up): a few ops, or 5 ms.
-    let warm = prepare(case, spec, 64);
+    let warm = prepare(case, 64);
     let start = cpu_ns();
     let mut n = 0;
     while n < warm.len() && (n < 2 || cpu_ns() - start < 5_000_000) {
         bench.prep(case, n);
-        let (_, is_err) = bench.exec(spec, &warm[n]);
+        let (_, is_err) = bench.exec(&warm[n]);
         if is_err && !case.error_ok {
             eprintln!("warning: {} answers an error", case.name);
         }
@@ -880,15 +1254,16 @@ fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], get: &Comma
     }
     let per_op = ((cpu_ns() - start) / n as u64).max(1);
     let ops = ((a.round_ms * 1_000_000 / per_op) as usize).clamp(1, MAX_OPS);
-    let ops_v = prepare(case, spec, ops);
+    let ops_v = prepare(case, ops);
     // 2. Rounds.
-    let (mut ratios, mut times) = (Vec::new(), Vec::new());
+    let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     let mut charge = Charge::default();
     for _ in 0..a.rounds {
-        let (get_ns, _) = bench.time_gets(get, get_ops);
-        let (ns, sum) = bench.time(case, spec, &ops_v, clock);
+        let (get_ns, _) = bench.time_gets(get_ops);
+        let (ns, sum) = bench.time(case, &ops_v, clock);
         times.push(ns);
         ratios.push(ns / get_ns);
+        gets.push(get_ns);
         // 3. Charge: the mean per op.
         charge = Charge {
             work: sum.work / ops as u64,
@@ -901,6 +1276,7 @@ fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], get: &Comma
         family: case.family,
         name: case.name.clone(),
         ns: median(times),
+        get_ns: median(gets),
         measured: median(ratios),
         charge,
         fill: case.fill,
@@ -909,8 +1285,10 @@ fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], get: &Comma
 
 fn print(a: &Args, rows: &[Row], get_ns: f64) {
     if a.markdown {
-        println!("| family | case | ns/op | measured | work | transfer | ECPU | ratio | |");
-        println!("|---|---|--:|--:|--:|--:|--:|--:|---|");
+        println!(
+            "| family | case | ns/op | GET ns | measured | work | transfer | ECPU | ratio | |"
+        );
+        println!("|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
     } else {
         println!(
             "Engine time per op (execute + encode the reply, in process, thread CPU time), \
@@ -918,8 +1296,8 @@ fn print(a: &Args, rows: &[Row], get_ns: f64) {
             a.rounds
         );
         println!(
-            "{:<12} {:<42} {:>11} {:>10} {:>9} {:>8} {:>9} {:>6}",
-            "family", "case", "ns/op", "measured", "work", "xfer", "ecpu", "ratio"
+            "{:<12} {:<42} {:>11} {:>7} {:>10} {:>9} {:>8} {:>9} {:>6}",
+            "family", "case", "ns/op", "GET ns", "measured", "work", "xfer", "ecpu", "ratio"
         );
     }
     for r in rows {
@@ -927,10 +1305,11 @@ fn print(a: &Args, rows: &[Row], get_ns: f64) {
         let (w, t) = (c.work as f64 / 1000.0, c.transfer as f64 / 1000.0);
         if a.markdown {
             println!(
-                "| {} | {} | {:.0} | {:.2} | {w:.2} | {t:.2} | {:.2} | {:.2} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {:.2} | {w:.2} | {t:.2} | {:.2} | {:.2} | {} |",
                 r.family,
                 r.name,
                 r.ns,
+                r.get_ns,
                 r.measured,
                 r.ecpu(),
                 r.ratio(),
@@ -938,10 +1317,11 @@ fn print(a: &Args, rows: &[Row], get_ns: f64) {
             );
         } else {
             println!(
-                "{:<12} {:<42} {:>11.0} {:>10.2} {w:>9.2} {t:>8.2} {:>9.2} {:>6.2} {}",
+                "{:<12} {:<42} {:>11.0} {:>7.0} {:>10.2} {w:>9.2} {t:>8.2} {:>9.2} {:>6.2} {}",
                 r.family,
                 r.name,
                 r.ns,
+                r.get_ns,
                 r.measured,
                 r.ecpu(),
                 r.ratio(),
@@ -978,6 +1358,7 @@ fn main() {
         .map(|i| {
             let argv = argv(&["get".into(), key(i)]);
             Op {
+                spec: get,
                 keys: 1,
                 request: wire_len(&argv),
                 argv,
@@ -993,16 +1374,12 @@ fn main() {
     let mut rows = Vec::new();
     for case in all_cases() {
         if wanted(case.family, &case.name) {
-            rows.push(measure(&a, &mut bench, &case, &get_ops, get, clock));
+            rows.push(measure(&a, &mut bench, &case, &get_ops, clock));
         }
     }
     if wanted("keys", "scan") {
-        rows.push(scan_row(&a, &mut bench, &get_ops, get, clock));
+        rows.extend(scan_rows(&a, &mut bench, &get_ops, clock));
     }
-    let get_ns = median(
-        (0..a.rounds)
-            .map(|_| bench.time_gets(get, &get_ops).0)
-            .collect(),
-    );
+    let get_ns = median((0..a.rounds).map(|_| bench.time_gets(&get_ops).0).collect());
     print(&a, &rows, get_ns);
 }
