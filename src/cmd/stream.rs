@@ -322,7 +322,9 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let deleted = op_write(ctx, &args[1], false, |s| {
         Ok(ids.iter().filter(|id| s.log_mut().delete(**id)).count())
     })?;
-    ctx.count_extra(ids.len());
+    // An entry deleted counts twice: found in the log's index, then
+    // unlinked from its node (measured about 0.5 GETs each).
+    ctx.count_extra(2 * ids.len());
     Ok(Reply::Int(deleted.unwrap_or(0) as i64))
 }
 

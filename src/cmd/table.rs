@@ -307,8 +307,8 @@ const FREE: u32 = 40;
 /// (SINTERCARD, SMISMEMBER: 0.04-0.07) ...
 const PROBE: u32 = 50;
 /// ... a cheap step: an element visited by SSCAN, trimmed from a stream,
-/// pushed onto a list or removed from a set, a field of XADD, 64 bytes of
-/// a collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
+/// pushed onto a list, removed from a set, a field of XADD or HMGET, 64
+/// bytes of a collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.2) ...
 const WALK: u32 = 100;
 /// ... an element copied into a reply or into a collection: a list, set or
 /// sorted-set member, a field or a value, a score, a string or an array of
@@ -320,8 +320,9 @@ const WALK_COPY: u32 = 200;
 /// ... an element moved out or combined, then replied: popped (LPOP,
 /// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER), walked by
 /// SINTER/SUNION/SDIFF or ZUNIONSTORE/ZINTERSTORE, visited by ZSCAN
-/// (scores formatted), an ID deleted or acknowledged in a stream (XDEL,
-/// XACK) (0.2-0.55) ...
+/// (scores formatted), an entry claimed (XCLAIM, XAUTOCLAIM, with its
+/// reply's strings), an ID deleted or acknowledged in a stream (XDEL, XACK,
+/// twice each) (0.2-0.55) ...
 const WALK_BUILD: u32 = 300;
 /// ... a field and its value copied into a reply (HGETALL: 0.23-0.43).
 const WALK_PAIR: u32 = 300;
@@ -445,7 +446,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
     row!("hsetnx",       4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hsetnx)),
     row!("hget",         3, R | F,           1, 1, 1, Hash, 0, Data(hash::hget)),
-    row!("hmget",       -3, R | F,           1, 1, 1, Hash, WALK_COPY, Data(hash::hmget)),
+    row!("hmget",       -3, R | F,           1, 1, 1, Hash, WALK, Data(hash::hmget)),
     row!("hgetall",      2, R,               1, 1, 1, Hash, WALK_PAIR, Data(hash::hgetall)),
     row!("hkeys",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
     row!("hvals",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
@@ -543,8 +544,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xgroup",      -2, W | M,           2, 2, 1, Stream, WALK, Data(stream::xgroup)),
     row!("xack",        -4, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xack)),
     row!("xpending",    -3, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xpending)),
-    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_COPY, Data(stream::xclaim)),
-    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_COPY, Data(stream::xautoclaim)),
+    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xclaim)),
+    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xautoclaim)),
     row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
     // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
     // scripts run in slot 0's partition); EVALSHA* reach the handler with the
