@@ -156,11 +156,11 @@ pub const STRING_WORK_MILLI: u64 = 1_000;
 pub const TICK_WORK_MILLI: u64 = 10_000;
 /// Work per 1000 pattern-matching steps, milli-units (a step is one
 /// pattern item tried, one subject byte scanned, one backtrack: see
-/// [`lua_pattern`](super::lua_pattern)); measured 4.5–7.9 GETs per 1000
-/// steps for `.-b` and `a*b` over 2000 `a`s, the isolation issue's
-/// `string.rep("a*", 40) .. "b"` and `.-b` over 60 000 `a`s, and `gsub` of
-/// `(%w+)` over 64 KiB of words.
-pub const STEP_WORK_MILLI_PER_1000: u64 = 6_000;
+/// [`lua_pattern`](super::lua_pattern)); measured 5–13 GETs per 1000
+/// steps, mostly 6–10, for `.-b` and `a*b` over 2000 `a`s, the isolation
+/// issue's `string.rep("a*", 40) .. "b"` and `.-b` over 60 000 `a`s, and
+/// `gsub` of `(%w+)` over 64 KiB of words.
+pub const STEP_WORK_MILLI_PER_1000: u64 = 8_000;
 /// Work per call of a string function that runs in Rust (see
 /// `script/strings.rs`), and per replacement `gsub` asks of a function or a
 /// table: crossing between Lua and Rust, converting arguments and results,

@@ -307,8 +307,8 @@ const FREE: u32 = 40;
 /// (SINTERCARD, SMISMEMBER: 0.04-0.07) ...
 const PROBE: u32 = 50;
 /// ... a cheap step: an element visited by SSCAN, trimmed from a stream,
-/// pushed onto a list, removed from a set, a field of XADD or HMGET, 64
-/// bytes of a collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.2) ...
+/// pushed onto a list, removed from a set, a field of XADD, 64 bytes of a
+/// collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
 const WALK: u32 = 100;
 /// ... an element copied into a reply or into a collection: a list, set or
 /// sorted-set member, a field or a value, a score, a string or an array of
@@ -338,9 +338,9 @@ pub(crate) const SCAN_KIB: u32 = 2000;
 /// GETs per KiB).
 pub(crate) const FILL_KIB: u32 = 1000;
 /// Work per KiB of HyperLogLog registers decoded, merged or packed, in
-/// milli-units (6-bit fields one by one: a dense count measured 80-100
-/// GETs for its 16 KiB walk, a merge 60-80).
-const HLL_KIB: u32 = 4000;
+/// milli-units (6-bit fields one by one: a dense count measured 80-105
+/// GETs for its 16 KiB walk, a merge 60-95).
+const HLL_KIB: u32 = 5000;
 /// Scripts count their work in milli-units themselves (`Ctx::work`): a
 /// fixed cost per run, each `redis.call` what the command would cost alone
 /// plus the crossing of Lua and its values, Lua instructions, and the
@@ -446,7 +446,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
     row!("hsetnx",       4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hsetnx)),
     row!("hget",         3, R | F,           1, 1, 1, Hash, 0, Data(hash::hget)),
-    row!("hmget",       -3, R | F,           1, 1, 1, Hash, WALK, Data(hash::hmget)),
+    row!("hmget",       -3, R | F,           1, 1, 1, Hash, WALK_COPY, Data(hash::hmget)),
     row!("hgetall",      2, R,               1, 1, 1, Hash, WALK_PAIR, Data(hash::hgetall)),
     row!("hkeys",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
     row!("hvals",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
