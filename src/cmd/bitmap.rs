@@ -287,8 +287,8 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     // Each source scanned, and the result created (a KiB created costs
     // FILL_KIB, the table charges SCAN_KIB per unit).
-    ctx.work +=
-        kib(maxlen) * keys.len() as u64 + zero_filled_kib(maxlen) * u64::from(FILL_KIB / SCAN_KIB);
+    ctx.work += kib(maxlen) * keys.len() as u64
+        + zero_filled_kib(maxlen) * u64::from(FILL_KIB) / u64::from(SCAN_KIB);
     // Phase 3: store (an empty result deletes the destination).
     if out.is_empty() {
         ctx.ks.remove(dest, now);
@@ -490,8 +490,13 @@ mod tests {
         assert_eq!(h.run(&["exists", "{b}d"]), Reply::Int(0));
         h.room = 4096 + 4 + 64;
         assert_eq!(h.run(&["bitop", "not", "{b}d", "{b}1"]), Reply::Int(4096));
-        // 4 KiB scanned (0.1 each) and 4 KiB created (1 each).
-        assert_eq!(h.last_work, 4 + 4 * 10);
+        // 4 KiB scanned (SCAN_KIB each) and 4 KiB created (FILL_KIB each),
+        // counted in SCAN_KIB units.
+        let milli = u64::from(super::SCAN_KIB) * h.last_work;
+        assert_eq!(
+            milli,
+            4 * u64::from(super::SCAN_KIB) + 4 * u64::from(super::FILL_KIB)
+        );
         h.room = 0;
         assert_eq!(
             h.run(&["bitop", "and", "{b}d", "{b}1", "{b}1"]),

@@ -38,6 +38,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             .count())
     })?
     .unwrap_or(0);
+    ctx.count_extra(args.len() / 2 - 1);
     Ok(if hmset {
         Reply::ok()
     } else {
@@ -66,6 +67,7 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 .map_or(Reply::Nil, Reply::bulk_slice)
         })
         .collect();
+    ctx.count_extra(args.len() - 2);
     Ok(Reply::Array(replies))
 }
 
@@ -99,6 +101,7 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let n = op_write(ctx, &args[1], false, |h| {
         Ok(args[2..].iter().filter(|f| h.remove(f)).count())
     })?;
+    ctx.count_extra(args.len() - 2);
     Ok(Reply::Int(n.unwrap_or(0) as i64))
 }
 

@@ -5,7 +5,20 @@ use bytes::Bytes;
 
 use super::args::{int, is};
 use super::{Ctx, OpError};
+use crate::partition::Value;
 use crate::resp::{Reply, reply};
+
+/// Bytes of a copied value per unit of work COPY counts: a collection is
+/// cloned one allocation per element, which [`Value::mem_bytes`] charges
+/// at about 64 bytes; a string in one copy, about ten times cheaper per
+/// byte (measured: COPY of a 1000-field hash ≈ 200 GETs for 160 KB, of a
+/// 1 MiB string ≈ 150).
+fn copy_bytes_per_unit(value: &Value) -> usize {
+    match value {
+        Value::Str(_) => 640,
+        _ => 64,
+    }
+}
 
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
@@ -189,7 +202,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let Some(entry) = ctx.ks.peek_live(src, now).cloned() else {
         return Ok(Reply::Int(0));
     };
-    ctx.work += bytes as u64 / 64;
+    ctx.work += (bytes / copy_bytes_per_unit(&entry.value)) as u64;
     let at = entry.expire_at().unwrap_or(0);
     ctx.ks.insert(dst, entry.value, at, now);
     Ok(Reply::Int(1))

@@ -92,6 +92,7 @@ fn push_many(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, create: bool) -> Resul
         }
         Ok(l.len())
     })?;
+    ctx.count_extra(args.len() - 2);
     Ok(Reply::Int(len.unwrap_or(0) as i64))
 }
 
@@ -135,7 +136,7 @@ fn pop_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> Result<Reply, OpError
             Reply::Nil
         });
     };
-    ctx.work += popped.len() as u64;
+    ctx.count_extra(popped.len());
     Ok(match count {
         None => popped.first().map_or(Reply::Nil, |v| Reply::bulk_slice(v)),
         Some(_) => Reply::Array(popped.iter().map(|v| Reply::bulk_slice(v)).collect()),
@@ -371,7 +372,6 @@ pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     };
     for key in &args[1..args.len() - 1] {
         if let Some(v) = op_write(ctx, key, false, |l| Ok(pop(l, end)))?.flatten() {
-            ctx.work += 1;
             return Ok(Reply::Array(vec![
                 Reply::Bulk(key.clone()),
                 Reply::bulk_slice(&v),

@@ -74,6 +74,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Counts the elements a command names beyond its first (HSET's fields,
+    /// SADD's members, RPUSH's values...) as work: the first rides with
+    /// the key's unit, as a single-element call costs about one GET; each
+    /// further one is charged the row's `cost_per_element_milli`.
+    pub fn count_extra(&mut self, elements: usize) {
+        self.work += elements.saturating_sub(1) as u64;
+    }
+
     /// Takes `bytes` out of the room this command may still add (see
     /// [`Ctx::room`]), or fails with OOM, taking nothing, if they do not fit.
     /// A write calls it with the growth it is about to allocate, before

@@ -78,8 +78,11 @@
 //! milli-units in `Ctx::work`): [`RUN_WORK_MILLI`] per run, plus what the
 //! run counted, or its measured CPU time if that is more:
 //! - counted: for each `redis.call`/`redis.pcall` what the command would be
-//!   charged alone (its keys and elements walked, at least one unit) and
-//!   [`CALL_WORK_MILLI`] for crossing between Lua and the command;
+//!   charged alone (its keys and elements walked, at least one unit),
+//!   [`CALL_WORK_MILLI`] for crossing between Lua and the command, and its
+//!   reply's conversion to Lua ([`conversion_work`]: [`VALUE_WORK_MILLI`]
+//!   per value, [`STRING_WORK_MILLI`] more per string; the script's result
+//!   is charged the same for its conversion to RESP);
 //!   [`TICK_WORK_MILLI`] per [`HOOK_EVERY`] Lua instructions; for the Rust
 //!   string functions [`LIB_CALL_WORK_MILLI`] per call,
 //!   [`STEP_WORK_MILLI_PER_1000`] per thousand matcher steps and
@@ -136,28 +139,39 @@ pub const HOOK_EVERY: u32 = 1000;
 /// conversion (measured: 15 GETs' worth).
 pub const RUN_WORK_MILLI: u64 = 15_000;
 /// Work per `redis.call`/`redis.pcall` on top of the command's own: the
-/// arguments and the reply crossing between Lua and RESP (measured: 2 GETs).
-pub const CALL_WORK_MILLI: u64 = 2_000;
-/// Work per [`HOOK_EVERY`] Lua instructions, milli-units (measured: about
-/// 6.5 µs of interpreter time, 30 GETs' worth).
-pub const TICK_WORK_MILLI: u64 = 30_000;
+/// arguments crossing from Lua, the command looked up and checked
+/// (measured: a call of INCR is 1.5-2 GETs in all).
+pub const CALL_WORK_MILLI: u64 = 1_000;
+/// Work per value converted between RESP and Lua, either way: a
+/// `redis.call` reply's elements, the script's result (measured: 0.24
+/// GETs per number of a 10 000-element result)...
+pub const VALUE_WORK_MILLI: u64 = 250;
+/// ... and per string on top: a Lua string is hashed, interned and
+/// allocated against the memory limit, a RESP one copied (measured: 1.1-1.3
+/// GETs per field of `HGETALL`/`HKEYS` replies crossing into Lua and back).
+pub const STRING_WORK_MILLI: u64 = 1_000;
+/// Work per [`HOOK_EVERY`] Lua instructions, milli-units (measured 7-17
+/// GETs: 7 for arithmetic loops, 9 for Lua function calls, 17 for table
+/// stores, which allocate).
+pub const TICK_WORK_MILLI: u64 = 10_000;
 /// Work per 1000 pattern-matching steps, milli-units (a step is one
 /// pattern item tried, one subject byte scanned, one backtrack: see
-/// [`lua_pattern`](super::lua_pattern)); measured 6.7–7.3 GETs per 1000
-/// steps for `.-b` and `a*b` over 2000 `a`s and `gsub` of `(%w+)` over
-/// 64 KiB of words.
-pub const STEP_WORK_MILLI_PER_1000: u64 = 7_000;
+/// [`lua_pattern`](super::lua_pattern)); measured 5–13 GETs per 1000
+/// steps, mostly 6–10, for `.-b` and `a*b` over 2000 `a`s, the isolation
+/// issue's `string.rep("a*", 40) .. "b"` and `.-b` over 60 000 `a`s, and
+/// `gsub` of `(%w+)` over 64 KiB of words.
+pub const STEP_WORK_MILLI_PER_1000: u64 = 8_000;
 /// Work per call of a string function that runs in Rust (see
 /// `script/strings.rs`), and per replacement `gsub` asks of a function or a
 /// table: crossing between Lua and Rust, converting arguments and results,
-/// milli-units (measured 1.75 GETs for `upper` of 64 bytes, 3.9 for a
-/// `match` returning two captures).
-pub const LIB_CALL_WORK_MILLI: u64 = 2_500;
+/// milli-units (measured 1.2 GETs for `upper` of 64 bytes, 1.5-2 per
+/// word of a `gmatch` loop, 2.6-5 for a `match` returning two captures).
+pub const LIB_CALL_WORK_MILLI: u64 = 2_000;
 /// Work per KiB the string functions read and write (`upper`, `sub`,
 /// `rep`, `format`, `table.concat`, captures, `gsub`'s result...),
-/// milli-units (measured per KiB read + written: `upper` of 1 MiB 0.20
-/// GETs, `rep` to 8 MiB 0.16, `sub` of 1 MiB 0.09, `format` of 1 MiB 0.37).
-pub const KIB_WORK_MILLI: u64 = 200;
+/// milli-units (measured per KiB read + written: `upper` of 1 MiB 0.16
+/// GETs, of 8 MiB 0.27, `rep` to 8 MiB 0.2, `sub` of 1 MiB 0.11).
+pub const KIB_WORK_MILLI: u64 = 175;
 /// A GET's engine time, nanoseconds (release build, this machine's kind;
 /// 0.22–0.25 µs): converts a script's measured CPU time into work (see the
 /// module doc).
@@ -695,7 +709,11 @@ impl Runtime {
         let fault = st.fault.take();
         drop(st);
         let reply = match outcome {
-            Ok((true, value)) => Ok(to_reply(&value, resp3, 0)),
+            Ok((true, value)) => {
+                let reply = to_reply(&value, resp3, 0);
+                ctx.work += conversion_work(&reply);
+                Ok(reply)
+            }
             Ok((false, value)) => Err(match fault {
                 Some((msg, line)) => reply::script_error(&msg, &script.sha, line),
                 None if is_memory_error(&value) => reply::script_out_of_memory(MEMORY_LIMIT),
@@ -792,9 +810,27 @@ impl Caller<'_, '_> {
         ctx.resp3 = resp;
         let cost = u64::from(spec.cost_per_key) * keys * 1000
             + u64::from(spec.cost_per_element_milli) * elements;
-        self.work += cost.max(1000) + CALL_WORK_MILLI;
+        self.work += cost.max(1000) + CALL_WORK_MILLI + conversion_work(&out);
         Ok(out)
     }
+}
+
+/// The work of converting `r` between RESP and Lua (either way),
+/// milli-units: [`VALUE_WORK_MILLI`] per value, arrays and maps included,
+/// and [`STRING_WORK_MILLI`] more per string.
+fn conversion_work(r: &Reply) -> u64 {
+    VALUE_WORK_MILLI
+        + match r {
+            Reply::Array(items) | Reply::Set(items) => items.iter().map(conversion_work).sum(),
+            Reply::Map(pairs) => pairs
+                .iter()
+                .map(|(k, v)| conversion_work(k) + conversion_work(v))
+                .sum(),
+            Reply::Bulk(_) | Reply::Status(_) | Reply::Error(_) | Reply::Verbatim(_) => {
+                STRING_WORK_MILLI
+            }
+            _ => 0,
+        }
 }
 
 /// Commands Redis flags `noscript` (transactions, pub/sub, replication):
@@ -1938,7 +1974,11 @@ mod tests {
             Duration::from_secs(5),
             &["eval", "return redis.call('get', KEYS[1])", "1", "k"],
         );
-        assert_eq!(one, RUN_WORK_MILLI + 1000 + CALL_WORK_MILLI);
+        // GET's nil crosses into Lua, and the script's result back.
+        assert_eq!(
+            one,
+            RUN_WORK_MILLI + 1000 + CALL_WORK_MILLI + 2 * VALUE_WORK_MILLI
+        );
         let (_, walk) = with_limit(
             &mut h,
             Duration::from_secs(5),
@@ -1949,7 +1989,10 @@ mod tests {
                 "l",
             ],
         );
-        assert!(walk > one, "{walk} vs {one}");
+        // 100 elements walked, and 100 strings converted into Lua and back.
+        let strings = 2 * 100 * (VALUE_WORK_MILLI + STRING_WORK_MILLI);
+        let lrange = u64::from(lookup(b"lrange").unwrap().cost_per_element_milli);
+        assert_eq!(walk, one + 100 * lrange + strings);
     }
 
     /// The cost of a trivial script on a warm interpreter, printed for the

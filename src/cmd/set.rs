@@ -85,6 +85,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let added = op_write(ctx, &args[1], true, |s| {
         Ok(args[2..].iter().filter(|m| s.insert(m)).count())
     })?;
+    ctx.count_extra(args.len() - 2);
     Ok(Reply::Int(added.unwrap_or(0) as i64))
 }
 
@@ -92,6 +93,7 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let removed = op_write(ctx, &args[1], false, |s| {
         Ok(args[2..].iter().filter(|m| s.remove(m)).count())
     })?;
+    ctx.count_extra(args.len() - 2);
     Ok(Reply::Int(removed.unwrap_or(0) as i64))
 }
 
@@ -111,12 +113,14 @@ pub fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 
 pub fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let s = op_read(ctx, &args[1])?;
-    Ok(Reply::Array(
+    let reply = Reply::Array(
         args[2..]
             .iter()
             .map(|m| Reply::Int(i64::from(s.is_some_and(|s| s.contains(m)))))
             .collect(),
-    ))
+    );
+    ctx.count_extra(args.len() - 2);
+    Ok(reply)
 }
 
 pub fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
@@ -142,7 +146,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             .collect::<Vec<_>>())
     })?
     .unwrap_or_default();
-    ctx.work += popped.len() as u64;
+    ctx.count_extra(popped.len());
     Ok(match count {
         None => popped.first().map_or(Reply::Nil, |m| Reply::bulk_slice(m)),
         Some(_) => members_reply(popped.iter().map(|m| &m[..])),
@@ -190,7 +194,9 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
             })
             .collect()
     };
-    ctx.work += picks.len() as u64;
+    // A repeated pick counts three times: a random access into the whole
+    // set, a lookup in the map of copies, the copy.
+    ctx.work += picks.len() as u64 * if count < 0 { 3 } else { 1 };
     Ok(Reply::Array(picks))
 }
 

@@ -293,31 +293,59 @@ const FO: u16 = flags::FANOUT;
 const BL: u16 = flags::BLOCKING;
 const TX: u16 = flags::TX_CONTROL;
 
-/// Work per element walked, in milli-units, calibrated with
-/// `loadtest/src/bin/calibrate.rs` against a GET (see the README's cost table):
-/// a cheap step (a key visited by SCAN, a field hashed by HSCAN) ...
+/// Work per element a handler counts in `Ctx::work`, in milli-units,
+/// calibrated with `loadtest/src/bin/calibrate.rs` against a GET (see the
+/// README's cost table; "measured" below is engine time in GETs per
+/// element). Handlers count what they walk, return or remove, and the
+/// elements a command names beyond its first (`Ctx::count_extra`); a
+/// member with its score counts twice. An element compared in place,
+/// nothing copied (LPOS, LREM, LINSERT: 0.0015-0.0035) ...
+const STEP: u32 = 2;
+/// ... an element removed and freed, nothing replied (LTRIM: 0.03-0.04) ...
+const FREE: u32 = 40;
+/// ... an element looked up in another collection, nothing copied
+/// (SINTERCARD, SMISMEMBER: 0.04-0.07) ...
+const PROBE: u32 = 50;
+/// ... a cheap step: an element visited by SSCAN, trimmed from a stream,
+/// pushed onto a list, removed from a set, a field of XADD, 64 bytes of a
+/// collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
 const WALK: u32 = 100;
-/// ... a field or value copied into a reply (HKEYS, HVALS, HRANDFIELD) ...
+/// ... an element copied into a reply or into a collection: a list, set or
+/// sorted-set member, a field or a value, a score, a string or an array of
+/// a stream reply, a key or field visited by SCAN or HSCAN (LRANGE,
+/// SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields, SADD's members, XRANGE:
+/// 0.15-0.25); also a member removed from a sorted set (ZREM,
+/// ZREMRANGEBY*: 0.1-0.25) ...
 const WALK_COPY: u32 = 200;
-/// ... a field and its value copied into a reply (HGETALL).
-const WALK_PAIR: u32 = 400;
+/// ... an element moved out or combined, then replied: popped (LPOP,
+/// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER), walked by
+/// SINTER/SUNION/SDIFF or ZUNIONSTORE/ZINTERSTORE, visited by ZSCAN
+/// (scores formatted), an entry claimed (XCLAIM, XAUTOCLAIM, with its
+/// reply's strings), an ID deleted or acknowledged in a stream (XDEL, XACK,
+/// twice each) (0.2-0.55) ...
+const WALK_BUILD: u32 = 300;
+/// ... a field and its value copied into a reply (HGETALL: 0.23-0.43).
+const WALK_PAIR: u32 = 300;
 /// Work per KiB of string scanned by bitmap commands, in milli-units
-/// (a popcount or byte-wise AND of 1 KiB is a small fraction of a GET).
-pub(crate) const SCAN_KIB: u32 = 100;
+/// (measured 2.0-2.5 GETs per KiB for BITCOUNT and BITPOS, a byte at a
+/// time; BITOP AND of two sources 4.9 per KiB of result, fill included).
+pub(crate) const SCAN_KIB: u32 = 2000;
 /// Work per whole KiB a write creates beyond its request's bytes (SETRANGE
 /// or SETBIT past the end zero-fill, BITOP builds its result), in
 /// milli-units: what a SET would pay in transfer to send those bytes, so
-/// growing a string costs the same by any command. Fresh memory is not
-/// cheap: zero-filling it measured ~0.7 µs per KiB here, page faults
-/// included.
+/// growing a string costs the same by any command. This is a charge for
+/// the bytes, not for CPU: zero-filling 1 MiB measured ~35 µs here (0.06
+/// GETs per KiB).
 pub(crate) const FILL_KIB: u32 = 1000;
-/// Work per KiB of HyperLogLog registers decoded or merged, in milli-units
-/// (6-bit fields unpacked one by one: a full count is a few GETs' worth).
-const HLL_KIB: u32 = 500;
+/// Work per KiB of HyperLogLog registers decoded, merged or packed, in
+/// milli-units (6-bit fields one by one: a dense count measured 80-105
+/// GETs for its 16 KiB walk, a merge 60-95).
+const HLL_KIB: u32 = 5000;
 /// Scripts count their work in milli-units themselves (`Ctx::work`): a
-/// fixed cost per run (15), each `redis.call` what the command would cost
-/// alone (at least 1) plus 2 for crossing Lua, and 30 per 1000 Lua
-/// instructions (`cmd::script`'s metering notes and constants).
+/// fixed cost per run, each `redis.call` what the command would cost alone
+/// plus the crossing of Lua and its values, Lua instructions, and the
+/// string functions' calls, matcher steps and bytes (`cmd::script`'s
+/// metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
 /// `numkeys` right after the command name (SINTERCARD).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
@@ -363,8 +391,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("flushdb",     -1, W,               0, 0, 0, Server,     0, Conn(C::Flushdb)),
     row!("flushall",    -1, W,               0, 0, 0, Server,     0, Conn(C::Flushdb)),
     row!("time",         1, F,               0, 0, 0, Server,     0, Conn(C::Time)),
-    row!("scan",        -2, R,               0, 0, 0, Keys,    WALK, Conn(C::Scan)),
-    row!("keys",         2, R,               0, 0, 0, Keys,    WALK, Conn(C::Keys)),
+    row!("scan",        -2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Scan)),
+    row!("keys",         2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
     row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
     row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
@@ -414,86 +442,86 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("renamenx",     3, W | F,       1, 2, 1, Keys, 0, Data(keys::rename)),
     row!("copy",        -3, W | M,       1, 2, 1, Keys, WALK, Data(keys::copy)),
     // hashes
-    row!("hset",        -4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hset)),
-    row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hset)),
+    row!("hset",        -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
+    row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
     row!("hsetnx",       4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hsetnx)),
     row!("hget",         3, R | F,           1, 1, 1, Hash, 0, Data(hash::hget)),
-    row!("hmget",       -3, R | F,           1, 1, 1, Hash, 0, Data(hash::hmget)),
+    row!("hmget",       -3, R | F,           1, 1, 1, Hash, WALK_COPY, Data(hash::hmget)),
     row!("hgetall",      2, R,               1, 1, 1, Hash, WALK_PAIR, Data(hash::hgetall)),
     row!("hkeys",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
     row!("hvals",        2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hgetall)),
-    row!("hdel",        -3, W | F,           1, 1, 1, Hash, 0, Data(hash::hdel)),
+    row!("hdel",        -3, W | F,           1, 1, 1, Hash, WALK_COPY, Data(hash::hdel)),
     row!("hexists",      3, R | F,           1, 1, 1, Hash, 0, Data(hash::hexists)),
     row!("hlen",         2, R | F,           1, 1, 1, Hash, 0, Data(hash::hlen)),
     row!("hstrlen",      3, R | F,           1, 1, 1, Hash, 0, Data(hash::hstrlen)),
     row!("hincrby",      4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrby)),
     row!("hincrbyfloat", 4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrbyfloat)),
-    row!("hscan",       -3, R,               1, 1, 1, Hash, WALK, Data(hash::hscan)),
-    row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hrandfield)),
+    row!("hscan",       -3, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hscan)),
+    row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK_BUILD, Data(hash::hrandfield)),
     // lists
-    row!("lpush",       -3, W | M | F,       1, 1, 1, List, 0, Data(list::lpush)),
-    row!("rpush",       -3, W | M | F,       1, 1, 1, List, 0, Data(list::rpush)),
-    row!("lpushx",      -3, W | M | F,       1, 1, 1, List, 0, Data(list::lpushx)),
-    row!("rpushx",      -3, W | M | F,       1, 1, 1, List, 0, Data(list::rpushx)),
-    row!("lpop",        -2, W | F,           1, 1, 1, List, WALK, Data(list::lpop)),
-    row!("rpop",        -2, W | F,           1, 1, 1, List, WALK, Data(list::rpop)),
+    row!("lpush",       -3, W | M | F,       1, 1, 1, List, WALK, Data(list::lpush)),
+    row!("rpush",       -3, W | M | F,       1, 1, 1, List, WALK, Data(list::rpush)),
+    row!("lpushx",      -3, W | M | F,       1, 1, 1, List, WALK, Data(list::lpushx)),
+    row!("rpushx",      -3, W | M | F,       1, 1, 1, List, WALK, Data(list::rpushx)),
+    row!("lpop",        -2, W | F,           1, 1, 1, List, WALK_BUILD, Data(list::lpop)),
+    row!("rpop",        -2, W | F,           1, 1, 1, List, WALK_BUILD, Data(list::rpop)),
     row!("llen",         2, R | F,           1, 1, 1, List, 0, Data(list::llen)),
-    row!("lrange",       4, R,               1, 1, 1, List, WALK, Data(list::lrange)),
+    row!("lrange",       4, R,               1, 1, 1, List, WALK_COPY, Data(list::lrange)),
     row!("lindex",       3, R,               1, 1, 1, List, 0, Data(list::lindex)),
     row!("lset",         4, W | M,           1, 1, 1, List, 0, Data(list::lset)),
-    row!("linsert",      5, W | M,           1, 1, 1, List, WALK, Data(list::linsert)),
-    row!("lrem",         4, W,               1, 1, 1, List, WALK, Data(list::lrem)),
-    row!("ltrim",        4, W,               1, 1, 1, List, WALK, Data(list::ltrim)),
-    row!("lpos",        -3, R,               1, 1, 1, List, WALK, Data(list::lpos)),
+    row!("linsert",      5, W | M,           1, 1, 1, List, STEP, Data(list::linsert)),
+    row!("lrem",         4, W,               1, 1, 1, List, STEP, Data(list::lrem)),
+    row!("ltrim",        4, W,               1, 1, 1, List, FREE, Data(list::ltrim)),
+    row!("lpos",        -3, R,               1, 1, 1, List, STEP, Data(list::lpos)),
     row!("lmove",        5, W | M,       1, 2, 1, List, 0, Data(list::lmove)),
     row!("rpoplpush",    3, W | M,       1, 2, 1, List, 0, Data(list::rpoplpush)),
-    row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK, Data(list::bpop)),
-    row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK, Data(list::bpop)),
+    row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
+    row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
     row!("blmove",       6, W | M | BL,      1, 2, 1, List, 0, Data(list::blmove)),
     // sets
-    row!("sadd",        -3, W | M | F,       1, 1, 1, Set, 0, Data(set::sadd)),
-    row!("srem",        -3, W | F,           1, 1, 1, Set, 0, Data(set::srem)),
-    row!("smembers",     2, R,               1, 1, 1, Set, WALK, Data(set::smembers)),
+    row!("sadd",        -3, W | M | F,       1, 1, 1, Set, WALK_COPY, Data(set::sadd)),
+    row!("srem",        -3, W | F,           1, 1, 1, Set, WALK, Data(set::srem)),
+    row!("smembers",     2, R,               1, 1, 1, Set, WALK_COPY, Data(set::smembers)),
     row!("sismember",    3, R | F,           1, 1, 1, Set, 0, Data(set::sismember)),
-    row!("smismember",  -3, R | F,           1, 1, 1, Set, 0, Data(set::smismember)),
+    row!("smismember",  -3, R | F,           1, 1, 1, Set, PROBE, Data(set::smismember)),
     row!("scard",        2, R | F,           1, 1, 1, Set, 0, Data(set::scard)),
-    row!("spop",        -2, W | F,           1, 1, 1, Set, WALK, Data(set::spop)),
-    row!("srandmember", -2, R,               1, 1, 1, Set, WALK, Data(set::srandmember)),
+    row!("spop",        -2, W | F,           1, 1, 1, Set, WALK_BUILD, Data(set::spop)),
+    row!("srandmember", -2, R,               1, 1, 1, Set, WALK_COPY, Data(set::srandmember)),
     row!("smove",        4, W | F,       1, 2, 1, Set, 0, Data(set::smove)),
-    row!("sinter",      -2, R,           1,-1, 1, Set, WALK, Data(set::sinter)),
-    row!("sunion",      -2, R,           1,-1, 1, Set, WALK, Data(set::sunion)),
-    row!("sdiff",       -2, R,           1,-1, 1, Set, WALK, Data(set::sdiff)),
-    row!("sinterstore", -3, W | M,       1,-1, 1, Set, WALK, Data(set::sinterstore)),
-    row!("sunionstore", -3, W | M,       1,-1, 1, Set, WALK, Data(set::sunionstore)),
-    row!("sdiffstore",  -3, W | M,       1,-1, 1, Set, WALK, Data(set::sdiffstore)),
-    row!("sintercard",  -3, R,           0, 0, 0, Set, WALK, Data(set::sintercard)).keys(NUMKEYS_1),
+    row!("sinter",      -2, R,           1,-1, 1, Set, WALK_BUILD, Data(set::sinter)),
+    row!("sunion",      -2, R,           1,-1, 1, Set, WALK_BUILD, Data(set::sunion)),
+    row!("sdiff",       -2, R,           1,-1, 1, Set, WALK_BUILD, Data(set::sdiff)),
+    row!("sinterstore", -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sinterstore)),
+    row!("sunionstore", -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sunionstore)),
+    row!("sdiffstore",  -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sdiffstore)),
+    row!("sintercard",  -3, R,           0, 0, 0, Set, PROBE, Data(set::sintercard)).keys(NUMKEYS_1),
     row!("sscan",       -3, R,               1, 1, 1, Set, WALK, Data(set::sscan)),
     // sorted sets
-    row!("zadd",        -4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zadd)),
+    row!("zadd",        -4, W | M | F,       1, 1, 1, SortedSet, WALK_COPY, Data(zset::zadd)),
     row!("zincrby",      4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zincrby)),
-    row!("zrem",        -3, W | F,           1, 1, 1, SortedSet, 0, Data(zset::zrem)),
+    row!("zrem",        -3, W | F,           1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrem)),
     row!("zscore",       3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zscore)),
-    row!("zmscore",     -3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zmscore)),
+    row!("zmscore",     -3, R | F,           1, 1, 1, SortedSet, WALK_COPY, Data(zset::zmscore)),
     row!("zcard",        2, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zcard)),
     row!("zcount",       4, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zcount)),
     row!("zlexcount",    4, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zlexcount)),
     row!("zrank",       -3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zrank)),
     row!("zrevrank",    -3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zrank)),
-    row!("zrange",      -4, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
-    row!("zrevrange",   -4, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
-    row!("zrangebyscore", -4, R,             1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
-    row!("zrevrangebyscore", -4, R,          1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
-    row!("zrangebylex", -4, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
-    row!("zrevrangebylex", -4, R,            1, 1, 1, SortedSet, WALK, Data(zset::zrange)),
-    row!("zremrangebyscore", 4, W,           1, 1, 1, SortedSet, WALK, Data(zset::zremrange)),
-    row!("zremrangebyrank", 4, W,            1, 1, 1, SortedSet, WALK, Data(zset::zremrange)),
-    row!("zremrangebylex", 4, W,             1, 1, 1, SortedSet, WALK, Data(zset::zremrange)),
-    row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK, Data(zset::zpop)),
-    row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK, Data(zset::zpop)),
-    row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK, Data(zset::zrandmember)),
-    row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK, Data(zset::zunionstore)).keys(NUMKEYS_2),
-    row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK, Data(zset::zinterstore)).keys(NUMKEYS_2),
-    row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK, Data(zset::zscan)),
+    row!("zrange",      -4, R,               1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrange)),
+    row!("zrevrange",   -4, R,               1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrange)),
+    row!("zrangebyscore", -4, R,             1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrange)),
+    row!("zrevrangebyscore", -4, R,          1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrange)),
+    row!("zrangebylex", -4, R,               1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrange)),
+    row!("zrevrangebylex", -4, R,            1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrange)),
+    row!("zremrangebyscore", 4, W,           1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
+    row!("zremrangebyrank", 4, W,            1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
+    row!("zremrangebylex", 4, W,             1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
+    row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
+    row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
+    row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zrandmember)),
+    row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
+    row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
+    row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
     // HyperLogLogs (strings)
     row!("pfadd",       -2, W | M | F,       1, 1, 1, HyperLogLog, HLL_KIB, Data(hll::pfadd)),
     row!("pfcount",     -2, R,           1,-1, 1, HyperLogLog, HLL_KIB, Data(hll::pfcount)),
@@ -507,18 +535,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     // streams
     row!("xadd",        -5, W | M | F,       1, 1, 1, Stream, WALK, Data(stream::xadd)),
     row!("xlen",         2, R | F,           1, 1, 1, Stream, 0, Data(stream::xlen)),
-    row!("xrange",      -4, R,               1, 1, 1, Stream, WALK, Data(stream::xrange)),
-    row!("xrevrange",   -4, R,               1, 1, 1, Stream, WALK, Data(stream::xrange)),
-    row!("xdel",        -3, W | F,           1, 1, 1, Stream, 0, Data(stream::xdel)),
+    row!("xrange",      -4, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xrange)),
+    row!("xrevrange",   -4, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xrange)),
+    row!("xdel",        -3, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xdel)),
     row!("xtrim",       -4, W,               1, 1, 1, Stream, WALK, Data(stream::xtrim)),
-    row!("xread",       -4, R | BL,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
-    row!("xreadgroup",  -7, W | BL,           0, 0, 0, Stream, WALK, Data(stream::xread)).keys(KeySpec::Streams),
+    row!("xread",       -4, R | BL,           0, 0, 0, Stream, WALK_COPY, Data(stream::xread)).keys(KeySpec::Streams),
+    row!("xreadgroup",  -7, W | BL,           0, 0, 0, Stream, WALK_COPY, Data(stream::xread)).keys(KeySpec::Streams),
     row!("xgroup",      -2, W | M,           2, 2, 1, Stream, WALK, Data(stream::xgroup)),
-    row!("xack",        -4, W | F,           1, 1, 1, Stream, 0, Data(stream::xack)),
-    row!("xpending",    -3, R,               1, 1, 1, Stream, WALK, Data(stream::xpending)),
-    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xclaim)),
-    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK, Data(stream::xautoclaim)),
-    row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK, Data(stream::xinfo)),
+    row!("xack",        -4, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xack)),
+    row!("xpending",    -3, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xpending)),
+    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xclaim)),
+    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xautoclaim)),
+    row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
     // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
     // scripts run in slot 0's partition); EVALSHA* reach the handler with the
     // body in place of the SHA (the proxy resolves it).

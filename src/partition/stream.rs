@@ -486,7 +486,7 @@ impl Group {
         &self,
         start: StreamId,
         end: StreamId,
-    ) -> impl Iterator<Item = (StreamId, &Pending)> {
+    ) -> impl DoubleEndedIterator<Item = (StreamId, &Pending)> {
         let range = (start <= end).then(|| self.pending.range(start..=end));
         range.into_iter().flatten().map(|(id, p)| (*id, p))
     }
