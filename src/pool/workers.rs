@@ -8,9 +8,9 @@
 //!
 //! Invariants:
 //! - a job may block (on a partition lock, on CPU), never a reactor thread;
-//! - the threads run at the lowest CPU priority (nice 19): a reactor thread
-//!   that wakes with another tenant's GET preempts them at once, so one
-//!   tenant's slow work shows up as its own latency, not as others';
+//! - the threads run at the lowest CPU priority (`SCHED_IDLE`): a reactor
+//!   thread that wakes with another tenant's GET preempts them at once, so
+//!   one tenant's slow work shows up as its own latency, not as others';
 //! - each cache has its own admission to the pool ([`crate::pool::CachePool`]
 //!   holds a semaphore of [`per_cache_permits`]), so one cache's queued jobs
 //!   never occupy every thread: another cache always finds one.
@@ -124,11 +124,23 @@ impl Workers {
     }
 }
 
-/// Nice 19 for the calling thread (Linux keeps a nice value per thread);
-/// failure only leaves it at normal priority.
+/// The lowest CPU priority for the calling thread (Linux keeps it per
+/// thread): `SCHED_IDLE`, which any normal thread preempts at once, falling
+/// back to nice 19; failure only leaves it at normal priority.
 fn lower_priority() {
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
     use thread_priority::{ThreadPriority, set_current_thread_priority};
-    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
+    let idle = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(0u8.try_into().unwrap_or_default()),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    if idle.is_err()
+        && let Err(e) = set_current_thread_priority(ThreadPriority::Min)
+    {
         tracing::debug!(error = ?e, "worker thread keeps its priority");
     }
 }
@@ -155,19 +167,20 @@ mod tests {
     }
 
     #[test]
-    fn worker_threads_run_at_low_priority() {
-        let nice = std::thread::spawn(|| {
+    fn worker_threads_run_at_idle_priority() {
+        let policy = std::thread::spawn(|| {
             lower_priority();
             let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-            // Field 19 (after the parenthesised name) is the nice value.
+            // Field 41 (the 39th after the parenthesised name) is the policy.
             let after = stat.rsplit(')').next().unwrap_or("");
             after
                 .split_whitespace()
-                .nth(16)
+                .nth(38)
                 .and_then(|n| n.parse::<i32>().ok())
         })
         .join()
         .expect("thread");
-        assert_eq!(nice, Some(19));
+        // SCHED_IDLE is policy 5.
+        assert_eq!(policy, Some(5));
     }
 }
