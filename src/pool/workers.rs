@@ -135,7 +135,7 @@ fn lower_priority() {
     use thread_priority::{ThreadPriority, set_current_thread_priority};
     let idle = set_thread_priority_and_policy(
         thread_native_id(),
-        ThreadPriority::Crossplatform(0u8.try_into().unwrap_or_default()),
+        ThreadPriority::Min,
         ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
     );
     if idle.is_err()
