@@ -36,6 +36,25 @@ const EXPIRE_BUDGET: usize = 128;
 /// Rounds per period at most: bounds the cycle's CPU share.
 const EXPIRE_MAX_ROUNDS: usize = 20;
 
+/// Pending connections the RESP listener queues (the kernel caps it at
+/// `net.core.somaxconn`): a burst of connection attempts from one client
+/// must not push other tenants' SYNs out (tokio's default is 1024).
+const RESP_BACKLOG: i32 = 8192;
+
+/// The RESP listener, with [`RESP_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(RESP_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// A running server.
 pub struct Running {
     pub resp_addr: SocketAddr,
@@ -69,8 +88,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             })
             .map_err(|e| e.to_string())?;
     }
-    let resp_listener = TcpListener::bind((config.bind, config.port))
-        .await
+    let resp_listener = listen(SocketAddr::new(config.bind, config.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
     let http_listener = TcpListener::bind((config.http_bind, config.http_port))
         .await

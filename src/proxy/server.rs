@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use parking_lot::Mutex;
@@ -167,7 +166,7 @@ pub async fn serve(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             GlobalCounters::bump(&metrics.global.connections_rejected);
-            tracker.spawn(refuse(stream));
+            refuse(stream);
             continue;
         };
         // A socket that will not be bound at once needs a pre-auth place.
@@ -178,7 +177,7 @@ pub async fn serve(
                 Some(p) => Some(p),
                 None => {
                     GlobalCounters::bump(&metrics.global.connections_rejected);
-                    tracker.spawn(refuse(stream));
+                    refuse(stream);
                     continue;
                 }
             }
@@ -193,8 +192,9 @@ pub async fn serve(
     }
 }
 
-/// Tells a socket over a connection limit so, and closes it.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+/// Tells a socket over a connection limit so, and closes it: one
+/// non-blocking write, no task (a burst of refusals stays cheap).
+fn refuse(stream: tokio::net::TcpStream) {
     let line = format!("-{}\r\n", reply::MAX_CLIENTS);
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(line.as_bytes())).await;
+    let _ = stream.try_write(line.as_bytes());
 }
