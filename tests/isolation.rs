@@ -152,14 +152,9 @@ async fn growing_a_value_past_the_storage_maximum_is_refused() {
     let _mem = MEMORY.lock().await;
     let server = start(closed_config()).await;
     let http = Http::new(server.http_addr);
-    let r = http
-        .post(
-            "/v1/caches",
-            r#"{"name": "small", "usage_limits": {"data_storage": {"maximum": 1, "unit": "MB"}}}"#,
-        )
+    let token = http
+        .create_cache_with("small", r#"{"data_storage": {"maximum": 1, "unit": "MB"}}"#)
         .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let token = r.json()["token"].as_str().unwrap().to_string();
     let mut c = raw_auth(server.resp_addr, "small", &token).await;
     let before = rss_bytes();
     assert_eq!(
@@ -444,14 +439,9 @@ async fn sigterm_completes_within_the_grace_while_scripts_run() {
 async fn a_big_request_to_a_limited_cache_is_admitted_as_it_arrives() {
     let server = start(closed_config()).await;
     let http = Http::new(server.http_addr);
-    let r = http
-        .post(
-            "/v1/caches",
-            r#"{"name": "slow", "usage_limits": {"ecpu_per_second": {"maximum": 2000}}}"#,
-        )
+    let token = http
+        .create_cache_with("slow", r#"{"ecpu_per_second": {"maximum": 2000}}"#)
         .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let token = r.json()["token"].as_str().unwrap().to_string();
     let mut c = raw_auth(server.resp_addr, "slow", &token).await;
     // 1 MiB: about 1024 ECPU of transfer, half a second of this limit.
     let value = "v".repeat(1 << 20);

@@ -821,8 +821,16 @@ impl Http {
 
     /// Creates a cache named `name`; returns its token.
     pub async fn create_cache(&self, name: &str) -> String {
+        self.create_cache_with(name, "{}").await
+    }
+
+    /// Creates cache `name` with `usage_limits` (JSON) and returns its token.
+    pub async fn create_cache_with(&self, name: &str, usage_limits: &str) -> String {
         let r = self
-            .post("/v1/caches", &format!(r#"{{"name": "{name}"}}"#))
+            .post(
+                "/v1/caches",
+                &format!(r#"{{"name": "{name}", "usage_limits": {usage_limits}}}"#),
+            )
             .await;
         assert_eq!(r.status, 201, "create {name}: {}", r.text());
         r.json()["token"]
