@@ -106,7 +106,7 @@ impl Workers {
     }
 
     fn work(&self) {
-        lower_priority();
+        lower_thread_priority();
         loop {
             let job = {
                 let mut q = self.queue.lock();
@@ -126,8 +126,9 @@ impl Workers {
 
 /// The lowest CPU priority for the calling thread (Linux keeps it per
 /// thread): `SCHED_IDLE`, which any normal thread preempts at once, falling
-/// back to nice 19; failure only leaves it at normal priority.
-fn lower_priority() {
+/// back to nice 19; failure only leaves it at normal priority. (Public for
+/// load generators that must not disturb the client they run beside.)
+pub fn lower_thread_priority() {
     use thread_priority::unix::{
         NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
         thread_native_id,
@@ -169,7 +170,7 @@ mod tests {
     #[test]
     fn worker_threads_run_at_idle_priority() {
         let policy = std::thread::spawn(|| {
-            lower_priority();
+            lower_thread_priority();
             let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
             // Field 41 (the 39th after the parenthesised name) is the policy.
             let after = stat.rsplit(')').next().unwrap_or("");

@@ -152,6 +152,11 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(shared.max_clients));
     let metrics = shared.registry.metrics.clone();
     loop {
+        // One socket per turn: the reactor thread that runs this loop also
+        // serves other tenants' requests, and tokio would otherwise accept
+        // (and refuse) up to its budget of 128 sockets back to back — a
+        // connection burst then delays everyone's replies by milliseconds.
+        tokio::task::yield_now().await;
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,

@@ -49,6 +49,10 @@ struct Args {
     /// CPU for the server (taskset).
     #[arg(long, default_value_t = 0)]
     server_cpu: usize,
+    /// CPU for cache A's client thread (default: the server's; see
+    /// `on_idle_thread`).
+    #[arg(long)]
+    a_cpu: Option<usize>,
     /// What cache A does (comma-separated, or `all`).
     #[arg(long, default_value = "get")]
     heavy: String,
@@ -192,15 +196,7 @@ async fn heavy_conn(
             ("bigbulk", _) => {
                 // MSET k <512 MiB>, never finished: held until closed.
                 let len = 512usize << 20;
-                let header = format!(
-                    "*3
-$4
-MSET
-$1
-k
-${len}
-"
-                );
+                let header = format!("*3\r\n$4\r\nMSET\r\n$1\r\nk\r\n${len}\r\n");
                 let mut ok = c.write_raw(header.as_bytes()).await.is_ok();
                 let chunk = vec![b'x'; 1 << 20];
                 let mut written = 0;
@@ -231,20 +227,26 @@ ${len}
 }
 
 /// 10,050 unauthenticated sockets from 127.0.0.2, held until `until`.
+/// Ports are picked here, not by the kernel: `bind` to port 0 scans the
+/// bind table with preemption off, and with 10,000 sockets held that scan
+/// stalls B's client on this CPU for milliseconds.
 async fn idle_sockets(addr: std::net::SocketAddr, until: Instant) -> u64 {
+    static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let mut held = Vec::new();
-    for _ in 0..10_050 {
-        if Instant::now() >= until {
-            break;
-        }
+    let mut attempts = 0;
+    while held.len() < 10_050 && attempts < 20_000 && Instant::now() < until {
+        attempts += 1;
+        let n = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 10_000 + (n % 20_000) as u16;
         let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
             break;
         };
+        let _ = socket.set_reuseaddr(true);
         if socket
-            .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 2], port)))
             .is_err()
         {
-            break;
+            continue;
         }
         if let Ok(s) = socket.connect(addr).await {
             held.push(s);
@@ -393,6 +395,40 @@ async fn hammer(
     (sent, errors)
 }
 
+/// Runs A's load on its own thread, pinned to `cpu` at the lowest CPU
+/// priority. A stands for clients on other machines, and on this 2-core
+/// machine no CPU is free for it: beside B's client (CPU 1) its kernel work
+/// (a connect is a loopback handshake that cannot be preempted) delays B's
+/// client, which would be measured as the server's latency; on the
+/// server's CPU (the default) the server preempts it, and pays for it only
+/// in CPU it would otherwise leave idle.
+fn on_idle_thread<T: Send + 'static>(
+    cpu: usize,
+    load: impl std::future::Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<std::thread::Result<T>> {
+    let thread = std::thread::spawn(move || {
+        pin_to(cpu);
+        stratus::pool::workers::lower_thread_priority();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("A's runtime")
+            .block_on(load)
+    });
+    tokio::task::spawn_blocking(move || thread.join())
+}
+
+/// Pins the calling thread to one CPU (best effort).
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes in
+    // bounds for cpu < CPU_SETSIZE, and sched_setaffinity reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -457,14 +493,16 @@ async fn main() {
             let ecpu_before = ecpu_total(http_addr);
             let until = Instant::now() + phase;
             let started = Instant::now();
-            let noisy = if mode == "get" {
-                let token_a = token_a.clone();
-                let (conns, depth, addr) = (a.a_conns, a.a_depth, server.resp);
-                tokio::spawn(async move { hammer(addr, &token_a, conns, depth, until).await })
-            } else {
-                let token_a = token_a.clone();
-                let addr = server.resp;
-                tokio::spawn(async move { heavy(addr, &token_a, mode, until).await })
+            let noisy = {
+                let (token_a, addr) = (token_a.clone(), server.resp);
+                let (conns, depth) = (a.a_conns, a.a_depth);
+                on_idle_thread(a.a_cpu.unwrap_or(a.server_cpu), async move {
+                    if mode == "get" {
+                        hammer(addr, &token_a, conns, depth, until).await
+                    } else {
+                        heavy(addr, &token_a, mode, until).await
+                    }
+                })
             };
             let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
             let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
@@ -473,7 +511,7 @@ async fn main() {
             noisy99.push(ms(h.value_at_quantile(0.99)));
             let (hz, cn) = probe.await.expect("probe");
             (health, connect) = (health.max(hz), connect.max(cn));
-            let (a_sent, a_errors) = noisy.await.expect("A");
+            let (a_sent, a_errors) = noisy.await.expect("A's thread").expect("A");
             let elapsed = started.elapsed().as_secs_f64();
             a_rate.push((ecpu_total(http_addr) - ecpu_before) / elapsed);
             a_throttled += a_errors.throttled;
