@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod cmd;
 pub mod config;
 pub mod control;

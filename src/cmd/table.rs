@@ -30,7 +30,7 @@ pub mod flags {
     pub const DENY_OOM: u16 = 1 << 4;
     /// Not metered in ECPU (AUTH, HELLO, PING, QUIT): counted separately.
     pub const UNMETERED: u16 = 1 << 6;
-    /// Administrative / connection command.
+    /// Redis's `@admin` ACL category (server administration; dangerous too).
     pub const ADMIN: u16 = 1 << 7;
     /// Naturally per-key multi-key command: keys in several partitions are
     /// served by one sub-command per partition, replies merged in key order
@@ -43,6 +43,11 @@ pub mod flags {
     pub const BLOCKING: u16 = 1 << 9;
     /// Runs at once while a MULTI is open instead of being queued.
     pub const TX_CONTROL: u16 = 1 << 10;
+    /// Redis's `@dangerous` ACL category (also implied by [`ADMIN`]).
+    pub const DANGEROUS: u16 = 1 << 11;
+    /// A container: its first argument names a subcommand (`CLIENT KILL`),
+    /// which ACL rules and denials name as `client|kill`.
+    pub const CONTAINER: u16 = 1 << 12;
 
     /// Flag names as `COMMAND INFO` shows them.
     pub const NAMES: &[(u16, &str)] = &[
@@ -146,6 +151,8 @@ pub enum ConnOp {
     Unwatch,
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
     Script,
+    /// ACL WHOAMI | CAT | LOG | DRYRUN | GETUSER | LIST | USERS | GENPASS.
+    Acl,
 }
 
 /// How a command executes.
@@ -292,6 +299,8 @@ const AD: u16 = flags::ADMIN;
 const FO: u16 = flags::FANOUT;
 const BL: u16 = flags::BLOCKING;
 const TX: u16 = flags::TX_CONTROL;
+const DG: u16 = flags::DANGEROUS;
+const CT: u16 = flags::CONTAINER;
 
 /// Work per element a handler counts in `Ctx::work`, in milli-units,
 /// calibrated with `loadtest/src/bin/calibrate.rs` against a GET (see the
@@ -384,18 +393,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("echo",         2, F,               0, 0, 0, Connection, 0, Conn(C::Echo)),
     row!("reset",        1, NA | F | TX,          0, 0, 0, Connection, 0, Conn(C::Reset)),
     row!("select",       2, F,               0, 0, 0, Connection, 0, Conn(C::Select)),
-    row!("client",      -2, AD,              0, 0, 0, Connection, 0, Conn(C::Client)),
-    row!("command",     -1, 0,               0, 0, 0, Server,     0, Conn(C::Command)),
-    row!("info",        -1, 0,               0, 0, 0, Server,     0, Conn(C::Info)),
-    row!("dbsize",       1, R | F,           0, 0, 0, Server,     0, Conn(C::Dbsize)),
-    row!("flushdb",     -1, W,               0, 0, 0, Server,     0, Conn(C::Flushdb)),
-    row!("flushall",    -1, W,               0, 0, 0, Server,     0, Conn(C::Flushdb)),
+    row!("client",      -2, CT,              0, 0, 0, Connection, 0, Conn(C::Client)),
+    row!("command",     -1, CT,              0, 0, 0, Server,     0, Conn(C::Command)),
+    row!("info",        -1, DG,              0, 0, 0, Server,     0, Conn(C::Info)),
+    row!("dbsize",       1, R | F,           0, 0, 0, Keys,       0, Conn(C::Dbsize)),
+    row!("flushdb",     -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
+    row!("flushall",    -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
     row!("time",         1, F,               0, 0, 0, Server,     0, Conn(C::Time)),
     row!("scan",        -2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Scan)),
-    row!("keys",         2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
-    row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
-    row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
-    row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
+    row!("keys",         2, R | DG,           0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
+    row!("readonly",     1, F,               0, 0, 0, Connection, 0, Conn(C::Readonly)),
+    row!("readwrite",    1, F,               0, 0, 0, Connection, 0, Conn(C::Readwrite)),
+    row!("cluster",     -2, CT,              0, 0, 0, Cluster,    0, Conn(C::Cluster)),
     // transactions
     row!("multi",        1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Multi)),
     row!("exec",         1, TX,              0, 0, 0, Transaction, 1, Conn(C::Exec)),
@@ -541,12 +550,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xtrim",       -4, W,               1, 1, 1, Stream, WALK, Data(stream::xtrim)),
     row!("xread",       -4, R | BL,           0, 0, 0, Stream, WALK_COPY, Data(stream::xread)).keys(KeySpec::Streams),
     row!("xreadgroup",  -7, W | BL,           0, 0, 0, Stream, WALK_COPY, Data(stream::xread)).keys(KeySpec::Streams),
-    row!("xgroup",      -2, W | M,           2, 2, 1, Stream, WALK, Data(stream::xgroup)),
+    row!("xgroup",      -2, W | M | CT,        2, 2, 1, Stream, WALK, Data(stream::xgroup)),
     row!("xack",        -4, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xack)),
     row!("xpending",    -3, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xpending)),
     row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xclaim)),
     row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xautoclaim)),
-    row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
+    row!("xinfo",       -2, R | CT,           2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
     // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
     // scripts run in slot 0's partition); EVALSHA* reach the handler with the
     // body in place of the SHA (the proxy resolves it).
@@ -554,10 +563,73 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("evalsha",     -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("eval_ro",     -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("evalsha_ro",  -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
-    row!("script",      -2, 0,           0, 0, 0, Scripting, 0, Conn(C::Script)),
+    row!("acl",         -2, CT,              0, 0, 0, Server,     0, Conn(C::Acl)),
+    row!("script",      -2, CT,          0, 0, 0, Scripting, 0, Conn(C::Script)),
 ];
 
 /// Finds a command by name, case-insensitively.
+/// Flags of subcommands that differ from their container's row, for ACL
+/// categories (Redis marks them one by one: `client|kill` is admin,
+/// `client|id` is not).
+const SUBCOMMAND_FLAGS: &[(&str, &str, u16)] = &[
+    ("client", "kill", AD),
+    ("client", "list", AD),
+    ("client", "no-evict", AD),
+    ("client", "pause", AD),
+    ("client", "unblock", AD),
+    ("client", "unpause", AD),
+    ("cluster", "addslots", AD),
+    ("cluster", "addslotsrange", AD),
+    ("cluster", "bumpepoch", AD),
+    ("cluster", "count-failure-reports", AD),
+    ("cluster", "delslots", AD),
+    ("cluster", "delslotsrange", AD),
+    ("cluster", "failover", AD),
+    ("cluster", "flushslots", AD),
+    ("cluster", "forget", AD),
+    ("cluster", "meet", AD),
+    ("cluster", "replicas", AD),
+    ("cluster", "replicate", AD),
+    ("cluster", "reset", AD),
+    ("cluster", "saveconfig", AD),
+    ("cluster", "set-config-epoch", AD),
+    ("cluster", "setslot", AD),
+    ("cluster", "slaves", AD),
+    ("config", "get", AD),
+    ("config", "resetstat", AD),
+    ("config", "rewrite", AD),
+    ("config", "set", AD),
+    ("latency", "*", AD),
+    ("slowlog", "*", AD),
+    ("acl", "deluser", AD),
+    ("acl", "dryrun", AD),
+    ("acl", "getuser", AD),
+    ("acl", "list", AD),
+    ("acl", "load", AD),
+    ("acl", "log", AD),
+    ("acl", "save", AD),
+    ("acl", "setuser", AD),
+    ("acl", "users", AD),
+    ("module", "*", AD),
+];
+
+/// The subcommands whose ACL flags differ from their container's
+/// (`ACL CAT` lists them).
+pub fn subcommand_flags() -> &'static [(&'static str, &'static str, u16)] {
+    SUBCOMMAND_FLAGS
+}
+
+/// The flags of `spec`, or of its subcommand `sub`, for ACL categories.
+pub fn acl_flags(spec: &CommandSpec, sub: Option<&[u8]>) -> u16 {
+    let Some(sub) = sub.filter(|_| spec.has(flags::CONTAINER)) else {
+        return spec.flags;
+    };
+    SUBCOMMAND_FLAGS
+        .iter()
+        .filter(|(c, s, _)| *c == spec.name && (*s == "*" || is(sub, s)))
+        .fold(spec.flags, |f, (_, _, extra)| f | extra)
+}
+
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
     let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect());

@@ -192,6 +192,12 @@ struct PatchAuth {
     rotate: bool,
     #[serde(default)]
     token: Option<String>,
+    /// The previous token stays valid beside the new one (rotation).
+    #[serde(default)]
+    keep_previous: bool,
+    /// Only the newest token stays valid (the end of a rotation).
+    #[serde(default)]
+    revoke_previous: bool,
 }
 
 /// Where clients connect: shown in cache descriptions.
@@ -250,9 +256,40 @@ pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> A
             Ok(()) => ApiReply::ok(StatusCode::OK, json!({ "deleted": name })),
             Err(e) => e.into(),
         },
+        (&Method::POST, ["v1", "caches", name, "users"]) => match require_json(content_type) {
+            Ok(()) => with_cache(registry, name, |c| create_user(c, body)),
+            Err(e) => e,
+        },
+        (&Method::GET, ["v1", "caches", name, "users"]) => with_cache(registry, name, |c| {
+            let users: Vec<Json> = c.users().iter().map(|u| describe_user(c, u)).collect();
+            ApiReply::ok(StatusCode::OK, json!({ "users": users }))
+        }),
+        (&Method::GET, ["v1", "caches", name, "users", user]) => {
+            with_cache(registry, name, |c| match c.user(user) {
+                Some(u) => ApiReply::ok(StatusCode::OK, describe_user(c, &u)),
+                None => RegistryError::NotFound(format!("{name}.{user}")).into(),
+            })
+        }
+        (&Method::PATCH, ["v1", "caches", name, "users", user]) => match require_json(content_type)
+        {
+            Ok(()) => with_cache(registry, name, |c| patch_user(c, user, body)),
+            Err(e) => e,
+        },
+        (&Method::DELETE, ["v1", "caches", name, "users", user]) => {
+            with_cache(registry, name, |c| match c.delete_user(user) {
+                Ok(()) => ApiReply::ok(
+                    StatusCode::OK,
+                    json!({ "deleted": format!("{name}.{user}") }),
+                ),
+                Err(e) => e.into(),
+            })
+        }
         (
             _,
-            ["v1", "caches"] | ["v1", "caches", _] | ["v1", "caches", _, "usage" | "partitions"],
+            ["v1", "caches"]
+            | ["v1", "caches", _]
+            | ["v1", "caches", _, "usage" | "partitions" | "users"]
+            | ["v1", "caches", _, "users", _],
         ) => ApiReply::error(
             ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on {path}"),
@@ -321,16 +358,20 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
                 "give auth.rotate or auth.token, not both",
             );
         }
-        Some(PatchAuth {
-            rotate: false,
-            token: None,
-        }) => {
+        Some(a) if !a.rotate && a.token.is_none() && !a.revoke_previous => {
             return ApiReply::error(
                 ErrorCode::InvalidRequest,
-                "auth needs rotate: true or a token",
+                "auth needs rotate: true, a token or revoke_previous: true",
             );
         }
-        Some(a) => match registry.rotate_token(name, a.token.clone()) {
+        Some(a) if a.revoke_previous && (a.rotate || a.token.is_some() || a.keep_previous) => {
+            return ApiReply::error(ErrorCode::InvalidRequest, "auth.revoke_previous goes alone");
+        }
+        Some(a) if a.revoke_previous => match registry.revoke_previous_tokens(name) {
+            Ok(()) => None,
+            Err(e) => return e.into(),
+        },
+        Some(a) => match registry.rotate_token(name, a.token.clone(), a.keep_previous) {
             Ok(t) => Some(t),
             Err(e) => return e.into(),
         },
@@ -346,6 +387,74 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
         }
         Err(e) => e.into(),
     }
+}
+
+fn with_cache(registry: &Registry, name: &str, f: impl FnOnce(&Cache) -> ApiReply) -> ApiReply {
+    match registry.get(name) {
+        Some(c) => f(&c),
+        None => RegistryError::NotFound(name.to_string()).into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserRequest {
+    name: String,
+    access_string: String,
+    #[serde(default)]
+    passwords: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchUserRequest {
+    #[serde(default)]
+    access_string: Option<String>,
+    /// Replaces every password.
+    #[serde(default)]
+    passwords: Option<Vec<String>>,
+    /// Closes the connections logged in as this user.
+    #[serde(default)]
+    disconnect: bool,
+}
+
+fn create_user(cache: &Cache, body: &[u8]) -> ApiReply {
+    let req: CreateUserRequest = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match cache.add_user(&req.name, &req.access_string, &req.passwords) {
+        Ok(u) => ApiReply::ok(StatusCode::CREATED, describe_user(cache, &u)),
+        Err(e) => e.into(),
+    }
+}
+
+fn patch_user(cache: &Cache, user: &str, body: &[u8]) -> ApiReply {
+    let req: PatchUserRequest = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match cache.update_user(
+        user,
+        req.access_string.as_deref(),
+        req.passwords.as_deref(),
+        req.disconnect,
+    ) {
+        Ok(u) => ApiReply::ok(StatusCode::OK, describe_user(cache, &u)),
+        Err(e) => e.into(),
+    }
+}
+
+/// A user as the API shows it: never its passwords, only how many.
+fn describe_user(cache: &Cache, user: &crate::acl::User) -> Json {
+    let access = user.access();
+    json!({
+        "name": user.name,
+        "login": format!("{}.{}", cache.name, user.name),
+        "enabled": access.enabled(),
+        "access_string": access.describe(),
+        "passwords": access.password_count(),
+    })
 }
 
 /// The JSON description of a cache (never its tokens).

@@ -19,12 +19,18 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::scripts::ScriptStore;
+use crate::acl::log::AclLog;
+use crate::acl::{User, valid_user_name};
 use crate::metering::{EcpuLimiter, Usage};
 use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
 use crate::pool::CachePool;
 
 /// Name of the embedded cache that needs no password on loopback.
 pub const DEFAULT_CACHE: &str = "default";
+/// Named users per cache at most.
+pub const MAX_USERS_PER_CACHE: usize = 100;
+/// Passwords per user at most (two are enough to rotate).
+const MAX_PASSWORDS: usize = 8;
 /// Length of generated tokens (alphanumeric: ~238 bits).
 const TOKEN_LEN: usize = 40;
 
@@ -192,6 +198,10 @@ pub struct Cache {
     /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
     limiter: RwLock<Option<Arc<EcpuLimiter>>>,
     deleted: AtomicBool,
+    /// Named users (the default user is whoever has the token).
+    users: RwLock<HashMap<String, Arc<User>>>,
+    /// `ACL LOG`: denials and failed logins.
+    pub acl_log: AclLog,
 }
 
 impl Cache {
@@ -214,6 +224,82 @@ impl Cache {
         !self.settings.read().token_hashes.is_empty()
     }
 
+    /// The named user `name`.
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.users.read().get(name).cloned()
+    }
+
+    /// Every named user, sorted by name.
+    pub fn users(&self) -> Vec<Arc<User>> {
+        let mut all: Vec<_> = self.users.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Adds a user (see [`User::new`]).
+    pub fn add_user(
+        &self,
+        name: &str,
+        access: &str,
+        passwords: &[String],
+    ) -> Result<Arc<User>, RegistryError> {
+        if !valid_user_name(name) || name == "default" {
+            return Err(RegistryError::Invalid(format!(
+                "user name '{name}' must be 1-64 of [A-Za-z0-9_-] and not 'default'"
+            )));
+        }
+        validate_passwords(passwords)?;
+        let user = Arc::new(
+            User::new(name, access, passwords)
+                .map_err(|e| RegistryError::Invalid(e.to_string()))?,
+        );
+        let mut users = self.users.write();
+        if users.contains_key(name) {
+            return Err(RegistryError::Exists(format!("{}.{name}", self.name)));
+        }
+        if users.len() >= MAX_USERS_PER_CACHE {
+            return Err(RegistryError::Invalid(format!(
+                "a cache has at most {MAX_USERS_PER_CACHE} users"
+            )));
+        }
+        users.insert(name.to_string(), user.clone());
+        Ok(user)
+    }
+
+    /// Changes a user's access string and/or passwords; `disconnect` closes
+    /// the connections logged in as it.
+    pub fn update_user(
+        &self,
+        name: &str,
+        access: Option<&str>,
+        passwords: Option<&[String]>,
+        disconnect: bool,
+    ) -> Result<Arc<User>, RegistryError> {
+        let user = self
+            .user(name)
+            .ok_or_else(|| RegistryError::NotFound(format!("{}.{name}", self.name)))?;
+        if let Some(p) = passwords {
+            validate_passwords(p)?;
+        }
+        user.update(access, passwords)
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        if disconnect {
+            user.disconnect();
+        }
+        Ok(user)
+    }
+
+    /// Deletes a user and closes its connections (as Redis's ACL DELUSER).
+    pub fn delete_user(&self, name: &str) -> Result<(), RegistryError> {
+        let user = self
+            .users
+            .write()
+            .remove(name)
+            .ok_or_else(|| RegistryError::NotFound(format!("{}.{name}", self.name)))?;
+        user.disconnect();
+        Ok(())
+    }
+
     /// The current ECPU/s limiter (`None` = no limit).
     pub fn limiter(&self) -> Option<Arc<EcpuLimiter>> {
         self.limiter.read().clone()
@@ -233,6 +319,20 @@ impl Cache {
         }
         self.settings.write().limits = limits;
     }
+}
+
+fn validate_passwords(passwords: &[String]) -> Result<(), RegistryError> {
+    if passwords.len() > MAX_PASSWORDS {
+        return Err(RegistryError::Invalid(format!(
+            "at most {MAX_PASSWORDS} passwords per user"
+        )));
+    }
+    if passwords.iter().any(|p| p.is_empty() || p.len() > 1024) {
+        return Err(RegistryError::Invalid(
+            "a password is 1 to 1024 bytes".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Errors from registry operations; the API maps them to HTTP statuses.
@@ -311,6 +411,8 @@ impl Registry {
             scripts: ScriptStore::default(),
             limiter: RwLock::new(None),
             deleted: AtomicBool::new(false),
+            users: RwLock::new(HashMap::new()),
+            acl_log: AclLog::default(),
         });
         cache.apply_limits(req.limits);
         let mut tokens = self.tokens.write();
@@ -386,7 +488,12 @@ impl Registry {
 
     /// Replaces a cache's tokens with `token` (or a generated one); returns
     /// the new token in clear. Old tokens stop working at once.
-    pub fn rotate_token(&self, name: &str, token: Option<String>) -> Result<String, RegistryError> {
+    pub fn rotate_token(
+        &self,
+        name: &str,
+        token: Option<String>,
+        keep_previous: bool,
+    ) -> Result<String, RegistryError> {
         let cache = self
             .get(name)
             .ok_or_else(|| RegistryError::NotFound(name.into()))?;
@@ -397,12 +504,35 @@ impl Registry {
         let h = hash_token(token.as_bytes());
         let mut tokens = self.tokens.write();
         let mut s = cache.settings.write();
+        // Rotation without downtime: the newest previous token stays valid
+        // beside the new one until it is revoked.
+        let keep = if keep_previous {
+            s.token_hashes.pop()
+        } else {
+            None
+        };
         for old in s.token_hashes.drain(..) {
             tokens.remove(&old);
         }
+        s.token_hashes.extend(keep.filter(|k| *k != h));
         s.token_hashes.push(h);
         tokens.insert(h, name.to_string());
         Ok(token)
+    }
+
+    /// Keeps only a cache's newest token (the end of a rotation).
+    pub fn revoke_previous_tokens(&self, name: &str) -> Result<(), RegistryError> {
+        let cache = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.into()))?;
+        let mut tokens = self.tokens.write();
+        let mut s = cache.settings.write();
+        let newest = s.token_hashes.pop();
+        for old in s.token_hashes.drain(..) {
+            tokens.remove(&old);
+        }
+        s.token_hashes.extend(newest);
+        Ok(())
     }
 
     /// Deletes a cache: its data is released now, its tokens refused, and
@@ -414,6 +544,9 @@ impl Registry {
             .remove(name)
             .ok_or_else(|| RegistryError::NotFound(name.into()))?;
         cache.deleted.store(true, Ordering::Release);
+        for user in cache.users.write().drain() {
+            user.1.disconnect();
+        }
         let mut tokens = self.tokens.write();
         for h in cache.settings.write().token_hashes.drain(..) {
             tokens.remove(&h);
@@ -504,10 +637,22 @@ mod tests {
         assert!(cache.check_token(token.as_bytes()));
         assert!(!cache.check_token(b"nope"));
         assert_eq!(r.find_by_token(token.as_bytes()).unwrap().name, "orders");
-        let new = r.rotate_token("orders", None).unwrap();
+        let new = r.rotate_token("orders", None, false).unwrap();
         assert!(!cache.check_token(token.as_bytes()));
         assert!(r.find_by_token(token.as_bytes()).is_none());
         assert!(cache.check_token(new.as_bytes()));
+        // Rotation without downtime: the previous token stays until revoked.
+        let newer = r.rotate_token("orders", None, true).unwrap();
+        assert!(cache.check_token(new.as_bytes()) && cache.check_token(newer.as_bytes()));
+        let newest = r.rotate_token("orders", None, true).unwrap();
+        assert!(
+            !cache.check_token(new.as_bytes()),
+            "only one previous token is kept"
+        );
+        r.revoke_previous_tokens("orders").unwrap();
+        assert!(!cache.check_token(newer.as_bytes()) && cache.check_token(newest.as_bytes()));
+        assert!(r.find_by_token(newer.as_bytes()).is_none());
+        let new = newest;
         r.delete("orders").unwrap();
         assert!(r.find_by_token(new.as_bytes()).is_none());
         assert!(cache.is_deleted());

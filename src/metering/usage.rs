@@ -19,10 +19,12 @@ pub enum Rejection {
     Busy,
     /// The connection's, cache's or server's client memory is full.
     ClientMemory,
+    /// The user's access string denies the command, a key or a channel.
+    NoPerm,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 8] = [
+    pub const ALL: [Rejection; 9] = [
         Rejection::UnknownCommand,
         Rejection::Arity,
         Rejection::KeyTooLong,
@@ -31,6 +33,7 @@ impl Rejection {
         Rejection::Oom,
         Rejection::Busy,
         Rejection::ClientMemory,
+        Rejection::NoPerm,
     ];
 
     pub fn label(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Rejection {
             Rejection::Oom => "oom",
             Rejection::Busy => "busy",
             Rejection::ClientMemory => "client_memory",
+            Rejection::NoPerm => "noperm",
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct Usage {
     pub net_out: AtomicU64,
     pub connections_received: AtomicU64,
     pub connected: AtomicU64,
+    /// Logins naming this cache that were refused.
+    pub auth_failures: AtomicU64,
     /// Bytes of buffered requests and MULTI queues of this cache's
     /// connections (bounded by the cache's client allowance).
     pub client_memory: AtomicU64,

@@ -117,7 +117,7 @@ pub const METRICS: &[MetricDef] = &[
     def(PARTITION_SPLITS_TOTAL, C, None, "Partition splits, by reason (size, load, min_ecpu)."),
     def(PARTITION_MERGES_TOTAL, C, None, "Merges of two cold, small neighbouring partitions."),
     def(HOT_SLOTS, G, None, "Single slots that alone exceed a split threshold (reported, not split)."),
-    def(AUTH_FAILURES_TOTAL, C, None, "AUTH and HELLO AUTH attempts refused."),
+    def(AUTH_FAILURES_TOTAL, C, None, "AUTH and HELLO AUTH attempts refused, by the cache the login named (\"\" = none known)."),
     def(NOAUTH_REJECTIONS_TOTAL, C, None, "Commands refused on connections that have not authenticated."),
     def(PROTOCOL_ERRORS_TOTAL, C, None, "Connections closed on a RESP framing violation."),
     def(CACHES, G, None, "Caches that exist."),
@@ -256,7 +256,12 @@ impl Metrics {
             &[],
             load(&g.connections_rejected),
         );
-        self.counter(AUTH_FAILURES_TOTAL, &[], load(&g.auth_failures));
+        // Logins that named no known cache; each cache's own below.
+        self.counter(
+            AUTH_FAILURES_TOTAL,
+            &[("cache", "")],
+            load(&g.auth_failures),
+        );
         self.counter(NOAUTH_REJECTIONS_TOTAL, &[], load(&g.noauth_rejections));
         self.counter(PROTOCOL_ERRORS_TOTAL, &[], load(&g.protocol_errors));
         self.gauge(CACHES, &[], caches.len() as f64);
@@ -275,6 +280,7 @@ impl Metrics {
                 );
             }
             self.counter(UNMETERED_COMMANDS_TOTAL, &cache, load(&u.unmetered));
+            self.counter(AUTH_FAILURES_TOTAL, &cache, load(&u.auth_failures));
             self.counter(
                 THROTTLED_COMMANDS_TOTAL,
                 &cache,

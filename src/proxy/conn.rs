@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::conn_cmds;
 use super::server::ProxyShared;
 use super::session::Session;
+use crate::acl;
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
@@ -195,13 +196,18 @@ impl Connection<'_> {
                 continue;
             }
             let unauthenticated = self.session.cache.is_none();
+            let revoked = self.session.revoked.clone();
             // 3. Wait for input (unless replies wait for the client), drain,
-            //    the authentication deadline, or shutdown.
+            //    the authentication deadline, the user's disconnection, or
+            //    shutdown.
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
                     let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
                     return "server shutdown";
+                }
+                () = cancelled(revoked.as_ref()), if revoked.is_some() => {
+                    return "user disconnected";
                 }
                 () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
                     return "not authenticated in time";
@@ -379,6 +385,37 @@ impl Connection<'_> {
 
     /// The request path, top to bottom: look up → auth → check keys → admit →
     /// make room → route and execute. Metering follows in [`Self::handle`].
+    /// The NOPERM reply if the logged-in user may not run this (recorded
+    /// in the cache's `ACL LOG`); `None` for the default user.
+    fn denied(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<Reply> {
+        let user = self.session.user.as_ref()?;
+        if spec.has(flags::NO_AUTH) {
+            return None;
+        }
+        let denied = user.access().check(spec, args).err()?;
+        let (reason, object, text) = match denied {
+            acl::Denied::Command(name) => {
+                let text = reply::noperm_command(&user.name, &name);
+                (acl::log::Reason::Command, name, text)
+            }
+            acl::Denied::Key(i) => (
+                acl::log::Reason::Key,
+                String::from_utf8_lossy(&args[i]).into_owned(),
+                reply::NOPERM_KEY.to_string(),
+            ),
+            acl::Denied::Channel(i) => (
+                acl::log::Reason::Channel,
+                String::from_utf8_lossy(&args[i]).into_owned(),
+                reply::NOPERM_CHANNEL.to_string(),
+            ),
+        };
+        if let Some(cache) = &self.session.cache {
+            let entry = conn_cmds::acl_entry(self, reason, object, &user.name);
+            cache.acl_log.record(entry, now_ms());
+        }
+        Some(Reply::err_owned(text))
+    }
+
     async fn dispatch(&mut self, req: &Request, arrived: Instant, stream: &TcpStream) -> Outcome {
         let args = &req.args;
         // Look up the command and check its arity (a refusal inside MULTI
@@ -411,6 +448,11 @@ impl Connection<'_> {
                 return Outcome::rejected(reply, why);
             }
         };
+        // The user's access string: the command, then its keys.
+        if let Some(reply) = self.denied(spec, args) {
+            self.fail_transaction();
+            return Outcome::rejected(reply, Rejection::NoPerm);
+        }
         let metered = !spec.has(flags::UNMETERED);
         let queueing = self.session.multi.is_some() && !spec.has(flags::TX_CONTROL);
         // Admit: the cache's ECPU/s limit, charged what is known upfront. The
@@ -734,6 +776,14 @@ async fn resolve_stream_ids(
 }
 
 /// Sleeps until `deadline` (forever if `None`).
+/// Resolves when `token` is cancelled; never without one.
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,

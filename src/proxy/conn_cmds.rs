@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::conn::Connection;
 use super::transaction;
+use crate::acl::log::{Entry, Reason};
 use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
@@ -48,8 +49,8 @@ async fn dispatch(
     work: &mut u64,
 ) -> Result<Reply, OpError> {
     match op {
-        ConnOp::Auth => auth(conn, args),
-        ConnOp::Hello => hello(conn, args),
+        ConnOp::Auth => auth(conn, args).await,
+        ConnOp::Hello => hello(conn, args).await,
         ConnOp::Ping => ping(args),
         ConnOp::Echo => Ok(Reply::Bulk(args[1].clone())),
         ConnOp::Quit => {
@@ -112,6 +113,7 @@ async fn dispatch(
             .await
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
+        ConnOp::Acl => super::acl_cmd::acl(conn, args),
     }
 }
 
@@ -130,41 +132,108 @@ fn ping(args: &[Bytes]) -> Result<Reply, OpError> {
     }
 }
 
-/// Finds the cache `user`/`pass` authenticate for. `user` is a cache name; an
-/// open cache takes any password (as Redis's `nopass` default user).
-fn authenticate(conn: &Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> Option<Arc<Cache>> {
+/// Logs the connection in. `user` is a cache name (its default user, with
+/// the cache's token; an open cache takes any password, as Redis's `nopass`
+/// default user), `<cache>.<user>` (a named user), or `None` (a token
+/// alone finds its cache). A source that keeps failing waits first
+/// ([`crate::acl::guard`]); failures are counted, logged (never the secret)
+/// and kept in the cache's `ACL LOG`.
+async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), OpError> {
+    let login = user.map(|u| String::from_utf8_lossy(u).into_owned());
+    let (cache_name, user_name) = match login.as_deref().map(|l| l.split_once('.')) {
+        Some(Some((c, u))) => (c.to_string(), Some(u.to_string())),
+        Some(None) => (login.clone().unwrap_or_default(), None),
+        None => (String::new(), None),
+    };
+    let ip = conn.session.peer.ip();
+    let wait = conn
+        .shared
+        .auth_guard
+        .delay(&cache_name, ip, std::time::Instant::now());
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     let registry = &conn.shared.registry;
-    match user {
-        None => registry.find_by_token(pass),
-        Some(user) => {
-            let cache = registry.get(std::str::from_utf8(user).ok()?)?;
-            (cache.open || cache.check_token(pass)).then_some(cache)
+    // Redis's `default` user, when no cache is named so, is whoever holds
+    // a token (`redis://default:<token>@host`).
+    let by_token =
+        login.is_none() || (cache_name == "default" && registry.get("default").is_none());
+    let cache = if by_token {
+        registry.find_by_token(pass)
+    } else {
+        registry.get(&cache_name)
+    };
+    let found = cache.clone().and_then(|cache| match &user_name {
+        Some(u) => {
+            let user = cache.user(u)?;
+            user.access()
+                .check_password(pass)
+                .then_some((cache, Some(user)))
         }
+        None if by_token || cache.open || cache.check_token(pass) => Some((cache, None)),
+        None => None,
+    });
+    let Some((cache, user)) = found else {
+        conn.shared
+            .auth_guard
+            .failed(&cache_name, ip, std::time::Instant::now());
+        let shown = user_name.as_deref().unwrap_or("default");
+        tracing::warn!(cache = %cache_name, user = shown, peer = %conn.session.peer, "login refused");
+        match &cache {
+            Some(c) => {
+                c.usage.auth_failures.fetch_add(1, Ordering::Relaxed);
+                c.acl_log.record(
+                    acl_entry(conn, Reason::Auth, "AUTH".into(), shown),
+                    super::conn::now_ms(),
+                );
+            }
+            None => GlobalCounters::bump(&registry.metrics.global.auth_failures),
+        }
+        return Err(OpError::Static(reply::WRONGPASS));
+    };
+    if !conn.session.bind(cache, conn.shared.max_clients_per_cache) {
+        return Err(OpError::Static(reply::MAX_CLIENTS));
+    }
+    conn.session.login(user);
+    conn.shared.auth_guard.succeeded(&cache_name, ip);
+    Ok(())
+}
+
+/// An `ACL LOG` entry about this connection.
+pub(crate) fn acl_entry(
+    conn: &Connection<'_>,
+    reason: Reason,
+    object: String,
+    user: &str,
+) -> Entry {
+    Entry {
+        count: 0,
+        reason,
+        context: if conn.session.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        },
+        object,
+        username: user.to_string(),
+        client_info: client_line(conn).trim_end().to_string(),
+        entry_id: 0,
+        created_ms: 0,
+        updated_ms: 0,
     }
 }
 
-fn auth(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let found = match args.len() {
-        2 => authenticate(conn, None, &args[1]),
-        3 => authenticate(conn, Some(&args[1]), &args[2]),
+async fn auth(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    match args.len() {
+        2 => login(conn, None, &args[1]).await?,
+        3 => login(conn, Some(&args[1]), &args[2]).await?,
         _ => return Err(OpError::Syntax),
-    };
-    match found {
-        Some(cache) => {
-            if !conn.session.bind(cache, conn.shared.max_clients_per_cache) {
-                return Err(OpError::Static(reply::MAX_CLIENTS));
-            }
-            Ok(Reply::ok())
-        }
-        None => {
-            GlobalCounters::bump(&conn.shared.registry.metrics.global.auth_failures);
-            Err(OpError::Static(reply::WRONGPASS))
-        }
     }
+    Ok(Reply::ok())
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+async fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let mut protocol = conn.session.protocol;
     let mut credentials = None;
     let mut name = None;
@@ -190,17 +259,7 @@ fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
     }
     if let Some((user, pass)) = credentials {
-        match authenticate(conn, Some(&user), &pass) {
-            Some(cache) => {
-                if !conn.session.bind(cache, conn.shared.max_clients_per_cache) {
-                    return Err(OpError::Static(reply::MAX_CLIENTS));
-                }
-            }
-            None => {
-                GlobalCounters::bump(&conn.shared.registry.metrics.global.auth_failures);
-                return Err(OpError::Static(reply::WRONGPASS));
-            }
-        }
+        login(conn, Some(&user), &pass).await?;
     }
     if conn.session.cache.is_none() {
         return Err(OpError::Static(reply::NOAUTH_HELLO));

@@ -13,6 +13,7 @@
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
+pub mod acl_cmd;
 pub mod conn;
 pub mod conn_cmds;
 pub mod scripting;

@@ -60,6 +60,8 @@ pub struct ProxyShared {
     pub busy_threshold: Duration,
     pub started: std::time::Instant,
     next_id: AtomicU64,
+    /// Failed logins by cache and source address (slows guessing down).
+    pub auth_guard: crate::acl::guard::AuthGuard,
 }
 
 impl ProxyShared {
@@ -91,6 +93,7 @@ impl ProxyShared {
             busy_threshold: Duration::from_millis(config.busy_threshold_ms),
             started: std::time::Instant::now(),
             next_id: AtomicU64::new(1),
+            auth_guard: Default::default(),
         }
     }
 

@@ -7,6 +7,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::acl::User;
 use crate::cmd::CommandSpec;
 use crate::control::Cache;
 use crate::resp::{Protocol, Request};
@@ -34,6 +37,11 @@ pub struct Session {
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
     pub preauth: Option<super::server::PreAuth>,
+    /// The named user logged in (`None` = the cache's default user, who
+    /// may do everything).
+    pub user: Option<Arc<User>>,
+    /// Cancelled when the user's connections must close.
+    pub revoked: Option<CancellationToken>,
 }
 
 /// A key under WATCH.
@@ -78,7 +86,20 @@ impl Session {
             watched: Vec::new(),
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
+            user: None,
+            revoked: None,
         }
+    }
+
+    /// Logs the (bound) connection in as `user` (`None` = default user).
+    pub fn login(&mut self, user: Option<Arc<User>>) {
+        self.revoked = user.as_ref().map(|u| u.revoked());
+        self.user = user;
+    }
+
+    /// The user's name, as `ACL WHOAMI` and denials show it.
+    pub fn user_name(&self) -> &str {
+        self.user.as_ref().map_or("default", |u| u.name.as_str())
     }
 
     /// Binds the connection to `cache`, moving the connection counts;
@@ -117,6 +138,7 @@ impl Session {
     pub fn unbind(&mut self) {
         self.unwatch();
         self.multi = None;
+        self.login(None);
         if let Some(old) = self.cache.take() {
             old.usage.connected.fetch_sub(1, Ordering::Relaxed);
         }

@@ -39,6 +39,11 @@ pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same sl
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+pub const NOPERM_KEY: &str = "NOPERM No permissions to access a key";
+pub const NOPERM_CHANNEL: &str = "NOPERM No permissions to access a channel";
+/// `ACL SETUSER`/`DELUSER`/`LOAD`/`SAVE`: users are the control API's.
+pub const ACL_MANAGED_BY_API: &str =
+    "ERR users are managed through the control API (/v1/caches/<cache>/users), not from a client";
 pub const PROTOVER_NOT_INTEGER: &str = "ERR Protocol version is not an integer or out of range";
 pub const INVALID_COMMAND_SPECIFIED: &str = "ERR Invalid command specified";
 pub const INVALID_ARGUMENTS: &str = "ERR Invalid number of arguments specified for command";
@@ -265,6 +270,12 @@ pub fn shebang_flag(flag: &[u8]) -> String {
 }
 
 /// `ERR wrong number of arguments for '<cmd>' command`
+/// A command the user's access string denies (`name` as `get` or
+/// `client|kill`), as Redis 7.2 words it.
+pub fn noperm_command(user: &str, name: &str) -> String {
+    format!("NOPERM User {user} has no permissions to run the '{name}' command")
+}
+
 pub fn wrong_arity(name: &str) -> String {
     format!(
         "ERR wrong number of arguments for '{}' command",
