@@ -469,3 +469,36 @@ async fn categories_match_redis() {
     assert!(ours.len() > 150, "only {} commands categorised", ours.len());
     server.shutdown().await;
 }
+
+/// Commands a script calls are checked against the caller's rules, with
+/// Redis's errors (compared with a real redis-server given the same user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_run_with_the_callers_permissions() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    http.create_cache("orders").await;
+    let rules = "on ~a* +@all -set";
+    add_user(&http, "orders", "app", rules, &["app-pass"]).await;
+    let real = RealRedis::start().await;
+    let mut setup = Raw::connect(real.addr).await;
+    let mut setuser = vec!["ACL", "SETUSER", "app", "resetpass", ">app-pass"];
+    setuser.extend(rules.split(' '));
+    assert_eq!(setup.cmd(&setuser).await, ok());
+    let mut r = Raw::connect(real.addr).await;
+    assert_eq!(r.cmd(&["AUTH", "app", "app-pass"]).await, ok());
+    let mut s = login(server.resp_addr, "orders.app", "app-pass").await;
+    for script in [
+        "return redis.call('set','a','b')",
+        "return redis.pcall('set','a','b')",
+        "return redis.call('get','zzz')",
+        "return redis.call('incr',KEYS[1])",
+    ] {
+        let (ours, theirs) = (
+            s.cmd(&["EVAL", script, "1", "a1"]).await,
+            r.cmd(&["EVAL", script, "1", "a1"]).await,
+        );
+        assert_eq!(ours, theirs, "{script}");
+    }
+    assert_eq!(s.cmd(&["GET", "a1"]).await, bulk("1"));
+    server.shutdown().await;
+}

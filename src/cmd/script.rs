@@ -199,6 +199,22 @@ const REDIS_VERSION_NUM: i64 = 0x07_02_04;
 pub struct ScriptControl {
     pub kill: std::sync::atomic::AtomicBool,
     pub wrote: std::sync::atomic::AtomicBool,
+    /// The caller's permissions for what the script calls.
+    pub gate: Option<CommandGate>,
+}
+
+/// Checks a command a script calls against the permissions of the user who
+/// runs the script: `Some(error)` refuses it (the proxy builds it from the
+/// user's access string; `cmd` knows nothing of users).
+#[derive(Clone)]
+pub struct CommandGate(pub Arc<GateFn>);
+
+type GateFn = dyn Fn(&crate::cmd::CommandSpec, &[Bytes]) -> Option<&'static str> + Send + Sync;
+
+impl std::fmt::Debug for CommandGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommandGate")
+    }
 }
 
 /// The lower-case hex SHA1 of a script body, as Redis names scripts.
@@ -772,6 +788,11 @@ impl Caller<'_, '_> {
         };
         if !spec.arity_ok(argv.len()) {
             return Err(reply::SCRIPT_WRONG_ARGS.into());
+        }
+        if let Some(gate) = self.ctx.script.as_ref().and_then(|c| c.gate.as_ref())
+            && let Some(denied) = (gate.0)(spec, argv)
+        {
+            return Err(denied.into());
         }
         match spec.exec {
             Exec::Conn(op) => return local_command(op, argv),

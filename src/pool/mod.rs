@@ -296,6 +296,8 @@ pub struct ExecOptions {
     pub room: u64,
     /// Set by the pool for a batch that runs a script.
     pub script: Option<Arc<ScriptControl>>,
+    /// The caller's permissions, for the commands a script calls.
+    pub gate: Option<crate::cmd::script::CommandGate>,
 }
 
 impl ExecOptions {
@@ -309,6 +311,7 @@ impl ExecOptions {
             busy_threshold: Duration::from_millis(crate::config::DEFAULT_BUSY_THRESHOLD_MS),
             room: u64::MAX,
             script: None,
+            gate: None,
         }
     }
 }
@@ -766,7 +769,10 @@ impl CachePool {
         let watched = watched.to_vec();
         let mut opts = opts.clone();
         let running = scripted.then(|| {
-            let control = Arc::new(ScriptControl::default());
+            let control = Arc::new(ScriptControl {
+                gate: opts.gate.clone(),
+                ..ScriptControl::default()
+            });
             self.scripts.lock().push(control.clone());
             opts.script = Some(control.clone());
             RunningScript {

@@ -555,6 +555,7 @@ impl Connection<'_> {
             busy_threshold: self.shared.busy_threshold,
             room,
             script: None,
+            gate: self.session.gate.clone(),
         }
     }
 

@@ -9,10 +9,11 @@ use bytes::Bytes;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::acl::User;
+use crate::acl::{Denied, User};
 use crate::cmd::CommandSpec;
+use crate::cmd::script::CommandGate;
 use crate::control::Cache;
-use crate::resp::{Protocol, Request};
+use crate::resp::{Protocol, Request, reply};
 
 /// What one client connection remembers between commands.
 pub struct Session {
@@ -42,6 +43,8 @@ pub struct Session {
     pub user: Option<Arc<User>>,
     /// Cancelled when the user's connections must close.
     pub revoked: Option<CancellationToken>,
+    /// The user's permissions for the commands its scripts call.
+    pub gate: Option<CommandGate>,
 }
 
 /// A key under WATCH.
@@ -88,12 +91,24 @@ impl Session {
             preauth: None,
             user: None,
             revoked: None,
+            gate: None,
         }
     }
 
     /// Logs the (bound) connection in as `user` (`None` = default user).
     pub fn login(&mut self, user: Option<Arc<User>>) {
         self.revoked = user.as_ref().map(|u| u.revoked());
+        self.gate = user.clone().map(|u| {
+            // The user's rules as they are when the script runs.
+            CommandGate(Arc::new(move |spec, args| {
+                match u.access().check(spec, args) {
+                    Ok(()) => None,
+                    Err(Denied::Command(_)) => Some(reply::SCRIPT_NOPERM_COMMAND),
+                    Err(Denied::Key(_)) => Some(reply::SCRIPT_NOPERM_KEY),
+                    Err(Denied::Channel(_)) => Some(reply::SCRIPT_NOPERM_CHANNEL),
+                }
+            }))
+        });
         self.user = user;
     }
 

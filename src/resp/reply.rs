@@ -152,6 +152,11 @@ pub const NUMKEYS_NEGATIVE: &str = "ERR Number of keys can't be negative";
 pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
 pub const SCRIPT_WRONG_ARGS: &str = "ERR Wrong number of args calling Redis command from script";
 pub const SCRIPT_NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
+pub const SCRIPT_NOPERM_COMMAND: &str =
+    "ERR The user executing the script can't run this command or subcommand";
+pub const SCRIPT_NOPERM_KEY: &str = "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments";
+pub const SCRIPT_NOPERM_CHANNEL: &str =
+    "ERR The user executing the script can't publish to the channel mentioned in the command";
 pub const SCRIPT_READ_ONLY: &str = "ERR Write commands are not allowed from read-only scripts.";
 pub const SCRIPT_NO_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";
 pub const SCRIPT_BAD_ARG: &str = "ERR Lua redis lib command arguments must be strings or integers";
