@@ -146,6 +146,9 @@ pub enum ConnOp {
     Unwatch,
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
     Script,
+    /// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL
+    /// | HELP: the cache's function libraries.
+    Function,
 }
 
 /// How a command executes.
@@ -555,6 +558,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("eval_ro",     -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("evalsha_ro",  -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("script",      -2, 0,           0, 0, 0, Scripting, 0, Conn(C::Script)),
+    // functions: FCALL routes as EVAL (keys after numkeys) and reaches the
+    // handler with `<flags> <library id>` and the library's code appended
+    // (the proxy resolves the function in the cache's library store);
+    // FUNCTION LOAD / RESTORE run library code on the worker pool and
+    // count milli-units as scripts do.
+    row!("fcall",       -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::functions::fcall)).keys(NUMKEYS_2),
+    row!("fcall_ro",    -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::functions::fcall)).keys(NUMKEYS_2),
+    row!("function",    -2, 0,           0, 0, 0, Scripting, SCRIPT_MILLI, Conn(C::Function)),
 ];
 
 /// Finds a command by name, case-insensitively.

@@ -112,6 +112,10 @@ async fn dispatch(
             .await
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
+        ConnOp::Function => {
+            let busy = conn.shared.busy_threshold;
+            super::scripting::function(&*bound(conn)?, args, busy, work).await
+        }
     }
 }
 
