@@ -74,7 +74,8 @@ pub enum RestorePolicy {
 #[derive(Default)]
 struct Inner {
     libraries: BTreeMap<String, Arc<Library>>,
-    /// Function name → its library's name.
+    /// Function name (lower case: Redis's function names are
+    /// case-insensitive, library names are not) → its library's name.
     functions: HashMap<String, String>,
     bytes: usize,
 }
@@ -90,7 +91,8 @@ impl Inner {
 
     fn link(&mut self, lib: Arc<Library>) {
         for f in &lib.functions {
-            self.functions.insert(f.name.clone(), lib.name.clone());
+            self.functions
+                .insert(f.name.to_ascii_lowercase(), lib.name.clone());
         }
         self.bytes += lib.code.len();
         self.libraries.insert(lib.name.clone(), lib);
@@ -99,7 +101,7 @@ impl Inner {
     fn unlink(&mut self, name: &str) -> Option<Arc<Library>> {
         let lib = self.libraries.remove(name)?;
         for f in &lib.functions {
-            self.functions.remove(&f.name);
+            self.functions.remove(&f.name.to_ascii_lowercase());
         }
         self.bytes -= lib.code.len();
         Some(lib)
@@ -110,7 +112,7 @@ impl Inner {
     fn collision(&self, libs: &[Library]) -> Option<String> {
         libs.iter().flat_map(|l| &l.functions).find_map(|f| {
             self.functions
-                .get(&f.name)
+                .get(&f.name.to_ascii_lowercase())
                 .filter(|owner| !libs.iter().any(|l| &l.name == *owner))
                 .map(|_| f.name.clone())
         })
@@ -203,10 +205,13 @@ impl FunctionStore {
 
     /// What `FCALL name` runs.
     pub fn resolve(&self, name: &[u8]) -> Option<Resolved> {
-        let name = std::str::from_utf8(name).ok()?;
+        let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
         let s = self.inner.lock();
-        let lib = s.libraries.get(s.functions.get(name)?)?;
-        let f = lib.functions.iter().find(|f| f.name == name)?;
+        let lib = s.libraries.get(s.functions.get(&name)?)?;
+        let f = lib
+            .functions
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(&name))?;
         Some(Resolved {
             flags: f.flags,
             library_id: lib.id,

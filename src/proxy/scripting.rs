@@ -278,7 +278,7 @@ pub async fn function(
             // Two restored libraries must not register the same function.
             let mut seen = std::collections::HashSet::new();
             for f in libs.iter().flat_map(|l| &l.functions) {
-                if !seen.insert(f.name.as_str()) {
+                if !seen.insert(f.name.to_ascii_lowercase()) {
                     return Err(OpError::Text(reply::function_exists(&f.name)));
                 }
             }

@@ -581,10 +581,12 @@ fn run_function(
         }
     };
     ctx.work += work;
-    let Some((_, f)) = lib
+    // Function names are case-insensitive; errors name the function as it
+    // was registered.
+    let Some((meta, f)) = lib
         .functions
         .iter()
-        .find(|(m, _)| m.name == script.sha)
+        .find(|(m, _)| m.name.eq_ignore_ascii_case(&script.sha))
     else {
         return Ran {
             reply: Err(OpError::Static(reply::FUNCTION_NOT_FOUND)),
@@ -595,7 +597,13 @@ fn run_function(
         f: f.clone(),
         mt: lib.mt.clone(),
     };
-    rt.run_body(ctx, script, body, keys, argv)
+    let script = Script {
+        sha: meta.name.clone(),
+        read_only: script.read_only,
+        slot: script.slot,
+        chunk: script.chunk,
+    };
+    rt.run_body(ctx, &script, body, keys, argv)
 }
 
 #[cfg(test)]
