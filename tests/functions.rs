@@ -63,19 +63,40 @@ async fn function_replies_match_redis_byte_for_byte() {
         one("e1", "return 1"),
         one("e1", "foo = 1"),
         one("e1", "redis.register_function('a-b', function() end)"),
-        one("e1", "redis.register_function{function_name='x', callback=function() end, flags={'bad'}}"),
-        one("e1", "redis.register_function{function_name='x', callback=function() end, flags='no-writes'}"),
-        one("e1", "redis.register_function{function_name='x', callback=function() end, foo=1}"),
+        one(
+            "e1",
+            "redis.register_function{function_name='x', callback=function() end, flags={'bad'}}",
+        ),
+        one(
+            "e1",
+            "redis.register_function{function_name='x', callback=function() end, flags='no-writes'}",
+        ),
+        one(
+            "e1",
+            "redis.register_function{function_name='x', callback=function() end, foo=1}",
+        ),
         one("e1", "redis.register_function{function_name='x'}"),
         one("e1", "redis.register_function{callback=function() end}"),
         one("e1", "redis.register_function('x')"),
         one("e1", "redis.register_function(1, 2)"),
         one("e1", "redis.register_function('x', function() end, 3)"),
-        one("e1", "redis.register_function('x', function() end)\nredis.register_function('x', function() end)"),
+        one(
+            "e1",
+            "redis.register_function('x', function() end)\nredis.register_function('x', function() end)",
+        ),
         one("e1", "redis.register_function{[1]=2}"),
-        one("e1", "redis.register_function{function_name={}, callback=function() end}"),
-        one("e1", "redis.register_function{function_name='x', description={}, callback=function() end}"),
-        one("e1", "redis.register_function{function_name='x', callback=1}"),
+        one(
+            "e1",
+            "redis.register_function{function_name={}, callback=function() end}",
+        ),
+        one(
+            "e1",
+            "redis.register_function{function_name='x', description={}, callback=function() end}",
+        ),
+        one(
+            "e1",
+            "redis.register_function{function_name='x', callback=1}",
+        ),
         one("e1", "error('boom')"),
         one("e1", "syntax error here"),
         one("e1", "redis.setresp(3)"),
@@ -96,13 +117,20 @@ async fn function_replies_match_redis_byte_for_byte() {
     p.same(&["FUNCTION", "LOAD", "foo", &one("a", "x")]).await;
     p.same(&["FUNCTION", "LOAD"]).await;
     p.same(&["FUNCTION", "LOAD", "REPLACE"]).await;
-    p.same(&["FUNCTION", "LOAD", "REPLACE", "REPLACE", LIB]).await;
+    p.same(&["FUNCTION", "LOAD", "REPLACE", "REPLACE", LIB])
+        .await;
     // A library whose functions compare in one order everywhere.
     let small = one(
         "small",
         "redis.register_function{function_name='s', callback=function() return 1 end, flags={'no-writes','allow-stale'}, description='d'}",
     );
-    p.same(&["FUNCTION", "LOAD", "REPLACE", "#!LUA NAME=small\nredis.register_function('s', function() return 1 end)"]).await;
+    p.same(&[
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        "#!LUA NAME=small\nredis.register_function('s', function() return 1 end)",
+    ])
+    .await;
     p.same(&["FUNCTION", "LOAD", "REPLACE", &small]).await;
     p.same(&["FUNCTION", "DELETE", "mylib"]).await;
     for c in [
@@ -121,6 +149,8 @@ async fn function_replies_match_redis_byte_for_byte() {
         &["FUNCTION", "KILL"],
         &["SCRIPT", "KILL"],
         &["FUNCTION", "foo"],
+        &["FUNCTION", "HELP"],
+        &["FUNCTION", "HELP", "x"],
         &["FUNCTION", "RESTORE", "abc"],
         &["FUNCTION", "RESTORE", "abc", "foo"],
         &["FUNCTION", "RESTORE", "abc", "REPLACE", "x"],
@@ -228,7 +258,9 @@ async fn fcall_with_the_redis_crate() {
     );
     assert_eq!(
         raw.cmd(&["FCALL", "other", "1", "{t}a"]).await,
-        err("ERR Script attempted to access keys that do not hash to the same slot script: other, on @user_function:10.")
+        err(
+            "ERR Script attempted to access keys that do not hash to the same slot script: other, on @user_function:10."
+        )
     );
     // In a transaction.
     assert_eq!(raw.cmd(&["MULTI"]).await, ok());
@@ -240,17 +272,17 @@ async fn fcall_with_the_redis_crate() {
         raw.cmd(&["FCALL", "getk", "1", "{t}b"]).await,
         simple("QUEUED")
     );
-    assert_eq!(
-        raw.cmd(&["EXEC"]).await,
-        arr(vec![ok(), bulk("1")])
-    );
+    assert_eq!(raw.cmd(&["EXEC"]).await, arr(vec![ok(), bulk("1")]));
     // Replacing a library replaces its functions at once.
     assert_eq!(
         raw.cmd(&[
             "FUNCTION",
             "LOAD",
             "REPLACE",
-            &one("mylib", "redis.register_function('getk', function(keys) return 'v2' end)"),
+            &one(
+                "mylib",
+                "redis.register_function('getk', function(keys) return 'v2' end)"
+            ),
         ])
         .await,
         bulk("mylib")
@@ -273,20 +305,32 @@ async fn libraries_are_per_cache() {
     let b_token = http.create_cache("beta").await;
     let mut a = raw_auth(server.resp_addr, "alpha", &a_token).await;
     let mut b = raw_auth(server.resp_addr, "beta", &b_token).await;
-    let lib = one("shared", "local calls = 0\nredis.register_function('who', function() calls = calls + 1 return 'alpha' end)");
+    let lib = one(
+        "shared",
+        "local calls = 0\nredis.register_function('who', function() calls = calls + 1 return 'alpha' end)",
+    );
     assert_eq!(a.cmd(&["FUNCTION", "LOAD", &lib]).await, bulk("shared"));
     assert_eq!(a.cmd(&["FCALL", "who", "0"]).await, bulk("alpha"));
-    assert_eq!(b.cmd(&["FCALL", "who", "0"]).await, err("ERR Function not found"));
+    assert_eq!(
+        b.cmd(&["FCALL", "who", "0"]).await,
+        err("ERR Function not found")
+    );
     assert_eq!(b.cmd(&["FUNCTION", "LIST"]).await, arr(vec![]));
     // The same library name in beta is beta's own.
-    let other = one("shared", "redis.register_function('who', function() return 'beta' end)");
+    let other = one(
+        "shared",
+        "redis.register_function('who', function() return 'beta' end)",
+    );
     assert_eq!(b.cmd(&["FUNCTION", "LOAD", &other]).await, bulk("shared"));
     assert_eq!(b.cmd(&["FCALL", "who", "0"]).await, bulk("beta"));
     assert_eq!(a.cmd(&["FCALL", "who", "0"]).await, bulk("alpha"));
     assert_eq!(b.cmd(&["FUNCTION", "FLUSH"]).await, ok());
     assert_eq!(a.cmd(&["FCALL", "who", "0"]).await, bulk("alpha"));
     let stats = a.cmd(&["FUNCTION", "STATS"]).await;
-    let lua = stats.field("engines").and_then(|e| e.field("LUA")).expect("LUA");
+    let lua = stats
+        .field("engines")
+        .and_then(|e| e.field("LUA"))
+        .expect("LUA");
     assert_eq!(lua.field("libraries_count"), Some(int(1)));
     assert_eq!(lua.field("functions_count"), Some(int(1)));
     server.shutdown().await;
@@ -310,7 +354,10 @@ async fn function_kill_and_busy() {
 redis.register_function('wspin', function(keys) redis.call('set', keys[1], '1') while true do end end)",
     );
     assert_eq!(other.cmd(&["FUNCTION", "LOAD", &lib]).await, bulk("loop"));
-    assert_eq!(other.cmd(&["FUNCTION", "KILL"]).await, err("NOTBUSY No scripts in execution right now."));
+    assert_eq!(
+        other.cmd(&["FUNCTION", "KILL"]).await,
+        err("NOTBUSY No scripts in execution right now.")
+    );
 
     let mut runner = Raw::connect(server.resp_addr).await;
     runner.send(&encode(&["FCALL", "spin", "0"])).await;
@@ -324,18 +371,29 @@ redis.register_function('wspin', function(keys) redis.call('set', keys[1], '1') 
     let stats = other.cmd(&["FUNCTION", "STATS"]).await;
     let running = stats.field("running_script").expect("running_script");
     assert_eq!(running.field("name"), Some(bulk("spin")));
-    assert_eq!(running.field("command"), Some(bulks(&["FCALL", "spin", "0"])));
+    assert_eq!(
+        running.field("command"),
+        Some(bulks(&["FCALL", "spin", "0"]))
+    );
     assert!(running.field("duration_ms").expect("duration").int() >= 0);
     assert_eq!(
         other.cmd(&["SCRIPT", "KILL"]).await,
-        err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.")
+        err(
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+        )
     );
     assert_eq!(other.cmd(&["FUNCTION", "KILL"]).await, ok());
     assert_eq!(
         runner.read().await,
         err("ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.")
     );
-    assert_eq!(other.cmd(&["FUNCTION", "STATS"]).await.field("running_script"), Some(Resp::Nil));
+    assert_eq!(
+        other
+            .cmd(&["FUNCTION", "STATS"])
+            .await
+            .field("running_script"),
+        Some(Resp::Nil)
+    );
 
     // A function that wrote cannot be killed; it ends at the time limit.
     runner.send(&encode(&["FCALL", "wspin", "1", "x"])).await;
@@ -347,16 +405,22 @@ redis.register_function('wspin', function(keys) redis.call('set', keys[1], '1') 
     .await;
     assert_eq!(
         other.cmd(&["FUNCTION", "KILL"]).await,
-        err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+        err(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
+        )
     );
     let r = runner.read().await;
     assert_eq!(
         r,
-        err("ERR Script killed after running too long (limit 3000 ms) script: wspin, on @user_function:3.")
+        err(
+            "ERR Script killed after running too long (limit 3000 ms) script: wspin, on @user_function:3."
+        )
     );
     assert_eq!(other.cmd(&["GET", "x"]).await, bulk("1"));
     // An EVAL script is SCRIPT KILL's: FUNCTION KILL answers BUSY.
-    runner.send(&encode(&["EVAL", "while true do end", "0"])).await;
+    runner
+        .send(&encode(&["EVAL", "while true do end", "0"]))
+        .await;
     eventually("a script runs", || async move {
         let mut c = Raw::connect(addr).await;
         c.cmd(&["FUNCTION", "KILL"]).await
@@ -379,11 +443,16 @@ async fn dump_and_restore_with_real_redis() {
         panic!("a payload")
     };
     assert_eq!(
-        p.stratus.cmd(&[&b"FUNCTION"[..], b"RESTORE", &from_redis]).await,
+        p.stratus
+            .cmd(&[&b"FUNCTION"[..], b"RESTORE", &from_redis])
+            .await,
         ok()
     );
     p.same(&["SET", "k", "restored"]).await;
-    assert_eq!(p.stratus.cmd(&["FCALL", "getk", "1", "k"]).await, bulk("restored"));
+    assert_eq!(
+        p.stratus.cmd(&["FCALL", "getk", "1", "k"]).await,
+        bulk("restored")
+    );
     assert_eq!(p.stratus.cmd(&["FUNCTION", "LIST"]).await.items().len(), 1);
     // Back into an empty Redis.
     let Resp::Bulk(from_stratus) = p.stratus.cmd(&["FUNCTION", "DUMP"]).await else {
@@ -391,14 +460,20 @@ async fn dump_and_restore_with_real_redis() {
     };
     p.redis.cmd(&["FUNCTION", "FLUSH"]).await;
     assert_eq!(
-        p.redis.cmd(&[&b"FUNCTION"[..], b"RESTORE", &from_stratus]).await,
+        p.redis
+            .cmd(&[&b"FUNCTION"[..], b"RESTORE", &from_stratus])
+            .await,
         ok()
     );
     p.same(&["FCALL", "getk", "1", "k"]).await;
     // Restoring onto existing libraries: APPEND collides, REPLACE replaces.
     p.same(&[&b"FUNCTION"[..], b"RESTORE", &from_stratus]).await;
-    p.same(&[&b"FUNCTION"[..], b"RESTORE", &from_stratus, b"REPLACE"]).await;
-    let clash = one("clash", "redis.register_function('getk', function() return 0 end)");
+    p.same(&[&b"FUNCTION"[..], b"RESTORE", &from_stratus, b"REPLACE"])
+        .await;
+    let clash = one(
+        "clash",
+        "redis.register_function('getk', function() return 0 end)",
+    );
     p.same(&["FUNCTION", "LOAD", &clash]).await;
     server.shutdown().await;
 }
@@ -425,7 +500,10 @@ async fn library_code_is_bounded_per_cache() {
         ))
     );
     assert_eq!(raw.cmd(&["FCALL", "a", "0"]).await, bulk("a"));
-    assert_eq!(raw.cmd(&["FCALL", "b", "0"]).await, err("ERR Function not found"));
+    assert_eq!(
+        raw.cmd(&["FCALL", "b", "0"]).await,
+        err("ERR Function not found")
+    );
     // Replacing counts the old code out.
     assert_eq!(
         raw.cmd(&["FUNCTION", "LOAD", "REPLACE", &big("a")]).await,
@@ -446,7 +524,10 @@ async fn functions_are_metered() {
         let usage = http.get("/v1/caches/meter/usage").await.json();
         usage["ecpu_by_family"]["scripting"].as_f64().unwrap_or(0.0)
     };
-    let light = one("light", "redis.register_function('f', function() return 1 end)");
+    let light = one(
+        "light",
+        "redis.register_function('f', function() return 1 end)",
+    );
     assert_eq!(raw.cmd(&["FUNCTION", "LOAD", &light]).await, bulk("light"));
     let after_light = scripting().await;
     let heavy = one(
@@ -457,7 +538,10 @@ async fn functions_are_metered() {
     let after_heavy = scripting().await;
     assert!(after_light >= 15.0, "{after_light}");
     // 200 000 iterations are some 1 000 000 instructions: ≥ 1000 ticks.
-    assert!(after_heavy - after_light > 1_000.0, "{after_light} {after_heavy}");
+    assert!(
+        after_heavy - after_light > 1_000.0,
+        "{after_light} {after_heavy}"
+    );
     assert_eq!(raw.cmd(&["FCALL", "f", "0"]).await, int(1));
     assert!(scripting().await > after_heavy);
     server.shutdown().await;

@@ -289,7 +289,9 @@ pub fn parse_payload(p: &[u8]) -> Result<Vec<Bytes>, String> {
             OPCODE_FUNCTION2 => r
                 .string()
                 .ok_or_else(|| reply::FUNCTION_PAYLOAD_LIBRARY.to_string())?,
-            OPCODE_FUNCTION => r.old_library().ok_or_else(|| reply::FUNCTION_PAYLOAD_OLD.to_string())?,
+            OPCODE_FUNCTION => r
+                .old_library()
+                .ok_or_else(|| reply::FUNCTION_PAYLOAD_OLD.to_string())?,
             _ => return Err(reply::FUNCTION_PAYLOAD_TYPE.to_string()),
         };
         codes.push(Bytes::from(code));
@@ -458,7 +460,11 @@ const fn crc64_table() -> [u64; 256] {
         let mut crc = i as u64;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
             bit += 1;
         }
         table[i] = crc;
@@ -550,7 +556,9 @@ mod tests {
         // Replacing counts the old library's bytes out.
         store.load(lib("a", &["f"], MAX_BYTES), true).unwrap();
         for i in 0..MAX_LIBRARIES - 1 {
-            store.load(lib(&format!("l{i}"), &[&format!("f{i}")], 0), false).unwrap();
+            store
+                .load(lib(&format!("l{i}"), &[&format!("f{i}")], 0), false)
+                .unwrap();
         }
         assert!(store.load(lib("last", &["z"], 0), false).is_err());
         assert_eq!(store.counts().0, MAX_LIBRARIES);
@@ -581,8 +589,14 @@ mod tests {
         assert_eq!(parse_payload(&payload), Ok(vec![Bytes::from(code)]));
         let mut corrupt = payload.clone();
         corrupt[5] ^= 1;
-        assert_eq!(parse_payload(&corrupt), Err(reply::FUNCTION_BAD_PAYLOAD.into()));
-        assert_eq!(parse_payload(b"short"), Err(reply::FUNCTION_BAD_PAYLOAD.into()));
+        assert_eq!(
+            parse_payload(&corrupt),
+            Err(reply::FUNCTION_BAD_PAYLOAD.into())
+        );
+        assert_eq!(
+            parse_payload(b"short"),
+            Err(reply::FUNCTION_BAD_PAYLOAD.into())
+        );
     }
 
     fn wrap(body: &[u8]) -> Vec<u8> {
@@ -608,7 +622,10 @@ mod tests {
         let lzf = [0x02, b'a', b'b', b'c', 0x80, 0x02];
         let mut body = vec![0xf5, 0xc3, lzf.len() as u8, 9];
         body.extend_from_slice(&lzf);
-        assert_eq!(parse_payload(&wrap(&body)), Ok(vec![Bytes::from("abcabcabc")]));
+        assert_eq!(
+            parse_payload(&wrap(&body)),
+            Ok(vec![Bytes::from("abcabcabc")])
+        );
         // Integer-encoded strings.
         assert_eq!(
             parse_payload(&wrap(&[0xf5, 0xc0, 0xff])),
@@ -619,6 +636,9 @@ mod tests {
         newer.extend_from_slice(&11u16.to_le_bytes());
         let crc = crc64(&newer);
         newer.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(parse_payload(&newer), Err(reply::FUNCTION_BAD_PAYLOAD.into()));
+        assert_eq!(
+            parse_payload(&newer),
+            Err(reply::FUNCTION_BAD_PAYLOAD.into())
+        );
     }
 }

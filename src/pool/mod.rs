@@ -525,8 +525,6 @@ const NOTHING: Executed = Executed {
     work: 0,
 };
 
-/// The reply to a command for a partition a script keeps busy.
-
 /// Counts a worker-pool job on its partition until the job ends.
 struct SlowGuard(Arc<LocalPartition>);
 
@@ -579,6 +577,11 @@ pub enum KillOutcome {
     OtherKind,
     Killed,
 }
+
+/// `FUNCTION STATS` found an `EVAL` script holding a partition past the
+/// busy threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyWithEval;
 
 /// Removes a script's controls from the running list when its job ends.
 struct RunningScript {
@@ -976,12 +979,12 @@ impl CachePool {
     }
 
     /// The first running function (`FUNCTION STATS`): its name, command
-    /// and how long it has run; `Err(())` if none runs but an `EVAL`
-    /// script has run longer than `busy` (Redis answers `BUSY` then).
+    /// and how long it has run; `Err` if none runs but an `EVAL` script has
+    /// run longer than `busy` (Redis answers `BUSY` then).
     pub fn running_function(
         &self,
         busy: Duration,
-    ) -> Result<Option<(cmd::script::RunningFunction, Duration)>, ()> {
+    ) -> Result<Option<(cmd::script::RunningFunction, Duration)>, BusyWithEval> {
         let scripts = self.scripts.lock();
         if let Some(c) = scripts.iter().find(|c| c.function.is_some()) {
             let elapsed = c.started.map_or(Duration::ZERO, |s| s.elapsed());
@@ -990,7 +993,11 @@ impl CachePool {
         let busy_eval = scripts
             .iter()
             .any(|c| c.started.is_some_and(|s| s.elapsed() > busy));
-        if busy_eval { Err(()) } else { Ok(None) }
+        if busy_eval {
+            Err(BusyWithEval)
+        } else {
+            Ok(None)
+        }
     }
 
     /// `BUSY`, naming FUNCTION KILL when a function holds the partition.
@@ -1009,7 +1016,10 @@ impl CachePool {
     /// Runs `f` on the worker pool once this cache has a worker permit
     /// (library code of `FUNCTION LOAD` and `RESTORE`: it needs no
     /// partition). `None` if the pool could not run it.
-    pub async fn run_job<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    pub async fn run_job<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
         let permit = self.slow_permits.clone().acquire_owned().await.ok()?;
         workers::get()
             .run(move || {

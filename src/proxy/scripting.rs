@@ -236,7 +236,9 @@ pub async fn function(
         }
         "flush" => {
             if args.len() > 3 {
-                return Err(OpError::Text(reply::subcommand_syntax("function", &args[1])));
+                return Err(OpError::Text(reply::subcommand_syntax(
+                    "function", &args[1],
+                )));
             }
             if let Some(mode) = args.get(2)
                 && !is(mode, "SYNC")
@@ -254,7 +256,9 @@ pub async fn function(
         }
         "restore" => {
             if args.len() > 4 {
-                return Err(OpError::Text(reply::subcommand_syntax("function", &args[1])));
+                return Err(OpError::Text(reply::subcommand_syntax(
+                    "function", &args[1],
+                )));
             }
             let policy = match args.get(3) {
                 None => RestorePolicy::Append,
@@ -269,7 +273,10 @@ pub async fn function(
                 let md = lua_functions::parse_metadata(&code)?;
                 // A payload naming a library twice fails as Redis's
                 // loading of it does.
-                if parsed.iter().any(|(m, _): &(lua_functions::Metadata, Bytes)| m.name == md.name) {
+                if parsed
+                    .iter()
+                    .any(|(m, _): &(lua_functions::Metadata, Bytes)| m.name == md.name)
+                {
                     return Err(OpError::Text(reply::function_library_exists(&md.name)));
                 }
                 parsed.push((md, code));
@@ -282,7 +289,10 @@ pub async fn function(
                     return Err(OpError::Text(reply::function_exists(&f.name)));
                 }
             }
-            cache.functions.restore(libs, policy).map_err(OpError::Text)?;
+            cache
+                .functions
+                .restore(libs, policy)
+                .map_err(OpError::Text)?;
             Ok(Reply::ok())
         }
         "stats" => {
@@ -299,7 +309,7 @@ pub async fn function(
                     ),
                 ]),
                 Ok(None) => Reply::Nil,
-                Err(()) => return Err(OpError::Static(reply::BUSY)),
+                Err(_) => return Err(OpError::Static(reply::BUSY)),
             };
             let (libraries, functions) = cache.functions.counts();
             Ok(Reply::Map(vec![
@@ -440,5 +450,5 @@ const FUNCTION_HELP: &[&str] = &[
     "      libraries with the new libraries (notice that even on this option there is a chance of failure",
     "      in case of functions name collision with another library).",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];

@@ -274,7 +274,8 @@ pub const REGISTER_DESC_NOT_STRING: &str =
     "ERR description argument given to redis.register_function must be a string";
 pub const REGISTER_CALLBACK_NOT_FUNCTION: &str =
     "ERR callback argument given to redis.register_function must be a function";
-pub const REGISTER_FLAGS_NOT_TABLE: &str = "ERR flags argument to redis.register_function must be a table representing function flags";
+pub const REGISTER_FLAGS_NOT_TABLE: &str =
+    "ERR flags argument to redis.register_function must be a table representing function flags";
 pub const REGISTER_UNKNOWN_FLAG: &str = "ERR unknown flag given";
 pub const REGISTER_UNKNOWN_ARG: &str = "ERR unknown argument given to redis.register_function";
 pub const REGISTER_NO_NAME: &str = "ERR redis.register_function must get a function name argument";
@@ -303,17 +304,26 @@ pub fn function_compile_error(msg: &str) -> String {
 
 /// `ERR Library '<name>' already exists` (FUNCTION LOAD without REPLACE).
 pub fn function_library_exists(name: &str) -> String {
-    format!("ERR Library '{}' already exists", printable(name.as_bytes(), 256))
+    format!(
+        "ERR Library '{}' already exists",
+        printable(name.as_bytes(), 256)
+    )
 }
 
 /// `ERR Library <name> already exists` (FUNCTION RESTORE APPEND).
 pub fn function_library_exists_restore(name: &str) -> String {
-    format!("ERR Library {} already exists", printable(name.as_bytes(), 256))
+    format!(
+        "ERR Library {} already exists",
+        printable(name.as_bytes(), 256)
+    )
 }
 
 /// `ERR Function <name> already exists` (in another library).
 pub fn function_exists(name: &str) -> String {
-    format!("ERR Function {} already exists", printable(name.as_bytes(), 256))
+    format!(
+        "ERR Function {} already exists",
+        printable(name.as_bytes(), 256)
+    )
 }
 
 /// `ERR Invalid metadata value given: <part>`

@@ -39,7 +39,7 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::{
-    Body, FUNCTION_CHUNK, Fault, GC_ABOVE, MEMORY_LIMIT, RUNTIME, RUN_WORK_MILLI, Ran, RunState,
+    Body, FUNCTION_CHUNK, Fault, GC_ABOVE, MEMORY_LIMIT, RUN_WORK_MILLI, RUNTIME, Ran, RunState,
     Runtime, Script, Shared, find_fault, innermost, is_memory,
 };
 use crate::cmd::args::parse_i64;
@@ -494,7 +494,10 @@ pub fn load_library(id: u64, body: &[u8]) -> (Result<Vec<FunctionMeta>, String>,
             }
             (Err(msg), RUN_WORK_MILLI)
         }
-        Err(_) => (Err(reply::SCRIPT_NO_INTERPRETER.to_string()), RUN_WORK_MILLI),
+        Err(_) => (
+            Err(reply::SCRIPT_NO_INTERPRETER.to_string()),
+            RUN_WORK_MILLI,
+        ),
     }
 }
 
@@ -513,8 +516,7 @@ pub fn fcall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     };
     let body = &args[n - 1];
     let args = &args[..n - 2];
-    let numkeys =
-        parse_i64(&args[2]).ok_or(OpError::Static(reply::FUNCTION_BAD_NUMKEYS))?;
+    let numkeys = parse_i64(&args[2]).ok_or(OpError::Static(reply::FUNCTION_BAD_NUMKEYS))?;
     let rest = &args[3..];
     if numkeys > rest.len() as i64 {
         return Err(OpError::Static(reply::NUMKEYS_TOO_MANY));
@@ -626,25 +628,43 @@ mod tests {
             meta("#!lua name=mylib\nreturn 1"),
             Ok(("mylib".into(), "\nreturn 1".into()))
         );
-        assert_eq!(
-            meta("#!LUA NAME=up\nx"),
-            Ok(("up".into(), "\nx".into()))
-        );
+        assert_eq!(meta("#!LUA NAME=up\nx"), Ok(("up".into(), "\nx".into())));
         assert_eq!(
             meta("#!lua  name=\"q\"  \nx"),
             Ok(("q".into(), "\nx".into()))
         );
-        assert_eq!(meta("return 1"), Err(reply::FUNCTION_MISSING_METADATA.into()));
-        assert_eq!(meta("#!lua name=a"), Err(reply::FUNCTION_INVALID_METADATA.into()));
-        assert_eq!(meta("#!lua name=\"a\nx"), Err(reply::FUNCTION_INVALID_METADATA.into()));
-        assert_eq!(meta("#!lua\nx"), Err(reply::FUNCTION_NO_LIBRARY_NAME.into()));
-        assert_eq!(meta("#!lua name=a name=b\nx"), Err(reply::FUNCTION_NAME_TWICE.into()));
+        assert_eq!(
+            meta("return 1"),
+            Err(reply::FUNCTION_MISSING_METADATA.into())
+        );
+        assert_eq!(
+            meta("#!lua name=a"),
+            Err(reply::FUNCTION_INVALID_METADATA.into())
+        );
+        assert_eq!(
+            meta("#!lua name=\"a\nx"),
+            Err(reply::FUNCTION_INVALID_METADATA.into())
+        );
+        assert_eq!(
+            meta("#!lua\nx"),
+            Err(reply::FUNCTION_NO_LIBRARY_NAME.into())
+        );
+        assert_eq!(
+            meta("#!lua name=a name=b\nx"),
+            Err(reply::FUNCTION_NAME_TWICE.into())
+        );
         assert_eq!(
             meta("#!lua name=a foo=b\nx"),
             Err("ERR Invalid metadata value given: foo=b".into())
         );
-        assert_eq!(meta("#!lua name=a-b\nx"), Err(reply::FUNCTION_BAD_NAME.into()));
+        assert_eq!(
+            meta("#!lua name=a-b\nx"),
+            Err(reply::FUNCTION_BAD_NAME.into())
+        );
         assert_eq!(meta("#!lua name=\nx"), Err(reply::FUNCTION_BAD_NAME.into()));
-        assert_eq!(meta("#!js name=a\nx"), Err("ERR Engine 'js' not found".into()));
+        assert_eq!(
+            meta("#!js name=a\nx"),
+            Err("ERR Engine 'js' not found".into())
+        );
     }
 }
