@@ -1,4 +1,6 @@
-//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`. The proxy hands
+//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` (and, through
+//! [`functions`], Redis 7's function libraries: `FUNCTION LOAD`, `FCALL`,
+//! `FCALL_RO`, which run on the same interpreter). The proxy hands
 //! every one of them here with the script body (it resolves a SHA to its body
 //! in the cache's script store); the script runs inside the partition that
 //! owns its keys, holding that partition's lock, so it is atomic as in Redis.
