@@ -462,8 +462,10 @@ struct Runtime {
     load_lib: Function,
     /// `call_fn(f, mt, env, handler, keys, args)` → ok, result.
     call_fn: Function,
-    /// Function libraries loaded on this thread, by library id.
+    /// Function libraries loaded on this thread, by library id...
     libraries: RefCell<HashMap<u64, std::rc::Rc<functions::Loaded>>>,
+    /// ... and the bytes of their code.
+    library_bytes: std::cell::Cell<usize>,
 }
 
 /// The result of a run and whether the interpreter may be reused.
@@ -703,6 +705,7 @@ impl Runtime {
             load_lib,
             call_fn,
             libraries: RefCell::new(HashMap::new()),
+            library_bytes: std::cell::Cell::new(0),
         })
     }
 

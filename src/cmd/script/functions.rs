@@ -19,8 +19,8 @@
 //!    memory limit, metered as scripts are;
 //! 3. **collect** the registered functions (at least one) and keep the
 //!    loaded library on this thread, by library id (at most
-//!    [`LIBRARY_CACHE`]; a thread that has not seen a library loads it on
-//!    its first `FCALL`).
+//!    [`LIBRARY_CACHE`] libraries and [`LIBRARY_CACHE_BYTES`] of code; a
+//!    thread that has not seen a library loads it on its first `FCALL`).
 //!
 //! A function runs as an `EVAL` script does (same deadline, `FUNCTION
 //! KILL`, metering, key rules), with its keys and arguments as parameters:
@@ -50,8 +50,11 @@ use crate::resp::{Reply, reply};
 /// Longest a library's top-level code may run (Redis 7.0's
 /// `LOAD_TIMEOUT_MS`).
 pub const LOAD_TIME_LIMIT: Duration = Duration::from_millis(500);
-/// Loaded libraries kept per thread (cleared when full).
+/// Loaded libraries kept per thread (cleared when full)...
 pub const LIBRARY_CACHE: usize = 64;
+/// ... and their code's bytes: the interpreter is shared by every cache
+/// on the thread, so one cache's libraries must not fill its memory.
+pub const LIBRARY_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Function flags (`redis.register_function{..., flags = {...}}`).
 pub mod flag {
@@ -462,8 +465,12 @@ impl Runtime {
                 .collect(),
         });
         let mut cache = self.libraries.borrow_mut();
-        if cache.len() >= LIBRARY_CACHE {
+        let bytes = self.library_bytes.get() + body.len();
+        if cache.len() >= LIBRARY_CACHE || bytes > LIBRARY_CACHE_BYTES {
             cache.clear();
+            self.library_bytes.set(body.len());
+        } else {
+            self.library_bytes.set(bytes);
         }
         cache.insert(id, loaded.clone());
         Ok((loaded, work))
