@@ -546,3 +546,28 @@ async fn functions_are_metered() {
     assert!(scripting().await > after_heavy);
     server.shutdown().await;
 }
+
+/// A load stopped at the time limit (the scripts' limit when it is shorter
+/// than Redis's 500 ms) is charged for the code it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_load_is_charged_for_what_it_ran() {
+    let server = start(ServeConfig {
+        script_time_limit_ms: 200,
+        ..closed_config()
+    })
+    .await;
+    let http = Http::new(server.http_addr);
+    let token = http.create_cache("meter").await;
+    let mut raw = raw_auth(server.resp_addr, "meter", &token).await;
+    assert_eq!(
+        raw.cmd(&["FUNCTION", "LOAD", &one("spin", "while true do end")])
+            .await,
+        err("ERR Error registering functions: ERR FUNCTION LOAD timeout")
+    );
+    let usage = http.get("/v1/caches/meter/usage").await.json();
+    let scripting = usage["ecpu_by_family"]["scripting"].as_f64().unwrap_or(0.0);
+    // Far more than a run's 15: the loop's instructions until it stopped.
+    assert!(scripting > 100.0, "{scripting}");
+    assert_eq!(raw.cmd(&["FUNCTION", "LIST"]).await, arr(vec![]));
+    server.shutdown().await;
+}

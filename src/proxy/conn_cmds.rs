@@ -113,8 +113,11 @@ async fn dispatch(
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
         ConnOp::Function => {
-            let busy = conn.shared.busy_threshold;
-            super::scripting::function(&*bound(conn)?, args, busy, work).await
+            let limits = super::scripting::Limits {
+                script_time_limit: conn.shared.script_time_limit,
+                busy_threshold: conn.shared.busy_threshold,
+            };
+            super::scripting::function(&*bound(conn)?, args, limits, work).await
         }
     }
 }

@@ -162,6 +162,17 @@ const FUNCTION_SUBS: &[(&str, i32)] = &[
 /// transfer).
 const LIST_WORK_MILLI: u64 = 1_000;
 
+/// The server's script limits, as `FUNCTION` needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A script's time limit (a library's top-level code gets at most
+    /// this, and at most Redis's 500 ms).
+    pub script_time_limit: std::time::Duration,
+    /// Redis's `busy-reply-threshold` (`FUNCTION STATS` answers `BUSY`
+    /// while an `EVAL` script has run longer).
+    pub busy_threshold: std::time::Duration,
+}
+
 /// FUNCTION LOAD [REPLACE] code | LIST [WITHCODE] [LIBRARYNAME pattern] |
 /// DELETE lib | FLUSH [ASYNC|SYNC] | DUMP | RESTORE payload
 /// [FLUSH|APPEND|REPLACE] | STATS | KILL | HELP. `work` gets the
@@ -169,7 +180,7 @@ const LIST_WORK_MILLI: u64 = 1_000;
 pub async fn function(
     cache: &Cache,
     args: &[Bytes],
-    busy: std::time::Duration,
+    limits: Limits,
     work: &mut u64,
 ) -> Result<Reply, OpError> {
     match super::conn_cmds::subcommand("function", FUNCTION_SUBS, args)? {
@@ -190,7 +201,7 @@ pub async fn function(
                 return Err(OpError::Text(reply::function_library_exists(&md.name)));
             }
             // 2. Run the code; 3. store the library.
-            let lib = load_libraries(cache, vec![(md, code.clone())], work).await?;
+            let lib = load_libraries(cache, vec![(md, code.clone())], limits, work).await?;
             let name = lib[0].name.clone();
             cache
                 .functions
@@ -281,7 +292,7 @@ pub async fn function(
                 }
                 parsed.push((md, code));
             }
-            let libs = load_libraries(cache, parsed, work).await?;
+            let libs = load_libraries(cache, parsed, limits, work).await?;
             // Two restored libraries must not register the same function.
             let mut seen = std::collections::HashSet::new();
             for f in libs.iter().flat_map(|l| &l.functions) {
@@ -296,7 +307,7 @@ pub async fn function(
             Ok(Reply::ok())
         }
         "stats" => {
-            let running = match cache.pool.running_function(busy) {
+            let running = match cache.pool.running_function(limits.busy_threshold) {
                 Ok(Some((f, elapsed))) => Reply::Map(vec![
                     (Reply::bulk("name"), Reply::Bulk(f.name)),
                     (
@@ -342,8 +353,10 @@ pub async fn function(
 async fn load_libraries(
     cache: &Cache,
     parsed: Vec<(lua_functions::Metadata, Bytes)>,
+    limits: Limits,
     work: &mut u64,
 ) -> Result<Vec<Library>, OpError> {
+    let limit = lua_functions::load_limit(limits.script_time_limit);
     if parsed.is_empty() {
         return Ok(Vec::new());
     }
@@ -352,7 +365,7 @@ async fn load_libraries(
         let mut work = 0;
         for (md, code) in parsed {
             let id = store::next_id();
-            let (outcome, w) = lua_functions::load_library(id, &md.body);
+            let (outcome, w) = lua_functions::load_library(id, &md.body, limit);
             work += w;
             match outcome {
                 Ok(functions) => done.push(Library {

@@ -366,17 +366,24 @@ fn read_flags(lua: &Lua, list: &Table) -> mlua::Result<u8> {
     Ok(flags)
 }
 
-/// Why a library did not load, and whether the interpreter may be reused.
+/// Why a library did not load, whether the interpreter may be reused, and
+/// the work its code took until it failed (milli-units).
 struct LoadFailed {
     msg: String,
     keep: bool,
+    work: u64,
 }
 
 impl Runtime {
     /// The library `id` with code `body`, loaded on this thread (phases in
     /// the module doc), and the work its loading took (0 if it was loaded
     /// already).
-    fn library(&self, id: u64, body: &[u8]) -> Result<(Rc<Loaded>, u64), LoadFailed> {
+    fn library(
+        &self,
+        id: u64,
+        body: &[u8],
+        limit: Duration,
+    ) -> Result<(Rc<Loaded>, u64), LoadFailed> {
         if let Some(l) = self.libraries.borrow().get(&id) {
             return Ok((l.clone(), 0));
         }
@@ -393,25 +400,28 @@ impl Runtime {
                 return Err(LoadFailed {
                     msg: reply::script_out_of_memory(MEMORY_LIMIT),
                     keep: false,
+                    work: RUN_WORK_MILLI,
                 });
             }
             Err(mlua::Error::SyntaxError { message, .. }) => {
                 return Err(LoadFailed {
                     msg: reply::function_compile_error(&message),
                     keep: true,
+                    work: RUN_WORK_MILLI,
                 });
             }
             Err(e) => {
                 return Err(LoadFailed {
                     msg: reply::function_compile_error(&e.to_string()),
                     keep: true,
+                    work: RUN_WORK_MILLI,
                 });
             }
         };
         // 2. Run the top-level code.
         *self.state.lock() = RunState {
-            deadline: Some(Instant::now() + LOAD_TIME_LIMIT),
-            limit: LOAD_TIME_LIMIT,
+            deadline: Some(Instant::now() + limit),
+            limit,
             chunk: FUNCTION_CHUNK,
             loading: true,
             ..RunState::default()
@@ -426,7 +436,7 @@ impl Runtime {
         let killed = st.killed;
         let fault = st.fault.take();
         drop(st);
-        let failed = |msg: String, keep: bool| Err(LoadFailed { msg, keep });
+        let failed = |msg: String, keep: bool| Err(LoadFailed { msg, keep, work });
         // 3. Collect.
         let mt = match outcome {
             Ok((true, mt)) => mt,
@@ -477,29 +487,40 @@ impl Runtime {
     }
 }
 
+/// The time limit of a library's top-level code: Redis's
+/// [`LOAD_TIME_LIMIT`], or the scripts' time limit if that is shorter.
+pub fn load_limit(script_time_limit: Duration) -> Duration {
+    LOAD_TIME_LIMIT.min(script_time_limit)
+}
+
 /// Loads a library's code (after its metadata line) on this thread's
-/// interpreter: its functions and the work it took (milli-units), or the
-/// error text. `FUNCTION LOAD` and `FUNCTION RESTORE` run this on the
-/// worker pool.
-pub fn load_library(id: u64, body: &[u8]) -> (Result<Vec<FunctionMeta>, String>, u64) {
+/// interpreter, its top-level code stopped after `limit`: its functions and
+/// the work it took (milli-units), or the error text. `FUNCTION LOAD` and
+/// `FUNCTION RESTORE` run this on the worker pool.
+pub fn load_library(
+    id: u64,
+    body: &[u8],
+    limit: Duration,
+) -> (Result<Vec<FunctionMeta>, String>, u64) {
     let Some(rt) = RUNTIME
         .with(|r| r.borrow_mut().take())
         .or_else(|| Runtime::new().ok())
     else {
         return (Err(reply::SCRIPT_NO_INTERPRETER.to_string()), 0);
     };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.library(id, body)));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.library(id, body, limit)));
     match outcome {
         Ok(Ok((lib, work))) => {
             RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
             let metas = lib.functions.iter().map(|(m, _)| m.clone()).collect();
             (Ok(metas), work.max(RUN_WORK_MILLI))
         }
-        Ok(Err(LoadFailed { msg, keep })) => {
+        Ok(Err(LoadFailed { msg, keep, work })) => {
             if keep {
                 RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
             }
-            (Err(msg), RUN_WORK_MILLI)
+            (Err(msg), work.max(RUN_WORK_MILLI))
         }
         Err(_) => (
             Err(reply::SCRIPT_NO_INTERPRETER.to_string()),
@@ -580,9 +601,10 @@ fn run_function(
     keys: &[Bytes],
     argv: &[Bytes],
 ) -> Ran {
-    let (lib, work) = match rt.library(id, body) {
+    let (lib, work) = match rt.library(id, body, load_limit(ctx.script_time_limit)) {
         Ok(l) => l,
-        Err(LoadFailed { msg, keep }) => {
+        Err(LoadFailed { msg, keep, work }) => {
+            ctx.work += work;
             return Ran {
                 reply: Err(OpError::Text(msg)),
                 keep,
