@@ -571,3 +571,40 @@ async fn a_stopped_load_is_charged_for_what_it_ran() {
     assert_eq!(raw.cmd(&["FUNCTION", "LIST"]).await, arr(vec![]));
     server.shutdown().await;
 }
+
+/// At the storage maximum, FCALL of a function that may write is refused
+/// with OOM before it runs (as Redis's `denyoom`); `allow-oom` and
+/// `no-writes` functions still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_refuses_writing_functions_unless_allow_oom() {
+    let server = start(ServeConfig::default()).await;
+    let http = Http::new(server.http_addr);
+    let token = http
+        .create_cache_with("full", r#"{"data_storage": {"maximum": 1, "unit": "MB"}}"#)
+        .await;
+    let mut raw = raw_auth(server.resp_addr, "full", &token).await;
+    let lib = one(
+        "oom",
+        "redis.register_function('w', function(keys) return redis.call('set', keys[1], 'x') end)
+redis.register_function{function_name='a', callback=function(keys) return redis.call('set', keys[1], 'x') end, flags={'allow-oom'}}
+redis.register_function{function_name='r', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}",
+    );
+    assert_eq!(raw.cmd(&["FUNCTION", "LOAD", &lib]).await, bulk("oom"));
+    let value = "v".repeat(10_000);
+    let mut stored = 0;
+    while !raw
+        .cmd(&["SET", &format!("p:{stored}"), &value])
+        .await
+        .is_error()
+    {
+        stored += 1;
+        assert!(stored < 1000, "no OOM after 10 MB");
+    }
+    assert_eq!(
+        raw.cmd(&["FCALL", "w", "1", "k"]).await,
+        err("OOM command not allowed when used memory > 'maxmemory'.")
+    );
+    assert_eq!(raw.cmd(&["FCALL", "a", "1", "k"]).await, ok());
+    assert_eq!(raw.cmd(&["FCALL_RO", "r", "1", "k"]).await, bulk("x"));
+    server.shutdown().await;
+}
