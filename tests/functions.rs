@@ -569,6 +569,27 @@ async fn a_stopped_load_is_charged_for_what_it_ran() {
     // Far more than a run's 15: the loop's instructions until it stopped.
     assert!(scripting > 100.0, "{scripting}");
     assert_eq!(raw.cmd(&["FUNCTION", "LIST"]).await, arr(vec![]));
+    // A RESTORE of many such libraries shares one time limit: it stops at
+    // the first and loads nothing.
+    use stratus::control::functions::{Library, dump, next_id};
+    let libs: Vec<_> = (0..50)
+        .map(|i| {
+            std::sync::Arc::new(Library {
+                id: next_id(),
+                name: format!("spin{i}"),
+                code: one(&format!("spin{i}"), "while true do end").into(),
+                body: bytes::Bytes::new(),
+                functions: Vec::new(),
+            })
+        })
+        .collect();
+    let payload = dump(&libs);
+    assert_eq!(
+        raw.cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload]).await,
+        err("ERR Error registering functions: ERR FUNCTION LOAD timeout")
+    );
+    assert_eq!(raw.cmd(&["FUNCTION", "LIST"]).await, arr(vec![]));
+    assert_eq!(raw.cmd(&["PING"]).await, simple("PONG"));
     server.shutdown().await;
 }
 

@@ -279,6 +279,13 @@ pub async fn function(
                 Some(_) => return Err(OpError::Static(reply::FUNCTION_RESTORE_POLICY)),
             };
             let codes = store::parse_payload(&args[2]).map_err(OpError::Text)?;
+            // More libraries than a cache may keep: refused before any runs.
+            if codes.len() > store::MAX_LIBRARIES {
+                return Err(OpError::Text(reply::function_store_full(
+                    store::MAX_LIBRARIES,
+                    store::MAX_BYTES,
+                )));
+            }
             let mut parsed = Vec::with_capacity(codes.len());
             for code in codes {
                 let md = lua_functions::parse_metadata(&code)?;
@@ -360,12 +367,21 @@ async fn load_libraries(
     if parsed.is_empty() {
         return Ok(Vec::new());
     }
+    // All the libraries of one request share the scripts' time limit: a
+    // RESTORE of many slow libraries is bounded as one script is.
+    let total = limits.script_time_limit;
     let job = move || {
+        let started = std::time::Instant::now();
         let mut done = Vec::with_capacity(parsed.len());
         let mut work = 0;
         for (md, code) in parsed {
             let id = store::next_id();
-            let (outcome, w) = lua_functions::load_library(id, &md.body, limit);
+            let left = total.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                let timeout = reply::function_register_error(reply::FUNCTION_LOAD_TIMEOUT);
+                return (Err(timeout), work);
+            }
+            let (outcome, w) = lua_functions::load_library(id, &md.body, limit.min(left));
             work += w;
             match outcome {
                 Ok(functions) => done.push(Library {
