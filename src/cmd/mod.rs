@@ -1,7 +1,8 @@
 //! Commands: the one table that declares them, argument parsing, and the data
 //! handlers grouped by family (`string`, `keys`, `hash`, `list`, `set`,
-//! `zset`, `hll`, `bitmap`, `stream`, and `script`: Lua, EVAL, with
-//! `lua_pattern`, Lua 5.1's pattern matcher in Rust).
+//! `zset`, `hll`, `bitmap`, `stream`, and `script`: Lua, EVAL, FCALL and
+//! function libraries, with `lua_pattern`, Lua 5.1's pattern matcher in
+//! Rust).
 //!
 //! Adding a command = one row in [`table::COMMANDS`] + one handler in its family
 //! file. A data handler runs inside one partition with a [`Ctx`] (the keyspace,

@@ -1,4 +1,6 @@
-//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`. The proxy hands
+//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` (and, through
+//! [`functions`], Redis 7's function libraries: `FUNCTION LOAD`, `FCALL`,
+//! `FCALL_RO`, which run on the same interpreter). The proxy hands
 //! every one of them here with the script body (it resolves a SHA to its body
 //! in the cache's script store); the script runs inside the partition that
 //! owns its keys, holding that partition's lock, so it is atomic as in Redis.
@@ -118,6 +120,7 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 
+pub mod functions;
 mod strings;
 
 use super::args::parse_i64;
@@ -201,6 +204,18 @@ pub struct ScriptControl {
     pub wrote: std::sync::atomic::AtomicBool,
     /// The caller's permissions for what the script calls.
     pub gate: Option<CommandGate>,
+    /// When the job started (for `FUNCTION STATS` and the kind of `BUSY`).
+    pub started: Option<Instant>,
+    /// The job runs a function (`FCALL`, `FCALL_RO`): its name and the
+    /// command as the client sent it. `None`: an `EVAL`-family script.
+    pub function: Option<RunningFunction>,
+}
+
+/// What `FUNCTION STATS` shows of a running function.
+#[derive(Debug, Clone)]
+pub struct RunningFunction {
+    pub name: Bytes,
+    pub command: Vec<Bytes>,
 }
 
 /// Checks a command a script calls against the permissions of the user who
@@ -247,6 +262,7 @@ pub fn eval(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         sha: sha1_hex(body),
         read_only,
         slot,
+        chunk: SCRIPT_CHUNK,
     };
     // 2–5. Run on this thread's interpreter.
     let Some(rt) = RUNTIME
@@ -310,11 +326,20 @@ fn shebang(body: &Bytes) -> Result<(Cow<'_, [u8]>, bool), OpError> {
 
 /// What a run needs to know about its script.
 struct Script {
+    /// The SHA1 of an `EVAL` body, or the name of a function: how errors
+    /// name it (`script: <sha>, on @user_script:<line>.`).
     sha: String,
     read_only: bool,
     /// The slot of the declared keys (`None`: a keyless script).
     slot: Option<u16>,
+    /// The chunk name Lua reports (`user_script` for `EVAL`,
+    /// `user_function` for function libraries, as Redis names them).
+    chunk: &'static str,
 }
+
+/// The chunk names of `EVAL` bodies and of function libraries.
+const SCRIPT_CHUNK: &str = "user_script";
+const FUNCTION_CHUNK: &str = "user_function";
 
 /// Why a script stopped, carried through Lua as an error value.
 #[derive(Debug, Clone)]
@@ -374,6 +399,13 @@ struct RunState {
     resp3: bool,
     /// The error that ended the run and the script line it happened on.
     fault: Option<(String, Option<usize>)>,
+    /// The chunk name of the code that runs (empty: `user_script`).
+    chunk: &'static str,
+    /// A library's top-level code runs (`FUNCTION LOAD`): only now may it
+    /// call `redis.register_function`, and a stop is `FUNCTION LOAD timeout`.
+    loading: bool,
+    /// The functions the loading library registered so far.
+    registered: Vec<functions::Registered>,
 }
 
 type Shared = Arc<Mutex<RunState>>;
@@ -405,7 +437,9 @@ impl RunState {
 
     /// The error text of a stopped run: `SCRIPT KILL`'s or the time limit's.
     fn stop_message(&self) -> String {
-        if self.by_user {
+        if self.loading && !self.by_user {
+            reply::FUNCTION_LOAD_TIMEOUT.to_string()
+        } else if self.by_user {
             reply::SCRIPT_KILLED_BY_USER.to_string()
         } else {
             reply::script_killed(self.limit.as_millis())
@@ -440,6 +474,14 @@ struct Runtime {
     run: Function,
     handler: Function,
     compiled: RefCell<HashMap<String, Function>>,
+    /// `load_lib(f, handler)` → ok, the library's globals metatable.
+    load_lib: Function,
+    /// `call_fn(f, mt, env, handler, keys, args)` → ok, result.
+    call_fn: Function,
+    /// Function libraries loaded on this thread, by library id...
+    libraries: RefCell<HashMap<u64, std::rc::Rc<functions::Loaded>>>,
+    /// ... and the bytes of their code.
+    library_bytes: std::cell::Cell<usize>,
 }
 
 /// The result of a run and whether the interpreter may be reused.
@@ -452,7 +494,7 @@ struct Ran {
 /// what the sandbox needs in locals, empties the real globals, and returns
 /// `new_env` and `run`. Nothing it returns looks globals up at run time.
 const PRELUDE: &str = r#"
-local alive, fixerr, pcallerr, redis_base, msg, rs = ...
+local alive, fixerr, pcallerr, redis_base, msg, rs, lib_redis = ...
 local G = _G
 local error, type, tostring, setmetatable, getmetatable, pairs, setfenv =
       error, type, tostring, setmetatable, getmetatable, pairs, setfenv
@@ -571,8 +613,46 @@ local function run(f, env, handler)
   return ok, result
 end
 
+-- Function libraries (FUNCTION LOAD, FCALL). A library's code runs once
+-- with its own globals table, whose lookups go to the loading API (only
+-- `redis` with register_function, log and the constants) while it loads,
+-- to this run's environment while one of its functions runs, and nowhere
+-- in between: the functions it registered are closures over that table.
+local function nonexistent(_, k)
+  error(msg.global .. " '" .. tostring(k) .. "'", 2)
+end
+local lib_redis_p = setmetatable({}, {
+  __index = function(_, k)
+    local v = lib_redis[k]
+    if v == nil then error(msg.global .. " '" .. tostring(k) .. "'", 2) end
+    return v
+  end,
+  __newindex = readonly, __metatable = false,
+})
+local function load_index(_, k)
+  if k == 'redis' then return lib_redis_p end
+  error(msg.global .. " '" .. tostring(k) .. "'", 2)
+end
+
+local function load_lib(f, handler)
+  local mt = { __index = load_index, __newindex = readonly, __metatable = false }
+  setfenv(f, setmetatable({}, mt))
+  local ok = raw_xpcall(f, handler)
+  mt.__index = nonexistent
+  return ok, mt
+end
+
+local function call_fn(f, mt, env, handler, keys, args)
+  mt.__index = env
+  setfenv(0, env)
+  local ok, result = raw_xpcall(function() return f(keys, args) end, handler)
+  setfenv(0, G)
+  mt.__index = nonexistent
+  return ok, result
+end
+
 for k in pairs(G) do G[k] = nil end
-return new_env, run
+return new_env, run, load_lib, call_fn
 "#;
 
 impl Runtime {
@@ -601,11 +681,12 @@ impl Runtime {
         messages.raw_set("global", reply::LUA_NONEXISTENT_GLOBAL)?;
         let redis = redis_library(&lua, &state)?;
         let strings = strings::library(&lua, &state)?;
-        let (new_env, run): (Function, Function) = lua
+        let lib_redis = functions::loading_library(&lua, &state, &redis)?;
+        let (new_env, run, load_lib, call_fn): (Function, Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("=stratus")
             .set_mode(ChunkMode::Text)
-            .call((alive, fixerr, pcallerr, redis, messages, strings))?;
+            .call((alive, fixerr, pcallerr, redis, messages, strings, lib_redis))?;
         let handler = {
             let st = state.clone();
             lua.create_function(move |lua, err: Value| {
@@ -637,6 +718,10 @@ impl Runtime {
             run,
             handler,
             compiled: RefCell::new(HashMap::new()),
+            load_lib,
+            call_fn,
+            libraries: RefCell::new(HashMap::new()),
+            library_bytes: std::cell::Cell::new(0),
         })
     }
 
@@ -693,10 +778,23 @@ impl Runtime {
             Ok(f) => f,
             Err(ran) => return ran,
         };
+        self.run_body(ctx, script, Body::Script(f), keys, argv)
+    }
+
+    /// Phases 3–5 for a compiled script or a loaded function.
+    fn run_body(
+        &self,
+        ctx: &mut Ctx<'_>,
+        script: &Script,
+        body: Body,
+        keys: &[Bytes],
+        argv: &[Bytes],
+    ) -> Ran {
         *self.state.lock() = RunState {
             deadline: Some(Instant::now() + ctx.script_time_limit),
             limit: ctx.script_time_limit,
             control: ctx.script.clone(),
+            chunk: script.chunk,
             ..RunState::default()
         };
         let caller = RefCell::new(Caller { ctx, work: 0 });
@@ -710,8 +808,19 @@ impl Runtime {
             })?;
             let keys = string_table(&self.lua, keys)?;
             let argv = string_table(&self.lua, argv)?;
-            let env: Table = self.new_env.call((keys, argv, call, pcall))?;
-            self.run.call((f, env, self.handler.clone()))
+            match body {
+                Body::Script(f) => {
+                    let env: Table = self.new_env.call((keys, argv, call, pcall))?;
+                    self.run.call((f, env, self.handler.clone()))
+                }
+                // Functions get their keys and arguments as parameters:
+                // no KEYS or ARGV globals (as Redis).
+                Body::Function { f, mt } => {
+                    let env: Table = self.new_env.call((Value::Nil, Value::Nil, call, pcall))?;
+                    self.call_fn
+                        .call((f, mt, env, self.handler.clone(), keys, argv))
+                }
+            }
         });
         let Caller { ctx, work: calls } = caller.into_inner();
         let mut st = self.state.lock();
@@ -731,17 +840,18 @@ impl Runtime {
                 Ok(reply)
             }
             Ok((false, value)) => Err(match fault {
-                Some((msg, line)) => reply::script_error(&msg, &script.sha, line),
+                Some((msg, line)) => reply::script_error(&msg, &script.sha, script.chunk, line),
                 None if is_memory_error(&value) => reply::script_out_of_memory(MEMORY_LIMIT),
-                None => reply::script_error("ERR unknown error", &script.sha, None),
+                None => reply::script_error("ERR unknown error", &script.sha, script.chunk, None),
             }),
-            Err(e) if killed || matches!(find_fault(&e), Some(Fault::Killed)) => {
-                Err(reply::script_error(&stopped, &script.sha, None))
-            }
+            Err(e) if killed || matches!(find_fault(&e), Some(Fault::Killed)) => Err(
+                reply::script_error(&stopped, &script.sha, script.chunk, None),
+            ),
             Err(e) if is_memory(&e) => Err(reply::script_out_of_memory(MEMORY_LIMIT)),
             Err(e) => Err(reply::script_error(
                 &format!("ERR {}", innermost(&e)),
                 &script.sha,
+                script.chunk,
                 None,
             )),
         };
@@ -755,6 +865,13 @@ impl Runtime {
             keep,
         }
     }
+}
+
+/// What a run calls: a script's compiled body, or a library's function
+/// with its library's globals metatable.
+enum Body {
+    Script(Function),
+    Function { f: Function, mt: Table },
 }
 
 /// A Lua array of byte strings.
@@ -1155,11 +1272,19 @@ fn error_for_pcall(lua: &Lua, st: &Shared, v: Value) -> mlua::Result<Value> {
 /// line it happened on (the innermost frame of the script's own code).
 fn describe_error(lua: &Lua, st: &Shared, err: Value) -> (String, Option<usize>) {
     let msg = error_text(lua, st, &err);
+    let chunk = match st.lock().chunk {
+        "" => SCRIPT_CHUNK,
+        c => c,
+    };
     let mut line = None;
     for level in 1..200 {
         let Some((ours, at)) = lua.inspect_stack(level, |d| {
             (
-                d.source().source.as_deref() == Some("@user_script"),
+                d.source()
+                    .source
+                    .as_deref()
+                    .and_then(|s| s.strip_prefix('@'))
+                    == Some(chunk),
                 d.current_line(),
             )
         }) else {

@@ -153,6 +153,9 @@ pub enum ConnOp {
     Script,
     /// ACL WHOAMI | CAT | LOG | DRYRUN | GETUSER | LIST | USERS | GENPASS.
     Acl,
+    /// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL
+    /// | HELP: the cache's function libraries.
+    Function,
 }
 
 /// How a command executes.
@@ -565,6 +568,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("evalsha_ro",  -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("acl",         -2, CT,              0, 0, 0, Server,     0, Conn(C::Acl)),
     row!("script",      -2, CT,          0, 0, 0, Scripting, 0, Conn(C::Script)),
+    // functions: FCALL routes as EVAL (keys after numkeys) and reaches the
+    // handler with `<flags> <library id>` and the library's code appended
+    // (the proxy resolves the function in the cache's library store);
+    // FUNCTION LOAD / RESTORE run library code on the worker pool and
+    // count milli-units as scripts do.
+    row!("fcall",       -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::functions::fcall)).keys(NUMKEYS_2),
+    row!("fcall_ro",    -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::functions::fcall)).keys(NUMKEYS_2),
+    row!("function",    -2, CT,          0, 0, 0, Scripting, SCRIPT_MILLI, Conn(C::Function)),
 ];
 
 /// Finds a command by name, case-insensitively.

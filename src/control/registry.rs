@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::functions::FunctionStore;
 use super::scripts::ScriptStore;
 use crate::acl::log::AclLog;
 use crate::acl::{User, valid_user_name};
@@ -195,6 +196,8 @@ pub struct Cache {
     pub usage: Usage,
     /// Lua scripts by SHA1 (EVALSHA, SCRIPT LOAD): this cache's only.
     pub scripts: ScriptStore,
+    /// Function libraries (FUNCTION LOAD, FCALL): this cache's only.
+    pub functions: FunctionStore,
     /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
     limiter: RwLock<Option<Arc<EcpuLimiter>>>,
     deleted: AtomicBool,
@@ -409,6 +412,7 @@ impl Registry {
             metrics: self.metrics.for_cache(&req.name),
             usage: Usage::default(),
             scripts: ScriptStore::default(),
+            functions: FunctionStore::default(),
             limiter: RwLock::new(None),
             deleted: AtomicBool::new(false),
             users: RwLock::new(HashMap::new()),
@@ -556,6 +560,7 @@ impl Registry {
         // once that work ends.
         cache.pool.kill_scripts(true);
         cache.scripts.flush();
+        cache.functions.flush();
         if !cache.pool.try_flush() {
             let released = cache.clone();
             let spawned = std::thread::Builder::new()

@@ -528,14 +528,6 @@ const NOTHING: Executed = Executed {
     work: 0,
 };
 
-/// The reply to a command for a partition a script keeps busy.
-fn busy() -> Executed {
-    Executed {
-        reply: Reply::err(reply::BUSY),
-        work: 0,
-    }
-}
-
 /// Counts a worker-pool job on its partition until the job ends.
 struct SlowGuard(Arc<LocalPartition>);
 
@@ -576,14 +568,23 @@ pub struct CachePool {
     scripts: Arc<Mutex<Vec<Arc<ScriptControl>>>>,
 }
 
-/// What SCRIPT KILL found.
+/// What SCRIPT KILL or FUNCTION KILL found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillOutcome {
     NotBusy,
     /// A running script has written: Redis will not kill it.
     Unkillable,
+    /// Only scripts of the other kind run (functions for SCRIPT KILL,
+    /// `EVAL` scripts for FUNCTION KILL): Redis answers `BUSY` naming the
+    /// command that would kill them.
+    OtherKind,
     Killed,
 }
+
+/// `FUNCTION STATS` found an `EVAL` script holding a partition past the
+/// busy threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyWithEval;
 
 /// Removes a script's controls from the running list when its job ends.
 struct RunningScript {
@@ -712,7 +713,7 @@ impl CachePool {
                 .await
             {
                 Ok(done) => return done.and_then(|mut v| v.pop()).unwrap_or(NOTHING),
-                Err(NotRun::Busy) => return busy(),
+                Err(NotRun::Busy) => return self.busy(),
                 Err(NotRun::Moved(_)) => {}
             }
         }
@@ -768,9 +769,19 @@ impl CachePool {
         let slots = slots.to_vec();
         let watched = watched.to_vec();
         let mut opts = opts.clone();
+        let function = cmds
+            .iter()
+            .find(|(spec, _)| spec.name.starts_with("fcall"))
+            .map(|(_, a)| cmd::script::RunningFunction {
+                name: a.get(1).cloned().unwrap_or_default(),
+                // Without what the proxy appended (flags and id, code).
+                command: a[..a.len().saturating_sub(2)].to_vec(),
+            });
         let running = scripted.then(|| {
             let control = Arc::new(ScriptControl {
                 gate: opts.gate.clone(),
+                started: Some(Instant::now()),
+                function,
                 ..ScriptControl::default()
             });
             self.scripts.lock().push(control.clone());
@@ -883,7 +894,7 @@ impl CachePool {
                         work += done.work;
                         parts.push((keys, done.reply));
                     }
-                    Err(NotRun::Busy) => return busy(),
+                    Err(NotRun::Busy) => return self.busy(),
                     Err(NotRun::Moved(_)) => pending.extend(keys),
                 }
             }
@@ -948,8 +959,82 @@ impl CachePool {
         .await
     }
 
-    /// SCRIPT KILL: stops every running script of this cache, unless one
-    /// has written (Redis's `UNKILLABLE`).
+    /// SCRIPT KILL (`functions` false) or FUNCTION KILL (true): stops the
+    /// cache's running scripts of that kind, unless one has written
+    /// (Redis's `UNKILLABLE`).
+    pub fn kill_running(&self, functions: bool) -> KillOutcome {
+        let scripts = self.scripts.lock();
+        if scripts.is_empty() {
+            return KillOutcome::NotBusy;
+        }
+        if scripts.iter().any(|c| c.wrote.load(Ordering::Acquire)) {
+            return KillOutcome::Unkillable;
+        }
+        let mut killed = false;
+        for c in scripts.iter().filter(|c| c.function.is_some() == functions) {
+            c.kill.store(true, Ordering::Release);
+            killed = true;
+        }
+        if killed {
+            KillOutcome::Killed
+        } else {
+            KillOutcome::OtherKind
+        }
+    }
+
+    /// The first running function (`FUNCTION STATS`): its name, command
+    /// and how long it has run; `Err` if none runs but an `EVAL` script has
+    /// run longer than `busy` (Redis answers `BUSY` then).
+    pub fn running_function(
+        &self,
+        busy: Duration,
+    ) -> Result<Option<(cmd::script::RunningFunction, Duration)>, BusyWithEval> {
+        let scripts = self.scripts.lock();
+        if let Some(c) = scripts.iter().find(|c| c.function.is_some()) {
+            let elapsed = c.started.map_or(Duration::ZERO, |s| s.elapsed());
+            return Ok(c.function.clone().map(|f| (f, elapsed)));
+        }
+        let busy_eval = scripts
+            .iter()
+            .any(|c| c.started.is_some_and(|s| s.elapsed() > busy));
+        if busy_eval {
+            Err(BusyWithEval)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `BUSY`, naming FUNCTION KILL when a function holds the partition.
+    fn busy(&self) -> Executed {
+        let function = self.scripts.lock().iter().any(|c| c.function.is_some());
+        Executed {
+            reply: Reply::err(if function {
+                reply::BUSY_FUNCTION
+            } else {
+                reply::BUSY
+            }),
+            work: 0,
+        }
+    }
+
+    /// Runs `f` on the worker pool once this cache has a worker permit
+    /// (library code of `FUNCTION LOAD` and `RESTORE`: it needs no
+    /// partition). `None` if the pool could not run it.
+    pub async fn run_job<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
+        let permit = self.slow_permits.clone().acquire_owned().await.ok()?;
+        workers::get()
+            .run(move || {
+                let _permit = permit;
+                f()
+            })
+            .await
+    }
+
+    /// Stops every running script of this cache, unless one has written
+    /// (Redis's `UNKILLABLE`) and not `force` (the cache is going away).
     pub fn kill_scripts(&self, force: bool) -> KillOutcome {
         let scripts = self.scripts.lock();
         if scripts.is_empty() {

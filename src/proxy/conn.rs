@@ -495,6 +495,7 @@ impl Connection<'_> {
         // Make room: writes that grow data respect the storage maximum.
         if let Some(cache) = &cache
             && spec.has(flags::DENY_OOM)
+            && super::scripting::denies_oom(cache, spec, args)
             && !make_room(cache, req.wire_len as u64, now)
         {
             return Outcome::rejected(Reply::err(reply::OOM), Rejection::Oom);

@@ -114,6 +114,13 @@ async fn dispatch(
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
         ConnOp::Acl => super::acl_cmd::acl(conn, args),
+        ConnOp::Function => {
+            let limits = super::scripting::Limits {
+                script_time_limit: conn.shared.script_time_limit,
+                busy_threshold: conn.shared.busy_threshold,
+            };
+            super::scripting::function(&*bound(conn)?, args, limits, work).await
+        }
     }
 }
 

@@ -6,18 +6,31 @@
 //!   replaces the SHA in the arguments, so the partition runs every script
 //!   one way (`cmd::script::eval`, which always receives a body). An unknown
 //!   SHA is answered `NOSCRIPT` without reaching a partition.
+//!   `FCALL` and `FCALL_RO` are resolved the same way: the function's flags,
+//!   its library's id and code are appended to the arguments
+//!   (`cmd::script::functions::fcall` reads them); an unknown function is
+//!   answered `ERR Function not found` without reaching a partition.
 //! - [`script`]: `SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP`; KILL stops
 //!   the cache's running scripts (none that has written: `UNKILLABLE`).
+//! - [`function`]: `FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE |
+//!   STATS | KILL | HELP` on the cache's library store. LOAD and RESTORE, in
+//!   phases: (1) read the metadata line (and the payload) here; (2) run the
+//!   libraries' code on the worker pool under the cache's worker permits,
+//!   bounded by the load time limit, and charge its work; (3) add the
+//!   libraries to the store, whole or not at all.
 //!
-//! The store belongs to the cache the connection is bound to: scripts are
-//! never shared between caches.
+//! The stores belong to the cache the connection is bound to: scripts and
+//! libraries are never shared between caches.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 
+use crate::cmd::args::{is, string_match};
+use crate::cmd::script::functions::{self as lua_functions, flag};
 use crate::cmd::{CommandSpec, Family, OpError};
 use crate::control::Cache;
+use crate::control::functions::{self as store, Library, RestorePolicy};
 use crate::control::scripts::Origin;
 use crate::pool::KillOutcome;
 use crate::resp::{Reply, reply};
@@ -45,6 +58,17 @@ pub fn prepare<'a>(
                 .ok_or(Reply::err(reply::NOSCRIPT))?;
             let mut resolved = args.to_vec();
             resolved[1] = body;
+            Ok(Cow::Owned(resolved))
+        }
+        "fcall" | "fcall_ro" => {
+            let f = cache
+                .functions
+                .resolve(&args[1])
+                .ok_or(Reply::err(reply::FUNCTION_NOT_FOUND))?;
+            let mut resolved = Vec::with_capacity(args.len() + 2);
+            resolved.extend_from_slice(args);
+            resolved.push(Bytes::from(format!("{} {}", f.flags, f.library_id)));
+            resolved.push(f.body);
             Ok(Cow::Owned(resolved))
         }
         _ => Ok(Cow::Borrowed(args)),
@@ -87,9 +111,10 @@ pub fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
             Ok(Reply::ok())
         }
         // Scripts also stop themselves at the time limit.
-        "kill" => match cache.pool.kill_scripts(false) {
+        "kill" => match cache.pool.kill_running(false) {
             KillOutcome::NotBusy => Err(OpError::Static(reply::NOTBUSY)),
             KillOutcome::Unkillable => Err(OpError::Static(reply::UNKILLABLE)),
+            KillOutcome::OtherKind => Err(OpError::Static(reply::BUSY_FUNCTION)),
             KillOutcome::Killed => Ok(Reply::ok()),
         },
         _ => Ok(super::conn_cmds::help_reply(&[
@@ -107,3 +132,352 @@ pub fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
         ])),
     }
 }
+
+/// Whether a command may be refused at the storage maximum: not an
+/// `FCALL` of a function flagged `allow-oom` or `no-writes` (Redis drops
+/// `denyoom` for those).
+pub fn denies_oom(cache: &Cache, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if !spec.name.starts_with("fcall") || args.len() < 2 {
+        return true;
+    }
+    cache
+        .functions
+        .resolve(&args[1])
+        .is_none_or(|f| f.flags & (flag::ALLOW_OOM | flag::NO_WRITES) == 0)
+}
+
+const FUNCTION_SUBS: &[(&str, i32)] = &[
+    ("load", -3),
+    ("list", -2),
+    ("delete", 3),
+    ("flush", -2),
+    ("dump", 2),
+    ("restore", -3),
+    ("stats", 2),
+    ("kill", 2),
+    ("help", 2),
+];
+
+/// Work of listing one library, milli-units (its bytes are metered as
+/// transfer).
+const LIST_WORK_MILLI: u64 = 1_000;
+
+/// The server's script limits, as `FUNCTION` needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A script's time limit (a library's top-level code gets at most
+    /// this, and at most Redis's 500 ms).
+    pub script_time_limit: std::time::Duration,
+    /// Redis's `busy-reply-threshold` (`FUNCTION STATS` answers `BUSY`
+    /// while an `EVAL` script has run longer).
+    pub busy_threshold: std::time::Duration,
+}
+
+/// FUNCTION LOAD [REPLACE] code | LIST [WITHCODE] [LIBRARYNAME pattern] |
+/// DELETE lib | FLUSH [ASYNC|SYNC] | DUMP | RESTORE payload
+/// [FLUSH|APPEND|REPLACE] | STATS | KILL | HELP. `work` gets the
+/// milli-units the command did (library code run, libraries listed).
+pub async fn function(
+    cache: &Cache,
+    args: &[Bytes],
+    limits: Limits,
+    work: &mut u64,
+) -> Result<Reply, OpError> {
+    match super::conn_cmds::subcommand("function", FUNCTION_SUBS, args)? {
+        "load" => {
+            let mut replace = false;
+            let mut i = 2;
+            while i < args.len() - 1 {
+                if !is(&args[i], "REPLACE") {
+                    return Err(OpError::Text(reply::function_load_option(&args[i])));
+                }
+                replace = true;
+                i += 1;
+            }
+            let code = &args[args.len() - 1];
+            // 1. The metadata line; a taken name without REPLACE runs nothing.
+            let md = lua_functions::parse_metadata(code)?;
+            if !replace && cache.functions.has_library(&md.name) {
+                return Err(OpError::Text(reply::function_library_exists(&md.name)));
+            }
+            // 2. Run the code; 3. store the library.
+            let lib = load_libraries(cache, vec![(md, code.clone())], limits, work).await?;
+            let name = lib[0].name.clone();
+            cache
+                .functions
+                .load(lib.into_iter().next().expect("one library"), replace)
+                .map_err(OpError::Text)?;
+            Ok(Reply::bulk(name))
+        }
+        "list" => {
+            let mut with_code = false;
+            let mut pattern: Option<&Bytes> = None;
+            let mut i = 2;
+            while i < args.len() {
+                if !with_code && is(&args[i], "WITHCODE") {
+                    with_code = true;
+                } else if pattern.is_none() && is(&args[i], "LIBRARYNAME") {
+                    if i + 1 >= args.len() {
+                        return Err(OpError::Static(reply::FUNCTION_LIST_NO_NAME));
+                    }
+                    i += 1;
+                    pattern = Some(&args[i]);
+                } else {
+                    return Err(OpError::Text(reply::function_list_argument(&args[i])));
+                }
+                i += 1;
+            }
+            let libs = cache.functions.libraries();
+            let mut out = Vec::new();
+            for lib in &libs {
+                if pattern.is_some_and(|p| !string_match(p, lib.name.as_bytes(), true)) {
+                    continue;
+                }
+                *work += LIST_WORK_MILLI;
+                out.push(library_reply(lib, with_code));
+            }
+            Ok(Reply::Array(out))
+        }
+        "delete" => {
+            if cache.functions.delete(&args[2]) {
+                Ok(Reply::ok())
+            } else {
+                Err(OpError::Static(reply::FUNCTION_LIBRARY_NOT_FOUND))
+            }
+        }
+        "flush" => {
+            if args.len() > 3 {
+                return Err(OpError::Text(reply::subcommand_syntax(
+                    "function", &args[1],
+                )));
+            }
+            if let Some(mode) = args.get(2)
+                && !is(mode, "SYNC")
+                && !is(mode, "ASYNC")
+            {
+                return Err(OpError::Static(reply::FUNCTION_FLUSH_OPTION));
+            }
+            cache.functions.flush();
+            Ok(Reply::ok())
+        }
+        "dump" => {
+            let libs = cache.functions.libraries();
+            *work += LIST_WORK_MILLI * libs.len() as u64;
+            Ok(Reply::bulk(store::dump(&libs)))
+        }
+        "restore" => {
+            if args.len() > 4 {
+                return Err(OpError::Text(reply::subcommand_syntax(
+                    "function", &args[1],
+                )));
+            }
+            let policy = match args.get(3) {
+                None => RestorePolicy::Append,
+                Some(p) if is(p, "APPEND") => RestorePolicy::Append,
+                Some(p) if is(p, "REPLACE") => RestorePolicy::Replace,
+                Some(p) if is(p, "FLUSH") => RestorePolicy::Flush,
+                Some(_) => return Err(OpError::Static(reply::FUNCTION_RESTORE_POLICY)),
+            };
+            let codes = store::parse_payload(&args[2]).map_err(OpError::Text)?;
+            // More libraries than a cache may keep: refused before any runs.
+            if codes.len() > store::MAX_LIBRARIES {
+                return Err(OpError::Text(reply::function_store_full(
+                    store::MAX_LIBRARIES,
+                    store::MAX_BYTES,
+                )));
+            }
+            let mut parsed = Vec::with_capacity(codes.len());
+            for code in codes {
+                let md = lua_functions::parse_metadata(&code)?;
+                // A payload naming a library twice fails as Redis's
+                // loading of it does.
+                if parsed
+                    .iter()
+                    .any(|(m, _): &(lua_functions::Metadata, Bytes)| m.name == md.name)
+                {
+                    return Err(OpError::Text(reply::function_library_exists(&md.name)));
+                }
+                parsed.push((md, code));
+            }
+            let libs = load_libraries(cache, parsed, limits, work).await?;
+            // Two restored libraries must not register the same function.
+            let mut seen = std::collections::HashSet::new();
+            for f in libs.iter().flat_map(|l| &l.functions) {
+                if !seen.insert(f.name.to_ascii_lowercase()) {
+                    return Err(OpError::Text(reply::function_exists(&f.name)));
+                }
+            }
+            cache
+                .functions
+                .restore(libs, policy)
+                .map_err(OpError::Text)?;
+            Ok(Reply::ok())
+        }
+        "stats" => {
+            let running = match cache.pool.running_function(limits.busy_threshold) {
+                Ok(Some((f, elapsed))) => Reply::Map(vec![
+                    (Reply::bulk("name"), Reply::Bulk(f.name)),
+                    (
+                        Reply::bulk("command"),
+                        Reply::Array(f.command.into_iter().map(Reply::Bulk).collect()),
+                    ),
+                    (
+                        Reply::bulk("duration_ms"),
+                        Reply::Int(elapsed.as_millis() as i64),
+                    ),
+                ]),
+                Ok(None) => Reply::Nil,
+                Err(_) => return Err(OpError::Static(reply::BUSY)),
+            };
+            let (libraries, functions) = cache.functions.counts();
+            Ok(Reply::Map(vec![
+                (Reply::bulk("running_script"), running),
+                (
+                    Reply::bulk("engines"),
+                    Reply::Map(vec![(
+                        Reply::bulk("LUA"),
+                        Reply::Map(vec![
+                            (Reply::bulk("libraries_count"), Reply::Int(libraries as i64)),
+                            (Reply::bulk("functions_count"), Reply::Int(functions as i64)),
+                        ]),
+                    )]),
+                ),
+            ]))
+        }
+        "kill" => match cache.pool.kill_running(true) {
+            KillOutcome::NotBusy => Err(OpError::Static(reply::NOTBUSY)),
+            KillOutcome::Unkillable => Err(OpError::Static(reply::UNKILLABLE)),
+            KillOutcome::OtherKind => Err(OpError::Static(reply::BUSY)),
+            KillOutcome::Killed => Ok(Reply::ok()),
+        },
+        _ => Ok(super::conn_cmds::help_reply(FUNCTION_HELP)),
+    }
+}
+
+/// Runs the libraries' code on the worker pool (one job for all) and
+/// returns them ready for the store; `work` gets the milli-units the code
+/// took.
+async fn load_libraries(
+    cache: &Cache,
+    parsed: Vec<(lua_functions::Metadata, Bytes)>,
+    limits: Limits,
+    work: &mut u64,
+) -> Result<Vec<Library>, OpError> {
+    let limit = lua_functions::load_limit(limits.script_time_limit);
+    if parsed.is_empty() {
+        return Ok(Vec::new());
+    }
+    // All the libraries of one request share the scripts' time limit: a
+    // RESTORE of many slow libraries is bounded as one script is.
+    let total = limits.script_time_limit;
+    let job = move || {
+        let started = std::time::Instant::now();
+        let mut done = Vec::with_capacity(parsed.len());
+        let mut work = 0;
+        for (md, code) in parsed {
+            let id = store::next_id();
+            let left = total.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                let timeout = reply::function_register_error(reply::FUNCTION_LOAD_TIMEOUT);
+                return (Err(timeout), work);
+            }
+            let (outcome, w) = lua_functions::load_library(id, &md.body, limit.min(left));
+            work += w;
+            match outcome {
+                Ok(functions) => done.push(Library {
+                    id,
+                    name: md.name,
+                    code,
+                    body: md.body,
+                    functions,
+                }),
+                Err(e) => return (Err(e), work),
+            }
+        }
+        (Ok(done), work)
+    };
+    let Some((outcome, w)) = cache.pool.run_job(job).await else {
+        return Err(OpError::Static(reply::SCRIPT_NO_INTERPRETER));
+    };
+    *work += w;
+    outcome.map_err(OpError::Text)
+}
+
+/// One library as `FUNCTION LIST` shows it.
+fn library_reply(lib: &Library, with_code: bool) -> Reply {
+    let functions = lib
+        .functions
+        .iter()
+        .map(|f| {
+            Reply::Map(vec![
+                (Reply::bulk("name"), Reply::bulk(f.name.clone())),
+                (
+                    Reply::bulk("description"),
+                    f.description.clone().map_or(Reply::Nil, Reply::Bulk),
+                ),
+                (
+                    Reply::bulk("flags"),
+                    Reply::Set(
+                        flag::NAMES
+                            .iter()
+                            .filter(|(bit, _)| f.flags & bit != 0)
+                            .map(|(_, name)| Reply::status(name))
+                            .collect(),
+                    ),
+                ),
+            ])
+        })
+        .collect();
+    let mut fields = vec![
+        (Reply::bulk("library_name"), Reply::bulk(lib.name.clone())),
+        (Reply::bulk("engine"), Reply::bulk("LUA")),
+        (Reply::bulk("functions"), Reply::Array(functions)),
+    ];
+    if with_code {
+        fields.push((Reply::bulk("library_code"), Reply::Bulk(lib.code.clone())));
+    }
+    Reply::Map(fields)
+}
+
+const FUNCTION_HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+];

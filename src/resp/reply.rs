@@ -229,14 +229,139 @@ pub fn script_compile_error(msg: &str) -> String {
     )
 }
 
-/// `<error> script: <sha>, on @user_script:<line>.`: how a failing script's
-/// error reaches the client (the suffix only when the line is known).
-pub fn script_error(msg: &str, sha: &str, line: Option<usize>) -> String {
+/// `<error> script: <sha>, on @<chunk>:<line>.`: how a failing script's
+/// error reaches the client (the suffix only when the line is known). The
+/// chunk is `user_script` for `EVAL` bodies, `user_function` for function
+/// libraries, and a function is named by its name.
+pub fn script_error(msg: &str, sha: &str, chunk: &str, line: Option<usize>) -> String {
     let msg = printable(msg.as_bytes(), 4096);
     match line {
-        Some(line) => format!("{msg} script: {sha}, on @user_script:{line}."),
+        Some(line) => format!("{msg} script: {sha}, on @{chunk}:{line}."),
         None => msg,
     }
+}
+
+// Functions (FUNCTION, FCALL, FCALL_RO, `redis.register_function`): Redis
+// 7.0's texts.
+pub const FUNCTION_NOT_FOUND: &str = "ERR Function not found";
+pub const FUNCTION_BAD_NUMKEYS: &str = "ERR Bad number of keys provided";
+pub const FUNCTION_RO_WITH_WRITE_FLAG: &str =
+    "ERR Can not execute a script with write flag using *_ro command.";
+pub const FUNCTION_LOAD_TIMEOUT: &str = "ERR FUNCTION LOAD timeout";
+pub const FUNCTION_CODE_MISSING: &str = "ERR Function code is missing";
+pub const FUNCTION_NO_FUNCTIONS: &str = "ERR No functions registered";
+pub const FUNCTION_MISSING_METADATA: &str = "ERR Missing library metadata";
+pub const FUNCTION_INVALID_METADATA: &str = "ERR Invalid library metadata";
+pub const FUNCTION_NAME_TWICE: &str =
+    "ERR Invalid metadata value, name argument was given multiple times";
+pub const FUNCTION_NO_LIBRARY_NAME: &str = "ERR Library name was not given";
+/// Redis 7.0 says "Library names" for function names too.
+pub const FUNCTION_BAD_NAME: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+pub const FUNCTION_LIBRARY_NOT_FOUND: &str = "ERR Library not found";
+pub const FUNCTION_LIST_NO_NAME: &str = "ERR library name argument was not given";
+pub const FUNCTION_FLUSH_OPTION: &str = "ERR FUNCTION FLUSH only supports SYNC|ASYNC option";
+pub const FUNCTION_RESTORE_POLICY: &str =
+    "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.";
+pub const FUNCTION_BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+pub const FUNCTION_PAYLOAD_TYPE: &str = "ERR given type is not a function";
+pub const FUNCTION_PAYLOAD_READ_TYPE: &str = "ERR can not read data type";
+pub const FUNCTION_PAYLOAD_LIBRARY: &str = "ERR Failed loading library payload";
+pub const FUNCTION_PAYLOAD_OLD: &str = "ERR Failed loading the given functions payload";
+/// `BUSY` while a function runs (the `SCRIPT KILL` form is [`BUSY`]).
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+/// Raised inside `redis.register_function` (become `ERR Error registering
+/// functions: <this>`).
+pub const REGISTER_ONLY_ON_LOAD: &str =
+    "ERR redis.register_function can only be called on FUNCTION LOAD command";
+pub const REGISTER_ARGS: &str = "ERR wrong number of arguments to redis.register_function";
+pub const REGISTER_SINGLE_ARG: &str = "ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).";
+pub const REGISTER_KEY_NOT_STRING: &str =
+    "ERR named argument key given to redis.register_function is not a string";
+pub const REGISTER_NAME_NOT_STRING: &str =
+    "ERR function_name argument given to redis.register_function must be a string";
+pub const REGISTER_DESC_NOT_STRING: &str =
+    "ERR description argument given to redis.register_function must be a string";
+pub const REGISTER_CALLBACK_NOT_FUNCTION: &str =
+    "ERR callback argument given to redis.register_function must be a function";
+pub const REGISTER_FLAGS_NOT_TABLE: &str =
+    "ERR flags argument to redis.register_function must be a table representing function flags";
+pub const REGISTER_UNKNOWN_FLAG: &str = "ERR unknown flag given";
+pub const REGISTER_UNKNOWN_ARG: &str = "ERR unknown argument given to redis.register_function";
+pub const REGISTER_NO_NAME: &str = "ERR redis.register_function must get a function name argument";
+pub const REGISTER_NO_CALLBACK: &str = "ERR redis.register_function must get a callback argument";
+pub const REGISTER_FIRST_NOT_STRING: &str =
+    "ERR first argument to redis.register_function must be a string";
+pub const REGISTER_SECOND_NOT_FUNCTION: &str =
+    "ERR second argument to redis.register_function must be a function";
+pub const REGISTER_DUPLICATE: &str = "ERR Function already exists in the library";
+
+/// `ERR Error registering functions: <error>` (the library's code failed).
+pub fn function_register_error(msg: &str) -> String {
+    format!(
+        "ERR Error registering functions: {}",
+        printable(msg.as_bytes(), 4096)
+    )
+}
+
+/// `ERR Error compiling function: <lua message>`
+pub fn function_compile_error(msg: &str) -> String {
+    format!(
+        "ERR Error compiling function: {}",
+        printable(msg.as_bytes(), 1024)
+    )
+}
+
+/// `ERR Library '<name>' already exists` (FUNCTION LOAD without REPLACE).
+pub fn function_library_exists(name: &str) -> String {
+    format!(
+        "ERR Library '{}' already exists",
+        printable(name.as_bytes(), 256)
+    )
+}
+
+/// `ERR Library <name> already exists` (FUNCTION RESTORE APPEND).
+pub fn function_library_exists_restore(name: &str) -> String {
+    format!(
+        "ERR Library {} already exists",
+        printable(name.as_bytes(), 256)
+    )
+}
+
+/// `ERR Function <name> already exists` (in another library).
+pub fn function_exists(name: &str) -> String {
+    format!(
+        "ERR Function {} already exists",
+        printable(name.as_bytes(), 256)
+    )
+}
+
+/// `ERR Invalid metadata value given: <part>`
+pub fn function_metadata_value(part: &[u8]) -> String {
+    format!("ERR Invalid metadata value given: {}", printable(part, 256))
+}
+
+/// `ERR Engine '<engine>' not found`
+pub fn function_engine(engine: &[u8]) -> String {
+    format!("ERR Engine '{}' not found", printable(engine, 256))
+}
+
+/// `ERR Unknown option given: <option>` (FUNCTION LOAD).
+pub fn function_load_option(opt: &[u8]) -> String {
+    format!("ERR Unknown option given: {}", printable(opt, 256))
+}
+
+/// `ERR Unknown argument <arg>` (FUNCTION LIST).
+pub fn function_list_argument(arg: &[u8]) -> String {
+    format!("ERR Unknown argument {}", printable(arg, 256))
+}
+
+/// Stratus's own: a cache keeps at most so many libraries and bytes of code.
+pub fn function_store_full(libraries: usize, bytes: usize) -> String {
+    format!(
+        "ERR this cache's function libraries are at their limit ({libraries} libraries, {} MiB of code)",
+        bytes >> 20
+    )
 }
 
 /// Stratus's own: a script stopped by the time limit (Redis waits for
