@@ -146,6 +146,8 @@ pub enum ConnOp {
     Unwatch,
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
     Script,
+    /// RANDOMKEY: a key drawn from every partition of the cache.
+    Randomkey,
 }
 
 /// How a command executes.
@@ -326,6 +328,9 @@ const WALK_COPY: u32 = 200;
 const WALK_BUILD: u32 = 300;
 /// ... a field and its value copied into a reply (HGETALL: 0.23-0.43).
 const WALK_PAIR: u32 = 300;
+/// ... a slot table's length read while RANDOMKEY looks for the key it
+/// drew (a pass over up to 16,384 lengths costs about 16 GETs).
+const SLOT_STEP: u32 = 1;
 /// Work per KiB of string scanned by bitmap commands, in milli-units
 /// (measured 2.0-2.5 GETs per KiB for BITCOUNT and BITPOS, a byte at a
 /// time; BITOP AND of two sources 4.9 per KiB of result, fill included).
@@ -393,6 +398,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("time",         1, F,               0, 0, 0, Server,     0, Conn(C::Time)),
     row!("scan",        -2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Scan)),
     row!("keys",         2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
+    row!("randomkey",    1, R,               0, 0, 0, Keys,    SLOT_STEP, Conn(C::Randomkey)),
     row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
     row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
@@ -422,6 +428,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("append",       3, W | M | F,       1, 1, 1, String, 0, Data(string::append)),
     row!("strlen",       2, R | F,           1, 1, 1, String, 0, Data(string::strlen)),
     row!("getrange",     4, R,               1, 1, 1, String, 0, Data(string::getrange)),
+    row!("substr",       4, R,               1, 1, 1, String, 0, Data(string::getrange)),
     row!("setrange",     4, W | M,           1, 1, 1, String, FILL_KIB, Data(string::setrange)),
     // keys
     row!("del",         -2, W | FO,               1,-1, 1, Keys, 0, Data(keys::del)),

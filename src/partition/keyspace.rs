@@ -40,6 +40,10 @@ use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 use table::KeyTable;
 
+/// Draws RANDOMKEY makes before it gives up on a keyspace whose keys it
+/// keeps finding expired (each one found is reclaimed).
+pub const RANDOM_KEY_TRIES: usize = 100;
+
 /// A stored value with its deadline.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -625,6 +629,42 @@ impl Keyspace {
             next: Some(cur),
             visited: visited as u64,
         }
+    }
+
+    /// A key drawn uniformly from the live keys (RANDOMKEY), or `None` if
+    /// there are none. Each draw picks a rank among all keys and walks the
+    /// slot tables' lengths to find it: at most one pass over the slots
+    /// (16,384), never over the keys. A drawn key whose deadline has passed
+    /// is reclaimed and another drawn, at most [`RANDOM_KEY_TRIES`] times (an
+    /// expired key found last is returned as missing). Returns the key and
+    /// the slots walked (the caller meters them).
+    pub fn random_key(&mut self, now: u64) -> (Option<Box<[u8]>>, u64) {
+        let mut rng = rand::rng();
+        let mut walked = 0u64;
+        for _ in 0..RANDOM_KEY_TRIES {
+            if self.keys == 0 {
+                return (None, walked);
+            }
+            let mut rank = rng.random_range(0..self.keys);
+            let mut found = None;
+            for slot in self.tables.iter().flatten() {
+                walked += 1;
+                let len = slot.map.len();
+                if rank < len {
+                    found = slot.map.at(rank).map(|(k, e)| (Box::from(k.as_bytes()), e.is_expired(now)));
+                    break;
+                }
+                rank -= len;
+            }
+            match found {
+                Some((key, false)) => return (Some(key), walked),
+                Some((key, true)) => {
+                    self.lookup(&key, now);
+                }
+                None => return (None, walked),
+            }
+        }
+        (None, walked)
     }
 
     /// Bytes stored in each slot of the range, in slot order.

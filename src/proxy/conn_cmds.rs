@@ -112,6 +112,19 @@ async fn dispatch(
             .await
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
+        ConnOp::Randomkey => {
+            match bound(conn)?
+                .pool
+                .random_key(now, conn.shared.busy_threshold)
+                .await
+            {
+                Ok((key, walked)) => {
+                    *work += walked;
+                    Ok(key.map_or(Reply::Nil, |k| Reply::Bulk(Bytes::from(k))))
+                }
+                Err(_) => Err(OpError::Static(reply::BUSY)),
+            }
+        }
     }
 }
 
