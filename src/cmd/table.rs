@@ -331,6 +331,9 @@ const WALK_PAIR: u32 = 300;
 /// ... a slot table's length read while RANDOMKEY looks for the key it
 /// drew (a pass over up to 16,384 lengths costs about 16 GETs).
 const SLOT_STEP: u32 = 1;
+/// ... a cell of LCS's dynamic-programming table (a compare and a max,
+/// about a nanosecond: 1 milli-unit rounds it up).
+const LCS_CELL: u32 = 1;
 /// Work per KiB of string scanned by bitmap commands, in milli-units
 /// (measured 2.0-2.5 GETs per KiB for BITCOUNT and BITPOS, a byte at a
 /// time; BITOP AND of two sources 4.9 per KiB of result, fill included).
@@ -428,6 +431,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("append",       3, W | M | F,       1, 1, 1, String, 0, Data(string::append)),
     row!("strlen",       2, R | F,           1, 1, 1, String, 0, Data(string::strlen)),
     row!("getrange",     4, R,               1, 1, 1, String, 0, Data(string::getrange)),
+    row!("lcs",         -3, R,               1, 2, 1, String, LCS_CELL, Data(string::lcs)),
     row!("substr",       4, R,               1, 1, 1, String, 0, Data(string::getrange)),
     row!("setrange",     4, W | M,           1, 1, 1, String, FILL_KIB, Data(string::setrange)),
     // keys

@@ -56,6 +56,11 @@ pub const CLIENT_NAME_SPACES: &str =
 pub const VALUE_OUT_OF_RANGE: &str = "ERR value is out of range";
 pub const KEY_TOO_LONG: &str = "ERR key exceeds the maximum key length";
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+pub const LCS_LEN_AND_IDX: &str =
+    "ERR If you want both the length and indexes, please just use IDX.";
+pub const LCS_TOO_BIG: &str =
+    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 // Counts and indexes shared by the collection families.
