@@ -542,6 +542,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("getbit",       3, R | F,           1, 1, 1, Bitmap, 0, Data(bitmap::getbit)),
     row!("bitcount",    -2, R,               1, 1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitcount)),
     row!("bitpos",      -3, R,               1, 1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitpos)),
+    row!("bitfield",    -2, W | M,           1, 1, 1, Bitmap, FILL_KIB, Data(bitmap::bitfield)),
+    row!("bitfield_ro", -2, R,               1, 1, 1, Bitmap, FILL_KIB, Data(bitmap::bitfield)),
     row!("bitop",       -4, W | M,       2,-1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitop)),
     // streams
     row!("xadd",        -5, W | M | F,       1, 1, 1, Stream, WALK, Data(stream::xadd)),

@@ -61,6 +61,9 @@ pub const LCS_LEN_AND_IDX: &str =
     "ERR If you want both the length and indexes, please just use IDX.";
 pub const LCS_TOO_BIG: &str =
     "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+pub const BITFIELD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+pub const BITFIELD_OVERFLOW_TYPE: &str = "ERR Invalid OVERFLOW type specified";
+pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 // Counts and indexes shared by the collection families.
