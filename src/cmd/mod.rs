@@ -22,6 +22,7 @@ pub mod list;
 pub mod lua_pattern;
 pub mod script;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod table;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, hash, hll, keys, list, script, set, stream, string, zset};
+use super::{Handler, bitmap, hash, hll, keys, list, script, set, sort, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -172,6 +172,9 @@ pub enum KeySpec {
     /// follows `COUNT n`, `BLOCK ms`, `GROUP g c` and `NOACK` options
     /// (`XREAD`, `XREADGROUP`).
     Streams,
+    /// SORT's `STORE destination`, found by skipping the other options'
+    /// arguments as Redis's `sortGetKeys` does (the last STORE wins).
+    SortStore,
 }
 
 /// Where the `STREAMS` keyword is in an XREAD/XREADGROUP call, scanning the
@@ -280,6 +283,22 @@ impl CommandSpec {
                 }
                 None => 0..0,
             },
+            KeySpec::SortStore => {
+                let mut found = 0..0;
+                let mut i = 2;
+                while i < args.len() {
+                    let a = &args[i];
+                    if is(a, "LIMIT") {
+                        i += 2;
+                    } else if is(a, "GET") || is(a, "BY") {
+                        i += 1;
+                    } else if is(a, "STORE") && i + 1 < args.len() {
+                        found = i + 1..i + 2;
+                    }
+                    i += 1;
+                }
+                found
+            }
         }
     }
 }
@@ -451,6 +470,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("persist",      2, W | F,           1, 1, 1, Keys, 0, Data(keys::persist)),
     row!("rename",       3, W,           1, 2, 1, Keys, 0, Data(keys::rename)),
     row!("renamenx",     3, W | F,       1, 2, 1, Keys, 0, Data(keys::rename)),
+    row!("sort",        -2, W | M,       1, 1, 1, Keys, WALK_BUILD, Data(sort::sort)).keys(KeySpec::SortStore),
+    row!("sort_ro",     -2, R,           1, 1, 1, Keys, WALK_BUILD, Data(sort::sort)),
     row!("copy",        -3, W | M,       1, 2, 1, Keys, WALK, Data(keys::copy)),
     // hashes
     row!("hset",        -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),

@@ -64,6 +64,9 @@ pub const LCS_TOO_BIG: &str =
 pub const BITFIELD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 pub const BITFIELD_OVERFLOW_TYPE: &str = "ERR Invalid OVERFLOW type specified";
 pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
+pub const SORT_BY_CROSSSLOT: &str = "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
+pub const SORT_GET_CROSSSLOT: &str = "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
+pub const SORT_NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 // Counts and indexes shared by the collection families.
