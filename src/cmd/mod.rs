@@ -15,6 +15,7 @@
 pub mod args;
 pub mod bitmap;
 pub mod float80;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, hash, hll, keys, list, script, set, sort, stream, string, zset};
+use super::{Handler, bitmap, geo, hash, hll, keys, list, script, set, sort, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -72,10 +72,11 @@ pub enum Family {
     Stream,
     Transaction,
     Scripting,
+    Geo,
 }
 
 impl Family {
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 15] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -90,6 +91,7 @@ impl Family {
         Family::Stream,
         Family::Transaction,
         Family::Scripting,
+        Family::Geo,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -109,6 +111,7 @@ impl Family {
             Family::Stream => "stream",
             Family::Transaction => "transaction",
             Family::Scripting => "scripting",
+            Family::Geo => "geo",
         }
     }
 
@@ -175,6 +178,9 @@ pub enum KeySpec {
     /// SORT's `STORE destination`, found by skipping the other options'
     /// arguments as Redis's `sortGetKeys` does (the last STORE wins).
     SortStore,
+    /// GEORADIUS's `STORE` / `STOREDIST destination` (from the 6th
+    /// argument on, the last one wins, as Redis's `georadiusGetKeys`).
+    GeoStore,
 }
 
 /// Where the `STREAMS` keyword is in an XREAD/XREADGROUP call, scanning the
@@ -283,6 +289,18 @@ impl CommandSpec {
                 }
                 None => 0..0,
             },
+            KeySpec::GeoStore => {
+                let mut found = 0..0;
+                let mut i = 5;
+                while i < args.len() {
+                    if (is(&args[i], "STORE") || is(&args[i], "STOREDIST")) && i + 1 < args.len() {
+                        found = i + 1..i + 2;
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                found
+            }
             KeySpec::SortStore => {
                 let mut found = 0..0;
                 let mut i = 2;
@@ -554,6 +572,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
     row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
     row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
+    // geospatial (sorted sets)
+    row!("geoadd",      -5, W | M,           1, 1, 1, Geo, WALK_COPY, Data(geo::geoadd)),
+    row!("geodist",     -4, R,               1, 1, 1, Geo, 0, Data(geo::geodist)),
+    row!("geohash",     -2, R,               1, 1, 1, Geo, WALK_COPY, Data(geo::geohash)),
+    row!("geopos",      -2, R,               1, 1, 1, Geo, WALK_COPY, Data(geo::geopos)),
+    row!("geosearch",   -7, R,               1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)),
+    row!("geosearchstore", -8, W | M,        1, 2, 1, Geo, WALK_COPY, Data(geo::georadius)),
+    row!("georadius",   -6, W | M,           1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)).keys(KeySpec::GeoStore),
+    row!("georadius_ro", -6, R,              1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)),
+    row!("georadiusbymember", -5, W | M,     1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)).keys(KeySpec::GeoStore),
+    row!("georadiusbymember_ro", -5, R,      1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)),
     // HyperLogLogs (strings)
     row!("pfadd",       -2, W | M | F,       1, 1, 1, HyperLogLog, HLL_KIB, Data(hll::pfadd)),
     row!("pfcount",     -2, R,           1,-1, 1, HyperLogLog, HLL_KIB, Data(hll::pfcount)),

@@ -67,6 +67,15 @@ pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET su
 pub const SORT_BY_CROSSSLOT: &str = "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 pub const SORT_GET_CROSSSLOT: &str = "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 pub const SORT_NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
+pub const GEO_UNIT: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
+pub const GEO_NEED_RADIUS: &str = "ERR need numeric radius";
+pub const GEO_NEED_WIDTH: &str = "ERR need numeric width";
+pub const GEO_NEED_HEIGHT: &str = "ERR need numeric height";
+pub const GEO_NEGATIVE_RADIUS: &str = "ERR radius cannot be negative";
+pub const GEO_NEGATIVE_BOX: &str = "ERR height or width cannot be negative";
+pub const GEO_NO_MEMBER: &str = "ERR could not decode requested zset member";
+pub const GEO_COUNT: &str = "ERR COUNT must be > 0";
+pub const GEO_ANY_NEEDS_COUNT: &str = "ERR the ANY argument requires COUNT argument";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 // Counts and indexes shared by the collection families.
