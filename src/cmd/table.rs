@@ -609,6 +609,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xpending",    -3, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xpending)),
     row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xclaim)),
     row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xautoclaim)),
+    row!("xsetid",      -3, W | M | F,       1, 1, 1, Stream, 0, Data(stream::xsetid)),
     row!("xinfo",       -2, R,               2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
     // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
     // scripts run in slot 0's partition); EVALSHA* reach the handler with the

@@ -345,6 +345,16 @@ impl Log {
         self.last_id = id;
     }
 
+    /// XSETID's ENTRIESADDED and MAXDELETEDID (the caller checks them).
+    pub fn set_counters(&mut self, entries_added: Option<u64>, max_deleted: Option<StreamId>) {
+        if let Some(n) = entries_added {
+            self.entries_added = n;
+        }
+        if let Some(id) = max_deleted {
+            self.max_deleted = id;
+        }
+    }
+
     /// Whether a deleted ID may lie at or after `start` (Redis's
     /// `streamRangeHasTombstones` with no end).
     fn has_tombstones_from(&self, start: StreamId) -> bool {

@@ -76,6 +76,13 @@ pub const GEO_NEGATIVE_BOX: &str = "ERR height or width cannot be negative";
 pub const GEO_NO_MEMBER: &str = "ERR could not decode requested zset member";
 pub const GEO_COUNT: &str = "ERR COUNT must be > 0";
 pub const GEO_ANY_NEEDS_COUNT: &str = "ERR the ANY argument requires COUNT argument";
+pub const XSETID_ENTRIES_NEGATIVE: &str = "ERR entries_added must be positive";
+pub const XSETID_BELOW_MAX_DELETED: &str =
+    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id";
+pub const XSETID_BELOW_TOP: &str =
+    "ERR The ID specified in XSETID is smaller than the target stream top item";
+pub const XSETID_ENTRIES_BELOW_LENGTH: &str =
+    "ERR The entries_added specified in XSETID is smaller than the target stream length";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 // Counts and indexes shared by the collection families.
