@@ -14,6 +14,7 @@
 
 pub mod args;
 pub mod bitmap;
+pub mod dump;
 pub mod float80;
 pub mod geo;
 pub mod hash;

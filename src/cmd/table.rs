@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, geo, hash, hll, keys, list, script, set, sort, stream, string, zset};
+use super::{Handler, bitmap, dump, geo, hash, hll, keys, list, script, set, sort, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -490,6 +490,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("renamenx",     3, W | F,       1, 2, 1, Keys, 0, Data(keys::rename)),
     row!("sort",        -2, W | M,       1, 1, 1, Keys, WALK_BUILD, Data(sort::sort)).keys(KeySpec::SortStore),
     row!("sort_ro",     -2, R,           1, 1, 1, Keys, WALK_BUILD, Data(sort::sort)),
+    row!("dump",         2, R,               1, 1, 1, Keys, WALK_COPY, Data(dump::dump)),
+    row!("restore",     -4, W | M,           1, 1, 1, Keys, WALK_COPY, Data(dump::restore)),
     row!("copy",        -3, W | M,       1, 2, 1, Keys, WALK, Data(keys::copy)),
     // hashes
     row!("hset",        -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
