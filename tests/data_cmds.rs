@@ -28,8 +28,24 @@ async fn substr_lcs_and_bitfield_match_redis() {
         &["LCS", "{k}1", "{k}2", "LEN"],
         &["LCS", "{k}1", "{k}2", "IDX"],
         &["LCS", "{k}1", "{k}2", "IDX", "MINMATCHLEN", "4"],
-        &["LCS", "{k}1", "{k}2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"],
-        &["LCS", "{k}1", "{k}2", "IDX", "WITHMATCHLEN", "MINMATCHLEN", "-5"],
+        &[
+            "LCS",
+            "{k}1",
+            "{k}2",
+            "IDX",
+            "MINMATCHLEN",
+            "4",
+            "WITHMATCHLEN",
+        ],
+        &[
+            "LCS",
+            "{k}1",
+            "{k}2",
+            "IDX",
+            "WITHMATCHLEN",
+            "MINMATCHLEN",
+            "-5",
+        ],
         &["LCS", "{k}1", "{k}2", "IDX", "LEN"],
         &["LCS", "{k}1", "{k}2", "FOO"],
         &["LCS", "{k}1", "{k}2", "MINMATCHLEN"],
@@ -39,14 +55,54 @@ async fn substr_lcs_and_bitfield_match_redis() {
         &["RPUSH", "{k}list", "a"],
         &["LCS", "{k}1", "{k}list"],
         &["LCS", "{k}1"],
-        &["BITFIELD", "bf", "SET", "i8", "0", "100", "GET", "u4", "0", "INCRBY", "i5", "100", "1"],
-        &["BITFIELD", "bf", "INCRBY", "u2", "100", "1", "OVERFLOW", "SAT", "INCRBY", "u2", "102", "1"],
-        &["BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u2", "102", "1", "INCRBY", "u2", "102", "1"],
-        &["BITFIELD", "bf", "OVERFLOW", "WRAP", "INCRBY", "i8", "0", "200", "INCRBY", "i8", "0", "-300"],
-        &["BITFIELD", "bf", "OVERFLOW", "SAT", "INCRBY", "i8", "0", "200", "SET", "u8", "#3", "999"],
-        &["BITFIELD", "bf", "SET", "i64", "0", "9223372036854775807", "INCRBY", "i64", "0", "1"],
-        &["BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "i64", "0", "-1", "INCRBY", "i64", "0", "-9223372036854775807"],
-        &["BITFIELD", "bf", "GET", "i64", "0", "GET", "u63", "1", "GET", "i3", "#5"],
+        &[
+            "BITFIELD", "bf", "SET", "i8", "0", "100", "GET", "u4", "0", "INCRBY", "i5", "100", "1",
+        ],
+        &[
+            "BITFIELD", "bf", "INCRBY", "u2", "100", "1", "OVERFLOW", "SAT", "INCRBY", "u2", "102",
+            "1",
+        ],
+        &[
+            "BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u2", "102", "1", "INCRBY", "u2",
+            "102", "1",
+        ],
+        &[
+            "BITFIELD", "bf", "OVERFLOW", "WRAP", "INCRBY", "i8", "0", "200", "INCRBY", "i8", "0",
+            "-300",
+        ],
+        &[
+            "BITFIELD", "bf", "OVERFLOW", "SAT", "INCRBY", "i8", "0", "200", "SET", "u8", "#3",
+            "999",
+        ],
+        &[
+            "BITFIELD",
+            "bf",
+            "SET",
+            "i64",
+            "0",
+            "9223372036854775807",
+            "INCRBY",
+            "i64",
+            "0",
+            "1",
+        ],
+        &[
+            "BITFIELD",
+            "bf",
+            "OVERFLOW",
+            "FAIL",
+            "INCRBY",
+            "i64",
+            "0",
+            "-1",
+            "INCRBY",
+            "i64",
+            "0",
+            "-9223372036854775807",
+        ],
+        &[
+            "BITFIELD", "bf", "GET", "i64", "0", "GET", "u63", "1", "GET", "i3", "#5",
+        ],
         &["GET", "bf"],
         &["BITFIELD", "bf", "GET", "u64", "0"],
         &["BITFIELD", "bf", "GET", "i65", "0"],
@@ -83,11 +139,24 @@ async fn sort_matches_redis_and_keeps_patterns_in_the_slot() {
         &["SORT", "{t}l", "ALPHA", "DESC", "LIMIT", "2", "100"],
         &["SORT", "{t}l", "BY", "nosort"],
         &["SORT", "{t}l", "BY", "nosort", "DESC", "LIMIT", "1", "2"],
-        &["MSET", "{t}w_3", "1", "{t}w_1", "3", "{t}w_2", "2", "{t}o_1", "one", "{t}o_3", "three"],
+        &[
+            "MSET", "{t}w_3", "1", "{t}w_1", "3", "{t}w_2", "2", "{t}o_1", "one", "{t}o_3", "three",
+        ],
         &["HSET", "{t}h_1", "f", "a"],
         &["HSET", "{t}h_2", "f", "b"],
         &["SORT", "{t}l", "BY", "{t}w_*"],
-        &["SORT", "{t}l", "BY", "{t}w_*", "GET", "#", "GET", "{t}o_*", "GET", "{t}h_*->f"],
+        &[
+            "SORT",
+            "{t}l",
+            "BY",
+            "{t}w_*",
+            "GET",
+            "#",
+            "GET",
+            "{t}o_*",
+            "GET",
+            "{t}h_*->f",
+        ],
         &["SORT", "{t}l", "BY", "{t}h_*->f", "ALPHA"],
         &["SORT", "{t}l", "BY", "{t}h_*->f"],
         &["SORT", "{t}l", "GET", "#"],
@@ -123,11 +192,15 @@ async fn sort_matches_redis_and_keeps_patterns_in_the_slot() {
     let s = &mut p.stratus;
     assert_eq!(
         s.cmd(&["SORT", "{t}l", "BY", "w_*"]).await,
-        err("ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.")
+        err(
+            "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots."
+        )
     );
     assert_eq!(
         s.cmd(&["SORT", "{t}l", "GET", "o_*"]).await,
-        err("ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.")
+        err(
+            "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots."
+        )
     );
     assert_eq!(
         s.cmd(&["SORT", "{t}l", "STORE", "elsewhere"]).await,
@@ -141,8 +214,27 @@ async fn geo_commands_match_redis() {
     let mut p = Pair::new(server.resp_addr).await;
     let g = "{g}Sicily";
     p.script(&[
-        &["GEOADD", g, "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"],
-        &["GEOADD", g, "CH", "13.361389", "38.115556", "Palermo", "15", "37", "Other"],
+        &[
+            "GEOADD",
+            g,
+            "13.361389",
+            "38.115556",
+            "Palermo",
+            "15.087269",
+            "37.502669",
+            "Catania",
+        ],
+        &[
+            "GEOADD",
+            g,
+            "CH",
+            "13.361389",
+            "38.115556",
+            "Palermo",
+            "15",
+            "37",
+            "Other",
+        ],
         &["GEOADD", g, "NX", "1", "1", "Palermo"],
         &["GEOADD", g, "XX", "CH", "13.4", "38.1", "Palermo"],
         &["GEOADD", g, "NX", "XX", "1", "1", "a"],
@@ -164,7 +256,17 @@ async fn geo_commands_match_redis() {
         &["GEOPOS", g, "Palermo", "Catania", "nope"],
         &["GEOPOS", "nokey", "a"],
         &["GEORADIUS", g, "15", "37", "200", "km"],
-        &["GEORADIUS", g, "15", "37", "200", "km", "WITHCOORD", "WITHDIST", "WITHHASH"],
+        &[
+            "GEORADIUS",
+            g,
+            "15",
+            "37",
+            "200",
+            "km",
+            "WITHCOORD",
+            "WITHDIST",
+            "WITHHASH",
+        ],
         &["GEORADIUS", g, "15", "37", "200", "km", "WITHDIST", "DESC"],
         &["GEORADIUS", g, "15", "37", "200", "km", "COUNT", "1"],
         &["GEORADIUS", g, "15", "37", "200", "km", "COUNT", "1", "ANY"],
@@ -174,33 +276,200 @@ async fn geo_commands_match_redis() {
         &["GEORADIUS", g, "15", "37", "x", "km"],
         &["GEORADIUS", g, "15", "37", "200", "km", "STORE", "{g}dst"],
         &["ZRANGE", "{g}dst", "0", "-1"],
-        &["GEORADIUS", g, "15", "37", "200", "km", "STORE", "{g}dst", "WITHDIST"],
-        &["GEORADIUS_RO", g, "15", "37", "200", "km", "STORE", "{g}dst"],
+        &[
+            "GEORADIUS",
+            g,
+            "15",
+            "37",
+            "200",
+            "km",
+            "STORE",
+            "{g}dst",
+            "WITHDIST",
+        ],
+        &[
+            "GEORADIUS_RO",
+            g,
+            "15",
+            "37",
+            "200",
+            "km",
+            "STORE",
+            "{g}dst",
+        ],
         &["GEORADIUS", g, "15", "37", "1", "km", "STORE", "{g}dst"],
         &["EXISTS", "{g}dst"],
-        &["GEORADIUSBYMEMBER", g, "Palermo", "200", "km", "WITHDIST", "ASC"],
+        &[
+            "GEORADIUSBYMEMBER",
+            g,
+            "Palermo",
+            "200",
+            "km",
+            "WITHDIST",
+            "ASC",
+        ],
         &["GEORADIUSBYMEMBER", g, "nope", "200", "km"],
         &["GEORADIUSBYMEMBER", "nokey", "nope", "x", "y"],
-        &["GEORADIUSBYMEMBER_RO", g, "Palermo", "500", "km", "WITHCOORD"],
-        &["GEOSEARCH", g, "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km", "ASC"],
-        &["GEOSEARCH", g, "FROMLONLAT", "15", "37", "BYBOX", "400", "400", "km", "ASC", "WITHCOORD", "WITHDIST"],
-        &["GEOSEARCH", g, "FROMMEMBER", "Palermo", "BYBOX", "400", "400", "km", "DESC", "WITHHASH"],
-        &["GEOSEARCH", g, "FROMMEMBER", "nope", "BYRADIUS", "100", "km"],
+        &[
+            "GEORADIUSBYMEMBER_RO",
+            g,
+            "Palermo",
+            "500",
+            "km",
+            "WITHCOORD",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+            "ASC",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYBOX",
+            "400",
+            "400",
+            "km",
+            "ASC",
+            "WITHCOORD",
+            "WITHDIST",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMMEMBER",
+            "Palermo",
+            "BYBOX",
+            "400",
+            "400",
+            "km",
+            "DESC",
+            "WITHHASH",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMMEMBER",
+            "nope",
+            "BYRADIUS",
+            "100",
+            "km",
+        ],
         &["GEOSEARCH", g, "BYRADIUS", "100", "km"],
         &["GEOSEARCH", g, "FROMLONLAT", "15", "37"],
-        &["GEOSEARCH", g, "FROMLONLAT", "15", "37", "BYRADIUS", "1", "km", "BYBOX", "1", "1", "km"],
-        &["GEOSEARCH", g, "FROMLONLAT", "15", "37", "BYBOX", "-1", "1", "km"],
-        &["GEOSEARCH", g, "FROMLONLAT", "15", "37", "BYBOX", "x", "1", "km"],
-        &["GEOSEARCH", g, "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km", "ANY"],
-        &["GEOSEARCH", "nokey", "FROMMEMBER", "a", "BYRADIUS", "1", "km"],
-        &["GEOSEARCHSTORE", "{g}d3", g, "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "1",
+            "km",
+            "BYBOX",
+            "1",
+            "1",
+            "km",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYBOX",
+            "-1",
+            "1",
+            "km",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYBOX",
+            "x",
+            "1",
+            "km",
+        ],
+        &[
+            "GEOSEARCH",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+            "ANY",
+        ],
+        &[
+            "GEOSEARCH",
+            "nokey",
+            "FROMMEMBER",
+            "a",
+            "BYRADIUS",
+            "1",
+            "km",
+        ],
+        &[
+            "GEOSEARCHSTORE",
+            "{g}d3",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+        ],
         &["ZRANGE", "{g}d3", "0", "-1", "WITHSCORES"],
-        &["GEOSEARCHSTORE", "{g}d3", g, "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km", "WITHDIST"],
-        &["GEOSEARCHSTORE", "{g}d3", "{g}none", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"],
+        &[
+            "GEOSEARCHSTORE",
+            "{g}d3",
+            g,
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+            "WITHDIST",
+        ],
+        &[
+            "GEOSEARCHSTORE",
+            "{g}d3",
+            "{g}none",
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+        ],
         &["EXISTS", "{g}d3"],
         &["SET", "{g}str", "x"],
         &["GEOPOS", "{g}str", "a"],
-        &["GEOSEARCH", "{g}str", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km"],
+        &[
+            "GEOSEARCH",
+            "{g}str",
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+        ],
     ])
     .await;
     // Many points: unsorted searches return Redis's box order, sorted ones
@@ -220,10 +489,32 @@ async fn geo_commands_match_redis() {
         ("3", "3", "20000"),
     ] {
         p.same(&["GEORADIUS", "{g}many", lon, lat, r, "km"]).await;
-        p.same(&["GEORADIUS", "{g}many", lon, lat, r, "km", "WITHDIST", "ASC", "COUNT", "5"])
-            .await;
-        p.same(&["GEOSEARCH", "{g}many", "FROMLONLAT", lon, lat, "BYBOX", r, r, "km", "WITHDIST"])
-            .await;
+        p.same(&[
+            "GEORADIUS",
+            "{g}many",
+            lon,
+            lat,
+            r,
+            "km",
+            "WITHDIST",
+            "ASC",
+            "COUNT",
+            "5",
+        ])
+        .await;
+        p.same(&[
+            "GEOSEARCH",
+            "{g}many",
+            "FROMLONLAT",
+            lon,
+            lat,
+            "BYBOX",
+            r,
+            r,
+            "km",
+            "WITHDIST",
+        ])
+        .await;
     }
 }
 
@@ -242,7 +533,15 @@ async fn xsetid_matches_redis() {
         &["XSETID", "s", "100-0", "ENTRIESADDED", "1"],
         &["XSETID", "s", "100-0", "ENTRIESADDED", "-1"],
         &["XSETID", "s", "100-0", "MAXDELETEDID", "200-0"],
-        &["XSETID", "s", "100-0", "MAXDELETEDID", "50-0", "ENTRIESADDED", "10"],
+        &[
+            "XSETID",
+            "s",
+            "100-0",
+            "MAXDELETEDID",
+            "50-0",
+            "ENTRIESADDED",
+            "10",
+        ],
         &["XINFO", "STREAM", "s"],
         &["XSETID", "s", "100-0", "FOO"],
         &["XSETID", "s", "100-0", "ENTRIESADDED"],
@@ -269,7 +568,17 @@ async fn copy_copies_every_type_like_redis() {
         &["XADD", "{c}stream", "1-1", "f", "v"],
         &["XADD", "{c}stream", "2-1", "f", "w"],
         &["XGROUP", "CREATE", "{c}stream", "g", "0"],
-        &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "{c}stream", ">"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "{c}stream",
+            ">",
+        ],
         &["EXPIRE", "{c}list", "1000"],
     ])
     .await;
@@ -364,7 +673,9 @@ async fn dump_and_restore_move_values_between_redis_and_stratus() {
         big_zset.extend([s.as_str(), f.as_str()]);
     }
     let mut int_set = vec!["SADD", "intset"];
-    let ints: Vec<String> = (0..100).map(|i| (i * 1_000_003 - 40_000_000).to_string()).collect();
+    let ints: Vec<String> = (0..100)
+        .map(|i| (i * 1_000_003 - 40_000_000).to_string())
+        .collect();
     int_set.extend(ints.iter().map(String::as_str));
     let mut big_set = vec!["SADD", "bigset"];
     big_set.extend(fields.iter().map(String::as_str));
@@ -381,7 +692,9 @@ async fn dump_and_restore_move_values_between_redis_and_stratus() {
         big_set,
         vec!["HSET", "hash", "f", "v", "n", "12"],
         big_hash,
-        vec!["ZADD", "zset", "1.5", "a", "-inf", "b", "3", "c", "inf", "d"],
+        vec![
+            "ZADD", "zset", "1.5", "a", "-inf", "b", "3", "c", "inf", "d",
+        ],
         big_zset,
     ];
     for cmd in &setup {
@@ -442,7 +755,12 @@ async fn dump_and_restore_move_values_between_redis_and_stratus() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     let restore = |key: &'static str, ttl: &'static str, payload: &[u8], opts: &[&'static str]| {
-        let mut c: Vec<Vec<u8>> = vec![b"RESTORE".to_vec(), key.into(), ttl.into(), payload.to_vec()];
+        let mut c: Vec<Vec<u8>> = vec![
+            b"RESTORE".to_vec(),
+            key.into(),
+            ttl.into(),
+            payload.to_vec(),
+        ];
         c.extend(opts.iter().map(|o| o.as_bytes().to_vec()));
         c
     };
@@ -489,7 +807,8 @@ async fn transient_and_stored_growth_is_bounded() {
     let mut c = raw_auth(server.resp_addr, "small", &token).await;
     // BITFIELD reserves its farthest bit before the string grows.
     assert_eq!(
-        c.cmd(&["BITFIELD", "bf", "SET", "u8", "4000000000", "1"]).await,
+        c.cmd(&["BITFIELD", "bf", "SET", "u8", "4000000000", "1"])
+            .await,
         err(OOM)
     );
     assert_eq!(c.cmd(&["EXISTS", "bf"]).await, int(0));
@@ -500,7 +819,10 @@ async fn transient_and_stored_growth_is_bounded() {
     r.cmd(&["SET", "a", &big]).await;
     r.cmd(&["APPEND", "a", &big]).await;
     let dumped = payload(&mut r, "a").await;
-    assert!(dumped.len() < 100_000, "Redis compressed the repeated bytes");
+    assert!(
+        dumped.len() < 100_000,
+        "Redis compressed the repeated bytes"
+    );
     assert_eq!(
         c.cmd(&[b"RESTORE".as_slice(), b"a", b"0", &dumped]).await,
         err(OOM)

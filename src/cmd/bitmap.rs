@@ -412,8 +412,7 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64
         }
         c as i64
     };
-    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr)
-    {
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
         (true, if ow == Overflow::Sat { max } else { wrap() })
     } else if value < min
         || (bits != 64 && incr < minincr)
@@ -537,7 +536,11 @@ pub fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                     let old = get_field_unsigned(s, op.offset, op.bits);
                     let (over, new, ret) = if kind == 2 {
                         let (over, w) = unsigned_overflow(old, op.value, op.bits, op.overflow);
-                        let new = if over { w } else { old.wrapping_add(op.value as u64) };
+                        let new = if over {
+                            w
+                        } else {
+                            old.wrapping_add(op.value as u64)
+                        };
                         (over, new, new)
                     } else {
                         let v = op.value as u64;

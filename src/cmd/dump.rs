@@ -325,7 +325,12 @@ fn lzf_decompress(src: &[u8], len: usize) -> Load<Vec<u8>> {
 
 /// The entries of a listpack, as strings (integers in decimal).
 fn listpack_entries(lp: &[u8]) -> Load<Vec<Vec<u8>>> {
-    let total = u32::from_le_bytes(lp.get(..4).ok_or(LoadError::Bad)?.try_into().map_err(|_| LoadError::Bad)?) as usize;
+    let total = u32::from_le_bytes(
+        lp.get(..4)
+            .ok_or(LoadError::Bad)?
+            .try_into()
+            .map_err(|_| LoadError::Bad)?,
+    ) as usize;
     if total != lp.len() || total < 7 || lp[total - 1] != 0xFF {
         return Err(LoadError::Bad);
     }
@@ -344,7 +349,11 @@ fn listpack_entries(lp: &[u8]) -> Load<Vec<Vec<u8>>> {
             (get(p + 1, n)?.to_vec(), 1 + n)
         } else if b & 0xE0 == 0xC0 {
             let u = (u64::from(b & 0x1f) << 8) | u64::from(get(p + 1, 1)?[0]);
-            let v = if u >= 1 << 12 { u as i64 - (1 << 13) } else { u as i64 };
+            let v = if u >= 1 << 12 {
+                u as i64 - (1 << 13)
+            } else {
+                u as i64
+            };
             (v.to_string().into_bytes(), 2)
         } else if b & 0xF0 == 0xE0 {
             let n = (usize::from(b & 0x0f) << 8) | usize::from(get(p + 1, 1)?[0]);
@@ -352,7 +361,9 @@ fn listpack_entries(lp: &[u8]) -> Load<Vec<Vec<u8>>> {
         } else {
             match b {
                 0xF0 => {
-                    let n = u32::from_le_bytes(get(p + 1, 4)?.try_into().map_err(|_| LoadError::Bad)?) as usize;
+                    let n =
+                        u32::from_le_bytes(get(p + 1, 4)?.try_into().map_err(|_| LoadError::Bad)?)
+                            as usize;
                     (get(p + 5, n)?.to_vec(), 5 + n)
                 }
                 0xF1..=0xF4 => {
@@ -387,7 +398,12 @@ fn listpack_entries(lp: &[u8]) -> Load<Vec<Vec<u8>>> {
 
 /// The entries of a ziplist (Redis 6 payloads), as strings.
 fn ziplist_entries(zl: &[u8]) -> Load<Vec<Vec<u8>>> {
-    let total = u32::from_le_bytes(zl.get(..4).ok_or(LoadError::Bad)?.try_into().map_err(|_| LoadError::Bad)?) as usize;
+    let total = u32::from_le_bytes(
+        zl.get(..4)
+            .ok_or(LoadError::Bad)?
+            .try_into()
+            .map_err(|_| LoadError::Bad)?,
+    ) as usize;
     if total != zl.len() || total < 11 || zl[total - 1] != 0xFF {
         return Err(LoadError::Bad);
     }
@@ -411,7 +427,8 @@ fn ziplist_entries(zl: &[u8]) -> Load<Vec<Vec<u8>>> {
                 (get(p + 2, n)?.to_vec(), 2 + n)
             }
             2 => {
-                let n = u32::from_be_bytes(get(p + 1, 4)?.try_into().map_err(|_| LoadError::Bad)?) as usize;
+                let n = u32::from_be_bytes(get(p + 1, 4)?.try_into().map_err(|_| LoadError::Bad)?)
+                    as usize;
                 (get(p + 5, n)?.to_vec(), 5 + n)
             }
             _ => {
@@ -470,7 +487,7 @@ fn text_score(s: &[u8]) -> Load<f64> {
 }
 
 fn pairs_into_hash(r: &mut Reader<'_>, items: Vec<Vec<u8>>) -> Load<Value> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(LoadError::Bad);
     }
     let mut h = HashValue::default();
@@ -487,7 +504,7 @@ fn pairs_into_hash(r: &mut Reader<'_>, items: Vec<Vec<u8>>) -> Load<Value> {
 }
 
 fn pairs_into_zset(r: &mut Reader<'_>, items: Vec<Vec<u8>>) -> Load<Value> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(LoadError::Bad);
     }
     let mut z = ZSetValue::default();
@@ -743,7 +760,9 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     // Phases 4 and 5: footer, then the object within the room left.
     let object = verify_payload(&args[3]).ok_or(OpError::Static(reply::DUMP_PAYLOAD))?;
-    let budget = ctx.room_for_store(key).min(ctx.max_value_len.saturating_mul(4));
+    let budget = ctx
+        .room_for_store(key)
+        .min(ctx.max_value_len.saturating_mul(4));
     let (value, elements, inflated) = match load_payload(object, budget) {
         Ok(v) => v,
         Err(LoadError::Bad) => return Err(OpError::Static(reply::BAD_DATA_FORMAT)),

@@ -26,9 +26,9 @@ use bytes::Bytes;
 
 use super::args::{int, is, parse_f64};
 use super::{Ctx, OpError, zset};
+use crate::partition::Value;
 use crate::partition::value::ZSET_MEMBER_OVERHEAD;
 use crate::partition::zset::{ScoreBound, ScoreRange, ZSetValue};
-use crate::partition::Value;
 use crate::resp::{Reply, reply};
 
 const STEP_MAX: u32 = 26;
@@ -278,13 +278,20 @@ impl Shape {
         let (height, width) = (self.conversion * h, self.conversion * w);
         let lat_delta = (height / EARTH_RADIUS_IN_METERS) / D_R;
         let top = (width / EARTH_RADIUS_IN_METERS / ((self.lat + lat_delta) * D_R).cos()) / D_R;
-        let bottom =
-            (width / EARTH_RADIUS_IN_METERS / ((self.lat - lat_delta) * D_R).cos()) / D_R;
+        let bottom = (width / EARTH_RADIUS_IN_METERS / ((self.lat - lat_delta) * D_R).cos()) / D_R;
         let south = self.lat < 0.0;
         [
-            if south { self.lon - bottom } else { self.lon - top },
+            if south {
+                self.lon - bottom
+            } else {
+                self.lon - top
+            },
             self.lat - lat_delta,
-            if south { self.lon + bottom } else { self.lon + top },
+            if south {
+                self.lon + bottom
+            } else {
+                self.lon + top
+            },
             self.lat + lat_delta,
         ]
     }
@@ -520,7 +527,7 @@ pub fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         at += 1;
     }
-    if (args.len() - at) % 3 != 0 || (nx && xx) || at == args.len() {
+    if !(args.len() - at).is_multiple_of(3) || (nx && xx) || at == args.len() {
         return Err(OpError::Syntax);
     }
     let mut zargs: Vec<Bytes> = Vec::with_capacity(at + (args.len() - at) / 3 * 2);
@@ -594,10 +601,12 @@ pub fn geopos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let z = read(ctx, &args[1])?;
     let out = args[2..]
         .iter()
-        .map(|m| match z.and_then(|z| z.score(m)).and_then(decode_score) {
-            Some((lon, lat)) => Reply::Array(vec![coord(resp3, lon), coord(resp3, lat)]),
-            None => Reply::NilArray,
-        })
+        .map(
+            |m| match z.and_then(|z| z.score(m)).and_then(decode_score) {
+                Some((lon, lat)) => Reply::Array(vec![coord(resp3, lon), coord(resp3, lat)]),
+                None => Reply::NilArray,
+            },
+        )
         .collect::<Vec<_>>();
     ctx.count_extra(out.len());
     Ok(Reply::Array(out))
@@ -628,7 +637,11 @@ pub fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } else {
         Variant::SearchStore
     };
-    let src_idx = if variant == Variant::SearchStore { 2 } else { 1 };
+    let src_idx = if variant == Variant::SearchStore {
+        2
+    } else {
+        1
+    };
     // Phase 1: the source's type, then the arguments.
     let exists = read(ctx, &args[src_idx])?.is_some();
     let mut store: Option<&Bytes> = None;

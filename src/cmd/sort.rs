@@ -174,7 +174,11 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } as i64;
     let mut start = limit_start.max(0).min(len);
     let count = limit_count.max(-1).min(len);
-    let mut end = if count < 0 { len - 1 } else { start + count - 1 };
+    let mut end = if count < 0 {
+        len - 1
+    } else {
+        start + count - 1
+    };
     if start >= len {
         start = len - 1;
         end = len - 2;
@@ -189,7 +193,10 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 let (a, b) = (start as usize, end as usize);
                 if desc {
                     let n = l.len();
-                    l.range(n - 1 - b, n - 1 - a).rev().map(<[u8]>::to_vec).collect()
+                    l.range(n - 1 - b, n - 1 - a)
+                        .rev()
+                        .map(<[u8]>::to_vec)
+                        .collect()
                 } else {
                     l.range(a, b).map(<[u8]>::to_vec).collect()
                 }

@@ -1111,7 +1111,10 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             }
         }
         log.set_last_id(id);
-        log.set_counters(entries_added, (!max_deleted.is_zero()).then_some(max_deleted));
+        log.set_counters(
+            entries_added,
+            (!max_deleted.is_zero()).then_some(max_deleted),
+        );
         Ok(())
     })?;
     match done {

@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, dump, geo, hash, hll, keys, list, script, set, sort, stream, string, zset};
+use super::{
+    Handler, bitmap, dump, geo, hash, hll, keys, list, script, set, sort, stream, string, zset,
+};
 
 /// Command flags (bit set).
 pub mod flags {

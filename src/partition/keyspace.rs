@@ -651,7 +651,10 @@ impl Keyspace {
                 walked += 1;
                 let len = slot.map.len();
                 if rank < len {
-                    found = slot.map.at(rank).map(|(k, e)| (Box::from(k.as_bytes()), e.is_expired(now)));
+                    found = slot
+                        .map
+                        .at(rank)
+                        .map(|(k, e)| (Box::from(k.as_bytes()), e.is_expired(now)));
                     break;
                 }
                 rank -= len;
