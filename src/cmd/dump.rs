@@ -8,11 +8,14 @@
 //! Redis since 2.x reads: strings (small integers integer-encoded, as Redis
 //! does, so a small string's payload equals Redis's byte for byte), lists
 //! (`RDB_TYPE_LIST`), sets, hashes and sorted sets with binary scores
-//! (`RDB_TYPE_ZSET_2`). RESTORE reads those and the compact encodings Redis
-//! writes: LZF-compressed strings, listpacks (7.0 hashes, sorted sets and
-//! quicklist-2 lists), ziplists and intsets (payloads of Redis 6), string
-//! scores (`RDB_TYPE_ZSET`). Streams, modules and zipmaps are not read
-//! ("Bad data format"), and DUMP of a stream is refused with an error.
+//! (`RDB_TYPE_ZSET_2`), and streams as Redis 7.0 does
+//! (`RDB_TYPE_STREAM_LISTPACKS_2`: listpack nodes of 100 entries, counters,
+//! groups with their PELs and consumers). RESTORE reads those and the
+//! compact encodings Redis writes: LZF-compressed strings, listpacks (7.0
+//! hashes, sorted sets and quicklist-2 lists), ziplists and intsets
+//! (payloads of Redis 6), string scores (`RDB_TYPE_ZSET`), and Redis 6's
+//! streams (`RDB_TYPE_STREAM_LISTPACKS`). Modules and zipmaps are not read
+//! ("Bad data format").
 //!
 //! RESTORE bounds its memory: nothing is preallocated from a length the
 //! payload declares; every decoded element is charged against the room the
@@ -29,11 +32,15 @@ use bytes::Bytes;
 
 use super::args::{int, is, parse_i64};
 use super::{Ctx, OpError};
-use crate::partition::Value;
+use crate::partition::stream::{
+    CONSUMER_OVERHEAD, Fields, GROUP_OVERHEAD, NODE_ENTRIES, PENDING_OVERHEAD,
+    STREAM_ENTRY_OVERHEAD,
+};
 use crate::partition::value::{
     HASH_FIELD_OVERHEAD, HashValue, LIST_ELEM_OVERHEAD, ListValue, SET_MEMBER_OVERHEAD, SetValue,
     ZSET_MEMBER_OVERHEAD, ZSetValue,
 };
+use crate::partition::{StreamId, StreamValue, Value};
 use crate::resp::{Reply, reply};
 
 /// The RDB version DUMP writes (Redis 7.0's) and the highest RESTORE reads.
@@ -53,6 +60,8 @@ const TYPE_LIST_QUICKLIST: u8 = 14;
 const TYPE_HASH_LISTPACK: u8 = 16;
 const TYPE_ZSET_LISTPACK: u8 = 17;
 const TYPE_LIST_QUICKLIST_2: u8 = 18;
+const TYPE_STREAM_LISTPACKS: u8 = 15;
+const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 
 /// Redis's CRC-64 (Jones polynomial, reflected, initial 0, no final xor).
 pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
@@ -119,9 +128,197 @@ fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// The payload of `value` (with its footer); `None` for a type DUMP does
-/// not write (streams). `elements` counts what was written.
-pub fn dump_value(value: &Value, elements: &mut u64) -> Option<Vec<u8>> {
+/// A listpack being written (Redis's `lpAppend`/`lpAppendInteger`
+/// encodings), for stream nodes.
+struct LpWriter {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl LpWriter {
+    fn new() -> LpWriter {
+        LpWriter {
+            buf: vec![0; 6],
+            count: 0,
+        }
+    }
+
+    fn entry(&mut self, enc: &[u8]) {
+        self.buf.extend_from_slice(enc);
+        let l = enc.len() as u64;
+        let back: Vec<u8> = if l <= 127 {
+            vec![l as u8]
+        } else if l < 16383 {
+            vec![(l >> 7) as u8, (l & 127) as u8 | 128]
+        } else if l < 2097151 {
+            vec![
+                (l >> 14) as u8,
+                ((l >> 7) & 127) as u8 | 128,
+                (l & 127) as u8 | 128,
+            ]
+        } else if l < 268435455 {
+            vec![
+                (l >> 21) as u8,
+                ((l >> 14) & 127) as u8 | 128,
+                ((l >> 7) & 127) as u8 | 128,
+                (l & 127) as u8 | 128,
+            ]
+        } else {
+            vec![
+                (l >> 28) as u8,
+                ((l >> 21) & 127) as u8 | 128,
+                ((l >> 14) & 127) as u8 | 128,
+                ((l >> 7) & 127) as u8 | 128,
+                (l & 127) as u8 | 128,
+            ]
+        };
+        self.buf.extend_from_slice(&back);
+        self.count += 1;
+    }
+
+    fn int(&mut self, v: i64) {
+        let enc: Vec<u8> = if (0..=127).contains(&v) {
+            vec![v as u8]
+        } else if (-4096..=4095).contains(&v) {
+            let u = if v < 0 { (1i64 << 13) + v } else { v } as u64;
+            vec![((u >> 8) as u8) | 0xC0, u as u8]
+        } else if let Ok(x) = i16::try_from(v) {
+            let b = x.to_le_bytes();
+            vec![0xF1, b[0], b[1]]
+        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+            let b = (v as i32).to_le_bytes();
+            vec![0xF2, b[0], b[1], b[2]]
+        } else if let Ok(x) = i32::try_from(v) {
+            let mut e = vec![0xF3];
+            e.extend_from_slice(&x.to_le_bytes());
+            e
+        } else {
+            let mut e = vec![0xF4];
+            e.extend_from_slice(&v.to_le_bytes());
+            e
+        };
+        self.entry(&enc);
+    }
+
+    /// A string, stored as an integer when it is one (as `lpAppend`).
+    fn string(&mut self, s: &[u8]) {
+        if let Some(v) = parse_i64(s) {
+            return self.int(v);
+        }
+        let mut enc = Vec::with_capacity(s.len() + 5);
+        let n = s.len();
+        if n < 64 {
+            enc.push(0x80 | n as u8);
+        } else if n < 4096 {
+            enc.extend_from_slice(&[0xE0 | (n >> 8) as u8, n as u8]);
+        } else {
+            enc.push(0xF0);
+            enc.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        enc.extend_from_slice(s);
+        self.entry(&enc);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.buf.push(0xFF);
+        let total = self.buf.len() as u32;
+        self.buf[..4].copy_from_slice(&total.to_le_bytes());
+        let n = self.count.min(65535) as u16;
+        self.buf[4..6].copy_from_slice(&n.to_le_bytes());
+        self.buf
+    }
+}
+
+fn id_bytes(id: StreamId) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&id.ms.to_be_bytes());
+    b[8..].copy_from_slice(&id.seq.to_be_bytes());
+    b
+}
+
+/// A stream as Redis 7.0 saves it (`RDB_TYPE_STREAM_LISTPACKS_2`): nodes
+/// of up to [`NODE_ENTRIES`] entries, each a listpack keyed by its first
+/// ID (its master entry lists the first entry's fields), then the stream's
+/// counters, then every group with its PEL and consumers.
+fn put_stream(out: &mut Vec<u8>, st: &StreamValue, elements: &mut u64) {
+    let log = st.log();
+    let entries: Vec<(StreamId, &Fields)> = log.range(StreamId::ZERO, StreamId::MAX).collect();
+    let nodes: Vec<&[(StreamId, &Fields)]> = entries.chunks(NODE_ENTRIES as usize).collect();
+    put_len(out, nodes.len() as u64);
+    for node in nodes {
+        let master = node[0].0;
+        let master_fields: Vec<&[u8]> = node[0].1.iter().step_by(2).collect();
+        let mut lp = LpWriter::new();
+        lp.int(node.len() as i64);
+        lp.int(0);
+        lp.int(master_fields.len() as i64);
+        for f in &master_fields {
+            lp.string(f);
+        }
+        lp.int(0);
+        for (id, fields) in node {
+            let items: Vec<&[u8]> = fields.iter().collect();
+            let n = items.len() / 2;
+            let same = n == master_fields.len()
+                && items
+                    .iter()
+                    .step_by(2)
+                    .zip(&master_fields)
+                    .all(|(a, b)| a == b);
+            lp.int(if same { 2 } else { 0 });
+            lp.int(id.ms.wrapping_sub(master.ms) as i64);
+            lp.int(id.seq.wrapping_sub(master.seq) as i64);
+            if !same {
+                lp.int(n as i64);
+            }
+            for pair in items.chunks(2) {
+                if !same {
+                    lp.string(pair[0]);
+                }
+                lp.string(pair.get(1).copied().unwrap_or_default());
+            }
+            let lp_count = n + 3 + if same { 0 } else { n + 1 };
+            lp.int(lp_count as i64);
+            *elements += 1 + items.len() as u64;
+        }
+        put_string(out, &id_bytes(master));
+        put_string(out, &lp.finish());
+    }
+    put_len(out, log.len() as u64);
+    for id in [log.last_id(), log.first_id(), log.max_deleted()] {
+        put_len(out, id.ms);
+        put_len(out, id.seq);
+    }
+    put_len(out, log.entries_added());
+    put_len(out, st.groups().len() as u64);
+    for (name, g) in st.groups() {
+        put_string(out, name);
+        put_len(out, g.last_delivered().ms);
+        put_len(out, g.last_delivered().seq);
+        put_len(out, g.entries_read().unwrap_or(u64::MAX));
+        put_len(out, g.pending_len() as u64);
+        for (id, p) in g.pending_range(StreamId::ZERO, StreamId::MAX) {
+            out.extend_from_slice(&id_bytes(id));
+            out.extend_from_slice(&p.delivered_at.to_le_bytes());
+            put_len(out, p.deliveries);
+            *elements += 1;
+        }
+        put_len(out, g.consumers().len() as u64);
+        for (cname, c) in g.consumers() {
+            put_string(out, cname);
+            out.extend_from_slice(&c.seen_at.to_le_bytes());
+            put_len(out, c.pending_len() as u64);
+            for id in g.consumer_ids(cname) {
+                out.extend_from_slice(&id_bytes(id));
+            }
+            *elements += 1 + c.pending_len() as u64;
+        }
+    }
+}
+
+/// The payload of `value` (with its footer). `elements` counts what was
+/// written.
+pub fn dump_value(value: &Value, elements: &mut u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.mem_bytes().min(1 << 20) + 16);
     match value {
         Value::Str(s) => {
@@ -165,12 +362,15 @@ pub fn dump_value(value: &Value, elements: &mut u64) -> Option<Vec<u8>> {
             }
             *elements += 2 * z.len() as u64;
         }
-        Value::Stream(_) => return None,
+        Value::Stream(st) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            put_stream(&mut out, st, elements);
+        }
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
-    Some(out)
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -521,6 +721,156 @@ fn pairs_into_zset(r: &mut Reader<'_>, items: Vec<Vec<u8>>) -> Load<Value> {
     Ok(Value::ZSet(Box::new(z)))
 }
 
+/// A stream ID as 16 big-endian bytes (node keys, PEL entries).
+fn read_id(b: &[u8]) -> Load<StreamId> {
+    if b.len() != 16 {
+        return Err(LoadError::Bad);
+    }
+    let ms = u64::from_be_bytes(b[..8].try_into().map_err(|_| LoadError::Bad)?);
+    let seq = u64::from_be_bytes(b[8..].try_into().map_err(|_| LoadError::Bad)?);
+    Ok(StreamId::new(ms, seq))
+}
+
+fn lp_int(items: &[Vec<u8>], at: &mut usize) -> Load<i64> {
+    let v = items
+        .get(*at)
+        .and_then(|s| parse_i64(s))
+        .ok_or(LoadError::Bad)?;
+    *at += 1;
+    Ok(v)
+}
+
+fn lp_count(items: &[Vec<u8>], at: &mut usize) -> Load<usize> {
+    usize::try_from(lp_int(items, at)?).map_err(|_| LoadError::Bad)
+}
+
+/// The live entries of one stream node's listpack (Redis's layout: a
+/// master entry, then entries with ID deltas, same-fields flags and
+/// tombstones), appended to `out` in order.
+fn stream_node(
+    r: &mut Reader<'_>,
+    master: StreamId,
+    items: &[Vec<u8>],
+    out: &mut Vec<(StreamId, Fields)>,
+) -> Load<()> {
+    let mut at = 0;
+    let _count = lp_count(items, &mut at)?;
+    let _deleted = lp_count(items, &mut at)?;
+    let nmf = lp_count(items, &mut at)?;
+    let master_fields = items.get(at..at + nmf).ok_or(LoadError::Bad)?;
+    at += nmf;
+    if lp_int(items, &mut at)? != 0 {
+        return Err(LoadError::Bad);
+    }
+    while at < items.len() {
+        let flags = lp_int(items, &mut at)?;
+        let ms = master.ms.wrapping_add(lp_int(items, &mut at)? as u64);
+        let seq = master.seq.wrapping_add(lp_int(items, &mut at)? as u64);
+        let id = StreamId::new(ms, seq);
+        let mut strings: Vec<&[u8]> = Vec::new();
+        if flags & 2 != 0 {
+            let values = items.get(at..at + nmf).ok_or(LoadError::Bad)?;
+            at += nmf;
+            for (f, v) in master_fields.iter().zip(values) {
+                strings.push(f);
+                strings.push(v);
+            }
+        } else {
+            let n = lp_count(items, &mut at)?;
+            let pairs = items
+                .get(
+                    at..at
+                        .checked_add(n.checked_mul(2).ok_or(LoadError::Bad)?)
+                        .ok_or(LoadError::Bad)?,
+                )
+                .ok_or(LoadError::Bad)?;
+            at += 2 * n;
+            strings.extend(pairs.iter().map(Vec::as_slice));
+        }
+        let _lp_count = lp_int(items, &mut at)?;
+        if flags & 1 == 0 {
+            if out.last().is_some_and(|(last, _)| id <= *last) || id.is_zero() {
+                return Err(LoadError::Bad);
+            }
+            r.element(STREAM_ENTRY_OVERHEAD)?;
+            out.push((id, Fields::encode(&strings)));
+        }
+    }
+    Ok(())
+}
+
+/// A stream (`RDB_TYPE_STREAM_LISTPACKS` and `_2`).
+fn load_stream(r: &mut Reader<'_>, kind: u8) -> Load<Value> {
+    let mut entries = Vec::new();
+    for _ in 0..r.count()? {
+        let master = read_id(&r.string()?)?;
+        let lp = r.string()?;
+        let items = listpack_entries(&lp)?;
+        if items.is_empty() {
+            return Err(LoadError::Bad);
+        }
+        stream_node(r, master, &items, &mut entries)?;
+    }
+    let length = r.count()?;
+    let ids = |r: &mut Reader<'_>| -> Load<StreamId> { Ok(StreamId::new(r.len()?, r.len()?)) };
+    let last = ids(r)?;
+    let (mut max_deleted, mut entries_added) = (StreamId::ZERO, entries.len() as u64);
+    if kind == TYPE_STREAM_LISTPACKS_2 {
+        let _first = ids(r)?;
+        max_deleted = ids(r)?;
+        entries_added = r.len()?;
+    }
+    if length != entries.len() as u64 || entries.last().is_some_and(|(id, _)| *id > last) {
+        return Err(LoadError::Bad);
+    }
+    let mut st = StreamValue::default();
+    let log = st.log_mut();
+    for (id, fields) in entries {
+        log.append(id, fields);
+    }
+    log.set_last_id(last);
+    log.set_counters(Some(entries_added), Some(max_deleted));
+    for _ in 0..r.count()? {
+        let name = r.string()?;
+        r.charge(GROUP_OVERHEAD)?;
+        let last_delivered = ids(r)?;
+        let entries_read = if kind == TYPE_STREAM_LISTPACKS_2 {
+            Some(r.len()?).filter(|&n| n != u64::MAX)
+        } else {
+            None
+        };
+        if !st.create_group(&name, last_delivered, entries_read) {
+            return Err(LoadError::Bad);
+        }
+        let mut pel = std::collections::BTreeMap::new();
+        for _ in 0..r.count()? {
+            let id = read_id(r.take(16)?)?;
+            let at = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| LoadError::Bad)?);
+            let count = r.len()?;
+            r.element(PENDING_OVERHEAD)?;
+            pel.insert(id, (at, count));
+        }
+        for _ in 0..r.count()? {
+            let cname = r.string()?;
+            r.charge(CONSUMER_OVERHEAD)?;
+            let seen = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| LoadError::Bad)?);
+            let mut owned = Vec::new();
+            for _ in 0..r.count()? {
+                let id = read_id(r.take(16)?)?;
+                let (at, count) = pel.remove(&id).ok_or(LoadError::Bad)?;
+                owned.push((id, at, count));
+            }
+            st.group_mut(&name, |g, _| {
+                g.create_consumer(&cname, seen);
+                for (id, at, count) in owned {
+                    g.restore_pending(id, &cname, seen, at, count);
+                }
+            });
+        }
+    }
+    Ok(Value::Stream(Box::new(st)))
+}
+
 /// Decodes a payload's object (the footer already checked and cut off).
 fn load_object(r: &mut Reader<'_>) -> Load<Value> {
     let kind = r.byte()?;
@@ -660,6 +1010,7 @@ fn load_object(r: &mut Reader<'_>) -> Load<Value> {
             }
             Value::List(Box::new(l))
         }
+        TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 => load_stream(r, kind)?,
         _ => return Err(LoadError::Bad),
     };
     if r.pos != r.buf.len() {
@@ -709,10 +1060,7 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let mut elements = 0;
     let payload = dump_value(&e.value, &mut elements);
     ctx.work += elements;
-    match payload {
-        Some(p) => Ok(Reply::bulk(p)),
-        None => Err(OpError::Static(reply::DUMP_STREAM)),
-    }
+    Ok(Reply::bulk(payload))
 }
 
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds]
@@ -803,9 +1151,9 @@ mod tests {
     fn small_strings_dump_as_redis() {
         // DUMP of SET k hello / SET k 12345 on redis-server 7.0.
         let mut n = 0;
-        let p = dump_value(&Value::Str(b"hello".to_vec()), &mut n).unwrap();
+        let p = dump_value(&Value::Str(b"hello".to_vec()), &mut n);
         assert_eq!(p, b"\x00\x05hello\n\x00cr\xdfve4 \n");
-        let p = dump_value(&Value::Str(b"12345".to_vec()), &mut n).unwrap();
+        let p = dump_value(&Value::Str(b"12345".to_vec()), &mut n);
         assert_eq!(p, b"\x00\xc190\n\x00\x9d\x94\xea'\x93\xfc\x08\xb9");
     }
 
@@ -818,10 +1166,42 @@ mod tests {
         h.run(&["sadd", "set", "x", "y", "7"]);
         h.run(&["hset", "h", "f", "v", "n", "12"]);
         h.run(&["zadd", "z", "1.5", "a", "-inf", "b", "3", "c"]);
-        for k in ["s", "i", "l", "set", "h", "z"] {
+        for i in 1..=230 {
+            let id = format!("{}-{}", 5 + i / 4, i % 4);
+            if i % 5 == 0 {
+                h.run(&["xadd", "st", &id, "g", "-70000", "h", ""]);
+            } else {
+                h.run(&["xadd", "st", &id, "f", &i.to_string()]);
+            }
+        }
+        h.run(&["xgroup", "create", "st", "g", "0"]);
+        h.run(&["xgroup", "create", "st", "other", "$", "ENTRIESREAD", "7"]);
+        h.run(&[
+            "xreadgroup",
+            "group",
+            "g",
+            "c1",
+            "count",
+            "3",
+            "streams",
+            "st",
+            ">",
+        ]);
+        h.run(&[
+            "xreadgroup",
+            "group",
+            "g",
+            "c2",
+            "count",
+            "2",
+            "streams",
+            "st",
+            ">",
+        ]);
+        for k in ["s", "i", "l", "set", "h", "z", "st"] {
             let e = h.ks.get(k.as_bytes(), h.now).unwrap().value.clone();
             let mut n = 0;
-            let payload = dump_value(&e, &mut n).unwrap();
+            let payload = dump_value(&e, &mut n);
             let object = verify_payload(&payload).unwrap();
             let (back, _, _) = load_payload(object, usize::MAX).unwrap();
             assert_eq!(back, e, "{k}");
@@ -841,11 +1221,11 @@ mod tests {
     #[test]
     fn corrupt_payloads_are_refused() {
         let mut n = 0;
-        let mut p = dump_value(&Value::Str(b"hello".to_vec()), &mut n).unwrap();
+        let mut p = dump_value(&Value::Str(b"hello".to_vec()), &mut n);
         let last = p.len() - 1;
         p[last] ^= 1;
         assert_eq!(verify_payload(&p), None);
-        let mut p = dump_value(&Value::Str(b"hello".to_vec()), &mut n).unwrap();
+        let mut p = dump_value(&Value::Str(b"hello".to_vec()), &mut n);
         p[8] = 11; // version 11
         assert_eq!(verify_payload(&p), None);
         // A list that declares a billion elements but holds none.
@@ -855,6 +1235,73 @@ mod tests {
         // An LZF string inflating past the budget.
         let obj = [TYPE_STRING, 0xC3, 0x02, 0x41, 0x00, 0x00, 0x61];
         assert_eq!(load_payload(&obj, 100), Err(LoadError::TooBig));
+    }
+
+    /// Mutated payloads (bytes flipped, cut, inserted) never panic the
+    /// decoder: each is read or refused.
+    #[test]
+    fn mutated_payloads_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut h = Harness::new();
+        h.run(&["set", "s", "a string that is long enough"]);
+        h.run(&["rpush", "l", "a", "1", "-300", "b"]);
+        h.run(&["sadd", "set", "x", "7"]);
+        h.run(&["hset", "h", "f", "v", "n", "12"]);
+        h.run(&["zadd", "z", "1.5", "a", "3", "c"]);
+        for i in 1..=120 {
+            h.run(&["xadd", "st", &format!("{i}-1"), "f", &i.to_string()]);
+        }
+        h.run(&["xgroup", "create", "st", "g", "0"]);
+        h.run(&[
+            "xreadgroup",
+            "group",
+            "g",
+            "c1",
+            "count",
+            "3",
+            "streams",
+            "st",
+            ">",
+        ]);
+        let mut seeds: Vec<Vec<u8>> = ["s", "l", "set", "h", "z", "st"]
+            .iter()
+            .map(|k| {
+                let e = h.ks.get(k.as_bytes(), h.now).unwrap().value.clone();
+                let mut n = 0;
+                let p = dump_value(&e, &mut n);
+                p[..p.len() - 10].to_vec()
+            })
+            .collect();
+        // Redis's own compact encodings too: a listpack hash and an intset.
+        let mut lp = LpWriter::new();
+        for s in ["f", "1", "g", "-5000"] {
+            lp.string(s.as_bytes());
+        }
+        let mut obj = vec![TYPE_HASH_LISTPACK];
+        put_string(&mut obj, &lp.finish());
+        seeds.push(obj);
+        let mut obj = vec![TYPE_SET_INTSET];
+        let mut is = vec![2, 0, 0, 0, 2, 0, 0, 0];
+        is.extend_from_slice(&[1, 0, 2, 0]);
+        put_string(&mut obj, &is);
+        seeds.push(obj);
+        for seed in &seeds {
+            assert!(load_payload(seed, usize::MAX).is_ok(), "seed {seed:?}");
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for round in 0..20_000 {
+            let mut p = seeds[round % seeds.len()].clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..p.len());
+                match rng.random_range(0..3) {
+                    0 => p[at] = rng.random(),
+                    1 => p.truncate(at.max(1)),
+                    _ => p.insert(at, rng.random()),
+                }
+            }
+            let outcome = std::panic::catch_unwind(|| load_payload(&p, 1 << 20));
+            assert!(outcome.is_ok(), "panicked on {p:?}");
+        }
     }
 
     #[test]

@@ -559,6 +559,30 @@ impl Group {
         Some(c.pending.len())
     }
 
+    /// RESTORE: records PEL entry `id` as owned by `consumer` (created,
+    /// seen at `seen_at`, if missing) with its delivery time and count.
+    pub fn restore_pending(
+        &mut self,
+        id: StreamId,
+        consumer: &[u8],
+        seen_at: u64,
+        delivered_at: u64,
+        deliveries: u64,
+    ) {
+        self.create_consumer(consumer, seen_at);
+        let p = self.assign(id, consumer);
+        p.delivered_at = delivered_at;
+        p.deliveries = deliveries;
+    }
+
+    /// The IDs `consumer` owns, ascending (DUMP).
+    pub fn consumer_ids(&self, consumer: &[u8]) -> impl Iterator<Item = StreamId> + '_ {
+        self.consumers
+            .get(consumer)
+            .into_iter()
+            .flat_map(|c| c.pending.iter().copied())
+    }
+
     /// XGROUP SETID.
     pub fn set_last_delivered(&mut self, id: StreamId, entries_read: Option<u64>) {
         self.last_delivered = id;

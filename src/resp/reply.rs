@@ -89,8 +89,6 @@ pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
 pub const RESTORE_TTL: &str = "ERR Invalid TTL value, must be >= 0";
 pub const RESTORE_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
 pub const RESTORE_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
-/// DUMP of a stream: Stratus does not write Redis's stream encoding yet.
-pub const DUMP_STREAM: &str = "ERR DUMP of a stream is not supported";
 pub const CACHE_DELETED: &str = "ERR this connection's cache was deleted";
 
 // Counts and indexes shared by the collection families.
