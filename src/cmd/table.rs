@@ -802,6 +802,50 @@ mod tests {
             "{t}stream",
             "{t}none",
             "{t}hash",
+            "{t}w_*",
+            "{t}h_*->f",
+            "#",
+            "i8",
+            "u63",
+            "i64",
+            "#3",
+            "OVERFLOW",
+            "SAT",
+            "FAIL",
+            "WRAP",
+            "INCRBY",
+            "GET",
+            "SET",
+            "BY",
+            "ALPHA",
+            "DESC",
+            "STORE",
+            "{t}dst",
+            "IDX",
+            "LEN",
+            "MINMATCHLEN",
+            "WITHMATCHLEN",
+            "FROMLONLAT",
+            "FROMMEMBER",
+            "BYRADIUS",
+            "BYBOX",
+            "km",
+            "m",
+            "WITHCOORD",
+            "WITHDIST",
+            "WITHHASH",
+            "ANY",
+            "ASC",
+            "STOREDIST",
+            "13.361389",
+            "38.115556",
+            "-85.05112878",
+            "180",
+            "{t}geo",
+            "REPLACE",
+            "ABSTTL",
+            "ENTRIESADDED",
+            "MAXDELETEDID",
         ];
         let families = [
             Family::List,
@@ -811,9 +855,12 @@ mod tests {
             Family::Bitmap,
             Family::Stream,
         ];
+        let extra = [
+            "lcs", "substr", "sort", "sort_ro", "dump", "restore", "copy",
+        ];
         let names: Vec<&str> = COMMANDS
             .iter()
-            .filter(|c| families.contains(&c.family))
+            .filter(|c| families.contains(&c.family) || extra.contains(&c.name))
             .map(|c| c.name)
             .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -827,6 +874,16 @@ mod tests {
             &["xadd", "{t}stream", "1-1", "f", "v"],
             &["xgroup", "CREATE", "{t}stream", "g", "0"],
             &["hset", "{t}hash", "f", "v"],
+            &[
+                "geoadd",
+                "{t}geo",
+                "13.361389",
+                "38.115556",
+                "a",
+                "15",
+                "37",
+                "b",
+            ],
         ];
         for round in 0..30_000 {
             if round % 1000 == 0 {
