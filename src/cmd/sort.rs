@@ -186,7 +186,6 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if end >= len {
         end = len - 1;
     }
-    let ranged = dontsort && matches!(kind, Some(0) | Some(2)) && (start != 0 || end != len - 1);
     let mut elements: Vec<Vec<u8>> = match ctx.ks.peek_live(key, ctx.now).map(|e| &e.value) {
         Some(Value::List(l)) if dontsort => {
             if end >= start {
@@ -230,7 +229,7 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     ctx.work += elements.len() as u64;
     if dontsort && matches!(kind, Some(0) | Some(2)) {
         // Loaded in their own order, the LIMIT range only.
-        if ranged || end >= start {
+        if end >= start {
             end -= start;
             start = 0;
         }

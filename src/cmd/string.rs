@@ -439,6 +439,21 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     ctx.work += cells;
     let w = blen + 1;
+    if getlen {
+        // The length alone needs two rows of the table, not all of it.
+        let (mut prev, mut row) = (vec![0u32; w], vec![0u32; w]);
+        for i in 1..=alen {
+            for j in 1..=blen {
+                row[j] = if a[i - 1] == b[j - 1] {
+                    prev[j - 1] + 1
+                } else {
+                    prev[j].max(row[j - 1])
+                };
+            }
+            std::mem::swap(&mut prev, &mut row);
+        }
+        return Ok(Reply::Int(i64::from(prev[blen])));
+    }
     let mut t = vec![0u32; cells as usize];
     for i in 1..=alen {
         for j in 1..=blen {
@@ -450,9 +465,6 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
     }
     let total = t[alen * w + blen];
-    if getlen {
-        return Ok(Reply::Int(i64::from(total)));
-    }
     // Walk back from the end, as Redis does, collecting the string and
     // the ranges of contiguous matches.
     let mut result = vec![0u8; total as usize];
@@ -726,5 +738,33 @@ mod tests {
         );
         assert_eq!(h.run(&["psetex", "b", "1500", "y"]), Reply::ok());
         assert_eq!(h.run(&["pttl", "b"]), Reply::Int(1500));
+    }
+
+    /// LCS LEN (two rows of the table) agrees with the full table's length.
+    #[test]
+    fn lcs_len_agrees_with_the_full_table() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut h = Harness::new();
+        for _ in 0..200 {
+            let mut word = |n: usize| -> String {
+                (0..rng.random_range(0..n))
+                    .map(|_| (b'a' + rng.random_range(0..4u8)) as char)
+                    .collect()
+            };
+            let (a, b) = (word(40), word(40));
+            h.run(&["mset", "{l}a", &a, "{l}b", &b]);
+            let Reply::Int(len) = h.run(&["lcs", "{l}a", "{l}b", "LEN"]) else {
+                panic!("LEN is an integer")
+            };
+            let Reply::Map(idx) = h.run(&["lcs", "{l}a", "{l}b", "IDX"]) else {
+                panic!("IDX is a map")
+            };
+            assert_eq!(idx[1].1, Reply::Int(len), "{a} {b}");
+            let Reply::Bulk(s) = h.run(&["lcs", "{l}a", "{l}b"]) else {
+                panic!("the LCS is a string")
+            };
+            assert_eq!(s.len() as i64, len);
+        }
     }
 }
