@@ -1064,12 +1064,13 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds]
-/// [FREQ frequency]. IDLETIME and FREQ are checked as Redis checks them;
-/// the key's access clock starts at the restore.
+/// [FREQ frequency]. IDLETIME backdates the key's last access (what
+/// eviction's LRU and OBJECT IDLETIME read); FREQ is checked as Redis
+/// checks it, but Stratus keeps no access frequency (its eviction is LRU).
 pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // Phase 1: options.
     let (mut replace, mut absttl) = (false, false);
-    let (mut idle, mut freq) = (false, false);
+    let (mut idle, mut freq) = (None::<u64>, false);
     let mut j = 4;
     while j < args.len() {
         let more = args.len() - j - 1;
@@ -1079,12 +1080,13 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         } else if is(a, "ABSTTL") {
             absttl = true;
         } else if is(a, "IDLETIME") && more >= 1 && !freq {
-            if int(&args[j + 1])? < 0 {
+            let secs = int(&args[j + 1])?;
+            if secs < 0 {
                 return Err(OpError::Static(reply::RESTORE_IDLETIME));
             }
-            idle = true;
+            idle = Some(secs as u64);
             j += 1;
-        } else if is(a, "FREQ") && more >= 1 && !idle {
+        } else if is(a, "FREQ") && more >= 1 && idle.is_none() {
             let f = int(&args[j + 1])?;
             if !(0..=255).contains(&f) {
                 return Err(OpError::Static(reply::RESTORE_FREQ));
@@ -1134,6 +1136,9 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     ctx.reserve_store(key, value.mem_bytes())?;
     ctx.ks.insert(key, value, ttl as u64, ctx.now);
+    if let Some(secs) = idle {
+        ctx.ks.set_idle(key, secs, ctx.now);
+    }
     Ok(Reply::ok())
 }
 

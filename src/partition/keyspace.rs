@@ -366,6 +366,21 @@ impl Keyspace {
         Some(e)
     }
 
+    /// Backdates a live key's last access by `idle_secs` (RESTORE
+    /// IDLETIME), as if it had not been read since; false if missing.
+    pub fn set_idle(&mut self, key: &[u8], idle_secs: u64, now: u64) -> bool {
+        let idx = self.index(key);
+        let Some(e) = self.tables[idx]
+            .as_deref_mut()
+            .and_then(|slot| slot.map.get_mut(key))
+            .filter(|e| !e.is_expired(now))
+        else {
+            return false;
+        };
+        e.lru = lru_clock(now).saturating_sub(u32::try_from(idle_secs).unwrap_or(u32::MAX));
+        true
+    }
+
     /// Sets (`Some`) or clears (`None`) the deadline of a live key; returns
     /// false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>, now: u64) -> bool {
@@ -1181,5 +1196,18 @@ mod tests {
     fn entry_stays_40_bytes() {
         // The scan position lives in what was padding.
         assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+
+    #[test]
+    fn set_idle_backdates_the_last_access() {
+        let mut ks = Keyspace::whole();
+        let now = 1_700_000_000_000;
+        ks.insert(b"k", Value::Str(b"v".to_vec()), 0, now);
+        assert!(ks.set_idle(b"k", 100, now));
+        assert_eq!(ks.peek(b"k").map(|e| e.lru), Some(lru_clock(now) - 100));
+        assert!(!ks.set_idle(b"missing", 1, now));
+        // A read makes it recent again.
+        ks.get(b"k", now);
+        assert_eq!(ks.peek(b"k").map(|e| e.lru), Some(lru_clock(now)));
     }
 }
