@@ -83,6 +83,7 @@ pub fn categories(spec: &CommandSpec, sub: Option<&[u8]>) -> u32 {
         Family::HyperLogLog => "hyperloglog",
         Family::Bitmap => "bitmap",
         Family::Stream => "stream",
+        Family::Geo => "geo",
         Family::Transaction => "transaction",
         Family::Scripting => "scripting",
         Family::Server | Family::Cluster => "",
@@ -92,7 +93,10 @@ pub fn categories(spec: &CommandSpec, sub: Option<&[u8]>) -> u32 {
         // Redis puts scripts in neither @read nor @write.
         f &= !(flags::READ | flags::WRITE);
     }
-    let mut cats = bit(family);
+    let mut cats = match crate::cmd::table::acl_family_categories(spec) {
+        Some(list) => list.iter().fold(0, |c, name| c | bit(name)),
+        None => bit(family),
+    };
     for (flag, name) in [
         (flags::READ, "read"),
         (flags::WRITE, "write"),

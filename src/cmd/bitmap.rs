@@ -298,6 +298,277 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::Int(maxlen as i64))
 }
 
+/// Overflow behaviour of BITFIELD's SET and INCRBY.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+/// One parsed BITFIELD operation.
+struct FieldOp {
+    /// 0 = GET, 1 = SET, 2 = INCRBY.
+    kind: u8,
+    signed: bool,
+    bits: u32,
+    offset: u64,
+    value: i64,
+    overflow: Overflow,
+}
+
+/// `i<1..64>` or `u<1..63>`.
+fn field_type(arg: &[u8]) -> Result<(bool, u32), OpError> {
+    let bad = || OpError::Static(reply::BITFIELD_TYPE);
+    let signed = match arg.first() {
+        Some(b'i') => true,
+        Some(b'u') => false,
+        _ => return Err(bad()),
+    };
+    let bits = parse_i64(&arg[1..]).ok_or_else(bad)?;
+    if bits < 1 || (signed && bits > 64) || (!signed && bits > 63) {
+        return Err(bad());
+    }
+    Ok((signed, bits as u32))
+}
+
+/// A BITFIELD offset: bits, or `#n` = n times the field's width.
+fn field_offset(arg: &[u8], bits: u32, max_value_len: usize) -> Result<u64, OpError> {
+    let bad = || OpError::Static(reply::BIT_OFFSET);
+    let (hash, digits) = match arg.first() {
+        Some(b'#') => (true, &arg[1..]),
+        _ => (false, arg),
+    };
+    let mut n = parse_i64(digits).ok_or_else(bad)?;
+    if hash {
+        n = n.wrapping_mul(i64::from(bits));
+    }
+    if n < 0 || ((n as u64) >> 3) >= max_value_len as u64 {
+        return Err(bad());
+    }
+    Ok(n as u64)
+}
+
+fn get_field_unsigned(s: &[u8], offset: u64, bits: u32) -> u64 {
+    (0..u64::from(bits)).fold(0u64, |v, i| (v << 1) | u64::from(get_bit(s, offset + i)))
+}
+
+fn get_field_signed(s: &[u8], offset: u64, bits: u32) -> i64 {
+    let mut v = get_field_unsigned(s, offset, bits);
+    if bits < 64 && v & (1 << (bits - 1)) != 0 {
+        v |= u64::MAX << bits;
+    }
+    v as i64
+}
+
+fn set_field(s: &mut [u8], offset: u64, bits: u32, v: u64) {
+    for i in 0..u64::from(bits) {
+        let on = (v >> (u64::from(bits) - 1 - i)) & 1 != 0;
+        let bit = offset + i;
+        let (byte, mask) = ((bit >> 3) as usize, 0x80u8 >> (bit & 7));
+        if on {
+            s[byte] |= mask;
+        } else {
+            s[byte] &= !mask;
+        }
+    }
+}
+
+/// Redis's `checkUnsignedBitfieldOverflow`: whether `value + incr`
+/// overflows `bits`, and the value to store instead (wrapped or saturated).
+fn unsigned_overflow(value: u64, incr: i64, bits: u32, ow: Overflow) -> (bool, u64) {
+    let max = (1u64 << bits) - 1;
+    let maxincr = max.wrapping_sub(value) as i64;
+    let minincr = value.wrapping_neg() as i64;
+    let wrap = || value.wrapping_add(incr as u64) & !(u64::MAX << bits);
+    if value > max || (incr > 0 && incr > maxincr) {
+        (true, if ow == Overflow::Sat { max } else { wrap() })
+    } else if incr < 0 && incr < minincr {
+        (true, if ow == Overflow::Sat { 0 } else { wrap() })
+    } else {
+        (false, 0)
+    }
+}
+
+/// Redis's `checkSignedBitfieldOverflow` (see [`unsigned_overflow`]).
+fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64) {
+    let max: i64 = if bits == 64 {
+        i64::MAX
+    } else {
+        (1i64 << (bits - 1)) - 1
+    };
+    let min = -max - 1;
+    let maxincr = (max as u64).wrapping_sub(value as u64) as i64;
+    let minincr = min.wrapping_sub(value);
+    let wrap = || {
+        let mut c = (value as u64).wrapping_add(incr as u64);
+        if bits < 64 {
+            let mask = u64::MAX << bits;
+            if c & (1u64 << (bits - 1)) != 0 {
+                c |= mask;
+            } else {
+                c &= !mask;
+            }
+        }
+        c as i64
+    };
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
+        (true, if ow == Overflow::Sat { max } else { wrap() })
+    } else if value < min
+        || (bits != 64 && incr < minincr)
+        || (value < 0 && incr < 0 && incr < minincr)
+    {
+        (true, if ow == Overflow::Sat { min } else { wrap() })
+    } else {
+        (false, 0)
+    }
+}
+
+/// BITFIELD key [GET type offset] [SET type offset value] [INCRBY type
+/// offset increment] [OVERFLOW WRAP|SAT|FAIL] ... and BITFIELD_RO (GET
+/// only). Every operation is parsed before any runs, as in Redis; a write
+/// reserves the growth to its farthest bit before the string grows. Each
+/// operation beyond the first counts as one unit of work, as a key of MSET
+/// does, and each whole KiB zero-filled as FILL_KIB.
+pub fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let ro = is(&args[0], "bitfield_ro");
+    let mut ops = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut highest: Option<u64> = None;
+    let mut j = 2;
+    while j < args.len() {
+        let rem = args.len() - j - 1;
+        let sub = &args[j];
+        let kind = if is(sub, "GET") && rem >= 2 {
+            0
+        } else if is(sub, "SET") && rem >= 3 {
+            1
+        } else if is(sub, "INCRBY") && rem >= 3 {
+            2
+        } else if is(sub, "OVERFLOW") && rem >= 1 {
+            let t = &args[j + 1];
+            overflow = if is(t, "WRAP") {
+                Overflow::Wrap
+            } else if is(t, "SAT") {
+                Overflow::Sat
+            } else if is(t, "FAIL") {
+                Overflow::Fail
+            } else {
+                return Err(OpError::Static(reply::BITFIELD_OVERFLOW_TYPE));
+            };
+            j += 2;
+            continue;
+        } else {
+            return Err(OpError::Syntax);
+        };
+        let (signed, bits) = field_type(&args[j + 1])?;
+        let offset = field_offset(&args[j + 2], bits, ctx.max_value_len)?;
+        let mut value = 0;
+        if kind != 0 {
+            let last = offset + u64::from(bits) - 1;
+            highest = Some(highest.map_or(last, |h| h.max(last)));
+            value = int(&args[j + 3])?;
+        }
+        ops.push(FieldOp {
+            kind,
+            signed,
+            bits,
+            offset,
+            value,
+            overflow,
+        });
+        j += if kind == 0 { 3 } else { 4 };
+    }
+    ctx.count_extra(ops.len());
+    let key = &args[1];
+    let Some(highest) = highest else {
+        // Reads only.
+        let s = op_read(ctx, key)?.unwrap_or_default();
+        let out = ops
+            .iter()
+            .map(|op| {
+                Reply::Int(if op.signed {
+                    get_field_signed(s, op.offset, op.bits)
+                } else {
+                    get_field_unsigned(s, op.offset, op.bits) as i64
+                })
+            })
+            .collect();
+        return Ok(Reply::Array(out));
+    };
+    if ro {
+        return Err(OpError::Static(reply::BITFIELD_RO_GET_ONLY));
+    }
+    let need = (highest >> 3) as usize + 1;
+    let cur = match ctx.ks.peek_live(key, ctx.now).map(|e| &e.value) {
+        None => None,
+        Some(Value::Str(s)) => Some(s.len()),
+        Some(_) => return Err(OpError::WrongType),
+    };
+    ctx.reserve_store(key, need.max(cur.unwrap_or(0)))?;
+    ctx.work += zero_filled_kib(need.saturating_sub(cur.unwrap_or(0)));
+    let run = |s: &mut Vec<u8>| {
+        if s.len() < need {
+            s.resize(need, 0);
+        }
+        ops.iter()
+            .map(|op| match op.kind {
+                0 if op.signed => Reply::Int(get_field_signed(s, op.offset, op.bits)),
+                0 => Reply::Int(get_field_unsigned(s, op.offset, op.bits) as i64),
+                kind if op.signed => {
+                    let old = get_field_signed(s, op.offset, op.bits);
+                    let (over, new, ret) = if kind == 2 {
+                        let (over, w) = signed_overflow(old, op.value, op.bits, op.overflow);
+                        let new = if over { w } else { old.wrapping_add(op.value) };
+                        (over, new, new)
+                    } else {
+                        let (over, w) = signed_overflow(op.value, 0, op.bits, op.overflow);
+                        (over, if over { w } else { op.value }, old)
+                    };
+                    if over && op.overflow == Overflow::Fail {
+                        Reply::Nil
+                    } else {
+                        set_field(s, op.offset, op.bits, new as u64);
+                        Reply::Int(ret)
+                    }
+                }
+                kind => {
+                    let old = get_field_unsigned(s, op.offset, op.bits);
+                    let (over, new, ret) = if kind == 2 {
+                        let (over, w) = unsigned_overflow(old, op.value, op.bits, op.overflow);
+                        let new = if over {
+                            w
+                        } else {
+                            old.wrapping_add(op.value as u64)
+                        };
+                        (over, new, new)
+                    } else {
+                        let v = op.value as u64;
+                        let (over, w) = unsigned_overflow(v, 0, op.bits, op.overflow);
+                        (over, if over { w } else { v }, old)
+                    };
+                    if over && op.overflow == Overflow::Fail {
+                        Reply::Nil
+                    } else {
+                        set_field(s, op.offset, op.bits, new);
+                        Reply::Int(ret as i64)
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
+        let Value::Str(s) = e.value_mut() else {
+            return Err(OpError::WrongType);
+        };
+        return Ok(Reply::Array(run(s)));
+    }
+    let mut s = Vec::new();
+    let out = run(&mut s);
+    ctx.ks.insert(key, Value::Str(s), 0, ctx.now);
+    Ok(Reply::Array(out))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err};

@@ -15,7 +15,9 @@
 
 pub mod args;
 pub mod bitmap;
+pub mod dump;
 pub mod float80;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -23,6 +25,7 @@ pub mod list;
 pub mod lua_pattern;
 pub mod script;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod table;

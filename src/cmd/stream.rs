@@ -1075,6 +1075,54 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(reply)
 }
 
+/// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID
+/// max-deleted-id]: the checks and their order are Redis's.
+pub fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let id = parse_strict(&args[2])?;
+    let mut entries_added: Option<u64> = None;
+    let mut max_deleted = StreamId::ZERO;
+    let mut i = 3;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        if is(&args[i], "ENTRIESADDED") && more > 0 {
+            let n = int(&args[i + 1])?;
+            if n < 0 {
+                return Err(OpError::Static(reply::XSETID_ENTRIES_NEGATIVE));
+            }
+            entries_added = Some(n as u64);
+        } else if is(&args[i], "MAXDELETEDID") && more > 0 {
+            max_deleted = parse_strict(&args[i + 1])?;
+            if id < max_deleted {
+                return Err(OpError::Static(reply::XSETID_BELOW_MAX_DELETED));
+            }
+        } else {
+            return Err(OpError::Syntax);
+        }
+        i += 2;
+    }
+    let done = super::write_as::<StreamValue, _>(ctx, &args[1], false, |s| {
+        let log = s.log_mut();
+        if !log.is_empty() {
+            if log.last().is_some_and(|(top, _)| id < top) {
+                return Err(OpError::Static(reply::XSETID_BELOW_TOP));
+            }
+            if entries_added.is_some_and(|n| (log.len() as u64) > n) {
+                return Err(OpError::Static(reply::XSETID_ENTRIES_BELOW_LENGTH));
+            }
+        }
+        log.set_last_id(id);
+        log.set_counters(
+            entries_added,
+            (!max_deleted.is_zero()).then_some(max_deleted),
+        );
+        Ok(())
+    })?;
+    match done {
+        Some(()) => Ok(Reply::ok()),
+        None => Err(OpError::NoSuchKey),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err};

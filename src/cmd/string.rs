@@ -394,6 +394,152 @@ pub fn zero_filled_kib(bytes: usize) -> u64 {
     (bytes / 1024) as u64
 }
 
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest
+/// common subsequence of two strings, by Redis's dynamic programme (so the
+/// matches it lists are Redis's). Its table is (len1+1)·(len2+1) `u32`s of
+/// transient memory: refused, as Redis does, when that passes
+/// proto-max-bulk-len, before anything is allocated; every cell is metered
+/// as work.
+pub fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (a, b) = {
+        let a = lcs_operand(ctx, &args[1])?;
+        let b = lcs_operand(ctx, &args[2])?;
+        match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(OpError::Static(reply::LCS_NOT_STRINGS)),
+        }
+    };
+    let (mut getlen, mut getidx, mut withmatchlen) = (false, false, false);
+    let mut minmatchlen: i64 = 0;
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        let more = args.len() - 1 - j;
+        if is(opt, "IDX") {
+            getidx = true;
+        } else if is(opt, "LEN") {
+            getlen = true;
+        } else if is(opt, "WITHMATCHLEN") {
+            withmatchlen = true;
+        } else if is(opt, "MINMATCHLEN") && more > 0 {
+            minmatchlen = int(&args[j + 1])?.max(0);
+            j += 1;
+        } else {
+            return Err(OpError::Syntax);
+        }
+        j += 1;
+    }
+    if getlen && getidx {
+        return Err(OpError::Static(reply::LCS_LEN_AND_IDX));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1).saturating_mul(blen as u64 + 1);
+    if cells.saturating_mul(4) > ctx.max_value_len as u64 {
+        return Err(OpError::Static(reply::LCS_TOO_BIG));
+    }
+    ctx.work += cells;
+    let w = blen + 1;
+    if getlen {
+        // The length alone needs two rows of the table, not all of it.
+        let (mut prev, mut row) = (vec![0u32; w], vec![0u32; w]);
+        for i in 1..=alen {
+            for j in 1..=blen {
+                row[j] = if a[i - 1] == b[j - 1] {
+                    prev[j - 1] + 1
+                } else {
+                    prev[j].max(row[j - 1])
+                };
+            }
+            std::mem::swap(&mut prev, &mut row);
+        }
+        return Ok(Reply::Int(i64::from(prev[blen])));
+    }
+    let mut t = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            t[i * w + j] = if a[i - 1] == b[j - 1] {
+                t[(i - 1) * w + j - 1] + 1
+            } else {
+                t[(i - 1) * w + j].max(t[i * w + j - 1])
+            };
+        }
+    }
+    let total = t[alen * w + blen];
+    // Walk back from the end, as Redis does, collecting the string and
+    // the ranges of contiguous matches.
+    let mut result = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut matches = Vec::new();
+    let (mut arange_start, mut arange_end, mut brange_start, mut brange_end) = (alen, 0, 0, 0);
+    let (mut i, mut j) = (alen, blen);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[idx - 1] = a[i - 1];
+            if arange_start == alen {
+                (arange_start, arange_end, brange_start, brange_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if arange_start == i && brange_start == j {
+                arange_start -= 1;
+                brange_start -= 1;
+            } else {
+                emit = true;
+            }
+            if arange_start == 0 || brange_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if t[(i - 1) * w + j] > t[i * w + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if arange_start != alen {
+                emit = true;
+            }
+        }
+        let match_len = arange_end.wrapping_sub(arange_start).wrapping_add(1);
+        if emit {
+            if getidx && (minmatchlen == 0 || match_len as i64 >= minmatchlen) {
+                let mut m = vec![
+                    Reply::Array(vec![
+                        Reply::Int(arange_start as i64),
+                        Reply::Int(arange_end as i64),
+                    ]),
+                    Reply::Array(vec![
+                        Reply::Int(brange_start as i64),
+                        Reply::Int(brange_end as i64),
+                    ]),
+                ];
+                if withmatchlen {
+                    m.push(Reply::Int(match_len as i64));
+                }
+                matches.push(Reply::Array(m));
+            }
+            arange_start = alen;
+        }
+    }
+    if getidx {
+        return Ok(Reply::Map(vec![
+            (Reply::bulk("matches"), Reply::Array(matches)),
+            (Reply::bulk("len"), Reply::Int(i64::from(total))),
+        ]));
+    }
+    Ok(Reply::bulk(result))
+}
+
+/// An LCS operand: the string (empty if missing), `None` if the key holds
+/// another type.
+fn lcs_operand(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, OpError> {
+    match op_get(ctx, key) {
+        Ok(v) => Ok(Some(v.map(<[u8]>::to_vec).unwrap_or_default())),
+        Err(OpError::WrongType) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err};
@@ -592,5 +738,33 @@ mod tests {
         );
         assert_eq!(h.run(&["psetex", "b", "1500", "y"]), Reply::ok());
         assert_eq!(h.run(&["pttl", "b"]), Reply::Int(1500));
+    }
+
+    /// LCS LEN (two rows of the table) agrees with the full table's length.
+    #[test]
+    fn lcs_len_agrees_with_the_full_table() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut h = Harness::new();
+        for _ in 0..200 {
+            let mut word = |n: usize| -> String {
+                (0..rng.random_range(0..n))
+                    .map(|_| (b'a' + rng.random_range(0..4u8)) as char)
+                    .collect()
+            };
+            let (a, b) = (word(40), word(40));
+            h.run(&["mset", "{l}a", &a, "{l}b", &b]);
+            let Reply::Int(len) = h.run(&["lcs", "{l}a", "{l}b", "LEN"]) else {
+                panic!("LEN is an integer")
+            };
+            let Reply::Map(idx) = h.run(&["lcs", "{l}a", "{l}b", "IDX"]) else {
+                panic!("IDX is a map")
+            };
+            assert_eq!(idx[1].1, Reply::Int(len), "{a} {b}");
+            let Reply::Bulk(s) = h.run(&["lcs", "{l}a", "{l}b"]) else {
+                panic!("the LCS is a string")
+            };
+            assert_eq!(s.len() as i64, len);
+        }
     }
 }

@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, hash, hll, keys, list, script, set, stream, string, zset};
+use super::{
+    Handler, bitmap, dump, geo, hash, hll, keys, list, script, set, sort, stream, string, zset,
+};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -77,10 +79,11 @@ pub enum Family {
     Stream,
     Transaction,
     Scripting,
+    Geo,
 }
 
 impl Family {
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 15] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -95,6 +98,7 @@ impl Family {
         Family::Stream,
         Family::Transaction,
         Family::Scripting,
+        Family::Geo,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -114,6 +118,7 @@ impl Family {
             Family::Stream => "stream",
             Family::Transaction => "transaction",
             Family::Scripting => "scripting",
+            Family::Geo => "geo",
         }
     }
 
@@ -156,6 +161,8 @@ pub enum ConnOp {
     /// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL
     /// | HELP: the cache's function libraries.
     Function,
+    /// RANDOMKEY: a key drawn from every partition of the cache.
+    Randomkey,
 }
 
 /// How a command executes.
@@ -180,6 +187,12 @@ pub enum KeySpec {
     /// follows `COUNT n`, `BLOCK ms`, `GROUP g c` and `NOACK` options
     /// (`XREAD`, `XREADGROUP`).
     Streams,
+    /// SORT's `STORE destination`, found by skipping the other options'
+    /// arguments as Redis's `sortGetKeys` does (the last STORE wins).
+    SortStore,
+    /// GEORADIUS's `STORE` / `STOREDIST destination` (from the 6th
+    /// argument on, the last one wins, as Redis's `georadiusGetKeys`).
+    GeoStore,
 }
 
 /// Where the `STREAMS` keyword is in an XREAD/XREADGROUP call, scanning the
@@ -288,6 +301,34 @@ impl CommandSpec {
                 }
                 None => 0..0,
             },
+            KeySpec::GeoStore => {
+                let mut found = 0..0;
+                let mut i = 5;
+                while i < args.len() {
+                    if (is(&args[i], "STORE") || is(&args[i], "STOREDIST")) && i + 1 < args.len() {
+                        found = i + 1..i + 2;
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                found
+            }
+            KeySpec::SortStore => {
+                let mut found = 0..0;
+                let mut i = 2;
+                while i < args.len() {
+                    let a = &args[i];
+                    if is(a, "LIMIT") {
+                        i += 2;
+                    } else if is(a, "GET") || is(a, "BY") {
+                        i += 1;
+                    } else if is(a, "STORE") && i + 1 < args.len() {
+                        found = i + 1..i + 2;
+                    }
+                    i += 1;
+                }
+                found
+            }
         }
     }
 }
@@ -338,6 +379,12 @@ const WALK_COPY: u32 = 200;
 const WALK_BUILD: u32 = 300;
 /// ... a field and its value copied into a reply (HGETALL: 0.23-0.43).
 const WALK_PAIR: u32 = 300;
+/// ... a slot table's length read while RANDOMKEY looks for the key it
+/// drew (a pass over up to 16,384 lengths costs about 16 GETs).
+const SLOT_STEP: u32 = 1;
+/// ... a cell of LCS's dynamic-programming table (a compare and a max,
+/// about a nanosecond: 1 milli-unit rounds it up).
+const LCS_CELL: u32 = 1;
 /// Work per KiB of string scanned by bitmap commands, in milli-units
 /// (measured 2.0-2.5 GETs per KiB for BITCOUNT and BITPOS, a byte at a
 /// time; BITOP AND of two sources 4.9 per KiB of result, fill included).
@@ -405,6 +452,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("time",         1, F,               0, 0, 0, Server,     0, Conn(C::Time)),
     row!("scan",        -2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Scan)),
     row!("keys",         2, R | DG,           0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
+    row!("randomkey",    1, R,               0, 0, 0, Keys,    SLOT_STEP, Conn(C::Randomkey)),
     row!("readonly",     1, F,               0, 0, 0, Connection, 0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Connection, 0, Conn(C::Readwrite)),
     row!("cluster",     -2, CT,              0, 0, 0, Cluster,    0, Conn(C::Cluster)),
@@ -434,6 +482,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("append",       3, W | M | F,       1, 1, 1, String, 0, Data(string::append)),
     row!("strlen",       2, R | F,           1, 1, 1, String, 0, Data(string::strlen)),
     row!("getrange",     4, R,               1, 1, 1, String, 0, Data(string::getrange)),
+    row!("lcs",         -3, R,               1, 2, 1, String, LCS_CELL, Data(string::lcs)),
+    row!("substr",       4, R,               1, 1, 1, String, 0, Data(string::getrange)),
     row!("setrange",     4, W | M,           1, 1, 1, String, FILL_KIB, Data(string::setrange)),
     // keys
     row!("del",         -2, W | FO,               1,-1, 1, Keys, 0, Data(keys::del)),
@@ -452,6 +502,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("persist",      2, W | F,           1, 1, 1, Keys, 0, Data(keys::persist)),
     row!("rename",       3, W,           1, 2, 1, Keys, 0, Data(keys::rename)),
     row!("renamenx",     3, W | F,       1, 2, 1, Keys, 0, Data(keys::rename)),
+    row!("sort",        -2, W | M | DG,  1, 1, 1, Keys, WALK_BUILD, Data(sort::sort)).keys(KeySpec::SortStore),
+    row!("sort_ro",     -2, R | DG,      1, 1, 1, Keys, WALK_BUILD, Data(sort::sort)),
+    row!("dump",         2, R,               1, 1, 1, Keys, WALK_COPY, Data(dump::dump)),
+    row!("restore",     -4, W | M | DG,      1, 1, 1, Keys, WALK_COPY, Data(dump::restore)),
     row!("copy",        -3, W | M,       1, 2, 1, Keys, WALK, Data(keys::copy)),
     // hashes
     row!("hset",        -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
@@ -534,6 +588,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
     row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
     row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
+    // geospatial (sorted sets)
+    row!("geoadd",      -5, W | M,           1, 1, 1, Geo, WALK_COPY, Data(geo::geoadd)),
+    row!("geodist",     -4, R,               1, 1, 1, Geo, 0, Data(geo::geodist)),
+    row!("geohash",     -2, R,               1, 1, 1, Geo, WALK_COPY, Data(geo::geohash)),
+    row!("geopos",      -2, R,               1, 1, 1, Geo, WALK_COPY, Data(geo::geopos)),
+    row!("geosearch",   -7, R,               1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)),
+    row!("geosearchstore", -8, W | M,        1, 2, 1, Geo, WALK_COPY, Data(geo::georadius)),
+    row!("georadius",   -6, W | M,           1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)).keys(KeySpec::GeoStore),
+    row!("georadius_ro", -6, R,              1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)),
+    row!("georadiusbymember", -5, W | M,     1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)).keys(KeySpec::GeoStore),
+    row!("georadiusbymember_ro", -5, R,      1, 1, 1, Geo, WALK_COPY, Data(geo::georadius)),
     // HyperLogLogs (strings)
     row!("pfadd",       -2, W | M | F,       1, 1, 1, HyperLogLog, HLL_KIB, Data(hll::pfadd)),
     row!("pfcount",     -2, R,           1,-1, 1, HyperLogLog, HLL_KIB, Data(hll::pfcount)),
@@ -543,6 +608,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("getbit",       3, R | F,           1, 1, 1, Bitmap, 0, Data(bitmap::getbit)),
     row!("bitcount",    -2, R,               1, 1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitcount)),
     row!("bitpos",      -3, R,               1, 1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitpos)),
+    row!("bitfield",    -2, W | M,           1, 1, 1, Bitmap, FILL_KIB, Data(bitmap::bitfield)),
+    row!("bitfield_ro", -2, R | F,           1, 1, 1, Bitmap, FILL_KIB, Data(bitmap::bitfield)),
     row!("bitop",       -4, W | M,       2,-1, 1, Bitmap, SCAN_KIB, Data(bitmap::bitop)),
     // streams
     row!("xadd",        -5, W | M | F,       1, 1, 1, Stream, WALK, Data(stream::xadd)),
@@ -558,6 +625,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xpending",    -3, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xpending)),
     row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xclaim)),
     row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xautoclaim)),
+    row!("xsetid",      -3, W | M | F,       1, 1, 1, Stream, 0, Data(stream::xsetid)),
     row!("xinfo",       -2, R | CT,           2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
     // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless
     // scripts run in slot 0's partition); EVALSHA* reach the handler with the
@@ -623,6 +691,21 @@ const SUBCOMMAND_FLAGS: &[(&str, &str, u16)] = &[
     ("acl", "users", AD),
     ("module", "*", AD),
 ];
+
+/// Commands whose ACL data categories are not their family's (Redis puts
+/// SORT in the categories of the types it sorts).
+const ACL_FAMILY_CATEGORIES: &[(&str, &[&str])] = &[
+    ("sort", &["list", "set", "sortedset"]),
+    ("sort_ro", &["list", "set", "sortedset"]),
+];
+
+/// The data categories of `spec` when they are not its family's.
+pub fn acl_family_categories(spec: &CommandSpec) -> Option<&'static [&'static str]> {
+    ACL_FAMILY_CATEGORIES
+        .iter()
+        .find(|(name, _)| *name == spec.name)
+        .map(|(_, cats)| *cats)
+}
 
 /// The subcommands whose ACL flags differ from their container's
 /// (`ACL CAT` lists them).
@@ -817,6 +900,50 @@ mod tests {
             "{t}stream",
             "{t}none",
             "{t}hash",
+            "{t}w_*",
+            "{t}h_*->f",
+            "#",
+            "i8",
+            "u63",
+            "i64",
+            "#3",
+            "OVERFLOW",
+            "SAT",
+            "FAIL",
+            "WRAP",
+            "INCRBY",
+            "GET",
+            "SET",
+            "BY",
+            "ALPHA",
+            "DESC",
+            "STORE",
+            "{t}dst",
+            "IDX",
+            "LEN",
+            "MINMATCHLEN",
+            "WITHMATCHLEN",
+            "FROMLONLAT",
+            "FROMMEMBER",
+            "BYRADIUS",
+            "BYBOX",
+            "km",
+            "m",
+            "WITHCOORD",
+            "WITHDIST",
+            "WITHHASH",
+            "ANY",
+            "ASC",
+            "STOREDIST",
+            "13.361389",
+            "38.115556",
+            "-85.05112878",
+            "180",
+            "{t}geo",
+            "REPLACE",
+            "ABSTTL",
+            "ENTRIESADDED",
+            "MAXDELETEDID",
         ];
         let families = [
             Family::List,
@@ -826,9 +953,12 @@ mod tests {
             Family::Bitmap,
             Family::Stream,
         ];
+        let extra = [
+            "lcs", "substr", "sort", "sort_ro", "dump", "restore", "copy",
+        ];
         let names: Vec<&str> = COMMANDS
             .iter()
-            .filter(|c| families.contains(&c.family))
+            .filter(|c| families.contains(&c.family) || extra.contains(&c.name))
             .map(|c| c.name)
             .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -842,6 +972,16 @@ mod tests {
             &["xadd", "{t}stream", "1-1", "f", "v"],
             &["xgroup", "CREATE", "{t}stream", "g", "0"],
             &["hset", "{t}hash", "f", "v"],
+            &[
+                "geoadd",
+                "{t}geo",
+                "13.361389",
+                "38.115556",
+                "a",
+                "15",
+                "37",
+                "b",
+            ],
         ];
         for round in 0..30_000 {
             if round % 1000 == 0 {

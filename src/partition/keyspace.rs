@@ -40,6 +40,10 @@ use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 use table::KeyTable;
 
+/// Draws RANDOMKEY makes before it gives up on a keyspace whose keys it
+/// keeps finding expired (each one found is reclaimed).
+pub const RANDOM_KEY_TRIES: usize = 100;
+
 /// A stored value with its deadline.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -362,6 +366,21 @@ impl Keyspace {
         Some(e)
     }
 
+    /// Backdates a live key's last access by `idle_secs` (RESTORE
+    /// IDLETIME), as if it had not been read since; false if missing.
+    pub fn set_idle(&mut self, key: &[u8], idle_secs: u64, now: u64) -> bool {
+        let idx = self.index(key);
+        let Some(e) = self.tables[idx]
+            .as_deref_mut()
+            .and_then(|slot| slot.map.get_mut(key))
+            .filter(|e| !e.is_expired(now))
+        else {
+            return false;
+        };
+        e.lru = lru_clock(now).saturating_sub(u32::try_from(idle_secs).unwrap_or(u32::MAX));
+        true
+    }
+
     /// Sets (`Some`) or clears (`None`) the deadline of a live key; returns
     /// false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>, now: u64) -> bool {
@@ -625,6 +644,45 @@ impl Keyspace {
             next: Some(cur),
             visited: visited as u64,
         }
+    }
+
+    /// A key drawn uniformly from the live keys (RANDOMKEY), or `None` if
+    /// there are none. Each draw picks a rank among all keys and walks the
+    /// slot tables' lengths to find it: at most one pass over the slots
+    /// (16,384), never over the keys. A drawn key whose deadline has passed
+    /// is reclaimed and another drawn, at most [`RANDOM_KEY_TRIES`] times (an
+    /// expired key found last is returned as missing). Returns the key and
+    /// the slots walked (the caller meters them).
+    pub fn random_key(&mut self, now: u64) -> (Option<Box<[u8]>>, u64) {
+        let mut rng = rand::rng();
+        let mut walked = 0u64;
+        for _ in 0..RANDOM_KEY_TRIES {
+            if self.keys == 0 {
+                return (None, walked);
+            }
+            let mut rank = rng.random_range(0..self.keys);
+            let mut found = None;
+            for slot in self.tables.iter().flatten() {
+                walked += 1;
+                let len = slot.map.len();
+                if rank < len {
+                    found = slot
+                        .map
+                        .at(rank)
+                        .map(|(k, e)| (Box::from(k.as_bytes()), e.is_expired(now)));
+                    break;
+                }
+                rank -= len;
+            }
+            match found {
+                Some((key, false)) => return (Some(key), walked),
+                Some((key, true)) => {
+                    self.lookup(&key, now);
+                }
+                None => return (None, walked),
+            }
+        }
+        (None, walked)
     }
 
     /// Bytes stored in each slot of the range, in slot order.
@@ -1138,5 +1196,18 @@ mod tests {
     fn entry_stays_40_bytes() {
         // The scan position lives in what was padding.
         assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+
+    #[test]
+    fn set_idle_backdates_the_last_access() {
+        let mut ks = Keyspace::whole();
+        let now = 1_700_000_000_000;
+        ks.insert(b"k", Value::Str(b"v".to_vec()), 0, now);
+        assert!(ks.set_idle(b"k", 100, now));
+        assert_eq!(ks.peek(b"k").map(|e| e.lru), Some(lru_clock(now) - 100));
+        assert!(!ks.set_idle(b"missing", 1, now));
+        // A read makes it recent again.
+        ks.get(b"k", now);
+        assert_eq!(ks.peek(b"k").map(|e| e.lru), Some(lru_clock(now)));
     }
 }

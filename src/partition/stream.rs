@@ -345,6 +345,16 @@ impl Log {
         self.last_id = id;
     }
 
+    /// XSETID's ENTRIESADDED and MAXDELETEDID (the caller checks them).
+    pub fn set_counters(&mut self, entries_added: Option<u64>, max_deleted: Option<StreamId>) {
+        if let Some(n) = entries_added {
+            self.entries_added = n;
+        }
+        if let Some(id) = max_deleted {
+            self.max_deleted = id;
+        }
+    }
+
     /// Whether a deleted ID may lie at or after `start` (Redis's
     /// `streamRangeHasTombstones` with no end).
     fn has_tombstones_from(&self, start: StreamId) -> bool {
@@ -547,6 +557,30 @@ impl Group {
         }
         self.bytes -= name.len() + CONSUMER_OVERHEAD;
         Some(c.pending.len())
+    }
+
+    /// RESTORE: records PEL entry `id` as owned by `consumer` (created,
+    /// seen at `seen_at`, if missing) with its delivery time and count.
+    pub fn restore_pending(
+        &mut self,
+        id: StreamId,
+        consumer: &[u8],
+        seen_at: u64,
+        delivered_at: u64,
+        deliveries: u64,
+    ) {
+        self.create_consumer(consumer, seen_at);
+        let p = self.assign(id, consumer);
+        p.delivered_at = delivered_at;
+        p.deliveries = deliveries;
+    }
+
+    /// The IDs `consumer` owns, ascending (DUMP).
+    pub fn consumer_ids(&self, consumer: &[u8]) -> impl Iterator<Item = StreamId> + '_ {
+        self.consumers
+            .get(consumer)
+            .into_iter()
+            .flat_map(|c| c.pending.iter().copied())
     }
 
     /// XGROUP SETID.

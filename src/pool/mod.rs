@@ -934,6 +934,55 @@ impl CachePool {
         Ok((id, step))
     }
 
+    /// RANDOMKEY: a partition drawn with a probability proportional to its
+    /// keys (from the stats they last published), then a key drawn in it
+    /// (see [`Keyspace::random_key`]), on the worker pool. Returns the key
+    /// (`None` if the partitions drawn had none) and the slots walked.
+    ///
+    /// [`Keyspace::random_key`]: crate::partition::Keyspace::random_key
+    pub async fn random_key(
+        &self,
+        now: u64,
+        busy: Duration,
+    ) -> Result<(Option<Box<[u8]>>, u64), NotRun> {
+        let parts = self.partitions();
+        let counts: Vec<usize> = parts.iter().map(|p| p.stats().keys).collect();
+        let total: usize = counts.iter().sum();
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        if total > 0 {
+            // The drawn partition first, then the others in case it emptied.
+            let mut rank = rand::Rng::random_range(&mut rand::rng(), 0..total);
+            if let Some(first) = counts.iter().position(|&n| {
+                let hit = rank < n;
+                rank = rank.saturating_sub(n);
+                hit
+            }) {
+                order.swap(0, first);
+            }
+        }
+        let mut walked = 0;
+        for i in order {
+            let found = self
+                .on_workers(
+                    &parts[i],
+                    move |_, st| {
+                        // A retired partition's keys live on elsewhere.
+                        if st.retired {
+                            return Ok((None, 0));
+                        }
+                        Ok(st.ks.random_key(now))
+                    },
+                    busy,
+                )
+                .await?;
+            walked += found.1;
+            if found.0.is_some() {
+                return Ok((found.0, walked));
+            }
+        }
+        Ok((None, walked))
+    }
+
     /// Keys in `slot` (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT), on the
     /// worker pool.
     pub async fn slot_keys(

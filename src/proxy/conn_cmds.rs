@@ -121,6 +121,19 @@ async fn dispatch(
             };
             super::scripting::function(&*bound(conn)?, args, limits, work).await
         }
+        ConnOp::Randomkey => {
+            match bound(conn)?
+                .pool
+                .random_key(now, conn.shared.busy_threshold)
+                .await
+            {
+                Ok((key, walked)) => {
+                    *work += walked;
+                    Ok(key.map_or(Reply::Nil, |k| Reply::Bulk(Bytes::from(k))))
+                }
+                Err(_) => Err(OpError::Static(reply::BUSY)),
+            }
+        }
     }
 }
 
