@@ -4,7 +4,11 @@
 
 use std::net::IpAddr;
 
+use std::path::PathBuf;
+
 use clap::{Args, ValueEnum};
+
+use crate::tls::{AuthClients, TlsFiles};
 
 /// RESP port: Redis's.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -96,15 +100,83 @@ pub enum LogFormat {
     Json,
 }
 
+/// A listening port: a number, `any` (a free port the kernel picks: tests),
+/// or 0 = off, as Redis's `port 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Off,
+    Any,
+    Fixed(u16),
+}
+
+impl Port {
+    /// The port to bind, `None` when off.
+    pub fn bind(self) -> Option<u16> {
+        match self {
+            Port::Off => None,
+            Port::Any => Some(0),
+            Port::Fixed(n) => Some(n),
+        }
+    }
+}
+
+impl std::str::FromStr for Port {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Port, String> {
+        match s {
+            "any" => Ok(Port::Any),
+            "0" | "off" => Ok(Port::Off),
+            n => n
+                .parse::<u16>()
+                .map(Port::Fixed)
+                .map_err(|_| format!("'{n}' is not a port (1-65535, any, or 0 = off)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Off => f.write_str("0"),
+            Port::Any => f.write_str("any"),
+            Port::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// Settings of `stratus serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address the RESP port listens on.
     #[arg(long, env = "STRATUS_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// RESP port (0 = any free port).
-    #[arg(long, env = "STRATUS_PORT", default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+    /// RESP port: a number, `any` (a free port), or 0 = no plain TCP (Redis's meaning).
+    #[arg(long, env = "STRATUS_PORT", default_value_t = Port::Fixed(DEFAULT_PORT))]
+    pub port: Port,
+    /// RESP over TLS: a number, `any`, or 0 = off (the default).
+    #[arg(long, env = "STRATUS_TLS_PORT", default_value_t = Port::Off)]
+    pub tls_port: Port,
+    /// PEM certificate chain for TLS (RESP, and HTTP with --http-tls).
+    #[arg(long, env = "STRATUS_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "STRATUS_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates client certificates are checked against.
+    #[arg(long, env = "STRATUS_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must show a certificate: no, yes, optional.
+    #[arg(
+        long,
+        env = "STRATUS_TLS_AUTH_CLIENTS",
+        value_enum,
+        default_value = "no"
+    )]
+    pub tls_auth_clients: AuthClients,
+    /// Serve the HTTP port as HTTPS only, with the TLS files.
+    #[arg(long, env = "STRATUS_HTTP_TLS")]
+    pub http_tls: bool,
     /// Address the HTTP control API listens on.
     #[arg(long, env = "STRATUS_HTTP_BIND", default_value = "127.0.0.1")]
     pub http_bind: IpAddr,
@@ -217,7 +289,13 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             bind: IpAddr::from([127, 0, 0, 1]),
-            port: 0,
+            port: Port::Any,
+            tls_port: Port::Off,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_auth_clients: AuthClients::No,
+            http_tls: false,
             http_bind: IpAddr::from([127, 0, 0, 1]),
             http_port: 0,
             admin_token: None,
@@ -257,6 +335,16 @@ impl Default for ServeConfig {
 impl ServeConfig {
     /// Rejects settings that cannot work or would be unsafe.
     pub fn validate(&self) -> Result<(), String> {
+        if self.port == Port::Off && self.tls_port == Port::Off {
+            return Err("port and tls-port are both 0: nothing to listen on".into());
+        }
+        let wants_tls = self.tls_port != Port::Off || self.http_tls;
+        if wants_tls && (self.tls_cert_file.is_none() || self.tls_key_file.is_none()) {
+            return Err("tls-port and http-tls need tls-cert-file and tls-key-file".into());
+        }
+        if self.tls_auth_clients != AuthClients::No && self.tls_ca_cert_file.is_none() {
+            return Err("tls-auth-clients yes|optional needs tls-ca-cert-file".into());
+        }
         if self.max_args < 3 || self.max_args > 1_048_576 {
             return Err(format!(
                 "max-args must be 3..=1048576 (got {})",
@@ -383,6 +471,16 @@ impl ServeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The TLS files, when TLS is configured.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert_file.clone()?,
+            key: self.tls_key_file.clone()?,
+            ca: self.tls_ca_cert_file.clone(),
+            auth_clients: self.tls_auth_clients,
+        })
     }
 
     /// Whether the `default` cache is open (see [`DefaultCache`]).

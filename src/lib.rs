@@ -28,3 +28,4 @@ pub mod pool;
 pub mod proxy;
 pub mod resp;
 pub mod server;
+pub mod tls;

@@ -46,7 +46,7 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(async move {
         // Handlers first: a signal that arrives once serving is announced
         // must already mean a graceful shutdown.
-        let signals = match Signals::install() {
+        let mut signals = match Signals::install() {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot install signal handlers: {e}");
@@ -60,7 +60,17 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        let signal = signals.wait().await;
+        let signal = loop {
+            match signals.wait().await {
+                "SIGHUP" => match running.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
+                    Err(e) => {
+                        tracing::error!("SIGHUP: TLS files not reloaded, the old ones stay: {e}")
+                    }
+                },
+                other => break other,
+            }
+        };
         tracing::info!(signal, "shutting down");
         running.shutdown().await;
         tracing::info!("shutdown complete");
@@ -68,10 +78,12 @@ fn main() -> std::process::ExitCode {
     })
 }
 
-/// SIGINT and SIGTERM, caught from start-up on.
+/// SIGINT and SIGTERM (shut down) and SIGHUP (reload the TLS files),
+/// caught from start-up on.
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -80,13 +92,15 @@ impl Signals {
         Ok(Signals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) -> &'static str {
+    async fn wait(&mut self) -> &'static str {
         tokio::select! {
             _ = self.int.recv() => "SIGINT",
             _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServeConfig;
+use crate::config::{Port, ServeConfig};
 use crate::control::api::Endpoint;
 use crate::control::http::{self, HttpState};
 use crate::control::registry::{DEFAULT_CACHE, NewCache};
@@ -28,6 +28,7 @@ use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
 use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
+use crate::tls::Tls;
 
 /// How often the active expiry cycle runs (Redis's `hz 10`).
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
@@ -57,7 +58,11 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// A running server.
 pub struct Running {
+    /// The plain RESP listener's address (the TLS one's when plain is off).
     pub resp_addr: SocketAddr,
+    /// The TLS RESP listener's address.
+    pub tls_addr: Option<SocketAddr>,
+    tls: Option<Arc<Tls>>,
     pub http_addr: SocketAddr,
     pub registry: Arc<Registry>,
     shutdown: CancellationToken,
@@ -88,8 +93,20 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             })
             .map_err(|e| e.to_string())?;
     }
-    let resp_listener = listen(SocketAddr::new(config.bind, config.port))
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
+    let tls = match config.tls_files() {
+        Some(files) => Some(Arc::new(Tls::load(files)?)),
+        None => None,
+    };
+    let bind = |port: Port| -> Result<Option<TcpListener>, String> {
+        port.bind()
+            .map(|p| {
+                listen(SocketAddr::new(config.bind, p))
+                    .map_err(|e| format!("cannot listen on {}:{p}: {e}", config.bind))
+            })
+            .transpose()
+    };
+    let plain_listener = bind(config.port)?;
+    let tls_listener = bind(config.tls_port)?;
     let http_listener = TcpListener::bind((config.http_bind, config.http_port))
         .await
         .map_err(|e| {
@@ -98,25 +115,45 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
                 config.http_bind, config.http_port
             )
         })?;
-    let resp_addr = resp_listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = |l: &Option<TcpListener>| -> Result<Option<SocketAddr>, String> {
+        l.as_ref()
+            .map(|l| l.local_addr().map_err(|e| e.to_string()))
+            .transpose()
+    };
+    let tls_addr = addr(&tls_listener)?;
+    let resp_addr = addr(&plain_listener)?
+        .or(tls_addr)
+        .ok_or("no RESP listener")?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let shared = ProxyShared::new(registry.clone(), default_cache, &config);
     let shared = Arc::new(shared);
-    tracker.spawn(proxy::serve(
-        resp_listener,
-        shared,
-        shutdown.clone(),
-        tracker.clone(),
-    ));
+    for (listener, tls) in [(plain_listener, None), (tls_listener, tls.clone())] {
+        if let Some(listener) = listener {
+            tracker.spawn(proxy::serve(
+                listener,
+                shared.clone(),
+                tls,
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+    }
     let state = Arc::new(HttpState {
         registry: registry.clone(),
         endpoint: Endpoint(resp_addr),
         admin_token: config.admin_token.clone(),
     });
-    tracker.spawn(http::serve(http_listener, state, shutdown.clone()));
+    let http_tls = if config.http_tls { tls.clone() } else { None };
+    tracker.spawn(http::serve(
+        http_listener,
+        state,
+        http_tls,
+        Duration::from_secs(config.auth_timeout_secs),
+        shutdown.clone(),
+    ));
     tracker.spawn(expire_cycle(registry.clone(), shutdown.clone()));
     tracker.spawn(usage_cycle(registry.clone(), shutdown.clone()));
     tracker.spawn(autoscale_cycle(
@@ -124,9 +161,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         config.thresholds(),
         shutdown.clone(),
     ));
-    tracing::info!(%resp_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
+    tracing::info!(%resp_addr, tls_addr = ?tls_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
     Ok(Running {
         resp_addr,
+        tls_addr,
+        tls,
         http_addr,
         registry,
         shutdown,
@@ -136,6 +175,15 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 }
 
 impl Running {
+    /// Reads the TLS files again (SIGHUP): new handshakes use them, open
+    /// connections keep theirs; on error the old files stay in use.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
     /// Stops accepting, lets connections flush and close, waits up to the grace period.
     pub async fn shutdown(self) {
         // Running scripts stop now, so their clients get a reply in time.

@@ -399,7 +399,7 @@ async fn sigterm_completes_within_the_grace_while_scripts_run() {
         &[
             "serve",
             "--port",
-            "0",
+            "any",
             "--http-port",
             "0",
             "--script-time-limit",

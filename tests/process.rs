@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 
-const SERVE: &[&str] = &["serve", "--port", "0", "--http-port", "0"];
+const SERVE: &[&str] = &["serve", "--port", "any", "--http-port", "0"];
 
 fn args(extra: &[&'static str]) -> Vec<&'static str> {
     let mut v = SERVE.to_vec();
@@ -285,4 +285,47 @@ async fn bad_settings_are_refused_at_start_up() {
             "{a:?} {env:?} started serving"
         );
     }
+}
+
+/// SIGHUP reloads the TLS files (new handshakes use them); the server
+/// keeps running and still stops on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_tls_files() {
+    let dir = std::env::temp_dir().join(format!("stratus-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert_path, key_path) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let (cert_arg, key_arg): (&'static str, &'static str) = (
+        Box::leak(cert_path.display().to_string().into_boxed_str()),
+        Box::leak(key_path.display().to_string().into_boxed_str()),
+    );
+    let mut bin = Binary::spawn(
+        &args(&[
+            "--tls-port",
+            "any",
+            "--tls-cert-file",
+            cert_arg,
+            "--tls-key-file",
+            key_arg,
+        ]),
+        &[],
+    )
+    .await;
+    bin.signal("HUP");
+    common::eventually("the reload is logged", || {
+        let logs = strip_ansi(&bin.logs());
+        async move { logs.contains("TLS files reloaded") }
+    })
+    .await;
+    assert_eq!(redis_cli(bin.resp_addr, &["PING"]).await, "PONG");
+    bin.signal("TERM");
+    let (status, logs) = bin.wait_exit(Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}; logs:\n{logs}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,7 +51,7 @@ pub fn start_stratus_with_env(
     env: &[(String, String)],
 ) -> ServerProcess {
     let mut child = pinned(cpu, &stratus_binary())
-        .args(["serve", "--port", "0", "--http-port", "0"])
+        .args(["serve", "--port", "any", "--http-port", "0"])
         .args(extra)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("STRATUS_LOG", "warn,stratus::server=info")

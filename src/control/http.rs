@@ -15,6 +15,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{self, ApiReply, ApiRequest, Endpoint, ErrorCode};
 use super::registry::Registry;
+use crate::tls::Tls;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -40,15 +42,22 @@ pub struct HttpState {
     pub admin_token: Option<String>,
 }
 
-/// Serves the control API on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
+/// Serves the control API on `listener` until `shutdown` is cancelled;
+/// with `tls`, HTTPS only (a handshake must finish within `handshake_limit`).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    tls: Option<Arc<Tls>>,
+    handshake_limit: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "http accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -56,22 +65,46 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
         };
         let state = state.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req, peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_connection(stream, peer, state, shutdown).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(handshake_limit, tls.acceptor().accept(stream));
+                    match handshake.await {
+                        Ok(Ok(s)) => serve_connection(s, peer, state, shutdown).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                    }
                 }
             }
         });
+    }
+}
+
+/// One HTTP/1.1 connection, plain or TLS.
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    state: Arc<HttpState>,
+    shutdown: CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(&state, req, peer).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

@@ -26,8 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
@@ -41,6 +39,7 @@ use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
 use crate::pool::{ExecOptions, Executed};
 use crate::resp::{Protocol, Reply, Request, reply};
+use crate::tls::Transport;
 
 /// Read-buffer headroom kept free before each read, bytes.
 const READ_CHUNK: usize = 16 * 1024;
@@ -77,14 +76,14 @@ pub struct Connection<'a> {
 /// Runs one client connection to its end. `preauth` is its place among
 /// unauthenticated sockets (released when it binds to a cache).
 pub async fn run(
-    stream: TcpStream,
+    mut stream: Transport,
     peer: SocketAddr,
     shared: Arc<ProxyShared>,
     shutdown: CancellationToken,
     preauth: Option<super::server::PreAuth>,
 ) {
     let _ = stream.set_nodelay(true);
-    let sock = socket2::SockRef::from(&stream);
+    let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
     let local = stream.local_addr().unwrap_or(peer);
     let mut conn = Connection {
@@ -110,7 +109,7 @@ pub async fn run(
 }
 
 impl Connection<'_> {
-    async fn serve(&mut self, mut stream: TcpStream, shutdown: &CancellationToken) -> &'static str {
+    async fn serve(&mut self, mut stream: Transport, shutdown: &CancellationToken) -> &'static str {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         // When the bytes being decoded arrived: admission waits count from here.
         let mut arrived = Instant::now();
@@ -140,8 +139,9 @@ impl Connection<'_> {
             }
             // 2. Write what the socket takes now.
             let pending = self.wbuf.len();
-            while !self.wbuf.is_empty() {
+            while !self.wbuf.is_empty() || stream.pending_output() {
                 match stream.try_write(&self.wbuf) {
+                    Ok(0) if self.wbuf.is_empty() => break,
                     Ok(n) => self.wbuf.advance(n),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(_) => return "write error",
@@ -223,7 +223,7 @@ impl Connection<'_> {
                         Err(_) => return "read error",
                     }
                 }
-                r = stream.writable(), if !self.wbuf.is_empty() => {
+                r = stream.writable(), if !self.wbuf.is_empty() || stream.pending_output() => {
                     if r.is_err() {
                         return "write error";
                     }
@@ -320,7 +320,7 @@ impl Connection<'_> {
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
-    pub async fn handle(&mut self, req: Request, arrived: Instant, stream: &TcpStream) {
+    pub async fn handle(&mut self, req: Request, arrived: Instant, stream: &Transport) {
         let started = Instant::now();
         let out_before = self.wbuf.len();
         let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
@@ -416,7 +416,7 @@ impl Connection<'_> {
         Some(Reply::err_owned(text))
     }
 
-    async fn dispatch(&mut self, req: &Request, arrived: Instant, stream: &TcpStream) -> Outcome {
+    async fn dispatch(&mut self, req: &Request, arrived: Instant, stream: &Transport) -> Outcome {
         let args = &req.args;
         // Look up the command and check its arity (a refusal inside MULTI
         // also dooms the transaction, as Redis does).
@@ -673,7 +673,7 @@ impl Connection<'_> {
         slot: u16,
         timeout: Option<Duration>,
         opts: &ExecOptions,
-        stream: &TcpStream,
+        stream: &Transport,
     ) -> Executed {
         let args = resolve_stream_ids(cache, spec, args, slot, opts).await;
         let keys: Vec<Bytes> = spec.key_positions(&args).map(|i| args[i].clone()).collect();

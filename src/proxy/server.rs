@@ -26,6 +26,7 @@ use crate::config::ServeConfig;
 use crate::control::{Cache, Registry};
 use crate::metrics::GlobalCounters;
 use crate::resp::{Decoder, reply};
+use crate::tls::{Tls, Transport};
 
 /// What every connection shares.
 pub struct ProxyShared {
@@ -149,6 +150,7 @@ impl Drop for PreAuth {
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<ProxyShared>,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -193,7 +195,32 @@ pub async fn serve(
         GlobalCounters::bump(&metrics.global.connections_accepted);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
+            let stream = match tls {
+                None => Transport::Plain(stream),
+                // The handshake is the connection's own work, bounded by
+                // the auth timeout (a stalled handshake holds a pre-auth
+                // place no longer than an idle socket would).
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(shared.auth_timeout, tls.acceptor().accept(stream));
+                    tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => Transport::tls(s),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            };
             conn::run(stream, peer, shared, shutdown, preauth).await;
             drop(permit);
         });
