@@ -1,13 +1,14 @@
 //! List commands: pushes and pops at both ends, index and range access,
-//! LINSERT/LREM/LTRIM/LPOS, and the atomic moves LMOVE and RPOPLPUSH.
-//! (The blocking forms BLPOP/BRPOP/BLMOVE live elsewhere.)
+//! LINSERT/LREM/LTRIM/LPOS, the atomic moves LMOVE and RPOPLPUSH, LMPOP,
+//! and one attempt of each blocking form (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
+//! BLMPOP): the proxy waits and retries (`flags::BLOCKING`).
 //!
 //! Storage is [`ListValue`]; an emptied list is deleted, as Redis never keeps
 //! empty collections. Handlers add the elements they walk to `ctx.work`.
 
 use bytes::Bytes;
 
-use super::args::{block_timeout_secs, int, is, non_negative};
+use super::args::{block_timeout_secs, int, is, mpop_args, non_negative};
 use super::{Ctx, OpError};
 use crate::partition::ListValue;
 use crate::resp::{Reply, reply};
@@ -362,7 +363,8 @@ fn op_move(
 
 /// BLPOP/BRPOP key [key ...] timeout: one non-blocking attempt — the first
 /// non-empty list gives `[key, element]`, else a null array and the proxy
-/// waits for a push (see `flags::BLOCKING`).
+/// waits for a push (see `flags::BLOCKING`). Keys reserved for clients
+/// that blocked earlier are passed over (`Ctx::may_serve`).
 pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     block_timeout_secs(&args[args.len() - 1])?;
     let end = if is(&args[0], "blpop") {
@@ -370,23 +372,100 @@ pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } else {
         End::Right
     };
-    for key in &args[1..args.len() - 1] {
-        if let Some(v) = op_write(ctx, key, false, |l| Ok(pop(l, end)))?.flatten() {
-            return Ok(Reply::Array(vec![
-                Reply::Bulk(key.clone()),
-                Reply::bulk_slice(&v),
-            ]));
+    Ok(match pop_first(ctx, &args[1..args.len() - 1], end, 1, true)? {
+        Some((key, mut popped)) => match popped.pop() {
+            Some(v) => Reply::Array(vec![Reply::Bulk(key), Reply::bulk_slice(&v)]),
+            None => Reply::NilArray,
+        },
+        None => Reply::NilArray,
+    })
+}
+
+/// The first of `keys` holding a list (that a blocking command may take
+/// from, when `blocking`): pops up to `n` elements from its `end`.
+/// WRONGTYPE on the first key that exists with another type.
+fn pop_first(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    end: End,
+    n: usize,
+    blocking: bool,
+) -> Result<Option<(Bytes, Vec<Box<[u8]>>)>, OpError> {
+    for key in keys {
+        if op_read(ctx, key)?.is_none() || (blocking && !ctx.may_serve(key)) {
+            continue;
+        }
+        let popped = op_write(ctx, key, false, |l| {
+            let n = n.min(l.len());
+            Ok((0..n).filter_map(|_| pop(l, end)).collect::<Vec<_>>())
+        })?
+        .unwrap_or_default();
+        if !popped.is_empty() {
+            ctx.count_extra(popped.len());
+            return Ok(Some((key.clone(), popped)));
         }
     }
-    Ok(Reply::NilArray)
+    Ok(None)
+}
+
+/// LEFT or RIGHT, as LMPOP reads it.
+fn end_of(arg: &[u8]) -> Option<End> {
+    End::parse(arg).ok()
+}
+
+/// LMPOP's and BLMPOP's reply: `[key, [element, ...]]`, or a null array.
+fn mpop_reply(popped: Option<(Bytes, Vec<Box<[u8]>>)>) -> Reply {
+    match popped {
+        Some((key, items)) => Reply::Array(vec![
+            Reply::Bulk(key),
+            Reply::Array(items.iter().map(|v| Reply::bulk_slice(v)).collect()),
+        ]),
+        None => Reply::NilArray,
+    }
+}
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
+pub fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (keys, end, count) = mpop_args(args, 1, end_of)?;
+    Ok(mpop_reply(pop_first(ctx, keys, end, count, false)?))
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]: one
+/// attempt of LMPOP (the timeout is checked after the other arguments).
+pub fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (keys, end, count) = mpop_args(args, 2, end_of)?;
+    block_timeout_secs(&args[1])?;
+    Ok(mpop_reply(pop_first(ctx, keys, end, count, true)?))
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout: one attempt of
-/// LMOVE (null when the source is empty: the proxy waits and retries).
+/// LMOVE (null when the source is empty, or reserved for a client that
+/// blocked earlier: the proxy waits and retries).
 pub fn blmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (from, to) = (End::parse(&args[3])?, End::parse(&args[4])?);
     block_timeout_secs(&args[5])?;
-    op_move(ctx, &args[1], &args[2], from, to)
+    op_block_move(ctx, &args[1], &args[2], from, to)
+}
+
+/// BRPOPLPUSH source destination timeout: BLMOVE source destination RIGHT LEFT.
+pub fn brpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    block_timeout_secs(&args[3])?;
+    op_block_move(ctx, &args[1], &args[2], End::Right, End::Left)
+}
+
+/// One attempt of a blocking move: as [`op_move`], but a reserved source
+/// reads as empty (after its type is checked, as Redis checks it first).
+fn op_block_move(
+    ctx: &mut Ctx<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+) -> Result<Reply, OpError> {
+    if op_read(ctx, src)?.is_some() && !ctx.may_serve(src) {
+        return Ok(Reply::Nil);
+    }
+    op_move(ctx, src, dst, from, to)
 }
 
 /// LMOVE source destination LEFT|RIGHT LEFT|RIGHT

@@ -56,6 +56,10 @@ pub struct Ctx<'a> {
     /// The controls of the script this command runs, if it is one: SCRIPT
     /// KILL reaches a running script through them.
     pub script: Option<std::sync::Arc<script::ScriptControl>>,
+    /// Keys whose elements belong to clients that blocked on them earlier
+    /// than this (blocking) command's client: it takes nothing from them,
+    /// so blocked clients are served first-come first-served per key.
+    pub reserved: Vec<Box<[u8]>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -71,7 +75,14 @@ impl<'a> Ctx<'a> {
             ),
             room: u64::MAX,
             script: None,
+            reserved: Vec::new(),
         }
+    }
+
+    /// Whether a blocking command may take elements from `key` now (see
+    /// [`Ctx::reserved`]).
+    pub fn may_serve(&self, key: &[u8]) -> bool {
+        !self.reserved.iter().any(|k| **k == *key)
     }
 
     /// Counts the elements a command names beyond its first (HSET's fields,
@@ -236,6 +247,8 @@ pub fn blocking_timeout(
     }
     match spec.name {
         "xread" | "xreadgroup" => args::block_option_ms(args),
+        // BLMPOP/BZMPOP timeout numkeys key ...: the timeout comes first.
+        "blmpop" | "bzmpop" => args::block_timeout_secs(&args[1]).map(Some),
         _ => args::block_timeout_secs(&args[args.len() - 1]).map(Some),
     }
 }

@@ -347,9 +347,9 @@ const HLL_KIB: u32 = 5000;
 /// string functions' calls, matcher steps and bytes (`cmd::script`'s
 /// metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
-/// `numkeys` right after the command name (SINTERCARD).
+/// `numkeys` right after the command name (SINTERCARD, ZUNION, LMPOP...).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
-/// `numkeys` after a destination key (ZUNIONSTORE, ZINTERSTORE).
+/// `numkeys` after a destination key or a timeout (ZUNIONSTORE, BLMPOP...).
 const NUMKEYS_2: KeySpec = KeySpec::NumKeys { at: 2 };
 
 macro_rules! row {
@@ -478,6 +478,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
     row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
     row!("blmove",       6, W | M | BL,      1, 2, 1, List, 0, Data(list::blmove)),
+    row!("brpoplpush",   4, W | M | BL,      1, 2, 1, List, 0, Data(list::brpoplpush)),
+    row!("lmpop",       -4, W,               0, 0, 0, List, WALK_BUILD, Data(list::lmpop)).keys(NUMKEYS_1),
+    row!("blmpop",      -5, W | BL,          0, 0, 0, List, WALK_BUILD, Data(list::blmpop)).keys(NUMKEYS_2),
     // sets
     row!("sadd",        -3, W | M | F,       1, 1, 1, Set, WALK_COPY, Data(set::sadd)),
     row!("srem",        -3, W | F,           1, 1, 1, Set, WALK, Data(set::srem)),
@@ -518,9 +521,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zremrangebylex", 4, W,             1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
     row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
     row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
+    row!("bzpopmin",    -3, W | BL,          1,-2, 1, SortedSet, WALK_BUILD, Data(zset::bzpop)),
+    row!("bzpopmax",    -3, W | BL,          1,-2, 1, SortedSet, WALK_BUILD, Data(zset::bzpop)),
+    row!("zmpop",       -4, W,               0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zmpop)).keys(NUMKEYS_1),
+    row!("bzmpop",      -5, W | BL,          0, 0, 0, SortedSet, WALK_BUILD, Data(zset::bzmpop)).keys(NUMKEYS_2),
     row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zrandmember)),
     row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
     row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
+    row!("zdiffstore",  -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zdiffstore)).keys(NUMKEYS_2),
+    row!("zunion",      -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zunion)).keys(NUMKEYS_1),
+    row!("zinter",      -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zinter)).keys(NUMKEYS_1),
+    row!("zdiff",       -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zdiff)).keys(NUMKEYS_1),
+    row!("zintercard",  -3, R,           0, 0, 0, SortedSet, PROBE, Data(zset::zintercard)).keys(NUMKEYS_1),
+    row!("zrangestore", -5, W | M,       1, 2, 1, SortedSet, WALK_COPY, Data(zset::zrangestore)),
     row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
     // HyperLogLogs (strings)
     row!("pfadd",       -2, W | M | F,       1, 1, 1, HyperLogLog, HLL_KIB, Data(hll::pfadd)),
