@@ -327,7 +327,9 @@ pub fn block_timeout_secs(b: &[u8]) -> Result<Option<std::time::Duration>, OpErr
         .filter(|s| s.is_finite())
         .ok_or(OpError::Static(reply::TIMEOUT_NOT_FLOAT))?;
     let ms = (secs * 1000.0).ceil();
-    if ms < 0.0 {
+    // Past i64::MAX ms Redis's conversion to `long long` yields LLONG_MIN
+    // on x86-64: such a timeout is "negative" there, and so here.
+    if ms < 0.0 || ms >= 9.223_372_036_854_776e18 {
         return Err(OpError::Static(reply::TIMEOUT_NEGATIVE));
     }
     Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms.min(1e12) as u64)))

@@ -257,7 +257,8 @@ impl CommandSpec {
     }
 
     /// The contiguous run of keys a [`KeySpec`] finds (empty when the
-    /// arguments are malformed: the handler then replies with the error).
+    /// arguments are malformed, e.g. a count past the last argument, as
+    /// Redis's key specs: the handler then replies with the error).
     fn movable_keys(&self, args: &[Bytes]) -> std::ops::Range<usize> {
         match self.keys {
             KeySpec::Range => 0..0,
@@ -268,8 +269,11 @@ impl CommandSpec {
                     .filter(|n| *n > 0)
                     .map_or(0, |n| n as u64);
                 let start = at + 1;
-                let end = (start as u64).saturating_add(n).min(args.len() as u64) as usize;
-                start..end.max(start)
+                let end = (start as u64).saturating_add(n);
+                if end > args.len() as u64 {
+                    return 0..0;
+                }
+                start..end as usize
             }
             KeySpec::Streams => match streams_keyword(args) {
                 Some(at) => {
@@ -623,10 +627,13 @@ mod tests {
     #[test]
     fn key_positions_follow_numkeys_and_streams() {
         assert_eq!(keys_of("zunionstore d 2 a b WEIGHTS 1 2"), vec![1, 3, 4]);
-        assert_eq!(keys_of("zinterstore d 5 a b"), vec![1, 3, 4]);
+        assert_eq!(keys_of("zinterstore d 5 a b"), vec![1]);
+        assert_eq!(keys_of("lmpop 2 a LEFT"), vec![2, 3]);
+        assert_eq!(keys_of("lmpop 3 a LEFT"), Vec::<usize>::new());
+        assert_eq!(keys_of("blmpop 0 2 a b RIGHT COUNT 2"), vec![3, 4]);
         assert_eq!(keys_of("zinterstore d x a b"), vec![1]);
         assert_eq!(keys_of("zinterstore d -1 a b"), vec![1]);
-        assert_eq!(keys_of("zinterstore d 9223372036854775807 a"), vec![1, 3]);
+        assert_eq!(keys_of("zinterstore d 9223372036854775807 a"), vec![1]);
         assert_eq!(keys_of("sintercard 2 a b LIMIT 5"), vec![2, 3]);
         assert_eq!(keys_of("xread COUNT 5 BLOCK 0 STREAMS a b 0 0"), vec![6, 7]);
         assert_eq!(keys_of("xread streams a 0"), vec![2]);
