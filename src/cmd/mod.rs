@@ -236,6 +236,31 @@ impl OpError {
     }
 }
 
+/// What a blocking command takes from its keys. Blocked clients that take
+/// the same kind of thing are served first-come first-served on each key
+/// (see [`Ctx::reserved`]); XREAD takes nothing (every reader is served)
+/// and XREADGROUP's groups do not compete, so streams have no kind here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// Elements of a list (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP).
+    List,
+    /// Members of a sorted set (BZPOPMIN, BZPOPMAX, BZMPOP).
+    ZSet,
+}
+
+/// What `spec` takes from its keys when it blocks (`None`: it does not
+/// block, or takes nothing another blocked client could want).
+pub fn takes(spec: &CommandSpec) -> Option<Takes> {
+    if !spec.has(flags::BLOCKING) {
+        return None;
+    }
+    match spec.family {
+        Family::List => Some(Takes::List),
+        Family::SortedSet => Some(Takes::ZSet),
+        _ => None,
+    }
+}
+
 /// How long a blocking command may wait: `None` if this call does not block
 /// (not a blocking command, or XREAD without BLOCK), `Some(None)` forever.
 pub fn blocking_timeout(

@@ -513,6 +513,7 @@ impl Connection<'_> {
             busy_threshold: self.shared.busy_threshold,
             room,
             script: None,
+            ticket: None,
         }
     }
 
@@ -635,8 +636,12 @@ impl Connection<'_> {
         let keys: Vec<Bytes> = spec.key_positions(&args).map(|i| args[i].clone()).collect();
         let events = cache.pool.events();
         let notify = Arc::new(tokio::sync::Notify::new());
+        // In line on every key before the first attempt (first come, first
+        // served: see `pool`'s module doc).
+        let ticket = events.ticket();
+        let takes = cmd::takes(spec);
         for k in &keys {
-            events.subscribe(k, &notify);
+            events.subscribe(k, &notify, ticket, takes);
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut peer_may_close = true;
@@ -644,6 +649,7 @@ impl Connection<'_> {
         let done = loop {
             let now = ExecOptions {
                 now: now_ms(),
+                ticket: Some(ticket),
                 ..opts.clone()
             };
             let done = cache.pool.execute(spec, &args, slot, &now).await;
