@@ -204,7 +204,8 @@ async fn blocked_clients_are_served_first_come_first_served() {
     ];
     let tasks = block_in_order(&server, "{f}q", lists).await;
     assert_eq!(
-        w.cmd(&["RPUSH", "{f}q", "e0", "e1", "e2", "e3", "e4"]).await,
+        w.cmd(&["RPUSH", "{f}q", "e0", "e1", "e2", "e3", "e4"])
+            .await,
         Resp::Int(5)
     );
     let mut replies = Vec::new();
@@ -260,7 +261,10 @@ async fn blocked_clients_are_served_first_come_first_served() {
     for i in 0..4 {
         w.cmd(&["RPUSH", "{f}one", &format!("x{i}")]).await;
         let first = tasks.remove(0).await.expect("client");
-        assert_eq!(first, Resp::Array(vec![bulk("{f}one"), bulk(&format!("x{i}"))]));
+        assert_eq!(
+            first,
+            Resp::Array(vec![bulk("{f}one"), bulk(&format!("x{i}"))])
+        );
     }
     server.shutdown().await;
 }

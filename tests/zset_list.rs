@@ -19,7 +19,20 @@ const SCRIPT: &[&[&str]] = &[
     &["SET", "{t}str", "v"],
     &["ZUNION", "2", "{t}a", "{t}b"],
     &["ZUNION", "2", "{t}a", "{t}b", "WITHSCORES"],
-    &["ZUNION", "3", "{t}a", "{t}b", "{t}s", "WEIGHTS", "1", "2", "3", "AGGREGATE", "MAX", "WITHSCORES"],
+    &[
+        "ZUNION",
+        "3",
+        "{t}a",
+        "{t}b",
+        "{t}s",
+        "WEIGHTS",
+        "1",
+        "2",
+        "3",
+        "AGGREGATE",
+        "MAX",
+        "WITHSCORES",
+    ],
     &["ZINTER", "2", "{t}a", "{t}b", "WITHSCORES"],
     &["ZINTER", "2", "{t}a", "{t}b", "AGGREGATE", "MIN"],
     &["ZINTER", "2", "{t}a", "{t}nope"],
@@ -57,7 +70,17 @@ const SCRIPT: &[&[&str]] = &[
     &["ZINTERCARD", "1", "{t}str"],
     &["ZRANGESTORE", "{t}d", "{t}b", "0", "-1"],
     &["ZRANGE", "{t}d", "0", "-1", "WITHSCORES"],
-    &["ZRANGESTORE", "{t}d", "{t}b", "(10", "+inf", "BYSCORE", "LIMIT", "0", "1"],
+    &[
+        "ZRANGESTORE",
+        "{t}d",
+        "{t}b",
+        "(10",
+        "+inf",
+        "BYSCORE",
+        "LIMIT",
+        "0",
+        "1",
+    ],
     &["ZRANGE", "{t}d", "0", "-1", "WITHSCORES"],
     &["ZRANGESTORE", "{t}d", "{t}b", "+", "-", "BYLEX", "REV"],
     &["ZRANGESTORE", "{t}d", "{t}b", "0", "-1", "WITHSCORES"],
@@ -161,11 +184,7 @@ async fn blocked_on(server: &Running, key: &str, n: usize) {
 
 /// Sends `args` on a new connection (in RESP3 if asked) and returns the
 /// task that reads the reply.
-async fn blocked(
-    server: &Running,
-    resp3: bool,
-    args: &[&str],
-) -> tokio::task::JoinHandle<Resp> {
+async fn blocked(server: &Running, resp3: bool, args: &[&str]) -> tokio::task::JoinHandle<Resp> {
     let mut raw = Raw::connect(server.resp_addr).await;
     if resp3 {
         raw.cmd(&["HELLO", "3"]).await;
@@ -195,7 +214,12 @@ async fn blocking_forms_wake_when_another_connection_writes() {
         arr(vec![bulk("{z}b"), bulk("m"), Resp::Double("2.5".into())])
     );
 
-    let zm = blocked(&server, true, &["BZMPOP", "0", "2", "{z}c", "{z}d", "MAX", "COUNT", "5"]).await;
+    let zm = blocked(
+        &server,
+        true,
+        &["BZMPOP", "0", "2", "{z}c", "{z}d", "MAX", "COUNT", "5"],
+    )
+    .await;
     blocked_on(&server, "{z}d", 1).await;
     w.cmd(&["ZADD", "{z}d", "1", "x", "2", "y"]).await;
     assert_eq!(
@@ -209,7 +233,12 @@ async fn blocking_forms_wake_when_another_connection_writes() {
         ])
     );
 
-    let lm = blocked(&server, false, &["BLMPOP", "0", "1", "{l}a", "RIGHT", "COUNT", "2"]).await;
+    let lm = blocked(
+        &server,
+        false,
+        &["BLMPOP", "0", "1", "{l}a", "RIGHT", "COUNT", "2"],
+    )
+    .await;
     blocked_on(&server, "{l}a", 1).await;
     w.cmd(&["RPUSH", "{l}a", "1", "2", "3"]).await;
     assert_eq!(
@@ -228,8 +257,14 @@ async fn blocking_forms_wake_when_another_connection_writes() {
 
     // Timed out: a null array, BRPOPLPUSH's too (as Redis 7.0 replies to
     // any list or sorted-set client that timed out).
-    assert_eq!(w.cmd(&["BZMPOP", "0.05", "1", "{z}e", "MIN"]).await, Resp::NilArray);
-    assert_eq!(w.cmd(&["BRPOPLPUSH", "{l}e", "{l}f", "0.05"]).await, Resp::NilArray);
+    assert_eq!(
+        w.cmd(&["BZMPOP", "0.05", "1", "{z}e", "MIN"]).await,
+        Resp::NilArray
+    );
+    assert_eq!(
+        w.cmd(&["BRPOPLPUSH", "{l}e", "{l}f", "0.05"]).await,
+        Resp::NilArray
+    );
     assert_eq!(
         w.cmd(&["BLMPOP", "-0.0001", "1", "{l}a", "LEFT"]).await,
         arr(vec![bulk("{l}a"), arr(vec![bulk("1")])]),

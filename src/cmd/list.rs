@@ -372,13 +372,15 @@ pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } else {
         End::Right
     };
-    Ok(match pop_first(ctx, &args[1..args.len() - 1], end, 1, true)? {
-        Some((key, mut popped)) => match popped.pop() {
-            Some(v) => Reply::Array(vec![Reply::Bulk(key), Reply::bulk_slice(&v)]),
+    Ok(
+        match pop_first(ctx, &args[1..args.len() - 1], end, 1, true)? {
+            Some((key, mut popped)) => match popped.pop() {
+                Some(v) => Reply::Array(vec![Reply::Bulk(key), Reply::bulk_slice(&v)]),
+                None => Reply::NilArray,
+            },
             None => Reply::NilArray,
         },
-        None => Reply::NilArray,
-    })
+    )
 }
 
 /// The first of `keys` holding a list (that a blocking command may take
@@ -663,6 +665,64 @@ mod tests {
         assert_eq!(h.run(&["rpoplpush", "{t}a", "{t}b"]), bulk("2"));
         assert_eq!(h.run(&["exists", "{t}a"]), Reply::Int(0));
         assert_eq!(h.run(&["llen", "{t}b"]), Reply::Int(3));
+    }
+
+    #[test]
+    fn multi_pops_and_blocking_attempts() {
+        let mut h = Harness::new();
+        h.run(&["rpush", "{l}b", "1", "2", "3"]);
+        let popped = |key: &str, items: &[&str]| Reply::Array(vec![bulk(key), bulks(items)]);
+        assert_eq!(
+            h.run(&["lmpop", "2", "{l}a", "{l}b", "RIGHT", "COUNT", "2"]),
+            popped("{l}b", &["3", "2"])
+        );
+        assert_eq!(
+            h.run(&["blmpop", "0", "1", "{l}b", "LEFT", "COUNT", "5"]),
+            popped("{l}b", &["1"])
+        );
+        assert_eq!(h.run(&["exists", "{l}b"]), Reply::Int(0));
+        assert_eq!(h.run(&["lmpop", "1", "{l}b", "LEFT"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["lmpop", "1", "{l}b", "UP"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["lmpop", "x", "{l}b", "LEFT"]),
+            err(reply::NUMKEYS_NOT_POSITIVE)
+        );
+        assert_eq!(
+            h.run(&["blmpop", "-1", "1", "{l}b", "LEFT"]),
+            err(reply::TIMEOUT_NEGATIVE)
+        );
+        h.run(&["set", "{l}s", "x"]);
+        assert_eq!(
+            h.run(&["lmpop", "2", "{l}b", "{l}s", "LEFT"]),
+            err(reply::WRONGTYPE)
+        );
+        h.run(&["rpush", "{l}a", "1", "2"]);
+        assert_eq!(h.run(&["brpoplpush", "{l}a", "{l}c", "0"]), bulk("2"));
+        assert_eq!(h.run(&["lrange", "{l}c", "0", "-1"]), bulks(&["2"]));
+        // A source reserved for clients that blocked earlier reads as
+        // empty to a blocking attempt, after its type is checked.
+        h.reserved = vec![Box::from(&b"{l}a"[..]), Box::from(&b"{l}s"[..])];
+        assert_eq!(h.run(&["brpoplpush", "{l}a", "{l}c", "0"]), Reply::Nil);
+        assert_eq!(h.run(&["blpop", "{l}a", "0"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["blmpop", "0", "1", "{l}a", "LEFT"]),
+            Reply::NilArray
+        );
+        assert_eq!(
+            h.run(&["blmove", "{l}s", "{l}c", "LEFT", "LEFT", "0"]),
+            err(reply::WRONGTYPE)
+        );
+        assert_eq!(
+            h.run(&["blpop", "{l}a", "{l}c", "0"]),
+            Reply::Array(vec![bulk("{l}c"), bulk("2")])
+        );
+        assert_eq!(
+            h.run(&["lmpop", "1", "{l}a", "LEFT"]),
+            popped("{l}a", &["1"])
+        );
     }
 
     #[test]

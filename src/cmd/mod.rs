@@ -297,6 +297,8 @@ pub(crate) mod test_util {
         pub resp3: bool,
         /// Passed as [`Ctx::room`] (`u64::MAX` = no storage maximum).
         pub room: u64,
+        /// Passed as [`Ctx::reserved`].
+        pub reserved: Vec<Box<[u8]>>,
         /// [`Ctx::work`] of the last command run.
         pub last_work: u64,
     }
@@ -308,6 +310,7 @@ pub(crate) mod test_util {
                 now: 1_700_000_000_000,
                 resp3: false,
                 room: u64::MAX,
+                reserved: Vec::new(),
                 last_work: 0,
             }
         }
@@ -324,6 +327,7 @@ pub(crate) mod test_util {
             let mut ctx = Ctx::new(&mut self.ks, self.now);
             ctx.resp3 = self.resp3;
             ctx.room = self.room;
+            ctx.reserved = self.reserved.clone();
             let reply = execute(spec, &mut ctx, &args);
             self.last_work = ctx.work;
             reply

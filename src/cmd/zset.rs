@@ -14,8 +14,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{
-    block_timeout_secs, float, int, is, mpop_args, non_negative, parse_f64, random_count,
-    scan_opts,
+    block_timeout_secs, float, int, is, mpop_args, non_negative, parse_f64, random_count, scan_opts,
 };
 use super::{Ctx, OpError};
 use crate::partition::lazyfree;
@@ -1086,7 +1085,11 @@ pub fn zdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let q = parse_algebra(ctx, args, 1, ZOp::Inter, Output::Count)?;
     let sources = peek_sources(ctx, q.keys);
-    let Some(mut present) = sources.iter().map(Option::as_ref).collect::<Option<Vec<&Source<'_>>>>() else {
+    let Some(mut present) = sources
+        .iter()
+        .map(Option::as_ref)
+        .collect::<Option<Vec<&Source<'_>>>>()
+    else {
         return Ok(Reply::Int(0));
     };
     present.sort_by_key(|s| s.len());
@@ -1598,6 +1601,143 @@ mod tests {
             Reply::Int(2)
         );
         assert_eq!(h.run(&["type", "{k}str"]), Reply::status("zset"));
+    }
+
+    #[test]
+    fn algebra_replies_and_cardinality() {
+        let mut h = Harness::new();
+        h.run(&["zadd", "{k}a", "1", "x", "2", "y", "3", "z"]);
+        h.run(&["zadd", "{k}b", "10", "y", "20", "z", "30", "w"]);
+        h.run(&["sadd", "{k}s", "y", "q"]);
+        assert_eq!(
+            h.run(&["zunion", "2", "{k}a", "{k}b", "WITHSCORES"]),
+            scored(&[("x", 1.0), ("y", 12.0), ("z", 23.0), ("w", 30.0)])
+        );
+        assert_eq!(
+            h.run(&["zinter", "3", "{k}a", "{k}b", "{k}s", "AGGREGATE", "MAX"]),
+            bulks(&["y"])
+        );
+        assert_eq!(
+            h.run(&["zdiff", "2", "{k}a", "{k}s", "WITHSCORES"]),
+            scored(&[("x", 1.0), ("z", 3.0)])
+        );
+        assert_eq!(h.run(&["zdiff", "1", "{k}nope"]), bulks(&[]));
+        assert_eq!(
+            h.run(&["zdiff", "1", "{k}a", "WEIGHTS", "1"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["zinter", "0", "{k}a"]),
+            err("ERR at least 1 input key is needed for 'zinter' command")
+        );
+        assert_eq!(h.run(&["zintercard", "2", "{k}a", "{k}b"]), Reply::Int(2));
+        let all = h.last_work;
+        assert_eq!(
+            h.run(&["zintercard", "2", "{k}a", "{k}b", "LIMIT", "1"]),
+            Reply::Int(1)
+        );
+        assert!(h.last_work < all, "LIMIT stops the walk");
+        assert_eq!(
+            h.run(&["zintercard", "2", "{k}a", "{k}b", "LIMIT", "-1"]),
+            err(reply::LIMIT_NEGATIVE)
+        );
+        h.resp3 = true;
+        assert_eq!(
+            h.run(&["zinter", "2", "{k}a", "{k}b", "WITHSCORES"]),
+            Reply::Array(vec![
+                Reply::Array(vec![bulk("y"), Reply::Double(12.0)]),
+                Reply::Array(vec![bulk("z"), Reply::Double(23.0)]),
+            ])
+        );
+    }
+
+    #[test]
+    fn zrangestore_and_zdiffstore_stay_within_the_room() {
+        let mut h = Harness::new();
+        for i in 0..100 {
+            h.run(&["zadd", "{z}a", &i.to_string(), &format!("a{i:02}")]);
+        }
+        let entry = 4 + ENTRY_OVERHEAD;
+        let ten = 10 * (3 + ZSET_MEMBER_OVERHEAD);
+        let used = h.ks.used_bytes();
+        h.room = (ten + entry - 1) as u64;
+        let range = ["zrangestore", "{z}d", "{z}a", "0", "9"];
+        assert_eq!(h.run(&range), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), used);
+        h.room += 1;
+        assert_eq!(h.run(&range), Reply::Int(10));
+        assert_eq!(
+            h.run(&["zrange", "{z}d", "0", "1", "WITHSCORES"]),
+            scored(&[("a00", 0.0), ("a01", 1.0)])
+        );
+        h.run(&["del", "{z}d"]);
+        let diff = ["zdiffstore", "{z}d", "2", "{z}a", "{z}d"];
+        h.room = (100 * (3 + ZSET_MEMBER_OVERHEAD) + entry - 1) as u64;
+        assert_eq!(h.run(&diff), err(reply::OOM));
+        assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
+        h.room += 1;
+        assert_eq!(h.run(&diff), Reply::Int(100));
+        // An empty result deletes the destination, whatever it held.
+        h.room = u64::MAX;
+        h.run(&["set", "{z}s", "x"]);
+        assert_eq!(
+            h.run(&["zrangestore", "{z}s", "{z}a", "(1000", "+inf", "BYSCORE"]),
+            Reply::Int(0)
+        );
+        assert_eq!(h.run(&["exists", "{z}s"]), Reply::Int(0));
+    }
+
+    #[test]
+    fn multi_pops_and_blocking_attempts() {
+        let mut h = Harness::new();
+        h.run(&["zadd", "{p}b", "1", "a", "2", "b", "3", "c"]);
+        let nested = |key: &str, pairs: &[(&str, f64)]| {
+            Reply::Array(vec![
+                bulk(key),
+                Reply::Array(
+                    pairs
+                        .iter()
+                        .map(|(m, s)| Reply::Array(vec![bulk(m), Reply::Double(*s)]))
+                        .collect(),
+                ),
+            ])
+        };
+        assert_eq!(
+            h.run(&["zmpop", "2", "{p}a", "{p}b", "MAX", "COUNT", "2"]),
+            nested("{p}b", &[("c", 3.0), ("b", 2.0)])
+        );
+        assert_eq!(
+            h.run(&["bzmpop", "1", "1", "{p}b", "MIN", "COUNT", "9"]),
+            nested("{p}b", &[("a", 1.0)])
+        );
+        assert_eq!(h.run(&["exists", "{p}b"]), Reply::Int(0));
+        assert_eq!(h.ks.used_bytes(), 0);
+        assert_eq!(h.run(&["zmpop", "1", "{p}b", "MIN"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["zmpop", "1", "{p}b", "MIN", "COUNT", "0"]),
+            err(reply::COUNT_NOT_POSITIVE)
+        );
+        assert_eq!(
+            h.run(&["bzmpop", "x", "1", "{p}b", "MIN", "COUNT", "0"]),
+            err(reply::COUNT_NOT_POSITIVE),
+            "the count is checked before the timeout"
+        );
+        // A key reserved for clients that blocked earlier is passed over
+        // by a blocking attempt (not by ZMPOP).
+        h.run(&["zadd", "{p}a", "1", "a"]);
+        h.run(&["zadd", "{p}b", "5", "e"]);
+        h.reserved = vec![Box::from(&b"{p}a"[..])];
+        assert_eq!(
+            h.run(&["bzpopmax", "{p}a", "{p}b", "0"]),
+            Reply::Array(vec![bulk("{p}b"), bulk("e"), Reply::Double(5.0)])
+        );
+        assert_eq!(h.run(&["bzpopmin", "{p}a", "0"]), Reply::NilArray);
+        assert_eq!(h.run(&["bzmpop", "0", "1", "{p}a", "MIN"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["zmpop", "1", "{p}a", "MIN"]),
+            nested("{p}a", &[("a", 1.0)])
+        );
     }
 
     #[test]
