@@ -329,7 +329,7 @@ pub fn block_timeout_secs(b: &[u8]) -> Result<Option<std::time::Duration>, OpErr
     let ms = (secs * 1000.0).ceil();
     // Past i64::MAX ms Redis's conversion to `long long` yields LLONG_MIN
     // on x86-64: such a timeout is "negative" there, and so here.
-    if ms < 0.0 || ms >= 9.223_372_036_854_776e18 {
+    if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
         return Err(OpError::Static(reply::TIMEOUT_NEGATIVE));
     }
     Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms.min(1e12) as u64)))
@@ -358,11 +358,11 @@ pub fn block_option_ms(
 /// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` with the key count
 /// at `at` (ZMPOP, BZMPOP; LMPOP and BLMPOP with LEFT|RIGHT): the keys,
 /// the end named, and the count (1 by default).
-pub fn mpop_args<'a, E>(
-    args: &'a [bytes::Bytes],
+pub fn mpop_args<E>(
+    args: &[bytes::Bytes],
     at: usize,
     end: impl Fn(&[u8]) -> Option<E>,
-) -> Result<(&'a [bytes::Bytes], E, usize), OpError> {
+) -> Result<(&[bytes::Bytes], E, usize), OpError> {
     let numkeys = parse_i64(&args[at])
         .filter(|n| *n > 0)
         .ok_or(OpError::Static(reply::NUMKEYS_NOT_POSITIVE))? as u64;

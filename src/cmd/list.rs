@@ -383,6 +383,9 @@ pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     )
 }
 
+/// A key and the elements popped from it.
+type Popped = (Bytes, Vec<Box<[u8]>>);
+
 /// The first of `keys` holding a list (that a blocking command may take
 /// from, when `blocking`): pops up to `n` elements from its `end`.
 /// WRONGTYPE on the first key that exists with another type.
@@ -392,7 +395,7 @@ fn pop_first(
     end: End,
     n: usize,
     blocking: bool,
-) -> Result<Option<(Bytes, Vec<Box<[u8]>>)>, OpError> {
+) -> Result<Option<Popped>, OpError> {
     for key in keys {
         if op_read(ctx, key)?.is_none() || (blocking && !ctx.may_serve(key)) {
             continue;
@@ -416,7 +419,7 @@ fn end_of(arg: &[u8]) -> Option<End> {
 }
 
 /// LMPOP's and BLMPOP's reply: `[key, [element, ...]]`, or a null array.
-fn mpop_reply(popped: Option<(Bytes, Vec<Box<[u8]>>)>) -> Reply {
+fn mpop_reply(popped: Option<Popped>) -> Reply {
     match popped {
         Some((key, items)) => Reply::Array(vec![
             Reply::Bulk(key),

@@ -600,6 +600,9 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(pairs_reply(popped, resp3, count.is_none()))
 }
 
+/// A key and the members (with scores) popped from it.
+type Popped = (Bytes, Vec<(Bytes, f64)>);
+
 /// The first of `keys` holding a sorted set that a blocking command may
 /// take from (`Ctx::may_serve`): pops up to `n` from it. WRONGTYPE on the
 /// first key that exists with another type, as Redis checks them in order.
@@ -609,7 +612,7 @@ fn pop_first(
     max: bool,
     n: usize,
     blocking: bool,
-) -> Result<Option<(Bytes, Vec<(Bytes, f64)>)>, OpError> {
+) -> Result<Option<Popped>, OpError> {
     for key in keys {
         if op_read(ctx, key)?.is_none() || (blocking && !ctx.may_serve(key)) {
             continue;
@@ -656,7 +659,7 @@ fn min_max(arg: &[u8]) -> Option<bool> {
 
 /// ZMPOP's and BZMPOP's reply: `[key, [[member, score], ...]]` (nested in
 /// RESP2 too), or a null array.
-fn mpop_reply(popped: Option<(Bytes, Vec<(Bytes, f64)>)>) -> Reply {
+fn mpop_reply(popped: Option<Popped>) -> Reply {
     match popped {
         Some((key, pairs)) => Reply::Array(vec![Reply::Bulk(key), pairs_reply(pairs, true, false)]),
         None => Reply::NilArray,
