@@ -308,3 +308,46 @@ async fn multi_key_forms_need_one_slot() {
     );
     server.shutdown().await;
 }
+
+/// Redis 7.0 serves a blocked client only from keys of the type it waits
+/// for: a key that turns into another type leaves it blocked (no
+/// WRONGTYPE), and it is served when a key of its type gets data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_waits_through_a_type_change() {
+    let server = start_default().await;
+    let mut w = Raw::connect(server.resp_addr).await;
+    let list = blocked(&server, false, &["BLPOP", "{y}k", "{y}k2", "0"]).await;
+    blocked_on(&server, "{y}k", 1).await;
+    w.cmd(&["SET", "{y}k", "x"]).await;
+    w.cmd(&["RPUSH", "{y}k2", "v"]).await;
+    assert_eq!(list.await.unwrap(), arr(vec![bulk("{y}k2"), bulk("v")]));
+
+    let zset = blocked(&server, false, &["BZPOPMIN", "{y}z", "0"]).await;
+    blocked_on(&server, "{y}z", 1).await;
+    w.cmd(&["RPUSH", "{y}z", "a"]).await;
+    w.cmd(&["DEL", "{y}z"]).await;
+    w.cmd(&["ZADD", "{y}z", "1", "m"]).await;
+    assert_eq!(
+        zset.await.unwrap(),
+        arr(vec![bulk("{y}z"), bulk("m"), bulk("1")])
+    );
+
+    // A first attempt still answers WRONGTYPE, and a blocked move whose
+    // destination is of another type gets it when its source is pushed.
+    assert_eq!(
+        w.cmd(&["BLPOP", "{y}k", "0"]).await,
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    let mv = blocked(&server, false, &["BRPOPLPUSH", "{y}src", "{y}k", "0"]).await;
+    blocked_on(&server, "{y}src", 1).await;
+    w.cmd(&["RPUSH", "{y}src", "a", "b"]).await;
+    assert_eq!(
+        mv.await.unwrap(),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        w.cmd(&["LRANGE", "{y}src", "0", "-1"]).await,
+        arr(vec![bulk("a"), bulk("b")])
+    );
+    server.shutdown().await;
+}

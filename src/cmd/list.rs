@@ -397,7 +397,14 @@ fn pop_first(
     blocking: bool,
 ) -> Result<Option<Popped>, OpError> {
     for key in keys {
-        if op_read(ctx, key)?.is_none() || (blocking && !ctx.may_serve(key)) {
+        let still_blocked = blocking && ctx.still_blocked;
+        let found = match op_read(ctx, key).map(|found| found.is_some()) {
+            Ok(found) => found,
+            // Not ready for a client that blocked waiting for this type.
+            Err(OpError::WrongType) if still_blocked => false,
+            Err(e) => return Err(e),
+        };
+        if !found || (blocking && !ctx.may_serve(key)) {
             continue;
         }
         let popped = op_write(ctx, key, false, |l| {
@@ -459,7 +466,8 @@ pub fn brpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 /// One attempt of a blocking move: as [`op_move`], but a reserved source
-/// reads as empty (after its type is checked, as Redis checks it first).
+/// reads as empty (after its type is checked, as Redis checks it first),
+/// and so does a source of another type on a retry (`Ctx::still_blocked`).
 fn op_block_move(
     ctx: &mut Ctx<'_>,
     src: &[u8],
@@ -467,8 +475,13 @@ fn op_block_move(
     from: End,
     to: End,
 ) -> Result<Reply, OpError> {
-    if op_read(ctx, src)?.is_some() && !ctx.may_serve(src) {
-        return Ok(Reply::Nil);
+    let still_blocked = ctx.still_blocked;
+    match op_read(ctx, src).map(|found| found.is_some()) {
+        Ok(true) if !ctx.may_serve(src) => return Ok(Reply::Nil),
+        // Not ready for a client that blocked waiting for a list.
+        Err(OpError::WrongType) if still_blocked => return Ok(Reply::Nil),
+        Err(e) => return Err(e),
+        Ok(_) => {}
     }
     op_move(ctx, src, dst, from, to)
 }
@@ -726,6 +739,18 @@ mod tests {
             h.run(&["lmpop", "1", "{l}a", "LEFT"]),
             popped("{l}a", &["1"])
         );
+        // A retry for a blocked client passes over keys of another type.
+        h.reserved.clear();
+        h.run(&["rpush", "{l}c", "2"]);
+        h.still_blocked = true;
+        assert_eq!(h.run(&["blpop", "{l}s", "0"]), Reply::NilArray);
+        assert_eq!(h.run(&["brpoplpush", "{l}s", "{l}c", "0"]), Reply::Nil);
+        assert_eq!(
+            h.run(&["blmpop", "0", "2", "{l}s", "{l}c", "LEFT"]),
+            popped("{l}c", &["2"])
+        );
+        h.still_blocked = false;
+        assert_eq!(h.run(&["blpop", "{l}s", "0"]), err(reply::WRONGTYPE));
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub struct Ctx<'a> {
     /// than this (blocking) command's client: it takes nothing from them,
     /// so blocked clients are served first-come first-served per key.
     pub reserved: Vec<Box<[u8]>>,
+    /// This attempt of a blocking command is a retry for a client already
+    /// blocked: a key that now holds another type is not ready for it
+    /// (Redis 7.0 serves a blocked client only from keys of the type it
+    /// waits for) rather than an error.
+    pub still_blocked: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -76,6 +81,7 @@ impl<'a> Ctx<'a> {
             room: u64::MAX,
             script: None,
             reserved: Vec::new(),
+            still_blocked: false,
         }
     }
 
@@ -299,6 +305,8 @@ pub(crate) mod test_util {
         pub room: u64,
         /// Passed as [`Ctx::reserved`].
         pub reserved: Vec<Box<[u8]>>,
+        /// Passed as [`Ctx::still_blocked`].
+        pub still_blocked: bool,
         /// [`Ctx::work`] of the last command run.
         pub last_work: u64,
     }
@@ -311,6 +319,7 @@ pub(crate) mod test_util {
                 resp3: false,
                 room: u64::MAX,
                 reserved: Vec::new(),
+                still_blocked: false,
                 last_work: 0,
             }
         }
@@ -328,6 +337,7 @@ pub(crate) mod test_util {
             ctx.resp3 = self.resp3;
             ctx.room = self.room;
             ctx.reserved = self.reserved.clone();
+            ctx.still_blocked = self.still_blocked;
             let reply = execute(spec, &mut ctx, &args);
             self.last_work = ctx.work;
             reply

@@ -614,7 +614,14 @@ fn pop_first(
     blocking: bool,
 ) -> Result<Option<Popped>, OpError> {
     for key in keys {
-        if op_read(ctx, key)?.is_none() || (blocking && !ctx.may_serve(key)) {
+        let still_blocked = blocking && ctx.still_blocked;
+        let found = match op_read(ctx, key).map(|found| found.is_some()) {
+            Ok(found) => found,
+            // Not ready for a client that blocked waiting for this type.
+            Err(OpError::WrongType) if still_blocked => false,
+            Err(e) => return Err(e),
+        };
+        if !found || (blocking && !ctx.may_serve(key)) {
             continue;
         }
         let popped = op_write(ctx, key, false, |z| Ok(op_pop(z, max, n)))?.unwrap_or_default();

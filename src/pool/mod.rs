@@ -256,6 +256,7 @@ impl LocalPartition {
                 ctx.script_time_limit = opts.script_time_limit;
                 ctx.room = opts.room;
                 ctx.script = opts.script.clone();
+                ctx.still_blocked = opts.retry;
                 // First come, first served: keys owed to earlier waiters.
                 let takes = cmd::takes(spec);
                 if let Some(takes) = takes {
@@ -325,6 +326,8 @@ pub struct ExecOptions {
     /// ([`KeyEvents::ticket`]); `None` when it is not blocked (it then
     /// comes after every waiter).
     pub ticket: Option<u64>,
+    /// A retry of a blocked client's command ([`Ctx::still_blocked`]).
+    pub retry: bool,
 }
 
 impl ExecOptions {
@@ -339,6 +342,7 @@ impl ExecOptions {
             room: u64::MAX,
             script: None,
             ticket: None,
+            retry: false,
         }
     }
 }

@@ -514,6 +514,7 @@ impl Connection<'_> {
             room,
             script: None,
             ticket: None,
+            retry: false,
         }
     }
 
@@ -646,12 +647,15 @@ impl Connection<'_> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut peer_may_close = true;
         let mut empty_wakes = 0u32;
+        let mut attempts = 0u32;
         let done = loop {
             let now = ExecOptions {
                 now: now_ms(),
                 ticket: Some(ticket),
+                retry: attempts > 0,
                 ..opts.clone()
             };
+            attempts += 1;
             let done = cache.pool.execute(spec, &args, slot, &now).await;
             if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
                 break done;
