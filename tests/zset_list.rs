@@ -351,3 +351,27 @@ async fn a_blocked_client_waits_through_a_type_change() {
     );
     server.shutdown().await;
 }
+
+/// Redis flags the blocking commands older than BLMPOP/BZMPOP `noscript`:
+/// a script may not call them; BLMPOP and BZMPOP run without blocking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_refuse_the_noscript_blocking_commands() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    for call in [
+        "blpop', KEYS[1], 0",
+        "brpop', KEYS[1], 0",
+        "blmove', KEYS[1], KEYS[1], 'LEFT', 'LEFT', 0",
+        "brpoplpush', KEYS[1], KEYS[1], 0",
+        "bzpopmin', KEYS[1], 0",
+        "bzpopmax', KEYS[1], 0",
+        "bzmpop', 0, 1, KEYS[1], 'MIN'",
+        "blmpop', 0, 1, KEYS[1], 'LEFT'",
+    ] {
+        for f in ["call", "pcall"] {
+            let script = format!("return redis.{f}('{call})");
+            p.same(&["EVAL", &script, "1", "{s}k"]).await;
+        }
+    }
+    server.shutdown().await;
+}
