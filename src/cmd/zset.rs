@@ -943,11 +943,12 @@ const PROBES_PER_ELEMENT: u64 = 6;
 /// refused with OOM once they would take more than `limit` bytes as one
 /// (before the member that would not fit is copied). Counts the elements
 /// walked (twice in a union), a sixth of the lookups in other sources, and
-/// the members of the result, also when refused.
+/// for a stored result its members, also when refused.
 fn op_algebra(
     ctx: &mut Ctx<'_>,
     q: &Algebra<'_>,
     op: ZOp,
+    output: Output,
     limit: usize,
 ) -> Result<Vec<(Bytes, f64)>, OpError> {
     let sources = peek_sources(ctx, q.keys);
@@ -1041,7 +1042,13 @@ fn op_algebra(
             }
         }
     }
-    ctx.work += walked + probes / PROBES_PER_ELEMENT + out.len() as u64;
+    // A stored result is also inserted into a sorted set: once more each.
+    let stored = if output == Output::Store {
+        out.len() as u64
+    } else {
+        0
+    };
+    ctx.work += walked + probes / PROBES_PER_ELEMENT + stored;
     if budget.oom {
         let members = out.len();
         lazyfree::free(out, members, budget.bytes);
@@ -1057,7 +1064,7 @@ fn op_algebra(
 fn algebra_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> Result<Reply, OpError> {
     let q = parse_algebra(ctx, args, 2, op, Output::Store)?;
     let limit = ctx.room_for_store(&args[1]);
-    let pairs = op_algebra(ctx, &q, op, limit)?;
+    let pairs = op_algebra(ctx, &q, op, Output::Store, limit)?;
     store(ctx, &args[1], pairs)
 }
 
@@ -1065,7 +1072,7 @@ fn algebra_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> Result<Reply, Op
 /// [WITHSCORES]: the result in order (pairs nested in RESP3).
 fn algebra_reply(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> Result<Reply, OpError> {
     let q = parse_algebra(ctx, args, 1, op, Output::Reply)?;
-    let pairs = op_algebra(ctx, &q, op, usize::MAX)?;
+    let pairs = op_algebra(ctx, &q, op, Output::Reply, usize::MAX)?;
     if q.withscores {
         // The score is a second string in the reply.
         ctx.work += pairs.len() as u64;
@@ -1110,10 +1117,10 @@ pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Ok(Reply::Int(0));
     };
     present.sort_by_key(|s| s.len());
-    let (mut count, mut probed) = (0u64, 0u64);
+    let (mut count, mut walked, mut probed) = (0u64, 0u64, 0u64);
     if let Some((first, rest)) = present.split_first() {
         first.walk(|m, _| {
-            probed += 1;
+            walked += 1;
             for other in rest {
                 probed += 1;
                 if other.score(m).is_none() {
@@ -1124,7 +1131,9 @@ pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             q.limit == 0 || count < q.limit
         });
     }
-    ctx.work += probed;
+    // Each member walked is looked up in the next source (SINTERCARD counts
+    // it once): the count follows the lookups when there are more sources.
+    ctx.work += walked.max(probed);
     Ok(Reply::Int(count as i64))
 }
 
