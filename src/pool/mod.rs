@@ -492,6 +492,9 @@ struct Waiter {
     ticket: u64,
     /// What it takes from the key (`None`: nothing another waiter wants).
     takes: Option<cmd::Takes>,
+    /// Its first attempt found nothing: it is blocked, as Redis counts
+    /// blocked clients (in line before that, from its subscription).
+    blocked: bool,
 }
 
 impl KeyEvents {
@@ -542,6 +545,7 @@ impl KeyEvents {
                 notify: notify.clone(),
                 ticket,
                 takes,
+                blocked: false,
             });
         });
     }
@@ -605,9 +609,30 @@ impl KeyEvents {
         }
     }
 
-    /// How many connections are blocked on `key`.
+    /// The connection waiting on `notify` made its first attempt and found
+    /// nothing: it now counts as blocked on `keys`.
+    pub fn blocked<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        notify: &Arc<tokio::sync::Notify>,
+    ) {
+        let mut map = self.keys.lock();
+        for k in keys {
+            if let Some(i) = map.get_mut(k) {
+                i.waiters
+                    .iter_mut()
+                    .filter(|w| Arc::ptr_eq(&w.notify, notify))
+                    .for_each(|w| w.blocked = true);
+            }
+        }
+    }
+
+    /// How many connections are blocked on `key` (past their first attempt).
     pub fn waiting(&self, key: &[u8]) -> usize {
-        self.keys.lock().get(key).map_or(0, |i| i.waiters.len())
+        self.keys
+            .lock()
+            .get(key)
+            .map_or(0, |i| i.waiters.iter().filter(|w| w.blocked).count())
     }
 
     /// The version of a watched key (0 if nobody watches it).

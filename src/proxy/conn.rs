@@ -660,6 +660,9 @@ impl Connection<'_> {
             if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
                 break done;
             }
+            if attempts == 1 {
+                events.blocked(keys.iter().map(|k| &k[..]), &notify);
+            }
             // Many wakes that found nothing: pace the retries (a safety net
             // against a writer that keeps touching the key without serving).
             empty_wakes += 1;
