@@ -1,6 +1,7 @@
 //! Blocking commands over real TCP: BLPOP, BRPOP, BLMOVE, XREAD and
 //! XREADGROUP with BLOCK wake when another connection writes, honour their
-//! timeouts, and a client that disconnects while blocked leaves cleanly.
+//! timeouts, and a client that disconnects while blocked leaves cleanly;
+//! clients blocked on one key are served first-come first-served.
 
 mod common;
 
@@ -156,5 +157,139 @@ async fn a_client_disconnecting_while_blocked_is_clean() {
         w.cmd(&["BLPOP", "{d}q", "x"]).await,
         err("ERR timeout is not a float or out of range")
     );
+    server.shutdown().await;
+}
+
+/// Waits until `n` connections are blocked on `key` in the default cache.
+async fn blocked_on(server: &stratus::server::Running, key: &str, n: usize) {
+    let cache = server.registry.get("default").expect("default cache");
+    common::eventually(&format!("{n} blocked on {key}"), || {
+        let waiting = cache.pool.events().waiting(key.as_bytes());
+        async move { waiting == n }
+    })
+    .await;
+}
+
+/// Blocks one new connection per command, in order (each is seen blocked
+/// before the next is sent), and returns the tasks reading their replies.
+async fn block_in_order(
+    server: &stratus::server::Running,
+    key: &str,
+    cmds: &[&[&str]],
+) -> Vec<tokio::task::JoinHandle<Resp>> {
+    let mut tasks = Vec::new();
+    for (i, cmd) in cmds.iter().enumerate() {
+        let mut raw = Raw::connect(server.resp_addr).await;
+        let args: Vec<String> = cmd.iter().map(|a| a.to_string()).collect();
+        tasks.push(tokio::spawn(async move { raw.cmd(&args).await }));
+        blocked_on(server, key, i + 1).await;
+    }
+    tasks
+}
+
+/// Redis serves clients blocked on one key in the order they blocked: one
+/// push of five elements gives the first blocked client the first element,
+/// the second the second..., whatever the mix of blocking commands, and
+/// single pushes go to the longest-waiting client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_clients_are_served_first_come_first_served() {
+    let server = start_default().await;
+    let mut w = Raw::connect(server.resp_addr).await;
+    let lists: &[&[&str]] = &[
+        &["BLPOP", "{f}q", "0"],
+        &["BRPOP", "{f}other", "{f}q", "0"],
+        &["BLMPOP", "0", "1", "{f}q", "LEFT"],
+        &["BLMOVE", "{f}q", "{f}dst", "LEFT", "RIGHT", "0"],
+        &["BLPOP", "{f}q", "0"],
+    ];
+    let tasks = block_in_order(&server, "{f}q", lists).await;
+    assert_eq!(
+        w.cmd(&["RPUSH", "{f}q", "e0", "e1", "e2", "e3", "e4"])
+            .await,
+        Resp::Int(5)
+    );
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("client"));
+    }
+    assert_eq!(
+        replies,
+        vec![
+            Resp::Array(vec![bulk("{f}q"), bulk("e0")]),
+            // BRPOP takes from the right of what is left: e4.
+            Resp::Array(vec![bulk("{f}q"), bulk("e4")]),
+            Resp::Array(vec![bulk("{f}q"), Resp::Array(vec![bulk("e1")])]),
+            bulk("e2"),
+            Resp::Array(vec![bulk("{f}q"), bulk("e3")]),
+        ]
+    );
+
+    // Sorted sets: the lowest members in the order the clients blocked.
+    let zsets: &[&[&str]] = &[
+        &["BZPOPMIN", "{f}z", "0"],
+        &["BZMPOP", "0", "1", "{f}z", "MIN"],
+        &["BZPOPMIN", "{f}z", "0"],
+    ];
+    let tasks = block_in_order(&server, "{f}z", zsets).await;
+    w.cmd(&["ZADD", "{f}z", "1", "a", "2", "b", "3", "c"]).await;
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("client"));
+    }
+    assert_eq!(
+        replies,
+        vec![
+            Resp::Array(vec![bulk("{f}z"), bulk("a"), bulk("1")]),
+            Resp::Array(vec![
+                bulk("{f}z"),
+                Resp::Array(vec![Resp::Array(vec![bulk("b"), bulk("2")])]),
+            ]),
+            Resp::Array(vec![bulk("{f}z"), bulk("c"), bulk("3")]),
+        ]
+    );
+
+    // One element at a time: always the client that has waited longest.
+    let cmds: Vec<Vec<String>> = (0..4)
+        .map(|i| vec!["BLPOP".into(), "{f}one".into(), format!("{}", 100 + i)])
+        .collect();
+    let cmds: Vec<Vec<&str>> = cmds
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let cmds: Vec<&[&str]> = cmds.iter().map(Vec::as_slice).collect();
+    let mut tasks = block_in_order(&server, "{f}one", &cmds).await;
+    for i in 0..4 {
+        w.cmd(&["RPUSH", "{f}one", &format!("x{i}")]).await;
+        let first = tasks.remove(0).await.expect("client");
+        assert_eq!(
+            first,
+            Resp::Array(vec![bulk("{f}one"), bulk(&format!("x{i}"))])
+        );
+    }
+    server.shutdown().await;
+}
+
+/// A client first in line that goes away (disconnects) passes its turn:
+/// the next one gets the element.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_the_line_passes_its_turn() {
+    let server = start_default().await;
+    let mut first = Raw::connect(server.resp_addr).await;
+    first
+        .send(&common::encode(&["BZPOPMIN", "{g}z", "0"]))
+        .await;
+    blocked_on(&server, "{g}z", 1).await;
+    let mut next = Raw::connect(server.resp_addr).await;
+    let next = tokio::spawn(async move { next.cmd(&["BZPOPMAX", "{g}z", "0"]).await });
+    blocked_on(&server, "{g}z", 2).await;
+    drop(first);
+    blocked_on(&server, "{g}z", 1).await;
+    let mut w = Raw::connect(server.resp_addr).await;
+    w.cmd(&["ZADD", "{g}z", "1", "a", "2", "b"]).await;
+    assert_eq!(
+        next.await.expect("client"),
+        Resp::Array(vec![bulk("{g}z"), bulk("b"), bulk("2")])
+    );
+    assert_eq!(w.cmd(&["ZCARD", "{g}z"]).await, Resp::Int(1));
     server.shutdown().await;
 }

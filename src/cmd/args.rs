@@ -320,15 +320,19 @@ fn same(p: u8, c: u8, nocase: bool) -> bool {
 }
 
 /// A blocking command's timeout in seconds (BLPOP and friends): a float,
-/// not negative; 0 = wait forever (`None`).
+/// rounded up to whole milliseconds as Redis does (so `-0.0001` is 0), not
+/// negative; 0 = wait forever (`None`).
 pub fn block_timeout_secs(b: &[u8]) -> Result<Option<std::time::Duration>, OpError> {
     let secs = parse_f64(b)
         .filter(|s| s.is_finite())
         .ok_or(OpError::Static(reply::TIMEOUT_NOT_FLOAT))?;
-    if secs < 0.0 {
+    let ms = (secs * 1000.0).ceil();
+    // Past i64::MAX ms Redis's conversion to `long long` yields LLONG_MIN
+    // on x86-64: such a timeout is "negative" there, and so here.
+    if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
         return Err(OpError::Static(reply::TIMEOUT_NEGATIVE));
     }
-    Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(1e9))))
+    Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms.min(1e12) as u64)))
 }
 
 /// The BLOCK option of XREAD/XREADGROUP in milliseconds: `None` if absent,
@@ -349,6 +353,41 @@ pub fn block_option_ms(
     Ok(Some(
         (ms > 0).then(|| std::time::Duration::from_millis(ms as u64)),
     ))
+}
+
+/// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` with the key count
+/// at `at` (ZMPOP, BZMPOP; LMPOP and BLMPOP with LEFT|RIGHT): the keys,
+/// the end named, and the count (1 by default).
+pub fn mpop_args<E>(
+    args: &[bytes::Bytes],
+    at: usize,
+    end: impl Fn(&[u8]) -> Option<E>,
+) -> Result<(&[bytes::Bytes], E, usize), OpError> {
+    let numkeys = parse_i64(&args[at])
+        .filter(|n| *n > 0)
+        .ok_or(OpError::Static(reply::NUMKEYS_NOT_POSITIVE))? as u64;
+    let where_at = (at as u64 + 1).saturating_add(numkeys);
+    if where_at >= args.len() as u64 {
+        return Err(OpError::Syntax);
+    }
+    let where_at = where_at as usize;
+    let keys = &args[at + 1..where_at];
+    let end = end(&args[where_at]).ok_or(OpError::Syntax)?;
+    let mut count = None;
+    let mut i = where_at + 1;
+    while i < args.len() {
+        match args.get(i + 1) {
+            Some(v) if count.is_none() && is(&args[i], "COUNT") => {
+                let n = parse_i64(v)
+                    .filter(|n| *n > 0)
+                    .ok_or(OpError::Static(reply::COUNT_NOT_POSITIVE))?;
+                count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            _ => return Err(OpError::Syntax),
+        }
+        i += 2;
+    }
+    Ok((keys, end, count.unwrap_or(1)))
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! List commands: pushes and pops at both ends, index and range access,
-//! LINSERT/LREM/LTRIM/LPOS, and the atomic moves LMOVE and RPOPLPUSH.
-//! (The blocking forms BLPOP/BRPOP/BLMOVE live elsewhere.)
+//! LINSERT/LREM/LTRIM/LPOS, the atomic moves LMOVE and RPOPLPUSH, LMPOP,
+//! and one attempt of each blocking form (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
+//! BLMPOP): the proxy waits and retries (`flags::BLOCKING`).
 //!
 //! Storage is [`ListValue`]; an emptied list is deleted, as Redis never keeps
 //! empty collections. Handlers add the elements they walk to `ctx.work`.
 
 use bytes::Bytes;
 
-use super::args::{block_timeout_secs, int, is, non_negative};
+use super::args::{block_timeout_secs, int, is, mpop_args, non_negative};
 use super::{Ctx, OpError};
 use crate::partition::ListValue;
 use crate::resp::{Reply, reply};
@@ -362,7 +363,8 @@ fn op_move(
 
 /// BLPOP/BRPOP key [key ...] timeout: one non-blocking attempt — the first
 /// non-empty list gives `[key, element]`, else a null array and the proxy
-/// waits for a push (see `flags::BLOCKING`).
+/// waits for a push (see `flags::BLOCKING`). Keys reserved for clients
+/// that blocked earlier are passed over (`Ctx::may_serve`).
 pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     block_timeout_secs(&args[args.len() - 1])?;
     let end = if is(&args[0], "blpop") {
@@ -370,23 +372,118 @@ pub fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     } else {
         End::Right
     };
-    for key in &args[1..args.len() - 1] {
-        if let Some(v) = op_write(ctx, key, false, |l| Ok(pop(l, end)))?.flatten() {
-            return Ok(Reply::Array(vec![
-                Reply::Bulk(key.clone()),
-                Reply::bulk_slice(&v),
-            ]));
+    Ok(
+        match pop_first(ctx, &args[1..args.len() - 1], end, 1, true)? {
+            Some((key, mut popped)) => match popped.pop() {
+                Some(v) => Reply::Array(vec![Reply::Bulk(key), Reply::bulk_slice(&v)]),
+                None => Reply::NilArray,
+            },
+            None => Reply::NilArray,
+        },
+    )
+}
+
+/// A key and the elements popped from it.
+type Popped = (Bytes, Vec<Box<[u8]>>);
+
+/// The first of `keys` holding a list (that a blocking command may take
+/// from, when `blocking`): pops up to `n` elements from its `end`.
+/// WRONGTYPE on the first key that exists with another type.
+fn pop_first(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    end: End,
+    n: usize,
+    blocking: bool,
+) -> Result<Option<Popped>, OpError> {
+    for key in keys {
+        let still_blocked = blocking && ctx.still_blocked;
+        let found = match op_read(ctx, key).map(|found| found.is_some()) {
+            Ok(found) => found,
+            // Not ready for a client that blocked waiting for this type.
+            Err(OpError::WrongType) if still_blocked => false,
+            Err(e) => return Err(e),
+        };
+        if !found || (blocking && !ctx.may_serve(key)) {
+            continue;
+        }
+        let popped = op_write(ctx, key, false, |l| {
+            let n = n.min(l.len());
+            Ok((0..n).filter_map(|_| pop(l, end)).collect::<Vec<_>>())
+        })?
+        .unwrap_or_default();
+        if !popped.is_empty() {
+            ctx.count_extra(popped.len());
+            return Ok(Some((key.clone(), popped)));
         }
     }
-    Ok(Reply::NilArray)
+    Ok(None)
+}
+
+/// LEFT or RIGHT, as LMPOP reads it.
+fn end_of(arg: &[u8]) -> Option<End> {
+    End::parse(arg).ok()
+}
+
+/// LMPOP's and BLMPOP's reply: `[key, [element, ...]]`, or a null array.
+fn mpop_reply(popped: Option<Popped>) -> Reply {
+    match popped {
+        Some((key, items)) => Reply::Array(vec![
+            Reply::Bulk(key),
+            Reply::Array(items.iter().map(|v| Reply::bulk_slice(v)).collect()),
+        ]),
+        None => Reply::NilArray,
+    }
+}
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
+pub fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (keys, end, count) = mpop_args(args, 1, end_of)?;
+    Ok(mpop_reply(pop_first(ctx, keys, end, count, false)?))
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]: one
+/// attempt of LMPOP (the timeout is checked after the other arguments).
+pub fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    let (keys, end, count) = mpop_args(args, 2, end_of)?;
+    block_timeout_secs(&args[1])?;
+    Ok(mpop_reply(pop_first(ctx, keys, end, count, true)?))
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout: one attempt of
-/// LMOVE (null when the source is empty: the proxy waits and retries).
+/// LMOVE (null when the source is empty, or reserved for a client that
+/// blocked earlier: the proxy waits and retries).
 pub fn blmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (from, to) = (End::parse(&args[3])?, End::parse(&args[4])?);
     block_timeout_secs(&args[5])?;
-    op_move(ctx, &args[1], &args[2], from, to)
+    op_block_move(ctx, &args[1], &args[2], from, to)
+}
+
+/// BRPOPLPUSH source destination timeout: BLMOVE source destination RIGHT LEFT.
+pub fn brpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    block_timeout_secs(&args[3])?;
+    op_block_move(ctx, &args[1], &args[2], End::Right, End::Left)
+}
+
+/// One attempt of a blocking move: as [`op_move`], but a reserved source
+/// reads as empty (after its type is checked, as Redis checks it first),
+/// and so does a source of another type on a retry (`Ctx::still_blocked`).
+fn op_block_move(
+    ctx: &mut Ctx<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+) -> Result<Reply, OpError> {
+    let still_blocked = ctx.still_blocked;
+    match op_read(ctx, src).map(|found| found.is_some()) {
+        Ok(true) if !ctx.may_serve(src) => return Ok(Reply::Nil),
+        // Not ready for a client that blocked waiting for a list.
+        Err(OpError::WrongType) if still_blocked => return Ok(Reply::Nil),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    op_move(ctx, src, dst, from, to)
 }
 
 /// LMOVE source destination LEFT|RIGHT LEFT|RIGHT
@@ -584,6 +681,76 @@ mod tests {
         assert_eq!(h.run(&["rpoplpush", "{t}a", "{t}b"]), bulk("2"));
         assert_eq!(h.run(&["exists", "{t}a"]), Reply::Int(0));
         assert_eq!(h.run(&["llen", "{t}b"]), Reply::Int(3));
+    }
+
+    #[test]
+    fn multi_pops_and_blocking_attempts() {
+        let mut h = Harness::new();
+        h.run(&["rpush", "{l}b", "1", "2", "3"]);
+        let popped = |key: &str, items: &[&str]| Reply::Array(vec![bulk(key), bulks(items)]);
+        assert_eq!(
+            h.run(&["lmpop", "2", "{l}a", "{l}b", "RIGHT", "COUNT", "2"]),
+            popped("{l}b", &["3", "2"])
+        );
+        assert_eq!(
+            h.run(&["blmpop", "0", "1", "{l}b", "LEFT", "COUNT", "5"]),
+            popped("{l}b", &["1"])
+        );
+        assert_eq!(h.run(&["exists", "{l}b"]), Reply::Int(0));
+        assert_eq!(h.run(&["lmpop", "1", "{l}b", "LEFT"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["lmpop", "1", "{l}b", "UP"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["lmpop", "x", "{l}b", "LEFT"]),
+            err(reply::NUMKEYS_NOT_POSITIVE)
+        );
+        assert_eq!(
+            h.run(&["blmpop", "-1", "1", "{l}b", "LEFT"]),
+            err(reply::TIMEOUT_NEGATIVE)
+        );
+        h.run(&["set", "{l}s", "x"]);
+        assert_eq!(
+            h.run(&["lmpop", "2", "{l}b", "{l}s", "LEFT"]),
+            err(reply::WRONGTYPE)
+        );
+        h.run(&["rpush", "{l}a", "1", "2"]);
+        assert_eq!(h.run(&["brpoplpush", "{l}a", "{l}c", "0"]), bulk("2"));
+        assert_eq!(h.run(&["lrange", "{l}c", "0", "-1"]), bulks(&["2"]));
+        // A source reserved for clients that blocked earlier reads as
+        // empty to a blocking attempt, after its type is checked.
+        h.reserved = vec![Box::from(&b"{l}a"[..]), Box::from(&b"{l}s"[..])];
+        assert_eq!(h.run(&["brpoplpush", "{l}a", "{l}c", "0"]), Reply::Nil);
+        assert_eq!(h.run(&["blpop", "{l}a", "0"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["blmpop", "0", "1", "{l}a", "LEFT"]),
+            Reply::NilArray
+        );
+        assert_eq!(
+            h.run(&["blmove", "{l}s", "{l}c", "LEFT", "LEFT", "0"]),
+            err(reply::WRONGTYPE)
+        );
+        assert_eq!(
+            h.run(&["blpop", "{l}a", "{l}c", "0"]),
+            Reply::Array(vec![bulk("{l}c"), bulk("2")])
+        );
+        assert_eq!(
+            h.run(&["lmpop", "1", "{l}a", "LEFT"]),
+            popped("{l}a", &["1"])
+        );
+        // A retry for a blocked client passes over keys of another type.
+        h.reserved.clear();
+        h.run(&["rpush", "{l}c", "2"]);
+        h.still_blocked = true;
+        assert_eq!(h.run(&["blpop", "{l}s", "0"]), Reply::NilArray);
+        assert_eq!(h.run(&["brpoplpush", "{l}s", "{l}c", "0"]), Reply::Nil);
+        assert_eq!(
+            h.run(&["blmpop", "0", "2", "{l}s", "{l}c", "LEFT"]),
+            popped("{l}c", &["2"])
+        );
+        h.still_blocked = false;
+        assert_eq!(h.run(&["blpop", "{l}s", "0"]), err(reply::WRONGTYPE));
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub struct Ctx<'a> {
     /// The controls of the script this command runs, if it is one: SCRIPT
     /// KILL reaches a running script through them.
     pub script: Option<std::sync::Arc<script::ScriptControl>>,
+    /// Keys whose elements belong to clients that blocked on them earlier
+    /// than this (blocking) command's client: it takes nothing from them,
+    /// so blocked clients are served first-come first-served per key.
+    pub reserved: Vec<Box<[u8]>>,
+    /// This attempt of a blocking command is a retry for a client already
+    /// blocked: a key that now holds another type is not ready for it
+    /// (Redis 7.0 serves a blocked client only from keys of the type it
+    /// waits for) rather than an error.
+    pub still_blocked: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -75,7 +84,15 @@ impl<'a> Ctx<'a> {
             ),
             room: u64::MAX,
             script: None,
+            reserved: Vec::new(),
+            still_blocked: false,
         }
+    }
+
+    /// Whether a blocking command may take elements from `key` now (see
+    /// [`Ctx::reserved`]).
+    pub fn may_serve(&self, key: &[u8]) -> bool {
+        !self.reserved.iter().any(|k| **k == *key)
     }
 
     /// Counts the elements a command names beyond its first (HSET's fields,
@@ -229,6 +246,31 @@ impl OpError {
     }
 }
 
+/// What a blocking command takes from its keys. Blocked clients that take
+/// the same kind of thing are served first-come first-served on each key
+/// (see [`Ctx::reserved`]); XREAD takes nothing (every reader is served)
+/// and XREADGROUP's groups do not compete, so streams have no kind here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// Elements of a list (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP).
+    List,
+    /// Members of a sorted set (BZPOPMIN, BZPOPMAX, BZMPOP).
+    ZSet,
+}
+
+/// What `spec` takes from its keys when it blocks (`None`: it does not
+/// block, or takes nothing another blocked client could want).
+pub fn takes(spec: &CommandSpec) -> Option<Takes> {
+    if !spec.has(flags::BLOCKING) {
+        return None;
+    }
+    match spec.family {
+        Family::List => Some(Takes::List),
+        Family::SortedSet => Some(Takes::ZSet),
+        _ => None,
+    }
+}
+
 /// How long a blocking command may wait: `None` if this call does not block
 /// (not a blocking command, or XREAD without BLOCK), `Some(None)` forever.
 pub fn blocking_timeout(
@@ -240,6 +282,8 @@ pub fn blocking_timeout(
     }
     match spec.name {
         "xread" | "xreadgroup" => args::block_option_ms(args),
+        // BLMPOP/BZMPOP timeout numkeys key ...: the timeout comes first.
+        "blmpop" | "bzmpop" => args::block_timeout_secs(&args[1]).map(Some),
         _ => args::block_timeout_secs(&args[args.len() - 1]).map(Some),
     }
 }
@@ -263,6 +307,10 @@ pub(crate) mod test_util {
         pub resp3: bool,
         /// Passed as [`Ctx::room`] (`u64::MAX` = no storage maximum).
         pub room: u64,
+        /// Passed as [`Ctx::reserved`].
+        pub reserved: Vec<Box<[u8]>>,
+        /// Passed as [`Ctx::still_blocked`].
+        pub still_blocked: bool,
         /// [`Ctx::work`] of the last command run.
         pub last_work: u64,
     }
@@ -274,6 +322,8 @@ pub(crate) mod test_util {
                 now: 1_700_000_000_000,
                 resp3: false,
                 room: u64::MAX,
+                reserved: Vec::new(),
+                still_blocked: false,
                 last_work: 0,
             }
         }
@@ -290,6 +340,8 @@ pub(crate) mod test_util {
             let mut ctx = Ctx::new(&mut self.ks, self.now);
             ctx.resp3 = self.resp3;
             ctx.room = self.room;
+            ctx.reserved = self.reserved.clone();
+            ctx.still_blocked = self.still_blocked;
             let reply = execute(spec, &mut ctx, &args);
             self.last_work = ctx.work;
             reply

@@ -971,9 +971,16 @@ fn conversion_work(r: &Reply) -> u64 {
         }
 }
 
-/// Commands Redis flags `noscript` (transactions, pub/sub, replication):
-/// refused by name, whether or not this server implements them.
+/// Commands Redis flags `noscript` (transactions, pub/sub, replication,
+/// the blocking commands older than BLMPOP/BZMPOP): refused by name,
+/// whether or not this server implements them.
 const NOT_IN_SCRIPTS: &[&str] = &[
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
+    "bzpopmin",
+    "bzpopmax",
     "multi",
     "exec",
     "discard",

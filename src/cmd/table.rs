@@ -280,7 +280,8 @@ impl CommandSpec {
     }
 
     /// The contiguous run of keys a [`KeySpec`] finds (empty when the
-    /// arguments are malformed: the handler then replies with the error).
+    /// arguments are malformed, e.g. a count past the last argument, as
+    /// Redis's key specs: the handler then replies with the error).
     fn movable_keys(&self, args: &[Bytes]) -> std::ops::Range<usize> {
         match self.keys {
             KeySpec::Range => 0..0,
@@ -291,8 +292,11 @@ impl CommandSpec {
                     .filter(|n| *n > 0)
                     .map_or(0, |n| n as u64);
                 let start = at + 1;
-                let end = (start as u64).saturating_add(n).min(args.len() as u64) as usize;
-                start..end.max(start)
+                let end = (start as u64).saturating_add(n);
+                if end > args.len() as u64 {
+                    return 0..0;
+                }
+                start..end as usize
             }
             KeySpec::Streams => match streams_keyword(args) {
                 Some(at) => {
@@ -406,9 +410,9 @@ const HLL_KIB: u32 = 5000;
 /// string functions' calls, matcher steps and bytes (`cmd::script`'s
 /// metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
-/// `numkeys` right after the command name (SINTERCARD).
+/// `numkeys` right after the command name (SINTERCARD, ZUNION, LMPOP...).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
-/// `numkeys` after a destination key (ZUNIONSTORE, ZINTERSTORE).
+/// `numkeys` after a destination key or a timeout (ZUNIONSTORE, BLMPOP...).
 const NUMKEYS_2: KeySpec = KeySpec::NumKeys { at: 2 };
 
 macro_rules! row {
@@ -544,6 +548,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
     row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
     row!("blmove",       6, W | M | BL,      1, 2, 1, List, 0, Data(list::blmove)),
+    row!("brpoplpush",   4, W | M | BL,      1, 2, 1, List, 0, Data(list::brpoplpush)),
+    row!("lmpop",       -4, W,               0, 0, 0, List, WALK_BUILD, Data(list::lmpop)).keys(NUMKEYS_1),
+    row!("blmpop",      -5, W | BL,          0, 0, 0, List, WALK_BUILD, Data(list::blmpop)).keys(NUMKEYS_2),
     // sets
     row!("sadd",        -3, W | M | F,       1, 1, 1, Set, WALK_COPY, Data(set::sadd)),
     row!("srem",        -3, W | F,           1, 1, 1, Set, WALK, Data(set::srem)),
@@ -584,9 +591,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zremrangebylex", 4, W,             1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
     row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
     row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
+    row!("bzpopmin",    -3, W | BL | F,      1,-2, 1, SortedSet, WALK_BUILD, Data(zset::bzpop)),
+    row!("bzpopmax",    -3, W | BL | F,      1,-2, 1, SortedSet, WALK_BUILD, Data(zset::bzpop)),
+    row!("zmpop",       -4, W,               0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zmpop)).keys(NUMKEYS_1),
+    row!("bzmpop",      -5, W | BL,          0, 0, 0, SortedSet, WALK_BUILD, Data(zset::bzmpop)).keys(NUMKEYS_2),
     row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zrandmember)),
     row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
     row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
+    row!("zdiffstore",  -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zdiffstore)).keys(NUMKEYS_2),
+    row!("zunion",      -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zunion)).keys(NUMKEYS_1),
+    row!("zinter",      -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zinter)).keys(NUMKEYS_1),
+    row!("zdiff",       -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zdiff)).keys(NUMKEYS_1),
+    row!("zintercard",  -3, R,           0, 0, 0, SortedSet, PROBE, Data(zset::zintercard)).keys(NUMKEYS_1),
+    row!("zrangestore", -5, W | M,       1, 2, 1, SortedSet, WALK_COPY, Data(zset::zrangestore)),
     row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
     // geospatial (sorted sets)
     row!("geoadd",      -5, W | M,           1, 1, 1, Geo, WALK_COPY, Data(geo::geoadd)),
@@ -776,10 +793,13 @@ mod tests {
     #[test]
     fn key_positions_follow_numkeys_and_streams() {
         assert_eq!(keys_of("zunionstore d 2 a b WEIGHTS 1 2"), vec![1, 3, 4]);
-        assert_eq!(keys_of("zinterstore d 5 a b"), vec![1, 3, 4]);
+        assert_eq!(keys_of("zinterstore d 5 a b"), vec![1]);
+        assert_eq!(keys_of("lmpop 2 a LEFT"), vec![2, 3]);
+        assert_eq!(keys_of("lmpop 3 a LEFT"), Vec::<usize>::new());
+        assert_eq!(keys_of("blmpop 0 2 a b RIGHT COUNT 2"), vec![3, 4]);
         assert_eq!(keys_of("zinterstore d x a b"), vec![1]);
         assert_eq!(keys_of("zinterstore d -1 a b"), vec![1]);
-        assert_eq!(keys_of("zinterstore d 9223372036854775807 a"), vec![1, 3]);
+        assert_eq!(keys_of("zinterstore d 9223372036854775807 a"), vec![1]);
         assert_eq!(keys_of("sintercard 2 a b LIMIT 5"), vec![2, 3]);
         assert_eq!(keys_of("xread COUNT 5 BLOCK 0 STREAMS a b 0 0"), vec![6, 7]);
         assert_eq!(keys_of("xread streams a 0"), vec![2]);

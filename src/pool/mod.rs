@@ -42,6 +42,20 @@
 //! A successful write bumps the key's version and wakes its waiters, under
 //! the partition lock, so EXEC's version check (also under that lock) and
 //! a blocked BLPOP's retry never miss a write.
+//!
+//! Blocked clients are served first-come first-served on each key, as
+//! Redis serves them. Every blocked client holds a ticket (its place in
+//! line, taken before its first attempt), and:
+//! 1. every attempt of a blocking command that takes elements
+//!    ([`cmd::takes`]) runs with the keys on which a client of the same
+//!    kind holds an earlier ticket marked reserved ([`Ctx::reserved`]): it
+//!    takes nothing from them (a first attempt in a MULTI has no ticket:
+//!    every waiter is earlier);
+//! 2. a write wakes every waiter of the key; each retries, and only the
+//!    first in line may take;
+//! 3. a client served leaves every line under the partition lock, before
+//!    the write's wake-up; a client leaving a line (served, timed out,
+//!    gone) wakes the rest of it, so an element it was owed passes on.
 
 pub mod autoscaler;
 pub mod workers;
@@ -242,6 +256,13 @@ impl LocalPartition {
                 ctx.script_time_limit = opts.script_time_limit;
                 ctx.room = opts.room;
                 ctx.script = opts.script.clone();
+                ctx.still_blocked = opts.retry;
+                // First come, first served: keys owed to earlier waiters.
+                let takes = cmd::takes(spec);
+                if let Some(takes) = takes {
+                    let keys = spec.key_positions(args).map(|i| &args[i][..]);
+                    ctx.reserved = events.reserved(keys, takes, opts.ticket);
+                }
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
                 // Keys of a command that changed anything (a write, a lazy
@@ -251,6 +272,11 @@ impl LocalPartition {
                 // blocked client would wake itself forever.
                 let served_nothing =
                     spec.has(cmd::flags::BLOCKING) && matches!(reply, Reply::Nil | Reply::NilArray);
+                // A blocked client answered leaves its lines now, before
+                // the wake-up below lets the next in line retry.
+                if let (Some(_), Some(ticket), false) = (takes, opts.ticket, served_nothing) {
+                    events.leave(spec.key_positions(args).map(|i| &args[i][..]), ticket);
+                }
                 if ks.mutations() != changes && !served_nothing {
                     events.touched(spec.key_positions(args).map(|i| &args[i][..]));
                 }
@@ -298,6 +324,12 @@ pub struct ExecOptions {
     pub script: Option<Arc<ScriptControl>>,
     /// The caller's permissions, for the commands a script calls.
     pub gate: Option<crate::cmd::script::CommandGate>,
+    /// The place in line of the blocked client this attempt is for
+    /// ([`KeyEvents::ticket`]); `None` when it is not blocked (it then
+    /// comes after every waiter).
+    pub ticket: Option<u64>,
+    /// A retry of a blocked client's command ([`Ctx::still_blocked`]).
+    pub retry: bool,
 }
 
 impl ExecOptions {
@@ -312,6 +344,8 @@ impl ExecOptions {
             room: u64::MAX,
             script: None,
             gate: None,
+            ticket: None,
+            retry: false,
         }
     }
 }
@@ -437,6 +471,8 @@ struct RoutingTable {
 pub struct KeyEvents {
     /// Keys with any interest: the request path skips all work when zero.
     registered: AtomicUsize,
+    /// The next blocked client's place in line.
+    tickets: AtomicU64,
     keys: Mutex<hashbrown::HashMap<Box<[u8]>, Interest>>,
 }
 
@@ -446,9 +482,22 @@ struct Interest {
     watchers: usize,
     /// Moves on every successful write of the key.
     version: u64,
-    /// Connections blocked on the key; each is woken with a permit, so a
-    /// write between a blocked client's attempt and its wait is not lost.
-    waiters: Vec<Arc<tokio::sync::Notify>>,
+    /// Connections blocked on the key, in the order they blocked; each is
+    /// woken with a permit, so a write between a blocked client's attempt
+    /// and its wait is not lost.
+    waiters: Vec<Waiter>,
+}
+
+/// A connection blocked on a key.
+struct Waiter {
+    notify: Arc<tokio::sync::Notify>,
+    /// Its place in line ([`KeyEvents::ticket`]).
+    ticket: u64,
+    /// What it takes from the key (`None`: nothing another waiter wants).
+    takes: Option<cmd::Takes>,
+    /// Its first attempt found nothing: it is blocked, as Redis counts
+    /// blocked clients (in line before that, from its subscription).
+    blocked: bool,
 }
 
 impl KeyEvents {
@@ -479,13 +528,114 @@ impl KeyEvents {
         self.with_key(key, |i| i.watchers = i.watchers.saturating_sub(1));
     }
 
-    /// A blocked connection waits for writes of `key` on `notify`.
-    pub fn subscribe(&self, key: &[u8], notify: &Arc<tokio::sync::Notify>) {
-        self.with_key(key, |i| i.waiters.push(notify.clone()));
+    /// A place in line for a client about to block: later than every
+    /// ticket handed out before.
+    pub fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// A blocked connection waits for writes of `key` on `notify`, in line
+    /// with `ticket` for what it `takes`.
+    pub fn subscribe(
+        &self,
+        key: &[u8],
+        notify: &Arc<tokio::sync::Notify>,
+        ticket: u64,
+        takes: Option<cmd::Takes>,
+    ) {
+        self.with_key(key, |i| {
+            i.waiters.push(Waiter {
+                notify: notify.clone(),
+                ticket,
+                takes,
+                blocked: false,
+            });
+        });
+    }
+
+    /// The connection stops waiting for `key` (if it still was: a client
+    /// served has left already). The rest of the line wakes: it may have
+    /// been passed over for an element this one was owed.
     pub fn unsubscribe(&self, key: &[u8], notify: &Arc<tokio::sync::Notify>) {
-        self.with_key(key, |i| i.waiters.retain(|w| !Arc::ptr_eq(w, notify)));
+        self.with_key(key, |i| {
+            let before = i.waiters.len();
+            i.waiters.retain(|w| !Arc::ptr_eq(&w.notify, notify));
+            if i.waiters.len() != before {
+                i.waiters.iter().for_each(|w| w.notify.notify_one());
+            }
+        });
+    }
+
+    /// Of `keys`, those on which a waiter that takes the same kind of thing
+    /// holds a ticket earlier than `ticket` (any waiter, for `None`).
+    fn reserved<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        takes: cmd::Takes,
+        ticket: Option<u64>,
+    ) -> Vec<Box<[u8]>> {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let ticket = ticket.unwrap_or(u64::MAX);
+        let map = self.keys.lock();
+        keys.filter(|k| {
+            map.get(*k).is_some_and(|i| {
+                i.waiters
+                    .iter()
+                    .any(|w| w.takes == Some(takes) && w.ticket < ticket)
+            })
+        })
+        .map(Box::from)
+        .collect()
+    }
+
+    /// The blocked client holding `ticket` was answered: it leaves the
+    /// lines of `keys`, and the rest of each line wakes.
+    fn leave<'a>(&self, keys: impl Iterator<Item = &'a [u8]>, ticket: u64) {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut map = self.keys.lock();
+        for k in keys {
+            if let Some(i) = map.get_mut(k) {
+                let before = i.waiters.len();
+                i.waiters.retain(|w| w.ticket != ticket);
+                if i.waiters.len() != before {
+                    i.waiters.iter().for_each(|w| w.notify.notify_one());
+                }
+                if i.watchers == 0 && i.waiters.is_empty() {
+                    map.remove(k);
+                    self.registered.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The connection waiting on `notify` made its first attempt and found
+    /// nothing: it now counts as blocked on `keys`.
+    pub fn blocked<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        notify: &Arc<tokio::sync::Notify>,
+    ) {
+        let mut map = self.keys.lock();
+        for k in keys {
+            if let Some(i) = map.get_mut(k) {
+                i.waiters
+                    .iter_mut()
+                    .filter(|w| Arc::ptr_eq(&w.notify, notify))
+                    .for_each(|w| w.blocked = true);
+            }
+        }
+    }
+
+    /// How many connections are blocked on `key` (past their first attempt).
+    pub fn waiting(&self, key: &[u8]) -> usize {
+        self.keys
+            .lock()
+            .get(key)
+            .map_or(0, |i| i.waiters.iter().filter(|w| w.blocked).count())
     }
 
     /// The version of a watched key (0 if nobody watches it).
@@ -502,7 +652,7 @@ impl KeyEvents {
         for k in keys {
             if let Some(i) = map.get_mut(k) {
                 i.version += 1;
-                i.waiters.iter().for_each(|w| w.notify_one());
+                i.waiters.iter().for_each(|w| w.notify.notify_one());
             }
         }
     }
@@ -514,7 +664,7 @@ impl KeyEvents {
         }
         for i in self.keys.lock().values_mut() {
             i.version += 1;
-            i.waiters.iter().for_each(|w| w.notify_one());
+            i.waiters.iter().for_each(|w| w.notify.notify_one());
         }
     }
 }

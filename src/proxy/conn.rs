@@ -557,6 +557,8 @@ impl Connection<'_> {
             room,
             script: None,
             gate: self.session.gate.clone(),
+            ticket: None,
+            retry: false,
         }
     }
 
@@ -679,20 +681,31 @@ impl Connection<'_> {
         let keys: Vec<Bytes> = spec.key_positions(&args).map(|i| args[i].clone()).collect();
         let events = cache.pool.events();
         let notify = Arc::new(tokio::sync::Notify::new());
+        // In line on every key before the first attempt (first come, first
+        // served: see `pool`'s module doc).
+        let ticket = events.ticket();
+        let takes = cmd::takes(spec);
         for k in &keys {
-            events.subscribe(k, &notify);
+            events.subscribe(k, &notify, ticket, takes);
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut peer_may_close = true;
         let mut empty_wakes = 0u32;
+        let mut attempts = 0u32;
         let done = loop {
             let now = ExecOptions {
                 now: now_ms(),
+                ticket: Some(ticket),
+                retry: attempts > 0,
                 ..opts.clone()
             };
+            attempts += 1;
             let done = cache.pool.execute(spec, &args, slot, &now).await;
             if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
                 break done;
+            }
+            if attempts == 1 {
+                events.blocked(keys.iter().map(|k| &k[..]), &notify);
             }
             // Many wakes that found nothing: pace the retries (a safety net
             // against a writer that keeps touching the key without serving).

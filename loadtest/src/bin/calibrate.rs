@@ -341,6 +341,8 @@ fn list_cases() -> Vec<Case> {
         Case::fixed(f, "LINSERT nomatch 100k", "linsert l100k BEFORE nomatch x"),
         Case::fixed(f, "LPOP 100 of 1000", "lpop lt 100").prep(&["copy l1000 lt replace"]),
         Case::fixed(f, "LTRIM 500 of 1000", "ltrim lt 500 -1").prep(&["copy l1000 lt replace"]),
+        Case::fixed(f, "LMPOP 100 of 1000", "lmpop 1 lt LEFT COUNT 100")
+            .prep(&["copy l1000 lt replace"]),
     ]
 }
 
@@ -471,6 +473,18 @@ fn zset_cases() -> Vec<Case> {
             "ZINTERSTORE 100k 100k",
             "zinterstore zdst 2 z100k z100kb",
         ),
+        Case::fixed(f, "ZUNION 1000 1000", "zunion 2 z1000 z1000b"),
+        Case::fixed(f, "ZINTER 100k 100k", "zinter 2 z100k z100kb"),
+        Case::fixed(f, "ZDIFF 100k 1000", "zdiff 2 z100k z1000b"),
+        Case::fixed(f, "ZDIFFSTORE 1000 1000", "zdiffstore zdst 2 z1000 z1000b"),
+        Case::fixed(f, "ZINTERCARD 100k 100k", "zintercard 2 z100k z100kb"),
+        Case::fixed(
+            f,
+            "ZRANGESTORE 1000 of 100k",
+            "zrangestore zdst z100k 0 999",
+        ),
+        Case::fixed(f, "ZMPOP 100 of 1000", "zmpop 1 zt MIN COUNT 100")
+            .prep(&["copy z1000 zt replace"]),
         Case::fixed(f, "ZSCAN 1000 COUNT 100", "zscan z1000 0 COUNT 100"),
         Case::fixed(f, "ZSCAN 100k COUNT 10", "zscan z100k 0 COUNT 10"),
         Case::fixed(
