@@ -20,6 +20,8 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod lua_pattern;
+pub mod object;
+pub mod params;
 pub mod script;
 pub mod set;
 pub mod stream;
@@ -56,6 +58,8 @@ pub struct Ctx<'a> {
     /// The controls of the script this command runs, if it is one: SCRIPT
     /// KILL reaches a running script through them.
     pub script: Option<std::sync::Arc<script::ScriptControl>>,
+    /// The cache's encoding thresholds (OBJECT ENCODING).
+    pub encoding: params::Encoding,
 }
 
 impl<'a> Ctx<'a> {
@@ -71,6 +75,7 @@ impl<'a> Ctx<'a> {
             ),
             room: u64::MAX,
             script: None,
+            encoding: params::Encoding::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
-use super::{Handler, bitmap, hash, hll, keys, list, script, set, stream, string, zset};
+use super::{Handler, bitmap, hash, hll, keys, list, object, script, set, stream, string, zset};
 
 /// Command flags (bit set).
 pub mod flags {
@@ -146,6 +146,10 @@ pub enum ConnOp {
     Unwatch,
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
     Script,
+    Config,
+    Slowlog,
+    Latency,
+    Wait,
 }
 
 /// How a command executes.
@@ -396,6 +400,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
     row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
+    row!("config",      -2, AD,              0, 0, 0, Server,     0, Conn(C::Config)),
+    row!("slowlog",     -2, AD,              0, 0, 0, Server,     0, Conn(C::Slowlog)),
+    row!("latency",     -2, AD,              0, 0, 0, Server,     0, Conn(C::Latency)),
+    row!("wait",         3, 0,               0, 0, 0, Server,     0, Conn(C::Wait)),
+    // OBJECT ENCODING walks up to the cache's listpack thresholds.
+    row!("object",      -2, R,               2, 2, 1, Keys,    STEP, Data(object::object)),
+    row!("memory",      -2, R,               2, 2, 1, Server,     0, Data(object::memory)),
     // transactions
     row!("multi",        1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Multi)),
     row!("exec",         1, TX,              0, 0, 0, Transaction, 1, Conn(C::Exec)),

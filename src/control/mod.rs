@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod http;
+pub mod introspection;
 pub mod registry;
 pub mod scripts;
 

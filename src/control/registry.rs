@@ -189,6 +189,9 @@ pub struct Cache {
     pub usage: Usage,
     /// Lua scripts by SHA1 (EVALSHA, SCRIPT LOAD): this cache's only.
     pub scripts: ScriptStore,
+    /// Configuration values, statistics, slow log and clients as the
+    /// introspection commands (CONFIG, INFO, SLOWLOG, CLIENT) see them.
+    pub server: super::introspection::ServerState,
     /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
     limiter: RwLock<Option<Arc<EcpuLimiter>>>,
     deleted: AtomicBool,
@@ -309,6 +312,7 @@ impl Registry {
             metrics: self.metrics.for_cache(&req.name),
             usage: Usage::default(),
             scripts: ScriptStore::default(),
+            server: Default::default(),
             limiter: RwLock::new(None),
             deleted: AtomicBool::new(false),
         });

@@ -83,6 +83,17 @@ impl Entry {
     fn mem_bytes(&self, key_len: usize) -> usize {
         key_len + self.value.mem_bytes() + ENTRY_OVERHEAD
     }
+
+    /// Bytes the entry is accounted with under a key of `key_len` bytes
+    /// (MEMORY USAGE).
+    pub fn memory_usage(&self, key_len: usize) -> usize {
+        self.mem_bytes(key_len)
+    }
+
+    /// Seconds since the entry was last read or written (OBJECT IDLETIME).
+    pub fn idle_secs(&self, now: u64) -> u64 {
+        u64::from(lru_clock(now).saturating_sub(self.lru))
+    }
 }
 
 /// Counters of keyspace events, read by INFO and the metrics exporter.

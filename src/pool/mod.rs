@@ -242,6 +242,7 @@ impl LocalPartition {
                 ctx.script_time_limit = opts.script_time_limit;
                 ctx.room = opts.room;
                 ctx.script = opts.script.clone();
+                ctx.encoding = opts.encoding;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
                 // Keys of a command that changed anything (a write, a lazy
@@ -296,6 +297,8 @@ pub struct ExecOptions {
     pub room: u64,
     /// Set by the pool for a batch that runs a script.
     pub script: Option<Arc<ScriptControl>>,
+    /// The cache's encoding thresholds (OBJECT ENCODING).
+    pub encoding: crate::cmd::params::Encoding,
 }
 
 impl ExecOptions {
@@ -309,6 +312,7 @@ impl ExecOptions {
             busy_threshold: Duration::from_millis(crate::config::DEFAULT_BUSY_THRESHOLD_MS),
             room: u64::MAX,
             script: None,
+            encoding: Default::default(),
         }
     }
 }

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
 use super::server::ProxyShared;
-use super::session::Session;
+use super::session::{ReplyMode, Session};
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
@@ -117,6 +117,7 @@ impl Connection<'_> {
         // nothing, end the connection.
         let mut stall_deadline: Option<tokio::time::Instant> = None;
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
+        let killed = self.session.handle.kill.clone();
         loop {
             // 1. Run every whole request buffered, while the replies waiting
             //    for the client stay under the output limit (past it, the
@@ -202,6 +203,9 @@ impl Connection<'_> {
                 () = shutdown.cancelled() => {
                     let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
                     return "server shutdown";
+                }
+                () = killed.cancelled() => {
+                    return "killed by CLIENT KILL";
                 }
                 () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
                     return "not authenticated in time";
@@ -317,8 +321,22 @@ impl Connection<'_> {
     pub async fn handle(&mut self, req: Request, arrived: Instant, stream: &TcpStream) {
         let started = Instant::now();
         let out_before = self.wbuf.len();
+        let mode_before = self.session.reply_mode;
         let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
-        reply.encode(self.session.protocol, &mut self.wbuf);
+        let elapsed = started.elapsed();
+        // CLIENT REPLY OFF | SKIP: the reply is dropped.
+        let mode_after = self.session.reply_mode;
+        let suppress = mode_before == ReplyMode::SkipThis
+            || matches!(mode_after, ReplyMode::Off | ReplyMode::Skip);
+        if mode_after == ReplyMode::Skip {
+            self.session.reply_mode = ReplyMode::SkipThis;
+        } else if mode_after == ReplyMode::SkipThis {
+            self.session.reply_mode = ReplyMode::On;
+        }
+        self.record_stats(&req, &reply, &billing, elapsed);
+        if !suppress {
+            reply.encode(self.session.protocol, &mut self.wbuf);
+        }
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
         let Some(cache) = &self.session.cache else {
@@ -374,6 +392,43 @@ impl Connection<'_> {
             }
             Billing::Rejected(why) => usage.reject(why),
             Billing::Nothing => {}
+        }
+    }
+
+    /// Statistics of a command run or refused: INFO commandstats and
+    /// errorstats, the slow log, latency events, and what CLIENT LIST shows.
+    fn record_stats(&self, req: &Request, reply: &Reply, billing: &Billing, elapsed: Duration) {
+        let Some(cache) = &self.session.cache else {
+            return;
+        };
+        let server = &cache.server;
+        if let Reply::Error(e) = reply {
+            server.record_error(e);
+        }
+        let Some(spec) = cmd::lookup(&req.args[0]) else {
+            return;
+        };
+        let name = if CONTAINERS.contains(&spec.name) && req.args.len() > 1 {
+            std::borrow::Cow::Owned(format!(
+                "{}|{}",
+                spec.name,
+                String::from_utf8_lossy(&req.args[1]).to_ascii_lowercase()
+            ))
+        } else {
+            std::borrow::Cow::Borrowed(spec.name)
+        };
+        super::introspect::sync_view(self, &name);
+        match billing {
+            Billing::Rejected(_) => server.record_rejected(spec),
+            Billing::Queued { .. } => {}
+            _ => {
+                let micros = elapsed.as_micros() as u64;
+                server.record_call(spec, micros, reply.is_error());
+                if !matches!(spec.name, "auth" | "hello" | "exec") {
+                    let client_name = self.session.name.as_deref().unwrap_or(b"");
+                    server.maybe_log_slow(&req.args, micros, &self.session.peer, client_name);
+                }
+            }
         }
     }
 
@@ -449,6 +504,20 @@ impl Connection<'_> {
         if queueing {
             return self.queue(spec, req, slot, keys, upfront);
         }
+        // CLIENT PAUSE: wait for its end (writes only, or every command),
+        // except the CLIENT commands that end it.
+        if let Some(cache) = &cache
+            && !matches!(spec.exec, Exec::Conn(cmd::ConnOp::Client))
+        {
+            let writes = spec.has(flags::WRITE) || spec.family == cmd::Family::Scripting;
+            while let Some(p) = cache.server.paused(writes) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(p.until) => {}
+                    () = cache.server.unpaused.notified() => {}
+                    () = self.shutdown.cancelled() => break,
+                }
+            }
+        }
         let now = now_ms();
         // Make room: writes that grow data respect the storage maximum.
         if let Some(cache) = &cache
@@ -513,6 +582,12 @@ impl Connection<'_> {
             busy_threshold: self.shared.busy_threshold,
             room,
             script: None,
+            encoding: self
+                .session
+                .cache
+                .as_ref()
+                .map(|c| c.server.config.encoding())
+                .unwrap_or_default(),
         }
     }
 
@@ -639,6 +714,8 @@ impl Connection<'_> {
             events.subscribe(k, &notify);
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let me = &self.session.handle;
+        me.blocked.store(true, Ordering::Release);
         let mut peer_may_close = true;
         let mut empty_wakes = 0u32;
         let done = loop {
@@ -667,6 +744,15 @@ impl Connection<'_> {
                 () = notify.notified() => continue,
                 () = expired => break Executed { reply: Reply::NilArray, work: 0 },
                 () = self.shutdown.cancelled() => break Executed { reply: Reply::NilArray, work: 0 },
+                () = me.unblock.notified() => {
+                    // CLIENT UNBLOCK: as a timeout, or with Redis's error.
+                    let reply = if me.unblock_error.swap(false, Ordering::AcqRel) {
+                        Reply::err(reply::UNBLOCKED)
+                    } else {
+                        Reply::NilArray
+                    };
+                    break Executed { reply, work: 0 };
+                }
                 r = stream.peek(&mut probe), if peer_may_close => match r {
                     // Closed while blocked: stop waiting (the reply goes nowhere).
                     Ok(0) | Err(_) => break Executed { reply: Reply::NilArray, work: 0 },
@@ -678,6 +764,7 @@ impl Connection<'_> {
         for k in &keys {
             events.unsubscribe(k, &notify);
         }
+        me.blocked.store(false, Ordering::Release);
         done
     }
 }
@@ -789,6 +876,12 @@ impl Outcome {
         }
     }
 }
+
+/// Commands whose statistics name name their subcommand (`client|list`).
+const CONTAINERS: &[&str] = &[
+    "client", "config", "command", "object", "memory", "slowlog", "latency", "cluster", "script",
+    "xinfo", "xgroup",
+];
 
 /// Buffered bytes of an unfinished request beyond which its transfer is
 /// admitted as it arrives (64 KiB: 64 ECPU).

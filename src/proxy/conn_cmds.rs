@@ -3,12 +3,12 @@
 //! operations that visit every partition (DBSIZE, FLUSHDB, SCAN, KEYS).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::conn::Connection;
+use super::introspect;
 use super::transaction;
 use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
@@ -19,8 +19,9 @@ use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::{Executed, NotRun};
 use crate::resp::{Protocol, Reply, reply};
 
-/// The Redis version Stratus reports (its command set and replies follow 7.2).
-pub const REDIS_VERSION: &str = "7.2.4";
+/// The Redis version Stratus reports (its command set and replies follow 7.0;
+/// Redis's own 7.0.15 test suite measures it).
+pub const REDIS_VERSION: &str = "7.0.15";
 
 /// Runs a proxy-side command.
 pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
@@ -71,7 +72,7 @@ async fn dispatch(
         },
         ConnOp::Client => client(conn, args),
         ConnOp::Command => command(args),
-        ConnOp::Info => Ok(info(conn, args)),
+        ConnOp::Info => Ok(introspect::info(conn, args)),
         ConnOp::Time => {
             let micros = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -112,6 +113,10 @@ async fn dispatch(
             .await
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
+        ConnOp::Config => introspect::config(conn, args),
+        ConnOp::Slowlog => introspect::slowlog(conn, args),
+        ConnOp::Latency => introspect::latency(conn, args),
+        ConnOp::Wait => introspect::wait(args),
     }
 }
 
@@ -240,6 +245,12 @@ const CLIENT_SUBS: Subcommands = &[
     ("setname", 3),
     ("setinfo", 4),
     ("info", 2),
+    ("list", -2),
+    ("kill", -3),
+    ("pause", -3),
+    ("unpause", 2),
+    ("unblock", -3),
+    ("reply", 3),
     ("no-evict", 3),
     ("no-touch", 3),
     ("help", 2),
@@ -315,52 +326,36 @@ fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             }
             Ok(Reply::ok())
         }
-        "info" => Ok(Reply::Verbatim(client_line(conn))),
-        "no-evict" | "no-touch" => {
-            if is(&args[2], "ON") || is(&args[2], "OFF") {
-                Ok(Reply::ok())
-            } else {
-                Err(OpError::Syntax)
+        "info" => Ok(Reply::Verbatim(introspect::client_info(conn))),
+        "list" => introspect::client_list(conn, args),
+        "kill" => introspect::client_kill(conn, args),
+        "pause" => introspect::client_pause(conn, args),
+        "unpause" => {
+            if let Some(c) = &conn.session.cache {
+                c.server.unpause();
             }
+            Ok(Reply::ok())
         }
-        _ => Ok(help_reply(&[
-            "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-            "ID",
-            "    Return the ID of the current connection.",
-            "GETNAME",
-            "    Return the name of the current connection.",
-            "SETNAME <name>",
-            "    Assign the name <name> to the current connection.",
-            "SETINFO <LIB-NAME|LIB-VER> <value>",
-            "    Set client library name or version.",
-            "INFO",
-            "    Return information about the current client connection.",
-        ])),
+        "unblock" => introspect::client_unblock(conn, args),
+        "reply" => introspect::client_reply(conn, args),
+        "no-evict" | "no-touch" => {
+            let on = if is(&args[2], "ON") {
+                true
+            } else if is(&args[2], "OFF") {
+                false
+            } else {
+                return Err(OpError::Syntax);
+            };
+            let mut v = conn.session.handle.view.lock();
+            if sub == "no-evict" {
+                v.no_evict = on;
+            } else {
+                v.no_touch = on;
+            }
+            Ok(Reply::ok())
+        }
+        _ => Ok(help_reply(reply::CLIENT_HELP)),
     }
-}
-
-/// One `CLIENT INFO` line, in Redis's field order (fields Stratus has).
-fn client_line(conn: &Connection<'_>) -> String {
-    let s = &conn.session;
-    let text = |b: &Option<Bytes>| {
-        b.as_ref()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "id={} addr={} laddr={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 obl=0 oll=0 omem={} cmd=client|info user={} resp={} lib-name={} lib-ver={}\n",
-        s.id,
-        s.peer,
-        s.local,
-        text(&s.name),
-        s.created.elapsed().as_secs(),
-        s.last_command.elapsed().as_secs(),
-        conn.wbuf.len(),
-        s.cache.as_ref().map_or("(none)", |c| c.name.as_str()),
-        if s.protocol == Protocol::Resp3 { 3 } else { 2 },
-        text(&s.lib_name),
-        text(&s.lib_ver),
-    )
 }
 
 pub(crate) fn help_reply(lines: &[&'static str]) -> Reply {
@@ -465,125 +460,6 @@ fn command_info(c: &'static CommandSpec) -> Reply {
         Reply::Array(Vec::new()),
         Reply::Array(Vec::new()),
     ])
-}
-
-/// INFO [section ...]: server, clients, memory, stats, keyspace (this cache).
-fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
-    let all = args.len() == 1
-        || args[1..]
-            .iter()
-            .any(|a| is(a, "all") || is(a, "default") || is(a, "everything"));
-    let wants = |s: &str| all || args[1..].iter().any(|a| is(a, s));
-    let cache = conn.session.cache.as_ref();
-    let totals = cache.map(|c| c.pool.totals()).unwrap_or_default();
-    let load = |f: fn(&Cache) -> u64| cache.map_or(0, |c| f(c));
-    let mut out = String::new();
-    let mut section = |name: &str, lines: Vec<(&str, String)>| {
-        if wants(name) {
-            if !out.is_empty() {
-                out.push_str("\r\n");
-            }
-            let title = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
-            out.push_str(&format!("# {title}\r\n"));
-            for (k, v) in lines {
-                out.push_str(&format!("{k}:{v}\r\n"));
-            }
-        }
-    };
-    let uptime = conn.shared.started.elapsed().as_secs();
-    section(
-        "server",
-        vec![
-            ("redis_version", REDIS_VERSION.to_string()),
-            ("stratus_version", env!("CARGO_PKG_VERSION").to_string()),
-            ("redis_mode", "cluster".into()),
-            ("os", std::env::consts::OS.into()),
-            ("arch_bits", "64".into()),
-            ("process_id", std::process::id().to_string()),
-            ("tcp_port", conn.session.local.port().to_string()),
-            ("uptime_in_seconds", uptime.to_string()),
-            ("uptime_in_days", (uptime / 86_400).to_string()),
-            (
-                "cache_name",
-                cache.map_or(String::new(), |c| c.name.clone()),
-            ),
-        ],
-    );
-    let max_bytes = cache.map_or(0, |c| c.settings.read().limits.max_storage_bytes());
-    section(
-        "clients",
-        vec![
-            (
-                "connected_clients",
-                load(|c| c.usage.connected.load(Ordering::Relaxed)).to_string(),
-            ),
-            ("maxclients", conn.shared.max_clients.to_string()),
-        ],
-    );
-    section(
-        "memory",
-        vec![
-            ("used_memory", totals.used_bytes.to_string()),
-            ("used_memory_human", human_bytes(totals.used_bytes as u64)),
-            ("maxmemory", max_bytes.to_string()),
-            ("maxmemory_human", human_bytes(max_bytes)),
-            ("maxmemory_policy", "volatile-lru".into()),
-        ],
-    );
-    section(
-        "stats",
-        vec![
-            (
-                "total_connections_received",
-                load(|c| c.usage.connections_received.load(Ordering::Relaxed)).to_string(),
-            ),
-            (
-                "total_commands_processed",
-                load(|c| c.usage.commands_processed()).to_string(),
-            ),
-            (
-                "total_net_input_bytes",
-                load(|c| c.usage.net_in.load(Ordering::Relaxed)).to_string(),
-            ),
-            (
-                "total_net_output_bytes",
-                load(|c| c.usage.net_out.load(Ordering::Relaxed)).to_string(),
-            ),
-            ("expired_keys", totals.events.expired.to_string()),
-            ("evicted_keys", totals.events.evicted.to_string()),
-            ("keyspace_hits", totals.events.hits.to_string()),
-            ("keyspace_misses", totals.events.misses.to_string()),
-        ],
-    );
-    section("cluster", vec![("cluster_enabled", "1".into())]);
-    let keyspace = if totals.keys > 0 {
-        vec![(
-            "db0",
-            format!(
-                "keys={},expires={},avg_ttl=0",
-                totals.keys, totals.volatile_keys
-            ),
-        )]
-    } else {
-        Vec::new()
-    };
-    section("keyspace", keyspace);
-    Reply::Verbatim(out)
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.2}{}", UNITS[unit])
-    }
 }
 
 /// The virtual node's id: 40 hex digits, stable for the endpoint.

@@ -15,6 +15,7 @@
 
 pub mod conn;
 pub mod conn_cmds;
+pub mod introspect;
 pub mod scripting;
 pub mod server;
 pub mod session;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::cmd::CommandSpec;
 use crate::control::Cache;
+use crate::control::introspection::ClientHandle;
 use crate::resp::{Protocol, Request};
 
 /// What one client connection remembers between commands.
@@ -34,6 +35,22 @@ pub struct Session {
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
     pub preauth: Option<super::server::PreAuth>,
+    /// What the bound cache's other clients see of this one (CLIENT LIST,
+    /// KILL, UNBLOCK); registered with the cache while bound.
+    pub handle: Arc<ClientHandle>,
+    /// CLIENT REPLY: whether replies are sent.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY ON | OFF | SKIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped, then back to `On`.
+    Skip,
+    /// Set by SKIP: drop the reply of the command being run now.
+    SkipThis,
 }
 
 /// A key under WATCH.
@@ -78,6 +95,8 @@ impl Session {
             watched: Vec::new(),
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
+            handle: Arc::new(ClientHandle::new(id, peer, local, now)),
+            reply_mode: ReplyMode::On,
         }
     }
 
@@ -98,6 +117,7 @@ impl Session {
             .usage
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
+        cache.server.add_client(self.handle.clone());
         self.cache = Some(cache);
         self.preauth = None;
         true
@@ -118,6 +138,7 @@ impl Session {
         self.unwatch();
         self.multi = None;
         if let Some(old) = self.cache.take() {
+            old.server.remove_client(self.id);
             old.usage.connected.fetch_sub(1, Ordering::Relaxed);
         }
     }

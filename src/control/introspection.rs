@@ -1,0 +1,440 @@
+//! What a cache's introspection commands read and change: its Redis
+//! configuration values, command and error statistics (`INFO
+//! commandstats|errorstats`, `CONFIG RESETSTAT`), slow log, latency events,
+//! its connected clients (`CLIENT LIST|KILL|UNBLOCK|PAUSE`).
+//!
+//! Everything here belongs to one cache: no command can see or touch
+//! another cache's clients, statistics or logs. Bounded: the slow log by
+//! `slowlog-max-len` (at most [`SLOWLOG_HARD_MAX`] entries), error codes by
+//! [`MAX_ERROR_CODES`], latency events by their fixed names.
+//!
+//! Hot path: a command's statistics are atomic adds in a per-command array;
+//! the slow log, latency and error tables lock only for slow or failed
+//! commands.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::params::CacheConfig;
+use crate::cmd::{COMMANDS, CommandSpec};
+
+/// Most slow-log entries a cache keeps, whatever `slowlog-max-len` says.
+pub const SLOWLOG_HARD_MAX: usize = 1024;
+/// Most arguments a slow-log entry keeps (Redis: 32, the last one counting
+/// the rest).
+const SLOWLOG_MAX_ARGC: usize = 32;
+/// Longest argument a slow-log entry keeps, bytes (Redis: 128).
+const SLOWLOG_MAX_ARGLEN: usize = 128;
+/// Most distinct error codes counted (Redis: 128, then it stops tracking).
+pub const MAX_ERROR_CODES: usize = 128;
+/// Samples kept per latency event (Redis: 160).
+const LATENCY_SAMPLES: usize = 160;
+
+/// Unix time in seconds.
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Calls, time and failures of one command.
+#[derive(Default)]
+pub struct CommandStat {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// One slow-log entry.
+#[derive(Clone)]
+pub struct SlowEntry {
+    pub id: u64,
+    pub time: u64,
+    pub micros: u64,
+    pub args: Vec<Bytes>,
+    pub peer: String,
+    pub name: String,
+}
+
+/// One latency event's samples: (unix time, milliseconds).
+#[derive(Default, Clone)]
+pub struct LatencyEvent {
+    pub samples: VecDeque<(u64, u64)>,
+    pub max: u64,
+}
+
+/// What other connections may see of a client and do to it.
+pub struct ClientHandle {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub created: Instant,
+    /// Ends the connection (CLIENT KILL).
+    pub kill: CancellationToken,
+    /// Wakes the client's blocked command (CLIENT UNBLOCK); `unblock_error`
+    /// says whether it answers with an error rather than a timeout.
+    pub unblock: Notify,
+    pub unblock_error: AtomicBool,
+    /// Whether a blocking command of this client waits now.
+    pub blocked: AtomicBool,
+    pub view: Mutex<ClientView>,
+}
+
+/// A client's mutable state as `CLIENT LIST` shows it.
+#[derive(Clone)]
+pub struct ClientView {
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub last_active: Instant,
+    pub last_cmd: String,
+    pub resp: u8,
+    pub multi: i64,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    pub out_bytes: u64,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr, created: Instant) -> ClientHandle {
+        ClientHandle {
+            id,
+            peer,
+            local,
+            created,
+            kill: CancellationToken::new(),
+            unblock: Notify::new(),
+            unblock_error: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            view: Mutex::new(ClientView {
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+                last_active: created,
+                last_cmd: "NULL".into(),
+                resp: 2,
+                multi: -1,
+                no_evict: false,
+                no_touch: false,
+                out_bytes: 0,
+            }),
+        }
+    }
+
+    /// One `CLIENT LIST` / `CLIENT INFO` line (Redis 7.0's fields).
+    pub fn line(&self, user: &str) -> String {
+        let v = self.view.lock().clone();
+        let text = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let mut flags = String::new();
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if v.no_evict {
+            flags.push('e');
+        }
+        if v.no_touch {
+            flags.push('T');
+        }
+        if v.multi >= 0 {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={user} redir=-1 resp={} lib-name={} lib-ver={}\n",
+            self.id,
+            self.peer,
+            self.local,
+            text(&v.name),
+            self.created.elapsed().as_secs(),
+            v.last_active.elapsed().as_secs(),
+            v.multi,
+            v.out_bytes,
+            v.last_cmd,
+            v.resp,
+            text(&v.lib_name),
+            text(&v.lib_ver),
+        )
+    }
+}
+
+/// A `CLIENT PAUSE` in force.
+#[derive(Clone, Copy)]
+pub struct Pause {
+    pub until: tokio::time::Instant,
+    /// `ALL` (every command) rather than `WRITE`.
+    pub all: bool,
+}
+
+/// One cache's introspection state.
+pub struct ServerState {
+    pub config: CacheConfig,
+    /// Per command, by its index in [`COMMANDS`].
+    stats: Vec<CommandStat>,
+    errors: Mutex<HashMap<String, u64>>,
+    /// Errors replied in all (INFO's `total_error_replies`).
+    pub error_replies: AtomicU64,
+    slowlog: Mutex<VecDeque<SlowEntry>>,
+    slowlog_next: AtomicU64,
+    latency: Mutex<HashMap<&'static str, LatencyEvent>>,
+    clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+    pause: Mutex<Option<Pause>>,
+    /// Wakes paused clients when a pause ends early (CLIENT UNPAUSE).
+    pub unpaused: Notify,
+}
+
+impl Default for ServerState {
+    fn default() -> Self {
+        ServerState {
+            config: CacheConfig::default(),
+            stats: COMMANDS.iter().map(|_| CommandStat::default()).collect(),
+            errors: Mutex::new(HashMap::new()),
+            error_replies: AtomicU64::new(0),
+            slowlog: Mutex::new(VecDeque::new()),
+            slowlog_next: AtomicU64::new(0),
+            latency: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            pause: Mutex::new(None),
+            unpaused: Notify::new(),
+        }
+    }
+}
+
+/// The index of a table row.
+fn index_of(spec: &CommandSpec) -> Option<usize> {
+    let base = COMMANDS.as_ptr() as usize;
+    let at = spec as *const CommandSpec as usize;
+    let i = at.checked_sub(base)? / std::mem::size_of::<CommandSpec>();
+    (i < COMMANDS.len()).then_some(i)
+}
+
+impl ServerState {
+    /// Records a command that ran: its time, and whether it answered an error.
+    pub fn record_call(&self, spec: &CommandSpec, micros: u64, failed: bool) {
+        if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
+            s.calls.fetch_add(1, Ordering::Relaxed);
+            s.usec.fetch_add(micros, Ordering::Relaxed);
+            if failed {
+                s.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records a command refused before it ran.
+    pub fn record_rejected(&self, spec: &CommandSpec) {
+        if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
+            s.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an error reply by its code (the first word: `ERR`, `WRONGTYPE`).
+    pub fn record_error(&self, message: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let code = message.split(' ').next().unwrap_or("ERR");
+        let mut errors = self.errors.lock();
+        if let Some(n) = errors.get_mut(code) {
+            *n += 1;
+        } else if errors.len() < MAX_ERROR_CODES {
+            errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// Commands that ran at least once or were refused: (name, stat).
+    pub fn command_stats(&self) -> Vec<(&'static str, [u64; 4])> {
+        COMMANDS
+            .iter()
+            .zip(&self.stats)
+            .filter_map(|(c, s)| {
+                let v = [
+                    s.calls.load(Ordering::Relaxed),
+                    s.usec.load(Ordering::Relaxed),
+                    s.rejected.load(Ordering::Relaxed),
+                    s.failed.load(Ordering::Relaxed),
+                ];
+                (v[0] + v[2] + v[3] > 0).then_some((c.name, v))
+            })
+            .collect()
+    }
+
+    pub fn error_stats(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = self
+            .errors
+            .lock()
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// CONFIG RESETSTAT: command, error and latency statistics.
+    pub fn reset_stats(&self) {
+        for s in &self.stats {
+            s.calls.store(0, Ordering::Relaxed);
+            s.usec.store(0, Ordering::Relaxed);
+            s.rejected.store(0, Ordering::Relaxed);
+            s.failed.store(0, Ordering::Relaxed);
+        }
+        self.errors.lock().clear();
+        self.error_replies.store(0, Ordering::Relaxed);
+    }
+
+    /// Logs a command that took `micros` if the cache's threshold says so,
+    /// and records a latency event above `latency-monitor-threshold`.
+    pub fn maybe_log_slow(&self, args: &[Bytes], micros: u64, peer: &SocketAddr, name: &[u8]) {
+        let threshold = self.config.slowlog_slower_than();
+        if threshold >= 0 && micros >= threshold as u64 {
+            let max = self.config.slowlog_max_len().min(SLOWLOG_HARD_MAX);
+            let mut kept: Vec<Bytes> = Vec::with_capacity(args.len().min(SLOWLOG_MAX_ARGC));
+            for (i, a) in args.iter().enumerate() {
+                if i == SLOWLOG_MAX_ARGC - 1 && args.len() > SLOWLOG_MAX_ARGC {
+                    kept.push(Bytes::from(format!(
+                        "... ({} more arguments)",
+                        args.len() - SLOWLOG_MAX_ARGC + 1
+                    )));
+                    break;
+                }
+                if a.len() > SLOWLOG_MAX_ARGLEN {
+                    let mut s = a[..SLOWLOG_MAX_ARGLEN].to_vec();
+                    s.extend_from_slice(
+                        format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_ARGLEN).as_bytes(),
+                    );
+                    kept.push(Bytes::from(s));
+                } else {
+                    kept.push(a.clone());
+                }
+            }
+            let entry = SlowEntry {
+                id: self.slowlog_next.fetch_add(1, Ordering::Relaxed),
+                time: unix_secs(),
+                micros,
+                args: kept,
+                peer: peer.to_string(),
+                name: String::from_utf8_lossy(name).into_owned(),
+            };
+            let mut log = self.slowlog.lock();
+            log.push_front(entry);
+            log.truncate(max);
+        }
+        let ms = micros / 1000;
+        let latency = self.config.latency_threshold();
+        if latency > 0 && ms >= latency as u64 {
+            self.add_latency("command", ms);
+        }
+    }
+
+    fn add_latency(&self, event: &'static str, ms: u64) {
+        let now = unix_secs();
+        let mut events = self.latency.lock();
+        let e = events.entry(event).or_default();
+        e.max = e.max.max(ms);
+        match e.samples.back_mut() {
+            Some(last) if last.0 == now => last.1 = last.1.max(ms),
+            _ => e.samples.push_back((now, ms)),
+        }
+        if e.samples.len() > LATENCY_SAMPLES {
+            e.samples.pop_front();
+        }
+    }
+
+    /// The newest `count` slow-log entries.
+    pub fn slowlog(&self, count: usize) -> Vec<SlowEntry> {
+        self.slowlog.lock().iter().take(count).cloned().collect()
+    }
+
+    pub fn slowlog_len(&self) -> usize {
+        self.slowlog.lock().len()
+    }
+
+    pub fn slowlog_reset(&self) {
+        self.slowlog.lock().clear();
+    }
+
+    pub fn latency_events(&self) -> Vec<(&'static str, LatencyEvent)> {
+        let mut v: Vec<_> = self
+            .latency
+            .lock()
+            .iter()
+            .map(|(k, e)| (*k, e.clone()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// LATENCY RESET [event...]: how many events were reset.
+    pub fn latency_reset(&self, events: &[String]) -> usize {
+        let mut all = self.latency.lock();
+        if events.is_empty() {
+            let n = all.len();
+            all.clear();
+            return n;
+        }
+        events
+            .iter()
+            .filter(|e| all.remove(e.to_ascii_lowercase().as_str()).is_some())
+            .count()
+    }
+
+    pub fn add_client(&self, c: Arc<ClientHandle>) {
+        self.clients.lock().insert(c.id, c);
+    }
+
+    pub fn remove_client(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn client(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
+    /// This cache's clients, by id.
+    pub fn clients(&self) -> Vec<Arc<ClientHandle>> {
+        let mut v: Vec<_> = self.clients.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn pause(&self, p: Pause) {
+        let mut cur = self.pause.lock();
+        // A longer or stricter pause wins (Redis keeps the later end time).
+        *cur = Some(match *cur {
+            Some(old) if old.until > p.until => Pause {
+                until: old.until,
+                all: old.all || p.all,
+            },
+            _ => p,
+        });
+    }
+
+    pub fn unpause(&self) {
+        *self.pause.lock() = None;
+        self.unpaused.notify_waiters();
+    }
+
+    /// The pause a command must wait for, if any (`write`: it writes).
+    pub fn paused(&self, write: bool) -> Option<Pause> {
+        let mut cur = self.pause.lock();
+        match *cur {
+            Some(p) if p.until <= tokio::time::Instant::now() => {
+                *cur = None;
+                None
+            }
+            Some(p) if p.all || write => Some(p),
+            _ => None,
+        }
+    }
+}
