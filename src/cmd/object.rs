@@ -97,7 +97,7 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         "encoding" => {
             let (name, walked) = encoding(ctx.encoding, &entry.value);
             ctx.work += walked;
-            Ok(Reply::status(name))
+            Ok(Reply::bulk(name))
         }
         "freq" => Err(OpError::Static(reply::OBJECT_FREQ_NOT_LFU)),
         "idletime" => Ok(Reply::Int(entry.idle_secs(now) as i64)),

@@ -300,6 +300,21 @@ pub static PARAMS: &[Param] = &[
     p!("zset-max-listpack-value",               "64",                  Source::PerCache(Kind::Memory(0, i64::MAX))),
     p!("zset-max-ziplist-entries",              "128",                 Source::PerCache(Kind::Int(0, i64::MAX)), "zset-max-listpack-entries"),
     p!("zset-max-ziplist-value",                "64",                  Source::PerCache(Kind::Memory(0, i64::MAX)), "zset-max-listpack-value"),
+    // Hidden: shown only when named exactly (Redis's HIDDEN_CONFIG).
+    p!("key-load-delay",                        "0",                   Source::Fixed),
+    p!("loading-process-events-interval-bytes", "2097152",             Source::Fixed),
+    p!("rdb-key-save-delay",                    "0",                   Source::Fixed),
+    p!("use-exit-on-panic",                     "no",                  Source::Fixed),
+    p!("watchdog-period",                       "0",                   Source::Fixed),
+];
+
+/// Parameters a glob pattern does not match (Redis's hidden ones).
+pub const HIDDEN: &[&str] = &[
+    "key-load-delay",
+    "loading-process-events-interval-bytes",
+    "rdb-key-save-delay",
+    "use-exit-on-panic",
+    "watchdog-period",
 ];
 
 /// Finds a parameter by name (case-insensitive), aliases included.
@@ -330,7 +345,10 @@ pub fn select(patterns: &[&[u8]]) -> Vec<(String, &'static Param)> {
         }
         let lower = pat.to_ascii_lowercase();
         for p in PARAMS {
-            if glob_match(&lower, p.name.as_bytes()) && seen.insert(p.name.to_string()) {
+            if !HIDDEN.contains(&p.name)
+                && glob_match(&lower, p.name.as_bytes())
+                && seen.insert(p.name.to_string())
+            {
                 out.push((p.name.to_string(), p));
             }
         }
@@ -647,7 +665,7 @@ mod tests {
                 assert_eq!(c.source, p.source, "{}", p.name);
             }
         }
-        assert_eq!(PARAMS.len(), 192);
+        assert_eq!(PARAMS.len(), 192 + HIDDEN.len());
     }
 
     #[test]
@@ -659,7 +677,8 @@ mod tests {
         assert_eq!(names(&["MAXMEMORY"]), vec!["MAXMEMORY"]);
         assert_eq!(names(&["maxmemory", "maxmemory"]), vec!["maxmemory"]);
         assert_eq!(names(&["*max-*-entries*"]).len(), 6);
-        assert_eq!(names(&["*"]).len(), PARAMS.len());
+        assert_eq!(names(&["*"]).len(), 192);
+        assert_eq!(names(&["key-load-delay"]).len(), 1);
         assert!(names(&["nosuch"]).is_empty());
     }
 

@@ -102,6 +102,8 @@ pub struct ClientView {
     pub no_evict: bool,
     pub no_touch: bool,
     pub out_bytes: u64,
+    /// Bytes of the request being run (while it runs).
+    pub qbuf: u64,
 }
 
 impl ClientHandle {
@@ -126,6 +128,7 @@ impl ClientHandle {
                 no_evict: false,
                 no_touch: false,
                 out_bytes: 0,
+                qbuf: 0,
             }),
         }
     }
@@ -155,7 +158,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={user} redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={user} redir=-1 resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.peer,
             self.local,
@@ -163,6 +166,7 @@ impl ClientHandle {
             self.created.elapsed().as_secs(),
             v.last_active.elapsed().as_secs(),
             v.multi,
+            v.qbuf,
             v.out_bytes,
             v.last_cmd,
             v.resp,

@@ -322,11 +322,13 @@ impl Connection<'_> {
         let started = Instant::now();
         let out_before = self.wbuf.len();
         let mode_before = self.session.reply_mode;
+        self.session.request_len = req.wire_len as u64;
         let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
         let elapsed = started.elapsed();
         // CLIENT REPLY OFF | SKIP: the reply is dropped.
         let mode_after = self.session.reply_mode;
-        let suppress = mode_before == ReplyMode::SkipThis
+        // (CLIENT REPLY ON right after SKIP is answered, as in Redis.)
+        let suppress = (mode_before == ReplyMode::SkipThis && mode_after == ReplyMode::SkipThis)
             || matches!(mode_after, ReplyMode::Off | ReplyMode::Skip);
         if mode_after == ReplyMode::Skip {
             self.session.reply_mode = ReplyMode::SkipThis;

