@@ -402,3 +402,54 @@ async fn client_commands_reach_the_cache_s_own_clients() {
         err("ERR No such client")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_key_specs_and_list_filters() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    // Key specs as Redis gives them, for commands whose flags match.
+    for name in ["get", "mget", "zunionstore", "xread", "eval"] {
+        let (r, s) = p.both(&["COMMAND", "INFO", name]).await;
+        let (r, s) = (&r.items()[0], &s.items()[0]);
+        let search = |v: &Resp| -> Vec<(Resp, Resp)> {
+            v.items()[8]
+                .items()
+                .iter()
+                .map(|spec| {
+                    let f = |k: &str| {
+                        let items = spec.items();
+                        let i = items
+                            .iter()
+                            .position(|x| matches!(x, Resp::Bulk(b) if b == k.as_bytes()))
+                            .unwrap();
+                        items[i + 1].clone()
+                    };
+                    (f("begin_search"), f("find_keys"))
+                })
+                .collect()
+        };
+        assert_eq!(search(s), search(r), "{name} key specs");
+    }
+    p.script(&[
+        &["COMMAND", "LIST", "FILTERBY"],
+        &["COMMAND", "LIST", "FILTERBY", "foo", "bar"],
+        &["COMMAND", "LIST", "FILTERBY", "MODULE", "x"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "xr*range"],
+    ])
+    .await;
+    let hashes = p
+        .stratus
+        .cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "hash"])
+        .await;
+    assert!(hashes.items().contains(&bulk("hset")), "{hashes:?}");
+    assert!(!hashes.items().contains(&bulk("get")), "{hashes:?}");
+    let count = p.stratus.cmd(&["COMMAND", "COUNT"]).await.int();
+    let list = p.stratus.cmd(&["COMMAND", "LIST"]).await;
+    assert_eq!(list.items().len() as i64, count);
+    assert_eq!(
+        p.stratus
+            .cmd(&["COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "2", "a", "b"])
+            .await,
+        bulks(&["d", "a", "b"])
+    );
+}

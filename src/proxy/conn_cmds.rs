@@ -378,9 +378,7 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
     };
     match sub {
         "count" => Ok(Reply::Int(COMMANDS.len() as i64)),
-        "list" => Ok(Reply::Array(
-            COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect(),
-        )),
+        "list" => command_list(names),
         "info" => Ok(Reply::Array(
             selected()
                 .into_iter()
@@ -434,6 +432,47 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
     }
 }
 
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
+fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
+    let keep: Box<dyn Fn(&'static CommandSpec) -> bool> = match args {
+        [] => Box::new(|_| true),
+        [by, kind, value] if is(by, "FILTERBY") => {
+            let value = value.clone();
+            if is(kind, "MODULE") {
+                Box::new(|_| false)
+            } else if is(kind, "PATTERN") {
+                Box::new(move |c| glob_match(&value.to_ascii_lowercase(), c.name.as_bytes()))
+            } else if is(kind, "ACLCAT") {
+                Box::new(move |c| {
+                    let info = command_info(c);
+                    let Reply::Array(fields) = info else {
+                        return false;
+                    };
+                    let Some(Reply::Set(cats)) = fields.get(6) else {
+                        return false;
+                    };
+                    cats.iter().any(|cat| match cat {
+                        Reply::Status(s) => {
+                            s[1..].eq_ignore_ascii_case(&String::from_utf8_lossy(&value))
+                        }
+                        _ => false,
+                    })
+                })
+            } else {
+                return Err(OpError::Syntax);
+            }
+        }
+        _ => return Err(OpError::Syntax),
+    };
+    Ok(Reply::Array(
+        COMMANDS
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| Reply::bulk(c.name))
+            .collect(),
+    ))
+}
+
 /// A `COMMAND INFO` entry in Redis 7's ten-field shape.
 fn command_info(c: &'static CommandSpec) -> Reply {
     let mut flag_names: Vec<Reply> = flags::NAMES
@@ -444,10 +483,25 @@ fn command_info(c: &'static CommandSpec) -> Reply {
     if c.keys != KeySpec::Range {
         flag_names.push(Reply::status("movablekeys"));
     }
-    let category = match c.exec {
+    let mut categories = Vec::new();
+    if c.has(flags::WRITE) {
+        categories.push("@write".to_string());
+    } else if c.has(flags::READ) {
+        categories.push("@read".to_string());
+    }
+    categories.push(match c.exec {
         Exec::Data(_) => format!("@{}", c.family.label()),
-        Exec::Conn(_) => "@connection".to_string(),
-    };
+        Exec::Conn(_) if c.family == crate::cmd::Family::Connection => "@connection".to_string(),
+        Exec::Conn(_) => format!("@{}", c.family.label()),
+    });
+    if c.has(flags::ADMIN) {
+        categories.push("@admin".into());
+        categories.push("@dangerous".into());
+    }
+    if c.has(flags::BLOCKING) {
+        categories.push("@blocking".into());
+    }
+    categories.push(if c.has(flags::FAST) { "@fast" } else { "@slow" }.into());
     Reply::Array(vec![
         Reply::bulk(c.name),
         Reply::Int(i64::from(c.arity)),
@@ -455,11 +509,105 @@ fn command_info(c: &'static CommandSpec) -> Reply {
         Reply::Int(i64::from(c.first_key)),
         Reply::Int(i64::from(c.last_key)),
         Reply::Int(i64::from(c.step)),
-        Reply::Set(vec![Reply::status_owned(category)]),
+        Reply::Set(categories.into_iter().map(Reply::status_owned).collect()),
         Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
+        Reply::Array(key_specs(c)),
         Reply::Array(Vec::new()),
     ])
+}
+
+/// A map reply from static keys.
+fn map(pairs: Vec<(&'static str, Reply)>) -> Reply {
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::bulk(k), v))
+            .collect(),
+    )
+}
+
+/// Redis 7 key specifications, from the row's key positions: an index
+/// and a range for fixed keys, an index and a key count for `numkeys`
+/// commands, the `STREAMS` keyword for XREAD. Flags are `RW`/`RO` with
+/// `update`/`access` (Redis refines them per command).
+fn key_specs(c: &CommandSpec) -> Vec<Reply> {
+    let key_flags = || {
+        let (a, b) = if c.has(flags::WRITE) {
+            ("RW", "update")
+        } else {
+            ("RO", "access")
+        };
+        Reply::Set(vec![Reply::status(a), Reply::status(b)])
+    };
+    let index = |i: i64| {
+        map(vec![
+            ("type", Reply::bulk("index")),
+            ("spec", map(vec![("index", Reply::Int(i))])),
+        ])
+    };
+    let spec = |begin: Reply, find: Reply| {
+        map(vec![
+            ("flags", key_flags()),
+            ("begin_search", begin),
+            ("find_keys", find),
+        ])
+    };
+    let range = |last: i64, step: i64, limit: i64| {
+        map(vec![
+            ("type", Reply::bulk("range")),
+            (
+                "spec",
+                map(vec![
+                    ("lastkey", Reply::Int(last)),
+                    ("keystep", Reply::Int(step)),
+                    ("limit", Reply::Int(limit)),
+                ]),
+            ),
+        ])
+    };
+    let mut specs = Vec::new();
+    if c.first_key > 0 {
+        let last = if c.last_key < 0 {
+            i64::from(c.last_key)
+        } else {
+            i64::from(c.last_key - c.first_key)
+        };
+        specs.push(spec(
+            index(i64::from(c.first_key)),
+            range(last, i64::from(c.step.max(1)), 0),
+        ));
+    }
+    match c.keys {
+        KeySpec::Range => {}
+        KeySpec::NumKeys { at } => specs.push(spec(
+            index(at as i64),
+            map(vec![
+                ("type", Reply::bulk("keynum")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keynumidx", Reply::Int(0)),
+                        ("firstkey", Reply::Int(1)),
+                        ("keystep", Reply::Int(1)),
+                    ]),
+                ),
+            ]),
+        )),
+        KeySpec::Streams => specs.push(spec(
+            map(vec![
+                ("type", Reply::bulk("keyword")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keyword", Reply::bulk("STREAMS")),
+                        ("startfrom", Reply::Int(1)),
+                    ]),
+                ),
+            ]),
+            range(-1, 1, 2),
+        )),
+    }
+    specs
 }
 
 /// The virtual node's id: 40 hex digits, stable for the endpoint.
