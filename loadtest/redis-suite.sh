@@ -102,11 +102,14 @@ start_stratus
 
 # 3. One unit against one server: its log, then the names of the tests that
 #    passed (one a line, sorted; a name can repeat).
+# The suite's own test server listens on a port from --baseport: a random
+# base keeps runs of several users on one machine apart.
 run_unit() { # <unit> <port> <log>
+    local base=$((20000 + RANDOM % 30000))
     (cd "$REDIS_TREE" && timeout --kill-after=10 "$UNIT_TIMEOUT" \
         tclsh tests/test_helper.tcl --host 127.0.0.1 --port "$2" --singledb \
         --ignore-encoding --tags "$TAGS" --single "unit/$1" \
-        --clients 1) >"$3" 2>&1 </dev/null
+        --clients 1 --baseport "$base" --portcount 200) >"$3" 2>&1 </dev/null
 }
 passed() { # <log>
     sed -e 's/\x1b\[[0-9;]*m//g' "$1" | sed -n 's/^\[ok\]: \(.*\) ([0-9]* ms)$/\1/p' | LC_ALL=C sort
