@@ -142,23 +142,11 @@ fn config_set(conn: &Connection<'_>, cache: &Cache, pairs: &[Bytes]) -> Result<R
             values.push((c, v));
         }
     }
+    // Values read on the request path take effect through CacheConfig's
+    // atomics (slow log, latency monitor, encoding thresholds, keyspace
+    // notification classes: `CacheConfig::notify_flags`).
     cache.server.config.set_all(&values);
-    for (p, _) in &values {
-        applied(cache, p.name);
-    }
     Ok(Reply::ok())
-}
-
-/// Pushes a per-cache value that changed to the code it drives outside the
-/// proxy. Values read on the request path are atomics in `CacheConfig`
-/// already (slow log, latency monitor, encoding thresholds); keyspace
-/// notifications are read from `CacheConfig::notify_flags` by whatever
-/// records them (the partitions get them here when they need a copy).
-fn applied(_cache: &Cache, name: &str) {
-    match name {
-        "notify-keyspace-events" => {}
-        _ => {}
-    }
 }
 
 // ---------------------------------------------------------------- INFO
@@ -643,7 +631,7 @@ pub fn client_kill(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, O
         kill(conn, c, me);
         return Ok(Reply::ok());
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(OpError::Syntax);
     }
     let mut id = None;

@@ -396,27 +396,6 @@ fn printable(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formatted_errors_match_redis() {
-        assert_eq!(
-            wrong_arity("GET"),
-            "ERR wrong number of arguments for 'get' command"
-        );
-        assert_eq!(
-            unknown_command(b"foo", &[bytes::Bytes::from_static(b"a"), "b".into()]),
-            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
-        );
-        assert_eq!(
-            unknown_subcommand("client", b"x"),
-            "ERR unknown subcommand 'x'. Try CLIENT HELP."
-        );
-    }
-}
-
 // Introspection (OBJECT, MEMORY, SLOWLOG, LATENCY, CONFIG, CLIENT): help texts and errors.
 pub const OBJECT_HELP: &[&str] = &[
     "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -568,4 +547,25 @@ pub fn config_unknown(name: &[u8]) -> String {
 /// `CONFIG SET` refused, with the parameter and Redis's reason.
 pub fn config_set_failed(name: &str, why: &str) -> String {
     format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatted_errors_match_redis() {
+        assert_eq!(
+            wrong_arity("GET"),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            unknown_command(b"foo", &[bytes::Bytes::from_static(b"a"), "b".into()]),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            unknown_subcommand("client", b"x"),
+            "ERR unknown subcommand 'x'. Try CLIENT HELP."
+        );
+    }
 }
