@@ -302,6 +302,12 @@ async fn object_and_memory_usage() {
         &["MEMORY", "USAGE", "nosuch"],
         &["MEMORY", "USAGE"],
         &["MEMORY", "USAGE", "int", "FOO"],
+        &["MEMORY", "USAGE", "int", "SAMPLES"],
+        &["MEMORY", "USAGE", "int", "SAMPLES", "x"],
+        &["MEMORY", "USAGE", "int", "SAMPLES", "-1"],
+        &["MEMORY", "USAGE", "nosuch", "SAMPLES", "0", "SAMPLES", "5"],
+        &["MEMORY", "PURGE"],
+        &["MEMORY", "FOO"],
         &["MEMORY", "HELP"],
     ])
     .await;

@@ -119,20 +119,29 @@ pub fn memory(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if is(&args[1], "purge") && args.len() == 2 {
         return Ok(Reply::ok());
     }
+    // Stratus accounts each value exactly and has no allocator report.
+    if is(&args[1], "doctor") && args.len() == 2 {
+        return Ok(Reply::Verbatim(reply::MEMORY_DOCTOR_FINE.into()));
+    }
+    if is(&args[1], "malloc-stats") && args.len() == 2 {
+        return Ok(Reply::Verbatim(reply::MALLOC_STATS_UNSUPPORTED.into()));
+    }
     if !is(&args[1], "usage") {
         return Err(OpError::Text(reply::unknown_subcommand("memory", &args[1])));
     }
     if args.len() < 3 {
         return Err(OpError::Text(reply::wrong_arity("memory|usage")));
     }
-    match &args[3..] {
-        [] => {}
-        [opt, n] if is(opt, "samples") => {
-            if parse_i64(n).is_none_or(|n| n < 0) {
-                return Err(OpError::NotInteger);
-            }
+    // SAMPLES n (any number of times, as Redis): an integer, not negative.
+    for pair in args[3..].chunks(2) {
+        match pair {
+            [opt, n] if is(opt, "samples") => match parse_i64(n) {
+                None => return Err(OpError::NotInteger),
+                Some(n) if n < 0 => return Err(OpError::Syntax),
+                Some(_) => {}
+            },
+            _ => return Err(OpError::Syntax),
         }
-        _ => return Err(OpError::Syntax),
     }
     let now = ctx.now;
     Ok(match ctx.ks.peek_live(&args[2], now) {

@@ -1,5 +1,6 @@
 //! Control plane: the cache registry (tenants, tokens, limits, Lua script
-//! stores) and the HTTP control API that manages it.
+//! stores, each cache's introspection state: Redis configuration values,
+//! statistics, slow log, clients) and the HTTP control API that manages it.
 
 pub mod api;
 pub mod http;

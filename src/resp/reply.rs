@@ -526,6 +526,8 @@ pub const CLIENT_HELP: &[&str] = &[
     "HELP",
     "    Prints this help.",
 ];
+pub const MEMORY_DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n";
+pub const MALLOC_STATS_UNSUPPORTED: &str = "Stats not supported for the current allocator";
 pub const OBJECT_FREQ_NOT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 pub const NO_SUCH_CLIENT: &str = "ERR No such client";
 pub const CLIENT_TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";
