@@ -451,3 +451,45 @@ impl ServerState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_bounded() {
+        let s = ServerState::default();
+        s.record_error("ERR x");
+        s.record_error(&"Y".repeat(10_000));
+        for i in 0..1000 {
+            s.record_error(&format!("CODE{i} boom"));
+        }
+        let stats = s.error_stats();
+        assert_eq!(stats.len(), MAX_ERROR_CODES);
+        assert!(stats.iter().all(|(c, _)| c.len() <= MAX_ERROR_CODE_LEN));
+        assert_eq!(s.error_replies.load(Ordering::Relaxed), 1002);
+        s.reset_stats();
+        assert!(s.error_stats().is_empty());
+    }
+
+    #[test]
+    fn slowlog_keeps_its_length_and_cuts_arguments() {
+        let s = ServerState::default();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        s.config.set_all(&[(
+            crate::cmd::params::find("slowlog-max-len").unwrap(),
+            "3".into(),
+        )]);
+        let args: Vec<Bytes> = (0..40).map(|_| Bytes::from(vec![b'a'; 200])).collect();
+        for _ in 0..10 {
+            s.maybe_log_slow(&args, 20_000, &peer, b"");
+        }
+        s.maybe_log_slow(&args, 5, &peer, b"");
+        assert_eq!(s.slowlog_len(), 3);
+        let e = &s.slowlog(1)[0];
+        assert_eq!(e.id, 9);
+        assert_eq!(e.args.len(), 32);
+        assert_eq!(&e.args[31][..], b"... (9 more arguments)");
+        assert_eq!(e.args[0].len(), 128 + "... (72 more bytes)".len());
+    }
+}
