@@ -211,6 +211,11 @@ async fn info_sections_and_statistics() {
         stats.contains("cmdstat_lpush:calls=1,") && stats.contains("failed_calls=1"),
         "{stats}"
     );
+    c.cmd(&["CLIENT", "ID"]).await;
+    c.cmd(&["CLIENT", "NOSUCH"]).await;
+    let stats = c.cmd(&["INFO", "commandstats"]).await.text();
+    assert!(stats.contains("cmdstat_client|id:calls=1,"), "{stats}");
+    assert!(stats.contains("cmdstat_client:calls=1,"), "{stats}");
     let every = c.cmd(&["INFO", "cpu", "all"]).await.text();
     assert_eq!(every.matches("used_cpu_user_children").count(), 1);
     assert!(every.contains("rejected_calls") && every.contains("master_repl_offset"));

@@ -37,6 +37,9 @@ const SLOWLOG_MAX_ARGC: usize = 32;
 const SLOWLOG_MAX_ARGLEN: usize = 128;
 /// Most distinct error codes counted (Redis: 128, then it stops tracking).
 pub const MAX_ERROR_CODES: usize = 128;
+/// Most subcommands with statistics of their own, and their longest name.
+const MAX_SUBCOMMAND_STATS: usize = 256;
+const MAX_SUBCOMMAND_LEN: usize = 32;
 /// Longest error code counted, characters (longer ones are cut).
 const MAX_ERROR_CODE_LEN: usize = 64;
 /// Samples kept per latency event (Redis: 160).
@@ -193,6 +196,8 @@ pub struct ServerState {
     pub config: CacheConfig,
     /// Per command, by its index in [`COMMANDS`].
     stats: Vec<CommandStat>,
+    /// Per subcommand of a container command (`config|get`).
+    sub_stats: Mutex<HashMap<String, CommandStat>>,
     errors: Mutex<HashMap<String, u64>>,
     /// Errors replied in all (INFO's `total_error_replies`).
     pub error_replies: AtomicU64,
@@ -210,6 +215,7 @@ impl Default for ServerState {
         ServerState {
             config: CacheConfig::default(),
             stats: COMMANDS.iter().map(|_| CommandStat::default()).collect(),
+            sub_stats: Mutex::new(HashMap::new()),
             errors: Mutex::new(HashMap::new()),
             error_replies: AtomicU64::new(0),
             slowlog: Mutex::new(VecDeque::new()),
@@ -231,22 +237,66 @@ fn index_of(spec: &CommandSpec) -> Option<usize> {
 }
 
 impl ServerState {
-    /// Records a command that ran: its time, and whether it answered an error.
-    pub fn record_call(&self, spec: &CommandSpec, micros: u64, failed: bool) {
-        if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
+    /// Records a command that ran: its time, and whether it answered an
+    /// error. A container command's subcommand (`client|list`) is counted
+    /// under its own name, as Redis 7 does.
+    pub fn record_call(&self, spec: &CommandSpec, sub: Option<&str>, micros: u64, failed: bool) {
+        let add = |s: &CommandStat| {
             s.calls.fetch_add(1, Ordering::Relaxed);
             s.usec.fetch_add(micros, Ordering::Relaxed);
             if failed {
                 s.failed.fetch_add(1, Ordering::Relaxed);
             }
+        };
+        if let Some(sub) = sub
+            && self.with_sub_stat(spec, sub, add)
+        {
+            return;
+        }
+        if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
+            add(s);
         }
     }
 
     /// Records a command refused before it ran.
-    pub fn record_rejected(&self, spec: &CommandSpec) {
-        if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
+    pub fn record_rejected(&self, spec: &CommandSpec, sub: Option<&str>) {
+        let add = |s: &CommandStat| {
             s.rejected.fetch_add(1, Ordering::Relaxed);
+        };
+        if let Some(sub) = sub
+            && self.with_sub_stat(spec, sub, add)
+        {
+            return;
         }
+        if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
+            add(s);
+        }
+    }
+
+    /// Runs `f` on the statistics of `spec|sub`; false (nothing done) if
+    /// the subcommand name is not one (too long, odd characters) or the
+    /// table is full.
+    fn with_sub_stat(&self, spec: &CommandSpec, sub: &str, f: impl FnOnce(&CommandStat)) -> bool {
+        let plausible = !sub.is_empty()
+            && sub.len() <= MAX_SUBCOMMAND_LEN
+            && sub
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !plausible {
+            return false;
+        }
+        let name = format!("{}|{sub}", spec.name);
+        let mut subs = self.sub_stats.lock();
+        if let Some(s) = subs.get(&name) {
+            f(s);
+            return true;
+        }
+        if subs.len() >= MAX_SUBCOMMAND_STATS {
+            return false;
+        }
+        let s = subs.entry(name).or_default();
+        f(s);
+        true
     }
 
     /// Counts an error reply by its code (the first word: `ERR`, `WRONGTYPE`).
@@ -266,21 +316,32 @@ impl ServerState {
         }
     }
 
-    /// Commands that ran at least once or were refused: (name, stat).
-    pub fn command_stats(&self) -> Vec<(&'static str, [u64; 4])> {
-        COMMANDS
+    /// Commands and subcommands that ran at least once or were refused:
+    /// (name, [calls, usec, rejected, failed]).
+    pub fn command_stats(&self) -> Vec<(String, [u64; 4])> {
+        let load = |s: &CommandStat| {
+            [
+                s.calls.load(Ordering::Relaxed),
+                s.usec.load(Ordering::Relaxed),
+                s.rejected.load(Ordering::Relaxed),
+                s.failed.load(Ordering::Relaxed),
+            ]
+        };
+        let mut out: Vec<(String, [u64; 4])> = COMMANDS
             .iter()
             .zip(&self.stats)
-            .filter_map(|(c, s)| {
-                let v = [
-                    s.calls.load(Ordering::Relaxed),
-                    s.usec.load(Ordering::Relaxed),
-                    s.rejected.load(Ordering::Relaxed),
-                    s.failed.load(Ordering::Relaxed),
-                ];
-                (v[0] + v[2] + v[3] > 0).then_some((c.name, v))
-            })
-            .collect()
+            .map(|(c, s)| (c.name.to_string(), load(s)))
+            .collect();
+        let mut subs: Vec<_> = self
+            .sub_stats
+            .lock()
+            .iter()
+            .map(|(n, s)| (n.clone(), load(s)))
+            .collect();
+        subs.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(subs);
+        out.retain(|(_, v)| v[0] + v[2] + v[3] > 0);
+        out
     }
 
     pub fn error_stats(&self) -> Vec<(String, u64)> {
@@ -302,6 +363,7 @@ impl ServerState {
             s.rejected.store(0, Ordering::Relaxed);
             s.failed.store(0, Ordering::Relaxed);
         }
+        self.sub_stats.lock().clear();
         self.errors.lock().clear();
         self.error_replies.store(0, Ordering::Relaxed);
     }

@@ -410,22 +410,23 @@ impl Connection<'_> {
         let Some(spec) = cmd::lookup(&req.args[0]) else {
             return;
         };
-        let name = if CONTAINERS.contains(&spec.name) && req.args.len() > 1 {
-            std::borrow::Cow::Owned(format!(
-                "{}|{}",
-                spec.name,
-                String::from_utf8_lossy(&req.args[1]).to_ascii_lowercase()
-            ))
-        } else {
-            std::borrow::Cow::Borrowed(spec.name)
+        // A container's subcommand (`client|list`), unless it is unknown.
+        let sub = (CONTAINERS.contains(&spec.name) && req.args.len() > 1)
+            .then(|| String::from_utf8_lossy(&req.args[1]).to_ascii_lowercase())
+            .filter(
+                |_| !matches!(reply, Reply::Error(e) if e.starts_with("ERR unknown subcommand")),
+            );
+        let name = match &sub {
+            Some(sub) => std::borrow::Cow::Owned(format!("{}|{sub}", spec.name)),
+            None => std::borrow::Cow::Borrowed(spec.name),
         };
         super::introspect::sync_view(self, &name);
         match billing {
-            Billing::Rejected(_) => server.record_rejected(spec),
+            Billing::Rejected(_) => server.record_rejected(spec, sub.as_deref()),
             Billing::Queued { .. } => {}
             _ => {
                 let micros = elapsed.as_micros() as u64;
-                server.record_call(spec, micros, reply.is_error());
+                server.record_call(spec, sub.as_deref(), micros, reply.is_error());
                 if !matches!(spec.name, "auth" | "hello" | "exec") {
                     let client_name = self.session.name.as_deref().unwrap_or(b"");
                     server.maybe_log_slow(&req.args, micros, &self.session.peer, client_name);
