@@ -397,6 +397,8 @@ async fn client_commands_reach_the_cache_s_own_clients() {
     b.send(&encode(&["SET", "k", "v"])).await;
     assert_eq!(a.cmd(&["GET", "k"]).await, Resp::Nil);
     b.assert_silent(Duration::from_millis(200)).await;
+    let clients = a.cmd(&["INFO", "clients"]).await.text();
+    assert!(clients.contains("blocked_clients:1\r\n"), "{clients}");
     assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]).await, ok());
     assert_eq!(b.read().await, ok());
     // CLIENT KILL ends the other connection.

@@ -508,18 +508,35 @@ impl Connection<'_> {
             return self.queue(spec, req, slot, keys, upfront);
         }
         // CLIENT PAUSE: wait for its end (writes only, or every command),
-        // except the CLIENT commands that end it.
+        // except the CLIENT commands that end it. Writes are what Redis
+        // holds under `WRITE`: write commands, scripts, commands that may
+        // change or propagate something (PFCOUNT, PUBLISH), and an EXEC
+        // with a write queued. A paused client counts as blocked.
         if let Some(cache) = &cache
             && !matches!(spec.exec, Exec::Conn(cmd::ConnOp::Client))
         {
-            let writes = spec.has(flags::WRITE) || spec.family == cmd::Family::Scripting;
+            let writes = spec.has(flags::WRITE)
+                || spec.family == cmd::Family::Scripting
+                || matches!(spec.name, "pfcount" | "publish" | "spublish")
+                || (spec.name == "exec"
+                    && self
+                        .session
+                        .multi
+                        .as_ref()
+                        .is_some_and(|t| t.queued.iter().any(|(s, _)| s.has(flags::WRITE))));
+            let me = self.session.handle.clone();
             while let Some(p) = cache.server.paused(writes) {
+                me.blocked.store(true, Ordering::Release);
+                // Checked again at least every PAUSE_POLL: an UNPAUSE that
+                // lands between the check and the wait is not missed.
+                let wake = p.until.min(tokio::time::Instant::now() + PAUSE_POLL);
                 tokio::select! {
-                    () = tokio::time::sleep_until(p.until) => {}
+                    () = tokio::time::sleep_until(wake) => {}
                     () = cache.server.unpaused.notified() => {}
                     () = self.shutdown.cancelled() => break,
                 }
             }
+            me.blocked.store(false, Ordering::Release);
         }
         let now = now_ms();
         // Make room: writes that grow data respect the storage maximum.
@@ -879,6 +896,9 @@ impl Outcome {
         }
     }
 }
+
+/// Longest a paused command waits before checking the pause again.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
 
 /// Commands whose statistics name name their subcommand (`client|list`).
 const CONTAINERS: &[&str] = &[
