@@ -241,6 +241,14 @@ async fn slowlog_latency_and_wait_match_redis() {
         &["LATENCY", "RESET"],
         &["LATENCY", "HISTORY", "command"],
         &["LATENCY", "FOO"],
+        &["LATENCY", "HELP", "x"],
+        &["LATENCY", "LATEST", "x"],
+        &["LATENCY", "HISTORY"],
+        &["LATENCY", "DOCTOR"],
+        &["LATENCY", "HISTOGRAM", "nosuch"],
+        &["SLOWLOG", "GET", "1", "2"],
+        &["SLOWLOG", "LEN", "x"],
+        &["SLOWLOG", "HELP", "x"],
         &["WAIT", "0", "0"],
         &["WAIT", "1", "-1"],
         &["WAIT", "1", "x"],
@@ -267,6 +275,27 @@ async fn slowlog_latency_and_wait_match_redis() {
     assert_eq!(kept[31], bulk("... (10 more arguments)"));
     assert_eq!(p.stratus.cmd(&["SLOWLOG", "RESET"]).await, ok());
     assert_eq!(p.stratus.cmd(&["SLOWLOG", "LEN"]).await, int(1));
+
+    // LATENCY HISTOGRAM: calls and cumulative power-of-two buckets, a
+    // container command standing for its subcommands.
+    let s = &mut p.stratus;
+    s.cmd(&["CONFIG", "RESETSTAT"]).await;
+    s.cmd(&["SET", "a", "b"]).await;
+    s.cmd(&["SET", "c", "d"]).await;
+    s.cmd(&["CLIENT", "ID"]).await;
+    let h = s
+        .cmd(&["LATENCY", "HISTOGRAM", "set", "client", "nosuch"])
+        .await;
+    let h = h.items();
+    assert_eq!(h.len(), 4, "{h:?}");
+    let entry = |name: &str| {
+        let i = h.iter().position(|x| *x == bulk(name)).expect(name);
+        h[i + 1].items().to_vec()
+    };
+    let set = entry("set");
+    assert_eq!(&set[..3], &[bulk("calls"), int(2), bulk("histogram_usec")]);
+    assert_eq!(set[3].items().last(), Some(&int(2)), "{set:?}");
+    assert_eq!(entry("client|id")[1], int(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,10 @@ fn unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Power-of-two latency buckets per command: bucket `i` counts calls of at
+/// most 2^i µs (the last one everything slower).
+pub const HISTOGRAM_BUCKETS: usize = 28;
+
 /// Calls, time and failures of one command.
 #[derive(Default)]
 pub struct CommandStat {
@@ -59,6 +63,38 @@ pub struct CommandStat {
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Calls by latency (LATENCY HISTOGRAM).
+    pub histogram: [AtomicU64; HISTOGRAM_BUCKETS],
+}
+
+impl CommandStat {
+    /// (bucket's upper bound in µs, calls up to it) where the count grows,
+    /// as Redis's LATENCY HISTOGRAM lists them.
+    pub fn cumulative(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        for (i, b) in self.histogram.iter().enumerate() {
+            let n = b.load(Ordering::Relaxed);
+            if n > 0 {
+                total += n;
+                out.push((1u64 << i, total));
+            }
+        }
+        out
+    }
+
+    fn histogram_calls(&self) -> u64 {
+        self.histogram
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// The latency bucket of a call that took `micros`.
+fn bucket(micros: u64) -> usize {
+    let b = (64 - micros.saturating_sub(1).leading_zeros()) as usize;
+    b.min(HISTOGRAM_BUCKETS - 1)
 }
 
 /// One slow-log entry.
@@ -244,6 +280,7 @@ impl ServerState {
         let add = |s: &CommandStat| {
             s.calls.fetch_add(1, Ordering::Relaxed);
             s.usec.fetch_add(micros, Ordering::Relaxed);
+            s.histogram[bucket(micros)].fetch_add(1, Ordering::Relaxed);
             if failed {
                 s.failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -344,6 +381,43 @@ impl ServerState {
         out
     }
 
+    /// LATENCY HISTOGRAM [name...]: (name, calls, cumulative buckets) of
+    /// commands with calls; a container command named stands for its
+    /// subcommands, a `parent|sub` name for that subcommand; unknown names
+    /// are skipped.
+    pub fn latency_histograms(&self, names: &[String]) -> Vec<(String, u64, Vec<(u64, u64)>)> {
+        let subs = self.sub_stats.lock();
+        let mut out = Vec::new();
+        let mut push = |name: &str, s: &CommandStat| {
+            let calls = s.histogram_calls();
+            if calls > 0 && !out.iter().any(|(n, _, _): &(String, u64, _)| n == name) {
+                out.push((name.to_string(), calls, s.cumulative()));
+            }
+        };
+        let mut sub_names: Vec<&String> = subs.keys().collect();
+        sub_names.sort();
+        let all = names.is_empty();
+        for (c, s) in COMMANDS.iter().zip(&self.stats) {
+            let prefix = format!("{}|", c.name);
+            let named = all || names.iter().any(|n| n.eq_ignore_ascii_case(c.name));
+            if named {
+                push(c.name, s);
+                for n in sub_names.iter().filter(|n| n.starts_with(&prefix)) {
+                    push(n, &subs[*n]);
+                }
+            }
+        }
+        if !all {
+            for n in names {
+                let n = n.to_ascii_lowercase();
+                if let Some(s) = subs.get(&n) {
+                    push(&n, s);
+                }
+            }
+        }
+        out
+    }
+
     pub fn error_stats(&self) -> Vec<(String, u64)> {
         let mut v: Vec<_> = self
             .errors
@@ -362,6 +436,9 @@ impl ServerState {
             s.usec.store(0, Ordering::Relaxed);
             s.rejected.store(0, Ordering::Relaxed);
             s.failed.store(0, Ordering::Relaxed);
+            for b in &s.histogram {
+                b.store(0, Ordering::Relaxed);
+            }
         }
         self.sub_stats.lock().clear();
         self.errors.lock().clear();

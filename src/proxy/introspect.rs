@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::conn::Connection;
-use super::conn_cmds::{REDIS_VERSION, help_reply};
+use super::conn_cmds::{REDIS_VERSION, Subcommands, help_reply, subcommand};
 use super::session::ReplyMode;
 use crate::cmd::OpError;
 use crate::cmd::args::{is, parse_i64};
@@ -433,91 +433,158 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------- SLOWLOG, LATENCY, WAIT
 
+const SLOWLOG_SUBS: Subcommands = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
+const LATENCY_SUBS: Subcommands = &[
+    ("doctor", 2),
+    ("graph", 3),
+    ("history", 3),
+    ("latest", 2),
+    ("reset", -2),
+    ("histogram", -2),
+    ("help", 2),
+];
+
 /// SLOWLOG GET [count] | LEN | RESET | HELP (this cache's log).
 pub fn slowlog(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cache = bound(conn)?;
-    let sub = &args[1];
     let log = &cache.server;
-    if is(sub, "GET") && args.len() <= 3 {
-        let count = match args.get(2) {
-            None => 10,
-            Some(a) => match parse_i64(a) {
-                Some(-1) => usize::MAX,
-                Some(n) if n >= 0 => n as usize,
-                _ => return Err(OpError::Static(reply::SLOWLOG_COUNT)),
-            },
-        };
-        let entries = log
-            .slowlog(count)
-            .into_iter()
-            .map(|e| {
-                Reply::Array(vec![
-                    Reply::Int(e.id as i64),
-                    Reply::Int(e.time as i64),
-                    Reply::Int(e.micros as i64),
-                    Reply::Array(e.args.into_iter().map(Reply::Bulk).collect()),
-                    Reply::bulk(e.peer),
-                    Reply::bulk(e.name),
-                ])
-            })
-            .collect();
-        Ok(Reply::Array(entries))
-    } else if is(sub, "LEN") && args.len() == 2 {
-        Ok(Reply::Int(log.slowlog_len() as i64))
-    } else if is(sub, "RESET") && args.len() == 2 {
-        log.slowlog_reset();
-        Ok(Reply::ok())
-    } else if is(sub, "HELP") && args.len() == 2 {
-        Ok(help_reply(reply::SLOWLOG_HELP))
-    } else {
-        Err(OpError::Text(reply::unknown_subcommand("slowlog", sub)))
+    match subcommand("slowlog", SLOWLOG_SUBS, args)? {
+        "get" => {
+            if args.len() > 3 {
+                return Err(OpError::Text(reply::slowlog_get_args(&args[1])));
+            }
+            let count = match args.get(2) {
+                None => 10,
+                Some(a) => match parse_i64(a) {
+                    Some(-1) => usize::MAX,
+                    Some(n) if n >= 0 => n as usize,
+                    _ => return Err(OpError::Static(reply::SLOWLOG_COUNT)),
+                },
+            };
+            let entries = log
+                .slowlog(count)
+                .into_iter()
+                .map(|e| {
+                    Reply::Array(vec![
+                        Reply::Int(e.id as i64),
+                        Reply::Int(e.time as i64),
+                        Reply::Int(e.micros as i64),
+                        Reply::Array(e.args.into_iter().map(Reply::Bulk).collect()),
+                        Reply::bulk(e.peer),
+                        Reply::bulk(e.name),
+                    ])
+                })
+                .collect();
+            Ok(Reply::Array(entries))
+        }
+        "len" => Ok(Reply::Int(log.slowlog_len() as i64)),
+        "reset" => {
+            log.slowlog_reset();
+            Ok(Reply::ok())
+        }
+        _ => Ok(help_reply(reply::SLOWLOG_HELP)),
     }
 }
 
-/// LATENCY LATEST | HISTORY event | RESET [event...] | HELP (this cache's
-/// events: `command` for commands above `latency-monitor-threshold`).
+/// LATENCY LATEST | HISTORY event | RESET [event...] | HISTOGRAM [cmd...] |
+/// DOCTOR | GRAPH event | HELP (this cache's events: `command` for commands
+/// above `latency-monitor-threshold`; histograms from its command calls).
 pub fn latency(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cache = bound(conn)?;
-    let sub = &args[1];
     let state = &cache.server;
-    if is(sub, "LATEST") && args.len() == 2 {
-        let events = state
-            .latency_events()
-            .into_iter()
-            .filter_map(|(name, e)| {
-                let (time, ms) = *e.samples.back()?;
-                Some(Reply::Array(vec![
-                    Reply::bulk(name),
-                    Reply::Int(time as i64),
-                    Reply::Int(ms as i64),
-                    Reply::Int(e.max as i64),
-                ]))
-            })
-            .collect();
-        Ok(Reply::Array(events))
-    } else if is(sub, "HISTORY") && args.len() == 3 {
-        let want = text(&args[2]).to_ascii_lowercase();
-        let samples = state
-            .latency_events()
-            .into_iter()
-            .find(|(n, _)| *n == want)
-            .map(|(_, e)| {
-                e.samples
-                    .iter()
-                    .map(|(t, ms)| {
-                        Reply::Array(vec![Reply::Int(*t as i64), Reply::Int(*ms as i64)])
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Reply::Array(samples))
-    } else if is(sub, "RESET") {
-        let events: Vec<String> = args[2..].iter().map(|a| text(a)).collect();
-        Ok(Reply::Int(state.latency_reset(&events) as i64))
-    } else if is(sub, "HELP") && args.len() == 2 {
-        Ok(help_reply(reply::LATENCY_HELP))
-    } else {
-        Err(OpError::Text(reply::unknown_subcommand("latency", sub)))
+    match subcommand("latency", LATENCY_SUBS, args)? {
+        "latest" => {
+            let events = state
+                .latency_events()
+                .into_iter()
+                .filter_map(|(name, e)| {
+                    let (time, ms) = *e.samples.back()?;
+                    Some(Reply::Array(vec![
+                        Reply::bulk(name),
+                        Reply::Int(time as i64),
+                        Reply::Int(ms as i64),
+                        Reply::Int(e.max as i64),
+                    ]))
+                })
+                .collect();
+            Ok(Reply::Array(events))
+        }
+        "history" => {
+            let want = text(&args[2]).to_ascii_lowercase();
+            let samples = state
+                .latency_events()
+                .into_iter()
+                .find(|(n, _)| *n == want)
+                .map(|(_, e)| {
+                    e.samples
+                        .iter()
+                        .map(|(t, ms)| {
+                            Reply::Array(vec![Reply::Int(*t as i64), Reply::Int(*ms as i64)])
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Reply::Array(samples))
+        }
+        "reset" => {
+            let events: Vec<String> = args[2..].iter().map(|a| text(a)).collect();
+            Ok(Reply::Int(state.latency_reset(&events) as i64))
+        }
+        "histogram" => {
+            let names: Vec<String> = args[2..].iter().map(|a| text(a)).collect();
+            let entries = state
+                .latency_histograms(&names)
+                .into_iter()
+                .map(|(name, calls, buckets)| {
+                    let histogram = Reply::Map(
+                        buckets
+                            .into_iter()
+                            .map(|(us, n)| (Reply::Int(us as i64), Reply::Int(n as i64)))
+                            .collect(),
+                    );
+                    (
+                        Reply::bulk(name),
+                        Reply::Map(vec![
+                            (Reply::bulk("calls"), Reply::Int(calls as i64)),
+                            (Reply::bulk("histogram_usec"), histogram),
+                        ]),
+                    )
+                })
+                .collect();
+            Ok(Reply::Map(entries))
+        }
+        "doctor" => {
+            let text = if cache.server.config.latency_threshold() == 0 {
+                reply::LATENCY_DOCTOR_DISABLED.to_string()
+            } else if state.latency_events().is_empty() {
+                reply::LATENCY_DOCTOR_NONE.to_string()
+            } else {
+                let mut t = reply::LATENCY_DOCTOR_SPIKES.to_string();
+                for (name, e) in state.latency_events() {
+                    t.push_str(&format!(
+                        "{name}: {} latency spikes (max {} milliseconds).\n",
+                        e.samples.len(),
+                        e.max
+                    ));
+                }
+                t
+            };
+            Ok(Reply::Verbatim(text))
+        }
+        "graph" => {
+            let want = text(&args[2]).to_ascii_lowercase();
+            match state.latency_events().into_iter().find(|(n, _)| *n == want) {
+                Some((name, e)) => Ok(Reply::Verbatim(format!(
+                    "{name} - high {} ms, samples {}\n",
+                    e.max,
+                    e.samples.len()
+                ))),
+                None => Err(OpError::Text(format!(
+                    "ERR No samples available for event '{want}'"
+                ))),
+            }
+        }
+        _ => Ok(help_reply(reply::LATENCY_HELP)),
     }
 }
 

@@ -536,6 +536,16 @@ pub const INVALID_CLIENT_ID: &str = "ERR client-id should be greater than 0";
 pub const CONFIG_REWRITE_NO_FILE: &str = "ERR The server is running without a config file";
 pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 pub const CLIENT_UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+/// SLOWLOG GET with too many arguments (the subcommand as given).
+pub fn slowlog_get_args(sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+        String::from_utf8_lossy(sub)
+    )
+}
+pub const LATENCY_DOCTOR_DISABLED: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
+pub const LATENCY_DOCTOR_NONE: &str = "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n";
+pub const LATENCY_DOCTOR_SPIKES: &str = "Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n";
 pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
 
 /// `CONFIG SET` of a parameter Redis does not have.
