@@ -91,6 +91,9 @@ impl CommandStat {
     }
 }
 
+/// A command's latency histogram: (name, calls, cumulative buckets).
+pub type Histogram = (String, u64, Vec<(u64, u64)>);
+
 /// The latency bucket of a call that took `micros`.
 fn bucket(micros: u64) -> usize {
     let b = (64 - micros.saturating_sub(1).leading_zeros()) as usize;
@@ -385,12 +388,12 @@ impl ServerState {
     /// commands with calls; a container command named stands for its
     /// subcommands, a `parent|sub` name for that subcommand; unknown names
     /// are skipped.
-    pub fn latency_histograms(&self, names: &[String]) -> Vec<(String, u64, Vec<(u64, u64)>)> {
+    pub fn latency_histograms(&self, names: &[String]) -> Vec<Histogram> {
         let subs = self.sub_stats.lock();
         let mut out = Vec::new();
         let mut push = |name: &str, s: &CommandStat| {
             let calls = s.histogram_calls();
-            if calls > 0 && !out.iter().any(|(n, _, _): &(String, u64, _)| n == name) {
+            if calls > 0 && !out.iter().any(|(n, _, _): &Histogram| n == name) {
                 out.push((name.to_string(), calls, s.cumulative()));
             }
         };
