@@ -265,6 +265,19 @@ impl Keyspace {
         self.peek(key)
     }
 
+    /// As [`Keyspace::get`], leaving the key's last-access time alone
+    /// (Redis's `LOOKUP_NOTOUCH`: TYPE, TTL, EXISTS do not make a key
+    /// look recently used to OBJECT IDLETIME or eviction).
+    pub fn get_no_touch(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let found = self.lookup_with(key, now, false).is_some();
+        if found {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        self.peek(key)
+    }
+
     /// Whether `key` exists (no hit/miss counted); an expired key is deleted.
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
         self.lookup(key, now).is_some()
@@ -284,11 +297,18 @@ impl Keyspace {
 
     /// Finds `key`, deleting it if it has expired; returns its deadline (0 = none).
     fn lookup(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        self.lookup_with(key, now, true)
+    }
+
+    /// [`Keyspace::lookup`], updating the last-access time if `touch`.
+    fn lookup_with(&mut self, key: &[u8], now: u64, touch: bool) -> Option<u64> {
         let idx = self.index(key);
         let slot = self.tables[idx].as_deref_mut()?;
         let e = slot.map.get_mut(key)?;
         if !e.is_expired(now) {
-            e.lru = lru_clock(now);
+            if touch {
+                e.lru = lru_clock(now);
+            }
             return Some(e.expire_at);
         }
         let (k, e) = slot.map.remove(key)?;
@@ -1143,6 +1163,17 @@ mod tests {
         assert_eq!(visited, 20_000);
         // 200 calls for the big slot, one for the empty slots after it.
         assert_eq!(calls, 201);
+    }
+
+    #[test]
+    fn no_touch_reads_leave_the_idle_time() {
+        let mut ks = Keyspace::whole();
+        ks.insert(b"k", s("v"), 0, 1_000);
+        ks.get_no_touch(b"k", 6_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 6_000).unwrap().idle_secs(6_000), 5);
+        assert_eq!(ks.stats.hits, 1);
+        ks.get(b"k", 7_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 7_000).unwrap().idle_secs(8_000), 1);
     }
 
     #[test]
