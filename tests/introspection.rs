@@ -485,9 +485,33 @@ async fn command_key_specs_and_list_filters() {
         .await;
     assert!(hashes.items().contains(&bulk("hset")), "{hashes:?}");
     assert!(!hashes.items().contains(&bulk("get")), "{hashes:?}");
+    p.script(&[
+        &["COMMAND", "GETKEYS", "EVAL", "return 1", "0"],
+        &["COMMAND", "GETKEYS", "EVAL", "return 1", "1", "k"],
+        &["COMMAND", "GETKEYS", "PING", "x"],
+        &["COMMAND", "GETKEYS", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "PING", "x"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GET", "k"],
+        &["COMMAND", "GETKEYS", "MEMORY", "USAGE", "k"],
+        &["COMMAND", "GETKEYS", "XGROUP", "CREATE", "k", "g", "$"],
+        &["COMMAND", "INFO", "get|key"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "non_exists*"],
+    ])
+    .await;
+    p.same_unordered(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|*re*"])
+        .await;
+    // COMMAND LIST names subcommands too; COMMAND COUNT only commands.
     let count = p.stratus.cmd(&["COMMAND", "COUNT"]).await.int();
     let list = p.stratus.cmd(&["COMMAND", "LIST"]).await;
-    assert_eq!(list.items().len() as i64, count);
+    let names = list.items();
+    assert!(names.len() as i64 > count);
+    assert!(names.contains(&bulk("client|list")) && names.contains(&bulk("set")));
+    let scripting = p
+        .stratus
+        .cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting"])
+        .await;
+    assert!(scripting.items().contains(&bulk("eval")), "{scripting:?}");
     assert_eq!(
         p.stratus
             .cmd(&["COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "2", "a", "b"])

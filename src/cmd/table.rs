@@ -568,6 +568,79 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("script",      -2, 0,           0, 0, 0, Scripting, 0, Conn(C::Script)),
 ];
 
+/// The subcommands of container commands, as `COMMAND LIST` names them
+/// (`client|list`); each handler checks its own arities.
+pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
+    (
+        "client",
+        &[
+            "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause",
+            "unblock", "reply", "no-evict", "no-touch", "help",
+        ],
+    ),
+    (
+        "command",
+        &[
+            "count",
+            "list",
+            "info",
+            "docs",
+            "getkeys",
+            "getkeysandflags",
+            "help",
+        ],
+    ),
+    ("config", &["get", "set", "resetstat", "rewrite", "help"]),
+    (
+        "cluster",
+        &[
+            "slots",
+            "shards",
+            "nodes",
+            "info",
+            "myid",
+            "keyslot",
+            "countkeysinslot",
+            "getkeysinslot",
+            "help",
+        ],
+    ),
+    (
+        "latency",
+        &[
+            "doctor",
+            "graph",
+            "history",
+            "latest",
+            "reset",
+            "histogram",
+            "help",
+        ],
+    ),
+    (
+        "memory",
+        &["doctor", "malloc-stats", "purge", "usage", "help"],
+    ),
+    (
+        "object",
+        &["encoding", "freq", "idletime", "refcount", "help"],
+    ),
+    ("script", &["load", "exists", "flush", "kill", "help"]),
+    ("slowlog", &["get", "len", "reset", "help"]),
+    (
+        "xgroup",
+        &[
+            "create",
+            "createconsumer",
+            "delconsumer",
+            "destroy",
+            "setid",
+            "help",
+        ],
+    ),
+    ("xinfo", &["consumers", "groups", "stream", "help"]),
+];
+
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();

@@ -11,6 +11,7 @@ use super::conn::Connection;
 use super::introspect;
 use super::transaction;
 use crate::cmd::args::{glob_match, int, is, scan_opts};
+use crate::cmd::table::SUBCOMMANDS;
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
@@ -260,7 +261,8 @@ const COMMAND_SUBS: Subcommands = &[
     ("list", -2),
     ("info", -2),
     ("docs", -2),
-    ("getkeys", -3),
+    ("getkeys", -4),
+    ("getkeysandflags", -4),
     ("help", 2),
 ];
 const CLUSTER_SUBS: Subcommands = &[
@@ -399,19 +401,29 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
                 .collect();
             Ok(Reply::Map(docs))
         }
-        "getkeys" => {
+        "getkeys" | "getkeysandflags" => {
             let spec =
                 lookup(&names[0]).ok_or(OpError::Static(reply::INVALID_COMMAND_SPECIFIED))?;
             if !spec.arity_ok(names.len()) {
                 return Err(OpError::Static(reply::INVALID_ARGUMENTS));
             }
-            let keys: Vec<Reply> = spec
-                .key_positions(names)
-                .map(|i| Reply::Bulk(names[i].clone()))
-                .collect();
-            if keys.is_empty() {
+            // A command with key arguments may name none this time (EVAL
+            // with 0 keys): an empty list, not an error.
+            if spec.first_key <= 0 && spec.keys == KeySpec::Range {
                 return Err(OpError::Static(reply::NO_KEY_ARGUMENTS));
             }
+            let with_flags = sub == "getkeysandflags";
+            let keys = spec
+                .key_positions(names)
+                .map(|i| {
+                    let key = Reply::Bulk(names[i].clone());
+                    if with_flags {
+                        Reply::Array(vec![key, key_flags(spec)])
+                    } else {
+                        key
+                    }
+                })
+                .collect();
             Ok(Reply::Array(keys))
         }
         _ => Ok(help_reply(&[
@@ -434,6 +446,7 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
 
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
 fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
+    let mut pattern: Option<Bytes> = None;
     let keep: Box<dyn Fn(&'static CommandSpec) -> bool> = match args {
         [] => Box::new(|_| true),
         [by, kind, value] if is(by, "FILTERBY") => {
@@ -441,7 +454,8 @@ fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
             if is(kind, "MODULE") {
                 Box::new(|_| false)
             } else if is(kind, "PATTERN") {
-                Box::new(move |c| glob_match(&value.to_ascii_lowercase(), c.name.as_bytes()))
+                pattern = Some(value.clone());
+                Box::new(|_| true)
             } else if is(kind, "ACLCAT") {
                 Box::new(move |c| {
                     let info = command_info(c);
@@ -464,13 +478,32 @@ fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
         }
         _ => return Err(OpError::Syntax),
     };
-    Ok(Reply::Array(
-        COMMANDS
+    // Each command, then its subcommands (`client|list`), as Redis 7.
+    let mut out = Vec::new();
+    for c in COMMANDS.iter().filter(|c| keep(c)) {
+        out.push(Reply::bulk(c.name));
+        for (_, subs) in SUBCOMMANDS.iter().filter(|(p, _)| *p == c.name) {
+            out.extend(subs.iter().map(|s| Reply::bulk(format!("{}|{s}", c.name))));
+        }
+    }
+    if let Some(pattern) = pattern {
+        // A pattern matches full names, subcommands too (`config|*re*`).
+        let p = pattern.to_ascii_lowercase();
+        out = COMMANDS
             .iter()
-            .filter(|c| keep(c))
-            .map(|c| Reply::bulk(c.name))
-            .collect(),
-    ))
+            .flat_map(|c| {
+                let subs = SUBCOMMANDS
+                    .iter()
+                    .filter(move |(p, _)| *p == c.name)
+                    .flat_map(|(_, subs)| subs.iter())
+                    .map(move |s| format!("{}|{s}", c.name));
+                std::iter::once(c.name.to_string()).chain(subs)
+            })
+            .filter(|n| glob_match(&p, n.as_bytes()))
+            .map(Reply::bulk)
+            .collect();
+    }
+    Ok(Reply::Array(out))
 }
 
 /// A `COMMAND INFO` entry in Redis 7's ten-field shape.
@@ -516,6 +549,17 @@ fn command_info(c: &'static CommandSpec) -> Reply {
     ])
 }
 
+/// A command's key flags: `RW update` for writes, `RO access` for reads
+/// (Redis refines them per command and key).
+fn key_flags(c: &CommandSpec) -> Reply {
+    let (a, b) = if c.has(flags::WRITE) {
+        ("RW", "update")
+    } else {
+        ("RO", "access")
+    };
+    Reply::Set(vec![Reply::status(a), Reply::status(b)])
+}
+
 /// A map reply from static keys.
 fn map(pairs: Vec<(&'static str, Reply)>) -> Reply {
     Reply::Map(
@@ -531,14 +575,7 @@ fn map(pairs: Vec<(&'static str, Reply)>) -> Reply {
 /// commands, the `STREAMS` keyword for XREAD. Flags are `RW`/`RO` with
 /// `update`/`access` (Redis refines them per command).
 fn key_specs(c: &CommandSpec) -> Vec<Reply> {
-    let key_flags = || {
-        let (a, b) = if c.has(flags::WRITE) {
-            ("RW", "update")
-        } else {
-            ("RO", "access")
-        };
-        Reply::Set(vec![Reply::status(a), Reply::status(b)])
-    };
+    let key_flags = || key_flags(c);
     let index = |i: i64| {
         map(vec![
             ("type", Reply::bulk("index")),
