@@ -35,7 +35,7 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         .iter()
         .filter(|k| {
             if touch {
-                ctx.ks.get(k, now).is_some()
+                ctx.ks.get_touch(k, now).is_some()
             } else {
                 ctx.ks.get_no_touch(k, now).is_some()
             }

@@ -190,6 +190,9 @@ pub struct Keyspace {
     /// set or cleared): a command that moved it changed its keys.
     mutations: u64,
     pub stats: KeyspaceStats,
+    /// Set for the command being run by a CLIENT NO-TOUCH client: lookups
+    /// leave last-access times alone (TOUCH still updates them).
+    pub no_touch: bool,
 }
 
 impl Keyspace {
@@ -205,6 +208,7 @@ impl Keyspace {
             timers: BinaryHeap::new(),
             mutations: 0,
             stats: KeyspaceStats::default(),
+            no_touch: false,
         }
     }
 
@@ -297,7 +301,16 @@ impl Keyspace {
 
     /// Finds `key`, deleting it if it has expired; returns its deadline (0 = none).
     fn lookup(&mut self, key: &[u8], now: u64) -> Option<u64> {
-        self.lookup_with(key, now, true)
+        self.lookup_with(key, now, !self.no_touch)
+    }
+
+    /// As [`Keyspace::get`], updating the last-access time even for a
+    /// CLIENT NO-TOUCH client (the TOUCH command).
+    pub fn get_touch(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let no_touch = std::mem::replace(&mut self.no_touch, false);
+        let found = self.get(key, now).is_some();
+        self.no_touch = no_touch;
+        if found { self.peek(key) } else { None }
     }
 
     /// [`Keyspace::lookup`], updating the last-access time if `touch`.
@@ -708,6 +721,7 @@ impl Keyspace {
             timers: BinaryHeap::new(),
             mutations: 0,
             stats: KeyspaceStats::default(),
+            no_touch: false,
         };
         self.mutations += 1;
         self.recount();
@@ -1174,6 +1188,13 @@ mod tests {
         assert_eq!(ks.stats.hits, 1);
         ks.get(b"k", 7_000).unwrap();
         assert_eq!(ks.peek_live(b"k", 7_000).unwrap().idle_secs(8_000), 1);
+        // CLIENT NO-TOUCH: reads leave it, TOUCH still updates it.
+        ks.no_touch = true;
+        ks.get(b"k", 9_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 9_000).unwrap().idle_secs(9_000), 2);
+        ks.get_touch(b"k", 9_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 9_000).unwrap().idle_secs(9_000), 0);
+        assert!(ks.no_touch);
     }
 
     #[test]

@@ -243,8 +243,11 @@ impl LocalPartition {
                 ctx.room = opts.room;
                 ctx.script = opts.script.clone();
                 ctx.encoding = opts.encoding;
+                // CLIENT NO-TOUCH: this client's reads leave last-access times.
+                ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
                 // expiry) move on: WATCH sees it, blocked clients wake. A
                 // blocking command that found nothing changed nothing a
@@ -299,6 +302,8 @@ pub struct ExecOptions {
     pub script: Option<Arc<ScriptControl>>,
     /// The cache's encoding thresholds (OBJECT ENCODING).
     pub encoding: crate::cmd::params::Encoding,
+    /// CLIENT NO-TOUCH ON: reads do not update last-access times.
+    pub no_touch: bool,
 }
 
 impl ExecOptions {
@@ -313,6 +318,7 @@ impl ExecOptions {
             room: u64::MAX,
             script: None,
             encoding: Default::default(),
+            no_touch: false,
         }
     }
 }

@@ -608,6 +608,7 @@ impl Connection<'_> {
                 .as_ref()
                 .map(|c| c.server.config.encoding())
                 .unwrap_or_default(),
+            no_touch: self.session.handle.view.lock().no_touch,
         }
     }
 
