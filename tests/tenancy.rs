@@ -134,7 +134,10 @@ async fn hello_auth_binds_and_sets_protocol_and_name() {
     assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, bulk("billing"));
     assert_eq!(c.cmd(&["GET", "k"]).await, Resp::Null, "RESP3 null");
     let info = c.cmd(&["CLIENT", "INFO"]).await.text();
-    assert!(info.contains(" user=orders "), "{info}");
+    assert!(
+        info.contains(" user=default "),
+        "the ACL user, as ACL WHOAMI: {info}"
+    );
     // HELLO 2 AUTH on another connection.
     let mut d = Raw::connect(server.resp_addr).await;
     let hello = d.cmd(&["HELLO", "2", "AUTH", "orders", &token]).await;

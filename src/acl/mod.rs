@@ -89,8 +89,9 @@ pub fn categories(spec: &CommandSpec, sub: Option<&[u8]>) -> u32 {
         Family::Server | Family::Cluster => "",
     };
     let mut f = crate::cmd::table::acl_flags(spec, sub);
-    if spec.family == Family::Scripting {
-        // Redis puts scripts in neither @read nor @write.
+    if spec.family == Family::Scripting && f == spec.flags {
+        // Redis puts scripts in neither @read nor @write (FUNCTION's
+        // subcommands that change libraries are @write, by their flags).
         f &= !(flags::READ | flags::WRITE);
     }
     let mut cats = match crate::cmd::table::acl_family_categories(spec) {

@@ -26,18 +26,26 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(Reply::Int(n as i64))
 }
 
-/// EXISTS and TOUCH: how many of the keys exist (repeats count again).
+/// EXISTS and TOUCH: how many of the keys exist (repeats count again);
+/// TOUCH updates their last-access time, EXISTS does not (as Redis).
 pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
+    let touch = is(&args[0], "TOUCH");
     let n = args[1..]
         .iter()
-        .filter(|k| ctx.ks.get(k, now).is_some())
+        .filter(|k| {
+            if touch {
+                ctx.ks.get_touch(k, now).is_some()
+            } else {
+                ctx.ks.get_no_touch(k, now).is_some()
+            }
+        })
         .count();
     Ok(Reply::Int(n as i64))
 }
 
 pub fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let name = match ctx.ks.get(&args[1], ctx.now) {
+    let name = match ctx.ks.get_no_touch(&args[1], ctx.now) {
         Some(e) => e.value.value_type().name(),
         None => "none",
     };
@@ -115,7 +123,7 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cmd = &args[0];
     let now = ctx.now;
-    let Some(entry) = ctx.ks.get(&args[1], now) else {
+    let Some(entry) = ctx.ks.get_no_touch(&args[1], now) else {
         return Ok(Reply::Int(-2));
     };
     let Some(at) = entry.expire_at() else {

@@ -23,6 +23,8 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod lua_pattern;
+pub mod object;
+pub mod params;
 pub mod script;
 pub mod set;
 pub mod sort;
@@ -69,6 +71,8 @@ pub struct Ctx<'a> {
     /// (Redis 7.0 serves a blocked client only from keys of the type it
     /// waits for) rather than an error.
     pub still_blocked: bool,
+    /// The cache's encoding thresholds (OBJECT ENCODING).
+    pub encoding: params::Encoding,
 }
 
 impl<'a> Ctx<'a> {
@@ -86,6 +90,7 @@ impl<'a> Ctx<'a> {
             script: None,
             reserved: Vec::new(),
             still_blocked: false,
+            encoding: params::Encoding::default(),
         }
     }
 

@@ -191,8 +191,8 @@ const GC_ABOVE: usize = 4 * 1024 * 1024;
 const COMPILED_CACHE: usize = 256;
 /// The Redis version scripts see in `redis.REDIS_VERSION` (as the proxy's
 /// `HELLO` and `INFO` report).
-const REDIS_VERSION: &str = "7.2.4";
-const REDIS_VERSION_NUM: i64 = 0x07_02_04;
+const REDIS_VERSION: &str = "7.0.15";
+const REDIS_VERSION_NUM: i64 = 0x07_00_0f;
 
 /// A running script's controls, shared between the thread that runs it and
 /// the proxy: `SCRIPT KILL` sets `kill` (the script stops at its next hook

@@ -15,7 +15,8 @@ use bytes::Bytes;
 
 use super::args::{is, parse_i64};
 use super::{
-    Handler, bitmap, dump, geo, hash, hll, keys, list, script, set, sort, stream, string, zset,
+    Handler, bitmap, dump, geo, hash, hll, keys, list, object, script, set, sort, stream, string,
+    zset,
 };
 
 /// Command flags (bit set).
@@ -163,6 +164,10 @@ pub enum ConnOp {
     Function,
     /// RANDOMKEY: a key drawn from every partition of the cache.
     Randomkey,
+    Config,
+    Slowlog,
+    Latency,
+    Wait,
 }
 
 /// How a command executes.
@@ -448,7 +453,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("reset",        1, NA | F | TX,          0, 0, 0, Connection, 0, Conn(C::Reset)),
     row!("select",       2, F,               0, 0, 0, Connection, 0, Conn(C::Select)),
     row!("client",      -2, CT,              0, 0, 0, Connection, 0, Conn(C::Client)),
-    row!("command",     -1, CT,              0, 0, 0, Server,     0, Conn(C::Command)),
+    row!("command",     -1, CT,              0, 0, 0, Connection,    0, Conn(C::Command)),
     row!("info",        -1, DG,              0, 0, 0, Server,     0, Conn(C::Info)),
     row!("dbsize",       1, R | F,           0, 0, 0, Keys,       0, Conn(C::Dbsize)),
     row!("flushdb",     -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
@@ -460,6 +465,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("readonly",     1, F,               0, 0, 0, Connection, 0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Connection, 0, Conn(C::Readwrite)),
     row!("cluster",     -2, CT,              0, 0, 0, Cluster,    0, Conn(C::Cluster)),
+    row!("config",      -2, CT,              0, 0, 0, Server,     0, Conn(C::Config)),
+    row!("slowlog",     -2, CT,              0, 0, 0, Server,     0, Conn(C::Slowlog)),
+    row!("latency",     -2, CT,              0, 0, 0, Server,     0, Conn(C::Latency)),
+    row!("wait",         3, 0,               0, 0, 0, Connection,    0, Conn(C::Wait)),
+    // OBJECT ENCODING walks up to the cache's listpack thresholds.
+    row!("object",      -2, R | CT,             2, 2, 1, Keys,    STEP, Data(object::object)),
+    row!("memory",      -2, R | CT,             2, 2, 1, Server,     0, Data(object::memory)),
     // transactions
     row!("multi",        1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Multi)),
     row!("exec",         1, TX,              0, 0, 0, Transaction, 1, Conn(C::Exec)),
@@ -663,10 +675,95 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("function",    -2, CT,          0, 0, 0, Scripting, SCRIPT_MILLI, Conn(C::Function)),
 ];
 
-/// Finds a command by name, case-insensitively.
-/// Flags of subcommands that differ from their container's row, for ACL
-/// categories (Redis marks them one by one: `client|kill` is admin,
-/// `client|id` is not).
+/// The subcommands of container commands, as `COMMAND LIST` names them
+/// (`client|list`); each handler checks its own arities.
+pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
+    (
+        "client",
+        &[
+            "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause",
+            "unblock", "reply", "no-evict", "no-touch", "help",
+        ],
+    ),
+    (
+        "command",
+        &[
+            "count",
+            "list",
+            "info",
+            "docs",
+            "getkeys",
+            "getkeysandflags",
+            "help",
+        ],
+    ),
+    ("config", &["get", "set", "resetstat", "rewrite", "help"]),
+    (
+        "cluster",
+        &[
+            "slots",
+            "shards",
+            "nodes",
+            "info",
+            "myid",
+            "keyslot",
+            "countkeysinslot",
+            "getkeysinslot",
+            "help",
+        ],
+    ),
+    (
+        "latency",
+        &[
+            "doctor",
+            "graph",
+            "history",
+            "latest",
+            "reset",
+            "histogram",
+            "help",
+        ],
+    ),
+    (
+        "memory",
+        &["doctor", "malloc-stats", "purge", "usage", "help"],
+    ),
+    (
+        "object",
+        &["encoding", "freq", "idletime", "refcount", "help"],
+    ),
+    ("script", &["load", "exists", "flush", "kill", "help"]),
+    ("slowlog", &["get", "len", "reset", "help"]),
+    (
+        "xgroup",
+        &[
+            "create",
+            "createconsumer",
+            "delconsumer",
+            "destroy",
+            "setid",
+            "help",
+        ],
+    ),
+    ("xinfo", &["consumers", "groups", "stream", "help"]),
+    (
+        "acl",
+        &[
+            "cat", "whoami", "log", "dryrun", "getuser", "list", "users", "genpass", "help",
+            "setuser", "deluser", "load", "save",
+        ],
+    ),
+    (
+        "function",
+        &[
+            "load", "list", "delete", "flush", "dump", "restore", "stats", "kill", "help",
+        ],
+    ),
+];
+
+/// Subcommands whose ACL flags differ from their container's row (Redis
+/// marks them one by one: `client|kill` is admin, `client|id` is not):
+/// the flags given replace the row's read, write, admin and dangerous ones.
 const SUBCOMMAND_FLAGS: &[(&str, &str, u16)] = &[
     ("client", "kill", AD),
     ("client", "list", AD),
@@ -674,29 +771,19 @@ const SUBCOMMAND_FLAGS: &[(&str, &str, u16)] = &[
     ("client", "pause", AD),
     ("client", "unblock", AD),
     ("client", "unpause", AD),
-    ("cluster", "addslots", AD),
-    ("cluster", "addslotsrange", AD),
-    ("cluster", "bumpepoch", AD),
-    ("cluster", "count-failure-reports", AD),
-    ("cluster", "delslots", AD),
-    ("cluster", "delslotsrange", AD),
-    ("cluster", "failover", AD),
-    ("cluster", "flushslots", AD),
-    ("cluster", "forget", AD),
-    ("cluster", "meet", AD),
-    ("cluster", "replicas", AD),
-    ("cluster", "replicate", AD),
-    ("cluster", "reset", AD),
-    ("cluster", "saveconfig", AD),
-    ("cluster", "set-config-epoch", AD),
-    ("cluster", "setslot", AD),
-    ("cluster", "slaves", AD),
     ("config", "get", AD),
     ("config", "resetstat", AD),
     ("config", "rewrite", AD),
     ("config", "set", AD),
-    ("latency", "*", AD),
-    ("slowlog", "*", AD),
+    ("latency", "doctor", AD),
+    ("latency", "graph", AD),
+    ("latency", "histogram", AD),
+    ("latency", "history", AD),
+    ("latency", "latest", AD),
+    ("latency", "reset", AD),
+    ("slowlog", "get", AD),
+    ("slowlog", "len", AD),
+    ("slowlog", "reset", AD),
     ("acl", "deluser", AD),
     ("acl", "dryrun", AD),
     ("acl", "getuser", AD),
@@ -706,8 +793,30 @@ const SUBCOMMAND_FLAGS: &[(&str, &str, u16)] = &[
     ("acl", "save", AD),
     ("acl", "setuser", AD),
     ("acl", "users", AD),
-    ("module", "*", AD),
+    ("function", "delete", W),
+    ("function", "flush", W),
+    ("function", "load", W),
+    ("function", "restore", W),
+    ("memory", "doctor", 0),
+    ("memory", "help", 0),
+    ("memory", "malloc-stats", 0),
+    ("memory", "purge", 0),
+    ("object", "help", 0),
+    ("xgroup", "help", 0),
+    ("xinfo", "help", 0),
 ];
+
+/// The flags of `spec`, or of its subcommand `sub`, for ACL categories.
+pub fn acl_flags(spec: &CommandSpec, sub: Option<&[u8]>) -> u16 {
+    let Some(sub) = sub.filter(|_| spec.has(flags::CONTAINER)) else {
+        return spec.flags;
+    };
+    const REPLACED: u16 = flags::READ | flags::WRITE | flags::ADMIN | flags::DANGEROUS;
+    SUBCOMMAND_FLAGS
+        .iter()
+        .find(|(c, s, _)| *c == spec.name && is(sub, s))
+        .map_or(spec.flags, |(_, _, f)| (spec.flags & !REPLACED) | f)
+}
 
 /// Commands whose ACL data categories are not their family's (Redis puts
 /// SORT in the categories of the types it sorts).
@@ -724,23 +833,7 @@ pub fn acl_family_categories(spec: &CommandSpec) -> Option<&'static [&'static st
         .map(|(_, cats)| *cats)
 }
 
-/// The subcommands whose ACL flags differ from their container's
-/// (`ACL CAT` lists them).
-pub fn subcommand_flags() -> &'static [(&'static str, &'static str, u16)] {
-    SUBCOMMAND_FLAGS
-}
-
-/// The flags of `spec`, or of its subcommand `sub`, for ACL categories.
-pub fn acl_flags(spec: &CommandSpec, sub: Option<&[u8]>) -> u16 {
-    let Some(sub) = sub.filter(|_| spec.has(flags::CONTAINER)) else {
-        return spec.flags;
-    };
-    SUBCOMMAND_FLAGS
-        .iter()
-        .filter(|(c, s, _)| *c == spec.name && (*s == "*" || is(sub, s)))
-        .fold(spec.flags, |f, (_, _, extra)| f | extra)
-}
-
+/// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
     let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
@@ -756,6 +849,19 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn containers_and_their_subcommands_are_listed_once() {
+        for spec in super::COMMANDS {
+            let listed = super::SUBCOMMANDS.iter().any(|(c, _)| *c == spec.name);
+            assert_eq!(
+                spec.has(super::flags::CONTAINER),
+                listed,
+                "{}: the CONTAINER flag and SUBCOMMANDS disagree",
+                spec.name
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

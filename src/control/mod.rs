@@ -1,9 +1,12 @@
 //! Control plane: the cache registry (tenants, tokens, limits, Lua script
-//! stores, function libraries) and the HTTP control API that manages it.
+//! stores, function libraries, each cache's introspection state: Redis
+//! configuration values, statistics, slow log, clients) and the HTTP control
+//! API that manages it.
 
 pub mod api;
 pub mod functions;
 pub mod http;
+pub mod introspection;
 pub mod registry;
 pub mod scripts;
 

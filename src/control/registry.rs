@@ -198,6 +198,9 @@ pub struct Cache {
     pub scripts: ScriptStore,
     /// Function libraries (FUNCTION LOAD, FCALL): this cache's only.
     pub functions: FunctionStore,
+    /// Configuration values, statistics, slow log and clients as the
+    /// introspection commands (CONFIG, INFO, SLOWLOG, CLIENT) see them.
+    pub server: super::introspection::ServerState,
     /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
     limiter: RwLock<Option<Arc<EcpuLimiter>>>,
     deleted: AtomicBool,
@@ -413,6 +416,7 @@ impl Registry {
             usage: Usage::default(),
             scripts: ScriptStore::default(),
             functions: FunctionStore::default(),
+            server: Default::default(),
             limiter: RwLock::new(None),
             deleted: AtomicBool::new(false),
             users: RwLock::new(HashMap::new()),

@@ -87,6 +87,17 @@ impl Entry {
     fn mem_bytes(&self, key_len: usize) -> usize {
         key_len + self.value.mem_bytes() + ENTRY_OVERHEAD
     }
+
+    /// Bytes the entry is accounted with under a key of `key_len` bytes
+    /// (MEMORY USAGE).
+    pub fn memory_usage(&self, key_len: usize) -> usize {
+        self.mem_bytes(key_len)
+    }
+
+    /// Seconds since the entry was last read or written (OBJECT IDLETIME).
+    pub fn idle_secs(&self, now: u64) -> u64 {
+        u64::from(lru_clock(now).saturating_sub(self.lru))
+    }
 }
 
 /// Counters of keyspace events, read by INFO and the metrics exporter.
@@ -183,6 +194,9 @@ pub struct Keyspace {
     /// set or cleared): a command that moved it changed its keys.
     mutations: u64,
     pub stats: KeyspaceStats,
+    /// Set for the command being run by a CLIENT NO-TOUCH client: lookups
+    /// leave last-access times alone (TOUCH still updates them).
+    pub no_touch: bool,
 }
 
 impl Keyspace {
@@ -198,6 +212,7 @@ impl Keyspace {
             timers: BinaryHeap::new(),
             mutations: 0,
             stats: KeyspaceStats::default(),
+            no_touch: false,
         }
     }
 
@@ -258,6 +273,19 @@ impl Keyspace {
         self.peek(key)
     }
 
+    /// As [`Keyspace::get`], leaving the key's last-access time alone
+    /// (Redis's `LOOKUP_NOTOUCH`: TYPE, TTL, EXISTS do not make a key
+    /// look recently used to OBJECT IDLETIME or eviction).
+    pub fn get_no_touch(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let found = self.lookup_with(key, now, false).is_some();
+        if found {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        self.peek(key)
+    }
+
     /// Whether `key` exists (no hit/miss counted); an expired key is deleted.
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
         self.lookup(key, now).is_some()
@@ -277,11 +305,27 @@ impl Keyspace {
 
     /// Finds `key`, deleting it if it has expired; returns its deadline (0 = none).
     fn lookup(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        self.lookup_with(key, now, !self.no_touch)
+    }
+
+    /// As [`Keyspace::get`], updating the last-access time even for a
+    /// CLIENT NO-TOUCH client (the TOUCH command).
+    pub fn get_touch(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let no_touch = std::mem::replace(&mut self.no_touch, false);
+        let found = self.get(key, now).is_some();
+        self.no_touch = no_touch;
+        if found { self.peek(key) } else { None }
+    }
+
+    /// [`Keyspace::lookup`], updating the last-access time if `touch`.
+    fn lookup_with(&mut self, key: &[u8], now: u64, touch: bool) -> Option<u64> {
         let idx = self.index(key);
         let slot = self.tables[idx].as_deref_mut()?;
         let e = slot.map.get_mut(key)?;
         if !e.is_expired(now) {
-            e.lru = lru_clock(now);
+            if touch {
+                e.lru = lru_clock(now);
+            }
             return Some(e.expire_at);
         }
         let (k, e) = slot.map.remove(key)?;
@@ -735,6 +779,7 @@ impl Keyspace {
             timers: BinaryHeap::new(),
             mutations: 0,
             stats: KeyspaceStats::default(),
+            no_touch: false,
         };
         self.mutations += 1;
         self.recount();
@@ -1190,6 +1235,24 @@ mod tests {
         assert_eq!(visited, 20_000);
         // 200 calls for the big slot, one for the empty slots after it.
         assert_eq!(calls, 201);
+    }
+
+    #[test]
+    fn no_touch_reads_leave_the_idle_time() {
+        let mut ks = Keyspace::whole();
+        ks.insert(b"k", s("v"), 0, 1_000);
+        ks.get_no_touch(b"k", 6_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 6_000).unwrap().idle_secs(6_000), 5);
+        assert_eq!(ks.stats.hits, 1);
+        ks.get(b"k", 7_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 7_000).unwrap().idle_secs(8_000), 1);
+        // CLIENT NO-TOUCH: reads leave it, TOUCH still updates it.
+        ks.no_touch = true;
+        ks.get(b"k", 9_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 9_000).unwrap().idle_secs(9_000), 2);
+        ks.get_touch(b"k", 9_000).unwrap();
+        assert_eq!(ks.peek_live(b"k", 9_000).unwrap().idle_secs(9_000), 0);
+        assert!(ks.no_touch);
     }
 
     #[test]

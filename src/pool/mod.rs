@@ -263,8 +263,12 @@ impl LocalPartition {
                     let keys = spec.key_positions(args).map(|i| &args[i][..]);
                     ctx.reserved = events.reserved(keys, takes, opts.ticket);
                 }
+                ctx.encoding = opts.encoding;
+                // CLIENT NO-TOUCH: this client's reads leave last-access times.
+                ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
                 // expiry) move on: WATCH sees it, blocked clients wake. A
                 // blocking command that found nothing changed nothing a
@@ -330,6 +334,10 @@ pub struct ExecOptions {
     pub ticket: Option<u64>,
     /// A retry of a blocked client's command ([`Ctx::still_blocked`]).
     pub retry: bool,
+    /// The cache's encoding thresholds (OBJECT ENCODING).
+    pub encoding: crate::cmd::params::Encoding,
+    /// CLIENT NO-TOUCH ON: reads do not update last-access times.
+    pub no_touch: bool,
 }
 
 impl ExecOptions {
@@ -346,6 +354,8 @@ impl ExecOptions {
             gate: None,
             ticket: None,
             retry: false,
+            encoding: Default::default(),
+            no_touch: false,
         }
     }
 }

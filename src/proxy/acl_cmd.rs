@@ -9,6 +9,7 @@ use super::conn::{Connection, now_ms};
 use super::conn_cmds::{Subcommands, help_reply, subcommand};
 use crate::acl::{self, Access, CATEGORIES};
 use crate::cmd::args::parse_i64;
+use crate::cmd::table::SUBCOMMANDS;
 use crate::cmd::{COMMANDS, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::resp::{Reply, reply};
@@ -115,12 +116,10 @@ fn cat(category: Option<&Bytes>) -> Result<Reply, OpError> {
     let mut names = Vec::new();
     for spec in COMMANDS.iter() {
         if spec.has(flags::CONTAINER) {
-            for (container, sub, _) in crate::cmd::table::subcommand_flags() {
-                if *container == spec.name
-                    && *sub != "*"
-                    && acl::categories(spec, Some(sub.as_bytes())) & bit != 0
-                {
-                    names.push(Reply::bulk(format!("{container}|{sub}")));
+            let subs = SUBCOMMANDS.iter().filter(|(c, _)| *c == spec.name);
+            for sub in subs.flat_map(|(_, subs)| subs.iter()) {
+                if acl::categories(spec, Some(sub.as_bytes())) & bit != 0 {
+                    names.push(Reply::bulk(format!("{}|{sub}", spec.name)));
                 }
             }
         } else if acl::categories(spec, None) & bit != 0 {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
 use super::server::ProxyShared;
-use super::session::Session;
+use super::session::{ReplyMode, Session};
 use crate::acl;
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
@@ -117,6 +117,7 @@ impl Connection<'_> {
         // nothing, end the connection.
         let mut stall_deadline: Option<tokio::time::Instant> = None;
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
+        let killed = self.session.handle.kill.clone();
         loop {
             // 1. Run every whole request buffered, while the replies waiting
             //    for the client stay under the output limit (past it, the
@@ -208,6 +209,9 @@ impl Connection<'_> {
                 }
                 () = cancelled(revoked.as_ref()), if revoked.is_some() => {
                     return "user disconnected";
+                }
+                () = killed.cancelled() => {
+                    return "killed by CLIENT KILL";
                 }
                 () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
                     return "not authenticated in time";
@@ -323,8 +327,24 @@ impl Connection<'_> {
     pub async fn handle(&mut self, req: Request, arrived: Instant, stream: &Transport) {
         let started = Instant::now();
         let out_before = self.wbuf.len();
+        let mode_before = self.session.reply_mode;
+        self.session.request_len = req.wire_len as u64;
         let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
-        reply.encode(self.session.protocol, &mut self.wbuf);
+        let elapsed = started.elapsed();
+        // CLIENT REPLY OFF | SKIP: the reply is dropped.
+        let mode_after = self.session.reply_mode;
+        // (CLIENT REPLY ON right after SKIP is answered, as in Redis.)
+        let suppress = (mode_before == ReplyMode::SkipThis && mode_after == ReplyMode::SkipThis)
+            || matches!(mode_after, ReplyMode::Off | ReplyMode::Skip);
+        if mode_after == ReplyMode::Skip {
+            self.session.reply_mode = ReplyMode::SkipThis;
+        } else if mode_after == ReplyMode::SkipThis {
+            self.session.reply_mode = ReplyMode::On;
+        }
+        self.record_stats(&req, &reply, &billing, elapsed);
+        if !suppress {
+            reply.encode(self.session.protocol, &mut self.wbuf);
+        }
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
         let Some(cache) = &self.session.cache else {
@@ -380,6 +400,44 @@ impl Connection<'_> {
             }
             Billing::Rejected(why) => usage.reject(why),
             Billing::Nothing => {}
+        }
+    }
+
+    /// Statistics of a command run or refused: INFO commandstats and
+    /// errorstats, the slow log, latency events, and what CLIENT LIST shows.
+    fn record_stats(&self, req: &Request, reply: &Reply, billing: &Billing, elapsed: Duration) {
+        let Some(cache) = &self.session.cache else {
+            return;
+        };
+        let server = &cache.server;
+        if let Reply::Error(e) = reply {
+            server.record_error(e);
+        }
+        let Some(spec) = cmd::lookup(&req.args[0]) else {
+            return;
+        };
+        // A container's subcommand (`client|list`), unless it is unknown.
+        let sub = (spec.has(flags::CONTAINER) && req.args.len() > 1)
+            .then(|| String::from_utf8_lossy(&req.args[1]).to_ascii_lowercase())
+            .filter(
+                |_| !matches!(reply, Reply::Error(e) if e.starts_with("ERR unknown subcommand")),
+            );
+        let name = match &sub {
+            Some(sub) => std::borrow::Cow::Owned(format!("{}|{sub}", spec.name)),
+            None => std::borrow::Cow::Borrowed(spec.name),
+        };
+        super::introspect::sync_view(self, &name);
+        match billing {
+            Billing::Rejected(_) => server.record_rejected(spec, sub.as_deref()),
+            Billing::Queued { .. } => {}
+            _ => {
+                let micros = elapsed.as_micros() as u64;
+                server.record_call(spec, sub.as_deref(), micros, reply.is_error());
+                if !matches!(spec.name, "auth" | "hello" | "exec") {
+                    let client_name = self.session.name.as_deref().unwrap_or(b"");
+                    server.maybe_log_slow(&req.args, micros, &self.session.peer, client_name);
+                }
+            }
         }
     }
 
@@ -491,6 +549,37 @@ impl Connection<'_> {
         if queueing {
             return self.queue(spec, req, slot, keys, upfront);
         }
+        // CLIENT PAUSE: wait for its end (writes only, or every command),
+        // except the CLIENT commands that end it. Writes are what Redis
+        // holds under `WRITE`: write commands, scripts, commands that may
+        // change or propagate something (PFCOUNT, PUBLISH), and an EXEC
+        // with a write queued. A paused client counts as blocked.
+        if let Some(cache) = &cache
+            && !matches!(spec.exec, Exec::Conn(cmd::ConnOp::Client))
+        {
+            let writes = spec.has(flags::WRITE)
+                || spec.family == cmd::Family::Scripting
+                || matches!(spec.name, "pfcount" | "publish" | "spublish")
+                || (spec.name == "exec"
+                    && self
+                        .session
+                        .multi
+                        .as_ref()
+                        .is_some_and(|t| t.queued.iter().any(|(s, _)| s.has(flags::WRITE))));
+            let me = self.session.handle.clone();
+            while let Some(p) = cache.server.paused(writes) {
+                me.blocked.store(true, Ordering::Release);
+                // Checked again at least every PAUSE_POLL: an UNPAUSE that
+                // lands between the check and the wait is not missed.
+                let wake = p.until.min(tokio::time::Instant::now() + PAUSE_POLL);
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake) => {}
+                    () = cache.server.unpaused.notified() => {}
+                    () = self.shutdown.cancelled() => break,
+                }
+            }
+            me.blocked.store(false, Ordering::Release);
+        }
         let now = now_ms();
         // Make room: writes that grow data respect the storage maximum.
         if let Some(cache) = &cache
@@ -559,6 +648,13 @@ impl Connection<'_> {
             gate: self.session.gate.clone(),
             ticket: None,
             retry: false,
+            encoding: self
+                .session
+                .cache
+                .as_ref()
+                .map(|c| c.server.config.encoding())
+                .unwrap_or_default(),
+            no_touch: self.session.handle.view.lock().no_touch,
         }
     }
 
@@ -689,6 +785,8 @@ impl Connection<'_> {
             events.subscribe(k, &notify, ticket, takes);
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let me = &self.session.handle;
+        me.blocked.store(true, Ordering::Release);
         let mut peer_may_close = true;
         let mut empty_wakes = 0u32;
         let mut attempts = 0u32;
@@ -724,6 +822,15 @@ impl Connection<'_> {
                 () = notify.notified() => continue,
                 () = expired => break Executed { reply: Reply::NilArray, work: 0 },
                 () = self.shutdown.cancelled() => break Executed { reply: Reply::NilArray, work: 0 },
+                () = me.unblock.notified() => {
+                    // CLIENT UNBLOCK: as a timeout, or with Redis's error.
+                    let reply = if me.unblock_error.swap(false, Ordering::AcqRel) {
+                        Reply::err(reply::UNBLOCKED)
+                    } else {
+                        Reply::NilArray
+                    };
+                    break Executed { reply, work: 0 };
+                }
                 r = stream.peek(&mut probe), if peer_may_close => match r {
                     // Closed while blocked: stop waiting (the reply goes nowhere).
                     Ok(0) | Err(_) => break Executed { reply: Reply::NilArray, work: 0 },
@@ -735,6 +842,7 @@ impl Connection<'_> {
         for k in &keys {
             events.unsubscribe(k, &notify);
         }
+        me.blocked.store(false, Ordering::Release);
         done
     }
 }
@@ -854,6 +962,9 @@ impl Outcome {
         }
     }
 }
+
+/// Longest a paused command waits before checking the pause again.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
 
 /// Buffered bytes of an unfinished request beyond which its transfer is
 /// admitted as it arrives (64 KiB: 64 ECPU).

@@ -9,10 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::conn::Connection;
+use super::introspect;
 use super::transaction;
 use crate::acl::log::{Entry, Reason};
 use crate::cmd::args::{glob_match, int, is, scan_opts};
-use crate::cmd::{COMMANDS, CommandSpec, ConnOp, Exec, KeySpec, OpError, flags, lookup};
+use crate::cmd::table::SUBCOMMANDS;
+use crate::cmd::{COMMANDS, CommandSpec, ConnOp, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
@@ -20,8 +22,9 @@ use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::{Executed, NotRun};
 use crate::resp::{Protocol, Reply, reply};
 
-/// The Redis version Stratus reports (its command set and replies follow 7.2).
-pub const REDIS_VERSION: &str = "7.2.4";
+/// The Redis version Stratus reports (its command set and replies follow 7.0;
+/// Redis's own 7.0.15 test suite measures it).
+pub const REDIS_VERSION: &str = "7.0.15";
 
 /// Runs a proxy-side command.
 pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
@@ -72,7 +75,7 @@ async fn dispatch(
         },
         ConnOp::Client => client(conn, args),
         ConnOp::Command => command(args),
-        ConnOp::Info => Ok(info(conn, args)),
+        ConnOp::Info => Ok(introspect::info(conn, args)),
         ConnOp::Time => {
             let micros = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -134,6 +137,10 @@ async fn dispatch(
                 Err(_) => Err(OpError::Static(reply::BUSY)),
             }
         }
+        ConnOp::Config => introspect::config(conn, args),
+        ConnOp::Slowlog => introspect::slowlog(conn, args),
+        ConnOp::Latency => introspect::latency(conn, args),
+        ConnOp::Wait => introspect::wait(args),
     }
 }
 
@@ -236,7 +243,7 @@ pub(crate) fn acl_entry(
         },
         object,
         username: user.to_string(),
-        client_info: client_line(conn).trim_end().to_string(),
+        client_info: super::introspect::client_line(conn).trim_end().to_string(),
         entry_id: 0,
         created_ms: 0,
         updated_ms: 0,
@@ -319,6 +326,12 @@ const CLIENT_SUBS: Subcommands = &[
     ("setname", 3),
     ("setinfo", 4),
     ("info", 2),
+    ("list", -2),
+    ("kill", -3),
+    ("pause", -3),
+    ("unpause", 2),
+    ("unblock", -3),
+    ("reply", 3),
     ("no-evict", 3),
     ("no-touch", 3),
     ("help", 2),
@@ -328,7 +341,8 @@ const COMMAND_SUBS: Subcommands = &[
     ("list", -2),
     ("info", -2),
     ("docs", -2),
-    ("getkeys", -3),
+    ("getkeys", -4),
+    ("getkeysandflags", -4),
     ("help", 2),
 ];
 const CLUSTER_SUBS: Subcommands = &[
@@ -394,52 +408,36 @@ fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             }
             Ok(Reply::ok())
         }
-        "info" => Ok(Reply::Verbatim(client_line(conn))),
-        "no-evict" | "no-touch" => {
-            if is(&args[2], "ON") || is(&args[2], "OFF") {
-                Ok(Reply::ok())
-            } else {
-                Err(OpError::Syntax)
+        "info" => Ok(Reply::Verbatim(introspect::client_info(conn))),
+        "list" => introspect::client_list(conn, args),
+        "kill" => introspect::client_kill(conn, args),
+        "pause" => introspect::client_pause(conn, args),
+        "unpause" => {
+            if let Some(c) = &conn.session.cache {
+                c.server.unpause();
             }
+            Ok(Reply::ok())
         }
-        _ => Ok(help_reply(&[
-            "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-            "ID",
-            "    Return the ID of the current connection.",
-            "GETNAME",
-            "    Return the name of the current connection.",
-            "SETNAME <name>",
-            "    Assign the name <name> to the current connection.",
-            "SETINFO <LIB-NAME|LIB-VER> <value>",
-            "    Set client library name or version.",
-            "INFO",
-            "    Return information about the current client connection.",
-        ])),
+        "unblock" => introspect::client_unblock(conn, args),
+        "reply" => introspect::client_reply(conn, args),
+        "no-evict" | "no-touch" => {
+            let on = if is(&args[2], "ON") {
+                true
+            } else if is(&args[2], "OFF") {
+                false
+            } else {
+                return Err(OpError::Syntax);
+            };
+            let mut v = conn.session.handle.view.lock();
+            if sub == "no-evict" {
+                v.no_evict = on;
+            } else {
+                v.no_touch = on;
+            }
+            Ok(Reply::ok())
+        }
+        _ => Ok(help_reply(reply::CLIENT_HELP)),
     }
-}
-
-/// One `CLIENT INFO` line, in Redis's field order (fields Stratus has).
-fn client_line(conn: &Connection<'_>) -> String {
-    let s = &conn.session;
-    let text = |b: &Option<Bytes>| {
-        b.as_ref()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "id={} addr={} laddr={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 obl=0 oll=0 omem={} cmd=client|info user={} resp={} lib-name={} lib-ver={}\n",
-        s.id,
-        s.peer,
-        s.local,
-        text(&s.name),
-        s.created.elapsed().as_secs(),
-        s.last_command.elapsed().as_secs(),
-        conn.wbuf.len(),
-        s.cache.as_ref().map_or("(none)", |c| c.name.as_str()),
-        if s.protocol == Protocol::Resp3 { 3 } else { 2 },
-        text(&s.lib_name),
-        text(&s.lib_ver),
-    )
 }
 
 pub(crate) fn help_reply(lines: &[&'static str]) -> Reply {
@@ -462,9 +460,7 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
     };
     match sub {
         "count" => Ok(Reply::Int(COMMANDS.len() as i64)),
-        "list" => Ok(Reply::Array(
-            COMMANDS.iter().map(|c| Reply::bulk(c.name)).collect(),
-        )),
+        "list" => command_list(names),
         "info" => Ok(Reply::Array(
             selected()
                 .into_iter()
@@ -485,19 +481,29 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
                 .collect();
             Ok(Reply::Map(docs))
         }
-        "getkeys" => {
+        "getkeys" | "getkeysandflags" => {
             let spec =
                 lookup(&names[0]).ok_or(OpError::Static(reply::INVALID_COMMAND_SPECIFIED))?;
             if !spec.arity_ok(names.len()) {
                 return Err(OpError::Static(reply::INVALID_ARGUMENTS));
             }
-            let keys: Vec<Reply> = spec
-                .key_positions(names)
-                .map(|i| Reply::Bulk(names[i].clone()))
-                .collect();
-            if keys.is_empty() {
+            // A command with key arguments may name none this time (EVAL
+            // with 0 keys): an empty list, not an error.
+            if spec.first_key <= 0 && spec.keys == KeySpec::Range {
                 return Err(OpError::Static(reply::NO_KEY_ARGUMENTS));
             }
+            let with_flags = sub == "getkeysandflags";
+            let keys = spec
+                .key_positions(names)
+                .map(|i| {
+                    let key = Reply::Bulk(names[i].clone());
+                    if with_flags {
+                        Reply::Array(vec![key, key_flags(spec)])
+                    } else {
+                        key
+                    }
+                })
+                .collect();
             Ok(Reply::Array(keys))
         }
         _ => Ok(help_reply(&[
@@ -518,6 +524,68 @@ fn command(args: &[Bytes]) -> Result<Reply, OpError> {
     }
 }
 
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
+fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
+    let mut pattern: Option<Bytes> = None;
+    let keep: Box<dyn Fn(&'static CommandSpec) -> bool> = match args {
+        [] => Box::new(|_| true),
+        [by, kind, value] if is(by, "FILTERBY") => {
+            let value = value.clone();
+            if is(kind, "MODULE") {
+                Box::new(|_| false)
+            } else if is(kind, "PATTERN") {
+                pattern = Some(value.clone());
+                Box::new(|_| true)
+            } else if is(kind, "ACLCAT") {
+                Box::new(move |c| {
+                    let info = command_info(c);
+                    let Reply::Array(fields) = info else {
+                        return false;
+                    };
+                    let Some(Reply::Set(cats)) = fields.get(6) else {
+                        return false;
+                    };
+                    cats.iter().any(|cat| match cat {
+                        Reply::Status(s) => {
+                            s[1..].eq_ignore_ascii_case(&String::from_utf8_lossy(&value))
+                        }
+                        _ => false,
+                    })
+                })
+            } else {
+                return Err(OpError::Syntax);
+            }
+        }
+        _ => return Err(OpError::Syntax),
+    };
+    // Each command, then its subcommands (`client|list`), as Redis 7.
+    let mut out = Vec::new();
+    for c in COMMANDS.iter().filter(|c| keep(c)) {
+        out.push(Reply::bulk(c.name));
+        for (_, subs) in SUBCOMMANDS.iter().filter(|(p, _)| *p == c.name) {
+            out.extend(subs.iter().map(|s| Reply::bulk(format!("{}|{s}", c.name))));
+        }
+    }
+    if let Some(pattern) = pattern {
+        // A pattern matches full names, subcommands too (`config|*re*`).
+        let p = pattern.to_ascii_lowercase();
+        out = COMMANDS
+            .iter()
+            .flat_map(|c| {
+                let subs = SUBCOMMANDS
+                    .iter()
+                    .filter(move |(p, _)| *p == c.name)
+                    .flat_map(|(_, subs)| subs.iter())
+                    .map(move |s| format!("{}|{s}", c.name));
+                std::iter::once(c.name.to_string()).chain(subs)
+            })
+            .filter(|n| glob_match(&p, n.as_bytes()))
+            .map(Reply::bulk)
+            .collect();
+    }
+    Ok(Reply::Array(out))
+}
+
 /// A `COMMAND INFO` entry in Redis 7's ten-field shape.
 fn command_info(c: &'static CommandSpec) -> Reply {
     let mut flag_names: Vec<Reply> = flags::NAMES
@@ -528,10 +596,14 @@ fn command_info(c: &'static CommandSpec) -> Reply {
     if c.keys != KeySpec::Range {
         flag_names.push(Reply::status("movablekeys"));
     }
-    let category = match c.exec {
-        Exec::Data(_) => format!("@{}", c.family.label()),
-        Exec::Conn(_) => "@connection".to_string(),
-    };
+    // The ACL categories, from the one derivation ACL rules use.
+    let cats = crate::acl::categories(c, None);
+    let categories: Vec<String> = crate::acl::CATEGORIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| cats & (1 << i) != 0)
+        .map(|(_, name)| format!("@{name}"))
+        .collect();
     Reply::Array(vec![
         Reply::bulk(c.name),
         Reply::Int(i64::from(c.arity)),
@@ -539,130 +611,123 @@ fn command_info(c: &'static CommandSpec) -> Reply {
         Reply::Int(i64::from(c.first_key)),
         Reply::Int(i64::from(c.last_key)),
         Reply::Int(i64::from(c.step)),
-        Reply::Set(vec![Reply::status_owned(category)]),
+        Reply::Set(categories.into_iter().map(Reply::status_owned).collect()),
         Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
+        Reply::Array(key_specs(c)),
         Reply::Array(Vec::new()),
     ])
 }
 
-/// INFO [section ...]: server, clients, memory, stats, keyspace (this cache).
-fn info(conn: &Connection<'_>, args: &[Bytes]) -> Reply {
-    let all = args.len() == 1
-        || args[1..]
-            .iter()
-            .any(|a| is(a, "all") || is(a, "default") || is(a, "everything"));
-    let wants = |s: &str| all || args[1..].iter().any(|a| is(a, s));
-    let cache = conn.session.cache.as_ref();
-    let totals = cache.map(|c| c.pool.totals()).unwrap_or_default();
-    let load = |f: fn(&Cache) -> u64| cache.map_or(0, |c| f(c));
-    let mut out = String::new();
-    let mut section = |name: &str, lines: Vec<(&str, String)>| {
-        if wants(name) {
-            if !out.is_empty() {
-                out.push_str("\r\n");
-            }
-            let title = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
-            out.push_str(&format!("# {title}\r\n"));
-            for (k, v) in lines {
-                out.push_str(&format!("{k}:{v}\r\n"));
-            }
-        }
-    };
-    let uptime = conn.shared.started.elapsed().as_secs();
-    section(
-        "server",
-        vec![
-            ("redis_version", REDIS_VERSION.to_string()),
-            ("stratus_version", env!("CARGO_PKG_VERSION").to_string()),
-            ("redis_mode", "cluster".into()),
-            ("os", std::env::consts::OS.into()),
-            ("arch_bits", "64".into()),
-            ("process_id", std::process::id().to_string()),
-            ("tcp_port", conn.session.local.port().to_string()),
-            ("uptime_in_seconds", uptime.to_string()),
-            ("uptime_in_days", (uptime / 86_400).to_string()),
-            (
-                "cache_name",
-                cache.map_or(String::new(), |c| c.name.clone()),
-            ),
-        ],
-    );
-    let max_bytes = cache.map_or(0, |c| c.settings.read().limits.max_storage_bytes());
-    section(
-        "clients",
-        vec![
-            (
-                "connected_clients",
-                load(|c| c.usage.connected.load(Ordering::Relaxed)).to_string(),
-            ),
-            ("maxclients", conn.shared.max_clients.to_string()),
-        ],
-    );
-    section(
-        "memory",
-        vec![
-            ("used_memory", totals.used_bytes.to_string()),
-            ("used_memory_human", human_bytes(totals.used_bytes as u64)),
-            ("maxmemory", max_bytes.to_string()),
-            ("maxmemory_human", human_bytes(max_bytes)),
-            ("maxmemory_policy", "volatile-lru".into()),
-        ],
-    );
-    section(
-        "stats",
-        vec![
-            (
-                "total_connections_received",
-                load(|c| c.usage.connections_received.load(Ordering::Relaxed)).to_string(),
-            ),
-            (
-                "total_commands_processed",
-                load(|c| c.usage.commands_processed()).to_string(),
-            ),
-            (
-                "total_net_input_bytes",
-                load(|c| c.usage.net_in.load(Ordering::Relaxed)).to_string(),
-            ),
-            (
-                "total_net_output_bytes",
-                load(|c| c.usage.net_out.load(Ordering::Relaxed)).to_string(),
-            ),
-            ("expired_keys", totals.events.expired.to_string()),
-            ("evicted_keys", totals.events.evicted.to_string()),
-            ("keyspace_hits", totals.events.hits.to_string()),
-            ("keyspace_misses", totals.events.misses.to_string()),
-        ],
-    );
-    section("cluster", vec![("cluster_enabled", "1".into())]);
-    let keyspace = if totals.keys > 0 {
-        vec![(
-            "db0",
-            format!(
-                "keys={},expires={},avg_ttl=0",
-                totals.keys, totals.volatile_keys
-            ),
-        )]
+/// A command's key flags: `RW update` for writes, `RO access` for reads
+/// (Redis refines them per command and key).
+fn key_flags(c: &CommandSpec) -> Reply {
+    let (a, b) = if c.has(flags::WRITE) {
+        ("RW", "update")
     } else {
-        Vec::new()
+        ("RO", "access")
     };
-    section("keyspace", keyspace);
-    Reply::Verbatim(out)
+    Reply::Set(vec![Reply::status(a), Reply::status(b)])
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
+/// A map reply from static keys.
+fn map(pairs: Vec<(&'static str, Reply)>) -> Reply {
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::bulk(k), v))
+            .collect(),
+    )
+}
+
+/// Redis 7 key specifications, from the row's key positions: an index
+/// and a range for fixed keys, an index and a key count for `numkeys`
+/// commands, the `STREAMS` keyword for XREAD. Flags are `RW`/`RO` with
+/// `update`/`access` (Redis refines them per command).
+fn key_specs(c: &CommandSpec) -> Vec<Reply> {
+    let key_flags = || key_flags(c);
+    let index = |i: i64| {
+        map(vec![
+            ("type", Reply::bulk("index")),
+            ("spec", map(vec![("index", Reply::Int(i))])),
+        ])
+    };
+    let spec = |begin: Reply, find: Reply| {
+        map(vec![
+            ("flags", key_flags()),
+            ("begin_search", begin),
+            ("find_keys", find),
+        ])
+    };
+    let range = |last: i64, step: i64, limit: i64| {
+        map(vec![
+            ("type", Reply::bulk("range")),
+            (
+                "spec",
+                map(vec![
+                    ("lastkey", Reply::Int(last)),
+                    ("keystep", Reply::Int(step)),
+                    ("limit", Reply::Int(limit)),
+                ]),
+            ),
+        ])
+    };
+    let mut specs = Vec::new();
+    if c.first_key > 0 {
+        let last = if c.last_key < 0 {
+            i64::from(c.last_key)
+        } else {
+            i64::from(c.last_key - c.first_key)
+        };
+        specs.push(spec(
+            index(i64::from(c.first_key)),
+            range(last, i64::from(c.step.max(1)), 0),
+        ));
     }
-    if unit == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.2}{}", UNITS[unit])
+    match c.keys {
+        KeySpec::Range => {}
+        KeySpec::NumKeys { at } => specs.push(spec(
+            index(at as i64),
+            map(vec![
+                ("type", Reply::bulk("keynum")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keynumidx", Reply::Int(0)),
+                        ("firstkey", Reply::Int(1)),
+                        ("keystep", Reply::Int(1)),
+                    ]),
+                ),
+            ]),
+        )),
+        KeySpec::Streams => specs.push(spec(
+            map(vec![
+                ("type", Reply::bulk("keyword")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keyword", Reply::bulk("STREAMS")),
+                        ("startfrom", Reply::Int(1)),
+                    ]),
+                ),
+            ]),
+            range(-1, 1, 2),
+        )),
+        // SORT ... STORE dest, GEORADIUS ... STORE|STOREDIST dest.
+        KeySpec::SortStore | KeySpec::GeoStore => specs.push(spec(
+            map(vec![
+                ("type", Reply::bulk("keyword")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keyword", Reply::bulk("STORE")),
+                        ("startfrom", Reply::Int(1)),
+                    ]),
+                ),
+            ]),
+            range(0, 1, 0),
+        )),
     }
+    specs
 }
 
 /// The virtual node's id: 40 hex digits, stable for the endpoint.

@@ -16,6 +16,7 @@
 pub mod acl_cmd;
 pub mod conn;
 pub mod conn_cmds;
+pub mod introspect;
 pub mod scripting;
 pub mod server;
 pub mod session;

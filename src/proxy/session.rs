@@ -13,6 +13,7 @@ use crate::acl::{Denied, User};
 use crate::cmd::CommandSpec;
 use crate::cmd::script::CommandGate;
 use crate::control::Cache;
+use crate::control::introspection::ClientHandle;
 use crate::resp::{Protocol, Request, reply};
 
 /// What one client connection remembers between commands.
@@ -45,6 +46,24 @@ pub struct Session {
     pub revoked: Option<CancellationToken>,
     /// The user's permissions for the commands its scripts call.
     pub gate: Option<CommandGate>,
+    /// What the bound cache's other clients see of this one (CLIENT LIST,
+    /// KILL, UNBLOCK); registered with the cache while bound.
+    pub handle: Arc<ClientHandle>,
+    /// CLIENT REPLY: whether replies are sent.
+    pub reply_mode: ReplyMode,
+    /// Wire bytes of the request being run (CLIENT LIST's `qbuf`).
+    pub request_len: u64,
+}
+
+/// CLIENT REPLY ON | OFF | SKIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped, then back to `On`.
+    Skip,
+    /// Set by SKIP: drop the reply of the command being run now.
+    SkipThis,
 }
 
 /// A key under WATCH.
@@ -92,6 +111,9 @@ impl Session {
             user: None,
             revoked: None,
             gate: None,
+            handle: Arc::new(ClientHandle::new(id, peer, local, now)),
+            reply_mode: ReplyMode::On,
+            request_len: 0,
         }
     }
 
@@ -134,6 +156,7 @@ impl Session {
             .usage
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
+        cache.server.add_client(self.handle.clone());
         self.cache = Some(cache);
         self.preauth = None;
         true
@@ -155,6 +178,7 @@ impl Session {
         self.multi = None;
         self.login(None);
         if let Some(old) = self.cache.take() {
+            old.server.remove_client(self.id);
             old.usage.connected.fetch_sub(1, Ordering::Relaxed);
         }
     }

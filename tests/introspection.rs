@@ -1,0 +1,521 @@
+//! Introspection and server commands scoped to the caller's cache: CONFIG,
+//! INFO sections, SLOWLOG, LATENCY, WAIT, OBJECT, MEMORY USAGE and the
+//! CLIENT subcommands that reach other clients. Replies are compared with a
+//! real `redis-server` where the behaviour is the same by design.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_get_and_set_match_redis() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    p.script(&[
+        &["CONFIG", "GET"],
+        &["CONFIG", "SET", "a"],
+        &["CONFIG", "SET", "a", "b", "c"],
+        &["CONFIG", "RESETSTAT", "x"],
+        &["CONFIG", "FOO"],
+        &["CONFIG", "HELP"],
+        &["CONFIG", "GET", "nosuch"],
+        &["CONFIG", "SET", "nosuch", "1"],
+        &["CONFIG", "SET", "daemonize", "yes"],
+        &["CONFIG", "SET", "notify-keyspace-events", "Zq"],
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        &["CONFIG", "SET", "notify-keyspace-events", "Ex$lg"],
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        &["CONFIG", "SET", "notify-keyspace-events", ""],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "x"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-2"],
+        &["CONFIG", "SET", "slowlog-max-len", "-1"],
+        &["CONFIG", "SET", "hash-max-listpack-value", "1x"],
+        &["CONFIG", "SET", "hash-max-ziplist-value", "1kb"],
+        &["CONFIG", "GET", "hash-max-listpack-value"],
+        &["CONFIG", "GET", "HASH-MAX-ZIPLIST-VALUE"],
+        &["CONFIG", "SET", "latency-tracking", "maybe"],
+        &[
+            "CONFIG",
+            "SET",
+            "slowlog-max-len",
+            "5",
+            "slowlog-max-len",
+            "6",
+        ],
+        &["CONFIG", "SET", "slowlog-max-len", "5", "nosuch", "6"],
+        &[
+            "CONFIG",
+            "SET",
+            "slowlog-max-len",
+            "7",
+            "slowlog-log-slower-than",
+            "x",
+        ],
+        &["CONFIG", "GET", "slowlog-max-len"],
+        &["CONFIG", "SET", "slowlog-max-len", "128"],
+        &["CONFIG", "SET", "hash-max-ziplist-value", "64"],
+    ])
+    .await;
+    // Glob patterns, aliases included, in any order.
+    for pat in [
+        "*ziplist*",
+        "*max-*-entries*",
+        "slowlog*",
+        "notify*",
+        "zset*",
+    ] {
+        p.same_pairs(&["CONFIG", "GET", pat]).await;
+    }
+    p.same_pairs(&["CONFIG", "GET", "hz", "databases-nope", "timeout"])
+        .await;
+    let all = p.stratus.cmd(&["CONFIG", "GET", "*"]).await.pairs();
+    let real = p.redis.cmd(&["CONFIG", "GET", "*"]).await.pairs();
+    let names = |v: &[(Resp, Resp)]| {
+        let mut n: Vec<String> = v.iter().map(|(k, _)| k.text()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&all), names(&real), "every Redis 7.0 parameter");
+    // The cache's own values where it has them.
+    let get = |pairs: &[(Resp, Resp)], k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n.text() == k)
+            .map(|(_, v)| v.text())
+            .unwrap()
+    };
+    assert_eq!(get(&all, "maxmemory-policy"), "volatile-lru");
+    assert_eq!(get(&all, "maxmemory"), "0");
+    assert_eq!(get(&all, "save"), "");
+    assert_eq!(get(&all, "appendonly"), "no");
+    // A parameter a tenant cannot change takes only the value it has.
+    let s = &mut p.stratus;
+    assert_eq!(s.cmd(&["CONFIG", "SET", "save", ""]).await, ok());
+    assert_eq!(s.cmd(&["CONFIG", "SET", "appendonly", "no"]).await, ok());
+    assert_eq!(s.cmd(&["CONFIG", "SET", "maxmemory", "0mb"]).await, ok());
+    assert_eq!(
+        s.cmd(&["CONFIG", "SET", "maxmemory", "1gb"]).await,
+        err(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - can't set immutable config"
+        )
+    );
+    assert_eq!(
+        s.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+            .await,
+        err(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - can't set immutable config"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_is_per_cache_and_maxmemory_is_the_storage_maximum() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    let ta = http
+        .create_cache_with("a", r#"{"data_storage": {"maximum": 1, "unit": "GB"}}"#)
+        .await;
+    let tb = http.create_cache("b").await;
+    let mut a = Raw::connect(server.resp_addr).await;
+    let mut b = Raw::connect(server.resp_addr).await;
+    assert_eq!(a.cmd(&["AUTH", "a", &ta]).await, ok());
+    assert_eq!(b.cmd(&["AUTH", "b", &tb]).await, ok());
+    assert_eq!(
+        a.cmd(&["CONFIG", "GET", "maxmemory"]).await,
+        arr(vec![bulk("maxmemory"), bulk("1073741824")])
+    );
+    assert!(
+        a.cmd(&["INFO", "memory"])
+            .await
+            .text()
+            .contains("maxmemory:1073741824\r\n")
+    );
+    assert_eq!(
+        b.cmd(&["CONFIG", "GET", "maxmemory"]).await,
+        arr(vec![bulk("maxmemory"), bulk("0")])
+    );
+    assert_eq!(
+        a.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+            .await,
+        ok()
+    );
+    assert_eq!(
+        b.cmd(&["CONFIG", "GET", "notify-keyspace-events"]).await,
+        arr(vec![bulk("notify-keyspace-events"), bulk("")])
+    );
+    assert_eq!(
+        a.cmd(&["CONFIG", "GET", "notify-keyspace-events"]).await,
+        arr(vec![bulk("notify-keyspace-events"), bulk("AKE")])
+    );
+    // Slow logs and clients are the cache's own.
+    assert_eq!(
+        a.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])
+            .await,
+        ok()
+    );
+    a.cmd(&["SET", "k", "v"]).await;
+    assert!(a.cmd(&["SLOWLOG", "LEN"]).await.int() >= 1);
+    assert_eq!(b.cmd(&["SLOWLOG", "LEN"]).await, int(0));
+    let list_b = b.cmd(&["CLIENT", "LIST"]).await.text();
+    assert_eq!(list_b.lines().count(), 1, "{list_b}");
+    let a_id = a.cmd(&["CLIENT", "ID"]).await.int();
+    assert_eq!(
+        b.cmd(&["CLIENT", "KILL", "ID", &a_id.to_string()]).await,
+        int(0)
+    );
+    assert_eq!(a.cmd(&["PING"]).await, simple("PONG"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_sections_and_statistics() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    c.cmd(&["SET", "k", "v"]).await;
+    c.cmd(&["SET", "t", "v", "EX", "100"]).await;
+    c.cmd(&["GET", "k"]).await;
+    c.cmd(&["LPUSH", "k", "x"]).await;
+    c.cmd(&["GET"]).await;
+    let info = c.cmd(&["INFO"]).await.text();
+    for field in [
+        "redis_version:7.0.15\r\n",
+        "# Clients\r\n",
+        "used_memory:",
+        "maxmemory_policy:volatile-lru\r\n",
+        "# Persistence\r\n",
+        "# Stats\r\n",
+        "# Replication\r\n",
+        "used_cpu_user:",
+        "# Errorstats\r\n",
+        "errorstat_WRONGTYPE:count=1\r\n",
+        "errorstat_ERR:count=1\r\n",
+        "db0:keys=2,expires=1,avg_ttl=0\r\n",
+    ] {
+        assert!(info.contains(field), "{field} in {info}");
+    }
+    assert!(!info.contains("rejected_calls"), "{info}");
+    let stats = c.cmd(&["INFO", "commandSTATS"]).await.text();
+    assert!(stats.starts_with("# Commandstats\r\n"), "{stats}");
+    assert!(
+        stats.contains("cmdstat_set:calls=2,") && stats.contains("cmdstat_get:calls=1,"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("cmdstat_get:calls=1,")
+            && stats.contains("rejected_calls=1,failed_calls=0\r\n"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("cmdstat_lpush:calls=1,") && stats.contains("failed_calls=1"),
+        "{stats}"
+    );
+    c.cmd(&["CLIENT", "ID"]).await;
+    c.cmd(&["CLIENT", "NOSUCH"]).await;
+    let stats = c.cmd(&["INFO", "commandstats"]).await.text();
+    assert!(stats.contains("cmdstat_client|id:calls=1,"), "{stats}");
+    assert!(stats.contains("cmdstat_client:calls=1,"), "{stats}");
+    let every = c.cmd(&["INFO", "cpu", "all"]).await.text();
+    assert_eq!(every.matches("used_cpu_user_children").count(), 1);
+    assert!(every.contains("rejected_calls") && every.contains("master_repl_offset"));
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]).await, ok());
+    let stats = c.cmd(&["INFO", "commandstats"]).await.text();
+    assert!(!stats.contains("cmdstat_set"), "{stats}");
+    let errors = c.cmd(&["INFO", "errorstats"]).await.text();
+    assert_eq!(errors, "# Errorstats\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowlog_latency_and_wait_match_redis() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    p.script(&[
+        &["SLOWLOG", "RESET"],
+        &["SLOWLOG", "LEN"],
+        &["SLOWLOG", "GET", "-2"],
+        &["SLOWLOG", "GET", "x"],
+        &["SLOWLOG", "FOO"],
+        &["SLOWLOG", "HELP"],
+        &["LATENCY", "LATEST"],
+        &["LATENCY", "RESET"],
+        &["LATENCY", "HISTORY", "command"],
+        &["LATENCY", "FOO"],
+        &["LATENCY", "HELP", "x"],
+        &["LATENCY", "LATEST", "x"],
+        &["LATENCY", "HISTORY"],
+        &["LATENCY", "DOCTOR"],
+        &["LATENCY", "HISTOGRAM", "nosuch"],
+        &["SLOWLOG", "GET", "1", "2"],
+        &["SLOWLOG", "LEN", "x"],
+        &["SLOWLOG", "HELP", "x"],
+        &["WAIT", "0", "0"],
+        &["WAIT", "1", "-1"],
+        &["WAIT", "1", "x"],
+        &["WAIT", "1"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
+        &["CONFIG", "SET", "slowlog-max-len", "2"],
+        &["SET", "a", "1"],
+        &["SET", "b", "2"],
+        &["SET", "c", "3"],
+        &["SLOWLOG", "LEN"],
+    ])
+    .await;
+    let log = p.stratus.cmd(&["SLOWLOG", "GET"]).await;
+    let newest = &log.items()[0];
+    assert_eq!(newest.items()[3], bulks(&["SLOWLOG", "LEN"]));
+    assert_eq!(log.items()[1].items()[3], bulks(&["SET", "c", "3"]));
+    let args: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let mut cmd = vec!["DEL"];
+    cmd.extend(args.iter().map(|s| s.as_str()));
+    p.stratus.cmd(&cmd).await;
+    let log = p.stratus.cmd(&["SLOWLOG", "GET", "1"]).await;
+    let kept = log.items()[0].items()[3].items().to_vec();
+    assert_eq!(kept.len(), 32);
+    assert_eq!(kept[31], bulk("... (10 more arguments)"));
+    assert_eq!(p.stratus.cmd(&["SLOWLOG", "RESET"]).await, ok());
+    assert_eq!(p.stratus.cmd(&["SLOWLOG", "LEN"]).await, int(1));
+
+    // LATENCY HISTOGRAM: calls and cumulative power-of-two buckets, a
+    // container command standing for its subcommands.
+    let s = &mut p.stratus;
+    s.cmd(&["CONFIG", "RESETSTAT"]).await;
+    s.cmd(&["SET", "a", "b"]).await;
+    s.cmd(&["SET", "c", "d"]).await;
+    s.cmd(&["CLIENT", "ID"]).await;
+    let h = s
+        .cmd(&["LATENCY", "HISTOGRAM", "set", "client", "nosuch"])
+        .await;
+    let h = h.items();
+    assert_eq!(h.len(), 4, "{h:?}");
+    let entry = |name: &str| {
+        let i = h.iter().position(|x| *x == bulk(name)).expect(name);
+        h[i + 1].items().to_vec()
+    };
+    let set = entry("set");
+    assert_eq!(&set[..3], &[bulk("calls"), int(2), bulk("histogram_usec")]);
+    assert_eq!(set[3].items().last(), Some(&int(2)), "{set:?}");
+    assert_eq!(entry("client|id")[1], int(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_and_memory_usage() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    p.script(&[
+        &["SET", "int", "12345"],
+        &["SET", "emb", "hello"],
+        &["SET", "raw", &"x".repeat(100)],
+        &["HSET", "h", "f", "v"],
+        &["ZADD", "z", "1", "a"],
+        &["SADD", "si", "1", "2"],
+        &["SADD", "ss", "a"],
+        &["RPUSH", "l", "a"],
+        &["XADD", "x", "1-1", "f", "v"],
+        &["OBJECT", "ENCODING", "int"],
+        &["OBJECT", "ENCODING", "emb"],
+        &["OBJECT", "ENCODING", "raw"],
+        &["OBJECT", "ENCODING", "h"],
+        &["OBJECT", "ENCODING", "z"],
+        &["OBJECT", "ENCODING", "si"],
+        &["OBJECT", "ENCODING", "ss"],
+        &["OBJECT", "ENCODING", "l"],
+        &["OBJECT", "ENCODING", "x"],
+        &["OBJECT", "ENCODING", "nosuch"],
+        &["OBJECT", "ENCODING"],
+        &["OBJECT", "FOO", "k"],
+        &["OBJECT", "HELP"],
+        &["OBJECT", "FREQ", "int"],
+        &["OBJECT", "IDLETIME", "nosuch"],
+        &["CONFIG", "SET", "hash-max-listpack-value", "2"],
+        &["HSET", "h", "long", "value"],
+        &["OBJECT", "ENCODING", "h"],
+        &["CONFIG", "SET", "zset-max-listpack-entries", "1"],
+        &["ZADD", "z", "2", "b"],
+        &["OBJECT", "ENCODING", "z"],
+        &["MEMORY", "USAGE", "nosuch"],
+        &["MEMORY", "USAGE"],
+        &["MEMORY", "USAGE", "int", "FOO"],
+        &["MEMORY", "USAGE", "int", "SAMPLES"],
+        &["MEMORY", "USAGE", "int", "SAMPLES", "x"],
+        &["MEMORY", "USAGE", "int", "SAMPLES", "-1"],
+        &["MEMORY", "USAGE", "nosuch", "SAMPLES", "0", "SAMPLES", "5"],
+        &["MEMORY", "PURGE"],
+        &["MEMORY", "FOO"],
+        &["MEMORY", "HELP"],
+    ])
+    .await;
+    let idle = p.stratus.cmd(&["OBJECT", "IDLETIME", "int"]).await.int();
+    assert!((0..60).contains(&idle), "{idle}");
+    assert_eq!(p.stratus.cmd(&["OBJECT", "REFCOUNT", "emb"]).await, int(1));
+    let usage = p.stratus.cmd(&["MEMORY", "USAGE", "raw"]).await.int();
+    assert!(usage > 100, "{usage}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_reach_the_cache_s_own_clients() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    p.script(&[
+        &["CLIENT", "KILL", "1.2.3.4:5"],
+        &["CLIENT", "KILL", "ID", "999999"],
+        &["CLIENT", "KILL", "FOO", "bar"],
+        &["CLIENT", "PAUSE", "x"],
+        &["CLIENT", "PAUSE", "-1"],
+        &["CLIENT", "UNBLOCK", "999999"],
+        &["CLIENT", "UNBLOCK", "1", "FOO"],
+        &["CLIENT", "UNPAUSE"],
+        &["CLIENT", "REPLY", "FOO"],
+        &["CLIENT", "NO-EVICT", "maybe"],
+        &["CLIENT", "NO-EVICT", "ON"],
+    ])
+    .await;
+    let mut a = Raw::connect(server.resp_addr).await;
+    let mut b = Raw::connect(server.resp_addr).await;
+    assert_eq!(b.cmd(&["CLIENT", "SETNAME", "bee"]).await, ok());
+    let b_id = b.cmd(&["CLIENT", "ID"]).await.int();
+    let list = a.cmd(&["CLIENT", "LIST"]).await.text();
+    assert!(list.contains(&format!("id={b_id} ")), "{list}");
+    assert!(list.contains("name=bee "), "{list}");
+    let only = a
+        .cmd(&["CLIENT", "LIST", "ID", &b_id.to_string()])
+        .await
+        .text();
+    assert_eq!(only.lines().count(), 1);
+    // A blocked client is woken by CLIENT UNBLOCK, as a timeout or an error.
+    b.send(&encode(&["BLPOP", "nokey", "0"])).await;
+    eventually("b blocks", || {
+        let addr = server.resp_addr;
+        async move {
+            let mut c = Raw::connect(addr).await;
+            c.cmd(&["CLIENT", "LIST"]).await.text().contains("flags=b ")
+        }
+    })
+    .await;
+    assert_eq!(
+        a.cmd(&["CLIENT", "UNBLOCK", &b_id.to_string()]).await,
+        int(1)
+    );
+    assert_eq!(b.read().await, Resp::NilArray);
+    b.send(&encode(&["BLPOP", "nokey", "0"])).await;
+    let mut woke = false;
+    for _ in 0..100 {
+        if a.cmd(&["CLIENT", "UNBLOCK", &b_id.to_string(), "ERROR"])
+            .await
+            == int(1)
+        {
+            woke = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(woke);
+    assert_eq!(
+        b.read().await,
+        err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    );
+    // CLIENT REPLY OFF / SKIP.
+    b.send(&encode(&["CLIENT", "REPLY", "SKIP"])).await;
+    b.send(&encode(&["PING", "skipped"])).await;
+    assert_eq!(b.cmd(&["PING", "seen"]).await, bulk("seen"));
+    b.send(&encode(&["CLIENT", "REPLY", "OFF"])).await;
+    b.send(&encode(&["PING", "off"])).await;
+    assert_eq!(b.cmd(&["CLIENT", "REPLY", "ON"]).await, ok());
+    // CLIENT PAUSE WRITE holds writes, not reads, until UNPAUSE.
+    assert_eq!(a.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]).await, ok());
+    b.send(&encode(&["SET", "k", "v"])).await;
+    assert_eq!(a.cmd(&["GET", "k"]).await, Resp::Nil);
+    b.assert_silent(Duration::from_millis(200)).await;
+    let clients = a.cmd(&["INFO", "clients"]).await.text();
+    assert!(clients.contains("blocked_clients:1\r\n"), "{clients}");
+    assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]).await, ok());
+    assert_eq!(b.read().await, ok());
+    // CLIENT KILL ends the other connection.
+    let b_addr = list
+        .lines()
+        .find(|l| l.contains(&format!("id={b_id} ")))
+        .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("addr=")))
+        .unwrap()
+        .to_string();
+    assert_eq!(a.cmd(&["CLIENT", "KILL", &b_addr]).await, ok());
+    b.assert_closed().await;
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", &b_addr]).await,
+        err("ERR No such client")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_key_specs_and_list_filters() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    // Key specs as Redis gives them, for commands whose flags match.
+    for name in ["get", "mget", "zunionstore", "xread", "eval"] {
+        let (r, s) = p.both(&["COMMAND", "INFO", name]).await;
+        let (r, s) = (&r.items()[0], &s.items()[0]);
+        let search = |v: &Resp| -> Vec<(Resp, Resp)> {
+            v.items()[8]
+                .items()
+                .iter()
+                .map(|spec| {
+                    let f = |k: &str| {
+                        let items = spec.items();
+                        let i = items
+                            .iter()
+                            .position(|x| matches!(x, Resp::Bulk(b) if b == k.as_bytes()))
+                            .unwrap();
+                        items[i + 1].clone()
+                    };
+                    (f("begin_search"), f("find_keys"))
+                })
+                .collect()
+        };
+        assert_eq!(search(s), search(r), "{name} key specs");
+    }
+    p.script(&[
+        &["COMMAND", "LIST", "FILTERBY"],
+        &["COMMAND", "LIST", "FILTERBY", "foo", "bar"],
+        &["COMMAND", "LIST", "FILTERBY", "MODULE", "x"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "xr*range"],
+    ])
+    .await;
+    let hashes = p
+        .stratus
+        .cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "hash"])
+        .await;
+    assert!(hashes.items().contains(&bulk("hset")), "{hashes:?}");
+    assert!(!hashes.items().contains(&bulk("get")), "{hashes:?}");
+    p.script(&[
+        &["COMMAND", "GETKEYS", "EVAL", "return 1", "0"],
+        &["COMMAND", "GETKEYS", "EVAL", "return 1", "1", "k"],
+        &["COMMAND", "GETKEYS", "PING", "x"],
+        &["COMMAND", "GETKEYS", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "PING", "x"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GET", "k"],
+        &["COMMAND", "GETKEYS", "MEMORY", "USAGE", "k"],
+        &["COMMAND", "GETKEYS", "XGROUP", "CREATE", "k", "g", "$"],
+        &["COMMAND", "INFO", "get|key"],
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "non_exists*"],
+    ])
+    .await;
+    p.same_unordered(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|*re*"])
+        .await;
+    // COMMAND LIST names subcommands too; COMMAND COUNT only commands.
+    let count = p.stratus.cmd(&["COMMAND", "COUNT"]).await.int();
+    let list = p.stratus.cmd(&["COMMAND", "LIST"]).await;
+    let names = list.items();
+    assert!(names.len() as i64 > count);
+    assert!(names.contains(&bulk("client|list")) && names.contains(&bulk("set")));
+    let scripting = p
+        .stratus
+        .cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting"])
+        .await;
+    assert!(scripting.items().contains(&bulk("eval")), "{scripting:?}");
+    assert_eq!(
+        p.stratus
+            .cmd(&["COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "2", "a", "b"])
+            .await,
+        bulks(&["d", "a", "b"])
+    );
+}
