@@ -30,6 +30,7 @@ pub mod zset;
 use bytes::Bytes;
 
 use crate::partition::Keyspace;
+pub use crate::partition::notify;
 use crate::partition::value::{Collection, ENTRY_OVERHEAD};
 use crate::resp::{Reply, reply};
 
@@ -72,6 +73,15 @@ impl<'a> Ctx<'a> {
             room: u64::MAX,
             script: None,
         }
+    }
+
+    /// Records a keyspace event (Redis's `notifyKeyspaceEvent`): `class` is
+    /// a [`notify`] class, `event` Redis's event name. One flag check when
+    /// the cache's notifications leave the class off; the pool publishes
+    /// what was recorded after the command.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.ks.notify.record(class, event, key);
     }
 
     /// Counts the elements a command names beyond its first (HSET's fields,

@@ -36,6 +36,7 @@ use std::collections::BinaryHeap;
 use rand::Rng;
 
 use super::lazyfree;
+use super::notify::{self, Notifications};
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 use table::KeyTable;
@@ -179,6 +180,8 @@ pub struct Keyspace {
     /// set or cleared): a command that moved it changed its keys.
     mutations: u64,
     pub stats: KeyspaceStats,
+    /// Keyspace events recorded for the cache's hub (see [`super::notify`]).
+    pub notify: Notifications,
 }
 
 impl Keyspace {
@@ -194,6 +197,7 @@ impl Keyspace {
             timers: BinaryHeap::new(),
             mutations: 0,
             stats: KeyspaceStats::default(),
+            notify: Notifications::default(),
         }
     }
 
@@ -283,6 +287,7 @@ impl Keyspace {
         let (k, e) = slot.map.remove(key)?;
         self.forget(idx, &k, &e);
         self.stats.expired += 1;
+        self.notify.record(notify::EXPIRED, "expired", &k);
         lazyfree::free_value(e.value);
         None
     }
@@ -335,6 +340,9 @@ impl Keyspace {
             self.push_deadline(idx, expire_at, key);
         }
         let replaced = old.is_some();
+        if !replaced {
+            self.notify.record(notify::NEW, "new", key);
+        }
         if let Some(old) = old {
             lazyfree::free_value(old.value);
         }
@@ -548,6 +556,7 @@ impl Keyspace {
         // An already expired key is reclaimed as expired, not counted evicted.
         if self.remove(&key, now) {
             self.stats.evicted += 1;
+            self.notify.record(notify::EVICTED, "evicted", &key);
         }
         Some(before - self.used_bytes)
     }
@@ -677,6 +686,7 @@ impl Keyspace {
             timers: BinaryHeap::new(),
             mutations: 0,
             stats: KeyspaceStats::default(),
+            notify: Notifications::default(),
         };
         self.mutations += 1;
         self.recount();

@@ -47,7 +47,7 @@ pub mod autoscaler;
 pub mod workers;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -56,7 +56,9 @@ use parking_lot::{Mutex, RwLock};
 use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
+use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::pubsub::{LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
 
 /// What executing a command in a partition produced.
@@ -145,6 +147,8 @@ pub struct LocalPartition {
     cache_used: Arc<AtomicU64>,
     /// The cache's watched and blocked-on keys.
     events: Arc<KeyEvents>,
+    /// The cache's hub and keyspace-notification flags.
+    notifier: Arc<Notifier>,
     /// Milli-ECPU per second at the last autoscaler observation.
     pub ecpu_milli_per_sec: AtomicU64,
     pub last_event: Mutex<RangeEvent>,
@@ -158,7 +162,12 @@ impl LocalPartition {
     /// cache's total. `None` if the partition is busy.
     fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
         let mut st = self.state.try_lock()?;
-        Some(self.with_state(&mut st, f))
+        st.ks.notify.flags = self.notifier.flags();
+        let out = self.with_state(&mut st, f);
+        let events = st.ks.notify.take();
+        drop(st);
+        self.notifier.publish(events);
+        Some(out)
     }
 
     /// Runs `f` on a locked keyspace, carrying the change in used bytes.
@@ -224,6 +233,7 @@ impl LocalPartition {
         slots: &[u16],
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
+        notified: &mut Vec<KeyEvent>,
     ) -> Result<Option<Vec<Executed>>, Moved> {
         if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
             return Err(Moved { epoch: st.epoch });
@@ -232,6 +242,7 @@ impl LocalPartition {
             return Ok(None);
         }
         let events = &self.events;
+        st.ks.notify.flags = self.notifier.flags();
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
             for (spec, args) in cmds {
@@ -255,6 +266,9 @@ impl LocalPartition {
                     events.touched(spec.key_positions(args).map(|i| &args[i][..]));
                 }
                 out.push(Executed { reply, work });
+            }
+            if !ks.notify.is_empty() {
+                notified.extend(ks.notify.take());
             }
             out
         });
@@ -334,6 +348,7 @@ impl PartitionHandle {
             last_stats: Mutex::new(PartitionStats::default()),
             cache_used: shared.used_bytes.clone(),
             events: shared.events.clone(),
+            notifier: shared.notifier.clone(),
             ecpu_milli_per_sec: AtomicU64::new(0),
             last_event: Mutex::new(event),
             hot_slot: Mutex::new(None),
@@ -555,6 +570,46 @@ pub struct ScalingCounters {
 struct PoolShared {
     used_bytes: Arc<AtomicU64>,
     events: Arc<KeyEvents>,
+    notifier: Arc<Notifier>,
+}
+
+/// A cache's message hub and its `notify-keyspace-events` flags: keyspace
+/// events recorded in partitions are published here after each command
+/// (outside the partition lock).
+pub struct Notifier {
+    flags: AtomicU32,
+    hub: Arc<dyn MessageHub>,
+}
+
+impl Notifier {
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// Publishes keyspace events on `__keyspace@0__:<key>` (the event as
+    /// message) and `__keyevent@0__:<event>` (the key), as Redis's
+    /// `notifyKeyspaceEvent`.
+    fn publish(&self, events: Vec<KeyEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let flags = self.flags();
+        let mut channel = Vec::new();
+        for e in events {
+            if flags & notify::KEYSPACE != 0 {
+                channel.clear();
+                channel.extend_from_slice(b"__keyspace@0__:");
+                channel.extend_from_slice(&e.key);
+                self.hub.publish(&channel, e.event.as_bytes(), false);
+            }
+            if flags & notify::KEYEVENT != 0 {
+                channel.clear();
+                channel.extend_from_slice(b"__keyevent@0__:");
+                channel.extend_from_slice(e.event.as_bytes());
+                self.hub.publish(&channel, &e.key, false);
+            }
+        }
+    }
 }
 
 /// The partitions of one cache.
@@ -607,6 +662,10 @@ impl CachePool {
         let shared = PoolShared {
             used_bytes: Arc::new(AtomicU64::new(0)),
             events: Arc::new(KeyEvents::default()),
+            notifier: Arc::new(Notifier {
+                flags: AtomicU32::new(0),
+                hub: Arc::new(LocalHub::default()),
+            }),
         };
         let ranges = (0..n)
             .map(|i| {
@@ -642,6 +701,20 @@ impl CachePool {
     /// The cache's watched and blocked-on keys.
     pub fn events(&self) -> &KeyEvents {
         &self.shared.events
+    }
+
+    /// The cache's Pub/Sub hub.
+    pub fn hub(&self) -> &Arc<dyn MessageHub> {
+        &self.shared.notifier.hub
+    }
+
+    /// The cache's `notify-keyspace-events` flags ([`notify`] classes).
+    pub fn notify_flags(&self) -> u32 {
+        self.shared.notifier.flags()
+    }
+
+    pub fn set_notify_flags(&self, flags: u32) {
+        self.shared.notifier.flags.store(flags, Ordering::Relaxed);
     }
 
     pub fn epoch(&self) -> u64 {
@@ -754,8 +827,12 @@ impl CachePool {
     ) -> Result<Option<Vec<Executed>>, NotRun> {
         let p = part.inner();
         let bounded = cmds.len() <= INLINE_BATCH && !cmds.iter().any(|(s, _)| s.runs_on_workers());
+        let mut notified = Vec::new();
         if bounded && let Some(mut st) = p.lock_inline() {
-            return Ok(p.run_locked(&mut st, cmds, slots, watched, opts)?);
+            let out = p.run_locked(&mut st, cmds, slots, watched, opts, &mut notified);
+            drop(st);
+            p.notifier.publish(notified);
+            return Ok(out?);
         }
         let scripted = cmds
             .iter()
@@ -785,13 +862,17 @@ impl CachePool {
                 }
                 let refs: Vec<(&CommandSpec, &[Bytes])> =
                     cmds.iter().map(|(s, a)| (*s, &a[..])).collect();
-                let out = p.run_locked(st, &refs, &slots, &watched, &opts);
+                let out = p.run_locked(st, &refs, &slots, &watched, &opts, &mut notified);
                 p.script_since.store(0, Ordering::Release);
-                Ok(out?)
+                Ok((out?, notified))
             },
             busy,
         )
         .await
+        .map(|(out, notified)| {
+            part.inner().notifier.publish(notified);
+            out
+        })
     }
 
     /// Runs `f` on the locked partition on a worker thread, once this cache
