@@ -72,10 +72,11 @@ pub enum Family {
     Stream,
     Transaction,
     Scripting,
+    PubSub,
 }
 
 impl Family {
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 15] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -90,6 +91,7 @@ impl Family {
         Family::Stream,
         Family::Transaction,
         Family::Scripting,
+        Family::PubSub,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -109,6 +111,7 @@ impl Family {
             Family::Stream => "stream",
             Family::Transaction => "transaction",
             Family::Scripting => "scripting",
+            Family::PubSub => "pubsub",
         }
     }
 
@@ -146,6 +149,10 @@ pub enum ConnOp {
     Unwatch,
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
     Script,
+    /// The Pub/Sub family (SUBSCRIBE ... PUBSUB), by `args[0]`.
+    PubSub,
+    /// CONFIG GET | SET | HELP (the cache's parameters).
+    Config,
 }
 
 /// How a command executes.
@@ -555,6 +562,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("eval_ro",     -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("evalsha_ro",  -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::eval)).keys(NUMKEYS_2),
     row!("script",      -2, 0,           0, 0, 0, Scripting, 0, Conn(C::Script)),
+    // Pub/Sub (the cache's hub; shard channels route like keys: one slot
+    // per call, else CROSSSLOT). PUBLISH pays its fan-out: delivered bytes
+    // as transfer, receivers and patterns compared as work.
+    row!("subscribe",   -2, 0,           0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("unsubscribe", -1, 0,           0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("psubscribe",  -2, 0,           0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("punsubscribe", -1, 0,          0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("ssubscribe",  -2, 0,           1,-1, 1, PubSub, 0, Conn(C::PubSub)),
+    row!("sunsubscribe", -1, 0,          1,-1, 1, PubSub, 0, Conn(C::PubSub)),
+    row!("publish",      3, F,           0, 0, 0, PubSub, WALK, Conn(C::PubSub)),
+    row!("spublish",     3, F,           1, 1, 1, PubSub, WALK, Conn(C::PubSub)),
+    row!("pubsub",      -2, 0,           0, 0, 0, PubSub, WALK, Conn(C::PubSub)),
+    // configuration (table-driven parameters: proxy/config.rs)
+    row!("config",      -2, AD,          0, 0, 0, Server, 0, Conn(C::Config)),
 ];
 
 /// Finds a command by name, case-insensitively.

@@ -50,7 +50,7 @@ async fn dispatch(
     match op {
         ConnOp::Auth => auth(conn, args),
         ConnOp::Hello => hello(conn, args),
-        ConnOp::Ping => ping(args),
+        ConnOp::Ping => ping(conn, args),
         ConnOp::Echo => Ok(Reply::Bulk(args[1].clone())),
         ConnOp::Quit => {
             conn.session.closing = true;
@@ -112,6 +112,8 @@ async fn dispatch(
             .await
         }
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
+        ConnOp::PubSub => super::pubsub::run(conn, args, work),
+        ConnOp::Config => super::config::config(conn, args),
     }
 }
 
@@ -122,7 +124,15 @@ fn bound(conn: &Connection<'_>) -> Result<Arc<Cache>, OpError> {
         .ok_or(OpError::Static(reply::NOAUTH))
 }
 
-fn ping(args: &[Bytes]) -> Result<Reply, OpError> {
+fn ping(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    // A RESP2 subscriber gets Redis's array form.
+    if conn.session.protocol == Protocol::Resp2 && super::pubsub::subscribed(&conn.session) {
+        let text = args.get(1).cloned().unwrap_or_default();
+        return match args.len() {
+            1 | 2 => Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(text)])),
+            _ => Err(OpError::Arity("ping")),
+        };
+    }
     match args.len() {
         1 => Ok(Reply::status(reply::PONG)),
         2 => Ok(Reply::Bulk(args[1].clone())),
@@ -210,6 +220,9 @@ fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         conn.session.name = (!n.is_empty()).then_some(n);
     }
     conn.session.protocol = protocol;
+    if let Some(subs) = &conn.session.pubsub {
+        subs.mailbox.set_resp3(protocol == Protocol::Resp3);
+    }
     let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),

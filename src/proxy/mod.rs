@@ -9,12 +9,17 @@
 //! - [`transaction`]: MULTI, EXEC, DISCARD, WATCH and UNWATCH;
 //! - [`conn_cmds`]: the commands the proxy answers itself (AUTH, HELLO, CLIENT,
 //!   COMMAND, INFO, SCAN, ...), declared in [`crate::cmd::table`].
+//! - [`pubsub`]: SUBSCRIBE ... PUBSUB against the cache's hub, the
+//!   connection's subscriptions and mailbox;
+//! - [`config`]: CONFIG GET / SET over a table of per-cache parameters;
 //! - [`scripting`]: the cache's Lua script store (SCRIPT, EVALSHA → body).
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
 pub mod conn;
+pub mod config;
 pub mod conn_cmds;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod session;

@@ -34,6 +34,8 @@ pub struct Session {
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
     pub preauth: Option<super::server::PreAuth>,
+    /// Pub/Sub subscriptions and mailbox (from the first SUBSCRIBE).
+    pub pubsub: Option<super::pubsub::Subscriptions>,
 }
 
 /// A key under WATCH.
@@ -78,6 +80,7 @@ impl Session {
             watched: Vec::new(),
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
+            pubsub: None,
         }
     }
 
@@ -116,6 +119,7 @@ impl Session {
 
     pub fn unbind(&mut self) {
         self.unwatch();
+        super::pubsub::unsubscribe_all(self);
         self.multi = None;
         if let Some(old) = self.cache.take() {
             old.usage.connected.fetch_sub(1, Ordering::Relaxed);

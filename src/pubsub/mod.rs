@@ -170,6 +170,12 @@ impl Mailbox {
         Ok(inbox.queued.split())
     }
 
+    /// The connection's unwritten reply bytes now (after it wrote some).
+    pub fn set_pending(&self, pending_out: usize) {
+        let mut inbox = self.inbox.lock();
+        inbox.pending_out = pending_out;
+    }
+
     /// Whether messages are waiting (or the mailbox was dropped).
     pub fn has_news(&self) -> bool {
         let inbox = self.inbox.lock();

@@ -391,6 +391,39 @@ pub fn unrecognized_xclaim_option(opt: &[u8]) -> String {
 }
 
 /// Error strings may not hold CR/LF; other bytes are shown lossily, at most `max`.
+// --- Pub/Sub and CONFIG (notify-keyspace-events) ---
+
+/// CONFIG SET notify-keyspace-events with a letter Redis does not know.
+pub const INVALID_EVENT_CLASS: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
+
+/// A RESP2 connection in the subscribed state ran another command.
+pub fn pubsub_context(full_name: &str) -> String {
+    format!(
+        "ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    )
+}
+
+/// PUBSUB CHANNELS / SHARDCHANNELS with too many arguments.
+pub fn pubsub_syntax(sub: &[u8]) -> String {
+    subcommand_syntax("pubsub", sub)
+}
+
+/// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
+pub fn config_set_unknown(name: &[u8]) -> String {
+    format!(
+        "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+        printable(name, 128)
+    )
+}
+
+/// `ERR CONFIG SET failed (possibly related to argument '<name>') - <why>`
+pub fn config_set_failed(name: &[u8], why: &str) -> String {
+    format!(
+        "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+        printable(name, 128)
+    )
+}
+
 fn printable(bytes: &[u8], max: usize) -> String {
     let cut = &bytes[..bytes.len().min(max)];
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
