@@ -84,6 +84,18 @@ impl<'a> Ctx<'a> {
         self.ks.notify.record(class, event, key);
     }
 
+    /// Records `event` for a write that changed `key`, then `del` if the
+    /// write emptied the collection and so deleted the key (Redis's order).
+    pub fn notify_write(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if self.ks.notify.flags == 0 {
+            return;
+        }
+        self.notify(class, event, key);
+        if self.ks.peek_live(key, self.now).is_none() {
+            self.notify(notify::GENERIC, "del", key);
+        }
+    }
+
     /// Counts the elements a command names beyond its first (HSET's fields,
     /// SADD's members, RPUSH's values...) as work: the first rides with
     /// the key's unit, as a single-element call costs about one GET; each

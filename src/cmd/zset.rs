@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{float, int, is, non_negative, parse_f64, random_count, scan_opts};
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
 use crate::partition::value::ZSET_MEMBER_OVERHEAD;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
@@ -226,6 +226,10 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (added, changed, last) = outcome.unwrap_or((0, 0, None));
     // A member and its score count as two elements (as in replies).
     ctx.count_extra(rest.len() - 1);
+    if added + changed > 0 {
+        let event = if f.incr { "zincr" } else { "zadd" };
+        ctx.notify(notify::ZSET, event, &args[1]);
+    }
     Ok(if f.incr {
         last.map_or(Reply::Nil, Reply::Double)
     } else if f.ch {
@@ -243,6 +247,7 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ..AddFlags::default()
     };
     let new = op_write(ctx, &args[1], true, |z| op_add(z, &args[3], delta, f))?;
+    ctx.notify(notify::ZSET, "zincr", &args[1]);
     Ok(new.map_or(Reply::Nil, |(_, s)| Reply::Double(s)))
 }
 
@@ -251,6 +256,9 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok(args[2..].iter().filter(|m| z.remove(m).is_some()).count())
     })?;
     ctx.count_extra(args.len() - 2);
+    if n.unwrap_or(0) > 0 {
+        ctx.notify_write(notify::ZSET, "zrem", &args[1]);
+    }
     Ok(Reply::Int(n.unwrap_or(0) as i64))
 }
 
@@ -468,6 +476,16 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?
     .unwrap_or(0);
     ctx.work += removed as u64;
+    if removed > 0 {
+        let event = if is(cmd, "zremrangebyrank") {
+            "zremrangebyrank"
+        } else if is(cmd, "zremrangebyscore") {
+            "zremrangebyscore"
+        } else {
+            "zremrangebylex"
+        };
+        ctx.notify_write(notify::ZSET, event, &args[1]);
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -502,6 +520,10 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // Each member comes with its score: two strings in the reply (the first
     // member rides with the key, as a single pop costs about one GET).
     ctx.count_extra(2 * popped.len());
+    if !popped.is_empty() {
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        ctx.notify_write(notify::ZSET, event, &args[1]);
+    }
     Ok(pairs_reply(popped, resp3, count.is_none()))
 }
 
@@ -754,10 +776,14 @@ fn op_union_inter(ctx: &mut Ctx<'_>, args: &[Bytes], inter: bool) -> Result<Repl
     // Phase 4: store (an empty result deletes the destination).
     let len = out.len();
     if out.is_empty() {
-        ctx.ks.remove(&args[1], now);
+        if ctx.ks.remove(&args[1], now) {
+            ctx.notify(notify::GENERIC, "del", &args[1]);
+        }
     } else {
         ctx.reserve_store(&args[1], out.mem_bytes())?;
         ctx.ks.insert(&args[1], Value::ZSet(Box::new(out)), 0, now);
+        let event = if inter { "zinterstore" } else { "zunionstore" };
+        ctx.notify(notify::ZSET, event, &args[1]);
     }
     Ok(Reply::Int(len as i64))
 }
