@@ -201,7 +201,10 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             ctx.notify(notify::GENERIC, "expire", key);
         }
         Some(None) => {
-            let had = ctx.ks.peek_live(key, ctx.now).is_some_and(|e| e.expire_at().is_some());
+            let had = ctx
+                .ks
+                .peek_live(key, ctx.now)
+                .is_some_and(|e| e.expire_at().is_some());
             ctx.ks.set_expire(key, None, ctx.now);
             if had {
                 ctx.notify(notify::GENERIC, "persist", key);

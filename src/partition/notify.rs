@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn flags_round_trip_as_redis_prints_them() {
-        assert_eq!(parse_flags(b"KEA").map(format_flags).as_deref(), Some("AKE"));
+        assert_eq!(
+            parse_flags(b"KEA").map(format_flags).as_deref(),
+            Some("AKE")
+        );
         assert_eq!(parse_flags(b"Ex").map(format_flags).as_deref(), Some("xE"));
         assert_eq!(
             parse_flags(b"g$lshzxetdnKEm").map(format_flags).as_deref(),

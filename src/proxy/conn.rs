@@ -296,10 +296,8 @@ impl Connection<'_> {
         let Some(subs) = &self.session.pubsub else {
             return Ok(());
         };
-        if self.wbuf.len() >= MAILBOX_CHUNK {
-            return Ok(());
-        }
-        let news = subs.mailbox.take(self.wbuf.len())?;
+        let room = self.wbuf.len() < MAILBOX_CHUNK;
+        let news = subs.mailbox.take(self.wbuf.len(), room)?;
         if !news.is_empty() {
             self.wbuf.extend_from_slice(&news);
         }

@@ -16,8 +16,8 @@
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
-pub mod conn;
 pub mod config;
+pub mod conn;
 pub mod conn_cmds;
 pub mod pubsub;
 pub mod scripting;

@@ -97,7 +97,10 @@ pub fn refused_in_context(session: &Session, name: &str, args: &[Bytes]) -> Opti
     }
     let full = match args.get(1) {
         Some(sub) if CONTAINERS.contains(&name) => {
-            format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+            format!(
+                "{name}|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            )
         }
         _ => name.to_string(),
     };
@@ -216,7 +219,12 @@ fn unsubscribe(conn: &mut Connection<'_>, kind: Kind, names: &[Bytes]) -> Reply 
         if names.is_empty() {
             return Reply::Frames(vec![confirmation(word, None, 0)]);
         }
-        return Reply::Frames(names.iter().map(|n| confirmation(word, Some(n), 0)).collect());
+        return Reply::Frames(
+            names
+                .iter()
+                .map(|n| confirmation(word, Some(n), 0))
+                .collect(),
+        );
     };
     let all: Vec<Bytes>;
     let names = if names.is_empty() {

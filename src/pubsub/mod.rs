@@ -157,14 +157,19 @@ impl Mailbox {
         kept
     }
 
-    /// The connection takes what is queued, telling how many reply bytes
-    /// it still holds unwritten (`pending_out`, after this take they are
-    /// its own). `Err` once the subscriber has been dropped.
-    pub fn take(&self, pending_out: usize) -> Result<BytesMut, Dropped> {
+    /// The connection takes what is queued (if `room`, else it only
+    /// checks the limits), telling how many reply bytes it still holds
+    /// unwritten (`pending_out`; after a take the messages are among them).
+    /// `Err` once the subscriber has been dropped.
+    pub fn take(&self, pending_out: usize, room: bool) -> Result<BytesMut, Dropped> {
         let mut inbox = self.inbox.lock();
         let total = inbox.queued.len() + pending_out;
         if inbox.dropped || inbox.check(total, &self.limits) {
             return Err(Dropped);
+        }
+        if !room {
+            inbox.pending_out = pending_out;
+            return Ok(BytesMut::new());
         }
         inbox.pending_out = total;
         Ok(inbox.queued.split())
@@ -305,7 +310,11 @@ impl MessageHub for LocalHub {
             (&tables.channels, &b"message"[..])
         };
         if let Some(subs) = direct.get(channel) {
-            fan_out(subs, &mut Encoded::new(&[kind, channel, message]), &mut done);
+            fan_out(
+                subs,
+                &mut Encoded::new(&[kind, channel, message]),
+                &mut done,
+            );
         }
         if !shard {
             for (pattern, subs) in &tables.patterns {
@@ -370,11 +379,11 @@ mod tests {
         let done = hub.publish(b"news", b"hi", false);
         assert_eq!(done.receivers, 2);
         assert_eq!(
-            &a.take(0).unwrap()[..],
+            &a.take(0, true).unwrap()[..],
             b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
         assert_eq!(
-            &b.take(0).unwrap()[..],
+            &b.take(0, true).unwrap()[..],
             b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
         assert_eq!(done.bytes, 37 + 45);
@@ -398,6 +407,6 @@ mod tests {
         // The fourth would pass 1000 bytes: the mailbox is dropped.
         let done = hub.publish(b"c", &big, false);
         assert_eq!((done.receivers, done.bytes), (1, 0));
-        assert_eq!(slow.take(0), Err(Dropped));
+        assert_eq!(slow.take(0, true), Err(Dropped));
     }
 }
