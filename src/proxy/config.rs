@@ -81,7 +81,7 @@ pub fn config(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             ))
         }
         "set" => {
-            if args.len() % 2 != 0 {
+            if !args.len().is_multiple_of(2) {
                 return Err(OpError::Text(reply::wrong_arity("config|set")));
             }
             let mut seen: Vec<&'static str> = Vec::new();

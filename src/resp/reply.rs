@@ -390,7 +390,6 @@ pub fn unrecognized_xclaim_option(opt: &[u8]) -> String {
     format!("ERR Unrecognized XCLAIM option '{}'", printable(opt, 128))
 }
 
-/// Error strings may not hold CR/LF; other bytes are shown lossily, at most `max`.
 // --- Pub/Sub and CONFIG (notify-keyspace-events) ---
 
 /// CONFIG SET notify-keyspace-events with a letter Redis does not know.
@@ -424,6 +423,7 @@ pub fn config_set_failed(name: &[u8], why: &str) -> String {
     )
 }
 
+/// Error strings may not hold CR/LF; other bytes are shown lossily, at most `max`.
 fn printable(bytes: &[u8], max: usize) -> String {
     let cut = &bytes[..bytes.len().min(max)];
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
