@@ -386,7 +386,7 @@ mod tests {
             &b.take(0, true).unwrap()[..],
             b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
-        assert_eq!(done.bytes, 37 + 45);
+        assert_eq!(done.bytes, 35 + 44);
         // Shard channels are apart from global ones, and patterns skip them.
         assert_eq!(hub.publish(b"news", b"hi", true).receivers, 0);
         assert_eq!(hub.numsub(false, b"news"), 1);
