@@ -254,6 +254,7 @@ impl Keyspace {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
+            self.notify.record(notify::KEY_MISS, "keymiss", key);
         }
         self.peek(key)
     }
