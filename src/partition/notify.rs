@@ -39,6 +39,9 @@ pub const KEY_MISS: u32 = 1 << 11;
 pub const MODULE: u32 = 1 << 13;
 /// `n`: new keys (not part of `A`).
 pub const NEW: u32 = 1 << 14;
+/// Not a Redis letter: expiries and evictions are recorded for client-side
+/// caching's invalidations while some client tracks keys.
+pub const TRACKING: u32 = 1 << 20;
 /// `A`: alias for `g$lshzxetd`.
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
@@ -115,7 +118,9 @@ impl Notifications {
     /// Records an event if its class is on (and K or E is).
     #[inline]
     pub fn record(&mut self, class: u32, event: &'static str, key: &[u8]) {
-        if self.flags & class != 0 && self.flags & (KEYSPACE | KEYEVENT) != 0 {
+        let published = self.flags & class != 0 && self.flags & (KEYSPACE | KEYEVENT) != 0;
+        let tracked = self.flags & TRACKING != 0 && class & (EXPIRED | EVICTED) != 0;
+        if published || tracked {
             self.pending.push(KeyEvent {
                 class,
                 event,

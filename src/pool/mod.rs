@@ -58,6 +58,7 @@ use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
 
@@ -162,7 +163,7 @@ impl LocalPartition {
     /// cache's total. `None` if the partition is busy.
     fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
         let mut st = self.state.try_lock()?;
-        st.ks.notify.flags = self.notifier.flags();
+        st.ks.notify.flags = self.notifier.recording_flags();
         let out = self.with_state(&mut st, f);
         let events = st.ks.notify.take();
         drop(st);
@@ -242,7 +243,8 @@ impl LocalPartition {
             return Ok(None);
         }
         let events = &self.events;
-        st.ks.notify.flags = self.notifier.flags();
+        st.ks.notify.flags = self.notifier.recording_flags();
+        let tracking = &self.notifier.tracking;
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
             for (spec, args) in cmds {
@@ -264,6 +266,8 @@ impl LocalPartition {
                     spec.has(cmd::flags::BLOCKING) && matches!(reply, Reply::Nil | Reply::NilArray);
                 if ks.mutations() != changes && !served_nothing {
                     events.touched(spec.key_positions(args).map(|i| &args[i][..]));
+                    tracking
+                        .invalidate(spec.key_positions(args).map(|i| &args[i][..]), opts.client);
                 }
                 out.push(Executed { reply, work });
             }
@@ -310,6 +314,8 @@ pub struct ExecOptions {
     pub room: u64,
     /// Set by the pool for a batch that runs a script.
     pub script: Option<Arc<ScriptControl>>,
+    /// The client running the command (CLIENT TRACKING's NOLOOP); 0 = none.
+    pub client: u64,
 }
 
 impl ExecOptions {
@@ -323,6 +329,7 @@ impl ExecOptions {
             busy_threshold: Duration::from_millis(crate::config::DEFAULT_BUSY_THRESHOLD_MS),
             room: u64::MAX,
             script: None,
+            client: 0,
         }
     }
 }
@@ -579,11 +586,24 @@ struct PoolShared {
 pub struct Notifier {
     flags: AtomicU32,
     hub: Arc<dyn MessageHub>,
+    /// Client-side caching: invalidations on writes, expiries, evictions.
+    tracking: Tracking,
 }
 
 impl Notifier {
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
+    }
+
+    /// The flags partitions record with: the cache's, plus expiries and
+    /// evictions while some client tracks keys (they invalidate).
+    fn recording_flags(&self) -> u32 {
+        let flags = self.flags();
+        if self.tracking.active() {
+            flags | notify::TRACKING
+        } else {
+            flags
+        }
     }
 
     /// Publishes keyspace events on `__keyspace@0__:<key>` (the event as
@@ -596,6 +616,12 @@ impl Notifier {
         let flags = self.flags();
         let mut channel = Vec::new();
         for e in events {
+            if e.class & (notify::EXPIRED | notify::EVICTED) != 0 {
+                self.tracking.invalidate(std::iter::once(&e.key[..]), 0);
+            }
+            if flags & e.class == 0 {
+                continue;
+            }
             if flags & notify::KEYSPACE != 0 {
                 channel.clear();
                 channel.extend_from_slice(b"__keyspace@0__:");
@@ -665,6 +691,7 @@ impl CachePool {
             notifier: Arc::new(Notifier {
                 flags: AtomicU32::new(0),
                 hub: Arc::new(LocalHub::default()),
+                tracking: Tracking::default(),
             }),
         };
         let ranges = (0..n)
@@ -706,6 +733,11 @@ impl CachePool {
     /// The cache's Pub/Sub hub.
     pub fn hub(&self) -> &Arc<dyn MessageHub> {
         &self.shared.notifier.hub
+    }
+
+    /// The cache's client-side caching table (CLIENT TRACKING).
+    pub fn tracking(&self) -> &Tracking {
+        &self.shared.notifier.tracking
     }
 
     /// The cache's `notify-keyspace-events` flags ([`notify`] classes).
@@ -1099,6 +1131,8 @@ impl CachePool {
             )
             .await?;
         }
+        // Client-side caches hear of it once (a null key list).
+        self.shared.notifier.tracking.invalidate_all();
         Ok(())
     }
 

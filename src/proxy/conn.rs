@@ -368,6 +368,10 @@ impl Connection<'_> {
             self.session.closing = true;
         }
         reply.encode(self.session.protocol, &mut self.wbuf);
+        if let Some(subs) = &self.session.pubsub {
+            let after = subs.mailbox.take_deferred();
+            self.wbuf.extend_from_slice(&after);
+        }
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
         let Some(cache) = &self.session.cache else {
@@ -532,6 +536,10 @@ impl Connection<'_> {
         if matches!(&executed.reply, Reply::Error(e) if e.starts_with("BUSY ")) {
             return Outcome::rejected(executed.reply, Rejection::Busy);
         }
+        // Client-side caching: a tracking client's reads are remembered.
+        if self.session.tracking || self.session.caching_given {
+            super::pubsub::after_command(self, spec, args);
+        }
         let billing = if metered {
             Billing::Metered {
                 spec,
@@ -568,6 +576,7 @@ impl Connection<'_> {
             busy_threshold: self.shared.busy_threshold,
             room,
             script: None,
+            client: self.session.id,
         }
     }
 

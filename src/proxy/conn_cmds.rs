@@ -256,6 +256,9 @@ const CLIENT_SUBS: Subcommands = &[
     ("no-evict", 3),
     ("no-touch", 3),
     ("help", 2),
+    ("tracking", -3),
+    ("caching", 3),
+    ("getredir", 2),
 ];
 const COMMAND_SUBS: Subcommands = &[
     ("count", 2),
@@ -307,6 +310,9 @@ pub(crate) fn subcommand(
 /// CLIENT ID | GETNAME | SETNAME | INFO | SETINFO | NO-EVICT | NO-TOUCH | HELP
 fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let sub = subcommand("client", CLIENT_SUBS, args)?;
+    if matches!(sub, "tracking" | "caching" | "getredir") {
+        return super::pubsub::client_tracking(conn, sub, args);
+    }
     let s = &mut conn.session;
     match sub {
         "id" => Ok(Reply::Int(s.id as i64)),

@@ -22,7 +22,9 @@ use hashbrown::HashSet;
 use super::conn::Connection;
 use super::conn_cmds::{Subcommands, help_reply, subcommand};
 use super::session::Session;
-use crate::cmd::OpError;
+use crate::cmd::{CommandSpec, OpError, flags};
+use crate::control::Cache;
+use crate::pubsub::tracking::Options;
 use crate::pubsub::{Kind, Mailbox, OutputLimits};
 use crate::resp::{Protocol, Reply, reply};
 
@@ -118,6 +120,8 @@ pub fn unsubscribe_all(session: &mut Session) {
     };
     let hub = cache.pool.hub();
     let id = subs.mailbox.id;
+    cache.pool.tracking().unregister(id);
+    session.tracking = false;
     for (kind, names) in [
         (Kind::Channel, &subs.channels),
         (Kind::Pattern, &subs.patterns),
@@ -127,6 +131,182 @@ pub fn unsubscribe_all(session: &mut Session) {
             hub.unsubscribe(kind, name, id);
         }
     }
+}
+
+/// Gives the connection a mailbox (its first subscription or CLIENT
+/// TRACKING), known to the cache's tracking table as a possible target.
+fn ensure_mailbox(conn: &mut Connection<'_>, cache: &Cache) {
+    if conn.session.pubsub.is_some() {
+        return;
+    }
+    let limits = OutputLimits {
+        hard: conn.shared.pubsub_hard_limit,
+        soft: conn.shared.pubsub_soft_limit,
+        soft_time: conn.shared.pubsub_soft_time,
+    };
+    let resp3 = conn.session.protocol == Protocol::Resp3;
+    let mailbox = Mailbox::new(conn.session.id, resp3, limits);
+    cache.pool.tracking().register(&mailbox);
+    conn.session.pubsub = Some(Subscriptions {
+        mailbox,
+        channels: HashSet::new(),
+        patterns: HashSet::new(),
+        shard: HashSet::new(),
+        memory: 0,
+    });
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
+/// [OPTOUT] [NOLOOP], CLIENT CACHING YES|NO, CLIENT GETREDIR: Redis's
+/// checks and errors, in its order.
+pub fn client_tracking(
+    conn: &mut Connection<'_>,
+    sub: &str,
+    args: &[Bytes],
+) -> Result<Reply, OpError> {
+    let cache = conn
+        .session
+        .cache
+        .clone()
+        .ok_or(OpError::Static(reply::NOAUTH))?;
+    let tracking = cache.pool.tracking();
+    let id = conn.session.id;
+    let current = tracking.options(id);
+    match sub {
+        "getredir" => Ok(Reply::Int(current.map_or(-1, |o| o.redirect as i64))),
+        "caching" => {
+            let Some(opts) = current else {
+                return Err(OpError::Static(reply::CACHING_NOT_TRACKING));
+            };
+            if crate::cmd::args::is(&args[2], "YES") {
+                if !opts.optin {
+                    return Err(OpError::Static(reply::CACHING_YES_OPTIN));
+                }
+            } else if crate::cmd::args::is(&args[2], "NO") {
+                if !opts.optout {
+                    return Err(OpError::Static(reply::CACHING_NO_OPTOUT));
+                }
+            } else {
+                return Err(OpError::Syntax);
+            }
+            conn.session.caching_given = true;
+            Ok(Reply::ok())
+        }
+        _ => {
+            let mut opts = Options::default();
+            let mut j = 3;
+            while j < args.len() {
+                let more = j + 1 < args.len();
+                let a = &args[j];
+                if crate::cmd::args::is(a, "REDIRECT") && more {
+                    j += 1;
+                    if opts.redirect != 0 {
+                        return Err(OpError::Static(reply::TRACKING_ONE_REDIRECT));
+                    }
+                    let r = crate::cmd::args::int(&args[j])?;
+                    if r <= 0 || !tracking.exists(r as u64) {
+                        return Err(OpError::Static(reply::TRACKING_NO_REDIRECT_CLIENT));
+                    }
+                    opts.redirect = r as u64;
+                } else if crate::cmd::args::is(a, "BCAST") {
+                    opts.bcast = true;
+                } else if crate::cmd::args::is(a, "OPTIN") {
+                    opts.optin = true;
+                } else if crate::cmd::args::is(a, "OPTOUT") {
+                    opts.optout = true;
+                } else if crate::cmd::args::is(a, "NOLOOP") {
+                    opts.noloop = true;
+                } else if crate::cmd::args::is(a, "PREFIX") && more {
+                    j += 1;
+                    opts.prefixes.push(args[j].clone());
+                } else {
+                    return Err(OpError::Syntax);
+                }
+                j += 1;
+            }
+            if crate::cmd::args::is(&args[2], "OFF") {
+                tracking.disable(id);
+                conn.session.tracking = false;
+                return Ok(Reply::ok());
+            }
+            if !crate::cmd::args::is(&args[2], "ON") {
+                return Err(OpError::Syntax);
+            }
+            if !opts.bcast && !opts.prefixes.is_empty() {
+                return Err(OpError::Static(reply::TRACKING_PREFIX_NEEDS_BCAST));
+            }
+            if let Some(old) = &current
+                && old.bcast != opts.bcast
+            {
+                return Err(OpError::Static(reply::TRACKING_BCAST_SWITCH));
+            }
+            if opts.bcast && (opts.optin || opts.optout) {
+                return Err(OpError::Static(reply::TRACKING_BCAST_OPTIN));
+            }
+            if opts.optin && opts.optout {
+                return Err(OpError::Static(reply::TRACKING_OPTIN_AND_OPTOUT));
+            }
+            if let Some(old) = &current
+                && ((opts.optin && old.optout) || (opts.optout && old.optin))
+            {
+                return Err(OpError::Static(reply::TRACKING_OPT_SWITCH));
+            }
+            if opts.bcast {
+                check_prefix_collisions(current.as_ref(), &opts.prefixes)?;
+            }
+            ensure_mailbox(conn, &cache);
+            tracking.enable(id, opts);
+            conn.session.tracking = true;
+            Ok(Reply::ok())
+        }
+    }
+}
+
+/// Redis refuses BCAST prefixes that overlap (one a prefix of another,
+/// among the new ones or with the client's current ones).
+fn check_prefix_collisions(current: Option<&Options>, new: &[Bytes]) -> Result<(), OpError> {
+    let old: &[Bytes] = current.map_or(&[], |o| &o.prefixes[..]);
+    for (i, p) in new.iter().enumerate() {
+        for q in old {
+            if q.starts_with(p) || p.starts_with(q) {
+                return Err(OpError::Text(reply::prefix_overlap(p, q, "an existing")));
+            }
+        }
+        for q in &new[i + 1..] {
+            if q.starts_with(p) || p.starts_with(q) {
+                return Err(OpError::Text(reply::prefix_overlap(
+                    p,
+                    q,
+                    "another provided",
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a command on a tracking connection: a read remembers its keys
+/// (default mode, with OPTIN/OPTOUT's CLIENT CACHING rule); CLIENT CACHING
+/// holds for the next command only.
+pub fn after_command(conn: &mut Connection<'_>, spec: &CommandSpec, args: &[Bytes]) {
+    if spec.name == "client" {
+        return;
+    }
+    let caching = std::mem::take(&mut conn.session.caching_given);
+    if !spec.has(flags::READ) {
+        return;
+    }
+    let Some(cache) = &conn.session.cache else {
+        return;
+    };
+    let tracking = cache.pool.tracking();
+    let Some(opts) = tracking.options(conn.session.id) else {
+        return;
+    };
+    if opts.bcast || (opts.optin && !caching) || (opts.optout && caching) {
+        return;
+    }
+    tracking.remember(conn.session.id, spec.key_positions(args).map(|i| &args[i]));
 }
 
 /// Runs a Pub/Sub command (`args[0]` names which); `work` gets the
@@ -172,21 +352,7 @@ fn subscribe(conn: &mut Connection<'_>, kind: Kind, names: &[Bytes]) -> Result<R
     let (word, _) = words(kind);
     let mut frames = Vec::with_capacity(names.len());
     for name in names {
-        if conn.session.pubsub.is_none() {
-            let limits = OutputLimits {
-                hard: conn.shared.pubsub_hard_limit,
-                soft: conn.shared.pubsub_soft_limit,
-                soft_time: conn.shared.pubsub_soft_time,
-            };
-            let resp3 = conn.session.protocol == Protocol::Resp3;
-            conn.session.pubsub = Some(Subscriptions {
-                mailbox: Mailbox::new(conn.session.id, resp3, limits),
-                channels: HashSet::new(),
-                patterns: HashSet::new(),
-                shard: HashSet::new(),
-                memory: 0,
-            });
-        }
+        ensure_mailbox(conn, &cache);
         let fresh = conn
             .session
             .pubsub
@@ -203,6 +369,7 @@ fn subscribe(conn: &mut Connection<'_>, kind: Kind, names: &[Bytes]) -> Result<R
                 subs.set(kind).insert(name.clone());
                 subs.memory += cost;
                 hub.subscribe(kind, name, &subs.mailbox);
+                subs.mailbox.set_subscribed(true);
             }
         }
         let count = conn.session.pubsub.as_ref().map_or(0, |s| s.count(kind));
@@ -248,6 +415,7 @@ fn unsubscribe(conn: &mut Connection<'_>, kind: Kind, names: &[Bytes]) -> Reply 
         }
         frames.push(confirmation(word, Some(name), subs.count(kind)));
     }
+    subs.mailbox.set_subscribed(!subs.is_empty());
     Reply::Frames(frames)
 }
 

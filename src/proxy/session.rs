@@ -34,8 +34,13 @@ pub struct Session {
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
     pub preauth: Option<super::server::PreAuth>,
-    /// Pub/Sub subscriptions and mailbox (from the first SUBSCRIBE).
+    /// Pub/Sub subscriptions and mailbox (from the first SUBSCRIBE or
+    /// CLIENT TRACKING).
     pub pubsub: Option<super::pubsub::Subscriptions>,
+    /// CLIENT TRACKING is on (the cache's table has the options).
+    pub tracking: bool,
+    /// CLIENT CACHING YES|NO was given for the next command.
+    pub caching_given: bool,
 }
 
 /// A key under WATCH.
@@ -81,6 +86,8 @@ impl Session {
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
             pubsub: None,
+            tracking: false,
+            caching_given: false,
         }
     }
 

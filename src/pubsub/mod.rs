@@ -33,6 +33,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::args::string_match;
 
+pub mod tracking;
+
 /// What a subscription listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -86,6 +88,9 @@ pub trait MessageHub: Send + Sync {
 pub struct Mailbox {
     pub id: u64,
     resp3: AtomicBool,
+    /// In Redis's subscribed state (a RESP2 redirect target then gets
+    /// invalidations as `__redis__:invalidate` messages).
+    subscribed: AtomicBool,
     limits: OutputLimits,
     inbox: Mutex<Inbox>,
     wake: tokio::sync::Notify,
@@ -94,6 +99,9 @@ pub struct Mailbox {
 #[derive(Default)]
 struct Inbox {
     queued: BytesMut,
+    /// Messages for after the reply of the command running now (the
+    /// invalidation of a key the tracking client itself wrote, as Redis).
+    deferred: BytesMut,
     /// Reply bytes the connection holds and has not written yet.
     pending_out: usize,
     over_soft_since: Option<Instant>,
@@ -115,6 +123,7 @@ impl Inbox {
         }
         if self.dropped {
             self.queued = BytesMut::new();
+            self.deferred = BytesMut::new();
         }
         self.dropped
     }
@@ -125,6 +134,7 @@ impl Mailbox {
         Arc::new(Mailbox {
             id,
             resp3: AtomicBool::new(resp3),
+            subscribed: AtomicBool::new(false),
             limits,
             inbox: Mutex::default(),
             wake: tokio::sync::Notify::new(),
@@ -140,21 +150,45 @@ impl Mailbox {
         self.resp3.load(Ordering::Relaxed)
     }
 
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Relaxed);
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
     /// Appends encoded bytes (false, nothing kept, if the subscriber is or
     /// now goes over its limits) and wakes the connection.
-    fn deliver(&self, bytes: &[u8]) -> bool {
+    pub(crate) fn deliver(&self, bytes: &[u8]) -> bool {
+        self.deliver_to(bytes, false)
+    }
+
+    /// As [`Self::deliver`], for after the reply of the running command.
+    pub(crate) fn deliver_after_reply(&self, bytes: &[u8]) -> bool {
+        self.deliver_to(bytes, true)
+    }
+
+    fn deliver_to(&self, bytes: &[u8], after_reply: bool) -> bool {
         let mut inbox = self.inbox.lock();
         if inbox.dropped {
             return false;
         }
-        let total = inbox.queued.len() + inbox.pending_out + bytes.len();
+        let total = inbox.queued.len() + inbox.deferred.len() + inbox.pending_out + bytes.len();
         let kept = !inbox.check(total, &self.limits);
-        if kept {
+        if kept && after_reply {
+            inbox.deferred.extend_from_slice(bytes);
+        } else if kept {
             inbox.queued.extend_from_slice(bytes);
         }
         drop(inbox);
         self.wake.notify_one();
         kept
+    }
+
+    /// What waits for after the current reply.
+    pub fn take_deferred(&self) -> BytesMut {
+        self.inbox.lock().deferred.split()
     }
 
     /// The connection takes what is queued (if `room`, else it only
