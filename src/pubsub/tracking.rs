@@ -102,7 +102,9 @@ impl State {
             return;
         };
         let resp3 = mailbox.resp3();
-        if !resp3 && !(redirected && mailbox.subscribed()) {
+        // A RESP2 connection only takes them as a subscribed redirect target.
+        let reachable = resp3 || (redirected && mailbox.subscribed());
+        if !reachable {
             return;
         }
         let own_resp3 = if redirected {
