@@ -71,6 +71,14 @@ pub const UNAUTHENTICATED_QUERY_BUFFER_LIMIT: u64 = 64 * 1024;
 pub const DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT: usize = 8 * 1024 * 1024;
 /// Seconds a client may sit above the soft output limit without reading.
 pub const DEFAULT_OUTPUT_BUFFER_SOFT_SECS: u64 = 60;
+/// Pub/Sub backlog (messages queued plus unwritten replies) at which a
+/// subscriber is disconnected at once, bytes: Redis's
+/// `client-output-buffer-limit pubsub 32mb 8mb 60`, hard part.
+pub const DEFAULT_PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
+/// ... above which it must catch up within the soft time (8 MiB) ...
+pub const DEFAULT_PUBSUB_OUTPUT_SOFT_LIMIT: usize = 8 * 1024 * 1024;
+/// ... of this many seconds.
+pub const DEFAULT_PUBSUB_OUTPUT_SOFT_SECS: u64 = 60;
 /// Connections one cache may have (ElastiCache Serverless allows 65,000 per
 /// cache on a fleet; here a share of one server's `max-clients`, so one
 /// tenant cannot take every socket).
@@ -245,6 +253,15 @@ pub struct ServeConfig {
     /// Seconds a client may stay above the soft output limit without reading.
     #[arg(long = "output-buffer-soft-seconds", env = "STRATUS_OUTPUT_BUFFER_SOFT_SECONDS", default_value_t = DEFAULT_OUTPUT_BUFFER_SOFT_SECS)]
     pub output_buffer_soft_secs: u64,
+    /// Pub/Sub backlog in bytes at which a subscriber is disconnected.
+    #[arg(long, env = "STRATUS_PUBSUB_OUTPUT_LIMIT", default_value_t = DEFAULT_PUBSUB_OUTPUT_LIMIT)]
+    pub pubsub_output_limit: usize,
+    /// Pub/Sub backlog in bytes a subscriber may keep only for the soft seconds.
+    #[arg(long, env = "STRATUS_PUBSUB_OUTPUT_SOFT_LIMIT", default_value_t = DEFAULT_PUBSUB_OUTPUT_SOFT_LIMIT)]
+    pub pubsub_output_soft_limit: usize,
+    /// Seconds a subscriber may stay above the Pub/Sub soft limit.
+    #[arg(long = "pubsub-output-soft-seconds", env = "STRATUS_PUBSUB_OUTPUT_SOFT_SECONDS", default_value_t = DEFAULT_PUBSUB_OUTPUT_SOFT_SECS)]
+    pub pubsub_output_soft_secs: u64,
     /// Milliseconds a request may wait for ECPU/s admission before THROTTLED.
     #[arg(long = "throttle-max-wait", env = "STRATUS_THROTTLE_MAX_WAIT", default_value_t = DEFAULT_THROTTLE_MAX_WAIT_MS)]
     pub throttle_max_wait_ms: u64,
@@ -316,6 +333,9 @@ impl Default for ServeConfig {
             output_buffer_limit: DEFAULT_OUTPUT_BUFFER_LIMIT,
             output_buffer_soft_limit: DEFAULT_OUTPUT_BUFFER_SOFT_LIMIT,
             output_buffer_soft_secs: DEFAULT_OUTPUT_BUFFER_SOFT_SECS,
+            pubsub_output_limit: DEFAULT_PUBSUB_OUTPUT_LIMIT,
+            pubsub_output_soft_limit: DEFAULT_PUBSUB_OUTPUT_SOFT_LIMIT,
+            pubsub_output_soft_secs: DEFAULT_PUBSUB_OUTPUT_SOFT_SECS,
             throttle_max_wait_ms: DEFAULT_THROTTLE_MAX_WAIT_MS,
             split_bytes: DEFAULT_SPLIT_BYTES,
             split_ecpu_per_sec: DEFAULT_SPLIT_ECPU_PER_SEC,
@@ -438,6 +458,15 @@ impl ServeConfig {
         {
             return Err(
                 "client memory limits must grow outwards: query-buffer-limit <= cache-client-memory <= client-memory"
+                    .into(),
+            );
+        }
+        if self.pubsub_output_soft_limit > self.pubsub_output_limit
+            || self.pubsub_output_limit < 64 * 1024
+            || self.pubsub_output_soft_secs == 0
+        {
+            return Err(
+                "pubsub-output-soft-limit must be at most pubsub-output-limit (at least 64 KiB), and its seconds at least 1"
                     .into(),
             );
         }

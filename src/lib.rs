@@ -7,6 +7,7 @@
 //! - [`proxy`]: connections and the request path (auth → admit → route →
 //!   execute → meter → reply);
 //! - [`metering`]: the ECPU cost model, per-cache ECPU/s limiter, usage figures;
+//! - [`pubsub`]: each cache's Pub/Sub hub (behind a trait) and subscribers' mailboxes;
 //! - [`pool`]: each cache's routing table and the `PartitionHandle` seam;
 //! - [`partition`]: one partition's storage: slot-bucketed keyspace, TTLs, accounting;
 //! - [`control`]: the cache registry and the HTTP control API;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod partition;
 pub mod pool;
 pub mod proxy;
+pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod tls;

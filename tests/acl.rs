@@ -502,3 +502,29 @@ async fn scripts_run_with_the_callers_permissions() {
     assert_eq!(s.cmd(&["GET", "a1"]).await, bulk("1"));
     server.shutdown().await;
 }
+
+/// Channel rules (`&pattern`, `allchannels`, `resetchannels`) hold for
+/// PUBLISH, SUBSCRIBE and PSUBSCRIBE, with Redis's NOPERM string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_rules_limit_publish_and_subscribe() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    http.create_cache("news").await;
+    add_user(
+        &http,
+        "news",
+        "pub",
+        "on resetchannels &sport.* +@all",
+        &["p"],
+    )
+    .await;
+    let mut c = login(server.resp_addr, "news.pub", "p").await;
+    let denied = err("NOPERM No permissions to access a channel");
+    assert_eq!(c.cmd(&["PUBLISH", "sport.ski", "x"]).await, int(0));
+    assert_eq!(c.cmd(&["PUBLISH", "politics", "x"]).await, denied);
+    assert_eq!(c.cmd(&["SUBSCRIBE", "sport.ski", "politics"]).await, denied);
+    assert_eq!(c.cmd(&["PSUBSCRIBE", "sport.s*"]).await, denied);
+    let ok_sub = c.cmd(&["PSUBSCRIBE", "sport.*"]).await;
+    assert!(!ok_sub.is_error(), "{ok_sub:?}");
+    server.shutdown().await;
+}

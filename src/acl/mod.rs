@@ -84,6 +84,7 @@ pub fn categories(spec: &CommandSpec, sub: Option<&[u8]>) -> u32 {
         Family::Bitmap => "bitmap",
         Family::Stream => "stream",
         Family::Geo => "geo",
+        Family::PubSub => "pubsub",
         Family::Transaction => "transaction",
         Family::Scripting => "scripting",
         Family::Server | Family::Cluster => "",
@@ -94,7 +95,7 @@ pub fn categories(spec: &CommandSpec, sub: Option<&[u8]>) -> u32 {
         // subcommands that change libraries are @write, by their flags).
         f &= !(flags::READ | flags::WRITE);
     }
-    let mut cats = match crate::cmd::table::acl_family_categories(spec) {
+    let mut cats = match crate::cmd::table::acl_family_categories(spec, sub) {
         Some(list) => list.iter().fold(0, |c, name| c | bit(name)),
         None => bit(family),
     };
@@ -454,6 +455,18 @@ impl Access {
     pub fn check(&self, spec: &CommandSpec, args: &[bytes::Bytes]) -> Result<(), Denied> {
         if !self.allows_command(spec, args) {
             return Err(Denied::Command(command_name(spec, args)));
+        }
+        // Channels: PUBLISH/SPUBLISH name one, (S)SUBSCRIBE several,
+        // PSUBSCRIBE patterns (compared literally, as Redis does).
+        let channels = match spec.name {
+            "publish" | "spublish" => 1..2.min(args.len()),
+            "subscribe" | "ssubscribe" | "psubscribe" => 1..args.len(),
+            _ => 0..0,
+        };
+        for i in channels {
+            if !self.allows_channel(&args[i], spec.name == "psubscribe") {
+                return Err(Denied::Channel(i));
+            }
         }
         let write = spec.has(flags::WRITE);
         for i in spec.key_positions(args) {

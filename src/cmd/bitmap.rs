@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::args::{int, is, parse_i64};
 use super::string::zero_filled_kib;
 use super::table::{FILL_KIB, SCAN_KIB};
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
 
@@ -72,15 +72,27 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         old
     };
-    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
-        let Value::Str(s) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        return Ok(Reply::Int(i64::from(write(s))));
+    let existing = match ctx.ks.get_mut(key, ctx.now) {
+        Some(mut e) => {
+            let Value::Str(s) = e.value_mut() else {
+                return Err(OpError::WrongType);
+            };
+            let grew = s.len() <= byte;
+            Some((write(s), grew))
+        }
+        None => None,
+    };
+    if let Some((old, grew)) = existing {
+        // Redis's event only when the string changed.
+        if grew || old != on {
+            ctx.notify(notify::STRING, "setbit", key);
+        }
+        return Ok(Reply::Int(i64::from(old)));
     }
     let mut s = Vec::new();
     write(&mut s);
     ctx.ks.insert(key, Value::Str(s), 0, ctx.now);
+    ctx.notify(notify::STRING, "setbit", key);
     Ok(Reply::Int(0))
 }
 
@@ -291,9 +303,12 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         + zero_filled_kib(maxlen) * u64::from(FILL_KIB) / u64::from(SCAN_KIB);
     // Phase 3: store (an empty result deletes the destination).
     if out.is_empty() {
-        ctx.ks.remove(dest, now);
+        if ctx.ks.remove(dest, now) {
+            ctx.notify(notify::GENERIC, "del", dest);
+        }
     } else {
         ctx.ks.insert(dest, Value::Str(out), 0, now);
+        ctx.notify(notify::STRING, "set", dest);
     }
     Ok(Reply::Int(maxlen as i64))
 }

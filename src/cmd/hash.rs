@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::args::{int, is, parse_i64, scan_opts};
 use super::float80;
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::HashValue;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::resp::{Reply, reply};
@@ -39,6 +39,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?
     .unwrap_or(0);
     ctx.count_extra(args.len() / 2 - 1);
+    ctx.notify(notify::HASH, "hset", &args[1]);
     Ok(if hmset {
         Reply::ok()
     } else {
@@ -50,6 +51,9 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let set = op_write(ctx, &args[1], true, |h| {
         Ok(h.get(&args[2]).is_none() && h.insert(&args[2], &args[3]))
     })?;
+    if set == Some(true) {
+        ctx.notify(notify::HASH, "hset", &args[1]);
+    }
     Ok(Reply::Int(i64::from(set == Some(true))))
 }
 
@@ -102,6 +106,9 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok(args[2..].iter().filter(|f| h.remove(f)).count())
     })?;
     ctx.count_extra(args.len() - 2);
+    if n.unwrap_or(0) > 0 {
+        ctx.notify_write(notify::HASH, "hdel", &args[1]);
+    }
     Ok(Reply::Int(n.unwrap_or(0) as i64))
 }
 
@@ -135,6 +142,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         h.insert(field, itoa::Buffer::new().format(new).as_bytes());
         Ok(new)
     })?;
+    ctx.notify(notify::HASH, "hincrby", &args[1]);
     Ok(Reply::Int(new.unwrap_or(0)))
 }
 
@@ -160,6 +168,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError>
         h.insert(field, text.as_bytes());
         Ok(text)
     })?;
+    ctx.notify(notify::HASH, "hincrbyfloat", &args[1]);
     Ok(Reply::bulk(text.unwrap_or_default()))
 }
 

@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
 
@@ -324,6 +324,9 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 s[15] |= 0x80;
             }
         }
+        if changed {
+            ctx.notify(notify::STRING, "pfadd", key);
+        }
         return Ok(Reply::Int(i64::from(changed)));
     };
     // Phase 2: raise the registers; phase 3: re-encode if anything changed.
@@ -343,6 +346,7 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             bytes[15] = 0;
         }
         op_store(ctx, key, bytes);
+        ctx.notify(notify::STRING, "pfadd", key);
     }
     Ok(Reply::Int(i64::from(changed)))
 }
@@ -398,6 +402,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // it is stored.
     ctx.reserve_store(&args[1], bytes.len())?;
     op_store(ctx, &args[1], bytes);
+    ctx.notify(notify::STRING, "pfadd", &args[1]);
     Ok(Reply::ok())
 }
 

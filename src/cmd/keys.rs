@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::args::{int, is};
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
 
@@ -22,8 +22,14 @@ fn copy_bytes_per_unit(value: &Value) -> usize {
 
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
-    let n = args[1..].iter().filter(|k| ctx.ks.remove(k, now)).count();
-    Ok(Reply::Int(n as i64))
+    let mut n = 0;
+    for k in &args[1..] {
+        if ctx.ks.remove(k, now) {
+            ctx.notify(notify::GENERIC, "del", k);
+            n += 1;
+        }
+    }
+    Ok(Reply::Int(n))
 }
 
 /// EXISTS and TOUCH: how many of the keys exist (repeats count again);
@@ -113,8 +119,10 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     if at <= ctx.now as i64 {
         ctx.ks.remove(key, ctx.now);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.ks.set_expire(key, Some(at as u64), ctx.now);
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     Ok(Reply::Int(1))
 }
@@ -150,6 +158,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         .is_some();
     if had {
         ctx.ks.set_expire(&args[1], None, ctx.now);
+        ctx.notify(notify::GENERIC, "persist", &args[1]);
     }
     Ok(Reply::Int(i64::from(had)))
 }
@@ -174,6 +183,8 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     };
     let at = entry.expire_at().unwrap_or(0);
     ctx.ks.insert(dst, entry.value, at, now);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
 
@@ -213,6 +224,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     ctx.work += (bytes / copy_bytes_per_unit(&entry.value)) as u64;
     let at = entry.expire_at().unwrap_or(0);
     ctx.ks.insert(dst, entry.value, at, now);
+    ctx.notify(notify::GENERIC, "copy_to", dst);
     Ok(Reply::Int(1))
 }
 

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::args::{block_timeout_secs, int, is, mpop_args, non_negative};
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::ListValue;
 use crate::resp::{Reply, reply};
 
@@ -49,6 +49,21 @@ impl End {
         } else {
             Err(OpError::Syntax)
         }
+    }
+}
+
+/// Redis's event names for a push and a pop at `end`.
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
     }
 }
 
@@ -94,6 +109,9 @@ fn push_many(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, create: bool) -> Resul
         Ok(l.len())
     })?;
     ctx.count_extra(args.len() - 2);
+    if len.is_some() {
+        ctx.notify(notify::LIST, push_event(end), &args[1]);
+    }
     Ok(Reply::Int(len.unwrap_or(0) as i64))
 }
 
@@ -138,6 +156,9 @@ fn pop_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> Result<Reply, OpError
         });
     };
     ctx.count_extra(popped.len());
+    if !popped.is_empty() {
+        ctx.notify_write(notify::LIST, pop_event(end), &args[1]);
+    }
     Ok(match count {
         None => popped.first().map_or(Reply::Nil, |v| Reply::bulk_slice(v)),
         Some(_) => Reply::Array(popped.iter().map(|v| Reply::bulk_slice(v)).collect()),
@@ -187,6 +208,7 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         _ => Err(OpError::Static(reply::INDEX_OUT_OF_RANGE)),
     })?
     .ok_or(OpError::NoSuchKey)?;
+    ctx.notify(notify::LIST, "lset", &args[1]);
     Ok(Reply::ok())
 }
 
@@ -216,6 +238,9 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         })
     })?;
     ctx.work += walked;
+    if len.is_some_and(|n| n > 0) {
+        ctx.notify(notify::LIST, "linsert", &args[1]);
+    }
     Ok(Reply::Int(len.unwrap_or(0)))
 }
 
@@ -228,6 +253,9 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?;
     let (removed, walked) = done.unwrap_or((0, 0));
     ctx.work += walked as u64;
+    if removed > 0 {
+        ctx.notify_write(notify::LIST, "lrem", &args[1]);
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -241,6 +269,9 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         })
     })?;
     ctx.work += removed.unwrap_or(0) as u64;
+    if removed.is_some() {
+        ctx.notify_write(notify::LIST, "ltrim", &args[1]);
+    }
     Ok(Reply::ok())
 }
 
@@ -356,6 +387,10 @@ fn op_move(
         }
         Some(v)
     };
+    if moved.as_ref().is_some_and(Option::is_some) {
+        ctx.notify(notify::LIST, push_event(to), dst);
+        ctx.notify_write(notify::LIST, pop_event(from), src);
+    }
     Ok(moved
         .flatten()
         .map_or(Reply::Nil, |v| Reply::bulk_slice(&v)))
@@ -414,6 +449,7 @@ fn pop_first(
         .unwrap_or_default();
         if !popped.is_empty() {
             ctx.count_extra(popped.len());
+            ctx.notify_write(notify::LIST, pop_event(end), key);
             return Ok(Some((key.clone(), popped)));
         }
     }

@@ -36,6 +36,7 @@ pub mod zset;
 use bytes::Bytes;
 
 use crate::partition::Keyspace;
+pub use crate::partition::notify;
 use crate::partition::value::{Collection, ENTRY_OVERHEAD};
 use crate::resp::{Reply, reply};
 
@@ -98,6 +99,27 @@ impl<'a> Ctx<'a> {
     /// [`Ctx::reserved`]).
     pub fn may_serve(&self, key: &[u8]) -> bool {
         !self.reserved.iter().any(|k| **k == *key)
+    }
+
+    /// Records a keyspace event (Redis's `notifyKeyspaceEvent`): `class` is
+    /// a [`notify`] class, `event` Redis's event name. One flag check when
+    /// the cache's notifications leave the class off; the pool publishes
+    /// what was recorded after the command.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.ks.notify.record(class, event, key);
+    }
+
+    /// Records `event` for a write that changed `key`, then `del` if the
+    /// write emptied the collection and so deleted the key (Redis's order).
+    pub fn notify_write(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if self.ks.notify.flags == 0 {
+            return;
+        }
+        self.notify(class, event, key);
+        if self.ks.peek_live(key, self.now).is_none() {
+            self.notify(notify::GENERIC, "del", key);
+        }
     }
 
     /// Counts the elements a command names beyond its first (HSET's fields,

@@ -356,83 +356,10 @@ pub fn select(patterns: &[&[u8]]) -> Vec<(String, &'static Param)> {
     out
 }
 
-/// Keyspace-notification classes (Redis's `NOTIFY_*` bits).
+/// Keyspace-notification classes: the partitions' own (one parser and
+/// formatter for CONFIG and the events).
 pub mod notify {
-    pub const KEYSPACE: u32 = 1 << 0;
-    pub const KEYEVENT: u32 = 1 << 1;
-    pub const GENERIC: u32 = 1 << 2;
-    pub const STRING: u32 = 1 << 3;
-    pub const LIST: u32 = 1 << 4;
-    pub const SET: u32 = 1 << 5;
-    pub const HASH: u32 = 1 << 6;
-    pub const ZSET: u32 = 1 << 7;
-    pub const EXPIRED: u32 = 1 << 8;
-    pub const EVICTED: u32 = 1 << 9;
-    pub const STREAM: u32 = 1 << 10;
-    pub const KEY_MISS: u32 = 1 << 11;
-    pub const MODULE: u32 = 1 << 13;
-    pub const NEW: u32 = 1 << 14;
-    /// `A`: every class but key misses and new keys.
-    pub const ALL: u32 =
-        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
-
-    /// Parses Redis's class characters; `None` on an unknown one.
-    pub fn parse(classes: &[u8]) -> Option<u32> {
-        let mut flags = 0;
-        for c in classes {
-            flags |= match c {
-                b'A' => ALL,
-                b'g' => GENERIC,
-                b'$' => STRING,
-                b'l' => LIST,
-                b's' => SET,
-                b'h' => HASH,
-                b'z' => ZSET,
-                b'x' => EXPIRED,
-                b'e' => EVICTED,
-                b'K' => KEYSPACE,
-                b'E' => KEYEVENT,
-                b't' => STREAM,
-                b'm' => KEY_MISS,
-                b'd' => MODULE,
-                b'n' => NEW,
-                _ => return None,
-            };
-        }
-        Some(flags)
-    }
-
-    /// The classes as `CONFIG GET` shows them (Redis's order).
-    pub fn format(flags: u32) -> String {
-        let mut s = String::new();
-        if flags & ALL == ALL {
-            s.push('A');
-        } else {
-            for (bit, c) in [
-                (GENERIC, 'g'),
-                (STRING, '$'),
-                (LIST, 'l'),
-                (SET, 's'),
-                (HASH, 'h'),
-                (ZSET, 'z'),
-                (EXPIRED, 'x'),
-                (EVICTED, 'e'),
-                (STREAM, 't'),
-                (MODULE, 'd'),
-                (NEW, 'n'),
-            ] {
-                if flags & bit != 0 {
-                    s.push(c);
-                }
-            }
-        }
-        for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
-            if flags & bit != 0 {
-                s.push(c);
-            }
-        }
-        s
-    }
+    pub use crate::partition::notify::{format_flags as format, parse_flags as parse};
 }
 
 /// Parses a memory value with Redis's units (`memtoull`).

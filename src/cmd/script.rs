@@ -1132,6 +1132,7 @@ fn to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
             table(&[("verbatim_string", v)])
         }
         Reply::Verbatim(text) => string(text.as_bytes()),
+        Reply::Push(items) | Reply::Frames(items) => seq(&mut items.iter()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
 use crate::partition::value::SET_MEMBER_OVERHEAD;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
@@ -55,13 +55,21 @@ fn peek_sets<'a>(ctx: &'a Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<&'a SetV
 
 /// Replaces `key` with `set` (no TTL), or deletes it if `set` is empty; its
 /// growth is reserved (it was built within [`Ctx::room_for_store`]).
-fn store(ctx: &mut Ctx<'_>, key: &[u8], set: SetValue) -> Result<Reply, OpError> {
+fn store(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    set: SetValue,
+    event: &'static str,
+) -> Result<Reply, OpError> {
     let len = set.len();
     if set.is_empty() {
-        ctx.ks.remove(key, ctx.now);
+        if ctx.ks.remove(key, ctx.now) {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
     } else {
         ctx.reserve_store(key, set.mem_bytes())?;
         ctx.ks.insert(key, Value::Set(Box::new(set)), 0, ctx.now);
+        ctx.notify(notify::SET, event, key);
     }
     Ok(Reply::Int(len as i64))
 }
@@ -86,6 +94,9 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok(args[2..].iter().filter(|m| s.insert(m)).count())
     })?;
     ctx.count_extra(args.len() - 2);
+    if added.unwrap_or(0) > 0 {
+        ctx.notify(notify::SET, "sadd", &args[1]);
+    }
     Ok(Reply::Int(added.unwrap_or(0) as i64))
 }
 
@@ -94,6 +105,9 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok(args[2..].iter().filter(|m| s.remove(m)).count())
     })?;
     ctx.count_extra(args.len() - 2);
+    if removed.unwrap_or(0) > 0 {
+        ctx.notify_write(notify::SET, "srem", &args[1]);
+    }
     Ok(Reply::Int(removed.unwrap_or(0) as i64))
 }
 
@@ -147,6 +161,9 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?
     .unwrap_or_default();
     ctx.count_extra(popped.len());
+    if !popped.is_empty() {
+        ctx.notify_write(notify::SET, "spop", &args[1]);
+    }
     Ok(match count {
         None => popped.first().map_or(Reply::Nil, |m| Reply::bulk_slice(m)),
         Some(_) => members_reply(popped.iter().map(|m| &m[..])),
@@ -215,7 +232,11 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Ok(Reply::Int(0));
     }
     op_write(ctx, src, false, |s| Ok(s.remove(member)))?;
-    op_write(ctx, dst, true, |d| Ok(d.insert(member)))?;
+    ctx.notify_write(notify::SET, "srem", src);
+    let added = op_write(ctx, dst, true, |d| Ok(d.insert(member)))?;
+    if added == Some(true) {
+        ctx.notify(notify::SET, "sadd", dst);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -312,19 +333,19 @@ pub fn sdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 pub fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let limit = ctx.room_for_store(&args[1]);
     let s = op_combine(ctx, &args[2..], Algebra::Inter, limit)?;
-    store(ctx, &args[1], s)
+    store(ctx, &args[1], s, "sinterstore")
 }
 
 pub fn sunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let limit = ctx.room_for_store(&args[1]);
     let s = op_combine(ctx, &args[2..], Algebra::Union, limit)?;
-    store(ctx, &args[1], s)
+    store(ctx, &args[1], s, "sunionstore")
 }
 
 pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let limit = ctx.room_for_store(&args[1]);
     let s = op_combine(ctx, &args[2..], Algebra::Diff, limit)?;
-    store(ctx, &args[1], s)
+    store(ctx, &args[1], s, "sdiffstore")
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]

@@ -12,7 +12,7 @@
 use bytes::Bytes;
 
 use super::args::{int, is, parse_i64};
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::stream::{
     AddError, AutoClaimOpts, ClaimOpts, Fields, Group, IdSpec, Log, Pending, StreamId, Trim,
 };
@@ -266,6 +266,10 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     };
     ctx.work += trimmed as u64;
     ctx.count_extra(fields.len() / 2);
+    ctx.notify(notify::STREAM, "xadd", &args[1]);
+    if trimmed > 0 {
+        ctx.notify(notify::STREAM, "xtrim", &args[1]);
+    }
     Ok(id_reply(id))
 }
 
@@ -325,6 +329,9 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // An entry deleted counts twice: found in the log's index, then
     // unlinked from its node (measured about 0.5 GETs each).
     ctx.count_extra(2 * ids.len());
+    if deleted.unwrap_or(0) > 0 {
+        ctx.notify(notify::STREAM, "xdel", &args[1]);
+    }
     Ok(Reply::Int(deleted.unwrap_or(0) as i64))
 }
 
@@ -336,6 +343,9 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?
     .unwrap_or(0);
     ctx.work += removed as u64;
+    if removed > 0 {
+        ctx.notify(notify::STREAM, "xtrim", &args[1]);
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -584,6 +594,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             other => parse_strict(other)?,
         };
         op_write(ctx, key, true, |s| Ok(s.create_group(group, id, read)))?;
+        ctx.notify(notify::STREAM, "xgroup-create", key);
         return Ok(Reply::ok());
     };
     let has_group = s.group(group).is_some();
@@ -601,6 +612,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             if created != Some(true) {
                 return Err(OpError::Static(reply::BUSYGROUP));
             }
+            ctx.notify(notify::STREAM, "xgroup-create", key);
             Reply::ok()
         }
         "setid" => {
@@ -611,17 +623,25 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             op_write(ctx, key, false, |s| {
                 Ok(s.group_mut(group, |g, _| g.set_last_delivered(id, read)))
             })?;
+            ctx.notify(notify::STREAM, "xgroup-setid", key);
             Reply::ok()
         }
         "destroy" => {
             let gone = op_write(ctx, key, false, |s| Ok(s.destroy_group(group)))?;
+            if gone == Some(true) {
+                ctx.notify(notify::STREAM, "xgroup-destroy", key);
+            }
             Reply::Int(i64::from(gone == Some(true)))
         }
         "createconsumer" => {
             let made = op_write(ctx, key, false, |s| {
                 Ok(s.group_mut(group, |g, _| g.create_consumer(&args[4], now)))
             })?;
-            Reply::Int(i64::from(made.flatten() == Some(true)))
+            let made = made.flatten() == Some(true);
+            if made {
+                ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+            }
+            Reply::Int(i64::from(made))
         }
         _ => {
             let pending = op_write(ctx, key, false, |s| {
@@ -631,6 +651,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             .flatten()
             .unwrap_or(0);
             ctx.work += pending as u64;
+            ctx.notify(notify::STREAM, "xgroup-delconsumer", key);
             Reply::Int(pending as i64)
         }
     };

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::args::{int, is, parse_i64};
 use super::float80;
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
 
@@ -32,6 +32,15 @@ fn op_set(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expire_at: u64) {
     } else {
         ctx.ks
             .insert(key, Value::Str(value.to_vec()), expire_at, ctx.now);
+    }
+}
+
+/// Keyspace events of a SET-like write: `set`, and `expire` when the
+/// command gave a deadline (as Redis's `setGenericCommand`).
+fn notify_set(ctx: &mut Ctx<'_>, key: &[u8], with_expiry: bool) {
+    ctx.notify(notify::STRING, "set", key);
+    if with_expiry {
+        ctx.notify(notify::GENERIC, "expire", key);
     }
 }
 
@@ -119,6 +128,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
     }
     op_set(ctx, key, value, expire_at);
+    notify_set(ctx, key, expiry.is_some());
     Ok(if get { old.into() } else { Reply::ok() })
 }
 
@@ -127,24 +137,28 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Ok(Reply::Int(0));
     }
     op_set(ctx, &args[1], &args[2], 0);
+    notify_set(ctx, &args[1], false);
     Ok(Reply::Int(1))
 }
 
 pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let at = parse_deadline("setex", b"EX", &args[2], ctx.now)?;
     op_set(ctx, &args[1], &args[3], at);
+    notify_set(ctx, &args[1], true);
     Ok(Reply::ok())
 }
 
 pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let at = parse_deadline("psetex", b"PX", &args[2], ctx.now)?;
     op_set(ctx, &args[1], &args[3], at);
+    notify_set(ctx, &args[1], true);
     Ok(Reply::ok())
 }
 
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let old = op_get(ctx, &args[1])?.map(Bytes::copy_from_slice);
     op_set(ctx, &args[1], &args[2], 0);
+    notify_set(ctx, &args[1], false);
     Ok(old.into())
 }
 
@@ -152,6 +166,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let old = op_get(ctx, &args[1])?.map(Bytes::copy_from_slice);
     if old.is_some() {
         ctx.ks.remove(&args[1], ctx.now);
+        ctx.notify(notify::GENERIC, "del", &args[1]);
     }
     Ok(old.into())
 }
@@ -179,9 +194,21 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     match change {
         Some(Some(at)) if at <= ctx.now => {
             ctx.ks.remove(key, ctx.now);
+            ctx.notify(notify::GENERIC, "del", key);
         }
-        Some(at) => {
-            ctx.ks.set_expire(key, at, ctx.now);
+        Some(Some(at)) => {
+            ctx.ks.set_expire(key, Some(at), ctx.now);
+            ctx.notify(notify::GENERIC, "expire", key);
+        }
+        Some(None) => {
+            let had = ctx
+                .ks
+                .peek_live(key, ctx.now)
+                .is_some_and(|e| e.expire_at().is_some());
+            ctx.ks.set_expire(key, None, ctx.now);
+            if had {
+                ctx.notify(notify::GENERIC, "persist", key);
+            }
         }
         None => {}
     }
@@ -205,6 +232,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     for pair in args[1..].chunks_exact(2) {
         op_set(ctx, &pair[0], &pair[1], 0);
+        notify_set(ctx, &pair[0], false);
     }
     Ok(Reply::ok())
 }
@@ -222,12 +250,19 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     for pair in args[1..].chunks_exact(2) {
         op_set(ctx, &pair[0], &pair[1], 0);
+        notify_set(ctx, &pair[0], false);
     }
     Ok(Reply::Int(1))
 }
 
 /// Adds `delta` to the integer under `key` (0 if missing), keeping its TTL.
 pub fn op_incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> Result<i64, OpError> {
+    let new = op_incr_by_quiet(ctx, key, delta)?;
+    ctx.notify(notify::STRING, "incrby", key);
+    Ok(new)
+}
+
+fn op_incr_by_quiet(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> Result<i64, OpError> {
     if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
         let Value::Str(v) = e.value_mut() else {
             return Err(OpError::WrongType);
@@ -283,6 +318,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
         ctx.ks
             .insert(key, Value::Str(text.clone().into_bytes()), 0, ctx.now);
     }
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     Ok(Reply::bulk(text))
 }
 
@@ -307,14 +343,22 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::StringTooLong);
     }
     ctx.reserve_store(key, new_len)?;
-    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
-        let Value::Str(v) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        v.extend_from_slice(tail);
-        return Ok(Reply::Int(v.len() as i64));
+    let appended = match ctx.ks.get_mut(key, ctx.now) {
+        Some(mut e) => {
+            let Value::Str(v) = e.value_mut() else {
+                return Err(OpError::WrongType);
+            };
+            v.extend_from_slice(tail);
+            Some(v.len() as i64)
+        }
+        None => None,
+    };
+    if let Some(len) = appended {
+        ctx.notify(notify::STRING, "append", key);
+        return Ok(Reply::Int(len));
     }
     op_set(ctx, key, tail, 0);
+    ctx.notify(notify::STRING, "append", key);
     Ok(Reply::Int(tail.len() as i64))
 }
 
@@ -376,15 +420,23 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         v[offset..end].copy_from_slice(piece);
         v.len() as i64
     };
-    if let Some(mut e) = ctx.ks.get_mut(key, ctx.now) {
-        let Value::Str(v) = e.value_mut() else {
-            return Err(OpError::WrongType);
-        };
-        return Ok(Reply::Int(write(v)));
+    let written = match ctx.ks.get_mut(key, ctx.now) {
+        Some(mut e) => {
+            let Value::Str(v) = e.value_mut() else {
+                return Err(OpError::WrongType);
+            };
+            Some(write(v))
+        }
+        None => None,
+    };
+    if let Some(len) = written {
+        ctx.notify(notify::STRING, "setrange", key);
+        return Ok(Reply::Int(len));
     }
     let mut v = Vec::new();
     let len = write(&mut v);
     ctx.ks.insert(key, Value::Str(v), 0, ctx.now);
+    ctx.notify(notify::STRING, "setrange", key);
     Ok(Reply::Int(len))
 }
 

@@ -81,10 +81,11 @@ pub enum Family {
     Transaction,
     Scripting,
     Geo,
+    PubSub,
 }
 
 impl Family {
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -100,6 +101,7 @@ impl Family {
         Family::Transaction,
         Family::Scripting,
         Family::Geo,
+        Family::PubSub,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -120,6 +122,7 @@ impl Family {
             Family::Transaction => "transaction",
             Family::Scripting => "scripting",
             Family::Geo => "geo",
+            Family::PubSub => "pubsub",
         }
     }
 
@@ -168,6 +171,8 @@ pub enum ConnOp {
     Slowlog,
     Latency,
     Wait,
+    /// The Pub/Sub family (SUBSCRIBE ... PUBSUB), by `args[0]`.
+    PubSub,
 }
 
 /// How a command executes.
@@ -673,6 +678,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("fcall",       -3, M,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::functions::fcall)).keys(NUMKEYS_2),
     row!("fcall_ro",    -3, R,           0, 0, 0, Scripting, SCRIPT_MILLI, Data(script::functions::fcall)).keys(NUMKEYS_2),
     row!("function",    -2, CT,          0, 0, 0, Scripting, SCRIPT_MILLI, Conn(C::Function)),
+    // Pub/Sub (the cache's hub; shard channels route like keys: one slot
+    // per call, else CROSSSLOT). PUBLISH pays its fan-out: delivered bytes
+    // as transfer, receivers and patterns compared as work.
+    row!("subscribe",   -2, 0,           0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("unsubscribe", -1, 0,           0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("psubscribe",  -2, 0,           0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("punsubscribe", -1, 0,          0, 0, 0, PubSub, 0, Conn(C::PubSub)),
+    row!("ssubscribe",  -2, 0,           1,-1, 1, PubSub, 0, Conn(C::PubSub)),
+    row!("sunsubscribe", -1, 0,          1,-1, 1, PubSub, 0, Conn(C::PubSub)),
+    row!("publish",      3, F,           0, 0, 0, PubSub, WALK, Conn(C::PubSub)),
+    row!("spublish",     3, F,           1, 1, 1, PubSub, WALK, Conn(C::PubSub)),
+    row!("pubsub",      -2, CT,          0, 0, 0, PubSub, WALK, Conn(C::PubSub)),
 ];
 
 /// The subcommands of container commands, as `COMMAND LIST` names them
@@ -682,7 +699,7 @@ pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
         "client",
         &[
             "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause",
-            "unblock", "reply", "no-evict", "no-touch", "help",
+            "unblock", "reply", "no-evict", "no-touch", "tracking", "caching", "getredir", "help",
         ],
     ),
     (
@@ -746,6 +763,17 @@ pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("xinfo", &["consumers", "groups", "stream", "help"]),
+    (
+        "pubsub",
+        &[
+            "channels",
+            "numpat",
+            "numsub",
+            "shardchannels",
+            "shardnumsub",
+            "help",
+        ],
+    ),
     (
         "acl",
         &[
@@ -820,16 +848,25 @@ pub fn acl_flags(spec: &CommandSpec, sub: Option<&[u8]>) -> u16 {
 
 /// Commands whose ACL data categories are not their family's (Redis puts
 /// SORT in the categories of the types it sorts).
+/// (`name|sub` for one subcommand: PUBSUB HELP is in none).
 const ACL_FAMILY_CATEGORIES: &[(&str, &[&str])] = &[
     ("sort", &["list", "set", "sortedset"]),
     ("sort_ro", &["list", "set", "sortedset"]),
+    ("pubsub|help", &[]),
 ];
 
-/// The data categories of `spec` when they are not its family's.
-pub fn acl_family_categories(spec: &CommandSpec) -> Option<&'static [&'static str]> {
+/// The data categories of `spec` (and its subcommand `sub`) when they are
+/// not its family's.
+pub fn acl_family_categories(
+    spec: &CommandSpec,
+    sub: Option<&[u8]>,
+) -> Option<&'static [&'static str]> {
     ACL_FAMILY_CATEGORIES
         .iter()
-        .find(|(name, _)| *name == spec.name)
+        .find(|(name, _)| match name.split_once('|') {
+            Some((c, s)) => c == spec.name && sub.is_some_and(|x| is(x, s)),
+            None => *name == spec.name,
+        })
         .map(|(_, cats)| *cats)
 }
 

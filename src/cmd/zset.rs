@@ -16,7 +16,7 @@ use bytes::Bytes;
 use super::args::{
     block_timeout_secs, float, int, is, mpop_args, non_negative, parse_f64, random_count, scan_opts,
 };
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
 use crate::partition::value::ZSET_MEMBER_OVERHEAD;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
@@ -228,6 +228,10 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (added, changed, last) = outcome.unwrap_or((0, 0, None));
     // A member and its score count as two elements (as in replies).
     ctx.count_extra(rest.len() - 1);
+    if added + changed > 0 {
+        let event = if f.incr { "zincr" } else { "zadd" };
+        ctx.notify(notify::ZSET, event, &args[1]);
+    }
     Ok(if f.incr {
         last.map_or(Reply::Nil, Reply::Double)
     } else if f.ch {
@@ -245,6 +249,7 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ..AddFlags::default()
     };
     let new = op_write(ctx, &args[1], true, |z| op_add(z, &args[3], delta, f))?;
+    ctx.notify(notify::ZSET, "zincr", &args[1]);
     Ok(new.map_or(Reply::Nil, |(_, s)| Reply::Double(s)))
 }
 
@@ -253,6 +258,9 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok(args[2..].iter().filter(|m| z.remove(m).is_some()).count())
     })?;
     ctx.count_extra(args.len() - 2);
+    if n.unwrap_or(0) > 0 {
+        ctx.notify_write(notify::ZSET, "zrem", &args[1]);
+    }
     Ok(Reply::Int(n.unwrap_or(0) as i64))
 }
 
@@ -429,13 +437,13 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     let q = parse_range(args, 2, true)?;
     let limit = ctx.room_for_store(&args[1]);
     let Some(z) = op_read(ctx, &args[2])? else {
-        return store(ctx, &args[1], Vec::new());
+        return store(ctx, &args[1], Vec::new(), "zrangestore");
     };
     // Check the size before copying anything: the selection is a rank span.
     let pairs = select_within(z, &q.span, q.rev, q.limit, limit)?;
     // Each member is copied out, then inserted into the result.
     ctx.work += 2 * pairs.len() as u64;
-    store(ctx, &args[1], pairs)
+    store(ctx, &args[1], pairs, "zrangestore")
 }
 
 /// [`select`], refused with OOM before copying if the members it selects
@@ -461,10 +469,19 @@ fn select_within(
 
 /// Replaces `key` with the sorted set of `pairs` (no TTL), or deletes it if
 /// there are none; reserves its growth first. Replies with its size.
-fn store(ctx: &mut Ctx<'_>, key: &[u8], pairs: Vec<(Bytes, f64)>) -> Result<Reply, OpError> {
+/// Stores a result (an empty one deletes the destination); `event` is the
+/// keyspace event Redis emits for the store (`zunionstore`...).
+fn store(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    pairs: Vec<(Bytes, f64)>,
+    event: &'static str,
+) -> Result<Reply, OpError> {
     let len = pairs.len();
     if pairs.is_empty() {
-        ctx.ks.remove(key, ctx.now);
+        if ctx.ks.remove(key, ctx.now) {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
         return Ok(Reply::Int(0));
     }
     let bytes: usize = pairs
@@ -479,6 +496,7 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], pairs: Vec<(Bytes, f64)>) -> Result<Repl
         out.insert(m, *s);
     }
     ctx.ks.insert(key, Value::ZSet(Box::new(out)), 0, ctx.now);
+    ctx.notify(notify::ZSET, event, key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -559,6 +577,16 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?
     .unwrap_or(0);
     ctx.work += removed as u64;
+    if removed > 0 {
+        let event = if is(cmd, "zremrangebyrank") {
+            "zremrangebyrank"
+        } else if is(cmd, "zremrangebyscore") {
+            "zremrangebyscore"
+        } else {
+            "zremrangebylex"
+        };
+        ctx.notify_write(notify::ZSET, event, &args[1]);
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -597,6 +625,10 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // Each member comes with its score: two strings in the reply (the first
     // member rides with the key, as a single pop costs about one GET).
     ctx.count_extra(2 * popped.len());
+    if !popped.is_empty() {
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        ctx.notify_write(notify::ZSET, event, &args[1]);
+    }
     Ok(pairs_reply(popped, resp3, count.is_none()))
 }
 
@@ -1065,7 +1097,12 @@ fn algebra_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> Result<Reply, Op
     let q = parse_algebra(ctx, args, 2, op, Output::Store)?;
     let limit = ctx.room_for_store(&args[1]);
     let pairs = op_algebra(ctx, &q, op, Output::Store, limit)?;
-    store(ctx, &args[1], pairs)
+    let event = match op {
+        ZOp::Union => "zunionstore",
+        ZOp::Inter => "zinterstore",
+        ZOp::Diff => "zdiffstore",
+    };
+    store(ctx, &args[1], pairs, event)
 }
 
 /// ZUNION/ZINTER/ZDIFF numkeys key [key ...] [WEIGHTS ...] [AGGREGATE ...]

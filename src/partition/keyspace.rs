@@ -36,6 +36,7 @@ use std::collections::BinaryHeap;
 use rand::Rng;
 
 use super::lazyfree;
+use super::notify::{self, Notifications};
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 use table::KeyTable;
@@ -197,6 +198,8 @@ pub struct Keyspace {
     /// Set for the command being run by a CLIENT NO-TOUCH client: lookups
     /// leave last-access times alone (TOUCH still updates them).
     pub no_touch: bool,
+    /// Keyspace events recorded for the cache's hub (see [`super::notify`]).
+    pub notify: Notifications,
 }
 
 impl Keyspace {
@@ -213,6 +216,7 @@ impl Keyspace {
             mutations: 0,
             stats: KeyspaceStats::default(),
             no_touch: false,
+            notify: Notifications::default(),
         }
     }
 
@@ -269,6 +273,7 @@ impl Keyspace {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
+            self.notify.record(notify::KEY_MISS, "keymiss", key);
         }
         self.peek(key)
     }
@@ -331,6 +336,7 @@ impl Keyspace {
         let (k, e) = slot.map.remove(key)?;
         self.forget(idx, &k, &e);
         self.stats.expired += 1;
+        self.notify.record(notify::EXPIRED, "expired", &k);
         lazyfree::free_value(e.value);
         None
     }
@@ -383,6 +389,9 @@ impl Keyspace {
             self.push_deadline(idx, expire_at, key);
         }
         let replaced = old.is_some();
+        if !replaced {
+            self.notify.record(notify::NEW, "new", key);
+        }
         if let Some(old) = old {
             lazyfree::free_value(old.value);
         }
@@ -611,6 +620,7 @@ impl Keyspace {
         // An already expired key is reclaimed as expired, not counted evicted.
         if self.remove(&key, now) {
             self.stats.evicted += 1;
+            self.notify.record(notify::EVICTED, "evicted", &key);
         }
         Some(before - self.used_bytes)
     }
@@ -780,6 +790,7 @@ impl Keyspace {
             mutations: 0,
             stats: KeyspaceStats::default(),
             no_touch: false,
+            notify: Notifications::default(),
         };
         self.mutations += 1;
         self.recount();

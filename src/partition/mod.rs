@@ -5,6 +5,7 @@
 //!   there; sorted sets in [`zset`], streams in [`stream`]).
 //! - [`keyspace`]: entries bucketed by slot, TTLs (lazy expiry on access plus an
 //!   active cycle driven by a deadline heap), used-bytes accounting, SCAN.
+//! - [`notify`]: keyspace notifications recorded for the cache's hub.
 //! - [`lazyfree`]: values whose free is expensive are dropped on a background
 //!   thread, not under the partition lock (the accounting stays at removal).
 //!
@@ -15,6 +16,7 @@
 pub mod key;
 pub mod keyspace;
 pub mod lazyfree;
+pub mod notify;
 pub mod slot;
 pub mod stream;
 pub mod value;

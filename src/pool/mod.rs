@@ -61,7 +61,7 @@ pub mod autoscaler;
 pub mod workers;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -70,7 +70,10 @@ use parking_lot::{Mutex, RwLock};
 use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
+use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::pubsub::tracking::Tracking;
+use crate::pubsub::{LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
 
 /// What executing a command in a partition produced.
@@ -159,6 +162,8 @@ pub struct LocalPartition {
     cache_used: Arc<AtomicU64>,
     /// The cache's watched and blocked-on keys.
     events: Arc<KeyEvents>,
+    /// The cache's hub and keyspace-notification flags.
+    notifier: Arc<Notifier>,
     /// Milli-ECPU per second at the last autoscaler observation.
     pub ecpu_milli_per_sec: AtomicU64,
     pub last_event: Mutex<RangeEvent>,
@@ -172,7 +177,12 @@ impl LocalPartition {
     /// cache's total. `None` if the partition is busy.
     fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
         let mut st = self.state.try_lock()?;
-        Some(self.with_state(&mut st, f))
+        st.ks.notify.flags = self.notifier.recording_flags();
+        let out = self.with_state(&mut st, f);
+        let events = st.ks.notify.take();
+        drop(st);
+        self.notifier.publish(events);
+        Some(out)
     }
 
     /// Runs `f` on a locked keyspace, carrying the change in used bytes.
@@ -238,6 +248,7 @@ impl LocalPartition {
         slots: &[u16],
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
+        notified: &mut Vec<KeyEvent>,
     ) -> Result<Option<Vec<Executed>>, Moved> {
         if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
             return Err(Moved { epoch: st.epoch });
@@ -246,6 +257,8 @@ impl LocalPartition {
             return Ok(None);
         }
         let events = &self.events;
+        st.ks.notify.flags = self.notifier.recording_flags();
+        let tracking = &self.notifier.tracking;
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
             for (spec, args) in cmds {
@@ -283,8 +296,13 @@ impl LocalPartition {
                 }
                 if ks.mutations() != changes && !served_nothing {
                     events.touched(spec.key_positions(args).map(|i| &args[i][..]));
+                    tracking
+                        .invalidate(spec.key_positions(args).map(|i| &args[i][..]), opts.client);
                 }
                 out.push(Executed { reply, work });
+            }
+            if !ks.notify.is_empty() {
+                notified.extend(ks.notify.take());
             }
             out
         });
@@ -338,6 +356,8 @@ pub struct ExecOptions {
     pub encoding: crate::cmd::params::Encoding,
     /// CLIENT NO-TOUCH ON: reads do not update last-access times.
     pub no_touch: bool,
+    /// The client running the command (CLIENT TRACKING's NOLOOP); 0 = none.
+    pub client: u64,
 }
 
 impl ExecOptions {
@@ -356,6 +376,7 @@ impl ExecOptions {
             retry: false,
             encoding: Default::default(),
             no_touch: false,
+            client: 0,
         }
     }
 }
@@ -381,6 +402,7 @@ impl PartitionHandle {
             last_stats: Mutex::new(PartitionStats::default()),
             cache_used: shared.used_bytes.clone(),
             events: shared.events.clone(),
+            notifier: shared.notifier.clone(),
             ecpu_milli_per_sec: AtomicU64::new(0),
             last_event: Mutex::new(event),
             hot_slot: Mutex::new(None),
@@ -710,6 +732,65 @@ pub struct ScalingCounters {
 struct PoolShared {
     used_bytes: Arc<AtomicU64>,
     events: Arc<KeyEvents>,
+    notifier: Arc<Notifier>,
+}
+
+/// A cache's message hub and its `notify-keyspace-events` flags: keyspace
+/// events recorded in partitions are published here after each command
+/// (outside the partition lock).
+pub struct Notifier {
+    flags: AtomicU32,
+    hub: Arc<dyn MessageHub>,
+    /// Client-side caching: invalidations on writes, expiries, evictions.
+    tracking: Tracking,
+}
+
+impl Notifier {
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// The flags partitions record with: the cache's, plus expiries and
+    /// evictions while some client tracks keys (they invalidate).
+    fn recording_flags(&self) -> u32 {
+        let flags = self.flags();
+        if self.tracking.active() {
+            flags | notify::TRACKING
+        } else {
+            flags
+        }
+    }
+
+    /// Publishes keyspace events on `__keyspace@0__:<key>` (the event as
+    /// message) and `__keyevent@0__:<event>` (the key), as Redis's
+    /// `notifyKeyspaceEvent`.
+    fn publish(&self, events: Vec<KeyEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let flags = self.flags();
+        let mut channel = Vec::new();
+        for e in events {
+            if e.class & (notify::EXPIRED | notify::EVICTED) != 0 {
+                self.tracking.invalidate(std::iter::once(&e.key[..]), 0);
+            }
+            if flags & e.class == 0 {
+                continue;
+            }
+            if flags & notify::KEYSPACE != 0 {
+                channel.clear();
+                channel.extend_from_slice(b"__keyspace@0__:");
+                channel.extend_from_slice(&e.key);
+                self.hub.publish(&channel, e.event.as_bytes(), false);
+            }
+            if flags & notify::KEYEVENT != 0 {
+                channel.clear();
+                channel.extend_from_slice(b"__keyevent@0__:");
+                channel.extend_from_slice(e.event.as_bytes());
+                self.hub.publish(&channel, &e.key, false);
+            }
+        }
+    }
 }
 
 /// The partitions of one cache.
@@ -771,6 +852,11 @@ impl CachePool {
         let shared = PoolShared {
             used_bytes: Arc::new(AtomicU64::new(0)),
             events: Arc::new(KeyEvents::default()),
+            notifier: Arc::new(Notifier {
+                flags: AtomicU32::new(0),
+                hub: Arc::new(LocalHub::default()),
+                tracking: Tracking::default(),
+            }),
         };
         let ranges = (0..n)
             .map(|i| {
@@ -806,6 +892,25 @@ impl CachePool {
     /// The cache's watched and blocked-on keys.
     pub fn events(&self) -> &KeyEvents {
         &self.shared.events
+    }
+
+    /// The cache's Pub/Sub hub.
+    pub fn hub(&self) -> &Arc<dyn MessageHub> {
+        &self.shared.notifier.hub
+    }
+
+    /// The cache's client-side caching table (CLIENT TRACKING).
+    pub fn tracking(&self) -> &Tracking {
+        &self.shared.notifier.tracking
+    }
+
+    /// The cache's `notify-keyspace-events` flags ([`notify`] classes).
+    pub fn notify_flags(&self) -> u32 {
+        self.shared.notifier.flags()
+    }
+
+    pub fn set_notify_flags(&self, flags: u32) {
+        self.shared.notifier.flags.store(flags, Ordering::Relaxed);
     }
 
     pub fn epoch(&self) -> u64 {
@@ -918,8 +1023,12 @@ impl CachePool {
     ) -> Result<Option<Vec<Executed>>, NotRun> {
         let p = part.inner();
         let bounded = cmds.len() <= INLINE_BATCH && !cmds.iter().any(|(s, _)| s.runs_on_workers());
+        let mut notified = Vec::new();
         if bounded && let Some(mut st) = p.lock_inline() {
-            return Ok(p.run_locked(&mut st, cmds, slots, watched, opts)?);
+            let out = p.run_locked(&mut st, cmds, slots, watched, opts, &mut notified);
+            drop(st);
+            p.notifier.publish(notified);
+            return Ok(out?);
         }
         let scripted = cmds
             .iter()
@@ -962,13 +1071,17 @@ impl CachePool {
                 }
                 let refs: Vec<(&CommandSpec, &[Bytes])> =
                     cmds.iter().map(|(s, a)| (*s, &a[..])).collect();
-                let out = p.run_locked(st, &refs, &slots, &watched, &opts);
+                let out = p.run_locked(st, &refs, &slots, &watched, &opts, &mut notified);
                 p.script_since.store(0, Ordering::Release);
-                Ok(out?)
+                Ok((out?, notified))
             },
             busy,
         )
         .await
+        .map(|(out, notified)| {
+            part.inner().notifier.publish(notified);
+            out
+        })
     }
 
     /// Runs `f` on the locked partition on a worker thread, once this cache
@@ -1318,6 +1431,8 @@ impl CachePool {
             )
             .await?;
         }
+        // Client-side caches hear of it once (a null key list).
+        self.shared.notifier.tracking.invalidate_all();
         Ok(())
     }
 

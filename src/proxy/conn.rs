@@ -71,6 +71,9 @@ pub struct Connection<'a> {
     /// Bytes at the front of the read buffer whose transfer the cache's
     /// limiter has admitted already (a big request admitted as it arrives).
     prepaid: u64,
+    /// Bytes the current PUBLISH delivered to subscribers: the publisher
+    /// pays their transfer.
+    pub delivered: u64,
 }
 
 /// Runs one client connection to its end. `preauth` is its place among
@@ -94,6 +97,7 @@ pub async fn run(
         charged: 0,
         charged_to: None,
         prepaid: 0,
+        delivered: 0,
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_cache()
@@ -138,6 +142,11 @@ impl Connection<'_> {
                     }
                 }
             }
+            // Messages for this subscriber join the output (a subscriber
+            // over its Pub/Sub limits is disconnected).
+            if self.drain_mailbox().is_err() {
+                return "pubsub output buffer limit";
+            }
             // 2. Write what the socket takes now.
             let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {
@@ -152,6 +161,9 @@ impl Connection<'_> {
                 let _ =
                     tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
                 return "closed by command or protocol error";
+            }
+            if let Some(subs) = &self.session.pubsub {
+                subs.mailbox.set_pending(self.wbuf.len());
             }
             // A client above the soft output limit must make progress.
             let now = tokio::time::Instant::now();
@@ -198,6 +210,13 @@ impl Connection<'_> {
             }
             let unauthenticated = self.session.cache.is_none();
             let revoked = self.session.revoked.clone();
+            let mailbox = self.session.pubsub.as_ref().map(|s| s.mailbox.clone());
+            let news = async {
+                match &mailbox {
+                    Some(m) => m.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
             // 3. Wait for input (unless replies wait for the client), drain,
             //    the authentication deadline, the user's disconnection, or
             //    shutdown.
@@ -233,6 +252,7 @@ impl Connection<'_> {
                     }
                 }
                 () = sleep_until_some(stall_deadline), if stall_deadline.is_some() => {}
+                () = news => {}
             }
         }
     }
@@ -266,9 +286,32 @@ impl Connection<'_> {
         }
     }
 
-    /// Memory held by an open MULTI's queue.
+    /// Memory held besides the read buffer: an open MULTI's queue and the
+    /// Pub/Sub subscriptions.
     fn queued_memory(&self) -> u64 {
         self.session.multi.as_ref().map_or(0, |t| t.memory)
+            + self.session.pubsub.as_ref().map_or(0, |s| s.memory)
+    }
+
+    /// Charges `extra` bytes more of client memory (see [`Self::account`]).
+    pub fn charge_more(&mut self, extra: u64) -> Result<(), &'static str> {
+        self.account(self.charged + extra)
+    }
+
+    /// Moves the messages waiting in this subscriber's mailbox into the
+    /// output, while the output holds less than [`MAILBOX_CHUNK`] (a slow
+    /// reader's backlog stays in the mailbox, where its limits apply).
+    /// `Err` once the subscriber went over its Pub/Sub limits.
+    fn drain_mailbox(&mut self) -> Result<(), crate::pubsub::Dropped> {
+        let Some(subs) = &self.session.pubsub else {
+            return Ok(());
+        };
+        let room = self.wbuf.len() < MAILBOX_CHUNK;
+        let news = subs.mailbox.take(self.wbuf.len(), room)?;
+        if !news.is_empty() {
+            self.wbuf.extend_from_slice(&news);
+        }
+        Ok(())
     }
 
     /// Sets the client memory this connection holds to `bytes`, charged to
@@ -342,8 +385,18 @@ impl Connection<'_> {
             self.session.reply_mode = ReplyMode::On;
         }
         self.record_stats(&req, &reply, &billing, elapsed);
+        // Messages this command caused for this very connection (a PUBLISH
+        // to itself, a keyspace event of its write) go before its reply,
+        // as in Redis.
+        if self.drain_mailbox().is_err() {
+            self.session.closing = true;
+        }
         if !suppress {
             reply.encode(self.session.protocol, &mut self.wbuf);
+        }
+        if let Some(subs) = &self.session.pubsub {
+            let after = subs.mailbox.take_deferred();
+            self.wbuf.extend_from_slice(&after);
         }
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
@@ -498,6 +551,11 @@ impl Connection<'_> {
             GlobalCounters::bump(&self.shared.registry.metrics.global.noauth_rejections);
             return Outcome::nothing(Reply::err(reply::NOAUTH));
         }
+        // A RESP2 subscriber runs only the subscribe family, PING, QUIT, RESET.
+        if let Some(why) = super::pubsub::refused_in_context(&self.session, spec.name, args) {
+            self.fail_transaction();
+            return Outcome::rejected(Reply::err_owned(why), Rejection::UnknownCommand);
+        }
         // Keys: sizes and slots.
         let (slot, keys) = match check_keys(spec, args, self.shared.max_key_len) {
             Ok(k) => k,
@@ -610,6 +668,10 @@ impl Connection<'_> {
         if matches!(&executed.reply, Reply::Error(e) if e.starts_with("BUSY ")) {
             return Outcome::rejected(executed.reply, Rejection::Busy);
         }
+        // Client-side caching: a tracking client's reads are remembered.
+        if self.session.tracking || self.session.caching_given {
+            super::pubsub::after_command(self, spec, args);
+        }
         let billing = if metered {
             Billing::Metered {
                 spec,
@@ -617,7 +679,8 @@ impl Connection<'_> {
                 keys,
                 elements: executed.work,
                 upfront,
-                queued_wire: 0,
+                // PUBLISH pays the bytes its fan-out delivered.
+                queued_wire: std::mem::take(&mut self.delivered),
             }
         } else {
             Billing::Unmetered
@@ -655,6 +718,7 @@ impl Connection<'_> {
                 .map(|c| c.server.config.encoding())
                 .unwrap_or_default(),
             no_touch: self.session.handle.view.lock().no_touch,
+            client: self.session.id,
         }
     }
 
@@ -971,6 +1035,10 @@ const PAUSE_POLL: Duration = Duration::from_millis(50);
 const PREPAY_ABOVE: u64 = 64 * 1024;
 /// How long a prepaying connection waits between admission attempts.
 const PREPAY_WAIT: Duration = Duration::from_millis(50);
+
+/// Output bytes below which a subscriber's connection takes more messages
+/// from its mailbox.
+const MAILBOX_CHUNK: usize = 256 * 1024;
 
 /// Memory a queued MULTI command holds besides its arguments, bytes.
 const QUEUED_OVERHEAD: u64 = 64;

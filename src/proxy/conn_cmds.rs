@@ -54,7 +54,7 @@ async fn dispatch(
     match op {
         ConnOp::Auth => auth(conn, args).await,
         ConnOp::Hello => hello(conn, args).await,
-        ConnOp::Ping => ping(args),
+        ConnOp::Ping => ping(conn, args),
         ConnOp::Echo => Ok(Reply::Bulk(args[1].clone())),
         ConnOp::Quit => {
             conn.session.closing = true;
@@ -141,6 +141,7 @@ async fn dispatch(
         ConnOp::Slowlog => introspect::slowlog(conn, args),
         ConnOp::Latency => introspect::latency(conn, args),
         ConnOp::Wait => introspect::wait(args),
+        ConnOp::PubSub => super::pubsub::run(conn, args, work),
     }
 }
 
@@ -151,7 +152,15 @@ fn bound(conn: &Connection<'_>) -> Result<Arc<Cache>, OpError> {
         .ok_or(OpError::Static(reply::NOAUTH))
 }
 
-fn ping(args: &[Bytes]) -> Result<Reply, OpError> {
+fn ping(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    // A RESP2 subscriber gets Redis's array form.
+    if conn.session.protocol == Protocol::Resp2 && super::pubsub::subscribed(&conn.session) {
+        let text = args.get(1).cloned().unwrap_or_default();
+        return match args.len() {
+            1 | 2 => Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(text)])),
+            _ => Err(OpError::Arity("ping")),
+        };
+    }
     match args.len() {
         1 => Ok(Reply::status(reply::PONG)),
         2 => Ok(Reply::Bulk(args[1].clone())),
@@ -296,6 +305,9 @@ async fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpErr
         conn.session.name = (!n.is_empty()).then_some(n);
     }
     conn.session.protocol = protocol;
+    if let Some(subs) = &conn.session.pubsub {
+        subs.mailbox.set_resp3(protocol == Protocol::Resp3);
+    }
     let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
@@ -335,6 +347,9 @@ const CLIENT_SUBS: Subcommands = &[
     ("no-evict", 3),
     ("no-touch", 3),
     ("help", 2),
+    ("tracking", -3),
+    ("caching", 3),
+    ("getredir", 2),
 ];
 const COMMAND_SUBS: Subcommands = &[
     ("count", 2),
@@ -387,6 +402,9 @@ pub(crate) fn subcommand(
 /// CLIENT ID | GETNAME | SETNAME | INFO | SETINFO | NO-EVICT | NO-TOUCH | HELP
 fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let sub = subcommand("client", CLIENT_SUBS, args)?;
+    if matches!(sub, "tracking" | "caching" | "getredir") {
+        return super::pubsub::client_tracking(conn, sub, args);
+    }
     let s = &mut conn.session;
     match sub {
         "id" => Ok(Reply::Int(s.id as i64)),

@@ -146,6 +146,10 @@ fn config_set(conn: &Connection<'_>, cache: &Cache, pairs: &[Bytes]) -> Result<R
     // atomics (slow log, latency monitor, encoding thresholds, keyspace
     // notification classes: `CacheConfig::notify_flags`).
     cache.server.config.set_all(&values);
+    // The partitions record keyspace events by the pool's copy.
+    cache
+        .pool
+        .set_notify_flags(cache.server.config.notify_flags());
     Ok(Reply::ok())
 }
 

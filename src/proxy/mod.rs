@@ -9,6 +9,9 @@
 //! - [`transaction`]: MULTI, EXEC, DISCARD, WATCH and UNWATCH;
 //! - [`conn_cmds`]: the commands the proxy answers itself (AUTH, HELLO, CLIENT,
 //!   COMMAND, INFO, SCAN, ...), declared in [`crate::cmd::table`].
+//! - [`pubsub`]: SUBSCRIBE ... PUBSUB against the cache's hub, the
+//!   connection's subscriptions and mailbox;
+//! - [`config`]: CONFIG GET / SET over a table of per-cache parameters;
 //! - [`scripting`]: the cache's Lua script store (SCRIPT, EVALSHA → body).
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
@@ -17,6 +20,7 @@ pub mod acl_cmd;
 pub mod conn;
 pub mod conn_cmds;
 pub mod introspect;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod session;

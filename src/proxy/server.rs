@@ -40,6 +40,10 @@ pub struct ProxyShared {
     /// Above this many pending bytes a client must read within `output_soft_time`.
     pub output_soft_limit: usize,
     pub output_soft_time: Duration,
+    /// A subscriber's Pub/Sub backlog limits (hard, soft, soft time).
+    pub pubsub_hard_limit: usize,
+    pub pubsub_soft_limit: usize,
+    pub pubsub_soft_time: Duration,
     pub max_clients: usize,
     pub max_clients_per_cache: usize,
     /// Connections not yet bound to a cache, in all and by client address.
@@ -79,6 +83,9 @@ impl ProxyShared {
             output_buffer_limit: config.output_buffer_limit,
             output_soft_limit: config.output_buffer_soft_limit,
             output_soft_time: Duration::from_secs(config.output_buffer_soft_secs),
+            pubsub_hard_limit: config.pubsub_output_limit,
+            pubsub_soft_limit: config.pubsub_output_soft_limit,
+            pubsub_soft_time: Duration::from_secs(config.pubsub_output_soft_secs),
             max_clients: config.max_clients,
             max_clients_per_cache: config.max_clients_per_cache,
             unauthenticated: Arc::new(Semaphore::new(config.max_unauthenticated)),

@@ -53,6 +53,13 @@ pub struct Session {
     pub reply_mode: ReplyMode,
     /// Wire bytes of the request being run (CLIENT LIST's `qbuf`).
     pub request_len: u64,
+    /// Pub/Sub subscriptions and mailbox (from the first SUBSCRIBE or
+    /// CLIENT TRACKING).
+    pub pubsub: Option<super::pubsub::Subscriptions>,
+    /// CLIENT TRACKING is on (the cache's table has the options).
+    pub tracking: bool,
+    /// CLIENT CACHING YES|NO was given for the next command.
+    pub caching_given: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -114,6 +121,9 @@ impl Session {
             handle: Arc::new(ClientHandle::new(id, peer, local, now)),
             reply_mode: ReplyMode::On,
             request_len: 0,
+            pubsub: None,
+            tracking: false,
+            caching_given: false,
         }
     }
 
@@ -175,6 +185,7 @@ impl Session {
 
     pub fn unbind(&mut self) {
         self.unwatch();
+        super::pubsub::unsubscribe_all(self);
         self.multi = None;
         self.login(None);
         if let Some(old) = self.cache.take() {

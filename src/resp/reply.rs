@@ -565,6 +565,52 @@ pub fn unrecognized_xclaim_option(opt: &[u8]) -> String {
     format!("ERR Unrecognized XCLAIM option '{}'", printable(opt, 128))
 }
 
+// --- Pub/Sub and CONFIG (notify-keyspace-events) ---
+
+/// CLIENT TRACKING / CACHING refusals, as Redis words them.
+pub const CACHING_NOT_TRACKING: &str = "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled";
+pub const CACHING_YES_OPTIN: &str =
+    "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.";
+pub const CACHING_NO_OPTOUT: &str =
+    "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.";
+pub const TRACKING_ONE_REDIRECT: &str = "ERR A client can only redirect to a single other client";
+pub const TRACKING_NO_REDIRECT_CLIENT: &str =
+    "ERR The client ID you want redirect to does not exist";
+pub const TRACKING_PREFIX_NEEDS_BCAST: &str = "ERR PREFIX option requires BCAST mode to be enabled";
+pub const TRACKING_BCAST_SWITCH: &str = "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.";
+pub const TRACKING_BCAST_OPTIN: &str = "ERR OPTIN and OPTOUT are not compatible with BCAST";
+pub const TRACKING_OPTIN_AND_OPTOUT: &str = "ERR You can't specify both OPTIN mode and OPTOUT mode";
+pub const TRACKING_OPT_SWITCH: &str = "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.";
+
+/// BCAST prefixes that overlap.
+pub fn prefix_overlap(new: &[u8], old: &[u8], which: &str) -> String {
+    format!(
+        "ERR Prefix '{}' overlaps with {which} prefix '{}'. Prefixes for a single client must not overlap.",
+        printable(new, 128),
+        printable(old, 128)
+    )
+}
+
+/// A RESP2 connection in the subscribed state ran another command.
+pub fn pubsub_context(full_name: &str) -> String {
+    format!(
+        "ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    )
+}
+
+/// PUBSUB CHANNELS / SHARDCHANNELS with too many arguments.
+pub fn pubsub_syntax(sub: &[u8]) -> String {
+    subcommand_syntax("pubsub", sub)
+}
+
+/// `ERR CONFIG SET failed (possibly related to argument '<name>') - <why>`
+pub fn config_set_failed(name: &str, why: &str) -> String {
+    format!(
+        "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+        printable(name.as_bytes(), 128)
+    )
+}
+
 /// Error strings may not hold CR/LF; other bytes are shown lossily, at most `max`.
 fn printable(bytes: &[u8], max: usize) -> String {
     let cut = &bytes[..bytes.len().min(max)];
@@ -729,11 +775,6 @@ pub fn config_unknown(name: &[u8]) -> String {
         "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
         String::from_utf8_lossy(name)
     )
-}
-
-/// `CONFIG SET` refused, with the parameter and Redis's reason.
-pub fn config_set_failed(name: &str, why: &str) -> String {
-    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
 }
 
 #[cfg(test)]

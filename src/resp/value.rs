@@ -35,6 +35,12 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=len\r\ntxt:...`), a bulk string in RESP2.
     Verbatim(String),
+    /// Out-of-band data (`>n`, Pub/Sub confirmations and messages), an
+    /// array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one command, one after another (SUBSCRIBE a b
+    /// answers a frame per channel); none is nothing at all.
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -126,6 +132,17 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(text) => bulk(out, text.as_bytes()),
+            Reply::Push(items) => {
+                header(out, if resp3 { b'>' } else { b'*' }, items.len());
+                for r in items {
+                    r.encode(proto, out);
+                }
+            }
+            Reply::Frames(frames) => {
+                for r in frames {
+                    r.encode(proto, out);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,446 @@
+//! Pub/Sub: each cache's message hub and the subscribers' mailboxes.
+//!
+//! A cache has one [`MessageHub`]: who listens to which channel, pattern or
+//! shard channel, and the fan-out of a message to them. One cache never
+//! hears another's channels: the hub belongs to the cache (its pool), and a
+//! connection only reaches its own cache's hub. The trait is the seam for a
+//! hub that spans several proxies later (a broker or peer links behind the
+//! same methods); [`LocalHub`] is the in-process form.
+//!
+//! Delivery, in phases ([`LocalHub::publish`]):
+//! 1. find the channel's subscribers and, for global channels, every pattern
+//!    that matches it (Redis's `stringmatchlen`, linear: [`string_match`]);
+//! 2. encode the message once per protocol version (RESP2 array / RESP3
+//!    push) and per pattern;
+//! 3. append the bytes to each subscriber's [`Mailbox`] and wake its
+//!    connection — never touching a socket: the publisher never waits on a
+//!    subscriber;
+//! 4. a mailbox whose backlog (queued here plus what its connection has not
+//!    written yet) passes the hard limit, or stays over the soft limit for
+//!    the soft time, is dropped: its connection closes, as Redis's
+//!    `client-output-buffer-limit pubsub 32mb 8mb 60`.
+//!
+//! Invariant: a mailbox holds at most `hard` bytes; the hub holds only
+//! handles (a subscriber's memory is its connection's, counted there).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hashbrown::HashMap;
+use parking_lot::{Mutex, RwLock};
+
+use crate::cmd::args::string_match;
+
+pub mod tracking;
+
+/// What a subscription listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// SUBSCRIBE: a channel by name.
+    Channel,
+    /// PSUBSCRIBE: every global channel matching a glob pattern.
+    Pattern,
+    /// SSUBSCRIBE: a shard channel (no patterns reach it).
+    Shard,
+}
+
+/// Output-buffer limits of a subscriber (Redis's pubsub class).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputLimits {
+    /// Backlog at which the subscriber is dropped at once, bytes.
+    pub hard: usize,
+    /// Backlog above which the subscriber must catch up within `soft_time`.
+    pub soft: usize,
+    pub soft_time: Duration,
+}
+
+/// What a publication did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Subscriptions that received the message (Redis's PUBLISH reply).
+    pub receivers: u64,
+    /// Bytes appended to mailboxes: what the fan-out costs in transfer.
+    pub bytes: u64,
+    /// Patterns compared with the channel (work besides the receivers).
+    pub patterns_examined: u64,
+}
+
+/// A cache's message hub (see the module doc).
+pub trait MessageHub: Send + Sync {
+    /// Adds `mailbox` to the subscribers of `name`; false if already there.
+    fn subscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool;
+    /// Removes mailbox `id` from the subscribers of `name`; false if absent.
+    fn unsubscribe(&self, kind: Kind, name: &[u8], id: u64) -> bool;
+    /// Delivers `message` on a global (`shard` false) or shard channel.
+    fn publish(&self, channel: &[u8], message: &[u8], shard: bool) -> Delivery;
+    /// Channels (or shard channels) with subscribers, matching `pattern` if
+    /// given, at most `limit` of them.
+    fn channels(&self, shard: bool, pattern: Option<&[u8]>, limit: usize) -> Vec<Bytes>;
+    /// Subscribers of a channel (or shard channel), patterns excluded.
+    fn numsub(&self, shard: bool, channel: &[u8]) -> usize;
+    /// Patterns with subscribers.
+    fn numpat(&self) -> usize;
+}
+
+/// Where a subscriber's messages wait for its connection.
+pub struct Mailbox {
+    pub id: u64,
+    resp3: AtomicBool,
+    /// In Redis's subscribed state (a RESP2 redirect target then gets
+    /// invalidations as `__redis__:invalidate` messages).
+    subscribed: AtomicBool,
+    limits: OutputLimits,
+    inbox: Mutex<Inbox>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Inbox {
+    queued: BytesMut,
+    /// Messages for after the reply of the command running now (the
+    /// invalidation of a key the tracking client itself wrote, as Redis).
+    deferred: BytesMut,
+    /// Reply bytes the connection holds and has not written yet.
+    pending_out: usize,
+    over_soft_since: Option<Instant>,
+    dropped: bool,
+}
+
+impl Inbox {
+    /// Applies the limits to a backlog of `total` bytes; true if dropped.
+    fn check(&mut self, total: usize, limits: &OutputLimits) -> bool {
+        if total > limits.hard {
+            self.dropped = true;
+        } else if total > limits.soft {
+            let since = *self.over_soft_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= limits.soft_time {
+                self.dropped = true;
+            }
+        } else {
+            self.over_soft_since = None;
+        }
+        if self.dropped {
+            self.queued = BytesMut::new();
+            self.deferred = BytesMut::new();
+        }
+        self.dropped
+    }
+}
+
+impl Mailbox {
+    pub fn new(id: u64, resp3: bool, limits: OutputLimits) -> Arc<Mailbox> {
+        Arc::new(Mailbox {
+            id,
+            resp3: AtomicBool::new(resp3),
+            subscribed: AtomicBool::new(false),
+            limits,
+            inbox: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The protocol messages are encoded for (HELLO may change it).
+    pub fn set_resp3(&self, resp3: bool) {
+        self.resp3.store(resp3, Ordering::Relaxed);
+    }
+
+    pub fn resp3(&self) -> bool {
+        self.resp3.load(Ordering::Relaxed)
+    }
+
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Relaxed);
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Appends encoded bytes (false, nothing kept, if the subscriber is or
+    /// now goes over its limits) and wakes the connection.
+    pub(crate) fn deliver(&self, bytes: &[u8]) -> bool {
+        self.deliver_to(bytes, false)
+    }
+
+    /// As [`Self::deliver`], for after the reply of the running command.
+    pub(crate) fn deliver_after_reply(&self, bytes: &[u8]) -> bool {
+        self.deliver_to(bytes, true)
+    }
+
+    fn deliver_to(&self, bytes: &[u8], after_reply: bool) -> bool {
+        let mut inbox = self.inbox.lock();
+        if inbox.dropped {
+            return false;
+        }
+        let total = inbox.queued.len() + inbox.deferred.len() + inbox.pending_out + bytes.len();
+        let kept = !inbox.check(total, &self.limits);
+        if kept && after_reply {
+            inbox.deferred.extend_from_slice(bytes);
+        } else if kept {
+            inbox.queued.extend_from_slice(bytes);
+        }
+        drop(inbox);
+        self.wake.notify_one();
+        kept
+    }
+
+    /// What waits for after the current reply.
+    pub fn take_deferred(&self) -> BytesMut {
+        self.inbox.lock().deferred.split()
+    }
+
+    /// The connection takes what is queued (if `room`, else it only
+    /// checks the limits), telling how many reply bytes it still holds
+    /// unwritten (`pending_out`; after a take the messages are among them).
+    /// `Err` once the subscriber has been dropped.
+    pub fn take(&self, pending_out: usize, room: bool) -> Result<BytesMut, Dropped> {
+        let mut inbox = self.inbox.lock();
+        let total = inbox.queued.len() + pending_out;
+        if inbox.dropped || inbox.check(total, &self.limits) {
+            return Err(Dropped);
+        }
+        if !room {
+            inbox.pending_out = pending_out;
+            return Ok(BytesMut::new());
+        }
+        inbox.pending_out = total;
+        Ok(inbox.queued.split())
+    }
+
+    /// The connection's unwritten reply bytes now (after it wrote some).
+    pub fn set_pending(&self, pending_out: usize) {
+        let mut inbox = self.inbox.lock();
+        inbox.pending_out = pending_out;
+    }
+
+    /// Whether messages are waiting (or the mailbox was dropped).
+    pub fn has_news(&self) -> bool {
+        let inbox = self.inbox.lock();
+        inbox.dropped || !inbox.queued.is_empty()
+    }
+
+    /// Waits until something is delivered (or was, since the last wait).
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
+}
+
+/// A subscriber went over its output-buffer limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped;
+
+type Subscribers = HashMap<u64, Arc<Mailbox>>;
+
+/// The in-process hub: subscriber tables behind one lock (publishers read,
+/// subscription changes write).
+#[derive(Default)]
+pub struct LocalHub {
+    tables: RwLock<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    channels: HashMap<Bytes, Subscribers>,
+    patterns: HashMap<Bytes, Subscribers>,
+    shard: HashMap<Bytes, Subscribers>,
+}
+
+impl Tables {
+    fn of(&mut self, kind: Kind) -> &mut HashMap<Bytes, Subscribers> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
+        }
+    }
+}
+
+/// One message encoded for both protocol versions, on demand.
+struct Encoded<'a> {
+    parts: [&'a [u8]; 4],
+    n: usize,
+    resp2: Option<Bytes>,
+    resp3: Option<Bytes>,
+}
+
+impl<'a> Encoded<'a> {
+    fn new(parts: &[&'a [u8]]) -> Encoded<'a> {
+        let mut all: [&[u8]; 4] = [&[]; 4];
+        all[..parts.len()].copy_from_slice(parts);
+        Encoded {
+            parts: all,
+            n: parts.len(),
+            resp2: None,
+            resp3: None,
+        }
+    }
+
+    fn for_mailbox(&mut self, resp3: bool) -> &[u8] {
+        let (slot, marker) = if resp3 {
+            (&mut self.resp3, b'>')
+        } else {
+            (&mut self.resp2, b'*')
+        };
+        slot.get_or_insert_with(|| encode_frame(marker, &self.parts[..self.n]))
+    }
+}
+
+/// `*n` (RESP2) or `>n` (RESP3 push) followed by bulk strings.
+pub fn encode_frame(marker: u8, parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len() + 16).sum();
+    let mut out = BytesMut::with_capacity(len + 8);
+    out.put_u8(marker);
+    out.put_slice(parts.len().to_string().as_bytes());
+    out.put_slice(b"\r\n");
+    for p in parts {
+        out.put_u8(b'$');
+        out.put_slice(p.len().to_string().as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(p);
+        out.put_slice(b"\r\n");
+    }
+    out.freeze()
+}
+
+/// Delivers one encoded message to `subs`, adding to `done`.
+fn fan_out(subs: &Subscribers, msg: &mut Encoded<'_>, done: &mut Delivery) {
+    for mailbox in subs.values() {
+        let bytes = msg.for_mailbox(mailbox.resp3());
+        if mailbox.deliver(bytes) {
+            done.bytes += bytes.len() as u64;
+        }
+        done.receivers += 1;
+    }
+}
+
+impl MessageHub for LocalHub {
+    fn subscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool {
+        let mut tables = self.tables.write();
+        let subs = tables.of(kind).entry(name.clone()).or_default();
+        subs.insert(mailbox.id, mailbox.clone()).is_none()
+    }
+
+    fn unsubscribe(&self, kind: Kind, name: &[u8], id: u64) -> bool {
+        let mut tables = self.tables.write();
+        let table = tables.of(kind);
+        let Some(subs) = table.get_mut(name) else {
+            return false;
+        };
+        let removed = subs.remove(&id).is_some();
+        if subs.is_empty() {
+            table.remove(name);
+        }
+        removed
+    }
+
+    fn publish(&self, channel: &[u8], message: &[u8], shard: bool) -> Delivery {
+        let tables = self.tables.read();
+        let mut done = Delivery::default();
+        let (direct, kind) = if shard {
+            (&tables.shard, &b"smessage"[..])
+        } else {
+            (&tables.channels, &b"message"[..])
+        };
+        if let Some(subs) = direct.get(channel) {
+            fan_out(
+                subs,
+                &mut Encoded::new(&[kind, channel, message]),
+                &mut done,
+            );
+        }
+        if !shard {
+            for (pattern, subs) in &tables.patterns {
+                done.patterns_examined += 1;
+                if string_match(pattern, channel, false) {
+                    let mut msg = Encoded::new(&[b"pmessage", pattern, channel, message]);
+                    fan_out(subs, &mut msg, &mut done);
+                }
+            }
+        }
+        done
+    }
+
+    fn channels(&self, shard: bool, pattern: Option<&[u8]>, limit: usize) -> Vec<Bytes> {
+        let tables = self.tables.read();
+        let table = if shard {
+            &tables.shard
+        } else {
+            &tables.channels
+        };
+        table
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| string_match(p, c, false)))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn numsub(&self, shard: bool, channel: &[u8]) -> usize {
+        let tables = self.tables.read();
+        let table = if shard {
+            &tables.shard
+        } else {
+            &tables.channels
+        };
+        table.get(channel).map_or(0, HashMap::len)
+    }
+
+    fn numpat(&self) -> usize {
+        self.tables.read().patterns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: OutputLimits = OutputLimits {
+        hard: 1000,
+        soft: 500,
+        soft_time: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn messages_reach_channel_and_pattern_subscribers_in_their_protocol() {
+        let hub = LocalHub::default();
+        let a = Mailbox::new(1, false, LIMITS);
+        let b = Mailbox::new(2, true, LIMITS);
+        assert!(hub.subscribe(Kind::Channel, &Bytes::from("news"), &a));
+        assert!(!hub.subscribe(Kind::Channel, &Bytes::from("news"), &a));
+        assert!(hub.subscribe(Kind::Pattern, &Bytes::from("n*"), &b));
+        let done = hub.publish(b"news", b"hi", false);
+        assert_eq!(done.receivers, 2);
+        assert_eq!(
+            &a.take(0, true).unwrap()[..],
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        assert_eq!(
+            &b.take(0, true).unwrap()[..],
+            b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        assert_eq!(done.bytes, 35 + 44);
+        // Shard channels are apart from global ones, and patterns skip them.
+        assert_eq!(hub.publish(b"news", b"hi", true).receivers, 0);
+        assert_eq!(hub.numsub(false, b"news"), 1);
+        assert_eq!(hub.numpat(), 1);
+        assert!(hub.unsubscribe(Kind::Channel, b"news", 1));
+        assert!(hub.channels(false, None, 100).is_empty());
+    }
+
+    #[test]
+    fn a_subscriber_past_the_hard_limit_is_dropped_and_the_publisher_goes_on() {
+        let hub = LocalHub::default();
+        let slow = Mailbox::new(1, false, LIMITS);
+        hub.subscribe(Kind::Channel, &Bytes::from("c"), &slow);
+        let big = vec![b'x'; 300];
+        for _ in 0..3 {
+            assert_eq!(hub.publish(b"c", &big, false).receivers, 1);
+        }
+        // The fourth would pass 1000 bytes: the mailbox is dropped.
+        let done = hub.publish(b"c", &big, false);
+        assert_eq!((done.receivers, done.bytes), (1, 0));
+        assert_eq!(slow.take(0, true), Err(Dropped));
+    }
+}
