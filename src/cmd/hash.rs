@@ -5,6 +5,7 @@ use rand::Rng;
 
 use super::args::{int, is, parse_i64, scan_opts};
 use super::float80;
+use super::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError};
 use crate::partition::HashValue;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
@@ -195,7 +196,8 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             h.get_at(i).is_some_and(&mut keep)
         })
     };
-    ctx.work += walked;
+    // Visited and replied apart: a MATCH that keeps nothing pays its walk.
+    ctx.work += walked * SCAN_VISIT_MILLI + out.len() as u64 * SCAN_REPLY_MILLI;
     let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }

@@ -4,8 +4,12 @@
 use bytes::Bytes;
 
 use super::args::{int, is};
+use super::table::{
+    FREE_ELEMENT_MILLI, FREE_HANDOFF_MILLI, FREE_KIB_MILLI, SCAN_REPLY_MILLI, SCAN_SLOT_MILLI,
+    SCAN_VISIT_MILLI,
+};
 use super::{Ctx, OpError};
-use crate::partition::Value;
+use crate::partition::{Value, lazyfree};
 use crate::resp::{Reply, reply};
 
 /// Bytes of a copied value per unit of work COPY counts: a collection is
@@ -20,10 +24,40 @@ fn copy_bytes_per_unit(value: &Value) -> usize {
     }
 }
 
+/// DEL and UNLINK (Redis 7 frees big values lazily for both): 1 per key
+/// named, plus the free of each value big enough for the lazyfree thread
+/// (counted here, at the hand-off, in milli-units: [`free_work_milli`]).
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
-    let n = args[1..].iter().filter(|k| ctx.ks.remove(k, now)).count();
-    Ok(Reply::Int(n as i64))
+    let mut n = 0;
+    for key in &args[1..] {
+        if let Some(entry) = ctx.ks.take(key, now) {
+            n += 1;
+            ctx.work += free_work_milli(&entry.value);
+            lazyfree::free_value(entry.value);
+        }
+    }
+    Ok(Reply::Int(n))
+}
+
+/// The work of freeing `value`, in milli-units: nothing for a value freed
+/// inline (its key's unit covers it), else the hand-off, its elements and
+/// its KiB (the table's `FREE_*` constants).
+pub fn free_work_milli(value: &Value) -> u64 {
+    let (elements, bytes) = lazyfree::free_effort(value);
+    if !lazyfree::is_expensive(elements, bytes) {
+        return 0;
+    }
+    FREE_HANDOFF_MILLI
+        + elements as u64 * FREE_ELEMENT_MILLI
+        + (bytes / 1024) as u64 * FREE_KIB_MILLI
+}
+
+/// The work of one SCAN or KEYS step (run by the proxy, their rows count
+/// milli-units), in milli-units: keys visited, keys replied and slots
+/// walked apart, so a MATCH that keeps nothing pays its walk and no more.
+pub fn scan_work_milli(visited: u64, replied: usize, slots: u64) -> u64 {
+    visited * SCAN_VISIT_MILLI + replied as u64 * SCAN_REPLY_MILLI + slots * SCAN_SLOT_MILLI
 }
 
 /// EXISTS and TOUCH: how many of the keys exist (repeats count again).

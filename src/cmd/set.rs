@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
+use super::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError};
 use crate::partition::lazyfree;
 use crate::partition::value::SET_MEMBER_OVERHEAD;
@@ -396,7 +397,8 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             s.get(i).is_some_and(&mut keep)
         })
     };
-    ctx.work += walked;
+    // Visited and replied apart: a MATCH that keeps nothing pays its walk.
+    ctx.work += walked * SCAN_VISIT_MILLI + out.len() as u64 * SCAN_REPLY_MILLI;
     let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }

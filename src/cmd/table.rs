@@ -43,6 +43,11 @@ pub mod flags {
     pub const BLOCKING: u16 = 1 << 9;
     /// Runs at once while a MULTI is open instead of being queued.
     pub const TX_CONTROL: u16 = 1 << 10;
+    /// Bounded on the request path although it counts work per element:
+    /// that work runs elsewhere (DEL's frees go to the lazyfree thread), so
+    /// the command runs inline as a `FAST` one would. Not shown by
+    /// `COMMAND INFO` (Redis has no such flag).
+    pub const WORK_OFF_PATH: u16 = 1 << 11;
 
     /// Flag names as `COMMAND INFO` shows them.
     pub const NAMES: &[(u16, &str)] = &[
@@ -223,7 +228,9 @@ impl CommandSpec {
     /// `FAST` ones and those that walk nothing.
     pub fn runs_on_workers(&self) -> bool {
         self.family == Family::Scripting
-            || (self.cost_per_element_milli > 0 && !self.has(flags::FAST))
+            || (self.cost_per_element_milli > 0
+                && !self.has(flags::FAST)
+                && !self.has(flags::WORK_OFF_PATH))
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
@@ -292,6 +299,7 @@ const AD: u16 = flags::ADMIN;
 const FO: u16 = flags::FANOUT;
 const BL: u16 = flags::BLOCKING;
 const TX: u16 = flags::TX_CONTROL;
+const OP: u16 = flags::WORK_OFF_PATH;
 
 /// Work per element a handler counts in `Ctx::work`, in milli-units,
 /// calibrated with `loadtest/src/bin/calibrate.rs` against a GET (see the
@@ -347,6 +355,34 @@ const HLL_KIB: u32 = 5000;
 /// string functions' calls, matcher steps and bytes (`cmd::script`'s
 /// metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
+/// Rows whose handler counts milli-units itself, with the constants below,
+/// because one per-element cost cannot fit what it does: the SCAN family
+/// (elements visited and returned apart) and DEL/UNLINK (frees).
+const MILLI_COUNTED: u32 = 1;
+/// An element a SCAN-family command visits, kept or not (the MATCH test,
+/// an expiry check): SCAN, KEYS, HSCAN, SSCAN, ZSCAN (measured 0.02-0.04).
+pub const SCAN_VISIT_MILLI: u64 = 30;
+/// Each string a SCAN-family command copies into its reply: a key, a
+/// field, a value, a member (measured 0.15-0.18 on top of the visit).
+pub const SCAN_REPLY_MILLI: u64 = 150;
+/// A score ZSCAN formats into its reply (the member is a reply string):
+/// formatting a double costs about twice a copy (measured 0.3).
+pub const SCAN_SCORE_MILLI: u64 = 300;
+/// A hash slot SCAN or KEYS walks through, holding keys or not: a SCAN
+/// from cursor 0 on a cache whose keys sit in late slots walks thousands
+/// of empty ones (measured 0.004).
+pub const SCAN_SLOT_MILLI: u64 = 4;
+/// DEL and UNLINK: freeing a value big enough to go to the lazyfree thread
+/// (`partition::lazyfree`) is work the tenant caused, though it runs off
+/// the request path. Charged when the value is handed off: a fixed cost
+/// for the hand-off (boxing, the queue, waking the thread) ...
+pub const FREE_HANDOFF_MILLI: u64 = 10_000;
+/// ... plus each element (an allocation) the thread frees: a member, a
+/// field and its value, a list element, a stream entry (measured 0.045
+/// per member of a 100k set) ...
+pub const FREE_ELEMENT_MILLI: u64 = 45;
+/// ... plus each whole KiB freed (a 1 MiB string: 27 GETs in all).
+pub const FREE_KIB_MILLI: u64 = 15;
 /// `numkeys` right after the command name (SINTERCARD).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
 /// `numkeys` after a destination key (ZUNIONSTORE, ZINTERSTORE).
@@ -391,8 +427,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("flushdb",     -1, W,               0, 0, 0, Server,     0, Conn(C::Flushdb)),
     row!("flushall",    -1, W,               0, 0, 0, Server,     0, Conn(C::Flushdb)),
     row!("time",         1, F,               0, 0, 0, Server,     0, Conn(C::Time)),
-    row!("scan",        -2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Scan)),
-    row!("keys",         2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
+    row!("scan",        -2, R,               0, 0, 0, Keys,    MILLI_COUNTED, Conn(C::Scan)),
+    row!("keys",         2, R,               0, 0, 0, Keys,    MILLI_COUNTED, Conn(C::Keys)),
     row!("readonly",     1, F,               0, 0, 0, Cluster,    0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Cluster,    0, Conn(C::Readwrite)),
     row!("cluster",     -2, 0,               0, 0, 0, Cluster,    0, Conn(C::Cluster)),
@@ -424,8 +460,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("getrange",     4, R,               1, 1, 1, String, 0, Data(string::getrange)),
     row!("setrange",     4, W | M,           1, 1, 1, String, FILL_KIB, Data(string::setrange)),
     // keys
-    row!("del",         -2, W | FO,               1,-1, 1, Keys, 0, Data(keys::del)),
-    row!("unlink",      -2, W | F | FO,           1,-1, 1, Keys, 0, Data(keys::del)),
+    row!("del",         -2, W | FO | OP,          1,-1, 1, Keys, MILLI_COUNTED, Data(keys::del)),
+    row!("unlink",      -2, W | F | FO | OP,      1,-1, 1, Keys, MILLI_COUNTED, Data(keys::del)),
     row!("exists",      -2, R | F | FO,           1,-1, 1, Keys, 0, Data(keys::exists)),
     row!("touch",       -2, R | F | FO,           1,-1, 1, Keys, 0, Data(keys::exists)),
     row!("type",         2, R | F,           1, 1, 1, Keys, 0, Data(keys::type_)),
@@ -456,7 +492,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hstrlen",      3, R | F,           1, 1, 1, Hash, 0, Data(hash::hstrlen)),
     row!("hincrby",      4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrby)),
     row!("hincrbyfloat", 4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrbyfloat)),
-    row!("hscan",       -3, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hscan)),
+    row!("hscan",       -3, R,               1, 1, 1, Hash, MILLI_COUNTED, Data(hash::hscan)),
     row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK_BUILD, Data(hash::hrandfield)),
     // lists
     row!("lpush",       -3, W | M | F,       1, 1, 1, List, WALK, Data(list::lpush)),
@@ -495,7 +531,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("sunionstore", -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sunionstore)),
     row!("sdiffstore",  -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sdiffstore)),
     row!("sintercard",  -3, R,           0, 0, 0, Set, PROBE, Data(set::sintercard)).keys(NUMKEYS_1),
-    row!("sscan",       -3, R,               1, 1, 1, Set, WALK, Data(set::sscan)),
+    row!("sscan",       -3, R,               1, 1, 1, Set, MILLI_COUNTED, Data(set::sscan)),
     // sorted sets
     row!("zadd",        -4, W | M | F,       1, 1, 1, SortedSet, WALK_COPY, Data(zset::zadd)),
     row!("zincrby",      4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zincrby)),
@@ -521,7 +557,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zrandmember)),
     row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
     row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
-    row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
+    row!("zscan",       -3, R,               1, 1, 1, SortedSet, MILLI_COUNTED, Data(zset::zscan)),
     // HyperLogLogs (strings)
     row!("pfadd",       -2, W | M | F,       1, 1, 1, HyperLogLog, HLL_KIB, Data(hll::pfadd)),
     row!("pfcount",     -2, R,           1,-1, 1, HyperLogLog, HLL_KIB, Data(hll::pfcount)),

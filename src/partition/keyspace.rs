@@ -565,13 +565,15 @@ impl Keyspace {
     /// One step of SCAN over this partition's slots, from `cursor` (see
     /// [`ScanCursor`]). Visits at most `count * 10` entries, each live one
     /// offered to `keep`, and stops once `count` keys are kept; slots
-    /// without keys are passed over without counting. Inside a slot it walks
+    /// without keys are passed over without counting against that budget
+    /// (they are at most the partition's slots), but counted in
+    /// [`ScanStep::slots`] for metering. Inside a slot it walks
     /// the table's scan positions downwards from where the cursor left off,
     /// which returns every key present for the whole scan at least once
     /// whatever the table does between calls (see `keyspace/table.rs`), and moves to
     /// the next slot when it reaches position 0. Returns the keys kept, where
     /// to continue (possibly past this partition's range; `None` after the
-    /// last slot of the keyspace) and the entries visited.
+    /// last slot of the keyspace), the entries visited and the slots walked.
     pub fn scan(
         &self,
         cursor: ScanCursor,
@@ -581,9 +583,10 @@ impl Keyspace {
     ) -> ScanStep {
         let budget = count.max(1).saturating_mul(10);
         let mut keys = Vec::new();
-        let mut visited = 0usize;
+        let (mut visited, mut slots) = (0usize, 0u64);
         let mut cur = cursor;
         while self.owns(cur.slot) && keys.len() < count && visited < budget {
+            slots += 1;
             let table = self.tables[usize::from(cur.slot - self.first_slot)]
                 .as_deref()
                 .map(|s| &s.map);
@@ -612,6 +615,7 @@ impl Keyspace {
                     keys,
                     next: None,
                     visited: visited as u64,
+                    slots,
                 };
             } else {
                 cur = ScanCursor {
@@ -624,6 +628,7 @@ impl Keyspace {
             keys,
             next: Some(cur),
             visited: visited as u64,
+            slots,
         }
     }
 
@@ -734,6 +739,9 @@ pub struct ScanStep {
     pub next: Option<ScanCursor>,
     /// Entries visited (the work done, expired and filtered-out ones too).
     pub visited: u64,
+    /// Slots walked through, empty ones included (a slot the step resumes
+    /// in or stops in counts once).
+    pub slots: u64,
 }
 
 /// A SCAN position: a slot and, inside it, how far the walk down its scan

@@ -25,6 +25,7 @@ use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+use rand::Rng;
 
 /// Bytes charged per member on top of its bytes: the 48-byte arena node
 /// (member pointer, score, back link, link pointer), its link block (1.33
@@ -472,6 +473,65 @@ impl ZSetValue {
     /// The member and score at 0-based rank `rank`.
     pub fn get_by_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
         self.iter_from(rank).next()
+    }
+
+    /// Whether random picks may draw arena positions: the live members are
+    /// at least half of the positions, so a draw hits one with probability
+    /// ≥ 1/2. Always true past [`COMPACT_AFTER`] members (compaction keeps
+    /// free slots below the live count there); a small set emptied of most
+    /// members picks by rank instead.
+    fn dense_enough(&self) -> bool {
+        self.scan_positions() <= 2 * self.len()
+    }
+
+    /// A uniformly random member: a random arena position, drawn again if
+    /// it is free (O(1) expected, as ZSCAN walks them), or a random rank
+    /// (O(log n)) when free slots dominate.
+    pub fn random(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.dense_enough() {
+            // Each draw hits a member with probability >= 1/2: 64 misses
+            // in a row do not happen, but the walk stays bounded if they do.
+            for _ in 0..64 {
+                if let Some(m) = self.at_position(rng.random_range(0..self.scan_positions())) {
+                    return Some(m);
+                }
+            }
+        }
+        self.get_by_rank(rng.random_range(0..self.len()))
+    }
+
+    /// `count` distinct members picked uniformly, in random order (`count`
+    /// below [`Self::len`]): random arena positions drawn until `count`
+    /// distinct members are hit (O(1) expected each while `count` is at
+    /// most a third of the members); above that, or when free slots
+    /// dominate, a sample of the members walked in arena order (O(n): n <
+    /// 3 × count, or a set of fewer than 2048 positions, see
+    /// `maybe_compact`).
+    pub fn random_distinct(&self, rng: &mut impl Rng, count: usize) -> Vec<(&[u8], f64)> {
+        let count = count.min(self.len());
+        if self.dense_enough() && count.saturating_mul(3) <= self.len() {
+            let mut seen = std::collections::HashSet::with_capacity(count);
+            let mut out = Vec::with_capacity(count);
+            while out.len() < count {
+                let p = rng.random_range(0..self.scan_positions());
+                if let Some(m) = self.at_position(p)
+                    && seen.insert(p)
+                {
+                    out.push(m);
+                }
+            }
+            return out;
+        }
+        let live: Vec<(&[u8], f64)> = (0..self.scan_positions())
+            .filter_map(|p| self.at_position(p))
+            .collect();
+        rand::seq::index::sample(rng, live.len(), count)
+            .into_iter()
+            .map(|i| live[i])
+            .collect()
     }
 
     /// Members in ascending order.
