@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Http, Raw, Resp, encode, eventually, start};
+use stratus::cmd::table::{SCAN_SLOT_MILLI, SCAN_VISIT_MILLI};
 use stratus::config::ServeConfig;
 
 /// The cost model, written out independently of the server's code:
@@ -131,9 +132,10 @@ async fn exported_ecpu_total_equals_the_model_exactly() {
     server.shutdown().await;
 }
 
-/// SCAN and KEYS are charged for the keys they visit, not the keys they
-/// return: a MATCH that keeps nothing still pays for its walk (0.1 per key),
-/// and one SCAN call visits at most COUNT * 10 keys.
+/// SCAN and KEYS are charged for the keys they visit and the slots they
+/// walk through, and the keys they return on top: a MATCH that keeps
+/// nothing still pays for its walk (0.03 per key, 0.004 per slot), and one
+/// SCAN call visits at most COUNT * 10 keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
     let server = start(ServeConfig::default()).await;
@@ -151,12 +153,16 @@ async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
     }
     let billed =
         |u: serde_json::Value| (u["ecpu_total"].as_f64().expect("ecpu") * 1000.0).round() as u64;
-    for (cmd, visited) in [
+    // All keys sit in the slot of `{w}`: SCAN from 0 walks every slot up
+    // to it and stops there after COUNT * 10 keys; KEYS walks them all.
+    let slot = u64::from(stratus::partition::key_slot(b"{w}"));
+    for (cmd, visited, slots) in [
         (
             &["SCAN", "0", "MATCH", "nomatch", "COUNT", "1000"][..],
             10_000u64,
+            slot + 1,
         ),
-        (&["KEYS", "nomatch"][..], n),
+        (&["KEYS", "nomatch"][..], n, 16_384),
     ] {
         let before = billed(usage(&http, "walker").await);
         let received = raw.received;
@@ -166,7 +172,11 @@ async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
         let after = billed(usage(&http, "walker").await);
         assert_eq!(
             after - before,
-            model(encode(cmd).len(), reply, per_element(b"scan") * visited),
+            model(
+                encode(cmd).len(),
+                reply,
+                visited * SCAN_VISIT_MILLI + slots * SCAN_SLOT_MILLI
+            ),
             "{cmd:?}"
         );
     }
@@ -211,7 +221,7 @@ async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
         // At most COUNT * 10 in the partition it stops in, plus what the
         // partitions before it had left (less than COUNT * 10 together).
         assert!(
-            charged <= per_element(b"scan") * 200,
+            charged <= 1000.max(SCAN_VISIT_MILLI * 200 + SCAN_SLOT_MILLI * 16_384),
             "call {calls} charged {charged}"
         );
         total += charged;
@@ -223,8 +233,8 @@ async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
         }
     }
     assert!(
-        total >= per_element(b"scan") * n,
-        "the whole scan pays for every key"
+        total >= SCAN_VISIT_MILLI * n + SCAN_SLOT_MILLI * 16_384,
+        "the whole scan pays for every key and slot"
     );
     assert!(calls >= n / 200, "{calls} calls");
     server.shutdown().await;

@@ -376,6 +376,23 @@ mod tests {
         assert_eq!(h.run(&["hscan", "h", "x"]), err("ERR invalid cursor"));
     }
 
+    /// HSCAN counts the fields it visits and the strings it replies apart:
+    /// a MATCH that keeps nothing pays the visits only.
+    #[test]
+    fn hscan_counts_visits_and_replies_apart() {
+        use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["hset", "h", &format!("f{i}"), "v"]);
+        }
+        h.run(&["hscan", "h", "0", "MATCH", "nomatch", "COUNT", "10"]);
+        assert_eq!(h.last_work, 100 * SCAN_VISIT_MILLI);
+        h.run(&["hscan", "h", "0", "COUNT", "10"]);
+        assert_eq!(h.last_work, 10 * (SCAN_VISIT_MILLI + 2 * SCAN_REPLY_MILLI));
+        h.run(&["hscan", "h", "0", "COUNT", "10", "NOVALUES"]);
+        assert_eq!(h.last_work, 10 * (SCAN_VISIT_MILLI + SCAN_REPLY_MILLI));
+    }
+
     #[test]
     fn hscan_steps_keep_stable_fields_through_changes() {
         let mut h = Harness::new();

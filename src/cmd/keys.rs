@@ -247,6 +247,43 @@ mod tests {
     use crate::cmd::test_util::{Harness, bulk, err};
     use crate::resp::Reply;
 
+    /// DEL and UNLINK charge the free of a value big enough for the
+    /// lazyfree thread (hand-off, elements, KiB) and nothing more for a
+    /// small one; they stay bounded commands, run inline.
+    #[test]
+    fn del_charges_the_free_of_a_big_value_and_stays_inline() {
+        use crate::cmd::lookup;
+        use crate::cmd::table::{FREE_ELEMENT_MILLI, FREE_HANDOFF_MILLI, FREE_KIB_MILLI};
+        use crate::partition::lazyfree::{LAZYFREE_BYTES, LAZYFREE_ELEMENTS};
+        for name in [&b"del"[..], b"unlink"] {
+            assert!(!lookup(name).unwrap().runs_on_workers());
+        }
+        let mut h = Harness::new();
+        h.run(&["set", "small", "v"]);
+        assert_eq!(h.run(&["del", "small", "missing"]), Reply::Int(1));
+        assert_eq!(h.last_work, 0);
+        let members = LAZYFREE_ELEMENTS + 1;
+        let mut sadd = vec!["sadd".to_string(), "big".to_string()];
+        sadd.extend((0..members).map(|i| format!("m{i}")));
+        let sadd: Vec<&str> = sadd.iter().map(String::as_str).collect();
+        h.run(&sadd);
+        let bytes = h.ks.peek_live(b"big", h.now).unwrap().value.mem_bytes();
+        let want = FREE_HANDOFF_MILLI
+            + members as u64 * FREE_ELEMENT_MILLI
+            + (bytes / 1024) as u64 * FREE_KIB_MILLI;
+        assert_eq!(h.run(&["unlink", "big"]), Reply::Int(1));
+        assert_eq!(h.last_work, want);
+        let big = "x".repeat(LAZYFREE_BYTES + 1);
+        h.run(&["set", "s", &big]);
+        h.run(&["set", "t", "v"]);
+        assert_eq!(h.run(&["del", "s", "t"]), Reply::Int(2));
+        let kib = (LAZYFREE_BYTES + 1) as u64 / 1024;
+        assert_eq!(
+            h.last_work,
+            FREE_HANDOFF_MILLI + FREE_ELEMENT_MILLI + kib * FREE_KIB_MILLI
+        );
+    }
+
     #[test]
     fn expire_options() {
         let mut h = Harness::new();

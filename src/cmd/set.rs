@@ -702,6 +702,20 @@ mod tests {
         assert!(matches!(h.run(&["sunion", "{s}a", "{s}b"]), Reply::Set(m) if m.len() == 200));
     }
 
+    /// SSCAN counts the members it visits and replies apart.
+    #[test]
+    fn sscan_counts_visits_and_replies_apart() {
+        use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["sadd", "s", &format!("m{i}")]);
+        }
+        h.run(&["sscan", "s", "0", "MATCH", "nomatch", "COUNT", "10"]);
+        assert_eq!(h.last_work, 100 * SCAN_VISIT_MILLI);
+        h.run(&["sscan", "s", "0", "COUNT", "10"]);
+        assert_eq!(h.last_work, 10 * (SCAN_VISIT_MILLI + SCAN_REPLY_MILLI));
+    }
+
     #[test]
     fn sscan_steps_keep_stable_members_through_changes() {
         let mut h = Harness::new();

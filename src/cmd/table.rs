@@ -314,21 +314,20 @@ const FREE: u32 = 40;
 /// ... an element looked up in another collection, nothing copied
 /// (SINTERCARD, SMISMEMBER: 0.04-0.07) ...
 const PROBE: u32 = 50;
-/// ... a cheap step: an element visited by SSCAN, trimmed from a stream,
-/// pushed onto a list, removed from a set, a field of XADD, 64 bytes of a
-/// collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
+/// ... a cheap step: an element trimmed from a stream, pushed onto a
+/// list, removed from a set, a field of XADD, 64 bytes of a collection
+/// COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
 const WALK: u32 = 100;
 /// ... an element copied into a reply or into a collection: a list, set or
 /// sorted-set member, a field or a value, a score, a string or an array of
-/// a stream reply, a key or field visited by SCAN or HSCAN (LRANGE,
-/// SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields, SADD's members, XRANGE:
-/// 0.15-0.25); also a member removed from a sorted set (ZREM,
+/// a stream reply (LRANGE, SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields,
+/// SADD's members, XRANGE: 0.15-0.25); also a member removed from a sorted set (ZREM,
 /// ZREMRANGEBY*: 0.1-0.25) ...
 const WALK_COPY: u32 = 200;
 /// ... an element moved out or combined, then replied: popped (LPOP,
-/// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER), walked by
-/// SINTER/SUNION/SDIFF or ZUNIONSTORE/ZINTERSTORE, visited by ZSCAN
-/// (scores formatted), an entry claimed (XCLAIM, XAUTOCLAIM, with its
+/// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER: in a sorted
+/// set over 1 MiB, twice), walked by SINTER/SUNION/SDIFF or
+/// ZUNIONSTORE/ZINTERSTORE, an entry claimed (XCLAIM, XAUTOCLAIM, with its
 /// reply's strings), an ID deleted or acknowledged in a stream (XDEL, XACK,
 /// twice each) (0.2-0.55) ...
 const WALK_BUILD: u32 = 300;

@@ -1342,6 +1342,24 @@ mod tests {
 
     /// ZSCAN in steps while members come and go, including a mass removal
     /// that compacts the arena mid-scan: every stable member is returned.
+    /// ZSCAN counts the members it visits and replies (with their
+    /// formatted scores) apart.
+    #[test]
+    fn zscan_counts_visits_and_replies_apart() {
+        use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["zadd", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        h.run(&["zscan", "z", "0", "MATCH", "nomatch", "COUNT", "10"]);
+        assert_eq!(h.last_work, 100 * SCAN_VISIT_MILLI);
+        h.run(&["zscan", "z", "0", "COUNT", "10"]);
+        assert_eq!(
+            h.last_work,
+            10 * (SCAN_VISIT_MILLI + SCAN_REPLY_MILLI + SCAN_SCORE_MILLI)
+        );
+    }
+
     #[test]
     fn zscan_steps_keep_stable_members_through_changes_and_compaction() {
         let mut h = Harness::new();

@@ -1142,6 +1142,24 @@ mod tests {
         assert_eq!(calls, 201);
     }
 
+    /// A step counts the slots it walks, empty ones too: from cursor 0 to
+    /// a key in a late slot, every slot before it.
+    #[test]
+    fn scan_counts_the_slots_it_walks() {
+        let mut ks = Keyspace::whole();
+        let key = b"{late}";
+        let slot = crate::partition::key_slot(key);
+        ks.insert(key, s("v"), 0, 0);
+        let step = ks.scan(ScanCursor::default(), 10, 0, |_, _| true);
+        assert_eq!(step.keys.len(), 1);
+        assert_eq!(step.visited, 1);
+        // It found its key in `slot` and went on to the end of the range.
+        assert_eq!(step.slots, u64::from(SLOTS));
+        assert_eq!(step.next, None);
+        let step = ks.scan(ScanCursor::default(), 1, 0, |_, _| true);
+        assert_eq!(step.slots, u64::from(slot) + 1, "stops in the key's slot");
+    }
+
     #[test]
     fn entry_stays_40_bytes() {
         // The scan position lives in what was padding.

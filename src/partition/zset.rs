@@ -663,7 +663,6 @@ impl ExactSizeIterator for Iter<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
     use std::collections::BTreeSet;
 
     /// Orders (score, member) as the sorted set does, for a model.
@@ -801,6 +800,43 @@ mod tests {
         assert_eq!(z.len(), 100);
         assert_eq!(z.rank(b"m04950"), Some(50));
         assert_eq!(z.mem_bytes(), 100 * (6 + ZSET_MEMBER_OVERHEAD));
+    }
+
+    /// Random picks land only on live members, with their scores, and
+    /// reach every member: in a dense arena (positions) and in a small one
+    /// whose free slots outnumber its members (ranks, or a walk).
+    #[test]
+    fn random_picks_are_live_distinct_and_cover_the_set() {
+        let mut rng = rand::rng();
+        for (n, keep) in [(3000usize, 3000usize), (900, 30)] {
+            let mut z = ZSetValue::default();
+            for i in 0..n {
+                z.insert(format!("m{i}").as_bytes(), i as f64);
+            }
+            // Remove all but `keep`, spread out (no compaction below 1024
+            // free slots: the small set stays sparse).
+            for i in keep..n {
+                z.remove(format!("m{i}").as_bytes());
+            }
+            assert_eq!(z.len(), keep);
+            assert_eq!(z.dense_enough(), keep == n, "{n}/{keep}");
+            let check = |(m, s): (&[u8], f64)| {
+                assert_eq!(z.score(m), Some(s));
+                m.to_vec()
+            };
+            let mut seen = BTreeSet::new();
+            for _ in 0..keep * 40 {
+                seen.insert(check(z.random(&mut rng).unwrap()));
+            }
+            assert_eq!(seen.len(), keep, "every member picked");
+            for count in [1, keep / 10, keep / 3, keep / 2, keep - 1] {
+                let picks = z.random_distinct(&mut rng, count);
+                let distinct: BTreeSet<Vec<u8>> = picks.iter().map(|p| check(*p)).collect();
+                assert_eq!(picks.len(), count);
+                assert_eq!(distinct.len(), count, "distinct");
+            }
+        }
+        assert_eq!(ZSetValue::default().random(&mut rng), None);
     }
 
     #[test]
