@@ -132,6 +132,54 @@ async fn exported_ecpu_total_equals_the_model_exactly() {
     server.shutdown().await;
 }
 
+/// DEL of a value big enough for the lazyfree thread pays for its free
+/// (hand-off, elements, KiB) on top of its key, and DEL of a small one
+/// costs 1 as before, over the wire and fanned out across partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn del_of_a_big_value_pays_for_its_free() {
+    let server = start(ServeConfig {
+        initial_partitions: 4,
+        ..ServeConfig::default()
+    })
+    .await;
+    let http = Http::new(server.http_addr);
+    let token = create(&http, r#"{"name": "freer"}"#).await;
+    let mut raw = bound(server.resp_addr, "freer", &token).await;
+    let mut sadd: Vec<String> = vec!["SADD".into(), "big".into()];
+    let mut set = stratus::partition::SetValue::default();
+    for i in 0..1000 {
+        sadd.push(format!("m{i}"));
+        set.insert(format!("m{i}").as_bytes());
+    }
+    assert_eq!(raw.cmd(&sadd).await, Resp::Int(1000));
+    assert_eq!(
+        raw.cmd(&["SET", "small", "v"]).await,
+        Resp::Simple("OK".into())
+    );
+    let free = stratus::cmd::keys::free_work_milli(&stratus::partition::Value::Set(Box::new(set)));
+    assert!(free > 1000, "a 1000-member set's free is work: {free}");
+    let billed =
+        |u: serde_json::Value| (u["ecpu_total"].as_f64().expect("ecpu") * 1000.0).round() as u64;
+    for (keys, work) in [
+        (&["small"][..], 1000),
+        (&["big", "small", "missing"][..], 3000 + free),
+    ] {
+        raw.cmd(&["SET", "small", "v"]).await;
+        let before = billed(usage(&http, "freer").await);
+        let mut del = vec!["DEL"];
+        del.extend_from_slice(keys);
+        let r = raw.cmd(&del).await;
+        assert!(matches!(r, Resp::Int(1 | 2)), "{r:?}");
+        let after = billed(usage(&http, "freer").await);
+        assert_eq!(
+            after - before,
+            model(encode(&del).len(), 4, work),
+            "{del:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
 /// SCAN and KEYS are charged for the keys they visit and the slots they
 /// walk through, and the keys they return on top: a MATCH that keeps
 /// nothing still pays for its walk (0.03 per key, 0.004 per slot), and one
