@@ -6,9 +6,10 @@
 //! For each case, in phases:
 //! 1. **estimate**: run it a few times to size a round (`--round-ms` of
 //!    CPU time);
-//! 2. **rounds**: `--rounds` times, time a batch of GETs, then the case; the
-//!    round's measure is the case's time ÷ that GET's time, so a machine that
-//!    slows down between cases moves both. Time is this thread's CPU time,
+//! 2. **rounds**: `--rounds` times, time a batch of GETs, the case, and
+//!    GETs again; the round's measure is the case's time ÷ the mean of the
+//!    two GET batches' times, so a machine that slows down between cases,
+//!    or during one, moves both. Time is this thread's CPU time,
 //!    not wall time: another process taking the CPU does not count (its cache
 //!    pollution still does). Cases that consume their data (DEL, SPOP,
 //!    SETRANGE on a fresh key...) run untimed `prep` commands before each op
@@ -1247,7 +1248,7 @@ fn scan_row(
     let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     let (mut counted, mut reply_len) = (0, 0);
     for _ in 0..a.rounds {
-        let (get_ns, _) = bench.time_gets(get_ops);
+        let (before, _) = bench.time_gets(get_ops);
         let start = cpu_ns();
         for _ in 0..ops {
             out.clear();
@@ -1255,6 +1256,7 @@ fn scan_row(
             reply_len = out.len();
         }
         let ns = (cpu_ns() - start) as f64 / ops as f64;
+        let get_ns = (before + bench.time_gets(get_ops).0) / 2.0;
         times.push(ns);
         ratios.push(ns / get_ns);
         gets.push(get_ns);
@@ -1320,8 +1322,9 @@ fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], clock: u64)
     let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     let mut charge = Charge::default();
     for _ in 0..a.rounds {
-        let (get_ns, _) = bench.time_gets(get_ops);
+        let (before, _) = bench.time_gets(get_ops);
         let (ns, sum) = bench.time(case, &ops_v, clock);
+        let get_ns = (before + bench.time_gets(get_ops).0) / 2.0;
         times.push(ns);
         ratios.push(ns / get_ns);
         gets.push(get_ns);
