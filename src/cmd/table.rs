@@ -225,7 +225,8 @@ impl CommandSpec {
     /// Whether this command's cost is not bounded by its request (it walks
     /// a collection or runs a script): it runs on the worker pool, never
     /// inline on a reactor thread (DESIGN §12). Bounded commands are the
-    /// `FAST` ones and those that walk nothing.
+    /// `FAST` ones, those that walk nothing, and those whose counted work
+    /// runs off the request path (`WORK_OFF_PATH`: DEL).
     pub fn runs_on_workers(&self) -> bool {
         self.family == Family::Scripting
             || (self.cost_per_element_milli > 0
@@ -321,8 +322,8 @@ const WALK: u32 = 100;
 /// ... an element copied into a reply or into a collection: a list, set or
 /// sorted-set member, a field or a value, a score, a string or an array of
 /// a stream reply (LRANGE, SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields,
-/// SADD's members, XRANGE: 0.15-0.25); also a member removed from a sorted set (ZREM,
-/// ZREMRANGEBY*: 0.1-0.25) ...
+/// SADD's members, XRANGE: 0.15-0.25); also a member removed from a
+/// sorted set (ZREM, ZREMRANGEBY*: 0.1-0.25) ...
 const WALK_COPY: u32 = 200;
 /// ... an element moved out or combined, then replied: popped (LPOP,
 /// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER: in a sorted
@@ -380,7 +381,7 @@ pub const FREE_HANDOFF_MILLI: u64 = 10_000;
 /// field and its value, a list element, a stream entry (measured 0.045
 /// per member of a 100k set) ...
 pub const FREE_ELEMENT_MILLI: u64 = 45;
-/// ... plus each whole KiB freed (a 1 MiB string: 27 GETs in all).
+/// ... plus each whole KiB freed (a 1 MiB string: 16-27 GETs in all).
 pub const FREE_KIB_MILLI: u64 = 15;
 /// `numkeys` right after the command name (SINTERCARD).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };

@@ -1340,8 +1340,6 @@ mod tests {
         assert_eq!(h.run(&inter), Reply::Int(100));
     }
 
-    /// ZSCAN in steps while members come and go, including a mass removal
-    /// that compacts the arena mid-scan: every stable member is returned.
     /// ZSCAN counts the members it visits and replies (with their
     /// formatted scores) apart.
     #[test]
@@ -1360,6 +1358,8 @@ mod tests {
         );
     }
 
+    /// ZSCAN in steps while members come and go, including a mass removal
+    /// that compacts the arena mid-scan: every stable member is returned.
     #[test]
     fn zscan_steps_keep_stable_members_through_changes_and_compaction() {
         let mut h = Harness::new();
