@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Http, Raw, Resp, encode, eventually, start};
-use stratus::cmd::table::{SCAN_SLOT_MILLI, SCAN_VISIT_MILLI};
+use stratus::cmd::table::{SCAN_KEY_VISIT_MILLI, SCAN_SLOT_MILLI};
 use stratus::config::ServeConfig;
 
 /// The cost model, written out independently of the server's code:
@@ -182,7 +182,7 @@ async fn del_of_a_big_value_pays_for_its_free() {
 
 /// SCAN and KEYS are charged for the keys they visit and the slots they
 /// walk through, and the keys they return on top: a MATCH that keeps
-/// nothing still pays for its walk (0.03 per key, 0.004 per slot), and one
+/// nothing still pays for its walk (0.04 per key, 0.004 per slot), and one
 /// SCAN call visits at most COUNT * 10 keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
@@ -223,7 +223,7 @@ async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
             model(
                 encode(cmd).len(),
                 reply,
-                visited * SCAN_VISIT_MILLI + slots * SCAN_SLOT_MILLI
+                visited * SCAN_KEY_VISIT_MILLI + slots * SCAN_SLOT_MILLI
             ),
             "{cmd:?}"
         );
@@ -269,7 +269,7 @@ async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
         // At most COUNT * 10 in the partition it stops in, plus what the
         // partitions before it had left (less than COUNT * 10 together).
         assert!(
-            charged <= 1000.max(SCAN_VISIT_MILLI * 200 + SCAN_SLOT_MILLI * 16_384),
+            charged <= 1000.max(SCAN_KEY_VISIT_MILLI * 200 + SCAN_SLOT_MILLI * 16_384),
             "call {calls} charged {charged}"
         );
         total += charged;
@@ -281,7 +281,7 @@ async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
         }
     }
     assert!(
-        total >= SCAN_VISIT_MILLI * n + SCAN_SLOT_MILLI * 16_384,
+        total >= SCAN_KEY_VISIT_MILLI * n + SCAN_SLOT_MILLI * 16_384,
         "the whole scan pays for every key and slot"
     );
     assert!(calls >= n / 200, "{calls} calls");

@@ -5,8 +5,8 @@ use bytes::Bytes;
 
 use super::args::{int, is};
 use super::table::{
-    FREE_ELEMENT_MILLI, FREE_HANDOFF_MILLI, FREE_KIB_MILLI, SCAN_REPLY_MILLI, SCAN_SLOT_MILLI,
-    SCAN_VISIT_MILLI,
+    FREE_ELEMENT_MILLI, FREE_HANDOFF_MILLI, FREE_KIB_MILLI, SCAN_KEY_VISIT_MILLI, SCAN_REPLY_MILLI,
+    SCAN_SLOT_MILLI,
 };
 use super::{Ctx, OpError};
 use crate::partition::{Value, lazyfree};
@@ -41,15 +41,21 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 /// The work of freeing `value`, in milli-units: nothing for a value freed
-/// inline (its key's unit covers it), else the hand-off, its elements and
-/// its KiB (the table's `FREE_*` constants).
+/// inline (its key's unit covers it), else the hand-off, its allocations
+/// and its KiB (the table's `FREE_*` constants). A hash field frees two
+/// allocations (field and value), a sorted-set member two (member and
+/// links), other elements one.
 pub fn free_work_milli(value: &Value) -> u64 {
     let (elements, bytes) = lazyfree::free_effort(value);
     if !lazyfree::is_expensive(elements, bytes) {
         return 0;
     }
+    let per_element = match value {
+        Value::Hash(_) | Value::ZSet(_) => 2,
+        _ => 1,
+    };
     FREE_HANDOFF_MILLI
-        + elements as u64 * FREE_ELEMENT_MILLI
+        + (elements * per_element) as u64 * FREE_ELEMENT_MILLI
         + (bytes / 1024) as u64 * FREE_KIB_MILLI
 }
 
@@ -57,7 +63,7 @@ pub fn free_work_milli(value: &Value) -> u64 {
 /// milli-units), in milli-units: keys visited, keys replied and slots
 /// walked apart, so a MATCH that keeps nothing pays its walk and no more.
 pub fn scan_work_milli(visited: u64, replied: usize, slots: u64) -> u64 {
-    visited * SCAN_VISIT_MILLI + replied as u64 * SCAN_REPLY_MILLI + slots * SCAN_SLOT_MILLI
+    visited * SCAN_KEY_VISIT_MILLI + replied as u64 * SCAN_REPLY_MILLI + slots * SCAN_SLOT_MILLI
 }
 
 /// EXISTS and TOUCH: how many of the keys exist (repeats count again).

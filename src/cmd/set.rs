@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
-use super::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
+use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError};
 use crate::partition::lazyfree;
 use crate::partition::value::SET_MEMBER_OVERHEAD;
@@ -196,8 +196,10 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
             .collect()
     };
     // A repeated pick counts three times: a random access into the whole
-    // set, a lookup in the map of copies, the copy.
-    ctx.work += picks.len() as u64 * if count < 0 { 3 } else { 1 };
+    // set, a lookup in the map of copies, the copy; a pick in a set that no
+    // longer fits the CPU caches once more.
+    let cold = u64::from(s.mem_bytes() > COLD_PICK_BYTES);
+    ctx.work += picks.len() as u64 * (if count < 0 { 3 } else { 1 } + cold);
     Ok(Reply::Array(picks))
 }
 

@@ -355,13 +355,23 @@ const HLL_KIB: u32 = 5000;
 /// string functions' calls, matcher steps and bytes (`cmd::script`'s
 /// metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
+/// A collection charged more bytes than this no longer fits a core's
+/// caches: each random pick of ZRANDMEMBER or SRANDMEMBER then misses
+/// memory (a sorted set's arena node and member, a set's slot and member)
+/// and counts one more element (measured 0.4-0.9 GETs a pick at 100k
+/// members, 0.2 at 1000).
+pub(crate) const COLD_PICK_BYTES: usize = 1 << 20;
 /// Rows whose handler counts milli-units itself, with the constants below,
 /// because one per-element cost cannot fit what it does: the SCAN family
 /// (elements visited and returned apart) and DEL/UNLINK (frees).
 const MILLI_COUNTED: u32 = 1;
-/// An element a SCAN-family command visits, kept or not (the MATCH test,
-/// an expiry check): SCAN, KEYS, HSCAN, SSCAN, ZSCAN (measured 0.02-0.04).
+/// An element HSCAN, SSCAN or ZSCAN visits, kept or not (the MATCH test):
+/// 12-13 ns, 0.02-0.05 GETs as the GET baseline moves with the machine's
+/// load (250-750 ns) ...
 pub const SCAN_VISIT_MILLI: u64 = 30;
+/// ... and a key SCAN or KEYS visits (an expiry check too, in a slot
+/// table of up to millions of keys): 17 ns, 0.025-0.07 GETs.
+pub const SCAN_KEY_VISIT_MILLI: u64 = 40;
 /// Each string a SCAN-family command copies into its reply: a key, a
 /// field, a value, a member (measured 0.15-0.18 on top of the visit).
 pub const SCAN_REPLY_MILLI: u64 = 150;
@@ -377,9 +387,10 @@ pub const SCAN_SLOT_MILLI: u64 = 4;
 /// the request path. Charged when the value is handed off: a fixed cost
 /// for the hand-off (boxing, the queue, waking the thread) ...
 pub const FREE_HANDOFF_MILLI: u64 = 10_000;
-/// ... plus each element (an allocation) the thread frees: a member, a
-/// field and its value, a list element, a stream entry (measured 0.045
-/// per member of a 100k set) ...
+/// ... plus each allocation the thread frees: a set member or list element
+/// one, a hash field (field and value) or a sorted-set member (member and
+/// links) two, a stream entry one (measured 0.045 per member of a 100k
+/// set, 0.05-0.1 per field of a 1000-field hash) ...
 pub const FREE_ELEMENT_MILLI: u64 = 45;
 /// ... plus each whole KiB freed (a 1 MiB string: 16-27 GETs in all).
 pub const FREE_KIB_MILLI: u64 = 15;

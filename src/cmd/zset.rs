@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{float, int, is, non_negative, parse_f64, random_count, scan_opts};
-use super::table::{SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
+use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError};
 use crate::partition::lazyfree;
 use crate::partition::value::ZSET_MEMBER_OVERHEAD;
@@ -506,12 +506,6 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     Ok(pairs_reply(popped, resp3, count.is_none()))
 }
 
-/// A sorted set charged more bytes than this no longer fits a core's
-/// caches: each random pick then misses memory for its arena node and for
-/// its member, and counts one more unit (measured 0.5-0.9 GETs a pick at
-/// 100k members, 0.2 at 1000).
-const COLD_PICK_BYTES: usize = 1 << 20;
-
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let count = match args.get(2) {
@@ -555,8 +549,12 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
             })
             .collect()
     };
+    // A pick counts 1, its score 1 more, a pick in a cold set 1 more, and
+    // a pick of a negative count 1 more (the shared copies' map), as
+    // SRANDMEMBER's does.
     let cold = u64::from(z.mem_bytes() > COLD_PICK_BYTES);
-    ctx.work += picks.len() as u64 * (1 + u64::from(withscores) + cold);
+    let repeats = u64::from(count < 0);
+    ctx.work += picks.len() as u64 * (1 + u64::from(withscores) + cold + repeats);
     Ok(members_reply(picks, withscores, resp3))
 }
 
