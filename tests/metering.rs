@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Http, Raw, Resp, encode, eventually, start};
+use stratus::cmd::table::{SCAN_KEY_VISIT_MILLI, SCAN_SLOT_MILLI};
 use stratus::config::ServeConfig;
 
 /// The cost model, written out independently of the server's code:
@@ -131,9 +132,58 @@ async fn exported_ecpu_total_equals_the_model_exactly() {
     server.shutdown().await;
 }
 
-/// SCAN and KEYS are charged for the keys they visit, not the keys they
-/// return: a MATCH that keeps nothing still pays for its walk (0.1 per key),
-/// and one SCAN call visits at most COUNT * 10 keys.
+/// DEL of a value big enough for the lazyfree thread pays for its free
+/// (hand-off, elements, KiB) on top of its key, and DEL of a small one
+/// costs 1 as before, over the wire and fanned out across partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn del_of_a_big_value_pays_for_its_free() {
+    let server = start(ServeConfig {
+        initial_partitions: 4,
+        ..ServeConfig::default()
+    })
+    .await;
+    let http = Http::new(server.http_addr);
+    let token = create(&http, r#"{"name": "freer"}"#).await;
+    let mut raw = bound(server.resp_addr, "freer", &token).await;
+    let mut sadd: Vec<String> = vec!["SADD".into(), "big".into()];
+    let mut set = stratus::partition::SetValue::default();
+    for i in 0..1000 {
+        sadd.push(format!("m{i}"));
+        set.insert(format!("m{i}").as_bytes());
+    }
+    assert_eq!(raw.cmd(&sadd).await, Resp::Int(1000));
+    assert_eq!(
+        raw.cmd(&["SET", "small", "v"]).await,
+        Resp::Simple("OK".into())
+    );
+    let free = stratus::cmd::keys::free_work_milli(&stratus::partition::Value::Set(Box::new(set)));
+    assert!(free > 1000, "a 1000-member set's free is work: {free}");
+    let billed =
+        |u: serde_json::Value| (u["ecpu_total"].as_f64().expect("ecpu") * 1000.0).round() as u64;
+    for (keys, work) in [
+        (&["small"][..], 1000),
+        (&["big", "small", "missing"][..], 3000 + free),
+    ] {
+        raw.cmd(&["SET", "small", "v"]).await;
+        let before = billed(usage(&http, "freer").await);
+        let mut del = vec!["DEL"];
+        del.extend_from_slice(keys);
+        let r = raw.cmd(&del).await;
+        assert!(matches!(r, Resp::Int(1 | 2)), "{r:?}");
+        let after = billed(usage(&http, "freer").await);
+        assert_eq!(
+            after - before,
+            model(encode(&del).len(), 4, work),
+            "{del:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// SCAN and KEYS are charged for the keys they visit and the slots they
+/// walk through, and the keys they return on top: a MATCH that keeps
+/// nothing still pays for its walk (0.04 per key, 0.004 per slot), and one
+/// SCAN call visits at most COUNT * 10 keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
     let server = start(ServeConfig::default()).await;
@@ -151,12 +201,16 @@ async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
     }
     let billed =
         |u: serde_json::Value| (u["ecpu_total"].as_f64().expect("ecpu") * 1000.0).round() as u64;
-    for (cmd, visited) in [
+    // All keys sit in the slot of `{w}`: SCAN from 0 walks every slot up
+    // to it and stops there after COUNT * 10 keys; KEYS walks them all.
+    let slot = u64::from(stratus::partition::key_slot(b"{w}"));
+    for (cmd, visited, slots) in [
         (
             &["SCAN", "0", "MATCH", "nomatch", "COUNT", "1000"][..],
             10_000u64,
+            slot + 1,
         ),
-        (&["KEYS", "nomatch"][..], n),
+        (&["KEYS", "nomatch"][..], n, 16_384),
     ] {
         let before = billed(usage(&http, "walker").await);
         let received = raw.received;
@@ -166,7 +220,11 @@ async fn scan_and_keys_are_charged_for_the_keys_they_visit() {
         let after = billed(usage(&http, "walker").await);
         assert_eq!(
             after - before,
-            model(encode(cmd).len(), reply, per_element(b"scan") * visited),
+            model(
+                encode(cmd).len(),
+                reply,
+                visited * SCAN_KEY_VISIT_MILLI + slots * SCAN_SLOT_MILLI
+            ),
             "{cmd:?}"
         );
     }
@@ -211,7 +269,7 @@ async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
         // At most COUNT * 10 in the partition it stops in, plus what the
         // partitions before it had left (less than COUNT * 10 together).
         assert!(
-            charged <= per_element(b"scan") * 200,
+            charged <= 1000.max(SCAN_KEY_VISIT_MILLI * 200 + SCAN_SLOT_MILLI * 16_384),
             "call {calls} charged {charged}"
         );
         total += charged;
@@ -223,8 +281,8 @@ async fn a_scan_call_visits_about_count_times_ten_keys_across_partitions() {
         }
     }
     assert!(
-        total >= per_element(b"scan") * n,
-        "the whole scan pays for every key"
+        total >= SCAN_KEY_VISIT_MILLI * n + SCAN_SLOT_MILLI * 16_384,
+        "the whole scan pays for every key and slot"
     );
     assert!(calls >= n / 200, "{calls} calls");
     server.shutdown().await;

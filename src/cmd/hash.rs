@@ -5,6 +5,7 @@ use rand::Rng;
 
 use super::args::{int, is, parse_i64, scan_opts};
 use super::float80;
+use super::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::HashValue;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
@@ -204,7 +205,8 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             h.get_at(i).is_some_and(&mut keep)
         })
     };
-    ctx.work += walked;
+    // Visited and replied apart: a MATCH that keeps nothing pays its walk.
+    ctx.work += walked * SCAN_VISIT_MILLI + out.len() as u64 * SCAN_REPLY_MILLI;
     let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }
@@ -381,6 +383,23 @@ mod tests {
         assert_eq!(v.len(), 100);
         assert_eq!(h.run(&["hrandfield", "nope"]), Reply::Nil);
         assert_eq!(h.run(&["hscan", "h", "x"]), err("ERR invalid cursor"));
+    }
+
+    /// HSCAN counts the fields it visits and the strings it replies apart:
+    /// a MATCH that keeps nothing pays the visits only.
+    #[test]
+    fn hscan_counts_visits_and_replies_apart() {
+        use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["hset", "h", &format!("f{i}"), "v"]);
+        }
+        h.run(&["hscan", "h", "0", "MATCH", "nomatch", "COUNT", "10"]);
+        assert_eq!(h.last_work, 100 * SCAN_VISIT_MILLI);
+        h.run(&["hscan", "h", "0", "COUNT", "10"]);
+        assert_eq!(h.last_work, 10 * (SCAN_VISIT_MILLI + 2 * SCAN_REPLY_MILLI));
+        h.run(&["hscan", "h", "0", "COUNT", "10", "NOVALUES"]);
+        assert_eq!(h.last_work, 10 * (SCAN_VISIT_MILLI + SCAN_REPLY_MILLI));
     }
 
     #[test]

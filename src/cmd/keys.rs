@@ -4,8 +4,12 @@
 use bytes::Bytes;
 
 use super::args::{int, is};
+use super::table::{
+    FREE_ELEMENT_MILLI, FREE_HANDOFF_MILLI, FREE_KIB_MILLI, SCAN_KEY_VISIT_MILLI, SCAN_REPLY_MILLI,
+    SCAN_SLOT_MILLI,
+};
 use super::{Ctx, OpError, notify};
-use crate::partition::Value;
+use crate::partition::{Value, lazyfree};
 use crate::resp::{Reply, reply};
 
 /// Bytes of a copied value per unit of work COPY counts: a collection is
@@ -20,16 +24,47 @@ fn copy_bytes_per_unit(value: &Value) -> usize {
     }
 }
 
+/// DEL and UNLINK (Redis 7 frees big values lazily for both): 1 per key
+/// named, plus the free of each value big enough for the lazyfree thread
+/// (counted here, at the hand-off, in milli-units: [`free_work_milli`]).
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let now = ctx.now;
     let mut n = 0;
-    for k in &args[1..] {
-        if ctx.ks.remove(k, now) {
-            ctx.notify(notify::GENERIC, "del", k);
+    for key in &args[1..] {
+        if let Some(entry) = ctx.ks.take(key, now) {
+            ctx.notify(notify::GENERIC, "del", key);
             n += 1;
+            ctx.work += free_work_milli(&entry.value);
+            lazyfree::free_value(entry.value);
         }
     }
     Ok(Reply::Int(n))
+}
+
+/// The work of freeing `value`, in milli-units: nothing for a value freed
+/// inline (its key's unit covers it), else the hand-off, its allocations
+/// and its KiB (the table's `FREE_*` constants). A hash field frees two
+/// allocations (field and value), a sorted-set member two (member and
+/// links), other elements one.
+pub fn free_work_milli(value: &Value) -> u64 {
+    let (elements, bytes) = lazyfree::free_effort(value);
+    if !lazyfree::is_expensive(elements, bytes) {
+        return 0;
+    }
+    let per_element = match value {
+        Value::Hash(_) | Value::ZSet(_) => 2,
+        _ => 1,
+    };
+    FREE_HANDOFF_MILLI
+        + (elements * per_element) as u64 * FREE_ELEMENT_MILLI
+        + (bytes / 1024) as u64 * FREE_KIB_MILLI
+}
+
+/// The work of one SCAN or KEYS step (run by the proxy, their rows count
+/// milli-units), in milli-units: keys visited, keys replied and slots
+/// walked apart, so a MATCH that keeps nothing pays its walk and no more.
+pub fn scan_work_milli(visited: u64, replied: usize, slots: u64) -> u64 {
+    visited * SCAN_KEY_VISIT_MILLI + replied as u64 * SCAN_REPLY_MILLI + slots * SCAN_SLOT_MILLI
 }
 
 /// EXISTS and TOUCH: how many of the keys exist (repeats count again);
@@ -232,6 +267,43 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err};
     use crate::resp::Reply;
+
+    /// DEL and UNLINK charge the free of a value big enough for the
+    /// lazyfree thread (hand-off, elements, KiB) and nothing more for a
+    /// small one; they stay bounded commands, run inline.
+    #[test]
+    fn del_charges_the_free_of_a_big_value_and_stays_inline() {
+        use crate::cmd::lookup;
+        use crate::cmd::table::{FREE_ELEMENT_MILLI, FREE_HANDOFF_MILLI, FREE_KIB_MILLI};
+        use crate::partition::lazyfree::{LAZYFREE_BYTES, LAZYFREE_ELEMENTS};
+        for name in [&b"del"[..], b"unlink"] {
+            assert!(!lookup(name).unwrap().runs_on_workers());
+        }
+        let mut h = Harness::new();
+        h.run(&["set", "small", "v"]);
+        assert_eq!(h.run(&["del", "small", "missing"]), Reply::Int(1));
+        assert_eq!(h.last_work, 0);
+        let members = LAZYFREE_ELEMENTS + 1;
+        let mut sadd = vec!["sadd".to_string(), "big".to_string()];
+        sadd.extend((0..members).map(|i| format!("m{i}")));
+        let sadd: Vec<&str> = sadd.iter().map(String::as_str).collect();
+        h.run(&sadd);
+        let bytes = h.ks.peek_live(b"big", h.now).unwrap().value.mem_bytes();
+        let want = FREE_HANDOFF_MILLI
+            + members as u64 * FREE_ELEMENT_MILLI
+            + (bytes / 1024) as u64 * FREE_KIB_MILLI;
+        assert_eq!(h.run(&["unlink", "big"]), Reply::Int(1));
+        assert_eq!(h.last_work, want);
+        let big = "x".repeat(LAZYFREE_BYTES + 1);
+        h.run(&["set", "s", &big]);
+        h.run(&["set", "t", "v"]);
+        assert_eq!(h.run(&["del", "s", "t"]), Reply::Int(2));
+        let kib = (LAZYFREE_BYTES + 1) as u64 / 1024;
+        assert_eq!(
+            h.last_work,
+            FREE_HANDOFF_MILLI + FREE_ELEMENT_MILLI + kib * FREE_KIB_MILLI
+        );
+    }
 
     #[test]
     fn expire_options() {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
+use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
 use crate::partition::value::SET_MEMBER_OVERHEAD;
@@ -212,8 +213,10 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
             .collect()
     };
     // A repeated pick counts three times: a random access into the whole
-    // set, a lookup in the map of copies, the copy.
-    ctx.work += picks.len() as u64 * if count < 0 { 3 } else { 1 };
+    // set, a lookup in the map of copies, the copy; a pick in a set that no
+    // longer fits the CPU caches once more.
+    let cold = u64::from(s.mem_bytes() > COLD_PICK_BYTES);
+    ctx.work += picks.len() as u64 * (if count < 0 { 3 } else { 1 } + cold);
     Ok(Reply::Array(picks))
 }
 
@@ -417,7 +420,8 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             s.get(i).is_some_and(&mut keep)
         })
     };
-    ctx.work += walked;
+    // Visited and replied apart: a MATCH that keeps nothing pays its walk.
+    ctx.work += walked * SCAN_VISIT_MILLI + out.len() as u64 * SCAN_REPLY_MILLI;
     let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }
@@ -719,6 +723,20 @@ mod tests {
         assert_eq!(h.run(&["scard", "{s}d"]), Reply::Int(100));
         // Reads build their result without a room.
         assert!(matches!(h.run(&["sunion", "{s}a", "{s}b"]), Reply::Set(m) if m.len() == 200));
+    }
+
+    /// SSCAN counts the members it visits and replies apart.
+    #[test]
+    fn sscan_counts_visits_and_replies_apart() {
+        use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["sadd", "s", &format!("m{i}")]);
+        }
+        h.run(&["sscan", "s", "0", "MATCH", "nomatch", "COUNT", "10"]);
+        assert_eq!(h.last_work, 100 * SCAN_VISIT_MILLI);
+        h.run(&["sscan", "s", "0", "COUNT", "10"]);
+        assert_eq!(h.last_work, 10 * (SCAN_VISIT_MILLI + SCAN_REPLY_MILLI));
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub mod flags {
     /// A container: its first argument names a subcommand (`CLIENT KILL`),
     /// which ACL rules and denials name as `client|kill`.
     pub const CONTAINER: u16 = 1 << 12;
+    /// Bounded on the request path although it counts work per element:
+    /// that work runs elsewhere (DEL's frees go to the lazyfree thread), so
+    /// the command runs inline as a `FAST` one would. Not shown by
+    /// `COMMAND INFO` (Redis has no such flag).
+    pub const WORK_OFF_PATH: u16 = 1 << 13;
 
     /// Flag names as `COMMAND INFO` shows them.
     pub const NAMES: &[(u16, &str)] = &[
@@ -253,10 +258,13 @@ impl CommandSpec {
     /// Whether this command's cost is not bounded by its request (it walks
     /// a collection or runs a script): it runs on the worker pool, never
     /// inline on a reactor thread (DESIGN §12). Bounded commands are the
-    /// `FAST` ones and those that walk nothing.
+    /// `FAST` ones, those that walk nothing, and those whose counted work
+    /// runs off the request path (`WORK_OFF_PATH`: DEL).
     pub fn runs_on_workers(&self) -> bool {
         self.family == Family::Scripting
-            || (self.cost_per_element_milli > 0 && !self.has(flags::FAST))
+            || (self.cost_per_element_milli > 0
+                && !self.has(flags::FAST)
+                && !self.has(flags::WORK_OFF_PATH))
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
@@ -359,6 +367,7 @@ const BL: u16 = flags::BLOCKING;
 const TX: u16 = flags::TX_CONTROL;
 const DG: u16 = flags::DANGEROUS;
 const CT: u16 = flags::CONTAINER;
+const OP: u16 = flags::WORK_OFF_PATH;
 
 /// Work per element a handler counts in `Ctx::work`, in milli-units,
 /// calibrated with `loadtest/src/bin/calibrate.rs` against a GET (see the
@@ -373,21 +382,20 @@ const FREE: u32 = 40;
 /// ... an element looked up in another collection, nothing copied
 /// (SINTERCARD, SMISMEMBER: 0.04-0.07) ...
 const PROBE: u32 = 50;
-/// ... a cheap step: an element visited by SSCAN, trimmed from a stream,
-/// pushed onto a list, removed from a set, a field of XADD, 64 bytes of a
-/// collection COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
+/// ... a cheap step: an element trimmed from a stream, pushed onto a
+/// list, removed from a set, a field of XADD, 64 bytes of a collection
+/// COPY clones (XTRIM, RPUSH, SREM: 0.07-0.1) ...
 const WALK: u32 = 100;
 /// ... an element copied into a reply or into a collection: a list, set or
 /// sorted-set member, a field or a value, a score, a string or an array of
-/// a stream reply, a key or field visited by SCAN or HSCAN (LRANGE,
-/// SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields, SADD's members, XRANGE:
-/// 0.15-0.25); also a member removed from a sorted set (ZREM,
-/// ZREMRANGEBY*: 0.1-0.25) ...
+/// a stream reply (LRANGE, SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields,
+/// SADD's members, XRANGE: 0.15-0.25); also a member removed from a
+/// sorted set (ZREM, ZREMRANGEBY*: 0.1-0.25) ...
 const WALK_COPY: u32 = 200;
 /// ... an element moved out or combined, then replied: popped (LPOP,
-/// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER), walked by
-/// SINTER/SUNION/SDIFF or ZUNIONSTORE/ZINTERSTORE, visited by ZSCAN
-/// (scores formatted), an entry claimed (XCLAIM, XAUTOCLAIM, with its
+/// SPOP, ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER: in a sorted
+/// set over 1 MiB, twice), walked by SINTER/SUNION/SDIFF or
+/// ZUNIONSTORE/ZINTERSTORE, an entry claimed (XCLAIM, XAUTOCLAIM, with its
 /// reply's strings), an ID deleted or acknowledged in a stream (XDEL, XACK,
 /// twice each) (0.2-0.55) ...
 const WALK_BUILD: u32 = 300;
@@ -420,6 +428,47 @@ const HLL_KIB: u32 = 5000;
 /// string functions' calls, matcher steps and bytes (`cmd::script`'s
 /// metering notes and constants).
 const SCRIPT_MILLI: u32 = 1;
+/// A collection charged more bytes than this no longer fits a core's
+/// caches: each random pick of ZRANDMEMBER or SRANDMEMBER then misses
+/// memory (a sorted set's arena node and member, a set's slot and member)
+/// and counts one more element (measured 0.4-0.9 GETs a pick at 100k
+/// members, 0.2 at 1000).
+pub(crate) const COLD_PICK_BYTES: usize = 1 << 20;
+/// Rows whose handler counts milli-units itself, with the constants below,
+/// because one per-element cost cannot fit what it does: the SCAN family
+/// (elements visited and returned apart) and DEL/UNLINK (frees).
+const MILLI_COUNTED: u32 = 1;
+/// An element HSCAN, SSCAN or ZSCAN visits, kept or not (the MATCH test):
+/// 12-13 ns, 0.02-0.05 GETs as the GET baseline moves with the machine's
+/// load (250-750 ns) ...
+pub const SCAN_VISIT_MILLI: u64 = 30;
+/// ... and a key SCAN or KEYS visits (an expiry check too, in a slot
+/// table of up to millions of keys): 17 ns, 0.025-0.07 GETs.
+pub const SCAN_KEY_VISIT_MILLI: u64 = 40;
+/// Each string a SCAN-family command copies into its reply: a key, a
+/// field, a value, a member (measured 0.15-0.18 on top of the visit).
+pub const SCAN_REPLY_MILLI: u64 = 150;
+/// A score ZSCAN formats into its reply (the member is a reply string):
+/// formatting a double costs about twice a copy (measured 0.3).
+pub const SCAN_SCORE_MILLI: u64 = 300;
+/// A hash slot SCAN or KEYS walks through, holding keys or not: a SCAN
+/// from cursor 0 on a cache whose keys sit in late slots walks thousands
+/// of empty ones (measured 0.004).
+pub const SCAN_SLOT_MILLI: u64 = 4;
+/// DEL and UNLINK: freeing a value big enough to go to the lazyfree thread
+/// (`partition::lazyfree`) is work the tenant caused, though it runs off
+/// the request path. Charged when the value is handed off: a fixed cost
+/// for the hand-off (boxing, the queue, waking the thread) ...
+pub const FREE_HANDOFF_MILLI: u64 = 10_000;
+/// ... plus each allocation the thread frees: a set member or list element
+/// one, a hash field (field and value) or a sorted-set member (member and
+/// links) two, a stream entry one (measured 0.045-0.09 per member of a
+/// 100k set, 0.05-0.2 per field of a 1000-field hash, as the GET baseline
+/// moves with the machine's load) ...
+pub const FREE_ELEMENT_MILLI: u64 = 50;
+/// ... plus each whole KiB freed (a 1 MiB string: 16-27 GETs in all).
+pub const FREE_KIB_MILLI: u64 = 15;
+/// `numkeys` right after the command name (SINTERCARD).
 /// `numkeys` right after the command name (SINTERCARD, ZUNION, LMPOP...).
 const NUMKEYS_1: KeySpec = KeySpec::NumKeys { at: 1 };
 /// `numkeys` after a destination key or a timeout (ZUNIONSTORE, BLMPOP...).
@@ -464,8 +513,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("flushdb",     -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
     row!("flushall",    -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
     row!("time",         1, F,               0, 0, 0, Server,     0, Conn(C::Time)),
-    row!("scan",        -2, R,               0, 0, 0, Keys,    WALK_COPY, Conn(C::Scan)),
-    row!("keys",         2, R | DG,           0, 0, 0, Keys,    WALK_COPY, Conn(C::Keys)),
+    row!("scan",        -2, R,               0, 0, 0, Keys,    MILLI_COUNTED, Conn(C::Scan)),
+    row!("keys",         2, R | DG,           0, 0, 0, Keys,    MILLI_COUNTED, Conn(C::Keys)),
     row!("randomkey",    1, R,               0, 0, 0, Keys,    SLOT_STEP, Conn(C::Randomkey)),
     row!("readonly",     1, F,               0, 0, 0, Connection, 0, Conn(C::Readonly)),
     row!("readwrite",    1, F,               0, 0, 0, Connection, 0, Conn(C::Readwrite)),
@@ -507,8 +556,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("substr",       4, R,               1, 1, 1, String, 0, Data(string::getrange)),
     row!("setrange",     4, W | M,           1, 1, 1, String, FILL_KIB, Data(string::setrange)),
     // keys
-    row!("del",         -2, W | FO,               1,-1, 1, Keys, 0, Data(keys::del)),
-    row!("unlink",      -2, W | F | FO,           1,-1, 1, Keys, 0, Data(keys::del)),
+    row!("del",         -2, W | FO | OP,          1,-1, 1, Keys, MILLI_COUNTED, Data(keys::del)),
+    row!("unlink",      -2, W | F | FO | OP,      1,-1, 1, Keys, MILLI_COUNTED, Data(keys::del)),
     row!("exists",      -2, R | F | FO,           1,-1, 1, Keys, 0, Data(keys::exists)),
     row!("touch",       -2, R | F | FO,           1,-1, 1, Keys, 0, Data(keys::exists)),
     row!("type",         2, R | F,           1, 1, 1, Keys, 0, Data(keys::type_)),
@@ -543,7 +592,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("hstrlen",      3, R | F,           1, 1, 1, Hash, 0, Data(hash::hstrlen)),
     row!("hincrby",      4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrby)),
     row!("hincrbyfloat", 4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hincrbyfloat)),
-    row!("hscan",       -3, R,               1, 1, 1, Hash, WALK_COPY, Data(hash::hscan)),
+    row!("hscan",       -3, R,               1, 1, 1, Hash, MILLI_COUNTED, Data(hash::hscan)),
     row!("hrandfield",  -2, R,               1, 1, 1, Hash, WALK_BUILD, Data(hash::hrandfield)),
     // lists
     row!("lpush",       -3, W | M | F,       1, 1, 1, List, WALK, Data(list::lpush)),
@@ -585,7 +634,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("sunionstore", -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sunionstore)),
     row!("sdiffstore",  -3, W | M,       1,-1, 1, Set, WALK_COPY, Data(set::sdiffstore)),
     row!("sintercard",  -3, R,           0, 0, 0, Set, PROBE, Data(set::sintercard)).keys(NUMKEYS_1),
-    row!("sscan",       -3, R,               1, 1, 1, Set, WALK, Data(set::sscan)),
+    row!("sscan",       -3, R,               1, 1, 1, Set, MILLI_COUNTED, Data(set::sscan)),
     // sorted sets
     row!("zadd",        -4, W | M | F,       1, 1, 1, SortedSet, WALK_COPY, Data(zset::zadd)),
     row!("zincrby",      4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zincrby)),
@@ -621,7 +670,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zdiff",       -3, R,           0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zdiff)).keys(NUMKEYS_1),
     row!("zintercard",  -3, R,           0, 0, 0, SortedSet, PROBE, Data(zset::zintercard)).keys(NUMKEYS_1),
     row!("zrangestore", -5, W | M,       1, 2, 1, SortedSet, WALK_COPY, Data(zset::zrangestore)),
-    row!("zscan",       -3, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zscan)),
+    row!("zscan",       -3, R,               1, 1, 1, SortedSet, MILLI_COUNTED, Data(zset::zscan)),
     // geospatial (sorted sets)
     row!("geoadd",      -5, W | M,           1, 1, 1, Geo, WALK_COPY, Data(geo::geoadd)),
     row!("geodist",     -4, R,               1, 1, 1, Geo, 0, Data(geo::geodist)),

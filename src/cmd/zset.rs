@@ -16,6 +16,7 @@ use bytes::Bytes;
 use super::args::{
     block_timeout_secs, float, int, is, mpop_args, non_negative, parse_f64, random_count, scan_opts,
 };
+use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
 use crate::partition::value::ZSET_MEMBER_OVERHEAD;
@@ -736,10 +737,9 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     let resp3 = ctx.resp3;
     let z = op_read(ctx, &args[1])?;
     let mut rng = rand::rng();
+    // Picks are O(1): random arena positions (`ZSetValue::random`).
     let Some(count) = count else {
-        let pick = z
-            .filter(|z| !z.is_empty())
-            .and_then(|z| z.get_by_rank(rand::Rng::random_range(&mut rng, 0..z.len())));
+        let pick = z.and_then(|z| z.random(&mut rng));
         return Ok(pick.map_or(Reply::Nil, |(m, _)| Reply::bulk_slice(m)));
     };
     let Some(z) = z.filter(|z| !z.is_empty()) else {
@@ -748,26 +748,27 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     let picks: Vec<(Bytes, f64)> = if count >= 0 && count as u64 >= z.len() as u64 {
         owned(z.iter())
     } else if count >= 0 {
-        let mut ranks = rand::seq::index::sample(&mut rng, z.len(), count as usize).into_vec();
-        ranks.sort_unstable();
-        owned(ranks.into_iter().filter_map(|r| z.get_by_rank(r)))
+        owned(z.random_distinct(&mut rng, count as usize).into_iter())
     } else {
-        // Repeats share one copy of each member picked.
+        // Repeats share one copy of each member picked (keyed by where the
+        // member's bytes are: each member is stored once).
         let mut copies: HashMap<usize, (Bytes, f64)> = HashMap::new();
         (0..count.unsigned_abs())
             .filter_map(|_| {
-                let r = rand::Rng::random_range(&mut rng, 0..z.len());
-                if let Some(p) = copies.get(&r) {
-                    return Some(p.clone());
-                }
-                let (m, s) = z.get_by_rank(r)?;
-                let p = (Bytes::copy_from_slice(m), s);
-                copies.insert(r, p.clone());
-                Some(p)
+                let (m, s) = z.random(&mut rng)?;
+                let p = copies
+                    .entry(m.as_ptr() as usize)
+                    .or_insert_with(|| (Bytes::copy_from_slice(m), s));
+                Some(p.clone())
             })
             .collect()
     };
-    ctx.work += picks.len() as u64 * (1 + u64::from(withscores));
+    // A pick counts 1, its score 1 more, a pick in a cold set 1 more, and
+    // a pick of a negative count 1 more (the shared copies' map), as
+    // SRANDMEMBER's does.
+    let cold = u64::from(z.mem_bytes() > COLD_PICK_BYTES);
+    let repeats = u64::from(count < 0);
+    ctx.work += picks.len() as u64 * (1 + u64::from(withscores) + cold + repeats);
     Ok(members_reply(picks, withscores, resp3))
 }
 
@@ -1204,7 +1205,10 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             z.at_position(p).is_some_and(&mut keep)
         })
     };
-    ctx.work += walked;
+    // Visited and replied apart: a MATCH that keeps nothing pays its walk;
+    // each member kept is a reply string and a formatted score.
+    let kept = out.len() as u64 / 2;
+    ctx.work += walked * SCAN_VISIT_MILLI + kept * (SCAN_REPLY_MILLI + SCAN_SCORE_MILLI);
     let cursor = itoa::Buffer::new().format(next).to_string();
     Ok(Reply::Array(vec![Reply::bulk(cursor), Reply::Array(out)]))
 }
@@ -1873,6 +1877,24 @@ mod tests {
         assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
         h.room += 1;
         assert_eq!(h.run(&inter), Reply::Int(100));
+    }
+
+    /// ZSCAN counts the members it visits and replies (with their
+    /// formatted scores) apart.
+    #[test]
+    fn zscan_counts_visits_and_replies_apart() {
+        use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
+        let mut h = Harness::new();
+        for i in 0..1000 {
+            h.run(&["zadd", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        h.run(&["zscan", "z", "0", "MATCH", "nomatch", "COUNT", "10"]);
+        assert_eq!(h.last_work, 100 * SCAN_VISIT_MILLI);
+        h.run(&["zscan", "z", "0", "COUNT", "10"]);
+        assert_eq!(
+            h.last_work,
+            10 * (SCAN_VISIT_MILLI + SCAN_REPLY_MILLI + SCAN_SCORE_MILLI)
+        );
     }
 
     /// ZSCAN in steps while members come and go, including a mass removal

@@ -638,13 +638,15 @@ impl Keyspace {
     /// One step of SCAN over this partition's slots, from `cursor` (see
     /// [`ScanCursor`]). Visits at most `count * 10` entries, each live one
     /// offered to `keep`, and stops once `count` keys are kept; slots
-    /// without keys are passed over without counting. Inside a slot it walks
+    /// without keys are passed over without counting against that budget
+    /// (they are at most the partition's slots), but counted in
+    /// [`ScanStep::slots`] for metering. Inside a slot it walks
     /// the table's scan positions downwards from where the cursor left off,
     /// which returns every key present for the whole scan at least once
     /// whatever the table does between calls (see `keyspace/table.rs`), and moves to
     /// the next slot when it reaches position 0. Returns the keys kept, where
     /// to continue (possibly past this partition's range; `None` after the
-    /// last slot of the keyspace) and the entries visited.
+    /// last slot of the keyspace), the entries visited and the slots walked.
     pub fn scan(
         &self,
         cursor: ScanCursor,
@@ -654,9 +656,10 @@ impl Keyspace {
     ) -> ScanStep {
         let budget = count.max(1).saturating_mul(10);
         let mut keys = Vec::new();
-        let mut visited = 0usize;
+        let (mut visited, mut slots) = (0usize, 0u64);
         let mut cur = cursor;
         while self.owns(cur.slot) && keys.len() < count && visited < budget {
+            slots += 1;
             let table = self.tables[usize::from(cur.slot - self.first_slot)]
                 .as_deref()
                 .map(|s| &s.map);
@@ -685,6 +688,7 @@ impl Keyspace {
                     keys,
                     next: None,
                     visited: visited as u64,
+                    slots,
                 };
             } else {
                 cur = ScanCursor {
@@ -697,6 +701,7 @@ impl Keyspace {
             keys,
             next: Some(cur),
             visited: visited as u64,
+            slots,
         }
     }
 
@@ -848,6 +853,9 @@ pub struct ScanStep {
     pub next: Option<ScanCursor>,
     /// Entries visited (the work done, expired and filtered-out ones too).
     pub visited: u64,
+    /// Slots walked through, empty ones included (a slot the step resumes
+    /// in or stops in counts once).
+    pub slots: u64,
 }
 
 /// A SCAN position: a slot and, inside it, how far the walk down its scan
@@ -1246,6 +1254,24 @@ mod tests {
         assert_eq!(visited, 20_000);
         // 200 calls for the big slot, one for the empty slots after it.
         assert_eq!(calls, 201);
+    }
+
+    /// A step counts the slots it walks, empty ones too: from cursor 0 to
+    /// a key in a late slot, every slot before it.
+    #[test]
+    fn scan_counts_the_slots_it_walks() {
+        let mut ks = Keyspace::whole();
+        let key = b"{late}";
+        let slot = crate::partition::key_slot(key);
+        ks.insert(key, s("v"), 0, 0);
+        let step = ks.scan(ScanCursor::default(), 10, 0, |_, _| true);
+        assert_eq!(step.keys.len(), 1);
+        assert_eq!(step.visited, 1);
+        // It found its key in `slot` and went on to the end of the range.
+        assert_eq!(step.slots, u64::from(SLOTS));
+        assert_eq!(step.next, None);
+        let step = ks.scan(ScanCursor::default(), 1, 0, |_, _| true);
+        assert_eq!(step.slots, u64::from(slot) + 1, "stops in the key's slot");
     }
 
     #[test]

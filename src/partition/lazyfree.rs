@@ -158,8 +158,8 @@ fn defer<T: Send + 'static>(item: T, bytes: usize) {
 }
 
 /// Waits until everything handed off before this call has been dropped
-/// (FIFO queue, one consumer): for tests.
-#[cfg(test)]
+/// (FIFO queue, one consumer): for tests, and for the calibration, which
+/// times a DEL with the background free it causes.
 pub fn sync() {
     struct Marker(std::sync::mpsc::Sender<()>);
     impl Drop for Marker {

@@ -25,6 +25,7 @@ use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+use rand::Rng;
 
 /// Bytes charged per member on top of its bytes: the 48-byte arena node
 /// (member pointer, score, back link, link pointer), its link block (1.33
@@ -474,6 +475,65 @@ impl ZSetValue {
         self.iter_from(rank).next()
     }
 
+    /// Whether random picks may draw arena positions: the live members are
+    /// at least half of the positions, so a draw hits one with probability
+    /// ≥ 1/2. Always true past [`COMPACT_AFTER`] members (compaction keeps
+    /// free slots below the live count there); a small set emptied of most
+    /// members picks by rank instead.
+    fn dense_enough(&self) -> bool {
+        self.scan_positions() <= 2 * self.len()
+    }
+
+    /// A uniformly random member: a random arena position, drawn again if
+    /// it is free (O(1) expected, as ZSCAN walks them), or a random rank
+    /// (O(log n)) when free slots dominate.
+    pub fn random(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.dense_enough() {
+            // Each draw hits a member with probability >= 1/2: 64 misses
+            // in a row do not happen, but the walk stays bounded if they do.
+            for _ in 0..64 {
+                if let Some(m) = self.at_position(rng.random_range(0..self.scan_positions())) {
+                    return Some(m);
+                }
+            }
+        }
+        self.get_by_rank(rng.random_range(0..self.len()))
+    }
+
+    /// `count` distinct members picked uniformly, in random order (`count`
+    /// below [`Self::len`]): random arena positions drawn until `count`
+    /// distinct members are hit (O(1) expected each while `count` is at
+    /// most a third of the members); above that, or when free slots
+    /// dominate, a sample of the members walked in arena order (O(n): n <
+    /// 3 × count, or a set of fewer than 2048 positions, see
+    /// `maybe_compact`).
+    pub fn random_distinct(&self, rng: &mut impl Rng, count: usize) -> Vec<(&[u8], f64)> {
+        let count = count.min(self.len());
+        if self.dense_enough() && count.saturating_mul(3) <= self.len() {
+            let mut seen = std::collections::HashSet::with_capacity(count);
+            let mut out = Vec::with_capacity(count);
+            while out.len() < count {
+                let p = rng.random_range(0..self.scan_positions());
+                if let Some(m) = self.at_position(p)
+                    && seen.insert(p)
+                {
+                    out.push(m);
+                }
+            }
+            return out;
+        }
+        let live: Vec<(&[u8], f64)> = (0..self.scan_positions())
+            .filter_map(|p| self.at_position(p))
+            .collect();
+        rand::seq::index::sample(rng, live.len(), count)
+            .into_iter()
+            .map(|i| live[i])
+            .collect()
+    }
+
     /// Members in ascending order.
     pub fn iter(&self) -> Iter<'_> {
         self.iter_from(0)
@@ -603,7 +663,6 @@ impl ExactSizeIterator for Iter<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
     use std::collections::BTreeSet;
 
     /// Orders (score, member) as the sorted set does, for a model.
@@ -741,6 +800,43 @@ mod tests {
         assert_eq!(z.len(), 100);
         assert_eq!(z.rank(b"m04950"), Some(50));
         assert_eq!(z.mem_bytes(), 100 * (6 + ZSET_MEMBER_OVERHEAD));
+    }
+
+    /// Random picks land only on live members, with their scores, and
+    /// reach every member: in a dense arena (positions) and in a small one
+    /// whose free slots outnumber its members (ranks, or a walk).
+    #[test]
+    fn random_picks_are_live_distinct_and_cover_the_set() {
+        let mut rng = rand::rng();
+        for (n, keep) in [(3000usize, 3000usize), (900, 30)] {
+            let mut z = ZSetValue::default();
+            for i in 0..n {
+                z.insert(format!("m{i}").as_bytes(), i as f64);
+            }
+            // Remove all but `keep`, spread out (no compaction below 1024
+            // free slots: the small set stays sparse).
+            for i in keep..n {
+                z.remove(format!("m{i}").as_bytes());
+            }
+            assert_eq!(z.len(), keep);
+            assert_eq!(z.dense_enough(), keep == n, "{n}/{keep}");
+            let check = |(m, s): (&[u8], f64)| {
+                assert_eq!(z.score(m), Some(s));
+                m.to_vec()
+            };
+            let mut seen = BTreeSet::new();
+            for _ in 0..keep * 40 {
+                seen.insert(check(z.random(&mut rng).unwrap()));
+            }
+            assert_eq!(seen.len(), keep, "every member picked");
+            for count in [1, keep / 10, keep / 3, keep / 2, keep - 1] {
+                let picks = z.random_distinct(&mut rng, count);
+                let distinct: BTreeSet<Vec<u8>> = picks.iter().map(|p| check(*p)).collect();
+                assert_eq!(picks.len(), count);
+                assert_eq!(distinct.len(), count, "distinct");
+            }
+        }
+        assert_eq!(ZSetValue::default().random(&mut rng), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::introspect;
 use super::transaction;
 use crate::acl::log::{Entry, Reason};
 use crate::cmd::args::{glob_match, int, is, scan_opts};
+use crate::cmd::keys::scan_work_milli;
 use crate::cmd::table::SUBCOMMANDS;
 use crate::cmd::{COMMANDS, CommandSpec, ConnOp, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
@@ -36,7 +37,8 @@ pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64
                 work: 0,
             });
     }
-    // SCAN and KEYS walk keys: their work is the keys visited.
+    // SCAN and KEYS walk keys: their work (milli-units) is the keys and
+    // slots visited and the keys replied.
     let mut work = 0;
     let reply = dispatch(conn, op, args, now, &mut work)
         .await
@@ -903,7 +905,7 @@ async fn scan(
     };
     let mut cursor = Some(ScanCursor::decode(opts.cursor));
     let mut keys = Vec::new();
-    let mut reroutes = 0;
+    let (mut reroutes, mut visited_here) = (0, 0);
     while let Some(c) = cursor {
         let want = opts.count.saturating_sub(keys.len()).max(1);
         let filter = opts.clone();
@@ -916,6 +918,7 @@ async fn scan(
                 keys: batch,
                 next,
                 visited,
+                slots,
             },
         ) = match cache.pool.scan(c, want, now, keep, busy).await {
             Ok(step) => step,
@@ -929,13 +932,17 @@ async fn scan(
                 continue;
             }
         };
-        *work += visited;
+        *work += scan_work_milli(visited, batch.len(), slots);
+        visited_here += visited;
         keys.extend(batch);
         cursor = next;
         // Go on to the next partition only if this one was exhausted, and
         // not once the call has visited COUNT * 10 keys.
         let crossed = next.is_some_and(|n| cache.pool.route(n.slot).id() != part);
-        if keys.len() >= opts.count || !crossed || *work >= opts.count.saturating_mul(10) as u64 {
+        if keys.len() >= opts.count
+            || !crossed
+            || visited_here >= opts.count.saturating_mul(10) as u64
+        {
             break;
         }
     }
@@ -977,9 +984,10 @@ async fn keys(
                     keys: batch,
                     next,
                     visited,
+                    slots,
                 },
             )) => {
-                *work += visited;
+                *work += scan_work_milli(visited, batch.len(), slots);
                 out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
                 cursor = next;
             }

@@ -6,13 +6,17 @@
 //! For each case, in phases:
 //! 1. **estimate**: run it a few times to size a round (`--round-ms` of
 //!    CPU time);
-//! 2. **rounds**: `--rounds` times, time a batch of GETs, then the case; the
-//!    round's measure is the case's time ÷ that GET's time, so a machine that
-//!    slows down between cases moves both. Time is this thread's CPU time,
+//! 2. **rounds**: `--rounds` times, time a batch of GETs, the case, and
+//!    GETs again; the round's measure is the case's time ÷ the mean of the
+//!    two GET batches' times, so a machine that slows down between cases,
+//!    or during one, moves both. Time is this thread's CPU time,
 //!    not wall time: another process taking the CPU does not count (its cache
 //!    pollution still does). Cases that consume their data (DEL, SPOP,
 //!    SETRANGE on a fresh key...) run untimed `prep` commands before each op
-//!    and are timed op by op, minus the clock's own cost;
+//!    and are timed op by op, minus the clock's own cost. Cases that hand
+//!    values to the lazyfree thread (DEL of a big value) are timed in
+//!    process CPU time until that thread has freed them, minus the cost of
+//!    that wait: the background free is work the op caused;
 //! 3. **charge**: every op is metered as the proxy meters it: work =
 //!    `work_milli(row, keys, ctx.work)`, transfer = (request + reply bytes) /
 //!    1024, ECPU = max(1, work, transfer).
@@ -40,10 +44,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use stratus::cmd::args::glob_match;
+use stratus::cmd::keys::scan_work_milli;
 use stratus::cmd::{CommandSpec, Ctx, execute, lookup};
 use stratus::metering::{ecpu_milli, transfer_milli, work_milli};
 use stratus::partition::keyspace::ScanCursor;
-use stratus::partition::{Keyspace, key_slot};
+use stratus::partition::{Keyspace, key_slot, lazyfree};
 use stratus::resp::{Protocol, Reply};
 use stratus_loadtest::median;
 
@@ -94,6 +99,10 @@ struct Case {
     /// would be in transfer (`FILL_KIB`), not as CPU: under 0.5 it is
     /// flagged `bytes`.
     fill: bool,
+    /// It hands values to the lazyfree thread: each op is timed in process
+    /// CPU time until that thread has freed them (`lazyfree::sync`), so the
+    /// background free it causes counts.
+    lazyfree: bool,
 }
 
 impl Case {
@@ -106,6 +115,7 @@ impl Case {
             limit: None,
             error_ok: false,
             fill: false,
+            lazyfree: false,
         }
     }
 
@@ -124,6 +134,11 @@ impl Case {
 
     fn fill(mut self) -> Case {
         self.fill = true;
+        self
+    }
+
+    fn lazyfree(mut self) -> Case {
+        self.lazyfree = true;
         self
     }
 
@@ -235,9 +250,14 @@ fn keys_cases() -> Vec<Case> {
         }),
         Case::fixed(f, "DEL string 100 B", "del del:s").prep(&["set del:s 0123456789"]),
         Case::fixed(f, "DEL set of 100k (lazyfree)", "del del:big")
-            .prep(&["copy s100k del:big replace"]),
+            .prep(&["copy s100k del:big replace"])
+            .lazyfree(),
         Case::fixed(f, "DEL string 1 MiB (lazyfree)", "del del:str")
-            .prep(&["copy str:1m del:str replace"]),
+            .prep(&["copy str:1m del:str replace"])
+            .lazyfree(),
+        Case::fixed(f, "UNLINK hash of 1000 (lazyfree)", "unlink del:h")
+            .prep(&["copy h1000 del:h replace"])
+            .lazyfree(),
         Case::fixed(f, "COPY string 100 B", "copy key:1 cp:s replace"),
         Case::fixed(f, "COPY string 1 MiB", "copy str:1m cp:1m replace"),
         Case::fixed(f, "COPY hash 1000 fields", "copy h1000 cp:h replace"),
@@ -494,9 +514,16 @@ fn zset_cases() -> Vec<Case> {
         ),
         Case::fixed(f, "ZRANDMEMBER 1000 count 100", "zrandmember z1000 100"),
         Case::fixed(f, "ZRANDMEMBER 100k count 10", "zrandmember z100k 10"),
+        Case::fixed(f, "ZRANDMEMBER 100k count 100", "zrandmember z100k 100"),
         Case::fixed(
             f,
-            "ZRANDMEMBER 100k -100",
+            "ZRANDMEMBER 1000 -100 WITHSCORES",
+            "zrandmember z1000 -100 WITHSCORES",
+        ),
+        Case::fixed(f, "ZRANDMEMBER 100k -100", "zrandmember z100k -100"),
+        Case::fixed(
+            f,
+            "ZRANDMEMBER 100k -100 WITHSCORES",
             "zrandmember z100k -100 WITHSCORES",
         ),
         Case::fixed(f, "ZPOPMIN 100 of 1000", "zpopmin zp 100").prep(&["copy z1000 zp replace"]),
@@ -940,6 +967,26 @@ fn cpu_ns() -> u64 {
     cpu_time::ThreadTime::now().as_duration().as_nanos() as u64
 }
 
+/// This process's CPU time (every thread's, the lazyfree one included),
+/// nanoseconds.
+fn process_ns() -> u64 {
+    cpu_time::ProcessTime::now().as_duration().as_nanos() as u64
+}
+
+/// The process CPU time of reading that clock twice around an empty
+/// `lazyfree::sync` (two wake-ups of a thread), nanoseconds (median of
+/// many): what a lazyfree case's timing adds to the op itself.
+fn sync_cost() -> u64 {
+    let samples: Vec<f64> = (0..1001)
+        .map(|_| {
+            let a = process_ns();
+            lazyfree::sync();
+            (process_ns() - a) as f64
+        })
+        .collect();
+    median(samples) as u64
+}
+
 /// What metering charges one op, milli-ECPU.
 #[derive(Default, Clone, Copy)]
 struct Charge {
@@ -972,6 +1019,8 @@ struct Bench {
     ks: Keyspace,
     out: BytesMut,
     limit: Duration,
+    /// See [`sync_cost`].
+    sync: u64,
 }
 
 impl Bench {
@@ -1021,6 +1070,17 @@ impl Bench {
                 add(self.exec(op).0);
             }
             cpu_ns() - start
+        } else if case.lazyfree {
+            let mut total = 0;
+            for (i, op) in ops.iter().enumerate() {
+                self.prep(case, i);
+                lazyfree::sync();
+                let start = process_ns();
+                add(self.exec(op).0);
+                lazyfree::sync();
+                total += (process_ns() - start).saturating_sub(self.sync);
+            }
+            total
         } else {
             let mut total = 0;
             for (i, op) in ops.iter().enumerate() {
@@ -1104,8 +1164,8 @@ impl Row {
 
 /// The SCAN rows: `SCAN` over `SCAN_KEYS` keys in one slot, each step
 /// timed through `Keyspace::scan` as the proxy calls it, its reply built
-/// and encoded as the proxy does, and charged as the proxy charges it (the
-/// table's per-element cost per key visited).
+/// and encoded as the proxy does, and charged as the proxy charges it
+/// (`scan_work_milli`: keys visited and replied, slots walked).
 fn scan_rows(a: &Args, bench: &mut Bench, get_ops: &[Op], clock: u64) -> Vec<Row> {
     let mut ks = Keyspace::whole();
     for i in 0..SCAN_KEYS {
@@ -1160,12 +1220,14 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    /// Runs the step and encodes its reply into `out`; returns the keys
-    /// visited.
+    /// Runs the step and encodes its reply into `out`; returns its work
+    /// as the proxy counts it (milli-units: keys visited and replied,
+    /// slots walked).
     fn step(&self, out: &mut BytesMut) -> u64 {
         let step = self.ks.scan(self.cursor, self.count, NOW, |k, _| {
             self.pattern.is_none_or(|p| glob_match(p, k))
         });
+        let work = scan_work_milli(step.visited, step.keys.len(), step.slots);
         let next = step.next.map_or(0, ScanCursor::encode);
         let reply = Reply::Array(vec![
             Reply::bulk(next.to_string()),
@@ -1177,7 +1239,7 @@ impl Scan<'_> {
             ),
         ]);
         reply.encode(Protocol::Resp2, out);
-        step.visited
+        work
     }
 }
 
@@ -1198,16 +1260,17 @@ fn scan_row(
     };
     let ops = ((a.round_ms * 1_000_000 / once) as usize).clamp(1, MAX_OPS);
     let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut visited, mut reply_len) = (0, 0);
+    let (mut counted, mut reply_len) = (0, 0);
     for _ in 0..a.rounds {
-        let (get_ns, _) = bench.time_gets(get_ops);
+        let (before, _) = bench.time_gets(get_ops);
         let start = cpu_ns();
         for _ in 0..ops {
             out.clear();
-            visited = scan.step(&mut out);
+            counted = scan.step(&mut out);
             reply_len = out.len();
         }
         let ns = (cpu_ns() - start) as f64 / ops as f64;
+        let get_ns = (before + bench.time_gets(get_ops).0) / 2.0;
         times.push(ns);
         ratios.push(ns / get_ns);
         gets.push(get_ns);
@@ -1217,7 +1280,7 @@ fn scan_row(
         line += &format!(" MATCH {}", String::from_utf8_lossy(p));
     }
     let transfer = transfer_milli(wire_len(&words(&line)) + reply_len as u64);
-    let work = work_milli(spec, 0, visited);
+    let work = work_milli(spec, 0, counted);
     Row {
         family: "keys",
         name,
@@ -1273,8 +1336,9 @@ fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], clock: u64)
     let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     let mut charge = Charge::default();
     for _ in 0..a.rounds {
-        let (get_ns, _) = bench.time_gets(get_ops);
+        let (before, _) = bench.time_gets(get_ops);
         let (ns, sum) = bench.time(case, &ops_v, clock);
+        let get_ns = (before + bench.time_gets(get_ops).0) / 2.0;
         times.push(ns);
         ratios.push(ns / get_ns);
         gets.push(get_ns);
@@ -1365,6 +1429,7 @@ fn main() {
         ks,
         out: BytesMut::with_capacity(1 << 20),
         limit: Duration::ZERO,
+        sync: sync_cost(),
     };
     let clock = clock_cost();
     let get = lookup(b"get").expect("get");
