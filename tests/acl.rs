@@ -528,3 +528,93 @@ async fn channel_rules_limit_publish_and_subscribe() {
     assert!(!ok_sub.is_error(), "{ok_sub:?}");
     server.shutdown().await;
 }
+
+/// A password rotation under load: clients keep logging in and sending
+/// requests while a second password is added, they move to it, and the
+/// first is removed; not one request or login fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_under_load_fails_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    http.create_cache("orders").await;
+    add_user(&http, "orders", "app", "on ~* +@all", &["pass-one"]).await;
+    let current = Arc::new(parking_lot::Mutex::new("pass-one".to_string()));
+    // Logins with the new password, per client.
+    let on_new: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (current, on_new, stop) = (current.clone(), on_new.clone(), stop.clone());
+        let addr = server.resp_addr;
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // A fresh login every round, with the password of the day.
+                let pass = current.lock().clone();
+                let mut c = Raw::connect(addr).await;
+                let r = c.cmd(&["AUTH", "orders.app", &pass]).await;
+                if r != ok() {
+                    failures.push(format!("login with {pass}: {r:?}"));
+                } else if pass == "pass-two" {
+                    on_new[t].fetch_add(1, Ordering::Relaxed);
+                }
+                for i in 0..20 {
+                    let k = format!("t{t}:{i}");
+                    let v = round.to_string();
+                    if c.cmd(&["SET", &k, &v]).await != ok()
+                        || c.cmd(&["GET", &k]).await != bulk(&v)
+                    {
+                        failures.push(format!("request {k}"));
+                    }
+                }
+                round += 1;
+            }
+            failures
+        }));
+    }
+    let wait = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
+        common::eventually(what, || {
+            let ok = f();
+            async move { ok }
+        })
+        .await
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 1. Both passwords valid; 2. clients move; 3. the old one goes.
+    let r = http
+        .patch(
+            "/v1/caches/orders/users/app",
+            r#"{"passwords": ["pass-one", "pass-two"]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    *current.lock() = "pass-two".to_string();
+    let seen = on_new.clone();
+    wait(
+        "every client logged in with the new password",
+        Box::new(move || seen.iter().all(|n| n.load(Ordering::Relaxed) >= 1)),
+    )
+    .await;
+    let r = http
+        .patch(
+            "/v1/caches/orders/users/app",
+            r#"{"passwords": ["pass-two"]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let failures = t.await.expect("task");
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    let mut old = Raw::connect(server.resp_addr).await;
+    assert_eq!(
+        old.cmd(&["AUTH", "orders.app", "pass-one"]).await,
+        err(WRONGPASS)
+    );
+    server.shutdown().await;
+}
