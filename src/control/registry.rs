@@ -1,8 +1,9 @@
 //! The cache registry: every cache (tenant) of this server, its usage limits,
 //! token hashes and partition pool.
 //!
-//! Tokens: generated here (shown once) or supplied; only SHA-256 hashes are
-//! kept, and a presented token is compared in constant time. A cache's name is
+//! Tokens: generated here (shown once) or supplied; only SHA-256 hashes
+//! keyed with a per-process secret are kept, and a presented token is
+//! compared in constant time. A cache's name is
 //! its username: `AUTH <cache> <token>`. `AUTH <token>` alone finds the cache
 //! by the token's hash. The open default cache (dev mode) binds connections
 //! that never authenticate.
@@ -620,8 +621,17 @@ fn generate_token() -> String {
         .collect()
 }
 
+/// A token's hash: SHA-256 keyed with a random secret of this process
+/// (never stored beside the hashes), so a leaked hash table cannot be
+/// checked against guesses offline; one key for all tokens keeps
+/// `AUTH <token>` a lookup by hash.
 fn hash_token(token: &[u8]) -> [u8; 32] {
-    Sha256::digest(token).into()
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| rand::rng().random());
+    let mut h = Sha256::new();
+    h.update(key);
+    h.update(token);
+    h.finalize().into()
 }
 
 #[cfg(test)]
