@@ -43,7 +43,10 @@ async fn active_expiry_reclaims_keys_never_read_again() {
     let value = "x".repeat(100);
     let mut batch = Vec::new();
     for i in 0..n {
-        let ttl = 200 + (i % 500);
+        // Long enough that a loaded machine still finds them stored below
+        // (20k SETs can take most of a second there), short enough for
+        // `eventually`'s deadline.
+        let ttl = 2_000 + (i % 500);
         batch.extend(encode(&[
             "SET",
             &format!("vol:{i}"),
