@@ -419,11 +419,13 @@ impl PartitionHandle {
         self.inner().id
     }
 
-    /// The partition's figures: read now if its lock is free, else as they
-    /// were the last time it was (a reader never waits for slow work).
+    /// The partition's figures: read now if its lock is free or held by a
+    /// bounded command (waited for as an inline command waits: DBSIZE after
+    /// a SET must count it), else, while slow work holds it, as they were
+    /// the last time they were read (a reader never waits for slow work).
     pub fn stats(&self) -> PartitionStats {
         let p = self.inner();
-        match p.state.try_lock() {
+        match p.lock_inline() {
             Some(st) => {
                 let stats = p.read_stats(&st);
                 drop(st);
