@@ -335,10 +335,37 @@ async fn the_control_api_over_https() {
     server.shutdown().await;
 }
 
+/// HTTPS with client certificates required: refused without one, served
+/// with one the CA signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_over_mutual_tls() {
+    let pki = Pki::new("https-mtls");
+    let server = start(ServeConfig {
+        http_tls: true,
+        ..pki.config(AuthClients::Yes)
+    })
+    .await;
+    assert!(https_get(&pki, server.http_addr, "/healthz").await.is_err());
+    let (status, _) = https_get_as(&pki, server.http_addr, "/healthz", true)
+        .await
+        .expect("mtls");
+    assert_eq!(status, 200);
+    server.shutdown().await;
+}
+
 async fn https_get(
     pki: &Pki,
     addr: std::net::SocketAddr,
     path: &str,
+) -> Result<(u16, String), String> {
+    https_get_as(pki, addr, path, false).await
+}
+
+async fn https_get_as(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+    path: &str,
+    client_cert: bool,
 ) -> Result<(u16, String), String> {
     use http_body_util::BodyExt;
     let mut roots = rustls::RootCertStore::empty();
@@ -353,8 +380,19 @@ async fn https_get(
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = if client_cert {
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pki.client_cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pki.client_key.as_bytes())
+            .map_err(|e| e.to_string())?;
+        config
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| e.to_string())?
+    } else {
+        config.with_no_client_auth()
+    };
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
