@@ -88,7 +88,7 @@ pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
 // Writing
 // ---------------------------------------------------------------------------
 
-fn put_len(out: &mut Vec<u8>, len: u64) {
+pub(crate) fn put_len(out: &mut Vec<u8>, len: u64) {
     if len < 1 << 6 {
         out.push(len as u8);
     } else if len < 1 << 14 {
@@ -484,7 +484,7 @@ impl<'a> Reader<'a> {
 
 /// LZF decompression (liblzf's format, as Redis writes it) into exactly
 /// `len` bytes.
-fn lzf_decompress(src: &[u8], len: usize) -> Load<Vec<u8>> {
+pub(crate) fn lzf_decompress(src: &[u8], len: usize) -> Load<Vec<u8>> {
     let mut out: Vec<u8> = Vec::with_capacity(len);
     let mut i = 0;
     while i < src.len() {

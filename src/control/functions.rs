@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::cmd::dump::{crc64, lzf_decompress, put_len};
 pub use crate::cmd::script::functions::FunctionMeta;
 use crate::resp::reply;
 
@@ -257,7 +258,7 @@ pub fn dump(libs: &[Arc<Library>]) -> Vec<u8> {
         out.extend_from_slice(&lib.code);
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = crc64(&out);
+    let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
@@ -273,7 +274,7 @@ pub fn parse_payload(p: &[u8]) -> Result<Vec<Bytes>, String> {
     let version = u16::from_le_bytes([footer[0], footer[1]]);
     let mut crc = [0u8; 8];
     crc.copy_from_slice(&footer[2..]);
-    if version > RDB_VERSION || crc64(&p[..p.len() - 8]) != u64::from_le_bytes(crc) {
+    if version > RDB_VERSION || crc64(0, &p[..p.len() - 8]) != u64::from_le_bytes(crc) {
         return Err(bad());
     }
     let mut r = Reader {
@@ -297,22 +298,6 @@ pub fn parse_payload(p: &[u8]) -> Result<Vec<Bytes>, String> {
         codes.push(Bytes::from(code));
     }
     Ok(codes)
-}
-
-/// An RDB length: 6 bits, 14 bits, or 32/64 bits big-endian.
-fn put_len(out: &mut Vec<u8>, len: u64) {
-    if len < 1 << 6 {
-        out.push(len as u8);
-    } else if len < 1 << 14 {
-        out.push(0x40 | (len >> 8) as u8);
-        out.push(len as u8);
-    } else if len <= u64::from(u32::MAX) {
-        out.push(0x80);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    } else {
-        out.push(0x81);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
 }
 
 struct Reader<'a> {
@@ -389,7 +374,7 @@ impl Reader<'_> {
                     return None;
                 }
                 let compressed = self.take(clen)?;
-                lzf_decompress(compressed, len)?
+                lzf_decompress(compressed, len).ok()?
             }
             Len::Encoded(_) => return None,
         };
@@ -414,72 +399,6 @@ impl Reader<'_> {
         code.extend_from_slice(&blob);
         Some(code)
     }
-}
-
-/// LZF decompression (liblzf's format, as Redis writes it) into exactly
-/// `len` bytes; `None` on malformed input.
-fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(len);
-    let mut i = 0;
-    while i < input.len() {
-        let ctrl = usize::from(input[i]);
-        i += 1;
-        if ctrl < 32 {
-            let n = ctrl + 1;
-            if i + n > input.len() || out.len() + n > len {
-                return None;
-            }
-            out.extend_from_slice(&input[i..i + n]);
-            i += n;
-        } else {
-            let mut n = ctrl >> 5;
-            if n == 7 {
-                n += usize::from(*input.get(i)?);
-                i += 1;
-            }
-            let back = ((ctrl & 0x1f) << 8) + usize::from(*input.get(i)?) + 1;
-            i += 1;
-            n += 2;
-            if back > out.len() || out.len() + n > len {
-                return None;
-            }
-            for _ in 0..n {
-                out.push(out[out.len() - back]);
-            }
-        }
-    }
-    (out.len() == len).then_some(out)
-}
-
-const fn crc64_table() -> [u64; 256] {
-    // Jones polynomial, reflected (Redis's crc64.c).
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    let mut table = [0u64; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u64;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-static CRC64_TABLE: [u64; 256] = crc64_table();
-
-/// Redis's CRC64 (`crc64(0, data, len)`).
-pub fn crc64(data: &[u8]) -> u64 {
-    data.iter().fold(0u64, |crc, &b| {
-        CRC64_TABLE[((crc ^ u64::from(b)) & 0xff) as usize] ^ (crc >> 8)
-    })
 }
 
 #[cfg(test)]
@@ -567,7 +486,7 @@ mod tests {
     #[test]
     fn crc64_is_redis_crc64() {
         // Redis's crc64.c test vector.
-        assert_eq!(crc64(b"123456789"), 0xe9c6_d914_c4b8_d9ca);
+        assert_eq!(crc64(0, b"123456789"), 0xe9c6_d914_c4b8_d9ca);
     }
 
     #[test]
@@ -602,7 +521,7 @@ mod tests {
     fn wrap(body: &[u8]) -> Vec<u8> {
         let mut p = body.to_vec();
         p.extend_from_slice(&RDB_VERSION.to_le_bytes());
-        let crc = crc64(&p);
+        let crc = crc64(0, &p);
         p.extend_from_slice(&crc.to_le_bytes());
         p
     }
@@ -634,7 +553,7 @@ mod tests {
         // A newer RDB version is refused.
         let mut newer = b"".to_vec();
         newer.extend_from_slice(&11u16.to_le_bytes());
-        let crc = crc64(&newer);
+        let crc = crc64(0, &newer);
         newer.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(
             parse_payload(&newer),
