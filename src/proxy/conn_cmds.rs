@@ -184,10 +184,17 @@ async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> R
         None => (String::new(), None),
     };
     let ip = conn.session.peer.ip();
+    // Failures are kept per existing cache (a name a client makes up is
+    // not stored: its length is the client's to choose).
+    let guard_key = if conn.shared.registry.get(&cache_name).is_some() {
+        cache_name.clone()
+    } else {
+        String::new()
+    };
     let wait = conn
         .shared
         .auth_guard
-        .delay(&cache_name, ip, std::time::Instant::now());
+        .delay(&guard_key, ip, std::time::Instant::now());
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
@@ -214,9 +221,13 @@ async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> R
     let Some((cache, user)) = found else {
         conn.shared
             .auth_guard
-            .failed(&cache_name, ip, std::time::Instant::now());
-        let shown = user_name.as_deref().unwrap_or("default");
-        tracing::warn!(cache = %cache_name, user = shown, peer = %conn.session.peer, "login refused");
+            .failed(&guard_key, ip, std::time::Instant::now());
+        // Names as the client sent them, cut to a name's length at most
+        // (for the log and the ACL LOG).
+        let cut = |s: &str| s.chars().take(64).collect::<String>();
+        let shown = cut(user_name.as_deref().unwrap_or("default"));
+        let shown = shown.as_str();
+        tracing::warn!(cache = %cut(&cache_name), user = shown, peer = %conn.session.peer, "login refused");
         match &cache {
             Some(c) => {
                 c.usage.auth_failures.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +244,7 @@ async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> R
         return Err(OpError::Static(reply::MAX_CLIENTS));
     }
     conn.session.login(user);
-    conn.shared.auth_guard.succeeded(&cache_name, ip);
+    conn.shared.auth_guard.succeeded(&guard_key, ip);
     Ok(())
 }
 
