@@ -224,14 +224,15 @@ impl Transport {
         }
     }
 
-    /// Reads what is there into `buf`'s spare capacity; `Ok(0)` = closed.
-    pub fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+    /// Reads what is there into `buf`'s spare capacity, at most `max`
+    /// bytes; `Ok(0)` = closed.
+    pub fn try_read_buf(&mut self, buf: &mut BytesMut, max: usize) -> std::io::Result<usize> {
         let t = match self {
-            Transport::Plain(s) => return s.try_read_buf(buf),
+            Transport::Plain(s) => return s.try_read_buf(&mut bytes::BufMut::limit(buf, max)),
             Transport::Tls(t) => t,
         };
         loop {
-            let spare = buf.capacity() - buf.len();
+            let spare = (buf.capacity() - buf.len()).min(max);
             if spare == 0 {
                 return Err(std::io::ErrorKind::WouldBlock.into());
             }

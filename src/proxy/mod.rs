@@ -13,6 +13,7 @@
 //!   connection's subscriptions and mailbox;
 //! - [`config`]: CONFIG GET / SET over a table of per-cache parameters;
 //! - [`scripting`]: the cache's Lua script store (SCRIPT, EVALSHA → body).
+//! - [`turns`]: time slices on the reactor threads (no task holds one long).
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
@@ -25,5 +26,6 @@ pub mod scripting;
 pub mod server;
 pub mod session;
 pub mod transaction;
+pub mod turns;
 
 pub use server::{ProxyShared, serve};

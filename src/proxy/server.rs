@@ -161,14 +161,26 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    super::turns::in_turns(accept(listener, shared, tls, shutdown, tracker)).await;
+}
+
+/// The accept loop of [`serve`], in time slices.
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<ProxyShared>,
+    tls: Option<Arc<Tls>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let permits = Arc::new(Semaphore::new(shared.max_clients));
     let metrics = shared.registry.metrics.clone();
     loop {
-        // One socket per turn: the reactor thread that runs this loop also
-        // serves other tenants' requests, and tokio would otherwise accept
-        // (and refuse) up to its budget of 128 sockets back to back — a
-        // connection burst then delays everyone's replies by milliseconds.
-        tokio::task::yield_now().await;
+        // Sockets are accepted within a time slice: the reactor thread that
+        // runs this loop also serves other tenants' requests, and tokio
+        // would otherwise accept (and refuse) up to its budget of 128
+        // sockets back to back — a connection burst then delays everyone's
+        // replies by milliseconds.
+        super::turns::end_of_slice().await;
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
