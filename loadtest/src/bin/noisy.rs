@@ -8,7 +8,8 @@
 //! 8 MB in a loop), `scan` (SCAN MATCH nomatch over 300k keys in one slot),
 //! `sscan`, `hrandfield`, `setrange` (512 MB past a 64 MB storage maximum),
 //! `multi` (300k queued SETs), `bigbulk` (unfinished 512 MB bulk strings),
-//! `conns` (10,050 unauthenticated sockets), and `mix` (all at once). Next
+//! `conns` (10,050 unauthenticated sockets), and `mix` (all at once); `a+b`
+//! runs several of them at once (to find which part of `mix` hurts). Next
 //! to each, B's latency, the longest `/healthz` answer and the longest new
 //! connection (connect + AUTH + PING) are reported.
 //!
@@ -212,7 +213,7 @@ async fn heavy_conn_until(
                 let len = 512usize << 20;
                 let header = format!("*3\r\n$4\r\nMSET\r\n$1\r\nk\r\n${len}\r\n");
                 let mut ok = c.write_raw(header.as_bytes()).await.is_ok();
-                let chunk = vec![b'x'; 1 << 20];
+                let chunk = vec![b'x'; 64 << 10];
                 let mut written = 0;
                 while ok && written + chunk.len() < len && Instant::now() < until {
                     ok = c.write_raw(&chunk).await.is_ok();
@@ -271,18 +272,29 @@ async fn idle_sockets(addr: std::net::SocketAddr, until: Instant) -> u64 {
     n
 }
 
-/// A's heavy load for `mode` until `until`: requests sent, and THROTTLED.
+/// The reproducers a mode runs at once: `mix` is every one but `get`.
+fn parts(mode: &str) -> Vec<&'static str> {
+    if mode == "mix" {
+        return HEAVY[1..HEAVY.len() - 1].to_vec();
+    }
+    mode.split('+')
+        .map(|m| {
+            *HEAVY
+                .iter()
+                .find(|h| **h == m.trim())
+                .unwrap_or_else(|| panic!("unknown --heavy mode {m:?}; one of {HEAVY:?}"))
+        })
+        .collect()
+}
+
+/// A's heavy load, the reproducers `modes` at once, until `until`: requests
+/// sent, and THROTTLED.
 async fn heavy(
     addr: std::net::SocketAddr,
     token: &str,
-    mode: &'static str,
+    modes: Vec<&'static str>,
     until: Instant,
 ) -> (u64, Errors) {
-    let modes: Vec<&'static str> = if mode == "mix" {
-        HEAVY[1..HEAVY.len() - 1].to_vec()
-    } else {
-        vec![mode]
-    };
     let mut tasks = Vec::new();
     for m in modes {
         if m == "conns" {
@@ -451,24 +463,19 @@ fn ms(us: u64) -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = Args::parse();
-    let modes: Vec<&'static str> = if a.heavy == "all" {
-        HEAVY.to_vec()
+    let modes: Vec<String> = if a.heavy == "all" {
+        HEAVY.iter().map(|m| m.to_string()).collect()
     } else {
-        a.heavy
-            .split(',')
-            .map(|m| {
-                *HEAVY
-                    .iter()
-                    .find(|h| **h == m.trim())
-                    .unwrap_or_else(|| panic!("unknown --heavy mode {m:?}; one of {HEAVY:?}"))
-            })
-            .collect()
+        a.heavy.split(',').map(|m| m.trim().to_string()).collect()
     };
+    for m in &modes {
+        parts(m);
+    }
     let server = start_stratus(Some(a.server_cpu), &[]);
     let http_addr = server.http.expect("http address");
     let token_a = create_cache(http_addr, "a", "{}");
     let token_b = create_cache(http_addr, "b", "{}");
-    if modes.iter().any(|m| *m != "get") {
+    if modes.iter().any(|m| m != "get") {
         populate(server.resp, &token_a).await;
     }
     // A's limits, once filled: its ECPU/s, and 64 MB of storage.
@@ -492,7 +499,7 @@ async fn main() {
     fresh_limits();
     let phase = Duration::from_secs(a.seconds);
     let mut table = Vec::new();
-    for mode in modes {
+    for mode in &modes {
         let (mut alone50, mut alone99, mut noisy50, mut noisy99, mut a_rate) =
             (vec![], vec![], vec![], vec![], vec![]);
         let (mut health, mut connect) = (0f64, 0f64);
@@ -508,14 +515,16 @@ async fn main() {
             let ecpu_before = ecpu_total(http_addr);
             let until = Instant::now() + phase;
             let started = Instant::now();
+            eprintln!("{mode} run {}: A starts", run + 1);
             let noisy = {
                 let (token_a, addr) = (token_a.clone(), server.resp);
                 let (conns, depth) = (a.a_conns, a.a_depth);
+                let parts = parts(mode);
                 on_idle_thread(a.a_cpu, async move {
-                    if mode == "get" {
+                    if parts == ["get"] {
                         hammer(addr, &token_a, conns, depth, until).await
                     } else {
-                        heavy(addr, &token_a, mode, until).await
+                        heavy(addr, &token_a, parts, until).await
                     }
                 })
             };
