@@ -451,3 +451,48 @@ async fn a_big_request_to_a_limited_cache_is_admitted_as_it_arrives() {
     let ecpu = usage["ecpu_total"].as_f64().unwrap_or(0.0);
     assert!(ecpu >= 1024.0, "the SET's bytes are metered: {usage}");
 }
+
+/// A cache's metered ECPU so far.
+async fn ecpu_of(http: &Http, cache: &str) -> f64 {
+    let usage = http.get(&format!("/v1/caches/{cache}/usage")).await.json();
+    usage["ecpu_total"].as_f64().unwrap_or(0.0)
+}
+
+/// The bytes of a big request are billed as they arrive, whether or not the
+/// cache has an ECPU/s limit: a client that sends most of a request and goes
+/// away still pays for what it sent, and a request that completes pays its
+/// bytes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_request_is_billed_as_it_arrives_and_only_once() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    for (cache, limits) in [
+        ("limited", r#"{"ecpu_per_second": {"maximum": 100000}}"#),
+        ("unlimited", "{}"),
+    ] {
+        let token = http.create_cache_with(cache, limits).await;
+        // 1 MiB of an 8 MiB value (about 1024 ECPU), never finished.
+        let mut c = raw_auth(server.resp_addr, cache, &token).await;
+        let mut req = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 8 << 20).into_bytes();
+        req.extend(std::iter::repeat_n(b'x', 1 << 20));
+        c.send(&req).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while ecpu_of(&http, cache).await < 960.0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(c);
+        let unfinished = ecpu_of(&http, cache).await;
+        assert!(
+            (960.0..1100.0).contains(&unfinished),
+            "{cache}: an unfinished 1 MiB upload is billed about 1024 ECPU, got {unfinished}"
+        );
+        // A finished 1 MiB SET adds its bytes once.
+        let mut c = raw_auth(server.resp_addr, cache, &token).await;
+        assert_eq!(c.cmd(&["SET", "big", &"v".repeat(1 << 20)]).await, ok());
+        let added = ecpu_of(&http, cache).await - unfinished;
+        assert!(
+            (1000.0..1100.0).contains(&added),
+            "{cache}: a 1 MiB SET is billed about 1024 ECPU once, got {added}"
+        );
+    }
+}

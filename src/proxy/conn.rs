@@ -78,6 +78,9 @@ pub struct Connection<'a> {
     /// Bytes at the front of the read buffer whose transfer the cache's
     /// limiter has admitted already (a big request admitted as it arrives).
     prepaid: u64,
+    /// Milli-ECPU of the current request's bytes billed to the cache while
+    /// they arrived (its final bill leaves them out).
+    billed_early: u64,
     /// Bytes the current PUBLISH delivered to subscribers: the publisher
     /// pays their transfer.
     pub delivered: u64,
@@ -104,6 +107,7 @@ pub async fn run(
         charged: 0,
         charged_to: None,
         prepaid: 0,
+        billed_early: 0,
         delivered: 0,
     };
     conn.session.preauth = preauth;
@@ -218,7 +222,7 @@ impl Connection<'_> {
                 .ok();
             // A big request is admitted as its bytes arrive: a cache over its
             // ECPU/s limit uploads no faster than the limit allows.
-            if drained && !self.session.closing && !self.prepay(rbuf.len() as u64, shutdown).await {
+            if drained && !self.session.closing && !self.prepay(rbuf, shutdown).await {
                 return "server shutdown";
             }
             let output_full = self.wbuf.len() >= self.shared.output_buffer_limit;
@@ -279,10 +283,12 @@ impl Connection<'_> {
         }
     }
 
-    /// Charges the cache's limiter for the transfer of buffered bytes of an
-    /// unfinished request past [`PREPAY_ABOVE`], and waits until the limit
-    /// admits them (nothing more is read meanwhile). False on shutdown.
-    async fn prepay(&mut self, buffered: u64, shutdown: &CancellationToken) -> bool {
+    /// Bills the transfer of the buffered bytes of an unfinished request
+    /// (`rbuf`) past [`PREPAY_ABOVE`] and charges the cache's limiter for
+    /// them, then waits until the limit admits them (nothing more is read
+    /// meanwhile). False on shutdown.
+    async fn prepay(&mut self, rbuf: &[u8], shutdown: &CancellationToken) -> bool {
+        let buffered = rbuf.len() as u64;
         if buffered == 0 {
             self.prepaid = 0;
         }
@@ -290,11 +296,20 @@ impl Connection<'_> {
         if unpaid < PREPAY_ABOVE {
             return true;
         }
-        let Some(limiter) = self.session.cache.as_ref().and_then(|c| c.limiter()) else {
+        let Some(cache) = self.session.cache.clone() else {
+            return true;
+        };
+        // Billed now: a client that never finishes its request still pays
+        // for the bytes it sent.
+        let family = crate::resp::codec::command_name(rbuf)
+            .and_then(cmd::lookup)
+            .map_or(cmd::Family::Connection, |spec| spec.family);
+        cache.usage.meter_transfer(family, transfer_milli(unpaid));
+        self.prepaid = buffered;
+        let Some(limiter) = cache.limiter() else {
             return true;
         };
         limiter.add_debt(0, transfer_milli(unpaid));
-        self.prepaid = buffered;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return false,
@@ -422,6 +437,7 @@ impl Connection<'_> {
         }
         let reply_bytes = (self.wbuf.len() - out_before) as u64;
         let wire_in = req.wire_len as u64;
+        let billed_early = std::mem::take(&mut self.billed_early);
         let Some(cache) = &self.session.cache else {
             return;
         };
@@ -441,7 +457,7 @@ impl Connection<'_> {
                     transfer_milli(wire_in + reply_bytes + queued_wire),
                     work_milli(spec, keys, elements),
                 );
-                usage.meter(spec.family, ecpu);
+                usage.meter(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
                 if let Some(limiter) = cache.limiter() {
                     limiter.add_debt(upfront, ecpu);
@@ -464,7 +480,7 @@ impl Connection<'_> {
                     transfer_milli(wire_in + reply_bytes),
                     work_milli(spec, keys, 0),
                 );
-                usage.meter_transfer(spec.family, ecpu);
+                usage.meter_transfer(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
                 if let Some(limiter) = cache.limiter() {
                     limiter.add_debt(upfront, ecpu);
@@ -602,6 +618,7 @@ impl Connection<'_> {
         // Bytes admitted while the request arrived are not admitted again.
         let prepaid = self.prepaid.min(req.wire_len as u64);
         self.prepaid -= prepaid;
+        self.billed_early = transfer_milli(prepaid);
         let upfront = ecpu_milli(
             transfer_milli(req.wire_len as u64 - prepaid),
             if queueing {

@@ -235,6 +235,22 @@ fn read_line(
     }
 }
 
+/// The command name of a multibulk request that may not have fully arrived
+/// (`*<n>\r\n$<len>\r\n<name>\r\n...`), if its first argument has.
+pub fn command_name(buf: &[u8]) -> Option<&[u8]> {
+    let line = |from: usize| {
+        let end = from + buf.get(from..)?.iter().position(|&b| b == b'\n')?;
+        Some((buf.get(from..end.checked_sub(1)?)?, end + 1))
+    };
+    let (count, next) = line(0)?;
+    if count.first() != Some(&b'*') {
+        return None;
+    }
+    let (len, start) = line(next)?;
+    let len = usize::try_from(string2ll(len.strip_prefix(b"$")?)?).ok()?;
+    buf.get(start..start.checked_add(len)?)
+}
+
 /// Longest number string2ll looks at (Redis's `LONG_STR_SIZE`, 21, less one).
 const MAX_NUMBER_LEN: usize = 20;
 
@@ -367,6 +383,19 @@ pub fn decode_all(decoder: &Decoder, input: &[u8]) -> Result<Vec<Request>, Proto
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn command_name_of_a_request_still_arriving() {
+        assert_eq!(
+            command_name(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$999999\r\nxx"),
+            Some(&b"SET"[..])
+        );
+        assert_eq!(command_name(b"*3\r\n$3\r\nSE"), None);
+        assert_eq!(command_name(b"*3\r\n$"), None);
+        assert_eq!(command_name(b"SET k v\r\n"), None);
+        assert_eq!(command_name(b"*1\r\n$-1\r\n"), None);
+    }
+
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
