@@ -287,6 +287,39 @@ async fn publish_is_metered_by_bytes_delivered() {
     }
 }
 
+/// Keyspace events are paid for like PUBLISH: a write whose events reach
+/// subscribers pays the bytes delivered to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_events_are_metered_by_bytes_delivered() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    let token = http.create_cache("events").await;
+    let mut writer = bound(server.resp_addr, "events", &token).await;
+    let key = "k".repeat(4096);
+    let before = ecpu_milli(&http, "events").await;
+    assert_eq!(writer.cmd(&["SET", &key, "v"]).await, ok());
+    let unheard = ecpu_milli(&http, "events").await - before;
+    writer
+        .cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+        .await;
+    let mut subs = Vec::new();
+    for _ in 0..4 {
+        let mut s = bound(server.resp_addr, "events", &token).await;
+        s.cmd(&["PSUBSCRIBE", "__key*__:*"]).await;
+        subs.push(s);
+    }
+    let before = ecpu_milli(&http, "events").await;
+    assert_eq!(writer.cmd(&["SET", &key, "w"]).await, ok());
+    let heard = ecpu_milli(&http, "events").await - before;
+    // 4 KiB in: ~4 ECPU. Four subscribers get the keyspace event (4 KiB
+    // channel) and the keyevent event (4 KiB message): ~32 ECPU more.
+    assert!((4_000..=5_000).contains(&unheard), "unheard {unheard}");
+    assert!((36_000..=38_000).contains(&heard), "heard {heard}");
+    for s in &mut subs {
+        assert_eq!(s.read().await.items()[0], Resp::Bulk(b"pmessage".to_vec()));
+    }
+}
+
 /// CONFIG GET/SET notify-keyspace-events as Redis answers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_keyspace_events_config_matches_redis() {

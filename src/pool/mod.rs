@@ -743,6 +743,10 @@ struct PoolShared {
 pub struct Notifier {
     flags: AtomicU32,
     hub: Arc<dyn MessageHub>,
+    /// Bytes keyspace events delivered to subscribers and not yet billed:
+    /// the next request of the cache to finish pays them as transfer
+    /// ([`CachePool::take_fanout`]), as PUBLISH pays its fan-out.
+    fanout: AtomicU64,
     /// Client-side caching: invalidations on writes, expiries, evictions.
     tracking: Tracking,
 }
@@ -772,6 +776,7 @@ impl Notifier {
         }
         let flags = self.flags();
         let mut channel = Vec::new();
+        let mut delivered = 0;
         for e in events {
             if e.class & (notify::EXPIRED | notify::EVICTED) != 0 {
                 self.tracking.invalidate(std::iter::once(&e.key[..]), 0);
@@ -783,14 +788,17 @@ impl Notifier {
                 channel.clear();
                 channel.extend_from_slice(b"__keyspace@0__:");
                 channel.extend_from_slice(&e.key);
-                self.hub.publish(&channel, e.event.as_bytes(), false);
+                delivered += self.hub.publish(&channel, e.event.as_bytes(), false).bytes;
             }
             if flags & notify::KEYEVENT != 0 {
                 channel.clear();
                 channel.extend_from_slice(b"__keyevent@0__:");
                 channel.extend_from_slice(e.event.as_bytes());
-                self.hub.publish(&channel, &e.key, false);
+                delivered += self.hub.publish(&channel, &e.key, false).bytes;
             }
+        }
+        if delivered > 0 {
+            self.fanout.fetch_add(delivered, Ordering::Relaxed);
         }
     }
 }
@@ -857,6 +865,7 @@ impl CachePool {
             notifier: Arc::new(Notifier {
                 flags: AtomicU32::new(0),
                 hub: Arc::new(LocalHub::default()),
+                fanout: AtomicU64::new(0),
                 tracking: Tracking::default(),
             }),
         };
@@ -904,6 +913,16 @@ impl CachePool {
     /// The cache's client-side caching table (CLIENT TRACKING).
     pub fn tracking(&self) -> &Tracking {
         &self.shared.notifier.tracking
+    }
+
+    /// Bytes of keyspace events delivered since the last call (see
+    /// [`Notifier`]): one shared read when there are none.
+    pub fn take_fanout(&self) -> u64 {
+        let fanout = &self.shared.notifier.fanout;
+        if fanout.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        fanout.swap(0, Ordering::Relaxed)
     }
 
     /// The cache's `notify-keyspace-events` flags ([`notify`] classes).

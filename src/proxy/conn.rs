@@ -453,6 +453,9 @@ impl Connection<'_> {
                 upfront,
                 queued_wire,
             } => {
+                // Keyspace events' fan-out is paid by the cache's next
+                // request to finish (normally the write that caused them).
+                let queued_wire = queued_wire + cache.pool.take_fanout();
                 let ecpu = ecpu_milli(
                     transfer_milli(wire_in + reply_bytes + queued_wire),
                     work_milli(spec, keys, elements),
