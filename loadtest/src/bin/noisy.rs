@@ -537,6 +537,10 @@ async fn main() {
             (health, connect) = (health.max(hz), connect.max(cn));
             let (a_sent, a_errors) = noisy.await.expect("A's thread").expect("A");
             let elapsed = started.elapsed().as_secs_f64();
+            // Let A's last heavy requests (a script runs up to its 5 s limit)
+            // finish before B is measured alone again; what they are billed
+            // when they end counts for the phase (scripts pay afterwards).
+            tokio::time::sleep(Duration::from_secs(a.settle)).await;
             a_rate.push((ecpu_total(http_addr) - ecpu_before) / elapsed);
             a_throttled += a_errors.throttled;
             println!(
@@ -549,9 +553,6 @@ async fn main() {
                 a_errors.throttled,
                 a_rate[run]
             );
-            // Let A's last heavy requests (a script runs up to its 5 s limit)
-            // finish before B is measured alone again.
-            tokio::time::sleep(Duration::from_secs(a.settle)).await;
         }
         table.push((
             mode,
