@@ -445,6 +445,43 @@ async fn client_commands_reach_the_cache_s_own_clients() {
     );
 }
 
+/// CLIENT PAUSE WRITE holds scripts that may write (EVAL, EVALSHA, FCALL
+/// of a function without `no-writes`, an EXEC queueing one) and lets
+/// read-only ones run: EVAL_RO, `#!lua flags=no-writes` bodies, FCALL of a
+/// `no-writes` function, SCRIPT LOAD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_write_holds_writing_scripts_only() {
+    let server = start_default().await;
+    let mut a = Raw::connect(server.resp_addr).await;
+    let mut b = Raw::connect(server.resp_addr).await;
+    assert_eq!(a.cmd(&["SET", "x", "y"]).await, ok());
+    let library = "#!lua name=lib\nredis.register_function{function_name='ro', callback=function() return 'hello' end, flags={'no-writes'}}\nredis.register_function('rw', function() return 'written' end)";
+    assert_eq!(a.cmd(&["FUNCTION", "LOAD", library]).await, bulk("lib"));
+    let ro_body = "#!lua flags=no-writes\nreturn 'read only'";
+    assert_eq!(a.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]).await, ok());
+    assert_eq!(b.cmd(&["EVAL", ro_body, "0"]).await, bulk("read only"));
+    assert_eq!(
+        b.cmd(&["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "x"])
+            .await,
+        bulk("y")
+    );
+    let sha = b.cmd(&["SCRIPT", "LOAD", ro_body]).await.text();
+    assert_eq!(b.cmd(&["EVALSHA", &sha, "0"]).await, bulk("read only"));
+    assert_eq!(b.cmd(&["FCALL", "ro", "0"]).await, bulk("hello"));
+    assert_eq!(b.cmd(&["MULTI"]).await, ok());
+    assert_eq!(b.cmd(&["EVAL", ro_body, "0"]).await, simple("QUEUED"));
+    assert_eq!(b.cmd(&["EXEC"]).await, arr(vec![bulk("read only")]));
+    // Scripts that may write wait for the end of the pause.
+    for held in [vec!["EVAL", "return 1", "0"], vec!["FCALL", "rw", "0"]] {
+        b.send(&encode(&held)).await;
+        b.assert_silent(Duration::from_millis(200)).await;
+        assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]).await, ok());
+        assert!(!b.read().await.is_error());
+        assert_eq!(a.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]).await, ok());
+    }
+    assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]).await, ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_key_specs_and_list_filters() {
     let server = start_default().await;

@@ -295,6 +295,11 @@ impl EndsWithIgnoreCase for [u8] {
     }
 }
 
+/// Whether a script body's shebang declares `no-writes`.
+pub fn declares_no_writes(body: &Bytes) -> bool {
+    matches!(shebang(body), Ok((_, true)))
+}
+
 /// Strips a `#!lua [flags=...]` first line (keeping its newline, so line
 /// numbers stay right) and returns whether the script declared `no-writes`.
 fn shebang(body: &Bytes) -> Result<(Cow<'_, [u8]>, bool), OpError> {

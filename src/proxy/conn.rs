@@ -651,21 +651,28 @@ impl Connection<'_> {
         }
         // CLIENT PAUSE: wait for its end (writes only, or every command),
         // except the CLIENT commands that end it. Writes are what Redis
-        // holds under `WRITE`: write commands, scripts, commands that may
-        // change or propagate something (PFCOUNT, PUBLISH), and an EXEC
-        // with a write queued. A paused client counts as blocked.
+        // holds under `WRITE`: write commands, scripts that may write,
+        // commands that may change or propagate something (PFCOUNT,
+        // PUBLISH), and an EXEC with such a command queued. A paused client
+        // counts as blocked.
         if let Some(cache) = &cache
             && !matches!(spec.exec, Exec::Conn(cmd::ConnOp::Client))
         {
-            let writes = spec.has(flags::WRITE)
-                || spec.family == cmd::Family::Scripting
-                || matches!(spec.name, "pfcount" | "publish" | "spublish")
+            let pausable = |spec: &CommandSpec, args: &[Bytes]| {
+                matches!(spec.name, "pfcount" | "publish" | "spublish")
+                    || if spec.family == cmd::Family::Scripting {
+                        super::scripting::may_write(cache, spec, args)
+                    } else {
+                        spec.has(flags::WRITE)
+                    }
+            };
+            let writes = pausable(spec, args)
                 || (spec.name == "exec"
                     && self
                         .session
                         .multi
                         .as_ref()
-                        .is_some_and(|t| t.queued.iter().any(|(s, _)| s.has(flags::WRITE))));
+                        .is_some_and(|t| t.queued.iter().any(|(s, r)| pausable(s, &r.args))));
             let me = self.session.handle.clone();
             while let Some(p) = cache.server.paused(writes) {
                 me.blocked.store(true, Ordering::Release);

@@ -133,6 +133,28 @@ pub fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
     }
 }
 
+/// Whether a script command may write, as CLIENT PAUSE WRITE decides it:
+/// `EVAL_RO`, `EVALSHA_RO`, `FCALL_RO`, a script whose shebang declares
+/// `no-writes` and a function flagged `no-writes` do not; other scripts
+/// may; SCRIPT and FUNCTION subcommands write only if their row says so.
+pub fn may_write(cache: &Cache, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    let Some(target) = args.get(1) else {
+        return spec.has(crate::cmd::flags::WRITE);
+    };
+    match spec.name {
+        "eval" => !crate::cmd::script::declares_no_writes(target),
+        "evalsha" => cache
+            .scripts
+            .get(target)
+            .is_none_or(|body| !crate::cmd::script::declares_no_writes(&body)),
+        "fcall" => cache
+            .functions
+            .resolve(target)
+            .is_none_or(|f| f.flags & flag::NO_WRITES == 0),
+        _ => spec.has(crate::cmd::flags::WRITE),
+    }
+}
+
 /// Whether a command may be refused at the storage maximum: not an
 /// `FCALL` of a function flagged `allow-oom` or `no-writes` (Redis drops
 /// `denyoom` for those).
