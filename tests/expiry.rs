@@ -79,7 +79,10 @@ async fn active_expiry_reclaims_keys_never_read_again() {
         info_value(&info, "expired_keys").as_deref(),
         Some(&*n.to_string())
     );
-    assert_eq!(info_value(&info, "used_memory").as_deref(), Some("0"));
+    assert_eq!(
+        info_value(&info, "used_memory_dataset").as_deref(),
+        Some("0")
+    );
     assert!(info_value(&info, "db0").is_none(), "{info}");
     assert_eq!(info_value(&info, "keyspace_hits").as_deref(), Some("0"));
     assert_eq!(info_value(&info, "keyspace_misses").as_deref(), Some("0"));

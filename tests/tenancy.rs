@@ -282,9 +282,15 @@ async fn caches_never_see_each_others_keys() {
     let _b2 = raw_auth(server.resp_addr, "beta", &tb).await;
     let ib = b.cmd(&["INFO", "clients"]).await.text();
     assert_eq!(info_line(&ib, "connected_clients").as_deref(), Some("2"));
-    let used_a: u64 = info_line(&ia, "used_memory").unwrap().parse().unwrap();
+    let used_a: u64 = info_line(&ia, "used_memory_dataset")
+        .unwrap()
+        .parse()
+        .unwrap();
     let ib = b.cmd(&["INFO", "memory"]).await.text();
-    let used_b: u64 = info_line(&ib, "used_memory").unwrap().parse().unwrap();
+    let used_b: u64 = info_line(&ib, "used_memory_dataset")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         used_a > used_b,
         "alpha holds more than beta: {used_a} vs {used_b}"

@@ -298,13 +298,16 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
             let used = totals.used_bytes as u64;
             let max = cache.map_or(0, |c| c.limits().max_storage_bytes());
             let clients = load(|c| c.usage.client_memory.load(Ordering::Relaxed));
+            // As Redis's: everything the cache holds, its clients' buffers
+            // included; the dataset alone is what the storage maximum caps.
+            let total = used + clients;
             kv(vec![
-                ("used_memory", used.to_string()),
-                ("used_memory_human", human_bytes(used)),
-                ("used_memory_rss", used.to_string()),
-                ("used_memory_rss_human", human_bytes(used)),
-                ("used_memory_peak", used.to_string()),
-                ("used_memory_peak_human", human_bytes(used)),
+                ("used_memory", total.to_string()),
+                ("used_memory_human", human_bytes(total)),
+                ("used_memory_rss", total.to_string()),
+                ("used_memory_rss_human", human_bytes(total)),
+                ("used_memory_peak", total.to_string()),
+                ("used_memory_peak_human", human_bytes(total)),
                 ("used_memory_dataset", used.to_string()),
                 ("used_memory_clients", clients.to_string()),
                 ("maxmemory", max.to_string()),

@@ -550,6 +550,9 @@ impl RealRedis {
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+                // Its own file name: a dump.rdb someone left in the temp
+                // directory must not be loaded into the comparison server.
+                .args(["--dbfilename", &format!("stratus-test-{port}.rdb")])
                 .args(extra)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
