@@ -491,3 +491,35 @@ async fn expired_and_evicted_events_are_published() {
         Resp::Bulk(b"__keyevent@0__:evicted".to_vec())
     );
 }
+
+/// PUBLISH from a script delivers at once and answers the receivers, as
+/// Redis does; read-only scripts may not publish (Redis's error, byte for
+/// byte).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_publish_and_read_only_scripts_may_not() {
+    let server = start_default().await;
+    let mut sub = Raw::connect(server.resp_addr).await;
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news"]).await,
+        bulks_arr_with_int("subscribe", "news", 1)
+    );
+    let mut p = Pair::new(server.resp_addr).await;
+    let publish = "return redis.call('publish', ARGV[1], ARGV[2])";
+    assert_eq!(
+        p.stratus
+            .cmd(&["EVAL", publish, "0", "news", "hello"])
+            .await,
+        int(1)
+    );
+    assert_eq!(sub.read().await, bulks_arr(&["message", "news", "hello"]));
+    p.script(&[
+        &["EVAL", publish, "0", "nobody", "hello"],
+        &["EVAL_RO", publish, "0", "nobody", "hello"],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('publish', 'ch', 'msg')",
+            "0",
+        ],
+    ])
+    .await;
+}

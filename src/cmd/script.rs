@@ -209,6 +209,22 @@ pub struct ScriptControl {
     /// The job runs a function (`FCALL`, `FCALL_RO`): its name and the
     /// command as the client sent it. `None`: an `EVAL`-family script.
     pub function: Option<RunningFunction>,
+    /// Where the script's PUBLISH and SPUBLISH go.
+    pub publisher: Option<Publisher>,
+}
+
+/// Delivers a script's PUBLISH (`shard` false) or SPUBLISH on the cache's
+/// hub; the pool gives it (`cmd` knows nothing of hubs), and the hub's
+/// side meters the bytes delivered.
+#[derive(Clone)]
+pub struct Publisher(pub Arc<PublishFn>);
+
+type PublishFn = dyn Fn(&[u8], &[u8], bool) -> crate::pubsub::Delivery + Send + Sync;
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
 }
 
 /// What `FUNCTION STATS` shows of a running function.
@@ -916,14 +932,17 @@ impl Caller<'_, '_> {
         {
             return Err(denied.into());
         }
+        let publish = matches!(spec.name, "publish" | "spublish");
         match spec.exec {
+            Exec::Conn(_) if publish => {}
             Exec::Conn(op) => return local_command(op, argv),
             Exec::Data(_) if spec.family == Family::Scripting => {
                 return Err(reply::SCRIPT_NOT_ALLOWED.into());
             }
             Exec::Data(_) => {}
         }
-        if script.read_only && spec.has(flags::WRITE) {
+        // PUBLISH may replicate: Redis refuses it in read-only scripts too.
+        if script.read_only && (spec.has(flags::WRITE) || publish) {
             return Err(reply::SCRIPT_READ_ONLY.into());
         }
         let writes = spec.has(flags::WRITE);
@@ -937,6 +956,9 @@ impl Caller<'_, '_> {
                 }
                 Some(_) => {}
             }
+        }
+        if publish {
+            return self.publish(spec, argv);
         }
         let ctx = &mut *self.ctx;
         if writes && let Some(control) = &ctx.script {
@@ -955,6 +977,22 @@ impl Caller<'_, '_> {
             + u64::from(spec.cost_per_element_milli) * elements;
         self.work += cost.max(1000) + CALL_WORK_MILLI + conversion_work(&out);
         Ok(out)
+    }
+}
+
+impl Caller<'_, '_> {
+    /// PUBLISH or SPUBLISH from the script: delivered at once (the reply is
+    /// the number of receivers), charged as the command's row charges it;
+    /// the bytes delivered are metered by the hub's side.
+    fn publish(&mut self, spec: &crate::cmd::CommandSpec, argv: &[Bytes]) -> Result<Reply, String> {
+        let Some(publisher) = self.ctx.script.as_ref().and_then(|c| c.publisher.clone()) else {
+            return Err(reply::SCRIPT_NOT_ALLOWED.into());
+        };
+        let done = (publisher.0)(&argv[1], &argv[2], spec.name == "spublish");
+        let elements = done.receivers + done.patterns_examined;
+        self.work +=
+            (u64::from(spec.cost_per_element_milli) * elements).max(1000) + CALL_WORK_MILLI;
+        Ok(Reply::Int(done.receivers as i64))
     }
 }
 

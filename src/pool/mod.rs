@@ -73,7 +73,7 @@ use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
 use crate::pubsub::tracking::Tracking;
-use crate::pubsub::{LocalHub, MessageHub};
+use crate::pubsub::{Delivery, LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
 
 /// What executing a command in a partition produced.
@@ -767,6 +767,16 @@ impl Notifier {
         }
     }
 
+    /// Publishes a message on the hub (a script's PUBLISH), metering the
+    /// bytes delivered as keyspace events' are.
+    fn publish_message(&self, channel: &[u8], message: &[u8], shard: bool) -> Delivery {
+        let done = self.hub.publish(channel, message, shard);
+        if done.bytes > 0 {
+            self.fanout.fetch_add(done.bytes, Ordering::Relaxed);
+        }
+        done
+    }
+
     /// Publishes keyspace events on `__keyspace@0__:<key>` (the event as
     /// message) and `__keyevent@0__:<event>` (the key), as Redis's
     /// `notifyKeyspaceEvent`.
@@ -1068,10 +1078,16 @@ impl CachePool {
                 command: a[..a.len().saturating_sub(2)].to_vec(),
             });
         let running = scripted.then(|| {
+            let notifier = self.shared.notifier.clone();
             let control = Arc::new(ScriptControl {
                 gate: opts.gate.clone(),
                 started: Some(Instant::now()),
                 function,
+                publisher: Some(cmd::script::Publisher(Arc::new(
+                    move |channel: &[u8], message: &[u8], shard: bool| {
+                        notifier.publish_message(channel, message, shard)
+                    },
+                ))),
                 ..ScriptControl::default()
             });
             self.scripts.lock().push(control.clone());
