@@ -227,8 +227,11 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok((added, changed, last))
     })?;
     let (added, changed, last) = outcome.unwrap_or((0, 0, None));
-    // A member and its score count as two elements (as in replies).
+    // A member and its score count as two elements (as in replies); a
+    // member inserted (skiplist node, index entry, arena slot) costs two
+    // more than one updated.
     ctx.count_extra(rest.len() - 1);
+    ctx.work += 2 * added.unsigned_abs();
     if added + changed > 0 {
         let event = if f.incr { "zincr" } else { "zadd" };
         ctx.notify(notify::ZSET, event, &args[1]);

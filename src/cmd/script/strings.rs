@@ -74,22 +74,27 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let st = state.clone();
     add(
         "find",
-        lua.create_function(move |lua, args: MultiValue| find_or_match(lua, &st, &args, true))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            find_or_match(lua, &st, &args, true)
+        })?,
     )?;
     let st = state.clone();
     add(
         "match",
-        lua.create_function(move |lua, args: MultiValue| find_or_match(lua, &st, &args, false))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            find_or_match(lua, &st, &args, false)
+        })?,
     )?;
     let st = state.clone();
-    let gmatch_fn =
-        lua.create_function(move |lua, args: MultiValue| gmatch_iterator(lua, &st, &args))?;
+    let gmatch_fn = measured(lua, state, move |lua, args: MultiValue| {
+        gmatch_iterator(lua, &st, &args)
+    })?;
     add("gmatch", gmatch_fn.clone())?;
     add("gfind", gmatch_fn)?;
     let st = state.clone();
     add(
         "gsub",
-        lua.create_function(move |lua, args: MultiValue| {
+        measured(lua, state, move |lua, args: MultiValue| {
             gsub_any(
                 lua,
                 &st,
@@ -104,47 +109,65 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     let st = state.clone();
     add(
         "upper",
-        lua.create_function(move |lua, args: MultiValue| change_case(lua, &st, &args, true))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            change_case(lua, &st, &args, true)
+        })?,
     )?;
     let st = state.clone();
     add(
         "lower",
-        lua.create_function(move |lua, args: MultiValue| change_case(lua, &st, &args, false))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            change_case(lua, &st, &args, false)
+        })?,
     )?;
     let st = state.clone();
     add(
         "reverse",
-        lua.create_function(move |lua, args: MultiValue| reverse(lua, &st, &args))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            reverse(lua, &st, &args)
+        })?,
     )?;
     let st = state.clone();
     add(
         "rep",
-        lua.create_function(move |lua, args: MultiValue| rep(lua, &st, &args))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            rep(lua, &st, &args)
+        })?,
     )?;
     let st = state.clone();
     add(
         "sub",
-        lua.create_function(move |lua, args: MultiValue| sub(lua, &st, &args))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            sub(lua, &st, &args)
+        })?,
     )?;
     let st = state.clone();
     add(
         "byte",
-        lua.create_function(move |lua, args: MultiValue| byte(lua, &st, &args))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            byte(lua, &st, &args)
+        })?,
     )?;
     let st = state.clone();
     add(
         "char",
-        lua.create_function(move |lua, args: MultiValue| char(lua, &st, &args))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            char(lua, &st, &args)
+        })?,
     )?;
     let st = state.clone();
     add(
         "format",
-        lua.create_function(move |lua, args: MultiValue| format(lua, &st, &args, &c_format))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            format(lua, &st, &args, &c_format)
+        })?,
     )?;
     let st = state.clone();
     add(
         "concat",
-        lua.create_function(move |lua, args: MultiValue| concat(lua, &st, &args, &c_concat))?,
+        measured(lua, state, move |lua, args: MultiValue| {
+            concat(lua, &st, &args, &c_concat)
+        })?,
     )?;
     Ok(t)
 }
@@ -296,6 +319,31 @@ fn is_true(v: Option<&Value>) -> bool {
 }
 
 // ---- Metering ----
+
+/// A library function whose calls on a big string start the run's CPU
+/// measurement, if nothing has yet (see `RunState::lua_work`): a run of a
+/// few instructions can spend milliseconds inside one such call, where no
+/// instruction hook sees it.
+fn measured<F, R>(lua: &Lua, state: &Shared, f: F) -> mlua::Result<Function>
+where
+    F: Fn(&Lua, MultiValue) -> mlua::Result<R> + Send + 'static,
+    R: mlua::IntoLuaMulti,
+{
+    let st = state.clone();
+    lua.create_function(move |lua, args: MultiValue| {
+        if super::MEASURE_CPU
+            && args
+                .iter()
+                .any(|v| matches!(v, Value::String(s) if s.as_bytes().len() as u64 >= CLOCK_BYTES))
+        {
+            let mut s = st.lock();
+            if s.cpu_start.is_none() {
+                s.cpu_start = super::thread_cpu_time();
+            }
+        }
+        f(lua, args)
+    })
+}
 
 /// Counts a call and the bytes it read and wrote; stops the run here if it
 /// must. Every function here calls it once per call that returns.
