@@ -7,6 +7,16 @@
 //! [`PartitionHandle`]: today every handle is local (a keyspace behind a mutex
 //! in this process); a remote form adds a transport behind the same methods.
 //!
+//! Cluster mode ([`ClusterMode`], chosen per cache at creation): enabled, the
+//! pool splits and merges by slot and one command's keys must share a slot;
+//! disabled, the pool is one partition owning every slot that never splits
+//! ([`CachePool::split`] refuses), so any keys may be combined and a command
+//! routed by any of its slots lands in that partition. The request path asks
+//! [`CachePool::cluster_mode`]; partition-side checks (scripts, SORT) read
+//! it from [`Ctx::cluster_mode`]. Nothing else in a partition assumes one
+//! slot per command: storage, WATCH versions, blocked keys, keyspace
+//! events and tracking all work per key.
+//!
 //! Invariants: the routing table's ranges are contiguous, cover all 16384
 //! slots, and its epoch only grows; a partition refuses a command for a slot
 //! it no longer owns ([`Moved`], carrying the epoch of its last change) and the
@@ -71,7 +81,7 @@ use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
-use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::partition::{ClusterMode, Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
 use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
@@ -164,6 +174,8 @@ pub struct LocalPartition {
     events: Arc<KeyEvents>,
     /// The cache's hub and keyspace-notification flags.
     notifier: Arc<Notifier>,
+    /// The cache's cluster mode: which keys one command may combine.
+    mode: ClusterMode,
     /// Milli-ECPU per second at the last autoscaler observation.
     pub ecpu_milli_per_sec: AtomicU64,
     pub last_event: Mutex<RangeEvent>,
@@ -261,9 +273,15 @@ impl LocalPartition {
         let tracking = &self.notifier.tracking;
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
+            // Keys that commands inside a script change.
+            let written = |key: &[u8]| {
+                events.touched(std::iter::once(key));
+                tracking.invalidate(std::iter::once(key), opts.client);
+            };
             for (spec, args) in cmds {
                 let changes = ks.mutations();
                 let mut ctx = Ctx::new(ks, opts.now);
+                ctx.on_write = Some(&written);
                 ctx.resp3 = opts.resp3;
                 ctx.max_value_len = opts.max_value_len;
                 ctx.script_time_limit = opts.script_time_limit;
@@ -277,6 +295,7 @@ impl LocalPartition {
                     ctx.reserved = events.reserved(keys, takes, opts.ticket);
                 }
                 ctx.encoding = opts.encoding;
+                ctx.cluster_mode = self.mode;
                 // CLIENT NO-TOUCH: this client's reads leave last-access times.
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
@@ -403,6 +422,7 @@ impl PartitionHandle {
             cache_used: shared.used_bytes.clone(),
             events: shared.events.clone(),
             notifier: shared.notifier.clone(),
+            mode: shared.mode,
             ecpu_milli_per_sec: AtomicU64::new(0),
             last_event: Mutex::new(event),
             hot_slot: Mutex::new(None),
@@ -735,6 +755,7 @@ struct PoolShared {
     used_bytes: Arc<AtomicU64>,
     events: Arc<KeyEvents>,
     notifier: Arc<Notifier>,
+    mode: ClusterMode,
 }
 
 /// A cache's message hub and its `notify-keyspace-events` flags: keyspace
@@ -850,8 +871,19 @@ impl Default for CachePool {
 impl CachePool {
     /// A pool with `partitions` partitions of (nearly) equal slot ranges.
     pub fn new(partitions: usize) -> CachePool {
-        let n = partitions.clamp(1, usize::from(SLOTS));
+        CachePool::with_mode(partitions, ClusterMode::Enabled)
+    }
+
+    /// A pool for a cache in `mode`: with cluster mode disabled, one
+    /// partition that owns every slot and never splits, whatever
+    /// `partitions` asks.
+    pub fn with_mode(partitions: usize, mode: ClusterMode) -> CachePool {
+        let n = match mode {
+            ClusterMode::Enabled => partitions.clamp(1, usize::from(SLOTS)),
+            ClusterMode::Disabled => 1,
+        };
         let shared = PoolShared {
+            mode,
             used_bytes: Arc::new(AtomicU64::new(0)),
             events: Arc::new(KeyEvents::default()),
             notifier: Arc::new(Notifier {
@@ -889,6 +921,12 @@ impl CachePool {
             slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
             scripts: Arc::default(),
         }
+    }
+
+    /// The cache's cluster mode ([`ClusterMode`]): whether one command may
+    /// combine keys of different slots (the request path asks it).
+    pub fn cluster_mode(&self) -> ClusterMode {
+        self.shared.mode
     }
 
     /// The cache's watched and blocked-on keys.
@@ -1466,6 +1504,9 @@ impl CachePool {
 
     /// Splits partition `id` at slot `at` (the new partition owns `at..=last`).
     pub fn split(&self, id: u64, at: u16, reason: &'static str) -> Result<u64, String> {
+        if self.shared.mode.spans_slots() {
+            return Err("a cache with cluster mode disabled never splits".into());
+        }
         let Some((first, last, handle)) = self.ranges().into_iter().find(|(_, _, h)| h.id() == id)
         else {
             return Err(format!("partition {id} is gone"));
