@@ -172,3 +172,46 @@ async fn watch_makes_read_modify_write_safe_under_contention() {
     assert_eq!(total, 300, "lost increments ({retries} retries)");
     server.shutdown().await;
 }
+
+/// FLUSHDB and FLUSHALL touch the watched keys that exist, and only those;
+/// a watched key that expires (the active cycle) or is evicted counts as
+/// touched — as Redis's `touchAllWatchedKeysInDb` and `signalModifiedKey`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_and_expiries_touch_watched_keys_as_redis() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    for flush in ["FLUSHALL", "FLUSHDB"] {
+        p.script(&[
+            &["DEL", "x"],
+            &["WATCH", "x"],
+            &[flush],
+            &["MULTI"],
+            &["PING"],
+            &["EXEC"],
+            &["SET", "x", "30"],
+            &["WATCH", "x"],
+            &[flush],
+            &["MULTI"],
+            &["PING"],
+            &["EXEC"],
+        ])
+        .await;
+    }
+    p.script(&[
+        &["SET", "x", "foo"],
+        &["PEXPIRE", "x", "50"],
+        &["WATCH", "x"],
+    ])
+    .await;
+    // Wait until both have deleted it (nothing reads it meanwhile).
+    common::eventually("the key expires on both", || {
+        let (r, s) = (p.redis_addr(), server.resp_addr);
+        async move {
+            let mut r = Raw::connect(r).await;
+            let mut s = Raw::connect(s).await;
+            r.cmd(&["DBSIZE"]).await == int(0) && s.cmd(&["DBSIZE"]).await == int(0)
+        }
+    })
+    .await;
+    p.script(&[&["MULTI"], &["PING"], &["EXEC"]]).await;
+}

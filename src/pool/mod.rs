@@ -189,9 +189,10 @@ impl LocalPartition {
     /// cache's total. `None` if the partition is busy.
     fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
         let mut st = self.state.try_lock()?;
-        st.ks.notify.flags = self.notifier.recording_flags();
+        st.ks.notify.flags = self.recording_flags();
         let out = self.with_state(&mut st, f);
         let events = st.ks.notify.take();
+        self.events.gone(&events);
         drop(st);
         self.notifier.publish(events);
         Some(out)
@@ -208,6 +209,18 @@ impl LocalPartition {
             self.cache_used.fetch_sub(before - after, Ordering::Relaxed);
         }
         out
+    }
+
+    /// The flags the keyspace records events with: the cache's, plus
+    /// expiries and evictions while a client tracks or WATCHes keys (they
+    /// invalidate and touch them, as Redis's `signalModifiedKey`).
+    fn recording_flags(&self) -> u32 {
+        let flags = self.notifier.recording_flags();
+        if self.events.registered.load(Ordering::Relaxed) > 0 {
+            flags | notify::TRACKING
+        } else {
+            flags
+        }
     }
 
     /// The lock, for a reactor thread: at once if free, after at most
@@ -269,7 +282,7 @@ impl LocalPartition {
             return Ok(None);
         }
         let events = &self.events;
-        st.ks.notify.flags = self.notifier.recording_flags();
+        st.ks.notify.flags = self.recording_flags();
         let tracking = &self.notifier.tracking;
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
@@ -321,7 +334,9 @@ impl LocalPartition {
                 out.push(Executed { reply, work });
             }
             if !ks.notify.is_empty() {
-                notified.extend(ks.notify.take());
+                let recorded = ks.notify.take();
+                events.gone(&recorded);
+                notified.extend(recorded);
             }
             out
         });
@@ -711,7 +726,33 @@ impl KeyEvents {
         }
     }
 
-    /// Every key changed (FLUSHDB).
+    /// Keys that expired or were evicted (recorded `events`) move on, as
+    /// Redis signals them modified; called under the partition lock.
+    fn gone(&self, events: &[KeyEvent]) {
+        self.touched(
+            events
+                .iter()
+                .filter(|e| e.class & (notify::EXPIRED | notify::EVICTED) != 0)
+                .map(|e| &e.key[..]),
+        );
+    }
+
+    /// The keys `ks` holds are about to be flushed (FLUSHDB): those of them
+    /// watched or blocked on move on; keys it does not hold stay as they
+    /// are (Redis's `touchAllWatchedKeysInDb`).
+    fn flushing(&self, ks: &Keyspace) {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for (k, i) in self.keys.lock().iter_mut() {
+            if ks.holds(k) {
+                i.version += 1;
+                i.waiters.iter().for_each(|w| w.notify.notify_one());
+            }
+        }
+    }
+
+    /// Every key changed (a deleted cache).
     fn touched_all(&self) {
         if self.registered.load(Ordering::Relaxed) == 0 {
             return;
@@ -1463,8 +1504,8 @@ impl CachePool {
             self.on_workers(
                 &part,
                 |p, st| {
+                    p.events.flushing(&st.ks);
                     p.with_state(st, Keyspace::flush);
-                    p.events.touched_all();
                     Ok(())
                 },
                 busy,
@@ -1482,9 +1523,11 @@ impl CachePool {
         let mut all = true;
         for part in self.partitions() {
             let p = part.inner();
-            if p.try_with_ks(Keyspace::flush).is_some() {
-                p.events.touched_all();
-            } else {
+            let flushed = p.try_with_ks(|ks| {
+                p.events.flushing(ks);
+                ks.flush();
+            });
+            if flushed.is_none() {
                 all = false;
             }
         }
