@@ -81,8 +81,11 @@ pub struct Ctx<'a> {
     /// never declared too, as cluster mode disabled allows): WATCH versions
     /// move, blocked clients wake and tracking clients hear of it, as for
     /// the declared keys of the command itself. Set by the pool.
-    pub on_write: Option<&'a (dyn Fn(&[u8]) + 'a)>,
+    pub on_write: Option<&'a OnWrite<'a>>,
 }
+
+/// The hook of [`Ctx::on_write`]: called with each key changed.
+pub type OnWrite<'a> = dyn Fn(&[u8]) + 'a;
 
 impl<'a> Ctx<'a> {
     pub fn new(ks: &'a mut Keyspace, now: u64) -> Ctx<'a> {
