@@ -215,3 +215,35 @@ async fn flushes_and_expiries_touch_watched_keys_as_redis() {
     .await;
     p.script(&[&["MULTI"], &["PING"], &["EXEC"]]).await;
 }
+
+/// SMOVE of a member the destination already has leaves a WATCH on the
+/// destination intact (only the source changed), as Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smove_touches_the_destination_only_when_it_adds() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let mut other_redis = Raw::connect(p.redis_addr()).await;
+    let mut other_stratus = Raw::connect(server.resp_addr).await;
+    p.script(&[
+        &["SADD", "{t}src", "a", "b"],
+        &["SADD", "{t}dst", "a"],
+        &["WATCH", "{t}dst"],
+        &["MULTI"],
+        &["SADD", "{t}dst", "c"],
+    ])
+    .await;
+    let smove = ["SMOVE", "{t}src", "{t}dst", "a"];
+    assert_eq!(other_redis.cmd(&smove).await, int(1));
+    assert_eq!(other_stratus.cmd(&smove).await, int(1));
+    p.script(&[
+        &["EXEC"],
+        &["SCARD", "{t}dst"],
+        &["WATCH", "{t}src"],
+        &["MULTI"],
+    ])
+    .await;
+    let smove = ["SMOVE", "{t}src", "{t}dst", "b"];
+    assert_eq!(other_redis.cmd(&smove).await, int(1));
+    assert_eq!(other_stratus.cmd(&smove).await, int(1));
+    p.script(&[&["PING"], &["EXEC"]]).await;
+}

@@ -82,6 +82,11 @@ pub struct Ctx<'a> {
     /// move, blocked clients wake and tracking clients hear of it, as for
     /// the declared keys of the command itself. Set by the pool.
     pub on_write: Option<&'a OnWrite<'a>>,
+    /// The keys this command changed, when it names keys it left alone
+    /// (SMOVE of a member the destination has already changes only the
+    /// source): WATCH versions, blocked clients and tracking follow these
+    /// instead of every key named (Redis's `signalModifiedKey` per key).
+    pub changed_only: Option<Vec<Bytes>>,
 }
 
 /// The hook of [`Ctx::on_write`]: called with each key changed.
@@ -105,6 +110,7 @@ impl<'a> Ctx<'a> {
             encoding: params::Encoding::default(),
             cluster_mode: crate::partition::ClusterMode::Enabled,
             on_write: None,
+            changed_only: None,
         }
     }
 

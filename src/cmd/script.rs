@@ -960,10 +960,14 @@ impl Caller<'_, '_> {
         let changes = ctx.ks.mutations();
         let out = execute(spec, ctx, argv);
         // Its keys move on (WATCH, blocked clients, tracking), declared or not.
+        let changed_only = ctx.changed_only.take();
         if ctx.ks.mutations() != changes
             && let Some(written) = ctx.on_write
         {
-            spec.key_positions(argv).for_each(|i| written(&argv[i]));
+            match changed_only {
+                Some(keys) => keys.iter().for_each(|k| written(k)),
+                None => spec.key_positions(argv).for_each(|i| written(&argv[i])),
+            }
         }
         let elements = ctx.work;
         ctx.work = work;

@@ -313,6 +313,7 @@ impl LocalPartition {
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                let changed_only = ctx.changed_only.take();
                 ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
                 // expiry) move on: WATCH sees it, blocked clients wake. A
@@ -327,9 +328,19 @@ impl LocalPartition {
                     events.leave(spec.key_positions(args).map(|i| &args[i][..]), ticket);
                 }
                 if ks.mutations() != changes && !served_nothing {
-                    events.touched(spec.key_positions(args).map(|i| &args[i][..]));
-                    tracking
-                        .invalidate(spec.key_positions(args).map(|i| &args[i][..]), opts.client);
+                    match &changed_only {
+                        Some(keys) => {
+                            events.touched(keys.iter().map(|k| &k[..]));
+                            tracking.invalidate(keys.iter().map(|k| &k[..]), opts.client);
+                        }
+                        None => {
+                            events.touched(spec.key_positions(args).map(|i| &args[i][..]));
+                            tracking.invalidate(
+                                spec.key_positions(args).map(|i| &args[i][..]),
+                                opts.client,
+                            );
+                        }
+                    }
                 }
                 out.push(Executed { reply, work });
             }
