@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::partition::ClusterMode;
 use crate::tls::{AuthClients, TlsFiles};
 
 /// RESP port: Redis's.
@@ -90,6 +91,10 @@ pub const DEFAULT_MAX_UNAUTHENTICATED: usize = 1_000;
 pub const DEFAULT_MAX_UNAUTHENTICATED_PER_IP: usize = 64;
 /// Seconds a connection may stay unauthenticated before it is closed.
 pub const DEFAULT_AUTH_TIMEOUT_SECS: u64 = 10;
+/// Cluster mode of the embedded `default` cache: enabled, as every cache
+/// created through the API unless it asks otherwise (one slot per
+/// multi-key command, as ElastiCache Serverless).
+pub const DEFAULT_CACHE_CLUSTER_MODE: ClusterMode = ClusterMode::Enabled;
 
 /// Whether the embedded `default` cache accepts unauthenticated connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -202,6 +207,16 @@ pub struct ServeConfig {
         default_value = "auto"
     )]
     pub default_cache: DefaultCache,
+    /// Cluster mode of the `default` cache: enabled (keys of one command in
+    /// one slot; the cache splits as it grows) or disabled (any keys, as a
+    /// standalone Redis; one partition that never splits). Checked when
+    /// parsed: anything else is refused at start-up.
+    #[arg(
+        long,
+        env = "STRATUS_DEFAULT_CACHE_CLUSTER_MODE",
+        default_value_t = DEFAULT_CACHE_CLUSTER_MODE
+    )]
+    pub default_cache_cluster_mode: ClusterMode,
     /// Reactor threads (default: the CPUs this process may run on).
     #[arg(long, env = "STRATUS_THREADS")]
     pub threads: Option<usize>,
@@ -317,6 +332,7 @@ impl Default for ServeConfig {
             http_port: 0,
             admin_token: None,
             default_cache: DefaultCache::Auto,
+            default_cache_cluster_mode: DEFAULT_CACHE_CLUSTER_MODE,
             threads: None,
             workers: None,
             max_clients_per_cache: DEFAULT_MAX_CLIENTS_PER_CACHE,
@@ -567,5 +583,31 @@ mod tests {
         };
         assert!(!open.default_cache_open());
         assert!(ServeConfig::default().default_cache_open());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn default_cache_cluster_mode_is_parsed_and_checked() {
+        use clap::Parser;
+        let parsed =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()));
+        assert_eq!(
+            parsed(&[]).map(|c| c.serve.default_cache_cluster_mode).ok(),
+            Some(ClusterMode::Enabled)
+        );
+        let disabled = parsed(&["--default-cache-cluster-mode", "disabled"]);
+        assert_eq!(
+            disabled.map(|c| c.serve.default_cache_cluster_mode).ok(),
+            Some(ClusterMode::Disabled)
+        );
+        let bad = parsed(&["--default-cache-cluster-mode", "off"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(bad.is_some_and(|e| e.contains("enabled") && e.contains("disabled")));
     }
 }

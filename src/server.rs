@@ -89,6 +89,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
                 name: name.clone(),
                 description: "embedded default cache (no password)".into(),
                 open: true,
+                cluster_mode: config.default_cache_cluster_mode,
                 ..NewCache::default()
             })
             .map_err(|e| e.to_string())?;
@@ -298,6 +299,11 @@ fn autoscale(
         };
         part.set_ecpu_per_sec(o.ecpu_per_sec());
         obs.push(o);
+    }
+    // Cluster mode disabled: one partition, never split (its load is
+    // still shown); its storage maximum applies as on any cache.
+    if cache.pool.cluster_mode().spans_slots() {
+        return state.clone();
     }
     // Pre-scaling: the minimum ECPU/s needs this many partitions.
     let min_ecpu = cache.limits().ecpu_per_second.minimum as u64;

@@ -172,3 +172,78 @@ async fn watch_makes_read_modify_write_safe_under_contention() {
     assert_eq!(total, 300, "lost increments ({retries} retries)");
     server.shutdown().await;
 }
+
+/// FLUSHDB and FLUSHALL touch the watched keys that exist, and only those;
+/// a watched key that expires (the active cycle) or is evicted counts as
+/// touched — as Redis's `touchAllWatchedKeysInDb` and `signalModifiedKey`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_and_expiries_touch_watched_keys_as_redis() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    for flush in ["FLUSHALL", "FLUSHDB"] {
+        p.script(&[
+            &["DEL", "x"],
+            &["WATCH", "x"],
+            &[flush],
+            &["MULTI"],
+            &["PING"],
+            &["EXEC"],
+            &["SET", "x", "30"],
+            &["WATCH", "x"],
+            &[flush],
+            &["MULTI"],
+            &["PING"],
+            &["EXEC"],
+        ])
+        .await;
+    }
+    p.script(&[
+        &["SET", "x", "foo"],
+        &["PEXPIRE", "x", "50"],
+        &["WATCH", "x"],
+    ])
+    .await;
+    // Wait until both have deleted it (nothing reads it meanwhile).
+    common::eventually("the key expires on both", || {
+        let (r, s) = (p.redis_addr(), server.resp_addr);
+        async move {
+            let mut r = Raw::connect(r).await;
+            let mut s = Raw::connect(s).await;
+            r.cmd(&["DBSIZE"]).await == int(0) && s.cmd(&["DBSIZE"]).await == int(0)
+        }
+    })
+    .await;
+    p.script(&[&["MULTI"], &["PING"], &["EXEC"]]).await;
+}
+
+/// SMOVE of a member the destination already has leaves a WATCH on the
+/// destination intact (only the source changed), as Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smove_touches_the_destination_only_when_it_adds() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let mut other_redis = Raw::connect(p.redis_addr()).await;
+    let mut other_stratus = Raw::connect(server.resp_addr).await;
+    p.script(&[
+        &["SADD", "{t}src", "a", "b"],
+        &["SADD", "{t}dst", "a"],
+        &["WATCH", "{t}dst"],
+        &["MULTI"],
+        &["SADD", "{t}dst", "c"],
+    ])
+    .await;
+    let smove = ["SMOVE", "{t}src", "{t}dst", "a"];
+    assert_eq!(other_redis.cmd(&smove).await, int(1));
+    assert_eq!(other_stratus.cmd(&smove).await, int(1));
+    p.script(&[
+        &["EXEC"],
+        &["SCARD", "{t}dst"],
+        &["WATCH", "{t}src"],
+        &["MULTI"],
+    ])
+    .await;
+    let smove = ["SMOVE", "{t}src", "{t}dst", "b"];
+    assert_eq!(other_redis.cmd(&smove).await, int(1));
+    assert_eq!(other_stratus.cmd(&smove).await, int(1));
+    p.script(&[&["PING"], &["EXEC"]]).await;
+}

@@ -74,7 +74,23 @@ pub struct Ctx<'a> {
     pub still_blocked: bool,
     /// The cache's encoding thresholds (OBJECT ENCODING).
     pub encoding: params::Encoding,
+    /// Which keys one command may combine (scripts, SORT's patterns): the
+    /// cache's [`ClusterMode`](crate::partition::ClusterMode).
+    pub cluster_mode: crate::partition::ClusterMode,
+    /// Called with each key a command run by a script changed (keys it
+    /// never declared too, as cluster mode disabled allows): WATCH versions
+    /// move, blocked clients wake and tracking clients hear of it, as for
+    /// the declared keys of the command itself. Set by the pool.
+    pub on_write: Option<&'a OnWrite<'a>>,
+    /// The keys this command changed, when it names keys it left alone
+    /// (SMOVE of a member the destination has already changes only the
+    /// source): WATCH versions, blocked clients and tracking follow these
+    /// instead of every key named (Redis's `signalModifiedKey` per key).
+    pub changed_only: Option<Vec<Bytes>>,
 }
+
+/// The hook of [`Ctx::on_write`]: called with each key changed.
+pub type OnWrite<'a> = dyn Fn(&[u8]) + 'a;
 
 impl<'a> Ctx<'a> {
     pub fn new(ks: &'a mut Keyspace, now: u64) -> Ctx<'a> {
@@ -92,6 +108,9 @@ impl<'a> Ctx<'a> {
             reserved: Vec::new(),
             still_blocked: false,
             encoding: params::Encoding::default(),
+            cluster_mode: crate::partition::ClusterMode::Enabled,
+            on_write: None,
+            changed_only: None,
         }
     }
 
@@ -340,6 +359,8 @@ pub(crate) mod test_util {
         pub still_blocked: bool,
         /// [`Ctx::work`] of the last command run.
         pub last_work: u64,
+        /// Passed as [`Ctx::cluster_mode`].
+        pub cluster_mode: crate::partition::ClusterMode,
     }
 
     impl Harness {
@@ -352,6 +373,7 @@ pub(crate) mod test_util {
                 reserved: Vec::new(),
                 still_blocked: false,
                 last_work: 0,
+                cluster_mode: crate::partition::ClusterMode::Enabled,
             }
         }
 
@@ -369,6 +391,7 @@ pub(crate) mod test_util {
             ctx.room = self.room;
             ctx.reserved = self.reserved.clone();
             ctx.still_blocked = self.still_blocked;
+            ctx.cluster_mode = self.cluster_mode;
             let reply = execute(spec, &mut ctx, &args);
             self.last_work = ctx.work;
             reply

@@ -58,6 +58,8 @@ pub enum Live {
     BusyReplyThreshold,
     /// The server's working directory.
     Dir,
+    /// `yes` unless the cache's cluster mode is disabled.
+    ClusterEnabled,
 }
 
 /// Where a parameter's value comes from.
@@ -149,7 +151,7 @@ pub static PARAMS: &[Param] = &[
     p!("cluster-announce-port",                 "0",                   Source::Fixed),
     p!("cluster-announce-tls-port",             "0",                   Source::Fixed),
     p!("cluster-config-file",                   "nodes.conf",          Source::Fixed),
-    p!("cluster-enabled",                       "yes",                 Source::Fixed),
+    p!("cluster-enabled",                       "yes",                 Source::Live(Live::ClusterEnabled)),
     p!("cluster-link-sendbuf-limit",            "0",                   Source::Fixed),
     p!("cluster-migration-barrier",             "1",                   Source::Fixed),
     p!("cluster-node-timeout",                  "15000",               Source::Fixed),

@@ -54,7 +54,11 @@
 //! is refused (`ERR Script attempted to access a non local key in a cluster
 //! node`): which partition serves a keyless script changes as partitions
 //! split and merge, so letting it touch keys would make it work or fail by
-//! chance. Declare every key in KEYS, as Redis Cluster asks.
+//! chance. Declare every key in KEYS, as Redis Cluster asks. In a cache with
+//! cluster mode disabled ([`ClusterMode`]) none of this applies: its one
+//! partition owns every slot and never splits, so a script may touch any
+//! key, declared or not, as standalone Redis allows (and `no-cluster`
+//! scripts run).
 //!
 //! Commands. Data commands run as they do outside scripts; `PING`, `ECHO`
 //! and `TIME` are answered here; every other proxy-side command (AUTH,
@@ -126,7 +130,7 @@ mod strings;
 
 use super::args::parse_i64;
 use super::{ConnOp, Ctx, Exec, Family, OpError, execute, flags, lookup};
-use crate::partition::key_slot;
+use crate::partition::{ClusterMode, key_slot};
 use crate::resp::value::format_double;
 use crate::resp::{Reply, reply};
 
@@ -270,9 +274,13 @@ pub fn eval(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::Static(reply::NUMKEYS_TOO_MANY));
     }
     let (keys, argv) = rest.split_at(numkeys as usize);
-    let (source, no_writes) = shebang(body)?;
+    let (source, no_writes) = shebang(body, ctx.cluster_mode)?;
     let slot = keys.first().map(|k| key_slot(k));
-    if keys.iter().any(|k| Some(key_slot(k)) != slot) {
+    if let Some(first) = slot
+        && keys
+            .iter()
+            .any(|k| !ctx.cluster_mode.together(first, key_slot(k)))
+    {
         return Err(OpError::Static(reply::CROSSSLOT));
     }
     let name = &args[0];
@@ -314,14 +322,16 @@ impl EndsWithIgnoreCase for [u8] {
     }
 }
 
-/// Whether a script body's shebang declares `no-writes`.
+/// Whether a script body's shebang declares `no-writes` (whatever the
+/// cache's cluster mode says of its other flags).
 pub fn declares_no_writes(body: &Bytes) -> bool {
-    matches!(shebang(body), Ok((_, true)))
+    matches!(shebang(body, ClusterMode::Disabled), Ok((_, true)))
 }
 
 /// Strips a `#!lua [flags=...]` first line (keeping its newline, so line
 /// numbers stay right) and returns whether the script declared `no-writes`.
-fn shebang(body: &Bytes) -> Result<(Cow<'_, [u8]>, bool), OpError> {
+/// `no-cluster` scripts run only with cluster mode disabled.
+fn shebang(body: &Bytes, mode: ClusterMode) -> Result<(Cow<'_, [u8]>, bool), OpError> {
     if !body.starts_with(b"#!") {
         return Ok((Cow::Borrowed(&body[..]), false));
     }
@@ -340,7 +350,10 @@ fn shebang(body: &Bytes) -> Result<(Cow<'_, [u8]>, bool), OpError> {
             match flag {
                 b"no-writes" => no_writes = true,
                 b"allow-oom" | b"allow-stale" | b"allow-cross-slot-keys" => {}
-                b"no-cluster" => return Err(OpError::Static(reply::SCRIPT_NO_CLUSTER)),
+                b"no-cluster" if !mode.spans_slots() => {
+                    return Err(OpError::Static(reply::SCRIPT_NO_CLUSTER));
+                }
+                b"no-cluster" => {}
                 other => return Err(OpError::Text(reply::shebang_flag(other))),
             }
         }
@@ -949,12 +962,15 @@ impl Caller<'_, '_> {
             return Err(reply::SCRIPT_READ_ONLY.into());
         }
         let writes = spec.has(flags::WRITE);
+        let mode = self.ctx.cluster_mode;
         let mut keys = 0u64;
         for i in spec.key_positions(argv) {
             keys += 1;
             match script.slot {
+                // Cluster mode disabled: one partition holds every key.
+                _ if mode.spans_slots() => {}
                 None => return Err(reply::SCRIPT_NON_LOCAL_KEY.into()),
-                Some(slot) if key_slot(&argv[i]) != slot => {
+                Some(slot) if !mode.together(slot, key_slot(&argv[i])) => {
                     return Err(reply::SCRIPT_CROSS_SLOT.into());
                 }
                 Some(_) => {}
@@ -972,7 +988,18 @@ impl Caller<'_, '_> {
         let (work, resp) = (ctx.work, ctx.resp3);
         ctx.work = 0;
         ctx.resp3 = resp3;
+        let changes = ctx.ks.mutations();
         let out = execute(spec, ctx, argv);
+        // Its keys move on (WATCH, blocked clients, tracking), declared or not.
+        let changed_only = ctx.changed_only.take();
+        if ctx.ks.mutations() != changes
+            && let Some(written) = ctx.on_write
+        {
+            match changed_only {
+                Some(keys) => keys.iter().for_each(|k| written(k)),
+                None => spec.key_positions(argv).for_each(|i| written(&argv[i])),
+            }
+        }
         let elements = ctx.work;
         ctx.work = work;
         ctx.resp3 = resp;
@@ -1764,6 +1791,38 @@ mod tests {
                 "{global}: {got}"
             );
         }
+    }
+
+    #[test]
+    fn with_cluster_mode_disabled_any_key_is_local() {
+        let mut h = Harness::new();
+        h.cluster_mode = crate::partition::ClusterMode::Disabled;
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('set', 'other', 'v')",
+                &["{a}1"],
+                &[]
+            ),
+            Reply::status("OK")
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.call('get', 'other')", &[], &[]),
+            Reply::Bulk(Bytes::from_static(b"v"))
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('exists', KEYS[1], KEYS[2])",
+                &["a", "b"],
+                &[]
+            ),
+            Reply::Int(0)
+        );
+        assert_eq!(
+            eval(&mut h, "#!lua flags=no-cluster\nreturn 1", &[], &[]),
+            Reply::Int(1)
+        );
     }
 
     #[test]

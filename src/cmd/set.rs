@@ -239,6 +239,9 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let added = op_write(ctx, dst, true, |d| Ok(d.insert(member)))?;
     if added == Some(true) {
         ctx.notify(notify::SET, "sadd", dst);
+    } else {
+        // The destination had it: only the source changed (WATCH).
+        ctx.changed_only = Some(vec![src.clone()]);
     }
     Ok(Reply::Int(1))
 }

@@ -9,7 +9,9 @@
 //! it can form is in the sorted key's slot (its hash tag fixes the slot),
 //! so every key SORT reads lives in the partition running it; otherwise
 //! the error says so, in Redis's words. `GET #` (the element itself) needs
-//! no key and is always accepted.
+//! no key and is always accepted. A cache with cluster mode disabled is one
+//! partition that owns every slot: any pattern is accepted there, as in
+//! standalone Redis.
 //!
 //! Phases: 1 parse the options (and check the patterns' slots); 2 load the
 //! elements (the whole collection, or only the LIMIT range when nothing is
@@ -107,7 +109,12 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // Phase 1: options.
     let readonly = is(&args[0], "sort_ro");
     let key = &args[1];
+    // The keys a pattern forms must be in the sorted key's slot — any slot
+    // with cluster mode disabled (as Redis's `patternHashSlot` check).
+    let mode = ctx.cluster_mode;
     let slot = key_slot(key);
+    let same_slot =
+        |p: &[u8]| mode.spans_slots() || pattern_slot(p).is_some_and(|s| mode.together(s, slot));
     let (mut desc, mut alpha, mut dontsort) = (false, false, false);
     let (mut limit_start, mut limit_count): (i64, i64) = (0, -1);
     let mut by: Option<&Bytes> = None;
@@ -135,13 +142,13 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             by = Some(p);
             if !p.contains(&b'*') {
                 dontsort = true;
-            } else if pattern_slot(p) != Some(slot) {
+            } else if !same_slot(&p[..]) {
                 return Err(OpError::Static(reply::SORT_BY_CROSSSLOT));
             }
             j += 1;
         } else if is(a, "GET") && left >= 1 {
             let p = &args[j + 1];
-            if &p[..] != b"#" && pattern_slot(p) != Some(slot) {
+            if &p[..] != b"#" && !same_slot(&p[..]) {
                 return Err(OpError::Static(reply::SORT_GET_CROSSSLOT));
             }
             gets.push(p);
@@ -338,6 +345,25 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_span_slots_with_cluster_mode_disabled() {
+        use crate::cmd::test_util::Harness;
+        let mut h = Harness::new();
+        h.run(&["rpush", "ids", "2", "1"]);
+        h.run(&["mset", "w_1", "20", "w_2", "10", "o_1", "one", "o_2", "two"]);
+        let by = h.run(&["sort", "ids", "by", "w_*", "get", "o_*"]);
+        assert_eq!(by, Reply::err(reply::SORT_BY_CROSSSLOT));
+        h.cluster_mode = crate::partition::ClusterMode::Disabled;
+        let by = h.run(&["sort", "ids", "by", "w_*", "get", "o_*"]);
+        assert_eq!(
+            by,
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(b"two")),
+                Reply::Bulk(Bytes::from_static(b"one")),
+            ])
+        );
+    }
 
     #[test]
     fn pattern_slots_follow_redis() {

@@ -38,7 +38,8 @@ pub mod flags {
     /// Naturally per-key multi-key command: keys in several partitions are
     /// served by one sub-command per partition, replies merged in key order
     /// (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). Any other command whose keys
-    /// span slots gets CROSSSLOT.
+    /// span slots gets CROSSSLOT, unless the cache's cluster mode is
+    /// disabled (`partition::ClusterMode`: one partition holds every slot).
     pub const FANOUT: u16 = 1 << 8;
     /// May block: the handler makes one non-blocking attempt and the proxy
     /// waits for the keys to be written and retries, up to the command's

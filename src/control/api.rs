@@ -4,10 +4,12 @@
 //!
 //! Routes, matched in this order:
 //! ```text
-//! POST   /v1/caches            create {name, description?, usage_limits?, auth?: {token?}}
+//! POST   /v1/caches            create {name, description?, usage_limits?, auth?: {token?},
+//!                                      cluster_mode?: "enabled" | "disabled"}
 //! GET    /v1/caches            list
 //! GET    /v1/caches/{name}     describe: status, endpoint, limits, usage now
 //! PATCH  /v1/caches/{name}     change description, limits; auth: {rotate: true} or {token}
+//!                               (cluster_mode is fixed at creation: 400)
 //! DELETE /v1/caches/{name}     delete (data released, token refused)
 //! GET    /v1/caches/{name}/partitions  partition map: slot ranges, keys, bytes, ECPU/s, age
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
@@ -165,6 +167,9 @@ struct CreateRequest {
     usage_limits: Option<UsageLimits>,
     #[serde(default)]
     auth: Option<CreateAuth>,
+    /// `"enabled"` (default) or `"disabled"`; fixed for the cache's life.
+    #[serde(default)]
+    cluster_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +188,9 @@ struct PatchRequest {
     usage_limits: Option<UsageLimits>,
     #[serde(default)]
     auth: Option<PatchAuth>,
+    /// Refused with a clear message: the mode is chosen at creation only.
+    #[serde(default)]
+    cluster_mode: Option<Json>,
 }
 
 #[derive(Deserialize)]
@@ -326,7 +334,12 @@ fn create(registry: &Registry, endpoint: Endpoint, body: &[u8]) -> ApiReply {
     if let Err(e) = check_description(&req.description) {
         return e;
     }
+    let cluster_mode = match req.cluster_mode.as_deref().map(str::parse).transpose() {
+        Ok(mode) => mode.unwrap_or_default(),
+        Err(e) => return ApiReply::error(ErrorCode::InvalidRequest, e),
+    };
     let new = NewCache {
+        cluster_mode,
         name: req.name,
         description: req.description.unwrap_or_default(),
         limits: req.usage_limits.unwrap_or_default(),
@@ -348,6 +361,12 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
         Ok(r) => r,
         Err(e) => return e,
     };
+    if req.cluster_mode.is_some() {
+        return ApiReply::error(
+            ErrorCode::InvalidRequest,
+            "cluster_mode cannot be changed: it is chosen when the cache is created",
+        );
+    }
     if let Err(e) = check_description(&req.description) {
         return e;
     }
@@ -470,6 +489,7 @@ pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
         "created_at": rfc3339(cache.created_at),
         "endpoint": {"address": endpoint.0.ip().to_string(), "port": endpoint.0.port()},
         "auth": {"required": !cache.open, "tokens": usize::from(cache.has_tokens())},
+        "cluster_mode": cache.pool.cluster_mode().as_str(),
         "usage_limits": settings.limits,
         "usage": {
             "items": totals.keys,

@@ -25,6 +25,7 @@ use crate::acl::log::AclLog;
 use crate::acl::{User, valid_user_name};
 use crate::metering::{EcpuLimiter, Usage};
 use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
+use crate::partition::ClusterMode;
 use crate::pool::CachePool;
 
 /// Name of the embedded cache that needs no password on loopback.
@@ -362,6 +363,8 @@ pub struct NewCache {
     /// A token chosen by the operator; `None` generates one.
     pub token: Option<String>,
     pub open: bool,
+    /// Fixed for the cache's life: which keys one command may combine.
+    pub cluster_mode: ClusterMode,
 }
 
 /// All caches of this server.
@@ -412,7 +415,7 @@ impl Registry {
                 limits: req.limits,
                 token_hashes: hashes.clone(),
             }),
-            pool: CachePool::new(self.initial_partitions),
+            pool: CachePool::with_mode(self.initial_partitions, req.cluster_mode),
             metrics: self.metrics.for_cache(&req.name),
             usage: Usage::default(),
             scripts: ScriptStore::default(),

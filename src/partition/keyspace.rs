@@ -304,6 +304,12 @@ impl Keyspace {
     }
 
     /// The entry under `key` without any side effect: only after a lookup.
+    /// Whether `key` is stored in this partition, expired or not (what a
+    /// FLUSHDB empties: Redis's `dictFind` on the emptied database).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.owns(key_slot(key)) && self.peek(key).is_some()
+    }
+
     fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.tables[self.index(key)].as_deref()?.map.get(key)
     }

@@ -1,6 +1,7 @@
 //! Storage of one partition: a contiguous slot range of one cache.
 //!
-//! - [`slot`]: key → hash slot (CRC16/XMODEM with `{hash tag}`), as Redis Cluster.
+//! - [`slot`]: key → hash slot (CRC16/XMODEM with `{hash tag}`), as Redis Cluster,
+//!   and [`ClusterMode`], which keys one command may combine.
 //! - [`value`]: the value types and their memory accounting (hash, list, set
 //!   there; sorted sets in [`zset`], streams in [`stream`]).
 //! - [`keyspace`]: entries bucketed by slot, TTLs (lazy expiry on access plus an
@@ -23,7 +24,7 @@ pub mod value;
 pub mod zset;
 
 pub use keyspace::{Entry, EntryMut, Keyspace, KeyspaceStats};
-pub use slot::{SLOTS, key_slot};
+pub use slot::{ClusterMode, SLOTS, key_slot};
 pub use stream::{StreamId, StreamValue};
 pub use value::{HashValue, ListValue, SetValue, Value, ValueType};
 pub use zset::ZSetValue;

@@ -17,6 +17,67 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(hashed) & (SLOTS - 1)
 }
 
+/// A cache's choice of which keys one command may combine — the one rule
+/// every multi-key check (the request path, MULTI/EXEC and WATCH, scripts
+/// and functions, SORT's BY/GET patterns) asks.
+///
+/// - `Enabled` (the default, as ElastiCache Serverless): the keys of a
+///   command, a transaction or a script must share one hash slot (else
+///   CROSSSLOT), because partitions split and merge by slot and one command
+///   runs in one partition.
+/// - `Disabled` (as ElastiCache's node-based caches with cluster mode
+///   disabled, and standalone Redis): the cache is one partition that never
+///   splits, so any keys may be combined; the cache scales up to one
+///   partition's size and throughput only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClusterMode {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl ClusterMode {
+    /// Whether keys of slots `a` and `b` may be combined by one command.
+    pub fn together(self, a: u16, b: u16) -> bool {
+        self.spans_slots() || a == b
+    }
+
+    /// Whether one command may combine keys of any slots (one partition
+    /// holds them all, for good).
+    pub fn spans_slots(self) -> bool {
+        self == ClusterMode::Disabled
+    }
+
+    /// The name the control API and the settings use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterMode::Enabled => "enabled",
+            ClusterMode::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ClusterMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ClusterMode, String> {
+        match s {
+            "enabled" => Ok(ClusterMode::Enabled),
+            "disabled" => Ok(ClusterMode::Disabled),
+            other => Err(format!(
+                "cluster mode must be \"enabled\" or \"disabled\" (got \"{}\")",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +93,17 @@ mod tests {
         assert_eq!(key_slot(b"bar"), 5061);
         assert_eq!(key_slot(b"hello"), 866);
         assert_eq!(key_slot(b""), 0);
+    }
+
+    #[test]
+    fn cluster_mode_decides_which_slots_combine() {
+        let (a, b) = (key_slot(b"foo"), key_slot(b"bar"));
+        assert!(ClusterMode::Enabled.together(a, a));
+        assert!(!ClusterMode::Enabled.together(a, b));
+        assert!(ClusterMode::Disabled.together(a, b));
+        assert_eq!("disabled".parse(), Ok(ClusterMode::Disabled));
+        assert_eq!("enabled".parse(), Ok(ClusterMode::Enabled));
+        assert!("Disabled".parse::<ClusterMode>().is_err());
     }
 
     #[test]

@@ -7,6 +7,16 @@
 //! [`PartitionHandle`]: today every handle is local (a keyspace behind a mutex
 //! in this process); a remote form adds a transport behind the same methods.
 //!
+//! Cluster mode ([`ClusterMode`], chosen per cache at creation): enabled, the
+//! pool splits and merges by slot and one command's keys must share a slot;
+//! disabled, the pool is one partition owning every slot that never splits
+//! ([`CachePool::split`] refuses), so any keys may be combined and a command
+//! routed by any of its slots lands in that partition. The request path asks
+//! [`CachePool::cluster_mode`]; partition-side checks (scripts, SORT) read
+//! it from [`Ctx::cluster_mode`]. Nothing else in a partition assumes one
+//! slot per command: storage, WATCH versions, blocked keys, keyspace
+//! events and tracking all work per key.
+//!
 //! Invariants: the routing table's ranges are contiguous, cover all 16384
 //! slots, and its epoch only grows; a partition refuses a command for a slot
 //! it no longer owns ([`Moved`], carrying the epoch of its last change) and the
@@ -71,7 +81,7 @@ use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
-use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::partition::{ClusterMode, Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
 use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{Delivery, LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
@@ -164,6 +174,8 @@ pub struct LocalPartition {
     events: Arc<KeyEvents>,
     /// The cache's hub and keyspace-notification flags.
     notifier: Arc<Notifier>,
+    /// The cache's cluster mode: which keys one command may combine.
+    mode: ClusterMode,
     /// Milli-ECPU per second at the last autoscaler observation.
     pub ecpu_milli_per_sec: AtomicU64,
     pub last_event: Mutex<RangeEvent>,
@@ -177,9 +189,10 @@ impl LocalPartition {
     /// cache's total. `None` if the partition is busy.
     fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
         let mut st = self.state.try_lock()?;
-        st.ks.notify.flags = self.notifier.recording_flags();
+        st.ks.notify.flags = self.recording_flags();
         let out = self.with_state(&mut st, f);
         let events = st.ks.notify.take();
+        self.events.gone(&events);
         drop(st);
         self.notifier.publish(events);
         Some(out)
@@ -196,6 +209,18 @@ impl LocalPartition {
             self.cache_used.fetch_sub(before - after, Ordering::Relaxed);
         }
         out
+    }
+
+    /// The flags the keyspace records events with: the cache's, plus
+    /// expiries and evictions while a client tracks or WATCHes keys (they
+    /// invalidate and touch them, as Redis's `signalModifiedKey`).
+    fn recording_flags(&self) -> u32 {
+        let flags = self.notifier.recording_flags();
+        if self.events.registered.load(Ordering::Relaxed) > 0 {
+            flags | notify::TRACKING
+        } else {
+            flags
+        }
     }
 
     /// The lock, for a reactor thread: at once if free, after at most
@@ -257,13 +282,19 @@ impl LocalPartition {
             return Ok(None);
         }
         let events = &self.events;
-        st.ks.notify.flags = self.notifier.recording_flags();
+        st.ks.notify.flags = self.recording_flags();
         let tracking = &self.notifier.tracking;
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
+            // Keys that commands inside a script change.
+            let written = |key: &[u8]| {
+                events.touched(std::iter::once(key));
+                tracking.invalidate(std::iter::once(key), opts.client);
+            };
             for (spec, args) in cmds {
                 let changes = ks.mutations();
                 let mut ctx = Ctx::new(ks, opts.now);
+                ctx.on_write = Some(&written);
                 ctx.resp3 = opts.resp3;
                 ctx.max_value_len = opts.max_value_len;
                 ctx.script_time_limit = opts.script_time_limit;
@@ -277,10 +308,12 @@ impl LocalPartition {
                     ctx.reserved = events.reserved(keys, takes, opts.ticket);
                 }
                 ctx.encoding = opts.encoding;
+                ctx.cluster_mode = self.mode;
                 // CLIENT NO-TOUCH: this client's reads leave last-access times.
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                let changed_only = ctx.changed_only.take();
                 ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
                 // expiry) move on: WATCH sees it, blocked clients wake. A
@@ -295,14 +328,26 @@ impl LocalPartition {
                     events.leave(spec.key_positions(args).map(|i| &args[i][..]), ticket);
                 }
                 if ks.mutations() != changes && !served_nothing {
-                    events.touched(spec.key_positions(args).map(|i| &args[i][..]));
-                    tracking
-                        .invalidate(spec.key_positions(args).map(|i| &args[i][..]), opts.client);
+                    match &changed_only {
+                        Some(keys) => {
+                            events.touched(keys.iter().map(|k| &k[..]));
+                            tracking.invalidate(keys.iter().map(|k| &k[..]), opts.client);
+                        }
+                        None => {
+                            events.touched(spec.key_positions(args).map(|i| &args[i][..]));
+                            tracking.invalidate(
+                                spec.key_positions(args).map(|i| &args[i][..]),
+                                opts.client,
+                            );
+                        }
+                    }
                 }
                 out.push(Executed { reply, work });
             }
             if !ks.notify.is_empty() {
-                notified.extend(ks.notify.take());
+                let recorded = ks.notify.take();
+                events.gone(&recorded);
+                notified.extend(recorded);
             }
             out
         });
@@ -403,6 +448,7 @@ impl PartitionHandle {
             cache_used: shared.used_bytes.clone(),
             events: shared.events.clone(),
             notifier: shared.notifier.clone(),
+            mode: shared.mode,
             ecpu_milli_per_sec: AtomicU64::new(0),
             last_event: Mutex::new(event),
             hot_slot: Mutex::new(None),
@@ -691,7 +737,33 @@ impl KeyEvents {
         }
     }
 
-    /// Every key changed (FLUSHDB).
+    /// Keys that expired or were evicted (recorded `events`) move on, as
+    /// Redis signals them modified; called under the partition lock.
+    fn gone(&self, events: &[KeyEvent]) {
+        self.touched(
+            events
+                .iter()
+                .filter(|e| e.class & (notify::EXPIRED | notify::EVICTED) != 0)
+                .map(|e| &e.key[..]),
+        );
+    }
+
+    /// The keys `ks` holds are about to be flushed (FLUSHDB): those of them
+    /// watched or blocked on move on; keys it does not hold stay as they
+    /// are (Redis's `touchAllWatchedKeysInDb`).
+    fn flushing(&self, ks: &Keyspace) {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for (k, i) in self.keys.lock().iter_mut() {
+            if ks.holds(k) {
+                i.version += 1;
+                i.waiters.iter().for_each(|w| w.notify.notify_one());
+            }
+        }
+    }
+
+    /// Every key changed (a deleted cache).
     fn touched_all(&self) {
         if self.registered.load(Ordering::Relaxed) == 0 {
             return;
@@ -735,6 +807,7 @@ struct PoolShared {
     used_bytes: Arc<AtomicU64>,
     events: Arc<KeyEvents>,
     notifier: Arc<Notifier>,
+    mode: ClusterMode,
 }
 
 /// A cache's message hub and its `notify-keyspace-events` flags: keyspace
@@ -868,8 +941,19 @@ impl Default for CachePool {
 impl CachePool {
     /// A pool with `partitions` partitions of (nearly) equal slot ranges.
     pub fn new(partitions: usize) -> CachePool {
-        let n = partitions.clamp(1, usize::from(SLOTS));
+        CachePool::with_mode(partitions, ClusterMode::Enabled)
+    }
+
+    /// A pool for a cache in `mode`: with cluster mode disabled, one
+    /// partition that owns every slot and never splits, whatever
+    /// `partitions` asks.
+    pub fn with_mode(partitions: usize, mode: ClusterMode) -> CachePool {
+        let n = match mode {
+            ClusterMode::Enabled => partitions.clamp(1, usize::from(SLOTS)),
+            ClusterMode::Disabled => 1,
+        };
         let shared = PoolShared {
+            mode,
             used_bytes: Arc::new(AtomicU64::new(0)),
             events: Arc::new(KeyEvents::default()),
             notifier: Arc::new(Notifier {
@@ -908,6 +992,12 @@ impl CachePool {
             slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
             scripts: Arc::default(),
         }
+    }
+
+    /// The cache's cluster mode ([`ClusterMode`]): whether one command may
+    /// combine keys of different slots (the request path asks it).
+    pub fn cluster_mode(&self) -> ClusterMode {
+        self.shared.mode
     }
 
     /// The cache's watched and blocked-on keys.
@@ -1460,8 +1550,8 @@ impl CachePool {
             self.on_workers(
                 &part,
                 |p, st| {
+                    p.events.flushing(&st.ks);
                     p.with_state(st, Keyspace::flush);
-                    p.events.touched_all();
                     Ok(())
                 },
                 busy,
@@ -1479,9 +1569,11 @@ impl CachePool {
         let mut all = true;
         for part in self.partitions() {
             let p = part.inner();
-            if p.try_with_ks(Keyspace::flush).is_some() {
-                p.events.touched_all();
-            } else {
+            let flushed = p.try_with_ks(|ks| {
+                p.events.flushing(ks);
+                ks.flush();
+            });
+            if flushed.is_none() {
                 all = false;
             }
         }
@@ -1501,6 +1593,9 @@ impl CachePool {
 
     /// Splits partition `id` at slot `at` (the new partition owns `at..=last`).
     pub fn split(&self, id: u64, at: u16, reason: &'static str) -> Result<u64, String> {
+        if self.shared.mode.spans_slots() {
+            return Err("a cache with cluster mode disabled never splits".into());
+        }
         let Some((first, last, handle)) = self.ranges().into_iter().find(|(_, _, h)| h.id() == id)
         else {
             return Err(format!("partition {id} is gone"));

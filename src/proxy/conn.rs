@@ -37,8 +37,8 @@ use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
-use crate::partition::key_slot;
 use crate::partition::lazyfree;
+use crate::partition::{ClusterMode, key_slot};
 use crate::pool::{ExecOptions, Executed};
 use crate::resp::{Protocol, Reply, Request, reply};
 use crate::tls::Transport;
@@ -597,8 +597,11 @@ impl Connection<'_> {
             self.fail_transaction();
             return Outcome::rejected(Reply::err_owned(why), Rejection::UnknownCommand);
         }
-        // Keys: sizes and slots.
-        let (slot, keys) = match check_keys(spec, args, self.shared.max_key_len) {
+        // Keys: sizes, and slots as the cache's cluster mode allows.
+        let mode = cache
+            .as_ref()
+            .map_or(ClusterMode::Enabled, |c| c.pool.cluster_mode());
+        let (slot, keys) = match check_keys(spec, args, self.shared.max_key_len, mode) {
             Ok(k) => k,
             Err((reply, why)) => {
                 self.fail_transaction();
@@ -779,8 +782,9 @@ impl Connection<'_> {
     }
 
     /// Queues a command of an open MULTI (admitted already; its bytes are
-    /// metered now). Every key of a transaction must be in one slot: it runs
-    /// atomically in the partition that owns it. The queue is a compact copy
+    /// metered now). Every key of a transaction must be in one slot (unless
+    /// the cache's cluster mode is disabled): it runs atomically in the
+    /// partition that owns it. The queue is a compact copy
     /// (it does not pin read buffers) counted as the connection's client
     /// memory, so its limits cap it.
     fn queue(
@@ -812,12 +816,19 @@ impl Connection<'_> {
             .key_positions(&req.args)
             .map(|i| key_slot(&req.args[i]))
             .collect();
+        let mode = self
+            .session
+            .cache
+            .as_ref()
+            .map_or(ClusterMode::Enabled, |c| c.pool.cluster_mode());
         let Some(tx) = &mut self.session.multi else {
             return Outcome::nothing(Reply::err(reply::EXEC_WITHOUT_MULTI));
         };
         let mut all = tx.slot.into_iter().chain(slots.iter().copied());
         let first = all.next();
-        if all.any(|s| Some(s) != first) {
+        if let Some(first) = first
+            && all.any(|s| !mode.together(first, s))
+        {
             tx.failed = true;
             return Outcome::rejected(Reply::err(reply::CROSSSLOT), Rejection::CrossSlot);
         }
@@ -1135,13 +1146,15 @@ fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
     cache.pool.used_bytes() <= max
 }
 
-/// Checks key lengths and that every key is in one slot, unless the command
-/// fans out per key (`FANOUT`). Returns the slot of the first key (0 for keyless commands)
-/// and the number of keys.
+/// Checks key lengths and that the cache's cluster mode lets one command
+/// combine the keys' slots (one slot when it is enabled), unless the command
+/// fans out per key (`FANOUT`). Returns the slot of the first key (0 for
+/// keyless commands) and the number of keys.
 fn check_keys(
     spec: &CommandSpec,
     args: &[bytes::Bytes],
     max_key_len: usize,
+    mode: ClusterMode,
 ) -> Result<(u16, u64), (Reply, Rejection)> {
     let mut slot = None;
     let mut keys = 0;
@@ -1154,7 +1167,7 @@ fn check_keys(
         let s = key_slot(key);
         match slot {
             None => slot = Some(s),
-            Some(first) if first != s && !spec.has(flags::FANOUT) => {
+            Some(first) if !mode.together(first, s) && !spec.has(flags::FANOUT) => {
                 return Err((Reply::err(reply::CROSSSLOT), Rejection::CrossSlot));
             }
             Some(_) => {}

@@ -73,6 +73,8 @@ async fn dispatch(
         }
         ConnOp::Select => match int(&args[1])? {
             0 => Ok(Reply::ok()),
+            // One database, as a standalone Redis with `databases 1`.
+            _ if cluster_disabled(conn) => Err(OpError::Static(reply::DB_INDEX_OUT_OF_RANGE)),
             _ => Err(OpError::Static(reply::SELECT_CLUSTER)),
         },
         ConnOp::Client => client(conn, args),
@@ -86,6 +88,9 @@ async fn dispatch(
                 Reply::bulk((micros / 1_000_000).to_string()),
                 Reply::bulk((micros % 1_000_000).to_string()),
             ]))
+        }
+        ConnOp::Readonly | ConnOp::Readwrite if cluster_disabled(conn) => {
+            Err(OpError::Static(reply::CLUSTER_DISABLED))
         }
         ConnOp::Readonly | ConnOp::Readwrite => Ok(Reply::ok()),
         ConnOp::Cluster => cluster(conn, args).await,
@@ -322,12 +327,17 @@ async fn hello(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpErr
         subs.mailbox.set_resp3(protocol == Protocol::Resp3);
     }
     let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    let mode = if cluster_disabled(conn) {
+        "standalone"
+    } else {
+        "cluster"
+    };
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
         (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
         (Reply::bulk("proto"), Reply::Int(proto)),
         (Reply::bulk("id"), Reply::Int(conn.session.id as i64)),
-        (Reply::bulk("mode"), Reply::bulk("cluster")),
+        (Reply::bulk("mode"), Reply::bulk(mode)),
         (Reply::bulk("role"), Reply::bulk("master")),
         (Reply::bulk("modules"), Reply::Array(Vec::new())),
     ]))
@@ -384,6 +394,48 @@ const CLUSTER_SUBS: Subcommands = &[
     ("getkeysinslot", 4),
     ("help", 2),
 ];
+
+/// Every CLUSTER subcommand of Redis 7.0, with its arity: on a cache with
+/// cluster mode disabled each answers [`reply::CLUSTER_DISABLED`] (after
+/// its arity check), as a standalone Redis does.
+const REDIS_CLUSTER_SUBS: Subcommands = &[
+    ("addslots", -3),
+    ("addslotsrange", -4),
+    ("bumpepoch", 2),
+    ("count-failure-reports", 3),
+    ("countkeysinslot", 3),
+    ("delslots", -3),
+    ("delslotsrange", -4),
+    ("failover", -2),
+    ("flushslots", 2),
+    ("forget", 3),
+    ("getkeysinslot", 4),
+    ("help", 2),
+    ("info", 2),
+    ("keyslot", 3),
+    ("links", 2),
+    ("meet", -4),
+    ("myid", 2),
+    ("nodes", 2),
+    ("replicas", 3),
+    ("replicate", 3),
+    ("reset", -2),
+    ("saveconfig", 2),
+    ("set-config-epoch", 3),
+    ("setslot", -4),
+    ("shards", 2),
+    ("slaves", 3),
+    ("slots", 2),
+];
+
+/// Whether the connection's cache has cluster mode disabled (CLUSTER,
+/// READONLY and READWRITE then answer as a standalone Redis).
+fn cluster_disabled(conn: &Connection<'_>) -> bool {
+    conn.session
+        .cache
+        .as_ref()
+        .is_some_and(|c| c.pool.cluster_mode().spans_slots())
+}
 
 /// Finds `args[1]` among `subs` and checks its arity: the lower-case
 /// subcommand name, or Redis's error for an unknown one or a wrong count
@@ -771,7 +823,12 @@ fn node_id(conn: &Connection<'_>) -> String {
 /// CLUSTER SLOTS | SHARDS | NODES | INFO | MYID | KEYSLOT | COUNTKEYSINSLOT |
 /// GETKEYSINSLOT | HELP: one virtual node — the endpoint the client used —
 /// owns every slot, so cluster clients work and resharding stays invisible.
+/// A cache with cluster mode disabled answers as a standalone Redis.
 async fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+    if cluster_disabled(conn) {
+        subcommand("cluster", REDIS_CLUSTER_SUBS, args)?;
+        return Err(OpError::Static(reply::CLUSTER_DISABLED));
+    }
     let local = conn.session.local;
     let (ip, port) = (local.ip().to_string(), i64::from(local.port()));
     let id = node_id(conn);

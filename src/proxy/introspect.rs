@@ -50,6 +50,10 @@ fn param_value(conn: &Connection<'_>, cache: &Cache, p: &'static Param) -> Strin
             Live::ProtoMaxBulkLen => conn.shared.decoder.limits.max_bulk_len.to_string(),
             Live::QueryBufferLimit => conn.shared.query_buffer_limit.to_string(),
             Live::BusyReplyThreshold => conn.shared.busy_threshold.as_millis().to_string(),
+            Live::ClusterEnabled => {
+                let disabled = cache.pool.cluster_mode().spans_slots();
+                if disabled { "no" } else { "yes" }.into()
+            }
             Live::Dir => std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|_| "/".into()),
@@ -236,6 +240,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
     let cache = conn.session.cache.as_ref();
     let totals = cache.map(|c| c.pool.totals()).unwrap_or_default();
     let load = |f: fn(&Cache) -> u64| cache.map_or(0, |c| f(c));
+    let standalone = cache.is_some_and(|c| c.pool.cluster_mode().spans_slots());
     let kv = |pairs: Vec<(&str, String)>| -> Vec<(String, String)> {
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     };
@@ -250,7 +255,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("redis_git_sha1", "00000000".into()),
                 ("redis_git_dirty", "0".into()),
                 ("redis_build_id", "0".into()),
-                ("redis_mode", "cluster".into()),
+                ("redis_mode", if standalone { "standalone" } else { "cluster" }.into()),
                 ("os", std::env::consts::OS.into()),
                 ("arch_bits", "64".into()),
                 ("monotonic_clock", "POSIX clock_gettime".into()),
@@ -407,7 +412,10 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 .map(|(code, n)| (format!("errorstat_{code}"), format!("count={n}")))
                 .collect()
         }),
-        "cluster" => kv(vec![("cluster_enabled", "1".into())]),
+        "cluster" => kv(vec![(
+            "cluster_enabled",
+            if standalone { "0" } else { "1" }.into(),
+        )]),
         "keyspace" if totals.keys > 0 => vec![(
             "db0".into(),
             format!(

@@ -2,7 +2,9 @@
 //!
 //! Between MULTI and EXEC the request path queues commands (see
 //! `Connection::queue`); every key of a transaction must be in one slot, so
-//! it runs atomically in the one partition that owns it. A refused command
+//! it runs atomically in the one partition that owns it — unless the cache's
+//! cluster mode is disabled ([`ClusterMode`]): its one partition owns every
+//! slot, and a transaction may use any keys, as in standalone Redis. A refused command
 //! while queueing (unknown, wrong arity, CROSSSLOT...) dooms the
 //! transaction. WATCH registers keys with the cache's [`KeyEvents`]; every
 //! successful write of a key moves its version on.
@@ -10,7 +12,7 @@
 //! EXEC, in phases:
 //! 1. no MULTI → error; a doomed transaction → EXECABORT;
 //! 2. watched keys must be in the transaction's slot (else CROSSSLOT: the
-//!    check could not be atomic with the writes);
+//!    check could not be atomic with the writes), as the cluster mode asks;
 //! 3. the queued data commands run in order under one hold of the
 //!    partition's lock, after checking no watched version moved (a null
 //!    reply if one did: nothing runs);
@@ -18,6 +20,7 @@
 //!    replies come back in queue order.
 //!
 //! [`KeyEvents`]: crate::pool::KeyEvents
+//! [`ClusterMode`]: crate::partition::ClusterMode
 
 use bytes::Bytes;
 
@@ -92,12 +95,19 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
     let Some(cache) = conn.session.cache.clone() else {
         return Err(OpError::Static(reply::NOAUTH));
     };
-    // 2. Watched keys in the transaction's slot.
+    // 2. Watched keys in the transaction's slot (any slot, with cluster
+    //    mode disabled: the cache's one partition runs them all).
     let slot = tx
         .slot
         .or(conn.session.watched.first().map(|w| w.slot))
         .unwrap_or(0);
-    if conn.session.watched.iter().any(|w| w.slot != slot) {
+    let mode = cache.pool.cluster_mode();
+    if conn
+        .session
+        .watched
+        .iter()
+        .any(|w| !mode.together(slot, w.slot))
+    {
         return Err(OpError::Static(reply::CROSSSLOT));
     }
     let versions: Vec<(Box<[u8]>, u64)> = conn

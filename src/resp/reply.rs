@@ -30,6 +30,8 @@ pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 pub const NX_XX_GT_LT: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
 pub const GT_LT: &str = "ERR GT and LT options at the same time are not compatible";
 pub const SELECT_CLUSTER: &str = "ERR SELECT is not allowed in cluster mode";
+/// SELECT of a database other than 0 with cluster mode disabled (one database).
+pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 pub const COPY_DB_CLUSTER: &str = "ERR Copying to another database is not allowed in cluster mode";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const INVALID_SLOT: &str = "ERR Invalid slot";
@@ -196,6 +198,8 @@ pub const SCRIPT_NO_ARGS: &str = "ERR Please specify at least one argument for t
 pub const SCRIPT_BAD_ARG: &str = "ERR Lua redis lib command arguments must be strings or integers";
 pub const SCRIPT_CROSS_SLOT: &str =
     "ERR Script attempted to access keys that do not hash to the same slot";
+/// CLUSTER, READONLY, READWRITE on a cache with cluster mode disabled.
+pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 pub const SCRIPT_NON_LOCAL_KEY: &str =
     "ERR Script attempted to access a non local key in a cluster node";
 pub const SCRIPT_WRONG_ARGS_OR_TYPE: &str = "ERR wrong number or type of arguments";

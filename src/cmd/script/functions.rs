@@ -557,12 +557,16 @@ pub fn fcall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if ro_command && !no_writes {
         return Err(OpError::Static(reply::FUNCTION_RO_WITH_WRITE_FLAG));
     }
-    if flags & flag::NO_CLUSTER != 0 {
+    if flags & flag::NO_CLUSTER != 0 && !ctx.cluster_mode.spans_slots() {
         return Err(OpError::Static(reply::SCRIPT_NO_CLUSTER));
     }
     let (keys, argv) = rest.split_at(numkeys as usize);
     let slot = keys.first().map(|k| key_slot(k));
-    if keys.iter().any(|k| Some(key_slot(k)) != slot) {
+    if let Some(first) = slot
+        && keys
+            .iter()
+            .any(|k| !ctx.cluster_mode.together(first, key_slot(k)))
+    {
         return Err(OpError::Static(reply::CROSSSLOT));
     }
     let script = Script {
