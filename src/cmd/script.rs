@@ -13,7 +13,10 @@
 //!    35 µs, a run on a warm one about 1 µs), with compiled bodies cached by
 //!    SHA1;
 //! 3. **build the environment**: a fresh globals table for this run only,
-//!    holding KEYS, ARGV, `redis` and read-only views of the libraries;
+//!    holding KEYS, ARGV, `redis` and read-only views of the libraries
+//!    (`string`, `table`, `math`, `coroutine`, and Redis's `cjson`,
+//!    `cmsgpack`, `bit` and `struct`, which are Rust: [`cjson`],
+//!    [`cmsgpack`], [`bitlib`]);
 //! 4. **run** under `xpcall` with the time budget armed: an instruction-count
 //!    hook, the pattern matcher and the string functions stop the script once
 //!    it has run longer than `Ctx::script_time_limit` (`ERR Script killed
@@ -86,7 +89,7 @@
 //!   per value, [`STRING_WORK_MILLI`] more per string; the script's result
 //!   is charged the same for its conversion to RESP);
 //!   [`TICK_WORK_MILLI`] per [`HOOK_EVERY`] Lua instructions; for the Rust
-//!   string functions [`LIB_CALL_WORK_MILLI`] per call,
+//!   string functions and libraries [`LIB_CALL_WORK_MILLI`] per call,
 //!   [`STEP_WORK_MILLI_PER_1000`] per thousand matcher steps and
 //!   [`KIB_WORK_MILLI`] per KiB read and written;
 //! - measured: what Lua does inside one instruction is invisible to the
@@ -120,6 +123,9 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 
+mod bitlib;
+mod cjson;
+mod cmsgpack;
 pub mod functions;
 mod strings;
 
@@ -406,6 +412,8 @@ struct RunState {
     loading: bool,
     /// The functions the loading library registered so far.
     registered: Vec<functions::Registered>,
+    /// `cjson`'s settings for this run.
+    cjson: cjson::Config,
 }
 
 type Shared = Arc<Mutex<RunState>>;
@@ -468,7 +476,7 @@ thread_local! {
 struct Runtime {
     lua: Lua,
     state: Shared,
-    /// `new_env(keys, argv, call, pcall)` → this run's globals.
+    /// `new_env(keys, argv, call, pcall, acl_check_cmd)` → this run's globals.
     new_env: Function,
     /// `run(f, env, handler)` → ok, result.
     run: Function,
@@ -494,7 +502,7 @@ struct Ran {
 /// what the sandbox needs in locals, empties the real globals, and returns
 /// `new_env` and `run`. Nothing it returns looks globals up at run time.
 const PRELUDE: &str = r#"
-local alive, fixerr, pcallerr, redis_base, msg, rs, lib_redis = ...
+local alive, fixerr, pcallerr, redis_base, msg, rs, lib_redis, libs = ...
 local G = _G
 local error, type, tostring, setmetatable, getmetatable, pairs, setfenv =
       error, type, tostring, setmetatable, getmetatable, pairs, setfenv
@@ -593,14 +601,17 @@ end })
 local string_mt, table_mt, math_mt, co_mt, redis_mt =
   frozen(str), frozen(tbl), frozen(copy(math)), frozen(co), frozen(redis_base)
 local env_mt = { __index = base, __newindex = readonly, __metatable = false }
+local lib_mts = {}
+for name, lib in pairs(libs) do lib_mts[name] = frozen(lib) end
 
-local function new_env(keys, argv, call, pcall_)
+local function new_env(keys, argv, call, pcall_, acl_check)
   local env = {
     KEYS = keys, ARGV = argv,
-    redis = setmetatable({ call = call, pcall = pcall_ }, redis_mt),
+    redis = setmetatable({ call = call, pcall = pcall_, acl_check_cmd = acl_check }, redis_mt),
     string = setmetatable({}, string_mt), table = setmetatable({}, table_mt),
     math = setmetatable({}, math_mt), coroutine = setmetatable({}, co_mt),
   }
+  for name, mt in pairs(lib_mts) do env[name] = setmetatable({}, mt) end
   env._G = env
   return setmetatable(env, env_mt)
 end
@@ -682,11 +693,18 @@ impl Runtime {
         let redis = redis_library(&lua, &state)?;
         let strings = strings::library(&lua, &state)?;
         let lib_redis = functions::loading_library(&lua, &state, &redis)?;
+        let libs = lua.create_table()?;
+        libs.raw_set("cjson", cjson::library(&lua, &state)?)?;
+        libs.raw_set("cmsgpack", cmsgpack::library(&lua, &state)?)?;
+        libs.raw_set("bit", bitlib::bit_library(&lua, &state)?)?;
+        libs.raw_set("struct", bitlib::struct_library(&lua, &state)?)?;
         let (new_env, run, load_lib, call_fn): (Function, Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("=stratus")
             .set_mode(ChunkMode::Text)
-            .call((alive, fixerr, pcallerr, redis, messages, strings, lib_redis))?;
+            .call((
+                alive, fixerr, pcallerr, redis, messages, strings, lib_redis, libs,
+            ))?;
         let handler = {
             let st = state.clone();
             lua.create_function(move |lua, err: Value| {
@@ -806,17 +824,21 @@ impl Runtime {
             let pcall = scope.create_function(|lua, args: MultiValue| {
                 redis_call(lua, &caller, script, state, args, false)
             })?;
+            let acl_check = scope.create_function(|lua, args: MultiValue| {
+                acl_check_cmd(lua, &caller, args)
+            })?;
             let keys = string_table(&self.lua, keys)?;
             let argv = string_table(&self.lua, argv)?;
             match body {
                 Body::Script(f) => {
-                    let env: Table = self.new_env.call((keys, argv, call, pcall))?;
+                    let env: Table = self.new_env.call((keys, argv, call, pcall, acl_check))?;
                     self.run.call((f, env, self.handler.clone()))
                 }
                 // Functions get their keys and arguments as parameters:
                 // no KEYS or ARGV globals (as Redis).
                 Body::Function { f, mt } => {
-                    let env: Table = self.new_env.call((Value::Nil, Value::Nil, call, pcall))?;
+                    let env: Table = self.new_env
+                        .call((Value::Nil, Value::Nil, call, pcall, acl_check))?;
                     self.call_fn
                         .call((f, mt, env, self.handler.clone(), keys, argv))
                 }
@@ -1043,6 +1065,30 @@ fn redis_call(
         Ok(Reply::Error(e)) => failed(lua, raise, e.into_owned()),
         Ok(r) => to_lua(lua, &r, resp3),
     }
+}
+
+/// `redis.acl_check_cmd(command, arg...)`: whether the user running the
+/// script may run that command with those arguments (its keys included).
+fn acl_check_cmd(
+    lua: &Lua,
+    caller: &RefCell<Caller<'_, '_>>,
+    args: MultiValue,
+) -> mlua::Result<Value> {
+    let argv = match command_args(lua, args) {
+        Ok(a) => a,
+        Err(msg) => return failed(lua, true, msg.to_string()),
+    };
+    let Some(spec) = lookup(&argv[0]) else {
+        return failed(lua, true, reply::SCRIPT_ACL_CHECK_INVALID.to_string());
+    };
+    let caller = caller
+        .try_borrow()
+        .map_err(|_| mlua::Error::RecursiveMutCallback)?;
+    let allowed = match caller.ctx.script.as_ref().and_then(|c| c.gate.as_ref()) {
+        Some(gate) => (gate.0)(spec, &argv).is_none(),
+        None => true,
+    };
+    Ok(Value::Boolean(allowed))
 }
 
 /// An error from `redis.call` (raised) or `redis.pcall` (returned as
