@@ -459,3 +459,45 @@ async fn library_calls_are_metered() {
     assert!(packing > base + 0.9 * bytes_work, "without {base}, with {packing}");
     server.shutdown().await;
 }
+
+/// Redis 7's global protection: every global, the `redis` table and the
+/// libraries are read-only (assigning `redis`, `_G`, `redis.call` or
+/// `cjson.encode` fails), `setmetatable(_G, ...)` is refused and
+/// `getmetatable(_G)` gives a read-only table — with Redis's error texts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_protection_matches_real_redis() {
+    let server = start_default().await;
+    let mut pair = Pair::new(server.resp_addr).await;
+    let scripts = [
+        "setmetatable(_G, {})",
+        "local g = getmetatable(_G) g.__index = {}",
+        "return type(getmetatable(_G))",
+        "redis = function() return 1 end",
+        "_G = {}",
+        "KEYS = {}",
+        "redis.call = function() return 1 end",
+        "cjson.encode = function() return 1 end",
+        "cmsgpack.pack = function() return 1 end",
+        "bit.lshift = function() return 1 end",
+        "struct.size = 1",
+        "string.x = 1",
+        "setmetatable(cjson, {})",
+        "return {pcall(setmetatable, _G, {})}",
+        "return setmetatable({}, 5)",
+        "local t = setmetatable({}, {__metatable = 1}) setmetatable(t, {})",
+        "return {pcall(setmetatable, 1, {})}",
+        "local t = setmetatable({}, {__index = function(_, k) return k .. '!' end}) return t.x",
+        "print('some data')",
+        "dofile('/etc/passwd')",
+        "loadfile('/etc/passwd')",
+        "return loadstring(string.dump(function() return 1 end))()",
+        "return redis.acl_check_cmd('invalid-cmd', 'arg')",
+        "return redis.acl_check_cmd()",
+        "return redis.acl_check_cmd('get', {})",
+        "return _G.redis.sha1hex('')",
+    ];
+    same_scripts(&mut pair, &scripts).await;
+    pair.same(&["EVAL", "return redis.acl_check_cmd('set', KEYS[1], 1)", "1", "xx"])
+        .await;
+    server.shutdown().await;
+}

@@ -512,8 +512,10 @@ local co_create, co_resume = coroutine.create, coroutine.resume
 local sub = string.sub
 
 local function readonly() error(msg.readonly, 2) end
+-- __sealed marks the sandbox's own read-only tables: setmetatable on one
+-- is Redis's readonly error (see strings.rs).
 local function frozen(lib)
-  return { __index = lib, __newindex = readonly, __metatable = false }
+  return { __index = lib, __newindex = readonly, __metatable = false, __sealed = true }
 end
 local function copy(lib)
   local t = {}
@@ -544,7 +546,7 @@ end
 -- (they stop with the run and are metered), installed as they are.
 local str, tbl = copy(string), copy(table)
 for k, f in pairs(rs) do
-  if k == 'concat' then tbl[k] = f else str[k] = f end
+  if k == 'concat' then tbl[k] = f elseif k ~= 'setmetatable' then str[k] = f end
 end
 local smt = getmetatable('')
 smt.__index = str
@@ -563,7 +565,7 @@ local co = {
 local base = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   rawequal = rawequal, rawget = rawget, rawset = rawset, select = select,
-  setmetatable = setmetatable, getmetatable = getmetatable,
+  setmetatable = rs.setmetatable, getmetatable = getmetatable,
   tonumber = tonumber, tostring = tostring, type = type, unpack = unpack,
   gcinfo = gcinfo, _VERSION = _VERSION,
 }
@@ -604,16 +606,27 @@ local env_mt = { __index = base, __newindex = readonly, __metatable = false }
 local lib_mts = {}
 for name, lib in pairs(libs) do lib_mts[name] = frozen(lib) end
 
+-- The globals of a run: an empty table whose lookups go to this run's
+-- variables, so that assigning any global (`redis`, `KEYS`, `_G`...) is
+-- the readonly error, as in Redis; getmetatable(_G) gives a read-only
+-- table. `redis` is such a proxy too.
+local sealed_mt = { __newindex = readonly, __metatable = false, __sealed = true }
 local function new_env(keys, argv, call, pcall_, acl_check)
-  local env = {
+  local rfuncs = setmetatable({ call = call, pcall = pcall_, acl_check_cmd = acl_check }, redis_mt)
+  local vars = {
     KEYS = keys, ARGV = argv,
-    redis = setmetatable({ call = call, pcall = pcall_, acl_check_cmd = acl_check }, redis_mt),
+    redis = setmetatable({}, { __index = rfuncs, __newindex = readonly,
+                               __metatable = false, __sealed = true }),
     string = setmetatable({}, string_mt), table = setmetatable({}, table_mt),
     math = setmetatable({}, math_mt), coroutine = setmetatable({}, co_mt),
   }
-  for name, mt in pairs(lib_mts) do env[name] = setmetatable({}, mt) end
-  env._G = env
-  return setmetatable(env, env_mt)
+  for name, mt in pairs(lib_mts) do vars[name] = setmetatable({}, mt) end
+  local env = {}
+  vars._G = env
+  return setmetatable(env, {
+    __index = setmetatable(vars, env_mt), __newindex = readonly,
+    __metatable = setmetatable({}, sealed_mt), __sealed = true,
+  })
 end
 
 local function run(f, env, handler)

@@ -2,7 +2,9 @@
 //! input: pattern matching (`string.find`, `match`, `gmatch`/`gfind`,
 //! `gsub`) on the stoppable matcher of [`crate::cmd::lua_pattern`], and
 //! `upper`, `lower`, `rep`, `reverse`, `sub`, `byte`, `char`, `format` and
-//! `table.concat`, metered by the bytes they read and write.
+//! `table.concat`, metered by the bytes they read and write; and
+//! `setmetatable`, which refuses the sandbox's read-only tables with
+//! Redis's error.
 //!
 //! They replace Lua's C functions one for one, installed directly in the
 //! sandbox's `string` and `table` (no Lua wrapper: a Lua function in
@@ -140,6 +142,13 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
     add(
         "format",
         lua.create_function(move |lua, args: MultiValue| format(lua, &st, &args, &c_format))?,
+    )?;
+    let c_setmetatable: Function = globals.get("setmetatable")?;
+    add(
+        "setmetatable",
+        lua.create_function(move |lua, args: MultiValue| {
+            setmetatable(lua, &args, &c_setmetatable)
+        })?,
     )?;
     let st = state.clone();
     add(
@@ -484,6 +493,24 @@ fn c_error(lua: &Lua, e: mlua::Error) -> mlua::Error {
         return arg_error(lua, narg, problem);
     }
     lua_error(lua, &msg)
+}
+
+/// `setmetatable(t, mt)`: Lua's own, except on the sandbox's read-only
+/// tables (`_G`, `redis`, the libraries: their metatables say
+/// `__sealed`), where it is Redis's readonly error (raised from C in Redis:
+/// no position).
+fn setmetatable(lua: &Lua, args: &MultiValue, c_setmetatable: &Function) -> Ret {
+    if let Some(Value::Table(t)) = args.front()
+        && let Some(mt) = t.metatable()
+        && matches!(mt.raw_get::<Value>("__sealed"), Ok(Value::Boolean(true)))
+    {
+        return Err(mlua::Error::external(Fault::Lua(
+            reply::LUA_READONLY_TABLE.to_string(),
+        )));
+    }
+    c_setmetatable
+        .call::<MultiValue>(args.clone())
+        .map_err(|e| c_error(lua, e))
 }
 
 /// `table.concat(t [, sep [, i [, j]]])`: Lua's own C function (its
