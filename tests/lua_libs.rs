@@ -17,6 +17,16 @@ const HEX: &str = "local function hex(s) local h = {} for i = 1, #s do \
                    h[i] = string.format('%02x', string.byte(s, i)) end \
                    return table.concat(h) end ";
 
+/// A server whose scripts may run a minute: these tests compare replies,
+/// and debug builds on a busy machine run the big ones slowly.
+async fn start_patient() -> stratus::server::Running {
+    start(ServeConfig {
+        script_time_limit_ms: 60_000,
+        ..ServeConfig::default()
+    })
+    .await
+}
+
 /// Runs each script (no keys) on both servers and asserts the same reply.
 async fn same_scripts(pair: &mut Pair, scripts: &[&str]) {
     for body in scripts {
@@ -26,7 +36,7 @@ async fn same_scripts(pair: &mut Pair, scripts: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cjson_matches_real_redis() {
-    let server = start_default().await;
+    let server = start_patient().await;
     let mut pair = Pair::new(server.resp_addr).await;
     let scripts = [
         // Encoding: numbers as %.14g, '/' escaped, control bytes as \u00XX,
@@ -154,7 +164,7 @@ async fn cjson_matches_real_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cmsgpack_matches_real_redis() {
-    let server = start_default().await;
+    let server = start_patient().await;
     let mut pair = Pair::new(server.resp_addr).await;
     let pack_hex = |expr: &str| format!("{HEX}return hex(cmsgpack.pack({expr}))");
     let packs = [
@@ -273,7 +283,7 @@ async fn cmsgpack_matches_real_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bit_and_struct_match_real_redis() {
-    let server = start_default().await;
+    let server = start_patient().await;
     let mut pair = Pair::new(server.resp_addr).await;
     let scripts = [
         // bit: 32-bit results as signed numbers, numbers wrapped and rounded.
@@ -337,7 +347,7 @@ async fn bit_and_struct_match_real_redis() {
 /// until `SCRIPT FLUSH`); one run's settings never reach the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cjson_settings_last_for_one_run() {
-    let server = start_default().await;
+    let server = start_patient().await;
     let mut raw = Raw::connect(server.resp_addr).await;
     let set = "cjson.encode_max_depth(5) cjson.encode_invalid_numbers(true) \
                return cjson.encode({0/0})";
@@ -404,7 +414,7 @@ async fn library_calls_are_bounded() {
 /// encoders check the room left under the limit as they write).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_output_stays_under_the_memory_limit() {
-    let server = start_default().await;
+    let server = start_patient().await;
     let mut raw = Raw::connect(server.resp_addr).await;
     for body in [
         "local s = string.rep('\\1', 16 * 1024 * 1024) return #cjson.encode({s, s})",
@@ -466,7 +476,7 @@ async fn library_calls_are_metered() {
 /// `getmetatable(_G)` gives a read-only table — with Redis's error texts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_protection_matches_real_redis() {
-    let server = start_default().await;
+    let server = start_patient().await;
     let mut pair = Pair::new(server.resp_addr).await;
     let scripts = [
         "setmetatable(_G, {})",
@@ -499,5 +509,35 @@ async fn global_protection_matches_real_redis() {
     same_scripts(&mut pair, &scripts).await;
     pair.same(&["EVAL", "return redis.acl_check_cmd('set', KEYS[1], 1)", "1", "xx"])
         .await;
+    server.shutdown().await;
+}
+
+/// Commands that behave differently inside a script, as in Redis: XREAD
+/// and XREADGROUP refuse BLOCK, and SORT BY a constant sorts a set
+/// alphabetically (a set's own order must not reach the script's result).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_in_scripts_match_real_redis() {
+    let server = start_patient().await;
+    let mut pair = Pair::new(server.resp_addr).await;
+    for body in [
+        "return redis.pcall('xread', 'BLOCK', 0, 'STREAMS', KEYS[1], '$')",
+        "return redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', 0, 'STREAMS', KEYS[1], '>')",
+        "return redis.call('xread', 'COUNT', 1, 'BLOCK', 0, 'STREAMS', KEYS[1], '$')",
+        "return redis.pcall('xread', 'STREAMS', KEYS[1], '$')",
+    ] {
+        pair.same(&["EVAL", body, "1", "s"]).await;
+    }
+    pair.same(&[
+        "SADD", "myset", "a", "b", "c", "d", "e", "f", "g", "h", "i", "l", "m", "n", "o", "p",
+        "q", "r", "s", "t", "u", "v", "z", "aa", "aaa", "azz", "10", "9",
+    ])
+    .await;
+    for body in [
+        "return redis.call('sort', KEYS[1], 'by', '_')",
+        "return redis.call('sort', KEYS[1], 'by', 'nosort', 'desc', 'limit', 0, 3)",
+        "return redis.call('sort', KEYS[1], 'alpha')",
+    ] {
+        pair.same(&["EVAL", body, "1", "myset"]).await;
+    }
     server.shutdown().await;
 }

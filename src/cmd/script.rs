@@ -974,6 +974,9 @@ impl Caller<'_, '_> {
             // which marks the run before the write command executes.
             control.wrote.store(true, Ordering::Relaxed);
         }
+        if let Some(e) = blocking_stream_read(spec, argv) {
+            return Ok(e);
+        }
         let (work, resp) = (ctx.work, ctx.resp3);
         ctx.work = 0;
         ctx.resp3 = resp3;
@@ -986,6 +989,35 @@ impl Caller<'_, '_> {
         self.work += cost.max(1000) + CALL_WORK_MILLI + conversion_work(&out);
         Ok(out)
     }
+}
+
+/// XREAD and XREADGROUP with BLOCK: an error reply in a script, as Redis
+/// gives (its option parsing meets BLOCK before STREAMS).
+fn blocking_stream_read(spec: &crate::cmd::CommandSpec, argv: &[Bytes]) -> Option<Reply> {
+    if !spec.name.eq_ignore_ascii_case("xread") && !spec.name.eq_ignore_ascii_case("xreadgroup") {
+        return None;
+    }
+    let mut i = 1;
+    while i < argv.len() {
+        let more = argv.len() - i - 1;
+        let a = &argv[i];
+        if a.eq_ignore_ascii_case(b"BLOCK") && more > 0 {
+            return Some(Reply::err_owned(reply::script_stream_block(
+                &String::from_utf8_lossy(&argv[0]),
+            )));
+        }
+        if a.eq_ignore_ascii_case(b"STREAMS") {
+            break;
+        }
+        i += if a.eq_ignore_ascii_case(b"GROUP") {
+            3
+        } else if a.eq_ignore_ascii_case(b"COUNT") {
+            2
+        } else {
+            1
+        };
+    }
+    None
 }
 
 /// The work of converting `r` between RESP and Lua (either way),

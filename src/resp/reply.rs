@@ -192,6 +192,12 @@ pub const SCRIPT_NOPERM_KEY: &str = "ERR The user executing the script can't acc
 pub const SCRIPT_NOPERM_CHANNEL: &str =
     "ERR The user executing the script can't publish to the channel mentioned in the command";
 pub const SCRIPT_READ_ONLY: &str = "ERR Write commands are not allowed from read-only scripts.";
+/// XREAD/XREADGROUP with BLOCK from a script (`command` as the script
+/// spelled it).
+pub fn script_stream_block(command: &str) -> String {
+    format!("ERR {command} command is not allowed with BLOCK option from scripts")
+}
+
 /// `redis.acl_check_cmd` with a command this server does not know.
 pub const SCRIPT_ACL_CHECK_INVALID: &str = "ERR Invalid command passed to redis.acl_check_cmd()";
 pub const SCRIPT_NO_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";

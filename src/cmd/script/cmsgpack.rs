@@ -242,9 +242,10 @@ impl Packer<'_> {
     fn array(&mut self, t: &Table, level: usize) -> mlua::Result<()> {
         let len = t.raw_len();
         self.header(len, 0x90, 0xdc, 0xdd);
+        // lua_gettable: metamethods apply, as in C (a raw read without).
+        let plain = t.metatable().is_none();
         for j in 1..=len {
-            // lua_gettable: metamethods apply, as in C.
-            let v: Value = t.get(j)?;
+            let v: Value = if plain { t.raw_get(j)? } else { t.get(j)? };
             self.value(&v, level + 1)?;
         }
         Ok(())
