@@ -298,6 +298,8 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
             let used = totals.used_bytes as u64;
             let max = cache.map_or(0, |c| c.limits().max_storage_bytes());
             let clients = load(|c| c.usage.client_memory.load(Ordering::Relaxed));
+            // The cache's script store (EVAL bodies and SCRIPT LOAD).
+            let (scripts, script_bytes) = cache.map_or((0, 0), |c| c.scripts.len_and_bytes());
             kv(vec![
                 ("used_memory", used.to_string()),
                 ("used_memory_human", human_bytes(used)),
@@ -307,6 +309,8 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("used_memory_peak_human", human_bytes(used)),
                 ("used_memory_dataset", used.to_string()),
                 ("used_memory_clients", clients.to_string()),
+                ("used_memory_scripts_eval", script_bytes.to_string()),
+                ("number_of_cached_scripts", scripts.to_string()),
                 ("maxmemory", max.to_string()),
                 ("maxmemory_human", human_bytes(max)),
                 ("maxmemory_policy", "volatile-lru".into()),
