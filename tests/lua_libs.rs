@@ -218,7 +218,9 @@ async fn cmsgpack_matches_real_redis() {
         format!(
             "{show}return show(cmsgpack.unpack('\\208\\128\\209\\128\\0\\210\\128\\0\\0\\0\\211\\128\\0\\0\\0\\0\\0\\0\\0\\224\\202\\63\\192\\0\\0'))"
         ),
-        format!("{show}return show(cmsgpack.unpack('\\217\\3abc\\218\\0\\1x\\219\\0\\0\\0\\1y\\161z'))"),
+        format!(
+            "{show}return show(cmsgpack.unpack('\\217\\3abc\\218\\0\\1x\\219\\0\\0\\0\\1y\\161z'))"
+        ),
         "local t = cmsgpack.unpack(cmsgpack.pack({a = {1, 2, {b = 'c'}}, [5] = true})) \
          return {t.a[1], t.a[3].b, t[5]}"
             .to_string(),
@@ -428,7 +430,8 @@ async fn library_output_stays_under_the_memory_limit() {
         );
     }
     assert_eq!(
-        raw.cmd(&["EVAL", "return cmsgpack.unpack(cmsgpack.pack(5))", "0"]).await,
+        raw.cmd(&["EVAL", "return cmsgpack.unpack(cmsgpack.pack(5))", "0"])
+            .await,
         int(5)
     );
     server.shutdown().await;
@@ -466,7 +469,10 @@ async fn library_calls_are_metered() {
     let before = scripting_ecpu(&http, "libs").await;
     assert_eq!(raw.cmd(&["EVAL", packed, "0"]).await, int(2_000_010));
     let packing = scripting_ecpu(&http, "libs").await - before;
-    assert!(packing > base + 0.9 * bytes_work, "without {base}, with {packing}");
+    assert!(
+        packing > base + 0.9 * bytes_work,
+        "without {base}, with {packing}"
+    );
     server.shutdown().await;
 }
 
@@ -507,8 +513,13 @@ async fn global_protection_matches_real_redis() {
         "return _G.redis.sha1hex('')",
     ];
     same_scripts(&mut pair, &scripts).await;
-    pair.same(&["EVAL", "return redis.acl_check_cmd('set', KEYS[1], 1)", "1", "xx"])
-        .await;
+    pair.same(&[
+        "EVAL",
+        "return redis.acl_check_cmd('set', KEYS[1], 1)",
+        "1",
+        "xx",
+    ])
+    .await;
     server.shutdown().await;
 }
 
@@ -528,8 +539,8 @@ async fn commands_in_scripts_match_real_redis() {
         pair.same(&["EVAL", body, "1", "s"]).await;
     }
     pair.same(&[
-        "SADD", "myset", "a", "b", "c", "d", "e", "f", "g", "h", "i", "l", "m", "n", "o", "p",
-        "q", "r", "s", "t", "u", "v", "z", "aa", "aaa", "azz", "10", "9",
+        "SADD", "myset", "a", "b", "c", "d", "e", "f", "g", "h", "i", "l", "m", "n", "o", "p", "q",
+        "r", "s", "t", "u", "v", "z", "aa", "aaa", "azz", "10", "9",
     ])
     .await;
     for body in [

@@ -837,9 +837,8 @@ impl Runtime {
             let pcall = scope.create_function(|lua, args: MultiValue| {
                 redis_call(lua, &caller, script, state, args, false)
             })?;
-            let acl_check = scope.create_function(|lua, args: MultiValue| {
-                acl_check_cmd(lua, &caller, args)
-            })?;
+            let acl_check =
+                scope.create_function(|lua, args: MultiValue| acl_check_cmd(lua, &caller, args))?;
             let keys = string_table(&self.lua, keys)?;
             let argv = string_table(&self.lua, argv)?;
             match body {
@@ -850,8 +849,9 @@ impl Runtime {
                 // Functions get their keys and arguments as parameters:
                 // no KEYS or ARGV globals (as Redis).
                 Body::Function { f, mt } => {
-                    let env: Table = self.new_env
-                        .call((Value::Nil, Value::Nil, call, pcall, acl_check))?;
+                    let env: Table =
+                        self.new_env
+                            .call((Value::Nil, Value::Nil, call, pcall, acl_check))?;
                     self.call_fn
                         .call((f, mt, env, self.handler.clone(), keys, argv))
                 }

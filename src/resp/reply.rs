@@ -296,7 +296,8 @@ pub const MSGPACK_NEEDS_INPUT: &str = "MessagePack pack needs input.";
 pub const MSGPACK_MISSING_BYTES: &str = "Missing bytes in input.";
 pub const MSGPACK_BAD_FORMAT: &str = "Bad data format in input.";
 pub const MSGPACK_ARRAY_STACK: &str = "stack overflow (in function mp_decode_to_lua_array)";
-pub const MSGPACK_TOO_MANY_VALUES: &str = "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)";
+pub const MSGPACK_TOO_MANY_VALUES: &str =
+    "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)";
 
 /// `cmsgpack.unpack_*` with a negative offset or limit (Redis prints the
 /// input's length as the limit).
@@ -331,7 +332,10 @@ pub fn struct_alignment(align: usize) -> String {
 }
 
 pub fn struct_invalid_option(opt: u8) -> String {
-    format!("invalid format option '{}'", String::from_utf8_lossy(&[opt]))
+    format!(
+        "invalid format option '{}'",
+        String::from_utf8_lossy(&[opt])
+    )
 }
 
 /// `luaL_argerror` when a method's argument number goes below 1.

@@ -12,11 +12,11 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::strings::{
-    VALUE_BYTES, arg_error, charge, check_number, check_string, lua_error, opt_integer, room,
-    out_of_memory, type_error,
-};
 use super::Shared;
+use super::strings::{
+    VALUE_BYTES, arg_error, charge, check_number, check_string, lua_error, opt_integer,
+    out_of_memory, room, type_error,
+};
 use crate::resp::reply;
 
 /// `LUAI_MAXCSTACK`: the slots a C function may use on Lua's stack.
@@ -34,7 +34,9 @@ pub(super) fn bit_library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
         ("bxor", |lua, a| fold(lua, a, |x, y| x ^ y)),
         ("lshift", |lua, a| shift(lua, a, |b, n| b << n)),
         ("rshift", |lua, a| shift(lua, a, |b, n| b >> n)),
-        ("arshift", |lua, a| shift(lua, a, |b, n| ((b as i32) >> n) as u32)),
+        ("arshift", |lua, a| {
+            shift(lua, a, |b, n| ((b as i32) >> n) as u32)
+        }),
         ("rol", |lua, a| shift(lua, a, u32::rotate_left)),
         ("ror", |lua, a| shift(lua, a, u32::rotate_right)),
         ("bswap", |lua, a| Ok(barg(lua, a, 0)?.swap_bytes())),

@@ -363,7 +363,10 @@ impl Encoder<'_> {
             items += 1;
         }
         let ratio = self.cfg.sparse_ratio.max(0) as usize;
-        if ratio > 0 && max > items.saturating_mul(ratio) && max > self.cfg.sparse_safe.max(0) as usize {
+        if ratio > 0
+            && max > items.saturating_mul(ratio)
+            && max > self.cfg.sparse_safe.max(0) as usize
+        {
             if self.cfg.sparse_convert == 0 {
                 return Err(self.fail("table", reply::CJSON_SPARSE_ARRAY));
             }
@@ -534,7 +537,7 @@ impl Kind {
             Kind::Colon => "T_COLON",
             Kind::Comma => "T_COMMA",
             Kind::End => "T_END",
-            Kind::Error(e) => *e,
+            Kind::Error(e) => e,
         }
     }
 }
@@ -1002,7 +1005,7 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(format_g(*x, 14), *want, "{x}");
         }
-        assert_eq!(format_g(3.14159, 3), "3.14");
+        assert_eq!(format_g(1.23456, 3), "1.23");
     }
 
     #[test]

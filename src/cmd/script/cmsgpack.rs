@@ -92,7 +92,10 @@ fn pack(lua: &Lua, state: &Shared, args: &MultiValue) -> mlua::Result<Value> {
         read: 0,
     };
     let result = args.iter().try_for_each(|v| p.value(v, 0));
-    charge(state, (p.read + p.out.len()) as u64 + p.values * VALUE_BYTES)?;
+    charge(
+        state,
+        (p.read + p.out.len()) as u64 + p.values * VALUE_BYTES,
+    )?;
     result?;
     Ok(Value::String(lua.create_string(&p.out)?))
 }
@@ -155,8 +158,7 @@ impl Packer<'_> {
     /// else a float 32 if that is exact, else a float 64.
     fn number(&mut self, n: f64) {
         // IS_INT64_EQUIVALENT: !isinf(x) && (int64_t)x == x.
-        if n.is_finite() && n >= -9_223_372_036_854_775_808.0 && n < 9_223_372_036_854_775_808.0
-        {
+        if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
             let i = n as i64;
             if i as f64 == n {
                 return self.int(i);
@@ -290,7 +292,11 @@ fn unpack(
         ));
     }
     let decode_all = limit == 0 && offset == 0;
-    let limit = if decode_all { i64::from(i32::MAX) } else { limit };
+    let limit = if decode_all {
+        i64::from(i32::MAX)
+    } else {
+        limit
+    };
     let mut u = Unpacker {
         lua,
         state,
@@ -369,14 +375,14 @@ impl Unpacker<'_> {
         let b = self.data[self.pos];
         let number = |n: f64| Value::Number(n);
         let v = match b {
-            0xcc | 0xcd | 0xce | 0xcf => {
+            0xcc..=0xcf => {
                 let n = 1 << (b - 0xcc);
                 let u = self.be(1, n)?;
                 self.pos += 1 + n;
                 // lua_pushunsigned is lua_pushinteger: above 2^63 wraps.
                 number(u as i64 as f64)
             }
-            0xd0 | 0xd1 | 0xd2 | 0xd3 => {
+            0xd0..=0xd3 => {
                 let n = 1 << (b - 0xd0);
                 let u = self.be(1, n)?;
                 self.pos += 1 + n;
@@ -413,7 +419,7 @@ impl Unpacker<'_> {
                 let l = self.be(1, 4)? as usize;
                 self.string(5, l)?
             }
-            0xdc | 0xdd | 0xde | 0xdf => {
+            0xdc..=0xdf => {
                 let n = if b & 1 == 0 { 2 } else { 4 };
                 let l = self.be(1, n)? as usize;
                 self.pos += 1 + n;

@@ -261,7 +261,11 @@ pub(super) fn out_of_memory() -> mlua::Error {
 // ---- Arguments, as lauxlib checks them (0-based `i`) ----
 
 /// `luaL_checklstring`: a string, or a number as Lua prints it.
-pub(super) fn check_string<'a>(lua: &Lua, args: &'a MultiValue, i: usize) -> mlua::Result<Cow<'a, LuaString>> {
+pub(super) fn check_string<'a>(
+    lua: &Lua,
+    args: &'a MultiValue,
+    i: usize,
+) -> mlua::Result<Cow<'a, LuaString>> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
         Some(v @ (Value::Integer(_) | Value::Number(_))) => lua
@@ -287,7 +291,12 @@ pub(super) fn check_integer(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Res
 }
 
 /// `luaL_optinteger`: `default` for none or nil.
-pub(super) fn opt_integer(lua: &Lua, args: &MultiValue, i: usize, default: i64) -> mlua::Result<i64> {
+pub(super) fn opt_integer(
+    lua: &Lua,
+    args: &MultiValue,
+    i: usize,
+    default: i64,
+) -> mlua::Result<i64> {
     match args.get(i) {
         None | Some(Value::Nil) => Ok(default),
         _ => check_integer(lua, args, i),
