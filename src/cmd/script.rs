@@ -13,7 +13,10 @@
 //!    35 µs, a run on a warm one about 1 µs), with compiled bodies cached by
 //!    SHA1;
 //! 3. **build the environment**: a fresh globals table for this run only,
-//!    holding KEYS, ARGV, `redis` and read-only views of the libraries;
+//!    holding KEYS, ARGV, `redis` and read-only views of the libraries
+//!    (`string`, `table`, `math`, `coroutine`, and Redis's `cjson`,
+//!    `cmsgpack`, `bit` and `struct`, which are Rust: [`cjson`],
+//!    [`cmsgpack`], [`bitlib`]);
 //! 4. **run** under `xpcall` with the time budget armed: an instruction-count
 //!    hook, the pattern matcher and the string functions stop the script once
 //!    it has run longer than `Ctx::script_time_limit` (`ERR Script killed
@@ -90,7 +93,7 @@
 //!   per value, [`STRING_WORK_MILLI`] more per string; the script's result
 //!   is charged the same for its conversion to RESP);
 //!   [`TICK_WORK_MILLI`] per [`HOOK_EVERY`] Lua instructions; for the Rust
-//!   string functions [`LIB_CALL_WORK_MILLI`] per call,
+//!   string functions and libraries [`LIB_CALL_WORK_MILLI`] per call,
 //!   [`STEP_WORK_MILLI_PER_1000`] per thousand matcher steps and
 //!   [`KIB_WORK_MILLI`] per KiB read and written;
 //! - measured: what Lua does inside one instruction is invisible to the
@@ -125,6 +128,9 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 
+mod bitlib;
+mod cjson;
+mod cmsgpack;
 pub mod functions;
 mod strings;
 
@@ -443,6 +449,8 @@ struct RunState {
     loading: bool,
     /// The functions the loading library registered so far.
     registered: Vec<functions::Registered>,
+    /// `cjson`'s settings for this run.
+    cjson: cjson::Config,
 }
 
 type Shared = Arc<Mutex<RunState>>;
@@ -505,7 +513,7 @@ thread_local! {
 struct Runtime {
     lua: Lua,
     state: Shared,
-    /// `new_env(keys, argv, call, pcall)` → this run's globals.
+    /// `new_env(keys, argv, call, pcall, acl_check_cmd)` → this run's globals.
     new_env: Function,
     /// `run(f, env, handler)` → ok, result.
     run: Function,
@@ -531,7 +539,7 @@ struct Ran {
 /// what the sandbox needs in locals, empties the real globals, and returns
 /// `new_env` and `run`. Nothing it returns looks globals up at run time.
 const PRELUDE: &str = r#"
-local alive, fixerr, pcallerr, redis_base, msg, rs, lib_redis = ...
+local alive, fixerr, pcallerr, redis_base, msg, rs, lib_redis, libs = ...
 local G = _G
 local error, type, tostring, setmetatable, getmetatable, pairs, setfenv =
       error, type, tostring, setmetatable, getmetatable, pairs, setfenv
@@ -541,8 +549,10 @@ local co_create, co_resume = coroutine.create, coroutine.resume
 local sub = string.sub
 
 local function readonly() error(msg.readonly, 2) end
+-- __sealed marks the sandbox's own read-only tables: setmetatable on one
+-- is Redis's readonly error (see strings.rs).
 local function frozen(lib)
-  return { __index = lib, __newindex = readonly, __metatable = false }
+  return { __index = lib, __newindex = readonly, __metatable = false, __sealed = true }
 end
 local function copy(lib)
   local t = {}
@@ -573,7 +583,7 @@ end
 -- (they stop with the run and are metered), installed as they are.
 local str, tbl = copy(string), copy(table)
 for k, f in pairs(rs) do
-  if k == 'concat' then tbl[k] = f else str[k] = f end
+  if k == 'concat' then tbl[k] = f elseif k ~= 'setmetatable' then str[k] = f end
 end
 local smt = getmetatable('')
 smt.__index = str
@@ -592,7 +602,7 @@ local co = {
 local base = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   rawequal = rawequal, rawget = rawget, rawset = rawset, select = select,
-  setmetatable = setmetatable, getmetatable = getmetatable,
+  setmetatable = rs.setmetatable, getmetatable = getmetatable,
   tonumber = tonumber, tostring = tostring, type = type, unpack = unpack,
   gcinfo = gcinfo, _VERSION = _VERSION,
 }
@@ -630,16 +640,30 @@ end })
 local string_mt, table_mt, math_mt, co_mt, redis_mt =
   frozen(str), frozen(tbl), frozen(copy(math)), frozen(co), frozen(redis_base)
 local env_mt = { __index = base, __newindex = readonly, __metatable = false }
+local lib_mts = {}
+for name, lib in pairs(libs) do lib_mts[name] = frozen(lib) end
 
-local function new_env(keys, argv, call, pcall_)
-  local env = {
+-- The globals of a run: an empty table whose lookups go to this run's
+-- variables, so that assigning any global (`redis`, `KEYS`, `_G`...) is
+-- the readonly error, as in Redis; getmetatable(_G) gives a read-only
+-- table. `redis` is such a proxy too.
+local sealed_mt = { __newindex = readonly, __metatable = false, __sealed = true }
+local function new_env(keys, argv, call, pcall_, acl_check)
+  local rfuncs = setmetatable({ call = call, pcall = pcall_, acl_check_cmd = acl_check }, redis_mt)
+  local vars = {
     KEYS = keys, ARGV = argv,
-    redis = setmetatable({ call = call, pcall = pcall_ }, redis_mt),
+    redis = setmetatable({}, { __index = rfuncs, __newindex = readonly,
+                               __metatable = false, __sealed = true }),
     string = setmetatable({}, string_mt), table = setmetatable({}, table_mt),
     math = setmetatable({}, math_mt), coroutine = setmetatable({}, co_mt),
   }
-  env._G = env
-  return setmetatable(env, env_mt)
+  for name, mt in pairs(lib_mts) do vars[name] = setmetatable({}, mt) end
+  local env = {}
+  vars._G = env
+  return setmetatable(env, {
+    __index = setmetatable(vars, env_mt), __newindex = readonly,
+    __metatable = setmetatable({}, sealed_mt), __sealed = true,
+  })
 end
 
 local function run(f, env, handler)
@@ -719,11 +743,18 @@ impl Runtime {
         let redis = redis_library(&lua, &state)?;
         let strings = strings::library(&lua, &state)?;
         let lib_redis = functions::loading_library(&lua, &state, &redis)?;
+        let libs = lua.create_table()?;
+        libs.raw_set("cjson", cjson::library(&lua, &state)?)?;
+        libs.raw_set("cmsgpack", cmsgpack::library(&lua, &state)?)?;
+        libs.raw_set("bit", bitlib::bit_library(&lua, &state)?)?;
+        libs.raw_set("struct", bitlib::struct_library(&lua, &state)?)?;
         let (new_env, run, load_lib, call_fn): (Function, Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("=stratus")
             .set_mode(ChunkMode::Text)
-            .call((alive, fixerr, pcallerr, redis, messages, strings, lib_redis))?;
+            .call((
+                alive, fixerr, pcallerr, redis, messages, strings, lib_redis, libs,
+            ))?;
         let handler = {
             let st = state.clone();
             lua.create_function(move |lua, err: Value| {
@@ -843,17 +874,21 @@ impl Runtime {
             let pcall = scope.create_function(|lua, args: MultiValue| {
                 redis_call(lua, &caller, script, state, args, false)
             })?;
+            let acl_check =
+                scope.create_function(|lua, args: MultiValue| acl_check_cmd(lua, &caller, args))?;
             let keys = string_table(&self.lua, keys)?;
             let argv = string_table(&self.lua, argv)?;
             match body {
                 Body::Script(f) => {
-                    let env: Table = self.new_env.call((keys, argv, call, pcall))?;
+                    let env: Table = self.new_env.call((keys, argv, call, pcall, acl_check))?;
                     self.run.call((f, env, self.handler.clone()))
                 }
                 // Functions get their keys and arguments as parameters:
                 // no KEYS or ARGV globals (as Redis).
                 Body::Function { f, mt } => {
-                    let env: Table = self.new_env.call((Value::Nil, Value::Nil, call, pcall))?;
+                    let env: Table =
+                        self.new_env
+                            .call((Value::Nil, Value::Nil, call, pcall, acl_check))?;
                     self.call_fn
                         .call((f, mt, env, self.handler.clone(), keys, argv))
                 }
@@ -985,6 +1020,9 @@ impl Caller<'_, '_> {
             // which marks the run before the write command executes.
             control.wrote.store(true, Ordering::Relaxed);
         }
+        if let Some(e) = blocking_stream_read(spec, argv) {
+            return Ok(e);
+        }
         let (work, resp) = (ctx.work, ctx.resp3);
         ctx.work = 0;
         ctx.resp3 = resp3;
@@ -1024,6 +1062,35 @@ impl Caller<'_, '_> {
             (u64::from(spec.cost_per_element_milli) * elements).max(1000) + CALL_WORK_MILLI;
         Ok(Reply::Int(done.receivers as i64))
     }
+}
+
+/// XREAD and XREADGROUP with BLOCK: an error reply in a script, as Redis
+/// gives (its option parsing meets BLOCK before STREAMS).
+fn blocking_stream_read(spec: &crate::cmd::CommandSpec, argv: &[Bytes]) -> Option<Reply> {
+    if !spec.name.eq_ignore_ascii_case("xread") && !spec.name.eq_ignore_ascii_case("xreadgroup") {
+        return None;
+    }
+    let mut i = 1;
+    while i < argv.len() {
+        let more = argv.len() - i - 1;
+        let a = &argv[i];
+        if a.eq_ignore_ascii_case(b"BLOCK") && more > 0 {
+            return Some(Reply::err_owned(reply::script_stream_block(
+                &String::from_utf8_lossy(&argv[0]),
+            )));
+        }
+        if a.eq_ignore_ascii_case(b"STREAMS") {
+            break;
+        }
+        i += if a.eq_ignore_ascii_case(b"GROUP") {
+            3
+        } else if a.eq_ignore_ascii_case(b"COUNT") {
+            2
+        } else {
+            1
+        };
+    }
+    None
 }
 
 /// The work of converting `r` between RESP and Lua (either way),
@@ -1116,6 +1183,30 @@ fn redis_call(
         Ok(Reply::Error(e)) => failed(lua, raise, e.into_owned()),
         Ok(r) => to_lua(lua, &r, resp3),
     }
+}
+
+/// `redis.acl_check_cmd(command, arg...)`: whether the user running the
+/// script may run that command with those arguments (its keys included).
+fn acl_check_cmd(
+    lua: &Lua,
+    caller: &RefCell<Caller<'_, '_>>,
+    args: MultiValue,
+) -> mlua::Result<Value> {
+    let argv = match command_args(lua, args) {
+        Ok(a) => a,
+        Err(msg) => return failed(lua, true, msg.to_string()),
+    };
+    let Some(spec) = lookup(&argv[0]) else {
+        return failed(lua, true, reply::SCRIPT_ACL_CHECK_INVALID.to_string());
+    };
+    let caller = caller
+        .try_borrow()
+        .map_err(|_| mlua::Error::RecursiveMutCallback)?;
+    let allowed = match caller.ctx.script.as_ref().and_then(|c| c.gate.as_ref()) {
+        Some(gate) => (gate.0)(spec, &argv).is_none(),
+        None => true,
+    };
+    Ok(Value::Boolean(allowed))
 }
 
 /// An error from `redis.call` (raised) or `redis.pcall` (returned as

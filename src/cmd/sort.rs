@@ -167,8 +167,10 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Some(Value::ZSet(_)) => Some(2),
         Some(_) => return Err(OpError::WrongType),
     };
-    // A set has no order of its own: sorted when stored, as Redis does.
-    if dontsort && kind == Some(1) && store.is_some() {
+    // A set has no order of its own: sorted when stored or when a script
+    // sorts it (its result must not depend on the set's layout), as Redis
+    // does.
+    if dontsort && kind == Some(1) && (store.is_some() || ctx.script.is_some()) {
         dontsort = false;
         alpha = true;
         by = None;

@@ -40,6 +40,13 @@ pub struct Workers {
     pending: AtomicUsize,
 }
 
+/// Stack of a worker thread. Lua scripts run here, and what they call
+/// recurses on this stack: the result's conversion and the `cjson` and
+/// `cmsgpack` encoders and decoders go up to 1000 levels deep (Redis's
+/// limit), which takes more than the default 2 MiB in debug builds. Only
+/// the pages a thread touches are committed.
+pub const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 static WORKERS: OnceLock<&'static Workers> = OnceLock::new();
 static CONFIGURED: AtomicUsize = AtomicUsize::new(0);
 
@@ -64,6 +71,7 @@ pub fn get() -> &'static Workers {
         for i in 0..n {
             let spawned = std::thread::Builder::new()
                 .name(format!("stratus-worker-{i}"))
+                .stack_size(WORKER_STACK_BYTES)
                 .spawn(move || w.work());
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a worker thread");

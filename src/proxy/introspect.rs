@@ -306,6 +306,8 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
             // As Redis's: everything the cache holds, its clients' buffers
             // included; the dataset alone is what the storage maximum caps.
             let total = used + clients;
+            // The cache's script store (EVAL bodies and SCRIPT LOAD).
+            let (scripts, script_bytes) = cache.map_or((0, 0), |c| c.scripts.len_and_bytes());
             kv(vec![
                 ("used_memory", total.to_string()),
                 ("used_memory_human", human_bytes(total)),
@@ -315,6 +317,8 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("used_memory_peak_human", human_bytes(total)),
                 ("used_memory_dataset", used.to_string()),
                 ("used_memory_clients", clients.to_string()),
+                ("used_memory_scripts_eval", script_bytes.to_string()),
+                ("number_of_cached_scripts", scripts.to_string()),
                 ("maxmemory", max.to_string()),
                 ("maxmemory_human", human_bytes(max)),
                 ("maxmemory_policy", "volatile-lru".into()),

@@ -194,6 +194,14 @@ pub const SCRIPT_NOPERM_KEY: &str = "ERR The user executing the script can't acc
 pub const SCRIPT_NOPERM_CHANNEL: &str =
     "ERR The user executing the script can't publish to the channel mentioned in the command";
 pub const SCRIPT_READ_ONLY: &str = "ERR Write commands are not allowed from read-only scripts.";
+/// XREAD/XREADGROUP with BLOCK from a script (`command` as the script
+/// spelled it).
+pub fn script_stream_block(command: &str) -> String {
+    format!("ERR {command} command is not allowed with BLOCK option from scripts")
+}
+
+/// `redis.acl_check_cmd` with a command this server does not know.
+pub const SCRIPT_ACL_CHECK_INVALID: &str = "ERR Invalid command passed to redis.acl_check_cmd()";
 pub const SCRIPT_NO_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";
 pub const SCRIPT_BAD_ARG: &str = "ERR Lua redis lib command arguments must be strings or integers";
 pub const SCRIPT_CROSS_SLOT: &str =
@@ -241,6 +249,101 @@ pub const SCRIPT_KILLED_BY_USER: &str = "ERR Script killed by user with SCRIPT K
 
 /// `luaL_argerror`: `bad argument #<n> to '<function>' (<problem>)`.
 pub fn lua_bad_argument(narg: usize, function: &str, problem: &str) -> String {
+    format!("bad argument #{narg} to '{function}' ({problem})")
+}
+
+// ---- The script sandbox's libraries: cjson, cmsgpack, bit, struct ----
+// (the texts of Redis 7.0's deps/lua/src/lua_cjson.c, lua_cmsgpack.c,
+// lua_bit.c and lua_struct.c; the sandbox puts Lua's position in front)
+
+/// `cjson.encode`/`decode` called with other than one argument.
+pub const CJSON_ONE_ARGUMENT: &str = "expected 1 argument";
+/// A `cjson` setting function called with too many arguments.
+pub const CJSON_TOO_MANY_ARGUMENTS: &str = "found too many arguments";
+pub const CJSON_SPARSE_ARRAY: &str = "excessively sparse array";
+pub const CJSON_NAN_OR_INF: &str = "must not be NaN or Inf";
+pub const CJSON_KEY_TYPE: &str = "table key must be a number or string";
+pub const CJSON_TYPE_NOT_SUPPORTED: &str = "type not supported";
+pub const CJSON_UTF16: &str = "JSON parser does not support UTF-16 or UTF-32";
+
+/// A `cjson` integer setting out of its range.
+pub fn cjson_integer_range(min: i32, max: i32) -> String {
+    format!("expected integer between {min} and {max}")
+}
+
+/// `cjson.encode` met a value it cannot write.
+pub fn cjson_cannot_serialise(type_name: &str, reason: &str) -> String {
+    format!("Cannot serialise {type_name}: {reason}")
+}
+
+/// `cjson.encode` went deeper than its maximum depth.
+pub fn cjson_excessive_nesting(depth: usize) -> String {
+    format!("Cannot serialise, excessive nesting ({depth})")
+}
+
+/// `cjson.decode` met an unexpected token (`at` counts from 1).
+pub fn cjson_expected(expected: &str, found: &str, at: usize) -> String {
+    format!("Expected {expected} but found {found} at character {at}")
+}
+
+/// `cjson.decode` went deeper than its maximum depth.
+pub fn cjson_too_deep(depth: usize, at: usize) -> String {
+    format!("Found too many nested data structures ({depth}) at character {at}")
+}
+
+/// `luaL_checkoption`'s problem for a name not in the list.
+pub fn lua_invalid_option(name: &str) -> String {
+    format!("invalid option '{name}'")
+}
+
+pub const MSGPACK_NEEDS_INPUT: &str = "MessagePack pack needs input.";
+pub const MSGPACK_MISSING_BYTES: &str = "Missing bytes in input.";
+pub const MSGPACK_BAD_FORMAT: &str = "Bad data format in input.";
+pub const MSGPACK_ARRAY_STACK: &str = "stack overflow (in function mp_decode_to_lua_array)";
+pub const MSGPACK_TOO_MANY_VALUES: &str =
+    "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)";
+
+/// `cmsgpack.unpack_*` with a negative offset or limit (Redis prints the
+/// input's length as the limit).
+pub fn msgpack_bad_request(offset: i64, len: i64) -> String {
+    format!("Invalid request to unpack with offset of {offset} and limit of {len}.")
+}
+
+pub fn msgpack_offset_past_end(offset: i64, len: i64) -> String {
+    format!("Start offset {offset} greater than input length {len}.")
+}
+
+/// Lua's errors for a table key that cannot be one.
+pub const LUA_TABLE_INDEX_NIL: &str = "table index is nil";
+pub const LUA_TABLE_INDEX_NAN: &str = "table index is NaN";
+
+pub const STRUCT_SIZE_OVERFLOW: &str = "integral size overflow";
+pub const STRUCT_STRING_TOO_SHORT: &str = "string too short";
+pub const STRUCT_OFFSET: &str = "offset must be 1 or greater";
+pub const STRUCT_DATA_TOO_SHORT: &str = "data string too short";
+pub const STRUCT_TOO_MANY_RESULTS: &str = "stack overflow (too many results)";
+pub const STRUCT_C0_NEEDS_SIZE: &str = "format 'c0' needs a previous size";
+pub const STRUCT_UNFINISHED_STRING: &str = "unfinished string in data";
+pub const STRUCT_S_NO_SIZE: &str = "option 's' has no fixed size";
+pub const STRUCT_C0_NO_SIZE: &str = "option 'c0' has no fixed size";
+
+pub fn struct_integer_too_large(size: usize) -> String {
+    format!("integral size {size} is larger than limit of 32")
+}
+
+pub fn struct_alignment(align: usize) -> String {
+    format!("alignment {align} is not a power of 2")
+}
+
+pub fn struct_invalid_option(opt: u8) -> String {
+    format!(
+        "invalid format option '{}'",
+        String::from_utf8_lossy(&[opt])
+    )
+}
+
+/// `luaL_argerror` when a method's argument number goes below 1.
+pub fn lua_bad_argument_signed(narg: i64, function: &str, problem: &str) -> String {
     format!("bad argument #{narg} to '{function}' ({problem})")
 }
 

@@ -572,6 +572,14 @@ impl RealRedis {
                         tokio::time::timeout(Duration::from_secs(1), s.read(&mut b)).await
                         && (b[..n].starts_with(b"+PONG") || b[..n].starts_with(b"-NOAUTH"))
                     {
+                        // Another process's redis-server may have taken the
+                        // port first (helpers share the machine): it must be
+                        // this child that answers.
+                        if b[..n].starts_with(b"+PONG")
+                            && server_pid(&mut s).await != Some(child.id())
+                        {
+                            break;
+                        }
                         return RealRedis { child, addr };
                     }
                 }
@@ -582,6 +590,32 @@ impl RealRedis {
         }
         panic!("could not start redis-server");
     }
+}
+
+/// The `process_id` that `INFO server` reports on `s`.
+async fn server_pid(s: &mut TcpStream) -> Option<u32> {
+    s.write_all(b"INFO server\r\n").await.ok()?;
+    let mut text = Vec::new();
+    let mut b = [0u8; 4096];
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        let n = tokio::time::timeout(Duration::from_secs(1), s.read(&mut b))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&b[..n]);
+        let t = String::from_utf8_lossy(&text);
+        if let Some(at) = t.find("process_id:")
+            && let Some(line) = t[at + 11..].split("\r\n").next()
+            && t[at..].contains("\r\n")
+        {
+            return line.trim().parse().ok();
+        }
+    }
+    None
 }
 
 impl Drop for RealRedis {

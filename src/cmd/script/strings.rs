@@ -2,7 +2,9 @@
 //! input: pattern matching (`string.find`, `match`, `gmatch`/`gfind`,
 //! `gsub`) on the stoppable matcher of [`crate::cmd::lua_pattern`], and
 //! `upper`, `lower`, `rep`, `reverse`, `sub`, `byte`, `char`, `format` and
-//! `table.concat`, metered by the bytes they read and write.
+//! `table.concat`, metered by the bytes they read and write; and
+//! `setmetatable`, which refuses the sandbox's read-only tables with
+//! Redis's error.
 //!
 //! They replace Lua's C functions one for one, installed directly in the
 //! sandbox's `string` and `table` (no Lua wrapper: a Lua function in
@@ -50,7 +52,7 @@ use crate::resp::reply;
 /// `LUAI_MAXCSTACK`: most values a C function may push (`string.byte`).
 const MAX_C_STACK: usize = 8000;
 /// Values `string.byte` pushes count as this many bytes each (a stack slot).
-const VALUE_BYTES: u64 = 16;
+pub(super) const VALUE_BYTES: u64 = 16;
 
 type Ret = mlua::Result<MultiValue>;
 /// A single result: pushed as it is, no list to allocate.
@@ -162,6 +164,13 @@ pub(super) fn library(lua: &Lua, state: &Shared) -> mlua::Result<Table> {
             format(lua, &st, &args, &c_format)
         })?,
     )?;
+    let c_setmetatable: Function = globals.get("setmetatable")?;
+    add(
+        "setmetatable",
+        lua.create_function(move |lua, args: MultiValue| {
+            setmetatable(lua, &args, &c_setmetatable)
+        })?,
+    )?;
     let st = state.clone();
     add(
         "concat",
@@ -211,12 +220,12 @@ fn position(lua: &Lua) -> String {
 }
 
 /// `luaL_error`: the message with the caller's position.
-fn lua_error(lua: &Lua, msg: &str) -> mlua::Error {
+pub(super) fn lua_error(lua: &Lua, msg: &str) -> mlua::Error {
     mlua::Error::external(Fault::Lua(format!("{}{msg}", position(lua))))
 }
 
 /// `luaL_argerror` for argument `narg` (1-based).
-fn arg_error(lua: &Lua, narg: usize, problem: &str) -> mlua::Error {
+pub(super) fn arg_error(lua: &Lua, narg: usize, problem: &str) -> mlua::Error {
     let (name, method) = lua
         .inspect_stack(0, |d| {
             let n = d.names();
@@ -229,6 +238,7 @@ fn arg_error(lua: &Lua, narg: usize, problem: &str) -> mlua::Error {
     let name = name.as_deref().unwrap_or("?");
     let msg = match (method, narg) {
         (true, 1) => reply::lua_bad_self(name, problem),
+        (true, 0) => reply::lua_bad_argument_signed(-1, name, problem),
         (true, n) => reply::lua_bad_argument(n - 1, name, problem),
         (false, n) => reply::lua_bad_argument(n, name, problem),
     };
@@ -237,7 +247,7 @@ fn arg_error(lua: &Lua, narg: usize, problem: &str) -> mlua::Error {
 
 /// Lua 5.1's name of a value's type (`luaL_typename`); `no value` past the
 /// last argument.
-fn type_name(v: Option<&Value>) -> &'static str {
+pub(super) fn type_name(v: Option<&Value>) -> &'static str {
     match v {
         None => "no value",
         Some(Value::Nil) => "nil",
@@ -251,7 +261,7 @@ fn type_name(v: Option<&Value>) -> &'static str {
     }
 }
 
-fn type_error(lua: &Lua, args: &MultiValue, i: usize, expected: &str) -> mlua::Error {
+pub(super) fn type_error(lua: &Lua, args: &MultiValue, i: usize, expected: &str) -> mlua::Error {
     arg_error(
         lua,
         i + 1,
@@ -267,14 +277,18 @@ fn pattern_error(lua: &Lua, e: PatternError) -> mlua::Error {
     }
 }
 
-fn out_of_memory() -> mlua::Error {
+pub(super) fn out_of_memory() -> mlua::Error {
     mlua::Error::MemoryError("not enough memory".into())
 }
 
 // ---- Arguments, as lauxlib checks them (0-based `i`) ----
 
 /// `luaL_checklstring`: a string, or a number as Lua prints it.
-fn check_string<'a>(lua: &Lua, args: &'a MultiValue, i: usize) -> mlua::Result<Cow<'a, LuaString>> {
+pub(super) fn check_string<'a>(
+    lua: &Lua,
+    args: &'a MultiValue,
+    i: usize,
+) -> mlua::Result<Cow<'a, LuaString>> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(Cow::Borrowed(s)),
         Some(v @ (Value::Integer(_) | Value::Number(_))) => lua
@@ -287,7 +301,7 @@ fn check_string<'a>(lua: &Lua, args: &'a MultiValue, i: usize) -> mlua::Result<C
 
 /// `luaL_checkinteger`: a number truncated toward zero, or a string that
 /// reads as one.
-fn check_integer(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<i64> {
+pub(super) fn check_integer(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<i64> {
     match args.get(i) {
         Some(Value::Integer(n)) => Ok(*n),
         Some(Value::Number(n)) => Ok(*n as i64),
@@ -300,10 +314,28 @@ fn check_integer(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<i64> {
 }
 
 /// `luaL_optinteger`: `default` for none or nil.
-fn opt_integer(lua: &Lua, args: &MultiValue, i: usize, default: i64) -> mlua::Result<i64> {
+pub(super) fn opt_integer(
+    lua: &Lua,
+    args: &MultiValue,
+    i: usize,
+    default: i64,
+) -> mlua::Result<i64> {
     match args.get(i) {
         None | Some(Value::Nil) => Ok(default),
         _ => check_integer(lua, args, i),
+    }
+}
+
+/// `luaL_checknumber`: a number, or a string that reads as one.
+pub(super) fn check_number(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<f64> {
+    match args.get(i) {
+        Some(Value::Integer(n)) => Ok(*n as f64),
+        Some(Value::Number(n)) => Ok(*n),
+        Some(v @ Value::String(_)) => match lua.coerce_number(v.clone())? {
+            Some(n) => Ok(n),
+            None => Err(type_error(lua, args, i, "number")),
+        },
+        _ => Err(type_error(lua, args, i, "number")),
     }
 }
 
@@ -347,7 +379,7 @@ where
 
 /// Counts a call and the bytes it read and wrote; stops the run here if it
 /// must. Every function here calls it once per call that returns.
-fn charge(state: &Shared, bytes: u64) -> mlua::Result<()> {
+pub(super) fn charge(state: &Shared, bytes: u64) -> mlua::Result<()> {
     let mut s = state.lock();
     s.lib_calls += 1;
     s.bytes += bytes;
@@ -375,11 +407,11 @@ const CLOCK_EVERY: u64 = 64;
 const CLOCK_BYTES: u64 = 64 * 1024;
 
 /// Room left under the memory limit for a result.
-fn room(lua: &Lua) -> usize {
+pub(super) fn room(lua: &Lua) -> usize {
     MEMORY_LIMIT.saturating_sub(lua.used_memory())
 }
 
-fn string_result(lua: &Lua, bytes: &[u8]) -> One {
+pub(super) fn string_result(lua: &Lua, bytes: &[u8]) -> One {
     Ok(Value::String(lua.create_string(bytes)?))
 }
 
@@ -518,6 +550,24 @@ fn c_error(lua: &Lua, e: mlua::Error) -> mlua::Error {
         return arg_error(lua, narg, problem);
     }
     lua_error(lua, &msg)
+}
+
+/// `setmetatable(t, mt)`: Lua's own, except on the sandbox's read-only
+/// tables (`_G`, `redis`, the libraries: their metatables say
+/// `__sealed`), where it is Redis's readonly error (raised from C in Redis:
+/// no position).
+fn setmetatable(lua: &Lua, args: &MultiValue, c_setmetatable: &Function) -> Ret {
+    if let Some(Value::Table(t)) = args.front()
+        && let Some(mt) = t.metatable()
+        && matches!(mt.raw_get::<Value>("__sealed"), Ok(Value::Boolean(true)))
+    {
+        return Err(mlua::Error::external(Fault::Lua(
+            reply::LUA_READONLY_TABLE.to_string(),
+        )));
+    }
+    c_setmetatable
+        .call::<MultiValue>(args.clone())
+        .map_err(|e| c_error(lua, e))
 }
 
 /// `table.concat(t [, sep [, i [, j]]])`: Lua's own C function (its
