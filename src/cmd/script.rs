@@ -202,6 +202,12 @@ const REDIS_VERSION_NUM: i64 = 0x07_00_0f;
 pub struct ScriptControl {
     pub kill: std::sync::atomic::AtomicBool,
     pub wrote: std::sync::atomic::AtomicBool,
+    /// The run called a read-only command (client-side caching then
+    /// remembers the script's declared keys for its caller, as Redis).
+    pub read: std::sync::atomic::AtomicBool,
+    /// MONITOR's feed for the commands the script calls (while the cache
+    /// has monitors).
+    pub monitor: Option<ScriptMonitor>,
     /// The caller's permissions for what the script calls.
     pub gate: Option<CommandGate>,
     /// When the job started (for `FUNCTION STATS` and the kind of `BUSY`).
@@ -209,6 +215,16 @@ pub struct ScriptControl {
     /// The job runs a function (`FCALL`, `FCALL_RO`): its name and the
     /// command as the client sent it. `None`: an `EVAL`-family script.
     pub function: Option<RunningFunction>,
+}
+
+/// Shows a command a script calls to the cache's monitors.
+#[derive(Clone)]
+pub struct ScriptMonitor(pub Arc<dyn Fn(&[Bytes]) + Send + Sync>);
+
+impl std::fmt::Debug for ScriptMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScriptMonitor")
+    }
 }
 
 /// What `FUNCTION STATS` shows of a running function.
@@ -934,6 +950,12 @@ impl Caller<'_, '_> {
             }
         }
         let ctx = &mut *self.ctx;
+        if spec.has(flags::READ)
+            && !writes
+            && let Some(control) = &ctx.script
+        {
+            control.read.store(true, Ordering::Relaxed);
+        }
         if writes && let Some(control) = &ctx.script {
             // From here on SCRIPT KILL refuses (UNKILLABLE), as in Redis,
             // which marks the run before the write command executes.
@@ -943,6 +965,11 @@ impl Caller<'_, '_> {
         ctx.work = 0;
         ctx.resp3 = resp3;
         let out = execute(spec, ctx, argv);
+        if let Some(monitor) = ctx.script.as_ref().and_then(|c| c.monitor.as_ref())
+            && !spec.has(flags::ADMIN)
+        {
+            (monitor.0)(argv);
+        }
         let elements = ctx.work;
         ctx.work = work;
         ctx.resp3 = resp;

@@ -72,6 +72,7 @@ use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::pubsub::monitor::Monitors;
 use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
@@ -281,6 +282,14 @@ impl LocalPartition {
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                // A script that read something: its caller's tracking
+                // remembers the script's keys (see `proxy::pubsub`).
+                if let Some(control) = &ctx.script
+                    && control.read.swap(false, Ordering::Relaxed)
+                    && tracking.active()
+                {
+                    tracking.note_script_read(opts.client);
+                }
                 ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
                 // expiry) move on: WATCH sees it, blocked clients wake. A
@@ -301,6 +310,8 @@ impl LocalPartition {
                 }
                 out.push(Executed { reply, work });
             }
+            // BCAST clients hear of this run's keys together.
+            tracking.flush_broadcast(opts.client);
             if !ks.notify.is_empty() {
                 notified.extend(ks.notify.take());
             }
@@ -745,6 +756,8 @@ pub struct Notifier {
     hub: Arc<dyn MessageHub>,
     /// Client-side caching: invalidations on writes, expiries, evictions.
     tracking: Tracking,
+    /// MONITOR clients (the commands scripts call reach them from here).
+    monitors: Arc<Monitors>,
 }
 
 impl Notifier {
@@ -792,6 +805,7 @@ impl Notifier {
                 self.hub.publish(&channel, &e.key, false);
             }
         }
+        self.tracking.flush_broadcast(0);
     }
 }
 
@@ -858,6 +872,7 @@ impl CachePool {
                 flags: AtomicU32::new(0),
                 hub: Arc::new(LocalHub::default()),
                 tracking: Tracking::default(),
+                monitors: Arc::new(Monitors::default()),
             }),
         };
         let ranges = (0..n)
@@ -904,6 +919,11 @@ impl CachePool {
     /// The cache's client-side caching table (CLIENT TRACKING).
     pub fn tracking(&self) -> &Tracking {
         &self.shared.notifier.tracking
+    }
+
+    /// The cache's MONITOR clients.
+    pub fn monitors(&self) -> &Monitors {
+        &self.shared.notifier.monitors
     }
 
     /// The cache's `notify-keyspace-events` flags ([`notify`] classes).
@@ -1049,8 +1069,16 @@ impl CachePool {
                 command: a[..a.len().saturating_sub(2)].to_vec(),
             });
         let running = scripted.then(|| {
+            // MONITOR sees what the script calls, as `[0 lua]`.
+            let monitors = self.shared.notifier.monitors.clone();
+            let monitor = monitors.active().then(|| {
+                cmd::script::ScriptMonitor(Arc::new(move |argv: &[Bytes]| {
+                    monitors.feed("lua", argv);
+                }))
+            });
             let control = Arc::new(ScriptControl {
                 gate: opts.gate.clone(),
+                monitor,
                 started: Some(Instant::now()),
                 function,
                 ..ScriptControl::default()
@@ -1419,8 +1447,9 @@ impl CachePool {
         )
     }
 
-    /// FLUSHDB: empties every partition, each on the worker pool.
-    pub async fn flush(&self, busy: Duration) -> Result<(), NotRun> {
+    /// FLUSHDB by client `client`: empties every partition, each on the
+    /// worker pool.
+    pub async fn flush(&self, busy: Duration, client: u64) -> Result<(), NotRun> {
         for part in self.partitions() {
             self.on_workers(
                 &part,
@@ -1434,7 +1463,7 @@ impl CachePool {
             .await?;
         }
         // Client-side caches hear of it once (a null key list).
-        self.shared.notifier.tracking.invalidate_all();
+        self.shared.notifier.tracking.invalidate_all(client);
         Ok(())
     }
 

@@ -33,6 +33,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::args::string_match;
 
+pub mod monitor;
 pub mod tracking;
 
 /// What a subscription listens to.
