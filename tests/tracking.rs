@@ -282,6 +282,7 @@ async fn batches_and_orders_as_redis() {
         (0, &["CLIENT", "TRACKINGINFO"]),
         (0, &["CLIENT", "TRACKING", "OFF"]),
         (0, &["CLIENT", "TRACKING", "ON", "OPTOUT"]),
+        (0, &["CLIENT", "TRACKINGINFO"]),
         (0, &["CLIENT", "CACHING", "NO"]),
         (0, &["CLIENT", "TRACKINGINFO"]),
         (0, &["CLIENT", "TRACKING", "OFF"]),
@@ -407,4 +408,10 @@ async fn the_tracking_table_limit_invalidates_keys() {
         c.cmd(&["CONFIG", "GET", "tracking-table-max-keys"]).await,
         Resp::Map(vec![(bulk("tracking-table-max-keys"), bulk("2"))])
     );
+    // A flush empties the table even when nobody tracks any more.
+    assert_eq!(c.cmd(&["CLIENT", "TRACKING", "OFF"]).await, ok());
+    assert_eq!(c.cmd(&["FLUSHALL"]).await, ok());
+    let info = c.cmd(&["INFO", "stats"]).await.text();
+    assert!(info.contains("tracking_total_keys:0\r\n"), "{info}");
+    assert!(info.contains("tracking_total_items:0\r\n"), "{info}");
 }

@@ -277,6 +277,8 @@ pub fn client_tracking(
                 }
                 j += 1;
             }
+            // CLIENT CACHING holds for the next command of one mode only.
+            conn.session.caching_given = false;
             if crate::cmd::args::is(&args[2], "OFF") {
                 tracking.disable(id);
                 conn.session.tracking = false;

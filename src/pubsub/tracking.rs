@@ -442,13 +442,17 @@ impl Tracking {
 
     /// FLUSHDB by client `writer` (0: none): every tracking client hears of
     /// it (a null key list), the writer after its reply.
+    /// The table is emptied even when nobody tracks now (keys read by
+    /// clients that have since turned tracking off linger until then).
     pub fn invalidate_all(&self, writer: u64) {
+        let mut st = self.state.lock();
+        let table = std::mem::take(&mut st.keys);
+        let items = std::mem::take(&mut st.items);
+        // A big table is freed off the reactor, as a big value.
+        crate::partition::lazyfree::free(table, items + 1, items * 64);
         if !self.active() {
             return;
         }
-        let mut st = self.state.lock();
-        st.keys.clear();
-        st.items = 0;
         let ids: Vec<u64> = st.clients.keys().copied().collect();
         for id in ids {
             let when = if id == writer {
