@@ -219,7 +219,9 @@ pub struct ScriptControl {
 
 /// Shows a command a script calls to the cache's monitors.
 #[derive(Clone)]
-pub struct ScriptMonitor(pub Arc<dyn Fn(&[Bytes]) + Send + Sync>);
+pub struct ScriptMonitor(pub Arc<MonitorFn>);
+
+type MonitorFn = dyn Fn(&[Bytes]) + Send + Sync;
 
 impl std::fmt::Debug for ScriptMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
