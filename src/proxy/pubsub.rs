@@ -179,6 +179,7 @@ pub fn monitor(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
         return Ok(Reply::Frames(Vec::new()));
     }
     subs.monitor = true;
+    subs.mailbox.set_monitor(true);
     Ok(Reply::ok())
 }
 
