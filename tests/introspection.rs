@@ -556,3 +556,110 @@ async fn command_key_specs_and_list_filters() {
         bulks(&["d", "a", "b"])
     );
 }
+
+/// A MONITOR line without its timestamp and client address (`[0 lua]`
+/// kept), so that lines from two servers compare.
+fn monitor_line(r: Resp) -> String {
+    let text = match r {
+        Resp::Simple(s) => s,
+        other => panic!("expected a MONITOR line, got {other:?}"),
+    };
+    let (stamp, rest) = text.split_once(' ').expect("a timestamp");
+    assert!(stamp.contains('.'), "{text}");
+    let (who, args) = rest.split_once("] ").expect("a client");
+    if who == "[0 lua" {
+        format!("[0 lua] {args}")
+    } else {
+        assert!(who.starts_with("[0 127.0.0.1:"), "{text}");
+        args.to_string()
+    }
+}
+
+/// MONITOR shows the commands of its own cache as Redis's suite expects:
+/// executed commands, a script before the commands it calls (`[0 lua]`),
+/// a transaction's commands between MULTI and EXEC, AUTH and HELLO's
+/// secrets redacted, admin commands left out; the same lines as a real
+/// redis-server once timestamps and addresses are set aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_shows_commands_as_redis() {
+    let server = start_default().await;
+    let real = RealRedis::start().await;
+    let mut r_mon = Raw::connect(real.addr).await;
+    let mut s_mon = Raw::connect(server.resp_addr).await;
+    assert_eq!(r_mon.cmd(&["MONITOR"]).await, ok());
+    assert_eq!(s_mon.cmd(&["MONITOR"]).await, ok());
+    let mut r = Raw::connect(real.addr).await;
+    let mut s = Raw::connect(server.resp_addr).await;
+    let script: &[&[&str]] = &[
+        &["SET", "foo", "bar \"q\"\n"],
+        &["GET", "foo"],
+        &[
+            "EVAL",
+            "redis.call('set',KEYS[1],ARGV[1])",
+            "1",
+            "foo",
+            "bar",
+        ],
+        &["MULTI"],
+        &["SET", "foo", "x"],
+        &["EXEC"],
+        &["MULTI"],
+        &["NOSUCH"],
+        &["EXEC"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["AUTH", "not-real"],
+        &["HELLO", "2", "AUTH", "not-real", "not-a-password"],
+        &["PING"],
+    ];
+    for args in script {
+        let (rr, sr) = (r.cmd(args).await, s.cmd(args).await);
+        assert_eq!(sr.is_error(), rr.is_error(), "{}", show(args));
+    }
+    let mut r_lines = Vec::new();
+    let mut s_lines = Vec::new();
+    while let Read::Reply(l) = r_mon.read_timeout(Duration::from_millis(200)).await {
+        r_lines.push(monitor_line(l));
+    }
+    while let Read::Reply(l) = s_mon.read_timeout(Duration::from_millis(200)).await {
+        s_lines.push(monitor_line(l));
+    }
+    assert_eq!(s_lines, r_lines);
+    assert!(s_lines.iter().any(|l| l.contains("(redacted)")));
+    // A second MONITOR answers nothing; RESET ends it.
+    s_mon.send(&encode(&["MONITOR"])).await;
+    assert_eq!(s_mon.cmd(&["RESET"]).await, simple("RESET"));
+    s.cmd(&["GET", "foo"]).await;
+    assert!(matches!(
+        s_mon.read_timeout(Duration::from_millis(200)).await,
+        Read::Timeout
+    ));
+}
+
+/// A monitor sees only its own cache's commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_sees_only_its_cache() {
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    let ta = http.create_cache("alpha").await;
+    let tb = http.create_cache("beta").await;
+    let mut mon = Raw::connect(server.resp_addr).await;
+    assert_eq!(mon.cmd(&["AUTH", "alpha", &ta]).await, ok());
+    assert_eq!(mon.cmd(&["MONITOR"]).await, ok());
+    let mut a = Raw::connect(server.resp_addr).await;
+    let mut b = Raw::connect(server.resp_addr).await;
+    assert_eq!(b.cmd(&["AUTH", "beta", &tb]).await, ok());
+    b.cmd(&["SET", "secret", "beta"]).await;
+    assert_eq!(a.cmd(&["AUTH", "alpha", &ta]).await, ok());
+    a.cmd(&["GET", "mine"]).await;
+    let mut lines = Vec::new();
+    while let Read::Reply(l) = mon.read_timeout(Duration::from_millis(200)).await {
+        lines.push(monitor_line(l));
+    }
+    assert_eq!(
+        lines,
+        vec![
+            "\"AUTH\" \"(redacted)\" \"(redacted)\"".to_string(),
+            "\"GET\" \"mine\"".to_string()
+        ]
+    );
+}

@@ -523,3 +523,45 @@ async fn scripts_publish_and_read_only_scripts_may_not() {
     ])
     .await;
 }
+
+/// Subscribe-family confirmations and messages are pushed whatever CLIENT
+/// REPLY says (Redis's suite: "PubSub messages with CLIENT REPLY OFF"),
+/// in RESP2 and RESP3, byte for byte as a real redis-server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_ignore_client_reply_off() {
+    let server = start_default().await;
+    let real = RealRedis::start().await;
+    for resp3 in [false, true] {
+        let mut r = Raw::connect(real.addr).await;
+        let mut s = Raw::connect(server.resp_addr).await;
+        let mut r_pub = Raw::connect(real.addr).await;
+        let mut s_pub = Raw::connect(server.resp_addr).await;
+        if resp3 {
+            r.cmd(&["HELLO", "3"]).await;
+            s.cmd(&["HELLO", "3"]).await;
+        }
+        for mode in ["OFF", "SKIP"] {
+            for c in [&mut r, &mut s] {
+                c.send(&encode(&["CLIENT", "REPLY", mode])).await;
+                c.send(&encode(&["SUBSCRIBE", "chan"])).await;
+                c.send(&encode(&["PSUBSCRIBE", "ch*"])).await;
+            }
+            assert_eq!(drain(&mut s).await, drain(&mut r).await, "{mode}");
+            assert_eq!(
+                s_pub.cmd(&["PUBLISH", "chan", "hi"]).await,
+                r_pub.cmd(&["PUBLISH", "chan", "hi"]).await
+            );
+            assert_eq!(drain(&mut s).await, drain(&mut r).await, "{mode}");
+            for c in [&mut r, &mut s] {
+                c.send(&encode(&["UNSUBSCRIBE", "chan"])).await;
+                c.send(&encode(&["PUNSUBSCRIBE", "ch*"])).await;
+                c.send(&encode(&["PING"])).await;
+            }
+            assert_eq!(drain(&mut s).await, drain(&mut r).await, "{mode}");
+            for c in [&mut r, &mut s] {
+                c.send(&encode(&["CLIENT", "REPLY", "ON"])).await;
+            }
+            assert_eq!(drain(&mut s).await, drain(&mut r).await, "{mode}");
+        }
+    }
+}

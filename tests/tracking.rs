@@ -52,6 +52,13 @@ impl Trio {
         }
     }
 
+    /// HELLO on connection `on` of both servers (its reply names each
+    /// server: not compared).
+    async fn hello(&mut self, on: usize, version: &str) {
+        self.redis[on].cmd(&["HELLO", version]).await;
+        self.stratus[on].cmd(&["HELLO", version]).await;
+    }
+
     /// Runs `args` on connection `on` of both servers (`ID2` stands for
     /// connection 2's id); asserts the same reply and the same messages
     /// on every other connection.
@@ -179,4 +186,232 @@ async fn expiry_invalidates_tracked_keys() {
     // Tracking off: no more messages.
     assert_eq!(c.cmd(&["CLIENT", "TRACKING", "OFF"]).await, ok());
     assert_eq!(c.cmd(&["CLIENT", "GETREDIR"]).await, int(-1));
+}
+
+/// What Redis's own suite (`unit/tracking`) checks, byte for byte against
+/// a real redis-server: BCAST batches a command's keys (one message per
+/// prefix, keys in order), a switch to BCAST forgets keys read before,
+/// CLIENT TRACKINGINFO, a transaction's invalidations and a FLUSHDB's
+/// come after the EXEC reply, a script's declared keys are remembered
+/// only if it read something, invalidations reach a RESP3 client that
+/// never subscribed, and CLIENT REPLY OFF does not stop them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_and_orders_as_redis() {
+    let server = start_default().await;
+    let mut t = Trio::new(server.resp_addr).await;
+    t.hello(0, "3").await;
+    let script: &[(usize, &[&str])] = &[
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        // BCAST, every key: one message for a command's keys, in order.
+        (0, &["CLIENT", "TRACKING", "ON", "BCAST"]),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (1, &["MSET", "c{t}", "1", "a{t}", "2", "b{t}", "3"]),
+        (1, &["DEL", "a{t}", "b{t}"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        // Prefixes: a transaction's keys, one message per prefix.
+        (
+            0,
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "b:", "PREFIX", "a:",
+            ],
+        ),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (1, &["MULTI"]),
+        (1, &["INCR", "a:1{t}"]),
+        (1, &["INCR", "b:2{t}"]),
+        (1, &["INCR", "a:2{t}"]),
+        (1, &["INCR", "b:1{t}"]),
+        (1, &["INCR", "c:1{t}"]),
+        (1, &["EXEC"]),
+        // Its own write: the batch follows its reply.
+        (0, &["SET", "a:9", "x"]),
+        (0, &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        // NOLOOP in BCAST: the client's own keys are left out.
+        (0, &["CLIENT", "TRACKING", "ON", "BCAST", "NOLOOP"]),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (0, &["MSET", "n1{t}", "1", "n2{t}", "2"]),
+        (1, &["SET", "n3", "3"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        // Keys read before a switch to BCAST are not invalidated twice.
+        (0, &["CLIENT", "TRACKING", "ON"]),
+        (0, &["GET", "key1"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        (0, &["CLIENT", "TRACKING", "ON", "BCAST"]),
+        (1, &["INCR", "key1"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        // A transaction's invalidations of the client's own keys follow
+        // the EXEC reply; so does a FLUSHDB's.
+        (0, &["CLIENT", "TRACKING", "ON"]),
+        (0, &["MSET", "a{t}", "1", "b{t}", "2"]),
+        (0, &["GET", "a{t}"]),
+        (0, &["MULTI"]),
+        (0, &["INCR", "a{t}"]),
+        (0, &["GET", "b{t}"]),
+        (0, &["EXEC"]),
+        (0, &["HSET", "h", "f", "1"]),
+        (0, &["HGET", "h", "f"]),
+        (0, &["HDEL", "h", "f"]),
+        (0, &["MULTI"]),
+        (0, &["FLUSHDB"]),
+        (0, &["EXEC"]),
+        // Scripts: declared keys are remembered only if the script read.
+        (1, &["MSET", "k1{t}", "1", "k2{t}", "1"]),
+        (
+            0,
+            &[
+                "EVAL",
+                "redis.call('set', 'k3{t}', 'x')",
+                "2",
+                "k1{t}",
+                "k2{t}",
+            ],
+        ),
+        (1, &["MSET", "k2{t}", "2", "k1{t}", "2"]),
+        (
+            0,
+            &["EVAL", "redis.call('get', 'k3{t}')", "2", "k1{t}", "k2{t}"],
+        ),
+        (1, &["MSET", "k2{t}", "3", "k1{t}", "3"]),
+        (0, &["EVAL_RO", "redis.call('ping')", "2", "k1{t}", "k2{t}"]),
+        (1, &["MSET", "k2{t}", "4", "k1{t}", "4"]),
+        // OPTIN / OPTOUT flags as TRACKINGINFO shows them.
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        (0, &["CLIENT", "TRACKING", "ON", "OPTIN", "NOLOOP"]),
+        (0, &["CLIENT", "CACHING", "YES"]),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+        (0, &["CLIENT", "TRACKING", "ON", "OPTOUT"]),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (0, &["CLIENT", "CACHING", "NO"]),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+    ];
+    for (on, args) in script {
+        t.same(*on, args).await;
+    }
+    // A RESP3 redirect target that never subscribed, with replies off.
+    t.hello(2, "3").await;
+    let script: &[(usize, &[&str])] = &[
+        (0, &["CLIENT", "TRACKING", "ON", "REDIRECT", "ID2"]),
+        (0, &["GET", "foo"]),
+    ];
+    for (on, args) in script {
+        t.same(*on, args).await;
+    }
+    // CLIENT REPLY OFF answers nothing: sent, not waited for.
+    for c in [&mut t.redis[2], &mut t.stratus[2]] {
+        c.send(&encode(&["CLIENT", "REPLY", "OFF"])).await;
+    }
+    let script: &[(usize, &[&str])] = &[
+        (1, &["SET", "foo", "bar"]),
+        (2, &["CLIENT", "REPLY", "ON"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+    ];
+    for (on, args) in script {
+        t.same(*on, args).await;
+    }
+    // RESP2: TRACKINGINFO's flags are an array.
+    t.hello(0, "2").await;
+    let script: &[(usize, &[&str])] = &[
+        (
+            0,
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x", "PREFIX", "b",
+            ],
+        ),
+        (0, &["CLIENT", "TRACKINGINFO"]),
+        (0, &["CLIENT", "TRACKING", "OFF"]),
+    ];
+    for (on, args) in script {
+        t.same(*on, args).await;
+    }
+}
+
+/// A client whose REDIRECT target has gone is told so (RESP3), and CLIENT
+/// TRACKINGINFO says `broken_redirect`, as Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_redirect_target_is_reported_as_redis_does() {
+    let server = start_default().await;
+    let mut t = Trio::new(server.resp_addr).await;
+    t.hello(0, "3").await;
+    let script: &[(usize, &[&str])] = &[
+        (2, &["SUBSCRIBE", "__redis__:invalidate"]),
+        (0, &["CLIENT", "TRACKING", "ON", "REDIRECT", "ID2"]),
+        (0, &["GET", "key1"]),
+    ];
+    for (on, args) in script {
+        t.same(*on, args).await;
+    }
+    let (r, s) = (t.redis.remove(2), t.stratus.remove(2));
+    drop((r, s));
+    // Both servers notice the close before the write.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for c in [&mut t.redis[1], &mut t.stratus[1]] {
+        assert_eq!(c.cmd(&["SET", "key1", "2"]).await, ok());
+    }
+    let gone: i64 = t.stratus_ids[2].parse().expect("an id");
+    let pushed = t.stratus[0].read().await;
+    assert_eq!(
+        pushed,
+        Resp::Push(vec![
+            Resp::Bulk(b"tracking-redir-broken".to_vec()),
+            Resp::Int(gone)
+        ])
+    );
+    let gone: i64 = t.redis_ids[2].parse().expect("an id");
+    assert_eq!(
+        t.redis[0].read().await,
+        Resp::Push(vec![
+            Resp::Bulk(b"tracking-redir-broken".to_vec()),
+            Resp::Int(gone)
+        ])
+    );
+    let info = |c: Resp| c.field("flags");
+    let r = t.redis[0].cmd(&["CLIENT", "TRACKINGINFO"]).await;
+    let s = t.stratus[0].cmd(&["CLIENT", "TRACKINGINFO"]).await;
+    assert_eq!(info(s), info(r));
+}
+
+/// `tracking-table-max-keys` is per cache: lowering it invalidates the
+/// keys past it (their clients told), and INFO counts what is tracked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracking_table_limit_invalidates_keys() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    c.cmd(&["HELLO", "3"]).await;
+    assert_eq!(c.cmd(&["CLIENT", "TRACKING", "ON"]).await, ok());
+    for i in 0..5 {
+        c.cmd(&["GET", &format!("key{i}")]).await;
+    }
+    let info = c.cmd(&["INFO", "stats"]).await.text();
+    assert!(info.contains("tracking_total_keys:5\r\n"), "{info}");
+    assert!(info.contains("tracking_total_items:5\r\n"), "{info}");
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "2"])
+            .await,
+        ok()
+    );
+    let mut told = Vec::new();
+    for _ in 0..3 {
+        match c.read().await {
+            Resp::Push(items) => told.push(items[1].clone()),
+            other => panic!("expected an invalidation, got {other:?}"),
+        }
+    }
+    assert_eq!(told.len(), 3);
+    let info = c.cmd(&["INFO", "stats"]).await.text();
+    assert!(info.contains("tracking_total_keys:2\r\n"), "{info}");
+    let clients = c.cmd(&["INFO", "clients"]).await.text();
+    assert!(clients.contains("tracking_clients:1\r\n"), "{clients}");
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "tracking-table-max-keys"]).await,
+        Resp::Map(vec![(bulk("tracking-table-max-keys"), bulk("2"))])
+    );
+    // A flush empties the table even when nobody tracks any more.
+    assert_eq!(c.cmd(&["CLIENT", "TRACKING", "OFF"]).await, ok());
+    assert_eq!(c.cmd(&["FLUSHALL"]).await, ok());
+    let info = c.cmd(&["INFO", "stats"]).await.text();
+    assert!(info.contains("tracking_total_keys:0\r\n"), "{info}");
+    assert!(info.contains("tracking_total_items:0\r\n"), "{info}");
 }

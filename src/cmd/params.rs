@@ -295,7 +295,7 @@ pub static PARAMS: &[Param] = &[
     p!("tls-session-cache-size",                "20480",               Source::Fixed),
     p!("tls-session-cache-timeout",             "300",                 Source::Fixed),
     p!("tls-session-caching",                   "yes",                 Source::Fixed),
-    p!("tracking-table-max-keys",               "1000000",             Source::Fixed),
+    p!("tracking-table-max-keys",               "1000000",             Source::PerCache(Kind::Int(0, i64::MAX))),
     p!("unixsocket",                            "",                    Source::Fixed),
     p!("unixsocketperm",                        "0",                   Source::Fixed),
     p!("zset-max-listpack-entries",             "128",                 Source::PerCache(Kind::Int(0, i64::MAX))),
@@ -508,6 +508,13 @@ impl CacheConfig {
             .get(p.name)
             .cloned()
             .unwrap_or_else(|| p.default.to_string())
+    }
+
+    /// `tracking-table-max-keys` (0: no limit of the cache's own).
+    pub fn tracking_table_max_keys(&self) -> u64 {
+        find("tracking-table-max-keys")
+            .and_then(|p| self.get(p).parse().ok())
+            .unwrap_or(0)
     }
 
     /// Sets checked, normalized values (all or nothing, under one lock).

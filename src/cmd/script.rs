@@ -215,6 +215,12 @@ const REDIS_VERSION_NUM: i64 = 0x07_00_0f;
 pub struct ScriptControl {
     pub kill: std::sync::atomic::AtomicBool,
     pub wrote: std::sync::atomic::AtomicBool,
+    /// The run called a read-only command (client-side caching then
+    /// remembers the script's declared keys for its caller, as Redis).
+    pub read: std::sync::atomic::AtomicBool,
+    /// MONITOR's feed for the commands the script calls (while the cache
+    /// has monitors).
+    pub monitor: Option<ScriptMonitor>,
     /// The caller's permissions for what the script calls.
     pub gate: Option<CommandGate>,
     /// When the job started (for `FUNCTION STATS` and the kind of `BUSY`).
@@ -237,6 +243,18 @@ type PublishFn = dyn Fn(&[u8], &[u8], bool) -> crate::pubsub::Delivery + Send + 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Publisher")
+    }
+}
+
+/// Shows a command a script calls to the cache's monitors.
+#[derive(Clone)]
+pub struct ScriptMonitor(pub Arc<MonitorFn>);
+
+type MonitorFn = dyn Fn(&[Bytes]) + Send + Sync;
+
+impl std::fmt::Debug for ScriptMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScriptMonitor")
     }
 }
 
@@ -1015,6 +1033,12 @@ impl Caller<'_, '_> {
             return self.publish(spec, argv);
         }
         let ctx = &mut *self.ctx;
+        if spec.has(flags::READ)
+            && !writes
+            && let Some(control) = &ctx.script
+        {
+            control.read.store(true, Ordering::Relaxed);
+        }
         if writes && let Some(control) = &ctx.script {
             // From here on SCRIPT KILL refuses (UNKILLABLE), as in Redis,
             // which marks the run before the write command executes.
@@ -1037,6 +1061,11 @@ impl Caller<'_, '_> {
                 Some(keys) => keys.iter().for_each(|k| written(k)),
                 None => spec.key_positions(argv).for_each(|i| written(&argv[i])),
             }
+        }
+        if let Some(monitor) = ctx.script.as_ref().and_then(|c| c.monitor.as_ref())
+            && !spec.has(flags::ADMIN)
+        {
+            (monitor.0)(argv);
         }
         let elements = ctx.work;
         ctx.work = work;

@@ -460,19 +460,26 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             }
             Some((g, consumer)) => {
                 let read = op_write(ctx, key, false, |s| {
+                    let existed = has_consumer(s, g, consumer);
                     let ids = s
                         .group_mut(g, |grp, log| match from {
                             ReadFrom::New => grp.read_new(log, consumer, count, noack, now),
                             ReadFrom::After(after) => grp.read_history(consumer, after, count, now),
                         })
                         .unwrap_or_default();
+                    let made = !existed && has_consumer(s, g, consumer);
                     let log = s.log();
-                    Ok(ids
-                        .into_iter()
-                        .map(|id| entry_reply(id, log.get(id)))
-                        .collect::<Vec<_>>())
-                })?
-                .unwrap_or_default();
+                    Ok((
+                        made,
+                        ids.into_iter()
+                            .map(|id| entry_reply(id, log.get(id)))
+                            .collect::<Vec<_>>(),
+                    ))
+                })?;
+                let (made, read) = read.unwrap_or_default();
+                if made {
+                    ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+                }
                 if read.is_empty() && from == ReadFrom::New {
                     continue;
                 }
@@ -857,15 +864,20 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     opts.delivered_at = delivered_at
         .filter(|t| (0..=now).contains(t))
         .map(|t| t as u64);
-    let reply = op_write(ctx, key, false, |s| {
+    let done = op_write(ctx, key, false, |s| {
+        let existed = has_consumer(s, group, consumer);
         let claimed = s
             .group_mut(group, |g, log| {
                 g.claim(log, consumer, &ids, &opts, now as u64)
             })
             .unwrap_or_default();
-        Ok(claimed_reply(s.log(), &claimed, opts.justid))
-    })?
-    .unwrap_or(Reply::Array(Vec::new()));
+        let made = !existed && has_consumer(s, group, consumer);
+        Ok((made, claimed_reply(s.log(), &claimed, opts.justid)))
+    })?;
+    let (made, reply) = done.unwrap_or((false, Reply::Array(Vec::new())));
+    if made {
+        ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+    }
     ctx.work += ids.len() as u64 + reply_work(&reply);
     Ok(reply)
 }
@@ -901,20 +913,32 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         min_idle: min_idle.max(0) as u64,
         justid,
     };
-    let (reply, walked) = op_write(ctx, key, false, |s| {
+    let (reply, walked, made) = op_write(ctx, key, false, |s| {
+        let existed = has_consumer(s, group, consumer);
         let done = s
             .group_mut(group, |g, log| g.auto_claim(log, consumer, &opts, now))
             .unwrap_or_default();
+        let made = !existed && has_consumer(s, group, consumer);
         let reply = Reply::Array(vec![
             id_reply(done.next),
             claimed_reply(s.log(), &done.claimed, justid),
             Reply::Array(done.deleted.iter().map(|id| id_reply(*id)).collect()),
         ]);
-        Ok((reply, done.walked))
+        Ok((reply, done.walked, made))
     })?
-    .unwrap_or((Reply::Array(Vec::new()), 0));
+    .unwrap_or((Reply::Array(Vec::new()), 0, false));
+    if made {
+        ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+    }
     ctx.work += walked as u64 + reply_work(&reply);
     Ok(reply)
+}
+
+/// Whether group `group` of `s` has consumer `consumer` (XREADGROUP,
+/// XCLAIM and XAUTOCLAIM create one, an `xgroup-createconsumer` event).
+fn has_consumer(s: &StreamValue, group: &[u8], consumer: &[u8]) -> bool {
+    s.group(group)
+        .is_some_and(|g| g.consumer(consumer).is_some())
 }
 
 /// `first-entry`/`last-entry` of XINFO STREAM.

@@ -179,6 +179,8 @@ pub enum ConnOp {
     Wait,
     /// The Pub/Sub family (SUBSCRIBE ... PUBSUB), by `args[0]`.
     PubSub,
+    /// MONITOR: this client sees the cache's commands from now on.
+    Monitor,
 }
 
 /// How a command executes.
@@ -510,6 +512,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("client",      -2, CT,              0, 0, 0, Connection, 0, Conn(C::Client)),
     row!("command",     -1, CT,              0, 0, 0, Connection,    0, Conn(C::Command)),
     row!("info",        -1, DG,              0, 0, 0, Server,     0, Conn(C::Info)),
+    row!("monitor",      1, AD | DG,         0, 0, 0, Server,     0, Conn(C::Monitor)),
     row!("dbsize",       1, R | F,           0, 0, 0, Keys,       0, Conn(C::Dbsize)),
     row!("flushdb",     -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
     row!("flushall",    -1, W | DG,           0, 0, 0, Keys,       0, Conn(C::Flushdb)),
@@ -748,8 +751,24 @@ pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause",
-            "unblock", "reply", "no-evict", "no-touch", "tracking", "caching", "getredir", "help",
+            "id",
+            "getname",
+            "setname",
+            "setinfo",
+            "info",
+            "list",
+            "kill",
+            "pause",
+            "unpause",
+            "unblock",
+            "reply",
+            "no-evict",
+            "no-touch",
+            "tracking",
+            "trackinginfo",
+            "caching",
+            "getredir",
+            "help",
         ],
     ),
     (

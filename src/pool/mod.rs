@@ -82,6 +82,7 @@ use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{ClusterMode, Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::pubsub::monitor::Monitors;
 use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{Delivery, LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
@@ -314,6 +315,14 @@ impl LocalPartition {
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
                 let changed_only = ctx.changed_only.take();
+                // A script that read something: its caller's tracking
+                // remembers the script's keys (see `proxy::pubsub`).
+                if let Some(control) = &ctx.script
+                    && control.read.swap(false, Ordering::Relaxed)
+                    && tracking.active()
+                {
+                    tracking.note_script_read(opts.client);
+                }
                 ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
                 // expiry) move on: WATCH sees it, blocked clients wake. A
@@ -344,6 +353,8 @@ impl LocalPartition {
                 }
                 out.push(Executed { reply, work });
             }
+            // BCAST clients hear of this run's keys together.
+            tracking.flush_broadcast(opts.client);
             if !ks.notify.is_empty() {
                 let recorded = ks.notify.take();
                 events.gone(&recorded);
@@ -822,6 +833,8 @@ pub struct Notifier {
     fanout: AtomicU64,
     /// Client-side caching: invalidations on writes, expiries, evictions.
     tracking: Tracking,
+    /// MONITOR clients (the commands scripts call reach them from here).
+    monitors: Arc<Monitors>,
 }
 
 impl Notifier {
@@ -883,6 +896,7 @@ impl Notifier {
         if delivered > 0 {
             self.fanout.fetch_add(delivered, Ordering::Relaxed);
         }
+        self.tracking.flush_broadcast(0);
     }
 }
 
@@ -961,6 +975,7 @@ impl CachePool {
                 hub: Arc::new(LocalHub::default()),
                 fanout: AtomicU64::new(0),
                 tracking: Tracking::default(),
+                monitors: Arc::new(Monitors::default()),
             }),
         };
         let ranges = (0..n)
@@ -1023,6 +1038,11 @@ impl CachePool {
             return 0;
         }
         fanout.swap(0, Ordering::Relaxed)
+    }
+
+    /// The cache's MONITOR clients.
+    pub fn monitors(&self) -> &Monitors {
+        &self.shared.notifier.monitors
     }
 
     /// The cache's `notify-keyspace-events` flags ([`notify`] classes).
@@ -1169,8 +1189,16 @@ impl CachePool {
             });
         let running = scripted.then(|| {
             let notifier = self.shared.notifier.clone();
+            // MONITOR sees what the script calls, as `[0 lua]`.
+            let monitors = self.shared.notifier.monitors.clone();
+            let monitor = monitors.active().then(|| {
+                cmd::script::ScriptMonitor(Arc::new(move |argv: &[Bytes]| {
+                    monitors.feed("lua", argv);
+                }))
+            });
             let control = Arc::new(ScriptControl {
                 gate: opts.gate.clone(),
+                monitor,
                 started: Some(Instant::now()),
                 function,
                 publisher: Some(cmd::script::Publisher(Arc::new(
@@ -1544,8 +1572,9 @@ impl CachePool {
         )
     }
 
-    /// FLUSHDB: empties every partition, each on the worker pool.
-    pub async fn flush(&self, busy: Duration) -> Result<(), NotRun> {
+    /// FLUSHDB by client `client`: empties every partition, each on the
+    /// worker pool.
+    pub async fn flush(&self, busy: Duration, client: u64) -> Result<(), NotRun> {
         for part in self.partitions() {
             self.on_workers(
                 &part,
@@ -1559,7 +1588,7 @@ impl CachePool {
             .await?;
         }
         // Client-side caches hear of it once (a null key list).
-        self.shared.notifier.tracking.invalidate_all();
+        self.shared.notifier.tracking.invalidate_all(client);
         Ok(())
     }
 

@@ -409,13 +409,34 @@ impl Connection<'_> {
         let out_before = self.wbuf.len();
         let mode_before = self.session.reply_mode;
         self.session.request_len = req.wire_len as u64;
+        // MONITOR: scripts show before the commands they call, an EXEC's
+        // commands when it runs them (see `feed_monitors`).
+        let monitored = self.monitor_before(&req.args);
         let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
+        // (AUTH may have just bound the connection to a monitored cache.)
+        let monitored = monitored.or_else(|| {
+            let cache = self.session.cache.as_ref()?;
+            cache.pool.monitors().active().then(MonitorBefore::default)
+        });
+        if let Some(before) = monitored {
+            self.feed_monitors(&req.args, before, &reply, &billing);
+        }
         let elapsed = started.elapsed();
+        // Every client of a cache has a mailbox once it has run a command:
+        // it may be named as another client's tracking REDIRECT target.
+        if self.session.pubsub.is_none()
+            && !self.session.closing
+            && let Some(cache) = self.session.cache.clone()
+        {
+            super::pubsub::ensure_mailbox(self, &cache);
+        }
         // CLIENT REPLY OFF | SKIP: the reply is dropped.
         let mode_after = self.session.reply_mode;
         // (CLIENT REPLY ON right after SKIP is answered, as in Redis.)
-        let suppress = (mode_before == ReplyMode::SkipThis && mode_after == ReplyMode::SkipThis)
-            || matches!(mode_after, ReplyMode::Off | ReplyMode::Skip);
+        // Pub/Sub confirmations are pushed whatever the reply mode (Redis).
+        let suppress = ((mode_before == ReplyMode::SkipThis && mode_after == ReplyMode::SkipThis)
+            || matches!(mode_after, ReplyMode::Off | ReplyMode::Skip))
+            && !is_push(&reply);
         if mode_after == ReplyMode::Skip {
             self.session.reply_mode = ReplyMode::SkipThis;
         } else if mode_after == ReplyMode::SkipThis {
@@ -494,6 +515,79 @@ impl Connection<'_> {
             }
             Billing::Rejected(why) => usage.reject(why),
             Billing::Nothing => {}
+        }
+    }
+
+    /// What MONITOR needs before `args` runs, if the cache has monitors:
+    /// a script is shown now (before the commands it calls, as Redis);
+    /// an EXEC's queued commands are kept to be shown when it runs them.
+    fn monitor_before(&self, args: &[Bytes]) -> Option<MonitorBefore> {
+        let cache = self.session.cache.as_ref()?;
+        if !cache.pool.monitors().active() {
+            return None;
+        }
+        let spec = cmd::lookup(&args[0])?;
+        let mut before = MonitorBefore::default();
+        if spec.family == cmd::Family::Scripting
+            && matches!(spec.exec, Exec::Data(_))
+            && self.session.multi.is_none()
+            && spec.arity_ok(args.len())
+        {
+            let who = self.session.peer.to_string();
+            let bytes = cache.pool.monitors().feed(&who, args);
+            if bytes > 0 {
+                cache
+                    .usage
+                    .meter_transfer(spec.family, transfer_milli(bytes));
+            }
+            before.fed = true;
+        }
+        if spec.name == "exec"
+            && let Some(tx) = &self.session.multi
+            && !tx.failed
+        {
+            before.queued = tx.queued.iter().map(|(_, r)| r.args.clone()).collect();
+        }
+        Some(before)
+    }
+
+    /// Shows a command that ran to the cache's monitors (admin commands
+    /// and refused ones are not shown, secrets are redacted, as Redis);
+    /// the bytes delivered are billed to the cache as transfer.
+    fn feed_monitors(
+        &self,
+        args: &[Bytes],
+        before: MonitorBefore,
+        reply: &Reply,
+        billing: &Billing,
+    ) {
+        let Some(cache) = &self.session.cache else {
+            return;
+        };
+        let Some(spec) = cmd::lookup(&args[0]) else {
+            return;
+        };
+        if before.fed || !matches!(billing, Billing::Metered { .. } | Billing::Unmetered) {
+            return;
+        }
+        let sub = args.get(1).map(|a| &a[..]);
+        if cmd::table::acl_flags(spec, sub) & flags::ADMIN != 0 {
+            return;
+        }
+        let who = self.session.peer.to_string();
+        let monitors = cache.pool.monitors();
+        let mut bytes = 0;
+        // An EXEC that ran its queue (not aborted, no WATCH failure).
+        if spec.name == "exec" && matches!(reply, Reply::Array(_)) {
+            for queued in &before.queued {
+                bytes += monitors.feed(&who, &super::pubsub::monitor_args(queued));
+            }
+        }
+        bytes += monitors.feed(&who, &super::pubsub::monitor_args(args));
+        if bytes > 0 {
+            cache
+                .usage
+                .meter_transfer(spec.family, transfer_milli(bytes));
         }
     }
 
@@ -1022,6 +1116,16 @@ async fn resolve_stream_ids(
     args
 }
 
+/// Whether `reply` is out-of-band data (Pub/Sub confirmations), which
+/// CLIENT REPLY OFF | SKIP does not hold back.
+fn is_push(reply: &Reply) -> bool {
+    match reply {
+        Reply::Push(_) => true,
+        Reply::Frames(frames) => !frames.is_empty() && frames.iter().all(is_push),
+        _ => false,
+    }
+}
+
 /// Sleeps until `deadline` (forever if `None`).
 /// Resolves when `token` is cancelled; never without one.
 async fn cancelled(token: Option<&CancellationToken>) {
@@ -1054,6 +1158,15 @@ async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// What MONITOR noted before a command ran.
+#[derive(Default)]
+struct MonitorBefore {
+    /// Shown already (a script).
+    fed: bool,
+    /// An EXEC's queued commands.
+    queued: Vec<Vec<Bytes>>,
 }
 
 /// A reply and how the request is accounted.

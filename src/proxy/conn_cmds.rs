@@ -60,6 +60,10 @@ async fn dispatch(
         ConnOp::Echo => Ok(Reply::Bulk(args[1].clone())),
         ConnOp::Quit => {
             conn.session.closing = true;
+            // Gone for the cache's other clients at once (a tracking client
+            // redirecting here hears of it on the next invalidation, as
+            // Redis, which frees the client right after the reply).
+            super::pubsub::unsubscribe_all(&mut conn.session);
             Ok(Reply::ok())
         }
         ConnOp::Reset => {
@@ -99,6 +103,7 @@ async fn dispatch(
         ConnOp::Watch => transaction::watch(conn, args),
         ConnOp::Unwatch => transaction::unwatch(conn),
         ConnOp::Exec => Err(OpError::Static(reply::EXEC_WITHOUT_MULTI)),
+        ConnOp::Monitor => super::pubsub::monitor(conn),
         ConnOp::Dbsize => Ok(Reply::Int(bound(conn)?.pool.totals().keys as i64)),
         ConnOp::Flushdb => {
             match args.get(1) {
@@ -106,7 +111,8 @@ async fn dispatch(
                 None => {}
                 Some(_) => return Err(OpError::Syntax),
             }
-            match bound(conn)?.pool.flush(conn.shared.busy_threshold).await {
+            let busy = conn.shared.busy_threshold;
+            match bound(conn)?.pool.flush(busy, conn.session.id).await {
                 Ok(()) => Ok(Reply::ok()),
                 Err(_) => Err(OpError::Static(reply::BUSY)),
             }
@@ -373,6 +379,7 @@ const CLIENT_SUBS: Subcommands = &[
     ("tracking", -3),
     ("caching", 3),
     ("getredir", 2),
+    ("trackinginfo", 2),
 ];
 const COMMAND_SUBS: Subcommands = &[
     ("count", 2),
@@ -467,7 +474,7 @@ pub(crate) fn subcommand(
 /// CLIENT ID | GETNAME | SETNAME | INFO | SETINFO | NO-EVICT | NO-TOUCH | HELP
 fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let sub = subcommand("client", CLIENT_SUBS, args)?;
-    if matches!(sub, "tracking" | "caching" | "getredir") {
+    if matches!(sub, "tracking" | "trackinginfo" | "caching" | "getredir") {
         return super::pubsub::client_tracking(conn, sub, args);
     }
     let s = &mut conn.session;

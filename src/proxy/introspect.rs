@@ -154,6 +154,16 @@ fn config_set(conn: &Connection<'_>, cache: &Cache, pairs: &[Bytes]) -> Result<R
     cache
         .pool
         .set_notify_flags(cache.server.config.notify_flags());
+    // Client-side caching's table limit applies at once.
+    if values
+        .iter()
+        .any(|(p, _)| p.name == "tracking-table-max-keys")
+    {
+        cache.pool.tracking().set_max_keys(
+            cache.server.config.tracking_table_max_keys(),
+            conn.session.id,
+        );
+    }
     Ok(Reply::ok())
 }
 
@@ -241,6 +251,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
     let totals = cache.map(|c| c.pool.totals()).unwrap_or_default();
     let load = |f: fn(&Cache) -> u64| cache.map_or(0, |c| f(c));
     let standalone = cache.is_some_and(|c| c.pool.cluster_mode().spans_slots());
+    let tracked = || cache.map(|c| c.pool.tracking().stats()).unwrap_or_default();
     let kv = |pairs: Vec<(&str, String)>| -> Vec<(String, String)> {
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     };
@@ -295,7 +306,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("client_recent_max_input_buffer", "0".into()),
                 ("client_recent_max_output_buffer", "0".into()),
                 ("blocked_clients", blocked.to_string()),
-                ("tracking_clients", "0".into()),
+                ("tracking_clients", tracked().clients.to_string()),
                 ("clients_in_timeout_table", blocked.to_string()),
             ])
         }
@@ -373,6 +384,9 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
             ("latest_fork_usec", "0".into()),
             ("total_forks", "0".into()),
             ("migrate_cached_sockets", "0".into()),
+            ("tracking_total_keys", tracked().keys.to_string()),
+            ("tracking_total_items", tracked().items.to_string()),
+            ("tracking_total_prefixes", tracked().prefixes.to_string()),
             ("unexpected_error_replies", "0".into()),
             (
                 "total_error_replies",

@@ -42,6 +42,8 @@ pub struct Subscriptions {
     shard: HashSet<Bytes>,
     /// Client memory the names hold, bytes.
     pub memory: u64,
+    /// The connection is a MONITOR (its mailbox is in the cache's list).
+    pub monitor: bool,
 }
 
 impl Subscriptions {
@@ -121,6 +123,9 @@ pub fn unsubscribe_all(session: &mut Session) {
     let hub = cache.pool.hub();
     let id = subs.mailbox.id;
     cache.pool.tracking().unregister(id);
+    if subs.monitor {
+        cache.pool.monitors().remove(id);
+    }
     session.tracking = false;
     for (kind, names) in [
         (Kind::Channel, &subs.channels),
@@ -135,7 +140,7 @@ pub fn unsubscribe_all(session: &mut Session) {
 
 /// Gives the connection a mailbox (its first subscription or CLIENT
 /// TRACKING), known to the cache's tracking table as a possible target.
-fn ensure_mailbox(conn: &mut Connection<'_>, cache: &Cache) {
+pub(crate) fn ensure_mailbox(conn: &mut Connection<'_>, cache: &Cache) {
     if conn.session.pubsub.is_some() {
         return;
     }
@@ -153,7 +158,55 @@ fn ensure_mailbox(conn: &mut Connection<'_>, cache: &Cache) {
         patterns: HashSet::new(),
         shard: HashSet::new(),
         memory: 0,
+        monitor: false,
     });
+}
+
+/// MONITOR: from now on the connection gets a line for every command its
+/// cache runs (see [`crate::pubsub::monitor`]); a second MONITOR answers
+/// nothing, as Redis.
+pub fn monitor(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+    let cache = conn
+        .session
+        .cache
+        .clone()
+        .ok_or(OpError::Static(reply::NOAUTH))?;
+    ensure_mailbox(conn, &cache);
+    let Some(subs) = conn.session.pubsub.as_mut() else {
+        return Err(OpError::Static(reply::NOAUTH));
+    };
+    if subs.monitor || !cache.pool.monitors().add(&subs.mailbox) {
+        return Ok(Reply::Frames(Vec::new()));
+    }
+    subs.monitor = true;
+    subs.mailbox.set_monitor(true);
+    Ok(Reply::ok())
+}
+
+/// The arguments as MONITOR shows them: AUTH's and HELLO ... AUTH's
+/// secrets redacted, as Redis.
+pub fn monitor_args(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
+    let redacted = || Bytes::from_static(b"(redacted)");
+    let name = &args[0];
+    if name.eq_ignore_ascii_case(b"auth") {
+        let mut out = vec![args[0].clone()];
+        out.extend(args[1..].iter().map(|_| redacted()));
+        return out.into();
+    }
+    if name.eq_ignore_ascii_case(b"hello")
+        && let Some(at) = args
+            .iter()
+            .skip(2)
+            .position(|a| a.eq_ignore_ascii_case(b"auth"))
+    {
+        let at = at + 2;
+        let mut out = args.to_vec();
+        for a in out.iter_mut().skip(at + 1).take(2) {
+            *a = redacted();
+        }
+        return out.into();
+    }
+    args.into()
 }
 
 /// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
@@ -174,6 +227,7 @@ pub fn client_tracking(
     let current = tracking.options(id);
     match sub {
         "getredir" => Ok(Reply::Int(current.map_or(-1, |o| o.redirect as i64))),
+        "trackinginfo" => Ok(tracking_info(current.as_ref(), conn.session.caching_given)),
         "caching" => {
             let Some(opts) = current else {
                 return Err(OpError::Static(reply::CACHING_NOT_TRACKING));
@@ -224,6 +278,8 @@ pub fn client_tracking(
                 }
                 j += 1;
             }
+            // CLIENT CACHING holds for the next command of one mode only.
+            conn.session.caching_given = false;
             if crate::cmd::args::is(&args[2], "OFF") {
                 tracking.disable(id);
                 conn.session.tracking = false;
@@ -262,6 +318,53 @@ pub fn client_tracking(
     }
 }
 
+/// CLIENT TRACKINGINFO: Redis's map of `flags` (a set), `redirect` and
+/// `prefixes`.
+fn tracking_info(opts: Option<&Options>, caching_given: bool) -> Reply {
+    let mut flags = Vec::new();
+    let mut redirect = -1;
+    let mut prefixes = Vec::new();
+    match opts {
+        None => flags.push("off"),
+        Some(o) => {
+            flags.push("on");
+            if o.bcast {
+                flags.push("bcast");
+            }
+            if o.optin {
+                flags.push("optin");
+                if caching_given {
+                    flags.push("caching-yes");
+                }
+            }
+            if o.optout {
+                flags.push("optout");
+                if caching_given {
+                    flags.push("caching-no");
+                }
+            }
+            if o.noloop {
+                flags.push("noloop");
+            }
+            if o.broken {
+                flags.push("broken_redirect");
+            }
+            redirect = o.redirect as i64;
+            let mut sorted = o.prefixes.clone();
+            sorted.sort();
+            prefixes = sorted.into_iter().map(Reply::Bulk).collect();
+        }
+    }
+    Reply::Map(vec![
+        (
+            Reply::bulk("flags"),
+            Reply::Set(flags.into_iter().map(Reply::bulk).collect()),
+        ),
+        (Reply::bulk("redirect"), Reply::Int(redirect)),
+        (Reply::bulk("prefixes"), Reply::Array(prefixes)),
+    ])
+}
+
 /// Redis refuses BCAST prefixes that overlap (one a prefix of another,
 /// among the new ones or with the client's current ones).
 fn check_prefix_collisions(current: Option<&Options>, new: &[Bytes]) -> Result<(), OpError> {
@@ -293,13 +396,20 @@ pub fn after_command(conn: &mut Connection<'_>, spec: &CommandSpec, args: &[Byte
         return;
     }
     let caching = std::mem::take(&mut conn.session.caching_given);
-    if !spec.has(flags::READ) {
-        return;
-    }
     let Some(cache) = &conn.session.cache else {
         return;
     };
     let tracking = cache.pool.tracking();
+    // A script counts as a read if it called a read-only command (its
+    // declared keys are remembered); EVAL_RO itself does not.
+    let read = if spec.family == crate::cmd::Family::Scripting {
+        tracking.take_script_read(conn.session.id)
+    } else {
+        spec.has(flags::READ) && spec.family != crate::cmd::Family::PubSub
+    };
+    if !read {
+        return;
+    }
     let Some(opts) = tracking.options(conn.session.id) else {
         return;
     };

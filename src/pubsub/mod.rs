@@ -33,6 +33,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::args::string_match;
 
+pub mod monitor;
 pub mod tracking;
 
 /// What a subscription listens to.
@@ -91,6 +92,8 @@ pub struct Mailbox {
     /// In Redis's subscribed state (a RESP2 redirect target then gets
     /// invalidations as `__redis__:invalidate` messages).
     subscribed: AtomicBool,
+    /// A MONITOR: held to the same limits as a subscriber.
+    monitor: AtomicBool,
     limits: OutputLimits,
     inbox: Mutex<Inbox>,
     wake: tokio::sync::Notify,
@@ -135,6 +138,7 @@ impl Mailbox {
             id,
             resp3: AtomicBool::new(resp3),
             subscribed: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
             limits,
             inbox: Mutex::default(),
             wake: tokio::sync::Notify::new(),
@@ -158,6 +162,18 @@ impl Mailbox {
         self.subscribed.load(Ordering::Relaxed)
     }
 
+    pub fn set_monitor(&self, monitor: bool) {
+        self.monitor.store(monitor, Ordering::Relaxed);
+    }
+
+    /// Whether the connection's whole output counts against the limits
+    /// (Redis's pubsub class: a subscriber, here a monitor too). Any other
+    /// connection (one that only gets invalidations) may hold a big reply
+    /// as a normal client: only its waiting messages count.
+    fn whole_output_limited(&self) -> bool {
+        self.subscribed() || self.monitor.load(Ordering::Relaxed)
+    }
+
     /// Appends encoded bytes (false, nothing kept, if the subscriber is or
     /// now goes over its limits) and wakes the connection.
     pub(crate) fn deliver(&self, bytes: &[u8]) -> bool {
@@ -174,7 +190,12 @@ impl Mailbox {
         if inbox.dropped {
             return false;
         }
-        let total = inbox.queued.len() + inbox.deferred.len() + inbox.pending_out + bytes.len();
+        let pending_out = if self.whole_output_limited() {
+            inbox.pending_out
+        } else {
+            0
+        };
+        let total = inbox.queued.len() + inbox.deferred.len() + pending_out + bytes.len();
         let kept = !inbox.check(total, &self.limits);
         if kept && after_reply {
             inbox.deferred.extend_from_slice(bytes);
@@ -197,7 +218,12 @@ impl Mailbox {
     /// `Err` once the subscriber has been dropped.
     pub fn take(&self, pending_out: usize, room: bool) -> Result<BytesMut, Dropped> {
         let mut inbox = self.inbox.lock();
-        let total = inbox.queued.len() + pending_out;
+        let counted = if self.whole_output_limited() {
+            pending_out
+        } else {
+            0
+        };
+        let total = inbox.queued.len() + counted;
         if inbox.dropped || inbox.check(total, &self.limits) {
             return Err(Dropped);
         }
@@ -205,7 +231,7 @@ impl Mailbox {
             inbox.pending_out = pending_out;
             return Ok(BytesMut::new());
         }
-        inbox.pending_out = total;
+        inbox.pending_out = inbox.queued.len() + pending_out;
         Ok(inbox.queued.split())
     }
 
@@ -442,5 +468,21 @@ mod tests {
         let done = hub.publish(b"c", &big, false);
         assert_eq!((done.receivers, done.bytes), (1, 0));
         assert_eq!(slow.take(0, true), Err(Dropped));
+    }
+
+    #[test]
+    fn only_a_subscriber_s_big_replies_count_against_the_limits() {
+        // A client that only gets invalidations may hold a big reply.
+        let plain = Mailbox::new(1, true, LIMITS);
+        assert!(plain.take(5000, true).is_ok());
+        assert!(plain.deliver(b"small"));
+        // A subscriber (or monitor) may not.
+        let sub = Mailbox::new(2, false, LIMITS);
+        sub.set_subscribed(true);
+        assert_eq!(sub.take(5000, true), Err(Dropped));
+        let monitor = Mailbox::new(3, false, LIMITS);
+        monitor.set_monitor(true);
+        monitor.set_pending(5000);
+        assert!(!monitor.deliver(b"line"));
     }
 }

@@ -4,19 +4,29 @@
 //! - Default mode: the keys a tracking client reads are remembered
 //!   ([`Tracking::remember`]); the first write of such a key sends the
 //!   client (or its REDIRECT target) one invalidation and forgets the key.
+//!   A client that has since turned tracking off or switched to BCAST hears
+//!   nothing of the keys it read before (as Redis).
 //! - BCAST mode: a client names prefixes (none = every key) and hears of
-//!   every write of a matching key; nothing is remembered per key.
+//!   every write of a matching key; nothing is remembered per key. The keys
+//!   changed by one run of a partition (a command, a transaction, a batch
+//!   of expiries) are sent together, one message per prefix with the keys
+//!   in order ([`Tracking::flush_broadcast`], Redis's per-event-loop batch).
 //! - Messages go to the client's [`Mailbox`]: a RESP3 push
 //!   `>2 invalidate [keys]`, or, for a RESP2 redirect target in the
 //!   subscribed state, a message on `__redis__:invalidate` (Redis's forms).
 //!   NOLOOP skips writes the client made itself. FLUSHDB sends a null key
-//!   list to every tracking client.
+//!   list to every tracking client. A client whose REDIRECT target has gone
+//!   is told so (`>2 tracking-redir-broken <id>`, RESP3 only).
+//! - Order on the writer's own connection: an invalidation caused by the
+//!   client's own command comes after that command's reply (Redis 7.0).
 //!
-//! Bounds: at most [`MAX_TRACKED_KEYS`] keys are remembered per cache; past
-//! it, an arbitrary remembered key is invalidated (its clients told) to make
-//! room, as Redis's `tracking-table-max-keys`. Nothing here costs anything
-//! while no client of the cache tracks (one atomic load).
+//! Bounds: at most `tracking-table-max-keys` keys (never more than
+//! [`MAX_TRACKED_KEYS`]) are remembered per cache; past it, arbitrary
+//! remembered keys are invalidated (their clients told) to make room, as
+//! Redis does. Nothing here costs anything while no client of the cache
+//! tracks (one atomic load).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -26,8 +36,12 @@ use parking_lot::Mutex;
 
 use super::Mailbox;
 
-/// Keys remembered for default-mode clients, per cache.
+/// Keys remembered for default-mode clients, per cache, at most (also
+/// what `tracking-table-max-keys 0`, "no limit" in Redis, means here).
 pub const MAX_TRACKED_KEYS: usize = 1_000_000;
+/// Remembered keys invalidated at most per call when the limit is
+/// lowered (the rest go on later calls, as Redis's growing effort).
+const EVICT_EFFORT: usize = 10_000;
 
 /// A client's CLIENT TRACKING options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,13 +53,39 @@ pub struct Options {
     pub optin: bool,
     pub optout: bool,
     pub noloop: bool,
+    /// The REDIRECT target has gone (CLIENT TRACKINGINFO's `broken_redirect`).
+    pub broken: bool,
 }
 
-#[derive(Default)]
+/// What CLIENT TRACKING keeps for INFO (Redis's field names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `tracking_clients`
+    pub clients: usize,
+    /// `tracking_total_keys`
+    pub keys: usize,
+    /// `tracking_total_items`: (key, client) pairs remembered.
+    pub items: usize,
+    /// `tracking_total_prefixes`
+    pub prefixes: usize,
+}
+
 pub struct Tracking {
     /// Tracking clients: the write path skips everything while zero.
     active: AtomicUsize,
     state: Mutex<State>,
+}
+
+impl Default for Tracking {
+    fn default() -> Self {
+        Tracking {
+            active: AtomicUsize::new(0),
+            state: Mutex::new(State {
+                max_keys: MAX_TRACKED_KEYS,
+                ..State::default()
+            }),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -54,13 +94,46 @@ struct State {
     mailboxes: HashMap<u64, Weak<Mailbox>>,
     clients: HashMap<u64, Options>,
     keys: HashMap<Bytes, HashSet<u64>>,
-    /// BCAST prefixes and their clients (the empty prefix matches all).
-    prefixes: HashMap<Bytes, HashSet<u64>>,
+    /// (key, client) pairs in `keys`.
+    items: usize,
+    max_keys: usize,
+    /// BCAST prefixes (the empty prefix matches all), in order.
+    prefixes: BTreeMap<Bytes, Prefix>,
+    /// Some prefix has keys waiting for [`Tracking::flush_broadcast`].
+    pending: bool,
+    /// Clients whose running script called a read-only command (their
+    /// EVAL / FCALL keys are remembered, as Redis).
+    script_read: HashSet<u64>,
 }
 
-/// `>2 invalidate <keys>` or, for RESP2, `*3 message __redis__:invalidate <keys>`;
-/// `keys` is `None` for a flush: a null in the tracking client's own
-/// protocol (`null_resp3`), whatever its redirect target speaks, as Redis.
+#[derive(Default)]
+struct Prefix {
+    clients: HashSet<u64>,
+    /// Keys changed since the last broadcast, with who changed each last
+    /// (0: nobody, an expiry or eviction).
+    keys: BTreeMap<Bytes, u64>,
+}
+
+/// `*n` followed by the keys as bulk strings: an invalidation's key list.
+fn key_list<'a>(keys: impl ExactSizeIterator<Item = &'a [u8]>) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(b'*');
+    out.put_slice(keys.len().to_string().as_bytes());
+    out.put_slice(b"\r\n");
+    for k in keys {
+        out.put_u8(b'$');
+        out.put_slice(k.len().to_string().as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(k);
+        out.put_slice(b"\r\n");
+    }
+    out.freeze()
+}
+
+/// `>2 invalidate <keys>` or, for RESP2, `*3 message __redis__:invalidate
+/// <keys>`; `keys` is the encoded key list, `None` for a flush: a null in
+/// the tracking client's own protocol (`null_resp3`), whatever its
+/// redirect target speaks, as Redis.
 fn encode(resp3: bool, keys: Option<&[u8]>, null_resp3: bool) -> Bytes {
     let mut out = BytesMut::new();
     if resp3 {
@@ -69,72 +142,98 @@ fn encode(resp3: bool, keys: Option<&[u8]>, null_resp3: bool) -> Bytes {
         out.put_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
     }
     match keys {
-        Some(k) => {
-            out.put_slice(b"*1\r\n$");
-            out.put_slice(k.len().to_string().as_bytes());
-            out.put_slice(b"\r\n");
-            out.put_slice(k);
-            out.put_slice(b"\r\n");
-        }
+        Some(k) => out.put_slice(k),
         None if null_resp3 => out.put_slice(b"_\r\n"),
         None => out.put_slice(b"$-1\r\n"),
     }
     out.freeze()
 }
 
+/// When a message goes relative to the reply of the running command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum When {
+    Now,
+    /// After the reply, if the message lands on this client's connection.
+    AfterReplyOf(u64),
+}
+
 impl State {
-    /// Sends one invalidation to tracking client `id` (through its redirect).
-    fn send(&self, id: u64, key: Option<&[u8]>) {
-        self.send_from(id, key, 0);
-    }
-
-    /// As [`Self::send`], for a change made by client `writer`: a client
-    /// told of its own write hears it after its reply (Redis 7.0).
-    fn send_from(&self, id: u64, key: Option<&[u8]>, writer: u64) {
-        let Some(opts) = self.clients.get(&id) else {
+    /// Sends one invalidation (`keys`: an encoded key list, `None` for a
+    /// flush) to tracking client `id`, through its redirect.
+    fn send(&mut self, id: u64, keys: Option<&[u8]>, when: When) {
+        let Some(opts) = self.clients.get_mut(&id) else {
             return;
         };
-        let (target, redirected) = match opts.redirect {
-            0 => (id, false),
-            r => (r, true),
+        let redirect = opts.redirect;
+        let own = self.mailboxes.get(&id).and_then(Weak::upgrade);
+        let own_resp3 = own.as_ref().is_some_and(|m| m.resp3());
+        let deliver = |mailbox: &Mailbox, bytes: &[u8]| match when {
+            When::AfterReplyOf(w) if w == mailbox.id => mailbox.deliver_after_reply(bytes),
+            _ => mailbox.deliver(bytes),
         };
-        let Some(mailbox) = self.mailboxes.get(&target).and_then(Weak::upgrade) else {
-            return;
-        };
-        let resp3 = mailbox.resp3();
-        // A RESP2 connection only takes them as a subscribed redirect target.
-        let reachable = resp3 || (redirected && mailbox.subscribed());
-        if !reachable {
-            return;
-        }
-        let own_resp3 = if redirected {
-            self.mailboxes
-                .get(&id)
-                .and_then(Weak::upgrade)
-                .is_some_and(|m| m.resp3())
-        } else {
-            resp3
-        };
-        let msg = encode(resp3, key, own_resp3);
-        if target == writer {
-            mailbox.deliver_after_reply(&msg);
-        } else {
-            mailbox.deliver(&msg);
-        }
-    }
-
-    /// Makes room for one more remembered key.
-    fn make_room(&mut self) {
-        if self.keys.len() < MAX_TRACKED_KEYS {
-            return;
-        }
-        let Some(key) = self.keys.keys().next().cloned() else {
-            return;
-        };
-        if let Some(ids) = self.keys.remove(&key) {
-            for id in ids {
-                self.send(id, Some(&key));
+        if redirect == 0 {
+            // A RESP2 client cannot take pushes on its own connection.
+            if let Some(m) = own.filter(|m| m.resp3()) {
+                deliver(&m, &encode(true, keys, own_resp3));
             }
+            return;
+        }
+        let Some(target) = self.mailboxes.get(&redirect).and_then(Weak::upgrade) else {
+            // The target has gone: the client is told (RESP3 only).
+            opts.broken = true;
+            if let Some(m) = own.filter(|m| m.resp3()) {
+                let mut out = BytesMut::new();
+                out.put_slice(b">2\r\n$21\r\ntracking-redir-broken\r\n:");
+                out.put_slice(redirect.to_string().as_bytes());
+                out.put_slice(b"\r\n");
+                deliver(&m, &out);
+            }
+            return;
+        };
+        // A RESP2 target only takes them in the subscribed state.
+        if target.resp3() || target.subscribed() {
+            deliver(&target, &encode(target.resp3(), keys, own_resp3));
+        }
+    }
+
+    /// Forgets remembered `key`, telling its default-mode clients (but
+    /// `writer` if it asked for NOLOOP).
+    fn invalidate_key(&mut self, key: &[u8], writer: u64, when: When) {
+        let Some(ids) = self.keys.remove(key) else {
+            return;
+        };
+        self.items -= ids.len();
+        let mut encoded: Option<Bytes> = None;
+        for id in ids {
+            let Some(opts) = self.clients.get(&id) else {
+                continue;
+            };
+            if opts.bcast || (opts.noloop && id == writer) {
+                continue;
+            }
+            let list = encoded
+                .get_or_insert_with(|| key_list(std::iter::once(key)))
+                .clone();
+            let when = match when {
+                // Only the writer's own invalidations wait for its reply.
+                When::AfterReplyOf(w) if w == id => when,
+                _ => When::Now,
+            };
+            self.send(id, Some(&list), when);
+        }
+    }
+
+    /// Invalidates remembered keys until at most `max_keys` remain
+    /// (at most [`EVICT_EFFORT`] of them now).
+    fn limit(&mut self, when: When) {
+        for _ in 0..EVICT_EFFORT {
+            if self.keys.len() <= self.max_keys {
+                return;
+            }
+            let Some(key) = self.keys.keys().next().cloned() else {
+                return;
+            };
+            self.invalidate_key(&key, 0, when);
         }
     }
 }
@@ -157,7 +256,9 @@ impl Tracking {
     /// Connection `id` ends (or leaves the cache): tracking off, forgotten.
     pub fn unregister(&self, id: u64) {
         self.disable(id);
-        self.state.lock().mailboxes.remove(&id);
+        let mut st = self.state.lock();
+        st.mailboxes.remove(&id);
+        st.script_read.remove(&id);
     }
 
     /// Whether client `id` exists (has a mailbox) in this cache.
@@ -174,6 +275,29 @@ impl Tracking {
         self.state.lock().clients.get(&id).cloned()
     }
 
+    /// INFO's tracking figures.
+    pub fn stats(&self) -> Stats {
+        let st = self.state.lock();
+        Stats {
+            clients: st.clients.len(),
+            keys: st.keys.len(),
+            items: st.items,
+            prefixes: st.prefixes.len(),
+        }
+    }
+
+    /// `tracking-table-max-keys` (0: [`MAX_TRACKED_KEYS`]) set by client
+    /// `by`; keys past the new limit are invalidated now (after `by`'s
+    /// reply on its own connection).
+    pub fn set_max_keys(&self, max: u64, by: u64) {
+        let mut st = self.state.lock();
+        st.max_keys = match max {
+            0 => MAX_TRACKED_KEYS,
+            n => (n as usize).min(MAX_TRACKED_KEYS),
+        };
+        st.limit(When::AfterReplyOf(by));
+    }
+
     /// CLIENT TRACKING ON (options checked by the caller). Turning it on
     /// again adds prefixes and replaces the other options, as Redis does.
     pub fn enable(&self, id: u64, mut opts: Options) {
@@ -183,7 +307,7 @@ impl Tracking {
                 opts.prefixes.push(Bytes::new());
             }
             for p in &opts.prefixes {
-                st.prefixes.entry(p.clone()).or_default().insert(id);
+                st.prefixes.entry(p.clone()).or_default().clients.insert(id);
             }
         }
         if let Some(old) = st.clients.get(&id) {
@@ -209,9 +333,9 @@ impl Tracking {
         };
         self.active.fetch_sub(1, Ordering::Relaxed);
         for p in &opts.prefixes {
-            if let Some(ids) = st.prefixes.get_mut(p) {
-                ids.remove(&id);
-                if ids.is_empty() {
+            if let Some(prefix) = st.prefixes.get_mut(p) {
+                prefix.clients.remove(&id);
+                if prefix.clients.is_empty() {
                     st.prefixes.remove(p);
                 }
             }
@@ -226,51 +350,117 @@ impl Tracking {
             return;
         }
         for k in keys {
-            if !st.keys.contains_key(k) {
-                st.make_room();
+            if st.keys.entry(k.clone()).or_default().insert(id) {
+                st.items += 1;
             }
-            st.keys.entry(k.clone()).or_default().insert(id);
         }
+        st.limit(When::AfterReplyOf(id));
+    }
+
+    /// A script run by client `id` called a read-only command.
+    pub fn note_script_read(&self, id: u64) {
+        self.state.lock().script_read.insert(id);
+    }
+
+    /// Whether the script client `id` just ran called a read-only command
+    /// (and forgets it).
+    pub fn take_script_read(&self, id: u64) -> bool {
+        self.state.lock().script_read.remove(&id)
     }
 
     /// `keys` changed (a write by client `writer`, 0 for none: expiry,
-    /// eviction): the clients that cached them or watch their prefixes
-    /// hear of it.
+    /// eviction): the clients that cached them hear of it now (the writer
+    /// after its reply); BCAST clients at the next
+    /// [`Self::flush_broadcast`].
     pub fn invalidate<'a>(&self, keys: impl Iterator<Item = &'a [u8]>, writer: u64) {
         if !self.active() {
             return;
         }
         let mut st = self.state.lock();
+        let when = match writer {
+            0 => When::Now,
+            w => When::AfterReplyOf(w),
+        };
         for key in keys {
-            let mut told: Vec<u64> = Vec::new();
-            if let Some(ids) = st.keys.remove(key) {
-                told.extend(ids);
-            }
-            for (p, ids) in &st.prefixes {
+            let mut matched = false;
+            for (p, prefix) in st.prefixes.iter_mut() {
                 if key.starts_with(p) {
-                    told.extend(ids.iter().copied());
+                    prefix.keys.insert(Bytes::copy_from_slice(key), writer);
+                    matched = true;
                 }
             }
-            for id in told {
-                let noloop = st.clients.get(&id).is_some_and(|o| o.noloop);
-                if noloop && id == writer {
-                    continue;
-                }
-                st.send_from(id, Some(key), writer);
-            }
+            st.pending |= matched;
+            st.invalidate_key(key, writer, when);
         }
     }
 
-    /// FLUSHDB: every tracking client hears of it (a null key list).
-    pub fn invalidate_all(&self) {
+    /// Sends BCAST clients the keys changed since the last call: per
+    /// prefix, one message with those keys in order (a NOLOOP client's
+    /// own changes left out; the writer's own connection hears it after
+    /// its reply).
+    pub fn flush_broadcast(&self, writer: u64) {
         if !self.active() {
             return;
         }
         let mut st = self.state.lock();
-        st.keys.clear();
+        if !std::mem::take(&mut st.pending) {
+            return;
+        }
+        let mut out: Vec<(u64, Bytes)> = Vec::new();
+        let clients = std::mem::take(&mut st.clients);
+        for prefix in st.prefixes.values_mut() {
+            if prefix.keys.is_empty() {
+                continue;
+            }
+            let keys = std::mem::take(&mut prefix.keys);
+            let mut all: Option<Bytes> = None;
+            for &id in &prefix.clients {
+                if clients.get(&id).is_some_and(|o| o.noloop) {
+                    let own: Vec<&[u8]> = keys
+                        .iter()
+                        .filter(|(_, w)| **w != id)
+                        .map(|(k, _)| &k[..])
+                        .collect();
+                    if !own.is_empty() {
+                        out.push((id, key_list(own.into_iter())));
+                    }
+                } else {
+                    let list = all.get_or_insert_with(|| key_list(keys.keys().map(|k| &k[..])));
+                    out.push((id, list.clone()));
+                }
+            }
+        }
+        st.clients = clients;
+        let when = match writer {
+            0 => When::Now,
+            w => When::AfterReplyOf(w),
+        };
+        for (id, list) in out {
+            st.send(id, Some(&list), when);
+        }
+    }
+
+    /// FLUSHDB by client `writer` (0: none): every tracking client hears of
+    /// it (a null key list), the writer after its reply.
+    /// The table is emptied even when nobody tracks now (keys read by
+    /// clients that have since turned tracking off linger until then).
+    pub fn invalidate_all(&self, writer: u64) {
+        let mut st = self.state.lock();
+        let table = std::mem::take(&mut st.keys);
+        let items = std::mem::take(&mut st.items);
+        // A big table is freed off the reactor, as a big value.
+        crate::partition::lazyfree::free(table, items + 1, items * 64);
+        if !self.active() {
+            return;
+        }
         let ids: Vec<u64> = st.clients.keys().copied().collect();
         for id in ids {
-            st.send(id, None);
+            let when = if id == writer {
+                When::AfterReplyOf(writer)
+            } else {
+                When::Now
+            };
+            st.send(id, None, when);
         }
     }
 }
