@@ -340,6 +340,8 @@ pub(crate) mod test_util {
         pub still_blocked: bool,
         /// [`Ctx::work`] of the last command run.
         pub last_work: u64,
+        /// Passed as [`Ctx::encoding`].
+        pub encoding: params::Encoding,
     }
 
     impl Harness {
@@ -352,6 +354,7 @@ pub(crate) mod test_util {
                 reserved: Vec::new(),
                 still_blocked: false,
                 last_work: 0,
+                encoding: params::Encoding::default(),
             }
         }
 
@@ -369,6 +372,7 @@ pub(crate) mod test_util {
             ctx.room = self.room;
             ctx.reserved = self.reserved.clone();
             ctx.still_blocked = self.still_blocked;
+            ctx.encoding = self.encoding;
             let reply = execute(spec, &mut ctx, &args);
             self.last_work = ctx.work;
             reply
