@@ -18,7 +18,7 @@ use super::{Ctx, OpError, notify};
 use crate::partition::stream::{
     AddError, AutoClaimOpts, ClaimOpts, Fields, Group, IdSpec, Log, Pending, StreamId, Trim,
 };
-use crate::partition::{StreamValue, Value};
+use crate::partition::{Keyspace, StreamValue, Value};
 use crate::resp::{Reply, reply};
 
 /// Default LIMIT of an approximate (`~`) trim, as Redis's: 100 nodes of
@@ -529,6 +529,68 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 .collect(),
         )
     })
+}
+
+/// The first look of a blocking XREAD/XREADGROUP, O(keys · log n) and
+/// read only, so the connection layer runs it inline as the command
+/// arrives (Redis resolves `$` and decides to block at that instant, before
+/// any later command of another client). `Some(args)`, with each `$`
+/// replaced by its stream's last ID, when the read is valid and finds
+/// nothing: the client blocks now. `None` when the read must run (it finds
+/// something, or fails: the full command gives the reply).
+pub fn blocked_read_start(ks: &Keyspace, args: &[Bytes], now: u64) -> Option<Vec<Bytes>> {
+    let group_read = is(&args[0], "xreadgroup");
+    let (mut group, mut streams_at, mut i) = (None, None, 1);
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let a = &args[i];
+        if is(a, "BLOCK") && more > 0 {
+            i += 1;
+        } else if is(a, "COUNT") && more > 0 {
+            int(&args[i + 1]).ok()?;
+            i += 1;
+        } else if is(a, "STREAMS") && more > 0 {
+            streams_at = Some(i + 1);
+            break;
+        } else if is(a, "GROUP") && more >= 2 && group_read {
+            group = Some(&args[i + 1]);
+            i += 2;
+        } else if !(is(a, "NOACK") && group_read) {
+            return None;
+        }
+        i += 1;
+    }
+    let at = streams_at?;
+    if !(args.len() - at).is_multiple_of(2) || group_read != group.is_some() {
+        return None;
+    }
+    let n = (args.len() - at) / 2;
+    let mut out = args.to_vec();
+    for k in at..at + n {
+        let stream = match ks.peek_live(&args[k], now).map(|e| &e.value) {
+            Some(Value::Stream(s)) => Some(s),
+            Some(_) => return None,
+            None => None,
+        };
+        let after = match (group, stream, &args[k + n][..]) {
+            (Some(g), Some(s), b">") => s.group(g)?.last_delivered(),
+            (Some(_), _, _) => return None,
+            (None, s, b"$") => {
+                let last = s.map_or(StreamId::ZERO, |s| s.log().last_id());
+                out[k + n] = Bytes::from(last.to_string());
+                last
+            }
+            (None, _, id) => parse_strict(id).ok()?,
+        };
+        let has_more = match (stream, after.next()) {
+            (Some(s), Some(from)) => s.log().range(from, StreamId::MAX).next().is_some(),
+            _ => false,
+        };
+        if has_more {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// How many consumers group `group` has (to tell when a read or a claim
