@@ -378,7 +378,7 @@ impl Log {
 
     /// The logical read counter of `id`, when it can be known (Redis's
     /// `streamEstimateDistanceFromFirstEverEntry`).
-    fn read_counter_of(&self, id: StreamId) -> Option<u64> {
+    pub fn read_counter_of(&self, id: StreamId) -> Option<u64> {
         if self.entries_added == 0 {
             return Some(0);
         }
