@@ -534,11 +534,13 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 /// The first look of a blocking XREAD/XREADGROUP, O(keys · log n) and
 /// read only, so the connection layer runs it inline as the command
 /// arrives (Redis resolves `$` and decides to block at that instant, before
-/// any later command of another client). `Some(args)`, with each `$`
-/// replaced by its stream's last ID, when the read is valid and finds
-/// nothing: the client blocks now. `None` when the read must run (it finds
-/// something, or fails: the full command gives the reply).
-pub fn blocked_read_start(ks: &Keyspace, args: &[Bytes], now: u64) -> Option<Vec<Bytes>> {
+/// any later command of another client). Returns the arguments with each
+/// `$` replaced by its stream's last ID (0-0 for a missing key, or one of
+/// another type: the full command answers WRONGTYPE if it still is), and
+/// whether the read is valid and finds nothing (the client blocks now, no
+/// first attempt needed). `None` if the arguments do not parse (the full
+/// command gives the error).
+pub fn blocked_read_start(ks: &Keyspace, args: &[Bytes], now: u64) -> Option<(Vec<Bytes>, bool)> {
     let group_read = is(&args[0], "xreadgroup");
     let (mut group, mut streams_at, mut i) = (None, None, 1);
     while i < args.len() {
@@ -566,31 +568,32 @@ pub fn blocked_read_start(ks: &Keyspace, args: &[Bytes], now: u64) -> Option<Vec
     }
     let n = (args.len() - at) / 2;
     let mut out = args.to_vec();
+    let mut finds_nothing = true;
     for k in at..at + n {
-        let stream = match ks.peek_live(&args[k], now).map(|e| &e.value) {
-            Some(Value::Stream(s)) => Some(s),
-            Some(_) => return None,
-            None => None,
+        let (stream, valid) = match ks.peek_live(&args[k], now).map(|e| &e.value) {
+            Some(Value::Stream(s)) => (Some(s), true),
+            Some(_) => (None, false),
+            None => (None, group.is_none()),
         };
         let after = match (group, stream, &args[k + n][..]) {
-            (Some(g), Some(s), b">") => s.group(g)?.last_delivered(),
-            (Some(_), _, _) => return None,
+            (Some(g), Some(s), b">") => s.group(g).map(|g| g.last_delivered()),
+            (Some(_), _, _) => None,
             (None, s, b"$") => {
                 let last = s.map_or(StreamId::ZERO, |s| s.log().last_id());
                 out[k + n] = Bytes::from(last.to_string());
-                last
+                Some(last)
             }
-            (None, _, id) => parse_strict(id).ok()?,
+            (None, _, id) => parse_strict(id).ok(),
         };
-        let has_more = match (stream, after.next()) {
+        let has_more = match (stream, after.and_then(StreamId::next)) {
             (Some(s), Some(from)) => s.log().range(from, StreamId::MAX).next().is_some(),
             _ => false,
         };
-        if has_more {
-            return None;
+        if !valid || after.is_none() || has_more {
+            finds_nothing = false;
         }
     }
-    Some(out)
+    Some((out, finds_nothing))
 }
 
 /// How many consumers group `group` has (to tell when a read or a claim

@@ -887,8 +887,8 @@ impl Connection<'_> {
         for k in &keys {
             events.subscribe(k, &notify, ticket, takes);
         }
-        // A stream read looks first, inline: finding nothing, it blocks as
-        // it arrives (its `$` resolved then), as Redis would, rather than
+        // A stream read looks first, inline: its `$` resolved as it arrives
+        // and, finding nothing, it blocks then, as Redis would, rather than
         // after a trip to the worker pool that later commands of other
         // clients could overtake. Else the first attempt runs in full.
         let stream_read = matches!(spec.name, "xread" | "xreadgroup");
@@ -900,10 +900,12 @@ impl Connection<'_> {
             })
             .flatten()
             .flatten();
-        let mut skip_attempt = looked.is_some();
-        let args = match looked {
-            Some(args) => args,
-            None => resolve_stream_ids(cache, spec, args, slot, opts).await,
+        let (args, mut skip_attempt) = match looked {
+            Some(looked) => looked,
+            None => (
+                resolve_stream_ids(cache, spec, args, slot, opts).await,
+                false,
+            ),
         };
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let me = &self.session.handle;
