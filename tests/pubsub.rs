@@ -353,7 +353,7 @@ async fn notify_keyspace_events_config_matches_redis() {
 }
 
 /// Keyspace events of writes, byte for byte as Redis sends them, for
-/// strings, keys, lists, hashes, sets and sorted sets.
+/// strings, keys, lists, hashes, sets, sorted sets and streams.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyspace_events_match_redis() {
     let server = start_default().await;
@@ -431,6 +431,14 @@ async fn keyspace_events_match_redis() {
         &["XGROUP", "DELCONSUMER", "{a}x", "g", "c"],
         &["XGROUP", "DESTROY", "{a}x", "g"],
         &["XGROUP", "CREATE", "{a}x2", "g", "$", "MKSTREAM"],
+        &["XSETID", "{a}x2", "5-0"],
+        &["XADD", "{a}x2", "6-0", "f", "v"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "{a}x2", ">"],
+        &["XREADGROUP", "GROUP", "g", "ann", "STREAMS", "{a}x2", ">"],
+        &["XCLAIM", "{a}x2", "g", "mike", "0", "6-0", "FORCE"],
+        &["XGROUP", "DELCONSUMER", "{a}x2", "g", "lee"],
+        &["XAUTOCLAIM", "{a}x2", "g", "bob", "0", "0"],
+        &["XAUTOCLAIM", "{a}x2", "g", "mike", "0", "0"],
         &["GET", "{a}missing"],
         &["HGET", "{a}missing", "f"],
     ];

@@ -837,7 +837,8 @@ fn load_stream(r: &mut Reader<'_>, kind: u8) -> Load<Value> {
         let entries_read = if kind == TYPE_STREAM_LISTPACKS_2 {
             Some(r.len()?).filter(|&n| n != u64::MAX)
         } else {
-            None
+            // A payload from before Redis 7.0: estimated, as Redis loads it.
+            st.log().read_counter_of(last_delivered)
         };
         if !st.create_group(&name, last_delivered, entries_read) {
             return Err(LoadError::Bad);

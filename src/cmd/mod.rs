@@ -361,6 +361,8 @@ pub(crate) mod test_util {
         pub last_work: u64,
         /// Passed as [`Ctx::cluster_mode`].
         pub cluster_mode: crate::partition::ClusterMode,
+        /// Passed as [`Ctx::encoding`].
+        pub encoding: params::Encoding,
     }
 
     impl Harness {
@@ -374,6 +376,7 @@ pub(crate) mod test_util {
                 still_blocked: false,
                 last_work: 0,
                 cluster_mode: crate::partition::ClusterMode::Enabled,
+                encoding: params::Encoding::default(),
             }
         }
 
@@ -392,6 +395,7 @@ pub(crate) mod test_util {
             ctx.reserved = self.reserved.clone();
             ctx.still_blocked = self.still_blocked;
             ctx.cluster_mode = self.cluster_mode;
+            ctx.encoding = self.encoding;
             let reply = execute(spec, &mut ctx, &args);
             self.last_work = ctx.work;
             reply

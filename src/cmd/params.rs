@@ -7,7 +7,8 @@
 //! - [`Source::PerCache`]: the cache's own value, settable with `CONFIG SET`
 //!   (checked as Redis checks it) and read by the code it drives through
 //!   [`CacheConfig`]'s accessors (slow log, latency monitor, keyspace
-//!   notifications, the encoding thresholds `OBJECT ENCODING` names);
+//!   notifications, the encoding thresholds `OBJECT ENCODING` names, the
+//!   entries per stream node that `~` trims go by);
 //! - [`Source::Live`]: a value the server or the cache has (the cache's
 //!   storage maximum is its `maxmemory`), resolved by the caller;
 //! - [`Source::Fixed`]: Redis's default, or what Stratus does instead
@@ -432,7 +433,9 @@ pub fn same_value(current: &str, value: &str) -> bool {
 }
 
 /// The encoding thresholds `OBJECT ENCODING` names its encodings by
-/// (Redis 7.0's `*-max-listpack-*` and `set-max-intset-entries`).
+/// (Redis 7.0's `*-max-listpack-*` and `set-max-intset-entries`), and the
+/// entries per stream node (`stream-node-max-entries`, 0 = no limit), which
+/// decide what an approximate (`~`) trim removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoding {
     pub hash_entries: u64,
@@ -440,6 +443,7 @@ pub struct Encoding {
     pub zset_entries: u64,
     pub zset_value: u64,
     pub set_intset_entries: u64,
+    pub stream_node_entries: u64,
 }
 
 impl Default for Encoding {
@@ -450,17 +454,19 @@ impl Default for Encoding {
             zset_entries: 128,
             zset_value: 64,
             set_intset_entries: 512,
+            stream_node_entries: 100,
         }
     }
 }
 
 /// The parameters behind [`Encoding`]'s fields, in its order.
-const ENCODING_PARAMS: [&str; 5] = [
+const ENCODING_PARAMS: [&str; 6] = [
     "hash-max-listpack-entries",
     "hash-max-listpack-value",
     "zset-max-listpack-entries",
     "zset-max-listpack-value",
     "set-max-intset-entries",
+    "stream-node-max-entries",
 ];
 
 /// A cache's own values of the per-cache parameters, with atomics for those
@@ -473,7 +479,7 @@ pub struct CacheConfig {
     latency_threshold: AtomicI64,
     notify_flags: AtomicU32,
     /// [`Encoding`]'s fields, in its order.
-    encoding: [AtomicU64; 5],
+    encoding: [AtomicU64; 6],
 }
 
 impl Default for CacheConfig {
@@ -492,6 +498,7 @@ impl Default for CacheConfig {
                     d.zset_entries,
                     d.zset_value,
                     d.set_intset_entries,
+                    d.stream_node_entries,
                 ]
                 .map(AtomicU64::new)
             },
@@ -573,6 +580,7 @@ impl CacheConfig {
             zset_entries: n(2),
             zset_value: n(3),
             set_intset_entries: n(4),
+            stream_node_entries: n(5),
         }
     }
 

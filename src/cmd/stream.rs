@@ -5,9 +5,11 @@
 //! Storage is [`StreamValue`]. Streams may exist empty (XDEL, MKSTREAM), as
 //! in Redis. XREAD and XREADGROUP accept BLOCK but never block here: they
 //! answer at once, as a blocking read whose timeout expired would (blocking
-//! lives with the connection layer). Handlers add to `ctx.work` what their
-//! reply holds ([`reply_work`]: an entry with two field-value pairs is 7),
-//! and the entries they trim or walk without replying them.
+//! lives with the connection layer, which retries them with
+//! [`Ctx::still_blocked`] after a write of their keys). Handlers add to
+//! `ctx.work` what their reply holds ([`reply_work`]: an entry with two
+//! field-value pairs is 7), and the entries they trim or walk without
+//! replying them.
 
 use bytes::Bytes;
 
@@ -16,12 +18,18 @@ use super::{Ctx, OpError, notify};
 use crate::partition::stream::{
     AddError, AutoClaimOpts, ClaimOpts, Fields, Group, IdSpec, Log, Pending, StreamId, Trim,
 };
-use crate::partition::{StreamValue, Value};
+use crate::partition::{Keyspace, StreamValue, Value};
 use crate::resp::{Reply, reply};
 
-/// Default LIMIT of an approximate (`~`) trim, as Redis's
-/// 100 * stream-node-max-entries.
-const APPROX_TRIM_LIMIT: usize = 10_000;
+/// Default LIMIT of an approximate (`~`) trim, as Redis's: 100 nodes of
+/// stream-node-max-entries, at most 1,000,000 entries, and 10,000 when nodes
+/// have no entry limit.
+fn approx_trim_limit(node_entries: u64) -> usize {
+    match node_entries {
+        0 => 10_000,
+        n => n.saturating_mul(100).min(1_000_000) as usize,
+    }
+}
 /// Default XAUTOCLAIM COUNT, and how many PEL entries it may examine per claim.
 const AUTOCLAIM_COUNT: usize = 100;
 /// Default COUNT of XINFO STREAM FULL.
@@ -154,7 +162,7 @@ struct AddOrTrim {
 /// Parses `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] id`
 /// (XADD) or `MAXLEN|MINID [=|~] threshold [LIMIT count]` (XTRIM), as Redis's
 /// `streamParseAddOrTrimArgsOrReply`.
-fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, OpError> {
+fn parse_add_or_trim(args: &[Bytes], xadd: bool, node_entries: u64) -> Result<AddOrTrim, OpError> {
     let mut out = AddOrTrim {
         trim: None,
         approx: false,
@@ -219,7 +227,7 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, OpError> {
     out.limit = match (limit, approx) {
         (Some(_), false) => return Err(OpError::Static(reply::TRIM_LIMIT_WITHOUT_TILDE)),
         (Some(l), true) => l,
-        (None, true) => APPROX_TRIM_LIMIT,
+        (None, true) => approx_trim_limit(node_entries),
         (None, false) => 0,
     };
     Ok(out)
@@ -238,7 +246,8 @@ fn parse_xadd_id(arg: &[u8]) -> Result<IdSpec, OpError> {
 
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [...]
 pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let p = parse_add_or_trim(args, true)?;
+    let node_entries = ctx.encoding.stream_node_entries;
+    let p = parse_add_or_trim(args, true, node_entries)?;
     let fields = args.get(p.fields_at..).unwrap_or_default();
     if fields.is_empty() || !fields.len().is_multiple_of(2) {
         return Err(OpError::Arity("xadd"));
@@ -257,7 +266,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             AddError::Zero => OpError::Static(reply::XADD_ID_ZERO),
             AddError::Exhausted => OpError::Static(reply::STREAM_EXHAUSTED),
         })?;
-        log.append(id, Fields::encode(fields));
+        log.append_in_nodes(id, Fields::encode(fields), node_entries);
         let trimmed = p.trim.map_or(0, |t| log.trim(t, p.limit, p.approx));
         Ok((id, trimmed))
     })?;
@@ -337,7 +346,7 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 
 /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
 pub fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
-    let p = parse_add_or_trim(args, false)?;
+    let p = parse_add_or_trim(args, false, ctx.encoding.stream_node_entries)?;
     let removed = op_write(ctx, &args[1], false, |s| {
         Ok(p.trim.map_or(0, |t| s.log_mut().trim(t, p.limit, p.approx)))
     })?
@@ -415,13 +424,28 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         usize::try_from(count).unwrap_or(usize::MAX)
     };
     // Phase 2: each key's type (and group), each start ID.
+    // A retry of a blocked read (Redis's serveClientsBlockedOnStreamKey):
+    // XREAD keeps waiting on a key that now holds another type; XREADGROUP
+    // fails once its key or its group is gone.
+    let retry = ctx.still_blocked;
     let mut starts = Vec::with_capacity(n);
     for (key, id) in keys.iter().zip(ids) {
-        let s = op_read(ctx, key)?;
-        if let Some((g, _)) = group
-            && s.and_then(|s| s.group(g)).is_none()
-        {
-            return Err(OpError::Text(reply::nogroup_xreadgroup(key, g)));
+        let s = match op_read(ctx, key) {
+            Err(OpError::WrongType) if retry && group_read => {
+                return Err(OpError::Static(reply::XREADGROUP_KEY_GONE));
+            }
+            Err(OpError::WrongType) if retry => None,
+            other => other?,
+        };
+        if let Some((g, _)) = group {
+            match s {
+                None if retry => return Err(OpError::Static(reply::XREADGROUP_KEY_GONE)),
+                Some(s) if retry && s.group(g).is_none() => {
+                    return Err(OpError::Static(reply::XREADGROUP_GROUP_GONE));
+                }
+                Some(s) if s.group(g).is_some() => {}
+                _ => return Err(OpError::Text(reply::nogroup_xreadgroup(key, g))),
+            }
         }
         let from = match &id[..] {
             b"$" if group_read => return Err(OpError::Static(reply::XREADGROUP_DOLLAR)),
@@ -432,10 +456,15 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         };
         starts.push(from);
     }
-    // Phase 3: serve every stream that has something (history always).
+    // Phase 3: serve every stream that has something (history always); a
+    // blocked client is served from one stream, as Redis serves it from the
+    // key that woke it.
     let now = ctx.now;
     let mut served: Vec<(Reply, Reply)> = Vec::new();
     for (key, from) in keys.iter().zip(starts) {
+        if retry && !served.is_empty() {
+            break;
+        }
         let entries = match group {
             None => {
                 let ReadFrom::After(after) = from else {
@@ -459,25 +488,24 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 items
             }
             Some((g, consumer)) => {
-                let read = op_write(ctx, key, false, |s| {
-                    let existed = has_consumer(s, g, consumer);
+                let (read, created) = op_write(ctx, key, false, |s| {
+                    let before = consumer_count(s, g);
                     let ids = s
                         .group_mut(g, |grp, log| match from {
                             ReadFrom::New => grp.read_new(log, consumer, count, noack, now),
                             ReadFrom::After(after) => grp.read_history(consumer, after, count, now),
                         })
                         .unwrap_or_default();
-                    let made = !existed && has_consumer(s, g, consumer);
+                    let created = consumer_count(s, g) > before;
                     let log = s.log();
-                    Ok((
-                        made,
-                        ids.into_iter()
-                            .map(|id| entry_reply(id, log.get(id)))
-                            .collect::<Vec<_>>(),
-                    ))
-                })?;
-                let (made, read) = read.unwrap_or_default();
-                if made {
+                    let read = ids
+                        .into_iter()
+                        .map(|id| entry_reply(id, log.get(id)))
+                        .collect::<Vec<_>>();
+                    Ok((read, created))
+                })?
+                .unwrap_or_default();
+                if created {
                     ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
                 }
                 if read.is_empty() && from == ReadFrom::New {
@@ -507,6 +535,77 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 .collect(),
         )
     })
+}
+
+/// The first look of a blocking XREAD/XREADGROUP, O(keys · log n) and
+/// read only, so the connection layer runs it inline as the command
+/// arrives (Redis resolves `$` and decides to block at that instant, before
+/// any later command of another client). Returns the arguments with each
+/// `$` replaced by its stream's last ID (0-0 for a missing key, or one of
+/// another type: the full command answers WRONGTYPE if it still is), and
+/// whether the read is valid and finds nothing (the client blocks now, no
+/// first attempt needed). `None` if the arguments do not parse (the full
+/// command gives the error).
+pub fn blocked_read_start(ks: &Keyspace, args: &[Bytes], now: u64) -> Option<(Vec<Bytes>, bool)> {
+    let group_read = is(&args[0], "xreadgroup");
+    let (mut group, mut streams_at, mut i) = (None, None, 1);
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let a = &args[i];
+        if is(a, "BLOCK") && more > 0 {
+            i += 1;
+        } else if is(a, "COUNT") && more > 0 {
+            int(&args[i + 1]).ok()?;
+            i += 1;
+        } else if is(a, "STREAMS") && more > 0 {
+            streams_at = Some(i + 1);
+            break;
+        } else if is(a, "GROUP") && more >= 2 && group_read {
+            group = Some(&args[i + 1]);
+            i += 2;
+        } else if !(is(a, "NOACK") && group_read) {
+            return None;
+        }
+        i += 1;
+    }
+    let at = streams_at?;
+    if !(args.len() - at).is_multiple_of(2) || group_read != group.is_some() {
+        return None;
+    }
+    let n = (args.len() - at) / 2;
+    let mut out = args.to_vec();
+    let mut finds_nothing = true;
+    for k in at..at + n {
+        let (stream, valid) = match ks.peek_live(&args[k], now).map(|e| &e.value) {
+            Some(Value::Stream(s)) => (Some(s), true),
+            Some(_) => (None, false),
+            None => (None, group.is_none()),
+        };
+        let after = match (group, stream, &args[k + n][..]) {
+            (Some(g), Some(s), b">") => s.group(g).map(|g| g.last_delivered()),
+            (Some(_), _, _) => None,
+            (None, s, b"$") => {
+                let last = s.map_or(StreamId::ZERO, |s| s.log().last_id());
+                out[k + n] = Bytes::from(last.to_string());
+                Some(last)
+            }
+            (None, _, id) => parse_strict(id).ok(),
+        };
+        let has_more = match (stream, after.and_then(StreamId::next)) {
+            (Some(s), Some(from)) => s.log().range(from, StreamId::MAX).next().is_some(),
+            _ => false,
+        };
+        if !valid || after.is_none() || has_more {
+            finds_nothing = false;
+        }
+    }
+    Some((out, finds_nothing))
+}
+
+/// How many consumers group `group` has (to tell when a read or a claim
+/// created one: Redis notifies `xgroup-createconsumer`).
+fn consumer_count(s: &StreamValue, group: &[u8]) -> usize {
+    s.group(group).map_or(0, |g| g.consumers().len())
 }
 
 /// Subcommand arities (Redis convention) of XGROUP and XINFO.
@@ -657,14 +756,17 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Reply::Int(i64::from(made))
         }
         _ => {
-            let pending = op_write(ctx, key, false, |s| {
+            let deleted = op_write(ctx, key, false, |s| {
                 Ok(s.group_mut(group, |g, _| g.delete_consumer(&args[4])))
             })?
             .flatten()
-            .flatten()
-            .unwrap_or(0);
+            .flatten();
+            // As Redis: an event only when there was such a consumer.
+            if deleted.is_some() {
+                ctx.notify(notify::STREAM, "xgroup-delconsumer", key);
+            }
+            let pending = deleted.unwrap_or(0);
             ctx.work += pending as u64;
-            ctx.notify(notify::STREAM, "xgroup-delconsumer", key);
             Reply::Int(pending as i64)
         }
     };
@@ -864,18 +966,18 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     opts.delivered_at = delivered_at
         .filter(|t| (0..=now).contains(t))
         .map(|t| t as u64);
-    let done = op_write(ctx, key, false, |s| {
-        let existed = has_consumer(s, group, consumer);
+    let (reply, created) = op_write(ctx, key, false, |s| {
+        let before = consumer_count(s, group);
         let claimed = s
             .group_mut(group, |g, log| {
                 g.claim(log, consumer, &ids, &opts, now as u64)
             })
             .unwrap_or_default();
-        let made = !existed && has_consumer(s, group, consumer);
-        Ok((made, claimed_reply(s.log(), &claimed, opts.justid)))
-    })?;
-    let (made, reply) = done.unwrap_or((false, Reply::Array(Vec::new())));
-    if made {
+        let created = consumer_count(s, group) > before;
+        Ok((claimed_reply(s.log(), &claimed, opts.justid), created))
+    })?
+    .unwrap_or((Reply::Array(Vec::new()), false));
+    if created {
         ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
     }
     ctx.work += ids.len() as u64 + reply_work(&reply);
@@ -885,7 +987,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
 pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let (key, group, consumer) = (&args[1], &args[2], &args[3]);
-    op_read(ctx, key)?;
+    // Arguments first, then the key's type and group (Redis's order).
     let min_idle = parse_i64(&args[4])
         .ok_or_else(|| OpError::Text(reply::invalid_claim_arg("min-idle-time", "XAUTOCLAIM")))?;
     let start = range_start(&args[5])?;
@@ -913,32 +1015,25 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         min_idle: min_idle.max(0) as u64,
         justid,
     };
-    let (reply, walked, made) = op_write(ctx, key, false, |s| {
-        let existed = has_consumer(s, group, consumer);
+    let (reply, walked, created) = op_write(ctx, key, false, |s| {
+        let before = consumer_count(s, group);
         let done = s
             .group_mut(group, |g, log| g.auto_claim(log, consumer, &opts, now))
             .unwrap_or_default();
-        let made = !existed && has_consumer(s, group, consumer);
+        let created = consumer_count(s, group) > before;
         let reply = Reply::Array(vec![
             id_reply(done.next),
             claimed_reply(s.log(), &done.claimed, justid),
             Reply::Array(done.deleted.iter().map(|id| id_reply(*id)).collect()),
         ]);
-        Ok((reply, done.walked, made))
+        Ok((reply, done.walked, created))
     })?
     .unwrap_or((Reply::Array(Vec::new()), 0, false));
-    if made {
+    if created {
         ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
     }
     ctx.work += walked as u64 + reply_work(&reply);
     Ok(reply)
-}
-
-/// Whether group `group` of `s` has consumer `consumer` (XREADGROUP,
-/// XCLAIM and XAUTOCLAIM create one, an `xgroup-createconsumer` event).
-fn has_consumer(s: &StreamValue, group: &[u8], consumer: &[u8]) -> bool {
-    s.group(group)
-        .is_some_and(|g| g.consumer(consumer).is_some())
 }
 
 /// `first-entry`/`last-entry` of XINFO STREAM.
@@ -1169,7 +1264,10 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         Ok(())
     })?;
     match done {
-        Some(()) => Ok(Reply::ok()),
+        Some(()) => {
+            ctx.notify(notify::STREAM, "xsetid", &args[1]);
+            Ok(Reply::ok())
+        }
         None => Err(OpError::NoSuchKey),
     }
 }
@@ -1193,6 +1291,60 @@ mod tests {
     /// One stream's part of an XREAD reply (RESP2).
     fn read(key: &str, entries: Vec<Reply>) -> Reply {
         arr(vec![bulk(key), arr(entries)])
+    }
+
+    /// A retry of a blocked read: XREAD waits on through a key of another
+    /// type; XREADGROUP fails once its key or group is gone.
+    #[test]
+    fn blocked_retries_like_redis() {
+        let mut h = Harness::new();
+        h.run(&["lpush", "l", "x"]);
+        h.run(&["xadd", "s", "1-0", "f", "v"]);
+        let group_read = |key: &'static str| ["xreadgroup", "GROUP", "g", "c", "STREAMS", key, ">"];
+        h.still_blocked = true;
+        assert_eq!(h.run(&["xread", "STREAMS", "l", "0"]), Reply::NilArray);
+        assert_eq!(
+            h.run(&["xread", "STREAMS", "l", "s", "0", "0"]),
+            arr(vec![read("s", vec![entry("1-0", &["f", "v"])])])
+        );
+        // Served from one stream, as Redis serves the key that woke it.
+        assert_eq!(
+            h.run(&["xread", "STREAMS", "s", "s", "0", "0"]),
+            arr(vec![read("s", vec![entry("1-0", &["f", "v"])])])
+        );
+        for key in ["l", "nokey"] {
+            assert_eq!(h.run(&group_read(key)), err(reply::XREADGROUP_KEY_GONE));
+        }
+        assert_eq!(h.run(&group_read("s")), err(reply::XREADGROUP_GROUP_GONE));
+        h.still_blocked = false;
+        assert_eq!(
+            h.run(&["xread", "STREAMS", "l", "0"]),
+            err(reply::WRONGTYPE)
+        );
+        assert_eq!(
+            h.run(&group_read("s")),
+            err("NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option")
+        );
+    }
+
+    /// XADD starts a new node after stream-node-max-entries entries, and an
+    /// approximate trim's default LIMIT is 100 such nodes.
+    #[test]
+    fn nodes_follow_stream_node_max_entries() {
+        let mut h = Harness::new();
+        h.encoding.stream_node_entries = 1;
+        for i in 1..=102 {
+            h.run(&["xadd", "s", &format!("{i}-0"), "f", "v"]);
+        }
+        assert_eq!(h.run(&["xtrim", "s", "MAXLEN", "~", "1"]), Reply::Int(100));
+        assert_eq!(h.run(&["xlen", "s"]), Reply::Int(2));
+        h.encoding.stream_node_entries = 0;
+        for i in 103..=300 {
+            h.run(&["xadd", "s", &format!("{i}-0"), "f", "v"]);
+        }
+        // One node without an entry limit: nothing to remove whole.
+        assert_eq!(h.run(&["xtrim", "s", "MAXLEN", "~", "1"]), Reply::Int(1));
+        assert_eq!(h.run(&["xlen", "s"]), Reply::Int(199));
     }
 
     #[test]

@@ -153,7 +153,8 @@ pub enum Trim {
 }
 
 /// One node of Redis's stream layout: entries appended until it has held
-/// [`NODE_ENTRIES`] (deleted ones included); it goes away when none is live.
+/// stream-node-max-entries of them (deleted ones included); it goes away
+/// when none is live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Node {
     last: StreamId,
@@ -252,15 +253,26 @@ impl Log {
         }
     }
 
-    /// Appends an entry; `id` comes from [`Log::next_id`].
+    /// Appends an entry in nodes of [`NODE_ENTRIES`] (Redis's default).
     pub fn append(&mut self, id: StreamId, fields: Fields) {
+        self.append_in_nodes(id, fields, u64::from(NODE_ENTRIES));
+    }
+
+    /// Appends an entry; `id` comes from [`Log::next_id`]. A new node starts
+    /// when the last one has held `node_entries` (the cache's
+    /// stream-node-max-entries; 0 = no limit).
+    pub fn append_in_nodes(&mut self, id: StreamId, fields: Fields, node_entries: u64) {
         debug_assert!(id > self.last_id || (self.last_id.is_zero() && !id.is_zero()));
+        let node_entries = match node_entries {
+            0 => u32::MAX,
+            n => u32::try_from(n).unwrap_or(u32::MAX),
+        };
         self.bytes += fields.mem_bytes();
         self.entries.insert(id, fields);
         self.last_id = id;
         self.entries_added += 1;
         match self.nodes.back_mut() {
-            Some(n) if n.inserted < NODE_ENTRIES => {
+            Some(n) if n.inserted < node_entries => {
                 n.inserted += 1;
                 n.live += 1;
                 n.last = id;
@@ -366,7 +378,7 @@ impl Log {
 
     /// The logical read counter of `id`, when it can be known (Redis's
     /// `streamEstimateDistanceFromFirstEverEntry`).
-    fn read_counter_of(&self, id: StreamId) -> Option<u64> {
+    pub fn read_counter_of(&self, id: StreamId) -> Option<u64> {
         if self.entries_added == 0 {
             return Some(0);
         }

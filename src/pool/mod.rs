@@ -1129,6 +1129,17 @@ impl CachePool {
         }
     }
 
+    /// Runs a bounded, read-only `f` on the keyspace of the partition owning
+    /// `slot`, on the calling (reactor) thread: `None` if its lock is not
+    /// free within [`INLINE_WAIT`] or the slot moved. The first look of a
+    /// blocking stream read, which must see the keys as they are when the
+    /// command arrives (see `proxy::conn`).
+    pub fn peek_inline<R>(&self, slot: u16, f: impl FnOnce(&Keyspace) -> R) -> Option<R> {
+        let part = self.route(slot);
+        let st = part.inner().lock_inline()?;
+        (!st.retired && st.ks.owns(slot)).then(|| f(&st.ks))
+    }
+
     /// Runs a transaction: `cmds` in the partition owning `slot`, under one
     /// hold of its lock, unless a `watched` key changed (`Ok(None)`).
     /// `Err` if the slot kept moving or a script keeps the partition busy.

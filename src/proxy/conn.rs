@@ -979,7 +979,8 @@ impl Connection<'_> {
 
     /// A blocking command: try it; while it finds nothing, wait for a write
     /// of one of its keys (or the timeout, the peer closing, or shutdown)
-    /// and try again. XREAD's `$` is resolved once, before the first try.
+    /// and try again. XREAD's `$` is resolved once, before the first try
+    /// (by the inline first look of a stream read, when it finds nothing).
     #[allow(clippy::too_many_arguments)]
     async fn block(
         &self,
@@ -991,8 +992,7 @@ impl Connection<'_> {
         opts: &ExecOptions,
         stream: &Transport,
     ) -> Executed {
-        let args = resolve_stream_ids(cache, spec, args, slot, opts).await;
-        let keys: Vec<Bytes> = spec.key_positions(&args).map(|i| args[i].clone()).collect();
+        let keys: Vec<Bytes> = spec.key_positions(args).map(|i| args[i].clone()).collect();
         let events = cache.pool.events();
         let notify = Arc::new(tokio::sync::Notify::new());
         // In line on every key before the first attempt (first come, first
@@ -1002,6 +1002,26 @@ impl Connection<'_> {
         for k in &keys {
             events.subscribe(k, &notify, ticket, takes);
         }
+        // A stream read looks first, inline: its `$` resolved as it arrives
+        // and, finding nothing, it blocks then, as Redis would, rather than
+        // after a trip to the worker pool that later commands of other
+        // clients could overtake. Else the first attempt runs in full.
+        let stream_read = matches!(spec.name, "xread" | "xreadgroup");
+        let looked = stream_read
+            .then(|| {
+                cache.pool.peek_inline(slot, |ks| {
+                    cmd::stream::blocked_read_start(ks, args, opts.now)
+                })
+            })
+            .flatten()
+            .flatten();
+        let (args, mut skip_attempt) = match looked {
+            Some(looked) => looked,
+            None => (
+                resolve_stream_ids(cache, spec, args, slot, opts).await,
+                false,
+            ),
+        };
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let me = &self.session.handle;
         me.blocked.store(true, Ordering::Release);
@@ -1009,16 +1029,18 @@ impl Connection<'_> {
         let mut empty_wakes = 0u32;
         let mut attempts = 0u32;
         let done = loop {
-            let now = ExecOptions {
-                now: now_ms(),
-                ticket: Some(ticket),
-                retry: attempts > 0,
-                ..opts.clone()
-            };
             attempts += 1;
-            let done = cache.pool.execute(spec, &args, slot, &now).await;
-            if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
-                break done;
+            if !std::mem::take(&mut skip_attempt) {
+                let now = ExecOptions {
+                    now: now_ms(),
+                    ticket: Some(ticket),
+                    retry: attempts > 1,
+                    ..opts.clone()
+                };
+                let done = cache.pool.execute(spec, &args, slot, &now).await;
+                if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
+                    break done;
+                }
             }
             if attempts == 1 {
                 events.blocked(keys.iter().map(|k| &k[..]), &notify);

@@ -167,6 +167,11 @@ pub const XREAD_GROUP: &str =
     "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
 pub const XREAD_GT: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
 pub const XREADGROUP_NO_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
+/// A blocked XREADGROUP whose key was deleted or now holds another type.
+pub const XREADGROUP_KEY_GONE: &str = "UNBLOCKED the stream key no longer exists";
+/// A blocked XREADGROUP whose group was destroyed.
+pub const XREADGROUP_GROUP_GONE: &str =
+    "NOGROUP the consumer group this client was blocked on no longer exists";
 pub const MAXLEN_AND_MINID: &str =
     "ERR syntax error, MAXLEN and MINID options at the same time are not compatible";
 pub const TRIM_LIMIT_WITHOUT_STRATEGY: &str =
