@@ -629,3 +629,43 @@ redis.register_function{function_name='r', callback=function(keys) return redis.
     assert_eq!(raw.cmd(&["FCALL_RO", "r", "1", "k"]).await, bulk("x"));
     server.shutdown().await;
 }
+
+/// A cache sets its own `busy-reply-threshold` (or `lua-time-limit`, its
+/// alias): until then CONFIG GET shows the server's; once set, the cache's
+/// other clients get BUSY after it while a script runs, and SCRIPT KILL
+/// still stops the script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_sets_its_own_busy_reply_threshold() {
+    let server = start(ServeConfig {
+        script_time_limit_ms: 3_000,
+        busy_threshold_ms: 60_000,
+        ..ServeConfig::default()
+    })
+    .await;
+    let mut other = Raw::connect(server.resp_addr).await;
+    assert_eq!(
+        other.cmd(&["CONFIG", "GET", "busy-reply-threshold"]).await,
+        bulks(&["busy-reply-threshold", "60000"])
+    );
+    assert_eq!(
+        other.cmd(&["CONFIG", "SET", "lua-time-limit", "50"]).await,
+        ok()
+    );
+    assert_eq!(
+        other.cmd(&["CONFIG", "GET", "busy-reply-threshold"]).await,
+        bulks(&["busy-reply-threshold", "50"])
+    );
+    let mut runner = Raw::connect(server.resp_addr).await;
+    runner
+        .send(&encode(&["EVAL", "while true do end", "0"]))
+        .await;
+    let addr = server.resp_addr;
+    eventually("BUSY for other clients", || async move {
+        let mut c = Raw::connect(addr).await;
+        c.cmd(&["GET", "x"]).await
+            == err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    })
+    .await;
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, ok());
+    assert!(runner.read().await.is_error());
+}

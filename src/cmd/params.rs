@@ -55,8 +55,6 @@ pub enum Live {
     MaxClients,
     ProtoMaxBulkLen,
     QueryBufferLimit,
-    /// Milliseconds a script may hold a partition before others get BUSY.
-    BusyReplyThreshold,
     /// The server's working directory.
     Dir,
     /// `yes` unless the cache's cluster mode is disabled.
@@ -140,7 +138,7 @@ pub static PARAMS: &[Param] = &[
     p!("bind",                                  "",                    Source::Fixed),
     p!("bind-source-addr",                      "",                    Source::Fixed),
     p!("bio_cpulist",                           "",                    Source::Fixed),
-    p!("busy-reply-threshold",                  "5000",                Source::Live(Live::BusyReplyThreshold)),
+    p!("busy-reply-threshold",                  "5000",                Source::PerCache(Kind::Int(0, i64::MAX))),
     p!("client-output-buffer-limit",            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Source::Fixed),
     p!("client-query-buffer-limit",             "1073741824",          Source::Live(Live::QueryBufferLimit)),
     p!("cluster-allow-pubsubshard-when-down",   "yes",                 Source::Fixed),
@@ -199,7 +197,7 @@ pub static PARAMS: &[Param] = &[
     p!("list-max-ziplist-size",                 "-2",                  Source::PerCache(Kind::Int(i32::MIN as i64, i32::MAX as i64)), "list-max-listpack-size"),
     p!("logfile",                               "",                    Source::Fixed),
     p!("loglevel",                              "notice",              Source::Fixed),
-    p!("lua-time-limit",                        "5000",                Source::Live(Live::BusyReplyThreshold), "busy-reply-threshold"),
+    p!("lua-time-limit",                        "5000",                Source::PerCache(Kind::Int(0, i64::MAX)), "busy-reply-threshold"),
     p!("masterauth",                            "",                    Source::Fixed),
     p!("masteruser",                            "",                    Source::Fixed),
     p!("maxclients",                            "10000",               Source::Live(Live::MaxClients)),
@@ -478,6 +476,8 @@ pub struct CacheConfig {
     slowlog_max_len: AtomicI64,
     latency_threshold: AtomicI64,
     notify_flags: AtomicU32,
+    /// `busy-reply-threshold` in ms once set (-1: the server's).
+    busy_threshold_ms: AtomicI64,
     /// [`Encoding`]'s fields, in its order.
     encoding: [AtomicU64; 6],
 }
@@ -490,6 +490,7 @@ impl Default for CacheConfig {
             slowlog_max_len: AtomicI64::new(128),
             latency_threshold: AtomicI64::new(0),
             notify_flags: AtomicU32::new(0),
+            busy_threshold_ms: AtomicI64::new(-1),
             encoding: {
                 let d = Encoding::default();
                 [
@@ -541,6 +542,7 @@ impl CacheConfig {
             "slowlog-log-slower-than" => self.slowlog_slower_than.store(int(), Ordering::Relaxed),
             "slowlog-max-len" => self.slowlog_max_len.store(int(), Ordering::Relaxed),
             "latency-monitor-threshold" => self.latency_threshold.store(int(), Ordering::Relaxed),
+            "busy-reply-threshold" => self.busy_threshold_ms.store(int(), Ordering::Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(notify::parse(v.as_bytes()).unwrap_or(0), Ordering::Relaxed),
@@ -559,6 +561,17 @@ impl CacheConfig {
 
     pub fn slowlog_max_len(&self) -> usize {
         self.slowlog_max_len.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// How long a script may hold a partition before the cache's other
+    /// commands there get BUSY: the cache's `busy-reply-threshold` once
+    /// set (it only changes what its own clients wait for; the server's
+    /// script time limit still stops every script), else `server`'s.
+    pub fn busy_threshold(&self, server: std::time::Duration) -> std::time::Duration {
+        match self.busy_threshold_ms.load(Ordering::Relaxed) {
+            ms if ms < 0 => server,
+            ms => std::time::Duration::from_millis(ms as u64),
+        }
     }
 
     /// Milliseconds above which an event is recorded (0 = off).

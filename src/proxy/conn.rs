@@ -323,6 +323,17 @@ impl Connection<'_> {
         }
     }
 
+    /// How long a script may hold a partition before this cache's other
+    /// commands there get BUSY (the cache's `busy-reply-threshold`).
+    pub fn busy_threshold(&self) -> Duration {
+        self.session
+            .cache
+            .as_ref()
+            .map_or(self.shared.busy_threshold, |c| {
+                c.server.config.busy_threshold(self.shared.busy_threshold)
+            })
+    }
+
     /// Memory held besides the read buffer: an open MULTI's queue and the
     /// Pub/Sub subscriptions.
     fn queued_memory(&self) -> u64 {
@@ -851,7 +862,7 @@ impl Connection<'_> {
             resp3: self.session.protocol == Protocol::Resp3,
             max_value_len: self.shared.decoder.limits.max_bulk_len,
             script_time_limit: self.shared.script_time_limit,
-            busy_threshold: self.shared.busy_threshold,
+            busy_threshold: self.busy_threshold(),
             room,
             script: None,
             gate: self.session.gate.clone(),

@@ -111,36 +111,27 @@ async fn dispatch(
                 None => {}
                 Some(_) => return Err(OpError::Syntax),
             }
-            let busy = conn.shared.busy_threshold;
+            let busy = conn.busy_threshold();
             match bound(conn)?.pool.flush(busy, conn.session.id).await {
                 Ok(()) => Ok(Reply::ok()),
                 Err(_) => Err(OpError::Static(reply::BUSY)),
             }
         }
-        ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.shared.busy_threshold, work).await,
-        ConnOp::Keys => {
-            keys(
-                &*bound(conn)?,
-                &args[1],
-                now,
-                conn.shared.busy_threshold,
-                work,
-            )
-            .await
-        }
+        ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.busy_threshold(), work).await,
+        ConnOp::Keys => keys(&*bound(conn)?, &args[1], now, conn.busy_threshold(), work).await,
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args),
         ConnOp::Acl => super::acl_cmd::acl(conn, args),
         ConnOp::Function => {
             let limits = super::scripting::Limits {
                 script_time_limit: conn.shared.script_time_limit,
-                busy_threshold: conn.shared.busy_threshold,
+                busy_threshold: conn.busy_threshold(),
             };
             super::scripting::function(&*bound(conn)?, args, limits, work).await
         }
         ConnOp::Randomkey => {
             match bound(conn)?
                 .pool
-                .random_key(now, conn.shared.busy_threshold)
+                .random_key(now, conn.busy_threshold())
                 .await
             {
                 Ok((key, walked)) => {
@@ -905,7 +896,7 @@ async fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError
         "countkeysinslot" => {
             let slot = slot_arg(&args[2])?;
             let cache = bound(conn)?;
-            let (n, _) = slot_keys(&cache, slot, 0, conn.shared.busy_threshold).await?;
+            let (n, _) = slot_keys(&cache, slot, 0, conn.busy_threshold()).await?;
             Ok(Reply::Int(n as i64))
         }
         "getkeysinslot" => {
@@ -915,7 +906,7 @@ async fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError
                 _ => return Err(OpError::Static(reply::INVALID_KEY_COUNT)),
             };
             let cache = bound(conn)?;
-            let (_, keys) = slot_keys(&cache, slot, count, conn.shared.busy_threshold).await?;
+            let (_, keys) = slot_keys(&cache, slot, count, conn.busy_threshold()).await?;
             Ok(Reply::Array(
                 keys.into_iter()
                     .map(|k| Reply::Bulk(Bytes::from(k)))

@@ -42,6 +42,13 @@ fn text(b: &[u8]) -> String {
 fn param_value(conn: &Connection<'_>, cache: &Cache, p: &'static Param) -> String {
     match p.source {
         Source::Fixed => p.default.to_string(),
+        // The server's setting until the cache sets its own.
+        Source::PerCache(_) if p.canonical().name == "busy-reply-threshold" => cache
+            .server
+            .config
+            .busy_threshold(conn.shared.busy_threshold)
+            .as_millis()
+            .to_string(),
         Source::PerCache(_) => cache.server.config.get(p),
         Source::Live(live) => match live {
             Live::MaxMemory => cache.limits().max_storage_bytes().to_string(),
@@ -49,7 +56,6 @@ fn param_value(conn: &Connection<'_>, cache: &Cache, p: &'static Param) -> Strin
             Live::MaxClients => conn.shared.max_clients_per_cache.to_string(),
             Live::ProtoMaxBulkLen => conn.shared.decoder.limits.max_bulk_len.to_string(),
             Live::QueryBufferLimit => conn.shared.query_buffer_limit.to_string(),
-            Live::BusyReplyThreshold => conn.shared.busy_threshold.as_millis().to_string(),
             Live::ClusterEnabled => {
                 let disabled = cache.pool.cluster_mode().spans_slots();
                 if disabled { "no" } else { "yes" }.into()
