@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Pair, Raw, Resp, bulk, err, int, ok, redis_conn, start_default};
+use common::{Pair, Raw, Resp, bulk, encode, err, eventually, int, ok, redis_conn, start_default};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_answer_like_redis() {
@@ -246,4 +246,56 @@ async fn smove_touches_the_destination_only_when_it_adds() {
     assert_eq!(other_redis.cmd(&smove).await, int(1));
     assert_eq!(other_stratus.cmd(&smove).await, int(1));
     p.script(&[&["PING"], &["EXEC"]]).await;
+}
+
+const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// While a script holds the partition, a command queued in MULTI is refused
+/// with BUSY and dooms the transaction; EXEC itself then says why it
+/// discarded it (BUSY while the script runs, "previous errors" after), and
+/// nothing of the transaction runs — as Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_meeting_a_busy_script_is_discarded() {
+    let server = start_default().await;
+    let mut r = Raw::connect(server.resp_addr).await;
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]).await,
+        ok()
+    );
+    for kill_first in [false, true] {
+        assert_eq!(r.cmd(&["SET", "xx", "1"]).await, ok());
+        let mut tx = Raw::connect(server.resp_addr).await;
+        assert_eq!(tx.cmd(&["MULTI"]).await, ok());
+        assert_eq!(tx.cmd(&["INCR", "xx"]).await, Resp::Simple("QUEUED".into()));
+        let mut runner = Raw::connect(server.resp_addr).await;
+        runner
+            .send(&encode(&["EVAL", "while true do end", "0"]))
+            .await;
+        let addr = server.resp_addr;
+        eventually("the script is busy", || async move {
+            Raw::connect(addr).await.cmd(&["GET", "xx"]).await == err(BUSY)
+        })
+        .await;
+        assert_eq!(tx.cmd(&["INCR", "xx"]).await, err(BUSY));
+        if kill_first {
+            assert_eq!(r.cmd(&["SCRIPT", "KILL"]).await, ok());
+            assert!(runner.read().await.is_error());
+            assert_eq!(
+                tx.cmd(&["EXEC"]).await,
+                err("EXECABORT Transaction discarded because of previous errors.")
+            );
+        } else {
+            assert_eq!(
+                tx.cmd(&["EXEC"]).await,
+                err(&format!(
+                    "EXECABORT Transaction discarded because of: {BUSY}"
+                ))
+            );
+            assert_eq!(r.cmd(&["SCRIPT", "KILL"]).await, ok());
+            assert!(runner.read().await.is_error());
+        }
+        assert_eq!(r.cmd(&["GET", "xx"]).await, bulk("1"));
+        assert_eq!(tx.cmd(&["PING", "asdf"]).await, bulk("asdf"));
+    }
 }

@@ -1059,6 +1059,12 @@ impl CachePool {
     }
 
     /// The partition that owns `slot`.
+    /// Whether a script has held the partition that owns `slot` longer
+    /// than `busy` (a command for it would be answered BUSY).
+    pub fn script_busy(&self, slot: u16, busy: Duration) -> bool {
+        self.route(slot).inner().script_busy(busy)
+    }
+
     pub fn route(&self, slot: u16) -> PartitionHandle {
         let table = self.routing.read();
         let at = table.ranges.partition_point(|(_, last, _)| *last < slot);

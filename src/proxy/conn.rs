@@ -755,6 +755,15 @@ impl Connection<'_> {
         let upfront = upfront + transfer_milli(prepaid);
         // Inside MULTI: queue (EXEC runs it and meters its work).
         if queueing {
+            // A data command arriving while a script holds its partition is
+            // refused with BUSY and dooms the transaction, as in Redis.
+            if let Some(cache) = &cache
+                && matches!(spec.exec, Exec::Data(_))
+                && cache.pool.script_busy(slot, self.busy_threshold())
+            {
+                self.fail_transaction();
+                return Outcome::rejected(Reply::err(reply::BUSY), Rejection::Busy);
+            }
             return self.queue(spec, req, slot, keys, upfront);
         }
         // CLIENT PAUSE: wait for its end (writes only, or every command),

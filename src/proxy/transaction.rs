@@ -88,6 +88,17 @@ pub async fn exec(conn: &mut Connection<'_>, now: u64) -> Result<Executed, OpErr
 }
 
 async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Executed, OpError> {
+    // 0. EXEC itself refused while a script holds the transaction's
+    //    partition: discarded, saying why (before "previous errors").
+    if let Some(cache) = &conn.session.cache {
+        let slot = tx
+            .slot
+            .or(conn.session.watched.first().map(|w| w.slot))
+            .unwrap_or(0);
+        if cache.pool.script_busy(slot, conn.busy_threshold()) {
+            return Err(OpError::Text(reply::execabort_because(reply::BUSY)));
+        }
+    }
     // 1. Doomed while queueing.
     if tx.failed {
         return Err(OpError::Static(reply::EXECABORT));
@@ -136,7 +147,11 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
                 work: 0,
             });
         }
-        Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+        // EXEC refused while a script runs: the transaction is discarded,
+        // saying why, as Redis's execCommandAbort.
+        Err(NotRun::Busy) => {
+            return Err(OpError::Text(reply::execabort_because(reply::BUSY)));
+        }
         Err(NotRun::Moved(_)) => return Err(OpError::Static(reply::TRYAGAIN)),
     };
     // 4. Proxy commands, then the replies in queue order.

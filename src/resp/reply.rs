@@ -253,6 +253,12 @@ pub const LUA_INVALID_REPLACEMENT: &str = "invalid replacement value (a ";
 pub const SCRIPT_KILLED_BY_USER: &str = "ERR Script killed by user with SCRIPT KILL...";
 
 /// `luaL_argerror`: `bad argument #<n> to '<function>' (<problem>)`.
+/// EXEC refused for `why` (an error reply's text): the transaction is
+/// discarded (Redis's `execCommandAbort`).
+pub fn execabort_because(why: &str) -> String {
+    format!("EXECABORT Transaction discarded because of: {why}")
+}
+
 pub fn lua_bad_argument(narg: usize, function: &str, problem: &str) -> String {
     format!("bad argument #{narg} to '{function}' ({problem})")
 }
