@@ -433,3 +433,39 @@ async fn the_api_chooses_and_checks_the_cluster_mode() {
         Resp::Error("ERR This instance has cluster support disabled".into())
     );
 }
+
+/// A cache with cluster mode disabled is one Redis: while a script runs,
+/// keyless commands (PING) get BUSY too, and those Redis allows (MULTI,
+/// SCRIPT KILL) do not; an enabled-mode cache answers PING meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_script_holds_every_command_of_a_disabled_cache() {
+    const BUSY: &str =
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    for mode in [ClusterMode::Disabled, ClusterMode::Enabled] {
+        let server = start(elastic(mode)).await;
+        let mut r = Raw::connect(server.resp_addr).await;
+        assert_eq!(
+            r.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"])
+                .await,
+            ok()
+        );
+        let mut runner = Raw::connect(server.resp_addr).await;
+        runner
+            .send(&encode(&["EVAL", "while true do end", "0"]))
+            .await;
+        let addr = server.resp_addr;
+        eventually("the script is busy", || async move {
+            Raw::connect(addr).await.cmd(&["GET", "k"]).await == Resp::Error(BUSY.into())
+        })
+        .await;
+        let ping = r.cmd(&["PING"]).await;
+        match mode {
+            ClusterMode::Disabled => assert_eq!(ping, Resp::Error(BUSY.into())),
+            ClusterMode::Enabled => assert_eq!(ping, Resp::Simple("PONG".into())),
+        }
+        assert_eq!(r.cmd(&["MULTI"]).await, ok());
+        assert_eq!(r.cmd(&["DISCARD"]).await, ok());
+        assert_eq!(r.cmd(&["SCRIPT", "KILL"]).await, ok());
+        assert!(runner.read().await.is_error());
+    }
+}

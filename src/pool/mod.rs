@@ -1499,6 +1499,12 @@ impl CachePool {
     }
 
     /// `BUSY`, naming FUNCTION KILL when a function holds the partition.
+    /// The BUSY reply while a script (or a function) holds a partition
+    /// of this cache.
+    pub fn busy_reply(&self) -> Reply {
+        self.busy().reply
+    }
+
     fn busy(&self) -> Executed {
         let function = self.scripts.lock().iter().any(|c| c.function.is_some());
         Executed {

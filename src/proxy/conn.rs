@@ -43,6 +43,11 @@ use crate::pool::{ExecOptions, Executed};
 use crate::resp::{Protocol, Reply, Request, reply};
 use crate::tls::Transport;
 
+/// Commands Redis runs while a script is busy (its `allow-busy` flag).
+const ALLOWED_WHILE_BUSY: &[&str] = &[
+    "auth", "discard", "hello", "multi", "quit", "reset", "shutdown", "unwatch", "watch",
+];
+
 /// Read-buffer headroom kept free before each read, bytes.
 const READ_CHUNK: usize = 16 * 1024;
 /// The most one read takes from the socket, and the piece a growing read
@@ -754,6 +759,19 @@ impl Connection<'_> {
         // What the limiter has been charged for this request so far.
         let upfront = upfront + transfer_milli(prepaid);
         // Inside MULTI: queue (EXEC runs it and meters its work).
+        // A cache with cluster mode disabled is one Redis: while a script
+        // holds its partition, every command but those Redis allows while
+        // busy gets BUSY, keyless ones (PING, INFO...) too.
+        if let Some(cache) = &cache
+            && cache.pool.cluster_mode().spans_slots()
+            && !ALLOWED_WHILE_BUSY.contains(&spec.name)
+            && !matches!(spec.exec, Exec::Data(_))
+            && !(spec.name == "script" || spec.name == "function")
+            && cache.pool.script_busy(slot, self.busy_threshold())
+        {
+            self.fail_transaction();
+            return Outcome::rejected(cache.pool.busy_reply(), Rejection::Busy);
+        }
         if queueing {
             // A data command arriving while a script holds its partition is
             // refused with BUSY and dooms the transaction, as in Redis.
