@@ -769,8 +769,19 @@ impl Connection<'_> {
             && !(spec.name == "script" || spec.name == "function")
             && cache.pool.script_busy(slot, self.busy_threshold())
         {
+            let busy = cache.pool.busy_reply();
+            if spec.name == "exec" && self.session.multi.take().is_some() {
+                // EXEC refused: the transaction is discarded, saying why.
+                self.session.unwatch();
+                let why = match &busy {
+                    Reply::Error(e) => e.to_string(),
+                    _ => reply::BUSY.to_string(),
+                };
+                let text = reply::execabort_because(&why);
+                return Outcome::rejected(Reply::err_owned(text), Rejection::Busy);
+            }
             self.fail_transaction();
-            return Outcome::rejected(cache.pool.busy_reply(), Rejection::Busy);
+            return Outcome::rejected(busy, Rejection::Busy);
         }
         if queueing {
             // A data command arriving while a script holds its partition is
