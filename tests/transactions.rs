@@ -268,9 +268,10 @@ async fn a_transaction_meeting_a_busy_script_is_discarded() {
         let mut tx = Raw::connect(server.resp_addr).await;
         assert_eq!(tx.cmd(&["MULTI"]).await, ok());
         assert_eq!(tx.cmd(&["INCR", "xx"]).await, Resp::Simple("QUEUED".into()));
+        // On xx's partition (a keyless script runs on slot 0's).
         let mut runner = Raw::connect(server.resp_addr).await;
         runner
-            .send(&encode(&["EVAL", "while true do end", "0"]))
+            .send(&encode(&["EVAL", "while true do end", "1", "xx"]))
             .await;
         let addr = server.resp_addr;
         eventually("the script is busy", || async move {
