@@ -926,7 +926,8 @@ async fn transient_and_stored_growth_is_bounded() {
     // RESTORE of a value past the room left: OOM, nothing stored.
     let real = RealRedis::start().await;
     let mut r = Raw::connect(real.addr).await;
-    let big = "y".repeat(600_000);
+    // 3 MB: past the limit and the 1 MiB a growing write may overshoot it.
+    let big = "y".repeat(1_500_000);
     r.cmd(&["SET", "a", &big]).await;
     r.cmd(&["APPEND", "a", &big]).await;
     let dumped = payload(&mut r, "a").await;
@@ -944,8 +945,13 @@ async fn transient_and_stored_growth_is_bounded() {
     let mut push = vec!["RPUSH", "{s}l"];
     push.extend(items.iter().map(String::as_str));
     assert_eq!(c.cmd(&push).await, int(2000));
+    // Five GETs per element: a 2.5 MB result from a 0.5 MB list.
     assert_eq!(
-        c.cmd(&["SORT", "{s}l", "ALPHA", "STORE", "{s}d"]).await,
+        c.cmd(&[
+            "SORT", "{s}l", "ALPHA", "GET", "#", "GET", "#", "GET", "#", "GET", "#", "GET", "#",
+            "STORE", "{s}d"
+        ])
+        .await,
         err(OOM)
     );
     assert_eq!(c.cmd(&["EXISTS", "{s}d"]).await, int(0));

@@ -95,20 +95,90 @@ async fn config_get_and_set_match_redis() {
     let s = &mut p.stratus;
     assert_eq!(s.cmd(&["CONFIG", "SET", "save", ""]).await, ok());
     assert_eq!(s.cmd(&["CONFIG", "SET", "appendonly", "no"]).await, ok());
-    assert_eq!(s.cmd(&["CONFIG", "SET", "maxmemory", "0mb"]).await, ok());
     assert_eq!(
-        s.cmd(&["CONFIG", "SET", "maxmemory", "1gb"]).await,
+        s.cmd(&["CONFIG", "SET", "appendonly", "yes"]).await,
         err(
-            "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - can't set immutable config"
+            "ERR CONFIG SET failed (possibly related to argument 'appendonly') - can't set immutable config"
         )
     );
+    // No LFU counters: the LFU policies are refused, the others listed.
     assert_eq!(
-        s.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        s.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"])
             .await,
         err(
-            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - can't set immutable config"
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-random, allkeys-random, volatile-ttl, noeviction"
         )
     );
+}
+
+/// `CONFIG SET maxmemory` sets a limit below the cache's storage maximum
+/// (never above it) and `maxmemory-policy` what goes at that limit:
+/// `noeviction` refuses writes with Redis's OOM, `volatile-lru` (the
+/// default) never takes a key without a TTL, `allkeys-lru` takes any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_maxmemory_and_policy_limit_the_cache() {
+    const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+    let server = start(closed_config()).await;
+    let http = Http::new(server.http_addr);
+    let token = http
+        .create_cache_with("a", r#"{"data_storage": {"maximum": 1, "unit": "GB"}}"#)
+        .await;
+    let mut a = Raw::connect(server.resp_addr).await;
+    assert_eq!(a.cmd(&["AUTH", "a", &token]).await, ok());
+    let maxmemory = |v: &str| arr(vec![bulk("maxmemory"), bulk(v)]);
+    assert_eq!(a.cmd(&["CONFIG", "SET", "maxmemory", "10gb"]).await, ok());
+    assert_eq!(
+        a.cmd(&["CONFIG", "GET", "maxmemory"]).await,
+        maxmemory("1073741824"),
+        "never above the storage maximum"
+    );
+    assert_eq!(a.cmd(&["CONFIG", "SET", "maxmemory", "1mb"]).await, ok());
+    assert_eq!(
+        a.cmd(&["CONFIG", "GET", "maxmemory"]).await,
+        maxmemory("1048576")
+    );
+    let info = a.cmd(&["INFO", "memory"]).await.text();
+    assert!(info.contains("maxmemory:1048576\r\n"), "{info}");
+    assert!(info.contains("maxmemory_policy:volatile-lru\r\n"), "{info}");
+
+    // Keys without a TTL fill the limit; volatile-lru cannot evict them.
+    let value = "x".repeat(10_000);
+    let mut stored = 0;
+    for i in 0..200 {
+        match a.cmd(&["SET", &format!("k{i}"), &value]).await {
+            r if r == ok() => stored += 1,
+            r => {
+                assert_eq!(r, err(OOM));
+                break;
+            }
+        }
+    }
+    assert!(
+        (90..110).contains(&stored),
+        "{stored} keys of 10 kB under 1 MB"
+    );
+    assert_eq!(a.cmd(&["SET", "more", &value]).await, err(OOM));
+    // noeviction refuses the same way; allkeys-lru makes room.
+    for (policy, reply) in [("noeviction", err(OOM)), ("allkeys-lru", ok())] {
+        assert_eq!(
+            a.cmd(&["CONFIG", "SET", "maxmemory-policy", policy]).await,
+            ok()
+        );
+        assert_eq!(a.cmd(&["SET", "more", &value]).await, reply, "{policy}");
+    }
+    let stats = a.cmd(&["INFO", "stats"]).await.text();
+    assert!(!stats.contains("evicted_keys:0\r\n"), "{stats}");
+    assert_eq!(a.cmd(&["GET", "more"]).await, bulk(&value));
+    // Back to the storage maximum: room again without evicting.
+    assert_eq!(a.cmd(&["CONFIG", "SET", "maxmemory", "0"]).await, ok());
+    assert_eq!(
+        a.cmd(&["CONFIG", "GET", "maxmemory"]).await,
+        maxmemory("1073741824")
+    );
+    let keys = a.cmd(&["DBSIZE"]).await.int();
+    assert_eq!(a.cmd(&["SET", "after", &value]).await, ok());
+    assert_eq!(a.cmd(&["DBSIZE"]).await.int(), keys + 1);
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

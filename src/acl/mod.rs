@@ -229,6 +229,10 @@ fn parse_hex_hash(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Passwords, key patterns, channel patterns or command rules one user may
+/// hold, each (a tenant's `ACL SETUSER` calls must not grow without bound).
+pub const MAX_ENTRIES: usize = 1024;
+
 /// What a user may do: the result of applying an access string.
 #[derive(Clone)]
 pub struct Access {
@@ -294,11 +298,27 @@ impl Access {
 
     /// Applies the whitespace-separated rules of `access` left to right.
     pub fn apply(&mut self, access: &str) -> Result<(), RuleError> {
-        for rule in access.split_ascii_whitespace() {
-            self.apply_one(rule).map_err(|why| RuleError {
-                rule: rule.to_string(),
-                why,
-            })?;
+        access
+            .split_ascii_whitespace()
+            .try_for_each(|r| self.apply_rule(r))
+    }
+
+    /// Applies one rule (an argument of `ACL SETUSER`: a password may hold
+    /// spaces). Each list a rule adds to holds at most [`MAX_ENTRIES`].
+    pub fn apply_rule(&mut self, rule: &str) -> Result<(), RuleError> {
+        let refused = |why| RuleError {
+            rule: rule.to_string(),
+            why,
+        };
+        self.apply_one(rule).map_err(refused)?;
+        let longest = [
+            self.passwords.len(),
+            self.keys.len(),
+            self.channels.as_ref().map_or(0, Vec::len),
+            self.commands.len(),
+        ];
+        if longest.into_iter().max().unwrap_or(0) > MAX_ENTRIES {
+            return Err(refused("too many passwords, patterns or command rules"));
         }
         Ok(())
     }
@@ -331,7 +351,9 @@ impl Access {
     fn apply_prefixed(&mut self, rule: &str) -> Result<(), &'static str> {
         if let Some(p) = rule.strip_prefix('>') {
             self.nopass = false;
-            self.passwords.push(Password::from_clear(p.as_bytes()));
+            if !self.passwords.iter().any(|x| x.is(p.as_bytes())) {
+                self.passwords.push(Password::from_clear(p.as_bytes()));
+            }
         } else if let Some(p) = rule.strip_prefix('<') {
             let before = self.passwords.len();
             self.passwords.retain(|x| !x.is(p.as_bytes()));
@@ -651,6 +673,15 @@ impl User {
                 next.nopass = false;
             }
         }
+        *self.access.write() = Arc::new(next);
+        Ok(())
+    }
+
+    /// Applies `ACL SETUSER` rules, one per argument, to what the user may
+    /// do now; all or nothing.
+    pub fn apply_rules(&self, rules: &[String]) -> Result<(), RuleError> {
+        let mut next = (*self.access()).clone();
+        rules.iter().try_for_each(|r| next.apply_rule(r))?;
         *self.access.write() = Arc::new(next);
         Ok(())
     }

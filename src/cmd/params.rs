@@ -8,11 +8,13 @@
 //!   (checked as Redis checks it) and read by the code it drives through
 //!   [`CacheConfig`]'s accessors (slow log, latency monitor, keyspace
 //!   notifications, the encoding thresholds `OBJECT ENCODING` names, the
-//!   entries per stream node that `~` trims go by);
-//! - [`Source::Live`]: a value the server or the cache has (the cache's
-//!   storage maximum is its `maxmemory`), resolved by the caller;
+//!   entries per stream node that `~` trims go by, `maxmemory` — a limit
+//!   below the cache's storage maximum, which it reads as otherwise — and
+//!   `maxmemory-policy`);
+//! - [`Source::Live`]: a value the server or the cache has, resolved by the
+//!   caller;
 //! - [`Source::Fixed`]: Redis's default, or what Stratus does instead
-//!   (`save ""`, `maxmemory-policy volatile-lru`).
+//!   (`save ""`).
 //!
 //! Live and fixed parameters cannot be changed by a tenant: `CONFIG SET`
 //! accepts only the value they already have (so a client that restores
@@ -24,11 +26,12 @@
 //! [`CacheConfig::apply`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
 use super::args::glob_match;
+use crate::partition::Eviction;
 
 /// How a per-cache value is checked and normalized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +46,13 @@ pub enum Kind {
     KeyspaceEvents,
     /// Percentiles between 0 and 100, space-separated.
     Percentiles,
+    /// An eviction policy's name ([`Eviction`]).
+    Eviction,
 }
 
 /// Values the server or the cache has, resolved by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Live {
-    /// The cache's storage maximum, bytes (0 = none).
-    MaxMemory,
     /// The port the connection came in on.
     Port,
     MaxClients,
@@ -201,10 +204,10 @@ pub static PARAMS: &[Param] = &[
     p!("masterauth",                            "",                    Source::Fixed),
     p!("masteruser",                            "",                    Source::Fixed),
     p!("maxclients",                            "10000",               Source::Live(Live::MaxClients)),
-    p!("maxmemory",                             "0",                   Source::Live(Live::MaxMemory)),
+    p!("maxmemory",                             "0",                   Source::PerCache(Kind::Memory(0, i64::MAX))),
     p!("maxmemory-clients",                     "0",                   Source::Fixed),
     p!("maxmemory-eviction-tenacity",           "10",                  Source::Fixed),
-    p!("maxmemory-policy",                      "volatile-lru",        Source::Fixed),
+    p!("maxmemory-policy",                      "volatile-lru",        Source::PerCache(Kind::Eviction)),
     p!("maxmemory-samples",                     "5",                   Source::Fixed),
     p!("min-replicas-max-lag",                  "10",                  Source::Fixed),
     p!("min-replicas-to-write",                 "0",                   Source::Fixed),
@@ -408,6 +411,15 @@ pub fn check(kind: Kind, value: &str) -> Result<String, String> {
         Kind::KeyspaceEvents => notify::parse(value.as_bytes())
             .map(notify::format)
             .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        Kind::Eviction => Eviction::parse(value)
+            .map(|p| p.name().to_string())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Eviction::ALL.iter().map(|(_, n)| *n).collect();
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    names.join(", ")
+                )
+            }),
         Kind::Percentiles => {
             let mut out = Vec::new();
             for p in value.split(' ').filter(|p| !p.is_empty()) {
@@ -478,6 +490,10 @@ pub struct CacheConfig {
     notify_flags: AtomicU32,
     /// `busy-reply-threshold` in ms once set (-1: the server's).
     busy_threshold_ms: AtomicI64,
+    /// `maxmemory`: bytes below the storage maximum (0: the maximum).
+    maxmemory: AtomicU64,
+    /// `maxmemory-policy`, as [`Eviction::ALL`]'s index.
+    eviction: AtomicU8,
     /// [`Encoding`]'s fields, in its order.
     encoding: [AtomicU64; 6],
 }
@@ -491,6 +507,8 @@ impl Default for CacheConfig {
             latency_threshold: AtomicI64::new(0),
             notify_flags: AtomicU32::new(0),
             busy_threshold_ms: AtomicI64::new(-1),
+            maxmemory: AtomicU64::new(0),
+            eviction: AtomicU8::new(0),
             encoding: {
                 let d = Encoding::default();
                 [
@@ -543,6 +561,12 @@ impl CacheConfig {
             "slowlog-max-len" => self.slowlog_max_len.store(int(), Ordering::Relaxed),
             "latency-monitor-threshold" => self.latency_threshold.store(int(), Ordering::Relaxed),
             "busy-reply-threshold" => self.busy_threshold_ms.store(int(), Ordering::Relaxed),
+            "maxmemory" => self.maxmemory.store(int().max(0) as u64, Ordering::Relaxed),
+            "maxmemory-policy" => {
+                let at = Eviction::ALL.iter().position(|(_, n)| *n == v);
+                self.eviction
+                    .store(at.unwrap_or(0) as u8, Ordering::Relaxed);
+            }
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(notify::parse(v.as_bytes()).unwrap_or(0), Ordering::Relaxed),
@@ -572,6 +596,16 @@ impl CacheConfig {
             ms if ms < 0 => server,
             ms => std::time::Duration::from_millis(ms as u64),
         }
+    }
+
+    /// `maxmemory` as set (0: none below the storage maximum).
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Ordering::Relaxed)
+    }
+
+    /// `maxmemory-policy`.
+    pub fn eviction(&self) -> Eviction {
+        Eviction::ALL[usize::from(self.eviction.load(Ordering::Relaxed)) % Eviction::ALL.len()].0
     }
 
     /// Milliseconds above which an event is recorded (0 = off).

@@ -274,6 +274,32 @@ impl Cache {
         Ok(user)
     }
 
+    /// `ACL SETUSER`: applies `rules` (one per argument, Redis's syntax) to
+    /// user `name`, creating it first (off, no permissions) if it is new.
+    /// All or nothing: a refused rule changes nothing. The same users as
+    /// the control API's (it lists and changes them too).
+    pub fn set_user_rules(&self, name: &str, rules: &[String]) -> Result<(), RegistryError> {
+        if !valid_user_name(name) || name == "default" {
+            return Err(RegistryError::Invalid(format!(
+                "user name '{name}' must be 1-64 of [A-Za-z0-9_-] and not 'default'"
+            )));
+        }
+        let invalid = |e: crate::acl::RuleError| RegistryError::Invalid(e.to_string());
+        let mut users = self.users.write();
+        if let Some(user) = users.get(name) {
+            return user.apply_rules(rules).map_err(invalid);
+        }
+        if users.len() >= MAX_USERS_PER_CACHE {
+            return Err(RegistryError::Invalid(format!(
+                "a cache has at most {MAX_USERS_PER_CACHE} users"
+            )));
+        }
+        let user = User::new(name, "", &[]).map_err(invalid)?;
+        user.apply_rules(rules).map_err(invalid)?;
+        users.insert(name.to_string(), Arc::new(user));
+        Ok(())
+    }
+
     /// Changes a user's access string and/or passwords; `disconnect` closes
     /// the connections logged in as it.
     pub fn update_user(
@@ -306,6 +332,17 @@ impl Cache {
             .ok_or_else(|| RegistryError::NotFound(format!("{}.{name}", self.name)))?;
         user.disconnect();
         Ok(())
+    }
+
+    /// The bytes the cache may store (0 = no limit): its storage maximum,
+    /// or the lower `maxmemory` a client set (`CONFIG SET`).
+    pub fn memory_limit(&self) -> u64 {
+        let max = self.limits().max_storage_bytes();
+        match self.server.config.maxmemory() {
+            0 => max,
+            own if max == 0 => own,
+            own => own.min(max),
+        }
     }
 
     /// The current ECPU/s limiter (`None` = no limit).

@@ -16,9 +16,9 @@
 //!   the keyspace. Heap entries can be stale (TTL changed, key deleted); they
 //!   are checked against the entry when popped, and a slot's heap is
 //!   compacted when stale entries outnumber live ones;
-//! - eviction ([`Keyspace::evict_one`]) only ever removes keys that have a
-//!   deadline, least recently used first among a random sample (Redis's
-//!   volatile-lru): keys without a TTL are never evicted;
+//! - eviction ([`Keyspace::evict_one`]) removes the key its [`Eviction`]
+//!   policy ranks first among a random sample; under a `volatile-*` policy
+//!   (volatile-lru is the default) keys without a TTL are never evicted;
 //! - a value the keyspace drops (delete, overwrite, expiry, eviction, an
 //!   emptied slot's table, a flushed or retired keyspace) leaves the
 //!   accounting at once but is freed through [`lazyfree`]: an expensive
@@ -108,6 +108,65 @@ pub struct KeyspaceStats {
     pub misses: u64,
     pub expired: u64,
     pub evicted: u64,
+}
+
+/// Which keys a cache evicts at its memory limit (`maxmemory-policy`).
+/// Stratus keeps no access-frequency counters, so Redis's two LFU policies
+/// are not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// Nothing: writes that need room are refused (OOM).
+    NoEviction,
+    /// ElastiCache Serverless's policy, the default.
+    #[default]
+    VolatileLru,
+    VolatileRandom,
+    VolatileTtl,
+    AllkeysLru,
+    AllkeysRandom,
+}
+
+impl Eviction {
+    /// Every policy with its Redis name.
+    pub const ALL: [(Eviction, &'static str); 6] = [
+        (Eviction::VolatileLru, "volatile-lru"),
+        (Eviction::AllkeysLru, "allkeys-lru"),
+        (Eviction::VolatileRandom, "volatile-random"),
+        (Eviction::AllkeysRandom, "allkeys-random"),
+        (Eviction::VolatileTtl, "volatile-ttl"),
+        (Eviction::NoEviction, "noeviction"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Eviction::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("volatile-lru", |(_, n)| n)
+    }
+
+    pub fn parse(name: &str) -> Option<Eviction> {
+        Eviction::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(p, _)| *p)
+    }
+
+    /// Whether only keys with a deadline may go.
+    fn volatile(self) -> bool {
+        matches!(
+            self,
+            Eviction::VolatileLru | Eviction::VolatileRandom | Eviction::VolatileTtl
+        )
+    }
+
+    /// A sampled candidate's rank: the lowest goes first.
+    fn score(self, e: &Entry) -> u64 {
+        match self {
+            Eviction::VolatileLru | Eviction::AllkeysLru => u64::from(e.lru),
+            Eviction::VolatileTtl => e.expire_at,
+            _ => 0,
+        }
+    }
 }
 
 /// Keys examined per eviction (Redis's `maxmemory-samples`).
@@ -573,54 +632,16 @@ impl Keyspace {
         deleted
     }
 
-    /// Evicts one key that has a deadline: the least recently used of a
-    /// random sample of [`EVICTION_SAMPLES`] live ones. Returns the bytes
+    /// Evicts one key as `policy` chooses: among a random sample of
+    /// [`EVICTION_SAMPLES`] live candidates (keys with a deadline for the
+    /// `volatile-*` policies, any key for `allkeys-*`), the least recently
+    /// used, the nearest deadline or the first drawn. Returns the bytes
     /// freed, or `None` if no key can be evicted.
-    pub fn evict_one(&mut self, now: u64) -> Option<usize> {
-        if self.volatile == 0 {
-            return None;
-        }
-        let mut rng = rand::rng();
-        let n = self.tables.len();
-        let mut best: Option<(u32, Box<[u8]>)> = None;
-        let mut found = 0;
-        // Random slots first; then a walk from a random start finds the
-        // volatile slots when they are few.
-        let start = rng.random_range(0..n);
-        let random: Vec<usize> = (0..EVICTION_SAMPLES * 8)
-            .map(|_| rng.random_range(0..n))
-            .collect();
-        let probes = random.into_iter().chain((0..n).map(|i| (start + i) % n));
-        for idx in probes {
-            let Some(slot) = self.tables[idx].as_deref().filter(|s| s.volatile > 0) else {
-                continue;
-            };
-            let heap = slot.deadlines.as_slice();
-            let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some(e) = slot.map.get(key).filter(|e| e.expire_at == *at) else {
-                continue;
-            };
-            if best.as_ref().is_none_or(|(lru, _)| e.lru < *lru) {
-                best = Some((e.lru, key.clone()));
-            }
-            found += 1;
-            if found == EVICTION_SAMPLES {
-                break;
-            }
-        }
-        let key = match best {
-            Some((_, key)) => key,
-            None => {
-                // Only stale entries drawn: compact the volatile slots, take any live one.
-                for slot in self.tables.iter_mut().flatten() {
-                    slot.compact();
-                }
-                self.tables
-                    .iter()
-                    .flatten()
-                    .find_map(|s| s.deadlines.peek())
-                    .map(|Reverse((_, k))| k.clone())?
-            }
+    pub fn evict_one(&mut self, now: u64, policy: Eviction) -> Option<usize> {
+        let key = match policy {
+            Eviction::NoEviction => return None,
+            p if p.volatile() => self.volatile_candidate(p)?,
+            p => self.any_candidate(p)?,
         };
         let before = self.used_bytes;
         // An already expired key is reclaimed as expired, not counted evicted.
@@ -629,6 +650,88 @@ impl Keyspace {
             self.notify.record(notify::EVICTED, "evicted", &key);
         }
         Some(before - self.used_bytes)
+    }
+
+    /// Slot indexes to draw samples from: random ones first, then a walk
+    /// from a random start (which finds the slots holding keys when they
+    /// are few).
+    fn sample_slots(&self) -> impl Iterator<Item = usize> + use<> {
+        let mut rng = rand::rng();
+        let n = self.tables.len();
+        let start = rng.random_range(0..n);
+        let random: Vec<usize> = (0..EVICTION_SAMPLES * 8)
+            .map(|_| rng.random_range(0..n))
+            .collect();
+        random
+            .into_iter()
+            .chain((0..n).map(move |i| (start + i) % n))
+    }
+
+    /// The `volatile-*` candidate: sampled from the slots' deadline heaps.
+    fn volatile_candidate(&mut self, policy: Eviction) -> Option<Box<[u8]>> {
+        if self.volatile == 0 {
+            return None;
+        }
+        let mut rng = rand::rng();
+        let mut best: Option<(u64, Box<[u8]>)> = None;
+        let mut found = 0;
+        for idx in self.sample_slots() {
+            let Some(slot) = self.tables[idx].as_deref().filter(|s| s.volatile > 0) else {
+                continue;
+            };
+            let heap = slot.deadlines.as_slice();
+            let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
+            let Some(e) = slot.map.get(key).filter(|e| e.expire_at == *at) else {
+                continue;
+            };
+            let score = policy.score(e);
+            if best.as_ref().is_none_or(|(b, _)| score < *b) {
+                best = Some((score, key.clone()));
+            }
+            found += 1;
+            if found == EVICTION_SAMPLES {
+                break;
+            }
+        }
+        if let Some((_, key)) = best {
+            return Some(key);
+        }
+        // Only stale entries drawn: compact the volatile slots, take any live one.
+        for slot in self.tables.iter_mut().flatten() {
+            slot.compact();
+        }
+        self.tables
+            .iter()
+            .flatten()
+            .find_map(|s| s.deadlines.peek())
+            .map(|Reverse((_, k))| k.clone())
+    }
+
+    /// The `allkeys-*` candidate: sampled from the slots' tables by position.
+    fn any_candidate(&self, policy: Eviction) -> Option<Box<[u8]>> {
+        if self.keys == 0 {
+            return None;
+        }
+        let mut rng = rand::rng();
+        let mut best: Option<(u64, Box<[u8]>)> = None;
+        let mut found = 0;
+        for idx in self.sample_slots() {
+            let Some(slot) = self.tables[idx].as_deref().filter(|s| !s.map.is_empty()) else {
+                continue;
+            };
+            let Some((key, e)) = slot.map.at(rng.random_range(0..slot.map.len())) else {
+                continue;
+            };
+            let score = policy.score(e);
+            if best.as_ref().is_none_or(|(b, _)| score < *b) {
+                best = Some((score, Box::from(key.as_bytes())));
+            }
+            found += 1;
+            if found == EVICTION_SAMPLES {
+                break;
+            }
+        }
+        best.map(|(_, key)| key)
     }
 
     /// Deletes every entry: the old slot tables go to [`lazyfree`] whole
@@ -958,7 +1061,7 @@ mod tests {
         let mut evicted_old = 0;
         for _ in 0..50 {
             let before = ks.len();
-            assert!(ks.evict_one(t0 + 100_000).unwrap() > 0);
+            assert!(ks.evict_one(t0 + 100_000, Eviction::VolatileLru).unwrap() > 0);
             assert_eq!(ks.len(), before - 1);
             evicted_old = (0..50)
                 .filter(|i| ks.peek(format!("old:{i}").as_bytes()).is_none())
@@ -969,10 +1072,57 @@ mod tests {
             evicted_old >= 35,
             "only {evicted_old} of 50 evictions took old keys"
         );
-        while ks.evict_one(t0 + 100_000).is_some() {}
+        while ks.evict_one(t0 + 100_000, Eviction::VolatileLru).is_some() {}
         assert_eq!(ks.len(), 50, "keys without TTL are never evicted");
         assert_eq!(ks.stats.evicted, 100);
         assert!((0..50).all(|i| ks.peek(format!("persistent:{i}").as_bytes()).is_some()));
+    }
+
+    #[test]
+    fn eviction_policies_choose_their_candidates() {
+        let t0 = 1_000_000;
+        let gone = |ks: &Keyspace, prefix: &str| {
+            (0..50)
+                .filter(|i| ks.peek(format!("{prefix}:{i}").as_bytes()).is_none())
+                .count()
+        };
+        // allkeys-lru: keys without a TTL too, the least recently used first.
+        let mut ks = Keyspace::whole();
+        for i in 0..50 {
+            ks.insert(format!("old:{i}").as_bytes(), s("v"), 0, t0);
+            ks.insert(format!("new:{i}").as_bytes(), s("v"), 0, t0 + 100_000);
+        }
+        for _ in 0..50 {
+            assert!(ks.evict_one(t0 + 100_000, Eviction::AllkeysLru).is_some());
+        }
+        assert!(
+            gone(&ks, "old") >= 35,
+            "{} old keys evicted",
+            gone(&ks, "old")
+        );
+        while ks.evict_one(t0, Eviction::AllkeysRandom).is_some() {}
+        assert_eq!(ks.len(), 0, "allkeys-random empties the keyspace");
+        assert_eq!(ks.used_bytes(), 0);
+        // volatile-ttl: the nearest deadline first; volatile-random and
+        // noeviction never take a key without one.
+        for i in 0..50 {
+            ks.insert(format!("soon:{i}").as_bytes(), s("v"), t0 + 1_000, t0);
+            ks.insert(format!("late:{i}").as_bytes(), s("v"), t0 + 1_000_000, t0);
+            ks.insert(format!("kept:{i}").as_bytes(), s("v"), 0, t0);
+        }
+        assert!(ks.evict_one(t0, Eviction::NoEviction).is_none());
+        for _ in 0..50 {
+            assert!(ks.evict_one(t0, Eviction::VolatileTtl).is_some());
+        }
+        assert!(
+            gone(&ks, "soon") >= 35,
+            "{} soon keys evicted",
+            gone(&ks, "soon")
+        );
+        while ks.evict_one(t0, Eviction::VolatileRandom).is_some() {}
+        assert_eq!(ks.len(), 50);
+        assert_eq!(gone(&ks, "kept"), 0);
+        assert_eq!(ks.stats.evicted, 200);
     }
 
     #[test]
@@ -1107,7 +1257,7 @@ mod tests {
         ks.insert(b"e3", big_set(), 1_000_000, 0);
         assert!(ks.get(b"e1", 10).is_none());
         assert_eq!(ks.active_expire(10, 100), 1);
-        assert!(ks.evict_one(10).is_some());
+        assert!(ks.evict_one(10, Eviction::VolatileLru).is_some());
         assert_eq!(deferred_here(), n + 6);
         assert_eq!(ks.len(), 2);
         assert_eq!(

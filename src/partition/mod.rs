@@ -23,7 +23,7 @@ pub mod stream;
 pub mod value;
 pub mod zset;
 
-pub use keyspace::{Entry, EntryMut, Keyspace, KeyspaceStats};
+pub use keyspace::{Entry, EntryMut, Eviction, Keyspace, KeyspaceStats};
 pub use slot::{ClusterMode, SLOTS, key_slot};
 pub use stream::{StreamId, StreamValue};
 pub use value::{HashValue, ListValue, SetValue, Value, ValueType};

@@ -81,7 +81,7 @@ use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
-use crate::partition::{ClusterMode, Entry, Keyspace, KeyspaceStats, SLOTS, key_slot};
+use crate::partition::{ClusterMode, Entry, Eviction, Keyspace, KeyspaceStats, SLOTS, key_slot};
 use crate::pubsub::monitor::Monitors;
 use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{Delivery, LocalHub, MessageHub};
@@ -532,10 +532,12 @@ impl PartitionHandle {
             .unwrap_or(0)
     }
 
-    /// Evicts one volatile key (see [`Keyspace::evict_one`]); `None` if none
-    /// can be or the partition is busy.
-    pub fn evict_one(&self, now: u64) -> Option<usize> {
-        self.inner().try_with_ks(|ks| ks.evict_one(now)).flatten()
+    /// Evicts one key as `policy` chooses (see [`Keyspace::evict_one`]);
+    /// `None` if none can be or the partition is busy.
+    pub fn evict_one(&self, now: u64, policy: Eviction) -> Option<usize> {
+        self.inner()
+            .try_with_ks(|ks| ks.evict_one(now, policy))
+            .flatten()
     }
 }
 
@@ -1568,11 +1570,12 @@ impl CachePool {
             .count()
     }
 
-    /// Evicts one volatile key from some partition; `None` if none can be.
-    pub fn evict_one(&self, now: u64) -> Option<usize> {
+    /// Evicts one key from some partition as `policy` chooses; `None` if
+    /// none can be.
+    pub fn evict_one(&self, now: u64, policy: Eviction) -> Option<usize> {
         let parts = self.partitions();
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
-        (0..parts.len()).find_map(|i| parts[(start + i) % parts.len()].evict_one(now))
+        (0..parts.len()).find_map(|i| parts[(start + i) % parts.len()].evict_one(now, policy))
     }
 
     /// Sum of the partitions' figures.

@@ -1,6 +1,7 @@
-//! `ACL`: what a client may ask about the users of its own cache. Users are
-//! created and changed through the control API, so `ACL SETUSER`,
-//! `DELUSER`, `LOAD` and `SAVE` are refused with a pointer to it.
+//! `ACL`: the users of the caller's own cache. `ACL SETUSER` and `DELUSER`
+//! change the same users the control API does (`/v1/caches/<cache>/users`;
+//! only a user whose rules allow `acl` may, as in Redis: the token holder
+//! does). There is no ACL file, so `LOAD` and `SAVE` are refused.
 
 use bytes::Bytes;
 use rand::Rng;
@@ -30,7 +31,8 @@ const ACL_SUBS: Subcommands = &[
     ("save", 2),
 ];
 
-/// ACL CAT | WHOAMI | LOG | DRYRUN | GETUSER | LIST | USERS | GENPASS | HELP
+/// ACL CAT | WHOAMI | LOG | DRYRUN | GETUSER | LIST | USERS | GENPASS |
+/// SETUSER | DELUSER | HELP
 pub fn acl(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cache = conn
         .session
@@ -56,6 +58,27 @@ pub fn acl(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
                 .collect(),
         )),
         "genpass" => genpass(args.get(2)),
+        "setuser" => {
+            let rules: Vec<String> = args[3..]
+                .iter()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .collect();
+            cache
+                .set_user_rules(&String::from_utf8_lossy(&args[2]), &rules)
+                .map_err(|e| OpError::Text(format!("ERR {e}")))?;
+            Ok(Reply::ok())
+        }
+        "deluser" => {
+            let mut deleted = 0;
+            for name in &args[2..] {
+                let name = String::from_utf8_lossy(name);
+                if name == "default" {
+                    return Err(OpError::Static(reply::DEFAULT_USER_FIXED));
+                }
+                deleted += i64::from(cache.delete_user(&name).is_ok());
+            }
+            Ok(Reply::Int(deleted))
+        }
         "help" => Ok(help_reply(&[
             "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "CAT [<category>]",
@@ -76,11 +99,14 @@ pub fn acl(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
             "    List all the registered usernames.",
             "WHOAMI",
             "    Return the current connection username.",
-            "(Users are created and changed through the control API.)",
+            "SETUSER <username> <attribs> ...",
+            "    Create or modify a user with the specified attributes.",
+            "DELUSER <username> [<username> ...]",
+            "    Delete a list of users.",
             "HELP",
             "    Print this help.",
         ])),
-        _ => Err(OpError::Static(reply::ACL_MANAGED_BY_API)),
+        _ => Err(OpError::Static(reply::NO_ACL_FILE)),
     }
 }
 

@@ -887,14 +887,17 @@ impl Connection<'_> {
     }
 
     pub fn exec_options(&self, now: u64) -> ExecOptions {
-        // Growth allowed before the storage maximum (checked by the writes
-        // that allocate more than their request carries).
-        let room = self.session.cache.as_ref().map_or(u64::MAX, |c| {
-            match c.limits().max_storage_bytes() {
+        // Growth allowed before the memory limit (checked by the writes that
+        // allocate more than their request carries), with the overshoot a
+        // write may make past it.
+        let room = self
+            .session
+            .cache
+            .as_ref()
+            .map_or(u64::MAX, |c| match c.memory_limit() {
                 0 => u64::MAX,
-                max => max.saturating_sub(c.pool.used_bytes()),
-            }
-        });
+                max => (max + GROWTH_OVERSHOOT).saturating_sub(c.pool.used_bytes()),
+            });
         ExecOptions {
             now,
             resp3: self.session.protocol == Protocol::Resp3,
@@ -1307,15 +1310,24 @@ const QUEUED_OVERHEAD: u64 = 64;
 /// Memory per queued argument besides its bytes (a `Bytes` handle).
 const ARG_OVERHEAD: u64 = 32;
 
+/// How far past its memory limit a write may grow what it writes beyond its
+/// request (SETBIT, SETRANGE, APPEND...), as a SET may overshoot by its own
+/// bytes: Redis checks `maxmemory` before a command, not during it. Only a
+/// cache within its limit runs writes at all, so one write's overshoot is
+/// the most a cache carries.
+const GROWTH_OVERSHOOT: u64 = 1024 * 1024;
+
 /// Most keys one write may evict before it is refused.
 const MAX_EVICTIONS_PER_WRITE: usize = 4096;
 
-/// Evicts volatile keys until a write of about `incoming` bytes fits under
-/// the cache's storage maximum. If nothing more can be evicted, the write is
-/// still allowed while usage is within the maximum (it may be an overwrite;
-/// Redis checks the same way), and refused once usage is over it.
+/// Evicts keys (as the cache's `maxmemory-policy` chooses) until a write of
+/// about `incoming` bytes fits under the cache's memory limit. If nothing
+/// more can be evicted, the write is still allowed while usage is within the
+/// limit (it may be an overwrite; Redis checks the same way), and refused
+/// once usage is over it.
 fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
-    let max = cache.limits().max_storage_bytes();
+    let max = cache.memory_limit();
+    let policy = cache.server.config.eviction();
     if max == 0 {
         return true;
     }
@@ -1323,7 +1335,7 @@ fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
         if cache.pool.used_bytes() + incoming <= max {
             return true;
         }
-        if cache.pool.evict_one(now).is_none() {
+        if cache.pool.evict_one(now, policy).is_none() {
             break;
         }
     }

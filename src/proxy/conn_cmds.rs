@@ -172,18 +172,26 @@ fn ping(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
 }
 
-/// Logs the connection in. `user` is a cache name (its default user, with
-/// the cache's token; an open cache takes any password, as Redis's `nopass`
-/// default user), `<cache>.<user>` (a named user), or `None` (a token
-/// alone finds its cache). A source that keeps failing waits first
+/// Logs the connection in. `user` is a user of the cache the connection is
+/// already in, a cache name (its default user, with the cache's token; an
+/// open cache takes any password, as Redis's `nopass` default user),
+/// `<cache>.<user>` (a named user), or `None` (a token alone finds its
+/// cache). A source that keeps failing waits first
 /// ([`crate::acl::guard`]); failures are counted, logged (never the secret)
 /// and kept in the cache's `ACL LOG`.
 async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), OpError> {
     let login = user.map(|u| String::from_utf8_lossy(u).into_owned());
-    let (cache_name, user_name) = match login.as_deref().map(|l| l.split_once('.')) {
-        Some(Some((c, u))) => (c.to_string(), Some(u.to_string())),
-        Some(None) => (login.clone().unwrap_or_default(), None),
-        None => (String::new(), None),
+    // A bare name is first a user of the cache the connection is in (as
+    // `AUTH <user> <password>` on a Redis server), then a cache's name.
+    let bound_user = login.as_deref().and_then(|name| {
+        let cache = conn.session.cache.as_ref()?;
+        cache.user(name).is_some().then(|| cache.name.clone())
+    });
+    let (cache_name, user_name) = match (bound_user, login.as_deref().map(|l| l.split_once('.'))) {
+        (Some(cache), _) => (cache, login.clone()),
+        (None, Some(Some((c, u)))) => (c.to_string(), Some(u.to_string())),
+        (None, Some(None)) => (login.clone().unwrap_or_default(), None),
+        (None, None) => (String::new(), None),
     };
     let ip = conn.session.peer.ip();
     // Failures are kept per existing cache (a name a client makes up is

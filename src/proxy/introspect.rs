@@ -49,9 +49,11 @@ fn param_value(conn: &Connection<'_>, cache: &Cache, p: &'static Param) -> Strin
             .busy_threshold(conn.shared.busy_threshold)
             .as_millis()
             .to_string(),
+        Source::PerCache(_) if p.canonical().name == "maxmemory" => {
+            cache.memory_limit().to_string()
+        }
         Source::PerCache(_) => cache.server.config.get(p),
         Source::Live(live) => match live {
-            Live::MaxMemory => cache.limits().max_storage_bytes().to_string(),
             Live::Port => conn.session.local.port().to_string(),
             Live::MaxClients => conn.shared.max_clients_per_cache.to_string(),
             Live::ProtoMaxBulkLen => conn.shared.decoder.limits.max_bulk_len.to_string(),
@@ -318,7 +320,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
         }
         "memory" => {
             let used = totals.used_bytes as u64;
-            let max = cache.map_or(0, |c| c.limits().max_storage_bytes());
+            let max = cache.map_or(0, |c| c.memory_limit());
             let clients = load(|c| c.usage.client_memory.load(Ordering::Relaxed));
             // As Redis's: everything the cache holds, its clients' buffers
             // included; the dataset alone is what the storage maximum caps.
@@ -338,8 +340,13 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("number_of_cached_scripts", scripts.to_string()),
                 ("maxmemory", max.to_string()),
                 ("maxmemory_human", human_bytes(max)),
-                ("maxmemory_policy", "volatile-lru".into()),
+                (
+                    "maxmemory_policy",
+                    cache.map_or("volatile-lru", |c| c.server.config.eviction().name()).into(),
+                ),
                 ("mem_fragmentation_ratio", "1.00".into()),
+                // No AOF or replication buffers beside the dataset.
+                ("mem_not_counted_for_evict", "0".into()),
                 ("mem_allocator", "libc".into()),
                 ("lazyfree_pending_objects", "0".into()),
                 ("lazyfreed_objects", "0".into()),

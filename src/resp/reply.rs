@@ -43,9 +43,10 @@ pub const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client alre
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 pub const NOPERM_KEY: &str = "NOPERM No permissions to access a key";
 pub const NOPERM_CHANNEL: &str = "NOPERM No permissions to access a channel";
-/// `ACL SETUSER`/`DELUSER`/`LOAD`/`SAVE`: users are the control API's.
-pub const ACL_MANAGED_BY_API: &str =
-    "ERR users are managed through the control API (/v1/caches/<cache>/users), not from a client";
+/// `ACL LOAD`/`SAVE`: users live in the cache, not in a file.
+pub const NO_ACL_FILE: &str = "ERR This cache keeps no ACL file: its users are changed with ACL SETUSER and DELUSER or through the control API (/v1/caches/<cache>/users)";
+/// `ACL DELUSER default` (Redis's words): the default user is the token holder.
+pub const DEFAULT_USER_FIXED: &str = "ERR The 'default' user cannot be removed";
 pub const PROTOVER_NOT_INTEGER: &str = "ERR Protocol version is not an integer or out of range";
 pub const INVALID_COMMAND_SPECIFIED: &str = "ERR Invalid command specified";
 pub const INVALID_ARGUMENTS: &str = "ERR Invalid number of arguments specified for command";
