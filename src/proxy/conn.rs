@@ -834,13 +834,15 @@ impl Connection<'_> {
             me.blocked.store(false, Ordering::Release);
         }
         let now = now_ms();
-        // Make room: writes that grow data respect the storage maximum.
-        if let Some(cache) = &cache
-            && spec.has(flags::DENY_OOM)
-            && super::scripting::denies_oom(cache, spec, args)
-            && !make_room(cache, req.wire_len as u64, now)
-        {
-            return Outcome::rejected(Reply::err(reply::OOM), Rejection::Oom);
+        // Make room: a cache over its memory limit evicts before any
+        // command (as Redis does), and writes that grow data need room.
+        if let Some(cache) = &cache {
+            let write =
+                spec.has(flags::DENY_OOM) && super::scripting::denies_oom(cache, spec, args);
+            let incoming = if write { req.wire_len as u64 } else { 0 };
+            if !make_room(cache, incoming, now) && write {
+                return Outcome::rejected(Reply::err(reply::OOM), Rejection::Oom);
+            }
         }
         // Route and execute (a blocking command waits for its keys).
         let executed = match (spec.exec, &cache) {
@@ -1320,8 +1322,9 @@ const GROWTH_OVERSHOOT: u64 = 1024 * 1024;
 /// Most keys one write may evict before it is refused.
 const MAX_EVICTIONS_PER_WRITE: usize = 4096;
 
-/// Evicts keys (as the cache's `maxmemory-policy` chooses) until a write of
-/// about `incoming` bytes fits under the cache's memory limit. If nothing
+/// Evicts keys (as the cache's `maxmemory-policy` chooses) until a command
+/// bringing about `incoming` bytes (0 for one that does not write) fits
+/// under the cache's memory limit. If nothing
 /// more can be evicted, the write is still allowed while usage is within the
 /// limit (it may be an overwrite; Redis checks the same way), and refused
 /// once usage is over it.
