@@ -146,9 +146,9 @@ impl Connection<'_> {
         let mut stall_deadline: Option<tokio::time::Instant> = None;
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
         let killed = self.session.handle.kill.clone();
-        // Fires at most once per IDLE_BUFFER_AFTER; reset only when it
-        // fires, so requests pay no timer work.
-        let idle_timer = tokio::time::sleep(IDLE_BUFFER_AFTER);
+        // Fires at most once per BUFFER_CHECK; reset only when it fires, so
+        // requests pay no timer work.
+        let idle_timer = tokio::time::sleep(BUFFER_CHECK);
         tokio::pin!(idle_timer);
         // The read buffer's allocation (`BytesMut::capacity` shrinks as
         // requests are consumed from its front), what CLIENT LIST shows of
@@ -314,9 +314,7 @@ impl Connection<'_> {
                     // goes, and a busy one's shrinks back to a chunk if its
                     // requests since the last check used under half of it
                     // (as Redis resizes query buffers).
-                    let now = tokio::time::Instant::now();
-                    let due = tokio::time::Instant::from_std(arrived) + IDLE_BUFFER_AFTER;
-                    if rbuf.is_empty() && due <= now {
+                    if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {
                         release(std::mem::take(rbuf));
                         allocated = 0;
                     } else if rbuf.is_empty() && allocated > 2 * READ_CHUNK && peak < allocated / 2 {
@@ -324,7 +322,7 @@ impl Connection<'_> {
                         allocated = READ_CHUNK;
                     }
                     peak = 0;
-                    idle_timer.as_mut().reset(due.max(now + IDLE_BUFFER_AFTER / 2));
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + BUFFER_CHECK);
                 }
                 () = sleep_until_some(stall_deadline), if stall_deadline.is_some() => {}
                 () = news => {}
@@ -1375,6 +1373,10 @@ const GROWTH_OVERSHOOT: u64 = 1024 * 1024;
 /// How long a connection with nothing buffered keeps its read buffer
 /// (Redis frees an idle client's query buffer after 2 s).
 const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
+
+/// How often a busy connection checks whether its read buffer is too big
+/// for what its requests use (Redis checks each client about once a second).
+const BUFFER_CHECK: Duration = Duration::from_millis(500);
 
 /// Most keys one write may evict before it is refused.
 const MAX_EVICTIONS_PER_WRITE: usize = 4096;
