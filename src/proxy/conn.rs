@@ -500,7 +500,7 @@ impl Connection<'_> {
         } else if mode_after == ReplyMode::SkipThis {
             self.session.reply_mode = ReplyMode::On;
         }
-        self.record_stats(&req, &reply, &billing, elapsed);
+        self.record_stats(&req, &reply, &billing, started, elapsed);
         // Messages this command caused for this very connection (a PUBLISH
         // to itself, a keyspace event of its write) go before its reply,
         // as in Redis.
@@ -549,7 +549,7 @@ impl Connection<'_> {
                 } else {
                     &cache.metrics.read_duration
                 };
-                histogram.record(started.elapsed().as_secs_f64());
+                histogram.record(elapsed.as_secs_f64());
             }
             Billing::Queued {
                 spec,
@@ -651,7 +651,14 @@ impl Connection<'_> {
 
     /// Statistics of a command run or refused: INFO commandstats and
     /// errorstats, the slow log, latency events, and what CLIENT LIST shows.
-    fn record_stats(&self, req: &Request, reply: &Reply, billing: &Billing, elapsed: Duration) {
+    fn record_stats(
+        &self,
+        req: &Request,
+        reply: &Reply,
+        billing: &Billing,
+        started: Instant,
+        elapsed: Duration,
+    ) {
         let Some(cache) = &self.session.cache else {
             return;
         };
@@ -668,7 +675,7 @@ impl Connection<'_> {
             Some(sub) => std::borrow::Cow::Owned(format!("{}|{sub}", spec.name)),
             None => std::borrow::Cow::Borrowed(spec.name),
         };
-        super::introspect::sync_view(self, &name);
+        super::introspect::sync_view(self, &name, started);
         match billing {
             Billing::Rejected(_) => server.record_rejected(spec, sub.as_deref()),
             Billing::Queued { .. } => {}
@@ -781,13 +788,17 @@ impl Connection<'_> {
                 0
             },
         );
-        let max_wait = self
-            .shared
-            .throttle_max_wait
-            .saturating_sub(arrived.elapsed());
         if let Some(cache) = cache.as_ref().filter(|_| metered)
             && let Some(limiter) = cache.limiter()
-            && limiter.admit(upfront, max_wait).await.is_err()
+            && limiter
+                .admit(
+                    upfront,
+                    self.shared
+                        .throttle_max_wait
+                        .saturating_sub(arrived.elapsed()),
+                )
+                .await
+                .is_err()
             && prepaid == 0
         {
             let reply = Reply::err_owned(reply::throttled(&cache.name, limiter.max_ecpu_per_sec));

@@ -666,14 +666,14 @@ pub fn client_line(conn: &Connection<'_>) -> String {
 }
 
 /// Copies the session's client state into its handle (what other clients
-/// of the cache see), after each command.
-pub fn sync_view(conn: &Connection<'_>, cmd: &str) {
+/// of the cache see), after each command; `at` is when it started.
+pub fn sync_view(conn: &Connection<'_>, cmd: &str, at: std::time::Instant) {
     let s = &conn.session;
     let mut v = s.handle.view.lock();
     v.name.clone_from(&s.name);
     v.lib_name.clone_from(&s.lib_name);
     v.lib_ver.clone_from(&s.lib_ver);
-    v.last_active = std::time::Instant::now();
+    v.last_active = at;
     if v.last_cmd != cmd {
         v.last_cmd = cmd.to_string();
     }
@@ -685,7 +685,7 @@ pub fn sync_view(conn: &Connection<'_>, cmd: &str) {
 
 /// This connection's `CLIENT INFO` line.
 pub fn client_info(conn: &Connection<'_>) -> String {
-    sync_view(conn, "client|info");
+    sync_view(conn, "client|info", std::time::Instant::now());
     conn.session.handle.view.lock().qbuf = conn.session.request_len;
     conn.session.handle.line(&user(conn))
 }
@@ -693,7 +693,7 @@ pub fn client_info(conn: &Connection<'_>) -> String {
 /// CLIENT LIST [TYPE type] [ID id...]
 pub fn client_list(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cache = bound(conn)?;
-    sync_view(conn, "client|list");
+    sync_view(conn, "client|list", std::time::Instant::now());
     conn.session.handle.view.lock().qbuf = conn.session.request_len;
     let mut ids: Option<Vec<u64>> = None;
     let mut normal_only = true;

@@ -96,6 +96,13 @@ pub struct Mailbox {
     monitor: AtomicBool,
     limits: OutputLimits,
     inbox: Mutex<Inbox>,
+    /// Set (under the inbox lock) when messages were queued or the mailbox
+    /// was dropped; cleared when the connection takes them. Every client
+    /// of a cache has a mailbox: one that never hears anything takes the
+    /// lock for nothing on each request without this.
+    news: AtomicBool,
+    /// Set (under the lock) when messages wait for after the reply.
+    deferred_news: AtomicBool,
     wake: tokio::sync::Notify,
 }
 
@@ -141,6 +148,8 @@ impl Mailbox {
             monitor: AtomicBool::new(false),
             limits,
             inbox: Mutex::default(),
+            news: AtomicBool::new(false),
+            deferred_news: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -199,8 +208,13 @@ impl Mailbox {
         let kept = !inbox.check(total, &self.limits);
         if kept && after_reply {
             inbox.deferred.extend_from_slice(bytes);
+            self.deferred_news.store(true, Ordering::Release);
         } else if kept {
             inbox.queued.extend_from_slice(bytes);
+        }
+        if !(kept && after_reply) {
+            // Queued, or dropped: either way the connection must look.
+            self.news.store(true, Ordering::Release);
         }
         drop(inbox);
         self.wake.notify_one();
@@ -209,6 +223,12 @@ impl Mailbox {
 
     /// What waits for after the current reply.
     pub fn take_deferred(&self) -> BytesMut {
+        // A plain load first: the swap is a full barrier on x86.
+        if !self.deferred_news.load(Ordering::Acquire)
+            || !self.deferred_news.swap(false, Ordering::Acquire)
+        {
+            return BytesMut::new();
+        }
         self.inbox.lock().deferred.split()
     }
 
@@ -217,6 +237,11 @@ impl Mailbox {
     /// unwritten (`pending_out`; after a take the messages are among them).
     /// `Err` once the subscriber has been dropped.
     pub fn take(&self, pending_out: usize, room: bool) -> Result<BytesMut, Dropped> {
+        // Nothing queued, not dropped, and no limit on the output itself:
+        // nothing to take or check.
+        if !self.news.load(Ordering::Acquire) && !self.whole_output_limited() {
+            return Ok(BytesMut::new());
+        }
         let mut inbox = self.inbox.lock();
         let counted = if self.whole_output_limited() {
             pending_out
@@ -232,11 +257,19 @@ impl Mailbox {
             return Ok(BytesMut::new());
         }
         inbox.pending_out = inbox.queued.len() + pending_out;
+        self.news.store(false, Ordering::Relaxed);
+        if inbox.queued.is_empty() {
+            return Ok(BytesMut::new());
+        }
         Ok(inbox.queued.split())
     }
 
     /// The connection's unwritten reply bytes now (after it wrote some).
     pub fn set_pending(&self, pending_out: usize) {
+        // Only the limits of a subscriber or a monitor count it.
+        if !self.whole_output_limited() {
+            return;
+        }
         let mut inbox = self.inbox.lock();
         inbox.pending_out = pending_out;
     }
