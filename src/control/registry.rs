@@ -526,7 +526,7 @@ impl Registry {
                 token_hashes: hashes.clone(),
             }),
             pool: CachePool::with_mode(self.initial_partitions, req.cluster_mode),
-            metrics: self.metrics.for_cache(&req.name),
+            metrics: self.metrics.for_cache(&req.name, req.engine.as_str()),
             usage: Usage::default(),
             scripts: ScriptStore::default(),
             functions: FunctionStore::default(),
@@ -578,6 +578,7 @@ impl Registry {
             .iter()
             .map(|c| CacheFigures {
                 name: &c.name,
+                engine: c.engine.as_str(),
                 usage: &c.usage,
                 totals: c.pool.totals(),
                 partitions: c.pool.partitions().len(),

@@ -218,6 +218,9 @@ async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> R
     } else {
         registry.get(&cache_name)
     };
+    // A memcached-engine cache is reached on the Memcached port only: a
+    // RESP login into it fails as a wrong password would.
+    let cache = cache.filter(|c| c.engine == crate::control::registry::Engine::Redis);
     let found = cache.clone().and_then(|cache| match &user_name {
         Some(u) => {
             let user = cache.user(u)?;
