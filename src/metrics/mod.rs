@@ -282,7 +282,13 @@ impl Metrics {
                 );
             }
             self.counter(UNMETERED_COMMANDS_TOTAL, &cache, load(&u.unmetered));
-            self.counter(AUTH_FAILURES_TOTAL, &cache, load(&u.auth_failures));
+            // (Without `engine`: the failures of logins naming no known
+            // cache share this metric under `cache=""`.)
+            self.counter(
+                AUTH_FAILURES_TOTAL,
+                &[("cache", c.name)],
+                load(&u.auth_failures),
+            );
             self.counter(
                 THROTTLED_COMMANDS_TOTAL,
                 &cache,
