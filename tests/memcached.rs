@@ -48,7 +48,16 @@ impl RealMemcached {
                 .expect("a free port")
                 .port();
             let mut cmd = Command::new("memcached");
-            cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-t", "1"]);
+            cmd.args([
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+                "-t",
+                "1",
+            ]);
             // As root (CI containers), memcached wants a user to run as.
             if std::env::var("USER").as_deref() == Ok("root") || is_root() {
                 cmd.args(["-u", "root"]);
@@ -132,7 +141,9 @@ async fn exchange_lines(s: &mut TcpStream, input: &[u8], lines: usize) -> Vec<u8
             }
         }
     };
-    tokio::time::timeout(DEADLINE, read).await.expect("a reply in time");
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("a reply in time");
     out
 }
 
@@ -204,8 +215,12 @@ async fn storage_commands_answer_as_memcached() {
         setup.push_str(&format!("set {k} 0 0 {}\r\n{k}\r\n", k.len()));
     }
     p.same(&setup).await;
-    p.same(&format!("get {}\r\ngets {}\r\n", keys.join(" "), keys.join("  ")))
-        .await;
+    p.same(&format!(
+        "get {}\r\ngets {}\r\n",
+        keys.join(" "),
+        keys.join("  ")
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -301,8 +316,11 @@ async fn a_line_without_end_closes_the_connection_but_a_long_get_does_not() {
     }
     // A multi-get line of 10 kB is read whole.
     let keys: Vec<String> = (0..1000).map(|i| format!("key{i:05}")).collect();
-    p.same(&format!("set key00007 0 0 1\r\nx\r\nget {}\r\n", keys.join(" ")))
-        .await;
+    p.same(&format!(
+        "set key00007 0 0 1\r\nx\r\nget {}\r\n",
+        keys.join(" ")
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -315,7 +333,8 @@ async fn exptimes_read_as_memcached() {
     for case in [
         // Negative: expired at once (a set stores nothing, an add fails on
         // a live item).
-        "set e1 0 -1 1\r\nx\r\nget e1\r\nset e1 0 0 1\r\ny\r\nadd e1 0 -1 1\r\nz\r\nget e1\r\n".to_string(),
+        "set e1 0 -1 1\r\nx\r\nget e1\r\nset e1 0 0 1\r\ny\r\nadd e1 0 -1 1\r\nz\r\nget e1\r\n"
+            .to_string(),
         // Up to 30 days: relative.
         "set e2 0 2592000 1\r\nx\r\nmg e2 t v\r\n".to_string(),
         // Beyond: an absolute Unix time (in the past here: gone).
@@ -391,7 +410,10 @@ async fn noreply_and_pipelining_answer_as_memcached() {
     // Many requests in one write: replies in order.
     let mut input = String::new();
     for i in 0..200 {
-        input.push_str(&format!("set p{i} {i} 0 {}\r\nv{i}\r\nget p{i}\r\n", format!("v{i}").len()));
+        input.push_str(&format!(
+            "set p{i} {i} 0 {}\r\nv{i}\r\nget p{i}\r\n",
+            format!("v{i}").len()
+        ));
         if i % 7 == 0 {
             input.push_str(&format!("incr p{i} 1\r\ndelete p{i}\r\n"));
         }
@@ -429,16 +451,41 @@ async fn flush_all_and_misc_commands_answer_as_memcached() {
 #[tokio::test]
 async fn stats_show_the_fields_exporters_read() {
     let p = Pair::start().await;
-    let ours = String::from_utf8(exchange(p.mc(), b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\nstats\r\n").await).expect("utf8");
-    let real = String::from_utf8(exchange(p.real.addr, b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\nstats\r\n").await).expect("utf8");
+    let ours = String::from_utf8(
+        exchange(p.mc(), b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\nstats\r\n").await,
+    )
+    .expect("utf8");
+    let real = String::from_utf8(
+        exchange(
+            p.real.addr,
+            b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\nstats\r\n",
+        )
+        .await,
+    )
+    .expect("utf8");
     let field = |text: &str, name: &str| -> Option<String> {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("STAT {name} ")).map(str::to_string))
     };
     for name in [
-        "pid", "uptime", "time", "version", "curr_connections", "total_connections",
-        "cmd_get", "cmd_set", "get_hits", "get_misses", "curr_items", "total_items",
-        "bytes", "limit_maxbytes", "evictions", "threads", "bytes_read", "bytes_written",
+        "pid",
+        "uptime",
+        "time",
+        "version",
+        "curr_connections",
+        "total_connections",
+        "cmd_get",
+        "cmd_set",
+        "get_hits",
+        "get_misses",
+        "curr_items",
+        "total_items",
+        "bytes",
+        "limit_maxbytes",
+        "evictions",
+        "threads",
+        "bytes_read",
+        "bytes_written",
     ] {
         assert!(field(&real, name).is_some(), "memcached has {name}");
         assert!(field(&ours, name).is_some(), "stratus has {name}: {ours}");
@@ -450,10 +497,16 @@ async fn stats_show_the_fields_exporters_read() {
     for sub in ["settings", "items", "slabs"] {
         let ours = String::from_utf8(exchange(p.mc(), format!("stats {sub}\r\n").as_bytes()).await)
             .expect("utf8");
-        assert!(ours.starts_with("STAT ") && ours.ends_with("END\r\n"), "{ours}");
+        assert!(
+            ours.starts_with("STAT ") && ours.ends_with("END\r\n"),
+            "{ours}"
+        );
     }
     let settings = String::from_utf8(exchange(p.mc(), b"stats settings\r\n").await).expect("utf8");
-    assert_eq!(field(&settings, "item_size_max").as_deref(), Some("1048576"));
+    assert_eq!(
+        field(&settings, "item_size_max").as_deref(),
+        Some("1048576")
+    );
     assert!(field(&settings, "maxbytes").is_some());
 }
 
@@ -511,8 +564,15 @@ async fn the_explicit_cas_flag_sets_the_items_cas() {
     );
     // Also later than 1.6.18: `N` on an append vivifies a missing item
     // ("N(token): if in append mode, autovivify on miss with supplied TTL").
-    let r = exchange(mc, b"ms ap 1 MA N0\r\nx\r\nmg ap v\r\nms ap 1 MA N0\r\ny\r\nmg ap v\r\n").await;
-    assert_eq!(String::from_utf8_lossy(&r), "HD\r\nVA 1\r\nx\r\nHD\r\nVA 2\r\nxy\r\n");
+    let r = exchange(
+        mc,
+        b"ms ap 1 MA N0\r\nx\r\nmg ap v\r\nms ap 1 MA N0\r\ny\r\nmg ap v\r\n",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&r),
+        "HD\r\nVA 1\r\nx\r\nHD\r\nVA 2\r\nxy\r\n"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -551,7 +611,10 @@ async fn authentication_is_memcacheds_text_protocol_one() {
     let mut c = TcpStream::connect(mc).await.expect("connect");
     // Before authenticating, every command is refused (the line consumed).
     let r = exchange_lines(&mut c, b"get a\r\nversion\r\n", 2).await;
-    assert_eq!(r, b"CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n");
+    assert_eq!(
+        r,
+        b"CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n"
+    );
     // A wrong password keeps the connection open.
     let r = exchange_lines(&mut c, b"set x 0 0 8\r\nmc wrong\r\n", 1).await;
     assert_eq!(r, b"CLIENT_ERROR authentication failure\r\n");
@@ -621,21 +684,45 @@ async fn the_control_api_checks_engine_and_item_size() {
     let http = Http::new(s.http_addr);
     for (body, status) in [
         (r#"{"name": "a", "engine": "couchbase"}"#, 400),
-        (r#"{"name": "a", "engine": "memcached", "item_size_max": 100}"#, 400),
-        (r#"{"name": "a", "engine": "memcached", "item_size_max": 134217729}"#, 400),
+        (
+            r#"{"name": "a", "engine": "memcached", "item_size_max": 100}"#,
+            400,
+        ),
+        (
+            r#"{"name": "a", "engine": "memcached", "item_size_max": 134217729}"#,
+            400,
+        ),
         (r#"{"name": "a", "item_size_max": 2048}"#, 400),
-        (r#"{"name": "a", "engine": "memcached", "item_size_max": 2048}"#, 201),
+        (
+            r#"{"name": "a", "engine": "memcached", "item_size_max": 2048}"#,
+            201,
+        ),
     ] {
         let r = http.post("/v1/caches", body).await;
         assert_eq!(r.status, status, "{body}: {}", r.text());
     }
-    assert_eq!(http.patch("/v1/caches/a", r#"{"engine": "redis"}"#).await.status, 400);
-    assert_eq!(http.patch("/v1/caches/a", r#"{"item_size_max": 1}"#).await.status, 400);
-    let r = http.patch("/v1/caches/a", r#"{"item_size_max": 4096}"#).await;
+    assert_eq!(
+        http.patch("/v1/caches/a", r#"{"engine": "redis"}"#)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        http.patch("/v1/caches/a", r#"{"item_size_max": 1}"#)
+            .await
+            .status,
+        400
+    );
+    let r = http
+        .patch("/v1/caches/a", r#"{"item_size_max": 4096}"#)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["item_size_max"], 4096);
     // The limit applies to the next store.
-    let token = http.patch("/v1/caches/a", r#"{"auth": {"rotate": true}}"#).await.json()["token"]
+    let token = http
+        .patch("/v1/caches/a", r#"{"auth": {"rotate": true}}"#)
+        .await
+        .json()["token"]
         .as_str()
         .expect("token")
         .to_string();
@@ -666,15 +753,24 @@ async fn two_caches_never_see_each_others_items() {
         .to_string();
     let mut a = login(mc, "one", &t1).await;
     let mut b = login(mc, "two", &t2).await;
-    assert_eq!(exchange_on(&mut a, b"set k 1 0 3\r\none\r\n").await, b"STORED\r\n");
+    assert_eq!(
+        exchange_on(&mut a, b"set k 1 0 3\r\none\r\n").await,
+        b"STORED\r\n"
+    );
     assert_eq!(exchange_on(&mut b, b"get k\r\n").await, b"END\r\n");
-    assert_eq!(exchange_on(&mut b, b"set k 2 0 3\r\ntwo\r\nflush_all\r\n").await, b"STORED\r\nOK\r\n");
+    assert_eq!(
+        exchange_on(&mut b, b"set k 2 0 3\r\ntwo\r\nflush_all\r\n").await,
+        b"STORED\r\nOK\r\n"
+    );
     assert_eq!(
         exchange_on(&mut a, b"gets k\r\n").await,
         b"VALUE k 1 3 1\r\none\r\nEND\r\n"
     );
     // Each cache numbers its own CAS values.
-    assert_eq!(exchange_on(&mut b, b"set k 2 0 3\r\ntwo\r\ngets k\r\n").await, b"STORED\r\nVALUE k 2 3 3\r\ntwo\r\nEND\r\n");
+    assert_eq!(
+        exchange_on(&mut b, b"set k 2 0 3\r\ntwo\r\ngets k\r\n").await,
+        b"STORED\r\nVALUE k 2 3 3\r\ntwo\r\nEND\r\n"
+    );
     // The wrong token of the other cache fails.
     let mut c = TcpStream::connect(mc).await.expect("connect");
     let data = format!("one {t2}");
@@ -707,7 +803,11 @@ async fn gets_and_sets_are_metered_as_redis_commands_are() {
     let before = usage(&http, "m").await;
     // A 100 B set and get: 1 ECPU each (transfer under 1 KiB, one key).
     let value = "v".repeat(100);
-    let r = exchange_on(&mut c, format!("set k 0 0 100\r\n{value}\r\nget k\r\n").as_bytes()).await;
+    let r = exchange_on(
+        &mut c,
+        format!("set k 0 0 100\r\n{value}\r\nget k\r\n").as_bytes(),
+    )
+    .await;
     assert!(r.starts_with(b"STORED\r\nVALUE k 0 100\r\n"));
     // A 3,200 B set: 3.2 ECPU by transfer (its bytes), as a RESP SET.
     let big = "b".repeat(3200);
@@ -721,7 +821,10 @@ async fn gets_and_sets_are_metered_as_redis_commands_are() {
     let big_ecpu = ((line.len() + "STORED\r\n".len()) as f64 * 1000.0 / 1024.0).floor() / 1000.0;
     let expected = 1.0 + 1.0 + big_ecpu + 5.0;
     let got = ecpu(&after) - ecpu(&before);
-    assert!((got - expected).abs() < 0.01, "ECPU {got}, expected {expected}");
+    assert!(
+        (got - expected).abs() < 0.01,
+        "ECPU {got}, expected {expected}"
+    );
     // The `mn` that ends each exchange is not metered.
     assert_eq!(cmds(&after) - cmds(&before), 4);
     // The usage metrics carry the engine label.
@@ -756,7 +859,10 @@ async fn over_its_ecpu_limit_a_cache_is_throttled() {
     let throttled = r.matches("SERVER_ERROR throttled, retry later\r\n").count();
     let served = r.matches("END\r\n").count();
     assert_eq!(throttled + served, 500);
-    assert!(throttled > 0 && served > 0, "{throttled} throttled, {served} served");
+    assert!(
+        throttled > 0 && served > 0,
+        "{throttled} throttled, {served} served"
+    );
     assert_eq!(usage(&http, "t").await["throttled_commands"], throttled);
 }
 
@@ -827,7 +933,10 @@ async fn items_keep_their_data_and_cas_across_splits() {
     })
     .await;
     let after = exchange_on(&mut c, gets.as_bytes()).await;
-    assert_eq!(after, before, "every item, its flags and CAS survive the split");
+    assert_eq!(
+        after, before,
+        "every item, its flags and CAS survive the split"
+    );
     assert_eq!(count(&after, b"VALUE "), 600);
     // New CAS values keep increasing across partitions.
     let r = String::from_utf8(exchange_on(&mut c, b"set key:1 0 0 1\r\nx\r\ngets key:1\r\n").await)
@@ -840,9 +949,8 @@ fn pymemcache_python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("STRATUS_PYMEMCACHE_PYTHON") {
         return p.into();
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-        format!("{}/target", env!("CARGO_MANIFEST_DIR"))
-    });
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")));
     let venv = std::path::PathBuf::from(target).join("mc-venv");
     let python = venv.join("bin/python");
     let ready = Command::new(&python)

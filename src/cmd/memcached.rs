@@ -262,7 +262,8 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         if at != 0 && at <= now {
             return Ok(Reply::Nil);
         }
-        ctx.ks.insert(key, Value::Str(build_item(&[], 0, word)), at, now);
+        ctx.ks
+            .insert(key, Value::Str(build_item(&[], 0, word)), at, now);
         created = true;
     }
     let touch_at = op.touch.map(|t| deadline(t, now));
@@ -484,7 +485,13 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         _ => {}
     }
-    let word_of = |ctx: &Ctx<'_>| if explicit != 0 { explicit & CAS_MASK } else { next_cas(ctx) };
+    let word_of = |ctx: &Ctx<'_>| {
+        if explicit != 0 {
+            explicit & CAS_MASK
+        } else {
+            next_cas(ctx)
+        }
+    };
     match (mode, old) {
         (Mode::Append | Mode::Prepend, Some((old_flags, _, expire_at))) => {
             // Keeps the item's flags and expiry; a new CAS.
@@ -683,7 +690,13 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let touch = opt(&args[7]);
     let explicit = unum(&args[8]);
     let now = ctx.now;
-    let new_cas = |ctx: &Ctx<'_>| if explicit != 0 { explicit & CAS_MASK } else { next_cas(ctx) };
+    let new_cas = |ctx: &Ctx<'_>| {
+        if explicit != 0 {
+            explicit & CAS_MASK
+        } else {
+            next_cas(ctx)
+        }
+    };
     let result = |word: &'static str, value: Option<u64>, cas: u64, ttl: i64| {
         Reply::Array(vec![
             Reply::status(word),
@@ -696,7 +709,12 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         None => None,
         Some(e) => {
             let item = parse_item(&e.value).ok_or(OpError::WrongType)?;
-            Some((item.data.len(), item.flags, item.word, parse_counter(item.data)))
+            Some((
+                item.data.len(),
+                item.flags,
+                item.word,
+                parse_counter(item.data),
+            ))
         }
     };
     let Some((len, flags, word, value)) = current else {

@@ -29,9 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::proto::{self, Decoded, Meta, Request};
 use super::{MemcachedStats as Stats, *};
-use crate::cmd::memcached::{
-    self as items, ArithOp, DeleteOp, Found, GetOp, Mode, StoreOp, DONE,
-};
+use crate::cmd::memcached::{self as items, ArithOp, DONE, DeleteOp, Found, GetOp, Mode, StoreOp};
 use crate::cmd::{CommandSpec, flags, table::memcached_op};
 use crate::control::Cache;
 use crate::control::registry::Engine;
@@ -423,7 +421,9 @@ impl McConn<'_> {
             None => None,
         });
         let Some((cache, user)) = found else {
-            self.shared.auth_guard.failed(&guard_key, ip, Instant::now());
+            self.shared
+                .auth_guard
+                .failed(&guard_key, ip, Instant::now());
             match &cache {
                 Some(c) => {
                     c.usage.auth_failures.fetch_add(1, Ordering::Relaxed);
@@ -436,7 +436,10 @@ impl McConn<'_> {
             tracing::warn!(login = %shown, peer = %self.session.peer, "memcached login refused");
             return false;
         };
-        if !self.session.bind(cache.clone(), self.shared.max_clients_per_cache) {
+        if !self
+            .session
+            .bind(cache.clone(), self.shared.max_clients_per_cache)
+        {
             return false;
         }
         Stats::bump(&cache.memcached.auth_cmds);
@@ -828,7 +831,12 @@ impl McConn<'_> {
                 };
                 let done = cache
                     .pool
-                    .execute(memcached_op("mc_delete"), &op.encode(m.key.clone()), slot, opts)
+                    .execute(
+                        memcached_op("mc_delete"),
+                        &op.encode(m.key.clone()),
+                        slot,
+                        opts,
+                    )
                     .await;
                 let code = match &done.reply {
                     Reply::Status(s) if s == items::DELETED => "HD",
@@ -857,7 +865,12 @@ impl McConn<'_> {
                 };
                 let done = cache
                     .pool
-                    .execute(memcached_op("mc_arith"), &op.encode(m.key.clone()), slot, opts)
+                    .execute(
+                        memcached_op("mc_arith"),
+                        &op.encode(m.key.clone()),
+                        slot,
+                        opts,
+                    )
                     .await;
                 let w = &mut self.wbuf;
                 let parts = match &done.reply {
@@ -1019,7 +1032,9 @@ fn stats_text(shared: &ProxyShared, cache: &Cache, args: &[Bytes]) -> String {
         out.push_str(&value);
         out.push_str("\r\n");
     };
-    let sub = args.first().map(|a| String::from_utf8_lossy(a).into_owned());
+    let sub = args
+        .first()
+        .map(|a| String::from_utf8_lossy(a).into_owned());
     match sub.as_deref() {
         None => {
             let u = &cache.usage;
@@ -1076,7 +1091,10 @@ fn stats_text(shared: &ProxyShared, cache: &Cache, args: &[Bytes]) -> String {
             );
             stat("limit_maxbytes", limit.to_string());
             stat("accepting_conns", "1".into());
-            stat("threads", crate::pool::workers::per_cache_permits().to_string());
+            stat(
+                "threads",
+                crate::pool::workers::per_cache_permits().to_string(),
+            );
             stat("conn_yields", "0".into());
             stat("bytes", totals.used_bytes.to_string());
             stat("curr_items", totals.keys.to_string());

@@ -881,10 +881,20 @@ mod tests {
             Decoded::Request(Request::Store { .. })
         ));
         assert!(buf.is_empty());
-        assert!(matches!(one(b"set k 1 0 2\r\nabc\r\n"), Request::Fail { line: BAD_CHUNK, .. }));
+        assert!(matches!(
+            one(b"set k 1 0 2\r\nabc\r\n"),
+            Request::Fail {
+                line: BAD_CHUNK,
+                ..
+            }
+        ));
         assert!(matches!(
             one(b"set k 1 0 4000000\r\n"),
-            Request::Fail { line: TOO_LARGE, swallow: 4000002, .. }
+            Request::Fail {
+                line: TOO_LARGE,
+                swallow: 4000002,
+                ..
+            }
         ));
     }
 

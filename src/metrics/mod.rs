@@ -271,13 +271,21 @@ impl Metrics {
             let u = c.usage;
             let cache = [("cache", c.name), ("engine", c.engine)];
             for f in Family::ALL {
-                let labels = [("cache", c.name), ("engine", c.engine), ("family", f.label())];
+                let labels = [
+                    ("cache", c.name),
+                    ("engine", c.engine),
+                    ("family", f.label()),
+                ];
                 self.counter(COMMANDS_TOTAL, &labels, load(&u.commands[f.index()]));
             }
             for r in Rejection::ALL {
                 self.counter(
                     REJECTED_COMMANDS_TOTAL,
-                    &[("cache", c.name), ("engine", c.engine), ("reason", r.label())],
+                    &[
+                        ("cache", c.name),
+                        ("engine", c.engine),
+                        ("reason", r.label()),
+                    ],
                     u.rejected(r),
                 );
             }
@@ -312,7 +320,11 @@ impl Metrics {
             );
             self.counter(
                 NETWORK_BYTES_TOTAL,
-                &[("cache", c.name), ("engine", c.engine), ("direction", "out")],
+                &[
+                    ("cache", c.name),
+                    ("engine", c.engine),
+                    ("direction", "out"),
+                ],
                 load(&u.net_out),
             );
             self.counter(CACHE_HITS_TOTAL, &cache, c.totals.events.hits);

@@ -846,7 +846,11 @@ impl Connection<'_> {
         // Growth allowed before the memory limit (checked by the writes that
         // allocate more than their request carries), with the overshoot a
         // write may make past it.
-        let room = self.session.cache.as_ref().map_or(u64::MAX, |c| write_room(c));
+        let room = self
+            .session
+            .cache
+            .as_ref()
+            .map_or(u64::MAX, |c| write_room(c));
         ExecOptions {
             now,
             resp3: self.session.protocol == Protocol::Resp3,
