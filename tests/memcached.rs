@@ -644,6 +644,19 @@ async fn authentication_is_memcacheds_text_protocol_one() {
         exchange_on(&mut u, b"set k 0 0 1\r\nv\r\nget k\r\n").await,
         b"STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n"
     );
+    // A user's access string applies: a reader reads, and only that.
+    let r = http
+        .post(
+            "/v1/caches/mc/users",
+            r#"{"name": "reader", "access_string": "on ~k* +@read", "passwords": ["reader-secret-1"]}"#,
+        )
+        .await;
+    assert!(r.status == 201 || r.status == 200, "{}", r.text());
+    let mut rd = login(mc, "mc.reader", "reader-secret-1").await;
+    assert_eq!(
+        exchange_on(&mut rd, b"get k\r\nset k 0 0 1\r\nx\r\nget other\r\nmg k v\r\n").await,
+        b"VALUE k 0 1\r\nv\r\nEND\r\nCLIENT_ERROR permission denied\r\nCLIENT_ERROR permission denied\r\nVA 1\r\nv\r\n"
+    );
     // A Redis-engine cache cannot be reached on the Memcached port, nor a
     // memcached one over RESP.
     let redis_token = create(&http, r#"{"name": "rd"}"#).await["token"]

@@ -301,6 +301,32 @@ impl McConn<'_> {
             Request::Meta(m) => key_slot(&m.key),
             _ => 0,
         };
+        // A named user's access string: the operation's categories (@read,
+        // @write, @fast...) and each key.
+        if let Some(user) = &self.session.user {
+            let keys: Vec<Bytes> = match &req {
+                Request::Get { keys, .. } => keys.clone(),
+                Request::Store { key, .. }
+                | Request::Touch { key, .. }
+                | Request::Arith { key, .. }
+                | Request::Delete { key, .. } => vec![key.clone()],
+                Request::Meta(m) => vec![m.key.clone()],
+                _ => Vec::new(),
+            };
+            let name = Bytes::from_static(spec.name.as_bytes());
+            let denied = if keys.is_empty() {
+                user.access().check(spec, &[name]).is_err()
+            } else {
+                keys.into_iter()
+                    .any(|k| user.access().check(spec, &[name.clone(), k]).is_err())
+            };
+            if denied {
+                self.line(NOPERM);
+                usage.reject(Rejection::NoPerm);
+                self.count_bytes(&cache, wire_in, out_before);
+                return;
+            }
+        }
         // Admit: the cache's ECPU/s limit, charged the request's bytes.
         let upfront = transfer_milli(wire_in);
         let max_wait = self

@@ -55,6 +55,8 @@ pub const OUT_OF_MEMORY: &str = "SERVER_ERROR out of memory storing object";
 pub const ARITH_OUT_OF_MEMORY: &str = "SERVER_ERROR out of memory";
 /// Over the cache's ECPU/s limit for longer than the admission wait.
 pub const THROTTLED: &str = "SERVER_ERROR throttled, retry later";
+/// A named user's access string does not allow the operation or a key.
+pub const NOPERM: &str = "CLIENT_ERROR permission denied";
 pub const CACHE_DELETED: &str = "SERVER_ERROR this connection's cache was deleted";
 
 /// `stats` counters of one memcached-engine cache (memcached's names).
