@@ -669,7 +669,7 @@ impl McConn<'_> {
     }
 
     /// A meta command (`mg ms md ma me`): runs it and writes its reply.
-    async fn meta(&mut self, cache: &Arc<Cache>, m: Meta, opts: &ExecOptions) -> u64 {
+    async fn meta(&mut self, cache: &Arc<Cache>, m: Box<Meta>, opts: &ExecOptions) -> u64 {
         let f = &m.flags;
         let key_out = |w: &mut BytesMut, key: &[u8]| {
             w.extend_from_slice(b" k");

@@ -119,7 +119,7 @@ pub enum Request {
         args: Vec<Bytes>,
     },
     Mn,
-    Meta(Meta),
+    Meta(Box<Meta>),
     /// The authentication `set`'s data: `<user> <password>`.
     Auth {
         user: Bytes,
@@ -627,7 +627,7 @@ fn meta(cmd: u8, tokens: &[Bytes], more: bool, item_max: usize) -> Parsed {
         } else {
             tokens[1].clone()
         };
-        return done(Request::Meta(Meta {
+        return done(Request::Meta(Box::new(Meta {
             cmd,
             key,
             flags: MetaFlags {
@@ -635,7 +635,7 @@ fn meta(cmd: u8, tokens: &[Bytes], more: bool, item_max: usize) -> Parsed {
                 ..MetaFlags::default()
             },
             data: Bytes::new(),
-        }));
+        })));
     }
     if cmd == b's' && ntokens == 3 {
         return done(fail(BAD_FORMAT));
@@ -694,12 +694,12 @@ fn meta(cmd: u8, tokens: &[Bytes], more: bool, item_max: usize) -> Parsed {
         _ => {}
     }
     if cmd != b's' {
-        return done(Request::Meta(Meta {
+        return done(Request::Meta(Box::new(Meta {
             cmd,
             key,
             flags,
             data: Bytes::new(),
-        }));
+        })));
     }
     if len > item_max {
         return done(Request::Fail {
@@ -712,12 +712,12 @@ fn meta(cmd: u8, tokens: &[Bytes], more: bool, item_max: usize) -> Parsed {
     Parsed::NeedsData {
         len,
         build: Box::new(move |data| match data {
-            Some(data) => Request::Meta(Meta {
+            Some(data) => Request::Meta(Box::new(Meta {
                 cmd,
                 key,
                 flags,
                 data,
-            }),
+            })),
             None => fail(BAD_CHUNK),
         }),
     }
