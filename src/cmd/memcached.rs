@@ -284,12 +284,15 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ctx.ks.remove(key, now);
         return Ok(found_reply(found));
     }
-    let Some(mut e) = ctx.ks.get_mut(key, now) else {
+    // Read through a plain lookup: the write lookup below (which WATCH,
+    // tracking and keyspace events see as a change) only when the item's
+    // bits change (its first fetch, a token won).
+    let Some(e) = ctx.ks.peek_live(key, now) else {
         return Ok(Reply::Nil);
     };
     let expire_at = e.expire_at();
     let (word, mut found) = {
-        let Some(item) = parse_item(e.value()) else {
+        let Some(item) = parse_item(&e.value) else {
             return Err(OpError::WrongType);
         };
         let ttl = ttl_secs(touch_at.filter(|a| *a != 0).or(expire_at), now);
@@ -317,10 +320,11 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if !op.no_bump {
         new_word |= FETCHED;
     }
-    if new_word != word {
+    if new_word != word
+        && let Some(mut e) = ctx.ks.get_mut(key, now)
+    {
         set_word(e.value_mut(), new_word);
     }
-    drop(e);
     if let Some(at) = touch_at {
         ctx.ks.set_expire(key, (at != 0).then_some(at), now);
     }
