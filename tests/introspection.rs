@@ -519,6 +519,136 @@ async fn client_commands_reach_the_cache_s_own_clients() {
 /// of a function without `no-writes`, an EXEC queueing one) and lets
 /// read-only ones run: EVAL_RO, `#!lua flags=no-writes` bodies, FCALL of a
 /// `no-writes` function, SCRIPT LOAD.
+/// Commands an EXEC runs and commands a script calls count in INFO
+/// commandstats as Redis counts them (compared with a real redis-server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commandstats_count_what_exec_and_scripts_run() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let script: &[&[&str]] = &[
+        &["CONFIG", "RESETSTAT"],
+        &["MULTI"],
+        &["SET", "foo{t}", "bar"],
+        &["EXPIRE", "foo{t}", "100"],
+        &["OBJECT", "ENCODING", "foo{t}"],
+        &["EXEC"],
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 0); local r = redis.pcall('hset', KEYS[1], 'f', 'v'); redis.call('expire', KEYS[1], 0); return r",
+            "1",
+            "foo{t}",
+        ],
+    ];
+    for args in script {
+        let (ours, theirs) = (p.stratus.cmd(args).await, p.redis.cmd(args).await);
+        assert_eq!(ours.is_error(), theirs.is_error(), "{args:?}");
+    }
+    let calls = |info: String| -> Vec<String> {
+        let mut v: Vec<String> = info
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split(',').find(|f| f.starts_with("calls="))?;
+                let failed = rest.split(',').find(|f| f.starts_with("failed_calls="))?;
+                Some(format!("{name} {calls} {failed}"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let ours = calls(p.stratus.cmd(&["INFO", "commandstats"]).await.text());
+    let theirs = calls(p.redis.cmd(&["INFO", "commandstats"]).await.text());
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.contains(&"set calls=2 failed_calls=0".to_string()),
+        "{ours:?}"
+    );
+    assert!(
+        ours.contains(&"hset calls=1 failed_calls=1".to_string()),
+        "{ours:?}"
+    );
+}
+
+/// `lazyfreed_objects` counts the values UNLINK and DEL handed to the
+/// background, and CONFIG RESETSTAT zeroes it with the other keyspace
+/// counters (hits, misses), as in Redis (compared with a real redis-server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazyfree_and_keyspace_counters_reset_with_resetstat() {
+    let server = start_default().await;
+    let mut p = Pair::new(server.resp_addr).await;
+    let mut sadd = vec!["SADD".to_string(), "big".to_string()];
+    sadd.extend((0..1000).map(|i| format!("member-{i}")));
+    let sadd: Vec<&str> = sadd.iter().map(String::as_str).collect();
+    let field = |info: &str, name: &str| -> String {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_string()
+    };
+    for c in [&mut p.stratus, &mut p.redis] {
+        assert_eq!(c.cmd(&sadd).await, int(1000));
+        assert_eq!(c.cmd(&["GET", "nothing"]).await, Resp::Nil);
+        assert_eq!(c.cmd(&["UNLINK", "big"]).await, int(1));
+        // Redis counts the object once the background thread freed it.
+        let mut info = String::new();
+        for _ in 0..100 {
+            info = c.cmd(&["INFO"]).await.text();
+            if field(&info, "lazyfreed_objects") == "1" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(field(&info, "lazyfreed_objects"), "1");
+        assert_eq!(field(&info, "keyspace_misses"), "1");
+        assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]).await, ok());
+        let info = c.cmd(&["INFO"]).await.text();
+        for name in ["lazyfreed_objects", "keyspace_misses", "keyspace_hits"] {
+            assert_eq!(field(&info, name), "0", "{name}");
+        }
+    }
+}
+
+/// An idle connection gives its read buffer back (as Redis frees an idle
+/// client's query buffer after 2 s): CLIENT LIST's `qbuf-free`/`rbs` show
+/// 16 KiB, then 0, and the next request still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_gives_its_read_buffer_back() {
+    let server = start_default().await;
+    let mut idle = Raw::connect(server.resp_addr).await;
+    assert_eq!(idle.cmd(&["CLIENT", "SETNAME", "sleeper"]).await, ok());
+    let mut watcher = Raw::connect(server.resp_addr).await;
+    let buffer = |list: String| -> (u64, u64) {
+        let line = list
+            .lines()
+            .find(|l| l.contains("name=sleeper "))
+            .unwrap_or_else(|| panic!("no sleeper in {list}"))
+            .to_string();
+        let field = |name: &str| -> u64 {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {line}"))
+        };
+        (field("qbuf=") + field("qbuf-free="), field("rbs="))
+    };
+    let (held, rbs) = buffer(watcher.cmd(&["CLIENT", "LIST"]).await.text());
+    assert!((16_384..32_768).contains(&held), "{held}");
+    assert_eq!(rbs, held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (held, _) = buffer(watcher.cmd(&["CLIENT", "LIST"]).await.text());
+        if held == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still holds {held}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(idle.cmd(&["SET", "k", "v"]).await, ok());
+    assert_eq!(idle.cmd(&["GET", "k"]).await, bulk("v"));
+    let (held, _) = buffer(watcher.cmd(&["CLIENT", "LIST"]).await.text());
+    assert!(held >= 16_384, "a buffer again once bytes came: {held}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_write_holds_writing_scripts_only() {
     let server = start_default().await;

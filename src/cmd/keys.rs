@@ -34,7 +34,9 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         if let Some(entry) = ctx.ks.take(key, now) {
             ctx.notify(notify::GENERIC, "del", key);
             n += 1;
-            ctx.work += free_work_milli(&entry.value);
+            let free = free_work_milli(&entry.value);
+            ctx.ks.stats.lazyfreed += u64::from(free > 0);
+            ctx.work += free;
             lazyfree::free_value(entry.value);
         }
     }

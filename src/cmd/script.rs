@@ -230,6 +230,8 @@ pub struct ScriptControl {
     pub function: Option<RunningFunction>,
     /// Where the script's PUBLISH and SPUBLISH go.
     pub publisher: Option<Publisher>,
+    /// Counts what the script calls in the cache's command statistics.
+    pub calls: Option<CallRecorder>,
 }
 
 /// Delivers a script's PUBLISH (`shard` false) or SPUBLISH on the cache's
@@ -243,6 +245,20 @@ type PublishFn = dyn Fn(&[u8], &[u8], bool) -> crate::pubsub::Delivery + Send + 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Publisher")
+    }
+}
+
+/// Counts a command a script called, with its duration in µs and reply, in
+/// the cache's command statistics (the proxy gives it: `cmd` knows nothing
+/// of caches).
+#[derive(Clone)]
+pub struct CallRecorder(pub Arc<CallFn>);
+
+type CallFn = dyn Fn(&'static crate::cmd::CommandSpec, &[Bytes], u64, &Reply) + Send + Sync;
+
+impl std::fmt::Debug for CallRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallRecorder")
     }
 }
 
@@ -1051,7 +1067,11 @@ impl Caller<'_, '_> {
         ctx.work = 0;
         ctx.resp3 = resp3;
         let changes = ctx.ks.mutations();
+        let started = Instant::now();
         let out = execute(spec, ctx, argv);
+        if let Some(calls) = ctx.script.as_ref().and_then(|c| c.calls.as_ref()) {
+            (calls.0)(spec, argv, started.elapsed().as_micros() as u64, &out);
+        }
         // Its keys move on (WATCH, blocked clients, tracking), declared or not.
         let changed_only = ctx.changed_only.take();
         if ctx.ks.mutations() != changes

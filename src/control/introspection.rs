@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd::params::CacheConfig;
 use crate::cmd::{COMMANDS, CommandSpec};
+use crate::partition::KeyspaceStats;
 
 /// Most slow-log entries a cache keeps, whatever `slowlog-max-len` says.
 pub const SLOWLOG_HARD_MAX: usize = 1024;
@@ -150,6 +151,8 @@ pub struct ClientView {
     pub out_bytes: u64,
     /// Bytes of the request being run (while it runs).
     pub qbuf: u64,
+    /// The read buffer's capacity (0 while the connection is idle).
+    pub read_buffer: u64,
 }
 
 impl ClientHandle {
@@ -175,6 +178,7 @@ impl ClientHandle {
                 no_touch: false,
                 out_bytes: 0,
                 qbuf: 0,
+                read_buffer: 0,
             }),
         }
     }
@@ -204,7 +208,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={user} redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={user} redir=-1 resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.peer,
             self.local,
@@ -213,6 +217,8 @@ impl ClientHandle {
             v.last_active.elapsed().as_secs(),
             v.multi,
             v.qbuf,
+            v.read_buffer.saturating_sub(v.qbuf),
+            v.read_buffer,
             v.out_bytes,
             v.last_cmd,
             v.resp,
@@ -243,6 +249,9 @@ pub struct ServerState {
     slowlog: Mutex<VecDeque<SlowEntry>>,
     slowlog_next: AtomicU64,
     latency: Mutex<HashMap<&'static str, LatencyEvent>>,
+    /// The partitions' keyspace counters at the last CONFIG RESETSTAT
+    /// (INFO shows what came since; the metrics keep counting).
+    keyspace_base: Mutex<KeyspaceStats>,
     clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     pause: Mutex<Option<Pause>>,
     /// Wakes paused clients when a pause ends early (CLIENT UNPAUSE).
@@ -260,6 +269,7 @@ impl Default for ServerState {
             slowlog: Mutex::new(VecDeque::new()),
             slowlog_next: AtomicU64::new(0),
             latency: Mutex::new(HashMap::new()),
+            keyspace_base: Mutex::new(KeyspaceStats::default()),
             clients: Mutex::new(HashMap::new()),
             pause: Mutex::new(None),
             unpaused: Notify::new(),
@@ -296,6 +306,43 @@ impl ServerState {
         if let Some(s) = index_of(spec).and_then(|i| self.stats.get(i)) {
             add(s);
         }
+    }
+
+    /// The subcommand a container's call counts under (`client|list`), if
+    /// it named a known one.
+    pub fn stat_sub(
+        spec: &CommandSpec,
+        args: &[Bytes],
+        reply: &crate::resp::Reply,
+    ) -> Option<String> {
+        (spec.has(crate::cmd::flags::CONTAINER) && args.len() > 1)
+            .then(|| String::from_utf8_lossy(&args[1]).to_ascii_lowercase())
+            .filter(|_| {
+                !matches!(reply, crate::resp::Reply::Error(e) if e.starts_with("ERR unknown subcommand"))
+            })
+    }
+
+    /// Records a call that ran inside another: a command of an EXEC or one
+    /// a script called (Redis counts both).
+    pub fn record_inner_call(
+        &self,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        micros: u64,
+        reply: &crate::resp::Reply,
+    ) {
+        let sub = Self::stat_sub(spec, args, reply);
+        self.record_call(spec, sub.as_deref(), micros, reply.is_error());
+    }
+
+    /// The keyspace counters `now` as INFO shows them: since the last reset.
+    pub fn keyspace_since_reset(&self, now: KeyspaceStats) -> KeyspaceStats {
+        now.since(*self.keyspace_base.lock())
+    }
+
+    /// CONFIG RESETSTAT of the keyspace counters, which are `now`.
+    pub fn reset_keyspace(&self, now: KeyspaceStats) {
+        *self.keyspace_base.lock() = now;
     }
 
     /// Records a command refused before it ran.

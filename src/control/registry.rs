@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
@@ -262,6 +262,9 @@ pub struct Cache {
     pub server: super::introspection::ServerState,
     /// The ECPU/s limiter; replaced (not reconfigured) when the limit changes.
     limiter: RwLock<Option<Arc<EcpuLimiter>>>,
+    /// The storage maximum in bytes (0 = none), as the request path reads
+    /// it: one load, no lock.
+    storage_max: AtomicU64,
     deleted: AtomicBool,
     /// Named users (the default user is whoever has the token).
     users: RwLock<HashMap<String, Arc<User>>>,
@@ -396,7 +399,7 @@ impl Cache {
     /// The bytes the cache may store (0 = no limit): its storage maximum,
     /// or the lower `maxmemory` a client set (`CONFIG SET`).
     pub fn memory_limit(&self) -> u64 {
-        let max = self.limits().max_storage_bytes();
+        let max = self.storage_max.load(Ordering::Relaxed);
         match self.server.config.maxmemory() {
             0 => max,
             own if max == 0 => own,
@@ -422,6 +425,8 @@ impl Cache {
             *limiter = EcpuLimiter::new(max).map(Arc::new);
         }
         self.settings.write().limits = limits;
+        self.storage_max
+            .store(limits.max_storage_bytes(), Ordering::Relaxed);
     }
 }
 
@@ -532,6 +537,7 @@ impl Registry {
             functions: FunctionStore::default(),
             server: Default::default(),
             limiter: RwLock::new(None),
+            storage_max: AtomicU64::new(0),
             deleted: AtomicBool::new(false),
             users: RwLock::new(HashMap::new()),
             acl_log: AclLog::default(),

@@ -108,6 +108,31 @@ pub struct KeyspaceStats {
     pub misses: u64,
     pub expired: u64,
     pub evicted: u64,
+    /// Values DEL and UNLINK handed to the lazyfree thread.
+    pub lazyfreed: u64,
+}
+
+impl std::ops::AddAssign for KeyspaceStats {
+    fn add_assign(&mut self, o: KeyspaceStats) {
+        self.hits += o.hits;
+        self.misses += o.misses;
+        self.expired += o.expired;
+        self.evicted += o.evicted;
+        self.lazyfreed += o.lazyfreed;
+    }
+}
+
+impl KeyspaceStats {
+    /// What was counted since `base` was taken (CONFIG RESETSTAT).
+    pub fn since(self, base: KeyspaceStats) -> KeyspaceStats {
+        KeyspaceStats {
+            hits: self.hits.saturating_sub(base.hits),
+            misses: self.misses.saturating_sub(base.misses),
+            expired: self.expired.saturating_sub(base.expired),
+            evicted: self.evicted.saturating_sub(base.evicted),
+            lazyfreed: self.lazyfreed.saturating_sub(base.lazyfreed),
+        }
+    }
 }
 
 /// Which keys a cache evicts at its memory limit (`maxmemory-policy`).
@@ -923,10 +948,7 @@ impl Keyspace {
         let mut right = right;
         self.tables.extend(std::mem::take(&mut right.tables));
         (right.keys, right.used_bytes) = (0, 0);
-        self.stats.hits += right.stats.hits;
-        self.stats.misses += right.stats.misses;
-        self.stats.expired += right.stats.expired;
-        self.stats.evicted += right.stats.evicted;
+        self.stats += right.stats;
         self.recount();
     }
 

@@ -417,6 +417,8 @@ pub struct ExecOptions {
     pub no_touch: bool,
     /// The client running the command (CLIENT TRACKING's NOLOOP); 0 = none.
     pub client: u64,
+    /// For a script: counts what it calls in the cache's command stats.
+    pub calls: Option<crate::cmd::script::CallRecorder>,
 }
 
 impl ExecOptions {
@@ -436,6 +438,7 @@ impl ExecOptions {
             encoding: Default::default(),
             no_touch: false,
             client: 0,
+            calls: None,
         }
     }
 }
@@ -1232,6 +1235,7 @@ impl CachePool {
             });
             let control = Arc::new(ScriptControl {
                 gate: opts.gate.clone(),
+                calls: opts.calls.clone(),
                 monitor,
                 started: Some(Instant::now()),
                 function,
@@ -1604,10 +1608,7 @@ impl CachePool {
                 acc.keys += s.keys;
                 acc.volatile_keys += s.volatile_keys;
                 acc.used_bytes += s.used_bytes;
-                acc.events.hits += s.events.hits;
-                acc.events.misses += s.events.misses;
-                acc.events.expired += s.events.expired;
-                acc.events.evicted += s.events.evicted;
+                acc.events += s.events;
                 acc
             },
         )

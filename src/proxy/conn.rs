@@ -35,6 +35,7 @@ use super::turns::{end_of_slice, in_turns};
 use crate::acl;
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
+use crate::control::introspection::ServerState;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::lazyfree;
@@ -143,6 +144,16 @@ impl Connection<'_> {
         let mut stall_deadline: Option<tokio::time::Instant> = None;
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
         let killed = self.session.handle.kill.clone();
+        // Fires at most once per BUFFER_CHECK; reset only when it fires, so
+        // requests pay no timer work.
+        let idle_timer = tokio::time::sleep(BUFFER_CHECK);
+        tokio::pin!(idle_timer);
+        // The read buffer's allocation (`BytesMut::capacity` shrinks as
+        // requests are consumed from its front), what CLIENT LIST shows of
+        // it, and the most it held since the idle timer last fired.
+        let mut allocated = rbuf.capacity();
+        let mut shown = 0;
+        let mut peak = 0;
         loop {
             // 1. Run every whole request buffered, while the replies waiting
             //    for the client stay under the output limit (past it, the
@@ -209,10 +220,12 @@ impl Connection<'_> {
             }
             if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
                 release(std::mem::replace(rbuf, BytesMut::with_capacity(READ_CHUNK)));
+                allocated = READ_CHUNK;
             }
             // Room to read into, grown with what has arrived (never on a
-            // header's promise) and charged before it is allocated.
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            // header's promise) and charged before it is allocated. An idle
+            // connection holds none until its next bytes come.
+            if rbuf.capacity() > 0 && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 let grown = rbuf.len() + READ_CHUNK.max(rbuf.len() / 4);
                 if let Err(why) = self.account(grown as u64 + self.queued_memory()) {
                     let _ = stream.try_write(format!("-{why}\r\n").as_bytes());
@@ -220,9 +233,14 @@ impl Connection<'_> {
                 }
                 let bigger = regrow(rbuf, grown).await;
                 release(std::mem::replace(rbuf, bigger));
+                allocated = grown;
             }
             self.account(rbuf.capacity() as u64 + self.queued_memory())
                 .ok();
+            if allocated != shown {
+                shown = allocated;
+                self.session.handle.view.lock().read_buffer = shown as u64;
+            }
             // A big request is admitted as its bytes arrive: a cache over its
             // ECPU/s limit uploads no faster than the limit allows.
             if drained && !self.session.closing && !self.prepay(rbuf, shutdown).await {
@@ -265,9 +283,18 @@ impl Connection<'_> {
                     if r.is_err() {
                         return "read error";
                     }
+                    if rbuf.capacity() == 0 {
+                        if let Err(why) = self.account(READ_CHUNK as u64 + self.queued_memory()) {
+                            let _ = stream.try_write(format!("-{why}\r\n").as_bytes());
+                            return "client memory limit";
+                        }
+                        rbuf.reserve(READ_CHUNK);
+                        allocated = READ_CHUNK;
+                    }
                     match stream.try_read_buf(rbuf, READ_MAX) {
                         Ok(0) => return "peer closed",
                         Ok(_) => {
+                            peak = peak.max(rbuf.len());
                             arrived = Instant::now();
                             end_of_slice().await;
                         }
@@ -279,6 +306,21 @@ impl Connection<'_> {
                     if r.is_err() {
                         return "write error";
                     }
+                }
+                () = &mut idle_timer, if allocated > 0 => {
+                    // Nothing buffered: an idle connection's read buffer
+                    // goes, and a busy one's shrinks back to a chunk if its
+                    // requests since the last check used under half of it
+                    // (as Redis resizes query buffers).
+                    if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {
+                        release(std::mem::take(rbuf));
+                        allocated = 0;
+                    } else if rbuf.is_empty() && allocated > 2 * READ_CHUNK && peak < allocated / 2 {
+                        release(std::mem::replace(rbuf, BytesMut::with_capacity(READ_CHUNK)));
+                        allocated = READ_CHUNK;
+                    }
+                    peak = 0;
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + BUFFER_CHECK);
                 }
                 () = sleep_until_some(stall_deadline), if stall_deadline.is_some() => {}
                 () = news => {}
@@ -575,11 +617,7 @@ impl Connection<'_> {
             return;
         };
         // A container's subcommand (`client|list`), unless it is unknown.
-        let sub = (spec.has(flags::CONTAINER) && req.args.len() > 1)
-            .then(|| String::from_utf8_lossy(&req.args[1]).to_ascii_lowercase())
-            .filter(
-                |_| !matches!(reply, Reply::Error(e) if e.starts_with("ERR unknown subcommand")),
-            );
+        let sub = ServerState::stat_sub(spec, &req.args, reply);
         let name = match &sub {
             Some(sub) => std::borrow::Cow::Owned(format!("{}|{sub}", spec.name)),
             None => std::borrow::Cow::Borrowed(spec.name),
@@ -802,7 +840,19 @@ impl Connection<'_> {
         let executed = match (spec.exec, &cache) {
             (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now).await,
             (Exec::Data(_), Some(cache)) => {
-                let opts = self.exec_options(now);
+                let mut opts = self.exec_options(now);
+                // What a script calls counts in the cache's command stats.
+                if spec.family == cmd::Family::Scripting {
+                    let cache = cache.clone();
+                    opts.calls = Some(cmd::script::CallRecorder(Arc::new(
+                        move |spec: &'static CommandSpec,
+                              argv: &[Bytes],
+                              micros: u64,
+                              out: &Reply| {
+                            cache.server.record_inner_call(spec, argv, micros, out);
+                        },
+                    )));
+                }
                 match super::scripting::prepare(cache, spec, args) {
                     Err(reply) => Executed { reply, work: 0 },
                     Ok(args) => match cmd::blocking_timeout(spec, &args) {
@@ -870,6 +920,7 @@ impl Connection<'_> {
                 .unwrap_or_default(),
             no_touch: self.session.handle.view.lock().no_touch,
             client: self.session.id,
+            calls: None,
         }
     }
 
@@ -1153,7 +1204,6 @@ fn is_push(reply: &Reply) -> bool {
     }
 }
 
-/// Sleeps until `deadline` (forever if `None`).
 /// Resolves when `token` is cancelled; never without one.
 async fn cancelled(token: Option<&CancellationToken>) {
     match token {
@@ -1180,6 +1230,7 @@ fn release(buf: BytesMut) {
     lazyfree::free(buf, 1, bytes);
 }
 
+/// Sleeps until `deadline` (forever if `None`).
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -1343,6 +1394,14 @@ pub(crate) fn write_room(cache: &Cache) -> u64 {
         max => (max + GROWTH_OVERSHOOT).saturating_sub(cache.pool.used_bytes()),
     }
 }
+
+/// How long a connection with nothing buffered keeps its read buffer
+/// (Redis frees an idle client's query buffer after 2 s).
+const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
+
+/// How often a busy connection checks whether its read buffer is too big
+/// for what its requests use (Redis checks each client about once a second).
+const BUFFER_CHECK: Duration = Duration::from_millis(500);
 
 /// Most keys one write may evict before it is refused.
 const MAX_EVICTIONS_PER_WRITE: usize = 4096;

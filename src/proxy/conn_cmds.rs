@@ -684,7 +684,8 @@ fn command_info(c: &'static CommandSpec) -> Reply {
         .filter(|(f, _)| c.has(*f))
         .map(|(_, n)| Reply::status(n))
         .collect();
-    if c.keys != KeySpec::Range {
+    // SORT and SORT_RO also read the keys their BY and GET patterns form.
+    if c.keys != KeySpec::Range || matches!(c.name, "sort" | "sort_ro") {
         flag_names.push(Reply::status("movablekeys"));
     }
     // The ACL categories, from the one derivation ACL rules use.

@@ -97,6 +97,7 @@ pub fn config(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpErro
             return Err(arity_err("resetstat"));
         }
         cache.server.reset_stats();
+        cache.server.reset_keyspace(cache.pool.totals().events);
         cache.server.slowlog_reset();
         cache.server.latency_reset(&[]);
         Ok(Reply::ok())
@@ -257,6 +258,9 @@ fn run_id() -> &'static str {
 fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
     let cache = conn.session.cache.as_ref();
     let totals = cache.map(|c| c.pool.totals()).unwrap_or_default();
+    let events = cache.map_or(totals.events, |c| {
+        c.server.keyspace_since_reset(totals.events)
+    });
     let load = |f: fn(&Cache) -> u64| cache.map_or(0, |c| f(c));
     let standalone = cache.is_some_and(|c| c.pool.cluster_mode().spans_slots());
     let tracked = || cache.map(|c| c.pool.tracking().stats()).unwrap_or_default();
@@ -349,7 +353,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("mem_not_counted_for_evict", "0".into()),
                 ("mem_allocator", "libc".into()),
                 ("lazyfree_pending_objects", "0".into()),
-                ("lazyfreed_objects", "0".into()),
+                ("lazyfreed_objects", events.lazyfreed.to_string()),
             ])
         }
         "persistence" => kv(vec![
@@ -386,11 +390,11 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 load(|c| c.usage.net_out.load(Ordering::Relaxed)).to_string(),
             ),
             ("rejected_connections", "0".into()),
-            ("expired_keys", totals.events.expired.to_string()),
-            ("evicted_keys", totals.events.evicted.to_string()),
+            ("expired_keys", events.expired.to_string()),
+            ("evicted_keys", events.evicted.to_string()),
             ("evicted_clients", "0".into()),
-            ("keyspace_hits", totals.events.hits.to_string()),
-            ("keyspace_misses", totals.events.misses.to_string()),
+            ("keyspace_hits", events.hits.to_string()),
+            ("keyspace_misses", events.misses.to_string()),
             ("pubsub_channels", "0".into()),
             ("pubsub_patterns", "0".into()),
             ("pubsubshard_channels", "0".into()),

@@ -169,6 +169,9 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
         };
         // Its keys were charged when it was queued; here what it walked.
         work += work_milli(spec, 0, done.work);
+        cache
+            .server
+            .record_inner_call(spec, &req.args, 0, &done.reply);
         replies.push(done.reply);
     }
     Ok(Executed {
