@@ -840,6 +840,16 @@ async fn gets_and_sets_are_metered_as_redis_commands_are() {
     );
     // The `mn` that ends each exchange is not metered.
     assert_eq!(cmds(&after) - cmds(&before), 4);
+    // A 300 kB set, admitted and billed as its bytes arrive: billed once,
+    // by its transfer, as one command.
+    let huge = format!("set huge 0 0 300000\r\n{}\r\n", "h".repeat(300_000));
+    let r = exchange_on(&mut c, huge.as_bytes()).await;
+    assert_eq!(r, b"STORED\r\n");
+    let last = usage(&http, "m").await;
+    let milli = ((huge.len() + "STORED\r\n".len()) as u64 * 1000 / 1024) as f64 / 1000.0;
+    let got = ecpu(&last) - ecpu(&after);
+    assert!((got - milli).abs() < 0.01, "ECPU {got}, expected {milli}");
+    assert_eq!(cmds(&last) - cmds(&after), 1);
     // The usage metrics carry the engine label.
     let text = http.get("/metrics").await.text();
     assert!(

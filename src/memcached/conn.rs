@@ -51,6 +51,14 @@ const READ_MAX: usize = 64 * 1024;
 /// Buffers larger than this are released once empty, bytes.
 const KEEP_BUFFER: usize = 1024 * 1024;
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// An idle connection gives its read buffer back after this (as Redis
+/// frees an idle client's query buffer, and the RESP connection does).
+const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
+/// Buffered bytes of an unfinished request beyond which its transfer is
+/// admitted as it arrives (64 KiB: 64 ECPU), as the RESP connection does.
+const PREPAY_ABOVE: u64 = 64 * 1024;
+/// How long a prepaying connection waits between admission attempts.
+const PREPAY_WAIT: Duration = Duration::from_millis(50);
 const KEEPALIVE: Duration = Duration::from_secs(60);
 
 struct McConn<'a> {
@@ -60,6 +68,9 @@ struct McConn<'a> {
     memory: ClientMemory,
     /// Data bytes of a refused store still to drop as they arrive.
     swallow: usize,
+    /// Bytes at the front of the read buffer whose transfer the cache's
+    /// limiter admitted (and the cache was billed) while they arrived.
+    prepaid: u64,
     shutdown: CancellationToken,
 }
 
@@ -81,6 +92,7 @@ pub async fn run(
         wbuf: BytesMut::with_capacity(READ_CHUNK),
         memory: ClientMemory::default(),
         swallow: 0,
+        prepaid: 0,
         shutdown: shutdown.clone(),
     };
     conn.session.preauth = preauth;
@@ -103,6 +115,13 @@ impl McConn<'_> {
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
         let killed = self.session.handle.kill.clone();
         let shutdown = self.shutdown.clone();
+        // When replies above the soft limit, waiting for a client that reads
+        // nothing, end the connection.
+        let mut stall_deadline: Option<tokio::time::Instant> = None;
+        // An idle connection gives its read buffer back (checked at most
+        // once per IDLE_BUFFER_AFTER).
+        let idle_timer = tokio::time::sleep(IDLE_BUFFER_AFTER);
+        tokio::pin!(idle_timer);
         loop {
             // 1. Run every whole request buffered (swallowing refused data).
             let mut drained = false;
@@ -141,6 +160,7 @@ impl McConn<'_> {
                 }
             }
             // 2. Write what the socket takes now.
+            let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {
                 match stream.try_write(&self.wbuf) {
                     Ok(0) if self.wbuf.is_empty() => break,
@@ -154,14 +174,22 @@ impl McConn<'_> {
                     tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
                 return "closed";
             }
+            // A client above the soft output limit must make progress.
+            let now = tokio::time::Instant::now();
+            if self.wbuf.len() <= self.shared.output_soft_limit || self.wbuf.len() < pending {
+                stall_deadline = None;
+            } else if *stall_deadline.get_or_insert(now + self.shared.output_soft_time) <= now {
+                return "output buffer limit";
+            }
             if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_BUFFER {
                 self.wbuf = BytesMut::with_capacity(READ_CHUNK);
             }
             if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
                 *rbuf = BytesMut::with_capacity(READ_CHUNK);
             }
-            // 3. Room to read into, charged before it is allocated.
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            // 3. Room to read into, charged before it is allocated (an idle
+            //    connection holds none until its next bytes come).
+            if rbuf.capacity() > 0 && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 let grown = rbuf.len() + READ_CHUNK.max(rbuf.len() / 4);
                 let cache = self.session.cache.clone();
                 if self.memory.set(self.shared, cache, grown as u64).is_err() {
@@ -172,6 +200,11 @@ impl McConn<'_> {
             }
             let cache = self.session.cache.clone();
             let _ = self.memory.set(self.shared, cache, rbuf.capacity() as u64);
+            // A big store is admitted as its bytes arrive: a cache over its
+            // ECPU/s limit uploads no faster than the limit allows.
+            if drained && !self.prepay(rbuf, &shutdown).await {
+                return "server shutdown";
+            }
             let output_full = self.wbuf.len() >= self.shared.output_buffer_limit;
             if !drained && !output_full && !self.session.closing {
                 continue;
@@ -196,6 +229,13 @@ impl McConn<'_> {
                     if r.is_err() {
                         return "read error";
                     }
+                    if rbuf.capacity() == 0 {
+                        let cache = self.session.cache.clone();
+                        if self.memory.set(self.shared, cache, READ_CHUNK as u64).is_err() {
+                            return "client memory limit";
+                        }
+                        rbuf.reserve(READ_CHUNK);
+                    }
                     match stream.try_read_buf(rbuf, READ_MAX) {
                         Ok(0) => return "peer closed",
                         Ok(_) => {
@@ -211,7 +251,50 @@ impl McConn<'_> {
                         return "write error";
                     }
                 }
+                () = &mut idle_timer, if rbuf.capacity() > 0 => {
+                    if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {
+                        *rbuf = BytesMut::new();
+                        let cache = self.session.cache.clone();
+                        let _ = self.memory.set(self.shared, cache, 0);
+                    }
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + IDLE_BUFFER_AFTER);
+                }
+                () = sleep_until_some(stall_deadline), if stall_deadline.is_some() => {}
             }
+        }
+    }
+
+    /// Bills and admits the transfer of the buffered bytes of an unfinished
+    /// request past [`PREPAY_ABOVE`] (a big store's data), waiting until
+    /// the cache's limit admits them; false on shutdown.
+    async fn prepay(&mut self, rbuf: &[u8], shutdown: &CancellationToken) -> bool {
+        let buffered = rbuf.len() as u64;
+        if buffered == 0 {
+            self.prepaid = 0;
+        }
+        let unpaid = buffered.saturating_sub(self.prepaid);
+        if unpaid < PREPAY_ABOVE || self.swallow > 0 {
+            return true;
+        }
+        let Some(cache) = self.session.cache.clone() else {
+            return true;
+        };
+        cache
+            .usage
+            .meter_transfer(crate::cmd::Family::Memcached, transfer_milli(unpaid));
+        self.prepaid = buffered;
+        let Some(limiter) = cache.limiter() else {
+            return true;
+        };
+        limiter.add_debt(0, transfer_milli(unpaid));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                r = limiter.admit(0, PREPAY_WAIT) => if r.is_ok() {
+                    return true;
+                },
+            }
+            tokio::time::sleep(PREPAY_WAIT).await;
         }
     }
 
@@ -327,14 +410,18 @@ impl McConn<'_> {
                 return;
             }
         }
-        // Admit: the cache's ECPU/s limit, charged the request's bytes.
-        let upfront = transfer_milli(wire_in);
+        // Admit: the cache's ECPU/s limit, charged the request's bytes
+        // (those admitted as they arrived are not admitted again).
+        let prepaid = std::mem::take(&mut self.prepaid).min(wire_in);
+        let billed_early = transfer_milli(prepaid);
+        let upfront = transfer_milli(wire_in - prepaid);
         let max_wait = self
             .shared
             .throttle_max_wait
             .saturating_sub(arrived.elapsed());
         if let Some(limiter) = cache.limiter()
             && limiter.admit(upfront, max_wait).await.is_err()
+            && prepaid == 0
         {
             self.line(THROTTLED);
             usage.reject(Rejection::Throttled);
@@ -370,10 +457,10 @@ impl McConn<'_> {
             transfer_milli(wire_in + reply_bytes),
             work_milli(spec, keys, work),
         );
-        usage.meter(spec.family, ecpu);
+        usage.meter(spec.family, ecpu.saturating_sub(billed_early));
         cache.pool.record_load(slot, ecpu);
         if let Some(limiter) = cache.limiter() {
-            limiter.add_debt(upfront, ecpu);
+            limiter.add_debt(upfront + billed_early, ecpu);
         }
         let histogram = if spec.has(flags::WRITE) {
             &cache.metrics.write_duration
@@ -1029,6 +1116,13 @@ fn put_flag(w: &mut BytesMut, flag: u8, value: &str) {
     w.put_u8(b' ');
     w.put_u8(flag);
     w.extend_from_slice(value.as_bytes());
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn cancelled(token: Option<&CancellationToken>) {
