@@ -150,6 +150,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     let tracker = TaskTracker::new();
     let mut shared = ProxyShared::new(registry.clone(), default_cache, &config);
     shared.default_memcached = default_memcached;
+    shared.memcached_port = memcached_addr.map_or(0, |a| a.port());
     let shared = Arc::new(shared);
     let memcached_tls = if config.memcached_tls {
         tls.clone()

@@ -1227,7 +1227,7 @@ fn stats_text(shared: &ProxyShared, cache: &Cache, args: &[Bytes]) -> String {
         Some("settings") => {
             stat("maxbytes", limit.to_string());
             stat("maxconns", shared.max_clients_per_cache.to_string());
-            stat("tcpport", cache_port(shared).to_string());
+            stat("tcpport", shared.memcached_port.to_string());
             stat("evictions", "on".into());
             stat("cas_enabled", "yes".into());
             stat("item_size_max", item_max.to_string());
@@ -1260,9 +1260,4 @@ fn stats_text(shared: &ProxyShared, cache: &Cache, args: &[Bytes]) -> String {
     }
     out.push_str("END\r\n");
     out
-}
-
-/// The Memcached port, as `stats settings` shows it (0: unknown here).
-fn cache_port(_shared: &ProxyShared) -> u16 {
-    0
 }

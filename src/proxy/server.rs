@@ -35,6 +35,8 @@ pub struct ProxyShared {
     pub default_cache: Option<String>,
     /// The same for Memcached connections (`default-memcached`).
     pub default_memcached: Option<String>,
+    /// The Memcached listener's port (0 = off), as `stats settings` shows it.
+    pub memcached_port: u16,
     pub decoder: Decoder,
     pub max_key_len: usize,
     /// Pending reply bytes above which a connection's requests wait.
@@ -81,6 +83,7 @@ impl ProxyShared {
             registry,
             default_cache,
             default_memcached: None,
+            memcached_port: 0,
             decoder: Decoder::new(config.limits()),
             max_key_len: config.max_key_len,
             output_buffer_limit: config.output_buffer_limit,
