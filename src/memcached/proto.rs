@@ -317,17 +317,34 @@ pub fn decode(buf: &mut BytesMut, item_max: usize) -> Decoded {
     if end > 1 && buf[end - 1] == b'\r' {
         end -= 1;
     }
-    // What a storage command announces is checked before its data is
-    // awaited; the line alone is parsed first.
-    let line = Bytes::copy_from_slice(&buf[..end]);
+    let after_line = nl + 1;
+    // A command without a data block takes its line out of the buffer (its
+    // keys are slices of it); a storage command's line is parsed from a
+    // copy first, as what it announces is checked before its data is
+    // awaited.
+    let visible = memchr::memchr(0, &buf[..end]).unwrap_or(end);
+    let first = buf[..visible]
+        .split(|c| *c == b' ')
+        .find(|t| !t.is_empty())
+        .unwrap_or(&[]);
+    let takes_data = matches!(
+        first,
+        b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" | b"ms"
+    );
+    let (line, consumed) = if takes_data {
+        (Bytes::copy_from_slice(&buf[..end]), false)
+    } else {
+        (buf.split_to(after_line).freeze().slice(..end), true)
+    };
     let line = match memchr::memchr(0, &line) {
         Some(z) => line.slice(..z),
         None => line,
     };
-    let after_line = nl + 1;
     match parse_line(&line, item_max) {
         Parsed::Done(req) => {
-            let _ = buf.split_to(after_line);
+            if !consumed {
+                let _ = buf.split_to(after_line);
+            }
             Decoded::Request(req)
         }
         Parsed::NeedsData { len, build } => {
