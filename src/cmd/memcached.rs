@@ -803,6 +803,74 @@ mod tests {
         assert_eq!(parse_counter(b"18446744073709551616"), None);
     }
 
+    use crate::partition::Keyspace;
+    use std::sync::atomic::AtomicU64;
+
+    fn run(ks: &mut Keyspace, cas: &AtomicU64, f: Handler, args: Vec<Bytes>) -> Reply {
+        let mut ctx = Ctx::new(ks, 1_700_000_000_000);
+        ctx.cas = Some(cas);
+        f(&mut ctx, &args).unwrap_or_else(|e| e.reply())
+    }
+
+    type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Result<Reply, OpError>;
+
+    fn store_op(mode: Mode) -> StoreOp {
+        StoreOp {
+            mode,
+            flags: 7,
+            exptime: 0,
+            compare: 0,
+            explicit: 0,
+            invalidate: false,
+            vivify: None,
+        }
+    }
+
+    #[test]
+    fn items_carry_flags_and_cas_and_decr_pads_in_place() {
+        let mut ks = Keyspace::whole();
+        let cas = AtomicU64::new(0);
+        let k = Bytes::from_static(b"k");
+        let r = run(
+            &mut ks,
+            &cas,
+            store,
+            store_op(Mode::Set).encode(k.clone(), "100".into()),
+        );
+        assert_eq!(r, Reply::Array(vec![Reply::status(STORED), Reply::Int(1)]));
+        let get_op = GetOp {
+            value: true,
+            ..GetOp::default()
+        };
+        let found = Found::from_reply(&run(&mut ks, &cas, get, get_op.encode("mc_get", k.clone())))
+            .expect("a hit");
+        assert_eq!((found.flags, found.cas, found.fetched), (7, 1, false));
+        assert_eq!(found.data.as_deref(), Some(&b"100"[..]));
+        let dec = ArithOp {
+            incr: false,
+            delta: 91,
+            ..ArithOp::default()
+        };
+        run(&mut ks, &cas, arith, dec.encode(k.clone()));
+        let found = Found::from_reply(&run(&mut ks, &cas, get, get_op.encode("mc_get", k.clone())))
+            .expect("a hit");
+        assert_eq!(found.data.as_deref(), Some(&b"9  "[..]));
+        assert_eq!((found.flags, found.cas, found.fetched), (7, 2, true));
+        // A stale CAS fails; the item's own succeeds and draws a new one.
+        let mut op = store_op(Mode::Cas);
+        op.compare = 1;
+        let r = run(&mut ks, &cas, store, op.encode(k.clone(), "x".into()));
+        assert_eq!(r, Reply::Array(vec![Reply::status(EXISTS), Reply::Int(0)]));
+        op.compare = 2;
+        let r = run(&mut ks, &cas, store, op.encode(k.clone(), "x".into()));
+        assert_eq!(r, Reply::Array(vec![Reply::status(STORED), Reply::Int(3)]));
+        // The item is a string of its data and the 12-byte trailer.
+        assert_eq!(
+            ks.peek_live(b"k", 0).expect("stored").value.mem_bytes(),
+            1 + TRAILER
+        );
+    }
+
     #[test]
     fn exptimes_read_as_memcached() {
         let now = 1_700_000_000_000;

@@ -915,6 +915,91 @@ mod tests {
         ));
     }
 
+    /// Random lines from memcached's vocabulary, whole or cut anywhere,
+    /// never panic the decoder, and it always consumes what it answers.
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        const POOL: &[&str] = &[
+            "get",
+            "gets",
+            "gat",
+            "gats",
+            "set",
+            "add",
+            "cas",
+            "append",
+            "incr",
+            "decr",
+            "delete",
+            "touch",
+            "flush_all",
+            "verbosity",
+            "stats",
+            "mg",
+            "ms",
+            "md",
+            "ma",
+            "me",
+            "mn",
+            "noreply",
+            "k",
+            "0",
+            "1",
+            "-1",
+            "5",
+            "99999999999",
+            "4294967296",
+            "v",
+            "b",
+            "T1",
+            "N5",
+            "R3",
+            "C1",
+            "E2",
+            "MA",
+            "MX",
+            "M",
+            "Ok",
+            "q",
+            "I",
+            "D5",
+            "J7",
+            "Zm9v",
+            "!!",
+            "\r",
+            "\t",
+            "x",
+            "",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..8);
+            let mut line = String::new();
+            for i in 0..n {
+                if i > 0 {
+                    line.push(' ');
+                }
+                line.push_str(POOL[rng.random_range(0..POOL.len())]);
+            }
+            line.push_str("\r\n");
+            if rng.random_bool(0.5) {
+                line.push_str("abcde\r\n");
+            }
+            let bytes = line.as_bytes();
+            let cut = rng.random_range(0..=bytes.len());
+            for input in [&bytes[..cut], bytes] {
+                let mut buf = BytesMut::from(input);
+                let before = buf.len();
+                if let Decoded::Request(_) = decode(&mut buf, 64) {
+                    assert!(buf.len() < before, "{line:?}");
+                }
+                let mut buf = BytesMut::from(input);
+                let _ = decode_auth(&mut buf);
+            }
+        }
+    }
+
     #[test]
     fn base64_round_trips() {
         for s in [&b""[..], b"a", b"ab", b"abc", b"\x00\xff\x10key"] {
