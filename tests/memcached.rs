@@ -502,6 +502,15 @@ async fn stats_show_the_fields_exporters_read() {
             "{ours}"
         );
     }
+    for case in [
+        "stats foo\r\n",
+        "stats detail on\r\nstats detail off\r\nstats detail\r\n",
+        "stats reset\r\n",
+    ] {
+        p.same(case).await;
+    }
+    let after_reset = String::from_utf8(exchange(p.mc(), b"stats\r\n").await).expect("utf8");
+    assert_eq!(field(&after_reset, "cmd_get").as_deref(), Some("0"));
     let settings = String::from_utf8(exchange(p.mc(), b"stats settings\r\n").await).expect("utf8");
     assert_eq!(
         field(&settings, "item_size_max").as_deref(),

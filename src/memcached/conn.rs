@@ -1256,6 +1256,17 @@ fn stats_text(shared: &ProxyShared, cache: &Cache, args: &[Bytes]) -> String {
             stat("active_slabs", u64::from(totals.keys > 0).to_string());
             stat("total_malloced", totals.used_bytes.to_string());
         }
+        Some("reset") => {
+            s.reset();
+            return "RESET\r\n".into();
+        }
+        Some("detail") => {
+            return match args.get(1).map(|a| &a[..]) {
+                Some(b"on" | b"off") => "OK\r\n".into(),
+                Some(b"dump") => "END\r\n".into(),
+                _ => "CLIENT_ERROR usage: stats detail on|off|dump\r\n".into(),
+            };
+        }
         Some(_) => return "ERROR\r\n".into(),
     }
     out.push_str("END\r\n");

@@ -88,6 +88,37 @@ pub struct MemcachedStats {
 }
 
 impl MemcachedStats {
+    /// `stats reset`: every counter back to 0.
+    pub fn reset(&self) {
+        for c in [
+            &self.cmd_get,
+            &self.get_hits,
+            &self.get_misses,
+            &self.cmd_set,
+            &self.cmd_touch,
+            &self.touch_hits,
+            &self.touch_misses,
+            &self.cmd_flush,
+            &self.cmd_meta,
+            &self.delete_hits,
+            &self.delete_misses,
+            &self.incr_hits,
+            &self.incr_misses,
+            &self.decr_hits,
+            &self.decr_misses,
+            &self.cas_hits,
+            &self.cas_misses,
+            &self.cas_badval,
+            &self.total_items,
+            &self.store_too_large,
+            &self.store_no_memory,
+            &self.auth_cmds,
+            &self.auth_errors,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
