@@ -531,6 +531,7 @@ async fn meta_commands_answer_as_memcached() {
         "ma c1\r\nma c1 N0 J10 v\r\nma c1 v D5\r\nma c1 MD D100 v c t\r\nma c1 MZ\r\nma c1 q\r\nma c1 M- D1 v\r\nma c1 M+ v\r\n",
         "ms x 1 C99\r\nx\r\nms x 1\r\nx\r\nmg x c\r\nms x 1 C5 c\r\ny\r\nmg x v c\r\n",
         "ms cas 1\r\nx\r\nmg cas c\r\nms cas 1 C1 I\r\ny\r\nmg cas v c\r\n",
+        "ms st 1 T100\r\nx\r\nms st 1\r\ny\r\nmg st c\r\nms st 1 C1 I T5\r\nz\r\nmg st v t c\r\nmg st v t\r\n",
         // (Not `T-1 t`: memcached 1.6.18 answers a TTL wrapped around
         // from its own uptime there.)
         "ms s 5 T100 F4294967295\r\nhello\r\nmg s s v f t\r\nmg s T200 t\r\nmg s t\r\nmg s T-1\r\nmg s v\r\n",

@@ -527,10 +527,13 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             };
             ctx.reserve_store(key, data.len() + TRAILER)?;
             let mut word = word_of(ctx);
-            if stale {
-                word |= STALE;
+            let mut at = deadline(exptime, now);
+            if stale && let Some((_, old_word, old_expiry)) = old {
+                // An invalidating store with an older CAS: the item is
+                // replaced but stays stale, keeping its TTL and any token.
+                word |= STALE | (old_word & TOKEN_SENT);
+                at = old_expiry.unwrap_or(0);
             }
-            let at = deadline(exptime, now);
             if at != 0 && at <= now {
                 ctx.ks.remove(key, now);
             } else {
