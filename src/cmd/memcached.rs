@@ -1,12 +1,16 @@
 //! Memcached items: the data handlers behind the Memcached engine's
 //! operations (`src/memcached/` parses the protocol and formats replies).
 //!
-//! An item is a [`Value::Str`] holding the data followed by a fixed
-//! [`TRAILER`] of 12 bytes: the client flags (u32, little-endian) and a
-//! word (u64, little-endian) whose low 61 bits are the CAS value and whose
-//! top bits are memcached's item flags ([`FETCHED`], [`TOKEN_SENT`],
-//! [`STALE`]). No allocation beyond the string's own; split, merge,
-//! expiry, eviction and byte accounting treat items as any string.
+//! An item is a [`Value::Str`] holding the data followed by a trailer of
+//! 2 to [`TRAILER`] bytes: the CAS value (1-8 bytes, little-endian, as
+//! few as it needs), the client flags (0, 1, 2 or 4 bytes: none when 0, as
+//! memcached stores them), and a header byte (bits 0-2: CAS bytes - 1;
+//! 3-4: flags size code; 5-7: memcached's item bits [`FETCHED`],
+//! [`TOKEN_SENT`], [`STALE`]). Handlers see a "CAS word": the CAS value in
+//! the low 61 bits, the item bits on top. So a 100-byte item with a CAS
+//! under 2^24 and no flags takes 104 bytes, one allocation (the malloc
+//! size class of a 100-byte Redis string); split, merge, expiry, eviction
+//! and byte accounting treat items as any string.
 //!
 //! CAS values come from the cache's counter ([`Ctx::cas`]): unique per
 //! cache and increasing, whatever partition the key lives in. A new CAS is
@@ -28,8 +32,8 @@ use super::{Ctx, OpError};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
 
-/// Client flags and the CAS word after an item's data, bytes.
-pub const TRAILER: usize = 12;
+/// The most bytes an item's trailer takes (CAS 8, flags 4, header 1).
+pub const TRAILER: usize = 13;
 /// The item was read since it was stored (meta `h`).
 pub const FETCHED: u64 = 1 << 63;
 /// A client won the right to recache this item (meta `W`; then `Z`).
@@ -75,40 +79,89 @@ pub fn deadline(exptime: i64, now_ms: u64) -> u64 {
 struct Item<'a> {
     data: &'a [u8],
     flags: u32,
+    /// The CAS value and the item bits (see the module doc).
     word: u64,
 }
 
+/// Sizes of the flags field by its code in the header byte.
+const FLAGS_SIZES: [usize; 4] = [0, 1, 2, 4];
+
 fn parse_item(v: &Value) -> Option<Item<'_>> {
     let Value::Str(s) = v else { return None };
-    if s.len() < TRAILER {
-        return None;
-    }
-    let (data, trailer) = s.split_at(s.len() - TRAILER);
-    let flags = u32::from_le_bytes(trailer[..4].try_into().ok()?);
-    let word = u64::from_le_bytes(trailer[4..].try_into().ok()?);
-    Some(Item { data, flags, word })
+    let (&header, rest) = s.split_last()?;
+    let cas_len = usize::from(header & 7) + 1;
+    let flags_len = FLAGS_SIZES[usize::from((header >> 3) & 3)];
+    let data_len = rest.len().checked_sub(cas_len + flags_len)?;
+    let (data, fields) = rest.split_at(data_len);
+    let mut cas = [0u8; 8];
+    cas[..cas_len].copy_from_slice(&fields[..cas_len]);
+    let mut flags = [0u8; 4];
+    flags[..flags_len].copy_from_slice(&fields[cas_len..]);
+    Some(Item {
+        data,
+        flags: u32::from_le_bytes(flags),
+        word: (u64::from_le_bytes(cas) & CAS_MASK) | (u64::from(header >> 5) << 61),
+    })
+}
+
+/// Appends the trailer of `flags` and `word` to `out`.
+fn put_trailer(out: &mut Vec<u8>, flags: u32, word: u64) {
+    let cas = word & CAS_MASK;
+    let cas_len = (8 - cas.leading_zeros() as usize / 8).max(1);
+    let code: u8 = match flags {
+        0 => 0,
+        1..=0xff => 1,
+        0x100..=0xffff => 2,
+        _ => 3,
+    };
+    out.extend_from_slice(&cas.to_le_bytes()[..cas_len]);
+    out.extend_from_slice(&flags.to_le_bytes()[..FLAGS_SIZES[usize::from(code)]]);
+    out.push((cas_len - 1) as u8 | (code << 3) | ((word >> 61) as u8) << 5);
 }
 
 /// The bytes of an item (one allocation, sized exactly).
 fn build_item(parts: &[&[u8]], flags: u32, word: u64) -> Vec<u8> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut v = Vec::with_capacity(len + TRAILER);
+    let mut v = Vec::with_capacity(len + trailer_len(flags, word));
     for p in parts {
         v.extend_from_slice(p);
     }
-    v.extend_from_slice(&flags.to_le_bytes());
-    v.extend_from_slice(&word.to_le_bytes());
+    put_trailer(&mut v, flags, word);
     v
 }
 
-/// Rewrites the CAS word of a stored item in place.
+fn trailer_len(flags: u32, word: u64) -> usize {
+    let cas = word & CAS_MASK;
+    let flags_len = match flags {
+        0 => 0,
+        1..=0xff => 1,
+        0x100..=0xffff => 2,
+        _ => 4,
+    };
+    (8 - cas.leading_zeros() as usize / 8).max(1) + flags_len + 1
+}
+
+/// Gives a stored item a new CAS word: in place when only its bits
+/// change, else its trailer is rewritten (the data stays).
 fn set_word(v: &mut Value, word: u64) {
-    if let Value::Str(s) = v
-        && s.len() >= TRAILER
-    {
-        let at = s.len() - 8;
-        s[at..].copy_from_slice(&word.to_le_bytes());
+    let Some(Item {
+        data,
+        flags,
+        word: old,
+    }) = parse_item(v)
+    else {
+        return;
+    };
+    let data_len = data.len();
+    let Value::Str(s) = v else { return };
+    if old & CAS_MASK == word & CAS_MASK {
+        if let Some(h) = s.last_mut() {
+            *h = (*h & 0x1f) | (((word >> 61) as u8) << 5);
+        }
+        return;
     }
+    s.truncate(data_len);
+    put_trailer(s, flags, word);
 }
 
 /// The next CAS value of the cache.
@@ -795,6 +848,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trailers_round_trip_and_take_what_they_need() {
+        for flags in [0u32, 1, 255, 256, 65535, 65536, u32::MAX] {
+            for cas in [0u64, 1, 255, 256, 1 << 24, CAS_MASK] {
+                for bits in [0, FETCHED, TOKEN_SENT | STALE, FETCHED | TOKEN_SENT | STALE] {
+                    let word = cas | bits;
+                    let v = Value::Str(build_item(&[b"da", b"ta"], flags, word));
+                    let item = parse_item(&v).expect("an item");
+                    assert_eq!(
+                        (item.data, item.flags, item.word),
+                        (&b"data"[..], flags, word)
+                    );
+                    assert_eq!(v.mem_bytes(), 4 + trailer_len(flags, word));
+                    let mut v = v;
+                    set_word(&mut v, (word ^ FETCHED) & !CAS_MASK | 7);
+                    let item = parse_item(&v).expect("an item");
+                    assert_eq!(item.data, b"data");
+                    assert_eq!(item.word, (word ^ FETCHED) & !CAS_MASK | 7);
+                }
+            }
+        }
+        // 100 bytes, no flags, a CAS under 2^24: 104 bytes.
+        let v = Value::Str(build_item(&[&[b'x'; 100]], 0, 1_000_000));
+        assert_eq!(v.mem_bytes(), 104);
+    }
+
+    #[test]
     fn counters_parse_as_memcached_reads_them() {
         assert_eq!(parse_counter(b"10"), Some(10));
         assert_eq!(parse_counter(b"5  "), Some(5));
@@ -867,10 +946,11 @@ mod tests {
         op.compare = 2;
         let r = run(&mut ks, &cas, store, op.encode(k.clone(), "x".into()));
         assert_eq!(r, Reply::Array(vec![Reply::status(STORED), Reply::Int(3)]));
-        // The item is a string of its data and the 12-byte trailer.
+        // The item is its data and a trailer of 1 CAS byte, 1 flags byte and
+        // the header.
         assert_eq!(
             ks.peek_live(b"k", 0).expect("stored").value.mem_bytes(),
-            1 + TRAILER
+            1 + 3
         );
     }
 

@@ -12,8 +12,8 @@
 //! Mapping onto the service underneath: every operation is a row of the
 //! one command table (`Family::Memcached`, hidden from RESP clients) whose
 //! handler (`cmd::memcached`) runs in the partition owning the key's slot,
-//! as a Redis command would; an item is a string with a 12-byte trailer
-//! (flags, CAS). So routing, split and merge, expiry, allkeys-LRU
+//! as a Redis command would; an item is a string with a small trailer
+//! (flags, CAS: `cmd::memcached`). So routing, split and merge, expiry, allkeys-LRU
 //! eviction at the storage maximum, byte accounting, ECPU metering
 //! (max(transfer KiB, work): a 100 B get or set is 1 ECPU), the ECPU/s
 //! limit and usage metrics are the Redis engine's. A multi-key `get` is
