@@ -484,9 +484,9 @@ impl StoreOp {
     }
 }
 
-/// `mc_store`: replies `[outcome, cas]`, the outcome one of [`STORED`],
-/// [`NOT_STORED`], [`EXISTS`], [`NOT_FOUND`] (as a status), the CAS of the
-/// item stored (0 if none).
+/// `mc_store`: replies `[outcome, cas, size]`, the outcome one of
+/// [`STORED`], [`NOT_STORED`], [`EXISTS`], [`NOT_FOUND`] (as a status), the
+/// CAS and data size of the item stored (0 if none).
 pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let key = &args[1];
     let mode = Mode::parse(&args[2]);
@@ -498,7 +498,7 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let invalidate = &args[8][..] == b"1";
     let vivify = opt(&args[9]);
     let now = ctx.now;
-    let outcome = |word: &str, cas: u64| {
+    let outcome_sized = |word: &str, cas: u64, size: usize| {
         Ok(Reply::Array(vec![
             Reply::status(match word {
                 STORED => STORED,
@@ -507,8 +507,10 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 _ => NOT_FOUND,
             }),
             Reply::Int(cas as i64),
+            Reply::Int(size as i64),
         ]))
     };
+    let outcome = |word: &str, cas: u64| outcome_sized(word, cas, 0);
     // What is there now: (flags, word, expiry, data length).
     let old = match ctx.ks.peek_live(key, now) {
         None => None,
@@ -563,6 +565,7 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 return outcome(NOT_STORED, 0);
             };
             let old_data = parse_item(&e.value).map_or(&[][..], |i| i.data);
+            let size = old_data.len() + data.len();
             let bytes = if mode == Mode::Append {
                 build_item(&[old_data, data], old_flags, word)
             } else {
@@ -570,7 +573,7 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             };
             ctx.ks
                 .insert(key, Value::Str(bytes), expire_at.unwrap_or(0), now);
-            outcome(STORED, word)
+            outcome_sized(STORED, word, size)
         }
         _ => {
             let (flags, exptime) = match (mode, vivify) {
@@ -593,7 +596,7 @@ pub fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 let bytes = build_item(&[data], flags, word);
                 ctx.ks.insert(key, Value::Str(bytes), at, now);
             }
-            outcome(STORED, word & CAS_MASK)
+            outcome_sized(STORED, word & CAS_MASK, data.len())
         }
     }
 }
@@ -608,6 +611,11 @@ pub struct DeleteOp {
     pub ttl: Option<i64>,
     /// md `E`: the CAS the stale item gets.
     pub explicit: u64,
+    /// md `x` (memcached 1.6.27+): empty the item's value (flags `F`, TTL
+    /// `T`, the same CAS or `E`) instead of deleting it.
+    pub remove_value: bool,
+    /// md `F` with `x`: the emptied item's client flags.
+    pub flags: u32,
 }
 
 impl DeleteOp {
@@ -619,6 +627,8 @@ impl DeleteOp {
             flag(self.invalidate),
             enc_opt(self.ttl),
             Bytes::from(self.explicit.to_string()),
+            flag(self.remove_value),
+            Bytes::from(self.flags.to_string()),
         ]
     }
 }
@@ -631,8 +641,10 @@ pub fn delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let invalidate = &args[3][..] == b"1";
     let ttl = opt(&args[4]);
     let explicit = unum(&args[5]);
+    let remove_value = &args[6][..] == b"1";
+    let flags = unum(&args[7]) as u32;
     let now = ctx.now;
-    let word = match ctx.ks.peek_live(key, now) {
+    let mut word = match ctx.ks.peek_live(key, now) {
         None => {
             ctx.ks.contains(key, now);
             return Ok(Reply::status(NOT_FOUND));
@@ -642,7 +654,24 @@ pub fn delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if compare != 0 && word & CAS_MASK != compare {
         return Ok(Reply::status(EXISTS));
     }
-    if !invalidate {
+    if remove_value {
+        // A tombstone: an empty item, its CAS kept (or E's).
+        word = if explicit != 0 {
+            explicit & CAS_MASK
+        } else {
+            word & CAS_MASK
+        };
+        let at = deadline(ttl.unwrap_or(0), now);
+        if at != 0 && at <= now {
+            ctx.ks.remove(key, now);
+            return Ok(Reply::status(DELETED));
+        }
+        ctx.ks
+            .insert(key, Value::Str(build_item(&[], flags, word)), at, now);
+        if !invalidate {
+            return Ok(Reply::status(DELETED));
+        }
+    } else if !invalidate {
         ctx.ks.remove(key, now);
         return Ok(Reply::status(DELETED));
     }
@@ -919,7 +948,10 @@ mod tests {
             store,
             store_op(Mode::Set).encode(k.clone(), "100".into()),
         );
-        assert_eq!(r, Reply::Array(vec![Reply::status(STORED), Reply::Int(1)]));
+        assert_eq!(
+            r,
+            Reply::Array(vec![Reply::status(STORED), Reply::Int(1), Reply::Int(3)])
+        );
         let get_op = GetOp {
             value: true,
             ..GetOp::default()
@@ -942,10 +974,16 @@ mod tests {
         let mut op = store_op(Mode::Cas);
         op.compare = 1;
         let r = run(&mut ks, &cas, store, op.encode(k.clone(), "x".into()));
-        assert_eq!(r, Reply::Array(vec![Reply::status(EXISTS), Reply::Int(0)]));
+        assert_eq!(
+            r,
+            Reply::Array(vec![Reply::status(EXISTS), Reply::Int(0), Reply::Int(0)])
+        );
         op.compare = 2;
         let r = run(&mut ks, &cas, store, op.encode(k.clone(), "x".into()));
-        assert_eq!(r, Reply::Array(vec![Reply::status(STORED), Reply::Int(3)]));
+        assert_eq!(
+            r,
+            Reply::Array(vec![Reply::status(STORED), Reply::Int(3), Reply::Int(1)])
+        );
         // The item is its data and a trailer of 1 CAS byte, 1 flags byte and
         // the header.
         assert_eq!(

@@ -831,7 +831,9 @@ impl McConn<'_> {
                     }
                     return done.work;
                 };
-                if f.value {
+                // `C` with `v` (1.6.27+): the value only if the item changed.
+                let value = f.value && f.compare != Some(x.cas);
+                if value {
                     w.extend_from_slice(b"VA ");
                     w.extend_from_slice(x.size.to_string().as_bytes());
                 } else {
@@ -863,7 +865,7 @@ impl McConn<'_> {
                     w.extend_from_slice(b" W");
                 }
                 w.extend_from_slice(b"\r\n");
-                if let Some(data) = &x.data {
+                if let Some(data) = x.data.as_ref().filter(|_| value) {
                     w.extend_from_slice(data);
                     w.extend_from_slice(b"\r\n");
                 }
@@ -904,13 +906,14 @@ impl McConn<'_> {
                     return done.work;
                 }
                 let word = store_outcome(&done.reply, &cache.memcached, mode);
-                let cas = match &done.reply {
-                    Reply::Array(p) => match p.get(1) {
+                let int = |i: usize| match &done.reply {
+                    Reply::Array(p) => match p.get(i) {
                         Some(Reply::Int(c)) => *c,
                         _ => 0,
                     },
                     _ => 0,
                 };
+                let (cas, size) = (int(1), int(2));
                 let code = match word {
                     items::STORED => "HD",
                     items::NOT_STORED => "NS",
@@ -929,6 +932,8 @@ impl McConn<'_> {
                         }
                         b'k' => key_out(w, &m.key),
                         b'c' => put_flag(w, b'c', &cas.to_string()),
+                        // The stored item's size (1.6.27+; HD only).
+                        b's' if code == "HD" => put_flag(w, b's', &size.to_string()),
                         _ => {}
                     }
                 }
@@ -941,6 +946,8 @@ impl McConn<'_> {
                     invalidate: f.invalidate,
                     ttl: f.ttl,
                     explicit: f.explicit.unwrap_or(0),
+                    remove_value: f.remove_value,
+                    flags: f.client_flags,
                 };
                 let done = cache
                     .pool

@@ -57,6 +57,8 @@ pub struct MetaFlags {
     pub initial: u64,
     pub delta: u64,
     pub invalidate: bool,
+    /// md `x` (1.6.27+): empty the value, keep the item.
+    pub remove_value: bool,
     /// The flag tokens in request order (for the reply's return flags).
     pub tokens: Vec<Bytes>,
 }
@@ -807,6 +809,8 @@ fn preparse(tokens: &[Bytes], key: &mut Bytes) -> Result<MetaFlags, &'static str
                 None => error = Some("CLIENT_ERROR invalid numeric delta value"),
             },
             b'I' => f.invalidate = true,
+            // Memcached 1.6.27+'s md `x` (not in 1.6.18).
+            b'x' => f.remove_value = true,
             _ => return Err("CLIENT_ERROR invalid flag"),
         }
         f.tokens.push(t.clone());
