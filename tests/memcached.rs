@@ -293,12 +293,25 @@ async fn keys_and_sizes_are_limited_as_memcached() {
         reply,
         "STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n"
     );
-    // An item just under 1 MiB is fine.
-    let ok = 1024 * 1024 - 512;
-    let mut input = format!("set ok 0 0 {ok}\r\n").into_bytes();
-    input.extend(std::iter::repeat_n(b'o', ok));
-    input.extend_from_slice(b"\r\nmg ok s\r\n");
-    p.same_bytes(&input).await;
+    // The limit counts the key and memcached's item header too: the same
+    // sizes pass and fail on both, with flags or not, text or meta.
+    for (line, len) in [
+        ("set big 0 0", 1_048_514),
+        ("set big 0 0", 1_048_515),
+        ("set big 5 0", 1_048_510),
+        ("set big 5 0", 1_048_511),
+    ] {
+        let mut input = format!("{line} {len}\r\n").into_bytes();
+        input.extend(std::iter::repeat_n(b'o', len));
+        input.extend_from_slice(b"\r\nmg big s f\r\n");
+        p.same_bytes(&input).await;
+    }
+    for (flags, len) in [("", 1_048_514), ("", 1_048_515), (" F5", 1_048_511)] {
+        let mut input = format!("ms big {len}{flags}\r\n").into_bytes();
+        input.extend(std::iter::repeat_n(b'o', len));
+        input.extend_from_slice(b"\r\nmg big s f\r\n");
+        p.same_bytes(&input).await;
+    }
 }
 
 #[tokio::test]

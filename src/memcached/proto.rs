@@ -302,8 +302,22 @@ pub fn decode_auth(buf: &mut BytesMut) -> Decoded {
     })
 }
 
+/// What an item costs in memcached's item size limit beyond its data and
+/// key: the item header (48 bytes), the CAS (8), the key's terminator (1)
+/// and the data's CRLF (2); client flags other than 0 add 4. A store is
+/// too large when these and its key and data pass `item_size_max`, as
+/// memcached counts (its `item_size_ok`), so both refuse the same sizes.
+pub const ITEM_OVERHEAD: usize = 59;
+
+/// Whether an item of `len` data bytes under `key` with `flags` passes
+/// the item size limit `item_max` (see [`ITEM_OVERHEAD`]).
+fn too_large(len: usize, key: &[u8], flags: u32, item_max: usize) -> bool {
+    let flags_len = if flags == 0 { 0 } else { 4 };
+    len.saturating_add(key.len() + ITEM_OVERHEAD + flags_len) > item_max
+}
+
 /// Decodes one request from the front of `buf` (consuming it), with
-/// data blocks up to `item_max` bytes.
+/// items up to `item_max` bytes (see [`ITEM_OVERHEAD`]).
 pub fn decode(buf: &mut BytesMut, item_max: usize) -> Decoded {
     let Some(nl) = memchr::memchr(b'\n', buf) else {
         if buf.len() > LINE_MAX {
@@ -465,7 +479,7 @@ fn parse_line(line: &Bytes, item_max: usize) -> Parsed {
             }
             let len = len as usize;
             let key = tokens[1].clone();
-            if len > item_max {
+            if too_large(len, &key, flags, item_max) {
                 return done(Request::Fail {
                     line: TOO_LARGE,
                     noreply,
@@ -720,7 +734,7 @@ fn meta(cmd: u8, tokens: &[Bytes], more: bool, item_max: usize) -> Parsed {
             data: Bytes::new(),
         })));
     }
-    if len > item_max {
+    if too_large(len, &key, flags.client_flags, item_max) {
         return done(Request::Fail {
             line: TOO_LARGE,
             noreply: false,
