@@ -1061,3 +1061,39 @@ async fn pymemcache_works_against_stratus() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("pymemcache ok"));
 }
+
+#[tokio::test]
+async fn the_memcached_rows_are_invisible_to_resp_clients() {
+    let s = start_default().await;
+    let mut c = common::Raw::connect(s.resp_addr).await;
+    let r = c.cmd(&["MC_GET", "k", "1", "", "", "", "0"]).await;
+    assert!(
+        r.text().starts_with("ERR unknown command 'MC_GET'"),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd(&["COMMAND", "INFO", "mc_store"]).await.items().len(),
+        1
+    );
+    assert!(
+        c.cmd(&["COMMAND", "INFO", "mc_store"]).await.items()[0] == common::Resp::NilArray
+            || c.cmd(&["COMMAND", "INFO", "mc_store"]).await.items()[0] == common::Resp::Nil
+    );
+    let list = c.cmd(&["COMMAND", "LIST"]).await;
+    assert!(!list.items().iter().any(|n| n.text().starts_with("mc_")));
+    let count = c.cmd(&["COMMAND", "COUNT"]).await.int();
+    assert_eq!(
+        count as usize,
+        list.items()
+            .iter()
+            .filter(|n| !n.text().contains('|'))
+            .count()
+    );
+    for cat in ["read", "write", "fast", "keyspace", "string"] {
+        let names = c.cmd(&["ACL", "CAT", cat]).await;
+        assert!(
+            !names.items().iter().any(|n| n.text().starts_with("mc_")),
+            "{cat}"
+        );
+    }
+}
