@@ -253,6 +253,12 @@ pub struct Found {
     pub won: bool,
     /// Data bytes.
     pub size: usize,
+    /// Seconds left before this command changed the TTL (a vivified item:
+    /// -1): memcached prints `t` as of where the flag stands among `T`
+    /// and `N`.
+    pub ttl_before: i64,
+    /// Created by this command (mg `N`).
+    pub created: bool,
 }
 
 impl Found {
@@ -278,6 +284,8 @@ impl Found {
             stale: bits & 4 != 0,
             won: bits & 8 != 0,
             size: int(6) as usize,
+            ttl_before: int(7),
+            created: bits & 16 != 0,
         })
     }
 }
@@ -350,10 +358,13 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         };
         let ttl = ttl_secs(touch_at.filter(|a| *a != 0).or(expire_at), now);
         let ttl = if touch_at == Some(0) { -1 } else { ttl };
-        (
-            item.word,
-            found_of(&item, op.value, ttl, idle.unwrap_or(0), created),
-        )
+        let mut found = found_of(&item, op.value, ttl, idle.unwrap_or(0), created);
+        found.ttl_before = if created {
+            -1
+        } else {
+            ttl_secs(expire_at, now)
+        };
+        (item.word, found)
     };
     let mut new_word = word;
     if created {
@@ -396,6 +407,8 @@ fn found_of(item: &Item<'_>, value: bool, ttl: i64, idle: u64, created: bool) ->
         stale: item.word & STALE != 0,
         won: false,
         size: item.data.len(),
+        ttl_before: ttl,
+        created,
     }
 }
 
@@ -403,7 +416,8 @@ fn found_reply(f: Found) -> Reply {
     let bits = i64::from(f.fetched)
         | (i64::from(f.token_sent) << 1)
         | (i64::from(f.stale) << 2)
-        | (i64::from(f.won) << 3);
+        | (i64::from(f.won) << 3)
+        | (i64::from(f.created) << 4);
     Reply::Array(vec![
         f.data.map_or(Reply::Nil, Reply::Bulk),
         Reply::Int(i64::from(f.flags)),
@@ -412,6 +426,7 @@ fn found_reply(f: Found) -> Reply {
         Reply::Int(f.last_access as i64),
         Reply::Int(bits),
         Reply::Int(f.size as i64),
+        Reply::Int(f.ttl_before),
     ])
 }
 
@@ -763,7 +778,8 @@ fn parse_counter(data: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// `mc_arith`: replies `[outcome, value, cas, ttl]`: [`DONE`] with the new
+/// `mc_arith`: replies `[outcome, value, cas, ttl, ttl before, created]`:
+/// [`DONE`] with the new
 /// value, or [`NOT_FOUND`] / [`EXISTS`] (CAS mismatch) with nothing; a
 /// value that is not a number is the client error [`NON_NUMERIC`].
 /// As memcached, a result shorter than the stored text is padded with
@@ -786,14 +802,19 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             next_cas(ctx)
         }
     };
-    let result = |word: &'static str, value: Option<u64>, cas: u64, ttl: i64| {
-        Reply::Array(vec![
-            Reply::status(word),
-            value.map_or(Reply::Nil, |v| Reply::bulk(Bytes::from(v.to_string()))),
-            Reply::Int(cas as i64),
-            Reply::Int(ttl),
-        ])
-    };
+    // [outcome, value, cas, ttl, ttl before this command, created].
+    let result_full =
+        |word: &'static str, value: Option<u64>, cas: u64, ttl: i64, before: i64, created| {
+            Reply::Array(vec![
+                Reply::status(word),
+                value.map_or(Reply::Nil, |v| Reply::bulk(Bytes::from(v.to_string()))),
+                Reply::Int(cas as i64),
+                Reply::Int(ttl),
+                Reply::Int(before),
+                Reply::Int(i64::from(created)),
+            ])
+        };
+    let result = |word, value, cas, ttl| result_full(word, value, cas, ttl, ttl, false);
     let current = match ctx.ks.get_no_touch(key, now) {
         None => None,
         Some(e) => {
@@ -819,7 +840,7 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             ctx.ks.insert(key, Value::Str(bytes), at, now);
         }
         let ttl = ttl_secs((at != 0).then_some(at), now);
-        return Ok(result(DONE, Some(initial), cas, ttl));
+        return Ok(result_full(DONE, Some(initial), cas, ttl, -1, true));
     };
     if len == 0 {
         return Err(OpError::Static(NON_NUMERIC));
@@ -855,6 +876,7 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             .insert(key, Value::Str(bytes), expire_at.unwrap_or(0), now);
     }
     let mut expire_at = ctx.ks.peek_live(key, now).and_then(|e| e.expire_at());
+    let before = ttl_secs(expire_at, now);
     if let Some(t) = touch {
         let at = deadline(t, now);
         if at != 0 && at <= now {
@@ -864,7 +886,14 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         expire_at = (at != 0).then_some(at);
     }
-    Ok(result(DONE, Some(value), cas, ttl_secs(expire_at, now)))
+    Ok(result_full(
+        DONE,
+        Some(value),
+        cas,
+        ttl_secs(expire_at, now),
+        before,
+        false,
+    ))
 }
 
 /// The reply text of an OOM refusal, as memcached words it.

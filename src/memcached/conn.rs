@@ -839,10 +839,15 @@ impl McConn<'_> {
                 } else {
                     w.extend_from_slice(b"HD");
                 }
+                // `t` shows the TTL as of its place among `T` and `N` (the
+                // flags act in order, as memcached's loop over them).
+                let mut ttl_now = x.ttl_before;
                 for t in &f.tokens {
                     match t[0] {
+                        b'T' => ttl_now = x.ttl,
+                        b'N' if x.created => ttl_now = x.ttl,
                         b's' => put_flag(w, b's', &x.size.to_string()),
-                        b't' => put_flag(w, b't', &x.ttl.to_string()),
+                        b't' => put_flag(w, b't', &ttl_now.to_string()),
                         b'c' => put_flag(w, b'c', &x.cas.to_string()),
                         b'f' => put_flag(w, b'f', &x.flags.to_string()),
                         b'l' => put_flag(w, b'l', &x.last_access.to_string()),
@@ -1038,10 +1043,14 @@ impl McConn<'_> {
                 } else {
                     w.extend_from_slice(b"HD");
                 }
+                // `t` as of its place among `T` and `N` (see mg).
+                let mut ttl_now = int(4);
                 for t in &f.tokens {
                     match t[0] {
+                        b'T' => ttl_now = int(3),
+                        b'N' if int(5) == 1 => ttl_now = int(3),
                         b'c' => put_flag(w, b'c', &int(2).to_string()),
-                        b't' => put_flag(w, b't', &int(3).to_string()),
+                        b't' => put_flag(w, b't', &ttl_now.to_string()),
                         b'O' => {
                             w.put_u8(b' ');
                             w.extend_from_slice(t);
