@@ -208,6 +208,9 @@ pub struct GetOp {
     pub recache: Option<i64>,
     /// Leave the item's LRU position and fetched bit alone (mg `u`).
     pub no_bump: bool,
+    /// `N` comes after `T` among the flags: an item this command creates
+    /// keeps `N`'s TTL (memcached applies the flags in order).
+    pub vivify_last: bool,
 }
 
 impl GetOp {
@@ -220,6 +223,7 @@ impl GetOp {
             enc_opt(self.vivify),
             enc_opt(self.recache),
             flag(self.no_bump),
+            flag(self.vivify_last),
         ]
     }
 
@@ -230,6 +234,7 @@ impl GetOp {
             vivify: opt(&args[4]),
             recache: opt(&args[5]),
             no_bump: &args[6][..] == b"1",
+            vivify_last: &args[7][..] == b"1",
         }
     }
 }
@@ -259,6 +264,9 @@ pub struct Found {
     pub ttl_before: i64,
     /// Created by this command (mg `N`).
     pub created: bool,
+    /// The TTL `T` gives, and the one `N` gives a created item.
+    pub ttl_touch: i64,
+    pub ttl_vivify: i64,
 }
 
 impl Found {
@@ -286,6 +294,8 @@ impl Found {
             size: int(6) as usize,
             ttl_before: int(7),
             created: bits & 16 != 0,
+            ttl_touch: int(8),
+            ttl_vivify: int(9),
         })
     }
 }
@@ -312,6 +322,7 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ctx.ks.get(key, now).is_some()
     };
     let mut created = false;
+    let mut ttl_vivify = -1;
     if !hit {
         let Some(exptime) = op.vivify else {
             return Ok(Reply::Nil);
@@ -326,8 +337,12 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ctx.ks
             .insert(key, Value::Str(build_item(&[], 0, word)), at, now);
         created = true;
+        ttl_vivify = ttl_secs((at != 0).then_some(at), now);
     }
-    let touch_at = op.touch.map(|t| deadline(t, now));
+    let asked_at = op.touch.map(|t| deadline(t, now));
+    let ttl_touch = asked_at.map_or(-1, |at| ttl_secs((at != 0).then_some(at), now));
+    // A created item keeps `N`'s TTL when `N` comes after `T`.
+    let touch_at = asked_at.filter(|_| !(created && op.vivify_last));
     if let Some(at) = touch_at
         && at != 0
         && at <= now
@@ -364,6 +379,8 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         } else {
             ttl_secs(expire_at, now)
         };
+        found.ttl_touch = ttl_touch;
+        found.ttl_vivify = ttl_vivify;
         (item.word, found)
     };
     let mut new_word = word;
@@ -409,6 +426,8 @@ fn found_of(item: &Item<'_>, value: bool, ttl: i64, idle: u64, created: bool) ->
         size: item.data.len(),
         ttl_before: ttl,
         created,
+        ttl_touch: ttl,
+        ttl_vivify: ttl,
     }
 }
 
@@ -427,6 +446,8 @@ fn found_reply(f: Found) -> Reply {
         Reply::Int(bits),
         Reply::Int(f.size as i64),
         Reply::Int(f.ttl_before),
+        Reply::Int(f.ttl_touch),
+        Reply::Int(f.ttl_vivify),
     ])
 }
 
@@ -723,6 +744,8 @@ pub struct ArithOp {
     pub touch: Option<i64>,
     /// ma `E`: the item's new CAS.
     pub explicit: u64,
+    /// `N` comes after `T`: a created item keeps `N`'s TTL.
+    pub vivify_last: bool,
 }
 
 impl ArithOp {
@@ -737,6 +760,7 @@ impl ArithOp {
             Bytes::from(self.initial.to_string()),
             enc_opt(self.touch),
             Bytes::from(self.explicit.to_string()),
+            flag(self.vivify_last),
         ]
     }
 }
@@ -794,7 +818,10 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let initial = unum(&args[6]);
     let touch = opt(&args[7]);
     let explicit = unum(&args[8]);
+    let vivify_last = &args[9][..] == b"1";
     let now = ctx.now;
+    let touch_at = touch.map(|t| deadline(t, now));
+    let ttl_touch = touch_at.map_or(-1, |at| ttl_secs((at != 0).then_some(at), now));
     let new_cas = |ctx: &Ctx<'_>| {
         if explicit != 0 {
             explicit & CAS_MASK
@@ -802,19 +829,27 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             next_cas(ctx)
         }
     };
-    // [outcome, value, cas, ttl, ttl before this command, created].
-    let result_full =
-        |word: &'static str, value: Option<u64>, cas: u64, ttl: i64, before: i64, created| {
-            Reply::Array(vec![
-                Reply::status(word),
-                value.map_or(Reply::Nil, |v| Reply::bulk(Bytes::from(v.to_string()))),
-                Reply::Int(cas as i64),
-                Reply::Int(ttl),
-                Reply::Int(before),
-                Reply::Int(i64::from(created)),
-            ])
-        };
-    let result = |word, value, cas, ttl| result_full(word, value, cas, ttl, ttl, false);
+    // [outcome, value, cas, ttl, ttl before this command, created, the
+    // TTL `T` gives, the TTL `N` gives a created item].
+    let result_full = |word: &'static str,
+                       value: Option<u64>,
+                       cas: u64,
+                       ttl: i64,
+                       before: i64,
+                       created: bool,
+                       vivified: i64| {
+        Reply::Array(vec![
+            Reply::status(word),
+            value.map_or(Reply::Nil, |v| Reply::bulk(Bytes::from(v.to_string()))),
+            Reply::Int(cas as i64),
+            Reply::Int(ttl),
+            Reply::Int(before),
+            Reply::Int(i64::from(created)),
+            Reply::Int(ttl_touch),
+            Reply::Int(vivified),
+        ])
+    };
+    let result = |word, value, cas, ttl| result_full(word, value, cas, ttl, ttl, false, ttl);
     let current = match ctx.ks.get_no_touch(key, now) {
         None => None,
         Some(e) => {
@@ -834,13 +869,27 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         let text = initial.to_string();
         ctx.reserve_store(key, text.len() + TRAILER)?;
         let cas = new_cas(ctx);
-        let at = deadline(t, now);
+        let vivify_at = deadline(t, now);
+        let vivified = ttl_secs((vivify_at != 0).then_some(vivify_at), now);
+        // The flags act in order: the later of `T` and `N` sets the TTL.
+        let at = match touch_at {
+            Some(at) if !vivify_last => at,
+            _ => vivify_at,
+        };
         if at == 0 || at > now {
             let bytes = build_item(&[text.as_bytes()], 0, cas);
             ctx.ks.insert(key, Value::Str(bytes), at, now);
         }
         let ttl = ttl_secs((at != 0).then_some(at), now);
-        return Ok(result_full(DONE, Some(initial), cas, ttl, -1, true));
+        return Ok(result_full(
+            DONE,
+            Some(initial),
+            cas,
+            ttl,
+            -1,
+            true,
+            vivified,
+        ));
     };
     if len == 0 {
         return Err(OpError::Static(NON_NUMERIC));
@@ -877,8 +926,7 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     let mut expire_at = ctx.ks.peek_live(key, now).and_then(|e| e.expire_at());
     let before = ttl_secs(expire_at, now);
-    if let Some(t) = touch {
-        let at = deadline(t, now);
+    if let Some(at) = touch_at {
         if at != 0 && at <= now {
             ctx.ks.remove(key, now);
         } else {
@@ -893,6 +941,7 @@ pub fn arith(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ttl_secs(expire_at, now),
         before,
         false,
+        before,
     ))
 }
 

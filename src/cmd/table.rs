@@ -756,11 +756,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     // hidden from RESP clients. One unit per key; the bytes by transfer.
     // A read; with a new exptime (gat, touch, mg T) or a vivify (mg N) a
     // write that may grow memory.
-    row!("mc_get",       7, R | F | MC,         1, 1, 1, Memcached, 0, Data(memcached::get)),
-    row!("mc_gat",       7, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::get)),
+    row!("mc_get",       8, R | F | MC,         1, 1, 1, Memcached, 0, Data(memcached::get)),
+    row!("mc_gat",       8, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::get)),
     row!("mc_store",    10, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::store)),
-    row!("mc_delete",    6, W | F | MC,         1, 1, 1, Memcached, 0, Data(memcached::delete)),
-    row!("mc_arith",     9, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::arith)),
+    row!("mc_delete",    8, W | F | MC,         1, 1, 1, Memcached, 0, Data(memcached::delete)),
+    row!("mc_arith",    10, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::arith)),
     // Run by the Memcached connection itself (every partition, or none).
     row!("mc_flush_all", -1, W | MC,            0, 0, 0, Memcached, 0, Conn(C::Flushdb)),
     row!("mc_stats",    -1, MC,                 0, 0, 0, Memcached, 0, Conn(C::Info)),

@@ -791,6 +791,7 @@ impl McConn<'_> {
                     vivify: f.vivify,
                     recache: f.recache,
                     no_bump: f.no_update || m.cmd == b'e',
+                    vivify_last: vivify_last(f),
                 };
                 let args = op.encode(name, m.key.clone());
                 let done = cache
@@ -844,8 +845,8 @@ impl McConn<'_> {
                 let mut ttl_now = x.ttl_before;
                 for t in &f.tokens {
                     match t[0] {
-                        b'T' => ttl_now = x.ttl,
-                        b'N' if x.created => ttl_now = x.ttl,
+                        b'T' => ttl_now = x.ttl_touch,
+                        b'N' if x.created => ttl_now = x.ttl_vivify,
                         b's' => put_flag(w, b's', &x.size.to_string()),
                         b't' => put_flag(w, b't', &ttl_now.to_string()),
                         b'c' => put_flag(w, b'c', &x.cas.to_string()),
@@ -987,6 +988,7 @@ impl McConn<'_> {
                     initial: f.initial,
                     touch: f.ttl,
                     explicit: f.explicit.unwrap_or(0),
+                    vivify_last: vivify_last(f),
                 };
                 let done = cache
                     .pool
@@ -1047,8 +1049,8 @@ impl McConn<'_> {
                 let mut ttl_now = int(4);
                 for t in &f.tokens {
                     match t[0] {
-                        b'T' => ttl_now = int(3),
-                        b'N' if int(5) == 1 => ttl_now = int(3),
+                        b'T' => ttl_now = int(6),
+                        b'N' if int(5) == 1 => ttl_now = int(7),
                         b'c' => put_flag(w, b'c', &int(2).to_string()),
                         b't' => put_flag(w, b't', &ttl_now.to_string()),
                         b'O' => {
@@ -1069,6 +1071,13 @@ impl McConn<'_> {
             _ => 0,
         }
     }
+}
+
+/// Whether `N` comes after `T` among a meta command's flags (memcached
+/// applies them in order: the later one sets a created item's TTL).
+fn vivify_last(f: &proto::MetaFlags) -> bool {
+    let at = |c: u8| f.tokens.iter().position(|t| t[0] == c);
+    matches!((at(b'N'), at(b'T')), (Some(n), Some(t)) if n > t)
 }
 
 /// The row a request is admitted, made room for and metered as.
