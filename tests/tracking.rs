@@ -122,6 +122,12 @@ async fn invalidations_match_redis() {
         (0, &["GET", "k"]),
         // Its own write: the push follows the reply.
         (0, &["SET", "k", "4"]),
+        // A read inside MULTI/EXEC is remembered too.
+        (0, &["MULTI"]),
+        (0, &["GET", "m"]),
+        (0, &["EXEC"]),
+        (1, &["SET", "m", "1"]),
+        (0, &["PING"]),
         (0, &["CLIENT", "TRACKING", "ON", "BCAST"]),
         (0, &["CLIENT", "TRACKING", "OFF"]),
         // OPTIN: only reads after CLIENT CACHING YES are remembered.

@@ -396,6 +396,13 @@ pub fn after_command(conn: &mut Connection<'_>, spec: &CommandSpec, args: &[Byte
         return;
     }
     let caching = std::mem::take(&mut conn.session.caching_given);
+    remember_read(conn, spec, args, caching);
+}
+
+/// A read on a tracking connection remembers its keys (the command alone,
+/// or each command an EXEC ran); `caching` is whether CLIENT CACHING YES
+/// came before it.
+pub fn remember_read(conn: &Connection<'_>, spec: &CommandSpec, args: &[Bytes], caching: bool) {
     let Some(cache) = &conn.session.cache else {
         return;
     };

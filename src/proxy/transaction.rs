@@ -169,6 +169,10 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
         };
         // Its keys were charged when it was queued; here what it walked.
         work += work_milli(spec, 0, done.work);
+        // Client-side caching remembers what the transaction read.
+        if matches!(spec.exec, Exec::Data(_)) && !done.reply.is_error() {
+            super::pubsub::remember_read(conn, spec, &req.args, conn.session.caching_given);
+        }
         cache
             .server
             .record_inner_call(spec, &req.args, 0, &done.reply);
