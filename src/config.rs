@@ -623,4 +623,25 @@ mod tests {
             .map(|e| e.to_string());
         assert!(bad.is_some_and(|e| e.contains("enabled") && e.contains("disabled")));
     }
+
+    #[test]
+    fn the_memcached_port_is_parsed_and_its_tls_checked() {
+        use clap::Parser;
+        let parsed =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()));
+        let port = |args: &[&str]| parsed(args).map(|c| c.serve.memcached_port).ok();
+        assert_eq!(port(&[]), Some(Port::Fixed(DEFAULT_MEMCACHED_PORT)));
+        assert_eq!(port(&["--memcached-port", "0"]), Some(Port::Off));
+        assert_eq!(port(&["--memcached-port", "any"]), Some(Port::Any));
+        assert_eq!(
+            port(&["--memcached-port", "11311"]),
+            Some(Port::Fixed(11311))
+        );
+        assert!(port(&["--memcached-port", "-3"]).is_none());
+        let tls_without_files = ServeConfig {
+            memcached_tls: true,
+            ..ServeConfig::default()
+        };
+        assert!(tls_without_files.validate().is_err());
+    }
 }
