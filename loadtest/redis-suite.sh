@@ -94,7 +94,7 @@ start_stratus() {
     # Serverless's 3,999 that Stratus applies by default: the suite tests
     # Redis's limits (lazyfree and protocol send 10k+ arguments).
     "$STRATUS_BIN" serve --bind 127.0.0.1 --port "$STRATUS_PORT" \
-        --http-bind 127.0.0.1 --http-port "$http" --max-args 1048576 \
+        --http-bind 127.0.0.1 --http-port "$http" --max-args 1048576 --memcached-port 0 \
         --default-cache-cluster-mode disabled >>"$OUT/stratus.log" 2>&1 &
     STRATUS_PID=$!
     wait_port "$STRATUS_PORT" || { echo "stratus serve did not start" >&2; exit 1; }

@@ -15,6 +15,8 @@ use crate::tls::{AuthClients, TlsFiles};
 pub const DEFAULT_PORT: u16 = 6379;
 /// Control API port.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Memcached port: memcached's.
+pub const DEFAULT_MEMCACHED_PORT: u16 = 11211;
 /// Largest bulk string, bytes: Redis's proto-max-bulk-len and ElastiCache's limit.
 pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 /// Most arguments per request: ElastiCache Serverless's limit.
@@ -170,6 +172,13 @@ pub struct ServeConfig {
     /// RESP over TLS: a number, `any`, or 0 = off (the default).
     #[arg(long, env = "STRATUS_TLS_PORT", default_value_t = Port::Off)]
     pub tls_port: Port,
+    /// Memcached port (memcached-engine caches, text and meta protocols):
+    /// a number, `any` (a free port), or 0 = off.
+    #[arg(long, env = "STRATUS_MEMCACHED_PORT", default_value_t = Port::Fixed(DEFAULT_MEMCACHED_PORT))]
+    pub memcached_port: Port,
+    /// Speak TLS on the Memcached port (as memcached's `-Z`), with the TLS files.
+    #[arg(long, env = "STRATUS_MEMCACHED_TLS", default_value_t = false)]
+    pub memcached_tls: bool,
     /// PEM certificate chain for TLS (RESP, and HTTP with --http-tls).
     #[arg(long, env = "STRATUS_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
@@ -323,6 +332,8 @@ impl Default for ServeConfig {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: Port::Any,
             tls_port: Port::Off,
+            memcached_port: Port::Any,
+            memcached_tls: false,
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_cert_file: None,
@@ -374,9 +385,11 @@ impl ServeConfig {
         if self.port == Port::Off && self.tls_port == Port::Off {
             return Err("port and tls-port are both 0: nothing to listen on".into());
         }
-        let wants_tls = self.tls_port != Port::Off || self.http_tls;
+        let wants_tls = self.tls_port != Port::Off || self.http_tls || self.memcached_tls;
         if wants_tls && (self.tls_cert_file.is_none() || self.tls_key_file.is_none()) {
-            return Err("tls-port and http-tls need tls-cert-file and tls-key-file".into());
+            return Err(
+                "tls-port, http-tls and memcached-tls need tls-cert-file and tls-key-file".into(),
+            );
         }
         if self.tls_auth_clients != AuthClients::No && self.tls_ca_cert_file.is_none() {
             return Err("tls-auth-clients yes|optional needs tls-ca-cert-file".into());
@@ -609,5 +622,26 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(bad.is_some_and(|e| e.contains("enabled") && e.contains("disabled")));
+    }
+
+    #[test]
+    fn the_memcached_port_is_parsed_and_its_tls_checked() {
+        use clap::Parser;
+        let parsed =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()));
+        let port = |args: &[&str]| parsed(args).map(|c| c.serve.memcached_port).ok();
+        assert_eq!(port(&[]), Some(Port::Fixed(DEFAULT_MEMCACHED_PORT)));
+        assert_eq!(port(&["--memcached-port", "0"]), Some(Port::Off));
+        assert_eq!(port(&["--memcached-port", "any"]), Some(Port::Any));
+        assert_eq!(
+            port(&["--memcached-port", "11311"]),
+            Some(Port::Fixed(11311))
+        );
+        assert!(port(&["--memcached-port", "-3"]).is_none());
+        let tls_without_files = ServeConfig {
+            memcached_tls: true,
+            ..ServeConfig::default()
+        };
+        assert!(tls_without_files.validate().is_err());
     }
 }

@@ -11,6 +11,8 @@
 //! - [`pool`]: each cache's routing table and the `PartitionHandle` seam;
 //! - [`partition`]: one partition's storage: slot-bucketed keyspace, TTLs, accounting;
 //! - [`control`]: the cache registry and the HTTP control API;
+//! - [`memcached`]: the Memcached engine's protocol and connections (its
+//!   operations are rows of the command table, run as any command is);
 //! - [`metrics`]: the one list of metric names and the Prometheus exposition;
 //! - [`server`]: `stratus serve` wiring: listeners, background tasks, shutdown.
 //!
@@ -22,6 +24,7 @@ pub mod acl;
 pub mod cmd;
 pub mod config;
 pub mod control;
+pub mod memcached;
 pub mod metering;
 pub mod metrics;
 pub mod partition;

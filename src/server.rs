@@ -2,9 +2,10 @@
 //!
 //! Start-up phases:
 //! 1. validate the configuration;
-//! 2. create the registry (and the open `default` cache if configured);
-//! 3. bind the RESP and HTTP listeners (port 0 = ephemeral; the bound
-//!    addresses are reported);
+//! 2. create the registry (and the open `default` and `default-memcached`
+//!    caches if configured);
+//! 3. bind the RESP, Memcached and HTTP listeners (port 0 = ephemeral; the
+//!    bound addresses are reported);
 //! 4. spawn the accept loops and the active-expiry cycle.
 //!
 //! Shutdown: cancel the token; accept loops stop, connections flush their
@@ -23,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Port, ServeConfig};
 use crate::control::api::Endpoint;
 use crate::control::http::{self, HttpState};
-use crate::control::registry::{DEFAULT_CACHE, NewCache};
+use crate::control::registry::{DEFAULT_CACHE, DEFAULT_MEMCACHED_CACHE, Engine, NewCache};
 use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
 use crate::pool::autoscaler::{self, Decision, Thresholds};
@@ -62,6 +63,8 @@ pub struct Running {
     pub resp_addr: SocketAddr,
     /// The TLS RESP listener's address.
     pub tls_addr: Option<SocketAddr>,
+    /// The Memcached listener's address (`None`: off).
+    pub memcached_addr: Option<SocketAddr>,
     tls: Option<Arc<Tls>>,
     pub http_addr: SocketAddr,
     pub registry: Arc<Registry>,
@@ -94,6 +97,20 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             })
             .map_err(|e| e.to_string())?;
     }
+    // Its Memcached twin, under the same rule (loopback, or turned on).
+    let default_memcached = (config.default_cache_open() && config.memcached_port != Port::Off)
+        .then(|| DEFAULT_MEMCACHED_CACHE.to_string());
+    if let Some(name) = &default_memcached {
+        registry
+            .create(NewCache {
+                name: name.clone(),
+                description: "embedded default memcached cache (no password)".into(),
+                open: true,
+                engine: Engine::Memcached,
+                ..NewCache::default()
+            })
+            .map_err(|e| e.to_string())?;
+    }
     let tls = match config.tls_files() {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None => None,
@@ -108,6 +125,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     };
     let plain_listener = bind(config.port)?;
     let tls_listener = bind(config.tls_port)?;
+    let memcached_listener = bind(config.memcached_port)?;
     let http_listener = TcpListener::bind((config.http_bind, config.http_port))
         .await
         .map_err(|e| {
@@ -122,6 +140,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             .transpose()
     };
     let tls_addr = addr(&tls_listener)?;
+    let memcached_addr = addr(&memcached_listener)?;
     let resp_addr = addr(&plain_listener)?
         .or(tls_addr)
         .ok_or("no RESP listener")?;
@@ -129,14 +148,27 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let shared = ProxyShared::new(registry.clone(), default_cache, &config);
+    let mut shared = ProxyShared::new(registry.clone(), default_cache, &config);
+    shared.default_memcached = default_memcached;
+    shared.memcached_port = memcached_addr.map_or(0, |a| a.port());
     let shared = Arc::new(shared);
-    for (listener, tls) in [(plain_listener, None), (tls_listener, tls.clone())] {
+    let memcached_tls = if config.memcached_tls {
+        tls.clone()
+    } else {
+        None
+    };
+    let listeners = [
+        (plain_listener, None, proxy::Wire::Resp),
+        (tls_listener, tls.clone(), proxy::Wire::Resp),
+        (memcached_listener, memcached_tls, proxy::Wire::Memcached),
+    ];
+    for (listener, tls, wire) in listeners {
         if let Some(listener) = listener {
             tracker.spawn(proxy::serve(
                 listener,
                 shared.clone(),
                 tls,
+                wire,
                 shutdown.clone(),
                 tracker.clone(),
             ));
@@ -144,7 +176,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     }
     let state = Arc::new(HttpState {
         registry: registry.clone(),
-        endpoint: Endpoint(resp_addr),
+        endpoint: Endpoint(resp_addr, memcached_addr),
         admin_token: config.admin_token.clone(),
     });
     let http_tls = if config.http_tls { tls.clone() } else { None };
@@ -162,10 +194,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         config.thresholds(),
         shutdown.clone(),
     ));
-    tracing::info!(%resp_addr, tls_addr = ?tls_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
+    tracing::info!(%resp_addr, tls_addr = ?tls_addr, memcached_addr = ?memcached_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
     Ok(Running {
         resp_addr,
         tls_addr,
+        memcached_addr,
         tls,
         http_addr,
         registry,

@@ -385,7 +385,7 @@ async fn bad_requests_get_4xx_with_a_json_error_never_5xx() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["default", "exists"]);
+    assert_eq!(names, vec!["default", "default-memcached", "exists"]);
     server.shutdown().await;
 }
 
@@ -443,7 +443,7 @@ async fn bodies_without_a_json_content_type_get_415_and_change_nothing() {
     }
     assert_eq!(
         cache_names(&http.get("/v1/caches").await.json()),
-        vec!["default"]
+        vec!["default", "default-memcached"]
     );
 
     // application/json in any case, with parameters, is accepted.
@@ -509,7 +509,7 @@ async fn overflowing_limits_are_refused() {
     }
     assert_eq!(
         cache_names(&http.get("/v1/caches").await.json()),
-        vec!["default"]
+        vec!["default", "default-memcached"]
     );
 
     // PATCH: refused too, and the limits stay as they were.

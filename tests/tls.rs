@@ -420,3 +420,50 @@ async fn https_get_as(
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// The Memcached port with `--memcached-tls`: TLS only (memcached's `-Z`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memcached_port_over_tls() {
+    let pki = Pki::new("memcached");
+    let server = start(ServeConfig {
+        memcached_tls: true,
+        ..pki.config(AuthClients::No)
+    })
+    .await;
+    let addr = server.memcached_addr.expect("memcached port");
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(cert.expect("ca pem")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    tls.write_all(b"set k 3 0 2\r\nhi\r\nget k\r\n")
+        .await
+        .expect("write");
+    let want = b"STORED\r\nVALUE k 3 2\r\nhi\r\nEND\r\n";
+    let mut got = vec![0u8; want.len()];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(got, want);
+    // Plain text to the TLS port gets no Memcached answer.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"version\r\n").await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("VERSION"));
+    server.shutdown().await;
+}

@@ -12,6 +12,8 @@ pub struct ServerProcess {
     pub child: Child,
     pub resp: SocketAddr,
     pub http: Option<SocketAddr>,
+    /// Stratus's Memcached port (or a real memcached's), if any.
+    pub memcached: Option<SocketAddr>,
 }
 
 impl Drop for ServerProcess {
@@ -51,7 +53,15 @@ pub fn start_stratus_with_env(
     env: &[(String, String)],
 ) -> ServerProcess {
     let mut child = pinned(cpu, &stratus_binary())
-        .args(["serve", "--port", "any", "--http-port", "0"])
+        .args([
+            "serve",
+            "--port",
+            "any",
+            "--http-port",
+            "0",
+            "--memcached-port",
+            "any",
+        ])
         .args(extra)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("STRATUS_LOG", "warn,stratus::server=info")
@@ -61,7 +71,7 @@ pub fn start_stratus_with_env(
         .expect("start stratus (build it with cargo build --release first)");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let (mut resp, mut http) = (None, None);
+    let (mut resp, mut http, mut memcached) = (None, None, None);
     for line in lines.by_ref() {
         let line = line.expect("read stratus log");
         let field = |name: &str| {
@@ -69,6 +79,8 @@ pub fn start_stratus_with_env(
                 .find_map(|w| w.strip_prefix(name))
                 .and_then(|v| {
                     v.trim_matches(|c| c == '"' || c == ',')
+                        .trim_start_matches("Some(")
+                        .trim_end_matches(')')
                         .parse::<SocketAddr>()
                         .ok()
                 })
@@ -76,6 +88,7 @@ pub fn start_stratus_with_env(
         if line.contains("stratus serving") {
             resp = field("resp_addr=");
             http = field("http_addr=");
+            memcached = field("memcached_addr=");
             break;
         }
     }
@@ -85,6 +98,7 @@ pub fn start_stratus_with_env(
         child,
         resp: resp.expect("stratus did not report its RESP address"),
         http,
+        memcached,
     }
 }
 
@@ -179,6 +193,49 @@ pub fn start_redis(cpu: Option<usize>) -> ServerProcess {
         child,
         resp,
         http: None,
+        memcached: None,
+    }
+}
+
+/// Starts a real `memcached -t 1` (Debian's package) with `memory_mb` of
+/// item memory on a free port, pinned to `cpu`.
+pub fn start_memcached(cpu: Option<usize>, memory_mb: u64) -> ServerProcess {
+    let port = free_port();
+    let mut cmd = pinned(cpu, "memcached");
+    cmd.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-t",
+        "1",
+    ])
+    .args(["-m", &memory_mb.to_string()]);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if root {
+        cmd.args(["-u", "root"]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start memcached (apt-get install memcached)");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "memcached did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ServerProcess {
+        child,
+        resp: addr,
+        http: None,
+        memcached: Some(addr),
     }
 }
 

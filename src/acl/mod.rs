@@ -87,7 +87,7 @@ pub fn categories(spec: &CommandSpec, sub: Option<&[u8]>) -> u32 {
         Family::PubSub => "pubsub",
         Family::Transaction => "transaction",
         Family::Scripting => "scripting",
-        Family::Server | Family::Cluster => "",
+        Family::Server | Family::Cluster | Family::Memcached => "",
     };
     let mut f = crate::cmd::table::acl_flags(spec, sub);
     if spec.family == Family::Scripting && f == spec.flags {

@@ -23,6 +23,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod lua_pattern;
+pub mod memcached;
 pub mod object;
 pub mod params;
 pub mod script;
@@ -87,6 +88,9 @@ pub struct Ctx<'a> {
     /// source): WATCH versions, blocked clients and tracking follow these
     /// instead of every key named (Redis's `signalModifiedKey` per key).
     pub changed_only: Option<Vec<Bytes>>,
+    /// The cache's CAS counter, for Memcached items ([`memcached`]); set by
+    /// the pool.
+    pub cas: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
 /// The hook of [`Ctx::on_write`]: called with each key changed.
@@ -111,6 +115,7 @@ impl<'a> Ctx<'a> {
             cluster_mode: crate::partition::ClusterMode::Enabled,
             on_write: None,
             changed_only: None,
+            cas: None,
         }
     }
 

@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use super::args::{is, parse_i64};
 use super::{
-    Handler, bitmap, dump, geo, hash, hll, keys, list, object, script, set, sort, stream, string,
-    zset,
+    Handler, bitmap, dump, geo, hash, hll, keys, list, memcached, object, script, set, sort,
+    stream, string, zset,
 };
 
 /// Command flags (bit set).
@@ -57,6 +57,10 @@ pub mod flags {
     /// the command runs inline as a `FAST` one would. Not shown by
     /// `COMMAND INFO` (Redis has no such flag).
     pub const WORK_OFF_PATH: u16 = 1 << 13;
+    /// A Memcached-engine operation (`Family::Memcached`): run only by the
+    /// Memcached connection (`src/memcached/`) through [`super::memcached_op`];
+    /// invisible to RESP clients ([`super::lookup`], COMMAND, ACL CAT).
+    pub const MEMCACHED: u16 = 1 << 14;
 
     /// Flag names as `COMMAND INFO` shows them.
     pub const NAMES: &[(u16, &str)] = &[
@@ -88,10 +92,12 @@ pub enum Family {
     Scripting,
     Geo,
     PubSub,
+    /// The Memcached engine's operations (hidden from RESP clients).
+    Memcached,
 }
 
 impl Family {
-    pub const ALL: [Family; 16] = [
+    pub const ALL: [Family; 17] = [
         Family::String,
         Family::Keys,
         Family::Hash,
@@ -108,6 +114,7 @@ impl Family {
         Family::Scripting,
         Family::Geo,
         Family::PubSub,
+        Family::Memcached,
     ];
 
     /// The metric label; for data families, also Redis's ACL category name.
@@ -129,6 +136,7 @@ impl Family {
             Family::Scripting => "scripting",
             Family::Geo => "geo",
             Family::PubSub => "pubsub",
+            Family::Memcached => "memcached",
         }
     }
 
@@ -371,6 +379,7 @@ const TX: u16 = flags::TX_CONTROL;
 const DG: u16 = flags::DANGEROUS;
 const CT: u16 = flags::CONTAINER;
 const OP: u16 = flags::WORK_OFF_PATH;
+const MC: u16 = flags::MEMCACHED;
 
 /// Work per element a handler counts in `Ctx::work`, in milli-units,
 /// calibrated with `loadtest/src/bin/calibrate.rs` against a GET (see the
@@ -743,7 +752,42 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("publish",      3, F,           0, 0, 0, PubSub, WALK, Conn(C::PubSub)),
     row!("spublish",     3, F,           1, 1, 1, PubSub, WALK, Conn(C::PubSub)),
     row!("pubsub",      -2, CT,          0, 0, 0, PubSub, WALK, Conn(C::PubSub)),
+    // The Memcached engine (`src/memcached/`, handlers in `memcached.rs`):
+    // hidden from RESP clients. One unit per key; the bytes by transfer.
+    // A read; with a new exptime (gat, touch, mg T) or a vivify (mg N) a
+    // write that may grow memory.
+    row!("mc_get",       8, R | F | MC,         1, 1, 1, Memcached, 0, Data(memcached::get)),
+    row!("mc_gat",       8, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::get)),
+    row!("mc_store",    10, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::store)),
+    row!("mc_delete",    8, W | F | MC,         1, 1, 1, Memcached, 0, Data(memcached::delete)),
+    row!("mc_arith",    10, W | M | F | MC,     1, 1, 1, Memcached, 0, Data(memcached::arith)),
+    // Run by the Memcached connection itself (every partition, or none).
+    row!("mc_flush_all", -1, W | MC,            0, 0, 0, Memcached, 0, Conn(C::Flushdb)),
+    row!("mc_stats",    -1, MC,                 0, 0, 0, Memcached, 0, Conn(C::Info)),
+    row!("mc_version",  -1, UM | F | MC,        0, 0, 0, Memcached, 0, Conn(C::Ping)),
 ];
+
+/// Every row a RESP client may see (the Memcached engine's are hidden).
+pub fn resp_commands() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS.iter().filter(|c| !c.has(flags::MEMCACHED))
+}
+
+/// The Memcached engine's row `name` (`mc_get`...): a fixed name from the
+/// Memcached layer, never client bytes.
+pub fn memcached_op(name: &str) -> &'static CommandSpec {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .filter(|c| c.has(flags::MEMCACHED))
+            .map(|c| (c.name, c))
+            .collect()
+    });
+    index
+        .get(name)
+        .copied()
+        .unwrap_or_else(|| panic!("no Memcached row {name}"))
+}
 
 /// The subcommands of container commands, as `COMMAND LIST` names them
 /// (`client|list`); each handler checks its own arities.
@@ -942,7 +986,7 @@ pub fn acl_family_categories(
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+    let index = INDEX.get_or_init(|| resp_commands().map(|c| (c.name, c)).collect());
     if name.len() > 32 {
         return None;
     }

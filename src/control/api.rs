@@ -5,11 +5,14 @@
 //! Routes, matched in this order:
 //! ```text
 //! POST   /v1/caches            create {name, description?, usage_limits?, auth?: {token?},
-//!                                      cluster_mode?: "enabled" | "disabled"}
+//!                                      cluster_mode?: "enabled" | "disabled",
+//!                                      engine?: "redis" | "memcached",
+//!                                      item_size_max?: bytes (memcached: 1 KiB-128 MiB)}
 //! GET    /v1/caches            list
 //! GET    /v1/caches/{name}     describe: status, endpoint, limits, usage now
 //! PATCH  /v1/caches/{name}     change description, limits; auth: {rotate: true} or {token}
-//!                               (cluster_mode is fixed at creation: 400)
+//!                               item_size_max (memcached); cluster_mode and engine
+//!                               are fixed at creation: 400
 //! DELETE /v1/caches/{name}     delete (data released, token refused)
 //! GET    /v1/caches/{name}/partitions  partition map: slot ranges, keys, bytes, ECPU/s, age
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
@@ -170,6 +173,12 @@ struct CreateRequest {
     /// `"enabled"` (default) or `"disabled"`; fixed for the cache's life.
     #[serde(default)]
     cluster_mode: Option<String>,
+    /// `"redis"` (default) or `"memcached"`; fixed for the cache's life.
+    #[serde(default)]
+    engine: Option<String>,
+    /// Memcached engine: the largest item, bytes (default 1 MiB).
+    #[serde(default)]
+    item_size_max: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +200,12 @@ struct PatchRequest {
     /// Refused with a clear message: the mode is chosen at creation only.
     #[serde(default)]
     cluster_mode: Option<Json>,
+    /// Refused as `cluster_mode` is: chosen at creation only.
+    #[serde(default)]
+    engine: Option<Json>,
+    /// Memcached engine: a new item size limit, bytes.
+    #[serde(default)]
+    item_size_max: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -208,9 +223,10 @@ struct PatchAuth {
     revoke_previous: bool,
 }
 
-/// Where clients connect: shown in cache descriptions.
+/// Where clients connect: shown in cache descriptions (the RESP listener;
+/// the Memcached one, if any, for memcached-engine caches).
 #[derive(Debug, Clone, Copy)]
-pub struct Endpoint(pub SocketAddr);
+pub struct Endpoint(pub SocketAddr, pub Option<SocketAddr>);
 
 /// One control request, as [`super::http`] hands it over.
 #[derive(Debug, Clone, Copy)]
@@ -338,8 +354,14 @@ fn create(registry: &Registry, endpoint: Endpoint, body: &[u8]) -> ApiReply {
         Ok(mode) => mode.unwrap_or_default(),
         Err(e) => return ApiReply::error(ErrorCode::InvalidRequest, e),
     };
+    let engine = match req.engine.as_deref().map(str::parse).transpose() {
+        Ok(engine) => engine.unwrap_or_default(),
+        Err(e) => return ApiReply::error(ErrorCode::InvalidRequest, e),
+    };
     let new = NewCache {
         cluster_mode,
+        engine,
+        item_size_max: req.item_size_max,
         name: req.name,
         description: req.description.unwrap_or_default(),
         limits: req.usage_limits.unwrap_or_default(),
@@ -367,8 +389,29 @@ fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> Ap
             "cluster_mode cannot be changed: it is chosen when the cache is created",
         );
     }
+    if req.engine.is_some() {
+        return ApiReply::error(
+            ErrorCode::InvalidRequest,
+            "engine cannot be changed: it is chosen when the cache is created",
+        );
+    }
     if let Err(e) = check_description(&req.description) {
         return e;
+    }
+    if let Some(n) = req.item_size_max {
+        match registry.get(name) {
+            None => return RegistryError::NotFound(name.to_string()).into(),
+            Some(c) if c.engine != super::registry::Engine::Memcached => {
+                return ApiReply::error(
+                    ErrorCode::InvalidRequest,
+                    "item_size_max is a setting of memcached-engine caches",
+                );
+            }
+            Some(c) => match super::registry::validate_item_size_max(n) {
+                Ok(()) => c.settings.write().item_size_max = n,
+                Err(e) => return ApiReply::error(ErrorCode::InvalidRequest, e),
+            },
+        }
     }
     let token = match &req.auth {
         Some(a) if a.rotate && a.token.is_some() => {
@@ -482,13 +525,18 @@ pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
     let totals = cache.pool.totals();
     let usage = &cache.usage;
     let load = crate::metering::Usage::load;
-    json!({
+    let address = match (cache.engine, endpoint.1) {
+        (super::registry::Engine::Memcached, Some(mc)) => mc,
+        _ => endpoint.0,
+    };
+    let mut body = json!({
         "name": cache.name,
         "description": settings.description,
         "status": if cache.is_deleted() { "deleting" } else { "available" },
         "created_at": rfc3339(cache.created_at),
-        "endpoint": {"address": endpoint.0.ip().to_string(), "port": endpoint.0.port()},
+        "endpoint": {"address": address.ip().to_string(), "port": address.port()},
         "auth": {"required": !cache.open, "tokens": usize::from(cache.has_tokens())},
+        "engine": cache.engine.as_str(),
         "cluster_mode": cache.pool.cluster_mode().as_str(),
         "usage_limits": settings.limits,
         "usage": {
@@ -498,7 +546,11 @@ pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
             "commands_processed": usage.commands_processed(),
         },
         "partitions": cache.pool.partitions().len(),
-    })
+    });
+    if cache.engine == super::registry::Engine::Memcached {
+        body["item_size_max"] = json!(settings.item_size_max);
+    }
+    body
 }
 
 /// The partition map of a cache, in slot order.
@@ -598,7 +650,7 @@ mod tests {
     fn setup() -> (Registry, Endpoint) {
         (
             Registry::new(Arc::new(crate::metrics::Metrics::new())),
-            Endpoint("127.0.0.1:6379".parse().unwrap()),
+            Endpoint("127.0.0.1:6379".parse().unwrap(), None),
         )
     }
 

@@ -30,6 +30,59 @@ use crate::pool::CachePool;
 
 /// Name of the embedded cache that needs no password on loopback.
 pub const DEFAULT_CACHE: &str = "default";
+/// Name of the embedded Memcached-engine cache (same rule as [`DEFAULT_CACHE`]).
+pub const DEFAULT_MEMCACHED_CACHE: &str = "default-memcached";
+/// A Memcached cache's item size limit unless its creator chose one:
+/// memcached's own default (`-I 1m`), bytes.
+pub const DEFAULT_ITEM_SIZE_MAX: u64 = 1 << 20;
+/// The smallest item size limit a cache may choose (memcached: 1 KiB).
+pub const MIN_ITEM_SIZE_MAX: u64 = 1024;
+/// The largest: 128 MiB, as ElastiCache and memcached (`-I 128m`) allow.
+pub const MAX_ITEM_SIZE_MAX: u64 = 128 << 20;
+
+/// The protocol a cache speaks, fixed at creation: Redis's (RESP) or
+/// Memcached's (text and meta protocols, on the Memcached port). A cache is
+/// reachable only through its own engine's listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    #[default]
+    Redis,
+    Memcached,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Redis => "redis",
+            Engine::Memcached => "memcached",
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "redis" => Ok(Engine::Redis),
+            "memcached" => Ok(Engine::Memcached),
+            other => Err(format!(
+                "engine must be \"redis\" or \"memcached\" (got \"{}\")",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// Checks a Memcached cache's item size limit, bytes.
+pub fn validate_item_size_max(bytes: u64) -> Result<(), String> {
+    if !(MIN_ITEM_SIZE_MAX..=MAX_ITEM_SIZE_MAX).contains(&bytes) {
+        return Err(format!(
+            "item_size_max must be {MIN_ITEM_SIZE_MAX} to {MAX_ITEM_SIZE_MAX} bytes (got {bytes})"
+        ));
+    }
+    Ok(())
+}
 /// Named users per cache at most.
 pub const MAX_USERS_PER_CACHE: usize = 100;
 /// Passwords per user at most (two are enough to rotate).
@@ -183,6 +236,8 @@ fn storage_bytes(d: &DataStorageLimit, figure: i64) -> u64 {
 pub struct CacheSettings {
     pub description: String,
     pub limits: UsageLimits,
+    /// Memcached engine: the largest item's data, bytes.
+    pub item_size_max: u64,
     token_hashes: Vec<[u8; 32]>,
 }
 
@@ -192,6 +247,8 @@ pub struct Cache {
     pub created_at: SystemTime,
     /// Connections that never authenticate are bound here (the default cache).
     pub open: bool,
+    /// The protocol the cache speaks (fixed for its life).
+    pub engine: Engine,
     pub settings: RwLock<CacheSettings>,
     pub pool: CachePool,
     pub metrics: CacheMetrics,
@@ -213,6 +270,8 @@ pub struct Cache {
     users: RwLock<HashMap<String, Arc<User>>>,
     /// `ACL LOG`: denials and failed logins.
     pub acl_log: AclLog,
+    /// Memcached engine: the `stats` counters.
+    pub memcached: crate::memcached::MemcachedStats,
 }
 
 impl Cache {
@@ -407,6 +466,10 @@ pub struct NewCache {
     pub open: bool,
     /// Fixed for the cache's life: which keys one command may combine.
     pub cluster_mode: ClusterMode,
+    /// Fixed for the cache's life: the protocol it speaks.
+    pub engine: Engine,
+    /// Memcached engine: the item size limit (`None`: 1 MiB).
+    pub item_size_max: Option<u64>,
 }
 
 /// All caches of this server.
@@ -438,6 +501,14 @@ impl Registry {
     pub fn create(&self, req: NewCache) -> Result<(Arc<Cache>, Option<String>), RegistryError> {
         validate_name(&req.name)?;
         req.limits.validate().map_err(RegistryError::Invalid)?;
+        if let Some(n) = req.item_size_max {
+            if req.engine != Engine::Memcached {
+                return Err(RegistryError::Invalid(
+                    "item_size_max is a setting of memcached-engine caches".into(),
+                ));
+            }
+            validate_item_size_max(n).map_err(RegistryError::Invalid)?;
+        }
         let token = match req.token {
             Some(t) => Some(validate_token(t)?),
             None if req.open => None,
@@ -452,13 +523,15 @@ impl Registry {
             name: req.name.clone(),
             created_at: SystemTime::now(),
             open: req.open,
+            engine: req.engine,
             settings: RwLock::new(CacheSettings {
                 description: req.description,
                 limits: req.limits,
+                item_size_max: req.item_size_max.unwrap_or(DEFAULT_ITEM_SIZE_MAX),
                 token_hashes: hashes.clone(),
             }),
             pool: CachePool::with_mode(self.initial_partitions, req.cluster_mode),
-            metrics: self.metrics.for_cache(&req.name),
+            metrics: self.metrics.for_cache(&req.name, req.engine.as_str()),
             usage: Usage::default(),
             scripts: ScriptStore::default(),
             functions: FunctionStore::default(),
@@ -468,8 +541,16 @@ impl Registry {
             deleted: AtomicBool::new(false),
             users: RwLock::new(HashMap::new()),
             acl_log: AclLog::default(),
+            memcached: Default::default(),
         });
         cache.apply_limits(req.limits);
+        if req.engine == Engine::Memcached {
+            // Memcached evicts any item at its memory limit (LRU), not only
+            // those with a TTL.
+            if let Some(p) = crate::cmd::params::find("maxmemory-policy") {
+                cache.server.config.set_all(&[(p, "allkeys-lru".into())]);
+            }
+        }
         let mut tokens = self.tokens.write();
         for h in hashes {
             tokens.insert(h, req.name.clone());
@@ -503,6 +584,7 @@ impl Registry {
             .iter()
             .map(|c| CacheFigures {
                 name: &c.name,
+                engine: c.engine.as_str(),
                 usage: &c.usage,
                 totals: c.pool.totals(),
                 partitions: c.pool.partitions().len(),

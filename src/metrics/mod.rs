@@ -154,6 +154,8 @@ impl GlobalCounters {
 /// What [`Metrics::publish`] needs to know of one cache.
 pub struct CacheFigures<'a> {
     pub name: &'a str,
+    /// `redis` or `memcached`: the `engine` label of every per-cache series.
+    pub engine: &'static str,
     pub usage: &'a Usage,
     pub totals: PartitionStats,
     pub partitions: usize,
@@ -226,12 +228,12 @@ impl Metrics {
     }
 
     /// Hot-path handles for one cache.
-    pub fn for_cache(&self, cache: &str) -> CacheMetrics {
+    pub fn for_cache(&self, cache: &str, engine: &str) -> CacheMetrics {
         let histogram = |kind: &str| {
             self.recorder.register_histogram(
                 &Self::key(
                     COMMAND_DURATION_SECONDS,
-                    &[("cache", cache), ("kind", kind)],
+                    &[("cache", cache), ("engine", engine), ("kind", kind)],
                 ),
                 &METADATA,
             )
@@ -267,20 +269,34 @@ impl Metrics {
         self.gauge(CACHES, &[], caches.len() as f64);
         for c in caches {
             let u = c.usage;
-            let cache = [("cache", c.name)];
+            let cache = [("cache", c.name), ("engine", c.engine)];
             for f in Family::ALL {
-                let labels = [("cache", c.name), ("family", f.label())];
+                let labels = [
+                    ("cache", c.name),
+                    ("engine", c.engine),
+                    ("family", f.label()),
+                ];
                 self.counter(COMMANDS_TOTAL, &labels, load(&u.commands[f.index()]));
             }
             for r in Rejection::ALL {
                 self.counter(
                     REJECTED_COMMANDS_TOTAL,
-                    &[("cache", c.name), ("reason", r.label())],
+                    &[
+                        ("cache", c.name),
+                        ("engine", c.engine),
+                        ("reason", r.label()),
+                    ],
                     u.rejected(r),
                 );
             }
             self.counter(UNMETERED_COMMANDS_TOTAL, &cache, load(&u.unmetered));
-            self.counter(AUTH_FAILURES_TOTAL, &cache, load(&u.auth_failures));
+            // (Without `engine`: the failures of logins naming no known
+            // cache share this metric under `cache=""`.)
+            self.counter(
+                AUTH_FAILURES_TOTAL,
+                &[("cache", c.name)],
+                load(&u.auth_failures),
+            );
             self.counter(
                 THROTTLED_COMMANDS_TOTAL,
                 &cache,
@@ -299,12 +315,16 @@ impl Metrics {
             );
             self.counter(
                 NETWORK_BYTES_TOTAL,
-                &[("cache", c.name), ("direction", "in")],
+                &[("cache", c.name), ("engine", c.engine), ("direction", "in")],
                 load(&u.net_in),
             );
             self.counter(
                 NETWORK_BYTES_TOTAL,
-                &[("cache", c.name), ("direction", "out")],
+                &[
+                    ("cache", c.name),
+                    ("engine", c.engine),
+                    ("direction", "out"),
+                ],
                 load(&u.net_out),
             );
             self.counter(CACHE_HITS_TOTAL, &cache, c.totals.events.hits);
@@ -324,13 +344,13 @@ impl Metrics {
             ] {
                 self.counter(
                     PARTITION_SPLITS_TOTAL,
-                    &[("cache", c.name), ("reason", reason)],
+                    &[("cache", c.name), ("engine", c.engine), ("reason", reason)],
                     load(n),
                 );
             }
             self.counter(PARTITION_MERGES_TOTAL, &cache, load(&s.merges));
             let l = &c.limits;
-            let bound = |b| [("cache", c.name), ("bound", b)];
+            let bound = |b| [("cache", c.name), ("engine", c.engine), ("bound", b)];
             self.gauge(
                 USAGE_LIMIT_ECPU_PER_SECOND,
                 &bound("minimum"),
@@ -377,8 +397,9 @@ fn render_ecpu(out: &mut String, caches: &[CacheFigures<'_>]) {
             let milli = c.usage.ecpu_milli[f.index()].load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "{ECPU_TOTAL}{{cache=\"{}\",family=\"{}\"}} {}.{:03}",
+                "{ECPU_TOTAL}{{cache=\"{}\",engine=\"{}\",family=\"{}\"}} {}.{:03}",
                 c.name,
+                c.engine,
                 f.label(),
                 milli / 1000,
                 milli % 1000

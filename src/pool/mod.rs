@@ -177,6 +177,8 @@ pub struct LocalPartition {
     notifier: Arc<Notifier>,
     /// The cache's cluster mode: which keys one command may combine.
     mode: ClusterMode,
+    /// The cache's CAS counter (Memcached items), shared by its partitions.
+    cas: Arc<AtomicU64>,
     /// Milli-ECPU per second at the last autoscaler observation.
     pub ecpu_milli_per_sec: AtomicU64,
     pub last_event: Mutex<RangeEvent>,
@@ -310,6 +312,7 @@ impl LocalPartition {
                 }
                 ctx.encoding = opts.encoding;
                 ctx.cluster_mode = self.mode;
+                ctx.cas = Some(&self.cas);
                 // CLIENT NO-TOUCH: this client's reads leave last-access times.
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
@@ -463,6 +466,7 @@ impl PartitionHandle {
             events: shared.events.clone(),
             notifier: shared.notifier.clone(),
             mode: shared.mode,
+            cas: shared.cas.clone(),
             ecpu_milli_per_sec: AtomicU64::new(0),
             last_event: Mutex::new(event),
             hot_slot: Mutex::new(None),
@@ -821,6 +825,10 @@ pub struct ScalingCounters {
 /// What the partitions of one cache share with the pool.
 struct PoolShared {
     used_bytes: Arc<AtomicU64>,
+    /// The last CAS value given to a Memcached item of the cache: unique
+    /// and increasing per cache, whichever partition holds the item, across
+    /// splits and merges.
+    cas: Arc<AtomicU64>,
     events: Arc<KeyEvents>,
     notifier: Arc<Notifier>,
     mode: ClusterMode,
@@ -974,6 +982,7 @@ impl CachePool {
         let shared = PoolShared {
             mode,
             used_bytes: Arc::new(AtomicU64::new(0)),
+            cas: Arc::new(AtomicU64::new(0)),
             events: Arc::new(KeyEvents::default()),
             notifier: Arc::new(Notifier {
                 flags: AtomicU32::new(0),
@@ -1012,6 +1021,12 @@ impl CachePool {
             slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
             scripts: Arc::default(),
         }
+    }
+
+    /// Draws the cache's next Memcached CAS value (memcached's `flush_all`
+    /// draws one too).
+    pub fn next_cas(&self) -> u64 {
+        self.shared.cas.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The cache's cluster mode ([`ClusterMode`]): whether one command may

@@ -11,7 +11,7 @@ use super::conn_cmds::{Subcommands, help_reply, subcommand};
 use crate::acl::{self, Access, CATEGORIES};
 use crate::cmd::args::parse_i64;
 use crate::cmd::table::SUBCOMMANDS;
-use crate::cmd::{COMMANDS, OpError, flags, lookup};
+use crate::cmd::{OpError, flags, lookup};
 use crate::control::Cache;
 use crate::resp::{Reply, reply};
 
@@ -140,7 +140,7 @@ fn cat(category: Option<&Bytes>) -> Result<Reply, OpError> {
     let bit = acl::category_bit(&name)
         .ok_or_else(|| OpError::Text(format!("ERR Unknown category '{name}'")))?;
     let mut names = Vec::new();
-    for spec in COMMANDS.iter() {
+    for spec in crate::cmd::table::resp_commands() {
         if spec.has(flags::CONTAINER) {
             let subs = SUBCOMMANDS.iter().filter(|(c, _)| *c == spec.name);
             for sub in subs.flat_map(|(_, subs)| subs.iter()) {

@@ -79,8 +79,7 @@ pub struct Connection<'a> {
     pub shutdown: CancellationToken,
     /// Client memory this connection holds (read buffer and MULTI queue),
     /// as charged to the server's and its cache's totals.
-    charged: u64,
-    charged_to: Option<Arc<Cache>>,
+    memory: ClientMemory,
     /// Bytes at the front of the read buffer whose transfer the cache's
     /// limiter has admitted already (a big request admitted as it arrives).
     prepaid: u64,
@@ -110,8 +109,7 @@ pub async fn run(
         shared: &shared,
         wbuf: BytesMut::with_capacity(READ_CHUNK),
         shutdown: shutdown.clone(),
-        charged: 0,
-        charged_to: None,
+        memory: ClientMemory::default(),
         prepaid: 0,
         billed_early: 0,
         delivered: 0,
@@ -390,7 +388,7 @@ impl Connection<'_> {
 
     /// Charges `extra` bytes more of client memory (see [`Self::account`]).
     pub fn charge_more(&mut self, extra: u64) -> Result<(), &'static str> {
-        self.account(self.charged + extra)
+        self.account(self.memory.charged + extra)
     }
 
     /// Moves the messages waiting in this subscriber's mailbox into the
@@ -414,51 +412,7 @@ impl Connection<'_> {
     /// the connection's, its cache's or the server's limit.
     pub fn account(&mut self, bytes: u64) -> Result<(), &'static str> {
         let cache = self.session.cache.clone();
-        let moved = match (&cache, &self.charged_to) {
-            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-            (None, None) => false,
-            _ => true,
-        };
-        let grows = bytes > self.charged || moved;
-        if grows && bytes > 0 {
-            let own = if cache.is_some() {
-                self.shared.query_buffer_limit
-            } else {
-                crate::config::UNAUTHENTICATED_QUERY_BUFFER_LIMIT
-            };
-            let extra = bytes.saturating_sub(self.charged);
-            let server = self.shared.client_memory.load(Ordering::Relaxed);
-            let of_cache = cache
-                .as_ref()
-                .map_or(0, |c| c.usage.client_memory.load(Ordering::Relaxed));
-            let cache_extra = if moved { bytes } else { extra };
-            if bytes > own {
-                return Err(reply::QUERY_BUFFER_LIMIT);
-            }
-            if server + extra > self.shared.client_memory_limit
-                || (cache.is_some() && of_cache + cache_extra > self.shared.cache_client_memory)
-            {
-                return Err(reply::CLIENT_MEMORY_LIMIT);
-            }
-        }
-        // Refund the old charge, take the new one.
-        self.shared
-            .client_memory
-            .fetch_sub(self.charged, Ordering::Relaxed);
-        if let Some(c) = &self.charged_to {
-            c.usage
-                .client_memory
-                .fetch_sub(self.charged, Ordering::Relaxed);
-        }
-        self.shared
-            .client_memory
-            .fetch_add(bytes, Ordering::Relaxed);
-        if let Some(c) = &cache {
-            c.usage.client_memory.fetch_add(bytes, Ordering::Relaxed);
-        }
-        self.charged = bytes;
-        self.charged_to = cache;
-        Ok(())
+        self.memory.set(self.shared, cache, bytes)
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
@@ -957,10 +911,7 @@ impl Connection<'_> {
             .session
             .cache
             .as_ref()
-            .map_or(u64::MAX, |c| match c.memory_limit() {
-                0 => u64::MAX,
-                max => (max + GROWTH_OVERSHOOT).saturating_sub(c.pool.used_bytes()),
-            });
+            .map_or(u64::MAX, |c| write_room(c));
         ExecOptions {
             now,
             resp3: self.session.protocol == Protocol::Resp3,
@@ -1068,14 +1019,14 @@ impl Connection<'_> {
                 .iter()
                 .map(|a| a.len() as u64 + ARG_OVERHEAD)
                 .sum::<u64>();
-        if let Err(why) = self.account(self.charged + memory) {
+        if let Err(why) = self.account(self.memory.charged + memory) {
             // Out of client memory: the queue goes (EXEC answers EXECABORT)
             // rather than the connection.
             if let Some(tx) = &mut self.session.multi {
                 let freed = std::mem::take(&mut tx.memory);
                 tx.queued = Vec::new();
                 tx.failed = true;
-                let _ = self.account(self.charged.saturating_sub(freed));
+                let _ = self.account(self.memory.charged.saturating_sub(freed));
             }
             return Outcome::rejected(Reply::err(why), Rejection::ClientMemory);
         }
@@ -1356,6 +1307,71 @@ impl Outcome {
     }
 }
 
+/// Client memory a connection holds (its read buffer, queued commands),
+/// charged to its cache's and the server's totals: RESP and Memcached
+/// connections alike.
+#[derive(Default)]
+pub struct ClientMemory {
+    pub charged: u64,
+    charged_to: Option<Arc<Cache>>,
+}
+
+impl ClientMemory {
+    /// Sets the charge to `bytes` for a connection bound to `cache`; `Err`
+    /// (nothing changes) if that would pass the connection's, the cache's
+    /// or the server's limit.
+    pub fn set(
+        &mut self,
+        shared: &ProxyShared,
+        cache: Option<Arc<Cache>>,
+        bytes: u64,
+    ) -> Result<(), &'static str> {
+        let moved = match (&cache, &self.charged_to) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        };
+        let grows = bytes > self.charged || moved;
+        if grows && bytes > 0 {
+            let own = if cache.is_some() {
+                shared.query_buffer_limit
+            } else {
+                crate::config::UNAUTHENTICATED_QUERY_BUFFER_LIMIT
+            };
+            let extra = bytes.saturating_sub(self.charged);
+            let server = shared.client_memory.load(Ordering::Relaxed);
+            let of_cache = cache
+                .as_ref()
+                .map_or(0, |c| c.usage.client_memory.load(Ordering::Relaxed));
+            let cache_extra = if moved { bytes } else { extra };
+            if bytes > own {
+                return Err(reply::QUERY_BUFFER_LIMIT);
+            }
+            if server + extra > shared.client_memory_limit
+                || (cache.is_some() && of_cache + cache_extra > shared.cache_client_memory)
+            {
+                return Err(reply::CLIENT_MEMORY_LIMIT);
+            }
+        }
+        // Refund the old charge, take the new one.
+        shared
+            .client_memory
+            .fetch_sub(self.charged, Ordering::Relaxed);
+        if let Some(c) = &self.charged_to {
+            c.usage
+                .client_memory
+                .fetch_sub(self.charged, Ordering::Relaxed);
+        }
+        shared.client_memory.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(c) = &cache {
+            c.usage.client_memory.fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.charged = bytes;
+        self.charged_to = cache;
+        Ok(())
+    }
+}
+
 /// Longest a paused command waits before checking the pause again.
 const PAUSE_POLL: Duration = Duration::from_millis(50);
 
@@ -1381,6 +1397,15 @@ const ARG_OVERHEAD: u64 = 32;
 /// the most a cache carries.
 const GROWTH_OVERSHOOT: u64 = 1024 * 1024;
 
+/// Bytes a write may add to `cache` before its memory limit, with the
+/// overshoot one write may make past it (`u64::MAX`: no limit).
+pub(crate) fn write_room(cache: &Cache) -> u64 {
+    match cache.memory_limit() {
+        0 => u64::MAX,
+        max => (max + GROWTH_OVERSHOOT).saturating_sub(cache.pool.used_bytes()),
+    }
+}
+
 /// How long a connection with nothing buffered keeps its read buffer
 /// (Redis frees an idle client's query buffer after 2 s).
 const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
@@ -1398,7 +1423,7 @@ const MAX_EVICTIONS_PER_WRITE: usize = 4096;
 /// more can be evicted, the write is still allowed while usage is within the
 /// limit (it may be an overwrite; Redis checks the same way), and refused
 /// once usage is over it.
-fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
+pub(crate) fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
     let max = cache.memory_limit();
     let policy = cache.server.config.eviction();
     if max == 0 {

@@ -14,8 +14,8 @@ use super::transaction;
 use crate::acl::log::{Entry, Reason};
 use crate::cmd::args::{glob_match, int, is, scan_opts};
 use crate::cmd::keys::scan_work_milli;
-use crate::cmd::table::SUBCOMMANDS;
-use crate::cmd::{COMMANDS, CommandSpec, ConnOp, KeySpec, OpError, flags, lookup};
+use crate::cmd::table::{SUBCOMMANDS, resp_commands};
+use crate::cmd::{CommandSpec, ConnOp, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
@@ -218,6 +218,9 @@ async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> R
     } else {
         registry.get(&cache_name)
     };
+    // A memcached-engine cache is reached on the Memcached port only: a
+    // RESP login into it fails as a wrong password would.
+    let cache = cache.filter(|c| c.engine == crate::control::registry::Engine::Redis);
     let found = cache.clone().and_then(|cache| match &user_name {
         Some(u) => {
             let user = cache.user(u)?;
@@ -536,19 +539,19 @@ pub(crate) fn help_reply(lines: &[&'static str]) -> Reply {
 /// COMMAND [COUNT | LIST | INFO name... | DOCS name... | GETKEYS cmd args... | HELP]
 fn command(args: &[Bytes]) -> Result<Reply, OpError> {
     if args.len() == 1 {
-        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+        return Ok(Reply::Array(resp_commands().map(command_info).collect()));
     }
     let sub = subcommand("command", COMMAND_SUBS, args)?;
     let names = &args[2..];
     let selected = || -> Vec<Option<&'static CommandSpec>> {
         if names.is_empty() {
-            COMMANDS.iter().map(Some).collect()
+            resp_commands().map(Some).collect()
         } else {
             names.iter().map(|n| lookup(n)).collect()
         }
     };
     match sub {
-        "count" => Ok(Reply::Int(COMMANDS.len() as i64)),
+        "count" => Ok(Reply::Int(resp_commands().count() as i64)),
         "list" => command_list(names),
         "info" => Ok(Reply::Array(
             selected()
@@ -649,7 +652,7 @@ fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
     };
     // Each command, then its subcommands (`client|list`), as Redis 7.
     let mut out = Vec::new();
-    for c in COMMANDS.iter().filter(|c| keep(c)) {
+    for c in resp_commands().filter(|c| keep(c)) {
         out.push(Reply::bulk(c.name));
         for (_, subs) in SUBCOMMANDS.iter().filter(|(p, _)| *p == c.name) {
             out.extend(subs.iter().map(|s| Reply::bulk(format!("{}|{s}", c.name))));
@@ -658,8 +661,7 @@ fn command_list(args: &[Bytes]) -> Result<Reply, OpError> {
     if let Some(pattern) = pattern {
         // A pattern matches full names, subcommands too (`config|*re*`).
         let p = pattern.to_ascii_lowercase();
-        out = COMMANDS
-            .iter()
+        out = resp_commands()
             .flat_map(|c| {
                 let subs = SUBCOMMANDS
                     .iter()

@@ -28,4 +28,4 @@ pub mod session;
 pub mod transaction;
 pub mod turns;
 
-pub use server::{ProxyShared, serve};
+pub use server::{ProxyShared, Wire, serve};

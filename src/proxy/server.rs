@@ -33,6 +33,10 @@ pub struct ProxyShared {
     pub registry: Arc<Registry>,
     /// Name of the cache unauthenticated connections bind to, if open.
     pub default_cache: Option<String>,
+    /// The same for Memcached connections (`default-memcached`).
+    pub default_memcached: Option<String>,
+    /// The Memcached listener's port (0 = off), as `stats settings` shows it.
+    pub memcached_port: u16,
     pub decoder: Decoder,
     pub max_key_len: usize,
     /// Pending reply bytes above which a connection's requests wait.
@@ -78,6 +82,8 @@ impl ProxyShared {
         ProxyShared {
             registry,
             default_cache,
+            default_memcached: None,
+            memcached_port: 0,
             decoder: Decoder::new(config.limits()),
             max_key_len: config.max_key_len,
             output_buffer_limit: config.output_buffer_limit,
@@ -109,6 +115,17 @@ impl ProxyShared {
     pub fn default_cache(&self) -> Option<Arc<Cache>> {
         let name = self.default_cache.as_ref()?;
         self.registry.get(name).filter(|c| c.open)
+    }
+
+    /// The open default cache of connections speaking `wire`.
+    pub fn default_for(&self, wire: Wire) -> Option<Arc<Cache>> {
+        match wire {
+            Wire::Resp => self.default_cache(),
+            Wire::Memcached => {
+                let name = self.default_memcached.as_ref()?;
+                self.registry.get(name).filter(|c| c.open)
+            }
+        }
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -153,15 +170,25 @@ impl Drop for PreAuth {
     }
 }
 
+/// The protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// RESP2/RESP3: Redis-engine caches.
+    Resp,
+    /// Memcached's text and meta protocols: memcached-engine caches.
+    Memcached,
+}
+
 /// Accepts connections until `shutdown`; each runs in its own task on `tracker`.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<ProxyShared>,
     tls: Option<Arc<Tls>>,
+    wire: Wire,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    super::turns::in_turns(accept(listener, shared, tls, shutdown, tracker)).await;
+    super::turns::in_turns(accept(listener, shared, tls, wire, shutdown, tracker)).await;
 }
 
 /// The accept loop of [`serve`], in time slices.
@@ -169,6 +196,7 @@ async fn accept(
     listener: TcpListener,
     shared: Arc<ProxyShared>,
     tls: Option<Arc<Tls>>,
+    wire: Wire,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -195,18 +223,18 @@ async fn accept(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             GlobalCounters::bump(&metrics.global.connections_rejected);
-            refuse(stream);
+            refuse(stream, wire);
             continue;
         };
         // A socket that will not be bound at once needs a pre-auth place.
-        let preauth = if shared.default_cache().is_some() {
+        let preauth = if shared.default_for(wire).is_some() {
             None
         } else {
             match shared.preauth(peer.ip()) {
                 Some(p) => Some(p),
                 None => {
                     GlobalCounters::bump(&metrics.global.connections_rejected);
-                    refuse(stream);
+                    refuse(stream, wire);
                     continue;
                 }
             }
@@ -240,7 +268,12 @@ async fn accept(
                     }
                 }
             };
-            conn::run(stream, peer, shared, shutdown, preauth).await;
+            match wire {
+                Wire::Resp => conn::run(stream, peer, shared, shutdown, preauth).await,
+                Wire::Memcached => {
+                    crate::memcached::conn::run(stream, peer, shared, shutdown, preauth).await;
+                }
+            }
             drop(permit);
         });
     }
@@ -248,7 +281,10 @@ async fn accept(
 
 /// Tells a socket over a connection limit so, and closes it: one
 /// non-blocking write, no task (a burst of refusals stays cheap).
-fn refuse(stream: tokio::net::TcpStream) {
-    let line = format!("-{}\r\n", reply::MAX_CLIENTS);
+fn refuse(stream: tokio::net::TcpStream, wire: Wire) {
+    let line = match wire {
+        Wire::Resp => format!("-{}\r\n", reply::MAX_CLIENTS),
+        Wire::Memcached => format!("{}\r\n", crate::memcached::MAX_CLIENTS),
+    };
     let _ = stream.try_write(line.as_bytes());
 }

@@ -945,6 +945,9 @@ fn stratus_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Comma
         }
     }
     cmd.env("NO_COLOR", "1");
+    // Tests run side by side: a free Memcached port, not the fixed 11211
+    // (a test may still choose one with --memcached-port or the variable).
+    cmd.env("STRATUS_MEMCACHED_PORT", "any");
     cmd.args(args).envs(env.iter().copied());
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
