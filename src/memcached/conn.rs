@@ -581,6 +581,8 @@ impl McConn<'_> {
                 };
                 let name = if touch.is_some() { "mc_gat" } else { "mc_get" };
                 for key in keys {
+                    // Other connections run between the keys of a long get.
+                    end_of_slice().await;
                     let reply = run(memcached_op(name), op.encode(name, key.clone())).await;
                     if touch.is_some() {
                         Stats::bump(&stats.cmd_touch);

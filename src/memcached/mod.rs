@@ -23,8 +23,8 @@
 //! protocol, any byte but space, `\r` and `\n` may appear in them); items
 //! up to the cache's `item_size_max` (1 MiB by default, at most 128 MiB),
 //! checked on the announced length before any data is buffered; a line
-//! without a newline after 2048 bytes closes the connection (a multi-get
-//! may be longer, bounded by the client memory limits).
+//! without a newline after 2048 bytes closes the connection (a multi-get's
+//! after 64 KiB).
 //!
 //! Authentication is memcached's text-protocol one: before it, the first
 //! command must be `set <any key> <flags> <exptime> <len>` whose data is

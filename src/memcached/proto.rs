@@ -7,7 +7,7 @@
 //!
 //! Three outcomes, as the RESP codec: not enough bytes yet
 //! ([`Decoded::Incomplete`]); a line that can never be whole (no newline
-//! in 2048 bytes, outside a multi-get) closes the connection
+//! in 2048 bytes, 64 KiB for a multi-get) closes the connection
 //! ([`Decoded::Close`]); everything else is a [`Request`], errors included
 //! (an error line to answer, and data bytes to swallow after it).
 //! A data block is accepted or refused by its announced length before
@@ -22,8 +22,11 @@ use crate::cmd::memcached::Mode;
 /// Longest key, bytes (memcached's `KEY_MAX_LENGTH`).
 pub const KEY_MAX: usize = 250;
 /// Bytes buffered without a newline before the connection is closed
-/// (a multi-get's line may be longer).
+/// (a multi-get's line may be longer, up to [`GET_LINE_MAX`]).
 pub const LINE_MAX: usize = 2048;
+/// Longest multi-get line, bytes (memcached has no limit): thousands of
+/// keys, while one request's reply stays bounded by keys × item size.
+pub const GET_LINE_MAX: usize = 64 * 1024;
 /// Tokens memcached reads from a line, the terminal one included.
 const MAX_TOKENS: usize = 24;
 /// Meta commands take at most this many tokens (`MFLAG_MAX_OPT_LENGTH`).
@@ -323,7 +326,10 @@ pub fn decode(buf: &mut BytesMut, item_max: usize) -> Decoded {
         if buf.len() > LINE_MAX {
             let lead = buf.iter().take_while(|c| **c == b' ').count();
             let rest = &buf[lead..];
-            if lead > 100 || !(rest.starts_with(b"get ") || rest.starts_with(b"gets ")) {
+            if lead > 100
+                || buf.len() > GET_LINE_MAX
+                || !(rest.starts_with(b"get ") || rest.starts_with(b"gets "))
+            {
                 return Decoded::Close;
             }
         }
