@@ -37,7 +37,7 @@ use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
 use crate::pool::ExecOptions;
-use crate::proxy::conn::{ClientMemory, make_room, now_ms, write_room};
+use crate::proxy::conn::{ClientMemory, make_room, now_ms, regrow, release, write_room};
 use crate::proxy::server::{PreAuth, ProxyShared, Wire};
 use crate::proxy::session::Session;
 use crate::proxy::turns::{end_of_slice, in_turns};
@@ -105,7 +105,8 @@ pub async fn run(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let reason = in_turns(conn.serve(&mut stream, &mut rbuf)).await;
     tracing::debug!(client = conn.session.id, %peer, reason, "memcached connection closed");
-    drop(rbuf);
+    release(rbuf);
+    release(std::mem::take(&mut conn.wbuf));
     let _ = conn.memory.set(&shared, None, 0);
 }
 
@@ -181,11 +182,15 @@ impl McConn<'_> {
             } else if *stall_deadline.get_or_insert(now + self.shared.output_soft_time) <= now {
                 return "output buffer limit";
             }
+            // Big buffers are freed off the reactor (lazyfree).
             if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_BUFFER {
-                self.wbuf = BytesMut::with_capacity(READ_CHUNK);
+                release(std::mem::replace(
+                    &mut self.wbuf,
+                    BytesMut::with_capacity(READ_CHUNK),
+                ));
             }
             if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
-                *rbuf = BytesMut::with_capacity(READ_CHUNK);
+                release(std::mem::replace(rbuf, BytesMut::with_capacity(READ_CHUNK)));
             }
             // 3. Room to read into, charged before it is allocated (an idle
             //    connection holds none until its next bytes come).
@@ -196,7 +201,10 @@ impl McConn<'_> {
                     let _ = stream.try_write(b"SERVER_ERROR out of memory reading request\r\n");
                     return "client memory limit";
                 }
-                rbuf.reserve(grown - rbuf.len());
+                // Copied in pieces within the time slices: a 128 MB item's
+                // buffer must not stall other connections.
+                let bigger = regrow(rbuf, grown).await;
+                release(std::mem::replace(rbuf, bigger));
             }
             let cache = self.session.cache.clone();
             let _ = self.memory.set(self.shared, cache, rbuf.capacity() as u64);
@@ -253,7 +261,7 @@ impl McConn<'_> {
                 }
                 () = &mut idle_timer, if rbuf.capacity() > 0 => {
                     if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {
-                        *rbuf = BytesMut::new();
+                        release(std::mem::take(rbuf));
                         let cache = self.session.cache.clone();
                         let _ = self.memory.set(self.shared, cache, 0);
                     }

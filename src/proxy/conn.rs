@@ -1224,8 +1224,8 @@ async fn cancelled(token: Option<&CancellationToken>) {
 }
 
 /// `rbuf`'s bytes in a buffer of `capacity`, copied [`READ_MAX`] at a time
-/// within the connection's time slices.
-async fn regrow(rbuf: &BytesMut, capacity: usize) -> BytesMut {
+/// within the connection's time slices (RESP and Memcached connections).
+pub(crate) async fn regrow(rbuf: &BytesMut, capacity: usize) -> BytesMut {
     let mut bigger = BytesMut::with_capacity(capacity);
     for piece in rbuf.chunks(READ_MAX) {
         bigger.extend_from_slice(piece);
@@ -1236,7 +1236,7 @@ async fn regrow(rbuf: &BytesMut, capacity: usize) -> BytesMut {
 
 /// Frees a connection buffer, a big one off the reactor (a munmap of tens
 /// of MB takes milliseconds; see [`lazyfree`]).
-fn release(buf: BytesMut) {
+pub(crate) fn release(buf: BytesMut) {
     let bytes = buf.capacity();
     lazyfree::free(buf, 1, bytes);
 }
