@@ -82,6 +82,8 @@ pub async fn run(
     shutdown: CancellationToken,
     preauth: Option<PreAuth>,
 ) {
+    // Its own child of the server's token (see the RESP connection's).
+    let shutdown = shutdown.child_token();
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));

@@ -100,6 +100,10 @@ pub async fn run(
     shutdown: CancellationToken,
     preauth: Option<super::server::PreAuth>,
 ) {
+    // The connection's own child of the server's token: its loop checks it
+    // on every turn, and a token's check takes its lock (a shared one
+    // would be one lock for every connection of the server).
+    let shutdown = shutdown.child_token();
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
