@@ -445,8 +445,9 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     };
     // Check the size before copying anything: the selection is a rank span.
     let pairs = select_within(z, &q.span, q.rev, q.limit, limit)?;
-    // Each member is copied out, then inserted into the result.
-    ctx.work += 2 * pairs.len() as u64;
+    // Each member is copied out, then inserted with its score into the
+    // result's table and skip list: about a GET each (measured 1.0-1.1).
+    ctx.work += 5 * pairs.len() as u64;
     store(ctx, &args[1], pairs, "zrangestore")
 }
 
