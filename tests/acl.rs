@@ -366,6 +366,9 @@ async fn acl_setuser_and_deluser_change_the_caches_users() {
             _ => assert_eq!(a, b, "{cmd:?}"),
         }
     }
+    // What a tenant's users hold is bounded: a 5 kB pattern is refused.
+    let long = format!("~{}", "k".repeat(5000));
+    assert!(ours.cmd(&["ACL", "SETUSER", "bob", &long]).await.is_error());
     // The refused `bogus` changed nothing: bob has +get from the step before.
     let users = http.get("/v1/caches/orders/users").await.json();
     let bob = &users["users"][0];

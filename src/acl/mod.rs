@@ -232,6 +232,9 @@ fn parse_hex_hash(hex: &str) -> Option<[u8; 32]> {
 /// Passwords, key patterns, channel patterns or command rules one user may
 /// hold, each (a tenant's `ACL SETUSER` calls must not grow without bound).
 pub const MAX_ENTRIES: usize = 1024;
+/// Longest rule, bytes: a key or channel pattern is kept as given (a
+/// password is kept hashed, whatever its length).
+pub const MAX_RULE_LEN: usize = 4096;
 
 /// What a user may do: the result of applying an access string.
 #[derive(Clone)]
@@ -310,6 +313,10 @@ impl Access {
             rule: rule.to_string(),
             why,
         };
+        let hashed = rule.starts_with('>') || rule.starts_with('<');
+        if rule.len() > MAX_RULE_LEN && !hashed {
+            return Err(refused("rule longer than 4096 bytes"));
+        }
         self.apply_one(rule).map_err(refused)?;
         let longest = [
             self.passwords.len(),
