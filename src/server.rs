@@ -35,6 +35,9 @@ use crate::tls::Tls;
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 /// Heap entries examined per partition per round, between lock releases.
 const EXPIRE_BUDGET: usize = 128;
+/// Rounds of evictions per cache and expiry period (each of
+/// `EVICTIONS_PER_COMMAND` keys): up to about 20,000 keys a second.
+const EVICT_MAX_ROUNDS: usize = 32;
 /// Rounds per period at most: bounds the cycle's CPU share.
 const EXPIRE_MAX_ROUNDS: usize = 20;
 
@@ -384,6 +387,16 @@ async fn expire_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         for cache in registry.list() {
+            // A cache over its memory limit (a lowered maxmemory, writes
+            // that outran their commands' inline evictions) is brought
+            // back under it here, a round at a time.
+            for _ in 0..EVICT_MAX_ROUNDS {
+                let now = proxy::conn::now_ms();
+                if !proxy::conn::evict_over_limit(&cache, now, proxy::conn::EVICTIONS_PER_COMMAND) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
             for part in cache.pool.partitions() {
                 for _ in 0..EXPIRE_MAX_ROUNDS {
                     let now = proxy::conn::now_ms();

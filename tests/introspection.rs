@@ -519,6 +519,39 @@ async fn client_commands_reach_the_cache_s_own_clients() {
 /// of a function without `no-writes`, an EXEC queueing one) and lets
 /// read-only ones run: EVAL_RO, `#!lua flags=no-writes` bodies, FCALL of a
 /// `no-writes` function, SCRIPT LOAD.
+/// A cache whose `maxmemory` drops far below what it holds evicts a bounded
+/// number of keys per command (its commands go on being answered) and the
+/// maintenance cycle evicts the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lowered_maxmemory_is_reached_in_the_background() {
+    let server = start_default().await;
+    let mut c = Raw::connect(server.resp_addr).await;
+    for batch in 0..20 {
+        let mut mset = vec!["MSET".to_string()];
+        for i in 0..1000 {
+            mset.push(format!("{{t}}k{batch}:{i}"));
+            mset.push("v".repeat(100));
+        }
+        let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+        assert_eq!(c.cmd(&args).await, ok());
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]).await, int(20_000));
+    for (k, v) in [("maxmemory-policy", "allkeys-random"), ("maxmemory", "1")] {
+        assert_eq!(c.cmd(&["CONFIG", "SET", k, v]).await, ok());
+    }
+    // One command evicts at most its share: most keys are still there.
+    assert_eq!(c.cmd(&["GET", "nothing"]).await, Resp::Nil);
+    assert!(c.cmd(&["DBSIZE"]).await.int() > 10_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c.cmd(&["DBSIZE"]).await.int() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "eviction did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Commands an EXEC runs and commands a script calls count in INFO
 /// commandstats as Redis counts them (compared with a real redis-server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
