@@ -16,11 +16,15 @@
 //! - [`metrics`]: the one list of metric names and the Prometheus exposition;
 //! - [`server`]: `stratus serve` wiring: listeners, background tasks, shutdown.
 //!
+//! - [`attention`]: the flags a waiting connection must notice (kill, its
+//!   user's disconnection, shutdown), without a lock.
+//!
 //! `resp` and `cmd` never import the layers above them.
 
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub mod attention;
 pub mod cmd;
 pub mod config;
 pub mod control;

@@ -226,9 +226,34 @@ impl Transport {
 
     /// Reads what is there into `buf`'s spare capacity, at most `max`
     /// bytes; `Ok(0)` = closed.
+    ///
+    /// A plain read that leaves room unfilled drained the socket: its
+    /// readiness is cleared then, so the connection waits for the next
+    /// bytes without the `EAGAIN` read that would otherwise find it empty
+    /// (memcached's and Redis's loops do the same; one syscall of three
+    /// per request at pipeline 1). The socket is edge-triggered: bytes that
+    /// arrive after the read raise readiness again, and a peer's close is
+    /// never cleared (tokio keeps closed states).
     pub fn try_read_buf(&mut self, buf: &mut BytesMut, max: usize) -> std::io::Result<usize> {
         let t = match self {
-            Transport::Plain(s) => return s.try_read_buf(&mut bytes::BufMut::limit(buf, max)),
+            Transport::Plain(s) => {
+                let room = (buf.capacity() - buf.len()).min(max);
+                let mut got = None;
+                let read = s.try_io(tokio::io::Interest::READABLE, || {
+                    let n = s.try_read_buf(&mut bytes::BufMut::limit(&mut *buf, max))?;
+                    got = Some(n);
+                    if n > 0 && n < room {
+                        // Drained: have tokio clear the readiness.
+                        return Err(std::io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(n)
+                });
+                return match (read, got) {
+                    (_, Some(n)) => Ok(n),
+                    (Err(e), None) => Err(e),
+                    (Ok(n), None) => Ok(n),
+                };
+            }
             Transport::Tls(t) => t,
         };
         loop {

@@ -20,11 +20,11 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use crate::attention::{REVOKED, Roster};
+use parking_lot::RwLock;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio_util::sync::CancellationToken;
 
 use crate::cmd::args::string_match;
 use crate::cmd::{CommandSpec, Family, flags};
@@ -626,8 +626,9 @@ fn command_rule(allow: bool, r: &str) -> Result<CommandRule, &'static str> {
 pub struct User {
     pub name: String,
     access: RwLock<Arc<Access>>,
-    /// Cancelled to close the user's connections; replaced afterwards.
-    revoked: Mutex<CancellationToken>,
+    /// The connections logged in as this user (closed by
+    /// [`User::disconnect`]).
+    pub sessions: Roster,
 }
 
 impl User {
@@ -637,7 +638,7 @@ impl User {
         let user = User {
             name: name.to_string(),
             access: RwLock::new(Arc::new(Access::default())),
-            revoked: Mutex::new(CancellationToken::new()),
+            sessions: Roster::default(),
         };
         user.update(Some(access), Some(passwords))?;
         Ok(user)
@@ -693,15 +694,9 @@ impl User {
         Ok(())
     }
 
-    /// A token cancelled when this user's connections must close.
-    pub fn revoked(&self) -> CancellationToken {
-        self.revoked.lock().clone()
-    }
-
     /// Closes every connection logged in as this user.
     pub fn disconnect(&self) {
-        let old = std::mem::replace(&mut *self.revoked.lock(), CancellationToken::new());
-        old.cancel();
+        self.sessions.raise_and_clear(REVOKED);
     }
 }
 
@@ -842,10 +837,11 @@ mod tests {
         assert!(u.access().check_password(b"p1") && u.access().check_password(b"p2"));
         u.update(Some("on ~* -@all +get"), None).expect("rules");
         assert!(u.access().check_password(b"p2"), "passwords kept");
-        let t = u.revoked();
+        let session = std::sync::Arc::new(crate::attention::Attention::default());
+        u.sessions.join(7, &session);
         u.disconnect();
-        assert!(t.is_cancelled());
-        assert!(!u.revoked().is_cancelled());
+        assert_eq!(session.raised(), REVOKED);
+        assert!(u.sessions.is_empty(), "a later login is not disconnected");
         assert!(valid_user_name("app-ro_1") && !valid_user_name("a.b") && !valid_user_name(""));
     }
 }

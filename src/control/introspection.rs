@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::attention::Attention;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::cmd::params::CacheConfig;
 use crate::cmd::{COMMANDS, CommandSpec};
@@ -125,8 +125,9 @@ pub struct ClientHandle {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub created: Instant,
-    /// Ends the connection (CLIENT KILL).
-    pub kill: CancellationToken,
+    /// Ends the connection (CLIENT KILL), and tells it of its user's
+    /// disconnection and of shutdown.
+    pub attention: Arc<Attention>,
     /// Wakes the client's blocked command (CLIENT UNBLOCK); `unblock_error`
     /// says whether it answers with an error rather than a timeout.
     pub unblock: Notify,
@@ -162,7 +163,7 @@ impl ClientHandle {
             peer,
             local,
             created,
-            kill: CancellationToken::new(),
+            attention: Arc::default(),
             unblock: Notify::new(),
             unblock_error: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
@@ -254,6 +255,9 @@ pub struct ServerState {
     keyspace_base: Mutex<KeyspaceStats>,
     clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     pause: Mutex<Option<Pause>>,
+    /// Whether `pause` may hold a pause (read without its lock by every
+    /// command).
+    pausing: AtomicBool,
     /// Wakes paused clients when a pause ends early (CLIENT UNPAUSE).
     pub unpaused: Notify,
 }
@@ -272,6 +276,7 @@ impl Default for ServerState {
             keyspace_base: Mutex::new(KeyspaceStats::default()),
             clients: Mutex::new(HashMap::new()),
             pause: Mutex::new(None),
+            pausing: AtomicBool::new(false),
             unpaused: Notify::new(),
         }
     }
@@ -620,11 +625,20 @@ impl ServerState {
             },
             _ => p,
         });
+        self.pausing.store(true, Ordering::Release);
     }
 
     pub fn unpause(&self) {
-        *self.pause.lock() = None;
+        let mut cur = self.pause.lock();
+        *cur = None;
+        self.pausing.store(false, Ordering::Release);
+        drop(cur);
         self.unpaused.notify_waiters();
+    }
+
+    /// Whether a pause may be in force (then ask [`ServerState::paused`]).
+    pub fn pausing(&self) -> bool {
+        self.pausing.load(Ordering::Acquire)
     }
 
     /// The pause a command must wait for, if any (`write`: it writes).
@@ -633,6 +647,7 @@ impl ServerState {
         match *cur {
             Some(p) if p.until <= tokio::time::Instant::now() => {
                 *cur = None;
+                self.pausing.store(false, Ordering::Release);
                 None
             }
             Some(p) if p.all || write => Some(p),

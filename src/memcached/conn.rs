@@ -40,7 +40,7 @@ use crate::pool::ExecOptions;
 use crate::proxy::conn::{ClientMemory, make_room, now_ms, regrow, release, write_room};
 use crate::proxy::server::{PreAuth, ProxyShared, Wire};
 use crate::proxy::session::Session;
-use crate::proxy::turns::{end_of_slice, in_turns};
+use crate::proxy::turns::{end_of_slice, end_of_slice_at, in_turns};
 use crate::resp::Reply;
 use crate::tls::Transport;
 
@@ -82,8 +82,6 @@ pub async fn run(
     shutdown: CancellationToken,
     preauth: Option<PreAuth>,
 ) {
-    // Its own child of the server's token (see the RESP connection's).
-    let shutdown = shutdown.child_token();
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
@@ -104,6 +102,11 @@ pub async fn run(
         let _ = stream.try_write(format!("{MAX_CLIENTS}\r\n").as_bytes());
         return;
     }
+    // Told of shutdown as a RESP connection is.
+    let _member = (shared.connections).member(conn.session.id, &conn.session.handle.attention);
+    if shutdown.is_cancelled() {
+        return;
+    }
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let reason = in_turns(conn.serve(&mut stream, &mut rbuf)).await;
     tracing::debug!(client = conn.session.id, %peer, reason, "memcached connection closed");
@@ -115,8 +118,9 @@ pub async fn run(
 impl McConn<'_> {
     async fn serve(&mut self, stream: &mut Transport, rbuf: &mut BytesMut) -> &'static str {
         let mut arrived = Instant::now();
+        let mut clock = arrived;
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
-        let killed = self.session.handle.kill.clone();
+        let attention = self.session.handle.attention.clone();
         let shutdown = self.shutdown.clone();
         // When replies above the soft limit, waiting for a client that reads
         // nothing, end the connection.
@@ -157,8 +161,10 @@ impl McConn<'_> {
                     }
                     Decoded::Request(req) => {
                         let wire_in = (before - rbuf.len()) as u64;
-                        self.handle(req, wire_in, arrived).await;
-                        end_of_slice().await;
+                        // One clock reading per request: its end is the
+                        // next one's start.
+                        let finished = self.handle(req, wire_in, arrived, clock).await;
+                        clock = end_of_slice_at(finished).await;
                     }
                 }
             }
@@ -220,18 +226,19 @@ impl McConn<'_> {
                 continue;
             }
             let unauthenticated = self.session.cache.is_none();
-            let revoked = self.session.revoked.clone();
             // 4. Wait.
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
-                    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
-                    return "server shutdown";
+                raised = attention.wait() => {
+                    if raised & crate::attention::SHUTDOWN != 0 {
+                        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
+                        return "server shutdown";
+                    }
+                    if raised & crate::attention::REVOKED != 0 {
+                        return "user disconnected";
+                    }
+                    return "killed";
                 }
-                () = cancelled(revoked.as_ref()), if revoked.is_some() => {
-                    return "user disconnected";
-                }
-                () = killed.cancelled() => return "killed",
                 () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
                     return "not authenticated in time";
                 }
@@ -250,7 +257,7 @@ impl McConn<'_> {
                         Ok(0) => return "peer closed",
                         Ok(_) => {
                             arrived = Instant::now();
-                            end_of_slice().await;
+                            clock = end_of_slice_at(arrived).await;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(_) => return "read error",
@@ -300,7 +307,7 @@ impl McConn<'_> {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return false,
-                r = limiter.admit(0, PREPAY_WAIT) => if r.is_ok() {
+                r = limiter.admit(0, || PREPAY_WAIT) => if r.is_ok() {
                     return true;
                 },
             }
@@ -313,17 +320,40 @@ impl McConn<'_> {
         self.wbuf.extend_from_slice(b"\r\n");
     }
 
-    /// Runs one request and appends its reply (the path in the module doc).
-    async fn handle(&mut self, req: Request, wire_in: u64, arrived: Instant) {
+    /// Runs one request that arrived at `arrived` and starts at `started`,
+    /// appending its reply; returns when it finished.
+    async fn handle(
+        &mut self,
+        req: Request,
+        wire_in: u64,
+        arrived: Instant,
+        started: Instant,
+    ) -> Instant {
+        let ran = self.run_request(req, wire_in, arrived).await;
+        let finished = Instant::now();
+        if let (Some(write), Some(cache)) = (ran, &self.session.cache) {
+            let histogram = if write {
+                &cache.metrics.write_duration
+            } else {
+                &cache.metrics.read_duration
+            };
+            histogram.record(finished.saturating_duration_since(started).as_secs_f64());
+        }
+        finished
+    }
+
+    /// Runs one request and appends its reply (the path in the module doc);
+    /// `Some(whether it writes)` when it ran as a metered command.
+    async fn run_request(&mut self, req: Request, wire_in: u64, arrived: Instant) -> Option<bool> {
         let Some(cache) = self.session.cache.clone() else {
-            return self.unauthenticated(req).await;
+            self.unauthenticated(req).await;
+            return None;
         };
         if cache.is_deleted() {
             self.line(CACHE_DELETED);
             self.session.closing = true;
-            return;
+            return None;
         }
-        let started = Instant::now();
         let out_before = self.wbuf.len();
         let usage = &cache.usage;
         // Requests answered by the connection alone (not metered).
@@ -350,32 +380,41 @@ impl McConn<'_> {
                 }
                 usage.reject(Rejection::UnknownCommand);
                 self.count_bytes(&cache, wire_in, out_before);
-                return;
+                return None;
             }
             Request::Quit => {
                 self.session.closing = true;
                 usage.unmetered.fetch_add(1, Ordering::Relaxed);
-                return;
+                return None;
             }
             Request::Version => {
                 self.line(VERSION);
-                return self.unmetered(&cache, wire_in, out_before);
+                {
+                    self.unmetered(&cache, wire_in, out_before);
+                    return None;
+                }
             }
             Request::Verbosity { noreply } => {
                 if !noreply {
                     self.line("OK");
                 }
-                return self.unmetered(&cache, wire_in, out_before);
+                {
+                    self.unmetered(&cache, wire_in, out_before);
+                    return None;
+                }
             }
             Request::Mn => {
                 self.line("MN");
-                return self.unmetered(&cache, wire_in, out_before);
+                {
+                    self.unmetered(&cache, wire_in, out_before);
+                    return None;
+                }
             }
             Request::Auth { .. } => {
                 // Already authenticated: an ordinary command now (never here:
                 // the authenticated decoder does not produce it).
                 self.line(proto::ERROR);
-                return;
+                return None;
             }
             _ => {}
         }
@@ -417,7 +456,7 @@ impl McConn<'_> {
                 self.line(NOPERM);
                 usage.reject(Rejection::NoPerm);
                 self.count_bytes(&cache, wire_in, out_before);
-                return;
+                return None;
             }
         }
         // Admit: the cache's ECPU/s limit, charged the request's bytes
@@ -425,10 +464,8 @@ impl McConn<'_> {
         let prepaid = std::mem::take(&mut self.prepaid).min(wire_in);
         let billed_early = transfer_milli(prepaid);
         let upfront = transfer_milli(wire_in - prepaid);
-        let max_wait = self
-            .shared
-            .throttle_max_wait
-            .saturating_sub(arrived.elapsed());
+        let throttle_max_wait = self.shared.throttle_max_wait;
+        let max_wait = || throttle_max_wait.saturating_sub(arrived.elapsed());
         if let Some(limiter) = cache.limiter()
             && limiter.admit(upfront, max_wait).await.is_err()
             && prepaid == 0
@@ -436,7 +473,7 @@ impl McConn<'_> {
             self.line(THROTTLED);
             usage.reject(Rejection::Throttled);
             self.count_bytes(&cache, wire_in, out_before);
-            return;
+            return None;
         }
         let now = now_ms();
         // Make room: writes that may grow memory evict first.
@@ -451,7 +488,7 @@ impl McConn<'_> {
             Stats::bump(&cache.memcached.store_no_memory);
             usage.reject(Rejection::Oom);
             self.count_bytes(&cache, wire_in, out_before);
-            return;
+            return None;
         }
         let opts = ExecOptions {
             room: write_room(&cache),
@@ -472,12 +509,7 @@ impl McConn<'_> {
         if let Some(limiter) = cache.limiter() {
             limiter.add_debt(upfront + billed_early, ecpu);
         }
-        let histogram = if spec.has(flags::WRITE) {
-            &cache.metrics.write_duration
-        } else {
-            &cache.metrics.read_duration
-        };
-        histogram.record(started.elapsed().as_secs_f64());
+        Some(spec.has(flags::WRITE))
     }
 
     fn count_bytes(&self, cache: &Cache, wire_in: u64, out_before: usize) {
@@ -1158,13 +1190,6 @@ fn put_flag(w: &mut BytesMut, flag: u8, value: &str) {
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn cancelled(token: Option<&CancellationToken>) {
-    match token {
-        Some(t) => t.cancelled().await,
         None => std::future::pending().await,
     }
 }

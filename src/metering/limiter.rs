@@ -133,10 +133,19 @@ impl<C: Clock + Clone> EcpuLimiter<C> {
     }
 
     /// Admits a request whose cost known upfront is `upfront_milli`, waiting
-    /// (asynchronously) up to `max_wait` in total.
-    pub async fn admit(&self, upfront_milli: u64, max_wait: Duration) -> Result<(), Throttled> {
+    /// (asynchronously) up to `max_wait()` in total (asked only if it must
+    /// wait: an admitted request reads no clock for it).
+    pub async fn admit(
+        &self,
+        upfront_milli: u64,
+        max_wait: impl FnOnce() -> Duration,
+    ) -> Result<(), Throttled> {
         let mut waited = Duration::ZERO;
         let mut result = self.try_admit(upfront_milli);
+        if result.is_ok() {
+            return Ok(());
+        }
+        let max_wait = max_wait();
         while let Err((need, wait)) = result {
             if waited + wait > max_wait {
                 return Err(Throttled);

@@ -205,6 +205,10 @@ fn lru_clock(now: u64) -> u32 {
 
 type Deadline = Reverse<(u64, Box<[u8]>)>;
 
+/// Where a lookup found a live entry: its slot's index in the keyspace and
+/// its bucket in that slot's table.
+type Found = (usize, usize);
+
 /// One hash slot's data.
 #[derive(Debug, Default)]
 struct Slot {
@@ -352,27 +356,27 @@ impl Keyspace {
 
     /// Read lookup: counts a hit or a miss; an expired key is deleted.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        let found = self.lookup(key, now).is_some();
-        if found {
+        let found = self.lookup(key, now);
+        if found.is_some() {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
             self.notify.record(notify::KEY_MISS, "keymiss", key);
         }
-        self.peek(key)
+        self.entry_at(found?)
     }
 
     /// As [`Keyspace::get`], leaving the key's last-access time alone
     /// (Redis's `LOOKUP_NOTOUCH`: TYPE, TTL, EXISTS do not make a key
     /// look recently used to OBJECT IDLETIME or eviction).
     pub fn get_no_touch(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        let found = self.lookup_with(key, now, false).is_some();
-        if found {
+        let found = self.lookup_with(key, now, false);
+        if found.is_some() {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
         }
-        self.peek(key)
+        self.entry_at(found?)
     }
 
     /// Whether `key` exists (no hit/miss counted); an expired key is deleted.
@@ -398,8 +402,13 @@ impl Keyspace {
         self.tables[self.index(key)].as_deref()?.map.get(key)
     }
 
-    /// Finds `key`, deleting it if it has expired; returns its deadline (0 = none).
-    fn lookup(&mut self, key: &[u8], now: u64) -> Option<u64> {
+    /// The entry a lookup found.
+    fn entry_at(&self, (idx, bucket): Found) -> Option<&Entry> {
+        self.tables[idx].as_deref()?.map.in_bucket(bucket)
+    }
+
+    /// Finds `key`, deleting it if it has expired.
+    fn lookup(&mut self, key: &[u8], now: u64) -> Option<Found> {
         self.lookup_with(key, now, !self.no_touch)
     }
 
@@ -412,16 +421,18 @@ impl Keyspace {
         if found { self.peek(key) } else { None }
     }
 
-    /// [`Keyspace::lookup`], updating the last-access time if `touch`.
-    fn lookup_with(&mut self, key: &[u8], now: u64, touch: bool) -> Option<u64> {
+    /// [`Keyspace::lookup`], updating the last-access time if `touch`:
+    /// where the live entry is (the key is hashed once per lookup).
+    fn lookup_with(&mut self, key: &[u8], now: u64, touch: bool) -> Option<Found> {
         let idx = self.index(key);
         let slot = self.tables[idx].as_deref_mut()?;
-        let e = slot.map.get_mut(key)?;
+        let bucket = slot.map.find(key)?;
+        let e = slot.map.in_bucket_mut(bucket)?;
         if !e.is_expired(now) {
             if touch {
                 e.lru = lru_clock(now);
             }
-            return Some(e.expire_at);
+            return Some((idx, bucket));
         }
         let (k, e) = slot.map.remove(key)?;
         self.forget(idx, &k, &e);
@@ -433,8 +444,7 @@ impl Keyspace {
 
     /// Write lookup: a handle that keeps the byte totals exact (see [`EntryMut`]).
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
-        self.lookup(key, now)?;
-        let idx = self.index(key);
+        let (idx, bucket) = self.lookup(key, now)?;
         let Keyspace {
             tables,
             used_bytes,
@@ -442,7 +452,7 @@ impl Keyspace {
             ..
         } = self;
         let slot = tables[idx].as_deref_mut()?;
-        let entry = slot.map.get_mut(key)?;
+        let entry = slot.map.in_bucket_mut(bucket)?;
         *mutations += 1;
         let before = entry.value.mem_bytes();
         Some(EntryMut {
@@ -455,8 +465,9 @@ impl Keyspace {
 
     /// Stores `value` under `key` with deadline `expire_at` (0 = none),
     /// replacing any entry (freed lazily); returns whether one was replaced.
+    /// An expired entry it replaces counts as expired, as if a lookup had
+    /// deleted it first (one hash per insert).
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now: u64) -> bool {
-        self.lookup(key, now);
         let idx = self.index(key);
         let entry = Entry {
             value,
@@ -474,11 +485,16 @@ impl Keyspace {
         if let Some(old) = &old {
             self.forget(idx, key, old);
         }
+        let expired = old.as_ref().is_some_and(|o| o.is_expired(now));
+        if expired {
+            self.stats.expired += 1;
+            self.notify.record(notify::EXPIRED, "expired", key);
+        }
         if expire_at != 0 {
             self.add_volatile(idx, 1);
             self.push_deadline(idx, expire_at, key);
         }
-        let replaced = old.is_some();
+        let replaced = old.is_some() && !expired;
         if !replaced {
             self.notify.record(notify::NEW, "new", key);
         }
@@ -502,10 +518,15 @@ impl Keyspace {
     /// Removes `key` and hands its live entry to the caller, who then owns
     /// the value and its free (RENAME moves it under another name).
     pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
-        self.lookup(key, now)?;
         let idx = self.index(key);
         let (k, e) = self.tables[idx].as_deref_mut()?.map.remove(key)?;
         self.forget(idx, &k, &e);
+        if e.is_expired(now) {
+            self.stats.expired += 1;
+            self.notify.record(notify::EXPIRED, "expired", &k);
+            lazyfree::free_value(e.value);
+            return None;
+        }
         Some(e)
     }
 
@@ -527,14 +548,13 @@ impl Keyspace {
     /// Sets (`Some`) or clears (`None`) the deadline of a live key; returns
     /// false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>, now: u64) -> bool {
-        if self.lookup(key, now).is_none() {
+        let Some((idx, bucket)) = self.lookup(key, now) else {
             return false;
-        }
-        let idx = self.index(key);
+        };
         let new = expire_at.unwrap_or(0);
         let Some(entry) = self.tables[idx]
             .as_deref_mut()
-            .and_then(|s| s.map.get_mut(key))
+            .and_then(|s| s.map.in_bucket_mut(bucket))
         else {
             return false;
         };

@@ -31,8 +31,9 @@ use tokio_util::sync::CancellationToken;
 use super::conn_cmds;
 use super::server::ProxyShared;
 use super::session::{ReplyMode, Session};
-use super::turns::{end_of_slice, in_turns};
+use super::turns::{end_of_slice, end_of_slice_at, in_turns};
 use crate::acl;
+use crate::attention;
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
 use crate::control::introspection::ServerState;
@@ -100,10 +101,6 @@ pub async fn run(
     shutdown: CancellationToken,
     preauth: Option<super::server::PreAuth>,
 ) {
-    // The connection's own child of the server's token: its loop checks it
-    // on every turn, and a token's check takes its lock (a shared one
-    // would be one lock for every connection of the server).
-    let shutdown = shutdown.child_token();
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream.tcp());
     let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
@@ -126,6 +123,12 @@ pub async fn run(
         return;
     }
     tracing::debug!(client = conn.session.id, %peer, "connection opened");
+    // Told of shutdown through its attention (a shutdown that began
+    // before it joined is seen here).
+    let _member = (shared.connections).member(conn.session.id, &conn.session.handle.attention);
+    if shutdown.is_cancelled() {
+        return;
+    }
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let reason = in_turns(conn.serve(stream, &shutdown, &mut rbuf)).await;
     release(rbuf);
@@ -143,11 +146,12 @@ impl Connection<'_> {
     ) -> &'static str {
         // When the bytes being decoded arrived: admission waits count from here.
         let mut arrived = Instant::now();
+        let mut clock = arrived;
         // When replies above the soft limit, waiting for a client that reads
         // nothing, end the connection.
         let mut stall_deadline: Option<tokio::time::Instant> = None;
         let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
-        let killed = self.session.handle.kill.clone();
+        let attention = self.session.handle.attention.clone();
         // Fires at most once per BUFFER_CHECK while requests come, and once
         // more when an idle connection's buffer is due to go; reset only
         // when it fires, so requests pay no timer work (and 10,000 idle
@@ -168,8 +172,10 @@ impl Connection<'_> {
             while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
                 match self.shared.decoder.decode(rbuf) {
                     Ok(Some(req)) => {
-                        self.handle(req, arrived, &stream).await;
-                        end_of_slice().await;
+                        // One clock reading per request: its end is the
+                        // next one's start.
+                        let finished = self.handle(req, arrived, clock, &stream).await;
+                        clock = end_of_slice_at(finished).await;
                     }
                     Ok(None) => {
                         drained = true;
@@ -259,7 +265,6 @@ impl Connection<'_> {
                 continue;
             }
             let unauthenticated = self.session.cache.is_none();
-            let revoked = self.session.revoked.clone();
             let mailbox = self.session.pubsub.as_ref().map(|s| s.mailbox.clone());
             let news = async {
                 match &mailbox {
@@ -272,14 +277,14 @@ impl Connection<'_> {
             //    shutdown.
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
-                    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
-                    return "server shutdown";
-                }
-                () = cancelled(revoked.as_ref()), if revoked.is_some() => {
-                    return "user disconnected";
-                }
-                () = killed.cancelled() => {
+                raised = attention.wait() => {
+                    if raised & attention::SHUTDOWN != 0 {
+                        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.write_all(&self.wbuf)).await;
+                        return "server shutdown";
+                    }
+                    if raised & attention::REVOKED != 0 {
+                        return "user disconnected";
+                    }
                     return "killed by CLIENT KILL";
                 }
                 () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
@@ -302,7 +307,7 @@ impl Connection<'_> {
                         Ok(_) => {
                             peak = peak.max(rbuf.len());
                             arrived = Instant::now();
-                            end_of_slice().await;
+                            clock = end_of_slice_at(arrived).await;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(_) => return "read error",
@@ -372,7 +377,7 @@ impl Connection<'_> {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return false,
-                r = limiter.admit(0, PREPAY_WAIT) => {
+                r = limiter.admit(0, || PREPAY_WAIT) => {
                     if r.is_ok() {
                         return true;
                     }
@@ -430,8 +435,15 @@ impl Connection<'_> {
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
-    pub async fn handle(&mut self, req: Request, arrived: Instant, stream: &Transport) {
-        let started = Instant::now();
+    /// Runs one request that arrived at `arrived` and starts at `started`;
+    /// returns when it finished.
+    pub async fn handle(
+        &mut self,
+        req: Request,
+        arrived: Instant,
+        started: Instant,
+        stream: &Transport,
+    ) -> Instant {
         let out_before = self.wbuf.len();
         let mode_before = self.session.reply_mode;
         self.session.request_len = req.wire_len as u64;
@@ -447,7 +459,8 @@ impl Connection<'_> {
         if let Some(before) = monitored {
             self.feed_monitors(&req.args, before, &reply, &billing);
         }
-        let elapsed = started.elapsed();
+        let finished = Instant::now();
+        let elapsed = finished.saturating_duration_since(started);
         // Every client of a cache has a mailbox once it has run a command:
         // it may be named as another client's tracking REDIRECT target.
         if self.session.pubsub.is_none()
@@ -486,7 +499,7 @@ impl Connection<'_> {
         let wire_in = req.wire_len as u64;
         let billed_early = std::mem::take(&mut self.billed_early);
         let Some(cache) = &self.session.cache else {
-            return;
+            return finished;
         };
         let usage = &cache.usage;
         usage.net_in.fetch_add(wire_in, Ordering::Relaxed);
@@ -542,6 +555,7 @@ impl Connection<'_> {
             Billing::Rejected(why) => usage.reject(why),
             Billing::Nothing => {}
         }
+        finished
     }
 
     /// What MONITOR needs before `args` runs, if the cache has monitors:
@@ -756,15 +770,13 @@ impl Connection<'_> {
                 0
             },
         );
+        let throttle_max_wait = self.shared.throttle_max_wait;
         if let Some(cache) = cache.as_ref().filter(|_| metered)
             && let Some(limiter) = cache.limiter()
             && limiter
-                .admit(
-                    upfront,
-                    self.shared
-                        .throttle_max_wait
-                        .saturating_sub(arrived.elapsed()),
-                )
+                .admit(upfront, || {
+                    throttle_max_wait.saturating_sub(arrived.elapsed())
+                })
                 .await
                 .is_err()
             && prepaid == 0
@@ -819,6 +831,7 @@ impl Connection<'_> {
         // PUBLISH), and an EXEC with such a command queued. A paused client
         // counts as blocked.
         if let Some(cache) = &cache
+            && cache.server.pausing()
             && !matches!(spec.exec, Exec::Conn(cmd::ConnOp::Client))
         {
             let pausable = |spec: &CommandSpec, args: &[Bytes]| {
@@ -943,7 +956,7 @@ impl Connection<'_> {
                 .as_ref()
                 .map(|c| c.server.config.encoding())
                 .unwrap_or_default(),
-            no_touch: self.session.handle.view.lock().no_touch,
+            no_touch: self.session.no_touch,
             client: self.session.id,
             calls: None,
         }
@@ -1226,14 +1239,6 @@ fn is_push(reply: &Reply) -> bool {
         Reply::Push(_) => true,
         Reply::Frames(frames) => !frames.is_empty() && frames.iter().all(is_push),
         _ => false,
-    }
-}
-
-/// Resolves when `token` is cancelled; never without one.
-async fn cancelled(token: Option<&CancellationToken>) {
-    match token {
-        Some(t) => t.cancelled().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -525,6 +525,8 @@ fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
                 v.no_evict = on;
             } else {
                 v.no_touch = on;
+                drop(v);
+                conn.session.no_touch = on;
             }
             Ok(Reply::ok())
         }

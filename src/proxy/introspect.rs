@@ -822,7 +822,7 @@ fn kill(conn: &mut Connection<'_>, c: &ClientHandle, me: u64) {
     if c.id == me {
         conn.session.closing = true;
     } else {
-        c.kill.cancel();
+        c.attention.raise(crate::attention::KILLED);
     }
 }
 

@@ -69,6 +69,8 @@ pub struct ProxyShared {
     pub busy_threshold: Duration,
     pub started: std::time::Instant,
     next_id: AtomicU64,
+    /// Every open connection (RESP and Memcached), told of shutdown.
+    pub connections: crate::attention::Roster,
     /// Failed logins by cache and source address (slows guessing down).
     pub auth_guard: crate::acl::guard::AuthGuard,
 }
@@ -107,6 +109,7 @@ impl ProxyShared {
             busy_threshold: Duration::from_millis(config.busy_threshold_ms),
             started: std::time::Instant::now(),
             next_id: AtomicU64::new(1),
+            connections: Default::default(),
             auth_guard: Default::default(),
         }
     }
@@ -219,7 +222,10 @@ async fn accept(
                     continue;
                 }
             },
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                shared.connections.raise_all(crate::attention::SHUTDOWN);
+                return;
+            }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             GlobalCounters::bump(&metrics.global.connections_rejected);

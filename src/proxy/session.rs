@@ -7,8 +7,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::acl::{Denied, User};
 use crate::cmd::CommandSpec;
 use crate::cmd::script::CommandGate;
@@ -43,8 +41,6 @@ pub struct Session {
     /// The named user logged in (`None` = the cache's default user, who
     /// may do everything).
     pub user: Option<Arc<User>>,
-    /// Cancelled when the user's connections must close.
-    pub revoked: Option<CancellationToken>,
     /// The user's permissions for the commands its scripts call.
     pub gate: Option<CommandGate>,
     /// What the bound cache's other clients see of this one (CLIENT LIST,
@@ -61,6 +57,8 @@ pub struct Session {
     pub tracking: bool,
     /// CLIENT CACHING YES|NO was given for the next command.
     pub caching_given: bool,
+    /// CLIENT NO-TOUCH (also shown in the handle's view).
+    pub no_touch: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -127,7 +125,6 @@ impl Session {
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
             user: None,
-            revoked: None,
             gate: None,
             handle: Arc::new(ClientHandle::new(id, peer, local, now)),
             reply_mode: ReplyMode::On,
@@ -135,12 +132,20 @@ impl Session {
             pubsub: None,
             tracking: false,
             caching_given: false,
+            no_touch: false,
         }
     }
 
     /// Logs the (bound) connection in as `user` (`None` = default user).
     pub fn login(&mut self, user: Option<Arc<User>>) {
-        self.revoked = user.as_ref().map(|u| u.revoked());
+        // The user's roster raises REVOKED on this connection when the
+        // user is disconnected.
+        if let Some(old) = &self.user {
+            old.sessions.leave(self.id);
+        }
+        if let Some(u) = &user {
+            u.sessions.join(self.id, &self.handle.attention);
+        }
         self.gate = user.clone().map(|u| {
             // The user's rules as they are when the script runs.
             CommandGate(Arc::new(move |spec, args| {

@@ -34,9 +34,17 @@ pub async fn in_turns<F: Future>(task: F) -> F::Output {
 
 /// Yields once the current turn has lasted a slice (see the module doc).
 pub async fn end_of_slice() {
-    if TURN.get().elapsed() >= SLICE {
+    end_of_slice_at(Instant::now()).await;
+}
+
+/// [`end_of_slice`] with the clock just read by the caller; returns the
+/// time to carry on from (read again if it yielded).
+pub async fn end_of_slice_at(now: Instant) -> Instant {
+    if now.saturating_duration_since(TURN.get()) >= SLICE {
         tokio::task::yield_now().await;
+        return Instant::now();
     }
+    now
 }
 
 #[cfg(test)]

@@ -74,6 +74,23 @@ impl KeyTable {
             .map(|(_, e)| e)
     }
 
+    /// The bucket holding `key`: with [`KeyTable::in_bucket`] and
+    /// [`KeyTable::in_bucket_mut`], one hash and probe serves a lookup and the
+    /// reads or writes that follow it (valid until the table changes).
+    pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
+        self.table
+            .find_bucket_index(self.hash(key), |(k, _)| k.as_bytes() == key)
+    }
+
+    /// The entry in `bucket` (from [`KeyTable::find`]).
+    pub(super) fn in_bucket(&self, bucket: usize) -> Option<&Entry> {
+        self.table.get_bucket(bucket).map(|(_, e)| e)
+    }
+
+    pub(super) fn in_bucket_mut(&mut self, bucket: usize) -> Option<&mut Entry> {
+        self.table.get_bucket_mut(bucket).map(|(_, e)| e)
+    }
+
     pub(super) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let hash = self.hash(key);
         self.table
