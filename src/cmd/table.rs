@@ -989,8 +989,11 @@ pub fn acl_family_categories(
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| resp_commands().map(|c| (c.name, c)).collect());
+    // Every request looks its command up: hashbrown's fast hash over the
+    // lowercased bytes (no UTF-8 check, no SipHash).
+    static INDEX: OnceLock<hashbrown::HashMap<&'static [u8], &'static CommandSpec>> =
+        OnceLock::new();
+    let index = INDEX.get_or_init(|| resp_commands().map(|c| (c.name.as_bytes(), c)).collect());
     if name.len() > 32 {
         return None;
     }
@@ -998,7 +1001,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    index.get(std::str::from_utf8(lower).ok()?).copied()
+    index.get(&*lower).copied()
 }
 
 #[cfg(test)]

@@ -412,6 +412,12 @@ impl Cache {
         self.limiter.read().clone()
     }
 
+    /// `f` on the cache's limiter, if it has one, without holding on to
+    /// it (no reference count moved: every request does this).
+    pub fn with_limiter<R>(&self, f: impl FnOnce(&EcpuLimiter) -> R) -> Option<R> {
+        self.limiter.read().as_deref().map(f)
+    }
+
     pub fn limits(&self) -> UsageLimits {
         self.settings.read().limits
     }

@@ -307,7 +307,7 @@ impl McConn<'_> {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return false,
-                r = limiter.admit(0, || PREPAY_WAIT) => if r.is_ok() {
+                r = limiter.admit(0, PREPAY_WAIT) => if r.is_ok() {
                     return true;
                 },
             }
@@ -465,9 +465,12 @@ impl McConn<'_> {
         let billed_early = transfer_milli(prepaid);
         let upfront = transfer_milli(wire_in - prepaid);
         let throttle_max_wait = self.shared.throttle_max_wait;
-        let max_wait = || throttle_max_wait.saturating_sub(arrived.elapsed());
-        if let Some(limiter) = cache.limiter()
-            && limiter.admit(upfront, max_wait).await.is_err()
+        if let Some(Err(pending)) = cache.with_limiter(|l| l.try_admit(upfront))
+            && let Some(limiter) = cache.limiter()
+            && limiter
+                .wait_admitted(pending, throttle_max_wait.saturating_sub(arrived.elapsed()))
+                .await
+                .is_err()
             && prepaid == 0
         {
             self.line(THROTTLED);
@@ -506,9 +509,7 @@ impl McConn<'_> {
         );
         usage.meter(spec.family, ecpu.saturating_sub(billed_early));
         cache.pool.record_load(slot, ecpu);
-        if let Some(limiter) = cache.limiter() {
-            limiter.add_debt(upfront + billed_early, ecpu);
-        }
+        cache.with_limiter(|l| l.add_debt(upfront + billed_early, ecpu));
         Some(spec.has(flags::WRITE))
     }
 

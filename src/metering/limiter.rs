@@ -133,19 +133,24 @@ impl<C: Clock + Clone> EcpuLimiter<C> {
     }
 
     /// Admits a request whose cost known upfront is `upfront_milli`, waiting
-    /// (asynchronously) up to `max_wait()` in total (asked only if it must
-    /// wait: an admitted request reads no clock for it).
-    pub async fn admit(
+    /// (asynchronously) up to `max_wait` in total.
+    pub async fn admit(&self, upfront_milli: u64, max_wait: Duration) -> Result<(), Throttled> {
+        match self.try_admit(upfront_milli) {
+            Ok(()) => Ok(()),
+            Err(pending) => self.wait_admitted(pending, max_wait).await,
+        }
+    }
+
+    /// Finishes the admission [`EcpuLimiter::try_admit`] refused (`pending`:
+    /// what it still needs and how long until it may have it), waiting up
+    /// to `max_wait` in total.
+    pub async fn wait_admitted(
         &self,
-        upfront_milli: u64,
-        max_wait: impl FnOnce() -> Duration,
+        pending: (u64, Duration),
+        max_wait: Duration,
     ) -> Result<(), Throttled> {
         let mut waited = Duration::ZERO;
-        let mut result = self.try_admit(upfront_milli);
-        if result.is_ok() {
-            return Ok(());
-        }
-        let max_wait = max_wait();
+        let mut result = Err(pending);
         while let Err((need, wait)) = result {
             if waited + wait > max_wait {
                 return Err(Throttled);

@@ -53,13 +53,10 @@ pub struct Entry {
     expire_at: u64,
     /// Unix seconds of the last access (the LRU clock).
     lru: u32,
-    /// The entry's scan position in its slot's table (see [`table`]); it
-    /// fills what would be padding.
-    pos: u32,
 }
 
-/// Entries are equal when their values and deadlines are (the LRU clock and
-/// the scan position are bookkeeping).
+/// Entries are equal when their values and deadlines are (the LRU clock is
+/// bookkeeping).
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
         self.value == other.value && self.expire_at == other.expire_at
@@ -72,7 +69,6 @@ impl Entry {
             value,
             expire_at: 0,
             lru: 0,
-            pos: 0,
         }
     }
 
@@ -473,7 +469,6 @@ impl Keyspace {
             value,
             expire_at,
             lru: lru_clock(now),
-            pos: 0,
         };
         let added = entry.mem_bytes(key.len());
         let slot = self.tables[idx].get_or_insert_with(Default::default);

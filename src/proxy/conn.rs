@@ -377,7 +377,7 @@ impl Connection<'_> {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return false,
-                r = limiter.admit(0, || PREPAY_WAIT) => {
+                r = limiter.admit(0, PREPAY_WAIT) => {
                     if r.is_ok() {
                         return true;
                     }
@@ -450,7 +450,8 @@ impl Connection<'_> {
         // MONITOR: scripts show before the commands they call, an EXEC's
         // commands when it runs them (see `feed_monitors`).
         let monitored = self.monitor_before(&req.args);
-        let Outcome { reply, billing } = self.dispatch(&req, arrived, stream).await;
+        let spec = cmd::lookup(&req.args[0]);
+        let Outcome { reply, billing } = self.dispatch(&req, spec, arrived, stream).await;
         // (AUTH may have just bound the connection to a monitored cache.)
         let monitored = monitored.or_else(|| {
             let cache = self.session.cache.as_ref()?;
@@ -481,7 +482,7 @@ impl Connection<'_> {
         } else if mode_after == ReplyMode::SkipThis {
             self.session.reply_mode = ReplyMode::On;
         }
-        self.record_stats(&req, &reply, &billing, started, elapsed);
+        self.record_stats(&req, spec, &reply, &billing, started, elapsed);
         // Messages this command caused for this very connection (a PUBLISH
         // to itself, a keyspace event of its write) go before its reply,
         // as in Redis.
@@ -522,9 +523,7 @@ impl Connection<'_> {
                 );
                 usage.meter(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
-                if let Some(limiter) = cache.limiter() {
-                    limiter.add_debt(upfront, ecpu);
-                }
+                cache.with_limiter(|l| l.add_debt(upfront, ecpu));
                 let histogram = if spec.has(flags::WRITE) {
                     &cache.metrics.write_duration
                 } else {
@@ -545,9 +544,7 @@ impl Connection<'_> {
                 );
                 usage.meter_transfer(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
-                if let Some(limiter) = cache.limiter() {
-                    limiter.add_debt(upfront, ecpu);
-                }
+                cache.with_limiter(|l| l.add_debt(upfront, ecpu));
             }
             Billing::Unmetered => {
                 usage.unmetered.fetch_add(1, Ordering::Relaxed);
@@ -636,6 +633,7 @@ impl Connection<'_> {
     fn record_stats(
         &self,
         req: &Request,
+        spec: Option<&'static CommandSpec>,
         reply: &Reply,
         billing: &Billing,
         started: Instant,
@@ -648,7 +646,7 @@ impl Connection<'_> {
         if let Reply::Error(e) = reply {
             server.record_error(e);
         }
-        let Some(spec) = cmd::lookup(&req.args[0]) else {
+        let Some(spec) = spec else {
             return;
         };
         // A container's subcommand (`client|list`), unless it is unknown.
@@ -705,11 +703,17 @@ impl Connection<'_> {
         Some(Reply::err_owned(text))
     }
 
-    async fn dispatch(&mut self, req: &Request, arrived: Instant, stream: &Transport) -> Outcome {
+    async fn dispatch(
+        &mut self,
+        req: &Request,
+        spec: Option<&'static CommandSpec>,
+        arrived: Instant,
+        stream: &Transport,
+    ) -> Outcome {
         let args = &req.args;
-        // Look up the command and check its arity (a refusal inside MULTI
-        // also dooms the transaction, as Redis does).
-        let Some(spec) = cmd::lookup(&args[0]) else {
+        // The command (looked up by `handle`) and its arity (a refusal
+        // inside MULTI also dooms the transaction, as Redis does).
+        let Some(spec) = spec else {
             self.fail_transaction();
             let reply = Reply::err_owned(reply::unknown_command(&args[0], &args[1..]));
             return Outcome::rejected(reply, Rejection::UnknownCommand);
@@ -772,11 +776,10 @@ impl Connection<'_> {
         );
         let throttle_max_wait = self.shared.throttle_max_wait;
         if let Some(cache) = cache.as_ref().filter(|_| metered)
+            && let Some(Err(pending)) = cache.with_limiter(|l| l.try_admit(upfront))
             && let Some(limiter) = cache.limiter()
             && limiter
-                .admit(upfront, || {
-                    throttle_max_wait.saturating_sub(arrived.elapsed())
-                })
+                .wait_admitted(pending, throttle_max_wait.saturating_sub(arrived.elapsed()))
                 .await
                 .is_err()
             && prepaid == 0

@@ -1,26 +1,25 @@
-//! [`KeyTable`]: the entries of one hash slot — a hashbrown table of
-//! `(key, entry)` for lookups, plus a *scan order* that SCAN can resume in at
-//! a position that survives the table's resizes.
+//! [`KeyTable`]: the entries of one hash slot — a dense vector of
+//! `(key, entry)` that SCAN resumes in, and a hashbrown table of positions
+//! in that vector for lookups (the layout of `indexmap`).
 //!
-//! A hash table's bucket order cannot carry a SCAN cursor across a resize in
-//! open addressing (an entry's bucket depends on its neighbours, not only on
-//! its hash, so Redis's reverse-binary cursor does not apply), and a cursor
-//! made of hash values costs a walk of the whole table per call to find the
-//! next ones. So the table keeps, beside its buckets, `order`: a dense vector
-//! of the entries' bucket indexes. An entry's *position* is its index in
-//! `order`, and the entry stores it ([`Entry`]'s `pos`, in what was padding),
-//! so it costs 4 bytes per key.
+//! Why two parts:
+//! - **SCAN.** A hash table's bucket order cannot carry a SCAN cursor across
+//!   a resize in open addressing (an entry's bucket depends on its
+//!   neighbours, not only on its hash, so Redis's reverse-binary cursor does
+//!   not apply), and a cursor made of hash values costs a walk of the whole
+//!   table per call. An entry's *position* in the dense vector survives
+//!   every resize of the index: SCAN walks positions.
+//! - **Memory.** A slot holds about 61 keys when a cache holds a million;
+//!   hashbrown doubles at 7/8 full, so a table of 64-byte `(key, entry)`
+//!   buckets sat at ~48% occupancy (128 buckets for 61 keys: 134 bytes of
+//!   buckets per key). The index's buckets are 4 bytes, and the dense
+//!   vector grows by a quarter at a time: ~80 bytes per key.
 //!
 //! Invariants:
-//! - `order` names every entry's bucket exactly once, and the entry in
-//!   bucket `order[p]` has `pos == p`;
-//! - entries move between buckets only when hashbrown grows or rehashes the
-//!   table, which it does only in an insert that finds no room left
-//!   (`len == capacity`, live entries or deleted buckets): after such an
-//!   insert [`KeyTable::reindex`] reads every entry's bucket again (its
-//!   position, stored in the entry, does not change);
-//! - a removal moves the *last* position into the hole (swap-remove); an
-//!   insert takes a new last position.
+//! - the index holds every position `0..entries.len()` exactly once, under
+//!   the hash of the key at that position;
+//! - a removal moves the *last* entry into the hole (swap-remove) and
+//!   re-points its index bucket; an insert takes a new last position.
 //!
 //! Why a scan that walks positions downwards, from the last one to 0,
 //! returns every entry present for the whole scan (see [`Keyspace::scan`]):
@@ -40,155 +39,144 @@ use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 use super::Entry;
 use crate::partition::key::Key;
 
-/// One slot's entries and their scan order (see the module doc).
+/// Entries a table's vector grows by at least (then by a quarter of its length).
+const MIN_GROWTH: usize = 4;
+
+/// One slot's entries and their index (see the module doc).
 #[derive(Debug, Default)]
 pub(super) struct KeyTable {
-    table: HashTable<(Key, Entry)>,
-    /// Bucket index of the entry at each position.
-    order: Vec<u32>,
+    /// Positions in `entries`, by the hash of their key.
+    index: HashTable<u32>,
+    /// The entries; an entry's position is its index here.
+    entries: Vec<(Key, Entry)>,
     hasher: DefaultHashBuilder,
 }
 
 impl KeyTable {
     pub(super) fn len(&self) -> usize {
-        self.table.len()
+        self.entries.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.entries.is_empty()
     }
 
-    /// Bytes the table holds on the heap (buckets and scan order), for
-    /// deciding whether to free it in the background.
+    /// Bytes the table holds on the heap (index and entries), for deciding
+    /// whether to free it in the background.
     pub(super) fn allocation_size(&self) -> usize {
-        self.table.allocation_size() + self.order.capacity() * std::mem::size_of::<u32>()
+        self.index.allocation_size() + self.entries.capacity() * std::mem::size_of::<(Key, Entry)>()
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.table
-            .find(self.hash(key), |(k, _)| k.as_bytes() == key)
-            .map(|(_, e)| e)
-    }
-
-    /// The bucket holding `key`: with [`KeyTable::in_bucket`] and
-    /// [`KeyTable::in_bucket_mut`], one hash and probe serves a lookup and the
-    /// reads or writes that follow it (valid until the table changes).
+    /// The position of `key`: with [`KeyTable::in_bucket`] and
+    /// [`KeyTable::in_bucket_mut`], one hash and probe serves a lookup and
+    /// the reads or writes that follow it (valid until the table changes).
     pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
-        self.table
-            .find_bucket_index(self.hash(key), |(k, _)| k.as_bytes() == key)
+        let entries = &self.entries;
+        self.index
+            .find(self.hash(key), |&p| entries[p as usize].0.as_bytes() == key)
+            .map(|&p| p as usize)
     }
 
-    /// The entry in `bucket` (from [`KeyTable::find`]).
-    pub(super) fn in_bucket(&self, bucket: usize) -> Option<&Entry> {
-        self.table.get_bucket(bucket).map(|(_, e)| e)
+    /// The entry at position `pos` (from [`KeyTable::find`]).
+    pub(super) fn in_bucket(&self, pos: usize) -> Option<&Entry> {
+        self.entries.get(pos).map(|(_, e)| e)
     }
 
-    pub(super) fn in_bucket_mut(&mut self, bucket: usize) -> Option<&mut Entry> {
-        self.table.get_bucket_mut(bucket).map(|(_, e)| e)
+    pub(super) fn in_bucket_mut(&mut self, pos: usize) -> Option<&mut Entry> {
+        self.entries.get_mut(pos).map(|(_, e)| e)
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.in_bucket(self.find(key)?)
     }
 
     pub(super) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let hash = self.hash(key);
-        self.table
-            .find_mut(hash, |(k, _)| k.as_bytes() == key)
-            .map(|(_, e)| e)
+        let pos = self.find(key)?;
+        self.in_bucket_mut(pos)
     }
 
-    /// Stores `entry` under `key`; returns the entry it replaced (which kept
-    /// its position: the new entry takes it over).
-    pub(super) fn insert(&mut self, key: &[u8], mut entry: Entry) -> Option<Entry> {
-        // A full table (live entries, or deleted buckets eating the room) is
-        // grown or rehashed by this insert, which moves entries: their
-        // buckets are read again after it.
-        let relayout = self.table.len() == self.table.capacity();
-        let buckets = self.table.num_buckets();
+    /// Stores `entry` under `key`; returns the entry it replaced (whose
+    /// position the new entry takes over).
+    pub(super) fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         let hash = self.hash(key);
         let KeyTable {
-            table,
-            order,
+            index,
+            entries,
             hasher,
         } = self;
-        let found = table.entry(
+        let found = index.entry(
             hash,
-            |(k, _)| k.as_bytes() == key,
-            |(k, _)| hasher.hash_one(k.as_bytes()),
+            |&p| entries[p as usize].0.as_bytes() == key,
+            |&p| hasher.hash_one(entries[p as usize].0.as_bytes()),
         );
-        let replaced = match found {
-            hash_table::Entry::Occupied(mut o) => {
-                let old = &mut o.get_mut().1;
-                entry.pos = old.pos;
+        match found {
+            hash_table::Entry::Occupied(o) => {
+                let old = &mut entries[*o.get() as usize].1;
                 Some(std::mem::replace(old, entry))
             }
             hash_table::Entry::Vacant(v) => {
-                entry.pos = order.len() as u32;
-                let bucket = v.insert((Key::from(key), entry)).bucket_index();
-                order.push(bucket as u32);
+                v.insert(entries.len() as u32);
+                if entries.len() == entries.capacity() {
+                    entries.reserve_exact(MIN_GROWTH.max(entries.len() / 4));
+                }
+                entries.push((Key::from(key), entry));
                 None
             }
-        };
-        if relayout || self.table.num_buckets() != buckets {
-            self.reindex();
         }
-        replaced
     }
 
     /// Deletes `key`; returns its name and entry.
     pub(super) fn remove(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
         let hash = self.hash(key);
+        let entries = &self.entries;
         let found = self
-            .table
-            .find_entry(hash, |(k, _)| k.as_bytes() == key)
+            .index
+            .find_entry(hash, |&p| entries[p as usize].0.as_bytes() == key)
             .ok()?;
-        let ((k, e), _) = found.remove();
-        let pos = e.pos as usize;
-        self.order.swap_remove(pos);
-        if let Some(&moved) = self.order.get(pos)
-            && let Some((_, m)) = self.table.get_bucket_mut(moved as usize)
-        {
-            m.pos = pos as u32;
+        let (pos, _) = found.remove();
+        let pos = pos as usize;
+        let last = self.entries.len() - 1;
+        let removed = self.entries.swap_remove(pos);
+        if pos < last {
+            // The last entry moved into the hole: its bucket says so now.
+            let moved = self.hash(self.entries[pos].0.as_bytes());
+            if let Some(p) = self.index.find_mut(moved, |&p| p as usize == last) {
+                *p = pos as u32;
+            }
         }
-        if self.order.capacity() > 64 && self.order.len() < self.order.capacity() / 4 {
-            self.order.shrink_to(self.order.len() * 2);
+        if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to(self.entries.len() * 2);
         }
-        Some((k, e))
+        Some(removed)
     }
 
     /// The entry at scan position `pos` (`pos < len`).
     pub(super) fn at(&self, pos: usize) -> Option<(&Key, &Entry)> {
-        let bucket = *self.order.get(pos)?;
-        self.table.get_bucket(bucket as usize).map(|(k, e)| (k, e))
+        self.entries.get(pos).map(|(k, e)| (k, e))
     }
 
-    /// Every entry, in no particular order.
+    /// Every entry, in position order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.table.iter().map(|(k, e)| (k, e))
-    }
-
-    /// Reads every entry's bucket into `order`.
-    fn reindex(&mut self) {
-        for bucket in self.table.iter_buckets() {
-            if let Some((_, e)) = self.table.get_bucket(bucket)
-                && let Some(slot) = self.order.get_mut(e.pos as usize)
-            {
-                *slot = bucket as u32;
-            }
-        }
+        self.entries.iter().map(|(k, e)| (k, e))
     }
 
     /// Checks the invariants (tests).
     #[cfg(test)]
     pub(super) fn check(&self) {
-        assert_eq!(self.order.len(), self.table.len());
-        for (p, &b) in self.order.iter().enumerate() {
-            let (_, e) = self
-                .table
-                .get_bucket(b as usize)
-                .expect("order names a bucket");
-            assert_eq!(e.pos as usize, p, "position of the entry in bucket {b}");
+        assert_eq!(self.index.len(), self.entries.len());
+        let mut seen = vec![false; self.entries.len()];
+        for &p in self.index.iter() {
+            assert!(
+                !std::mem::replace(&mut seen[p as usize], true),
+                "position {p} twice"
+            );
+        }
+        for (p, (k, _)) in self.entries.iter().enumerate() {
+            assert_eq!(self.find(k.as_bytes()), Some(p), "position of {k:?}");
         }
     }
 }
@@ -218,16 +206,14 @@ mod tests {
             t.remove(format!("k{}", i - 3000).as_bytes());
         }
         t.check();
-        // Every entry moved (as in a rehash): reading the buckets again
-        // restores the order, positions unchanged.
+        // Growing the index moves buckets, never positions.
         let before: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
-        let hasher = t.hasher.clone();
-        let buckets = t.table.num_buckets();
-        let room = t.table.capacity() * 2;
-        t.table
-            .reserve(room, |(k, _)| hasher.hash_one(k.as_bytes()));
-        assert!(t.table.num_buckets() > buckets);
-        t.reindex();
+        let (hasher, entries) = (t.hasher.clone(), &t.entries);
+        let buckets = t.index.num_buckets();
+        let room = t.index.capacity() * 2;
+        t.index
+            .reserve(room, |&p| hasher.hash_one(entries[p as usize].0.as_bytes()));
+        assert!(t.index.num_buckets() > buckets);
         t.check();
         let after: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
         assert_eq!(before, after);
