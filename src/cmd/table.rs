@@ -266,6 +266,12 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
+    /// Whether the command may name keys (its table row gives a key
+    /// position or a rule that finds them).
+    pub fn names_keys(&self) -> bool {
+        self.first_key > 0 || !matches!(self.keys, KeySpec::Range)
+    }
+
     /// Whether this command's cost is not bounded by its request (it walks
     /// a collection or runs a script): it runs on the worker pool, never
     /// inline on a reactor thread (DESIGN §12). Bounded commands are the

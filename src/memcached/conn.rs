@@ -37,10 +37,12 @@ use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
 use crate::pool::ExecOptions;
-use crate::proxy::conn::{ClientMemory, make_room, now_ms, regrow, release, write_room};
+use crate::proxy::conn::{
+    ClientMemory, make_room, now_ms, regrow, release, send_ready, write_room,
+};
 use crate::proxy::server::{PreAuth, ProxyShared, Wire};
 use crate::proxy::session::Session;
-use crate::proxy::turns::{end_of_slice, end_of_slice_at, in_turns};
+use crate::proxy::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::resp::Reply;
 use crate::tls::Transport;
 
@@ -163,8 +165,12 @@ impl McConn<'_> {
                         let wire_in = (before - rbuf.len()) as u64;
                         // One clock reading per request: its end is the
                         // next one's start.
-                        let finished = self.handle(req, wire_in, arrived, clock).await;
-                        clock = end_of_slice_at(finished).await;
+                        clock = self.handle(req, wire_in, arrived, clock).await;
+                        if slice_over(clock) {
+                            // Replies ready go out before the others' turns.
+                            send_ready(stream, &mut self.wbuf);
+                            clock = yield_turn().await;
+                        }
                     }
                 }
             }

@@ -79,6 +79,61 @@ pub struct Usage {
     pub billed_byte_seconds: AtomicU64,
 }
 
+/// A connection's usage not yet added to its cache's [`Usage`]: the request
+/// path adds to it with plain arithmetic, and [`Tally::flush`] adds it to
+/// the cache's shared counters once per batch of requests — before their
+/// replies are written, so a client holding a reply sees its request
+/// counted. (Per request, these were four `lock add`s on counters every
+/// connection of the cache shares: the hottest instructions of the
+/// connection loop at pipeline 16.)
+#[derive(Debug, Default)]
+pub struct Tally {
+    net_in: u64,
+    net_out: u64,
+    commands: [u64; FAMILIES],
+    ecpu_milli: [u64; FAMILIES],
+    pending: bool,
+}
+
+impl Tally {
+    /// Bytes a request and its reply moved.
+    pub fn transfer(&mut self, wire_in: u64, wire_out: u64) {
+        self.net_in += wire_in;
+        self.net_out += wire_out;
+        self.pending = true;
+    }
+
+    /// As [`Usage::meter`].
+    pub fn meter(&mut self, family: Family, ecpu_milli: u64) {
+        self.commands[family.index()] += 1;
+        self.meter_transfer(family, ecpu_milli);
+    }
+
+    /// As [`Usage::meter_transfer`].
+    pub fn meter_transfer(&mut self, family: Family, ecpu_milli: u64) {
+        self.ecpu_milli[family.index()] += ecpu_milli;
+        self.pending = true;
+    }
+
+    /// Adds what was tallied to `usage` and starts again from zero.
+    pub fn flush(&mut self, usage: &Usage) {
+        if !std::mem::take(&mut self.pending) {
+            return;
+        }
+        let add = |a: &AtomicU64, n: &mut u64| {
+            if *n > 0 {
+                a.fetch_add(std::mem::take(n), Ordering::Relaxed);
+            }
+        };
+        add(&usage.net_in, &mut self.net_in);
+        add(&usage.net_out, &mut self.net_out);
+        for i in 0..FAMILIES {
+            add(&usage.commands[i], &mut self.commands[i]);
+            add(&usage.ecpu_milli[i], &mut self.ecpu_milli[i]);
+        }
+    }
+}
+
 fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }

@@ -31,12 +31,13 @@ use tokio_util::sync::CancellationToken;
 use super::conn_cmds;
 use super::server::ProxyShared;
 use super::session::{ReplyMode, Session};
-use super::turns::{end_of_slice, end_of_slice_at, in_turns};
+use super::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::acl;
 use crate::attention;
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
 use crate::control::introspection::ServerState;
+use crate::metering::usage::Tally;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::lazyfree;
@@ -90,6 +91,8 @@ pub struct Connection<'a> {
     /// Bytes the current PUBLISH delivered to subscribers: the publisher
     /// pays their transfer.
     pub delivered: u64,
+    /// Usage of the requests run since the last flush (see [`Tally`]).
+    tally: Tally,
 }
 
 /// Runs one client connection to its end. `preauth` is its place among
@@ -114,6 +117,7 @@ pub async fn run(
         prepaid: 0,
         billed_early: 0,
         delivered: 0,
+        tally: Tally::default(),
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_cache()
@@ -131,6 +135,7 @@ pub async fn run(
     }
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let reason = in_turns(conn.serve(stream, &shutdown, &mut rbuf)).await;
+    conn.flush_usage();
     release(rbuf);
     release(std::mem::take(&mut conn.wbuf));
     let _ = conn.account(0);
@@ -174,8 +179,14 @@ impl Connection<'_> {
                     Ok(Some(req)) => {
                         // One clock reading per request: its end is the
                         // next one's start.
-                        let finished = self.handle(req, arrived, clock, &stream).await;
-                        clock = end_of_slice_at(finished).await;
+                        clock = self.handle(req, arrived, clock, &stream).await;
+                        if slice_over(clock) {
+                            // The replies ready go out before the other
+                            // connections' turns, not after them.
+                            self.flush_usage();
+                            send_ready(&mut stream, &mut self.wbuf);
+                            clock = yield_turn().await;
+                        }
                     }
                     Ok(None) => {
                         drained = true;
@@ -194,7 +205,9 @@ impl Connection<'_> {
             if self.drain_mailbox().is_err() {
                 return "pubsub output buffer limit";
             }
-            // 2. Write what the socket takes now.
+            // 2. Write what the socket takes now (the usage of the requests
+            //    answered counted first).
+            self.flush_usage();
             let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {
                 match stream.try_write(&self.wbuf) {
@@ -451,6 +464,12 @@ impl Connection<'_> {
         // commands when it runs them (see `feed_monitors`).
         let monitored = self.monitor_before(&req.args);
         let spec = cmd::lookup(&req.args[0]);
+        // A command that names no key may read the usage (INFO) or change
+        // the cache it is counted against (AUTH): what is tallied goes
+        // first.
+        if !spec.is_some_and(|s| matches!(s.exec, Exec::Data(_)) && s.names_keys()) {
+            self.flush_usage();
+        }
         let Outcome { reply, billing } = self.dispatch(&req, spec, arrived, stream).await;
         // (AUTH may have just bound the connection to a monitored cache.)
         let monitored = monitored.or_else(|| {
@@ -503,8 +522,7 @@ impl Connection<'_> {
             return finished;
         };
         let usage = &cache.usage;
-        usage.net_in.fetch_add(wire_in, Ordering::Relaxed);
-        usage.net_out.fetch_add(reply_bytes, Ordering::Relaxed);
+        self.tally.transfer(wire_in, reply_bytes);
         match billing {
             Billing::Metered {
                 spec,
@@ -521,7 +539,8 @@ impl Connection<'_> {
                     transfer_milli(wire_in + reply_bytes + queued_wire),
                     work_milli(spec, keys, elements),
                 );
-                usage.meter(spec.family, ecpu.saturating_sub(billed_early));
+                self.tally
+                    .meter(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
                 cache.with_limiter(|l| l.add_debt(upfront, ecpu));
                 let histogram = if spec.has(flags::WRITE) {
@@ -542,7 +561,8 @@ impl Connection<'_> {
                     transfer_milli(wire_in + reply_bytes),
                     work_milli(spec, keys, 0),
                 );
-                usage.meter_transfer(spec.family, ecpu.saturating_sub(billed_early));
+                self.tally
+                    .meter_transfer(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
                 cache.with_limiter(|l| l.add_debt(upfront, ecpu));
             }
@@ -965,6 +985,13 @@ impl Connection<'_> {
         }
     }
 
+    /// Adds the usage tallied since the last flush to the cache's counters.
+    fn flush_usage(&mut self) {
+        if let Some(cache) = &self.session.cache {
+            self.tally.flush(&cache.usage);
+        }
+    }
+
     /// Inside MULTI, a refused command makes EXEC answer EXECABORT.
     fn fail_transaction(&mut self) {
         if let Some(tx) = &mut self.session.multi {
@@ -1242,6 +1269,17 @@ fn is_push(reply: &Reply) -> bool {
         Reply::Push(_) => true,
         Reply::Frames(frames) => !frames.is_empty() && frames.iter().all(is_push),
         _ => false,
+    }
+}
+
+/// Writes what the socket takes of `wbuf` now, without waiting (a write
+/// error is left for the connection loop's next write to find).
+pub(crate) fn send_ready(stream: &mut Transport, wbuf: &mut BytesMut) {
+    while !wbuf.is_empty() {
+        match stream.try_write(wbuf) {
+            Ok(n) if n > 0 => wbuf.advance(n),
+            _ => break,
+        }
     }
 }
 

@@ -40,11 +40,22 @@ pub async fn end_of_slice() {
 /// [`end_of_slice`] with the clock just read by the caller; returns the
 /// time to carry on from (read again if it yielded).
 pub async fn end_of_slice_at(now: Instant) -> Instant {
-    if now.saturating_duration_since(TURN.get()) >= SLICE {
-        tokio::task::yield_now().await;
-        return Instant::now();
+    if slice_over(now) {
+        return yield_turn().await;
     }
     now
+}
+
+/// Whether the current turn has lasted a slice by `now` (then the caller
+/// finishes what must not wait for the others' turns, and yields).
+pub fn slice_over(now: Instant) -> bool {
+    now.saturating_duration_since(TURN.get()) >= SLICE
+}
+
+/// Lets the other tasks run; returns the time it resumed.
+pub async fn yield_turn() -> Instant {
+    tokio::task::yield_now().await;
+    Instant::now()
 }
 
 #[cfg(test)]

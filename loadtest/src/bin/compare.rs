@@ -1,10 +1,17 @@
 //! Stratus against a real redis-server on the same machine, same workload.
 //!
 //! Each server runs pinned to CPU 0 (`taskset`), this client should run on
-//! CPU 1 (`taskset -c 1`). For each pipelining depth, runs alternate between
-//! the two servers (fresh server per run, keys preloaded), and medians are
-//! compared. Then memory: 1 M keys of 100 B values loaded into each server,
-//! resident memory growth per key.
+//! CPU 1 (`taskset -c 1`). Runs alternate between the two servers (a fresh
+//! server per run), and medians are compared:
+//! 1. the GET/SET mix of this crate's load generator, at each pipelining
+//!    depth (keys preloaded);
+//! 2. `redis-benchmark` rows (`--threads 1`, 50 connections, 100 k random
+//!    keys, 100 B values): GET and SET at pipeline 16 and 1, ZADD, HSET,
+//!    LPUSH and INCR at pipeline 1 — ops/s, p50, p99 and the server's CPU
+//!    per request (from `/proc/<pid>/stat`);
+//! 3. memory: 1 M keys of 100 B, then 1 M small hashes, sets and sorted
+//!    sets of 10 fields or members, loaded into each server: resident
+//!    memory growth per key.
 //!
 //! ```text
 //! cargo build --release --workspace
@@ -46,6 +53,19 @@ struct Args {
     /// CPU the servers are pinned to.
     #[arg(long, default_value_t = 0)]
     server_cpu: usize,
+    /// redis-benchmark rows, `test:pipeline` (empty: none).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "get:16,set:16,get:1,set:1,zadd:1,hset:1,lpush:1,incr:1"
+    )]
+    bench_rows: Vec<String>,
+    /// Requests per redis-benchmark run at pipeline 16 (a fifth at pipeline 1).
+    #[arg(long, default_value_t = 1_500_000)]
+    bench_requests: u64,
+    /// Keys for the memory comparison of small collections (0 = skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    collection_keys: u64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -118,6 +138,111 @@ async fn one_run(kind: Kind, a: &Args, pipeline: usize) -> Figures {
     }
 }
 
+/// User plus system CPU seconds a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime, stime
+    // are the 12th and 13th of them, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// One redis-benchmark row against a fresh server: ops/s, p50 and p99 in
+/// µs, server CPU µs per request.
+fn bench_row(kind: Kind, a: &Args, test: &str, pipeline: usize) -> [f64; 4] {
+    let server = start(kind, a.server_cpu);
+    let port = server.resp.port().to_string();
+    let requests = if pipeline > 1 {
+        a.bench_requests
+    } else {
+        a.bench_requests / 5
+    };
+    let bench = |test: &str, n: u64, pipeline: usize| {
+        std::process::Command::new("redis-benchmark")
+            .args(["-p", &port, "-t", test, "-P", &pipeline.to_string()])
+            .args(["-n", &n.to_string(), "-c", &a.connections.to_string()])
+            .args(["-r", "100000", "-d", "100", "--threads", "1", "--csv"])
+            .output()
+            .expect("redis-benchmark (Debian's redis-tools) runs")
+    };
+    // The keys GET reads.
+    bench("set", 300_000, 16);
+    let pid = server.child.id();
+    let cpu = cpu_seconds(pid);
+    let out = bench(test, requests, pipeline);
+    let cpu = cpu_seconds(pid) - cpu;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+    // "p95_latency_ms","p99_latency_ms","max_latency_ms"
+    let row: Vec<f64> = text
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split(',')
+        .skip(1)
+        .map(|f| f.trim_matches('"').parse().unwrap_or(f64::NAN))
+        .collect();
+    let field = |i: usize| row.get(i).copied().unwrap_or(f64::NAN);
+    [
+        field(0),
+        field(3) * 1000.0,
+        field(5) * 1000.0,
+        cpu * 1e6 / requests as f64,
+    ]
+}
+
+/// Loads `n` keys of one small collection type (10 fields or members
+/// each), pipelined 100 deep; returns resident memory growth per key.
+async fn collection_memory(kind: Kind, a: &Args, which: &str, n: u64) -> f64 {
+    let server = start(kind, a.server_cpu);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id();
+    let before = rss_bytes(pid);
+    let mut conn = Conn::connect(server.resp, None).await.expect("connect");
+    let mut errors = Errors::default();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<Vec<u8>> = (i..(i + 100).min(n))
+            .map(|k| {
+                let key = format!("{which}:{k}");
+                let mut args: Vec<Vec<u8>> = Vec::new();
+                args.push(match which {
+                    "hash" => b"HSET".to_vec(),
+                    "set" => b"SADD".to_vec(),
+                    _ => b"ZADD".to_vec(),
+                });
+                args.push(key.into_bytes());
+                for f in 0..10 {
+                    match which {
+                        "hash" => {
+                            args.push(format!("field:{f}").into_bytes());
+                            args.push(format!("value:{k:08}").into_bytes());
+                        }
+                        "set" => args.push(format!("member:{f}:{k}").into_bytes()),
+                        _ => {
+                            args.push(f.to_string().into_bytes());
+                            args.push(format!("member:{f}:{k}").into_bytes());
+                        }
+                    }
+                }
+                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                encode(&refs)
+            })
+            .collect();
+        conn.send_batch(&batch, None, &mut errors)
+            .await
+            .expect("load");
+        i += 100;
+    }
+    assert_eq!(errors.total(), 0, "load errors");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (rss_bytes(pid).saturating_sub(before)) as f64 / n as f64
+}
+
 async fn memory_per_key(kind: Kind, a: &Args) -> f64 {
     let server = start(kind, a.server_cpu);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -184,6 +309,61 @@ async fn main() {
             s99 / r99
         );
     }
+    if !a.bench_rows.iter().all(String::is_empty) {
+        println!(
+            "redis-benchmark --threads 1, {} connections, -r 100000 -d 100 (medians of {} runs)",
+            a.connections, a.runs
+        );
+        println!(
+            "{:>10} {:>12} {:>12} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
+            "row",
+            "stratus op/s",
+            "redis op/s",
+            "ratio",
+            "s p50",
+            "r p50",
+            "s p99",
+            "r p99",
+            "s cpu/op",
+            "r cpu/op",
+            "ratio"
+        );
+    }
+    for row in a.bench_rows.iter().filter(|r| !r.is_empty()) {
+        let (test, pipeline) = row.split_once(':').unwrap_or((row, "1"));
+        let pipeline: usize = pipeline.parse().unwrap_or(1);
+        let (mut s, mut r) = (Vec::new(), Vec::new());
+        for i in 0..a.runs {
+            let order = if i % 2 == 0 {
+                [Kind::Redis, Kind::Stratus]
+            } else {
+                [Kind::Stratus, Kind::Redis]
+            };
+            for kind in order {
+                let f = bench_row(kind, &a, test, pipeline);
+                if kind == Kind::Stratus {
+                    s.push(f)
+                } else {
+                    r.push(f)
+                }
+            }
+        }
+        let m = |v: &[[f64; 4]], i: usize| median(v.iter().map(|f| f[i]).collect());
+        println!(
+            "{:>10} {:>12.0} {:>12.0} {:>6.2} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>9.2} {:>6.2}",
+            format!("{test} P{pipeline}"),
+            m(&s, 0),
+            m(&r, 0),
+            m(&s, 0) / m(&r, 0),
+            m(&s, 1),
+            m(&r, 1),
+            m(&s, 2),
+            m(&r, 2),
+            m(&s, 3),
+            m(&r, 3),
+            m(&s, 3) / m(&r, 3)
+        );
+    }
     if a.memory_keys > 0 {
         let s = memory_per_key(Kind::Stratus, &a).await;
         let r = memory_per_key(Kind::Redis, &a).await;
@@ -192,5 +372,16 @@ async fn main() {
             a.memory_keys,
             s / r
         );
+    }
+    if a.collection_keys > 0 {
+        for which in ["hash", "set", "zset"] {
+            let s = collection_memory(Kind::Stratus, &a, which, a.collection_keys).await;
+            let r = collection_memory(Kind::Redis, &a, which, a.collection_keys).await;
+            println!(
+                "memory for {} {which} keys of 10 fields or members: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
+                a.collection_keys,
+                s / r
+            );
+        }
     }
 }
