@@ -138,6 +138,30 @@ async fn one_run(kind: Kind, a: &Args, pipeline: usize) -> Figures {
     }
 }
 
+/// `run` on each server `runs` times, alternating which goes first:
+/// (Stratus's results, Redis's).
+async fn alternated<T, F: Future<Output = T>>(
+    runs: usize,
+    mut run: impl FnMut(Kind) -> F,
+) -> (Vec<T>, Vec<T>) {
+    let (mut s, mut r) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        let order = if i % 2 == 0 {
+            [Kind::Redis, Kind::Stratus]
+        } else {
+            [Kind::Stratus, Kind::Redis]
+        };
+        for kind in order {
+            let f = run(kind).await;
+            match kind {
+                Kind::Stratus => s.push(f),
+                Kind::Redis => r.push(f),
+            }
+        }
+    }
+    (s, r)
+}
+
 /// User plus system CPU seconds a process has used.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -282,22 +306,7 @@ async fn main() {
         "ratio"
     );
     for &pipeline in &a.pipelines {
-        let (mut s, mut r) = (Vec::new(), Vec::new());
-        for i in 0..a.runs {
-            let order = if i % 2 == 0 {
-                [Kind::Redis, Kind::Stratus]
-            } else {
-                [Kind::Stratus, Kind::Redis]
-            };
-            for kind in order {
-                let f = one_run(kind, &a, pipeline).await;
-                if kind == Kind::Stratus {
-                    s.push(f)
-                } else {
-                    r.push(f)
-                }
-            }
-        }
+        let (s, r) = alternated(a.runs, |kind| one_run(kind, &a, pipeline)).await;
         let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
         let (so, ro) = (m(&s, |f| f.ops), m(&r, |f| f.ops));
         let (s50, r50) = (m(&s, |f| f.p50_us as f64), m(&r, |f| f.p50_us as f64));
@@ -332,22 +341,10 @@ async fn main() {
     for row in a.bench_rows.iter().filter(|r| !r.is_empty()) {
         let (test, pipeline) = row.split_once(':').unwrap_or((row, "1"));
         let pipeline: usize = pipeline.parse().unwrap_or(1);
-        let (mut s, mut r) = (Vec::new(), Vec::new());
-        for i in 0..a.runs {
-            let order = if i % 2 == 0 {
-                [Kind::Redis, Kind::Stratus]
-            } else {
-                [Kind::Stratus, Kind::Redis]
-            };
-            for kind in order {
-                let f = bench_row(kind, &a, test, pipeline);
-                if kind == Kind::Stratus {
-                    s.push(f)
-                } else {
-                    r.push(f)
-                }
-            }
-        }
+        let (s, r) = alternated(a.runs, |kind| {
+            std::future::ready(bench_row(kind, &a, test, pipeline))
+        })
+        .await;
         let m = |v: &[[f64; 4]], i: usize| median(v.iter().map(|f| f[i]).collect());
         println!(
             "{:>10} {:>12.0} {:>12.0} {:>6.2} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>9.2} {:>6.2}",
