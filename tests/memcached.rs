@@ -655,6 +655,49 @@ async fn login(addr: SocketAddr, user: &str, password: &str) -> TcpStream {
     s
 }
 
+/// On loopback the open `default-memcached` cache takes a connection at
+/// once; its first `set` naming another Memcached cache and that cache's
+/// token logs in there (as AUTH leaves RESP's default cache), while any
+/// other data is an ordinary item of the default cache.
+#[tokio::test]
+async fn a_default_connection_logs_in_to_another_cache_with_its_first_set() {
+    let s = start_default().await;
+    let http = Http::new(s.http_addr);
+    let mc = s.memcached_addr.expect("memcached port");
+    let token = create(&http, r#"{"name": "named", "engine": "memcached"}"#).await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let data = format!("named {token}");
+    let mut c = TcpStream::connect(mc).await.expect("connect");
+    let first = format!(
+        "set auth 0 0 {}\r\n{data}\r\nset k 0 0 1\r\nn\r\nget k auth\r\n",
+        data.len()
+    );
+    assert_eq!(
+        exchange_on(&mut c, first.as_bytes()).await,
+        b"STORED\r\nSTORED\r\nVALUE k 0 1\r\nn\r\nEND\r\n",
+        "logged in to `named`: the credentials were not stored"
+    );
+    // A wrong token: refused, the connection stays on the default cache.
+    let mut w = TcpStream::connect(mc).await.expect("connect");
+    assert_eq!(
+        exchange_on(&mut w, b"set a 0 0 11\r\nnamed wrong\r\nget k\r\n").await,
+        b"CLIENT_ERROR authentication failure\r\nEND\r\n"
+    );
+    // Ordinary data, and a second set: items of the default cache.
+    let mut d = TcpStream::connect(mc).await.expect("connect");
+    assert_eq!(
+        exchange_on(&mut d, b"set k 0 0 11\r\nhello world\r\nget k\r\n").await,
+        b"STORED\r\nVALUE k 0 11\r\nhello world\r\nEND\r\n"
+    );
+    let late = format!("set a 0 0 {}\r\n{data}\r\nget a\r\n", data.len());
+    assert_eq!(
+        exchange_on(&mut d, late.as_bytes()).await,
+        format!("STORED\r\nVALUE a 0 {}\r\n{data}\r\nEND\r\n", data.len()).into_bytes()
+    );
+}
+
 #[tokio::test]
 async fn authentication_is_memcacheds_text_protocol_one() {
     let s = start(closed_config()).await;

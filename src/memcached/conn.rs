@@ -74,6 +74,10 @@ struct McConn<'a> {
     /// limiter admitted (and the cache was billed) while they arrived.
     prepaid: u64,
     shutdown: CancellationToken,
+    /// Bound to the open default cache and nothing run yet: a first `set`
+    /// whose data names another Memcached cache and its token logs in
+    /// there, as AUTH leaves a RESP connection's default cache.
+    may_switch: bool,
 }
 
 /// Runs one Memcached connection to its end.
@@ -96,13 +100,15 @@ pub async fn run(
         swallow: 0,
         prepaid: 0,
         shutdown: shutdown.clone(),
+        may_switch: false,
     };
     conn.session.preauth = preauth;
-    if let Some(cache) = shared.default_for(Wire::Memcached)
-        && !conn.session.bind(cache, shared.max_clients_per_cache)
-    {
-        let _ = stream.try_write(format!("{MAX_CLIENTS}\r\n").as_bytes());
-        return;
+    if let Some(cache) = shared.default_for(Wire::Memcached) {
+        if !conn.session.bind(cache, shared.max_clients_per_cache) {
+            let _ = stream.try_write(format!("{MAX_CLIENTS}\r\n").as_bytes());
+            return;
+        }
+        conn.may_switch = true;
     }
     // Told of shutdown as a RESP connection is.
     let _member = (shared.connections).member(conn.session.id, &conn.session.handle.attention);
@@ -355,6 +361,14 @@ impl McConn<'_> {
             self.unauthenticated(req).await;
             return None;
         };
+        if std::mem::take(&mut self.may_switch)
+            && let Request::Store { data, .. } = &req
+            && let Some((user, pass)) = self.other_cache_login(data, &cache)
+        {
+            let logged_in = self.login(&user, &pass).await;
+            self.line(if logged_in { "STORED" } else { AUTH_FAILED });
+            return None;
+        }
         if cache.is_deleted() {
             self.line(CACHE_DELETED);
             self.session.closing = true;
@@ -547,6 +561,17 @@ impl McConn<'_> {
             }
             _ => self.line(UNAUTHENTICATED),
         }
+    }
+
+    /// The credentials in a first `set`'s data, if they name a Memcached
+    /// cache other than `bound` (`<cache> <token>` or `<cache>.<user>
+    /// <password>`): data of an ordinary item does not.
+    fn other_cache_login(&self, data: &Bytes, bound: &Cache) -> Option<(Bytes, Bytes)> {
+        let (user, pass) = proto::auth_words(data)?;
+        let login = std::str::from_utf8(&user).ok()?;
+        let name = login.split_once('.').map_or(login, |(c, _)| c);
+        let target = self.shared.registry.get(name)?;
+        (target.engine == Engine::Memcached && target.name != bound.name).then_some((user, pass))
     }
 
     /// Memcached's text authentication: `user` is a memcached-engine cache's

@@ -295,14 +295,16 @@ pub fn decode_auth(buf: &mut BytesMut) -> Decoded {
         Some(z) => data.slice(..z),
         None => data,
     };
-    let (words, _) = tokenize(&data, MAX_TOKENS);
-    if words.len() < 2 {
-        return Decoded::Request(fail(super::AUTH_BAD_FORMAT));
+    match auth_words(&data) {
+        Some((user, pass)) => Decoded::Request(Request::Auth { user, pass }),
+        None => Decoded::Request(fail(super::AUTH_BAD_FORMAT)),
     }
-    Decoded::Request(Request::Auth {
-        user: words[0].clone(),
-        pass: words[1].clone(),
-    })
+}
+
+/// `<user> <password>` of an authentication `set`'s data.
+pub fn auth_words(data: &Bytes) -> Option<(Bytes, Bytes)> {
+    let (words, _) = tokenize(data, MAX_TOKENS);
+    (words.len() >= 2).then(|| (words[0].clone(), words[1].clone()))
 }
 
 /// What an item costs in memcached's item size limit beyond its data and
