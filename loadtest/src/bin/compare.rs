@@ -81,22 +81,29 @@ fn start(kind: Kind, cpu: usize) -> ServerProcess {
     }
 }
 
-/// SETs `n` keys `<prefix>:<i>` of `size` bytes, pipelined 100 deep.
-async fn preload(addr: std::net::SocketAddr, prefix: &str, n: u64, size: usize) {
+/// Sends `command(i)` for `i` in `0..n`, pipelined 100 deep; every reply
+/// must be a success.
+async fn load(addr: std::net::SocketAddr, n: u64, command: impl Fn(u64) -> Vec<u8>) {
     let mut conn = Conn::connect(addr, None).await.expect("connect");
-    let value = vec![b'v'; size];
     let mut errors = Errors::default();
     let mut i = 0;
     while i < n {
-        let batch: Vec<Vec<u8>> = (i..(i + 100).min(n))
-            .map(|k| encode(&[b"SET", format!("{prefix}:{k}").as_bytes(), &value]))
-            .collect();
+        let batch: Vec<Vec<u8>> = (i..(i + 100).min(n)).map(&command).collect();
         conn.send_batch(&batch, None, &mut errors)
             .await
-            .expect("preload");
+            .expect("load");
         i += 100;
     }
-    assert_eq!(errors.total(), 0, "preload errors");
+    assert_eq!(errors.total(), 0, "load errors");
+}
+
+/// SETs `n` keys `<prefix>:<i>` of `size` bytes.
+async fn preload(addr: std::net::SocketAddr, prefix: &str, n: u64, size: usize) {
+    let value = vec![b'v'; size];
+    load(addr, n, |k| {
+        encode(&[b"SET", format!("{prefix}:{k}").as_bytes(), &value])
+    })
+    .await;
 }
 
 struct Figures {
@@ -219,63 +226,44 @@ fn bench_row(kind: Kind, a: &Args, test: &str, pipeline: usize) -> [f64; 4] {
     ]
 }
 
-/// Loads `n` keys of one small collection type (10 fields or members
-/// each), pipelined 100 deep; returns resident memory growth per key.
-async fn collection_memory(kind: Kind, a: &Args, which: &str, n: u64) -> f64 {
+/// Resident memory growth per key of a fresh server sent `command(i)`
+/// for `i` in `0..n`, each creating one key.
+async fn memory_per_key(kind: Kind, a: &Args, n: u64, command: impl Fn(u64) -> Vec<u8>) -> f64 {
     let server = start(kind, a.server_cpu);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.child.id();
     let before = rss_bytes(pid);
-    let mut conn = Conn::connect(server.resp, None).await.expect("connect");
-    let mut errors = Errors::default();
-    let mut i = 0;
-    while i < n {
-        let batch: Vec<Vec<u8>> = (i..(i + 100).min(n))
-            .map(|k| {
-                let key = format!("{which}:{k}");
-                let mut args: Vec<Vec<u8>> = Vec::new();
-                args.push(match which {
-                    "hash" => b"HSET".to_vec(),
-                    "set" => b"SADD".to_vec(),
-                    _ => b"ZADD".to_vec(),
-                });
-                args.push(key.into_bytes());
-                for f in 0..10 {
-                    match which {
-                        "hash" => {
-                            args.push(format!("field:{f}").into_bytes());
-                            args.push(format!("value:{k:08}").into_bytes());
-                        }
-                        "set" => args.push(format!("member:{f}:{k}").into_bytes()),
-                        _ => {
-                            args.push(f.to_string().into_bytes());
-                            args.push(format!("member:{f}:{k}").into_bytes());
-                        }
-                    }
-                }
-                let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-                encode(&refs)
-            })
-            .collect();
-        conn.send_batch(&batch, None, &mut errors)
-            .await
-            .expect("load");
-        i += 100;
-    }
-    assert_eq!(errors.total(), 0, "load errors");
+    load(server.resp, n, command).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     (rss_bytes(pid).saturating_sub(before)) as f64 / n as f64
 }
 
-async fn memory_per_key(kind: Kind, a: &Args) -> f64 {
-    let server = start(kind, a.server_cpu);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = server.child.id();
-    let before = rss_bytes(pid);
-    preload(server.resp, "key", a.memory_keys, 100).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_bytes(pid);
-    (after.saturating_sub(before)) as f64 / a.memory_keys as f64
+/// The command creating key `k` of a small collection type (`hash`,
+/// `set` or `zset`) with 10 fields or members.
+fn collection_command(which: &str, k: u64) -> Vec<u8> {
+    let mut args: Vec<Vec<u8>> = vec![
+        match which {
+            "hash" => b"HSET".to_vec(),
+            "set" => b"SADD".to_vec(),
+            _ => b"ZADD".to_vec(),
+        },
+        format!("{which}:{k}").into_bytes(),
+    ];
+    for f in 0..10 {
+        match which {
+            "hash" => {
+                args.push(format!("field:{f}").into_bytes());
+                args.push(format!("value:{k:08}").into_bytes());
+            }
+            "set" => args.push(format!("member:{f}:{k}").into_bytes()),
+            _ => {
+                args.push(f.to_string().into_bytes());
+                args.push(format!("member:{f}:{k}").into_bytes());
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    encode(&refs)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -362,8 +350,10 @@ async fn main() {
         );
     }
     if a.memory_keys > 0 {
-        let s = memory_per_key(Kind::Stratus, &a).await;
-        let r = memory_per_key(Kind::Redis, &a).await;
+        let value = vec![b'v'; 100];
+        let set = |k: u64| encode(&[b"SET", format!("key:{k}").as_bytes(), &value]);
+        let s = memory_per_key(Kind::Stratus, &a, a.memory_keys, set).await;
+        let r = memory_per_key(Kind::Redis, &a, a.memory_keys, set).await;
         println!(
             "memory for {} keys of 100 B: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
             a.memory_keys,
@@ -372,8 +362,9 @@ async fn main() {
     }
     if a.collection_keys > 0 {
         for which in ["hash", "set", "zset"] {
-            let s = collection_memory(Kind::Stratus, &a, which, a.collection_keys).await;
-            let r = collection_memory(Kind::Redis, &a, which, a.collection_keys).await;
+            let command = |k| collection_command(which, k);
+            let s = memory_per_key(Kind::Stratus, &a, a.collection_keys, command).await;
+            let r = memory_per_key(Kind::Redis, &a, a.collection_keys, command).await;
             println!(
                 "memory for {} {which} keys of 10 fields or members: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
                 a.collection_keys,
