@@ -42,7 +42,7 @@ impl Errors {
 
 /// Returns the length of the first whole reply in `buf`, if complete, and
 /// whether it is an error (with its first word).
-fn reply_len(buf: &[u8]) -> Option<(usize, Option<&[u8]>)> {
+pub fn reply_len(buf: &[u8]) -> Option<(usize, Option<&[u8]>)> {
     let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
     let line = &buf[..line_end];
     let rest = line_end + 2;
@@ -165,6 +165,12 @@ impl Conn {
                 ));
             }
         }
+    }
+
+    /// The socket and what has been read past the last reply (for a client
+    /// that reads its own way, e.g. with receive timestamps).
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.rbuf)
     }
 
     /// Writes raw bytes without reading (for unfinished requests).

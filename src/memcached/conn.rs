@@ -95,7 +95,7 @@ pub async fn run(
     let mut conn = McConn {
         session: Session::new(shared.next_client_id(), peer, local),
         shared: &shared,
-        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::new(),
         memory: ClientMemory::default(),
         swallow: 0,
         prepaid: 0,
@@ -115,7 +115,10 @@ pub async fn run(
     if shutdown.is_cancelled() {
         return;
     }
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    // No buffers until the client sends: a socket that never does (a
+    // burst of unauthenticated ones) costs no memory and no idle-buffer
+    // timer, whose wake-ups would otherwise come in a burst too.
+    let mut rbuf = BytesMut::new();
     let reason = in_turns(conn.serve(&mut stream, &mut rbuf)).await;
     tracing::debug!(client = conn.session.id, %peer, reason, "memcached connection closed");
     release(rbuf);

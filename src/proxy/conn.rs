@@ -111,7 +111,7 @@ pub async fn run(
     let mut conn = Connection {
         session: Session::new(shared.next_client_id(), peer, local),
         shared: &shared,
-        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::new(),
         shutdown: shutdown.clone(),
         memory: ClientMemory::default(),
         prepaid: 0,
@@ -133,7 +133,10 @@ pub async fn run(
     if shutdown.is_cancelled() {
         return;
     }
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    // No buffers until the client sends: a socket that never does (a
+    // burst of unauthenticated ones) costs no memory and no idle-buffer
+    // timer, whose wake-ups would otherwise come in a burst too.
+    let mut rbuf = BytesMut::new();
     let reason = in_turns(conn.serve(stream, &shutdown, &mut rbuf)).await;
     conn.flush_usage();
     release(rbuf);

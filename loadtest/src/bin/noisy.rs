@@ -15,7 +15,9 @@
 //!
 //! The server runs pinned to CPU 0, this client to CPU 1 (start it with
 //! `taskset -c 1`); phases alternate (B alone, B with A) for `--runs` rounds
-//! and medians are reported.
+//! and medians are reported. B's client runs in the real-time class when
+//! allowed and A's at idle priority (`raise_to_realtime`, `on_idle_thread`),
+//! so what B measures is the server, not A's client beside it.
 //!
 //! `cargo build --release --workspace && taskset -c 1 target/release/noisy --heavy all`
 
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use stratus_loadtest::median;
-use stratus_loadtest::resp::{Conn, Errors, encode, scan_cursor};
+use stratus_loadtest::resp::{Conn, Errors, encode, reply_len, scan_cursor};
 use stratus_loadtest::server::{create_cache, http, start_stratus};
 
 #[derive(Parser)]
@@ -340,6 +342,33 @@ async fn probe(
     (health, connect)
 }
 
+/// B's latency: each request's round trip as B's client saw it, and until
+/// its reply arrived in B's socket (see [`Stamped`]).
+struct Latency {
+    seen: Histogram<u64>,
+    arrival: Histogram<u64>,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        Latency {
+            seen: Histogram::new(3).expect("histogram"),
+            arrival: Histogram::new(3).expect("histogram"),
+        }
+    }
+
+    fn add(&mut self, o: &Latency) {
+        self.seen.add(&o.seen).expect("merge");
+        self.arrival.add(&o.arrival).expect("merge");
+    }
+
+    fn record(&mut self, (seen, arrival): (Duration, Duration)) {
+        let us = |d: Duration| (d.as_micros() as u64).max(1);
+        let _ = self.seen.record(us(seen));
+        let _ = self.arrival.record(us(arrival));
+    }
+}
+
 /// B: `conns` connections, each sending one GET every `conns / rate` seconds
 /// (open loop); latency is each request's round trip (tokio's timer has a
 /// 1 ms grain, so counting from the schedule would measure the timer).
@@ -348,38 +377,161 @@ async fn steady(
     token: &str,
     rate: u64,
     until: Instant,
-) -> (Histogram<u64>, Errors) {
+) -> (Latency, Errors) {
     let conns = 4u64;
     let interval = Duration::from_nanos(1_000_000_000 * conns / rate);
     let mut tasks = Vec::new();
     for c in 0..conns {
         let token = token.to_string();
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let mut latency = Latency::new();
             let mut errors = Errors::default();
-            let mut conn = Conn::connect(addr, Some(("b", &token)))
-                .await
-                .expect("connect B");
-            let get = vec![encode(&[b"GET", format!("key:{c}").as_bytes()])];
+            let mut conn = Stamped::connect(addr, &token).await.expect("connect B");
+            let get = encode(&[b"GET", format!("key:{c}").as_bytes()]);
             let mut next = Instant::now() + interval * c as u32 / conns as u32;
             while next < until {
                 tokio::time::sleep_until(next.into()).await;
-                conn.send_batch(&get, Some(&mut hist), &mut errors)
-                    .await
-                    .expect("B request");
+                let times = conn.roundtrip(&get, &mut errors).await.expect("B request");
+                latency.record(times);
                 next += interval;
             }
-            (hist, errors)
+            (latency, errors)
         }));
     }
-    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut latency = Latency::new();
     let mut errors = Errors::default();
     for t in tasks {
-        let (h, e) = t.await.expect("task");
-        hist.add(h).expect("merge");
+        let (l, e) = t.await.expect("task");
+        latency.add(&l);
         errors.add(&e);
     }
-    (hist, errors)
+    (latency, errors)
+}
+
+/// A connection of B's that times each request twice: as the client saw
+/// it, and from the send to the arrival of the reply's last packet in the
+/// socket (its kernel receive timestamp, `SO_TIMESTAMPNS`). The second
+/// leaves out how long B's client thread took to run again once the reply
+/// was there: on this 2-CPU machine A's client shares B's CPU, and a
+/// loopback connect does the whole TCP handshake in the connecting thread,
+/// in the kernel, where no one preempts it; on a network that work would be
+/// on A's machines. On loopback the stamp is taken as the server's write
+/// enters the stack, so the second figure is the server's latency plus B's
+/// own send.
+struct Stamped {
+    stream: tokio::net::TcpStream,
+    rbuf: bytes::BytesMut,
+}
+
+impl Stamped {
+    async fn connect(addr: std::net::SocketAddr, token: &str) -> std::io::Result<Stamped> {
+        use std::os::fd::AsRawFd;
+        let (stream, rbuf) = Conn::connect(addr, Some(("b", token))).await?.into_parts();
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads one c_int from a live pointer.
+        let set = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Stamped { stream, rbuf })
+    }
+
+    /// Sends `req`, reads its reply: (round trip seen, round trip until the
+    /// reply arrived).
+    async fn roundtrip(
+        &mut self,
+        req: &[u8],
+        errors: &mut Errors,
+    ) -> std::io::Result<(Duration, Duration)> {
+        use bytes::Buf;
+        use tokio::io::AsyncWriteExt;
+        let sent = std::time::SystemTime::now();
+        let start = Instant::now();
+        self.stream.write_all(req).await?;
+        let mut arrived = None;
+        loop {
+            if let Some((len, err)) = reply_len(&self.rbuf) {
+                if err == Some(b"THROTTLED") {
+                    errors.throttled += 1;
+                } else if err.is_some() {
+                    errors.other += 1;
+                }
+                self.rbuf.advance(len);
+                let seen = start.elapsed();
+                let arrival = arrived
+                    .and_then(|t: std::time::SystemTime| t.duration_since(sent).ok())
+                    .unwrap_or(seen);
+                return Ok((seen, arrival.min(seen)));
+            }
+            self.stream.readable().await?;
+            let Stamped { stream, rbuf } = self;
+            match stream.try_io(tokio::io::Interest::READABLE, || recv_stamped(stream, rbuf)) {
+                Ok((0, _)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "server closed",
+                    ));
+                }
+                Ok((_, stamp)) => arrived = stamp.or(arrived),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// One `recvmsg` into `buf`, with the receive timestamp of the data read
+/// (`SCM_TIMESTAMPNS`): bytes read, and the stamp.
+fn recv_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+) -> std::io::Result<(usize, Option<std::time::SystemTime>)> {
+    use std::os::fd::AsRawFd;
+    let mut data = [0u8; 16 * 1024];
+    // Room for a few control messages, aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the pointers set here outlive the
+    // call and come with their lengths.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: recvmsg writes within the buffers and lengths given.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    buf.extend_from_slice(&data[..n]);
+    let mut stamp = None;
+    // SAFETY: the CMSG macros walk the control messages recvmsg wrote,
+    // within msg_controllen; SCM_TIMESTAMPNS carries one timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                stamp = Some(
+                    std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                );
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, stamp))
 }
 
 /// A: closed loop, pipelined GETs as fast as the server answers.
@@ -445,6 +597,21 @@ fn on_idle_thread<T: Send + 'static>(
     tokio::task::spawn_blocking(move || thread.join())
 }
 
+/// Puts the calling thread (B's client: the measuring instrument) in the
+/// real-time class, `SCHED_FIFO` priority 1, when allowed (root or
+/// `CAP_SYS_NICE`); threads it starts later inherit it until they set their
+/// own (A's thread goes to `SCHED_IDLE`). B stands for clients on their own
+/// machines: nothing of A's may delay its client. An idle-priority thread is
+/// not enough for that on this kernel: its EEVDF scheduler lets a normal
+/// thread that has run more than its share wait, up to a slice of several
+/// milliseconds, behind an idle one (`perf sched timehist` showed it).
+/// Returns whether it worked.
+fn raise_to_realtime() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sched_setscheduler reads one sched_param for this thread.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+}
+
 /// Pins the calling thread to one CPU (best effort).
 fn pin_to(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes in
@@ -472,6 +639,12 @@ async fn main() {
         parts(m);
     }
     let server = start_stratus(Some(a.server_cpu), &[]);
+    // After the server has started: it must not inherit the class.
+    if !raise_to_realtime() {
+        eprintln!(
+            "B's client runs at normal priority (SCHED_FIFO refused): A's client can delay it"
+        );
+    }
     let http_addr = server.http.expect("http address");
     let token_a = create_cache(http_addr, "a", "{}");
     let token_b = create_cache(http_addr, "b", "{}");
@@ -502,14 +675,16 @@ async fn main() {
     for mode in &modes {
         let (mut alone50, mut alone99, mut noisy50, mut noisy99, mut a_rate) =
             (vec![], vec![], vec![], vec![], vec![]);
+        let (mut alone99_arrival, mut noisy99_arrival) = (vec![], vec![]);
         let (mut health, mut connect) = (0f64, 0f64);
         let mut a_throttled = 0;
         for run in 0..a.runs {
             let until = Instant::now() + phase;
             let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
             assert_eq!(e.total(), 0, "B saw errors alone: {e:?}");
-            alone50.push(ms(h.value_at_quantile(0.5)));
-            alone99.push(ms(h.value_at_quantile(0.99)));
+            alone50.push(ms(h.seen.value_at_quantile(0.5)));
+            alone99.push(ms(h.seen.value_at_quantile(0.99)));
+            alone99_arrival.push(ms(h.arrival.value_at_quantile(0.99)));
 
             fresh_limits();
             let ecpu_before = ecpu_total(http_addr);
@@ -531,8 +706,9 @@ async fn main() {
             let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
             let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
             assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
-            noisy50.push(ms(h.value_at_quantile(0.5)));
-            noisy99.push(ms(h.value_at_quantile(0.99)));
+            noisy50.push(ms(h.seen.value_at_quantile(0.5)));
+            noisy99.push(ms(h.seen.value_at_quantile(0.99)));
+            noisy99_arrival.push(ms(h.arrival.value_at_quantile(0.99)));
             let (hz, cn) = probe.await.expect("probe");
             (health, connect) = (health.max(hz), connect.max(cn));
             let (a_sent, a_errors) = noisy.await.expect("A's thread").expect("A");
@@ -544,12 +720,14 @@ async fn main() {
             a_rate.push((ecpu_total(http_addr) - ecpu_before) / elapsed);
             a_throttled += a_errors.throttled;
             println!(
-                "{mode} run {}: B alone p50 {:.3} ms p99 {:.3} ms | with A p50 {:.3} ms p99 {:.3} ms | A sent {a_sent}, throttled {}, metered {:.0} ECPU/s",
+                "{mode} run {}: B alone p50 {:.3} ms p99 {:.3} ms (at arrival {:.3}) | with A p50 {:.3} ms p99 {:.3} ms (at arrival {:.3}) | A sent {a_sent}, throttled {}, metered {:.0} ECPU/s",
                 run + 1,
                 alone50[run],
                 alone99[run],
+                alone99_arrival[run],
                 noisy50[run],
                 noisy99[run],
+                noisy99_arrival[run],
                 a_errors.throttled,
                 a_rate[run]
             );
@@ -558,6 +736,8 @@ async fn main() {
             mode,
             median(alone99.clone()),
             median(noisy99.clone()),
+            median(alone99_arrival),
+            median(noisy99_arrival),
             health,
             connect,
             median(a_rate.clone()),
@@ -578,13 +758,14 @@ async fn main() {
         a.b_rate, a.a_limit, a.runs, a.seconds
     );
     println!(
-        "| A does | B p99 alone | B p99 next to A | ratio | /healthz max | new connection max | A metered ECPU/s |"
+        "| A does | B p99 alone | B p99 next to A | ratio | at arrival: alone | next to A | ratio | /healthz max | new connection max | A metered ECPU/s |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (mode, alone, noisy, health, connect, rate) in table {
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (mode, alone, noisy, alone_arrival, noisy_arrival, health, connect, rate) in table {
         println!(
-            "| {mode} | {alone:.3} ms | {noisy:.3} ms | {:.2}× | {health:.1} ms | {connect:.1} ms | {rate:.0} |",
-            noisy / alone
+            "| {mode} | {alone:.3} ms | {noisy:.3} ms | {:.2}× | {alone_arrival:.3} ms | {noisy_arrival:.3} ms | {:.2}× | {health:.1} ms | {connect:.1} ms | {rate:.0} |",
+            noisy / alone,
+            noisy_arrival / alone_arrival
         );
     }
 }
