@@ -682,6 +682,37 @@ async fn an_idle_connection_gives_its_read_buffer_back() {
     assert!(held >= 16_384, "a buffer again once bytes came: {held}");
 }
 
+/// A connection has no read buffer before its client sends anything (a
+/// burst of silent sockets costs no memory and no buffer timers): CLIENT
+/// LIST shows `qbuf=0 qbuf-free=0 rbs=0` for it, and it is served as soon
+/// as it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_holds_no_read_buffer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_default().await;
+    let mut silent = tokio::net::TcpStream::connect(server.resp_addr)
+        .await
+        .expect("connect");
+    let addr = format!("addr={} ", silent.local_addr().expect("local addr"));
+    let mut watcher = Raw::connect(server.resp_addr).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let list = watcher.cmd(&["CLIENT", "LIST"]).await.text();
+        if let Some(l) = list.lines().find(|l| l.contains(&addr)) {
+            break l.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{addr} not in {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for field in ["qbuf=0 ", "qbuf-free=0 ", "rbs=0 "] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    silent.write_all(b"PING\r\n").await.expect("send");
+    let mut reply = [0u8; 7];
+    silent.read_exact(&mut reply).await.expect("reply");
+    assert_eq!(&reply, b"+PONG\r\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_write_holds_writing_scripts_only() {
     let server = start_default().await;

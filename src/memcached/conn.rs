@@ -261,7 +261,8 @@ impl McConn<'_> {
                     if r.is_err() {
                         return "read error";
                     }
-                    if rbuf.capacity() == 0 {
+                    let fresh = rbuf.capacity() == 0;
+                    if fresh {
                         let cache = self.session.cache.clone();
                         if self.memory.set(self.shared, cache, READ_CHUNK as u64).is_err() {
                             return "client memory limit";
@@ -274,7 +275,15 @@ impl McConn<'_> {
                             arrived = Instant::now();
                             clock = end_of_slice_at(arrived).await;
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // Woken with nothing to read (a new socket's first
+                        // readiness can be): a buffer just taken goes back.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            if fresh {
+                                *rbuf = BytesMut::new();
+                                let cache = self.session.cache.clone();
+                                let _ = self.memory.set(self.shared, cache, 0);
+                            }
+                        }
                         Err(_) => return "read error",
                     }
                 }

@@ -310,7 +310,8 @@ impl Connection<'_> {
                     if r.is_err() {
                         return "read error";
                     }
-                    if rbuf.capacity() == 0 {
+                    let fresh = rbuf.capacity() == 0;
+                    if fresh {
                         if let Err(why) = self.account(READ_CHUNK as u64 + self.queued_memory()) {
                             let _ = stream.try_write(format!("-{why}\r\n").as_bytes());
                             return "client memory limit";
@@ -325,7 +326,14 @@ impl Connection<'_> {
                             arrived = Instant::now();
                             clock = end_of_slice_at(arrived).await;
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // Woken with nothing to read (a new socket's first
+                        // readiness can be): a buffer just taken goes back.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            if fresh {
+                                *rbuf = BytesMut::new();
+                                allocated = 0;
+                            }
+                        }
                         Err(_) => return "read error",
                     }
                 }
