@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::args::{int, is, parse_i64, scan_opts};
 use super::float80;
-use super::table::{SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
+use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::HashValue;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
@@ -263,7 +263,10 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             .filter_map(|_| h.get_at(rng.random_range(0..h.len())))
             .collect()
     };
-    let walked = picks.len() as u64;
+    // A pick counts once, its value replied once more; a pick in a hash
+    // that no longer fits the CPU caches once more (as SRANDMEMBER's).
+    let cold = u64::from(h.mem_bytes() > COLD_PICK_BYTES);
+    let walked = picks.len() as u64 * (1 + u64::from(withvalues) + cold);
     let reply = match (withvalues, resp3) {
         (false, _) => Reply::Array(picks.iter().map(|(f, _)| Reply::bulk_slice(f)).collect()),
         (true, true) => Reply::Array(

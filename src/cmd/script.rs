@@ -150,8 +150,9 @@ pub const MAX_NESTING: usize = 1000;
 pub const HOOK_EVERY: u32 = 1000;
 /// Work per run of a script, milli-units: hashing the body, entering the
 /// interpreter, a fresh environment, the protected call, the result's
-/// conversion (measured: 15 GETs' worth).
-pub const RUN_WORK_MILLI: u64 = 15_000;
+/// conversion (measured: 15 GETs' worth against loaded baselines of
+/// 600-800 ns; 40-58 GETs of a quiet core's 250-364 ns on 2026-11-30).
+pub const RUN_WORK_MILLI: u64 = 30_000;
 /// Work per `redis.call`/`redis.pcall` on top of the command's own: the
 /// arguments crossing from Lua, the command looked up and checked
 /// (measured: a call of INCR is 1.5-2 GETs in all).
@@ -179,8 +180,9 @@ pub const STEP_WORK_MILLI_PER_1000: u64 = 8_000;
 /// `script/strings.rs`), and per replacement `gsub` asks of a function or a
 /// table: crossing between Lua and Rust, converting arguments and results,
 /// milli-units (measured 1.2 GETs for `upper` of 64 bytes, 1.5-2 per
-/// word of a `gmatch` loop, 2.6-5 for a `match` returning two captures).
-pub const LIB_CALL_WORK_MILLI: u64 = 2_000;
+/// word of a `gmatch` loop, 2.6-5 for a `match` returning two captures;
+/// a quiet core's GET makes the `match` 5-8).
+pub const LIB_CALL_WORK_MILLI: u64 = 3_000;
 /// Work per KiB the string functions read and write (`upper`, `sub`,
 /// `rep`, `format`, `table.concat`, captures, `gsub`'s result...),
 /// milli-units (measured per KiB read + written: `upper` of 1 MiB 0.16

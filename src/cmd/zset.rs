@@ -1079,9 +1079,10 @@ fn op_algebra(
             }
         }
     }
-    // A stored result is also inserted into a sorted set: once more each.
+    // A stored result is also inserted into a sorted set: three more each,
+    // as a new member ZADD inserts (hash entry, skip-list node, links).
     let stored = if output == Output::Store {
-        out.len() as u64
+        3 * out.len() as u64
     } else {
         0
     };
