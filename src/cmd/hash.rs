@@ -174,7 +174,8 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError>
 }
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]: a small hash
-/// whole, a larger one in steps of at most COUNT * 10 fields visited (see
+/// whole (a packed one from any cursor, as Redis returns a listpack), a
+/// larger one in steps of at most COUNT * 10 fields visited (see
 /// [`scan_step`] for the cursor).
 pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[2..], false, true)?;
@@ -195,7 +196,7 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         kept
     };
-    let (next, walked) = if opts.cursor == 0 && h.len() <= SCAN_WHOLE_UP_TO {
+    let (next, walked) = if h.is_packed() || (opts.cursor == 0 && h.len() <= SCAN_WHOLE_UP_TO) {
         h.iter().for_each(|p| {
             keep(p);
         });
@@ -254,14 +255,10 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         h.iter().collect()
     } else if count >= 0 {
         // Distinct positions, in random order.
-        rand::seq::index::sample(&mut rng, h.len(), count as usize)
-            .into_iter()
-            .filter_map(|i| h.get_at(i))
-            .collect()
+        h.at_positions(rand::seq::index::sample(&mut rng, h.len(), count as usize))
     } else {
-        (0..count.unsigned_abs())
-            .filter_map(|_| h.get_at(rng.random_range(0..h.len())))
-            .collect()
+        let len = h.len();
+        h.at_positions((0..count.unsigned_abs()).map(|_| rng.random_range(0..len)))
     };
     let walked = picks.len() as u64;
     let reply = match (withvalues, resp3) {
@@ -286,6 +283,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 #[cfg(test)]
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err, scan_to_end};
+    use crate::partition::packed::PACKED_OVERHEAD;
     use crate::partition::value::{ENTRY_OVERHEAD, HASH_FIELD_OVERHEAD};
     use crate::resp::Reply;
 
@@ -308,10 +306,19 @@ mod tests {
         assert_eq!(h.run(&["hlen", "h"]), Reply::Int(3));
         assert_eq!(h.run(&["hstrlen", "h", "a"]), Reply::Int(1));
         assert_eq!(h.run(&["hexists", "h", "b"]), Reply::Int(1));
+        // Packed: a length byte before each field and value.
         assert_eq!(
             h.ks.used_bytes(),
-            1 + ENTRY_OVERHEAD + 3 * (2 + HASH_FIELD_OVERHEAD)
+            1 + ENTRY_OVERHEAD + PACKED_OVERHEAD + 3 * (2 + 2)
         );
+        // A value past 64 bytes moves the hash to its table.
+        let long = "x".repeat(65);
+        h.run(&["hset", "h", "c", &long]);
+        assert_eq!(
+            h.ks.used_bytes(),
+            1 + ENTRY_OVERHEAD + 2 * (2 + HASH_FIELD_OVERHEAD) + (1 + 65 + HASH_FIELD_OVERHEAD)
+        );
+        h.run(&["hset", "h", "c", "4"]);
         assert_eq!(h.run(&["hdel", "h", "a", "b", "zz"]), Reply::Int(2));
         assert_eq!(h.run(&["hdel", "h", "c"]), Reply::Int(1));
         assert_eq!(h.run(&["exists", "h"]), Reply::Int(0));
