@@ -1,5 +1,6 @@
-//! Sorted sets: members ordered by (score, member) with O(log n) insert,
-//! remove, score lookup, rank, and range-by-score/lex/rank lookups.
+//! The table form of a sorted set (see [`super`]): members ordered by
+//! (score, member) with O(log n) insert, remove, score lookup, rank, and
+//! range-by-score/lex/rank lookups.
 //!
 //! Layout (as Redis's zset, in safe Rust):
 //! - a skip list whose nodes live in a vector used as an arena (positions are
@@ -9,7 +10,7 @@
 //! - a hash table of node positions keyed by the node's member, so a member's
 //!   score is found in O(1) and each member's bytes are stored once.
 //!
-//! ZSCAN walks the arena's positions downwards ([`super::value::scan_step`]):
+//! ZSCAN walks the arena's positions downwards ([`scan_step`]):
 //! a freed slot is reused by a new member, and compaction keeps the arena
 //! order of the live nodes, so a member never moves to a higher position
 //! and one present for the whole scan is returned.
@@ -27,12 +28,9 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
-/// Bytes charged per member on top of its bytes: the 48-byte arena node
-/// (member pointer, score, back link, link pointer), its link block (1.33
-/// links of 8 bytes on average, rounded up by the allocator), the member's
-/// heap block (header and rounding) and the 4-byte index entry with its
-/// control byte at the table's load factor.
-pub const ZSET_MEMBER_OVERHEAD: usize = 96;
+use super::{LexRange, ScoreRange, ZSET_MEMBER_OVERHEAD};
+#[cfg(doc)]
+use crate::partition::value::scan_step;
 
 /// Levels of the skip list: with p = 1/4, enough for 2^64 elements.
 const MAX_LEVEL: usize = 32;
@@ -74,90 +72,9 @@ struct Path {
     rank: [usize; MAX_LEVEL],
 }
 
-/// One end of a score range: `(5` is exclusive, `5` inclusive, `-inf`/`+inf`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoreBound {
-    pub value: f64,
-    pub exclusive: bool,
-}
-
-/// A score interval, as ZRANGEBYSCORE and ZCOUNT take it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoreRange {
-    pub min: ScoreBound,
-    pub max: ScoreBound,
-}
-
-impl ScoreRange {
-    pub fn above_min(&self, s: f64) -> bool {
-        if self.min.exclusive {
-            s > self.min.value
-        } else {
-            s >= self.min.value
-        }
-    }
-
-    pub fn below_max(&self, s: f64) -> bool {
-        if self.max.exclusive {
-            s < self.max.value
-        } else {
-            s <= self.max.value
-        }
-    }
-
-    pub fn contains(&self, s: f64) -> bool {
-        self.above_min(s) && self.below_max(s)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.min.value > self.max.value
-            || (self.min.value == self.max.value && (self.min.exclusive || self.max.exclusive))
-    }
-}
-
-/// One end of a lexicographic range: `-`, `+`, `[a` (inclusive), `(a`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LexBound<'a> {
-    Min,
-    Max,
-    Inclusive(&'a [u8]),
-    Exclusive(&'a [u8]),
-}
-
-/// A member interval, as ZRANGEBYLEX takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LexRange<'a> {
-    pub min: LexBound<'a>,
-    pub max: LexBound<'a>,
-}
-
-impl LexRange<'_> {
-    pub fn above_min(&self, m: &[u8]) -> bool {
-        match self.min {
-            LexBound::Min => true,
-            LexBound::Max => false,
-            LexBound::Inclusive(b) => m >= b,
-            LexBound::Exclusive(b) => m > b,
-        }
-    }
-
-    pub fn below_max(&self, m: &[u8]) -> bool {
-        match self.max {
-            LexBound::Min => false,
-            LexBound::Max => true,
-            LexBound::Inclusive(b) => m <= b,
-            LexBound::Exclusive(b) => m < b,
-        }
-    }
-
-    pub fn contains(&self, m: &[u8]) -> bool {
-        self.above_min(m) && self.below_max(m)
-    }
-}
-
-/// A sorted set (see the module doc).
+/// A sorted set's skip list and index (see the module doc).
 #[derive(Debug, Clone)]
-pub struct ZSetValue {
+pub struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
     index: HashTable<u32>,
@@ -167,15 +84,15 @@ pub struct ZSetValue {
     bytes: usize,
 }
 
-impl Default for ZSetValue {
-    fn default() -> ZSetValue {
+impl Default for SkipList {
+    fn default() -> SkipList {
         let head = Node {
             member: Box::default(),
             score: 0.0,
             prev: NIL,
             links: vec![NO_LINK; MAX_LEVEL].into(),
         };
-        ZSetValue {
+        SkipList {
             nodes: vec![head],
             free: Vec::new(),
             index: HashTable::new(),
@@ -187,19 +104,13 @@ impl Default for ZSetValue {
     }
 }
 
-impl PartialEq for ZSetValue {
-    fn eq(&self, other: &ZSetValue) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
 /// A random level with P(level > k) = 4^-k, as Redis's ZSKIPLIST_P = 0.25.
 fn random_level() -> usize {
     let bits: u64 = rand::random();
     (1 + bits.trailing_zeros() as usize / 2).min(MAX_LEVEL)
 }
 
-impl ZSetValue {
+impl SkipList {
     fn cost(member: &[u8]) -> usize {
         member.len() + ZSET_MEMBER_OVERHEAD
     }
@@ -358,9 +269,9 @@ impl ZSetValue {
         if self.free.len() < COMPACT_AFTER || self.free.len() < self.len() {
             return;
         }
-        let mut fresh = ZSetValue {
+        let mut fresh = SkipList {
             hasher: self.hasher.clone(),
-            ..ZSetValue::default()
+            ..SkipList::default()
         };
         fresh.nodes.reserve(self.len());
         for p in 0..self.scan_positions() {
@@ -412,7 +323,7 @@ impl ZSetValue {
                 (self.nodes.len() - 1) as u32
             }
         };
-        let ZSetValue {
+        let SkipList {
             nodes,
             index,
             hasher,
@@ -534,24 +445,19 @@ impl ZSetValue {
             .collect()
     }
 
-    /// Members in ascending order.
-    pub fn iter(&self) -> Iter<'_> {
-        self.iter_from(0)
-    }
-
     /// Members in ascending order from 0-based rank `rank`.
-    pub fn iter_from(&self, rank: usize) -> Iter<'_> {
+    pub fn iter_from(&self, rank: usize) -> SkipIter<'_> {
         self.iter_at(rank, false)
     }
 
     /// Members in descending order from 0-based (ascending) rank `rank`.
-    pub fn iter_rev_from(&self, rank: usize) -> Iter<'_> {
+    pub fn iter_rev_from(&self, rank: usize) -> SkipIter<'_> {
         self.iter_at(rank, true)
     }
 
-    fn iter_at(&self, rank: usize, rev: bool) -> Iter<'_> {
+    fn iter_at(&self, rank: usize, rev: bool) -> SkipIter<'_> {
         if rank >= self.len() {
-            return Iter {
+            return SkipIter {
                 z: self,
                 at: NIL,
                 rev,
@@ -565,7 +471,7 @@ impl ZSetValue {
             self.node(p.update[0]).links[0].next
         };
         let left = if rev { rank + 1 } else { self.len() - rank };
-        Iter {
+        SkipIter {
             z: self,
             at,
             rev,
@@ -586,25 +492,14 @@ impl ZSetValue {
     }
 
     /// Ranks (first, last; 0-based, inclusive) of the members whose score is
-    /// in `range`, or `None` if there are none.
+    /// in `range` (not empty: [`super::ZSetValue::score_ranks`] checks).
     pub fn score_ranks(&self, range: &ScoreRange) -> Option<(usize, usize)> {
-        if range.is_empty() {
-            return None;
-        }
         self.rank_span(|n| range.above_min(n.score), |n| range.below_max(n.score))
     }
 
     /// Ranks (first, last; 0-based, inclusive) of the members in the lex
-    /// `range` (meaningful when all scores are equal, as in Redis).
+    /// `range` (after [`super::ZSetValue::lex_ranks`]'s quick rejections).
     pub fn lex_ranks(&self, range: &LexRange<'_>) -> Option<(usize, usize)> {
-        // Redis's quick rejections (which matter when scores differ).
-        let (first, last) = (
-            self.iter().next()?,
-            self.iter_rev_from(self.len() - 1).next()?,
-        );
-        if !range.above_min(last.0) || !range.below_max(first.0) {
-            return None;
-        }
         self.rank_span(
             |n| range.above_min(&n.member),
             |n| range.below_max(&n.member),
@@ -633,14 +528,14 @@ impl ZSetValue {
 }
 
 /// Iterator over (member, score) in rank order, either direction.
-pub struct Iter<'a> {
-    z: &'a ZSetValue,
+pub struct SkipIter<'a> {
+    z: &'a SkipList,
     at: u32,
     rev: bool,
     left: usize,
 }
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a> Iterator for SkipIter<'a> {
     type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<(&'a [u8], f64)> {
@@ -658,7 +553,7 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-impl ExactSizeIterator for Iter<'_> {}
+impl ExactSizeIterator for SkipIter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -680,9 +575,9 @@ mod tests {
         }
     }
 
-    fn check(z: &ZSetValue, model: &BTreeSet<Key>) {
+    fn check(z: &SkipList, model: &BTreeSet<Key>) {
         assert_eq!(z.len(), model.len());
-        let got: Vec<Key> = z.iter().map(|(m, s)| Key(s, m.to_vec())).collect();
+        let got: Vec<Key> = z.iter_from(0).map(|(m, s)| Key(s, m.to_vec())).collect();
         let want: Vec<Key> = model.iter().cloned().collect();
         assert_eq!(got, want);
         let back: Vec<Key> = z
@@ -702,7 +597,7 @@ mod tests {
     #[test]
     fn matches_a_model_under_random_changes() {
         let mut rng = rand::rng();
-        let mut z = ZSetValue::default();
+        let mut z = SkipList::default();
         let mut model = BTreeSet::new();
         for round in 0..4000 {
             let m = format!("m{}", rng.random_range(0..300)).into_bytes();
@@ -744,52 +639,8 @@ mod tests {
     }
 
     #[test]
-    fn score_and_lex_ranges() {
-        let mut z = ZSetValue::default();
-        for (i, m) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-            z.insert(m.as_bytes(), i as f64);
-        }
-        let incl = |v| ScoreBound {
-            value: v,
-            exclusive: false,
-        };
-        let excl = |v| ScoreBound {
-            value: v,
-            exclusive: true,
-        };
-        let r = |min, max| ScoreRange { min, max };
-        assert_eq!(z.score_ranks(&r(incl(1.0), incl(3.0))), Some((1, 3)));
-        assert_eq!(z.score_ranks(&r(excl(1.0), excl(3.0))), Some((2, 2)));
-        assert_eq!(
-            z.score_ranks(&r(incl(f64::NEG_INFINITY), incl(f64::INFINITY))),
-            Some((0, 4))
-        );
-        assert_eq!(z.score_ranks(&r(excl(3.0), excl(3.0))), None);
-        assert_eq!(z.score_ranks(&r(incl(5.0), incl(9.0))), None);
-        assert_eq!(z.score_ranks(&r(incl(3.5), incl(3.7))), None);
-        let mut lex = ZSetValue::default();
-        for m in ["a", "b", "c", "d"] {
-            lex.insert(m.as_bytes(), 0.0);
-        }
-        let lr = |min, max| LexRange { min, max };
-        assert_eq!(
-            lex.lex_ranks(&lr(LexBound::Min, LexBound::Max)),
-            Some((0, 3))
-        );
-        assert_eq!(
-            lex.lex_ranks(&lr(LexBound::Exclusive(b"a"), LexBound::Inclusive(b"c"))),
-            Some((1, 2))
-        );
-        assert_eq!(lex.lex_ranks(&lr(LexBound::Max, LexBound::Min)), None);
-        assert_eq!(
-            lex.lex_ranks(&lr(LexBound::Inclusive(b"bb"), LexBound::Exclusive(b"c"))),
-            None
-        );
-    }
-
-    #[test]
     fn compaction_keeps_order_and_bytes() {
-        let mut z = ZSetValue::default();
+        let mut z = SkipList::default();
         for i in 0..5000 {
             z.insert(format!("m{i:05}").as_bytes(), f64::from(i));
         }
@@ -809,7 +660,7 @@ mod tests {
     fn random_picks_are_live_distinct_and_cover_the_set() {
         let mut rng = rand::rng();
         for (n, keep) in [(3000usize, 3000usize), (900, 30)] {
-            let mut z = ZSetValue::default();
+            let mut z = SkipList::default();
             for i in 0..n {
                 z.insert(format!("m{i}").as_bytes(), i as f64);
             }
@@ -836,12 +687,12 @@ mod tests {
                 assert_eq!(distinct.len(), count, "distinct");
             }
         }
-        assert_eq!(ZSetValue::default().random(&mut rng), None);
+        assert_eq!(SkipList::default().random(&mut rng), None);
     }
 
     #[test]
     fn compaction_keeps_the_arena_order() {
-        let mut z = ZSetValue::default();
+        let mut z = SkipList::default();
         for i in 0..3000 {
             z.insert(format!("m{i}").as_bytes(), f64::from(i % 17));
         }
