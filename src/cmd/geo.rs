@@ -843,6 +843,7 @@ pub fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::Static(reply::OOM));
     }
     let mut z = ZSetValue::default();
+    z.reserve(found.len());
     for f in &found {
         z.insert(&f.member, score(f));
     }

@@ -33,6 +33,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::Arity(if hmset { "hmset" } else { "hset" }));
     }
     let added = op_write(ctx, &args[1], true, |h| {
+        h.reserve(args.len() / 2 - 1);
         Ok(args[2..]
             .chunks_exact(2)
             .filter(|p| h.insert(&p[0], &p[1]))

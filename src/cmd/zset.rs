@@ -213,6 +213,9 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         .map(|p| Ok((float(&p[0])?, &p[1])))
         .collect::<Result<_, OpError>>()?;
     let outcome = op_write(ctx, &args[1], !f.xx, |z| {
+        if !f.xx {
+            z.reserve(pairs.len());
+        }
         let (mut added, mut changed, mut last) = (0i64, 0i64, None);
         for (score, member) in &pairs {
             let (what, new) = op_add(z, member, *score, f)?;
@@ -493,6 +496,7 @@ fn store(
     let charge: Charge = pairs.iter().map(|(m, s)| (&m[..], *s)).collect();
     ctx.reserve_store(key, charge.bytes())?;
     let mut out = ZSetValue::default();
+    out.reserve(pairs.len());
     for (m, s) in &pairs {
         out.insert(m, *s);
     }

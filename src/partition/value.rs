@@ -262,6 +262,16 @@ impl HashValue {
         true
     }
 
+    /// Prepares for up to `additional` new fields (an HSET's): a packed
+    /// hash they could take past [`packed::PACKED_MAX_LEN`] moves to the
+    /// table now, rather than after inserts into the packed form that the
+    /// conversion would undo.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.is_packed() && self.len().saturating_add(additional) > packed::PACKED_MAX_LEN {
+            self.unpack();
+        }
+    }
+
     /// Converts a packed hash to the table form, pairs in the same
     /// positions.
     fn unpack(&mut self) {
@@ -987,6 +997,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reserve_converts_only_what_would_outgrow_the_packed_form() {
+        let mut h = HashValue::default();
+        h.insert(b"f", b"v");
+        h.reserve(packed::PACKED_MAX_LEN - 1);
+        assert!(h.is_packed());
+        h.reserve(packed::PACKED_MAX_LEN);
+        assert!(!h.is_packed());
+        assert_eq!(h.get(b"f"), Some(&b"v"[..]));
+        assert_eq!(h.mem_bytes(), 2 + HASH_FIELD_OVERHEAD);
     }
 
     #[test]

@@ -173,13 +173,29 @@ impl ZSetValue {
     /// Sets `member`'s score; returns the previous score if it was a member.
     /// A packed set converts to the skip list when the member does not fit.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        if let Repr::Packed(p) = &mut self.repr {
+        if let Repr::Packed(p) = &mut self.repr
             // A member too long is new: it converts the set as a full one.
-            if packing::fits(member)
-                && let Ok(old) = p.insert(member, score)
-            {
-                return old;
-            }
+            && packing::fits(member)
+            && let Ok(old) = p.insert(member, score)
+        {
+            return old;
+        }
+        self.unpack().insert(member, score)
+    }
+
+    /// Prepares for up to `additional` new members (a ZADD's, a store's):
+    /// a packed set they could take past [`PACKED_MAX_LEN`] moves to the
+    /// skip list now, as Redis's `zsetTypeMaybeConvert`, rather than after
+    /// inserts into the packed form that the conversion would undo.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.is_packed() && self.len().saturating_add(additional) > PACKED_MAX_LEN {
+            self.unpack();
+        }
+    }
+
+    /// The skip list, converting a packed set to it first.
+    fn unpack(&mut self) -> &mut SkipList {
+        if let Repr::Packed(p) = &self.repr {
             let mut s = SkipList::default();
             for (m, score) in p.iter_from(0) {
                 s.insert(m, score);
@@ -187,7 +203,7 @@ impl ZSetValue {
             self.repr = Repr::Skip(Box::new(s));
         }
         match &mut self.repr {
-            Repr::Skip(s) => s.insert(member, score),
+            Repr::Skip(s) => s,
             Repr::Packed(_) => unreachable!("converted above"),
         }
     }
@@ -589,6 +605,23 @@ mod tests {
             z.iter().map(|(m, _)| m.len()).collect::<Vec<_>>(),
             vec![PACKED_MAX_BYTES + 1, PACKED_MAX_BYTES]
         );
+    }
+
+    #[test]
+    fn reserve_converts_only_what_would_outgrow_the_packed_form() {
+        let mut z = ZSetValue::default();
+        z.reserve(PACKED_MAX_LEN);
+        assert!(z.is_packed());
+        z.insert(b"a", 1.0);
+        z.reserve(PACKED_MAX_LEN - 1);
+        assert!(z.is_packed());
+        z.reserve(PACKED_MAX_LEN);
+        assert!(!z.is_packed());
+        assert_eq!(z.iter().collect::<Vec<_>>(), vec![(&b"a"[..], 1.0)]);
+        assert_eq!(z.mem_bytes(), 1 + ZSET_MEMBER_OVERHEAD);
+        let mut empty = ZSetValue::default();
+        empty.reserve(PACKED_MAX_LEN + 1);
+        assert!(!empty.is_packed() && empty.is_empty());
     }
 
     #[test]
