@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(h.run(&["hlen", "h"]), Reply::Int(3));
         assert_eq!(h.run(&["hstrlen", "h", "a"]), Reply::Int(1));
         assert_eq!(h.run(&["hexists", "h", "b"]), Reply::Int(1));
-        // Packed: a length byte before each field and value.
+        // Packed: two length bytes per pair.
         assert_eq!(
             h.ks.used_bytes(),
             1 + ENTRY_OVERHEAD + PACKED_OVERHEAD + 3 * (2 + 2)

@@ -1374,8 +1374,8 @@ mod tests {
         );
         assert_eq!(
             h.ks.used_bytes(),
-            // Packed: a length byte, the member, a score tag and the
-            // score as one byte (integral, below 128).
+            // Packed: two length bytes, the member, and the score as one
+            // byte (integral, below 128).
             1 + ENTRY_OVERHEAD + PACKED_OVERHEAD + 4 * (1 + 1 + 2)
         );
         // A member past 64 bytes moves the set to its skip list.
@@ -1745,8 +1745,8 @@ mod tests {
             h.run(&["zadd", "{z}a", &i.to_string(), &format!("a{i:02}")]);
         }
         let entry = 4 + ENTRY_OVERHEAD;
-        // Packed results: 6 bytes a member (length byte, 3 bytes, score
-        // tag and one byte).
+        // Packed results: 6 bytes a member (two length bytes, 3 bytes, a
+        // one-byte score).
         let ten = PACKED_OVERHEAD + 10 * 6;
         let used = h.ks.used_bytes();
         h.room = (ten + entry - 1) as u64;

@@ -160,28 +160,6 @@ impl PartialEq for HashValue {
     }
 }
 
-/// The pair at byte `at` of a packed hash: field, value, and where the
-/// next pair starts.
-fn packed_pair(buf: &[u8], at: usize) -> (&[u8], &[u8], usize) {
-    let (f, at) = packed::string_at(buf, at);
-    let (v, next) = packed::string_at(buf, at);
-    (f, v, next)
-}
-
-/// The byte offset of `field`'s pair in a packed hash.
-fn packed_find(p: &Packed, field: &[u8]) -> Option<usize> {
-    let buf = p.bytes();
-    let mut at = 0;
-    while at < buf.len() {
-        let (f, _, next) = packed_pair(buf, at);
-        if f == field {
-            return Some(at);
-        }
-        at = next;
-    }
-    None
-}
-
 impl HashValue {
     pub fn len(&self) -> usize {
         match &self.repr {
@@ -208,10 +186,7 @@ impl HashValue {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
-            HashRepr::Packed(p) => {
-                let at = packed_find(p, field)?;
-                Some(packed_pair(p.bytes(), at).1)
-            }
+            HashRepr::Packed(p) => p.find(field).map(|(_, e)| e.payload),
             HashRepr::Table(t) => {
                 let i = t.map.find(field)?;
                 t.map.get(i).map(|(_, v)| &v[..])
@@ -223,23 +198,15 @@ impl HashValue {
     /// converts to the table form when the pair would not fit it.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         if let HashRepr::Packed(p) = &mut self.repr {
-            let found = packed_find(p, field);
+            let found = p.find(field).map(|(_, e)| (e.at, e.next));
             let fits = packed::fits(field) && packed::fits(value);
             match found {
-                Some(at) if fits => {
-                    // Only the value changes: its length byte and bytes.
-                    let at = at + 1 + field.len();
-                    let old = usize::from(p.bytes()[at]);
-                    p.splice(at, 1 + old, &[&packed::len_byte(value), value], 0);
+                Some((at, next)) if fits => {
+                    p.replace(at, next, field, value);
                     return false;
                 }
-                None if fits && p.has_room() => {
-                    let (end, fl, vl) = (
-                        p.bytes().len(),
-                        packed::len_byte(field),
-                        packed::len_byte(value),
-                    );
-                    p.splice(end, 0, &[&fl, field, &vl, value], 1);
+                None if fits && p.len() < packed::PACKED_MAX_LEN => {
+                    p.insert(p.end(), field, value);
                     return true;
                 }
                 _ => self.unpack(),
@@ -287,11 +254,10 @@ impl HashValue {
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
             HashRepr::Packed(p) => {
-                let Some(at) = packed_find(p, field) else {
+                let Some((at, next)) = p.find(field).map(|(_, e)| (e.at, e.next)) else {
                     return false;
                 };
-                let (_, _, next) = packed_pair(p.bytes(), at);
-                p.splice(at, next - at, &[], -1);
+                p.remove(at, next, 1);
             }
             HashRepr::Table(t) => {
                 let Some(i) = t.map.find(field) else {
@@ -308,8 +274,7 @@ impl HashValue {
     pub fn iter(&self) -> HashIter<'_> {
         match &self.repr {
             HashRepr::Packed(p) => HashIter(Pairs::Packed {
-                buf: p.bytes(),
-                at: 0,
+                entries: p.entries(),
                 left: p.len(),
             }),
             HashRepr::Table(t) => HashIter(Pairs::Table(t.map.iter())),
@@ -349,8 +314,7 @@ pub struct HashIter<'a>(Pairs<'a>);
 
 enum Pairs<'a> {
     Packed {
-        buf: &'a [u8],
-        at: usize,
+        entries: packed::Entries<'a>,
         left: usize,
     },
     Table(std::slice::Iter<'a, Field>),
@@ -361,13 +325,10 @@ impl<'a> Iterator for HashIter<'a> {
 
     fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
         match &mut self.0 {
-            Pairs::Packed { buf, at, left } => {
-                if *left == 0 {
-                    return None;
-                }
-                let (f, v, next) = packed_pair(buf, *at);
-                (*at, *left) = (next, *left - 1);
-                Some((f, v))
+            Pairs::Packed { entries, left } => {
+                let e = entries.next()?;
+                *left -= 1;
+                Some((e.key, e.payload))
             }
             Pairs::Table(it) => it.next().map(|(k, v)| (&k[..], &v[..])),
         }

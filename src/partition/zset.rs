@@ -582,7 +582,8 @@ mod tests {
             z.insert(format!("m{i:03}").as_bytes(), i as f64);
         }
         assert!(z.is_packed());
-        // Entries of 1 + 4 bytes and a score tag with 1 byte (< 128).
+        // Entries of two length bytes, 4 bytes of member and a one-byte
+        // score (< 128).
         assert_eq!(z.mem_bytes(), PACKED_OVERHEAD + PACKED_MAX_LEN * 7);
         z.insert(b"m000", 5.0);
         assert!(z.is_packed(), "a change is not a new member");
