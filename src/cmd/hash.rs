@@ -393,6 +393,35 @@ mod tests {
         assert_eq!(h.run(&["hscan", "h", "x"]), err("ERR invalid cursor"));
     }
 
+    /// A cursor left from a big hash's scan, used on a small hash under
+    /// the same key: a packed hash is returned whole, in insertion order,
+    /// cursor 0.
+    #[test]
+    fn hscan_of_a_packed_hash_from_any_cursor_is_whole() {
+        let mut h = Harness::new();
+        for i in 0..200 {
+            h.run(&["hset", "h", &format!("f{i}"), "v"]);
+        }
+        let Reply::Array(parts) = h.run(&["hscan", "h", "0", "COUNT", "10"]) else {
+            panic!()
+        };
+        let Reply::Bulk(c) = &parts[0] else { panic!() };
+        let c = String::from_utf8(c.to_vec()).unwrap();
+        assert_ne!(c, "0");
+        h.run(&["del", "h"]);
+        h.run(&["hset", "h", "b", "2", "a", "1"]);
+        for cursor in [c.as_str(), "1", "18446744073709551615"] {
+            assert_eq!(
+                h.run(&["hscan", "h", cursor, "COUNT", "1"]),
+                Reply::Array(vec![
+                    bulk("0"),
+                    Reply::Array(vec![bulk("b"), bulk("2"), bulk("a"), bulk("1")])
+                ]),
+                "cursor {cursor}"
+            );
+        }
+    }
+
     /// HSCAN counts the fields it visits and the strings it replies apart:
     /// a MATCH that keeps nothing pays the visits only.
     #[test]

@@ -1904,6 +1904,32 @@ mod tests {
 
     /// ZSCAN counts the members it visits and replies (with their
     /// formatted scores) apart.
+    /// A cursor left from a big set's scan, used on a small set under the
+    /// same key: a packed set is returned whole, in order, cursor 0.
+    #[test]
+    fn zscan_of_a_packed_set_from_any_cursor_is_whole() {
+        let mut h = Harness::new();
+        for i in 0..200 {
+            h.run(&["zadd", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        let Reply::Array(parts) = h.run(&["zscan", "z", "0", "COUNT", "10"]) else {
+            panic!()
+        };
+        let cursor = parts[0].clone();
+        assert_ne!(cursor, bulk("0"));
+        h.run(&["del", "z"]);
+        h.run(&["zadd", "z", "2", "b", "1", "a", "1.5", "c"]);
+        let Reply::Bulk(c) = cursor else { panic!() };
+        let c = String::from_utf8(c.to_vec()).unwrap();
+        for cursor in [c.as_str(), "1", "18446744073709551615"] {
+            assert_eq!(
+                h.run(&["zscan", "z", cursor, "COUNT", "1"]),
+                Reply::Array(vec![bulk("0"), bulks(&["a", "1", "c", "1.5", "b", "2"])]),
+                "cursor {cursor}"
+            );
+        }
+    }
+
     #[test]
     fn zscan_counts_visits_and_replies_apart() {
         use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
