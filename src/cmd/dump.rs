@@ -691,6 +691,7 @@ fn pairs_into_hash(r: &mut Reader<'_>, items: Vec<Vec<u8>>) -> Load<Value> {
         return Err(LoadError::Bad);
     }
     let mut h = HashValue::default();
+    h.reserve(items.len() / 2);
     for pair in items.chunks(2) {
         r.element(HASH_FIELD_OVERHEAD)?;
         if !h.insert(&pair[0], &pair[1]) {
@@ -708,6 +709,7 @@ fn pairs_into_zset(r: &mut Reader<'_>, items: Vec<Vec<u8>>) -> Load<Value> {
         return Err(LoadError::Bad);
     }
     let mut z = ZSetValue::default();
+    z.reserve(items.len() / 2);
     for pair in items.chunks(2) {
         r.element(ZSET_MEMBER_OVERHEAD)?;
         let score = text_score(&pair[1])?;
@@ -911,6 +913,8 @@ fn load_object(r: &mut Reader<'_>) -> Load<Value> {
         TYPE_HASH => {
             let n = r.count()?;
             let mut h = HashValue::default();
+            // A count past the packed form's limit only picks the table.
+            h.reserve(usize::try_from(n).unwrap_or(usize::MAX));
             for _ in 0..n {
                 let f = r.string()?;
                 let v = r.string()?;
@@ -927,6 +931,8 @@ fn load_object(r: &mut Reader<'_>) -> Load<Value> {
         TYPE_ZSET | TYPE_ZSET_2 => {
             let n = r.count()?;
             let mut z = ZSetValue::default();
+            // A count past the packed form's limit only picks the skip list.
+            z.reserve(usize::try_from(n).unwrap_or(usize::MAX));
             for _ in 0..n {
                 let m = r.string()?;
                 let score = if kind == TYPE_ZSET_2 {

@@ -27,8 +27,7 @@ use bytes::Bytes;
 use super::args::{int, is, parse_f64};
 use super::{Ctx, OpError, zset};
 use crate::partition::Value;
-use crate::partition::value::ZSET_MEMBER_OVERHEAD;
-use crate::partition::zset::{ScoreBound, ScoreRange, ZSetValue};
+use crate::partition::zset::{Charge, ScoreBound, ScoreRange, ZSetValue};
 use crate::resp::{Reply, reply};
 
 const STEP_MAX: u32 = 26;
@@ -831,22 +830,22 @@ pub fn georadius(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ctx.ks.remove(dest, ctx.now);
         return Ok(Reply::Int(0));
     }
-    let room = ctx.room_for_store(dest);
-    let size: usize = found
-        .iter()
-        .map(|f| f.member.len() + ZSET_MEMBER_OVERHEAD)
-        .sum();
-    if size > room {
-        return Err(OpError::Static(reply::OOM));
-    }
-    let mut z = ZSetValue::default();
-    for f in &found {
-        let score = if storedist {
+    let score = |f: &Found| {
+        if storedist {
             f.dist / conversion
         } else {
             f.score
-        };
-        z.insert(&f.member, score);
+        }
+    };
+    let room = ctx.room_for_store(dest);
+    let size: Charge = found.iter().map(|f| (&f.member[..], score(f))).collect();
+    if size.bytes() > room {
+        return Err(OpError::Static(reply::OOM));
+    }
+    let mut z = ZSetValue::default();
+    z.reserve(found.len());
+    for f in &found {
+        z.insert(&f.member, score(f));
     }
     ctx.reserve_store(dest, z.mem_bytes())?;
     ctx.ks.insert(dest, Value::ZSet(Box::new(z)), 0, ctx.now);

@@ -33,6 +33,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         return Err(OpError::Arity(if hmset { "hmset" } else { "hset" }));
     }
     let added = op_write(ctx, &args[1], true, |h| {
+        h.reserve(args.len() / 2 - 1);
         Ok(args[2..]
             .chunks_exact(2)
             .filter(|p| h.insert(&p[0], &p[1]))
@@ -174,7 +175,8 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError>
 }
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]: a small hash
-/// whole, a larger one in steps of at most COUNT * 10 fields visited (see
+/// whole (a packed one from any cursor, as Redis returns a listpack), a
+/// larger one in steps of at most COUNT * 10 fields visited (see
 /// [`scan_step`] for the cursor).
 pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[2..], false, true)?;
@@ -195,7 +197,7 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         kept
     };
-    let (next, walked) = if opts.cursor == 0 && h.len() <= SCAN_WHOLE_UP_TO {
+    let (next, walked) = if h.is_packed() || (opts.cursor == 0 && h.len() <= SCAN_WHOLE_UP_TO) {
         h.iter().for_each(|p| {
             keep(p);
         });
@@ -254,14 +256,10 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         h.iter().collect()
     } else if count >= 0 {
         // Distinct positions, in random order.
-        rand::seq::index::sample(&mut rng, h.len(), count as usize)
-            .into_iter()
-            .filter_map(|i| h.get_at(i))
-            .collect()
+        h.at_positions(rand::seq::index::sample(&mut rng, h.len(), count as usize))
     } else {
-        (0..count.unsigned_abs())
-            .filter_map(|_| h.get_at(rng.random_range(0..h.len())))
-            .collect()
+        let len = h.len();
+        h.at_positions((0..count.unsigned_abs()).map(|_| rng.random_range(0..len)))
     };
     // A pick counts once, its value replied once more; a pick in a hash
     // that no longer fits the CPU caches once more (as SRANDMEMBER's).
@@ -289,6 +287,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 #[cfg(test)]
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err, scan_to_end};
+    use crate::partition::packed::PACKED_OVERHEAD;
     use crate::partition::value::{ENTRY_OVERHEAD, HASH_FIELD_OVERHEAD};
     use crate::resp::Reply;
 
@@ -311,10 +310,19 @@ mod tests {
         assert_eq!(h.run(&["hlen", "h"]), Reply::Int(3));
         assert_eq!(h.run(&["hstrlen", "h", "a"]), Reply::Int(1));
         assert_eq!(h.run(&["hexists", "h", "b"]), Reply::Int(1));
+        // Packed: two length bytes per pair.
         assert_eq!(
             h.ks.used_bytes(),
-            1 + ENTRY_OVERHEAD + 3 * (2 + HASH_FIELD_OVERHEAD)
+            1 + ENTRY_OVERHEAD + PACKED_OVERHEAD + 3 * (2 + 2)
         );
+        // A value past 64 bytes moves the hash to its table.
+        let long = "x".repeat(65);
+        h.run(&["hset", "h", "c", &long]);
+        assert_eq!(
+            h.ks.used_bytes(),
+            1 + ENTRY_OVERHEAD + 2 * (2 + HASH_FIELD_OVERHEAD) + (1 + 65 + HASH_FIELD_OVERHEAD)
+        );
+        h.run(&["hset", "h", "c", "4"]);
         assert_eq!(h.run(&["hdel", "h", "a", "b", "zz"]), Reply::Int(2));
         assert_eq!(h.run(&["hdel", "h", "c"]), Reply::Int(1));
         assert_eq!(h.run(&["exists", "h"]), Reply::Int(0));
@@ -386,6 +394,35 @@ mod tests {
         assert_eq!(v.len(), 100);
         assert_eq!(h.run(&["hrandfield", "nope"]), Reply::Nil);
         assert_eq!(h.run(&["hscan", "h", "x"]), err("ERR invalid cursor"));
+    }
+
+    /// A cursor left from a big hash's scan, used on a small hash under
+    /// the same key: a packed hash is returned whole, in insertion order,
+    /// cursor 0.
+    #[test]
+    fn hscan_of_a_packed_hash_from_any_cursor_is_whole() {
+        let mut h = Harness::new();
+        for i in 0..200 {
+            h.run(&["hset", "h", &format!("f{i}"), "v"]);
+        }
+        let Reply::Array(parts) = h.run(&["hscan", "h", "0", "COUNT", "10"]) else {
+            panic!()
+        };
+        let Reply::Bulk(c) = &parts[0] else { panic!() };
+        let c = String::from_utf8(c.to_vec()).unwrap();
+        assert_ne!(c, "0");
+        h.run(&["del", "h"]);
+        h.run(&["hset", "h", "b", "2", "a", "1"]);
+        for cursor in [c.as_str(), "1", "18446744073709551615"] {
+            assert_eq!(
+                h.run(&["hscan", "h", cursor, "COUNT", "1"]),
+                Reply::Array(vec![
+                    bulk("0"),
+                    Reply::Array(vec![bulk("b"), bulk("2"), bulk("a"), bulk("1")])
+                ]),
+                "cursor {cursor}"
+            );
+        }
     }
 
     /// HSCAN counts the fields it visits and the strings it replies apart:

@@ -19,9 +19,8 @@ use super::args::{
 use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
-use crate::partition::value::ZSET_MEMBER_OVERHEAD;
 use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
-use crate::partition::zset::{LexBound, LexRange, ScoreBound, ScoreRange};
+use crate::partition::zset::{Charge, LexBound, LexRange, ScoreBound, ScoreRange};
 use crate::partition::{Value, ZSetValue};
 use crate::resp::value::format_double;
 use crate::resp::{Reply, reply};
@@ -214,6 +213,9 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         .map(|p| Ok((float(&p[0])?, &p[1])))
         .collect::<Result<_, OpError>>()?;
     let outcome = op_write(ctx, &args[1], !f.xx, |z| {
+        if !f.xx {
+            z.reserve(pairs.len());
+        }
         let (mut added, mut changed, mut last) = (0i64, 0i64, None);
         for (score, member) in &pairs {
             let (what, new) = op_add(z, member, *score, f)?;
@@ -461,10 +463,10 @@ fn select_within(
     bytes: usize,
 ) -> Result<Vec<(Bytes, f64)>, OpError> {
     if bytes != usize::MAX {
-        let mut need = 0usize;
-        for (m, _) in select_iter(z, span, rev, limit) {
-            need += m.len() + ZSET_MEMBER_OVERHEAD;
-            if need > bytes {
+        let mut need = Charge::default();
+        for (m, s) in select_iter(z, span, rev, limit) {
+            need.add(m, s);
+            if need.bytes() > bytes {
                 return Err(OpError::Static(reply::OOM));
             }
         }
@@ -489,14 +491,12 @@ fn store(
         }
         return Ok(Reply::Int(0));
     }
-    let bytes: usize = pairs
-        .iter()
-        .map(|(m, _)| m.len() + ZSET_MEMBER_OVERHEAD)
-        .sum();
-    // The charge of a sorted set is its members' (plus a fixed part that
-    // `reserve_store` compares as a whole): reserve before building.
-    ctx.reserve_store(key, bytes)?;
+    // The charge of a sorted set is known from its members and scores:
+    // reserve before building.
+    let charge: Charge = pairs.iter().map(|(m, s)| (&m[..], *s)).collect();
+    ctx.reserve_store(key, charge.bytes())?;
     let mut out = ZSetValue::default();
+    out.reserve(pairs.len());
     for (m, s) in &pairs {
         out.insert(m, *s);
     }
@@ -741,7 +741,8 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
     let resp3 = ctx.resp3;
     let z = op_read(ctx, &args[1])?;
     let mut rng = rand::rng();
-    // Picks are O(1): random arena positions (`ZSetValue::random`).
+    // Picks are O(1): random arena positions (`ZSetValue::random`), or
+    // entries of a packed set walked once.
     let Some(count) = count else {
         let pick = z.and_then(|z| z.random(&mut rng));
         return Ok(pick.map_or(Reply::Nil, |(m, _)| Reply::bulk_slice(m)));
@@ -757,13 +758,13 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
         // Repeats share one copy of each member picked (keyed by where the
         // member's bytes are: each member is stored once).
         let mut copies: HashMap<usize, (Bytes, f64)> = HashMap::new();
-        (0..count.unsigned_abs())
-            .filter_map(|_| {
-                let (m, s) = z.random(&mut rng)?;
+        z.random_picks(&mut rng, count.unsigned_abs() as usize)
+            .into_iter()
+            .map(|(m, s)| {
                 let p = copies
                     .entry(m.as_ptr() as usize)
                     .or_insert_with(|| (Bytes::copy_from_slice(m), s));
-                Some(p.clone())
+                p.clone()
             })
             .collect()
     };
@@ -957,16 +958,18 @@ fn weighted(s: f64, w: f64) -> f64 {
 /// Bytes a result being built will be charged as a sorted set, against
 /// the most it may take.
 struct Budget {
-    bytes: usize,
+    charge: Charge,
     limit: usize,
     oom: bool,
 }
 
 impl Budget {
-    /// Counts a new member; false (and `oom`) once past the limit.
-    fn fits(&mut self, m: &[u8]) -> bool {
-        self.bytes += m.len() + ZSET_MEMBER_OVERHEAD;
-        self.oom = self.bytes > self.limit;
+    /// Counts a new member with its score (a union's may still change the
+    /// size of a packed entry: the store checks the final charge); false
+    /// (and `oom`) once past the limit.
+    fn fits(&mut self, m: &[u8], score: f64) -> bool {
+        self.charge.add(m, score);
+        self.oom = self.charge.bytes() > self.limit;
         !self.oom
     }
 }
@@ -991,7 +994,7 @@ fn op_algebra(
     let sources = peek_sources(ctx, q.keys);
     let (mut walked, mut probes) = (0u64, 0u64);
     let mut budget = Budget {
-        bytes: 0,
+        charge: Charge::default(),
         limit,
         oom: false,
     };
@@ -1017,7 +1020,7 @@ fn op_algebra(
                                 None => return true,
                             }
                         }
-                        if !budget.fits(m) {
+                        if !budget.fits(m, acc) {
                             return false;
                         }
                         out.push((Bytes::copy_from_slice(m), acc));
@@ -1036,7 +1039,7 @@ fn op_algebra(
                     match acc.get_mut(m) {
                         Some(cur) => *cur = q.aggregate.apply(*cur, v),
                         None => {
-                            if !budget.fits(m) {
+                            if !budget.fits(m, v) {
                                 return false;
                             }
                             acc.insert(Bytes::copy_from_slice(m), v);
@@ -1053,7 +1056,7 @@ fn op_algebra(
             walked *= 2;
             let members = acc.len();
             out = if budget.oom {
-                lazyfree::free(acc, members, budget.bytes);
+                lazyfree::free(acc, members, budget.charge.bytes());
                 Vec::new()
             } else {
                 acc.into_iter().collect()
@@ -1070,7 +1073,7 @@ fn op_algebra(
                             return true;
                         }
                     }
-                    if !budget.fits(m) {
+                    if !budget.fits(m, s) {
                         return false;
                     }
                     out.push((Bytes::copy_from_slice(m), s));
@@ -1089,7 +1092,7 @@ fn op_algebra(
     ctx.work += walked + probes / PROBES_PER_ELEMENT + stored;
     if budget.oom {
         let members = out.len();
-        lazyfree::free(out, members, budget.bytes);
+        lazyfree::free(out, members, budget.charge.bytes());
         return Err(OpError::Static(reply::OOM));
     }
     out.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
@@ -1181,8 +1184,9 @@ pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 }
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]: scores as bulk strings;
-/// a small sorted set whole (in order, as Redis), a larger one in steps of
-/// at most COUNT * 10 arena positions visited (see [`scan_step`]).
+/// a small sorted set whole (in order, as Redis; a packed one from any
+/// cursor, as Redis returns a listpack), a larger one in steps of at most
+/// COUNT * 10 arena positions visited (see [`scan_step`]).
 pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let opts = scan_opts(&args[2..], false, false)?;
     let Some(z) = op_read(ctx, &args[1])? else {
@@ -1200,7 +1204,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         kept
     };
-    let (next, walked) = if opts.cursor == 0 && z.len() <= SCAN_WHOLE_UP_TO {
+    let (next, walked) = if z.is_packed() || (opts.cursor == 0 && z.len() <= SCAN_WHOLE_UP_TO) {
         z.iter().for_each(|p| {
             keep(p);
         });
@@ -1221,6 +1225,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 #[cfg(test)]
 mod tests {
     use crate::cmd::test_util::{Harness, bulk, err, scan_to_end};
+    use crate::partition::packed::PACKED_OVERHEAD;
     use crate::partition::value::{ENTRY_OVERHEAD, ZSET_MEMBER_OVERHEAD};
     use crate::resp::{Reply, reply};
 
@@ -1370,8 +1375,19 @@ mod tests {
         );
         assert_eq!(
             h.ks.used_bytes(),
-            1 + ENTRY_OVERHEAD + 4 * (1 + ZSET_MEMBER_OVERHEAD)
+            // Packed: two length bytes, the member, and the score as one
+            // byte (integral, below 128).
+            1 + ENTRY_OVERHEAD + PACKED_OVERHEAD + 4 * (1 + 1 + 2)
         );
+        // A member past 64 bytes moves the set to its skip list.
+        let long = "x".repeat(65);
+        h.run(&["zadd", "z", "0.5", &long]);
+        assert_eq!(
+            h.ks.used_bytes(),
+            1 + ENTRY_OVERHEAD + 4 * (1 + ZSET_MEMBER_OVERHEAD) + (65 + ZSET_MEMBER_OVERHEAD)
+        );
+        assert_eq!(h.run(&["zrank", "z", &long]), Reply::Int(0));
+        assert_eq!(h.run(&["zrem", "z", &long]), Reply::Int(1));
         assert_eq!(h.run(&["zrem", "z", "a", "b", "zz"]), Reply::Int(2));
         assert_eq!(h.run(&["zrem", "z", "c", "d"]), Reply::Int(2));
         assert_eq!(h.run(&["exists", "z"]), Reply::Int(0));
@@ -1730,7 +1746,9 @@ mod tests {
             h.run(&["zadd", "{z}a", &i.to_string(), &format!("a{i:02}")]);
         }
         let entry = 4 + ENTRY_OVERHEAD;
-        let ten = 10 * (3 + ZSET_MEMBER_OVERHEAD);
+        // Packed results: 6 bytes a member (two length bytes, 3 bytes, a
+        // one-byte score).
+        let ten = PACKED_OVERHEAD + 10 * 6;
         let used = h.ks.used_bytes();
         h.room = (ten + entry - 1) as u64;
         let range = ["zrangestore", "{z}d", "{z}a", "0", "9"];
@@ -1745,7 +1763,7 @@ mod tests {
         );
         h.run(&["del", "{z}d"]);
         let diff = ["zdiffstore", "{z}d", "2", "{z}a", "{z}d"];
-        h.room = (100 * (3 + ZSET_MEMBER_OVERHEAD) + entry - 1) as u64;
+        h.room = (PACKED_OVERHEAD + 100 * 6 + entry - 1) as u64;
         assert_eq!(h.run(&diff), err(reply::OOM));
         assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
         h.room += 1;
@@ -1876,7 +1894,8 @@ mod tests {
         h.room = (result + entry) as u64;
         assert_eq!(h.run(&union), Reply::Int(200));
         h.run(&["del", "{z}d"]);
-        h.room = (100 * (3 + ZSET_MEMBER_OVERHEAD) + entry - 1) as u64;
+        // 100 members: packed, 6 bytes each (scores 2).
+        h.room = (PACKED_OVERHEAD + 100 * 6 + entry - 1) as u64;
         let inter = ["zinterstore", "{z}d", "2", "{z}a", "{z}a"];
         assert_eq!(h.run(&inter), err(reply::OOM));
         assert_eq!(h.run(&["exists", "{z}d"]), Reply::Int(0));
@@ -1886,6 +1905,32 @@ mod tests {
 
     /// ZSCAN counts the members it visits and replies (with their
     /// formatted scores) apart.
+    /// A cursor left from a big set's scan, used on a small set under the
+    /// same key: a packed set is returned whole, in order, cursor 0.
+    #[test]
+    fn zscan_of_a_packed_set_from_any_cursor_is_whole() {
+        let mut h = Harness::new();
+        for i in 0..200 {
+            h.run(&["zadd", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        let Reply::Array(parts) = h.run(&["zscan", "z", "0", "COUNT", "10"]) else {
+            panic!()
+        };
+        let cursor = parts[0].clone();
+        assert_ne!(cursor, bulk("0"));
+        h.run(&["del", "z"]);
+        h.run(&["zadd", "z", "2", "b", "1", "a", "1.5", "c"]);
+        let Reply::Bulk(c) = cursor else { panic!() };
+        let c = String::from_utf8(c.to_vec()).unwrap();
+        for cursor in [c.as_str(), "1", "18446744073709551615"] {
+            assert_eq!(
+                h.run(&["zscan", "z", cursor, "COUNT", "1"]),
+                Reply::Array(vec![bulk("0"), bulks(&["a", "1", "c", "1.5", "b", "2"])]),
+                "cursor {cursor}"
+            );
+        }
+    }
+
     #[test]
     fn zscan_counts_visits_and_replies_apart() {
         use crate::cmd::table::{SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};

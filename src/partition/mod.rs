@@ -3,7 +3,8 @@
 //! - [`slot`]: key → hash slot (CRC16/XMODEM with `{hash tag}`), as Redis Cluster,
 //!   and [`ClusterMode`], which keys one command may combine.
 //! - [`value`]: the value types and their memory accounting (hash, list, set
-//!   there; sorted sets in [`zset`], streams in [`stream`]).
+//!   there; sorted sets in [`zset`], streams in [`stream`]); [`packed`]: the
+//!   compact form of small hashes and sorted sets.
 //! - [`keyspace`]: entries bucketed by slot, TTLs (lazy expiry on access plus an
 //!   active cycle driven by a deadline heap), used-bytes accounting, SCAN.
 //! - [`notify`]: keyspace notifications recorded for the cache's hub.
@@ -18,6 +19,7 @@ pub mod key;
 pub mod keyspace;
 pub mod lazyfree;
 pub mod notify;
+pub mod packed;
 pub mod slot;
 pub mod stream;
 pub mod value;

@@ -3,7 +3,11 @@
 //! Accounting is exact and O(1) per change: every value knows its payload
 //! bytes, collections keep a running total as they change. The per-entry and
 //! per-element overheads are documented constants (the README repeats them),
-//! close to what the allocator really spends on this layout.
+//! close to what the allocator really spends on this layout. Small hashes
+//! and sorted sets are packed ([`super::packed`]): one block of
+//! length-prefixed entries, charged its length plus
+//! [`PACKED_OVERHEAD`](super::packed::PACKED_OVERHEAD), until they outgrow
+//! it and move to their tables, charged per element.
 //!
 //! This file holds the small collections (hash, list, set); the sorted set
 //! lives in [`super::zset`], the stream in [`super::stream`]. HyperLogLogs and
@@ -12,8 +16,10 @@
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable as Index};
 use rand::Rng;
+
+use super::packed::{self, Packed};
 
 pub use super::stream::{
     CONSUMER_OVERHEAD, GROUP_OVERHEAD, PENDING_OVERHEAD, STREAM_ENTRY_OVERHEAD,
@@ -24,8 +30,9 @@ pub use super::zset::{ZSET_MEMBER_OVERHEAD, ZSetValue};
 /// Bytes charged per key on top of key and value bytes: the table slot
 /// (key box, value, expiry), the allocator's rounding of two small blocks.
 pub const ENTRY_OVERHEAD: usize = 64;
-/// Bytes charged per hash field on top of field and value bytes: the
-/// 32-byte slot in the pair vector, the 4-byte index entry and its control
+/// Bytes charged per hash field of a table-form hash on top of field and
+/// value bytes (a packed hash is charged its block): the 32-byte slot in
+/// the pair vector, the 4-byte index entry and its control
 /// byte at the table's load factor, the allocator's rounding of two blocks.
 pub const HASH_FIELD_OVERHEAD: usize = 48;
 /// Bytes charged per list element on top of its bytes: the 16-byte slot in
@@ -115,11 +122,34 @@ impl Value {
 /// A hash field and its value.
 type Field = (Box<[u8]>, Box<[u8]>);
 
-/// A hash: field → value pairs in a dense table (a random field is
-/// O(1), HSCAN resumes at a position), with its byte total kept as it
-/// changes.
+/// A hash: packed while small ([`super::packed`]: field and value pairs in
+/// insertion order, as Redis's listpack), else field → value pairs in a
+/// dense table (a random field is O(1), HSCAN resumes at a position).
+/// Either way a pair's position only moves down (a packed removal shifts
+/// the pairs after it, a table's moves the last pair into the hole).
 #[derive(Debug, Clone, Default)]
 pub struct HashValue {
+    repr: HashRepr,
+}
+
+#[derive(Debug, Clone)]
+enum HashRepr {
+    /// `[field length][field][value length][value]` per pair.
+    Packed(Packed),
+    /// Boxed, so a packed hash stays a small block.
+    Table(Box<FieldTable>),
+}
+
+impl Default for HashRepr {
+    fn default() -> HashRepr {
+        HashRepr::Packed(Packed::default())
+    }
+}
+
+/// The table form, with its byte total kept as it changes (field and value
+/// bytes plus [`HASH_FIELD_OVERHEAD`] per field).
+#[derive(Debug, Clone, Default)]
+struct FieldTable {
     map: Dense<Field>,
     bytes: usize,
 }
@@ -132,57 +162,188 @@ impl PartialEq for HashValue {
 
 impl HashValue {
     pub fn len(&self) -> usize {
-        self.map.len()
+        match &self.repr {
+            HashRepr::Packed(p) => p.len(),
+            HashRepr::Table(t) => t.map.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the hash is in its packed form (see [`super::packed`]).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.repr, HashRepr::Packed(_))
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.bytes
+        match &self.repr {
+            HashRepr::Packed(p) => p.mem_bytes(),
+            HashRepr::Table(t) => t.bytes,
+        }
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        let i = self.map.find(field)?;
-        self.map.get(i).map(|(_, v)| &v[..])
+        match &self.repr {
+            HashRepr::Packed(p) => p.find(field).map(|(_, e)| e.payload),
+            HashRepr::Table(t) => {
+                let i = t.map.find(field)?;
+                t.map.get(i).map(|(_, v)| &v[..])
+            }
+        }
     }
 
-    /// Sets `field`; returns true if the field is new.
+    /// Sets `field`; returns true if the field is new. A packed hash
+    /// converts to the table form when the pair would not fit it.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if let Some(i) = self.map.find(field) {
-            if let Some((_, old)) = self.map.get_mut(i) {
-                self.bytes = self.bytes - old.len() + value.len();
+        if let HashRepr::Packed(p) = &mut self.repr {
+            let found = p.find(field).map(|(_, e)| (e.at, e.next));
+            let fits = packed::fits(field) && packed::fits(value);
+            match found {
+                Some((at, next)) if fits => {
+                    p.replace(at, next, field, value);
+                    return false;
+                }
+                None if fits && p.len() < packed::PACKED_MAX_LEN => {
+                    p.insert(p.end(), field, value);
+                    return true;
+                }
+                _ => self.unpack(),
+            }
+        }
+        let HashRepr::Table(t) = &mut self.repr else {
+            unreachable!("unpacked above")
+        };
+        if let Some(i) = t.map.find(field) {
+            if let Some((_, old)) = t.map.get_mut(i) {
+                t.bytes = t.bytes - old.len() + value.len();
                 *old = value.into();
             }
             return false;
         }
-        if !self.map.push((field.into(), value.into())) {
+        if !t.map.push((field.into(), value.into())) {
             return false;
         }
-        self.bytes += field.len() + value.len() + HASH_FIELD_OVERHEAD;
+        t.bytes += field.len() + value.len() + HASH_FIELD_OVERHEAD;
         true
     }
 
+    /// Prepares for up to `additional` new fields (an HSET's): a packed
+    /// hash they could take past [`packed::PACKED_MAX_LEN`] moves to the
+    /// table now, rather than after inserts into the packed form that the
+    /// conversion would undo.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.is_packed() && self.len().saturating_add(additional) > packed::PACKED_MAX_LEN {
+            self.unpack();
+        }
+    }
+
+    /// Converts a packed hash to the table form, pairs in the same
+    /// positions.
+    fn unpack(&mut self) {
+        let mut t = FieldTable::default();
+        t.map.items.reserve_exact(self.len() + 1);
+        for (f, v) in self.iter() {
+            t.map.push((f.into(), v.into()));
+            t.bytes += f.len() + v.len() + HASH_FIELD_OVERHEAD;
+        }
+        self.repr = HashRepr::Table(Box::new(t));
+    }
+
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        let Some(i) = self.map.find(field) else {
-            return false;
-        };
-        let (f, v) = self.map.take_at(i);
-        self.bytes -= f.len() + v.len() + HASH_FIELD_OVERHEAD;
+        match &mut self.repr {
+            HashRepr::Packed(p) => {
+                let Some((at, next)) = p.find(field).map(|(_, e)| (e.at, e.next)) else {
+                    return false;
+                };
+                p.remove(at, next, 1);
+            }
+            HashRepr::Table(t) => {
+                let Some(i) = t.map.find(field) else {
+                    return false;
+                };
+                let (f, v) = t.map.take_at(i);
+                t.bytes -= f.len() + v.len() + HASH_FIELD_OVERHEAD;
+            }
+        }
         true
     }
 
     /// Fields and values, in position order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
-        self.map.iter().map(|(k, v)| (&k[..], &v[..]))
+    pub fn iter(&self) -> HashIter<'_> {
+        match &self.repr {
+            HashRepr::Packed(p) => HashIter(Pairs::Packed {
+                entries: p.entries(),
+                left: p.len(),
+            }),
+            HashRepr::Table(t) => HashIter(Pairs::Table(t.map.iter())),
+        }
     }
 
-    /// The field and value at position `i` (`i < len`; see [`scan_step`]).
+    /// The field and value at position `i` (`i < len`; see [`scan_step`]):
+    /// O(1) in a table, a walk in a packed hash.
     pub fn get_at(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        self.map.get(i).map(|(k, v)| (&k[..], &v[..]))
+        match &self.repr {
+            HashRepr::Packed(_) => self.iter().nth(i),
+            HashRepr::Table(t) => t.map.get(i).map(|(k, v)| (&k[..], &v[..])),
+        }
+    }
+
+    /// The fields and values at `positions` (each `< len`), in that order:
+    /// O(1) each (a packed hash is walked once first), for random picks.
+    pub fn at_positions(&self, positions: impl IntoIterator<Item = usize>) -> Vec<(&[u8], &[u8])> {
+        match &self.repr {
+            HashRepr::Packed(_) => {
+                let pairs: Vec<(&[u8], &[u8])> = self.iter().collect();
+                positions
+                    .into_iter()
+                    .filter_map(|i| pairs.get(i).copied())
+                    .collect()
+            }
+            HashRepr::Table(_) => positions
+                .into_iter()
+                .filter_map(|i| self.get_at(i))
+                .collect(),
+        }
     }
 }
+
+/// Iterator over a hash's fields and values, in position order.
+pub struct HashIter<'a>(Pairs<'a>);
+
+enum Pairs<'a> {
+    Packed {
+        entries: packed::Entries<'a>,
+        left: usize,
+    },
+    Table(std::slice::Iter<'a, Field>),
+}
+
+impl<'a> Iterator for HashIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        match &mut self.0 {
+            Pairs::Packed { entries, left } => {
+                let e = entries.next()?;
+                *left -= 1;
+                Some((e.key, e.payload))
+            }
+            Pairs::Table(it) => it.next().map(|(k, v)| (&k[..], &v[..])),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match &self.0 {
+            Pairs::Packed { left, .. } => *left,
+            Pairs::Table(it) => it.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for HashIter<'_> {}
 
 /// Shrinks a buffer that has become mostly empty, so a collection that grew
 /// and then emptied out does not keep its peak allocation.
@@ -463,7 +624,7 @@ impl Keyed for Field {
 #[derive(Debug, Clone, Default)]
 struct Dense<E> {
     items: Vec<E>,
-    index: HashTable<u32>,
+    index: Index<u32>,
     hasher: DefaultHashBuilder,
 }
 
@@ -530,14 +691,15 @@ impl<E: Keyed> Dense<E> {
         taken
     }
 
-    fn iter(&self) -> impl ExactSizeIterator<Item = &E> {
+    fn iter(&self) -> std::slice::Iter<'_, E> {
         self.items.iter()
     }
 }
 
 /// Collections of at most this many elements are returned whole by one
 /// HSCAN/SSCAN/ZSCAN call from cursor 0, as Redis returns its small
-/// (listpack) encodings (`hash-max-listpack-entries` is 128).
+/// (listpack) encodings (`zset-max-listpack-entries` is 128); a packed
+/// hash or sorted set from any cursor.
 pub const SCAN_WHOLE_UP_TO: usize = 128;
 
 /// One step of a collection SCAN over positions `0..len` whose entries only
@@ -696,34 +858,131 @@ mod tests {
         }
     }
 
+    /// What a hash is charged: its packed block, or its table's fields.
+    fn hash_charge(h: &HashValue) -> usize {
+        if h.is_packed() {
+            packed::PACKED_OVERHEAD + h.iter().map(|(f, v)| 2 + f.len() + v.len()).sum::<usize>()
+        } else {
+            h.iter()
+                .map(|(f, v)| f.len() + v.len() + HASH_FIELD_OVERHEAD)
+                .sum()
+        }
+    }
+
     #[test]
     fn hash_values_follow_their_fields() {
+        // 100 fields stay packed, 300 go to the table.
+        for n in [100, 300] {
+            let mut h = HashValue::default();
+            for i in 0..n {
+                assert!(h.insert(format!("f{i}").as_bytes(), format!("v{i}").as_bytes()));
+            }
+            assert_eq!(h.is_packed(), n <= packed::PACKED_MAX_LEN);
+            assert!(!h.insert(b"f7", b"seven"));
+            for i in (0..n).step_by(3) {
+                assert!(h.remove(format!("f{i}").as_bytes()));
+            }
+            assert!(!h.remove(b"f0"));
+            for i in 0..n {
+                let want = match i {
+                    7 => Some(b"seven".to_vec()),
+                    i if i % 3 == 0 => None,
+                    i => Some(format!("v{i}").into_bytes()),
+                };
+                assert_eq!(h.get(format!("f{i}").as_bytes()).map(<[u8]>::to_vec), want);
+            }
+            assert_eq!(h.mem_bytes(), hash_charge(&h));
+            let copy = h.clone();
+            assert_eq!(copy, h);
+            h.insert(b"f1", b"other");
+            assert_ne!(copy, h);
+        }
+    }
+
+    /// The packed hash against a model (pairs in insertion order, a removal
+    /// shifting the rest down, as Redis's listpack), through the conversion
+    /// at the 129th field and at a 65-byte field or value; then the table
+    /// form against the same model's contents.
+    #[test]
+    fn packed_hash_matches_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for round in 0..40 {
+            let mut h = HashValue::default();
+            let mut model: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let fields = if round % 2 == 0 { 120 } else { 140 };
+            for step in 0..800 {
+                let f = format!("f{}", rng.random_range(0..fields)).into_bytes();
+                let long = round % 4 == 1 && step == 400;
+                let v = vec![b'v'; if long { 65 } else { rng.random_range(0..=64) }];
+                let was_packed = h.is_packed();
+                let at = model.iter().position(|(mf, _)| *mf == f);
+                if rng.random_bool(0.7) {
+                    assert_eq!(h.insert(&f, &v), at.is_none());
+                    match at {
+                        Some(i) => model[i].1 = v.clone(),
+                        None => model.push((f.clone(), v.clone())),
+                    }
+                    let must_convert = v.len() > packed::PACKED_MAX_BYTES
+                        || (at.is_none() && model.len() > packed::PACKED_MAX_LEN);
+                    assert_eq!(was_packed && !h.is_packed(), was_packed && must_convert);
+                } else {
+                    assert_eq!(h.remove(&f), at.is_some());
+                    if let Some(i) = at {
+                        model.remove(i);
+                    }
+                    assert_eq!(h.is_packed(), was_packed, "never converts back");
+                }
+                assert_eq!(h.len(), model.len());
+                assert_eq!(h.get(&f), model.iter().find(|p| p.0 == f).map(|p| &p.1[..]));
+                if step % 40 == 0 || h.is_packed() != was_packed {
+                    let mut got: Vec<(&[u8], &[u8])> = h.iter().collect();
+                    let mut want: Vec<(&[u8], &[u8])> =
+                        model.iter().map(|(f, v)| (&f[..], &v[..])).collect();
+                    if h.is_packed() {
+                        assert_eq!(got, want, "insertion order");
+                    } else {
+                        got.sort();
+                        want.sort();
+                        assert_eq!(got, want);
+                    }
+                    for (i, p) in h.iter().enumerate() {
+                        assert_eq!(h.get_at(i), Some(p));
+                    }
+                    let picks: Vec<usize> = (0..20)
+                        .map(|_| rng.random_range(0..h.len().max(1)))
+                        .collect();
+                    let by_one: Vec<_> = picks.iter().filter_map(|&i| h.get_at(i)).collect();
+                    assert_eq!(h.at_positions(picks), by_one);
+                    assert_eq!(h.mem_bytes(), hash_charge(&h));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reserve_converts_only_what_would_outgrow_the_packed_form() {
         let mut h = HashValue::default();
-        for i in 0..100 {
-            assert!(h.insert(format!("f{i}").as_bytes(), format!("v{i}").as_bytes()));
-        }
-        assert!(!h.insert(b"f7", b"seven"));
-        for i in (0..100).step_by(3) {
-            assert!(h.remove(format!("f{i}").as_bytes()));
-        }
-        assert!(!h.remove(b"f0"));
-        for i in 0..100 {
-            let want = match i {
-                7 => Some(b"seven".to_vec()),
-                i if i % 3 == 0 => None,
-                i => Some(format!("v{i}").into_bytes()),
-            };
-            assert_eq!(h.get(format!("f{i}").as_bytes()).map(<[u8]>::to_vec), want);
-        }
-        let bytes: usize = h
-            .iter()
-            .map(|(f, v)| f.len() + v.len() + HASH_FIELD_OVERHEAD)
-            .sum();
-        assert_eq!(h.mem_bytes(), bytes);
-        let copy = h.clone();
-        assert_eq!(copy, h);
-        h.insert(b"f1", b"other");
-        assert_ne!(copy, h);
+        h.insert(b"f", b"v");
+        h.reserve(packed::PACKED_MAX_LEN - 1);
+        assert!(h.is_packed());
+        h.reserve(packed::PACKED_MAX_LEN);
+        assert!(!h.is_packed());
+        assert_eq!(h.get(b"f"), Some(&b"v"[..]));
+        assert_eq!(h.mem_bytes(), 2 + HASH_FIELD_OVERHEAD);
+    }
+
+    #[test]
+    fn a_packed_hash_is_a_small_block() {
+        assert_eq!(std::mem::size_of::<HashValue>(), 24);
+        let mut h = HashValue::default();
+        h.insert(&[b'f'; 64], &[b'v'; 64]);
+        assert!(h.is_packed());
+        assert_eq!(h.mem_bytes(), packed::PACKED_OVERHEAD + 2 + 128);
+        h.insert(b"g", &[b'v'; 65]);
+        assert!(!h.is_packed());
+        assert_eq!(h.mem_bytes(), 128 + 66 + 2 * HASH_FIELD_OVERHEAD);
+        assert_eq!(h.iter().next(), Some((&[b'f'; 64][..], &[b'v'; 64][..])));
     }
 
     /// LREM's removal against a model, from either end, with limits.

@@ -1,78 +1,43 @@
-//! Sorted sets: members ordered by (score, member) with O(log n) insert,
-//! remove, score lookup, rank, and range-by-score/lex/rank lookups.
+//! Sorted sets: members ordered by (score, member), with score lookup,
+//! rank, range-by-score/lex/rank, and random picks.
 //!
-//! Layout (as Redis's zset, in safe Rust):
-//! - a skip list whose nodes live in a vector used as an arena (positions are
-//!   `u32`, node 0 is the head, freed slots are reused); every forward link
-//!   carries its *span*, the number of elements it skips, so a descent sums
-//!   ranks on the way down;
-//! - a hash table of node positions keyed by the node's member, so a member's
-//!   score is found in O(1) and each member's bytes are stored once.
+//! Two forms behind one API, as Redis's listpack and skiplist encodings:
+//! 1. packed ([`packed`], over [`crate::partition::packed`]): entries in
+//!    (score, member) order in one exact-size block while the set has at
+//!    most [`PACKED_MAX_LEN`] members of at most [`PACKED_MAX_BYTES`] bytes;
+//!    every operation is a walk of at most that many entries;
+//! 2. the skip list ([`skiplist`]): O(log n) everything, once the set has
+//!    outgrown the packed form. A set converts (insert of the member that
+//!    does not fit) and never converts back, as Redis.
 //!
-//! ZSCAN walks the arena's positions downwards ([`super::value::scan_step`]):
-//! a freed slot is reused by a new member, and compaction keeps the arena
-//! order of the live nodes, so a member never moves to a higher position
-//! and one present for the whole scan is returned.
+//! ZSCAN: a packed set is returned whole from any cursor (it is small, as
+//! Redis returns a listpack); a skip list's arena positions are walked
+//! downwards ([`crate::partition::value::scan_step`]).
 //!
-//! Invariants: the level-0 chain visits every member in ascending
-//! (score, member) order; the span of a link is the rank distance to its
-//! target (to the end of the list for a link to nothing); `prev` is the
-//! level-0 predecessor (none for the first node); no score is NaN (commands
-//! reject NaN before calling); `bytes` is the sum of member lengths plus
-//! [`ZSET_MEMBER_OVERHEAD`] per member. Ranks in this API are 0-based.
+//! Invariants: no score is NaN (commands reject NaN before calling); ranks
+//! in this API are 0-based; [`ZSetValue::mem_bytes`] is the packed block's
+//! charge ([`PACKED_OVERHEAD`] and its bytes: a member costs its length
+//! plus 3 to 10 bytes, see [`packed`]) or the skip list's (member lengths
+//! plus [`ZSET_MEMBER_OVERHEAD`] each), and [`Charge`] predicts it for a
+//! set about to be built.
 
-use std::cmp::Ordering;
-use std::hash::BuildHasher;
+mod packed;
+mod skiplist;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
-/// Bytes charged per member on top of its bytes: the 48-byte arena node
-/// (member pointer, score, back link, link pointer), its link block (1.33
-/// links of 8 bytes on average, rounded up by the allocator), the member's
-/// heap block (header and rounding) and the 4-byte index entry with its
-/// control byte at the table's load factor.
+#[cfg(doc)]
+use crate::partition::packed::PACKED_MAX_BYTES;
+use crate::partition::packed::{self as packing, PACKED_MAX_LEN, PACKED_OVERHEAD};
+use packed::PackedZSet;
+use skiplist::{SkipIter, SkipList};
+
+/// Bytes charged per member of a skip list on top of its bytes: the
+/// 48-byte arena node (member pointer, score, back link, link pointer), its
+/// link block (1.33 links of 8 bytes on average, rounded up by the
+/// allocator), the member's heap block (header and rounding) and the 4-byte
+/// index entry with its control byte at the table's load factor.
 pub const ZSET_MEMBER_OVERHEAD: usize = 96;
-
-/// Levels of the skip list: with p = 1/4, enough for 2^64 elements.
-const MAX_LEVEL: usize = 32;
-const HEAD: u32 = 0;
-const NIL: u32 = u32::MAX;
-/// Freed arena slots are compacted away once they are this many and outnumber
-/// the live nodes.
-const COMPACT_AFTER: usize = 1024;
-
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    next: u32,
-    span: u32,
-}
-
-const NO_LINK: Link = Link { next: NIL, span: 0 };
-
-#[derive(Debug, Clone)]
-struct Node {
-    member: Box<[u8]>,
-    score: f64,
-    prev: u32,
-    links: Box<[Link]>,
-}
-
-impl Node {
-    fn cmp_to(&self, score: f64, member: &[u8]) -> Ordering {
-        self.score
-            .partial_cmp(&score)
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| (*self.member).cmp(member))
-    }
-}
-
-/// For each level, the last node before a position and its 1-based rank
-/// (the head has rank 0).
-struct Path {
-    update: [u32; MAX_LEVEL],
-    rank: [usize; MAX_LEVEL],
-}
 
 /// One end of a score range: `(5` is exclusive, `5` inclusive, `-inf`/`+inf`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,6 +74,7 @@ impl ScoreRange {
         self.above_min(s) && self.below_max(s)
     }
 
+    /// No score can be in it (Redis's `zslIsInRange` quick rejection).
     fn is_empty(&self) -> bool {
         self.min.value > self.max.value
             || (self.min.value == self.max.value && (self.min.exclusive || self.max.exclusive))
@@ -156,34 +122,21 @@ impl LexRange<'_> {
 }
 
 /// A sorted set (see the module doc).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ZSetValue {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
-    tail: u32,
-    level: usize,
-    bytes: usize,
+    repr: Repr,
 }
 
-impl Default for ZSetValue {
-    fn default() -> ZSetValue {
-        let head = Node {
-            member: Box::default(),
-            score: 0.0,
-            prev: NIL,
-            links: vec![NO_LINK; MAX_LEVEL].into(),
-        };
-        ZSetValue {
-            nodes: vec![head],
-            free: Vec::new(),
-            index: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
-            tail: NIL,
-            level: 1,
-            bytes: 0,
-        }
+#[derive(Debug, Clone)]
+enum Repr {
+    Packed(PackedZSet),
+    /// Boxed, so a packed set stays a small block.
+    Skip(Box<SkipList>),
+}
+
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Packed(PackedZSet::default())
     }
 }
 
@@ -193,345 +146,156 @@ impl PartialEq for ZSetValue {
     }
 }
 
-/// A random level with P(level > k) = 4^-k, as Redis's ZSKIPLIST_P = 0.25.
-fn random_level() -> usize {
-    let bits: u64 = rand::random();
-    (1 + bits.trailing_zeros() as usize / 2).min(MAX_LEVEL)
-}
-
 impl ZSetValue {
-    fn cost(member: &[u8]) -> usize {
-        member.len() + ZSET_MEMBER_OVERHEAD
-    }
-
     pub fn len(&self) -> usize {
-        self.index.len()
+        match &self.repr {
+            Repr::Packed(p) => p.len(),
+            Repr::Skip(s) => s.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the set is in its packed form.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.repr, Repr::Packed(_))
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.bytes
-    }
-
-    fn node(&self, i: u32) -> &Node {
-        &self.nodes[i as usize]
-    }
-
-    fn node_mut(&mut self, i: u32) -> &mut Node {
-        &mut self.nodes[i as usize]
-    }
-
-    fn find(&self, member: &[u8]) -> Option<u32> {
-        let hash = self.hasher.hash_one(member);
-        self.index
-            .find(hash, |&i| &*self.nodes[i as usize].member == member)
-            .copied()
-    }
-
-    /// Descends the list, moving forward while `before(node, its 1-based
-    /// rank)` holds; `before` must hold for a prefix of the order.
-    fn path(&self, before: impl Fn(&Node, usize) -> bool) -> Path {
-        let mut p = Path {
-            update: [HEAD; MAX_LEVEL],
-            rank: [0; MAX_LEVEL],
-        };
-        let (mut x, mut r) = (HEAD, 0usize);
-        for i in (0..self.level).rev() {
-            loop {
-                let link = self.node(x).links[i];
-                if link.next == NIL {
-                    break;
-                }
-                let next_rank = r + link.span as usize;
-                if !before(self.node(link.next), next_rank) {
-                    break;
-                }
-                x = link.next;
-                r = next_rank;
-            }
-            p.update[i] = x;
-            p.rank[i] = r;
+        match &self.repr {
+            Repr::Packed(p) => p.mem_bytes(),
+            Repr::Skip(s) => s.mem_bytes(),
         }
-        p
-    }
-
-    /// The path that ends just before the node of 0-based rank `rank`.
-    fn path_to_rank(&self, rank: usize) -> Path {
-        self.path(|_, r| r <= rank)
-    }
-
-    /// Links the (allocated, indexed, unlinked) node `x` in at its ordered
-    /// position.
-    fn link_in(&mut self, x: u32) {
-        let p = {
-            let n = self.node(x);
-            self.path(|other, _| other.cmp_to(n.score, &n.member) == Ordering::Less)
-        };
-        let level = random_level();
-        // Members already linked (the index holds `x` too).
-        let linked = (self.len() - 1) as u32;
-        if level > self.level {
-            for i in self.level..level {
-                self.node_mut(HEAD).links[i] = Link {
-                    next: NIL,
-                    span: linked,
-                };
-            }
-            self.level = level;
-        }
-        let mut links = vec![NO_LINK; level];
-        for (i, link) in links.iter_mut().enumerate() {
-            let before = &mut self.nodes[p.update[i] as usize].links[i];
-            let dist = (p.rank[0] - p.rank[i]) as u32;
-            *link = Link {
-                next: before.next,
-                span: before.span - dist,
-            };
-            *before = Link {
-                next: x,
-                span: dist + 1,
-            };
-        }
-        for i in level..self.level {
-            self.nodes[p.update[i] as usize].links[i].span += 1;
-        }
-        let prev = if p.update[0] == HEAD {
-            NIL
-        } else {
-            p.update[0]
-        };
-        let next = links[0].next;
-        let node = self.node_mut(x);
-        node.links = links.into();
-        node.prev = prev;
-        if next == NIL {
-            self.tail = x;
-        } else {
-            self.node_mut(next).prev = x;
-        }
-    }
-
-    /// Unlinks node `x`, whose predecessors at each level are `update`.
-    /// The node keeps its member and score.
-    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
-        let links = std::mem::take(&mut self.node_mut(x).links);
-        for (i, &u) in update.iter().enumerate().take(self.level) {
-            let before = &mut self.nodes[u as usize].links[i];
-            if before.next == x {
-                before.span = before.span + links[i].span - 1;
-                before.next = links[i].next;
-            } else {
-                before.span -= 1;
-            }
-        }
-        let prev = self.node(x).prev;
-        match links.first().map_or(NIL, |l| l.next) {
-            NIL => self.tail = prev,
-            next => self.node_mut(next).prev = prev,
-        }
-        while self.level > 1 && self.node(HEAD).links[self.level - 1].next == NIL {
-            self.level -= 1;
-        }
-    }
-
-    /// Forgets the unlinked node `x`: its index entry, its bytes, its slot.
-    fn release(&mut self, x: u32) -> (Box<[u8]>, f64) {
-        let node = self.node_mut(x);
-        let member = std::mem::take(&mut node.member);
-        let score = node.score;
-        let hash = self.hasher.hash_one(&*member);
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i == x) {
-            entry.remove();
-        }
-        self.bytes -= Self::cost(&member);
-        self.free.push(x);
-        (member, score)
-    }
-
-    /// Rebuilds the arena without its free slots once they dominate it. The
-    /// live nodes keep their arena order (each moves down by the free slots
-    /// below it), which ZSCAN's cursor relies on (see the module doc).
-    fn maybe_compact(&mut self) {
-        if self.free.len() < COMPACT_AFTER || self.free.len() < self.len() {
-            return;
-        }
-        let mut fresh = ZSetValue {
-            hasher: self.hasher.clone(),
-            ..ZSetValue::default()
-        };
-        fresh.nodes.reserve(self.len());
-        for p in 0..self.scan_positions() {
-            if let Some((m, s)) = self.at_position(p) {
-                fresh.insert(m, s);
-            }
-        }
-        *self = fresh;
-    }
-
-    /// Positions of the arena (members and free slots) for ZSCAN.
-    pub fn scan_positions(&self) -> usize {
-        self.nodes.len() - 1
-    }
-
-    /// The member at arena position `p`, if that slot holds one.
-    pub fn at_position(&self, p: usize) -> Option<(&[u8], f64)> {
-        let n = self.nodes.get(p + 1)?;
-        // A free slot has no links (taken when it was unlinked).
-        (!n.links.is_empty()).then_some((&n.member[..], n.score))
     }
 
     /// Sets `member`'s score; returns the previous score if it was a member.
+    /// A packed set converts to the skip list when the member does not fit.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        if let Some(x) = self.find(member) {
-            let old = self.node(x).score;
-            if old != score {
-                self.update_score(x, score);
-            }
-            return Some(old);
+        if let Repr::Packed(p) = &mut self.repr
+            // A member too long is new: it converts the set as a full one.
+            && packing::fits(member)
+            && let Ok(old) = p.insert(member, score)
+        {
+            return old;
         }
-        // Positions are u32 (NIL reserved): unreachable before memory runs out.
-        if self.nodes.len() >= NIL as usize - 1 && self.free.is_empty() {
-            return None;
-        }
-        let node = Node {
-            member: member.into(),
-            score,
-            prev: NIL,
-            links: Box::default(),
-        };
-        let x = match self.free.pop() {
-            Some(x) => {
-                self.nodes[x as usize] = node;
-                x
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        };
-        let ZSetValue {
-            nodes,
-            index,
-            hasher,
-            ..
-        } = self;
-        let hash = hasher.hash_one(member);
-        index.insert_unique(hash, x, |&i| hasher.hash_one(&*nodes[i as usize].member));
-        self.link_in(x);
-        self.bytes += Self::cost(member);
-        None
+        self.unpack().insert(member, score)
     }
 
-    /// Moves node `x` to `score`: in place when its neighbours still bracket
-    /// it (the common small change), else unlinked and linked in again.
-    fn update_score(&mut self, x: u32, score: f64) {
-        let n = self.node(x);
-        let prev_ok = n.prev == NIL || self.node(n.prev).cmp_to(score, &n.member).is_lt();
-        let next = n.links[0].next;
-        let next_ok = next == NIL || self.node(next).cmp_to(score, &n.member).is_gt();
-        if prev_ok && next_ok {
-            self.node_mut(x).score = score;
-            return;
+    /// Prepares for up to `additional` new members (a ZADD's, a store's):
+    /// a packed set they could take past [`PACKED_MAX_LEN`] moves to the
+    /// skip list now, as Redis's `zsetTypeMaybeConvert`, rather than after
+    /// inserts into the packed form that the conversion would undo.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.is_packed() && self.len().saturating_add(additional) > PACKED_MAX_LEN {
+            self.unpack();
         }
-        let p = {
-            let n = self.node(x);
-            self.path(|other, _| other.cmp_to(n.score, &n.member).is_lt())
-        };
-        self.unlink(x, &p.update);
-        self.node_mut(x).score = score;
-        self.link_in(x);
+    }
+
+    /// The skip list, converting a packed set to it first.
+    fn unpack(&mut self) -> &mut SkipList {
+        if let Repr::Packed(p) = &self.repr {
+            let mut s = SkipList::default();
+            for (m, score) in p.iter_from(0) {
+                s.insert(m, score);
+            }
+            self.repr = Repr::Skip(Box::new(s));
+        }
+        match &mut self.repr {
+            Repr::Skip(s) => s,
+            Repr::Packed(_) => unreachable!("converted above"),
+        }
     }
 
     /// Removes `member`; returns its score if it was a member.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let x = self.find(member)?;
-        let p = {
-            let n = self.node(x);
-            self.path(|other, _| other.cmp_to(n.score, &n.member).is_lt())
-        };
-        self.unlink(x, &p.update);
-        let (_, score) = self.release(x);
-        self.maybe_compact();
-        Some(score)
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove(member),
+            Repr::Skip(s) => s.remove(member),
+        }
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.find(member).map(|x| self.node(x).score)
+        match &self.repr {
+            Repr::Packed(p) => p.score(member),
+            Repr::Skip(s) => s.score(member),
+        }
     }
 
     /// The 0-based rank of `member` in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
-        let x = self.find(member)?;
-        let n = self.node(x);
-        let p = self.path(|other, _| other.cmp_to(n.score, &n.member).is_le());
-        Some(p.rank[0] - 1)
+        match &self.repr {
+            Repr::Packed(p) => p.rank(member),
+            Repr::Skip(s) => s.rank(member),
+        }
     }
 
     /// The member and score at 0-based rank `rank`.
     pub fn get_by_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
-        self.iter_from(rank).next()
+        match &self.repr {
+            Repr::Packed(p) => p.get_by_rank(rank),
+            Repr::Skip(s) => s.get_by_rank(rank),
+        }
     }
 
-    /// Whether random picks may draw arena positions: the live members are
-    /// at least half of the positions, so a draw hits one with probability
-    /// ≥ 1/2. Always true past [`COMPACT_AFTER`] members (compaction keeps
-    /// free slots below the live count there); a small set emptied of most
-    /// members picks by rank instead.
-    fn dense_enough(&self) -> bool {
-        self.scan_positions() <= 2 * self.len()
+    /// Positions ZSCAN walks (see [`crate::partition::value::scan_step`]):
+    /// a skip list's arena slots, a packed set's ranks.
+    pub fn scan_positions(&self) -> usize {
+        match &self.repr {
+            Repr::Packed(p) => p.len(),
+            Repr::Skip(s) => s.scan_positions(),
+        }
     }
 
-    /// A uniformly random member: a random arena position, drawn again if
-    /// it is free (O(1) expected, as ZSCAN walks them), or a random rank
-    /// (O(log n)) when free slots dominate.
+    /// The member at scan position `p`, if that slot holds one.
+    pub fn at_position(&self, p: usize) -> Option<(&[u8], f64)> {
+        match &self.repr {
+            Repr::Packed(z) => z.get_by_rank(p),
+            Repr::Skip(s) => s.at_position(p),
+        }
+    }
+
+    /// A uniformly random member (O(1) expected in a skip list, see
+    /// `skiplist::SkipList::random`; a walk in a packed set).
     pub fn random(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
-        if self.is_empty() {
-            return None;
+        match &self.repr {
+            Repr::Packed(p) if p.len() > 0 => p.get_by_rank(rng.random_range(0..p.len())),
+            Repr::Packed(_) => None,
+            Repr::Skip(s) => s.random(rng),
         }
-        if self.dense_enough() {
-            // Each draw hits a member with probability >= 1/2: 64 misses
-            // in a row do not happen, but the walk stays bounded if they do.
-            for _ in 0..64 {
-                if let Some(m) = self.at_position(rng.random_range(0..self.scan_positions())) {
-                    return Some(m);
+    }
+
+    /// `count` members picked uniformly and independently (repeats
+    /// allowed): O(1) expected each (a packed set is walked once first).
+    pub fn random_picks(&self, rng: &mut impl Rng, count: usize) -> Vec<(&[u8], f64)> {
+        match &self.repr {
+            Repr::Packed(p) => {
+                let all = p.all();
+                if all.is_empty() {
+                    return Vec::new();
                 }
+                (0..count)
+                    .map(|_| all[rng.random_range(0..all.len())])
+                    .collect()
             }
+            Repr::Skip(s) => (0..count).filter_map(|_| s.random(rng)).collect(),
         }
-        self.get_by_rank(rng.random_range(0..self.len()))
     }
 
     /// `count` distinct members picked uniformly, in random order (`count`
-    /// below [`Self::len`]): random arena positions drawn until `count`
-    /// distinct members are hit (O(1) expected each while `count` is at
-    /// most a third of the members); above that, or when free slots
-    /// dominate, a sample of the members walked in arena order (O(n): n <
-    /// 3 × count, or a set of fewer than 2048 positions, see
-    /// `maybe_compact`).
+    /// below [`Self::len`]; see `skiplist::SkipList::random_distinct`).
     pub fn random_distinct(&self, rng: &mut impl Rng, count: usize) -> Vec<(&[u8], f64)> {
-        let count = count.min(self.len());
-        if self.dense_enough() && count.saturating_mul(3) <= self.len() {
-            let mut seen = std::collections::HashSet::with_capacity(count);
-            let mut out = Vec::with_capacity(count);
-            while out.len() < count {
-                let p = rng.random_range(0..self.scan_positions());
-                if let Some(m) = self.at_position(p)
-                    && seen.insert(p)
-                {
-                    out.push(m);
-                }
+        match &self.repr {
+            Repr::Packed(p) => {
+                let all = p.all();
+                rand::seq::index::sample(rng, all.len(), count.min(all.len()))
+                    .into_iter()
+                    .map(|i| all[i])
+                    .collect()
             }
-            return out;
+            Repr::Skip(s) => s.random_distinct(rng, count),
         }
-        let live: Vec<(&[u8], f64)> = (0..self.scan_positions())
-            .filter_map(|p| self.at_position(p))
-            .collect();
-        rand::seq::index::sample(rng, live.len(), count)
-            .into_iter()
-            .map(|i| live[i])
-            .collect()
     }
 
     /// Members in ascending order.
@@ -541,48 +305,18 @@ impl ZSetValue {
 
     /// Members in ascending order from 0-based rank `rank`.
     pub fn iter_from(&self, rank: usize) -> Iter<'_> {
-        self.iter_at(rank, false)
+        Iter(match &self.repr {
+            Repr::Packed(p) => Walk::Packed(p.iter_from(rank)),
+            Repr::Skip(s) => Walk::Skip(s.iter_from(rank)),
+        })
     }
 
     /// Members in descending order from 0-based (ascending) rank `rank`.
     pub fn iter_rev_from(&self, rank: usize) -> Iter<'_> {
-        self.iter_at(rank, true)
-    }
-
-    fn iter_at(&self, rank: usize, rev: bool) -> Iter<'_> {
-        if rank >= self.len() {
-            return Iter {
-                z: self,
-                at: NIL,
-                rev,
-                left: 0,
-            };
-        }
-        let at = if rank == self.len() - 1 {
-            self.tail
-        } else {
-            let p = self.path_to_rank(rank);
-            self.node(p.update[0]).links[0].next
-        };
-        let left = if rev { rank + 1 } else { self.len() - rank };
-        Iter {
-            z: self,
-            at,
-            rev,
-            left,
-        }
-    }
-
-    /// The 0-based ranks of the first and last members satisfying
-    /// `above_min` and `below_max` (each true on a suffix / prefix).
-    fn rank_span(
-        &self,
-        above_min: impl Fn(&Node) -> bool,
-        below_max: impl Fn(&Node) -> bool,
-    ) -> Option<(usize, usize)> {
-        let first = self.path(|n, _| !above_min(n)).rank[0];
-        let end = self.path(|n, _| below_max(n)).rank[0];
-        (first < end).then(|| (first, end - 1))
+        Iter(match &self.repr {
+            Repr::Packed(p) => Walk::PackedRev(p.iter_rev_from(rank)),
+            Repr::Skip(s) => Walk::Skip(s.iter_rev_from(rank)),
+        })
     }
 
     /// Ranks (first, last; 0-based, inclusive) of the members whose score is
@@ -591,24 +325,24 @@ impl ZSetValue {
         if range.is_empty() {
             return None;
         }
-        self.rank_span(|n| range.above_min(n.score), |n| range.below_max(n.score))
+        match &self.repr {
+            Repr::Packed(p) => p.score_ranks(range),
+            Repr::Skip(s) => s.score_ranks(range),
+        }
     }
 
     /// Ranks (first, last; 0-based, inclusive) of the members in the lex
     /// `range` (meaningful when all scores are equal, as in Redis).
     pub fn lex_ranks(&self, range: &LexRange<'_>) -> Option<(usize, usize)> {
         // Redis's quick rejections (which matter when scores differ).
-        let (first, last) = (
-            self.iter().next()?,
-            self.iter_rev_from(self.len() - 1).next()?,
-        );
+        let (first, last) = (self.get_by_rank(0)?, self.get_by_rank(self.len() - 1)?);
         if !range.above_min(last.0) || !range.below_max(first.0) {
             return None;
         }
-        self.rank_span(
-            |n| range.above_min(&n.member),
-            |n| range.below_max(&n.member),
-        )
+        match &self.repr {
+            Repr::Packed(p) => p.lex_ranks(range),
+            Repr::Skip(s) => s.lex_ranks(range),
+        }
     }
 
     /// Removes the members of 0-based ranks `start..=end` in one pass;
@@ -617,135 +351,325 @@ impl ZSetValue {
         if start > end || start >= self.len() {
             return 0;
         }
-        let update = self.path_to_rank(start).update;
-        let mut x = self.node(update[0]).links[0].next;
-        let mut removed = 0;
-        while x != NIL && removed <= end - start {
-            let next = self.node(x).links[0].next;
-            self.unlink(x, &update);
-            self.release(x);
-            removed += 1;
-            x = next;
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove_rank_range(start, end),
+            Repr::Skip(s) => s.remove_rank_range(start, end),
         }
-        self.maybe_compact();
-        removed
     }
 }
 
 /// Iterator over (member, score) in rank order, either direction.
-pub struct Iter<'a> {
-    z: &'a ZSetValue,
-    at: u32,
-    rev: bool,
-    left: usize,
+pub struct Iter<'a>(Walk<'a>);
+
+enum Walk<'a> {
+    Packed(packed::Iter<'a>),
+    PackedRev(packed::RevIter<'a>),
+    Skip(SkipIter<'a>),
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<(&'a [u8], f64)> {
-        if self.left == 0 || self.at == NIL {
-            return None;
+        match &mut self.0 {
+            Walk::Packed(it) => it.next(),
+            Walk::PackedRev(it) => it.next(),
+            Walk::Skip(it) => it.next(),
         }
-        let n = self.z.node(self.at);
-        self.at = if self.rev { n.prev } else { n.links[0].next };
-        self.left -= 1;
-        Some((&n.member, n.score))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        match &self.0 {
+            Walk::Packed(it) => it.size_hint(),
+            Walk::PackedRev(it) => it.size_hint(),
+            Walk::Skip(it) => it.size_hint(),
+        }
     }
 }
 
 impl ExactSizeIterator for Iter<'_> {}
 
+/// What a sorted set built by inserting distinct members one by one is
+/// charged ([`ZSetValue::mem_bytes`]), known before building it: a store
+/// checks a result against the room left before allocating it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Charge {
+    len: usize,
+    packed: usize,
+    skip: usize,
+    too_long: bool,
+}
+
+impl Charge {
+    /// Counts one more member.
+    pub fn add(&mut self, member: &[u8], score: f64) {
+        self.len += 1;
+        self.packed += packed::entry_bytes(member, score);
+        self.skip += member.len() + ZSET_MEMBER_OVERHEAD;
+        self.too_long |= !packing::fits(member);
+    }
+
+    /// The charge of the set built so far.
+    pub fn bytes(&self) -> usize {
+        if self.len <= PACKED_MAX_LEN && !self.too_long {
+            PACKED_OVERHEAD + self.packed
+        } else {
+            self.skip
+        }
+    }
+}
+
+impl<'a> FromIterator<(&'a [u8], f64)> for Charge {
+    fn from_iter<I: IntoIterator<Item = (&'a [u8], f64)>>(pairs: I) -> Charge {
+        let mut c = Charge::default();
+        for (m, s) in pairs {
+            c.add(m, s);
+        }
+        c
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partition::packed::PACKED_MAX_BYTES;
+    use rand::SeedableRng;
     use std::collections::BTreeSet;
 
-    /// Orders (score, member) as the sorted set does, for a model.
-    #[derive(Debug, Clone, PartialEq)]
-    struct Key(f64, Vec<u8>);
-    impl Eq for Key {}
-    impl PartialOrd for Key {
-        fn partial_cmp(&self, o: &Key) -> Option<Ordering> {
-            Some(self.cmp(o))
-        }
-    }
-    impl Ord for Key {
-        fn cmp(&self, o: &Key) -> Ordering {
-            self.0.total_cmp(&o.0).then_with(|| self.1.cmp(&o.1))
+    /// A sorted set held in the skip list from the start, as the model of
+    /// the packed form.
+    fn skip() -> ZSetValue {
+        ZSetValue {
+            repr: Repr::Skip(Box::default()),
         }
     }
 
-    fn check(z: &ZSetValue, model: &BTreeSet<Key>) {
+    /// Everything observable of `z` equals the model's, and its charge is
+    /// what its form documents.
+    fn same(z: &ZSetValue, model: &ZSetValue, rng: &mut impl Rng) {
         assert_eq!(z.len(), model.len());
-        let got: Vec<Key> = z.iter().map(|(m, s)| Key(s, m.to_vec())).collect();
-        let want: Vec<Key> = model.iter().cloned().collect();
-        assert_eq!(got, want);
-        let back: Vec<Key> = z
-            .iter_rev_from(z.len().saturating_sub(1))
-            .map(|(m, s)| Key(s, m.to_vec()))
-            .collect();
-        assert_eq!(back, want.iter().rev().cloned().collect::<Vec<_>>());
-        for (r, k) in want.iter().enumerate() {
-            assert_eq!(z.rank(&k.1), Some(r));
-            assert_eq!(z.get_by_rank(r).map(|(m, _)| m.to_vec()), Some(k.1.clone()));
-            assert_eq!(z.score(&k.1), Some(k.0));
+        assert_eq!(z, model);
+        let all: Vec<(&[u8], f64)> = model.iter().collect();
+        for (r, &(m, s)) in all.iter().enumerate() {
+            assert_eq!(z.rank(m), Some(r));
+            assert_eq!(z.score(m), Some(s));
+            assert_eq!(z.get_by_rank(r), Some((m, s)));
+            if z.is_packed() {
+                assert_eq!(
+                    z.at_position(r),
+                    Some((m, s)),
+                    "a packed set's positions are ranks"
+                );
+            }
+            let n = rng.random_range(0..=all.len());
+            assert!(z.iter_from(r).take(n).eq(model.iter_from(r).take(n)));
+            assert!(z.iter_rev_from(r).eq(model.iter_rev_from(r)));
+            assert_eq!(z.iter_rev_from(r).len(), r + 1);
         }
-        let bytes: usize = want.iter().map(|k| k.1.len() + ZSET_MEMBER_OVERHEAD).sum();
-        assert_eq!(z.mem_bytes(), bytes);
+        let mut at_positions: Vec<(&[u8], f64)> = (0..z.scan_positions())
+            .filter_map(|p| z.at_position(p))
+            .collect();
+        // The set's order: -0.0 and 0.0 are equal scores.
+        at_positions.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then_with(|| a.0.cmp(b.0)));
+        assert_eq!(at_positions, all, "scan positions hold every member once");
+        assert_eq!(z.iter_from(all.len()).next(), None);
+        assert_eq!(z.iter_rev_from(all.len()).next(), None);
+        assert_eq!(z.rank(b"absent"), None);
+        let want = if z.is_packed() {
+            PACKED_OVERHEAD
+                + all
+                    .iter()
+                    .map(|&(m, s)| packed::entry_bytes(m, s))
+                    .sum::<usize>()
+        } else {
+            all.iter()
+                .map(|(m, _)| m.len() + ZSET_MEMBER_OVERHEAD)
+                .sum()
+        };
+        assert_eq!(z.mem_bytes(), want);
+        // A set built from these members is charged as predicted.
+        let mut built = ZSetValue::default();
+        for &(m, s) in all.iter().rev() {
+            built.insert(m, s);
+        }
+        assert_eq!(
+            all.iter().copied().collect::<Charge>().bytes(),
+            built.mem_bytes()
+        );
+        // Ranges: random bounds, both forms agree.
+        for _ in 0..4 {
+            let b = |rng: &mut dyn rand::RngCore| ScoreBound {
+                value: f64::from(rng.random_range(-3..40)) / 2.0,
+                exclusive: rng.random_bool(0.5),
+            };
+            let range = ScoreRange {
+                min: b(rng),
+                max: b(rng),
+            };
+            assert_eq!(z.score_ranks(&range), model.score_ranks(&range));
+            // Lex ranges mean something when all scores are equal.
+            if all.iter().any(|&(_, s)| s != all[0].1) {
+                continue;
+            }
+            let m1 = format!("m{}", rng.random_range(0..200)).into_bytes();
+            let m2 = format!("m{}", rng.random_range(0..200)).into_bytes();
+            let lex = LexRange {
+                min: LexBound::Inclusive(&m1),
+                max: LexBound::Exclusive(&m2),
+            };
+            assert_eq!(z.lex_ranks(&lex), model.lex_ranks(&lex));
+        }
+    }
+
+    /// The packed form against the skip list as a model: random inserts,
+    /// score changes, removals and rank-range removals, through the
+    /// conversion at the 129th member and at a 65-byte member.
+    #[test]
+    fn packed_matches_the_skip_list() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for round in 0..60 {
+            let (mut z, mut model) = (ZSetValue::default(), skip());
+            let members = if round % 2 == 0 { 100 } else { 140 };
+            let (mut converted_at, mut peak) = (None, 0);
+            for step in 0..600 {
+                let m = format!("m{}", rng.random_range(0..members)).into_bytes();
+                // Integral scores of every width, halves, and -0.0; one
+                // score for all in some rounds (lex ranges).
+                let s = match rng.random_range(0..6) {
+                    _ if round % 3 == 0 => 1.0,
+                    0 => f64::from(rng.random_range(-200..200)),
+                    1 => f64::from(rng.random_range(-40_000..40_000)),
+                    2 => f64::from(rng.random_range(0..20)) / 2.0,
+                    3 => -0.0,
+                    4 => f64::from(rng.random::<i32>()) * 4.0,
+                    _ => f64::from(rng.random_range(0..20)),
+                };
+                match rng.random_range(0..10) {
+                    0..=5 => assert_eq!(z.insert(&m, s), model.insert(&m, s)),
+                    6..=8 => assert_eq!(z.remove(&m), model.remove(&m)),
+                    _ => {
+                        let a = rng.random_range(0..=model.len());
+                        let b = a + rng.random_range(0..3);
+                        assert_eq!(z.remove_rank_range(a, b), model.remove_rank_range(a, b));
+                    }
+                }
+                if round == 5 && step == 300 {
+                    let long = vec![b'x'; PACKED_MAX_BYTES + 1];
+                    assert_eq!(z.insert(&long, 1.0), model.insert(&long, 1.0));
+                }
+                peak = peak.max(model.len());
+                if converted_at.is_none() && !z.is_packed() {
+                    converted_at = Some(z.len());
+                }
+                if step % 50 == 0 {
+                    same(&z, &model, &mut rng);
+                }
+                assert_eq!(z.is_packed(), converted_at.is_none(), "never back");
+            }
+            same(&z, &model, &mut rng);
+            match converted_at {
+                // Converted by the 129th member, or the long one.
+                Some(n) => assert!(n == PACKED_MAX_LEN + 1 || round == 5, "{n}"),
+                None => assert!(peak <= PACKED_MAX_LEN && round != 5),
+            }
+        }
     }
 
     #[test]
-    fn matches_a_model_under_random_changes() {
-        let mut rng = rand::rng();
+    fn converts_at_the_129th_member_and_at_a_65_byte_one() {
         let mut z = ZSetValue::default();
-        let mut model = BTreeSet::new();
-        for round in 0..4000 {
-            let m = format!("m{}", rng.random_range(0..300)).into_bytes();
-            let s = f64::from(rng.random_range(0..50u32));
-            match rng.random_range(0..4) {
-                0 => {
-                    let old = z.remove(&m);
-                    let had = model.iter().find(|k: &&Key| k.1 == m).cloned();
-                    assert_eq!(old, had.as_ref().map(|k| k.0));
-                    if let Some(k) = had {
-                        model.remove(&k);
-                    }
-                }
-                _ => {
-                    let had = model.iter().find(|k: &&Key| k.1 == m).cloned();
-                    assert_eq!(z.insert(&m, s), had.as_ref().map(|k| k.0));
-                    if let Some(k) = had {
-                        model.remove(&k);
-                    }
-                    model.insert(Key(s, m));
-                }
+        for i in 0..PACKED_MAX_LEN {
+            z.insert(format!("m{i:03}").as_bytes(), i as f64);
+        }
+        assert!(z.is_packed());
+        // Entries of two length bytes, 4 bytes of member and a one-byte
+        // score (< 128).
+        assert_eq!(z.mem_bytes(), PACKED_OVERHEAD + PACKED_MAX_LEN * 7);
+        z.insert(b"m000", 5.0);
+        assert!(z.is_packed(), "a change is not a new member");
+        z.insert(b"m128", 128.0);
+        assert!(!z.is_packed());
+        assert_eq!(z.mem_bytes(), 129 * (4 + ZSET_MEMBER_OVERHEAD));
+        assert_eq!(z.rank(b"m128"), Some(128));
+        assert_eq!(z.rank(b"m000"), Some(4), "(5, m000) < (5, m005)");
+        // Never back, however small it gets.
+        z.remove_rank_range(0, 127);
+        assert_eq!((z.len(), z.is_packed()), (1, false));
+
+        let mut z = ZSetValue::default();
+        z.insert(&[b'a'; PACKED_MAX_BYTES], 1.0);
+        assert!(z.is_packed());
+        assert_eq!(z.mem_bytes(), PACKED_OVERHEAD + 1 + PACKED_MAX_BYTES + 2);
+        z.insert(&[b'b'; PACKED_MAX_BYTES + 1], 0.5);
+        assert!(!z.is_packed());
+        assert_eq!(
+            z.iter().map(|(m, _)| m.len()).collect::<Vec<_>>(),
+            vec![PACKED_MAX_BYTES + 1, PACKED_MAX_BYTES]
+        );
+    }
+
+    #[test]
+    fn reserve_converts_only_what_would_outgrow_the_packed_form() {
+        let mut z = ZSetValue::default();
+        z.reserve(PACKED_MAX_LEN);
+        assert!(z.is_packed());
+        z.insert(b"a", 1.0);
+        z.reserve(PACKED_MAX_LEN - 1);
+        assert!(z.is_packed());
+        z.reserve(PACKED_MAX_LEN);
+        assert!(!z.is_packed());
+        assert_eq!(z.iter().collect::<Vec<_>>(), vec![(&b"a"[..], 1.0)]);
+        assert_eq!(z.mem_bytes(), 1 + ZSET_MEMBER_OVERHEAD);
+        let mut empty = ZSetValue::default();
+        empty.reserve(PACKED_MAX_LEN + 1);
+        assert!(!empty.is_packed() && empty.is_empty());
+    }
+
+    #[test]
+    fn random_picks_come_from_the_set() {
+        let mut rng = rand::rng();
+        for n in [1usize, 10, 128, 300] {
+            let mut z = ZSetValue::default();
+            for i in 0..n {
+                z.insert(format!("m{i}").as_bytes(), i as f64);
             }
-            if round % 500 == 0 {
-                check(&z, &model);
+            assert_eq!(z.is_packed(), n <= PACKED_MAX_LEN);
+            let mut seen = BTreeSet::new();
+            for (m, s) in z.random_picks(&mut rng, 40 * n) {
+                assert_eq!(z.score(m), Some(s));
+                seen.insert(m.to_vec());
+            }
+            assert_eq!(seen.len(), n, "every member picked");
+            let (m, s) = z.random(&mut rng).unwrap();
+            assert_eq!(z.score(m), Some(s));
+            for count in [0, n / 3, n - 1] {
+                let picks = z.random_distinct(&mut rng, count);
+                let distinct: BTreeSet<&[u8]> = picks.iter().map(|p| p.0).collect();
+                assert_eq!((picks.len(), distinct.len()), (count, count));
             }
         }
-        check(&z, &model);
-        // Range removal by rank matches the model too.
-        let n = z.len();
-        let removed = z.remove_rank_range(n / 4, n / 2);
-        assert_eq!(removed, n / 2 - n / 4 + 1);
-        let keep: BTreeSet<Key> = model
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i < n / 4 || *i > n / 2)
-            .map(|(_, k)| k.clone())
-            .collect();
-        check(&z, &keep);
+        assert_eq!(ZSetValue::default().random(&mut rng), None);
+        assert!(ZSetValue::default().random_picks(&mut rng, 3).is_empty());
+    }
+
+    #[test]
+    fn a_packed_set_is_a_small_block() {
+        assert_eq!(std::mem::size_of::<ZSetValue>(), 24);
     }
 
     #[test]
     fn score_and_lex_ranges() {
-        let mut z = ZSetValue::default();
+        for (packed, new) in [
+            (true, ZSetValue::default as fn() -> ZSetValue),
+            (false, skip),
+        ] {
+            score_and_lex_ranges_in(new);
+            assert_eq!(new().is_packed(), packed);
+        }
+    }
+
+    fn score_and_lex_ranges_in(new: fn() -> ZSetValue) {
+        let mut z = new();
         for (i, m) in ["a", "b", "c", "d", "e"].iter().enumerate() {
             z.insert(m.as_bytes(), i as f64);
         }
@@ -767,7 +691,7 @@ mod tests {
         assert_eq!(z.score_ranks(&r(excl(3.0), excl(3.0))), None);
         assert_eq!(z.score_ranks(&r(incl(5.0), incl(9.0))), None);
         assert_eq!(z.score_ranks(&r(incl(3.5), incl(3.7))), None);
-        let mut lex = ZSetValue::default();
+        let mut lex = new();
         for m in ["a", "b", "c", "d"] {
             lex.insert(m.as_bytes(), 0.0);
         }
@@ -785,79 +709,17 @@ mod tests {
             lex.lex_ranks(&lr(LexBound::Inclusive(b"bb"), LexBound::Exclusive(b"c"))),
             None
         );
-    }
-
-    #[test]
-    fn compaction_keeps_order_and_bytes() {
-        let mut z = ZSetValue::default();
-        for i in 0..5000 {
-            z.insert(format!("m{i:05}").as_bytes(), f64::from(i));
-        }
-        for i in 0..4900 {
-            z.remove(format!("m{i:05}").as_bytes());
-        }
-        assert!(z.nodes.len() < 5000);
-        assert_eq!(z.len(), 100);
-        assert_eq!(z.rank(b"m04950"), Some(50));
-        assert_eq!(z.mem_bytes(), 100 * (6 + ZSET_MEMBER_OVERHEAD));
-    }
-
-    /// Random picks land only on live members, with their scores, and
-    /// reach every member: in a dense arena (positions) and in a small one
-    /// whose free slots outnumber its members (ranks, or a walk).
-    #[test]
-    fn random_picks_are_live_distinct_and_cover_the_set() {
-        let mut rng = rand::rng();
-        for (n, keep) in [(3000usize, 3000usize), (900, 30)] {
-            let mut z = ZSetValue::default();
-            for i in 0..n {
-                z.insert(format!("m{i}").as_bytes(), i as f64);
-            }
-            // Remove all but `keep`, spread out (no compaction below 1024
-            // free slots: the small set stays sparse).
-            for i in keep..n {
-                z.remove(format!("m{i}").as_bytes());
-            }
-            assert_eq!(z.len(), keep);
-            assert_eq!(z.dense_enough(), keep == n, "{n}/{keep}");
-            let check = |(m, s): (&[u8], f64)| {
-                assert_eq!(z.score(m), Some(s));
-                m.to_vec()
-            };
-            let mut seen = BTreeSet::new();
-            for _ in 0..keep * 40 {
-                seen.insert(check(z.random(&mut rng).unwrap()));
-            }
-            assert_eq!(seen.len(), keep, "every member picked");
-            for count in [1, keep / 10, keep / 3, keep / 2, keep - 1] {
-                let picks = z.random_distinct(&mut rng, count);
-                let distinct: BTreeSet<Vec<u8>> = picks.iter().map(|p| check(*p)).collect();
-                assert_eq!(picks.len(), count);
-                assert_eq!(distinct.len(), count, "distinct");
-            }
-        }
-        assert_eq!(ZSetValue::default().random(&mut rng), None);
-    }
-
-    #[test]
-    fn compaction_keeps_the_arena_order() {
-        let mut z = ZSetValue::default();
-        for i in 0..3000 {
-            z.insert(format!("m{i}").as_bytes(), f64::from(i % 17));
-        }
-        // Remove two thirds, spread out: the arena compacts.
-        for i in (0..3000).filter(|i| i % 3 != 0) {
-            z.remove(format!("m{i}").as_bytes());
-        }
-        let order: Vec<Vec<u8>> = (0..z.scan_positions())
-            .filter_map(|p| z.at_position(p).map(|(m, _)| m.to_vec()))
-            .collect();
-        let want: Vec<Vec<u8>> = (0..3000)
-            .filter(|i| i % 3 == 0)
-            .map(|i| format!("m{i}").into_bytes())
-            .collect();
-        assert_eq!(order, want, "live members in their old arena order");
-        assert_eq!(z.scan_positions(), 1000 + z.free.len());
-        assert!(z.scan_positions() < 3000);
+        // Redis's quick rejections, with differing scores.
+        let mut mixed = new();
+        mixed.insert(b"b", 1.0);
+        mixed.insert(b"a", 2.0);
+        assert_eq!(
+            mixed.lex_ranks(&lr(LexBound::Min, LexBound::Exclusive(b"b"))),
+            None
+        );
+        assert_eq!(
+            ZSetValue::default().lex_ranks(&lr(LexBound::Min, LexBound::Max)),
+            None
+        );
     }
 }

@@ -16,6 +16,8 @@
 //! ```text
 //! cargo build --release --workspace
 //! taskset -c 1 target/release/compare
+//! # memory of small collections only (no mix, no redis-benchmark rows):
+//! taskset -c 1 target/release/compare --pipelines --bench-rows "" --memory-keys 0
 //! ```
 
 use std::time::Duration;
@@ -37,8 +39,9 @@ struct Args {
     seconds: u64,
     #[arg(long, default_value_t = 50)]
     connections: usize,
-    /// Pipelining depths to compare.
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    /// Pipelining depths of the GET/SET mix to compare (`--pipelines` with
+    /// no value: skip the mix).
+    #[arg(long, value_delimiter = ',', default_value = "1,16", num_args = 0..)]
     pipelines: Vec<usize>,
     #[arg(long, default_value_t = 100)]
     value_size: usize,
@@ -269,6 +272,15 @@ fn collection_command(which: &str, k: u64) -> Vec<u8> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = Args::parse();
+    if !a.pipelines.is_empty() {
+        mix_table(&a).await;
+    }
+    bench_table(&a).await;
+    memory_table(&a).await;
+}
+
+/// Part 1: the GET/SET mix at each pipelining depth.
+async fn mix_table(a: &Args) {
     println!(
         "GET/SET {:.0}/{:.0} on {} keys of {} B, {} connections, closed loop, {} runs x {} s, servers on CPU {} (medians)",
         a.read_ratio * 100.0,
@@ -294,7 +306,7 @@ async fn main() {
         "ratio"
     );
     for &pipeline in &a.pipelines {
-        let (s, r) = alternated(a.runs, |kind| one_run(kind, &a, pipeline)).await;
+        let (s, r) = alternated(a.runs, |kind| one_run(kind, a, pipeline)).await;
         let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
         let (so, ro) = (m(&s, |f| f.ops), m(&r, |f| f.ops));
         let (s50, r50) = (m(&s, |f| f.p50_us as f64), m(&r, |f| f.p50_us as f64));
@@ -306,6 +318,10 @@ async fn main() {
             s99 / r99
         );
     }
+}
+
+/// Part 2: the redis-benchmark rows.
+async fn bench_table(a: &Args) {
     if !a.bench_rows.iter().all(String::is_empty) {
         println!(
             "redis-benchmark --threads 1, {} connections, -r 100000 -d 100 (medians of {} runs)",
@@ -330,7 +346,7 @@ async fn main() {
         let (test, pipeline) = row.split_once(':').unwrap_or((row, "1"));
         let pipeline: usize = pipeline.parse().unwrap_or(1);
         let (s, r) = alternated(a.runs, |kind| {
-            std::future::ready(bench_row(kind, &a, test, pipeline))
+            std::future::ready(bench_row(kind, a, test, pipeline))
         })
         .await;
         let m = |v: &[[f64; 4]], i: usize| median(v.iter().map(|f| f[i]).collect());
@@ -349,11 +365,15 @@ async fn main() {
             m(&s, 3) / m(&r, 3)
         );
     }
+}
+
+/// Part 3: memory per key, strings then small collections.
+async fn memory_table(a: &Args) {
     if a.memory_keys > 0 {
         let value = vec![b'v'; 100];
         let set = |k: u64| encode(&[b"SET", format!("key:{k}").as_bytes(), &value]);
-        let s = memory_per_key(Kind::Stratus, &a, a.memory_keys, set).await;
-        let r = memory_per_key(Kind::Redis, &a, a.memory_keys, set).await;
+        let s = memory_per_key(Kind::Stratus, a, a.memory_keys, set).await;
+        let r = memory_per_key(Kind::Redis, a, a.memory_keys, set).await;
         println!(
             "memory for {} keys of 100 B: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
             a.memory_keys,
@@ -363,8 +383,8 @@ async fn main() {
     if a.collection_keys > 0 {
         for which in ["hash", "set", "zset"] {
             let command = |k| collection_command(which, k);
-            let s = memory_per_key(Kind::Stratus, &a, a.collection_keys, command).await;
-            let r = memory_per_key(Kind::Redis, &a, a.collection_keys, command).await;
+            let s = memory_per_key(Kind::Stratus, a, a.collection_keys, command).await;
+            let r = memory_per_key(Kind::Redis, a, a.collection_keys, command).await;
             println!(
                 "memory for {} {which} keys of 10 fields or members: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
                 a.collection_keys,
