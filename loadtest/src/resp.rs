@@ -33,6 +33,16 @@ impl Errors {
         self.throttled + self.oom + self.other
     }
 
+    /// Counts one reply by its error word (`None`: not an error).
+    pub fn record(&mut self, err: Option<&[u8]>) {
+        match err {
+            Some(b"THROTTLED") => self.throttled += 1,
+            Some(b"OOM") => self.oom += 1,
+            Some(_) => self.other += 1,
+            None => {}
+        }
+    }
+
     pub fn add(&mut self, o: &Errors) {
         self.throttled += o.throttled;
         self.oom += o.oom;
@@ -123,12 +133,7 @@ impl Conn {
                 let Some((len, err)) = reply_len(&self.rbuf) else {
                     break;
                 };
-                match err {
-                    Some(b"THROTTLED") => errors.throttled += 1,
-                    Some(b"OOM") => errors.oom += 1,
-                    Some(_) => errors.other += 1,
-                    None => {}
-                }
+                errors.record(err);
                 self.rbuf.advance(len);
                 pending -= 1;
             }

@@ -372,24 +372,25 @@ async fn memory_table(a: &Args) {
     if a.memory_keys > 0 {
         let value = vec![b'v'; 100];
         let set = |k: u64| encode(&[b"SET", format!("key:{k}").as_bytes(), &value]);
-        let s = memory_per_key(Kind::Stratus, a, a.memory_keys, set).await;
-        let r = memory_per_key(Kind::Redis, a, a.memory_keys, set).await;
-        println!(
-            "memory for {} keys of 100 B: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
-            a.memory_keys,
-            s / r
-        );
+        memory_row(a, a.memory_keys, "keys of 100 B", set).await;
     }
     if a.collection_keys > 0 {
         for which in ["hash", "set", "zset"] {
-            let command = |k| collection_command(which, k);
-            let s = memory_per_key(Kind::Stratus, a, a.collection_keys, command).await;
-            let r = memory_per_key(Kind::Redis, a, a.collection_keys, command).await;
-            println!(
-                "memory for {} {which} keys of 10 fields or members: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
-                a.collection_keys,
-                s / r
-            );
+            let label = format!("{which} keys of 10 fields or members");
+            memory_row(a, a.collection_keys, &label, |k| {
+                collection_command(which, k)
+            })
+            .await;
         }
     }
+}
+
+/// One memory line: `keys` written by `command` into each server, fresh.
+async fn memory_row(a: &Args, keys: u64, label: &str, command: impl Fn(u64) -> Vec<u8> + Copy) {
+    let s = memory_per_key(Kind::Stratus, a, keys, command).await;
+    let r = memory_per_key(Kind::Redis, a, keys, command).await;
+    println!(
+        "memory for {keys} {label}: stratus {s:.0} B/key, redis {r:.0} B/key, ratio {:.2}",
+        s / r
+    );
 }

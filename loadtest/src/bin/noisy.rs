@@ -459,11 +459,7 @@ impl Stamped {
         let mut arrived = None;
         loop {
             if let Some((len, err)) = reply_len(&self.rbuf) {
-                if err == Some(b"THROTTLED") {
-                    errors.throttled += 1;
-                } else if err.is_some() {
-                    errors.other += 1;
-                }
+                errors.record(err);
                 self.rbuf.advance(len);
                 let seen = start.elapsed();
                 let arrival = arrived
