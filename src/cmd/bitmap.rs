@@ -14,6 +14,9 @@ use bytes::Bytes;
 use super::args::{int, is, parse_i64};
 use super::string::zero_filled_kib;
 use super::table::{FILL_KIB, SCAN_KIB};
+
+// BITOP counts the KiB it creates in SCAN_KIB units: whole ones.
+const _: () = assert!(FILL_KIB.is_multiple_of(SCAN_KIB));
 use super::{Ctx, OpError, notify};
 use crate::partition::Value;
 use crate::resp::{Reply, reply};
@@ -127,10 +130,16 @@ fn span(start: i64, end: i64, total: i64) -> Option<(i64, i64)> {
 /// Set bits in bit positions `lo..=hi` of `s`.
 fn count_bits(s: &[u8], lo: u64, hi: u64) -> u64 {
     let (first, last) = ((lo >> 3) as usize, (hi >> 3) as usize);
-    let whole: u64 = s[first..=last]
-        .iter()
-        .map(|b| u64::from(b.count_ones()))
-        .sum();
+    // Eight bytes at a time: a byte at a time took 1.5-1.9 ns a byte.
+    let mut words = s[first..=last].chunks_exact(8);
+    let whole: u64 = (&mut words)
+        .map(|w| u64::from(u64::from_ne_bytes(w.try_into().expect("8 bytes")).count_ones()))
+        .sum::<u64>()
+        + words
+            .remainder()
+            .iter()
+            .map(|b| u64::from(b.count_ones()))
+            .sum::<u64>();
     // Take away the bits of the edge bytes outside the range.
     let head = u64::from((s[first] & !(0xffu8 >> (lo & 7))).count_ones());
     let tail = u64::from((s[last] & (0x7fu8 >> (hi & 7))).count_ones());
@@ -177,21 +186,36 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 
 /// The first bit equal to `bit` in positions `lo..=hi` of `s`.
 fn find_bit(s: &[u8], bit: bool, lo: u64, hi: u64) -> Option<u64> {
-    let skip = if bit { 0x00 } else { 0xff };
+    let hit = |pos: u64| (s[(pos >> 3) as usize] & (0x80 >> (pos & 7)) != 0) == bit;
     let mut pos = lo;
-    while pos <= hi {
-        let byte = s[(pos >> 3) as usize];
-        // Whole bytes with nothing to find are skipped at once.
-        if pos & 7 == 0 && pos + 7 <= hi && byte == skip {
-            pos += 8;
-            continue;
+    // Bits before the first whole byte, one at a time.
+    while pos <= hi && pos & 7 != 0 {
+        if hit(pos) {
+            return Some(pos);
         }
-        if (byte & (0x80 >> (pos & 7)) != 0) == bit {
+        pos += 1;
+    }
+    // Whole bytes in range with nothing to find are skipped at once.
+    let (first, end) = ((pos >> 3) as usize, ((hi + 1) >> 3) as usize);
+    if first < end {
+        pos = ((first + skip_run(&s[first..end], if bit { 0x00 } else { 0xff })) as u64) << 3;
+    }
+    // The byte holding the answer, or the last partial byte.
+    while pos <= hi {
+        if hit(pos) {
             return Some(pos);
         }
         pos += 1;
     }
     None
+}
+
+/// How many leading bytes of `bytes` are `skip`, compared 64 at a time
+/// (a slice comparison: `memcmp`, vectorized).
+fn skip_run(bytes: &[u8], skip: u8) -> usize {
+    let block = [skip; 64];
+    let n = bytes.chunks_exact(64).take_while(|c| *c == block).count() * 64;
+    n + bytes[n..].iter().take_while(|&&b| b == skip).count()
 }
 
 /// BITPOS key 0|1 [start [end [BYTE|BIT]]]
@@ -235,7 +259,9 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         None if !bit && !end_given => (hi + 1) as i64,
         None => -1,
     };
-    ctx.work += kib(((hi - lo) / 8 + 1) as usize);
+    // Compared 64 bytes at a time, a KiB searched costs half a KiB
+    // counted (0.09-0.16 GETs against BITCOUNT's 0.23-0.35).
+    ctx.work += kib(((hi - lo) / 8 + 1) as usize).div_ceil(2);
     Ok(Reply::Int(found))
 }
 
@@ -283,24 +309,30 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             _ => &[][..],
         })
         .collect();
+    // Source by source over whole slices (the compiler vectorizes these
+    // loops; a byte at a time across the sources took 2.4 ns a byte).
     let mut out = vec![0u8; maxlen];
-    for (j, o) in out.iter_mut().enumerate() {
-        let byte = |s: &[u8]| s.get(j).copied().unwrap_or(0);
-        let mut acc = byte(sources[0]);
-        for s in &sources[1..] {
-            match op {
-                Op::And => acc &= byte(s),
-                Op::Or => acc |= byte(s),
-                Op::Xor => acc ^= byte(s),
-                Op::Not => {}
+    out[..sources[0].len()].copy_from_slice(sources[0]);
+    for s in &sources[1..] {
+        let both = out.iter_mut().zip(s.iter());
+        match op {
+            Op::And => {
+                both.for_each(|(o, b)| *o &= b);
+                // Past a shorter source's end its bytes are zeros.
+                out[s.len()..].fill(0);
             }
+            Op::Or => both.for_each(|(o, b)| *o |= b),
+            Op::Xor => both.for_each(|(o, b)| *o ^= b),
+            Op::Not => {}
         }
-        *o = if op == Op::Not { !acc } else { acc };
+    }
+    if op == Op::Not {
+        out.iter_mut().for_each(|o| *o = !*o);
     }
     // Each source scanned, and the result created (a KiB created costs
     // FILL_KIB, the table charges SCAN_KIB per unit).
-    ctx.work += kib(maxlen) * keys.len() as u64
-        + zero_filled_kib(maxlen) * u64::from(FILL_KIB) / u64::from(SCAN_KIB);
+    ctx.work +=
+        kib(maxlen) * keys.len() as u64 + zero_filled_kib(maxlen) * u64::from(FILL_KIB / SCAN_KIB);
     // Phase 3: store (an empty result deletes the destination).
     if out.is_empty() {
         if ctx.ks.remove(dest, now) {
@@ -586,6 +618,7 @@ pub fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
 
 #[cfg(test)]
 mod tests {
+    use super::{count_bits, find_bit};
     use crate::cmd::test_util::{Harness, bulk, err};
     use crate::resp::{Reply, reply};
 
@@ -660,6 +693,37 @@ mod tests {
         h.run(&["set", "e", ""]);
         assert_eq!(h.run(&["bitcount", "e"]), Reply::Int(0));
         assert_eq!(h.run(&["bitcount", "e", "0", "-1", "BIT"]), Reply::Int(0));
+    }
+
+    /// The word-at-a-time count and search agree with a bit-by-bit walk
+    /// over every range of strings of mixed runs.
+    #[test]
+    fn word_walks_match_a_bit_walk() {
+        let bit_at = |s: &[u8], p: u64| s[(p >> 3) as usize] & (0x80 >> (p & 7)) != 0;
+        for len in [1usize, 7, 8, 9, 17, 24, 40] {
+            for seed in 0..4u8 {
+                // Runs of 0x00 and 0xff with a stray byte here and there.
+                let s: Vec<u8> = (0..len)
+                    .map(|i| match (i / 5 + usize::from(seed)) % 4 {
+                        0 => 0x00,
+                        1 => 0xff,
+                        2 => (i as u8).wrapping_mul(37) ^ seed,
+                        _ => 0x10,
+                    })
+                    .collect();
+                let bits = len as u64 * 8;
+                for lo in 0..bits {
+                    for hi in lo..bits {
+                        let naive = (lo..=hi).filter(|&p| bit_at(&s, p)).count() as u64;
+                        assert_eq!(count_bits(&s, lo, hi), naive, "{s:?} {lo}..={hi}");
+                        for bit in [false, true] {
+                            let naive = (lo..=hi).find(|&p| bit_at(&s, p) == bit);
+                            assert_eq!(find_bit(&s, bit, lo, hi), naive, "{s:?} {bit} {lo}..={hi}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -409,32 +409,39 @@ const PROBE: u32 = 100;
 const WALK: u32 = 100;
 /// ... an element copied into a reply or into a collection: a list, set or
 /// sorted-set member, a field or a value, a score, a string or an array of
-/// a stream reply (LRANGE, SMEMBERS, ZRANGE, HKEYS, HVALS, HSET's fields,
-/// SADD's members, XRANGE: 0.15-0.25); also a member removed from a
-/// sorted set (ZREM, ZREMRANGEBY*: 0.1-0.25) ...
+/// a stream reply (LRANGE, SMEMBERS, ZRANGE, HKEYS, HVALS, SADD's members,
+/// XRANGE: 0.15-0.25); also a range of sorted-set members removed
+/// (ZREMRANGEBY*: 0.1-0.25) ...
 const WALK_COPY: u32 = 200;
-/// ... an element moved out or combined, then replied: popped (LPOP,
-/// ZPOPMIN), picked at random (HRANDFIELD, ZRANDMEMBER: in a sorted
-/// set over 1 MiB, twice), walked by SINTER/SUNION/SDIFF or
-/// ZUNIONSTORE/ZINTERSTORE, an entry claimed (XCLAIM, XAUTOCLAIM, with its
-/// reply's strings), an ID deleted or acknowledged in a stream (XDEL, XACK,
-/// twice each) (0.2-0.55) ...
+/// ... an element combined or placed, then replied: picked at random
+/// (HRANDFIELD, ZRANDMEMBER: in a sorted set over 1 MiB, twice), walked by
+/// SINTER/SUNION/SDIFF or ZUNIONSTORE/ZINTERSTORE, a field HSET adds (a
+/// hash growing rehashes), a member ZREM looks up and unlinks, an ID
+/// deleted from a stream (XDEL, twice) (0.2-0.55; HSET 1000 new fields and
+/// ZREM 1000 members 0.35-0.4) ...
 const WALK_BUILD: u32 = 300;
-/// ... a field and its value copied into a reply (HGETALL: 0.23-0.43).
-const WALK_PAIR: u32 = 300;
-/// ... a member drawn at random and removed (SPOP with a count: 0.62-0.7:
-/// each draw probes the set's table for a filled bucket).
-const WALK_DRAW: u32 = 600;
+/// ... a field and its value copied into a reply (HGETALL: 0.45-0.55 of
+/// the 2026-11-30 afternoon runs' baseline).
+const WALK_PAIR: u32 = 400;
+/// ... an element taken out of its collection, freed and replied: popped
+/// (LPOP, LMPOP, ZPOPMIN, ZMPOP: 0.6-0.7), drawn at random and removed
+/// (SPOP with a count: 0.62-0.7, each draw probes the set's table for a
+/// filled bucket), a pending entry acknowledged or claimed (XACK, twice
+/// an ID: 0.55-0.65 each; XCLAIM, XAUTOCLAIM, with their reply's strings).
+const WALK_TAKE: u32 = 600;
 /// ... a slot table's length read while RANDOMKEY looks for the key it
 /// drew (a pass over up to 16,384 lengths costs about 16 GETs).
 const SLOT_STEP: u32 = 1;
 /// ... a cell of LCS's dynamic-programming table (a compare and a max,
 /// about a nanosecond: 1 milli-unit rounds it up).
 const LCS_CELL: u32 = 1;
-/// Work per KiB of string scanned by bitmap commands, in milli-units
-/// (measured 2.0-2.5 GETs per KiB for BITCOUNT and BITPOS, a byte at a
-/// time; BITOP AND of two sources 4.9 per KiB of result, fill included).
-pub(crate) const SCAN_KIB: u32 = 2000;
+/// Work per KiB of string scanned by bitmap commands, in milli-units,
+/// words at a time (measured 0.23-0.35 GETs per KiB for BITCOUNT over
+/// 1 MiB; 0.09-0.16 for BITPOS finding nothing, which counts half; BITOP
+/// 0.26 per KiB of each source, its result's allocation included and its
+/// bytes charged apart as `FILL_KIB`). A byte at a time they took 2-4 GETs
+/// per KiB.
+pub(crate) const SCAN_KIB: u32 = 250;
 /// Work per whole KiB a write creates beyond its request's bytes (SETRANGE
 /// or SETBIT past the end zero-fill, BITOP builds its result), in
 /// milli-units: what a SET would pay in transfer to send those bytes, so
@@ -443,9 +450,9 @@ pub(crate) const SCAN_KIB: u32 = 2000;
 /// GETs per KiB).
 pub(crate) const FILL_KIB: u32 = 1000;
 /// Work per KiB of HyperLogLog registers decoded, merged or packed, in
-/// milli-units (6-bit fields one by one: a dense count measured 80-105
-/// GETs for its 16 KiB walk, a merge 60-95).
-const HLL_KIB: u32 = 5000;
+/// milli-units (6-bit fields one by one: a dense count measured 80-150
+/// GETs for its 16 KiB walk, a merge 60-95 per source).
+const HLL_KIB: u32 = 6000;
 /// Scripts count their work in milli-units themselves (`Ctx::work`): a
 /// fixed cost per run, each `redis.call` what the command would cost alone
 /// plus the crossing of Lua and its values, Lua instructions, and the
@@ -463,12 +470,12 @@ pub(crate) const COLD_PICK_BYTES: usize = 1 << 20;
 /// (elements visited and returned apart) and DEL/UNLINK (frees).
 const MILLI_COUNTED: u32 = 1;
 /// An element HSCAN, SSCAN or ZSCAN visits, kept or not (the MATCH test):
-/// 12-13 ns, 0.02-0.05 GETs as the GET baseline moves with the machine's
+/// 12-13 ns, 0.02-0.06 GETs as the GET baseline moves with the machine's
 /// load (250-750 ns) ...
-pub const SCAN_VISIT_MILLI: u64 = 30;
+pub const SCAN_VISIT_MILLI: u64 = 40;
 /// ... and a key SCAN or KEYS visits (an expiry check too, in a slot
-/// table of up to millions of keys): 17 ns, 0.025-0.07 GETs.
-pub const SCAN_KEY_VISIT_MILLI: u64 = 40;
+/// table of up to millions of keys): 17 ns, 0.035-0.08 GETs.
+pub const SCAN_KEY_VISIT_MILLI: u64 = 50;
 /// Each string a SCAN-family command copies into its reply: a key, a
 /// field, a value, a member (measured 0.15-0.18 on top of the visit).
 pub const SCAN_REPLY_MILLI: u64 = 150;
@@ -603,8 +610,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("restore",     -4, W | M | DG,      1, 1, 1, Keys, WALK_COPY, Data(dump::restore)),
     row!("copy",        -3, W | M,       1, 2, 1, Keys, WALK, Data(keys::copy)),
     // hashes
-    row!("hset",        -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
-    row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, WALK_COPY, Data(hash::hset)),
+    row!("hset",        -4, W | M | F,       1, 1, 1, Hash, WALK_BUILD, Data(hash::hset)),
+    row!("hmset",       -4, W | M | F,       1, 1, 1, Hash, WALK_BUILD, Data(hash::hset)),
     row!("hsetnx",       4, W | M | F,       1, 1, 1, Hash, 0, Data(hash::hsetnx)),
     row!("hget",         3, R | F,           1, 1, 1, Hash, 0, Data(hash::hget)),
     row!("hmget",       -3, R | F,           1, 1, 1, Hash, WALK_COPY, Data(hash::hmget)),
@@ -624,8 +631,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("rpush",       -3, W | M | F,       1, 1, 1, List, WALK, Data(list::rpush)),
     row!("lpushx",      -3, W | M | F,       1, 1, 1, List, WALK, Data(list::lpushx)),
     row!("rpushx",      -3, W | M | F,       1, 1, 1, List, WALK, Data(list::rpushx)),
-    row!("lpop",        -2, W | F,           1, 1, 1, List, WALK_BUILD, Data(list::lpop)),
-    row!("rpop",        -2, W | F,           1, 1, 1, List, WALK_BUILD, Data(list::rpop)),
+    row!("lpop",        -2, W | F,           1, 1, 1, List, WALK_TAKE, Data(list::lpop)),
+    row!("rpop",        -2, W | F,           1, 1, 1, List, WALK_TAKE, Data(list::rpop)),
     row!("llen",         2, R | F,           1, 1, 1, List, 0, Data(list::llen)),
     row!("lrange",       4, R,               1, 1, 1, List, WALK_COPY, Data(list::lrange)),
     row!("lindex",       3, R,               1, 1, 1, List, 0, Data(list::lindex)),
@@ -636,12 +643,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("lpos",        -3, R,               1, 1, 1, List, STEP, Data(list::lpos)),
     row!("lmove",        5, W | M,       1, 2, 1, List, 0, Data(list::lmove)),
     row!("rpoplpush",    3, W | M,       1, 2, 1, List, 0, Data(list::rpoplpush)),
-    row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
-    row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK_BUILD, Data(list::bpop)),
+    row!("blpop",       -3, W | BL,          1,-2, 1, List, WALK_TAKE, Data(list::bpop)),
+    row!("brpop",       -3, W | BL,          1,-2, 1, List, WALK_TAKE, Data(list::bpop)),
     row!("blmove",       6, W | M | BL,      1, 2, 1, List, 0, Data(list::blmove)),
     row!("brpoplpush",   4, W | M | BL,      1, 2, 1, List, 0, Data(list::brpoplpush)),
-    row!("lmpop",       -4, W,               0, 0, 0, List, WALK_BUILD, Data(list::lmpop)).keys(NUMKEYS_1),
-    row!("blmpop",      -5, W | BL,          0, 0, 0, List, WALK_BUILD, Data(list::blmpop)).keys(NUMKEYS_2),
+    row!("lmpop",       -4, W,               0, 0, 0, List, WALK_TAKE, Data(list::lmpop)).keys(NUMKEYS_1),
+    row!("blmpop",      -5, W | BL,          0, 0, 0, List, WALK_TAKE, Data(list::blmpop)).keys(NUMKEYS_2),
     // sets
     row!("sadd",        -3, W | M | F,       1, 1, 1, Set, WALK_COPY, Data(set::sadd)),
     row!("srem",        -3, W | F,           1, 1, 1, Set, WALK, Data(set::srem)),
@@ -649,7 +656,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("sismember",    3, R | F,           1, 1, 1, Set, 0, Data(set::sismember)),
     row!("smismember",  -3, R | F,           1, 1, 1, Set, PROBE, Data(set::smismember)),
     row!("scard",        2, R | F,           1, 1, 1, Set, 0, Data(set::scard)),
-    row!("spop",        -2, W | F,           1, 1, 1, Set, WALK_DRAW, Data(set::spop)),
+    row!("spop",        -2, W | F,           1, 1, 1, Set, WALK_TAKE, Data(set::spop)),
     row!("srandmember", -2, R,               1, 1, 1, Set, WALK_COPY, Data(set::srandmember)),
     row!("smove",        4, W | F,       1, 2, 1, Set, 0, Data(set::smove)),
     row!("sinter",      -2, R,           1,-1, 1, Set, WALK_BUILD, Data(set::sinter)),
@@ -663,7 +670,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // sorted sets
     row!("zadd",        -4, W | M | F,       1, 1, 1, SortedSet, WALK_COPY, Data(zset::zadd)),
     row!("zincrby",      4, W | M | F,       1, 1, 1, SortedSet, 0, Data(zset::zincrby)),
-    row!("zrem",        -3, W | F,           1, 1, 1, SortedSet, WALK_COPY, Data(zset::zrem)),
+    row!("zrem",        -3, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zrem)),
     row!("zscore",       3, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zscore)),
     row!("zmscore",     -3, R | F,           1, 1, 1, SortedSet, WALK_COPY, Data(zset::zmscore)),
     row!("zcard",        2, R | F,           1, 1, 1, SortedSet, 0, Data(zset::zcard)),
@@ -680,12 +687,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("zremrangebyscore", 4, W,           1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
     row!("zremrangebyrank", 4, W,            1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
     row!("zremrangebylex", 4, W,             1, 1, 1, SortedSet, WALK_COPY, Data(zset::zremrange)),
-    row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
-    row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zpop)),
-    row!("bzpopmin",    -3, W | BL | F,      1,-2, 1, SortedSet, WALK_BUILD, Data(zset::bzpop)),
-    row!("bzpopmax",    -3, W | BL | F,      1,-2, 1, SortedSet, WALK_BUILD, Data(zset::bzpop)),
-    row!("zmpop",       -4, W,               0, 0, 0, SortedSet, WALK_BUILD, Data(zset::zmpop)).keys(NUMKEYS_1),
-    row!("bzmpop",      -5, W | BL,          0, 0, 0, SortedSet, WALK_BUILD, Data(zset::bzmpop)).keys(NUMKEYS_2),
+    row!("zpopmin",     -2, W | F,           1, 1, 1, SortedSet, WALK_TAKE, Data(zset::zpop)),
+    row!("zpopmax",     -2, W | F,           1, 1, 1, SortedSet, WALK_TAKE, Data(zset::zpop)),
+    row!("bzpopmin",    -3, W | BL | F,      1,-2, 1, SortedSet, WALK_TAKE, Data(zset::bzpop)),
+    row!("bzpopmax",    -3, W | BL | F,      1,-2, 1, SortedSet, WALK_TAKE, Data(zset::bzpop)),
+    row!("zmpop",       -4, W,               0, 0, 0, SortedSet, WALK_TAKE, Data(zset::zmpop)).keys(NUMKEYS_1),
+    row!("bzmpop",      -5, W | BL,          0, 0, 0, SortedSet, WALK_TAKE, Data(zset::bzmpop)).keys(NUMKEYS_2),
     row!("zrandmember", -2, R,               1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zrandmember)),
     row!("zunionstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zunionstore)).keys(NUMKEYS_2),
     row!("zinterstore", -4, W | M,       1, 1, 1, SortedSet, WALK_BUILD, Data(zset::zinterstore)).keys(NUMKEYS_2),
@@ -729,10 +736,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("xread",       -4, R | BL,           0, 0, 0, Stream, WALK_COPY, Data(stream::xread)).keys(KeySpec::Streams),
     row!("xreadgroup",  -7, W | BL,           0, 0, 0, Stream, WALK_COPY, Data(stream::xread)).keys(KeySpec::Streams),
     row!("xgroup",      -2, W | M | CT,        2, 2, 1, Stream, WALK, Data(stream::xgroup)),
-    row!("xack",        -4, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xack)),
+    row!("xack",        -4, W | F,           1, 1, 1, Stream, WALK_TAKE, Data(stream::xack)),
     row!("xpending",    -3, R,               1, 1, 1, Stream, WALK_COPY, Data(stream::xpending)),
-    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xclaim)),
-    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_BUILD, Data(stream::xautoclaim)),
+    row!("xclaim",      -6, W | F,           1, 1, 1, Stream, WALK_TAKE, Data(stream::xclaim)),
+    row!("xautoclaim",  -6, W | F,           1, 1, 1, Stream, WALK_TAKE, Data(stream::xautoclaim)),
     row!("xsetid",      -3, W | M | F,       1, 1, 1, Stream, 0, Data(stream::xsetid)),
     row!("xinfo",       -2, R | CT,           2, 2, 1, Stream, WALK_COPY, Data(stream::xinfo)),
     // scripting: keys after numkeys (one slot, else CROSSSLOT; keyless

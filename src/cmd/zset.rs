@@ -230,10 +230,11 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     })?;
     let (added, changed, last) = outcome.unwrap_or((0, 0, None));
     // A member and its score count as two elements (as in replies); a
-    // member inserted (skiplist node, index entry, arena slot) costs two
-    // more than one updated.
+    // member inserted costs one more than one updated (a skiplist node,
+    // index entry and arena slot; less in a packed set: ZADD creating its
+    // key measured 0.6-1.0 GET, 1000 new members 0.35 each).
     ctx.count_extra(rest.len() - 1);
-    ctx.work += 2 * added.unsigned_abs();
+    ctx.work += added.unsigned_abs();
     if added + changed > 0 {
         let event = if f.incr { "zincr" } else { "zadd" };
         ctx.notify(notify::ZSET, event, &args[1]);

@@ -9,7 +9,10 @@
 //! 2. **rounds**: `--rounds` times, time a batch of GETs, the case, and
 //!    GETs again; the round's measure is the case's time ÷ the mean of the
 //!    two GET batches' times, so a machine that slows down between cases,
-//!    or during one, moves both. Time is this thread's CPU time,
+//!    or during one, moves both. The GETs read a keyspace of their own
+//!    (`Baseline`): in the cases' keyspace, whose tables grew with each
+//!    case's data, the GET baseline rose from 170 to 370 ns over one run,
+//!    and each row's ratio with it. Time is this thread's CPU time,
 //!    not wall time: another process taking the CPU does not count (its cache
 //!    pollution still does). Cases that consume their data (DEL, SPOP,
 //!    SETRANGE on a fresh key...) run untimed `prep` commands before each op
@@ -66,6 +69,9 @@ struct Args {
     /// Print the table as Markdown (for the README).
     #[arg(long)]
     markdown: bool,
+    /// Keys in the GET baseline's keyspace (see `Baseline`).
+    #[arg(long, default_value_t = 10_000)]
+    base_keys: usize,
 }
 
 const NOW: u64 = 1_800_000_000_000;
@@ -1166,7 +1172,7 @@ impl Row {
 /// timed through `Keyspace::scan` as the proxy calls it, its reply built
 /// and encoded as the proxy does, and charged as the proxy charges it
 /// (`scan_work_milli`: keys visited and replied, slots walked).
-fn scan_rows(a: &Args, bench: &mut Bench, get_ops: &[Op], clock: u64) -> Vec<Row> {
+fn scan_rows(a: &Args, base: &mut Baseline, clock: u64) -> Vec<Row> {
     let mut ks = Keyspace::whole();
     for i in 0..SCAN_KEYS {
         run(
@@ -1206,7 +1212,7 @@ fn scan_rows(a: &Args, bench: &mut Bench, get_ops: &[Op], clock: u64) -> Vec<Row
             pattern,
             count,
         };
-        scan_row(a, bench, get_ops, clock, &scan, name)
+        scan_row(a, base, clock, &scan, name)
     })
     .collect()
 }
@@ -1243,14 +1249,7 @@ impl Scan<'_> {
     }
 }
 
-fn scan_row(
-    a: &Args,
-    bench: &mut Bench,
-    get_ops: &[Op],
-    clock: u64,
-    scan: &Scan<'_>,
-    name: String,
-) -> Row {
+fn scan_row(a: &Args, base: &mut Baseline, clock: u64, scan: &Scan<'_>, name: String) -> Row {
     let spec = lookup(b"scan").expect("scan");
     let mut out = BytesMut::new();
     let once = {
@@ -1262,7 +1261,7 @@ fn scan_row(
     let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     let (mut counted, mut reply_len) = (0, 0);
     for _ in 0..a.rounds {
-        let (before, _) = bench.time_gets(get_ops);
+        let before = base.time();
         let start = cpu_ns();
         for _ in 0..ops {
             out.clear();
@@ -1270,7 +1269,7 @@ fn scan_row(
             reply_len = out.len();
         }
         let ns = (cpu_ns() - start) as f64 / ops as f64;
-        let get_ns = (before + bench.time_gets(get_ops).0) / 2.0;
+        let get_ns = (before + base.time()) / 2.0;
         times.push(ns);
         ratios.push(ns / get_ns);
         gets.push(get_ns);
@@ -1297,23 +1296,74 @@ fn scan_row(
     }
 }
 
-impl Bench {
-    /// The GET baseline of a round: CPU ns per GET, after an untimed pass
-    /// over the keys (a case that walked megabytes leaves the caches cold).
-    fn time_gets(&mut self, ops: &[Op]) -> (f64, Charge) {
-        for op in &ops[..KEYS.min(ops.len())] {
-            self.exec(op);
+/// The GET baseline: GETs of 100-byte values in a keyspace of its own
+/// (`--base-keys`, 10,000 as the cases' `key:i`, so the GET row measures
+/// about 1.0), in an order that jumps about. Its size sets what "one GET"
+/// is: over 1,024 keys (all in L2) a GET took 140 ns, over 10,000 about
+/// 300-450, over a million (all cold) 1,000-1,250.
+struct Baseline {
+    ks: Keyspace,
+    keys: usize,
+    ops: Vec<Op>,
+    out: BytesMut,
+}
+
+impl Baseline {
+    fn new(keys: usize) -> Baseline {
+        let mut ks = Keyspace::whole();
+        let v100 = "v".repeat(100);
+        let name = |i: usize| format!("base:{i}");
+        for i in 0..keys {
+            run(&mut ks, &argv(&["set".into(), name(i), v100.clone()]));
+        }
+        let get = lookup(b"get").expect("get");
+        let ops = (0..GET_OPS)
+            .map(|i| {
+                let argv = argv(&["get".into(), name(i.wrapping_mul(0x9E37_79B1) % keys)]);
+                Op {
+                    spec: get,
+                    keys: 1,
+                    request: wire_len(&argv),
+                    argv,
+                }
+            })
+            .collect();
+        Baseline {
+            ks,
+            keys,
+            ops,
+            out: BytesMut::new(),
+        }
+    }
+
+    /// CPU ns per GET over `GET_OPS` GETs, after an untimed pass over the
+    /// keys: a case that walked megabytes leaves them out of the CPU's
+    /// caches (without the pass the baseline doubled after such cases).
+    fn time(&mut self) -> f64 {
+        let keys = self.keys;
+        for i in 0..keys.min(self.ops.len()) {
+            self.get(i);
         }
         let start = cpu_ns();
-        let mut c = Charge::default();
-        for op in ops {
-            c = self.exec(op).0;
+        for i in 0..self.ops.len() {
+            self.get(i);
         }
-        ((cpu_ns() - start) as f64 / ops.len() as f64, c)
+        (cpu_ns() - start) as f64 / self.ops.len() as f64
+    }
+
+    /// Executes, meters and encodes the `i`th GET.
+    fn get(&mut self, i: usize) {
+        let op = &self.ops[i];
+        let mut ctx = Ctx::new(&mut self.ks, NOW);
+        let reply = execute(op.spec, &mut ctx, &op.argv);
+        let _ = work_milli(op.spec, op.keys, ctx.work);
+        reply.encode(Protocol::Resp2, &mut self.out);
+        let _ = transfer_milli(op.request + self.out.len() as u64);
+        self.out.clear();
     }
 }
 
-fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], clock: u64) -> Row {
+fn measure(a: &Args, bench: &mut Bench, case: &Case, base: &mut Baseline, clock: u64) -> Row {
     bench.limit = case.limit.unwrap_or(Duration::from_millis(
         stratus::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
     ));
@@ -1336,9 +1386,9 @@ fn measure(a: &Args, bench: &mut Bench, case: &Case, get_ops: &[Op], clock: u64)
     let (mut ratios, mut times, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     let mut charge = Charge::default();
     for _ in 0..a.rounds {
-        let (before, _) = bench.time_gets(get_ops);
+        let before = base.time();
         let (ns, sum) = bench.time(case, &ops_v, clock);
-        let get_ns = (before + bench.time_gets(get_ops).0) / 2.0;
+        let get_ns = (before + base.time()) / 2.0;
         times.push(ns);
         ratios.push(ns / get_ns);
         gets.push(get_ns);
@@ -1432,18 +1482,7 @@ fn main() {
         sync: sync_cost(),
     };
     let clock = clock_cost();
-    let get = lookup(b"get").expect("get");
-    let get_ops: Vec<Op> = (0..GET_OPS)
-        .map(|i| {
-            let argv = argv(&["get".into(), key(i)]);
-            Op {
-                spec: get,
-                keys: 1,
-                request: wire_len(&argv),
-                argv,
-            }
-        })
-        .collect();
+    let mut base = Baseline::new(a.base_keys);
     let wanted = |family: &str, name: &str| {
         a.filter.as_ref().is_none_or(|f| {
             let f = f.to_lowercase();
@@ -1453,12 +1492,12 @@ fn main() {
     let mut rows = Vec::new();
     for case in all_cases() {
         if wanted(case.family, &case.name) {
-            rows.push(measure(&a, &mut bench, &case, &get_ops, clock));
+            rows.push(measure(&a, &mut bench, &case, &mut base, clock));
         }
     }
     if wanted("keys", "scan") {
-        rows.extend(scan_rows(&a, &mut bench, &get_ops, clock));
+        rows.extend(scan_rows(&a, &mut base, clock));
     }
-    let get_ns = median((0..a.rounds).map(|_| bench.time_gets(&get_ops).0).collect());
+    let get_ns = median((0..a.rounds).map(|_| base.time()).collect());
     print(&a, &rows, get_ns);
 }

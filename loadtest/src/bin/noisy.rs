@@ -27,7 +27,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use stratus_loadtest::median;
 use stratus_loadtest::resp::{Conn, Errors, encode, reply_len, scan_cursor};
-use stratus_loadtest::server::{create_cache, http, start_stratus};
+use stratus_loadtest::server::{create_cache, http, start_redis, start_stratus};
 
 #[derive(Parser)]
 struct Args {
@@ -62,6 +62,11 @@ struct Args {
     /// Seconds between rounds for A's last requests to finish.
     #[arg(long, default_value_t = 6)]
     settle: u64,
+    /// Run the phases against a real `redis-server` on the server CPU
+    /// instead (modes `get` and `conns` only: one database, no AUTH, no
+    /// limits), to tell what the kernel costs any server from what is ours.
+    #[arg(long)]
+    redis: bool,
 }
 
 /// Every heavy-neighbour mode, in the order `all` runs them.
@@ -323,17 +328,20 @@ async fn heavy(
 /// answer and the longest new connection (connect, AUTH, PING), in ms.
 async fn probe(
     resp: std::net::SocketAddr,
-    http_addr: std::net::SocketAddr,
-    token: String,
+    http_addr: Option<std::net::SocketAddr>,
+    token: Option<String>,
     until: Instant,
 ) -> (f64, f64) {
     let (mut health, mut connect) = (0f64, 0f64);
     while Instant::now() < until {
+        if let Some(http_addr) = http_addr {
+            let t = Instant::now();
+            let _ =
+                tokio::task::spawn_blocking(move || http(http_addr, "GET", "/healthz", "")).await;
+            health = health.max(t.elapsed().as_secs_f64() * 1000.0);
+        }
         let t = Instant::now();
-        let _ = tokio::task::spawn_blocking(move || http(http_addr, "GET", "/healthz", "")).await;
-        health = health.max(t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        if let Ok(mut c) = Conn::connect(resp, Some(("b", &token))).await {
+        if let Ok(mut c) = Conn::connect(resp, token.as_deref().map(|t| ("b", t))).await {
             let _ = c.roundtrip(&encode(&[b"PING"])).await;
         }
         connect = connect.max(t.elapsed().as_secs_f64() * 1000.0);
@@ -374,7 +382,7 @@ impl Latency {
 /// 1 ms grain, so counting from the schedule would measure the timer).
 async fn steady(
     addr: std::net::SocketAddr,
-    token: &str,
+    token: Option<&str>,
     rate: u64,
     until: Instant,
 ) -> (Latency, Errors) {
@@ -382,11 +390,13 @@ async fn steady(
     let interval = Duration::from_nanos(1_000_000_000 * conns / rate);
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let token = token.to_string();
+        let token = token.map(str::to_string);
         tasks.push(tokio::spawn(async move {
             let mut latency = Latency::new();
             let mut errors = Errors::default();
-            let mut conn = Stamped::connect(addr, &token).await.expect("connect B");
+            let mut conn = Stamped::connect(addr, token.as_deref())
+                .await
+                .expect("connect B");
             let get = encode(&[b"GET", format!("key:{c}").as_bytes()]);
             let mut next = Instant::now() + interval * c as u32 / conns as u32;
             while next < until {
@@ -424,9 +434,11 @@ struct Stamped {
 }
 
 impl Stamped {
-    async fn connect(addr: std::net::SocketAddr, token: &str) -> std::io::Result<Stamped> {
+    async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> std::io::Result<Stamped> {
         use std::os::fd::AsRawFd;
-        let (stream, rbuf) = Conn::connect(addr, Some(("b", token))).await?.into_parts();
+        let (stream, rbuf) = Conn::connect(addr, token.map(|t| ("b", t)))
+            .await?
+            .into_parts();
         let on: libc::c_int = 1;
         // SAFETY: setsockopt reads one c_int from a live pointer.
         let set = unsafe {
@@ -533,16 +545,16 @@ fn recv_stamped(
 /// A: closed loop, pipelined GETs as fast as the server answers.
 async fn hammer(
     addr: std::net::SocketAddr,
-    token: &str,
+    token: Option<&str>,
     conns: usize,
     depth: usize,
     until: Instant,
 ) -> (u64, Errors) {
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let token = token.to_string();
+        let token = token.map(str::to_string);
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(addr, Some(("a", &token)))
+            let mut conn = Conn::connect(addr, token.as_deref().map(|t| ("a", t)))
                 .await
                 .expect("connect A");
             let batch: Vec<Vec<u8>> = (0..depth)
@@ -634,18 +646,35 @@ async fn main() {
     for m in &modes {
         parts(m);
     }
-    let server = start_stratus(Some(a.server_cpu), &[]);
+    if a.redis {
+        assert!(
+            modes.iter().all(|m| m == "get" || m == "conns"),
+            "--redis runs the modes get and conns only"
+        );
+    }
+    let server = if a.redis {
+        start_redis(Some(a.server_cpu))
+    } else {
+        start_stratus(Some(a.server_cpu), &[])
+    };
     // After the server has started: it must not inherit the class.
     if !raise_to_realtime() {
         eprintln!(
             "B's client runs at normal priority (SCHED_FIFO refused): A's client can delay it"
         );
     }
-    let http_addr = server.http.expect("http address");
-    let token_a = create_cache(http_addr, "a", "{}");
-    let token_b = create_cache(http_addr, "b", "{}");
-    if modes.iter().any(|m| m != "get") {
-        populate(server.resp, &token_a).await;
+    let http_addr = server.http;
+    let (token_a, token_b) = match http_addr {
+        Some(h) => (
+            Some(create_cache(h, "a", "{}")),
+            Some(create_cache(h, "b", "{}")),
+        ),
+        None => (None, None),
+    };
+    if let Some(token_a) = &token_a
+        && modes.iter().any(|m| m != "get")
+    {
+        populate(server.resp, token_a).await;
     }
     // A's limits, once filled: its ECPU/s, and 64 MB of storage.
     let limits_a = format!(
@@ -655,6 +684,7 @@ async fn main() {
     // Each run starts A without the previous run's debt: its limits are
     // lifted and set again, which gives it a fresh limiter.
     let fresh_limits = || {
+        let Some(http_addr) = http_addr else { return };
         let (status, body) = http(
             http_addr,
             "PATCH",
@@ -676,7 +706,7 @@ async fn main() {
         let mut a_throttled = 0;
         for run in 0..a.runs {
             let until = Instant::now() + phase;
-            let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
+            let (h, e) = steady(server.resp, token_b.as_deref(), a.b_rate, until).await;
             assert_eq!(e.total(), 0, "B saw errors alone: {e:?}");
             alone50.push(ms(h.seen.value_at_quantile(0.5)));
             alone99.push(ms(h.seen.value_at_quantile(0.99)));
@@ -693,14 +723,14 @@ async fn main() {
                 let parts = parts(mode);
                 on_idle_thread(a.a_cpu, async move {
                     if parts == ["get"] {
-                        hammer(addr, &token_a, conns, depth, until).await
+                        hammer(addr, token_a.as_deref(), conns, depth, until).await
                     } else {
-                        heavy(addr, &token_a, parts, until).await
+                        heavy(addr, token_a.as_deref().unwrap_or(""), parts, until).await
                     }
                 })
             };
             let probe = tokio::spawn(probe(server.resp, http_addr, token_b.clone(), until));
-            let (h, e) = steady(server.resp, &token_b, a.b_rate, until).await;
+            let (h, e) = steady(server.resp, token_b.as_deref(), a.b_rate, until).await;
             assert_eq!(e.total(), 0, "B saw errors next to A: {e:?}");
             noisy50.push(ms(h.seen.value_at_quantile(0.5)));
             noisy99.push(ms(h.seen.value_at_quantile(0.99)));
@@ -767,7 +797,10 @@ async fn main() {
 }
 
 /// Cache A's metered ECPU so far.
-fn ecpu_total(http_addr: std::net::SocketAddr) -> f64 {
+fn ecpu_total(http_addr: Option<std::net::SocketAddr>) -> f64 {
+    let Some(http_addr) = http_addr else {
+        return 0.0;
+    };
     let (_, body) = http(http_addr, "GET", "/v1/caches/a/usage", "");
     serde_json::from_str::<serde_json::Value>(&body).expect("json")["ecpu_total"]
         .as_f64()

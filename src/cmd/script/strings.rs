@@ -518,7 +518,10 @@ fn format(lua: &Lua, state: &Shared, args: &MultiValue, c_format: &Function) -> 
         .sum();
     match c_format.call::<LuaString>(args.clone()) {
         Ok(out) => {
-            charge(state, (read + out.as_bytes().len()) as u64)?;
+            // Lua's buffer copies the output about twice more as it grows
+            // (`format` of 1 MiB measured 0.55-0.65 GETs per KiB read and
+            // written, three times `upper`'s).
+            charge(state, (read + 3 * out.as_bytes().len()) as u64)?;
             Ok(Value::String(out))
         }
         Err(e) => Err(c_error(lua, e)),
