@@ -604,13 +604,28 @@ impl ServerState {
         self.clients.lock().remove(&id);
     }
 
+    /// Client `id`, unless it is ending (see [`ServerState::clients`]).
     pub fn client(&self, id: u64) -> Option<Arc<ClientHandle>> {
-        self.clients.lock().get(&id).cloned()
+        self.clients
+            .lock()
+            .get(&id)
+            .filter(|c| c.attention.raised() == 0)
+            .cloned()
     }
 
-    /// This cache's clients, by id.
+    /// This cache's clients, by id. A client told to end (CLIENT KILL, its
+    /// user's disconnection, shutdown) is left out at once, as Redis frees
+    /// a killed client before KILL answers: its task leaves the table a
+    /// moment later, after its socket has closed, and a second KILL or a
+    /// LIST in that moment must not find it.
     pub fn clients(&self) -> Vec<Arc<ClientHandle>> {
-        let mut v: Vec<_> = self.clients.lock().values().cloned().collect();
+        let mut v: Vec<_> = self
+            .clients
+            .lock()
+            .values()
+            .filter(|c| c.attention.raised() == 0)
+            .cloned()
+            .collect();
         v.sort_by_key(|c| c.id);
         v
     }
