@@ -346,6 +346,31 @@ async fn connections_are_capped_per_cache() {
     .await;
 }
 
+/// A tenant filling the open default cache locks no other tenant out: a
+/// newcomer still gets in to AUTH into its own cache, and one that does
+/// not is told the default cache is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_default_cache_locks_no_tenant_out() {
+    let server = start(ServeConfig {
+        default_cache: stratus::config::DefaultCache::On,
+        max_clients_per_cache: 5,
+        ..ServeConfig::default()
+    })
+    .await;
+    let b = Http::new(server.http_addr).create_cache("b").await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut c = Raw::connect(server.resp_addr).await;
+        assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+        held.push(c);
+    }
+    let mut newcomer = Raw::connect(server.resp_addr).await;
+    assert_eq!(newcomer.cmd(&["AUTH", "b", &b]).await, ok());
+    assert_eq!(newcomer.cmd(&["SET", "k", "v"]).await, ok());
+    let mut late = Raw::connect(server.resp_addr).await;
+    assert_eq!(late.cmd(&["GET", "k"]).await, err(MAX_CLIENTS));
+}
+
 /// Values of 64 MiB and 500 MiB are stored and read back by a client that
 /// reads: the output limit holds back only clients whose replies pile up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

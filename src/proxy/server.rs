@@ -5,8 +5,10 @@
 //! `max_unauthenticated` not yet bound to a cache (at most
 //! `max_unauthenticated_per_ip` from one client address; each must
 //! authenticate within `auth_timeout`), and at most `max_clients_per_cache` bound to any
-//! one cache (AUTH into a full cache gets the same error): one tenant's
-//! sockets cannot lock another out.
+//! one cache (AUTH into a full cache gets the same error; a socket that
+//! finds the open default cache full waits unbound, as an unauthenticated
+//! one, to AUTH into another cache): one tenant's sockets cannot lock
+//! another out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

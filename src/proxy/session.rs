@@ -38,6 +38,10 @@ pub struct Session {
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
     pub preauth: Option<super::server::PreAuth>,
+    /// The open default cache was full when the connection arrived: it may
+    /// still AUTH into a cache; anything else is told `max number of
+    /// clients reached` (cleared when it binds).
+    pub turned_away: bool,
     /// The named user logged in (`None` = the cache's default user, who
     /// may do everything).
     pub user: Option<Arc<User>>,
@@ -124,6 +128,7 @@ impl Session {
             watched: Vec::new(),
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
+            turned_away: false,
             user: None,
             gate: None,
             handle: Arc::new(ClientHandle::new(id, peer, local, now)),
@@ -185,6 +190,7 @@ impl Session {
         cache.server.add_client(self.handle.clone());
         self.cache = Some(cache);
         self.preauth = None;
+        self.turned_away = false;
         true
     }
 

@@ -325,14 +325,16 @@ async fn heavy(
 }
 
 /// Probes the server every 100 ms until `until`: the longest `/healthz`
-/// answer and the longest new connection (connect, AUTH, PING), in ms.
+/// answer and the longest new connection (connect, AUTH, PING), in ms, and
+/// the new connections that failed (refused, or AUTH or PING answered with
+/// an error): a failure is not a fast answer.
 async fn probe(
     resp: std::net::SocketAddr,
     http_addr: Option<std::net::SocketAddr>,
     token: Option<String>,
     until: Instant,
-) -> (f64, f64) {
-    let (mut health, mut connect) = (0f64, 0f64);
+) -> (f64, f64, Vec<String>) {
+    let (mut health, mut connect, mut failed) = (0f64, 0f64, Vec::new());
     while Instant::now() < until {
         if let Some(http_addr) = http_addr {
             let t = Instant::now();
@@ -341,13 +343,18 @@ async fn probe(
             health = health.max(t.elapsed().as_secs_f64() * 1000.0);
         }
         let t = Instant::now();
-        if let Ok(mut c) = Conn::connect(resp, token.as_deref().map(|t| ("b", t))).await {
-            let _ = c.roundtrip(&encode(&[b"PING"])).await;
+        match Conn::connect(resp, token.as_deref().map(|t| ("b", t))).await {
+            Ok(mut c) => match c.roundtrip(&encode(&[b"PING"])).await {
+                Ok(reply) if !reply.starts_with(b"-") => {}
+                Ok(reply) => failed.push(String::from_utf8_lossy(&reply).trim().to_string()),
+                Err(e) => failed.push(e.to_string()),
+            },
+            Err(e) => failed.push(e.to_string()),
         }
         connect = connect.max(t.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (health, connect)
+    (health, connect, failed)
 }
 
 /// B's latency: each request's round trip as B's client saw it, and until
@@ -735,7 +742,11 @@ async fn main() {
             noisy50.push(ms(h.seen.value_at_quantile(0.5)));
             noisy99.push(ms(h.seen.value_at_quantile(0.99)));
             noisy99_arrival.push(ms(h.arrival.value_at_quantile(0.99)));
-            let (hz, cn) = probe.await.expect("probe");
+            let (hz, cn, failed) = probe.await.expect("probe");
+            assert!(
+                failed.is_empty(),
+                "B's new connections failed next to A: {failed:?}"
+            );
             (health, connect) = (health.max(hz), connect.max(cn));
             let (a_sent, a_errors) = noisy.await.expect("A's thread").expect("A");
             let elapsed = started.elapsed().as_secs_f64();
