@@ -698,6 +698,45 @@ async fn a_default_connection_logs_in_to_another_cache_with_its_first_set() {
     );
 }
 
+/// A tenant filling the open `default-memcached` cache locks no other
+/// tenant out: a newcomer still logs in to its own cache with its first
+/// `set`; one that sends anything else is told the server is full.
+#[tokio::test]
+async fn a_full_default_cache_locks_no_memcached_tenant_out() {
+    let s = start(ServeConfig {
+        max_clients_per_cache: 3,
+        ..ServeConfig::default()
+    })
+    .await;
+    let http = Http::new(s.http_addr);
+    let mc = s.memcached_addr.expect("memcached port");
+    let token = create(&http, r#"{"name": "named", "engine": "memcached"}"#).await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(mc).await.expect("connect");
+        let r = exchange_lines(&mut c, b"version\r\n", 1).await;
+        assert!(
+            r.starts_with(b"VERSION "),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+        held.push(c);
+    }
+    let mut newcomer = login(mc, "named", &token).await;
+    assert_eq!(
+        exchange_lines(&mut newcomer, b"set k 0 0 1\r\nv\r\n", 1).await,
+        b"STORED\r\n"
+    );
+    let mut late = TcpStream::connect(mc).await.expect("connect");
+    assert_eq!(
+        exchange_lines(&mut late, b"get k\r\n", 1).await,
+        b"ERROR Too many open connections\r\n"
+    );
+}
+
 #[tokio::test]
 async fn authentication_is_memcacheds_text_protocol_one() {
     let s = start(closed_config()).await;

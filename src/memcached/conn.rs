@@ -104,11 +104,17 @@ pub async fn run(
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_for(Wire::Memcached) {
-        if !conn.session.bind(cache, shared.max_clients_per_cache) {
+        if conn.session.bind(cache, shared.max_clients_per_cache) {
+            conn.may_switch = true;
+        } else if let Some(p) = shared.preauth(peer.ip()) {
+            // The default cache is full: the client may still log in to
+            // another (as a RESP connection may AUTH), unbound meanwhile.
+            conn.session.preauth = Some(p);
+            conn.session.turned_away = true;
+        } else {
             let _ = stream.try_write(format!("{MAX_CLIENTS}\r\n").as_bytes());
             return;
         }
-        conn.may_switch = true;
     }
     // Told of shutdown as a RESP connection is.
     let _member = (shared.connections).member(conn.session.id, &conn.session.handle.attention);
@@ -558,6 +564,12 @@ impl McConn<'_> {
 
     /// Before authentication: the `set` carrying credentials, or refusals.
     async fn unauthenticated(&mut self, req: Request) {
+        // Turned away from the full default cache: only a login is heard.
+        if self.session.turned_away && !matches!(req, Request::Auth { .. }) {
+            self.line(MAX_CLIENTS);
+            self.session.closing = true;
+            return;
+        }
         match req {
             Request::Auth { user, pass } => {
                 if self.login(&user, &pass).await {
