@@ -641,6 +641,14 @@ async fn create(http: &Http, body: &str) -> serde_json::Value {
     r.json()
 }
 
+/// The token of a cache created with `body`.
+async fn token_of(http: &Http, body: &str) -> String {
+    create(http, body).await["token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
 /// A connection authenticated as `user` with `password`.
 async fn login(addr: SocketAddr, user: &str, password: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.expect("connect");
@@ -664,10 +672,7 @@ async fn a_default_connection_logs_in_to_another_cache_with_its_first_set() {
     let s = start_default().await;
     let http = Http::new(s.http_addr);
     let mc = s.memcached_addr.expect("memcached port");
-    let token = create(&http, r#"{"name": "named", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "named", "engine": "memcached"}"#).await;
     let data = format!("named {token}");
     let mut c = TcpStream::connect(mc).await.expect("connect");
     let first = format!(
@@ -710,10 +715,7 @@ async fn a_full_default_cache_locks_no_memcached_tenant_out() {
     .await;
     let http = Http::new(s.http_addr);
     let mc = s.memcached_addr.expect("memcached port");
-    let token = create(&http, r#"{"name": "named", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "named", "engine": "memcached"}"#).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut c = TcpStream::connect(mc).await.expect("connect");
@@ -742,10 +744,7 @@ async fn authentication_is_memcacheds_text_protocol_one() {
     let s = start(closed_config()).await;
     let http = Http::new(s.http_addr);
     let mc = s.memcached_addr.expect("memcached port");
-    let token = create(&http, r#"{"name": "mc", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "mc", "engine": "memcached"}"#).await;
     let mut c = TcpStream::connect(mc).await.expect("connect");
     // Before authenticating, every command is refused (the line consumed).
     let r = exchange_lines(&mut c, b"get a\r\nversion\r\n", 2).await;
@@ -797,10 +796,7 @@ async fn authentication_is_memcacheds_text_protocol_one() {
     );
     // A Redis-engine cache cannot be reached on the Memcached port, nor a
     // memcached one over RESP.
-    let redis_token = create(&http, r#"{"name": "rd"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let redis_token = token_of(&http, r#"{"name": "rd"}"#).await;
     let mut c = TcpStream::connect(mc).await.expect("connect");
     let data = format!("rd {redis_token}");
     let r = exchange_lines(
@@ -894,14 +890,8 @@ async fn two_caches_never_see_each_others_items() {
     let s = start(closed_config()).await;
     let http = Http::new(s.http_addr);
     let mc = s.memcached_addr.expect("port");
-    let t1 = create(&http, r#"{"name": "one", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let t2 = create(&http, r#"{"name": "two", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let t1 = token_of(&http, r#"{"name": "one", "engine": "memcached"}"#).await;
+    let t2 = token_of(&http, r#"{"name": "two", "engine": "memcached"}"#).await;
     let mut a = login(mc, "one", &t1).await;
     let mut b = login(mc, "two", &t2).await;
     assert_eq!(
@@ -946,10 +936,7 @@ async fn usage(http: &Http, cache: &str) -> serde_json::Value {
 async fn gets_and_sets_are_metered_as_redis_commands_are() {
     let s = start(closed_config()).await;
     let http = Http::new(s.http_addr);
-    let token = create(&http, r#"{"name": "m", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "m", "engine": "memcached"}"#).await;
     let mut c = login(s.memcached_addr.expect("port"), "m", &token).await;
     let before = usage(&http, "m").await;
     // A 100 B set and get: 1 ECPU each (transfer under 1 KiB, one key).
@@ -1006,14 +993,7 @@ async fn over_its_ecpu_limit_a_cache_is_throttled() {
     })
     .await;
     let http = Http::new(s.http_addr);
-    let token = create(
-        &http,
-        r#"{"name": "t", "engine": "memcached", "usage_limits": {"ecpu_per_second": {"maximum": 50}}}"#,
-    )
-    .await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "t", "engine": "memcached", "usage_limits": {"ecpu_per_second": {"maximum": 50}}}"#).await;
     let mut c = login(s.memcached_addr.expect("port"), "t", &token).await;
     let input = "get k\r\n".repeat(500);
     let r = String::from_utf8(exchange_on(&mut c, input.as_bytes()).await).expect("utf8");
@@ -1031,14 +1011,7 @@ async fn over_its_ecpu_limit_a_cache_is_throttled() {
 async fn at_the_storage_maximum_any_item_is_evicted_lru() {
     let s = start(closed_config()).await;
     let http = Http::new(s.http_addr);
-    let token = create(
-        &http,
-        r#"{"name": "e", "engine": "memcached", "usage_limits": {"data_storage": {"maximum": 1, "unit": "MB"}}}"#,
-    )
-    .await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "e", "engine": "memcached", "usage_limits": {"data_storage": {"maximum": 1, "unit": "MB"}}}"#).await;
     let mut c = login(s.memcached_addr.expect("port"), "e", &token).await;
     // 3 MB of items without any TTL: every store succeeds, old items go.
     let value = "x".repeat(1000);
@@ -1147,10 +1120,7 @@ fn pymemcache_python() -> std::path::PathBuf {
 async fn pymemcache_works_against_stratus() {
     let s = start(closed_config()).await;
     let http = Http::new(s.http_addr);
-    let token = create(&http, r#"{"name": "py", "engine": "memcached"}"#).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = token_of(&http, r#"{"name": "py", "engine": "memcached"}"#).await;
     let mc = s.memcached_addr.expect("port");
     let python = pymemcache_python();
     let script = format!("{}/tests/memcached_client.py", env!("CARGO_MANIFEST_DIR"));
