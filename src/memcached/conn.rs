@@ -104,17 +104,12 @@ pub async fn run(
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_for(Wire::Memcached) {
-        if conn.session.bind(cache, shared.max_clients_per_cache) {
-            conn.may_switch = true;
-        } else if let Some(p) = shared.preauth(peer.ip()) {
-            // The default cache is full: the client may still log in to
-            // another (as a RESP connection may AUTH), unbound meanwhile.
-            conn.session.preauth = Some(p);
-            conn.session.turned_away = true;
-        } else {
+        // Full, it may still log in to another cache, unbound meanwhile.
+        if !conn.session.join_default(cache, &shared) {
             let _ = stream.try_write(format!("{MAX_CLIENTS}\r\n").as_bytes());
             return;
         }
+        conn.may_switch = !conn.session.turned_away;
     }
     // Told of shutdown as a RESP connection is.
     let _member = (shared.connections).member(conn.session.id, &conn.session.handle.attention);

@@ -121,22 +121,10 @@ pub async fn run(
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_cache()
-        && !conn.session.bind(cache, shared.max_clients_per_cache)
+        && !conn.session.join_default(cache, &shared)
     {
-        // The default cache is full, but the client may be on its way to
-        // AUTH into another: it waits unbound, in a place among
-        // unauthenticated sockets (and their time limit), so one tenant
-        // filling the default cache locks no other tenant out.
-        match shared.preauth(peer.ip()) {
-            Some(p) => {
-                conn.session.preauth = Some(p);
-                conn.session.turned_away = true;
-            }
-            None => {
-                let _ = stream.try_write(format!("-{}\r\n", reply::MAX_CLIENTS).as_bytes());
-                return;
-            }
-        }
+        let _ = stream.try_write(format!("-{}\r\n", reply::MAX_CLIENTS).as_bytes());
+        return;
     }
     tracing::debug!(client = conn.session.id, %peer, "connection opened");
     // Told of shutdown through its attention (a shutdown that began
@@ -772,11 +760,12 @@ impl Connection<'_> {
             return Outcome::nothing(Reply::err(reply::CACHE_DELETED));
         }
         let cache = self.session.cache.clone();
-        if cache.is_none() && self.session.turned_away && !spec.has(flags::NO_AUTH) {
-            self.session.closing = true;
-            return Outcome::nothing(Reply::err(reply::MAX_CLIENTS));
-        }
         if cache.is_none() && !spec.has(flags::NO_AUTH) {
+            // Turned away from the full default cache: only AUTH is heard.
+            if self.session.turned_away {
+                self.session.closing = true;
+                return Outcome::nothing(Reply::err(reply::MAX_CLIENTS));
+            }
             GlobalCounters::bump(&self.shared.registry.metrics.global.noauth_rejections);
             return Outcome::nothing(Reply::err(reply::NOAUTH));
         }

@@ -15,6 +15,8 @@ use crate::control::introspection::ClientHandle;
 use crate::partition::lazyfree;
 use crate::resp::{Protocol, Request, reply};
 
+use super::server::ProxyShared;
+
 /// What one client connection remembers between commands.
 pub struct Session {
     pub id: u64,
@@ -191,6 +193,23 @@ impl Session {
         self.cache = Some(cache);
         self.preauth = None;
         self.turned_away = false;
+        true
+    }
+
+    /// A new connection joins the open default cache `cache`. If that
+    /// cache is full the client may still be on its way to AUTH into
+    /// another: it waits unbound, in a place among unauthenticated sockets
+    /// (and their time limit), so one tenant filling the default cache
+    /// locks no other tenant out. False: no room there either (refuse it).
+    pub fn join_default(&mut self, cache: Arc<Cache>, shared: &ProxyShared) -> bool {
+        if self.bind(cache, shared.max_clients_per_cache) {
+            return true;
+        }
+        let Some(place) = shared.preauth(self.handle.peer.ip()) else {
+            return false;
+        };
+        self.preauth = Some(place);
+        self.turned_away = true;
         true
     }
 
