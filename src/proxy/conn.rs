@@ -173,6 +173,12 @@ impl Connection<'_> {
         let mut shown = 0;
         let mut peak = 0;
         loop {
+            // What CLIENT LIST shows of the read buffer is current before
+            // any reply to the bytes just read goes out.
+            if allocated != shown {
+                shown = allocated;
+                self.session.handle.view.lock().read_buffer = shown as u64;
+            }
             // 1. Run every whole request buffered, while the replies waiting
             //    for the client stay under the output limit (past it, the
             //    client must read before more of its requests run).
@@ -265,10 +271,6 @@ impl Connection<'_> {
             }
             self.account(rbuf.capacity() as u64 + self.queued_memory())
                 .ok();
-            if allocated != shown {
-                shown = allocated;
-                self.session.handle.view.lock().read_buffer = shown as u64;
-            }
             // A big request is admitted as its bytes arrive: a cache over its
             // ECPU/s limit uploads no faster than the limit allows.
             if drained && !self.session.closing && !self.prepay(rbuf, shutdown).await {
