@@ -160,6 +160,41 @@ impl std::fmt::Display for Port {
     }
 }
 
+/// The port `stratus node` listens on for proxies (data plane).
+pub const DEFAULT_NODE_PORT: u16 = 7379;
+
+/// Settings of `stratus node` (hosts partitions for proxies).
+#[derive(Debug, Clone, Args)]
+pub struct NodeConfig {
+    /// Address the data-plane port listens on.
+    #[arg(long, env = "STRATUS_NODE_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Data-plane port: a number or `any` (a free port).
+    #[arg(long, env = "STRATUS_NODE_PORT", default_value_t = Port::Fixed(DEFAULT_NODE_PORT))]
+    pub port: Port,
+    /// Reactor threads (default: the CPUs this process may run on).
+    #[arg(long, env = "STRATUS_THREADS")]
+    pub threads: Option<usize>,
+    /// Log format.
+    #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl NodeConfig {
+    /// Checks the settings before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.port == Port::Off {
+            return Err("node port 0: a node must listen".into());
+        }
+        if let Some(t) = self.threads
+            && (t == 0 || t > 1024)
+        {
+            return Err(format!("threads must be 1..=1024 (got {t})"));
+        }
+        Ok(())
+    }
+}
+
 /// Settings of `stratus serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {

@@ -14,7 +14,10 @@
 //! - [`memcached`]: the Memcached engine's protocol and connections (its
 //!   operations are rows of the command table, run as any command is);
 //! - [`metrics`]: the one list of metric names and the Prometheus exposition;
-//! - [`server`]: `stratus serve` wiring: listeners, background tasks, shutdown.
+//! - [`server`]: `stratus serve` wiring: listeners, background tasks, shutdown;
+//! - [`wire`]: the data plane's format between a proxy and a `stratus node`
+//!   (versioned bincode frames); [`node`]: a node's server and a proxy's
+//!   client for it.
 //!
 //! - [`attention`]: the flags a waiting connection must notice (kill, its
 //!   user's disconnection, shutdown), without a lock.
@@ -31,6 +34,7 @@ pub mod control;
 pub mod memcached;
 pub mod metering;
 pub mod metrics;
+pub mod node;
 pub mod partition;
 pub mod pool;
 pub mod proxy;
@@ -38,3 +42,4 @@ pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod tls;
+pub mod wire;

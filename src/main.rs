@@ -1,7 +1,8 @@
-//! The `stratus` binary: `stratus serve` runs every role in one process.
+//! The `stratus` binary: `stratus serve` runs every role in one process;
+//! `stratus node` hosts partitions for proxies on other processes.
 
 use clap::{Parser, Subcommand};
-use stratus::config::{LogFormat, ServeConfig};
+use stratus::config::{LogFormat, NodeConfig, ServeConfig};
 
 #[derive(Parser)]
 #[command(
@@ -17,21 +18,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy, the control API and an in-process partition pool.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
+    /// Host partitions of any caches for proxies (the data-plane port).
+    Node(NodeConfig),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(config) = cli.command;
-    init_logging(config.log_format);
-    if let Err(e) = config.validate() {
+    let (log_format, threads, checked) = match &cli.command {
+        Command::Serve(c) => (c.log_format, c.threads, c.validate()),
+        Command::Node(c) => (c.log_format, c.threads, c.validate()),
+    };
+    init_logging(log_format);
+    if let Err(e) = checked {
         tracing::error!("invalid configuration: {e}");
         eprintln!("stratus: invalid configuration: {e}");
         return std::process::ExitCode::from(2);
     }
-    let threads = config
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -43,39 +48,87 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        // Handlers first: a signal that arrives once serving is announced
-        // must already mean a graceful shutdown.
-        let mut signals = match Signals::install() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot install signal handlers: {e}");
-                return std::process::ExitCode::FAILURE;
+    match cli.command {
+        Command::Serve(config) => runtime.block_on(serve(*config)),
+        Command::Node(config) => runtime.block_on(node(config)),
+    }
+}
+
+/// `stratus node`: serves proxies until SIGINT or SIGTERM.
+async fn node(config: NodeConfig) -> std::process::ExitCode {
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let port = config.port.bind().unwrap_or(0);
+    let listener = match tokio::net::TcpListener::bind((config.bind, port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot listen on {}:{port}: {e}", config.bind);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let node_addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("no local address: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(stratus::node::Node::new().serve(listener, shutdown.clone()));
+    tracing::info!(%node_addr, "stratus node serving");
+    loop {
+        match signals.wait().await {
+            "SIGHUP" => {}
+            signal => {
+                tracing::info!(signal, "shutting down");
+                break;
             }
-        };
-        let running = match stratus::server::start(config).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("cannot start: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        };
-        let signal = loop {
-            match signals.wait().await {
-                "SIGHUP" => match running.reload_tls() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
-                    Err(e) => {
-                        tracing::error!("SIGHUP: TLS files not reloaded, the old ones stay: {e}")
-                    }
-                },
-                other => break other,
-            }
-        };
-        tracing::info!(signal, "shutting down");
-        running.shutdown().await;
-        tracing::info!("shutdown complete");
-        std::process::ExitCode::SUCCESS
-    })
+        }
+    }
+    shutdown.cancel();
+    let _ = serving.await;
+    tracing::info!("shutdown complete");
+    std::process::ExitCode::SUCCESS
+}
+
+/// `stratus serve`: every role in this process until SIGINT or SIGTERM.
+async fn serve(config: ServeConfig) -> std::process::ExitCode {
+    // Handlers first: a signal that arrives once serving is announced
+    // must already mean a graceful shutdown.
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let running = match stratus::server::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let signal = loop {
+        match signals.wait().await {
+            "SIGHUP" => match running.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: TLS files not reloaded, the old ones stay: {e}")
+                }
+            },
+            other => break other,
+        }
+    };
+    tracing::info!(signal, "shutting down");
+    running.shutdown().await;
+    tracing::info!("shutdown complete");
+    std::process::ExitCode::SUCCESS
 }
 
 /// SIGINT and SIGTERM (shut down) and SIGHUP (reload the TLS files),

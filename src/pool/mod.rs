@@ -79,6 +79,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
+use crate::node::NodeClient;
 use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{ClusterMode, Entry, Eviction, Keyspace, KeyspaceStats, SLOTS, key_slot};
@@ -86,6 +87,7 @@ use crate::pubsub::monitor::Monitors;
 use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{Delivery, LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
+use crate::wire;
 
 /// What executing a command in a partition produced.
 pub struct Executed {
@@ -103,12 +105,15 @@ pub struct Moved {
 }
 
 /// Why a batch did not run in the partition it was sent to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRun {
     /// The slot moved: re-route.
     Moved(Moved),
     /// A script holds the partition past the busy threshold: `BUSY`.
     Busy,
+    /// A remote partition could not run it (its node unreachable, or a
+    /// request it does not serve): why, for the client's error reply.
+    Unavailable(String),
 }
 
 impl From<Moved> for NotRun {
@@ -382,10 +387,23 @@ impl LocalPartition {
     }
 }
 
-/// The one way the proxy reaches a partition.
+/// The one way the proxy reaches a partition: in this process, or on a
+/// `stratus node` through [`NodeClient`] (requests and replies as
+/// [`crate::wire`] messages).
 #[derive(Clone)]
 pub enum PartitionHandle {
     Local(Arc<LocalPartition>),
+    Remote(Arc<RemotePartition>),
+}
+
+/// A partition hosted by a node: the proxy knows its id and its node.
+pub struct RemotePartition {
+    id: u64,
+    cache: String,
+    node: Arc<NodeClient>,
+    created: Instant,
+    /// Its figures as the node last reported them.
+    last_stats: Mutex<PartitionStats>,
 }
 
 /// Per-command execution settings the proxy passes down.
@@ -473,22 +491,31 @@ impl PartitionHandle {
         }))
     }
 
-    fn inner(&self) -> &Arc<LocalPartition> {
+    /// The partition itself when it is in this process.
+    fn in_process(&self) -> Option<&Arc<LocalPartition>> {
         match self {
-            PartitionHandle::Local(p) => p,
+            PartitionHandle::Local(p) => Some(p),
+            PartitionHandle::Remote(_) => None,
         }
     }
 
     pub fn id(&self) -> u64 {
-        self.inner().id
+        match self {
+            PartitionHandle::Local(p) => p.id,
+            PartitionHandle::Remote(r) => r.id,
+        }
     }
 
     /// The partition's figures: read now if its lock is free or held by a
     /// bounded command (waited for as an inline command waits: DBSIZE after
     /// a SET must count it), else, while slow work holds it, as they were
     /// the last time they were read (a reader never waits for slow work).
+    /// A remote partition's are as its node last reported them.
     pub fn stats(&self) -> PartitionStats {
-        let p = self.inner();
+        let p = match self {
+            PartitionHandle::Local(p) => p,
+            PartitionHandle::Remote(r) => return *r.last_stats.lock(),
+        };
         match p.lock_inline() {
             Some(st) => {
                 let stats = p.read_stats(&st);
@@ -500,20 +527,38 @@ impl PartitionHandle {
         }
     }
 
-    /// Time since the partition was created.
+    /// Time since the partition was created (a remote one: since this
+    /// proxy first routed to it).
     pub fn age(&self) -> std::time::Duration {
-        self.inner().created.elapsed()
+        match self {
+            PartitionHandle::Local(p) => p.created.elapsed(),
+            PartitionHandle::Remote(r) => r.created.elapsed(),
+        }
     }
 
     pub fn set_ecpu_per_sec(&self, ecpu: f64) {
-        self.inner()
-            .ecpu_milli_per_sec
-            .store((ecpu * 1000.0) as u64, Ordering::Relaxed);
+        if let Some(p) = self.in_process() {
+            p.ecpu_milli_per_sec
+                .store((ecpu * 1000.0) as u64, Ordering::Relaxed);
+        }
     }
 
     /// The partition's figures for the partition view.
     pub fn view(&self) -> PartitionView {
-        let p = self.inner();
+        let Some(p) = self.in_process() else {
+            return PartitionView {
+                id: self.id(),
+                stats: self.stats(),
+                ecpu_per_sec: 0.0,
+                age: self.age(),
+                last_event: RangeEvent {
+                    kind: "created",
+                    reason: "remote",
+                    at: SystemTime::now(),
+                },
+                hot_slot: None,
+            };
+        };
         PartitionView {
             id: p.id,
             stats: self.stats(),
@@ -525,24 +570,25 @@ impl PartitionHandle {
     }
 
     /// Bytes per slot of this partition's range (for split points); `None`
-    /// while slow work holds the partition.
+    /// while slow work holds the partition, or when its node decides.
     pub fn slot_bytes(&self) -> Option<Vec<u64>> {
-        let st = self.inner().state.try_lock()?;
+        let st = self.in_process()?.state.try_lock()?;
         Some(st.ks.slot_bytes().iter().map(|b| *b as u64).collect())
     }
 
     /// One bounded step of the active expiry cycle; returns keys deleted
-    /// (0 while the partition is busy: the next round tries again).
+    /// (0 while the partition is busy: the next round tries again; a
+    /// remote partition's node runs its own).
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
-        self.inner()
-            .try_with_ks(|ks| ks.active_expire(now, budget))
+        self.in_process()
+            .and_then(|p| p.try_with_ks(|ks| ks.active_expire(now, budget)))
             .unwrap_or(0)
     }
 
     /// Evicts one key as `policy` chooses (see [`Keyspace::evict_one`]);
-    /// `None` if none can be or the partition is busy.
+    /// `None` if none can be, the partition is busy, or it is remote.
     pub fn evict_one(&self, now: u64, policy: Eviction) -> Option<usize> {
-        self.inner()
+        self.in_process()?
             .try_with_ks(|ks| ks.evict_one(now, policy))
             .flatten()
     }
@@ -927,6 +973,9 @@ pub struct CachePool {
     slow_permits: Arc<tokio::sync::Semaphore>,
     /// Scripts running now, for SCRIPT KILL.
     scripts: Arc<Mutex<Vec<Arc<ScriptControl>>>>,
+    /// For a pool whose partitions a node hosts: the cache's name there
+    /// and the node (routes are refreshed from it).
+    origin: Option<(String, Arc<NodeClient>)>,
 }
 
 /// What SCRIPT KILL or FUNCTION KILL found.
@@ -1020,6 +1069,96 @@ impl CachePool {
             scaling: ScalingCounters::default(),
             slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
             scripts: Arc::default(),
+            origin: None,
+        }
+    }
+
+    /// A proxy's pool for cache `cache` hosted on `node`: its routing table
+    /// as the node reports it, every partition remote.
+    pub async fn remote(cache: &str, node: Arc<NodeClient>) -> Result<CachePool, String> {
+        let mut pool = CachePool::new(1);
+        pool.origin = Some((cache.to_string(), node));
+        // Any table the node sends is newer than this placeholder.
+        pool.routing.write().epoch = 0;
+        pool.refresh_routes().await?;
+        Ok(pool)
+    }
+
+    /// Loads the routing table from the node hosting this pool's
+    /// partitions (a partition there answered `Moved`); partitions already
+    /// known keep their handles.
+    async fn refresh_routes(&self) -> Result<(), String> {
+        let Some((cache, node)) = &self.origin else {
+            return Ok(());
+        };
+        let request = wire::Request::Routes {
+            cache: cache.clone(),
+        };
+        let (epoch, ranges) = match node.call(request).await.map_err(|e| e.to_string())? {
+            wire::Response::Routes { epoch, ranges } => (epoch, ranges),
+            wire::Response::Failed(why) => return Err(why),
+            other => return Err(format!("unexpected answer to Routes: {other:?}")),
+        };
+        let covered = ranges.first().is_some_and(|r| r.first == 0)
+            && ranges.last().is_some_and(|r| r.last == SLOTS - 1)
+            && ranges.windows(2).all(|w| w[0].last + 1 == w[1].first);
+        if !covered {
+            return Err(format!("node {} sent routes with gaps", node.addr()));
+        }
+        let mut table = self.routing.write();
+        if epoch < table.epoch {
+            // An older table than ours (answers overtook each other).
+            return Ok(());
+        }
+        let known: Vec<PartitionHandle> = table.ranges.iter().map(|(_, _, h)| h.clone()).collect();
+        table.ranges = ranges
+            .iter()
+            .map(|r| {
+                let handle = known
+                    .iter()
+                    .find(|h| h.id() == r.partition && h.in_process().is_none())
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        PartitionHandle::Remote(Arc::new(RemotePartition {
+                            id: r.partition,
+                            cache: cache.clone(),
+                            node: node.clone(),
+                            created: Instant::now(),
+                            last_stats: Mutex::new(PartitionStats {
+                                first_slot: r.first,
+                                last_slot: r.last,
+                                ..PartitionStats::default()
+                            }),
+                        }))
+                    });
+                (r.first, r.last, handle)
+            })
+            .collect();
+        table.epoch = epoch;
+        Ok(())
+    }
+
+    /// Reads every remote partition's figures from its node (what
+    /// [`PartitionHandle::stats`] then reports for it).
+    pub async fn refresh_remote_stats(&self) {
+        for part in self.partitions() {
+            let PartitionHandle::Remote(r) = part else {
+                continue;
+            };
+            let request = wire::Request::Stats {
+                cache: r.cache.clone(),
+                partition: r.id,
+            };
+            if let Ok(wire::Response::Stats(s)) = r.node.call(request).await {
+                *r.last_stats.lock() = PartitionStats {
+                    first_slot: s.first_slot,
+                    last_slot: s.last_slot,
+                    keys: usize::try_from(s.keys).unwrap_or(usize::MAX),
+                    volatile_keys: usize::try_from(s.volatile_keys).unwrap_or(usize::MAX),
+                    used_bytes: usize::try_from(s.used_bytes).unwrap_or(usize::MAX),
+                    events: KeyspaceStats::default(),
+                };
+            }
         }
     }
 
@@ -1082,7 +1221,9 @@ impl CachePool {
     /// Whether a script has held the partition that owns `slot` longer
     /// than `busy` (a command for it would be answered BUSY).
     pub fn script_busy(&self, slot: u16, busy: Duration) -> bool {
-        self.route(slot).inner().script_busy(busy)
+        self.route(slot)
+            .in_process()
+            .is_some_and(|p| p.script_busy(busy))
     }
 
     pub fn route(&self, slot: u16) -> PartitionHandle {
@@ -1146,6 +1287,12 @@ impl CachePool {
             {
                 Ok(done) => return done.and_then(|mut v| v.pop()).unwrap_or(NOTHING),
                 Err(NotRun::Busy) => return self.busy(),
+                Err(NotRun::Unavailable(why)) => {
+                    return Executed {
+                        reply: Reply::err_owned(why),
+                        work: 0,
+                    };
+                }
                 Err(NotRun::Moved(_)) => {}
             }
         }
@@ -1162,7 +1309,7 @@ impl CachePool {
     /// command arrives (see `proxy::conn`).
     pub fn peek_inline<R>(&self, slot: u16, f: impl FnOnce(&Keyspace) -> R) -> Option<R> {
         let part = self.route(slot);
-        let st = part.inner().lock_inline()?;
+        let st = part.in_process()?.lock_inline()?;
         (!st.retired && st.ks.owns(slot)).then(|| f(&st.ks))
     }
 
@@ -1181,8 +1328,8 @@ impl CachePool {
             let part = self.route(slot);
             match self.run_in(&part, cmds, &[slot], watched, opts).await {
                 Ok(done) => return Ok(done),
-                Err(NotRun::Busy) => return Err(NotRun::Busy),
-                Err(m) => why = m,
+                Err(NotRun::Moved(m)) => why = NotRun::Moved(m),
+                Err(not_run) => return Err(not_run),
             }
         }
         Err(why)
@@ -1199,7 +1346,12 @@ impl CachePool {
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
     ) -> Result<Option<Vec<Executed>>, NotRun> {
-        let p = part.inner();
+        let p = match part {
+            PartitionHandle::Local(p) => p,
+            PartitionHandle::Remote(r) => {
+                return self.run_remote(r, cmds, slots, watched, opts).await;
+            }
+        };
         let bounded = cmds.len() <= INLINE_BATCH && !cmds.iter().any(|(s, _)| s.runs_on_workers());
         let mut notified = Vec::new();
         if bounded && let Some(mut st) = p.lock_inline() {
@@ -1272,9 +1424,71 @@ impl CachePool {
         )
         .await
         .map(|(out, notified)| {
-            part.inner().notifier.publish(notified);
+            p.notifier.publish(notified);
             out
         })
+    }
+
+    /// Runs a batch in a partition hosted on a node: sent as a
+    /// [`wire::Execute`] at this pool's routing epoch; a `Moved` answer
+    /// refreshes the routes before the caller re-routes.
+    async fn run_remote(
+        &self,
+        part: &RemotePartition,
+        cmds: &[(&'static CommandSpec, &[Bytes])],
+        slots: &[u16],
+        watched: &[(Box<[u8]>, u64)],
+        opts: &ExecOptions,
+    ) -> Result<Option<Vec<Executed>>, NotRun> {
+        if opts.script.is_some() {
+            return Err(NotRun::Unavailable(reply::REMOTE_NOT_YET.into()));
+        }
+        let batch = wire::Execute {
+            cache: part.cache.clone(),
+            partition: part.id,
+            epoch: self.epoch(),
+            slots: slots.to_vec(),
+            commands: cmds.iter().map(|(_, args)| args.to_vec()).collect(),
+            watched: watched
+                .iter()
+                .map(|(k, v)| (Bytes::copy_from_slice(k), *v))
+                .collect(),
+            options: wire::Options {
+                now: opts.now,
+                resp3: opts.resp3,
+                max_value_len: opts.max_value_len as u64,
+                room: opts.room,
+                no_touch: opts.no_touch,
+                client: opts.client,
+                ticket: opts.ticket,
+                retry: opts.retry,
+                busy_threshold_ms: opts.busy_threshold.as_millis() as u64,
+            },
+        };
+        let unavailable = |why: String| NotRun::Unavailable(reply::node_unavailable(&why));
+        match part
+            .node
+            .call(wire::Request::Execute(batch))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+        {
+            wire::Response::Executed(done) => Ok(Some(
+                done.into_iter()
+                    .map(|e| Executed {
+                        reply: e.reply,
+                        work: e.work,
+                    })
+                    .collect(),
+            )),
+            wire::Response::Aborted => Ok(None),
+            wire::Response::Busy => Err(NotRun::Busy),
+            wire::Response::Moved { epoch } => {
+                self.refresh_routes().await.map_err(unavailable)?;
+                Err(NotRun::Moved(Moved { epoch }))
+            }
+            wire::Response::Failed(why) => Err(NotRun::Unavailable(why)),
+            other => Err(unavailable(format!("unexpected answer: {other:?}"))),
+        }
     }
 
     /// Runs `f` on the locked partition on a worker thread, once this cache
@@ -1286,7 +1500,9 @@ impl CachePool {
         f: impl FnOnce(&LocalPartition, &mut PartitionState) -> Result<R, NotRun> + Send + 'static,
         busy: Duration,
     ) -> Result<R, NotRun> {
-        let p = part.inner().clone();
+        let Some(p) = part.in_process().cloned() else {
+            return Err(NotRun::Unavailable(reply::REMOTE_NOT_YET.into()));
+        };
         p.slow.fetch_add(1, Ordering::AcqRel);
         // Undone when the job ends, or here if it never gets to run.
         let slow = SlowGuard(p.clone());
@@ -1361,6 +1577,12 @@ impl CachePool {
                         parts.push((keys, done.reply));
                     }
                     Err(NotRun::Busy) => return self.busy(),
+                    Err(NotRun::Unavailable(why)) => {
+                        return Executed {
+                            reply: Reply::err_owned(why),
+                            work,
+                        };
+                    }
                     Err(NotRun::Moved(_)) => pending.extend(keys),
                 }
             }
@@ -1575,7 +1797,10 @@ impl CachePool {
         let Some(part) = self.partitions().into_iter().find(|p| p.id() == id) else {
             return false;
         };
-        let mut hot = part.inner().hot_slot.lock();
+        let Some(p) = part.in_process() else {
+            return false;
+        };
+        let mut hot = p.hot_slot.lock();
         let new = *hot != Some(slot);
         *hot = Some(slot);
         new
@@ -1585,7 +1810,7 @@ impl CachePool {
     pub fn hot_slots(&self) -> usize {
         self.partitions()
             .iter()
-            .filter(|p| p.inner().hot_slot.lock().is_some())
+            .filter(|p| p.in_process().is_some_and(|p| p.hot_slot.lock().is_some()))
             .count()
     }
 
@@ -1639,7 +1864,9 @@ impl CachePool {
     pub fn try_flush(&self) -> bool {
         let mut all = true;
         for part in self.partitions() {
-            let p = part.inner();
+            let Some(p) = part.in_process() else {
+                continue;
+            };
             let flushed = p.try_with_ks(|ks| {
                 p.events.flushing(ks);
                 ks.flush();
@@ -1655,7 +1882,9 @@ impl CachePool {
     /// cache; call off the reactor threads).
     pub fn flush_blocking(&self) {
         for part in self.partitions() {
-            let p = part.inner();
+            let Some(p) = part.in_process() else {
+                continue;
+            };
             let mut st = p.state.lock();
             p.with_state(&mut st, Keyspace::flush);
             p.events.touched_all();
@@ -1674,7 +1903,9 @@ impl CachePool {
         if at <= first || at > last {
             return Err(format!("slot {at} does not split {first}..={last}"));
         }
-        let left = handle.inner();
+        let Some(left) = handle.in_process() else {
+            return Err(format!("partition {id} splits on its node"));
+        };
         // 1. Lock (never waiting: slow work may hold it; the next tick
         //    retries), and check the range is still what the decision saw.
         let Some(mut st) = left.state.try_lock() else {
@@ -1730,7 +1961,10 @@ impl CachePool {
                 "partitions {left_id} and {right_id} are not adjacent"
             ));
         }
-        let (left, right) = (ranges[li].2.inner(), ranges[ri].2.inner());
+        let (Some(left), Some(right)) = (ranges[li].2.in_process(), ranges[ri].2.in_process())
+        else {
+            return Err("remote partitions merge on their node".into());
+        };
         let (Some(mut lst), Some(mut rst)) = (left.state.try_lock(), right.state.try_lock()) else {
             return Err("partitions are busy".into());
         };

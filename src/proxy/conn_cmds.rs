@@ -959,6 +959,7 @@ async fn slot_keys(
         match cache.pool.slot_keys(slot, limit, busy).await {
             Ok(found) => return Ok(found),
             Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+            Err(NotRun::Unavailable(why)) => return Err(OpError::Text(why)),
             Err(NotRun::Moved(_)) => {}
         }
     }
@@ -1002,6 +1003,7 @@ async fn scan(
         ) = match cache.pool.scan(c, want, now, keep, busy).await {
             Ok(step) => step,
             Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+            Err(NotRun::Unavailable(why)) => return Err(OpError::Text(why)),
             Err(NotRun::Moved(_)) => {
                 // The slot moved between routing and scanning: route again.
                 reroutes += 1;
@@ -1071,6 +1073,7 @@ async fn keys(
                 cursor = next;
             }
             Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
+            Err(NotRun::Unavailable(why)) => return Err(OpError::Text(why)),
             Err(NotRun::Moved(_)) => {
                 reroutes += 1;
                 if reroutes > 64 {

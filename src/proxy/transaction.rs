@@ -153,6 +153,7 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
             return Err(OpError::Text(reply::execabort_because(reply::BUSY)));
         }
         Err(NotRun::Moved(_)) => return Err(OpError::Static(reply::TRYAGAIN)),
+        Err(NotRun::Unavailable(why)) => return Err(OpError::Text(why)),
     };
     // 4. Proxy commands, then the replies in queue order.
     let mut ran = ran.into_iter();

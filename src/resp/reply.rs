@@ -37,6 +37,9 @@ pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const INVALID_SLOT: &str = "ERR Invalid slot";
 pub const INVALID_KEY_COUNT: &str = "ERR Invalid number of keys";
 pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+/// A command a partition hosted on another node does not run yet (scripts,
+/// SCAN, blocking commands: issue "Beyond one machine").
+pub const REMOTE_NOT_YET: &str = "ERR this command does not run on a remote partition yet";
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
@@ -253,13 +256,18 @@ pub const LUA_INVALID_REPLACEMENT: &str = "invalid replacement value (a ";
 /// @user_script:<line>.`).
 pub const SCRIPT_KILLED_BY_USER: &str = "ERR Script killed by user with SCRIPT KILL...";
 
-/// `luaL_argerror`: `bad argument #<n> to '<function>' (<problem>)`.
+/// A remote partition's node could not be reached or refused the request.
+pub fn node_unavailable(why: &str) -> String {
+    format!("CLUSTERDOWN partition unavailable: {why}")
+}
+
 /// EXEC refused for `why` (an error reply's text): the transaction is
 /// discarded (Redis's `execCommandAbort`).
 pub fn execabort_because(why: &str) -> String {
     format!("EXECABORT Transaction discarded because of: {why}")
 }
 
+/// `luaL_argerror`: `bad argument #<n> to '<function>' (<problem>)`.
 pub fn lua_bad_argument(narg: usize, function: &str, problem: &str) -> String {
     format!("bad argument #{narg} to '{function}' ({problem})")
 }

@@ -15,8 +15,9 @@ pub enum Protocol {
     Resp3,
 }
 
-/// A reply value, independent of protocol version.
-#[derive(Debug, Clone, PartialEq)]
+/// A reply value, independent of protocol version (serializable: a node
+/// sends its replies to the proxy in this form, see [`crate::wire`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Reply {
     /// `+text`
     Status(Cow<'static, str>),

@@ -937,7 +937,7 @@ pub fn log_field(line: &str, key: &str) -> Option<String> {
     )
 }
 
-fn stratus_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+pub fn stratus_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
     for (k, _) in std::env::vars() {
         if k.starts_with("STRATUS_") {

@@ -1,0 +1,393 @@
+//! `stratus node`: a process that hosts partitions of any caches and runs
+//! the batches proxies send it, and [`NodeClient`], a proxy's connection
+//! to one. Both speak [`crate::wire`]; neither knows the other's memory.
+//!
+//! A node hosts a cache as a [`CachePool`] of its own (its partitions,
+//! their locks, WATCH versions and blocked-client lines all live here, on
+//! the node), and serves, per connection:
+//! 1. read a request frame;
+//! 2. run it in a task of its own, so a slow batch (a script, an O(N)
+//!    command, which the pool runs on its worker threads) holds up no
+//!    other request on the connection;
+//! 3. write the response, tagged with the request's id, whenever it is
+//!    ready (responses may overtake each other).
+//!
+//! The node decides slot ownership: a batch for slots its partition no
+//! longer owns is answered [`Response::Moved`] with the partition's epoch,
+//! and the proxy asks for the routes again ([`Request::Routes`]).
+//!
+//! Not yet here (issue "Beyond one machine"): scripts and functions, SCAN,
+//! blocking commands and WATCH through a proxy, moves between nodes, the
+//! node's own expiry and eviction cycles, and `stratus proxy`/`control`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::{Mutex, RwLock};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::cmd;
+use crate::pool::{CachePool, ExecOptions, NotRun, PartitionHandle};
+use crate::resp::reply;
+use crate::wire::{self, Envelope, Request, Response};
+
+/// Most partitions one `Host` request may ask for (a cache's pool grows
+/// past its first partitions by splitting).
+pub const MAX_HOSTED_PARTITIONS: u16 = 64;
+
+/// Frames one side of a connection may have waiting to be written: past
+/// it a node stops reading requests (a proxy that reads nothing), and a
+/// proxy's callers wait to send.
+const RESPONSE_QUEUE: usize = 1024;
+
+/// The partitions this node hosts, by cache.
+#[derive(Default)]
+pub struct Node {
+    caches: RwLock<HashMap<String, Arc<CachePool>>>,
+}
+
+impl Node {
+    pub fn new() -> Arc<Node> {
+        Arc::new(Node::default())
+    }
+
+    /// Accepts proxies' connections until `shutdown` fires.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors: wait instead of spinning.
+                        tracing::warn!("node accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let node = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.connection(stream, shutdown).await {
+                    tracing::info!(%peer, "proxy connection ended: {e}");
+                }
+            });
+        }
+    }
+
+    /// Phases 1–3 of the module doc for one proxy connection.
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), wire::WireError> {
+        let (read, write) = stream.into_split();
+        let mut requests = FramedRead::new(read, wire::NodeCodec::default());
+        let mut responses = FramedWrite::new(write, wire::NodeCodec::default());
+        let (tx, mut rx) = mpsc::channel::<Envelope<Response>>(RESPONSE_QUEUE);
+        let writer = tokio::spawn(async move {
+            while let Some(response) = rx.recv().await {
+                responses.feed(response).await?;
+                // Write out once nothing else is ready (responses batch).
+                if rx.is_empty() {
+                    responses.flush().await?;
+                }
+            }
+            Ok::<(), wire::WireError>(())
+        });
+        let outcome = loop {
+            let request = tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                r = requests.next() => match r {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(e),
+                    Some(Ok(r)) => r,
+                },
+            };
+            let permit = match tx.clone().reserve_owned().await {
+                Ok(p) => p,
+                Err(_) => break Ok(()),
+            };
+            let node = self.clone();
+            tokio::spawn(async move {
+                let body = node.handle(request.body).await;
+                permit.send(Envelope {
+                    id: request.id,
+                    body,
+                });
+            });
+        };
+        drop(tx);
+        let _ = writer.await;
+        outcome
+    }
+
+    fn cache(&self, name: &str) -> Result<Arc<CachePool>, Response> {
+        self.caches.read().get(name).cloned().ok_or_else(|| {
+            Response::Failed(reply::node_unavailable(&format!(
+                "no cache {name} on this node"
+            )))
+        })
+    }
+
+    /// Runs one request.
+    pub async fn handle(&self, request: Request) -> Response {
+        match request {
+            Request::Host { cache, partitions } => {
+                if partitions == 0 || partitions > MAX_HOSTED_PARTITIONS {
+                    return Response::Failed(format!(
+                        "ERR partitions must be 1 to {MAX_HOSTED_PARTITIONS}"
+                    ));
+                }
+                self.caches
+                    .write()
+                    .entry(cache)
+                    .or_insert_with(|| Arc::new(CachePool::new(partitions as usize)));
+                Response::Hosted
+            }
+            Request::Routes { cache } => match self.cache(&cache) {
+                Ok(pool) => routes(&pool),
+                Err(failed) => failed,
+            },
+            Request::Stats { cache, partition } => {
+                let pool = match self.cache(&cache) {
+                    Ok(p) => p,
+                    Err(failed) => return failed,
+                };
+                match find(&pool, partition) {
+                    Some(part) => {
+                        let s = part.stats();
+                        Response::Stats(wire::Stats {
+                            first_slot: s.first_slot,
+                            last_slot: s.last_slot,
+                            keys: s.keys as u64,
+                            volatile_keys: s.volatile_keys as u64,
+                            used_bytes: s.used_bytes as u64,
+                        })
+                    }
+                    None => Response::Moved {
+                        epoch: pool.epoch(),
+                    },
+                }
+            }
+            Request::Split {
+                cache,
+                partition,
+                at,
+            } => match self.cache(&cache) {
+                Ok(pool) => match pool.split(partition, at, "admin") {
+                    Ok(new) => Response::Changed { partition: new },
+                    Err(why) => Response::Failed(why),
+                },
+                Err(failed) => failed,
+            },
+            Request::Merge { cache, left, right } => match self.cache(&cache) {
+                Ok(pool) => match pool.merge(left, right) {
+                    Ok(()) => Response::Changed { partition: left },
+                    Err(why) => Response::Failed(why),
+                },
+                Err(failed) => failed,
+            },
+            Request::Execute(batch) => match self.cache(&batch.cache) {
+                Ok(pool) => execute(&pool, batch).await,
+                Err(failed) => failed,
+            },
+        }
+    }
+}
+
+/// The cache's routing table as a node reports it.
+fn routes(pool: &CachePool) -> Response {
+    // The epoch first: a table read after it is at least that new.
+    let epoch = pool.epoch();
+    Response::Routes {
+        epoch,
+        ranges: pool
+            .ranges()
+            .into_iter()
+            .map(|(first, last, part)| wire::Range {
+                first,
+                last,
+                partition: part.id(),
+            })
+            .collect(),
+    }
+}
+
+fn find(pool: &CachePool, partition: u64) -> Option<PartitionHandle> {
+    pool.partitions().into_iter().find(|p| p.id() == partition)
+}
+
+/// Runs a batch in the partition it names, as the in-process path runs it.
+async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
+    let Some(part) = find(pool, batch.partition) else {
+        // Merged away: its slots are elsewhere now.
+        return Response::Moved {
+            epoch: pool.epoch(),
+        };
+    };
+    let mut specs = Vec::with_capacity(batch.commands.len());
+    for args in &batch.commands {
+        let Some(spec) = args.first().and_then(|name| cmd::table::lookup(name)) else {
+            return Response::Failed(reply::node_unavailable("unknown command"));
+        };
+        if spec.family == cmd::Family::Scripting {
+            return Response::Failed(reply::REMOTE_NOT_YET.into());
+        }
+        specs.push(spec);
+    }
+    let cmds: Vec<(&'static cmd::CommandSpec, &[Bytes])> = specs
+        .into_iter()
+        .zip(&batch.commands)
+        .map(|(spec, args)| (spec, &args[..]))
+        .collect();
+    let watched: Vec<(Box<[u8]>, u64)> = batch
+        .watched
+        .iter()
+        .map(|(k, v)| (k.to_vec().into_boxed_slice(), *v))
+        .collect();
+    let o = batch.options;
+    let opts = ExecOptions {
+        resp3: o.resp3,
+        max_value_len: usize::try_from(o.max_value_len).unwrap_or(usize::MAX),
+        busy_threshold: Duration::from_millis(o.busy_threshold_ms),
+        room: o.room,
+        ticket: o.ticket,
+        retry: o.retry,
+        no_touch: o.no_touch,
+        client: o.client,
+        ..ExecOptions::new(o.now)
+    };
+    match pool
+        .run_in(&part, &cmds, &batch.slots, &watched, &opts)
+        .await
+    {
+        Ok(Some(done)) => Response::Executed(
+            done.into_iter()
+                .map(|e| wire::Executed {
+                    reply: e.reply,
+                    work: e.work,
+                })
+                .collect(),
+        ),
+        Ok(None) => Response::Aborted,
+        Err(NotRun::Moved(m)) => Response::Moved { epoch: m.epoch },
+        Err(NotRun::Busy) => Response::Busy,
+        Err(NotRun::Unavailable(why)) => Response::Failed(why),
+    }
+}
+
+/// Why a node could not answer a request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("node {addr}: {why}")]
+pub struct NodeError {
+    pub addr: std::net::SocketAddr,
+    pub why: String,
+}
+
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
+
+/// A proxy's connection to one node: requests from any task, numbered and
+/// sent in order, their responses matched by number as they come.
+pub struct NodeClient {
+    addr: std::net::SocketAddr,
+    next_id: AtomicU64,
+    /// Requests waiting for their response; `None` once the connection
+    /// ended (every waiting request was failed then).
+    pending: Pending,
+    outgoing: mpsc::Sender<Envelope<Request>>,
+}
+
+impl NodeClient {
+    /// Connects to the node at `addr`.
+    pub async fn connect(addr: std::net::SocketAddr) -> Result<Arc<NodeClient>, NodeError> {
+        let failed = |e: std::io::Error| NodeError {
+            addr,
+            why: e.to_string(),
+        };
+        let stream = TcpStream::connect(addr).await.map_err(failed)?;
+        stream.set_nodelay(true).map_err(failed)?;
+        let (read, write) = stream.into_split();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let (outgoing, mut queue) = mpsc::channel::<Envelope<Request>>(RESPONSE_QUEUE);
+        let mut frames = FramedWrite::new(write, wire::ProxyCodec::default());
+        let fail_all = {
+            let pending = pending.clone();
+            move || {
+                // Dropping the senders fails every waiting request.
+                pending.lock().take();
+            }
+        };
+        let on_write_end = fail_all.clone();
+        tokio::spawn(async move {
+            while let Some(request) = queue.recv().await {
+                if frames.feed(request).await.is_err() {
+                    break;
+                }
+                if queue.is_empty() && frames.flush().await.is_err() {
+                    break;
+                }
+            }
+            on_write_end();
+        });
+        let mut responses = FramedRead::new(read, wire::ProxyCodec::default());
+        let waiting = pending.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(response)) = responses.next().await {
+                let sender = waiting.lock().as_mut().and_then(|p| p.remove(&response.id));
+                if let Some(sender) = sender {
+                    let _ = sender.send(response.body);
+                }
+            }
+            fail_all();
+        });
+        Ok(Arc::new(NodeClient {
+            addr,
+            next_id: AtomicU64::new(1),
+            pending,
+            outgoing,
+        }))
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Sends `request` and waits for its response.
+    pub async fn call(&self, request: Request) -> Result<Response, NodeError> {
+        let gone = || NodeError {
+            addr: self.addr,
+            why: "connection lost".into(),
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match self.pending.lock().as_mut() {
+            Some(pending) => pending.insert(id, tx),
+            None => return Err(gone()),
+        };
+        if self
+            .outgoing
+            .send(Envelope { id, body: request })
+            .await
+            .is_err()
+        {
+            if let Some(p) = self.pending.lock().as_mut() {
+                p.remove(&id);
+            }
+            return Err(gone());
+        }
+        rx.await.map_err(|_| gone())
+    }
+}

@@ -1,0 +1,498 @@
+//! The data plane's wire format: what a proxy and a `stratus node` say to
+//! each other about partitions (DESIGN §13). This module owns the format;
+//! nothing else encodes or decodes it.
+//!
+//! A connection carries frames in both directions. Each frame is:
+//! 1. a 4-byte big-endian length of what follows (tokio-util's
+//!    length-delimited codec, at most [`MAX_FRAME`] bytes);
+//! 2. a 2-byte big-endian format version ([`VERSION`]): a frame of another
+//!    version is refused whole, never half-read;
+//! 3. an [`Envelope`] encoded with bincode 2 (its `standard` configuration:
+//!    variable-length integers, little-endian), through serde — bincode is
+//!    unmaintained upstream, and serde keeps it swappable for another
+//!    format behind the same two functions ([`encode`], [`decode`]).
+//!
+//! The proxy numbers its requests; a node answers each with the same id,
+//! in any order, so one connection carries many requests at once.
+//!
+//! Invariants: messages are data only (no closures, no shared memory); a
+//! change to any message type is a new [`VERSION`], and the golden-bytes
+//! tests at the bottom pin every message's encoding so that no change goes
+//! unnoticed.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use crate::resp::Reply;
+
+/// The format version every frame starts with.
+pub const VERSION: u16 = 1;
+
+/// The largest frame either side accepts, bytes: a 512 MiB value (Redis's
+/// `proto-max-bulk-len`) and its command, with room to spare.
+pub const MAX_FRAME: usize = 640 * 1024 * 1024;
+
+/// A message and the number of the request it is or answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub id: u64,
+    pub body: T,
+}
+
+/// What a proxy asks of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Host a cache on this node with `partitions` partitions (idempotent:
+    /// a cache already hosted is left as it is).
+    Host { cache: String, partitions: u16 },
+    /// The hosted cache's routing table: which partition owns which slots.
+    Routes { cache: String },
+    /// Run a batch of commands in one partition.
+    Execute(Execute),
+    /// One partition's figures.
+    Stats { cache: String, partition: u64 },
+    /// Admin: split a partition at slot `at` (the new partition owns
+    /// `at..=last`).
+    Split {
+        cache: String,
+        partition: u64,
+        at: u16,
+    },
+    /// Admin: merge two adjacent partitions into the left one.
+    Merge {
+        cache: String,
+        left: u64,
+        right: u64,
+    },
+}
+
+/// A batch of commands for one partition, at the routing epoch the proxy
+/// routed it with: the node runs it only if the partition still owns every
+/// slot in `slots`, else answers [`Response::Moved`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execute {
+    pub cache: String,
+    pub partition: u64,
+    pub epoch: u64,
+    /// The slots of the batch's keys.
+    pub slots: Vec<u16>,
+    /// Each command's arguments, its name first.
+    pub commands: Vec<Vec<Bytes>>,
+    /// Keys a transaction watches, with the versions the client saw: a
+    /// changed one aborts the batch ([`Response::Aborted`]).
+    pub watched: Vec<(Bytes, u64)>,
+    pub options: Options,
+}
+
+/// The per-request settings a partition needs (the data-only part of the
+/// proxy's execution options).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    /// The proxy's clock, milliseconds since the Unix epoch.
+    pub now: u64,
+    pub resp3: bool,
+    pub max_value_len: u64,
+    /// Bytes the cache may still grow before its storage maximum.
+    pub room: u64,
+    pub no_touch: bool,
+    /// The client running the batch (tracking's NOLOOP); 0 = none.
+    pub client: u64,
+    /// A blocked client's place in line, if it is one.
+    pub ticket: Option<u64>,
+    /// A retry of a blocked client's command.
+    pub retry: bool,
+    /// Milliseconds after which a command reaching a partition that a
+    /// script holds is answered `BUSY`.
+    pub busy_threshold_ms: u64,
+}
+
+/// What a node answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// [`Request::Host`] done.
+    Hosted,
+    /// The cache's routing table at `epoch`.
+    Routes { epoch: u64, ranges: Vec<Range> },
+    /// Every command of the batch ran: its replies, in order.
+    Executed(Vec<Executed>),
+    /// A watched key changed: nothing ran.
+    Aborted,
+    /// The partition does not own the batch's slots (any more): the
+    /// routing epoch of its last change, for the proxy to refresh past.
+    Moved { epoch: u64 },
+    /// A script holds the partition past the busy threshold.
+    Busy,
+    /// A partition's figures.
+    Stats(Stats),
+    /// The request could not be served (an unknown cache, a command this
+    /// node does not run, a split refused): an error reply's text, for the
+    /// proxy's client or log.
+    Failed(String),
+    /// A split made partition `partition`; a merge answers with the left id.
+    Changed { partition: u64 },
+}
+
+/// One partition's slot range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub first: u16,
+    pub last: u16,
+    pub partition: u64,
+}
+
+/// One command's reply and the elements it walked (metered as work).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Executed {
+    pub reply: Reply,
+    pub work: u64,
+}
+
+/// A partition's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub first_slot: u16,
+    pub last_slot: u16,
+    pub keys: u64,
+    pub volatile_keys: u64,
+    pub used_bytes: u64,
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of format version {0}, this side speaks {VERSION}")]
+    Version(u16),
+    #[error("frame too short for its version header")]
+    Short,
+    #[error("undecodable frame: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    #[error("unencodable message: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+}
+
+/// Appends `message`'s frame payload (version, then the message) to `out`.
+pub fn encode<T: Serialize>(message: &T, out: &mut BytesMut) -> Result<(), WireError> {
+    out.put_u16(VERSION);
+    let mut writer = out.writer();
+    bincode::serde::encode_into_std_write(message, &mut writer, bincode::config::standard())?;
+    Ok(())
+}
+
+/// Reads one message from a frame payload; the whole payload must be it.
+pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, WireError> {
+    let (version, rest) = payload.split_first_chunk::<2>().ok_or(WireError::Short)?;
+    let version = u16::from_be_bytes(*version);
+    if version != VERSION {
+        return Err(WireError::Version(version));
+    }
+    let (message, used) = bincode::serde::decode_from_slice(
+        rest,
+        bincode::config::standard().with_limit::<MAX_FRAME>(),
+    )?;
+    if used != rest.len() {
+        return Err(WireError::Decode(bincode::error::DecodeError::OtherString(
+            format!("{} bytes left over after the message", rest.len() - used),
+        )));
+    }
+    Ok(message)
+}
+
+/// Frames messages of type `Out` and reads messages of type `In` (a proxy
+/// writes requests and reads responses; a node the other way round).
+pub struct Codec<Out, In> {
+    frames: LengthDelimitedCodec,
+    kinds: std::marker::PhantomData<fn(Out) -> In>,
+}
+
+impl<Out, In> Default for Codec<Out, In> {
+    fn default() -> Self {
+        Codec {
+            frames: LengthDelimitedCodec::builder()
+                .max_frame_length(MAX_FRAME)
+                .new_codec(),
+            kinds: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<Out: Serialize, In> Encoder<Envelope<Out>> for Codec<Out, In> {
+    type Error = WireError;
+
+    fn encode(&mut self, item: Envelope<Out>, dst: &mut BytesMut) -> Result<(), WireError> {
+        let mut payload = BytesMut::new();
+        encode(&item, &mut payload)?;
+        self.frames.encode(payload.freeze(), dst)?;
+        Ok(())
+    }
+}
+
+impl<Out, In: serde::de::DeserializeOwned> Decoder for Codec<Out, In> {
+    type Item = Envelope<In>;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Envelope<In>>, WireError> {
+        match self.frames.decode(src)? {
+            Some(payload) => decode(&payload).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A proxy's side of a connection to a node.
+pub type ProxyCodec = Codec<Request, Response>;
+/// A node's side of a connection from a proxy.
+pub type NodeCodec = Codec<Response, Request>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn payload<T: Serialize>(message: &T) -> String {
+        let mut out = BytesMut::new();
+        encode(message, &mut out).unwrap();
+        hex(&out)
+    }
+
+    fn options() -> Options {
+        Options {
+            now: 1_700_000_000_000,
+            resp3: false,
+            max_value_len: 512 * 1024 * 1024,
+            room: u64::MAX,
+            no_touch: false,
+            client: 7,
+            ticket: None,
+            retry: false,
+            busy_threshold_ms: 5000,
+        }
+    }
+
+    /// The bytes of every message kind are pinned: a change to a message
+    /// type (field order, a new variant in the middle, an integer's width)
+    /// fails here and must come with a new [`VERSION`].
+    #[test]
+    fn golden_bytes_of_requests() {
+        let execute = Envelope {
+            id: 1,
+            body: Request::Execute(Execute {
+                cache: "c".into(),
+                partition: 2,
+                epoch: 3,
+                slots: vec![12182],
+                commands: vec![vec![Bytes::from_static(b"SET"), "k".into(), "v".into()]],
+                watched: vec![(Bytes::from_static(b"w"), 9)],
+                options: options(),
+            }),
+        };
+        assert_eq!(
+            payload(&execute),
+            // version 1; id 1; variant 2 (Execute); "c"; partition 2;
+            // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
+            // options: now, false, 512 MiB, u64::MAX, false, 7, None,
+            // false, 5000 (bincode's variable-length integers: one byte
+            // below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8 bytes).
+            "0001\
+             01\
+             02\
+             0163\
+             02\
+             03\
+             01fb962f\
+             010303534554016b0176\
+             01017709\
+             fd0068e5cf8b010000\
+             00\
+             fc00000020\
+             fdffffffffffffffff\
+             00\
+             07\
+             00\
+             00\
+             fb8813"
+        );
+        let host = Envelope {
+            id: 300,
+            body: Request::Host {
+                cache: "cache-a".into(),
+                partitions: 4,
+            },
+        };
+        assert_eq!(payload(&host), "0001fb2c01000763616368652d6104");
+        assert_eq!(
+            payload(&Envelope {
+                id: 2,
+                body: Request::Routes { cache: "c".into() }
+            }),
+            "000102010163"
+        );
+        assert_eq!(
+            payload(&Envelope {
+                id: 2,
+                body: Request::Stats {
+                    cache: "c".into(),
+                    partition: 5
+                }
+            }),
+            "00010203016305"
+        );
+        assert_eq!(
+            payload(&Envelope {
+                id: 2,
+                body: Request::Split {
+                    cache: "c".into(),
+                    partition: 1,
+                    at: 8192
+                }
+            }),
+            "000102040163 01fb0020".replace(' ', "")
+        );
+        assert_eq!(
+            payload(&Envelope {
+                id: 2,
+                body: Request::Merge {
+                    cache: "c".into(),
+                    left: 1,
+                    right: 2
+                }
+            }),
+            "00010205016301 02".replace(' ', "")
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_responses() {
+        let executed = Envelope {
+            id: 1,
+            body: Response::Executed(vec![
+                Executed {
+                    reply: Reply::ok(),
+                    work: 0,
+                },
+                Executed {
+                    reply: Reply::Array(vec![Reply::bulk_slice(b"v"), Reply::Nil, Reply::Int(-2)]),
+                    work: 2,
+                },
+                Executed {
+                    reply: Reply::err("ERR x"),
+                    work: 1,
+                },
+            ]),
+        };
+        // Status "OK" work 0; Array [Bulk "v", Nil, Int -2 (zigzag 3)] work
+        // 2; Error "ERR x" work 1.
+        assert_eq!(
+            payload(&executed),
+            "000101020300024f4b000503030176040203020105455252207801"
+        );
+        for (message, bytes) in [
+            (Response::Hosted, "00010000"),
+            (
+                Response::Routes {
+                    epoch: 4,
+                    ranges: vec![Range {
+                        first: 0,
+                        last: 16383,
+                        partition: 1,
+                    }],
+                },
+                "00010001040100fbff3f01",
+            ),
+            (Response::Aborted, "00010003"),
+            (Response::Moved { epoch: 251 }, "00010004fbfb00"),
+            (Response::Busy, "00010005"),
+            (
+                Response::Stats(Stats {
+                    first_slot: 0,
+                    last_slot: 8191,
+                    keys: 10,
+                    volatile_keys: 1,
+                    used_bytes: 1000,
+                }),
+                "0001000600fbff1f0a01fbe803",
+            ),
+            (
+                Response::Failed("no cache c".into()),
+                "000100070a6e6f2063616368652063",
+            ),
+            (Response::Changed { partition: 3 }, "0001000803"),
+        ] {
+            assert_eq!(
+                payload(&Envelope {
+                    id: 0,
+                    body: message.clone()
+                }),
+                bytes,
+                "{message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips_through_the_codec() {
+        let mut proxy = ProxyCodec::default();
+        let mut node = NodeCodec::default();
+        let request = Envelope {
+            id: u64::MAX,
+            body: Request::Execute(Execute {
+                cache: "c".into(),
+                partition: 1,
+                epoch: 1,
+                slots: vec![0, 16383],
+                commands: vec![vec!["MSET".into(), vec![0u8; 70_000].into(), "x".into()]],
+                watched: Vec::new(),
+                options: Options {
+                    ticket: Some(3),
+                    retry: true,
+                    ..options()
+                },
+            }),
+        };
+        let mut buf = BytesMut::new();
+        proxy.encode(request.clone(), &mut buf).unwrap();
+        // Incomplete until the last byte arrives.
+        let mut partial = buf.split_to(buf.len() - 1);
+        assert!(node.decode(&mut partial).unwrap().is_none());
+        partial.unsplit(buf);
+        assert_eq!(node.decode(&mut partial).unwrap(), Some(request));
+        let reply = Envelope {
+            id: 9,
+            body: Response::Executed(vec![Executed {
+                reply: Reply::Map(vec![(Reply::Double(1.5), Reply::Verbatim("txt".into()))]),
+                work: 3,
+            }]),
+        };
+        let mut buf = BytesMut::new();
+        node.encode(reply.clone(), &mut buf).unwrap();
+        assert_eq!(proxy.decode(&mut buf).unwrap(), Some(reply));
+    }
+
+    #[test]
+    fn another_version_or_trailing_bytes_are_refused() {
+        let mut out = BytesMut::new();
+        encode(&Response::Busy, &mut out).unwrap();
+        let mut other = out.to_vec();
+        other[1] = 2;
+        assert!(matches!(
+            decode::<Response>(&other),
+            Err(WireError::Version(2))
+        ));
+        let mut longer = out.to_vec();
+        longer.push(0);
+        assert!(matches!(
+            decode::<Response>(&longer),
+            Err(WireError::Decode(_))
+        ));
+        assert!(matches!(decode::<Response>(&[0]), Err(WireError::Short)));
+        // A frame whose length header promises more than the limit.
+        let mut codec = ProxyCodec::default();
+        let mut huge = BytesMut::from(&((MAX_FRAME as u32 + 1).to_be_bytes())[..]);
+        assert!(codec.decode(&mut huge).is_err());
+    }
+}

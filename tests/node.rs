@@ -1,0 +1,334 @@
+//! A `stratus node` process hosting partitions, reached through the same
+//! pool path the proxy uses (`CachePool::execute`, fan-out, batches) with
+//! every partition remote: the data plane over real TCP, in the wire
+//! format of `stratus::wire`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use stratus::node::NodeClient;
+use stratus::partition::key_slot;
+use stratus::pool::{CachePool, ExecOptions};
+use stratus::resp::{Reply, reply};
+use stratus::wire::{self, Request, Response};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A `stratus node --port any` child process and its data-plane address.
+struct NodeProcess {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+async fn spawn_node() -> NodeProcess {
+    let mut child = stratus_command(&["node", "--port", "any"], &[])
+        .spawn()
+        .expect("spawn stratus node");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("stratus node serving") {
+                return log_field(&line, "node_addr").and_then(|a| a.parse().ok());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("a 'stratus node serving' line with node_addr");
+    // Keep reading so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    NodeProcess { child, addr }
+}
+
+async fn host(node: &NodeClient, cache: &str, partitions: u16) {
+    let hosted = node
+        .call(Request::Host {
+            cache: cache.into(),
+            partitions,
+        })
+        .await
+        .expect("node answers");
+    assert_eq!(hosted, Response::Hosted);
+}
+
+/// Runs one command through the pool, as the proxy's request path does.
+async fn run(pool: &CachePool, args: &[&str]) -> Reply {
+    let spec = stratus::cmd::lookup(args[0].as_bytes()).expect("a command");
+    let args: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
+    let slot = spec
+        .key_positions(&args)
+        .next()
+        .map_or(0, |i| key_slot(&args[i]));
+    let opts = ExecOptions::new(now_ms());
+    tokio::time::timeout(DEADLINE, pool.execute(spec, &args, slot, &opts))
+        .await
+        .expect("answered in time")
+        .reply
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn b(s: &str) -> Reply {
+    Reply::Bulk(Bytes::from(s.to_string()))
+}
+
+/// Keys of `n` different partitions' ranges (of 3 equal ones).
+fn keys_in_thirds() -> [String; 3] {
+    let mut found: [Option<String>; 3] = [None, None, None];
+    for i in 0.. {
+        let k = format!("key{i}");
+        let third = usize::from(key_slot(k.as_bytes())) * 3 / 16384;
+        found[third].get_or_insert(k);
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found.map(Option::unwrap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_remote_partitions_runs_commands_on_a_node() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 3).await;
+    let pool = CachePool::remote("c", client.clone())
+        .await
+        .expect("routes");
+    let ranges: Vec<(u16, u16)> = pool.ranges().iter().map(|(f, l, _)| (*f, *l)).collect();
+    assert_eq!(ranges, [(0, 5460), (5461, 10921), (10922, 16383)]);
+
+    assert_eq!(run(&pool, &["SET", "k", "v"]).await, Reply::ok());
+    assert_eq!(run(&pool, &["GET", "k"]).await, b("v"));
+    assert_eq!(run(&pool, &["INCRBY", "n", "5"]).await, Reply::Int(5));
+    assert_eq!(run(&pool, &["GET", "missing"]).await, Reply::Nil);
+    assert_eq!(
+        run(&pool, &["LPUSH", "k", "x"]).await,
+        Reply::err(reply::WRONGTYPE)
+    );
+
+    // Keys in all three partitions: MSET and MGET fan out, replies merge
+    // in key order.
+    let [a, b_, c] = keys_in_thirds();
+    assert_eq!(
+        run(&pool, &["MSET", &a, "1", &b_, "2", &c, "3"]).await,
+        Reply::ok()
+    );
+    assert_eq!(
+        run(&pool, &["MGET", &c, "missing", &a, &b_]).await,
+        Reply::Array(vec![b("3"), Reply::Nil, b("1"), b("2")])
+    );
+    assert_eq!(
+        run(&pool, &["EXISTS", &a, &b_, &c, "nope"]).await,
+        Reply::Int(3)
+    );
+    assert_eq!(run(&pool, &["DEL", &a, &c]).await, Reply::Int(2));
+
+    // A transaction's batch runs in one partition, in order.
+    let set = stratus::cmd::lookup(b"SET").unwrap();
+    let get = stratus::cmd::lookup(b"GET").unwrap();
+    let set_args = [Bytes::from("{t}a"), Bytes::from("1")];
+    let set_args = [&[Bytes::from("SET")][..], &set_args].concat();
+    let get_args = [Bytes::from("GET"), Bytes::from("{t}a")];
+    let done = pool
+        .execute_batch(
+            &[(set, &set_args), (get, &get_args)],
+            key_slot(b"{t}a"),
+            &[],
+            &ExecOptions::new(now_ms()),
+        )
+        .await
+        .expect("ran")
+        .expect("not aborted");
+    let replies: Vec<Reply> = done.into_iter().map(|e| e.reply).collect();
+    assert_eq!(replies, [Reply::ok(), b("1")]);
+
+    // What a node does not run yet is a clear error, not a hang.
+    assert_eq!(
+        run(&pool, &["EVAL", "return 1", "0"]).await,
+        Reply::err(reply::REMOTE_NOT_YET)
+    );
+
+    // The node keeps the figures: its partitions count the keys.
+    pool.refresh_remote_stats().await;
+    assert_eq!(pool.totals().keys, 4, "k, n, {b_}, {{t}}a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_and_a_merge_on_the_node_reroute_the_proxy() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 1).await;
+    let pool = CachePool::remote("c", client.clone())
+        .await
+        .expect("routes");
+    for i in 0..200 {
+        let k = format!("key{i}");
+        assert_eq!(run(&pool, &["SET", &k, &k]).await, Reply::ok());
+    }
+    let first = pool.partitions()[0].id();
+    // Split behind the proxy's back: its table still says one partition.
+    let split = client
+        .call(Request::Split {
+            cache: "c".into(),
+            partition: first,
+            at: 8192,
+        })
+        .await
+        .expect("node answers");
+    let Response::Changed { partition: upper } = split else {
+        panic!("split refused: {split:?}");
+    };
+    assert_eq!(pool.ranges().len(), 1);
+    // Every key reads back: a key above the split is refused as moved by
+    // the old partition, the proxy reloads the routes and retries.
+    for i in 0..200 {
+        let k = format!("key{i}");
+        assert_eq!(run(&pool, &["GET", &k]).await, b(&k), "{k}");
+    }
+    let ranges: Vec<(u16, u16, u64)> = pool
+        .ranges()
+        .iter()
+        .map(|(f, l, h)| (*f, *l, h.id()))
+        .collect();
+    assert_eq!(ranges, [(0, 8191, first), (8192, 16383, upper)]);
+
+    let merged = client
+        .call(Request::Merge {
+            cache: "c".into(),
+            left: first,
+            right: upper,
+        })
+        .await
+        .expect("node answers");
+    assert_eq!(merged, Response::Changed { partition: first });
+    // A key in the retired upper partition: moved, re-routed, found.
+    let [_, _, high] = keys_in_thirds();
+    assert_eq!(run(&pool, &["SET", &high, "after"]).await, Reply::ok());
+    assert_eq!(run(&pool, &["GET", &high]).await, b("after"));
+    assert_eq!(pool.ranges().len(), 1);
+    let keys = client
+        .call(Request::Stats {
+            cache: "c".into(),
+            partition: first,
+        })
+        .await
+        .expect("node answers");
+    let Response::Stats(stats) = keys else {
+        panic!("{keys:?}");
+    };
+    assert_eq!((stats.first_slot, stats.last_slot), (0, 16383));
+    assert!(stats.keys >= 200, "{stats:?}");
+}
+
+/// The node decides: a watched key whose version moved aborts the batch;
+/// an unknown cache and a partition of another range are refused with
+/// what the proxy needs (an error text, the epoch to refresh past).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_what_it_cannot_run() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 2).await;
+    let Response::Routes { epoch, ranges } = client
+        .call(Request::Routes { cache: "c".into() })
+        .await
+        .expect("routes")
+    else {
+        panic!("no routes");
+    };
+    let execute = |partition: u64, slot: u16, watched: Vec<(Bytes, u64)>| {
+        Request::Execute(wire::Execute {
+            cache: "c".into(),
+            partition,
+            epoch,
+            slots: vec![slot],
+            commands: vec![vec!["SET".into(), "k".into(), "v".into()]],
+            watched,
+            options: wire::Options {
+                now: now_ms(),
+                resp3: false,
+                max_value_len: 1 << 29,
+                room: u64::MAX,
+                no_touch: false,
+                client: 0,
+                ticket: None,
+                retry: false,
+                busy_threshold_ms: 5000,
+            },
+        })
+    };
+    let slot = key_slot(b"k");
+    let owner = ranges
+        .iter()
+        .find(|r| (r.first..=r.last).contains(&slot))
+        .unwrap();
+    let other = ranges
+        .iter()
+        .find(|r| r.partition != owner.partition)
+        .unwrap();
+    assert_eq!(
+        client
+            .call(execute(owner.partition, slot, vec![("k".into(), 7)]))
+            .await
+            .unwrap(),
+        Response::Aborted
+    );
+    assert_eq!(
+        client
+            .call(execute(other.partition, slot, Vec::new()))
+            .await
+            .unwrap(),
+        Response::Moved { epoch }
+    );
+    let Response::Executed(done) = client
+        .call(execute(owner.partition, slot, Vec::new()))
+        .await
+        .unwrap()
+    else {
+        panic!("not run");
+    };
+    assert_eq!(done[0].reply, Reply::ok());
+    let unknown = client
+        .call(Request::Routes {
+            cache: "nope".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown,
+        Response::Failed(reply::node_unavailable("no cache nope on this node"))
+    );
+    assert!(CachePool::remote("nope", client.clone()).await.is_err());
+}
+
+/// A node that dies: the pool's requests end with a CLUSTERDOWN error at
+/// once, none hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_is_an_error_reply_not_a_hang() {
+    let mut node = spawn_node().await;
+    let client: Arc<NodeClient> = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 1).await;
+    let pool = CachePool::remote("c", client.clone())
+        .await
+        .expect("routes");
+    assert_eq!(run(&pool, &["SET", "k", "v"]).await, Reply::ok());
+    node.child.kill().await.expect("kill");
+    let Reply::Error(text) = run(&pool, &["GET", "k"]).await else {
+        panic!("a lost node must answer an error");
+    };
+    assert!(
+        text.starts_with("CLUSTERDOWN partition unavailable: node "),
+        "{text}"
+    );
+}
