@@ -24,6 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
+use crate::partition::ValueType;
 use crate::resp::Reply;
 
 /// The format version every frame starts with.
@@ -65,6 +66,65 @@ pub enum Request {
         left: u64,
         right: u64,
     },
+    /// A walk over one partition's keys (SCAN, KEYS, RANDOMKEY, CLUSTER
+    /// GETKEYSINSLOT, FLUSHDB), run where the partition is.
+    Keys {
+        cache: String,
+        partition: u64,
+        now: u64,
+        busy_threshold_ms: u64,
+        op: KeysOp,
+    },
+}
+
+/// A walk over one partition's keys: data only (a filter, not a closure),
+/// so the same request runs in-process or on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum KeysOp {
+    /// One SCAN step from `cursor` (an encoded scan position), keeping at
+    /// most `count` keys that pass `filter`, visiting at most ten times
+    /// that many.
+    Scan {
+        cursor: u64,
+        count: u64,
+        filter: ScanFilter,
+    },
+    /// A key drawn at random (RANDOMKEY).
+    Random,
+    /// How many keys `slot` holds, and up to `limit` of them.
+    InSlot { slot: u16, limit: u64 },
+    /// Delete every key (FLUSHDB, FLUSHALL).
+    Flush,
+}
+
+/// Which keys a SCAN step keeps: `MATCH` and `TYPE`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScanFilter {
+    pub pattern: Option<Bytes>,
+    pub value_type: Option<ValueType>,
+}
+
+/// What a [`KeysOp`] found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum KeysDone {
+    Scanned {
+        keys: Vec<Bytes>,
+        /// Where to go on (an encoded scan position); `None` when the
+        /// partition's last slot is done.
+        next: Option<u64>,
+        /// Entries visited and slots walked through (the work done).
+        visited: u64,
+        slots: u64,
+    },
+    Random {
+        key: Option<Bytes>,
+        walked: u64,
+    },
+    InSlot {
+        count: u64,
+        keys: Vec<Bytes>,
+    },
+    Flushed,
 }
 
 /// A batch of commands for one partition, at the routing epoch the proxy
@@ -131,6 +191,8 @@ pub enum Response {
     Failed(String),
     /// A split made partition `partition`; a merge answers with the left id.
     Changed { partition: u64 },
+    /// What a [`Request::Keys`] walk found.
+    Keys(KeysDone),
 }
 
 /// One partition's slot range.
@@ -364,6 +426,45 @@ mod tests {
             }),
             "00010205016301 02".replace(' ', "")
         );
+        // Keys: variant 6; "c"; partition 1; now 2; busy 3; Scan (0):
+        // cursor 16385, count 10, MATCH "a*", TYPE hash (1).
+        assert_eq!(
+            payload(&Envelope {
+                id: 2,
+                body: Request::Keys {
+                    cache: "c".into(),
+                    partition: 1,
+                    now: 2,
+                    busy_threshold_ms: 3,
+                    op: KeysOp::Scan {
+                        cursor: 16385,
+                        count: 10,
+                        filter: ScanFilter {
+                            pattern: Some(Bytes::from_static(b"a*")),
+                            value_type: Some(ValueType::Hash),
+                        },
+                    },
+                }
+            }),
+            "000102060163010203 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
+        );
+        for (op, bytes) in [
+            (KeysOp::Random, "01"),
+            (KeysOp::InSlot { slot: 5, limit: 6 }, "020506"),
+            (KeysOp::Flush, "03"),
+        ] {
+            let request = Envelope {
+                id: 2,
+                body: Request::Keys {
+                    cache: "c".into(),
+                    partition: 1,
+                    now: 2,
+                    busy_threshold_ms: 3,
+                    op,
+                },
+            };
+            assert_eq!(payload(&request), format!("000102060163010203{bytes}"));
+        }
     }
 
     #[test]
@@ -422,13 +523,37 @@ mod tests {
                 "000100070a6e6f2063616368652063",
             ),
             (Response::Changed { partition: 3 }, "0001000803"),
+            (
+                Response::Keys(KeysDone::Scanned {
+                    keys: vec![Bytes::from_static(b"k")],
+                    next: Some(7),
+                    visited: 3,
+                    slots: 1,
+                }),
+                "00010009 00 01016b 0107 03 01",
+            ),
+            (
+                Response::Keys(KeysDone::Random {
+                    key: None,
+                    walked: 4,
+                }),
+                "00010009 01 00 04",
+            ),
+            (
+                Response::Keys(KeysDone::InSlot {
+                    count: 2,
+                    keys: Vec::new(),
+                }),
+                "00010009 02 02 00",
+            ),
+            (Response::Keys(KeysDone::Flushed), "00010009 03"),
         ] {
             assert_eq!(
                 payload(&Envelope {
                     id: 0,
                     body: message.clone()
                 }),
-                bytes,
+                bytes.replace(' ', ""),
                 "{message:?}"
             );
         }

@@ -332,3 +332,81 @@ async fn a_lost_node_is_an_error_reply_not_a_hang() {
         "{text}"
     );
 }
+
+/// SCAN (with MATCH and TYPE), RANDOMKEY, the keys of a slot and FLUSHDB
+/// walk the partitions where they are: the pool sends a filter, never a
+/// closure, and every key is found once across the three partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walks_over_keys_run_on_the_node() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 3).await;
+    let pool = CachePool::remote("c", client.clone())
+        .await
+        .expect("routes");
+    for i in 0..300 {
+        let k = format!("key{i}");
+        assert_eq!(run(&pool, &["SET", &k, "v"]).await, Reply::ok());
+    }
+    assert_eq!(run(&pool, &["HSET", "h1", "f", "v"]).await, Reply::Int(1));
+    let busy = Duration::from_secs(5);
+    let scan_all = |filter: wire::ScanFilter| {
+        let pool = &pool;
+        async move {
+            let mut found = Vec::new();
+            let mut cursor = Some(stratus::partition::keyspace::ScanCursor::default());
+            let mut partitions = std::collections::BTreeSet::new();
+            while let Some(c) = cursor {
+                let (part, step) = pool
+                    .scan(c, 50, now_ms(), filter.clone(), busy)
+                    .await
+                    .expect("scanned");
+                partitions.insert(part);
+                found.extend(step.keys);
+                cursor = step.next;
+            }
+            (found, partitions.len())
+        }
+    };
+    let (all, partitions) = scan_all(wire::ScanFilter::default()).await;
+    assert_eq!(all.len(), 301);
+    assert_eq!(partitions, 3);
+    let (ones, _) = scan_all(wire::ScanFilter {
+        pattern: Some(Bytes::from_static(b"key1*")),
+        value_type: None,
+    })
+    .await;
+    let mut ones: Vec<String> = ones
+        .iter()
+        .map(|k| String::from_utf8(k.to_vec()).unwrap())
+        .collect();
+    ones.sort();
+    let mut want: Vec<String> = (0..300)
+        .map(|i| format!("key{i}"))
+        .filter(|k| k.starts_with("key1"))
+        .collect();
+    want.sort();
+    assert_eq!(ones, want);
+    let (hashes, _) = scan_all(wire::ScanFilter {
+        pattern: None,
+        value_type: Some(stratus::partition::ValueType::Hash),
+    })
+    .await;
+    assert_eq!(hashes, [Bytes::from_static(b"h1")]);
+
+    let (key, _) = pool.random_key(now_ms(), busy).await.expect("drawn");
+    assert!(key.is_some());
+    let slot = key_slot(b"key1");
+    let (count, keys) = pool.slot_keys(slot, 10, busy).await.expect("slot keys");
+    assert!(
+        count >= 1 && keys.contains(&Bytes::from_static(b"key1")),
+        "{count} {keys:?}"
+    );
+
+    pool.flush(busy, 0).await.expect("flushed");
+    pool.refresh_remote_stats().await;
+    assert_eq!(pool.totals().keys, 0);
+    assert_eq!(run(&pool, &["GET", "key1"]).await, Reply::Nil);
+    let (none, _) = pool.random_key(now_ms(), busy).await.expect("drawn");
+    assert_eq!(none, None);
+}

@@ -200,6 +200,28 @@ impl Node {
                 },
                 Err(failed) => failed,
             },
+            Request::Keys {
+                cache,
+                partition,
+                now,
+                busy_threshold_ms,
+                op,
+            } => {
+                let pool = match self.cache(&cache) {
+                    Ok(p) => p,
+                    Err(failed) => return failed,
+                };
+                let Some(part) = find(&pool, partition) else {
+                    return Response::Moved {
+                        epoch: pool.epoch(),
+                    };
+                };
+                let busy = Duration::from_millis(busy_threshold_ms);
+                match pool.keys_op(&part, op, now, busy).await {
+                    Ok(done) => Response::Keys(done),
+                    Err(not_run) => not_run.into(),
+                }
+            }
             Request::Execute(batch) => match self.cache(&batch.cache) {
                 Ok(pool) => execute(&pool, batch).await,
                 Err(failed) => failed,
@@ -283,9 +305,17 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
                 .collect(),
         ),
         Ok(None) => Response::Aborted,
-        Err(NotRun::Moved(m)) => Response::Moved { epoch: m.epoch },
-        Err(NotRun::Busy) => Response::Busy,
-        Err(NotRun::Unavailable(why)) => Response::Failed(why),
+        Err(not_run) => not_run.into(),
+    }
+}
+
+impl From<NotRun> for Response {
+    fn from(not_run: NotRun) -> Response {
+        match not_run {
+            NotRun::Moved(m) => Response::Moved { epoch: m.epoch },
+            NotRun::Busy => Response::Busy,
+            NotRun::Unavailable(why) => Response::Failed(why),
+        }
     }
 }
 

@@ -43,8 +43,9 @@ pub const LIST_ELEM_OVERHEAD: usize = 32;
 /// load factor, and the member's heap block (header and rounding).
 pub const SET_MEMBER_OVERHEAD: usize = 40;
 
-/// The type of a value, as `TYPE` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The type of a value, as `TYPE` names it (serializable: SCAN's TYPE
+/// filter crosses to a node, see [`crate::wire`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ValueType {
     String,
     Hash,

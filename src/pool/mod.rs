@@ -80,7 +80,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::node::NodeClient;
-use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
+use crate::partition::keyspace::{Keys, ScanCursor};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{ClusterMode, Entry, Eviction, Keyspace, KeyspaceStats, SLOTS, key_slot};
 use crate::pubsub::monitor::Monitors;
@@ -94,6 +94,36 @@ pub struct Executed {
     pub reply: Reply,
     /// Elements walked (metered as work).
     pub work: u64,
+}
+
+/// What one SCAN step found ([`CachePool::scan`]).
+#[derive(Debug)]
+pub struct Scanned {
+    pub keys: Vec<Bytes>,
+    /// Where to go on; `None` when the partition's last slot is done.
+    pub next: Option<ScanCursor>,
+    /// Entries visited (expired and filtered-out ones too) and slots
+    /// walked through: the work done.
+    pub visited: u64,
+    pub slots: u64,
+}
+
+/// A node's answer of the wrong kind (a bug on one side of the wire).
+fn unexpected(answer: &impl std::fmt::Debug) -> NotRun {
+    NotRun::Unavailable(reply::node_unavailable(&format!(
+        "unexpected answer {answer:?}"
+    )))
+}
+
+/// Whether a SCAN step keeps `key` (its `MATCH` and `TYPE`).
+fn keeps(filter: &wire::ScanFilter, key: &[u8], entry: &Entry) -> bool {
+    filter
+        .pattern
+        .as_ref()
+        .is_none_or(|p| cmd::args::glob_match(p, key))
+        && filter
+            .value_type
+            .is_none_or(|t| entry.value.value_type() == t)
 }
 
 /// A partition refused a command for a slot it no longer owns.
@@ -274,6 +304,70 @@ impl LocalPartition {
     /// Runs commands one after another on the locked partition, first
     /// checking it owns `slots` and that no `watched` key's version moved
     /// (`Ok(None)` if one did: nothing runs).
+    /// Runs a walk over this partition's keys, its lock held.
+    fn keys_op(
+        &self,
+        st: &mut PartitionState,
+        op: wire::KeysOp,
+        now: u64,
+    ) -> Result<wire::KeysDone, NotRun> {
+        let owns = |st: &PartitionState, slot: u16| {
+            if st.retired || !st.ks.owns(slot) {
+                Err(NotRun::Moved(Moved { epoch: st.epoch }))
+            } else {
+                Ok(())
+            }
+        };
+        let bytes = |keys: Keys| {
+            keys.into_iter()
+                .map(|k| Bytes::from(k.into_vec()))
+                .collect()
+        };
+        Ok(match op {
+            wire::KeysOp::Scan {
+                cursor,
+                count,
+                filter,
+            } => {
+                let cursor = ScanCursor::decode(cursor);
+                owns(st, cursor.slot)?;
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                let step = st.ks.scan(cursor, count, now, |k, e| keeps(&filter, k, e));
+                wire::KeysDone::Scanned {
+                    keys: bytes(step.keys),
+                    next: step.next.map(ScanCursor::encode),
+                    visited: step.visited,
+                    slots: step.slots,
+                }
+            }
+            // A retired partition's keys live on elsewhere.
+            wire::KeysOp::Random if st.retired => wire::KeysDone::Random {
+                key: None,
+                walked: 0,
+            },
+            wire::KeysOp::Random => {
+                let (key, walked) = st.ks.random_key(now);
+                wire::KeysDone::Random {
+                    key: key.map(|k| Bytes::from(k.into_vec())),
+                    walked,
+                }
+            }
+            wire::KeysOp::InSlot { slot, limit } => {
+                owns(st, slot)?;
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                wire::KeysDone::InSlot {
+                    count: st.ks.keys_in_slot_count(slot) as u64,
+                    keys: bytes(st.ks.keys_in_slot(slot, limit)),
+                }
+            }
+            wire::KeysOp::Flush => {
+                self.events.flushing(&st.ks);
+                self.with_state(st, Keyspace::flush);
+                wire::KeysDone::Flushed
+            }
+        })
+    }
+
     fn run_locked(
         &self,
         st: &mut PartitionState,
@@ -1465,12 +1559,9 @@ impl CachePool {
                 busy_threshold_ms: opts.busy_threshold.as_millis() as u64,
             },
         };
-        let unavailable = |why: String| NotRun::Unavailable(reply::node_unavailable(&why));
-        match part
-            .node
-            .call(wire::Request::Execute(batch))
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
+        match self
+            .call_remote(part, wire::Request::Execute(batch))
+            .await?
         {
             wire::Response::Executed(done) => Ok(Some(
                 done.into_iter()
@@ -1481,13 +1572,33 @@ impl CachePool {
                     .collect(),
             )),
             wire::Response::Aborted => Ok(None),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `request` to `part`'s node. The answers every request may get
+    /// come back as [`NotRun`]: `Busy`, `Failed`, an unreachable node, and
+    /// `Moved` (after the routes are loaded again, for the caller to
+    /// re-route).
+    async fn call_remote(
+        &self,
+        part: &RemotePartition,
+        request: wire::Request,
+    ) -> Result<wire::Response, NotRun> {
+        let unavailable = |why: String| NotRun::Unavailable(reply::node_unavailable(&why));
+        match part
+            .node
+            .call(request)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+        {
             wire::Response::Busy => Err(NotRun::Busy),
             wire::Response::Moved { epoch } => {
                 self.refresh_routes().await.map_err(unavailable)?;
                 Err(NotRun::Moved(Moved { epoch }))
             }
             wire::Response::Failed(why) => Err(NotRun::Unavailable(why)),
-            other => Err(unavailable(format!("unexpected answer: {other:?}"))),
+            other => Ok(other),
         }
     }
 
@@ -1595,31 +1706,66 @@ impl CachePool {
         Executed { reply, work }
     }
 
+    /// Runs a walk over the keys of `part` ([`wire::KeysOp`]: data only,
+    /// so the same request runs here, on the worker pool, or on the
+    /// partition's node).
+    pub async fn keys_op(
+        &self,
+        part: &PartitionHandle,
+        op: wire::KeysOp,
+        now: u64,
+        busy: Duration,
+    ) -> Result<wire::KeysDone, NotRun> {
+        if let PartitionHandle::Remote(r) = part {
+            let request = wire::Request::Keys {
+                cache: r.cache.clone(),
+                partition: r.id,
+                now,
+                busy_threshold_ms: busy.as_millis() as u64,
+                op,
+            };
+            return match self.call_remote(r, request).await? {
+                wire::Response::Keys(done) => Ok(done),
+                other => Err(unexpected(&other)),
+            };
+        }
+        self.on_workers(part, move |p, st| p.keys_op(st, op, now), busy)
+            .await
+    }
+
     /// One SCAN step in the partition owning `cursor.slot` (see
-    /// [`Keyspace::scan`]), on the worker pool.
+    /// [`Keyspace::scan`]): the partition's id and what the step found.
     pub async fn scan(
         &self,
         cursor: ScanCursor,
         count: usize,
         now: u64,
-        keep: impl FnMut(&[u8], &Entry) -> bool + Send + 'static,
+        filter: wire::ScanFilter,
         busy: Duration,
-    ) -> Result<(u64, ScanStep), NotRun> {
+    ) -> Result<(u64, Scanned), NotRun> {
         let part = self.route(cursor.slot);
-        let id = part.id();
-        let step = self
-            .on_workers(
-                &part,
-                move |_, st| {
-                    if st.retired || !st.ks.owns(cursor.slot) {
-                        return Err(Moved { epoch: st.epoch }.into());
-                    }
-                    Ok(st.ks.scan(cursor, count, now, keep))
+        let op = wire::KeysOp::Scan {
+            cursor: cursor.encode(),
+            count: count as u64,
+            filter,
+        };
+        match self.keys_op(&part, op, now, busy).await? {
+            wire::KeysDone::Scanned {
+                keys,
+                next,
+                visited,
+                slots,
+            } => Ok((
+                part.id(),
+                Scanned {
+                    keys,
+                    next: next.map(ScanCursor::decode),
+                    visited,
+                    slots,
                 },
-                busy,
-            )
-            .await?;
-        Ok((id, step))
+            )),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// RANDOMKEY: a partition drawn with a probability proportional to its
@@ -1632,7 +1778,7 @@ impl CachePool {
         &self,
         now: u64,
         busy: Duration,
-    ) -> Result<(Option<Box<[u8]>>, u64), NotRun> {
+    ) -> Result<(Option<Bytes>, u64), NotRun> {
         let parts = self.partitions();
         let counts: Vec<usize> = parts.iter().map(|p| p.stats().keys).collect();
         let total: usize = counts.iter().sum();
@@ -1650,50 +1796,41 @@ impl CachePool {
         }
         let mut walked = 0;
         for i in order {
-            let found = self
-                .on_workers(
-                    &parts[i],
-                    move |_, st| {
-                        // A retired partition's keys live on elsewhere.
-                        if st.retired {
-                            return Ok((None, 0));
-                        }
-                        Ok(st.ks.random_key(now))
-                    },
-                    busy,
-                )
-                .await?;
-            walked += found.1;
-            if found.0.is_some() {
-                return Ok((found.0, walked));
+            match self
+                .keys_op(&parts[i], wire::KeysOp::Random, now, busy)
+                .await?
+            {
+                wire::KeysDone::Random { key, walked: w } => {
+                    walked += w;
+                    if key.is_some() {
+                        return Ok((key, walked));
+                    }
+                }
+                other => return Err(unexpected(&other)),
             }
         }
         Ok((None, walked))
     }
 
-    /// Keys in `slot` (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT), on the
-    /// worker pool.
+    /// Keys in `slot` (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT): how many,
+    /// and up to `limit` of them.
     pub async fn slot_keys(
         &self,
         slot: u16,
         limit: usize,
         busy: Duration,
-    ) -> Result<(usize, Keys), NotRun> {
+    ) -> Result<(usize, Vec<Bytes>), NotRun> {
         let part = self.route(slot);
-        self.on_workers(
-            &part,
-            move |_, st| {
-                if st.retired || !st.ks.owns(slot) {
-                    return Err(Moved { epoch: st.epoch }.into());
-                }
-                Ok((
-                    st.ks.keys_in_slot_count(slot),
-                    st.ks.keys_in_slot(slot, limit),
-                ))
-            },
-            busy,
-        )
-        .await
+        let op = wire::KeysOp::InSlot {
+            slot,
+            limit: limit as u64,
+        };
+        match self.keys_op(&part, op, 0, busy).await? {
+            wire::KeysDone::InSlot { count, keys } => {
+                Ok((usize::try_from(count).unwrap_or(usize::MAX), keys))
+            }
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// SCRIPT KILL (`functions` false) or FUNCTION KILL (true): stops the
@@ -1843,16 +1980,7 @@ impl CachePool {
     /// worker pool.
     pub async fn flush(&self, busy: Duration, client: u64) -> Result<(), NotRun> {
         for part in self.partitions() {
-            self.on_workers(
-                &part,
-                |p, st| {
-                    p.events.flushing(&st.ks);
-                    p.with_state(st, Keyspace::flush);
-                    Ok(())
-                },
-                busy,
-            )
-            .await?;
+            self.keys_op(&part, wire::KeysOp::Flush, 0, busy).await?;
         }
         // Client-side caches hear of it once (a null key list).
         self.shared.notifier.tracking.invalidate_all(client);

@@ -18,9 +18,9 @@ use crate::cmd::table::{SUBCOMMANDS, resp_commands};
 use crate::cmd::{CommandSpec, ConnOp, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::metrics::GlobalCounters;
-use crate::partition::keyspace::{Keys, ScanCursor, ScanStep};
+use crate::partition::keyspace::ScanCursor;
 use crate::partition::{SLOTS, ValueType, key_slot};
-use crate::pool::{Executed, NotRun};
+use crate::pool::{Executed, NotRun, Scanned};
 use crate::resp::{Protocol, Reply, reply};
 
 /// The Redis version Stratus reports (its command set and replies follow 7.0;
@@ -136,8 +136,9 @@ async fn dispatch(
             {
                 Ok((key, walked)) => {
                     *work += walked;
-                    Ok(key.map_or(Reply::Nil, |k| Reply::Bulk(Bytes::from(k))))
+                    Ok(key.map_or(Reply::Nil, Reply::Bulk))
                 }
+                Err(NotRun::Unavailable(why)) => Err(OpError::Text(why)),
                 Err(_) => Err(OpError::Static(reply::BUSY)),
             }
         }
@@ -920,11 +921,7 @@ async fn cluster(conn: &Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError
             };
             let cache = bound(conn)?;
             let (_, keys) = slot_keys(&cache, slot, count, conn.busy_threshold()).await?;
-            Ok(Reply::Array(
-                keys.into_iter()
-                    .map(|k| Reply::Bulk(Bytes::from(k)))
-                    .collect(),
-            ))
+            Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
         }
         _ => Ok(help_reply(&[
             "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -954,7 +951,7 @@ async fn slot_keys(
     slot: u16,
     limit: usize,
     busy: Duration,
-) -> Result<(usize, Keys), OpError> {
+) -> Result<(usize, Vec<Bytes>), OpError> {
     for _ in 0..8 {
         match cache.pool.slot_keys(slot, limit, busy).await {
             Ok(found) => return Ok(found),
@@ -977,30 +974,30 @@ async fn scan(
     work: &mut u64,
 ) -> Result<Reply, OpError> {
     let opts = Arc::new(scan_opts(&args[1..], true, false)?);
-    let type_filter = match &opts.type_name {
-        Some(t) => Some(
-            ValueType::from_name(t).ok_or_else(|| OpError::Text(reply::unknown_type_name(t)))?,
-        ),
-        None => None,
+    let filter = crate::wire::ScanFilter {
+        pattern: opts.pattern.clone(),
+        value_type: match &opts.type_name {
+            Some(t) => Some(
+                ValueType::from_name(t)
+                    .ok_or_else(|| OpError::Text(reply::unknown_type_name(t)))?,
+            ),
+            None => None,
+        },
     };
     let mut cursor = Some(ScanCursor::decode(opts.cursor));
     let mut keys = Vec::new();
     let (mut reroutes, mut visited_here) = (0, 0);
     while let Some(c) = cursor {
         let want = opts.count.saturating_sub(keys.len()).max(1);
-        let filter = opts.clone();
-        let keep = move |k: &[u8], e: &crate::partition::Entry| {
-            filter.matches(k) && type_filter.is_none_or(|t| e.value.value_type() == t)
-        };
         let (
             part,
-            ScanStep {
+            Scanned {
                 keys: batch,
                 next,
                 visited,
                 slots,
             },
-        ) = match cache.pool.scan(c, want, now, keep, busy).await {
+        ) = match cache.pool.scan(c, want, now, filter.clone(), busy).await {
             Ok(step) => step,
             Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
             Err(NotRun::Unavailable(why)) => return Err(OpError::Text(why)),
@@ -1030,11 +1027,7 @@ async fn scan(
     let next = cursor.map_or(0, ScanCursor::encode);
     Ok(Reply::Array(vec![
         Reply::bulk(next.to_string()),
-        Reply::Array(
-            keys.into_iter()
-                .map(|k| Reply::Bulk(Bytes::from(k)))
-                .collect(),
-        ),
+        Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
     ]))
 }
 
@@ -1051,17 +1044,22 @@ async fn keys(
     busy: Duration,
     work: &mut u64,
 ) -> Result<Reply, OpError> {
-    let pattern: Arc<[u8]> = pattern.into();
+    let filter = crate::wire::ScanFilter {
+        pattern: Some(Bytes::copy_from_slice(pattern)),
+        value_type: None,
+    };
     let mut out = Vec::new();
     let mut cursor = Some(ScanCursor::default());
     let mut reroutes = 0;
     while let Some(c) = cursor {
-        let p = pattern.clone();
-        let keep = move |k: &[u8], _: &crate::partition::Entry| glob_match(&p, k);
-        match cache.pool.scan(c, KEYS_STEP, now, keep, busy).await {
+        match cache
+            .pool
+            .scan(c, KEYS_STEP, now, filter.clone(), busy)
+            .await
+        {
             Ok((
                 _,
-                ScanStep {
+                Scanned {
                     keys: batch,
                     next,
                     visited,
@@ -1069,7 +1067,7 @@ async fn keys(
                 },
             )) => {
                 *work += scan_work_milli(visited, batch.len(), slots);
-                out.extend(batch.into_iter().map(|k| Reply::Bulk(Bytes::from(k))));
+                out.extend(batch.into_iter().map(Reply::Bulk));
                 cursor = next;
             }
             Err(NotRun::Busy) => return Err(OpError::Static(reply::BUSY)),
