@@ -24,6 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
+use crate::cmd::Takes;
 use crate::partition::ValueType;
 use crate::resp::Reply;
 
@@ -75,6 +76,25 @@ pub enum Request {
         busy_threshold_ms: u64,
         op: KeysOp,
     },
+    /// WATCH: the node counts a watcher on each key (until `Unwatch`, or
+    /// this connection ends) and answers their versions.
+    Watch { cache: String, keys: Vec<Bytes> },
+    /// The watchers `Watch` counted go.
+    Unwatch { cache: String, keys: Vec<Bytes> },
+    /// A client about to block on `keys`: the node puts it in line on
+    /// each (until `Unblock`, or this connection ends) and answers its
+    /// subscription and its place in line.
+    Block {
+        cache: String,
+        keys: Vec<Bytes>,
+        takes: Option<Takes>,
+    },
+    /// Answered once a key of the subscription is written after the last
+    /// `Await` (or was in between: no write is missed); `first` marks the
+    /// client blocked (its first attempt found nothing).
+    Await { subscription: u64, first: bool },
+    /// The client stops waiting: it leaves every line.
+    Unblock { subscription: u64 },
 }
 
 /// A walk over one partition's keys: data only (a filter, not a closure),
@@ -193,6 +213,14 @@ pub enum Response {
     Changed { partition: u64 },
     /// What a [`Request::Keys`] walk found.
     Keys(KeysDone),
+    /// The versions of the keys a [`Request::Watch`] named, in order.
+    Versions(Vec<u64>),
+    /// A [`Request::Block`]'s subscription and place in line.
+    Blocked { subscription: u64, ticket: u64 },
+    /// A key of the subscription was written ([`Request::Await`]).
+    Woken,
+    /// [`Request::Unwatch`] or [`Request::Unblock`] done.
+    Done,
 }
 
 /// One partition's slot range.
@@ -465,6 +493,44 @@ mod tests {
             };
             assert_eq!(payload(&request), format!("000102060163010203{bytes}"));
         }
+        let keys = vec![Bytes::from_static(b"k"), Bytes::from_static(b"l")];
+        for (body, bytes) in [
+            (
+                Request::Watch {
+                    cache: "c".into(),
+                    keys: keys.clone(),
+                },
+                "07 0163 02016b016c",
+            ),
+            (
+                Request::Unwatch {
+                    cache: "c".into(),
+                    keys: keys.clone(),
+                },
+                "08 0163 02016b016c",
+            ),
+            (
+                Request::Block {
+                    cache: "c".into(),
+                    keys,
+                    takes: Some(Takes::ZSet),
+                },
+                "09 0163 02016b016c 0101",
+            ),
+            (
+                Request::Await {
+                    subscription: 3,
+                    first: true,
+                },
+                "0a 03 01",
+            ),
+            (Request::Unblock { subscription: 3 }, "0b 03"),
+        ] {
+            assert_eq!(
+                payload(&Envelope { id: 2, body }),
+                format!("000102{}", bytes.replace(' ', ""))
+            );
+        }
     }
 
     #[test]
@@ -547,6 +613,16 @@ mod tests {
                 "00010009 02 02 00",
             ),
             (Response::Keys(KeysDone::Flushed), "00010009 03"),
+            (Response::Versions(vec![0, 300]), "0001000a 02 00 fb2c01"),
+            (
+                Response::Blocked {
+                    subscription: 1,
+                    ticket: 2,
+                },
+                "0001000b 01 02",
+            ),
+            (Response::Woken, "0001000c"),
+            (Response::Done, "0001000d"),
         ] {
             assert_eq!(
                 payload(&Envelope {

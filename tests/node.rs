@@ -410,3 +410,72 @@ async fn walks_over_keys_run_on_the_node() {
     let (none, _) = pool.random_key(now_ms(), busy).await.expect("drawn");
     assert_eq!(none, None);
 }
+
+/// WATCH versions and blocked clients' wake-ups are the node's: a watched
+/// key written through any path aborts the batch, and a write wakes a
+/// client blocked on the key, also one made before it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_and_wake_ups_are_kept_where_the_partition_is() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 2).await;
+    let pool = CachePool::remote("c", client.clone())
+        .await
+        .expect("routes");
+    let slot = key_slot(b"w");
+    let key = [Bytes::from_static(b"w")];
+    let set = stratus::cmd::lookup(b"SET").unwrap();
+    let set_args = [Bytes::from("SET"), Bytes::from("w"), Bytes::from("mine")];
+    let exec = |version: u64| {
+        let pool = &pool;
+        let set_args = &set_args;
+        async move {
+            pool.execute_batch(
+                &[(set, &set_args[..])],
+                slot,
+                &[(Box::from(&b"w"[..]), version)],
+                &ExecOptions::new(now_ms()),
+            )
+            .await
+            .expect("ran or aborted")
+        }
+    };
+    let [v] = pool.watch(slot, &key).await.expect("watched")[..] else {
+        panic!("one version");
+    };
+    assert_eq!(run(&pool, &["SET", "w", "theirs"]).await, Reply::ok());
+    assert!(exec(v).await.is_none(), "a watched key written: aborted");
+    assert_eq!(run(&pool, &["GET", "w"]).await, b("theirs"));
+    pool.unwatch(slot, key.to_vec());
+    let [v] = pool.watch(slot, &key).await.expect("watched")[..] else {
+        panic!("one version");
+    };
+    assert!(exec(v).await.is_some(), "nothing written: it runs");
+    assert_eq!(run(&pool, &["GET", "w"]).await, b("mine"));
+    pool.unwatch(slot, key.to_vec());
+
+    // A client blocked on a list is woken by a push from another client.
+    let list = [Bytes::from_static(b"list")];
+    let lslot = key_slot(b"list");
+    let mut blocked = pool
+        .block(lslot, &list, Some(stratus::cmd::Takes::List))
+        .await
+        .expect("in line");
+    let waiter = tokio::spawn(async move {
+        blocked.woken(true).await;
+        blocked
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "nothing written yet");
+    assert_eq!(run(&pool, &["RPUSH", "list", "a"]).await, Reply::Int(1));
+    let mut blocked = tokio::time::timeout(DEADLINE, waiter)
+        .await
+        .expect("woken by the push")
+        .unwrap();
+    // A write before the wait is not missed.
+    assert_eq!(run(&pool, &["RPUSH", "list", "b"]).await, Reply::Int(2));
+    tokio::time::timeout(DEADLINE, blocked.woken(false))
+        .await
+        .expect("the earlier push wakes it");
+    drop(blocked);
+}

@@ -301,7 +301,7 @@ impl OpError {
 /// the same kind of thing are served first-come first-served on each key
 /// (see [`Ctx::reserved`]); XREAD takes nothing (every reader is served)
 /// and XREADGROUP's groups do not compete, so streams have no kind here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Takes {
     /// Elements of a list (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP).
     List,

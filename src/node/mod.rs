@@ -16,9 +16,17 @@
 //! longer owns is answered [`Response::Moved`] with the partition's epoch,
 //! and the proxy asks for the routes again ([`Request::Routes`]).
 //!
-//! Not yet here (issue "Beyond one machine"): scripts and functions, SCAN,
-//! blocking commands and WATCH through a proxy, moves between nodes, the
-//! node's own expiry and eviction cycles, and `stratus proxy`/`control`.
+//! What a proxy registers on a node's keys — WATCH's watchers, blocked
+//! clients' places in line — belongs to its connection ([`Interest`]) and
+//! goes when the connection ends, so a proxy that dies leaves nothing
+//! behind. Versions and wake-ups travel in the answers
+//! ([`Response::Versions`], [`Response::Woken`]), never through shared
+//! memory.
+//!
+//! Not yet here (issue "Beyond one machine"): scripts and functions
+//! through a proxy, keyspace notifications and client tracking of remote
+//! writes, moves between nodes, the node's own expiry and eviction cycles,
+//! and `stratus proxy`/`control`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,6 +105,7 @@ impl Node {
         let mut requests = FramedRead::new(read, wire::NodeCodec::default());
         let mut responses = FramedWrite::new(write, wire::NodeCodec::default());
         let (tx, mut rx) = mpsc::channel::<Envelope<Response>>(RESPONSE_QUEUE);
+        let interest = Arc::new(Interest::default());
         let writer = tokio::spawn(async move {
             while let Some(response) = rx.recv().await {
                 responses.feed(response).await?;
@@ -121,8 +130,9 @@ impl Node {
                 Err(_) => break Ok(()),
             };
             let node = self.clone();
+            let interest = interest.clone();
             tokio::spawn(async move {
-                let body = node.handle(request.body).await;
+                let body = node.handle(request.body, &interest).await;
                 permit.send(Envelope {
                     id: request.id,
                     body,
@@ -130,6 +140,7 @@ impl Node {
             });
         };
         drop(tx);
+        interest.release();
         let _ = writer.await;
         outcome
     }
@@ -142,9 +153,40 @@ impl Node {
         })
     }
 
-    /// Runs one request.
-    pub async fn handle(&self, request: Request) -> Response {
+    /// Runs one request of a connection that registered `interest`.
+    async fn handle(&self, request: Request, interest: &Interest) -> Response {
         match request {
+            Request::Watch { cache, keys } => match self.cache(&cache) {
+                Ok(pool) => Response::Versions(interest.watch(&pool, &cache, &keys)),
+                Err(failed) => failed,
+            },
+            Request::Unwatch { cache, keys } => {
+                if let Ok(pool) = self.cache(&cache) {
+                    interest.unwatch(&pool, &cache, &keys);
+                }
+                Response::Done
+            }
+            Request::Block { cache, keys, takes } => match self.cache(&cache) {
+                Ok(pool) => {
+                    let (subscription, ticket) = interest.block(pool, keys, takes);
+                    Response::Blocked {
+                        subscription,
+                        ticket,
+                    }
+                }
+                Err(failed) => failed,
+            },
+            Request::Await {
+                subscription,
+                first,
+            } => {
+                interest.woken(subscription, first).await;
+                Response::Woken
+            }
+            Request::Unblock { subscription } => {
+                interest.unblock(subscription);
+                Response::Done
+            }
             Request::Host { cache, partitions } => {
                 if partitions == 0 || partitions > MAX_HOSTED_PARTITIONS {
                     return Response::Failed(format!(
@@ -226,6 +268,124 @@ impl Node {
                 Ok(pool) => execute(&pool, batch).await,
                 Err(failed) => failed,
             },
+        }
+    }
+}
+
+/// What one proxy connection registered on this node's keys: watchers
+/// and blocked clients, all let go when the connection ends (a proxy that
+/// dies leaves nothing behind).
+#[derive(Default)]
+struct Interest {
+    watched: Mutex<HashMap<(String, Bytes), Watchers>>,
+    blocked: Mutex<HashMap<u64, Subscription>>,
+    next: AtomicU64,
+}
+
+/// Watchers one connection counted on a key: the cache's pool and how many.
+type Watchers = (Arc<CachePool>, usize);
+
+/// A blocked client's places in line.
+struct Subscription {
+    pool: Arc<CachePool>,
+    keys: Vec<Bytes>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Subscription {
+    /// Leaves every line; an `Await` still waiting ends.
+    fn leave(self) {
+        for k in &self.keys {
+            self.pool.events().unsubscribe(k, &self.notify);
+        }
+        self.notify.notify_one();
+    }
+}
+
+impl Interest {
+    fn watch(&self, pool: &Arc<CachePool>, cache: &str, keys: &[Bytes]) -> Vec<u64> {
+        let mut watched = self.watched.lock();
+        keys.iter()
+            .map(|k| {
+                watched
+                    .entry((cache.to_string(), k.clone()))
+                    .or_insert_with(|| (pool.clone(), 0))
+                    .1 += 1;
+                pool.events().watch(k)
+            })
+            .collect()
+    }
+
+    /// Only watchers this connection counted go.
+    fn unwatch(&self, pool: &CachePool, cache: &str, keys: &[Bytes]) {
+        let mut watched = self.watched.lock();
+        for k in keys {
+            let entry = (cache.to_string(), k.clone());
+            let Some((_, n)) = watched.get_mut(&entry) else {
+                continue;
+            };
+            *n -= 1;
+            if *n == 0 {
+                watched.remove(&entry);
+            }
+            pool.events().unwatch(k);
+        }
+    }
+
+    fn block(
+        &self,
+        pool: Arc<CachePool>,
+        keys: Vec<Bytes>,
+        takes: Option<cmd::Takes>,
+    ) -> (u64, u64) {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let ticket = pool.events().ticket();
+        for k in &keys {
+            pool.events().subscribe(k, &notify, ticket, takes);
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.blocked
+            .lock()
+            .insert(id, Subscription { pool, keys, notify });
+        (id, ticket)
+    }
+
+    /// Waits for a write of a key of subscription `id` (at once if it is
+    /// gone).
+    async fn woken(&self, id: u64, first: bool) {
+        let notify = {
+            let blocked = self.blocked.lock();
+            let Some(sub) = blocked.get(&id) else {
+                return;
+            };
+            if first {
+                sub.pool
+                    .events()
+                    .blocked(sub.keys.iter().map(|k| &k[..]), &sub.notify);
+            }
+            sub.notify.clone()
+        };
+        notify.notified().await;
+    }
+
+    fn unblock(&self, id: u64) {
+        let sub = self.blocked.lock().remove(&id);
+        if let Some(sub) = sub {
+            sub.leave();
+        }
+    }
+
+    /// The connection ended: everything it registered goes.
+    fn release(&self) {
+        let watched = std::mem::take(&mut *self.watched.lock());
+        let blocked = std::mem::take(&mut *self.blocked.lock());
+        for sub in blocked.into_values() {
+            sub.leave();
+        }
+        for ((_, key), (pool, n)) in watched {
+            for _ in 0..n {
+                pool.events().unwatch(&key);
+            }
         }
     }
 }

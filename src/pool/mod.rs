@@ -108,6 +108,107 @@ pub struct Scanned {
     pub slots: u64,
 }
 
+/// A blocked client's places in line on its keys ([`CachePool::block`]);
+/// it leaves them when dropped.
+pub struct Blocked {
+    ticket: u64,
+    form: BlockedForm,
+}
+
+enum BlockedForm {
+    Local {
+        events: Arc<KeyEvents>,
+        keys: Vec<Bytes>,
+        notify: Arc<tokio::sync::Notify>,
+    },
+    Remote {
+        node: Arc<NodeClient>,
+        subscription: u64,
+        /// The `Await` sent and not yet answered: kept when a wait is
+        /// given up (another event won), so no wake-up is lost.
+        waiting: Option<tokio::task::JoinHandle<()>>,
+    },
+}
+
+impl Blocked {
+    /// Its place in line ([`ExecOptions::ticket`] for its attempts).
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    /// Waits for a write of one of the keys since the last wait (a write
+    /// in between is not missed). `first`: the client's first attempt
+    /// found nothing, so it now counts as blocked. A lost node ends the
+    /// wait at once (the next attempt reports it).
+    pub async fn woken(&mut self, first: bool) {
+        match &mut self.form {
+            BlockedForm::Local {
+                events,
+                keys,
+                notify,
+            } => {
+                if first {
+                    events.blocked(keys.iter().map(|k| &k[..]), notify);
+                }
+                notify.notified().await;
+            }
+            BlockedForm::Remote {
+                node,
+                subscription,
+                waiting,
+            } => {
+                let call = waiting.get_or_insert_with(|| {
+                    let node = node.clone();
+                    let request = wire::Request::Await {
+                        subscription: *subscription,
+                        first,
+                    };
+                    tokio::spawn(async move {
+                        let _ = node.call(request).await;
+                    })
+                });
+                let _ = call.await;
+                *waiting = None;
+            }
+        }
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        match &mut self.form {
+            BlockedForm::Local {
+                events,
+                keys,
+                notify,
+            } => keys.iter().for_each(|k| events.unsubscribe(k, notify)),
+            BlockedForm::Remote {
+                node,
+                subscription,
+                waiting,
+            } => {
+                if let Some(call) = waiting.take() {
+                    call.abort();
+                }
+                let request = wire::Request::Unblock {
+                    subscription: *subscription,
+                };
+                in_background(node.clone(), request);
+            }
+        }
+    }
+}
+
+/// Sends `request` to `node` without waiting for its answer (something
+/// being let go: a lost node forgets it anyway).
+fn in_background(node: Arc<NodeClient>, request: wire::Request) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = node.call(request).await;
+        });
+    }
+}
+
 /// A node's answer of the wrong kind (a bug on one side of the wire).
 fn unexpected(answer: &impl std::fmt::Debug) -> NotRun {
     NotRun::Unavailable(reply::node_unavailable(&format!(
@@ -1268,9 +1369,95 @@ impl CachePool {
         self.shared.mode
     }
 
-    /// The cache's watched and blocked-on keys.
+    /// The cache's watched and blocked-on keys (of its in-process
+    /// partitions; a remote partition's are on its node).
     pub fn events(&self) -> &KeyEvents {
         &self.shared.events
+    }
+
+    /// WATCH: counts a watcher on each of `keys` (all in the partition
+    /// owning `slot`) where that partition is, and returns their versions
+    /// for EXEC to check.
+    pub async fn watch(&self, slot: u16, keys: &[Bytes]) -> Result<Vec<u64>, NotRun> {
+        let r = match self.route(slot) {
+            PartitionHandle::Local(_) => {
+                return Ok(keys.iter().map(|k| self.shared.events.watch(k)).collect());
+            }
+            PartitionHandle::Remote(r) => r,
+        };
+        let request = wire::Request::Watch {
+            cache: r.cache.clone(),
+            keys: keys.to_vec(),
+        };
+        match self.call_remote(&r, request).await? {
+            wire::Response::Versions(v) if v.len() == keys.len() => Ok(v),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The watchers [`Self::watch`] counted on `keys` go (a remote
+    /// partition's node hears of it in the background; if it never does,
+    /// it forgets them when the proxy's connection to it ends).
+    pub fn unwatch(&self, slot: u16, keys: Vec<Bytes>) {
+        match self.route(slot) {
+            PartitionHandle::Local(_) => keys.iter().for_each(|k| self.shared.events.unwatch(k)),
+            PartitionHandle::Remote(r) => {
+                let request = wire::Request::Unwatch {
+                    cache: r.cache.clone(),
+                    keys,
+                };
+                in_background(r.node.clone(), request);
+            }
+        }
+    }
+
+    /// A client about to block on `keys` (all in the partition owning
+    /// `slot`) gets in line on each, where that partition is; it leaves
+    /// the lines when the returned [`Blocked`] is dropped.
+    pub async fn block(
+        &self,
+        slot: u16,
+        keys: &[Bytes],
+        takes: Option<cmd::Takes>,
+    ) -> Result<Blocked, NotRun> {
+        let r = match self.route(slot) {
+            PartitionHandle::Local(_) => {
+                let events = self.shared.events.clone();
+                let notify = Arc::new(tokio::sync::Notify::new());
+                let ticket = events.ticket();
+                for k in keys {
+                    events.subscribe(k, &notify, ticket, takes);
+                }
+                return Ok(Blocked {
+                    ticket,
+                    form: BlockedForm::Local {
+                        events,
+                        keys: keys.to_vec(),
+                        notify,
+                    },
+                });
+            }
+            PartitionHandle::Remote(r) => r,
+        };
+        let request = wire::Request::Block {
+            cache: r.cache.clone(),
+            keys: keys.to_vec(),
+            takes,
+        };
+        match self.call_remote(&r, request).await? {
+            wire::Response::Blocked {
+                subscription,
+                ticket,
+            } => Ok(Blocked {
+                ticket,
+                form: BlockedForm::Remote {
+                    node: r.node.clone(),
+                    subscription,
+                    waiting: None,
+                },
+            }),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// The cache's Pub/Sub hub.

@@ -42,7 +42,7 @@ use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::lazyfree;
 use crate::partition::{ClusterMode, key_slot};
-use crate::pool::{ExecOptions, Executed};
+use crate::pool::{ExecOptions, Executed, NotRun};
 use crate::resp::{Protocol, Reply, Request, reply};
 use crate::tls::Transport;
 
@@ -1135,15 +1135,24 @@ impl Connection<'_> {
         stream: &Transport,
     ) -> Executed {
         let keys: Vec<Bytes> = spec.key_positions(args).map(|i| args[i].clone()).collect();
-        let events = cache.pool.events();
-        let notify = Arc::new(tokio::sync::Notify::new());
         // In line on every key before the first attempt (first come, first
-        // served: see `pool`'s module doc).
-        let ticket = events.ticket();
-        let takes = cmd::takes(spec);
-        for k in &keys {
-            events.subscribe(k, &notify, ticket, takes);
-        }
+        // served: see `pool`'s module doc), where the keys' partition is.
+        let mut blocked = match cache.pool.block(slot, &keys, cmd::takes(spec)).await {
+            Ok(b) => b,
+            Err(NotRun::Unavailable(why)) => {
+                return Executed {
+                    reply: Reply::err_owned(why),
+                    work: 0,
+                };
+            }
+            Err(_) => {
+                return Executed {
+                    reply: Reply::err(reply::TRYAGAIN),
+                    work: 0,
+                };
+            }
+        };
+        let ticket = blocked.ticket();
         // A stream read looks first, inline: its `$` resolved as it arrives
         // and, finding nothing, it blocks then, as Redis would, rather than
         // after a trip to the worker pool that later commands of other
@@ -1184,9 +1193,6 @@ impl Connection<'_> {
                     break done;
                 }
             }
-            if attempts == 1 {
-                events.blocked(keys.iter().map(|k| &k[..]), &notify);
-            }
             // Many wakes that found nothing: pace the retries (a safety net
             // against a writer that keeps touching the key without serving).
             empty_wakes += 1;
@@ -1201,7 +1207,7 @@ impl Connection<'_> {
             };
             let mut probe = [0u8; 1];
             tokio::select! {
-                () = notify.notified() => continue,
+                () = blocked.woken(attempts == 1) => continue,
                 () = expired => break Executed { reply: Reply::NilArray, work: 0 },
                 () = self.shutdown.cancelled() => break Executed { reply: Reply::NilArray, work: 0 },
                 () = me.unblock.notified() => {
@@ -1221,9 +1227,7 @@ impl Connection<'_> {
                 },
             }
         };
-        for k in &keys {
-            events.unsubscribe(k, &notify);
-        }
+        drop(blocked);
         me.blocked.store(false, Ordering::Release);
         done
     }

@@ -100,7 +100,7 @@ async fn dispatch(
         ConnOp::Cluster => cluster(conn, args).await,
         ConnOp::Multi => transaction::multi(conn),
         ConnOp::Discard => transaction::discard(conn),
-        ConnOp::Watch => transaction::watch(conn, args),
+        ConnOp::Watch => transaction::watch(conn, args).await,
         ConnOp::Unwatch => transaction::unwatch(conn),
         ConnOp::Exec => Err(OpError::Static(reply::EXEC_WITHOUT_MULTI)),
         ConnOp::Monitor => super::pubsub::monitor(conn),

@@ -217,7 +217,9 @@ impl Session {
     pub fn unwatch(&mut self) {
         if let Some(cache) = &self.cache {
             for w in self.watched.drain(..) {
-                cache.pool.events().unwatch(&w.key);
+                cache
+                    .pool
+                    .unwatch(w.slot, vec![bytes::Bytes::from(w.key.into_vec())]);
             }
         }
         self.watched.clear();

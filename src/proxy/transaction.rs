@@ -50,21 +50,41 @@ pub fn discard(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
 }
 
 /// WATCH key [key ...] (the request path already checked one slot).
-pub fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+pub async fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if conn.session.multi.is_some() {
         return Err(OpError::Static(reply::WATCH_IN_MULTI));
     }
     let Some(cache) = conn.session.cache.clone() else {
         return Err(OpError::Static(reply::NOAUTH));
     };
+    let mut fresh: Vec<Bytes> = Vec::new();
     for key in &args[1..] {
-        if !conn.session.watched_keys.insert(key[..].into()) {
-            continue;
+        if conn.session.watched_keys.insert(key[..].into()) {
+            fresh.push(key.clone());
         }
-        let version = cache.pool.events().watch(key);
+    }
+    let Some(first) = fresh.first() else {
+        return Ok(Reply::ok());
+    };
+    // Counted where the keys' partition is (one slot: checked before).
+    let slot = key_slot(first);
+    let versions = match cache.pool.watch(slot, &fresh).await {
+        Ok(v) => v,
+        Err(not_run) => {
+            for key in &fresh {
+                conn.session.watched_keys.remove(&key[..]);
+            }
+            return Err(match not_run {
+                NotRun::Unavailable(why) => OpError::Text(why),
+                NotRun::Busy => OpError::Static(reply::BUSY),
+                NotRun::Moved(_) => OpError::Static(reply::TRYAGAIN),
+            });
+        }
+    };
+    for (key, version) in fresh.into_iter().zip(versions) {
         conn.session.watched.push(Watched {
+            slot: key_slot(&key),
             key: key[..].into(),
-            slot: key_slot(key),
             version,
         });
     }
