@@ -103,9 +103,8 @@ async fn a_pool_of_remote_partitions_runs_commands_on_a_node() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 3).await;
-    let pool = CachePool::remote("c", client.clone())
-        .await
-        .expect("routes");
+    let pool = CachePool::remote("c", client.clone());
+    pool.load_routes().await.expect("routes");
     let ranges: Vec<(u16, u16)> = pool.ranges().iter().map(|(f, l, _)| (*f, *l)).collect();
     assert_eq!(ranges, [(0, 5460), (5461, 10921), (10922, 16383)]);
 
@@ -170,9 +169,8 @@ async fn a_split_and_a_merge_on_the_node_reroute_the_proxy() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 1).await;
-    let pool = CachePool::remote("c", client.clone())
-        .await
-        .expect("routes");
+    let pool = CachePool::remote("c", client.clone());
+    pool.load_routes().await.expect("routes");
     for i in 0..200 {
         let k = format!("key{i}");
         assert_eq!(run(&pool, &["SET", &k, &k]).await, Reply::ok());
@@ -309,7 +307,12 @@ async fn a_node_refuses_what_it_cannot_run() {
         unknown,
         Response::Failed(reply::node_unavailable("no cache nope on this node"))
     );
-    assert!(CachePool::remote("nope", client.clone()).await.is_err());
+    let unknown = CachePool::remote("nope", client.clone());
+    assert!(unknown.load_routes().await.is_err());
+    let Reply::Error(text) = run(&unknown, &["GET", "k"]).await else {
+        panic!("an unknown cache answers an error");
+    };
+    assert_eq!(text, reply::node_unavailable("no cache nope on this node"));
 }
 
 /// A node that dies: the pool's requests end with a CLUSTERDOWN error at
@@ -319,10 +322,11 @@ async fn a_lost_node_is_an_error_reply_not_a_hang() {
     let mut node = spawn_node().await;
     let client: Arc<NodeClient> = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 1).await;
-    let pool = CachePool::remote("c", client.clone())
-        .await
-        .expect("routes");
+    // Routes not loaded: the first request loads them (its placeholder
+    // partition is refused as moved).
+    let pool = CachePool::remote("c", client.clone());
     assert_eq!(run(&pool, &["SET", "k", "v"]).await, Reply::ok());
+    assert_eq!(pool.ranges()[0].2.id(), 1);
     node.child.kill().await.expect("kill");
     let Reply::Error(text) = run(&pool, &["GET", "k"]).await else {
         panic!("a lost node must answer an error");
@@ -341,9 +345,8 @@ async fn walks_over_keys_run_on_the_node() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 3).await;
-    let pool = CachePool::remote("c", client.clone())
-        .await
-        .expect("routes");
+    let pool = CachePool::remote("c", client.clone());
+    pool.load_routes().await.expect("routes");
     for i in 0..300 {
         let k = format!("key{i}");
         assert_eq!(run(&pool, &["SET", &k, "v"]).await, Reply::ok());
@@ -419,9 +422,8 @@ async fn watch_and_wake_ups_are_kept_where_the_partition_is() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 2).await;
-    let pool = CachePool::remote("c", client.clone())
-        .await
-        .expect("routes");
+    let pool = CachePool::remote("c", client.clone());
+    pool.load_routes().await.expect("routes");
     let slot = key_slot(b"w");
     let key = [Bytes::from_static(b"w")];
     let set = stratus::cmd::lookup(b"SET").unwrap();

@@ -487,97 +487,138 @@ pub struct NodeError {
     pub why: String,
 }
 
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
+/// How long a proxy waits for a node to accept its connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A proxy's connection to one node: requests from any task, numbered and
-/// sent in order, their responses matched by number as they come.
+/// sent in order, their responses matched by number as they come. It
+/// connects on first use, and again on the next request after the
+/// connection is lost (requests waiting then fail: the caller decides).
 pub struct NodeClient {
     addr: std::net::SocketAddr,
     next_id: AtomicU64,
+    link: Mutex<Option<Arc<Link>>>,
+}
+
+/// One TCP connection to the node.
+struct Link {
     /// Requests waiting for their response; `None` once the connection
     /// ended (every waiting request was failed then).
     pending: Pending,
     outgoing: mpsc::Sender<Envelope<Request>>,
 }
 
+impl Link {
+    fn alive(&self) -> bool {
+        self.pending.lock().is_some() && !self.outgoing.is_closed()
+    }
+}
+
 impl NodeClient {
-    /// Connects to the node at `addr`.
-    pub async fn connect(addr: std::net::SocketAddr) -> Result<Arc<NodeClient>, NodeError> {
-        let failed = |e: std::io::Error| NodeError {
-            addr,
-            why: e.to_string(),
-        };
-        let stream = TcpStream::connect(addr).await.map_err(failed)?;
-        stream.set_nodelay(true).map_err(failed)?;
-        let (read, write) = stream.into_split();
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let (outgoing, mut queue) = mpsc::channel::<Envelope<Request>>(RESPONSE_QUEUE);
-        let mut frames = FramedWrite::new(write, wire::ProxyCodec::default());
-        let fail_all = {
-            let pending = pending.clone();
-            move || {
-                // Dropping the senders fails every waiting request.
-                pending.lock().take();
-            }
-        };
-        let on_write_end = fail_all.clone();
-        tokio::spawn(async move {
-            while let Some(request) = queue.recv().await {
-                if frames.feed(request).await.is_err() {
-                    break;
-                }
-                if queue.is_empty() && frames.flush().await.is_err() {
-                    break;
-                }
-            }
-            on_write_end();
-        });
-        let mut responses = FramedRead::new(read, wire::ProxyCodec::default());
-        let waiting = pending.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(response)) = responses.next().await {
-                let sender = waiting.lock().as_mut().and_then(|p| p.remove(&response.id));
-                if let Some(sender) = sender {
-                    let _ = sender.send(response.body);
-                }
-            }
-            fail_all();
-        });
-        Ok(Arc::new(NodeClient {
+    /// A client for the node at `addr` (it connects on first use).
+    pub fn new(addr: std::net::SocketAddr) -> Arc<NodeClient> {
+        Arc::new(NodeClient {
             addr,
             next_id: AtomicU64::new(1),
-            pending,
-            outgoing,
-        }))
+            link: Mutex::new(None),
+        })
+    }
+
+    /// A client connected to the node at `addr` now.
+    pub async fn connect(addr: std::net::SocketAddr) -> Result<Arc<NodeClient>, NodeError> {
+        let client = NodeClient::new(addr);
+        client.link().await?;
+        Ok(client)
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
     }
 
+    /// The live connection, made if there is none.
+    async fn link(&self) -> Result<Arc<Link>, NodeError> {
+        if let Some(link) = self.link.lock().as_ref().filter(|l| l.alive()) {
+            return Ok(link.clone());
+        }
+        let failed = |why: String| NodeError {
+            addr: self.addr,
+            why,
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| failed("connect timed out".into()))?
+            .map_err(|e| failed(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| failed(e.to_string()))?;
+        let link = Arc::new(open(stream));
+        *self.link.lock() = Some(link.clone());
+        Ok(link)
+    }
+
     /// Sends `request` and waits for its response.
     pub async fn call(&self, request: Request) -> Result<Response, NodeError> {
+        let link = self.link().await?;
         let gone = || NodeError {
             addr: self.addr,
             why: "connection lost".into(),
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        match self.pending.lock().as_mut() {
+        match link.pending.lock().as_mut() {
             Some(pending) => pending.insert(id, tx),
             None => return Err(gone()),
         };
-        if self
+        if link
             .outgoing
             .send(Envelope { id, body: request })
             .await
             .is_err()
         {
-            if let Some(p) = self.pending.lock().as_mut() {
+            if let Some(p) = link.pending.lock().as_mut() {
                 p.remove(&id);
             }
             return Err(gone());
         }
         rx.await.map_err(|_| gone())
     }
+}
+
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
+
+/// Starts the writer and reader tasks of a new connection.
+fn open(stream: TcpStream) -> Link {
+    let (read, write) = stream.into_split();
+    let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+    let (outgoing, mut queue) = mpsc::channel::<Envelope<Request>>(RESPONSE_QUEUE);
+    let mut frames = FramedWrite::new(write, wire::ProxyCodec::default());
+    let fail_all = {
+        let pending = pending.clone();
+        // Dropping the senders fails every waiting request.
+        move || drop(pending.lock().take())
+    };
+    let on_write_end = fail_all.clone();
+    tokio::spawn(async move {
+        while let Some(request) = queue.recv().await {
+            if frames.feed(request).await.is_err() {
+                break;
+            }
+            if queue.is_empty() && frames.flush().await.is_err() {
+                break;
+            }
+        }
+        on_write_end();
+    });
+    let mut responses = FramedRead::new(read, wire::ProxyCodec::default());
+    let waiting = pending.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(response)) = responses.next().await {
+            let sender = waiting.lock().as_mut().and_then(|p| p.remove(&response.id));
+            if let Some(sender) = sender {
+                let _ = sender.send(response.body);
+            }
+        }
+        fail_all();
+    });
+    Link { pending, outgoing }
 }

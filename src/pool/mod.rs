@@ -1268,21 +1268,39 @@ impl CachePool {
         }
     }
 
-    /// A proxy's pool for cache `cache` hosted on `node`: its routing table
-    /// as the node reports it, every partition remote.
-    pub async fn remote(cache: &str, node: Arc<NodeClient>) -> Result<CachePool, String> {
+    /// A proxy's pool for cache `cache` hosted on `node`, every partition
+    /// remote. Its routes are loaded on first use: until then one
+    /// placeholder partition (id 0, epoch 0) owns every slot, and the
+    /// node's `Moved` answer to it loads the real table ([`Self::load_routes`]).
+    pub fn remote(cache: &str, node: Arc<NodeClient>) -> CachePool {
         let mut pool = CachePool::new(1);
+        let placeholder = PartitionHandle::Remote(Arc::new(RemotePartition {
+            id: 0,
+            cache: cache.to_string(),
+            node: node.clone(),
+            created: Instant::now(),
+            last_stats: Mutex::new(PartitionStats {
+                last_slot: SLOTS - 1,
+                ..PartitionStats::default()
+            }),
+        }));
+        *pool.routing.get_mut() = RoutingTable {
+            epoch: 0,
+            ranges: vec![(0, SLOTS - 1, placeholder)],
+        };
         pool.origin = Some((cache.to_string(), node));
-        // Any table the node sends is newer than this placeholder.
-        pool.routing.write().epoch = 0;
-        pool.refresh_routes().await?;
-        Ok(pool)
+        pool
+    }
+
+    /// The node hosting this pool's partitions (a remote pool's).
+    pub fn node(&self) -> Option<&Arc<NodeClient>> {
+        self.origin.as_ref().map(|(_, node)| node)
     }
 
     /// Loads the routing table from the node hosting this pool's
-    /// partitions (a partition there answered `Moved`); partitions already
-    /// known keep their handles.
-    async fn refresh_routes(&self) -> Result<(), String> {
+    /// partitions (done when a partition there answers `Moved`);
+    /// partitions already known keep their handles.
+    pub async fn load_routes(&self) -> Result<(), String> {
         let Some((cache, node)) = &self.origin else {
             return Ok(());
         };
@@ -1781,7 +1799,7 @@ impl CachePool {
         {
             wire::Response::Busy => Err(NotRun::Busy),
             wire::Response::Moved { epoch } => {
-                self.refresh_routes().await.map_err(unavailable)?;
+                self.load_routes().await.map_err(unavailable)?;
                 Err(NotRun::Moved(Moved { epoch }))
             }
             wire::Response::Failed(why) => Err(NotRun::Unavailable(why)),
