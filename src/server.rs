@@ -31,15 +31,10 @@ use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
 use crate::tls::Tls;
 
-/// How often the active expiry cycle runs (Redis's `hz 10`).
-const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
-/// Heap entries examined per partition per round, between lock releases.
-const EXPIRE_BUDGET: usize = 128;
+use crate::pool::EXPIRE_PERIOD;
 /// Rounds of evictions per cache and expiry period (each of
 /// `EVICTIONS_PER_COMMAND` keys): up to about 20,000 keys a second.
 const EVICT_MAX_ROUNDS: usize = 32;
-/// Rounds per period at most: bounds the cycle's CPU share.
-const EXPIRE_MAX_ROUNDS: usize = 20;
 
 /// Pending connections the RESP listener queues (the kernel caps it at
 /// `net.core.somaxconn`): a burst of connection attempts from one client
@@ -397,15 +392,7 @@ async fn expire_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
                 }
                 tokio::task::yield_now().await;
             }
-            for part in cache.pool.partitions() {
-                for _ in 0..EXPIRE_MAX_ROUNDS {
-                    let now = proxy::conn::now_ms();
-                    if part.active_expire(now, EXPIRE_BUDGET) < EXPIRE_BUDGET / 4 {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-            }
+            cache.pool.expire_round().await;
         }
     }
 }

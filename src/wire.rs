@@ -95,6 +95,8 @@ pub enum Request {
     Await { subscription: u64, first: bool },
     /// The client stops waiting: it leaves every line.
     Unblock { subscription: u64 },
+    /// Stop hosting a cache (deleted): its data is released.
+    Unhost { cache: String },
 }
 
 /// A walk over one partition's keys: data only (a filter, not a closure),
@@ -525,6 +527,7 @@ mod tests {
                 "0a 03 01",
             ),
             (Request::Unblock { subscription: 3 }, "0b 03"),
+            (Request::Unhost { cache: "c".into() }, "0c 0163"),
         ] {
             assert_eq!(
                 payload(&Envelope { id: 2, body }),

@@ -481,3 +481,37 @@ async fn watch_and_wake_ups_are_kept_where_the_partition_is() {
         .expect("the earlier push wakes it");
     drop(blocked);
 }
+
+/// A node runs the active expiry cycle of the caches it hosts (nobody
+/// reads the keys: they still go), and `Unhost` lets a cache go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_expires_keys_and_lets_a_cache_go() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 2).await;
+    let pool = CachePool::remote("c", client.clone());
+    for i in 0..50 {
+        let k = format!("key{i}");
+        assert_eq!(
+            run(&pool, &["SET", &k, "v", "PX", "100"]).await,
+            Reply::ok()
+        );
+    }
+    assert_eq!(run(&pool, &["SET", "stays", "v"]).await, Reply::ok());
+    eventually("the node expires the keys no one reads", || async {
+        pool.refresh_remote_stats().await;
+        pool.totals().keys == 1
+    })
+    .await;
+    assert_eq!(
+        client
+            .call(Request::Unhost { cache: "c".into() })
+            .await
+            .unwrap(),
+        Response::Done
+    );
+    let Reply::Error(text) = run(&pool, &["GET", "stays"]).await else {
+        panic!("a cache let go answers an error");
+    };
+    assert_eq!(text, reply::node_unavailable("no cache c on this node"));
+}

@@ -71,6 +71,7 @@ impl Node {
         listener: TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
+        tokio::spawn(self.clone().expire_cycle(shutdown.clone()));
         loop {
             let (stream, peer) = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -92,6 +93,22 @@ impl Node {
                     tracing::info!(%peer, "proxy connection ended: {e}");
                 }
             });
+        }
+    }
+
+    /// The active expiry cycle of every hosted cache (as `serve` runs it).
+    async fn expire_cycle(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(crate::pool::EXPIRE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let pools: Vec<Arc<CachePool>> = self.caches.read().values().cloned().collect();
+            for pool in pools {
+                pool.expire_round().await;
+            }
         }
     }
 
@@ -198,6 +215,14 @@ impl Node {
                     .entry(cache)
                     .or_insert_with(|| Arc::new(CachePool::new(partitions as usize)));
                 Response::Hosted
+            }
+            Request::Unhost { cache } => {
+                let pool = self.caches.write().remove(&cache);
+                if let Some(pool) = pool {
+                    // The data goes off the reactor (a big cache frees for a while).
+                    let _ = tokio::task::spawn_blocking(move || pool.flush_blocking()).await;
+                }
+                Response::Done
             }
             Request::Routes { cache } => match self.cache(&cache) {
                 Ok(pool) => routes(&pool),

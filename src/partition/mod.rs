@@ -30,3 +30,10 @@ pub use slot::{ClusterMode, SLOTS, key_slot};
 pub use stream::{StreamId, StreamValue};
 pub use value::{HashValue, ListValue, SetValue, Value, ValueType};
 pub use zset::ZSetValue;
+
+/// Unix time in milliseconds (the clock TTLs are stamped with).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -108,6 +108,13 @@ pub struct Scanned {
     pub slots: u64,
 }
 
+/// How often the active expiry cycle runs (Redis's `hz 10`).
+pub const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
+/// Heap entries examined per partition per round, between lock releases.
+const EXPIRE_BUDGET: usize = 128;
+/// Rounds per period at most: bounds the cycle's CPU share.
+const EXPIRE_MAX_ROUNDS: usize = 20;
+
 /// A blocked client's places in line on its keys ([`CachePool::block`]);
 /// it leaves them when dropped.
 pub struct Blocked {
@@ -1391,6 +1398,22 @@ impl CachePool {
     /// partitions; a remote partition's are on its node).
     pub fn events(&self) -> &KeyEvents {
         &self.shared.events
+    }
+
+    /// One period of the active expiry cycle over the in-process
+    /// partitions (a remote partition's node runs its own): each in rounds
+    /// of [`EXPIRE_BUDGET`] keys while a quarter of a round keeps expiring,
+    /// yielding between rounds.
+    pub async fn expire_round(&self) {
+        for part in self.partitions() {
+            for _ in 0..EXPIRE_MAX_ROUNDS {
+                let now = crate::partition::now_ms();
+                if part.active_expire(now, EXPIRE_BUDGET) < EXPIRE_BUDGET / 4 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
     }
 
     /// WATCH: counts a watcher on each of `keys` (all in the partition

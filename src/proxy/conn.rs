@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -65,12 +65,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// TCP keepalive idle time: half-open peers are found within minutes.
 const KEEPALIVE: Duration = Duration::from_secs(60);
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::partition::now_ms;
 
 /// A connection's state outside the socket.
 pub struct Connection<'a> {
