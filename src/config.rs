@@ -2,7 +2,7 @@
 //! reason), its flag and environment variable, and its check in
 //! [`ServeConfig::validate`], run once at start-up.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use std::path::PathBuf;
 
@@ -160,6 +160,63 @@ impl std::fmt::Display for Port {
     }
 }
 
+/// How often a proxy reads control's list of caches (`GET /v1/placement`).
+pub const DEFAULT_FOLLOW_PERIOD_MS: u64 = 500;
+
+/// Settings of `stratus proxy`: `serve`'s, without its own caches (it
+/// serves those control lists, their partitions on nodes).
+#[derive(Debug, Clone, Args)]
+pub struct ProxyConfig {
+    #[command(flatten)]
+    pub serve: ServeConfig,
+    /// Control's HTTP address (`host:port`), read for the caches to serve.
+    #[arg(long, env = "STRATUS_CONTROL")]
+    pub control: SocketAddr,
+    /// Milliseconds between two readings of control's list of caches.
+    #[arg(long, env = "STRATUS_FOLLOW_PERIOD_MS", default_value_t = DEFAULT_FOLLOW_PERIOD_MS)]
+    pub follow_period_ms: u64,
+}
+
+impl ProxyConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.serve.validate()?;
+        if self.serve.token_key.is_none() {
+            return Err("a proxy needs token-key (the one control hashes tokens with)".into());
+        }
+        if !(10..=60_000).contains(&self.follow_period_ms) {
+            return Err("follow-period-ms must be 10..=60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Settings of `stratus control`: `serve`'s HTTP side (the control API),
+/// its caches' partitions on nodes.
+#[derive(Debug, Clone, Args)]
+pub struct ControlConfig {
+    #[command(flatten)]
+    pub serve: ServeConfig,
+    /// The nodes' data-plane addresses (`host:port,...`).
+    #[arg(long, env = "STRATUS_NODES", value_delimiter = ',', required = true)]
+    pub nodes: Vec<SocketAddr>,
+    /// The address clients reach the proxies at, as the API shows it.
+    #[arg(long, env = "STRATUS_ENDPOINT", default_value = "127.0.0.1:6379")]
+    pub endpoint: SocketAddr,
+}
+
+impl ControlConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.serve.validate()?;
+        if self.serve.token_key.is_none() {
+            return Err("control needs token-key (shared with its proxies)".into());
+        }
+        if self.nodes.is_empty() {
+            return Err("control needs at least one node".into());
+        }
+        Ok(())
+    }
+}
+
 /// The port `stratus node` listens on for proxies (data plane).
 pub const DEFAULT_NODE_PORT: u16 = 7379;
 
@@ -243,6 +300,10 @@ pub struct ServeConfig {
     /// Bearer token for the control API; required when it listens off loopback.
     #[arg(long, env = "STRATUS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The secret cache tokens are hashed with (64 hex digits): control and
+    /// its proxies must share it; unset, each process draws its own.
+    #[arg(long, env = "STRATUS_TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<String>,
     /// The open `default` cache: auto (on for loopback), on, off.
     #[arg(
         long,
@@ -377,6 +438,7 @@ impl Default for ServeConfig {
             http_bind: IpAddr::from([127, 0, 0, 1]),
             http_port: 0,
             admin_token: None,
+            token_key: None,
             default_cache: DefaultCache::Auto,
             default_cache_cluster_mode: DEFAULT_CACHE_CLUSTER_MODE,
             threads: None,
@@ -563,7 +625,15 @@ impl ServeConfig {
                 self.http_bind
             ));
         }
+        if self.token_key.is_some() && self.token_key_bytes().is_none() {
+            return Err("token-key must be 64 hex digits".into());
+        }
         Ok(())
+    }
+
+    /// The shared token key, when one is set (and well-formed).
+    pub fn token_key_bytes(&self) -> Option<[u8; 32]> {
+        crate::control::registry::unhex(self.token_key.as_deref()?)
     }
 
     /// The TLS files, when TLS is configured.

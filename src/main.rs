@@ -1,8 +1,9 @@
 //! The `stratus` binary: `stratus serve` runs every role in one process;
-//! `stratus node` hosts partitions for proxies on other processes.
+//! apart, `stratus node` hosts partitions, `stratus proxy` serves clients
+//! and `stratus control` holds the caches and places them on nodes.
 
 use clap::{Parser, Subcommand};
-use stratus::config::{LogFormat, NodeConfig, ServeConfig};
+use stratus::config::{ControlConfig, LogFormat, NodeConfig, ProxyConfig, ServeConfig};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +22,11 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Host partitions of any caches for proxies (the data-plane port).
     Node(NodeConfig),
+    /// Serve clients (RESP, Memcached) for the caches control lists,
+    /// their partitions on nodes.
+    Proxy(Box<ProxyConfig>),
+    /// The control API: caches and their limits, placed on nodes.
+    Control(Box<ControlConfig>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +34,8 @@ fn main() -> std::process::ExitCode {
     let (log_format, threads, checked) = match &cli.command {
         Command::Serve(c) => (c.log_format, c.threads, c.validate()),
         Command::Node(c) => (c.log_format, c.threads, c.validate()),
+        Command::Proxy(c) => (c.serve.log_format, c.serve.threads, c.validate()),
+        Command::Control(c) => (c.serve.log_format, c.serve.threads, c.validate()),
     };
     init_logging(log_format);
     if let Err(e) = checked {
@@ -49,7 +57,18 @@ fn main() -> std::process::ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(config) => runtime.block_on(serve(*config)),
+        Command::Serve(config) => runtime
+            .block_on(until_signal(stratus::server::start(*config), |r| {
+                r.shutdown()
+            })),
+        Command::Proxy(config) => runtime
+            .block_on(until_signal(stratus::server::start_proxy(*config), |r| {
+                r.shutdown()
+            })),
+        Command::Control(config) => runtime
+            .block_on(until_signal(stratus::server::start_control(*config), |s| {
+                s.shutdown()
+            })),
         Command::Node(config) => runtime.block_on(node(config)),
     }
 }
@@ -96,8 +115,16 @@ async fn node(config: NodeConfig) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// `stratus serve`: every role in this process until SIGINT or SIGTERM.
-async fn serve(config: ServeConfig) -> std::process::ExitCode {
+/// Starts a role and serves until SIGINT or SIGTERM (SIGHUP reloads the
+/// TLS files), then shuts it down.
+async fn until_signal<S, F>(
+    start: impl std::future::Future<Output = Result<S, String>>,
+    shutdown: impl FnOnce(S) -> F,
+) -> std::process::ExitCode
+where
+    S: AsRef<stratus::server::Serving>,
+    F: std::future::Future<Output = ()>,
+{
     // Handlers first: a signal that arrives once serving is announced
     // must already mean a graceful shutdown.
     let mut signals = match Signals::install() {
@@ -107,7 +134,7 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let running = match stratus::server::start(config).await {
+    let running = match start.await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -116,7 +143,7 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
     };
     let signal = loop {
         match signals.wait().await {
-            "SIGHUP" => match running.reload_tls() {
+            "SIGHUP" => match running.as_ref().reload_tls() {
                 Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
                 Err(e) => {
                     tracing::error!("SIGHUP: TLS files not reloaded, the old ones stay: {e}")
@@ -126,7 +153,7 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
         }
     };
     tracing::info!(signal, "shutting down");
-    running.shutdown().await;
+    shutdown(running).await;
     tracing::info!("shutdown complete");
     std::process::ExitCode::SUCCESS
 }

@@ -1,12 +1,17 @@
-//! `stratus serve`: every role in one process.
+//! `stratus serve` (every role in one process), `stratus proxy` and
+//! `stratus control` (the roles apart; `stratus node` is [`crate::node`]).
 //!
 //! Start-up phases:
 //! 1. validate the configuration;
-//! 2. create the registry (and the open `default` and `default-memcached`
-//!    caches if configured);
-//! 3. bind the RESP, Memcached and HTTP listeners (port 0 = ephemeral; the
-//!    bound addresses are reported);
-//! 4. spawn the accept loops and the active-expiry cycle.
+//! 2. create the registry — its caches' data in this process (serve), on
+//!    nodes (control), or where control put them (proxy) — and, for serve,
+//!    the open `default` and `default-memcached` caches if configured;
+//! 3. bind the RESP, Memcached (not control) and HTTP listeners (port 0 =
+//!    ephemeral; the bound addresses are reported);
+//! 4. spawn the accept loops and the cycles: active expiry, usage,
+//!    autoscaling; a proxy reads control's list of caches
+//!    ([`follow_cycle`]), control reads its nodes' figures
+//!    ([`node_stats_cycle`]).
 //!
 //! Shutdown: cancel the token; accept loops stop, connections flush their
 //! pending replies and close, and [`Running::shutdown`] waits for them up to
@@ -21,12 +26,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Port, ServeConfig};
+use crate::config::{ControlConfig, Port, ProxyConfig, ServeConfig};
 use crate::control::api::Endpoint;
 use crate::control::http::{self, HttpState};
+use crate::control::registry::Placement;
 use crate::control::registry::{DEFAULT_CACHE, DEFAULT_MEMCACHED_CACHE, Engine, NewCache};
 use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
+use crate::node::NodeClient;
 use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
 use crate::tls::Tls;
@@ -55,7 +62,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// A running server.
+/// A running server with data listeners (serve, proxy).
 pub struct Running {
     /// The plain RESP listener's address (the TLS one's when plain is off).
     pub resp_addr: SocketAddr,
@@ -63,27 +70,93 @@ pub struct Running {
     pub tls_addr: Option<SocketAddr>,
     /// The Memcached listener's address (`None`: off).
     pub memcached_addr: Option<SocketAddr>,
-    tls: Option<Arc<Tls>>,
+    serving: Serving,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Serving;
+
+    fn deref(&self) -> &Serving {
+        &self.serving
+    }
+}
+
+/// What every role serves: the HTTP port, the registry, the tasks.
+pub struct Serving {
     pub http_addr: SocketAddr,
     pub registry: Arc<Registry>,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
 }
 
+/// Which role a process plays.
+enum Role {
+    Serve,
+    Proxy {
+        control: SocketAddr,
+        period: Duration,
+    },
+    Control {
+        nodes: Vec<SocketAddr>,
+        endpoint: SocketAddr,
+    },
+}
+
 /// Starts every role of `stratus serve` on the current tokio runtime.
 pub async fn start(config: ServeConfig) -> Result<Running, String> {
     config.validate()?;
+    let (running, _) = start_role(config, Role::Serve).await?;
+    running.ok_or_else(|| "no RESP listener".into())
+}
+
+/// Starts `stratus proxy`: serve's listeners for the caches control
+/// lists, their partitions on nodes.
+pub async fn start_proxy(config: ProxyConfig) -> Result<Running, String> {
+    config.validate()?;
+    let role = Role::Proxy {
+        control: config.control,
+        period: Duration::from_millis(config.follow_period_ms),
+    };
+    let (running, _) = start_role(config.serve, role).await?;
+    running.ok_or_else(|| "no RESP listener".into())
+}
+
+/// Starts `stratus control`: the control API, caches placed on `nodes`.
+pub async fn start_control(config: ControlConfig) -> Result<Serving, String> {
+    config.validate()?;
+    let role = Role::Control {
+        nodes: config.nodes,
+        endpoint: config.endpoint,
+    };
+    let (_, serving) = start_role(config.serve, role).await?;
+    serving.ok_or_else(|| "control did not start".into())
+}
+
+/// Phases 2–4 of the module doc for `role`: the data listeners' server
+/// (serve, proxy) or the HTTP side alone (control).
+async fn start_role(
+    config: ServeConfig,
+    role: Role,
+) -> Result<(Option<Running>, Option<Serving>), String> {
+    if let Some(key) = config.token_key_bytes() {
+        crate::control::registry::set_token_key(key)?;
+    }
     // Before the first cache: pools size their admission from it.
     crate::pool::workers::configure(config.workers.unwrap_or(0));
     let metrics = Arc::new(Metrics::new());
-    let registry = Arc::new(Registry::with_partitions(
-        metrics,
-        config.initial_partitions,
-    ));
-    let default_cache = config
-        .default_cache_open()
-        .then(|| DEFAULT_CACHE.to_string());
+    let placement = match &role {
+        Role::Serve => Placement::Local,
+        Role::Proxy { .. } => Placement::Follow,
+        Role::Control { nodes, .. } => {
+            Placement::Nodes(nodes.iter().map(|a| NodeClient::new(*a)).collect())
+        }
+    };
+    let registry =
+        Arc::new(Registry::with_partitions(metrics, config.initial_partitions).placed(placement));
+    let serve = matches!(role, Role::Serve);
+    let default_cache = (serve && config.default_cache_open()).then(|| DEFAULT_CACHE.to_string());
     if let Some(name) = &default_cache {
         registry
             .create(NewCache {
@@ -96,8 +169,9 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             .map_err(|e| e.to_string())?;
     }
     // Its Memcached twin, under the same rule (loopback, or turned on).
-    let default_memcached = (config.default_cache_open() && config.memcached_port != Port::Off)
-        .then(|| DEFAULT_MEMCACHED_CACHE.to_string());
+    let default_memcached =
+        (serve && config.default_cache_open() && config.memcached_port != Port::Off)
+            .then(|| DEFAULT_MEMCACHED_CACHE.to_string());
     if let Some(name) = &default_memcached {
         registry
             .create(NewCache {
@@ -121,9 +195,17 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             })
             .transpose()
     };
-    let plain_listener = bind(config.port)?;
-    let tls_listener = bind(config.tls_port)?;
-    let memcached_listener = bind(config.memcached_port)?;
+    // Control has no data listeners: proxies serve its caches.
+    let data = |port: Port| {
+        if matches!(role, Role::Control { .. }) {
+            Port::Off
+        } else {
+            port
+        }
+    };
+    let plain_listener = bind(data(config.port))?;
+    let tls_listener = bind(data(config.tls_port))?;
+    let memcached_listener = bind(data(config.memcached_port))?;
     let http_listener = TcpListener::bind((config.http_bind, config.http_port))
         .await
         .map_err(|e| {
@@ -139,13 +221,12 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     };
     let tls_addr = addr(&tls_listener)?;
     let memcached_addr = addr(&memcached_listener)?;
-    let resp_addr = addr(&plain_listener)?
-        .or(tls_addr)
-        .ok_or("no RESP listener")?;
+    let resp_addr = addr(&plain_listener)?.or(tls_addr);
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let has_default = default_cache.is_some();
     let mut shared = ProxyShared::new(registry.clone(), default_cache, &config);
     shared.default_memcached = default_memcached;
     shared.memcached_port = memcached_addr.map_or(0, |a| a.port());
@@ -172,10 +253,23 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             ));
         }
     }
+    // What the API shows clients: this process's listeners, or (control)
+    // the proxies' address.
+    let endpoint = match (&role, resp_addr) {
+        (Role::Control { endpoint, .. }, _) => Endpoint(*endpoint, None),
+        (_, Some(resp)) => Endpoint(resp, memcached_addr),
+        (_, None) => return Err("no RESP listener".into()),
+    };
+    // A proxy is ready once it has read control's caches.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(!matches!(
+        role,
+        Role::Proxy { .. }
+    )));
     let state = Arc::new(HttpState {
         registry: registry.clone(),
-        endpoint: Endpoint(resp_addr, memcached_addr),
+        endpoint,
         admin_token: config.admin_token.clone(),
+        ready: ready.clone(),
     });
     let http_tls = if config.http_tls { tls.clone() } else { None };
     tracker.spawn(http::serve(
@@ -192,21 +286,131 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         config.thresholds(),
         shutdown.clone(),
     ));
-    tracing::info!(%resp_addr, tls_addr = ?tls_addr, memcached_addr = ?memcached_addr, %http_addr, default_cache = config.default_cache_open(), "stratus serving");
-    Ok(Running {
-        resp_addr,
-        tls_addr,
-        memcached_addr,
+    match &role {
+        Role::Proxy { control, period } => {
+            tracker.spawn(follow_cycle(
+                registry.clone(),
+                *control,
+                config.admin_token.clone(),
+                *period,
+                ready,
+                shutdown.clone(),
+            ));
+        }
+        Role::Control { .. } => {
+            tracker.spawn(node_stats_cycle(registry.clone(), shutdown.clone()));
+        }
+        Role::Serve => {}
+    }
+    let serving = Serving {
         tls,
         http_addr,
         registry,
         shutdown,
         tracker,
         grace: Duration::from_secs(config.shutdown_grace),
-    })
+    };
+    let Some(resp_addr) = resp_addr else {
+        tracing::info!(%http_addr, "stratus control serving");
+        return Ok((None, Some(serving)));
+    };
+    let role_name = match role {
+        Role::Serve => "serve",
+        Role::Proxy { .. } => "proxy",
+        Role::Control { .. } => "control",
+    };
+    tracing::info!(role = role_name, %resp_addr, tls_addr = ?tls_addr, memcached_addr = ?memcached_addr, %http_addr, default_cache = has_default, "stratus serving");
+    let running = Running {
+        resp_addr,
+        tls_addr,
+        memcached_addr,
+        serving,
+    };
+    Ok((Some(running), None))
+}
+
+/// How often control reads its nodes' figures for its API and metrics.
+const NODE_STATS_PERIOD: Duration = Duration::from_secs(1);
+
+/// Control: every remote partition's figures, read from its node.
+async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(NODE_STATS_PERIOD);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        for cache in registry.list() {
+            cache.pool.refresh_remote_stats().await;
+        }
+    }
+}
+
+/// A proxy: reads control's list of caches every `period` and serves
+/// exactly those ([`Registry::follow`]); ready after the first reading.
+/// Control unreachable, the proxy keeps serving what it last read.
+async fn follow_cycle(
+    registry: Arc<Registry>,
+    control: SocketAddr,
+    admin_token: Option<String>,
+    period: Duration,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let mut nodes: HashMap<SocketAddr, Arc<NodeClient>> = HashMap::new();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let placed = match http::get_placement(control, admin_token.as_deref()).await {
+            Ok(p) => p,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(%control, "cannot read control's caches: {e}");
+                }
+                failing = true;
+                continue;
+            }
+        };
+        failing = false;
+        let node = |addr: SocketAddr| {
+            nodes
+                .entry(addr)
+                .or_insert_with(|| NodeClient::new(addr))
+                .clone()
+        };
+        match registry.follow(&placed, node) {
+            Ok(()) => ready.store(true, std::sync::atomic::Ordering::Release),
+            Err(e) => tracing::warn!(%control, "control's caches not applied: {e}"),
+        }
+    }
+}
+
+impl AsRef<Serving> for Running {
+    fn as_ref(&self) -> &Serving {
+        &self.serving
+    }
+}
+
+impl AsRef<Serving> for Serving {
+    fn as_ref(&self) -> &Serving {
+        self
+    }
 }
 
 impl Running {
+    /// Stops accepting, lets connections flush and close, waits up to the
+    /// grace period.
+    pub async fn shutdown(self) {
+        self.serving.shutdown().await;
+    }
+}
+
+impl Serving {
     /// Reads the TLS files again (SIGHUP): new handshakes use them, open
     /// connections keep theirs; on error the old files stay in use.
     pub fn reload_tls(&self) -> Result<(), String> {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use crate::cmd::Takes;
-use crate::partition::ValueType;
+use crate::partition::{ClusterMode, ValueType};
 use crate::resp::Reply;
 
 /// The format version every frame starts with.
@@ -47,7 +47,11 @@ pub struct Envelope<T> {
 pub enum Request {
     /// Host a cache on this node with `partitions` partitions (idempotent:
     /// a cache already hosted is left as it is).
-    Host { cache: String, partitions: u16 },
+    Host {
+        cache: String,
+        partitions: u16,
+        cluster_mode: ClusterMode,
+    },
     /// The hosted cache's routing table: which partition owns which slots.
     Routes { cache: String },
     /// Run a batch of commands in one partition.
@@ -414,9 +418,10 @@ mod tests {
             body: Request::Host {
                 cache: "cache-a".into(),
                 partitions: 4,
+                cluster_mode: ClusterMode::Disabled,
             },
         };
-        assert_eq!(payload(&host), "0001fb2c01000763616368652d6104");
+        assert_eq!(payload(&host), "0001fb2c01000763616368652d610401");
         assert_eq!(
             payload(&Envelope {
                 id: 2,

@@ -16,7 +16,6 @@ use stratus::partition::key_slot;
 use stratus::pool::{CachePool, ExecOptions};
 use stratus::resp::{Reply, reply};
 use stratus::wire::{self, Request, Response};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A `stratus node --port any` child process and its data-plane address.
 struct NodeProcess {
@@ -25,26 +24,12 @@ struct NodeProcess {
 }
 
 async fn spawn_node() -> NodeProcess {
-    let mut child = stratus_command(&["node", "--port", "any"], &[])
-        .spawn()
-        .expect("spawn stratus node");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("stratus node serving") {
-                return log_field(&line, "node_addr").and_then(|a| a.parse().ok());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("a 'stratus node serving' line with node_addr");
-    // Keep reading so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    NodeProcess { child, addr }
+    let role = Role::spawn(&["node", "--port", "any"], &[], "stratus node serving").await;
+    let addr = role.addr("node_addr");
+    NodeProcess {
+        child: role.child,
+        addr,
+    }
 }
 
 async fn host(node: &NodeClient, cache: &str, partitions: u16) {
@@ -52,6 +37,7 @@ async fn host(node: &NodeClient, cache: &str, partitions: u16) {
         .call(Request::Host {
             cache: cache.into(),
             partitions,
+            cluster_mode: stratus::partition::ClusterMode::Enabled,
         })
         .await
         .expect("node answers");

@@ -16,6 +16,8 @@
 //! DELETE /v1/caches/{name}     delete (data released, token refused)
 //! GET    /v1/caches/{name}/partitions  partition map: slot ranges, keys, bytes, ECPU/s, age
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
+//! GET    /v1/placement         every cache on a node with its node and token hashes
+//!                               (what proxies read from control)
 //! ```
 //! Every bad request gets a 4xx and `{"error": {"code", "message"}}`; the codes
 //! are the one list in [`ErrorCode`] (the README's table mirrors it).
@@ -252,6 +254,9 @@ pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> A
             Ok(()) => create(registry, endpoint, body),
             Err(e) => e,
         },
+        (&Method::GET, ["v1", "placement"]) => {
+            ApiReply::ok(StatusCode::OK, json!({ "caches": registry.placement() }))
+        }
         (&Method::GET, ["v1", "caches"]) => {
             let caches: Vec<Json> = registry
                 .list()

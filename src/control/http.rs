@@ -3,7 +3,8 @@
 //! Endpoints, matched in this order:
 //! ```text
 //! GET  /healthz      liveness: 200 "ok"
-//! GET  /readyz       readiness: 200 "ready"
+//! GET  /readyz       readiness: 200 "ready" (a proxy: once it has read
+//!                    control's caches; 503 before)
 //! GET  /metrics      Prometheus text exposition
 //! *    /v1/...       the control API (see [`super::api`]); needs
 //!                    `Authorization: Bearer <admin token>` when one is configured
@@ -29,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{self, ApiReply, ApiRequest, Endpoint, ErrorCode};
-use super::registry::Registry;
+use super::registry::{Placed, Registry};
 use crate::tls::Tls;
 
 /// Largest request body accepted, in bytes.
@@ -40,6 +41,64 @@ pub struct HttpState {
     pub registry: Arc<Registry>,
     pub endpoint: Endpoint,
     pub admin_token: Option<String>,
+    /// What `/readyz` answers.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Largest placement list a proxy reads from control, bytes.
+const MAX_PLACEMENT: usize = 64 * 1024 * 1024;
+
+/// A proxy's reading of control's caches (`GET /v1/placement`), over one
+/// HTTP/1.1 connection.
+pub async fn get_placement(
+    control: SocketAddr,
+    admin_token: Option<&str>,
+) -> Result<Vec<Placed>, String> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(control),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(conn);
+    let mut request =
+        Request::get("/v1/placement").header(hyper::header::HOST, control.to_string());
+    if let Some(token) = admin_token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_PLACEMENT)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(format!("control answered {status}"));
+        }
+        #[derive(serde::Deserialize)]
+        struct List {
+            caches: Vec<Placed>,
+        }
+        serde_json::from_slice::<List>(&body)
+            .map(|l| l.caches)
+            .map_err(|e| format!("control's list: {e}"))
+    })
+    .await
+    .map_err(|_| "control did not answer in time".to_string())?;
+    driver.abort();
+    answer
 }
 
 /// Serves the control API on `listener` until `shutdown` is cancelled;
@@ -117,7 +176,17 @@ async fn route(
     let method = req.method().clone();
     match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/readyz") => text(StatusCode::OK, "text/plain", "ready\n".into()),
+        (&Method::GET, "/readyz") => {
+            if state.ready.load(std::sync::atomic::Ordering::Acquire) {
+                text(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready\n".into(),
+                )
+            }
+        }
         (&Method::GET, "/metrics") => {
             let body = state.registry.publish_metrics(true).unwrap_or_default();
             text(StatusCode::OK, "text/plain; version=0.0.4", body)

@@ -25,6 +25,7 @@ use crate::acl::log::AclLog;
 use crate::acl::{User, valid_user_name};
 use crate::metering::{EcpuLimiter, Usage};
 use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
+use crate::node::NodeClient;
 use crate::partition::ClusterMode;
 use crate::pool::CachePool;
 
@@ -478,6 +479,37 @@ pub struct NewCache {
     pub item_size_max: Option<u64>,
 }
 
+/// Where a registry's caches keep their data.
+#[derive(Default)]
+pub enum Placement {
+    /// In this process (`stratus serve`).
+    #[default]
+    Local,
+    /// On nodes (`stratus control`): a new cache is hosted on the node
+    /// hosting the fewest caches; a deleted one is let go there.
+    Nodes(Vec<Arc<NodeClient>>),
+    /// Where control placed them (`stratus proxy`): caches arrive through
+    /// [`Registry::follow`], never through `create`, and deleting one only
+    /// forgets it here.
+    Follow,
+}
+
+/// A cache as control lists it for proxies (`GET /v1/placement`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placed {
+    pub name: String,
+    pub description: String,
+    pub engine: String,
+    pub cluster_mode: String,
+    pub usage_limits: UsageLimits,
+    pub item_size_max: u64,
+    /// SHA-256 of each valid token, hex.
+    pub token_hashes: Vec<String>,
+    /// The data-plane address of the node hosting it.
+    pub node: std::net::SocketAddr,
+}
+
 /// All caches of this server.
 pub struct Registry {
     caches: RwLock<HashMap<String, Arc<Cache>>>,
@@ -486,6 +518,7 @@ pub struct Registry {
     pub metrics: Arc<Metrics>,
     /// Partitions a new cache starts with.
     initial_partitions: usize,
+    placement: Placement,
 }
 
 impl Registry {
@@ -500,7 +533,138 @@ impl Registry {
             tokens: RwLock::new(HashMap::new()),
             metrics,
             initial_partitions,
+            placement: Placement::Local,
         }
+    }
+
+    /// The same registry with its caches' data kept as `placement` says.
+    pub fn placed(mut self, placement: Placement) -> Registry {
+        self.placement = placement;
+        self
+    }
+
+    /// The pool of a new cache `name`, where the placement puts it.
+    fn new_pool(&self, name: &str, mode: ClusterMode) -> Result<CachePool, RegistryError> {
+        match &self.placement {
+            Placement::Local => Ok(CachePool::with_mode(self.initial_partitions, mode)),
+            Placement::Nodes(nodes) => {
+                let hosted = |n: &Arc<NodeClient>| {
+                    self.caches
+                        .read()
+                        .values()
+                        .filter(|c| c.pool.node().is_some_and(|p| p.addr() == n.addr()))
+                        .count()
+                };
+                let node = nodes
+                    .iter()
+                    .min_by_key(|n| hosted(n))
+                    .ok_or_else(|| RegistryError::Invalid("no nodes to place caches on".into()))?;
+                let request = crate::wire::Request::Host {
+                    cache: name.to_string(),
+                    partitions: self.initial_partitions.min(64) as u16,
+                    cluster_mode: mode,
+                };
+                // In the background: requests before it lands are refused
+                // by the node (unknown cache) and retried by the client.
+                let host = node.clone();
+                let cache = name.to_string();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        if let Err(e) = host.call(request).await {
+                            tracing::error!(%cache, "cannot host the cache on its node: {e}");
+                        }
+                    });
+                }
+                Ok(CachePool::remote(name, node.clone()))
+            }
+            Placement::Follow => Err(RegistryError::Invalid(
+                "this proxy follows control: create caches through control's API".into(),
+            )),
+        }
+    }
+
+    /// Every cache with its node, for proxies (`stratus control`).
+    pub fn placement(&self) -> Vec<Placed> {
+        self.list()
+            .into_iter()
+            .filter_map(|c| {
+                let node = c.pool.node()?.addr();
+                let settings = c.settings.read();
+                Some(Placed {
+                    name: c.name.clone(),
+                    description: settings.description.clone(),
+                    engine: c.engine.as_str().to_string(),
+                    cluster_mode: c.pool.cluster_mode().as_str().to_string(),
+                    usage_limits: settings.limits,
+                    item_size_max: settings.item_size_max,
+                    token_hashes: settings.token_hashes.iter().map(hex).collect(),
+                    node,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes this registry's caches those of `placed` (`stratus proxy`,
+    /// from control's list): new ones appear (their pools on their node,
+    /// reached through `node`), changed tokens and limits apply, and caches
+    /// no longer listed are forgotten.
+    pub fn follow(
+        &self,
+        placed: &[Placed],
+        mut node: impl FnMut(std::net::SocketAddr) -> Arc<NodeClient>,
+    ) -> Result<(), RegistryError> {
+        for p in placed {
+            let hashes: Vec<[u8; 32]> = p
+                .token_hashes
+                .iter()
+                .map(|h| unhex(h).ok_or_else(|| RegistryError::Invalid(format!("bad hash {h}"))))
+                .collect::<Result<_, _>>()?;
+            let cache = match self.get(&p.name) {
+                Some(c) => c,
+                None => {
+                    let req = NewCache {
+                        name: p.name.clone(),
+                        description: p.description.clone(),
+                        limits: p.usage_limits,
+                        token: None,
+                        open: false,
+                        cluster_mode: p.cluster_mode.parse().map_err(RegistryError::Invalid)?,
+                        engine: p.engine.parse().map_err(RegistryError::Invalid)?,
+                        item_size_max: Some(p.item_size_max),
+                    };
+                    let pool = CachePool::remote(&p.name, node(p.node));
+                    let mut caches = self.caches.write();
+                    self.insert(&mut caches, req, Vec::new(), pool)
+                }
+            };
+            if cache.limits() != p.usage_limits {
+                cache.apply_limits(p.usage_limits);
+            }
+            let mut tokens = self.tokens.write();
+            let mut s = cache.settings.write();
+            s.description.clone_from(&p.description);
+            s.item_size_max = p.item_size_max;
+            if s.token_hashes != hashes {
+                for old in s.token_hashes.drain(..) {
+                    tokens.remove(&old);
+                }
+                for h in &hashes {
+                    tokens.insert(*h, p.name.clone());
+                }
+                s.token_hashes = hashes;
+            }
+        }
+        let gone: Vec<String> = self
+            .caches
+            .read()
+            .keys()
+            .filter(|name| !placed.iter().any(|p| &p.name == *name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.delete(&name)?;
+        }
+        Ok(())
     }
 
     /// Creates a cache; returns it and its token in clear (shown once), if any.
@@ -515,16 +679,32 @@ impl Registry {
             }
             validate_item_size_max(n).map_err(RegistryError::Invalid)?;
         }
-        let token = match req.token {
+        let token = match req.token.clone() {
             Some(t) => Some(validate_token(t)?),
             None if req.open => None,
             None => Some(generate_token()),
         };
+        if self.caches.read().contains_key(&req.name) {
+            return Err(RegistryError::Exists(req.name));
+        }
+        let hashes: Vec<[u8; 32]> = token.iter().map(|t| hash_token(t.as_bytes())).collect();
+        let pool = self.new_pool(&req.name, req.cluster_mode)?;
         let mut caches = self.caches.write();
         if caches.contains_key(&req.name) {
             return Err(RegistryError::Exists(req.name));
         }
-        let hashes: Vec<[u8; 32]> = token.iter().map(|t| hash_token(t.as_bytes())).collect();
+        let cache = self.insert(&mut caches, req, hashes, pool);
+        Ok((cache, token))
+    }
+
+    /// Builds cache `req` with its token hashes and pool and lists it.
+    fn insert(
+        &self,
+        caches: &mut HashMap<String, Arc<Cache>>,
+        req: NewCache,
+        hashes: Vec<[u8; 32]>,
+        pool: CachePool,
+    ) -> Arc<Cache> {
         let cache = Arc::new(Cache {
             name: req.name.clone(),
             created_at: SystemTime::now(),
@@ -536,7 +716,7 @@ impl Registry {
                 item_size_max: req.item_size_max.unwrap_or(DEFAULT_ITEM_SIZE_MAX),
                 token_hashes: hashes.clone(),
             }),
-            pool: CachePool::with_mode(self.initial_partitions, req.cluster_mode),
+            pool,
             metrics: self.metrics.for_cache(&req.name, req.engine.as_str()),
             usage: Usage::default(),
             scripts: ScriptStore::default(),
@@ -562,7 +742,7 @@ impl Registry {
             tokens.insert(h, req.name.clone());
         }
         caches.insert(req.name, cache.clone());
-        Ok((cache, token))
+        cache
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Cache>> {
@@ -700,6 +880,14 @@ impl Registry {
         cache.pool.kill_scripts(true);
         cache.scripts.flush();
         cache.functions.flush();
+        if let (Placement::Nodes(_), Some(node)) = (&self.placement, cache.pool.node()) {
+            crate::pool::in_background(
+                node.clone(),
+                crate::wire::Request::Unhost {
+                    cache: cache.name.clone(),
+                },
+            );
+        }
         if !cache.pool.try_flush() {
             let released = cache.clone();
             let spawned = std::thread::Builder::new()
@@ -755,17 +943,48 @@ fn generate_token() -> String {
         .collect()
 }
 
-/// A token's hash: SHA-256 keyed with a random secret of this process
-/// (never stored beside the hashes), so a leaked hash table cannot be
-/// checked against guesses offline; one key for all tokens keeps
-/// `AUTH <token>` a lookup by hash.
+/// The key token hashes are made with (see [`hash_token`]).
+static TOKEN_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Sets the key token hashes are made with, before the first hash: the
+/// processes of one deployment (control and its proxies) share it, as a
+/// secret that is never stored beside the hashes. Refused if another key
+/// is in use already.
+pub fn set_token_key(key: [u8; 32]) -> Result<(), String> {
+    if *TOKEN_KEY.get_or_init(|| key) == key {
+        Ok(())
+    } else {
+        Err("token key already set to another value".into())
+    }
+}
+
+/// A token's hash: SHA-256 keyed with a secret ([`set_token_key`], or a
+/// random one of this process), so a leaked hash table cannot be checked
+/// against guesses offline; one key for all tokens keeps `AUTH <token>` a
+/// lookup by hash.
 fn hash_token(token: &[u8]) -> [u8; 32] {
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(|| rand::rng().random());
+    let key = TOKEN_KEY.get_or_init(|| rand::rng().random());
     let mut h = Sha256::new();
     h.update(key);
     h.update(token);
     h.finalize().into()
+}
+
+/// Lower-case hex of a hash.
+fn hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A hash from 64 hex digits.
+pub fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -204,16 +204,19 @@ impl Node {
                 interest.unblock(subscription);
                 Response::Done
             }
-            Request::Host { cache, partitions } => {
+            Request::Host {
+                cache,
+                partitions,
+                cluster_mode,
+            } => {
                 if partitions == 0 || partitions > MAX_HOSTED_PARTITIONS {
                     return Response::Failed(format!(
                         "ERR partitions must be 1 to {MAX_HOSTED_PARTITIONS}"
                     ));
                 }
-                self.caches
-                    .write()
-                    .entry(cache)
-                    .or_insert_with(|| Arc::new(CachePool::new(partitions as usize)));
+                self.caches.write().entry(cache).or_insert_with(|| {
+                    Arc::new(CachePool::with_mode(partitions as usize, cluster_mode))
+                });
                 Response::Hosted
             }
             Request::Unhost { cache } => {

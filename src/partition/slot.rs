@@ -34,7 +34,7 @@ static CRC16: crc::Crc<u16, crc::Table<16>> =
 ///   disabled, and standalone Redis): the cache is one partition that never
 ///   splits, so any keys may be combined; the cache scales up to one
 ///   partition's size and throughput only.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClusterMode {
     #[default]
     Enabled,

@@ -208,7 +208,7 @@ impl Drop for Blocked {
 
 /// Sends `request` to `node` without waiting for its answer (something
 /// being let go: a lost node forgets it anyway).
-fn in_background(node: Arc<NodeClient>, request: wire::Request) {
+pub fn in_background(node: Arc<NodeClient>, request: wire::Request) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             let _ = node.call(request).await;
@@ -1361,6 +1361,10 @@ impl CachePool {
     /// Reads every remote partition's figures from its node (what
     /// [`PartitionHandle::stats`] then reports for it).
     pub async fn refresh_remote_stats(&self) {
+        if self.origin.is_some() && self.epoch() == 0 {
+            // Routes never loaded: the placeholder has no figures.
+            let _ = self.load_routes().await;
+        }
         for part in self.partitions() {
             let PartitionHandle::Remote(r) = part else {
                 continue;

@@ -104,7 +104,12 @@ async fn dispatch(
         ConnOp::Unwatch => transaction::unwatch(conn),
         ConnOp::Exec => Err(OpError::Static(reply::EXEC_WITHOUT_MULTI)),
         ConnOp::Monitor => super::pubsub::monitor(conn),
-        ConnOp::Dbsize => Ok(Reply::Int(bound(conn)?.pool.totals().keys as i64)),
+        ConnOp::Dbsize => {
+            let cache = bound(conn)?;
+            // A remote partition's count is its node's, read now.
+            cache.pool.refresh_remote_stats().await;
+            Ok(Reply::Int(cache.pool.totals().keys as i64))
+        }
         ConnOp::Flushdb => {
             match args.get(1) {
                 Some(a) if args.len() == 2 && (is(a, "ASYNC") || is(a, "SYNC")) => {}

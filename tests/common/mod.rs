@@ -956,6 +956,46 @@ pub fn stratus_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::C
     cmd
 }
 
+/// A `stratus <role>` child process and the line it announced itself with.
+pub struct Role {
+    pub child: tokio::process::Child,
+    line: String,
+}
+
+impl Role {
+    /// Spawns `stratus <args>` and waits for a log line containing `needle`
+    /// (its stderr is drained afterwards, so the child never blocks).
+    pub async fn spawn(args: &[&str], env: &[(&str, &str)], needle: &str) -> Role {
+        let mut child = stratus_command(args, env).spawn().expect("spawn stratus");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let line = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains(needle) {
+                    return Some(line);
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("stratus {args:?} never logged {needle:?}; it logged: {seen}"));
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Role { child, line }
+    }
+
+    /// The address the announcement gave as `field`.
+    pub fn addr(&self, field: &str) -> SocketAddr {
+        log_field(&self.line, field)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {:?}", self.line))
+    }
+}
+
 /// Signals a process has a handler for (`SigCgt` in /proc/<pid>/status).
 pub fn caught_signals(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

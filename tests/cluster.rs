@@ -1,0 +1,204 @@
+//! The roles apart, as real processes on loopback: two `stratus node`s,
+//! a `stratus control` placing caches on them, and a `stratus proxy`
+//! serving them to a real Redis client.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use redis::AsyncCommands;
+
+/// The token key control and its proxies share in these tests.
+const TOKEN_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+struct Cluster {
+    nodes: Vec<Role>,
+    control: Role,
+    proxy: Role,
+    api: Http,
+}
+
+impl Cluster {
+    async fn start(nodes: usize) -> Cluster {
+        let mut spawned = Vec::new();
+        for _ in 0..nodes {
+            spawned
+                .push(Role::spawn(&["node", "--port", "any"], &[], "stratus node serving").await);
+        }
+        let addrs: Vec<String> = spawned
+            .iter()
+            .map(|n| n.addr("node_addr").to_string())
+            .collect();
+        let env = [("STRATUS_TOKEN_KEY", TOKEN_KEY)];
+        let control = Role::spawn(
+            &["control", "--http-port", "0", "--nodes", &addrs.join(",")],
+            &env,
+            "stratus control serving",
+        )
+        .await;
+        let control_http = control.addr("http_addr").to_string();
+        let proxy = Role::spawn(
+            &[
+                "proxy",
+                "--control",
+                &control_http,
+                "--port",
+                "any",
+                "--memcached-port",
+                "0",
+                "--http-port",
+                "0",
+                "--follow-period-ms",
+                "50",
+            ],
+            &env,
+            "stratus serving",
+        )
+        .await;
+        Cluster {
+            nodes: spawned,
+            api: Http::new(control.addr("http_addr")),
+            control,
+            proxy,
+        }
+    }
+
+    fn resp(&self) -> SocketAddr {
+        self.proxy.addr("resp_addr")
+    }
+
+    /// Creates cache `name` through control; its token.
+    async fn create(&self, name: &str) -> String {
+        let r = self
+            .api
+            .post("/v1/caches", &format!(r#"{{"name": "{name}"}}"#))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// A client of cache `name` through the proxy, once the proxy serves it.
+    async fn client(&self, name: &str, token: &str) -> redis::aio::MultiplexedConnection {
+        let url = format!("redis://{name}:{token}@{}/", self.resp());
+        let client = redis::Client::open(url).expect("url");
+        let end = std::time::Instant::now() + DEADLINE;
+        loop {
+            match client.get_multiplexed_async_connection().await {
+                Ok(c) => return c,
+                Err(e) => assert!(
+                    std::time::Instant::now() < end,
+                    "the proxy never served {name}: {e}"
+                ),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_serves_caches_control_placed_on_nodes() {
+    let cluster = Cluster::start(2).await;
+    let proxy_http = Http::new(cluster.proxy.addr("http_addr"));
+    eventually("the proxy is ready once it has read control", || async {
+        proxy_http.get("/readyz").await.status == 200
+    })
+    .await;
+    let a = cluster.create("alpha").await;
+    let b = cluster.create("beta").await;
+    // Each cache on its own node (the one hosting fewer caches).
+    let placement = cluster.api.get("/v1/placement").await.json();
+    let mut nodes: Vec<String> = placement["caches"]
+        .as_array()
+        .expect("caches")
+        .iter()
+        .map(|c| c["node"].as_str().unwrap().to_string())
+        .collect();
+    nodes.sort();
+    let mut want: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.addr("node_addr").to_string())
+        .collect();
+    want.sort();
+    assert_eq!(nodes, want);
+
+    let mut ca = cluster.client("alpha", &a).await;
+    let mut cb = cluster.client("beta", &b).await;
+    let _: () = ca.set("k", "in alpha").await.unwrap();
+    let _: () = cb.set("k", "in beta").await.unwrap();
+    let got: String = ca.get("k").await.unwrap();
+    assert_eq!(got, "in alpha");
+    let got: String = cb.get("k").await.unwrap();
+    assert_eq!(got, "in beta");
+    // Multi-key commands, SCAN, DBSIZE.
+    let _: () = redis::cmd("MSET")
+        .arg(&["x", "1", "y", "2", "z", "3"])
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    let got: Vec<Option<String>> = ca.mget(&["z", "nope", "x"]).await.unwrap();
+    assert_eq!(got, [Some("3".into()), None, Some("1".into())]);
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, ["k", "x", "y", "z"]);
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap();
+    assert_eq!(n, 4);
+    // WATCH, MULTI, EXEC: another client's write aborts the transaction.
+    let mut watcher = cluster.client("alpha", &a).await;
+    let _: () = redis::cmd("WATCH")
+        .arg("x")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    let _: () = ca.set("x", "changed").await.unwrap();
+    let aborted: Option<Vec<String>> = redis::pipe()
+        .atomic()
+        .set("x", "mine")
+        .query_async(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(aborted, None);
+    let got: String = ca.get("x").await.unwrap();
+    assert_eq!(got, "changed");
+    // A blocked client is woken by another client's push, through the node.
+    let mut blocked = cluster.client("alpha", &a).await;
+    let pop = tokio::spawn(async move {
+        let got: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg("queue")
+            .arg(10)
+            .query_async(&mut blocked)
+            .await
+            .unwrap();
+        got
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _: i64 = ca.rpush("queue", "job").await.unwrap();
+    let popped = tokio::time::timeout(DEADLINE, pop)
+        .await
+        .expect("woken")
+        .unwrap();
+    assert_eq!(popped, Some(("queue".into(), "job".into())));
+
+    // A wrong token is refused; a deleted cache goes from the proxy too.
+    let wrong = redis::Client::open(format!(
+        "redis://alpha:{}@{}/",
+        "x".repeat(32),
+        cluster.resp()
+    ))
+    .unwrap();
+    assert!(wrong.get_multiplexed_async_connection().await.is_err());
+    assert_eq!(cluster.api.delete("/v1/caches/alpha").await.status, 200);
+    eventually("the proxy forgets a deleted cache", || async {
+        let client = redis::Client::open(format!("redis://alpha:{a}@{}/", cluster.resp())).unwrap();
+        client.get_multiplexed_async_connection().await.is_err()
+    })
+    .await;
+    let got: String = cb.get("k").await.unwrap();
+    assert_eq!(got, "in beta");
+    drop(cluster.control);
+}
