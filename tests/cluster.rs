@@ -202,3 +202,95 @@ async fn a_proxy_serves_caches_control_placed_on_nodes() {
     assert_eq!(got, "in beta");
     drop(cluster.control);
 }
+
+/// `deploy/local/cluster up` starts every role, writes where they are,
+/// and `down` stops exactly those processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_cluster_script_starts_and_stops_every_role() {
+    let dir = std::env::temp_dir().join(format!("stratus-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/cluster");
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(script);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("STRATUS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args)
+            .env("STRATUS_BIN", env!("CARGO_BIN_EXE_stratus"))
+            .env("STRATUS_CLUSTER_DIR", &dir)
+            .output()
+    };
+    let up = run(&["up", "--nodes", "2", "--proxies", "2"])
+        .await
+        .expect("run up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let env = std::fs::read_to_string(dir.join("env")).expect("env file");
+    let value = |name: &str| -> String {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {env}"))
+            .trim_matches('"')
+            .to_string()
+    };
+    let resp: Vec<SocketAddr> = value("STRATUS_RESP")
+        .split(',')
+        .map(|a| a.parse().expect("host:port"))
+        .collect();
+    assert_eq!(resp.len(), 2);
+    let pids: Vec<(String, u32)> = value("STRATUS_PIDS")
+        .split_whitespace()
+        .map(|e| {
+            let (role, pid) = e.split_once(':').expect("role:pid");
+            (role.to_string(), pid.parse().expect("pid"))
+        })
+        .collect();
+    let roles: Vec<&str> = pids.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(roles, ["node", "node", "control", "proxy", "proxy"]);
+    for (_, pid) in &pids {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("running");
+        assert_eq!(comm.trim(), "stratus", "the pid is the process itself");
+    }
+    // A cache made through control answers through either proxy.
+    let api = Http::new(value("STRATUS_HTTP").parse().expect("http addr"));
+    let created = api.post("/v1/caches", r#"{"name": "shared"}"#).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let token = created.json()["token"].as_str().unwrap().to_string();
+    let mut conns = Vec::new();
+    for addr in &resp {
+        let client = redis::Client::open(format!("redis://shared:{token}@{addr}/")).unwrap();
+        let end = std::time::Instant::now() + DEADLINE;
+        let conn = loop {
+            match client.get_multiplexed_async_connection().await {
+                Ok(c) => break c,
+                Err(e) => assert!(std::time::Instant::now() < end, "{addr}: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        conns.push(conn);
+    }
+    let _: () = conns[0].set("k", "v").await.unwrap();
+    let got: String = conns[1].get("k").await.unwrap();
+    assert_eq!(got, "v");
+
+    let down = run(&["down"]).await.expect("run down");
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    for (role, pid) in &pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        assert!(
+            stat.as_ref().map_or(true, |s| s.contains(") Z ")),
+            "{role} {pid} still running"
+        );
+    }
+    assert!(!dir.join("env").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
