@@ -235,13 +235,31 @@ pub struct NodeConfig {
     /// Log format.
     #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// The deployment's shared secret (64 hex digits): proxies connecting
+    /// must prove they hold it. Required off loopback.
+    #[arg(long, env = "STRATUS_TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<String>,
 }
 
 impl NodeConfig {
+    /// The shared key, when one is set (and well-formed).
+    pub fn token_key_bytes(&self) -> Option<[u8; 32]> {
+        crate::control::registry::unhex(self.token_key.as_deref()?)
+    }
+
     /// Checks the settings before anything starts.
     pub fn validate(&self) -> Result<(), String> {
         if self.port == Port::Off {
             return Err("node port 0: a node must listen".into());
+        }
+        if self.token_key.is_some() && self.token_key_bytes().is_none() {
+            return Err("token-key must be 64 hex digits".into());
+        }
+        if !self.bind.is_loopback() && self.token_key.is_none() {
+            return Err(format!(
+                "a node listening on {} needs token-key (the data plane would be open to anyone)",
+                self.bind
+            ));
         }
         if let Some(t) = self.threads
             && (t == 0 || t > 1024)

@@ -98,7 +98,8 @@ async fn node(config: NodeConfig) -> std::process::ExitCode {
         }
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let serving = tokio::spawn(stratus::node::Node::new().serve(listener, shutdown.clone()));
+    let node = stratus::node::Node::new(config.token_key_bytes());
+    let serving = tokio::spawn(node.serve(listener, shutdown.clone()));
     tracing::info!(%node_addr, "stratus node serving");
     loop {
         match signals.wait().await {

@@ -150,7 +150,8 @@ async fn start_role(
         Role::Serve => Placement::Local,
         Role::Proxy { .. } => Placement::Follow,
         Role::Control { nodes, .. } => {
-            Placement::Nodes(nodes.iter().map(|a| NodeClient::new(*a)).collect())
+            let key = config.token_key_bytes();
+            Placement::Nodes(nodes.iter().map(|a| NodeClient::new(*a, key)).collect())
         }
     };
     let registry =
@@ -292,6 +293,7 @@ async fn start_role(
                 registry.clone(),
                 *control,
                 config.admin_token.clone(),
+                config.token_key_bytes(),
                 *period,
                 ready,
                 shutdown.clone(),
@@ -353,6 +355,7 @@ async fn follow_cycle(
     registry: Arc<Registry>,
     control: SocketAddr,
     admin_token: Option<String>,
+    key: Option<[u8; 32]>,
     period: Duration,
     ready: Arc<std::sync::atomic::AtomicBool>,
     shutdown: CancellationToken,
@@ -380,7 +383,7 @@ async fn follow_cycle(
         let node = |addr: SocketAddr| {
             nodes
                 .entry(addr)
-                .or_insert_with(|| NodeClient::new(addr))
+                .or_insert_with(|| NodeClient::new(addr, key))
                 .clone()
         };
         match registry.follow(&placed, node) {

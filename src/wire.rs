@@ -101,6 +101,22 @@ pub enum Request {
     Unblock { subscription: u64 },
     /// Stop hosting a cache (deleted): its data is released.
     Unhost { cache: String },
+    /// The first frame of every connection: proof that the proxy holds
+    /// the deployment's shared key ([`hello_proof`]); a node with a key
+    /// answers nothing else before it.
+    Hello { proof: [u8; 32] },
+}
+
+/// What `Hello` proves: SHA-256 of a fixed label and the shared key (the
+/// key itself never crosses the wire).
+pub fn hello_proof(key: Option<&[u8; 32]>) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"stratus data plane v1");
+    if let Some(key) = key {
+        h.update(key);
+    }
+    h.finalize().into()
 }
 
 /// A walk over one partition's keys: data only (a filter, not a closure),
@@ -227,6 +243,8 @@ pub enum Response {
     Woken,
     /// [`Request::Unwatch`] or [`Request::Unblock`] done.
     Done,
+    /// [`Request::Hello`] accepted.
+    Welcome,
 }
 
 /// One partition's slot range.
@@ -267,6 +285,8 @@ pub enum WireError {
     Decode(#[from] bincode::error::DecodeError),
     #[error("unencodable message: {0}")]
     Encode(#[from] bincode::error::EncodeError),
+    #[error("the peer did not prove it holds the deployment's key")]
+    Refused,
 }
 
 /// Appends `message`'s frame payload (version, then the message) to `out`.
@@ -532,6 +552,10 @@ mod tests {
                 "0a 03 01",
             ),
             (Request::Unblock { subscription: 3 }, "0b 03"),
+            (
+                Request::Hello { proof: [7; 32] },
+                "0d 0707070707070707070707070707070707070707070707070707070707070707",
+            ),
             (Request::Unhost { cache: "c".into() }, "0c 0163"),
         ] {
             assert_eq!(
@@ -631,6 +655,7 @@ mod tests {
             ),
             (Response::Woken, "0001000c"),
             (Response::Done, "0001000d"),
+            (Response::Welcome, "0001000e"),
         ] {
             assert_eq!(
                 payload(&Envelope {

@@ -21,16 +21,17 @@ struct Cluster {
 
 impl Cluster {
     async fn start(nodes: usize) -> Cluster {
+        // Every role shares the key: nodes serve only proxies holding it.
+        let env = [("STRATUS_TOKEN_KEY", TOKEN_KEY)];
         let mut spawned = Vec::new();
         for _ in 0..nodes {
-            spawned
-                .push(Role::spawn(&["node", "--port", "any"], &[], "stratus node serving").await);
+            let node = Role::spawn(&["node", "--port", "any"], &env, "stratus node serving");
+            spawned.push(node.await);
         }
         let addrs: Vec<String> = spawned
             .iter()
             .map(|n| n.addr("node_addr").to_string())
             .collect();
-        let env = [("STRATUS_TOKEN_KEY", TOKEN_KEY)];
         let control = Role::spawn(
             &["control", "--http-port", "0", "--nodes", &addrs.join(",")],
             &env,

@@ -501,3 +501,42 @@ async fn a_node_expires_keys_and_lets_a_cache_go() {
     };
     assert_eq!(text, reply::node_unavailable("no cache c on this node"));
 }
+
+/// The data plane is closed to whoever lacks the deployment's key: a node
+/// started with one answers only proxies proving they hold it, and a node
+/// listening off loopback refuses to start without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_only_proxies_holding_its_key() {
+    let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let role = Role::spawn(
+        &["node", "--port", "any"],
+        &[("STRATUS_TOKEN_KEY", key)],
+        "stratus node serving",
+    )
+    .await;
+    let addr = role.addr("node_addr");
+    let bytes = stratus::control::registry::unhex(key).unwrap();
+    let trusted = NodeClient::new(addr, Some(bytes));
+    let hosted = trusted
+        .call(Request::Host {
+            cache: "c".into(),
+            partitions: 1,
+            cluster_mode: stratus::partition::ClusterMode::Enabled,
+        })
+        .await
+        .expect("a proxy with the key is served");
+    assert_eq!(hosted, Response::Hosted);
+    for stranger in [
+        NodeClient::new(addr, None),
+        NodeClient::new(addr, Some([9; 32])),
+    ] {
+        let refused = stranger.call(Request::Routes { cache: "c".into() }).await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+    let open = stratus_command(&["node", "--bind", "0.0.0.0", "--port", "any"], &[])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(open.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&open.stderr).contains("needs token-key"));
+}

@@ -54,15 +54,25 @@ pub const MAX_HOSTED_PARTITIONS: u16 = 64;
 /// proxy's callers wait to send.
 const RESPONSE_QUEUE: usize = 1024;
 
+/// How long a new connection has to send its `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The partitions this node hosts, by cache.
-#[derive(Default)]
 pub struct Node {
     caches: RwLock<HashMap<String, Arc<CachePool>>>,
+    /// What a proxy's `Hello` must prove ([`wire::hello_proof`] of the
+    /// deployment's shared key, or of none).
+    proof: [u8; 32],
 }
 
 impl Node {
-    pub fn new() -> Arc<Node> {
-        Arc::new(Node::default())
+    /// A node whose proxies prove they hold `key` (the deployment's
+    /// `--token-key`; `None`: a loopback-only node, any proxy).
+    pub fn new(key: Option<[u8; 32]>) -> Arc<Node> {
+        Arc::new(Node {
+            caches: RwLock::new(HashMap::new()),
+            proof: wire::hello_proof(key.as_ref()),
+        })
     }
 
     /// Accepts proxies' connections until `shutdown` fires.
@@ -133,6 +143,35 @@ impl Node {
             }
             Ok::<(), wire::WireError>(())
         });
+        // 0. The first frame proves the proxy holds the shared key.
+        let hello = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(HELLO_TIMEOUT) => None,
+            r = requests.next() => r.transpose()?,
+        };
+        let welcome = match hello {
+            Some(Envelope {
+                id,
+                body: Request::Hello { proof },
+            }) if bool::from(subtle::ConstantTimeEq::ct_eq(&proof[..], &self.proof[..])) => {
+                Envelope {
+                    id,
+                    body: Response::Welcome,
+                }
+            }
+            other => {
+                let id = other.map_or(0, |e| e.id);
+                let refused =
+                    Response::Failed("ERR the data plane needs the deployment's key".into());
+                let _ = tx.send(Envelope { id, body: refused }).await;
+                drop(tx);
+                let _ = writer.await;
+                return Err(wire::WireError::Refused);
+            }
+        };
+        if tx.send(welcome).await.is_err() {
+            return Ok(());
+        }
         let outcome = loop {
             let request = tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
@@ -219,6 +258,8 @@ impl Node {
                 });
                 Response::Hosted
             }
+            // Only ever the first frame (phase 0).
+            Request::Hello { .. } => Response::Failed("ERR Hello twice".into()),
             Request::Unhost { cache } => {
                 let pool = self.caches.write().remove(&cache);
                 if let Some(pool) = pool {
@@ -524,6 +565,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// connection is lost (requests waiting then fail: the caller decides).
 pub struct NodeClient {
     addr: std::net::SocketAddr,
+    /// The `Hello` every connection starts with.
+    proof: [u8; 32],
     next_id: AtomicU64,
     link: Mutex<Option<Arc<Link>>>,
 }
@@ -543,18 +586,20 @@ impl Link {
 }
 
 impl NodeClient {
-    /// A client for the node at `addr` (it connects on first use).
-    pub fn new(addr: std::net::SocketAddr) -> Arc<NodeClient> {
+    /// A client for the node at `addr`, proving it holds `key` (it
+    /// connects on first use).
+    pub fn new(addr: std::net::SocketAddr, key: Option<[u8; 32]>) -> Arc<NodeClient> {
         Arc::new(NodeClient {
             addr,
+            proof: wire::hello_proof(key.as_ref()),
             next_id: AtomicU64::new(1),
             link: Mutex::new(None),
         })
     }
 
-    /// A client connected to the node at `addr` now.
+    /// A client connected now to the node at `addr`, which needs no key.
     pub async fn connect(addr: std::net::SocketAddr) -> Result<Arc<NodeClient>, NodeError> {
-        let client = NodeClient::new(addr);
+        let client = NodeClient::new(addr, None);
         client.link().await?;
         Ok(client)
     }
@@ -579,7 +624,7 @@ impl NodeClient {
         stream
             .set_nodelay(true)
             .map_err(|e| failed(e.to_string()))?;
-        let link = Arc::new(open(stream));
+        let link = Arc::new(open(stream, self.proof));
         *self.link.lock() = Some(link.clone());
         Ok(link)
     }
@@ -614,12 +659,18 @@ impl NodeClient {
 
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
 
-/// Starts the writer and reader tasks of a new connection.
-fn open(stream: TcpStream) -> Link {
+/// Starts the writer and reader tasks of a new connection, its `Hello`
+/// first (requests queued behind it; a node that refuses it closes the
+/// connection, and they fail).
+fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
     let (read, write) = stream.into_split();
     let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
     let (outgoing, mut queue) = mpsc::channel::<Envelope<Request>>(RESPONSE_QUEUE);
     let mut frames = FramedWrite::new(write, wire::ProxyCodec::default());
+    let hello = Envelope {
+        id: 0,
+        body: Request::Hello { proof },
+    };
     let fail_all = {
         let pending = pending.clone();
         // Dropping the senders fails every waiting request.
@@ -627,6 +678,10 @@ fn open(stream: TcpStream) -> Link {
     };
     let on_write_end = fail_all.clone();
     tokio::spawn(async move {
+        if frames.feed(hello).await.is_err() {
+            on_write_end();
+            return;
+        }
         while let Some(request) = queue.recv().await {
             if frames.feed(request).await.is_err() {
                 break;
@@ -641,6 +696,12 @@ fn open(stream: TcpStream) -> Link {
     let waiting = pending.clone();
     tokio::spawn(async move {
         while let Some(Ok(response)) = responses.next().await {
+            if response.id == 0 {
+                if let Response::Failed(why) = &response.body {
+                    tracing::error!("node refused this proxy: {why}");
+                }
+                continue;
+            }
             let sender = waiting.lock().as_mut().and_then(|p| p.remove(&response.id));
             if let Some(sender) = sender {
                 let _ = sender.send(response.body);
