@@ -191,7 +191,8 @@ pub struct Execute {
 /// proxy's execution options).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Options {
-    /// The proxy's clock, milliseconds since the Unix epoch.
+    /// The proxy's clock, milliseconds since the Unix epoch (for the
+    /// record: a node runs a batch on its own clock, as its expiry cycle).
     pub now: u64,
     pub resp3: bool,
     pub max_value_len: u64,
@@ -331,6 +332,13 @@ impl<Out, In> Default for Codec<Out, In> {
                 .new_codec(),
             kinds: std::marker::PhantomData,
         }
+    }
+}
+
+impl<Out, In> Codec<Out, In> {
+    /// The largest frame accepted from now on, bytes.
+    pub fn set_max_frame(&mut self, bytes: usize) {
+        self.frames.set_max_frame_length(bytes);
     }
 }
 

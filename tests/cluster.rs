@@ -201,6 +201,16 @@ async fn a_proxy_serves_caches_control_placed_on_nodes() {
     .await;
     let got: String = cb.get("k").await.unwrap();
     assert_eq!(got, "in beta");
+    // Deleted and made again at once: the node hears Unhost, then Host,
+    // in that order; the new cache starts empty.
+    assert_eq!(cluster.api.delete("/v1/caches/beta").await.status, 200);
+    let b2 = cluster.create("beta").await;
+    let mut again = cluster.client("beta", &b2).await;
+    let gone: Option<String> = again.get("k").await.unwrap();
+    assert_eq!(gone, None);
+    let _: () = again.set("k", "new beta").await.unwrap();
+    let got: String = again.get("k").await.unwrap();
+    assert_eq!(got, "new beta");
     drop(cluster.control);
 }
 

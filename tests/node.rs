@@ -283,6 +283,79 @@ async fn a_node_refuses_what_it_cannot_run() {
         panic!("not run");
     };
     assert_eq!(done[0].reply, Reply::ok());
+
+    // The node checks what it runs, whatever the proxy claims: a command
+    // cut short, a command that is not a data command, and slots that are
+    // not the keys' are refused; a batch runs on the node's clock.
+    let batch = |partition: u64, slots: Vec<u16>, commands: &[&[&str]], now: u64| {
+        Request::Execute(wire::Execute {
+            cache: "c".into(),
+            partition,
+            epoch,
+            slots,
+            commands: commands
+                .iter()
+                .map(|c| c.iter().map(|a| Bytes::from(a.to_string())).collect())
+                .collect(),
+            watched: Vec::new(),
+            options: wire::Options {
+                now,
+                resp3: false,
+                max_value_len: 1 << 29,
+                room: u64::MAX,
+                no_touch: false,
+                client: 0,
+                ticket: None,
+                retry: false,
+                busy_threshold_ms: 5000,
+            },
+        })
+    };
+    let malformed = Response::Failed(reply::node_unavailable("malformed batch"));
+    for commands in [&[&["GET"][..]][..], &[&["DBSIZE"]], &[&["SET", "k"]]] {
+        let answer = client
+            .call(batch(owner.partition, vec![slot], commands, now_ms()))
+            .await
+            .unwrap();
+        assert_eq!(answer, malformed, "{commands:?}");
+    }
+    let lying = client
+        .call(batch(
+            other.partition,
+            vec![other.first],
+            &[&["GET", "k"]],
+            now_ms(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(lying, Response::Moved { epoch });
+    // A proxy clock at 1970: the TTL still counts from the node's now.
+    let set = client
+        .call(batch(
+            owner.partition,
+            vec![],
+            &[&["SET", "k", "ttl", "EX", "100"]],
+            1,
+        ))
+        .await
+        .unwrap();
+    let Response::Executed(set) = set else {
+        panic!("{set:?}");
+    };
+    assert_eq!(set[0].reply, Reply::ok());
+    let ttl = client
+        .call(batch(owner.partition, vec![], &[&["TTL", "k"]], 1))
+        .await
+        .unwrap();
+    let Response::Executed(ttl) = ttl else {
+        panic!("{ttl:?}");
+    };
+    assert!(
+        matches!(ttl[0].reply, Reply::Int(t) if (90..=100).contains(&t)),
+        "{:?}",
+        ttl[0].reply
+    );
+
     let unknown = client
         .call(Request::Routes {
             cache: "nope".into(),
@@ -539,4 +612,53 @@ async fn a_node_serves_only_proxies_holding_its_key() {
         .expect("run");
     assert_eq!(open.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&open.stderr).contains("needs token-key"));
+}
+
+/// Blocked clients hold no place among a connection's requests being
+/// worked on: with more of them waiting than that limit (1,024), the write
+/// that wakes them still gets through, and they all wake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_blocked_clients_do_not_stall_a_node() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 1).await;
+    let pool = std::sync::Arc::new(CachePool::remote("c", client.clone()));
+    pool.load_routes().await.expect("routes");
+    let list = [Bytes::from_static(b"q")];
+    let slot = key_slot(b"q");
+    let mut waiters = Vec::new();
+    for _ in 0..1100 {
+        let mut blocked = pool
+            .block(slot, &list, Some(stratus::cmd::Takes::List))
+            .await
+            .expect("in line");
+        waiters.push(tokio::spawn(async move {
+            blocked.woken(true).await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(run(&pool, &["RPUSH", "q", "x"]).await, Reply::Int(1));
+    for w in waiters {
+        tokio::time::timeout(DEADLINE, w)
+            .await
+            .expect("every blocked client wakes")
+            .unwrap();
+    }
+}
+
+/// FLUSHALL on a proxy whose routes were never loaded flushes the cache
+/// (the placeholder partition's refusal loads them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_before_the_routes_are_loaded_flushes() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", 2).await;
+    let writer = CachePool::remote("c", client.clone());
+    assert_eq!(run(&writer, &["SET", "k", "v"]).await, Reply::ok());
+    let fresh = CachePool::remote("c", client.clone());
+    fresh
+        .flush(Duration::from_secs(5), 0)
+        .await
+        .expect("flushed");
+    assert_eq!(run(&writer, &["GET", "k"]).await, Reply::Nil);
 }

@@ -246,6 +246,10 @@ pub struct CacheSettings {
 pub struct Cache {
     pub name: String,
     pub created_at: SystemTime,
+    /// Which incarnation of the name this is, as control numbers them (a
+    /// proxy's copy of a cache deleted and made again is replaced, not
+    /// kept); 0 for a cache of this process.
+    incarnation: AtomicU64,
     /// Connections that never authenticate are bound here (the default cache).
     pub open: bool,
     /// The protocol the cache speaks (fixed for its life).
@@ -508,6 +512,9 @@ pub struct Placed {
     pub token_hashes: Vec<String>,
     /// The data-plane address of the node hosting it.
     pub node: std::net::SocketAddr,
+    /// When control made it, nanoseconds since the Unix epoch: tells a
+    /// cache from one deleted and made again under its name.
+    pub incarnation: u64,
 }
 
 /// All caches of this server.
@@ -564,17 +571,11 @@ impl Registry {
                     partitions: self.initial_partitions.min(64) as u16,
                     cluster_mode: mode,
                 };
-                // In the background: requests before it lands are refused
-                // by the node (unknown cache) and retried by the client.
-                let host = node.clone();
-                let cache = name.to_string();
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        if let Err(e) = host.call(request).await {
-                            tracing::error!(%cache, "cannot host the cache on its node: {e}");
-                        }
-                    });
-                }
+                // In the background, after whatever this node was told
+                // before (an Unhost of the same name), retried while the
+                // node cannot be reached; requests before it lands are
+                // answered `CLUSTERDOWN ... no cache`.
+                node.admin(request);
                 Ok(CachePool::remote(name, node.clone()))
             }
             Placement::Follow => Err(RegistryError::Invalid(
@@ -599,6 +600,10 @@ impl Registry {
                     item_size_max: settings.item_size_max,
                     token_hashes: settings.token_hashes.iter().map(hex).collect(),
                     node,
+                    incarnation: c
+                        .created_at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64),
                 })
             })
             .collect()
@@ -619,6 +624,15 @@ impl Registry {
                 .iter()
                 .map(|h| unhex(h).ok_or_else(|| RegistryError::Invalid(format!("bad hash {h}"))))
                 .collect::<Result<_, _>>()?;
+            // Another incarnation of the name, or moved to another node:
+            // this process's copy goes, a fresh one comes.
+            let stale = self.get(&p.name).filter(|c| {
+                c.incarnation.load(Ordering::Relaxed) != p.incarnation
+                    || c.pool.node().map(|n| n.addr()) != Some(p.node)
+            });
+            if stale.is_some() {
+                self.delete(&p.name)?;
+            }
             let cache = match self.get(&p.name) {
                 Some(c) => c,
                 None => {
@@ -634,7 +648,9 @@ impl Registry {
                     };
                     let pool = CachePool::remote(&p.name, node(p.node));
                     let mut caches = self.caches.write();
-                    self.insert(&mut caches, req, Vec::new(), pool)
+                    let cache = self.insert(&mut caches, req, Vec::new(), pool);
+                    cache.incarnation.store(p.incarnation, Ordering::Relaxed);
+                    cache
                 }
             };
             if cache.limits() != p.usage_limits {
@@ -708,6 +724,7 @@ impl Registry {
         let cache = Arc::new(Cache {
             name: req.name.clone(),
             created_at: SystemTime::now(),
+            incarnation: AtomicU64::new(0),
             open: req.open,
             engine: req.engine,
             settings: RwLock::new(CacheSettings {
@@ -881,12 +898,9 @@ impl Registry {
         cache.scripts.flush();
         cache.functions.flush();
         if let (Placement::Nodes(_), Some(node)) = (&self.placement, cache.pool.node()) {
-            crate::pool::in_background(
-                node.clone(),
-                crate::wire::Request::Unhost {
-                    cache: cache.name.clone(),
-                },
-            );
+            node.admin(crate::wire::Request::Unhost {
+                cache: cache.name.clone(),
+            });
         }
         if !cache.pool.try_flush() {
             let released = cache.clone();

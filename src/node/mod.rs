@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::cmd;
+use crate::partition::key_slot;
 use crate::pool::{CachePool, ExecOptions, NotRun, PartitionHandle};
 use crate::resp::reply;
 use crate::wire::{self, Envelope, Request, Response};
@@ -56,6 +57,12 @@ const RESPONSE_QUEUE: usize = 1024;
 
 /// How long a new connection has to send its `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest frame before `Hello` is accepted, bytes (a Hello is 38).
+const HELLO_MAX_FRAME: usize = 256;
+
+/// Blocked clients one proxy connection may hold on a node at once.
+const MAX_SUBSCRIPTIONS: usize = 100_000;
 
 /// The partitions this node hosts, by cache.
 pub struct Node {
@@ -96,6 +103,7 @@ impl Node {
                 },
             };
             let _ = stream.set_nodelay(true);
+            keepalive(&stream);
             let node = self.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
@@ -129,10 +137,13 @@ impl Node {
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), wire::WireError> {
         let (read, write) = stream.into_split();
+        // Until the peer proves the key, a frame is a Hello or nothing: a
+        // stranger cannot make the node buffer a big one.
         let mut requests = FramedRead::new(read, wire::NodeCodec::default());
+        requests.decoder_mut().set_max_frame(HELLO_MAX_FRAME);
         let mut responses = FramedWrite::new(write, wire::NodeCodec::default());
         let (tx, mut rx) = mpsc::channel::<Envelope<Response>>(RESPONSE_QUEUE);
-        let interest = Arc::new(Interest::default());
+        let interest = Arc::new(Interest::new());
         let writer = tokio::spawn(async move {
             while let Some(response) = rx.recv().await {
                 responses.feed(response).await?;
@@ -172,6 +183,10 @@ impl Node {
         if tx.send(welcome).await.is_err() {
             return Ok(());
         }
+        requests.decoder_mut().set_max_frame(wire::MAX_FRAME);
+        // Requests being worked on at once (a waiting `Await` is not one:
+        // it holds no place, so blocked clients cannot stall the rest).
+        let working = Arc::new(tokio::sync::Semaphore::new(RESPONSE_QUEUE));
         let outcome = loop {
             let request = tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
@@ -181,24 +196,92 @@ impl Node {
                     Some(Ok(r)) => r,
                 },
             };
-            let permit = match tx.clone().reserve_owned().await {
-                Ok(p) => p,
-                Err(_) => break Ok(()),
+            let Envelope { id, body } = request;
+            // Admin requests run here, in the order they came (a Host after
+            // an Unhost of the same name must not overtake it).
+            if let Some(done) = self.admin(&body) {
+                if tx.send(Envelope { id, body: done }).await.is_err() {
+                    break Ok(());
+                }
+                continue;
+            }
+            let permit = if matches!(body, Request::Await { .. }) {
+                None
+            } else {
+                match working.clone().acquire_owned().await {
+                    Ok(p) => Some(p),
+                    Err(_) => break Ok(()),
+                }
             };
             let node = self.clone();
             let interest = interest.clone();
+            let tx = tx.clone();
             tokio::spawn(async move {
-                let body = node.handle(request.body, &interest).await;
-                permit.send(Envelope {
-                    id: request.id,
-                    body,
-                });
+                let _permit = permit;
+                // A panic answers (the proxy's request must end) and loses
+                // nothing else: a partition lock is released as it unwinds.
+                let run = std::panic::AssertUnwindSafe(node.handle(body, &interest));
+                let body = futures_util::FutureExt::catch_unwind(run)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Response::Failed(reply::node_unavailable("the request failed on the node"))
+                    });
+                let _ = tx.send(Envelope { id, body }).await;
             });
         };
         drop(tx);
         interest.release();
         let _ = writer.await;
         outcome
+    }
+
+    /// Runs an admin request (Host, Unhost, Split, Merge) at once; `None`
+    /// for any other request.
+    fn admin(&self, request: &Request) -> Option<Response> {
+        Some(match request {
+            Request::Host {
+                cache,
+                partitions,
+                cluster_mode,
+            } => {
+                if *partitions == 0 || *partitions > MAX_HOSTED_PARTITIONS {
+                    return Some(Response::Failed(format!(
+                        "ERR partitions must be 1 to {MAX_HOSTED_PARTITIONS}"
+                    )));
+                }
+                self.caches.write().entry(cache.clone()).or_insert_with(|| {
+                    Arc::new(CachePool::with_mode(*partitions as usize, *cluster_mode))
+                });
+                Response::Hosted
+            }
+            Request::Unhost { cache } => {
+                let pool = self.caches.write().remove(cache);
+                if let Some(pool) = pool {
+                    // The data goes off the reactor (a big cache frees for a while).
+                    tokio::task::spawn_blocking(move || pool.flush_blocking());
+                }
+                Response::Done
+            }
+            Request::Split {
+                cache,
+                partition,
+                at,
+            } => match self.cache(cache) {
+                Ok(pool) => match pool.split(*partition, *at, "admin") {
+                    Ok(new) => Response::Changed { partition: new },
+                    Err(why) => Response::Failed(why),
+                },
+                Err(failed) => failed,
+            },
+            Request::Merge { cache, left, right } => match self.cache(cache) {
+                Ok(pool) => match pool.merge(*left, *right) {
+                    Ok(()) => Response::Changed { partition: *left },
+                    Err(why) => Response::Failed(why),
+                },
+                Err(failed) => failed,
+            },
+            _ => return None,
+        })
     }
 
     fn cache(&self, name: &str) -> Result<Arc<CachePool>, Response> {
@@ -217,57 +300,44 @@ impl Node {
                 Err(failed) => failed,
             },
             Request::Unwatch { cache, keys } => {
-                if let Ok(pool) = self.cache(&cache) {
-                    interest.unwatch(&pool, &cache, &keys);
-                }
+                interest.unwatch(&cache, &keys);
                 Response::Done
             }
             Request::Block { cache, keys, takes } => match self.cache(&cache) {
-                Ok(pool) => {
-                    let (subscription, ticket) = interest.block(pool, keys, takes);
-                    Response::Blocked {
+                Ok(pool) => match interest.block(pool, keys, takes) {
+                    Some((subscription, ticket)) => Response::Blocked {
                         subscription,
                         ticket,
-                    }
-                }
+                    },
+                    None => Response::Failed(reply::node_unavailable(
+                        "too many blocked clients on this connection",
+                    )),
+                },
                 Err(failed) => failed,
             },
             Request::Await {
                 subscription,
                 first,
             } => {
-                interest.woken(subscription, first).await;
-                Response::Woken
+                if interest.woken(subscription, first).await {
+                    Response::Woken
+                } else {
+                    // Its place in line is gone (a connection that ended):
+                    // the proxy gets in line again.
+                    Response::Failed(reply::node_unavailable("no such subscription"))
+                }
             }
             Request::Unblock { subscription } => {
                 interest.unblock(subscription);
                 Response::Done
             }
-            Request::Host {
-                cache,
-                partitions,
-                cluster_mode,
-            } => {
-                if partitions == 0 || partitions > MAX_HOSTED_PARTITIONS {
-                    return Response::Failed(format!(
-                        "ERR partitions must be 1 to {MAX_HOSTED_PARTITIONS}"
-                    ));
-                }
-                self.caches.write().entry(cache).or_insert_with(|| {
-                    Arc::new(CachePool::with_mode(partitions as usize, cluster_mode))
-                });
-                Response::Hosted
-            }
             // Only ever the first frame (phase 0).
             Request::Hello { .. } => Response::Failed("ERR Hello twice".into()),
-            Request::Unhost { cache } => {
-                let pool = self.caches.write().remove(&cache);
-                if let Some(pool) = pool {
-                    // The data goes off the reactor (a big cache frees for a while).
-                    let _ = tokio::task::spawn_blocking(move || pool.flush_blocking()).await;
-                }
-                Response::Done
-            }
+            // Run in order by the connection ([`Node::admin`]).
+            Request::Host { .. }
+            | Request::Unhost { .. }
+            | Request::Split { .. }
+            | Request::Merge { .. } => Response::Failed("ERR admin request out of order".into()),
             Request::Routes { cache } => match self.cache(&cache) {
                 Ok(pool) => routes(&pool),
                 Err(failed) => failed,
@@ -293,31 +363,14 @@ impl Node {
                     },
                 }
             }
-            Request::Split {
-                cache,
-                partition,
-                at,
-            } => match self.cache(&cache) {
-                Ok(pool) => match pool.split(partition, at, "admin") {
-                    Ok(new) => Response::Changed { partition: new },
-                    Err(why) => Response::Failed(why),
-                },
-                Err(failed) => failed,
-            },
-            Request::Merge { cache, left, right } => match self.cache(&cache) {
-                Ok(pool) => match pool.merge(left, right) {
-                    Ok(()) => Response::Changed { partition: left },
-                    Err(why) => Response::Failed(why),
-                },
-                Err(failed) => failed,
-            },
             Request::Keys {
                 cache,
                 partition,
-                now,
+                now: _,
                 busy_threshold_ms,
                 op,
             } => {
+                let now = crate::partition::now_ms();
                 let pool = match self.cache(&cache) {
                     Ok(p) => p,
                     Err(failed) => return failed,
@@ -344,12 +397,17 @@ impl Node {
 /// What one proxy connection registered on this node's keys: watchers
 /// and blocked clients, all let go when the connection ends (a proxy that
 /// dies leaves nothing behind).
-#[derive(Default)]
 struct Interest {
     watched: Mutex<HashMap<(String, Bytes), Watchers>>,
-    blocked: Mutex<HashMap<u64, Subscription>>,
-    next: AtomicU64,
+    /// `None` once the connection ended: nothing registers any more (a
+    /// request still running then must not leave a registration behind).
+    blocked: Mutex<Option<HashMap<u64, Subscription>>>,
+    closed: std::sync::atomic::AtomicBool,
 }
+
+/// Subscription ids, unique on this node (a stale id from an ended
+/// connection never names another client's place in line).
+static NEXT_SUBSCRIPTION: AtomicU64 = AtomicU64::new(1);
 
 /// Watchers one connection counted on a key: the cache's pool and how many.
 type Watchers = (Arc<CachePool>, usize);
@@ -372,8 +430,20 @@ impl Subscription {
 }
 
 impl Interest {
+    fn new() -> Interest {
+        Interest {
+            watched: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(Some(HashMap::new())),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     fn watch(&self, pool: &Arc<CachePool>, cache: &str, keys: &[Bytes]) -> Vec<u64> {
         let mut watched = self.watched.lock();
+        if self.closed.load(Ordering::Acquire) {
+            // No version a later EXEC could match.
+            return vec![u64::MAX; keys.len()];
+        }
         keys.iter()
             .map(|k| {
                 watched
@@ -385,47 +455,50 @@ impl Interest {
             .collect()
     }
 
-    /// Only watchers this connection counted go.
-    fn unwatch(&self, pool: &CachePool, cache: &str, keys: &[Bytes]) {
+    /// Only watchers this connection counted go, from the pool they were
+    /// counted in.
+    fn unwatch(&self, cache: &str, keys: &[Bytes]) {
         let mut watched = self.watched.lock();
         for k in keys {
             let entry = (cache.to_string(), k.clone());
-            let Some((_, n)) = watched.get_mut(&entry) else {
+            let Some((pool, n)) = watched.get_mut(&entry) else {
                 continue;
             };
+            pool.events().unwatch(k);
             *n -= 1;
             if *n == 0 {
                 watched.remove(&entry);
             }
-            pool.events().unwatch(k);
         }
     }
 
+    /// Puts a client in line on `keys`: its subscription and ticket, or
+    /// `None` past [`MAX_SUBSCRIPTIONS`] or once the connection ended.
     fn block(
         &self,
         pool: Arc<CachePool>,
         keys: Vec<Bytes>,
         takes: Option<cmd::Takes>,
-    ) -> (u64, u64) {
+    ) -> Option<(u64, u64)> {
+        let mut blocked = self.blocked.lock();
+        let subs = blocked.as_mut().filter(|s| s.len() < MAX_SUBSCRIPTIONS)?;
         let notify = Arc::new(tokio::sync::Notify::new());
         let ticket = pool.events().ticket();
         for k in &keys {
             pool.events().subscribe(k, &notify, ticket, takes);
         }
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.blocked
-            .lock()
-            .insert(id, Subscription { pool, keys, notify });
-        (id, ticket)
+        let id = NEXT_SUBSCRIPTION.fetch_add(1, Ordering::Relaxed);
+        subs.insert(id, Subscription { pool, keys, notify });
+        Some((id, ticket))
     }
 
-    /// Waits for a write of a key of subscription `id` (at once if it is
-    /// gone).
-    async fn woken(&self, id: u64, first: bool) {
+    /// Waits for a write of a key of subscription `id`; false at once if
+    /// it is not (or no longer) this connection's.
+    async fn woken(&self, id: u64, first: bool) -> bool {
         let notify = {
             let blocked = self.blocked.lock();
-            let Some(sub) = blocked.get(&id) else {
-                return;
+            let Some(sub) = blocked.as_ref().and_then(|b| b.get(&id)) else {
+                return false;
             };
             if first {
                 sub.pool
@@ -435,19 +508,25 @@ impl Interest {
             sub.notify.clone()
         };
         notify.notified().await;
+        true
     }
 
     fn unblock(&self, id: u64) {
-        let sub = self.blocked.lock().remove(&id);
+        let sub = self.blocked.lock().as_mut().and_then(|b| b.remove(&id));
         if let Some(sub) = sub {
             sub.leave();
         }
     }
 
-    /// The connection ended: everything it registered goes.
+    /// The connection ended: everything it registered goes, and nothing
+    /// registers after.
     fn release(&self) {
-        let watched = std::mem::take(&mut *self.watched.lock());
-        let blocked = std::mem::take(&mut *self.blocked.lock());
+        let watched = {
+            let mut watched = self.watched.lock();
+            self.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *watched)
+        };
+        let blocked = self.blocked.lock().take().unwrap_or_default();
         for sub in blocked.into_values() {
             sub.leave();
         }
@@ -497,8 +576,19 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         if spec.family == cmd::Family::Scripting {
             return Response::Failed(reply::REMOTE_NOT_YET.into());
         }
+        // The node checks what it runs: a data command, whole, and (below)
+        // the slots of its keys, whatever the proxy said.
+        if !matches!(spec.exec, cmd::Exec::Data(_)) || !spec.arity_ok(args.len()) {
+            return Response::Failed(reply::node_unavailable("malformed batch"));
+        }
         specs.push(spec);
     }
+    let mut slots = batch.slots.clone();
+    for (spec, args) in specs.iter().zip(&batch.commands) {
+        slots.extend(spec.key_positions(args).map(|i| key_slot(&args[i])));
+    }
+    slots.sort_unstable();
+    slots.dedup();
     let cmds: Vec<(&'static cmd::CommandSpec, &[Bytes])> = specs
         .into_iter()
         .zip(&batch.commands)
@@ -519,12 +609,11 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         retry: o.retry,
         no_touch: o.no_touch,
         client: o.client,
-        ..ExecOptions::new(o.now)
+        // The partition's node stamps time (TTLs, LRU clocks), as its
+        // expiry cycle does: a proxy's skewed clock changes nothing.
+        ..ExecOptions::new(crate::partition::now_ms())
     };
-    match pool
-        .run_in(&part, &cmds, &batch.slots, &watched, &opts)
-        .await
-    {
+    match pool.run_in(&part, &cmds, &slots, &watched, &opts).await {
         Ok(Some(done)) => Response::Executed(
             done.into_iter()
                 .map(|e| wire::Executed {
@@ -559,6 +648,16 @@ pub struct NodeError {
 /// How long a proxy waits for a node to accept its connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a proxy waits for a node's answer (a script may run its 5 s
+/// limit, a worker-pool command wait its turn): past it the request fails
+/// with `CLUSTERDOWN`, and a late answer is dropped.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Admin requests: attempts while the node cannot be reached, and the
+/// pause between them.
+const ADMIN_ATTEMPTS: usize = 60;
+const ADMIN_RETRY: Duration = Duration::from_secs(1);
+
 /// A proxy's connection to one node: requests from any task, numbered and
 /// sent in order, their responses matched by number as they come. It
 /// connects on first use, and again on the next request after the
@@ -569,6 +668,11 @@ pub struct NodeClient {
     proof: [u8; 32],
     next_id: AtomicU64,
     link: Mutex<Option<Arc<Link>>>,
+    /// Held while connecting: one connection at a time (callers that
+    /// arrive meanwhile wait for it rather than each opening their own).
+    connecting: tokio::sync::Mutex<()>,
+    /// Admin requests, sent one after another ([`Self::admin`]).
+    admin: Mutex<Option<mpsc::UnboundedSender<Request>>>,
 }
 
 /// One TCP connection to the node.
@@ -594,7 +698,47 @@ impl NodeClient {
             proof: wire::hello_proof(key.as_ref()),
             next_id: AtomicU64::new(1),
             link: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            admin: Mutex::new(None),
         })
+    }
+
+    /// Sends an admin request (Host, Unhost) in the order given, after
+    /// those before it, retried while the node cannot be reached (a
+    /// refusal is logged and dropped).
+    pub fn admin(self: &Arc<Self>, request: Request) {
+        let mut admin = self.admin.lock();
+        if admin.as_ref().is_none_or(|tx| tx.is_closed()) {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+            let client = Arc::downgrade(self);
+            runtime.spawn(async move {
+                while let Some(request) = rx.recv().await {
+                    for attempt in 0..ADMIN_ATTEMPTS {
+                        let Some(client) = client.upgrade() else {
+                            return;
+                        };
+                        match client.call(request.clone()).await {
+                            Ok(Response::Failed(why)) => {
+                                tracing::error!(node = %client.addr, ?request, "refused: {why}");
+                                break;
+                            }
+                            Ok(_) => break,
+                            Err(e) if attempt + 1 == ADMIN_ATTEMPTS => {
+                                tracing::error!(?request, "given up: {e}");
+                            }
+                            Err(_) => tokio::time::sleep(ADMIN_RETRY).await,
+                        }
+                    }
+                }
+            });
+            *admin = Some(tx);
+        }
+        if let Some(tx) = admin.as_ref() {
+            let _ = tx.send(request);
+        }
     }
 
     /// A client connected now to the node at `addr`, which needs no key.
@@ -613,6 +757,10 @@ impl NodeClient {
         if let Some(link) = self.link.lock().as_ref().filter(|l| l.alive()) {
             return Ok(link.clone());
         }
+        let _connecting = self.connecting.lock().await;
+        if let Some(link) = self.link.lock().as_ref().filter(|l| l.alive()) {
+            return Ok(link.clone());
+        }
         let failed = |why: String| NodeError {
             addr: self.addr,
             why,
@@ -624,37 +772,75 @@ impl NodeClient {
         stream
             .set_nodelay(true)
             .map_err(|e| failed(e.to_string()))?;
+        keepalive(&stream);
         let link = Arc::new(open(stream, self.proof));
         *self.link.lock() = Some(link.clone());
         Ok(link)
     }
 
-    /// Sends `request` and waits for its response.
+    /// Sends `request` and waits for its response: at most
+    /// [`CALL_TIMEOUT`], except a blocked client's `Await`, which waits
+    /// for a write (its client's own timeout ends it).
     pub async fn call(&self, request: Request) -> Result<Response, NodeError> {
         let link = self.link().await?;
-        let gone = || NodeError {
+        let failed = |why: &str| NodeError {
             addr: self.addr,
-            why: "connection lost".into(),
+            why: why.to_string(),
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match link.pending.lock().as_mut() {
             Some(pending) => pending.insert(id, tx),
-            None => return Err(gone()),
+            None => return Err(failed("connection lost")),
         };
-        if link
-            .outgoing
-            .send(Envelope { id, body: request })
-            .await
-            .is_err()
-        {
-            if let Some(p) = link.pending.lock().as_mut() {
-                p.remove(&id);
+        // Whatever ends this call early (a timeout, the caller giving up)
+        // takes its place in the pending map with it.
+        let _pending = Forget {
+            pending: &link.pending,
+            id,
+        };
+        let waits = matches!(request, Request::Await { .. });
+        let exchange = async {
+            if link
+                .outgoing
+                .send(Envelope { id, body: request })
+                .await
+                .is_err()
+            {
+                return Err(failed("connection lost"));
             }
-            return Err(gone());
+            rx.await.map_err(|_| failed("connection lost"))
+        };
+        if waits {
+            return exchange.await;
         }
-        rx.await.map_err(|_| gone())
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| failed("no answer in time"))?
     }
+}
+
+/// Removes a call's entry from the pending map when the call ends.
+struct Forget<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.lock().as_mut() {
+            p.remove(&self.id);
+        }
+    }
+}
+
+/// TCP keepalive on a data-plane connection: a peer that vanished
+/// without closing (a cut cable, a frozen host) is found within minutes.
+fn keepalive(stream: &TcpStream) {
+    let probe = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&probe);
 }
 
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;

@@ -131,9 +131,13 @@ enum BlockedForm {
     Remote {
         node: Arc<NodeClient>,
         subscription: u64,
-        /// The `Await` sent and not yet answered: kept when a wait is
-        /// given up (another event won), so no wake-up is lost.
-        waiting: Option<tokio::task::JoinHandle<()>>,
+        /// What getting in line again takes (a node that lost the
+        /// subscription with its connection).
+        again: wire::Request,
+        /// The `Await` sent and not yet answered (true once woken): kept
+        /// when a wait is given up (another event won), so no wake-up is
+        /// lost.
+        waiting: Option<tokio::task::JoinHandle<bool>>,
     },
 }
 
@@ -162,6 +166,7 @@ impl Blocked {
             BlockedForm::Remote {
                 node,
                 subscription,
+                again,
                 waiting,
             } => {
                 let call = waiting.get_or_insert_with(|| {
@@ -171,11 +176,25 @@ impl Blocked {
                         first,
                     };
                     tokio::spawn(async move {
-                        let _ = node.call(request).await;
+                        matches!(node.call(request).await, Ok(wire::Response::Woken))
                     })
                 });
-                let _ = call.await;
+                let woken = call.await.unwrap_or(false);
                 *waiting = None;
+                if !woken {
+                    // The node no longer has this client in line (its
+                    // connection to this proxy ended): in line again, at
+                    // the back. A node that cannot be reached leaves it as
+                    // it is; the next attempt reports it.
+                    if let Ok(wire::Response::Blocked {
+                        subscription: fresh,
+                        ticket,
+                    }) = node.call(again.clone()).await
+                    {
+                        *subscription = fresh;
+                        self.ticket = ticket;
+                    }
+                }
             }
         }
     }
@@ -193,6 +212,7 @@ impl Drop for Blocked {
                 node,
                 subscription,
                 waiting,
+                ..
             } => {
                 if let Some(call) = waiting.take() {
                     call.abort();
@@ -821,6 +841,8 @@ pub struct KeyEvents {
     registered: AtomicUsize,
     /// The next blocked client's place in line.
     tickets: AtomicU64,
+    /// The last key version handed out.
+    versions: AtomicU64,
     keys: Mutex<hashbrown::HashMap<Box<[u8]>, Interest>>,
 }
 
@@ -849,10 +871,26 @@ struct Waiter {
 }
 
 impl KeyEvents {
+    /// The next key version (unique in this pool; 0 is never one: it is
+    /// what an unwatched key reads).
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     fn with_key<R>(&self, key: &[u8], f: impl FnOnce(&mut Interest) -> R) -> R {
         let mut keys = self.keys.lock();
         if !keys.contains_key(key) {
-            keys.insert(key.into(), Interest::default());
+            // A fresh version, never one handed out before: a watcher
+            // whose registration was lost (its proxy's connection to the
+            // node ended) can never match it again, so its EXEC aborts.
+            let version = self.next_version();
+            keys.insert(
+                key.into(),
+                Interest {
+                    version,
+                    ..Interest::default()
+                },
+            );
             self.registered.fetch_add(1, Ordering::Relaxed);
         }
         let i = keys.get_mut(key).expect("just inserted");
@@ -999,7 +1037,7 @@ impl KeyEvents {
         let mut map = self.keys.lock();
         for k in keys {
             if let Some(i) = map.get_mut(k) {
-                i.version += 1;
+                i.version = self.next_version();
                 i.waiters.iter().for_each(|w| w.notify.notify_one());
             }
         }
@@ -1025,7 +1063,7 @@ impl KeyEvents {
         }
         for (k, i) in self.keys.lock().iter_mut() {
             if ks.holds(k) {
-                i.version += 1;
+                i.version = self.next_version();
                 i.waiters.iter().for_each(|w| w.notify.notify_one());
             }
         }
@@ -1037,7 +1075,7 @@ impl KeyEvents {
             return;
         }
         for i in self.keys.lock().values_mut() {
-            i.version += 1;
+            i.version = self.next_version();
             i.waiters.iter().for_each(|w| w.notify.notify_one());
         }
     }
@@ -1489,7 +1527,7 @@ impl CachePool {
             keys: keys.to_vec(),
             takes,
         };
-        match self.call_remote(&r, request).await? {
+        match self.call_remote(&r, request.clone()).await? {
             wire::Response::Blocked {
                 subscription,
                 ticket,
@@ -1498,6 +1536,7 @@ impl CachePool {
                 form: BlockedForm::Remote {
                     node: r.node.clone(),
                     subscription,
+                    again: request,
                     waiting: None,
                 },
             }),
@@ -2028,10 +2067,17 @@ impl CachePool {
         }
         let mut walked = 0;
         for i in order {
-            match self
+            let done = match self
                 .keys_op(&parts[i], wire::KeysOp::Random, now, busy)
-                .await?
+                .await
             {
+                Ok(done) => done,
+                // Its keys live on elsewhere (a remote pool's routes were
+                // loaded again): the others are still drawn from.
+                Err(NotRun::Moved(_)) => continue,
+                Err(not_run) => return Err(not_run),
+            };
+            match done {
                 wire::KeysDone::Random { key, walked: w } => {
                     walked += w;
                     if key.is_some() {
@@ -2211,8 +2257,27 @@ impl CachePool {
     /// FLUSHDB by client `client`: empties every partition, each on the
     /// worker pool.
     pub async fn flush(&self, busy: Duration, client: u64) -> Result<(), NotRun> {
-        for part in self.partitions() {
-            self.keys_op(&part, wire::KeysOp::Flush, 0, busy).await?;
+        // A remote pool flushes the partitions its node has now.
+        if self.origin.is_some() {
+            self.load_routes()
+                .await
+                .map_err(|why| NotRun::Unavailable(reply::node_unavailable(&why)))?;
+        }
+        let mut tries = 0;
+        'again: loop {
+            for part in self.partitions() {
+                match self.keys_op(&part, wire::KeysOp::Flush, 0, busy).await {
+                    Ok(_) => {}
+                    // Split or merged meanwhile: flush the new table's
+                    // partitions (flushing twice is harmless).
+                    Err(NotRun::Moved(_)) if tries < MAX_REROUTES => {
+                        tries += 1;
+                        continue 'again;
+                    }
+                    Err(not_run) => return Err(not_run),
+                }
+            }
+            break;
         }
         // Client-side caches hear of it once (a null key list).
         self.shared.notifier.tracking.invalidate_all(client);
@@ -2391,4 +2456,28 @@ fn merge(parts: Vec<(Vec<usize>, Reply)>, keys: usize) -> Reply {
         );
     }
     parts.into_iter().next().map_or(Reply::Nil, |(_, r)| r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key watched again after all its watchers left gets a version
+    /// never handed out before, and a write moves it on: a watcher whose
+    /// registration was lost (a proxy's connection to the node ended) can
+    /// never match it, so its EXEC aborts rather than runs.
+    #[test]
+    fn a_rewatched_key_gets_a_fresh_version() {
+        let events = KeyEvents::default();
+        let first = events.watch(b"k");
+        assert_ne!(first, 0, "0 is what an unwatched key reads");
+        events.unwatch(b"k");
+        assert_eq!(events.version(b"k"), 0);
+        let second = events.watch(b"k");
+        assert_ne!(first, second);
+        assert_eq!(events.version(b"k"), second);
+        events.touched(std::iter::once(&b"k"[..]));
+        let third = events.version(b"k");
+        assert!(third != second && third != first);
+    }
 }

@@ -1147,7 +1147,6 @@ impl Connection<'_> {
                 };
             }
         };
-        let ticket = blocked.ticket();
         // A stream read looks first, inline: its `$` resolved as it arrives
         // and, finding nothing, it blocks then, as Redis would, rather than
         // after a trip to the worker pool that later commands of other
@@ -1179,7 +1178,8 @@ impl Connection<'_> {
             if !std::mem::take(&mut skip_attempt) {
                 let now = ExecOptions {
                     now: now_ms(),
-                    ticket: Some(ticket),
+                    // Its place in line (new if it had to get in line again).
+                    ticket: Some(blocked.ticket()),
                     retry: attempts > 1,
                     ..opts.clone()
                 };

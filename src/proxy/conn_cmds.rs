@@ -119,6 +119,7 @@ async fn dispatch(
             let busy = conn.busy_threshold();
             match bound(conn)?.pool.flush(busy, conn.session.id).await {
                 Ok(()) => Ok(Reply::ok()),
+                Err(NotRun::Unavailable(why)) => Err(OpError::Text(why)),
                 Err(_) => Err(OpError::Static(reply::BUSY)),
             }
         }
