@@ -157,8 +157,13 @@ async fn start_role(
     let registry =
         Arc::new(Registry::with_partitions(metrics, config.initial_partitions).placed(placement));
     let serve = matches!(role, Role::Serve);
-    let default_cache = (serve && config.default_cache_open()).then(|| DEFAULT_CACHE.to_string());
-    if let Some(name) = &default_cache {
+    // The open `default` cache: made here by serve and control (placed on
+    // a node), followed from control by a proxy.
+    let default_cache = config
+        .default_cache_open()
+        .then(|| DEFAULT_CACHE.to_string());
+    let makes_default = !matches!(role, Role::Proxy { .. });
+    if let Some(name) = default_cache.as_ref().filter(|_| makes_default) {
         registry
             .create(NewCache {
                 name: name.clone(),

@@ -208,6 +208,9 @@ pub struct Options {
     /// Milliseconds after which a command reaching a partition that a
     /// script holds is answered `BUSY`.
     pub busy_threshold_ms: u64,
+    /// The cache's encoding thresholds (CONFIG SET hash-max-listpack-entries
+    /// and the like: OBJECT ENCODING, approximate stream trims).
+    pub encoding: crate::cmd::params::Encoding,
 }
 
 /// What a node answers.
@@ -395,6 +398,7 @@ mod tests {
             ticket: None,
             retry: false,
             busy_threshold_ms: 5000,
+            encoding: Default::default(),
         }
     }
 
@@ -420,7 +424,7 @@ mod tests {
             // version 1; id 1; variant 2 (Execute); "c"; partition 2;
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
             // options: now, false, 512 MiB, u64::MAX, false, 7, None,
-            // false, 5000 (bincode's variable-length integers: one byte
+            // false, 5000, the default encoding thresholds (bincode's variable-length integers: one byte
             // below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8 bytes).
             "0001\
              01\
@@ -439,7 +443,9 @@ mod tests {
              07\
              00\
              00\
-             fb8813"
+             fb8813\
+             fb0002 40 80 40 fb0002 64"
+                .replace(' ', "")
         );
         let host = Envelope {
             id: 300,

@@ -249,6 +249,7 @@ async fn a_node_refuses_what_it_cannot_run() {
                 ticket: None,
                 retry: false,
                 busy_threshold_ms: 5000,
+                encoding: Default::default(),
             },
         })
     };
@@ -308,6 +309,7 @@ async fn a_node_refuses_what_it_cannot_run() {
                 ticket: None,
                 retry: false,
                 busy_threshold_ms: 5000,
+                encoding: Default::default(),
             },
         })
     };

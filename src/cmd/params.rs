@@ -446,7 +446,7 @@ pub fn same_value(current: &str, value: &str) -> bool {
 /// (Redis 7.0's `*-max-listpack-*` and `set-max-intset-entries`), and the
 /// entries per stream node (`stream-node-max-entries`, 0 = no limit), which
 /// decide what an approximate (`~`) trim removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Encoding {
     pub hash_entries: u64,
     pub hash_value: u64,

@@ -515,6 +515,9 @@ pub struct Placed {
     /// When control made it, nanoseconds since the Unix epoch: tells a
     /// cache from one deleted and made again under its name.
     pub incarnation: u64,
+    /// Connections that never authenticate are bound to it (the open
+    /// `default` cache, on loopback).
+    pub open: bool,
 }
 
 /// All caches of this server.
@@ -600,6 +603,7 @@ impl Registry {
                     item_size_max: settings.item_size_max,
                     token_hashes: settings.token_hashes.iter().map(hex).collect(),
                     node,
+                    open: c.open,
                     incarnation: c
                         .created_at
                         .duration_since(std::time::UNIX_EPOCH)
@@ -641,7 +645,7 @@ impl Registry {
                         description: p.description.clone(),
                         limits: p.usage_limits,
                         token: None,
-                        open: false,
+                        open: p.open,
                         cluster_mode: p.cluster_mode.parse().map_err(RegistryError::Invalid)?,
                         engine: p.engine.parse().map_err(RegistryError::Invalid)?,
                         item_size_max: Some(p.item_size_max),

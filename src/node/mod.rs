@@ -609,6 +609,7 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         retry: o.retry,
         no_touch: o.no_touch,
         client: o.client,
+        encoding: o.encoding,
         // The partition's node stamps time (TTLs, LRU clocks), as its
         // expiry cycle does: a proxy's skewed clock changes nothing.
         ..ExecOptions::new(crate::partition::now_ms())

@@ -1828,6 +1828,7 @@ impl CachePool {
                 ticket: opts.ticket,
                 retry: opts.retry,
                 busy_threshold_ms: opts.busy_threshold.as_millis() as u64,
+                encoding: opts.encoding,
             },
         };
         match self

@@ -51,9 +51,56 @@ pub async fn start(mut config: ServeConfig) -> Running {
     {
         config.initial_partitions = n;
     }
+    if std::env::var_os("STRATUS_TEST_CLUSTER").is_some() {
+        return start_cluster(config).await;
+    }
     stratus::server::start(config)
         .await
         .expect("the server starts")
+}
+
+/// `STRATUS_TEST_CLUSTER=1`: the same server as three in-process nodes, a
+/// control placing the caches on them and a proxy in front — the command
+/// suites then run through the data plane (the open `default` cache on a
+/// node; the HTTP port is the proxy's).
+async fn start_cluster(config: ServeConfig) -> Running {
+    const KEY: &str = "abababababababababababababababababababababababababababababababab";
+    let key = stratus::control::registry::unhex(KEY);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        nodes.push(listener.local_addr().unwrap());
+        tokio::spawn(stratus::node::Node::new(key).serve(listener, shutdown.clone()));
+    }
+    let mut control = config.clone();
+    control.token_key = Some(KEY.into());
+    let control = stratus::server::start_control(stratus::config::ControlConfig {
+        serve: control,
+        nodes,
+        endpoint: "127.0.0.1:6379".parse().unwrap(),
+    })
+    .await
+    .expect("control starts");
+    let mut proxy = config;
+    proxy.token_key = Some(KEY.into());
+    let running = stratus::server::start_proxy(stratus::config::ProxyConfig {
+        serve: proxy,
+        control: control.http_addr,
+        follow_period_ms: 10,
+    })
+    .await
+    .expect("the proxy starts");
+    // Serving once it has read control's caches (the default one).
+    let ready = Http::new(running.http_addr);
+    eventually("the proxy is ready", || async {
+        ready.get("/readyz").await.status == 200
+    })
+    .await;
+    // Control lives as long as the test: its tasks run on the runtime.
+    std::mem::forget(control);
+    std::mem::forget(shutdown);
+    running
 }
 
 /// Starts a server with the defaults: loopback, ports 0, open `default` cache.
