@@ -294,6 +294,8 @@ async fn start_role(
     ));
     match &role {
         Role::Proxy { control, period } => {
+            // INFO and the metrics show the nodes' figures, a second old.
+            tracker.spawn(node_stats_cycle(registry.clone(), shutdown.clone()));
             tracker.spawn(follow_cycle(
                 registry.clone(),
                 *control,
@@ -339,7 +341,8 @@ async fn start_role(
 /// How often control reads its nodes' figures for its API and metrics.
 const NODE_STATS_PERIOD: Duration = Duration::from_secs(1);
 
-/// Control: every remote partition's figures, read from its node.
+/// Control and proxies: every remote partition's figures, read from its
+/// node.
 async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(NODE_STATS_PERIOD);
     loop {

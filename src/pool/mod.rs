@@ -2055,7 +2055,11 @@ impl CachePool {
         let counts: Vec<usize> = parts.iter().map(|p| p.stats().keys).collect();
         let total: usize = counts.iter().sum();
         let mut order: Vec<usize> = (0..parts.len()).collect();
-        if total > 0 {
+        if self.origin.is_some() {
+            // A remote partition's count is a second old: draw the
+            // partitions in a random order instead.
+            rand::seq::SliceRandom::shuffle(&mut order[..], &mut rand::rng());
+        } else if total > 0 {
             // The drawn partition first, then the others in case it emptied.
             let mut rank = rand::Rng::random_range(&mut rand::rng(), 0..total);
             if let Some(first) = counts.iter().position(|&n| {
