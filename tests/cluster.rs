@@ -310,3 +310,34 @@ async fn the_local_cluster_script_starts_and_stops_every_role() {
     assert!(!dir.join("env").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The storage maximum holds for a cache on a node: the proxy counts the
+/// node's bytes (a second old), and writes past the maximum are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storage_maximum_holds_for_a_cache_on_a_node() {
+    let cluster = Cluster::start(1).await;
+    let r = cluster
+        .api
+        .post(
+            "/v1/caches",
+            r#"{"name": "small", "usage_limits": {"data_storage": {"maximum": 1, "unit": "MB"}}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let mut c = cluster.client("small", &token).await;
+    let value = "x".repeat(64 * 1024);
+    let mut refused = None;
+    for i in 0..200 {
+        let done: redis::RedisResult<()> = c.set(format!("k{i}"), &value).await;
+        if let Err(e) = done {
+            refused = Some((i, e.to_string()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let (at, error) = refused.expect("writes past 1 MB are refused");
+    assert!(error.contains("OOM"), "{error}");
+    // 16 values of 64 KiB make 1 MB; a second's writes may overshoot.
+    assert!((10..=60).contains(&at), "refused after {at} writes");
+}

@@ -1614,6 +1614,12 @@ impl CachePool {
 
     /// Bytes stored by all partitions (kept exact by every operation).
     pub fn used_bytes(&self) -> u64 {
+        if self.origin.is_some() {
+            // A remote pool's bytes are its node's, as last read (at most
+            // a second old: the storage maximum holds to within a
+            // second's writes).
+            return self.totals().used_bytes as u64;
+        }
         self.shared.used_bytes.load(Ordering::Relaxed)
     }
 
