@@ -133,7 +133,7 @@ enum BlockedForm {
         subscription: u64,
         /// What getting in line again takes (a node that lost the
         /// subscription with its connection).
-        again: wire::Request,
+        again: Box<wire::Request>,
         /// The `Await` sent and not yet answered (true once woken): kept
         /// when a wait is given up (another event won), so no wake-up is
         /// lost.
@@ -189,7 +189,7 @@ impl Blocked {
                     if let Ok(wire::Response::Blocked {
                         subscription: fresh,
                         ticket,
-                    }) = node.call(again.clone()).await
+                    }) = node.call((**again).clone()).await
                     {
                         *subscription = fresh;
                         self.ticket = ticket;
@@ -1536,7 +1536,7 @@ impl CachePool {
                 form: BlockedForm::Remote {
                     node: r.node.clone(),
                     subscription,
-                    again: request,
+                    again: Box::new(request),
                     waiting: None,
                 },
             }),
