@@ -44,6 +44,17 @@ async fn host(node: &NodeClient, cache: &str, partitions: u16) {
     assert_eq!(hosted, Response::Hosted);
 }
 
+/// A node process hosting cache `c` with `partitions` partitions, a client
+/// of it, and a pool of its partitions with the routes loaded.
+async fn hosted(partitions: u16) -> (NodeProcess, Arc<NodeClient>, CachePool) {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    host(&client, "c", partitions).await;
+    let pool = CachePool::remote("c", client.clone());
+    pool.load_routes().await.expect("routes");
+    (node, client, pool)
+}
+
 /// Runs one command through the pool, as the proxy's request path does.
 async fn run(pool: &CachePool, args: &[&str]) -> Reply {
     let spec = stratus::cmd::lookup(args[0].as_bytes()).expect("a command");
@@ -86,11 +97,7 @@ fn keys_in_thirds() -> [String; 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_of_remote_partitions_runs_commands_on_a_node() {
-    let node = spawn_node().await;
-    let client = NodeClient::connect(node.addr).await.expect("connect");
-    host(&client, "c", 3).await;
-    let pool = CachePool::remote("c", client.clone());
-    pool.load_routes().await.expect("routes");
+    let (_node, _client, pool) = hosted(3).await;
     let ranges: Vec<(u16, u16)> = pool.ranges().iter().map(|(f, l, _)| (*f, *l)).collect();
     assert_eq!(ranges, [(0, 5460), (5461, 10921), (10922, 16383)]);
 
@@ -152,11 +159,7 @@ async fn a_pool_of_remote_partitions_runs_commands_on_a_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_and_a_merge_on_the_node_reroute_the_proxy() {
-    let node = spawn_node().await;
-    let client = NodeClient::connect(node.addr).await.expect("connect");
-    host(&client, "c", 1).await;
-    let pool = CachePool::remote("c", client.clone());
-    pool.load_routes().await.expect("routes");
+    let (_node, client, pool) = hosted(1).await;
     for i in 0..200 {
         let k = format!("key{i}");
         assert_eq!(run(&pool, &["SET", &k, &k]).await, Reply::ok());
@@ -403,11 +406,7 @@ async fn a_lost_node_is_an_error_reply_not_a_hang() {
 /// closure, and every key is found once across the three partitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walks_over_keys_run_on_the_node() {
-    let node = spawn_node().await;
-    let client = NodeClient::connect(node.addr).await.expect("connect");
-    host(&client, "c", 3).await;
-    let pool = CachePool::remote("c", client.clone());
-    pool.load_routes().await.expect("routes");
+    let (_node, _client, pool) = hosted(3).await;
     for i in 0..300 {
         let k = format!("key{i}");
         assert_eq!(run(&pool, &["SET", &k, "v"]).await, Reply::ok());
@@ -480,11 +479,7 @@ async fn walks_over_keys_run_on_the_node() {
 /// client blocked on the key, also one made before it waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_and_wake_ups_are_kept_where_the_partition_is() {
-    let node = spawn_node().await;
-    let client = NodeClient::connect(node.addr).await.expect("connect");
-    host(&client, "c", 2).await;
-    let pool = CachePool::remote("c", client.clone());
-    pool.load_routes().await.expect("routes");
+    let (_node, _client, pool) = hosted(2).await;
     let slot = key_slot(b"w");
     let key = [Bytes::from_static(b"w")];
     let set = stratus::cmd::lookup(b"SET").unwrap();
