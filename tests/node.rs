@@ -234,16 +234,24 @@ async fn a_node_refuses_what_it_cannot_run() {
     else {
         panic!("no routes");
     };
-    let execute = |partition: u64, slot: u16, watched: Vec<(Bytes, u64)>| {
+    // A batch as a proxy would send it.
+    let batch = |partition: u64,
+                 slots: Vec<u16>,
+                 commands: &[&[&str]],
+                 watched: Vec<(Bytes, u64)>,
+                 now: u64| {
         Request::Execute(wire::Execute {
             cache: "c".into(),
             partition,
             epoch,
-            slots: vec![slot],
-            commands: vec![vec!["SET".into(), "k".into(), "v".into()]],
+            slots,
+            commands: commands
+                .iter()
+                .map(|c| c.iter().map(|a| Bytes::from(a.to_string())).collect())
+                .collect(),
             watched,
             options: wire::Options {
-                now: now_ms(),
+                now,
                 resp3: false,
                 max_value_len: 1 << 29,
                 room: u64::MAX,
@@ -255,6 +263,15 @@ async fn a_node_refuses_what_it_cannot_run() {
                 encoding: Default::default(),
             },
         })
+    };
+    let execute = |partition: u64, slot: u16, watched: Vec<(Bytes, u64)>| {
+        batch(
+            partition,
+            vec![slot],
+            &[&["SET", "k", "v"]],
+            watched,
+            now_ms(),
+        )
     };
     let slot = key_slot(b"k");
     let owner = ranges
@@ -291,35 +308,16 @@ async fn a_node_refuses_what_it_cannot_run() {
     // The node checks what it runs, whatever the proxy claims: a command
     // cut short, a command that is not a data command, and slots that are
     // not the keys' are refused; a batch runs on the node's clock.
-    let batch = |partition: u64, slots: Vec<u16>, commands: &[&[&str]], now: u64| {
-        Request::Execute(wire::Execute {
-            cache: "c".into(),
-            partition,
-            epoch,
-            slots,
-            commands: commands
-                .iter()
-                .map(|c| c.iter().map(|a| Bytes::from(a.to_string())).collect())
-                .collect(),
-            watched: Vec::new(),
-            options: wire::Options {
-                now,
-                resp3: false,
-                max_value_len: 1 << 29,
-                room: u64::MAX,
-                no_touch: false,
-                client: 0,
-                ticket: None,
-                retry: false,
-                busy_threshold_ms: 5000,
-                encoding: Default::default(),
-            },
-        })
-    };
     let malformed = Response::Failed(reply::node_unavailable("malformed batch"));
     for commands in [&[&["GET"][..]][..], &[&["DBSIZE"]], &[&["SET", "k"]]] {
         let answer = client
-            .call(batch(owner.partition, vec![slot], commands, now_ms()))
+            .call(batch(
+                owner.partition,
+                vec![slot],
+                commands,
+                Vec::new(),
+                now_ms(),
+            ))
             .await
             .unwrap();
         assert_eq!(answer, malformed, "{commands:?}");
@@ -329,6 +327,7 @@ async fn a_node_refuses_what_it_cannot_run() {
             other.partition,
             vec![other.first],
             &[&["GET", "k"]],
+            Vec::new(),
             now_ms(),
         ))
         .await
@@ -340,6 +339,7 @@ async fn a_node_refuses_what_it_cannot_run() {
             owner.partition,
             vec![],
             &[&["SET", "k", "ttl", "EX", "100"]],
+            Vec::new(),
             1,
         ))
         .await
@@ -349,7 +349,13 @@ async fn a_node_refuses_what_it_cannot_run() {
     };
     assert_eq!(set[0].reply, Reply::ok());
     let ttl = client
-        .call(batch(owner.partition, vec![], &[&["TTL", "k"]], 1))
+        .call(batch(
+            owner.partition,
+            vec![],
+            &[&["TTL", "k"]],
+            Vec::new(),
+            1,
+        ))
         .await
         .unwrap();
     let Response::Executed(ttl) = ttl else {
