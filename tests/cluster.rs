@@ -341,3 +341,77 @@ async fn the_storage_maximum_holds_for_a_cache_on_a_node() {
     // 16 values of 64 KiB make 1 MB; a second's writes may overshoot.
     assert!((10..=60).contains(&at), "refused after {at} writes");
 }
+
+/// A proxy killed with `kill -9` under load loses nothing acknowledged:
+/// every SET a client saw `OK` for is there through the other proxy, and
+/// the client carries on through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_killed_under_load_loses_nothing_acknowledged() {
+    let cluster = Cluster::start(2).await;
+    let second = Role::spawn(
+        &[
+            "proxy",
+            "--control",
+            &cluster.control.addr("http_addr").to_string(),
+            "--port",
+            "any",
+            "--memcached-port",
+            "0",
+            "--http-port",
+            "0",
+            "--follow-period-ms",
+            "50",
+        ],
+        &[("STRATUS_TOKEN_KEY", TOKEN_KEY)],
+        "stratus serving",
+    )
+    .await;
+    let token = cluster.create("ledger").await;
+    let first = cluster.client("ledger", &token).await;
+    let other = second.addr("resp_addr");
+    // Four writers through the first proxy, recording what was acknowledged.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let mut conn = first.clone();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("w{w}:{i}");
+                let done: redis::RedisResult<()> = conn.set(&key, i).await;
+                match done {
+                    Ok(()) => acked.lock().unwrap().push(key),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut proxy = cluster.proxy;
+    proxy.child.start_kill().expect("kill -9");
+    proxy.child.wait().await.expect("gone");
+    for w in writers {
+        tokio::time::timeout(DEADLINE, w)
+            .await
+            .expect("writers stop on the lost proxy")
+            .unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} writes before the kill",
+        acked.len()
+    );
+    // Through the other proxy: every acknowledged write, and more writes.
+    let client = redis::Client::open(format!("redis://ledger:{token}@{other}/")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for chunk in acked.chunks(500) {
+        let got: Vec<Option<String>> = conn.mget(chunk).await.unwrap();
+        for (key, value) in chunk.iter().zip(got) {
+            assert!(value.is_some(), "{key} was acknowledged and is lost");
+        }
+    }
+    let _: () = conn.set("after", "the kill").await.unwrap();
+    let got: String = conn.get("after").await.unwrap();
+    assert_eq!(got, "the kill");
+}
