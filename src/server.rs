@@ -353,6 +353,10 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
         for cache in registry.list() {
             cache.pool.refresh_remote_stats().await;
         }
+        // Control: every node asked, so `GET /v1/nodes` shows which are up.
+        for node in registry.nodes() {
+            let _ = node.call(crate::wire::Request::Ping).await;
+        }
     }
 }
 

@@ -105,6 +105,8 @@ pub enum Request {
     /// the deployment's shared key ([`hello_proof`]); a node with a key
     /// answers nothing else before it.
     Hello { proof: [u8; 32] },
+    /// Is the node there? Answered `Done`.
+    Ping,
 }
 
 /// What `Hello` proves: SHA-256 of a fixed label and the shared key (the
@@ -570,6 +572,7 @@ mod tests {
                 Request::Hello { proof: [7; 32] },
                 "0d 0707070707070707070707070707070707070707070707070707070707070707",
             ),
+            (Request::Ping, "0e"),
             (Request::Unhost { cache: "c".into() }, "0c 0163"),
         ] {
             assert_eq!(

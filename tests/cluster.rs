@@ -128,6 +128,39 @@ async fn a_proxy_serves_caches_control_placed_on_nodes() {
         .collect();
     assert!(nodes.contains(&node_of("alpha")) && nodes.contains(&node_of("beta")));
     assert_ne!(node_of("alpha"), node_of("beta"));
+    // Control's view of its nodes: both up, each with its caches'
+    // partitions; a cache's partition view names its node.
+    eventually("both nodes are up", || async {
+        let view = cluster.api.get("/v1/nodes").await.json();
+        view["nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["state"] == "up"))
+    })
+    .await;
+    let view = cluster.api.get("/v1/nodes").await.json();
+    let hosting_alpha: Vec<&serde_json::Value> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["cache"] == "alpha")
+        })
+        .collect();
+    assert_eq!(hosting_alpha.len(), 1);
+    assert_eq!(hosting_alpha[0]["addr"], node_of("alpha").as_str());
+    let parts = cluster.api.get("/v1/caches/alpha/partitions").await.json();
+    assert!(
+        parts["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["node"] == node_of("alpha").as_str()),
+        "{parts}"
+    );
 
     let mut ca = cluster.client("alpha", &a).await;
     let mut cb = cluster.client("beta", &b).await;

@@ -18,6 +18,8 @@
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
 //! GET    /v1/placement         every cache on a node with its node and token hashes
 //!                               (what proxies read from control)
+//! GET    /v1/nodes             `stratus control`'s nodes: id, addr, state (up/down),
+//!                               the partitions each hosts, keys and bytes
 //! ```
 //! Every bad request gets a 4xx and `{"error": {"code", "message"}}`; the codes
 //! are the one list in [`ErrorCode`] (the README's table mirrors it).
@@ -254,6 +256,7 @@ pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> A
             Ok(()) => create(registry, endpoint, body),
             Err(e) => e,
         },
+        (&Method::GET, ["v1", "nodes"]) => ApiReply::ok(StatusCode::OK, nodes(registry)),
         (&Method::GET, ["v1", "placement"]) => {
             ApiReply::ok(StatusCode::OK, json!({ "caches": registry.placement() }))
         }
@@ -575,10 +578,45 @@ pub fn partitions(cache: &Cache) -> Json {
                 "age_seconds": v.age.as_secs(),
                 "last_change": {"kind": v.last_event.kind, "reason": v.last_event.reason, "at": rfc3339(v.last_event.at)},
                 "hot_slot": v.hot_slot,
+                "node": cache.pool.node().map(|n| n.addr().to_string()),
             })
         })
         .collect();
     json!({"name": cache.name, "epoch": cache.pool.epoch(), "partitions": parts})
+}
+
+/// The nodes caches are placed on (`stratus control`), each with the
+/// partitions it hosts and their figures as last read.
+fn nodes(registry: &Registry) -> Json {
+    let caches = registry.list();
+    let nodes: Vec<Json> = registry
+        .nodes()
+        .iter()
+        .map(|node| {
+            let mut partitions = Vec::new();
+            let (mut keys, mut bytes) = (0, 0);
+            for cache in caches
+                .iter()
+                .filter(|c| c.pool.node().is_some_and(|n| n.addr() == node.addr()))
+            {
+                for part in cache.pool.partitions() {
+                    let stats = part.stats();
+                    keys += stats.keys;
+                    bytes += stats.used_bytes;
+                    partitions.push(json!({"cache": cache.name, "id": part.id()}));
+                }
+            }
+            json!({
+                "id": node.addr().to_string(),
+                "addr": node.addr().to_string(),
+                "state": if node.up() { "up" } else { "down" },
+                "partitions": partitions,
+                "keys": keys,
+                "bytes": bytes,
+            })
+        })
+        .collect();
+    json!({ "nodes": nodes })
 }
 
 /// The billing view of a cache: the same figures `/metrics` exports.

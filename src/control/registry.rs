@@ -587,6 +587,14 @@ impl Registry {
         }
     }
 
+    /// The nodes caches are placed on (`stratus control`; none otherwise).
+    pub fn nodes(&self) -> &[Arc<NodeClient>] {
+        match &self.placement {
+            Placement::Nodes(nodes) => nodes,
+            _ => &[],
+        }
+    }
+
     /// Every cache with its node, for proxies (`stratus control`).
     pub fn placement(&self) -> Vec<Placed> {
         self.list()

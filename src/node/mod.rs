@@ -331,6 +331,7 @@ impl Node {
                 interest.unblock(subscription);
                 Response::Done
             }
+            Request::Ping => Response::Done,
             // Only ever the first frame (phase 0).
             Request::Hello { .. } => Response::Failed("ERR Hello twice".into()),
             // Run in order by the connection ([`Node::admin`]).
@@ -751,6 +752,12 @@ impl NodeClient {
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// Whether the node answered the last time it was asked (a live
+    /// connection to it).
+    pub fn up(&self) -> bool {
+        self.link.lock().as_ref().is_some_and(|l| l.alive())
     }
 
     /// The live connection, made if there is none.
