@@ -351,7 +351,11 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
             () = shutdown.cancelled() => return,
         }
         for cache in registry.list() {
-            cache.pool.refresh_remote_stats().await;
+            // A node that restarted lost its caches: control hosts them
+            // again (empty) so they serve again.
+            if !cache.pool.refresh_remote_stats().await {
+                registry.rehost(&cache);
+            }
         }
         // Control: every node asked, so `GET /v1/nodes` shows which are up.
         for node in registry.nodes() {

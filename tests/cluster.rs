@@ -448,3 +448,37 @@ async fn a_proxy_killed_under_load_loses_nothing_acknowledged() {
     let got: String = conn.get("after").await.unwrap();
     assert_eq!(got, "the kill");
 }
+
+/// A node that restarts comes back empty: control notices its caches are
+/// gone and hosts them again, so they serve again (their data is lost: no
+/// replicas yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_serves_its_caches_again_empty() {
+    let mut cluster = Cluster::start(1).await;
+    let token = cluster.create("phoenix").await;
+    let mut c = cluster.client("phoenix", &token).await;
+    let _: () = c.set("k", "before").await.unwrap();
+    let addr = cluster.nodes[0].addr("node_addr");
+    cluster.nodes[0].child.start_kill().expect("kill -9");
+    cluster.nodes[0].child.wait().await.expect("gone");
+    let failed: redis::RedisResult<Option<String>> = c.get("k").await;
+    assert!(failed.is_err(), "a dead node answers an error: {failed:?}");
+    // The same address again (as a StatefulSet's pod would have).
+    let port = addr.port().to_string();
+    cluster.nodes[0] = Role::spawn(
+        &["node", "--port", &port],
+        &[("STRATUS_TOKEN_KEY", TOKEN_KEY)],
+        "stratus node serving",
+    )
+    .await;
+    eventually("the cache serves again", || {
+        let mut c = c.clone();
+        async move {
+            let done: redis::RedisResult<()> = c.set("k", "after").await;
+            done.is_ok()
+        }
+    })
+    .await;
+    let got: String = c.get("k").await.unwrap();
+    assert_eq!(got, "after");
+}

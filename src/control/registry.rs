@@ -595,6 +595,19 @@ impl Registry {
         }
     }
 
+    /// Hosts `cache` again on its node (`stratus control`: a node that
+    /// restarted empty; its data is lost, the cache serves again).
+    pub fn rehost(&self, cache: &Cache) {
+        if let (Placement::Nodes(_), Some(node)) = (&self.placement, cache.pool.node()) {
+            tracing::warn!(cache = %cache.name, node = %node.addr(), "the node lost the cache: hosting it again, empty");
+            node.admin(crate::wire::Request::Host {
+                cache: cache.name.clone(),
+                partitions: self.initial_partitions.min(64) as u16,
+                cluster_mode: cache.pool.cluster_mode(),
+            });
+        }
+    }
+
     /// Every cache with its node, for proxies (`stratus control`).
     pub fn placement(&self) -> Vec<Placed> {
         self.list()

@@ -1398,11 +1398,15 @@ impl CachePool {
 
     /// Reads every remote partition's figures from its node (what
     /// [`PartitionHandle::stats`] then reports for it).
-    pub async fn refresh_remote_stats(&self) {
+    /// Returns false when the node answered that it does not host the
+    /// cache (a node that restarted empty).
+    pub async fn refresh_remote_stats(&self) -> bool {
         if self.origin.is_some() && self.epoch() == 0 {
             // Routes never loaded: the placeholder has no figures.
             let _ = self.load_routes().await;
         }
+        let mut hosted = true;
+        let mut moved = false;
         for part in self.partitions() {
             let PartitionHandle::Remote(r) = part else {
                 continue;
@@ -1411,17 +1415,27 @@ impl CachePool {
                 cache: r.cache.clone(),
                 partition: r.id,
             };
-            if let Ok(wire::Response::Stats(s)) = r.node.call(request).await {
-                *r.last_stats.lock() = PartitionStats {
-                    first_slot: s.first_slot,
-                    last_slot: s.last_slot,
-                    keys: usize::try_from(s.keys).unwrap_or(usize::MAX),
-                    volatile_keys: usize::try_from(s.volatile_keys).unwrap_or(usize::MAX),
-                    used_bytes: usize::try_from(s.used_bytes).unwrap_or(usize::MAX),
-                    events: KeyspaceStats::default(),
-                };
+            match r.node.call(request).await {
+                Ok(wire::Response::Stats(s)) => {
+                    *r.last_stats.lock() = PartitionStats {
+                        first_slot: s.first_slot,
+                        last_slot: s.last_slot,
+                        keys: usize::try_from(s.keys).unwrap_or(usize::MAX),
+                        volatile_keys: usize::try_from(s.volatile_keys).unwrap_or(usize::MAX),
+                        used_bytes: usize::try_from(s.used_bytes).unwrap_or(usize::MAX),
+                        events: KeyspaceStats::default(),
+                    };
+                }
+                Ok(wire::Response::Moved { .. }) => moved = true,
+                Ok(wire::Response::Failed(_)) => hosted = false,
+                _ => {}
             }
         }
+        if moved {
+            // Split or merged on the node: the next round reads the rest.
+            let _ = self.load_routes().await;
+        }
+        hosted
     }
 
     /// Draws the cache's next Memcached CAS value (memcached's `flush_all`
