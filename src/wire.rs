@@ -76,7 +76,6 @@ pub enum Request {
     Keys {
         cache: String,
         partition: u64,
-        now: u64,
         busy_threshold_ms: u64,
         op: KeysOp,
     },
@@ -190,12 +189,10 @@ pub struct Execute {
 }
 
 /// The per-request settings a partition needs (the data-only part of the
-/// proxy's execution options).
+/// proxy's execution options; no clock: the partition's node stamps
+/// time, as its expiry cycle does).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Options {
-    /// The proxy's clock, milliseconds since the Unix epoch (for the
-    /// record: a node runs a batch on its own clock, as its expiry cycle).
-    pub now: u64,
     pub resp3: bool,
     pub max_value_len: u64,
     /// Bytes the cache may still grow before its storage maximum.
@@ -391,7 +388,6 @@ mod tests {
 
     fn options() -> Options {
         Options {
-            now: 1_700_000_000_000,
             resp3: false,
             max_value_len: 512 * 1024 * 1024,
             room: u64::MAX,
@@ -425,7 +421,7 @@ mod tests {
             payload(&execute),
             // version 1; id 1; variant 2 (Execute); "c"; partition 2;
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
-            // options: now, false, 512 MiB, u64::MAX, false, 7, None,
+            // options: false, 512 MiB, u64::MAX, false, 7, None,
             // false, 5000, the default encoding thresholds (bincode's variable-length integers: one byte
             // below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8 bytes).
             "0001\
@@ -437,7 +433,6 @@ mod tests {
              01fb962f\
              010303534554016b0176\
              01017709\
-             fd0068e5cf8b010000\
              00\
              fc00000020\
              fdffffffffffffffff\
@@ -497,7 +492,7 @@ mod tests {
             }),
             "00010205016301 02".replace(' ', "")
         );
-        // Keys: variant 6; "c"; partition 1; now 2; busy 3; Scan (0):
+        // Keys: variant 6; "c"; partition 1; busy 3; Scan (0):
         // cursor 16385, count 10, MATCH "a*", TYPE hash (1).
         assert_eq!(
             payload(&Envelope {
@@ -505,7 +500,6 @@ mod tests {
                 body: Request::Keys {
                     cache: "c".into(),
                     partition: 1,
-                    now: 2,
                     busy_threshold_ms: 3,
                     op: KeysOp::Scan {
                         cursor: 16385,
@@ -517,7 +511,7 @@ mod tests {
                     },
                 }
             }),
-            "000102060163010203 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
+            "0001020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
         );
         for (op, bytes) in [
             (KeysOp::Random, "01"),
@@ -529,12 +523,11 @@ mod tests {
                 body: Request::Keys {
                     cache: "c".into(),
                     partition: 1,
-                    now: 2,
                     busy_threshold_ms: 3,
                     op,
                 },
             };
-            assert_eq!(payload(&request), format!("000102060163010203{bytes}"));
+            assert_eq!(payload(&request), format!("0001020601630103{bytes}"));
         }
         let keys = vec![Bytes::from_static(b"k"), Bytes::from_static(b"l")];
         for (body, bytes) in [

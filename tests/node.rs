@@ -235,43 +235,33 @@ async fn a_node_refuses_what_it_cannot_run() {
         panic!("no routes");
     };
     // A batch as a proxy would send it.
-    let batch = |partition: u64,
-                 slots: Vec<u16>,
-                 commands: &[&[&str]],
-                 watched: Vec<(Bytes, u64)>,
-                 now: u64| {
-        Request::Execute(wire::Execute {
-            cache: "c".into(),
-            partition,
-            epoch,
-            slots,
-            commands: commands
-                .iter()
-                .map(|c| c.iter().map(|a| Bytes::from(a.to_string())).collect())
-                .collect(),
-            watched,
-            options: wire::Options {
-                now,
-                resp3: false,
-                max_value_len: 1 << 29,
-                room: u64::MAX,
-                no_touch: false,
-                client: 0,
-                ticket: None,
-                retry: false,
-                busy_threshold_ms: 5000,
-                encoding: Default::default(),
-            },
-        })
-    };
+    let batch =
+        |partition: u64, slots: Vec<u16>, commands: &[&[&str]], watched: Vec<(Bytes, u64)>| {
+            Request::Execute(wire::Execute {
+                cache: "c".into(),
+                partition,
+                epoch,
+                slots,
+                commands: commands
+                    .iter()
+                    .map(|c| c.iter().map(|a| Bytes::from(a.to_string())).collect())
+                    .collect(),
+                watched,
+                options: wire::Options {
+                    resp3: false,
+                    max_value_len: 1 << 29,
+                    room: u64::MAX,
+                    no_touch: false,
+                    client: 0,
+                    ticket: None,
+                    retry: false,
+                    busy_threshold_ms: 5000,
+                    encoding: Default::default(),
+                },
+            })
+        };
     let execute = |partition: u64, slot: u16, watched: Vec<(Bytes, u64)>| {
-        batch(
-            partition,
-            vec![slot],
-            &[&["SET", "k", "v"]],
-            watched,
-            now_ms(),
-        )
+        batch(partition, vec![slot], &[&["SET", "k", "v"]], watched)
     };
     let slot = key_slot(b"k");
     let owner = ranges
@@ -307,17 +297,11 @@ async fn a_node_refuses_what_it_cannot_run() {
 
     // The node checks what it runs, whatever the proxy claims: a command
     // cut short, a command that is not a data command, and slots that are
-    // not the keys' are refused; a batch runs on the node's clock.
+    // not the keys' are refused.
     let malformed = Response::Failed(reply::node_unavailable("malformed batch"));
     for commands in [&[&["GET"][..]][..], &[&["DBSIZE"]], &[&["SET", "k"]]] {
         let answer = client
-            .call(batch(
-                owner.partition,
-                vec![slot],
-                commands,
-                Vec::new(),
-                now_ms(),
-            ))
+            .call(batch(owner.partition, vec![slot], commands, Vec::new()))
             .await
             .unwrap();
         assert_eq!(answer, malformed, "{commands:?}");
@@ -328,44 +312,10 @@ async fn a_node_refuses_what_it_cannot_run() {
             vec![other.first],
             &[&["GET", "k"]],
             Vec::new(),
-            now_ms(),
         ))
         .await
         .unwrap();
     assert_eq!(lying, Response::Moved { epoch });
-    // A proxy clock at 1970: the TTL still counts from the node's now.
-    let set = client
-        .call(batch(
-            owner.partition,
-            vec![],
-            &[&["SET", "k", "ttl", "EX", "100"]],
-            Vec::new(),
-            1,
-        ))
-        .await
-        .unwrap();
-    let Response::Executed(set) = set else {
-        panic!("{set:?}");
-    };
-    assert_eq!(set[0].reply, Reply::ok());
-    let ttl = client
-        .call(batch(
-            owner.partition,
-            vec![],
-            &[&["TTL", "k"]],
-            Vec::new(),
-            1,
-        ))
-        .await
-        .unwrap();
-    let Response::Executed(ttl) = ttl else {
-        panic!("{ttl:?}");
-    };
-    assert!(
-        matches!(ttl[0].reply, Reply::Int(t) if (90..=100).contains(&t)),
-        "{:?}",
-        ttl[0].reply
-    );
 
     let unknown = client
         .call(Request::Routes {

@@ -367,7 +367,6 @@ impl Node {
             Request::Keys {
                 cache,
                 partition,
-                now: _,
                 busy_threshold_ms,
                 op,
             } => {

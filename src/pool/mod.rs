@@ -1839,7 +1839,6 @@ impl CachePool {
                 .map(|(k, v)| (Bytes::copy_from_slice(k), *v))
                 .collect(),
             options: wire::Options {
-                now: opts.now,
                 resp3: opts.resp3,
                 max_value_len: opts.max_value_len as u64,
                 room: opts.room,
@@ -2012,7 +2011,6 @@ impl CachePool {
             let request = wire::Request::Keys {
                 cache: r.cache.clone(),
                 partition: r.id,
-                now,
                 busy_threshold_ms: busy.as_millis() as u64,
                 op,
             };
