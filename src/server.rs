@@ -364,9 +364,11 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
     }
 }
 
-/// A proxy: reads control's list of caches every `period` and serves
-/// exactly those ([`Registry::follow`]); ready after the first reading.
-/// Control unreachable, the proxy keeps serving what it last read.
+/// A proxy: checks in with control every `period` — reporting the ECPU/s
+/// it used by cache, reading the caches to serve ([`Registry::follow`])
+/// and its share of each cache's ECPU/s limit; ready after the first
+/// check-in. Control unreachable, the proxy keeps serving what it last
+/// read, at the shares it last had.
 async fn follow_cycle(
     registry: Arc<Registry>,
     control: SocketAddr,
@@ -380,16 +382,37 @@ async fn follow_cycle(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    // This proxy, to control: a name no other proxy has.
+    let id = format!("proxy-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    // ECPU each cache had metered at the last check-in, and when.
+    let mut metered: HashMap<String, u64> = HashMap::new();
+    let mut last = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        let placed = match http::get_placement(control, admin_token.as_deref()).await {
-            Ok(p) => p,
+        let elapsed = last.elapsed().as_secs_f64().max(0.001);
+        last = std::time::Instant::now();
+        let mut used = HashMap::new();
+        for cache in registry.list() {
+            let total: u64 = cache
+                .usage
+                .ecpu_milli
+                .iter()
+                .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                .sum();
+            let before = metered.insert(cache.name.clone(), total).unwrap_or(total);
+            used.insert(
+                cache.name.clone(),
+                total.saturating_sub(before) as f64 / 1000.0 / elapsed,
+            );
+        }
+        let answer = match http::check_in(control, admin_token.as_deref(), &id, &used).await {
+            Ok(a) => a,
             Err(e) => {
                 if !failing {
-                    tracing::warn!(%control, "cannot read control's caches: {e}");
+                    tracing::warn!(%control, "cannot check in with control: {e}");
                 }
                 failing = true;
                 continue;
@@ -402,10 +425,17 @@ async fn follow_cycle(
                 .or_insert_with(|| NodeClient::new(addr, key))
                 .clone()
         };
-        match registry.follow(&placed, node) {
+        match registry.follow(&answer.caches, node) {
             Ok(()) => ready.store(true, std::sync::atomic::Ordering::Release),
             Err(e) => tracing::warn!(%control, "control's caches not applied: {e}"),
         }
+        // Each limited cache admits this proxy's share of its maximum.
+        for (name, share) in &answer.shares {
+            if let Some(cache) = registry.get(name) {
+                cache.set_ecpu_share(*share);
+            }
+        }
+        metered.retain(|name, _| registry.get(name).is_some());
     }
 }
 

@@ -20,6 +20,8 @@
 //!                               (what proxies read from control)
 //! GET    /v1/nodes             `stratus control`'s nodes: id, addr, state (up/down),
 //!                               the partitions each hosts, keys and bytes
+//! POST   /v1/proxies/{id}      a proxy checks in {used: {cache: ECPU/s}}: the caches to
+//!                               serve (as /v1/placement) and its ECPU/s share of each
 //! ```
 //! Every bad request gets a 4xx and `{"error": {"code", "message"}}`; the codes
 //! are the one list in [`ErrorCode`] (the README's table mirrors it).
@@ -257,6 +259,10 @@ pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> A
             Err(e) => e,
         },
         (&Method::GET, ["v1", "nodes"]) => ApiReply::ok(StatusCode::OK, nodes(registry)),
+        (&Method::POST, ["v1", "proxies", proxy]) => match require_json(content_type) {
+            Ok(()) => check_in(registry, proxy, body),
+            Err(e) => e,
+        },
         (&Method::GET, ["v1", "placement"]) => {
             ApiReply::ok(StatusCode::OK, json!({ "caches": registry.placement() }))
         }
@@ -583,6 +589,39 @@ pub fn partitions(cache: &Cache) -> Json {
         })
         .collect();
     json!({"name": cache.name, "epoch": cache.pool.epoch(), "partitions": parts})
+}
+
+/// A proxy checks in (`stratus proxy`, each follow period): it reports
+/// the ECPU/s it used by cache and gets the caches to serve and its share
+/// of each cache's ECPU/s limit.
+fn check_in(registry: &Registry, proxy: &str, body: &[u8]) -> ApiReply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CheckIn {
+        used: std::collections::HashMap<String, f64>,
+    }
+    let req: CheckIn = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if proxy.is_empty() || proxy.len() > 64 {
+        return ApiReply::error(
+            ErrorCode::InvalidRequest,
+            "a proxy id is 1 to 64 characters",
+        );
+    }
+    let used = req
+        .used
+        .into_iter()
+        .filter(|(_, v)| v.is_finite() && *v >= 0.0)
+        .collect();
+    match registry.check_in(proxy, used) {
+        Ok(shares) => ApiReply::ok(
+            StatusCode::OK,
+            json!({ "caches": registry.placement(), "shares": shares }),
+        ),
+        Err(e) => e.into(),
+    }
 }
 
 /// The nodes caches are placed on (`stratus control`), each with the

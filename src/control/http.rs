@@ -48,12 +48,24 @@ pub struct HttpState {
 /// Largest placement list a proxy reads from control, bytes.
 const MAX_PLACEMENT: usize = 64 * 1024 * 1024;
 
-/// A proxy's reading of control's caches (`GET /v1/placement`), over one
-/// HTTP/1.1 connection.
-pub async fn get_placement(
+/// What control answers a proxy's check-in.
+#[derive(Debug, serde::Deserialize)]
+pub struct CheckedIn {
+    /// The caches to serve.
+    pub caches: Vec<Placed>,
+    /// This proxy's ECPU/s share of each limited cache.
+    pub shares: std::collections::HashMap<String, u64>,
+}
+
+/// A proxy checks in with control (`POST /v1/proxies/{id}`, over one
+/// HTTP/1.1 connection): it reports the ECPU/s it used by cache, and reads
+/// the caches to serve and its shares.
+pub async fn check_in(
     control: SocketAddr,
     admin_token: Option<&str>,
-) -> Result<Vec<Placed>, String> {
+    proxy: &str,
+    used: &std::collections::HashMap<String, f64>,
+) -> Result<CheckedIn, String> {
     let stream = tokio::time::timeout(
         Duration::from_secs(2),
         tokio::net::TcpStream::connect(control),
@@ -65,13 +77,16 @@ pub async fn get_placement(
         .await
         .map_err(|e| e.to_string())?;
     let driver = tokio::spawn(conn);
-    let mut request =
-        Request::get("/v1/placement").header(hyper::header::HOST, control.to_string());
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "used": used })).map_err(|e| e.to_string())?;
+    let mut request = Request::post(format!("/v1/proxies/{proxy}"))
+        .header(hyper::header::HOST, control.to_string())
+        .header(CONTENT_TYPE, "application/json");
     if let Some(token) = admin_token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
     let request = request
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
         let response = sender
@@ -87,13 +102,7 @@ pub async fn get_placement(
         if status != StatusCode::OK {
             return Err(format!("control answered {status}"));
         }
-        #[derive(serde::Deserialize)]
-        struct List {
-            caches: Vec<Placed>,
-        }
-        serde_json::from_slice::<List>(&body)
-            .map(|l| l.caches)
-            .map_err(|e| format!("control's list: {e}"))
+        serde_json::from_slice::<CheckedIn>(&body).map_err(|e| format!("control's answer: {e}"))
     })
     .await
     .map_err(|_| "control did not answer in time".to_string())?;

@@ -429,6 +429,23 @@ impl Cache {
 
     /// Applies new limits: a new limiter if the ECPU/s maximum changed, and
     /// the limit gauges. Connections see the change on their next command.
+    /// This proxy's share of the cache's ECPU/s limit (`stratus proxy`,
+    /// from control): the limiter admits `share` a second. It is rebuilt
+    /// only when the share moves by more than a tenth (a new limiter
+    /// starts with a fresh burst).
+    pub fn set_ecpu_share(&self, share: u64) {
+        let max = u64::try_from(self.limits().ecpu_per_second.maximum).unwrap_or(0);
+        if max == 0 {
+            return;
+        }
+        let share = share.clamp(1, max);
+        let mut limiter = self.limiter.write();
+        let now = limiter.as_ref().map_or(0, |l| l.max_ecpu_per_sec);
+        if now == 0 || now.abs_diff(share) * 10 > now {
+            *limiter = EcpuLimiter::new(share).map(Arc::new);
+        }
+    }
+
     fn apply_limits(&self, limits: UsageLimits) {
         let max = u64::try_from(limits.ecpu_per_second.maximum).unwrap_or(0);
         let mut limiter = self.limiter.write();
@@ -529,7 +546,23 @@ pub struct Registry {
     /// Partitions a new cache starts with.
     initial_partitions: usize,
     placement: Placement,
+    /// What each proxy last reported using, by proxy id (`stratus
+    /// control`: the ECPU/s shares follow it).
+    reports: parking_lot::Mutex<HashMap<String, ProxyReport>>,
 }
+
+/// A proxy's last check-in: when, and ECPU/s used by cache.
+struct ProxyReport {
+    at: std::time::Instant,
+    used: HashMap<String, f64>,
+}
+
+/// How long a proxy's report counts: a proxy silent longer has gone, and
+/// its share goes to the others.
+const REPORT_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Proxies control keeps reports of at most (more check-ins are refused).
+const MAX_PROXIES: usize = 1024;
 
 impl Registry {
     pub fn new(metrics: Arc<Metrics>) -> Registry {
@@ -544,6 +577,7 @@ impl Registry {
             metrics,
             initial_partitions,
             placement: Placement::Local,
+            reports: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -606,6 +640,44 @@ impl Registry {
                 cluster_mode: cache.pool.cluster_mode(),
             });
         }
+    }
+
+    /// A proxy checks in with what it used (ECPU/s by cache): its share of
+    /// each limited cache's ECPU/s maximum, max-min fair among the proxies
+    /// that checked in within [`REPORT_LEASE`] ([`fair_shares`]).
+    ///
+    /// [`fair_shares`]: crate::metering::shares::fair_shares
+    pub fn check_in(
+        &self,
+        proxy: &str,
+        used: HashMap<String, f64>,
+    ) -> Result<HashMap<String, u64>, RegistryError> {
+        let now = std::time::Instant::now();
+        let mut reports = self.reports.lock();
+        reports.retain(|_, r| now.duration_since(r.at) < REPORT_LEASE);
+        if !reports.contains_key(proxy) && reports.len() >= MAX_PROXIES {
+            return Err(RegistryError::Invalid(format!(
+                "more than {MAX_PROXIES} proxies"
+            )));
+        }
+        reports.insert(proxy.to_string(), ProxyReport { at: now, used });
+        let mut ids: Vec<&String> = reports.keys().collect();
+        ids.sort();
+        let mine = ids.iter().position(|id| *id == proxy).unwrap_or(0);
+        let mut shares = HashMap::new();
+        for cache in self.list() {
+            let max = u64::try_from(cache.limits().ecpu_per_second.maximum).unwrap_or(0);
+            if max == 0 {
+                continue;
+            }
+            let used: Vec<f64> = ids
+                .iter()
+                .map(|id| reports[*id].used.get(&cache.name).copied().unwrap_or(0.0))
+                .collect();
+            let split = crate::metering::shares::fair_shares(max, &used);
+            shares.insert(cache.name.clone(), split[mine]);
+        }
+        Ok(shares)
     }
 
     /// Every cache with its node, for proxies (`stratus control`).

@@ -6,10 +6,12 @@
 //! - [`limiter`]: GCRA admission (governor) weighted by ECPU, with debt for
 //!   the part of a request's cost known only after it ran.
 //! - [`usage`]: per-cache counters (ECPU and commands by family, throttled and
-//!   rejected requests, bytes on the wire, byte-seconds stored).
+//!   rejected requests, bytes on the wire, byte-seconds stored);
+//! - [`shares`]: a cache's limit split among several proxies (max-min fair).
 
 pub mod cost;
 pub mod limiter;
+pub mod shares;
 pub mod usage;
 
 pub use cost::{ecpu_milli, transfer_milli, work_milli};
