@@ -508,7 +508,13 @@ async fn usage_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
         let now = tokio::time::Instant::now();
         let dt_ms = now.duration_since(last).as_millis() as u64;
         last = now;
-        for cache in registry.list() {
+        // Storage is billed once, where the caches are held (serve) or
+        // placed (control), never again by each proxy.
+        for cache in registry
+            .list()
+            .into_iter()
+            .filter(|_| registry.bills_storage())
+        {
             let minimum = cache.limits().min_storage_bytes();
             cache
                 .usage

@@ -373,6 +373,23 @@ async fn the_storage_maximum_holds_for_a_cache_on_a_node() {
     assert!(error.contains("OOM"), "{error}");
     // 16 values of 64 KiB make 1 MB; a second's writes may overshoot.
     assert!((10..=60).contains(&at), "refused after {at} writes");
+    // Storage is billed once: by control, not again by the proxy.
+    let byte_seconds = |text: String| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("stratus_data_stored_byte_seconds_total{")
+                    && l.contains("cache=\"small\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let proxy = Http::new(cluster.proxy.addr("http_addr"));
+    eventually("control bills the stored bytes", || async {
+        byte_seconds(cluster.api.get("/metrics").await.text()) > 0.0
+    })
+    .await;
+    assert_eq!(byte_seconds(proxy.get("/metrics").await.text()), 0.0);
 }
 
 /// A proxy killed with `kill -9` under load loses nothing acknowledged:

@@ -621,6 +621,13 @@ impl Registry {
         }
     }
 
+    /// Whether this process bills the caches' storage (byte-seconds): not
+    /// a proxy — control does, once per cache, however many proxies serve
+    /// it (their ECPU is theirs: each request is metered by one proxy).
+    pub fn bills_storage(&self) -> bool {
+        !matches!(self.placement, Placement::Follow)
+    }
+
     /// The nodes caches are placed on (`stratus control`; none otherwise).
     pub fn nodes(&self) -> &[Arc<NodeClient>] {
         match &self.placement {
