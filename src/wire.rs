@@ -323,6 +323,8 @@ pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, WireE
 /// writes requests and reads responses; a node the other way round).
 pub struct Codec<Out, In> {
     frames: LengthDelimitedCodec,
+    /// The largest frame written, bytes.
+    max_frame: usize,
     kinds: std::marker::PhantomData<fn(Out) -> In>,
 }
 
@@ -332,6 +334,7 @@ impl<Out, In> Default for Codec<Out, In> {
             frames: LengthDelimitedCodec::builder()
                 .max_frame_length(MAX_FRAME)
                 .new_codec(),
+            max_frame: MAX_FRAME,
             kinds: std::marker::PhantomData,
         }
     }
@@ -347,10 +350,21 @@ impl<Out, In> Codec<Out, In> {
 impl<Out: Serialize, In> Encoder<Envelope<Out>> for Codec<Out, In> {
     type Error = WireError;
 
+    /// Writes the frame in place: a length placeholder, the payload, then
+    /// the length (no copy of the payload).
     fn encode(&mut self, item: Envelope<Out>, dst: &mut BytesMut) -> Result<(), WireError> {
-        let mut payload = BytesMut::new();
-        encode(&item, &mut payload)?;
-        self.frames.encode(payload.freeze(), dst)?;
+        let start = dst.len();
+        dst.put_u32(0);
+        encode(&item, dst)?;
+        let len = dst.len() - start - 4;
+        if len > self.max_frame {
+            dst.truncate(start);
+            return Err(WireError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a frame of {len} bytes is over the limit"),
+            )));
+        }
+        dst[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
     }
 }

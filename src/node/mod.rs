@@ -557,7 +557,7 @@ fn routes(pool: &CachePool) -> Response {
 }
 
 fn find(pool: &CachePool, partition: u64) -> Option<PartitionHandle> {
-    pool.partitions().into_iter().find(|p| p.id() == partition)
+    pool.partition(partition)
 }
 
 /// Runs a batch in the partition it names, as the in-process path runs it.

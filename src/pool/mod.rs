@@ -1616,6 +1616,16 @@ impl CachePool {
         self.routing.read().ranges.clone()
     }
 
+    /// The partition with this id, if it is in the routing table.
+    pub fn partition(&self, id: u64) -> Option<PartitionHandle> {
+        self.routing
+            .read()
+            .ranges
+            .iter()
+            .find(|(_, _, h)| h.id() == id)
+            .map(|(_, _, h)| h.clone())
+    }
+
     /// Every partition, in slot order.
     pub fn partitions(&self) -> Vec<PartitionHandle> {
         self.routing
