@@ -19,6 +19,29 @@ struct Cluster {
     api: Http,
 }
 
+/// A `stratus proxy` following `control`, checking in every `period` ms.
+async fn spawn_proxy(control: &Role, period: &str) -> Role {
+    let control_http = control.addr("http_addr").to_string();
+    Role::spawn(
+        &[
+            "proxy",
+            "--control",
+            &control_http,
+            "--port",
+            "any",
+            "--memcached-port",
+            "0",
+            "--http-port",
+            "0",
+            "--follow-period-ms",
+            period,
+        ],
+        &[("STRATUS_TOKEN_KEY", TOKEN_KEY)],
+        "stratus serving",
+    )
+    .await
+}
+
 impl Cluster {
     async fn start(nodes: usize) -> Cluster {
         // Every role shares the key: nodes serve only proxies holding it.
@@ -38,25 +61,7 @@ impl Cluster {
             "stratus control serving",
         )
         .await;
-        let control_http = control.addr("http_addr").to_string();
-        let proxy = Role::spawn(
-            &[
-                "proxy",
-                "--control",
-                &control_http,
-                "--port",
-                "any",
-                "--memcached-port",
-                "0",
-                "--http-port",
-                "0",
-                "--follow-period-ms",
-                "50",
-            ],
-            &env,
-            "stratus serving",
-        )
-        .await;
+        let proxy = spawn_proxy(&control, "50").await;
         Cluster {
             nodes: spawned,
             api: Http::new(control.addr("http_addr")),
@@ -398,24 +403,7 @@ async fn the_storage_maximum_holds_for_a_cache_on_a_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_killed_under_load_loses_nothing_acknowledged() {
     let cluster = Cluster::start(2).await;
-    let second = Role::spawn(
-        &[
-            "proxy",
-            "--control",
-            &cluster.control.addr("http_addr").to_string(),
-            "--port",
-            "any",
-            "--memcached-port",
-            "0",
-            "--http-port",
-            "0",
-            "--follow-period-ms",
-            "50",
-        ],
-        &[("STRATUS_TOKEN_KEY", TOKEN_KEY)],
-        "stratus serving",
-    )
-    .await;
+    let second = spawn_proxy(&cluster.control, "50").await;
     let token = cluster.create("ledger").await;
     let first = cluster.client("ledger", &token).await;
     let other = second.addr("resp_addr");
@@ -509,22 +497,7 @@ async fn a_restarted_node_serves_its_caches_again_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ecpu_limit_holds_across_two_proxies() {
     let cluster = Cluster::start(1).await;
-    let second = Role::spawn(
-        &[
-            "proxy",
-            "--control",
-            &cluster.control.addr("http_addr").to_string(),
-            "--port",
-            "any",
-            "--memcached-port",
-            "0",
-            "--http-port",
-            "0",
-        ],
-        &[("STRATUS_TOKEN_KEY", TOKEN_KEY)],
-        "stratus serving",
-    )
-    .await;
+    let second = spawn_proxy(&cluster.control, "500").await;
     const LIMIT: u64 = 1000;
     let r = cluster
         .api
