@@ -568,8 +568,9 @@ async fn a_node_serves_only_proxies_holding_its_key() {
 }
 
 /// Blocked clients hold no place among a connection's requests being
-/// worked on: with more of them waiting than that limit (1,024), the write
-/// that wakes them still gets through, and they all wake.
+/// worked on: 1,100 of them waiting (more than a proxy connection used to
+/// be allowed in all), the write that wakes them still gets through, and
+/// they all wake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_blocked_clients_do_not_stall_a_node() {
     let node = spawn_node().await;

@@ -55,6 +55,14 @@ pub const MAX_HOSTED_PARTITIONS: u16 = 64;
 /// proxy's callers wait to send.
 const RESPONSE_QUEUE: usize = 1024;
 
+/// Requests one proxy connection may have being worked on at once (a
+/// waiting `Await` is not one). It only bounds the node's memory against a
+/// runaway proxy: a proxy has at most one request of each client
+/// connection out, and a cache at most `max-clients-per-cache` (4,000 by
+/// default) of those, so no one tenant can fill it and hold up the
+/// others' requests on the same link.
+const MAX_WORKING: usize = 65_536;
+
 /// How long a new connection has to send its `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -186,7 +194,7 @@ impl Node {
         requests.decoder_mut().set_max_frame(wire::MAX_FRAME);
         // Requests being worked on at once (a waiting `Await` is not one:
         // it holds no place, so blocked clients cannot stall the rest).
-        let working = Arc::new(tokio::sync::Semaphore::new(RESPONSE_QUEUE));
+        let working = Arc::new(tokio::sync::Semaphore::new(MAX_WORKING));
         let outcome = loop {
             let request = tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),

@@ -1401,7 +1401,11 @@ impl CachePool {
     /// Returns false when the node answered that it does not host the
     /// cache (a node that restarted empty).
     pub async fn refresh_remote_stats(&self) -> bool {
-        if self.origin.is_some() && self.epoch() == 0 {
+        if self.origin.is_none() {
+            // In-process partitions: their figures are read when asked.
+            return true;
+        }
+        if self.epoch() == 0 {
             // Routes never loaded: the placeholder has no figures.
             let _ = self.load_routes().await;
         }
