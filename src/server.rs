@@ -29,11 +29,12 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ControlConfig, Port, ProxyConfig, ServeConfig};
 use crate::control::api::Endpoint;
 use crate::control::http::{self, HttpState};
+use crate::control::placement::Placer;
 use crate::control::registry::Placement;
 use crate::control::registry::{DEFAULT_CACHE, DEFAULT_MEMCACHED_CACHE, Engine, NewCache};
 use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
-use crate::node::NodeClient;
+use crate::node::Nodes;
 use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
 use crate::tls::Tls;
@@ -151,7 +152,7 @@ async fn start_role(
         Role::Proxy { .. } => Placement::Follow,
         Role::Control { nodes, .. } => {
             let key = config.token_key_bytes();
-            Placement::Nodes(nodes.iter().map(|a| NodeClient::new(*a, key)).collect())
+            Placement::Nodes(Arc::new(Placer::new(nodes, key)))
         }
     };
     let registry =
@@ -358,8 +359,8 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
             }
         }
         // Control: every node asked, so `GET /v1/nodes` shows which are up.
-        for node in registry.nodes() {
-            let _ = node.call(crate::wire::Request::Ping).await;
+        for node in registry.placer().map_or(&[][..], |p| p.nodes()) {
+            let _ = node.client.call(crate::wire::Request::Ping).await;
         }
     }
 }
@@ -378,7 +379,7 @@ async fn follow_cycle(
     ready: Arc<std::sync::atomic::AtomicBool>,
     shutdown: CancellationToken,
 ) {
-    let mut nodes: HashMap<SocketAddr, Arc<NodeClient>> = HashMap::new();
+    let nodes = Nodes::new(key);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -419,13 +420,7 @@ async fn follow_cycle(
             }
         };
         failing = false;
-        let node = |addr: SocketAddr| {
-            nodes
-                .entry(addr)
-                .or_insert_with(|| NodeClient::new(addr, key))
-                .clone()
-        };
-        match registry.follow(&answer.caches, node) {
+        match registry.follow(&answer.caches, &nodes) {
             Ok(()) => ready.store(true, std::sync::atomic::Ordering::Release),
             Err(e) => tracing::warn!(%control, "control's caches not applied: {e}"),
         }

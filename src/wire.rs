@@ -29,7 +29,7 @@ use crate::partition::{ClusterMode, ValueType};
 use crate::resp::Reply;
 
 /// The format version every frame starts with.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// The largest frame either side accepts, bytes: a 512 MiB value (Redis's
 /// `proto-max-bulk-len`) and its command, with room to spare.
@@ -106,6 +106,50 @@ pub enum Request {
     Hello { proof: [u8; 32] },
     /// Is the node there? Answered `Done`.
     Ping,
+    /// Admin (control): the cache's whole routing table at `epoch`, each
+    /// range with the node hosting it; this node is `me` among them. The
+    /// node hosts the cache if it did not (cluster mode `cluster_mode`),
+    /// keeps its partitions the table gives it (making empty ones it
+    /// lacks: a node that restarted), and refuses every other slot,
+    /// saying where it went ([`Request::Routes`]). A table no newer than
+    /// the last one applied changes nothing. Answered `Done`.
+    Layout {
+        cache: String,
+        cluster_mode: ClusterMode,
+        epoch: u64,
+        me: String,
+        ranges: Vec<Range>,
+    },
+    /// Admin (control, a move): the partition gives up its top slots —
+    /// as many whole slots as fit in `max_bytes`, at least one — and
+    /// answers them with their keys ([`Response::Exported`]). From then on
+    /// it refuses them (`Moved`) until a [`Request::Layout`] says where
+    /// they went.
+    Export {
+        cache: String,
+        partition: u64,
+        max_bytes: u64,
+    },
+    /// Admin (control, a move): partition `partition` takes slots
+    /// `first..=last` with these keys: a new partition, or one whose range
+    /// they extend. Answered [`Response::Imported`].
+    Import {
+        cache: String,
+        partition: u64,
+        first: u16,
+        last: u16,
+        keys: Vec<Carried>,
+    },
+}
+
+/// A key in transit between nodes: its value as a DUMP payload (the
+/// format RESTORE reads), and its deadline (ms since the Unix epoch, 0 for
+/// none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    pub key: Bytes,
+    pub expire_at: u64,
+    pub payload: Bytes,
 }
 
 /// What `Hello` proves: SHA-256 of a fixed label and the shared key (the
@@ -248,14 +292,27 @@ pub enum Response {
     Done,
     /// [`Request::Hello`] accepted.
     Welcome,
+    /// What a [`Request::Export`] took: slots `first..=last`, their keys,
+    /// and the node's routing epoch after it.
+    Exported {
+        first: u16,
+        last: u16,
+        epoch: u64,
+        keys: Vec<Carried>,
+    },
+    /// A [`Request::Import`] done, at this routing epoch.
+    Imported { epoch: u64 },
 }
 
-/// One partition's slot range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One partition's slot range and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Range {
     pub first: u16,
     pub last: u16,
     pub partition: u64,
+    /// The data-plane address (`host:port`) of the node hosting it; empty
+    /// for "the node answering".
+    pub node: String,
 }
 
 /// One command's reply and the elements it walked (metered as work).
@@ -433,12 +490,12 @@ mod tests {
         };
         assert_eq!(
             payload(&execute),
-            // version 1; id 1; variant 2 (Execute); "c"; partition 2;
+            // version 2; id 1; variant 2 (Execute); "c"; partition 2;
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
             // options: false, 512 MiB, u64::MAX, false, 7, None,
             // false, 5000, the default encoding thresholds (bincode's variable-length integers: one byte
             // below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8 bytes).
-            "0001\
+            "0002\
              01\
              02\
              0163\
@@ -466,13 +523,13 @@ mod tests {
                 cluster_mode: ClusterMode::Disabled,
             },
         };
-        assert_eq!(payload(&host), "0001fb2c01000763616368652d610401");
+        assert_eq!(payload(&host), "0002fb2c01000763616368652d610401");
         assert_eq!(
             payload(&Envelope {
                 id: 2,
                 body: Request::Routes { cache: "c".into() }
             }),
-            "000102010163"
+            "000202010163"
         );
         assert_eq!(
             payload(&Envelope {
@@ -482,7 +539,7 @@ mod tests {
                     partition: 5
                 }
             }),
-            "00010203016305"
+            "00020203016305"
         );
         assert_eq!(
             payload(&Envelope {
@@ -493,7 +550,7 @@ mod tests {
                     at: 8192
                 }
             }),
-            "000102040163 01fb0020".replace(' ', "")
+            "000202040163 01fb0020".replace(' ', "")
         );
         assert_eq!(
             payload(&Envelope {
@@ -504,7 +561,7 @@ mod tests {
                     right: 2
                 }
             }),
-            "00010205016301 02".replace(' ', "")
+            "00020205016301 02".replace(' ', "")
         );
         // Keys: variant 6; "c"; partition 1; busy 3; Scan (0):
         // cursor 16385, count 10, MATCH "a*", TYPE hash (1).
@@ -525,7 +582,7 @@ mod tests {
                     },
                 }
             }),
-            "0001020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
+            "0002020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
         );
         for (op, bytes) in [
             (KeysOp::Random, "01"),
@@ -541,7 +598,7 @@ mod tests {
                     op,
                 },
             };
-            assert_eq!(payload(&request), format!("0001020601630103{bytes}"));
+            assert_eq!(payload(&request), format!("0002020601630103{bytes}"));
         }
         let keys = vec![Bytes::from_static(b"k"), Bytes::from_static(b"l")];
         for (body, bytes) in [
@@ -581,10 +638,47 @@ mod tests {
             ),
             (Request::Ping, "0e"),
             (Request::Unhost { cache: "c".into() }, "0c 0163"),
+            (
+                Request::Layout {
+                    cache: "c".into(),
+                    cluster_mode: ClusterMode::Enabled,
+                    epoch: 5,
+                    me: "n".into(),
+                    ranges: vec![Range {
+                        first: 0,
+                        last: 1,
+                        partition: 2,
+                        node: "n".into(),
+                    }],
+                },
+                "0f 0163 00 05 016e 01 00 01 02 016e",
+            ),
+            (
+                Request::Export {
+                    cache: "c".into(),
+                    partition: 2,
+                    max_bytes: 1000,
+                },
+                "10 0163 02 fbe803",
+            ),
+            (
+                Request::Import {
+                    cache: "c".into(),
+                    partition: 3,
+                    first: 7,
+                    last: 8,
+                    keys: vec![Carried {
+                        key: "k".into(),
+                        expire_at: 0,
+                        payload: "p".into(),
+                    }],
+                },
+                "11 0163 03 07 08 01 016b 00 0170",
+            ),
         ] {
             assert_eq!(
                 payload(&Envelope { id: 2, body }),
-                format!("000102{}", bytes.replace(' ', ""))
+                format!("000202{}", bytes.replace(' ', ""))
             );
         }
     }
@@ -612,10 +706,10 @@ mod tests {
         // 2; Error "ERR x" work 1.
         assert_eq!(
             payload(&executed),
-            "000101020300024f4b000503030176040203020105455252207801"
+            "000201020300024f4b000503030176040203020105455252207801"
         );
         for (message, bytes) in [
-            (Response::Hosted, "00010000"),
+            (Response::Hosted, "00020000"),
             (
                 Response::Routes {
                     epoch: 4,
@@ -623,13 +717,14 @@ mod tests {
                         first: 0,
                         last: 16383,
                         partition: 1,
+                        node: "n:1".into(),
                     }],
                 },
-                "00010001040100fbff3f01",
+                "00020001040100fbff3f01036e3a31",
             ),
-            (Response::Aborted, "00010003"),
-            (Response::Moved { epoch: 251 }, "00010004fbfb00"),
-            (Response::Busy, "00010005"),
+            (Response::Aborted, "00020003"),
+            (Response::Moved { epoch: 251 }, "00020004fbfb00"),
+            (Response::Busy, "00020005"),
             (
                 Response::Stats(Stats {
                     first_slot: 0,
@@ -638,13 +733,13 @@ mod tests {
                     volatile_keys: 1,
                     used_bytes: 1000,
                 }),
-                "0001000600fbff1f0a01fbe803",
+                "0002000600fbff1f0a01fbe803",
             ),
             (
                 Response::Failed("no cache c".into()),
-                "000100070a6e6f2063616368652063",
+                "000200070a6e6f2063616368652063",
             ),
-            (Response::Changed { partition: 3 }, "0001000803"),
+            (Response::Changed { partition: 3 }, "0002000803"),
             (
                 Response::Keys(KeysDone::Scanned {
                     keys: vec![Bytes::from_static(b"k")],
@@ -652,34 +747,48 @@ mod tests {
                     visited: 3,
                     slots: 1,
                 }),
-                "00010009 00 01016b 0107 03 01",
+                "00020009 00 01016b 0107 03 01",
             ),
             (
                 Response::Keys(KeysDone::Random {
                     key: None,
                     walked: 4,
                 }),
-                "00010009 01 00 04",
+                "00020009 01 00 04",
             ),
             (
                 Response::Keys(KeysDone::InSlot {
                     count: 2,
                     keys: Vec::new(),
                 }),
-                "00010009 02 02 00",
+                "00020009 02 02 00",
             ),
-            (Response::Keys(KeysDone::Flushed), "00010009 03"),
-            (Response::Versions(vec![0, 300]), "0001000a 02 00 fb2c01"),
+            (Response::Keys(KeysDone::Flushed), "00020009 03"),
+            (Response::Versions(vec![0, 300]), "0002000a 02 00 fb2c01"),
             (
                 Response::Blocked {
                     subscription: 1,
                     ticket: 2,
                 },
-                "0001000b 01 02",
+                "0002000b 01 02",
             ),
-            (Response::Woken, "0001000c"),
-            (Response::Done, "0001000d"),
-            (Response::Welcome, "0001000e"),
+            (Response::Woken, "0002000c"),
+            (Response::Done, "0002000d"),
+            (Response::Welcome, "0002000e"),
+            (
+                Response::Exported {
+                    first: 7,
+                    last: 8,
+                    epoch: 9,
+                    keys: vec![Carried {
+                        key: "k".into(),
+                        expire_at: 300,
+                        payload: "p".into(),
+                    }],
+                },
+                "0002000f 07 08 09 01 016b fb2c01 0170",
+            ),
+            (Response::Imported { epoch: 9 }, "00020010 09"),
         ] {
             assert_eq!(
                 payload(&Envelope {
@@ -736,10 +845,10 @@ mod tests {
         let mut out = BytesMut::new();
         encode(&Response::Busy, &mut out).unwrap();
         let mut other = out.to_vec();
-        other[1] = 2;
+        other[1] = 1;
         assert!(matches!(
             decode::<Response>(&other),
-            Err(WireError::Version(2))
+            Err(WireError::Version(1))
         ));
         let mut longer = out.to_vec();
         longer.push(0);

@@ -50,7 +50,7 @@ async fn hosted(partitions: u16) -> (NodeProcess, Arc<NodeClient>, CachePool) {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", partitions).await;
-    let pool = CachePool::remote("c", client.clone());
+    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
     pool.load_routes().await.expect("routes");
     (node, client, pool)
 }
@@ -327,7 +327,7 @@ async fn a_node_refuses_what_it_cannot_run() {
         unknown,
         Response::Failed(reply::node_unavailable("no cache nope on this node"))
     );
-    let unknown = CachePool::remote("nope", client.clone());
+    let unknown = CachePool::remote("nope", client.clone(), stratus::node::Nodes::new(None));
     assert!(unknown.load_routes().await.is_err());
     let Reply::Error(text) = run(&unknown, &["GET", "k"]).await else {
         panic!("an unknown cache answers an error");
@@ -344,7 +344,7 @@ async fn a_lost_node_is_an_error_reply_not_a_hang() {
     host(&client, "c", 1).await;
     // Routes not loaded: the first request loads them (its placeholder
     // partition is refused as moved).
-    let pool = CachePool::remote("c", client.clone());
+    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
     assert_eq!(run(&pool, &["SET", "k", "v"]).await, Reply::ok());
     assert_eq!(pool.ranges()[0].2.id(), 1);
     node.child.kill().await.expect("kill");
@@ -501,7 +501,7 @@ async fn a_node_expires_keys_and_lets_a_cache_go() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 2).await;
-    let pool = CachePool::remote("c", client.clone());
+    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
     for i in 0..50 {
         let k = format!("key{i}");
         assert_eq!(
@@ -576,7 +576,11 @@ async fn many_blocked_clients_do_not_stall_a_node() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 1).await;
-    let pool = std::sync::Arc::new(CachePool::remote("c", client.clone()));
+    let pool = std::sync::Arc::new(CachePool::remote(
+        "c",
+        client.clone(),
+        stratus::node::Nodes::new(None),
+    ));
     pool.load_routes().await.expect("routes");
     let list = [Bytes::from_static(b"q")];
     let slot = key_slot(b"q");
@@ -607,9 +611,9 @@ async fn a_flush_before_the_routes_are_loaded_flushes() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 2).await;
-    let writer = CachePool::remote("c", client.clone());
+    let writer = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
     assert_eq!(run(&writer, &["SET", "k", "v"]).await, Reply::ok());
-    let fresh = CachePool::remote("c", client.clone());
+    let fresh = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
     fresh
         .flush(Duration::from_secs(5), 0)
         .await

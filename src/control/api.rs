@@ -18,8 +18,13 @@
 //! GET    /v1/caches/{name}/usage  billing view: ECPU, commands, storage, throttled, ...
 //! GET    /v1/placement         every cache on a node with its node and token hashes
 //!                               (what proxies read from control)
-//! GET    /v1/nodes             `stratus control`'s nodes: id, addr, state (up/down),
-//!                               the partitions each hosts, keys and bytes
+//! GET    /v1/nodes             `stratus control`'s nodes: id, addr, state
+//!                               (up/draining/down), the partitions each hosts, keys,
+//!                               bytes and ECPU/s
+//! POST   /v1/nodes/{id}/drain  move every partition off a node and keep it empty
+//! POST   /v1/caches/{name}/partitions/{id}/move   {node}: to that node
+//! POST   /v1/caches/{name}/partitions/{id}/split  {at}: split at a slot
+//! POST   /v1/caches/{name}/partitions/{id}/merge  {with}: merge its right neighbour in
 //! POST   /v1/proxies/{id}      a proxy checks in {used: {cache: ECPU/s}}: the caches to
 //!                               serve (as /v1/placement) and its ECPU/s share of each
 //! ```
@@ -40,6 +45,7 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
+use super::placement::PlaceError;
 use super::registry::{Cache, NewCache, Registry, RegistryError, UsageLimits};
 
 /// Longest description accepted.
@@ -67,10 +73,13 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: a POST or PATCH without `Content-Type: application/json`.
     UnsupportedMediaType,
+    /// 503: a node could not do what was asked (a move stopped: the slots
+    /// stay where they were).
+    Unavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
@@ -79,6 +88,7 @@ impl ErrorCode {
         ErrorCode::AlreadyExists,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::Unavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +101,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 
@@ -103,6 +114,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -584,7 +596,7 @@ pub fn partitions(cache: &Cache) -> Json {
                 "age_seconds": v.age.as_secs(),
                 "last_change": {"kind": v.last_event.kind, "reason": v.last_event.reason, "at": rfc3339(v.last_event.at)},
                 "hot_slot": v.hot_slot,
-                "node": cache.pool.node().map(|n| n.addr().to_string()),
+                "node": p.node().map(|n| n.to_string()),
             })
         })
         .collect();
@@ -624,38 +636,173 @@ fn check_in(registry: &Registry, proxy: &str, body: &[u8]) -> ApiReply {
     }
 }
 
-/// The nodes caches are placed on (`stratus control`), each with the
-/// partitions it hosts and their figures as last read.
+/// The nodes caches are placed on (`stratus control`), each with its
+/// state, the partitions it hosts, and their keys, bytes and ECPU/s as
+/// last read.
 fn nodes(registry: &Registry) -> Json {
+    let Some(placer) = registry.placer() else {
+        return json!({ "nodes": [] });
+    };
+    let placed = placer.partitions();
     let caches = registry.list();
-    let nodes: Vec<Json> = registry
+    let nodes: Vec<Json> = placer
         .nodes()
         .iter()
         .map(|node| {
             let mut partitions = Vec::new();
-            let (mut keys, mut bytes) = (0, 0);
-            for cache in caches
-                .iter()
-                .filter(|c| c.pool.node().is_some_and(|n| n.addr() == node.addr()))
-            {
-                for part in cache.pool.partitions() {
-                    let stats = part.stats();
-                    keys += stats.keys;
-                    bytes += stats.used_bytes;
-                    partitions.push(json!({"cache": cache.name, "id": part.id()}));
+            let (mut keys, mut bytes, mut load) = (0, 0, 0.0);
+            for (cache, id, _) in placed.iter().filter(|(_, _, n)| *n == node.addr()) {
+                partitions.push(json!({"cache": cache, "id": id}));
+                let part = caches
+                    .iter()
+                    .find(|c| &c.name == cache)
+                    .and_then(|c| c.pool.partition(*id));
+                if let Some(part) = part {
+                    let v = part.view();
+                    keys += v.stats.keys;
+                    bytes += v.stats.used_bytes;
+                    load += v.ecpu_per_sec;
                 }
             }
+            let state = match (node.client.up(), node.draining()) {
+                (false, _) => "down",
+                (true, true) => "draining",
+                (true, false) => "up",
+            };
             json!({
-                "id": node.addr().to_string(),
+                "id": node.id,
                 "addr": node.addr().to_string(),
-                "state": if node.up() { "up" } else { "down" },
+                "state": state,
                 "partitions": partitions,
                 "keys": keys,
                 "bytes": bytes,
+                "ecpu_per_second": load,
             })
         })
         .collect();
     json!({ "nodes": nodes })
+}
+
+/// Routes that change where partitions are (`stratus control`): they wait
+/// for nodes, so they run here, not in [`handle`]; `None` for any other
+/// request.
+///
+/// ```text
+/// POST /v1/caches/{name}/partitions/{id}/move   {"node": "<node id>"}
+/// POST /v1/caches/{name}/partitions/{id}/split  {"at": slot}
+/// POST /v1/caches/{name}/partitions/{id}/merge  {"with": <right neighbour id>}
+/// POST /v1/nodes/{id}/drain                     (empty body)
+/// ```
+pub async fn handle_placement(registry: &Registry, req: ApiRequest<'_>) -> Option<ApiReply> {
+    let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
+    let op = match (req.method, segments.as_slice()) {
+        (&Method::POST, ["v1", "caches", name, "partitions", id, op])
+            if matches!(*op, "move" | "split" | "merge") =>
+        {
+            Some((*name, *id, *op))
+        }
+        (&Method::POST, ["v1", "nodes", _, "drain"]) => None,
+        _ => return None,
+    };
+    let Some(placer) = registry.placer() else {
+        return Some(ApiReply::error(
+            ErrorCode::NotFound,
+            "partitions are placed by stratus control",
+        ));
+    };
+    let Some((name, id, op)) = op else {
+        let node = segments[2];
+        return Some(match placer.drain(node) {
+            Ok(id) => ApiReply::ok(StatusCode::ACCEPTED, json!({"draining": id})),
+            Err(e) => placement_error(e),
+        });
+    };
+    if let Err(e) = require_json(req.content_type) {
+        return Some(e);
+    }
+    if registry.get(name).is_none() {
+        return Some(RegistryError::NotFound(name.to_string()).into());
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return Some(ApiReply::error(
+            ErrorCode::NotFound,
+            format!("no partition {id}"),
+        ));
+    };
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Change {
+        node: Option<String>,
+        at: Option<u16>,
+        with: Option<u64>,
+    }
+    let change: Change = match serde_json::from_slice(req.body) {
+        Ok(c) => c,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Some(ApiReply::error(ErrorCode::InvalidJson, e.to_string()));
+        }
+        Err(e) => return Some(ApiReply::error(ErrorCode::InvalidRequest, e.to_string())),
+    };
+    let missing = |field: &str| {
+        Some(ApiReply::error(
+            ErrorCode::InvalidRequest,
+            format!("{op} needs \"{field}\""),
+        ))
+    };
+    let done = match (op, change) {
+        (
+            "move",
+            Change {
+                node: Some(node),
+                at: None,
+                with: None,
+            },
+        ) => placer.move_partition(name, id, &node).await.map(
+            |moved| json!({"partition": moved, "node": placer.node(&node).map(|n| n.id.clone())}),
+        ),
+        (
+            "split",
+            Change {
+                at: Some(at),
+                node: None,
+                with: None,
+            },
+        ) => placer
+            .split(name, id, at)
+            .await
+            .map(|new| json!({"partition": id, "new_partition": new})),
+        (
+            "merge",
+            Change {
+                with: Some(right),
+                node: None,
+                at: None,
+            },
+        ) => placer
+            .merge(name, id, right)
+            .await
+            .map(|()| json!({"partition": id})),
+        ("move", _) => return missing("node"),
+        ("split", _) => return missing("at"),
+        _ => return missing("with"),
+    };
+    if let Some(cache) = registry.get(name) {
+        // What the API shows next: the table as the nodes have it now.
+        let _ = cache.pool.load_routes().await;
+    }
+    Some(match done {
+        Ok(body) => ApiReply::ok(StatusCode::OK, body),
+        Err(e) => placement_error(e),
+    })
+}
+
+fn placement_error(e: PlaceError) -> ApiReply {
+    let code = match e {
+        PlaceError::NotFound(_) => ErrorCode::NotFound,
+        PlaceError::Invalid(_) => ErrorCode::InvalidRequest,
+        PlaceError::Failed(_) => ErrorCode::Unavailable,
+    };
+    ApiReply::error(code, e.to_string())
 }
 
 /// The billing view of a cache: the same figures `/metrics` exports.

@@ -223,6 +223,9 @@ async fn route(
                 content_type: content_type.as_ref().map(HeaderValue::as_bytes),
                 body: &body,
             };
+            if let Some(reply) = api::handle_placement(&state.registry, request).await {
+                return json(reply);
+            }
             json(api::handle(&state.registry, state.endpoint, request))
         }
         _ => json(ApiReply::error(

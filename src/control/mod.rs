@@ -7,6 +7,7 @@ pub mod api;
 pub mod functions;
 pub mod http;
 pub mod introspection;
+pub mod placement;
 pub mod registry;
 pub mod scripts;
 

@@ -20,12 +20,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::functions::FunctionStore;
+use super::placement::Placer;
 use super::scripts::ScriptStore;
 use crate::acl::log::AclLog;
 use crate::acl::{User, valid_user_name};
 use crate::metering::{EcpuLimiter, Usage};
 use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
-use crate::node::NodeClient;
+use crate::node::Nodes;
 use crate::partition::ClusterMode;
 use crate::pool::CachePool;
 
@@ -506,9 +507,10 @@ pub enum Placement {
     /// In this process (`stratus serve`).
     #[default]
     Local,
-    /// On nodes (`stratus control`): a new cache is hosted on the node
-    /// hosting the fewest caches; a deleted one is let go there.
-    Nodes(Vec<Arc<NodeClient>>),
+    /// On nodes (`stratus control`): a new cache's partitions go to the
+    /// nodes hosting the fewest; a deleted one is let go there
+    /// ([`Placer`]).
+    Nodes(Arc<Placer>),
     /// Where control placed them (`stratus proxy`): caches arrive through
     /// [`Registry::follow`], never through `create`, and deleting one only
     /// forgets it here.
@@ -527,7 +529,8 @@ pub struct Placed {
     pub item_size_max: u64,
     /// SHA-256 of each valid token, hex.
     pub token_hashes: Vec<String>,
-    /// The data-plane address of the node hosting it.
+    /// The data-plane address of the node proxies first ask for its
+    /// routing table (each range names its own node).
     pub node: std::net::SocketAddr,
     /// When control made it, nanoseconds since the Unix epoch: tells a
     /// cache from one deleted and made again under its name.
@@ -591,29 +594,12 @@ impl Registry {
     fn new_pool(&self, name: &str, mode: ClusterMode) -> Result<CachePool, RegistryError> {
         match &self.placement {
             Placement::Local => Ok(CachePool::with_mode(self.initial_partitions, mode)),
-            Placement::Nodes(nodes) => {
-                let hosted = |n: &Arc<NodeClient>| {
-                    self.caches
-                        .read()
-                        .values()
-                        .filter(|c| c.pool.node().is_some_and(|p| p.addr() == n.addr()))
-                        .count()
-                };
-                let node = nodes
-                    .iter()
-                    .min_by_key(|n| hosted(n))
-                    .ok_or_else(|| RegistryError::Invalid("no nodes to place caches on".into()))?;
-                let request = crate::wire::Request::Host {
-                    cache: name.to_string(),
-                    partitions: self.initial_partitions.min(64) as u16,
-                    cluster_mode: mode,
-                };
-                // In the background, after whatever this node was told
-                // before (an Unhost of the same name), retried while the
-                // node cannot be reached; requests before it lands are
-                // answered `CLUSTERDOWN ... no cache`.
-                node.admin(request);
-                Ok(CachePool::remote(name, node.clone()))
+            Placement::Nodes(placer) => {
+                let entry = placer
+                    .place(name, self.initial_partitions, mode)
+                    .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+                let nodes = placer.directory();
+                Ok(CachePool::remote(name, nodes.client(entry), nodes.clone()))
             }
             Placement::Follow => Err(RegistryError::Invalid(
                 "this proxy follows control: create caches through control's API".into(),
@@ -628,24 +614,22 @@ impl Registry {
         !matches!(self.placement, Placement::Follow)
     }
 
-    /// The nodes caches are placed on (`stratus control`; none otherwise).
-    pub fn nodes(&self) -> &[Arc<NodeClient>] {
+    /// Where caches' partitions are placed (`stratus control`; none
+    /// otherwise).
+    pub fn placer(&self) -> Option<&Arc<Placer>> {
         match &self.placement {
-            Placement::Nodes(nodes) => nodes,
-            _ => &[],
+            Placement::Nodes(placer) => Some(placer),
+            _ => None,
         }
     }
 
-    /// Hosts `cache` again on its node (`stratus control`: a node that
-    /// restarted empty; its data is lost, the cache serves again).
+    /// Hosts `cache` again on its nodes (`stratus control`: a node that
+    /// restarted empty; its partitions' data is lost, the cache serves
+    /// again).
     pub fn rehost(&self, cache: &Cache) {
-        if let (Placement::Nodes(_), Some(node)) = (&self.placement, cache.pool.node()) {
-            tracing::warn!(cache = %cache.name, node = %node.addr(), "the node lost the cache: hosting it again, empty");
-            node.admin(crate::wire::Request::Host {
-                cache: cache.name.clone(),
-                partitions: self.initial_partitions.min(64) as u16,
-                cluster_mode: cache.pool.cluster_mode(),
-            });
+        if let Placement::Nodes(placer) = &self.placement {
+            tracing::warn!(cache = %cache.name, "a node lost the cache: sending its table again (its partitions there start empty)");
+            placer.rehost(&cache.name);
         }
     }
 
@@ -715,13 +699,9 @@ impl Registry {
 
     /// Makes this registry's caches those of `placed` (`stratus proxy`,
     /// from control's list): new ones appear (their pools on their node,
-    /// reached through `node`), changed tokens and limits apply, and caches
+    /// reached through `nodes`), changed tokens and limits apply, and caches
     /// no longer listed are forgotten.
-    pub fn follow(
-        &self,
-        placed: &[Placed],
-        mut node: impl FnMut(std::net::SocketAddr) -> Arc<NodeClient>,
-    ) -> Result<(), RegistryError> {
+    pub fn follow(&self, placed: &[Placed], nodes: &Arc<Nodes>) -> Result<(), RegistryError> {
         for p in placed {
             let hashes: Vec<[u8; 32]> = p
                 .token_hashes
@@ -750,7 +730,7 @@ impl Registry {
                         engine: p.engine.parse().map_err(RegistryError::Invalid)?,
                         item_size_max: Some(p.item_size_max),
                     };
-                    let pool = CachePool::remote(&p.name, node(p.node));
+                    let pool = CachePool::remote(&p.name, nodes.client(p.node), nodes.clone());
                     let mut caches = self.caches.write();
                     let cache = self.insert(&mut caches, req, Vec::new(), pool);
                     cache.incarnation.store(p.incarnation, Ordering::Relaxed);
@@ -1001,10 +981,8 @@ impl Registry {
         cache.pool.kill_scripts(true);
         cache.scripts.flush();
         cache.functions.flush();
-        if let (Placement::Nodes(_), Some(node)) = (&self.placement, cache.pool.node()) {
-            node.admin(crate::wire::Request::Unhost {
-                cache: cache.name.clone(),
-            });
+        if let Placement::Nodes(placer) = &self.placement {
+            placer.unhost(&cache.name);
         }
         if !cache.pool.try_flush() {
             let released = cache.clone();

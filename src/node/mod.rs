@@ -42,7 +42,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::cmd;
 use crate::partition::key_slot;
-use crate::pool::{CachePool, ExecOptions, NotRun, PartitionHandle};
+use crate::pool::{CachePool, ExecOptions, NotRun, PartitionHandle, transfer};
 use crate::resp::reply;
 use crate::wire::{self, Envelope, Request, Response};
 
@@ -207,7 +207,8 @@ impl Node {
             let Envelope { id, body } = request;
             // Admin requests run here, in the order they came (a Host after
             // an Unhost of the same name must not overtake it).
-            if let Some(done) = self.admin(&body) {
+            if is_admin(&body) {
+                let done = self.admin(body).await;
                 if tx.send(Envelope { id, body: done }).await.is_err() {
                     break Ok(());
                 }
@@ -243,19 +244,37 @@ impl Node {
         outcome
     }
 
-    /// Runs an admin request (Host, Unhost, Split, Merge) at once; `None`
-    /// for any other request.
-    fn admin(&self, request: &Request) -> Option<Response> {
-        Some(match request {
+    /// Runs an admin request ([`is_admin`]), before the connection reads
+    /// another.
+    async fn admin(&self, request: Request) -> Response {
+        if let Request::Import {
+            cache,
+            partition,
+            first,
+            last,
+            keys,
+        } = request
+        {
+            let pool = match self.cache(&cache) {
+                Ok(p) => p,
+                Err(failed) => return failed,
+            };
+            let now = crate::partition::now_ms();
+            return match pool.import(partition, first, last, keys, now).await {
+                Ok(epoch) => Response::Imported { epoch },
+                Err(why) => Response::Failed(why),
+            };
+        }
+        match &request {
             Request::Host {
                 cache,
                 partitions,
                 cluster_mode,
             } => {
                 if *partitions == 0 || *partitions > MAX_HOSTED_PARTITIONS {
-                    return Some(Response::Failed(format!(
+                    return Response::Failed(format!(
                         "ERR partitions must be 1 to {MAX_HOSTED_PARTITIONS}"
-                    )));
+                    ));
                 }
                 self.caches.write().entry(cache.clone()).or_insert_with(|| {
                     Arc::new(CachePool::with_mode(*partitions as usize, *cluster_mode))
@@ -288,8 +307,54 @@ impl Node {
                 },
                 Err(failed) => failed,
             },
-            _ => return None,
-        })
+            Request::Layout {
+                cache,
+                cluster_mode,
+                epoch,
+                me,
+                ranges,
+            } => {
+                let pool = self
+                    .caches
+                    .write()
+                    .entry(cache.clone())
+                    .or_insert_with(|| Arc::new(CachePool::hosting(*cluster_mode)))
+                    .clone();
+                let placed = ranges
+                    .iter()
+                    .map(|r| transfer::Placed {
+                        first: r.first,
+                        last: r.last,
+                        partition: r.partition,
+                        elsewhere: (r.node != *me).then(|| r.node.clone()),
+                    })
+                    .collect();
+                match pool.apply_layout(*epoch, placed) {
+                    Ok(()) => Response::Done,
+                    Err(why) => Response::Failed(why),
+                }
+            }
+            Request::Export {
+                cache,
+                partition,
+                max_bytes,
+            } => match self.cache(cache) {
+                Ok(pool) => {
+                    let now = crate::partition::now_ms();
+                    match pool.export_top(*partition, *max_bytes, now).await {
+                        Ok((first, last, epoch, keys)) => Response::Exported {
+                            first,
+                            last,
+                            epoch,
+                            keys,
+                        },
+                        Err(why) => Response::Failed(why),
+                    }
+                }
+                Err(failed) => failed,
+            },
+            _ => Response::Failed("ERR not an admin request".into()),
+        }
     }
 
     fn cache(&self, name: &str) -> Result<Arc<CachePool>, Response> {
@@ -346,7 +411,10 @@ impl Node {
             Request::Host { .. }
             | Request::Unhost { .. }
             | Request::Split { .. }
-            | Request::Merge { .. } => Response::Failed("ERR admin request out of order".into()),
+            | Request::Merge { .. }
+            | Request::Layout { .. }
+            | Request::Export { .. }
+            | Request::Import { .. } => Response::Failed("ERR admin request out of order".into()),
             Request::Routes { cache } => match self.cache(&cache) {
                 Ok(pool) => routes(&pool),
                 Err(failed) => failed,
@@ -559,9 +627,27 @@ fn routes(pool: &CachePool) -> Response {
                 first,
                 last,
                 partition: part.id(),
+                // Empty: on this node.
+                node: pool.home(part.id()).unwrap_or_default(),
             })
             .collect(),
     }
+}
+
+/// Requests that change what a node hosts: run by the connection in the
+/// order they came (a Host after an Unhost of the same name must not
+/// overtake it, nor a table the move it follows).
+fn is_admin(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Host { .. }
+            | Request::Unhost { .. }
+            | Request::Split { .. }
+            | Request::Merge { .. }
+            | Request::Layout { .. }
+            | Request::Export { .. }
+            | Request::Import { .. }
+    )
 }
 
 fn find(pool: &CachePool, partition: u64) -> Option<PartitionHandle> {
@@ -643,6 +729,32 @@ impl From<NotRun> for Response {
             NotRun::Busy => Response::Busy,
             NotRun::Unavailable(why) => Response::Failed(why),
         }
+    }
+}
+
+/// A process's connections to nodes, one per address (a proxy's, or
+/// control's), made on first use.
+pub struct Nodes {
+    key: Option<[u8; 32]>,
+    clients: Mutex<HashMap<std::net::SocketAddr, Arc<NodeClient>>>,
+}
+
+impl Nodes {
+    /// Connections that prove the deployment's shared `key`.
+    pub fn new(key: Option<[u8; 32]>) -> Arc<Nodes> {
+        Arc::new(Nodes {
+            key,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The connection to the node at `addr`.
+    pub fn client(&self, addr: std::net::SocketAddr) -> Arc<NodeClient> {
+        self.clients
+            .lock()
+            .entry(addr)
+            .or_insert_with(|| NodeClient::new(addr, self.key))
+            .clone()
     }
 }
 

@@ -68,6 +68,7 @@
 //!    gone) wakes the rest of it, so an element it was owed passes on.
 
 pub mod autoscaler;
+pub mod transfer;
 pub mod workers;
 
 use std::sync::Arc;
@@ -79,7 +80,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
-use crate::node::NodeClient;
+use crate::node::{NodeClient, Nodes};
 use crate::partition::keyspace::{Keys, ScanCursor};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{ClusterMode, Entry, Eviction, Keyspace, KeyspaceStats, SLOTS, key_slot};
@@ -728,6 +729,14 @@ impl PartitionHandle {
         }
     }
 
+    /// The node hosting a remote partition.
+    pub fn node(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            PartitionHandle::Local(_) => None,
+            PartitionHandle::Remote(r) => Some(r.node.addr()),
+        }
+    }
+
     /// The partition's figures: read now if its lock is free or held by a
     /// bounded command (waited for as an inline command waits: DBSIZE after
     /// a SET must count it), else, while slow work holds it, as they were
@@ -1081,8 +1090,15 @@ impl KeyEvents {
     }
 }
 
-/// How many times a command is re-routed after [`Moved`] before giving up.
-const MAX_REROUTES: usize = 8;
+/// How many times a command is re-routed after [`Moved`] before giving up
+/// (`TRYAGAIN`, as Redis Cluster answers during a resharding).
+const MAX_REROUTES: usize = 40;
+
+/// A remote partition refused slots and no newer table says where they
+/// are (a move between nodes is carrying them): the pause before the
+/// next try. With [`MAX_REROUTES`], a command waits up to 200 ms for a
+/// slot in transit.
+const IN_TRANSIT_PAUSE: Duration = Duration::from_millis(5);
 
 /// The reply of a batch that ran nothing.
 const NOTHING: Executed = Executed {
@@ -1215,7 +1231,21 @@ pub struct CachePool {
     scripts: Arc<Mutex<Vec<Arc<ScriptControl>>>>,
     /// For a pool whose partitions a node hosts: the cache's name there
     /// and the node (routes are refreshed from it).
-    origin: Option<(String, Arc<NodeClient>)>,
+    origin: Option<Origin>,
+    /// A node's partitions imported and not yet in a table
+    /// ([`transfer`]).
+    staged: Mutex<Vec<PartitionHandle>>,
+    /// Where the partitions this node does not have are, by id, as the
+    /// last table said ([`transfer`]).
+    homes: Mutex<std::collections::HashMap<u64, String>>,
+}
+
+/// Where a remote pool's partitions are: the cache's name on the nodes,
+/// the node first asked for its routes, and every node's connection.
+struct Origin {
+    cache: String,
+    entry: Arc<NodeClient>,
+    nodes: Arc<Nodes>,
 }
 
 /// What SCRIPT KILL or FUNCTION KILL found.
@@ -1310,19 +1340,22 @@ impl CachePool {
             slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
             scripts: Arc::default(),
             origin: None,
+            staged: Mutex::default(),
+            homes: Mutex::default(),
         }
     }
 
-    /// A proxy's pool for cache `cache` hosted on `node`, every partition
-    /// remote. Its routes are loaded on first use: until then one
-    /// placeholder partition (id 0, epoch 0) owns every slot, and the
-    /// node's `Moved` answer to it loads the real table ([`Self::load_routes`]).
-    pub fn remote(cache: &str, node: Arc<NodeClient>) -> CachePool {
+    /// A proxy's pool for cache `cache` whose partitions are on nodes,
+    /// first asking `entry` where (connections from `nodes`). Its routes
+    /// are loaded on first use: until then one placeholder partition (id
+    /// 0, epoch 0) on `entry` owns every slot, and the node's `Moved`
+    /// answer to it loads the real table ([`Self::load_routes`]).
+    pub fn remote(cache: &str, entry: Arc<NodeClient>, nodes: Arc<Nodes>) -> CachePool {
         let mut pool = CachePool::new(1);
         let placeholder = PartitionHandle::Remote(Arc::new(RemotePartition {
             id: 0,
             cache: cache.to_string(),
-            node: node.clone(),
+            node: entry.clone(),
             created: Instant::now(),
             last_stats: Mutex::new(PartitionStats {
                 last_slot: SLOTS - 1,
@@ -1333,24 +1366,37 @@ impl CachePool {
             epoch: 0,
             ranges: vec![(0, SLOTS - 1, placeholder)],
         };
-        pool.origin = Some((cache.to_string(), node));
+        pool.origin = Some(Origin {
+            cache: cache.to_string(),
+            entry,
+            nodes,
+        });
         pool
     }
 
-    /// The node hosting this pool's partitions (a remote pool's).
+    /// The node first asked for this pool's routes (a remote pool's).
     pub fn node(&self) -> Option<&Arc<NodeClient>> {
-        self.origin.as_ref().map(|(_, node)| node)
+        self.origin.as_ref().map(|o| &o.entry)
     }
 
-    /// Loads the routing table from the node hosting this pool's
-    /// partitions (done when a partition there answers `Moved`);
-    /// partitions already known keep their handles.
+    /// Loads the routing table from the node first asked.
     pub async fn load_routes(&self) -> Result<(), String> {
-        let Some((cache, node)) = &self.origin else {
+        match &self.origin {
+            Some(o) => self.load_routes_from(&o.entry).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Loads the routing table from `node` (done when a partition there
+    /// answers `Moved`: it knows where its slots went); a table older than
+    /// this pool's is ignored, and partitions already known on the same
+    /// node keep their handles.
+    pub async fn load_routes_from(&self, node: &Arc<NodeClient>) -> Result<(), String> {
+        let Some(origin) = &self.origin else {
             return Ok(());
         };
         let request = wire::Request::Routes {
-            cache: cache.clone(),
+            cache: origin.cache.clone(),
         };
         let (epoch, ranges) = match node.call(request).await.map_err(|e| e.to_string())? {
             wire::Response::Routes { epoch, ranges } => (epoch, ranges),
@@ -1363,6 +1409,18 @@ impl CachePool {
         if !covered {
             return Err(format!("node {} sent routes with gaps", node.addr()));
         }
+        let mut homes = Vec::with_capacity(ranges.len());
+        for r in &ranges {
+            homes.push(if r.node.is_empty() {
+                node.clone()
+            } else {
+                let addr = r
+                    .node
+                    .parse()
+                    .map_err(|_| format!("node {} sent a bad address {}", node.addr(), r.node))?;
+                origin.nodes.client(addr)
+            });
+        }
         let mut table = self.routing.write();
         if epoch < table.epoch {
             // An older table than ours (answers overtook each other).
@@ -1371,24 +1429,27 @@ impl CachePool {
         let known: Vec<PartitionHandle> = table.ranges.iter().map(|(_, _, h)| h.clone()).collect();
         table.ranges = ranges
             .iter()
-            .map(|r| {
-                let handle = known
-                    .iter()
-                    .find(|h| h.id() == r.partition && h.in_process().is_none())
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        PartitionHandle::Remote(Arc::new(RemotePartition {
-                            id: r.partition,
-                            cache: cache.clone(),
-                            node: node.clone(),
-                            created: Instant::now(),
-                            last_stats: Mutex::new(PartitionStats {
-                                first_slot: r.first,
-                                last_slot: r.last,
-                                ..PartitionStats::default()
-                            }),
-                        }))
-                    });
+            .zip(homes)
+            .map(|(r, home)| {
+                let same = |h: &&PartitionHandle| match h {
+                    PartitionHandle::Remote(p) => {
+                        p.id == r.partition && p.node.addr() == home.addr()
+                    }
+                    PartitionHandle::Local(_) => false,
+                };
+                let handle = known.iter().find(same).cloned().unwrap_or_else(|| {
+                    PartitionHandle::Remote(Arc::new(RemotePartition {
+                        id: r.partition,
+                        cache: origin.cache.clone(),
+                        node: home,
+                        created: Instant::now(),
+                        last_stats: Mutex::new(PartitionStats {
+                            first_slot: r.first,
+                            last_slot: r.last,
+                            ..PartitionStats::default()
+                        }),
+                    }))
+                });
                 (r.first, r.last, handle)
             })
             .collect();
@@ -1899,7 +1960,15 @@ impl CachePool {
         {
             wire::Response::Busy => Err(NotRun::Busy),
             wire::Response::Moved { epoch } => {
-                self.load_routes().await.map_err(unavailable)?;
+                let before = self.epoch();
+                self.load_routes_from(&part.node)
+                    .await
+                    .map_err(unavailable)?;
+                if self.epoch() == before {
+                    // Slots in transit between nodes: no table says where
+                    // yet (the caller re-routes a bounded number of times).
+                    tokio::time::sleep(IN_TRANSIT_PAUSE).await;
+                }
                 Err(NotRun::Moved(Moved { epoch }))
             }
             wire::Response::Failed(why) => Err(NotRun::Unavailable(why)),

@@ -1,0 +1,616 @@
+//! Where `stratus control` puts caches' partitions, and how it moves them
+//! (DESIGN §13). Control owns each cache's routing table ([`Layout`]: slot
+//! range → partition → node, with an epoch); nodes apply the tables it
+//! sends ([`Request::Layout`]) and proxies read them from the nodes.
+//!
+//! - A new cache's partitions go to the nodes hosting the fewest, round
+//!   robin, never to a draining node.
+//! - A move ([`Placer::move_partition`]) carries a partition's slots from
+//!   its node to another in chunks of at most [`MOVE_CHUNK`] bytes: the
+//!   source exports its top slots (refusing them from then on), the
+//!   destination imports them into the new partition, and control sends
+//!   the new table to every node of the cache. At any instant at most
+//!   one node accepts writes for a slot; an import that fails gives the
+//!   slots back to the source.
+//! - A split ([`Placer::split`]) happens on the partition's node; the new
+//!   partition then moves to the least loaded node. A merge of partitions
+//!   on two nodes first moves the right one to the left one's node.
+//! - A drain ([`Placer::drain`]) moves every partition off a node and
+//!   keeps new ones away from it.
+//!
+//! Every change of one cache holds that cache's table lock from start to
+//! end: one change at a time per cache, each table newer than the last.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::node::{NodeClient, Nodes};
+use crate::partition::{ClusterMode, SLOTS};
+use crate::wire::{self, Request, Response};
+
+/// Bytes carried per step of a move: small steps keep each slot's time in
+/// transit (when no node serves it) to milliseconds.
+pub const MOVE_CHUNK: u64 = 256 * 1024;
+
+/// Tries of a step that a node refused because slow work held the
+/// partition, and the pause between them.
+const BUSY_TRIES: usize = 50;
+const BUSY_PAUSE: Duration = Duration::from_millis(100);
+
+/// One node control places partitions on.
+pub struct PlacedNode {
+    /// What the API names it by (`node-1`, ... in `--nodes` order).
+    pub id: String,
+    pub client: Arc<NodeClient>,
+    draining: AtomicBool,
+}
+
+impl PlacedNode {
+    pub fn addr(&self) -> SocketAddr {
+        self.client.addr()
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// A cache's routing table as control keeps it.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub mode: ClusterMode,
+    pub epoch: u64,
+    /// The next partition id to give.
+    pub next_id: u64,
+    /// The node proxies ask first for the table (the cache's first).
+    pub entry: SocketAddr,
+    /// Sorted by first slot; contiguous; covering every slot.
+    pub ranges: Vec<Part>,
+}
+
+/// One partition in a [`Layout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub first: u16,
+    pub last: u16,
+    pub id: u64,
+    pub node: SocketAddr,
+}
+
+impl Layout {
+    fn find(&self, id: u64) -> Option<usize> {
+        self.ranges.iter().position(|p| p.id == id)
+    }
+
+    /// Every node the table names, and the entry node.
+    fn nodes(&self) -> Vec<SocketAddr> {
+        let mut nodes: Vec<SocketAddr> = self.ranges.iter().map(|p| p.node).collect();
+        nodes.push(self.entry);
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    fn request(&self, cache: &str, me: SocketAddr) -> Request {
+        Request::Layout {
+            cache: cache.to_string(),
+            cluster_mode: self.mode,
+            epoch: self.epoch,
+            me: me.to_string(),
+            ranges: self
+                .ranges
+                .iter()
+                .map(|p| wire::Range {
+                    first: p.first,
+                    last: p.last,
+                    partition: p.id,
+                    node: p.node.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Why a placement change was refused or failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Control's nodes and every cache's table.
+pub struct Placer {
+    nodes: Vec<PlacedNode>,
+    directory: Arc<Nodes>,
+    layouts: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Layout>>>>,
+    /// Each cache's ranges as last sent to its nodes (what the API shows,
+    /// read without waiting for a change in progress).
+    snapshots: parking_lot::Mutex<HashMap<String, Vec<Part>>>,
+}
+
+impl Placer {
+    /// A placer over the nodes at `addrs`, connecting with the shared `key`.
+    pub fn new(addrs: &[SocketAddr], key: Option<[u8; 32]>) -> Placer {
+        let directory = Nodes::new(key);
+        let nodes = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| PlacedNode {
+                id: format!("node-{}", i + 1),
+                client: directory.client(*a),
+                draining: AtomicBool::new(false),
+            })
+            .collect();
+        Placer {
+            nodes,
+            directory,
+            layouts: parking_lot::Mutex::new(HashMap::new()),
+            snapshots: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn nodes(&self) -> &[PlacedNode] {
+        &self.nodes
+    }
+
+    pub fn directory(&self) -> &Arc<Nodes> {
+        &self.directory
+    }
+
+    /// The node named `id` (its id or its address).
+    pub fn node(&self, id: &str) -> Option<&PlacedNode> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id || n.addr().to_string() == id)
+    }
+
+    fn layout(&self, cache: &str) -> Option<Arc<tokio::sync::Mutex<Layout>>> {
+        self.layouts.lock().get(cache).cloned()
+    }
+
+    /// Every cache's partitions as last sent to the nodes: (cache,
+    /// partition, node).
+    pub fn partitions(&self) -> Vec<(String, u64, SocketAddr)> {
+        self.snapshots
+            .lock()
+            .iter()
+            .flat_map(|(name, parts)| parts.iter().map(|p| (name.clone(), p.id, p.node)))
+            .collect()
+    }
+
+    /// Partitions placed on each node now.
+    fn counts(&self) -> HashMap<SocketAddr, usize> {
+        let mut counts: HashMap<SocketAddr, usize> =
+            self.nodes.iter().map(|n| (n.addr(), 0)).collect();
+        for (_, _, node) in self.partitions() {
+            *counts.entry(node).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Nodes that take new partitions (up and not draining), least loaded
+    /// first.
+    fn open_nodes(&self) -> Vec<SocketAddr> {
+        let counts = self.counts();
+        let mut open: Vec<&PlacedNode> = self.nodes.iter().filter(|n| !n.draining()).collect();
+        open.sort_by_key(|n| (!n.client.up(), counts.get(&n.addr()).copied().unwrap_or(0)));
+        open.iter().map(|n| n.addr()).collect()
+    }
+
+    /// Places a new cache of `partitions` partitions over the open nodes
+    /// and tells them (in the background, in order with what each was told
+    /// before). Returns the node proxies ask first.
+    pub fn place(
+        &self,
+        cache: &str,
+        partitions: usize,
+        mode: ClusterMode,
+    ) -> Result<SocketAddr, PlaceError> {
+        let open = self.open_nodes();
+        if open.is_empty() {
+            return Err(PlaceError::Invalid("no nodes to place caches on".into()));
+        }
+        let n = match mode {
+            ClusterMode::Enabled => partitions.clamp(1, 64),
+            ClusterMode::Disabled => 1,
+        };
+        let ranges: Vec<Part> = (0..n)
+            .map(|i| Part {
+                first: (i * usize::from(SLOTS) / n) as u16,
+                last: ((i + 1) * usize::from(SLOTS) / n - 1) as u16,
+                id: i as u64 + 1,
+                node: open[i % open.len()],
+            })
+            .collect();
+        let layout = Layout {
+            mode,
+            epoch: 1,
+            next_id: n as u64 + 1,
+            entry: ranges[0].node,
+            ranges,
+        };
+        for addr in layout.nodes() {
+            self.directory
+                .client(addr)
+                .admin(layout.request(cache, addr));
+        }
+        let entry = layout.entry;
+        self.snapshots
+            .lock()
+            .insert(cache.to_string(), layout.ranges.clone());
+        self.layouts
+            .lock()
+            .insert(cache.to_string(), Arc::new(tokio::sync::Mutex::new(layout)));
+        Ok(entry)
+    }
+
+    /// Sends `cache`'s table again to every node it names (a node that
+    /// restarted empty gets empty partitions back: their data is lost).
+    pub fn rehost(&self, cache: &str) {
+        let Some(layout) = self.layout(cache) else {
+            return;
+        };
+        let cache = cache.to_string();
+        let directory = self.directory.clone();
+        tokio::spawn(async move {
+            let layout = layout.lock().await;
+            for addr in layout.nodes() {
+                directory.client(addr).admin(layout.request(&cache, addr));
+            }
+        });
+    }
+
+    /// Lets a deleted cache go on every node that has any of it.
+    pub fn unhost(&self, cache: &str) {
+        let Some(layout) = self.layouts.lock().remove(cache) else {
+            return;
+        };
+        self.snapshots.lock().remove(cache);
+        let cache = cache.to_string();
+        let directory = self.directory.clone();
+        tokio::spawn(async move {
+            let layout = layout.lock().await;
+            for addr in layout.nodes() {
+                directory.client(addr).admin(Request::Unhost {
+                    cache: cache.clone(),
+                });
+            }
+        });
+    }
+
+    /// Moves partition `id` of `cache` to node `to` (its id or address);
+    /// returns the partition's id there (a moved partition gets a new
+    /// one). Moving it to its own node does nothing.
+    pub async fn move_partition(&self, cache: &str, id: u64, to: &str) -> Result<u64, PlaceError> {
+        let to = self
+            .node(to)
+            .ok_or_else(|| PlaceError::NotFound(format!("no node {to}")))?
+            .addr();
+        let layout = self
+            .layout(cache)
+            .ok_or_else(|| PlaceError::NotFound(format!("cache {cache} is not on nodes")))?;
+        let mut layout = layout.lock().await;
+        self.move_locked(cache, &mut layout, id, to).await
+    }
+
+    async fn move_locked(
+        &self,
+        cache: &str,
+        layout: &mut Layout,
+        id: u64,
+        to: SocketAddr,
+    ) -> Result<u64, PlaceError> {
+        let at = layout
+            .find(id)
+            .ok_or_else(|| PlaceError::NotFound(format!("no partition {id} in cache {cache}")))?;
+        let from = layout.ranges[at].node;
+        if from == to {
+            return Ok(id);
+        }
+        // The destination learns the cache first (the table as it is).
+        self.send_layout(cache, layout, to).await?;
+        let new_id = layout.next_id;
+        layout.next_id += 1;
+        let chunk = match layout.mode {
+            ClusterMode::Enabled => MOVE_CHUNK,
+            // Keys of any slots go together: the partition moves whole.
+            ClusterMode::Disabled => u64::MAX,
+        };
+        let source = self.directory.client(from);
+        let target = self.directory.client(to);
+        loop {
+            let export = Request::Export {
+                cache: cache.to_string(),
+                partition: id,
+                max_bytes: chunk,
+            };
+            let (first, last, epoch, keys) = match retry_busy(&source, export).await? {
+                Response::Exported {
+                    first,
+                    last,
+                    epoch,
+                    keys,
+                } => (first, last, epoch, keys),
+                other => return Err(unexpected(&other)),
+            };
+            let import = |partition, keys| Request::Import {
+                cache: cache.to_string(),
+                partition,
+                first,
+                last,
+                keys,
+            };
+            let imported = match call(&target, import(new_id, keys.clone())).await {
+                Ok(Response::Imported { epoch }) => epoch,
+                failed => {
+                    // The slots go back where they were, and the source's
+                    // table is sent again so it serves them.
+                    let back = call(&source, import(id, keys)).await;
+                    layout.epoch = layout.epoch.max(epoch) + 1;
+                    let _ = self.send_layout(cache, layout, from).await;
+                    let why = match (failed, back) {
+                        (_, Ok(Response::Imported { .. })) => "the destination refused the slots",
+                        _ => {
+                            "the destination refused the slots and the source could not take them back: their keys are lost"
+                        }
+                    };
+                    tracing::warn!(%cache, partition = id, %to, "move stopped: {why}");
+                    return Err(PlaceError::Failed(format!(
+                        "move of partition {id} stopped: {why}"
+                    )));
+                }
+            };
+            // The table: the partition ends before the slots carried, the
+            // new one starts with them.
+            let at = layout
+                .find(id)
+                .ok_or_else(|| PlaceError::Failed("table lost a partition".into()))?;
+            let whole = layout.ranges[at].first == first;
+            match layout.find(new_id) {
+                Some(n) => layout.ranges[n].first = first,
+                None => layout.ranges.insert(
+                    at + 1,
+                    Part {
+                        first,
+                        last,
+                        id: new_id,
+                        node: to,
+                    },
+                ),
+            }
+            if whole {
+                layout.ranges.remove(at);
+            } else {
+                layout.ranges[at].last = first - 1;
+            }
+            layout.epoch = layout.epoch.max(epoch).max(imported) + 1;
+            self.publish(cache, layout, &[from]).await;
+            if whole {
+                return Ok(new_id);
+            }
+        }
+    }
+
+    /// Splits partition `id` of `cache` at slot `at` on its node; the new
+    /// partition then moves to the least loaded open node. Returns the new
+    /// partition's id.
+    pub async fn split(&self, cache: &str, id: u64, at: u16) -> Result<u64, PlaceError> {
+        let layout = self
+            .layout(cache)
+            .ok_or_else(|| PlaceError::NotFound(format!("cache {cache} is not on nodes")))?;
+        let mut layout = layout.lock().await;
+        let i = layout
+            .find(id)
+            .ok_or_else(|| PlaceError::NotFound(format!("no partition {id} in cache {cache}")))?;
+        let part = layout.ranges[i];
+        if at <= part.first || at > part.last {
+            return Err(PlaceError::Invalid(format!(
+                "slot {at} does not split {}..={}",
+                part.first, part.last
+            )));
+        }
+        let node = self.directory.client(part.node);
+        let request = Request::Split {
+            cache: cache.to_string(),
+            partition: id,
+            at,
+        };
+        let new_id = match retry_busy(&node, request).await? {
+            Response::Changed { partition } => partition,
+            other => return Err(unexpected(&other)),
+        };
+        let epoch = node_epoch(&node, cache).await?;
+        layout.next_id = layout.next_id.max(new_id + 1);
+        layout.ranges[i].last = at - 1;
+        layout.ranges.insert(
+            i + 1,
+            Part {
+                first: at,
+                last: part.last,
+                id: new_id,
+                node: part.node,
+            },
+        );
+        layout.epoch = layout.epoch.max(epoch) + 1;
+        self.publish(cache, &layout, &[]).await;
+        // New partitions go to the least loaded node.
+        let counts = self.counts();
+        let best = self
+            .open_nodes()
+            .into_iter()
+            .find(|n| self.nodes.iter().any(|p| p.addr() == *n && p.client.up()));
+        match best {
+            Some(to) if to != part.node && counts.get(&to) < counts.get(&part.node) => {
+                self.move_locked(cache, &mut layout, new_id, to).await
+            }
+            _ => Ok(new_id),
+        }
+    }
+
+    /// Merges partition `right` of `cache` into its left neighbour `left`
+    /// (moving it to `left`'s node first if it is elsewhere).
+    pub async fn merge(&self, cache: &str, left: u64, right: u64) -> Result<(), PlaceError> {
+        let layout = self
+            .layout(cache)
+            .ok_or_else(|| PlaceError::NotFound(format!("cache {cache} is not on nodes")))?;
+        let mut layout = layout.lock().await;
+        let (Some(l), Some(r)) = (layout.find(left), layout.find(right)) else {
+            return Err(PlaceError::NotFound(format!(
+                "no partitions {left} and {right} in cache {cache}"
+            )));
+        };
+        if r != l + 1 {
+            return Err(PlaceError::Invalid(format!(
+                "partitions {left} and {right} are not adjacent"
+            )));
+        }
+        let home = layout.ranges[l].node;
+        let right = self.move_locked(cache, &mut layout, right, home).await?;
+        let node = self.directory.client(home);
+        let request = Request::Merge {
+            cache: cache.to_string(),
+            left,
+            right,
+        };
+        match retry_busy(&node, request).await? {
+            Response::Changed { .. } => {}
+            other => return Err(unexpected(&other)),
+        }
+        let epoch = node_epoch(&node, cache).await?;
+        let (l, r) = (
+            layout
+                .find(left)
+                .ok_or_else(|| PlaceError::Failed("table lost a partition".into()))?,
+            layout
+                .find(right)
+                .ok_or_else(|| PlaceError::Failed("table lost a partition".into()))?,
+        );
+        layout.ranges[l].last = layout.ranges[r].last;
+        layout.ranges.remove(r);
+        layout.epoch = layout.epoch.max(epoch) + 1;
+        self.publish(cache, &layout, &[]).await;
+        Ok(())
+    }
+
+    /// Marks node `id` draining (nothing new goes there) and moves every
+    /// partition off it, one at a time, to the least loaded open nodes.
+    pub fn drain(self: &Arc<Self>, id: &str) -> Result<String, PlaceError> {
+        let node = self
+            .node(id)
+            .ok_or_else(|| PlaceError::NotFound(format!("no node {id}")))?;
+        if self
+            .nodes
+            .iter()
+            .all(|n| n.addr() == node.addr() || n.draining())
+        {
+            return Err(PlaceError::Invalid(format!(
+                "no other node takes {}'s partitions",
+                node.id
+            )));
+        }
+        node.draining.store(true, Ordering::Relaxed);
+        let (addr, name) = (node.addr(), node.id.clone());
+        let placer = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some((cache, part)) = placer
+                    .partitions()
+                    .into_iter()
+                    .find(|(_, _, n)| *n == addr)
+                    .map(|(c, p, _)| (c, p))
+                else {
+                    return;
+                };
+                let Some(to) = placer.open_nodes().first().copied() else {
+                    return;
+                };
+                let to = to.to_string();
+                if let Err(e) = placer.move_partition(&cache, part, &to).await {
+                    tracing::warn!(node = %name, %cache, partition = part, "drain: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+        Ok(node.id.clone())
+    }
+
+    /// Sends `layout` to node `addr`.
+    async fn send_layout(
+        &self,
+        cache: &str,
+        layout: &Layout,
+        addr: SocketAddr,
+    ) -> Result<(), PlaceError> {
+        match call(&self.directory.client(addr), layout.request(cache, addr)).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `layout` to every node of the cache and to `also`, and keeps
+    /// it as what the API shows; a node that cannot be reached gets it
+    /// when it comes back ([`Self::rehost`]).
+    async fn publish(&self, cache: &str, layout: &Layout, also: &[SocketAddr]) {
+        let mut nodes = layout.nodes();
+        nodes.extend_from_slice(also);
+        nodes.sort();
+        nodes.dedup();
+        for addr in nodes {
+            if let Err(e) = self.send_layout(cache, layout, addr).await {
+                tracing::warn!(%cache, node = %addr, "table not sent: {e}");
+            }
+        }
+        self.snapshots
+            .lock()
+            .insert(cache.to_string(), layout.ranges.clone());
+    }
+}
+
+async fn call(node: &NodeClient, request: Request) -> Result<Response, PlaceError> {
+    node.call(request)
+        .await
+        .map_err(|e| PlaceError::Failed(e.to_string()))
+}
+
+/// Sends `request`, again while the node answers that slow work holds the
+/// partition.
+async fn retry_busy(node: &NodeClient, request: Request) -> Result<Response, PlaceError> {
+    for _ in 0..BUSY_TRIES {
+        match call(node, request.clone()).await? {
+            Response::Failed(why) if why.ends_with("is busy") || why.ends_with("are busy") => {
+                tokio::time::sleep(BUSY_PAUSE).await;
+            }
+            Response::Failed(why) => return Err(PlaceError::Failed(why)),
+            other => return Ok(other),
+        }
+    }
+    Err(PlaceError::Failed(format!(
+        "node {} stayed busy",
+        node.addr()
+    )))
+}
+
+/// The routing epoch of `cache` on `node` now.
+async fn node_epoch(node: &NodeClient, cache: &str) -> Result<u64, PlaceError> {
+    let request = Request::Routes {
+        cache: cache.to_string(),
+    };
+    match call(node, request).await? {
+        Response::Routes { epoch, .. } => Ok(epoch),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(answer: &Response) -> PlaceError {
+    match answer {
+        Response::Failed(why) => PlaceError::Failed(why.clone()),
+        other => PlaceError::Failed(format!("unexpected answer {other:?}")),
+    }
+}
