@@ -47,6 +47,7 @@ use serde_json::{Value as Json, json};
 
 use super::placement::PlaceError;
 use super::registry::{Cache, NewCache, Registry, RegistryError, UsageLimits};
+use crate::pool::PartitionView;
 
 /// Longest description accepted.
 const MAX_DESCRIPTION: usize = 255;
@@ -295,7 +296,7 @@ pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> A
             Err(e) => e,
         },
         (&Method::GET, ["v1", "caches", name, "partitions"]) => match registry.get(name) {
-            Some(c) => ApiReply::ok(StatusCode::OK, partitions(&c)),
+            Some(c) => ApiReply::ok(StatusCode::OK, partitions(registry, &c)),
             None => RegistryError::NotFound(name.to_string()).into(),
         },
         (&Method::GET, ["v1", "caches", name, "usage"]) => match registry.get(name) {
@@ -579,27 +580,44 @@ pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
     body
 }
 
-/// The partition map of a cache, in slot order.
-pub fn partitions(cache: &Cache) -> Json {
-    let parts: Vec<Json> = cache
-        .pool
-        .partitions()
-        .iter()
-        .map(|p| {
-            let v = p.view();
-            json!({
-                "id": v.id,
-                "slots": {"first": v.stats.first_slot, "last": v.stats.last_slot},
-                "keys": v.stats.keys,
-                "bytes": v.stats.used_bytes,
-                "ecpu_per_second": v.ecpu_per_sec,
-                "age_seconds": v.age.as_secs(),
-                "last_change": {"kind": v.last_event.kind, "reason": v.last_event.reason, "at": rfc3339(v.last_event.at)},
-                "hot_slot": v.hot_slot,
-                "node": p.node().map(|n| n.to_string()),
-            })
+/// The partition map of a cache, in slot order. On `stratus control`, the
+/// ranges and nodes are control's table as last sent to the nodes, with
+/// the figures the nodes last reported.
+pub fn partitions(registry: &Registry, cache: &Cache) -> Json {
+    let view = |v: PartitionView, node: Option<String>| {
+        json!({
+            "id": v.id,
+            "slots": {"first": v.stats.first_slot, "last": v.stats.last_slot},
+            "keys": v.stats.keys,
+            "bytes": v.stats.used_bytes,
+            "ecpu_per_second": v.ecpu_per_sec,
+            "age_seconds": v.age.as_secs(),
+            "last_change": {"kind": v.last_event.kind, "reason": v.last_event.reason, "at": rfc3339(v.last_event.at)},
+            "hot_slot": v.hot_slot,
+            "node": node,
         })
-        .collect();
+    };
+    let parts: Vec<Json> = match registry.placer() {
+        Some(placer) => placer
+            .ranges(&cache.name)
+            .into_iter()
+            .map(|part| {
+                let mut v = match cache.pool.partition(part.id) {
+                    Some(h) => h.view(),
+                    None => PartitionView::placed(part.id),
+                };
+                // The table's range, whatever the figures last said.
+                (v.stats.first_slot, v.stats.last_slot) = (part.first, part.last);
+                view(v, Some(part.node.to_string()))
+            })
+            .collect(),
+        None => cache
+            .pool
+            .partitions()
+            .into_iter()
+            .map(|p| view(p.view(), p.node().map(|n| n.to_string())))
+            .collect(),
+    };
     json!({"name": cache.name, "epoch": cache.pool.epoch(), "partitions": parts})
 }
 

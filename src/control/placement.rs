@@ -185,6 +185,15 @@ impl Placer {
             .collect()
     }
 
+    /// `cache`'s ranges as last sent to its nodes, in slot order.
+    pub fn ranges(&self, cache: &str) -> Vec<Part> {
+        self.snapshots
+            .lock()
+            .get(cache)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Partitions placed on each node now.
     fn counts(&self) -> HashMap<SocketAddr, usize> {
         let mut counts: HashMap<SocketAddr, usize> =

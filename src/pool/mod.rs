@@ -836,6 +836,25 @@ pub struct PartitionView {
     pub hot_slot: Option<u16>,
 }
 
+impl PartitionView {
+    /// A partition known only by its id so far (placed by control, not yet
+    /// read from its node).
+    pub fn placed(id: u64) -> PartitionView {
+        PartitionView {
+            id,
+            stats: PartitionStats::default(),
+            ecpu_per_sec: 0.0,
+            age: std::time::Duration::ZERO,
+            last_event: RangeEvent {
+                kind: "created",
+                reason: "placed",
+                at: SystemTime::now(),
+            },
+            hot_slot: None,
+        }
+    }
+}
+
 /// Slot range → partition, with the epoch of the last change.
 struct RoutingTable {
     epoch: u64,
