@@ -80,8 +80,13 @@ pub enum Request {
         op: KeysOp,
     },
     /// WATCH: the node counts a watcher on each key (until `Unwatch`, or
-    /// this connection ends) and answers their versions.
-    Watch { cache: String, keys: Vec<Bytes> },
+    /// this connection ends) and answers their versions; `Moved` if
+    /// partition `partition`, whose keys they are, is not here.
+    Watch {
+        cache: String,
+        partition: u64,
+        keys: Vec<Bytes>,
+    },
     /// The watchers `Watch` counted go.
     Unwatch { cache: String, keys: Vec<Bytes> },
     /// A client about to block on `keys`: the node puts it in line on
@@ -89,6 +94,7 @@ pub enum Request {
     /// subscription and its place in line.
     Block {
         cache: String,
+        partition: u64,
         keys: Vec<Bytes>,
         takes: Option<Takes>,
     },
@@ -605,9 +611,10 @@ mod tests {
             (
                 Request::Watch {
                     cache: "c".into(),
+                    partition: 4,
                     keys: keys.clone(),
                 },
-                "07 0163 02016b016c",
+                "07 0163 04 02016b016c",
             ),
             (
                 Request::Unwatch {
@@ -619,10 +626,11 @@ mod tests {
             (
                 Request::Block {
                     cache: "c".into(),
+                    partition: 4,
                     keys,
                     takes: Some(Takes::ZSet),
                 },
-                "09 0163 02016b016c 0101",
+                "09 0163 04 02016b016c 0101",
             ),
             (
                 Request::Await {

@@ -368,7 +368,14 @@ impl Node {
     /// Runs one request of a connection that registered `interest`.
     async fn handle(&self, request: Request, interest: &Interest) -> Response {
         match request {
-            Request::Watch { cache, keys } => match self.cache(&cache) {
+            Request::Watch {
+                cache,
+                partition,
+                keys,
+            } => match self.cache(&cache) {
+                Ok(pool) if !pool.serves(partition, &keys) => Response::Moved {
+                    epoch: pool.epoch(),
+                },
                 Ok(pool) => Response::Versions(interest.watch(&pool, &cache, &keys)),
                 Err(failed) => failed,
             },
@@ -376,7 +383,15 @@ impl Node {
                 interest.unwatch(&cache, &keys);
                 Response::Done
             }
-            Request::Block { cache, keys, takes } => match self.cache(&cache) {
+            Request::Block {
+                cache,
+                partition,
+                keys,
+                takes,
+            } => match self.cache(&cache) {
+                Ok(pool) if !pool.serves(partition, &keys) => Response::Moved {
+                    epoch: pool.epoch(),
+                },
                 Ok(pool) => match interest.block(pool, keys, takes) {
                     Some((subscription, ticket)) => Response::Blocked {
                         subscription,

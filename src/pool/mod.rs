@@ -131,6 +131,8 @@ enum BlockedForm {
     },
     Remote {
         node: Arc<NodeClient>,
+        /// The partition whose keys it waits on, as routed then.
+        partition: u64,
         subscription: u64,
         /// What getting in line again takes (a node that lost the
         /// subscription with its connection).
@@ -169,6 +171,7 @@ impl Blocked {
                 subscription,
                 again,
                 waiting,
+                ..
             } => {
                 let call = waiting.get_or_insert_with(|| {
                     let node = node.clone();
@@ -1560,20 +1563,27 @@ impl CachePool {
     /// owning `slot`) where that partition is, and returns their versions
     /// for EXEC to check.
     pub async fn watch(&self, slot: u16, keys: &[Bytes]) -> Result<Vec<u64>, NotRun> {
-        let r = match self.route(slot) {
-            PartitionHandle::Local(_) => {
-                return Ok(keys.iter().map(|k| self.shared.events.watch(k)).collect());
+        let mut why = NotRun::Moved(Moved { epoch: 0 });
+        for _ in 0..MAX_REROUTES {
+            let r = match self.route(slot) {
+                PartitionHandle::Local(_) => {
+                    return Ok(keys.iter().map(|k| self.shared.events.watch(k)).collect());
+                }
+                PartitionHandle::Remote(r) => r,
+            };
+            let request = wire::Request::Watch {
+                cache: r.cache.clone(),
+                partition: r.id,
+                keys: keys.to_vec(),
+            };
+            match self.call_remote(&r, request).await {
+                Ok(wire::Response::Versions(v)) if v.len() == keys.len() => return Ok(v),
+                Ok(other) => return Err(unexpected(&other)),
+                Err(NotRun::Moved(m)) => why = NotRun::Moved(m),
+                Err(not_run) => return Err(not_run),
             }
-            PartitionHandle::Remote(r) => r,
-        };
-        let request = wire::Request::Watch {
-            cache: r.cache.clone(),
-            keys: keys.to_vec(),
-        };
-        match self.call_remote(&r, request).await? {
-            wire::Response::Versions(v) if v.len() == keys.len() => Ok(v),
-            other => Err(unexpected(&other)),
         }
+        Err(why)
     }
 
     /// The watchers [`Self::watch`] counted on `keys` go (a remote
@@ -1601,44 +1611,68 @@ impl CachePool {
         keys: &[Bytes],
         takes: Option<cmd::Takes>,
     ) -> Result<Blocked, NotRun> {
-        let r = match self.route(slot) {
-            PartitionHandle::Local(_) => {
-                let events = self.shared.events.clone();
-                let notify = Arc::new(tokio::sync::Notify::new());
-                let ticket = events.ticket();
-                for k in keys {
-                    events.subscribe(k, &notify, ticket, takes);
+        let mut why = NotRun::Moved(Moved { epoch: 0 });
+        for _ in 0..MAX_REROUTES {
+            let r = match self.route(slot) {
+                PartitionHandle::Local(_) => {
+                    let events = self.shared.events.clone();
+                    let notify = Arc::new(tokio::sync::Notify::new());
+                    let ticket = events.ticket();
+                    for k in keys {
+                        events.subscribe(k, &notify, ticket, takes);
+                    }
+                    return Ok(Blocked {
+                        ticket,
+                        form: BlockedForm::Local {
+                            events,
+                            keys: keys.to_vec(),
+                            notify,
+                        },
+                    });
                 }
-                return Ok(Blocked {
-                    ticket,
-                    form: BlockedForm::Local {
-                        events,
-                        keys: keys.to_vec(),
-                        notify,
-                    },
-                });
-            }
-            PartitionHandle::Remote(r) => r,
-        };
-        let request = wire::Request::Block {
-            cache: r.cache.clone(),
-            keys: keys.to_vec(),
-            takes,
-        };
-        match self.call_remote(&r, request.clone()).await? {
-            wire::Response::Blocked {
-                subscription,
-                ticket,
-            } => Ok(Blocked {
-                ticket,
-                form: BlockedForm::Remote {
-                    node: r.node.clone(),
+                PartitionHandle::Remote(r) => r,
+            };
+            let request = wire::Request::Block {
+                cache: r.cache.clone(),
+                partition: r.id,
+                keys: keys.to_vec(),
+                takes,
+            };
+            match self.call_remote(&r, request.clone()).await {
+                Ok(wire::Response::Blocked {
                     subscription,
-                    again: Box::new(request),
-                    waiting: None,
-                },
-            }),
-            other => Err(unexpected(&other)),
+                    ticket,
+                }) => {
+                    return Ok(Blocked {
+                        ticket,
+                        form: BlockedForm::Remote {
+                            node: r.node.clone(),
+                            partition: r.id,
+                            subscription,
+                            again: Box::new(request),
+                            waiting: None,
+                        },
+                    });
+                }
+                Ok(other) => return Err(unexpected(&other)),
+                Err(NotRun::Moved(m)) => why = NotRun::Moved(m),
+                Err(not_run) => return Err(not_run),
+            }
+        }
+        Err(why)
+    }
+
+    /// Whether `blocked` is in line where `slot`'s partition is now (a
+    /// client whose keys moved to another node gets in line there).
+    pub fn in_line_here(&self, blocked: &Blocked, slot: u16) -> bool {
+        match &blocked.form {
+            BlockedForm::Local { .. } => true,
+            BlockedForm::Remote {
+                node, partition, ..
+            } => {
+                let now = self.route(slot);
+                now.id() == *partition && now.node() == Some(node.addr())
+            }
         }
     }
 
@@ -1698,6 +1732,22 @@ impl CachePool {
     /// Every partition with its range, in slot order.
     pub fn ranges(&self) -> Vec<(u16, u16, PartitionHandle)> {
         self.routing.read().ranges.clone()
+    }
+
+    /// Whether partition `id` is in this process, serving, and owns the
+    /// slots of `keys` (a node checks what a proxy registers on keys).
+    pub fn serves(&self, id: u64, keys: &[Bytes]) -> bool {
+        let Some(part) = self.partition(id) else {
+            return false;
+        };
+        let Some(p) = part.in_process() else {
+            return false;
+        };
+        // Held by slow work: it serves (a move takes the lock to retire it).
+        let Some(st) = p.state.try_lock() else {
+            return true;
+        };
+        !st.retired && keys.iter().all(|k| st.ks.owns(key_slot(k)))
     }
 
     /// The partition with this id, if it is in the routing table.

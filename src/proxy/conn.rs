@@ -1188,6 +1188,12 @@ impl Connection<'_> {
                     break done;
                 }
             }
+            // Its keys moved to another node: in line there.
+            if !cache.pool.in_line_here(&blocked, slot)
+                && let Ok(again) = cache.pool.block(slot, &keys, cmd::takes(spec)).await
+            {
+                blocked = again;
+            }
             // Many wakes that found nothing: pace the retries (a safety net
             // against a writer that keeps touching the key without serving).
             empty_wakes += 1;

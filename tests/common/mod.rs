@@ -60,7 +60,8 @@ pub async fn start(mut config: ServeConfig) -> Running {
 }
 
 /// `STRATUS_TEST_CLUSTER=1`: the same server as three in-process nodes, a
-/// control placing the caches on them and a proxy in front — the command
+/// control placing the caches on them (at least three partitions each, one
+/// per node) and a proxy in front — the command
 /// suites then run through the data plane (the open `default` cache on a
 /// node; the HTTP port is the proxy's).
 async fn start_cluster(config: ServeConfig) -> Running {
@@ -75,6 +76,8 @@ async fn start_cluster(config: ServeConfig) -> Running {
     }
     let mut control = config.clone();
     control.token_key = Some(KEY.into());
+    // Every cache spread over the three nodes.
+    control.initial_partitions = control.initial_partitions.max(3);
     let control = stratus::server::start_control(stratus::config::ControlConfig {
         serve: control,
         nodes,
