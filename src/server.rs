@@ -548,8 +548,115 @@ async fn autoscale_cycle(
         states.retain(|name, _| caches.iter().any(|c| &c.name == name));
         for cache in caches {
             let state = states.remove(&cache.name).unwrap_or_default();
-            let next = autoscale(&cache, &thresholds, &state, secs);
+            let next = match registry.placer() {
+                Some(placer) => autoscale_placed(&cache, placer, &thresholds, &state).await,
+                None => autoscale(&cache, &thresholds, &state, secs),
+            };
             states.insert(cache.name.clone(), next);
+        }
+        if let Some(placer) = registry.placer() {
+            balance(&registry, placer, &thresholds).await;
+        }
+    }
+}
+
+/// One autoscaler tick for a cache whose partitions are on nodes (`stratus
+/// control`): the same rules on the figures the nodes last reported — by
+/// size only (a partition's load is seen by the proxies, not here), each
+/// partition's bytes taken as spread evenly over its slots — applied
+/// through the placer (a split's new partition goes to the least loaded
+/// node).
+async fn autoscale_placed(
+    cache: &Cache,
+    placer: &Placer,
+    thresholds: &Thresholds,
+    state: &autoscaler::State,
+) -> autoscaler::State {
+    if cache.pool.cluster_mode().spans_slots() {
+        return state.clone();
+    }
+    let obs: Vec<autoscaler::Observation> = placer
+        .ranges(&cache.name)
+        .into_iter()
+        .map(|part| {
+            let handle = cache.pool.partition(part.id);
+            let bytes = handle.as_ref().map_or(0, |h| h.stats().used_bytes as u64);
+            let slots = u64::from(part.last - part.first) + 1;
+            autoscaler::Observation {
+                id: part.id,
+                first_slot: part.first,
+                last_slot: part.last,
+                bytes,
+                slot_bytes: vec![bytes / slots; slots as usize],
+                slot_load: vec![0; slots as usize],
+                age_secs: handle.map_or(0, |h| h.age().as_secs()),
+            }
+        })
+        .collect();
+    let t = Thresholds {
+        // Load is not seen here: no load splits, and merges on size alone.
+        split_ecpu_per_sec: u64::MAX / 4,
+        min_partitions: 1,
+        ..*thresholds
+    };
+    let (decisions, next) = autoscaler::decide(&t, state, &obs);
+    for d in decisions {
+        let done = match d {
+            Decision::Split { id, at, .. } => placer.split(&cache.name, id, at).await.map(|_| ()),
+            Decision::Merge { left, right } => placer.merge(&cache.name, left, right).await,
+            Decision::HotSlot { .. } => Ok(()),
+        };
+        if let Err(e) = done {
+            tracing::warn!(cache = %cache.name, "autoscaler: {d:?} not done: {e}");
+        }
+    }
+    next
+}
+
+/// Control's balancing: when the node holding the most bytes holds more
+/// than twice the least loaded open node's plus a merge's worth, its
+/// smallest partition of at most half the gap moves there (one move a
+/// tick: each narrows the gap).
+async fn balance(registry: &Registry, placer: &Placer, thresholds: &Thresholds) {
+    let placed = placer.partitions();
+    let bytes_of = |cache: &str, id: u64| {
+        registry
+            .get(cache)
+            .and_then(|c| c.pool.partition(id))
+            .map_or(0, |h| h.stats().used_bytes as u64)
+    };
+    let mut per_node: HashMap<SocketAddr, u64> = placer
+        .nodes()
+        .iter()
+        .filter(|n| !n.draining() && n.client.up())
+        .map(|n| (n.addr(), 0))
+        .collect();
+    for (cache, id, node) in &placed {
+        if let Some(b) = per_node.get_mut(node) {
+            *b += bytes_of(cache, *id);
+        }
+    }
+    let (Some((&full, &most)), Some((&empty, &least))) = (
+        per_node.iter().max_by_key(|(_, b)| **b),
+        per_node.iter().min_by_key(|(_, b)| **b),
+    ) else {
+        return;
+    };
+    if most <= least * 2 + thresholds.merge_bytes {
+        return;
+    }
+    let gap = most - least;
+    let candidate = placed
+        .iter()
+        .filter(|(_, _, n)| *n == full)
+        .map(|(c, id, _)| (bytes_of(c, *id), c, *id))
+        .filter(|(b, _, _)| *b > 0 && *b <= gap / 2)
+        .min_by_key(|(b, _, _)| *b);
+    if let Some((_, cache, id)) = candidate {
+        let to = empty.to_string();
+        match placer.move_partition(cache, id, &to).await {
+            Ok(_) => tracing::info!(%cache, partition = id, %to, "balanced: partition moved"),
+            Err(e) => tracing::warn!(%cache, partition = id, "balance move not done: {e}"),
         }
     }
 }

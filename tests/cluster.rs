@@ -860,3 +860,30 @@ async fn no_acknowledged_write_is_lost_across_moves_splits_and_merges() {
         assert_eq!(got.as_deref(), Some(&big[..]), "big{i} lost");
     }
 }
+
+/// Control's autoscaler splits a cache on nodes as it grows, each new
+/// partition on the least loaded node, until the bytes spread over every
+/// node; nothing is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_cache_splits_and_spreads_over_the_nodes() {
+    let cluster =
+        Cluster::start_with(3, &["--split-bytes", "300000", "--merge-bytes", "1000"]).await;
+    let token = cluster.create("grows").await;
+    let mut c = cluster.client("grows", &token).await;
+    let value = "v".repeat(1000);
+    for i in 0..2000 {
+        let _: () = c.set(format!("key:{i}"), &value).await.unwrap();
+    }
+    eventually("the cache splits onto every node", || async {
+        let parts = partitions_of(&cluster.api, "grows").await;
+        let mut homes: Vec<String> = parts.iter().map(|p| p.3.clone()).collect();
+        homes.sort();
+        homes.dedup();
+        parts.len() >= 4 && homes.len() == 3
+    })
+    .await;
+    for i in 0..2000 {
+        let v: Option<String> = c.get(format!("key:{i}")).await.unwrap();
+        assert_eq!(v.as_deref(), Some(&value[..]), "key:{i}");
+    }
+}
