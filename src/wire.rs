@@ -146,6 +146,10 @@ pub enum Request {
         last: u16,
         keys: Vec<Carried>,
     },
+    /// SCRIPT KILL (`functions` false) or FUNCTION KILL: stops the
+    /// cache's running scripts of that kind on this node. Answered
+    /// [`Response::Killed`].
+    Kill { cache: String, functions: bool },
 }
 
 /// A key in transit between nodes: its value as a DUMP payload (the
@@ -241,7 +245,7 @@ pub struct Execute {
 /// The per-request settings a partition needs (the data-only part of the
 /// proxy's execution options; no clock: the partition's node stamps
 /// time, as its expiry cycle does).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Options {
     pub resp3: bool,
     pub max_value_len: u64,
@@ -260,6 +264,12 @@ pub struct Options {
     /// The cache's encoding thresholds (CONFIG SET hash-max-listpack-entries
     /// and the like: OBJECT ENCODING, approximate stream trims).
     pub encoding: crate::cmd::params::Encoding,
+    /// Longest a script of the batch may run, milliseconds.
+    pub script_time_limit_ms: u64,
+    /// The permissions of the user running a script, as ACL rules (what
+    /// the commands it calls are checked against); `None`: every command
+    /// and key.
+    pub rules: Option<Vec<String>>,
 }
 
 /// What a node answers.
@@ -308,6 +318,8 @@ pub enum Response {
     },
     /// A [`Request::Import`] done, at this routing epoch.
     Imported { epoch: u64 },
+    /// What a [`Request::Kill`] found.
+    Killed(crate::pool::KillOutcome),
 }
 
 /// One partition's slot range and where it is.
@@ -474,6 +486,8 @@ mod tests {
             retry: false,
             busy_threshold_ms: 5000,
             encoding: Default::default(),
+            script_time_limit_ms: 5000,
+            rules: None,
         }
     }
 
@@ -499,8 +513,10 @@ mod tests {
             // version 2; id 1; variant 2 (Execute); "c"; partition 2;
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
             // options: false, 512 MiB, u64::MAX, false, 7, None,
-            // false, 5000, the default encoding thresholds (bincode's variable-length integers: one byte
-            // below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8 bytes).
+            // false, 5000, the default encoding thresholds, a 5000 ms
+            // script limit, no rules (bincode's variable-length integers:
+            // one byte below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8
+            // bytes).
             "0002\
              01\
              02\
@@ -518,8 +534,10 @@ mod tests {
              00\
              00\
              fb8813\
-             fb0002 40 80 40 fb0002 64"
-                .replace(' ', "")
+             fb0002 40 80 40 fb0002 64\
+             fb8813\
+             00"
+            .replace(' ', "")
         );
         let host = Envelope {
             id: 300,
@@ -683,6 +701,13 @@ mod tests {
                 },
                 "11 0163 03 07 08 01 016b 00 0170",
             ),
+            (
+                Request::Kill {
+                    cache: "c".into(),
+                    functions: true,
+                },
+                "12 0163 01",
+            ),
         ] {
             assert_eq!(
                 payload(&Envelope { id: 2, body }),
@@ -797,6 +822,10 @@ mod tests {
                 "0002000f 07 08 09 01 016b fb2c01 0170",
             ),
             (Response::Imported { epoch: 9 }, "00020010 09"),
+            (
+                Response::Killed(crate::pool::KillOutcome::Unkillable),
+                "00020011 01",
+            ),
         ] {
             assert_eq!(
                 payload(&Envelope {

@@ -887,3 +887,150 @@ async fn a_growing_cache_splits_and_spreads_over_the_nodes() {
         assert_eq!(v.as_deref(), Some(&value[..]), "key:{i}");
     }
 }
+
+/// Lua through a proxy, on a cache spread over three nodes: EVAL and
+/// EVALSHA run where their slot's partition is, FCALL too; a script's
+/// keys must share a slot; SCRIPT KILL reaches a script running on a
+/// node, whose other clients meanwhile get BUSY; a script's PUBLISH is
+/// refused (no subscriber listens on a node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_run_on_the_nodes_of_their_keys() {
+    let cluster = Cluster::start_with(3, &["--initial-partitions", "3"]).await;
+    let token = cluster.create("lua").await;
+    let mut c = cluster.client("lua", &token).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg(100)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let parts = partitions_of(&cluster.api, "lua").await;
+    assert_eq!(parts.len(), 3);
+    // One key in each partition (so on each node).
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        let set: String = redis::cmd("EVAL")
+            .arg("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
+            .arg(1)
+            .arg(key)
+            .arg(format!("v-{key}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(set, format!("v-{key}"));
+        let got: String = c.get(key).await.unwrap();
+        assert_eq!(got, format!("v-{key}"));
+    }
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _: i64 = redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg("{n}count")
+            .arg(5)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let count: i64 = c.get("{n}count").await.unwrap();
+    assert_eq!(count, 15);
+    let cross: redis::RedisResult<()> = redis::cmd("EVAL")
+        .arg("return 1")
+        .arg(2)
+        .arg("a")
+        .arg("b")
+        .query_async(&mut c)
+        .await;
+    let cross = cross.unwrap_err().to_string();
+    assert!(
+        cross.contains("hash to the same slot"),
+        "keys of two slots: {cross}"
+    );
+    let published: redis::RedisResult<i64> = redis::cmd("EVAL")
+        .arg("return redis.call('PUBLISH', 'ch', 'm')")
+        .arg(0)
+        .query_async(&mut c)
+        .await;
+    assert!(published.is_err(), "{published:?}");
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=lib\nredis.register_function('twice', function(keys) return 2 * redis.call('GET', keys[1]) end)")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.set("{f}n", 21).await.unwrap();
+    let twice: i64 = redis::cmd("FCALL")
+        .arg("twice")
+        .arg(1)
+        .arg("{f}n")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(twice, 42);
+    // A read-only script that spins on the node of slot {s}: its
+    // partition's other clients get BUSY until SCRIPT KILL stops it.
+    let url = format!("redis://lua:{token}@{}/", cluster.resp());
+    let spinner = redis::Client::open(url.clone()).unwrap();
+    let mut runner = spinner.get_multiplexed_async_connection().await.unwrap();
+    let spin = tokio::spawn(async move {
+        let r: redis::RedisResult<()> = redis::cmd("EVAL")
+            .arg("local x = redis.call('GET', KEYS[1]) while true do end")
+            .arg(1)
+            .arg("{s}spin")
+            .query_async(&mut runner)
+            .await;
+        r
+    });
+    eventually("BUSY for the partition's other clients", || {
+        let mut c = c.clone();
+        async move {
+            let r: redis::RedisResult<Option<String>> = c.get("{s}other").await;
+            r.is_err_and(|e| e.to_string().contains("BUSY"))
+        }
+    })
+    .await;
+    let killed: String = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(killed, "OK");
+    let ended = spin.await.unwrap();
+    assert!(
+        ended.unwrap_err().to_string().contains("killed"),
+        "the script ends killed"
+    );
+    let after: Option<String> = c.get("{s}other").await.unwrap();
+    assert_eq!(after, None);
+    // A script runs with its caller's permissions, on the node too.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "reader", "on", ">pw", "~*", "+@read", "+eval"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let reader = redis::Client::open(format!("redis://lua.reader:pw@{}/", cluster.resp())).unwrap();
+    let mut reader = reader.get_multiplexed_async_connection().await.unwrap();
+    let read: String = redis::cmd("EVAL")
+        .arg("return redis.call('GET', KEYS[1])")
+        .arg(1)
+        .arg("a")
+        .query_async(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(read, "v-a");
+    let write: redis::RedisResult<()> = redis::cmd("EVAL")
+        .arg("return redis.call('SET', KEYS[1], 'x')")
+        .arg(1)
+        .arg("a")
+        .query_async(&mut reader)
+        .await;
+    let write = write.unwrap_err().to_string();
+    assert!(write.contains("can't run this command"), "{write}");
+    let still: String = c.get("a").await.unwrap();
+    assert_eq!(still, "v-a");
+}

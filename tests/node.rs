@@ -146,10 +146,10 @@ async fn a_pool_of_remote_partitions_runs_commands_on_a_node() {
     let replies: Vec<Reply> = done.into_iter().map(|e| e.reply).collect();
     assert_eq!(replies, [Reply::ok(), b("1")]);
 
-    // What a node does not run yet is a clear error, not a hang.
+    // A script runs on the node.
     assert_eq!(
-        run(&pool, &["EVAL", "return 1", "0"]).await,
-        Reply::err(reply::REMOTE_NOT_YET)
+        run(&pool, &["EVAL", "return 1 + 1", "0"]).await,
+        Reply::Int(2)
     );
 
     // The node keeps the figures: its partitions count the keys.
@@ -257,6 +257,8 @@ async fn a_node_refuses_what_it_cannot_run() {
                     retry: false,
                     busy_threshold_ms: 5000,
                     encoding: Default::default(),
+                    script_time_limit_ms: 5000,
+                    rules: None,
                 },
             })
         };

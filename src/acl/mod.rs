@@ -282,6 +282,30 @@ pub enum Denied {
     Channel(usize),
 }
 
+impl Denied {
+    /// The error a script gets for a call its user may not make.
+    pub fn in_script(&self) -> &'static str {
+        match self {
+            Denied::Command(_) => crate::resp::reply::SCRIPT_NOPERM_COMMAND,
+            Denied::Key(_) => crate::resp::reply::SCRIPT_NOPERM_KEY,
+            Denied::Channel(_) => crate::resp::reply::SCRIPT_NOPERM_CHANNEL,
+        }
+    }
+}
+
+/// The gate a script's calls pass: `access()` read at each call (the
+/// user's rules as they are then).
+pub fn script_gate(
+    access: impl Fn() -> Arc<Access> + Send + Sync + 'static,
+) -> crate::cmd::script::CommandGate {
+    let access = Arc::new(access);
+    let rules = access.clone();
+    crate::cmd::script::CommandGate {
+        check: Arc::new(move |spec, args| access().check(spec, args).err().map(|d| d.in_script())),
+        rules: Arc::new(move || rules().permission_rules()),
+    }
+}
+
 impl Access {
     /// Every permission, no password needed: a cache's default user.
     pub fn full() -> Access {
@@ -555,11 +579,31 @@ impl Access {
     /// The access string as `ACL LIST` shows it (passwords as `#<hash>` of
     /// Redis's unsalted form only; salted ones are not shown at all).
     pub fn describe(&self) -> String {
+        self.rules(true).join(" ")
+    }
+
+    /// What the user may run and touch, as rules (no passwords): applied
+    /// one by one to a fresh [`Access`] ([`Access::from_rules`]) they give
+    /// the same permissions.
+    pub fn permission_rules(&self) -> Vec<String> {
+        self.rules(false)
+    }
+
+    /// An access made of `rules` ([`Access::permission_rules`]).
+    pub fn from_rules(rules: &[String]) -> Result<Access, RuleError> {
+        let mut access = Access::default();
+        for r in rules {
+            access.apply_rule(r)?;
+        }
+        Ok(access)
+    }
+
+    fn rules(&self, passwords: bool) -> Vec<String> {
         let mut out = vec![if self.enabled { "on" } else { "off" }.to_string()];
         if self.nopass {
             out.push("nopass".into());
         }
-        for p in &self.passwords {
+        for p in self.passwords.iter().filter(|_| passwords) {
             if let Password::Sha256(h) = p {
                 out.push(format!("#{}", hex(h)));
             }
@@ -586,7 +630,7 @@ impl Access {
             out.push("-@all".into());
         }
         out.extend(self.commands.iter().map(CommandRule::describe));
-        out.join(" ")
+        out
     }
 
     /// How many passwords are set (the API shows the count, never them).

@@ -288,9 +288,15 @@ pub struct RunningFunction {
 /// runs the script: `Some(error)` refuses it (the proxy builds it from the
 /// user's access string; `cmd` knows nothing of users).
 #[derive(Clone)]
-pub struct CommandGate(pub Arc<GateFn>);
+pub struct CommandGate {
+    pub check: Arc<GateFn>,
+    /// The permissions as ACL rules, as they are now (what a node rebuilds
+    /// the gate from for a script it runs).
+    pub rules: Arc<RulesFn>,
+}
 
 type GateFn = dyn Fn(&crate::cmd::CommandSpec, &[Bytes]) -> Option<&'static str> + Send + Sync;
+type RulesFn = dyn Fn() -> Vec<String> + Send + Sync;
 
 impl std::fmt::Debug for CommandGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1016,7 +1022,7 @@ impl Caller<'_, '_> {
             return Err(reply::SCRIPT_WRONG_ARGS.into());
         }
         if let Some(gate) = self.ctx.script.as_ref().and_then(|c| c.gate.as_ref())
-            && let Some(denied) = (gate.0)(spec, argv)
+            && let Some(denied) = (gate.check)(spec, argv)
         {
             return Err(denied.into());
         }
@@ -1255,7 +1261,7 @@ fn acl_check_cmd(
         .try_borrow()
         .map_err(|_| mlua::Error::RecursiveMutCallback)?;
     let allowed = match caller.ctx.script.as_ref().and_then(|c| c.gate.as_ref()) {
-        Some(gate) => (gate.0)(spec, &argv).is_none(),
+        Some(gate) => (gate.check)(spec, &argv).is_none(),
         None => true,
     };
     Ok(Value::Boolean(allowed))

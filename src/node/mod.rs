@@ -419,6 +419,10 @@ impl Node {
                 interest.unblock(subscription);
                 Response::Done
             }
+            Request::Kill { cache, functions } => match self.cache(&cache) {
+                Ok(pool) => Response::Killed(pool.kill_here(functions)),
+                Err(failed) => failed,
+            },
             Request::Ping => Response::Done,
             // Only ever the first frame (phase 0).
             Request::Hello { .. } => Response::Failed("ERR Hello twice".into()),
@@ -682,9 +686,6 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         let Some(spec) = args.first().and_then(|name| cmd::table::lookup(name)) else {
             return Response::Failed(reply::node_unavailable("unknown command"));
         };
-        if spec.family == cmd::Family::Scripting {
-            return Response::Failed(reply::REMOTE_NOT_YET.into());
-        }
         // The node checks what it runs: a data command, whole, and (below)
         // the slots of its keys, whatever the proxy said.
         if !matches!(spec.exec, cmd::Exec::Data(_)) || !spec.arity_ok(args.len()) {
@@ -694,7 +695,16 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
     }
     let mut slots = batch.slots.clone();
     for (spec, args) in specs.iter().zip(&batch.commands) {
-        slots.extend(spec.key_positions(args).map(|i| key_slot(&args[i])));
+        // FCALL's last two arguments are the proxy's (the function's
+        // flags and library, its code), not the client's keys.
+        let client_args = match spec.name {
+            "fcall" | "fcall_ro" => &args[..args.len().saturating_sub(2)],
+            _ => &args[..],
+        };
+        slots.extend(
+            spec.key_positions(client_args)
+                .map(|i| key_slot(&client_args[i])),
+        );
     }
     slots.sort_unstable();
     slots.dedup();
@@ -709,6 +719,15 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         .map(|(k, v)| (k.to_vec().into_boxed_slice(), *v))
         .collect();
     let o = batch.options;
+    // A script's calls are checked against its user's rules.
+    let gate = match o.rules.as_deref().map(crate::acl::Access::from_rules) {
+        None => None,
+        Some(Ok(access)) => {
+            let access = Arc::new(access);
+            Some(crate::acl::script_gate(move || access.clone()))
+        }
+        Some(Err(e)) => return Response::Failed(format!("ERR bad rules in batch: {e}")),
+    };
     let opts = ExecOptions {
         resp3: o.resp3,
         max_value_len: usize::try_from(o.max_value_len).unwrap_or(usize::MAX),
@@ -719,6 +738,9 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         no_touch: o.no_touch,
         client: o.client,
         encoding: o.encoding,
+        script_time_limit: Duration::from_millis(o.script_time_limit_ms),
+        gate,
+        publishes: false,
         // The partition's node stamps time (TTLs, LRU clocks), as its
         // expiry cycle does: a proxy's skewed clock changes nothing.
         ..ExecOptions::new(crate::partition::now_ms())

@@ -663,6 +663,9 @@ pub struct ExecOptions {
     pub client: u64,
     /// For a script: counts what it calls in the cache's command stats.
     pub calls: Option<crate::cmd::script::CallRecorder>,
+    /// A script may PUBLISH: the pool's hub reaches the cache's
+    /// subscribers (false on a node, whose hub no client listens to).
+    pub publishes: bool,
 }
 
 impl ExecOptions {
@@ -683,6 +686,7 @@ impl ExecOptions {
             no_touch: false,
             client: 0,
             calls: None,
+            publishes: true,
         }
     }
 }
@@ -1271,7 +1275,7 @@ struct Origin {
 }
 
 /// What SCRIPT KILL or FUNCTION KILL found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KillOutcome {
     NotBusy,
     /// A running script has written: Redis will not kill it.
@@ -1897,14 +1901,7 @@ impl CachePool {
         let slots = slots.to_vec();
         let watched = watched.to_vec();
         let mut opts = opts.clone();
-        let function = cmds
-            .iter()
-            .find(|(spec, _)| spec.name.starts_with("fcall"))
-            .map(|(_, a)| cmd::script::RunningFunction {
-                name: a.get(1).cloned().unwrap_or_default(),
-                // Without what the proxy appended (flags and id, code).
-                command: a[..a.len().saturating_sub(2)].to_vec(),
-            });
+        let function = running_function(&cmds);
         let running = scripted.then(|| {
             let notifier = self.shared.notifier.clone();
             // MONITOR sees what the script calls, as `[0 lua]`.
@@ -1920,11 +1917,15 @@ impl CachePool {
                 monitor,
                 started: Some(Instant::now()),
                 function,
-                publisher: Some(cmd::script::Publisher(Arc::new(
-                    move |channel: &[u8], message: &[u8], shard: bool| {
-                        notifier.publish_message(channel, message, shard)
-                    },
-                ))),
+                // On a node no subscriber listens to the pool's hub: a
+                // script's PUBLISH is refused there.
+                publisher: opts.publishes.then(|| {
+                    cmd::script::Publisher(Arc::new(
+                        move |channel: &[u8], message: &[u8], shard: bool| {
+                            notifier.publish_message(channel, message, shard)
+                        },
+                    ))
+                }),
                 ..ScriptControl::default()
             });
             self.scripts.lock().push(control.clone());
@@ -1969,9 +1970,23 @@ impl CachePool {
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
     ) -> Result<Option<Vec<Executed>>, NotRun> {
-        if opts.script.is_some() {
-            return Err(NotRun::Unavailable(reply::REMOTE_NOT_YET.into()));
-        }
+        // A script runs on the node; here it is known to run (the kind of
+        // `BUSY` other clients get, `FUNCTION STATS`) until it answers.
+        let _running = cmds
+            .iter()
+            .any(|(s, _)| s.family == cmd::Family::Scripting)
+            .then(|| {
+                let control = Arc::new(ScriptControl {
+                    started: Some(Instant::now()),
+                    function: running_function(cmds),
+                    ..ScriptControl::default()
+                });
+                self.scripts.lock().push(control.clone());
+                RunningScript {
+                    list: self.scripts.clone(),
+                    control,
+                }
+            });
         let batch = wire::Execute {
             cache: part.cache.clone(),
             partition: part.id,
@@ -1992,6 +2007,13 @@ impl CachePool {
                 retry: opts.retry,
                 busy_threshold_ms: opts.busy_threshold.as_millis() as u64,
                 encoding: opts.encoding,
+                script_time_limit_ms: opts.script_time_limit.as_millis() as u64,
+                // Only a script calls commands the gate checks.
+                rules: opts
+                    .gate
+                    .as_ref()
+                    .filter(|_| cmds.iter().any(|(s, _)| s.family == cmd::Family::Scripting))
+                    .map(|g| (g.rules)()),
             },
         };
         match self
@@ -2289,7 +2311,41 @@ impl CachePool {
     /// SCRIPT KILL (`functions` false) or FUNCTION KILL (true): stops the
     /// cache's running scripts of that kind, unless one has written
     /// (Redis's `UNKILLABLE`).
-    pub fn kill_running(&self, functions: bool) -> KillOutcome {
+    pub async fn kill_running(&self, functions: bool) -> KillOutcome {
+        let Some(origin) = &self.origin else {
+            return self.kill_here(functions);
+        };
+        // Scripts run where their partitions are: every node is asked.
+        let mut nodes: Vec<Arc<NodeClient>> = Vec::new();
+        for part in self.partitions() {
+            if let PartitionHandle::Remote(r) = part
+                && !nodes.iter().any(|n| n.addr() == r.node.addr())
+            {
+                nodes.push(r.node.clone());
+            }
+        }
+        let mut found = Vec::new();
+        for node in nodes {
+            let request = wire::Request::Kill {
+                cache: origin.cache.clone(),
+                functions,
+            };
+            if let Ok(wire::Response::Killed(outcome)) = node.call(request).await {
+                found.push(outcome);
+            }
+        }
+        [
+            KillOutcome::Killed,
+            KillOutcome::Unkillable,
+            KillOutcome::OtherKind,
+        ]
+        .into_iter()
+        .find(|o| found.contains(o))
+        .unwrap_or(KillOutcome::NotBusy)
+    }
+
+    /// SCRIPT KILL or FUNCTION KILL of the scripts running in this process.
+    pub fn kill_here(&self, functions: bool) -> KillOutcome {
         let scripts = self.scripts.lock();
         if scripts.is_empty() {
             return KillOutcome::NotBusy;
@@ -2598,6 +2654,22 @@ impl CachePool {
         self.scaling.merges.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The function a batch calls (`FCALL`), as `FUNCTION STATS` shows it.
+fn running_function<A: AsRef<[Bytes]>>(
+    cmds: &[(&'static CommandSpec, A)],
+) -> Option<cmd::script::RunningFunction> {
+    cmds.iter()
+        .find(|(spec, _)| spec.name.starts_with("fcall"))
+        .map(|(_, a)| {
+            let a = a.as_ref();
+            cmd::script::RunningFunction {
+                name: a.get(1).cloned().unwrap_or_default(),
+                // Without what the proxy appended (flags and id, code).
+                command: a[..a.len().saturating_sub(2)].to_vec(),
+            }
+        })
 }
 
 /// Merges fanned-out replies (each with the key indexes it answers): per-key

@@ -995,6 +995,7 @@ impl Connection<'_> {
             no_touch: self.session.no_touch,
             client: self.session.id,
             calls: None,
+            publishes: true,
         }
     }
 

@@ -84,7 +84,7 @@ const SCRIPT_SUBS: &[(&str, i32)] = &[
 ];
 
 /// SCRIPT LOAD body | EXISTS sha... | FLUSH [ASYNC|SYNC] | KILL | HELP
-pub fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
+pub async fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
     match super::conn_cmds::subcommand("script", SCRIPT_SUBS, args)? {
         "load" => match cache.scripts.add(&args[2], Origin::Load) {
             Ok(sha) => Ok(Reply::bulk(sha)),
@@ -111,7 +111,7 @@ pub fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
             Ok(Reply::ok())
         }
         // Scripts also stop themselves at the time limit.
-        "kill" => match cache.pool.kill_running(false) {
+        "kill" => match cache.pool.kill_running(false).await {
             KillOutcome::NotBusy => Err(OpError::Static(reply::NOTBUSY)),
             KillOutcome::Unkillable => Err(OpError::Static(reply::UNKILLABLE)),
             KillOutcome::OtherKind => Err(OpError::Static(reply::BUSY_FUNCTION)),
@@ -366,7 +366,7 @@ pub async fn function(
                 ),
             ]))
         }
-        "kill" => match cache.pool.kill_running(true) {
+        "kill" => match cache.pool.kill_running(true).await {
             KillOutcome::NotBusy => Err(OpError::Static(reply::NOTBUSY)),
             KillOutcome::Unkillable => Err(OpError::Static(reply::UNKILLABLE)),
             KillOutcome::OtherKind => Err(OpError::Static(reply::BUSY)),

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::acl::{Denied, User};
+use crate::acl::User;
 use crate::cmd::CommandSpec;
 use crate::cmd::script::CommandGate;
 use crate::control::Cache;
 use crate::control::introspection::ClientHandle;
 use crate::partition::lazyfree;
-use crate::resp::{Protocol, Request, reply};
+use crate::resp::{Protocol, Request};
 
 use super::server::ProxyShared;
 
@@ -153,17 +153,10 @@ impl Session {
         if let Some(u) = &user {
             u.sessions.join(self.id, &self.handle.attention);
         }
-        self.gate = user.clone().map(|u| {
-            // The user's rules as they are when the script runs.
-            CommandGate(Arc::new(move |spec, args| {
-                match u.access().check(spec, args) {
-                    Ok(()) => None,
-                    Err(Denied::Command(_)) => Some(reply::SCRIPT_NOPERM_COMMAND),
-                    Err(Denied::Key(_)) => Some(reply::SCRIPT_NOPERM_KEY),
-                    Err(Denied::Channel(_)) => Some(reply::SCRIPT_NOPERM_CHANNEL),
-                }
-            }))
-        });
+        // The user's rules as they are when the script runs.
+        self.gate = user
+            .clone()
+            .map(|u| crate::acl::script_gate(move || u.access()));
         self.user = user;
     }
 
