@@ -49,15 +49,8 @@ pub const DEFAULT_MERGE_DELAY_SECS: u64 = 300;
 pub const DEFAULT_INITIAL_PARTITIONS: usize = 1;
 /// Seconds to wait for connections to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
-/// Longest a Lua script (EVAL) may run before it is stopped, milliseconds:
-/// Redis's busy-script threshold (`busy-reply-threshold`, 5 s).
-pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 = 5000;
-
-/// A command reaching a partition that a script has held this long is
-/// answered BUSY, milliseconds (Redis's `busy-reply-threshold`, there 5 s;
-/// lower here because scripts are stopped at `script-time-limit` anyway and
-/// waiting clients should learn why sooner).
-pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 1000;
+/// Script limits' defaults: scripting's own (its `cmd` module owns them).
+pub use crate::cmd::script::{DEFAULT_BUSY_THRESHOLD_MS, DEFAULT_SCRIPT_TIME_LIMIT_MS};
 /// Bytes of unparsed requests (and queued MULTI commands) one connection may
 /// buffer: Redis's `client-query-buffer-limit` (1 GiB; it must hold one
 /// request with a 512 MiB bulk string).

@@ -105,7 +105,7 @@ impl<'a> Ctx<'a> {
             resp3: false,
             max_value_len: 512 * 1024 * 1024,
             script_time_limit: std::time::Duration::from_millis(
-                crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
+                crate::cmd::script::DEFAULT_SCRIPT_TIME_LIMIT_MS,
             ),
             room: u64::MAX,
             script: None,

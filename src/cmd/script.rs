@@ -210,6 +210,16 @@ const COMPILED_CACHE: usize = 256;
 const REDIS_VERSION: &str = "7.0.15";
 const REDIS_VERSION_NUM: i64 = 0x07_00_0f;
 
+/// Longest a Lua script (EVAL) may run before it is stopped, milliseconds:
+/// Redis's busy-script threshold (`busy-reply-threshold`, 5 s).
+pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 = 5000;
+
+/// A command reaching a partition that a script has held this long is
+/// answered BUSY, milliseconds (Redis's `busy-reply-threshold`, there 5 s;
+/// lower here because scripts are stopped at `script-time-limit` anyway and
+/// waiting clients should learn why sooner).
+pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 1000;
+
 /// A running script's controls, shared between the thread that runs it and
 /// the proxy: `SCRIPT KILL` sets `kill` (the script stops at its next hook
 /// or pattern-matching step); the run sets `wrote` at its first write, after

@@ -261,9 +261,34 @@ pub struct CommandSpec {
     pub exec: Exec,
 }
 
+/// How the replies of a fanned-out command's sub-commands combine into
+/// its reply ([`flags::FANOUT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanIn {
+    /// One reply per key, reassembled in the keys' order (MGET).
+    PerKey,
+    /// Counts that add up (DEL, UNLINK, EXISTS, TOUCH).
+    Sum,
+    /// The same status from every part (MSET's OK).
+    Same,
+}
+
 impl CommandSpec {
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
+    }
+
+    /// How this command's replies combine when its keys are served by
+    /// several partitions; `None` for a command that is never fanned out.
+    pub fn fan_in(&self) -> Option<FanIn> {
+        if !self.has(flags::FANOUT) {
+            return None;
+        }
+        Some(match self.name {
+            "mget" => FanIn::PerKey,
+            "mset" => FanIn::Same,
+            _ => FanIn::Sum,
+        })
     }
 
     /// Whether the command may name keys (its table row gives a key

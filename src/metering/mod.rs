@@ -11,6 +11,7 @@
 
 pub mod cost;
 pub mod limiter;
+pub mod limits;
 pub mod shares;
 pub mod usage;
 

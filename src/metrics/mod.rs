@@ -26,7 +26,7 @@ use metrics_exporter_prometheus::{
 use metrics_util::MetricKindMask;
 
 use crate::cmd::Family;
-use crate::control::registry::UsageLimits;
+use crate::metering::limits::UsageLimits;
 use crate::metering::{Rejection, Usage};
 use crate::pool::{PartitionStats, ScalingCounters};
 

@@ -675,8 +675,10 @@ impl ExecOptions {
             now,
             resp3: false,
             max_value_len: 512 * 1024 * 1024,
-            script_time_limit: Duration::from_millis(crate::config::DEFAULT_SCRIPT_TIME_LIMIT_MS),
-            busy_threshold: Duration::from_millis(crate::config::DEFAULT_BUSY_THRESHOLD_MS),
+            script_time_limit: Duration::from_millis(
+                crate::cmd::script::DEFAULT_SCRIPT_TIME_LIMIT_MS,
+            ),
+            busy_threshold: Duration::from_millis(crate::cmd::script::DEFAULT_BUSY_THRESHOLD_MS),
             room: u64::MAX,
             script: None,
             gate: None,
@@ -1809,8 +1811,10 @@ impl CachePool {
         slot: u16,
         opts: &ExecOptions,
     ) -> Executed {
-        if spec.has(cmd::flags::FANOUT) && spec.key_positions(args).nth(1).is_some() {
-            return self.fan_out(spec, args, opts).await;
+        if let Some(how) = spec.fan_in()
+            && spec.key_positions(args).nth(1).is_some()
+        {
+            return self.fan_out(spec, how, args, opts).await;
         }
         for _ in 0..MAX_REROUTES {
             let part = self.route(slot);
@@ -2107,6 +2111,7 @@ impl CachePool {
     async fn fan_out(
         &self,
         spec: &'static CommandSpec,
+        how: cmd::table::FanIn,
         args: &[Bytes],
         opts: &ExecOptions,
     ) -> Executed {
@@ -2127,18 +2132,10 @@ impl CachePool {
                 break;
             }
             // Group the pending keys by the partition owning them now.
-            let mut groups: Vec<(PartitionHandle, Vec<usize>, Vec<u16>)> = Vec::new();
-            for &k in &pending {
+            let groups = group_by_partition(&pending, |k| {
                 let slot = key_slot(&args[positions[k]]);
-                let part = self.route(slot);
-                match groups.iter_mut().find(|(p, _, _)| p.id() == part.id()) {
-                    Some((_, keys, slots)) => {
-                        keys.push(k);
-                        slots.push(slot);
-                    }
-                    None => groups.push((part, vec![k], vec![slot])),
-                }
-            }
+                (self.route(slot), slot)
+            });
             pending.clear();
             for (part, keys, slots) in groups {
                 let mut sub = Vec::with_capacity(1 + keys.len() * step);
@@ -2164,7 +2161,7 @@ impl CachePool {
             }
         }
         let reply = if pending.is_empty() {
-            merge(parts, positions.len())
+            merge(how, parts, positions.len())
         } else {
             Reply::err(reply::TRYAGAIN)
         };
@@ -2672,42 +2669,158 @@ fn running_function<A: AsRef<[Bytes]>>(
         })
 }
 
-/// Merges fanned-out replies (each with the key indexes it answers): per-key
-/// arrays are reassembled in key order (MGET), integers add up (DEL, EXISTS,
-/// TOUCH, UNLINK), anything else collapses to the first reply (MSET's OK);
-/// the first error wins.
-fn merge(parts: Vec<(Vec<usize>, Reply)>, keys: usize) -> Reply {
+/// Groups key indexes by the partition `locate` finds for each, with
+/// their slots, in the order partitions are first met.
+fn group_by_partition(
+    keys: &[usize],
+    mut locate: impl FnMut(usize) -> (PartitionHandle, u16),
+) -> Vec<(PartitionHandle, Vec<usize>, Vec<u16>)> {
+    let mut groups: Vec<(PartitionHandle, Vec<usize>, Vec<u16>)> = Vec::new();
+    for &k in keys {
+        let (part, slot) = locate(k);
+        match groups.iter_mut().find(|(p, _, _)| p.id() == part.id()) {
+            Some((_, keys, slots)) => {
+                keys.push(k);
+                slots.push(slot);
+            }
+            None => groups.push((part, vec![k], vec![slot])),
+        }
+    }
+    groups
+}
+
+/// Merges fanned-out replies (each with the key indexes it answers) as the
+/// command's [`cmd::table::FanIn`] says; the first error wins.
+fn merge(how: cmd::table::FanIn, parts: Vec<(Vec<usize>, Reply)>, keys: usize) -> Reply {
+    use cmd::table::FanIn;
     if let Some((_, e)) = parts.iter().find(|(_, r)| r.is_error()) {
         return e.clone();
     }
-    let per_key = parts
-        .iter()
-        .all(|(k, r)| matches!(r, Reply::Array(items) if items.len() == k.len()));
-    if per_key {
-        let mut out = vec![Reply::Nil; keys];
-        for (k, r) in parts {
-            if let Reply::Array(items) = r {
-                for (i, item) in k.into_iter().zip(items) {
-                    out[i] = item;
+    match how {
+        FanIn::PerKey => {
+            let mut out = vec![Reply::Nil; keys];
+            for (k, r) in parts {
+                if let Reply::Array(items) = r {
+                    for (i, item) in k.into_iter().zip(items) {
+                        out[i] = item;
+                    }
                 }
             }
+            Reply::Array(out)
         }
-        return Reply::Array(out);
-    }
-    if parts.iter().all(|(_, r)| matches!(r, Reply::Int(_))) {
-        return Reply::Int(
+        FanIn::Sum => Reply::Int(
             parts
                 .iter()
                 .map(|(_, r)| if let Reply::Int(n) = r { *n } else { 0 })
                 .sum(),
-        );
+        ),
+        FanIn::Same => parts.into_iter().next().map_or(Reply::Nil, |(_, r)| r),
     }
-    parts.into_iter().next().map_or(Reply::Nil, |(_, r)| r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn b(s: &str) -> Reply {
+        Reply::bulk_slice(s.as_bytes())
+    }
+
+    /// Fanned-out replies come back together as the command's kind says:
+    /// per-key replies in the keys' order whatever order the parts
+    /// arrived in, counts added, one status; the first error wins.
+    #[test]
+    fn fanned_out_replies_merge_by_the_commands_kind() {
+        use cmd::table::FanIn;
+        let parts = vec![
+            (vec![1, 3], Reply::Array(vec![b("b"), Reply::Nil])),
+            (vec![0, 2], Reply::Array(vec![b("a"), b("c")])),
+        ];
+        assert_eq!(
+            merge(FanIn::PerKey, parts, 4),
+            Reply::Array(vec![b("a"), b("b"), b("c"), Reply::Nil])
+        );
+        let counts = vec![(vec![0], Reply::Int(1)), (vec![1, 2], Reply::Int(2))];
+        assert_eq!(merge(FanIn::Sum, counts, 3), Reply::Int(3));
+        let oks = vec![(vec![0], Reply::ok()), (vec![1], Reply::ok())];
+        assert_eq!(merge(FanIn::Same, oks, 2), Reply::ok());
+        let failed = vec![
+            (vec![0], Reply::Int(1)),
+            (vec![1], Reply::err("WRONGTYPE x")),
+            (vec![2], Reply::err("ERR y")),
+        ];
+        assert_eq!(merge(FanIn::Sum, failed, 3), Reply::err("WRONGTYPE x"));
+        // The kind comes from the command table, not from the replies.
+        let spec = |name: &str| cmd::table::lookup(name.as_bytes()).expect(name);
+        assert_eq!(spec("mget").fan_in(), Some(FanIn::PerKey));
+        assert_eq!(spec("mset").fan_in(), Some(FanIn::Same));
+        assert_eq!(spec("del").fan_in(), Some(FanIn::Sum));
+        assert_eq!(spec("get").fan_in(), None);
+    }
+
+    /// Keys are grouped by the partition owning each, partitions in the
+    /// order first met, each key's slot kept with it.
+    #[test]
+    fn keys_group_by_their_partition() {
+        let pool = CachePool::new(2);
+        let keys: Vec<&[u8]> = vec![b"a", b"b", b"c", b"d", b"e"];
+        let groups = group_by_partition(&[0, 1, 2, 3, 4], |k| {
+            let slot = key_slot(keys[k]);
+            (pool.route(slot), slot)
+        });
+        let total: usize = groups.iter().map(|(_, k, _)| k.len()).sum();
+        assert_eq!(total, 5);
+        for (part, idx, slots) in &groups {
+            assert_eq!(idx.len(), slots.len());
+            for (k, slot) in idx.iter().zip(slots) {
+                assert_eq!(*slot, key_slot(keys[*k]));
+                assert_eq!(pool.route(*slot).id(), part.id());
+            }
+        }
+        let ids: Vec<u64> = groups.iter().map(|(p, _, _)| p.id()).collect();
+        assert_eq!(ids[0], pool.route(key_slot(b"a")).id(), "first met first");
+        assert!(ids.len() <= 2 && ids.windows(2).all(|w| w[0] != w[1]));
+    }
+
+    /// A command sent to a partition that no longer owns its slot (a
+    /// caller holding a stale table) is refused with the new epoch and
+    /// runs once re-routed; nothing ran in the stale partition.
+    #[tokio::test]
+    async fn a_stale_route_is_refused_then_rerouted() {
+        let pool = CachePool::new(1);
+        let key = Bytes::from_static(b"k");
+        let slot = key_slot(&key);
+        let set = cmd::table::lookup(b"set").unwrap();
+        let get = cmd::table::lookup(b"get").unwrap();
+        let opts = ExecOptions::new(crate::partition::now_ms());
+        let set_args = [
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            Bytes::from_static(b"v"),
+        ];
+        let done = pool.execute(set, &set_args, slot, &opts).await;
+        assert_eq!(done.reply, Reply::ok());
+        let stale = pool.route(slot);
+        let before = pool.epoch();
+        // Split so that the key's slot moves to the new partition.
+        let at = if slot == 0 { 1 } else { slot };
+        let new = pool.split(stale.id(), at, "size").expect("split");
+        assert!(pool.epoch() > before);
+        let get_args = [Bytes::from_static(b"GET"), key.clone()];
+        if slot != 0 {
+            match pool
+                .run_in(&stale, &[(get, &get_args)], &[slot], &[], &opts)
+                .await
+            {
+                Err(NotRun::Moved(m)) => assert_eq!(m.epoch, pool.epoch()),
+                Err(other) => panic!("a stale route is refused with Moved: {other:?}"),
+                Ok(_) => panic!("a stale route is refused with Moved, it ran"),
+            }
+            assert_eq!(pool.route(slot).id(), new);
+        }
+        let done = pool.execute(get, &get_args, slot, &opts).await;
+        assert_eq!(done.reply, b("v"));
+    }
 
     /// A key watched again after all its watchers left gets a version
     /// never handed out before, and a write moves it on: a watcher whose

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
 use super::server::ProxyShared;
-use super::session::{ReplyMode, Session};
+use super::session::{Queueing, ReplyMode, Session};
 use super::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::acl;
 use crate::attention;
@@ -1056,21 +1056,15 @@ impl Connection<'_> {
         let Some(tx) = &mut self.session.multi else {
             return Outcome::nothing(Reply::err(reply::EXEC_WITHOUT_MULTI));
         };
-        let mut all = tx.slot.into_iter().chain(slots.iter().copied());
-        let first = all.next();
-        if let Some(first) = first
-            && all.any(|s| !mode.together(first, s))
-        {
-            tx.failed = true;
-            return Outcome::rejected(Reply::err(reply::CROSSSLOT), Rejection::CrossSlot);
+        match tx.admit(&slots, mode) {
+            Queueing::CrossSlot => {
+                return Outcome::rejected(Reply::err(reply::CROSSSLOT), Rejection::CrossSlot);
+            }
+            // A doomed transaction keeps answering QUEUED (as Redis) but
+            // stores nothing more: EXEC will only answer EXECABORT.
+            Queueing::Doomed => return Outcome::nothing(Reply::status(reply::QUEUED)),
+            Queueing::Take => {}
         }
-        // A doomed transaction keeps answering QUEUED (as Redis) but stores
-        // nothing more: EXEC will only answer EXECABORT.
-        if tx.failed {
-            return Outcome::nothing(Reply::status(reply::QUEUED));
-        }
-        tx.slot = first;
-        tx.keys += slots.len() as u64;
         tx.wire += req.wire_len as u64;
         // EVALSHA queues the script body it names (resolved now, as EVAL).
         let args = match &self.session.cache {

@@ -12,7 +12,7 @@ use crate::cmd::CommandSpec;
 use crate::cmd::script::CommandGate;
 use crate::control::Cache;
 use crate::control::introspection::ClientHandle;
-use crate::partition::lazyfree;
+use crate::partition::{ClusterMode, lazyfree};
 use crate::resp::{Protocol, Request};
 
 use super::server::ProxyShared;
@@ -99,6 +99,40 @@ pub struct Transaction {
     pub wire: u64,
     /// Memory the queue holds, bytes (counted with the query buffer).
     pub memory: u64,
+}
+
+/// Whether a command may join an open MULTI's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queueing {
+    /// Its keys are not in the transaction's slot: refused, and the
+    /// transaction is doomed.
+    CrossSlot,
+    /// The transaction is doomed already: answered QUEUED, not kept.
+    Doomed,
+    /// Kept (its slot and keys counted; the caller stores it).
+    Take,
+}
+
+impl Transaction {
+    /// Checks a command whose keys are in `slots`: every key of a
+    /// transaction shares one slot (unless `mode` lets any slots go
+    /// together), as it runs atomically in one partition.
+    pub fn admit(&mut self, slots: &[u16], mode: ClusterMode) -> Queueing {
+        let mut all = self.slot.into_iter().chain(slots.iter().copied());
+        let first = all.next();
+        if let Some(first) = first
+            && all.any(|s| !mode.together(first, s))
+        {
+            self.failed = true;
+            return Queueing::CrossSlot;
+        }
+        if self.failed {
+            return Queueing::Doomed;
+        }
+        self.slot = first;
+        self.keys += slots.len() as u64;
+        Queueing::Take
+    }
 }
 
 impl Drop for Transaction {
@@ -234,5 +268,37 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.unbind();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MULTI queueing: keys of one slot are kept and counted; a key of
+    /// another slot dooms the transaction, after which commands are
+    /// answered QUEUED and dropped; with cluster mode disabled any slots
+    /// go together; keyless commands join any transaction.
+    #[test]
+    fn a_transaction_queues_keys_of_one_slot() {
+        let mut tx = Transaction::default();
+        assert_eq!(tx.admit(&[], ClusterMode::Enabled), Queueing::Take);
+        assert_eq!(tx.slot, None);
+        assert_eq!(tx.admit(&[7, 7], ClusterMode::Enabled), Queueing::Take);
+        assert_eq!((tx.slot, tx.keys), (Some(7), 2));
+        assert_eq!(tx.admit(&[], ClusterMode::Enabled), Queueing::Take);
+        assert_eq!(tx.admit(&[8], ClusterMode::Enabled), Queueing::CrossSlot);
+        assert!(tx.failed);
+        assert_eq!(tx.admit(&[7], ClusterMode::Enabled), Queueing::Doomed);
+        assert_eq!(tx.keys, 2, "nothing counted once doomed");
+
+        let mut any = Transaction::default();
+        assert_eq!(any.admit(&[1], ClusterMode::Disabled), Queueing::Take);
+        assert_eq!(
+            any.admit(&[16000, 2], ClusterMode::Disabled),
+            Queueing::Take
+        );
+        assert_eq!(any.keys, 3);
+        assert!(!any.failed);
     }
 }
