@@ -14,7 +14,11 @@
 //!
 //! The node decides slot ownership: a batch for slots its partition no
 //! longer owns is answered [`Response::Moved`] with the partition's epoch,
-//! and the proxy asks for the routes again ([`Request::Routes`]).
+//! and the proxy asks for the routes again ([`Request::Routes`]): the
+//! cache's whole table as control last sent it ([`Request::Layout`]), each
+//! range with its node, so the answer says where the slots went. Moves
+//! between nodes run as admin requests ([`Request::Export`],
+//! [`Request::Import`]; see [`crate::pool::transfer`]).
 //!
 //! What a proxy registers on a node's keys — WATCH's watchers, blocked
 //! clients' places in line — belongs to its connection ([`Interest`]) and
@@ -23,10 +27,8 @@
 //! ([`Response::Versions`], [`Response::Woken`]), never through shared
 //! memory.
 //!
-//! Not yet here (issue "Beyond one machine"): scripts and functions
-//! through a proxy, keyspace notifications and client tracking of remote
-//! writes, moves between nodes, the node's own expiry and eviction cycles,
-//! and `stratus proxy`/`control`.
+//! Not yet here (issue "Beyond one machine"): keyspace notifications and
+//! client tracking of remote writes, a script's PUBLISH, eviction.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -4,8 +4,11 @@
 //! mechanics the autoscaler ([`autoscaler`]) decides on.
 //!
 //! The proxy path talks only to [`CachePool::execute`] and
-//! [`PartitionHandle`]: today every handle is local (a keyspace behind a mutex
-//! in this process); a remote form adds a transport behind the same methods.
+//! [`PartitionHandle`]: a handle is local (a keyspace behind a mutex in
+//! this process: `stratus serve`, and a node's own partitions) or remote
+//! (a partition on a `stratus node`, reached with [`crate::wire`]
+//! messages; each range of a proxy's table may be on another node). Slots
+//! moving between nodes: [`transfer`].
 //!
 //! Cluster mode ([`ClusterMode`], chosen per cache at creation): enabled, the
 //! pool splits and merges by slot and one command's keys must share a slot;
