@@ -352,11 +352,20 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
             () = shutdown.cancelled() => return,
         }
         for cache in registry.list() {
+            // Control: its own view follows the table it last sent.
+            if let Some(epoch) = registry.placer().and_then(|p| p.epoch(&cache.name))
+                && epoch > cache.pool.epoch()
+            {
+                let _ = cache.pool.load_routes().await;
+            }
             // A node that restarted lost its caches: control hosts them
             // again (empty) so they serve again.
             if !cache.pool.refresh_remote_stats().await {
                 registry.rehost(&cache);
             }
+        }
+        if let Some(placer) = registry.placer() {
+            placer.resend().await;
         }
         // Control: every node asked, so `GET /v1/nodes` shows which are up.
         for node in registry.placer().map_or(&[][..], |p| p.nodes()) {

@@ -622,3 +622,132 @@ async fn a_flush_before_the_routes_are_loaded_flushes() {
         .expect("flushed");
     assert_eq!(run(&writer, &["GET", "k"]).await, Reply::Nil);
 }
+
+/// The node's side of a move: slots a partition exports are refused from
+/// then on and held; a table that keeps them here gives them back (a move
+/// that failed loses nothing); a table that puts them on another node lets
+/// them go and names that node; a table that would leave a partition's
+/// slots nowhere is refused, its data kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_slots_are_held_until_a_table_says_where_they_are() {
+    let node = spawn_node().await;
+    let client = NodeClient::connect(node.addr).await.expect("connect");
+    let me = node.addr.to_string();
+    let table = |epoch: u64, ranges: Vec<(u16, u16, u64, &str)>| Request::Layout {
+        cache: "c".into(),
+        cluster_mode: stratus::partition::ClusterMode::Enabled,
+        epoch,
+        me: me.clone(),
+        ranges: ranges
+            .into_iter()
+            .map(|(first, last, partition, node)| wire::Range {
+                first,
+                last,
+                partition,
+                node: node.to_string(),
+            })
+            .collect(),
+    };
+    let whole = vec![(0, 16383, 1, me.as_str())];
+    assert_eq!(
+        client.call(table(1, whole.clone())).await.unwrap(),
+        Response::Done
+    );
+    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    for i in 0..500 {
+        assert_eq!(
+            run(&pool, &["SET", &format!("k{i}"), &format!("{i}")]).await,
+            Reply::ok()
+        );
+    }
+    let export = Request::Export {
+        cache: "c".into(),
+        partition: 1,
+        max_bytes: 4096,
+    };
+    let Response::Exported {
+        first, last, keys, ..
+    } = client.call(export.clone()).await.unwrap()
+    else {
+        panic!("exported");
+    };
+    assert_eq!(last, 16383);
+    assert!(
+        first > 0 && !keys.is_empty(),
+        "{first}..={last}: {} keys",
+        keys.len()
+    );
+    let moved = (0..500)
+        .map(|i| format!("k{i}"))
+        .find(|k| key_slot(k.as_bytes()) >= first)
+        .expect("a key in the exported slots");
+    // Refused while held: the proxy retries, then answers TRYAGAIN.
+    assert_eq!(
+        run(&pool, &["GET", &moved]).await,
+        Reply::err(reply::TRYAGAIN)
+    );
+    // The table as it was, newer: the slots come back.
+    assert_eq!(
+        client.call(table(10, whole.clone())).await.unwrap(),
+        Response::Done
+    );
+    for i in 0..500 {
+        assert_eq!(
+            run(&pool, &["GET", &format!("k{i}")]).await,
+            Reply::bulk(format!("{i}")),
+            "k{i}"
+        );
+    }
+    // Exported again, then placed on another node: they go from here.
+    let Response::Exported { first, .. } = client.call(export).await.unwrap() else {
+        panic!("exported");
+    };
+    let elsewhere = vec![
+        (0, first - 1, 1, me.as_str()),
+        (first, 16383, 2, "10.0.0.9:7379"),
+    ];
+    assert_eq!(
+        client.call(table(20, elsewhere)).await.unwrap(),
+        Response::Done
+    );
+    let Response::Routes { ranges, epoch } = client
+        .call(Request::Routes { cache: "c".into() })
+        .await
+        .unwrap()
+    else {
+        panic!("routes");
+    };
+    assert_eq!(ranges[1].node, "10.0.0.9:7379", "{epoch} {ranges:?}");
+    assert_eq!(ranges[1].partition, 2);
+    let Response::Stats(stats) = client
+        .call(Request::Stats {
+            cache: "c".into(),
+            partition: 1,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("stats");
+    };
+    let kept = (0..500)
+        .filter(|i| key_slot(format!("k{i}").as_bytes()) < first)
+        .count();
+    assert_eq!(stats.keys, kept as u64);
+    // A table that would leave partition 1's slots nowhere is refused.
+    let wrong = vec![(0, 16383, 3, "10.0.0.9:7379")];
+    assert!(matches!(
+        client.call(table(21, wrong)).await.unwrap(),
+        Response::Failed(_)
+    ));
+    let Response::Stats(after) = client
+        .call(Request::Stats {
+            cache: "c".into(),
+            partition: 1,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("stats");
+    };
+    assert_eq!(after.keys, kept as u64, "nothing lost to a refused table");
+}

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::node::{NodeClient, Nodes};
@@ -63,6 +63,9 @@ impl PlacedNode {
 pub struct Layout {
     pub mode: ClusterMode,
     pub epoch: u64,
+    /// Which cache of the name this is (a table of a deleted cache is
+    /// never changed again).
+    serial: u64,
     /// The next partition id to give.
     pub next_id: u64,
     /// The node proxies ask first for the table (the cache's first).
@@ -130,9 +133,17 @@ pub struct Placer {
     nodes: Vec<PlacedNode>,
     directory: Arc<Nodes>,
     layouts: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Layout>>>>,
-    /// Each cache's ranges as last sent to its nodes (what the API shows,
-    /// read without waiting for a change in progress).
-    snapshots: parking_lot::Mutex<HashMap<String, Vec<Part>>>,
+    /// Each cache's ranges as last sent to its nodes, with their epoch
+    /// (what the API shows, read without waiting for a change in
+    /// progress).
+    snapshots: parking_lot::Mutex<HashMap<String, (u64, Vec<Part>)>>,
+    /// The last epoch given to any table: every new table gets a higher
+    /// one, so a cache deleted and made again under its name has tables
+    /// newer than its predecessor's.
+    epochs: AtomicU64,
+    /// Tables a node did not get (cache, node): sent again each second
+    /// ([`Placer::resend`]).
+    unsent: parking_lot::Mutex<std::collections::HashSet<(String, SocketAddr)>>,
 }
 
 impl Placer {
@@ -153,6 +164,8 @@ impl Placer {
             directory,
             layouts: parking_lot::Mutex::new(HashMap::new()),
             snapshots: parking_lot::Mutex::new(HashMap::new()),
+            epochs: AtomicU64::new(0),
+            unsent: parking_lot::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -181,7 +194,7 @@ impl Placer {
         self.snapshots
             .lock()
             .iter()
-            .flat_map(|(name, parts)| parts.iter().map(|p| (name.clone(), p.id, p.node)))
+            .flat_map(|(name, (_, parts))| parts.iter().map(|p| (name.clone(), p.id, p.node)))
             .collect()
     }
 
@@ -190,8 +203,22 @@ impl Placer {
         self.snapshots
             .lock()
             .get(cache)
-            .cloned()
+            .map(|(_, parts)| parts.clone())
             .unwrap_or_default()
+    }
+
+    /// The epoch of `cache`'s table as last sent to its nodes.
+    pub fn epoch(&self, cache: &str) -> Option<u64> {
+        self.snapshots.lock().get(cache).map(|(epoch, _)| *epoch)
+    }
+
+    /// Gives `layout` a new epoch, above every table sent before and the
+    /// node epoch `seen`.
+    fn bump(&self, layout: &mut Layout, seen: u64) {
+        let floor = layout.epoch.max(seen);
+        let prev = self.epochs.fetch_max(floor, Ordering::AcqRel).max(floor);
+        layout.epoch = prev + 1;
+        self.epochs.fetch_max(layout.epoch, Ordering::AcqRel);
     }
 
     /// Partitions placed on each node now.
@@ -238,13 +265,16 @@ impl Placer {
                 node: open[i % open.len()],
             })
             .collect();
-        let layout = Layout {
+        let mut layout = Layout {
             mode,
-            epoch: 1,
+            epoch: 0,
+            serial: 0,
             next_id: n as u64 + 1,
             entry: ranges[0].node,
             ranges,
         };
+        self.bump(&mut layout, 0);
+        layout.serial = layout.epoch;
         for addr in layout.nodes() {
             self.directory
                 .client(addr)
@@ -253,7 +283,7 @@ impl Placer {
         let entry = layout.entry;
         self.snapshots
             .lock()
-            .insert(cache.to_string(), layout.ranges.clone());
+            .insert(cache.to_string(), (layout.epoch, layout.ranges.clone()));
         self.layouts
             .lock()
             .insert(cache.to_string(), Arc::new(tokio::sync::Mutex::new(layout)));
@@ -276,22 +306,53 @@ impl Placer {
         });
     }
 
-    /// Lets a deleted cache go on every node that has any of it.
+    /// Lets a deleted cache go on every node that has any of it, in order
+    /// with what each node was told before (a cache made again under the
+    /// name comes after); a change of it in progress stops at its next step.
     pub fn unhost(&self, cache: &str) {
-        let Some(layout) = self.layouts.lock().remove(cache) else {
+        self.layouts.lock().remove(cache);
+        let Some((_, parts)) = self.snapshots.lock().remove(cache) else {
             return;
         };
-        self.snapshots.lock().remove(cache);
-        let cache = cache.to_string();
-        let directory = self.directory.clone();
-        tokio::spawn(async move {
-            let layout = layout.lock().await;
-            for addr in layout.nodes() {
-                directory.client(addr).admin(Request::Unhost {
-                    cache: cache.clone(),
-                });
+        self.unsent.lock().retain(|(c, _)| c != cache);
+        let mut nodes: Vec<SocketAddr> = parts.iter().map(|p| p.node).collect();
+        nodes.extend(self.nodes.iter().map(|n| n.addr()));
+        nodes.sort();
+        nodes.dedup();
+        for addr in nodes {
+            self.directory.client(addr).admin(Request::Unhost {
+                cache: cache.to_string(),
+            });
+        }
+    }
+
+    /// Whether `layout` is still the table of `cache` (not deleted).
+    fn current(&self, cache: &str, layout: &Layout) -> bool {
+        self.snapshots.lock().contains_key(cache)
+            && self
+                .layouts
+                .lock()
+                .get(cache)
+                .is_some_and(|l| l.try_lock().map_or(true, |l| l.serial == layout.serial))
+    }
+
+    /// Sends the tables nodes missed again (each second, from control's
+    /// node cycle).
+    pub async fn resend(&self) {
+        let missed: Vec<(String, SocketAddr)> = self.unsent.lock().iter().cloned().collect();
+        for (cache, addr) in missed {
+            let Some(layout) = self.layout(&cache) else {
+                self.unsent.lock().remove(&(cache, addr));
+                continue;
+            };
+            // A change in progress sends its own tables.
+            let Ok(layout) = layout.try_lock() else {
+                continue;
+            };
+            if self.send_layout(&cache, &layout, addr).await.is_ok() {
+                self.unsent.lock().remove(&(cache, addr));
             }
-        });
+        }
     }
 
     /// Moves partition `id` of `cache` to node `to` (its id or address);
@@ -335,44 +396,57 @@ impl Placer {
         let source = self.directory.client(from);
         let target = self.directory.client(to);
         loop {
+            if !self.current(cache, layout) {
+                return Err(PlaceError::NotFound(format!("cache {cache} was deleted")));
+            }
             let export = Request::Export {
                 cache: cache.to_string(),
                 partition: id,
                 max_bytes: chunk,
             };
-            let (first, last, epoch, keys) = match retry_busy(&source, export).await? {
-                Response::Exported {
+            let exported = match retry_busy(&source, export).await {
+                Ok(Response::Exported {
                     first,
                     last,
                     epoch,
                     keys,
-                } => (first, last, epoch, keys),
-                other => return Err(unexpected(&other)),
+                }) => Ok((first, last, epoch, keys)),
+                Ok(other) => Err(unexpected(&other)),
+                Err(e) => Err(e),
             };
-            let import = |partition, keys| Request::Import {
+            let (first, last, epoch, keys) = match exported {
+                Ok(done) => done,
+                Err(e) => {
+                    // The source may have given the slots up and holds
+                    // them: the table as it was, newer, gives them back.
+                    self.bump(layout, 0);
+                    self.publish(cache, layout, &[from, to]).await;
+                    return Err(e);
+                }
+            };
+            let import = Request::Import {
                 cache: cache.to_string(),
-                partition,
+                partition: new_id,
                 first,
                 last,
                 keys,
             };
-            let imported = match call(&target, import(new_id, keys.clone())).await {
+            let imported = match retry_busy(&target, import).await {
                 Ok(Response::Imported { epoch }) => epoch,
                 failed => {
-                    // The slots go back where they were, and the source's
-                    // table is sent again so it serves them.
-                    let back = call(&source, import(id, keys)).await;
-                    layout.epoch = layout.epoch.max(epoch) + 1;
-                    let _ = self.send_layout(cache, layout, from).await;
-                    let why = match (failed, back) {
-                        (_, Ok(Response::Imported { .. })) => "the destination refused the slots",
-                        _ => {
-                            "the destination refused the slots and the source could not take them back: their keys are lost"
-                        }
+                    // The source holds the slots until a table says where
+                    // they are: the table as it was (newer) takes them
+                    // back there, and lets go of any copy the destination
+                    // made.
+                    self.bump(layout, epoch);
+                    self.publish(cache, layout, &[from, to]).await;
+                    let why = match failed {
+                        Ok(other) => unexpected(&other).to_string(),
+                        Err(e) => e.to_string(),
                     };
                     tracing::warn!(%cache, partition = id, %to, "move stopped: {why}");
                     return Err(PlaceError::Failed(format!(
-                        "move of partition {id} stopped: {why}"
+                        "move of partition {id} stopped, its slots stay where they were: {why}"
                     )));
                 }
             };
@@ -399,7 +473,7 @@ impl Placer {
             } else {
                 layout.ranges[at].last = first - 1;
             }
-            layout.epoch = layout.epoch.max(epoch).max(imported) + 1;
+            self.bump(layout, epoch.max(imported));
             self.publish(cache, layout, &[from]).await;
             if whole {
                 return Ok(new_id);
@@ -438,6 +512,7 @@ impl Placer {
         let epoch = node_epoch(&node, cache).await?;
         layout.next_id = layout.next_id.max(new_id + 1);
         layout.ranges[i].last = at - 1;
+        let seen = epoch;
         layout.ranges.insert(
             i + 1,
             Part {
@@ -447,7 +522,7 @@ impl Placer {
                 node: part.node,
             },
         );
-        layout.epoch = layout.epoch.max(epoch) + 1;
+        self.bump(&mut layout, seen);
         self.publish(cache, &layout, &[]).await;
         // New partitions go to the least loaded node.
         let counts = self.counts();
@@ -503,7 +578,7 @@ impl Placer {
         );
         layout.ranges[l].last = layout.ranges[r].last;
         layout.ranges.remove(r);
-        layout.epoch = layout.epoch.max(epoch) + 1;
+        self.bump(&mut layout, epoch);
         self.publish(cache, &layout, &[]).await;
         Ok(())
     }
@@ -564,21 +639,29 @@ impl Placer {
     }
 
     /// Sends `layout` to every node of the cache and to `also`, and keeps
-    /// it as what the API shows; a node that cannot be reached gets it
-    /// when it comes back ([`Self::rehost`]).
+    /// it as what the API shows; a node that did not get it gets it again
+    /// each second ([`Self::resend`]).
     async fn publish(&self, cache: &str, layout: &Layout, also: &[SocketAddr]) {
         let mut nodes = layout.nodes();
         nodes.extend_from_slice(also);
         nodes.sort();
         nodes.dedup();
         for addr in nodes {
-            if let Err(e) = self.send_layout(cache, layout, addr).await {
-                tracing::warn!(%cache, node = %addr, "table not sent: {e}");
+            match self.send_layout(cache, layout, addr).await {
+                Ok(()) => {
+                    self.unsent.lock().remove(&(cache.to_string(), addr));
+                }
+                Err(e) => {
+                    tracing::warn!(%cache, node = %addr, "table not sent (sent again each second): {e}");
+                    self.unsent.lock().insert((cache.to_string(), addr));
+                }
             }
         }
-        self.snapshots
-            .lock()
-            .insert(cache.to_string(), layout.ranges.clone());
+        if self.current(cache, layout) {
+            self.snapshots
+                .lock()
+                .insert(cache.to_string(), (layout.epoch, layout.ranges.clone()));
+        }
     }
 }
 

@@ -496,6 +496,11 @@ impl LocalPartition {
                 }
             }
             wire::KeysOp::Flush => {
+                // Its slots are elsewhere now (moved or merged away): the
+                // caller flushes where they are.
+                if st.retired {
+                    return Err(NotRun::Moved(Moved { epoch: st.epoch }));
+                }
                 self.events.flushing(&st.ks);
                 self.with_state(st, Keyspace::flush);
                 wire::KeysDone::Flushed
@@ -875,7 +880,6 @@ struct RoutingTable {
 }
 
 /// Keys of one cache that connections WATCH or block on.
-#[derive(Default)]
 pub struct KeyEvents {
     /// Keys with any interest: the request path skips all work when zero.
     registered: AtomicUsize,
@@ -884,6 +888,20 @@ pub struct KeyEvents {
     /// The last key version handed out.
     versions: AtomicU64,
     keys: Mutex<hashbrown::HashMap<Box<[u8]>, Interest>>,
+}
+
+impl Default for KeyEvents {
+    fn default() -> KeyEvents {
+        KeyEvents {
+            registered: AtomicUsize::new(0),
+            tickets: AtomicU64::new(0),
+            // A random start, far from wrapping: a version handed out by
+            // one process is (but for a 2^-63 chance) never handed out by
+            // another, so versions read on one node never match another's.
+            versions: AtomicU64::new(rand::random::<u64>() >> 2),
+            keys: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -914,6 +932,8 @@ impl KeyEvents {
     /// The next key version (unique in this pool; 0 is never one: it is
     /// what an unwatched key reads).
     fn next_version(&self) -> u64 {
+        // From a random start (see `Default`): versions of two nodes never
+        // meet, so an EXEC whose watched key moved to another node aborts.
         self.versions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -1266,6 +1286,9 @@ pub struct CachePool {
     /// A node's partitions imported and not yet in a table
     /// ([`transfer`]).
     staged: Mutex<Vec<PartitionHandle>>,
+    /// A node's slots given up in moves, until a table says where they
+    /// are ([`transfer`]).
+    held: Mutex<Vec<transfer::Held>>,
     /// Where the partitions this node does not have are, by id, as the
     /// last table said ([`transfer`]).
     homes: Mutex<std::collections::HashMap<u64, String>>,
@@ -1372,6 +1395,7 @@ impl CachePool {
             scripts: Arc::default(),
             origin: None,
             staged: Mutex::default(),
+            held: Mutex::default(),
             homes: Mutex::default(),
         }
     }

@@ -3,13 +3,17 @@
 //! 1. [`CachePool::export_top`]: under the source partition's lock, its top
 //!    slots leave whole (as a split moves them: O(slots)); from then on the
 //!    partition refuses them (`Moved`) and nobody on this node writes them;
-//!    off the lock, their keys are written out as DUMP payloads;
+//!    off the lock, their keys are written out as DUMP payloads, and the
+//!    slots are held here until a table says where they are: elsewhere
+//!    (they go) or still here (they come back: a move that failed);
 //! 2. [`CachePool::import`]: on the destination node the keys are restored
 //!    into a keyspace of those slots, which becomes a partition (staged
 //!    until the table names it) or extends one;
 //! 3. [`CachePool::apply_layout`]: every node of the cache installs
 //!    control's new table: its own partitions where the table puts them,
-//!    every other range refused and answered with the node that has it.
+//!    every other range refused and answered with the node that has it. A
+//!    table that disagrees with what a node holds is refused, never applied
+//!    by dropping data.
 //!
 //! Between 1 and 3 no node serves the slots in transit (a proxy retries
 //! them, then answers `TRYAGAIN`): at any instant at most one node accepts
@@ -30,6 +34,18 @@ use crate::wire;
 /// Largest decoded size of one carried value (its DUMP payload inflates
 /// at most to this).
 const MAX_CARRIED: usize = 1 << 30;
+
+/// Most bytes one step of a move carries (one slot or a cluster-mode
+/// disabled partition, which move whole, may not exceed it): a step is one
+/// frame, held in memory on both sides and in control.
+pub const MAX_STEP_BYTES: u64 = 256 << 20;
+
+/// Slots a partition gave up in a move, kept until a table says where
+/// they are ([`CachePool::apply_layout`]).
+pub struct Held {
+    partition: u64,
+    ks: Keyspace,
+}
 
 /// One range of a layout as this node applies it.
 pub struct Placed {
@@ -102,6 +118,11 @@ impl CachePool {
                 at -= 1;
                 taken += bytes[usize::from(at - first)] as u64;
             }
+            if taken > MAX_STEP_BYTES {
+                return Err(format!(
+                    "slots {at}..={last} of partition {id} hold {taken} bytes: more than a move step carries ({MAX_STEP_BYTES})"
+                ));
+            }
             let whole = at == first;
             let out = if whole {
                 p.with_state(&mut st, |ks| {
@@ -131,9 +152,16 @@ impl CachePool {
         // Blocked clients try again, and find their keys gone from here.
         p.events.touched_all();
         let (first, last) = (out.first_slot(), out.last_slot());
-        let keys = tokio::task::spawn_blocking(move || carry(&out, now))
-            .await
-            .map_err(|e| format!("export failed: {e}"))?;
+        let (out, keys) = tokio::task::spawn_blocking(move || {
+            let keys = carry(&out, now);
+            (out, keys)
+        })
+        .await
+        .map_err(|e| format!("export failed: {e}"))?;
+        self.held.lock().push(Held {
+            partition: id,
+            ks: out,
+        });
         Ok((first, last, epoch, keys))
     }
 
@@ -155,10 +183,20 @@ impl CachePool {
         let ks = tokio::task::spawn_blocking(move || restore(first, last, keys, now))
             .await
             .map_err(|e| format!("import failed: {e}"))??;
-        let live = self
+        let found = self
             .partition(id)
-            .or_else(|| self.staged.lock().iter().find(|h| h.id() == id).cloned())
-            .filter(|h| h.in_process().is_some_and(|p| !p.state.lock().retired));
+            .or_else(|| self.staged.lock().iter().find(|h| h.id() == id).cloned());
+        let mut live = None;
+        if let Some(p) = found.as_ref().and_then(|h| h.in_process()) {
+            // Never waiting for slow work on the partition: control retries.
+            let st = p
+                .state
+                .try_lock()
+                .ok_or(format!("partition {id} is busy"))?;
+            if !st.retired {
+                live = found.clone();
+            }
+        }
         let Some(handle) = live else {
             let epoch = self.epoch();
             let event = RangeEvent {
@@ -173,8 +211,11 @@ impl CachePool {
             self.staged.lock().push(handle);
             return Ok(epoch);
         };
-        let p = handle.in_process().expect("filtered to in-process");
-        let mut st = p.state.lock();
+        let p = handle.in_process().expect("found in-process");
+        let mut st = p
+            .state
+            .try_lock()
+            .ok_or(format!("partition {id} is busy"))?;
         if st.ks.last_slot().checked_add(1) == Some(first) {
             p.with_state(&mut st, |mine| mine.absorb(ks));
         } else if last.checked_add(1) == Some(st.ks.first_slot()) {
@@ -195,10 +236,17 @@ impl CachePool {
     }
 
     /// Step 3: installs control's table at `epoch` (older or equal tables
-    /// change nothing). Partitions here keep their data where the table
-    /// puts them with the same range; the table's ranges for this node
-    /// that have no partition here get an empty one (a node that
-    /// restarted); every other range is refused, answered with its node.
+    /// change nothing). First, slots this node holds from a move come back
+    /// to their partition if the table keeps them here, or go if it puts
+    /// them elsewhere. Then partitions here keep their data where the
+    /// table puts them; one that also holds slots below the table's range
+    /// (an import the table never took) lets those go — a copy: their
+    /// source still has them. The table's ranges for this node with no
+    /// partition here get an empty one (a node that restarted); every
+    /// other range is refused, answered with its node. A table that would
+    /// take from a partition here slots it does not say are elsewhere is
+    /// refused whole, as is one arriving while slow work holds a partition
+    /// (control sends it again).
     pub fn apply_layout(&self, epoch: u64, ranges: Vec<Placed>) -> Result<(), String> {
         let covered = ranges.first().is_some_and(|r| r.first == 0)
             && ranges
@@ -209,71 +257,135 @@ impl CachePool {
             return Err("a layout with gaps".into());
         }
         let mut staged = self.staged.lock();
+        let mut held = self.held.lock();
         let mut table = self.routing.write();
         if epoch <= table.epoch {
             return Ok(());
         }
+        // Every partition here, locked without waiting (never under the
+        // routing lock: slow work would stall the node).
+        let from_table = table
+            .ranges
+            .iter()
+            .filter(|(_, _, h)| h.in_process().is_some())
+            .count();
+        let locals: Vec<(PartitionHandle, Arc<super::LocalPartition>)> = table
+            .ranges
+            .iter()
+            .map(|(_, _, h)| h)
+            .chain(staged.iter())
+            .filter_map(|h| h.in_process().map(|p| (h.clone(), p.clone())))
+            .collect();
+        let mut guards = Vec::with_capacity(locals.len());
+        for (h, p) in &locals {
+            guards.push(
+                p.state
+                    .try_lock()
+                    .ok_or_else(|| format!("partition {} is busy", h.id()))?,
+            );
+        }
+        // 1. Held slots: back to their partition (the latest taken first:
+        //    each starts where the partition now ends) or gone.
+        while let Some(h) = held.pop() {
+            let (first, last) = (h.ks.first_slot(), h.ks.last_slot());
+            let home = ranges.iter().find(|r| r.first <= first && first <= r.last);
+            match home {
+                // Elsewhere now: the node that has them got them whole.
+                Some(r) if r.elsewhere.is_some() => continue,
+                Some(r) if r.partition == h.partition => {}
+                _ => {
+                    held.push(h);
+                    return Err(format!(
+                        "the table puts slots {first}..={last}, held here, in another partition"
+                    ));
+                }
+            }
+            let Some(i) = locals.iter().position(|(x, _)| x.id() == h.partition) else {
+                held.push(h);
+                return Err(format!(
+                    "slots {first}..={last} held for a partition not here"
+                ));
+            };
+            let (p, st) = (&locals[i].1, &mut guards[i]);
+            if st.retired {
+                st.retired = false;
+                p.with_state(st, |ks| *ks = h.ks);
+            } else if st.ks.last_slot().checked_add(1) == Some(first) {
+                p.with_state(st, |ks| ks.absorb(h.ks));
+            } else {
+                held.push(h);
+                return Err(format!(
+                    "slots {first}..={last} held do not fit their partition"
+                ));
+            }
+        }
+        // 2. The table's ranges.
         let mut new = Vec::with_capacity(ranges.len());
         let mut homes = std::collections::HashMap::new();
+        let mut kept = vec![false; locals.len()];
         for r in &ranges {
-            let handle = match &r.elsewhere {
-                Some(node) => {
-                    homes.insert(r.partition, node.clone());
-                    self.gone(r.partition, r.first, r.last, epoch)
+            if let Some(node) = &r.elsewhere {
+                homes.insert(r.partition, node.clone());
+                new.push((
+                    r.first,
+                    r.last,
+                    self.gone(r.partition, r.first, r.last, epoch),
+                ));
+                continue;
+            }
+            let found = (0..locals.len())
+                .find(|&i| locals[i].0.id() == r.partition && !guards[i].retired && !kept[i]);
+            let handle = match found {
+                Some(i) => {
+                    let (p, st) = (&locals[i].1, &mut guards[i]);
+                    let (first, last) = (st.ks.first_slot(), st.ks.last_slot());
+                    if last != r.last || first > r.first {
+                        return Err(format!(
+                            "partition {} holds {first}..={last}, the table says {}..={}",
+                            r.partition, r.first, r.last
+                        ));
+                    }
+                    if first < r.first {
+                        // Slots below it from an import the table never
+                        // took: a copy, its source has them.
+                        p.with_state(st, |ks| *ks = ks.split_off(r.first));
+                    }
+                    kept[i] = true;
+                    st.epoch = epoch;
+                    locals[i].0.clone()
                 }
                 None => {
-                    let mine = table
-                        .ranges
-                        .iter()
-                        .map(|(_, _, h)| h)
-                        .chain(staged.iter())
-                        .find(|h| {
-                            h.id() == r.partition
-                                && h.in_process().is_some_and(|p| {
-                                    let st = p.state.lock();
-                                    !st.retired
-                                        && st.ks.first_slot() == r.first
-                                        && st.ks.last_slot() == r.last
-                                })
-                        })
-                        .cloned();
-                    match mine {
-                        Some(h) => h,
-                        None => {
-                            let event = RangeEvent {
-                                kind: "created",
-                                reason: "placed",
-                                at: SystemTime::now(),
-                            };
-                            let ks = Keyspace::new(r.first, r.last);
-                            PartitionHandle::local(r.partition, ks, epoch, &self.shared, event)
-                        }
-                    }
+                    let event = RangeEvent {
+                        kind: "created",
+                        reason: "placed",
+                        at: SystemTime::now(),
+                    };
+                    let ks = Keyspace::new(r.first, r.last);
+                    PartitionHandle::local(r.partition, ks, epoch, &self.shared, event)
                 }
             };
             new.push((r.first, r.last, handle));
         }
-        // A partition of this node the table does not keep (an import
-        // that never got its table) lets its data go.
-        let kept = |p: &Arc<super::LocalPartition>| {
-            new.iter()
-                .any(|(_, _, n)| n.in_process().is_some_and(|q| Arc::ptr_eq(p, q)))
-        };
-        for h in table.ranges.iter().map(|(_, _, h)| h).chain(staged.iter()) {
-            if let Some(p) = h.in_process().filter(|p| !kept(p)) {
-                let mut st = p.state.lock();
-                if !st.retired {
-                    let first = st.ks.first_slot();
-                    p.with_state(&mut st, |ks| *ks = Keyspace::new(first, first));
-                    st.retired = true;
-                }
+        // 3. A live partition of the table that the new one does not keep
+        //    would lose its data: refused. Staged imports it does not
+        //    name are copies: they go.
+        for (i, st) in guards.iter_mut().enumerate() {
+            if kept[i] || st.retired {
+                continue;
             }
-        }
-        for (_, _, h) in &new {
-            if let Some(p) = h.in_process() {
-                p.state.lock().epoch = epoch;
+            if i < from_table {
+                return Err(format!(
+                    "the table leaves partition {} and its slots nowhere",
+                    locals[i].0.id()
+                ));
             }
+            let first = st.ks.first_slot();
+            locals[i]
+                .1
+                .with_state(st, |ks| *ks = Keyspace::new(first, first));
+            st.retired = true;
         }
+        drop(guards);
         let top = ranges.iter().map(|r| r.partition).max().unwrap_or(0);
         self.next_id.fetch_max(top + 1, Ordering::Relaxed);
         table.ranges = new;

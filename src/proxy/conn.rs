@@ -1179,7 +1179,11 @@ impl Connection<'_> {
                     ..opts.clone()
                 };
                 let done = cache.pool.execute(spec, &args, slot, &now).await;
-                if !matches!(done.reply, Reply::NilArray | Reply::Nil) {
+                // Keys in transit between nodes (`TRYAGAIN`): still
+                // blocked, in line again where they land.
+                let in_transit =
+                    matches!(&done.reply, Reply::Error(e) if e.starts_with(reply::TRYAGAIN));
+                if !matches!(done.reply, Reply::NilArray | Reply::Nil) && !in_transit {
                     break done;
                 }
             }
