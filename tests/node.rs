@@ -462,13 +462,13 @@ async fn watch_and_wake_ups_are_kept_where_the_partition_is() {
     assert_eq!(run(&pool, &["SET", "w", "theirs"]).await, Reply::ok());
     assert!(exec(v).await.is_none(), "a watched key written: aborted");
     assert_eq!(run(&pool, &["GET", "w"]).await, b("theirs"));
-    pool.unwatch(slot, key.to_vec());
+    pool.unwatch(key.to_vec());
     let [v] = pool.watch(slot, &key).await.expect("watched")[..] else {
         panic!("one version");
     };
     assert!(exec(v).await.is_some(), "nothing written: it runs");
     assert_eq!(run(&pool, &["GET", "w"]).await, b("mine"));
-    pool.unwatch(slot, key.to_vec());
+    pool.unwatch(key.to_vec());
 
     // A client blocked on a list is woken by a push from another client.
     let list = [Bytes::from_static(b"list")];

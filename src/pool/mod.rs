@@ -1622,16 +1622,27 @@ impl CachePool {
     /// The watchers [`Self::watch`] counted on `keys` go (a remote
     /// partition's node hears of it in the background; if it never does,
     /// it forgets them when the proxy's connection to it ends).
-    pub fn unwatch(&self, slot: u16, keys: Vec<Bytes>) {
-        match self.route(slot) {
-            PartitionHandle::Local(_) => keys.iter().for_each(|k| self.shared.events.unwatch(k)),
-            PartitionHandle::Remote(r) => {
-                let request = wire::Request::Unwatch {
-                    cache: r.cache.clone(),
-                    keys,
-                };
-                in_background(r.node.clone(), request);
+    pub fn unwatch(&self, keys: Vec<Bytes>) {
+        let Some(origin) = &self.origin else {
+            keys.iter().for_each(|k| self.shared.events.unwatch(k));
+            return;
+        };
+        // The keys may have moved since WATCH: every node of the cache
+        // hears it, and forgets only watchers this connection counted.
+        let mut nodes: Vec<Arc<NodeClient>> = Vec::new();
+        for part in self.partitions() {
+            if let PartitionHandle::Remote(r) = part
+                && !nodes.iter().any(|n| n.addr() == r.node.addr())
+            {
+                nodes.push(r.node.clone());
             }
+        }
+        for node in nodes {
+            let request = wire::Request::Unwatch {
+                cache: origin.cache.clone(),
+                keys: keys.clone(),
+            };
+            in_background(node, request);
         }
     }
 

@@ -242,12 +242,15 @@ impl Session {
 
     /// Forgets every WATCHed key.
     pub fn unwatch(&mut self) {
-        if let Some(cache) = &self.cache {
-            for w in self.watched.drain(..) {
-                cache
-                    .pool
-                    .unwatch(w.slot, vec![bytes::Bytes::from(w.key.into_vec())]);
-            }
+        if let Some(cache) = &self.cache
+            && !self.watched.is_empty()
+        {
+            let keys = self
+                .watched
+                .drain(..)
+                .map(|w| bytes::Bytes::from(w.key.into_vec()))
+                .collect();
+            cache.pool.unwatch(keys);
         }
         self.watched.clear();
         self.watched_keys.clear();
