@@ -367,6 +367,25 @@ impl Node {
         })
     }
 
+    /// The pool of `cache` if partition `partition` is here and serves
+    /// `keys` (what WATCH and blocked clients register on); else the
+    /// answer: `Moved`, or no such cache.
+    fn serving(
+        &self,
+        cache: &str,
+        partition: u64,
+        keys: &[Bytes],
+    ) -> Result<Arc<CachePool>, Response> {
+        let pool = self.cache(cache)?;
+        if pool.serves(partition, keys) {
+            Ok(pool)
+        } else {
+            Err(Response::Moved {
+                epoch: pool.epoch(),
+            })
+        }
+    }
+
     /// Runs one request of a connection that registered `interest`.
     async fn handle(&self, request: Request, interest: &Interest) -> Response {
         match request {
@@ -374,12 +393,9 @@ impl Node {
                 cache,
                 partition,
                 keys,
-            } => match self.cache(&cache) {
-                Ok(pool) if !pool.serves(partition, &keys) => Response::Moved {
-                    epoch: pool.epoch(),
-                },
+            } => match self.serving(&cache, partition, &keys) {
                 Ok(pool) => Response::Versions(interest.watch(&pool, &cache, &keys)),
-                Err(failed) => failed,
+                Err(refused) => refused,
             },
             Request::Unwatch { cache, keys } => {
                 interest.unwatch(&cache, &keys);
@@ -390,10 +406,7 @@ impl Node {
                 partition,
                 keys,
                 takes,
-            } => match self.cache(&cache) {
-                Ok(pool) if !pool.serves(partition, &keys) => Response::Moved {
-                    epoch: pool.epoch(),
-                },
+            } => match self.serving(&cache, partition, &keys) {
                 Ok(pool) => match interest.block(pool, keys, takes) {
                     Some((subscription, ticket)) => Response::Blocked {
                         subscription,
@@ -403,7 +416,7 @@ impl Node {
                         "too many blocked clients on this connection",
                     )),
                 },
-                Err(failed) => failed,
+                Err(refused) => refused,
             },
             Request::Await {
                 subscription,
