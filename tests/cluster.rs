@@ -1034,3 +1034,61 @@ async fn scripts_run_on_the_nodes_of_their_keys() {
     let still: String = c.get("a").await.unwrap();
     assert_eq!(still, "v-a");
 }
+
+/// A client blocked on a key that does not exist yet follows the key's
+/// partition when it moves to another node: a push there serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_follows_its_key_to_another_node() {
+    let cluster = Cluster::start_with(2, &["--initial-partitions", "2"]).await;
+    let token = cluster.create("queue").await;
+    let c = cluster.client("queue", &token).await;
+    let parts = partitions_of(&cluster.api, "queue").await;
+    let slot = u64::from(stratus::partition::key_slot(b"jobs"));
+    let (id, _, _, home) = parts
+        .iter()
+        .find(|p| p.1 <= slot && slot <= p.2)
+        .cloned()
+        .expect("the key's partition");
+    let nodes = nodes_of(&cluster.api).await;
+    let other = nodes.iter().find(|n| n.1 != home).expect("another node");
+    let url = format!("redis://queue:{token}@{}/", cluster.resp());
+    // A response timeout longer than the BLPOP's.
+    let mut waiter = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&redis_config())
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        let got: redis::RedisResult<Option<(String, String)>> = redis::cmd("BLPOP")
+            .arg("jobs")
+            .arg(20)
+            .query_async(&mut waiter)
+            .await;
+        got
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let moved = cluster
+        .api
+        .post(
+            &format!("/v1/caches/queue/partitions/{id}/move"),
+            &format!(r#"{{"node": "{}"}}"#, other.0),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    let after = partitions_of(&cluster.api, "queue").await;
+    assert!(
+        after
+            .iter()
+            .any(|p| p.1 <= slot && slot <= p.2 && p.3 == other.1),
+        "{after:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut c = c.clone();
+    let _: i64 = c.rpush("jobs", "job-1").await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("served within seconds, not at its timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Some(("jobs".to_string(), "job-1".to_string())));
+}

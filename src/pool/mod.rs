@@ -1129,6 +1129,22 @@ impl KeyEvents {
         }
     }
 
+    /// Every key of slots `first..=last` changed (they left this node in a
+    /// move): their watchers' versions move on and their blocked clients
+    /// wake (and get in line where the slots went) — keys that do not
+    /// exist yet too.
+    fn touched_slots(&self, first: u16, last: u16) {
+        if self.registered.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for (k, i) in self.keys.lock().iter_mut() {
+            if (first..=last).contains(&key_slot(k)) {
+                i.version = self.next_version();
+                i.waiters.iter().for_each(|w| w.notify.notify_one());
+            }
+        }
+    }
+
     /// Every key changed (a deleted cache).
     fn touched_all(&self) {
         if self.registered.load(Ordering::Relaxed) == 0 {

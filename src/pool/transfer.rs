@@ -17,8 +17,8 @@
 //!
 //! Between 1 and 3 no node serves the slots in transit (a proxy retries
 //! them, then answers `TRYAGAIN`): at any instant at most one node accepts
-//! writes for a slot. Blocked clients on keys that left are woken, so they
-//! try again where the keys went.
+//! writes for a slot. Blocked clients and watchers of the slots that left
+//! are woken, so they try again where the keys went.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -149,9 +149,10 @@ impl CachePool {
             }
             (out, table.epoch)
         };
-        // Blocked clients try again, and find their keys gone from here.
-        p.events.touched_all();
+        // Blocked clients of those slots try again, and find their keys
+        // gone from here.
         let (first, last) = (out.first_slot(), out.last_slot());
+        p.events.touched_slots(first, last);
         let (out, keys) = tokio::task::spawn_blocking(move || {
             let keys = carry(&out, now);
             (out, keys)
