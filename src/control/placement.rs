@@ -40,6 +40,9 @@ pub const MOVE_CHUNK: u64 = 256 * 1024;
 const BUSY_TRIES: usize = 50;
 const BUSY_PAUSE: Duration = Duration::from_millis(100);
 
+/// Tries a drain gives one partition's move before leaving it in place.
+const DRAIN_TRIES: usize = 3;
+
 /// One node control places partitions on.
 pub struct PlacedNode {
     /// What the API names it by (`node-1`, ... in `--nodes` order).
@@ -603,13 +606,23 @@ impl Placer {
         let (addr, name) = (node.addr(), node.id.clone());
         let placer = self.clone();
         tokio::spawn(async move {
+            // Partitions whose moves kept failing (a slot too big to carry,
+            // a destination refusing): left where they are, after a few tries.
+            let mut failures: HashMap<(String, u64), usize> = HashMap::new();
             loop {
-                let Some((cache, part)) = placer
+                let next = placer
                     .partitions()
                     .into_iter()
-                    .find(|(_, _, n)| *n == addr)
+                    .filter(|(c, p, n)| {
+                        *n == addr
+                            && failures.get(&(c.clone(), *p)).copied().unwrap_or(0) < DRAIN_TRIES
+                    })
                     .map(|(c, p, _)| (c, p))
-                else {
+                    .next();
+                let Some((cache, part)) = next else {
+                    if !failures.is_empty() {
+                        tracing::error!(node = %name, "drain stopped: {} partitions could not be moved off", failures.len());
+                    }
                     return;
                 };
                 let Some(to) = placer.open_nodes().first().copied() else {
@@ -618,6 +631,7 @@ impl Placer {
                 let to = to.to_string();
                 if let Err(e) = placer.move_partition(&cache, part, &to).await {
                     tracing::warn!(node = %name, %cache, partition = part, "drain: {e}");
+                    *failures.entry((cache, part)).or_default() += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
