@@ -749,60 +749,40 @@ pub async fn handle_placement(registry: &Registry, req: ApiRequest<'_>) -> Optio
     };
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Change {
-        node: Option<String>,
-        at: Option<u16>,
-        with: Option<u64>,
+    struct Move {
+        node: String,
     }
-    let change: Change = match serde_json::from_slice(req.body) {
-        Ok(c) => c,
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            return Some(ApiReply::error(ErrorCode::InvalidJson, e.to_string()));
-        }
-        Err(e) => return Some(ApiReply::error(ErrorCode::InvalidRequest, e.to_string())),
-    };
-    let missing = |field: &str| {
-        Some(ApiReply::error(
-            ErrorCode::InvalidRequest,
-            format!("{op} needs \"{field}\""),
-        ))
-    };
-    let done = match (op, change) {
-        (
-            "move",
-            Change {
-                node: Some(node),
-                at: None,
-                with: None,
-            },
-        ) => placer.move_partition(name, id, &node).await.map(
-            |moved| json!({"partition": moved, "node": placer.node(&node).map(|n| n.id.clone())}),
-        ),
-        (
-            "split",
-            Change {
-                at: Some(at),
-                node: None,
-                with: None,
-            },
-        ) => placer
-            .split(name, id, at)
-            .await
-            .map(|new| json!({"partition": id, "new_partition": new})),
-        (
-            "merge",
-            Change {
-                with: Some(right),
-                node: None,
-                at: None,
-            },
-        ) => placer
-            .merge(name, id, right)
-            .await
-            .map(|()| json!({"partition": id})),
-        ("move", _) => return missing("node"),
-        ("split", _) => return missing("at"),
-        _ => return missing("with"),
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Split {
+        at: u16,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Merge {
+        with: u64,
+    }
+    let done = match op {
+        "move" => match parse::<Move>(req.body) {
+            Ok(Move { node }) => placer.move_partition(name, id, &node).await.map(
+                |moved| json!({"partition": moved, "node": placer.node(&node).map(|n| n.id.clone())}),
+            ),
+            Err(bad) => return Some(bad),
+        },
+        "split" => match parse::<Split>(req.body) {
+            Ok(Split { at }) => placer
+                .split(name, id, at)
+                .await
+                .map(|new| json!({"partition": id, "new_partition": new})),
+            Err(bad) => return Some(bad),
+        },
+        _ => match parse::<Merge>(req.body) {
+            Ok(Merge { with }) => placer
+                .merge(name, id, with)
+                .await
+                .map(|()| json!({"partition": id})),
+            Err(bad) => return Some(bad),
+        },
     };
     if let Some(cache) = registry.get(name) {
         // What the API shows next: the table as the nodes have it now.

@@ -131,15 +131,32 @@ pub enum PlaceError {
     Failed(String),
 }
 
+/// A cache's table as last sent: which cache of the name, its epoch and
+/// ranges.
+struct Snapshot {
+    serial: u64,
+    epoch: u64,
+    parts: Vec<Part>,
+}
+
+impl Snapshot {
+    fn of(layout: &Layout) -> Snapshot {
+        Snapshot {
+            serial: layout.serial,
+            epoch: layout.epoch,
+            parts: layout.ranges.clone(),
+        }
+    }
+}
+
 /// Control's nodes and every cache's table.
 pub struct Placer {
     nodes: Vec<PlacedNode>,
     directory: Arc<Nodes>,
     layouts: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Layout>>>>,
-    /// Each cache's ranges as last sent to its nodes, with their epoch
-    /// (what the API shows, read without waiting for a change in
-    /// progress).
-    snapshots: parking_lot::Mutex<HashMap<String, (u64, Vec<Part>)>>,
+    /// Each cache's table as last sent to its nodes (what the API shows,
+    /// read without waiting for a change in progress).
+    snapshots: parking_lot::Mutex<HashMap<String, Snapshot>>,
     /// The last epoch given to any table: every new table gets a higher
     /// one, so a cache deleted and made again under its name has tables
     /// newer than its predecessor's.
@@ -197,7 +214,7 @@ impl Placer {
         self.snapshots
             .lock()
             .iter()
-            .flat_map(|(name, (_, parts))| parts.iter().map(|p| (name.clone(), p.id, p.node)))
+            .flat_map(|(name, s)| s.parts.iter().map(|p| (name.clone(), p.id, p.node)))
             .collect()
     }
 
@@ -206,22 +223,25 @@ impl Placer {
         self.snapshots
             .lock()
             .get(cache)
-            .map(|(_, parts)| parts.clone())
+            .map(|s| s.parts.clone())
             .unwrap_or_default()
     }
 
     /// The epoch of `cache`'s table as last sent to its nodes.
     pub fn epoch(&self, cache: &str) -> Option<u64> {
-        self.snapshots.lock().get(cache).map(|(epoch, _)| *epoch)
+        self.snapshots.lock().get(cache).map(|s| s.epoch)
     }
 
     /// Gives `layout` a new epoch, above every table sent before and the
     /// node epoch `seen`.
     fn bump(&self, layout: &mut Layout, seen: u64) {
         let floor = layout.epoch.max(seen);
-        let prev = self.epochs.fetch_max(floor, Ordering::AcqRel).max(floor);
-        layout.epoch = prev + 1;
-        self.epochs.fetch_max(layout.epoch, Ordering::AcqRel);
+        let next = |e: u64| e.max(floor) + 1;
+        let prev = self
+            .epochs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| Some(next(e)))
+            .unwrap_or_else(|e| e);
+        layout.epoch = next(prev);
     }
 
     /// Partitions placed on each node now.
@@ -286,7 +306,7 @@ impl Placer {
         let entry = layout.entry;
         self.snapshots
             .lock()
-            .insert(cache.to_string(), (layout.epoch, layout.ranges.clone()));
+            .insert(cache.to_string(), Snapshot::of(&layout));
         self.layouts
             .lock()
             .insert(cache.to_string(), Arc::new(tokio::sync::Mutex::new(layout)));
@@ -314,16 +334,13 @@ impl Placer {
     /// name comes after); a change of it in progress stops at its next step.
     pub fn unhost(&self, cache: &str) {
         self.layouts.lock().remove(cache);
-        let Some((_, parts)) = self.snapshots.lock().remove(cache) else {
+        if self.snapshots.lock().remove(cache).is_none() {
             return;
-        };
+        }
         self.unsent.lock().retain(|(c, _)| c != cache);
-        let mut nodes: Vec<SocketAddr> = parts.iter().map(|p| p.node).collect();
-        nodes.extend(self.nodes.iter().map(|n| n.addr()));
-        nodes.sort();
-        nodes.dedup();
-        for addr in nodes {
-            self.directory.client(addr).admin(Request::Unhost {
+        // Every node: one that had a part of it in a move too.
+        for node in &self.nodes {
+            node.client.admin(Request::Unhost {
                 cache: cache.to_string(),
             });
         }
@@ -331,12 +348,10 @@ impl Placer {
 
     /// Whether `layout` is still the table of `cache` (not deleted).
     fn current(&self, cache: &str, layout: &Layout) -> bool {
-        self.snapshots.lock().contains_key(cache)
-            && self
-                .layouts
-                .lock()
-                .get(cache)
-                .is_some_and(|l| l.try_lock().map_or(true, |l| l.serial == layout.serial))
+        self.snapshots
+            .lock()
+            .get(cache)
+            .is_some_and(|s| s.serial == layout.serial)
     }
 
     /// Sends the tables nodes missed again (each second, from control's
@@ -674,7 +689,7 @@ impl Placer {
         if self.current(cache, layout) {
             self.snapshots
                 .lock()
-                .insert(cache.to_string(), (layout.epoch, layout.ranges.clone()));
+                .insert(cache.to_string(), Snapshot::of(layout));
         }
     }
 }

@@ -1951,9 +1951,7 @@ impl CachePool {
             p.notifier.publish(notified);
             return Ok(out?);
         }
-        let scripted = cmds
-            .iter()
-            .any(|(spec, _)| spec.family == cmd::Family::Scripting);
+        let scripted = runs_script(cmds);
         let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> =
             cmds.iter().map(|(s, a)| (*s, a.to_vec())).collect();
         let slots = slots.to_vec();
@@ -2030,21 +2028,19 @@ impl CachePool {
     ) -> Result<Option<Vec<Executed>>, NotRun> {
         // A script runs on the node; here it is known to run (the kind of
         // `BUSY` other clients get, `FUNCTION STATS`) until it answers.
-        let _running = cmds
-            .iter()
-            .any(|(s, _)| s.family == cmd::Family::Scripting)
-            .then(|| {
-                let control = Arc::new(ScriptControl {
-                    started: Some(Instant::now()),
-                    function: running_function(cmds),
-                    ..ScriptControl::default()
-                });
-                self.scripts.lock().push(control.clone());
-                RunningScript {
-                    list: self.scripts.clone(),
-                    control,
-                }
+        let scripted = runs_script(cmds);
+        let _running = scripted.then(|| {
+            let control = Arc::new(ScriptControl {
+                started: Some(Instant::now()),
+                function: running_function(cmds),
+                ..ScriptControl::default()
             });
+            self.scripts.lock().push(control.clone());
+            RunningScript {
+                list: self.scripts.clone(),
+                control,
+            }
+        });
         let batch = wire::Execute {
             cache: part.cache.clone(),
             partition: part.id,
@@ -2067,11 +2063,7 @@ impl CachePool {
                 encoding: opts.encoding,
                 script_time_limit_ms: opts.script_time_limit.as_millis() as u64,
                 // Only a script calls commands the gate checks.
-                rules: opts
-                    .gate
-                    .as_ref()
-                    .filter(|_| cmds.iter().any(|(s, _)| s.family == cmd::Family::Scripting))
-                    .map(|g| (g.rules)()),
+                rules: opts.gate.as_ref().filter(|_| scripted).map(|g| (g.rules)()),
             },
         };
         match self
@@ -2705,6 +2697,12 @@ impl CachePool {
         self.scaling.merges.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Whether a batch runs a script (EVAL, FCALL...).
+fn runs_script(cmds: &[(&'static CommandSpec, &[Bytes])]) -> bool {
+    cmds.iter()
+        .any(|(spec, _)| spec.family == cmd::Family::Scripting)
 }
 
 /// The function a batch calls (`FCALL`), as `FUNCTION STATS` shows it.
