@@ -10,7 +10,7 @@
 //!    ephemeral; the bound addresses are reported);
 //! 4. spawn the accept loops and the cycles: active expiry, usage,
 //!    autoscaling; a proxy reads control's list of caches
-//!    ([`follow_cycle`]), control reads its nodes' figures
+//!    ([`Follower`]), control reads its nodes' figures
 //!    ([`node_stats_cycle`]).
 //!
 //! Shutdown: cancel the token; accept loops stop, connections flush their
@@ -28,13 +28,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ControlConfig, Port, ProxyConfig, ServeConfig};
 use crate::control::api::Endpoint;
+use crate::control::follow::Follower;
 use crate::control::http::{self, HttpState};
 use crate::control::placement::Placer;
 use crate::control::registry::Placement;
 use crate::control::registry::{DEFAULT_CACHE, DEFAULT_MEMCACHED_CACHE, Engine, NewCache};
 use crate::control::{Cache, Registry};
 use crate::metrics::Metrics;
-use crate::node::Nodes;
 use crate::pool::autoscaler::{self, Decision, Thresholds};
 use crate::proxy::{self, ProxyShared};
 use crate::tls::Tls;
@@ -234,7 +234,23 @@ async fn start_role(
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let has_default = default_cache.is_some();
+    // A proxy is ready once it has read control's caches.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(!matches!(
+        role,
+        Role::Proxy { .. }
+    )));
+    let follower = match &role {
+        Role::Proxy { control, .. } => Some(Arc::new(Follower::new(
+            registry.clone(),
+            *control,
+            config.admin_token.clone(),
+            config.token_key_bytes(),
+            ready.clone(),
+        ))),
+        _ => None,
+    };
     let mut shared = ProxyShared::new(registry.clone(), default_cache, &config);
+    shared.follower = follower.clone();
     shared.default_memcached = default_memcached;
     shared.memcached_port = memcached_addr.map_or(0, |a| a.port());
     let shared = Arc::new(shared);
@@ -267,16 +283,12 @@ async fn start_role(
         (_, Some(resp)) => Endpoint(resp, memcached_addr),
         (_, None) => return Err("no RESP listener".into()),
     };
-    // A proxy is ready once it has read control's caches.
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(!matches!(
-        role,
-        Role::Proxy { .. }
-    )));
     let state = Arc::new(HttpState {
         registry: registry.clone(),
         endpoint,
         admin_token: config.admin_token.clone(),
-        ready: ready.clone(),
+        ready,
+        follower: follower.clone(),
     });
     let http_tls = if config.http_tls { tls.clone() } else { None };
     tracker.spawn(http::serve(
@@ -294,18 +306,12 @@ async fn start_role(
         shutdown.clone(),
     ));
     match &role {
-        Role::Proxy { control, period } => {
+        Role::Proxy { period, .. } => {
             // INFO and the metrics show the nodes' figures, a second old.
             tracker.spawn(node_stats_cycle(registry.clone(), shutdown.clone()));
-            tracker.spawn(follow_cycle(
-                registry.clone(),
-                *control,
-                config.admin_token.clone(),
-                config.token_key_bytes(),
-                *period,
-                ready,
-                shutdown.clone(),
-            ));
+            if let Some(follower) = follower {
+                tracker.spawn(follower.run(*period, shutdown.clone()));
+            }
         }
         Role::Control { .. } => {
             tracker.spawn(node_stats_cycle(registry.clone(), shutdown.clone()));
@@ -371,75 +377,6 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
         for node in registry.placer().map_or(&[][..], |p| p.nodes()) {
             let _ = node.client.call(crate::wire::Request::Ping).await;
         }
-    }
-}
-
-/// A proxy: checks in with control every `period` — reporting the ECPU/s
-/// it used by cache, reading the caches to serve ([`Registry::follow`])
-/// and its share of each cache's ECPU/s limit; ready after the first
-/// check-in. Control unreachable, the proxy keeps serving what it last
-/// read, at the shares it last had.
-async fn follow_cycle(
-    registry: Arc<Registry>,
-    control: SocketAddr,
-    admin_token: Option<String>,
-    key: Option<[u8; 32]>,
-    period: Duration,
-    ready: Arc<std::sync::atomic::AtomicBool>,
-    shutdown: CancellationToken,
-) {
-    let nodes = Nodes::new(key);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    // This proxy, to control: a name no other proxy has.
-    let id = format!("proxy-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    // ECPU each cache had metered at the last check-in, and when.
-    let mut metered: HashMap<String, u64> = HashMap::new();
-    let mut last = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
-        let elapsed = last.elapsed().as_secs_f64().max(0.001);
-        last = std::time::Instant::now();
-        let mut used = HashMap::new();
-        for cache in registry.list() {
-            let total: u64 = cache
-                .usage
-                .ecpu_milli
-                .iter()
-                .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-                .sum();
-            let before = metered.insert(cache.name.clone(), total).unwrap_or(total);
-            used.insert(
-                cache.name.clone(),
-                total.saturating_sub(before) as f64 / 1000.0 / elapsed,
-            );
-        }
-        let answer = match http::check_in(control, admin_token.as_deref(), &id, &used).await {
-            Ok(a) => a,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(%control, "cannot check in with control: {e}");
-                }
-                failing = true;
-                continue;
-            }
-        };
-        failing = false;
-        match registry.follow(&answer.caches, &nodes) {
-            Ok(()) => ready.store(true, std::sync::atomic::Ordering::Release),
-            Err(e) => tracing::warn!(%control, "control's caches not applied: {e}"),
-        }
-        // Each limited cache admits this proxy's share of its maximum.
-        for (name, share) in &answer.shares {
-            if let Some(cache) = registry.get(name) {
-                cache.set_ecpu_share(*share);
-            }
-        }
-        metered.retain(|name, _| registry.get(name).is_some());
     }
 }
 
@@ -757,7 +694,9 @@ async fn expire_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
             // back under it here, a round at a time.
             for _ in 0..EVICT_MAX_ROUNDS {
                 let now = proxy::conn::now_ms();
-                if !proxy::conn::evict_over_limit(&cache, now, proxy::conn::EVICTIONS_PER_COMMAND) {
+                if !proxy::conn::evict_over_limit(&cache, now, proxy::conn::EVICTIONS_PER_COMMAND)
+                    .await
+                {
                     break;
                 }
                 tokio::task::yield_now().await;

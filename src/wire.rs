@@ -29,7 +29,7 @@ use crate::partition::{ClusterMode, ValueType};
 use crate::resp::Reply;
 
 /// The format version every frame starts with.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 
 /// The largest frame either side accepts, bytes: a 512 MiB value (Redis's
 /// `proto-max-bulk-len`) and its command, with room to spare.
@@ -150,6 +150,16 @@ pub enum Request {
     /// cache's running scripts of that kind on this node. Answered
     /// [`Response::Killed`].
     Kill { cache: String, functions: bool },
+    /// Evict keys of a partition as `policy` chooses, until `bytes` are
+    /// freed or `count` keys are gone (the cache is over its storage
+    /// maximum). Answered [`Response::Evicted`].
+    Evict {
+        cache: String,
+        partition: u64,
+        policy: crate::partition::Eviction,
+        bytes: u64,
+        count: u32,
+    },
 }
 
 /// A key in transit between nodes: its value as a DUMP payload (the
@@ -279,8 +289,13 @@ pub enum Response {
     Hosted,
     /// The cache's routing table at `epoch`.
     Routes { epoch: u64, ranges: Vec<Range> },
-    /// Every command of the batch ran: its replies, in order.
-    Executed(Vec<Executed>),
+    /// Every command of the batch ran: its replies, in order, and the
+    /// partition's figures after them (the proxy's view of its bytes is
+    /// never older than its last batch).
+    Executed {
+        replies: Vec<Executed>,
+        stats: Stats,
+    },
     /// A watched key changed: nothing ran.
     Aborted,
     /// The partition does not own the batch's slots (any more): the
@@ -320,6 +335,8 @@ pub enum Response {
     Imported { epoch: u64 },
     /// What a [`Request::Kill`] found.
     Killed(crate::pool::KillOutcome),
+    /// A [`Request::Evict`] took `keys` keys; the partition's figures after.
+    Evicted { keys: u64, stats: Stats },
 }
 
 /// One partition's slot range and where it is.
@@ -348,6 +365,35 @@ pub struct Stats {
     pub keys: u64,
     pub volatile_keys: u64,
     pub used_bytes: u64,
+    /// Hits, misses, expiries, evictions since the partition was made.
+    pub events: crate::partition::keyspace::KeyspaceStats,
+}
+
+impl From<crate::pool::PartitionStats> for Stats {
+    fn from(s: crate::pool::PartitionStats) -> Stats {
+        Stats {
+            first_slot: s.first_slot,
+            last_slot: s.last_slot,
+            keys: s.keys as u64,
+            volatile_keys: s.volatile_keys as u64,
+            used_bytes: s.used_bytes as u64,
+            events: s.events,
+        }
+    }
+}
+
+impl From<Stats> for crate::pool::PartitionStats {
+    fn from(s: Stats) -> crate::pool::PartitionStats {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        crate::pool::PartitionStats {
+            first_slot: s.first_slot,
+            last_slot: s.last_slot,
+            keys: size(s.keys),
+            volatile_keys: size(s.volatile_keys),
+            used_bytes: size(s.used_bytes),
+            events: s.events,
+        }
+    }
 }
 
 /// Why a frame could not be read or written.
@@ -491,6 +537,16 @@ mod tests {
         }
     }
 
+    fn stats_events() -> crate::partition::KeyspaceStats {
+        crate::partition::KeyspaceStats {
+            hits: 5,
+            misses: 6,
+            expired: 7,
+            evicted: 8,
+            lazyfreed: 9,
+        }
+    }
+
     /// The bytes of every message kind are pinned: a change to a message
     /// type (field order, a new variant in the middle, an integer's width)
     /// fails here and must come with a new [`VERSION`].
@@ -510,14 +566,14 @@ mod tests {
         };
         assert_eq!(
             payload(&execute),
-            // version 2; id 1; variant 2 (Execute); "c"; partition 2;
+            // version 3; id 1; variant 2 (Execute); "c"; partition 2;
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
             // options: false, 512 MiB, u64::MAX, false, 7, None,
             // false, 5000, the default encoding thresholds, a 5000 ms
             // script limit, no rules (bincode's variable-length integers:
             // one byte below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8
             // bytes).
-            "0002\
+            "0003\
              01\
              02\
              0163\
@@ -547,13 +603,13 @@ mod tests {
                 cluster_mode: ClusterMode::Disabled,
             },
         };
-        assert_eq!(payload(&host), "0002fb2c01000763616368652d610401");
+        assert_eq!(payload(&host), "0003fb2c01000763616368652d610401");
         assert_eq!(
             payload(&Envelope {
                 id: 2,
                 body: Request::Routes { cache: "c".into() }
             }),
-            "000202010163"
+            "000302010163"
         );
         assert_eq!(
             payload(&Envelope {
@@ -563,7 +619,7 @@ mod tests {
                     partition: 5
                 }
             }),
-            "00020203016305"
+            "00030203016305"
         );
         assert_eq!(
             payload(&Envelope {
@@ -574,7 +630,7 @@ mod tests {
                     at: 8192
                 }
             }),
-            "000202040163 01fb0020".replace(' ', "")
+            "000302040163 01fb0020".replace(' ', "")
         );
         assert_eq!(
             payload(&Envelope {
@@ -585,7 +641,7 @@ mod tests {
                     right: 2
                 }
             }),
-            "00020205016301 02".replace(' ', "")
+            "00030205016301 02".replace(' ', "")
         );
         // Keys: variant 6; "c"; partition 1; busy 3; Scan (0):
         // cursor 16385, count 10, MATCH "a*", TYPE hash (1).
@@ -606,7 +662,7 @@ mod tests {
                     },
                 }
             }),
-            "0002020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
+            "0003020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
         );
         for (op, bytes) in [
             (KeysOp::Random, "01"),
@@ -622,7 +678,7 @@ mod tests {
                     op,
                 },
             };
-            assert_eq!(payload(&request), format!("0002020601630103{bytes}"));
+            assert_eq!(payload(&request), format!("0003020601630103{bytes}"));
         }
         let keys = vec![Bytes::from_static(b"k"), Bytes::from_static(b"l")];
         for (body, bytes) in [
@@ -708,10 +764,22 @@ mod tests {
                 },
                 "12 0163 01",
             ),
+            (
+                // Evict; "c"; partition 1; VolatileLru (variant 1); 300
+                // bytes; 16 keys.
+                Request::Evict {
+                    cache: "c".into(),
+                    partition: 1,
+                    policy: crate::partition::Eviction::VolatileLru,
+                    bytes: 300,
+                    count: 16,
+                },
+                "13 0163 01 01 fb2c01 10",
+            ),
         ] {
             assert_eq!(
                 payload(&Envelope { id: 2, body }),
-                format!("000202{}", bytes.replace(' ', ""))
+                format!("000302{}", bytes.replace(' ', ""))
             );
         }
     }
@@ -720,29 +788,46 @@ mod tests {
     fn golden_bytes_of_responses() {
         let executed = Envelope {
             id: 1,
-            body: Response::Executed(vec![
-                Executed {
-                    reply: Reply::ok(),
-                    work: 0,
+            body: Response::Executed {
+                replies: vec![
+                    Executed {
+                        reply: Reply::ok(),
+                        work: 0,
+                    },
+                    Executed {
+                        reply: Reply::Array(vec![
+                            Reply::bulk_slice(b"v"),
+                            Reply::Nil,
+                            Reply::Int(-2),
+                        ]),
+                        work: 2,
+                    },
+                    Executed {
+                        reply: Reply::err("ERR x"),
+                        work: 1,
+                    },
+                ],
+                stats: Stats {
+                    first_slot: 0,
+                    last_slot: 16383,
+                    keys: 1,
+                    volatile_keys: 0,
+                    used_bytes: 64,
+                    events: stats_events(),
                 },
-                Executed {
-                    reply: Reply::Array(vec![Reply::bulk_slice(b"v"), Reply::Nil, Reply::Int(-2)]),
-                    work: 2,
-                },
-                Executed {
-                    reply: Reply::err("ERR x"),
-                    work: 1,
-                },
-            ]),
+            },
         };
         // Status "OK" work 0; Array [Bulk "v", Nil, Int -2 (zigzag 3)] work
-        // 2; Error "ERR x" work 1.
+        // 2; Error "ERR x" work 1; stats: slots 0-16383, 1 key, 0
+        // volatile, 64 bytes, events 5 6 7 8 9.
         assert_eq!(
             payload(&executed),
-            "000201020300024f4b000503030176040203020105455252207801"
+            "000301020300024f4b000503030176040203020105455252207801\
+             00fbff3f 01 00 40 05 06 07 08 09"
+                .replace(' ', "")
         );
         for (message, bytes) in [
-            (Response::Hosted, "00020000"),
+            (Response::Hosted, "00030000"),
             (
                 Response::Routes {
                     epoch: 4,
@@ -753,11 +838,11 @@ mod tests {
                         node: "n:1".into(),
                     }],
                 },
-                "00020001040100fbff3f01036e3a31",
+                "00030001040100fbff3f01036e3a31",
             ),
-            (Response::Aborted, "00020003"),
-            (Response::Moved { epoch: 251 }, "00020004fbfb00"),
-            (Response::Busy, "00020005"),
+            (Response::Aborted, "00030003"),
+            (Response::Moved { epoch: 251 }, "00030004fbfb00"),
+            (Response::Busy, "00030005"),
             (
                 Response::Stats(Stats {
                     first_slot: 0,
@@ -765,14 +850,17 @@ mod tests {
                     keys: 10,
                     volatile_keys: 1,
                     used_bytes: 1000,
+                    events: stats_events(),
                 }),
-                "0002000600fbff1f0a01fbe803",
+                // ...; events: hits 5, misses 6, expired 7, evicted 8,
+                // lazyfreed 9.
+                "0003000600fbff1f0a01fbe803 05 06 07 08 09",
             ),
             (
                 Response::Failed("no cache c".into()),
-                "000200070a6e6f2063616368652063",
+                "000300070a6e6f2063616368652063",
             ),
-            (Response::Changed { partition: 3 }, "0002000803"),
+            (Response::Changed { partition: 3 }, "0003000803"),
             (
                 Response::Keys(KeysDone::Scanned {
                     keys: vec![Bytes::from_static(b"k")],
@@ -780,34 +868,34 @@ mod tests {
                     visited: 3,
                     slots: 1,
                 }),
-                "00020009 00 01016b 0107 03 01",
+                "00030009 00 01016b 0107 03 01",
             ),
             (
                 Response::Keys(KeysDone::Random {
                     key: None,
                     walked: 4,
                 }),
-                "00020009 01 00 04",
+                "00030009 01 00 04",
             ),
             (
                 Response::Keys(KeysDone::InSlot {
                     count: 2,
                     keys: Vec::new(),
                 }),
-                "00020009 02 02 00",
+                "00030009 02 02 00",
             ),
-            (Response::Keys(KeysDone::Flushed), "00020009 03"),
-            (Response::Versions(vec![0, 300]), "0002000a 02 00 fb2c01"),
+            (Response::Keys(KeysDone::Flushed), "00030009 03"),
+            (Response::Versions(vec![0, 300]), "0003000a 02 00 fb2c01"),
             (
                 Response::Blocked {
                     subscription: 1,
                     ticket: 2,
                 },
-                "0002000b 01 02",
+                "0003000b 01 02",
             ),
-            (Response::Woken, "0002000c"),
-            (Response::Done, "0002000d"),
-            (Response::Welcome, "0002000e"),
+            (Response::Woken, "0003000c"),
+            (Response::Done, "0003000d"),
+            (Response::Welcome, "0003000e"),
             (
                 Response::Exported {
                     first: 7,
@@ -819,12 +907,26 @@ mod tests {
                         payload: "p".into(),
                     }],
                 },
-                "0002000f 07 08 09 01 016b fb2c01 0170",
+                "0003000f 07 08 09 01 016b fb2c01 0170",
             ),
-            (Response::Imported { epoch: 9 }, "00020010 09"),
+            (Response::Imported { epoch: 9 }, "00030010 09"),
+            (
+                Response::Evicted {
+                    keys: 3,
+                    stats: Stats {
+                        first_slot: 1,
+                        last_slot: 2,
+                        keys: 0,
+                        volatile_keys: 0,
+                        used_bytes: 0,
+                        events: stats_events(),
+                    },
+                },
+                "00030012 03 01 02 00 00 00 05 06 07 08 09",
+            ),
             (
                 Response::Killed(crate::pool::KillOutcome::Unkillable),
-                "00020011 01",
+                "00030011 01",
             ),
         ] {
             assert_eq!(
@@ -867,10 +969,20 @@ mod tests {
         assert_eq!(node.decode(&mut partial).unwrap(), Some(request));
         let reply = Envelope {
             id: 9,
-            body: Response::Executed(vec![Executed {
-                reply: Reply::Map(vec![(Reply::Double(1.5), Reply::Verbatim("txt".into()))]),
-                work: 3,
-            }]),
+            body: Response::Executed {
+                replies: vec![Executed {
+                    reply: Reply::Map(vec![(Reply::Double(1.5), Reply::Verbatim("txt".into()))]),
+                    work: 3,
+                }],
+                stats: Stats {
+                    first_slot: 0,
+                    last_slot: 16383,
+                    keys: 1,
+                    volatile_keys: 1,
+                    used_bytes: 100,
+                    events: stats_events(),
+                },
+            },
         };
         let mut buf = BytesMut::new();
         node.encode(reply.clone(), &mut buf).unwrap();

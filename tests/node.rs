@@ -288,7 +288,10 @@ async fn a_node_refuses_what_it_cannot_run() {
             .unwrap(),
         Response::Moved { epoch }
     );
-    let Response::Executed(done) = client
+    let Response::Executed {
+        replies: done,
+        stats,
+    } = client
         .call(execute(owner.partition, slot, Vec::new()))
         .await
         .unwrap()
@@ -296,6 +299,9 @@ async fn a_node_refuses_what_it_cannot_run() {
         panic!("not run");
     };
     assert_eq!(done[0].reply, Reply::ok());
+    // The reply carries the partition's figures after the batch.
+    assert!((stats.first_slot..=stats.last_slot).contains(&slot));
+    assert!(stats.keys >= 1 && stats.used_bytes > 0, "{stats:?}");
 
     // The node checks what it runs, whatever the proxy claims: a command
     // cut short, a command that is not a data command, and slots that are

@@ -219,10 +219,16 @@ fn salted(salt: &[u8; 16], clear: &[u8]) -> [u8; 32] {
 }
 
 fn parse_hex_hash(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
+    parse_hex_bytes(hex)
+}
+
+/// `N` bytes from `2N` lowercase hex digits.
+fn parse_hex_bytes<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let digit = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if hex.len() != 2 * N || !hex.bytes().all(digit) {
         return None;
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (i, b) in out.iter_mut().enumerate() {
         *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
@@ -637,6 +643,43 @@ impl Access {
     pub fn password_count(&self) -> usize {
         self.passwords.len()
     }
+
+    /// The access as control sends it to proxies: its permission rules and
+    /// its stored passwords (`<salt hex>:<hash hex>` for a salted one,
+    /// `<hash hex>` for Redis's unsalted SHA-256 — never a password in
+    /// clear). [`Access::from_replica`] makes the same access of them.
+    pub fn replica(&self) -> (Vec<String>, Vec<String>) {
+        let passwords = self
+            .passwords
+            .iter()
+            .map(|p| match p {
+                Password::Salted { salt, hash } => format!("{}:{}", hex(salt), hex(hash)),
+                Password::Sha256(hash) => hex(hash),
+            })
+            .collect();
+        (self.permission_rules(), passwords)
+    }
+
+    /// The access [`Access::replica`] described.
+    pub fn from_replica(rules: &[String], passwords: &[String]) -> Result<Access, RuleError> {
+        let mut access = Access::from_rules(rules)?;
+        for p in passwords {
+            let bad = || RuleError {
+                rule: "#<hash>".into(),
+                why: "a stored password is neither <salt>:<hash> nor <hash>, in hex",
+            };
+            let password = match p.split_once(':') {
+                Some((salt, hash)) => {
+                    let salt = parse_hex_bytes::<16>(salt).ok_or_else(bad)?;
+                    let hash = parse_hex_hash(hash).ok_or_else(bad)?;
+                    Password::Salted { salt, hash }
+                }
+                None => Password::Sha256(parse_hex_hash(p).ok_or_else(bad)?),
+            };
+            access.passwords.push(password);
+        }
+        Ok(access)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -673,6 +716,9 @@ pub struct User {
     /// The connections logged in as this user (closed by
     /// [`User::disconnect`]).
     pub sessions: Roster,
+    /// How many times [`User::disconnect`] ran: a proxy that sees control's
+    /// count grow closes its own connections of the user too.
+    revocations: std::sync::atomic::AtomicU64,
 }
 
 impl User {
@@ -683,6 +729,7 @@ impl User {
             name: name.to_string(),
             access: RwLock::new(Arc::new(Access::default())),
             sessions: Roster::default(),
+            revocations: std::sync::atomic::AtomicU64::new(0),
         };
         user.update(Some(access), Some(passwords))?;
         Ok(user)
@@ -740,7 +787,26 @@ impl User {
 
     /// Closes every connection logged in as this user.
     pub fn disconnect(&self) {
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sessions.raise_and_clear(REVOKED);
+    }
+
+    /// How many times the user's connections were closed on demand.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes the user what control says it is (a proxy following
+    /// control): its access, and its connections closed as many times as
+    /// control closed them.
+    pub fn follow(&self, access: Access, revocations: u64) {
+        *self.access.write() = Arc::new(access);
+        if self.revocations() < revocations {
+            self.sessions.raise_and_clear(REVOKED);
+        }
+        self.revocations
+            .store(revocations, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -772,6 +838,34 @@ mod tests {
         let args = args(words);
         let spec = crate::cmd::lookup(&args[0]).expect("command");
         a.check(spec, &args).is_ok()
+    }
+
+    /// What control sends proxies makes the same user there: the same
+    /// permissions, the same passwords (salted or not), none in clear.
+    #[test]
+    fn a_replica_is_the_same_access() {
+        let hash = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+        let a = access(&format!(
+            "on >secret #{hash} %R~r:* ~k:* &news:* -@all +get +acl|whoami"
+        ));
+        let (rules, passwords) = a.replica();
+        assert_eq!(passwords.len(), 2);
+        assert!(passwords.iter().all(|p| !p.contains("secret")));
+        assert!(passwords.contains(&hash.to_string()));
+        let b = Access::from_replica(&rules, &passwords).expect("replica applies");
+        assert_eq!(b.replica(), (rules, passwords));
+        assert!(b.check_password(b"secret") && b.check_password(b"password"));
+        assert!(!b.check_password(b"other"));
+        assert!(allowed(&b, &["GET", "k:1"]) && allowed(&b, &["GET", "r:1"]));
+        assert!(!allowed(&b, &["SET", "k:1", "v"]) && !allowed(&b, &["GET", "x"]));
+        assert!(b.allows_channel(b"news:1", false) && !b.allows_channel(b"x", false));
+        // A stored password that is neither form is refused.
+        for bad in ["zz", "00:11", &hash.to_uppercase()] {
+            assert!(
+                Access::from_replica(&[], &[bad.to_string()]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,12 @@
 //! POST   /v1/caches/{name}/partitions/{id}/move   {node}: to that node
 //! POST   /v1/caches/{name}/partitions/{id}/split  {at}: split at a slot
 //! POST   /v1/caches/{name}/partitions/{id}/merge  {with}: merge its right neighbour in
+//! POST   /v1/caches/{name}/users           add a user {name, access_string, passwords?}
+//! GET    /v1/caches/{name}/users[/{user}]  list / describe (never a password)
+//! PATCH  /v1/caches/{name}/users/{user}    {access_string?, passwords?, disconnect?}
+//! DELETE /v1/caches/{name}/users/{user}    delete (its connections close)
+//! POST   /v1/caches/{name}/acl  a proxy's client's ACL change, applied here:
+//!                               {setuser: {name, rules}} | {deluser: {names}}
 //! POST   /v1/proxies/{id}      a proxy checks in {used: {cache: ECPU/s}}: the caches to
 //!                               serve (as /v1/placement) and its ECPU/s share of each
 //! ```
@@ -335,11 +341,15 @@ pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> A
                 Err(e) => e.into(),
             })
         }
+        (&Method::POST, ["v1", "caches", name, "acl"]) => match require_json(content_type) {
+            Ok(()) => with_cache(registry, name, |c| acl(c, body)),
+            Err(e) => e,
+        },
         (
             _,
             ["v1", "caches"]
             | ["v1", "caches", _]
-            | ["v1", "caches", _, "usage" | "partitions" | "users"]
+            | ["v1", "caches", _, "usage" | "partitions" | "users" | "acl"]
             | ["v1", "caches", _, "users", _],
         ) => ApiReply::error(
             ErrorCode::MethodNotAllowed,
@@ -482,6 +492,32 @@ fn with_cache(registry: &Registry, name: &str, f: impl FnOnce(&Cache) -> ApiRepl
     match registry.get(name) {
         Some(c) => f(&c),
         None => RegistryError::NotFound(name.to_string()).into(),
+    }
+}
+
+/// `ACL SETUSER` / `DELUSER` of a proxy's client, applied by control
+/// (which owns the users).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum AclRequest {
+    Setuser { name: String, rules: Vec<String> },
+    Deluser { names: Vec<String> },
+}
+
+fn acl(cache: &Cache, body: &[u8]) -> ApiReply {
+    match parse::<AclRequest>(body) {
+        Err(e) => e,
+        Ok(AclRequest::Setuser { name, rules }) => match cache.set_user_rules(&name, &rules) {
+            Ok(()) => ApiReply::ok(StatusCode::OK, json!({ "ok": true })),
+            Err(e) => e.into(),
+        },
+        Ok(AclRequest::Deluser { names }) => {
+            let deleted = names
+                .iter()
+                .filter(|n| cache.delete_user(n).is_ok())
+                .count();
+            ApiReply::ok(StatusCode::OK, json!({ "deleted": deleted }))
+        }
     }
 }
 
@@ -832,8 +868,9 @@ pub fn usage(cache: &Cache) -> Json {
         "rejected_commands": rejected,
         "data_stored_bytes": totals.used_bytes,
         "billed_data_stored_bytes": (totals.used_bytes as u64).max(limits.min_storage_bytes()),
-        "data_stored_byte_seconds": load(&u.byte_seconds),
-        "billed_data_stored_byte_seconds": load(&u.billed_byte_seconds),
+        "data_stored_byte_seconds": load(&u.byte_seconds) + load(&u.billed_by_control[0]),
+        "billed_data_stored_byte_seconds":
+            load(&u.billed_byte_seconds) + load(&u.billed_by_control[1]),
         "items": totals.keys,
         "cache_hits": totals.events.hits,
         "cache_misses": totals.events.misses,

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{self, ApiReply, ApiRequest, Endpoint, ErrorCode};
+use super::follow::Follower;
 use super::registry::{Placed, Registry};
 use crate::tls::Tls;
 
@@ -43,6 +44,8 @@ pub struct HttpState {
     pub admin_token: Option<String>,
     /// What `/readyz` answers.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// `stratus proxy`: control, where the API's writes go.
+    pub follower: Option<Arc<Follower>>,
 }
 
 /// Largest placement list a proxy reads from control, bytes.
@@ -57,15 +60,19 @@ pub struct CheckedIn {
     pub shares: std::collections::HashMap<String, u64>,
 }
 
-/// A proxy checks in with control (`POST /v1/proxies/{id}`, over one
-/// HTTP/1.1 connection): it reports the ECPU/s it used by cache, and reads
-/// the caches to serve and its shares.
-pub async fn check_in(
+/// One request to control over its own HTTP/1.1 connection (a proxy:
+/// check-ins and the API writes it forwards): control's status and body
+/// (at most `limit` bytes), or why there is none. Bounded in time: 2 s to
+/// connect, 5 s for the answer.
+pub async fn call(
     control: SocketAddr,
     admin_token: Option<&str>,
-    proxy: &str,
-    used: &std::collections::HashMap<String, f64>,
-) -> Result<CheckedIn, String> {
+    method: Method,
+    path: &str,
+    content_type: Option<&[u8]>,
+    body: Bytes,
+    limit: usize,
+) -> Result<(StatusCode, Bytes), String> {
     let stream = tokio::time::timeout(
         Duration::from_secs(2),
         tokio::net::TcpStream::connect(control),
@@ -77,37 +84,61 @@ pub async fn check_in(
         .await
         .map_err(|e| e.to_string())?;
     let driver = tokio::spawn(conn);
-    let body =
-        serde_json::to_vec(&serde_json::json!({ "used": used })).map_err(|e| e.to_string())?;
-    let mut request = Request::post(format!("/v1/proxies/{proxy}"))
-        .header(hyper::header::HOST, control.to_string())
-        .header(CONTENT_TYPE, "application/json");
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, control.to_string());
+    if let Some(ct) = content_type {
+        request = request.header(CONTENT_TYPE, ct);
+    }
     if let Some(token) = admin_token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
+    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_PLACEMENT)
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        if status != StatusCode::OK {
-            return Err(format!("control answered {status}"));
-        }
-        serde_json::from_slice::<CheckedIn>(&body).map_err(|e| format!("control's answer: {e}"))
+        Ok((status, body))
     })
     .await
     .map_err(|_| "control did not answer in time".to_string())?;
     driver.abort();
     answer
+}
+
+/// A proxy checks in with control (`POST /v1/proxies/{id}`): it reports
+/// the ECPU/s it used by cache, and reads the caches to serve and its
+/// shares.
+pub async fn check_in(
+    control: SocketAddr,
+    admin_token: Option<&str>,
+    proxy: &str,
+    used: &std::collections::HashMap<String, f64>,
+) -> Result<CheckedIn, String> {
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "used": used })).map_err(|e| e.to_string())?;
+    let (status, body) = call(
+        control,
+        admin_token,
+        Method::POST,
+        &format!("/v1/proxies/{proxy}"),
+        Some(b"application/json"),
+        Bytes::from(body),
+        MAX_PLACEMENT,
+    )
+    .await?;
+    if status != StatusCode::OK {
+        return Err(format!("control answered {status}"));
+    }
+    serde_json::from_slice::<CheckedIn>(&body).map_err(|e| format!("control's answer: {e}"))
 }
 
 /// Serves the control API on `listener` until `shutdown` is cancelled;
@@ -217,6 +248,11 @@ async fn route(
                     ));
                 }
             };
+            if let Some(follower) = &state.follower
+                && forwarded(&method, &path)
+            {
+                return forward(state, follower, method, &path, content_type, body).await;
+            }
             let request = ApiRequest {
                 method: &method,
                 path: &path,
@@ -233,6 +269,63 @@ async fn route(
             format!("no route for {path}"),
         )),
     }
+}
+
+/// What a proxy passes on to control: every change (control owns the
+/// caches, their tokens, limits and users, the placement and the nodes)
+/// and the list of nodes. It answers the other reads itself, from its
+/// copy ([`Follower`]).
+fn forwarded(method: &Method, path: &str) -> bool {
+    method != Method::GET || path.trim_end_matches('/') == "/v1/nodes"
+}
+
+/// Control's answer to a request a proxy passed on, as it is — but where
+/// it describes a cache, with this proxy's endpoint (where the client
+/// connects through it).
+async fn forward(
+    state: &HttpState,
+    follower: &Follower,
+    method: Method,
+    path: &str,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let answer = follower
+        .forward(
+            method,
+            path,
+            content_type.as_ref().map(HeaderValue::as_bytes),
+            body,
+        )
+        .await;
+    let (status, body) = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            return json(ApiReply::error(
+                ErrorCode::Unavailable,
+                format!("control cannot be reached: {e}"),
+            ));
+        }
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut reply) => {
+            let cache = reply
+                .get("name")
+                .and_then(|n| n.as_str())
+                .and_then(|n| state.registry.get(n));
+            if let Some(cache) = cache.filter(|_| reply.get("endpoint").is_some()) {
+                reply["endpoint"] = api::describe(&cache, state.endpoint)["endpoint"].take();
+            }
+            Bytes::from(reply.to_string())
+        }
+        Err(_) => body,
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// The request's `Content-Type`; `None` when absent or repeated (two values

@@ -4,6 +4,7 @@
 //! API that manages it.
 
 pub mod api;
+pub mod follow;
 pub mod functions;
 pub mod http;
 pub mod introspection;

@@ -251,6 +251,43 @@ impl Cache {
         Ok(user)
     }
 
+    /// Makes the cache's users those of `placed` (a proxy, from control's
+    /// list): new ones appear, changed ones change (their connections stay
+    /// unless control closed them), missing ones go and their connections
+    /// close.
+    pub fn follow_users(&self, placed: &[PlacedUser]) -> Result<(), RegistryError> {
+        let mut users = self.users.write();
+        for p in placed {
+            let current = users.get(&p.name);
+            let same = current.is_some_and(|u| {
+                let (rules, passwords) = u.access().replica();
+                rules == p.rules && passwords == p.passwords && u.revocations() == p.revocations
+            });
+            if same {
+                continue;
+            }
+            let access = crate::acl::Access::from_replica(&p.rules, &p.passwords)
+                .map_err(|e| RegistryError::Invalid(format!("user {}: {e}", p.name)))?;
+            match current {
+                Some(u) => u.follow(access, p.revocations),
+                None => {
+                    let user = User::new(&p.name, "", &[])
+                        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+                    user.follow(access, p.revocations);
+                    users.insert(p.name.clone(), Arc::new(user));
+                }
+            }
+        }
+        users.retain(|name, user| {
+            let kept = placed.iter().any(|p| &p.name == name);
+            if !kept {
+                user.disconnect();
+            }
+            kept
+        });
+        Ok(())
+    }
+
     /// Deletes a user and closes its connections (as Redis's ACL DELUSER).
     pub fn delete_user(&self, name: &str) -> Result<(), RegistryError> {
         let user = self
@@ -398,6 +435,26 @@ pub struct Placed {
     /// Connections that never authenticate are bound to it (the open
     /// `default` cache, on loopback).
     pub open: bool,
+    /// Its named users.
+    pub users: Vec<PlacedUser>,
+    /// Its storage integrals as control bills them: byte-seconds stored,
+    /// and with the storage minimum applied.
+    pub byte_seconds: [u64; 2],
+}
+
+/// A named user as control lists it for proxies ([`Access::replica`]).
+///
+/// [`Access::replica`]: crate::acl::Access::replica
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedUser {
+    pub name: String,
+    /// What it may run and touch, as `ACL SETUSER` rules.
+    pub rules: Vec<String>,
+    /// Its stored passwords, hashed.
+    pub passwords: Vec<String>,
+    /// How many times control closed its connections.
+    pub revocations: u64,
 }
 
 /// All caches of this server.
@@ -548,6 +605,23 @@ impl Registry {
                     token_hashes: settings.token_hashes.iter().map(hex).collect(),
                     node,
                     open: c.open,
+                    byte_seconds: [
+                        c.usage.byte_seconds.load(Ordering::Relaxed),
+                        c.usage.billed_byte_seconds.load(Ordering::Relaxed),
+                    ],
+                    users: c
+                        .users()
+                        .iter()
+                        .map(|u| {
+                            let (rules, passwords) = u.access().replica();
+                            PlacedUser {
+                                name: u.name.clone(),
+                                rules,
+                                passwords,
+                                revocations: u.revocations(),
+                            }
+                        })
+                        .collect(),
                     incarnation: c
                         .created_at
                         .duration_since(std::time::UNIX_EPOCH)
@@ -599,6 +673,10 @@ impl Registry {
             };
             if cache.limits() != p.usage_limits {
                 cache.apply_limits(p.usage_limits);
+            }
+            cache.follow_users(&p.users)?;
+            for (mine, control) in cache.usage.billed_by_control.iter().zip(p.byte_seconds) {
+                mine.store(control, Ordering::Relaxed);
             }
             let mut tokens = self.tokens.write();
             let mut s = cache.settings.write();

@@ -513,7 +513,7 @@ impl McConn<'_> {
         }
         let now = now_ms();
         // Make room: writes that may grow memory evict first.
-        if spec.has(flags::DENY_OOM) && !make_room(&cache, wire_in, now) {
+        if spec.has(flags::DENY_OOM) && !make_room(&cache, wire_in, now).await {
             let quiet = matches!(&req, Request::Store { noreply: true, .. });
             if !quiet {
                 self.line(match &req {

@@ -77,6 +77,10 @@ pub struct Usage {
     pub byte_seconds: AtomicU64,
     /// Same with the storage minimum applied (what is billed).
     pub billed_byte_seconds: AtomicU64,
+    /// A proxy: the two integrals as control bills them (read at each
+    /// check-in; shown by the usage API, never exported as this process's
+    /// own, so they are not counted twice).
+    pub billed_by_control: [AtomicU64; 2],
 }
 
 /// A connection's usage not yet added to its cache's [`Usage`]: the request

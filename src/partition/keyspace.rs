@@ -98,7 +98,7 @@ impl Entry {
 }
 
 /// Counters of keyspace events, read by INFO and the metrics exporter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyspaceStats {
     pub hits: u64,
     pub misses: u64,
@@ -134,7 +134,7 @@ impl KeyspaceStats {
 /// Which keys a cache evicts at its memory limit (`maxmemory-policy`).
 /// Stratus keeps no access-frequency counters, so Redis's two LFU policies
 /// are not offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Eviction {
     /// Nothing: writes that need room are refused (OOM).
     NoEviction,
@@ -173,7 +173,7 @@ impl Eviction {
     }
 
     /// Whether only keys with a deadline may go.
-    fn volatile(self) -> bool {
+    pub fn volatile(self) -> bool {
         matches!(
             self,
             Eviction::VolatileLru | Eviction::VolatileRandom | Eviction::VolatileTtl

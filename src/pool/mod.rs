@@ -640,6 +640,15 @@ pub struct RemotePartition {
     last_stats: Mutex<PartitionStats>,
 }
 
+impl RemotePartition {
+    /// Its data is gone (flushed, or its cache deleted): it holds nothing
+    /// until its node says otherwise.
+    fn emptied(&self) {
+        let mut stats = self.last_stats.lock();
+        (stats.keys, stats.volatile_keys, stats.used_bytes) = (0, 0, 0);
+    }
+}
+
 /// Per-command execution settings the proxy passes down.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -841,6 +850,9 @@ impl PartitionHandle {
             .flatten()
     }
 }
+
+/// Keys one eviction request to a node takes at most.
+pub const EVICT_BATCH: u32 = 16;
 
 /// A partition as the control API shows it.
 #[derive(Debug, Clone)]
@@ -1552,16 +1564,7 @@ impl CachePool {
                 partition: r.id,
             };
             match r.node.call(request).await {
-                Ok(wire::Response::Stats(s)) => {
-                    *r.last_stats.lock() = PartitionStats {
-                        first_slot: s.first_slot,
-                        last_slot: s.last_slot,
-                        keys: usize::try_from(s.keys).unwrap_or(usize::MAX),
-                        volatile_keys: usize::try_from(s.volatile_keys).unwrap_or(usize::MAX),
-                        used_bytes: usize::try_from(s.used_bytes).unwrap_or(usize::MAX),
-                        events: KeyspaceStats::default(),
-                    };
-                }
+                Ok(wire::Response::Stats(s)) => *r.last_stats.lock() = s.into(),
                 Ok(wire::Response::Moved { .. }) => moved = true,
                 Ok(wire::Response::Failed(_)) => hosted = false,
                 _ => {}
@@ -2070,14 +2073,18 @@ impl CachePool {
             .call_remote(part, wire::Request::Execute(batch))
             .await?
         {
-            wire::Response::Executed(done) => Ok(Some(
-                done.into_iter()
-                    .map(|e| Executed {
-                        reply: e.reply,
-                        work: e.work,
-                    })
-                    .collect(),
-            )),
+            wire::Response::Executed { replies, stats } => {
+                *part.last_stats.lock() = stats.into();
+                Ok(Some(
+                    replies
+                        .into_iter()
+                        .map(|e| Executed {
+                            reply: e.reply,
+                            work: e.work,
+                        })
+                        .collect(),
+                ))
+            }
             wire::Response::Aborted => Ok(None),
             other => Err(unexpected(&other)),
         }
@@ -2232,6 +2239,10 @@ impl CachePool {
                 op,
             };
             return match self.call_remote(r, request).await? {
+                wire::Response::Keys(wire::KeysDone::Flushed) => {
+                    r.emptied();
+                    Ok(wire::KeysDone::Flushed)
+                }
                 wire::Response::Keys(done) => Ok(done),
                 other => Err(unexpected(&other)),
             };
@@ -2503,12 +2514,52 @@ impl CachePool {
             .count()
     }
 
-    /// Evicts one key from some partition as `policy` chooses; `None` if
-    /// none can be.
-    pub fn evict_one(&self, now: u64, policy: Eviction) -> Option<usize> {
+    /// Evicts keys as `policy` chooses, from the partitions in turn: one
+    /// key of an in-process partition, or on a node up to `bytes` freed in
+    /// one request (at most [`EVICT_BATCH`] keys). How many keys went; 0
+    /// if none could.
+    pub async fn evict(&self, now: u64, policy: Eviction, bytes: u64) -> usize {
+        if policy == Eviction::NoEviction {
+            return 0;
+        }
         let parts = self.partitions();
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
-        (0..parts.len()).find_map(|i| parts[(start + i) % parts.len()].evict_one(now, policy))
+        for i in 0..parts.len() {
+            let keys = match &parts[(start + i) % parts.len()] {
+                PartitionHandle::Remote(r) => {
+                    // None to take there, as its node last said.
+                    let known = *r.last_stats.lock();
+                    let candidates = if policy.volatile() {
+                        known.volatile_keys
+                    } else {
+                        known.keys
+                    };
+                    if candidates == 0 {
+                        continue;
+                    }
+                    let request = wire::Request::Evict {
+                        cache: r.cache.clone(),
+                        partition: r.id,
+                        policy,
+                        bytes,
+                        count: EVICT_BATCH,
+                    };
+                    match r.node.call(request).await {
+                        Ok(wire::Response::Evicted { keys, stats }) => {
+                            *r.last_stats.lock() = stats.into();
+                            usize::try_from(keys).unwrap_or(usize::MAX)
+                        }
+                        // Moved, busy or unreachable: the others first.
+                        _ => 0,
+                    }
+                }
+                local => usize::from(local.evict_one(now, policy).is_some()),
+            };
+            if keys > 0 {
+                return keys;
+            }
+        }
+        0
     }
 
     /// Sum of the partitions' figures.
@@ -2559,10 +2610,16 @@ impl CachePool {
     }
 
     /// Empties every partition whose lock is free now; false if some were
-    /// busy (then [`Self::flush_blocking`], off the reactor, finishes).
+    /// busy (then [`Self::flush_blocking`], off the reactor, finishes). A
+    /// deleted cache's: a remote partition's data goes with its node's copy
+    /// (control lets it go there), so here it shows nothing more.
     pub fn try_flush(&self) -> bool {
         let mut all = true;
         for part in self.partitions() {
+            if let PartitionHandle::Remote(r) = &part {
+                r.emptied();
+                continue;
+            }
             let Some(p) = part.in_process() else {
                 continue;
             };

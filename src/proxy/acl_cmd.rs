@@ -31,9 +31,34 @@ const ACL_SUBS: Subcommands = &[
     ("save", 2),
 ];
 
+/// A proxy's `ACL SETUSER` / `DELUSER`: control owns the users and
+/// applies the change (`POST /v1/caches/<cache>/acl`); the proxy serves it
+/// before this returns. Control's answer, or its refusal as `ERR`.
+async fn forward_to_control(
+    follower: &crate::control::follow::Follower,
+    cache: &Cache,
+    change: serde_json::Value,
+) -> Result<serde_json::Value, OpError> {
+    let (status, body) = follower
+        .forward(
+            hyper::Method::POST,
+            &format!("/v1/caches/{}/acl", cache.name),
+            Some(b"application/json"),
+            Bytes::from(change.to_string()),
+        )
+        .await
+        .map_err(|e| OpError::Text(format!("ERR control cannot be reached: {e}")))?;
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !status.is_success() {
+        let why = answer["error"]["message"].as_str().unwrap_or("refused");
+        return Err(OpError::Text(format!("ERR {why}")));
+    }
+    Ok(answer)
+}
+
 /// ACL CAT | WHOAMI | LOG | DRYRUN | GETUSER | LIST | USERS | GENPASS |
 /// SETUSER | DELUSER | HELP
-pub fn acl(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+pub async fn acl(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let cache = conn
         .session
         .cache
@@ -59,25 +84,39 @@ pub fn acl(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> 
         )),
         "genpass" => genpass(args.get(2)),
         "setuser" => {
+            let name = String::from_utf8_lossy(&args[2]).into_owned();
             let rules: Vec<String> = args[3..]
                 .iter()
                 .map(|r| String::from_utf8_lossy(r).into_owned())
                 .collect();
+            if let Some(follower) = &conn.shared.follower {
+                let change = serde_json::json!({"setuser": {"name": name, "rules": rules}});
+                forward_to_control(follower, &cache, change).await?;
+                return Ok(Reply::ok());
+            }
             cache
-                .set_user_rules(&String::from_utf8_lossy(&args[2]), &rules)
+                .set_user_rules(&name, &rules)
                 .map_err(|e| OpError::Text(format!("ERR {e}")))?;
             Ok(Reply::ok())
         }
         "deluser" => {
-            let mut deleted = 0;
-            for name in &args[2..] {
-                let name = String::from_utf8_lossy(name);
-                if name == "default" {
-                    return Err(OpError::Static(reply::DEFAULT_USER_FIXED));
-                }
-                deleted += i64::from(cache.delete_user(&name).is_ok());
+            let names: Vec<String> = args[2..]
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect();
+            if names.iter().any(|n| n == "default") {
+                return Err(OpError::Static(reply::DEFAULT_USER_FIXED));
             }
-            Ok(Reply::Int(deleted))
+            if let Some(follower) = &conn.shared.follower {
+                let change = serde_json::json!({"deluser": {"names": names}});
+                let answer = forward_to_control(follower, &cache, change).await?;
+                return Ok(Reply::Int(answer["deleted"].as_i64().unwrap_or(0)));
+            }
+            let deleted = names
+                .iter()
+                .filter(|n| cache.delete_user(n).is_ok())
+                .count();
+            Ok(Reply::Int(deleted as i64))
         }
         "help" => Ok(help_reply(&[
             "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

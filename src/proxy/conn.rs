@@ -906,7 +906,7 @@ impl Connection<'_> {
             let write =
                 spec.has(flags::DENY_OOM) && super::scripting::denies_oom(cache, spec, args);
             let incoming = if write { req.wire_len as u64 } else { 0 };
-            if !make_room(cache, incoming, now) && write {
+            if !make_room(cache, incoming, now).await && write {
                 return Outcome::rejected(Reply::err(reply::OOM), Rejection::Oom);
             }
         }
@@ -1514,18 +1514,21 @@ const EVICTION_LAG: u64 = 8 * 1024 * 1024;
 /// usage is within the limit (it may be an overwrite; Redis checks the same
 /// way), and refused once usage is over it; if keys are left to evict, it is
 /// allowed while usage is within [`EVICTION_LAG`] of the limit.
-pub(crate) fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
+pub(crate) async fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
     let max = cache.memory_limit();
     let policy = cache.server.config.eviction();
     if max == 0 {
         return true;
     }
-    for _ in 0..EVICTIONS_PER_COMMAND {
-        if cache.pool.used_bytes() + incoming <= max {
+    let mut evicted = 0;
+    while evicted < EVICTIONS_PER_COMMAND {
+        let used = cache.pool.used_bytes();
+        if used + incoming <= max {
             return true;
         }
-        if cache.pool.evict_one(now, policy).is_none() {
-            return cache.pool.used_bytes() <= max;
+        match cache.pool.evict(now, policy, used + incoming - max).await {
+            0 => return cache.pool.used_bytes() <= max,
+            n => evicted += n,
         }
     }
     cache.pool.used_bytes() <= max + EVICTION_LAG
@@ -1533,15 +1536,21 @@ pub(crate) fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
 
 /// Maintenance: evicts up to `budget` keys from a cache over its memory
 /// limit; true if it is still over with keys left to evict.
-pub(crate) fn evict_over_limit(cache: &Cache, now: u64, budget: usize) -> bool {
+pub(crate) async fn evict_over_limit(cache: &Cache, now: u64, budget: usize) -> bool {
     let max = cache.memory_limit();
     if max == 0 {
         return false;
     }
     let policy = cache.server.config.eviction();
-    for _ in 0..budget {
-        if cache.pool.used_bytes() <= max || cache.pool.evict_one(now, policy).is_none() {
+    let mut evicted = 0;
+    while evicted < budget {
+        let used = cache.pool.used_bytes();
+        if used <= max {
             return false;
+        }
+        match cache.pool.evict(now, policy, used - max).await {
+            0 => return false,
+            n => evicted += n,
         }
     }
     true

@@ -126,7 +126,7 @@ async fn dispatch(
         ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.busy_threshold(), work).await,
         ConnOp::Keys => keys(&*bound(conn)?, &args[1], now, conn.busy_threshold(), work).await,
         ConnOp::Script => super::scripting::script(&*bound(conn)?, args).await,
-        ConnOp::Acl => super::acl_cmd::acl(conn, args),
+        ConnOp::Acl => super::acl_cmd::acl(conn, args).await,
         ConnOp::Function => {
             let limits = super::scripting::Limits {
                 script_time_limit: conn.shared.script_time_limit,

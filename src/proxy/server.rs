@@ -70,6 +70,9 @@ pub struct ProxyShared {
     /// How long a script may hold a partition before others get BUSY.
     pub busy_threshold: Duration,
     pub started: std::time::Instant,
+    /// `stratus proxy`: its link to control, which owns the caches' users
+    /// (`ACL SETUSER` and `DELUSER` go there).
+    pub follower: Option<Arc<crate::control::follow::Follower>>,
     next_id: AtomicU64,
     /// Every open connection (RESP and Memcached), told of shutdown.
     pub connections: crate::attention::Roster,
@@ -110,6 +113,7 @@ impl ProxyShared {
             script_time_limit: Duration::from_millis(config.script_time_limit_ms),
             busy_threshold: Duration::from_millis(config.busy_threshold_ms),
             started: std::time::Instant::now(),
+            follower: None,
             next_id: AtomicU64::new(1),
             connections: Default::default(),
             auth_guard: Default::default(),
