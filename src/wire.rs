@@ -355,6 +355,8 @@ pub struct Range {
 pub struct Executed {
     pub reply: Reply,
     pub work: u64,
+    /// A blocking command found nothing to serve: its client waits on.
+    pub waits: bool,
 }
 
 /// A partition's figures.
@@ -793,6 +795,7 @@ mod tests {
                     Executed {
                         reply: Reply::ok(),
                         work: 0,
+                        waits: false,
                     },
                     Executed {
                         reply: Reply::Array(vec![
@@ -801,10 +804,12 @@ mod tests {
                             Reply::Int(-2),
                         ]),
                         work: 2,
+                        waits: false,
                     },
                     Executed {
-                        reply: Reply::err("ERR x"),
+                        reply: Reply::NilArray,
                         work: 1,
+                        waits: true,
                     },
                 ],
                 stats: Stats {
@@ -817,12 +822,12 @@ mod tests {
                 },
             },
         };
-        // Status "OK" work 0; Array [Bulk "v", Nil, Int -2 (zigzag 3)] work
-        // 2; Error "ERR x" work 1; stats: slots 0-16383, 1 key, 0
+        // Status "OK" work 0 no wait; Array [Bulk "v", Nil, Int -2 (zigzag
+        // 3)] work 2 no wait; NilArray work 1, waits; stats: slots 0-16383, 1 key, 0
         // volatile, 64 bytes, events 5 6 7 8 9.
         assert_eq!(
             payload(&executed),
-            "000301020300024f4b000503030176040203020105455252207801\
+            "000301020300024f4b0000 05030301760402030200 060101\
              00fbff3f 01 00 40 05 06 07 08 09"
                 .replace(' ', "")
         );
@@ -973,6 +978,7 @@ mod tests {
                 replies: vec![Executed {
                     reply: Reply::Map(vec![(Reply::Double(1.5), Reply::Verbatim("txt".into()))]),
                     work: 3,
+                    waits: false,
                 }],
                 stats: Stats {
                     first_slot: 0,

@@ -453,6 +453,7 @@ fn pop_first(
             return Ok(Some((key.clone(), popped)));
         }
     }
+    ctx.waits = blocking;
     Ok(None)
 }
 
@@ -513,13 +514,18 @@ fn op_block_move(
 ) -> Result<Reply, OpError> {
     let still_blocked = ctx.still_blocked;
     match op_read(ctx, src).map(|found| found.is_some()) {
-        Ok(true) if !ctx.may_serve(src) => return Ok(Reply::Nil),
-        // Not ready for a client that blocked waiting for a list.
-        Err(OpError::WrongType) if still_blocked => return Ok(Reply::Nil),
-        Err(e) => return Err(e),
-        Ok(_) => {}
+        Ok(true) if ctx.may_serve(src) => op_move(ctx, src, dst, from, to),
+        // Empty, reserved, or (on a retry) not a list: not ready for it.
+        Ok(_) => {
+            ctx.waits = true;
+            Ok(Reply::Nil)
+        }
+        Err(OpError::WrongType) if still_blocked => {
+            ctx.waits = true;
+            Ok(Reply::Nil)
+        }
+        Err(e) => Err(e),
     }
-    op_move(ctx, src, dst, from, to)
 }
 
 /// LMOVE source destination LEFT|RIGHT LEFT|RIGHT

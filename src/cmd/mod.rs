@@ -73,6 +73,10 @@ pub struct Ctx<'a> {
     /// (Redis 7.0 serves a blocked client only from keys of the type it
     /// waits for) rather than an error.
     pub still_blocked: bool,
+    /// Set by a blocking command that found nothing to serve (its reply is
+    /// the empty one a timeout gives): its client waits on, and nothing it
+    /// did counts as a write (see [`crate::pool`]).
+    pub waits: bool,
     /// The cache's encoding thresholds (OBJECT ENCODING).
     pub encoding: params::Encoding,
     /// Which keys one command may combine (scripts, SORT's patterns): the
@@ -111,6 +115,7 @@ impl<'a> Ctx<'a> {
             script: None,
             reserved: Vec::new(),
             still_blocked: false,
+            waits: false,
             encoding: params::Encoding::default(),
             cluster_mode: crate::partition::ClusterMode::Enabled,
             on_write: None,

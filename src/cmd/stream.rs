@@ -530,6 +530,8 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         ctx.work += entries.iter().map(reply_work).sum::<u64>();
         served.push((Reply::Bulk(key.clone()), Reply::Array(entries)));
     }
+    // Nothing to read: a blocked reader waits on.
+    ctx.waits = served.is_empty();
     Ok(if served.is_empty() {
         Reply::NilArray
     } else if ctx.resp3 {

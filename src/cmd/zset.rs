@@ -668,6 +668,7 @@ fn pop_first(
             return Ok(Some((key.clone(), popped)));
         }
     }
+    ctx.waits = blocking;
     Ok(None)
 }
 

@@ -791,6 +791,7 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
                 .map(|e| wire::Executed {
                     reply: e.reply,
                     work: e.work,
+                    waits: e.waits,
                 })
                 .collect(),
             stats: part.stats().into(),

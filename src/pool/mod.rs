@@ -98,6 +98,20 @@ pub struct Executed {
     pub reply: Reply,
     /// Elements walked (metered as work).
     pub work: u64,
+    /// A blocking command found nothing to serve ([`cmd::Ctx::waits`]):
+    /// its client waits on.
+    pub waits: bool,
+}
+
+impl Executed {
+    /// A reply that walked `work` elements and did not wait.
+    pub const fn new(reply: Reply, work: u64) -> Executed {
+        Executed {
+            reply,
+            work,
+            waits: false,
+        }
+    }
 }
 
 /// What one SCAN step found ([`CachePool::scan`]).
@@ -556,6 +570,10 @@ impl LocalPartition {
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                // A blocking command that found nothing changed nothing a
+                // client can see (XREADGROUP's consumer bookkeeping): else a
+                // blocked client would wake itself forever.
+                let served_nothing = spec.has(cmd::flags::BLOCKING) && ctx.waits;
                 let changed_only = ctx.changed_only.take();
                 // A script that read something: its caller's tracking
                 // remembers the script's keys (see `proxy::pubsub`).
@@ -567,12 +585,8 @@ impl LocalPartition {
                 }
                 ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
-                // expiry) move on: WATCH sees it, blocked clients wake. A
-                // blocking command that found nothing changed nothing a
-                // client can see (XREADGROUP's consumer bookkeeping): else a
-                // blocked client would wake itself forever.
-                let served_nothing =
-                    spec.has(cmd::flags::BLOCKING) && matches!(reply, Reply::Nil | Reply::NilArray);
+                // expiry) move on: WATCH sees it, blocked clients wake
+                // (not for a blocking command that served nothing).
                 // A blocked client answered leaves its lines now, before
                 // the wake-up below lets the next in line retry.
                 if let (Some(_), Some(ticket), false) = (takes, opts.ticket, served_nothing) {
@@ -593,7 +607,11 @@ impl LocalPartition {
                         }
                     }
                 }
-                out.push(Executed { reply, work });
+                out.push(Executed {
+                    reply,
+                    work,
+                    waits: served_nothing,
+                });
             }
             // BCAST clients hear of this run's keys together.
             tracking.flush_broadcast(opts.client);
@@ -1180,10 +1198,7 @@ const MAX_REROUTES: usize = 40;
 const IN_TRANSIT_PAUSE: Duration = Duration::from_millis(5);
 
 /// The reply of a batch that ran nothing.
-const NOTHING: Executed = Executed {
-    reply: Reply::Nil,
-    work: 0,
-};
+const NOTHING: Executed = Executed::new(Reply::Nil, 0);
 
 /// Counts a worker-pool job on its partition until the job ends.
 struct SlowGuard(Arc<LocalPartition>);
@@ -1882,18 +1897,12 @@ impl CachePool {
                 Ok(done) => return done.and_then(|mut v| v.pop()).unwrap_or(NOTHING),
                 Err(NotRun::Busy) => return self.busy(),
                 Err(NotRun::Unavailable(why)) => {
-                    return Executed {
-                        reply: Reply::err_owned(why),
-                        work: 0,
-                    };
+                    return Executed::new(Reply::err_owned(why), 0);
                 }
                 Err(NotRun::Moved(_)) => {}
             }
         }
-        Executed {
-            reply: Reply::err(reply::TRYAGAIN),
-            work: 0,
-        }
+        Executed::new(Reply::err(reply::TRYAGAIN), 0)
     }
 
     /// Runs a bounded, read-only `f` on the keyspace of the partition owning
@@ -2081,6 +2090,7 @@ impl CachePool {
                         .map(|e| Executed {
                             reply: e.reply,
                             work: e.work,
+                            waits: e.waits,
                         })
                         .collect(),
                 ))
@@ -2172,10 +2182,7 @@ impl CachePool {
         let positions: Vec<usize> = spec.key_positions(args).collect();
         // Key groups must be whole (MSET's key-value pairs): else an arity error.
         if positions.last().is_some_and(|p| p + step > args.len()) {
-            return Executed {
-                reply: Reply::err_owned(reply::wrong_arity(spec.name)),
-                work: 0,
-            };
+            return Executed::new(Reply::err_owned(reply::wrong_arity(spec.name)), 0);
         }
         let mut parts: Vec<(Vec<usize>, Reply)> = Vec::new();
         let mut pending: Vec<usize> = (0..positions.len()).collect();
@@ -2204,10 +2211,7 @@ impl CachePool {
                     }
                     Err(NotRun::Busy) => return self.busy(),
                     Err(NotRun::Unavailable(why)) => {
-                        return Executed {
-                            reply: Reply::err_owned(why),
-                            work,
-                        };
+                        return Executed::new(Reply::err_owned(why), work);
                     }
                     Err(NotRun::Moved(_)) => pending.extend(keys),
                 }
@@ -2218,7 +2222,7 @@ impl CachePool {
         } else {
             Reply::err(reply::TRYAGAIN)
         };
-        Executed { reply, work }
+        Executed::new(reply, work)
     }
 
     /// Runs a walk over the keys of `part` ([`wire::KeysOp`]: data only,
@@ -2450,14 +2454,14 @@ impl CachePool {
 
     fn busy(&self) -> Executed {
         let function = self.scripts.lock().iter().any(|c| c.function.is_some());
-        Executed {
-            reply: Reply::err(if function {
+        Executed::new(
+            Reply::err(if function {
                 reply::BUSY_FUNCTION
             } else {
                 reply::BUSY
             }),
-            work: 0,
-        }
+            0,
+        )
     }
 
     /// Runs `f` on the worker pool once this cache has a worker permit

@@ -928,7 +928,7 @@ impl Connection<'_> {
                     )));
                 }
                 match super::scripting::prepare(cache, spec, args) {
-                    Err(reply) => Executed { reply, work: 0 },
+                    Err(reply) => Executed::new(reply, 0),
                     Ok(args) => match cmd::blocking_timeout(spec, &args) {
                         Ok(Some(timeout)) => {
                             self.block(cache, spec, &args, slot, timeout, &opts, stream)
@@ -1130,16 +1130,10 @@ impl Connection<'_> {
         let mut blocked = match cache.pool.block(slot, &keys, cmd::takes(spec)).await {
             Ok(b) => b,
             Err(NotRun::Unavailable(why)) => {
-                return Executed {
-                    reply: Reply::err_owned(why),
-                    work: 0,
-                };
+                return Executed::new(Reply::err_owned(why), 0);
             }
             Err(_) => {
-                return Executed {
-                    reply: Reply::err(reply::TRYAGAIN),
-                    work: 0,
-                };
+                return Executed::new(Reply::err(reply::TRYAGAIN), 0);
             }
         };
         // A stream read looks first, inline: its `$` resolved as it arrives
@@ -1183,7 +1177,7 @@ impl Connection<'_> {
                 // blocked, in line again where they land.
                 let in_transit =
                     matches!(&done.reply, Reply::Error(e) if e.starts_with(reply::TRYAGAIN));
-                if !matches!(done.reply, Reply::NilArray | Reply::Nil) && !in_transit {
+                if !done.waits && !in_transit {
                     break done;
                 }
             }
@@ -1208,8 +1202,8 @@ impl Connection<'_> {
             let mut probe = [0u8; 1];
             tokio::select! {
                 () = blocked.woken(attempts == 1) => continue,
-                () = expired => break Executed { reply: Reply::NilArray, work: 0 },
-                () = self.shutdown.cancelled() => break Executed { reply: Reply::NilArray, work: 0 },
+                () = expired => break Executed::new(Reply::NilArray, 0),
+                () = self.shutdown.cancelled() => break Executed::new(Reply::NilArray, 0),
                 () = me.unblock.notified() => {
                     // CLIENT UNBLOCK: as a timeout, or with Redis's error.
                     let reply = if me.unblock_error.swap(false, Ordering::AcqRel) {
@@ -1217,11 +1211,11 @@ impl Connection<'_> {
                     } else {
                         Reply::NilArray
                     };
-                    break Executed { reply, work: 0 };
+                    break Executed::new(reply, 0);
                 }
                 r = stream.peek(&mut probe), if peer_may_close => match r {
                     // Closed while blocked: stop waiting (the reply goes nowhere).
-                    Ok(0) | Err(_) => break Executed { reply: Reply::NilArray, work: 0 },
+                    Ok(0) | Err(_) => break Executed::new(Reply::NilArray, 0),
                     // More commands pipelined behind the blocked one: they wait.
                     Ok(_) => peer_may_close = false,
                 },

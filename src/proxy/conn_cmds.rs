@@ -32,10 +32,7 @@ pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64
     if op == ConnOp::Exec {
         return transaction::exec(conn, now)
             .await
-            .unwrap_or_else(|e| Executed {
-                reply: e.reply(),
-                work: 0,
-            });
+            .unwrap_or_else(|e| Executed::new(e.reply(), 0));
     }
     // SCAN and KEYS walk keys: their work (milli-units) is the keys and
     // slots visited and the keys replied.
@@ -43,7 +40,7 @@ pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64
     let reply = dispatch(conn, op, args, now, &mut work)
         .await
         .unwrap_or_else(|e| e.reply());
-    Executed { reply, work }
+    Executed::new(reply, work)
 }
 
 async fn dispatch(

@@ -162,10 +162,7 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
     {
         Ok(Some(ran)) => ran,
         Ok(None) => {
-            return Ok(Executed {
-                reply: Reply::NilArray,
-                work: 0,
-            });
+            return Ok(Executed::new(Reply::NilArray, 0));
         }
         // EXEC refused while a script runs: the transaction is discarded,
         // saying why, as Redis's execCommandAbort.
@@ -181,10 +178,7 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
     let mut work = 0;
     for (spec, req) in &tx.queued {
         let done = match spec.exec {
-            Exec::Data(_) => ran.next().unwrap_or(Executed {
-                reply: Reply::Nil,
-                work: 0,
-            }),
+            Exec::Data(_) => ran.next().unwrap_or(Executed::new(Reply::Nil, 0)),
             // Boxed: EXEC reaches here through conn_cmds::run itself.
             Exec::Conn(op) => Box::pin(conn_cmds::run(conn, op, &req.args, now)).await,
         };
@@ -199,8 +193,5 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
             .record_inner_call(spec, &req.args, 0, &done.reply);
         replies.push(done.reply);
     }
-    Ok(Executed {
-        reply: Reply::Array(replies),
-        work,
-    })
+    Ok(Executed::new(Reply::Array(replies), work))
 }
