@@ -492,10 +492,15 @@ async fn autoscale_cycle(
         last = now;
         let caches = registry.list();
         states.retain(|name, _| caches.iter().any(|c| &c.name == name));
+        // A proxy's caches scale where control placed them: what their
+        // slots served goes to control at each check-in (`Follower`).
+        if !registry.autoscales() {
+            continue;
+        }
         for cache in caches {
             let state = states.remove(&cache.name).unwrap_or_default();
             let next = match registry.placer() {
-                Some(placer) => autoscale_placed(&cache, placer, &thresholds, &state).await,
+                Some(placer) => autoscale_placed(&cache, placer, &thresholds, &state, secs).await,
                 None => autoscale(&cache, &thresholds, &state, secs),
             };
             states.insert(cache.name.clone(), next);
@@ -507,9 +512,9 @@ async fn autoscale_cycle(
 }
 
 /// One autoscaler tick for a cache whose partitions are on nodes (`stratus
-/// control`): the same rules on the figures the nodes last reported — by
-/// size only (a partition's load is seen by the proxies, not here), each
-/// partition's bytes taken as spread evenly over its slots — applied
+/// control`): the same rules as `serve`'s on the bytes the nodes last
+/// reported (each partition's taken as spread evenly over its slots) and
+/// the load the proxies reported per slot at their check-ins — applied
 /// through the placer (a split's new partition goes to the least loaded
 /// node).
 async fn autoscale_placed(
@@ -517,10 +522,9 @@ async fn autoscale_placed(
     placer: &Placer,
     thresholds: &Thresholds,
     state: &autoscaler::State,
+    secs: f64,
 ) -> autoscaler::State {
-    if cache.pool.cluster_mode().spans_slots() {
-        return state.clone();
-    }
+    let load = cache.pool.take_slot_load();
     let obs: Vec<autoscaler::Observation> = placer
         .ranges(&cache.name)
         .into_iter()
@@ -528,21 +532,34 @@ async fn autoscale_placed(
             let handle = cache.pool.partition(part.id);
             let bytes = handle.as_ref().map_or(0, |h| h.stats().used_bytes as u64);
             let slots = u64::from(part.last - part.first) + 1;
-            autoscaler::Observation {
+            let slot_load: Vec<u64> = load[usize::from(part.first)..=usize::from(part.last)]
+                .iter()
+                .map(|l| (*l as f64 / secs) as u64)
+                .collect();
+            let o = autoscaler::Observation {
                 id: part.id,
                 first_slot: part.first,
                 last_slot: part.last,
                 bytes,
                 slot_bytes: vec![bytes / slots; slots as usize],
-                slot_load: vec![0; slots as usize],
-                age_secs: handle.map_or(0, |h| h.age().as_secs()),
+                slot_load,
+                age_secs: handle.as_ref().map_or(0, |h| h.age().as_secs()),
+            };
+            if let Some(h) = &handle {
+                h.set_ecpu_per_sec(o.ecpu_per_sec());
             }
+            o
         })
         .collect();
+    // Cluster mode disabled: one partition, never split (its load is
+    // still shown).
+    if cache.pool.cluster_mode().spans_slots() {
+        return state.clone();
+    }
+    // Pre-scaling: the minimum ECPU/s needs this many partitions.
+    let min_ecpu = cache.limits().ecpu_per_second.minimum as u64;
     let t = Thresholds {
-        // Load is not seen here: no load splits, and merges on size alone.
-        split_ecpu_per_sec: u64::MAX / 4,
-        min_partitions: 1,
+        min_partitions: min_ecpu.div_ceil(thresholds.split_ecpu_per_sec).max(1) as usize,
         ..*thresholds
     };
     let (decisions, next) = autoscaler::decide(&t, state, &obs);
@@ -550,7 +567,12 @@ async fn autoscale_placed(
         let done = match d {
             Decision::Split { id, at, .. } => placer.split(&cache.name, id, at).await.map(|_| ()),
             Decision::Merge { left, right } => placer.merge(&cache.name, left, right).await,
-            Decision::HotSlot { .. } => Ok(()),
+            Decision::HotSlot { id, slot } => {
+                if cache.pool.report_hot_slot(id, slot) {
+                    tracing::warn!(cache = %cache.name, partition = id, slot, "hot slot: one slot exceeds a split threshold alone");
+                }
+                Ok(())
+            }
         };
         if let Err(e) = done {
             tracing::warn!(cache = %cache.name, "autoscaler: {d:?} not done: {e}");

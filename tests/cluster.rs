@@ -1190,3 +1190,83 @@ async fn caches_and_users_changed_through_any_proxy_reach_every_proxy() {
     .await;
     assert_eq!(cluster.api.get("/v1/caches/shop").await.status, 404);
 }
+
+/// Control splits on load as `serve` does: the proxies report what each
+/// slot served at their check-ins. A cache loaded past the split
+/// threshold spreads over the nodes (its load shows per partition and per
+/// node); a single slot over the threshold alone is reported, not split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_splits_on_the_load_proxies_report() {
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            "--split-ecpu-per-sec",
+            "200",
+            "--split-load-window",
+            "2",
+            "--merge-window",
+            "3600",
+        ],
+    )
+    .await;
+    let token = cluster.create("busy").await;
+    let mut c = cluster.client("busy", &token).await;
+    for i in 0..200 {
+        let _: () = c.set(format!("key:{i}"), i).await.unwrap();
+    }
+    assert_eq!(partitions_of(&cluster.api, "busy").await.len(), 1);
+    // About 1,000 reads a second over 200 keys, until the cache has split
+    // onto both nodes.
+    let loader = c.clone();
+    let load = |keys: Vec<String>| {
+        let mut c = loader.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.get(k);
+                }
+                let _: Vec<Option<String>> = pipe.query_async(&mut c).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let spread = load((0..20).map(|i| format!("key:{}", i * 10)).collect());
+    eventually("the loaded cache splits over both nodes", || async {
+        let parts = partitions_of(&cluster.api, "busy").await;
+        let mut homes: Vec<String> = parts.iter().map(|p| p.3.clone()).collect();
+        homes.sort();
+        homes.dedup();
+        parts.len() >= 2 && homes.len() == 2
+    })
+    .await;
+    spread.abort();
+    let view = cluster.api.get("/v1/caches/busy/partitions").await.json();
+    let loads: Vec<f64> = view["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ecpu_per_second"].as_f64().unwrap())
+        .collect();
+    assert!(loads.iter().any(|l| *l > 0.0), "{view}");
+    for i in 0..200 {
+        let v: Option<i64> = c.get(format!("key:{i}")).await.unwrap();
+        assert_eq!(v, Some(i), "key:{i}");
+    }
+    // One slot alone past the threshold: reported as hot, not split.
+    let hot = load(vec!["{h}k".to_string(); 20]);
+    let slot = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("{h}k")
+        .query_async::<i64>(&mut c)
+        .await
+        .unwrap();
+    eventually("the hot slot is reported", || async {
+        let view = cluster.api.get("/v1/caches/busy/partitions").await.json();
+        view["partitions"].as_array().unwrap().iter().any(|p| {
+            p["hot_slot"] == slot && p["slots"]["first"] == slot && p["slots"]["last"] == slot
+        })
+    })
+    .await;
+    hot.abort();
+}

@@ -665,8 +665,12 @@ fn check_in(registry: &Registry, proxy: &str, body: &[u8]) -> ApiReply {
     #[serde(deny_unknown_fields)]
     struct CheckIn {
         used: std::collections::HashMap<String, f64>,
+        /// Milli-ECPU each slot served since the proxy's last check-in,
+        /// by cache: `[[slot, milli-ECPU], ...]`, slots with none left out.
+        #[serde(default)]
+        loads: std::collections::HashMap<String, Vec<(u16, u64)>>,
     }
-    let req: CheckIn = match parse(body) {
+    let mut req: CheckIn = match parse(body) {
         Ok(r) => r,
         Err(e) => return e,
     };
@@ -676,11 +680,21 @@ fn check_in(registry: &Registry, proxy: &str, body: &[u8]) -> ApiReply {
             "a proxy id is 1 to 64 characters",
         );
     }
-    let used = req
-        .used
+    let used = std::mem::take(&mut req.used)
         .into_iter()
         .filter(|(_, v)| v.is_finite() && *v >= 0.0)
         .collect();
+    // What the proxies served adds to each slot's load: control's
+    // autoscaler splits on it.
+    for (name, loads) in &req.loads {
+        if let Some(cache) = registry.get(name) {
+            for &(slot, milli) in loads {
+                if slot < crate::partition::SLOTS {
+                    cache.pool.record_load(slot, milli);
+                }
+            }
+        }
+    }
     match registry.check_in(proxy, used) {
         Ok(shares) => ApiReply::ok(
             StatusCode::OK,

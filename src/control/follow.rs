@@ -96,7 +96,17 @@ impl Follower {
         let elapsed = meter.last.elapsed().as_secs_f64().max(0.001);
         meter.last = Instant::now();
         let mut used = HashMap::new();
+        let mut loads = HashMap::new();
         for cache in self.registry.list() {
+            // What each slot served since the last check-in (control's
+            // autoscaler splits on it).
+            let served: Vec<(u16, u64)> = (0u16..)
+                .zip(cache.pool.take_slot_load())
+                .filter(|(_, milli)| *milli > 0)
+                .collect();
+            if !served.is_empty() {
+                loads.insert(cache.name.clone(), served);
+            }
             let total: u64 = cache
                 .usage
                 .ecpu_milli
@@ -115,6 +125,7 @@ impl Follower {
             self.admin_token.as_deref(),
             &self.id,
             &used,
+            &loads,
         )
         .await
         {

@@ -115,16 +115,17 @@ pub async fn call(
 }
 
 /// A proxy checks in with control (`POST /v1/proxies/{id}`): it reports
-/// the ECPU/s it used by cache, and reads the caches to serve and its
-/// shares.
+/// the ECPU/s it used by cache and what each slot served, and reads the
+/// caches to serve and its shares.
 pub async fn check_in(
     control: SocketAddr,
     admin_token: Option<&str>,
     proxy: &str,
     used: &std::collections::HashMap<String, f64>,
+    loads: &std::collections::HashMap<String, Vec<(u16, u64)>>,
 ) -> Result<CheckedIn, String> {
-    let body =
-        serde_json::to_vec(&serde_json::json!({ "used": used })).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&serde_json::json!({ "used": used, "loads": loads }))
+        .map_err(|e| e.to_string())?;
     let (status, body) = call(
         control,
         admin_token,

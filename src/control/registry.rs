@@ -531,6 +531,12 @@ impl Registry {
         !matches!(self.placement, Placement::Follow)
     }
 
+    /// Whether this process's autoscaler splits and merges the caches'
+    /// partitions: not a proxy's (control does, from what proxies report).
+    pub fn autoscales(&self) -> bool {
+        !matches!(self.placement, Placement::Follow)
+    }
+
     /// Where caches' partitions are placed (`stratus control`; none
     /// otherwise).
     pub fn placer(&self) -> Option<&Arc<Placer>> {

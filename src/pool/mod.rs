@@ -656,6 +656,11 @@ pub struct RemotePartition {
     created: Instant,
     /// Its figures as the node last reported them.
     last_stats: Mutex<PartitionStats>,
+    /// The load its slots served, as control's autoscaler last measured it
+    /// from the proxies' reports (milli-ECPU per second).
+    ecpu_milli_per_sec: AtomicU64,
+    /// A slot over a split threshold alone, as control's autoscaler found.
+    hot_slot: Mutex<Option<u16>>,
 }
 
 impl RemotePartition {
@@ -812,26 +817,34 @@ impl PartitionHandle {
     }
 
     pub fn set_ecpu_per_sec(&self, ecpu: f64) {
-        if let Some(p) = self.in_process() {
-            p.ecpu_milli_per_sec
-                .store((ecpu * 1000.0) as u64, Ordering::Relaxed);
-        }
+        let milli = match self {
+            PartitionHandle::Local(p) => &p.ecpu_milli_per_sec,
+            PartitionHandle::Remote(r) => &r.ecpu_milli_per_sec,
+        };
+        milli.store((ecpu * 1000.0) as u64, Ordering::Relaxed);
     }
 
     /// The partition's figures for the partition view.
     pub fn view(&self) -> PartitionView {
         let Some(p) = self.in_process() else {
+            let (milli, hot_slot) = match self {
+                PartitionHandle::Remote(r) => (
+                    r.ecpu_milli_per_sec.load(Ordering::Relaxed),
+                    *r.hot_slot.lock(),
+                ),
+                PartitionHandle::Local(_) => (0, None),
+            };
             return PartitionView {
                 id: self.id(),
                 stats: self.stats(),
-                ecpu_per_sec: 0.0,
+                ecpu_per_sec: milli as f64 / 1000.0,
                 age: self.age(),
                 last_event: RangeEvent {
                     kind: "created",
                     reason: "remote",
                     at: SystemTime::now(),
                 },
-                hot_slot: None,
+                hot_slot,
             };
         };
         PartitionView {
@@ -1459,6 +1472,8 @@ impl CachePool {
                 last_slot: SLOTS - 1,
                 ..PartitionStats::default()
             }),
+            ecpu_milli_per_sec: AtomicU64::new(0),
+            hot_slot: Mutex::new(None),
         }));
         *pool.routing.get_mut() = RoutingTable {
             epoch: 0,
@@ -1546,6 +1561,8 @@ impl CachePool {
                             last_slot: r.last,
                             ..PartitionStats::default()
                         }),
+                        ecpu_milli_per_sec: AtomicU64::new(0),
+                        hot_slot: Mutex::new(None),
                     }))
                 });
                 (r.first, r.last, handle)
@@ -2501,10 +2518,10 @@ impl CachePool {
         let Some(part) = self.partitions().into_iter().find(|p| p.id() == id) else {
             return false;
         };
-        let Some(p) = part.in_process() else {
-            return false;
+        let mut hot = match &part {
+            PartitionHandle::Local(p) => p.hot_slot.lock(),
+            PartitionHandle::Remote(r) => r.hot_slot.lock(),
         };
-        let mut hot = p.hot_slot.lock();
         let new = *hot != Some(slot);
         *hot = Some(slot);
         new
@@ -2514,7 +2531,10 @@ impl CachePool {
     pub fn hot_slots(&self) -> usize {
         self.partitions()
             .iter()
-            .filter(|p| p.in_process().is_some_and(|p| p.hot_slot.lock().is_some()))
+            .filter(|p| match p {
+                PartitionHandle::Local(l) => l.hot_slot.lock().is_some(),
+                PartitionHandle::Remote(r) => r.hot_slot.lock().is_some(),
+            })
             .count()
     }
 
