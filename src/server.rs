@@ -309,6 +309,8 @@ async fn start_role(
         Role::Proxy { period, .. } => {
             // INFO and the metrics show the nodes' figures, a second old.
             tracker.spawn(node_stats_cycle(registry.clone(), shutdown.clone()));
+            // Keyspace events and scripts' messages, from the nodes.
+            tracker.spawn(feed_cycle(registry.clone(), shutdown.clone()));
             if let Some(follower) = follower {
                 tracker.spawn(follower.run(*period, shutdown.clone()));
             }
@@ -343,6 +345,93 @@ async fn start_role(
         serving,
     };
     Ok((Some(running), None))
+}
+
+/// A proxy: one reader per cache and node hosting some of its partitions,
+/// delivering what the node's feed gives on this proxy's hub
+/// ([`crate::pool::feed`]). Readers start and stop as the caches and
+/// their routes change (checked every [`FEED_CHECK`]).
+async fn feed_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut readers: HashMap<(String, SocketAddr), tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut tick = tokio::time::interval(FEED_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => break,
+        }
+        let mut wanted = std::collections::HashSet::new();
+        for cache in registry.list() {
+            // Every node of a cache new here: its routes first.
+            if cache.pool.epoch() == 0 {
+                let _ = cache.pool.load_routes().await;
+            }
+            for node in cache.pool.nodes() {
+                let key = (cache.name.clone(), node.addr());
+                wanted.insert(key.clone());
+                if readers.get(&key).is_none_or(|r| r.is_finished()) {
+                    let reader = read_feed(cache.clone(), node, shutdown.clone());
+                    readers.insert(key, tokio::spawn(reader));
+                }
+            }
+        }
+        readers.retain(|key, reader| {
+            let keep = wanted.contains(key) && !reader.is_finished();
+            if !keep {
+                reader.abort();
+            }
+            keep
+        });
+    }
+    for reader in readers.into_values() {
+        reader.abort();
+    }
+}
+
+/// How often a proxy checks which node feeds it reads.
+const FEED_CHECK: Duration = Duration::from_millis(50);
+
+/// Reads one node's feed of `cache` until the cache goes: long polls, each
+/// asking for the event classes the cache needs now (asked again at once
+/// when they change), their items delivered in order.
+async fn read_feed(
+    cache: Arc<Cache>,
+    node: Arc<crate::node::NodeClient>,
+    shutdown: CancellationToken,
+) {
+    let Some(name) = cache.pool.hosted_as().map(str::to_string) else {
+        return;
+    };
+    let mut after = cache.pool.feed_mark(node.addr());
+    while !cache.is_deleted() && !shutdown.is_cancelled() {
+        let flags = cache.pool.feed_flags();
+        let poll = node.call(crate::wire::Request::Feed {
+            cache: name.clone(),
+            after,
+            flags,
+        });
+        tokio::pin!(poll);
+        let answer = loop {
+            tokio::select! {
+                r = &mut poll => break Some(r),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if cache.pool.feed_flags() != flags {
+                        break None;
+                    }
+                }
+            }
+        };
+        match answer {
+            // The classes changed: ask again with them.
+            None => {}
+            Some(Ok(crate::wire::Response::Fed { next, items })) => {
+                after = Some(next);
+                cache.pool.deliver_feed(items);
+            }
+            // Unreachable, or the cache is gone there: try again later.
+            Some(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 /// How often control reads its nodes' figures for its API and metrics.

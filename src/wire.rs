@@ -160,6 +160,15 @@ pub enum Request {
         bytes: u64,
         count: u32,
     },
+    /// The cache's events after number `after` (`None`: from now on),
+    /// waiting up to a second for one; `flags` are the
+    /// `notify-keyspace-events` classes the proxy needs. Answered
+    /// [`Response::Fed`] ([`crate::pool::feed`]).
+    Feed {
+        cache: String,
+        after: Option<u64>,
+        flags: u32,
+    },
 }
 
 /// A key in transit between nodes: its value as a DUMP payload (the
@@ -280,6 +289,13 @@ pub struct Options {
     /// the commands it calls are checked against); `None`: every command
     /// and key.
     pub rules: Option<Vec<String>>,
+    /// Keyspace event classes to record for this batch (the proxy's
+    /// subscribers and tracking clients need them).
+    pub notify: u32,
+    /// The proxy's number in the feeds ([`crate::node::Nodes::origin`]):
+    /// the batch's events come back in its reply, and the feed marks them
+    /// as that proxy's.
+    pub origin: u64,
 }
 
 /// What a node answers.
@@ -294,7 +310,14 @@ pub enum Response {
     /// never older than its last batch).
     Executed {
         replies: Vec<Executed>,
-        stats: Stats,
+        /// (Boxed: the other answers stay small; the same bytes.)
+        stats: Box<Stats>,
+        /// What the batch delivers (keyspace events, scripts' messages):
+        /// the proxy that sent it delivers them before answering.
+        events: Vec<crate::pool::feed::FeedItem>,
+        /// The number of the cache's next feed item after the batch: a
+        /// proxy's reader of this node's feed starts there at the latest.
+        feed: u64,
     },
     /// A watched key changed: nothing ran.
     Aborted,
@@ -337,6 +360,12 @@ pub enum Response {
     Killed(crate::pool::KillOutcome),
     /// A [`Request::Evict`] took `keys` keys; the partition's figures after.
     Evicted { keys: u64, stats: Stats },
+    /// A [`Request::Feed`]'s items, each with its origin, and the number
+    /// to read from next.
+    Fed {
+        next: u64,
+        items: Vec<(u64, crate::pool::feed::FeedItem)>,
+    },
 }
 
 /// One partition's slot range and where it is.
@@ -536,6 +565,8 @@ mod tests {
             encoding: Default::default(),
             script_time_limit_ms: 5000,
             rules: None,
+            notify: 0x41,
+            origin: 5,
         }
     }
 
@@ -572,7 +603,8 @@ mod tests {
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
             // options: false, 512 MiB, u64::MAX, false, 7, None,
             // false, 5000, the default encoding thresholds, a 5000 ms
-            // script limit, no rules (bincode's variable-length integers:
+            // script limit, no rules, notify classes 0x41, origin 5 (bincode's
+            // variable-length integers:
             // one byte below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8
             // bytes).
             "0003\
@@ -594,7 +626,9 @@ mod tests {
              fb8813\
              fb0002 40 80 40 fb0002 64\
              fb8813\
-             00"
+             00\
+             41\
+             05"
             .replace(' ', "")
         );
         let host = Envelope {
@@ -778,6 +812,15 @@ mod tests {
                 },
                 "13 0163 01 01 fb2c01 10",
             ),
+            (
+                // Feed; "c"; after Some(7); flags 300.
+                Request::Feed {
+                    cache: "c".into(),
+                    after: Some(7),
+                    flags: 300,
+                },
+                "14 0163 01 07 fb2c01",
+            ),
         ] {
             assert_eq!(
                 payload(&Envelope { id: 2, body }),
@@ -812,23 +855,31 @@ mod tests {
                         waits: true,
                     },
                 ],
-                stats: Stats {
+                stats: Box::new(Stats {
                     first_slot: 0,
                     last_slot: 16383,
                     keys: 1,
                     volatile_keys: 0,
                     used_bytes: 64,
                     events: stats_events(),
-                },
+                }),
+                events: vec![crate::pool::feed::FeedItem::Message {
+                    channel: "c".into(),
+                    message: "m".into(),
+                    shard: false,
+                }],
+                feed: 300,
             },
         };
         // Status "OK" work 0 no wait; Array [Bulk "v", Nil, Int -2 (zigzag
         // 3)] work 2 no wait; NilArray work 1, waits; stats: slots 0-16383, 1 key, 0
-        // volatile, 64 bytes, events 5 6 7 8 9.
+        // volatile, 64 bytes, events 5 6 7 8 9; [Message "c" "m" not
+        // shard]; feed 300.
         assert_eq!(
             payload(&executed),
             "000301020300024f4b0000 05030301760402030200 060101\
-             00fbff3f 01 00 40 05 06 07 08 09"
+             00fbff3f 01 00 40 05 06 07 08 09 \
+             01 01 0163 016d 00 fb2c01"
                 .replace(' ', "")
         );
         for (message, bytes) in [
@@ -930,6 +981,32 @@ mod tests {
                 "00030012 03 01 02 00 00 00 05 06 07 08 09",
             ),
             (
+                // Fed: next 2; [(origin 0, Key {class 4, "del", "k"}),
+                // (origin 9, Message {"c", "m", shard true})].
+                Response::Fed {
+                    next: 2,
+                    items: vec![
+                        (
+                            0,
+                            crate::pool::feed::FeedItem::Key(crate::partition::notify::KeyEvent {
+                                class: 4,
+                                event: "del".into(),
+                                key: "k".into(),
+                            }),
+                        ),
+                        (
+                            9,
+                            crate::pool::feed::FeedItem::Message {
+                                channel: "c".into(),
+                                message: "m".into(),
+                                shard: true,
+                            },
+                        ),
+                    ],
+                },
+                "00030013 02 02 00 00 04 0364656c 016b 09 01 0163 016d 01",
+            ),
+            (
                 Response::Killed(crate::pool::KillOutcome::Unkillable),
                 "00030011 01",
             ),
@@ -980,14 +1057,16 @@ mod tests {
                     work: 3,
                     waits: false,
                 }],
-                stats: Stats {
+                stats: Box::new(Stats {
                     first_slot: 0,
                     last_slot: 16383,
                     keys: 1,
                     volatile_keys: 1,
                     used_bytes: 100,
                     events: stats_events(),
-                },
+                }),
+                events: Vec::new(),
+                feed: 0,
             },
         };
         let mut buf = BytesMut::new();

@@ -906,8 +906,7 @@ async fn a_growing_cache_splits_and_spreads_over_the_nodes() {
 /// Lua through a proxy, on a cache spread over three nodes: EVAL and
 /// EVALSHA run where their slot's partition is, FCALL too; a script's
 /// keys must share a slot; SCRIPT KILL reaches a script running on a
-/// node, whose other clients meanwhile get BUSY; a script's PUBLISH is
-/// refused (no subscriber listens on a node).
+/// node, whose other clients meanwhile get BUSY; a script may PUBLISH.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_run_on_the_nodes_of_their_keys() {
     let cluster = Cluster::start_with(3, &["--initial-partitions", "3"]).await;
@@ -966,12 +965,14 @@ async fn scripts_run_on_the_nodes_of_their_keys() {
         cross.contains("hash to the same slot"),
         "keys of two slots: {cross}"
     );
+    // A script's PUBLISH runs on its node and reaches the proxies'
+    // subscribers (see `events_made_on_nodes_reach_every_proxy`).
     let published: redis::RedisResult<i64> = redis::cmd("EVAL")
         .arg("return redis.call('PUBLISH', 'ch', 'm')")
         .arg(0)
         .query_async(&mut c)
         .await;
-    assert!(published.is_err(), "{published:?}");
+    assert!(published.is_ok(), "{published:?}");
     let _: String = redis::cmd("FUNCTION")
         .arg("LOAD")
         .arg("#!lua name=lib\nredis.register_function('twice', function(keys) return 2 * redis.call('GET', keys[1]) end)")
@@ -1269,4 +1270,116 @@ async fn control_splits_on_the_load_proxies_report() {
     })
     .await;
     hot.abort();
+}
+
+/// What happens on a node reaches the clients of every proxy: a script's
+/// PUBLISH, the keyspace events of a write made through another proxy and
+/// of the node's own expiry, and client-side caching's invalidations — in
+/// the writer's proxy with the write's reply, in the others through the
+/// node's feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_made_on_nodes_reach_every_proxy() {
+    let cluster = Cluster::start(2).await;
+    let other = spawn_proxy(&cluster.control, "50").await;
+    let token = cluster.create("events").await;
+    let (a, b) = (cluster.resp(), other.addr("resp_addr"));
+    let login = |addr: SocketAddr| {
+        let token = token.clone();
+        async move {
+            let end = std::time::Instant::now() + DEADLINE;
+            loop {
+                let mut c = Raw::connect(addr).await;
+                if c.cmd(&["AUTH", "events", &token]).await == ok() {
+                    return c;
+                }
+                assert!(
+                    std::time::Instant::now() < end,
+                    "{addr} never served the cache"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let mut writer = login(a).await;
+    let mut sub_a = login(a).await;
+    let mut sub_b = login(b).await;
+    let mut tracker = login(b).await;
+    // Each proxy's settings are its own: both notify.
+    for c in [&mut writer, &mut sub_b] {
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+                .await,
+            ok()
+        );
+    }
+    sub_a.cmd(&["SUBSCRIBE", "news"]).await;
+    sub_b
+        .cmd(&[
+            "SUBSCRIBE",
+            "news",
+            "__keyevent@0__:set",
+            "__keyevent@0__:expired",
+        ])
+        .await;
+    sub_b.read().await;
+    sub_b.read().await;
+    // Client-side caching on proxy B, of a key written through proxy A.
+    assert!(!tracker.cmd(&["HELLO", "3"]).await.is_error());
+    assert_eq!(tracker.cmd(&["CLIENT", "TRACKING", "ON"]).await, ok());
+    assert_eq!(writer.cmd(&["SET", "cached", "1"]).await, ok());
+    assert_eq!(tracker.cmd(&["GET", "cached"]).await, bulk("1"));
+    // A script's message: to the subscribers of both proxies.
+    let r = writer
+        .cmd(&["EVAL", "return redis.call('PUBLISH', 'news', 'hello')", "0"])
+        .await;
+    assert!(!r.is_error(), "{r:?}");
+    let message = arr(vec![bulk("message"), bulk("news"), bulk("hello")]);
+    assert_eq!(sub_a.read().await, message);
+    // (Proxy B heard of `cached`'s SET first, from the feed.)
+    let mut heard = vec![sub_b.read().await, sub_b.read().await];
+    heard.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        heard,
+        vec![
+            arr(vec![
+                bulk("message"),
+                bulk("__keyevent@0__:set"),
+                bulk("cached")
+            ]),
+            message.clone(),
+        ]
+    );
+    // A write through proxy A: its event on proxy B, and B's tracking
+    // client hears its cached key changed.
+    assert_eq!(writer.cmd(&["SET", "cached", "2"]).await, ok());
+    assert_eq!(
+        sub_b.read().await,
+        arr(vec![
+            bulk("message"),
+            bulk("__keyevent@0__:set"),
+            bulk("cached")
+        ])
+    );
+    assert_eq!(
+        tracker.read().await,
+        Resp::Push(vec![bulk("invalidate"), arr(vec![bulk("cached")])])
+    );
+    // The node's own expiry.
+    assert_eq!(writer.cmd(&["SET", "brief", "x", "PX", "50"]).await, ok());
+    assert_eq!(
+        sub_b.read().await,
+        arr(vec![
+            bulk("message"),
+            bulk("__keyevent@0__:set"),
+            bulk("brief")
+        ])
+    );
+    assert_eq!(
+        sub_b.read().await,
+        arr(vec![
+            bulk("message"),
+            bulk("__keyevent@0__:expired"),
+            bulk("brief")
+        ])
+    );
 }

@@ -259,6 +259,10 @@ async fn a_node_refuses_what_it_cannot_run() {
                     encoding: Default::default(),
                     script_time_limit_ms: 5000,
                     rules: None,
+                    // The batch's string events come back in its reply.
+                    notify: stratus::partition::notify::KEYSPACE
+                        | stratus::partition::notify::STRING,
+                    origin: 7,
                 },
             })
         };
@@ -291,6 +295,8 @@ async fn a_node_refuses_what_it_cannot_run() {
     let Response::Executed {
         replies: done,
         stats,
+        events,
+        feed,
     } = client
         .call(execute(owner.partition, slot, Vec::new()))
         .await
@@ -302,6 +308,19 @@ async fn a_node_refuses_what_it_cannot_run() {
     // The reply carries the partition's figures after the batch.
     assert!((stats.first_slot..=stats.last_slot).contains(&slot));
     assert!(stats.keys >= 1 && stats.used_bytes > 0, "{stats:?}");
+    // ... and what it delivers: SET's keyspace event (in the node's feed
+    // for the other proxies too).
+    assert!(feed >= 1, "feed at {feed}");
+    assert_eq!(
+        events,
+        vec![stratus::pool::feed::FeedItem::Key(
+            stratus::partition::notify::KeyEvent {
+                class: stratus::partition::notify::STRING,
+                event: "set".into(),
+                key: Bytes::from_static(b"k"),
+            }
+        )]
+    );
 
     // The node checks what it runs, whatever the proxy claims: a command
     // cut short, a command that is not a data command, and slots that are

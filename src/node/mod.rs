@@ -279,7 +279,7 @@ impl Node {
                     ));
                 }
                 self.caches.write().entry(cache.clone()).or_insert_with(|| {
-                    Arc::new(CachePool::with_mode(*partitions as usize, *cluster_mode))
+                    Arc::new(CachePool::with_mode(*partitions as usize, *cluster_mode).fed())
                 });
                 Response::Hosted
             }
@@ -464,6 +464,21 @@ impl Node {
                         epoch: pool.epoch(),
                     },
                 }
+            }
+            Request::Feed {
+                cache,
+                after,
+                flags,
+            } => {
+                let pool = match self.cache(&cache) {
+                    Ok(p) => p,
+                    Err(failed) => return failed,
+                };
+                let Some(feed) = pool.feed().cloned() else {
+                    return Response::Failed("ERR no feed".into());
+                };
+                let (next, items) = feed.read(after, flags).await;
+                Response::Fed { next, items }
             }
             Request::Evict {
                 cache,
@@ -767,6 +782,19 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         }
         Some(Err(e)) => return Response::Failed(format!("ERR bad rules in batch: {e}")),
     };
+    // The batch's events: in its reply for the proxy that sent it (it
+    // delivers them before answering its client), and in the feed for the
+    // others.
+    if let Some(feed) = pool.feed() {
+        feed.want(o.notify);
+    }
+    let batch_events = (o.origin != 0).then(|| {
+        Arc::new(crate::pool::BatchEvents {
+            origin: o.origin,
+            notify: o.notify,
+            ..Default::default()
+        })
+    });
     let opts = ExecOptions {
         resp3: o.resp3,
         max_value_len: usize::try_from(o.max_value_len).unwrap_or(usize::MAX),
@@ -779,7 +807,8 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         encoding: o.encoding,
         script_time_limit: Duration::from_millis(o.script_time_limit_ms),
         gate,
-        publishes: false,
+        notify: o.notify,
+        batch_events: batch_events.clone(),
         // The partition's node stamps time (TTLs, LRU clocks), as its
         // expiry cycle does: a proxy's skewed clock changes nothing.
         ..ExecOptions::new(crate::partition::now_ms())
@@ -794,7 +823,9 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
                     waits: e.waits,
                 })
                 .collect(),
-            stats: part.stats().into(),
+            stats: Box::new(part.stats().into()),
+            events: batch_events.map_or_else(Vec::new, |b| std::mem::take(&mut *b.items.lock())),
+            feed: pool.feed().map_or(0, |f| f.next()),
         },
         Ok(None) => Response::Aborted,
         Err(not_run) => not_run.into(),
@@ -816,6 +847,9 @@ impl From<NotRun> for Response {
 pub struct Nodes {
     key: Option<[u8; 32]>,
     clients: Mutex<HashMap<std::net::SocketAddr, Arc<NodeClient>>>,
+    /// This process to the nodes' feeds: a number no other has (never 0,
+    /// the nodes' own).
+    origin: u64,
 }
 
 impl Nodes {
@@ -824,7 +858,13 @@ impl Nodes {
         Arc::new(Nodes {
             key,
             clients: Mutex::new(HashMap::new()),
+            origin: rand::random::<u64>().max(1),
         })
+    }
+
+    /// This process's number in the nodes' feeds ([`crate::pool::feed`]).
+    pub fn origin(&self) -> u64 {
+        self.origin
     }
 
     /// The connection to the node at `addr`.

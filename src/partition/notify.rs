@@ -99,10 +99,10 @@ pub fn format_flags(flags: u32) -> String {
 }
 
 /// One event: the class it belongs to, Redis's event name, the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyEvent {
     pub class: u32,
-    pub event: &'static str,
+    pub event: std::borrow::Cow<'static, str>,
     pub key: Bytes,
 }
 
@@ -123,7 +123,7 @@ impl Notifications {
         if published || tracked {
             self.pending.push(KeyEvent {
                 class,
-                event,
+                event: std::borrow::Cow::Borrowed(event),
                 key: Bytes::copy_from_slice(key),
             });
         }

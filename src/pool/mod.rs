@@ -71,6 +71,7 @@
 //!    gone) wakes the rest of it, so an element it was owed passes on.
 
 pub mod autoscaler;
+pub mod feed;
 pub mod transfer;
 pub mod workers;
 
@@ -92,6 +93,7 @@ use crate::pubsub::tracking::Tracking;
 use crate::pubsub::{Delivery, LocalHub, MessageHub};
 use crate::resp::{Reply, reply};
 use crate::wire;
+use feed::{Feed, FeedItem};
 
 /// What executing a command in a partition produced.
 pub struct Executed {
@@ -538,14 +540,16 @@ impl LocalPartition {
             return Ok(None);
         }
         let events = &self.events;
-        st.ks.notify.flags = self.recording_flags();
+        st.ks.notify.flags = self.recording_flags() | opts.notify;
         let tracking = &self.notifier.tracking;
+        let notifier = &self.notifier;
+        let batch = opts.batch_events.as_deref();
         let out = self.with_state(st, |ks| {
             let mut out = Vec::with_capacity(cmds.len());
             // Keys that commands inside a script change.
             let written = |key: &[u8]| {
                 events.touched(std::iter::once(key));
-                tracking.invalidate(std::iter::once(key), opts.client);
+                notifier.invalidate(std::iter::once(key), opts.client, batch);
             };
             for (spec, args) in cmds {
                 let changes = ks.mutations();
@@ -579,9 +583,8 @@ impl LocalPartition {
                 // remembers the script's keys (see `proxy::pubsub`).
                 if let Some(control) = &ctx.script
                     && control.read.swap(false, Ordering::Relaxed)
-                    && tracking.active()
                 {
-                    tracking.note_script_read(opts.client);
+                    notifier.script_read(opts.client, batch);
                 }
                 ks.no_touch = false;
                 // Keys of a command that changed anything (a write, a lazy
@@ -596,13 +599,14 @@ impl LocalPartition {
                     match &changed_only {
                         Some(keys) => {
                             events.touched(keys.iter().map(|k| &k[..]));
-                            tracking.invalidate(keys.iter().map(|k| &k[..]), opts.client);
+                            notifier.invalidate(keys.iter().map(|k| &k[..]), opts.client, batch);
                         }
                         None => {
                             events.touched(spec.key_positions(args).map(|i| &args[i][..]));
-                            tracking.invalidate(
+                            notifier.invalidate(
                                 spec.key_positions(args).map(|i| &args[i][..]),
                                 opts.client,
+                                batch,
                             );
                         }
                     }
@@ -661,9 +665,30 @@ pub struct RemotePartition {
     ecpu_milli_per_sec: AtomicU64,
     /// A slot over a split threshold alone, as control's autoscaler found.
     hot_slot: Mutex<Option<u16>>,
+    /// When each script this process sent it started (until it answers):
+    /// past the busy threshold, this process answers `BUSY` for the
+    /// partition as its node would.
+    scripts: Mutex<Vec<Instant>>,
+}
+
+/// A script sent to a remote partition, until it answers.
+struct ScriptSent<'a>(&'a RemotePartition, Instant);
+
+impl Drop for ScriptSent<'_> {
+    fn drop(&mut self) {
+        let mut scripts = self.0.scripts.lock();
+        if let Some(i) = scripts.iter().position(|t| *t == self.1) {
+            scripts.swap_remove(i);
+        }
+    }
 }
 
 impl RemotePartition {
+    /// Whether a script this process sent has run longer than `busy`.
+    fn script_busy(&self, busy: Duration) -> bool {
+        self.scripts.lock().iter().any(|t| t.elapsed() > busy)
+    }
+
     /// Its data is gone (flushed, or its cache deleted): it holds nothing
     /// until its node says otherwise.
     fn emptied(&self) {
@@ -703,9 +728,12 @@ pub struct ExecOptions {
     pub client: u64,
     /// For a script: counts what it calls in the cache's command stats.
     pub calls: Option<crate::cmd::script::CallRecorder>,
-    /// A script may PUBLISH: the pool's hub reaches the cache's
-    /// subscribers (false on a node, whose hub no client listens to).
-    pub publishes: bool,
+    /// Keyspace event classes the caller needs recorded for this batch
+    /// (a proxy's, sent to a node with it: besides what the node's feed
+    /// polls want, so a batch right after a CONFIG SET is not missed).
+    pub notify: u32,
+    /// A node's batch for a proxy: where its events go besides the feed.
+    pub batch_events: Option<Arc<BatchEvents>>,
 }
 
 impl ExecOptions {
@@ -728,7 +756,8 @@ impl ExecOptions {
             no_touch: false,
             client: 0,
             calls: None,
-            publishes: true,
+            notify: 0,
+            batch_events: None,
         }
     }
 }
@@ -1257,6 +1286,9 @@ pub struct Notifier {
     tracking: Tracking,
     /// MONITOR clients (the commands scripts call reach them from here).
     monitors: Arc<Monitors>,
+    /// A cache hosted on a node: its events go to the proxies' feed
+    /// instead of a hub ([`feed`]).
+    feed: std::sync::OnceLock<Arc<Feed>>,
 }
 
 impl Notifier {
@@ -1265,8 +1297,12 @@ impl Notifier {
     }
 
     /// The flags partitions record with: the cache's, plus expiries and
-    /// evictions while some client tracks keys (they invalidate).
+    /// evictions while some client tracks keys (they invalidate); on a
+    /// node, what the proxies poll for.
     fn recording_flags(&self) -> u32 {
+        if let Some(feed) = self.feed.get() {
+            return feed.wanted();
+        }
         let flags = self.flags();
         if self.tracking.active() {
             flags | notify::TRACKING
@@ -1278,6 +1314,35 @@ impl Notifier {
     /// Publishes a message on the hub (a script's PUBLISH), metering the
     /// bytes delivered as keyspace events' are.
     fn publish_message(&self, channel: &[u8], message: &[u8], shard: bool) -> Delivery {
+        self.publish_message_for(channel, message, shard, None)
+    }
+
+    /// [`Self::publish_message`] for a batch of `batch` (on a node: the
+    /// message goes to the feed and to the batch's reply).
+    fn publish_message_for(
+        &self,
+        channel: &[u8],
+        message: &[u8],
+        shard: bool,
+        batch: Option<&BatchEvents>,
+    ) -> Delivery {
+        if let Some(feed) = self.feed.get() {
+            // Delivered by the proxies: how many receive it is theirs to
+            // know.
+            let item = FeedItem::Message {
+                channel: Bytes::copy_from_slice(channel),
+                message: Bytes::copy_from_slice(message),
+                shard,
+            };
+            match batch {
+                Some(b) => {
+                    b.items.lock().push(item.clone());
+                    feed.push(b.origin, [item]);
+                }
+                None => feed.push(0, [item]),
+            }
+            return Delivery::default();
+        }
         let done = self.hub.publish(channel, message, shard);
         if done.bytes > 0 {
             self.fanout.fetch_add(done.bytes, Ordering::Relaxed);
@@ -1285,11 +1350,73 @@ impl Notifier {
         done
     }
 
+    /// Client-side caching: a script of client `client` read something,
+    /// so its declared keys are remembered for the client (on a node: by
+    /// its proxy, told in the batch's reply).
+    fn script_read(&self, client: u64, batch: Option<&BatchEvents>) {
+        match (self.feed.get(), batch) {
+            (None, _) if self.tracking.active() => self.tracking.note_script_read(client),
+            (Some(_), Some(b)) if b.notify & notify::TRACKING != 0 => {
+                b.items.lock().push(FeedItem::ScriptRead { client });
+            }
+            _ => {}
+        }
+    }
+
+    /// Client-side caching: `keys` changed by client `client` (`batch`: a
+    /// node's batch for a proxy). Here, the tracking clients hear of it; on
+    /// a node, the proxies do — in the batch's reply and the feed — while
+    /// some track keys.
+    fn invalidate<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        client: u64,
+        batch: Option<&BatchEvents>,
+    ) {
+        let Some(feed) = self.feed.get() else {
+            self.tracking.invalidate(keys, client);
+            return;
+        };
+        let asked = feed.wanted() | batch.map_or(0, |b| b.notify);
+        if asked & notify::TRACKING == 0 {
+            return;
+        }
+        let keys: Vec<Bytes> = keys.map(Bytes::copy_from_slice).collect();
+        if keys.is_empty() {
+            return;
+        }
+        let item = FeedItem::Invalidate { keys, client };
+        match batch {
+            Some(b) => {
+                b.items.lock().push(item.clone());
+                feed.push(b.origin, [item]);
+            }
+            None => feed.push(0, [item]),
+        }
+    }
+
     /// Publishes keyspace events on `__keyspace@0__:<key>` (the event as
     /// message) and `__keyevent@0__:<event>` (the key), as Redis's
     /// `notifyKeyspaceEvent`.
     fn publish(&self, events: Vec<KeyEvent>) {
+        self.publish_for(events, None);
+    }
+
+    /// [`Self::publish`] for a batch of `batch` (on a node: the events go
+    /// to the feed and to the batch's reply).
+    fn publish_for(&self, events: Vec<KeyEvent>, batch: Option<&BatchEvents>) {
         if events.is_empty() {
+            return;
+        }
+        if let Some(feed) = self.feed.get() {
+            let items: Vec<FeedItem> = events.into_iter().map(FeedItem::Key).collect();
+            match batch {
+                Some(b) => {
+                    b.items.lock().extend(items.iter().cloned());
+                    feed.push(b.origin, items);
+                }
+                None => feed.push(0, items),
+            }
             return;
         }
         let flags = self.flags();
@@ -1322,6 +1449,16 @@ impl Notifier {
     }
 }
 
+/// A node's batch run for a proxy: its origin (the proxy's, so the proxy
+/// skips these in the feed) and what it delivers, for the batch's reply.
+#[derive(Debug, Default)]
+pub struct BatchEvents {
+    pub origin: u64,
+    /// The event classes the proxy asked the batch for.
+    pub notify: u32,
+    pub items: Mutex<Vec<FeedItem>>,
+}
+
 /// The partitions of one cache.
 pub struct CachePool {
     routing: RwLock<RoutingTable>,
@@ -1345,6 +1482,9 @@ pub struct CachePool {
     /// A node's slots given up in moves, until a table says where they
     /// are ([`transfer`]).
     held: Mutex<Vec<transfer::Held>>,
+    /// A proxy: the feed number each node's first reply gave (its feed's
+    /// reader starts there, missing nothing after this proxy's first batch).
+    feed_marks: Mutex<std::collections::HashMap<std::net::SocketAddr, u64>>,
     /// Where the partitions this node does not have are, by id, as the
     /// last table said ([`transfer`]).
     homes: Mutex<std::collections::HashMap<u64, String>>,
@@ -1419,6 +1559,7 @@ impl CachePool {
                 fanout: AtomicU64::new(0),
                 tracking: Tracking::default(),
                 monitors: Arc::new(Monitors::default()),
+                feed: std::sync::OnceLock::new(),
             }),
         };
         let ranges = (0..n)
@@ -1452,6 +1593,7 @@ impl CachePool {
             origin: None,
             staged: Mutex::default(),
             held: Mutex::default(),
+            feed_marks: Mutex::default(),
             homes: Mutex::default(),
         }
     }
@@ -1474,6 +1616,7 @@ impl CachePool {
             }),
             ecpu_milli_per_sec: AtomicU64::new(0),
             hot_slot: Mutex::new(None),
+            scripts: Mutex::new(Vec::new()),
         }));
         *pool.routing.get_mut() = RoutingTable {
             epoch: 0,
@@ -1563,6 +1706,7 @@ impl CachePool {
                         }),
                         ecpu_milli_per_sec: AtomicU64::new(0),
                         hot_slot: Mutex::new(None),
+                        scripts: Mutex::new(Vec::new()),
                     }))
                 });
                 (r.first, r.last, handle)
@@ -1796,6 +1940,104 @@ impl CachePool {
         &self.shared.notifier.monitors
     }
 
+    /// The same pool hosted on a node: its events go to a feed the proxies
+    /// read ([`feed`]) instead of a hub.
+    pub fn fed(self) -> CachePool {
+        let _ = self.shared.notifier.feed.set(Arc::new(Feed::default()));
+        self
+    }
+
+    /// A node's feed of this cache's events for the proxies ([`feed`]).
+    pub fn feed(&self) -> Option<&Arc<Feed>> {
+        self.shared.notifier.feed.get()
+    }
+
+    /// What a proxy asks a node's feed for: the events this cache's
+    /// subscribers and tracking clients here need.
+    pub fn feed_flags(&self) -> u32 {
+        self.shared.notifier.recording_flags()
+    }
+
+    /// A proxy delivers what a node's feed gave: keyspace events on this
+    /// cache's hub (with its flags; expiries and evictions invalidate
+    /// tracked keys) and scripts' messages to its subscribers.
+    pub fn deliver(&self, items: Vec<FeedItem>) {
+        let notifier = &self.shared.notifier;
+        let mut events = Vec::new();
+        // BCAST clients hear of the batch's keys together, at its end.
+        let mut broadcast = None;
+        for item in items {
+            match item {
+                FeedItem::Key(e) => events.push(e),
+                FeedItem::Invalidate { keys, client } => {
+                    notifier.publish(std::mem::take(&mut events));
+                    notifier
+                        .tracking
+                        .invalidate(keys.iter().map(|k| &k[..]), client);
+                    broadcast = Some(client);
+                }
+                FeedItem::ScriptRead { client } => notifier.tracking.note_script_read(client),
+                FeedItem::Message {
+                    channel,
+                    message,
+                    shard,
+                } => {
+                    notifier.publish(std::mem::take(&mut events));
+                    notifier.publish_message(&channel, &message, shard);
+                }
+            }
+        }
+        notifier.publish(events);
+        if let Some(client) = broadcast {
+            notifier.tracking.flush_broadcast(client);
+        }
+    }
+
+    /// A proxy delivers what a node's feed gave, but for its own batches'
+    /// (delivered from their replies).
+    pub fn deliver_feed(&self, items: Vec<(u64, FeedItem)>) {
+        let mine = self.feed_origin();
+        self.deliver(
+            items
+                .into_iter()
+                .filter(|(origin, _)| *origin != mine)
+                .map(|(_, item)| match item {
+                    // Another proxy's client: none of ours made the change.
+                    FeedItem::Invalidate { keys, .. } => FeedItem::Invalidate { keys, client: 0 },
+                    item => item,
+                })
+                .collect(),
+        );
+    }
+
+    /// Where a new reader of `node`'s feed starts (`None`: from now).
+    pub fn feed_mark(&self, node: std::net::SocketAddr) -> Option<u64> {
+        self.feed_marks.lock().get(&node).copied()
+    }
+
+    /// This process's number in the nodes' feeds (a remote pool; 0 else).
+    fn feed_origin(&self) -> u64 {
+        self.origin.as_ref().map_or(0, |o| o.nodes.origin())
+    }
+
+    /// The cache's name on its nodes (a remote pool).
+    pub fn hosted_as(&self) -> Option<&str> {
+        self.origin.as_ref().map(|o| o.cache.as_str())
+    }
+
+    /// The nodes hosting this cache's partitions, as the routes say.
+    pub fn nodes(&self) -> Vec<Arc<NodeClient>> {
+        let mut nodes: Vec<Arc<NodeClient>> = Vec::new();
+        for part in self.partitions() {
+            if let PartitionHandle::Remote(r) = part
+                && !nodes.iter().any(|n| Arc::ptr_eq(n, &r.node))
+            {
+                nodes.push(r.node.clone());
+            }
+        }
+        nodes
+    }
+
     /// The cache's `notify-keyspace-events` flags ([`notify`] classes).
     pub fn notify_flags(&self) -> u32 {
         self.shared.notifier.flags()
@@ -1809,15 +2051,17 @@ impl CachePool {
         self.routing.read().epoch
     }
 
-    /// The partition that owns `slot`.
     /// Whether a script has held the partition that owns `slot` longer
-    /// than `busy` (a command for it would be answered BUSY).
+    /// than `busy` (a command for it would be answered BUSY). On a node:
+    /// a script this process sent there.
     pub fn script_busy(&self, slot: u16, busy: Duration) -> bool {
-        self.route(slot)
-            .in_process()
-            .is_some_and(|p| p.script_busy(busy))
+        match self.route(slot) {
+            PartitionHandle::Local(p) => p.script_busy(busy),
+            PartitionHandle::Remote(r) => r.script_busy(busy),
+        }
     }
 
+    /// The partition that owns `slot`.
     pub fn route(&self, slot: u16) -> PartitionHandle {
         let table = self.routing.read();
         let at = table.ranges.partition_point(|(_, last, _)| *last < slot);
@@ -1977,7 +2221,8 @@ impl CachePool {
         if bounded && let Some(mut st) = p.lock_inline() {
             let out = p.run_locked(&mut st, cmds, slots, watched, opts, &mut notified);
             drop(st);
-            p.notifier.publish(notified);
+            p.notifier
+                .publish_for(notified, opts.batch_events.as_deref());
             return Ok(out?);
         }
         let scripted = runs_script(cmds);
@@ -1989,6 +2234,7 @@ impl CachePool {
         let function = running_function(&cmds);
         let running = scripted.then(|| {
             let notifier = self.shared.notifier.clone();
+            let batch = opts.batch_events.clone();
             // MONITOR sees what the script calls, as `[0 lua]`.
             let monitors = self.shared.notifier.monitors.clone();
             let monitor = monitors.active().then(|| {
@@ -2002,15 +2248,12 @@ impl CachePool {
                 monitor,
                 started: Some(Instant::now()),
                 function,
-                // On a node no subscriber listens to the pool's hub: a
-                // script's PUBLISH is refused there.
-                publisher: opts.publishes.then(|| {
-                    cmd::script::Publisher(Arc::new(
-                        move |channel: &[u8], message: &[u8], shard: bool| {
-                            notifier.publish_message(channel, message, shard)
-                        },
-                    ))
-                }),
+                // On a node its messages go to the proxies' feed.
+                publisher: Some(cmd::script::Publisher(Arc::new(
+                    move |channel: &[u8], message: &[u8], shard: bool| {
+                        notifier.publish_message_for(channel, message, shard, batch.as_deref())
+                    },
+                ))),
                 ..ScriptControl::default()
             });
             self.scripts.lock().push(control.clone());
@@ -2021,6 +2264,7 @@ impl CachePool {
             }
         });
         let busy = opts.busy_threshold;
+        let batch = opts.batch_events.clone();
         self.on_workers(
             part,
             move |p, st| {
@@ -2039,7 +2283,7 @@ impl CachePool {
         )
         .await
         .map(|(out, notified)| {
-            p.notifier.publish(notified);
+            p.notifier.publish_for(notified, batch.as_deref());
             out
         })
     }
@@ -2065,10 +2309,15 @@ impl CachePool {
                 ..ScriptControl::default()
             });
             self.scripts.lock().push(control.clone());
-            RunningScript {
-                list: self.scripts.clone(),
-                control,
-            }
+            let started = Instant::now();
+            part.scripts.lock().push(started);
+            (
+                RunningScript {
+                    list: self.scripts.clone(),
+                    control,
+                },
+                ScriptSent(part, started),
+            )
         });
         let batch = wire::Execute {
             cache: part.cache.clone(),
@@ -2093,14 +2342,28 @@ impl CachePool {
                 script_time_limit_ms: opts.script_time_limit.as_millis() as u64,
                 // Only a script calls commands the gate checks.
                 rules: opts.gate.as_ref().filter(|_| scripted).map(|g| (g.rules)()),
+                notify: self.feed_flags(),
+                origin: self.feed_origin(),
             },
         };
         match self
             .call_remote(part, wire::Request::Execute(batch))
             .await?
         {
-            wire::Response::Executed { replies, stats } => {
-                *part.last_stats.lock() = stats.into();
+            wire::Response::Executed {
+                replies,
+                stats,
+                events,
+                feed,
+            } => {
+                *part.last_stats.lock() = (*stats).into();
+                // Where a reader of that node's feed starts at the latest.
+                self.feed_marks
+                    .lock()
+                    .entry(part.node.addr())
+                    .or_insert(feed);
+                // Delivered here before the client hears of its batch.
+                self.deliver(events);
                 Ok(Some(
                     replies
                         .into_iter()

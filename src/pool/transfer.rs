@@ -60,7 +60,7 @@ impl CachePool {
     /// A node's pool for a cache it learns from control's table: it owns
     /// nothing until [`Self::apply_layout`] gives it partitions.
     pub fn hosting(mode: crate::partition::ClusterMode) -> CachePool {
-        let mut pool = CachePool::with_mode(1, mode);
+        let mut pool = CachePool::with_mode(1, mode).fed();
         let nothing = pool.gone(0, 0, crate::partition::SLOTS - 1, 0);
         *pool.routing.get_mut() = RoutingTable {
             epoch: 0,

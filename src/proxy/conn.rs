@@ -995,7 +995,8 @@ impl Connection<'_> {
             no_touch: self.session.no_touch,
             client: self.session.id,
             calls: None,
-            publishes: true,
+            notify: 0,
+            batch_events: None,
         }
     }
 

@@ -1,0 +1,236 @@
+//! A node's feed of a cache's events, for the proxies (`stratus node`).
+//!
+//! On a node no client subscribes or tracks keys: they are the proxies'.
+//! What a hosted cache would deliver to them — keyspace events (writes,
+//! expiries, evictions: what client-side caching invalidates on) and the
+//! messages its scripts PUBLISH — goes into the cache's feed instead: a
+//! bounded log of [`FeedItem`]s numbered in order. Each proxy reads it with
+//! a long poll ([`Feed::read`]: what came after the last number it saw, or
+//! the next items within [`POLL_WAIT`]) and delivers the items on its own
+//! hub, with its own flags and subscribers.
+//!
+//! The log keeps the last [`MAX_ITEMS`] items: a proxy that falls further
+//! behind loses the oldest (as Redis drops a subscriber that cannot keep
+//! up). What is recorded follows what the proxies ask for: the union of
+//! the flags of the polls of the last [`WANTED_FOR`] (nothing while no
+//! proxy reads).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::partition::notify::KeyEvent;
+
+/// Items a feed keeps.
+pub const MAX_ITEMS: usize = 65_536;
+
+/// Items one read returns at most.
+pub const MAX_READ: usize = 4096;
+
+/// How long a read waits for an item before it answers with none.
+pub const POLL_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a poll's flags stay wanted.
+pub const WANTED_FOR: Duration = Duration::from_secs(5);
+
+/// One thing a cache delivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FeedItem {
+    /// A keyspace event.
+    Key(KeyEvent),
+    /// A script's PUBLISH (`shard` false) or SPUBLISH.
+    Message {
+        channel: Bytes,
+        message: Bytes,
+        shard: bool,
+    },
+    /// Keys a client changed (client-side caching invalidates them; the
+    /// client is the origin proxy's, for NOLOOP).
+    Invalidate { keys: Vec<Bytes>, client: u64 },
+    /// A client's script read something (its tracking remembers the
+    /// script's keys): only ever in its batch's reply.
+    ScriptRead { client: u64 },
+}
+
+/// A hosted cache's feed (see the module doc).
+#[derive(Default)]
+pub struct Feed {
+    log: Mutex<Log>,
+    /// Woken when items arrive.
+    arrived: tokio::sync::Notify,
+    /// The flags the proxies asked for, and until when.
+    wanted: AtomicU32,
+    wanted_until: Mutex<Option<Instant>>,
+    /// Items dropped unread (the log was full).
+    pub dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Log {
+    /// Each item with its origin: the proxy whose batch made it (it has
+    /// delivered it already, from the batch's reply), 0 for the node's own
+    /// doing (expiries, evictions).
+    items: VecDeque<(u64, FeedItem)>,
+    /// The number of `items[0]`.
+    first: u64,
+}
+
+impl Log {
+    fn next(&self) -> u64 {
+        self.first + self.items.len() as u64
+    }
+}
+
+impl Feed {
+    /// The `notify-keyspace-events` flags partitions record with: what the
+    /// proxies polled for lately.
+    pub fn wanted(&self) -> u32 {
+        match *self.wanted_until.lock() {
+            Some(until) if Instant::now() < until => self.wanted.load(Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
+    /// Keeps `flags` recorded for [`WANTED_FOR`] (with the other recent
+    /// polls' and batches'): a proxy's poll, or a batch it sent asking
+    /// for them.
+    pub fn want(&self, flags: u32) {
+        let mut until = self.wanted_until.lock();
+        let now = Instant::now();
+        let current = match *until {
+            Some(u) if now < u => self.wanted.load(Ordering::Relaxed),
+            _ => 0,
+        };
+        if current | flags == current && until.is_some_and(|u| u > now + WANTED_FOR / 2) {
+            return;
+        }
+        self.wanted.store(current | flags, Ordering::Relaxed);
+        *until = Some(now + WANTED_FOR);
+    }
+
+    /// The number the next item will have.
+    pub fn next(&self) -> u64 {
+        self.log.lock().next()
+    }
+
+    /// Appends items from `origin` (dropping the oldest past
+    /// [`MAX_ITEMS`]).
+    pub fn push(&self, origin: u64, items: impl IntoIterator<Item = FeedItem>) {
+        let mut log = self.log.lock();
+        let before = log.next();
+        log.items.extend(items.into_iter().map(|i| (origin, i)));
+        if log.next() == before {
+            return;
+        }
+        let over = log.items.len().saturating_sub(MAX_ITEMS);
+        if over > 0 {
+            log.items.drain(..over);
+            log.first += over as u64;
+            self.dropped.fetch_add(over as u64, Ordering::Relaxed);
+        }
+        drop(log);
+        self.arrived.notify_waiters();
+    }
+
+    /// Items numbered from `after` on (`None`: from now), waiting up to
+    /// [`POLL_WAIT`] for one; the number to read from next. A proxy
+    /// polling with `flags` keeps them recorded for [`WANTED_FOR`].
+    pub async fn read(&self, after: Option<u64>, flags: u32) -> (u64, Vec<(u64, FeedItem)>) {
+        self.want(flags);
+        let Some(mut from) = after else {
+            return (self.log.lock().next(), Vec::new());
+        };
+        let deadline = tokio::time::Instant::now() + POLL_WAIT;
+        loop {
+            // Registered before the log is looked at: an item pushed after
+            // the look wakes it.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            {
+                let log = self.log.lock();
+                // Fallen behind the log: from its oldest item. Ahead of it
+                // (the node restarted, its numbers begin again): from now.
+                from = from.max(log.first);
+                if from > log.next() {
+                    from = log.next();
+                }
+                if from < log.next() {
+                    let skip = (from - log.first) as usize;
+                    let items: Vec<(u64, FeedItem)> = log
+                        .items
+                        .iter()
+                        .skip(skip)
+                        .take(MAX_READ)
+                        .cloned()
+                        .collect();
+                    return (from + items.len() as u64, items);
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return (from, Vec::new());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(n: u8) -> FeedItem {
+        FeedItem::Message {
+            channel: Bytes::from_static(b"c"),
+            message: Bytes::from(vec![n]),
+            shard: false,
+        }
+    }
+
+    fn from(origin: u64, n: u8) -> (u64, FeedItem) {
+        (origin, message(n))
+    }
+
+    /// A reader gets what came after the number it holds, in order; one
+    /// that starts "now" gets nothing older; one that fell behind the
+    /// bounded log resumes from its oldest item.
+    #[tokio::test]
+    async fn readers_get_items_in_order_from_where_they_are() {
+        let feed = Feed::default();
+        feed.push(0, [message(0)]);
+        let (now, none) = feed.read(None, 0).await;
+        assert_eq!((now, none), (1, Vec::new()));
+        feed.push(7, [message(1), message(2)]);
+        let (next, items) = feed.read(Some(now), 0).await;
+        assert_eq!((next, items), (3, vec![from(7, 1), from(7, 2)]));
+        // Waits for the next item.
+        let waiting = feed.read(Some(next), 0);
+        let pushed = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            feed.push(0, [message(3)]);
+        };
+        let ((next, items), ()) = tokio::join!(waiting, pushed);
+        assert_eq!((next, items), (4, vec![from(0, 3)]));
+        // Bounded: the oldest go.
+        feed.push(0, (0..MAX_ITEMS).map(|i| message(i as u8)));
+        assert_eq!(feed.dropped.load(Ordering::Relaxed), 4);
+        let (_, items) = feed.read(Some(0), 0).await;
+        assert_eq!(items.len(), MAX_READ);
+    }
+
+    /// What is recorded follows the polls: their flags together, and
+    /// nothing once none has come for a while.
+    #[tokio::test]
+    async fn the_wanted_flags_are_the_recent_polls() {
+        let feed = Feed::default();
+        assert_eq!(feed.wanted(), 0);
+        let _ = feed.read(None, 0b01).await;
+        let _ = feed.read(None, 0b10).await;
+        assert_eq!(feed.wanted(), 0b11);
+        *feed.wanted_until.lock() = Some(Instant::now());
+        assert_eq!(feed.wanted(), 0);
+    }
+}
