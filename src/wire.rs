@@ -169,6 +169,16 @@ pub enum Request {
         after: Option<u64>,
         flags: u32,
     },
+    /// A client's PUBLISH (`shard` false) or SPUBLISH through proxy
+    /// `origin`: into the cache's feed, for the other proxies' subscribers.
+    /// Answered [`Response::Done`].
+    Publish {
+        cache: String,
+        origin: u64,
+        channel: Bytes,
+        message: Bytes,
+        shard: bool,
+    },
 }
 
 /// A key in transit between nodes: its value as a DUMP payload (the
@@ -820,6 +830,17 @@ mod tests {
                     flags: 300,
                 },
                 "14 0163 01 07 fb2c01",
+            ),
+            (
+                // Publish; "c"; origin 9; "ch"; "m"; not shard.
+                Request::Publish {
+                    cache: "c".into(),
+                    origin: 9,
+                    channel: "ch".into(),
+                    message: "m".into(),
+                    shard: false,
+                },
+                "15 0163 09 026368 016d 00",
             ),
         ] {
             assert_eq!(

@@ -1273,7 +1273,7 @@ async fn control_splits_on_the_load_proxies_report() {
 }
 
 /// What happens on a node reaches the clients of every proxy: a script's
-/// PUBLISH, the keyspace events of a write made through another proxy and
+/// and a client's PUBLISH, the keyspace events of a write made through another proxy and
 /// of the node's own expiry, and client-side caching's invalidations — in
 /// the writer's proxy with the write's reply, in the others through the
 /// node's feed.
@@ -1364,6 +1364,13 @@ async fn events_made_on_nodes_reach_every_proxy() {
         tracker.read().await,
         Resp::Push(vec![bulk("invalidate"), arr(vec![bulk("cached")])])
     );
+    // A client's PUBLISH on proxy B: its own subscribers are counted, proxy
+    // A's hear it too.
+    let mut publisher = login(b).await;
+    assert_eq!(publisher.cmd(&["PUBLISH", "news", "again"]).await, int(1));
+    let again = arr(vec![bulk("message"), bulk("news"), bulk("again")]);
+    assert_eq!(sub_b.read().await, again);
+    assert_eq!(sub_a.read().await, again);
     // The node's own expiry.
     assert_eq!(writer.cmd(&["SET", "brief", "x", "PX", "50"]).await, ok());
     assert_eq!(

@@ -13,7 +13,7 @@ use common::{Pair, Raw, Resp, bulk, err, start_default};
 async fn block_then(
     p: &mut Pair,
     server: &stratus::server::Running,
-    key: &str,
+    _key: &str,
     blocking: &[&str],
     then: &[&[&str]],
 ) -> (Resp, Resp) {
@@ -30,12 +30,7 @@ async fn block_then(
             .contains("blocked_clients:1\r\n")
     })
     .await;
-    let cache = server.registry.get("default").expect("default cache");
-    common::eventually("blocked on Stratus", || {
-        let waiting = cache.pool.events().waiting(key.as_bytes());
-        async move { waiting >= 1 }
-    })
-    .await;
+    common::wait_blocked(server.resp_addr, 1).await;
     p.script(then).await;
     (on_redis.read().await, on_stratus.read().await)
 }

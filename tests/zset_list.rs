@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Pair, Raw, Resp, arr, bulk, err, eventually, start_default};
+use common::{Pair, Raw, Resp, arr, bulk, err, start_default, wait_blocked};
 use stratus::server::Running;
 
 /// Every new command with its options and errors, in Redis's order of
@@ -172,14 +172,10 @@ async fn new_commands_match_redis_in_resp3() {
     run_script(true).await;
 }
 
-/// Waits until `n` connections are blocked on `key` in the default cache.
-async fn blocked_on(server: &Running, key: &str, n: usize) {
-    let cache = server.registry.get("default").expect("default cache");
-    eventually(&format!("{n} blocked on {key}"), || {
-        let waiting = cache.pool.events().waiting(key.as_bytes());
-        async move { waiting == n }
-    })
-    .await;
+/// Waits until `n` connections of the default cache are blocked (each
+/// test blocks them on `_key` only).
+async fn blocked_on(server: &Running, _key: &str, n: usize) {
+    wait_blocked(server.resp_addr, n).await;
 }
 
 /// Sends `args` on a new connection (in RESP3 if asked) and returns the

@@ -273,11 +273,13 @@ async fn route(
 }
 
 /// What a proxy passes on to control: every change (control owns the
-/// caches, their tokens, limits and users, the placement and the nodes)
-/// and the list of nodes. It answers the other reads itself, from its
-/// copy ([`Follower`]).
+/// caches, their tokens, limits and users, the placement and the nodes),
+/// the list of nodes and a cache's partitions (control's table, with each
+/// partition's node, load and hot slot). It answers the other reads
+/// itself, from its copy ([`Follower`]).
 fn forwarded(method: &Method, path: &str) -> bool {
-    method != Method::GET || path.trim_end_matches('/') == "/v1/nodes"
+    let path = path.trim_end_matches('/');
+    method != Method::GET || path == "/v1/nodes" || path.ends_with("/partitions")
 }
 
 /// Control's answer to a request a proxy passed on, as it is — but where

@@ -465,6 +465,27 @@ impl Node {
                     },
                 }
             }
+            Request::Publish {
+                cache,
+                origin,
+                channel,
+                message,
+                shard,
+            } => {
+                let pool = match self.cache(&cache) {
+                    Ok(p) => p,
+                    Err(failed) => return failed,
+                };
+                if let Some(feed) = pool.feed() {
+                    let item = crate::pool::feed::FeedItem::Message {
+                        channel,
+                        message,
+                        shard,
+                    };
+                    feed.push(origin, [item]);
+                }
+                Response::Done
+            }
             Request::Feed {
                 cache,
                 after,

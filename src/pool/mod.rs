@@ -2010,6 +2010,36 @@ impl CachePool {
         );
     }
 
+    /// A client's PUBLISH of a cache on nodes, for the other proxies: into
+    /// the feed of the node of the channel's slot (every proxy reads every
+    /// node of the cache). Nothing to do for an in-process cache.
+    pub async fn spread(
+        &self,
+        channel: &Bytes,
+        message: &Bytes,
+        shard: bool,
+    ) -> Result<(), String> {
+        let Some(origin) = &self.origin else {
+            return Ok(());
+        };
+        let PartitionHandle::Remote(r) = self.route(key_slot(channel)) else {
+            return Ok(());
+        };
+        let request = wire::Request::Publish {
+            cache: origin.cache.clone(),
+            origin: origin.nodes.origin(),
+            channel: channel.clone(),
+            message: message.clone(),
+            shard,
+        };
+        match r.node.call(request).await {
+            Ok(wire::Response::Done) => Ok(()),
+            Ok(wire::Response::Failed(why)) => Err(why),
+            Ok(other) => Err(reply::node_unavailable(&format!("{other:?}"))),
+            Err(e) => Err(reply::node_unavailable(&e.to_string())),
+        }
+    }
+
     /// Where a new reader of `node`'s feed starts (`None`: from now).
     pub fn feed_mark(&self, node: std::net::SocketAddr) -> Option<u64> {
         self.feed_marks.lock().get(&node).copied()

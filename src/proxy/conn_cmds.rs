@@ -149,7 +149,7 @@ async fn dispatch(
         ConnOp::Slowlog => introspect::slowlog(conn, args),
         ConnOp::Latency => introspect::latency(conn, args),
         ConnOp::Wait => introspect::wait(args),
-        ConnOp::PubSub => super::pubsub::run(conn, args, work),
+        ConnOp::PubSub => super::pubsub::run(conn, args, work).await,
     }
 }
 

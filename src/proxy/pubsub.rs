@@ -428,7 +428,11 @@ pub fn remember_read(conn: &Connection<'_>, spec: &CommandSpec, args: &[Bytes], 
 
 /// Runs a Pub/Sub command (`args[0]` names which); `work` gets the
 /// receivers and patterns a publication visited.
-pub fn run(conn: &mut Connection<'_>, args: &[Bytes], work: &mut u64) -> Result<Reply, OpError> {
+pub async fn run(
+    conn: &mut Connection<'_>,
+    args: &[Bytes],
+    work: &mut u64,
+) -> Result<Reply, OpError> {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     match name.as_str() {
         "subscribe" => subscribe(conn, Kind::Channel, &args[1..]),
@@ -437,7 +441,7 @@ pub fn run(conn: &mut Connection<'_>, args: &[Bytes], work: &mut u64) -> Result<
         "unsubscribe" => Ok(unsubscribe(conn, Kind::Channel, &args[1..])),
         "punsubscribe" => Ok(unsubscribe(conn, Kind::Pattern, &args[1..])),
         "sunsubscribe" => Ok(unsubscribe(conn, Kind::Shard, &args[1..])),
-        "publish" | "spublish" => Ok(publish(conn, args, name == "spublish", work)),
+        "publish" | "spublish" => Ok(publish(conn, args, name == "spublish", work).await),
         _ => pubsub(conn, args),
     }
 }
@@ -536,13 +540,19 @@ fn unsubscribe(conn: &mut Connection<'_>, kind: Kind, names: &[Bytes]) -> Reply 
     Reply::Frames(frames)
 }
 
-fn publish(conn: &mut Connection<'_>, args: &[Bytes], shard: bool, work: &mut u64) -> Reply {
+/// PUBLISH / SPUBLISH: delivered to this proxy's subscribers (the reply
+/// counts them, as a Redis Cluster node counts its own) and, for a cache
+/// on nodes, through the feed of the channel's node to every other proxy's.
+async fn publish(conn: &mut Connection<'_>, args: &[Bytes], shard: bool, work: &mut u64) -> Reply {
     let Some(cache) = conn.session.cache.clone() else {
         return Reply::err(reply::NOAUTH);
     };
     let done = cache.pool.hub().publish(&args[1], &args[2], shard);
     *work += done.receivers + done.patterns_examined;
     conn.delivered += done.bytes;
+    if let Err(why) = cache.pool.spread(&args[1], &args[2], shard).await {
+        return Reply::err_owned(why);
+    }
     Reply::Int(done.receivers as i64)
 }
 

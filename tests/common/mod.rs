@@ -135,6 +135,22 @@ where
     }
 }
 
+/// Waits until exactly `n` clients of the cache a fresh connection to
+/// `addr` binds to (the open `default` one) are blocked, as `INFO clients`
+/// counts them: what any client sees, through a proxy too. A client is
+/// counted once it is in line on its keys.
+pub async fn wait_blocked(addr: SocketAddr, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    eventually(&format!("{n} blocked"), || {
+        let want = want.clone();
+        async move {
+            let info = Raw::connect(addr).await.cmd(&["INFO", "clients"]).await;
+            info.text().contains(&want)
+        }
+    })
+    .await;
+}
+
 /// Resident memory of this process (the in-process server's too), bytes.
 pub fn rss_bytes() -> u64 {
     proc_status_bytes("VmRSS:")
