@@ -1159,7 +1159,6 @@ impl Connection<'_> {
         };
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let me = &self.session.handle;
-        me.blocked.store(true, Ordering::Release);
         let mut peer_may_close = true;
         let mut empty_wakes = 0u32;
         let mut attempts = 0u32;
@@ -1194,6 +1193,9 @@ impl Connection<'_> {
             if empty_wakes > 100 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            // Blocked (INFO's blocked_clients, CLIENT UNBLOCK) once an
+            // attempt found nothing, as Redis counts it.
+            me.blocked.store(true, Ordering::Release);
             let expired = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
