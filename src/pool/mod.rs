@@ -377,7 +377,21 @@ impl LocalPartition {
     /// reactor thread never waits), carrying the change in used bytes to the
     /// cache's total. `None` if the partition is busy.
     fn try_with_ks<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
-        let mut st = self.state.try_lock()?;
+        self.with_ks_locked(self.state.try_lock()?, f)
+    }
+
+    /// As [`Self::try_with_ks`], waiting as a request does for a lock held
+    /// briefly ([`Self::lock_inline`]): `None` only while slow work holds
+    /// the partition.
+    fn with_ks_inline<R>(&self, f: impl FnOnce(&mut Keyspace) -> R) -> Option<R> {
+        self.with_ks_locked(self.lock_inline()?, f)
+    }
+
+    fn with_ks_locked<R>(
+        &self,
+        mut st: parking_lot::MutexGuard<'_, PartitionState>,
+        f: impl FnOnce(&mut Keyspace) -> R,
+    ) -> Option<R> {
         st.ks.notify.flags = self.recording_flags();
         let out = self.with_state(&mut st, f);
         let events = st.ks.notify.take();
@@ -903,10 +917,13 @@ impl PartitionHandle {
     }
 
     /// Evicts one key as `policy` chooses (see [`Keyspace::evict_one`]);
-    /// `None` if none can be, the partition is busy, or it is remote.
+    /// `None` if none can be, slow work holds the partition, or it is
+    /// remote. (A write needing room waits for a lock held briefly, as
+    /// its own command would: else a maintenance round holding it at that
+    /// instant would make the write fail with OOM.)
     pub fn evict_one(&self, now: u64, policy: Eviction) -> Option<usize> {
         self.in_process()?
-            .try_with_ks(|ks| ks.evict_one(now, policy))
+            .with_ks_inline(|ks| ks.evict_one(now, policy))
             .flatten()
     }
 }
