@@ -9,8 +9,8 @@
 //! the next items within [`POLL_WAIT`]) and delivers the items on its own
 //! hub, with its own flags and subscribers.
 //!
-//! The log keeps the last [`MAX_ITEMS`] items: a proxy that falls further
-//! behind loses the oldest (as Redis drops a subscriber that cannot keep
+//! The log keeps the last [`MAX_ITEMS`] items, [`MAX_BYTES`] at most: a
+//! proxy that falls further behind loses the oldest (as Redis drops a subscriber that cannot keep
 //! up). What is recorded follows what the proxies ask for: the union of
 //! the flags of the polls of the last [`WANTED_FOR`] (nothing while no
 //! proxy reads).
@@ -27,6 +27,10 @@ use crate::partition::notify::KeyEvent;
 
 /// Items a feed keeps.
 pub const MAX_ITEMS: usize = 65_536;
+
+/// Bytes of keys, channels and messages a feed keeps (the newest item
+/// always).
+pub const MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Items one read returns at most.
 pub const MAX_READ: usize = 4096;
@@ -77,11 +81,27 @@ struct Log {
     items: VecDeque<(u64, FeedItem)>,
     /// The number of `items[0]`.
     first: u64,
+    /// What the items hold ([`FeedItem::size`]).
+    bytes: usize,
 }
 
 impl Log {
     fn next(&self) -> u64 {
         self.first + self.items.len() as u64
+    }
+}
+
+impl FeedItem {
+    /// What it holds, bytes (with a fixed overhead).
+    fn size(&self) -> usize {
+        32 + match self {
+            FeedItem::Key(e) => e.key.len() + e.event.len(),
+            FeedItem::Message {
+                channel, message, ..
+            } => channel.len() + message.len(),
+            FeedItem::Invalidate { keys, .. } => keys.iter().map(|k| k.len() + 8).sum(),
+            FeedItem::ScriptRead { .. } => 0,
+        }
     }
 }
 
@@ -122,16 +142,22 @@ impl Feed {
     pub fn push(&self, origin: u64, items: impl IntoIterator<Item = FeedItem>) {
         let mut log = self.log.lock();
         let before = log.next();
-        log.items.extend(items.into_iter().map(|i| (origin, i)));
+        for item in items {
+            log.bytes += item.size();
+            log.items.push_back((origin, item));
+        }
         if log.next() == before {
             return;
         }
-        let over = log.items.len().saturating_sub(MAX_ITEMS);
-        if over > 0 {
-            log.items.drain(..over);
-            log.first += over as u64;
-            self.dropped.fetch_add(over as u64, Ordering::Relaxed);
+        let mut dropped = 0;
+        while log.items.len() > 1 && (log.items.len() > MAX_ITEMS || log.bytes > MAX_BYTES) {
+            if let Some((_, old)) = log.items.pop_front() {
+                log.bytes -= old.size();
+                log.first += 1;
+                dropped += 1;
+            }
         }
+        self.dropped.fetch_add(dropped, Ordering::Relaxed);
         drop(log);
         self.arrived.notify_waiters();
     }
@@ -219,6 +245,18 @@ mod tests {
         assert_eq!(feed.dropped.load(Ordering::Relaxed), 4);
         let (_, items) = feed.read(Some(0), 0).await;
         assert_eq!(items.len(), MAX_READ);
+        // ... by bytes too, the newest kept whatever its size.
+        let big = |n: usize| FeedItem::Message {
+            channel: Bytes::from_static(b"c"),
+            message: Bytes::from(vec![0u8; n]),
+            shard: false,
+        };
+        feed.push(0, [big(MAX_BYTES / 2), big(MAX_BYTES / 2)]);
+        assert_eq!(feed.log.lock().items.len(), 1);
+        feed.push(0, [big(2 * MAX_BYTES)]);
+        let log = feed.log.lock();
+        assert_eq!(log.items.len(), 1);
+        assert!(log.bytes > MAX_BYTES);
     }
 
     /// What is recorded follows the polls: their flags together, and

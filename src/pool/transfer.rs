@@ -104,7 +104,7 @@ impl CachePool {
             .ok_or("a remote partition exports on its node")?
             .clone();
         let (out, epoch) = {
-            let Some(mut st) = p.state.try_lock() else {
+            let Some(mut st) = p.lock_inline() else {
                 return Err(format!("partition {id} is busy"));
             };
             if st.retired {
@@ -189,11 +189,9 @@ impl CachePool {
             .or_else(|| self.staged.lock().iter().find(|h| h.id() == id).cloned());
         let mut live = None;
         if let Some(p) = found.as_ref().and_then(|h| h.in_process()) {
-            // Never waiting for slow work on the partition: control retries.
-            let st = p
-                .state
-                .try_lock()
-                .ok_or(format!("partition {id} is busy"))?;
+            // Never waiting for slow work on the partition (control retries),
+            // only for a lock held briefly.
+            let st = p.lock_inline().ok_or(format!("partition {id} is busy"))?;
             if !st.retired {
                 live = found.clone();
             }
@@ -213,10 +211,7 @@ impl CachePool {
             return Ok(epoch);
         };
         let p = handle.in_process().expect("found in-process");
-        let mut st = p
-            .state
-            .try_lock()
-            .ok_or(format!("partition {id} is busy"))?;
+        let mut st = p.lock_inline().ok_or(format!("partition {id} is busy"))?;
         if st.ks.last_slot().checked_add(1) == Some(first) {
             p.with_state(&mut st, |mine| mine.absorb(ks));
         } else if last.checked_add(1) == Some(st.ks.first_slot()) {
@@ -280,8 +275,7 @@ impl CachePool {
         let mut guards = Vec::with_capacity(locals.len());
         for (h, p) in &locals {
             guards.push(
-                p.state
-                    .try_lock()
+                p.lock_inline()
                     .ok_or_else(|| format!("partition {} is busy", h.id()))?,
             );
         }
