@@ -806,7 +806,9 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
     // The batch's events: in its reply for the proxy that sent it (it
     // delivers them before answering its client), and in the feed for the
     // others.
-    if let Some(feed) = pool.feed() {
+    if o.notify != 0
+        && let Some(feed) = pool.feed()
+    {
         feed.want(o.notify);
     }
     let batch_events = (o.origin != 0).then(|| {
@@ -844,7 +846,13 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
                     waits: e.waits,
                 })
                 .collect(),
-            stats: Box::new(part.stats().into()),
+            stats: Box::new(
+                batch_events
+                    .as_ref()
+                    .and_then(|b| b.stats.lock().take())
+                    .unwrap_or_else(|| part.stats())
+                    .into(),
+            ),
             events: batch_events.map_or_else(Vec::new, |b| std::mem::take(&mut *b.items.lock())),
             feed: pool.feed().map_or(0, |f| f.next()),
         },

@@ -640,6 +640,11 @@ impl LocalPartition {
             }
             out
         });
+        // A node's batch: its reply carries the figures, read here under
+        // the batch's own lock.
+        if let Some(b) = batch {
+            *b.stats.lock() = Some(self.read_stats(st));
+        }
         Ok(Some(out))
     }
 
@@ -679,6 +684,9 @@ pub struct RemotePartition {
     ecpu_milli_per_sec: AtomicU64,
     /// A slot over a split threshold alone, as control's autoscaler found.
     hot_slot: Mutex<Option<u16>>,
+    /// The feed number its node's first reply gave, plus one (0: none
+    /// yet) ([`CachePool::feed_mark`]).
+    feed_mark: AtomicU64,
     /// When each script this process sent it started (until it answers):
     /// past the busy threshold, this process answers `BUSY` for the
     /// partition as its node would.
@@ -1473,6 +1481,8 @@ pub struct BatchEvents {
     pub origin: u64,
     /// The event classes the proxy asked the batch for.
     pub notify: u32,
+    /// The partition's figures right after the batch.
+    pub stats: Mutex<Option<PartitionStats>>,
     pub items: Mutex<Vec<FeedItem>>,
 }
 
@@ -1499,9 +1509,7 @@ pub struct CachePool {
     /// A node's slots given up in moves, until a table says where they
     /// are ([`transfer`]).
     held: Mutex<Vec<transfer::Held>>,
-    /// A proxy: the feed number each node's first reply gave (its feed's
-    /// reader starts there, missing nothing after this proxy's first batch).
-    feed_marks: Mutex<std::collections::HashMap<std::net::SocketAddr, u64>>,
+
     /// Where the partitions this node does not have are, by id, as the
     /// last table said ([`transfer`]).
     homes: Mutex<std::collections::HashMap<u64, String>>,
@@ -1610,7 +1618,6 @@ impl CachePool {
             origin: None,
             staged: Mutex::default(),
             held: Mutex::default(),
-            feed_marks: Mutex::default(),
             homes: Mutex::default(),
         }
     }
@@ -1634,6 +1641,7 @@ impl CachePool {
             ecpu_milli_per_sec: AtomicU64::new(0),
             hot_slot: Mutex::new(None),
             scripts: Mutex::new(Vec::new()),
+            feed_mark: AtomicU64::new(0),
         }));
         *pool.routing.get_mut() = RoutingTable {
             epoch: 0,
@@ -1724,6 +1732,7 @@ impl CachePool {
                         ecpu_milli_per_sec: AtomicU64::new(0),
                         hot_slot: Mutex::new(None),
                         scripts: Mutex::new(Vec::new()),
+                        feed_mark: AtomicU64::new(0),
                     }))
                 });
                 (r.first, r.last, handle)
@@ -2057,9 +2066,19 @@ impl CachePool {
         }
     }
 
-    /// Where a new reader of `node`'s feed starts (`None`: from now).
+    /// Where a new reader of `node`'s feed starts (`None`: from now): the
+    /// earliest number a reply of one of its partitions gave (missing
+    /// nothing after this proxy's first batch there).
     pub fn feed_mark(&self, node: std::net::SocketAddr) -> Option<u64> {
-        self.feed_marks.lock().get(&node).copied()
+        self.partitions()
+            .iter()
+            .filter_map(|p| match p {
+                PartitionHandle::Remote(r) if r.node.addr() == node => {
+                    r.feed_mark.load(Ordering::Relaxed).checked_sub(1)
+                }
+                _ => None,
+            })
+            .min()
     }
 
     /// This process's number in the nodes' feeds (a remote pool; 0 else).
@@ -2404,11 +2423,15 @@ impl CachePool {
                 feed,
             } => {
                 *part.last_stats.lock() = (*stats).into();
-                // Where a reader of that node's feed starts at the latest.
-                self.feed_marks
-                    .lock()
-                    .entry(part.node.addr())
-                    .or_insert(feed);
+                // Where a reader of that node's feed starts at the latest
+                // (the first reply's number, kept; stored plus one: 0 is
+                // "none yet").
+                let _ = part.feed_mark.compare_exchange(
+                    0,
+                    feed + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 // Delivered here before the client hears of its batch.
                 self.deliver(events);
                 Ok(Some(
