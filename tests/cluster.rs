@@ -1323,6 +1323,32 @@ async fn events_made_on_nodes_reach_every_proxy() {
         .await;
     sub_b.read().await;
     sub_b.read().await;
+    // Proxy B hears the node once its reader of the node's feed is up (it
+    // starts within ~100 ms of the cache reaching B: a window the README
+    // names): wait for it with a probe.
+    let probe = arr(vec![bulk("message"), bulk("news"), bulk("probe")]);
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        assert_eq!(writer.cmd(&["PUBLISH", "news", "probe"]).await, int(1));
+        assert_eq!(sub_a.read().await, probe);
+        if let Read::Reply(r) = sub_b
+            .read_timeout(std::time::Duration::from_millis(300))
+            .await
+        {
+            assert_eq!(r, probe);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "proxy B never read the feed"
+        );
+    }
+    while let Read::Reply(r) = sub_b
+        .read_timeout(std::time::Duration::from_millis(300))
+        .await
+    {
+        assert_eq!(r, probe);
+    }
     // Client-side caching on proxy B, of a key written through proxy A.
     assert!(!tracker.cmd(&["HELLO", "3"]).await.is_error());
     assert_eq!(tracker.cmd(&["CLIENT", "TRACKING", "ON"]).await, ok());
