@@ -359,6 +359,22 @@ impl Node {
         }
     }
 
+    /// Partition `id` of cache `name`, with its pool; else the answer:
+    /// the cache's refusal, or `Moved` (merged or moved away).
+    fn partition(
+        &self,
+        name: &str,
+        id: u64,
+    ) -> Result<(Arc<CachePool>, PartitionHandle), Response> {
+        let pool = self.cache(name)?;
+        match find(&pool, id) {
+            Some(part) => Ok((pool, part)),
+            None => Err(Response::Moved {
+                epoch: pool.epoch(),
+            }),
+        }
+    }
+
     fn cache(&self, name: &str) -> Result<Arc<CachePool>, Response> {
         self.caches.read().get(name).cloned().ok_or_else(|| {
             Response::Failed(reply::node_unavailable(&format!(
@@ -508,14 +524,9 @@ impl Node {
                 bytes,
                 count,
             } => {
-                let pool = match self.cache(&cache) {
-                    Ok(p) => p,
-                    Err(failed) => return failed,
-                };
-                let Some(part) = find(&pool, partition) else {
-                    return Response::Moved {
-                        epoch: pool.epoch(),
-                    };
+                let (_, part) = match self.partition(&cache, partition) {
+                    Ok(found) => found,
+                    Err(answer) => return answer,
                 };
                 let now = crate::partition::now_ms();
                 let (mut keys, mut freed) = (0u64, 0u64);
@@ -537,14 +548,9 @@ impl Node {
                 op,
             } => {
                 let now = crate::partition::now_ms();
-                let pool = match self.cache(&cache) {
-                    Ok(p) => p,
-                    Err(failed) => return failed,
-                };
-                let Some(part) = find(&pool, partition) else {
-                    return Response::Moved {
-                        epoch: pool.epoch(),
-                    };
+                let (pool, part) = match self.partition(&cache, partition) {
+                    Ok(found) => found,
+                    Err(answer) => return answer,
                 };
                 let busy = Duration::from_millis(busy_threshold_ms);
                 match pool.keys_op(&part, op, now, busy).await {
