@@ -237,7 +237,7 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// The shared key, when one is set (and well-formed).
     pub fn token_key_bytes(&self) -> Option<[u8; 32]> {
-        crate::control::registry::unhex(self.token_key.as_deref()?)
+        unhex(self.token_key.as_deref()?)
     }
 
     /// Checks the settings before anything starts.
@@ -644,7 +644,7 @@ impl ServeConfig {
 
     /// The shared token key, when one is set (and well-formed).
     pub fn token_key_bytes(&self) -> Option<[u8; 32]> {
-        crate::control::registry::unhex(self.token_key.as_deref()?)
+        unhex(self.token_key.as_deref()?)
     }
 
     /// The TLS files, when TLS is configured.
@@ -687,6 +687,18 @@ impl ServeConfig {
             ..crate::resp::Limits::default()
         }
     }
+}
+
+/// A hash from 64 hex digits.
+pub fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub mod attention;
 pub mod cmd;
 pub mod config;
 pub mod control;
+pub mod glob;
+pub mod link;
 pub mod memcached;
 pub mod metering;
 pub mod metrics;

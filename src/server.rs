@@ -396,7 +396,7 @@ const FEED_CHECK: Duration = Duration::from_millis(50);
 /// when they change), their items delivered in order.
 async fn read_feed(
     cache: Arc<Cache>,
-    node: Arc<crate::node::NodeClient>,
+    node: Arc<crate::link::NodeClient>,
     shutdown: CancellationToken,
 ) {
     let Some(name) = cache.pool.hosted_as().map(str::to_string) else {

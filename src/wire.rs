@@ -28,6 +28,11 @@ use crate::cmd::Takes;
 use crate::partition::{ClusterMode, ValueType};
 use crate::resp::Reply;
 
+/// Frames one side of a connection may have waiting to be written: past
+/// it a node stops reading requests (a proxy that reads nothing), and a
+/// proxy's callers wait to send.
+pub const SEND_QUEUE: usize = 1024;
+
 /// The format version every frame starts with.
 pub const VERSION: u16 = 3;
 
@@ -324,7 +329,7 @@ pub enum Response {
         stats: Box<Stats>,
         /// What the batch delivers (keyspace events, scripts' messages):
         /// the proxy that sent it delivers them before answering.
-        events: Vec<crate::pool::feed::FeedItem>,
+        events: Vec<FeedItem>,
         /// The number of the cache's next feed item after the batch: a
         /// proxy's reader of this node's feed starts there at the latest.
         feed: u64,
@@ -367,14 +372,14 @@ pub enum Response {
     /// A [`Request::Import`] done, at this routing epoch.
     Imported { epoch: u64 },
     /// What a [`Request::Kill`] found.
-    Killed(crate::pool::KillOutcome),
+    Killed(KillOutcome),
     /// A [`Request::Evict`] took `keys` keys; the partition's figures after.
     Evicted { keys: u64, stats: Stats },
     /// A [`Request::Feed`]'s items, each with its origin, and the number
     /// to read from next.
     Fed {
         next: u64,
-        items: Vec<(u64, crate::pool::feed::FeedItem)>,
+        items: Vec<(u64, FeedItem)>,
     },
 }
 
@@ -408,33 +413,6 @@ pub struct Stats {
     pub used_bytes: u64,
     /// Hits, misses, expiries, evictions since the partition was made.
     pub events: crate::partition::keyspace::KeyspaceStats,
-}
-
-impl From<crate::pool::PartitionStats> for Stats {
-    fn from(s: crate::pool::PartitionStats) -> Stats {
-        Stats {
-            first_slot: s.first_slot,
-            last_slot: s.last_slot,
-            keys: s.keys as u64,
-            volatile_keys: s.volatile_keys as u64,
-            used_bytes: s.used_bytes as u64,
-            events: s.events,
-        }
-    }
-}
-
-impl From<Stats> for crate::pool::PartitionStats {
-    fn from(s: Stats) -> crate::pool::PartitionStats {
-        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        crate::pool::PartitionStats {
-            first_slot: s.first_slot,
-            last_slot: s.last_slot,
-            keys: size(s.keys),
-            volatile_keys: size(s.volatile_keys),
-            used_bytes: size(s.used_bytes),
-            events: s.events,
-        }
-    }
 }
 
 /// Why a frame could not be read or written.
@@ -547,6 +525,38 @@ impl<Out, In: serde::de::DeserializeOwned> Decoder for Codec<Out, In> {
 pub type ProxyCodec = Codec<Request, Response>;
 /// A node's side of a connection from a proxy.
 pub type NodeCodec = Codec<Response, Request>;
+
+/// One thing a cache delivers (a node's feed, [`crate::pool::feed`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FeedItem {
+    /// A keyspace event.
+    Key(crate::partition::notify::KeyEvent),
+    /// A script's PUBLISH (`shard` false) or SPUBLISH.
+    Message {
+        channel: Bytes,
+        message: Bytes,
+        shard: bool,
+    },
+    /// Keys a client changed (client-side caching invalidates them; the
+    /// client is the origin proxy's, for NOLOOP).
+    Invalidate { keys: Vec<Bytes>, client: u64 },
+    /// A client's script read something (its tracking remembers the
+    /// script's keys): only ever in its batch's reply.
+    ScriptRead { client: u64 },
+}
+
+/// What SCRIPT KILL or FUNCTION KILL found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KillOutcome {
+    NotBusy,
+    /// A running script has written: Redis will not kill it.
+    Unkillable,
+    /// Only scripts of the other kind run (functions for SCRIPT KILL,
+    /// `EVAL` scripts for FUNCTION KILL): Redis answers `BUSY` naming the
+    /// command that would kill them.
+    OtherKind,
+    Killed,
+}
 
 #[cfg(test)]
 mod tests {
@@ -884,7 +894,7 @@ mod tests {
                     used_bytes: 64,
                     events: stats_events(),
                 }),
-                events: vec![crate::pool::feed::FeedItem::Message {
+                events: vec![FeedItem::Message {
                     channel: "c".into(),
                     message: "m".into(),
                     shard: false,
@@ -1009,7 +1019,7 @@ mod tests {
                     items: vec![
                         (
                             0,
-                            crate::pool::feed::FeedItem::Key(crate::partition::notify::KeyEvent {
+                            FeedItem::Key(crate::partition::notify::KeyEvent {
                                 class: 4,
                                 event: "del".into(),
                                 key: "k".into(),
@@ -1017,7 +1027,7 @@ mod tests {
                         ),
                         (
                             9,
-                            crate::pool::feed::FeedItem::Message {
+                            FeedItem::Message {
                                 channel: "c".into(),
                                 message: "m".into(),
                                 shard: true,
@@ -1027,10 +1037,7 @@ mod tests {
                 },
                 "00030013 02 02 00 00 04 0364656c 016b 09 01 0163 016d 01",
             ),
-            (
-                Response::Killed(crate::pool::KillOutcome::Unkillable),
-                "00030011 01",
-            ),
+            (Response::Killed(KillOutcome::Unkillable), "00030011 01"),
         ] {
             assert_eq!(
                 payload(&Envelope {

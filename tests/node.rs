@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use stratus::node::NodeClient;
+use stratus::link::NodeClient;
 use stratus::partition::key_slot;
 use stratus::pool::{CachePool, ExecOptions};
 use stratus::resp::{Reply, reply};
@@ -50,7 +50,7 @@ async fn hosted(partitions: u16) -> (NodeProcess, Arc<NodeClient>, CachePool) {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", partitions).await;
-    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    let pool = CachePool::remote("c", client.clone(), stratus::link::Nodes::new(None));
     pool.load_routes().await.expect("routes");
     (node, client, pool)
 }
@@ -354,7 +354,7 @@ async fn a_node_refuses_what_it_cannot_run() {
         unknown,
         Response::Failed(reply::node_unavailable("no cache nope on this node"))
     );
-    let unknown = CachePool::remote("nope", client.clone(), stratus::node::Nodes::new(None));
+    let unknown = CachePool::remote("nope", client.clone(), stratus::link::Nodes::new(None));
     assert!(unknown.load_routes().await.is_err());
     let Reply::Error(text) = run(&unknown, &["GET", "k"]).await else {
         panic!("an unknown cache answers an error");
@@ -371,7 +371,7 @@ async fn a_lost_node_is_an_error_reply_not_a_hang() {
     host(&client, "c", 1).await;
     // Routes not loaded: the first request loads them (its placeholder
     // partition is refused as moved).
-    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    let pool = CachePool::remote("c", client.clone(), stratus::link::Nodes::new(None));
     assert_eq!(run(&pool, &["SET", "k", "v"]).await, Reply::ok());
     assert_eq!(pool.ranges()[0].2.id(), 1);
     node.child.kill().await.expect("kill");
@@ -528,7 +528,7 @@ async fn a_node_expires_keys_and_lets_a_cache_go() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 2).await;
-    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    let pool = CachePool::remote("c", client.clone(), stratus::link::Nodes::new(None));
     for i in 0..50 {
         let k = format!("key{i}");
         assert_eq!(
@@ -568,7 +568,7 @@ async fn a_node_serves_only_proxies_holding_its_key() {
     )
     .await;
     let addr = role.addr("node_addr");
-    let bytes = stratus::control::registry::unhex(key).unwrap();
+    let bytes = stratus::config::unhex(key).unwrap();
     let trusted = NodeClient::new(addr, Some(bytes));
     let hosted = trusted
         .call(Request::Host {
@@ -606,7 +606,7 @@ async fn many_blocked_clients_do_not_stall_a_node() {
     let pool = std::sync::Arc::new(CachePool::remote(
         "c",
         client.clone(),
-        stratus::node::Nodes::new(None),
+        stratus::link::Nodes::new(None),
     ));
     pool.load_routes().await.expect("routes");
     let list = [Bytes::from_static(b"q")];
@@ -638,9 +638,9 @@ async fn a_flush_before_the_routes_are_loaded_flushes() {
     let node = spawn_node().await;
     let client = NodeClient::connect(node.addr).await.expect("connect");
     host(&client, "c", 2).await;
-    let writer = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    let writer = CachePool::remote("c", client.clone(), stratus::link::Nodes::new(None));
     assert_eq!(run(&writer, &["SET", "k", "v"]).await, Reply::ok());
-    let fresh = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    let fresh = CachePool::remote("c", client.clone(), stratus::link::Nodes::new(None));
     fresh
         .flush(Duration::from_secs(5), 0)
         .await
@@ -678,7 +678,7 @@ async fn exported_slots_are_held_until_a_table_says_where_they_are() {
         client.call(table(1, whole.clone())).await.unwrap(),
         Response::Done
     );
-    let pool = CachePool::remote("c", client.clone(), stratus::node::Nodes::new(None));
+    let pool = CachePool::remote("c", client.clone(), stratus::link::Nodes::new(None));
     for i in 0..500 {
         assert_eq!(
             run(&pool, &["SET", &format!("k{i}"), &format!("{i}")]).await,

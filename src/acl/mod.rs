@@ -26,8 +26,8 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cmd::args::string_match;
 use crate::cmd::{CommandSpec, Family, flags};
+use crate::glob::string_match;
 
 pub mod guard;
 pub mod log;

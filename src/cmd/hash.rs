@@ -8,7 +8,7 @@ use super::float80;
 use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::HashValue;
-use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
+use crate::partition::scan::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::resp::{Reply, reply};
 
 /// The hash under `key` for reading (see [`super::read_as`]).

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use super::args::glob_match;
+use crate::glob::glob_match;
 use crate::partition::Eviction;
 
 /// How a per-cache value is checked and normalized.

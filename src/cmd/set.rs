@@ -18,8 +18,8 @@ use super::args::{is, non_negative, parse_i64, random_count, scan_opts};
 use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
+use crate::partition::scan::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::partition::value::SET_MEMBER_OVERHEAD;
-use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::partition::{SetValue, Value};
 use crate::resp::{Reply, reply};
 

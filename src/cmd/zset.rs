@@ -19,7 +19,7 @@ use super::args::{
 use super::table::{COLD_PICK_BYTES, SCAN_REPLY_MILLI, SCAN_SCORE_MILLI, SCAN_VISIT_MILLI};
 use super::{Ctx, OpError, notify};
 use crate::partition::lazyfree;
-use crate::partition::value::{SCAN_WHOLE_UP_TO, scan_step};
+use crate::partition::scan::{SCAN_WHOLE_UP_TO, scan_step};
 use crate::partition::zset::{Charge, LexBound, LexRange, ScoreBound, ScoreRange};
 use crate::partition::{Value, ZSetValue};
 use crate::resp::value::format_double;

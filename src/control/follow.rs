@@ -18,12 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
 use super::Registry;
-use super::http;
-use crate::node::Nodes;
+use super::registry::Placed;
+use crate::link::Nodes;
 
 /// Largest answer to a forwarded request a proxy reads, bytes.
 const MAX_FORWARDED_ANSWER: usize = 1024 * 1024;
@@ -120,7 +123,7 @@ impl Follower {
                 total.saturating_sub(before) as f64 / 1000.0 / elapsed,
             );
         }
-        let answer = match http::check_in(
+        let answer = match check_in(
             self.control,
             self.admin_token.as_deref(),
             &self.id,
@@ -166,7 +169,7 @@ impl Follower {
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), String> {
         let changes = method != Method::GET;
-        let (status, body) = http::call(
+        let (status, body) = call(
             self.control,
             self.admin_token.as_deref(),
             method,
@@ -183,4 +186,98 @@ impl Follower {
         }
         Ok((status, body))
     }
+}
+
+/// Largest placement list a proxy reads from control, bytes.
+const MAX_PLACEMENT: usize = 64 * 1024 * 1024;
+
+/// What control answers a proxy's check-in.
+#[derive(Debug, serde::Deserialize)]
+pub struct CheckedIn {
+    /// The caches to serve.
+    pub caches: Vec<Placed>,
+    /// This proxy's ECPU/s share of each limited cache.
+    pub shares: std::collections::HashMap<String, u64>,
+}
+
+/// One request to control over its own HTTP/1.1 connection (a proxy:
+/// check-ins and the API writes it forwards): control's status and body
+/// (at most `limit` bytes), or why there is none. Bounded in time: 2 s to
+/// connect, 5 s for the answer.
+pub async fn call(
+    control: SocketAddr,
+    admin_token: Option<&str>,
+    method: Method,
+    path: &str,
+    content_type: Option<&[u8]>,
+    body: Bytes,
+    limit: usize,
+) -> Result<(StatusCode, Bytes), String> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(control),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(conn);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, control.to_string());
+    if let Some(ct) = content_type {
+        request = request.header(CONTENT_TYPE, ct);
+    }
+    if let Some(token) = admin_token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    })
+    .await
+    .map_err(|_| "control did not answer in time".to_string())?;
+    driver.abort();
+    answer
+}
+
+/// A proxy checks in with control (`POST /v1/proxies/{id}`): it reports
+/// the ECPU/s it used by cache and what each slot served, and reads the
+/// caches to serve and its shares.
+pub async fn check_in(
+    control: SocketAddr,
+    admin_token: Option<&str>,
+    proxy: &str,
+    used: &std::collections::HashMap<String, f64>,
+    loads: &std::collections::HashMap<String, Vec<(u16, u64)>>,
+) -> Result<CheckedIn, String> {
+    let body = serde_json::to_vec(&serde_json::json!({ "used": used, "loads": loads }))
+        .map_err(|e| e.to_string())?;
+    let (status, body) = call(
+        control,
+        admin_token,
+        Method::POST,
+        &format!("/v1/proxies/{proxy}"),
+        Some(b"application/json"),
+        Bytes::from(body),
+        MAX_PLACEMENT,
+    )
+    .await?;
+    if status != StatusCode::OK {
+        return Err(format!("control answered {status}"));
+    }
+    serde_json::from_slice::<CheckedIn>(&body).map_err(|e| format!("control's answer: {e}"))
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::node::{NodeClient, Nodes};
+use crate::link::{NodeClient, Nodes};
 use crate::partition::{ClusterMode, SLOTS};
 use crate::wire::{self, Request, Response};
 

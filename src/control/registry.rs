@@ -24,10 +24,10 @@ use super::placement::Placer;
 use super::scripts::ScriptStore;
 use crate::acl::log::AclLog;
 use crate::acl::{User, valid_user_name};
+use crate::link::Nodes;
 pub use crate::metering::limits::UsageLimits;
 use crate::metering::{EcpuLimiter, Usage};
 use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
-use crate::node::Nodes;
 use crate::partition::ClusterMode;
 use crate::pool::CachePool;
 
@@ -646,7 +646,10 @@ impl Registry {
             let hashes: Vec<[u8; 32]> = p
                 .token_hashes
                 .iter()
-                .map(|h| unhex(h).ok_or_else(|| RegistryError::Invalid(format!("bad hash {h}"))))
+                .map(|h| {
+                    crate::config::unhex(h)
+                        .ok_or_else(|| RegistryError::Invalid(format!("bad hash {h}")))
+                })
                 .collect::<Result<_, _>>()?;
             // Another incarnation of the name, or moved to another node:
             // this process's copy goes, a fresh one comes.
@@ -1013,18 +1016,6 @@ fn hash_token(token: &[u8]) -> [u8; 32] {
 /// Lower-case hex of a hash.
 fn hex(hash: &[u8; 32]) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A hash from 64 hex digits.
-pub fn unhex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! - [`proto`]: request lines and data blocks into [`proto::Request`]
 //!   values (memcached's tokenizer, number parsing, limits and error lines);
-//! - [`conn`]: the connection loop and the request path: authenticate →
+//! - [`crate::proxy::memcached`]: the connection loop and the request path
+//!   (in the proxy, beside the RESP one): authenticate →
 //!   admit → make room → execute → meter → reply, with the RESP
 //!   connection's discipline (reads capped, client memory charged, time
 //!   slices, backpressure on unread replies).
@@ -38,7 +39,6 @@
 //! `version` answers [`VERSION`]: the protocol level implemented (meta
 //! commands with memcached 1.6.27's `E` flag).
 
-pub mod conn;
 pub mod proto;
 
 use std::sync::atomic::{AtomicU64, Ordering};

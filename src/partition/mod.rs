@@ -20,6 +20,7 @@ pub mod keyspace;
 pub mod lazyfree;
 pub mod notify;
 pub mod packed;
+pub mod scan;
 pub mod slot;
 pub mod stream;
 pub mod value;

@@ -23,7 +23,7 @@
 //! allocation is exactly `buf.len()` bytes (a boxed slice, resized on every
 //! change): the charge follows the bytes the layout asks the allocator for.
 
-use super::value::SCAN_WHOLE_UP_TO;
+use super::scan::SCAN_WHOLE_UP_TO;
 
 /// Most elements a packed collection holds (Redis's
 /// `zset-max-listpack-entries` default; Redis packs hashes up to 512

@@ -12,7 +12,7 @@
 //!
 //! ZSCAN: a packed set is returned whole from any cursor (it is small, as
 //! Redis returns a listpack); a skip list's arena positions are walked
-//! downwards ([`crate::partition::value::scan_step`]).
+//! downwards ([`crate::partition::scan::scan_step`]).
 //!
 //! Invariants: no score is NaN (commands reject NaN before calling); ranks
 //! in this API are 0-based; [`ZSetValue::mem_bytes`] is the packed block's
@@ -239,7 +239,7 @@ impl ZSetValue {
         }
     }
 
-    /// Positions ZSCAN walks (see [`crate::partition::value::scan_step`]):
+    /// Positions ZSCAN walks (see [`crate::partition::scan::scan_step`]):
     /// a skip list's arena slots, a packed set's ranks.
     pub fn scan_positions(&self) -> usize {
         match &self.repr {

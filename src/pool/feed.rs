@@ -19,11 +19,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
-use crate::partition::notify::KeyEvent;
+pub use crate::wire::FeedItem;
 
 /// Items a feed keeps.
 pub const MAX_ITEMS: usize = 65_536;
@@ -40,25 +38,6 @@ pub const POLL_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a poll's flags stay wanted.
 pub const WANTED_FOR: Duration = Duration::from_secs(5);
-
-/// One thing a cache delivers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum FeedItem {
-    /// A keyspace event.
-    Key(KeyEvent),
-    /// A script's PUBLISH (`shard` false) or SPUBLISH.
-    Message {
-        channel: Bytes,
-        message: Bytes,
-        shard: bool,
-    },
-    /// Keys a client changed (client-side caching invalidates them; the
-    /// client is the origin proxy's, for NOLOOP).
-    Invalidate { keys: Vec<Bytes>, client: u64 },
-    /// A client's script read something (its tracking remembers the
-    /// script's keys): only ever in its batch's reply.
-    ScriptRead { client: u64 },
-}
 
 /// A hosted cache's feed (see the module doc).
 #[derive(Default)]
@@ -207,6 +186,7 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn message(n: u8) -> FeedItem {
         FeedItem::Message {

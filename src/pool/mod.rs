@@ -84,7 +84,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::script::ScriptControl;
 use crate::cmd::{self, CommandSpec, Ctx};
-use crate::node::{NodeClient, Nodes};
+use crate::link::{NodeClient, Nodes};
 use crate::partition::keyspace::{Keys, ScanCursor};
 use crate::partition::notify::{self, KeyEvent};
 use crate::partition::{ClusterMode, Entry, Eviction, Keyspace, KeyspaceStats, SLOTS, key_slot};
@@ -112,6 +112,33 @@ impl Executed {
             reply,
             work,
             waits: false,
+        }
+    }
+}
+
+impl From<PartitionStats> for wire::Stats {
+    fn from(s: PartitionStats) -> wire::Stats {
+        wire::Stats {
+            first_slot: s.first_slot,
+            last_slot: s.last_slot,
+            keys: s.keys as u64,
+            volatile_keys: s.volatile_keys as u64,
+            used_bytes: s.used_bytes as u64,
+            events: s.events,
+        }
+    }
+}
+
+impl From<wire::Stats> for PartitionStats {
+    fn from(s: wire::Stats) -> PartitionStats {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        PartitionStats {
+            first_slot: s.first_slot,
+            last_slot: s.last_slot,
+            keys: size(s.keys),
+            volatile_keys: size(s.volatile_keys),
+            used_bytes: size(s.used_bytes),
+            events: s.events,
         }
     }
 }
@@ -271,7 +298,7 @@ fn keeps(filter: &wire::ScanFilter, key: &[u8], entry: &Entry) -> bool {
     filter
         .pattern
         .as_ref()
-        .is_none_or(|p| cmd::args::glob_match(p, key))
+        .is_none_or(|p| crate::glob::glob_match(p, key))
         && filter
             .value_type
             .is_none_or(|t| entry.value.value_type() == t)
@@ -1523,18 +1550,7 @@ struct Origin {
     nodes: Arc<Nodes>,
 }
 
-/// What SCRIPT KILL or FUNCTION KILL found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum KillOutcome {
-    NotBusy,
-    /// A running script has written: Redis will not kill it.
-    Unkillable,
-    /// Only scripts of the other kind run (functions for SCRIPT KILL,
-    /// `EVAL` scripts for FUNCTION KILL): Redis answers `BUSY` naming the
-    /// command that would kill them.
-    OtherKind,
-    Killed,
-}
+pub use crate::wire::KillOutcome;
 
 /// `FUNCTION STATS` found an `EVAL` script holding a partition past the
 /// busy threshold.

@@ -21,6 +21,7 @@ pub mod acl_cmd;
 pub mod conn;
 pub mod conn_cmds;
 pub mod introspect;
+pub mod memcached;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;

@@ -26,12 +26,13 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::cmd::args::{is, string_match};
+use crate::cmd::args::is;
 use crate::cmd::script::functions::{self as lua_functions, flag};
 use crate::cmd::{CommandSpec, Family, OpError};
 use crate::control::Cache;
 use crate::control::functions::{self as store, Library, RestorePolicy};
 use crate::control::scripts::Origin;
+use crate::glob::string_match;
 use crate::pool::KillOutcome;
 use crate::resp::{Reply, reply};
 

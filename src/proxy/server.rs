@@ -283,7 +283,7 @@ async fn accept(
             match wire {
                 Wire::Resp => conn::run(stream, peer, shared, shutdown, preauth).await,
                 Wire::Memcached => {
-                    crate::memcached::conn::run(stream, peer, shared, shutdown, preauth).await;
+                    super::memcached::run(stream, peer, shared, shutdown, preauth).await;
                 }
             }
             drop(permit);

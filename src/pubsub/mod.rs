@@ -31,7 +31,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
 
-use crate::cmd::args::string_match;
+use crate::glob::string_match;
 
 pub mod monitor;
 pub mod tracking;

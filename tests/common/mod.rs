@@ -66,7 +66,7 @@ pub async fn start(mut config: ServeConfig) -> Running {
 /// node; the HTTP port is the proxy's).
 async fn start_cluster(config: ServeConfig) -> Running {
     const KEY: &str = "abababababababababababababababababababababababababababababababab";
-    let key = stratus::control::registry::unhex(KEY);
+    let key = stratus::config::unhex(KEY);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let mut nodes = Vec::new();
     for _ in 0..3 {

@@ -31,7 +31,7 @@ use smallvec::{SmallVec, smallvec};
 
 use super::{LexRange, ScoreRange, ZSET_MEMBER_OVERHEAD};
 #[cfg(doc)]
-use crate::partition::value::scan_step;
+use crate::partition::scan::scan_step;
 
 /// Levels of the skip list: with p = 1/4, enough for 2^64 elements.
 const MAX_LEVEL: usize = 32;

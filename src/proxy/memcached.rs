@@ -27,22 +27,20 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
-use super::proto::{self, Decoded, Meta, Request};
-use super::{MemcachedStats as Stats, *};
+use super::conn::{ClientMemory, make_room, now_ms, regrow, release, send_ready, write_room};
+use super::server::{PreAuth, ProxyShared, Wire};
+use super::session::Session;
+use super::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::cmd::memcached::{self as items, ArithOp, DONE, DeleteOp, Found, GetOp, Mode, StoreOp};
 use crate::cmd::{CommandSpec, flags, table::memcached_op};
 use crate::control::Cache;
 use crate::control::registry::Engine;
+use crate::memcached::proto::{self, Decoded, Meta, Request};
+use crate::memcached::{MemcachedStats as Stats, *};
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
 use crate::pool::ExecOptions;
-use crate::proxy::conn::{
-    ClientMemory, make_room, now_ms, regrow, release, send_ready, write_room,
-};
-use crate::proxy::server::{PreAuth, ProxyShared, Wire};
-use crate::proxy::session::Session;
-use crate::proxy::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::resp::Reply;
 use crate::tls::Transport;
 
@@ -1196,7 +1194,7 @@ fn primary_spec(req: &Request) -> &'static CommandSpec {
 }
 
 /// The text word of a store's outcome, counting CAS outcomes.
-fn store_outcome(reply: &Reply, stats: &super::MemcachedStats, mode: Mode) -> &'static str {
+fn store_outcome(reply: &Reply, stats: &Stats, mode: Mode) -> &'static str {
     if items::is_oom(reply) {
         Stats::bump(&stats.store_no_memory);
         return OUT_OF_MEMORY;
