@@ -804,9 +804,13 @@ async fn expire_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
             // that outran their commands' inline evictions) is brought
             // back under it here, a round at a time.
             for _ in 0..EVICT_MAX_ROUNDS {
-                let now = proxy::conn::now_ms();
-                if !proxy::conn::evict_over_limit(&cache, now, proxy::conn::EVICTIONS_PER_COMMAND)
-                    .await
+                let now = crate::partition::now_ms();
+                if !proxy::memory::evict_over_limit(
+                    &cache,
+                    now,
+                    proxy::memory::EVICTIONS_PER_COMMAND,
+                )
+                .await
                 {
                     break;
                 }

@@ -41,7 +41,7 @@ pub use crate::partition::notify;
 use crate::partition::value::{Collection, ENTRY_OVERHEAD};
 use crate::resp::{Reply, reply};
 
-pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, KeySpec, flags, lookup};
+pub use table::{COMMANDS, CommandSpec, ConnOp, Exec, Family, KeySpec, TxOp, flags, lookup};
 
 /// What a data handler works with: one partition's keyspace, frozen "now",
 /// and counters it reports back.
@@ -348,7 +348,7 @@ pub fn blocking_timeout(
 pub fn execute(spec: &CommandSpec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match spec.exec {
         Exec::Data(handler) => handler(ctx, args).unwrap_or_else(|e| e.reply()),
-        Exec::Conn(_) => Reply::err("ERR command must run on the connection"),
+        Exec::Conn(_) | Exec::Tx(_) => Reply::err("ERR command must run on the connection"),
     }
 }
 

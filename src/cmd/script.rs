@@ -1040,6 +1040,7 @@ impl Caller<'_, '_> {
         match spec.exec {
             Exec::Conn(_) if publish => {}
             Exec::Conn(op) => return local_command(op, argv),
+            Exec::Tx(_) => return Err(reply::SCRIPT_NOT_ALLOWED.into()),
             Exec::Data(_) if spec.family == Family::Scripting => {
                 return Err(reply::SCRIPT_NOT_ALLOWED.into());
             }
@@ -2438,6 +2439,6 @@ mod tests {
         assert_eq!(error_reply_text(b"oops"), "ERR oops");
         assert_eq!(error_reply_text(b"-MY oops\r\n"), "MY oops");
         assert_eq!(error_reply_text(b"a b c"), "a b c");
-        assert_eq!(REDIS_VERSION, crate::proxy::conn_cmds::REDIS_VERSION);
+        assert_eq!(REDIS_VERSION, crate::proxy::subcommands::REDIS_VERSION);
     }
 }

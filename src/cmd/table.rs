@@ -167,11 +167,6 @@ pub enum ConnOp {
     Readonly,
     Readwrite,
     Cluster,
-    Multi,
-    Exec,
-    Discard,
-    Watch,
-    Unwatch,
     /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP: the cache's script store.
     Script,
     /// ACL WHOAMI | CAT | LOG | DRYRUN | GETUSER | LIST | USERS | GENPASS.
@@ -198,6 +193,20 @@ pub enum Exec {
     Data(Handler),
     /// In the proxy.
     Conn(ConnOp),
+    /// In the proxy: a transaction's own commands.
+    Tx(TxOp),
+}
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH: they open, end or guard a
+/// transaction (the proxy's `transaction` module), and run at once inside
+/// MULTI rather than being queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxOp {
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 /// Keys whose positions depend on the arguments, on top of the row's
@@ -549,7 +558,7 @@ macro_rules! row {
 }
 
 use ConnOp as C;
-use Exec::{Conn, Data};
+use Exec::{Conn, Data, Tx};
 
 /// Every command, one row each.
 #[rustfmt::skip]
@@ -584,11 +593,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     row!("object",      -2, R | CT,             2, 2, 1, Keys,    STEP, Data(object::object)),
     row!("memory",      -2, R | CT,             2, 2, 1, Server,     0, Data(object::memory)),
     // transactions
-    row!("multi",        1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Multi)),
-    row!("exec",         1, TX,              0, 0, 0, Transaction, 1, Conn(C::Exec)),
-    row!("discard",      1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Discard)),
-    row!("watch",       -2, F | TX,          1,-1, 1, Transaction, 0, Conn(C::Watch)),
-    row!("unwatch",      1, F | TX,          0, 0, 0, Transaction, 0, Conn(C::Unwatch)),
+    row!("multi",        1, F | TX,          0, 0, 0, Transaction, 0, Tx(TxOp::Multi)),
+    row!("exec",         1, TX,              0, 0, 0, Transaction, 1, Tx(TxOp::Exec)),
+    row!("discard",      1, F | TX,          0, 0, 0, Transaction, 0, Tx(TxOp::Discard)),
+    row!("watch",       -2, F | TX,          1,-1, 1, Transaction, 0, Tx(TxOp::Watch)),
+    row!("unwatch",      1, F | TX,          0, 0, 0, Transaction, 0, Tx(TxOp::Unwatch)),
     // strings
     row!("get",          2, R | F,           1, 1, 1, String, 0, Data(string::get)),
     row!("set",         -3, W | M,           1, 1, 1, String, 0, Data(string::set)),

@@ -6,13 +6,14 @@
 use bytes::Bytes;
 use rand::Rng;
 
-use super::conn::{Connection, now_ms};
-use super::conn_cmds::{Subcommands, help_reply, subcommand};
+use super::session::Connection;
+use super::subcommands::{Subcommands, help_reply, subcommand};
 use crate::acl::{self, Access, CATEGORIES};
 use crate::cmd::args::parse_i64;
 use crate::cmd::table::SUBCOMMANDS;
 use crate::cmd::{OpError, flags, lookup};
 use crate::control::Cache;
+use crate::partition::now_ms;
 use crate::resp::{Reply, reply};
 
 const ACL_SUBS: Subcommands = &[

@@ -29,9 +29,11 @@ use bytes::{Buf, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
-use super::server::ProxyShared;
-use super::session::{Queueing, ReplyMode, Session};
-use super::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
+use super::memory::{ClientMemory, READ_MAX, make_room, regrow, release, send_ready};
+use super::session::{Connection, Queueing, ReplyMode, Session};
+use super::shared::ProxyShared;
+use super::transaction;
+use super::turns::{end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::acl;
 use crate::attention;
 use crate::cmd::{self, CommandSpec, Exec, flags};
@@ -40,10 +42,9 @@ use crate::control::introspection::ServerState;
 use crate::metering::usage::Tally;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
-use crate::partition::lazyfree;
 use crate::partition::{ClusterMode, key_slot};
 use crate::pool::{ExecOptions, Executed, NotRun};
-use crate::resp::{Protocol, Reply, Request, reply};
+use crate::resp::{Reply, Request, reply};
 use crate::tls::Transport;
 
 /// Commands Redis runs while a script is busy (its `allow-busy` flag).
@@ -53,11 +54,6 @@ const ALLOWED_WHILE_BUSY: &[&str] = &[
 
 /// Read-buffer headroom kept free before each read, bytes.
 const READ_CHUNK: usize = 16 * 1024;
-/// The most one read takes from the socket, and the piece a growing read
-/// buffer is copied in, bytes: a step of a big upload stays near 10 µs (a
-/// 6 MB read, or a 400 MB buffer copied at once, held every other client
-/// of the reactor for milliseconds).
-const READ_MAX: usize = 64 * 1024;
 /// Buffers larger than this are released once empty, bytes.
 const KEEP_BUFFER: usize = 1024 * 1024;
 /// Time allowed to flush the last replies when closing.
@@ -67,29 +63,6 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 
 pub use crate::partition::now_ms;
 
-/// A connection's state outside the socket.
-pub struct Connection<'a> {
-    pub session: Session,
-    pub shared: &'a ProxyShared,
-    pub wbuf: BytesMut,
-    /// Server shutdown: ends blocked commands too.
-    pub shutdown: CancellationToken,
-    /// Client memory this connection holds (read buffer and MULTI queue),
-    /// as charged to the server's and its cache's totals.
-    memory: ClientMemory,
-    /// Bytes at the front of the read buffer whose transfer the cache's
-    /// limiter has admitted already (a big request admitted as it arrives).
-    prepaid: u64,
-    /// Milli-ECPU of the current request's bytes billed to the cache while
-    /// they arrived (its final bill leaves them out).
-    billed_early: u64,
-    /// Bytes the current PUBLISH delivered to subscribers: the publisher
-    /// pays their transfer.
-    pub delivered: u64,
-    /// Usage of the requests run since the last flush (see [`Tally`]).
-    tally: Tally,
-}
-
 /// Runs one client connection to its end. `preauth` is its place among
 /// unauthenticated sockets (released when it binds to a cache).
 pub async fn run(
@@ -97,7 +70,7 @@ pub async fn run(
     peer: SocketAddr,
     shared: Arc<ProxyShared>,
     shutdown: CancellationToken,
-    preauth: Option<super::server::PreAuth>,
+    preauth: Option<super::shared::PreAuth>,
 ) {
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream.tcp());
@@ -408,29 +381,6 @@ impl Connection<'_> {
         }
     }
 
-    /// How long a script may hold a partition before this cache's other
-    /// commands there get BUSY (the cache's `busy-reply-threshold`).
-    pub fn busy_threshold(&self) -> Duration {
-        self.session
-            .cache
-            .as_ref()
-            .map_or(self.shared.busy_threshold, |c| {
-                c.server.config.busy_threshold(self.shared.busy_threshold)
-            })
-    }
-
-    /// Memory held besides the read buffer: an open MULTI's queue and the
-    /// Pub/Sub subscriptions.
-    fn queued_memory(&self) -> u64 {
-        self.session.multi.as_ref().map_or(0, |t| t.memory)
-            + self.session.pubsub.as_ref().map_or(0, |s| s.memory)
-    }
-
-    /// Charges `extra` bytes more of client memory (see [`Self::account`]).
-    pub fn charge_more(&mut self, extra: u64) -> Result<(), &'static str> {
-        self.account(self.memory.charged + extra)
-    }
-
     /// Moves the messages waiting in this subscriber's mailbox into the
     /// output, while the output holds less than [`MAILBOX_CHUNK`] (a slow
     /// reader's backlog stays in the mailbox, where its limits apply).
@@ -445,14 +395,6 @@ impl Connection<'_> {
             self.wbuf.extend_from_slice(&news);
         }
         Ok(())
-    }
-
-    /// Sets the client memory this connection holds to `bytes`, charged to
-    /// the server and its cache; `Err` (nothing changes) if that would pass
-    /// the connection's, its cache's or the server's limit.
-    pub fn account(&mut self, bytes: u64) -> Result<(), &'static str> {
-        let cache = self.session.cache.clone();
-        self.memory.set(self.shared, cache, bytes)
     }
 
     /// Runs one request and appends its reply; meters it on the bound cache.
@@ -913,6 +855,7 @@ impl Connection<'_> {
         // Route and execute (a blocking command waits for its keys).
         let executed = match (spec.exec, &cache) {
             (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now).await,
+            (Exec::Tx(op), _) => transaction::run_op(self, op, args, now).await,
             (Exec::Data(_), Some(cache)) => {
                 let mut opts = self.exec_options(now);
                 // What a script calls counts in the cache's command stats.
@@ -963,40 +906,6 @@ impl Connection<'_> {
         Outcome {
             reply: executed.reply,
             billing,
-        }
-    }
-
-    pub fn exec_options(&self, now: u64) -> ExecOptions {
-        // Growth allowed before the memory limit (checked by the writes that
-        // allocate more than their request carries), with the overshoot a
-        // write may make past it.
-        let room = self
-            .session
-            .cache
-            .as_ref()
-            .map_or(u64::MAX, |c| write_room(c));
-        ExecOptions {
-            now,
-            resp3: self.session.protocol == Protocol::Resp3,
-            max_value_len: self.shared.decoder.limits.max_bulk_len,
-            script_time_limit: self.shared.script_time_limit,
-            busy_threshold: self.busy_threshold(),
-            room,
-            script: None,
-            gate: self.session.gate.clone(),
-            ticket: None,
-            retry: false,
-            encoding: self
-                .session
-                .cache
-                .as_ref()
-                .map(|c| c.server.config.encoding())
-                .unwrap_or_default(),
-            no_touch: self.session.no_touch,
-            client: self.session.id,
-            calls: None,
-            notify: 0,
-            batch_events: None,
         }
     }
 
@@ -1291,35 +1200,6 @@ fn is_push(reply: &Reply) -> bool {
     }
 }
 
-/// Writes what the socket takes of `wbuf` now, without waiting (a write
-/// error is left for the connection loop's next write to find).
-pub(crate) fn send_ready(stream: &mut Transport, wbuf: &mut BytesMut) {
-    while !wbuf.is_empty() {
-        match stream.try_write(wbuf) {
-            Ok(n) if n > 0 => wbuf.advance(n),
-            _ => break,
-        }
-    }
-}
-
-/// `rbuf`'s bytes in a buffer of `capacity`, copied [`READ_MAX`] at a time
-/// within the connection's time slices (RESP and Memcached connections).
-pub(crate) async fn regrow(rbuf: &BytesMut, capacity: usize) -> BytesMut {
-    let mut bigger = BytesMut::with_capacity(capacity);
-    for piece in rbuf.chunks(READ_MAX) {
-        bigger.extend_from_slice(piece);
-        end_of_slice().await;
-    }
-    bigger
-}
-
-/// Frees a connection buffer, a big one off the reactor (a munmap of tens
-/// of MB takes milliseconds; see [`lazyfree`]).
-pub(crate) fn release(buf: BytesMut) {
-    let bytes = buf.capacity();
-    lazyfree::free(buf, 1, bytes);
-}
-
 /// Sleeps until `deadline` (forever if `None`).
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -1386,71 +1266,6 @@ impl Outcome {
     }
 }
 
-/// Client memory a connection holds (its read buffer, queued commands),
-/// charged to its cache's and the server's totals: RESP and Memcached
-/// connections alike.
-#[derive(Default)]
-pub struct ClientMemory {
-    pub charged: u64,
-    charged_to: Option<Arc<Cache>>,
-}
-
-impl ClientMemory {
-    /// Sets the charge to `bytes` for a connection bound to `cache`; `Err`
-    /// (nothing changes) if that would pass the connection's, the cache's
-    /// or the server's limit.
-    pub fn set(
-        &mut self,
-        shared: &ProxyShared,
-        cache: Option<Arc<Cache>>,
-        bytes: u64,
-    ) -> Result<(), &'static str> {
-        let moved = match (&cache, &self.charged_to) {
-            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-            (None, None) => false,
-            _ => true,
-        };
-        let grows = bytes > self.charged || moved;
-        if grows && bytes > 0 {
-            let own = if cache.is_some() {
-                shared.query_buffer_limit
-            } else {
-                crate::config::UNAUTHENTICATED_QUERY_BUFFER_LIMIT
-            };
-            let extra = bytes.saturating_sub(self.charged);
-            let server = shared.client_memory.load(Ordering::Relaxed);
-            let of_cache = cache
-                .as_ref()
-                .map_or(0, |c| c.usage.client_memory.load(Ordering::Relaxed));
-            let cache_extra = if moved { bytes } else { extra };
-            if bytes > own {
-                return Err(reply::QUERY_BUFFER_LIMIT);
-            }
-            if server + extra > shared.client_memory_limit
-                || (cache.is_some() && of_cache + cache_extra > shared.cache_client_memory)
-            {
-                return Err(reply::CLIENT_MEMORY_LIMIT);
-            }
-        }
-        // Refund the old charge, take the new one.
-        shared
-            .client_memory
-            .fetch_sub(self.charged, Ordering::Relaxed);
-        if let Some(c) = &self.charged_to {
-            c.usage
-                .client_memory
-                .fetch_sub(self.charged, Ordering::Relaxed);
-        }
-        shared.client_memory.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(c) = &cache {
-            c.usage.client_memory.fetch_add(bytes, Ordering::Relaxed);
-        }
-        self.charged = bytes;
-        self.charged_to = cache;
-        Ok(())
-    }
-}
-
 /// Longest a paused command waits before checking the pause again.
 const PAUSE_POLL: Duration = Duration::from_millis(50);
 
@@ -1469,22 +1284,6 @@ const QUEUED_OVERHEAD: u64 = 64;
 /// Memory per queued argument besides its bytes (a `Bytes` handle).
 const ARG_OVERHEAD: u64 = 32;
 
-/// How far past its memory limit a write may grow what it writes beyond its
-/// request (SETBIT, SETRANGE, APPEND...), as a SET may overshoot by its own
-/// bytes: Redis checks `maxmemory` before a command, not during it. Only a
-/// cache within its limit runs writes at all, so one write's overshoot is
-/// the most a cache carries.
-const GROWTH_OVERSHOOT: u64 = 1024 * 1024;
-
-/// Bytes a write may add to `cache` before its memory limit, with the
-/// overshoot one write may make past it (`u64::MAX`: no limit).
-pub(crate) fn write_room(cache: &Cache) -> u64 {
-    match cache.memory_limit() {
-        0 => u64::MAX,
-        max => (max + GROWTH_OVERSHOOT).saturating_sub(cache.pool.used_bytes()),
-    }
-}
-
 /// How long a connection with nothing buffered keeps its read buffer
 /// (Redis frees an idle client's query buffer after 2 s).
 const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
@@ -1492,66 +1291,6 @@ const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
 /// How often a busy connection checks whether its read buffer is too big
 /// for what its requests use (Redis checks each client about once a second).
 const BUFFER_CHECK: Duration = Duration::from_millis(500);
-
-/// Keys one command evicts inline at most (about 0.15 ms on the reactor):
-/// past that the command runs and the maintenance cycle goes on evicting
-/// ([`evict_over_limit`]), as Redis's eviction time limit hands over to its
-/// background eviction. (4096 inline let a 1-ECPU GET of a cache whose
-/// `maxmemory` was lowered stall the reactor for 10 ms.)
-pub(crate) const EVICTIONS_PER_COMMAND: usize = 64;
-
-/// How far over its memory limit a cache may be while eviction catches up;
-/// past it, writes are refused until it has.
-const EVICTION_LAG: u64 = 8 * 1024 * 1024;
-
-/// Evicts keys (as the cache's `maxmemory-policy` chooses), at most
-/// [`EVICTIONS_PER_COMMAND`], until a command bringing about `incoming`
-/// bytes (0 for one that does not write) fits under the cache's memory
-/// limit. If nothing more can be evicted, the write is still allowed while
-/// usage is within the limit (it may be an overwrite; Redis checks the same
-/// way), and refused once usage is over it; if keys are left to evict, it is
-/// allowed while usage is within [`EVICTION_LAG`] of the limit.
-pub(crate) async fn make_room(cache: &Cache, incoming: u64, now: u64) -> bool {
-    let max = cache.memory_limit();
-    let policy = cache.server.config.eviction();
-    if max == 0 {
-        return true;
-    }
-    let mut evicted = 0;
-    while evicted < EVICTIONS_PER_COMMAND {
-        let used = cache.pool.used_bytes();
-        if used + incoming <= max {
-            return true;
-        }
-        match cache.pool.evict(now, policy, used + incoming - max).await {
-            0 => return cache.pool.used_bytes() <= max,
-            n => evicted += n,
-        }
-    }
-    cache.pool.used_bytes() <= max + EVICTION_LAG
-}
-
-/// Maintenance: evicts up to `budget` keys from a cache over its memory
-/// limit; true if it is still over with keys left to evict.
-pub(crate) async fn evict_over_limit(cache: &Cache, now: u64, budget: usize) -> bool {
-    let max = cache.memory_limit();
-    if max == 0 {
-        return false;
-    }
-    let policy = cache.server.config.eviction();
-    let mut evicted = 0;
-    while evicted < budget {
-        let used = cache.pool.used_bytes();
-        if used <= max {
-            return false;
-        }
-        match cache.pool.evict(now, policy, used - max).await {
-            0 => return false,
-            n => evicted += n,
-        }
-    }
-    true
-}
 
 /// Checks key lengths and that the cache's cluster mode lets one command
 /// combine the keys' slots (one slot when it is enabled), unless the command

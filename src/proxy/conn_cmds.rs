@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::conn::Connection;
 use super::introspect;
-use super::transaction;
+use super::session::Connection;
+use super::subcommands::{REDIS_VERSION, Subcommands, help_reply, subcommand};
 use crate::acl::log::{Entry, Reason};
 use crate::cmd::args::{int, is, scan_opts};
 use crate::cmd::keys::scan_work_milli;
@@ -24,17 +24,8 @@ use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::{Executed, NotRun, Scanned};
 use crate::resp::{Protocol, Reply, reply};
 
-/// The Redis version Stratus reports (its command set and replies follow 7.0;
-/// Redis's own 7.0.15 test suite measures it).
-pub const REDIS_VERSION: &str = "7.0.15";
-
 /// Runs a proxy-side command.
 pub async fn run(conn: &mut Connection<'_>, op: ConnOp, args: &[Bytes], now: u64) -> Executed {
-    if op == ConnOp::Exec {
-        return transaction::exec(conn, now)
-            .await
-            .unwrap_or_else(|e| Executed::new(e.reply(), 0));
-    }
     // SCAN and KEYS walk keys: their work (milli-units) is the keys and
     // slots visited and the keys replied.
     let mut work = 0;
@@ -61,7 +52,7 @@ async fn dispatch(
             // Gone for the cache's other clients at once (a tracking client
             // redirecting here hears of it on the next invalidation, as
             // Redis, which frees the client right after the reply).
-            super::pubsub::unsubscribe_all(&mut conn.session);
+            super::session::unsubscribe_all(&mut conn.session);
             Ok(Reply::ok())
         }
         ConnOp::Reset => {
@@ -96,11 +87,6 @@ async fn dispatch(
         }
         ConnOp::Readonly | ConnOp::Readwrite => Ok(Reply::ok()),
         ConnOp::Cluster => cluster(conn, args).await,
-        ConnOp::Multi => transaction::multi(conn),
-        ConnOp::Discard => transaction::discard(conn),
-        ConnOp::Watch => transaction::watch(conn, args).await,
-        ConnOp::Unwatch => transaction::unwatch(conn),
-        ConnOp::Exec => Err(OpError::Static(reply::EXEC_WITHOUT_MULTI)),
         ConnOp::Monitor => super::pubsub::monitor(conn),
         ConnOp::Dbsize => {
             let cache = bound(conn)?;
@@ -251,7 +237,7 @@ async fn login(conn: &mut Connection<'_>, user: Option<&[u8]>, pass: &[u8]) -> R
                 c.usage.auth_failures.fetch_add(1, Ordering::Relaxed);
                 c.acl_log.record(
                     acl_entry(conn, Reason::Auth, "AUTH".into(), shown),
-                    super::conn::now_ms(),
+                    crate::partition::now_ms(),
                 );
             }
             None => GlobalCounters::bump(&registry.metrics.global.auth_failures),
@@ -364,10 +350,6 @@ fn check_client_name(name: &[u8]) -> Result<(), OpError> {
     }
 }
 
-/// Subcommands of a container command with their arities (Redis
-/// convention, the command name counted: `n` exact, `-n` at least n).
-pub(crate) type Subcommands = &'static [(&'static str, i32)];
-
 const CLIENT_SUBS: Subcommands = &[
     ("id", 2),
     ("getname", 2),
@@ -451,33 +433,6 @@ fn cluster_disabled(conn: &Connection<'_>) -> bool {
         .is_some_and(|c| c.pool.cluster_mode().spans_slots())
 }
 
-/// Finds `args[1]` among `subs` and checks its arity: the lower-case
-/// subcommand name, or Redis's error for an unknown one or a wrong count
-/// (`wrong number of arguments for 'client|setname' command`).
-pub(crate) fn subcommand(
-    cmd: &str,
-    subs: Subcommands,
-    args: &[Bytes],
-) -> Result<&'static str, OpError> {
-    let sub = &args[1];
-    let Some((name, arity)) = subs
-        .iter()
-        .find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))
-    else {
-        return Err(OpError::Text(reply::unknown_subcommand(cmd, sub)));
-    };
-    let argc = args.len() as i32;
-    let ok = if *arity >= 0 {
-        argc == *arity
-    } else {
-        argc >= -arity
-    };
-    if !ok {
-        return Err(OpError::Text(reply::wrong_arity(&format!("{cmd}|{name}"))));
-    }
-    Ok(name)
-}
-
 /// CLIENT ID | GETNAME | SETNAME | INFO | SETINFO | NO-EVICT | NO-TOUCH | HELP
 fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let sub = subcommand("client", CLIENT_SUBS, args)?;
@@ -537,10 +492,6 @@ fn client(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         _ => Ok(help_reply(reply::CLIENT_HELP)),
     }
-}
-
-pub(crate) fn help_reply(lines: &[&'static str]) -> Reply {
-    Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
 }
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS name... | GETKEYS cmd args... | HELP]

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::conn::Connection;
-use super::conn_cmds::{REDIS_VERSION, Subcommands, help_reply, subcommand};
-use super::session::ReplyMode;
+use super::session::{Connection, ReplyMode};
+use super::subcommands::{REDIS_VERSION, Subcommands, help_reply, subcommand};
 use crate::cmd::OpError;
 use crate::cmd::args::{is, parse_i64};
 use crate::cmd::params::{self, Live, Param, Source};

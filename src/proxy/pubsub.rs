@@ -14,14 +14,11 @@
 //! mailboxes count as the publisher's transfer, the receivers and the
 //! patterns compared as its work.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use hashbrown::HashSet;
 
-use super::conn::Connection;
-use super::conn_cmds::{Subcommands, help_reply, subcommand};
-use super::session::Session;
+use super::session::{Connection, Session, Subscriptions};
+use super::subcommands::{Subcommands, help_reply, subcommand};
 use crate::cmd::{CommandSpec, OpError, flags};
 use crate::control::Cache;
 use crate::pubsub::tracking::Options;
@@ -33,41 +30,6 @@ use crate::resp::{Protocol, Reply, reply};
 const SUBSCRIPTION_OVERHEAD: u64 = 96;
 /// Most channel names PUBSUB CHANNELS returns (a reply stays bounded).
 const MAX_CHANNELS_LISTED: usize = 100_000;
-
-/// A connection's subscriptions and mailbox.
-pub struct Subscriptions {
-    pub mailbox: Arc<Mailbox>,
-    channels: HashSet<Bytes>,
-    patterns: HashSet<Bytes>,
-    shard: HashSet<Bytes>,
-    /// Client memory the names hold, bytes.
-    pub memory: u64,
-    /// The connection is a MONITOR (its mailbox is in the cache's list).
-    pub monitor: bool,
-}
-
-impl Subscriptions {
-    fn set(&mut self, kind: Kind) -> &mut HashSet<Bytes> {
-        match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-            Kind::Shard => &mut self.shard,
-        }
-    }
-
-    /// Redis's count in confirmations: channels and patterns together,
-    /// shard channels apart.
-    fn count(&self, kind: Kind) -> i64 {
-        match kind {
-            Kind::Shard => self.shard.len() as i64,
-            _ => (self.channels.len() + self.patterns.len()) as i64,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty()
-    }
-}
 
 /// Whether the connection is in Redis's subscribed state.
 pub fn subscribed(session: &Session) -> bool {
@@ -109,33 +71,6 @@ pub fn refused_in_context(session: &Session, name: &str, args: &[Bytes]) -> Opti
         _ => name.to_string(),
     };
     Some(reply::pubsub_context(&full))
-}
-
-/// Forgets every subscription of the session in its cache's hub (on
-/// RESET, a new AUTH, or the connection's end).
-pub fn unsubscribe_all(session: &mut Session) {
-    let Some(subs) = session.pubsub.take() else {
-        return;
-    };
-    let Some(cache) = &session.cache else {
-        return;
-    };
-    let hub = cache.pool.hub();
-    let id = subs.mailbox.id;
-    cache.pool.tracking().unregister(id);
-    if subs.monitor {
-        cache.pool.monitors().remove(id);
-    }
-    session.tracking = false;
-    for (kind, names) in [
-        (Kind::Channel, &subs.channels),
-        (Kind::Pattern, &subs.patterns),
-        (Kind::Shard, &subs.shard),
-    ] {
-        for name in names {
-            hub.unsubscribe(kind, name, id);
-        }
-    }
 }
 
 /// Gives the connection a mailbox (its first subscription or CLIENT

@@ -26,6 +26,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
+use super::subcommands::{help_reply, subcommand};
 use crate::cmd::args::is;
 use crate::cmd::script::functions::{self as lua_functions, flag};
 use crate::cmd::{CommandSpec, Family, OpError};
@@ -86,7 +87,7 @@ const SCRIPT_SUBS: &[(&str, i32)] = &[
 
 /// SCRIPT LOAD body | EXISTS sha... | FLUSH [ASYNC|SYNC] | KILL | HELP
 pub async fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
-    match super::conn_cmds::subcommand("script", SCRIPT_SUBS, args)? {
+    match subcommand("script", SCRIPT_SUBS, args)? {
         "load" => match cache.scripts.add(&args[2], Origin::Load) {
             Ok(sha) => Ok(Reply::bulk(sha)),
             Err(_) => Err(OpError::Static(reply::SCRIPT_STORE_FULL)),
@@ -118,7 +119,7 @@ pub async fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
             KillOutcome::OtherKind => Err(OpError::Static(reply::BUSY_FUNCTION)),
             KillOutcome::Killed => Ok(Reply::ok()),
         },
-        _ => Ok(super::conn_cmds::help_reply(&[
+        _ => Ok(help_reply(&[
             "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "EXISTS <sha1> [<sha1> ...]",
             "    Return information about the existence of the scripts in the script cache.",
@@ -206,7 +207,7 @@ pub async fn function(
     limits: Limits,
     work: &mut u64,
 ) -> Result<Reply, OpError> {
-    match super::conn_cmds::subcommand("function", FUNCTION_SUBS, args)? {
+    match subcommand("function", FUNCTION_SUBS, args)? {
         "load" => {
             let mut replace = false;
             let mut i = 2;
@@ -373,7 +374,7 @@ pub async fn function(
             KillOutcome::OtherKind => Err(OpError::Static(reply::BUSY)),
             KillOutcome::Killed => Ok(Reply::ok()),
         },
-        _ => Ok(super::conn_cmds::help_reply(FUNCTION_HELP)),
+        _ => Ok(help_reply(FUNCTION_HELP)),
     }
 }
 

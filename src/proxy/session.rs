@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
+use hashbrown::HashSet;
 
 use crate::acl::User;
 use crate::cmd::CommandSpec;
@@ -13,9 +14,17 @@ use crate::cmd::script::CommandGate;
 use crate::control::Cache;
 use crate::control::introspection::ClientHandle;
 use crate::partition::{ClusterMode, lazyfree};
+use crate::pubsub::{Kind, Mailbox};
 use crate::resp::{Protocol, Request};
 
-use super::server::ProxyShared;
+use bytes::BytesMut;
+use tokio_util::sync::CancellationToken;
+
+use super::memory::{ClientMemory, write_room};
+use super::shared::ProxyShared;
+use crate::metering::usage::Tally;
+use crate::pool::ExecOptions;
+use std::time::Duration;
 
 /// What one client connection remembers between commands.
 pub struct Session {
@@ -39,7 +48,7 @@ pub struct Session {
     /// Keys in `watched` (WATCH is O(1) per key).
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
-    pub preauth: Option<super::server::PreAuth>,
+    pub preauth: Option<super::shared::PreAuth>,
     /// The open default cache was full when the connection arrived: it may
     /// still AUTH into a cache; anything else is told `max number of
     /// clients reached` (cleared when it binds).
@@ -58,7 +67,7 @@ pub struct Session {
     pub request_len: u64,
     /// Pub/Sub subscriptions and mailbox (from the first SUBSCRIBE or
     /// CLIENT TRACKING).
-    pub pubsub: Option<super::pubsub::Subscriptions>,
+    pub pubsub: Option<Subscriptions>,
     /// CLIENT TRACKING is on (the cache's table has the options).
     pub tracking: bool,
     /// CLIENT CACHING YES|NO was given for the next command.
@@ -258,7 +267,7 @@ impl Session {
 
     pub fn unbind(&mut self) {
         self.unwatch();
-        super::pubsub::unsubscribe_all(self);
+        unsubscribe_all(self);
         self.multi = None;
         self.login(None);
         if let Some(old) = self.cache.take() {
@@ -271,6 +280,154 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.unbind();
+    }
+}
+
+/// A connection's subscriptions and mailbox.
+pub struct Subscriptions {
+    pub mailbox: Arc<Mailbox>,
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    pub shard: HashSet<Bytes>,
+    /// Client memory the names hold, bytes.
+    pub memory: u64,
+    /// The connection is a MONITOR (its mailbox is in the cache's list).
+    pub monitor: bool,
+}
+
+impl Subscriptions {
+    pub fn set(&mut self, kind: Kind) -> &mut HashSet<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
+        }
+    }
+
+    /// Redis's count in confirmations: channels and patterns together,
+    /// shard channels apart.
+    pub fn count(&self, kind: Kind) -> i64 {
+        match kind {
+            Kind::Shard => self.shard.len() as i64,
+            _ => (self.channels.len() + self.patterns.len()) as i64,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty()
+    }
+}
+
+/// Forgets every subscription of the session in its cache's hub (on
+/// RESET, a new AUTH, or the connection's end).
+pub fn unsubscribe_all(session: &mut Session) {
+    let Some(subs) = session.pubsub.take() else {
+        return;
+    };
+    let Some(cache) = &session.cache else {
+        return;
+    };
+    let hub = cache.pool.hub();
+    let id = subs.mailbox.id;
+    cache.pool.tracking().unregister(id);
+    if subs.monitor {
+        cache.pool.monitors().remove(id);
+    }
+    session.tracking = false;
+    for (kind, names) in [
+        (Kind::Channel, &subs.channels),
+        (Kind::Pattern, &subs.patterns),
+        (Kind::Shard, &subs.shard),
+    ] {
+        for name in names {
+            hub.unsubscribe(kind, name, id);
+        }
+    }
+}
+
+/// A connection's state outside the socket.
+pub struct Connection<'a> {
+    pub session: Session,
+    pub shared: &'a ProxyShared,
+    pub wbuf: BytesMut,
+    /// Server shutdown: ends blocked commands too.
+    pub shutdown: CancellationToken,
+    /// Client memory this connection holds (read buffer and MULTI queue),
+    /// as charged to the server's and its cache's totals.
+    pub memory: ClientMemory,
+    /// Bytes at the front of the read buffer whose transfer the cache's
+    /// limiter has admitted already (a big request admitted as it arrives).
+    pub prepaid: u64,
+    /// Milli-ECPU of the current request's bytes billed to the cache while
+    /// they arrived (its final bill leaves them out).
+    pub billed_early: u64,
+    /// Bytes the current PUBLISH delivered to subscribers: the publisher
+    /// pays their transfer.
+    pub delivered: u64,
+    /// Usage of the requests run since the last flush (see [`Tally`]).
+    pub tally: Tally,
+}
+
+impl Connection<'_> {
+    /// How long a script may hold a partition before this cache's other
+    /// commands there get BUSY (the cache's `busy-reply-threshold`).
+    pub fn busy_threshold(&self) -> Duration {
+        self.session
+            .cache
+            .as_ref()
+            .map_or(self.shared.busy_threshold, |c| {
+                c.server.config.busy_threshold(self.shared.busy_threshold)
+            })
+    }
+    /// Memory held besides the read buffer: an open MULTI's queue and the
+    /// Pub/Sub subscriptions.
+    pub fn queued_memory(&self) -> u64 {
+        self.session.multi.as_ref().map_or(0, |t| t.memory)
+            + self.session.pubsub.as_ref().map_or(0, |s| s.memory)
+    }
+    /// Charges `extra` bytes more of client memory (see [`Self::account`]).
+    pub fn charge_more(&mut self, extra: u64) -> Result<(), &'static str> {
+        self.account(self.memory.charged + extra)
+    }
+    /// Sets the client memory this connection holds to `bytes`, charged to
+    /// the server and its cache; `Err` (nothing changes) if that would pass
+    /// the connection's, its cache's or the server's limit.
+    pub fn account(&mut self, bytes: u64) -> Result<(), &'static str> {
+        let cache = self.session.cache.clone();
+        self.memory.set(self.shared, cache, bytes)
+    }
+    pub fn exec_options(&self, now: u64) -> ExecOptions {
+        // Growth allowed before the memory limit (checked by the writes that
+        // allocate more than their request carries), with the overshoot a
+        // write may make past it.
+        let room = self
+            .session
+            .cache
+            .as_ref()
+            .map_or(u64::MAX, |c| write_room(c));
+        ExecOptions {
+            now,
+            resp3: self.session.protocol == Protocol::Resp3,
+            max_value_len: self.shared.decoder.limits.max_bulk_len,
+            script_time_limit: self.shared.script_time_limit,
+            busy_threshold: self.busy_threshold(),
+            room,
+            script: None,
+            gate: self.session.gate.clone(),
+            ticket: None,
+            retry: false,
+            encoding: self
+                .session
+                .cache
+                .as_ref()
+                .map(|c| c.server.config.encoding())
+                .unwrap_or_default(),
+            no_touch: self.session.no_touch,
+            client: self.session.id,
+            calls: None,
+            notify: 0,
+            batch_events: None,
+        }
     }
 }
 

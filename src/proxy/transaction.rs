@@ -24,16 +24,32 @@
 
 use bytes::Bytes;
 
-use super::conn::Connection;
 use super::conn_cmds;
+use super::session::Connection;
 use super::session::{Transaction, Watched};
-use crate::cmd::{CommandSpec, Exec, OpError};
+use crate::cmd::{CommandSpec, Exec, OpError, TxOp};
 use crate::metering::work_milli;
 use crate::partition::key_slot;
 use crate::pool::{Executed, NotRun};
 use crate::resp::{Reply, reply};
 
-pub fn multi(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+/// Runs one of the transaction's own commands.
+pub async fn run_op(conn: &mut Connection<'_>, op: TxOp, args: &[Bytes], now: u64) -> Executed {
+    let reply = match op {
+        TxOp::Exec => {
+            return exec(conn, now)
+                .await
+                .unwrap_or_else(|e| Executed::new(e.reply(), 0));
+        }
+        TxOp::Multi => multi(conn),
+        TxOp::Discard => discard(conn),
+        TxOp::Watch => watch(conn, args).await,
+        TxOp::Unwatch => unwatch(conn),
+    };
+    Executed::new(reply.unwrap_or_else(|e| e.reply()), 0)
+}
+
+fn multi(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
     if conn.session.multi.is_some() {
         return Err(OpError::Static(reply::MULTI_NESTED));
     }
@@ -41,7 +57,7 @@ pub fn multi(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
     Ok(Reply::ok())
 }
 
-pub fn discard(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+fn discard(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
     if conn.session.multi.take().is_none() {
         return Err(OpError::Static(reply::DISCARD_WITHOUT_MULTI));
     }
@@ -50,7 +66,7 @@ pub fn discard(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
 }
 
 /// WATCH key [key ...] (the request path already checked one slot).
-pub async fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
+async fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if conn.session.multi.is_some() {
         return Err(OpError::Static(reply::WATCH_IN_MULTI));
     }
@@ -91,14 +107,14 @@ pub async fn watch(conn: &mut Connection<'_>, args: &[Bytes]) -> Result<Reply, O
     Ok(Reply::ok())
 }
 
-pub fn unwatch(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
+fn unwatch(conn: &mut Connection<'_>) -> Result<Reply, OpError> {
     conn.session.unwatch();
     Ok(Reply::ok())
 }
 
 /// EXEC: the phases in the module doc. `work` is in milli-work units (the
 /// table's EXEC row charges 1 milli per unit), summed over what ran.
-pub async fn exec(conn: &mut Connection<'_>, now: u64) -> Result<Executed, OpError> {
+async fn exec(conn: &mut Connection<'_>, now: u64) -> Result<Executed, OpError> {
     let Some(tx) = conn.session.multi.take() else {
         return Err(OpError::Static(reply::EXEC_WITHOUT_MULTI));
     };
@@ -179,8 +195,9 @@ async fn run(conn: &mut Connection<'_>, tx: Transaction, now: u64) -> Result<Exe
     for (spec, req) in &tx.queued {
         let done = match spec.exec {
             Exec::Data(_) => ran.next().unwrap_or(Executed::new(Reply::Nil, 0)),
-            // Boxed: EXEC reaches here through conn_cmds::run itself.
-            Exec::Conn(op) => Box::pin(conn_cmds::run(conn, op, &req.args, now)).await,
+            Exec::Conn(op) => conn_cmds::run(conn, op, &req.args, now).await,
+            // Never queued: they run at once inside MULTI.
+            Exec::Tx(_) => Executed::new(Reply::err(reply::EXEC_WITHOUT_MULTI), 0),
         };
         // Its keys were charged when it was queued; here what it walked.
         work += work_milli(spec, 0, done.work);
