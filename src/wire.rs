@@ -34,7 +34,7 @@ use crate::resp::Reply;
 pub const SEND_QUEUE: usize = 1024;
 
 /// The format version every frame starts with.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 
 /// The largest frame either side accepts, bytes: a 512 MiB value (Redis's
 /// `proto-max-bulk-len`) and its command, with room to spare.
@@ -401,6 +401,9 @@ pub struct Executed {
     pub work: u64,
     /// A blocking command found nothing to serve: its client waits on.
     pub waits: bool,
+    /// With `waits`: the arguments its retries run with (XREAD's `$`
+    /// resolved when it blocked).
+    pub resume: Option<Vec<Bytes>>,
 }
 
 /// A partition's figures.
@@ -627,7 +630,7 @@ mod tests {
             // variable-length integers:
             // one byte below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8
             // bytes).
-            "0003\
+            "0004\
              01\
              02\
              0163\
@@ -659,13 +662,13 @@ mod tests {
                 cluster_mode: ClusterMode::Disabled,
             },
         };
-        assert_eq!(payload(&host), "0003fb2c01000763616368652d610401");
+        assert_eq!(payload(&host), "0004fb2c01000763616368652d610401");
         assert_eq!(
             payload(&Envelope {
                 id: 2,
                 body: Request::Routes { cache: "c".into() }
             }),
-            "000302010163"
+            "000402010163"
         );
         assert_eq!(
             payload(&Envelope {
@@ -675,7 +678,7 @@ mod tests {
                     partition: 5
                 }
             }),
-            "00030203016305"
+            "00040203016305"
         );
         assert_eq!(
             payload(&Envelope {
@@ -686,7 +689,7 @@ mod tests {
                     at: 8192
                 }
             }),
-            "000302040163 01fb0020".replace(' ', "")
+            "000402040163 01fb0020".replace(' ', "")
         );
         assert_eq!(
             payload(&Envelope {
@@ -697,7 +700,7 @@ mod tests {
                     right: 2
                 }
             }),
-            "00030205016301 02".replace(' ', "")
+            "00040205016301 02".replace(' ', "")
         );
         // Keys: variant 6; "c"; partition 1; busy 3; Scan (0):
         // cursor 16385, count 10, MATCH "a*", TYPE hash (1).
@@ -718,7 +721,7 @@ mod tests {
                     },
                 }
             }),
-            "0003020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
+            "0004020601630103 00 fb0140 0a 01 02612a 01 01".replace(' ', "")
         );
         for (op, bytes) in [
             (KeysOp::Random, "01"),
@@ -734,7 +737,7 @@ mod tests {
                     op,
                 },
             };
-            assert_eq!(payload(&request), format!("0003020601630103{bytes}"));
+            assert_eq!(payload(&request), format!("0004020601630103{bytes}"));
         }
         let keys = vec![Bytes::from_static(b"k"), Bytes::from_static(b"l")];
         for (body, bytes) in [
@@ -855,7 +858,7 @@ mod tests {
         ] {
             assert_eq!(
                 payload(&Envelope { id: 2, body }),
-                format!("000302{}", bytes.replace(' ', ""))
+                format!("000402{}", bytes.replace(' ', ""))
             );
         }
     }
@@ -870,6 +873,7 @@ mod tests {
                         reply: Reply::ok(),
                         work: 0,
                         waits: false,
+                        resume: None,
                     },
                     Executed {
                         reply: Reply::Array(vec![
@@ -879,11 +883,13 @@ mod tests {
                         ]),
                         work: 2,
                         waits: false,
+                        resume: None,
                     },
                     Executed {
                         reply: Reply::NilArray,
                         work: 1,
                         waits: true,
+                        resume: None,
                     },
                 ],
                 stats: Box::new(Stats {
@@ -902,19 +908,20 @@ mod tests {
                 feed: 300,
             },
         };
-        // Status "OK" work 0 no wait; Array [Bulk "v", Nil, Int -2 (zigzag
-        // 3)] work 2 no wait; NilArray work 1, waits; stats: slots 0-16383, 1 key, 0
+        // Status "OK" work 0 no wait, no resume; Array [Bulk "v", Nil, Int
+        // -2 (zigzag 3)] work 2 no wait, no resume; NilArray work 1, waits,
+        // no resume; stats: slots 0-16383, 1 key, 0
         // volatile, 64 bytes, events 5 6 7 8 9; [Message "c" "m" not
         // shard]; feed 300.
         assert_eq!(
             payload(&executed),
-            "000301020300024f4b0000 05030301760402030200 060101\
+            "000401020300024f4b000000 0503030176040203020000 06010100\
              00fbff3f 01 00 40 05 06 07 08 09 \
              01 01 0163 016d 00 fb2c01"
                 .replace(' ', "")
         );
         for (message, bytes) in [
-            (Response::Hosted, "00030000"),
+            (Response::Hosted, "00040000"),
             (
                 Response::Routes {
                     epoch: 4,
@@ -925,11 +932,11 @@ mod tests {
                         node: "n:1".into(),
                     }],
                 },
-                "00030001040100fbff3f01036e3a31",
+                "00040001040100fbff3f01036e3a31",
             ),
-            (Response::Aborted, "00030003"),
-            (Response::Moved { epoch: 251 }, "00030004fbfb00"),
-            (Response::Busy, "00030005"),
+            (Response::Aborted, "00040003"),
+            (Response::Moved { epoch: 251 }, "00040004fbfb00"),
+            (Response::Busy, "00040005"),
             (
                 Response::Stats(Stats {
                     first_slot: 0,
@@ -941,13 +948,13 @@ mod tests {
                 }),
                 // ...; events: hits 5, misses 6, expired 7, evicted 8,
                 // lazyfreed 9.
-                "0003000600fbff1f0a01fbe803 05 06 07 08 09",
+                "0004000600fbff1f0a01fbe803 05 06 07 08 09",
             ),
             (
                 Response::Failed("no cache c".into()),
-                "000300070a6e6f2063616368652063",
+                "000400070a6e6f2063616368652063",
             ),
-            (Response::Changed { partition: 3 }, "0003000803"),
+            (Response::Changed { partition: 3 }, "0004000803"),
             (
                 Response::Keys(KeysDone::Scanned {
                     keys: vec![Bytes::from_static(b"k")],
@@ -955,34 +962,34 @@ mod tests {
                     visited: 3,
                     slots: 1,
                 }),
-                "00030009 00 01016b 0107 03 01",
+                "00040009 00 01016b 0107 03 01",
             ),
             (
                 Response::Keys(KeysDone::Random {
                     key: None,
                     walked: 4,
                 }),
-                "00030009 01 00 04",
+                "00040009 01 00 04",
             ),
             (
                 Response::Keys(KeysDone::InSlot {
                     count: 2,
                     keys: Vec::new(),
                 }),
-                "00030009 02 02 00",
+                "00040009 02 02 00",
             ),
-            (Response::Keys(KeysDone::Flushed), "00030009 03"),
-            (Response::Versions(vec![0, 300]), "0003000a 02 00 fb2c01"),
+            (Response::Keys(KeysDone::Flushed), "00040009 03"),
+            (Response::Versions(vec![0, 300]), "0004000a 02 00 fb2c01"),
             (
                 Response::Blocked {
                     subscription: 1,
                     ticket: 2,
                 },
-                "0003000b 01 02",
+                "0004000b 01 02",
             ),
-            (Response::Woken, "0003000c"),
-            (Response::Done, "0003000d"),
-            (Response::Welcome, "0003000e"),
+            (Response::Woken, "0004000c"),
+            (Response::Done, "0004000d"),
+            (Response::Welcome, "0004000e"),
             (
                 Response::Exported {
                     first: 7,
@@ -994,9 +1001,9 @@ mod tests {
                         payload: "p".into(),
                     }],
                 },
-                "0003000f 07 08 09 01 016b fb2c01 0170",
+                "0004000f 07 08 09 01 016b fb2c01 0170",
             ),
-            (Response::Imported { epoch: 9 }, "00030010 09"),
+            (Response::Imported { epoch: 9 }, "00040010 09"),
             (
                 Response::Evicted {
                     keys: 3,
@@ -1009,7 +1016,7 @@ mod tests {
                         events: stats_events(),
                     },
                 },
-                "00030012 03 01 02 00 00 00 05 06 07 08 09",
+                "00040012 03 01 02 00 00 00 05 06 07 08 09",
             ),
             (
                 // Fed: next 2; [(origin 0, Key {class 4, "del", "k"}),
@@ -1035,9 +1042,9 @@ mod tests {
                         ),
                     ],
                 },
-                "00030013 02 02 00 00 04 0364656c 016b 09 01 0163 016d 01",
+                "00040013 02 02 00 00 04 0364656c 016b 09 01 0163 016d 01",
             ),
-            (Response::Killed(KillOutcome::Unkillable), "00030011 01"),
+            (Response::Killed(KillOutcome::Unkillable), "00040011 01"),
         ] {
             assert_eq!(
                 payload(&Envelope {
@@ -1084,6 +1091,7 @@ mod tests {
                     reply: Reply::Map(vec![(Reply::Double(1.5), Reply::Verbatim("txt".into()))]),
                     work: 3,
                     waits: false,
+                    resume: None,
                 }],
                 stats: Box::new(Stats {
                     first_slot: 0,

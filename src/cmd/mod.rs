@@ -77,6 +77,10 @@ pub struct Ctx<'a> {
     /// the empty one a timeout gives): its client waits on, and nothing it
     /// did counts as a write (see [`crate::pool`]).
     pub waits: bool,
+    /// With `waits`: the arguments the client's retries run with, when they
+    /// differ from its own (XREAD's `$` as the stream's last ID at the time
+    /// it blocked, as Redis resolves it once).
+    pub resume: Option<Vec<Bytes>>,
     /// The cache's encoding thresholds (OBJECT ENCODING).
     pub encoding: params::Encoding,
     /// Which keys one command may combine (scripts, SORT's patterns): the
@@ -116,6 +120,7 @@ impl<'a> Ctx<'a> {
             reserved: Vec::new(),
             still_blocked: false,
             waits: false,
+            resume: None,
             encoding: params::Encoding::default(),
             cluster_mode: crate::partition::ClusterMode::Enabled,
             on_write: None,

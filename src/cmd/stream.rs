@@ -436,6 +436,8 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     // fails once its key or its group is gone.
     let retry = ctx.still_blocked;
     let mut starts = Vec::with_capacity(n);
+    // `$` as each stream's last ID now: what a blocked client waits after.
+    let mut resume: Option<Vec<Bytes>> = None;
     for (key, id) in keys.iter().zip(ids) {
         let s = match op_read(ctx, key) {
             Err(OpError::WrongType) if retry && group_read => {
@@ -456,7 +458,12 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
         }
         let from = match &id[..] {
             b"$" if group_read => return Err(OpError::Static(reply::XREADGROUP_DOLLAR)),
-            b"$" => ReadFrom::After(s.map_or(StreamId::ZERO, |s| s.log().last_id())),
+            b"$" => {
+                let last = s.map_or(StreamId::ZERO, |s| s.log().last_id());
+                let id_at = at + n + starts.len();
+                resume.get_or_insert_with(|| args.to_vec())[id_at] = Bytes::from(last.to_string());
+                ReadFrom::After(last)
+            }
             b">" if !group_read => return Err(OpError::Static(reply::XREAD_GT)),
             b">" => ReadFrom::New,
             _ => ReadFrom::After(parse_strict(id)?),
@@ -532,6 +539,9 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     }
     // Nothing to read: a blocked reader waits on.
     ctx.waits = served.is_empty();
+    if ctx.waits {
+        ctx.resume = resume;
+    }
     Ok(if served.is_empty() {
         Reply::NilArray
     } else if ctx.resp3 {

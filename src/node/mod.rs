@@ -846,6 +846,7 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
                     reply: e.reply,
                     work: e.work,
                     waits: e.waits,
+                    resume: e.resume,
                 })
                 .collect(),
             stats: Box::new(

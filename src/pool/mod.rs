@@ -103,6 +103,21 @@ pub struct Executed {
     /// A blocking command found nothing to serve ([`cmd::Ctx::waits`]):
     /// its client waits on.
     pub waits: bool,
+    /// With `waits`: the arguments its retries run with ([`cmd::Ctx::resume`]).
+    pub resume: Option<Vec<Bytes>>,
+    /// The command did not run, and why (its reply says so to the client).
+    pub unserved: Option<Unserved>,
+}
+
+/// Why a command did not run, for the request path to decide on (the reply
+/// is for the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unserved {
+    /// A script holds its partition past the busy threshold (`BUSY`).
+    Busy,
+    /// Its keys are moving between nodes (`TRYAGAIN`): a blocked client
+    /// stays blocked, in line where they land.
+    InTransit,
 }
 
 impl Executed {
@@ -112,6 +127,19 @@ impl Executed {
             reply,
             work,
             waits: false,
+            resume: None,
+            unserved: None,
+        }
+    }
+
+    /// Nothing ran: `reply` tells the client why.
+    pub const fn unserved(reply: Reply, why: Unserved) -> Executed {
+        Executed {
+            reply,
+            work: 0,
+            waits: false,
+            resume: None,
+            unserved: Some(why),
         }
     }
 }
@@ -619,6 +647,7 @@ impl LocalPartition {
                 // client can see (XREADGROUP's consumer bookkeeping): else a
                 // blocked client would wake itself forever.
                 let served_nothing = spec.has(cmd::flags::BLOCKING) && ctx.waits;
+                let resume = ctx.resume.take().filter(|_| served_nothing);
                 let changed_only = ctx.changed_only.take();
                 // A script that read something: its caller's tracking
                 // remembers the script's keys (see `proxy::pubsub`).
@@ -656,6 +685,8 @@ impl LocalPartition {
                     reply,
                     work,
                     waits: served_nothing,
+                    resume,
+                    unserved: None,
                 });
             }
             // BCAST clients hear of this run's keys together.
@@ -2245,7 +2276,7 @@ impl CachePool {
                 Err(NotRun::Moved(_)) => {}
             }
         }
-        Executed::new(Reply::err(reply::TRYAGAIN), 0)
+        Executed::unserved(Reply::err(reply::TRYAGAIN), Unserved::InTransit)
     }
 
     /// Runs a bounded, read-only `f` on the keyspace of the partition owning
@@ -2457,6 +2488,8 @@ impl CachePool {
                             reply: e.reply,
                             work: e.work,
                             waits: e.waits,
+                            resume: e.resume,
+                            unserved: None,
                         })
                         .collect(),
                 ))
@@ -2583,12 +2616,14 @@ impl CachePool {
                 }
             }
         }
-        let reply = if pending.is_empty() {
-            merge(how, parts, positions.len())
-        } else {
-            Reply::err(reply::TRYAGAIN)
-        };
-        Executed::new(reply, work)
+        if !pending.is_empty() {
+            // Keys still moving: the client tries again (what ran is paid).
+            return Executed {
+                work,
+                ..Executed::unserved(Reply::err(reply::TRYAGAIN), Unserved::InTransit)
+            };
+        }
+        Executed::new(merge(how, parts, positions.len()), work)
     }
 
     /// Runs a walk over the keys of `part` ([`wire::KeysOp`]: data only,
@@ -2820,14 +2855,12 @@ impl CachePool {
 
     fn busy(&self) -> Executed {
         let function = self.scripts.lock().iter().any(|c| c.function.is_some());
-        Executed::new(
-            Reply::err(if function {
-                reply::BUSY_FUNCTION
-            } else {
-                reply::BUSY
-            }),
-            0,
-        )
+        let reply = Reply::err(if function {
+            reply::BUSY_FUNCTION
+        } else {
+            reply::BUSY
+        });
+        Executed::unserved(reply, Unserved::Busy)
     }
 
     /// Runs `f` on the worker pool once this cache has a worker permit

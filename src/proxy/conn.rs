@@ -43,7 +43,7 @@ use crate::metering::usage::Tally;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::{ClusterMode, key_slot};
-use crate::pool::{ExecOptions, Executed, NotRun};
+use crate::pool::{ExecOptions, Executed, NotRun, Unserved};
 use crate::resp::{Reply, Request, reply};
 use crate::tls::Transport;
 
@@ -883,7 +883,7 @@ impl Connection<'_> {
             }
             (Exec::Data(_), None) => return Outcome::nothing(Reply::err(reply::NOAUTH)),
         };
-        if matches!(&executed.reply, Reply::Error(e) if e.starts_with("BUSY ")) {
+        if executed.unserved == Some(Unserved::Busy) {
             return Outcome::rejected(executed.reply, Rejection::Busy);
         }
         // Client-side caching: a tracking client's reads are remembered.
@@ -1043,7 +1043,7 @@ impl Connection<'_> {
                 return Executed::new(Reply::err_owned(why), 0);
             }
             Err(_) => {
-                return Executed::new(Reply::err(reply::TRYAGAIN), 0);
+                return Executed::unserved(Reply::err(reply::TRYAGAIN), Unserved::InTransit);
             }
         };
         // A stream read looks first, inline: its `$` resolved as it arrives
@@ -1059,13 +1059,9 @@ impl Connection<'_> {
             })
             .flatten()
             .flatten();
-        let (args, mut skip_attempt) = match looked {
-            Some(looked) => looked,
-            None => (
-                resolve_stream_ids(cache, spec, args, slot, opts).await,
-                false,
-            ),
-        };
+        // Else `$` is resolved by the first attempt, when it finds nothing
+        // (the partition answers the arguments to retry with).
+        let (mut args, mut skip_attempt) = looked.unwrap_or_else(|| (args.to_vec(), false));
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let me = &self.session.handle;
         let mut peer_may_close = true;
@@ -1081,13 +1077,15 @@ impl Connection<'_> {
                     retry: attempts > 1,
                     ..opts.clone()
                 };
-                let done = cache.pool.execute(spec, &args, slot, &now).await;
-                // Keys in transit between nodes (`TRYAGAIN`): still
-                // blocked, in line again where they land.
-                let in_transit =
-                    matches!(&done.reply, Reply::Error(e) if e.starts_with(reply::TRYAGAIN));
+                let mut done = cache.pool.execute(spec, &args, slot, &now).await;
+                // Keys in transit between nodes: still blocked, in line
+                // again where they land.
+                let in_transit = done.unserved == Some(Unserved::InTransit);
                 if !done.waits && !in_transit {
                     break done;
+                }
+                if let Some(resume) = done.resume.take() {
+                    args = resume;
                 }
             }
             // Its keys moved to another node: in line there.
@@ -1137,57 +1135,6 @@ impl Connection<'_> {
         me.blocked.store(false, Ordering::Release);
         done
     }
-}
-
-/// XREAD ... STREAMS k1 k2 $ $: a blocked read waits for entries after the
-/// last one at the time it blocked, so each `$` becomes that entry's ID
-/// (`0-0` for an empty or missing stream).
-async fn resolve_stream_ids(
-    cache: &Cache,
-    spec: &CommandSpec,
-    args: &[Bytes],
-    slot: u16,
-    opts: &ExecOptions,
-) -> Vec<Bytes> {
-    let mut args = args.to_vec();
-    if spec.name != "xread" {
-        return args;
-    }
-    let keys: Vec<usize> = spec.key_positions(&args).collect();
-    let Some(xrevrange) = cmd::lookup(b"xrevrange") else {
-        return args;
-    };
-    for (n, &k) in keys.iter().enumerate() {
-        let id_at = k + keys.len();
-        if args.get(id_at).is_some_and(|id| &id[..] == b"$") {
-            let query = [
-                Bytes::from_static(b"XREVRANGE"),
-                args[k].clone(),
-                "+".into(),
-                "-".into(),
-                "COUNT".into(),
-                "1".into(),
-            ];
-            let last = match cache
-                .pool
-                .execute(xrevrange, &query, slot, opts)
-                .await
-                .reply
-            {
-                Reply::Array(entries) => match entries.first() {
-                    Some(Reply::Array(entry)) => match entry.first() {
-                        Some(Reply::Bulk(id)) => id.clone(),
-                        _ => Bytes::from_static(b"0-0"),
-                    },
-                    _ => Bytes::from_static(b"0-0"),
-                },
-                _ => Bytes::from_static(b"0-0"),
-            };
-            let _ = n;
-            args[id_at] = last;
-        }
-    }
-    args
 }
 
 /// Whether `reply` is out-of-band data (Pub/Sub confirmations), which
