@@ -441,6 +441,8 @@ const NODE_STATS_PERIOD: Duration = Duration::from_secs(1);
 /// node.
 async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(NODE_STATS_PERIOD);
+    // Control: when each cache's storage was last integrated.
+    let mut accrued: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -458,7 +460,16 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
             if !cache.pool.refresh_remote_stats().await {
                 registry.rehost(&cache);
             }
+            // Control bills storage from the figures just read, as serve
+            // does from its own (`usage_cycle`): integrated at the moment
+            // they are seen, not a period later.
+            if registry.placer().is_some() {
+                let now = tokio::time::Instant::now();
+                let since = accrued.insert(cache.name.clone(), now).unwrap_or(now);
+                accrue_storage(&cache, now.duration_since(since));
+            }
         }
+        accrued.retain(|name, _| registry.get(name).is_some());
         if let Some(placer) = registry.placer() {
             placer.resend().await;
         }
@@ -516,6 +527,16 @@ impl Serving {
     }
 }
 
+/// Integrates `cache`'s stored bytes over `dt` (the billed figure at
+/// least the storage minimum).
+fn accrue_storage(cache: &Cache, dt: Duration) {
+    let minimum = cache.limits().min_storage_bytes();
+    let dt_ms = u64::try_from(dt.as_millis()).unwrap_or(u64::MAX);
+    cache
+        .usage
+        .accrue_storage(cache.pool.used_bytes(), minimum, dt_ms);
+}
+
 /// How often stored bytes are integrated into byte-seconds.
 const USAGE_PERIOD: Duration = Duration::from_secs(1);
 /// Every this many usage periods, metrics are published (keeps live series
@@ -538,17 +559,13 @@ async fn usage_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
         let now = tokio::time::Instant::now();
         let dt_ms = now.duration_since(last).as_millis() as u64;
         last = now;
-        // Storage is billed once, where the caches are held (serve) or
-        // placed (control), never again by each proxy.
-        for cache in registry
-            .list()
-            .into_iter()
-            .filter(|_| registry.bills_storage())
-        {
-            let minimum = cache.limits().min_storage_bytes();
-            cache
-                .usage
-                .accrue_storage(cache.pool.used_bytes(), minimum, dt_ms);
+        // Storage is billed once, where the caches are held (serve, here)
+        // or placed (control, as it reads the nodes' figures:
+        // `node_stats_cycle`), never again by each proxy.
+        if registry.bills_storage() && registry.placer().is_none() {
+            for cache in registry.list() {
+                accrue_storage(&cache, Duration::from_millis(dt_ms));
+            }
         }
         ticks += 1;
         if ticks.is_multiple_of(PUBLISH_EVERY) {

@@ -362,9 +362,12 @@ redis.register_function('wspin', function(keys) redis.call('set', keys[1], '1') 
     let mut runner = Raw::connect(server.resp_addr).await;
     runner.send(&encode(&["FCALL", "spin", "0"])).await;
     let addr = server.resp_addr;
+    // A keyless function runs in slot 0's partition and holds that one, as
+    // a script holds only its own node in Redis Cluster: `{06S}` is in
+    // slot 0.
     eventually("BUSY for other clients", || async move {
         let mut c = Raw::connect(addr).await;
-        let r = c.cmd(&["GET", "x"]).await;
+        let r = c.cmd(&["GET", "{06S}"]).await;
         r == err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.")
     })
     .await;
@@ -660,9 +663,10 @@ async fn a_cache_sets_its_own_busy_reply_threshold() {
         .send(&encode(&["EVAL", "while true do end", "0"]))
         .await;
     let addr = server.resp_addr;
+    // The keyless script holds slot 0's partition (`{06S}` is in slot 0).
     eventually("BUSY for other clients", || async move {
         let mut c = Raw::connect(addr).await;
-        c.cmd(&["GET", "x"]).await
+        c.cmd(&["GET", "{06S}"]).await
             == err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
     })
     .await;
