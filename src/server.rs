@@ -671,8 +671,23 @@ async fn autoscale_placed(
     let (decisions, next) = autoscaler::decide(&t, state, &obs);
     for d in decisions {
         let done = match d {
-            Decision::Split { id, at, .. } => placer.split(&cache.name, id, at).await.map(|_| ()),
-            Decision::Merge { left, right } => placer.merge(&cache.name, left, right).await,
+            Decision::Split { id, at, reason } => match placer.split(&cache.name, id, at).await {
+                Ok(new) => {
+                    // The new partition in this process's view, then why.
+                    let _ = cache.pool.load_routes().await;
+                    cache.pool.note_change(&[id, new], "split", reason.label());
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Decision::Merge { left, right } => {
+                let merged = placer.merge(&cache.name, left, right).await;
+                if merged.is_ok() {
+                    let _ = cache.pool.load_routes().await;
+                    cache.pool.note_change(&[left], "merge", "cold");
+                }
+                merged
+            }
             Decision::HotSlot { id, slot } => {
                 if cache.pool.report_hot_slot(id, slot) {
                     tracing::warn!(cache = %cache.name, partition = id, slot, "hot slot: one slot exceeds a split threshold alone");

@@ -1250,6 +1250,33 @@ async fn control_splits_on_the_load_proxies_report() {
         .map(|p| p["ecpu_per_second"].as_f64().unwrap())
         .collect();
     assert!(loads.iter().any(|l| *l > 0.0), "{view}");
+    // The view says why (control's placer split them, for load), and
+    // control counts the split as serve counts its own.
+    let reasons: Vec<(String, String)> = view["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let change = &p["last_change"];
+            (change["kind"].to_string(), change["reason"].to_string())
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == &("\"split\"".into(), "\"load\"".into())),
+        "{view}"
+    );
+    let metrics = cluster.api.get("/metrics").await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stratus_partition_splits_total{")
+                && l.contains("cache=\"busy\"")
+                && l.contains("reason=\"load\"")
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     for i in 0..200 {
         let v: Option<i64> = c.get(format!("key:{i}")).await.unwrap();
         assert_eq!(v, Some(i), "key:{i}");

@@ -742,6 +742,9 @@ pub struct RemotePartition {
     ecpu_milli_per_sec: AtomicU64,
     /// A slot over a split threshold alone, as control's autoscaler found.
     hot_slot: Mutex<Option<u16>>,
+    /// Its last split or merge, as control's placer made it
+    /// ([`CachePool::note_change`]).
+    last_event: Mutex<RangeEvent>,
     /// The feed number its node's first reply gave, plus one (0: none
     /// yet) ([`CachePool::feed_mark`]).
     feed_mark: AtomicU64,
@@ -935,34 +938,27 @@ impl PartitionHandle {
 
     /// The partition's figures for the partition view.
     pub fn view(&self) -> PartitionView {
-        let Some(p) = self.in_process() else {
-            let (milli, hot_slot) = match self {
-                PartitionHandle::Remote(r) => (
-                    r.ecpu_milli_per_sec.load(Ordering::Relaxed),
-                    *r.hot_slot.lock(),
-                ),
-                PartitionHandle::Local(_) => (0, None),
-            };
-            return PartitionView {
-                id: self.id(),
-                stats: self.stats(),
-                ecpu_per_sec: milli as f64 / 1000.0,
-                age: self.age(),
-                last_event: RangeEvent {
-                    kind: "created",
-                    reason: "remote",
-                    at: SystemTime::now(),
-                },
-                hot_slot,
-            };
+        let (milli, age, last_event, hot_slot) = match self {
+            PartitionHandle::Local(p) => (
+                &p.ecpu_milli_per_sec,
+                p.created.elapsed(),
+                p.last_event.lock().clone(),
+                *p.hot_slot.lock(),
+            ),
+            PartitionHandle::Remote(r) => (
+                &r.ecpu_milli_per_sec,
+                r.created.elapsed(),
+                r.last_event.lock().clone(),
+                *r.hot_slot.lock(),
+            ),
         };
         PartitionView {
-            id: p.id,
+            id: self.id(),
             stats: self.stats(),
-            ecpu_per_sec: p.ecpu_milli_per_sec.load(Ordering::Relaxed) as f64 / 1000.0,
-            age: p.created.elapsed(),
-            last_event: p.last_event.lock().clone(),
-            hot_slot: *p.hot_slot.lock(),
+            ecpu_per_sec: milli.load(Ordering::Relaxed) as f64 / 1000.0,
+            age,
+            last_event,
+            hot_slot,
         }
     }
 
@@ -1687,6 +1683,11 @@ impl CachePool {
             }),
             ecpu_milli_per_sec: AtomicU64::new(0),
             hot_slot: Mutex::new(None),
+            last_event: Mutex::new(RangeEvent {
+                kind: "created",
+                reason: "initial",
+                at: SystemTime::now(),
+            }),
             scripts: Mutex::new(Vec::new()),
             feed_mark: AtomicU64::new(0),
         }));
@@ -1766,11 +1767,25 @@ impl CachePool {
                     PartitionHandle::Local(_) => false,
                 };
                 let handle = known.iter().find(same).cloned().unwrap_or_else(|| {
+                    // Moved from another node: still the same partition.
+                    let before = known.iter().find_map(|h| match h {
+                        PartitionHandle::Remote(p) if p.id == r.partition => Some(p),
+                        _ => None,
+                    });
+                    let last_event = before.map_or_else(
+                        || RangeEvent {
+                            kind: "created",
+                            reason: "initial",
+                            at: SystemTime::now(),
+                        },
+                        |p| p.last_event.lock().clone(),
+                    );
                     PartitionHandle::Remote(Arc::new(RemotePartition {
                         id: r.partition,
                         cache: origin.cache.clone(),
                         node: home,
-                        created: Instant::now(),
+                        created: before.map_or_else(Instant::now, |p| p.created),
+                        last_event: Mutex::new(last_event),
                         last_stats: Mutex::new(PartitionStats {
                             first_slot: r.first,
                             last_slot: r.last,
@@ -2896,6 +2911,32 @@ impl CachePool {
     }
 
     /// Records that `slot` of partition `id` is hot; true if newly reported.
+    /// A split (`ids`: both sides) or a merge (`ids`: the survivor) for
+    /// `reason`, shown in the partition view and counted: this pool's own,
+    /// or (control) one its placer made on the nodes.
+    pub fn note_change(&self, ids: &[u64], kind: &'static str, reason: &'static str) {
+        let event = RangeEvent {
+            kind,
+            reason,
+            at: SystemTime::now(),
+        };
+        for part in ids.iter().filter_map(|id| self.partition(*id)) {
+            let (last, hot) = match &part {
+                PartitionHandle::Local(p) => (&p.last_event, &p.hot_slot),
+                PartitionHandle::Remote(r) => (&r.last_event, &r.hot_slot),
+            };
+            *last.lock() = event.clone();
+            *hot.lock() = None;
+        }
+        let counter = match (kind, reason) {
+            ("merge", _) => &self.scaling.merges,
+            (_, "size") => &self.scaling.splits_size,
+            (_, "load") => &self.scaling.splits_load,
+            _ => &self.scaling.splits_min_ecpu,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn report_hot_slot(&self, id: u64, slot: u16) -> bool {
         let Some(part) = self.partitions().into_iter().find(|p| p.id() == id) else {
             return false;
@@ -3097,17 +3138,10 @@ impl CachePool {
         table.ranges[at_index].1 = at - 1;
         table.ranges.insert(at_index + 1, (at, last, right));
         st.epoch = epoch;
-        *left.last_event.lock() = event;
-        *left.hot_slot.lock() = None;
         drop(table);
         // 4. Unlock: queued commands for moved slots get Moved and re-route.
         drop(st);
-        let counter = match reason {
-            "size" => &self.scaling.splits_size,
-            "load" => &self.scaling.splits_load,
-            _ => &self.scaling.splits_min_ecpu,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.note_change(&[id, new_id], "split", reason);
         Ok(new_id)
     }
 
@@ -3149,15 +3183,10 @@ impl CachePool {
         table.ranges.remove(li + 1);
         lst.epoch = epoch;
         rst.epoch = epoch;
-        *left.last_event.lock() = RangeEvent {
-            kind: "merge",
-            reason: "cold",
-            at: SystemTime::now(),
-        };
         drop(table);
         drop(rst);
         drop(lst);
-        self.scaling.merges.fetch_add(1, Ordering::Relaxed);
+        self.note_change(&[left_id], "merge", "cold");
         Ok(())
     }
 }
