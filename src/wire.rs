@@ -546,6 +546,17 @@ pub enum FeedItem {
     /// A client's script read something (its tracking remembers the
     /// script's keys): only ever in its batch's reply.
     ScriptRead { client: u64 },
+    /// A command a script of the batch called, as the command statistics
+    /// count it: only ever in its batch's reply.
+    Called {
+        name: String,
+        sub: Option<String>,
+        micros: u64,
+        failed: bool,
+    },
+    /// A command a script of the batch called, as MONITOR shows it: only
+    /// ever in its batch's reply.
+    Monitored { argv: Vec<Bytes> },
 }
 
 /// What SCRIPT KILL or FUNCTION KILL found.

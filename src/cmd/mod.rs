@@ -357,6 +357,14 @@ pub fn execute(spec: &CommandSpec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
+/// The subcommand a container's call counts under in the command
+/// statistics (`client|list`), if it named a known one.
+pub fn stat_sub(spec: &CommandSpec, args: &[Bytes], reply: &Reply) -> Option<String> {
+    (spec.has(flags::CONTAINER) && args.len() > 1)
+        .then(|| String::from_utf8_lossy(&args[1]).to_ascii_lowercase())
+        .filter(|_| !matches!(reply, Reply::Error(e) if e.starts_with("ERR unknown subcommand")))
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     //! `run(&["set","k","v"])`: command semantics in-process, no network.

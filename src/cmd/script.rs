@@ -261,13 +261,22 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
-/// Counts a command a script called, with its duration in µs and reply, in
-/// the cache's command statistics (the proxy gives it: `cmd` knows nothing
-/// of caches).
+/// Counts a command a script called in the cache's command statistics (the
+/// proxy gives it: `cmd` knows nothing of caches).
 #[derive(Clone)]
 pub struct CallRecorder(pub Arc<CallFn>);
 
-type CallFn = dyn Fn(&'static crate::cmd::CommandSpec, &[Bytes], u64, &Reply) + Send + Sync;
+/// One command a script called, as the command statistics count it.
+#[derive(Clone, Copy)]
+pub struct InnerCall<'a> {
+    pub spec: &'static crate::cmd::CommandSpec,
+    /// The container's subcommand it counts under ([`crate::cmd::stat_sub`]).
+    pub sub: Option<&'a str>,
+    pub micros: u64,
+    pub failed: bool,
+}
+
+type CallFn = dyn Fn(InnerCall<'_>) + Send + Sync;
 
 impl std::fmt::Debug for CallRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1090,7 +1099,13 @@ impl Caller<'_, '_> {
         let started = Instant::now();
         let out = execute(spec, ctx, argv);
         if let Some(calls) = ctx.script.as_ref().and_then(|c| c.calls.as_ref()) {
-            (calls.0)(spec, argv, started.elapsed().as_micros() as u64, &out);
+            let sub = crate::cmd::stat_sub(spec, argv, &out);
+            (calls.0)(InnerCall {
+                spec,
+                sub: sub.as_deref(),
+                micros: started.elapsed().as_micros() as u64,
+                failed: out.is_error(),
+            });
         }
         // Its keys move on (WATCH, blocked clients, tracking), declared or not.
         let changed_only = ctx.changed_only.take();

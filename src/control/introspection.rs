@@ -313,20 +313,6 @@ impl ServerState {
         }
     }
 
-    /// The subcommand a container's call counts under (`client|list`), if
-    /// it named a known one.
-    pub fn stat_sub(
-        spec: &CommandSpec,
-        args: &[Bytes],
-        reply: &crate::resp::Reply,
-    ) -> Option<String> {
-        (spec.has(crate::cmd::flags::CONTAINER) && args.len() > 1)
-            .then(|| String::from_utf8_lossy(&args[1]).to_ascii_lowercase())
-            .filter(|_| {
-                !matches!(reply, crate::resp::Reply::Error(e) if e.starts_with("ERR unknown subcommand"))
-            })
-    }
-
     /// Records a call that ran inside another: a command of an EXEC or one
     /// a script called (Redis counts both).
     pub fn record_inner_call(
@@ -336,7 +322,7 @@ impl ServerState {
         micros: u64,
         reply: &crate::resp::Reply,
     ) {
-        let sub = Self::stat_sub(spec, args, reply);
+        let sub = crate::cmd::stat_sub(spec, args, reply);
         self.record_call(spec, sub.as_deref(), micros, reply.is_error());
     }
 

@@ -42,6 +42,12 @@ pub const NEW: u32 = 1 << 14;
 /// Not a Redis letter: expiries and evictions are recorded for client-side
 /// caching's invalidations while some client tracks keys.
 pub const TRACKING: u32 = 1 << 20;
+/// Not a Redis letter: the commands a script of the batch calls, for the
+/// proxy's command statistics (only ever in the batch's reply).
+pub const CALLS: u32 = 1 << 21;
+/// Not a Redis letter: the commands a script of the batch calls, for the
+/// proxy's MONITOR clients (only ever in the batch's reply).
+pub const MONITOR: u32 = 1 << 22;
 /// `A`: alias for `g$lshzxetd`.
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;

@@ -80,6 +80,8 @@ impl FeedItem {
             } => channel.len() + message.len(),
             FeedItem::Invalidate { keys, .. } => keys.iter().map(|k| k.len() + 8).sum(),
             FeedItem::ScriptRead { .. } => 0,
+            FeedItem::Called { name, sub, .. } => name.len() + sub.as_ref().map_or(0, String::len),
+            FeedItem::Monitored { argv } => argv.iter().map(|a| a.len() + 8).sum(),
         }
     }
 }

@@ -2065,6 +2065,11 @@ impl CachePool {
                     broadcast = Some(client);
                 }
                 FeedItem::ScriptRead { client } => notifier.tracking.note_script_read(client),
+                FeedItem::Monitored { argv } => {
+                    notifier.monitors.feed("lua", &argv);
+                }
+                // Counted by the batch's runner (`record_calls`).
+                FeedItem::Called { .. } => {}
                 FeedItem::Message {
                     channel,
                     message,
@@ -2363,16 +2368,41 @@ impl CachePool {
         let running = scripted.then(|| {
             let notifier = self.shared.notifier.clone();
             let batch = opts.batch_events.clone();
-            // MONITOR sees what the script calls, as `[0 lua]`.
+            // On a node, what the proxy asked of the batch's reply.
+            let asked = |class: u32| batch.clone().filter(|b| b.notify & class != 0);
+            // MONITOR sees what the script calls, as `[0 lua]` (a node's
+            // proxy shows it to its monitors).
             let monitors = self.shared.notifier.monitors.clone();
-            let monitor = monitors.active().then(|| {
-                cmd::script::ScriptMonitor(Arc::new(move |argv: &[Bytes]| {
-                    monitors.feed("lua", argv);
-                }))
-            });
+            let monitor = match asked(notify::MONITOR) {
+                Some(b) => Some(cmd::script::ScriptMonitor(Arc::new(
+                    move |argv: &[Bytes]| {
+                        let argv = argv.to_vec();
+                        b.items.lock().push(FeedItem::Monitored { argv });
+                    },
+                ))),
+                None => monitors.active().then(|| {
+                    cmd::script::ScriptMonitor(Arc::new(move |argv: &[Bytes]| {
+                        monitors.feed("lua", argv);
+                    }))
+                }),
+            };
+            // Its commands count in the proxy's command statistics.
+            let calls = match asked(notify::CALLS) {
+                Some(b) => Some(cmd::script::CallRecorder(Arc::new(
+                    move |call: cmd::script::InnerCall<'_>| {
+                        b.items.lock().push(FeedItem::Called {
+                            name: call.spec.name.to_string(),
+                            sub: call.sub.map(str::to_string),
+                            micros: call.micros,
+                            failed: call.failed,
+                        });
+                    },
+                ))),
+                None => opts.calls.clone(),
+            };
             let control = Arc::new(ScriptControl {
                 gate: opts.gate.clone(),
-                calls: opts.calls.clone(),
+                calls,
                 monitor,
                 started: Some(Instant::now()),
                 function,
@@ -2470,7 +2500,7 @@ impl CachePool {
                 script_time_limit_ms: opts.script_time_limit.as_millis() as u64,
                 // Only a script calls commands the gate checks.
                 rules: opts.gate.as_ref().filter(|_| scripted).map(|g| (g.rules)()),
-                notify: self.feed_flags(),
+                notify: self.feed_flags() | self.script_classes(scripted, opts),
                 origin: self.feed_origin(),
             },
         };
@@ -2495,6 +2525,7 @@ impl CachePool {
                     Ordering::Relaxed,
                 );
                 // Delivered here before the client hears of its batch.
+                let events = self.record_calls(events, opts);
                 self.deliver(events);
                 Ok(Some(
                     replies
@@ -2512,6 +2543,56 @@ impl CachePool {
             wire::Response::Aborted => Ok(None),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// What a batch with a script asks its node to return of the script's
+    /// calls: for the command statistics, and for MONITOR while a client
+    /// here watches.
+    fn script_classes(&self, scripted: bool, opts: &ExecOptions) -> u32 {
+        if !scripted {
+            return 0;
+        }
+        let calls = if opts.calls.is_some() {
+            notify::CALLS
+        } else {
+            0
+        };
+        let monitor = if self.shared.notifier.monitors.active() {
+            notify::MONITOR
+        } else {
+            0
+        };
+        calls | monitor
+    }
+
+    /// A script's calls a node returned, counted here as a script running
+    /// here counts them (`opts.calls`); the rest of `events` to deliver.
+    fn record_calls(&self, events: Vec<FeedItem>, opts: &ExecOptions) -> Vec<FeedItem> {
+        let Some(calls) = &opts.calls else {
+            return events;
+        };
+        events
+            .into_iter()
+            .filter_map(|item| match item {
+                FeedItem::Called {
+                    name,
+                    sub,
+                    micros,
+                    failed,
+                } => {
+                    if let Some(spec) = cmd::lookup(name.as_bytes()) {
+                        (calls.0)(cmd::script::InnerCall {
+                            spec,
+                            sub: sub.as_deref(),
+                            micros,
+                            failed,
+                        });
+                    }
+                    None
+                }
+                other => Some(other),
+            })
+            .collect()
     }
 
     /// Sends `request` to `part`'s node. The answers every request may get

@@ -38,7 +38,6 @@ use crate::acl;
 use crate::attention;
 use crate::cmd::{self, CommandSpec, Exec, flags};
 use crate::control::Cache;
-use crate::control::introspection::ServerState;
 use crate::metering::usage::Tally;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
@@ -620,7 +619,7 @@ impl Connection<'_> {
             return;
         };
         // A container's subcommand (`client|list`), unless it is unknown.
-        let sub = ServerState::stat_sub(spec, &req.args, reply);
+        let sub = cmd::stat_sub(spec, &req.args, reply);
         let name = match &sub {
             Some(sub) => std::borrow::Cow::Owned(format!("{}|{sub}", spec.name)),
             None => std::borrow::Cow::Borrowed(spec.name),
@@ -862,11 +861,9 @@ impl Connection<'_> {
                 if spec.family == cmd::Family::Scripting {
                     let cache = cache.clone();
                     opts.calls = Some(cmd::script::CallRecorder(Arc::new(
-                        move |spec: &'static CommandSpec,
-                              argv: &[Bytes],
-                              micros: u64,
-                              out: &Reply| {
-                            cache.server.record_inner_call(spec, argv, micros, out);
+                        move |call: cmd::script::InnerCall<'_>| {
+                            let server = &cache.server;
+                            server.record_call(call.spec, call.sub, call.micros, call.failed);
                         },
                     )));
                 }
