@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
-use stratus::cmd::args::glob_match;
+use stratus::glob::glob_match;
 use stratus::cmd::keys::scan_work_milli;
 use stratus::cmd::{CommandSpec, Ctx, execute, lookup};
 use stratus::metering::{ecpu_milli, transfer_milli, work_milli};
