@@ -46,9 +46,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
-use stratus::glob::glob_match;
 use stratus::cmd::keys::scan_work_milli;
 use stratus::cmd::{CommandSpec, Ctx, execute, lookup};
+use stratus::glob::glob_match;
 use stratus::metering::{ecpu_milli, transfer_milli, work_milli};
 use stratus::partition::keyspace::ScanCursor;
 use stratus::partition::{Keyspace, key_slot, lazyfree};
