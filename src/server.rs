@@ -404,6 +404,8 @@ async fn read_feed(
     };
     let mut after = cache.pool.feed_mark(node.addr());
     while !cache.is_deleted() && !shutdown.is_cancelled() {
+        // A position found since (a batch's reply, `want_feed`).
+        after = after.or_else(|| cache.pool.feed_mark(node.addr()));
         let flags = cache.pool.feed_flags();
         let poll = node.call(crate::wire::Request::Feed {
             cache: name.clone(),
@@ -425,7 +427,14 @@ async fn read_feed(
             // The classes changed: ask again with them.
             None => {}
             Some(Ok(crate::wire::Response::Fed { next, items })) => {
-                after = Some(next);
+                // A first poll answers where the feed is; a position found
+                // meanwhile may be earlier (nothing after it is skipped).
+                let marked = cache
+                    .pool
+                    .feed_mark(node.addr())
+                    .filter(|_| after.is_none());
+                after = Some(marked.map_or(next, |m| m.min(next)));
+                cache.pool.mark_feed(node.addr(), next);
                 cache.pool.deliver_feed(items);
             }
             // Unreachable, or the cache is gone there: try again later.

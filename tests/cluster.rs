@@ -1350,32 +1350,14 @@ async fn events_made_on_nodes_reach_every_proxy() {
         .await;
     sub_b.read().await;
     sub_b.read().await;
-    // Proxy B hears the node once its reader of the node's feed is up (it
-    // starts within ~100 ms of the cache reaching B: a window the README
-    // names): wait for it with a probe.
-    let probe = arr(vec![bulk("message"), bulk("news"), bulk("probe")]);
-    let end = std::time::Instant::now() + DEADLINE;
-    loop {
-        assert_eq!(writer.cmd(&["PUBLISH", "news", "probe"]).await, int(1));
-        assert_eq!(sub_a.read().await, probe);
-        if let Read::Reply(r) = sub_b
-            .read_timeout(std::time::Duration::from_millis(300))
-            .await
-        {
-            assert_eq!(r, probe);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "proxy B never read the feed"
-        );
-    }
-    while let Read::Reply(r) = sub_b
-        .read_timeout(std::time::Duration::from_millis(300))
-        .await
-    {
-        assert_eq!(r, probe);
-    }
+    // Proxy B has just learnt of the cache: its SUBSCRIBE answered once
+    // every node's feed had given B a place to read from, so a message
+    // published right after (through A, into the channel's node feed)
+    // reaches B.
+    let first = arr(vec![bulk("message"), bulk("news"), bulk("first")]);
+    assert_eq!(writer.cmd(&["PUBLISH", "news", "first"]).await, int(1));
+    assert_eq!(sub_a.read().await, first);
+    assert_eq!(sub_b.read().await, first);
     // Client-side caching on proxy B, of a key written through proxy A.
     assert!(!tracker.cmd(&["HELLO", "3"]).await.is_error());
     assert_eq!(tracker.cmd(&["CLIENT", "TRACKING", "ON"]).await, ok());
@@ -1442,4 +1424,46 @@ async fn events_made_on_nodes_reach_every_proxy() {
             bulk("brief")
         ])
     );
+}
+
+/// A SUBSCRIBE on a proxy that has only just learnt of a cache answers
+/// once every node's feed has given the proxy a place to read from: a
+/// message published right after it, through another proxy, reaches the
+/// subscriber (a new cache is the widest such window: the proxy's reader
+/// of each node's feed is not running yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_hears_what_is_published_right_after_its_subscribe() {
+    let cluster = Cluster::start(2).await;
+    let other = spawn_proxy(&cluster.control, "50").await;
+    let (a, b) = (cluster.resp(), other.addr("resp_addr"));
+    for round in 0..6 {
+        let name = format!("fresh{round}");
+        let token = cluster.create(&name).await;
+        // The first moment each proxy serves the cache.
+        let first_served = |addr: SocketAddr| {
+            let (name, token) = (name.clone(), token.clone());
+            async move {
+                let end = std::time::Instant::now() + DEADLINE;
+                loop {
+                    let mut c = Raw::connect(addr).await;
+                    if c.cmd(&["AUTH", &name, &token]).await == ok() {
+                        return c;
+                    }
+                    assert!(
+                        std::time::Instant::now() < end,
+                        "{addr} never served {name}"
+                    );
+                }
+            }
+        };
+        let (mut publisher, mut sub) = tokio::join!(first_served(a), first_served(b));
+        sub.cmd(&["SUBSCRIBE", "ch"]).await;
+        assert_eq!(publisher.cmd(&["PUBLISH", "ch", "now"]).await, int(0));
+        let heard = sub.read_timeout(std::time::Duration::from_secs(5)).await;
+        let message = arr(vec![bulk("message"), bulk("ch"), bulk("now")]);
+        assert!(
+            matches!(&heard, Read::Reply(r) if *r == message),
+            "round {round}: {heard:?}"
+        );
+    }
 }

@@ -1321,6 +1321,11 @@ const IN_TRANSIT_PAUSE: Duration = Duration::from_millis(5);
 /// The reply of a batch that ran nothing.
 const NOTHING: Executed = Executed::new(Reply::Nil, 0);
 
+/// How long a proxy waits for each node to take its new feed classes
+/// ([`CachePool::want_feed`]): past it, its reader's next poll tells it (a
+/// node that is down costs a SUBSCRIBE this much, not more).
+const FEED_ANNOUNCE_WAIT: Duration = Duration::from_millis(500);
+
 /// Counts a worker-pool job on its partition until the job ends.
 struct SlowGuard(Arc<LocalPartition>);
 
@@ -1557,6 +1562,9 @@ pub struct CachePool {
     /// For a pool whose partitions a node hosts: the cache's name there
     /// and the node (routes are refreshed from it).
     origin: Option<Origin>,
+    /// The feed classes this proxy last told the nodes it needs
+    /// ([`Self::want_feed`]).
+    feed_announced: AtomicU32,
     /// A node's partitions imported and not yet in a table
     /// ([`transfer`]).
     staged: Mutex<Vec<PartitionHandle>>,
@@ -1659,6 +1667,7 @@ impl CachePool {
             slow_permits: Arc::new(tokio::sync::Semaphore::new(workers::per_cache_permits())),
             scripts: Arc::default(),
             origin: None,
+            feed_announced: AtomicU32::new(0),
             staged: Mutex::default(),
             held: Mutex::default(),
             homes: Mutex::default(),
@@ -2158,6 +2167,58 @@ impl CachePool {
         self.origin.as_ref().map(|o| o.cache.as_str())
     }
 
+    /// A proxy, after a command that may have changed what its clients
+    /// need of the nodes' feeds (SUBSCRIBE, CLIENT TRACKING, CONFIG SET
+    /// notify-keyspace-events): the cache's nodes record any new classes,
+    /// and each node whose feed this proxy has no position in yet gives
+    /// one (its reader starts there) — before the client hears back, so an
+    /// event made anywhere after its reply reaches it. At most one round
+    /// trip to each such node, bounded by [`FEED_ANNOUNCE_WAIT`]; nothing
+    /// once every node is known and the classes stand.
+    pub async fn want_feed(&self) {
+        let Some(origin) = &self.origin else {
+            return;
+        };
+        if self.epoch() == 0 {
+            let _ = self.load_routes().await;
+        }
+        let flags = self.feed_flags();
+        let gained = self.feed_announced.swap(flags, Ordering::Relaxed) & flags != flags;
+        let nodes: Vec<Arc<NodeClient>> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| gained || self.feed_mark(n.addr()).is_none())
+            .collect();
+        let asks = nodes.into_iter().map(|node| {
+            let request = wire::Request::Feed {
+                cache: origin.cache.clone(),
+                after: None,
+                flags,
+            };
+            async move {
+                let answer = tokio::time::timeout(FEED_ANNOUNCE_WAIT, node.call(request)).await;
+                if let Ok(Ok(wire::Response::Fed { next, .. })) = answer {
+                    self.mark_feed(node.addr(), next);
+                }
+            }
+        });
+        futures_util::future::join_all(asks).await;
+    }
+
+    /// `node`'s feed is read from `next` on, unless a reader position is
+    /// known already.
+    pub fn mark_feed(&self, node: std::net::SocketAddr, next: u64) {
+        for part in self.partitions() {
+            if let PartitionHandle::Remote(r) = part
+                && r.node.addr() == node
+            {
+                let _ =
+                    r.feed_mark
+                        .compare_exchange(0, next + 1, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The nodes hosting this cache's partitions, as the routes say.
     pub fn nodes(&self) -> Vec<Arc<NodeClient>> {
         let mut nodes: Vec<Arc<NodeClient>> = Vec::new();
@@ -2518,12 +2579,7 @@ impl CachePool {
                 // Where a reader of that node's feed starts at the latest
                 // (the first reply's number, kept; stored plus one: 0 is
                 // "none yet").
-                let _ = part.feed_mark.compare_exchange(
-                    0,
-                    feed + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                self.mark_feed(part.node.addr(), feed);
                 // Delivered here before the client hears of its batch.
                 let events = self.record_calls(events, opts);
                 self.deliver(events);

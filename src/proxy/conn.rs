@@ -36,7 +36,7 @@ use super::transaction;
 use super::turns::{end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::acl;
 use crate::attention;
-use crate::cmd::{self, CommandSpec, Exec, flags};
+use crate::cmd::{self, CommandSpec, ConnOp, Exec, flags};
 use crate::control::Cache;
 use crate::metering::usage::Tally;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
@@ -853,7 +853,18 @@ impl Connection<'_> {
         }
         // Route and execute (a blocking command waits for its keys).
         let executed = match (spec.exec, &cache) {
-            (Exec::Conn(op), _) => conn_cmds::run(self, op, args, now).await,
+            (Exec::Conn(op), _) => {
+                let done = conn_cmds::run(self, op, args, now).await;
+                // A subscriber, a tracking client or a notification
+                // setting new here: the cache's nodes know it before the
+                // client hears back.
+                if matches!(op, ConnOp::PubSub | ConnOp::Client | ConnOp::Config)
+                    && let Some(cache) = &self.session.cache
+                {
+                    cache.pool.want_feed().await;
+                }
+                done
+            }
             (Exec::Tx(op), _) => transaction::run_op(self, op, args, now).await,
             (Exec::Data(_), Some(cache)) => {
                 let mut opts = self.exec_options(now);
