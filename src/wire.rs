@@ -311,6 +311,12 @@ pub struct Options {
     /// the batch's events come back in its reply, and the feed marks them
     /// as that proxy's.
     pub origin: u64,
+    /// A batch with a script: the proxy's subscriptions as they stand
+    /// ([`crate::pubsub::MessageHub::version`]; 0: none), which the
+    /// script's PUBLISH counts its receivers against.
+    pub listeners: u64,
+    /// Those subscriptions, when the node may not have them yet.
+    pub listener_table: Option<Box<crate::pubsub::Listeners>>,
 }
 
 /// What a node answers.
@@ -381,6 +387,10 @@ pub enum Response {
         next: u64,
         items: Vec<(u64, FeedItem)>,
     },
+    /// A batch with a script did not run: the node lacks the proxy's
+    /// subscriptions at [`Options::listeners`]; the proxy sends the batch
+    /// again with them ([`Options::listener_table`]).
+    NeedListeners,
 }
 
 /// One partition's slot range and where it is.
@@ -601,6 +611,8 @@ mod tests {
             rules: None,
             notify: 0x41,
             origin: 5,
+            listeners: 0,
+            listener_table: None,
         }
     }
 
@@ -633,11 +645,12 @@ mod tests {
         };
         assert_eq!(
             payload(&execute),
-            // version 3; id 1; variant 2 (Execute); "c"; partition 2;
+            // version 4; id 1; variant 2 (Execute); "c"; partition 2;
             // epoch 3; [12182]; [["SET", "k", "v"]]; [("w", 9)];
             // options: false, 512 MiB, u64::MAX, false, 7, None,
             // false, 5000, the default encoding thresholds, a 5000 ms
-            // script limit, no rules, notify classes 0x41, origin 5 (bincode's
+            // script limit, no rules, notify classes 0x41, origin 5, no
+            // subscriptions, no table (bincode's
             // variable-length integers:
             // one byte below 251, else a 0xfb/0xfc/0xfd marker and 2/4/8
             // bytes).
@@ -662,7 +675,9 @@ mod tests {
              fb8813\
              00\
              41\
-             05"
+             05\
+             00\
+             00"
             .replace(' ', "")
         );
         let host = Envelope {
@@ -948,6 +963,7 @@ mod tests {
             (Response::Aborted, "00040003"),
             (Response::Moved { epoch: 251 }, "00040004fbfb00"),
             (Response::Busy, "00040005"),
+            (Response::NeedListeners, "00040014"),
             (
                 Response::Stats(Stats {
                     first_slot: 0,

@@ -263,6 +263,8 @@ async fn a_node_refuses_what_it_cannot_run() {
                     notify: stratus::partition::notify::KEYSPACE
                         | stratus::partition::notify::STRING,
                     origin: 7,
+                    listeners: 0,
+                    listener_table: None,
                 },
             })
         };
@@ -360,6 +362,42 @@ async fn a_node_refuses_what_it_cannot_run() {
         panic!("an unknown cache answers an error");
     };
     assert_eq!(text, reply::node_unavailable("no cache nope on this node"));
+    // A script's PUBLISH counts the sending proxy's subscribers: a batch
+    // naming a version of them the node lacks does not run; with the table
+    // it runs and counts it; then the version alone is enough.
+    let publish = |table: Option<Box<stratus::pubsub::Listeners>>| {
+        let Request::Execute(mut e) = batch(
+            owner.partition,
+            vec![slot],
+            &[&[
+                "EVAL",
+                "return redis.call('publish', 'news', 'm')",
+                "1",
+                "k",
+            ]],
+            Vec::new(),
+        ) else {
+            unreachable!("an Execute");
+        };
+        e.options.listeners = 5;
+        e.options.listener_table = table;
+        Request::Execute(e)
+    };
+    assert_eq!(
+        client.call(publish(None)).await.unwrap(),
+        Response::NeedListeners
+    );
+    let table = stratus::pubsub::Listeners {
+        channels: vec![(Bytes::from("news"), 2)],
+        patterns: vec![(Bytes::from("n*"), 1), (Bytes::from("x*"), 4)],
+        shard: Vec::new(),
+    };
+    for table in [Some(Box::new(table)), None] {
+        let Response::Executed { replies, .. } = client.call(publish(table)).await.unwrap() else {
+            panic!("the script runs");
+        };
+        assert_eq!(replies[0].reply, Reply::Int(3));
+    }
 }
 
 /// A node that dies: the pool's requests end with a CLUSTERDOWN error at

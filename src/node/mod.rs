@@ -795,7 +795,20 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         .iter()
         .map(|(k, v)| (k.to_vec().into_boxed_slice(), *v))
         .collect();
-    let o = batch.options;
+    let mut o = batch.options;
+    // A script's PUBLISH counts the sending proxy's subscribers: the node
+    // keeps the proxy's table by version, and asks for it when it has not
+    // that one.
+    let listeners = match (o.listeners, pool.feed()) {
+        (0, _) | (_, None) => None,
+        (version, Some(feed)) => match feed.listeners(o.origin, version) {
+            Some(table) => Some(table),
+            None => match o.listener_table.take() {
+                Some(table) => Some(feed.keep_listeners(o.origin, version, *table)),
+                None => return Response::NeedListeners,
+            },
+        },
+    };
     // A script's calls are checked against its user's rules.
     let gate = match o.rules.as_deref().map(crate::acl::Access::from_rules) {
         None => None,
@@ -817,6 +830,7 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
         Arc::new(crate::pool::BatchEvents {
             origin: o.origin,
             notify: o.notify,
+            listeners,
             ..Default::default()
         })
     });

@@ -15,12 +15,14 @@
 //! the flags of the polls of the last [`WANTED_FOR`] (nothing while no
 //! proxy reads).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::pubsub::Listeners;
 pub use crate::wire::FeedItem;
 
 /// Items a feed keeps.
@@ -50,7 +52,14 @@ pub struct Feed {
     wanted_until: Mutex<Option<Instant>>,
     /// Items dropped unread (the log was full).
     pub dropped: AtomicU64,
+    /// The proxies' subscriptions, by origin: each table with its version
+    /// ([`Feed::listeners`]), at most [`MAX_LISTENER_TABLES`] of them.
+    listeners: Mutex<HashMap<u64, (u64, Arc<Listeners>)>>,
 }
+
+/// Proxies whose subscription tables a node keeps per cache: past it, the
+/// one kept longest goes (its proxy sends it again when it needs it).
+const MAX_LISTENER_TABLES: usize = 64;
 
 #[derive(Default)]
 struct Log {
@@ -87,6 +96,29 @@ impl FeedItem {
 }
 
 impl Feed {
+    /// The subscriptions proxy `origin` had at `version`, if kept.
+    pub fn listeners(&self, origin: u64, version: u64) -> Option<Arc<Listeners>> {
+        match self.listeners.lock().get(&origin) {
+            Some((v, table)) if *v == version => Some(table.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps proxy `origin`'s subscriptions at `version` (its older table
+    /// goes; past [`MAX_LISTENER_TABLES`] proxies, another's).
+    pub fn keep_listeners(&self, origin: u64, version: u64, table: Listeners) -> Arc<Listeners> {
+        let table = Arc::new(table);
+        let mut kept = self.listeners.lock();
+        if kept.len() >= MAX_LISTENER_TABLES
+            && !kept.contains_key(&origin)
+            && let Some(other) = kept.keys().next().copied()
+        {
+            kept.remove(&other);
+        }
+        kept.insert(origin, (version, table.clone()));
+        table
+    }
+
     /// The `notify-keyspace-events` flags partitions record with: what the
     /// proxies polled for lately.
     pub fn wanted(&self) -> u32 {

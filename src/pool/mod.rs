@@ -1418,14 +1418,25 @@ impl Notifier {
                 message: Bytes::copy_from_slice(message),
                 shard,
             };
-            match batch {
+            let receivers = match batch {
                 Some(b) => {
                     b.items.lock().push(item.clone());
                     feed.push(b.origin, [item]);
+                    // As many as its proxy's subscriptions take it (a
+                    // client's PUBLISH there counts that proxy's too).
+                    b.listeners
+                        .as_ref()
+                        .map_or(0, |l| l.receivers(channel, shard))
                 }
-                None => feed.push(0, [item]),
-            }
-            return Delivery::default();
+                None => {
+                    feed.push(0, [item]);
+                    0
+                }
+            };
+            return Delivery {
+                receivers,
+                ..Delivery::default()
+            };
         }
         let done = self.hub.publish(channel, message, shard);
         if done.bytes > 0 {
@@ -1543,6 +1554,9 @@ pub struct BatchEvents {
     /// The partition's figures right after the batch.
     pub stats: Mutex<Option<PartitionStats>>,
     pub items: Mutex<Vec<FeedItem>>,
+    /// The proxy's subscriptions, which a script's PUBLISH counts its
+    /// receivers against (`None`: it has none).
+    pub listeners: Option<Arc<crate::pubsub::Listeners>>,
 }
 
 /// The partitions of one cache.
@@ -1565,6 +1579,9 @@ pub struct CachePool {
     /// The feed classes this proxy last told the nodes it needs
     /// ([`Self::want_feed`]).
     feed_announced: AtomicU32,
+    /// The version of this proxy's subscriptions each node was last sent
+    /// (a script's PUBLISH there counts them).
+    listeners_sent: Mutex<std::collections::HashMap<std::net::SocketAddr, u64>>,
     /// A node's partitions imported and not yet in a table
     /// ([`transfer`]).
     staged: Mutex<Vec<PartitionHandle>>,
@@ -1668,6 +1685,7 @@ impl CachePool {
             scripts: Arc::default(),
             origin: None,
             feed_announced: AtomicU32::new(0),
+            listeners_sent: Mutex::default(),
             staged: Mutex::default(),
             held: Mutex::default(),
             homes: Mutex::default(),
@@ -2538,6 +2556,11 @@ impl CachePool {
                 ScriptSent(part, started),
             )
         });
+        // A script's PUBLISH on the node counts this proxy's subscribers:
+        // their table goes along when the node may not have this version.
+        let listeners = if scripted { self.hub().version() } else { 0 };
+        let node = part.node.addr();
+        let sent = listeners == 0 || self.listeners_sent.lock().get(&node) == Some(&listeners);
         let batch = wire::Execute {
             cache: part.cache.clone(),
             partition: part.id,
@@ -2563,12 +2586,26 @@ impl CachePool {
                 rules: opts.gate.as_ref().filter(|_| scripted).map(|g| (g.rules)()),
                 notify: self.feed_flags() | self.script_classes(scripted, opts),
                 origin: self.feed_origin(),
+                listeners,
+                listener_table: (!sent).then(|| Box::new(self.hub().listeners())),
             },
         };
-        match self
+        // A copy to send again if the node lacks the table (scripts only).
+        let again = (listeners != 0).then(|| batch.clone());
+        let mut answer = self
             .call_remote(part, wire::Request::Execute(batch))
-            .await?
-        {
+            .await?;
+        if let (wire::Response::NeedListeners, Some(mut batch)) = (&answer, again) {
+            // The node no longer has them (it restarted, or kept others').
+            batch.options.listener_table = Some(Box::new(self.hub().listeners()));
+            answer = self
+                .call_remote(part, wire::Request::Execute(batch))
+                .await?;
+        }
+        if listeners != 0 {
+            self.listeners_sent.lock().insert(node, listeners);
+        }
+        match answer {
             wire::Response::Executed {
                 replies,
                 stats,

@@ -83,6 +83,52 @@ pub trait MessageHub: Send + Sync {
     fn numsub(&self, shard: bool, channel: &[u8]) -> usize;
     /// Patterns with subscribers.
     fn numpat(&self) -> usize;
+    /// A number that moves on with every subscription change; 0 while
+    /// nobody subscribes.
+    fn version(&self) -> u64;
+    /// Every name with its subscriber count ([`Listeners`]).
+    fn listeners(&self) -> Listeners;
+}
+
+/// A hub's subscriptions, counted by name: what a node counts a script's
+/// PUBLISH against for the proxy whose batch ran it (its subscribers are
+/// there, not on the node). Each list sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listeners {
+    pub channels: Vec<(Bytes, u64)>,
+    pub patterns: Vec<(Bytes, u64)>,
+    pub shard: Vec<(Bytes, u64)>,
+}
+
+impl Listeners {
+    /// Subscriptions a message on `channel` reaches, as [`LocalHub::publish`]
+    /// counts them (the channel's subscribers, and for a global channel each
+    /// matching pattern's).
+    pub fn receivers(&self, channel: &[u8], shard: bool) -> u64 {
+        let direct = if shard { &self.shard } else { &self.channels };
+        let named = direct
+            .binary_search_by(|(name, _)| name[..].cmp(channel))
+            .map_or(0, |i| direct[i].1);
+        let matched: u64 = if shard {
+            0
+        } else {
+            self.patterns
+                .iter()
+                .filter(|(p, _)| string_match(p, channel, false))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        named + matched
+    }
+
+    /// Bytes it holds (what a node keeps of it is bounded by this).
+    pub fn size(&self) -> usize {
+        [&self.channels, &self.patterns, &self.shard]
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|(name, _)| name.len() + 16)
+            .sum()
+    }
 }
 
 /// Where a subscriber's messages wait for its connection.
@@ -297,6 +343,8 @@ type Subscribers = HashMap<u64, Arc<Mailbox>>;
 #[derive(Default)]
 pub struct LocalHub {
     tables: RwLock<Tables>,
+    /// Subscription changes so far ([`MessageHub::version`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -378,7 +426,11 @@ impl MessageHub for LocalHub {
     fn subscribe(&self, kind: Kind, name: &Bytes, mailbox: &Arc<Mailbox>) -> bool {
         let mut tables = self.tables.write();
         let subs = tables.of(kind).entry(name.clone()).or_default();
-        subs.insert(mailbox.id, mailbox.clone()).is_none()
+        let added = subs.insert(mailbox.id, mailbox.clone()).is_none();
+        if added {
+            self.changes.fetch_add(1, Ordering::Relaxed);
+        }
+        added
     }
 
     fn unsubscribe(&self, kind: Kind, name: &[u8], id: u64) -> bool {
@@ -390,6 +442,9 @@ impl MessageHub for LocalHub {
         let removed = subs.remove(&id).is_some();
         if subs.is_empty() {
             table.remove(name);
+        }
+        if removed {
+            self.changes.fetch_add(1, Ordering::Relaxed);
         }
         removed
     }
@@ -449,6 +504,31 @@ impl MessageHub for LocalHub {
     fn numpat(&self) -> usize {
         self.tables.read().patterns.len()
     }
+
+    fn version(&self) -> u64 {
+        let tables = self.tables.read();
+        if tables.channels.is_empty() && tables.patterns.is_empty() && tables.shard.is_empty() {
+            return 0;
+        }
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    fn listeners(&self) -> Listeners {
+        let tables = self.tables.read();
+        let counted = |table: &HashMap<Bytes, Subscribers>| {
+            let mut list: Vec<(Bytes, u64)> = table
+                .iter()
+                .map(|(name, subs)| (name.clone(), subs.len() as u64))
+                .collect();
+            list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            list
+        };
+        Listeners {
+            channels: counted(&tables.channels),
+            patterns: counted(&tables.patterns),
+            shard: counted(&tables.shard),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -460,6 +540,48 @@ mod tests {
         soft: 500,
         soft_time: Duration::from_secs(60),
     };
+
+    /// A node counts a script's PUBLISH against a proxy's table as the
+    /// proxy's hub counts its own PUBLISH.
+    #[test]
+    fn a_listener_table_counts_receivers_as_the_hub_delivers() {
+        let hub = LocalHub::default();
+        assert_eq!(hub.version(), 0);
+        let a = Mailbox::new(1, false, LIMITS);
+        let b = Mailbox::new(2, false, LIMITS);
+        hub.subscribe(Kind::Channel, &Bytes::from("news"), &a);
+        hub.subscribe(Kind::Channel, &Bytes::from("news"), &b);
+        hub.subscribe(Kind::Pattern, &Bytes::from("n*"), &a);
+        hub.subscribe(Kind::Pattern, &Bytes::from("x*"), &b);
+        hub.subscribe(Kind::Shard, &Bytes::from("news"), &b);
+        let v = hub.version();
+        assert_ne!(v, 0);
+        let table = hub.listeners();
+        for (channel, shard) in [
+            ("news", false),
+            ("nope", false),
+            ("x", false),
+            ("news", true),
+        ] {
+            let delivered = hub.publish(channel.as_bytes(), b"m", shard).receivers;
+            assert_eq!(
+                table.receivers(channel.as_bytes(), shard),
+                delivered,
+                "{channel}"
+            );
+        }
+        hub.unsubscribe(Kind::Channel, b"news", 1);
+        assert_ne!(hub.version(), v, "a change moves the version on");
+        for (kind, name, id) in [
+            (Kind::Channel, "news", 2),
+            (Kind::Pattern, "n*", 1),
+            (Kind::Pattern, "x*", 2),
+            (Kind::Shard, "news", 2),
+        ] {
+            hub.unsubscribe(kind, name.as_bytes(), id);
+        }
+        assert_eq!(hub.version(), 0, "nobody subscribes");
+    }
 
     #[test]
     fn messages_reach_channel_and_pattern_subscribers_in_their_protocol() {
