@@ -1467,3 +1467,41 @@ async fn a_subscriber_hears_what_is_published_right_after_its_subscribe() {
         );
     }
 }
+
+/// Control's autoscaler merges cold, small neighbours as `serve`'s does —
+/// across nodes (the right one moves to the left one's node first) — and
+/// its partition view says so; nothing stored is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_merges_cold_small_partitions_across_nodes() {
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            "--initial-partitions",
+            "4",
+            "--merge-bytes",
+            "100000",
+            "--merge-window",
+            "1",
+            "--merge-delay",
+            "0",
+        ],
+    )
+    .await;
+    let token = cluster.create("cold").await;
+    let mut c = cluster.client("cold", &token).await;
+    for i in 0..50 {
+        let _: () = c.set(format!("key:{i}"), i).await.unwrap();
+    }
+    eventually("the cold cache merges into one partition", || async {
+        partitions_of(&cluster.api, "cold").await.len() == 1
+    })
+    .await;
+    let view = cluster.api.get("/v1/caches/cold/partitions").await.json();
+    let only = &view["partitions"][0];
+    assert_eq!(only["last_change"]["kind"], "merge", "{view}");
+    assert_eq!(only["last_change"]["reason"], "cold", "{view}");
+    for i in 0..50 {
+        let v: Option<i64> = c.get(format!("key:{i}")).await.unwrap();
+        assert_eq!(v, Some(i), "key:{i}");
+    }
+}
