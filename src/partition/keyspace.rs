@@ -37,6 +37,7 @@ use rand::Rng;
 
 use super::lazyfree;
 use super::notify::{self, Notifications};
+pub use super::scan::ScanCursor;
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 use table::KeyTable;
@@ -1002,31 +1003,6 @@ pub struct ScanStep {
     /// Slots walked through, empty ones included (a slot the step resumes
     /// in or stops in counts once).
     pub slots: u64,
-}
-
-/// A SCAN position: a slot and, inside it, how far the walk down its scan
-/// positions has come: `pos` 0 = the slot is not started, `pos` p > 0 =
-/// positions `0..p` are still to visit. Encoded in one integer as
-/// `pos << 14 | slot`, so it survives splits and merges (it names slots,
-/// not partitions) and table resizes (positions do not move, see
-/// [`Keyspace::scan`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ScanCursor {
-    pub slot: u16,
-    pub pos: u64,
-}
-
-impl ScanCursor {
-    pub fn encode(self) -> u64 {
-        (self.pos << 14) | u64::from(self.slot)
-    }
-
-    pub fn decode(n: u64) -> ScanCursor {
-        ScanCursor {
-            slot: (n & 0x3FFF) as u16,
-            pos: n >> 14,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! Cursor walks over a collection's positions (HSCAN, SSCAN, ZSCAN): a
-//! leaf the collections and the commands share.
+//! Scan cursors, a leaf the keyspace, the collections, the pool and the
+//! proxy share: [`ScanCursor`], SCAN's position in a cache (a slot and a
+//! place in it), and cursor walks over a collection's positions (HSCAN,
+//! SSCAN, ZSCAN: [`scan_step`]).
 
 /// Collections of at most this many elements are returned whole by one
 /// HSCAN/SSCAN/ZSCAN call from cursor 0, as Redis returns its small
@@ -37,6 +39,31 @@ pub fn scan_step(
         kept += usize::from(visit(below));
     }
     (below as u64, visited as u64)
+}
+
+/// A SCAN position: a slot and, inside it, how far the walk down its scan
+/// positions has come: `pos` 0 = the slot is not started, `pos` p > 0 =
+/// positions `0..p` are still to visit. Encoded in one integer as
+/// `pos << 14 | slot`, so it survives splits and merges (it names slots,
+/// not partitions) and table resizes (positions do not move, see
+/// [`Keyspace::scan`](super::Keyspace::scan)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanCursor {
+    pub slot: u16,
+    pub pos: u64,
+}
+
+impl ScanCursor {
+    pub fn encode(self) -> u64 {
+        (self.pos << 14) | u64::from(self.slot)
+    }
+
+    pub fn decode(n: u64) -> ScanCursor {
+        ScanCursor {
+            slot: (n & 0x3FFF) as u16,
+            pos: n >> 14,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::cmd::{CommandSpec, ConnOp, KeySpec, OpError, flags, lookup};
 use crate::control::Cache;
 use crate::glob::glob_match;
 use crate::metrics::GlobalCounters;
-use crate::partition::keyspace::ScanCursor;
+use crate::partition::scan::ScanCursor;
 use crate::partition::{SLOTS, ValueType, key_slot};
 use crate::pool::{Executed, NotRun, Scanned};
 use crate::resp::{Protocol, Reply, reply};

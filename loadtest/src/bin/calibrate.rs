@@ -50,7 +50,7 @@ use stratus::cmd::keys::scan_work_milli;
 use stratus::cmd::{CommandSpec, Ctx, execute, lookup};
 use stratus::glob::glob_match;
 use stratus::metering::{ecpu_milli, transfer_milli, work_milli};
-use stratus::partition::keyspace::ScanCursor;
+use stratus::partition::scan::ScanCursor;
 use stratus::partition::{Keyspace, key_slot, lazyfree};
 use stratus::resp::{Protocol, Reply};
 use stratus_loadtest::median;
