@@ -1322,6 +1322,10 @@ const IN_TRANSIT_PAUSE: Duration = Duration::from_millis(5);
 /// The reply of a batch that ran nothing.
 const NOTHING: Executed = Executed::new(Reply::Nil, 0);
 
+/// How long a client's PUBLISH waits for its channel's node to take the
+/// message for the other proxies ([`CachePool::spread`]).
+const SPREAD_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a proxy waits for each node to take its new feed classes
 /// ([`CachePool::want_feed`]): past it, its reader's next poll tells it (a
 /// node that is down costs a SUBSCRIBE this much, not more).
@@ -2133,7 +2137,10 @@ impl CachePool {
 
     /// A client's PUBLISH of a cache on nodes, for the other proxies: into
     /// the feed of the node of the channel's slot (every proxy reads every
-    /// node of the cache). Nothing to do for an in-process cache.
+    /// node of the cache). Nothing to do for an in-process cache. Bounded
+    /// by [`SPREAD_WAIT`]: a node that does not answer fails the PUBLISH
+    /// (this proxy's subscribers have it already) rather than holding its
+    /// client for a call's whole timeout.
     pub async fn spread(
         &self,
         channel: &Bytes,
@@ -2153,7 +2160,13 @@ impl CachePool {
             message: message.clone(),
             shard,
         };
-        match r.node.call(request).await {
+        let Ok(answer) = tokio::time::timeout(SPREAD_WAIT, r.node.call(request)).await else {
+            return Err(reply::node_unavailable(&format!(
+                "node {} did not take the message within {SPREAD_WAIT:?}",
+                r.node.addr()
+            )));
+        };
+        match answer {
             Ok(wire::Response::Done) => Ok(()),
             Ok(wire::Response::Failed(why)) => Err(why),
             Ok(other) => Err(reply::node_unavailable(&format!("{other:?}"))),
