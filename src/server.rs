@@ -711,18 +711,32 @@ async fn autoscale_placed(
     next
 }
 
-/// Control's balancing: when the node holding the most bytes holds more
-/// than twice the least loaded open node's plus a merge's worth, its
-/// smallest partition of at most half the gap moves there (one move a
-/// tick: each narrows the gap).
+/// Control's balancing, by bytes and then by load (one move a tick: each
+/// narrows a gap): when the open node holding the most of a measure holds
+/// more than twice the least loaded open node's plus a slack (a merge's
+/// worth of bytes; a cold partition's load, a quarter of a split's), its
+/// smallest partition by that measure of at most half the gap moves there.
 async fn balance(registry: &Registry, placer: &Placer, thresholds: &Thresholds) {
-    let placed = placer.partitions();
-    let bytes_of = |cache: &str, id: u64| {
-        registry
-            .get(cache)
-            .and_then(|c| c.pool.partition(id))
-            .map_or(0, |h| h.stats().used_bytes as u64)
+    let handle = |cache: &str, id: u64| registry.get(cache).and_then(|c| c.pool.partition(id));
+    let bytes = |cache: &str, id: u64| handle(cache, id).map_or(0, |h| h.stats().used_bytes as u64);
+    let load = |cache: &str, id: u64| {
+        handle(cache, id).map_or(0, |h| (h.view().ecpu_per_sec * 1000.0) as u64)
     };
+    let moved = balance_by(placer, &bytes, thresholds.merge_bytes, "bytes").await;
+    if !moved {
+        let cold = thresholds.split_ecpu_per_sec.saturating_mul(1000) / 4;
+        balance_by(placer, &load, cold, "load").await;
+    }
+}
+
+/// One balancing move by `measure` (see [`balance`]); whether one was made.
+async fn balance_by(
+    placer: &Placer,
+    measure: &(dyn Fn(&str, u64) -> u64 + Sync),
+    slack: u64,
+    what: &str,
+) -> bool {
+    let placed = placer.partitions();
     let mut per_node: HashMap<SocketAddr, u64> = placer
         .nodes()
         .iter()
@@ -730,31 +744,38 @@ async fn balance(registry: &Registry, placer: &Placer, thresholds: &Thresholds) 
         .map(|n| (n.addr(), 0))
         .collect();
     for (cache, id, node) in &placed {
-        if let Some(b) = per_node.get_mut(node) {
-            *b += bytes_of(cache, *id);
+        if let Some(m) = per_node.get_mut(node) {
+            *m += measure(cache, *id);
         }
     }
     let (Some((&full, &most)), Some((&empty, &least))) = (
-        per_node.iter().max_by_key(|(_, b)| **b),
-        per_node.iter().min_by_key(|(_, b)| **b),
+        per_node.iter().max_by_key(|(_, m)| **m),
+        per_node.iter().min_by_key(|(_, m)| **m),
     ) else {
-        return;
+        return false;
     };
-    if most <= least * 2 + thresholds.merge_bytes {
-        return;
+    if most <= least.saturating_mul(2).saturating_add(slack) {
+        return false;
     }
     let gap = most - least;
     let candidate = placed
         .iter()
         .filter(|(_, _, n)| *n == full)
-        .map(|(c, id, _)| (bytes_of(c, *id), c, *id))
-        .filter(|(b, _, _)| *b > 0 && *b <= gap / 2)
-        .min_by_key(|(b, _, _)| *b);
-    if let Some((_, cache, id)) = candidate {
-        let to = empty.to_string();
-        match placer.move_partition(cache, id, &to).await {
-            Ok(_) => tracing::info!(%cache, partition = id, %to, "balanced: partition moved"),
-            Err(e) => tracing::warn!(%cache, partition = id, "balance move not done: {e}"),
+        .map(|(c, id, _)| (measure(c, *id), c, *id))
+        .filter(|(m, _, _)| *m > 0 && *m <= gap / 2)
+        .min_by_key(|(m, _, _)| *m);
+    let Some((_, cache, id)) = candidate else {
+        return false;
+    };
+    let to = empty.to_string();
+    match placer.move_partition(cache, id, &to).await {
+        Ok(_) => {
+            tracing::info!(%cache, partition = id, %to, "balanced by {what}: partition moved");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(%cache, partition = id, "balance move ({what}) not done: {e}");
+            false
         }
     }
 }

@@ -1250,23 +1250,18 @@ async fn control_splits_on_the_load_proxies_report() {
         .map(|p| p["ecpu_per_second"].as_f64().unwrap())
         .collect();
     assert!(loads.iter().any(|l| *l > 0.0), "{view}");
-    // The view says why (control's placer split them, for load), and
-    // control counts the split as serve counts its own.
-    let reasons: Vec<(String, String)> = view["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let change = &p["last_change"];
-            (change["kind"].to_string(), change["reason"].to_string())
-        })
-        .collect();
-    assert!(
-        reasons
+    // The view says why (control's placer split them, for load: noted
+    // once the split's moves are done), and control counts the split as
+    // serve counts its own.
+    eventually("the view says the partitions split for load", || async {
+        let view = cluster.api.get("/v1/caches/busy/partitions").await.json();
+        view["partitions"]
+            .as_array()
+            .unwrap()
             .iter()
-            .all(|r| r == &("\"split\"".into(), "\"load\"".into())),
-        "{view}"
-    );
+            .all(|p| p["last_change"]["kind"] == "split" && p["last_change"]["reason"] == "load")
+    })
+    .await;
     let metrics = cluster.api.get("/metrics").await.text();
     assert!(
         metrics
@@ -1504,4 +1499,80 @@ async fn control_merges_cold_small_partitions_across_nodes() {
         let v: Option<i64> = c.get(format!("key:{i}")).await.unwrap();
         assert_eq!(v, Some(i), "key:{i}");
     }
+}
+
+/// Control balances load as it balances bytes: a cache whose partitions
+/// are all on one node, serving a load no single partition needs split
+/// for, gets one of them moved to the idle node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_balances_load_across_nodes() {
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            "--initial-partitions",
+            "2",
+            "--split-ecpu-per-sec",
+            "2000",
+            "--split-load-window",
+            "2",
+            "--merge-window",
+            "3600",
+        ],
+    )
+    .await;
+    let token = cluster.create("spread").await;
+    let mut c = cluster.client("spread", &token).await;
+    let nodes = nodes_of(&cluster.api).await;
+    let (home_id, home_addr) = (nodes[0].0.clone(), nodes[0].1.clone());
+    for p in partitions_of(&cluster.api, "spread").await {
+        if p.3 != home_addr {
+            let path = format!("/v1/caches/spread/partitions/{}/move", p.0);
+            let r = cluster
+                .api
+                .post(&path, &format!(r#"{{"node": "{home_id}"}}"#))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+    let parts = partitions_of(&cluster.api, "spread").await;
+    assert!(parts.iter().all(|p| p.3 == home_addr), "{parts:?}");
+    // Twenty keys in each partition, read about 2,000 times a second.
+    let mut keys = Vec::new();
+    for p in &parts {
+        let mine = (0..)
+            .map(|i| format!("key:{i}"))
+            .filter(|k| {
+                (p.1..=p.2).contains(&u64::from(stratus::partition::key_slot(k.as_bytes())))
+            })
+            .take(20);
+        keys.extend(mine);
+    }
+    for k in &keys {
+        let _: () = c.set(k, 1).await.unwrap();
+    }
+    let mut reader = c.clone();
+    let load = tokio::spawn(async move {
+        loop {
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.get(k);
+            }
+            let _: Vec<Option<String>> = pipe.query_async(&mut reader).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    eventually("the load spreads over both nodes", || async {
+        let parts = partitions_of(&cluster.api, "spread").await;
+        let mut homes: Vec<String> = parts.iter().map(|p| p.3.clone()).collect();
+        homes.sort();
+        homes.dedup();
+        homes.len() == 2
+    })
+    .await;
+    load.abort();
+    assert_eq!(
+        partitions_of(&cluster.api, "spread").await.len(),
+        2,
+        "moved, not split"
+    );
 }

@@ -1322,6 +1322,9 @@ const IN_TRANSIT_PAUSE: Duration = Duration::from_millis(5);
 /// The reply of a batch that ran nothing.
 const NOTHING: Executed = Executed::new(Reply::Nil, 0);
 
+/// Changes noted for partitions a table does not show yet, at most.
+const MAX_NOTED: usize = 1024;
+
 /// How long a client's PUBLISH waits for its channel's node to take the
 /// message for the other proxies ([`CachePool::spread`]).
 const SPREAD_WAIT: Duration = Duration::from_secs(1);
@@ -1587,6 +1590,9 @@ pub struct CachePool {
     /// The version of this proxy's subscriptions each node was last sent
     /// (a script's PUBLISH there counts them).
     listeners_sent: Mutex<std::collections::HashMap<std::net::SocketAddr, u64>>,
+    /// Changes noted for partitions not yet in the table (control: a split
+    /// whose new partition its routes do not show yet).
+    noted: Mutex<std::collections::HashMap<u64, RangeEvent>>,
     /// A node's partitions imported and not yet in a table
     /// ([`transfer`]).
     staged: Mutex<Vec<PartitionHandle>>,
@@ -1691,6 +1697,7 @@ impl CachePool {
             origin: None,
             feed_announced: AtomicU32::new(0),
             listeners_sent: Mutex::default(),
+            noted: Mutex::default(),
             staged: Mutex::default(),
             held: Mutex::default(),
             homes: Mutex::default(),
@@ -1804,14 +1811,17 @@ impl CachePool {
                         PartitionHandle::Remote(p) if p.id == r.partition => Some(p),
                         _ => None,
                     });
-                    let last_event = before.map_or_else(
-                        || RangeEvent {
-                            kind: "created",
-                            reason: "initial",
-                            at: SystemTime::now(),
-                        },
-                        |p| p.last_event.lock().clone(),
-                    );
+                    let noted = self.noted.lock().remove(&r.partition);
+                    let last_event = noted.unwrap_or_else(|| {
+                        before.map_or_else(
+                            || RangeEvent {
+                                kind: "created",
+                                reason: "initial",
+                                at: SystemTime::now(),
+                            },
+                            |p| p.last_event.lock().clone(),
+                        )
+                    });
                     PartitionHandle::Remote(Arc::new(RemotePartition {
                         id: r.partition,
                         cache: origin.cache.clone(),
@@ -3108,7 +3118,17 @@ impl CachePool {
             reason,
             at: SystemTime::now(),
         };
-        for part in ids.iter().filter_map(|id| self.partition(*id)) {
+        for id in ids {
+            let Some(part) = self.partition(*id) else {
+                // Not in this process's table yet: noted when it comes
+                // (a few at most; one that never comes is forgotten).
+                let mut noted = self.noted.lock();
+                if noted.len() >= MAX_NOTED {
+                    noted.clear();
+                }
+                noted.insert(*id, event.clone());
+                continue;
+            };
             let (last, hot) = match &part {
                 PartitionHandle::Local(p) => (&p.last_event, &p.hot_slot),
                 PartitionHandle::Remote(r) => (&r.last_event, &r.hot_slot),
