@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `stratus serve` A/B at pipeline 16: two builds of the binary, alternated.
+#
+#   loadtest/ab-serve.sh OLD_BINARY NEW_BINARY [runs]     (default 5)
+#
+# Each run starts the binary fresh pinned to CPU 0 (`serve`, the open
+# default cache), then redis-benchmark on CPU 1 sends 2M GETs and 2M SETs
+# (50 connections, pipeline 16, 100-byte values over 100k keys). Prints one
+# line per run, "old|new GET-ops/s SET-ops/s", then the medians. Build an
+# older commit beside this checkout with, e.g.:
+#   git worktree add /tmp/ab-old <commit>
+#   (cd /tmp/ab-old && CARGO_TARGET_DIR=/tmp/ab-old/target cargo build --release --bin stratus)
+set -euo pipefail
+old="${1:?old binary}"
+new="${2:?new binary}"
+runs="${3:-5}"
+command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
+
+run() { # binary -> "get set"
+  local log pid addr g s
+  log="$(mktemp)"
+  taskset -c 0 "$1" serve --port any --memcached-port 0 --http-port 0 >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do grep -q "stratus serving" "$log" && break; sleep 0.1; done
+  addr="$(grep -o 'resp_addr=[^ ]*' "$log" | head -1 | cut -d= -f2)"
+  bench() {
+    taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -t "$1" -n 2000000 -c 50 \
+      -P 16 -d 100 -r 100000 --threads 1 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4 }'
+  }
+  g="$(bench get)"
+  s="$(bench set)"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -f "$log"
+  echo "$g $s"
+}
+
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+for _ in $(seq "$runs"); do
+  echo "old $(run "$old")" | tee -a "$results"
+  echo "new $(run "$new")" | tee -a "$results"
+done
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for side in old new; do
+  get="$(awk -v s="$side" '$1 == s { print $2 }' "$results" | median)"
+  set="$(awk -v s="$side" '$1 == s { print $3 }' "$results" | median)"
+  echo "median $side: GET $get SET $set"
+done
