@@ -594,6 +594,32 @@ async fn partitions_of(api: &Http, cache: &str) -> Vec<(u64, u64, u64, String)> 
         .collect()
 }
 
+/// How many nodes hold a partition of `cache`, and how many partitions.
+async fn spread_of(api: &Http, cache: &str) -> (usize, usize) {
+    let parts = partitions_of(api, cache).await;
+    let mut homes: Vec<&String> = parts.iter().map(|p| &p.3).collect();
+    homes.sort();
+    homes.dedup();
+    (homes.len(), parts.len())
+}
+
+/// Reads `keys` in one pipeline every 20 ms until aborted: a steady load.
+fn read_steadily(
+    mut c: redis::aio::MultiplexedConnection,
+    keys: Vec<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.get(k);
+            }
+            let _: Vec<Option<String>> = pipe.query_async(&mut c).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+}
+
 /// Control's nodes: (id, addr, state, partitions as (cache, id)).
 async fn nodes_of(api: &Http) -> Vec<(String, String, String, Vec<(String, u64)>)> {
     let view = api.get("/v1/nodes").await.json();
@@ -890,11 +916,8 @@ async fn a_growing_cache_splits_and_spreads_over_the_nodes() {
         let _: () = c.set(format!("key:{i}"), &value).await.unwrap();
     }
     eventually("the cache splits onto every node", || async {
-        let parts = partitions_of(&cluster.api, "grows").await;
-        let mut homes: Vec<String> = parts.iter().map(|p| p.3.clone()).collect();
-        homes.sort();
-        homes.dedup();
-        parts.len() >= 4 && homes.len() == 3
+        let (nodes, parts) = spread_of(&cluster.api, "grows").await;
+        parts >= 4 && nodes == 3
     })
     .await;
     for i in 0..2000 {
@@ -1219,26 +1242,11 @@ async fn control_splits_on_the_load_proxies_report() {
     // About 1,000 reads a second over 200 keys, until the cache has split
     // onto both nodes.
     let loader = c.clone();
-    let load = |keys: Vec<String>| {
-        let mut c = loader.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut pipe = redis::pipe();
-                for k in &keys {
-                    pipe.get(k);
-                }
-                let _: Vec<Option<String>> = pipe.query_async(&mut c).await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let load = |keys: Vec<String>| read_steadily(loader.clone(), keys);
     let spread = load((0..20).map(|i| format!("key:{}", i * 10)).collect());
     eventually("the loaded cache splits over both nodes", || async {
-        let parts = partitions_of(&cluster.api, "busy").await;
-        let mut homes: Vec<String> = parts.iter().map(|p| p.3.clone()).collect();
-        homes.sort();
-        homes.dedup();
-        parts.len() >= 2 && homes.len() == 2
+        let (nodes, parts) = spread_of(&cluster.api, "busy").await;
+        parts >= 2 && nodes == 2
     })
     .await;
     spread.abort();
@@ -1550,23 +1558,9 @@ async fn control_balances_load_across_nodes() {
     for k in &keys {
         let _: () = c.set(k, 1).await.unwrap();
     }
-    let mut reader = c.clone();
-    let load = tokio::spawn(async move {
-        loop {
-            let mut pipe = redis::pipe();
-            for k in &keys {
-                pipe.get(k);
-            }
-            let _: Vec<Option<String>> = pipe.query_async(&mut reader).await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    });
+    let load = read_steadily(c.clone(), keys);
     eventually("the load spreads over both nodes", || async {
-        let parts = partitions_of(&cluster.api, "spread").await;
-        let mut homes: Vec<String> = parts.iter().map(|p| p.3.clone()).collect();
-        homes.sort();
-        homes.dedup();
-        homes.len() == 2
+        spread_of(&cluster.api, "spread").await.0 == 2
     })
     .await;
     load.abort();
