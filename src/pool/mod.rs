@@ -2611,7 +2611,7 @@ impl CachePool {
                 notify: self.feed_flags() | self.script_classes(scripted, opts),
                 origin: self.feed_origin(),
                 listeners,
-                listener_table: (!sent).then(|| Box::new(self.hub().listeners())),
+                listener_table: (!sent).then(|| self.listener_table()),
             },
         };
         // A copy to send again if the node lacks the table (scripts only).
@@ -2621,7 +2621,7 @@ impl CachePool {
             .await?;
         if let (wire::Response::NeedListeners, Some(mut batch)) = (&answer, again) {
             // The node no longer has them (it restarted, or kept others').
-            batch.options.listener_table = Some(Box::new(self.hub().listeners()));
+            batch.options.listener_table = Some(self.listener_table());
             answer = self
                 .call_remote(part, wire::Request::Execute(batch))
                 .await?;
@@ -2660,6 +2660,17 @@ impl CachePool {
             wire::Response::Aborted => Ok(None),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// This proxy's subscriptions as a node counts a script's PUBLISH
+    /// against them; the cache pays their bytes as it pays a PUBLISH's
+    /// fan-out (a tenant that keeps changing many subscriptions between
+    /// scripts pays for each table sent).
+    fn listener_table(&self) -> Box<crate::pubsub::Listeners> {
+        let table = self.hub().listeners();
+        let bytes = table.size() as u64;
+        self.shared.notifier.fanout.fetch_add(bytes, Ordering::Relaxed);
+        Box::new(table)
     }
 
     /// What a batch with a script asks its node to return of the script's
