@@ -2669,7 +2669,10 @@ impl CachePool {
     fn listener_table(&self) -> Box<crate::pubsub::Listeners> {
         let table = self.hub().listeners();
         let bytes = table.size() as u64;
-        self.shared.notifier.fanout.fetch_add(bytes, Ordering::Relaxed);
+        self.shared
+            .notifier
+            .fanout
+            .fetch_add(bytes, Ordering::Relaxed);
         Box::new(table)
     }
 

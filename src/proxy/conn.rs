@@ -60,7 +60,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// TCP keepalive idle time: half-open peers are found within minutes.
 const KEEPALIVE: Duration = Duration::from_secs(60);
 
-pub use crate::partition::now_ms;
+use crate::partition::now_ms;
 
 /// Runs one client connection to its end. `preauth` is its place among
 /// unauthenticated sockets (released when it binds to a cache).

@@ -1,30 +1,31 @@
-//! Per-connection state.
+//! Per-connection state: [`Session`], what a client connection remembers
+//! between commands (bound cache, protocol, subscriptions, MULTI queue,
+//! WATCHed keys), and [`Connection`], the state every command handler of
+//! the proxy receives (the session, the shared state, the output, client
+//! memory). A leaf of the proxy: the handlers import it, it imports none
+//! of them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashSet;
+use tokio_util::sync::CancellationToken;
 
+use super::memory::{ClientMemory, write_room};
+use super::shared::ProxyShared;
 use crate::acl::User;
 use crate::cmd::CommandSpec;
 use crate::cmd::script::CommandGate;
 use crate::control::Cache;
 use crate::control::introspection::ClientHandle;
+use crate::metering::usage::Tally;
 use crate::partition::{ClusterMode, lazyfree};
+use crate::pool::ExecOptions;
 use crate::pubsub::{Kind, Mailbox};
 use crate::resp::{Protocol, Request};
-
-use bytes::BytesMut;
-use tokio_util::sync::CancellationToken;
-
-use super::memory::{ClientMemory, write_room};
-use super::shared::ProxyShared;
-use crate::metering::usage::Tally;
-use crate::pool::ExecOptions;
-use std::time::Duration;
 
 /// What one client connection remembers between commands.
 pub struct Session {
@@ -379,16 +380,19 @@ impl Connection<'_> {
                 c.server.config.busy_threshold(self.shared.busy_threshold)
             })
     }
+
     /// Memory held besides the read buffer: an open MULTI's queue and the
     /// Pub/Sub subscriptions.
     pub fn queued_memory(&self) -> u64 {
         self.session.multi.as_ref().map_or(0, |t| t.memory)
             + self.session.pubsub.as_ref().map_or(0, |s| s.memory)
     }
+
     /// Charges `extra` bytes more of client memory (see [`Self::account`]).
     pub fn charge_more(&mut self, extra: u64) -> Result<(), &'static str> {
         self.account(self.memory.charged + extra)
     }
+
     /// Sets the client memory this connection holds to `bytes`, charged to
     /// the server and its cache; `Err` (nothing changes) if that would pass
     /// the connection's, its cache's or the server's limit.
@@ -396,6 +400,8 @@ impl Connection<'_> {
         let cache = self.session.cache.clone();
         self.memory.set(self.shared, cache, bytes)
     }
+
+    /// What a data command of this connection runs with at `now`.
     pub fn exec_options(&self, now: u64) -> ExecOptions {
         // Growth allowed before the memory limit (checked by the writes that
         // allocate more than their request carries), with the overshoot a
