@@ -33,6 +33,10 @@ use crate::resp::Reply;
 /// proxy's callers wait to send.
 pub const SEND_QUEUE: usize = 1024;
 
+/// The most commands of a batch's scripts its reply shows to MONITOR
+/// ([`FeedItem::Monitored`]); past it, the rest are not shown.
+pub const MAX_MONITORED: usize = 65_536;
+
 /// The format version every frame starts with.
 pub const VERSION: u16 = 4;
 
@@ -556,16 +560,19 @@ pub enum FeedItem {
     /// A client's script read something (its tracking remembers the
     /// script's keys): only ever in its batch's reply.
     ScriptRead { client: u64 },
-    /// A command a script of the batch called, as the command statistics
-    /// count it: only ever in its batch's reply.
+    /// Commands a script of the batch called, as the command statistics
+    /// count them, summed by command, subcommand and latency range (calls
+    /// that took 2^(r-1) < µs <= 2^r): only ever in its batch's reply.
     Called {
         name: String,
         sub: Option<String>,
+        calls: u64,
+        failed: u64,
+        /// Their time in all, µs.
         micros: u64,
-        failed: bool,
     },
     /// A command a script of the batch called, as MONITOR shows it: only
-    /// ever in its batch's reply.
+    /// ever in its batch's reply (at most [`MAX_MONITORED`] a batch).
     Monitored { argv: Vec<Bytes> },
 }
 

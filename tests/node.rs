@@ -398,6 +398,40 @@ async fn a_node_refuses_what_it_cannot_run() {
         };
         assert_eq!(replies[0].reply, Reply::Int(3));
     }
+    // A script's calls come back summed for the proxy's command
+    // statistics: a few entries, whatever the number of calls.
+    let Request::Execute(mut e) = batch(
+        owner.partition,
+        vec![slot],
+        &[&[
+            "EVAL",
+            "for i = 1, 5000 do redis.call('incr', KEYS[1]) end",
+            "1",
+            "{k}n",
+        ]],
+        Vec::new(),
+    ) else {
+        unreachable!("an Execute");
+    };
+    e.options.notify |= stratus::partition::notify::CALLS;
+    let Response::Executed { events, .. } = client.call(Request::Execute(e)).await.unwrap() else {
+        panic!("the script runs");
+    };
+    let called: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|item| match item {
+            wire::FeedItem::Called {
+                name,
+                calls,
+                failed,
+                ..
+            } if name == "incr" => Some((*calls, *failed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(called.iter().map(|c| c.0).sum::<u64>(), 5000, "{called:?}");
+    assert_eq!(called.iter().map(|c| c.1).sum::<u64>(), 0);
+    assert!(called.len() <= 24, "summed by latency range: {called:?}");
 }
 
 /// A node that dies: the pool's requests end with a CLUSTERDOWN error at

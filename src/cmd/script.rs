@@ -266,14 +266,17 @@ impl std::fmt::Debug for Publisher {
 #[derive(Clone)]
 pub struct CallRecorder(pub Arc<CallFn>);
 
-/// One command a script called, as the command statistics count it.
+/// Commands a script called, as the command statistics count them: one
+/// call as it returns, or (from a node) calls summed by latency range.
 #[derive(Clone, Copy)]
 pub struct InnerCall<'a> {
     pub spec: &'static crate::cmd::CommandSpec,
-    /// The container's subcommand it counts under ([`crate::cmd::stat_sub`]).
+    /// The container's subcommand they count under ([`crate::cmd::stat_sub`]).
     pub sub: Option<&'a str>,
+    pub calls: u64,
+    pub failed: u64,
+    /// Their time in all, µs.
     pub micros: u64,
-    pub failed: bool,
 }
 
 type CallFn = dyn Fn(InnerCall<'_>) + Send + Sync;
@@ -1103,8 +1106,9 @@ impl Caller<'_, '_> {
             (calls.0)(InnerCall {
                 spec,
                 sub: sub.as_deref(),
+                calls: 1,
+                failed: u64::from(out.is_error()),
                 micros: started.elapsed().as_micros() as u64,
-                failed: out.is_error(),
             });
         }
         // Its keys move on (WATCH, blocked clients, tracking), declared or not.

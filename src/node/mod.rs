@@ -826,14 +826,8 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
     {
         feed.want(o.notify);
     }
-    let batch_events = (o.origin != 0).then(|| {
-        Arc::new(crate::pool::BatchEvents {
-            origin: o.origin,
-            notify: o.notify,
-            listeners,
-            ..Default::default()
-        })
-    });
+    let batch_events = (o.origin != 0)
+        .then(|| Arc::new(crate::pool::BatchEvents::new(o.origin, o.notify, listeners)));
     let opts = ExecOptions {
         resp3: o.resp3,
         max_value_len: usize::try_from(o.max_value_len).unwrap_or(usize::MAX),
@@ -870,7 +864,7 @@ async fn execute(pool: &CachePool, batch: wire::Execute) -> Response {
                     .unwrap_or_else(|| part.stats())
                     .into(),
             ),
-            events: batch_events.map_or_else(Vec::new, |b| std::mem::take(&mut *b.items.lock())),
+            events: batch_events.map_or_else(Vec::new, |b| b.take()),
             feed: pool.feed().map_or(0, |f| f.next()),
         },
         Ok(None) => Response::Aborted,

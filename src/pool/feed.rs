@@ -89,7 +89,9 @@ impl FeedItem {
             } => channel.len() + message.len(),
             FeedItem::Invalidate { keys, .. } => keys.iter().map(|k| k.len() + 8).sum(),
             FeedItem::ScriptRead { .. } => 0,
-            FeedItem::Called { name, sub, .. } => name.len() + sub.as_ref().map_or(0, String::len),
+            FeedItem::Called { name, sub, .. } => {
+                name.len() + sub.as_ref().map_or(0, String::len) + 24
+            }
             FeedItem::Monitored { argv } => argv.iter().map(|a| a.len() + 8).sum(),
         }
     }

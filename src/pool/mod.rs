@@ -1565,6 +1565,74 @@ pub struct BatchEvents {
     /// The proxy's subscriptions, which a script's PUBLISH counts its
     /// receivers against (`None`: it has none).
     pub listeners: Option<Arc<crate::pubsub::Listeners>>,
+    /// What its scripts called, summed (see [`FeedItem::Called`]): bounded
+    /// by the commands, subcommands and latency ranges, not by the calls.
+    calls: Mutex<hashbrown::HashMap<CallKey, CallSum>>,
+    /// Its scripts' commands shown to MONITOR so far.
+    monitored: AtomicUsize,
+}
+
+/// A command, its subcommand and a latency range (`64 - (µs-1).leading_zeros()`).
+type CallKey = (&'static str, Option<String>, u32);
+
+/// Calls, failed calls and their time in all (µs).
+type CallSum = (u64, u64, u64);
+
+impl BatchEvents {
+    /// A batch from proxy `origin`, which asked for the `notify` classes
+    /// and has the `listeners` subscriptions.
+    pub fn new(
+        origin: u64,
+        notify: u32,
+        listeners: Option<Arc<crate::pubsub::Listeners>>,
+    ) -> BatchEvents {
+        BatchEvents {
+            origin,
+            notify,
+            listeners,
+            ..BatchEvents::default()
+        }
+    }
+
+    /// A command one of its scripts called.
+    fn called(&self, call: cmd::script::InnerCall<'_>) {
+        let mean = call.micros / call.calls.max(1);
+        let range = 64 - mean.saturating_sub(1).leading_zeros();
+        let key = (call.spec.name, call.sub.map(str::to_string), range);
+        let mut calls = self.calls.lock();
+        let sum = calls.entry(key).or_default();
+        sum.0 += call.calls;
+        sum.1 += call.failed;
+        sum.2 += call.micros;
+    }
+
+    /// A command one of its scripts called, for MONITOR (the first
+    /// [`wire::MAX_MONITORED`]).
+    fn monitored(&self, argv: &[Bytes]) {
+        if self.monitored.fetch_add(1, Ordering::Relaxed) < wire::MAX_MONITORED {
+            let argv = argv.to_vec();
+            self.items.lock().push(FeedItem::Monitored { argv });
+        }
+    }
+
+    /// Everything for the batch's reply: its items, then its scripts'
+    /// calls.
+    pub fn take(&self) -> Vec<FeedItem> {
+        let mut items = std::mem::take(&mut *self.items.lock());
+        let calls = std::mem::take(&mut *self.calls.lock());
+        items.extend(
+            calls.into_iter().map(
+                |((name, sub, _), (calls, failed, micros))| FeedItem::Called {
+                    name: name.to_string(),
+                    sub,
+                    calls,
+                    failed,
+                    micros,
+                },
+            ),
+        );
+        items
+    }
 }
 
 /// The partitions of one cache.
@@ -2478,10 +2546,7 @@ impl CachePool {
             let monitors = self.shared.notifier.monitors.clone();
             let monitor = match asked(notify::MONITOR) {
                 Some(b) => Some(cmd::script::ScriptMonitor(Arc::new(
-                    move |argv: &[Bytes]| {
-                        let argv = argv.to_vec();
-                        b.items.lock().push(FeedItem::Monitored { argv });
-                    },
+                    move |argv: &[Bytes]| b.monitored(argv),
                 ))),
                 None => monitors.active().then(|| {
                     cmd::script::ScriptMonitor(Arc::new(move |argv: &[Bytes]| {
@@ -2492,14 +2557,7 @@ impl CachePool {
             // Its commands count in the proxy's command statistics.
             let calls = match asked(notify::CALLS) {
                 Some(b) => Some(cmd::script::CallRecorder(Arc::new(
-                    move |call: cmd::script::InnerCall<'_>| {
-                        b.items.lock().push(FeedItem::Called {
-                            name: call.spec.name.to_string(),
-                            sub: call.sub.map(str::to_string),
-                            micros: call.micros,
-                            failed: call.failed,
-                        });
-                    },
+                    move |call: cmd::script::InnerCall<'_>| b.called(call),
                 ))),
                 None => opts.calls.clone(),
             };
@@ -2708,15 +2766,17 @@ impl CachePool {
                 FeedItem::Called {
                     name,
                     sub,
-                    micros,
+                    calls: n,
                     failed,
+                    micros,
                 } => {
                     if let Some(spec) = cmd::lookup(name.as_bytes()) {
                         (calls.0)(cmd::script::InnerCall {
                             spec,
                             sub: sub.as_deref(),
-                            micros,
+                            calls: n,
                             failed,
+                            micros,
                         });
                     }
                     None

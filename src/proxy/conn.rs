@@ -874,7 +874,8 @@ impl Connection<'_> {
                     opts.calls = Some(cmd::script::CallRecorder(Arc::new(
                         move |call: cmd::script::InnerCall<'_>| {
                             let server = &cache.server;
-                            server.record_call(call.spec, call.sub, call.micros, call.failed);
+                            let (spec, sub) = (call.spec, call.sub);
+                            server.record_calls(spec, sub, call.calls, call.failed, call.micros);
                         },
                     )));
                 }
