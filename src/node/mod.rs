@@ -28,8 +28,10 @@
 //! ([`Response::Versions`], [`Response::Woken`]), never through shared
 //! memory.
 //!
-//! Not yet here (issue "Beyond one machine"): keyspace notifications and
-//! client tracking of remote writes, a script's PUBLISH, eviction.
+//! What a cache's partitions deliver (keyspace events, scripts' messages,
+//! client-side caching's invalidations) goes into its feed
+//! ([`crate::pool::feed`]): the batch's own proxy gets its items in the
+//! reply, every proxy long-polls the feed for the rest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
