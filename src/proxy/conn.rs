@@ -858,7 +858,7 @@ impl Connection<'_> {
                 // A subscriber, a tracking client or a notification
                 // setting new here: the cache's nodes know it before the
                 // client hears back.
-                if matches!(op, ConnOp::PubSub | ConnOp::Client | ConnOp::Config)
+                if may_change_feed_needs(op, args)
                     && let Some(cache) = &self.session.cache
                 {
                     cache.pool.want_feed().await;
@@ -1152,6 +1152,24 @@ fn is_push(reply: &Reply) -> bool {
     match reply {
         Reply::Push(_) => true,
         Reply::Frames(frames) => !frames.is_empty() && frames.iter().all(is_push),
+        _ => false,
+    }
+}
+
+/// Whether a proxy command may change what this proxy needs of the nodes'
+/// feeds: a subscription, CLIENT TRACKING, CONFIG SET (PUBLISH, PUBSUB
+/// and the other CLIENT and CONFIG subcommands do not, and skip the check).
+fn may_change_feed_needs(op: ConnOp, args: &[Bytes]) -> bool {
+    let sub = |name: &str| {
+        args.get(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    match op {
+        ConnOp::PubSub => [&b"subscribe"[..], b"psubscribe", b"ssubscribe"]
+            .iter()
+            .any(|name| args[0].eq_ignore_ascii_case(name)),
+        ConnOp::Client => sub("tracking"),
+        ConnOp::Config => sub("set"),
         _ => false,
     }
 }
