@@ -156,15 +156,67 @@ impl std::fmt::Display for Port {
 /// How often a proxy reads control's list of caches (`GET /v1/placement`).
 pub const DEFAULT_FOLLOW_PERIOD_MS: u64 = 500;
 
+/// A lease's default time to live, seconds (`--lease-ttl`).
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 10;
+
+/// Where the roles apart keep their shared metadata (DESIGN §13): etcd,
+/// and the time to live of every lease a role holds there.
+#[derive(Debug, Clone, Args)]
+pub struct MetaConfig {
+    /// etcd's client URLs (`http://host:2379,...`). Control without them
+    /// keeps its state in its own memory (one control, lost with it).
+    #[arg(long, env = "STRATUS_ETCD", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Seconds a lease (membership, control's leadership) outlives its
+    /// holder's last renewal: a node or control silent this long is taken
+    /// for dead, and fences itself.
+    #[arg(long = "lease-ttl", env = "STRATUS_LEASE_TTL", default_value_t = DEFAULT_LEASE_TTL_SECS)]
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for MetaConfig {
+    /// No etcd, leases of the default TTL.
+    fn default() -> Self {
+        MetaConfig {
+            etcd: Vec::new(),
+            lease_ttl_secs: DEFAULT_LEASE_TTL_SECS,
+        }
+    }
+}
+
+impl MetaConfig {
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_ttl_secs)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(2..=300).contains(&self.lease_ttl_secs) {
+            return Err("lease-ttl must be 2..=300 seconds".into());
+        }
+        if let Some(bad) = self
+            .etcd
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(format!("etcd endpoint {bad:?}: use http://host:port"));
+        }
+        Ok(())
+    }
+}
+
 /// Settings of `stratus proxy`: `serve`'s, without its own caches (it
 /// serves those control lists, their partitions on nodes).
 #[derive(Debug, Clone, Args)]
 pub struct ProxyConfig {
     #[command(flatten)]
     pub serve: ServeConfig,
-    /// Control's HTTP address (`host:port`), read for the caches to serve.
-    #[arg(long, env = "STRATUS_CONTROL")]
-    pub control: SocketAddr,
+    #[command(flatten)]
+    pub meta: MetaConfig,
+    /// Control's HTTP addresses (`host:port,...`), read for the caches to
+    /// serve: the leader answers, standbys send the proxy on. With etcd
+    /// and none given, the leader's recorded address.
+    #[arg(long, env = "STRATUS_CONTROL", value_delimiter = ',')]
+    pub control: Vec<String>,
     /// Milliseconds between two readings of control's list of caches.
     #[arg(long, env = "STRATUS_FOLLOW_PERIOD_MS", default_value_t = DEFAULT_FOLLOW_PERIOD_MS)]
     pub follow_period_ms: u64,
@@ -179,6 +231,10 @@ impl ProxyConfig {
         if !(10..=60_000).contains(&self.follow_period_ms) {
             return Err("follow-period-ms must be 10..=60000".into());
         }
+        self.meta.validate()?;
+        if self.control.is_empty() && self.meta.etcd.is_empty() {
+            return Err("a proxy needs control's address (--control) or etcd (--etcd)".into());
+        }
         Ok(())
     }
 }
@@ -189,12 +245,21 @@ impl ProxyConfig {
 pub struct ControlConfig {
     #[command(flatten)]
     pub serve: ServeConfig,
-    /// The nodes' data-plane addresses (`host:port,...`).
-    #[arg(long, env = "STRATUS_NODES", value_delimiter = ',', required = true)]
+    #[command(flatten)]
+    pub meta: MetaConfig,
+    /// The nodes' data-plane addresses (`host:port,...`); with etcd, nodes
+    /// also join by announcing themselves there.
+    #[arg(long, env = "STRATUS_NODES", value_delimiter = ',')]
     pub nodes: Vec<SocketAddr>,
-    /// The address clients reach the proxies at, as the API shows it.
+    /// The API address this control records when it leads (`host:port`,
+    /// or a host alone for the HTTP listener's port), where proxies and
+    /// tools find the leader (default: its HTTP listener's address).
+    #[arg(long, env = "STRATUS_ADVERTISE_HTTP")]
+    pub advertise_http: Option<String>,
+    /// The address clients reach the proxies at, as the API shows it
+    /// (`host:port`, the host a name or an IP).
     #[arg(long, env = "STRATUS_ENDPOINT", default_value = "127.0.0.1:6379")]
-    pub endpoint: SocketAddr,
+    pub endpoint: Address,
 }
 
 impl ControlConfig {
@@ -203,8 +268,39 @@ impl ControlConfig {
         if self.serve.token_key.is_none() {
             return Err("control needs token-key (shared with its proxies)".into());
         }
-        if self.nodes.is_empty() {
-            return Err("control needs at least one node".into());
+        self.meta.validate()?;
+        if self.nodes.is_empty() && self.meta.etcd.is_empty() {
+            return Err("control needs nodes (--nodes) or etcd (--etcd) where they join".into());
+        }
+        Ok(())
+    }
+}
+
+/// Settings of `stratus drain` (a node's pre-stop step): ask the control
+/// leader to move every partition off a node, and wait until it has.
+#[derive(Debug, Clone, Args)]
+pub struct DrainConfig {
+    /// The node to drain (its id, as it joined).
+    #[arg(long, env = "STRATUS_NODE_ID")]
+    pub node: String,
+    #[command(flatten)]
+    pub meta: MetaConfig,
+    /// Control's HTTP addresses (`host:port,...`), if not found in etcd.
+    #[arg(long, env = "STRATUS_CONTROL", value_delimiter = ',')]
+    pub control: Vec<String>,
+    /// The control API's bearer token.
+    #[arg(long, env = "STRATUS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Seconds to wait for the node to be empty.
+    #[arg(long, env = "STRATUS_DRAIN_TIMEOUT", default_value_t = 280)]
+    pub timeout: u64,
+}
+
+impl DrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.meta.validate()?;
+        if self.control.is_empty() && self.meta.etcd.is_empty() {
+            return Err("drain needs control's address (--control) or etcd (--etcd)".into());
         }
         Ok(())
     }
@@ -232,9 +328,38 @@ pub struct NodeConfig {
     /// must prove they hold it. Required off loopback.
     #[arg(long, env = "STRATUS_TOKEN_KEY", hide_env_values = true)]
     pub token_key: Option<String>,
+    #[command(flatten)]
+    pub meta: MetaConfig,
+    /// This node's name among nodes (with etcd; default: the host name).
+    #[arg(long, env = "STRATUS_NODE_ID")]
+    pub id: Option<String>,
+    /// The data-plane address it announces (with etcd): `ip:port`, or an
+    /// IP alone for the listener's port (default: the listener's address).
+    #[arg(long, env = "STRATUS_NODE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Address of its HTTP port (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "STRATUS_NODE_HTTP_BIND", default_value = "127.0.0.1")]
+    pub http_bind: IpAddr,
+    /// Its HTTP port (0: a free port; none: no HTTP port).
+    #[arg(long, env = "STRATUS_NODE_HTTP_PORT")]
+    pub http_port: Option<u16>,
 }
 
 impl NodeConfig {
+    /// The address it announces, its listener being at `listening`.
+    pub fn advertised(&self, listening: SocketAddr) -> Result<SocketAddr, String> {
+        match self.advertise.as_deref() {
+            None => Ok(listening),
+            Some(a) => a
+                .parse::<SocketAddr>()
+                .or_else(|_| {
+                    a.parse::<IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, listening.port()))
+                })
+                .map_err(|_| format!("advertise {a:?}: use ip:port or an IP")),
+        }
+    }
+
     /// The shared key, when one is set (and well-formed).
     pub fn token_key_bytes(&self) -> Option<[u8; 32]> {
         unhex(self.token_key.as_deref()?)
@@ -258,6 +383,15 @@ impl NodeConfig {
             && (t == 0 || t > 1024)
         {
             return Err(format!("threads must be 1..=1024 (got {t})"));
+        }
+        self.meta.validate()?;
+        self.advertised(SocketAddr::from(([127, 0, 0, 1], 1)))?;
+        if let Some(id) = &self.id
+            && !crate::meta::keys::valid_id(id)
+        {
+            return Err(format!(
+                "node id {id:?}: 1-63 characters of a-z, 0-9, '-' and '.'"
+            ));
         }
         Ok(())
     }
@@ -771,5 +905,50 @@ mod tests {
             ..ServeConfig::default()
         };
         assert!(tls_without_files.validate().is_err());
+    }
+}
+
+/// A host (a name or an IP) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: std::sync::Arc<str>,
+    pub port: u16,
+}
+
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Address {
+        Address {
+            host: a.ip().to_string().into(),
+            port: a.port(),
+        }
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = String;
+
+    /// `host:port`, the host a name or an IP (`[v6]:port` for IPv6).
+    fn from_str(s: &str) -> Result<Address, String> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(a.into());
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?}: use host:port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{s:?}: bad port"))?;
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !name_ok {
+            return Err(format!("{s:?}: bad host name"));
+        }
+        Ok(Address {
+            host: host.into(),
+            port,
+        })
     }
 }

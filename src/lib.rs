@@ -34,6 +34,7 @@ pub mod control;
 pub mod glob;
 pub mod link;
 pub mod memcached;
+pub mod meta;
 pub mod metering;
 pub mod metrics;
 pub mod node;

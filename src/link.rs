@@ -68,6 +68,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// with `CLUSTERDOWN`, and a late answer is dropped.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a connection with requests waiting may hear nothing from its
+/// node before it is taken for dead (a frozen process, a network cut):
+/// its waiting requests fail then, and the next request connects again.
+/// A node answers a [`Request::Ping`] the link sends after each second
+/// of silence, so a slow request (a script) never trips it.
+const LINK_SILENCE: Duration = Duration::from_secs(3);
+
+/// How often a connection checks that its node is heard.
+const SILENCE_CHECK: Duration = Duration::from_secs(1);
+
+/// The id of the link's own pings (no caller waits for their answers).
+const PING_ID: u64 = u64::MAX;
+
 /// Admin requests: attempts while the node cannot be reached, and the
 /// pause between them.
 const ADMIN_ATTEMPTS: usize = 60;
@@ -284,7 +297,7 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
         move || drop(pending.lock().take())
     };
     let on_write_end = fail_all.clone();
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         if frames.feed(hello).await.is_err() {
             on_write_end();
             return;
@@ -301,8 +314,15 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
     });
     let mut responses = FramedRead::new(read, wire::ProxyCodec::default());
     let waiting = pending.clone();
-    tokio::spawn(async move {
+    // Milliseconds since `opened` when the node was last heard.
+    let opened = std::time::Instant::now();
+    let since = move || opened.elapsed().as_millis() as u64;
+    let heard = Arc::new(AtomicU64::new(0));
+    let on_read_end = fail_all.clone();
+    let last = heard.clone();
+    let reader = tokio::spawn(async move {
         while let Some(Ok(response)) = responses.next().await {
+            last.store(since(), Ordering::Relaxed);
             if response.id == 0 {
                 if let Response::Failed(why) = &response.body {
                     tracing::error!("node refused this proxy: {why}");
@@ -314,7 +334,52 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
                 let _ = sender.send(response.body);
             }
         }
-        fail_all();
+        on_read_end();
+    });
+    // The watchdog: a node silent past LINK_SILENCE while requests wait
+    // is dropped, and they fail.
+    let watched = pending.clone();
+    let pings = outgoing.downgrade();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SILENCE_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_waiting = false;
+        loop {
+            tick.tick().await;
+            let waiting = match watched.lock().as_ref() {
+                None => return,
+                Some(p) => !p.is_empty(),
+            };
+            let Some(pings) = pings.upgrade() else {
+                return;
+            };
+            if !std::mem::replace(&mut was_waiting, waiting) {
+                // Silence counts from when requests started waiting.
+                heard.fetch_max(since(), Ordering::Relaxed);
+            }
+            if !waiting {
+                continue;
+            }
+            let silent =
+                Duration::from_millis(since().saturating_sub(heard.load(Ordering::Relaxed)));
+            if silent >= LINK_SILENCE {
+                tracing::warn!(
+                    ?silent,
+                    "node silent with requests waiting: connection dropped"
+                );
+                fail_all();
+                reader.abort();
+                writer.abort();
+                return;
+            }
+            if silent >= SILENCE_CHECK {
+                let ping = Envelope {
+                    id: PING_ID,
+                    body: Request::Ping,
+                };
+                let _ = pings.try_send(ping);
+            }
+        }
     });
     Link { pending, outgoing }
 }

@@ -3,7 +3,9 @@
 //! and `stratus control` holds the caches and places them on nodes.
 
 use clap::{Parser, Subcommand};
-use stratus::config::{ControlConfig, LogFormat, NodeConfig, ProxyConfig, ServeConfig};
+use stratus::config::{
+    ControlConfig, DrainConfig, LogFormat, NodeConfig, ProxyConfig, ServeConfig,
+};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +29,9 @@ enum Command {
     Proxy(Box<ProxyConfig>),
     /// The control API: caches and their limits, placed on nodes.
     Control(Box<ControlConfig>),
+    /// Move every partition off a node and wait until it is empty (a
+    /// node's pre-stop step).
+    Drain(DrainConfig),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Node(c) => (c.log_format, c.threads, c.validate()),
         Command::Proxy(c) => (c.serve.log_format, c.serve.threads, c.validate()),
         Command::Control(c) => (c.serve.log_format, c.serve.threads, c.validate()),
+        Command::Drain(c) => (LogFormat::Text, Some(1), c.validate()),
     };
     init_logging(log_format);
     if let Err(e) = checked {
@@ -70,10 +76,19 @@ fn main() -> std::process::ExitCode {
                 s.shutdown()
             })),
         Command::Node(config) => runtime.block_on(node(config)),
+        Command::Drain(config) => match runtime.block_on(stratus::control::drain::run(&config)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("drain failed: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }
 
-/// `stratus node`: serves proxies until SIGINT or SIGTERM.
+/// `stratus node`: serves proxies until SIGINT or SIGTERM — or, with
+/// etcd, until it loses its membership lease (it fences itself and exits
+/// with an error: control gives its partitions to other nodes).
 async fn node(config: NodeConfig) -> std::process::ExitCode {
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -99,21 +114,102 @@ async fn node(config: NodeConfig) -> std::process::ExitCode {
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let node = stratus::node::Node::new(config.token_key_bytes());
-    let serving = tokio::spawn(node.serve(listener, shutdown.clone()));
-    tracing::info!(%node_addr, "stratus node serving");
-    loop {
-        match signals.wait().await {
-            "SIGHUP" => {}
-            signal => {
-                tracing::info!(signal, "shutting down");
-                break;
+    let mut http_addr = None;
+    if let Some(port) = config.http_port {
+        match tokio::net::TcpListener::bind((config.http_bind, port)).await {
+            Ok(l) => {
+                http_addr = l.local_addr().ok();
+                tokio::spawn(stratus::node::http::serve(
+                    l,
+                    node.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!("cannot listen on {}:{port}: {e}", config.http_bind);
+                return std::process::ExitCode::FAILURE;
             }
         }
     }
+    let id = config
+        .id
+        .clone()
+        .unwrap_or_else(|| default_node_id(node_addr));
+    let lease = if config.meta.etcd.is_empty() {
+        None
+    } else {
+        let advertised = match config.advertised(node_addr) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        match stratus::node::join(&config.meta, &id, advertised, shutdown.clone()).await {
+            Ok(lease) => {
+                node.hold(lease.clone());
+                Some(lease)
+            }
+            Err(e) => {
+                tracing::error!("cannot join through etcd: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    };
+    let serving = tokio::spawn(node.serve(listener, shutdown.clone()));
+    tracing::info!(%node_addr, http_addr = ?http_addr, id, "stratus node serving");
+    let lost = lease.as_ref().map(|l| l.lost().clone()).unwrap_or_default();
+    let failed = loop {
+        tokio::select! {
+            signal = signals.wait() => match signal {
+                "SIGHUP" => {}
+                signal => {
+                    tracing::info!(signal, "shutting down");
+                    break false;
+                }
+            },
+            () = lost.cancelled() => {
+                tracing::error!("the node lost its lease: it serves nothing more and stops");
+                break true;
+            }
+        }
+    };
     shutdown.cancel();
     let _ = serving.await;
+    if let Some(lease) = lease.filter(|_| !failed) {
+        // Gone at once, not a TTL later.
+        lease.revoke().await;
+    }
     tracing::info!("shutdown complete");
-    std::process::ExitCode::SUCCESS
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
+/// A node's name when `--id` is not given: the host's name and the port.
+fn default_node_id(addr: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(50)
+        .collect();
+    let host = if host.is_empty() {
+        "node".to_string()
+    } else {
+        host
+    };
+    format!("{host}-{}", addr.port())
 }
 
 /// Starts a role and serves until SIGINT or SIGTERM (SIGHUP reloads the
@@ -142,21 +238,32 @@ where
             return std::process::ExitCode::FAILURE;
         }
     };
+    let failed = running.as_ref().failed().clone();
     let signal = loop {
-        match signals.wait().await {
+        let signal = tokio::select! {
+            s = signals.wait() => s,
+            () = failed.cancelled() => break None,
+        };
+        match signal {
             "SIGHUP" => match running.as_ref().reload_tls() {
                 Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
                 Err(e) => {
                     tracing::error!("SIGHUP: TLS files not reloaded, the old ones stay: {e}")
                 }
             },
-            other => break other,
+            other => break Some(other),
         }
     };
-    tracing::info!(signal, "shutting down");
+    match signal {
+        Some(signal) => tracing::info!(signal, "shutting down"),
+        None => tracing::error!("this role cannot go on: shutting down"),
+    }
     shutdown(running).await;
     tracing::info!("shutdown complete");
-    std::process::ExitCode::SUCCESS
+    match signal {
+        Some(_) => std::process::ExitCode::SUCCESS,
+        None => std::process::ExitCode::FAILURE,
+    }
 }
 
 /// SIGINT and SIGTERM (shut down) and SIGHUP (reload the TLS files),

@@ -26,10 +26,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ControlConfig, Port, ProxyConfig, ServeConfig};
+use crate::config::{ControlConfig, MetaConfig, Port, ProxyConfig, ServeConfig};
 use crate::control::api::Endpoint;
 use crate::control::follow::Follower;
 use crate::control::http::{self, HttpState};
+use crate::control::keeper::Keeper;
 use crate::control::placement::Placer;
 use crate::control::registry::Placement;
 use crate::control::registry::{DEFAULT_CACHE, DEFAULT_MEMCACHED_CACHE, Engine, NewCache};
@@ -90,18 +91,24 @@ pub struct Serving {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
+    /// Cancelled when the role cannot go on (control lost its
+    /// leadership): the process stops, with an error.
+    failed: CancellationToken,
 }
 
 /// Which role a process plays.
 enum Role {
     Serve,
     Proxy {
-        control: SocketAddr,
+        control: Vec<String>,
         period: Duration,
+        meta: MetaConfig,
     },
     Control {
         nodes: Vec<SocketAddr>,
-        endpoint: SocketAddr,
+        endpoint: crate::config::Address,
+        meta: MetaConfig,
+        advertise_http: Option<String>,
     },
 }
 
@@ -119,6 +126,7 @@ pub async fn start_proxy(config: ProxyConfig) -> Result<Running, String> {
     let role = Role::Proxy {
         control: config.control,
         period: Duration::from_millis(config.follow_period_ms),
+        meta: config.meta,
     };
     let (running, _) = start_role(config.serve, role).await?;
     running.ok_or_else(|| "no RESP listener".into())
@@ -130,6 +138,8 @@ pub async fn start_control(config: ControlConfig) -> Result<Serving, String> {
     let role = Role::Control {
         nodes: config.nodes,
         endpoint: config.endpoint,
+        meta: config.meta,
+        advertise_http: config.advertise_http,
     };
     let (_, serving) = start_role(config.serve, role).await?;
     serving.ok_or_else(|| "control did not start".into())
@@ -163,17 +173,16 @@ async fn start_role(
     let default_cache = config
         .default_cache_open()
         .then(|| DEFAULT_CACHE.to_string());
-    let makes_default = !matches!(role, Role::Proxy { .. });
-    if let Some(name) = default_cache.as_ref().filter(|_| makes_default) {
-        registry
-            .create(NewCache {
-                name: name.clone(),
-                description: "embedded default cache (no password)".into(),
-                open: true,
-                cluster_mode: config.default_cache_cluster_mode,
-                ..NewCache::default()
-            })
-            .map_err(|e| e.to_string())?;
+    let default_new = default_cache.as_ref().map(|name| NewCache {
+        name: name.clone(),
+        description: "embedded default cache (no password)".into(),
+        open: true,
+        cluster_mode: config.default_cache_cluster_mode,
+        ..NewCache::default()
+    });
+    // Control's leader makes it, if the metadata store has none.
+    if let Some(new) = default_new.clone().filter(|_| matches!(role, Role::Serve)) {
+        registry.create(new).map_err(|e| e.to_string())?;
     }
     // Its Memcached twin, under the same rule (loopback, or turned on).
     let default_memcached =
@@ -235,18 +244,89 @@ async fn start_role(
     let tracker = TaskTracker::new();
     let has_default = default_cache.is_some();
     // A proxy is ready once it has read control's caches.
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(!matches!(
+    // Control once it leads.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(matches!(
         role,
-        Role::Proxy { .. }
+        Role::Serve
     )));
     let follower = match &role {
-        Role::Proxy { control, .. } => Some(Arc::new(Follower::new(
-            registry.clone(),
-            *control,
-            config.admin_token.clone(),
-            config.token_key_bytes(),
-            ready.clone(),
-        ))),
+        Role::Proxy { control, meta, .. } => {
+            let store = match meta.etcd.is_empty() {
+                true => None,
+                false => Some(
+                    crate::meta::open(&meta.etcd)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+            };
+            let follower = Arc::new(Follower::new(
+                registry.clone(),
+                control.clone(),
+                store.clone(),
+                config.admin_token.clone(),
+                config.token_key_bytes(),
+                ready.clone(),
+            ));
+            // Its membership, on a lease.
+            if let Some(store) = store {
+                tracker.spawn(crate::meta::lease::announce(
+                    store,
+                    crate::meta::keys::proxy(follower.id()),
+                    b"{}".to_vec(),
+                    meta.lease_ttl(),
+                    shutdown.clone(),
+                ));
+            }
+            Some(follower)
+        }
+        _ => None,
+    };
+    let failed = CancellationToken::new();
+    let keeper = match &role {
+        Role::Control {
+            meta,
+            advertise_http,
+            ..
+        } => {
+            let store = crate::meta::open(&meta.etcd)
+                .await
+                .map_err(|e| e.to_string())?;
+            let me = crate::meta::keys::LeaderRecord {
+                id: format!(
+                    "control-{}-{:08x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ),
+                http: match advertise_http {
+                    None => http_addr.to_string(),
+                    Some(a)
+                        if a.rsplit_once(':')
+                            .is_some_and(|(_, p)| p.parse::<u16>().is_ok()) =>
+                    {
+                        a.clone()
+                    }
+                    Some(host) => format!("{host}:{}", http_addr.port()),
+                },
+            };
+            let keeper = Keeper::new(store, me, meta.lease_ttl(), ready.clone());
+            if let Some(placer) = registry.placer() {
+                placer.set_journal(keeper.clone());
+            }
+            tracker.spawn(keeper.clone().run(
+                registry.clone(),
+                default_new.clone(),
+                shutdown.clone(),
+                failed.clone(),
+            ));
+            // Alone (no etcd) it leads at once: serve only then.
+            if meta.etcd.is_empty() {
+                let end = std::time::Instant::now() + Duration::from_secs(10);
+                while !keeper.leading() && std::time::Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            Some(keeper)
+        }
         _ => None,
     };
     let mut shared = ProxyShared::new(registry.clone(), default_cache, &config);
@@ -279,8 +359,8 @@ async fn start_role(
     // What the API shows clients: this process's listeners, or (control)
     // the proxies' address.
     let endpoint = match (&role, resp_addr) {
-        (Role::Control { endpoint, .. }, _) => Endpoint(*endpoint, None),
-        (_, Some(resp)) => Endpoint(resp, memcached_addr),
+        (Role::Control { endpoint, .. }, _) => Endpoint(endpoint.clone(), None),
+        (_, Some(resp)) => Endpoint(resp.into(), memcached_addr.map(Into::into)),
         (_, None) => return Err("no RESP listener".into()),
     };
     let state = Arc::new(HttpState {
@@ -289,6 +369,7 @@ async fn start_role(
         admin_token: config.admin_token.clone(),
         ready,
         follower: follower.clone(),
+        keeper,
     });
     let http_tls = if config.http_tls { tls.clone() } else { None };
     tracker.spawn(http::serve(
@@ -327,6 +408,7 @@ async fn start_role(
         shutdown,
         tracker,
         grace: Duration::from_secs(config.shutdown_grace),
+        failed,
     };
     let Some(resp_addr) = resp_addr else {
         tracing::info!(%http_addr, "stratus control serving");
@@ -459,10 +541,14 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
         }
         for cache in registry.list() {
             // Control: its own view follows the table it last sent.
-            if let Some(epoch) = registry.placer().and_then(|p| p.epoch(&cache.name))
+            if let Some(placer) = registry.placer()
+                && let Some(epoch) = placer.epoch(&cache.name)
                 && epoch > cache.pool.epoch()
             {
-                let _ = cache.pool.load_routes().await;
+                let entry = placer
+                    .entry(&cache.name)
+                    .map(|a| placer.directory().client(a));
+                let _ = cache.pool.load_routes_any(entry.as_slice()).await;
             }
             // A node that restarted lost its caches: control hosts them
             // again (empty) so they serve again.
@@ -483,7 +569,7 @@ async fn node_stats_cycle(registry: Arc<Registry>, shutdown: CancellationToken) 
             placer.resend().await;
         }
         // Control: every node asked, so `GET /v1/nodes` shows which are up.
-        for node in registry.placer().map_or(&[][..], |p| p.nodes()) {
+        for node in registry.placer().map(|p| p.nodes()).unwrap_or_default() {
             let _ = node.client.call(crate::wire::Request::Ping).await;
         }
     }
@@ -517,6 +603,11 @@ impl Serving {
             Some(tls) => tls.reload(),
             None => Ok(()),
         }
+    }
+
+    /// Cancelled when the role cannot go on (control lost its leadership).
+    pub fn failed(&self) -> &CancellationToken {
+        &self.failed
     }
 
     /// Stops accepting, lets connections flush and close, waits up to the grace period.

@@ -262,8 +262,9 @@ async fn a_proxy_serves_caches_control_placed_on_nodes() {
     drop(cluster.control);
 }
 
-/// `deploy/local/cluster up` starts every role, writes where they are,
-/// and `down` stops exactly those processes.
+/// `deploy/local/cluster up` starts etcd and every role (two controls: one
+/// leads, one stands by), writes where they are, and `down` stops exactly
+/// those processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_cluster_script_starts_and_stops_every_role() {
     let dir = std::env::temp_dir().join(format!("stratus-cluster-{}", std::process::id()));
@@ -281,7 +282,7 @@ async fn the_local_cluster_script_starts_and_stops_every_role() {
             .env("STRATUS_CLUSTER_DIR", &dir)
             .output()
     };
-    let up = run(&["up", "--nodes", "2", "--proxies", "2"])
+    let up = run(&["up", "--nodes", "2", "--proxies", "2", "--controls", "2"])
         .await
         .expect("run up");
     assert!(
@@ -310,13 +311,27 @@ async fn the_local_cluster_script_starts_and_stops_every_role() {
         })
         .collect();
     let roles: Vec<&str> = pids.iter().map(|(r, _)| r.as_str()).collect();
-    assert_eq!(roles, ["node", "node", "control", "proxy", "proxy"]);
-    for (_, pid) in &pids {
+    assert_eq!(
+        roles,
+        [
+            "etcd", "node", "node", "control", "control", "proxy", "proxy"
+        ]
+    );
+    for (role, pid) in &pids {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("running");
-        assert_eq!(comm.trim(), "stratus", "the pid is the process itself");
+        let binary = if role == "etcd" { "etcd" } else { "stratus" };
+        assert_eq!(comm.trim(), binary, "the pid is the process itself");
     }
+    // The first control leads (ready), the second stands by.
+    let apis: Vec<Http> = value("STRATUS_HTTP")
+        .split(',')
+        .map(|a| Http::new(a.parse().expect("http addr")))
+        .collect();
+    assert_eq!(apis.len(), 2);
+    assert_eq!(apis[0].get("/readyz").await.status, 200);
+    assert_eq!(apis[1].get("/readyz").await.status, 503);
     // A cache made through control answers through either proxy.
-    let api = Http::new(value("STRATUS_HTTP").parse().expect("http addr"));
+    let api = &apis[0];
     let created = api.post("/v1/caches", r#"{"name": "shared"}"#).await;
     assert_eq!(created.status, 201, "{}", created.text());
     let token = created.json()["token"].as_str().unwrap().to_string();

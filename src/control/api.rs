@@ -44,7 +44,6 @@
 //! cross-origin `text/plain` POST without a CORS preflight ("simple request");
 //! a JSON content type needs a preflight, which this API never grants.
 
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::{Method, StatusCode};
@@ -81,12 +80,14 @@ pub enum ErrorCode {
     /// 415: a POST or PATCH without `Content-Type: application/json`.
     UnsupportedMediaType,
     /// 503: a node could not do what was asked (a move stopped: the slots
-    /// stay where they were).
+    /// stay where they were), or the metadata store did not answer.
     Unavailable,
+    /// 503: this control is a standby; the message names the leader.
+    NotLeader,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
@@ -96,6 +97,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Unavailable,
+        ErrorCode::NotLeader,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NotLeader => "not_leader",
         }
     }
 
@@ -121,7 +124,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -250,8 +253,10 @@ struct PatchAuth {
 
 /// Where clients connect: shown in cache descriptions (the RESP listener;
 /// the Memcached one, if any, for memcached-engine caches).
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoint(pub SocketAddr, pub Option<SocketAddr>);
+#[derive(Debug, Clone)]
+pub struct Endpoint(pub Address, pub Option<Address>);
+
+pub use crate::config::Address;
 
 /// One control request, as [`super::http`] hands it over.
 #[derive(Debug, Clone, Copy)]
@@ -264,7 +269,7 @@ pub struct ApiRequest<'a> {
 }
 
 /// Routes one control request.
-pub fn handle(registry: &Registry, endpoint: Endpoint, req: ApiRequest<'_>) -> ApiReply {
+pub fn handle(registry: &Registry, endpoint: &Endpoint, req: ApiRequest<'_>) -> ApiReply {
     let ApiRequest {
         method,
         path,
@@ -379,7 +384,7 @@ fn check_description(d: &Option<String>) -> Result<(), ApiReply> {
     }
 }
 
-fn create(registry: &Registry, endpoint: Endpoint, body: &[u8]) -> ApiReply {
+fn create(registry: &Registry, endpoint: &Endpoint, body: &[u8]) -> ApiReply {
     let req: CreateRequest = match parse(body) {
         Ok(r) => r,
         Err(e) => return e,
@@ -404,6 +409,7 @@ fn create(registry: &Registry, endpoint: Endpoint, body: &[u8]) -> ApiReply {
         limits: req.usage_limits.unwrap_or_default(),
         token: req.auth.and_then(|a| a.token),
         open: false,
+        created_at: None,
     };
     match registry.create(new) {
         Ok((cache, token)) => {
@@ -415,7 +421,7 @@ fn create(registry: &Registry, endpoint: Endpoint, body: &[u8]) -> ApiReply {
     }
 }
 
-fn patch(registry: &Registry, endpoint: Endpoint, name: &str, body: &[u8]) -> ApiReply {
+fn patch(registry: &Registry, endpoint: &Endpoint, name: &str, body: &[u8]) -> ApiReply {
     let req: PatchRequest = match parse(body) {
         Ok(r) => r,
         Err(e) => return e,
@@ -583,21 +589,21 @@ fn describe_user(cache: &Cache, user: &crate::acl::User) -> Json {
 }
 
 /// The JSON description of a cache (never its tokens).
-pub fn describe(cache: &Cache, endpoint: Endpoint) -> Json {
+pub fn describe(cache: &Cache, endpoint: &Endpoint) -> Json {
     let settings = cache.settings.read().clone();
     let totals = cache.pool.totals();
     let usage = &cache.usage;
     let load = crate::metering::Usage::load;
-    let address = match (cache.engine, endpoint.1) {
+    let address = match (cache.engine, &endpoint.1) {
         (super::registry::Engine::Memcached, Some(mc)) => mc,
-        _ => endpoint.0,
+        _ => &endpoint.0,
     };
     let mut body = json!({
         "name": cache.name,
         "description": settings.description,
         "status": if cache.is_deleted() { "deleting" } else { "available" },
         "created_at": rfc3339(cache.created_at),
-        "endpoint": {"address": address.ip().to_string(), "port": address.port()},
+        "endpoint": {"address": &*address.host, "port": address.port},
         "auth": {"required": !cache.open, "tokens": usize::from(cache.has_tokens())},
         "engine": cache.engine.as_str(),
         "cluster_mode": cache.pool.cluster_mode().as_str(),
@@ -925,20 +931,20 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn setup() -> (Registry, Endpoint) {
+    fn setup() -> (Registry, &'static Endpoint) {
         (
             Registry::new(Arc::new(crate::metrics::Metrics::new())),
-            Endpoint("127.0.0.1:6379".parse().unwrap(), None),
+            Box::leak(Box::new(Endpoint("127.0.0.1:6379".parse().unwrap(), None))),
         )
     }
 
-    fn call(r: &Registry, e: Endpoint, m: Method, path: &str, body: &str) -> (u16, Json) {
+    fn call(r: &Registry, e: &Endpoint, m: Method, path: &str, body: &str) -> (u16, Json) {
         call_typed(r, e, m, path, Some(b"application/json"), body)
     }
 
     fn call_typed(
         r: &Registry,
-        e: Endpoint,
+        e: &Endpoint,
         m: Method,
         path: &str,
         content_type: Option<&[u8]>,

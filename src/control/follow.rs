@@ -27,15 +27,28 @@ use tokio_util::sync::CancellationToken;
 use super::Registry;
 use super::registry::Placed;
 use crate::link::Nodes;
+use crate::meta::MetaStore;
 
 /// Largest answer to a forwarded request a proxy reads, bytes.
 const MAX_FORWARDED_ANSWER: usize = 1024 * 1024;
 
+/// How a process reaches the control that leads (a proxy, `stratus
+/// drain`): the one that answered last, then the leader etcd records, then
+/// each configured address; a standby's `not_leader` sends it on.
+pub struct ControlClient {
+    /// Control's API addresses as configured (`host:port`).
+    controls: Vec<String>,
+    /// With etcd: where the leader records its API address.
+    store: Option<Arc<dyn MetaStore>>,
+    /// The control that answered last (asked first).
+    current: parking_lot::Mutex<Option<String>>,
+    admin_token: Option<String>,
+}
+
 /// A proxy's link to control.
 pub struct Follower {
     registry: Arc<Registry>,
-    control: SocketAddr,
-    admin_token: Option<String>,
+    control: ControlClient,
     /// The nodes' data-plane clients (one per address).
     nodes: Arc<Nodes>,
     /// This proxy, to control: a name no other proxy has.
@@ -58,15 +71,15 @@ struct Meter {
 impl Follower {
     pub fn new(
         registry: Arc<Registry>,
-        control: SocketAddr,
+        controls: Vec<String>,
+        store: Option<Arc<dyn MetaStore>>,
         admin_token: Option<String>,
         key: Option<[u8; 32]>,
         ready: Arc<AtomicBool>,
     ) -> Follower {
         Follower {
             registry,
-            control,
-            admin_token,
+            control: ControlClient::new(controls, store, admin_token),
             nodes: Nodes::new(key),
             id: format!("proxy-{}-{:08x}", std::process::id(), rand::random::<u32>()),
             ready,
@@ -76,6 +89,11 @@ impl Follower {
                 failing: false,
             }),
         }
+    }
+
+    /// This proxy's name to control (and in etcd).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Checks in every `period` until `shutdown`.
@@ -123,19 +141,11 @@ impl Follower {
                 total.saturating_sub(before) as f64 / 1000.0 / elapsed,
             );
         }
-        let answer = match check_in(
-            self.control,
-            self.admin_token.as_deref(),
-            &self.id,
-            &used,
-            &loads,
-        )
-        .await
-        {
+        let answer = match self.check_in_once(&used, &loads).await {
             Ok(a) => a,
             Err(e) => {
                 if !meter.failing {
-                    tracing::warn!(control = %self.control, "cannot check in with control: {e}");
+                    tracing::warn!("cannot check in with control: {e}");
                 }
                 meter.failing = true;
                 return Err(e);
@@ -145,7 +155,7 @@ impl Follower {
         let followed = self.registry.follow(&answer.caches, &self.nodes);
         match &followed {
             Ok(()) => self.ready.store(true, Ordering::Release),
-            Err(e) => tracing::warn!(control = %self.control, "control's caches not applied: {e}"),
+            Err(e) => tracing::warn!("control's caches not applied: {e}"),
         }
         // Each limited cache admits this proxy's share of its maximum.
         for (name, share) in &answer.shares {
@@ -169,22 +179,123 @@ impl Follower {
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), String> {
         let changes = method != Method::GET;
-        let (status, body) = call(
-            self.control,
-            self.admin_token.as_deref(),
-            method,
-            path,
-            content_type,
-            body,
-            MAX_FORWARDED_ANSWER,
-        )
-        .await?;
+        let (status, body) = self
+            .control
+            .ask(method, path, content_type, body, MAX_FORWARDED_ANSWER)
+            .await?;
         if changes && status.is_success() {
             // Control made the change: if this check-in fails, the next
             // one brings it.
             let _ = self.check_in().await;
         }
         Ok((status, body))
+    }
+}
+
+impl ControlClient {
+    pub fn new(
+        controls: Vec<String>,
+        store: Option<Arc<dyn MetaStore>>,
+        admin_token: Option<String>,
+    ) -> ControlClient {
+        ControlClient {
+            controls,
+            store,
+            current: parking_lot::Mutex::new(None),
+            admin_token,
+        }
+    }
+
+    /// One request to the control that leads: its status and body (at
+    /// most `limit` bytes), or why no control answered.
+    pub async fn ask(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&[u8]>,
+        body: Bytes,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut candidates: Vec<String> = self.current.lock().iter().cloned().collect();
+        if let Some(store) = &self.store {
+            match crate::meta::lease::leader(store.as_ref()).await {
+                Ok(Some(leader)) => candidates.push(leader.http),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("cannot read the control leader from etcd: {e}"),
+            }
+        }
+        candidates.extend(self.controls.iter().cloned());
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|c| seen.insert(c.clone()));
+        let mut last = "no control address known (none configured, none in etcd)".to_string();
+        for control in candidates {
+            let addr = match tokio::net::lookup_host(control.as_str()).await {
+                Ok(mut addrs) => match addrs.next() {
+                    Some(a) => a,
+                    None => {
+                        last = format!("{control}: no address");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    last = format!("{control}: {e}");
+                    continue;
+                }
+            };
+            let answer = call(
+                addr,
+                self.admin_token.as_deref(),
+                method.clone(),
+                path,
+                content_type,
+                body.clone(),
+                limit,
+            )
+            .await;
+            match answer {
+                Ok((status, body))
+                    if status == StatusCode::SERVICE_UNAVAILABLE
+                        && memchr::memmem::find(&body, b"\"not_leader\"").is_some() =>
+                {
+                    last = format!("{control} is a standby");
+                }
+                Ok(answer) => {
+                    *self.current.lock() = Some(control);
+                    return Ok(answer);
+                }
+                Err(e) => last = format!("{control}: {e}"),
+            }
+        }
+        *self.current.lock() = None;
+        Err(last)
+    }
+}
+
+impl Follower {
+    /// A check-in (`POST /v1/proxies/{id}`): reports the ECPU/s this
+    /// proxy used by cache and what each slot served, and reads the
+    /// caches to serve and its shares.
+    async fn check_in_once(
+        &self,
+        used: &HashMap<String, f64>,
+        loads: &HashMap<String, Vec<(u16, u64)>>,
+    ) -> Result<CheckedIn, String> {
+        let body = serde_json::to_vec(&serde_json::json!({ "used": used, "loads": loads }))
+            .map_err(|e| e.to_string())?;
+        let (status, body) = self
+            .control
+            .ask(
+                Method::POST,
+                &format!("/v1/proxies/{}", self.id),
+                Some(b"application/json"),
+                Bytes::from(body),
+                MAX_PLACEMENT,
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(format!("control answered {status}"));
+        }
+        serde_json::from_slice::<CheckedIn>(&body).map_err(|e| format!("control's answer: {e}"))
     }
 }
 
@@ -252,32 +363,4 @@ pub async fn call(
     .map_err(|_| "control did not answer in time".to_string())?;
     driver.abort();
     answer
-}
-
-/// A proxy checks in with control (`POST /v1/proxies/{id}`): it reports
-/// the ECPU/s it used by cache and what each slot served, and reads the
-/// caches to serve and its shares.
-pub async fn check_in(
-    control: SocketAddr,
-    admin_token: Option<&str>,
-    proxy: &str,
-    used: &std::collections::HashMap<String, f64>,
-    loads: &std::collections::HashMap<String, Vec<(u16, u64)>>,
-) -> Result<CheckedIn, String> {
-    let body = serde_json::to_vec(&serde_json::json!({ "used": used, "loads": loads }))
-        .map_err(|e| e.to_string())?;
-    let (status, body) = call(
-        control,
-        admin_token,
-        Method::POST,
-        &format!("/v1/proxies/{proxy}"),
-        Some(b"application/json"),
-        Bytes::from(body),
-        MAX_PLACEMENT,
-    )
-    .await?;
-    if status != StatusCode::OK {
-        return Err(format!("control answered {status}"));
-    }
-    serde_json::from_slice::<CheckedIn>(&body).map_err(|e| format!("control's answer: {e}"))
 }

@@ -4,14 +4,17 @@
 //! ```text
 //! GET  /healthz      liveness: 200 "ok"
 //! GET  /readyz       readiness: 200 "ready" (a proxy: once it has read
-//!                    control's caches; 503 before)
+//!                    control's caches; control: while it leads; 503 else)
 //! GET  /metrics      Prometheus text exposition
 //! *    /v1/...       the control API (see [`super::api`]); needs
 //!                    `Authorization: Bearer <admin token>` when one is configured
 //! ```
 //! A `/v1/` request is checked in this order: admin token (401), body size
-//! (bodies larger than [`MAX_BODY`] get 413), then [`super::api`] routes it and
-//! checks the body's `Content-Type` (415). Nothing a client sends gets a 5xx.
+//! (bodies larger than [`MAX_BODY`] get 413), a standby control (503
+//! `not_leader`), then [`super::api`] routes it and checks the body's
+//! `Content-Type` (415). Nothing a client sends gets a 5xx; control's
+//! changes answer once the metadata store has them (503 if it did not
+//! answer).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{self, ApiReply, ApiRequest, Endpoint, ErrorCode};
 use super::follow::Follower;
+use super::keeper::Keeper;
 use super::registry::Registry;
 use crate::tls::Tls;
 
@@ -46,6 +50,8 @@ pub struct HttpState {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// `stratus proxy`: control, where the API's writes go.
     pub follower: Option<Arc<Follower>>,
+    /// `stratus control`: its leadership and the store it records in.
+    pub keeper: Option<Arc<Keeper>>,
 }
 
 /// Serves the control API on `listener` until `shutdown` is cancelled;
@@ -166,10 +172,36 @@ async fn route(
                 content_type: content_type.as_ref().map(HeaderValue::as_bytes),
                 body: &body,
             };
-            if let Some(reply) = api::handle_placement(&state.registry, request).await {
-                return json(reply);
+            if let Some(keeper) = &state.keeper
+                && !keeper.leading()
+            {
+                let leader = keeper.leader().await;
+                let at = leader.map_or("no control leads now".into(), |l| {
+                    format!("the leader is {} at {}", l.id, l.http)
+                });
+                return json(ApiReply::error(
+                    ErrorCode::NotLeader,
+                    format!("this control is a standby: {at}"),
+                ));
             }
-            json(api::handle(&state.registry, state.endpoint, request))
+            let reply = match api::handle_placement(&state.registry, request).await {
+                Some(reply) => reply,
+                None => api::handle(&state.registry, &state.endpoint, request),
+            };
+            // An acknowledged change is in the metadata store.
+            if let Some(keeper) = &state.keeper
+                && method != Method::GET
+                && reply.status.is_success()
+                && let Err(e) = keeper.save(&state.registry).await
+            {
+                return json(ApiReply::error(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the change was made but not recorded (recorded within a second if the store answers): {e}"
+                    ),
+                ));
+            }
+            json(reply)
         }
         _ => json(ApiReply::error(
             ErrorCode::NotFound,
@@ -223,7 +255,7 @@ async fn forward(
                 .and_then(|n| n.as_str())
                 .and_then(|n| state.registry.get(n));
             if let Some(cache) = cache.filter(|_| reply.get("endpoint").is_some()) {
-                reply["endpoint"] = api::describe(&cache, state.endpoint)["endpoint"].take();
+                reply["endpoint"] = api::describe(&cache, &state.endpoint)["endpoint"].take();
             }
             Bytes::from(reply.to_string())
         }

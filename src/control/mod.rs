@@ -4,10 +4,12 @@
 //! API that manages it.
 
 pub mod api;
+pub mod drain;
 pub mod follow;
 pub mod functions;
 pub mod http;
 pub mod introspection;
+pub mod keeper;
 pub mod placement;
 pub mod registry;
 pub mod scripts;

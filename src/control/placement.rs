@@ -49,6 +49,8 @@ pub struct PlacedNode {
     pub id: String,
     pub client: Arc<NodeClient>,
     draining: AtomicBool,
+    /// It joined through the metadata store (its lease keeps it a node).
+    joined: bool,
 }
 
 impl PlacedNode {
@@ -61,8 +63,9 @@ impl PlacedNode {
     }
 }
 
-/// A cache's routing table as control keeps it.
-#[derive(Debug, Clone)]
+/// A cache's routing table as control keeps it (and stores, as JSON, at
+/// [`keys::routing`](crate::meta::keys::routing)).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Layout {
     pub mode: ClusterMode,
     pub epoch: u64,
@@ -78,7 +81,7 @@ pub struct Layout {
 }
 
 /// One partition in a [`Layout`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Part {
     pub first: u16,
     pub last: u16,
@@ -131,32 +134,28 @@ pub enum PlaceError {
     Failed(String),
 }
 
-/// A cache's table as last sent: which cache of the name, its epoch and
-/// ranges.
-struct Snapshot {
-    serial: u64,
-    epoch: u64,
-    parts: Vec<Part>,
+/// Where control records each table before its nodes get it: the
+/// metadata store, through control's keeper (a new leader starts from
+/// what is recorded).
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    async fn record(&self, cache: &str, layout: &Layout) -> Result<(), crate::meta::MetaError>;
 }
 
-impl Snapshot {
-    fn of(layout: &Layout) -> Snapshot {
-        Snapshot {
-            serial: layout.serial,
-            epoch: layout.epoch,
-            parts: layout.ranges.clone(),
-        }
-    }
-}
+/// How far a new leader's first epoch jumps past every recorded table:
+/// tables the last leader sent but could not record stay older than the
+/// new leader's.
+pub const EPOCH_JUMP: u64 = 1 << 20;
 
 /// Control's nodes and every cache's table.
 pub struct Placer {
-    nodes: Vec<PlacedNode>,
+    /// `--nodes` first, then those that joined through the metadata store.
+    nodes: parking_lot::RwLock<Vec<Arc<PlacedNode>>>,
     directory: Arc<Nodes>,
     layouts: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Layout>>>>,
     /// Each cache's table as last sent to its nodes (what the API shows,
     /// read without waiting for a change in progress).
-    snapshots: parking_lot::Mutex<HashMap<String, Snapshot>>,
+    snapshots: parking_lot::Mutex<HashMap<String, Layout>>,
     /// The last epoch given to any table: every new table gets a higher
     /// one, so a cache deleted and made again under its name has tables
     /// newer than its predecessor's.
@@ -164,6 +163,8 @@ pub struct Placer {
     /// Tables a node did not get (cache, node): sent again each second
     /// ([`Placer::resend`]).
     unsent: parking_lot::Mutex<std::collections::HashSet<(String, SocketAddr)>>,
+    /// Where tables are recorded before they are sent (set once).
+    journal: std::sync::OnceLock<Arc<dyn Journal>>,
 }
 
 impl Placer {
@@ -173,24 +174,147 @@ impl Placer {
         let nodes = addrs
             .iter()
             .enumerate()
-            .map(|(i, a)| PlacedNode {
-                id: format!("node-{}", i + 1),
-                client: directory.client(*a),
-                draining: AtomicBool::new(false),
+            .map(|(i, a)| {
+                Arc::new(PlacedNode {
+                    id: format!("node-{}", i + 1),
+                    client: directory.client(*a),
+                    draining: AtomicBool::new(false),
+                    joined: false,
+                })
             })
             .collect();
         Placer {
-            nodes,
+            nodes: parking_lot::RwLock::new(nodes),
             directory,
             layouts: parking_lot::Mutex::new(HashMap::new()),
             snapshots: parking_lot::Mutex::new(HashMap::new()),
             epochs: AtomicU64::new(0),
             unsent: parking_lot::Mutex::new(std::collections::HashSet::new()),
+            journal: std::sync::OnceLock::new(),
         }
     }
 
-    pub fn nodes(&self) -> &[PlacedNode] {
-        &self.nodes
+    /// Records every table in `journal` before its nodes get it.
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// Every cache's table as last sent to its nodes.
+    pub fn tables(&self) -> Vec<(String, Layout)> {
+        self.snapshots
+            .lock()
+            .iter()
+            .map(|(name, l)| (name.clone(), l.clone()))
+            .collect()
+    }
+
+    /// Takes over the recorded `tables` (a new leader): they become the
+    /// caches' tables, and every table from now on has an epoch
+    /// [`EPOCH_JUMP`] past theirs.
+    pub fn restore(&self, tables: Vec<(String, Layout)>) {
+        let top = tables.iter().map(|(_, l)| l.epoch).max().unwrap_or(0);
+        self.epochs
+            .fetch_max(top.saturating_add(EPOCH_JUMP), Ordering::AcqRel);
+        for (name, layout) in tables {
+            self.snapshots.lock().insert(name.clone(), layout.clone());
+            self.layouts
+                .lock()
+                .insert(name, Arc::new(tokio::sync::Mutex::new(layout)));
+        }
+    }
+
+    /// Makes the nodes that joined through the metadata store those of
+    /// `members` (id, data-plane address): new ones join; one gone (its
+    /// lease expired: dead, stopped or cut off past its TTL, and fenced by
+    /// now) leaves, and its partitions go to the other nodes, empty — their
+    /// data went with it (no replicas yet).
+    pub async fn follow_members(&self, members: &[(String, SocketAddr)]) {
+        {
+            let mut nodes = self.nodes.write();
+            nodes.retain(|n| {
+                let keep = !n.joined || members.iter().any(|(id, a)| *id == n.id && *a == n.addr());
+                if !keep {
+                    tracing::warn!(node = %n.id, addr = %n.addr(), "node left (its lease expired)");
+                }
+                keep
+            });
+            for (id, addr) in members {
+                if nodes.iter().any(|n| n.id == *id || n.addr() == *addr) {
+                    continue;
+                }
+                tracing::info!(node = %id, %addr, "node joined");
+                nodes.push(Arc::new(PlacedNode {
+                    id: id.clone(),
+                    client: self.directory.client(*addr),
+                    draining: AtomicBool::new(false),
+                    joined: true,
+                }));
+            }
+        }
+        // Tables naming a node that is no node (left now, or before this
+        // control led).
+        let known: Vec<SocketAddr> = self.nodes.read().iter().map(|n| n.addr()).collect();
+        let mut orphaned: Vec<SocketAddr> = self
+            .snapshots
+            .lock()
+            .values()
+            .flat_map(|l| l.ranges.iter().map(|p| p.node).chain([l.entry]))
+            .filter(|a| !known.contains(a))
+            .collect();
+        orphaned.sort();
+        orphaned.dedup();
+        for addr in orphaned {
+            tracing::warn!(node = %addr, "partitions on a node that left go to other nodes, empty");
+            self.reassign(addr).await;
+        }
+    }
+
+    /// Gives every partition on `dead` to the open nodes (round robin):
+    /// they serve again, empty.
+    async fn reassign(&self, dead: SocketAddr) {
+        let caches: Vec<String> = self
+            .snapshots
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.entry == dead || l.ranges.iter().any(|p| p.node == dead))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for cache in caches {
+            let Some(layout) = self.layout(&cache) else {
+                continue;
+            };
+            let mut layout = layout.lock().await;
+            if !self.current(&cache, &layout) {
+                continue;
+            }
+            let open: Vec<SocketAddr> = self
+                .open_nodes()
+                .into_iter()
+                .filter(|n| *n != dead)
+                .collect();
+            if open.is_empty() {
+                tracing::error!(%cache, "no node left to take the partitions of a dead one");
+                continue;
+            }
+            let orphans = layout.ranges.iter_mut().filter(|p| p.node == dead);
+            for (i, part) in orphans.enumerate() {
+                part.node = open[i % open.len()];
+            }
+            if layout.entry == dead {
+                layout.entry = layout.ranges[0].node;
+            }
+            self.bump(&mut layout, 0);
+            self.publish(&cache, &layout, &[]).await;
+        }
+    }
+
+    /// The node proxies ask first for `cache`'s table.
+    pub fn entry(&self, cache: &str) -> Option<SocketAddr> {
+        self.snapshots.lock().get(cache).map(|l| l.entry)
+    }
+
+    pub fn nodes(&self) -> Vec<Arc<PlacedNode>> {
+        self.nodes.read().clone()
     }
 
     pub fn directory(&self) -> &Arc<Nodes> {
@@ -198,10 +322,12 @@ impl Placer {
     }
 
     /// The node named `id` (its id or its address).
-    pub fn node(&self, id: &str) -> Option<&PlacedNode> {
+    pub fn node(&self, id: &str) -> Option<Arc<PlacedNode>> {
         self.nodes
+            .read()
             .iter()
             .find(|n| n.id == id || n.addr().to_string() == id)
+            .cloned()
     }
 
     fn layout(&self, cache: &str) -> Option<Arc<tokio::sync::Mutex<Layout>>> {
@@ -214,7 +340,7 @@ impl Placer {
         self.snapshots
             .lock()
             .iter()
-            .flat_map(|(name, s)| s.parts.iter().map(|p| (name.clone(), p.id, p.node)))
+            .flat_map(|(name, s)| s.ranges.iter().map(|p| (name.clone(), p.id, p.node)))
             .collect()
     }
 
@@ -223,7 +349,7 @@ impl Placer {
         self.snapshots
             .lock()
             .get(cache)
-            .map(|s| s.parts.clone())
+            .map(|s| s.ranges.clone())
             .unwrap_or_default()
     }
 
@@ -247,7 +373,7 @@ impl Placer {
     /// Partitions placed on each node now.
     fn counts(&self) -> HashMap<SocketAddr, usize> {
         let mut counts: HashMap<SocketAddr, usize> =
-            self.nodes.iter().map(|n| (n.addr(), 0)).collect();
+            self.nodes.read().iter().map(|n| (n.addr(), 0)).collect();
         for (_, _, node) in self.partitions() {
             *counts.entry(node).or_default() += 1;
         }
@@ -258,7 +384,13 @@ impl Placer {
     /// first.
     fn open_nodes(&self) -> Vec<SocketAddr> {
         let counts = self.counts();
-        let mut open: Vec<&PlacedNode> = self.nodes.iter().filter(|n| !n.draining()).collect();
+        let mut open: Vec<Arc<PlacedNode>> = self
+            .nodes
+            .read()
+            .iter()
+            .filter(|n| !n.draining())
+            .cloned()
+            .collect();
         open.sort_by_key(|n| (!n.client.up(), counts.get(&n.addr()).copied().unwrap_or(0)));
         open.iter().map(|n| n.addr()).collect()
     }
@@ -306,7 +438,7 @@ impl Placer {
         let entry = layout.entry;
         self.snapshots
             .lock()
-            .insert(cache.to_string(), Snapshot::of(&layout));
+            .insert(cache.to_string(), layout.clone());
         self.layouts
             .lock()
             .insert(cache.to_string(), Arc::new(tokio::sync::Mutex::new(layout)));
@@ -339,7 +471,7 @@ impl Placer {
         }
         self.unsent.lock().retain(|(c, _)| c != cache);
         // Every node: one that had a part of it in a move too.
-        for node in &self.nodes {
+        for node in self.nodes() {
             node.client.admin(Request::Unhost {
                 cache: cache.to_string(),
             });
@@ -547,7 +679,7 @@ impl Placer {
         let best = self
             .open_nodes()
             .into_iter()
-            .find(|n| self.nodes.iter().any(|p| p.addr() == *n && p.client.up()));
+            .find(|n| self.nodes().iter().any(|p| p.addr() == *n && p.client.up()));
         match best {
             Some(to) if to != part.node && counts.get(&to) < counts.get(&part.node) => {
                 self.move_locked(cache, &mut layout, new_id, to).await
@@ -608,7 +740,7 @@ impl Placer {
             .node(id)
             .ok_or_else(|| PlaceError::NotFound(format!("no node {id}")))?;
         if self
-            .nodes
+            .nodes()
             .iter()
             .all(|n| n.addr() == node.addr() || n.draining())
         {
@@ -671,6 +803,16 @@ impl Placer {
     /// it as what the API shows; a node that did not get it gets it again
     /// each second ([`Self::resend`]).
     async fn publish(&self, cache: &str, layout: &Layout, also: &[SocketAddr]) {
+        if let Some(journal) = self.journal.get() {
+            match journal.record(cache, layout).await {
+                Ok(()) => {}
+                // Another control leads: it decides the tables now.
+                Err(crate::meta::MetaError::Fenced) => return,
+                // Sent all the same (the change is under way on the
+                // nodes); the keeper records it once the store answers.
+                Err(e) => tracing::warn!(%cache, "table not recorded before it was sent: {e}"),
+            }
+        }
         let mut nodes = layout.nodes();
         nodes.extend_from_slice(also);
         nodes.sort();
@@ -689,7 +831,7 @@ impl Placer {
         if self.current(cache, layout) {
             self.snapshots
                 .lock()
-                .insert(cache.to_string(), Snapshot::of(layout));
+                .insert(cache.to_string(), layout.clone());
         }
     }
 }

@@ -396,6 +396,9 @@ pub struct NewCache {
     pub engine: Engine,
     /// Memcached engine: the item size limit (`None`: 1 MiB).
     pub item_size_max: Option<u64>,
+    /// When it was made (`None`: now; a copy of a cache made elsewhere
+    /// keeps its original's, which tells it from others of its name).
+    pub created_at: Option<SystemTime>,
 }
 
 /// Where a registry's caches keep their data.
@@ -599,7 +602,11 @@ impl Registry {
         self.list()
             .into_iter()
             .filter_map(|c| {
-                let node = c.pool.node()?.addr();
+                // Control's table names it (it changes when a node dies).
+                let node = self
+                    .placer()
+                    .and_then(|p| p.entry(&c.name))
+                    .or_else(|| c.pool.node().map(|n| n.addr()))?;
                 let settings = c.settings.read();
                 Some(Placed {
                     name: c.name.clone(),
@@ -628,10 +635,7 @@ impl Registry {
                             }
                         })
                         .collect(),
-                    incarnation: c
-                        .created_at
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64),
+                    incarnation: c.incarnation.load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -672,12 +676,13 @@ impl Registry {
                         cluster_mode: p.cluster_mode.parse().map_err(RegistryError::Invalid)?,
                         engine: p.engine.parse().map_err(RegistryError::Invalid)?,
                         item_size_max: Some(p.item_size_max),
+                        created_at: Some(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(p.incarnation),
+                        ),
                     };
                     let pool = CachePool::remote(&p.name, nodes.client(p.node), nodes.clone());
                     let mut caches = self.caches.write();
-                    let cache = self.insert(&mut caches, req, Vec::new(), pool);
-                    cache.incarnation.store(p.incarnation, Ordering::Relaxed);
-                    cache
+                    self.insert(&mut caches, req, Vec::new(), pool)
                 }
             };
             if cache.limits() != p.usage_limits {
@@ -752,10 +757,14 @@ impl Registry {
         hashes: Vec<[u8; 32]>,
         pool: CachePool,
     ) -> Arc<Cache> {
+        let created_at = req.created_at.unwrap_or_else(SystemTime::now);
+        let incarnation = created_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let cache = Arc::new(Cache {
             name: req.name.clone(),
-            created_at: SystemTime::now(),
-            incarnation: AtomicU64::new(0),
+            created_at,
+            incarnation: AtomicU64::new(incarnation),
             open: req.open,
             engine: req.engine,
             settings: RwLock::new(CacheSettings {

@@ -76,6 +76,9 @@ pub const AUTH_FAILURES_TOTAL: &str = "stratus_auth_failures_total";
 pub const NOAUTH_REJECTIONS_TOTAL: &str = "stratus_noauth_rejections_total";
 pub const PROTOCOL_ERRORS_TOTAL: &str = "stratus_protocol_errors_total";
 pub const CACHES: &str = "stratus_caches";
+pub const NODE_PARTITIONS: &str = "stratus_node_partitions";
+pub const NODE_STORED_BYTES: &str = "stratus_node_stored_bytes";
+pub const NODE_SERVING: &str = "stratus_node_serving";
 
 const fn def(name: &'static str, kind: Kind, unit: Option<Unit>, help: &'static str) -> MetricDef {
     MetricDef {
@@ -162,6 +165,38 @@ pub struct CacheFigures<'a> {
     pub scaling: &'a ScalingCounters,
     pub hot_slots: usize,
     pub limits: UsageLimits,
+}
+
+/// What a `stratus node` exports (its HTTP port's `/metrics`): the rest
+/// of a cache's figures are the proxies' and control's.
+#[rustfmt::skip]
+pub const NODE_METRICS: &[MetricDef] = &[
+    def(NODE_PARTITIONS, G, None, "Partitions this node hosts, by cache."),
+    def(NODE_STORED_BYTES, G, Some(Unit::Bytes), "Bytes this node's partitions store, by cache."),
+    def(NODE_SERVING, G, None, "1 while the node serves (holds its membership lease, or runs without etcd), 0 once fenced."),
+];
+
+/// A node's figures in the Prometheus text format: `hosted` is (cache,
+/// partitions, bytes) for each cache it hosts.
+pub fn render_node(hosted: &[(String, usize, u64)], serving: bool) -> String {
+    let mut out = String::new();
+    for m in NODE_METRICS {
+        let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
+        let _ = writeln!(out, "# TYPE {} gauge", m.name);
+        if m.name == NODE_SERVING {
+            let _ = writeln!(out, "{} {}", m.name, u8::from(serving));
+            continue;
+        }
+        for (cache, partitions, bytes) in hosted {
+            let value = if m.name == NODE_PARTITIONS {
+                *partitions as u64
+            } else {
+                *bytes
+            };
+            let _ = writeln!(out, "{}{{cache=\"{cache}\"}} {value}", m.name);
+        }
+    }
+    out
 }
 
 /// The server's metrics recorder and exposition.

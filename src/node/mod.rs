@@ -33,6 +33,8 @@
 //! ([`crate::pool::feed`]): the batch's own proxy gets its items in the
 //! reply, every proxy long-polls the feed for the rest.
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +65,9 @@ pub const MAX_HOSTED_PARTITIONS: u16 = 64;
 /// others' requests on the same link.
 const MAX_WORKING: usize = 65_536;
 
+/// What a fenced node answers.
+const FENCED: &str = "the node lost its lease (its partitions may be elsewhere now)";
+
 /// How long a new connection has to send its `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,6 +83,10 @@ pub struct Node {
     /// What a proxy's `Hello` must prove ([`wire::hello_proof`] of the
     /// deployment's shared key, or of none).
     proof: [u8; 32],
+    /// Its membership lease (with etcd): once it is not valid, the node
+    /// answers nothing but errors — control may have given its
+    /// partitions to other nodes.
+    lease: std::sync::OnceLock<Arc<crate::meta::lease::Lease>>,
 }
 
 impl Node {
@@ -87,7 +96,27 @@ impl Node {
         Arc::new(Node {
             caches: RwLock::new(HashMap::new()),
             proof: wire::hello_proof(key.as_ref()),
+            lease: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves only while `lease` is valid.
+    pub fn hold(&self, lease: Arc<crate::meta::lease::Lease>) {
+        let _ = self.lease.set(lease);
+    }
+
+    /// Whether the node lost its lease: it serves nothing more.
+    pub fn fenced(&self) -> bool {
+        self.lease.get().is_some_and(|l| !l.valid())
+    }
+
+    /// Partitions and bytes hosted, by cache (the node's metrics).
+    pub fn hosted(&self) -> Vec<(String, usize, u64)> {
+        self.caches
+            .read()
+            .iter()
+            .map(|(name, pool)| (name.clone(), pool.partitions().len(), pool.used_bytes()))
+            .collect()
     }
 
     /// Accepts proxies' connections until `shutdown` fires.
@@ -205,6 +234,13 @@ impl Node {
                 },
             };
             let Envelope { id, body } = request;
+            if self.fenced() {
+                let done = Response::Failed(reply::node_unavailable(FENCED));
+                if tx.send(Envelope { id, body: done }).await.is_err() {
+                    break Ok(());
+                }
+                continue;
+            }
             // Admin requests run here, in the order they came (a Host after
             // an Unhost of the same name must not overtake it).
             if is_admin(&body) {
@@ -402,6 +438,11 @@ impl Node {
 
     /// Runs one request of a connection that registered `interest`.
     async fn handle(&self, request: Request, interest: &Interest) -> Response {
+        // Checked again as it runs: the process may have stood still
+        // (SIGSTOP, a long pause) since the request came.
+        if self.fenced() {
+            return Response::Failed(reply::node_unavailable(FENCED));
+        }
         match request {
             Request::Watch {
                 cache,
@@ -882,4 +923,22 @@ impl From<NotRun> for Response {
             NotRun::Unavailable(why) => Response::Failed(why),
         }
     }
+}
+
+/// Joins the deployment through etcd: a lease of `meta`'s TTL, renewed
+/// until `stop`, under which the node announces itself as `id` at `addr`
+/// ([`keys::node`](crate::meta::keys::node)); a node already announced
+/// under the id (a restart) is replaced.
+pub async fn join(
+    meta: &crate::config::MetaConfig,
+    id: &str,
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<Arc<crate::meta::lease::Lease>, crate::meta::MetaError> {
+    use crate::meta::keys;
+    let store = crate::meta::open(&meta.etcd).await?;
+    let lease = crate::meta::lease::Lease::grant(store, meta.lease_ttl(), stop).await?;
+    let record = serde_json::to_vec(&keys::NodeRecord { addr }).expect("a node record serializes");
+    lease.put(&keys::node(id), record).await?;
+    Ok(lease)
 }

@@ -1823,6 +1823,31 @@ impl CachePool {
         }
     }
 
+    /// Loads the routing table from the first node that answers: the one
+    /// first asked, then every node of the table, then `also` (a node
+    /// that died took its copy with it; control gave its slots to others,
+    /// which have the new table).
+    pub async fn load_routes_any(&self, also: &[Arc<NodeClient>]) -> Result<(), String> {
+        let Some(origin) = &self.origin else {
+            return Ok(());
+        };
+        let mut nodes = vec![origin.entry.clone()];
+        nodes.extend(self.nodes());
+        nodes.extend(also.iter().cloned());
+        let mut seen = std::collections::HashSet::new();
+        let mut last = String::from("no node to ask");
+        for node in nodes {
+            if !seen.insert(node.addr()) {
+                continue;
+            }
+            match self.load_routes_from(&node).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// Loads the routing table from `node` (done when a partition there
     /// answers `Moved`: it knows where its slots went); a table older than
     /// this pool's is ignored, and partitions already known on the same
@@ -1929,6 +1954,7 @@ impl CachePool {
         }
         let mut hosted = true;
         let mut moved = false;
+        let mut unreachable = false;
         for part in self.partitions() {
             let PartitionHandle::Remote(r) = part else {
                 continue;
@@ -1941,12 +1967,17 @@ impl CachePool {
                 Ok(wire::Response::Stats(s)) => *r.last_stats.lock() = s.into(),
                 Ok(wire::Response::Moved { .. }) => moved = true,
                 Ok(wire::Response::Failed(_)) => hosted = false,
-                _ => {}
+                Ok(_) => {}
+                Err(_) => unreachable = true,
             }
         }
         if moved {
             // Split or merged on the node: the next round reads the rest.
             let _ = self.load_routes().await;
+        }
+        if unreachable {
+            // A node gone: control may have given its slots to others.
+            let _ = self.load_routes_any(&[]).await;
         }
         hosted
     }

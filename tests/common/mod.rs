@@ -80,8 +80,10 @@ async fn start_cluster(config: ServeConfig) -> Running {
     control.initial_partitions = control.initial_partitions.max(3);
     let control = stratus::server::start_control(stratus::config::ControlConfig {
         serve: control,
+        meta: Default::default(),
         nodes,
         endpoint: "127.0.0.1:6379".parse().unwrap(),
+        advertise_http: None,
     })
     .await
     .expect("control starts");
@@ -89,7 +91,8 @@ async fn start_cluster(config: ServeConfig) -> Running {
     proxy.token_key = Some(KEY.into());
     let running = stratus::server::start_proxy(stratus::config::ProxyConfig {
         serve: proxy,
-        control: control.http_addr,
+        meta: Default::default(),
+        control: vec![control.http_addr.to_string()],
         follow_period_ms: 10,
     })
     .await
