@@ -157,7 +157,8 @@ async fn node(config: NodeConfig) -> std::process::ExitCode {
         }
     };
     let serving = tokio::spawn(node.serve(listener, shutdown.clone()));
-    tracing::info!(%node_addr, http_addr = ?http_addr, id, "stratus node serving");
+    let http = http_addr.map_or_else(|| "none".to_string(), |a| a.to_string());
+    tracing::info!(%node_addr, http_addr = %http, id, "stratus node serving");
     let lost = lease.as_ref().map(|l| l.lost().clone()).unwrap_or_default();
     let failed = loop {
         tokio::select! {

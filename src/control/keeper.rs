@@ -129,7 +129,7 @@ impl Keeper {
             }
         }
         self.ready.store(true, Ordering::Release);
-        tracing::info!(id = %self.me.id, caches = registry.list().len(), "control ready: leading");
+        tracing::info!(id = %self.me.id, http_addr = %self.me.http, caches = registry.list().len(), "control ready: leading");
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => {

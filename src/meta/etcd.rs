@@ -112,12 +112,18 @@ impl MetaStore for EtcdStore {
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<bool, MetaError> {
-        self.call(|mut c| async move {
-            let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
-            keeper.keep_alive().await?;
-            Ok(stream.message().await?.is_some_and(|m| m.ttl() > 0))
-        })
-        .await
+        let renewed = self
+            .call(|mut c| async move {
+                let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                Ok(stream.message().await?.is_some_and(|m| m.ttl() > 0))
+            })
+            .await;
+        match renewed {
+            // Expired or revoked: gone, not unreachable.
+            Err(MetaError::Unavailable(m)) if m.contains("lease not found") => Ok(false),
+            other => other,
+        }
     }
 
     async fn revoke(&self, lease: LeaseId) -> Result<(), MetaError> {

@@ -599,7 +599,8 @@ pub struct RealRedis {
     pub addr: SocketAddr,
 }
 
-fn free_port() -> u16 {
+/// A port free now on loopback.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind an ephemeral port")
@@ -846,6 +847,10 @@ pub struct Http {
 }
 
 impl Http {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn new(addr: SocketAddr) -> Http {
         Http {
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -1191,4 +1196,91 @@ pub async fn run_stratus_to_exit(
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A real single-member etcd on loopback (Debian's `etcd-server`), its
+/// data in a temporary directory; killed and removed on drop.
+pub struct Etcd {
+    child: Option<std::process::Child>,
+    /// Its client URL (`http://127.0.0.1:port`).
+    pub url: String,
+    peer: String,
+    dir: std::path::PathBuf,
+}
+
+impl Etcd {
+    pub async fn start() -> Etcd {
+        let dir = std::env::temp_dir().join(format!(
+            "stratus-etcd-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let mut etcd = Etcd {
+            child: None,
+            url: format!("http://127.0.0.1:{}", free_port()),
+            peer: format!("http://127.0.0.1:{}", free_port()),
+            dir,
+        };
+        etcd.run().await;
+        etcd
+    }
+
+    /// Starts the process (again, on the same data and ports) and waits
+    /// until it serves clients.
+    pub async fn run(&mut self) {
+        let log = self.dir.join("etcd.log");
+        std::fs::create_dir_all(&self.dir).expect("etcd dir");
+        let out = std::fs::File::create(&log).expect("etcd log");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "test", "--unsafe-no-fsync"])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--listen-client-urls", &self.url])
+            .args(["--advertise-client-urls", &self.url])
+            .args(["--listen-peer-urls", &self.peer])
+            .args(["--initial-advertise-peer-urls", &self.peer])
+            .args(["--initial-cluster", &format!("test={}", self.peer)])
+            .stdout(std::process::Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("etcd must be installed (.ci/test installs etcd-server)");
+        self.child = Some(child);
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("ready to serve client requests") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "etcd did not start: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process (its data stays for [`Etcd::run`]).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `KILL`) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
 }
