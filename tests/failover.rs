@@ -638,3 +638,109 @@ async fn a_network_cut_to_one_node_fails_its_slots_fast_and_hangs_nothing() {
     })
     .await;
 }
+
+/// The control leader stopped (SIGSTOP) in the middle of a move: the
+/// standby finds the move's record, finishes or gives back its step in
+/// flight, and no acknowledged write is lost; every slot serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
+    let etcd = Etcd::start().await;
+    let _n1 = node(&etcd, "node-1").await;
+    let _n2 = node(&etcd, "node-2").await;
+    let mut a = control(&etcd, &[], true).await;
+    let b = control(&etcd, &[], false).await;
+    let (api_a, api_b) = (api_of(&a), api_of(&b));
+    let proxy = proxy(&etcd).await;
+    let token = create(&api_a, "big").await;
+    let mut c = client(&proxy, "big", &token).await;
+    // 32 MB: a move of 128 steps of 256 KiB.
+    let value = "x".repeat(1024);
+    let mut written: Vec<(String, String)> = Vec::new();
+    for batch in 0..64 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            let k = format!("k:{batch}:{i}");
+            pipe.set(&k, &value).ignore();
+            written.push((k, value.clone()));
+        }
+        let _: () = pipe.query_async(&mut c).await.unwrap();
+    }
+    let parts = api_a.get("/v1/caches/big/partitions").await.json();
+    let part = &parts["partitions"][0];
+    let id = part["id"].as_u64().unwrap();
+    let from = part["node"].as_str().unwrap().to_string();
+    let nodes = api_a.get("/v1/nodes").await.json();
+    let to = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["addr"] != from.as_str())
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .unwrap();
+    // Writes go on throughout; those acknowledged must stay.
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = tokio::spawn({
+        let writing = writing.clone();
+        let mut c = c.clone();
+        async move {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while writing.load(Ordering::Relaxed) {
+                let k = format!("during:{i}");
+                let set: redis::RedisResult<()> = c.set(&k, i).await;
+                if set.is_ok() {
+                    acknowledged.push((k, i.to_string()));
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            acknowledged
+        }
+    });
+    let mover = tokio::spawn({
+        let body = format!(r#"{{"node": "{to}"}}"#);
+        async move {
+            api_a
+                .post(&format!("/v1/caches/big/partitions/{id}/move"), &body)
+                .await
+        }
+    });
+    // Stopped once the move is under way (recorded in etcd).
+    let store = stratus::meta::EtcdStore::connect(std::slice::from_ref(&etcd.url))
+        .await
+        .unwrap();
+    let key = stratus::meta::keys::moves("big");
+    eventually("the move is recorded", || async {
+        store.get(&key).await.unwrap().is_some()
+    })
+    .await;
+    let a_pid = a.child.id().expect("pid");
+    signal(a_pid, "STOP");
+    eventually("the standby leads", || async {
+        api_b.get("/readyz").await.status == 200
+    })
+    .await;
+    assert!(
+        store.get(&key).await.unwrap().is_none(),
+        "the new leader closed the move"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writing.store(false, Ordering::Relaxed);
+    let during = writer.await.unwrap();
+    assert!(!during.is_empty());
+    // Every acknowledged write is there, every slot serves.
+    let all: Vec<&(String, String)> = written.iter().chain(&during).collect();
+    for chunk in all.chunks(500) {
+        let mut pipe = redis::pipe();
+        for (k, _) in chunk {
+            pipe.get(k);
+        }
+        let got: Vec<Option<String>> = pipe.query_async(&mut c).await.unwrap();
+        for ((k, v), got) in chunk.iter().map(|p| (&p.0, &p.1)).zip(got) {
+            assert_eq!(got.as_ref(), Some(v), "{k} lost");
+        }
+    }
+    signal(a_pid, "CONT");
+    let _ = exits(&mut a.child, Duration::from_secs(TTL_SECS + 10)).await;
+    mover.abort();
+}

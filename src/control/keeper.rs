@@ -8,9 +8,14 @@
 //!   every API request `503 not_leader` (naming the leader).
 //! - The leader writes what changed ([`Keeper::save`]): after every API
 //!   change before it answers (an acknowledged change is in the store), a
-//!   routing table before its nodes get it ([`Journal`]), and each second
-//!   for the rest (byte-second figures at most every [`FIGURES_EVERY`]).
-//!   Every write is guarded by the leader's fencing token.
+//!   routing table before its nodes get it and a move from its first step
+//!   to its last ([`Journal`]), and each second for the rest (byte-second
+//!   figures at most every [`FIGURES_EVERY`]). Every write is guarded by
+//!   the leader's fencing token.
+//! - A new leader sends every table again, newer, to its nodes (and to
+//!   both ends of a recorded move): a move's step in flight is finished if
+//!   the recorded table has it and given back if not, so nothing
+//!   acknowledged is lost and no slot stays held.
 //! - A leader that loses its lease or finds another leader stops: its
 //!   process exits (its supervisor starts it again, as a standby).
 //!
@@ -28,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::placement::{Journal, Layout};
 use super::registry::{NewCache, Placed, Registry};
-use crate::meta::keys::{self, LeaderRecord, NodeRecord};
+use crate::meta::keys::{self, LeaderRecord, MoveRecord, NodeRecord};
 use crate::meta::lease::{self, Leadership};
 use crate::meta::{MetaError, MetaStore, Op};
 
@@ -196,7 +201,6 @@ impl Keeper {
                 .follow(&placed, placer.directory())
                 .map_err(|e| MetaError::Invalid(e.to_string()))?;
         }
-        self.follow_members(registry).await?;
         for p in &placed {
             if let Some(cache) = registry.get(&p.name) {
                 cache
@@ -222,10 +226,39 @@ impl Keeper {
                 );
             }
         }
+        // The nodes first: the default cache is placed on them.
+        self.follow_members(registry).await?;
         if let Some(new) = default.filter(|d| registry.get(&d.name).is_none()) {
             registry
                 .create(new)
                 .map_err(|e| MetaError::Invalid(e.to_string()))?;
+        }
+        // Every table again, newer, to its nodes and those of a move in
+        // flight: the step the record has is finished, one it lacks given
+        // back.
+        let moves = self.store.list(keys::MOVES).await?;
+        if let Some(placer) = registry.placer() {
+            for (name, _) in placer.tables() {
+                let key = keys::moves(&name);
+                let also: Vec<std::net::SocketAddr> = moves
+                    .iter()
+                    .filter(|e| e.key == key)
+                    .filter_map(|e| serde_json::from_slice::<MoveRecord>(&e.value).ok())
+                    .flat_map(|m| {
+                        tracing::warn!(cache = %name, partition = m.partition, from = %m.from, to = %m.to, "a move was in progress: its step in flight is finished or given back");
+                        [m.from, m.to]
+                    })
+                    .collect();
+                placer.reaffirm(&name, &also).await;
+            }
+        }
+        let ended: Vec<Op> = moves.into_iter().map(|e| Op::Delete(e.key)).collect();
+        if !ended.is_empty() {
+            self.leadership
+                .get()
+                .ok_or(MetaError::Fenced)?
+                .write(ended)
+                .await?;
         }
         self.save(registry).await
     }
@@ -329,6 +362,16 @@ impl Journal for Keeper {
             },
         );
         Ok(())
+    }
+
+    async fn moving(&self, cache: &str, record: Option<&MoveRecord>) -> Result<(), MetaError> {
+        let leadership = self.leadership.get().ok_or(MetaError::Fenced)?;
+        let key = keys::moves(cache);
+        let op = match record {
+            Some(r) => Op::put(key, to_json(r)),
+            None => Op::Delete(key),
+        };
+        leadership.write(vec![op]).await
     }
 }
 

@@ -140,6 +140,12 @@ pub enum PlaceError {
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync {
     async fn record(&self, cache: &str, layout: &Layout) -> Result<(), crate::meta::MetaError>;
+    /// A move of `cache`'s partition begins (`Some`) or ends (`None`).
+    async fn moving(
+        &self,
+        cache: &str,
+        record: Option<&crate::meta::keys::MoveRecord>,
+    ) -> Result<(), crate::meta::MetaError>;
 }
 
 /// How far a new leader's first epoch jumps past every recorded table:
@@ -306,6 +312,20 @@ impl Placer {
             self.bump(&mut layout, 0);
             self.publish(&cache, &layout, &[]).await;
         }
+    }
+
+    /// Sends `cache`'s table again, with a new epoch, to its nodes and to
+    /// `also` (a new leader, for every cache: the nodes of a move in
+    /// flight). A step the recorded table has is finished (its slots are
+    /// where it says), one it does not have is given back (the source
+    /// takes its held slots back, the destination drops its copy).
+    pub async fn reaffirm(&self, cache: &str, also: &[SocketAddr]) {
+        let Some(layout) = self.layout(cache) else {
+            return;
+        };
+        let mut layout = layout.lock().await;
+        self.bump(&mut layout, 0);
+        self.publish(cache, &layout, also).await;
     }
 
     /// The node proxies ask first for `cache`'s table.
@@ -520,6 +540,9 @@ impl Placer {
         self.move_locked(cache, &mut layout, id, to).await
     }
 
+    /// Moves partition `id` of `cache` to node `to`, recorded in the
+    /// journal from its first step to its last (a new leader finishes or
+    /// gives back the step in flight: [`Self::reaffirm`]).
     async fn move_locked(
         &self,
         cache: &str,
@@ -534,6 +557,34 @@ impl Placer {
         if from == to {
             return Ok(id);
         }
+        let record = crate::meta::keys::MoveRecord {
+            partition: id,
+            from,
+            to,
+        };
+        if let Some(journal) = self.journal.get() {
+            journal
+                .moving(cache, Some(&record))
+                .await
+                .map_err(|e| PlaceError::Failed(format!("move not recorded: {e}")))?;
+        }
+        let moved = self.move_steps(cache, layout, id, from, to).await;
+        if let Some(journal) = self.journal.get()
+            && let Err(e) = journal.moving(cache, None).await
+        {
+            tracing::warn!(%cache, "end of move not recorded (a new leader sends the table again): {e}");
+        }
+        moved
+    }
+
+    async fn move_steps(
+        &self,
+        cache: &str,
+        layout: &mut Layout,
+        id: u64,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> Result<u64, PlaceError> {
         // The destination learns the cache first (the table as it is).
         self.send_layout(cache, layout, to).await?;
         let new_id = layout.next_id;

@@ -4,8 +4,7 @@
 //! ```text
 //! /stratus/v1/caches/<cache>        a cache: limits, token hashes, users (control's `Placed`)
 //! /stratus/v1/routing/<cache>       its routing table: epoch, ranges → partition, node
-//! /stratus/v1/scripts/<cache>       its Lua script store (SCRIPT LOAD / EVAL bodies)
-//! /stratus/v1/functions/<cache>     its function libraries (FUNCTION DUMP form)
+//! /stratus/v1/moves/<cache>         its move in progress: partition, from, to (one at a time)
 //! /stratus/v1/nodes/<id>            a node: data-plane and HTTP addresses (on its lease)
 //! /stratus/v1/proxies/<id>          a proxy (on its lease)
 //! /stratus/v1/control/leader        the control leader's id and API address (on its lease)
@@ -20,8 +19,7 @@ pub const ROOT: &str = "/stratus/v1/";
 
 pub const CACHES: &str = "/stratus/v1/caches/";
 pub const ROUTING: &str = "/stratus/v1/routing/";
-pub const SCRIPTS: &str = "/stratus/v1/scripts/";
-pub const FUNCTIONS: &str = "/stratus/v1/functions/";
+pub const MOVES: &str = "/stratus/v1/moves/";
 pub const NODES: &str = "/stratus/v1/nodes/";
 pub const PROXIES: &str = "/stratus/v1/proxies/";
 /// Control's election: whoever created this key (on its lease) leads; its
@@ -36,12 +34,8 @@ pub fn routing(name: &str) -> String {
     format!("{ROUTING}{name}")
 }
 
-pub fn scripts(name: &str) -> String {
-    format!("{SCRIPTS}{name}")
-}
-
-pub fn functions(name: &str) -> String {
-    format!("{FUNCTIONS}{name}")
+pub fn moves(name: &str) -> String {
+    format!("{MOVES}{name}")
 }
 
 pub fn node(id: &str) -> String {
@@ -73,6 +67,17 @@ pub fn valid_id(id: &str) -> bool {
 pub struct NodeRecord {
     /// Where proxies and control reach its data plane.
     pub addr: std::net::SocketAddr,
+}
+
+/// A move in progress, recorded before its first step and deleted after
+/// its last: a new leader sends the cache's table to both nodes, which
+/// finishes the step the table records and gives back one it does not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRecord {
+    pub partition: u64,
+    pub from: std::net::SocketAddr,
+    pub to: std::net::SocketAddr,
 }
 
 /// Control's leader as it announces itself at [`LEADER`].
