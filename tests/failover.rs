@@ -744,3 +744,80 @@ async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
     let _ = exits(&mut a.child, Duration::from_secs(TTL_SECS + 10)).await;
     mover.abort();
 }
+
+/// `stratus drain` (a node's pre-stop step) empties a node through the
+/// control leader it finds in etcd and returns once it is empty; nothing
+/// is lost. The node's HTTP port answers its probes and its metrics pass
+/// `promtool check metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stratus_drain_empties_a_node_through_the_leader_and_loses_nothing() {
+    let etcd = Etcd::start().await;
+    let _n1 = node(&etcd, "node-1").await;
+    let n2 = node(&etcd, "node-2").await;
+    let ctl = control(&etcd, &["--initial-partitions", "4"], true).await;
+    let api = api_of(&ctl);
+    let proxy = proxy(&etcd).await;
+    let token = create(&api, "web").await;
+    let mut c = client(&proxy, "web", &token).await;
+    for i in 0..500 {
+        let _: () = c.set(format!("k{i}"), i).await.unwrap();
+    }
+    // The node's own port: ready, and its figures in the Prometheus format.
+    let http = Http::new(n2.addr("http_addr"));
+    assert_eq!(http.get("/healthz").await.status, 200);
+    assert_eq!(http.get("/readyz").await.status, 200);
+    let metrics = http.get("/metrics").await.text();
+    assert!(
+        metrics.contains("stratus_node_partitions{cache=\"web\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("stratus_node_serving 1"), "{metrics}");
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {out:?}");
+    let drained = stratus_command(
+        &[
+            "drain",
+            "--etcd",
+            &etcd.url,
+            "--node",
+            "node-2",
+            "--timeout",
+            "60",
+        ],
+        &ENV,
+    )
+    .output()
+    .await
+    .expect("run stratus drain");
+    assert!(
+        drained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drained.stderr)
+    );
+    let nodes = api.get("/v1/nodes").await.json();
+    let n2_parts = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "node-2")
+        .map(|n| n["partitions"].as_array().unwrap().len());
+    assert_eq!(n2_parts, Some(0), "node-2 is empty: {nodes}");
+    for i in 0..500 {
+        let v: i64 = c.get(format!("k{i}")).await.unwrap();
+        assert_eq!(v, i);
+    }
+}
