@@ -32,6 +32,7 @@ pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod glob;
+pub mod http1;
 pub mod link;
 pub mod memcached;
 pub mod meta;

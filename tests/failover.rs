@@ -772,22 +772,7 @@ async fn stratus_drain_empties_a_node_through_the_leader_and_loses_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("stratus_node_serving 1"), "{metrics}");
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool: {out:?}");
+    promtool_check_metrics(&metrics);
     let drained = stratus_command(
         &[
             "drain",

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Http, Raw, Resp, encode, eventually, start};
+use common::{DEADLINE, Http, Raw, Resp, encode, eventually, promtool_check_metrics, start};
 use stratus::cmd::table::{SCAN_KEY_VISIT_MILLI, SCAN_SLOT_MILLI};
 use stratus::config::ServeConfig;
 
@@ -539,27 +539,7 @@ async fn every_documented_metric_is_exported_and_promtool_accepts_it() {
         stratus::metrics::METRICS.len(),
         "exported families vs the documented list"
     );
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check_metrics(&text);
     server.shutdown().await;
 }
 

@@ -12,16 +12,12 @@
 //! it last had.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use super::Registry;
@@ -229,29 +225,16 @@ impl ControlClient {
         candidates.retain(|c| seen.insert(c.clone()));
         let mut last = "no control address known (none configured, none in etcd)".to_string();
         for control in candidates {
-            let addr = match tokio::net::lookup_host(control.as_str()).await {
-                Ok(mut addrs) => match addrs.next() {
-                    Some(a) => a,
-                    None => {
-                        last = format!("{control}: no address");
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    last = format!("{control}: {e}");
-                    continue;
-                }
-            };
-            let answer = call(
-                addr,
-                self.admin_token.as_deref(),
-                method.clone(),
+            let call = crate::http1::Call {
+                method: method.clone(),
                 path,
                 content_type,
-                body.clone(),
+                bearer: self.admin_token.as_deref(),
+                body: body.clone(),
                 limit,
-            )
-            .await;
+                answer_within: ANSWER_WITHIN,
+            };
+            let answer = crate::http1::request(&control, call).await;
             match answer {
                 Ok((status, body))
                     if status == StatusCode::SERVICE_UNAVAILABLE
@@ -311,56 +294,5 @@ pub struct CheckedIn {
     pub shares: std::collections::HashMap<String, u64>,
 }
 
-/// One request to control over its own HTTP/1.1 connection (a proxy:
-/// check-ins and the API writes it forwards): control's status and body
-/// (at most `limit` bytes), or why there is none. Bounded in time: 2 s to
-/// connect, 5 s for the answer.
-pub async fn call(
-    control: SocketAddr,
-    admin_token: Option<&str>,
-    method: Method,
-    path: &str,
-    content_type: Option<&[u8]>,
-    body: Bytes,
-    limit: usize,
-) -> Result<(StatusCode, Bytes), String> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(control),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_string())?
-    .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, control.to_string());
-    if let Some(ct) = content_type {
-        request = request.header(CONTENT_TYPE, ct);
-    }
-    if let Some(token) = admin_token {
-        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(Duration::from_secs(5), async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
-    })
-    .await
-    .map_err(|_| "control did not answer in time".to_string())?;
-    driver.abort();
-    answer
-}
+/// How long control has to answer a request.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);

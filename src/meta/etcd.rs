@@ -16,9 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Cond, Entry, LeaseId, MetaError, MetaStore, Op, check_ops};
@@ -114,7 +112,16 @@ impl EtcdStore {
         for i in 0..self.endpoints.len() {
             let at = (first + i) % self.endpoints.len();
             let endpoint = &self.endpoints[at];
-            match tokio::time::timeout(CALL_TIMEOUT, post(endpoint, path, body.clone())).await {
+            let call = crate::http1::Call {
+                method: Method::POST,
+                path,
+                content_type: Some(b"application/json"),
+                bearer: None,
+                body: body.clone(),
+                limit: MAX_ANSWER,
+                answer_within: CALL_TIMEOUT,
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, crate::http1::request(endpoint, call)).await {
                 Ok(Ok((StatusCode::OK, answer))) => {
                     self.current.store(at, Ordering::Relaxed);
                     return serde_json::from_slice(&answer).map_err(|e| {
@@ -141,41 +148,6 @@ impl EtcdStore {
         }
         Err(MetaError::Unavailable(last))
     }
-}
-
-/// One HTTP/1.1 POST on a connection of its own.
-async fn post(endpoint: &str, path: &str, body: Bytes) -> Result<(StatusCode, Bytes), String> {
-    let stream = tokio::net::TcpStream::connect(endpoint)
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(hyper::header::HOST, endpoint)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let answer = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
-    }
-    .await;
-    driver.abort();
-    answer
 }
 
 #[async_trait::async_trait]
