@@ -393,6 +393,19 @@ async fn start_role(
             // Keyspace events and scripts' messages, from the nodes.
             tracker.spawn(feed_cycle(registry.clone(), shutdown.clone()));
             if let Some(follower) = follower {
+                // Function libraries changed through other proxies.
+                if let Some(store) = follower.store() {
+                    let limits = crate::proxy::scripting::Limits {
+                        script_time_limit: Duration::from_millis(config.script_time_limit_ms),
+                        busy_threshold: Duration::from_millis(config.busy_threshold_ms),
+                    };
+                    tracker.spawn(follow_functions(
+                        registry.clone(),
+                        store.clone(),
+                        limits,
+                        shutdown.clone(),
+                    ));
+                }
                 tracker.spawn(follower.run(*period, shutdown.clone()));
             }
         }
@@ -467,6 +480,38 @@ async fn feed_cycle(registry: Arc<Registry>, shutdown: CancellationToken) {
     }
     for reader in readers.into_values() {
         reader.abort();
+    }
+}
+
+/// A proxy with etcd: every [`code_store::FOLLOW_EVERY`], takes the
+/// function libraries other proxies changed as its own.
+///
+/// [`code_store::FOLLOW_EVERY`]: crate::proxy::code_store::FOLLOW_EVERY
+async fn follow_functions(
+    registry: Arc<Registry>,
+    store: Arc<dyn crate::meta::MetaStore>,
+    limits: crate::proxy::scripting::Limits,
+    shutdown: CancellationToken,
+) {
+    let mut seen = HashMap::new();
+    let mut tick = tokio::time::interval(crate::proxy::code_store::FOLLOW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        for (name, payload) in
+            crate::proxy::code_store::changed_functions(store.as_ref(), &mut seen).await
+        {
+            let Some(cache) = registry.get(&name) else {
+                continue;
+            };
+            if let Err(e) = crate::proxy::scripting::adopt(&cache, payload.as_deref(), limits).await
+            {
+                tracing::warn!(cache = %name, "shared libraries not taken: {e}");
+            }
+        }
     }
 }
 

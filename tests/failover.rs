@@ -806,3 +806,129 @@ async fn stratus_drain_empties_a_node_through_the_leader_and_loses_nothing() {
         assert_eq!(v, i);
     }
 }
+
+/// With etcd, a cache's scripts (`SCRIPT LOAD`) and function libraries
+/// reach every proxy: loaded through one, run through another; a library
+/// replaced or deleted through one is replaced or gone on the other; a
+/// deleted cache's shared code goes from etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_and_libraries_loaded_through_one_proxy_run_through_another() {
+    let etcd = Etcd::start().await;
+    let _n1 = node(&etcd, "node-1").await;
+    let ctl = control(&etcd, &[], true).await;
+    let api = api_of(&ctl);
+    let (pa, pb) = (proxy(&etcd).await, proxy(&etcd).await);
+    let token = create(&api, "code").await;
+    let mut a = client(&pa, "code", &token).await;
+    let mut b = client(&pb, "code", &token).await;
+    // A script loaded through A runs through B by its SHA.
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return 'from ' .. ARGV[1]")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .arg("0000000000000000000000000000000000000000")
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    assert_eq!(exists, [1, 0]);
+    let ran: String = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(0)
+        .arg("b")
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    assert_eq!(ran, "from b");
+    // A library loaded through A: its function is called through B.
+    let lib = |v: &str| {
+        format!("#!lua name=mylib\nredis.register_function('f', function() return '{v}' end)")
+    };
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib("one"))
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let called: String = redis::cmd("FCALL")
+        .arg("f")
+        .arg(0)
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    assert_eq!(called, "one");
+    // Replaced through A: B follows.
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(lib("two"))
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    eventually("B runs the replaced library", || async {
+        let mut b = b.clone();
+        let r: redis::RedisResult<String> = redis::cmd("FCALL")
+            .arg("f")
+            .arg(0)
+            .query_async(&mut b)
+            .await;
+        r.ok().as_deref() == Some("two")
+    })
+    .await;
+    // Deleted through A: gone on B.
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("mylib")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    eventually("B's copy of the library goes", || async {
+        let mut b = b.clone();
+        let r: redis::RedisResult<String> = redis::cmd("FCALL")
+            .arg("f")
+            .arg(0)
+            .query_async(&mut b)
+            .await;
+        r.is_err_and(|e| e.to_string().contains("Function not found"))
+    })
+    .await;
+    // SCRIPT FLUSH through A takes the shared copy away; deleting the
+    // cache takes everything of it from etcd.
+    let store = stratus::meta::EtcdStore::connect(std::slice::from_ref(&etcd.url))
+        .await
+        .unwrap();
+    let key = stratus::meta::keys::script("code", &sha);
+    assert!(store.get(&key).await.unwrap().is_some());
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert!(store.get(&key).await.unwrap().is_none());
+    let _: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return 2")
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib("three"))
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert_eq!(api.delete("/v1/caches/code").await.status, 200);
+    for prefix in [
+        stratus::meta::keys::scripts("code"),
+        stratus::meta::keys::functions("code"),
+    ] {
+        eventually("a deleted cache's shared code goes", || async {
+            store.list(&prefix).await.unwrap().is_empty()
+        })
+        .await;
+    }
+}

@@ -87,6 +87,12 @@ impl Follower {
         }
     }
 
+    /// The metadata store this proxy shares scripts and libraries
+    /// through (with `--etcd`).
+    pub fn store(&self) -> Option<&Arc<dyn MetaStore>> {
+        self.control.store.as_ref()
+    }
+
     /// This proxy's name to control (and in etcd).
     pub fn id(&self) -> &str {
         &self.id

@@ -320,6 +320,13 @@ impl Keeper {
             .cloned()
             .collect();
         ops.extend(gone.iter().cloned().map(Op::Delete));
+        // A deleted cache's shared scripts and libraries go with it.
+        for name in gone.iter().filter_map(|k| keys::name_of(keys::CACHES, k)) {
+            ops.push(Op::Delete(keys::functions(name)));
+            for e in self.store.list(&keys::scripts(name)).await? {
+                ops.push(Op::Delete(e.key));
+            }
+        }
         if ops.is_empty() {
             return Ok(());
         }

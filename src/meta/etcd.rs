@@ -178,6 +178,27 @@ impl MetaStore for EtcdStore {
             .unwrap_or(Ok(Vec::new()))
     }
 
+    async fn revisions(&self, prefix: &str) -> Result<Vec<(String, i64)>, MetaError> {
+        let r = self
+            .call(
+                "/v3/kv/range",
+                json!({
+                    "key": b64(prefix.as_bytes()),
+                    "range_end": b64(&prefix_end(prefix.as_bytes())),
+                    "keys_only": true,
+                }),
+            )
+            .await?;
+        r["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| entry(kv).map(|e| (e.key, e.mod_revision)))
+                    .collect()
+            })
+            .unwrap_or(Ok(Vec::new()))
+    }
+
     async fn txn(&self, when: Vec<Cond>, then: Vec<Op>) -> Result<bool, MetaError> {
         check_ops(&then)?;
         let compare: Vec<Value> = when

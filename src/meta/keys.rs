@@ -5,6 +5,8 @@
 //! /stratus/v1/caches/<cache>        a cache: limits, token hashes, users (control's `Placed`)
 //! /stratus/v1/routing/<cache>       its routing table: epoch, ranges → partition, node
 //! /stratus/v1/moves/<cache>         its move in progress: partition, from, to (one at a time)
+//! /stratus/v1/scripts/<cache>/<sha> a script SCRIPT LOAD added through any proxy
+//! /stratus/v1/functions/<cache>     its function libraries (the FUNCTION DUMP payload)
 //! /stratus/v1/nodes/<id>            a node: data-plane and HTTP addresses (on its lease)
 //! /stratus/v1/proxies/<id>          a proxy (on its lease)
 //! /stratus/v1/control/leader        the control leader's id and API address (on its lease)
@@ -20,6 +22,8 @@ pub const ROOT: &str = "/stratus/v1/";
 pub const CACHES: &str = "/stratus/v1/caches/";
 pub const ROUTING: &str = "/stratus/v1/routing/";
 pub const MOVES: &str = "/stratus/v1/moves/";
+pub const SCRIPTS: &str = "/stratus/v1/scripts/";
+pub const FUNCTIONS: &str = "/stratus/v1/functions/";
 pub const NODES: &str = "/stratus/v1/nodes/";
 pub const PROXIES: &str = "/stratus/v1/proxies/";
 /// Control's election: whoever created this key (on its lease) leads; its
@@ -36,6 +40,19 @@ pub fn routing(name: &str) -> String {
 
 pub fn moves(name: &str) -> String {
     format!("{MOVES}{name}")
+}
+
+/// Every shared script of cache `name` is under this prefix.
+pub fn scripts(name: &str) -> String {
+    format!("{SCRIPTS}{name}/")
+}
+
+pub fn script(name: &str, sha: &str) -> String {
+    format!("{SCRIPTS}{name}/{sha}")
+}
+
+pub fn functions(name: &str) -> String {
+    format!("{FUNCTIONS}{name}")
 }
 
 pub fn node(id: &str) -> String {

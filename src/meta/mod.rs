@@ -110,6 +110,16 @@ pub trait MetaStore: Send + Sync {
     async fn keep_alive(&self, lease: LeaseId) -> Result<bool, MetaError>;
     /// Ends the lease now, deleting its keys.
     async fn revoke(&self, lease: LeaseId) -> Result<(), MetaError>;
+    /// Every key starting with `prefix` with its modification revision,
+    /// values left out (what changed, cheaply).
+    async fn revisions(&self, prefix: &str) -> Result<Vec<(String, i64)>, MetaError> {
+        Ok(self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|e| (e.key, e.mod_revision))
+            .collect())
+    }
 }
 
 /// Checks a transaction's changes before it runs (both forms refuse the

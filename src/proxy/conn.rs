@@ -879,6 +879,9 @@ impl Connection<'_> {
                         },
                     )));
                 }
+                let limits = super::scripting::limits(self);
+                super::scripting::fetch_missing(cache, spec, args, limits, self.shared.meta())
+                    .await;
                 match super::scripting::prepare(cache, spec, args) {
                     Err(reply) => Executed::new(reply, 0),
                     Ok(args) => match cmd::blocking_timeout(spec, &args) {

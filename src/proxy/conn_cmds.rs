@@ -109,14 +109,15 @@ async fn dispatch(
         }
         ConnOp::Scan => scan(&*bound(conn)?, args, now, conn.busy_threshold(), work).await,
         ConnOp::Keys => keys(&*bound(conn)?, &args[1], now, conn.busy_threshold(), work).await,
-        ConnOp::Script => super::scripting::script(&*bound(conn)?, args).await,
+        ConnOp::Script => {
+            let shared = conn.shared.meta();
+            super::scripting::script(&*bound(conn)?, args, shared).await
+        }
         ConnOp::Acl => super::acl_cmd::acl(conn, args).await,
         ConnOp::Function => {
-            let limits = super::scripting::Limits {
-                script_time_limit: conn.shared.script_time_limit,
-                busy_threshold: conn.busy_threshold(),
-            };
-            super::scripting::function(&*bound(conn)?, args, limits, work).await
+            let limits = super::scripting::limits(conn);
+            let shared = conn.shared.meta();
+            super::scripting::function(&*bound(conn)?, args, limits, work, shared).await
         }
         ConnOp::Randomkey => {
             match bound(conn)?

@@ -22,11 +22,13 @@
 //!    every command handler receives; [`memory`]: client memory, buffers and
 //!    room in the storage maximum; [`subcommands`]: container commands'
 //!    subcommands and HELP; [`shared`]: what every connection shares;
-//!    [`turns`]: time slices on the reactor threads (no task holds one long).
+//!    [`turns`]: time slices on the reactor threads (no task holds one long);
+//!    [`code_store`]: scripts and libraries shared through etcd.
 //!
 //! The proxy keeps no data: caches live in the registry, data in partitions.
 
 pub mod acl_cmd;
+pub mod code_store;
 pub mod conn;
 pub mod conn_cmds;
 pub mod introspect;

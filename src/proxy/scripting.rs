@@ -26,6 +26,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
+use super::code_store;
 use super::subcommands::{help_reply, subcommand};
 use crate::cmd::args::is;
 use crate::cmd::script::functions::{self as lua_functions, flag};
@@ -34,6 +35,7 @@ use crate::control::Cache;
 use crate::control::functions::{self as store, Library, RestorePolicy};
 use crate::control::scripts::Origin;
 use crate::glob::string_match;
+use crate::meta::MetaStore;
 use crate::pool::KillOutcome;
 use crate::resp::{Reply, reply};
 
@@ -85,19 +87,32 @@ const SCRIPT_SUBS: &[(&str, i32)] = &[
     ("help", 2),
 ];
 
-/// SCRIPT LOAD body | EXISTS sha... | FLUSH [ASYNC|SYNC] | KILL | HELP
-pub async fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
+/// SCRIPT LOAD body | EXISTS sha... | FLUSH [ASYNC|SYNC] | KILL | HELP;
+/// with `shared` (etcd), loaded scripts are shared with the cache's other
+/// proxies ([`code_store`]).
+pub async fn script(
+    cache: &Cache,
+    args: &[Bytes],
+    shared: Option<&dyn MetaStore>,
+) -> Result<Reply, OpError> {
     match subcommand("script", SCRIPT_SUBS, args)? {
         "load" => match cache.scripts.add(&args[2], Origin::Load) {
-            Ok(sha) => Ok(Reply::bulk(sha)),
+            Ok(sha) => {
+                if let Some(store) = shared {
+                    code_store::put_script(store, &cache.name, &sha, &args[2]).await;
+                }
+                Ok(Reply::bulk(sha))
+            }
             Err(_) => Err(OpError::Static(reply::SCRIPT_STORE_FULL)),
         },
-        "exists" => Ok(Reply::Array(
-            args[2..]
-                .iter()
-                .map(|sha| Reply::Int(i64::from(cache.scripts.contains(sha))))
-                .collect(),
-        )),
+        "exists" => {
+            let mut found = Vec::with_capacity(args.len() - 2);
+            for sha in &args[2..] {
+                let known = cache.scripts.contains(sha) || fetch_script(cache, sha, shared).await;
+                found.push(Reply::Int(i64::from(known)));
+            }
+            Ok(Reply::Array(found))
+        }
         "flush" => {
             let mode_ok = match args.get(2) {
                 None => true,
@@ -110,6 +125,9 @@ pub async fn script(cache: &Cache, args: &[Bytes]) -> Result<Reply, OpError> {
                 return Err(OpError::Static(reply::SCRIPT_FLUSH_OPTION));
             }
             cache.scripts.flush();
+            if let Some(store) = shared {
+                code_store::forget_scripts(store, &cache.name).await;
+            }
             Ok(Reply::ok())
         }
         // Scripts also stop themselves at the time limit.
@@ -197,6 +215,14 @@ pub struct Limits {
     pub busy_threshold: std::time::Duration,
 }
 
+/// What loading function libraries may take on `conn`.
+pub fn limits(conn: &super::session::Connection) -> Limits {
+    Limits {
+        script_time_limit: conn.shared.script_time_limit,
+        busy_threshold: conn.busy_threshold(),
+    }
+}
+
 /// FUNCTION LOAD [REPLACE] code | LIST [WITHCODE] [LIBRARYNAME pattern] |
 /// DELETE lib | FLUSH [ASYNC|SYNC] | DUMP | RESTORE payload
 /// [FLUSH|APPEND|REPLACE] | STATS | KILL | HELP. `work` gets the
@@ -206,8 +232,98 @@ pub async fn function(
     args: &[Bytes],
     limits: Limits,
     work: &mut u64,
+    shared: Option<&dyn MetaStore>,
 ) -> Result<Reply, OpError> {
-    match subcommand("function", FUNCTION_SUBS, args)? {
+    let sub = subcommand("function", FUNCTION_SUBS, args)?;
+    let reply = function_sub(cache, sub, args, limits, work).await?;
+    // A change of the libraries: the cache's other proxies take it.
+    if let Some(store) = shared
+        && matches!(sub, "load" | "delete" | "flush" | "restore")
+    {
+        let libs = cache.functions.libraries();
+        let dump = (!libs.is_empty()).then(|| store::dump(&libs));
+        code_store::put_functions(store, &cache.name, dump).await;
+    }
+    Ok(reply)
+}
+
+/// Makes `cache`'s libraries those of `payload` (a `FUNCTION DUMP`
+/// another proxy shared; `None`: none), running their code as `FUNCTION
+/// RESTORE ... FLUSH` does; nothing if they are already.
+pub async fn adopt(cache: &Cache, payload: Option<&[u8]>, limits: Limits) -> Result<(), String> {
+    let Some(payload) = payload else {
+        cache.functions.flush();
+        return Ok(());
+    };
+    if store::dump(&cache.functions.libraries()) == payload {
+        return Ok(());
+    }
+    let mut parsed = Vec::new();
+    for code in store::parse_payload(payload)? {
+        let md = lua_functions::parse_metadata(&code).map_err(|e| e.to_string())?;
+        parsed.push((md, code));
+    }
+    let mut work = 0;
+    let libs = load_libraries(cache, parsed, limits, &mut work)
+        .await
+        .map_err(|e| e.to_string())?;
+    cache.functions.restore(libs, RestorePolicy::Flush)
+}
+
+/// Whether another proxy shared script `sha` of `cache` (it is kept here
+/// then, as `SCRIPT LOAD` keeps it).
+async fn fetch_script(cache: &Cache, sha: &[u8], shared: Option<&dyn MetaStore>) -> bool {
+    let Some(store) = shared else {
+        return false;
+    };
+    match code_store::get_script(store, &cache.name, sha).await {
+        Some(body) => cache.scripts.add(&body, Origin::Load).is_ok(),
+        None => false,
+    }
+}
+
+/// Before [`prepare`]: a script (`EVALSHA`) or function (`FCALL`) this
+/// proxy does not know is looked up among those the cache's other
+/// proxies shared.
+pub async fn fetch_missing(
+    cache: &Cache,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    limits: Limits,
+    shared: Option<&dyn MetaStore>,
+) {
+    let Some(store) = shared else {
+        return;
+    };
+    if spec.family != Family::Scripting || args.len() < 2 {
+        return;
+    }
+    match spec.name {
+        "evalsha" | "evalsha_ro" if !cache.scripts.contains(&args[1]) => {
+            fetch_script(cache, &args[1], shared).await;
+        }
+        "fcall" | "fcall_ro" if cache.functions.resolve(&args[1]).is_none() => {
+            let payload = match store.get(&crate::meta::keys::functions(&cache.name)).await {
+                Ok(Some(e)) => e.value,
+                _ => return,
+            };
+            if let Err(e) = adopt(cache, Some(&payload), limits).await {
+                tracing::warn!(cache = %cache.name, "shared libraries not taken: {e}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One FUNCTION subcommand.
+async fn function_sub(
+    cache: &Cache,
+    sub: &str,
+    args: &[Bytes],
+    limits: Limits,
+    work: &mut u64,
+) -> Result<Reply, OpError> {
+    match sub {
         "load" => {
             let mut replace = false;
             let mut i = 2;

@@ -66,6 +66,15 @@ pub struct ProxyShared {
 }
 
 impl ProxyShared {
+    /// The metadata store (a proxy with `--etcd`): scripts and function
+    /// libraries are shared through it.
+    pub fn meta(&self) -> Option<&dyn crate::meta::MetaStore> {
+        self.follower
+            .as_ref()
+            .and_then(|f| f.store())
+            .map(|s| s.as_ref())
+    }
+
     pub fn new(
         registry: Arc<Registry>,
         default_cache: Option<String>,
