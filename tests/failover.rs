@@ -641,7 +641,8 @@ async fn a_network_cut_to_one_node_fails_its_slots_fast_and_hangs_nothing() {
 
 /// The control leader stopped (SIGSTOP) in the middle of a move: the
 /// standby finds the move's record, finishes or gives back its step in
-/// flight, and no acknowledged write is lost; every slot serves.
+/// flight and resumes the rest; no acknowledged write is lost, every slot
+/// serves, and the partition ends where the move was taking it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
     let etcd = Etcd::start().await;
@@ -670,12 +671,15 @@ async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
     let id = part["id"].as_u64().unwrap();
     let from = part["node"].as_str().unwrap().to_string();
     let nodes = api_a.get("/v1/nodes").await.json();
-    let to = nodes["nodes"]
+    let (to, to_addr) = nodes["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|n| n["addr"] != from.as_str())
-        .map(|n| n["id"].as_str().unwrap().to_string())
+        .map(|n| {
+            let field = |f: &str| n[f].as_str().unwrap().to_string();
+            (field("id"), field("addr"))
+        })
         .unwrap();
     // Writes go on throughout; those acknowledged must stay.
     let writing = Arc::new(AtomicBool::new(true));
@@ -720,10 +724,6 @@ async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
         api_b.get("/readyz").await.status == 200
     })
     .await;
-    assert!(
-        store.get(&key).await.unwrap().is_none(),
-        "the new leader closed the move"
-    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     writing.store(false, Ordering::Relaxed);
     let during = writer.await.unwrap();
@@ -740,6 +740,20 @@ async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
             assert_eq!(got.as_ref(), Some(v), "{k} lost");
         }
     }
+    // The new leader resumed the move: the whole cache ends on `to`.
+    eventually("the resumed move ends on the destination", || async {
+        let parts = api_b.get("/v1/caches/big/partitions").await.json();
+        parts["partitions"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["node"] == to_addr.as_str()))
+    })
+    .await;
+    eventually("the resumed move's record goes when it ends", || async {
+        store.get(&key).await.unwrap().is_none()
+    })
+    .await;
+    let v: Option<String> = c.get("k:0:0").await.unwrap();
+    assert_eq!(v.as_deref(), Some(value.as_str()));
     signal(a_pid, "CONT");
     let _ = exits(&mut a.child, Duration::from_secs(TTL_SECS + 10)).await;
     mover.abort();

@@ -15,7 +15,8 @@
 //! - A new leader sends every table again, newer, to its nodes (and to
 //!   both ends of a recorded move): a move's step in flight is finished if
 //!   the recorded table has it and given back if not, so nothing
-//!   acknowledged is lost and no slot stays held.
+//!   acknowledged is lost and no slot stays held; then it resumes the move
+//!   (what is left of the partition goes on to the same node).
 //! - A leader that loses its lease or finds another leader stops: its
 //!   process exits (its supervisor starts it again, as a standby).
 //!
@@ -252,6 +253,14 @@ impl Keeper {
                 placer.reaffirm(&name, &also).await;
             }
         }
+        let records: Vec<(String, MoveRecord)> = moves
+            .iter()
+            .filter_map(|e| {
+                let cache = keys::name_of(keys::MOVES, &e.key)?;
+                let record = serde_json::from_slice::<MoveRecord>(&e.value).ok()?;
+                Some((cache.to_string(), record))
+            })
+            .collect();
         let ended: Vec<Op> = moves.into_iter().map(|e| Op::Delete(e.key)).collect();
         if !ended.is_empty() {
             self.leadership
@@ -260,7 +269,36 @@ impl Keeper {
                 .write(ended)
                 .await?;
         }
-        self.save(registry).await
+        self.save(registry).await?;
+        // The rest of each move, resumed: what is left of the partition on
+        // its node goes where the move was taking it (in the background,
+        // recorded again; a node gone since ends it).
+        if let Some(placer) = registry.placer() {
+            for (cache, m) in records {
+                let still_there = placer
+                    .ranges(&cache)
+                    .iter()
+                    .any(|p| p.id == m.partition && p.node == m.from);
+                if !still_there || placer.node(&m.to.to_string()).is_none() {
+                    continue;
+                }
+                let placer = placer.clone();
+                tokio::spawn(async move {
+                    match placer
+                        .move_partition(&cache, m.partition, &m.to.to_string())
+                        .await
+                    {
+                        Ok(id) => {
+                            tracing::info!(%cache, partition = m.partition, to = %m.to, new = id, "resumed move done")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%cache, partition = m.partition, "resumed move stopped: {e}")
+                        }
+                    }
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Makes control's nodes those whose membership the store holds (and
