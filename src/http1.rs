@@ -67,7 +67,7 @@ pub async fn request(host: &str, call: Call<'_>) -> Result<(StatusCode, Bytes), 
         Ok((status, body))
     })
     .await
-    .map_err(|_| "no answer in time".to_string())?;
+    .map_err(|_| "no answer in time".to_string());
     driver.abort();
-    answer
+    answer?
 }

@@ -72,7 +72,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// node before it is taken for dead (a frozen process, a network cut):
 /// its waiting requests fail then, and the next request connects again.
 /// A node answers a [`Request::Ping`] the link sends after each second
-/// of silence, so a slow request (a script) never trips it.
+/// of silence, so a slow request (a script) never trips it; any bytes
+/// arriving count as heard (a big answer coming slowly), and while an
+/// admin request waits (the node answers nothing else meanwhile) the link
+/// waits with it.
 const LINK_SILENCE: Duration = Duration::from_secs(3);
 
 /// How often a connection checks that its node is heard.
@@ -109,6 +112,42 @@ struct Link {
     /// ended (every waiting request was failed then).
     pending: Pending,
     outgoing: mpsc::Sender<Envelope<Request>>,
+    /// Admin requests waiting (the node runs them before reading more, so
+    /// it answers no ping meanwhile: the watchdog waits for them).
+    admin: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one admin request waiting on a link while it lives.
+struct AdminWaiting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for AdminWaiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A node connection's read half that notes when bytes last came (a big
+/// answer arriving slowly is not silence).
+struct Heard<R> {
+    inner: R,
+    opened: std::time::Instant,
+    heard: Arc<AtomicU64>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Heard<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let at = self.opened.elapsed().as_millis() as u64;
+            self.heard.store(at, Ordering::Relaxed);
+        }
+        polled
+    }
 }
 
 impl Link {
@@ -234,6 +273,10 @@ impl NodeClient {
             id,
         };
         let waits = matches!(request, Request::Await { .. });
+        let _admin = request.is_admin().then(|| {
+            link.admin.fetch_add(1, Ordering::Relaxed);
+            AdminWaiting(link.admin.clone())
+        });
         let exchange = async {
             if link
                 .outgoing
@@ -312,12 +355,19 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
         }
         on_write_end();
     });
-    let mut responses = FramedRead::new(read, wire::ProxyCodec::default());
     let waiting = pending.clone();
     // Milliseconds since `opened` when the node was last heard.
     let opened = std::time::Instant::now();
     let since = move || opened.elapsed().as_millis() as u64;
     let heard = Arc::new(AtomicU64::new(0));
+    let read = Heard {
+        inner: read,
+        opened,
+        heard: heard.clone(),
+    };
+    let mut responses = FramedRead::new(read, wire::ProxyCodec::default());
+    let admin = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let admin_waiting = admin.clone();
     let on_read_end = fail_all.clone();
     let last = heard.clone();
     let reader = tokio::spawn(async move {
@@ -357,7 +407,8 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
                 // Silence counts from when requests started waiting.
                 heard.fetch_max(since(), Ordering::Relaxed);
             }
-            if !waiting {
+            if !waiting || admin_waiting.load(Ordering::Relaxed) > 0 {
+                heard.fetch_max(since(), Ordering::Relaxed);
                 continue;
             }
             let silent =
@@ -381,5 +432,9 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
             }
         }
     });
-    Link { pending, outgoing }
+    Link {
+        pending,
+        outgoing,
+        admin,
+    }
 }

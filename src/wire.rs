@@ -190,6 +190,25 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Requests that change what a node hosts: a node runs them on the
+    /// connection, in the order they came, before it reads the next (a
+    /// Host after an Unhost of the same name must not overtake it, nor a
+    /// table the move it follows) — so it answers nothing else meanwhile.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Request::Host { .. }
+                | Request::Unhost { .. }
+                | Request::Split { .. }
+                | Request::Merge { .. }
+                | Request::Layout { .. }
+                | Request::Export { .. }
+                | Request::Import { .. }
+        )
+    }
+}
+
 /// A key in transit between nodes: its value as a DUMP payload (the
 /// format RESTORE reads), and its deadline (ms since the Unix epoch, 0 for
 /// none).

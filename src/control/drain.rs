@@ -49,6 +49,11 @@ pub async fn run(config: &DrainConfig) -> Result<(), String> {
     }
     tracing::info!(node = %config.node, "draining");
     loop {
+        // Asked again each round: a new leader does not know of a drain
+        // its predecessor started.
+        let _ = control
+            .ask(Method::POST, &path, None, Bytes::new(), MAX_ANSWER)
+            .await;
         let left = hosted(&control, &config.node).await;
         match left {
             Ok(0) => {

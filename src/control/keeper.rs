@@ -215,9 +215,15 @@ impl Keeper {
             }
         }
         {
+            // Only what was loaded: a record left out stays in the store.
+            let loaded = |key: &str| {
+                keys::name_of(keys::CACHES, key)
+                    .or_else(|| keys::name_of(keys::ROUTING, key))
+                    .is_some_and(|name| registry.get(name).is_some())
+            };
             let mut written = self.written.lock().await;
             written.clear();
-            for e in caches.iter().chain(&tables) {
+            for e in caches.iter().chain(&tables).filter(|e| loaded(&e.key)) {
                 written.insert(
                     e.key.clone(),
                     Written {
@@ -387,6 +393,10 @@ impl Keeper {
 
 #[async_trait::async_trait]
 impl Journal for Keeper {
+    fn leading(&self) -> bool {
+        self.leadership.get().is_some_and(Leadership::valid)
+    }
+
     async fn record(&self, cache: &str, layout: &Layout) -> Result<(), MetaError> {
         let leadership = self.leadership.get().ok_or(MetaError::Fenced)?;
         let key = keys::routing(cache);

@@ -139,6 +139,8 @@ pub enum PlaceError {
 /// what is recorded).
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync {
+    /// Whether this control may still change nodes (it leads).
+    fn leading(&self) -> bool;
     async fn record(&self, cache: &str, layout: &Layout) -> Result<(), crate::meta::MetaError>;
     /// A move of `cache`'s partition begins (`Some`) or ends (`None`).
     async fn moving(
@@ -147,6 +149,9 @@ pub trait Journal: Send + Sync {
         record: Option<&crate::meta::keys::MoveRecord>,
     ) -> Result<(), crate::meta::MetaError>;
 }
+
+/// The pause between tries to record a table.
+const RECORD_RETRY: Duration = Duration::from_millis(200);
 
 /// How far a new leader's first epoch jumps past every recorded table:
 /// tables the last leader sent but could not record stay older than the
@@ -197,6 +202,17 @@ impl Placer {
             epochs: AtomicU64::new(0),
             unsent: parking_lot::Mutex::new(std::collections::HashSet::new()),
             journal: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether this control may change nodes now: it leads (always, with
+    /// no journal).
+    fn leading(&self) -> Result<(), PlaceError> {
+        match self.journal.get() {
+            Some(j) if !j.leading() => Err(PlaceError::Failed(
+                "this control no longer leads: it changes no node".into(),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -600,6 +616,7 @@ impl Placer {
             if !self.current(cache, layout) {
                 return Err(PlaceError::NotFound(format!("cache {cache} was deleted")));
             }
+            self.leading()?;
             let export = Request::Export {
                 cache: cache.to_string(),
                 partition: id,
@@ -690,6 +707,7 @@ impl Placer {
             .layout(cache)
             .ok_or_else(|| PlaceError::NotFound(format!("cache {cache} is not on nodes")))?;
         let mut layout = layout.lock().await;
+        self.leading()?;
         let i = layout
             .find(id)
             .ok_or_else(|| PlaceError::NotFound(format!("no partition {id} in cache {cache}")))?;
@@ -746,6 +764,7 @@ impl Placer {
             .layout(cache)
             .ok_or_else(|| PlaceError::NotFound(format!("cache {cache} is not on nodes")))?;
         let mut layout = layout.lock().await;
+        self.leading()?;
         let (Some(l), Some(r)) = (layout.find(left), layout.find(right)) else {
             return Err(PlaceError::NotFound(format!(
                 "no partitions {left} and {right} in cache {cache}"
@@ -855,13 +874,19 @@ impl Placer {
     /// each second ([`Self::resend`]).
     async fn publish(&self, cache: &str, layout: &Layout, also: &[SocketAddr]) {
         if let Some(journal) = self.journal.get() {
-            match journal.record(cache, layout).await {
-                Ok(()) => {}
-                // Another control leads: it decides the tables now.
-                Err(crate::meta::MetaError::Fenced) => return,
-                // Sent all the same (the change is under way on the
-                // nodes); the keeper records it once the store answers.
-                Err(e) => tracing::warn!(%cache, "table not recorded before it was sent: {e}"),
+            // Recorded first, whatever it takes: until then the source
+            // holds the slots a move carried. Lost leadership (the lease
+            // lapsed, another control leads) ends the tries: the next
+            // leader decides the tables.
+            loop {
+                match journal.record(cache, layout).await {
+                    Ok(()) => break,
+                    Err(crate::meta::MetaError::Fenced) => return,
+                    Err(e) => {
+                        tracing::warn!(%cache, "table not recorded yet (tried again): {e}");
+                        tokio::time::sleep(RECORD_RETRY).await;
+                    }
+                }
             }
         }
         let mut nodes = layout.nodes();

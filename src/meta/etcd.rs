@@ -257,6 +257,9 @@ impl MetaStore for EtcdStore {
         let r = self
             .call("/v3/lease/keepalive", json!({ "ID": lease.to_string() }))
             .await?;
+        if let Some(error) = r.get("error") {
+            return Err(MetaError::Unavailable(format!("etcd: {error}")));
+        }
         // An expired or revoked lease comes back without a TTL.
         Ok(int(&r["result"]["TTL"]) > 0)
     }

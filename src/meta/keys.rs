@@ -7,7 +7,7 @@
 //! /stratus/v1/moves/<cache>         its move in progress: partition, from, to (one at a time)
 //! /stratus/v1/scripts/<cache>/<sha> a script SCRIPT LOAD added through any proxy
 //! /stratus/v1/functions/<cache>     its function libraries (the FUNCTION DUMP payload)
-//! /stratus/v1/nodes/<id>            a node: data-plane and HTTP addresses (on its lease)
+//! /stratus/v1/nodes/<id>            a node: its data-plane address (on its lease)
 //! /stratus/v1/proxies/<id>          a proxy (on its lease)
 //! /stratus/v1/control/leader        the control leader's id and API address (on its lease)
 //! ```

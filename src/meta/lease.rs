@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 use super::keys::{self, LeaderRecord};
 use super::{Cond, LeaseId, MetaError, MetaStore, Op};
 
+/// The pause before another try after a renewal failed.
+const RETRY: Duration = Duration::from_millis(250);
+
 /// A lease this process keeps alive.
 pub struct Lease {
     store: Arc<dyn MetaStore>,
@@ -75,9 +78,13 @@ impl Lease {
 
     async fn keep(self: Arc<Self>, stop: CancellationToken) {
         let period = self.ttl / 3;
+        let mut failed = false;
         loop {
             let deadline = *self.valid_until.lock();
-            let wait = period.min(deadline.saturating_duration_since(Instant::now()));
+            // After a failed renewal, tries again soon: an outage shorter
+            // than the TTL must not cost the lease.
+            let pause = if failed { RETRY.min(period) } else { period };
+            let wait = pause.min(deadline.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.lost.cancelled() => return,
@@ -90,8 +97,12 @@ impl Lease {
                 return;
             }
             let left = self.valid_until.lock().saturating_duration_since(sent);
+            failed = true;
             match tokio::time::timeout(left, self.store.keep_alive(self.id)).await {
-                Ok(Ok(true)) => *self.valid_until.lock() = sent + self.ttl,
+                Ok(Ok(true)) => {
+                    *self.valid_until.lock() = sent + self.ttl;
+                    failed = false;
+                }
                 Ok(Ok(false)) => {
                     tracing::error!(lease = self.id, "lease expired in the store: lost");
                     self.lost.cancel();
@@ -226,7 +237,15 @@ impl Leadership {
                 return Err(e);
             }
         }
-        let entry = store.get(keys::LEADER).await?;
+        let entry = match store.get(keys::LEADER).await {
+            Ok(e) => e,
+            Err(e) => {
+                // Won, but the token is unknown: give it up (another try
+                // comes a quarter TTL later).
+                lease.revoke().await;
+                return Err(e);
+            }
+        };
         match entry.filter(|e| e.lease == lease.id) {
             Some(e) => Ok(Some(Leadership {
                 store: store.clone(),

@@ -243,7 +243,7 @@ impl Node {
             }
             // Admin requests run here, in the order they came (a Host after
             // an Unhost of the same name must not overtake it).
-            if is_admin(&body) {
+            if body.is_admin() {
                 let done = self.admin(body).await;
                 if tx.send(Envelope { id, body: done }).await.is_err() {
                     break Ok(());
@@ -271,6 +271,14 @@ impl Node {
                     .unwrap_or_else(|_| {
                         Response::Failed(reply::node_unavailable("the request failed on the node"))
                     });
+                // Fenced while it ran (it waited behind slow work): what
+                // it did here is not acknowledged — control may have given
+                // its slots to another node meanwhile.
+                let body = if node.fenced() {
+                    Response::Failed(reply::node_unavailable(FENCED))
+                } else {
+                    body
+                };
                 let _ = tx.send(Envelope { id, body }).await;
             });
         };
@@ -769,22 +777,6 @@ fn routes(pool: &CachePool) -> Response {
     }
 }
 
-/// Requests that change what a node hosts: run by the connection in the
-/// order they came (a Host after an Unhost of the same name must not
-/// overtake it, nor a table the move it follows).
-fn is_admin(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Host { .. }
-            | Request::Unhost { .. }
-            | Request::Split { .. }
-            | Request::Merge { .. }
-            | Request::Layout { .. }
-            | Request::Export { .. }
-            | Request::Import { .. }
-    )
-}
-
 /// Keys one [`Request::Evict`] takes at most (about 0.15 ms of the
 /// partition's lock, taken per key).
 const MAX_EVICT: u32 = 64;
@@ -937,8 +929,35 @@ pub async fn join(
 ) -> Result<Arc<crate::meta::lease::Lease>, crate::meta::MetaError> {
     use crate::meta::keys;
     let store = crate::meta::open(&meta.etcd).await?;
-    let lease = crate::meta::lease::Lease::grant(store, meta.lease_ttl(), stop).await?;
+    let lease = crate::meta::lease::Lease::grant(store.clone(), meta.lease_ttl(), stop).await?;
     let record = serde_json::to_vec(&keys::NodeRecord { addr }).expect("a node record serializes");
-    lease.put(&keys::node(id), record).await?;
-    Ok(lease)
+    let key = keys::node(id);
+    // A node of the same id still announced (this one's previous life,
+    // or another process): joined only once its lease has expired, so
+    // the two never serve at once.
+    let mut waited = false;
+    loop {
+        let put = crate::meta::Op::Put {
+            key: key.clone(),
+            value: record.clone(),
+            lease: lease.id,
+        };
+        if store
+            .txn(vec![crate::meta::Cond::Absent(key.clone())], vec![put])
+            .await?
+        {
+            return Ok(lease);
+        }
+        if !waited {
+            tracing::warn!(
+                id,
+                "a node of this id is still announced: joining once its lease expires"
+            );
+            waited = true;
+        }
+        if lease.lost().is_cancelled() {
+            return Err(crate::meta::MetaError::Fenced);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
