@@ -163,6 +163,43 @@ async fn homes(api: &Http, cache: &str, keys: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A leading control of `partitions` initial partitions, a proxy, and cache
+/// `web` made through them, with `n` keys `key:<i>` set to `value`. Its
+/// roles stop when they are dropped: bind every field (not `..`).
+struct Web {
+    _control: Role,
+    api: Http,
+    _proxy: Role,
+    c: redis::aio::MultiplexedConnection,
+    keys: Vec<String>,
+}
+
+async fn web(etcd: &Etcd, partitions: &str, n: usize, value: &str) -> Web {
+    let control = control(etcd, &["--initial-partitions", partitions], true).await;
+    let api = api_of(&control);
+    let proxy = proxy(etcd).await;
+    let token = create(&api, "web").await;
+    let mut c = client(&proxy, "web", &token).await;
+    let keys: Vec<String> = (0..n).map(|i| format!("key:{i}")).collect();
+    for k in &keys {
+        let _: () = c.set(k, value).await.unwrap();
+    }
+    Web {
+        _control: control,
+        api,
+        _proxy: proxy,
+        c,
+        keys,
+    }
+}
+
+/// The keys of `keys` whose home (see [`homes`]) is `node`, and the others.
+fn by_node(keys: &[String], homes: &[String], node: &str) -> (Vec<String>, Vec<String>) {
+    let (on, off): (Vec<_>, Vec<_>) = keys.iter().zip(homes).partition(|(_, h)| *h == node);
+    let names = |v: Vec<(&String, &String)>| v.into_iter().map(|(k, _)| k.clone()).collect();
+    (names(on), names(off))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_store_keeps_its_contract_on_etcd() {
     let etcd = Etcd::start().await;
@@ -290,15 +327,13 @@ async fn a_killed_node_s_slots_serve_again_within_the_lease_ttl() {
     let _n1 = node(&etcd, "node-1").await;
     let mut n2 = node(&etcd, "node-2").await;
     let _n3 = node(&etcd, "node-3").await;
-    let ctl = control(&etcd, &["--initial-partitions", "3"], true).await;
-    let api = api_of(&ctl);
-    let proxy = proxy(&etcd).await;
-    let token = create(&api, "web").await;
-    let mut c = client(&proxy, "web", &token).await;
-    let keys: Vec<String> = (0..300).map(|i| format!("key:{i}")).collect();
-    for k in &keys {
-        let _: () = c.set(k, "before").await.unwrap();
-    }
+    let Web {
+        _control: _ctl,
+        api,
+        _proxy: _px,
+        mut c,
+        keys,
+    } = web(&etcd, "3", 300, "before").await;
     let homes = homes(&api, "web", &keys).await;
     let dead = n2.addr("node_addr").to_string();
     assert!(homes.contains(&dead), "node-2 holds some keys");
@@ -308,12 +343,7 @@ async fn a_killed_node_s_slots_serve_again_within_the_lease_ttl() {
     let killed = Instant::now();
     let deadline = Duration::from_secs(TTL_SECS + 5);
     // Keys elsewhere: every read answers, with its value, throughout.
-    let mut lost = keys
-        .iter()
-        .zip(&homes)
-        .filter(|(_, h)| **h == dead)
-        .map(|(k, _)| k.clone())
-        .collect::<Vec<_>>();
+    let (mut lost, _) = by_node(&keys, &homes, &dead);
     loop {
         for (k, h) in keys.iter().zip(&homes).filter(|(_, h)| **h != dead) {
             let v: String = c
@@ -358,20 +388,16 @@ async fn a_node_stopped_past_its_lease_acknowledges_no_write_when_resumed() {
     let etcd = Etcd::start().await;
     let _n1 = node(&etcd, "node-1").await;
     let mut n2 = node(&etcd, "node-2").await;
-    let ctl = control(&etcd, &["--initial-partitions", "2"], true).await;
-    let api = api_of(&ctl);
-    let proxy = proxy(&etcd).await;
-    let token = create(&api, "web").await;
-    let mut c = client(&proxy, "web", &token).await;
-    let keys: Vec<String> = (0..100).map(|i| format!("key:{i}")).collect();
+    let Web {
+        _control: _ctl,
+        api,
+        _proxy: _px,
+        mut c,
+        keys,
+    } = web(&etcd, "2", 100, "v").await;
     let homes = homes(&api, "web", &keys).await;
     let frozen = n2.addr("node_addr").to_string();
-    let theirs: Vec<String> = keys
-        .iter()
-        .zip(&homes)
-        .filter(|(_, h)| **h == frozen)
-        .map(|(k, _)| k.clone())
-        .collect();
+    let (theirs, _) = by_node(&keys, &homes, &frozen);
     assert!(!theirs.is_empty(), "node-2 holds some keys");
     let pid = n2.child.id().expect("pid");
     signal(pid, "STOP");
@@ -589,29 +615,17 @@ async fn a_network_cut_to_one_node_fails_its_slots_fast_and_hangs_nothing() {
         "stratus node serving",
     )
     .await;
-    let ctl = control(&etcd, &["--initial-partitions", "2"], true).await;
-    let api = api_of(&ctl);
-    let proxy = proxy(&etcd).await;
-    let token = create(&api, "web").await;
-    let mut c = client(&proxy, "web", &token).await;
-    let keys: Vec<String> = (0..100).map(|i| format!("key:{i}")).collect();
-    for k in &keys {
-        let _: () = c.set(k, "v").await.unwrap();
-    }
+    let Web {
+        _control: _ctl,
+        api,
+        _proxy: _px,
+        mut c,
+        keys,
+    } = web(&etcd, "2", 100, "v").await;
     let homes = homes(&api, "web", &keys).await;
-    let behind = relay.addr.to_string();
-    let cut_key = keys
-        .iter()
-        .zip(&homes)
-        .find(|(_, h)| **h == behind)
-        .map(|(k, _)| k.clone())
-        .expect("a key behind the relay");
-    let live_key = keys
-        .iter()
-        .zip(&homes)
-        .find(|(_, h)| **h != behind)
-        .map(|(k, _)| k.clone())
-        .expect("a key on node-1");
+    let (behind, elsewhere) = by_node(&keys, &homes, &relay.addr.to_string());
+    let cut_key = behind.first().expect("a key behind the relay").clone();
+    let live_key = elsewhere.first().expect("a key on node-1").clone();
     relay.cut.store(true, Ordering::Relaxed);
     // Several rounds: each request behind the cut fails, in bounded time,
     // with an error naming the partition; the other node answers.

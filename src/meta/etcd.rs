@@ -148,6 +148,25 @@ impl EtcdStore {
         }
         Err(MetaError::Unavailable(last))
     }
+
+    /// Every key starting with `prefix`, in key order (values left out
+    /// with `keys_only`).
+    async fn range(&self, prefix: &str, keys_only: bool) -> Result<Vec<Entry>, MetaError> {
+        let r = self
+            .call(
+                "/v3/kv/range",
+                json!({
+                    "key": b64(prefix.as_bytes()),
+                    "range_end": b64(&prefix_end(prefix.as_bytes())),
+                    "keys_only": keys_only,
+                }),
+            )
+            .await?;
+        r["kvs"]
+            .as_array()
+            .map(|kvs| kvs.iter().map(entry).collect())
+            .unwrap_or(Ok(Vec::new()))
+    }
 }
 
 #[async_trait::async_trait]
@@ -163,40 +182,12 @@ impl MetaStore for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>, MetaError> {
-        let r = self
-            .call(
-                "/v3/kv/range",
-                json!({
-                    "key": b64(prefix.as_bytes()),
-                    "range_end": b64(&prefix_end(prefix.as_bytes())),
-                }),
-            )
-            .await?;
-        r["kvs"]
-            .as_array()
-            .map(|kvs| kvs.iter().map(entry).collect())
-            .unwrap_or(Ok(Vec::new()))
+        self.range(prefix, false).await
     }
 
     async fn revisions(&self, prefix: &str) -> Result<Vec<(String, i64)>, MetaError> {
-        let r = self
-            .call(
-                "/v3/kv/range",
-                json!({
-                    "key": b64(prefix.as_bytes()),
-                    "range_end": b64(&prefix_end(prefix.as_bytes())),
-                    "keys_only": true,
-                }),
-            )
-            .await?;
-        r["kvs"]
-            .as_array()
-            .map(|kvs| {
-                kvs.iter()
-                    .map(|kv| entry(kv).map(|e| (e.key, e.mod_revision)))
-                    .collect()
-            })
-            .unwrap_or(Ok(Vec::new()))
+        let keys = self.range(prefix, true).await?;
+        Ok(keys.into_iter().map(|e| (e.key, e.mod_revision)).collect())
     }
 
     async fn txn(&self, when: Vec<Cond>, then: Vec<Op>) -> Result<bool, MetaError> {
