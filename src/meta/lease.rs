@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 use super::keys::{self, LeaderRecord};
 use super::{Cond, LeaseId, MetaError, MetaStore, Op};
 
+/// How often a standby checks whether anyone leads (at most).
+const CAMPAIGN_POLL: Duration = Duration::from_millis(250);
+
 /// The pause before another try after a renewal failed.
 const RETRY: Duration = Duration::from_millis(250);
 
@@ -179,7 +182,8 @@ pub struct Leadership {
 impl Leadership {
     /// Waits until this process leads (`None` if `stop` comes first):
     /// creates [`keys::LEADER`] with `me` on a new lease once no one
-    /// holds it, checking every quarter of `ttl`.
+    /// holds it, checking every quarter of `ttl` or [`CAMPAIGN_POLL`],
+    /// whichever is shorter.
     pub async fn campaign(
         store: Arc<dyn MetaStore>,
         me: &LeaderRecord,
@@ -187,7 +191,9 @@ impl Leadership {
         stop: &CancellationToken,
     ) -> Option<Leadership> {
         let value = serde_json::to_vec(me).expect("a leader record serializes");
-        let poll = ttl / 4;
+        // Checked often: a standby leads at most this long after the
+        // leader's lease expired.
+        let poll = (ttl / 4).min(CAMPAIGN_POLL);
         let mut announced = false;
         loop {
             match Self::try_lead(&store, &value, ttl, stop).await {
