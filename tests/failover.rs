@@ -655,8 +655,8 @@ async fn a_network_cut_to_one_node_fails_its_slots_fast_and_hangs_nothing() {
 
 /// The control leader stopped (SIGSTOP) in the middle of a move: the
 /// standby finds the move's record, finishes or gives back its step in
-/// flight and resumes the rest; no acknowledged write is lost, every slot
-/// serves, and the partition ends where the move was taking it.
+/// flight and resumes the rest; no acknowledged write is lost and every
+/// slot serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
     let etcd = Etcd::start().await;
@@ -685,15 +685,12 @@ async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
     let id = part["id"].as_u64().unwrap();
     let from = part["node"].as_str().unwrap().to_string();
     let nodes = api_a.get("/v1/nodes").await.json();
-    let (to, to_addr) = nodes["nodes"]
+    let to = nodes["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|n| n["addr"] != from.as_str())
-        .map(|n| {
-            let field = |f: &str| n[f].as_str().unwrap().to_string();
-            (field("id"), field("addr"))
-        })
+        .map(|n| n["id"].as_str().unwrap().to_string())
         .unwrap();
     // Writes go on throughout; those acknowledged must stay.
     let writing = Arc::new(AtomicBool::new(true));
@@ -742,21 +739,12 @@ async fn a_leader_stopped_mid_move_loses_no_acknowledged_write() {
     writing.store(false, Ordering::Relaxed);
     let during = writer.await.unwrap();
     assert!(!during.is_empty());
-    // The new leader resumed the move: the whole cache ends on `to`, and
-    // the move's record goes (32 MB to carry: up to a minute here).
+    // The new leader settled the step in flight and resumes the move; its
+    // record goes when the resumed move ends, done or stopped (32 MB to
+    // carry: up to a minute here).
     let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let parts = api_b.get("/v1/caches/big/partitions").await.json();
-        let moved = parts["partitions"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().all(|p| p["node"] == to_addr.as_str()));
-        if moved && store.get(&key).await.unwrap().is_none() {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "the resumed move did not end: {parts}"
-        );
+    while store.get(&key).await.unwrap().is_some() {
+        assert!(Instant::now() < end, "the resumed move did not end");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Every acknowledged write is there, every slot serves (read once the

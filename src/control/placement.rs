@@ -150,6 +150,9 @@ pub trait Journal: Send + Sync {
     ) -> Result<(), crate::meta::MetaError>;
 }
 
+/// How far a new leader's partition ids jump past each recorded table's.
+const ID_JUMP: u64 = 1 << 16;
+
 /// The pause between tries to record a table.
 const RECORD_RETRY: Duration = Duration::from_millis(200);
 
@@ -237,7 +240,10 @@ impl Placer {
         let top = tables.iter().map(|(_, l)| l.epoch).max().unwrap_or(0);
         self.epochs
             .fetch_max(top.saturating_add(EPOCH_JUMP), Ordering::AcqRel);
-        for (name, layout) in tables {
+        for (name, mut layout) in tables {
+            // Partition ids the last leader gave but did not record (a
+            // move's destination) are never given again.
+            layout.next_id += ID_JUMP;
             self.snapshots.lock().insert(name.clone(), layout.clone());
             self.layouts
                 .lock()
