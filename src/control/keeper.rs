@@ -51,6 +51,9 @@ struct Written {
     compared: Vec<u8>,
     /// When it was written.
     at: Instant,
+    /// A routing table's epoch (0 for other keys): a table never replaces
+    /// a newer one.
+    epoch: u64,
 }
 
 /// Control's link to the metadata store.
@@ -229,6 +232,7 @@ impl Keeper {
                     Written {
                         compared: compared(&e.key, &e.value),
                         at: Instant::now(),
+                        epoch: epoch_of(&e.key, &e.value),
                     },
                 );
             }
@@ -259,46 +263,28 @@ impl Keeper {
                 placer.reaffirm(&name, &also).await;
             }
         }
-        let records: Vec<(String, MoveRecord)> = moves
-            .iter()
-            .filter_map(|e| {
-                let cache = keys::name_of(keys::MOVES, &e.key)?;
-                let record = serde_json::from_slice::<MoveRecord>(&e.value).ok()?;
-                Some((cache.to_string(), record))
-            })
-            .collect();
-        let ended: Vec<Op> = moves.into_iter().map(|e| Op::Delete(e.key)).collect();
-        if !ended.is_empty() {
-            self.leadership
-                .get()
-                .ok_or(MetaError::Fenced)?
-                .write(ended)
-                .await?;
-        }
         self.save(registry).await?;
-        // The rest of each move, resumed: what is left of the partition on
-        // its node goes where the move was taking it (in the background,
-        // recorded again; a node gone since ends it).
+        // The rest of each move, resumed in the background: what is left
+        // of the partition on its node goes where the move was taking it.
+        // Its record stays until the resumed move ends (a move with
+        // nothing left to do ends at once).
         if let Some(placer) = registry.placer() {
-            for (cache, m) in records {
-                let still_there = placer
-                    .ranges(&cache)
-                    .iter()
-                    .any(|p| p.id == m.partition && p.node == m.from);
-                if !still_there || placer.node(&m.to.to_string()).is_none() {
+            for e in moves {
+                let Some(cache) = keys::name_of(keys::MOVES, &e.key).map(str::to_string) else {
                     continue;
-                }
+                };
+                let Ok(record) = serde_json::from_slice::<MoveRecord>(&e.value) else {
+                    tracing::error!(key = %e.key, "unreadable move record: left out");
+                    continue;
+                };
                 let placer = placer.clone();
                 tokio::spawn(async move {
-                    match placer
-                        .move_partition(&cache, m.partition, &m.to.to_string())
-                        .await
-                    {
+                    match placer.resume_move(&cache, &record).await {
                         Ok(id) => {
-                            tracing::info!(%cache, partition = m.partition, to = %m.to, new = id, "resumed move done")
+                            tracing::info!(%cache, partition = record.partition, to = %record.to, new = id, "resumed move done")
                         }
                         Err(e) => {
-                            tracing::warn!(%cache, partition = m.partition, "resumed move stopped: {e}")
+                            tracing::warn!(%cache, partition = record.partition, "resumed move stopped: {e}")
                         }
                     }
                 });
@@ -326,37 +312,42 @@ impl Keeper {
     }
 
     /// Writes what changed in `registry` since the last save: caches and
-    /// tables new or changed, those gone deleted.
+    /// tables new or changed, those gone deleted. A table changes through
+    /// [`Journal::record`] before its nodes get it; what a save finds (the
+    /// tables as last sent) may be older than that and never replaces it:
+    /// a save writes a new cache's first table, and one made again.
     pub async fn save(&self, registry: &Registry) -> Result<(), MetaError> {
         let leadership = self.leadership.get().ok_or(MetaError::Fenced)?;
         let mut written = self.written.lock().await;
-        let mut wanted: HashMap<String, Vec<u8>> = HashMap::new();
+        // Each key's value and, for a table, its epoch.
+        let mut wanted: HashMap<String, (Vec<u8>, u64)> = HashMap::new();
         for p in registry.placement() {
-            wanted.insert(keys::cache(&p.name), to_json(&p));
+            wanted.insert(keys::cache(&p.name), (to_json(&p), 0));
         }
         if let Some(placer) = registry.placer() {
             for (name, layout) in placer.tables() {
                 if wanted.contains_key(&keys::cache(&name)) {
-                    wanted.insert(keys::routing(&name), to_json(&layout));
+                    wanted.insert(keys::routing(&name), (to_json(&layout), layout.epoch));
                 }
             }
         }
         let now = Instant::now();
         let mut ops = Vec::new();
         let mut done = Vec::new();
-        for (key, value) in &wanted {
+        for (key, (value, epoch)) in &wanted {
             let c = compared(key, value);
-            // Unchanged, or only a cache's figures moved (written every
-            // FIGURES_EVERY).
+            // Unchanged, only a cache's figures moved (written every
+            // FIGURES_EVERY), or a table older than the one recorded.
             let skip = written.get(key).is_some_and(|w| {
-                w.compared == c
-                    && (!key.starts_with(keys::CACHES) || now.duration_since(w.at) < FIGURES_EVERY)
+                (w.compared == c
+                    && (!key.starts_with(keys::CACHES) || now.duration_since(w.at) < FIGURES_EVERY))
+                    || w.epoch > *epoch
             });
             if skip {
                 continue;
             }
             ops.push(Op::put(key.clone(), value.clone()));
-            done.push((key.clone(), c));
+            done.push((key.clone(), c, *epoch));
         }
         let gone: Vec<String> = written
             .keys()
@@ -375,12 +366,13 @@ impl Keeper {
             return Ok(());
         }
         leadership.write(ops).await?;
-        for (key, c) in done {
+        for (key, c, epoch) in done {
             written.insert(
                 key,
                 Written {
                     compared: c,
                     at: now,
+                    epoch,
                 },
             );
         }
@@ -414,6 +406,7 @@ impl Journal for Keeper {
             Written {
                 compared: compared(&key, &value),
                 at: Instant::now(),
+                epoch: layout.epoch,
             },
         );
         Ok(())
@@ -428,6 +421,14 @@ impl Journal for Keeper {
         };
         leadership.write(vec![op]).await
     }
+}
+
+/// The epoch of a recorded table (0 for any other key).
+fn epoch_of(key: &str, value: &[u8]) -> u64 {
+    if !key.starts_with(keys::ROUTING) {
+        return 0;
+    }
+    serde_json::from_slice::<Layout>(value).map_or(0, |l| l.epoch)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {

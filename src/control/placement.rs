@@ -562,6 +562,46 @@ impl Placer {
         self.move_locked(cache, &mut layout, id, to).await
     }
 
+    /// Resumes a move a former leader recorded: what is left of the
+    /// partition on its node goes where the move was taking it. A move
+    /// with nothing left to do (the partition or a node gone) ends here:
+    /// its record goes, under the cache's lock, so the record stays until
+    /// the move has ended one way or the other.
+    pub async fn resume_move(
+        &self,
+        cache: &str,
+        record: &crate::meta::keys::MoveRecord,
+    ) -> Result<u64, PlaceError> {
+        let Some(layout) = self.layout(cache) else {
+            self.end_record(cache).await;
+            return Err(PlaceError::NotFound(format!(
+                "cache {cache} is not on nodes"
+            )));
+        };
+        let mut layout = layout.lock().await;
+        let resumable = layout
+            .find(record.partition)
+            .is_some_and(|at| layout.ranges[at].node == record.from)
+            && self.node(&record.to.to_string()).is_some();
+        if !resumable {
+            self.end_record(cache).await;
+            return Err(PlaceError::NotFound(format!(
+                "partition {} is no longer on {} or node {} is gone",
+                record.partition, record.from, record.to
+            )));
+        }
+        self.move_locked(cache, &mut layout, record.partition, record.to)
+            .await
+    }
+
+    async fn end_record(&self, cache: &str) {
+        if let Some(journal) = self.journal.get()
+            && let Err(e) = journal.moving(cache, None).await
+        {
+            tracing::warn!(%cache, "end of move not recorded: {e}");
+        }
+    }
+
     /// Moves partition `id` of `cache` to node `to`, recorded in the
     /// journal from its first step to its last (a new leader finishes or
     /// gives back the step in flight: [`Self::reaffirm`]).
@@ -591,11 +631,7 @@ impl Placer {
                 .map_err(|e| PlaceError::Failed(format!("move not recorded: {e}")))?;
         }
         let moved = self.move_steps(cache, layout, id, from, to).await;
-        if let Some(journal) = self.journal.get()
-            && let Err(e) = journal.moving(cache, None).await
-        {
-            tracing::warn!(%cache, "end of move not recorded (a new leader sends the table again): {e}");
-        }
+        self.end_record(cache).await;
         moved
     }
 
@@ -648,6 +684,18 @@ impl Placer {
                     return Err(e);
                 }
             };
+            // The slots carried must be the top of the partition as the
+            // table has it; a node that disagrees stops the move (its
+            // held slots go back with the table as it was).
+            let expected = layout.find(id).map(|at| layout.ranges[at]);
+            if expected.is_none_or(|p| p.last != last || p.first > first) {
+                self.bump(layout, epoch);
+                self.publish(cache, layout, &[from, to]).await;
+                tracing::error!(%cache, partition = id, node = %from, first, last, "a node's partition disagrees with the table: move stopped");
+                return Err(PlaceError::Failed(format!(
+                    "move of partition {id} stopped: {from} exported slots {first}..={last}, which do not end the partition as its table has it"
+                )));
+            }
             let import = Request::Import {
                 cache: cache.to_string(),
                 partition: new_id,

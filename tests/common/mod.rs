@@ -1058,7 +1058,18 @@ impl Role {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("stratus {args:?} never logged {needle:?}; it logged: {seen}"));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // STRATUS_TEST_ECHO=1 shows every role's log after its
+        // announcement on the test's stderr (`--nocapture`), to debug.
+        let echo = std::env::var_os("STRATUS_TEST_ECHO")
+            .is_some()
+            .then(|| format!("[{} {}]", args[0], child.id().unwrap_or(0)));
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = lines.next_line().await {
+                if let Some(who) = &echo {
+                    eprintln!("{who} {l}");
+                }
+            }
+        });
         Role { child, line }
     }
 
