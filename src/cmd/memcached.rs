@@ -315,7 +315,7 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     let key = &args[1];
     let now = ctx.now;
     // Last access before this one (the lookup below moves it).
-    let idle = ctx.ks.peek_live(key, now).map(|e| e.idle_secs(now));
+    let idle = ctx.ks.idle_secs(key, now);
     let hit = if op.no_bump {
         ctx.ks.get_no_touch(key, now).is_some()
     } else {

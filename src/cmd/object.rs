@@ -100,7 +100,9 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             Ok(Reply::bulk(name))
         }
         "freq" => Err(OpError::Static(reply::OBJECT_FREQ_NOT_LFU)),
-        "idletime" => Ok(Reply::Int(entry.idle_secs(now) as i64)),
+        "idletime" => Ok(Reply::Int(
+            ctx.ks.idle_secs(&args[2], now).unwrap_or_default() as i64,
+        )),
         _ => Ok(Reply::Int(1)),
     }
 }

@@ -46,22 +46,13 @@ use table::KeyTable;
 /// keeps finding expired (each one found is reclaimed).
 pub const RANDOM_KEY_TRIES: usize = 100;
 
-/// A stored value with its deadline.
-#[derive(Debug, Clone)]
+/// A stored value with its deadline. (The key's last access, the LRU
+/// clock, is stamped on its name: see `key.rs`.)
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub value: Value,
     /// Unix milliseconds; 0 = no expiry.
     expire_at: u64,
-    /// Unix seconds of the last access (the LRU clock).
-    lru: u32,
-}
-
-/// Entries are equal when their values and deadlines are (the LRU clock is
-/// bookkeeping).
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        self.value == other.value && self.expire_at == other.expire_at
-    }
 }
 
 impl Entry {
@@ -69,7 +60,6 @@ impl Entry {
         Entry {
             value,
             expire_at: 0,
-            lru: 0,
         }
     }
 
@@ -90,11 +80,6 @@ impl Entry {
     /// (MEMORY USAGE).
     pub fn memory_usage(&self, key_len: usize) -> usize {
         self.mem_bytes(key_len)
-    }
-
-    /// Seconds since the entry was last read or written (OBJECT IDLETIME).
-    pub fn idle_secs(&self, now: u64) -> u64 {
-        u64::from(lru_clock(now).saturating_sub(self.lru))
     }
 }
 
@@ -182,9 +167,9 @@ impl Eviction {
     }
 
     /// A sampled candidate's rank: the lowest goes first.
-    fn score(self, e: &Entry) -> u64 {
+    fn score(self, stamp: u32, e: &Entry) -> u64 {
         match self {
-            Eviction::VolatileLru | Eviction::AllkeysLru => u64::from(e.lru),
+            Eviction::VolatileLru | Eviction::AllkeysLru => u64::from(stamp),
             Eviction::VolatileTtl => e.expire_at,
             _ => 0,
         }
@@ -424,10 +409,9 @@ impl Keyspace {
         let idx = self.index(key);
         let slot = self.tables[idx].as_deref_mut()?;
         let bucket = slot.map.find(key)?;
-        let e = slot.map.in_bucket_mut(bucket)?;
-        if !e.is_expired(now) {
+        if !slot.map.in_bucket(bucket)?.is_expired(now) {
             if touch {
-                e.lru = lru_clock(now);
+                slot.map.set_stamp(bucket, lru_clock(now));
             }
             return Some((idx, bucket));
         }
@@ -466,14 +450,10 @@ impl Keyspace {
     /// deleted it first (one hash per insert).
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now: u64) -> bool {
         let idx = self.index(key);
-        let entry = Entry {
-            value,
-            expire_at,
-            lru: lru_clock(now),
-        };
+        let entry = Entry { value, expire_at };
         let added = entry.mem_bytes(key.len());
         let slot = self.tables[idx].get_or_insert_with(Default::default);
-        let old = slot.map.insert(key, entry);
+        let old = slot.map.insert(key, entry, lru_clock(now));
         slot.bytes += added;
         self.mutations += 1;
         self.keys += 1;
@@ -530,15 +510,28 @@ impl Keyspace {
     /// IDLETIME), as if it had not been read since; false if missing.
     pub fn set_idle(&mut self, key: &[u8], idle_secs: u64, now: u64) -> bool {
         let idx = self.index(key);
-        let Some(e) = self.tables[idx]
-            .as_deref_mut()
-            .and_then(|slot| slot.map.get_mut(key))
-            .filter(|e| !e.is_expired(now))
-        else {
+        let Some(slot) = self.tables[idx].as_deref_mut() else {
             return false;
         };
-        e.lru = lru_clock(now).saturating_sub(u32::try_from(idle_secs).unwrap_or(u32::MAX));
+        let Some(pos) = slot.map.find(key) else {
+            return false;
+        };
+        if slot.map.in_bucket(pos).is_none_or(|e| e.is_expired(now)) {
+            return false;
+        }
+        let stamp = lru_clock(now).saturating_sub(u32::try_from(idle_secs).unwrap_or(u32::MAX));
+        slot.map.set_stamp(pos, stamp);
         true
+    }
+
+    /// Seconds since a live key was last read or written (OBJECT IDLETIME).
+    pub fn idle_secs(&self, key: &[u8], now: u64) -> Option<u64> {
+        let map = &self.tables[self.index(key)].as_deref()?.map;
+        let pos = map.find(key)?;
+        let stamp = map
+            .stamp(pos)
+            .filter(|_| map.in_bucket(pos).is_some_and(|e| !e.is_expired(now)))?;
+        Some(u64::from(lru_clock(now).saturating_sub(stamp)))
     }
 
     /// Sets (`Some`) or clears (`None`) the deadline of a live key; returns
@@ -722,10 +715,16 @@ impl Keyspace {
             };
             let heap = slot.deadlines.as_slice();
             let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some(e) = slot.map.get(key).filter(|e| e.expire_at == *at) else {
+            let Some(pos) = slot.map.find(key) else {
                 continue;
             };
-            let score = policy.score(e);
+            let (Some(e), Some(stamp)) = (slot.map.in_bucket(pos), slot.map.stamp(pos)) else {
+                continue;
+            };
+            if e.expire_at != *at {
+                continue;
+            }
+            let score = policy.score(stamp, e);
             if best.as_ref().is_none_or(|(b, _)| score < *b) {
                 best = Some((score, key.clone()));
             }
@@ -763,7 +762,7 @@ impl Keyspace {
             let Some((key, e)) = slot.map.at(rng.random_range(0..slot.map.len())) else {
                 continue;
             };
-            let score = policy.score(e);
+            let score = policy.score(key.stamp(), e);
             if best.as_ref().is_none_or(|(b, _)| score < *b) {
                 best = Some((score, Box::from(key.as_bytes())));
             }
@@ -1453,23 +1452,27 @@ mod tests {
         let mut ks = Keyspace::whole();
         ks.insert(b"k", s("v"), 0, 1_000);
         ks.get_no_touch(b"k", 6_000).unwrap();
-        assert_eq!(ks.peek_live(b"k", 6_000).unwrap().idle_secs(6_000), 5);
+        assert_eq!(ks.idle_secs(b"k", 6_000).unwrap(), 5);
         assert_eq!(ks.stats.hits, 1);
         ks.get(b"k", 7_000).unwrap();
-        assert_eq!(ks.peek_live(b"k", 7_000).unwrap().idle_secs(8_000), 1);
+        assert_eq!(ks.idle_secs(b"k", 8_000).unwrap(), 1);
         // CLIENT NO-TOUCH: reads leave it, TOUCH still updates it.
         ks.no_touch = true;
         ks.get(b"k", 9_000).unwrap();
-        assert_eq!(ks.peek_live(b"k", 9_000).unwrap().idle_secs(9_000), 2);
+        assert_eq!(ks.idle_secs(b"k", 9_000).unwrap(), 2);
         ks.get_touch(b"k", 9_000).unwrap();
-        assert_eq!(ks.peek_live(b"k", 9_000).unwrap().idle_secs(9_000), 0);
+        assert_eq!(ks.idle_secs(b"k", 9_000).unwrap(), 0);
         assert!(ks.no_touch);
     }
 
     #[test]
-    fn entry_stays_40_bytes() {
-        // The scan position lives in what was padding.
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    fn a_table_entry_is_56_bytes() {
+        // The access stamp lives in the name's spare bytes (`key.rs`).
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        assert_eq!(
+            std::mem::size_of::<(crate::partition::key::Key, Entry)>(),
+            56
+        );
     }
 
     #[test]
@@ -1478,10 +1481,10 @@ mod tests {
         let now = 1_700_000_000_000;
         ks.insert(b"k", Value::Str(b"v".to_vec()), 0, now);
         assert!(ks.set_idle(b"k", 100, now));
-        assert_eq!(ks.peek(b"k").map(|e| e.lru), Some(lru_clock(now) - 100));
+        assert_eq!(ks.idle_secs(b"k", now), Some(100));
         assert!(!ks.set_idle(b"missing", 1, now));
         // A read makes it recent again.
         ks.get(b"k", now);
-        assert_eq!(ks.peek(b"k").map(|e| e.lru), Some(lru_clock(now)));
+        assert_eq!(ks.idle_secs(b"k", now), Some(0));
     }
 }

@@ -33,7 +33,7 @@ use super::memory::{ClientMemory, READ_MAX, make_room, regrow, release, send_rea
 use super::session::{Connection, Queueing, ReplyMode, Session};
 use super::shared::ProxyShared;
 use super::transaction;
-use super::turns::{end_of_slice_at, in_turns, slice_over, yield_turn};
+use super::turns::{end_of_round, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::acl;
 use crate::attention;
 use crate::cmd::{self, CommandSpec, ConnOp, Exec, flags};
@@ -150,9 +150,11 @@ impl Connection<'_> {
             //    for the client stay under the output limit (past it, the
             //    client must read before more of its requests run).
             let mut drained = false;
+            let mut answered = false;
             while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
                 match self.shared.decoder.decode(rbuf) {
                     Ok(Some(req)) => {
+                        answered = true;
                         // One clock reading per request: its end is the
                         // next one's start.
                         clock = self.handle(req, arrived, clock, &stream).await;
@@ -183,6 +185,9 @@ impl Connection<'_> {
             }
             // 2. Write what the socket takes now (the usage of the requests
             //    answered counted first).
+            if answered && !self.wbuf.is_empty() {
+                clock = end_of_round().await;
+            }
             self.flush_usage();
             let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::memory::{ClientMemory, make_room, regrow, release, send_ready, write_room};
 use super::session::Session;
 use super::shared::{PreAuth, ProxyShared, Wire};
-use super::turns::{end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
+use super::turns::{end_of_round, end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::cmd::memcached::{self as items, ArithOp, DONE, DeleteOp, Found, GetOp, Mode, StoreOp};
 use crate::cmd::{CommandSpec, flags, table::memcached_op};
 use crate::control::Cache;
@@ -143,6 +143,7 @@ impl McConn<'_> {
         loop {
             // 1. Run every whole request buffered (swallowing refused data).
             let mut drained = false;
+            let mut answered = false;
             while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
                 if self.swallow > 0 {
                     let n = self.swallow.min(rbuf.len());
@@ -171,6 +172,7 @@ impl McConn<'_> {
                         return "line too long";
                     }
                     Decoded::Request(req) => {
+                        answered = true;
                         let wire_in = (before - rbuf.len()) as u64;
                         // One clock reading per request: its end is the
                         // next one's start.
@@ -183,7 +185,11 @@ impl McConn<'_> {
                     }
                 }
             }
-            // 2. Write what the socket takes now.
+            // 2. Write what the socket takes now, once the other ready
+            //    connections have run (see `end_of_round`).
+            if answered && !self.wbuf.is_empty() {
+                clock = end_of_round().await;
+            }
             let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {
                 match stream.try_write(&self.wbuf) {

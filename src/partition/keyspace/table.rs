@@ -13,7 +13,8 @@
 //!   hashbrown doubles at 7/8 full, so a table of 64-byte `(key, entry)`
 //!   buckets sat at ~48% occupancy (128 buckets for 61 keys: 134 bytes of
 //!   buckets per key). The index's buckets are 4 bytes, and the dense
-//!   vector grows by a quarter at a time: ~80 bytes per key.
+//!   vector of 56-byte entries grows by a quarter at a time: ~73 bytes per
+//!   key.
 //!
 //! Invariants:
 //! - the index holds every position `0..entries.len()` exactly once, under
@@ -90,18 +91,24 @@ impl KeyTable {
         self.entries.get_mut(pos).map(|(_, e)| e)
     }
 
+    /// The access stamp of the key at position `pos`.
+    pub(super) fn stamp(&self, pos: usize) -> Option<u32> {
+        self.entries.get(pos).map(|(k, _)| k.stamp())
+    }
+
+    pub(super) fn set_stamp(&mut self, pos: usize, stamp: u32) {
+        if let Some((k, _)) = self.entries.get_mut(pos) {
+            k.set_stamp(stamp);
+        }
+    }
+
     pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.in_bucket(self.find(key)?)
     }
 
-    pub(super) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let pos = self.find(key)?;
-        self.in_bucket_mut(pos)
-    }
-
-    /// Stores `entry` under `key`; returns the entry it replaced (whose
-    /// position the new entry takes over).
-    pub(super) fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+    /// Stores `entry` under `key`, stamped `stamp`; returns the entry it
+    /// replaced (whose position the new entry takes over).
+    pub(super) fn insert(&mut self, key: &[u8], entry: Entry, stamp: u32) -> Option<Entry> {
         let hash = self.hash(key);
         let KeyTable {
             index,
@@ -115,7 +122,8 @@ impl KeyTable {
         );
         match found {
             hash_table::Entry::Occupied(o) => {
-                let old = &mut entries[*o.get() as usize].1;
+                let (name, old) = &mut entries[*o.get() as usize];
+                name.set_stamp(stamp);
                 Some(std::mem::replace(old, entry))
             }
             hash_table::Entry::Vacant(v) => {
@@ -123,7 +131,7 @@ impl KeyTable {
                 if entries.len() == entries.capacity() {
                     entries.reserve_exact(MIN_GROWTH.max(entries.len() / 4));
                 }
-                entries.push((Key::from(key), entry));
+                entries.push((Key::new(key, stamp), entry));
                 None
             }
         }
@@ -194,7 +202,7 @@ mod tests {
     fn positions_survive_growth_churn_and_removal() {
         let mut t = KeyTable::default();
         for i in 0..5000 {
-            assert!(t.insert(format!("k{i}").as_bytes(), entry()).is_none());
+            assert!(t.insert(format!("k{i}").as_bytes(), entry(), 0).is_none());
             if i % 3 == 0 {
                 assert!(t.remove(format!("k{}", i / 2).as_bytes()).is_some());
             }
@@ -202,7 +210,7 @@ mod tests {
         t.check();
         // Steady churn at a fixed size rehashes away deleted buckets.
         for i in 5000..50_000 {
-            t.insert(format!("k{i}").as_bytes(), entry());
+            t.insert(format!("k{i}").as_bytes(), entry(), 0);
             t.remove(format!("k{}", i - 3000).as_bytes());
         }
         t.check();
@@ -217,7 +225,10 @@ mod tests {
         t.check();
         let after: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
         assert_eq!(before, after);
-        assert!(t.insert(b"k49999", entry()).is_some(), "replaced in place");
+        assert!(
+            t.insert(b"k49999", entry(), 0).is_some(),
+            "replaced in place"
+        );
         t.check();
         let live: Vec<Vec<u8>> = t.iter().map(|(k, _)| k.to_vec()).collect();
         for k in live {
