@@ -12,9 +12,10 @@
 //! - **Memory.** A slot holds about 61 keys when a cache holds a million;
 //!   hashbrown doubles at 7/8 full, so a table of 64-byte `(key, entry)`
 //!   buckets sat at ~48% occupancy (128 buckets for 61 keys: 134 bytes of
-//!   buckets per key). The index's buckets are 4 bytes, and the dense
-//!   vector of 56-byte entries grows by a quarter at a time: ~73 bytes per
-//!   key.
+//!   buckets per key). The index's buckets are 2-byte positions (4-byte
+//!   once a slot holds more than 65,536 keys: [`Index`]), ~6.6 bytes per key
+//!   with their control bytes, and the dense vector of 56-byte entries
+//!   grows by a quarter at a time: ~63 bytes per key.
 //!
 //! Invariants:
 //! - the index holds every position `0..entries.len()` exactly once, under
@@ -43,11 +44,38 @@ use crate::partition::key::Key;
 /// Entries a table's vector grows by at least (then by a quarter of its length).
 const MIN_GROWTH: usize = 4;
 
+/// Positions in a table's entries, by the hash of their key: 2 bytes each
+/// while they fit (a slot rarely holds 65,536 keys: a cache of a million
+/// holds ~61 per slot), 4 bytes past that. The table widens once, at its
+/// 65,537th key (one pass, as the index's own growth is).
+#[derive(Debug)]
+enum Index {
+    Narrow(HashTable<u16>),
+    Wide(HashTable<u32>),
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index::Narrow(HashTable::new())
+    }
+}
+
+/// Runs `$body` with `$t` bound to the index's table, whichever width it is
+/// (positions read with `as usize`, written with `as _`).
+macro_rules! with_index {
+    ($index:expr, $t:ident => $body:expr) => {
+        match $index {
+            Index::Narrow($t) => $body,
+            Index::Wide($t) => $body,
+        }
+    };
+}
+
 /// One slot's entries and their index (see the module doc).
 #[derive(Debug, Default)]
 pub(super) struct KeyTable {
     /// Positions in `entries`, by the hash of their key.
-    index: HashTable<u32>,
+    index: Index,
     /// The entries; an entry's position is its index here.
     entries: Vec<(Key, Entry)>,
     hasher: DefaultHashBuilder,
@@ -65,7 +93,8 @@ impl KeyTable {
     /// Bytes the table holds on the heap (index and entries), for deciding
     /// whether to free it in the background.
     pub(super) fn allocation_size(&self) -> usize {
-        self.index.allocation_size() + self.entries.capacity() * std::mem::size_of::<(Key, Entry)>()
+        with_index!(&self.index, t => t.allocation_size())
+            + self.entries.capacity() * std::mem::size_of::<(Key, Entry)>()
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -76,10 +105,10 @@ impl KeyTable {
     /// [`KeyTable::in_bucket_mut`], one hash and probe serves a lookup and
     /// the reads or writes that follow it (valid until the table changes).
     pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
-        let entries = &self.entries;
-        self.index
-            .find(self.hash(key), |&p| entries[p as usize].0.as_bytes() == key)
-            .map(|&p| p as usize)
+        let (entries, hash) = (&self.entries, self.hash(key));
+        with_index!(&self.index, t => t
+            .find(hash, |&p| entries[p as usize].0.as_bytes() == key)
+            .map(|&p| p as usize))
     }
 
     /// The entry at position `pos` (from [`KeyTable::find`]).
@@ -109,52 +138,74 @@ impl KeyTable {
     /// Stores `entry` under `key`, stamped `stamp`; returns the entry it
     /// replaced (whose position the new entry takes over).
     pub(super) fn insert(&mut self, key: &[u8], entry: Entry, stamp: u32) -> Option<Entry> {
+        if self.entries.len() > usize::from(u16::MAX) {
+            self.widen();
+        }
         let hash = self.hash(key);
         let KeyTable {
             index,
             entries,
             hasher,
         } = self;
-        let found = index.entry(
-            hash,
-            |&p| entries[p as usize].0.as_bytes() == key,
-            |&p| hasher.hash_one(entries[p as usize].0.as_bytes()),
-        );
-        match found {
-            hash_table::Entry::Occupied(o) => {
-                let (name, old) = &mut entries[*o.get() as usize];
-                name.set_stamp(stamp);
-                Some(std::mem::replace(old, entry))
-            }
-            hash_table::Entry::Vacant(v) => {
-                v.insert(entries.len() as u32);
-                if entries.len() == entries.capacity() {
-                    entries.reserve_exact(MIN_GROWTH.max(entries.len() / 4));
+        with_index!(index, t => {
+            let found = t.entry(
+                hash,
+                |&p| entries[p as usize].0.as_bytes() == key,
+                |&p| hasher.hash_one(entries[p as usize].0.as_bytes()),
+            );
+            match found {
+                hash_table::Entry::Occupied(o) => {
+                    let (name, old) = &mut entries[*o.get() as usize];
+                    name.set_stamp(stamp);
+                    Some(std::mem::replace(old, entry))
                 }
-                entries.push((Key::new(key, stamp), entry));
-                None
+                hash_table::Entry::Vacant(v) => {
+                    v.insert(entries.len() as _);
+                    if entries.len() == entries.capacity() {
+                        entries.reserve_exact(MIN_GROWTH.max(entries.len() / 4));
+                    }
+                    entries.push((Key::new(key, stamp), entry));
+                    None
+                }
             }
+        })
+    }
+
+    /// Moves a narrow index whose positions no longer fit in 2 bytes to a
+    /// wide one.
+    fn widen(&mut self) {
+        let Index::Narrow(narrow) = &self.index else {
+            return;
+        };
+        let mut wide = HashTable::with_capacity(narrow.capacity() * 2);
+        for (p, (k, _)) in self.entries.iter().enumerate() {
+            let hasher = &self.hasher;
+            let entries = &self.entries;
+            wide.insert_unique(hasher.hash_one(k.as_bytes()), p as u32, |&q| {
+                hasher.hash_one(entries[q as usize].0.as_bytes())
+            });
         }
+        self.index = Index::Wide(wide);
     }
 
     /// Deletes `key`; returns its name and entry.
     pub(super) fn remove(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
         let hash = self.hash(key);
         let entries = &self.entries;
-        let found = self
-            .index
-            .find_entry(hash, |&p| entries[p as usize].0.as_bytes() == key)
-            .ok()?;
-        let (pos, _) = found.remove();
-        let pos = pos as usize;
+        let pos = with_index!(&mut self.index, t => {
+            let found = t.find_entry(hash, |&p| entries[p as usize].0.as_bytes() == key).ok()?;
+            found.remove().0 as usize
+        });
         let last = self.entries.len() - 1;
         let removed = self.entries.swap_remove(pos);
         if pos < last {
             // The last entry moved into the hole: its bucket says so now.
             let moved = self.hash(self.entries[pos].0.as_bytes());
-            if let Some(p) = self.index.find_mut(moved, |&p| p as usize == last) {
-                *p = pos as u32;
-            }
+            with_index!(&mut self.index, t => {
+                if let Some(p) = t.find_mut(moved, |&p| p as usize == last) {
+                    *p = pos as _;
+                }
+            });
         }
         if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
@@ -175,13 +226,12 @@ impl KeyTable {
     /// Checks the invariants (tests).
     #[cfg(test)]
     pub(super) fn check(&self) {
-        assert_eq!(self.index.len(), self.entries.len());
+        let positions: Vec<usize> =
+            with_index!(&self.index, t => t.iter().map(|&p| p as usize).collect());
+        assert_eq!(positions.len(), self.entries.len());
         let mut seen = vec![false; self.entries.len()];
-        for &p in self.index.iter() {
-            assert!(
-                !std::mem::replace(&mut seen[p as usize], true),
-                "position {p} twice"
-            );
+        for p in positions {
+            assert!(!std::mem::replace(&mut seen[p], true), "position {p} twice");
         }
         for (p, (k, _)) in self.entries.iter().enumerate() {
             assert_eq!(self.find(k.as_bytes()), Some(p), "position of {k:?}");
@@ -217,11 +267,13 @@ mod tests {
         // Growing the index moves buckets, never positions.
         let before: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
         let (hasher, entries) = (t.hasher.clone(), &t.entries);
-        let buckets = t.index.num_buckets();
-        let room = t.index.capacity() * 2;
-        t.index
-            .reserve(room, |&p| hasher.hash_one(entries[p as usize].0.as_bytes()));
-        assert!(t.index.num_buckets() > buckets);
+        let Index::Narrow(index) = &mut t.index else {
+            panic!("50,000 keys fit a narrow index");
+        };
+        let buckets = index.num_buckets();
+        let room = index.capacity() * 2;
+        index.reserve(room, |&p| hasher.hash_one(entries[p as usize].0.as_bytes()));
+        assert!(index.num_buckets() > buckets);
         t.check();
         let after: Vec<Vec<u8>> = (0..t.len()).map(|p| t.at(p).unwrap().0.to_vec()).collect();
         assert_eq!(before, after);
@@ -237,5 +289,27 @@ mod tests {
         }
         assert!(t.is_empty());
         t.check();
+    }
+
+    /// The 65,537th key widens the index; every key is still found, and
+    /// removals after it keep the positions right.
+    #[test]
+    fn a_slot_past_65536_keys_widens_its_index() {
+        let mut t = KeyTable::default();
+        let n = usize::from(u16::MAX) + 1;
+        for i in 0..n {
+            t.insert(format!("k{i}").as_bytes(), entry(), 0);
+        }
+        assert!(matches!(t.index, Index::Narrow(_)));
+        t.check();
+        t.insert(b"one more", entry(), 0);
+        assert!(matches!(t.index, Index::Wide(_)));
+        t.check();
+        for i in (0..n).step_by(7) {
+            assert!(t.remove(format!("k{i}").as_bytes()).is_some());
+        }
+        t.check();
+        assert!(t.get(b"one more").is_some());
+        assert!(t.get(b"k7").is_none());
     }
 }
