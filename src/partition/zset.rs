@@ -33,8 +33,8 @@ use packed::PackedZSet;
 use skiplist::{SkipIter, SkipList};
 
 /// Bytes charged per member of a skip list on top of its bytes: the
-/// 72-byte arena node (member pointer, score, back link, up to four links
-/// inline: 99.6% of nodes), the member's heap block (header and rounding)
+/// 64-byte arena node (member pointer, score, back link, up to three links
+/// inline: 98.4% of nodes), the member's heap block (header and rounding)
 /// and the 4-byte index entry with its control byte at the table's load
 /// factor.
 pub const ZSET_MEMBER_OVERHEAD: usize = 96;
