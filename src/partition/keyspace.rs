@@ -509,29 +509,30 @@ impl Keyspace {
     /// Backdates a live key's last access by `idle_secs` (RESTORE
     /// IDLETIME), as if it had not been read since; false if missing.
     pub fn set_idle(&mut self, key: &[u8], idle_secs: u64, now: u64) -> bool {
-        let idx = self.index(key);
-        let Some(slot) = self.tables[idx].as_deref_mut() else {
+        let Some((idx, pos)) = self.find_live(key, now) else {
             return false;
         };
-        let Some(pos) = slot.map.find(key) else {
-            return false;
-        };
-        if slot.map.in_bucket(pos).is_none_or(|e| e.is_expired(now)) {
-            return false;
-        }
         let stamp = lru_clock(now).saturating_sub(u32::try_from(idle_secs).unwrap_or(u32::MAX));
-        slot.map.set_stamp(pos, stamp);
+        if let Some(slot) = self.tables[idx].as_deref_mut() {
+            slot.map.set_stamp(pos, stamp);
+        }
         true
     }
 
     /// Seconds since a live key was last read or written (OBJECT IDLETIME).
     pub fn idle_secs(&self, key: &[u8], now: u64) -> Option<u64> {
-        let map = &self.tables[self.index(key)].as_deref()?.map;
+        let (idx, pos) = self.find_live(key, now)?;
+        let (name, _) = self.tables[idx].as_deref()?.map.at(pos)?;
+        Some(u64::from(lru_clock(now).saturating_sub(name.stamp())))
+    }
+
+    /// Where a live `key` is, without any side effect (an expired one is
+    /// left for a lookup to delete).
+    fn find_live(&self, key: &[u8], now: u64) -> Option<Found> {
+        let idx = self.index(key);
+        let map = &self.tables[idx].as_deref()?.map;
         let pos = map.find(key)?;
-        let stamp = map
-            .stamp(pos)
-            .filter(|_| map.in_bucket(pos).is_some_and(|e| !e.is_expired(now)))?;
-        Some(u64::from(lru_clock(now).saturating_sub(stamp)))
+        (!map.in_bucket(pos)?.is_expired(now)).then_some((idx, pos))
     }
 
     /// Sets (`Some`) or clears (`None`) the deadline of a live key; returns
@@ -715,16 +716,15 @@ impl Keyspace {
             };
             let heap = slot.deadlines.as_slice();
             let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some(pos) = slot.map.find(key) else {
+            let Some((name, e)) = slot
+                .map
+                .find(key)
+                .and_then(|pos| slot.map.at(pos))
+                .filter(|(_, e)| e.expire_at == *at)
+            else {
                 continue;
             };
-            let (Some(e), Some(stamp)) = (slot.map.in_bucket(pos), slot.map.stamp(pos)) else {
-                continue;
-            };
-            if e.expire_at != *at {
-                continue;
-            }
-            let score = policy.score(stamp, e);
+            let score = policy.score(name.stamp(), e);
             if best.as_ref().is_none_or(|(b, _)| score < *b) {
                 best = Some((score, key.clone()));
             }

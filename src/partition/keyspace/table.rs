@@ -120,11 +120,6 @@ impl KeyTable {
         self.entries.get_mut(pos).map(|(_, e)| e)
     }
 
-    /// The access stamp of the key at position `pos`.
-    pub(super) fn stamp(&self, pos: usize) -> Option<u32> {
-        self.entries.get(pos).map(|(k, _)| k.stamp())
-    }
-
     pub(super) fn set_stamp(&mut self, pos: usize, stamp: u32) {
         if let Some((k, _)) = self.entries.get_mut(pos) {
             k.set_stamp(stamp);
@@ -178,9 +173,8 @@ impl KeyTable {
             return;
         };
         let mut wide = HashTable::with_capacity(narrow.capacity() * 2);
-        for (p, (k, _)) in self.entries.iter().enumerate() {
-            let hasher = &self.hasher;
-            let entries = &self.entries;
+        let (hasher, entries) = (&self.hasher, &self.entries);
+        for (p, (k, _)) in entries.iter().enumerate() {
             wide.insert_unique(hasher.hash_one(k.as_bytes()), p as u32, |&q| {
                 hasher.hash_one(entries[q as usize].0.as_bytes())
             });
