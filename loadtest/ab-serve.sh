@@ -4,8 +4,9 @@
 #   loadtest/ab-serve.sh OLD_BINARY NEW_BINARY [runs]     (default 5)
 #
 # Each run starts the binary fresh pinned to CPU 0 (`serve`, the open
-# default cache), then redis-benchmark on CPU 1 sends 2M GETs and 2M SETs
-# (50 connections, pipeline 16, 100-byte values over 100k keys). Prints one
+# default cache), then redis-benchmark on CPU 1 sends 2M SETs then 2M GETs
+# (50 connections, pipeline 16, 100-byte values over 100k keys: the GETs
+# find the keys the SETs stored). Prints one
 # line per run, "old|new GET-ops/s SET-ops/s", then the medians. Build an
 # older commit beside this checkout with, e.g.:
 #   git worktree add /tmp/ab-old <commit>
@@ -27,8 +28,8 @@ run() { # binary -> "get set"
     taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -t "$1" -n 2000000 -c 50 \
       -P 16 -d 100 -r 100000 --threads 1 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4 }'
   }
-  g="$(bench get)"
   s="$(bench set)"
+  g="$(bench get)"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   rm -f "$log"

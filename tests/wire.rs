@@ -373,6 +373,39 @@ async fn framing_violations_answer_protocol_error_and_close_like_redis() {
     server.shutdown().await;
 }
 
+/// A pipeline longer than the server's decode-ahead window (16 requests
+/// decoded and prefetched together), its last request a framing violation,
+/// in one write: every request before it runs and is answered in order,
+/// then the error, then the close — as redis-server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_pipeline_ending_in_a_violation_is_answered_in_order_like_redis() {
+    let server = start_default().await;
+    let real = RealRedis::start().await;
+    let mut input = Vec::new();
+    for i in 0..40 {
+        input.extend(encode(&["SET", &format!("p{i}"), &i.to_string()]));
+        input.extend(encode(&["INCR", "counter"]));
+        input.extend(encode(&["GET", &format!("p{}", i / 2)]));
+    }
+    input.extend(b"*1\r\n$x\r\n");
+    let mut r = Raw::connect(real.addr).await;
+    let mut s = Raw::connect(server.resp_addr).await;
+    r.send(&input).await;
+    s.send(&input).await;
+    let (from_redis, redis_closed) = replies_until_close_or_quiet(&mut r).await;
+    let (from_stratus, stratus_closed) = replies_until_close_or_quiet(&mut s).await;
+    assert_eq!(from_redis.len(), 121);
+    assert_eq!(from_stratus, from_redis);
+    assert!(redis_closed && stratus_closed);
+    assert_eq!(
+        from_stratus.last(),
+        Some(&err("ERR Protocol error: invalid bulk length"))
+    );
+    let mut c = Raw::connect(server.resp_addr).await;
+    assert_eq!(c.cmd(&["GET", "counter"]).await, bulk("40"));
+    server.shutdown().await;
+}
+
 /// Every reply until the server closes (`true`) or stays quiet for a while
 /// (`false`).
 async fn replies_until_close_or_quiet(c: &mut Raw) -> (Vec<Resp>, bool) {

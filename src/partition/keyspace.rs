@@ -330,6 +330,39 @@ impl Keyspace {
         slot >= self.first_slot && slot <= self.last_slot()
     }
 
+    /// Brings what lookups of `keys` will read into the CPU's cache, in
+    /// three passes so that the misses of one pass are in flight together:
+    /// each key's slot table; then (the tables at hand) each key's entry,
+    /// found as a lookup finds it; then each found value's first and last
+    /// line. A batch of pipelined requests calls this before it runs (Redis
+    /// 8 prefetches its batches the same way). Reads only: no stamp,
+    /// statistic or expiry changes.
+    pub fn prefetch(&self, keys: &[(u16, &[u8])]) {
+        let slot_of = |slot: u16| {
+            self.owns(slot)
+                .then(|| self.tables[(slot - self.first_slot) as usize].as_deref())
+                .flatten()
+        };
+        for &(slot, _) in keys {
+            if let Some(s) = slot_of(slot) {
+                prefetch_line(std::ptr::from_ref(s).cast());
+            }
+        }
+        let mut values: smallvec::SmallVec<[&Value; 16]> = smallvec::SmallVec::new();
+        for &(slot, key) in keys {
+            if let Some(e) = slot_of(slot).and_then(|s| s.map.get(key)) {
+                values.push(&e.value);
+            }
+        }
+        for v in values {
+            let (start, len) = v.head();
+            prefetch_line(start);
+            if len > 64 {
+                prefetch_line(start.wrapping_add(len - 1));
+            }
+        }
+    }
+
     fn index(&self, key: &[u8]) -> usize {
         let slot = key_slot(key);
         debug_assert!(self.owns(slot), "slot {slot} not owned");
@@ -1004,6 +1037,27 @@ pub struct ScanStep {
     pub slots: u64,
 }
 
+/// Asks the CPU to load the cache line at `p` into its caches (a hint:
+/// nothing happens where the target has no prefetch instruction).
+///
+/// Why an instruction rather than a plain load of the same bytes: a load
+/// that misses holds its place in the CPU's reorder buffer until the line
+/// arrives, a prefetch does not. With loads instead (`black_box` of the
+/// bytes; `loadtest/ab-serve.sh`, alternated runs on 2026-12-02) SET at
+/// pipeline 16 was 13% slower; GET did not move.
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: a prefetch reads no memory into the program and never
+    // faults, whatever the address; SSE is part of every x86_64 target.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1140,6 +1194,34 @@ mod tests {
         assert_eq!(ks.len(), 50);
         assert_eq!(gone(&ks, "kept"), 0);
         assert_eq!(ks.stats.evicted, 200);
+    }
+
+    /// Prefetching reads only: an expired key stays until a lookup finds
+    /// it, no hit, miss or access time changes, and keys of slots the
+    /// keyspace does not own are passed over.
+    #[test]
+    fn prefetch_changes_nothing() {
+        let t0 = 1_000_000;
+        let mut ks = Keyspace::whole();
+        let long = "a value longer than one cache line of sixty-four bytes, to reach its end";
+        ks.insert(b"live", s(long), 0, t0);
+        ks.insert(b"gone", s("v"), t0 + 10, t0);
+        ks.insert(b"h", Value::Hash(Default::default()), 0, t0);
+        let later = t0 + 60_000;
+        let keys: Vec<(u16, &[u8])> = [&b"live"[..], b"gone", b"absent", b"h"]
+            .into_iter()
+            .map(|k| (key_slot(k), k))
+            .collect();
+        let (stats, len, bytes) = (ks.stats, ks.len(), ks.used_bytes());
+        ks.prefetch(&keys);
+        Keyspace::new(0, 0).prefetch(&keys);
+        assert_eq!((ks.stats, ks.len(), ks.used_bytes()), (stats, len, bytes));
+        assert_eq!(ks.idle_secs(b"live", later), Some(60));
+        assert!(ks.get(b"gone", later).is_none());
+        assert_eq!(
+            ks.stats.expired, 1,
+            "the lookup, not the prefetch, expired it"
+        );
     }
 
     #[test]

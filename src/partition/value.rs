@@ -107,6 +107,23 @@ impl Value {
         }
     }
 
+    /// Where the memory a command on this value reads first starts, and
+    /// its length: a string's bytes, a collection's header (for
+    /// [`super::Keyspace::prefetch`]).
+    pub fn head(&self) -> (*const u8, usize) {
+        fn header<T>(b: &T) -> (*const u8, usize) {
+            (std::ptr::from_ref(b).cast(), size_of::<T>())
+        }
+        match self {
+            Value::Str(s) => (s.as_ptr(), s.len()),
+            Value::Hash(h) => header(&**h),
+            Value::List(l) => header(&**l),
+            Value::Set(s) => header(&**s),
+            Value::ZSet(z) => header(&**z),
+            Value::Stream(s) => header(&**s),
+        }
+    }
+
     /// Payload bytes charged for this value (without the entry overhead).
     pub fn mem_bytes(&self) -> usize {
         match self {

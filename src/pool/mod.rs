@@ -2403,6 +2403,29 @@ impl CachePool {
         table.ranges[at.min(table.ranges.len() - 1)].2.clone()
     }
 
+    /// Prefetches what a batch of requests on `keys` (slot, key) will read
+    /// ([`Keyspace::prefetch`]), partition by partition. A hint: partitions
+    /// in another process, or whose lock is taken, are skipped.
+    pub fn prefetch(&self, keys: &[(u16, &[u8])]) {
+        let table = self.routing.read();
+        let mut rest = keys;
+        while let Some(&(slot, _)) = rest.first() {
+            let at = table.ranges.partition_point(|(_, last, _)| *last < slot);
+            let (first, last, part) = &table.ranges[at.min(table.ranges.len() - 1)];
+            let n = rest
+                .iter()
+                .position(|(s, _)| s < first || s > last)
+                .unwrap_or(rest.len())
+                .max(1);
+            if let Some(p) = part.in_process()
+                && let Some(st) = p.state.try_lock()
+            {
+                st.ks.prefetch(&rest[..n]);
+            }
+            rest = &rest[n..];
+        }
+    }
+
     /// Every partition with its range, in slot order.
     pub fn ranges(&self) -> Vec<(u16, u16, PartitionHandle)> {
         self.routing.read().ranges.clone()

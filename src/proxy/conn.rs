@@ -18,6 +18,7 @@
 //! that reads is fine. Slow or half-open peers only ever block their own
 //! task; TCP keepalive reaps dead peers.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -53,6 +54,11 @@ const ALLOWED_WHILE_BUSY: &[&str] = &[
 
 /// Read-buffer headroom kept free before each read, bytes.
 const READ_CHUNK: usize = 16 * 1024;
+/// Requests decoded and prefetched together (see `decode_ahead`).
+const AHEAD: usize = 16;
+/// A request decoded ahead, with its command (`None`: unknown), or the
+/// protocol error that ends the connection after the requests before it.
+type Decoded = Result<(Request, Option<&'static CommandSpec>), crate::resp::ProtocolError>;
 /// Buffers larger than this are released once empty, bytes.
 const KEEP_BUFFER: usize = 1024 * 1024;
 /// Time allowed to flush the last replies when closing.
@@ -137,6 +143,8 @@ impl Connection<'_> {
         // requests are consumed from its front), what CLIENT LIST shows of
         // it, and the most it held since the idle timer last fired.
         let mut allocated = rbuf.capacity();
+        // Requests decoded but not yet run (see `decode_ahead`).
+        let mut ahead = VecDeque::with_capacity(AHEAD);
         let mut shown = 0;
         let mut peak = 0;
         loop {
@@ -152,12 +160,15 @@ impl Connection<'_> {
             let mut drained = false;
             let mut answered = false;
             while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
-                match self.shared.decoder.decode(rbuf) {
-                    Ok(Some(req)) => {
+                if ahead.is_empty() {
+                    self.decode_ahead(rbuf, &mut ahead);
+                }
+                match ahead.pop_front().transpose() {
+                    Ok(Some((req, spec))) => {
                         answered = true;
                         // One clock reading per request: its end is the
                         // next one's start.
-                        clock = self.handle(req, arrived, clock, &stream).await;
+                        clock = self.handle(req, spec, arrived, clock, &stream).await;
                         if slice_over(clock) {
                             // The replies ready go out before the other
                             // connections' turns, not after them.
@@ -345,6 +356,40 @@ impl Connection<'_> {
         }
     }
 
+    /// Decodes up to [`AHEAD`] whole requests from `rbuf` (stopping after a
+    /// protocol error), then prefetches the keys they name
+    /// ([`crate::pool::CachePool::prefetch`]): a pipeline's lookups wait
+    /// for memory together, not one after another.
+    fn decode_ahead(&self, rbuf: &mut BytesMut, ahead: &mut VecDeque<Decoded>) {
+        while ahead.len() < AHEAD {
+            match self.shared.decoder.decode(rbuf) {
+                Ok(Some(req)) => {
+                    let spec = cmd::lookup(&req.args[0]);
+                    ahead.push_back(Ok((req, spec)));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    ahead.push_back(Err(e));
+                    break;
+                }
+            }
+        }
+        if ahead.len() < 2 {
+            return;
+        }
+        let Some(cache) = &self.session.cache else {
+            return;
+        };
+        let mut keys: smallvec::SmallVec<[(u16, &[u8]); AHEAD]> = smallvec::SmallVec::new();
+        for (req, spec) in ahead.iter().flatten() {
+            if let Some(i) = spec.and_then(|s| s.key_positions(&req.args).next()) {
+                let key = &req.args[i][..];
+                keys.push((key_slot(key), key));
+            }
+        }
+        cache.pool.prefetch(&keys);
+    }
+
     /// Bills the transfer of the buffered bytes of an unfinished request
     /// (`rbuf`) past [`PREPAY_ABOVE`] and charges the cache's limiter for
     /// them, then waits until the limit admits them (nothing more is read
@@ -407,6 +452,7 @@ impl Connection<'_> {
     pub async fn handle(
         &mut self,
         req: Request,
+        spec: Option<&'static CommandSpec>,
         arrived: Instant,
         started: Instant,
         stream: &Transport,
@@ -417,7 +463,6 @@ impl Connection<'_> {
         // MONITOR: scripts show before the commands they call, an EXEC's
         // commands when it runs them (see `feed_monitors`).
         let monitored = self.monitor_before(&req.args);
-        let spec = cmd::lookup(&req.args[0]);
         // A command that names no key may read the usage (INFO) or change
         // the cache it is counted against (AUTH): what is tallied goes
         // first.
