@@ -111,6 +111,20 @@ impl KeyTable {
             .map(|&p| p as usize))
     }
 
+    /// Calls `f` with the address of every entry whose hash tag matches
+    /// `key`'s, without reading any entry: a prefetch pass loads the index
+    /// alone here, and the entries' misses overlap (see
+    /// [`super::Keyspace::prefetch`]).
+    pub(super) fn candidates(&self, key: &[u8], mut f: impl FnMut(*const u8)) {
+        let (entries, hash) = (&self.entries, self.hash(key));
+        with_index!(&self.index, t => t.find(hash, |&p| {
+            if let Some(e) = entries.get(p as usize) {
+                f(std::ptr::from_ref(e).cast());
+            }
+            false
+        }).map(|_| ()));
+    }
+
     /// The entry at position `pos` (from [`KeyTable::find`]).
     pub(super) fn in_bucket(&self, pos: usize) -> Option<&Entry> {
         self.entries.get(pos).map(|(_, e)| e)
