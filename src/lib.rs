@@ -25,7 +25,7 @@
 //! `resp` and `cmd` never import the layers above them.
 
 // `deny`, not `forbid`: one measured exception, the CPU prefetch hint in
-// `partition::keyspace::prefetch_line` (its SAFETY note says why).
+// `partition::prefetch_line` (its SAFETY note says why).
 #![deny(unsafe_code)]
 
 pub mod acl;

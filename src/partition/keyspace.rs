@@ -37,6 +37,7 @@ use rand::Rng;
 
 use super::lazyfree;
 use super::notify::{self, Notifications};
+use super::prefetch_line;
 pub use super::scan::ScanCursor;
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
@@ -1041,27 +1042,6 @@ pub struct ScanStep {
     /// Slots walked through, empty ones included (a slot the step resumes
     /// in or stops in counts once).
     pub slots: u64,
-}
-
-/// Asks the CPU to load the cache line at `p` into its caches (a hint:
-/// nothing happens where the target has no prefetch instruction).
-///
-/// Why an instruction rather than a plain load of the same bytes: a load
-/// that misses holds its place in the CPU's reorder buffer until the line
-/// arrives, a prefetch does not. With loads instead (`black_box` of the
-/// bytes; `loadtest/ab-serve.sh`, alternated runs on 2026-12-02) SET at
-/// pipeline 16 was 13% slower; GET did not move.
-#[inline(always)]
-fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
-    // SAFETY: a prefetch reads no memory into the program and never
-    // faults, whatever the address; SSE is part of every x86_64 target.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]

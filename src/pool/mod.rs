@@ -2404,9 +2404,15 @@ impl CachePool {
     }
 
     /// Prefetches what a batch of requests on `keys` (slot, key) will read
-    /// ([`Keyspace::prefetch`]), partition by partition. A hint: partitions
-    /// in another process, or whose lock is taken, are skipped.
+    /// and write: their slots' load counters ([`Self::record_load`]), then
+    /// their keys ([`Keyspace::prefetch`]), partition by partition. A hint:
+    /// partitions in another process, or whose lock is taken, are skipped.
     pub fn prefetch(&self, keys: &[(u16, &[u8])]) {
+        for &(slot, _) in keys {
+            if let Some(load) = self.slot_load.get(usize::from(slot)) {
+                crate::partition::prefetch_line(load.as_ptr().cast());
+            }
+        }
         let table = self.routing.read();
         let mut rest = keys;
         while let Some(&(slot, _)) = rest.first() {

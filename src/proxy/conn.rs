@@ -91,6 +91,7 @@ pub async fn run(
         billed_early: 0,
         delivered: 0,
         tally: Tally::default(),
+        last_command: None,
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_cache()
@@ -650,7 +651,7 @@ impl Connection<'_> {
     /// Statistics of a command run or refused: INFO commandstats and
     /// errorstats, the slow log, latency events, and what CLIENT LIST shows.
     fn record_stats(
-        &self,
+        &mut self,
         req: &Request,
         spec: Option<&'static CommandSpec>,
         reply: &Reply,
@@ -674,7 +675,6 @@ impl Connection<'_> {
             Some(sub) => std::borrow::Cow::Owned(format!("{}|{sub}", spec.name)),
             None => std::borrow::Cow::Borrowed(spec.name),
         };
-        super::introspect::sync_view(self, &name, started);
         match billing {
             Billing::Rejected(_) => server.record_rejected(spec, sub.as_deref()),
             Billing::Queued { .. } => {}
@@ -687,6 +687,7 @@ impl Connection<'_> {
                 }
             }
         }
+        self.last_command = Some((name, started));
     }
 
     /// The request path, top to bottom: look up → auth → check keys → admit →
@@ -975,6 +976,9 @@ impl Connection<'_> {
     fn flush_usage(&mut self) {
         if let Some(cache) = &self.session.cache {
             self.tally.flush(&cache.usage);
+        }
+        if let Some((name, at)) = self.last_command.take() {
+            super::introspect::sync_view(self, &name, at);
         }
     }
 

@@ -367,6 +367,10 @@ pub struct Connection<'a> {
     pub delivered: u64,
     /// Usage of the requests run since the last flush (see [`Tally`]).
     pub tally: Tally,
+    /// The last command run and when it started, for `CLIENT LIST`'s view
+    /// of this connection: written there once per batch of requests, with
+    /// the usage ([`Connection::flush_usage`](super::conn)).
+    pub last_command: Option<(std::borrow::Cow<'static, str>, std::time::Instant)>,
 }
 
 impl Connection<'_> {
