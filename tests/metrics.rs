@@ -207,6 +207,30 @@ async fn commands_connections_and_items_per_cache() {
     );
     let accepted = value(&s, "stratus_connections_accepted_total", &[]).expect("accepted");
     assert!(accepted >= 4.0, "{accepted}");
+    // The duration histogram counts each command once, by kind: 35 writes
+    // (SET, HSET) and one read in orders; its +Inf bucket is the count, and
+    // the buckets are cumulative.
+    let durations = "stratus_command_duration_seconds";
+    let count = |kind: &str| {
+        value(
+            &s,
+            &format!("{durations}_count"),
+            &[("cache", "orders"), ("kind", kind)],
+        )
+    };
+    assert_eq!(count("write"), Some(35.0));
+    assert_eq!(count("read"), Some(1.0));
+    let buckets: Vec<&Sample> = s
+        .iter()
+        .filter(|x| x.name == format!("{durations}_bucket"))
+        .filter(|x| x.labels.get("cache").map(String::as_str) == Some("orders"))
+        .filter(|x| x.labels.get("kind").map(String::as_str) == Some("write"))
+        .collect();
+    assert_eq!(buckets.last().map(|b| b.labels["le"].as_str()), Some("+Inf"));
+    assert_eq!(buckets.last().map(|b| b.value), Some(35.0));
+    assert!(buckets.windows(2).all(|w| w[0].value <= w[1].value));
+    let sum = value(&s, &format!("{durations}_sum"), &[("cache", "orders")]).expect("sum");
+    assert!(sum > 0.0 && sum < 60.0, "{sum}");
 
     // The figures follow what happens next.
     drop(o2);

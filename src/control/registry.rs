@@ -27,7 +27,7 @@ use crate::acl::{User, valid_user_name};
 use crate::link::Nodes;
 pub use crate::metering::limits::UsageLimits;
 use crate::metering::{EcpuLimiter, Usage};
-use crate::metrics::{CacheFigures, CacheMetrics, Metrics};
+use crate::metrics::{CacheFigures, Metrics};
 use crate::partition::ClusterMode;
 use crate::pool::CachePool;
 
@@ -117,7 +117,6 @@ pub struct Cache {
     pub engine: Engine,
     pub settings: RwLock<CacheSettings>,
     pub pool: CachePool,
-    pub metrics: CacheMetrics,
     pub usage: Usage,
     /// Lua scripts by SHA1 (EVALSHA, SCRIPT LOAD): this cache's only.
     pub scripts: ScriptStore,
@@ -774,7 +773,6 @@ impl Registry {
                 token_hashes: hashes.clone(),
             }),
             pool,
-            metrics: self.metrics.for_cache(&req.name, req.engine.as_str()),
             usage: Usage::default(),
             scripts: ScriptStore::default(),
             functions: FunctionStore::default(),

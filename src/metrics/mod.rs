@@ -2,31 +2,31 @@
 //! exposition, on a recorder owned by the server (no global recorder, so
 //! several servers can run in one process).
 //!
-//! Two mechanisms, one per need:
-//! 1. Counters and gauges are *published*: the request path only bumps
-//!    atomics it already keeps (a cache's [`Usage`], the partitions' stats);
-//!    [`Metrics::publish`] copies them into the recorder before each render and
-//!    every few seconds. Series not published for [`IDLE_TIMEOUT`] are dropped,
-//!    which is how a deleted cache's series disappear.
-//! 2. The latency histogram is recorded on the request path through handles
-//!    resolved once per cache ([`CacheMetrics`]).
+//! Counters and gauges are *published*: the request path only bumps
+//! atomics it already keeps (a cache's [`Usage`], the partitions' stats);
+//! [`Metrics::publish`] copies them into the recorder before each render and
+//! every few seconds. Series not published for [`IDLE_TIMEOUT`] are dropped,
+//! which is how a deleted cache's series disappear.
 //!
-//! `stratus_ecpu_total` is fractional (milli-ECPU precision); the recorder's
-//! counters are integers, so that one family is rendered here from the
-//! milli-ECPU atomics, in the same text format.
+//! Two families are rendered here from a cache's [`Usage`], in the same text
+//! format, not through the recorder: `stratus_ecpu_total`, which is
+//! fractional (milli-ECPU precision; the recorder's counters are integers),
+//! and the `stratus_command_duration_seconds` histogram, whose buckets are
+//! counters the connections add to once per batch of requests
+//! ([`crate::metering::usage::Tally`]; recorded sample by sample through
+//! the recorder, they were 4% of the server's CPU at pipeline 16).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use metrics::{Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use metrics_util::MetricKindMask;
 
 use crate::cmd::Family;
 use crate::metering::limits::UsageLimits;
+use crate::metering::usage::{Access, DURATION_BOUNDS_NS};
 use crate::metering::{Rejection, Usage};
 use crate::pool::{PartitionStats, ScalingCounters};
 
@@ -129,12 +129,6 @@ pub const METRICS: &[MetricDef] = &[
 /// Series not published for this long are dropped (deleted caches).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Latency buckets, seconds: 10 µs to 2.5 s.
-const DURATION_BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
 static METADATA: Metadata<'static> =
     Metadata::new("stratus", Level::INFO, Some("stratus::metrics"));
 
@@ -215,18 +209,14 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(COMMAND_DURATION_SECONDS.into()),
-                DURATION_BUCKETS,
-            )
-            .expect("static, non-empty buckets")
             .idle_timeout(
                 MetricKindMask::COUNTER | MetricKindMask::GAUGE,
                 Some(IDLE_TIMEOUT),
             )
             .build_recorder();
         let handle = recorder.handle();
-        for m in METRICS.iter().filter(|m| m.name != ECPU_TOTAL) {
+        let by_hand = [ECPU_TOTAL, COMMAND_DURATION_SECONDS];
+        for m in METRICS.iter().filter(|m| !by_hand.contains(&m.name)) {
             let key = KeyName::from_const_str(m.name);
             let help = SharedString::const_str(m.help);
             match m.kind {
@@ -260,23 +250,6 @@ impl Metrics {
         self.recorder
             .register_gauge(&Self::key(name, labels), &METADATA)
             .set(value);
-    }
-
-    /// Hot-path handles for one cache.
-    pub fn for_cache(&self, cache: &str, engine: &str) -> CacheMetrics {
-        let histogram = |kind: &str| {
-            self.recorder.register_histogram(
-                &Self::key(
-                    COMMAND_DURATION_SECONDS,
-                    &[("cache", cache), ("engine", engine), ("kind", kind)],
-                ),
-                &METADATA,
-            )
-        };
-        CacheMetrics {
-            read_duration: histogram("read"),
-            write_duration: histogram("write"),
-        }
     }
 
     /// Copies server-wide and per-cache figures into the recorder.
@@ -415,8 +388,44 @@ impl Metrics {
         self.publish(caches);
         let mut out = self.handle.render();
         render_ecpu(&mut out, caches);
+        render_durations(&mut out, caches);
         out
     }
+}
+
+/// Appends the `stratus_command_duration_seconds` histogram: per cache and
+/// kind, the cumulative bucket counts, their sum and their count.
+fn render_durations(out: &mut String, caches: &[CacheFigures<'_>]) {
+    let name = COMMAND_DURATION_SECONDS;
+    let help = METRICS
+        .iter()
+        .find(|m| m.name == name)
+        .map_or("", |m| m.help);
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for c in caches {
+        for access in Access::ALL {
+            let d = &c.usage.durations[access as usize];
+            let labels = format!(
+                "cache=\"{}\",engine=\"{}\",kind=\"{}\"",
+                c.name,
+                c.engine,
+                access.label()
+            );
+            let mut count = 0;
+            for (i, bucket) in d.buckets.iter().enumerate() {
+                count += bucket.load(Ordering::Relaxed);
+                let le = DURATION_BOUNDS_NS
+                    .get(i)
+                    .map_or("+Inf".to_string(), |&ns| (ns as f64 / 1e9).to_string());
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+            }
+            let sum = d.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        }
+    }
+    out.push('\n');
 }
 
 /// Appends the `stratus_ecpu_total` family, with milli-ECPU precision.
@@ -442,10 +451,4 @@ fn render_ecpu(out: &mut String, caches: &[CacheFigures<'_>]) {
         }
     }
     out.push('\n');
-}
-
-/// One cache's hot-path handles.
-pub struct CacheMetrics {
-    pub read_duration: Histogram,
-    pub write_duration: Histogram,
 }

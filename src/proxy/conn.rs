@@ -39,7 +39,7 @@ use crate::acl;
 use crate::attention;
 use crate::cmd::{self, CommandSpec, ConnOp, Exec, flags};
 use crate::control::Cache;
-use crate::metering::usage::Tally;
+use crate::metering::usage::{Access, Tally};
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::{ClusterMode, key_slot};
@@ -543,12 +543,12 @@ impl Connection<'_> {
                     .meter(spec.family, ecpu.saturating_sub(billed_early));
                 cache.pool.record_load(slot, ecpu);
                 cache.with_limiter(|l| l.add_debt(upfront, ecpu));
-                let histogram = if spec.has(flags::WRITE) {
-                    &cache.metrics.write_duration
+                let access = if spec.has(flags::WRITE) {
+                    Access::Write
                 } else {
-                    &cache.metrics.read_duration
+                    Access::Read
                 };
-                histogram.record(elapsed.as_secs_f64());
+                self.tally.duration(access, elapsed);
             }
             Billing::Queued {
                 spec,

@@ -37,6 +37,7 @@ use crate::control::Cache;
 use crate::control::registry::Engine;
 use crate::memcached::proto::{self, Decoded, Meta, Request};
 use crate::memcached::{MemcachedStats as Stats, *};
+use crate::metering::usage::Access;
 use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::key_slot;
@@ -362,12 +363,10 @@ impl McConn<'_> {
         let ran = self.run_request(req, wire_in, arrived).await;
         let finished = Instant::now();
         if let (Some(write), Some(cache)) = (ran, &self.session.cache) {
-            let histogram = if write {
-                &cache.metrics.write_duration
-            } else {
-                &cache.metrics.read_duration
-            };
-            histogram.record(finished.saturating_duration_since(started).as_secs_f64());
+            let access = if write { Access::Write } else { Access::Read };
+            cache
+                .usage
+                .duration(access, finished.saturating_duration_since(started));
         }
         finished
     }
