@@ -226,7 +226,10 @@ async fn commands_connections_and_items_per_cache() {
         .filter(|x| x.labels.get("cache").map(String::as_str) == Some("orders"))
         .filter(|x| x.labels.get("kind").map(String::as_str) == Some("write"))
         .collect();
-    assert_eq!(buckets.last().map(|b| b.labels["le"].as_str()), Some("+Inf"));
+    assert_eq!(
+        buckets.last().map(|b| b.labels["le"].as_str()),
+        Some("+Inf")
+    );
     assert_eq!(buckets.last().map(|b| b.value), Some(35.0));
     assert!(buckets.windows(2).all(|w| w[0].value <= w[1].value));
     let sum = value(&s, &format!("{durations}_sum"), &[("cache", "orders")]).expect("sum");
