@@ -236,7 +236,9 @@ impl Connection<'_> {
                     BytesMut::with_capacity(READ_CHUNK),
                 ));
             }
-            if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
+            // (Requests decoded ahead still hold the buffer's memory: it
+            // stays charged until they have run.)
+            if rbuf.is_empty() && ahead.is_empty() && rbuf.capacity() > KEEP_BUFFER {
                 release(std::mem::replace(rbuf, BytesMut::with_capacity(READ_CHUNK)));
                 allocated = READ_CHUNK;
             }
@@ -253,7 +255,9 @@ impl Connection<'_> {
                 release(std::mem::replace(rbuf, bigger));
                 allocated = grown;
             }
-            self.account(rbuf.capacity() as u64 + self.queued_memory())
+            // Requests decoded ahead and not yet run hold their bytes too.
+            let ahead_bytes: usize = ahead.iter().flatten().map(|(r, _)| r.wire_len).sum();
+            self.account((rbuf.capacity() + ahead_bytes) as u64 + self.queued_memory())
                 .ok();
             // A big request is admitted as its bytes arrive: a cache over its
             // ECPU/s limit uploads no faster than the limit allows.
