@@ -393,16 +393,22 @@ impl Metrics {
     }
 }
 
-/// Appends the `stratus_command_duration_seconds` histogram: per cache and
-/// kind, the cumulative bucket counts, their sum and their count.
-fn render_durations(out: &mut String, caches: &[CacheFigures<'_>]) {
-    let name = COMMAND_DURATION_SECONDS;
+/// Appends the `# HELP` (from [`METRICS`]) and `# TYPE` lines of a family
+/// rendered here.
+fn family_header(out: &mut String, name: &str, kind: &str) {
     let help = METRICS
         .iter()
         .find(|m| m.name == name)
         .map_or("", |m| m.help);
     let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} histogram");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Appends the `stratus_command_duration_seconds` histogram: per cache and
+/// kind, the cumulative bucket counts, their sum and their count.
+fn render_durations(out: &mut String, caches: &[CacheFigures<'_>]) {
+    let name = COMMAND_DURATION_SECONDS;
+    family_header(out, name, "histogram");
     for c in caches {
         for access in Access::ALL {
             let d = &c.usage.durations[access as usize];
@@ -430,12 +436,7 @@ fn render_durations(out: &mut String, caches: &[CacheFigures<'_>]) {
 
 /// Appends the `stratus_ecpu_total` family, with milli-ECPU precision.
 fn render_ecpu(out: &mut String, caches: &[CacheFigures<'_>]) {
-    let help = METRICS
-        .iter()
-        .find(|m| m.name == ECPU_TOTAL)
-        .map_or("", |m| m.help);
-    let _ = writeln!(out, "# HELP {ECPU_TOTAL} {help}");
-    let _ = writeln!(out, "# TYPE {ECPU_TOTAL} counter");
+    family_header(out, ECPU_TOTAL, "counter");
     for c in caches {
         for f in Family::ALL {
             let milli = c.usage.ecpu_milli[f.index()].load(Ordering::Relaxed);
