@@ -1014,8 +1014,14 @@ async fn at_the_storage_maximum_any_item_is_evicted_lru() {
     let token = token_of(&http, r#"{"name": "e", "engine": "memcached", "usage_limits": {"data_storage": {"maximum": 1, "unit": "MB"}}}"#).await;
     let mut c = login(s.memcached_addr.expect("port"), "e", &token).await;
     // 3 MB of items without any TTL: every store succeeds, old items go.
+    // The LRU clock ticks in seconds (as Redis's): the first ten batches
+    // and the last five are stored a second apart from the others, so
+    // that the oldest and the newest are told apart by age, not by chance.
     let value = "x".repeat(1000);
     for batch in 0..30 {
+        if batch == 10 || batch == 25 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
         let mut input = String::new();
         for i in 0..100 {
             input.push_str(&format!("set k{batch}-{i} 0 0 1000\r\n{value}\r\n"));

@@ -30,7 +30,7 @@ use bytes::{Buf, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
-use super::memory::{ClientMemory, READ_MAX, make_room, regrow, release, send_ready};
+use super::memory::{ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, release, send_ready};
 use super::session::{Connection, Queueing, ReplyMode, Session};
 use super::shared::ProxyShared;
 use super::transaction;
@@ -59,8 +59,6 @@ const AHEAD: usize = 16;
 /// A request decoded ahead, with its command (`None`: unknown), or the
 /// protocol error that ends the connection after the requests before it.
 type Decoded = Result<(Request, Option<&'static CommandSpec>), crate::resp::ProtocolError>;
-/// Buffers larger than this are released once empty, bytes.
-const KEEP_BUFFER: usize = 1024 * 1024;
 /// Time allowed to flush the last replies when closing.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// TCP keepalive idle time: half-open peers are found within minutes.
@@ -251,19 +249,7 @@ impl Connection<'_> {
                     let _ = stream.try_write(format!("-{why}\r\n").as_bytes());
                     return "client memory limit";
                 }
-                if rbuf.len() <= READ_CHUNK {
-                    // A small remainder: `reserve` moves it to the front of
-                    // the buffer's own allocation when no request cut from
-                    // the buffer is alive any more (the usual case), and
-                    // allocates only otherwise. A fresh 16 KiB block per
-                    // refill was where glibc sorted its free lists during a
-                    // mass expiry: 41% of the server's CPU (`perf`, the
-                    // split scenario).
-                    rbuf.reserve(grown - rbuf.len());
-                } else {
-                    let bigger = regrow(rbuf, grown).await;
-                    release(std::mem::replace(rbuf, bigger));
-                }
+                grow(rbuf, grown).await;
                 allocated = rbuf.capacity();
             }
             // Requests decoded ahead and not yet run hold their bytes too.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
-use super::memory::{ClientMemory, make_room, regrow, release, send_ready, write_room};
+use super::memory::{ClientMemory, KEEP_BUFFER, grow, make_room, release, send_ready, write_room};
 use super::session::Session;
 use super::shared::{PreAuth, ProxyShared, Wire};
 use super::turns::{end_of_round, end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
@@ -50,8 +50,6 @@ use crate::tls::Transport;
 const READ_CHUNK: usize = 16 * 1024;
 /// The most one read takes from the socket, bytes.
 const READ_MAX: usize = 64 * 1024;
-/// Buffers larger than this are released once empty, bytes.
-const KEEP_BUFFER: usize = 1024 * 1024;
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle connection gives its read buffer back after this (as Redis
 /// frees an idle client's query buffer, and the RESP connection does).
@@ -231,10 +229,9 @@ impl McConn<'_> {
                     let _ = stream.try_write(b"SERVER_ERROR out of memory reading request\r\n");
                     return "client memory limit";
                 }
-                // Copied in pieces within the time slices: a 128 MB item's
-                // buffer must not stall other connections.
-                let bigger = regrow(rbuf, grown).await;
-                release(std::mem::replace(rbuf, bigger));
+                // A 128 MB item's buffer is copied in pieces within the
+                // time slices: it must not stall other connections.
+                grow(rbuf, grown).await;
             }
             let cache = self.session.cache.clone();
             let _ = self.memory.set(self.shared, cache, rbuf.capacity() as u64);
