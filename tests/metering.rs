@@ -132,6 +132,46 @@ async fn exported_ecpu_total_equals_the_model_exactly() {
     server.shutdown().await;
 }
 
+/// A pipeline's requests, several of which run as one batch under one
+/// hold of their partition's lock, are still billed and counted one by one:
+/// the model's total for each request alone, and each command's calls in
+/// INFO commandstats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_batch_is_billed_request_by_request() {
+    let server = start(ServeConfig::default()).await;
+    let http = Http::new(server.http_addr);
+    let token = create(&http, r#"{"name": "piped"}"#).await;
+    let mut raw = bound(server.resp_addr, "piped", &token).await;
+    let value = "x".repeat(1500);
+    let mut input = Vec::new();
+    let mut expected = 0u64;
+    for i in 0..40 {
+        let key = format!("k{i}");
+        let set = ["SET", key.as_str(), value.as_str()];
+        let get = ["GET", key.as_str()];
+        input.extend(encode(&set));
+        input.extend(encode(&get));
+        expected += model(encode(&set).len(), "+OK\r\n".len(), 1000);
+        expected += model(encode(&get).len(), "$1500\r\n".len() + 1500 + 2, 1000);
+    }
+    raw.send(&input).await;
+    for _ in 0..40 {
+        assert_eq!(raw.read().await, Resp::Simple("OK".into()));
+        assert_eq!(raw.read().await, Resp::Bulk(value.clone().into_bytes()));
+    }
+    let u = usage(&http, "piped").await;
+    let billed = (u["ecpu_total"].as_f64().expect("ecpu_total") * 1000.0).round() as u64;
+    assert_eq!(billed, expected, "usage ECPU (milli) vs the model");
+    assert_eq!(u["commands_total"], 80);
+    let Resp::Bulk(info) = raw.cmd(&["INFO", "commandstats"]).await else {
+        panic!("INFO replies a bulk string");
+    };
+    let info = String::from_utf8(info).expect("text");
+    assert!(info.contains("cmdstat_get:calls=40,"), "{info}");
+    assert!(info.contains("cmdstat_set:calls=40,"), "{info}");
+    server.shutdown().await;
+}
+
 /// DEL of a value big enough for the lazyfree thread pays for its free
 /// (hand-off, elements, KiB) on top of its key, and DEL of a small one
 /// costs 1 as before, over the wire and fanned out across partitions.

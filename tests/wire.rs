@@ -406,6 +406,86 @@ async fn a_long_pipeline_ending_in_a_violation_is_answered_in_order_like_redis()
     server.shutdown().await;
 }
 
+/// One write holding plain data commands (which run in batches, several
+/// under one hold of their partition's lock) mixed with everything that
+/// must not join a batch or ends one: errors (wrong type, unknown command,
+/// wrong arity), a transaction, CLIENT REPLY SKIP and OFF/ON, connection
+/// commands. Every reply is redis-server's, in order, and so is the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_mixing_batched_and_other_commands_is_answered_like_redis() {
+    let server = start_default().await;
+    let real = RealRedis::start().await;
+    let mut input = Vec::new();
+    for i in 0..30 {
+        let (k, list) = (format!("k{i}"), format!("l{}", i % 3));
+        // (A transaction's keys share a slot: cluster-mode caches too.)
+        let tagged = format!("{{t}}k{i}");
+        let cmds: Vec<Vec<&str>> = vec![
+            vec!["SET", &k, "v"],
+            vec!["APPEND", &k, "+"],
+            vec!["GET", &k],
+            vec!["INCR", "n"],
+            vec!["RPUSH", &list, &k],
+            vec!["GET", &list],
+            vec!["LLEN", &list],
+            vec!["NOSUCH", &k],
+            vec!["GET", &k, "extra"],
+            vec!["EXPIRE", &k, "100"],
+            vec!["TTL", &k],
+            vec!["MULTI"],
+            vec!["SET", &tagged, "1"],
+            vec!["INCR", "{t}n"],
+            vec!["EXEC"],
+            vec!["CLIENT", "REPLY", "SKIP"],
+            vec!["SET", "skipped", &k],
+            vec!["GET", "skipped"],
+            vec!["CLIENT", "REPLY", "OFF"],
+            vec!["INCR", "n"],
+            vec!["GET", "n"],
+            vec!["CLIENT", "REPLY", "ON"],
+            vec!["PING"],
+            vec!["HSET", "h", &k, "1"],
+            vec!["HGET", "h", &k],
+            vec!["ZADD", "z", "1", &k],
+            vec!["ZSCORE", "z", &k],
+            vec!["DEL", &list],
+            vec!["ECHO", &k],
+            vec!["GETRANGE", &k, "0", "0"],
+        ];
+        for c in &cmds {
+            input.extend(encode(c));
+        }
+    }
+    let mut r = Raw::connect(real.addr).await;
+    let mut s = Raw::connect(server.resp_addr).await;
+    r.send(&input).await;
+    s.send(&input).await;
+    let (from_redis, _) = replies_until_close_or_quiet(&mut r).await;
+    let (from_stratus, _) = replies_until_close_or_quiet(&mut s).await;
+    assert_eq!(from_redis.len(), 30 * 25);
+    assert_eq!(from_stratus, from_redis);
+    let check = |i: usize| {
+        let k = format!("k{i}");
+        [
+            vec!["GET", "n"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>(),
+            vec!["GET".into(), "skipped".into()],
+            vec!["HGET".into(), "h".into(), k.clone()],
+            vec!["ZSCORE".into(), "z".into(), k.clone()],
+            vec!["LLEN".into(), format!("l{}", i % 3)],
+        ]
+    };
+    for i in [0, 17, 29] {
+        for c in check(i) {
+            let c: Vec<&str> = c.iter().map(String::as_str).collect();
+            assert_eq!(s.cmd(&c).await, r.cmd(&c).await, "{c:?}");
+        }
+    }
+    server.shutdown().await;
+}
+
 /// Every reply until the server closes (`true`) or stays quiet for a while
 /// (`false`).
 async fn replies_until_close_or_quiet(c: &mut Raw) -> (Vec<Resp>, bool) {

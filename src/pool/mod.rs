@@ -621,6 +621,9 @@ impl LocalPartition {
                 events.touched(std::iter::once(key));
                 notifier.invalidate(std::iter::once(key), opts.client, batch);
             };
+            // The room to grow is the batch's: what one command reserved,
+            // the next cannot.
+            let mut room = opts.room;
             for (spec, args) in cmds {
                 let changes = ks.mutations();
                 let mut ctx = Ctx::new(ks, opts.now);
@@ -628,7 +631,7 @@ impl LocalPartition {
                 ctx.resp3 = opts.resp3;
                 ctx.max_value_len = opts.max_value_len;
                 ctx.script_time_limit = opts.script_time_limit;
-                ctx.room = opts.room;
+                ctx.room = room;
                 ctx.script = opts.script.clone();
                 ctx.still_blocked = opts.retry;
                 // First come, first served: keys owed to earlier waiters.
@@ -644,6 +647,7 @@ impl LocalPartition {
                 ctx.ks.no_touch = opts.no_touch;
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
+                room = ctx.room;
                 // A blocking command that found nothing changed nothing a
                 // client can see (XREADGROUP's consumer bookkeeping): else a
                 // blocked client would wake itself forever.
@@ -1029,6 +1033,14 @@ struct RoutingTable {
     epoch: u64,
     /// Sorted by first slot; contiguous; covering 0..=16383.
     ranges: Vec<(u16, u16, PartitionHandle)>,
+}
+
+impl RoutingTable {
+    /// The range holding `slot`: its first and last slot and its partition.
+    fn entry(&self, slot: u16) -> &(u16, u16, PartitionHandle) {
+        let at = self.ranges.partition_point(|(_, last, _)| *last < slot);
+        &self.ranges[at.min(self.ranges.len() - 1)]
+    }
 }
 
 /// Keys of one cache that connections WATCH or block on.
@@ -2398,9 +2410,22 @@ impl CachePool {
 
     /// The partition that owns `slot`.
     pub fn route(&self, slot: u16) -> PartitionHandle {
+        self.routing.read().entry(slot).2.clone()
+    }
+
+    /// How many of `slots`, from the first, lie in the range of the
+    /// partition owning the first: the run of a pipeline that can go to
+    /// [`Self::execute_run`] together.
+    pub fn same_partition(&self, slots: &[u16]) -> usize {
+        let Some(&first) = slots.first() else {
+            return 0;
+        };
         let table = self.routing.read();
-        let at = table.ranges.partition_point(|(_, last, _)| *last < slot);
-        table.ranges[at.min(table.ranges.len() - 1)].2.clone()
+        let &(low, high, _) = table.entry(first);
+        slots
+            .iter()
+            .take_while(|s| (low..=high).contains(*s))
+            .count()
     }
 
     /// Prefetches what a batch of requests on `keys` (slot, key) will read
@@ -2416,8 +2441,7 @@ impl CachePool {
         let table = self.routing.read();
         let mut rest = keys;
         while let Some(&(slot, _)) = rest.first() {
-            let at = table.ranges.partition_point(|(_, last, _)| *last < slot);
-            let (first, last, part) = &table.ranges[at.min(table.ranges.len() - 1)];
+            let (first, last, part) = table.entry(slot);
             let n = rest
                 .iter()
                 .position(|(s, _)| s < first || s > last)
@@ -2528,6 +2552,37 @@ impl CachePool {
             }
         }
         Executed::unserved(Reply::err(reply::TRYAGAIN), Unserved::InTransit)
+    }
+
+    /// Runs a pipeline's run of commands (one per slot in `slots`, which
+    /// [`Self::same_partition`] found in one partition) as one batch: one
+    /// route, one hold of the partition's lock, results in order. Only
+    /// commands [`Self::execute`] would run whole in one partition belong
+    /// in a run (no multi-key fan-out). If the slots moved apart meanwhile
+    /// (a split), each command runs on its own.
+    pub async fn execute_run(
+        &self,
+        cmds: &[(&'static CommandSpec, &[Bytes])],
+        slots: &[u16],
+        opts: &ExecOptions,
+    ) -> Vec<Executed> {
+        let part = self.route(slots[0]);
+        match self.run_in(&part, cmds, slots, &[], opts).await {
+            Ok(Some(done)) => return done,
+            Err(NotRun::Busy) => return cmds.iter().map(|_| self.busy()).collect(),
+            Err(NotRun::Unavailable(why)) => {
+                return cmds
+                    .iter()
+                    .map(|_| Executed::new(Reply::err_owned(why.clone()), 0))
+                    .collect();
+            }
+            Ok(None) | Err(NotRun::Moved(_)) => {}
+        }
+        let mut out = Vec::with_capacity(cmds.len());
+        for (&(spec, args), &slot) in cmds.iter().zip(slots) {
+            out.push(self.execute(spec, args, slot, opts).await);
+        }
+        out
     }
 
     /// Runs a bounded, read-only `f` on the keyspace of the partition owning

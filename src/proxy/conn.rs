@@ -1,8 +1,12 @@
 //! One client connection: the connection loop and the request path.
 //!
 //! The loop, per wake-up:
-//! 1. decode every whole request in the read buffer and run each through
-//!    [`Connection::handle`], appending replies to the write buffer — while
+//! 1. decode every whole request in the read buffer (up to 16 ahead, their
+//!    keys prefetched together) and run them, appending replies to the
+//!    write buffer: a run of plain data commands that one partition owns as
+//!    one batch (`run_batch`: one admission, one hold of the partition's
+//!    lock, each request still answered, billed and counted alone), any
+//!    other request through [`Connection::handle`] — while
 //!    the replies waiting for the client stay under the output-buffer limit
 //!    (past it, the client must read before more of its requests run, and
 //!    nothing more is read from it: backpressure, not buffering);
@@ -162,12 +166,23 @@ impl Connection<'_> {
                 if ahead.is_empty() {
                     self.decode_ahead(rbuf, &mut ahead);
                 }
-                match ahead.pop_front().transpose() {
-                    Ok(Some((req, spec))) => {
+                // One clock reading per request or batch: its end is the
+                // next one's start.
+                let batch = self.run_batch(&mut ahead, arrived, clock).await;
+                let ran = match batch {
+                    Some(done) => Ok(Some(done)),
+                    None => match ahead.pop_front().transpose() {
+                        Ok(Some((req, spec))) => {
+                            Ok(Some(self.handle(req, spec, arrived, clock, &stream).await))
+                        }
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    },
+                };
+                match ran {
+                    Ok(Some(done)) => {
                         answered = true;
-                        // One clock reading per request: its end is the
-                        // next one's start.
-                        clock = self.handle(req, spec, arrived, clock, &stream).await;
+                        clock = done;
                         if slice_over(clock) {
                             // The replies ready go out before the other
                             // connections' turns, not after them.
@@ -392,6 +407,161 @@ impl Connection<'_> {
         cache.pool.prefetch(&keys);
     }
 
+    /// Runs the plain data commands at the front of `ahead` that one
+    /// partition owns as one batch ([`crate::pool::CachePool::execute_run`]):
+    /// checked one by one as [`Self::dispatch`] would, admitted together,
+    /// run under one hold of the partition's lock, then answered and
+    /// metered one by one, each counted a share of the batch's time.
+    /// `None` (nothing taken) unless the first request is such a command.
+    ///
+    /// Plain: a keyed data command that is bounded, blocks for nothing, is
+    /// no script, Pub/Sub or multi-key fan-out, and passes the checks that
+    /// would refuse it; the connection is in no transaction, tracks
+    /// nothing, subscribes to nothing, answers every reply, and its cache
+    /// has no monitor, no pause, and room for the batch's bytes. Everything
+    /// else takes the request path one request at a time.
+    async fn run_batch(
+        &mut self,
+        ahead: &mut VecDeque<Decoded>,
+        arrived: Instant,
+        started: Instant,
+    ) -> Option<Instant> {
+        let cache = self.session.cache.clone()?;
+        if !self.batches(&cache) {
+            return None;
+        }
+        let mode = cache.pool.cluster_mode();
+        let mut checked: smallvec::SmallVec<[(u16, u64); AHEAD]> = smallvec::SmallVec::new();
+        let mut bytes = 0;
+        for decoded in ahead.iter() {
+            let Ok((req, Some(spec))) = decoded else {
+                break;
+            };
+            if !self.plain(spec, &req.args) {
+                break;
+            }
+            let Ok(keys) = check_keys(spec, &req.args, self.shared.max_key_len, mode) else {
+                break;
+            };
+            checked.push(keys);
+            bytes += req.wire_len as u64;
+        }
+        let slots: smallvec::SmallVec<[u16; AHEAD]> = checked.iter().map(|k| k.0).collect();
+        let n = cache.pool.same_partition(&slots);
+        // Room: a cache at its memory limit evicts before each write.
+        let max = cache.memory_limit();
+        if n == 0 || (max != 0 && cache.pool.used_bytes() + bytes > max) {
+            return None;
+        }
+        let batch: Vec<(Request, &'static CommandSpec)> = ahead
+            .drain(..n)
+            .filter_map(|d| match d {
+                Ok((req, Some(spec))) => Some((req, spec)),
+                _ => None,
+            })
+            .collect();
+        // Admitted together, for what each is charged upfront alone.
+        let upfront: smallvec::SmallVec<[u64; AHEAD]> = batch
+            .iter()
+            .map(|(req, _)| ecpu_milli(transfer_milli(req.wire_len as u64), 0))
+            .collect();
+        let throttled = match cache.with_limiter(|l| l.try_admit(upfront.iter().sum())) {
+            Some(Err(pending)) => match cache.limiter() {
+                Some(limiter) => {
+                    let wait = self.shared.throttle_max_wait;
+                    let wait = wait.saturating_sub(arrived.elapsed());
+                    match limiter.wait_admitted(pending, wait).await {
+                        Ok(()) => None,
+                        Err(_) => Some(reply::throttled(&cache.name, limiter.max_ecpu_per_sec)),
+                    }
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let executed = match &throttled {
+            Some(_) => Vec::new(),
+            None => {
+                let cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> = batch
+                    .iter()
+                    .map(|(req, spec)| (*spec, &req.args[..]))
+                    .collect();
+                let opts = self.exec_options(now_ms());
+                cache.pool.execute_run(&cmds, &slots[..n], &opts).await
+            }
+        };
+        let finished = Instant::now();
+        let share = finished.saturating_duration_since(started) / n as u32;
+        let mut executed = executed.into_iter();
+        let mut at = started;
+        for (i, (req, spec)) in batch.iter().enumerate() {
+            let (slot, keys) = checked[i];
+            let outcome = match (&throttled, executed.next()) {
+                (Some(why), _) => {
+                    Outcome::rejected(Reply::err_owned(why.clone()), Rejection::Throttled)
+                }
+                (None, Some(done)) if done.unserved == Some(Unserved::Busy) => {
+                    Outcome::rejected(done.reply, Rejection::Busy)
+                }
+                (None, done) => {
+                    let done = done.unwrap_or(Executed::new(Reply::Nil, 0));
+                    Outcome {
+                        reply: done.reply,
+                        billing: Billing::Metered {
+                            spec,
+                            slot,
+                            keys,
+                            elements: done.work,
+                            upfront: upfront[i],
+                            queued_wire: std::mem::take(&mut self.delivered),
+                        },
+                    }
+                }
+            };
+            let end = if i + 1 == n { finished } else { at + share };
+            self.session.request_len = req.wire_len as u64;
+            let out_before = self.wbuf.len();
+            self.answer(req, Some(spec), outcome, ReplyMode::On, out_before, at, end);
+            at = end;
+        }
+        Some(finished)
+    }
+
+    /// Whether this connection's requests may run in batches now (see
+    /// [`Self::run_batch`]).
+    fn batches(&self, cache: &Cache) -> bool {
+        !cache.is_deleted()
+            && self.session.multi.is_none()
+            && self.session.reply_mode == ReplyMode::On
+            && !self.session.tracking
+            && !self.session.caching_given
+            && !super::pubsub::subscribed(&self.session)
+            && self.prepaid == 0
+            && !cache.pool.monitors().active()
+            && !cache.server.pausing()
+    }
+
+    /// Whether `args` of `spec` is a plain data command (see
+    /// [`Self::run_batch`]) this connection's user may run.
+    fn plain(&self, spec: &'static CommandSpec, args: &[Bytes]) -> bool {
+        matches!(spec.exec, Exec::Data(_))
+            && spec.names_keys()
+            && spec.arity_ok(args.len())
+            && !matches!(
+                spec.family,
+                cmd::Family::Scripting | cmd::Family::PubSub | cmd::Family::Memcached
+            )
+            && !spec.has(flags::BLOCKING)
+            && !spec.has(flags::UNMETERED)
+            && !spec.runs_on_workers()
+            && (spec.fan_in().is_none() || spec.key_positions(args).nth(1).is_none())
+            && self
+                .session
+                .user
+                .as_ref()
+                .is_none_or(|u| spec.has(flags::NO_AUTH) || u.access().check(spec, args).is_ok())
+    }
+
     /// Bills the transfer of the buffered bytes of an unfinished request
     /// (`rbuf`) past [`PREPAY_ABOVE`] and charges the cache's limiter for
     /// them, then waits until the limit admits them (nothing more is read
@@ -481,6 +651,35 @@ impl Connection<'_> {
             self.feed_monitors(&req.args, before, &reply, &billing);
         }
         let finished = Instant::now();
+        let outcome = Outcome { reply, billing };
+        self.answer(
+            &req,
+            spec,
+            outcome,
+            mode_before,
+            out_before,
+            started,
+            finished,
+        );
+        finished
+    }
+
+    /// After a request ran (from `started` to `finished`): its statistics,
+    /// its reply (as the reply mode before it, `mode_before`, and after it
+    /// say) appended to the output after the `out_before` bytes there, and
+    /// its metering on the bound cache.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &mut self,
+        req: &Request,
+        spec: Option<&'static CommandSpec>,
+        outcome: Outcome,
+        mode_before: ReplyMode,
+        out_before: usize,
+        started: Instant,
+        finished: Instant,
+    ) {
+        let Outcome { reply, billing } = outcome;
         let elapsed = finished.saturating_duration_since(started);
         // Every client of a cache has a mailbox once it has run a command:
         // it may be named as another client's tracking REDIRECT target.
@@ -502,7 +701,7 @@ impl Connection<'_> {
         } else if mode_after == ReplyMode::SkipThis {
             self.session.reply_mode = ReplyMode::On;
         }
-        self.record_stats(&req, spec, &reply, &billing, started, elapsed);
+        self.record_stats(req, spec, &reply, &billing, started, elapsed);
         // Messages this command caused for this very connection (a PUBLISH
         // to itself, a keyspace event of its write) go before its reply,
         // as in Redis.
@@ -520,7 +719,7 @@ impl Connection<'_> {
         let wire_in = req.wire_len as u64;
         let billed_early = std::mem::take(&mut self.billed_early);
         let Some(cache) = &self.session.cache else {
-            return finished;
+            return;
         };
         let usage = &cache.usage;
         self.tally.transfer(wire_in, reply_bytes);
@@ -573,7 +772,6 @@ impl Connection<'_> {
             Billing::Rejected(why) => usage.reject(why),
             Billing::Nothing => {}
         }
-        finished
     }
 
     /// What MONITOR needs before `args` runs, if the cache has monitors:
