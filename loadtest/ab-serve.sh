@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `stratus serve` A/B at pipeline 16: two builds of the binary, alternated.
+# `stratus serve` A/B: two builds of the binary, alternated.
 #
 #   loadtest/ab-serve.sh OLD_BINARY NEW_BINARY [runs]     (default 5)
+#   PIPELINE=1 loadtest/ab-serve.sh ...                   (default 16)
 #
 # Each run starts the binary fresh pinned to CPU 0 (`serve`, the open
 # default cache), then redis-benchmark on CPU 1 sends 2M SETs then 2M GETs
-# (50 connections, pipeline 16, 100-byte values over 100k keys: the GETs
+# (50 connections, pipeline $PIPELINE or 16, 100-byte values over 100k keys: the GETs
 # find the keys the SETs stored). Prints one
 # line per run, "old|new GET-ops/s SET-ops/s", then the medians. Build an
 # older commit beside this checkout with, e.g.:
@@ -15,6 +16,9 @@ set -euo pipefail
 old="${1:?old binary}"
 new="${2:?new binary}"
 runs="${3:-5}"
+pipeline="${PIPELINE:-16}"
+# Requests per test: 2M at pipeline 16, a fifth of that at pipeline 1.
+requests=$((pipeline > 1 ? 2000000 : 400000))
 command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
 
 run() { # binary -> "get set"
@@ -25,8 +29,8 @@ run() { # binary -> "get set"
   for _ in $(seq 100); do grep -q "stratus serving" "$log" && break; sleep 0.1; done
   addr="$(grep -o 'resp_addr=[^ ]*' "$log" | head -1 | cut -d= -f2)"
   bench() {
-    taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -t "$1" -n 2000000 -c 50 \
-      -P 16 -d 100 -r 100000 --threads 1 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4 }'
+    taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -t "$1" -n "$requests" -c 50 \
+      -P "$pipeline" -d 100 -r 100000 --threads 1 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4 }'
   }
   s="$(bench set)"
   g="$(bench get)"
