@@ -172,6 +172,48 @@ async fn a_pipelined_batch_is_billed_request_by_request() {
     server.shutdown().await;
 }
 
+/// Big replies end a batch early (its reply budget): the requests it did
+/// not run go back, already admitted, and run in the next batch. Every
+/// reply arrives whole and in order, and each request is billed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stopped_by_big_replies_runs_the_rest_billed_once() {
+    let server = start(ServeConfig::default()).await;
+    let http = Http::new(server.http_addr);
+    let token = create(
+        &http,
+        r#"{"name": "big", "usage_limits": {"ecpu_per_second": {"maximum": 1000000}}}"#,
+    )
+    .await;
+    let mut raw = bound(server.resp_addr, "big", &token).await;
+    let value = "v".repeat(300 * 1024);
+    let set = ["SET", "big", value.as_str()];
+    assert_eq!(raw.cmd(&set).await, Resp::Simple("OK".into()));
+    // (A request this big is billed in pieces as it arrives: its bill is
+    // read, not modelled.)
+    let u = usage(&http, "big").await;
+    let mut expected = (u["ecpu_total"].as_f64().expect("ecpu_total") * 1000.0).round() as u64;
+    let get = ["GET", "big"];
+    let incr = ["INCR", "n"];
+    let mut input = Vec::new();
+    for _ in 0..12 {
+        input.extend(encode(&get));
+        input.extend(encode(&incr));
+        let reply = format!("${}\r\n", value.len()).len() + value.len() + 2;
+        expected += model(encode(&get).len(), reply, 1000);
+    }
+    raw.send(&input).await;
+    for i in 1..=12 {
+        assert_eq!(raw.read().await, Resp::Bulk(value.clone().into_bytes()));
+        assert_eq!(raw.read().await, Resp::Int(i));
+        expected += model(encode(&incr).len(), format!(":{i}\r\n").len(), 1000);
+    }
+    let u = usage(&http, "big").await;
+    let billed = (u["ecpu_total"].as_f64().expect("ecpu_total") * 1000.0).round() as u64;
+    assert_eq!(billed, expected, "usage ECPU (milli) vs the model");
+    assert_eq!(u["commands_total"], 25);
+    server.shutdown().await;
+}
+
 /// DEL of a value big enough for the lazyfree thread pays for its free
 /// (hand-off, elements, KiB) on top of its key, and DEL of a small one
 /// costs 1 as before, over the wire and fanned out across partitions.

@@ -108,6 +108,8 @@ pub struct Executed {
     pub resume: Option<Vec<Bytes>>,
     /// The command did not run, and why (its reply says so to the client).
     pub unserved: Option<Unserved>,
+    /// How long it ran in its partition (zero where not timed).
+    pub took: Duration,
 }
 
 /// Why a command did not run, for the request path to decide on (the reply
@@ -130,6 +132,7 @@ impl Executed {
             waits: false,
             resume: None,
             unserved: None,
+            took: Duration::ZERO,
         }
     }
 
@@ -141,6 +144,7 @@ impl Executed {
             waits: false,
             resume: None,
             unserved: Some(why),
+            took: Duration::ZERO,
         }
     }
 }
@@ -624,7 +628,12 @@ impl LocalPartition {
             // The room to grow is the batch's: what one command reserved,
             // the next cannot.
             let mut room = opts.room;
+            let mut replied = 0usize;
+            let mut clock = Instant::now();
             for (spec, args) in cmds {
+                if replied >= opts.reply_budget {
+                    break;
+                }
                 let changes = ks.mutations();
                 let mut ctx = Ctx::new(ks, opts.now);
                 ctx.on_write = Some(&written);
@@ -648,6 +657,12 @@ impl LocalPartition {
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
                 room = ctx.room;
+                let ran = Instant::now();
+                let took = ran.saturating_duration_since(clock);
+                clock = ran;
+                if opts.reply_budget != usize::MAX {
+                    replied += reply.size_hint();
+                }
                 // A blocking command that found nothing changed nothing a
                 // client can see (XREADGROUP's consumer bookkeeping): else a
                 // blocked client would wake itself forever.
@@ -692,6 +707,7 @@ impl LocalPartition {
                     waits: served_nothing,
                     resume,
                     unserved: None,
+                    took,
                 });
             }
             // BCAST clients hear of this run's keys together.
@@ -788,6 +804,10 @@ impl RemotePartition {
 /// Per-command execution settings the proxy passes down.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
+    /// Reply bytes after which a batch stops before its next command (the
+    /// rest is not run, and the caller runs it later): a pipeline's batch
+    /// (see [`CachePool::execute_run`]). Unlimited for a transaction.
+    pub reply_budget: usize,
     pub now: u64,
     pub resp3: bool,
     pub max_value_len: usize,
@@ -828,6 +848,7 @@ impl ExecOptions {
     /// Settings with the defaults of `stratus serve` (tests, maintenance).
     pub fn new(now: u64) -> ExecOptions {
         ExecOptions {
+            reply_budget: usize::MAX,
             now,
             resp3: false,
             max_value_len: 512 * 1024 * 1024,
@@ -2413,19 +2434,13 @@ impl CachePool {
         self.routing.read().entry(slot).2.clone()
     }
 
-    /// How many of `slots`, from the first, lie in the range of the
-    /// partition owning the first: the run of a pipeline that can go to
-    /// [`Self::execute_run`] together.
-    pub fn same_partition(&self, slots: &[u16]) -> usize {
-        let Some(&first) = slots.first() else {
-            return 0;
-        };
+    /// The first and last slot of the partition owning `slot`, if that
+    /// partition is in this process: the slots a pipeline's batch may
+    /// span ([`Self::execute_run`]).
+    pub fn local_range(&self, slot: u16) -> Option<(u16, u16)> {
         let table = self.routing.read();
-        let &(low, high, _) = table.entry(first);
-        slots
-            .iter()
-            .take_while(|s| (low..=high).contains(*s))
-            .count()
+        let (low, high, part) = table.entry(slot);
+        part.in_process().map(|_| (*low, *high))
     }
 
     /// Prefetches what a batch of requests on `keys` (slot, key) will read
@@ -2554,12 +2569,13 @@ impl CachePool {
         Executed::unserved(Reply::err(reply::TRYAGAIN), Unserved::InTransit)
     }
 
-    /// Runs a pipeline's run of commands (one per slot in `slots`, which
-    /// [`Self::same_partition`] found in one partition) as one batch: one
-    /// route, one hold of the partition's lock, results in order. Only
-    /// commands [`Self::execute`] would run whole in one partition belong
-    /// in a run (no multi-key fan-out). If the slots moved apart meanwhile
-    /// (a split), each command runs on its own.
+    /// Runs a pipeline's run of commands (one per slot in `slots`, all in
+    /// one [`Self::local_range`]) as one batch: one route, one hold of the
+    /// partition's lock, results in order — fewer than `cmds` if the
+    /// replies reached `opts.reply_budget` first. Only commands
+    /// [`Self::execute`] would run whole in one partition belong in a run
+    /// (no multi-key fan-out). If the slots moved apart meanwhile (a
+    /// split), each command runs on its own.
     pub async fn execute_run(
         &self,
         cmds: &[(&'static CommandSpec, &[Bytes])],
@@ -2826,6 +2842,7 @@ impl CachePool {
                             waits: e.waits,
                             resume: e.resume,
                             unserved: None,
+                            took: Duration::ZERO,
                         })
                         .collect(),
                 ))

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
 use super::memory::{ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, release, send_ready};
-use super::session::{Connection, Queueing, ReplyMode, Session};
+use super::session::{Admission, Connection, Queueing, ReplyMode, Session};
 use super::shared::ProxyShared;
 use super::transaction;
 use super::turns::{end_of_round, end_of_slice_at, in_turns, slice_over, yield_turn};
@@ -60,6 +60,9 @@ const ALLOWED_WHILE_BUSY: &[&str] = &[
 const READ_CHUNK: usize = 16 * 1024;
 /// Requests decoded and prefetched together (see `decode_ahead`).
 const AHEAD: usize = 16;
+/// Reply bytes after which a pipeline's batch stops (see `run_batch`):
+/// copying them under the partition's lock takes some 25 µs, half a turn.
+const BATCH_REPLY_BYTES: usize = 256 * 1024;
 /// A request decoded ahead, with its command (`None`: unknown), or the
 /// protocol error that ends the connection after the requests before it.
 type Decoded = Result<(Request, Option<&'static CommandSpec>), crate::resp::ProtocolError>;
@@ -92,6 +95,7 @@ pub async fn run(
         prepaid: 0,
         billed_early: 0,
         delivered: 0,
+        admission: Admission::Undecided,
         tally: Tally::default(),
         last_command: None,
     };
@@ -168,7 +172,7 @@ impl Connection<'_> {
                 }
                 // One clock reading per request or batch: its end is the
                 // next one's start.
-                let batch = self.run_batch(&mut ahead, arrived, clock).await;
+                let batch = self.run_batch(&mut ahead, clock).await;
                 let ran = match batch {
                     Some(done) => Ok(Some(done)),
                     None => match ahead.pop_front().transpose() {
@@ -408,31 +412,46 @@ impl Connection<'_> {
     }
 
     /// Runs the plain data commands at the front of `ahead` that one
-    /// partition owns as one batch ([`crate::pool::CachePool::execute_run`]):
-    /// checked one by one as [`Self::dispatch`] would, admitted together,
-    /// run under one hold of the partition's lock, then answered and
-    /// metered one by one, each counted a share of the batch's time.
-    /// `None` (nothing taken) unless the first request is such a command.
+    /// partition of this process owns as one batch
+    /// ([`crate::pool::CachePool::execute_run`]): each checked as
+    /// [`Self::dispatch`] would and admitted by the cache's limiter without
+    /// waiting, then run under one hold of the partition's lock, then each
+    /// answered, billed and counted alone ([`Self::answer`]: its own time
+    /// in the partition plus a share of the batch's). `None` (nothing
+    /// taken) unless the first request is such a command.
     ///
     /// Plain: a keyed data command that is bounded, blocks for nothing, is
     /// no script, Pub/Sub or multi-key fan-out, and passes the checks that
     /// would refuse it; the connection is in no transaction, tracks
     /// nothing, subscribes to nothing, answers every reply, and its cache
-    /// has no monitor, no pause, and room for the batch's bytes. Everything
-    /// else takes the request path one request at a time.
+    /// has no monitor, no pause, and room for the batch's bytes. The batch
+    /// ends before a request the limiter refuses now (it takes the request
+    /// path, owing what it was refused: [`Admission::Owed`]), and its
+    /// partition stops it once its replies pass [`BATCH_REPLY_BYTES`] or
+    /// the output-buffer limit (the requests not run go back, admitted:
+    /// [`Admission::Paid`]). Everything else takes the request path one
+    /// request at a time.
     async fn run_batch(
         &mut self,
         ahead: &mut VecDeque<Decoded>,
-        arrived: Instant,
         started: Instant,
     ) -> Option<Instant> {
+        if matches!(self.admission, Admission::Owed(..)) {
+            return None;
+        }
         let cache = self.session.cache.clone()?;
         if !self.batches(&cache) {
             return None;
         }
         let mode = cache.pool.cluster_mode();
-        let mut checked: smallvec::SmallVec<[(u16, u64); AHEAD]> = smallvec::SmallVec::new();
-        let mut bytes = 0;
+        let limiter = cache.limiter();
+        let max = cache.memory_limit();
+        let mut room = match max {
+            0 => u64::MAX,
+            max => max.saturating_sub(cache.pool.used_bytes()),
+        };
+        let mut range = None;
+        let mut checked: smallvec::SmallVec<[(u16, u64, u64); AHEAD]> = smallvec::SmallVec::new();
         for decoded in ahead.iter() {
             let Ok((req, Some(spec))) = decoded else {
                 break;
@@ -440,85 +459,95 @@ impl Connection<'_> {
             if !self.plain(spec, &req.args) {
                 break;
             }
-            let Ok(keys) = check_keys(spec, &req.args, self.shared.max_key_len, mode) else {
+            let Ok((slot, keys)) = check_keys(spec, &req.args, self.shared.max_key_len, mode)
+            else {
                 break;
             };
-            checked.push(keys);
-            bytes += req.wire_len as u64;
+            let &mut (low, high) = match &mut range {
+                Some(r) => r,
+                None => range.insert(cache.pool.local_range(slot)?),
+            };
+            // Room: a cache at its memory limit evicts before each write.
+            let bytes = req.wire_len as u64;
+            if !(low..=high).contains(&slot) || bytes > room {
+                break;
+            }
+            room -= bytes;
+            let upfront = ecpu_milli(transfer_milli(bytes), 0);
+            match self.admission.take_next() {
+                Admission::Paid(_) => {}
+                _ => {
+                    if let Some(Err((charge, wait))) =
+                        limiter.as_ref().map(|l| l.try_admit(upfront))
+                    {
+                        self.admission = Admission::Owed(charge, wait);
+                        break;
+                    }
+                }
+            }
+            checked.push((slot, keys, upfront));
         }
-        let slots: smallvec::SmallVec<[u16; AHEAD]> = checked.iter().map(|k| k.0).collect();
-        let n = cache.pool.same_partition(&slots);
-        // Room: a cache at its memory limit evicts before each write.
-        let max = cache.memory_limit();
-        if n == 0 || (max != 0 && cache.pool.used_bytes() + bytes > max) {
+        let n = checked.len();
+        if n == 0 {
             return None;
         }
-        let batch: Vec<(Request, &'static CommandSpec)> = ahead
+        let mut batch: Vec<(Request, &'static CommandSpec)> = ahead
             .drain(..n)
             .filter_map(|d| match d {
                 Ok((req, Some(spec))) => Some((req, spec)),
                 _ => None,
             })
             .collect();
-        // Admitted together, for what each is charged upfront alone.
-        let upfront: smallvec::SmallVec<[u64; AHEAD]> = batch
+        let slots: smallvec::SmallVec<[u16; AHEAD]> = checked.iter().map(|c| c.0).collect();
+        let cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> = batch
             .iter()
-            .map(|(req, _)| ecpu_milli(transfer_milli(req.wire_len as u64), 0))
+            .map(|(req, spec)| (*spec, &req.args[..]))
             .collect();
-        let throttled = match cache.with_limiter(|l| l.try_admit(upfront.iter().sum())) {
-            Some(Err(pending)) => match cache.limiter() {
-                Some(limiter) => {
-                    let wait = self.shared.throttle_max_wait;
-                    let wait = wait.saturating_sub(arrived.elapsed());
-                    match limiter.wait_admitted(pending, wait).await {
-                        Ok(()) => None,
-                        Err(_) => Some(reply::throttled(&cache.name, limiter.max_ecpu_per_sec)),
-                    }
-                }
-                None => None,
-            },
-            _ => None,
-        };
-        let executed = match &throttled {
-            Some(_) => Vec::new(),
-            None => {
-                let cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> = batch
-                    .iter()
-                    .map(|(req, spec)| (*spec, &req.args[..]))
-                    .collect();
-                let opts = self.exec_options(now_ms());
-                cache.pool.execute_run(&cmds, &slots[..n], &opts).await
-            }
-        };
+        let mut opts = self.exec_options(now_ms());
+        opts.reply_budget = BATCH_REPLY_BYTES.min(
+            self.shared
+                .output_buffer_limit
+                .saturating_sub(self.wbuf.len()),
+        );
+        let executed = cache.pool.execute_run(&cmds, &slots, &opts).await;
+        drop(cmds);
         let finished = Instant::now();
-        let share = finished.saturating_duration_since(started) / n as u32;
-        let mut executed = executed.into_iter();
+        // Requests the reply budget left out go back, admitted already.
+        let ran = executed.len().min(n);
+        if ran < n {
+            self.admission = Admission::Paid(n - ran);
+            for (req, spec) in batch.drain(ran..).rev() {
+                ahead.push_front(Ok((req, Some(spec))));
+            }
+        }
+        // Each is counted its own time in the partition plus a share of
+        // the rest (checks, routing, the lock, its reply).
+        let total = finished.saturating_duration_since(started);
+        let inside: Duration = executed.iter().map(|e| e.took).sum();
+        let share = total.saturating_sub(inside) / ran.max(1) as u32;
         let mut at = started;
-        for (i, (req, spec)) in batch.iter().enumerate() {
-            let (slot, keys) = checked[i];
-            let outcome = match (&throttled, executed.next()) {
-                (Some(why), _) => {
-                    Outcome::rejected(Reply::err_owned(why.clone()), Rejection::Throttled)
-                }
-                (None, Some(done)) if done.unserved == Some(Unserved::Busy) => {
-                    Outcome::rejected(done.reply, Rejection::Busy)
-                }
-                (None, done) => {
-                    let done = done.unwrap_or(Executed::new(Reply::Nil, 0));
-                    Outcome {
-                        reply: done.reply,
-                        billing: Billing::Metered {
-                            spec,
-                            slot,
-                            keys,
-                            elements: done.work,
-                            upfront: upfront[i],
-                            queued_wire: std::mem::take(&mut self.delivered),
-                        },
-                    }
+        for (i, ((req, spec), done)) in batch.iter().zip(executed).enumerate() {
+            let (slot, keys, upfront) = checked[i];
+            let end = if i + 1 == ran {
+                finished
+            } else {
+                at + done.took + share
+            };
+            let outcome = if done.unserved == Some(Unserved::Busy) {
+                Outcome::rejected(done.reply, Rejection::Busy)
+            } else {
+                Outcome {
+                    reply: done.reply,
+                    billing: Billing::Metered {
+                        spec,
+                        slot,
+                        keys,
+                        elements: done.work,
+                        upfront,
+                        queued_wire: std::mem::take(&mut self.delivered),
+                    },
                 }
             };
-            let end = if i + 1 == n { finished } else { at + share };
             self.session.request_len = req.wire_len as u64;
             let out_before = self.wbuf.len();
             self.answer(req, Some(spec), outcome, ReplyMode::On, out_before, at, end);
@@ -930,6 +959,8 @@ impl Connection<'_> {
         stream: &Transport,
     ) -> Outcome {
         let args = &req.args;
+        // What a batch before it left decided for it (see `run_batch`).
+        let admission = self.admission.take_next();
         // The command (looked up by `handle`) and its arity (a refusal
         // inside MULTI also dooms the transaction, as Redis does).
         let Some(spec) = spec else {
@@ -1000,7 +1031,11 @@ impl Connection<'_> {
         );
         let throttle_max_wait = self.shared.throttle_max_wait;
         if let Some(cache) = cache.as_ref().filter(|_| metered)
-            && let Some(Err(pending)) = cache.with_limiter(|l| l.try_admit(upfront))
+            && let Some(Err(pending)) = match admission {
+                Admission::Undecided => cache.with_limiter(|l| l.try_admit(upfront)),
+                Admission::Paid(_) => None,
+                Admission::Owed(charge, wait) => Some(Err((charge, wait))),
+            }
             && let Some(limiter) = cache.limiter()
             && limiter
                 .wait_admitted(pending, throttle_max_wait.saturating_sub(arrived.elapsed()))

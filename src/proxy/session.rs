@@ -365,6 +365,9 @@ pub struct Connection<'a> {
     /// Bytes the current PUBLISH delivered to subscribers: the publisher
     /// pays their transfer.
     pub delivered: u64,
+    /// What the cache's limiter already decided for the requests at the
+    /// front of the decoded ones (see `conn::run_batch`).
+    pub admission: Admission,
     /// Usage of the requests run since the last flush (see [`Tally`]).
     pub tally: Tally,
     /// The last command run and when it started, for `CLIENT LIST`'s view
@@ -416,6 +419,7 @@ impl Connection<'_> {
             .as_ref()
             .map_or(u64::MAX, |c| write_room(c));
         ExecOptions {
+            reply_budget: usize::MAX,
             now,
             resp3: self.session.protocol == Protocol::Resp3,
             max_value_len: self.shared.decoder.limits.max_bulk_len,
@@ -437,6 +441,38 @@ impl Connection<'_> {
             calls: None,
             notify: 0,
             batch_events: None,
+        }
+    }
+}
+
+/// The limiter's decision carried from a pipeline's batch to the requests
+/// it did not run (`conn::run_batch` admits requests one by one, without
+/// waiting, before running them together).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub enum Admission {
+    /// Nothing decided: the next request is admitted as it runs.
+    #[default]
+    Undecided,
+    /// The next `n` requests are admitted already (a batch stopped at its
+    /// reply budget before running them).
+    Paid(usize),
+    /// The next request was refused now: the charge still due and how long
+    /// until it may pass; the request path waits for it or throttles.
+    Owed(u64, std::time::Duration),
+}
+
+impl Admission {
+    /// Takes the decision for the next request, leaving the others'.
+    pub fn take_next(&mut self) -> Admission {
+        match *self {
+            Admission::Paid(n) if n > 1 => {
+                *self = Admission::Paid(n - 1);
+                Admission::Paid(1)
+            }
+            taken => {
+                *self = Admission::Undecided;
+                taken
+            }
         }
     }
 }

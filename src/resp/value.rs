@@ -73,6 +73,24 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(b))
     }
 
+    /// About how many bytes this reply carries (its payloads, not its
+    /// framing): what a batch counts against its reply budget.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Reply::Status(t) | Reply::Error(t) => t.len(),
+            Reply::Bulk(b) => b.len(),
+            Reply::Verbatim(t) => t.len(),
+            Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Frames(items) => {
+                items.iter().map(Reply::size_hint).sum()
+            }
+            Reply::Map(pairs) => pairs
+                .iter()
+                .map(|(k, v)| k.size_hint() + v.size_hint())
+                .sum(),
+            Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 8,
+        }
+    }
+
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
