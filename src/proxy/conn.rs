@@ -4,9 +4,10 @@
 //! 1. decode every whole request in the read buffer (up to 16 ahead, their
 //!    keys prefetched together) and run them, appending replies to the
 //!    write buffer: a run of plain data commands that one partition owns as
-//!    one batch (`run_batch`: one admission, one hold of the partition's
-//!    lock, each request still answered, billed and counted alone), any
-//!    other request through [`Connection::handle`] — while
+//!    one batch (`run_batch`: each admitted without waiting, then one hold
+//!    of the partition's lock, each request still answered, billed and
+//!    counted alone), any other request through [`Connection::handle`] —
+//!    while
 //!    the replies waiting for the client stay under the output-buffer limit
 //!    (past it, the client must read before more of its requests run, and
 //!    nothing more is read from it: backpressure, not buffering);
