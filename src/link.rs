@@ -340,14 +340,25 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
         move || drop(pending.lock().take())
     };
     let on_write_end = fail_all.clone();
+    let writer_pending = pending.clone();
     let writer = tokio::spawn(async move {
         if frames.feed(hello).await.is_err() {
             on_write_end();
             return;
         }
         while let Some(request) = queue.recv().await {
-            if frames.feed(request).await.is_err() {
-                break;
+            let id = request.id;
+            match frames.feed(request).await {
+                Ok(()) => {}
+                // Only this request fails: the link carries the others.
+                Err(wire::WireError::TooBig(bytes)) => {
+                    let waiter = writer_pending.lock().as_mut().and_then(|p| p.remove(&id));
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(Response::Failed(wire::too_big(bytes)));
+                    }
+                    continue;
+                }
+                Err(_) => break,
             }
             if queue.is_empty() && frames.flush().await.is_err() {
                 break;

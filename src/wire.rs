@@ -466,6 +466,19 @@ pub enum WireError {
     Encode(#[from] bincode::error::EncodeError),
     #[error("the peer did not prove it holds the deployment's key")]
     Refused,
+    /// A message too big for one frame: nothing was written, and the
+    /// connection goes on (the sender answers that one request with an
+    /// error instead).
+    #[error("a message of {0} bytes is over the frame limit")]
+    TooBig(usize),
+}
+
+/// What a request whose message or reply is over [`MAX_FRAME`] is answered
+/// with (the connection between proxy and node stays up for the others).
+pub fn too_big(bytes: usize) -> String {
+    format!(
+        "ERR the batch's request or reply ({bytes} bytes) is over the {MAX_FRAME}-byte limit between proxy and node"
+    )
 }
 
 /// Appends `message`'s frame payload (version, then the message) to `out`.
@@ -517,9 +530,10 @@ impl<Out, In> Default for Codec<Out, In> {
 }
 
 impl<Out, In> Codec<Out, In> {
-    /// The largest frame accepted from now on, bytes.
+    /// The largest frame accepted or written from now on, bytes.
     pub fn set_max_frame(&mut self, bytes: usize) {
         self.frames.set_max_frame_length(bytes);
+        self.max_frame = bytes;
     }
 }
 
@@ -535,10 +549,7 @@ impl<Out: Serialize, In> Encoder<Envelope<Out>> for Codec<Out, In> {
         let len = dst.len() - start - 4;
         if len > self.max_frame {
             dst.truncate(start);
-            return Err(WireError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("a frame of {len} bytes is over the limit"),
-            )));
+            return Err(WireError::TooBig(len));
         }
         dst[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
@@ -1184,5 +1195,33 @@ mod tests {
         let mut codec = ProxyCodec::default();
         let mut huge = BytesMut::from(&((MAX_FRAME as u32 + 1).to_be_bytes())[..]);
         assert!(codec.decode(&mut huge).is_err());
+    }
+
+    /// A message over the frame limit is refused as too big with nothing
+    /// written, and the codec writes the next one (the connection carries
+    /// on: the sender answers that one request with an error).
+    #[test]
+    fn a_message_over_the_limit_writes_nothing_and_the_next_goes_out() {
+        let mut codec = NodeCodec::default();
+        codec.set_max_frame(1024);
+        let mut out = BytesMut::new();
+        let big = Envelope {
+            id: 7,
+            body: Response::Failed("x".repeat(2000)),
+        };
+        assert!(matches!(
+            codec.encode(big, &mut out),
+            Err(WireError::TooBig(n)) if n > 2000
+        ));
+        assert!(out.is_empty());
+        let small = Envelope {
+            id: 7,
+            body: Response::Failed(too_big(2000)),
+        };
+        codec.encode(small, &mut out).unwrap();
+        let mut reader = ProxyCodec::default();
+        let back = reader.decode(&mut out).unwrap().expect("a whole frame");
+        assert_eq!(back.id, 7);
+        assert!(matches!(back.body, Response::Failed(t) if t.starts_with("ERR ")));
     }
 }

@@ -183,7 +183,19 @@ impl Node {
         let interest = Arc::new(Interest::new());
         let writer = tokio::spawn(async move {
             while let Some(response) = rx.recv().await {
-                responses.feed(response).await?;
+                let id = response.id;
+                match responses.feed(response).await {
+                    Ok(()) => {}
+                    // Only this request fails: the link carries the others.
+                    Err(wire::WireError::TooBig(bytes)) => {
+                        let failed = Envelope {
+                            id,
+                            body: Response::Failed(wire::too_big(bytes)),
+                        };
+                        responses.feed(failed).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 // Write out once nothing else is ready (responses batch).
                 if rx.is_empty() {
                     responses.flush().await?;
