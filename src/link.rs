@@ -356,7 +356,6 @@ fn open(stream: TcpStream, proof: [u8; 32]) -> Link {
                     if let Some(waiter) = waiter {
                         let _ = waiter.send(Response::Failed(wire::too_big(bytes)));
                     }
-                    continue;
                 }
                 Err(_) => break,
             }
