@@ -149,7 +149,13 @@ pub struct Mailbox {
     news: AtomicBool,
     /// Set (under the lock) when messages wait for after the reply.
     deferred_news: AtomicBool,
-    wake: tokio::sync::Notify,
+    /// The connection's wait: a delivery not yet seen by it (`rung`, kept
+    /// until it is, as `Notify::notify_one`'s permit) and its waker. Not a
+    /// `Notify`, whose waits take a lock to register and to drop: every
+    /// connection waits on its mailbox once per request (see
+    /// [`crate::attention`]).
+    rung: AtomicBool,
+    waker: atomic_waker::AtomicWaker,
 }
 
 #[derive(Default)]
@@ -196,7 +202,8 @@ impl Mailbox {
             inbox: Mutex::default(),
             news: AtomicBool::new(false),
             deferred_news: AtomicBool::new(false),
-            wake: tokio::sync::Notify::new(),
+            rung: AtomicBool::new(false),
+            waker: atomic_waker::AtomicWaker::new(),
         })
     }
 
@@ -263,7 +270,8 @@ impl Mailbox {
             self.news.store(true, Ordering::Release);
         }
         drop(inbox);
-        self.wake.notify_one();
+        self.rung.store(true, Ordering::Release);
+        self.waker.wake();
         kept
     }
 
@@ -327,8 +335,22 @@ impl Mailbox {
     }
 
     /// Waits until something is delivered (or was, since the last wait).
-    pub async fn wait(&self) {
-        self.wake.notified().await;
+    /// One waiter at a time: the connection's own loop.
+    pub fn wait(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            // A plain load first: the swap is a full barrier on x86.
+            let seen =
+                || self.rung.load(Ordering::Acquire) && self.rung.swap(false, Ordering::AcqRel);
+            if seen() {
+                return std::task::Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if seen() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 }
 
@@ -608,6 +630,30 @@ mod tests {
         assert_eq!(hub.numpat(), 1);
         assert!(hub.unsubscribe(Kind::Channel, b"news", 1));
         assert!(hub.channels(false, None, 100).is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_delivery_wakes_the_wait_once_whenever_it_comes() {
+        use std::time::Duration;
+        let mailbox = Mailbox::new(1, false, LIMITS);
+        let idle = tokio::time::timeout(Duration::from_millis(20), mailbox.wait()).await;
+        assert!(idle.is_err(), "nothing delivered: the wait waits");
+        // Delivered before the wait: kept for it, once.
+        assert!(mailbox.deliver(b"one"));
+        mailbox.wait().await;
+        let again = tokio::time::timeout(Duration::from_millis(20), mailbox.wait()).await;
+        assert!(again.is_err(), "one delivery wakes one wait");
+        // Delivered while the wait waits: it wakes.
+        let from = Arc::clone(&mailbox);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            from.deliver(b"two");
+        });
+        tokio::time::timeout(Duration::from_secs(5), mailbox.wait())
+            .await
+            .expect("woken by the delivery");
+        sender.await.unwrap();
+        assert_eq!(&mailbox.take(0, true).unwrap()[..], b"onetwo");
     }
 
     #[test]
