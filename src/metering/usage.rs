@@ -156,6 +156,22 @@ pub struct Tally {
     durations: [[u64; DURATION_BUCKETS]; 2],
     duration_nanos: [u64; 2],
     pending: bool,
+    /// Which families (bit i: `Family::ALL[i]`) and which buckets of each
+    /// kind hold counts: a flush visits only those (scanning every counter
+    /// of the tally was 2% of a pipeline-1 request's instructions).
+    families_touched: u64,
+    buckets_touched: [u64; 2],
+}
+
+const _: () = assert!(FAMILIES <= 64 && DURATION_BUCKETS <= 64);
+
+/// The positions of `mask`'s set bits, lowest first.
+fn ones(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask.checked_sub(1)?;
+        Some(i)
+    })
 }
 
 impl Tally {
@@ -175,13 +191,16 @@ impl Tally {
     /// As [`Usage::meter_transfer`].
     pub fn meter_transfer(&mut self, family: Family, ecpu_milli: u64) {
         self.ecpu_milli[family.index()] += ecpu_milli;
+        self.families_touched |= 1 << family.index();
         self.pending = true;
     }
 
     /// As [`Usage::duration`].
     pub fn duration(&mut self, kind: Access, elapsed: std::time::Duration) {
         let nanos = elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.durations[kind as usize][bucket_of(nanos)] += 1;
+        let bucket = bucket_of(nanos);
+        self.durations[kind as usize][bucket] += 1;
+        self.buckets_touched[kind as usize] |= 1 << bucket;
         self.duration_nanos[kind as usize] += nanos;
         self.pending = true;
     }
@@ -198,13 +217,13 @@ impl Tally {
         };
         add(&usage.net_in, &mut self.net_in);
         add(&usage.net_out, &mut self.net_out);
-        for i in 0..FAMILIES {
+        for i in ones(std::mem::take(&mut self.families_touched)) {
             add(&usage.commands[i], &mut self.commands[i]);
             add(&usage.ecpu_milli[i], &mut self.ecpu_milli[i]);
         }
         for (k, shared) in usage.durations.iter().enumerate() {
-            for (a, n) in shared.buckets.iter().zip(&mut self.durations[k]) {
-                add(a, n);
+            for b in ones(std::mem::take(&mut self.buckets_touched[k])) {
+                add(&shared.buckets[b], &mut self.durations[k][b]);
             }
             add(&shared.sum_nanos, &mut self.duration_nanos[k]);
         }
@@ -267,5 +286,47 @@ impl Usage {
         self.byte_seconds.fetch_add(bs(used), Ordering::Relaxed);
         self.billed_byte_seconds
             .fetch_add(bs(used.max(minimum)), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_flush_adds_every_touched_counter_once() {
+        let usage = Usage::default();
+        let mut tally = Tally::default();
+        tally.meter(Family::String, 1_000);
+        tally.meter(Family::Memcached, 2_500);
+        tally.meter(Family::String, 500);
+        tally.duration(Access::Read, Duration::from_nanos(1));
+        tally.duration(Access::Read, Duration::from_secs(100));
+        tally.duration(Access::Write, Duration::from_micros(30));
+        tally.transfer(10, 20);
+        tally.flush(&usage);
+        // A second flush adds nothing more.
+        tally.flush(&usage);
+        let s = Family::String.index();
+        let m = Family::Memcached.index();
+        assert_eq!(get(&usage.commands[s]), 2);
+        assert_eq!(get(&usage.ecpu_milli[s]), 1_500);
+        assert_eq!(get(&usage.commands[m]), 1);
+        assert_eq!(get(&usage.ecpu_milli[m]), 2_500);
+        let total: u64 = usage.commands.iter().map(get).sum();
+        assert_eq!(total, 3);
+        let read = &usage.durations[Access::Read as usize];
+        assert_eq!(get(&read.buckets[0]), 1);
+        assert_eq!(get(&read.buckets[DURATION_BUCKETS - 1]), 1);
+        assert_eq!(read.buckets.iter().map(get).sum::<u64>(), 2);
+        let write = &usage.durations[Access::Write as usize];
+        assert_eq!(get(&write.buckets[bucket_of(30_000)]), 1);
+        assert_eq!(get(&write.sum_nanos), 30_000);
+        assert_eq!((get(&usage.net_in), get(&usage.net_out)), (10, 20));
+        // Counted again after a flush.
+        tally.meter(Family::String, 1);
+        tally.flush(&usage);
+        assert_eq!(get(&usage.commands[s]), 3);
     }
 }

@@ -629,7 +629,10 @@ impl LocalPartition {
             // the next cannot.
             let mut room = opts.room;
             let mut replied = 0usize;
-            let mut clock = Instant::now();
+            // Each command of several is timed (the caller shares out the
+            // rest of the batch's time); one alone is timed by its caller.
+            let timed = cmds.len() > 1;
+            let mut clock = timed.then(Instant::now);
             for (spec, args) in cmds {
                 if replied >= opts.reply_budget {
                     break;
@@ -657,9 +660,15 @@ impl LocalPartition {
                 let reply = cmd::execute(spec, &mut ctx, args);
                 let work = ctx.work;
                 room = ctx.room;
-                let ran = Instant::now();
-                let took = ran.saturating_duration_since(clock);
-                clock = ran;
+                let took = match &mut clock {
+                    Some(clock) => {
+                        let ran = Instant::now();
+                        let took = ran.saturating_duration_since(*clock);
+                        *clock = ran;
+                        took
+                    }
+                    None => Duration::ZERO,
+                };
                 if opts.reply_budget != usize::MAX {
                     replied += reply.size_hint();
                 }

@@ -35,7 +35,9 @@ use bytes::{Buf, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
-use super::memory::{ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, release, send_ready};
+use super::memory::{
+    ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, output_stalled, release, send_ready,
+};
 use super::session::{Admission, Connection, Queueing, ReplyMode, Session};
 use super::shared::ProxyShared;
 use super::transaction;
@@ -139,7 +141,9 @@ impl Connection<'_> {
         // When replies above the soft limit, waiting for a client that reads
         // nothing, end the connection.
         let mut stall_deadline: Option<tokio::time::Instant> = None;
-        let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
+        // (Made once: a timer built per wait costs every request.)
+        let auth_deadline = tokio::time::sleep(self.shared.auth_timeout);
+        tokio::pin!(auth_deadline);
         let attention = self.session.handle.attention.clone();
         // Fires at most once per BUFFER_CHECK while requests come, and once
         // more when an idle connection's buffer is due to go; reset only
@@ -237,10 +241,13 @@ impl Connection<'_> {
                 subs.mailbox.set_pending(self.wbuf.len());
             }
             // A client above the soft output limit must make progress.
-            let now = tokio::time::Instant::now();
-            if self.wbuf.len() <= self.shared.output_soft_limit || self.wbuf.len() < pending {
-                stall_deadline = None;
-            } else if *stall_deadline.get_or_insert(now + self.shared.output_soft_time) <= now {
+            if output_stalled(
+                &mut stall_deadline,
+                pending,
+                self.wbuf.len(),
+                self.shared.output_soft_limit,
+                self.shared.output_soft_time,
+            ) {
                 tracing::warn!(
                     client = self.session.id,
                     pending = self.wbuf.len(),
@@ -310,7 +317,7 @@ impl Connection<'_> {
                     }
                     return "killed by CLIENT KILL";
                 }
-                () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
+                () = &mut auth_deadline, if unauthenticated => {
                     return "not authenticated in time";
                 }
                 r = stream.readable(), if !output_full => {
@@ -492,18 +499,17 @@ impl Connection<'_> {
         if n == 0 {
             return None;
         }
-        let mut batch: Vec<(Request, &'static CommandSpec)> = ahead
-            .drain(..n)
+        // The batch runs from `ahead` as it is; each request leaves it as
+        // it is answered, and those the reply budget left out stay there.
+        let cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> = ahead
+            .iter()
+            .take(n)
             .filter_map(|d| match d {
-                Ok((req, Some(spec))) => Some((req, spec)),
+                Ok((req, Some(spec))) => Some((*spec, &req.args[..])),
                 _ => None,
             })
             .collect();
         let slots: smallvec::SmallVec<[u16; AHEAD]> = checked.iter().map(|c| c.0).collect();
-        let cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> = batch
-            .iter()
-            .map(|(req, spec)| (*spec, &req.args[..]))
-            .collect();
         let mut opts = self.exec_options(now_ms());
         opts.reply_budget = BATCH_REPLY_BYTES.min(
             self.shared
@@ -513,13 +519,10 @@ impl Connection<'_> {
         let executed = cache.pool.execute_run(&cmds, &slots, &opts).await;
         drop(cmds);
         let finished = Instant::now();
-        // Requests the reply budget left out go back, admitted already.
+        // Requests the reply budget left out stay, admitted already.
         let ran = executed.len().min(n);
         if ran < n {
             self.admission = Admission::Paid(n - ran);
-            for (req, spec) in batch.drain(ran..).rev() {
-                ahead.push_front(Ok((req, Some(spec))));
-            }
         }
         // Each is counted its own time in the partition plus a share of
         // the rest (checks, routing, the lock, its reply).
@@ -527,7 +530,11 @@ impl Connection<'_> {
         let inside: Duration = executed.iter().map(|e| e.took).sum();
         let share = total.saturating_sub(inside) / ran.max(1) as u32;
         let mut at = started;
-        for (i, ((req, spec), done)) in batch.iter().zip(executed).enumerate() {
+        for (i, done) in executed.into_iter().take(ran).enumerate() {
+            // (The first `n` are such requests: checked above.)
+            let Some(Ok((req, Some(spec)))) = ahead.pop_front() else {
+                break;
+            };
             let (slot, keys, upfront) = checked[i];
             let end = if i + 1 == ran {
                 finished
@@ -551,7 +558,15 @@ impl Connection<'_> {
             };
             self.session.request_len = req.wire_len as u64;
             let out_before = self.wbuf.len();
-            self.answer(req, Some(spec), outcome, ReplyMode::On, out_before, at, end);
+            self.answer(
+                &req,
+                Some(spec),
+                outcome,
+                ReplyMode::On,
+                out_before,
+                at,
+                end,
+            );
             at = end;
         }
         Some(finished)

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
-use super::memory::{ClientMemory, KEEP_BUFFER, grow, make_room, release, send_ready, write_room};
+use super::memory::{
+    ClientMemory, KEEP_BUFFER, grow, make_room, output_stalled, release, send_ready, write_room,
+};
 use super::session::Session;
 use super::shared::{PreAuth, ProxyShared, Wire};
 use super::turns::{end_of_round, end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
@@ -129,7 +131,9 @@ impl McConn<'_> {
     async fn serve(&mut self, stream: &mut Transport, rbuf: &mut BytesMut) -> &'static str {
         let mut arrived = Instant::now();
         let mut clock = arrived;
-        let auth_deadline = tokio::time::Instant::now() + self.shared.auth_timeout;
+        // (Made once: a timer built per wait costs every request.)
+        let auth_deadline = tokio::time::sleep(self.shared.auth_timeout);
+        tokio::pin!(auth_deadline);
         let attention = self.session.handle.attention.clone();
         let shutdown = self.shutdown.clone();
         // When replies above the soft limit, waiting for a client that reads
@@ -204,10 +208,13 @@ impl McConn<'_> {
                 return "closed";
             }
             // A client above the soft output limit must make progress.
-            let now = tokio::time::Instant::now();
-            if self.wbuf.len() <= self.shared.output_soft_limit || self.wbuf.len() < pending {
-                stall_deadline = None;
-            } else if *stall_deadline.get_or_insert(now + self.shared.output_soft_time) <= now {
+            if output_stalled(
+                &mut stall_deadline,
+                pending,
+                self.wbuf.len(),
+                self.shared.output_soft_limit,
+                self.shared.output_soft_time,
+            ) {
                 return "output buffer limit";
             }
             // Big buffers are freed off the reactor (lazyfree).
@@ -258,7 +265,7 @@ impl McConn<'_> {
                     }
                     return "killed";
                 }
-                () = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
+                () = &mut auth_deadline, if unauthenticated => {
                     return "not authenticated in time";
                 }
                 r = stream.readable(), if !output_full => {

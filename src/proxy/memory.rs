@@ -35,6 +35,25 @@ pub(crate) fn send_ready(stream: &mut Transport, wbuf: &mut BytesMut) {
     }
 }
 
+/// Whether a client above the soft output limit (`soft`, bytes) has been
+/// there for `soft_time` without taking anything (`pending`: the output
+/// before this round's write, `left`: after it): then it is disconnected.
+/// `since` holds when it went over; the clock is read only then.
+pub(crate) fn output_stalled(
+    since: &mut Option<tokio::time::Instant>,
+    pending: usize,
+    left: usize,
+    soft: usize,
+    soft_time: std::time::Duration,
+) -> bool {
+    if left <= soft || left < pending {
+        *since = None;
+        return false;
+    }
+    let now = tokio::time::Instant::now();
+    *since.get_or_insert(now + soft_time) <= now
+}
+
 /// Gives `rbuf` room for `capacity` bytes (RESP and Memcached
 /// connections). A remainder of at most [`READ_MAX`] moves to the front of
 /// the buffer's own allocation (`BytesMut::reserve` reuses it once no

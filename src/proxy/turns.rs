@@ -69,10 +69,11 @@ pub async fn end_of_round() -> Instant {
     yield_turn().await
 }
 
-/// Lets the other tasks run; returns the time it resumed.
+/// Lets the other tasks run; returns the time it resumed (its new turn's
+/// stamp: the task is run [`in_turns`], so no second clock reading).
 pub async fn yield_turn() -> Instant {
     tokio::task::yield_now().await;
-    Instant::now()
+    TURN.get()
 }
 
 #[cfg(test)]

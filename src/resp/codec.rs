@@ -108,40 +108,46 @@ impl Decoder {
     /// Decodes one request from the front of `buf` (see the module doc).
     /// Empty inline lines are skipped, as Redis does.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+        let mut spans = Spans::new();
         loop {
             if buf.is_empty() {
                 return Ok(None);
             }
+            spans.clear();
             let parsed = if buf[0] == b'*' {
-                self.parse_multibulk(buf)?
+                self.parse_multibulk(buf, &mut spans)?
             } else {
-                self.parse_inline(buf)?
+                self.parse_inline(buf, &mut spans)?
             };
-            match parsed {
-                None => return Ok(None),
-                Some((consumed, spans)) => {
-                    let frame = buf.split_to(consumed).freeze();
-                    if spans.is_empty() {
-                        // `*0`, `*-1` or a blank inline line: nothing to run.
-                        continue;
-                    }
-                    let args = spans
-                        .into_iter()
-                        .map(|span| match span {
-                            Span::Slice(start, end) => frame.slice(start..end),
-                            Span::Owned(bytes) => Bytes::from(bytes),
-                        })
-                        .collect();
-                    return Ok(Some(Request {
-                        args,
-                        wire_len: consumed,
-                    }));
-                }
+            let Some(consumed) = parsed else {
+                return Ok(None);
+            };
+            let frame = buf.split_to(consumed).freeze();
+            if spans.is_empty() {
+                // `*0`, `*-1` or a blank inline line: nothing to run.
+                continue;
             }
+            let args = spans
+                .drain(..)
+                .map(|span| match span {
+                    Span::Slice(start, end) => frame.slice(start..end),
+                    Span::Owned(bytes) => Bytes::from(bytes),
+                })
+                .collect();
+            return Ok(Some(Request {
+                args,
+                wire_len: consumed,
+            }));
         }
     }
 
-    fn parse_multibulk(&self, buf: &[u8]) -> Result<Option<(usize, Vec<Span>)>, ProtocolError> {
+    /// Frames the multibulk request at the front of `buf` into `spans`:
+    /// the bytes it takes, or `None` while it has not all arrived.
+    fn parse_multibulk(
+        &self,
+        buf: &[u8],
+        spans: &mut Spans,
+    ) -> Result<Option<usize>, ProtocolError> {
         let Some((line, mut pos)) = read_line(buf, 0, ProtocolError::TooBigMultibulkCount)? else {
             return Ok(None);
         };
@@ -150,10 +156,10 @@ impl Decoder {
             return Err(ProtocolError::InvalidMultibulkLength);
         }
         if count <= 0 {
-            return Ok(Some((pos, Vec::new())));
+            return Ok(Some(pos));
         }
         // Capacity bounded by max_args and by what can have arrived (4 bytes per arg minimum).
-        let mut spans = Vec::with_capacity((count as usize).min(buf.len() / 4 + 1));
+        spans.reserve((count as usize).min(buf.len() / 4 + 1));
         for _ in 0..count {
             // As Redis: the whole `$N` line first, then its first byte.
             let Some((line, body)) = read_line(buf, pos, ProtocolError::TooBigBulkCount)? else {
@@ -180,10 +186,11 @@ impl Decoder {
             spans.push(Span::Slice(body, end));
             pos = end + 2;
         }
-        Ok(Some((pos, spans)))
+        Ok(Some(pos))
     }
 
-    fn parse_inline(&self, buf: &[u8]) -> Result<Option<(usize, Vec<Span>)>, ProtocolError> {
+    /// As [`Self::parse_multibulk`], for an inline command.
+    fn parse_inline(&self, buf: &[u8], spans: &mut Spans) -> Result<Option<usize>, ProtocolError> {
         let scan = &buf[..buf.len().min(self.limits.max_inline_len + 1)];
         let Some(nl) = scan.iter().position(|&b| b == b'\n') else {
             if buf.len() > self.limits.max_inline_len {
@@ -202,7 +209,8 @@ impl Decoder {
         if words.len() > self.limits.max_args {
             return Err(ProtocolError::InvalidMultibulkLength);
         }
-        Ok(Some((nl + 1, words.into_iter().map(Span::Owned).collect())))
+        spans.extend(words.into_iter().map(Span::Owned));
+        Ok(Some(nl + 1))
     }
 }
 
@@ -210,6 +218,10 @@ enum Span {
     Slice(usize, usize),
     Owned(Vec<u8>),
 }
+
+/// A request's arguments while it is framed: on the stack for the usual
+/// few (one allocation per request, its `args`, not two).
+type Spans = smallvec::SmallVec<[Span; 8]>;
 
 /// Finds the header line starting at `start` (its `*` or `$` included) and
 /// ending at the first CR; returns the line and the offset just past its CR
