@@ -199,11 +199,12 @@ impl Transport {
     /// Waits until a read may make progress.
     ///
     /// Readiness is polled (`poll_read_ready`: the waker goes in the
-    /// socket's one reader slot), not awaited (`readable()`: a waiter
-    /// linked into the socket's list under its lock, unlinked when the
-    /// connection loop drops it): the loop waits once per request at
-    /// pipeline 1, and that cost a request 3% of its instructions. Only the
-    /// connection's own task waits for its socket, so one slot serves.
+    /// socket's one reader slot), not awaited (`readable()`: a waiter node
+    /// linked into the socket's list, and unlinked under its lock again
+    /// when the connection loop drops it): the loop waits once per request
+    /// at pipeline 1, and that cost a request 3% of its instructions. Only
+    /// the connection's own task waits for its socket this way (`peek`
+    /// in `conn::block` awaits), so one slot serves.
     pub async fn readable(&self) -> std::io::Result<()> {
         match self {
             Transport::Tls(t) if t.plaintext.load(Ordering::Acquire) => Ok(()),

@@ -2603,9 +2603,13 @@ impl CachePool {
             }
             Ok(None) | Err(NotRun::Moved(_)) => {}
         }
+        // (Each timed here, as `run_locked` times the commands of a run.)
         let mut out = Vec::with_capacity(cmds.len());
         for (&(spec, args), &slot) in cmds.iter().zip(slots) {
-            out.push(self.execute(spec, args, slot, opts).await);
+            let started = Instant::now();
+            let mut done = self.execute(spec, args, slot, opts).await;
+            done.took = started.elapsed();
+            out.push(done);
         }
         out
     }

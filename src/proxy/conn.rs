@@ -487,8 +487,14 @@ impl Connection<'_> {
             room -= bytes;
             let upfront = ecpu_milli(transfer_milli(bytes), 0);
             match self.admission.take_next() {
-                Admission::Paid(_) => {}
-                _ => {
+                Admission::Paid(..) => {}
+                // Refused before (behind requests a batch left out): it
+                // takes the request path, owing still.
+                owed @ Admission::Owed(..) => {
+                    self.admission = owed;
+                    break;
+                }
+                Admission::Undecided => {
                     if let Some(Err((charge, wait))) =
                         limiter.as_ref().map(|l| l.try_admit(upfront))
                     {
@@ -523,10 +529,15 @@ impl Connection<'_> {
         let executed = cache.pool.execute_run(&cmds, &slots, &opts).await;
         drop(cmds);
         let finished = Instant::now();
-        // Requests the reply budget left out stay, admitted already.
+        // Requests the reply budget left out stay, admitted already, before
+        // those admitted earlier or the one refused, if any.
         let ran = executed.len().min(n);
         if ran < n {
-            self.admission = Admission::Paid(n - ran);
+            self.admission = match self.admission {
+                Admission::Paid(left, then) => Admission::Paid(n - ran + left, then),
+                Admission::Owed(charge, wait) => Admission::Paid(n - ran, Some((charge, wait))),
+                Admission::Undecided => Admission::Paid(n - ran, None),
+            };
         }
         // Each is counted its own time in the partition plus a share of
         // the rest (checks, routing, the lock, its reply).
@@ -1053,7 +1064,7 @@ impl Connection<'_> {
         if let Some(cache) = cache.as_ref().filter(|_| metered)
             && let Some(Err(pending)) = match admission {
                 Admission::Undecided => cache.with_limiter(|l| l.try_admit(upfront)),
-                Admission::Paid(_) => None,
+                Admission::Paid(..) => None,
                 Admission::Owed(charge, wait) => Some(Err((charge, wait))),
             }
             && let Some(limiter) = cache.limiter()

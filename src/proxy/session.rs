@@ -454,8 +454,9 @@ pub enum Admission {
     #[default]
     Undecided,
     /// The next `n` requests are admitted already (a batch stopped at its
-    /// reply budget before running them).
-    Paid(usize),
+    /// reply budget before running them); the one after them owes what it
+    /// was refused, if anything (as [`Admission::Owed`]).
+    Paid(usize, Option<(u64, std::time::Duration)>),
     /// The next request was refused now: the charge still due and how long
     /// until it may pass; the request path waits for it or throttles.
     Owed(u64, std::time::Duration),
@@ -465,9 +466,13 @@ impl Admission {
     /// Takes the decision for the next request, leaving the others'.
     pub fn take_next(&mut self) -> Admission {
         match *self {
-            Admission::Paid(n) if n > 1 => {
-                *self = Admission::Paid(n - 1);
-                Admission::Paid(1)
+            Admission::Paid(n, then) if n > 1 => {
+                *self = Admission::Paid(n - 1, then);
+                Admission::Paid(1, None)
+            }
+            Admission::Paid(_, Some((charge, wait))) => {
+                *self = Admission::Owed(charge, wait);
+                Admission::Paid(1, None)
             }
             taken => {
                 *self = Admission::Undecided;
@@ -480,6 +485,19 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paid_requests_come_first_then_the_refused_one_owes() {
+        let wait = std::time::Duration::from_millis(5);
+        let mut a = Admission::Paid(2, Some((700, wait)));
+        assert_eq!(a.take_next(), Admission::Paid(1, None));
+        assert_eq!(a.take_next(), Admission::Paid(1, None));
+        assert_eq!(a.take_next(), Admission::Owed(700, wait));
+        assert_eq!(a.take_next(), Admission::Undecided);
+        let mut b = Admission::Paid(1, None);
+        assert_eq!(b.take_next(), Admission::Paid(1, None));
+        assert_eq!(b.take_next(), Admission::Undecided);
+    }
 
     /// MULTI queueing: keys of one slot are kept and counted; a key of
     /// another slot dooms the transaction, after which commands are
