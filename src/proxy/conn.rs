@@ -241,13 +241,7 @@ impl Connection<'_> {
                 subs.mailbox.set_pending(self.wbuf.len());
             }
             // A client above the soft output limit must make progress.
-            if output_stalled(
-                &mut stall_deadline,
-                pending,
-                self.wbuf.len(),
-                self.shared.output_soft_limit,
-                self.shared.output_soft_time,
-            ) {
+            if output_stalled(self.shared, &mut stall_deadline, pending, self.wbuf.len()) {
                 tracing::warn!(
                     client = self.session.id,
                     pending = self.wbuf.len(),

@@ -208,13 +208,7 @@ impl McConn<'_> {
                 return "closed";
             }
             // A client above the soft output limit must make progress.
-            if output_stalled(
-                &mut stall_deadline,
-                pending,
-                self.wbuf.len(),
-                self.shared.output_soft_limit,
-                self.shared.output_soft_time,
-            ) {
+            if output_stalled(self.shared, &mut stall_deadline, pending, self.wbuf.len()) {
                 return "output buffer limit";
             }
             // Big buffers are freed off the reactor (lazyfree).

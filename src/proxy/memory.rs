@@ -35,23 +35,22 @@ pub(crate) fn send_ready(stream: &mut Transport, wbuf: &mut BytesMut) {
     }
 }
 
-/// Whether a client above the soft output limit (`soft`, bytes) has been
-/// there for `soft_time` without taking anything (`pending`: the output
+/// Whether a client above the soft output limit has been there for the
+/// soft limit's time without taking anything (`pending`: the output
 /// before this round's write, `left`: after it): then it is disconnected.
 /// `since` holds when it went over; the clock is read only then.
 pub(crate) fn output_stalled(
+    shared: &ProxyShared,
     since: &mut Option<tokio::time::Instant>,
     pending: usize,
     left: usize,
-    soft: usize,
-    soft_time: std::time::Duration,
 ) -> bool {
-    if left <= soft || left < pending {
+    if left <= shared.output_soft_limit || left < pending {
         *since = None;
         return false;
     }
     let now = tokio::time::Instant::now();
-    *since.get_or_insert(now + soft_time) <= now
+    *since.get_or_insert(now + shared.output_soft_time) <= now
 }
 
 /// Gives `rbuf` room for `capacity` bytes (RESP and Memcached
