@@ -775,7 +775,7 @@ async fn partitions_move_between_nodes_on_request_and_by_drain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_write_is_lost_across_moves_splits_and_merges() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let cluster = Cluster::start_with(3, &["--initial-partitions", "2"]).await;
     let token = cluster.create("jepsen").await;
     let c = cluster.client("jepsen", &token).await;
@@ -785,9 +785,12 @@ async fn no_acknowledged_write_is_lost_across_moves_splits_and_merges() {
         let _: () = c.clone().set(format!("big{i}"), &big).await.unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // Acknowledged SETs so far, over all writers: the run lasts until
+    // enough writes are in (a loaded machine writes fewer per change).
+    let acked = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (mut c, stop) = (c.clone(), stop.clone());
+        let (mut c, stop, acked) = (c.clone(), stop.clone(), acked.clone());
         writers.push(tokio::spawn(async move {
             // Acknowledged SETs (key, value) and SADDs (set, member).
             let (mut sets, mut members, mut refused) = (Vec::new(), Vec::new(), 0);
@@ -797,7 +800,10 @@ async fn no_acknowledged_write_is_lost_across_moves_splits_and_merges() {
                 let key = format!("w{w}:{n}");
                 let done: redis::RedisResult<()> = c.set(&key, n).await;
                 match done {
-                    Ok(()) => sets.push((key.clone(), n)),
+                    Ok(()) => {
+                        sets.push((key.clone(), n));
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_) => refused += 1,
                 }
                 let set = format!("s{}", n % 16);
@@ -878,8 +884,13 @@ async fn no_acknowledged_write_is_lost_across_moves_splits_and_merges() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(changes >= 20, "only {changes} changes in {tries} tries");
-    // Writes after the last change land where it left the keys.
+    // Writes after the last change land where it left the keys; and
+    // the writers go on until 600 SETs are in (or a minute has passed).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.load(Ordering::Relaxed) < 600 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     let (mut sets, mut members, mut refused) = (Vec::new(), Vec::new(), 0);
     for w in writers {
