@@ -8,8 +8,9 @@
 # default cache), then redis-benchmark on CPU 1 sends 2M SETs then 2M GETs
 # (50 connections, pipeline $PIPELINE or 16, 100-byte values over 100k keys: the GETs
 # find the keys the SETs stored). Prints one
-# line per run, "old|new GET-ops/s SET-ops/s GET-user-ns GET-system-ns"
-# (the server's CPU per GET, from /proc/<pid>/stat), then the medians. Build an
+# line per run, "old|new GET-ops/s SET-ops/s GET-user-ns GET-system-ns
+# GET-p50-ms" (the server's CPU per GET, from /proc/<pid>/stat), then the
+# medians. Build an
 # older commit beside this checkout with, e.g.:
 #   git worktree add /tmp/ab-old <commit>
 #   (cd /tmp/ab-old && CARGO_TARGET_DIR=/tmp/ab-old/target cargo build --release --bin stratus)
@@ -29,20 +30,21 @@ run() { # binary -> "get set"
   pid=$!
   for _ in $(seq 100); do grep -q "stratus serving" "$log" && break; sleep 0.1; done
   addr="$(grep -o 'resp_addr=[^ ]*' "$log" | head -1 | cut -d= -f2)"
+  # "ops/s p50-ms" of one test.
   bench() {
     taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -t "$1" -n "$requests" -c 50 \
-      -P "$pipeline" -d 100 -r 100000 --threads 1 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4 }'
+      -P "$pipeline" -d 100 -r 100000 --threads 1 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4, $10 }'
   }
-  s="$(bench set)"
+  read -r s _ < <(bench set)
   # The server's CPU over the GETs, user and system, µs per request
   # (clock ticks of 10 ms from /proc/<pid>/stat).
   read -r u0 k0 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
-  g="$(bench get)"
+  read -r g p50 < <(bench get)
   read -r u1 k1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   rm -f "$log"
-  echo "$g $s $(( (u1 - u0) * 10000000 / requests )) $(( (k1 - k0) * 10000000 / requests ))"
+  echo "$g $s $(( (u1 - u0) * 10000000 / requests )) $(( (k1 - k0) * 10000000 / requests )) $p50"
 }
 
 results="$(mktemp)"
@@ -57,5 +59,6 @@ for side in old new; do
   set="$(awk -v s="$side" '$1 == s { print $3 }' "$results" | median)"
   user="$(awk -v s="$side" '$1 == s { print $4 }' "$results" | median)"
   sys="$(awk -v s="$side" '$1 == s { print $5 }' "$results" | median)"
-  echo "median $side: GET $get SET $set; server CPU per GET: user $user ns, system $sys ns"
+  p50="$(awk -v s="$side" '$1 == s { print $6 }' "$results" | median)"
+  echo "median $side: GET $get SET $set; server CPU per GET: user $user ns, system $sys ns; GET p50 $p50 ms"
 done
