@@ -225,7 +225,7 @@ impl McConn<'_> {
             //    connection holds none until its next bytes come).
             if rbuf.capacity() > 0 && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 let grown = rbuf.len() + READ_CHUNK.max(rbuf.len() / 4);
-                let cache = self.session.cache.clone();
+                let cache = self.session.cache.as_ref();
                 if self.memory.set(self.shared, cache, grown as u64).is_err() {
                     let _ = stream.try_write(b"SERVER_ERROR out of memory reading request\r\n");
                     return "client memory limit";
@@ -234,7 +234,7 @@ impl McConn<'_> {
                 // time slices: it must not stall other connections.
                 grow(rbuf, grown).await;
             }
-            let cache = self.session.cache.clone();
+            let cache = self.session.cache.as_ref();
             let _ = self.memory.set(self.shared, cache, rbuf.capacity() as u64);
             // A big store is admitted as its bytes arrive: a cache over its
             // ECPU/s limit uploads no faster than the limit allows.
@@ -268,7 +268,7 @@ impl McConn<'_> {
                     }
                     let fresh = rbuf.capacity() == 0;
                     if fresh {
-                        let cache = self.session.cache.clone();
+                        let cache = self.session.cache.as_ref();
                         if self.memory.set(self.shared, cache, READ_CHUNK as u64).is_err() {
                             return "client memory limit";
                         }
@@ -285,7 +285,7 @@ impl McConn<'_> {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             if fresh {
                                 *rbuf = BytesMut::new();
-                                let cache = self.session.cache.clone();
+                                let cache = self.session.cache.as_ref();
                                 let _ = self.memory.set(self.shared, cache, 0);
                             }
                         }
@@ -300,7 +300,7 @@ impl McConn<'_> {
                 () = &mut idle_timer, if rbuf.capacity() > 0 => {
                     if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {
                         release(std::mem::take(rbuf));
-                        let cache = self.session.cache.clone();
+                        let cache = self.session.cache.as_ref();
                         let _ = self.memory.set(self.shared, cache, 0);
                     }
                     idle_timer.as_mut().reset(tokio::time::Instant::now() + IDLE_BUFFER_AFTER);

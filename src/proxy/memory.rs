@@ -103,14 +103,19 @@ impl ClientMemory {
     pub fn set(
         &mut self,
         shared: &ProxyShared,
-        cache: Option<Arc<Cache>>,
+        cache: Option<&Arc<Cache>>,
         bytes: u64,
     ) -> Result<(), &'static str> {
-        let moved = match (&cache, &self.charged_to) {
+        let moved = match (cache, &self.charged_to) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
             (None, None) => false,
             _ => true,
         };
+        // (Every pass of a connection's loop sets its charge: most find it
+        // as it was, and touch no shared counter.)
+        if !moved && bytes == self.charged {
+            return Ok(());
+        }
         let grows = bytes > self.charged || moved;
         if grows && bytes > 0 {
             let own = if cache.is_some() {
@@ -120,9 +125,7 @@ impl ClientMemory {
             };
             let extra = bytes.saturating_sub(self.charged);
             let server = shared.client_memory.load(Ordering::Relaxed);
-            let of_cache = cache
-                .as_ref()
-                .map_or(0, |c| c.usage.client_memory.load(Ordering::Relaxed));
+            let of_cache = cache.map_or(0, |c| c.usage.client_memory.load(Ordering::Relaxed));
             let cache_extra = if moved { bytes } else { extra };
             if bytes > own {
                 return Err(reply::QUERY_BUFFER_LIMIT);
@@ -143,11 +146,13 @@ impl ClientMemory {
                 .fetch_sub(self.charged, Ordering::Relaxed);
         }
         shared.client_memory.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(c) = &cache {
+        if let Some(c) = cache {
             c.usage.client_memory.fetch_add(bytes, Ordering::Relaxed);
         }
         self.charged = bytes;
-        self.charged_to = cache;
+        if moved {
+            self.charged_to = cache.cloned();
+        }
         Ok(())
     }
 }

@@ -404,8 +404,8 @@ impl Connection<'_> {
     /// the server and its cache; `Err` (nothing changes) if that would pass
     /// the connection's, its cache's or the server's limit.
     pub fn account(&mut self, bytes: u64) -> Result<(), &'static str> {
-        let cache = self.session.cache.clone();
-        self.memory.set(self.shared, cache, bytes)
+        self.memory
+            .set(self.shared, self.session.cache.as_ref(), bytes)
     }
 
     /// What a data command of this connection runs with at `now`.
