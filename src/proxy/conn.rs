@@ -170,11 +170,13 @@ impl Connection<'_> {
             //    for the client stay under the output limit (past it, the
             //    client must read before more of its requests run).
             let mut drained = false;
-            let mut answered = false;
+            let mut answered = 0;
             while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
                 if ahead.is_empty() {
                     self.decode_ahead(rbuf, &mut ahead);
                 }
+                // (Each request leaves `ahead` as it is answered.)
+                let waiting = ahead.len();
                 // One clock reading per request or batch: its end is the
                 // next one's start.
                 let batch = self.run_batch(&mut ahead, clock).await;
@@ -190,7 +192,7 @@ impl Connection<'_> {
                 };
                 match ran {
                     Ok(Some(done)) => {
-                        answered = true;
+                        answered += waiting - ahead.len();
                         clock = done;
                         if slice_over(clock) {
                             // The replies ready go out before the other
@@ -219,8 +221,8 @@ impl Connection<'_> {
             }
             // 2. Write what the socket takes now (the usage of the requests
             //    answered counted first).
-            if answered && !self.wbuf.is_empty() {
-                clock = end_of_round().await;
+            if answered > 0 && !self.wbuf.is_empty() {
+                clock = end_of_round(answered).await;
             }
             self.flush_usage();
             let pending = self.wbuf.len();

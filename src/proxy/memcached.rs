@@ -146,7 +146,7 @@ impl McConn<'_> {
         loop {
             // 1. Run every whole request buffered (swallowing refused data).
             let mut drained = false;
-            let mut answered = false;
+            let mut answered = 0;
             while !self.session.closing && self.wbuf.len() < self.shared.output_buffer_limit {
                 if self.swallow > 0 {
                     let n = self.swallow.min(rbuf.len());
@@ -175,7 +175,7 @@ impl McConn<'_> {
                         return "line too long";
                     }
                     Decoded::Request(req) => {
-                        answered = true;
+                        answered += 1;
                         let wire_in = (before - rbuf.len()) as u64;
                         // One clock reading per request: its end is the
                         // next one's start.
@@ -190,8 +190,8 @@ impl McConn<'_> {
             }
             // 2. Write what the socket takes now, once the other ready
             //    connections have run (see `end_of_round`).
-            if answered && !self.wbuf.is_empty() {
-                clock = end_of_round().await;
+            if answered > 0 && !self.wbuf.is_empty() {
+                clock = end_of_round(answered).await;
             }
             let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {

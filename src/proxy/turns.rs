@@ -10,9 +10,9 @@
 //! slice. Tokio defers a yielded task's wake-up until it has polled for
 //! I/O, so the clients that became ready meanwhile go first.
 //!
-//! [`end_of_round`] is the other kind of wait: a connection that has
-//! answered what it read sends its replies once the tasks ready now have
-//! run, before the thread polls for I/O again (Redis's `beforeSleep`).
+//! [`end_of_round`] is the wait between running what a connection read and
+//! writing the replies, so a round's replies go out together (Redis's
+//! `beforeSleep`); one request's reply goes before the next poll for I/O.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -58,27 +58,36 @@ pub fn slice_over(now: Instant) -> bool {
     now >= TURN.get().1
 }
 
-/// Waits until the other tasks ready on this reactor thread now have had
-/// their turn, and no longer: returns the time it resumed.
+/// Waits, before a connection sends the replies to the `answered`
+/// requests it has just run, until the other tasks ready on this reactor
+/// thread have had their turn; returns the time it resumed.
 ///
-/// A connection calls it between answering the requests it read and
-/// sending the replies, so the replies of one round of connections go out
-/// together, as Redis writes its clients' replies in `beforeSleep` after the
-/// event loop has run them all. Sent one connection at a time between the
-/// others' work, each send found the client asleep and paid its wake-up
-/// (an interrupt to the client's CPU: the `sock_def_readable` → `_raw_spin_
-/// unlock_irqrestore` at 16% of the server's CPU in `perf record`), and
-/// redis-benchmark GET/SET at pipeline 16 ran 18–20% slower (README,
-/// Performance).
+/// So the replies of one round of connections go out together, as Redis
+/// writes its clients' replies in `beforeSleep` after the event loop has
+/// run them all. Sent one connection at a time between the others' work,
+/// each send found the client asleep and paid its wake-up (an interrupt to
+/// the client's CPU: the `sock_def_readable` → `_raw_spin_unlock_irqrestore`
+/// at 16% of the server's CPU in `perf record`), and redis-benchmark
+/// GET/SET at pipeline 16 ran 18–20% slower (README, Performance).
 ///
-/// Not [`yield_turn`]: tokio runs a yielded task only after its next poll
-/// for I/O, and the requests that poll finds ran before the replies of the
-/// round before them, each reply waiting for a second round of work (p50
-/// at pipeline 1 1.1–1.4× Redis's at the same throughput), with an extra
-/// `epoll_wait` per round. A task that wakes itself while it runs goes to
-/// the back of the run queue instead: after the tasks ready now, before
-/// the thread polls for I/O (tokio's `multi_thread` harness, "Notified").
-pub async fn end_of_round() -> Instant {
+/// How long it waits depends on the round:
+/// - **One request**: until the tasks ready now have run, not longer. A
+///   task that wakes itself while it runs goes to the back of the run
+///   queue (tokio's `multi_thread` harness, "Notified"): its reply goes out
+///   before the thread polls for I/O again. Through [`yield_turn`] the
+///   requests that poll found ran first, and each reply waited for a second
+///   round of work (p50 at pipeline 1 1.1–1.4× Redis's at the same
+///   throughput, and a second `epoll_wait` per round).
+/// - **A pipeline** (more than one request): [`yield_turn`], so requests
+///   that arrived meanwhile run before its replies are written. One
+///   tenant's pipelined flood (100 connections × 32 requests) then delays
+///   another tenant's request by its work, not by its hundred writes as
+///   well (with every round written first, cache B's p99 next to `noisy
+///   --heavy get` went from about 1.5× to 2.1× alone).
+pub async fn end_of_round(answered: usize) -> Instant {
+    if answered > 1 {
+        return yield_turn().await;
+    }
     let mut woken = false;
     std::future::poll_fn(|cx| {
         if woken {
@@ -129,20 +138,18 @@ mod tests {
         );
     }
 
-    /// Connections that end their round while a socket has become readable
-    /// resume (and send their replies) before the task waiting for that
-    /// socket runs: the new requests wait for the round's replies, as in
-    /// Redis, not the other way round (the server's runtime: one worker of
-    /// the multi-thread scheduler).
-    #[test]
-    fn a_round_ends_before_the_thread_polls_for_io() {
+    /// The order in which two connections that end their round (each
+    /// having answered `answered` requests) and a task waiting for a socket
+    /// that became readable during the round go on, on the server's
+    /// runtime (one worker of the multi-thread scheduler).
+    fn round_and_new_request(answered: usize) -> Vec<&'static str> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let order = runtime.block_on(async {
-            tokio::spawn(async {
+        runtime.block_on(async move {
+            tokio::spawn(async move {
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
                 let (server, _) = listener.accept().unwrap();
@@ -163,7 +170,7 @@ mod tests {
                             // runs (the thread learns it at its next poll
                             // for I/O).
                             std::io::Write::write_all(&mut &*client, b"PING\r\n").unwrap();
-                            end_of_round().await;
+                            end_of_round(answered).await;
                             seen.lock().unwrap().push("replies sent");
                         }))
                     })
@@ -176,7 +183,23 @@ mod tests {
             })
             .await
             .unwrap()
-        });
-        assert_eq!(order, ["replies sent", "replies sent", "request read"]);
+        })
+    }
+
+    /// One request's reply goes out before the requests that arrived
+    /// during its round run (as Redis); a pipeline's replies go out after
+    /// them (a newcomer does not wait behind a flood's writes).
+    #[test]
+    fn a_round_of_one_request_ends_before_the_thread_polls_for_io() {
+        assert_eq!(
+            round_and_new_request(1),
+            ["replies sent", "replies sent", "request read"]
+        );
+        let pipelines = round_and_new_request(16);
+        assert_eq!(
+            pipelines.last(),
+            Some(&"replies sent"),
+            "the new request ran after every reply of the pipelines: {pipelines:?}"
+        );
     }
 }
