@@ -151,8 +151,16 @@ mod tests {
         runtime.block_on(async move {
             tokio::spawn(async move {
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let mut client =
+                    std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
                 let (server, _) = listener.accept().unwrap();
+                // The request has arrived (a blocking peek) before the
+                // socket is registered: the thread learns that it is
+                // readable at its next poll for I/O, which comes after
+                // the rounds below have started (the test's task does not
+                // wait for I/O until then).
+                std::io::Write::write_all(&mut client, b"PING\r\n").unwrap();
+                server.peek(&mut [0u8; 1]).unwrap();
                 server.set_nonblocking(true).unwrap();
                 let server = tokio::net::TcpStream::from_std(server).unwrap();
                 let order = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -161,15 +169,10 @@ mod tests {
                     server.readable().await.unwrap();
                     seen.lock().unwrap().push("request read");
                 });
-                let client = Arc::new(client);
                 let rounds: Vec<_> = (0..2)
                     .map(|_| {
-                        let (seen, client) = (order.clone(), client.clone());
+                        let seen = order.clone();
                         tokio::spawn(in_turns(async move {
-                            // The socket becomes readable while the round
-                            // runs (the thread learns it at its next poll
-                            // for I/O).
-                            std::io::Write::write_all(&mut &*client, b"PING\r\n").unwrap();
                             end_of_round(answered).await;
                             seen.lock().unwrap().push("replies sent");
                         }))
@@ -179,6 +182,7 @@ mod tests {
                     task.await.unwrap();
                 }
                 reader.await.unwrap();
+                drop(client);
                 order.lock().unwrap().clone()
             })
             .await
