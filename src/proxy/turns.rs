@@ -22,17 +22,17 @@ use std::time::{Duration, Instant};
 pub const SLICE: Duration = Duration::from_micros(50);
 
 thread_local! {
-    /// When the task this reactor thread is running was polled, and when
-    /// its slice ends (compared, not subtracted, on every request).
-    static TURN: Cell<(Instant, Instant)> = Cell::new((Instant::now(), Instant::now()));
+    /// When the slice of the task this reactor thread is running ends (its
+    /// poll began a [`SLICE`] before): compared, not subtracted, on every
+    /// request.
+    static SLICE_END: Cell<Instant> = Cell::new(Instant::now());
 }
 
 /// Runs `task` with its turns timed.
 pub async fn in_turns<F: Future>(task: F) -> F::Output {
     let mut task = std::pin::pin!(task);
     std::future::poll_fn(|cx| {
-        let now = Instant::now();
-        TURN.set((now, now + SLICE));
+        SLICE_END.set(Instant::now() + SLICE);
         task.as_mut().poll(cx)
     })
     .await
@@ -55,7 +55,7 @@ pub async fn end_of_slice_at(now: Instant) -> Instant {
 /// Whether the current turn has lasted a slice by `now` (then the caller
 /// finishes what must not wait for the others' turns, and yields).
 pub fn slice_over(now: Instant) -> bool {
-    now >= TURN.get().1
+    now >= SLICE_END.get()
 }
 
 /// Waits, before a connection sends the replies to the `answered`
@@ -83,7 +83,8 @@ pub fn slice_over(now: Instant) -> bool {
 ///   tenant's pipelined flood (100 connections × 32 requests) then delays
 ///   another tenant's request by its work, not by its hundred writes as
 ///   well (with every round written first, cache B's p99 next to `noisy
-///   --heavy get` went from about 1.5× to 2.1× alone).
+///   --heavy get` was 2.2–2.3× its p99 alone in two runs, against
+///   1.44–1.63× in earlier sessions; README, "noisy neighbour").
 pub async fn end_of_round(answered: usize) -> Instant {
     if answered > 1 {
         return yield_turn().await;
@@ -98,14 +99,19 @@ pub async fn end_of_round(answered: usize) -> Instant {
         std::task::Poll::Pending
     })
     .await;
-    TURN.get().0
+    turn_start()
 }
 
 /// Lets the other tasks run; returns the time it resumed (its new turn's
 /// stamp: the task is run [`in_turns`], so no second clock reading).
 pub async fn yield_turn() -> Instant {
     tokio::task::yield_now().await;
-    TURN.get().0
+    turn_start()
+}
+
+/// When the current poll of the running task began.
+fn turn_start() -> Instant {
+    SLICE_END.get() - SLICE
 }
 
 #[cfg(test)]
