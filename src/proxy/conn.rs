@@ -41,7 +41,7 @@ use super::memory::{
 use super::session::{Admission, Connection, Queueing, ReplyMode, Session};
 use super::shared::ProxyShared;
 use super::transaction;
-use super::turns::{end_of_round, end_of_slice_at, in_turns, slice_over, yield_turn};
+use super::turns::{self, end_of_round, end_of_slice_at, in_turns, slice_over, yield_turn};
 use crate::acl;
 use crate::attention;
 use crate::cmd::{self, CommandSpec, ConnOp, Exec, flags};
@@ -222,7 +222,7 @@ impl Connection<'_> {
             // 2. Write what the socket takes now (the usage of the requests
             //    answered counted first).
             if answered > 0 && !self.wbuf.is_empty() {
-                clock = end_of_round(answered).await;
+                end_of_round(answered).await;
             }
             self.flush_usage();
             let pending = self.wbuf.len();
@@ -288,6 +288,7 @@ impl Connection<'_> {
             // Requests left buffered behind the output limit run as soon as
             // the client has taken the replies before them.
             if !drained && !output_full && !self.session.closing {
+                clock = turns::now();
                 continue;
             }
             let unauthenticated = self.session.cache.is_none();
@@ -351,6 +352,8 @@ impl Connection<'_> {
                     if r.is_err() {
                         return "write error";
                     }
+                    // (Requests left behind the output limit run now.)
+                    clock = turns::now();
                 }
                 () = &mut idle_timer, if allocated > 0 => {
                     // Nothing buffered: an idle connection's read buffer
@@ -460,6 +463,11 @@ impl Connection<'_> {
         };
         let mut range = None;
         let mut checked: smallvec::SmallVec<[(u16, u64, u64); AHEAD]> = smallvec::SmallVec::new();
+        // What the partition runs, filled in place (a collected 400-byte
+        // vector was copied out on every request).
+        let mut cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> =
+            smallvec::SmallVec::new();
+        let mut slots: smallvec::SmallVec<[u16; AHEAD]> = smallvec::SmallVec::new();
         for decoded in ahead.iter() {
             let Ok((req, Some(spec))) = decoded else {
                 break;
@@ -500,6 +508,8 @@ impl Connection<'_> {
                 }
             }
             checked.push((slot, keys, upfront));
+            cmds.push((*spec, &req.args[..]));
+            slots.push(slot);
         }
         let n = checked.len();
         if n == 0 {
@@ -507,15 +517,6 @@ impl Connection<'_> {
         }
         // The batch runs from `ahead` as it is; each request leaves it as
         // it is answered, and those the reply budget left out stay there.
-        let cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> = ahead
-            .iter()
-            .take(n)
-            .filter_map(|d| match d {
-                Ok((req, Some(spec))) => Some((*spec, &req.args[..])),
-                _ => None,
-            })
-            .collect();
-        let slots: smallvec::SmallVec<[u16; AHEAD]> = checked.iter().map(|c| c.0).collect();
         let mut opts = self.exec_options(now_ms());
         opts.reply_budget = BATCH_REPLY_BYTES.min(
             self.shared

@@ -32,7 +32,9 @@ use super::memory::{
 };
 use super::session::Session;
 use super::shared::{PreAuth, ProxyShared, Wire};
-use super::turns::{end_of_round, end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn};
+use super::turns::{
+    self, end_of_round, end_of_slice, end_of_slice_at, in_turns, slice_over, yield_turn,
+};
 use crate::cmd::memcached::{self as items, ArithOp, DONE, DeleteOp, Found, GetOp, Mode, StoreOp};
 use crate::cmd::{CommandSpec, flags, table::memcached_op};
 use crate::control::Cache;
@@ -191,7 +193,7 @@ impl McConn<'_> {
             // 2. Write what the socket takes now, once the other ready
             //    connections have run (see `end_of_round`).
             if answered > 0 && !self.wbuf.is_empty() {
-                clock = end_of_round(answered).await;
+                end_of_round(answered).await;
             }
             let pending = self.wbuf.len();
             while !self.wbuf.is_empty() || stream.pending_output() {
@@ -243,6 +245,7 @@ impl McConn<'_> {
             }
             let output_full = self.wbuf.len() >= self.shared.output_buffer_limit;
             if !drained && !output_full && !self.session.closing {
+                clock = turns::now();
                 continue;
             }
             let unauthenticated = self.session.cache.is_none();
@@ -296,6 +299,8 @@ impl McConn<'_> {
                     if r.is_err() {
                         return "write error";
                     }
+                    // (Requests left behind the output limit run now.)
+                    clock = turns::now();
                 }
                 () = &mut idle_timer, if rbuf.capacity() > 0 => {
                     if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {

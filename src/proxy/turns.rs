@@ -4,11 +4,16 @@
 //! busy task ahead of it, never behind a whole pipeline, upload or
 //! connection storm (DESIGN §12).
 //!
-//! [`in_turns`] stamps each poll of the task it wraps; [`end_of_slice`],
-//! called between units of work (a request, a 64 KiB piece of a read
-//! buffer, an accepted socket), yields once the current poll has used its
-//! slice. Tokio defers a yielded task's wake-up until it has polled for
-//! I/O, so the clients that became ready meanwhile go first.
+//! A turn is one poll of a task wrapped in [`in_turns`]. Its slice starts
+//! at the first clock reading the task hands in during that poll
+//! ([`slice_over`], [`end_of_slice_at`]; the tasks read the clock after
+//! each unit of work anyway), so a turn costs no clock reading of its own:
+//! what runs before that first reading is one bounded unit (a socket read
+//! of at most 64 KiB, an accept). Between units of work (a request, a 64
+//! KiB piece of a read buffer being regrown, an accepted socket) the task
+//! yields once its slice is used. Tokio defers a yielded task's wake-up
+//! until it has polled for I/O, so the clients that became ready meanwhile
+//! go first.
 //!
 //! [`end_of_round`] is the wait between running what a connection read and
 //! writing the replies, so a round's replies go out together (Redis's
@@ -22,17 +27,17 @@ use std::time::{Duration, Instant};
 pub const SLICE: Duration = Duration::from_micros(50);
 
 thread_local! {
-    /// When the slice of the task this reactor thread is running ends (its
-    /// poll began a [`SLICE`] before): compared, not subtracted, on every
-    /// request.
-    static SLICE_END: Cell<Instant> = Cell::new(Instant::now());
+    /// When the slice of the task this reactor thread is running ends: a
+    /// [`SLICE`] after the first clock reading of its current poll (`None`
+    /// before that reading). Compared, not subtracted, on every request.
+    static SLICE_END: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Runs `task` with its turns timed.
 pub async fn in_turns<F: Future>(task: F) -> F::Output {
     let mut task = std::pin::pin!(task);
     std::future::poll_fn(|cx| {
-        SLICE_END.set(Instant::now() + SLICE);
+        SLICE_END.set(None);
         task.as_mut().poll(cx)
     })
     .await
@@ -53,14 +58,21 @@ pub async fn end_of_slice_at(now: Instant) -> Instant {
 }
 
 /// Whether the current turn has lasted a slice by `now` (then the caller
-/// finishes what must not wait for the others' turns, and yields).
+/// finishes what must not wait for the others' turns, and yields); the
+/// turn's first reading starts its slice.
 pub fn slice_over(now: Instant) -> bool {
-    now >= SLICE_END.get()
+    match SLICE_END.get() {
+        Some(end) => now >= end,
+        None => {
+            SLICE_END.set(Some(now + SLICE));
+            false
+        }
+    }
 }
 
 /// Waits, before a connection sends the replies to the `answered`
 /// requests it has just run, until the other tasks ready on this reactor
-/// thread have had their turn; returns the time it resumed.
+/// thread have had their turn.
 ///
 /// So the replies of one round of connections go out together, as Redis
 /// writes its clients' replies in `beforeSleep` after the event loop has
@@ -85,9 +97,10 @@ pub fn slice_over(now: Instant) -> bool {
 ///   well (with every round written first, cache B's p99 next to `noisy
 ///   --heavy get` was 2.2–2.3× its p99 alone in two runs, against
 ///   1.44–1.63× in earlier sessions; README, "noisy neighbour").
-pub async fn end_of_round(answered: usize) -> Instant {
+pub async fn end_of_round(answered: usize) {
     if answered > 1 {
-        return yield_turn().await;
+        tokio::task::yield_now().await;
+        return;
     }
     let mut woken = false;
     std::future::poll_fn(|cx| {
@@ -99,19 +112,20 @@ pub async fn end_of_round(answered: usize) -> Instant {
         std::task::Poll::Pending
     })
     .await;
-    turn_start()
 }
 
-/// Lets the other tasks run; returns the time it resumed (its new turn's
-/// stamp: the task is run [`in_turns`], so no second clock reading).
+/// Lets the other tasks run; returns the time it resumed, its new turn's
+/// first clock reading.
 pub async fn yield_turn() -> Instant {
     tokio::task::yield_now().await;
-    turn_start()
+    now()
 }
 
-/// When the current poll of the running task began.
-fn turn_start() -> Instant {
-    SLICE_END.get() - SLICE
+/// Reads the clock (the current turn's first reading starts its slice).
+pub fn now() -> Instant {
+    let now = Instant::now();
+    slice_over(now);
+    now
 }
 
 #[cfg(test)]
