@@ -96,6 +96,10 @@ use crate::resp::{Reply, reply};
 use crate::wire;
 use feed::{Feed, FeedItem};
 
+/// What a run of commands did, in order: inline for the usual one (a
+/// request at pipeline 1 allocates nothing for it).
+pub type Executions = smallvec::SmallVec<[Executed; 1]>;
+
 /// What executing a command in a partition produced.
 pub struct Executed {
     pub reply: Reply,
@@ -606,7 +610,7 @@ impl LocalPartition {
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
         notified: &mut Vec<KeyEvent>,
-    ) -> Result<Option<Vec<Executed>>, Moved> {
+    ) -> Result<Option<Executions>, Moved> {
         if st.retired || !slots.iter().all(|s| st.ks.owns(*s)) {
             return Err(Moved { epoch: st.epoch });
         }
@@ -619,7 +623,7 @@ impl LocalPartition {
         let notifier = &self.notifier;
         let batch = opts.batch_events.as_deref();
         let out = self.with_state(st, |ks| {
-            let mut out = Vec::with_capacity(cmds.len());
+            let mut out = Executions::with_capacity(cmds.len());
             // Keys that commands inside a script change.
             let written = |key: &[u8]| {
                 events.touched(std::iter::once(key));
@@ -2590,7 +2594,7 @@ impl CachePool {
         cmds: &[(&'static CommandSpec, &[Bytes])],
         slots: &[u16],
         opts: &ExecOptions,
-    ) -> Vec<Executed> {
+    ) -> Executions {
         let part = self.route(slots[0]);
         match self.run_in(&part, cmds, slots, &[], opts).await {
             Ok(Some(done)) => return done,
@@ -2604,7 +2608,7 @@ impl CachePool {
             Ok(None) | Err(NotRun::Moved(_)) => {}
         }
         // (Each timed here, as `run_locked` times the commands of a run.)
-        let mut out = Vec::with_capacity(cmds.len());
+        let mut out = Executions::with_capacity(cmds.len());
         for (&(spec, args), &slot) in cmds.iter().zip(slots) {
             let started = Instant::now();
             let mut done = self.execute(spec, args, slot, opts).await;
@@ -2634,7 +2638,7 @@ impl CachePool {
         slot: u16,
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
-    ) -> Result<Option<Vec<Executed>>, NotRun> {
+    ) -> Result<Option<Executions>, NotRun> {
         let mut why = NotRun::Moved(Moved { epoch: 0 });
         for _ in 0..MAX_REROUTES {
             let part = self.route(slot);
@@ -2657,7 +2661,7 @@ impl CachePool {
         slots: &[u16],
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
-    ) -> Result<Option<Vec<Executed>>, NotRun> {
+    ) -> Result<Option<Executions>, NotRun> {
         let p = match part {
             PartitionHandle::Local(p) => p,
             PartitionHandle::Remote(r) => {
@@ -2761,7 +2765,7 @@ impl CachePool {
         slots: &[u16],
         watched: &[(Box<[u8]>, u64)],
         opts: &ExecOptions,
-    ) -> Result<Option<Vec<Executed>>, NotRun> {
+    ) -> Result<Option<Executions>, NotRun> {
         // A script runs on the node; here it is known to run (the kind of
         // `BUSY` other clients get, `FUNCTION STATS`) until it answers.
         let scripted = runs_script(cmds);

@@ -537,10 +537,15 @@ impl Connection<'_> {
             };
         }
         // Each is counted its own time in the partition plus a share of
-        // the rest (checks, routing, the lock, its reply).
-        let total = finished.saturating_duration_since(started);
-        let inside: Duration = executed.iter().map(|e| e.took).sum();
-        let share = total.saturating_sub(inside) / ran.max(1) as u32;
+        // the rest (checks, routing, the lock, its reply); the last ends
+        // at `finished`, so one alone needs no share.
+        let share = if ran > 1 {
+            let total = finished.saturating_duration_since(started);
+            let inside: Duration = executed.iter().map(|e| e.took).sum();
+            total.saturating_sub(inside) / ran as u32
+        } else {
+            Duration::ZERO
+        };
         let mut at = started;
         for (i, done) in executed.into_iter().take(ran).enumerate() {
             // (The first `n` are such requests: checked above.)
