@@ -101,6 +101,7 @@ pub async fn run(
         admission: Admission::Undecided,
         tally: Tally::default(),
         last_command: None,
+        last_spec: None,
     };
     conn.session.preauth = preauth;
     if let Some(cache) = shared.default_cache()
@@ -388,11 +389,16 @@ impl Connection<'_> {
     /// protocol error), then prefetches the keys they name
     /// ([`crate::pool::CachePool::prefetch`]): a pipeline's lookups wait
     /// for memory together, not one after another.
-    fn decode_ahead(&self, rbuf: &mut BytesMut, ahead: &mut VecDeque<Decoded>) {
+    fn decode_ahead(&mut self, rbuf: &mut BytesMut, ahead: &mut VecDeque<Decoded>) {
         while ahead.len() < AHEAD {
             match self.shared.decoder.decode(rbuf) {
                 Ok(Some(req)) => {
-                    let spec = cmd::lookup(&req.args[0]);
+                    let name = &req.args[0];
+                    let spec = match self.last_spec {
+                        Some(last) if name.eq_ignore_ascii_case(last.name.as_bytes()) => Some(last),
+                        _ => cmd::lookup(name),
+                    };
+                    self.last_spec = spec.or(self.last_spec);
                     ahead.push_back(Ok((req, spec)));
                 }
                 Ok(None) => break,

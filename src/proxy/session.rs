@@ -374,6 +374,9 @@ pub struct Connection<'a> {
     /// of this connection: written there once per batch of requests, with
     /// the usage ([`Connection::flush_usage`](super::conn)).
     pub last_command: Option<(std::borrow::Cow<'static, str>, std::time::Instant)>,
+    /// The command last looked up by name: a client repeats its commands,
+    /// and comparing a name with it is cheaper than the table's lookup.
+    pub last_spec: Option<&'static CommandSpec>,
 }
 
 impl Connection<'_> {
