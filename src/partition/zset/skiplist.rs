@@ -146,6 +146,13 @@ impl SkipList {
         &self.nodes[i as usize]
     }
 
+    /// Starts loading node `i`'s cache line (nothing for `NIL`).
+    fn prefetch(&self, i: u32) {
+        if let Some(n) = self.nodes.get(i as usize) {
+            crate::partition::prefetch_line(std::ptr::from_ref(n).cast());
+        }
+    }
+
     fn node_mut(&mut self, i: u32) -> &mut Node {
         &mut self.nodes[i as usize]
     }
@@ -167,7 +174,14 @@ impl SkipList {
         let (mut x, mut r) = (HEAD, 0usize);
         for i in (0..self.level).rev() {
             loop {
-                let link = self.node(x).links[i];
+                let links = &self.node(x).links;
+                let link = links[i];
+                // The node this descent reads next if it steps down here
+                // is fetched while the one to the right is compared: two
+                // cache misses wait together, not one after the other.
+                if i > 0 {
+                    self.prefetch(links[i - 1].next);
+                }
                 if link.next == NIL {
                     break;
                 }
