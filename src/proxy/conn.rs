@@ -353,8 +353,6 @@ impl Connection<'_> {
                     if r.is_err() {
                         return "write error";
                     }
-                    // (Requests left behind the output limit run now.)
-                    clock = turns::now();
                 }
                 () = &mut idle_timer, if allocated > 0 => {
                     // Nothing buffered: an idle connection's read buffer
@@ -396,9 +394,12 @@ impl Connection<'_> {
                     let name = &req.args[0];
                     let spec = match self.last_spec {
                         Some(last) if name.eq_ignore_ascii_case(last.name.as_bytes()) => Some(last),
-                        _ => cmd::lookup(name),
+                        _ => {
+                            let found = cmd::lookup(name);
+                            self.last_spec = found.or(self.last_spec);
+                            found
+                        }
                     };
-                    self.last_spec = spec.or(self.last_spec);
                     ahead.push_back(Ok((req, spec)));
                 }
                 Ok(None) => break,
@@ -468,7 +469,7 @@ impl Connection<'_> {
             max => max.saturating_sub(cache.pool.used_bytes()),
         };
         let mut range = None;
-        let mut checked: smallvec::SmallVec<[(u16, u64, u64); AHEAD]> = smallvec::SmallVec::new();
+        let mut checked: smallvec::SmallVec<[(u64, u64); AHEAD]> = smallvec::SmallVec::new();
         // What the partition runs, filled in place (a collected 400-byte
         // vector was copied out on every request).
         let mut cmds: smallvec::SmallVec<[(&'static CommandSpec, &[Bytes]); AHEAD]> =
@@ -513,7 +514,7 @@ impl Connection<'_> {
                     }
                 }
             }
-            checked.push((slot, keys, upfront));
+            checked.push((keys, upfront));
             cmds.push((*spec, &req.args[..]));
             slots.push(slot);
         }
@@ -558,7 +559,7 @@ impl Connection<'_> {
             let Some(Ok((req, Some(spec)))) = ahead.pop_front() else {
                 break;
             };
-            let (slot, keys, upfront) = checked[i];
+            let ((keys, upfront), slot) = (checked[i], slots[i]);
             let end = if i + 1 == ran {
                 finished
             } else {

@@ -299,8 +299,6 @@ impl McConn<'_> {
                     if r.is_err() {
                         return "write error";
                     }
-                    // (Requests left behind the output limit run now.)
-                    clock = turns::now();
                 }
                 () = &mut idle_timer, if rbuf.capacity() > 0 => {
                     if rbuf.is_empty() && arrived.elapsed() >= IDLE_BUFFER_AFTER {

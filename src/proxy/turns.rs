@@ -6,10 +6,13 @@
 //!
 //! A turn is one poll of a task wrapped in [`in_turns`]. Its slice starts
 //! at the first clock reading the task hands in during that poll
-//! ([`slice_over`], [`end_of_slice_at`]; the tasks read the clock after
-//! each unit of work anyway), so a turn costs no clock reading of its own:
-//! what runs before that first reading is one bounded unit (a socket read
-//! of at most 64 KiB, an accept). Between units of work (a request, a 64
+//! ([`slice_over`], [`end_of_slice_at`], [`now`]; the tasks read the clock
+//! after each unit of work anyway), so a turn costs no clock reading of its
+//! own. What runs before that first reading is one unit of work: a socket
+//! read of at most 64 KiB, an accept, the rest of a request that waited
+//! (for a worker, a node), or one request's reply written after
+//! [`end_of_round`] (a pipeline's replies are timed: it resumes through
+//! [`yield_turn`]). Between units of work (a request, a 64
 //! KiB piece of a read buffer being regrown, an accepted socket) the task
 //! yields once its slice is used. Tokio defers a yielded task's wake-up
 //! until it has polled for I/O, so the clients that became ready meanwhile
@@ -91,7 +94,8 @@ pub fn slice_over(now: Instant) -> bool {
 ///   round of work (p50 at pipeline 1 1.1–1.4× Redis's at the same
 ///   throughput, and a second `epoll_wait` per round).
 /// - **A pipeline** (more than one request): [`yield_turn`], so requests
-///   that arrived meanwhile run before its replies are written. One
+///   that arrived meanwhile run before its replies are written (and the
+///   writes count in the new turn's slice). One
 ///   tenant's pipelined flood (100 connections × 32 requests) then delays
 ///   another tenant's request by its work, not by its hundred writes as
 ///   well (with every round written first, cache B's p99 next to `noisy
@@ -99,7 +103,7 @@ pub fn slice_over(now: Instant) -> bool {
 ///   1.44–1.63× in earlier sessions; README, "noisy neighbour").
 pub async fn end_of_round(answered: usize) {
     if answered > 1 {
-        tokio::task::yield_now().await;
+        yield_turn().await;
         return;
     }
     let mut woken = false;
@@ -156,6 +160,23 @@ mod tests {
             long.await.unwrap(),
             "the other task ran only after the long one"
         );
+    }
+
+    /// A turn's slice runs from the first clock reading of its poll: that
+    /// reading never ends it, a later one a slice after it does, and the
+    /// next poll starts a slice of its own.
+    #[test]
+    fn a_slice_starts_at_the_first_reading_of_its_turn() {
+        SLICE_END.set(None);
+        let first = Instant::now() + Duration::from_secs(60);
+        assert!(!slice_over(first), "the first reading started the slice");
+        assert!(!slice_over(first + SLICE / 2));
+        assert!(slice_over(first + SLICE));
+        // A new poll (`in_turns` clears the end): an earlier time starts
+        // a fresh slice instead of being compared with the old one.
+        SLICE_END.set(None);
+        assert!(!slice_over(first - SLICE * 10));
+        assert!(slice_over(first - SLICE * 9));
     }
 
     /// The order in which two connections that end their round (each
