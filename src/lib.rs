@@ -21,14 +21,18 @@
 //!
 //! - [`attention`]: the flags a waiting connection must notice (kill, its
 //!   user's disconnection, shutdown), without a lock.
+//! - [`allocator`]: the process's allocator (small blocks from glibc, large
+//!   ones from mimalloc).
 //!
 //! `resp` and `cmd` never import the layers above them.
 
-// `deny`, not `forbid`: one measured exception, the CPU prefetch hint in
-// `partition::prefetch_line` (its SAFETY note says why).
+// `deny`, not `forbid`: two measured exceptions, the CPU prefetch hint in
+// `partition::prefetch_line` and the global allocator in `allocator` (their
+// SAFETY notes say why).
 #![deny(unsafe_code)]
 
 pub mod acl;
+pub mod allocator;
 pub mod attention;
 pub mod cmd;
 pub mod config;

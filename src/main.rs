@@ -34,6 +34,10 @@ enum Command {
     Drain(DrainConfig),
 }
 
+/// Small blocks from glibc, large ones from mimalloc (see `allocator`).
+#[global_allocator]
+static GLOBAL: stratus::allocator::SplitAllocator = stratus::allocator::SplitAllocator;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let (log_format, threads, checked) = match &cli.command {

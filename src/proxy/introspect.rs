@@ -350,7 +350,7 @@ fn section(conn: &Connection<'_>, name: &str) -> Vec<(String, String)> {
                 ("mem_fragmentation_ratio", "1.00".into()),
                 // No AOF or replication buffers beside the dataset.
                 ("mem_not_counted_for_evict", "0".into()),
-                ("mem_allocator", "libc".into()),
+                ("mem_allocator", "libc+mimalloc".into()),
                 ("lazyfree_pending_objects", "0".into()),
                 ("lazyfreed_objects", events.lazyfreed.to_string()),
             ])
