@@ -1,7 +1,8 @@
 //! The keyspace of one partition: entries bucketed by hash slot.
 //!
 //! Each slot is a [`Slot`]: its entries, the deadlines of its volatile keys
-//! (a min-heap) and its byte and volatile-key totals. Everything a split or a
+//! (a min-heap of (deadline, key hash) pairs, 16 bytes each and no
+//! allocation) and its byte and volatile-key totals. Everything a split or a
 //! merge moves lives inside the slots, so both cost O(slots), never O(keys).
 //!
 //! Invariants:
@@ -13,8 +14,10 @@
 //!   (lazy expiry), and [`Keyspace::active_expire`] pops due deadlines — a
 //!   partition-level heap of (earliest deadline, slot) timers points at the
 //!   slots to visit — so keys never read again are reclaimed without walking
-//!   the keyspace. Heap entries can be stale (TTL changed, key deleted); they
-//!   are checked against the entry when popped, and a slot's heap is
+//!   the keyspace. Heap entries can be stale (TTL changed, key deleted); a
+//!   popped one names the entry of its slot filed under its hash whose
+//!   deadline it is, if any (a key and a deadline both matching another
+//!   key's 64-bit hash would only have that key expire early), and a slot's heap is
 //!   compacted when stale entries outnumber live ones;
 //! - eviction ([`Keyspace::evict_one`]) removes the key its [`Eviction`]
 //!   policy ranks first among a random sample; under a `volatile-*` policy
@@ -34,6 +37,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rand::Rng;
+use smallvec::SmallVec;
 
 use super::lazyfree;
 use super::notify::{self, Notifications};
@@ -42,6 +46,8 @@ pub use super::scan::ScanCursor;
 use super::slot::{SLOTS, key_slot};
 use super::value::{ENTRY_OVERHEAD, Value};
 use table::KeyTable;
+
+use crate::partition::key::Key;
 
 /// Draws RANDOMKEY makes before it gives up on a keyspace whose keys it
 /// keeps finding expired (each one found is reclaimed).
@@ -186,7 +192,12 @@ fn lru_clock(now: u64) -> u32 {
     (now / 1000) as u32
 }
 
-type Deadline = Reverse<(u64, Box<[u8]>)>;
+/// A volatile key's deadline and the hash its slot's table files the key
+/// under: 16 bytes and no allocation (with a boxed copy of the key, 56
+/// bytes or more, and an allocation per write that glibc's heap had to
+/// sort when a mass expiry freed them). A heap entry names the entry filed under that
+/// hash whose deadline it is; stale ones name none.
+type Deadline = Reverse<(u64, u64)>;
 
 /// Where a lookup found a live entry: its slot's index in the keyspace and
 /// its bucket in that slot's table.
@@ -209,7 +220,7 @@ impl Slot {
         let mut live: Vec<Deadline> = heap
             .into_vec()
             .into_iter()
-            .filter(|Reverse((at, key))| self.map.get(key).is_some_and(|e| e.expire_at == *at))
+            .filter(|&Reverse((at, hash))| self.holder(at, hash).is_some())
             .collect();
         live.sort_unstable();
         live.dedup();
@@ -218,6 +229,12 @@ impl Slot {
 
     fn earliest(&self) -> Option<u64> {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The key whose deadline a heap entry (`at`, `hash`) is, if it still is.
+    fn holder(&self, at: u64, hash: u64) -> Option<(&Key, &Entry)> {
+        let pos = self.map.find_hashed(hash, |e| e.expire_at == at)?;
+        self.map.at(pos)
     }
 }
 
@@ -624,8 +641,8 @@ impl Keyspace {
                 && let Some(table) = self.tables[idx].take()
             {
                 // An emptied table keeps its peak allocation (and maybe
-                // stale deadlines, each a boxed key) until dropped.
-                let elements = 1 + table.deadlines.len();
+                // stale deadlines) until dropped.
+                let elements = 1;
                 let bytes = table.map.allocation_size()
                     + table.deadlines.capacity() * std::mem::size_of::<Deadline>();
                 lazyfree::free(table, elements, bytes);
@@ -639,7 +656,8 @@ impl Keyspace {
             return;
         };
         let earlier = slot.earliest().is_none_or(|e| at < e);
-        slot.deadlines.push(Reverse((at, key.into())));
+        let hash = slot.map.hash_of(key);
+        slot.deadlines.push(Reverse((at, hash)));
         if slot.deadlines.len() > 2 * slot.volatile + SLOT_HEAP_SLACK {
             slot.compact();
         }
@@ -684,18 +702,17 @@ impl Keyspace {
                 let Some(slot) = self.tables[idx].as_deref_mut() else {
                     break;
                 };
-                let Some(Reverse((at, key))) = slot
-                    .deadlines
-                    .peek()
-                    .cloned()
-                    .filter(|Reverse((at, _))| *at <= now)
+                let Some(&Reverse((at, hash))) = slot.deadlines.peek().filter(|d| d.0.0 <= now)
                 else {
                     break;
                 };
                 slot.deadlines.pop();
                 examined += 1;
-                let due = slot.map.get(&key).is_some_and(|e| e.expire_at == at);
-                if due && self.lookup(&key, now).is_none() {
+                let Some((key, _)) = slot.holder(at, hash) else {
+                    continue;
+                };
+                let key: SmallVec<[u8; 64]> = SmallVec::from_slice(key.as_bytes());
+                if self.lookup(&key, now).is_none() {
                     deleted += 1;
                 }
             }
@@ -755,18 +772,13 @@ impl Keyspace {
                 continue;
             };
             let heap = slot.deadlines.as_slice();
-            let Reverse((at, key)) = &heap[rng.random_range(0..heap.len())];
-            let Some((name, e)) = slot
-                .map
-                .find(key)
-                .and_then(|pos| slot.map.at(pos))
-                .filter(|(_, e)| e.expire_at == *at)
-            else {
+            let Reverse((at, hash)) = heap[rng.random_range(0..heap.len())];
+            let Some((name, e)) = slot.holder(at, hash) else {
                 continue;
             };
             let score = policy.score(name.stamp(), e);
             if best.as_ref().is_none_or(|(b, _)| score < *b) {
-                best = Some((score, key.clone()));
+                best = Some((score, name.as_bytes().into()));
             }
             found += 1;
             if found == EVICTION_SAMPLES {
@@ -780,11 +792,10 @@ impl Keyspace {
         for slot in self.tables.iter_mut().flatten() {
             slot.compact();
         }
-        self.tables
-            .iter()
-            .flatten()
-            .find_map(|s| s.deadlines.peek())
-            .map(|Reverse((_, k))| k.clone())
+        self.tables.iter().flatten().find_map(|s| {
+            let &Reverse((at, hash)) = s.deadlines.peek()?;
+            s.holder(at, hash).map(|(k, _)| k.as_bytes().into())
+        })
     }
 
     /// The `allkeys-*` candidate: sampled from the slots' tables by position.
@@ -1256,6 +1267,56 @@ mod tests {
         let slot = &ks.tables[usize::from(key_slot(b"s"))].as_ref().unwrap();
         assert!(slot.deadlines.len() <= 2 * slot.volatile + SLOT_HEAP_SLACK + 1);
         assert!(ks.timers.len() <= 2 * ks.tables.len() + SLOT_HEAP_SLACK + 1);
+    }
+
+    /// A deadline names its key by the hash the slot's table files it
+    /// under: the active cycle expires exactly the due keys of a crowded
+    /// slot, skips entries left stale by a TTL change, a PERSIST or a
+    /// delete, and a key recreated with its old deadline still expires.
+    #[test]
+    fn the_active_cycle_expires_exactly_the_due_keys_of_a_slot() {
+        let mut ks = Keyspace::whole();
+        let key = |i: usize| format!("{{t}}k{i}").into_bytes();
+        for i in 0..2_000 {
+            ks.insert(&key(i), s("v"), 1_000 + (i as u64 % 50), 0);
+        }
+        for i in (0..2_000).step_by(7) {
+            ks.set_expire(&key(i), Some(5_000), 0);
+        }
+        for i in (1..2_000).step_by(11) {
+            ks.set_expire(&key(i), None, 0);
+        }
+        for i in (2..2_000).step_by(13) {
+            assert!(ks.remove(&key(i), 0));
+        }
+        ks.insert(&key(2), s("again"), 1_000 + 2, 0);
+        let expected = |i: usize, now: u64| -> bool {
+            // Whether key i is still there at `now`.
+            if i == 2 {
+                return now < 1_002;
+            }
+            if i % 13 == 2 {
+                return false;
+            }
+            if i % 11 == 1 {
+                return true;
+            }
+            let at = if i.is_multiple_of(7) {
+                5_000
+            } else {
+                1_000 + i as u64 % 50
+            };
+            now < at
+        };
+        for now in [999, 1_010, 1_049, 1_050, 4_999, 5_000] {
+            ks.active_expire(now, usize::MAX);
+            for i in 0..2_000 {
+                let there = ks.tables[usize::from(key_slot(&key(i)))]
+                    .as_ref()
+                    .is_some_and(|slot| slot.map.get(&key(i)).is_some());
+                assert_eq!(there, expected(i, now), "key {i} at {now}");
+            }
+        }
     }
 
     /// Runs a SCAN to its end with `count` per call, calling `between`

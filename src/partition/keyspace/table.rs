@@ -111,6 +111,24 @@ impl KeyTable {
             .map(|&p| p as usize))
     }
 
+    /// The hash `key` is filed under here (what a slot's deadline keeps of
+    /// its key: the table moves with its hasher, so it stays valid).
+    pub(super) fn hash_of(&self, key: &[u8]) -> u64 {
+        self.hash(key)
+    }
+
+    /// The position of an entry filed under `hash` (its key's full hash,
+    /// not only the index's tag) for which `want` holds.
+    pub(super) fn find_hashed(&self, hash: u64, want: impl Fn(&Entry) -> bool) -> Option<usize> {
+        let entries = &self.entries;
+        with_index!(&self.index, t => t
+            .find(hash, |&p| {
+                let (k, e) = &entries[p as usize];
+                want(e) && self.hash(k.as_bytes()) == hash
+            })
+            .map(|&p| p as usize))
+    }
+
     /// Calls `f` with the address of every entry whose hash tag matches
     /// `key`'s, without reading any entry: a prefetch pass loads the index
     /// alone here, and the entries' misses overlap (see
