@@ -48,6 +48,9 @@ fn main() -> std::process::ExitCode {
         Command::Drain(c) => (LogFormat::Text, Some(1), c.validate()),
     };
     init_logging(log_format);
+    if let Err(e) = stratus::allocator::spawn_purger() {
+        tracing::warn!("no allocator purger thread: {e}");
+    }
     if let Err(e) = checked {
         tracing::error!("invalid configuration: {e}");
         eprintln!("stratus: invalid configuration: {e}");
