@@ -16,9 +16,10 @@
 //!   slots to visit — so keys never read again are reclaimed without walking
 //!   the keyspace. Heap entries can be stale (TTL changed, key deleted); a
 //!   popped one names the entry of its slot filed under its hash whose
-//!   deadline it is, if any (a key and a deadline both matching another
-//!   key's 64-bit hash would only have that key expire early), and a slot's heap is
-//!   compacted when stale entries outnumber live ones;
+//!   deadline it is, if any, and that entry is expired only if its own
+//!   deadline has passed (two keys of one slot sharing a 64-bit hash and a
+//!   deadline each still expire at theirs); a slot's heap is compacted
+//!   when stale entries outnumber live ones;
 //! - eviction ([`Keyspace::evict_one`]) removes the key its [`Eviction`]
 //!   policy ranks first among a random sample; under a `volatile-*` policy
 //!   (volatile-lru is the default) keys without a TTL are never evicted;
