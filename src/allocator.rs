@@ -28,6 +28,8 @@
 //! thread that hands them back every [`PURGE_INTERVAL`] instead, so
 //! batches are small and no request's thread ever gets one (a batch is due
 //! only a second after its first free, long after the purger took it).
+//! It runs at nice 19: on a saturated core it may fall a second behind,
+//! and then mimalloc purges on the request threads again, as without it.
 //!
 //! mimalloc is built with its `no_thp` feature: it does not ask the kernel
 //! for transparent huge pages (`madvise(MADV_HUGEPAGE)` on its arenas).
