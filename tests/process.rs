@@ -331,17 +331,6 @@ async fn sighup_reloads_the_tls_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The resident set of process `pid`, in bytes (Linux's `VmRSS`).
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
-}
-
 /// Memory a server freed goes back to the kernel even when no request
 /// comes after (values of 4 KiB and more live in mimalloc, which hands
 /// freed pages back only when some thread frees or allocates again; the
@@ -354,14 +343,14 @@ async fn an_idle_server_gives_freed_memory_back() {
     let pid = bin.child.id().expect("pid");
     let mut conn = redis_conn(bin.resp_addr, false).await;
     let value = vec![b'v'; SIZE];
-    for chunk in (0..VALUES).collect::<Vec<_>>().chunks(1000) {
+    for first in (0..VALUES).step_by(1000) {
         let mut pipe = redis::pipe();
-        for i in chunk {
+        for i in first..first + 1000 {
             pipe.set(format!("big:{i}"), &value).ignore();
         }
         let () = pipe.query_async(&mut conn).await.expect("SETs");
     }
-    let full = resident_bytes(pid);
+    let full = rss_bytes_of(pid);
     let written = (VALUES * SIZE) as u64;
     assert!(
         full > written,
@@ -376,7 +365,7 @@ async fn an_idle_server_gives_freed_memory_back() {
     // the resident set by itself.
     let mut now = full;
     common::eventually("freed memory goes back to the kernel", || {
-        now = resident_bytes(pid);
+        now = rss_bytes_of(pid);
         std::future::ready(now < full - written / 2)
     })
     .await;

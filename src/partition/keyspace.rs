@@ -642,11 +642,10 @@ impl Keyspace {
                 && let Some(table) = self.tables[idx].take()
             {
                 // An emptied table keeps its peak allocation (and maybe
-                // stale deadlines) until dropped.
-                let elements = 1;
+                // stale deadlines) until dropped: one element to free.
                 let bytes = table.map.allocation_size()
                     + table.deadlines.capacity() * std::mem::size_of::<Deadline>();
-                lazyfree::free(table, elements, bytes);
+                lazyfree::free(table, 1, bytes);
             }
         }
     }
@@ -657,7 +656,7 @@ impl Keyspace {
             return;
         };
         let earlier = slot.earliest().is_none_or(|e| at < e);
-        let hash = slot.map.hash_of(key);
+        let hash = slot.map.hash(key);
         slot.deadlines.push(Reverse((at, hash)));
         if slot.deadlines.len() > 2 * slot.volatile + SLOT_HEAP_SLACK {
             slot.compact();

@@ -156,21 +156,28 @@ pub async fn wait_blocked(addr: SocketAddr, n: usize) {
 
 /// Resident memory of this process (the in-process server's too), bytes.
 pub fn rss_bytes() -> u64 {
-    proc_status_bytes("VmRSS:")
+    proc_status_bytes("self", "VmRSS:")
+}
+
+/// Resident memory of process `pid` (a spawned `stratus`), bytes.
+pub fn rss_bytes_of(pid: u32) -> u64 {
+    proc_status_bytes(&pid.to_string(), "VmRSS:")
 }
 
 /// Address space of this process, bytes: memory reserved ahead shows here
 /// even before it is touched.
 pub fn vm_size_bytes() -> u64 {
-    proc_status_bytes("VmSize:")
+    proc_status_bytes("self", "VmSize:")
 }
 
-fn proc_status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+/// A field in kB of `/proc/<process>/status`, in bytes.
+fn proc_status_bytes(process: &str, field: &str) -> u64 {
+    let path = format!("/proc/{process}/status");
+    let status = std::fs::read_to_string(&path).expect("process status");
     let line = status
         .lines()
         .find(|l| l.starts_with(field))
-        .expect("field in /proc/self/status");
+        .expect("field in the process status");
     let kb: u64 = line
         .split_whitespace()
         .nth(1)

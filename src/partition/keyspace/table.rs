@@ -97,7 +97,9 @@ impl KeyTable {
             + self.entries.capacity() * std::mem::size_of::<(Key, Entry)>()
     }
 
-    fn hash(&self, key: &[u8]) -> u64 {
+    /// The hash `key` is filed under here (what a slot's deadline keeps of
+    /// its key: the table moves with its hasher, so it stays valid).
+    pub(super) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
@@ -109,12 +111,6 @@ impl KeyTable {
         with_index!(&self.index, t => t
             .find(hash, |&p| entries[p as usize].0.as_bytes() == key)
             .map(|&p| p as usize))
-    }
-
-    /// The hash `key` is filed under here (what a slot's deadline keeps of
-    /// its key: the table moves with its hasher, so it stays valid).
-    pub(super) fn hash_of(&self, key: &[u8]) -> u64 {
-        self.hash(key)
     }
 
     /// The position of an entry filed under `hash` (its key's full hash,
