@@ -51,6 +51,7 @@ use crate::metering::{Rejection, ecpu_milli, transfer_milli, work_milli};
 use crate::metrics::GlobalCounters;
 use crate::partition::{ClusterMode, key_slot};
 use crate::pool::{ExecOptions, Executed, NotRun, Unserved};
+use crate::resp::codec::Args;
 use crate::resp::{Reply, Request, reply};
 use crate::tls::Transport;
 
@@ -871,7 +872,7 @@ impl Connection<'_> {
             && let Some(tx) = &self.session.multi
             && !tx.failed
         {
-            before.queued = tx.queued.iter().map(|(_, r)| r.args.clone()).collect();
+            before.queued = tx.queued.iter().map(|(_, r)| r.args.to_vec()).collect();
         }
         Some(before)
     }
@@ -1328,7 +1329,7 @@ impl Connection<'_> {
             None => std::borrow::Cow::Borrowed(&req.args[..]),
         };
         // A compact copy: queued arguments must not pin read buffers.
-        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let args: Args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         let memory = QUEUED_OVERHEAD
             + args
                 .iter()
@@ -1584,8 +1585,10 @@ const PREPAY_WAIT: Duration = Duration::from_millis(50);
 /// from its mailbox.
 const MAILBOX_CHUNK: usize = 256 * 1024;
 
-/// Memory a queued MULTI command holds besides its arguments, bytes.
-const QUEUED_OVERHEAD: u64 = 64;
+/// Memory a queued MULTI command holds besides its arguments, bytes: its
+/// entry in the queue (with the handles of up to three arguments inline)
+/// and a share of the queue's growth.
+const QUEUED_OVERHEAD: u64 = 2 * std::mem::size_of::<(&CommandSpec, Request)>() as u64;
 /// Memory per queued argument besides its bytes (a `Bytes` handle).
 const ARG_OVERHEAD: u64 = 32;
 

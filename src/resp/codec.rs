@@ -25,10 +25,20 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+/// A request's arguments: up to [`INLINE_ARGS`] held in the request
+/// itself, so the commonest requests (GET, SET, INCR, HGET...) decode with
+/// no allocation (a vector was a malloc and a free per request: 2% of a
+/// pipeline-1 GET's instructions, 4% of a pipeline-16 one's). Four inline
+/// spared HSET and ZADD theirs but cost GET more than it saved.
+pub type Args = smallvec::SmallVec<[Bytes; INLINE_ARGS]>;
+
+/// Arguments a request holds without an allocation (see [`Args`]).
+pub const INLINE_ARGS: usize = 3;
+
 /// One decoded request: the command name is `args[0]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub args: Vec<Bytes>,
+    pub args: Args,
     /// Bytes this request occupied on the wire (for metering).
     pub wire_len: usize,
 }
@@ -134,7 +144,7 @@ impl Decoder {
             let Some((&(start, end), before)) = spans.split_last() else {
                 continue; // `*0` or `*-1`: nothing to run
             };
-            let mut args = Vec::with_capacity(spans.len());
+            let mut args = Args::with_capacity(spans.len());
             args.extend(before.iter().map(|&(s, e)| frame.slice(s..e)));
             // The last argument is the frame itself, narrowed: one
             // reference count taken and dropped fewer per request.
