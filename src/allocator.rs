@@ -1,7 +1,7 @@
 //! The process's memory allocator: blocks under [`LARGE`] bytes come from
 //! glibc's malloc, blocks of [`LARGE`] bytes and more from mimalloc.
 //!
-//! Why two (measured, see the README's "Splitting and merging"):
+//! Why two (measured, see `loadtest/HISTORY.md`, "The request path and the allocator"):
 //! - glibc packs small blocks tightly (16-byte steps, an 8-byte header) and
 //!   reuses a growing vector's old block for anything smaller: 1 M string
 //!   keys of 100 B cost 188 B/key resident, under redis-server's 192.

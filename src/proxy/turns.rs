@@ -83,7 +83,7 @@ pub fn slice_over(now: Instant) -> bool {
 /// each send found the client asleep and paid its wake-up (an interrupt to
 /// the client's CPU: the `sock_def_readable` → `_raw_spin_unlock_irqrestore`
 /// at 16% of the server's CPU in `perf record`), and redis-benchmark
-/// GET/SET at pipeline 16 ran 18–20% slower (README, Performance).
+/// GET/SET at pipeline 16 ran 18–20% slower (`loadtest/HISTORY.md`).
 ///
 /// How long it waits depends on the round:
 /// - **One request**: until the tasks ready now have run, not longer. A
@@ -100,7 +100,7 @@ pub fn slice_over(now: Instant) -> bool {
 ///   another tenant's request by its work, not by its hundred writes as
 ///   well (with every round written first, cache B's p99 next to `noisy
 ///   --heavy get` was 2.2–2.3× its p99 alone in two runs, against
-///   1.44–1.63× in earlier sessions; README, "noisy neighbour").
+///   1.44–1.63× in earlier sessions; `loadtest/HISTORY.md`).
 pub async fn end_of_round(answered: usize) {
     if answered > 1 {
         yield_turn().await;

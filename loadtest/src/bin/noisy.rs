@@ -593,7 +593,7 @@ async fn hammer(
 /// at idle priority its client-side work yields to B's client at once,
 /// except inside the kernel (a loopback connect is a handshake that cannot
 /// be preempted). `--a-cpu 0` puts it on the server's CPU instead, where
-/// that kernel work lands on a real network; the README gives both.
+/// that kernel work lands on a real network; `loadtest/HISTORY.md` gives both.
 fn on_idle_thread<T: Send + 'static>(
     cpu: Option<usize>,
     load: impl std::future::Future<Output = T> + Send + 'static,
