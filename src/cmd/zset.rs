@@ -207,8 +207,9 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
     if f.incr && rest.len() > 2 {
         return Err(OpError::Static(reply::ZADD_INCR_PAIR));
     }
-    // Every score is checked before anything changes.
-    let pairs: Vec<(f64, &Bytes)> = rest
+    // Every score is checked before anything changes (one pair, the
+    // commonest ZADD, without an allocation).
+    let pairs: smallvec::SmallVec<[(f64, &Bytes); 2]> = rest
         .chunks_exact(2)
         .map(|p| Ok((float(&p[0])?, &p[1])))
         .collect::<Result<_, OpError>>()?;

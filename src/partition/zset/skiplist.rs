@@ -219,13 +219,15 @@ impl SkipList {
 
     /// [`Self::path`] for two orders at once, their steps interleaved: the
     /// two descents' cache misses wait together (a score change needs the
-    /// node's old place and its new one).
+    /// node's old place and its new one). Fills paths made by
+    /// [`Path::from_head`]: returned, the pair of 384-byte paths was copied
+    /// out (1.3% of a ZADD's instructions).
     fn two_paths(
         &self,
+        (pa, pb): (&mut Path, &mut Path),
         a: impl Fn(&Node, usize) -> bool,
         b: impl Fn(&Node, usize) -> bool,
-    ) -> (Path, Path) {
-        let (mut pa, mut pb) = (Path::from_head(), Path::from_head());
+    ) {
         let (mut xa, mut ra, mut xb, mut rb) = (HEAD, 0usize, HEAD, 0usize);
         for i in (0..self.level).rev() {
             let (mut on_a, mut on_b) = (true, true);
@@ -236,7 +238,6 @@ impl SkipList {
             (pa.update[i], pa.rank[i]) = (xa, ra);
             (pb.update[i], pb.rank[i]) = (xb, rb);
         }
-        (pa, pb)
     }
 
     /// The path that ends just before the node of 0-based rank `rank`.
@@ -424,13 +425,13 @@ impl SkipList {
         }
         // Both places in one descent: where the node is (to unlink it)
         // and where it goes.
-        let (from, mut to) = {
-            let n = self.node(x);
-            self.two_paths(
-                |other, _| other.cmp_to(n.score, &n.member).is_lt(),
-                |other, _| other.cmp_to(score, &n.member).is_lt(),
-            )
-        };
+        let (mut from, mut to) = (Path::from_head(), Path::from_head());
+        let n = self.node(x);
+        self.two_paths(
+            (&mut from, &mut to),
+            |other, _| other.cmp_to(n.score, &n.member).is_lt(),
+            |other, _| other.cmp_to(score, &n.member).is_lt(),
+        );
         self.unlink(x, &from.update);
         self.node_mut(x).score = score;
         // The new place as it is without `x`: where `x` itself came last
