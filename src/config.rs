@@ -84,6 +84,10 @@ pub const DEFAULT_MAX_UNAUTHENTICATED: usize = 1_000;
 /// Connections not yet bound to a cache from one client address: a single
 /// host cannot take every unauthenticated place.
 pub const DEFAULT_MAX_UNAUTHENTICATED_PER_IP: usize = 64;
+/// New connections a second from one client address above which its next
+/// ones are accepted apart, at the lowest CPU priority
+/// ([`crate::proxy::flood`]).
+pub const DEFAULT_FLOOD_CONNECTS: u32 = 256;
 /// Seconds a connection may stay unauthenticated before it is closed.
 pub const DEFAULT_AUTH_TIMEOUT_SECS: u64 = 10;
 /// Cluster mode of the embedded `default` cache: enabled, as every cache
@@ -481,6 +485,10 @@ pub struct ServeConfig {
     /// Connections not yet authenticated from one client address.
     #[arg(long, env = "STRATUS_MAX_UNAUTHENTICATED_PER_IP", default_value_t = DEFAULT_MAX_UNAUTHENTICATED_PER_IP)]
     pub max_unauthenticated_per_ip: usize,
+    /// New connections a second from one client address above which its
+    /// next ones are accepted apart, at the lowest CPU priority (0: never).
+    #[arg(long, env = "STRATUS_FLOOD_CONNECTS", default_value_t = DEFAULT_FLOOD_CONNECTS)]
+    pub flood_connects: u32,
     /// Seconds a connection may stay unauthenticated.
     #[arg(long = "auth-timeout", env = "STRATUS_AUTH_TIMEOUT", default_value_t = DEFAULT_AUTH_TIMEOUT_SECS)]
     pub auth_timeout_secs: u64,
@@ -589,6 +597,7 @@ impl Default for ServeConfig {
             max_clients_per_cache: DEFAULT_MAX_CLIENTS_PER_CACHE,
             max_unauthenticated: DEFAULT_MAX_UNAUTHENTICATED,
             max_unauthenticated_per_ip: DEFAULT_MAX_UNAUTHENTICATED_PER_IP,
+            flood_connects: DEFAULT_FLOOD_CONNECTS,
             auth_timeout_secs: DEFAULT_AUTH_TIMEOUT_SECS,
             query_buffer_limit: DEFAULT_QUERY_BUFFER_LIMIT,
             cache_client_memory: DEFAULT_CACHE_CLIENT_MEMORY,

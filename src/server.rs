@@ -45,24 +45,11 @@ use crate::pool::EXPIRE_PERIOD;
 /// `EVICTIONS_PER_COMMAND` keys): up to about 20,000 keys a second.
 const EVICT_MAX_ROUNDS: usize = 32;
 
-/// Pending connections the RESP listener queues (the kernel caps it at
-/// `net.core.somaxconn`): a burst of connection attempts from one client
-/// must not push other tenants' SYNs out (tokio's default is 1024).
+/// Pending connections each socket of a data listener queues (the kernel
+/// caps it at `net.core.somaxconn`): a burst of connection attempts from
+/// one client must not push other tenants' SYNs out (tokio's default is
+/// 1024).
 const RESP_BACKLOG: i32 = 8192;
-
-/// The RESP listener, with [`RESP_BACKLOG`].
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(RESP_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    TcpListener::from_std(socket.into())
-}
 
 /// A running server with data listeners (serve, proxy).
 pub struct Running {
@@ -203,11 +190,15 @@ async fn start_role(
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None => None,
     };
-    let bind = |port: Port| -> Result<Option<TcpListener>, String> {
+    let bind = |port: Port| -> Result<Option<proxy::flood::Listener>, String> {
         port.bind()
             .map(|p| {
-                listen(SocketAddr::new(config.bind, p))
-                    .map_err(|e| format!("cannot listen on {}:{p}: {e}", config.bind))
+                proxy::flood::Listener::bind(
+                    SocketAddr::new(config.bind, p),
+                    RESP_BACKLOG,
+                    config.flood_connects,
+                )
+                .map_err(|e| format!("cannot listen on {}:{p}: {e}", config.bind))
             })
             .transpose()
     };
@@ -230,9 +221,9 @@ async fn start_role(
                 config.http_bind, config.http_port
             )
         })?;
-    let addr = |l: &Option<TcpListener>| -> Result<Option<SocketAddr>, String> {
+    let addr = |l: &Option<proxy::flood::Listener>| -> Result<Option<SocketAddr>, String> {
         l.as_ref()
-            .map(|l| l.local_addr().map_err(|e| e.to_string()))
+            .map(|l| l.main.local_addr().map_err(|e| e.to_string()))
             .transpose()
     };
     let tls_addr = addr(&tls_listener)?;

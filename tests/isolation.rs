@@ -283,6 +283,9 @@ async fn unauthenticated_sockets_cannot_lock_tenants_out() {
         max_unauthenticated: 100,
         max_unauthenticated_per_ip: 20,
         auth_timeout_secs: 1,
+        // (Every socket through the main accept loop: the flood path has
+        // its own test.)
+        flood_connects: 0,
         ..ServeConfig::default()
     })
     .await;
@@ -316,6 +319,62 @@ async fn unauthenticated_sockets_cannot_lock_tenants_out() {
         let r = tokio::time::timeout(DEADLINE, s.read(&mut buf)).await;
         assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
     }
+}
+
+/// An address opening connections faster than `flood_connects` a second
+/// has its next ones accepted apart (the flood socket, at idle priority):
+/// they are admitted exactly as before — held, or refused with Redis's
+/// line, or served — and another address's connections are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_is_accepted_apart_and_loses_nothing() {
+    let (server, http, _a, b) = two_caches(ServeConfig {
+        max_unauthenticated_per_ip: 5,
+        flood_connects: 10,
+        ..ServeConfig::default()
+    })
+    .await;
+    // From 127.0.0.2: five sockets wait to authenticate, the rest are
+    // refused; each refusal is read before the next connects, so the
+    // accepts are counted in order and the flood is seen at the eleventh.
+    let mut held = Vec::new();
+    for i in 0..100 {
+        let mut s = connect_from([127, 0, 0, 2], server.resp_addr)
+            .await
+            .expect("connect");
+        if i < 5 {
+            held.push(s);
+            continue;
+        }
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .expect("refused in time")
+            .expect("read");
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).contains("max number of clients"),
+            "socket {i}: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    let flood = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("stratus_connections_flood_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let apart = flood(&http.get("/metrics").await.text());
+    assert!(apart >= 50.0, "only {apart} of 100 accepted apart");
+    // A held socket from the flooding address is served once it
+    // authenticates; so is another address's new connection.
+    let mut c = Raw::from_stream(held.pop().expect("held"));
+    assert_eq!(c.cmd(&["AUTH", "b", &b]).await, ok());
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    let s = connect_from([127, 0, 0, 3], server.resp_addr)
+        .await
+        .expect("connect");
+    let mut c = Raw::from_stream(s);
+    assert_eq!(c.cmd(&["AUTH", "b", &b]).await, ok());
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
 }
 
 /// One cache's connections are capped, so it cannot take every socket.

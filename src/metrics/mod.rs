@@ -66,6 +66,7 @@ pub const ITEMS: &str = "stratus_items";
 pub const CONNECTIONS: &str = "stratus_connections";
 pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "stratus_connections_accepted_total";
 pub const CONNECTIONS_REJECTED_TOTAL: &str = "stratus_connections_rejected_total";
+pub const CONNECTIONS_FLOOD_TOTAL: &str = "stratus_connections_flood_total";
 pub const NETWORK_BYTES_TOTAL: &str = "stratus_network_bytes_total";
 pub const COMMAND_DURATION_SECONDS: &str = "stratus_command_duration_seconds";
 pub const PARTITIONS: &str = "stratus_partitions";
@@ -114,6 +115,7 @@ pub const METRICS: &[MetricDef] = &[
     def(CONNECTIONS, G, None, "Client connections bound to the cache."),
     def(CONNECTIONS_ACCEPTED_TOTAL, C, None, "Client connections accepted on the RESP port."),
     def(CONNECTIONS_REJECTED_TOTAL, C, None, "Client connections refused at the connection limit."),
+    def(CONNECTIONS_FLOOD_TOTAL, C, None, "Client connections accepted apart, at idle priority, from an address flooding new connections."),
     def(NETWORK_BYTES_TOTAL, C, Some(Unit::Bytes), "Bytes received and sent on client connections, by direction (in, out)."),
     def(COMMAND_DURATION_SECONDS, H, Some(Unit::Seconds), "Time from a request's decoding to its reply, by kind (read, write)."),
     def(PARTITIONS, G, None, "Storage partitions of the cache."),
@@ -137,6 +139,7 @@ static METADATA: Metadata<'static> =
 pub struct GlobalCounters {
     pub connections_accepted: AtomicU64,
     pub connections_rejected: AtomicU64,
+    pub connections_flood: AtomicU64,
     pub auth_failures: AtomicU64,
     pub noauth_rejections: AtomicU64,
     pub protocol_errors: AtomicU64,
@@ -266,6 +269,7 @@ impl Metrics {
             &[],
             load(&g.connections_rejected),
         );
+        self.counter(CONNECTIONS_FLOOD_TOTAL, &[], load(&g.connections_flood));
         // Logins that named no known cache; each cache's own below.
         self.counter(
             AUTH_FAILURES_TOTAL,

@@ -31,6 +31,7 @@ pub mod acl_cmd;
 pub mod code_store;
 pub mod conn;
 pub mod conn_cmds;
+pub mod flood;
 pub mod introspect;
 pub mod memcached;
 pub mod memory;

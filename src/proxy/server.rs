@@ -10,6 +10,7 @@
 //! one, to AUTH into another cache): one tenant's sockets cannot lock
 //! another out.
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,34 +21,59 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn;
+use super::flood::{Listener, Steering};
 use super::shared::{ProxyShared, Wire};
 use crate::metrics::GlobalCounters;
 use crate::resp::reply;
 use crate::tls::{Tls, Transport};
 
-/// Accepts connections until `shutdown`; each runs in its own task on `tracker`.
+/// Accepts connections until `shutdown`; each runs in its own task on
+/// `tracker`. The main socket is accepted here, the flood socket on a
+/// thread of its own ([`super::flood`]).
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<ProxyShared>,
     tls: Option<Arc<Tls>>,
     wire: Wire,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    super::turns::in_turns(accept(listener, shared, tls, wire, shutdown, tracker)).await;
+    let admission = Arc::new(Admission {
+        permits: Arc::new(Semaphore::new(shared.max_clients)),
+        shared,
+        tls,
+        wire,
+        shutdown,
+        tracker,
+    });
+    let Listener {
+        main,
+        flood,
+        steering,
+    } = listener;
+    // The flood thread ends with this loop (at shutdown, or when the
+    // runtime drops it).
+    let stop = admission.shutdown.child_token();
+    let admit = admission.clone();
+    if let Err(e) = super::flood::run_flood_loop(
+        flood,
+        steering.clone(),
+        tokio::runtime::Handle::current(),
+        stop.clone(),
+        move |stream, peer| {
+            let global = &admit.shared.registry.metrics.global;
+            GlobalCounters::bump(&global.connections_flood);
+            admit.admit(stream, peer);
+        },
+    ) {
+        tracing::warn!(error = %e, "no flood accept thread: floods share the main socket");
+    }
+    let _stop_flood = stop.drop_guard();
+    super::turns::in_turns(accept(main, &steering, &admission)).await;
 }
 
 /// The accept loop of [`serve`], in time slices.
-async fn accept(
-    listener: TcpListener,
-    shared: Arc<ProxyShared>,
-    tls: Option<Arc<Tls>>,
-    wire: Wire,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let permits = Arc::new(Semaphore::new(shared.max_clients));
-    let metrics = shared.registry.metrics.clone();
+async fn accept(listener: TcpListener, steering: &Steering, admission: &Admission) {
     loop {
         // Sockets are accepted within a time slice: the reactor thread that
         // runs this loop also serves other tenants' requests, and tokio
@@ -65,15 +91,46 @@ async fn accept(
                     continue;
                 }
             },
-            () = shutdown.cancelled() => {
-                shared.connections.raise_all(crate::attention::SHUTDOWN);
+            () = admission.shutdown.cancelled() => {
+                admission.shared.connections.raise_all(crate::attention::SHUTDOWN);
                 return;
             }
         };
+        if steering.note(peer.ip(), std::time::Instant::now()) {
+            steering.attach_to(listener.as_fd());
+        }
+        admission.admit(stream, peer);
+    }
+}
+
+/// What admits an accepted socket, from either socket of a listener.
+struct Admission {
+    permits: Arc<Semaphore>,
+    shared: Arc<ProxyShared>,
+    tls: Option<Arc<Tls>>,
+    wire: Wire,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Admission {
+    /// Applies the connection limits to a socket just accepted, then runs
+    /// its connection in a task (inside the runtime's context).
+    fn admit(&self, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+        let Admission {
+            permits,
+            shared,
+            tls,
+            wire,
+            shutdown,
+            tracker,
+        } = self;
+        let wire = *wire;
+        let metrics = &shared.registry.metrics;
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             GlobalCounters::bump(&metrics.global.connections_rejected);
             refuse(stream, wire);
-            continue;
+            return;
         };
         // A socket that will not be bound at once needs a pre-auth place.
         let preauth = if shared.default_for(wire).is_some() {
@@ -84,7 +141,7 @@ async fn accept(
                 None => {
                     GlobalCounters::bump(&metrics.global.connections_rejected);
                     refuse(stream, wire);
-                    continue;
+                    return;
                 }
             }
         };
@@ -135,5 +192,8 @@ fn refuse(stream: tokio::net::TcpStream, wire: Wire) {
         Wire::Resp => format!("-{}\r\n", reply::MAX_CLIENTS),
         Wire::Memcached => format!("{}\r\n", crate::memcached::MAX_CLIENTS),
     };
-    let _ = stream.try_write(line.as_bytes());
+    // Sent straight to the socket: tokio's `try_write` declines a socket
+    // whose writability the reactor has not reported yet (one accepted on
+    // the flood thread, just registered).
+    let _ = socket2::SockRef::from(&stream).send(line.as_bytes());
 }
