@@ -1,4 +1,11 @@
-//! The RESP accept loop and what connections share.
+//! The accept loops of a data listener (RESP or Memcached, plain or TLS)
+//! and the admission every accepted socket goes through.
+//!
+//! A listener is two sockets on one port ([`super::flood`]): the main one,
+//! accepted here on the reactor in time slices, and the flood one, where
+//! the kernel sends new connections from an address that floods, accepted
+//! on a thread at idle priority. Both hand their sockets to the same
+//! admission ([`Admission::admit`]).
 //!
 //! Connection limits: at most `max_clients` sockets in all (more are told
 //! `-ERR max number of clients reached` and closed); of those, at most
