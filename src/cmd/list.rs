@@ -237,7 +237,10 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Reply, OpError> {
             None => -1,
         })
     })?;
-    ctx.work += walked;
+    // Its walk is a bare comparison per element, half of LPOS's or LREM's
+    // (calibration with link-time optimisation: LINSERT nomatch 100k 0.37
+    // at a full count, LPOS 0.82, LREM 1.60).
+    ctx.work += walked.div_ceil(2);
     if len.is_some_and(|n| n > 0) {
         ctx.notify(notify::LIST, "linsert", &args[1]);
     }

@@ -187,12 +187,16 @@ pub const LIB_CALL_WORK_MILLI: u64 = 3_000;
 /// Work per KiB the string functions read and write (`upper`, `sub`,
 /// `rep`, `format`, `table.concat`, captures, `gsub`'s result...),
 /// milli-units (measured per KiB read + written: `upper` of 1 MiB 0.16
-/// GETs, of 8 MiB 0.27, `rep` to 8 MiB 0.2, `sub` of 1 MiB 0.11).
-pub const KIB_WORK_MILLI: u64 = 175;
-/// A GET's engine time, nanoseconds (release build, this machine's kind;
-/// 0.22–0.25 µs): converts a script's measured CPU time into work (see the
+/// GETs, of 8 MiB 0.27, `rep` to 8 MiB 0.2, `sub` of 1 MiB 0.11; raised
+/// from 175 when link-time optimisation made the GET unit a fifth faster
+/// and the C string work, not optimised with it, a fifth dearer in GETs:
+/// `rep` 8 MiB and `format` 1 MiB came out 2.07-2.17).
+pub const KIB_WORK_MILLI: u64 = 210;
+/// A GET's engine time, nanoseconds (release build, this machine's kind:
+/// 0.19–0.21 µs with link-time optimisation, 0.22–0.25 before it, when
+/// this was 250): converts a script's measured CPU time into work (see the
 /// module doc).
-pub const GET_NANOS: u64 = 250;
+pub const GET_NANOS: u64 = 210;
 /// The share of its measured CPU time a run is charged at least, as a
 /// fraction: two thirds, so that CPU time inflated by a busy machine
 /// (contention with neighbours, cold caches) does not overcharge work the
