@@ -134,9 +134,24 @@ impl Steering {
         }
     }
 
+    /// Counts a connection `listener` (either socket) accepted from `ip`,
+    /// and steers that address once it floods.
+    pub fn accepted(&self, ip: IpAddr, listener: BorrowedFd<'_>) {
+        if self.note(ip, Instant::now()) {
+            self.attach_to(listener);
+        }
+    }
+
+    /// Ends the holds that are due, on `listener` (either socket).
+    pub fn expire_on(&self, listener: BorrowedFd<'_>) {
+        if self.expire(Instant::now()) {
+            self.attach_to(listener);
+        }
+    }
+
     /// Counts a new connection from `ip` at `now`; true when the steered
-    /// addresses changed (then [`Steering::attach_to`] the listener).
-    pub fn note(&self, ip: IpAddr, now: Instant) -> bool {
+    /// addresses changed.
+    fn note(&self, ip: IpAddr, now: Instant) -> bool {
         let IpAddr::V4(ip) = ip.to_canonical() else {
             return false;
         };
@@ -167,7 +182,7 @@ impl Steering {
     }
 
     /// Ends the holds due by `now`; true when the steered addresses changed.
-    pub fn expire(&self, now: Instant) -> bool {
+    fn expire(&self, now: Instant) -> bool {
         let mut st = self.state.lock();
         let before = st.steered.len();
         st.steered.retain(|(_, until)| *until > now);
@@ -175,12 +190,12 @@ impl Steering {
     }
 
     /// The addresses steered now.
-    pub fn steered(&self) -> Vec<Ipv4Addr> {
+    fn steered(&self) -> Vec<Ipv4Addr> {
         self.state.lock().steered.iter().map(|(a, _)| *a).collect()
     }
 
     /// Puts the current choice on the listener (either of its sockets).
-    pub fn attach_to(&self, socket: BorrowedFd<'_>) {
+    fn attach_to(&self, socket: BorrowedFd<'_>) {
         if let Err(e) = attach(socket, &program(&self.steered())) {
             tracing::warn!(error = %e, "connection flood: cannot steer the listener");
         }
@@ -274,9 +289,7 @@ pub fn run_flood_loop(
             while !stop.is_cancelled() {
                 match listener.accept() {
                     Ok((socket, peer)) => {
-                        if steering.note(peer.ip(), Instant::now()) {
-                            steering.attach_to(listener.as_fd());
-                        }
+                        steering.accepted(peer.ip(), listener.as_fd());
                         let stream = socket
                             .set_nonblocking(true)
                             .and_then(|()| tokio::net::TcpStream::from_std(socket));
@@ -291,9 +304,7 @@ pub fn run_flood_loop(
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                     {
-                        if steering.expire(Instant::now()) {
-                            steering.attach_to(listener.as_fd());
-                        }
+                        steering.expire_on(listener.as_fd());
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "flood socket: accept failed");

@@ -103,9 +103,7 @@ async fn accept(listener: TcpListener, steering: &Steering, admission: &Admissio
                 return;
             }
         };
-        if steering.note(peer.ip(), std::time::Instant::now()) {
-            steering.attach_to(listener.as_fd());
-        }
+        steering.accepted(peer.ip(), listener.as_fd());
         admission.admit(stream, peer);
     }
 }
