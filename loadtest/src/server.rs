@@ -47,11 +47,16 @@ pub fn start_stratus(cpu: Option<usize>, extra: &[&str]) -> ServerProcess {
 }
 
 /// [`start_stratus`] with extra environment (e.g. autoscaling thresholds).
+/// `LOADTEST_STRATUS_LOG` in this process's environment adds log directives
+/// (e.g. `stratus::proxy=debug`) and passes the server's log lines to this
+/// process's stderr (else they are drained unread).
 pub fn start_stratus_with_env(
     cpu: Option<usize>,
     extra: &[&str],
     env: &[(String, String)],
 ) -> ServerProcess {
+    let extra_log = std::env::var("LOADTEST_STRATUS_LOG").unwrap_or_default();
+    let show_log = !extra_log.is_empty();
     let mut child = pinned(cpu, &stratus_binary())
         .args([
             "serve",
@@ -64,7 +69,10 @@ pub fn start_stratus_with_env(
         ])
         .args(extra)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("STRATUS_LOG", "warn,stratus::server=info")
+        .env(
+            "STRATUS_LOG",
+            format!("warn,stratus::server=info,{extra_log}"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -93,7 +101,13 @@ pub fn start_stratus_with_env(
         }
     }
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if show_log {
+                eprintln!("{line}");
+            }
+        }
+    });
     ServerProcess {
         child,
         resp: resp.expect("stratus did not report its RESP address"),

@@ -19,6 +19,10 @@
 //! allowed and A's at idle priority (`raise_to_realtime`, `on_idle_thread`),
 //! so what B measures is the server, not A's client beside it.
 //!
+//! `--keep-awake` keeps the server's CPU from idling in both phases (see
+//! its help): B's p99 alone is then the server's, not a virtual CPU's
+//! wake-up.
+//!
 //! `cargo build --release --workspace && taskset -c 1 target/release/noisy --heavy all`
 
 use std::time::{Duration, Instant};
@@ -67,6 +71,16 @@ struct Args {
     /// limits), to tell what the kernel costs any server from what is ours.
     #[arg(long)]
     redis: bool,
+    /// Keep the server's CPU out of its idle state in both phases (a
+    /// spinning thread at `SCHED_IDLE` beside the server, which any of the
+    /// server's threads preempts at once). On a virtual machine a request
+    /// that finds the server's CPU idle waits for the hypervisor to run
+    /// that CPU again: that wake-up, not the server, is most of B's p99
+    /// alone, and it varies with the host from run to run. With this flag
+    /// B's p99 alone is the server's own, and the ratio says what A costs B
+    /// on a CPU that never idles.
+    #[arg(long)]
+    keep_awake: bool,
 }
 
 /// Every heavy-neighbour mode, in the order `all` runs them.
@@ -384,9 +398,16 @@ impl Latency {
     }
 }
 
-/// B: `conns` connections, each sending one GET every `conns / rate` seconds
-/// (open loop); latency is each request's round trip (tokio's timer has a
-/// 1 ms grain, so counting from the schedule would measure the timer).
+/// B: `conns` connections, each sending one GET every `conns / rate`
+/// seconds (open loop), each on a thread of its own (in B's real-time
+/// class) that sleeps to the microsecond between requests. (Tokio's timer
+/// fires on whole milliseconds: B's requests then all reached the server at
+/// one phase of each millisecond, and whether that phase fell on the
+/// server's own millisecond timer work — A's throttled requests waking — was
+/// luck of the run: B's p99 alone and next to A each varied 2-3x from run to
+/// run. Requests spread over the millisecond, as real clients' are, sample
+/// the server's latency at every phase.) Latency is each request's round
+/// trip, as seen and until its reply arrived (see [`Stamped`]).
 async fn steady(
     addr: std::net::SocketAddr,
     token: Option<&str>,
@@ -395,20 +416,21 @@ async fn steady(
 ) -> (Latency, Errors) {
     let conns = 4u64;
     let interval = Duration::from_nanos(1_000_000_000 * conns / rate);
-    let mut tasks = Vec::new();
+    let start = Instant::now();
+    let mut threads = Vec::new();
     for c in 0..conns {
-        let token = token.map(str::to_string);
-        tasks.push(tokio::spawn(async move {
+        let mut conn = Stamped::connect(addr, token).await.expect("connect B");
+        let first = start + interval * c as u32 / conns as u32;
+        threads.push(std::thread::spawn(move || {
             let mut latency = Latency::new();
             let mut errors = Errors::default();
-            let mut conn = Stamped::connect(addr, token.as_deref())
-                .await
-                .expect("connect B");
             let get = encode(&[b"GET", format!("key:{c}").as_bytes()]);
-            let mut next = Instant::now() + interval * c as u32 / conns as u32;
+            let mut next = first;
             while next < until {
-                tokio::time::sleep_until(next.into()).await;
-                let times = conn.roundtrip(&get, &mut errors).await.expect("B request");
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let times = conn.roundtrip(&get, &mut errors).expect("B request");
                 latency.record(times);
                 next += interval;
             }
@@ -417,26 +439,29 @@ async fn steady(
     }
     let mut latency = Latency::new();
     let mut errors = Errors::default();
-    for t in tasks {
-        let (l, e) = t.await.expect("task");
+    for t in threads {
+        let (l, e) = tokio::task::spawn_blocking(move || t.join())
+            .await
+            .expect("join")
+            .expect("B's thread");
         latency.add(&l);
         errors.add(&e);
     }
     (latency, errors)
 }
 
-/// A connection of B's that times each request twice: as the client saw
-/// it, and from the send to the arrival of the reply's last packet in the
-/// socket (its kernel receive timestamp, `SO_TIMESTAMPNS`). The second
-/// leaves out how long B's client thread took to run again once the reply
-/// was there: on this 2-CPU machine A's client shares B's CPU, and a
-/// loopback connect does the whole TCP handshake in the connecting thread,
-/// in the kernel, where no one preempts it; on a network that work would be
-/// on A's machines. On loopback the stamp is taken as the server's write
-/// enters the stack, so the second figure is the server's latency plus B's
-/// own send.
+/// A connection of B's (a blocking socket) that times each request twice:
+/// as the client saw it, and from the send to the arrival of the reply's
+/// last packet in the socket (its kernel receive timestamp,
+/// `SO_TIMESTAMPNS`). The second leaves out how long B's client thread took
+/// to run again once the reply was there: on this 2-CPU machine A's client
+/// shares B's CPU, and a loopback connect does the whole TCP handshake in
+/// the connecting thread, in the kernel, where no one preempts it; on a
+/// network that work would be on A's machines. On loopback the stamp is
+/// taken as the server's write enters the stack, so the second figure is
+/// the server's latency plus B's own send.
 struct Stamped {
-    stream: tokio::net::TcpStream,
+    stream: std::net::TcpStream,
     rbuf: bytes::BytesMut,
 }
 
@@ -446,6 +471,8 @@ impl Stamped {
         let (stream, rbuf) = Conn::connect(addr, token.map(|t| ("b", t)))
             .await?
             .into_parts();
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
         let on: libc::c_int = 1;
         // SAFETY: setsockopt reads one c_int from a live pointer.
         let set = unsafe {
@@ -465,16 +492,16 @@ impl Stamped {
 
     /// Sends `req`, reads its reply: (round trip seen, round trip until the
     /// reply arrived).
-    async fn roundtrip(
+    fn roundtrip(
         &mut self,
         req: &[u8],
         errors: &mut Errors,
     ) -> std::io::Result<(Duration, Duration)> {
         use bytes::Buf;
-        use tokio::io::AsyncWriteExt;
+        use std::io::Write;
         let sent = std::time::SystemTime::now();
         let start = Instant::now();
-        self.stream.write_all(req).await?;
+        self.stream.write_all(req)?;
         let mut arrived = None;
         loop {
             if let Some((len, err)) = reply_len(&self.rbuf) {
@@ -486,18 +513,14 @@ impl Stamped {
                     .unwrap_or(seen);
                 return Ok((seen, arrival.min(seen)));
             }
-            self.stream.readable().await?;
-            let Stamped { stream, rbuf } = self;
-            match stream.try_io(tokio::io::Interest::READABLE, || recv_stamped(stream, rbuf)) {
-                Ok((0, _)) => {
+            match recv_stamped(&self.stream, &mut self.rbuf)? {
+                (0, _) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "server closed",
                     ));
                 }
-                Ok((_, stamp)) => arrived = stamp.or(arrived),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+                (_, stamp) => arrived = stamp.or(arrived),
             }
         }
     }
@@ -506,7 +529,7 @@ impl Stamped {
 /// One `recvmsg` into `buf`, with the receive timestamp of the data read
 /// (`SCM_TIMESTAMPNS`): bytes read, and the stamp.
 fn recv_stamped(
-    stream: &tokio::net::TcpStream,
+    stream: &std::net::TcpStream,
     buf: &mut bytes::BytesMut,
 ) -> std::io::Result<(usize, Option<std::time::SystemTime>)> {
     use std::os::fd::AsRawFd;
@@ -525,7 +548,7 @@ fn recv_stamped(
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: recvmsg writes within the buffers and lengths given.
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -627,6 +650,22 @@ fn raise_to_realtime() -> bool {
     unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
 }
 
+/// A thread spinning at `SCHED_IDLE` on `cpu` until the flag is cleared
+/// (see `--keep-awake`).
+fn keep_awake(cpu: usize) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let on = std::sync::Arc::new(AtomicBool::new(true));
+    let spinning = on.clone();
+    std::thread::spawn(move || {
+        pin_to(cpu);
+        stratus::pool::workers::lower_thread_priority();
+        while spinning.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+    });
+    on
+}
+
 /// Pins the calling thread to one CPU (best effort).
 fn pin_to(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes in
@@ -664,6 +703,7 @@ async fn main() {
     } else {
         start_stratus(Some(a.server_cpu), &[])
     };
+    let awake = a.keep_awake.then(|| keep_awake(a.server_cpu));
     // After the server has started: it must not inherit the class.
     if !raise_to_realtime() {
         eprintln!(
@@ -789,10 +829,21 @@ async fn main() {
             a.a_limit,
         );
     }
+    if let Some(on) = awake {
+        on.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
     println!();
     println!(
-        "cache B at {} req/s; cache A limited to {} ECPU/s and 64 MB ({} runs of {} s, medians; maxima for /healthz and new connections):",
-        a.b_rate, a.a_limit, a.runs, a.seconds
+        "cache B at {} req/s; cache A limited to {} ECPU/s and 64 MB ({} runs of {} s, medians; maxima for /healthz and new connections){}:",
+        a.b_rate,
+        a.a_limit,
+        a.runs,
+        a.seconds,
+        if a.keep_awake {
+            "; server CPU kept awake"
+        } else {
+            ""
+        }
     );
     println!(
         "| A does | B p99 alone | B p99 next to A | ratio | at arrival: alone | next to A | ratio | /healthz max | new connection max | A metered ECPU/s |"
