@@ -400,14 +400,11 @@ impl Latency {
 
 /// B: `conns` connections, each sending one GET every `conns / rate`
 /// seconds (open loop), each on a thread of its own (in B's real-time
-/// class) that sleeps to the microsecond between requests. (Tokio's timer
-/// fires on whole milliseconds: B's requests then all reached the server at
-/// one phase of each millisecond, and whether that phase fell on the
-/// server's own millisecond timer work — A's throttled requests waking — was
-/// luck of the run: B's p99 alone and next to A each varied 2-3x from run to
-/// run. Requests spread over the millisecond, as real clients' are, sample
-/// the server's latency at every phase.) Latency is each request's round
-/// trip, as seen and until its reply arrived (see [`Stamped`]).
+/// class) that sleeps to the microsecond between requests: tokio's timer
+/// fires on whole milliseconds, and B's requests then all reached the
+/// server at one phase of each millisecond; real clients' requests come at
+/// any time. Latency is each request's round trip, as seen and until its
+/// reply arrived (see [`Stamped`]).
 async fn steady(
     addr: std::net::SocketAddr,
     token: Option<&str>,
