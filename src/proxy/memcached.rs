@@ -28,7 +28,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 use super::memory::{
-    ClientMemory, KEEP_BUFFER, grow, make_room, output_stalled, release, send_ready, write_room,
+    ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, output_stalled, release, send_ready,
+    write_room,
 };
 use super::session::Session;
 use super::shared::{PreAuth, ProxyShared, Wire};
@@ -52,8 +53,6 @@ use crate::tls::Transport;
 
 /// Read-buffer headroom kept free before each read, bytes.
 const READ_CHUNK: usize = 16 * 1024;
-/// The most one read takes from the socket, bytes.
-const READ_MAX: usize = 64 * 1024;
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle connection gives its read buffer back after this (as Redis
 /// frees an idle client's query buffer, and the RESP connection does).
