@@ -72,8 +72,6 @@ const BATCH_REPLY_BYTES: usize = 256 * 1024;
 type Decoded = Result<(Request, Option<&'static CommandSpec>), crate::resp::ProtocolError>;
 /// Time allowed to flush the last replies when closing.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-/// TCP keepalive idle time: half-open peers are found within minutes.
-const KEEPALIVE: Duration = Duration::from_secs(60);
 
 use crate::partition::now_ms;
 
@@ -82,14 +80,11 @@ use crate::partition::now_ms;
 pub async fn run(
     mut stream: Transport,
     peer: SocketAddr,
+    local: SocketAddr,
     shared: Arc<ProxyShared>,
     shutdown: CancellationToken,
     preauth: Option<super::shared::PreAuth>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let sock = socket2::SockRef::from(stream.tcp());
-    let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
-    let local = stream.local_addr().unwrap_or(peer);
     let mut conn = Connection {
         session: Session::new(shared.next_client_id(), peer, local),
         shared: &shared,

@@ -62,7 +62,6 @@ const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(2);
 const PREPAY_ABOVE: u64 = 64 * 1024;
 /// How long a prepaying connection waits between admission attempts.
 const PREPAY_WAIT: Duration = Duration::from_millis(50);
-const KEEPALIVE: Duration = Duration::from_secs(60);
 
 struct McConn<'a> {
     session: Session,
@@ -85,14 +84,11 @@ struct McConn<'a> {
 pub async fn run(
     mut stream: Transport,
     peer: SocketAddr,
+    local: SocketAddr,
     shared: Arc<ProxyShared>,
     shutdown: CancellationToken,
     preauth: Option<PreAuth>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let sock = socket2::SockRef::from(stream.tcp());
-    let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
-    let local = stream.local_addr().unwrap_or(peer);
     let mut conn = McConn {
         session: Session::new(shared.next_client_id(), peer, local),
         shared: &shared,

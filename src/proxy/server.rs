@@ -151,6 +151,9 @@ impl Admission {
             }
         };
         GlobalCounters::bump(&metrics.global.connections_accepted);
+        // Set up here, on the thread that accepted it: a flood's sockets
+        // cost the reactor nothing for it.
+        let local = prepare(&stream).unwrap_or(peer);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
@@ -180,14 +183,26 @@ impl Admission {
                 }
             };
             match wire {
-                Wire::Resp => conn::run(stream, peer, shared, shutdown, preauth).await,
+                Wire::Resp => conn::run(stream, peer, local, shared, shutdown, preauth).await,
                 Wire::Memcached => {
-                    super::memcached::run(stream, peer, shared, shutdown, preauth).await;
+                    super::memcached::run(stream, peer, local, shared, shutdown, preauth).await;
                 }
             }
             drop(permit);
         });
     }
+}
+
+/// TCP keepalive idle time: half-open peers are found within minutes.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Sets up an admitted socket (no Nagle delay, keepalive probes) and
+/// returns its local address, for RESP and Memcached connections alike.
+fn prepare(stream: &tokio::net::TcpStream) -> Option<std::net::SocketAddr> {
+    let _ = stream.set_nodelay(true);
+    let sock = socket2::SockRef::from(stream);
+    let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE));
+    stream.local_addr().ok()
 }
 
 /// Tells a socket over a connection limit so, and closes it: one
