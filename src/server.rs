@@ -739,6 +739,8 @@ async fn autoscale_cycle(
         if !registry.autoscales() {
             continue;
         }
+        // One cache per turn of the reactor: a tick over every cache at
+        // once held the connections it serves for milliseconds.
         for cache in caches {
             let state = states.remove(&cache.name).unwrap_or_default();
             let next = match registry.placer() {
@@ -746,6 +748,7 @@ async fn autoscale_cycle(
                 None => autoscale(&cache, &thresholds, &state, secs),
             };
             states.insert(cache.name.clone(), next);
+            tokio::task::yield_now().await;
         }
         if let Some(placer) = registry.placer() {
             balance(&registry, placer, &thresholds).await;
@@ -776,7 +779,7 @@ async fn autoscale_placed(
             let slots = u64::from(part.last - part.first) + 1;
             let slot_load: Vec<u64> = load[usize::from(part.first)..=usize::from(part.last)]
                 .iter()
-                .map(|l| (*l as f64 / secs) as u64)
+                .map(|&l| if l == 0 { 0 } else { (l as f64 / secs) as u64 })
                 .collect();
             let o = autoscaler::Observation {
                 id: part.id,
@@ -919,18 +922,18 @@ fn autoscale(
     let mut obs = Vec::with_capacity(ranges.len());
     for (first, last, part) in &ranges {
         // A partition that slow work holds is not read: skip this tick.
-        let Some(slot_bytes) = part.slot_bytes() else {
+        let Some((bytes, slot_bytes)) = part.slot_bytes(thresholds.split_bytes) else {
             return state.clone();
         };
         let slot_load: Vec<u64> = load[usize::from(*first)..=usize::from(*last)]
             .iter()
-            .map(|l| (*l as f64 / secs) as u64)
+            .map(|&l| if l == 0 { 0 } else { (l as f64 / secs) as u64 })
             .collect();
         let o = autoscaler::Observation {
             id: part.id(),
             first_slot: *first,
             last_slot: *last,
-            bytes: slot_bytes.iter().sum(),
+            bytes,
             slot_bytes,
             slot_load,
             age_secs: part.age().as_secs(),

@@ -43,7 +43,8 @@ pub struct Observation {
     pub first_slot: u16,
     pub last_slot: u16,
     pub bytes: u64,
-    /// Bytes per slot of the range, in slot order.
+    /// Bytes per slot of the range, in slot order; only read (and, by
+    /// `serve`, only gathered) when `bytes` is over the split threshold.
     pub slot_bytes: Vec<u64>,
     /// Load per slot over the tick, milli-ECPU per second, in slot order.
     pub slot_load: Vec<u64>,
