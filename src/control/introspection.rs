@@ -523,7 +523,10 @@ impl ServerState {
                     );
                     kept.push(Bytes::from(s));
                 } else {
-                    kept.push(a.clone());
+                    // A copy: the argument is a slice of the connection's
+                    // read buffer, which a clone would keep whole (a slow
+                    // 500 MB SET's key kept its 500 MB buffer alive).
+                    kept.push(Bytes::copy_from_slice(a));
                 }
             }
             let entry = SlowEntry {
@@ -711,5 +714,21 @@ mod tests {
         assert_eq!(e.args.len(), 32);
         assert_eq!(&e.args[31][..], b"... (9 more arguments)");
         assert_eq!(e.args[0].len(), 128 + "... (72 more bytes)".len());
+    }
+
+    /// A request's arguments are slices of its connection's read buffer:
+    /// an entry keeps copies, never the buffer (a slow 500 MB SET's key
+    /// kept its whole read buffer alive until the entry left the log).
+    #[test]
+    fn slowlog_entries_do_not_keep_the_read_buffer() {
+        let s = ServerState::default();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let buffer = Bytes::from(b"SETkvalue".repeat(1000));
+        let args = [buffer.slice(0..3), buffer.slice(3..4), buffer.slice(4..)];
+        s.maybe_log_slow(&args, 20_000, &peer, b"");
+        drop(args);
+        assert_eq!(s.slowlog_len(), 1);
+        assert!(buffer.is_unique(), "the log holds a slice of the buffer");
+        assert_eq!(&s.slowlog(1)[0].args[1][..], b"k");
     }
 }

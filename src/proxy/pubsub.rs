@@ -422,9 +422,12 @@ fn subscribe(conn: &mut Connection<'_>, kind: Kind, names: &[Bytes]) -> Result<R
                 break;
             }
             if let Some(subs) = conn.session.pubsub.as_mut() {
+                // A copy: `name` is a slice of the read buffer, which a
+                // clone would keep whole for as long as the subscription.
+                let name = Bytes::copy_from_slice(name);
                 subs.set(kind).insert(name.clone());
                 subs.memory += cost;
-                hub.subscribe(kind, name, &subs.mailbox);
+                hub.subscribe(kind, &name, &subs.mailbox);
                 subs.mailbox.set_subscribed(true);
             }
         }
