@@ -37,9 +37,23 @@
 //! path, and readers' p99 rose from 0.6 to 5 ms while a cache grew at
 //! 128 MB/s.
 //!
-//! Invariant: a block is freed and resized by the allocator its size chose
-//! (Rust passes the size it was allocated with to `dealloc` and `realloc`);
-//! a `realloc` across [`LARGE`] moves the block from one to the other.
+//! Blocks of [`MAPPED`] bytes and more (big values, a big request's read
+//! buffer) are mappings of their own, as glibc's malloc makes its big
+//! blocks, so that growing one moves page tables instead of bytes
+//! (`mremap`). A 512 MB upload's read buffer grows by a quarter at a time
+//! (its size is what has arrived, never a header's promise): in mimalloc
+//! every step allocated a bigger block and copied the upload into it, four
+//! copies of it in all, and every page of every copy was a fresh page and
+//! a page fault, on the connection's reactor (`noisy --heavy bigbulk`:
+//! B's p99 2.3–2.7× its p99 alone). A mapping starts on a 2 MiB boundary
+//! and is moved to one, so the kernel moves whole page-table pages: 400 MB
+//! moved in 0.1–0.4 ms where page by page took 2–3 ms. Mappings ask for no
+//! transparent huge pages, as mimalloc (`no_thp`, above).
+//!
+//! Invariant: a block is freed and resized by the allocator its size (and,
+//! for [`MAPPED`], its alignment) chose (Rust passes the layout it was
+//! allocated with to `dealloc` and `realloc`); a `realloc` from one side
+//! to another allocates on the new side, copies and frees on the old.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -51,6 +65,26 @@ use mimalloc::MiMalloc;
 /// values whose expiry stalled glibc (at 1 KiB a string key cost 207 B
 /// against 188, see the module doc).
 pub const LARGE: usize = 4096;
+
+/// Blocks this large and larger (aligned to at most a page) are mappings
+/// of their own (see the module doc): a syscall to make and free one is
+/// small next to writing a MiB, and a value this big is freed off the
+/// request path (`partition::lazyfree`). Each is one of the kernel's
+/// `vm.max_map_count` areas (65,530 by default): more than the blocks of a
+/// MiB that fit in this machine's memory.
+///
+/// A failed `mmap` is an allocation failure, as in any allocator.
+pub const MAPPED: usize = 1024 * 1024;
+
+/// The boundary mappings start on: the span of one page-table page, which
+/// `mremap` moves whole when source and destination both start on it.
+const MAP_ALIGN: usize = 2 * 1024 * 1024;
+const PAGE: usize = 4096;
+/// A mapping is unmapped this much at a time, from its end: unmapping
+/// holds the process's address-space lock, which another thread's `mmap`
+/// or `mremap` waits for (≈ 40 µs per MiB here, so about 0.2 ms a piece,
+/// where a 512 MB value at once held it for ~30 ms).
+const UNMAP_PIECE: usize = 4 * 1024 * 1024;
 
 /// How often the purger hands mimalloc's freed pages back to the kernel:
 /// well under mimalloc's own delay (a second), so it always comes first,
@@ -87,8 +121,134 @@ pub fn spawn_purger() -> std::io::Result<()> {
     Ok(())
 }
 
-fn is_large(size: usize) -> bool {
-    size >= LARGE
+/// Which allocator holds a block of this layout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Glibc,
+    Mimalloc,
+    Mapped,
+}
+
+fn side(size: usize, align: usize) -> Side {
+    if size >= MAPPED && align <= PAGE {
+        Side::Mapped
+    } else if size >= LARGE {
+        Side::Mimalloc
+    } else {
+        Side::Glibc
+    }
+}
+
+/// Whether `ptr` may be the start of a block of [`MAPPED`] bytes or more
+/// (mappings start on a [`MAP_ALIGN`] boundary): a caller about to resize a
+/// buffer in place learns that nothing was cut from its front, so that
+/// handing it to `realloc` moves no byte (a `BytesMut` that has been cut
+/// moves what it holds to the front first).
+pub fn starts_mapping(ptr: *const u8) -> bool {
+    (ptr as usize).is_multiple_of(MAP_ALIGN)
+}
+
+/// A mapping's length for a block of `size` bytes: whole pages.
+fn map_len(size: usize) -> usize {
+    size.next_multiple_of(PAGE)
+}
+
+/// Maps `len` bytes (whole pages), read-write or (`reserve_only`) with no
+/// access, starting on a [`MAP_ALIGN`] boundary; null if the kernel
+/// refuses.
+fn map_aligned(len: usize, reserve_only: bool) -> *mut u8 {
+    let prot = if reserve_only {
+        libc::PROT_NONE
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
+    let Some(span) = len.checked_add(MAP_ALIGN) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: a fresh anonymous mapping; the parts before the boundary and
+    // after `len` are unmapped again and were never handed out.
+    unsafe {
+        let raw = libc::mmap(
+            std::ptr::null_mut(),
+            span,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if raw == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        let raw = raw as usize;
+        let start = raw.next_multiple_of(MAP_ALIGN);
+        if start > raw {
+            libc::munmap(raw as *mut libc::c_void, start - raw);
+        }
+        let end = start + len;
+        if raw + span > end {
+            libc::munmap(end as *mut libc::c_void, raw + span - end);
+        }
+        if !reserve_only {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE);
+        }
+        start as *mut u8
+    }
+}
+
+/// Unmaps a mapping of `len` bytes (whole pages) in pieces of at most
+/// [`UNMAP_PIECE`], last piece first.
+///
+/// # Safety
+/// `ptr` must be a mapping of `len` bytes made by [`map_aligned`] and not
+/// used after.
+unsafe fn unmap(ptr: *mut u8, len: usize) {
+    let mut left = len;
+    while left > 0 {
+        let piece = left.min(UNMAP_PIECE);
+        left -= piece;
+        // SAFETY: the last `piece` bytes of what is still mapped of the
+        // caller's mapping.
+        unsafe { libc::munmap(ptr.add(left) as *mut libc::c_void, piece) };
+    }
+}
+
+/// Resizes a mapping from `old` to `new` bytes: in place when the address
+/// space after it is free or it shrinks, else its pages move to a fresh
+/// [`MAP_ALIGN`] boundary (no byte is copied); null if the kernel refuses
+/// (the old mapping is then untouched).
+///
+/// # Safety
+/// `ptr` must be a mapping of `map_len(old)` bytes made by [`map_aligned`].
+unsafe fn remap(ptr: *mut u8, old: usize, new: usize) -> *mut u8 {
+    let (old, new) = (map_len(old), map_len(new));
+    if old == new {
+        return ptr;
+    }
+    // SAFETY: `ptr` is a mapping of `old` bytes (the caller's promise); the
+    // destination is a reservation of `new` bytes this call just made,
+    // which `MREMAP_FIXED` replaces (or which is unmapped on failure).
+    unsafe {
+        let in_place = libc::mremap(ptr as *mut libc::c_void, old, new, 0);
+        if in_place != libc::MAP_FAILED {
+            return ptr;
+        }
+        let dest = map_aligned(new, true);
+        if dest.is_null() {
+            return dest;
+        }
+        let moved = libc::mremap(
+            ptr as *mut libc::c_void,
+            old,
+            new,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            dest as *mut libc::c_void,
+        );
+        if moved == libc::MAP_FAILED {
+            libc::munmap(dest as *mut libc::c_void, new);
+            return std::ptr::null_mut();
+        }
+        moved as *mut u8
+    }
 }
 
 // SAFETY: every call is forwarded to one of two sound allocators with the
@@ -101,33 +261,33 @@ unsafe impl GlobalAlloc for SplitAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's layout, forwarded (see the impl's note).
         unsafe {
-            if is_large(layout.size()) {
-                MiMalloc.alloc(layout)
-            } else {
-                System.alloc(layout)
+            match side(layout.size(), layout.align()) {
+                Side::Mapped => map_aligned(map_len(layout.size()), false),
+                Side::Mimalloc => MiMalloc.alloc(layout),
+                Side::Glibc => System.alloc(layout),
             }
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as `alloc`.
+        // SAFETY: as `alloc`; a fresh mapping reads as zeros.
         unsafe {
-            if is_large(layout.size()) {
-                MiMalloc.alloc_zeroed(layout)
-            } else {
-                System.alloc_zeroed(layout)
+            match side(layout.size(), layout.align()) {
+                Side::Mapped => map_aligned(map_len(layout.size()), false),
+                Side::Mimalloc => MiMalloc.alloc_zeroed(layout),
+                Side::Glibc => System.alloc_zeroed(layout),
             }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `layout` is the one `ptr` was allocated with, so its size
-        // names the allocator that made it.
+        // SAFETY: `layout` is the one `ptr` was allocated with, so it names
+        // the allocator that made it (and a mapping's length).
         unsafe {
-            if is_large(layout.size()) {
-                MiMalloc.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
+            match side(layout.size(), layout.align()) {
+                Side::Mapped => unmap(ptr, map_len(layout.size())),
+                Side::Mimalloc => MiMalloc.dealloc(ptr, layout),
+                Side::Glibc => System.dealloc(ptr, layout),
             }
         }
     }
@@ -138,9 +298,11 @@ unsafe impl GlobalAlloc for SplitAllocator {
         // guarantees `new_size` rounded to it does not overflow), copies what
         // both blocks hold and frees the old block where it was made.
         unsafe {
-            match (is_large(layout.size()), is_large(new_size)) {
-                (true, true) => MiMalloc.realloc(ptr, layout, new_size),
-                (false, false) => System.realloc(ptr, layout, new_size),
+            let align = layout.align();
+            match (side(layout.size(), align), side(new_size, align)) {
+                (Side::Mapped, Side::Mapped) => remap(ptr, layout.size(), new_size),
+                (Side::Mimalloc, Side::Mimalloc) => MiMalloc.realloc(ptr, layout, new_size),
+                (Side::Glibc, Side::Glibc) => System.realloc(ptr, layout, new_size),
                 _ => {
                     let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
                     let moved = self.alloc(new_layout);
@@ -170,6 +332,12 @@ mod tests {
             (LARGE - 1, LARGE),
             (8192, 64),
             (LARGE, LARGE - 1),
+            (LARGE, MAPPED),
+            (MAPPED - 1, MAPPED + 1),
+            (MAPPED, 64),
+            (MAPPED, 3 * MAPPED + 5),
+            (8 * MAPPED, MAPPED + 7),
+            (MAPPED + 1, MAPPED + 2),
         ] {
             let layout = Layout::from_size_align(from, 8).unwrap();
             // SAFETY: valid non-zero layouts; each block is written within
@@ -190,10 +358,47 @@ mod tests {
         }
     }
 
+    /// A mapped block grown a quarter at a time, with other mappings made
+    /// between its steps (so that it cannot always grow in place), keeps
+    /// its bytes and always starts on a page-table boundary.
+    #[test]
+    fn mapped_blocks_grow_in_place_or_by_moving_pages() {
+        let a = SplitAllocator;
+        let mut size = MAPPED;
+        let mut others = Vec::new();
+        // SAFETY: valid non-zero layouts; every block is written and read
+        // within its size and freed once with its current layout.
+        unsafe {
+            let mut p = a.alloc(Layout::from_size_align(size, 1).unwrap());
+            for i in 0..size {
+                *p.add(i) = (i % 253) as u8;
+            }
+            for _ in 0..12 {
+                assert_eq!(p as usize % MAP_ALIGN, 0);
+                let other = Layout::from_size_align(MAPPED, 8).unwrap();
+                others.push(a.alloc(other));
+                let grown = size + size / 4;
+                p = a.realloc(p, Layout::from_size_align(size, 1).unwrap(), grown);
+                assert!(!p.is_null());
+                for i in (0..size).step_by(4093) {
+                    assert_eq!(*p.add(i), (i % 253) as u8, "byte {i} of {size} -> {grown}");
+                }
+                for i in size..grown {
+                    *p.add(i) = (i % 253) as u8;
+                }
+                size = grown;
+            }
+            a.dealloc(p, Layout::from_size_align(size, 1).unwrap());
+            for o in others {
+                a.dealloc(o, Layout::from_size_align(MAPPED, 8).unwrap());
+            }
+        }
+    }
+
     #[test]
     fn zeroed_blocks_are_zero_on_both_sides() {
         let a = SplitAllocator;
-        for size in [64, LARGE, 1 << 20] {
+        for size in [64, LARGE, MAPPED, 3 * MAPPED + 1] {
             let layout = Layout::from_size_align(size, 16).unwrap();
             // SAFETY: a valid non-zero layout, read within its size, freed once.
             unsafe {

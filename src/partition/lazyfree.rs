@@ -79,6 +79,13 @@ fn queue() -> Option<&'static SyncSender<Garbage>> {
             std::thread::Builder::new()
                 .name("stratus-lazyfree".into())
                 .spawn(move || {
+                    // Nice 19: a request's thread that wakes while this
+                    // one unmaps hundreds of MB runs first (it used to take
+                    // the priority of whichever thread started it).
+                    let nice = thread_priority::ThreadPriority::Min;
+                    if let Err(e) = thread_priority::set_current_thread_priority(nice) {
+                        tracing::debug!(error = ?e, "lazy free thread keeps its priority");
+                    }
                     for g in rx {
                         let bytes = g.bytes;
                         drop(g.item);

@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn_cmds;
 use super::memory::{
-    ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, output_stalled, release, send_ready,
+    ClientMemory, KEEP_BUFFER, READ_CHUNK, READ_MAX, grow, grown_capacity, make_room,
+    output_stalled, release, send_ready,
 };
 use super::session::{Admission, Connection, Queueing, ReplyMode, Session};
 use super::shared::ProxyShared;
@@ -60,8 +61,6 @@ const ALLOWED_WHILE_BUSY: &[&str] = &[
     "auth", "discard", "hello", "multi", "quit", "reset", "shutdown", "unwatch", "watch",
 ];
 
-/// Read-buffer headroom kept free before each read, bytes.
-const READ_CHUNK: usize = 16 * 1024;
 /// Requests decoded and prefetched together (see `decode_ahead`).
 const AHEAD: usize = 16;
 /// Reply bytes after which a pipeline's batch stops (see `run_batch`):
@@ -263,8 +262,7 @@ impl Connection<'_> {
             // Room to read into, grown with what has arrived (never on a
             // header's promise) and charged before it is allocated. An idle
             // connection holds none until its next bytes come.
-            if rbuf.capacity() > 0 && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                let grown = rbuf.len() + READ_CHUNK.max(rbuf.len() / 4);
+            if let Some(grown) = grown_capacity(rbuf) {
                 if let Err(why) = self.account(grown as u64 + self.queued_memory()) {
                     let _ = stream.try_write(format!("-{why}\r\n").as_bytes());
                     return "client memory limit";

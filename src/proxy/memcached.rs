@@ -28,8 +28,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 use super::memory::{
-    ClientMemory, KEEP_BUFFER, READ_MAX, grow, make_room, output_stalled, release, send_ready,
-    write_room,
+    ClientMemory, KEEP_BUFFER, READ_CHUNK, READ_MAX, grow, grown_capacity, make_room,
+    output_stalled, release, send_ready, write_room,
 };
 use super::session::Session;
 use super::shared::{PreAuth, ProxyShared, Wire};
@@ -51,8 +51,6 @@ use crate::pool::ExecOptions;
 use crate::resp::Reply;
 use crate::tls::Transport;
 
-/// Read-buffer headroom kept free before each read, bytes.
-const READ_CHUNK: usize = 16 * 1024;
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle connection gives its read buffer back after this (as Redis
 /// frees an idle client's query buffer, and the RESP connection does).
@@ -220,15 +218,15 @@ impl McConn<'_> {
             }
             // 3. Room to read into, charged before it is allocated (an idle
             //    connection holds none until its next bytes come).
-            if rbuf.capacity() > 0 && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                let grown = rbuf.len() + READ_CHUNK.max(rbuf.len() / 4);
+            if let Some(grown) = grown_capacity(rbuf) {
                 let cache = self.session.cache.as_ref();
                 if self.memory.set(self.shared, cache, grown as u64).is_err() {
                     let _ = stream.try_write(b"SERVER_ERROR out of memory reading request\r\n");
                     return "client memory limit";
                 }
-                // A 128 MB item's buffer is copied in pieces within the
-                // time slices: it must not stall other connections.
+                // A 128 MB item's buffer is remapped, or copied in pieces
+                // within the time slices: it must not stall other
+                // connections (see `grow`).
                 grow(rbuf, grown).await;
             }
             let cache = self.session.cache.as_ref();

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::shared::ProxyShared;
 use super::turns::end_of_slice;
+use crate::allocator::{MAPPED, starts_mapping};
 use crate::control::Cache;
 use crate::partition::lazyfree;
 use crate::resp::reply;
@@ -25,6 +26,9 @@ use crate::tls::Transport;
 /// 0.1–0.33 ms (`perf trace`, `noisy --heavy bigbulk`), and B's p99 next to
 /// three uploads was 1.0–1.3 ms against 0.2–0.4 alone.
 pub(crate) const READ_MAX: usize = 16 * 1024;
+/// Read-buffer headroom kept free before each read, bytes (RESP and
+/// Memcached connections).
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 /// A connection buffer above this is released once empty, not kept.
 pub(crate) const KEEP_BUFFER: usize = 1024 * 1024;
 
@@ -57,17 +61,32 @@ pub(crate) fn output_stalled(
     *since.get_or_insert(now + shared.output_soft_time) <= now
 }
 
+/// The capacity a read buffer grows to before the next read (RESP and
+/// Memcached connections), if its free room is under a quarter of
+/// [`READ_CHUNK`]: what it holds and a quarter more (at least a chunk).
+/// Grown with what has arrived, never on a header's promise: an unfinished
+/// 512 MB bulk holds what was sent of it.
+pub(crate) fn grown_capacity(rbuf: &BytesMut) -> Option<usize> {
+    let short = rbuf.capacity() > 0 && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4;
+    short.then(|| rbuf.len() + READ_CHUNK.max(rbuf.len() / 4))
+}
+
 /// Gives `rbuf` room for `capacity` bytes (RESP and Memcached
-/// connections). A remainder of at most [`READ_MAX`] moves to the front of
-/// the buffer's own allocation (`BytesMut::reserve` reuses it once no
-/// request cut from it is alive, the usual case, and allocates only
-/// otherwise), unless that allocation is over [`KEEP_BUFFER`] (a big
-/// request's, not kept for small ones); a longer one, or that one, is
-/// copied into a new buffer [`READ_MAX`] at a
-/// time within the connection's time slices, the old buffer freed off the
-/// reactor. (A fresh block per refill was where glibc sorted its free lists
-/// during a mass expiry: 41% of the server's CPU, `perf`, the split
-/// scenario.)
+/// connections), in the cheapest of three ways:
+/// - a remainder of at most [`READ_MAX`] moves to the front of the
+///   buffer's own allocation (`BytesMut::reserve` reuses it once no
+///   request cut from it is alive, the usual case, and allocates only
+///   otherwise), unless that allocation is over [`KEEP_BUFFER`] (a big
+///   request's, not kept for small ones);
+/// - a buffer that is a mapping of its own (see [`crate::allocator`]), with
+///   nothing cut from its front and nothing else holding it (a big upload
+///   arriving) is resized by the allocator: its pages move, no byte is
+///   copied;
+/// - otherwise it is copied into a new buffer [`READ_MAX`] at a time
+///   within the connection's time slices, the old buffer freed off the
+///   reactor. (A fresh block per refill was where glibc sorted its free
+///   lists during a mass expiry: 41% of the server's CPU, `perf`, the split
+///   scenario.)
 pub(crate) async fn grow(rbuf: &mut BytesMut, capacity: usize) {
     if rbuf.len() <= READ_MAX {
         rbuf.reserve(capacity.saturating_sub(rbuf.len()));
@@ -76,12 +95,24 @@ pub(crate) async fn grow(rbuf: &mut BytesMut, capacity: usize) {
         }
         // The block reused was a big request's: a right-sized one instead.
     }
+    let mapped = rbuf.capacity() >= MAPPED && capacity >= MAPPED && starts_mapping(rbuf.as_ptr());
+    let old: Bytes = std::mem::take(rbuf).freeze();
+    if mapped && old.is_unique() {
+        // Unique and uncut: the conversions move no byte, `reserve_exact`
+        // is one `realloc`.
+        let mut whole = Vec::from(old);
+        whole.reserve_exact(capacity - whole.len());
+        *rbuf = BytesMut::from(Bytes::from(whole));
+        return;
+    }
     let mut bigger = BytesMut::with_capacity(capacity);
-    for piece in rbuf.chunks(READ_MAX) {
+    for piece in old.chunks(READ_MAX) {
         bigger.extend_from_slice(piece);
         end_of_slice().await;
     }
-    release(std::mem::replace(rbuf, bigger));
+    *rbuf = bigger;
+    let bytes = old.len();
+    lazyfree::free(old, 1, bytes);
 }
 
 /// Frees a connection buffer, a big one off the reactor (a munmap of tens
