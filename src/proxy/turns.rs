@@ -9,10 +9,10 @@
 //! ([`slice_over`], [`end_of_slice_at`], [`now`]; the tasks read the clock
 //! after each unit of work anyway), so a turn costs no clock reading of its
 //! own. What runs before that first reading is one unit of work: a socket
-//! read of at most 64 KiB, an accept, the rest of a request that waited
+//! read of at most 16 KiB, an accept, the rest of a request that waited
 //! (for a worker, a node), or one request's reply written after
 //! [`end_of_round`] (a pipeline's replies are timed: it resumes through
-//! [`yield_turn`]). Between units of work (a request, a 64
+//! [`yield_turn`]). Between units of work (a request, a 16
 //! KiB piece of a read buffer being regrown, an accepted socket) the task
 //! yields once its slice is used. Tokio defers a yielded task's wake-up
 //! until it has polled for I/O, so the clients that became ready meanwhile
