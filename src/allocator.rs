@@ -57,6 +57,7 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mimalloc::MiMalloc;
@@ -69,12 +70,20 @@ pub const LARGE: usize = 4096;
 /// Blocks this large and larger (aligned to at most a page) are mappings
 /// of their own (see the module doc): a syscall to make and free one is
 /// small next to writing a MiB, and a value this big is freed off the
-/// request path (`partition::lazyfree`). Each is one of the kernel's
-/// `vm.max_map_count` areas (65,530 by default): more than the blocks of a
-/// MiB that fit in this machine's memory.
-///
-/// A failed `mmap` is an allocation failure, as in any allocator.
+/// request path (`partition::lazyfree`).
 pub const MAPPED: usize = 1024 * 1024;
+
+/// Most blocks mapped at once. Each is one of the kernel's
+/// `vm.max_map_count` areas (65,530 by default), and a process past that
+/// limit cannot map anything (a thread's stack, mimalloc's next arena): so
+/// past this many, or when `mmap` refuses, a big block comes from mimalloc,
+/// which packs them into its own few mappings (and copies when one grows).
+/// Which of the two holds a big block is told by its address
+/// (`mi_is_in_heap_region`).
+pub const MAX_MAPPINGS: usize = 16 * 1024;
+
+/// Blocks mapped now.
+static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
 
 /// The boundary mappings start on: the span of one page-table page, which
 /// `mremap` moves whole when source and destination both start on it.
@@ -145,7 +154,54 @@ fn side(size: usize, align: usize) -> Side {
 /// handing it to `realloc` moves no byte (a `BytesMut` that has been cut
 /// moves what it holds to the front first).
 pub fn starts_mapping(ptr: *const u8) -> bool {
-    (ptr as usize).is_multiple_of(MAP_ALIGN)
+    (ptr as usize).is_multiple_of(MAP_ALIGN) && !in_mimalloc(ptr)
+}
+
+/// Whether a big block (of a [`Side::Mapped`] layout) is mimalloc's, not a
+/// mapping of its own (see [`MAX_MAPPINGS`]).
+fn in_mimalloc(ptr: *const u8) -> bool {
+    // SAFETY: reads mimalloc's region map for an address; any pointer will do.
+    unsafe { libmimalloc_sys::mi_is_in_heap_region(ptr.cast()) }
+}
+
+/// A block of a [`Side::Mapped`] layout: a mapping of its own while there
+/// are fewer than [`MAX_MAPPINGS`] and the kernel agrees, else mimalloc's.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc` (a non-zero size).
+unsafe fn alloc_big(layout: Layout, zeroed: bool) -> *mut u8 {
+    if MAPPINGS.fetch_add(1, Ordering::Relaxed) < MAX_MAPPINGS {
+        let p = map_aligned(map_len(layout.size()), false);
+        if !p.is_null() {
+            return p;
+        }
+    }
+    MAPPINGS.fetch_sub(1, Ordering::Relaxed);
+    // SAFETY: the caller's layout, forwarded.
+    unsafe {
+        if zeroed {
+            MiMalloc.alloc_zeroed(layout)
+        } else {
+            MiMalloc.alloc(layout)
+        }
+    }
+}
+
+/// Frees a block of a [`Side::Mapped`] layout where it was made.
+///
+/// # Safety
+/// As `GlobalAlloc::dealloc`.
+unsafe fn free_big(ptr: *mut u8, layout: Layout) {
+    // SAFETY: a mimalloc block goes back to mimalloc with its layout; else
+    // `ptr` is a mapping of `map_len(size)` bytes made by `alloc_big`.
+    unsafe {
+        if in_mimalloc(ptr) {
+            MiMalloc.dealloc(ptr, layout);
+        } else {
+            unmap(ptr, map_len(layout.size()));
+            MAPPINGS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A mapping's length for a block of `size` bytes: whole pages.
@@ -262,7 +318,7 @@ unsafe impl GlobalAlloc for SplitAllocator {
         // SAFETY: the caller's layout, forwarded (see the impl's note).
         unsafe {
             match side(layout.size(), layout.align()) {
-                Side::Mapped => map_aligned(map_len(layout.size()), false),
+                Side::Mapped => alloc_big(layout, false),
                 Side::Mimalloc => MiMalloc.alloc(layout),
                 Side::Glibc => System.alloc(layout),
             }
@@ -273,7 +329,7 @@ unsafe impl GlobalAlloc for SplitAllocator {
         // SAFETY: as `alloc`; a fresh mapping reads as zeros.
         unsafe {
             match side(layout.size(), layout.align()) {
-                Side::Mapped => map_aligned(map_len(layout.size()), false),
+                Side::Mapped => alloc_big(layout, true),
                 Side::Mimalloc => MiMalloc.alloc_zeroed(layout),
                 Side::Glibc => System.alloc_zeroed(layout),
             }
@@ -285,7 +341,7 @@ unsafe impl GlobalAlloc for SplitAllocator {
         // the allocator that made it (and a mapping's length).
         unsafe {
             match side(layout.size(), layout.align()) {
-                Side::Mapped => unmap(ptr, map_len(layout.size())),
+                Side::Mapped => free_big(ptr, layout),
                 Side::Mimalloc => MiMalloc.dealloc(ptr, layout),
                 Side::Glibc => System.dealloc(ptr, layout),
             }
@@ -293,26 +349,35 @@ unsafe impl GlobalAlloc for SplitAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same-side resizes are forwarded; a crossing one allocates
+        // SAFETY: same-side resizes are forwarded (a big block to whichever
+        // of mimalloc and its own mapping holds it); otherwise it allocates
         // `new_size` with the block's alignment (a valid layout: the caller
         // guarantees `new_size` rounded to it does not overflow), copies what
         // both blocks hold and frees the old block where it was made.
         unsafe {
             let align = layout.align();
             match (side(layout.size(), align), side(new_size, align)) {
-                (Side::Mapped, Side::Mapped) => remap(ptr, layout.size(), new_size),
-                (Side::Mimalloc, Side::Mimalloc) => MiMalloc.realloc(ptr, layout, new_size),
-                (Side::Glibc, Side::Glibc) => System.realloc(ptr, layout, new_size),
-                _ => {
-                    let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-                    let moved = self.alloc(new_layout);
-                    if !moved.is_null() {
-                        std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
-                        self.dealloc(ptr, layout);
-                    }
-                    moved
+                (Side::Mapped, Side::Mapped) if in_mimalloc(ptr) => {
+                    return MiMalloc.realloc(ptr, layout, new_size);
                 }
+                (Side::Mapped, Side::Mapped) => {
+                    let moved = remap(ptr, layout.size(), new_size);
+                    if !moved.is_null() {
+                        return moved;
+                    }
+                    // The kernel would not resize it: copied below.
+                }
+                (Side::Mimalloc, Side::Mimalloc) => return MiMalloc.realloc(ptr, layout, new_size),
+                (Side::Glibc, Side::Glibc) => return System.realloc(ptr, layout, new_size),
+                _ => {}
             }
+            let new_layout = Layout::from_size_align_unchecked(new_size, align);
+            let moved = self.alloc(new_layout);
+            if !moved.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            moved
         }
     }
 }
@@ -393,6 +458,48 @@ mod tests {
                 a.dealloc(o, Layout::from_size_align(MAPPED, 8).unwrap());
             }
         }
+    }
+
+    /// Past [`MAX_MAPPINGS`] live mappings a big block comes from mimalloc,
+    /// and each block is freed and grown by the allocator that holds it.
+    /// (Other tests of this module may hold a few mappings meanwhile.)
+    #[test]
+    fn past_the_mapping_cap_big_blocks_come_from_mimalloc() {
+        let a = SplitAllocator;
+        let big = Layout::from_size_align(MAPPED, 8).unwrap();
+        // SAFETY: valid non-zero layouts; every block is written within its
+        // size and freed once with its current layout.
+        unsafe {
+            let mut mapped = Vec::new();
+            let extra = loop {
+                let p = a.alloc(big);
+                assert!(!p.is_null());
+                if in_mimalloc(p) {
+                    break p;
+                }
+                mapped.push(p);
+                assert!(mapped.len() <= MAX_MAPPINGS, "more mappings than the cap");
+            };
+            assert!(
+                mapped.len() + 64 >= MAX_MAPPINGS,
+                "mimalloc's before the cap"
+            );
+            assert!(!starts_mapping(extra));
+            *extra.add(MAPPED - 1) = 7;
+            let grown = a.realloc(extra, big, 2 * MAPPED);
+            assert!(in_mimalloc(grown));
+            assert_eq!(*grown.add(MAPPED - 1), 7);
+            // A mapping freed makes room for the next one.
+            a.dealloc(mapped[0], big);
+            let again = a.alloc(big);
+            assert!(!in_mimalloc(again));
+            a.dealloc(again, big);
+            a.dealloc(grown, Layout::from_size_align(2 * MAPPED, 8).unwrap());
+            for p in &mapped[1..] {
+                a.dealloc(*p, big);
+            }
+        }
+        assert!(MAPPINGS.load(Ordering::Relaxed) < 64);
     }
 
     #[test]
