@@ -44,16 +44,19 @@
 //! (its size is what has arrived, never a header's promise): in mimalloc
 //! every step allocated a bigger block and copied the upload into it, four
 //! copies of it in all, and every page of every copy was a fresh page and
-//! a page fault, on the connection's reactor (`noisy --heavy bigbulk`:
-//! B's p99 2.3–2.7× its p99 alone). A mapping starts on a 2 MiB boundary
+//! a page fault, on the connection's reactor (a full-speed 500 MiB SET:
+//! 1.55–1.79 s of server CPU, 0.64–1.13 s remapped;
+//! `loadtest/big-set.py`). A mapping starts on a 2 MiB boundary
 //! and is moved to one, so the kernel moves whole page-table pages: 400 MB
 //! moved in 0.1–0.4 ms where page by page took 2–3 ms. Mappings ask for no
 //! transparent huge pages, as mimalloc (`no_thp`, above).
 //!
 //! Invariant: a block is freed and resized by the allocator its size (and,
 //! for [`MAPPED`], its alignment) chose (Rust passes the layout it was
-//! allocated with to `dealloc` and `realloc`); a `realloc` from one side
-//! to another allocates on the new side, copies and frees on the old.
+//! allocated with to `dealloc` and `realloc`) — for a big block, mimalloc
+//! or its own mapping, told apart by its address (past [`MAX_MAPPINGS`]
+//! big blocks are mimalloc's); a `realloc` from one side to another
+//! allocates on the new side, copies and frees on the old.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -131,7 +134,7 @@ pub fn spawn_purger() -> std::io::Result<()> {
 }
 
 /// Which allocator holds a block of this layout.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Side {
     Glibc,
     Mimalloc,

@@ -784,7 +784,7 @@ async fn autoscale_placed(
             let slots = u64::from(part.last - part.first) + 1;
             let slot_load: Vec<u64> = load[usize::from(part.first)..=usize::from(part.last)]
                 .iter()
-                .map(|&l| if l == 0 { 0 } else { (l as f64 / secs) as u64 })
+                .map(|l| (*l as f64 / secs) as u64)
                 .collect();
             let o = autoscaler::Observation {
                 id: part.id,
@@ -932,7 +932,7 @@ fn autoscale(
         };
         let slot_load: Vec<u64> = load[usize::from(*first)..=usize::from(*last)]
             .iter()
-            .map(|&l| if l == 0 { 0 } else { (l as f64 / secs) as u64 })
+            .map(|l| (*l as f64 / secs) as u64)
             .collect();
         let o = autoscaler::Observation {
             id: part.id(),
