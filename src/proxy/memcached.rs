@@ -115,7 +115,11 @@ pub async fn run(
     // burst of unauthenticated ones) costs no memory and no idle-buffer
     // timer, whose wake-ups would otherwise come in a burst too.
     let mut rbuf = BytesMut::new();
-    let reason = in_turns(conn.serve(&mut stream, &mut rbuf)).await;
+    let reason = in_turns(
+        conn.session.lane.clone(),
+        conn.serve(&mut stream, &mut rbuf),
+    )
+    .await;
     tracing::debug!(client = conn.session.id, %peer, reason, "memcached connection closed");
     release(rbuf);
     release(std::mem::take(&mut conn.wbuf));

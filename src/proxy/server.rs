@@ -76,7 +76,8 @@ pub async fn serve(
         tracing::warn!(error = %e, "no flood accept thread: floods share the main socket");
     }
     let _stop_flood = stop.drop_guard();
-    super::turns::in_turns(accept(main, &steering, &admission)).await;
+    let lane = super::turns::Lane::new(super::turns::ACCEPT_LANE);
+    super::turns::in_turns(lane, accept(main, &steering, &admission)).await;
 }
 
 /// The accept loop of [`serve`], in time slices.

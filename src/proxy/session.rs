@@ -50,6 +50,9 @@ pub struct Session {
     pub watched_keys: hashbrown::HashSet<Box<[u8]>>,
     /// The connection's place among unauthenticated sockets, until it binds.
     pub preauth: Option<super::shared::PreAuth>,
+    /// Where its turns on a reactor thread are taken: its cache's lane, or
+    /// its address's while unbound.
+    pub lane: super::turns::Lane,
     /// The open default cache was full when the connection arrived: it may
     /// still AUTH into a cache; anything else is told `max number of
     /// clients reached` (cleared when it binds).
@@ -174,6 +177,7 @@ impl Session {
             watched: Vec::new(),
             watched_keys: hashbrown::HashSet::new(),
             preauth: None,
+            lane: super::turns::Lane::new(super::turns::address_lane(peer.ip())),
             turned_away: false,
             user: None,
             gate: None,
@@ -227,6 +231,7 @@ impl Session {
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
         cache.server.add_client(self.handle.clone());
+        self.lane.set(super::turns::cache_lane(&cache));
         self.cache = Some(cache);
         self.preauth = None;
         self.turned_away = false;
@@ -274,6 +279,7 @@ impl Session {
         if let Some(old) = self.cache.take() {
             old.server.remove_client(self.id);
             old.usage.connected.fetch_sub(1, Ordering::Relaxed);
+            self.lane.set(super::turns::address_lane(self.peer.ip()));
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Turns on a reactor thread: every task that serves clients (each
 //! connection, the accept loop) runs at most [`SLICE`] before it lets the
-//! others run, so another tenant's request waits behind at most a slice per
-//! busy task ahead of it, never behind a whole pipeline, upload or
-//! connection storm (DESIGN §12).
+//! others run, and turns go round the *lanes* — a cache's connections, the
+//! unauthenticated connections of one address, the accept loop — not the
+//! tasks ([`in_turns`]). So another tenant's request waits behind about a
+//! slice per busy lane, never behind a whole pipeline, upload or connection
+//! storm, nor behind a slice of each of a hundred connections of one cache
+//! (DESIGN §12).
 //!
 //! A turn is one poll of a task wrapped in [`in_turns`]. Its slice starts
 //! at the first clock reading the task hands in during that poll
@@ -23,8 +26,15 @@
 //! `beforeSleep`); one request's reply goes before the next poll for I/O.
 
 use std::cell::Cell;
+use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// How long one task runs on its reactor thread before it yields.
 pub const SLICE: Duration = Duration::from_micros(50);
@@ -36,12 +46,301 @@ thread_local! {
     static SLICE_END: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Runs `task` with its turns timed.
-pub async fn in_turns<F: Future>(task: F) -> F::Output {
+/// The lane of the accept loops.
+pub const ACCEPT_LANE: u64 = u64::MAX;
+
+/// The lane of every connection bound to `cache` (its address: unique
+/// among live caches, below 2⁶³).
+pub fn cache_lane<T>(cache: &Arc<T>) -> u64 {
+    Arc::as_ptr(cache) as *const () as usize as u64
+}
+
+/// The lane of the connections from `ip` not bound to a cache.
+pub fn address_lane(ip: IpAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    ip.hash(&mut hasher);
+    (hasher.finish() >> 2) | 1 << 63
+}
+
+/// A task's place in the turns: the lane its turns count in, which the
+/// task may change (a connection that binds to a cache moves to the
+/// cache's lane). Clones are the same place.
+#[derive(Clone)]
+pub struct Lane(Arc<Ticket>);
+
+impl Lane {
+    pub fn new(lane: u64) -> Lane {
+        Lane(Arc::new(Ticket {
+            lane: AtomicU64::new(lane),
+            woken: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
+            task: Mutex::new(None),
+        }))
+    }
+
+    /// Counts the task's next turns in `lane`.
+    pub fn set(&self, lane: u64) {
+        self.0.lane.store(lane, Relaxed);
+    }
+}
+
+/// What the turns know of one task (behind its waker).
+struct Ticket {
+    /// The lane it is woken in next.
+    lane: AtomicU64,
+    /// The lane it waits in since it was woken, 0 when it is not waiting
+    /// (changed under [`SCHED`]).
+    woken: AtomicU64,
+    /// The lane whose parked queue holds its entry, 0 if none (under
+    /// [`SCHED`]; it may hold stale ones in others).
+    parked: AtomicU64,
+    /// The task's own waker, from its last poll.
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Ticket {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Waiting already (read without the lock: at worst a wake-up that
+        // races with the start of its turn gives it an unordered one).
+        if self.woken.load(Relaxed) == 0 {
+            SCHED.lock().woken(self);
+        }
+        if let Some(task) = &*self.task.lock() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// Which lanes have tasks waiting for a turn, and since when.
+static SCHED: LazyLock<Mutex<Sched>> = LazyLock::new(|| {
+    Mutex::new(Sched {
+        clock: 0,
+        lanes: hashbrown::HashMap::new(),
+        waiting: BTreeSet::new(),
+        parked: 0,
+    })
+});
+
+struct Sched {
+    /// Counts turns ended.
+    clock: u64,
+    /// Lanes with a task waiting or running.
+    lanes: hashbrown::HashMap<u64, LaneState>,
+    /// (since, lane) of every lane with a task waiting.
+    waiting: BTreeSet<(u64, u64)>,
+    /// Entries in the lanes' parked queues.
+    parked: usize,
+}
+
+#[derive(Default)]
+struct LaneState {
+    /// Tasks woken and not yet run (parked ones included).
+    waiting: usize,
+    running: usize,
+    /// The clock when it began to wait, or when its last turn ended if
+    /// it has waited since (never before `served`).
+    since: u64,
+    /// The clock when its last turn ended.
+    served: u64,
+    /// Tasks that came for a turn out of their lane's order (some may have
+    /// run since: those are dropped when they come out).
+    parked: VecDeque<Arc<Ticket>>,
+}
+
+impl Sched {
+    /// `ticket`'s task has been woken: it waits in its lane.
+    fn woken(&mut self, ticket: &Ticket) {
+        if ticket.woken.load(Relaxed) != 0 {
+            return;
+        }
+        let id = ticket.lane.load(Relaxed);
+        ticket.woken.store(id, Relaxed);
+        let lane = self.lanes.entry(id).or_default();
+        if lane.waiting == 0 {
+            lane.since = self.clock;
+            self.waiting.insert((self.clock, id));
+        }
+        lane.waiting += 1;
+    }
+
+    /// `ticket`'s task is polled: the lane its turn runs in, or `None` if
+    /// another lane has waited since before this lane's last turn ended
+    /// (the task is parked until this lane's turn comes).
+    fn start(&mut self, ticket: &Arc<Ticket>) -> Option<u64> {
+        let id = ticket.woken.load(Relaxed);
+        if id == 0 {
+            // Polled without a wake-up (its first poll): a turn all the same.
+            let id = ticket.lane.load(Relaxed);
+            self.lanes.entry(id).or_default().running += 1;
+            return Some(id);
+        }
+        let first_other = self.waiting.iter().find(|(_, l)| *l != id).map(|w| w.0);
+        let lane = self.lanes.get_mut(&id).expect("a waiting lane has a state");
+        if first_other.is_some_and(|since| since < lane.served) {
+            if ticket.parked.swap(id, Relaxed) != id {
+                lane.parked.push_back(ticket.clone());
+                self.parked += 1;
+            }
+            return None;
+        }
+        ticket.woken.store(0, Relaxed);
+        lane.waiting -= 1;
+        if lane.waiting == 0 {
+            self.waiting.remove(&(lane.since, id));
+        }
+        lane.running += 1;
+        Some(id)
+    }
+
+    /// A turn in lane `id` has ended: the tasks to wake, parked in the lane
+    /// whose turn it is now.
+    fn end(&mut self, id: u64) -> Vec<Waker> {
+        self.clock += 1;
+        if let Some(lane) = self.lanes.get_mut(&id) {
+            lane.running -= 1;
+            lane.served = self.clock;
+            if lane.waiting > 0 && self.waiting.len() > 1 {
+                // Its other tasks wait from now: a lane waits no longer
+                // than since its last turn ended, so the one that has
+                // waited longest is never parked. (A lane waiting alone
+                // keeps its older time: a lane that comes later waits
+                // since after its turns ended, so the order holds.)
+                self.waiting.remove(&(lane.since, id));
+                lane.since = self.clock;
+                self.waiting.insert((self.clock, id));
+            } else if lane.waiting == 0 && lane.running == 0 {
+                self.forget(id);
+            }
+        }
+        self.release()
+    }
+
+    /// Forgets a lane with nothing waiting or running.
+    fn forget(&mut self, id: u64) {
+        if let Some(lane) = self.lanes.remove(&id) {
+            self.parked -= lane.parked.len();
+            for ticket in lane.parked {
+                let _ = ticket.parked.compare_exchange(id, 0, Relaxed, Relaxed);
+            }
+        }
+    }
+
+    /// Wakes a parked task of the first waiting lane whose turn it is
+    /// (that lane's every parked task if no other lane waits).
+    fn release(&mut self) -> Vec<Waker> {
+        let mut wake = Vec::new();
+        if self.parked == 0 {
+            return wake;
+        }
+        let mut order = self.waiting.iter();
+        let Some(&(oldest, first)) = order.next() else {
+            return wake;
+        };
+        let alone = self.waiting.len() == 1;
+        // The oldest waiting lane's turn has come; another's has if its
+        // last turn ended before the oldest began to wait.
+        let due: Vec<u64> = std::iter::once(first)
+            .chain(
+                order
+                    .take(16)
+                    .map(|w| w.1)
+                    .filter(|l| self.lanes.get(l).is_some_and(|s| s.served <= oldest)),
+            )
+            .collect();
+        for id in due {
+            let Some(lane) = self.lanes.get_mut(&id) else {
+                continue;
+            };
+            while let Some(ticket) = lane.parked.pop_front() {
+                self.parked -= 1;
+                // An entry whose task has run since it was parked, or was
+                // parked in another lane since, is stale.
+                if ticket
+                    .parked
+                    .compare_exchange(id, 0, Relaxed, Relaxed)
+                    .is_ok()
+                    && ticket.woken.load(Relaxed) == id
+                    && let Some(task) = &*ticket.task.lock()
+                {
+                    wake.push(task.clone());
+                    if !alone {
+                        break;
+                    }
+                }
+            }
+            if !wake.is_empty() {
+                break;
+            }
+        }
+        wake
+    }
+
+    /// `ticket`'s task is gone: it no longer waits.
+    fn leave(&mut self, ticket: &Ticket) -> Vec<Waker> {
+        let id = ticket.woken.swap(0, Relaxed);
+        if id == 0 {
+            return Vec::new();
+        }
+        if let Some(lane) = self.lanes.get_mut(&id) {
+            lane.waiting -= 1;
+            if lane.waiting == 0 {
+                self.waiting.remove(&(lane.since, id));
+                if lane.running == 0 {
+                    self.forget(id);
+                }
+            }
+        }
+        self.release()
+    }
+}
+
+/// Takes `ticket`'s task out of the turns when it ends or is dropped.
+struct Leave<'a>(&'a Ticket);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let wake = SCHED.lock().leave(self.0);
+        wake.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Runs `task` with its turns timed and taken in `lane`'s order.
+///
+/// Turns are fair per lane (a cache), not per task: while another lane
+/// waits, a lane that has had a turn since that lane began to wait gets no
+/// other until that lane has had one. A task that comes for a turn out of
+/// order is parked (it returns at once, without running) and woken when
+/// its lane's turn comes, from the end of another turn. So a cache with a
+/// hundred busy connections delays another cache's request by about one of
+/// its turns, not a hundred; a lone lane runs as without lanes.
+pub async fn in_turns<F: Future>(lane: Lane, task: F) -> F::Output {
+    let ticket = &lane.0;
+    let waker = Waker::from(ticket.clone());
+    let _leave = Leave(ticket);
+    // Its first turn waits in its lane as the next ones do: a burst of new
+    // connections from one address takes that address's turns.
+    SCHED.lock().woken(ticket);
     let mut task = std::pin::pin!(task);
     std::future::poll_fn(|cx| {
+        {
+            let mut own = ticket.task.lock();
+            if !own.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *own = Some(cx.waker().clone());
+            }
+        }
+        let Some(id) = SCHED.lock().start(ticket) else {
+            return Poll::Pending;
+        };
         SLICE_END.set(None);
-        task.as_mut().poll(cx)
+        let done = task.as_mut().poll(&mut Context::from_waker(&waker));
+        let wake = SCHED.lock().end(id);
+        wake.into_iter().for_each(Waker::wake);
+        done
     })
     .await
 }
@@ -144,7 +443,7 @@ mod tests {
     async fn a_long_task_lets_others_run_before_it_ends() {
         let other_ran = Arc::new(AtomicBool::new(false));
         let seen = other_ran.clone();
-        let long = tokio::spawn(in_turns(async move {
+        let long = tokio::spawn(in_turns(Lane::new(1), async move {
             let until = Instant::now() + SLICE * 40;
             let mut others_first = false;
             while Instant::now() < until {
@@ -213,7 +512,7 @@ mod tests {
                 let rounds: Vec<_> = (0..2)
                     .map(|_| {
                         let seen = order.clone();
-                        tokio::spawn(in_turns(async move {
+                        tokio::spawn(in_turns(Lane::new(1), async move {
                             end_of_round(answered).await;
                             seen.lock().unwrap().push("replies sent");
                         }))
@@ -246,5 +545,99 @@ mod tests {
             Some(&"replies sent"),
             "the new request ran after every reply of the pipelines: {pipelines:?}"
         );
+    }
+
+    /// A lane with many ready tasks lets a task of another lane, woken
+    /// behind them, run after about one of its turns, not after each of
+    /// them (without lanes: after the 39 others).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lane_of_many_tasks_takes_one_turn_before_another_lane() {
+        const A: u64 = 0xA11;
+        const B: u64 = 0xB11;
+        let turns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (send, receive) = tokio::sync::oneshot::channel::<usize>();
+        let counted = turns.clone();
+        let b = tokio::spawn(in_turns(Lane::new(B), async move {
+            let sent = receive.await.unwrap();
+            counted.load(Ordering::Relaxed) - sent
+        }));
+        let mut send = Some(send);
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let turns = turns.clone();
+            let mut send = if i == 0 { send.take() } else { None };
+            tasks.push(tokio::spawn(in_turns(Lane::new(A), async move {
+                for round in 0..20 {
+                    let seen = turns.fetch_add(1, Ordering::Relaxed) + 1;
+                    if round == 5
+                        && let Some(send) = send.take()
+                    {
+                        send.send(seen).unwrap();
+                    }
+                    // Back of the run queue (a wake-up from its own poll).
+                    end_of_round(1).await;
+                }
+            })));
+        }
+        let a_turns_first = b.await.unwrap();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(
+            a_turns_first <= 2,
+            "lane A took {a_turns_first} turns before lane B's woken task ran"
+        );
+        let sched = SCHED.lock();
+        assert!(!sched.lanes.contains_key(&A) && !sched.lanes.contains_key(&B));
+    }
+
+    /// Many tasks in a few lanes, on two threads, yielding, waking
+    /// themselves, sleeping and changing lanes, all finish, and the lanes
+    /// are forgotten once they have nothing waiting or running.
+    #[test]
+    fn lanes_never_leave_a_task_parked() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lanes: Vec<u64> = (0..6).map(|i| 0x1a_0000 + i).collect();
+        let ids = lanes.clone();
+        runtime.block_on(async move {
+            let mut tasks = Vec::new();
+            for t in 0..120u64 {
+                let lanes = lanes.clone();
+                let lane = Lane::new(lanes[(t % 6) as usize]);
+                let moved = lane.clone();
+                tasks.push(tokio::spawn(in_turns(lane, async move {
+                    for i in 0..300u64 {
+                        match (t * 7 + i * 13) % 5 {
+                            0 => tokio::task::yield_now().await,
+                            1 => end_of_round(1).await,
+                            2 => tokio::time::sleep(Duration::from_micros(30)).await,
+                            3 => moved.set(lanes[((t + i) % 6) as usize]),
+                            _ => {
+                                let until = Instant::now() + SLICE / 5;
+                                while Instant::now() < until {
+                                    std::hint::spin_loop();
+                                }
+                            }
+                        }
+                    }
+                })));
+            }
+            let all = async {
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(120), all)
+                .await
+                .expect("every task finished");
+        });
+        let sched = SCHED.lock();
+        for id in ids {
+            assert!(!sched.lanes.contains_key(&id), "lane {id:x} forgotten");
+        }
     }
 }
