@@ -29,7 +29,7 @@ use std::cell::Cell;
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -75,6 +75,7 @@ impl Lane {
             lane: AtomicU64::new(lane),
             woken: AtomicU64::new(0),
             parked: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
             task: Mutex::new(None),
         }))
     }
@@ -95,6 +96,9 @@ struct Ticket {
     /// The lane whose parked queue holds its entry, 0 if none (under
     /// [`SCHED`]; it may hold stale ones in others).
     parked: AtomicU64,
+    /// Its task has ended (under [`SCHED`]): a waker of it that outlives
+    /// the task wakes nothing and counts nowhere.
+    gone: AtomicBool,
     /// The task's own waker, from its last poll.
     task: Mutex<Option<Waker>>,
 }
@@ -155,7 +159,7 @@ struct LaneState {
 impl Sched {
     /// `ticket`'s task has been woken: it waits in its lane.
     fn woken(&mut self, ticket: &Ticket) {
-        if ticket.woken.load(Relaxed) != 0 {
+        if ticket.woken.load(Relaxed) != 0 || ticket.gone.load(Relaxed) {
             return;
         }
         let id = ticket.lane.load(Relaxed);
@@ -282,6 +286,7 @@ impl Sched {
 
     /// `ticket`'s task is gone: it no longer waits.
     fn leave(&mut self, ticket: &Ticket) -> Vec<Waker> {
+        ticket.gone.store(true, Relaxed);
         let id = ticket.woken.swap(0, Relaxed);
         if id == 0 {
             return Vec::new();
@@ -318,6 +323,11 @@ impl Drop for Leave<'_> {
 /// its lane's turn comes, from the end of another turn. So a cache with a
 /// hundred busy connections delays another cache's request by about one of
 /// its turns, not a hundred; a lone lane runs as without lanes.
+///
+/// The lanes' state is one lock for the process, taken at each wake-up and
+/// at the start and end of each turn: 2–5 % of a pipeline-1 request's CPU
+/// on this project's two cores (`loadtest/HISTORY.md`); with many reactor
+/// threads it would want a lock per thread.
 pub async fn in_turns<F: Future>(lane: Lane, task: F) -> F::Output {
     let ticket = &lane.0;
     let waker = Waker::from(ticket.clone());
@@ -639,5 +649,26 @@ mod tests {
         for id in ids {
             assert!(!sched.lanes.contains_key(&id), "lane {id:x} forgotten");
         }
+    }
+
+    /// A waker that outlives its task (a timer's, a channel's) wakes it
+    /// into no lane: otherwise its lane would seem to wait for ever, and
+    /// every other lane would be parked behind it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waker_outliving_its_task_counts_nowhere() {
+        const X: u64 = 0x0dd;
+        let kept = Arc::new(std::sync::Mutex::new(None::<Waker>));
+        let keep = kept.clone();
+        tokio::spawn(in_turns(Lane::new(X), async move {
+            std::future::poll_fn(|cx| {
+                *keep.lock().unwrap() = Some(cx.waker().clone());
+                Poll::Ready(())
+            })
+            .await;
+        }))
+        .await
+        .unwrap();
+        kept.lock().unwrap().take().unwrap().wake();
+        assert!(!SCHED.lock().lanes.contains_key(&X));
     }
 }
